@@ -1,0 +1,238 @@
+"""recarena.client - one connection to a recarena-server (protocol v1, DESIGN.md section 2).
+
+A Client owns one DEALER socket (LINGER 0) and, if it was built without an address, a share of the
+embedded local server. Every call has a deadline (timeout seconds): the wait polls in short slices
+and, when the client started the server, checks that the process is still alive between slices, so
+a dead server raises ServerDiedError at once and an unresponsive one DeadlineError at the deadline;
+neither ever hangs. Replies whose id is not the awaited one (late answers to abandoned requests)
+are dropped. Reply tensors are zero-copy read-only numpy views of the received frames.
+A Client belongs to one thread.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import zmq
+
+from . import wire
+from .errors import (DeadlineError, ServerDiedError, TransportError, VersionError,
+                     error_from_reply)
+from .server import LocalServer, default_server
+
+DEFAULT_TIMEOUT_S = 10.0
+STARTUP_TIMEOUT_S = 10.0
+CLOSE_TIMEOUT_S = 1.0  # closing a handle is best effort: a dead server must not stall close()
+_POLL_SLICE_MS = 100
+CLIENT_NAME = "recarena-python/0.1"
+
+_ids = itertools.count(1)
+
+
+class Client:
+    """A connection. address: a ZeroMQ endpoint ("tcp://127.0.0.1:5555", "ipc://..."), or None to
+    use the embedded local server (started on demand, found as find_server_binary describes)."""
+
+    def __init__(self, address: Optional[str] = None, timeout: float = DEFAULT_TIMEOUT_S,
+                 server_path: Optional[str] = None, hello: bool = True):
+        self.timeout = float(timeout)
+        self._server: Optional[LocalServer] = None
+        self._sock = None
+        self._pid = os.getpid()
+        if address is None:
+            self._server = default_server().acquire(server_path)
+            address = self._server.endpoint
+        self.address = address
+        try:
+            self._sock = zmq.Context.instance().socket(zmq.DEALER)
+            self._sock.setsockopt(zmq.LINGER, 0)
+            self._sock.connect(address)
+            self.server_info: Dict[str, Any] = {}
+            if hello:
+                startup = max(self.timeout, STARTUP_TIMEOUT_S) if self._server else self.timeout
+                self.server_info = self.hello(timeout=startup)
+        except BaseException:
+            self.close()
+            raise
+
+    # --------------------------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self._sock is None
+
+    @property
+    def local_server(self) -> Optional[LocalServer]:
+        """The local server process this client started (shared), or None."""
+        return self._server
+
+    def close(self) -> None:
+        """Closes the socket and releases the local server. Idempotent."""
+        if self._sock is not None:
+            try:
+                self._sock.close(linger=0)
+            except Exception:
+                pass
+            self._sock = None
+        if self._server is not None:
+            server, self._server = self._server, None
+            default_server().release(server)
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            if os.getpid() == self._pid:
+                self.close()
+        except Exception:
+            pass
+
+    # --------------------------------------------------------------------------------------------
+    def call(self, op: str, fields: Optional[dict] = None, out: Optional[wire.Outgoing] = None,
+             timeout: Optional[float] = None) -> Tuple[dict, Sequence[Any]]:
+        """One round trip: sends {v, id, op, **fields} with out's frames, waits for the reply with
+        the same id. Returns (header, frames) of a success reply; raises the ServerError of an
+        error reply, DeadlineError / ServerDiedError / TransportError otherwise."""
+        sock = self._sock
+        if sock is None:
+            raise TransportError("the client is closed")
+        req_id = next(_ids)
+        parts = wire.pack_request(req_id, op, fields or {}, out)
+        try:
+            sock.send_multipart(parts, copy=False)
+        except zmq.ZMQError as e:
+            raise TransportError(f"send of '{op}' failed: {e}") from None
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._raise_deadline(op, timeout)
+            wait_ms = min(_POLL_SLICE_MS, max(1, int(remaining * 1000) + 1))
+            try:
+                ready = sock.poll(wait_ms, zmq.POLLIN)
+            except zmq.ZMQError as e:
+                raise TransportError(f"poll failed during '{op}': {e}") from None
+            if not ready:
+                if self._server is not None:
+                    self._server.check_alive()
+                continue
+            reply = sock.recv_multipart(copy=False)
+            header, frames = wire.split_reply(reply)
+            if header.get("id") != req_id:
+                continue  # a late reply to an abandoned request
+            if header.get("v") != wire.PROTOCOL_VERSION:
+                raise VersionError(f"reply has protocol version {header.get('v')!r}, expected "
+                                   f"{wire.PROTOCOL_VERSION}")
+            if header.get("ok") is True:
+                return header, frames
+            if header.get("ok") is False:
+                raise error_from_reply(header.get("error"))
+            raise TransportError(f"reply to '{op}' has no boolean 'ok'")
+
+    def _raise_deadline(self, op: str, timeout: Optional[float]) -> None:
+        if self._server is not None:
+            self._server.check_alive()
+        t = self.timeout if timeout is None else timeout
+        raise DeadlineError(f"no reply to '{op}' from {self.address} within {t:g} s")
+
+    # --------------------------------------------------------------------------------------------
+    # The ops of DESIGN.md section 2.
+
+    def hello(self, timeout: Optional[float] = None) -> Dict[str, Any]:
+        header, _ = self.call("hello", {"client": CLIENT_NAME, "versions": [wire.PROTOCOL_VERSION]},
+                              timeout=timeout)
+        if header.get("version") != wire.PROTOCOL_VERSION:
+            raise VersionError(f"server speaks protocol {header.get('version')!r}, this client "
+                               f"{wire.PROTOCOL_VERSION}")
+        return {k: v for k, v in header.items() if k not in ("v", "id", "ok")}
+
+    def list(self) -> List[Dict[str, Any]]:
+        header, _ = self.call("list")
+        envs = header.get("envs")
+        if not isinstance(envs, list):
+            raise TransportError("'list' reply has no 'envs' list")
+        return envs
+
+    def ping(self) -> None:
+        self.call("ping")
+
+    def stats(self) -> Dict[str, Any]:
+        header, _ = self.call("stats")
+        return {k: v for k, v in header.items() if k not in ("v", "id", "ok")}
+
+    def make(self, env: str, num_envs: int, seed: Optional[int] = None,
+             config: Optional[dict] = None, autoreset: Optional[str] = None,
+             max_episode_steps: Optional[int] = None) -> Dict[str, Any]:
+        """The make reply with observation_space and action_space rebuilt as Gymnasium spaces."""
+        fields: Dict[str, Any] = {"env": env, "num_envs": int(num_envs)}
+        if seed is not None:
+            fields["seed"] = int(seed)
+        if config:
+            fields["config"] = config
+        if autoreset is not None:
+            fields["autoreset"] = autoreset
+        if max_episode_steps is not None:
+            fields["max_episode_steps"] = int(max_episode_steps)
+        header, frames = self.call("make", fields)
+        if not isinstance(header.get("handle"), int):
+            raise TransportError("'make' reply has no integer 'handle'")
+        result = {k: v for k, v in header.items() if k not in ("v", "id", "ok")}
+        result["observation_space"] = wire.decode_space(header.get("observation_space"), frames,
+                                                        "observation_space")
+        result["action_space"] = wire.decode_space(header.get("action_space"), frames,
+                                                   "action_space")
+        return result
+
+    def reset(self, handle: int, seed: Any = None, options: Optional[dict] = None
+              ) -> Tuple[Any, Dict[str, Any]]:
+        """(obs, info) of the whole batch; seed None, an int, or a list of ints (one per env);
+        options may hold reset_mask (bool array of num_envs)."""
+        out = wire.Outgoing()
+        fields: Dict[str, Any] = {"handle": handle}
+        if seed is not None:
+            fields["seed"] = (int(seed) if isinstance(seed, (int, np.integer))
+                              else [int(s) for s in seed])
+        if options:
+            opts = dict(options)
+            if opts.get("reset_mask") is not None:
+                opts["reset_mask"] = out.tensor(np.asarray(opts["reset_mask"], dtype=np.bool_))
+            fields["options"] = opts
+        header, frames = self.call("reset", fields, out)
+        return (wire.decode_tree(header.get("obs"), frames, "obs"),
+                wire.decode_tree(header.get("info") or {}, frames, "info"))
+
+    def step(self, handle: int, action: np.ndarray) -> Tuple[Any, np.ndarray, np.ndarray,
+                                                             np.ndarray, Dict[str, Any]]:
+        """(obs, reward f32[N], terminated bool[N], truncated bool[N], info) of the batch."""
+        out = wire.Outgoing()
+        header, frames = self.call("step", {"handle": handle, "action": out.tensor(action)}, out)
+        dt = wire.decode_tensor
+        return (wire.decode_tree(header.get("obs"), frames, "obs"),
+                dt(header.get("reward"), frames, "reward"),
+                dt(header.get("terminated"), frames, "terminated"),
+                dt(header.get("truncated"), frames, "truncated"),
+                wire.decode_tree(header.get("info") or {}, frames, "info"))
+
+    def set_task(self, handle: int, task: dict, mask: Any = None) -> Dict[str, Any]:
+        out = wire.Outgoing()
+        fields: Dict[str, Any] = {"handle": handle, "task": task}
+        if mask is not None:
+            fields["mask"] = out.tensor(np.asarray(mask, dtype=np.bool_))
+        header, _ = self.call("set_task", fields, out)
+        return header.get("task") or {}
+
+    def render(self, handle: int, index: int = 0) -> str:
+        header, _ = self.call("render", {"handle": handle, "index": int(index)})
+        text = header.get("text")
+        if not isinstance(text, str):
+            raise TransportError("'render' reply has no 'text' string")
+        return text
+
+    def close_handle(self, handle: int, timeout: Optional[float] = None) -> None:
+        self.call("close", {"handle": handle}, timeout=timeout)
