@@ -1,0 +1,60 @@
+/*  env/core/users.c - user draws and drift (docs/sims/ecommerce.md section 3). */
+#include "env/core/users.h"
+
+#include <math.h>
+#include <stddef.h>
+
+static double s_clamp (double x, double lo, double hi)
+{
+  return x < lo ? lo : x > hi ? hi : x;
+}
+
+static void s_normalise (float *v, int dim)
+{
+  float s = 0;
+  for (int i = 0; i < dim; i++)
+    s += v[i] * v[i];
+  if (s <= 0) {
+    v[0] = 1;
+    return;
+  }
+  float inv = 1.0f / sqrtf (s);
+  for (int i = 0; i < dim; i++)
+    v[i] = fminf (fmaxf (v[i] * inv, -1.0f), 1.0f);   /* rounding never leaves [-1, 1] */
+}
+
+void ra_users_draw (const ra_user_pop_t *pop, const ra_catalog_t *c, ra_rng_t *rng, ra_user_t *u,
+                    float *theta, float *theta_hat)
+{
+  const int d = c->dim;
+  float sd = (float) (1.0 / sqrt ((double) d));
+  /* 3.1 topic and interest */
+  u->topic = ra_catalog_sample_topic (c, ra_rng_uniform_f64 (rng));
+  const float *centre = c->centres + (size_t) u->topic * d;
+  ra_rng_normals (rng, theta, d);
+  float s = (float) pop->interest_spread * sd;
+  for (int i = 0; i < d; i++)
+    theta[i] = centre[i] + s * theta[i];
+  s_normalise (theta, d);
+  ra_rng_normals (rng, theta_hat, d);
+  float o = (float) pop->obs_noise * sd;
+  for (int i = 0; i < d; i++)
+    theta_hat[i] = theta[i] + o * theta_hat[i];
+  s_normalise (theta_hat, d);
+  /* 3.1 budget B0 = mean * exp(0.5 z - 0.125) (a log-normal with mean `mean`),
+     lambda_u = lambda * exp(0.3 z - 0.045), patience P0 = mean_P * exp(0.3 z) */
+  u->budget0 = (float) s_clamp (ra_rng_lognormal (rng, log (pop->budget_mean) - 0.125, 0.5), 1.0,
+                                RA_USER_BUDGET_MAX);
+  u->budget = u->budget0;
+  u->price_sens = (float) ra_rng_lognormal (rng, log (pop->price_sensitivity) - 0.045, 0.3);
+  u->patience = (float) s_clamp (ra_rng_lognormal (rng, log (pop->patience_mean), 0.3), 1.0,
+                                 RA_USER_PATIENCE_MAX);
+}
+
+void ra_users_drift (float *v, const float *x, float a, int dim)
+{
+  float b = 1.0f - a;
+  for (int i = 0; i < dim; i++)
+    v[i] = b * v[i] + a * x[i];
+  s_normalise (v, dim);
+}

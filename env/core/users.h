@@ -1,0 +1,51 @@
+/*  env/core/users.h - users of one population: latent interest, budget, price sensitivity and
+    patience, and interest drift (docs/sims/ecommerce.md section 3).
+
+    A ra_user_t is caller-owned (one per env); its interest vectors live in caller-owned arrays
+    of dim floats. Pure functions of their inputs and one RNG; no allocation; thread-safe on
+    distinct users.                                                                              */
+#ifndef RA_ENV_CORE_USERS_H
+#define RA_ENV_CORE_USERS_H
+
+#include "env/core/catalog.h"
+#include "env/core/rng.h"
+
+#define RA_USER_BUDGET_MAX 1.0e6    /* budgets are clamped to [1, MAX] (price units) */
+#define RA_USER_PATIENCE_MAX 1000.0
+
+/* A user population (the task parameters that shape users). */
+typedef struct {
+  double interest_spread;               /* norm scale of theta's noise around its topic centre */
+  double obs_noise;                     /* norm scale of the public estimate's noise around theta */
+  double budget_mean;                   /* mean budget (price units) */
+  double price_sensitivity;             /* population mean of lambda_u */
+  double patience_mean;                 /* median patience (steps without a click) */
+} ra_user_pop_t;
+
+typedef struct {
+  int topic;                            /* the topic whose centre theta was drawn around */
+  float budget0;                        /* budget at session start (price units) */
+  float budget;                         /* remaining budget, in [0, budget0] */
+  float price_sens;                     /* lambda_u > 0 */
+  float patience;                       /* remaining patience; the session ends at <= 0 */
+} ra_user_t;
+
+/* Draws a user (section 3.1): topic z ~ popularity, theta = normalise(c_z + s/sqrt(d) n),
+   theta_hat = normalise(theta + o/sqrt(d) n'), budget, lambda_u, patience. theta and theta_hat
+   have c->dim floats. O(dim + n_topics). */
+void ra_users_draw (const ra_user_pop_t *pop, const ra_catalog_t *c, ra_rng_t *rng, ra_user_t *u,
+                    float *theta, float *theta_hat);
+
+/* Interest drift toward a consumed item (section 3.3): v <- normalise((1 - a) v + a x). O(dim). */
+void ra_users_drift (float *v, const float *x, float a, int dim);
+
+/* Dot product of two dim-vectors (float accumulation, fixed order). */
+static inline float ra_users_dot (const float *a, const float *b, int dim)
+{
+  float s = 0;
+  for (int i = 0; i < dim; i++)
+    s += a[i] * b[i];
+  return s;
+}
+
+#endif
