@@ -15,6 +15,7 @@ from typing import Any, Dict, Optional, Tuple
 import gymnasium as gym
 import numpy as np
 
+from .spaces import as_slate
 from .client import CLOSE_TIMEOUT_S, DEFAULT_TIMEOUT_S, Client
 
 
@@ -82,7 +83,7 @@ class RemoteEnv(gym.Env):
             raise
         self._handle = made["handle"]
         self.observation_space = made["observation_space"]
-        self.action_space = made["action_space"]
+        self.action_space = as_slate(made["action_space"])
         self.max_episode_steps = made.get("max_episode_steps")
         self.task = made.get("task") or {}
         rr = made.get("reward_range")

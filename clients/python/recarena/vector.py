@@ -20,6 +20,7 @@ from gymnasium.vector.utils import batch_space
 
 from .client import CLOSE_TIMEOUT_S, DEFAULT_TIMEOUT_S, Client
 from .env import random_seed, unbatch
+from .spaces import as_slate
 
 _WIRE_MODES = {AutoresetMode.NEXT_STEP: "next_step", AutoresetMode.SAME_STEP: "same_step",
                AutoresetMode.DISABLED: "disabled"}
@@ -77,7 +78,7 @@ class RemoteVectorEnv(gym.vector.VectorEnv):
         self._handle = made["handle"]
         self.autoreset_mode = mode
         self.single_observation_space = made["observation_space"]
-        self.single_action_space = made["action_space"]
+        self.single_action_space = as_slate(made["action_space"])
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.max_episode_steps = made.get("max_episode_steps")

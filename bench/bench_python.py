@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""bench/bench_python.py - Python env-steps/s through the recarena package, next to the C client's
+figure measured in the same run against the same server.
+
+Rows: a single RemoteEnv, then RemoteVectorEnv of 64, 256 and 1024 envs (one server batch, one
+message per step). Each figure is the median over --repeats timed windows of --seconds each, with
+actions sampled before timing. The C reference is the same loop in C (protocol/client.h): the
+batch-256 row of build/bench/bench_protocol when that binary prints one, otherwise a small C loop
+this script compiles against build/protocol/libra_protocol.a. The budget (issue): Python at 256
+envs reaches at least half the C rate at 256.
+
+usage: .venv/bin/python bench/bench_python.py [--build build] [--repeats 5] [--seconds 1]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "clients", "python"))
+
+import recarena  # noqa: E402
+from recarena.server import LocalServer  # noqa: E402
+
+ENV = "ECommerce-v1"
+
+C_LOOP = r"""
+/* Times make + reset + step(N) loops through the C client; prints "steps_per_s <median>". */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "protocol/client.h"
+static double now (void) { struct timespec t; clock_gettime (CLOCK_MONOTONIC, &t);
+                           return t.tv_sec + t.tv_nsec * 1e-9; }
+static int cmp (const void *a, const void *b) { double x = *(const double *) a, y = *(const double *) b;
+                                                 return (x > y) - (x < y); }
+int main (int argc, char **argv) {
+  if (argc < 6) { fprintf (stderr, "usage: endpoint env N seconds repeats\n"); return 2; }
+  int n = atoi (argv[3]), repeats = atoi (argv[5]); double secs = atof (argv[4]);
+  ra_client_t *c = NULL; ra_error_t err; ra_client_env_t env;
+  if (ra_client_new (argv[1], 10000, &c, &err)) { fprintf (stderr, "%s\n", err.message); return 1; }
+  ra_make_opts_t o = { .has_seed = true, .seed = 1 };
+  if (ra_client_make (c, argv[2], n, &o, &env, &err)) { fprintf (stderr, "%s\n", err.message); return 1; }
+  const ra_space_t *a = env.action_space;
+  int k = a->type == RA_SPACE_DISCRETE ? 1 : (int) ra_space_numel (a);
+  int64_t K = a->type == RA_SPACE_DISCRETE ? a->n : a->nvec[0];
+  int nbatches = 64;
+  int32_t *acts = malloc (sizeof (int32_t) * (size_t) n * k * nbatches);
+  srand (7);
+  for (int b = 0; b < nbatches; b++)
+    for (int i = 0; i < n; i++) { int base = rand () % (int) K;
+      for (int j = 0; j < k; j++) acts[((size_t) b * n + i) * k + j] = (int32_t) ((base + j) % K); }
+  ra_step_result_t r;
+  if (ra_client_reset (c, &env, NULL, NULL, &r, &err)) { fprintf (stderr, "%s\n", err.message); return 1; }
+  double rates[64]; if (repeats > 64) repeats = 64;
+  for (int rep = 0; rep < repeats; rep++) {
+    long steps = 0; double t0 = now (), t;
+    do {
+      int64_t shape[2] = { n, k };
+      ra_tensor_t at = ra_tensor_view (RA_DTYPE_I32, k == 1 && a->type == RA_SPACE_DISCRETE ? 1 : 2,
+                                       shape, acts + (size_t) (steps % nbatches) * n * k);
+      if (ra_client_step (c, &env, &at, &r, &err)) { fprintf (stderr, "%s\n", err.message); return 1; }
+      steps++; t = now ();
+    } while (t - t0 < secs);
+    rates[rep] = steps * (double) n / (t - t0);
+  }
+  qsort (rates, repeats, sizeof *rates, cmp);
+  printf ("steps_per_s %.1f\n", rates[repeats / 2]);
+  ra_client_close (c, &env, &err); ra_client_env_fini (&env); ra_client_destroy (&c); free (acts);
+  return 0;
+}
+"""
+
+
+def median_rate(step_fn, n_envs: int, seconds: float, repeats: int) -> float:
+    rates = []
+    for _ in range(repeats):
+        steps, t0 = 0, time.perf_counter()
+        while True:
+            step_fn(steps)
+            steps += 1
+            t = time.perf_counter()
+            if t - t0 >= seconds:
+                break
+        rates.append(steps * n_envs / (t - t0))
+    return statistics.median(rates)
+
+
+def bench_single(address: str, seconds: float, repeats: int) -> float:
+    env = recarena.RemoteEnv(ENV, address=address, seed=1)
+    env.action_space.seed(0)
+    actions = [env.action_space.sample() for _ in range(256)]
+    env.reset(seed=1)
+
+    def step(i):
+        _, _, term, trunc, _ = env.step(actions[i & 255])
+        if term or trunc:
+            env.reset()
+    try:
+        return median_rate(step, 1, seconds, repeats)
+    finally:
+        env.close()
+
+
+def bench_vector(address: str, n: int, seconds: float, repeats: int) -> float:
+    env = recarena.RemoteVectorEnv(ENV, n, address=address, seed=1)
+    env.action_space.seed(0)
+    actions = [env.action_space.sample() for _ in range(16)]
+    env.reset(seed=1)
+    try:
+        return median_rate(lambda i: env.step(actions[i & 15]), n, seconds, repeats)
+    finally:
+        env.close()
+
+
+def c_reference(build: str, address: str, n: int, seconds: float, repeats: int):
+    """(steps/s, what it is) of the C client at batch n, or (None, why not)."""
+    exe = os.path.join(build, "bench", "bench_protocol")
+    if os.access(exe, os.X_OK):
+        try:
+            out = subprocess.run([exe, "--address", address], capture_output=True, text=True,
+                                 timeout=300).stdout
+            for line in out.splitlines():
+                cells = re.split(r"[\s|]+", line.strip())
+                if str(n) in cells[:2]:
+                    nums = [float(c) for c in cells if re.fullmatch(r"[0-9.]+(e[+-]?\d+)?", c)]
+                    rate = max(nums)
+                    if rate > n:
+                        return rate, f"bench_protocol row '{line.strip()}'"
+        except (subprocess.SubprocessError, OSError, ValueError):
+            pass
+    lib = os.path.join(build, "protocol", "libra_protocol.a")
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not (os.path.exists(lib) and cc):
+        return None, f"no C reference: neither {exe} nor {lib} with a C compiler"
+    tmp = tempfile.mkdtemp(prefix="recarena-bench-")
+    try:
+        src, exe2 = os.path.join(tmp, "loop.c"), os.path.join(tmp, "loop")
+        with open(src, "w") as f:
+            f.write(C_LOOP)
+        flags = []
+        for pkg in ("libzmq", "msgpack"):
+            r = subprocess.run(["pkg-config", "--cflags", "--libs", pkg], capture_output=True,
+                               text=True)
+            flags += r.stdout.split() if r.returncode == 0 else [
+                "-lzmq" if pkg == "libzmq" else "-lmsgpack-c"]
+        subprocess.run([cc, "-O2", "-std=c11", "-D_POSIX_C_SOURCE=200809L", f"-I{ROOT}", src,
+                        lib, *flags, "-lpthread", "-lm", "-o", exe2], check=True,
+                       capture_output=True, text=True)
+        out = subprocess.run([exe2, address, ENV, str(n), str(seconds), str(repeats)],
+                             capture_output=True, text=True, timeout=120, check=True).stdout
+        return float(out.split()[-1]), "C client loop (protocol/client.h, same shape as Python's)"
+    except subprocess.CalledProcessError as e:
+        return None, f"C reference failed: {(e.stderr or '').strip()[-300:]}"
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--server", default=None, help="recarena-server binary")
+    ap.add_argument("--address", default=None, help="use a running server instead")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=1.0)
+    ap.add_argument("--sizes", default="64,256,1024")
+    args = ap.parse_args()
+    server = None
+    address = args.address
+    if address is None:
+        path = args.server or os.environ.get("RECARENA_SERVER") or \
+            os.path.join(args.build, "env", "server", "recarena-server")
+        server = LocalServer(path, transport="tcp")
+        address = server.endpoint
+    try:
+        with recarena.Client(address) as c:
+            c.ping()
+        sizes = [int(s) for s in args.sizes.split(",") if s]
+        c_rate, c_what = c_reference(args.build, address, 256, args.seconds, args.repeats)
+        print(f"recarena Python client, {ENV}, server {address}, median of {args.repeats} x "
+              f"{args.seconds:g} s")
+        print(f"{'envs':>6} | {'python env-steps/s':>18} | {'C env-steps/s':>14} | ratio")
+        print("-" * 56)
+        rate = bench_single(address, args.seconds, args.repeats)
+        print(f"{1:>6} | {rate:>18,.0f} | {'':>14} |")
+        for n in sizes:
+            rate = bench_vector(address, n, args.seconds, args.repeats)
+            if n == 256 and c_rate:
+                print(f"{n:>6} | {rate:>18,.0f} | {c_rate:>14,.0f} | {rate / c_rate:.2f}")
+                ratio_256 = rate / c_rate
+            else:
+                print(f"{n:>6} | {rate:>18,.0f} | {'':>14} |")
+        print(f"C reference at 256 envs: {c_what}")
+        if c_rate:
+            verdict = "meets" if ratio_256 >= 0.5 else "MISSES"
+            print(f"budget: Python/C at 256 envs = {ratio_256:.2f} ({verdict} the >= 0.5 budget)")
+    finally:
+        if server is not None:
+            server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

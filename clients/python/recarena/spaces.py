@@ -1,0 +1,54 @@
+"""recarena.spaces - Slate, the action space of a slate of k distinct candidates out of K.
+
+On the wire a slate action is MultiDiscrete([K] * k) (DESIGN.md section 3), but a repeated index
+is BAD_ACTION, so a plain MultiDiscrete.sample() would produce invalid actions. Slate is a
+MultiDiscrete (same nvec, dtype and batching; anything that accepts MultiDiscrete accepts it) whose
+sample() draws each slate without replacement and whose contains() rejects repeats. nvec may be
+(k,) or batched (N, k): the last axis is the slate.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector.utils import batch_space
+
+
+class Slate(spaces.MultiDiscrete):
+    """k distinct indices in [0, K) (plus start) along the last axis."""
+
+    def sample(self, mask: Any = None, probability: Any = None) -> np.ndarray:
+        if mask is not None or probability is not None:
+            return super().sample(mask=mask, probability=probability)
+        K = int(self.nvec.reshape(-1)[0])
+        k = self.nvec.shape[-1]
+        rows = int(np.prod(self.nvec.shape[:-1], dtype=np.int64))
+        # argsort of uniform keys: a uniformly random k-subset in random order, per row.
+        keys = self.np_random.random((rows, K))
+        out = np.argsort(keys, axis=1)[:, :k].astype(self.dtype)
+        return out.reshape(self.nvec.shape) + self.start
+
+    def contains(self, x: Any) -> bool:
+        if not super().contains(x):
+            return False
+        a = np.asarray(x).reshape(-1, self.nvec.shape[-1])
+        s = np.sort(a, axis=1)
+        return bool((s[:, 1:] != s[:, :-1]).all())
+
+    def __repr__(self) -> str:
+        return f"Slate({self.nvec.tolist()})"
+
+
+@batch_space.register(Slate)
+def _batch_slate(space: Slate, n: int = 1) -> Slate:
+    return Slate(np.tile(space.nvec, (n,) + (1,) * space.nvec.ndim), dtype=space.dtype,
+                 seed=None, start=np.tile(space.start, (n,) + (1,) * space.start.ndim))
+
+
+def as_slate(space: spaces.Space) -> spaces.Space:
+    """Slate for a 1-D MultiDiscrete of k >= 2 equal entries (a recommendation slate), else space."""
+    if (type(space) is spaces.MultiDiscrete and space.nvec.ndim == 1 and space.nvec.size >= 2
+            and (space.nvec == space.nvec[0]).all() and (space.start == space.start[0]).all()):
+        return Slate(space.nvec.copy(), dtype=space.dtype, start=space.start.copy())
+    return space

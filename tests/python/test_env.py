@@ -1,0 +1,116 @@
+"""RemoteEnv: Gymnasium's env checker, single-env types and semantics, seeding, render, close."""
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import recarena
+
+
+def _registered_and_served(served):
+    return [n for n in served if f"recarena/{n}" in gym.registry]
+
+
+def test_every_served_env_is_registered(address, served_envs):
+    for n in recarena.KNOWN_ENVS:
+        assert f"recarena/{n}" in gym.registry
+    ids = recarena.register_envs(address)
+    assert sorted(ids) == sorted(f"recarena/{n}" for n in served_envs)
+    for n in recarena.KNOWN_ENVS:  # restore the address-free registration
+        recarena.register(n)
+
+
+def test_check_env_passes_for_every_registered_env(address, served_envs):
+    names = _registered_and_served(served_envs)
+    assert names, "the server serves none of the registered envs"
+    for name in names:
+        env = gym.make(f"recarena/{name}", address=address, render_mode="ansi")
+        try:
+            check_env(env.unwrapped)
+        finally:
+            env.close()
+
+
+@pytest.fixture
+def env(address):
+    e = recarena.RemoteEnv("ECommerce-v1", address=address, render_mode="ansi")
+    yield e
+    e.close()
+
+
+def test_step_returns_python_scalars_and_valid_obs(env):
+    obs, info = env.reset(seed=3)
+    assert env.observation_space.contains(obs) and isinstance(info, dict)
+    assert list(obs) == list(env.observation_space.spaces)  # Dict key order as the server sent it
+    for _ in range(5):
+        obs, r, term, trunc, info = env.step(env.action_space.sample())
+        assert type(r) is float and type(term) is bool and type(trunc) is bool
+        assert env.observation_space.contains(obs)
+        assert not any(k.startswith("_") for k in info)
+        if term or trunc:
+            break
+
+
+def test_same_seed_same_trajectory(address):
+    def run(seed):
+        e = recarena.RemoteEnv("ECommerce-v1", address=address)
+        e.action_space.seed(0)
+        obs, _ = e.reset(seed=seed)
+        out = [obs]
+        for _ in range(20):
+            obs, r, term, trunc, _ = e.step(e.action_space.sample())
+            out.append((obs, r, term, trunc))
+            if term or trunc:
+                obs, _ = e.reset()
+                out.append(obs)
+        e.close()
+        return out
+    a, b, c = run(11), run(11), run(12)
+    assert gym.utils.env_checker.data_equivalence(a, b, exact=True)
+    assert not gym.utils.env_checker.data_equivalence(a, c)
+
+
+def test_unseeded_envs_differ(address):
+    e1 = recarena.RemoteEnv("ECommerce-v1", address=address)
+    e2 = recarena.RemoteEnv("ECommerce-v1", address=address)
+    try:
+        o1, _ = e1.reset()
+        o2, _ = e2.reset()
+        assert not gym.utils.env_checker.data_equivalence(o1, o2)
+    finally:
+        e1.close()
+        e2.close()
+
+
+def test_episode_end_needs_reset_then_continues(address):
+    e = recarena.RemoteEnv("ECommerce-v1", address=address, max_episode_steps=3)
+    try:
+        e.reset(seed=0)
+        for t in range(3):
+            _, _, term, trunc, _ = e.step(e.action_space.sample())
+            if term:
+                break
+        assert term or trunc
+        assert not (trunc and t < 2)
+        with pytest.raises(recarena.NeedsResetError):
+            e.step(e.action_space.sample())
+        e.reset()
+        e.step(e.action_space.sample())
+    finally:
+        e.close()
+
+
+def test_render_ansi_returns_text(env):
+    env.reset(seed=0)
+    text = env.render()
+    assert isinstance(text, str) and text
+
+
+def test_close_is_idempotent_and_later_calls_raise(env):
+    env.reset(seed=0)
+    env.close()
+    env.close()
+    with pytest.raises(gym.error.ClosedEnvironmentError):
+        env.step(env.action_space.sample())

@@ -1,0 +1,76 @@
+"""The embedded local server: found, started on demand, shared, stopped on close, and a death
+noticed within the deadline."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import gymnasium as gym
+import pytest
+
+import recarena
+from recarena.server import default_server, find_server_binary
+
+
+def test_missing_binary_error_lists_what_was_tried(monkeypatch, tmp_path):
+    monkeypatch.setenv("RECARENA_SERVER", str(tmp_path / "nope"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(recarena.ServerNotFoundError) as ei:
+        find_server_binary(str(tmp_path / "also-nope"))
+    msg = str(ei.value)
+    assert "also-nope" in msg and "RECARENA_SERVER" in msg and "PATH" in msg
+
+
+def test_import_starts_nothing():
+    assert default_server()._server is None
+
+
+def test_make_without_address_spawns_shares_and_stops(server_binary, monkeypatch):
+    monkeypatch.setenv("RECARENA_SERVER", server_binary)
+    e1 = gym.make("recarena/ECommerce-v1")
+    e2 = gym.make("recarena/ECommerce-v1")
+    srv = e1.unwrapped.client.local_server
+    assert srv is not None and srv is e2.unwrapped.client.local_server
+    e1.reset(seed=0)
+    e1.step(e1.action_space.sample())
+    e1.close()
+    assert srv.returncode() is None  # e2 still uses it
+    e2.close()
+    assert srv.returncode() is not None  # stopped with its last user
+    assert default_server()._server is None
+
+
+def test_killed_local_server_raises_within_the_deadline(server_binary, monkeypatch):
+    monkeypatch.setenv("RECARENA_SERVER", server_binary)
+    env = recarena.RemoteVectorEnv("ECommerce-v1", 16, timeout=3)
+    try:
+        env.reset(seed=0)
+        srv = env.client.local_server
+        os.kill(srv.pid, signal.SIGKILL)
+        srv.proc.wait(2)
+        t0 = time.monotonic()
+        with pytest.raises(recarena.ServerDiedError) as ei:
+            env.step(env.action_space.sample())
+        assert time.monotonic() - t0 < 3
+        assert ei.value.returncode == -signal.SIGKILL and "signal 9" in str(ei.value)
+    finally:
+        t0 = time.monotonic()
+        env.close()
+        env.close()
+        assert time.monotonic() - t0 < 2.5
+
+
+def test_killed_remote_server_raises_within_the_deadline(server_binary):
+    srv = recarena.LocalServer(server_binary, transport="tcp")
+    try:
+        env = recarena.RemoteEnv("ECommerce-v1", address=srv.endpoint, timeout=1)
+        env.reset(seed=0)
+        os.kill(srv.pid, signal.SIGKILL)
+        t0 = time.monotonic()
+        with pytest.raises(recarena.DeadlineError):
+            env.step(env.action_space.sample())
+        assert time.monotonic() - t0 < 2
+        env.close()
+    finally:
+        srv.stop()
