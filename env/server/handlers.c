@@ -1,0 +1,870 @@
+/*  env/server/handlers.c - the command table of protocol v1 and its handlers (DESIGN.md section 2).
+
+    Each handler reads a decoded request, validates every field it uses, and either packs a complete
+    success reply or returns an error (the dispatcher then packs the error reply). Handlers never
+    touch sockets. A request is validated in full before anything changes, so a bad request never
+    changes state. Runs on the server's one socket thread.                                       */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "env/server/server_int.h"
+#include "env/sims/registry.h"
+
+#ifndef RA_SERVER_BUILD
+#define RA_SERVER_BUILD "recarena 0.1.0 (" __DATE__ ")"
+#endif
+
+typedef ra_err_t (*s_handler_fn) (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep,
+                                  ra_error_t *err);
+
+enum {
+  S_OP_SESSION = 1u << 0,       /* needs "handle": resolved into srv->cur before the handler runs */
+};
+
+typedef struct {
+  const char *name;
+  s_handler_fn fn;
+  unsigned flags;
+} s_op_t;
+
+/* ------------------------------------------------------------------------------------------ */
+/* Key/value lists from msgpack maps                                                           */
+
+#define S_KV_MAX 256
+#define S_KEY_MAX 256
+#define S_DEPTH_MAX 8
+
+typedef struct {
+  ra_kv_t kv[S_KV_MAX];
+  int n;
+  char *strs[2 * S_KV_MAX];     /* owned copies of keys and string values */
+  int nstrs;
+} s_kvlist_t;
+
+void ra__kvlist_free (void *list)
+{
+  s_kvlist_t *l = list;
+  if (!l)
+    return;
+  for (int i = 0; i < l->nstrs; i++)
+    free (l->strs[i]);
+  free (l);
+}
+
+static char *s_kv_strdup (s_kvlist_t *l, const char *p, size_t len)
+{
+  if (l->nstrs >= 2 * S_KV_MAX)
+    return NULL;
+  char *s = malloc (len + 1);
+  if (!s)
+    return NULL;
+  memcpy (s, p, len);
+  s[len] = '\0';
+  l->strs[l->nstrs++] = s;
+  return s;
+}
+
+/* Appends every leaf of map under prefix (dotted). skip_task: leave out the top-level "task". */
+static ra_err_t s_flatten (s_kvlist_t *l, const msgpack_object *map, const char *prefix, int depth,
+                           bool skip_task, const char *what, ra_error_t *err)
+{
+  if (depth > S_DEPTH_MAX)
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "%s key '%s' nests deeper than %d maps", what,
+                         prefix, S_DEPTH_MAX);
+  for (uint32_t i = 0; i < map->via.map.size; i++) {
+    const msgpack_object *k = &map->via.map.ptr[i].key, *v = &map->via.map.ptr[i].val;
+    if (k->type != MSGPACK_OBJECT_STR)
+      return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "%s keys must be strings, got %s", what,
+                           ra_obj_type_name (k));
+    const char *kp = k->via.str.ptr;
+    size_t klen = k->via.str.size;
+    if (klen == 0 || memchr (kp, '\0', klen))
+      return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "%s has an empty key or a key with a NUL byte",
+                           what);
+    char full[S_KEY_MAX];
+    int flen = prefix[0] ? snprintf (full, sizeof full, "%s.%.*s", prefix, (int) klen, kp)
+                         : snprintf (full, sizeof full, "%.*s", (int) klen, kp);
+    if (flen < 0 || flen >= (int) sizeof full)
+      return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "%s key '%.60s...' is longer than %d bytes",
+                           what, full, S_KEY_MAX - 1);
+    if (skip_task && depth == 0 && strcmp (full, "task") == 0)
+      continue;
+    if (v->type == MSGPACK_OBJECT_NIL)
+      continue;
+    if (v->type == MSGPACK_OBJECT_MAP) {
+      ra_err_t rc = s_flatten (l, v, full, depth + 1, false, what, err);
+      if (rc != RA_OK)
+        return rc;
+      continue;
+    }
+    if (l->n >= S_KV_MAX)
+      return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "%s has more than %d keys", what, S_KV_MAX);
+    ra_kv_t kv = { 0 };
+    switch (v->type) {
+    case MSGPACK_OBJECT_POSITIVE_INTEGER: kv.type = RA_KV_NUM; kv.num = (double) v->via.u64; break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: kv.type = RA_KV_NUM; kv.num = (double) v->via.i64; break;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+      if (!isfinite (v->via.f64))
+        return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "%s key '%s' must be a finite number", what,
+                             full);
+      kv.type = RA_KV_NUM;
+      kv.num = v->via.f64;
+      break;
+    case MSGPACK_OBJECT_BOOLEAN: kv.type = RA_KV_BOOL; kv.num = v->via.boolean ? 1 : 0; break;
+    case MSGPACK_OBJECT_STR:
+      if (memchr (v->via.str.ptr, '\0', v->via.str.size))
+        return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "%s key '%s' has a NUL byte in its value",
+                             what, full);
+      kv.type = RA_KV_STR;
+      kv.str = s_kv_strdup (l, v->via.str.ptr, v->via.str.size);
+      if (!kv.str)
+        return ra_error_set (err, RA_ERR_LIMIT, -1, "%s has too many strings", what);
+      break;
+    default:
+      return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
+                           "%s key '%s' is %s; expected a number, bool, string or map", what, full,
+                           ra_obj_type_name (v));
+    }
+    kv.key = s_kv_strdup (l, full, (size_t) flen);
+    if (!kv.key)
+      return ra_error_set (err, RA_ERR_LIMIT, -1, "%s has too many strings", what);
+    l->kv[l->n++] = kv;
+  }
+  return RA_OK;
+}
+
+/* A task from {split, id} or {params: map}. The list owns the strings; *out borrows them. */
+static ra_err_t s_parse_task (const msgpack_object *t, s_kvlist_t *l, ra_task_t *out,
+                              ra_error_t *err)
+{
+  memset (out, 0, sizeof *out);
+  if (t->type != MSGPACK_OBJECT_MAP)
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "task must be a map, got %s",
+                         ra_obj_type_name (t));
+  const msgpack_object *split = ra_map_get (t, "split"), *id = ra_map_get (t, "id"),
+                       *params = ra_map_get (t, "params");
+  if (split && params)
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "task takes {split, id} or {params}, not both");
+  if (split) {
+    if (split->type != MSGPACK_OBJECT_STR || memchr (split->via.str.ptr, '\0', split->via.str.size))
+      return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "task.split must be a string, got %s",
+                           ra_obj_type_name (split));
+    if (!id || id->type != MSGPACK_OBJECT_POSITIVE_INTEGER || id->via.u64 > (uint64_t) INT64_MAX)
+      return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
+                           "task.id must be a non-negative integer with task.split");
+    out->split = s_kv_strdup (l, split->via.str.ptr, split->via.str.size);
+    if (!out->split)
+      return ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory");
+    out->id = (int64_t) id->via.u64;
+    return RA_OK;
+  }
+  if (params) {
+    if (params->type != MSGPACK_OBJECT_MAP)
+      return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "task.params must be a map, got %s",
+                           ra_obj_type_name (params));
+    ra_err_t rc = s_flatten (l, params, "", 0, false, "task.params", err);
+    if (rc != RA_OK)
+      return rc;
+    out->params = l->kv;
+    out->n_params = l->n;
+    return RA_OK;
+  }
+  return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "task needs {split: str, id: int} or {params: map}");
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Reply helpers                                                                               */
+
+static void s_pack_kv_map (ra_msg_out_t *rep, const ra_kv_t *kv, int n)
+{
+  ra_msg_out_map (rep, (uint32_t) n);
+  for (int i = 0; i < n; i++) {
+    ra_msg_out_str (rep, kv[i].key ? kv[i].key : "");
+    switch (kv[i].type) {
+    case RA_KV_STR: ra_msg_out_str (rep, kv[i].str ? kv[i].str : ""); break;
+    case RA_KV_BOOL: ra_msg_out_bool (rep, kv[i].num != 0); break;
+    default:
+      if (kv[i].num == floor (kv[i].num) && fabs (kv[i].num) < 9e15)
+        ra_msg_out_int (rep, (int64_t) kv[i].num);
+      else
+        ra_msg_out_double (rep, kv[i].num);
+    }
+  }
+}
+
+static void s_pack_task (ra_msg_out_t *rep, ra_session_t *s, int env_index)
+{
+  ra_kv_t kv[128];
+  int n = ra_session_class (s)->describe_task (ra_session_sim (s), env_index, kv, 128);
+  if (n < 0)
+    n = 0;
+  if (n > 128)
+    n = 128;
+  s_pack_kv_map (rep, kv, n);
+}
+
+/* A tensor reference to an already appended frame (1-based index k). */
+static void s_pack_ref (ra_msg_out_t *rep, ra_dtype_t dtype, int ndim, const int64_t *shape, int k)
+{
+  ra_msg_out_map (rep, 3);
+  ra_msg_out_str (rep, "dtype");
+  ra_msg_out_str (rep, ra_dtype_name (dtype));
+  ra_msg_out_str (rep, "shape");
+  ra_msg_out_array (rep, (uint32_t) ndim);
+  for (int d = 0; d < ndim; d++)
+    ra_msg_out_int (rep, shape[d]);
+  ra_msg_out_str (rep, "frame");
+  ra_msg_out_int (rep, k);
+}
+
+/* Appends a batch tensor (N, field shape...). Returns the frame index or -1. */
+static int s_pack_field (ra_msg_out_t *rep, const ra_field_spec_t *f, int n, const void *data)
+{
+  int64_t shape[RA_TENSOR_MAX_DIMS];
+  shape[0] = n;
+  for (int d = 0; d < f->ndim; d++)
+    shape[d + 1] = f->shape[d];
+  if (ra_msg_out_tensor (rep, f->dtype, f->ndim + 1, shape, data) != RA_OK)
+    return -1;
+  return rep->nframes;
+}
+
+static int s_pack_vec (ra_msg_out_t *rep, ra_dtype_t dtype, int n, const void *data)
+{
+  int64_t shape[1] = { n };
+  if (ra_msg_out_tensor (rep, dtype, 1, shape, data) != RA_OK)
+    return -1;
+  return rep->nframes;
+}
+
+static bool s_pack_obs (ra_msg_out_t *rep, const ra_sim_spec_t *sp, int n, void *const *bufs)
+{
+  ra_msg_out_map (rep, (uint32_t) sp->n_obs);
+  for (int f = 0; f < sp->n_obs; f++) {
+    ra_msg_out_str (rep, sp->obs[f].name);
+    if (s_pack_field (rep, &sp->obs[f], n, bufs[f]) < 0)
+      return false;
+  }
+  return true;
+}
+
+/* Info map: every field plus "_field" masks, all masks referencing one frame. info_frames
+   receives each field's frame so that final_info can reference the same bytes. */
+static bool s_pack_info (ra_msg_out_t *rep, const ra_sim_spec_t *sp, int n, void *const *bufs,
+                         const uint8_t *mask, int *info_frames, int *mask_frame)
+{
+  ra_msg_out_map (rep, (uint32_t) (2 * sp->n_info));
+  int64_t shape[1] = { n };
+  for (int f = 0; f < sp->n_info; f++) {
+    ra_msg_out_str (rep, sp->info[f].name);
+    if ((info_frames[f] = s_pack_field (rep, &sp->info[f], n, bufs[f])) < 0)
+      return false;
+    char key[80];
+    snprintf (key, sizeof key, "_%s", sp->info[f].name);
+    ra_msg_out_str (rep, key);
+    if (*mask_frame < 0) {
+      if ((*mask_frame = s_pack_vec (rep, RA_DTYPE_BOOL, n, mask)) < 0)
+        return false;
+    } else {
+      s_pack_ref (rep, RA_DTYPE_BOOL, 1, shape, *mask_frame);
+    }
+  }
+  return true;
+}
+
+/* final_info: references to the info frames, masked by final_mask's frame. */
+static void s_pack_final_info (ra_msg_out_t *rep, const ra_sim_spec_t *sp, int n,
+                               const int *info_frames, int final_frame)
+{
+  ra_msg_out_map (rep, (uint32_t) (2 * sp->n_info));
+  int64_t shape[1] = { n };
+  for (int f = 0; f < sp->n_info; f++) {
+    const ra_field_spec_t *fs = &sp->info[f];
+    int64_t fshape[RA_TENSOR_MAX_DIMS];
+    fshape[0] = n;
+    for (int d = 0; d < fs->ndim; d++)
+      fshape[d + 1] = fs->shape[d];
+    ra_msg_out_str (rep, fs->name);
+    s_pack_ref (rep, fs->dtype, fs->ndim + 1, fshape, info_frames[f]);
+    char key[80];
+    snprintf (key, sizeof key, "_%s", fs->name);
+    ra_msg_out_str (rep, key);
+    s_pack_ref (rep, RA_DTYPE_BOOL, 1, shape, final_frame);
+  }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Handlers                                                                                    */
+
+static ra_err_t s_hello (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep, ra_error_t *err)
+{
+  const char *client;
+  int client_len;
+  ra_err_t rc = ra_opt_str (req->root, "client", &client, &client_len, err);
+  if (rc != RA_OK)
+    return rc;
+  const msgpack_object *versions = ra_map_get (req->root, "versions");
+  if (versions) {
+    if (versions->type != MSGPACK_OBJECT_ARRAY)
+      return ra_error_set (err, RA_ERR_BAD_REQUEST, -1, "field 'versions' must be an array, got %s",
+                           ra_obj_type_name (versions));
+    bool found = false;
+    for (uint32_t i = 0; i < versions->via.array.size; i++) {
+      const msgpack_object *v = &versions->via.array.ptr[i];
+      if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER && v->type != MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        return ra_error_set (err, RA_ERR_BAD_REQUEST, -1,
+                             "field 'versions' must hold integers, item %u is %s", i,
+                             ra_obj_type_name (v));
+      if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 == RA_PROTOCOL_VERSION)
+        found = true;
+    }
+    if (!found)
+      return ra_error_set (err, RA_ERR_VERSION, -1,
+                           "client speaks none of this server's protocol versions; server speaks %d",
+                           RA_PROTOCOL_VERSION);
+  }
+  int nsims;
+  const ra_sim_class_t *const *sims = ra_sims_all (&nsims);
+  ra_msg_out_reply (rep, req->id, 6);
+  ra_msg_out_str (rep, "server");
+  ra_msg_out_str (rep, "recarena-server");
+  ra_msg_out_str (rep, "version");
+  ra_msg_out_int (rep, RA_PROTOCOL_VERSION);
+  ra_msg_out_str (rep, "build");
+  ra_msg_out_str (rep, RA_SERVER_BUILD);
+  ra_msg_out_str (rep, "capabilities");
+  static const char *const caps[] = { "autoreset.next_step", "autoreset.same_step",
+                                      "autoreset.disabled", "reset_mask", "set_task", "render.ansi",
+                                      "final_info" };
+  ra_msg_out_array (rep, sizeof caps / sizeof caps[0]);
+  for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++)
+    ra_msg_out_str (rep, caps[i]);
+  ra_msg_out_str (rep, "limits");
+  ra_msg_out_map (rep, 3);
+  ra_msg_out_str (rep, "max_envs");
+  ra_msg_out_int (rep, srv->opts.max_envs);
+  ra_msg_out_str (rep, "max_sessions");
+  ra_msg_out_int (rep, srv->opts.max_sessions);
+  ra_msg_out_str (rep, "max_message_bytes");
+  ra_msg_out_int (rep, srv->opts.max_message_bytes);
+  ra_msg_out_str (rep, "envs");
+  ra_msg_out_array (rep, (uint32_t) nsims);
+  for (int i = 0; i < nsims; i++)
+    ra_msg_out_str (rep, sims[i]->name);
+  return RA_OK;
+}
+
+static ra_err_t s_list (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep, ra_error_t *err)
+{
+  (void) srv;
+  (void) err;
+  int nsims;
+  const ra_sim_class_t *const *sims = ra_sims_all (&nsims);
+  ra_msg_out_reply (rep, req->id, 1);
+  ra_msg_out_str (rep, "envs");
+  ra_msg_out_array (rep, (uint32_t) nsims);
+  for (int i = 0; i < nsims; i++) {
+    ra_msg_out_map (rep, 3);
+    ra_msg_out_str (rep, "id");
+    ra_msg_out_str (rep, sims[i]->name);
+    ra_msg_out_str (rep, "description");
+    ra_msg_out_str (rep, sims[i]->description ? sims[i]->description : "");
+    ra_msg_out_str (rep, "config");
+    s_pack_kv_map (rep, sims[i]->config_defaults, sims[i]->n_config_defaults);
+  }
+  return RA_OK;
+}
+
+static ra_err_t s_make (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep, ra_error_t *err)
+{
+  const char *env;
+  int env_len;
+  int64_t num_envs;
+  uint64_t seed = 0;
+  const msgpack_object *config = NULL;
+  const char *ar = NULL;
+  int ar_len = 0;
+  int64_t max_steps = 0;
+  ra_err_t rc;
+  if ((rc = ra_get_str (req->root, "env", &env, &env_len, err)) != RA_OK
+      || (rc = ra_get_int (req->root, "num_envs", &num_envs, err)) != RA_OK
+      || (rc = ra_opt_map (req->root, "config", &config, err)) != RA_OK
+      || (rc = ra_opt_str (req->root, "autoreset", &ar, &ar_len, err)) != RA_OK
+      || (rc = ra_opt_int (req->root, "max_episode_steps", &max_steps, err)) != RA_OK)
+    return rc;
+  bool has_seed = ra_map_get (req->root, "seed") != NULL;
+  if ((rc = ra_opt_uint (req->root, "seed", &seed, err)) != RA_OK)
+    return rc;
+  const ra_sim_class_t *cls = ra_sims_find (env, env_len);
+  if (!cls) {
+    int nsims;
+    const ra_sim_class_t *const *sims = ra_sims_all (&nsims);
+    char known[256] = "";
+    for (int i = 0; i < nsims; i++) {
+      size_t at = strlen (known);
+      snprintf (known + at, sizeof known - at, "%s%s", i ? ", " : "", sims[i]->name);
+    }
+    return ra_error_set (err, RA_ERR_UNKNOWN_ENV, -1, "unknown env '%.*s'; this server has: %s",
+                         env_len > 64 ? 64 : env_len, env, known);
+  }
+  if (num_envs < 1)
+    return ra_error_set (err, RA_ERR_BAD_REQUEST, -1, "num_envs is %lld, expected at least 1",
+                         (long long) num_envs);
+  if (num_envs > srv->opts.max_envs)
+    return ra_error_set (err, RA_ERR_LIMIT, -1, "num_envs is %lld, this server allows at most %d",
+                         (long long) num_envs, srv->opts.max_envs);
+  if (srv->nenvs + num_envs > srv->opts.max_total_envs)
+    return ra_error_set (err, RA_ERR_LIMIT, -1,
+                         "%lld envs are live and %lld more were asked; the server allows %d in all",
+                         (long long) srv->nenvs, (long long) num_envs, srv->opts.max_total_envs);
+  if (srv->nsessions >= srv->opts.max_sessions)
+    return ra_error_set (err, RA_ERR_LIMIT, -1, "%lld sessions are live, the server allows %d; close one",
+                         (long long) srv->nsessions, srv->opts.max_sessions);
+  ra_autoreset_t mode = RA_AUTORESET_NEXT_STEP;
+  if (ar && !ra_autoreset_from_name (ar, ar_len, &mode))
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
+                         "autoreset is '%.*s', expected next_step, same_step or disabled",
+                         ar_len > 32 ? 32 : ar_len, ar);
+  if (ra_map_get (req->root, "max_episode_steps") && (max_steps < 1 || max_steps > INT32_MAX))
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
+                         "max_episode_steps is %lld, expected 1..2147483647", (long long) max_steps);
+
+  s_kvlist_t *cfg = calloc (1, sizeof *cfg), *tkv = calloc (1, sizeof *tkv);
+  if (!cfg || !tkv) {
+    rc = ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory");
+    goto fail;
+  }
+  ra_task_t task;
+  bool has_task = false;
+  if (config) {
+    if ((rc = s_flatten (cfg, config, "", 0, true, "config", err)) != RA_OK)
+      goto fail;
+    const msgpack_object *t = ra_map_get (config, "task");
+    if (t) {
+      if ((rc = s_parse_task (t, tkv, &task, err)) != RA_OK)
+        goto fail;
+      has_task = true;
+    }
+  }
+  if (!has_seed) {
+    if (srv->opts.has_default_seed)
+      seed = srv->opts.default_seed;
+    else
+      seed = (uint64_t) (ra__now () * 1e9) ^ (++srv->seed_counter * 0x9E3779B97F4A7C15ull);
+  }
+  ra_session_args_t args = {
+    .cls = cls,
+    .sim = { .config = cfg->kv, .n_config = cfg->n, .task = has_task ? &task : NULL,
+             .num_envs = (int) num_envs, .seed = seed },
+    .autoreset = mode,
+    .max_episode_steps = (int) max_steps,
+  };
+  int slot_i = -1;
+  for (int i = 0; i < srv->opts.max_sessions; i++)
+    if (!srv->slots[i].session) {
+      slot_i = i;
+      break;
+    }
+  if (slot_i < 0) {
+    rc = ra_error_set (err, RA_ERR_LIMIT, -1, "no free session slot");
+    goto fail;
+  }
+  ra_session_t *s;
+  if ((rc = ra_session_new (&args, &s, err)) != RA_OK)
+    goto fail;
+  ra__slot_t *slot = &srv->slots[slot_i];
+  slot->session = s;
+  slot->handle = (++srv->counter << RA__HANDLE_SLOT_BITS) | slot_i;
+  slot->last_used = ra__now ();
+  slot->config_keep = cfg;
+  slot->task_keep = tkv;
+  srv->nsessions++;
+  srv->nenvs += num_envs;
+  ra__log (srv, RA_LOG_INFO, "make %s x%lld -> handle %lld (%s)", cls->name, (long long) num_envs,
+           (long long) slot->handle, ra_autoreset_name (mode));
+
+  const ra_sim_spec_t *sp = ra_session_spec (s);
+  ra_msg_out_reply (rep, req->id, 9);
+  ra_msg_out_str (rep, "handle");
+  ra_msg_out_int (rep, slot->handle);
+  ra_msg_out_str (rep, "num_envs");
+  ra_msg_out_int (rep, num_envs);
+  ra_msg_out_str (rep, "observation_space");
+  if (ra_space_encode (ra_session_observation_space (s), rep) != RA_OK)
+    goto fail_frames;
+  ra_msg_out_str (rep, "action_space");
+  if (ra_space_encode (ra_session_action_space (s), rep) != RA_OK)
+    goto fail_frames;
+  ra_msg_out_str (rep, "reward_range");
+  ra_msg_out_array (rep, 2);
+  ra_msg_out_double (rep, sp->reward_range[0]);
+  ra_msg_out_double (rep, sp->reward_range[1]);
+  ra_msg_out_str (rep, "max_episode_steps");
+  ra_msg_out_int (rep, ra_session_max_episode_steps (s));
+  ra_msg_out_str (rep, "autoreset");
+  ra_msg_out_str (rep, ra_autoreset_name (mode));
+  ra_msg_out_str (rep, "task");
+  s_pack_task (rep, s, 0);
+  ra_msg_out_str (rep, "metadata");
+  ra_msg_out_map (rep, 2);
+  ra_msg_out_str (rep, "autoreset_mode");
+  ra_msg_out_str (rep, ra_autoreset_name (mode));
+  ra_msg_out_str (rep, "render_modes");
+  ra_msg_out_array (rep, 1);
+  ra_msg_out_str (rep, "ansi");
+  return RA_OK;
+
+fail_frames:
+  /* Too many observation fields for one message: undo the make. */
+  ra__session_drop (srv, slot);
+  return ra_error_set (err, RA_ERR_LIMIT, -1, "the observation space needs more than %d frames",
+                       RA_MSG_MAX_FRAMES);
+fail:
+  ra__kvlist_free (cfg);
+  ra__kvlist_free (tkv);
+  return rc;
+}
+
+/* A bool[N] mask tensor (bool or u8) under key in map, copied into out (N bytes, 0 or 1). */
+static ra_err_t s_get_mask (const ra_msg_in_t *req, const msgpack_object *map, const char *key,
+                            int n, uint8_t *out, bool *found, ra_error_t *err)
+{
+  ra_tensor_t t;
+  ra_err_t rc = ra_opt_tensor (req, map, key, &t, found, err);
+  if (rc != RA_OK || !*found)
+    return rc;
+  if (t.dtype != RA_DTYPE_BOOL && t.dtype != RA_DTYPE_U8)
+    return ra_error_set (err, RA_ERR_BAD_REQUEST, -1, "%s has dtype %s, expected bool", key,
+                         ra_dtype_name (t.dtype));
+  if (t.ndim != 1 || t.shape[0] != n)
+    return ra_error_set (err, RA_ERR_BAD_REQUEST, -1, "%s must have shape (%d,), one per env", key, n);
+  const uint8_t *p = t.data;
+  for (int i = 0; i < n; i++)
+    out[i] = p[i] != 0;
+  return RA_OK;
+}
+
+static ra_err_t s_reset (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep, ra_error_t *err)
+{
+  ra_session_t *s = srv->cur->session;
+  int n = ra_session_num_envs (s);
+  const msgpack_object *seed = ra_map_get (req->root, "seed"), *options = NULL;
+  ra_err_t rc = ra_opt_map (req->root, "options", &options, err);
+  if (rc != RA_OK)
+    return rc;
+  uint64_t *seeds = NULL;
+  uint8_t *mask = NULL;
+  bool has_mask = false;
+  if (seed) {
+    if (!(seeds = malloc ((size_t) n * sizeof *seeds)))
+      return ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory");
+    if (seed->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+      for (int i = 0; i < n; i++)
+        seeds[i] = seed->via.u64 + (uint64_t) i;
+    } else if (seed->type == MSGPACK_OBJECT_ARRAY) {
+      if (seed->via.array.size != (uint32_t) n) {
+        rc = ra_error_set (err, RA_ERR_BAD_REQUEST, -1, "seed list has %u entries, expected %d (one per env)",
+                           seed->via.array.size, n);
+        goto done;
+      }
+      for (int i = 0; i < n; i++) {
+        const msgpack_object *v = &seed->via.array.ptr[i];
+        if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+          rc = ra_error_set (err, RA_ERR_BAD_REQUEST, i, "seed %d is %s, expected a non-negative integer",
+                             i, ra_obj_type_name (v));
+          goto done;
+        }
+        seeds[i] = v->via.u64;
+      }
+    } else {
+      rc = ra_error_set (err, RA_ERR_BAD_REQUEST, -1,
+                         "field 'seed' must be a non-negative integer or a list of %d, got %s", n,
+                         ra_obj_type_name (seed));
+      goto done;
+    }
+  }
+  if (options) {
+    if (!(mask = malloc ((size_t) n))) {
+      rc = ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory");
+      goto done;
+    }
+    if ((rc = s_get_mask (req, options, "reset_mask", n, mask, &has_mask, err)) != RA_OK)
+      goto done;
+  }
+  ra_session_reset (s, srv->pool, seeds, has_mask ? mask : NULL);
+  ra_outbufs_t *b = ra_session_out (s);
+  ra_msg_out_reply (rep, req->id, 2);
+  ra_msg_out_str (rep, "obs");
+  if (!s_pack_obs (rep, ra_session_spec (s), n, b->sim.obs)) {
+    rc = ra_error_set (err, RA_ERR_INTERNAL, -1, "reply needs too many frames");
+    goto done;
+  }
+  ra_msg_out_str (rep, "info");
+  ra_msg_out_map (rep, 0);
+  srv->reply_owner = b;
+done:
+  free (seeds);
+  free (mask);
+  return rc;
+}
+
+/* Validates the action tensor for the whole batch and writes it into the session's int32 actions.
+   The session's action scratch is not state: nothing else changes on failure. */
+static ra_err_t s_read_actions (ra_session_t *s, const ra_tensor_t *t, ra_error_t *err)
+{
+  int n = ra_session_num_envs (s), K = ra_session_num_candidates (s), k = ra_session_slate_size (s);
+  if (!ra_dtype_is_integer (t->dtype))
+    return ra_error_set (err, RA_ERR_BAD_ACTION, -1, "action has dtype %s, expected an integer dtype",
+                         ra_dtype_name (t->dtype));
+  if (k == 1) {
+    if (t->ndim != 1 || t->shape[0] != n)
+      return ra_error_set (err, RA_ERR_BAD_ACTION, -1,
+                           "action has %d dims (first %lld), expected shape (%d,) for Discrete(%d)",
+                           t->ndim, (long long) (t->ndim ? t->shape[0] : 0), n, K);
+  } else if (t->ndim != 2 || t->shape[0] != n || t->shape[1] != k) {
+    return ra_error_set (err, RA_ERR_BAD_ACTION, -1,
+                         "action has the wrong shape, expected (%d, %d): %d envs, slate size %d", n, k,
+                         n, k);
+  }
+  int32_t *a = ra_session_actions (s);
+  for (int i = 0; i < n; i++) {
+    for (int j = 0; j < k; j++) {
+      int64_t v = ra_tensor_get_int (t, (int64_t) i * k + j);
+      if (v < 0 || v >= K)
+        return ra_error_set (err, RA_ERR_BAD_ACTION, i,
+                             "action for env %d slot %d is %lld, expected 0..%d", i, j, (long long) v,
+                             K - 1);
+      for (int jj = 0; jj < j; jj++)
+        if (a[i * k + jj] == (int32_t) v)
+          return ra_error_set (err, RA_ERR_BAD_ACTION, i,
+                               "action for env %d repeats candidate %lld in slots %d and %d", i,
+                               (long long) v, jj, j);
+      a[i * k + j] = (int32_t) v;
+    }
+  }
+  return RA_OK;
+}
+
+static ra_err_t s_step (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep, ra_error_t *err)
+{
+  ra_session_t *s = srv->cur->session;
+  int n = ra_session_num_envs (s);
+  ra_tensor_t action;
+  ra_err_t rc = ra_get_tensor (req, req->root, "action", &action, err);
+  if (rc == RA_ERR_BAD_REQUEST && ra_map_get (req->root, "action")) {
+    /* Present but not a valid tensor (dtype name, shape, frame size): an action problem. */
+    err->code = RA_ERR_BAD_ACTION;
+    return RA_ERR_BAD_ACTION;
+  }
+  if (rc != RA_OK)
+    return rc;
+  if ((rc = s_read_actions (s, &action, err)) != RA_OK
+      || (rc = ra_session_check_step (s, err)) != RA_OK)
+    return rc;
+  ra_session_step (s, srv->pool);
+  srv->steps += n;
+
+  const ra_sim_spec_t *sp = ra_session_spec (s);
+  ra_outbufs_t *b = ra_session_out (s);
+  bool same = ra_session_autoreset (s) == RA_AUTORESET_SAME_STEP;
+  int info_frames[RA_SIM_MAX_FIELDS], mask_frame = -1;
+  ra_msg_out_reply (rep, req->id, same ? 9 : 5);
+  ra_msg_out_str (rep, "obs");
+  if (!s_pack_obs (rep, sp, n, b->sim.obs))
+    goto too_big;
+  ra_msg_out_str (rep, "reward");
+  if (s_pack_vec (rep, RA_DTYPE_F32, n, b->sim.reward) < 0)
+    goto too_big;
+  ra_msg_out_str (rep, "terminated");
+  if (s_pack_vec (rep, RA_DTYPE_BOOL, n, b->sim.terminated) < 0)
+    goto too_big;
+  ra_msg_out_str (rep, "truncated");
+  if (s_pack_vec (rep, RA_DTYPE_BOOL, n, b->truncated) < 0)
+    goto too_big;
+  ra_msg_out_str (rep, "info");
+  if (!s_pack_info (rep, sp, n, b->sim.info, b->info_mask, info_frames, &mask_frame))
+    goto too_big;
+  if (same) {
+    ra_msg_out_str (rep, "final_obs");
+    if (!s_pack_obs (rep, sp, n, b->final_obs))
+      goto too_big;
+    ra_msg_out_str (rep, "_final_obs");
+    int final_frame = s_pack_vec (rep, RA_DTYPE_BOOL, n, b->final_mask);
+    if (final_frame < 0)
+      goto too_big;
+    int64_t shape[1] = { n };
+    ra_msg_out_str (rep, "final_info");
+    s_pack_final_info (rep, sp, n, info_frames, final_frame);
+    ra_msg_out_str (rep, "_final_info");
+    s_pack_ref (rep, RA_DTYPE_BOOL, 1, shape, final_frame);
+  }
+  srv->reply_owner = b;
+  return RA_OK;
+too_big:
+  return ra_error_set (err, RA_ERR_INTERNAL, -1, "step reply needs more than %d frames", RA_MSG_MAX_FRAMES);
+}
+
+static ra_err_t s_set_task (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep,
+                            ra_error_t *err)
+{
+  ra_session_t *s = srv->cur->session;
+  int n = ra_session_num_envs (s);
+  const msgpack_object *tobj;
+  ra_err_t rc = ra_get_map (req->root, "task", &tobj, err);
+  if (rc != RA_OK)
+    return rc;
+  s_kvlist_t *tkv = calloc (1, sizeof *tkv);
+  uint8_t *mask = malloc ((size_t) n);
+  bool has_mask = false;
+  ra_task_t task;
+  if (!tkv || !mask) {
+    rc = ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory");
+    goto fail;
+  }
+  if ((rc = s_get_mask (req, req->root, "mask", n, mask, &has_mask, err)) != RA_OK
+      || (rc = s_parse_task (tobj, tkv, &task, err)) != RA_OK)
+    goto fail;
+  if ((rc = ra_session_class (s)->set_task (ra_session_sim (s), &task, has_mask ? mask : NULL, err))
+      != RA_OK)
+    goto fail;
+  ra__kvlist_free (srv->cur->task_keep);
+  srv->cur->task_keep = tkv;
+  int first = 0;
+  if (has_mask)
+    for (first = 0; first < n - 1 && !mask[first]; first++) {
+    }
+  free (mask);
+  ra_msg_out_reply (rep, req->id, 1);
+  ra_msg_out_str (rep, "task");
+  s_pack_task (rep, s, first);
+  return RA_OK;
+fail:
+  ra__kvlist_free (tkv);
+  free (mask);
+  return rc;
+}
+
+static ra_err_t s_render (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep, ra_error_t *err)
+{
+  ra_session_t *s = srv->cur->session;
+  int64_t index;
+  ra_err_t rc = ra_get_int (req->root, "index", &index, err);
+  if (rc != RA_OK)
+    return rc;
+  if (index < 0 || index >= ra_session_num_envs (s))
+    return ra_error_set (err, RA_ERR_BAD_REQUEST, -1, "index is %lld, expected 0..%d", (long long) index,
+                         ra_session_num_envs (s) - 1);
+  const ra_sim_class_t *cls = ra_session_class (s);
+  char small[1];
+  int want = cls->render (ra_session_sim (s), (int) index, small, sizeof small);
+  if (want < 0)
+    want = 0;
+  if (want > (1 << 20))
+    want = 1 << 20;
+  char *buf = malloc ((size_t) want + 1);
+  if (!buf)
+    return ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory");
+  buf[0] = '\0';
+  cls->render (ra_session_sim (s), (int) index, buf, (size_t) want + 1);
+  ra_msg_out_reply (rep, req->id, 1);
+  ra_msg_out_str (rep, "text");
+  ra_msg_out_str (rep, buf);
+  free (buf);
+  return RA_OK;
+}
+
+static ra_err_t s_close (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep, ra_error_t *err)
+{
+  (void) err;
+  ra__log (srv, RA_LOG_INFO, "close handle %lld", (long long) srv->cur->handle);
+  ra__session_drop (srv, srv->cur);
+  srv->cur = NULL;
+  ra_msg_out_reply (rep, req->id, 0);
+  return RA_OK;
+}
+
+static ra_err_t s_ping (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep, ra_error_t *err)
+{
+  (void) srv;
+  (void) err;
+  ra_msg_out_reply (rep, req->id, 0);
+  return RA_OK;
+}
+
+static ra_err_t s_stats (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep, ra_error_t *err)
+{
+  (void) err;
+  ra_server_counters_t c;
+  ra_server_counters (srv, &c);
+  ra_msg_out_reply (rep, req->id, 6);
+  ra_msg_out_str (rep, "sessions");
+  ra_msg_out_int (rep, c.sessions);
+  ra_msg_out_str (rep, "envs");
+  ra_msg_out_int (rep, c.envs);
+  ra_msg_out_str (rep, "steps");
+  ra_msg_out_int (rep, c.steps);
+  ra_msg_out_str (rep, "errors");
+  ra_msg_out_int (rep, c.errors);
+  ra_msg_out_str (rep, "requests");
+  ra_msg_out_int (rep, c.requests);
+  ra_msg_out_str (rep, "uptime_s");
+  ra_msg_out_double (rep, c.uptime_s);
+  return RA_OK;
+}
+
+static const s_op_t s_ops[] = {
+  { "hello", s_hello, 0 },
+  { "list", s_list, 0 },
+  { "make", s_make, 0 },
+  { "reset", s_reset, S_OP_SESSION },
+  { "step", s_step, S_OP_SESSION },
+  { "set_task", s_set_task, S_OP_SESSION },
+  { "render", s_render, S_OP_SESSION },
+  { "close", s_close, S_OP_SESSION },
+  { "ping", s_ping, 0 },
+  { "stats", s_stats, 0 },
+};
+
+void ra__dispatch (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep)
+{
+  ra_error_t err;
+  ra_error_clear (&err);
+  ra_err_t rc = RA_ERR_UNKNOWN_OP;
+  srv->reply_owner = NULL;
+  srv->cur = NULL;
+  srv->requests++;
+  ra_msg_out_clear (rep);
+  const s_op_t *op = NULL;
+  for (size_t i = 0; i < sizeof s_ops / sizeof s_ops[0]; i++)
+    if ((int) strlen (s_ops[i].name) == req->op_len && memcmp (s_ops[i].name, req->op, (size_t) req->op_len) == 0)
+      op = &s_ops[i];
+  if (!op) {
+    ra_error_set (&err, RA_ERR_UNKNOWN_OP, -1,
+                  "unknown op '%.*s'; expected hello, list, make, reset, step, set_task, render, "
+                  "close, ping or stats", req->op_len > 32 ? 32 : req->op_len, req->op);
+  } else {
+    rc = RA_OK;
+    if (op->flags & S_OP_SESSION) {
+      int64_t handle;
+      rc = ra_get_int (req->root, "handle", &handle, &err);
+      if (rc == RA_OK)
+        rc = ra__session_get (srv, handle, &srv->cur, &err);
+    }
+    if (rc == RA_OK)
+      rc = op->fn (srv, req, rep, &err);
+  }
+  if (rc != RA_OK) {
+    if (err.code == RA_OK)   /* a handler that forgot the detail */
+      ra_error_set (&err, rc, -1, "%s", ra_err_text (rc));
+    if (err.code > RA_ERR_LAST_WIRE)
+      err.code = RA_ERR_INTERNAL;
+    srv->reply_owner = NULL;
+    srv->errors++;
+    ra__log (srv, RA_LOG_DEBUG, "request %llu (%.*s): %s: %s", (unsigned long long) req->id,
+             req->op_len > 32 ? 32 : req->op_len, req->op, ra_err_code (err.code), err.message);
+    ra_msg_out_error (rep, req->id, &err);
+  }
+}

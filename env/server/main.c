@@ -1,0 +1,233 @@
+/*  env/server/main.c - recarena-server: parses flags (and an optional key = value config file),
+    binds, serves until SIGINT or SIGTERM. Runs with no arguments on tcp://127.0.0.1:5555.       */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "env/server/server.h"
+
+static ra_server_t *s_server;
+
+static void s_on_signal (int sig)
+{
+  (void) sig;
+  if (s_server)
+    ra_server_stop (s_server);
+}
+
+static void s_log (void *ud, int level, const char *msg)
+{
+  (void) ud;
+  static const char *const names[] = { "error", "warn", "info", "debug" };
+  fprintf (stderr, "recarena-server: %s: %s\n", names[level < 0 ? 0 : level > 3 ? 3 : level], msg);
+}
+
+static void s_usage (FILE *f)
+{
+  fprintf (f,
+           "usage: recarena-server [options]\n"
+           "  --bind ENDPOINT          listen on ENDPOINT (repeatable; default tcp://127.0.0.1:5555;\n"
+           "                           ipc://PATH works)\n"
+           "  --workers N              threads stepping envs, this one included (default: CPUs)\n"
+           "  --max-envs N             most envs per make (default 65536)\n"
+           "  --max-sessions N         most live handles (default 1024)\n"
+           "  --idle-timeout SECONDS   reclaim handles idle this long (default 600)\n"
+           "  --max-message-bytes N    largest request accepted (default 67108864)\n"
+           "  --seed N                 default make seed (env i gets N + i); default: from the clock\n"
+           "  --log-level LEVEL        error, warn, info (default) or debug\n"
+           "  --config FILE            read options from FILE: lines 'name = value' with the names\n"
+           "                           above without dashes ('#' starts a comment)\n"
+           "  --help                   this text\n");
+}
+
+typedef struct {
+  ra_server_opts_t opts;
+  const char *binds[RA_SERVER_MAX_BINDS];
+  char bind_store[RA_SERVER_MAX_BINDS][256];
+  int nbinds;
+} s_cfg_t;
+
+static bool s_parse_long (const char *v, long long lo, long long hi, long long *out)
+{
+  char *end;
+  errno = 0;
+  long long x = strtoll (v, &end, 10);
+  if (errno || end == v || *end || x < lo || x > hi)
+    return false;
+  *out = x;
+  return true;
+}
+
+/* Applies one option by name (without dashes). Returns false with a message on stderr. */
+static bool s_apply (s_cfg_t *c, const char *name, const char *v)
+{
+  long long x;
+  if (!strcmp (name, "bind")) {
+    if (c->nbinds >= RA_SERVER_MAX_BINDS) {
+      fprintf (stderr, "recarena-server: at most %d --bind\n", RA_SERVER_MAX_BINDS);
+      return false;
+    }
+    snprintf (c->bind_store[c->nbinds], sizeof c->bind_store[0], "%s", v);
+    c->binds[c->nbinds] = c->bind_store[c->nbinds];
+    c->nbinds++;
+    return true;
+  }
+  if (!strcmp (name, "log-level")) {
+    static const char *const names[] = { "error", "warn", "info", "debug" };
+    for (int i = 0; i < 4; i++)
+      if (!strcmp (v, names[i])) {
+        c->opts.log_level = i;
+        return true;
+      }
+    fprintf (stderr, "recarena-server: --log-level is '%s', expected error, warn, info or debug\n", v);
+    return false;
+  }
+  if (!strcmp (name, "idle-timeout")) {
+    char *end;
+    double d = strtod (v, &end);
+    if (end == v || *end || !(d > 0)) {
+      fprintf (stderr, "recarena-server: --idle-timeout is '%s', expected seconds > 0\n", v);
+      return false;
+    }
+    c->opts.idle_timeout_s = d;
+    return true;
+  }
+  struct { const char *name; long long lo, hi; } ints[] = {
+    { "workers", 1, 64 }, { "max-envs", 1, 1 << 24 }, { "max-sessions", 1, 65535 },
+    { "max-message-bytes", 1024, 1ll << 40 }, { "seed", 0, 9223372036854775807ll },
+  };
+  for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+    if (strcmp (name, ints[i].name))
+      continue;
+    if (!s_parse_long (v, ints[i].lo, ints[i].hi, &x)) {
+      fprintf (stderr, "recarena-server: --%s is '%s', expected an integer in %lld..%lld\n", name, v,
+               ints[i].lo, ints[i].hi);
+      return false;
+    }
+    switch (i) {
+    case 0: c->opts.workers = (int) x; break;
+    case 1: c->opts.max_envs = (int) x; break;
+    case 2: c->opts.max_sessions = (int) x; break;
+    case 3: c->opts.max_message_bytes = x; break;
+    default: c->opts.default_seed = (uint64_t) x; c->opts.has_default_seed = true; break;
+    }
+    return true;
+  }
+  fprintf (stderr, "recarena-server: unknown option '%s' (see --help)\n", name);
+  return false;
+}
+
+static char *s_trim (char *s)
+{
+  while (*s == ' ' || *s == '\t')
+    s++;
+  size_t n = strlen (s);
+  while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
+    s[--n] = '\0';
+  return s;
+}
+
+static bool s_read_config (s_cfg_t *c, const char *path)
+{
+  FILE *f = fopen (path, "r");
+  if (!f) {
+    fprintf (stderr, "recarena-server: cannot open config %s: %s\n", path, strerror (errno));
+    return false;
+  }
+  char line[1024];
+  int lineno = 0;
+  bool ok = true;
+  while (ok && fgets (line, sizeof line, f)) {
+    lineno++;
+    char *hash = strchr (line, '#');
+    if (hash)
+      *hash = '\0';
+    char *s = s_trim (line);
+    if (!*s)
+      continue;
+    char *eq = strchr (s, '=');
+    if (!eq) {
+      fprintf (stderr, "recarena-server: %s:%d: expected 'name = value'\n", path, lineno);
+      ok = false;
+      break;
+    }
+    *eq = '\0';
+    char *name = s_trim (s), *value = s_trim (eq + 1);
+    for (char *p = name; *p; p++)
+      if (*p == '_')
+        *p = '-';
+    if (!s_apply (c, name, value)) {
+      fprintf (stderr, "recarena-server: in %s:%d\n", path, lineno);
+      ok = false;
+    }
+  }
+  fclose (f);
+  return ok;
+}
+
+int main (int argc, char **argv)
+{
+  static s_cfg_t c;
+  ra_server_opts_default (&c.opts);
+  c.opts.log = s_log;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp (a, "--help") || !strcmp (a, "-h")) {
+      s_usage (stdout);
+      return 0;
+    }
+    if (strncmp (a, "--", 2) != 0) {
+      fprintf (stderr, "recarena-server: unexpected argument '%s' (see --help)\n", a);
+      return 2;
+    }
+    const char *name = a + 2, *eq = strchr (name, '=');
+    char buf[64];
+    const char *value;
+    if (eq) {
+      snprintf (buf, sizeof buf, "%.*s", (int) (eq - name), name);
+      name = buf;
+      value = eq + 1;
+    } else {
+      if (i + 1 >= argc) {
+        fprintf (stderr, "recarena-server: %s needs a value\n", a);
+        return 2;
+      }
+      value = argv[++i];
+    }
+    bool ok = !strcmp (name, "config") ? s_read_config (&c, value) : s_apply (&c, name, value);
+    if (!ok)
+      return 2;
+  }
+  if (c.nbinds == 0)
+    c.binds[c.nbinds++] = "tcp://127.0.0.1:5555";
+
+  ra_error_t err;
+  ra_server_t *srv;
+  if (ra_server_new (&c.opts, &srv, &err) != RA_OK) {
+    fprintf (stderr, "recarena-server: %s\n", err.message);
+    return 1;
+  }
+  for (int i = 0; i < c.nbinds; i++)
+    if (ra_server_bind (srv, c.binds[i], &err) != RA_OK) {
+      fprintf (stderr, "recarena-server: %s\n", err.message);
+      ra_server_destroy (&srv);
+      return 1;
+    }
+  s_server = srv;
+  struct sigaction sa;
+  memset (&sa, 0, sizeof sa);
+  sa.sa_handler = s_on_signal;
+  sigemptyset (&sa.sa_mask);
+  sigaction (SIGINT, &sa, NULL);
+  sigaction (SIGTERM, &sa, NULL);
+  signal (SIGPIPE, SIG_IGN);
+  for (int i = 0; i < c.nbinds; i++)
+    printf ("recarena-server: listening on %s\n", ra_server_endpoint (srv, i));
+  fflush (stdout);
+  ra_err_t rc = ra_server_run (srv);
+  s_server = NULL;
+  ra_server_destroy (&srv);
+  return rc == RA_OK ? 0 : 1;
+}

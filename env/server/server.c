@@ -1,0 +1,406 @@
+/*  env/server/server.c - the server object and its ZeroMQ loop (DESIGN.md sections 2 and 6;
+    STYLE.md "The server loop").
+
+    One thread owns the ROUTER socket: it polls with a timeout that ends at the next timer (idle
+    expiry sweep, at most 100 ms so a stop request is seen quickly), drains what is ready, answers
+    each request through the command table, and runs the timer. Big steps fan out to the worker
+    pool inside the handler (fork-join), so the loop is busy for a step's time divided by the
+    workers; small batches run inline, which keeps the one-env round trip close to a bare ZeroMQ
+    round trip.
+
+    Envelope: [identity][optional empty delimiter][header][tensor frames...]. Reply frames that
+    point into a session's output buffers are sent without a copy: each such zmq message holds a
+    reference on the buffers, released by ZeroMQ when it is done with them; the session switches to
+    a private copy if it must write buffers that are still referenced (session.h). Small frames
+    are copied, which is cheaper than the bookkeeping.                                         */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "env/server/server_int.h"
+
+/* Frames at least this big travel without a copy. */
+#define S_ZEROCOPY_MIN 16384
+/* Most parts one incoming message may have: identity, delimiter, header, tensor frames. */
+#define S_MAX_PARTS (3 + RA_MSG_MAX_FRAMES)
+/* Messages served per poll wake-up before timers get a look. */
+#define S_BURST 256
+
+double ra__now (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
+}
+
+void ra__log (const ra_server_t *srv, int level, const char *fmt, ...)
+{
+  if (!srv->opts.log || level > srv->opts.log_level)
+    return;
+  char line[512];
+  va_list ap;
+  va_start (ap, fmt);
+  vsnprintf (line, sizeof line, fmt, ap);
+  va_end (ap);
+  srv->opts.log (srv->opts.log_ud, level, line);
+}
+
+void ra_server_opts_default (ra_server_opts_t *o)
+{
+  memset (o, 0, sizeof *o);
+  o->workers = 0;
+  o->max_envs = 65536;
+  o->max_total_envs = 1 << 20;
+  o->max_sessions = 1024;
+  o->idle_timeout_s = 600.0;
+  o->max_message_bytes = 64ll << 20;
+  o->log_level = RA_LOG_INFO;
+}
+
+ra_err_t ra_server_new (const ra_server_opts_t *opts, ra_server_t **out, ra_error_t *err)
+{
+  *out = NULL;
+  ra_server_t *srv = calloc (1, sizeof *srv);
+  if (!srv)
+    return ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory");
+  srv->opts = *opts;
+  ra_server_opts_t def;
+  ra_server_opts_default (&def);
+  if (srv->opts.max_envs < 1)
+    srv->opts.max_envs = def.max_envs;
+  if (srv->opts.max_total_envs < srv->opts.max_envs)
+    srv->opts.max_total_envs = srv->opts.max_envs > def.max_total_envs ? srv->opts.max_envs
+                                                                         : def.max_total_envs;
+  if (srv->opts.max_sessions < 1)
+    srv->opts.max_sessions = def.max_sessions;
+  if (srv->opts.max_sessions > (1 << RA__HANDLE_SLOT_BITS) - 1)
+    srv->opts.max_sessions = (1 << RA__HANDLE_SLOT_BITS) - 1;
+  if (!(srv->opts.idle_timeout_s > 0))
+    srv->opts.idle_timeout_s = def.idle_timeout_s;
+  if (srv->opts.max_message_bytes < 1024)
+    srv->opts.max_message_bytes = def.max_message_bytes;
+  int workers = srv->opts.workers;
+  if (workers <= 0) {
+    long ncpu = sysconf (_SC_NPROCESSORS_ONLN);
+    workers = ncpu < 1 ? 1 : (ncpu > 64 ? 64 : (int) ncpu);
+  }
+  srv->opts.workers = workers;
+  atomic_init (&srv->stop, 0);
+  ra_msg_in_init (&srv->in);
+  srv->t_start = ra__now ();
+  srv->slots = calloc ((size_t) srv->opts.max_sessions, sizeof *srv->slots);
+  if (!srv->slots || ra_pool_new (workers, &srv->pool) != RA_OK) {
+    ra_server_destroy (&srv);
+    return ra_error_set (err, RA_ERR_INTERNAL, -1, "cannot start %d worker threads", workers);
+  }
+  *out = srv;
+  return RA_OK;
+}
+
+void ra_server_destroy (ra_server_t **server_p)
+{
+  ra_server_t *srv = *server_p;
+  if (!srv)
+    return;
+  if (srv->router) {
+    int zero = 0;
+    zmq_setsockopt (srv->router, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_close (srv->router);
+  }
+  if (srv->zctx)
+    zmq_ctx_term (srv->zctx);   /* releases the references of frames still queued */
+  if (srv->slots)
+    for (int i = 0; i < srv->opts.max_sessions; i++)
+      if (srv->slots[i].session)
+        ra__session_drop (srv, &srv->slots[i]);
+  free (srv->slots);
+  ra_pool_destroy (&srv->pool);
+  ra_msg_in_fini (&srv->in);
+  free (srv);
+  *server_p = NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Sessions                                                                                    */
+
+ra_err_t ra__session_get (ra_server_t *srv, int64_t handle, ra__slot_t **out, ra_error_t *err)
+{
+  int64_t slot_i = handle & ((1 << RA__HANDLE_SLOT_BITS) - 1);
+  ra__slot_t *slot = handle > 0 && slot_i < srv->opts.max_sessions ? &srv->slots[slot_i] : NULL;
+  if (!slot || !slot->session || slot->handle != handle)
+    return ra_error_set (err, RA_ERR_NO_SUCH_HANDLE, -1,
+                         "handle %lld does not exist (never made, closed, or expired)", (long long) handle);
+  double now = ra__now ();
+  if (now - slot->last_used > srv->opts.idle_timeout_s) {
+    ra__log (srv, RA_LOG_INFO, "handle %lld expired after %.1f s idle", (long long) handle,
+             now - slot->last_used);
+    ra__session_drop (srv, slot);
+    return ra_error_set (err, RA_ERR_NO_SUCH_HANDLE, -1,
+                         "handle %lld expired after more than %g s idle", (long long) handle,
+                         srv->opts.idle_timeout_s);
+  }
+  slot->last_used = now;
+  *out = slot;
+  return RA_OK;
+}
+
+void ra__session_drop (ra_server_t *srv, ra__slot_t *slot)
+{
+  srv->nsessions--;
+  srv->nenvs -= ra_session_num_envs (slot->session);
+  ra_session_destroy (&slot->session);
+  ra__kvlist_free (slot->config_keep);
+  ra__kvlist_free (slot->task_keep);
+  memset (slot, 0, sizeof *slot);
+}
+
+int ra_server_expire (ra_server_t *srv)
+{
+  double now = ra__now ();
+  int n = 0;
+  for (int i = 0; i < srv->opts.max_sessions; i++) {
+    ra__slot_t *slot = &srv->slots[i];
+    if (slot->session && now - slot->last_used > srv->opts.idle_timeout_s) {
+      ra__log (srv, RA_LOG_INFO, "handle %lld expired after %.1f s idle", (long long) slot->handle,
+               now - slot->last_used);
+      ra__session_drop (srv, slot);
+      n++;
+    }
+  }
+  return n;
+}
+
+void ra_server_counters (const ra_server_t *srv, ra_server_counters_t *out)
+{
+  out->sessions = srv->nsessions;
+  out->envs = srv->nenvs;
+  out->steps = srv->steps;
+  out->requests = srv->requests;
+  out->errors = srv->errors;
+  out->uptime_s = ra__now () - srv->t_start;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Requests                                                                                    */
+
+void ra_server_handle (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep)
+{
+  ra__dispatch (srv, req, rep);
+}
+
+/* An error reply for a message that was refused before dispatch. */
+static void s_refuse (ra_server_t *srv, const ra_msg_in_t *in, ra_msg_out_t *rep, const ra_error_t *e)
+{
+  srv->requests++;
+  srv->errors++;
+  srv->reply_owner = NULL;
+  ra__log (srv, RA_LOG_DEBUG, "refused a message: %s: %s", ra_err_code (e->code), e->message);
+  ra_msg_out_error (rep, in->has_id ? in->id : 0, e);
+}
+
+void ra_server_handle_raw (ra_server_t *srv, const void *head, size_t head_len, int nframes,
+                           const void *const *frames, const size_t *sizes, ra_msg_out_t *rep)
+{
+  ra_error_t err;
+  ra_error_clear (&err);
+  srv->reply_owner = NULL;
+  ra_err_t rc = ra_msg_in_decode (&srv->in, head, head_len, nframes, frames, sizes, true, &err);
+  if (rc != RA_OK) {
+    if (err.code == RA_OK || err.code > RA_ERR_LAST_WIRE)
+      ra_error_set (&err, RA_ERR_BAD_REQUEST, -1, "request header does not decode");
+    s_refuse (srv, &srv->in, rep, &err);
+    return;
+  }
+  ra__dispatch (srv, &srv->in, rep);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Sockets                                                                                     */
+
+static ra_err_t s_socket (ra_server_t *srv, ra_error_t *err)
+{
+  if (srv->router)
+    return RA_OK;
+  if (!srv->zctx && !(srv->zctx = zmq_ctx_new ()))
+    return ra_error_set (err, RA_ERR_TRANSPORT, -1, "zmq_ctx_new: %s", zmq_strerror (zmq_errno ()));
+  if (!(srv->router = zmq_socket (srv->zctx, ZMQ_ROUTER)))
+    return ra_error_set (err, RA_ERR_TRANSPORT, -1, "zmq_socket: %s", zmq_strerror (zmq_errno ()));
+  int64_t maxmsg = srv->opts.max_message_bytes;
+  int zero = 0;
+  zmq_setsockopt (srv->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+  zmq_setsockopt (srv->router, ZMQ_LINGER, &zero, sizeof zero);
+  return RA_OK;
+}
+
+ra_err_t ra_server_bind (ra_server_t *srv, const char *endpoint, ra_error_t *err)
+{
+  if (srv->nbinds >= RA_SERVER_MAX_BINDS)
+    return ra_error_set (err, RA_ERR_LIMIT, -1, "at most %d endpoints", RA_SERVER_MAX_BINDS);
+  ra_err_t rc = s_socket (srv, err);
+  if (rc != RA_OK)
+    return rc;
+  if (zmq_bind (srv->router, endpoint) != 0)
+    return ra_error_set (err, RA_ERR_TRANSPORT, -1, "cannot bind %s: %s", endpoint,
+                         zmq_strerror (zmq_errno ()));
+  size_t len = sizeof srv->endpoints[0];
+  char *ep = srv->endpoints[srv->nbinds];
+  if (zmq_getsockopt (srv->router, ZMQ_LAST_ENDPOINT, ep, &len) != 0) {
+    snprintf (ep, sizeof srv->endpoints[0], "%s", endpoint);
+  }
+  srv->nbinds++;
+  ra__log (srv, RA_LOG_INFO, "listening on %s", ep);
+  return RA_OK;
+}
+
+const char *ra_server_endpoint (const ra_server_t *srv, int i)
+{
+  return i >= 0 && i < srv->nbinds ? srv->endpoints[i] : NULL;
+}
+
+void ra_server_stop (ra_server_t *srv)
+{
+  atomic_store (&srv->stop, 1);
+}
+
+static void s_release_frame (void *data, void *hint)
+{
+  (void) data;
+  ra_outbufs_release (hint);
+}
+
+/* Sends rep to the peer whose envelope is parts[0] (and an empty delimiter when delim). */
+static void s_send (ra_server_t *srv, zmq_msg_t *identity, bool delim, ra_msg_out_t *rep)
+{
+  void *sock = srv->router;
+  if (zmq_msg_send (identity, sock, ZMQ_SNDMORE) < 0)
+    return;
+  if (delim)
+    zmq_send (sock, "", 0, ZMQ_SNDMORE);
+  int n = rep->nframes;
+  if (zmq_send (sock, rep->head.data, rep->head.size, n ? ZMQ_SNDMORE : 0) < 0)
+    return;
+  for (int i = 0; i < n; i++) {
+    int flags = i + 1 < n ? ZMQ_SNDMORE : 0;
+    const ra_frame_t *f = &rep->frames[i];
+    if (srv->reply_owner && f->nbytes >= S_ZEROCOPY_MIN) {
+      zmq_msg_t m;
+      ra_outbufs_retain (srv->reply_owner);
+      if (zmq_msg_init_data (&m, (void *) f->data, f->nbytes, s_release_frame, srv->reply_owner) != 0) {
+        ra_outbufs_release (srv->reply_owner);
+        zmq_send (sock, f->data, f->nbytes, flags);
+        continue;
+      }
+      if (zmq_msg_send (&m, sock, flags) < 0)
+        zmq_msg_close (&m);
+    } else {
+      zmq_send (sock, f->data, f->nbytes, flags);
+    }
+  }
+}
+
+/* Receives and answers one message if one is waiting; false when none was. */
+static bool s_serve_one (ra_server_t *srv, ra_msg_out_t *rep)
+{
+  zmq_msg_t parts[S_MAX_PARTS];
+  int np = 0, extra = 0;
+  size_t total = 0;
+  for (bool more = true; more;) {
+    zmq_msg_t scratch, *m = np < S_MAX_PARTS ? &parts[np] : &scratch;
+    zmq_msg_init (m);
+    if (zmq_msg_recv (m, srv->router, np + extra == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+      zmq_msg_close (m);
+      if (np + extra == 0)
+        return false;
+      break;    /* cannot happen: the rest of a multipart message is always there */
+    }
+    total += zmq_msg_size (m);
+    more = zmq_msg_more (m);
+    if (np < S_MAX_PARTS)
+      np++;
+    else {
+      extra++;
+      zmq_msg_close (m);
+    }
+  }
+  if (np >= 2) {
+    bool delim = zmq_msg_size (&parts[1]) == 0 && np > 2;
+    int h = delim ? 2 : 1;
+    int nframes = np - h - 1 + extra;
+    const void *frames[RA_MSG_MAX_FRAMES];
+    size_t sizes[RA_MSG_MAX_FRAMES];
+    ra_error_t err;
+    ra_error_clear (&err);
+    const void *head = zmq_msg_data (&parts[h]);
+    size_t head_len = zmq_msg_size (&parts[h]);
+    if (nframes > RA_MSG_MAX_FRAMES || (int64_t) total > srv->opts.max_message_bytes) {
+      /* Read the id if possible, then refuse. */
+      ra_error_t ignored;
+      ra_msg_in_decode (&srv->in, head, head_len, 0, NULL, NULL, true, &ignored);
+      if (nframes > RA_MSG_MAX_FRAMES)
+        ra_error_set (&err, RA_ERR_LIMIT, -1, "message has %d tensor frames, at most %d", nframes,
+                      RA_MSG_MAX_FRAMES);
+      else
+        ra_error_set (&err, RA_ERR_LIMIT, -1, "message has %zu bytes, at most %lld", total,
+                      (long long) srv->opts.max_message_bytes);
+      s_refuse (srv, &srv->in, rep, &err);
+    } else {
+      for (int i = 0; i < nframes; i++) {
+        frames[i] = zmq_msg_data (&parts[h + 1 + i]);
+        sizes[i] = zmq_msg_size (&parts[h + 1 + i]);
+      }
+      ra_server_handle_raw (srv, head, head_len, nframes, frames, sizes, rep);
+    }
+    s_send (srv, &parts[0], delim, rep);
+    srv->reply_owner = NULL;
+  }
+  for (int i = 0; i < np; i++)
+    zmq_msg_close (&parts[i]);
+  return true;
+}
+
+ra_err_t ra_server_run (ra_server_t *srv)
+{
+  if (!srv->router || srv->nbinds == 0)
+    return RA_ERR_TRANSPORT;
+  ra_msg_out_t rep;
+  ra_msg_out_init (&rep);
+  double sweep_every = srv->opts.idle_timeout_s / 4;
+  if (sweep_every > 5.0)
+    sweep_every = 5.0;
+  if (sweep_every < 0.001)
+    sweep_every = 0.001;
+  double next_sweep = ra__now () + sweep_every;
+  ra_err_t rc = RA_OK;
+  while (!atomic_load (&srv->stop)) {
+    double wait = next_sweep - ra__now ();
+    long timeout_ms = wait <= 0 ? 0 : (long) ceil (wait * 1000);
+    if (timeout_ms > 100)
+      timeout_ms = 100;
+    zmq_pollitem_t item = { srv->router, 0, ZMQ_POLLIN, 0 };
+    int prc = zmq_poll (&item, 1, timeout_ms);
+    if (prc < 0) {
+      if (zmq_errno () == EINTR)
+        continue;
+      ra__log (srv, RA_LOG_ERROR, "zmq_poll: %s", zmq_strerror (zmq_errno ()));
+      rc = RA_ERR_TRANSPORT;
+      break;
+    }
+    if (prc > 0)
+      for (int i = 0; i < S_BURST && !atomic_load (&srv->stop); i++)
+        if (!s_serve_one (srv, &rep))
+          break;
+    if (ra__now () >= next_sweep) {
+      ra_server_expire (srv);
+      next_sweep = ra__now () + sweep_every;
+    }
+  }
+  ra_msg_out_fini (&rep);
+  ra__log (srv, RA_LOG_INFO, "stopping");
+  return rc;
+}

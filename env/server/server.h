@@ -1,0 +1,83 @@
+/*  env/server/server.h - recarena-server as a library: sessions, the command table and the
+    ZeroMQ loop (DESIGN.md sections 2 and 6).
+
+    ra_server_handle answers one decoded request without touching a socket, so tests (and other
+    transports) can drive every op directly. ra_server_run owns the ROUTER socket: it polls with a
+    timeout that ends at the next timer, serves what is ready, expires idle sessions, and returns
+    when ra_server_stop is called (from any thread or a signal handler).
+    Library code: never prints or exits; log lines go to opts.log when set.
+    Threading: one thread calls everything except ra_server_stop, which is async-signal-safe.   */
+#ifndef RA_ENV_SERVER_SERVER_H
+#define RA_ENV_SERVER_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "protocol/msg.h"
+
+typedef struct ra_server ra_server_t;
+
+enum { RA_LOG_ERROR = 0, RA_LOG_WARN = 1, RA_LOG_INFO = 2, RA_LOG_DEBUG = 3 };
+typedef void (*ra_log_fn) (void *ud, int level, const char *msg);
+
+#define RA_SERVER_MAX_BINDS 8
+
+typedef struct {
+  int workers;                  /* threads stepping envs, the socket thread included; <= 0: CPUs */
+  int max_envs;                 /* per make (num_envs above it: LIMIT); default 65536 */
+  int max_total_envs;           /* over all sessions; default 1048576 */
+  int max_sessions;             /* default 1024, at most 65535 */
+  double idle_timeout_s;        /* sessions idle longer are reclaimed; default 600 */
+  int64_t max_message_bytes;    /* incoming message cap (ZMQ_MAXMSGSIZE and total); default 64 MiB */
+  uint64_t default_seed;        /* make without seed: env i gets default_seed + i; if
+                                   has_default_seed is false, a seed is drawn from the clock */
+  bool has_default_seed;
+  ra_log_fn log;                /* NULL: silent */
+  void *log_ud;
+  int log_level;                /* RA_LOG_*: lines above it are not formatted */
+} ra_server_opts_t;
+
+/* Fills the defaults above. */
+void ra_server_opts_default (ra_server_opts_t *opts);
+
+/* Builds a server with its worker pool (no sockets yet). RA_ERR_NOMEM / RA_ERR_INTERNAL. */
+ra_err_t ra_server_new (const ra_server_opts_t *opts, ra_server_t **out, ra_error_t *err);
+/* Closes sockets (LINGER 0), destroys sessions, joins workers, terminates the ZeroMQ context.
+   Accepts NULL; NULLs the pointer. */
+void ra_server_destroy (ra_server_t **server_p);
+
+/* Binds the ROUTER socket to endpoint (tcp://, ipc://; "tcp://127.0.0.1:*" picks a free port).
+   RA_ERR_TRANSPORT with zmq's reason on failure. At most RA_SERVER_MAX_BINDS. */
+ra_err_t ra_server_bind (ra_server_t *srv, const char *endpoint, ra_error_t *err);
+/* The i-th bound endpoint as resolved by ZeroMQ (the real port for "*"), or NULL. */
+const char *ra_server_endpoint (const ra_server_t *srv, int i);
+
+/* Serves until ra_server_stop. RA_OK on a clean stop; RA_ERR_TRANSPORT if nothing is bound or
+   the socket fails. */
+ra_err_t ra_server_run (ra_server_t *srv);
+/* Asks ra_server_run to return soon (within its poll timeout, at most 100 ms). Thread-safe and
+   async-signal-safe. */
+void ra_server_stop (ra_server_t *srv);
+
+/* Answers one request into rep (always a complete reply: the result or an error). req must have
+   been decoded by ra_msg_in_decode with is_request. Reply frames may borrow session buffers,
+   valid until the next request on that session (the loop keeps them alive while sending). */
+void ra_server_handle (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep);
+/* Decodes raw parts (frame 0 = header) and answers; a message that does not decode gets a
+   BAD_REQUEST (or VERSION, LIMIT) reply carrying its id when the id was readable. */
+void ra_server_handle_raw (ra_server_t *srv, const void *head, size_t head_len, int nframes,
+                           const void *const *frames, const size_t *sizes, ra_msg_out_t *rep);
+
+/* Reclaims sessions idle for longer than the idle timeout; returns how many. Called by the loop
+   on its timer; lookups also refuse expired handles. */
+int ra_server_expire (ra_server_t *srv);
+
+typedef struct {
+  int64_t sessions, envs;       /* live now */
+  int64_t steps;                /* env-steps served since start */
+  int64_t requests, errors;     /* requests answered, error replies among them */
+  double uptime_s;
+} ra_server_counters_t;
+void ra_server_counters (const ra_server_t *srv, ra_server_counters_t *out);
+
+#endif

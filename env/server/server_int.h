@@ -1,0 +1,57 @@
+/*  env/server/server_int.h - the server object as shared by the files of env/server (internal). */
+#ifndef RA_ENV_SERVER_SERVER_INT_H
+#define RA_ENV_SERVER_SERVER_INT_H
+
+#include <stdatomic.h>
+
+#include "env/server/pool.h"
+#include "env/server/server.h"
+#include "env/server/session.h"
+
+/* Handles are (counter << 16) | slot: O(1) lookup, never reused. */
+#define RA__HANDLE_SLOT_BITS 16
+
+typedef struct {
+  ra_session_t *session;        /* NULL: free slot */
+  int64_t handle;
+  double last_used;             /* monotonic seconds */
+  void *config_keep, *task_keep; /* key/value lists the sim was given, kept for its lifetime */
+} ra__slot_t;
+
+struct ra_server {
+  ra_server_opts_t opts;
+  ra_pool_t *pool;
+  ra__slot_t *slots;            /* opts.max_sessions */
+  int64_t counter;              /* handle counter */
+  int64_t nsessions, nenvs;
+  int64_t steps, requests, errors;
+  double t_start;
+  uint64_t seed_counter;        /* varies clock-drawn default seeds between makes */
+
+  /* Set by a handler when every tensor frame of its reply points into these buffers, so the
+     loop can send them without a copy (taking references); NULL otherwise. */
+  ra_outbufs_t *reply_owner;
+  /* The session of the request being handled (ops flagged RA__OP_SESSION). */
+  ra__slot_t *cur;
+
+  /* Socket side (server.c). */
+  void *zctx, *router;
+  int nbinds;
+  char endpoints[RA_SERVER_MAX_BINDS][256];
+  atomic_int stop;              /* lock-free, so safe to set from a signal handler */
+  ra_msg_in_t in;               /* the request being handled */
+};
+
+double ra__now (void);
+void ra__log (const ra_server_t *srv, int level, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
+/* Looks up a live, unexpired session (touching its idle clock). NO_SUCH_HANDLE otherwise. */
+ra_err_t ra__session_get (ra_server_t *srv, int64_t handle, ra__slot_t **out, ra_error_t *err);
+/* Destroys the session in slot and frees it. */
+void ra__session_drop (ra_server_t *srv, ra__slot_t *slot);
+/* Frees a key/value list made by the handlers (config_keep, task_keep). Accepts NULL. */
+void ra__kvlist_free (void *list);
+/* Dispatches req through the command table (handlers.c). */
+void ra__dispatch (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep);
+
+#endif
