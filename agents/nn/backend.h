@@ -1,0 +1,100 @@
+/*  agents/nn/backend.h - the ops table each backend fills (internal to agents/nn).
+
+    All matrices are row-major. Pointers are device pointers of the backend. Kernels are
+    asynchronous on cuda (one stream per backend). Included from C and from CUDA C++.          */
+#ifndef RA_AGENTS_NN_BACKEND_H
+#define RA_AGENTS_NN_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "protocol/err.h"
+
+typedef struct ra__nn_ops {
+  const char *name;
+  void (*destroy) (void *ctx);
+  void *(*alloc) (void *ctx, size_t bytes); /* zeroed */
+  void (*free) (void *ctx, void *p);
+  void (*upload) (void *ctx, void *dst, const void *src, size_t bytes);
+  void (*download) (void *ctx, void *dst, const void *src, size_t bytes); /* synchronous */
+  void (*copy) (void *ctx, void *dst, const void *src, size_t bytes);
+  void (*zero) (void *ctx, void *p, size_t bytes);
+  void (*sync) (void *ctx);
+
+  /* C_i[M, N] = alpha op(A_i)[M, K] op(B_i)[K, N] + beta C_i for i < batch; X_i = X + i*sX.
+     ta: A is stored [K, M] (lda >= M) instead of [M, K] (lda >= K); tb likewise. */
+  void (*gemm) (void *ctx, bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
+                long long sA, const float *B, int ldb, long long sB, float beta, float *C, int ldc,
+                long long sC, int batch);
+
+  /* y[p, b, f] += bias[p*bstride + f] */
+  void (*bias_add) (void *ctx, float *y, const float *bias, int P, int B, int F, size_t bstride);
+  /* dbias[p*bstride + f] += sum_b dy[p, b, f] (rows summed in order) */
+  void (*bias_grad) (void *ctx, float *dbias, const float *dy, int P, int B, int F, size_t bstride);
+  void (*relu_fwd) (void *ctx, const float *x, float *y, size_t n);
+  void (*relu_bwd) (void *ctx, const float *y, const float *dy, float *dx, size_t n);
+  void (*tanh_fwd) (void *ctx, const float *x, float *y, size_t n);
+  void (*tanh_bwd) (void *ctx, const float *y, const float *dy, float *dx, size_t n);
+  void (*ln_fwd) (void *ctx, const float *x, const float *g, const float *b, float *y, float *mean,
+                  float *rstd, int P, int B, int D, size_t pstride);
+  /* dx written; dg, db accumulated (rows summed in order) */
+  void (*ln_bwd) (void *ctx, const float *x, const float *g, const float *mean, const float *rstd,
+                  const float *dy, float *dx, float *dg, float *db, int P, int B, int D, size_t pstride);
+  void (*softmax_fwd) (void *ctx, const float *x, float *y, int R, int C, bool log);
+  void (*softmax_bwd) (void *ctx, const float *y, const float *dy, float *dx, int R, int C, bool log);
+  void (*pairs_fwd) (void *ctx, const float *user, const float *cand, float *out, int R, int C, int du, int dc);
+  void (*pairs_bwd) (void *ctx, const float *dout, float *duser, float *dcand, int R, int C, int du, int dc);
+  void (*pg_fwd) (void *ctx, const float *logp, const int32_t *act, const float *adv, float *loss, int P,
+                  int U, int C);
+  void (*pg_bwd) (void *ctx, const int32_t *act, const float *adv, float *dlogp, float scale, bool acc,
+                  int P, int U, int C);
+  void (*ent_fwd) (void *ctx, const float *logp, float *loss, int P, int U, int C);
+  void (*ent_bwd) (void *ctx, const float *logp, float *dlogp, float scale, bool acc, int P, int U, int C);
+  void (*mse_fwd) (void *ctx, const float *v, const float *t, float *loss, int P, int U);
+  void (*mse_bwd) (void *ctx, const float *v, const float *t, float *dv, float scale, bool acc, int P, int U);
+
+  /* out[p] = sum_i x[p*stride + i]^2, i < n; fixed chunking, partials summed in order */
+  void (*sumsq) (void *ctx, const float *x, size_t n, int P, size_t stride, float *out);
+  /* x[p*stride + i] *= min(1, max_norm / (sqrt(ss[p]) + 1e-6)); ss computed by sumsq */
+  void (*clip_apply) (void *ctx, float *x, size_t n, int P, size_t stride, const float *ss, float max_norm);
+  void (*axpy) (void *ctx, float *y, float a, const float *x, size_t n);
+  void (*scale) (void *ctx, float *x, float a, size_t n);
+  /* ++*step, then Adam(W) with bias correction from *step over n floats */
+  void (*adam) (void *ctx, float *w, const float *g, float *m, float *v, size_t n, int32_t *step, float lr,
+                float b1, float b2, float eps, float wd);
+
+  /* graph capture: begin, end -> opaque graph; launch; destroy. NULL on cpu. */
+  ra_err_t (*graph_begin) (void *ctx, ra_error_t *err);
+  ra_err_t (*graph_end) (void *ctx, void **graph, ra_error_t *err);
+  void (*graph_launch) (void *ctx, void *graph);
+  void (*graph_destroy) (void *ctx, void *graph);
+} ra__nn_ops_t;
+
+/* Rows per chunk of the two-pass sumsq; both backends use it so results match in structure. */
+#define RA__NN_SUMSQ_CHUNK 4096
+
+/* Fills *e (may be NULL) like ra_error_set in protocol/err.c, without linking ra_protocol. */
+ra_err_t ra__nn_error (ra_error_t *e, ra_err_t code, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+ra_err_t ra__nn_cpu_open (int blas_threads, const ra__nn_ops_t **ops, void **ctx, ra_error_t *err);
+#ifdef RA_HAVE_CUDA
+ra_err_t ra__nn_cuda_open (int device, bool allow_tf32, const ra__nn_ops_t **ops, void **ctx,
+                           ra_error_t *err);
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+struct ra_nn_backend {
+  const ra__nn_ops_t *ops;
+  void *ctx;
+};
+
+#endif

@@ -1,0 +1,368 @@
+/*  agents/nn/backend_cpu.c - the cpu backend: OpenBLAS sgemm plus plain loops.
+
+    Owns nothing but its thread-count setting; "device" memory is host memory (calloc).
+    OpenBLAS threads are pinned at open (process-wide: OpenBLAS has one pool). Reductions run in
+    a fixed order, so results are bit-reproducible for a fixed thread count.                   */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agents/nn/backend.h"
+
+static void s_destroy (void *ctx) { (void) ctx; }
+static void *s_alloc (void *ctx, size_t bytes) { (void) ctx; return calloc (1, bytes ? bytes : 1); }
+static void s_free (void *ctx, void *p) { (void) ctx; free (p); }
+static void s_memcpy (void *ctx, void *dst, const void *src, size_t bytes)
+{
+  (void) ctx;
+  if (bytes && dst != src)
+    memmove (dst, src, bytes);
+}
+static void s_zero (void *ctx, void *p, size_t bytes) { (void) ctx; if (bytes) memset (p, 0, bytes); }
+static void s_sync (void *ctx) { (void) ctx; }
+
+static void s_gemm (void *ctx, bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
+                    long long sA, const float *B, int ldb, long long sB, float beta, float *C, int ldc,
+                    long long sC, int batch)
+{
+  (void) ctx;
+  for (int i = 0; i < batch; i++)
+    cblas_sgemm (CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K,
+                 alpha, A + i * sA, lda, B + i * sB, ldb, beta, C + i * sC, ldc);
+}
+
+static void s_bias_add (void *ctx, float *y, const float *bias, int P, int B, int F, size_t bstride)
+{
+  (void) ctx;
+  for (int p = 0; p < P; p++)
+    for (int b = 0; b < B; b++) {
+      float *row = y + ((size_t) p * B + b) * F;
+      const float *bp = bias + p * bstride;
+      for (int f = 0; f < F; f++)
+        row[f] += bp[f];
+    }
+}
+
+static void s_bias_grad (void *ctx, float *dbias, const float *dy, int P, int B, int F, size_t bstride)
+{
+  (void) ctx;
+  for (int p = 0; p < P; p++) {
+    float *db = dbias + p * bstride;
+    for (int b = 0; b < B; b++) {
+      const float *row = dy + ((size_t) p * B + b) * F;
+      for (int f = 0; f < F; f++)
+        db[f] += row[f];
+    }
+  }
+}
+
+static void s_relu_fwd (void *ctx, const float *x, float *y, size_t n)
+{
+  (void) ctx;
+  for (size_t i = 0; i < n; i++)
+    y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+static void s_relu_bwd (void *ctx, const float *y, const float *dy, float *dx, size_t n)
+{
+  (void) ctx;
+  for (size_t i = 0; i < n; i++)
+    dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+static void s_tanh_fwd (void *ctx, const float *x, float *y, size_t n)
+{
+  (void) ctx;
+  for (size_t i = 0; i < n; i++)
+    y[i] = tanhf (x[i]);
+}
+static void s_tanh_bwd (void *ctx, const float *y, const float *dy, float *dx, size_t n)
+{
+  (void) ctx;
+  for (size_t i = 0; i < n; i++)
+    dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+}
+
+static void s_ln_fwd (void *ctx, const float *x, const float *g, const float *b, float *y, float *mean,
+                      float *rstd, int P, int B, int D, size_t pstride)
+{
+  (void) ctx;
+  for (int p = 0; p < P; p++)
+    for (int r = 0; r < B; r++) {
+      size_t row = (size_t) p * B + r;
+      const float *xr = x + row * D;
+      float *yr = y + row * D;
+      float s = 0.0f;
+      for (int i = 0; i < D; i++)
+        s += xr[i];
+      float mu = s / D, v = 0.0f;
+      for (int i = 0; i < D; i++)
+        v += (xr[i] - mu) * (xr[i] - mu);
+      float rs = 1.0f / sqrtf (v / D + 1e-5f);
+      const float *gp = g + p * pstride, *bp = b + p * pstride;
+      for (int i = 0; i < D; i++)
+        yr[i] = (xr[i] - mu) * rs * gp[i] + bp[i];
+      mean[row] = mu;
+      rstd[row] = rs;
+    }
+}
+
+static void s_ln_bwd (void *ctx, const float *x, const float *g, const float *mean, const float *rstd,
+                      const float *dy, float *dx, float *dg, float *db, int P, int B, int D, size_t pstride)
+{
+  (void) ctx;
+  for (int p = 0; p < P; p++)
+    for (int r = 0; r < B; r++) {
+      size_t row = (size_t) p * B + r;
+      const float *xr = x + row * D, *dyr = dy + row * D, *gp = g + p * pstride;
+      float *dxr = dx + row * D, *dgp = dg + p * pstride, *dbp = db + p * pstride;
+      float mu = mean[row], rs = rstd[row];
+      float sum_dn = 0.0f, sum_dn_n = 0.0f; /* dn = dy*g, n = normalized x */
+      for (int i = 0; i < D; i++) {
+        float n = (xr[i] - mu) * rs, dn = dyr[i] * gp[i];
+        sum_dn += dn;
+        sum_dn_n += dn * n;
+        dgp[i] += dyr[i] * n;
+        dbp[i] += dyr[i];
+      }
+      for (int i = 0; i < D; i++) {
+        float n = (xr[i] - mu) * rs, dn = dyr[i] * gp[i];
+        dxr[i] = rs * (dn - sum_dn / D - n * sum_dn_n / D);
+      }
+    }
+}
+
+static void s_softmax_fwd (void *ctx, const float *x, float *y, int R, int C, bool log)
+{
+  (void) ctx;
+  for (int r = 0; r < R; r++) {
+    const float *xr = x + (size_t) r * C;
+    float *yr = y + (size_t) r * C;
+    float mx = xr[0];
+    for (int c = 1; c < C; c++)
+      mx = xr[c] > mx ? xr[c] : mx;
+    float s = 0.0f;
+    for (int c = 0; c < C; c++)
+      s += expf (xr[c] - mx);
+    if (log) {
+      float ls = logf (s);
+      for (int c = 0; c < C; c++)
+        yr[c] = xr[c] - mx - ls;
+    } else {
+      float inv = 1.0f / s;
+      for (int c = 0; c < C; c++)
+        yr[c] = expf (xr[c] - mx) * inv;
+    }
+  }
+}
+
+static void s_softmax_bwd (void *ctx, const float *y, const float *dy, float *dx, int R, int C, bool log)
+{
+  (void) ctx;
+  for (int r = 0; r < R; r++) {
+    const float *yr = y + (size_t) r * C, *dyr = dy + (size_t) r * C;
+    float *dxr = dx + (size_t) r * C;
+    float s = 0.0f;
+    if (log) {
+      for (int c = 0; c < C; c++)
+        s += dyr[c];
+      for (int c = 0; c < C; c++)
+        dxr[c] = dyr[c] - expf (yr[c]) * s;
+    } else {
+      for (int c = 0; c < C; c++)
+        s += dyr[c] * yr[c];
+      for (int c = 0; c < C; c++)
+        dxr[c] = yr[c] * (dyr[c] - s);
+    }
+  }
+}
+
+static void s_pairs_fwd (void *ctx, const float *user, const float *cand, float *out, int R, int C, int du,
+                         int dc)
+{
+  (void) ctx;
+  int w = du + dc;
+  for (int r = 0; r < R; r++)
+    for (int c = 0; c < C; c++) {
+      float *o = out + ((size_t) r * C + c) * w;
+      memcpy (o, user + (size_t) r * du, sizeof (float) * du);
+      memcpy (o + du, cand + ((size_t) r * C + c) * dc, sizeof (float) * dc);
+    }
+}
+
+static void s_pairs_bwd (void *ctx, const float *dout, float *duser, float *dcand, int R, int C, int du,
+                         int dc)
+{
+  (void) ctx;
+  int w = du + dc;
+  for (int r = 0; r < R; r++) {
+    if (duser) {
+      float *du_r = duser + (size_t) r * du;
+      memset (du_r, 0, sizeof (float) * du);
+      for (int c = 0; c < C; c++) {
+        const float *o = dout + ((size_t) r * C + c) * w;
+        for (int i = 0; i < du; i++)
+          du_r[i] += o[i];
+      }
+    }
+    if (dcand)
+      for (int c = 0; c < C; c++)
+        memcpy (dcand + ((size_t) r * C + c) * dc, dout + ((size_t) r * C + c) * w + du, sizeof (float) * dc);
+  }
+}
+
+static void s_pg_fwd (void *ctx, const float *logp, const int32_t *act, const float *adv, float *loss, int P,
+                      int U, int C)
+{
+  (void) ctx;
+  for (int p = 0; p < P; p++) {
+    float s = 0.0f;
+    for (int u = 0; u < U; u++) {
+      size_t row = (size_t) p * U + u;
+      s += adv[row] * logp[row * C + act[row]];
+    }
+    loss[p] = -s / U;
+  }
+}
+
+static void s_pg_bwd (void *ctx, const int32_t *act, const float *adv, float *dlogp, float scale, bool acc,
+                      int P, int U, int C)
+{
+  (void) ctx;
+  if (!acc)
+    memset (dlogp, 0, sizeof (float) * P * U * C);
+  for (size_t row = 0; row < (size_t) P * U; row++)
+    dlogp[row * C + act[row]] += -scale * adv[row] / U;
+}
+
+static void s_ent_fwd (void *ctx, const float *logp, float *loss, int P, int U, int C)
+{
+  (void) ctx;
+  for (int p = 0; p < P; p++) {
+    float s = 0.0f;
+    for (int u = 0; u < U; u++) {
+      const float *l = logp + ((size_t) p * U + u) * C;
+      for (int c = 0; c < C; c++)
+        s += expf (l[c]) * l[c];
+    }
+    loss[p] = -s / U;
+  }
+}
+
+/* dH/dl_c = -(1/U) p_c (l_c + 1), p = exp(l) */
+static void s_ent_bwd (void *ctx, const float *logp, float *dlogp, float scale, bool acc, int P, int U, int C)
+{
+  (void) ctx;
+  size_t n = (size_t) P * U * C;
+  for (size_t i = 0; i < n; i++) {
+    float d = -scale * expf (logp[i]) * (logp[i] + 1.0f) / U;
+    dlogp[i] = acc ? dlogp[i] + d : d;
+  }
+}
+
+static void s_mse_fwd (void *ctx, const float *v, const float *t, float *loss, int P, int U)
+{
+  (void) ctx;
+  for (int p = 0; p < P; p++) {
+    float s = 0.0f;
+    for (int u = 0; u < U; u++) {
+      float d = v[(size_t) p * U + u] - t[(size_t) p * U + u];
+      s += d * d;
+    }
+    loss[p] = s / U;
+  }
+}
+
+static void s_mse_bwd (void *ctx, const float *v, const float *t, float *dv, float scale, bool acc, int P, int U)
+{
+  (void) ctx;
+  for (size_t i = 0; i < (size_t) P * U; i++) {
+    float d = scale * 2.0f * (v[i] - t[i]) / U;
+    dv[i] = acc ? dv[i] + d : d;
+  }
+}
+
+/* Two passes: chunk partials (in double), then partials summed in chunk order. */
+static void s_sumsq (void *ctx, const float *x, size_t n, int P, size_t stride, float *out)
+{
+  (void) ctx;
+  for (int p = 0; p < P; p++) {
+    const float *xp = x + p * stride;
+    double total = 0.0;
+    for (size_t c0 = 0; c0 < n; c0 += RA__NN_SUMSQ_CHUNK) {
+      size_t c1 = c0 + RA__NN_SUMSQ_CHUNK < n ? c0 + RA__NN_SUMSQ_CHUNK : n;
+      double part = 0.0;
+      for (size_t i = c0; i < c1; i++)
+        part += (double) xp[i] * xp[i];
+      total += part;
+    }
+    out[p] = (float) total;
+  }
+}
+
+static void s_clip_apply (void *ctx, float *x, size_t n, int P, size_t stride, const float *ss, float max_norm)
+{
+  (void) ctx;
+  for (int p = 0; p < P; p++) {
+    float norm = sqrtf (ss[p]);
+    float s = max_norm / (norm + 1e-6f);
+    if (s >= 1.0f)
+      continue;
+    float *xp = x + p * stride;
+    for (size_t i = 0; i < n; i++)
+      xp[i] *= s;
+  }
+}
+
+static void s_axpy (void *ctx, float *y, float a, const float *x, size_t n)
+{
+  (void) ctx;
+  for (size_t i = 0; i < n; i++)
+    y[i] += a * x[i];
+}
+static void s_scale (void *ctx, float *x, float a, size_t n)
+{
+  (void) ctx;
+  for (size_t i = 0; i < n; i++)
+    x[i] *= a;
+}
+
+static void s_adam (void *ctx, float *w, const float *g, float *m, float *v, size_t n, int32_t *step, float lr,
+                    float b1, float b2, float eps, float wd)
+{
+  (void) ctx;
+  int t = ++*step;
+  float bc1 = 1.0f - powf (b1, (float) t), bc2 = 1.0f - powf (b2, (float) t);
+  for (size_t i = 0; i < n; i++) {
+    m[i] = b1 * m[i] + (1.0f - b1) * g[i];
+    v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+    float mh = m[i] / bc1, vh = v[i] / bc2;
+    w[i] -= lr * (mh / (sqrtf (vh) + eps) + wd * w[i]);
+  }
+}
+
+static const ra__nn_ops_t s_ops = {
+  .name = "cpu", .destroy = s_destroy, .alloc = s_alloc, .free = s_free, .upload = s_memcpy,
+  .download = s_memcpy, .copy = s_memcpy, .zero = s_zero, .sync = s_sync, .gemm = s_gemm,
+  .bias_add = s_bias_add, .bias_grad = s_bias_grad, .relu_fwd = s_relu_fwd, .relu_bwd = s_relu_bwd,
+  .tanh_fwd = s_tanh_fwd, .tanh_bwd = s_tanh_bwd, .ln_fwd = s_ln_fwd, .ln_bwd = s_ln_bwd,
+  .softmax_fwd = s_softmax_fwd, .softmax_bwd = s_softmax_bwd, .pairs_fwd = s_pairs_fwd,
+  .pairs_bwd = s_pairs_bwd, .pg_fwd = s_pg_fwd, .pg_bwd = s_pg_bwd, .ent_fwd = s_ent_fwd,
+  .ent_bwd = s_ent_bwd, .mse_fwd = s_mse_fwd, .mse_bwd = s_mse_bwd, .sumsq = s_sumsq,
+  .clip_apply = s_clip_apply, .axpy = s_axpy, .scale = s_scale, .adam = s_adam,
+  .graph_begin = NULL, .graph_end = NULL, .graph_launch = NULL, .graph_destroy = NULL,
+};
+
+ra_err_t ra__nn_cpu_open (int blas_threads, const ra__nn_ops_t **ops, void **ctx, ra_error_t *err)
+{
+  (void) err;
+  if (blas_threads <= 0) {
+    const char *env = getenv ("RA_NN_BLAS_THREADS");
+    blas_threads = env ? atoi (env) : 1;
+    if (blas_threads <= 0)
+      blas_threads = 1;
+  }
+  openblas_set_num_threads (blas_threads);
+  *ops = &s_ops;
+  *ctx = NULL;
+  return RA_OK;
+}

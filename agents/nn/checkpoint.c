@@ -1,0 +1,268 @@
+/*  agents/nn/checkpoint.c - safetensors checkpoints of a parameter buffer (docs/nn.md).
+
+    File: 8-byte little-endian header length N, N bytes of JSON
+      {"<name>": {"dtype": "F32", "shape": [...], "data_offsets": [a, b]}, ...,
+       "__metadata__": {"format": "recarena-nn-1", "step": "...", "rng_seed": "...", ...}}
+    padded with spaces to a multiple of 8, then the raw little-endian float32 data.
+    Reading needs cJSON (RA_HAVE_CJSON); writing does not. Not thread-safe.                      */
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agents/nn/backend.h"
+#include "agents/nn/nn.h"
+#ifdef RA_HAVE_CJSON
+#include <cJSON.h>
+#endif
+
+typedef struct {
+  char buf[160];
+} s_name_t;
+
+static bool s_little_endian (void)
+{
+  uint32_t one = 1;
+  unsigned char c;
+  memcpy (&c, &one, 1);
+  return c == 1;
+}
+
+/* Tensor k of the file: kind 0 params, 1 adam_m, 2 adam_v. */
+static s_name_t s_file_name (const ra_nn_tensor_t *t, int kind)
+{
+  static const char *prefix[3] = { "", "adam_m.", "adam_v." };
+  s_name_t n;
+  snprintf (n.buf, sizeof n.buf, "%s%s", prefix[kind], t->name);
+  return n;
+}
+
+static const float *s_buffer (const ra_nn_params_t *p, int kind)
+{
+  return kind == 0 ? p->data : kind == 1 ? p->adam_m : p->adam_v;
+}
+
+/* Appends printf output to a growing string; returns false when out of memory. */
+static bool s_append (char **s, size_t *len, size_t *cap, const char *fmt, ...)
+    __attribute__ ((format (printf, 4, 5)));
+#include <stdarg.h>
+static bool s_append (char **s, size_t *len, size_t *cap, const char *fmt, ...)
+{
+  for (;;) {
+    va_list ap;
+    va_start (ap, fmt);
+    int k = vsnprintf (*s + *len, *cap - *len, fmt, ap);
+    va_end (ap);
+    if (k < 0)
+      return false;
+    if (*len + (size_t) k < *cap) {
+      *len += (size_t) k;
+      return true;
+    }
+    size_t ncap = (*cap + (size_t) k) * 2;
+    char *n = realloc (*s, ncap);
+    if (!n)
+      return false;
+    *s = n;
+    *cap = ncap;
+  }
+}
+
+ra_err_t ra_nn_checkpoint_save (const ra_nn_params_t *p, const char *path, ra_error_t *err)
+{
+  assert (p && p->data && path);
+  if (!s_little_endian ())
+    return ra__nn_error (err, RA_ERR_IO, "nn checkpoint: big-endian hosts are not supported");
+  int kinds = p->adam_m ? 3 : 1, P = p->replicas;
+  size_t cap = 1024, len = 0, off = 0;
+  char *hdr = malloc (cap);
+  float *host = malloc (sizeof (float) * (p->n * (size_t) P + 1));
+  FILE *f = NULL;
+  ra_err_t rc = RA_OK;
+  if (!hdr || !host) {
+    rc = ra__nn_error (err, RA_ERR_NOMEM, "nn checkpoint: out of memory");
+    goto done;
+  }
+  hdr[0] = 0;
+  bool ok = s_append (&hdr, &len, &cap, "{");
+  for (int k = 0; k < kinds; k++)
+    for (int i = 0; i < p->ntensors; i++) {
+      const ra_nn_tensor_t *t = &p->tensors[i];
+      size_t bytes = t->numel * P * sizeof (float);
+      ok = ok && s_append (&hdr, &len, &cap, "\"%s\":{\"dtype\":\"F32\",\"shape\":[", s_file_name (t, k).buf);
+      if (P > 1)
+        ok = ok && s_append (&hdr, &len, &cap, "%d%s", P, ",");
+      for (int d = 0; d < t->ndim; d++)
+        ok = ok && s_append (&hdr, &len, &cap, "%d%s", t->shape[d], d + 1 < t->ndim ? "," : "");
+      ok = ok && s_append (&hdr, &len, &cap, "],\"data_offsets\":[%zu,%zu]},", off, off + bytes);
+      off += bytes;
+    }
+  ok = ok && s_append (&hdr, &len, &cap,
+                       "\"__metadata__\":{\"format\":\"recarena-nn-1\",\"replicas\":\"%d\",\"step\":\"%d\","
+                       "\"rng_seed\":\"%" PRIu64 "\",\"rng_stream\":\"%" PRIu64 "\",\"rng_counter\":\"%" PRIu64
+                       "\"}}",
+                       P, ra_nn_params_steps (p), p->rng.seed, p->rng.stream, p->rng.counter);
+  while (ok && len % 8)
+    ok = s_append (&hdr, &len, &cap, " ");
+  if (!ok) {
+    rc = ra__nn_error (err, RA_ERR_NOMEM, "nn checkpoint: out of memory");
+    goto done;
+  }
+  f = fopen (path, "wb");
+  if (!f) {
+    rc = ra__nn_error (err, RA_ERR_IO, "nn checkpoint: cannot open '%s' for writing", path);
+    goto done;
+  }
+  uint64_t n64 = len;
+  ok = fwrite (&n64, 8, 1, f) == 1 && fwrite (hdr, 1, len, f) == len;
+  for (int k = 0; ok && k < kinds; k++) {
+    ra_nn_download (p->be, host, s_buffer (p, k), p->n * (size_t) P);
+    for (int i = 0; ok && i < p->ntensors; i++)
+      for (int r = 0; ok && r < P; r++) {
+        const ra_nn_tensor_t *t = &p->tensors[i];
+        ok = fwrite (host + (size_t) r * p->n + t->offset, sizeof (float), t->numel, f) == t->numel;
+      }
+  }
+  if (fclose (f) != 0)
+    ok = false;
+  if (!ok)
+    rc = ra__nn_error (err, RA_ERR_IO, "nn checkpoint: write to '%s' failed", path);
+done:
+  free (hdr);
+  free (host);
+  return rc;
+}
+
+#ifdef RA_HAVE_CJSON
+static bool s_meta_u64 (const cJSON *meta, const char *key, uint64_t *out)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive (meta, key);
+  if (!cJSON_IsString (v))
+    return false;
+  char *end;
+  *out = strtoull (v->valuestring, &end, 10);
+  return end != v->valuestring && *end == 0;
+}
+#endif
+
+ra_err_t ra_nn_checkpoint_load (ra_nn_params_t *p, const char *path, ra_error_t *err)
+{
+  assert (p && p->data && path);
+#ifndef RA_HAVE_CJSON
+  return ra__nn_error (err, RA_ERR_IO, "nn checkpoint: cannot read '%s': built without cJSON", path);
+#else
+  ra_err_t rc = RA_OK;
+  char *file = NULL, *hjson = NULL;
+  cJSON *root = NULL;
+  float *host = NULL;
+  int P = p->replicas;
+  FILE *f = fopen (path, "rb");
+  if (!f)
+    return ra__nn_error (err, RA_ERR_IO, "nn checkpoint: cannot open '%s'", path);
+  long size = -1;
+  if (fseek (f, 0, SEEK_END) == 0)
+    size = ftell (f);
+  if (size < 8 || fseek (f, 0, SEEK_SET) != 0) {
+    rc = ra__nn_error (err, RA_ERR_IO, "nn checkpoint: '%s' is shorter than the 8-byte header length", path);
+    goto done;
+  }
+  file = malloc ((size_t) size);
+  if (!file || fread (file, 1, (size_t) size, f) != (size_t) size) {
+    rc = ra__nn_error (err, RA_ERR_IO, "nn checkpoint: cannot read %ld bytes of '%s'", size, path);
+    goto done;
+  }
+  uint64_t hlen;
+  memcpy (&hlen, file, 8);
+  if (hlen > (uint64_t) size - 8) {
+    rc = ra__nn_error (err, RA_ERR_IO, "nn checkpoint: header length %" PRIu64 " exceeds file size %ld", hlen,
+                       size);
+    goto done;
+  }
+  hjson = malloc (hlen + 1);
+  host = malloc (sizeof (float) * (p->n * (size_t) P + 1));
+  if (!hjson || !host) {
+    rc = ra__nn_error (err, RA_ERR_NOMEM, "nn checkpoint: out of memory");
+    goto done;
+  }
+  memcpy (hjson, file + 8, hlen);
+  hjson[hlen] = 0;
+  root = cJSON_Parse (hjson);
+  const cJSON *meta = cJSON_GetObjectItemCaseSensitive (root, "__metadata__");
+  uint64_t step = 0, seed = 0, stream = 0, counter = 0, reps = 0;
+  if (!cJSON_IsObject (root) || !cJSON_IsObject (meta) || !s_meta_u64 (meta, "step", &step)
+      || !s_meta_u64 (meta, "rng_seed", &seed) || !s_meta_u64 (meta, "rng_stream", &stream)
+      || !s_meta_u64 (meta, "rng_counter", &counter) || !s_meta_u64 (meta, "replicas", &reps)) {
+    rc = ra__nn_error (err, RA_ERR_IO, "nn checkpoint: '%s' header is not JSON with __metadata__ step/rng_seed/rng_stream/rng_counter/replicas",
+                       path);
+    goto done;
+  }
+  if (reps != (uint64_t) P) {
+    rc = ra__nn_error (err, RA_ERR_BAD_CONFIG, "nn checkpoint: '%s' has %" PRIu64 " replicas, params have %d",
+                       path, reps, P);
+    goto done;
+  }
+  const char *data = file + 8 + hlen;
+  size_t dlen = (size_t) size - 8 - hlen;
+  bool has_adam = cJSON_GetObjectItemCaseSensitive (root, s_file_name (&p->tensors[0], 1).buf) != NULL;
+  if (has_adam && !p->adam_m) {
+    size_t total = p->n * (size_t) P;
+    p->adam_m = ra_nn_alloc (p->be, total);
+    p->adam_v = ra_nn_alloc (p->be, total);
+    if (!p->adam_m || !p->adam_v) {
+      rc = ra__nn_error (err, RA_ERR_NOMEM, "nn checkpoint: out of memory for Adam moments");
+      goto done;
+    }
+  }
+  for (int k = 0; k < (has_adam ? 3 : 1); k++) {
+    memset (host, 0, sizeof (float) * p->n * (size_t) P);
+    for (int i = 0; i < p->ntensors; i++) {
+      const ra_nn_tensor_t *t = &p->tensors[i];
+      s_name_t name = s_file_name (t, k);
+      const cJSON *e = cJSON_GetObjectItemCaseSensitive (root, name.buf);
+      const cJSON *dt = cJSON_GetObjectItemCaseSensitive (e, "dtype");
+      const cJSON *sh = cJSON_GetObjectItemCaseSensitive (e, "shape");
+      const cJSON *of = cJSON_GetObjectItemCaseSensitive (e, "data_offsets");
+      int lead = P > 1 ? 1 : 0;
+      bool ok = cJSON_IsString (dt) && strcmp (dt->valuestring, "F32") == 0 && cJSON_IsArray (sh)
+                && cJSON_GetArraySize (sh) == t->ndim + lead && cJSON_IsArray (of) && cJSON_GetArraySize (of) == 2;
+      for (int d = 0; ok && d < t->ndim + lead; d++) {
+        const cJSON *v = cJSON_GetArrayItem (sh, d);
+        ok = cJSON_IsNumber (v) && v->valuedouble == (d < lead ? P : t->shape[d - lead]);
+      }
+      double a = ok ? cJSON_GetArrayItem (of, 0)->valuedouble : 0, b = ok ? cJSON_GetArrayItem (of, 1)->valuedouble : 0;
+      size_t bytes = t->numel * (size_t) P * sizeof (float);
+      ok = ok && a >= 0 && b - a == (double) bytes && b <= (double) dlen;
+      if (!ok) {
+        rc = ra__nn_error (err, RA_ERR_BAD_CONFIG, "nn checkpoint: '%s' tensor '%s' is missing or not F32 of the expected shape and size",
+                           path, name.buf);
+        goto done;
+      }
+      for (int r = 0; r < P; r++)
+        memcpy (host + (size_t) r * p->n + t->offset, data + (size_t) a + (size_t) r * t->numel * sizeof (float),
+                t->numel * sizeof (float));
+    }
+    float *dst = k == 0 ? p->data : k == 1 ? p->adam_m : p->adam_v;
+    ra_nn_upload (p->be, dst, host, p->n * (size_t) P);
+  }
+  if (!has_adam && p->adam_m) {
+    ra_nn_zero (p->be, p->adam_m, p->n * (size_t) P);
+    ra_nn_zero (p->be, p->adam_v, p->n * (size_t) P);
+  }
+  int32_t s32 = (int32_t) step;
+  ra_nn_upload_bytes (p->be, p->step, &s32, sizeof s32);
+  p->rng.seed = seed;
+  p->rng.stream = stream;
+  p->rng.counter = counter;
+  ra_nn_params_zero_grad (p);
+  ra_nn_sync (p->be);
+done:
+  if (f)
+    fclose (f);
+  cJSON_Delete (root);
+  free (file);
+  free (hjson);
+  free (host);
+  return rc;
+#endif
+}

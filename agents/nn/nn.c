@@ -1,0 +1,514 @@
+/*  agents/nn/nn.c - backend selection, RNG, the parameter buffer, layers, losses and optimizers.
+
+    Every function here is a thin, shape-checked dispatch onto the backend's ops table
+    (agents/nn/backend.h); the numerics live in backend_cpu.c and backend_cuda.cu.
+    Not thread-safe: one backend per thread.                                                   */
+#include <assert.h>
+#include <stdarg.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agents/nn/backend.h"
+#include "agents/nn/nn.h"
+
+/* ---------------------------------------------------------------------------------- backends */
+
+ra_err_t ra__nn_error (ra_error_t *e, ra_err_t code, const char *fmt, ...)
+{
+  if (e) {
+    va_list ap;
+    va_start (ap, fmt);
+    e->code = code;
+    e->env_index = -1;
+    vsnprintf (e->message, sizeof e->message, fmt, ap);
+    va_end (ap);
+  }
+  return code;
+}
+
+bool ra_nn_have_cuda_build (void)
+{
+#ifdef RA_HAVE_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+ra_err_t ra_nn_backend_open (const char *name, const ra_nn_backend_opts_t *opts, ra_nn_backend_t **out,
+                             ra_error_t *err)
+{
+  assert (name && out);
+  ra_nn_backend_opts_t o = { 0 };
+  if (opts)
+    o = *opts;
+  *out = NULL;
+  const ra__nn_ops_t *ops = NULL;
+  void *ctx = NULL;
+  ra_err_t rc;
+  if (strcmp (name, "cpu") == 0) {
+    rc = ra__nn_cpu_open (o.blas_threads, &ops, &ctx, err);
+  } else if (strcmp (name, "cuda") == 0 || strcmp (name, "auto") == 0) {
+#ifdef RA_HAVE_CUDA
+    rc = ra__nn_cuda_open (o.device, o.allow_tf32, &ops, &ctx, err);
+#else
+    rc = ra__nn_error (err, RA_ERR_BAD_CONFIG, "nn backend 'cuda' is not in this build (built without a CUDA compiler); use 'cpu' or 'auto'");
+#endif
+    if (rc != RA_OK && strcmp (name, "auto") == 0) {
+      if (err) { err->code = RA_OK; err->message[0] = 0; }
+      rc = ra__nn_cpu_open (o.blas_threads, &ops, &ctx, err);
+    }
+  } else {
+    return ra__nn_error (err, RA_ERR_BAD_CONFIG, "nn backend '%s' is unknown; expected cpu, cuda or auto",
+                         name);
+  }
+  if (rc != RA_OK)
+    return rc;
+  ra_nn_backend_t *be = calloc (1, sizeof *be);
+  if (!be) {
+    ops->destroy (ctx);
+    return ra__nn_error (err, RA_ERR_NOMEM, "nn backend: out of memory");
+  }
+  be->ops = ops;
+  be->ctx = ctx;
+  *out = be;
+  return RA_OK;
+}
+
+void ra_nn_backend_destroy (ra_nn_backend_t **be_p)
+{
+  if (!be_p || !*be_p)
+    return;
+  (*be_p)->ops->destroy ((*be_p)->ctx);
+  free (*be_p);
+  *be_p = NULL;
+}
+
+const char *ra_nn_backend_name (const ra_nn_backend_t *be) { return be->ops->name; }
+
+float *ra_nn_alloc (ra_nn_backend_t *be, size_t count) { return be->ops->alloc (be->ctx, count * sizeof (float)); }
+void ra_nn_free (ra_nn_backend_t *be, void *p)
+{
+  if (p)
+    be->ops->free (be->ctx, p);
+}
+void ra_nn_upload (ra_nn_backend_t *be, float *dst, const float *host, size_t count)
+{
+  be->ops->upload (be->ctx, dst, host, count * sizeof (float));
+}
+void ra_nn_upload_bytes (ra_nn_backend_t *be, void *dst, const void *host, size_t bytes)
+{
+  be->ops->upload (be->ctx, dst, host, bytes);
+}
+void ra_nn_download (ra_nn_backend_t *be, float *host, const float *src, size_t count)
+{
+  be->ops->download (be->ctx, host, src, count * sizeof (float));
+}
+void ra_nn_copy (ra_nn_backend_t *be, float *dst, const float *src, size_t count)
+{
+  be->ops->copy (be->ctx, dst, src, count * sizeof (float));
+}
+void ra_nn_zero (ra_nn_backend_t *be, float *x, size_t count) { be->ops->zero (be->ctx, x, count * sizeof (float)); }
+void ra_nn_sync (ra_nn_backend_t *be) { be->ops->sync (be->ctx); }
+void ra_nn_axpy (ra_nn_backend_t *be, float *y, float a, const float *x, size_t count)
+{
+  be->ops->axpy (be->ctx, y, a, x, count);
+}
+void ra_nn_scale (ra_nn_backend_t *be, float *x, float a, size_t count) { be->ops->scale (be->ctx, x, a, count); }
+
+/* ------------------------------------------------------------------------------------- RNG */
+
+static uint64_t s_mix (uint64_t z)
+{
+  z += 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+void ra_nn_rng_init (ra_nn_rng_t *r, uint64_t seed, uint64_t stream)
+{
+  r->seed = seed;
+  r->stream = stream;
+  r->counter = 0;
+}
+
+uint64_t ra_nn_rng_u64 (ra_nn_rng_t *r)
+{
+  uint64_t key = s_mix (r->seed ^ s_mix (r->stream + 0x632be59bd9b4e019ULL));
+  return s_mix (key ^ s_mix (r->counter++));
+}
+
+float ra_nn_rng_uniform (ra_nn_rng_t *r) { return (float) (ra_nn_rng_u64 (r) >> 40) * (1.0f / 16777216.0f); }
+
+float ra_nn_rng_normal (ra_nn_rng_t *r)
+{
+  double u1 = ((double) (ra_nn_rng_u64 (r) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+  double u2 = (double) (ra_nn_rng_u64 (r) >> 11) * (1.0 / 9007199254740992.0);
+  return (float) (sqrt (-2.0 * log (u1)) * cos (6.283185307179586 * u2));
+}
+
+/* --------------------------------------------------------------------------------- parameters */
+
+ra_nn_params_t *ra_nn_params_new (ra_nn_backend_t *be, int replicas, uint64_t seed)
+{
+  assert (be && replicas >= 1);
+  ra_nn_params_t *p = calloc (1, sizeof *p);
+  if (!p)
+    return NULL;
+  p->be = be;
+  p->replicas = replicas;
+  ra_nn_rng_init (&p->rng, seed, 0);
+  return p;
+}
+
+void ra_nn_params_destroy (ra_nn_params_t **p_p)
+{
+  if (!p_p || !*p_p)
+    return;
+  ra_nn_params_t *p = *p_p;
+  ra_nn_free (p->be, p->data);
+  ra_nn_free (p->be, p->grad);
+  ra_nn_free (p->be, p->adam_m);
+  ra_nn_free (p->be, p->adam_v);
+  ra_nn_free (p->be, p->step);
+  ra_nn_free (p->be, p->scratch);
+  free (p->tensors);
+  free (p);
+  *p_p = NULL;
+}
+
+int ra_nn_params_add (ra_nn_params_t *p, const char *name, int ndim, const int *shape)
+{
+  assert (p && !p->data && ndim >= 1 && ndim <= RA_NN_MAX_DIMS && strlen (name) < RA_NN_NAME_MAX);
+  assert (ra_nn_params_find (p, name) < 0);
+  ra_nn_tensor_t *t = realloc (p->tensors, sizeof *t * (p->ntensors + 1));
+  assert (t); /* a handful of small tensors */
+  p->tensors = t;
+  t = &p->tensors[p->ntensors];
+  memset (t, 0, sizeof *t);
+  snprintf (t->name, sizeof t->name, "%s", name);
+  t->ndim = ndim;
+  t->numel = 1;
+  for (int i = 0; i < ndim; i++) {
+    assert (shape[i] > 0);
+    t->shape[i] = shape[i];
+    t->numel *= (size_t) shape[i];
+  }
+  t->offset = p->n;
+  p->n += (t->numel + 15) & ~(size_t) 15; /* 64-byte aligned tensors */
+  return p->ntensors++;
+}
+
+ra_err_t ra_nn_params_alloc (ra_nn_params_t *p, ra_error_t *err)
+{
+  assert (p && !p->data);
+  size_t total = p->n * (size_t) p->replicas;
+  p->scratch_len = (size_t) p->replicas * 4;
+  p->data = ra_nn_alloc (p->be, total);
+  p->grad = ra_nn_alloc (p->be, total);
+  p->step = p->be->ops->alloc (p->be->ctx, sizeof (int32_t));
+  p->scratch = ra_nn_alloc (p->be, p->scratch_len);
+  if (!p->data || !p->grad || !p->step || !p->scratch)
+    return ra__nn_error (err, RA_ERR_NOMEM, "nn params: cannot allocate %zu floats on %s", 2 * total,
+                         p->be->ops->name);
+  return RA_OK;
+}
+
+int ra_nn_params_find (const ra_nn_params_t *p, const char *name)
+{
+  for (int i = 0; i < p->ntensors; i++)
+    if (strcmp (p->tensors[i].name, name) == 0)
+      return i;
+  return -1;
+}
+
+float *ra_nn_param (const ra_nn_params_t *p, int t)
+{
+  assert (t >= 0 && t < p->ntensors && p->data);
+  return p->data + p->tensors[t].offset;
+}
+float *ra_nn_grad (const ra_nn_params_t *p, int t)
+{
+  assert (t >= 0 && t < p->ntensors && p->grad);
+  return p->grad + p->tensors[t].offset;
+}
+
+static bool s_ends_with (const char *s, const char *suffix)
+{
+  size_t a = strlen (s), b = strlen (suffix);
+  return a >= b && strcmp (s + a - b, suffix) == 0;
+}
+
+void ra_nn_params_init (ra_nn_params_t *p, float gain)
+{
+  assert (p->data);
+  float *host = calloc (p->n ? p->n : 1, sizeof (float));
+  assert (host);
+  for (int i = 0; i < p->ntensors; i++) {
+    const ra_nn_tensor_t *t = &p->tensors[i];
+    float *h = host + t->offset;
+    if (t->ndim == 2 && s_ends_with (t->name, ".w")) {
+      float a = gain * sqrtf (6.0f / (float) (t->shape[0] + t->shape[1]));
+      for (size_t k = 0; k < t->numel; k++)
+        h[k] = a * (2.0f * ra_nn_rng_uniform (&p->rng) - 1.0f);
+    } else if (s_ends_with (t->name, ".g")) {
+      for (size_t k = 0; k < t->numel; k++)
+        h[k] = 1.0f;
+    }
+  }
+  for (int r = 0; r < p->replicas; r++)
+    ra_nn_upload (p->be, p->data + (size_t) r * p->n, host, p->n);
+  free (host);
+}
+
+void ra_nn_params_zero_grad (ra_nn_params_t *p) { ra_nn_zero (p->be, p->grad, p->n * (size_t) p->replicas); }
+
+void ra_nn_params_copy_replica (ra_nn_params_t *b, int dst, const ra_nn_params_t *a, int src)
+{
+  assert (a->n == b->n && dst < b->replicas && src < a->replicas);
+  ra_nn_copy (b->be, b->data + (size_t) dst * b->n, a->data + (size_t) src * a->n, a->n);
+}
+
+ra_nn_params_t *ra_nn_params_clone (const ra_nn_params_t *p)
+{
+  ra_nn_params_t *c = ra_nn_params_new (p->be, p->replicas, p->rng.seed);
+  if (!c)
+    return NULL;
+  for (int i = 0; i < p->ntensors; i++)
+    ra_nn_params_add (c, p->tensors[i].name, p->tensors[i].ndim, p->tensors[i].shape);
+  if (ra_nn_params_alloc (c, NULL) != RA_OK)
+    goto fail;
+  size_t total = p->n * (size_t) p->replicas;
+  ra_nn_copy (p->be, c->data, p->data, total);
+  ra_nn_copy (p->be, c->grad, p->grad, total);
+  p->be->ops->copy (p->be->ctx, c->step, p->step, sizeof (int32_t));
+  if (p->adam_m) {
+    c->adam_m = ra_nn_alloc (p->be, total);
+    c->adam_v = ra_nn_alloc (p->be, total);
+    if (!c->adam_m || !c->adam_v)
+      goto fail;
+    ra_nn_copy (p->be, c->adam_m, p->adam_m, total);
+    ra_nn_copy (p->be, c->adam_v, p->adam_v, total);
+  }
+  c->rng = p->rng;
+  return c;
+fail:
+  ra_nn_params_destroy (&c);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------------------ layers */
+
+#define OPS(be) ((be)->ops)
+#define CTX(be) ((be)->ctx)
+
+/* y[P][B, out] = x[P][B, in] w^T + b */
+void ra_nn_linear_forward (const ra_nn_params_t *p, int w, int b, const float *x, float *y, int B)
+{
+  const ra_nn_tensor_t *tw = &p->tensors[w];
+  assert (tw->ndim == 2 && p->tensors[b].numel == (size_t) tw->shape[0]);
+  int out = tw->shape[0], in = tw->shape[1], P = p->replicas;
+  ra_nn_backend_t *be = p->be;
+  OPS (be)->gemm (CTX (be), false, true, B, out, in, 1.0f, x, in, (long long) B * in, ra_nn_param (p, w), in,
+                  (long long) p->n, 0.0f, y, out, (long long) B * out, P);
+  OPS (be)->bias_add (CTX (be), y, ra_nn_param (p, b), P, B, out, p->n);
+}
+
+/* dw[out, in] += dy^T[out, B] x[B, in]; db += colsum dy; dx[B, in] = dy[B, out] w[out, in] */
+void ra_nn_linear_backward (const ra_nn_params_t *p, int w, int b, const float *x, const float *dy, float *dx,
+                            int B)
+{
+  const ra_nn_tensor_t *tw = &p->tensors[w];
+  int out = tw->shape[0], in = tw->shape[1], P = p->replicas;
+  ra_nn_backend_t *be = p->be;
+  OPS (be)->gemm (CTX (be), true, false, out, in, B, 1.0f, dy, out, (long long) B * out, x, in,
+                  (long long) B * in, 1.0f, ra_nn_grad (p, w), in, (long long) p->n, P);
+  OPS (be)->bias_grad (CTX (be), ra_nn_grad (p, b), dy, P, B, out, p->n);
+  if (dx)
+    OPS (be)->gemm (CTX (be), false, false, B, in, out, 1.0f, dy, out, (long long) B * out, ra_nn_param (p, w),
+                    in, (long long) p->n, 0.0f, dx, in, (long long) B * in, P);
+}
+
+void ra_nn_relu_forward (ra_nn_backend_t *be, const float *x, float *y, size_t n) { OPS (be)->relu_fwd (CTX (be), x, y, n); }
+void ra_nn_relu_backward (ra_nn_backend_t *be, const float *y, const float *dy, float *dx, size_t n)
+{
+  OPS (be)->relu_bwd (CTX (be), y, dy, dx, n);
+}
+void ra_nn_tanh_forward (ra_nn_backend_t *be, const float *x, float *y, size_t n) { OPS (be)->tanh_fwd (CTX (be), x, y, n); }
+void ra_nn_tanh_backward (ra_nn_backend_t *be, const float *y, const float *dy, float *dx, size_t n)
+{
+  OPS (be)->tanh_bwd (CTX (be), y, dy, dx, n);
+}
+
+void ra_nn_layernorm_forward (const ra_nn_params_t *p, int g, int b, const float *x, float *y, float *mean,
+                              float *rstd, int B)
+{
+  int D = (int) p->tensors[g].numel;
+  assert (p->tensors[b].numel == (size_t) D);
+  OPS (p->be)->ln_fwd (CTX (p->be), x, ra_nn_param (p, g), ra_nn_param (p, b), y, mean, rstd, p->replicas, B, D,
+                       p->n);
+}
+
+void ra_nn_layernorm_backward (const ra_nn_params_t *p, int g, int b, const float *x, const float *mean,
+                               const float *rstd, const float *dy, float *dx, int B)
+{
+  int D = (int) p->tensors[g].numel;
+  OPS (p->be)->ln_bwd (CTX (p->be), x, ra_nn_param (p, g), mean, rstd, dy, dx, ra_nn_grad (p, g), ra_nn_grad (p, b),
+                       p->replicas, B, D, p->n);
+}
+
+void ra_nn_softmax_forward (ra_nn_backend_t *be, const float *x, float *y, int R, int C)
+{
+  OPS (be)->softmax_fwd (CTX (be), x, y, R, C, false);
+}
+void ra_nn_softmax_backward (ra_nn_backend_t *be, const float *y, const float *dy, float *dx, int R, int C)
+{
+  OPS (be)->softmax_bwd (CTX (be), y, dy, dx, R, C, false);
+}
+void ra_nn_log_softmax_forward (ra_nn_backend_t *be, const float *x, float *y, int R, int C)
+{
+  OPS (be)->softmax_fwd (CTX (be), x, y, R, C, true);
+}
+void ra_nn_log_softmax_backward (ra_nn_backend_t *be, const float *y, const float *dy, float *dx, int R, int C)
+{
+  OPS (be)->softmax_bwd (CTX (be), y, dy, dx, R, C, true);
+}
+
+void ra_nn_pairs_forward (ra_nn_backend_t *be, const float *user, const float *cand, float *out, int R, int C,
+                          int du, int dc)
+{
+  OPS (be)->pairs_fwd (CTX (be), user, cand, out, R, C, du, dc);
+}
+void ra_nn_pairs_backward (ra_nn_backend_t *be, const float *dout, float *duser, float *dcand, int R, int C,
+                           int du, int dc)
+{
+  OPS (be)->pairs_bwd (CTX (be), dout, duser, dcand, R, C, du, dc);
+}
+
+/* ------------------------------------------------------------------------------------ losses */
+
+void ra_nn_pg_loss_forward (ra_nn_backend_t *be, const float *logp, const int32_t *act, const float *adv,
+                            float *loss, int P, int U, int C)
+{
+  OPS (be)->pg_fwd (CTX (be), logp, act, adv, loss, P, U, C);
+}
+void ra_nn_pg_loss_backward (ra_nn_backend_t *be, const int32_t *act, const float *adv, float *dlogp, float scale,
+                             bool accumulate, int P, int U, int C)
+{
+  OPS (be)->pg_bwd (CTX (be), act, adv, dlogp, scale, accumulate, P, U, C);
+}
+void ra_nn_entropy_forward (ra_nn_backend_t *be, const float *logp, float *loss, int P, int U, int C)
+{
+  OPS (be)->ent_fwd (CTX (be), logp, loss, P, U, C);
+}
+void ra_nn_entropy_backward (ra_nn_backend_t *be, const float *logp, float *dlogp, float scale, bool accumulate,
+                             int P, int U, int C)
+{
+  OPS (be)->ent_bwd (CTX (be), logp, dlogp, scale, accumulate, P, U, C);
+}
+void ra_nn_mse_forward (ra_nn_backend_t *be, const float *v, const float *target, float *loss, int P, int U)
+{
+  OPS (be)->mse_fwd (CTX (be), v, target, loss, P, U);
+}
+void ra_nn_mse_backward (ra_nn_backend_t *be, const float *v, const float *target, float *dv, float scale,
+                         bool accumulate, int P, int U)
+{
+  OPS (be)->mse_bwd (CTX (be), v, target, dv, scale, accumulate, P, U);
+}
+
+/* --------------------------------------------------------------------------------- optimizers */
+
+void ra_nn_sumsq (ra_nn_backend_t *be, const float *x, size_t n, int P, size_t stride, float *out)
+{
+  OPS (be)->sumsq (CTX (be), x, n, P, stride, out);
+}
+
+void ra_nn_clip_grad_norm (ra_nn_params_t *p, float max_norm, float *sqnorms)
+{
+  float *ss = p->scratch; /* [P] sums of squares */
+  OPS (p->be)->sumsq (CTX (p->be), p->grad, p->n, p->replicas, p->n, ss);
+  OPS (p->be)->clip_apply (CTX (p->be), p->grad, p->n, p->replicas, p->n, ss, max_norm);
+  if (sqnorms)
+    ra_nn_copy (p->be, sqnorms, ss, (size_t) p->replicas);
+}
+
+void ra_nn_sgd_step (ra_nn_params_t *p, float lr)
+{
+  OPS (p->be)->axpy (CTX (p->be), p->data, -lr, p->grad, p->n * (size_t) p->replicas);
+}
+
+ra_err_t ra_nn_adam_step (ra_nn_params_t *p, const ra_nn_adam_t *cfg, ra_error_t *err)
+{
+  size_t total = p->n * (size_t) p->replicas;
+  if (!p->adam_m) {
+    p->adam_m = ra_nn_alloc (p->be, total);
+    p->adam_v = ra_nn_alloc (p->be, total);
+    if (!p->adam_m || !p->adam_v)
+      return ra__nn_error (err, RA_ERR_NOMEM, "nn adam: cannot allocate moments of %zu floats", 2 * total);
+  }
+  OPS (p->be)->adam (CTX (p->be), p->data, p->grad, p->adam_m, p->adam_v, total, p->step, cfg->lr, cfg->beta1,
+                     cfg->beta2, cfg->eps, cfg->weight_decay);
+  return RA_OK;
+}
+
+int ra_nn_params_steps (const ra_nn_params_t *p)
+{
+  int32_t s = 0;
+  p->be->ops->download (p->be->ctx, &s, p->step, sizeof s);
+  return s;
+}
+
+/* ----------------------------------------------------------------------------- CUDA graphs */
+
+struct ra_nn_graph {
+  ra_nn_backend_t *be;
+  void (*fn) (void *);
+  void *arg;
+  void *graph; /* backend graph, NULL on cpu */
+};
+
+ra_err_t ra_nn_graph_capture (ra_nn_backend_t *be, void (*fn) (void *), void *arg, ra_nn_graph_t **out,
+                              ra_error_t *err)
+{
+  *out = NULL;
+  ra_nn_graph_t *g = calloc (1, sizeof *g);
+  if (!g)
+    return ra__nn_error (err, RA_ERR_NOMEM, "nn graph: out of memory");
+  g->be = be;
+  g->fn = fn;
+  g->arg = arg;
+  if (OPS (be)->graph_begin) {
+    ra_err_t rc = OPS (be)->graph_begin (CTX (be), err);
+    if (rc == RA_OK) {
+      fn (arg);
+      rc = OPS (be)->graph_end (CTX (be), &g->graph, err);
+    }
+    if (rc != RA_OK) {
+      free (g);
+      return rc;
+    }
+  }
+  *out = g;
+  return RA_OK;
+}
+
+void ra_nn_graph_launch (ra_nn_graph_t *g)
+{
+  if (g->graph)
+    OPS (g->be)->graph_launch (CTX (g->be), g->graph);
+  else
+    g->fn (g->arg);
+}
+
+void ra_nn_graph_destroy (ra_nn_graph_t **g_p)
+{
+  if (!g_p || !*g_p)
+    return;
+  if ((*g_p)->graph)
+    OPS ((*g_p)->be)->graph_destroy (CTX ((*g_p)->be), (*g_p)->graph);
+  free (*g_p);
+  *g_p = NULL;
+}

@@ -1,0 +1,259 @@
+/*  agents/nn/nn.h - small neural networks for RL recommenders, on a CPU or a GPU (DESIGN.md section 4).
+
+    Layout (both backends): row-major, batch x features. A matrix "[B, F]" is B rows of F floats,
+    element (b, f) at b*F + f. Weights of a linear layer are [out, in] (PyTorch convention).
+
+    Replicas: a parameter buffer holds P >= 1 networks of the same shape back to back (an ES
+    population, a meta-batch of adapted copies). Replica p's copy of every tensor sits at
+    data + p*n + offset, where n is the floats in one replica. Every layer runs all P replicas in one
+    call (one strided-batched GEMM per layer); activations are then [P, B, F]. P = 1 is the plain case.
+
+    Gradients: parameter gradients accumulate (+=) into params->grad; activation gradients are
+    written (=). Exception, stated per function: loss backwards take `accumulate` so several losses
+    can add into one gradient buffer.
+
+    Memory: "device" pointers (activations, parameter data) live where the backend computes: host
+    memory for cpu, GPU memory for cuda. Move data with ra_nn_upload / ra_nn_download. Calls are
+    asynchronous on cuda; ra_nn_download and ra_nn_sync wait.
+
+    No CUDA types appear here; a CPU-only build offers the same API ("cuda" then fails to open).
+    Objects are not thread-safe; one backend per thread.                                          */
+#ifndef RA_AGENTS_NN_H
+#define RA_AGENTS_NN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "protocol/err.h"
+
+/* ---------------------------------------------------------------------------------- backends */
+
+typedef struct ra_nn_backend ra_nn_backend_t;
+
+typedef struct {
+  int blas_threads;  /* cpu: OpenBLAS threads; 0 = env RA_NN_BLAS_THREADS, else 1 (reproducible) */
+  bool allow_tf32;   /* cuda: let cuBLAS use TF32 tensor cores (faster, ~1e-3 relative error) */
+  int device;        /* cuda: device ordinal */
+} ra_nn_backend_opts_t;
+
+/* Opens a backend by name: "cpu", "cuda" or "auto" (cuda when built with it and a GPU is
+   present, else cpu). opts may be NULL (defaults). Returns RA_OK and *out (owned by the caller), or
+   RA_ERR_BAD_CONFIG (unknown name; "cuda" in a build without CUDA or on a machine without a GPU)
+   with the reason in *err. */
+ra_err_t ra_nn_backend_open (const char *name, const ra_nn_backend_opts_t *opts,
+                             ra_nn_backend_t **out, ra_error_t *err);
+void ra_nn_backend_destroy (ra_nn_backend_t **be_p);
+/* "cpu" or "cuda". */
+const char *ra_nn_backend_name (const ra_nn_backend_t *be);
+/* True if this build contains the CUDA backend (a GPU may still be absent). */
+bool ra_nn_have_cuda_build (void);
+
+/* Device memory. ra_nn_alloc returns zeroed floats or NULL when out of memory. */
+float *ra_nn_alloc (ra_nn_backend_t *be, size_t count);
+void ra_nn_free (ra_nn_backend_t *be, void *p);
+void ra_nn_upload (ra_nn_backend_t *be, float *dst, const float *host, size_t count);
+void ra_nn_upload_bytes (ra_nn_backend_t *be, void *dst, const void *host, size_t bytes);
+/* Waits for pending work, then copies. */
+void ra_nn_download (ra_nn_backend_t *be, float *host, const float *src, size_t count);
+void ra_nn_copy (ra_nn_backend_t *be, float *dst, const float *src, size_t count);
+void ra_nn_zero (ra_nn_backend_t *be, float *x, size_t count);
+void ra_nn_sync (ra_nn_backend_t *be);
+
+/* y += a*x and x *= a over count floats (Reptile, ES). */
+void ra_nn_axpy (ra_nn_backend_t *be, float *y, float a, const float *x, size_t count);
+void ra_nn_scale (ra_nn_backend_t *be, float *x, float a, size_t count);
+
+/* ------------------------------------------------------------------------------------- RNG */
+
+/* Counter-based: the k-th draw is a pure function of (seed, stream, k), so results never depend on
+   thread scheduling or on how many draws another stream made. */
+typedef struct {
+  uint64_t seed, stream, counter;
+} ra_nn_rng_t;
+
+void ra_nn_rng_init (ra_nn_rng_t *r, uint64_t seed, uint64_t stream);
+uint64_t ra_nn_rng_u64 (ra_nn_rng_t *r);
+float ra_nn_rng_uniform (ra_nn_rng_t *r);  /* [0, 1) */
+float ra_nn_rng_normal (ra_nn_rng_t *r);   /* N(0, 1), Box-Muller */
+
+/* --------------------------------------------------------------------------------- parameters */
+
+#define RA_NN_NAME_MAX 64
+#define RA_NN_MAX_DIMS 4
+
+typedef struct {
+  char name[RA_NN_NAME_MAX];
+  int ndim;
+  int shape[RA_NN_MAX_DIMS];
+  size_t offset; /* floats from the start of a replica */
+  size_t numel;
+} ra_nn_tensor_t;
+
+typedef struct {
+  ra_nn_backend_t *be; /* borrowed */
+  int replicas;        /* P */
+  int ntensors;
+  ra_nn_tensor_t *tensors;
+  size_t n;            /* floats per replica (tensors padded to 16-float boundaries) */
+  float *data;         /* [P, n] device */
+  float *grad;         /* [P, n] device */
+  float *adam_m, *adam_v; /* [P, n] device, allocated on the first Adam step */
+  int32_t *step;       /* device counter of optimizer steps (Adam bias correction) */
+  float *scratch;      /* device: [P] losses/norms etc. */
+  size_t scratch_len;
+  ra_nn_rng_t rng;     /* host RNG used for init; saved in checkpoints */
+} ra_nn_params_t;
+
+/* Builds an empty table of P replicas on be. Add tensors, then ra_nn_params_alloc. */
+ra_nn_params_t *ra_nn_params_new (ra_nn_backend_t *be, int replicas, uint64_t seed);
+void ra_nn_params_destroy (ra_nn_params_t **p_p);
+/* Adds a tensor before allocation; returns its index. Names must be unique. */
+int ra_nn_params_add (ra_nn_params_t *p, const char *name, int ndim, const int *shape);
+/* Allocates data, grad (zeroed). Returns RA_ERR_NOMEM with *err on failure. */
+ra_err_t ra_nn_params_alloc (ra_nn_params_t *p, ra_error_t *err);
+/* Index of a tensor by name, or -1. */
+int ra_nn_params_find (const ra_nn_params_t *p, const char *name);
+/* Device pointer to replica 0 of tensor t; ra_nn_grad likewise into grad. */
+float *ra_nn_param (const ra_nn_params_t *p, int t);
+float *ra_nn_grad (const ra_nn_params_t *p, int t);
+/* Initialises every replica the same: weights ("*.w", 2-D) uniform(+-sqrt(6/(in+out)))*gain,
+   layer-norm gains 1, everything else 0. Draws from p->rng. O(n). */
+void ra_nn_params_init (ra_nn_params_t *p, float gain);
+void ra_nn_params_zero_grad (ra_nn_params_t *p);
+/* Copies replica src of a into replica dst of b (same table). One copy of n floats. */
+void ra_nn_params_copy_replica (ra_nn_params_t *b, int dst, const ra_nn_params_t *a, int src);
+/* Deep copy (data, optimizer state, step, rng) on the same backend, or NULL when out of memory. */
+ra_nn_params_t *ra_nn_params_clone (const ra_nn_params_t *p);
+
+/* ------------------------------------------------------------------ layers (forward/backward) */
+/* B is rows per replica; all activations are [P, B, ...] with P = params->replicas. */
+
+/* y[B, out] = x[B, in] w^T + b; w = tensor w [out, in], b = tensor b [out]. */
+void ra_nn_linear_forward (const ra_nn_params_t *p, int w, int b, const float *x, float *y, int B);
+/* dw += dy^T x; db += sum_rows dy; dx[B, in] = dy w (skipped when dx is NULL). */
+void ra_nn_linear_backward (const ra_nn_params_t *p, int w, int b, const float *x, const float *dy,
+                            float *dx, int B);
+
+/* Elementwise over count floats; backward uses the forward output y. In-place allowed. */
+void ra_nn_relu_forward (ra_nn_backend_t *be, const float *x, float *y, size_t count);
+void ra_nn_relu_backward (ra_nn_backend_t *be, const float *y, const float *dy, float *dx, size_t count);
+void ra_nn_tanh_forward (ra_nn_backend_t *be, const float *x, float *y, size_t count);
+void ra_nn_tanh_backward (ra_nn_backend_t *be, const float *y, const float *dy, float *dx, size_t count);
+
+/* Layer norm over the last axis: y[B, D] = (x - mean) * rstd * g + b; g, b are tensors [D].
+   mean, rstd [P*B] are saved for backward. eps 1e-5. */
+void ra_nn_layernorm_forward (const ra_nn_params_t *p, int g, int b, const float *x, float *y,
+                              float *mean, float *rstd, int B);
+void ra_nn_layernorm_backward (const ra_nn_params_t *p, int g, int b, const float *x,
+                               const float *mean, const float *rstd, const float *dy, float *dx, int B);
+
+/* Softmax / log-softmax over the candidate axis: x[R, C] -> y[R, C] (R = all rows, P*U). */
+void ra_nn_softmax_forward (ra_nn_backend_t *be, const float *x, float *y, int R, int C);
+void ra_nn_softmax_backward (ra_nn_backend_t *be, const float *y, const float *dy, float *dx, int R, int C);
+void ra_nn_log_softmax_forward (ra_nn_backend_t *be, const float *x, float *y, int R, int C);
+void ra_nn_log_softmax_backward (ra_nn_backend_t *be, const float *y, const float *dy, float *dx,
+                                 int R, int C);
+
+/* Pairs for the scorer: out[R*C, du+dc] row (r, c) = [user[r, :], cand[r, c, :]]. backward writes
+   duser[R, du] (sum over c) and dcand[R, C, dc]; either may be NULL. */
+void ra_nn_pairs_forward (ra_nn_backend_t *be, const float *user, const float *cand, float *out,
+                          int R, int C, int du, int dc);
+void ra_nn_pairs_backward (ra_nn_backend_t *be, const float *dout, float *duser, float *dcand,
+                           int R, int C, int du, int dc);
+
+/* ------------------------------------------------------------------------------------ losses */
+/* Each forward writes one value per replica into loss[P] (device), a mean over the U rows of that
+   replica. Each backward writes (accumulate = false) or adds (true) scale * dloss/dinput. */
+
+/* Policy gradient: loss = -(1/U) sum_u adv[u] * logp[u, act[u]]; logp [P, U, C], act/adv [P, U]. */
+void ra_nn_pg_loss_forward (ra_nn_backend_t *be, const float *logp, const int32_t *act, const float *adv,
+                            float *loss, int P, int U, int C);
+void ra_nn_pg_loss_backward (ra_nn_backend_t *be, const int32_t *act, const float *adv, float *dlogp,
+                             float scale, bool accumulate, int P, int U, int C);
+/* Entropy: H = -(1/U) sum_u sum_c exp(logp) logp. For a bonus, backward with scale = -coef. */
+void ra_nn_entropy_forward (ra_nn_backend_t *be, const float *logp, float *loss, int P, int U, int C);
+void ra_nn_entropy_backward (ra_nn_backend_t *be, const float *logp, float *dlogp, float scale,
+                             bool accumulate, int P, int U, int C);
+/* Value MSE: loss = (1/U) sum_u (v[u] - target[u])^2; v, target [P, U]. */
+void ra_nn_mse_forward (ra_nn_backend_t *be, const float *v, const float *target, float *loss, int P, int U);
+void ra_nn_mse_backward (ra_nn_backend_t *be, const float *v, const float *target, float *dv,
+                         float scale, bool accumulate, int P, int U);
+
+/* --------------------------------------------------------------------------------- optimizers */
+
+typedef struct {
+  float lr, beta1, beta2, eps, weight_decay; /* weight_decay decoupled (AdamW); 0 = plain Adam */
+} ra_nn_adam_t;
+
+/* Per replica: scales grad so its L2 norm is at most max_norm. Squared norms before clipping
+   [P] go to sqnorms (device, may be NULL). Deterministic two-pass reduction (fixed chunks, fixed order; no atomics). */
+void ra_nn_clip_grad_norm (ra_nn_params_t *p, float max_norm, float *sqnorms);
+/* Sum of squares of x per replica: out[P] (device) = sum over n floats at x + p*stride. */
+void ra_nn_sumsq (ra_nn_backend_t *be, const float *x, size_t n, int P, size_t stride, float *out);
+/* data -= lr * grad. */
+void ra_nn_sgd_step (ra_nn_params_t *p, float lr);
+/* One Adam step over all replicas; increments the device step counter. Returns RA_ERR_NOMEM when
+   the moment buffers cannot be allocated (first call only). */
+ra_err_t ra_nn_adam_step (ra_nn_params_t *p, const ra_nn_adam_t *cfg, ra_error_t *err);
+/* Optimizer steps taken (downloads the counter). */
+int ra_nn_params_steps (const ra_nn_params_t *p);
+
+/* ------------------------------------------------------------------------------------- scorer */
+
+/* MLP applied to every (user, candidate) pair of a batch: pairs [U*C, du+dc] -> hidden layers
+   (linear + act) -> linear -> scores [U, C]. Tensor names "l<i>.w", "l<i>.b". One GEMM per layer
+   for all pairs of all replicas. */
+#define RA_NN_SCORER_MAX_LAYERS 8
+typedef enum { RA_NN_ACT_RELU = 0, RA_NN_ACT_TANH = 1 } ra_nn_act_t;
+
+typedef struct {
+  int du, dc;            /* user and candidate feature widths */
+  int nhidden;           /* hidden layers */
+  int hidden[RA_NN_SCORER_MAX_LAYERS];
+  ra_nn_act_t act;
+  int max_users, cands;  /* largest U per call, C */
+} ra_nn_scorer_cfg_t;
+
+typedef struct {
+  ra_nn_scorer_cfg_t cfg;
+  ra_nn_params_t *params;             /* owned */
+  int wt[RA_NN_SCORER_MAX_LAYERS + 1], bt[RA_NN_SCORER_MAX_LAYERS + 1];
+  float *act[RA_NN_SCORER_MAX_LAYERS + 2]; /* act[0] = pairs, act[i+1] = layer i output */
+  float *dbuf[2];                     /* ping-pong activation gradients */
+  int last_users;
+} ra_nn_scorer_t;
+
+/* Builds params (P replicas, initialised from seed) and activation buffers. */
+ra_err_t ra_nn_scorer_new (ra_nn_backend_t *be, const ra_nn_scorer_cfg_t *cfg, int replicas,
+                           uint64_t seed, ra_nn_scorer_t **out, ra_error_t *err);
+void ra_nn_scorer_destroy (ra_nn_scorer_t **s_p);
+/* user [P, U, du], cand [P, U, C, dc] -> scores [P, U, C] (device; valid until the next forward). */
+const float *ra_nn_scorer_forward (ra_nn_scorer_t *s, const float *user, const float *cand, int U);
+/* dscores [P, U, C] -> parameter grads (+=). Uses the activations of the last forward. */
+void ra_nn_scorer_backward (ra_nn_scorer_t *s, const float *dscores);
+/* Floating-point operations of one forward at U users (backward is about twice that). */
+double ra_nn_scorer_flops (const ra_nn_scorer_t *s, int U);
+
+/* ----------------------------------------------------------------------------- CUDA graphs */
+
+typedef struct ra_nn_graph ra_nn_graph_t;
+/* Records fn(arg) without running it (fn must issue only device work of fixed shapes on this
+   backend: no downloads, no allocation, no host reads of device results) and replays it with
+   ra_nn_graph_launch. On cpu nothing is recorded: launch simply calls fn(arg). */
+ra_err_t ra_nn_graph_capture (ra_nn_backend_t *be, void (*fn) (void *), void *arg,
+                              ra_nn_graph_t **out, ra_error_t *err);
+void ra_nn_graph_launch (ra_nn_graph_t *g);
+void ra_nn_graph_destroy (ra_nn_graph_t **g_p);
+
+/* ------------------------------------------------------------------------------- checkpoints */
+
+/* Writes a safetensors file: params as "<name>" (shape [P, ...] when P > 1), Adam moments as
+   "adam_m.<name>" / "adam_v.<name>", metadata: step, rng seed/stream/counter, replicas.
+   Returns RA_ERR_IO with the reason on failure. */
+ra_err_t ra_nn_checkpoint_save (const ra_nn_params_t *p, const char *path, ra_error_t *err);
+/* Loads a file written by save into p (same table: names and shapes must match). Restores data,
+   Adam moments, step and rng; clears grad. RA_ERR_IO / RA_ERR_BAD_CONFIG on mismatch. */
+ra_err_t ra_nn_checkpoint_load (ra_nn_params_t *p, const char *path, ra_error_t *err);
+
+#endif
