@@ -70,8 +70,10 @@ static void s_normalise (float *v, int dim)
     return;
   }
   float inv = (float) (1.0 / sqrt (s));
-  for (int i = 0; i < dim; i++)
-    v[i] = fminf (fmaxf (v[i] * inv, -1.0f), 1.0f);   /* rounding never leaves [-1, 1] */
+  for (int i = 0; i < dim; i++) {
+    float x = v[i] * inv;   /* clamp: rounding never leaves [-1, 1] */
+    v[i] = x > 1.0f ? 1.0f : x < -1.0f ? -1.0f : x;
+  }
 }
 
 void ra_catalog_build (ra_catalog_t *c, const ra_catalog_params_t *p)

@@ -19,8 +19,10 @@ static void s_normalise (float *v, int dim)
     return;
   }
   float inv = 1.0f / sqrtf (s);
-  for (int i = 0; i < dim; i++)
-    v[i] = fminf (fmaxf (v[i] * inv, -1.0f), 1.0f);   /* rounding never leaves [-1, 1] */
+  for (int i = 0; i < dim; i++) {
+    float x = v[i] * inv;   /* clamp: rounding never leaves [-1, 1] */
+    v[i] = x > 1.0f ? 1.0f : x < -1.0f ? -1.0f : x;
+  }
 }
 
 void ra_users_draw (const ra_user_pop_t *pop, const ra_catalog_t *c, ra_rng_t *rng, ra_user_t *u,

@@ -189,7 +189,8 @@ static int s_near_topic (const ra_catalog_t *c, const float *theta_hat)
    catalog, all distinct (rejection against a 256-bit filter, then a scan of the ids so far). */
 static void s_retrieve (const ra_sim_t *s, const ra_catalog_t *c, s_env_t *e, int32_t *cand)
 {
-  uint64_t filt[4] = { 0, 0, 0, 0 };
+  uint64_t filt[16];   /* 1024-bit filter of the ids drawn so far */
+  memset (filt, 0, sizeof filt);
   const int K = s->K;
   const int32_t *list = c->by_topic + c->topic_start[e->near_topic];
   uint32_t n_list = (uint32_t) (c->topic_start[e->near_topic + 1] - c->topic_start[e->near_topic]);
@@ -202,7 +203,7 @@ static void s_retrieve (const ra_sim_t *s, const ra_catalog_t *c, s_env_t *e, in
       else
         x = (int32_t) ra_rng_below (&e->rng, (uint32_t) s->n_items);
       uint64_t bit = (uint64_t) 1 << (x & 63);
-      int w = (x >> 6) & 3;
+      int w = (x >> 6) & 15;
       bool dup = false;
       if (filt[w] & bit)
         for (int q = 0; q < r && !dup; q++)
@@ -221,7 +222,7 @@ static void s_retrieve (const ra_sim_t *s, const ra_catalog_t *c, s_env_t *e, in
           id = x;
       }
     }
-    filt[(id >> 6) & 3] |= (uint64_t) 1 << (id & 63);
+    filt[(id >> 6) & 15] |= (uint64_t) 1 << (id & 63);
     cand[r] = id;
   }
 }
@@ -232,7 +233,9 @@ static void s_write_obs (const ra_sim_t *s, int i, const ra_catalog_t *c, const 
 {
   const int d = s->d;
   float *u = (float *) buf->obs[S_OBS_USER] + (size_t) i * s->f_user;
-  memcpy (u, s->theta_hat + (size_t) i * d, (size_t) d * sizeof (float));
+  const float *th = s->theta_hat + (size_t) i * d;
+  for (int q = 0; q < d; q++)
+    u[q] = th[q];
   const ra_user_t *us = &e->user;
   float bf = us->budget / us->budget0;
   u[d] = bf > 1.0f ? 1.0f : bf;
@@ -245,10 +248,12 @@ static void s_write_obs (const ra_sim_t *s, int i, const ra_catalog_t *c, const 
   float inv_b = us->budget > 0 ? 1.0f / us->budget : INFINITY;
   const int32_t *cand = s->cand + (size_t) i * s->K;
   float *row = (float *) buf->obs[S_OBS_CANDIDATES] + (size_t) i * s->K * s->f_cand;
-  const size_t nb = (size_t) c->stride * sizeof (float);
+  const int stride = c->stride;
   for (int r = 0; r < s->K; r++, row += s->f_cand) {
     int j = cand[r];
-    memcpy (row, c->feat + (size_t) j * c->stride, nb);
+    const float *src = c->feat + (size_t) j * stride;
+    for (int q = 0; q < stride; q++)
+      row[q] = src[q];
     float pb = c->price[j] * inv_b;
     row[c->stride] = pb < 1.0f ? pb : 1.0f;
   }
