@@ -10,6 +10,7 @@ import pytest
 import recarena
 from recarena import errors
 from recarena.client import Client
+from recarena.spaces import as_slate
 
 CODES = {
     "BAD_REQUEST": recarena.BadRequestError, "UNKNOWN_OP": recarena.UnknownOpError,
@@ -106,7 +107,7 @@ def test_real_server_no_such_handle(client):
 
 def test_real_server_needs_reset_and_bad_action_name_the_env(client):
     made = client.make("ECommerce-v1", 3, seed=1)
-    h, space = made["handle"], made["action_space"]
+    h, space = made["handle"], as_slate(made["action_space"])
     a = np.stack([space.sample() for _ in range(3)]).astype(np.int64)
     with pytest.raises(recarena.NeedsResetError):
         client.step(h, a)

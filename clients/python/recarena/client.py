@@ -204,20 +204,14 @@ class Client:
                 opts["reset_mask"] = out.tensor(np.asarray(opts["reset_mask"], dtype=np.bool_))
             fields["options"] = opts
         header, frames = self.call("reset", fields, out)
-        return (wire.decode_tree(header.get("obs"), frames, "obs"),
-                wire.decode_tree(header.get("info") or {}, frames, "info"))
+        return wire.decode_reset_reply(header, frames)
 
     def step(self, handle: int, action: np.ndarray) -> Tuple[Any, np.ndarray, np.ndarray,
                                                              np.ndarray, Dict[str, Any]]:
         """(obs, reward f32[N], terminated bool[N], truncated bool[N], info) of the batch."""
         out = wire.Outgoing()
         header, frames = self.call("step", {"handle": handle, "action": out.tensor(action)}, out)
-        dt = wire.decode_tensor
-        return (wire.decode_tree(header.get("obs"), frames, "obs"),
-                dt(header.get("reward"), frames, "reward"),
-                dt(header.get("terminated"), frames, "terminated"),
-                dt(header.get("truncated"), frames, "truncated"),
-                wire.decode_tree(header.get("info") or {}, frames, "info"))
+        return wire.decode_step_reply(header, frames)
 
     def set_task(self, handle: int, task: dict, mask: Any = None) -> Dict[str, Any]:
         out = wire.Outgoing()

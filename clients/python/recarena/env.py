@@ -93,7 +93,8 @@ class RemoteEnv(gym.Env):
         server_meta = made.get("metadata")
         if isinstance(server_meta, dict):
             for k, v in server_meta.items():
-                self.metadata.setdefault(k, v)
+                if k != "autoreset_mode":  # the batch-of-one is "disabled"; not a vector env
+                    self.metadata.setdefault(k, v)
         self._action_shape = (1,) + tuple(self.action_space.shape or ())
 
     @property

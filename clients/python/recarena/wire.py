@@ -216,6 +216,28 @@ def encode_space(space: spaces.Space, out: Outgoing) -> dict:
     raise TypeError(f"space {space} has no protocol form")
 
 
+def decode_reset_reply(header: dict, frames: Sequence[Any]) -> Tuple[Any, dict]:
+    """(obs, info) of a reset reply."""
+    return (decode_tree(header.get("obs"), frames, "obs"),
+            decode_tree(header.get("info") or {}, frames, "info"))
+
+
+def decode_step_reply(header: dict, frames: Sequence[Any]) -> Tuple[Any, np.ndarray, np.ndarray,
+                                                                    np.ndarray, dict]:
+    """(obs, reward, terminated, truncated, info) of a step reply. same_step's final_obs /
+    final_info and their masks end up inside info (Gymnasium's place for them) whether the
+    server sends them there or beside info."""
+    info = decode_tree(header.get("info") or {}, frames, "info")
+    for key in ("final_obs", "_final_obs", "final_info", "_final_info"):
+        if key in header:
+            info[key] = decode_tree(header[key], frames, key)
+    return (decode_tree(header.get("obs"), frames, "obs"),
+            decode_tensor(header.get("reward"), frames, "reward"),
+            decode_tensor(header.get("terminated"), frames, "terminated"),
+            decode_tensor(header.get("truncated"), frames, "truncated"),
+            info)
+
+
 def split_reply(parts: Sequence[Any]) -> Tuple[dict, Sequence[Any]]:
     """(header, frames) of a received multipart reply, frames[0] being the header frame."""
     if not parts:
