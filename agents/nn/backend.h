@@ -25,6 +25,8 @@ typedef struct ra__nn_ops {
   void (*copy) (void *ctx, void *dst, const void *src, size_t bytes);
   void (*zero) (void *ctx, void *p, size_t bytes);
   void (*sync) (void *ctx);
+  /* first asynchronous failure so far, or RA_OK; NULL when failures cannot be deferred (cpu) */
+  ra_err_t (*status) (void *ctx, ra_error_t *err);
 
   /* C_i[M, N] = alpha op(A_i)[M, K] op(B_i)[K, N] + beta C_i for i < batch; X_i = X + i*sX.
      ta: A is stored [K, M] (lda >= M) instead of [M, K] (lda >= K); tb likewise. */
@@ -75,7 +77,7 @@ typedef struct ra__nn_ops {
   void (*graph_destroy) (void *ctx, void *graph);
 } ra__nn_ops_t;
 
-/* Rows per chunk of the two-pass sumsq; both backends use it so results match in structure. */
+/* Floats per chunk of the cpu backend's two-pass sumsq. */
 #define RA__NN_SUMSQ_CHUNK 4096
 
 /* Fills *e (may be NULL) like ra_error_set in protocol/err.c, without linking ra_protocol. */

@@ -88,6 +88,11 @@ void ra_nn_backend_destroy (ra_nn_backend_t **be_p)
 
 const char *ra_nn_backend_name (const ra_nn_backend_t *be) { return be->ops->name; }
 
+ra_err_t ra_nn_backend_status (ra_nn_backend_t *be, ra_error_t *err)
+{
+  return be->ops->status ? be->ops->status (be->ctx, err) : RA_OK;
+}
+
 float *ra_nn_alloc (ra_nn_backend_t *be, size_t count) { return be->ops->alloc (be->ctx, count * sizeof (float)); }
 void ra_nn_free (ra_nn_backend_t *be, void *p)
 {

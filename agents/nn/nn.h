@@ -46,6 +46,9 @@ ra_err_t ra_nn_backend_open (const char *name, const ra_nn_backend_opts_t *opts,
 void ra_nn_backend_destroy (ra_nn_backend_t **be_p);
 /* "cpu" or "cuda". */
 const char *ra_nn_backend_name (const ra_nn_backend_t *be);
+/* RA_OK, or the first failure of asynchronous device work so far (cuda: a kernel or cuBLAS call
+   failed; the message says which, with file:line). Results computed after it are undefined. */
+ra_err_t ra_nn_backend_status (ra_nn_backend_t *be, ra_error_t *err);
 /* True if this build contains the CUDA backend (a GPU may still be absent). */
 bool ra_nn_have_cuda_build (void);
 

@@ -1,0 +1,681 @@
+/*  agents/nn/backend_cuda.cu - the cuda backend: cuBLAS for GEMMs plus a few small kernels.
+
+    Owns one stream, one cuBLAS handle (fp32; TF32 only when asked), a cuBLAS workspace (so GEMMs
+    can be captured in CUDA graphs) and a scratch buffer of reduction partials. Everything runs on
+    its stream; upload/download wait for it. Reductions use fixed block shapes and shared-memory
+    trees in a fixed order: no atomics, results are reproducible run to run.
+    Failures of asynchronous calls are sticky: the first one is kept and reported by status.
+    Call every fixed-shape function once eagerly before capturing it (scratch grows outside capture).
+    Not thread-safe.                                                                              */
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agents/nn/backend.h"
+
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kParts = 256; /* sumsq partials per replica (pass 1 blocks) */
+
+struct Ctx {
+  int device;
+  cudaStream_t stream;
+  cublasHandle_t blas;
+  void *workspace;
+  double *partials; /* [P, kParts] */
+  int partials_P;
+  ra_err_t err;
+  char msg[RA_ERROR_MESSAGE_MAX];
+};
+
+struct Graph {
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+};
+
+void note (Ctx *c, bool failed, const char *what, const char *detail, const char *file, int line)
+{
+  if (failed && c->err == RA_OK) {
+    c->err = RA_ERR_INTERNAL;
+    snprintf (c->msg, sizeof c->msg, "nn cuda: %s failed: %s (%s:%d)", what, detail, file, line);
+  }
+}
+#define CK(c, call)                                                                                         \
+  do {                                                                                                      \
+    cudaError_t e_ = (call);                                                                                \
+    note ((c), e_ != cudaSuccess, #call, cudaGetErrorString (e_), __FILE__, __LINE__);                      \
+  } while (0)
+#define CKB(c, call)                                                                                        \
+  do {                                                                                                      \
+    cublasStatus_t s_ = (call);                                                                             \
+    note ((c), s_ != CUBLAS_STATUS_SUCCESS, #call, cublasGetStatusString (s_), __FILE__, __LINE__);        \
+  } while (0)
+#define LAUNCHED(c) CK ((c), cudaGetLastError ())
+
+Ctx *C (void *ctx) { return static_cast<Ctx *> (ctx); }
+unsigned blocks (size_t n)
+{
+  size_t b = (n + kThreads - 1) / kThreads;
+  return (unsigned) (b < 65535 * 16 ? (b ? b : 1) : 65535 * 16);
+}
+#define GRID_STRIDE(i, n) for (size_t i = blockIdx.x * (size_t) blockDim.x + threadIdx.x; i < (n); i += (size_t) gridDim.x * blockDim.x)
+
+/* Sum over a block of kThreads in a fixed tree order. */
+template <typename T> __device__ T block_sum (T v, T *sh)
+{
+  sh[threadIdx.x] = v;
+  __syncthreads ();
+  for (int s = kThreads / 2; s > 0; s >>= 1) {
+    if ((int) threadIdx.x < s)
+      sh[threadIdx.x] += sh[threadIdx.x + s];
+    __syncthreads ();
+  }
+  T r = sh[0];
+  __syncthreads ();
+  return r;
+}
+
+/* ------------------------------------------------------------------------------ memory */
+
+void s_destroy (void *ctx)
+{
+  Ctx *c = C (ctx);
+  if (!c)
+    return;
+  if (c->stream)
+    cudaStreamSynchronize (c->stream);
+  cudaFree (c->partials);
+  cudaFree (c->workspace);
+  if (c->blas)
+    cublasDestroy (c->blas);
+  if (c->stream)
+    cudaStreamDestroy (c->stream);
+  free (c);
+}
+void *s_alloc (void *ctx, size_t bytes)
+{
+  void *p = nullptr;
+  if (cudaMalloc (&p, bytes ? bytes : 1) != cudaSuccess)
+    return nullptr;
+  CK (C (ctx), cudaMemsetAsync (p, 0, bytes, C (ctx)->stream));
+  CK (C (ctx), cudaStreamSynchronize (C (ctx)->stream));
+  return p;
+}
+void s_free (void *ctx, void *p)
+{
+  CK (C (ctx), cudaStreamSynchronize (C (ctx)->stream));
+  CK (C (ctx), cudaFree (p));
+}
+void s_upload (void *ctx, void *dst, const void *src, size_t bytes)
+{
+  CK (C (ctx), cudaMemcpyAsync (dst, src, bytes, cudaMemcpyHostToDevice, C (ctx)->stream));
+  CK (C (ctx), cudaStreamSynchronize (C (ctx)->stream));
+}
+void s_download (void *ctx, void *dst, const void *src, size_t bytes)
+{
+  CK (C (ctx), cudaMemcpyAsync (dst, src, bytes, cudaMemcpyDeviceToHost, C (ctx)->stream));
+  CK (C (ctx), cudaStreamSynchronize (C (ctx)->stream));
+}
+void s_copy (void *ctx, void *dst, const void *src, size_t bytes)
+{
+  if (bytes && dst != src)
+    CK (C (ctx), cudaMemcpyAsync (dst, src, bytes, cudaMemcpyDeviceToDevice, C (ctx)->stream));
+}
+void s_zero (void *ctx, void *p, size_t bytes)
+{
+  if (bytes)
+    CK (C (ctx), cudaMemsetAsync (p, 0, bytes, C (ctx)->stream));
+}
+void s_sync (void *ctx) { CK (C (ctx), cudaStreamSynchronize (C (ctx)->stream)); }
+ra_err_t s_status (void *ctx, ra_error_t *err)
+{
+  Ctx *c = C (ctx);
+  if (c->err != RA_OK)
+    return ra__nn_error (err, c->err, "%s", c->msg);
+  return RA_OK;
+}
+
+/* ------------------------------------------------------------------------------- GEMM */
+
+/* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands. */
+void s_gemm (void *ctx, bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda, long long sA,
+             const float *B, int ldb, long long sB, float beta, float *Cm, int ldc, long long sC, int batch)
+{
+  Ctx *c = C (ctx);
+  cublasOperation_t opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+  if (batch == 1)
+    CKB (c, cublasSgemm (c->blas, opb, opa, N, M, K, &alpha, B, ldb, A, lda, &beta, Cm, ldc));
+  else
+    CKB (c, cublasSgemmStridedBatched (c->blas, opb, opa, N, M, K, &alpha, B, ldb, sB, A, lda, sA, &beta, Cm, ldc,
+                                       sC, batch));
+}
+
+/* --------------------------------------------------------------------------- kernels */
+
+__global__ void k_bias_add (float *y, const float *bias, int B, int F, size_t bstride, size_t n)
+{
+  GRID_STRIDE (i, n)
+  {
+    size_t p = i / ((size_t) B * F);
+    y[i] += bias[p * bstride + i % F];
+  }
+}
+__global__ void k_bias_grad (float *db, const float *dy, int P, int B, int F, size_t bstride)
+{
+  GRID_STRIDE (i, (size_t) P * F)
+  {
+    size_t p = i / F, f = i % F;
+    const float *d = dy + p * B * F + f;
+    float s = 0.0f;
+    for (int b = 0; b < B; b++)
+      s += d[(size_t) b * F];
+    db[p * bstride + f] += s;
+  }
+}
+__global__ void k_relu_fwd (const float *x, float *y, size_t n) { GRID_STRIDE (i, n) y[i] = x[i] > 0.0f ? x[i] : 0.0f; }
+__global__ void k_relu_bwd (const float *y, const float *dy, float *dx, size_t n)
+{
+  GRID_STRIDE (i, n) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+__global__ void k_tanh_fwd (const float *x, float *y, size_t n) { GRID_STRIDE (i, n) y[i] = tanhf (x[i]); }
+__global__ void k_tanh_bwd (const float *y, const float *dy, float *dx, size_t n)
+{
+  GRID_STRIDE (i, n) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+}
+
+/* one block per row */
+__global__ void k_ln_fwd (const float *x, const float *g, const float *b, float *y, float *mean, float *rstd, int B,
+                          int D, size_t pstride)
+{
+  __shared__ float sh[kThreads];
+  size_t row = blockIdx.x, p = row / B;
+  const float *xr = x + row * D;
+  float s = 0.0f;
+  for (int i = threadIdx.x; i < D; i += kThreads)
+    s += xr[i];
+  float mu = block_sum (s, sh) / D;
+  float v = 0.0f;
+  for (int i = threadIdx.x; i < D; i += kThreads)
+    v += (xr[i] - mu) * (xr[i] - mu);
+  float rs = rsqrtf (block_sum (v, sh) / D + 1e-5f);
+  for (int i = threadIdx.x; i < D; i += kThreads)
+    y[row * D + i] = (xr[i] - mu) * rs * g[p * pstride + i] + b[p * pstride + i];
+  if (threadIdx.x == 0)
+    mean[row] = mu, rstd[row] = rs;
+}
+__global__ void k_ln_bwd_dx (const float *x, const float *g, const float *mean, const float *rstd, const float *dy,
+                             float *dx, int B, int D, size_t pstride)
+{
+  __shared__ float sh[kThreads];
+  size_t row = blockIdx.x, p = row / B;
+  const float *xr = x + row * D, *dyr = dy + row * D, *gp = g + p * pstride;
+  float mu = mean[row], rs = rstd[row], a = 0.0f, c = 0.0f;
+  for (int i = threadIdx.x; i < D; i += kThreads) {
+    float n = (xr[i] - mu) * rs, dn = dyr[i] * gp[i];
+    a += dn, c += dn * n;
+  }
+  a = block_sum (a, sh);
+  c = block_sum (c, sh);
+  for (int i = threadIdx.x; i < D; i += kThreads) {
+    float n = (xr[i] - mu) * rs;
+    dx[row * D + i] = rs * (dyr[i] * gp[i] - a / D - n * c / D);
+  }
+}
+__global__ void k_ln_bwd_dg (const float *x, const float *mean, const float *rstd, const float *dy, float *dg,
+                             float *db, int P, int B, int D, size_t pstride)
+{
+  GRID_STRIDE (i, (size_t) P * D)
+  {
+    size_t p = i / D, d = i % D;
+    float sg = 0.0f, sb = 0.0f;
+    for (int r = 0; r < B; r++) {
+      size_t row = p * B + r;
+      float n = (x[row * D + d] - mean[row]) * rstd[row];
+      sg += dy[row * D + d] * n;
+      sb += dy[row * D + d];
+    }
+    dg[p * pstride + d] += sg;
+    db[p * pstride + d] += sb;
+  }
+}
+
+/* one warp per row (C is a candidate count: tens) */
+__global__ void k_softmax_fwd (const float *x, float *y, int R, int C, bool lg)
+{
+  int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (row >= R)
+    return;
+  const float *xr = x + (size_t) row * C;
+  float mx = -INFINITY;
+  for (int c = lane; c < C; c += 32)
+    mx = fmaxf (mx, xr[c]);
+  for (int o = 16; o > 0; o >>= 1)
+    mx = fmaxf (mx, __shfl_xor_sync (0xffffffffu, mx, o));
+  float s = 0.0f;
+  for (int c = lane; c < C; c += 32)
+    s += expf (xr[c] - mx);
+  for (int o = 16; o > 0; o >>= 1)
+    s += __shfl_xor_sync (0xffffffffu, s, o);
+  float ls = logf (s);
+  for (int c = lane; c < C; c += 32)
+    y[(size_t) row * C + c] = lg ? xr[c] - mx - ls : expf (xr[c] - mx) / s;
+}
+__global__ void k_softmax_bwd (const float *y, const float *dy, float *dx, int R, int C, bool lg)
+{
+  int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (row >= R)
+    return;
+  const float *yr = y + (size_t) row * C, *dyr = dy + (size_t) row * C;
+  float s = 0.0f;
+  for (int c = lane; c < C; c += 32)
+    s += lg ? dyr[c] : dyr[c] * yr[c];
+  for (int o = 16; o > 0; o >>= 1)
+    s += __shfl_xor_sync (0xffffffffu, s, o);
+  for (int c = lane; c < C; c += 32) {
+    float d = lg ? dyr[c] - expf (yr[c]) * s : yr[c] * (dyr[c] - s);
+    dx[(size_t) row * C + c] = d; /* dx may alias dy: each lane reads its own element before writing */
+  }
+}
+
+__global__ void k_pairs_fwd (const float *user, const float *cand, float *out, int C, int du, int dc, size_t n)
+{
+  int w = du + dc;
+  GRID_STRIDE (i, n)
+  {
+    size_t pair = i / w, k = i % w, r = pair / C;
+    out[i] = k < (size_t) du ? user[r * du + k] : cand[pair * dc + (k - du)];
+  }
+}
+__global__ void k_pairs_bwd_cand (const float *dout, float *dcand, int du, int dc, size_t n)
+{
+  GRID_STRIDE (i, n)
+  {
+    size_t pair = i / dc, k = i % dc;
+    dcand[i] = dout[pair * (du + dc) + du + k];
+  }
+}
+__global__ void k_pairs_bwd_user (const float *dout, float *duser, int C, int du, int dc, size_t n)
+{
+  GRID_STRIDE (i, n)
+  {
+    size_t r = i / du, k = i % du;
+    float s = 0.0f;
+    for (int c = 0; c < C; c++)
+      s += dout[(r * C + c) * (du + dc) + k];
+    duser[i] = s;
+  }
+}
+
+/* losses: one block per replica, fixed-order tree */
+__global__ void k_pg_fwd (const float *logp, const int32_t *act, const float *adv, float *loss, int U, int C)
+{
+  __shared__ float sh[kThreads];
+  size_t p = blockIdx.x;
+  float s = 0.0f;
+  for (int u = threadIdx.x; u < U; u += kThreads) {
+    size_t row = p * U + u;
+    s += adv[row] * logp[row * C + act[row]];
+  }
+  s = block_sum (s, sh);
+  if (threadIdx.x == 0)
+    loss[p] = -s / U;
+}
+__global__ void k_pg_bwd (const int32_t *act, const float *adv, float *dlogp, float scale, int U, int C, size_t n)
+{
+  GRID_STRIDE (row, n) dlogp[row * C + act[row]] += -scale * adv[row] / U;
+}
+__global__ void k_ent_fwd (const float *logp, float *loss, int U, int C)
+{
+  __shared__ float sh[kThreads];
+  size_t p = blockIdx.x, n = (size_t) U * C;
+  const float *l = logp + p * n;
+  float s = 0.0f;
+  for (size_t i = threadIdx.x; i < n; i += kThreads)
+    s += expf (l[i]) * l[i];
+  s = block_sum (s, sh);
+  if (threadIdx.x == 0)
+    loss[p] = -s / U;
+}
+__global__ void k_ent_bwd (const float *logp, float *dlogp, float scale, bool acc, int U, size_t n)
+{
+  GRID_STRIDE (i, n)
+  {
+    float d = -scale * expf (logp[i]) * (logp[i] + 1.0f) / U;
+    dlogp[i] = acc ? dlogp[i] + d : d;
+  }
+}
+__global__ void k_mse_fwd (const float *v, const float *t, float *loss, int U)
+{
+  __shared__ float sh[kThreads];
+  size_t p = blockIdx.x;
+  float s = 0.0f;
+  for (int u = threadIdx.x; u < U; u += kThreads) {
+    float d = v[p * U + u] - t[p * U + u];
+    s += d * d;
+  }
+  s = block_sum (s, sh);
+  if (threadIdx.x == 0)
+    loss[p] = s / U;
+}
+__global__ void k_mse_bwd (const float *v, const float *t, float *dv, float scale, bool acc, int U, size_t n)
+{
+  GRID_STRIDE (i, n)
+  {
+    float d = scale * 2.0f * (v[i] - t[i]) / U;
+    dv[i] = acc ? dv[i] + d : d;
+  }
+}
+
+/* sumsq pass 1: block (k, p) sums a contiguous slice of replica p into partials[p, k] */
+__global__ void k_sumsq_part (const float *x, size_t n, size_t stride, double *partials)
+{
+  __shared__ double sh[kThreads];
+  size_t p = blockIdx.y, k = blockIdx.x, len = (n + kParts - 1) / kParts;
+  size_t a = k * len, b = a + len < n ? a + len : n;
+  const float *xp = x + p * stride;
+  double s = 0.0;
+  for (size_t i = a + threadIdx.x; i < b; i += kThreads)
+    s += (double) xp[i] * xp[i];
+  s = block_sum (s, sh);
+  if (threadIdx.x == 0)
+    partials[p * kParts + k] = s;
+}
+/* pass 2: partials summed in order */
+__global__ void k_sumsq_total (const double *partials, int P, float *out)
+{
+  int p = blockIdx.x * blockDim.x + threadIdx.x;
+  if (p >= P)
+    return;
+  double s = 0.0;
+  for (int k = 0; k < kParts; k++)
+    s += partials[(size_t) p * kParts + k];
+  out[p] = (float) s;
+}
+__global__ void k_clip_apply (float *x, size_t n, size_t stride, const float *ss, float max_norm, size_t total)
+{
+  GRID_STRIDE (i, total)
+  {
+    size_t p = i / n, k = i % n;
+    float s = max_norm / (sqrtf (ss[p]) + 1e-6f);
+    if (s < 1.0f)
+      x[p * stride + k] *= s;
+  }
+}
+__global__ void k_axpy (float *y, float a, const float *x, size_t n) { GRID_STRIDE (i, n) y[i] += a * x[i]; }
+__global__ void k_scale (float *x, float a, size_t n) { GRID_STRIDE (i, n) x[i] *= a; }
+__global__ void k_step_inc (int32_t *step) { ++*step; }
+__global__ void k_adam (float *w, const float *g, float *m, float *v, size_t n, const int32_t *step, float lr, float b1,
+                        float b2, float eps, float wd)
+{
+  float t = (float) *step, bc1 = 1.0f - powf (b1, t), bc2 = 1.0f - powf (b2, t);
+  GRID_STRIDE (i, n)
+  {
+    float mi = b1 * m[i] + (1.0f - b1) * g[i];
+    float vi = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+    m[i] = mi, v[i] = vi;
+    w[i] -= lr * ((mi / bc1) / (sqrtf (vi / bc2) + eps) + wd * w[i]);
+  }
+}
+
+/* -------------------------------------------------------------------------- wrappers */
+
+#define STREAM(ctx) C (ctx)->stream
+#define GO(ctx, n) <<<blocks (n), kThreads, 0, STREAM (ctx)>>>
+
+void s_bias_add (void *ctx, float *y, const float *bias, int P, int B, int F, size_t bstride)
+{
+  size_t n = (size_t) P * B * F;
+  k_bias_add GO (ctx, n) (y, bias, B, F, bstride, n);
+  LAUNCHED (C (ctx));
+}
+void s_bias_grad (void *ctx, float *dbias, const float *dy, int P, int B, int F, size_t bstride)
+{
+  k_bias_grad GO (ctx, (size_t) P * F) (dbias, dy, P, B, F, bstride);
+  LAUNCHED (C (ctx));
+}
+void s_relu_fwd (void *ctx, const float *x, float *y, size_t n) { k_relu_fwd GO (ctx, n) (x, y, n); LAUNCHED (C (ctx)); }
+void s_relu_bwd (void *ctx, const float *y, const float *dy, float *dx, size_t n)
+{
+  k_relu_bwd GO (ctx, n) (y, dy, dx, n);
+  LAUNCHED (C (ctx));
+}
+void s_tanh_fwd (void *ctx, const float *x, float *y, size_t n) { k_tanh_fwd GO (ctx, n) (x, y, n); LAUNCHED (C (ctx)); }
+void s_tanh_bwd (void *ctx, const float *y, const float *dy, float *dx, size_t n)
+{
+  k_tanh_bwd GO (ctx, n) (y, dy, dx, n);
+  LAUNCHED (C (ctx));
+}
+void s_ln_fwd (void *ctx, const float *x, const float *g, const float *b, float *y, float *mean, float *rstd, int P,
+               int B, int D, size_t pstride)
+{
+  k_ln_fwd<<<(unsigned) P * B, kThreads, 0, STREAM (ctx)>>> (x, g, b, y, mean, rstd, B, D, pstride);
+  LAUNCHED (C (ctx));
+}
+void s_ln_bwd (void *ctx, const float *x, const float *g, const float *mean, const float *rstd, const float *dy,
+               float *dx, float *dg, float *db, int P, int B, int D, size_t pstride)
+{
+  k_ln_bwd_dx<<<(unsigned) P * B, kThreads, 0, STREAM (ctx)>>> (x, g, mean, rstd, dy, dx, B, D, pstride);
+  k_ln_bwd_dg GO (ctx, (size_t) P * D) (x, mean, rstd, dy, dg, db, P, B, D, pstride);
+  LAUNCHED (C (ctx));
+}
+void s_softmax_fwd (void *ctx, const float *x, float *y, int R, int C_, bool lg)
+{
+  k_softmax_fwd<<<(unsigned) (R + 7) / 8, 256, 0, STREAM (ctx)>>> (x, y, R, C_, lg);
+  LAUNCHED (C (ctx));
+}
+void s_softmax_bwd (void *ctx, const float *y, const float *dy, float *dx, int R, int C_, bool lg)
+{
+  k_softmax_bwd<<<(unsigned) (R + 7) / 8, 256, 0, STREAM (ctx)>>> (y, dy, dx, R, C_, lg);
+  LAUNCHED (C (ctx));
+}
+void s_pairs_fwd (void *ctx, const float *user, const float *cand, float *out, int R, int C_, int du, int dc)
+{
+  size_t n = (size_t) R * C_ * (du + dc);
+  k_pairs_fwd GO (ctx, n) (user, cand, out, C_, du, dc, n);
+  LAUNCHED (C (ctx));
+}
+void s_pairs_bwd (void *ctx, const float *dout, float *duser, float *dcand, int R, int C_, int du, int dc)
+{
+  if (dcand) {
+    size_t n = (size_t) R * C_ * dc;
+    k_pairs_bwd_cand GO (ctx, n) (dout, dcand, du, dc, n);
+  }
+  if (duser) {
+    size_t n = (size_t) R * du;
+    k_pairs_bwd_user GO (ctx, n) (dout, duser, C_, du, dc, n);
+  }
+  LAUNCHED (C (ctx));
+}
+void s_pg_fwd (void *ctx, const float *logp, const int32_t *act, const float *adv, float *loss, int P, int U, int C_)
+{
+  k_pg_fwd<<<P, kThreads, 0, STREAM (ctx)>>> (logp, act, adv, loss, U, C_);
+  LAUNCHED (C (ctx));
+}
+void s_pg_bwd (void *ctx, const int32_t *act, const float *adv, float *dlogp, float scale, bool acc, int P, int U, int C_)
+{
+  if (!acc)
+    s_zero (ctx, dlogp, sizeof (float) * P * U * C_);
+  size_t n = (size_t) P * U;
+  k_pg_bwd GO (ctx, n) (act, adv, dlogp, scale, U, C_, n);
+  LAUNCHED (C (ctx));
+}
+void s_ent_fwd (void *ctx, const float *logp, float *loss, int P, int U, int C_)
+{
+  k_ent_fwd<<<P, kThreads, 0, STREAM (ctx)>>> (logp, loss, U, C_);
+  LAUNCHED (C (ctx));
+}
+void s_ent_bwd (void *ctx, const float *logp, float *dlogp, float scale, bool acc, int P, int U, int C_)
+{
+  size_t n = (size_t) P * U * C_;
+  k_ent_bwd GO (ctx, n) (logp, dlogp, scale, acc, U, n);
+  LAUNCHED (C (ctx));
+}
+void s_mse_fwd (void *ctx, const float *v, const float *t, float *loss, int P, int U)
+{
+  k_mse_fwd<<<P, kThreads, 0, STREAM (ctx)>>> (v, t, loss, U);
+  LAUNCHED (C (ctx));
+}
+void s_mse_bwd (void *ctx, const float *v, const float *t, float *dv, float scale, bool acc, int P, int U)
+{
+  size_t n = (size_t) P * U;
+  k_mse_bwd GO (ctx, n) (v, t, dv, scale, acc, U, n);
+  LAUNCHED (C (ctx));
+}
+void s_sumsq (void *ctx, const float *x, size_t n, int P, size_t stride, float *out)
+{
+  Ctx *c = C (ctx);
+  if (P > c->partials_P) { /* grows outside graph capture (see file comment) */
+    CK (c, cudaStreamSynchronize (c->stream));
+    cudaFree (c->partials);
+    c->partials = nullptr;
+    c->partials_P = 0;
+    if (cudaMalloc (&c->partials, sizeof (double) * kParts * P) != cudaSuccess) {
+      note (c, true, "cudaMalloc", "sumsq partials", __FILE__, __LINE__);
+      return;
+    }
+    c->partials_P = P;
+  }
+  k_sumsq_part<<<dim3 (kParts, P), kThreads, 0, c->stream>>> (x, n, stride, c->partials);
+  k_sumsq_total<<<(P + 63) / 64, 64, 0, c->stream>>> (c->partials, P, out);
+  LAUNCHED (c);
+}
+void s_clip_apply (void *ctx, float *x, size_t n, int P, size_t stride, const float *ss, float max_norm)
+{
+  size_t total = n * P;
+  k_clip_apply GO (ctx, total) (x, n, stride, ss, max_norm, total);
+  LAUNCHED (C (ctx));
+}
+void s_axpy (void *ctx, float *y, float a, const float *x, size_t n) { k_axpy GO (ctx, n) (y, a, x, n); LAUNCHED (C (ctx)); }
+void s_scale (void *ctx, float *x, float a, size_t n) { k_scale GO (ctx, n) (x, a, n); LAUNCHED (C (ctx)); }
+void s_adam (void *ctx, float *w, const float *g, float *m, float *v, size_t n, int32_t *step, float lr, float b1,
+             float b2, float eps, float wd)
+{
+  k_step_inc<<<1, 1, 0, STREAM (ctx)>>> (step);
+  k_adam GO (ctx, n) (w, g, m, v, n, step, lr, b1, b2, eps, wd);
+  LAUNCHED (C (ctx));
+}
+
+/* --------------------------------------------------------------------------- graphs */
+
+ra_err_t s_graph_begin (void *ctx, ra_error_t *err)
+{
+  Ctx *c = C (ctx);
+  cudaError_t e = cudaStreamBeginCapture (c->stream, cudaStreamCaptureModeThreadLocal);
+  if (e != cudaSuccess)
+    return ra__nn_error (err, RA_ERR_INTERNAL, "nn cuda: cudaStreamBeginCapture: %s", cudaGetErrorString (e));
+  return RA_OK;
+}
+ra_err_t s_graph_end (void *ctx, void **out, ra_error_t *err)
+{
+  Ctx *c = C (ctx);
+  Graph *g = static_cast<Graph *> (calloc (1, sizeof (Graph)));
+  cudaGraph_t graph = nullptr;
+  cudaError_t e = cudaStreamEndCapture (c->stream, &graph);
+  if (e == cudaSuccess && g)
+    e = cudaGraphInstantiate (&g->exec, graph, 0);
+  if (e != cudaSuccess || !g) {
+    if (graph)
+      cudaGraphDestroy (graph);
+    free (g);
+    return ra__nn_error (err, RA_ERR_INTERNAL, "nn cuda: graph capture failed: %s",
+                         e != cudaSuccess ? cudaGetErrorString (e) : "out of memory");
+  }
+  g->graph = graph;
+  *out = g;
+  return RA_OK;
+}
+void s_graph_launch (void *ctx, void *graph)
+{
+  CK (C (ctx), cudaGraphLaunch (static_cast<Graph *> (graph)->exec, C (ctx)->stream));
+}
+void s_graph_destroy (void *ctx, void *graph)
+{
+  Graph *g = static_cast<Graph *> (graph);
+  CK (C (ctx), cudaStreamSynchronize (C (ctx)->stream));
+  cudaGraphExecDestroy (g->exec);
+  cudaGraphDestroy (g->graph);
+  free (g);
+}
+
+ra__nn_ops_t make_ops ()
+{
+  ra__nn_ops_t o;
+  memset (&o, 0, sizeof o);
+  o.name = "cuda";
+  o.destroy = s_destroy;
+  o.status = s_status;
+  o.alloc = s_alloc;
+  o.free = s_free;
+  o.upload = s_upload;
+  o.download = s_download;
+  o.copy = s_copy;
+  o.zero = s_zero;
+  o.sync = s_sync;
+  o.gemm = s_gemm;
+  o.bias_add = s_bias_add;
+  o.bias_grad = s_bias_grad;
+  o.relu_fwd = s_relu_fwd;
+  o.relu_bwd = s_relu_bwd;
+  o.tanh_fwd = s_tanh_fwd;
+  o.tanh_bwd = s_tanh_bwd;
+  o.ln_fwd = s_ln_fwd;
+  o.ln_bwd = s_ln_bwd;
+  o.softmax_fwd = s_softmax_fwd;
+  o.softmax_bwd = s_softmax_bwd;
+  o.pairs_fwd = s_pairs_fwd;
+  o.pairs_bwd = s_pairs_bwd;
+  o.pg_fwd = s_pg_fwd;
+  o.pg_bwd = s_pg_bwd;
+  o.ent_fwd = s_ent_fwd;
+  o.ent_bwd = s_ent_bwd;
+  o.mse_fwd = s_mse_fwd;
+  o.mse_bwd = s_mse_bwd;
+  o.sumsq = s_sumsq;
+  o.clip_apply = s_clip_apply;
+  o.axpy = s_axpy;
+  o.scale = s_scale;
+  o.adam = s_adam;
+  o.graph_begin = s_graph_begin;
+  o.graph_end = s_graph_end;
+  o.graph_launch = s_graph_launch;
+  o.graph_destroy = s_graph_destroy;
+  return o;
+}
+const ra__nn_ops_t s_ops = make_ops ();
+
+} /* namespace */
+
+extern "C" ra_err_t ra__nn_cuda_open (int device, bool allow_tf32, const ra__nn_ops_t **ops, void **ctx,
+                                      ra_error_t *err)
+{
+  int count = 0;
+  cudaError_t e = cudaGetDeviceCount (&count);
+  if (e != cudaSuccess || count == 0)
+    return ra__nn_error (err, RA_ERR_BAD_CONFIG, "nn backend 'cuda': no CUDA device available (%s); use 'cpu' or 'auto'",
+                         e != cudaSuccess ? cudaGetErrorString (e) : "0 devices");
+  if (device < 0 || device >= count)
+    return ra__nn_error (err, RA_ERR_BAD_CONFIG, "nn backend 'cuda': device %d requested, %d present", device, count);
+  Ctx *c = static_cast<Ctx *> (calloc (1, sizeof (Ctx)));
+  if (!c)
+    return ra__nn_error (err, RA_ERR_NOMEM, "nn backend 'cuda': out of memory");
+  c->device = device;
+  const size_t ws_bytes = 32u << 20;
+  if (cudaSetDevice (device) != cudaSuccess || cudaStreamCreateWithFlags (&c->stream, cudaStreamNonBlocking) != cudaSuccess
+      || cublasCreate (&c->blas) != CUBLAS_STATUS_SUCCESS || cublasSetStream (c->blas, c->stream) != CUBLAS_STATUS_SUCCESS
+      || cudaMalloc (&c->workspace, ws_bytes) != cudaSuccess
+      || cublasSetWorkspace (c->blas, c->workspace, ws_bytes) != CUBLAS_STATUS_SUCCESS
+      || cublasSetMathMode (c->blas, allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH)
+             != CUBLAS_STATUS_SUCCESS) {
+    ra_err_t rc = ra__nn_error (err, RA_ERR_BAD_CONFIG, "nn backend 'cuda': cannot initialise device %d (%s)", device,
+                                cudaGetErrorString (cudaGetLastError ()));
+    s_destroy (c);
+    return rc;
+  }
+  *ops = &s_ops;
+  *ctx = c;
+  return RA_OK;
+}
