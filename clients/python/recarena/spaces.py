@@ -52,3 +52,18 @@ def as_slate(space: spaces.Space) -> spaces.Space:
             and (space.nvec == space.nvec[0]).all() and (space.start == space.start[0]).all()):
         return Slate(space.nvec.copy(), dtype=space.dtype, start=space.start.copy())
     return space
+
+
+def dedupe_slates(actions: Any, num_candidates: int) -> np.ndarray:
+    """actions (..., k) with any repeated index in a slate replaced by the smallest index not yet
+    in that slate (order of first occurrences kept). For policies that pick each slot
+    independently (SB3's MultiDiscrete heads). Cost: O(rows * k^2), numpy over rows."""
+    a = np.array(actions, dtype=np.int64, copy=True)
+    flat = a.reshape(-1, a.shape[-1])
+    k = flat.shape[1]
+    for j in range(1, k):
+        dup = (flat[:, j:j + 1] == flat[:, :j]).any(axis=1)
+        for r in np.flatnonzero(dup):
+            used = set(flat[r, :j].tolist()) | set(flat[r, j + 1:].tolist())
+            flat[r, j] = next(c for c in range(num_candidates) if c not in used)
+    return flat.reshape(a.shape)
