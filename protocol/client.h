@@ -29,14 +29,22 @@ const char *ra_client_server_name (const ra_client_t *c);
 const char *ra_client_server_build (const ra_client_t *c);
 
 /* Low level: a fresh request id, then one round trip. The client sends req (built with
-   ra_msg_out_request and that id) and waits for the reply with the same id. An error reply
+   ra_msg_out_request and that id) and waits for the reply with the same id (the id most recently
+   returned by ra_client_next_id); replies with any other id are dropped. An error reply
    becomes its code and message in *err; the decoded reply is in *reply either way (owned by
    the client, valid until the next call). */
 uint64_t ra_client_next_id (ra_client_t *c);
 ra_err_t ra_client_call (ra_client_t *c, ra_msg_out_t *req, const ra_msg_in_t **reply,
                          ra_error_t *err);
 
-/* A named list of tensors from a reply: an obs map, an info map. Views borrow the reply. */
+/* A named list of tensors from a reply: an obs map, an info map. Views borrow the reply.
+   Names: obs keys as sent ("user"); a non-Dict observation is one field named "obs". Nested maps
+   are flattened with dots, in reply order: info {"final_obs": {"user": T}} gives "final_obs.user".
+   Under same_step the reply's final_obs, _final_obs, final_info and _final_info (sent beside info)
+   are added to info the same way ("final_obs.user", "_final_obs", "final_info.clicks", ...);
+   final_info, which repeats info's frames, is left out if it would not fit. Values that are not
+   tensors (scalars, strings, arrays) are skipped. More than RA_CLIENT_MAX_FIELDS tensors otherwise,
+   or a name longer than 63 bytes, is RA_ERR_LIMIT. */
 #define RA_CLIENT_MAX_FIELDS 32
 typedef struct {
   int n;
