@@ -148,7 +148,7 @@ static bool s_meta_u64 (const cJSON *meta, const char *key, uint64_t *out)
 
 ra_err_t ra_nn_checkpoint_load (ra_nn_params_t *p, const char *path, ra_error_t *err)
 {
-  assert (p && p->data && path);
+  assert (p && p->data && p->ntensors > 0 && path);
 #ifndef RA_HAVE_CJSON
   return ra__nn_error (err, RA_ERR_IO, "nn checkpoint: cannot read '%s': built without cJSON", path);
 #else

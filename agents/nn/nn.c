@@ -337,6 +337,18 @@ void ra_nn_linear_backward (const ra_nn_params_t *p, int w, int b, const float *
                     in, (long long) p->n, 0.0f, dx, in, (long long) B * in, P);
 }
 
+/* v[B] = x[B, in] w[1, in]^T + b[1] */
+void ra_nn_value_forward (const ra_nn_params_t *p, int w, int b, const float *x, float *v, int B)
+{
+  assert (p->tensors[w].shape[0] == 1);
+  ra_nn_linear_forward (p, w, b, x, v, B);
+}
+void ra_nn_value_backward (const ra_nn_params_t *p, int w, int b, const float *x, const float *dv, float *dx, int B)
+{
+  assert (p->tensors[w].shape[0] == 1);
+  ra_nn_linear_backward (p, w, b, x, dv, dx, B);
+}
+
 void ra_nn_relu_forward (ra_nn_backend_t *be, const float *x, float *y, size_t n) { OPS (be)->relu_fwd (CTX (be), x, y, n); }
 void ra_nn_relu_backward (ra_nn_backend_t *be, const float *y, const float *dy, float *dx, size_t n)
 {

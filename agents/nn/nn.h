@@ -138,6 +138,11 @@ void ra_nn_linear_forward (const ra_nn_params_t *p, int w, int b, const float *x
 void ra_nn_linear_backward (const ra_nn_params_t *p, int w, int b, const float *x, const float *dy,
                             float *dx, int B);
 
+/* Value head: v[B] = x[B, in] w^T + b with w [1, in], b [1] (a linear layer with one output). */
+void ra_nn_value_forward (const ra_nn_params_t *p, int w, int b, const float *x, float *v, int B);
+/* dw += v-gradient^T x; db += sum dv; dx[B, in] = dv w (skipped when dx is NULL). */
+void ra_nn_value_backward (const ra_nn_params_t *p, int w, int b, const float *x, const float *dv, float *dx, int B);
+
 /* Elementwise over count floats; backward uses the forward output y. In-place allowed. */
 void ra_nn_relu_forward (ra_nn_backend_t *be, const float *x, float *y, size_t count);
 void ra_nn_relu_backward (ra_nn_backend_t *be, const float *y, const float *dy, float *dx, size_t count);

@@ -418,3 +418,44 @@ Test (nn_graph, cpu_capture_records_and_launch_replays)
   cr_expect_null (g);
   ra_nn_backend_destroy (&be);
 }
+
+/* ------------------------------------------------------------------------ value head (cpu) */
+
+Test (nn_backend, value_head_with_mse_matches_reference)
+{
+  enum { VB = 9, VIN = 7 };
+  ra_nn_backend_t *be = s_cpu ();
+  ra_nn_params_t *p = ra_nn_params_new (be, 1, 3);
+  int w = ra_nn_params_add (p, "v.w", 2, (int[]) { 1, VIN });
+  int b = ra_nn_params_add (p, "v.b", 1, (int[]) { 1 });
+  cr_assert_eq (ra_nn_params_alloc (p, NULL), RA_OK);
+  ra_nn_params_init (p, 1.0f);
+  p->data[p->tensors[b].offset] = 0.25f;
+  ra_nn_rng_t r;
+  ra_nn_rng_init (&r, 8, 0);
+  float x[VB * VIN], t[VB], v[VB], dv[VB], dx[VB * VIN], loss;
+  double xd[VB * VIN], td[VB], wd[VIN], bd[1], vd[VB], dvd[VB], dxd[VB * VIN], dwd[VIN] = { 0 }, dbd[1] = { 0 };
+  for (int i = 0; i < VB * VIN; i++)
+    xd[i] = x[i] = ra_nn_rng_uniform (&r) - 0.5f;
+  for (int i = 0; i < VB; i++)
+    td[i] = t[i] = ra_nn_rng_uniform (&r);
+  for (int i = 0; i < VIN; i++)
+    wd[i] = p->data[p->tensors[w].offset + i];
+  bd[0] = 0.25;
+  ra_nn_value_forward (p, w, b, x, v, VB);
+  ra_nn_mse_forward (be, v, t, &loss, 1, VB);
+  ra_nn_mse_backward (be, v, t, dv, 0.5f, false, 1, VB);
+  ra_nn_value_backward (p, w, b, x, dv, dx, VB);
+  ra_nn_ref_linear_fwd (xd, wd, bd, vd, VB, VIN, 1);
+  double lref = ra_nn_ref_mse_fwd (vd, td, VB);
+  ra_nn_ref_mse_bwd (vd, td, dvd, 0.5, VB);
+  ra_nn_ref_linear_bwd (xd, wd, dvd, dxd, dwd, dbd, VB, VIN, 1);
+  cr_expect (fabs (loss - lref) < 1e-6 * (1 + fabs (lref)));
+  for (int i = 0; i < VB * VIN; i++)
+    cr_expect (fabs (dx[i] - dxd[i]) < 1e-6, "dx[%d]", i);
+  for (int i = 0; i < VIN; i++)
+    cr_expect (fabs (p->grad[p->tensors[w].offset + i] - dwd[i]) < 1e-6, "dw[%d]", i);
+  cr_expect (fabs (p->grad[p->tensors[b].offset] - dbd[0]) < 1e-6);
+  ra_nn_params_destroy (&p);
+  ra_nn_backend_destroy (&be);
+}
