@@ -10,6 +10,9 @@
 #include "env/sims/registry.h"
 #include "sim_harness.h"
 
+/* A cheap assert for hot test loops: Criterion only sees failures. */
+#define CHECK(cond, ...) do { if (!(cond)) cr_assert_fail (__VA_ARGS__); } while (0)
+
 static const ra_sim_class_t *E = &ra_ecommerce_class;
 
 static ra_sim_t *s_make (int n, uint64_t seed, const ra_kv_t *cfg, int n_cfg, const ra_task_t *task)
@@ -172,9 +175,9 @@ Test (ecommerce, same_seed_gives_the_same_trajectory)
 
 Test (ecommerce, env_in_a_batch_of_256_split_in_ranges_equals_it_alone)
 {
-  const int steps = 200;
-  const int watch[] = { 0, 6, 7, 131, 255 };
-  for (int w = 0; w < 5; w++) {
+  const int steps = 150;
+  const int watch[] = { 0, 7, 255 };
+  for (int w = 0; w < 3; w++) {
     int i = watch[w];
     ra_sim_t *big = s_make (256, 900, NULL, 0, NULL), *one = s_make (1, 900 + (uint64_t) i, NULL, 0, NULL);
     harness_t h;
@@ -219,7 +222,7 @@ Test (ecommerce, reset_with_seeds_restarts_the_stream)
 
 Test (ecommerce, long_random_runs_stay_inside_declared_bounds)
 {
-  const int n = 512, steps = 200;
+  const int n = 256, steps = 150;
   ra_kv_t cfg[] = { { .key = "oracle", .type = RA_KV_BOOL, .num = 1 } };
   ra_task_t ood = { .split = "ood", .id = 3 };
   for (int pass = 0; pass < 2; pass++) {
@@ -238,9 +241,11 @@ Test (ecommerce, long_random_runs_stay_inside_declared_bounds)
       for (int f = 0; f < sp->n_obs; f++) {
         const float *x = h.buf.obs[f];
         size_t m = (size_t) n * h.obs_bytes[f] / sizeof (float);
-        for (size_t q = 0; q < m; q++)
-          cr_assert (isfinite (x[q]) && x[q] >= sp->obs[f].low && x[q] <= sp->obs[f].high,
-                     "step %d field %s elem %zu = %g", t, sp->obs[f].name, q, x[q]);
+        size_t bad = m;
+        for (size_t q = 0; q < m && bad == m; q++)
+          if (!(isfinite (x[q]) && x[q] >= sp->obs[f].low && x[q] <= sp->obs[f].high))
+            bad = q;
+        cr_assert_eq (bad, m, "step %d field %s elem %zu = %g", t, sp->obs[f].name, bad, bad < m ? x[bad] : 0);
       }
       if (t == steps)
         break;
@@ -249,25 +254,25 @@ Test (ecommerce, long_random_runs_stay_inside_declared_bounds)
       E->step (sim, 0, n, act, &h.buf);
       for (int i = 0; i < n; i++) {
         float b = ((float *) h.buf.info[fb])[i];
-        cr_assert (b >= 0, "budget %g", b);
-        cr_assert (h.buf.reward[i] >= sp->reward_range[0] && h.buf.reward[i] <= sp->reward_range[1]);
-        cr_assert (((float *) h.buf.info[fg])[i] >= 0);
+        CHECK (b >= 0, "budget %g", b);
+        CHECK (h.buf.reward[i] >= sp->reward_range[0] && h.buf.reward[i] <= sp->reward_range[1], "reward %g", h.buf.reward[i]);
+        CHECK (((float *) h.buf.info[fg])[i] >= 0, "regret < 0");
         int nc = 0;
         for (int r = 0; r < sp->slate_size; r++) {
           uint8_t c = ((uint8_t *) h.buf.info[fc])[i * sp->slate_size + r];
           uint8_t p = ((uint8_t *) h.buf.info[fp])[i * sp->slate_size + r];
-          cr_assert (c <= 1 && p <= c);
+          CHECK (c <= 1 && p <= c, "purchase without click");
           nc += c;
           buys += p;
-          cr_assert (((float *) h.buf.info[fr])[i * sp->slate_size + r] >= 0);
+          CHECK (((float *) h.buf.info[fr])[i * sp->slate_size + r] >= 0, "negative revenue");
         }
-        cr_assert_leq (nc, 1);
+        CHECK (nc <= 1, "%d clicks", nc);
         clicks += nc;
       }
       E->reset (sim, 0, n, NULL, h.buf.terminated, &h.buf);
     }
-    cr_assert_gt (clicks, 1000);
-    cr_assert_gt (buys, 100);
+    cr_assert_gt (clicks, 500);
+    cr_assert_gt (buys, 50);
     free (act);
     h_fini (&h);
     E->destroy (&sim);
@@ -396,7 +401,7 @@ static void s_oracle_vs_random (const ra_task_t *task, double *oracle, double *r
     harness_t h;
     h_init (&h, E->spec (sim), n);
     const int K = h.spec->num_candidates, k = h.spec->slate_size;
-    int fs = h_info_index (&h, "oracle_slate"), fg = h_info_index (&h, "regret");
+    int fs = h_info_index (&h, "oracle_slate"), fg = h_info_index (&h, "regret"), fo = h_info_index (&h, "oracle_reward");
     uint8_t *fresh = calloc ((size_t) n, 1);
     int32_t *act = calloc ((size_t) n * k, sizeof (int32_t));
     ra_rng_t rng;
@@ -416,9 +421,9 @@ static void s_oracle_vs_random (const ra_task_t *task, double *oracle, double *r
       for (int i = 0; i < n; i++) {
         total += h.buf.reward[i];
         float g = ((float *) h.buf.info[fg])[i];
-        cr_assert (g >= 0);
+        CHECK (g >= 0, "regret %g", g);
         if (pol == 0 && !was_fresh[i])
-          cr_assert_lt (g, 1e-3f * (1 + ((float *) h.buf.info[h_info_index (&h, "oracle_reward")])[i]));
+          CHECK (g < 1e-3f * (1 + ((float *) h.buf.info[fo])[i]), "oracle slate has regret %g", g);
         fresh[i] = h.buf.terminated[i];
       }
       E->reset (sim, 0, n, NULL, h.buf.terminated, &h.buf);
@@ -448,7 +453,7 @@ Test (ecommerce, oracle_beats_random_and_the_margin_depends_on_the_task)
 /* Episode statistics of random play on a task: mean clicks per step and mean episode length. */
 static void s_stats (const ra_task_t *task, double *ctr, double *len)
 {
-  const int n = 512, steps = 60;
+  const int n = 256, steps = 60;
   ra_sim_t *sim = s_make (n, 2, NULL, 0, task);
   harness_t h;
   h_init (&h, E->spec (sim), n);
