@@ -74,3 +74,15 @@ def test_killed_remote_server_raises_within_the_deadline(server_binary):
         env.close()
     finally:
         srv.stop()
+
+
+def test_async_vector_env_of_remote_envs_works(server_binary, monkeypatch):
+    """Gymnasium's AsyncVectorEnv forks workers; each starts its own server and stops it."""
+    monkeypatch.setenv("RECARENA_SERVER", server_binary)
+    envs = gym.make_vec("recarena/ECommerce-v1", num_envs=2, vectorization_mode="async")
+    try:
+        envs.reset(seed=0)
+        envs.step(envs.action_space.sample())
+    finally:
+        envs.close()
+    assert default_server()._server is None

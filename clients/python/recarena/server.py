@@ -81,8 +81,11 @@ def _pdeathsig() -> None:  # runs in the child between fork and exec
         pass
 
 
-def _terminate(proc: subprocess.Popen, tmpdir: Optional[str], grace: float) -> None:
-    """Stops proc (SIGTERM, then SIGKILL after grace seconds) and removes tmpdir. Idempotent."""
+def _terminate(proc: subprocess.Popen, tmpdir: Optional[str], grace: float, owner: int) -> None:
+    """Stops proc (SIGTERM, then SIGKILL after grace seconds) and removes tmpdir. Idempotent.
+    Does nothing in a forked child: the process belongs to the parent (owner pid)."""
+    if os.getpid() != owner:
+        return
     try:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -115,12 +118,15 @@ class LocalServer:
         args = [self.binary, "--bind", endpoint, *extra_args]
         self.proc = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr,
-            preexec_fn=_pdeathsig if sys.platform.startswith("linux") else None,
+            # PDEATHSIG fires when the spawning THREAD exits, so only the main thread asks for it.
+            preexec_fn=_pdeathsig if sys.platform.startswith("linux")
+            and threading.current_thread() is threading.main_thread() else None,
             close_fds=True)
         self._stderr.close()
         # Stops the child at exit or collection even if stop() is never called. The finalizer
         # holds the process, not self.
-        self._finalizer = weakref.finalize(self, _terminate, self.proc, self._tmpdir, STOP_GRACE_S)
+        self._finalizer = weakref.finalize(self, _terminate, self.proc, self._tmpdir, STOP_GRACE_S,
+                                           os.getpid())
         self._finalizer.atexit = True
 
     @property
@@ -167,8 +173,16 @@ class _SharedServer:
         self._lock = threading.Lock()
         self._server: Optional[LocalServer] = None
         self._users = 0
+        self._pid = os.getpid()
+
+    def _after_fork(self) -> None:
+        """A forked child (AsyncVectorEnv workers) starts its own server, never the parent's."""
+        if self._pid != os.getpid():
+            self._lock = threading.Lock()
+            self._server, self._users, self._pid = None, 0, os.getpid()
 
     def acquire(self, server_path: Optional[str] = None) -> LocalServer:
+        self._after_fork()
         with self._lock:
             if self._server is not None and self._server.returncode() is not None:
                 self._server.stop()  # died; start afresh (users of the dead one see their errors)
@@ -180,6 +194,7 @@ class _SharedServer:
             return self._server
 
     def release(self, server: LocalServer) -> None:
+        self._after_fork()
         with self._lock:
             if server is not self._server:
                 server.stop()
@@ -191,6 +206,7 @@ class _SharedServer:
                 self._users = 0
 
     def stop(self) -> None:
+        self._after_fork()
         with self._lock:
             if self._server is not None:
                 self._server.stop()
