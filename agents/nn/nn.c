@@ -190,7 +190,10 @@ int ra_nn_params_add (ra_nn_params_t *p, const char *name, int ndim, const int *
   assert (p && !p->data && ndim >= 1 && ndim <= RA_NN_MAX_DIMS && strlen (name) < RA_NN_NAME_MAX);
   assert (ra_nn_params_find (p, name) < 0);
   ra_nn_tensor_t *t = realloc (p->tensors, sizeof *t * (p->ntensors + 1));
-  assert (t); /* a handful of small tensors */
+  if (!t) {
+    p->add_failed = true; /* reported by ra_nn_params_alloc */
+    return -1;
+  }
   p->tensors = t;
   t = &p->tensors[p->ntensors];
   memset (t, 0, sizeof *t);
@@ -210,6 +213,8 @@ int ra_nn_params_add (ra_nn_params_t *p, const char *name, int ndim, const int *
 ra_err_t ra_nn_params_alloc (ra_nn_params_t *p, ra_error_t *err)
 {
   assert (p && !p->data);
+  if (p->add_failed)
+    return ra__nn_error (err, RA_ERR_NOMEM, "nn params: out of memory while adding tensors");
   size_t total = p->n * (size_t) p->replicas;
   p->scratch_len = (size_t) p->replicas * 4;
   p->data = ra_nn_alloc (p->be, total);

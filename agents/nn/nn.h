@@ -106,12 +106,14 @@ typedef struct {
   float *scratch;      /* device: [P] losses/norms etc. */
   size_t scratch_len;
   ra_nn_rng_t rng;     /* host RNG used for init; saved in checkpoints */
+  bool add_failed;     /* a tensor could not be added (out of memory); alloc reports it */
 } ra_nn_params_t;
 
 /* Builds an empty table of P replicas on be. Add tensors, then ra_nn_params_alloc. */
 ra_nn_params_t *ra_nn_params_new (ra_nn_backend_t *be, int replicas, uint64_t seed);
 void ra_nn_params_destroy (ra_nn_params_t **p_p);
-/* Adds a tensor before allocation; returns its index. Names must be unique. */
+/* Adds a tensor before allocation; returns its index, or -1 when out of memory (then
+   ra_nn_params_alloc fails with RA_ERR_NOMEM). Names must be unique. */
 int ra_nn_params_add (ra_nn_params_t *p, const char *name, int ndim, const int *shape);
 /* Allocates data, grad (zeroed). Returns RA_ERR_NOMEM with *err on failure. */
 ra_err_t ra_nn_params_alloc (ra_nn_params_t *p, ra_error_t *err);
@@ -156,7 +158,9 @@ void ra_nn_layernorm_forward (const ra_nn_params_t *p, int g, int b, const float
 void ra_nn_layernorm_backward (const ra_nn_params_t *p, int g, int b, const float *x,
                                const float *mean, const float *rstd, const float *dy, float *dx, int B);
 
-/* Softmax / log-softmax over the candidate axis: x[R, C] -> y[R, C] (R = all rows, P*U). */
+/* Softmax / log-softmax over the candidate axis: x[R, C] -> y[R, C] (R = all rows, P*U).
+   To exclude candidates (Plackett-Luce slates: items already placed), add -1e9 to their logits
+   first (ra_nn_axpy with a mask); use a finite value, not -inf, so entropy stays finite. */
 void ra_nn_softmax_forward (ra_nn_backend_t *be, const float *x, float *y, int R, int C);
 void ra_nn_softmax_backward (ra_nn_backend_t *be, const float *y, const float *dy, float *dx, int R, int C);
 void ra_nn_log_softmax_forward (ra_nn_backend_t *be, const float *x, float *y, int R, int C);
