@@ -114,3 +114,13 @@ def test_close_is_idempotent_and_later_calls_raise(env):
     env.close()
     with pytest.raises(gym.error.ClosedEnvironmentError):
         env.step(env.action_space.sample())
+
+
+def test_set_task_changes_the_population_from_the_next_reset(env):
+    a, _ = env.reset(seed=4)
+    desc = env.set_task({"split": "train", "id": 3})
+    assert desc.get("split") == "train" and desc.get("id") == 3
+    b, _ = env.reset(seed=4)
+    assert not gym.utils.env_checker.data_equivalence(a, b)
+    with pytest.raises(recarena.BadConfigError):
+        env.set_task({"split": "no-such-split", "id": 1})
