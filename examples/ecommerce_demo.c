@@ -3,7 +3,9 @@
     that scores candidates from what it observes (user interest estimate . candidate embedding,
     plus quality, minus price relative to budget). Both policies see the same users (same seed).
 
-    usage: ecommerce_demo [--endpoint tcp://127.0.0.1:5555] [--episodes 3] [--num-envs 256]   */
+    usage: ecommerce_demo [--endpoint tcp://127.0.0.1:5555] [--episodes 3] [--num-envs 256]
+           ecommerce_demo --ping [--endpoint EP]     exits 0 when the server answers a ping */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,15 +154,18 @@ int main (int argc, char **argv)
 {
   const char *endpoint = "tcp://127.0.0.1:5555";
   int episodes = 3, n = 256;
+  bool ping_only = false;
   for (int i = 1; i < argc; i++) {
     if (!strcmp (argv[i], "--endpoint") && i + 1 < argc)
       endpoint = argv[++i];
     else if (!strcmp (argv[i], "--episodes") && i + 1 < argc)
       episodes = atoi (argv[++i]);
+    else if (!strcmp (argv[i], "--ping"))
+      ping_only = true;
     else if (!strcmp (argv[i], "--num-envs") && i + 1 < argc)
       n = atoi (argv[++i]);
     else {
-      fprintf (stderr, "usage: %s [--endpoint EP] [--episodes N] [--num-envs N]\n", argv[0]);
+      fprintf (stderr, "usage: %s [--endpoint EP] [--episodes N] [--num-envs N] [--ping]\n", argv[0]);
       return 2;
     }
   }
@@ -170,9 +175,15 @@ int main (int argc, char **argv)
   }
   ra_client_t *c;
   ra_error_t err;
-  if (ra_client_new (endpoint, 10000, &c, &err) != RA_OK) {
-    fprintf (stderr, "cannot reach recarena-server at %s: %s\n", endpoint, err.message);
+  if (ra_client_new (endpoint, ping_only ? 500 : 10000, &c, &err) != RA_OK) {
+    if (!ping_only)
+      fprintf (stderr, "cannot reach recarena-server at %s: %s\n", endpoint, err.message);
     return 1;
+  }
+  if (ping_only) {
+    ra_err_t rc = ra_client_ping (c, &err);
+    ra_client_destroy (&c);
+    return rc == RA_OK ? 0 : 1;
   }
   printf ("ECommerce-v1 on %s: %d users, %d episodes each\n", endpoint, n, episodes);
   struct { const char *name; policy_fn fn; metrics_t m; } arms[] = {
