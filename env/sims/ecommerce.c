@@ -35,20 +35,20 @@ static const ra_task_param_def_t s_params[RA_ECOM_P_COUNT] = {
   { "world_seed",          0, 2147483647.0, 0, 2147483647.0, false, true, 0, 9007199254740992.0 },
   { "topic_skew",          0.5, 1.5,       1.8, 2.5,     false, false, 0, 5 },
   { "item_noise",          0.4, 0.8,       0.9, 1.2,     false, false, 0, 5 },
-  { "price_median",        15, 30,         40, 80,       true,  false, 0.5, 1000 },
+  { "price_median",        15, 30,         30, 50,       true,  false, 0.5, 1000 },
   { "interest_spread",     0.4, 0.8,       1.0, 1.4,     false, false, 0, 5 },
   { "obs_noise",           0.2, 0.4,       0.6, 0.9,     false, false, 0, 5 },
   { "choice_temperature",  0.18, 0.35,     0.35, 0.6,    false, false, 0.05, 5 },
-  { "no_click_utility",    0.3, 0.7,       0.8, 1.2,     false, false, -3, 3 },
+  { "no_click_utility",    0.7, 1.3,       1.4, 1.9,     false, false, -3, 3 },
   { "position_bias",       0.5, 1.5,       1.8, 2.5,     false, false, 0, 5 },
-  { "price_sensitivity",   1, 3,           4, 6,         false, false, 0.01, 100 },
+  { "price_sensitivity",   1, 3,           3.5, 5,       false, false, 0.01, 100 },
   { "drift",               0.05, 0.2,      0.3, 0.5,     false, false, 0, 1 },
-  { "budget_mean",         60, 160,        20, 40,       true,  false, 1, 100000 },
+  { "budget_mean",         120, 320,       60, 120,      true,  false, 1, 100000 },
   { "patience_mean",       10, 20,         5, 8,         false, false, 1, 500 },
 };
 
 static const double s_default_task[RA_ECOM_P_COUNT] = {
-  1234, 1.0, 0.6, 20, 0.6, 0.3, 0.25, 0.5, 1.0, 2.0, 0.1, 100, 15,
+  1234, 1.0, 0.6, 20, 0.6, 0.3, 0.25, 1.0, 1.0, 2.0, 0.1, 200, 15,
 };
 
 /* ---- config (every key with its default, for the server's "list") ---- */
@@ -69,7 +69,7 @@ static const ra_kv_t s_config_defaults[] = {
   { .key = "oracle", .type = RA_KV_BOOL, .num = 0 },
   { .key = "task_slots", .type = RA_KV_NUM, .num = 16 },
   { .key = "position_bias", .type = RA_KV_NUM, .num = 1.0 },
-  { .key = "no_click_utility", .type = RA_KV_NUM, .num = 0.5 },
+  { .key = "no_click_utility", .type = RA_KV_NUM, .num = 1.0 },
   { .key = "drift", .type = RA_KV_NUM, .num = 0.1 },
   { .key = "choice_temperature", .type = RA_KV_NUM, .num = 0.25 },
   { .key = "price_sensitivity", .type = RA_KV_NUM, .num = 2.0 },

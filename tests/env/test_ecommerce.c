@@ -443,11 +443,12 @@ Test (ecommerce, oracle_beats_random_and_the_margin_depends_on_the_task)
   ra_task_t train = { .split = "train", .id = 4 }, ood = { .split = "ood", .id = 4 };
   s_oracle_vs_random (&train, &o1, &r1);
   s_oracle_vs_random (&ood, &o2, &r2);
-  cr_assert_gt (o0, 1.5 * r0, "default task: oracle %g vs random %g", o0, r0);
+  /* measured (1024 envs x 100 steps): default 9.0 vs 5.9, train/4 7.2 vs 4.3, ood/4 4.1 vs 1.3 */
+  cr_assert_gt (o0, 1.3 * r0, "default task: oracle %g vs random %g", o0, r0);
   cr_assert_gt (o1, 1.3 * r1, "train/4: oracle %g vs random %g", o1, r1);
-  cr_assert_gt (o2, r2, "ood/4: oracle %g vs random %g", o2, r2);
-  double m0 = o0 / r0, m1 = o1 / r1, m2 = o2 / r2;
-  cr_assert (fabs (m0 - m1) > 0.05 * m0 || fabs (m0 - m2) > 0.05 * m0, "margins %g %g %g", m0, m1, m2);
+  cr_assert_gt (o2, 1.5 * r2, "ood/4: oracle %g vs random %g", o2, r2);
+  double m0 = o0 / r0, m2 = o2 / r2;
+  cr_assert_gt (m2, 1.4 * m0, "the oracle's edge differs across tasks: default %g, ood/4 %g", m0, m2);
 }
 
 /* Episode statistics of random play on a task: mean clicks per step and mean episode length. */
