@@ -7,7 +7,7 @@
     the batched path vs cuBLAS strided-batched sgemm at the same shapes (budget >= 0.40), and CUDA
     graph replay of a small update vs issuing it eagerly (budget >= 1.5x).
     Usage: bench_nn [--repeats N] [--check]   (--check: exit 1 when a budget is missed)
-    Timings are medians over N repeats after a warm-up; OpenBLAS threads: RA_NN_BLAS_THREADS (1). */
+    Timings are medians over N repeats after a warm-up, each pair sampled alternately; OpenBLAS threads: RA_NN_BLAS_THREADS (1). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,22 +36,26 @@ static double s_median (double *v, int n)
 }
 
 typedef void (*s_fn_t) (void *);
-/* Median seconds of `inner` calls of fn, over `repeats` samples, after one warm-up sample. */
-static double s_time (ra_nn_backend_t *be, s_fn_t fn, void *arg, int repeats, int inner)
+/* Median seconds per call of fa and fb (`inner` calls per sample, `repeats` samples after one
+   warm-up), sampled alternately so machine load hits both alike. */
+static void s_time_pair (ra_nn_backend_t *be, s_fn_t fa, void *aa, s_fn_t fb, void *ab, int repeats, int inner,
+                         double *ta, double *tb)
 {
-  double *t = malloc (sizeof (double) * repeats);
-  for (int r = -1; r < repeats; r++) {
-    ra_nn_sync (be);
-    double t0 = s_now ();
-    for (int i = 0; i < inner; i++)
-      fn (arg);
-    ra_nn_sync (be);
-    if (r >= 0)
-      t[r] = (s_now () - t0) / inner;
-  }
-  double m = s_median (t, repeats);
-  free (t);
-  return m;
+  double *a = malloc (sizeof (double) * repeats), *b = malloc (sizeof (double) * repeats);
+  for (int r = -1; r < repeats; r++)
+    for (int k = 0; k < 2; k++) {
+      ra_nn_sync (be);
+      double t0 = s_now ();
+      for (int i = 0; i < inner; i++)
+        k ? fb (ab) : fa (aa);
+      ra_nn_sync (be);
+      if (r >= 0)
+        (k ? b : a)[r] = (s_now () - t0) / inner;
+    }
+  *ta = s_median (a, repeats);
+  *tb = s_median (b, repeats);
+  free (a);
+  free (b);
 }
 
 /* ------------------------------------------------------------------------- CPU: scorer */
@@ -137,8 +141,8 @@ static int s_bench_scorer (ra_nn_backend_t *be, int repeats, double *ratio)
   }
   free (h);
   double flops = s_scorer_flops (&b);
-  double t_gemm = s_time (be, s_gemms_only, &b, repeats, 3);
-  double t_step = s_time (be, s_scorer_step, &b, repeats, 3);
+  double t_gemm, t_step;
+  s_time_pair (be, s_gemms_only, &b, s_scorer_step, &b, repeats, 3, &t_gemm, &t_step);
   double g_gemm = flops / t_gemm * 1e-9, g_step = flops / t_step * 1e-9;
   *ratio = g_step / g_gemm;
   printf ("%-58s %10.2f %10.3f\n", "sgemm, same GEMMs (5120x256x256 fwd/dW/dX)", g_gemm, t_gemm * 1e3);
@@ -220,8 +224,8 @@ static int s_bench_population (ra_nn_backend_t *be, int repeats, double *ratio)
   ra_nn_upload (be, q.dy, hx, n);
   free (hx);
   double flops = 5.0 * 2.0 * q.P * q.B * (double) q.W * q.W;
-  double t_gemm = s_time (be, s_pop_gemms, &q, repeats, 5);
-  double t_step = s_time (be, s_pop_step, &q, repeats, 5);
+  double t_gemm, t_step;
+  s_time_pair (be, s_pop_gemms, &q, s_pop_step, &q, repeats, 5, &t_gemm, &t_step);
   double g_gemm = flops / t_gemm * 1e-9, g_step = flops / t_step * 1e-9;
   *ratio = g_step / g_gemm;
   printf ("%-58s %10.1f %10.3f\n", "cuBLAS strided-batched sgemm, same GEMMs (64 x 1024x256x256)", g_gemm, t_gemm * 1e3);
@@ -256,8 +260,8 @@ static int s_bench_graph (ra_nn_backend_t *be, int repeats, double *speedup)
     fprintf (stderr, "%s:%d: %s\n", __FILE__, __LINE__, err.message);
     return 1;
   }
-  double t_eager = s_time (be, s_scorer_step, &b, repeats, 50);
-  double t_graph = s_time (be, s_launch, g, repeats, 50);
+  double t_eager, t_graph;
+  s_time_pair (be, s_scorer_step, &b, s_launch, g, repeats, 50, &t_eager, &t_graph);
   *speedup = t_eager / t_graph;
   printf ("%-58s %10s %10.4f\n", "small update (16 users x 20 cands, 2 x 64) eager", "", t_eager * 1e3);
   printf ("%-58s %10s %10.4f\n", "same update, CUDA graph replay", "", t_graph * 1e3);
