@@ -39,13 +39,21 @@ void ra_users_draw (const ra_user_pop_t *pop, const ra_catalog_t *c, ra_rng_t *r
 /* Interest drift toward a consumed item (section 3.3): v <- normalise((1 - a) v + a x). O(dim). */
 void ra_users_drift (float *v, const float *x, float a, int dim);
 
-/* Dot product of two dim-vectors (float accumulation, fixed order). */
+/* Dot product of two dim-vectors: four interleaved float partial sums, combined in a fixed
+   order, so the result is a deterministic function of the inputs. */
 static inline float ra_users_dot (const float *a, const float *b, int dim)
 {
-  float s = 0;
-  for (int i = 0; i < dim; i++)
-    s += a[i] * b[i];
-  return s;
+  float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  int i = 0;
+  for (; i + 4 <= dim; i += 4) {
+    s0 += a[i] * b[i];
+    s1 += a[i + 1] * b[i + 1];
+    s2 += a[i + 2] * b[i + 2];
+    s3 += a[i + 3] * b[i + 3];
+  }
+  for (; i < dim; i++)
+    s0 += a[i] * b[i];
+  return (s0 + s1) + (s2 + s3);
 }
 
 #endif

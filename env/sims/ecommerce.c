@@ -189,6 +189,7 @@ static int s_near_topic (const ra_catalog_t *c, const float *theta_hat)
    catalog, all distinct (rejection against a 256-bit filter, then a scan of the ids so far). */
 static void s_retrieve (const ra_sim_t *s, const ra_catalog_t *c, s_env_t *e, int32_t *cand)
 {
+  ra_rng_t rng = e->rng;   /* a local copy stays in registers (no store-forwarding stalls) */
   uint64_t filt[16];   /* 1024-bit filter of the ids drawn so far */
   memset (filt, 0, sizeof filt);
   const int K = s->K;
@@ -199,9 +200,9 @@ static void s_retrieve (const ra_sim_t *s, const ra_catalog_t *c, s_env_t *e, in
     for (int attempt = 0; attempt < 64; attempt++) {
       int32_t x;
       if (r < s->n_near && attempt < 4 && n_list > 0)
-        x = list[ra_rng_below (&e->rng, n_list)];
+        x = list[ra_rng_below (&rng, n_list)];
       else
-        x = (int32_t) ra_rng_below (&e->rng, (uint32_t) s->n_items);
+        x = (int32_t) ra_rng_below (&rng, (uint32_t) s->n_items);
       uint64_t bit = (uint64_t) 1 << (x & 63);
       int w = (x >> 6) & 15;
       bool dup = false;
@@ -225,6 +226,7 @@ static void s_retrieve (const ra_sim_t *s, const ra_catalog_t *c, s_env_t *e, in
     filt[(id >> 6) & 15] |= (uint64_t) 1 << (id & 63);
     cand[r] = id;
   }
+  e->rng = rng;
 }
 
 /* 9.1 user and candidate rows */
