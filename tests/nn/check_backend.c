@@ -145,6 +145,18 @@ static void s_check_params_ops (s_ctx_t *c)
   s_cmp (p->grad, c, rg, p->n * P, &nc, &dnc);
   s_report (c, "clip_grad_norm", nc, dnc);
 
+  /* SGD and scale: data -= 0.1 * grad, then data *= 0.5 */
+  double *th2 = malloc (sizeof (double) * p->n * P);
+  ra_nn_download (c->be, fg, p->data, p->n * P);
+  for (size_t i = 0; i < p->n * P; i++)
+    th2[i] = 0.5 * ((double) fg[i] - (double) 0.1f * rg[i]);
+  ra_nn_sgd_step (p, 0.1f);
+  ra_nn_scale (c->be, p->data, 0.5f, p->n * P);
+  double ns = 0, dns = 0;
+  s_cmp (p->data, c, th2, p->n * P, &ns, &dns);
+  s_report (c, "sgd_step_and_scale", ns, dns);
+  free (th2);
+
   free (m), free (v), free (rg), free (fg);
   free (y), free (rdx), free (ly), free (ldx), free (gr), free (theta), free (tmp), free (x), free (dy);
   ra_nn_free (c->be, dx_), ra_nn_free (c->be, ddy), ra_nn_free (c->be, dyv), ra_nn_free (c->be, ddx);
@@ -185,7 +197,8 @@ static void s_check_elementwise (s_ctx_t *c)
     s_report (c, names[k][1], n2, d2);
   }
 
-  /* losses over logp = log_softmax(x) [R = U rows, C]; P = 1 here, batched P in scorer tests */
+  /* losses over logp = log_softmax(x): R rows = LP replicas x LU users, C candidates */
+  enum { LP = 3, LU = R / LP };
   double *lp = malloc (sizeof (double) * N), *adv = s_rand (c, R, -1, 1), *t = s_rand (c, R, -1, 1);
   int32_t act[R];
   for (int i = 0; i < R; i++)
@@ -194,31 +207,35 @@ static void s_check_elementwise (s_ctx_t *c)
   float *dvlp = s_up (c, lp, N), *dvadv = s_up (c, adv, R), *dvt = s_up (c, t, R), *dvv = s_up (c, x, R);
   int32_t *dvact = (int32_t *) ra_nn_alloc (c->be, R);
   ra_nn_upload_bytes (c->be, dvact, act, sizeof act);
-  float *loss = ra_nn_alloc (c->be, 4);
-  double rl[3], n1 = 0, d1 = 0, n2 = 0, d2 = 0;
-  ra_nn_pg_loss_forward (c->be, dvlp, dvact, dvadv, loss, 1, R, C);
-  ra_nn_entropy_forward (c->be, dvlp, loss + 1, 1, R, C);
-  ra_nn_mse_forward (c->be, dvv, dvt, loss + 2, 1, R);
-  rl[0] = ra_nn_ref_pg_fwd (lp, act, adv, R, C);
-  rl[1] = ra_nn_ref_entropy_fwd (lp, R, C);
-  rl[2] = ra_nn_ref_mse_fwd (x, t, R);
-  s_cmp (loss, c, rl, 3, &n1, &d1);
+  float *loss = ra_nn_alloc (c->be, 3 * LP);
+  double rl[3 * LP], n1 = 0, d1 = 0, n2 = 0, d2 = 0;
+  ra_nn_pg_loss_forward (c->be, dvlp, dvact, dvadv, loss, LP, LU, C);
+  ra_nn_entropy_forward (c->be, dvlp, loss + LP, LP, LU, C);
+  ra_nn_mse_forward (c->be, dvv, dvt, loss + 2 * LP, LP, LU);
+  double *tmp = malloc (sizeof (double) * N), *dx2 = malloc (sizeof (double) * N);
+  for (int p = 0; p < LP; p++) {
+    const double *lpp = lp + p * LU * C;
+    rl[p] = ra_nn_ref_pg_fwd (lpp, act + p * LU, adv + p * LU, LU, C);
+    rl[LP + p] = ra_nn_ref_entropy_fwd (lpp, LU, C);
+    rl[2 * LP + p] = ra_nn_ref_mse_fwd (x + p * LU, t + p * LU, LU);
+    /* combined gradient: 1.0 * pg + (-0.01) * entropy into one buffer (accumulate) */
+    ra_nn_ref_pg_bwd (act + p * LU, adv + p * LU, dx + p * LU * C, 1.0, LU, C);
+    ra_nn_ref_entropy_bwd (lpp, tmp + p * LU * C, -0.01, LU, C);
+    ra_nn_ref_mse_bwd (x + p * LU, t + p * LU, dx2 + p * LU, 0.5, LU);
+  }
+  s_cmp (loss, c, rl, 3 * LP, &n1, &d1);
   s_report (c, "losses_forward", n1, d1);
-  /* combined gradient: 1.0 * pg + (-0.01) * entropy into one buffer (accumulate) */
-  ra_nn_pg_loss_backward (c->be, dvact, dvadv, dvdx, 1.0f, false, 1, R, C);
-  ra_nn_entropy_backward (c->be, dvlp, dvdx, -0.01f, true, 1, R, C);
-  double *tmp = malloc (sizeof (double) * N);
-  ra_nn_ref_pg_bwd (act, adv, dx, 1.0, R, C);
-  ra_nn_ref_entropy_bwd (lp, tmp, -0.01, R, C);
+  ra_nn_pg_loss_backward (c->be, dvact, dvadv, dvdx, 1.0f, false, LP, LU, C);
+  ra_nn_entropy_backward (c->be, dvlp, dvdx, -0.01f, true, LP, LU, C);
   for (int i = 0; i < N; i++)
     dx[i] += tmp[i];
   s_cmp (dvdx, c, dx, N, &n2, &d2);
   s_report (c, "pg_entropy_backward", n2, d2);
   n2 = d2 = 0;
-  ra_nn_mse_backward (c->be, dvv, dvt, dvdx, 0.5f, false, 1, R);
-  ra_nn_ref_mse_bwd (x, t, dx, 0.5, R);
-  s_cmp (dvdx, c, dx, R, &n2, &d2);
+  ra_nn_mse_backward (c->be, dvv, dvt, dvdx, 0.5f, false, LP, LU);
+  s_cmp (dvdx, c, dx2, R, &n2, &d2);
   s_report (c, "mse_backward", n2, d2);
+  free (dx2);
 
   /* pairs */
   double *u = s_rand (c, R * DU, -1, 1), *cd = s_rand (c, R * C * DC, -1, 1);
