@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -430,4 +431,38 @@ Test (e2e, a_client_without_a_server_times_out)
   ra_error_t err;
   cr_assert_eq (ra_client_new ("tcp://127.0.0.1:1", 200, &c, &err), RA_ERR_TIMEOUT);
   cr_assert_null (c);
+}
+
+Test (e2e, the_loop_reclaims_idle_sessions_on_its_timer)
+{
+  ra_server_opts_t o;
+  ra_server_opts_default (&o);
+  o.workers = 1;
+  o.idle_timeout_s = 0.1;
+  ra_server_t *srv;
+  ra_error_t err;
+  cr_assert_eq (ra_server_new (&o, &srv, &err), RA_OK);
+  cr_assert_eq (ra_server_bind (srv, "tcp://127.0.0.1:*", &err), RA_OK);
+  ra_server_t *saved = S;
+  pthread_t th;
+  S = srv;   /* s_serve runs S */
+  cr_assert_eq (pthread_create (&th, NULL, s_serve, NULL), 0);
+  ra_client_t *c;
+  cr_assert_eq (ra_client_new (ra_server_endpoint (srv, 0), 5000, &c, &err), RA_OK, "%s", err.message);
+  ra_make_opts_t mo = { .has_seed = true, .seed = 1 };
+  ra_client_env_t env;
+  cr_assert_eq (ra_client_make (c, ENV, 2, &mo, &env, &err), RA_OK, "%s", err.message);
+  struct timespec ts = { 0, 300 * 1000 * 1000 };
+  nanosleep (&ts, NULL);
+  ra_server_stats_t st;
+  cr_assert_eq (ra_client_stats (c, &st, &err), RA_OK);
+  cr_assert_eq (st.sessions, 0, "the sweep ran without a request on the handle");
+  ra_step_result_t r;
+  cr_assert_eq (ra_client_reset (c, &env, NULL, NULL, &r, &err), RA_ERR_NO_SUCH_HANDLE);
+  ra_client_env_fini (&env);
+  ra_client_destroy (&c);
+  ra_server_stop (srv);
+  pthread_join (th, NULL);
+  ra_server_destroy (&srv);
+  S = saved;
 }

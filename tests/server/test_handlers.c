@@ -4,6 +4,7 @@
 #include <math.h>
 #include <time.h>
 
+#include "env/server/server_int.h"   /* reply_owner, for the zero-copy test */
 #include "helpers.h"
 
 #define ENV "ECommerce-v1"
@@ -730,4 +731,33 @@ Test (handlers, idle_sessions_expire)
   ra_server_counters (T.srv, &c);
   cr_assert_eq (c.sessions, 0);
   cr_assert_eq (c.envs, 0);
+}
+
+/* ---- zero-copy replies -------------------------------------------------------------------- */
+
+Test (handlers, buffers_still_referenced_by_a_reply_are_never_overwritten)
+{
+  const int n = 64;
+  int64_t h = th_make (&T, ENV, n, 1, NULL, 0);
+  cr_assert_eq (th_reset (&T, h, 1, NULL, 0), RA_OK);
+  int32_t a[64 * 3];
+  for (int i = 0; i < n; i++)
+    th_policy (a + 3 * i, i, 0, K, SLATE);
+  cr_assert_eq (th_step (&T, h, a, n, SLATE), RA_OK);
+  ra_outbufs_t *b = T.srv->reply_owner;
+  cr_assert_not_null (b, "step replies point into the session's buffers");
+  ra_outbufs_retain (b);   /* as a frame still queued in ZeroMQ would */
+  void *copy = malloc (b->nbytes);
+  memcpy (copy, b->block, b->nbytes);
+  for (int i = 0; i < n; i++)
+    th_policy (a + 3 * i, i, 1, K, SLATE);
+  cr_assert_eq (th_step (&T, h, a, n, SLATE), RA_OK);
+  cr_assert_neq (T.srv->reply_owner, b, "the session moved to a private copy");
+  cr_assert_eq (memcmp (copy, b->block, b->nbytes), 0, "the referenced buffers did not change");
+  ra_outbufs_release (b);
+  free (copy);
+  /* with no reference left the session writes in place again */
+  ra_outbufs_t *cur = T.srv->reply_owner;
+  cr_assert_eq (th_step (&T, h, a, n, SLATE), RA_OK);
+  cr_assert_eq (T.srv->reply_owner, cur);
 }
