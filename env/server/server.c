@@ -56,7 +56,7 @@ void ra_server_opts_default (ra_server_opts_t *o)
   memset (o, 0, sizeof *o);
   o->workers = 0;
   o->max_envs = 65536;
-  o->max_total_envs = 1 << 20;
+  o->max_total_envs = 1 << 18;
   o->max_sessions = 1024;
   o->idle_timeout_s = 600.0;
   o->max_message_bytes = 64ll << 20;
@@ -74,9 +74,10 @@ ra_err_t ra_server_new (const ra_server_opts_t *opts, ra_server_t **out, ra_erro
   ra_server_opts_default (&def);
   if (srv->opts.max_envs < 1)
     srv->opts.max_envs = def.max_envs;
-  if (srv->opts.max_total_envs < srv->opts.max_envs)
-    srv->opts.max_total_envs = srv->opts.max_envs > def.max_total_envs ? srv->opts.max_envs
-                                                                         : def.max_total_envs;
+  if (srv->opts.max_total_envs < 1)
+    srv->opts.max_total_envs = def.max_total_envs;
+  if (srv->opts.max_envs > srv->opts.max_total_envs)
+    srv->opts.max_envs = srv->opts.max_total_envs;
   if (srv->opts.max_sessions < 1)
     srv->opts.max_sessions = def.max_sessions;
   if (srv->opts.max_sessions > (1 << RA__HANDLE_SLOT_BITS) - 1)

@@ -24,8 +24,9 @@ typedef void (*ra_log_fn) (void *ud, int level, const char *msg);
 
 typedef struct {
   int workers;                  /* threads stepping envs, the socket thread included; <= 0: CPUs */
-  int max_envs;                 /* per make (num_envs above it: LIMIT); default 65536 */
-  int max_total_envs;           /* over all sessions; default 1048576 */
+  int max_envs;                 /* per make (num_envs above it: LIMIT); default 65536, at most
+                                   max_total_envs */
+  int max_total_envs;           /* over all sessions (memory cap); default 262144 */
   int max_sessions;             /* default 1024, at most 65535 */
   double idle_timeout_s;        /* sessions idle longer are reclaimed; default 600 */
   int64_t max_message_bytes;    /* incoming message cap (ZMQ_MAXMSGSIZE and total); default 64 MiB */
