@@ -109,9 +109,9 @@ void ra_catalog_build (ra_catalog_t *c, const ra_catalog_params_t *p)
   }
   c->topic_cdf[T - 1] = 1.0;
 
-  /* 2.3 per-topic price location mu_t = log(price_median) + 0.6 z and margin rate m_t ~ U(0.1, 0.4).
-     Stored temporarily in centres-free scratch: we draw them on the fly per topic from a
-     topic-keyed stream so no scratch memory is needed. */
+  /* 2.3 per-topic price location mu_t = log(price_median) + 0.6 z and margin rate
+     m_t ~ U(0.1, 0.4), redrawn per item from a stream keyed by (world_seed, t) so that no
+     scratch memory is needed. */
   double noise_scale = p->item_noise / sqrt ((double) d);
   c->min_price = (float) RA_CATALOG_PRICE_MAX;
   for (int i = 0; i < N; i++) {

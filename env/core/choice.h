@@ -9,6 +9,7 @@
 #ifndef RA_ENV_CORE_CHOICE_H
 #define RA_ENV_CORE_CHOICE_H
 
+#include <math.h>
 #include <stdint.h>
 
 #include "env/core/rng.h"
@@ -31,8 +32,12 @@ typedef struct {
 /* Sets the constants: position bias eta >= 0, v0 the scaled no-click utility. */
 void ra_choice_init (ra_choice_t *c, ra_choice_kind_t kind, int k, double eta, double v0);
 
-/* Attraction weights w_r = b_r exp(v_r) of a slate of scaled utilities v[0..k). */
-static inline void ra_choice_weights (const ra_choice_t *c, const float *v, float *w);
+/* Attraction weights w_r = b_r exp(v_r) of a slate of scaled utilities v[0..k) (section 4.1). O(k). */
+static inline void ra_choice_weights (const ra_choice_t *c, const float *v, float *w)
+{
+  for (int r = 0; r < c->k; r++)
+    w[r] = c->examine[r] * expf (v[r]);
+}
 
 /* Click probabilities of each slot into probs[0..k); returns P(no click). They sum to 1. O(k). */
 float ra_choice_probs (const ra_choice_t *c, const float *v, float *probs);
@@ -46,19 +51,11 @@ int ra_choice_sample (const ra_choice_t *c, const float *v, ra_rng_t *rng, uint8
 float ra_choice_expected (const ra_choice_t *c, const float *v, const float *g);
 
 /* The best ordered slate of k distinct candidates out of n (n <= RA_CHOICE_MAX_CANDIDATES):
-   maximises ra_choice_expected over all ordered slates, with a[j] = exp(v_j) and g[j] >= 0 per
-   candidate. Exact for the logit (Dinkelbach iteration on the ratio; each iteration is solved
+   maximises ra_choice_expected over all ordered slates, with a[j] = exp(v_j) and any real g[j]
+   per candidate. Exact for the logit (Dinkelbach iteration on the ratio; each iteration is solved
    exactly by the rearrangement inequality, section 4.3). Writes slate[0..k); returns its value.
    O(n k) per iteration, a handful of iterations. */
 float ra_choice_best_slate (const ra_choice_t *c, const float *a, const float *g, int n,
                             int32_t *slate);
-
-/* ---- inline definitions ---- */
-#include <math.h>
-static inline void ra_choice_weights (const ra_choice_t *c, const float *v, float *w)
-{
-  for (int r = 0; r < c->k; r++)
-    w[r] = c->examine[r] * expf (v[r]);
-}
 
 #endif

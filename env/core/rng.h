@@ -30,7 +30,7 @@ uint64_t ra_rng_hash (uint64_t a, uint64_t b, uint64_t c);
    sequences. O(1). */
 void ra_rng_seed (ra_rng_t *r, uint64_t seed, uint64_t stream);
 
-static inline uint64_t ra_rng__rotl (uint64_t x, int k)
+static inline uint64_t ra__rng_rotl (uint64_t x, int k)
 {
   return (x << k) | (x >> (64 - k));
 }
@@ -39,14 +39,14 @@ static inline uint64_t ra_rng__rotl (uint64_t x, int k)
 static inline uint64_t ra_rng_next (ra_rng_t *r)
 {
   uint64_t *s = r->s;
-  uint64_t result = ra_rng__rotl (s[1] * 5, 7) * 9;
+  uint64_t result = ra__rng_rotl (s[1] * 5, 7) * 9;
   uint64_t t = s[1] << 17;
   s[2] ^= s[0];
   s[3] ^= s[1];
   s[1] ^= s[2];
   s[0] ^= s[3];
   s[2] ^= t;
-  s[3] = ra_rng__rotl (s[3], 45);
+  s[3] = ra__rng_rotl (s[3], 45);
   return result;
 }
 
