@@ -1,6 +1,7 @@
 /*  env/sims/ecommerce.c - ECommerce-v1 (docs/sims/ecommerce.md): each step the platform
-    retrieves K candidates for a user, the agent shows a slate of k, the user clicks at most one
-    (logit with a no-click option and position bias) and may buy it (logistic in affinity,
+    retrieves K candidates for a user, the agent shows a slate of k, the user clicks (by default at
+    most one: logit with a no-click option and position bias; any env/core/choice.h model by
+    config choice_model) and may buy what it clicked (logistic in affinity,
     quality and price/budget); purchases shrink the budget, clicks pull interest toward the item,
     and the session ends when patience or budget runs out.
 
@@ -61,6 +62,7 @@ static const ra_kv_t s_config_defaults[] = {
   { .key = "num_topics", .type = RA_KV_NUM, .num = 10 },
   { .key = "retrieval_mix", .type = RA_KV_NUM, .num = 0.5 },
   { .key = "choice_model", .type = RA_KV_STR, .str = "logit" },
+  { .key = "cascade_continue", .type = RA_KV_NUM, .num = RA_CHOICE_CONTINUE_DEFAULT },
   { .key = "reward", .type = RA_KV_STR, .str = "revenue" },
   { .key = "reward_weights.clicks", .type = RA_KV_NUM, .num = 0 },
   { .key = "reward_weights.purchases", .type = RA_KV_NUM, .num = 0 },
@@ -78,7 +80,7 @@ static const ra_kv_t s_config_defaults[] = {
 
 static const char s_known_keys[] =
     "num_candidates, slate_size, embedding_dim, num_items, num_topics, retrieval_mix, choice_model, "
-    "reward, reward_weights.{clicks,purchases,revenue,margin}, oracle, task_slots, position_bias, "
+    "cascade_continue, reward, reward_weights.{clicks,purchases,revenue,margin}, oracle, task_slots, position_bias, "
     "no_click_utility, drift, choice_temperature, price_sensitivity";
 
 /* Config keys that set the default task's parameter of the same name (section 6.3). */
@@ -124,6 +126,8 @@ struct ra_sim {
   bool oracle;
   ra_reward_t reward;
   ra_sim_spec_t spec;
+  ra_choice_kind_t choice_kind;         /* config choice_model */
+  double cascade_continue;              /* config cascade_continue */
   int n_slots;
   s_slot_t *slots;
   s_env_t *envs;
@@ -245,7 +249,8 @@ static void s_write_obs (const ra_sim_t *s, int i, const ra_catalog_t *c, const 
   u[d + 1] = lb > 1.0f ? 1.0f : lb;
   float sf = (float) e->steps * (1.0f / S_MAX_STEPS);
   u[d + 2] = sf > 1.0f ? 1.0f : sf;
-  u[d + 3] = e->steps > 0 ? (float) e->clicks / (float) e->steps : 0.0f;
+  float cr = e->steps > 0 ? (float) e->clicks / (float) e->steps : 0.0f;
+  u[d + 3] = cr > 1.0f ? 1.0f : cr;   /* several clicks per step are possible (cascade, position_based) */
 
   float inv_b = us->budget > 0 ? 1.0f / us->budget : INFINITY;
   const int32_t *cand = s->cand + (size_t) i * s->K;
@@ -271,7 +276,7 @@ static void s_oracle (const ra_sim_t *s, int i, const s_slot_t *sl, s_env_t *e)
   for (int r = 0; r < s->K; r++) {
     int j = cand[r];
     float aff = ra_users_dot (theta, c->feat + (size_t) j * c->stride, s->d);
-    a[r] = expf ((aff + RA_ECOM_QUALITY_WEIGHT * c->quality[j]) * sl->inv_temp);
+    a[r] = ra_choice_attraction (&sl->choice, (aff + RA_ECOM_QUALITY_WEIGHT * c->quality[j]) * sl->inv_temp);
     g[r] = s_gain (s, c, &e->user, j, aff);
   }
   e->oracle_value = ra_choice_best_slate (&sl->choice, a, g, s->K, e->oracle_slate);
@@ -313,8 +318,9 @@ static void s_slot_build (ra_sim_t *s, int t, const ra_task_values_t *v)
                               .price_sensitivity = p[RA_ECOM_P_PRICE_SENSITIVITY],
                               .patience_mean = p[RA_ECOM_P_PATIENCE_MEAN] };
   double tau = p[RA_ECOM_P_TEMPERATURE];
-  ra_choice_init (&sl->choice, RA_CHOICE_LOGIT, s->k, p[RA_ECOM_P_POSITION_BIAS],
+  ra_choice_init (&sl->choice, s->choice_kind, s->k, p[RA_ECOM_P_POSITION_BIAS],
                   p[RA_ECOM_P_NO_CLICK] / tau);
+  ra_choice_set_continue (&sl->choice, s->cascade_continue);
   sl->inv_temp = (float) (1.0 / tau);
   sl->drift = (float) p[RA_ECOM_P_DRIFT];
   sl->in_use = true;
@@ -337,6 +343,7 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   int64_t K, k, d, n_items, n_topics, slots;
   double mix;
   int choice_kind;
+  double cascade_continue;
   bool oracle;
   ra_reward_t reward;
   double task_defaults[RA_ECOM_P_COUNT];
@@ -355,6 +362,7 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   S_TRY (ra_config_get_num (&cfg, "retrieval_mix", 0.5, 0, 1, &mix, err));
   S_TRY (ra_config_get_enum (&cfg, "choice_model", RA_CHOICE_LOGIT, ra_choice_names, RA_CHOICE_COUNT,
                              &choice_kind, err));
+  S_TRY (ra_config_get_num (&cfg, "cascade_continue", RA_CHOICE_CONTINUE_DEFAULT, 0, 1, &cascade_continue, err));
   S_TRY (ra_reward_from_config (&cfg, &reward, err));
   S_TRY (ra_config_get_bool (&cfg, "oracle", false, &oracle, err));
   S_TRY (ra_config_get_int (&cfg, "task_slots", 16, 1, 4096, &slots, err));
@@ -389,6 +397,8 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   s->n_near = (int) lround (mix * (double) K);   /* 8.1 */
   s->oracle = oracle;
   s->reward = reward;
+  s->choice_kind = (ra_choice_kind_t) choice_kind;
+  s->cascade_continue = cascade_continue;
   memcpy (s->default_task, task_defaults, sizeof task_defaults);
   s->n_slots = (int) slots;
   size_t N = (size_t) s->num_envs;
@@ -436,8 +446,10 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
     s_field (&sp->info[S_INFO_ORACLE_SLATE], "oracle_slate", RA_DTYPE_I32, 1, s->k, 0, 0, s->K - 1);
     sp->n_info = S_N_INFO_MAX;
   }
-  /* 7.2 per-step metric bounds: one click, one purchase, revenue and margin <= PRICE_MAX */
-  double metric_max[RA_METRIC_COUNT] = { 1, 1, RA_CATALOG_PRICE_MAX, RA_CATALOG_PRICE_MAX };
+  /* 7.2 per-step metric bounds: one click, one purchase, revenue and margin <= PRICE_MAX, times k
+     for the kinds with several clicks per slate */
+  double mc = s->choice_kind == RA_CHOICE_LOGIT || s->choice_kind == RA_CHOICE_PROPORTIONAL ? 1 : s->k;
+  double metric_max[RA_METRIC_COUNT] = { mc, mc, mc * RA_CATALOG_PRICE_MAX, mc * RA_CATALOG_PRICE_MAX };
   ra_reward_range (&s->reward, metric_max, sp->reward_range);
   sp->max_episode_steps = S_MAX_STEPS;
   *out = s;
