@@ -5,9 +5,13 @@
 #include <string.h>
 
 #include "env/sims/ecommerce.h"
+#include "env/sims/ads.h"
+#include "env/sims/content.h"
 
 static const ra_sim_class_t *const s_sims[] = {
   &ra_ecommerce_class,
+  &ra_ads_class,
+  &ra_content_class,
 };
 #define S_N_SIMS ((int) (sizeof s_sims / sizeof s_sims[0]))
 
