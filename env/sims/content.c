@@ -1,0 +1,803 @@
+/*  env/sims/content.c - Content-v1 (docs/sims/content.md): each step the platform retrieves K
+    candidate videos for a user, the agent shows a slate of k, the user clicks at most one (logit
+    with a no-click option; any shared choice kind by config) and watches part of it. Watching
+    spends the session's time budget; clickbait attracts clicks but is watched briefly and erodes a
+    latent satisfaction that quality restores. When the budget runs out the session ends: the user
+    leaves for good (churn, or a delay beyond the horizon) or returns after a delay that shrinks
+    with satisfaction, so one episode spans several sessions.
+
+    Owns: one ra_sim_t per batch with everything allocated at create: per-env state (struct
+    array plus pools for interests and candidate ids) and task_slots worlds (catalog plus video
+    attributes), one per distinct task in the batch. reset and step allocate nothing.
+    Threading: reset/step on disjoint [i0, i1) ranges may run concurrently (they touch only those
+    envs' state and read the slots); create, destroy and set_task need exclusive access.        */
+#include "env/sims/content.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "env/core/config.h"
+#include "env/core/rng.h"
+#include "env/core/task.h"
+
+#define S_SIM_KEY 0x436f6e74656e7431ULL   /* "Content1": keys task draws */
+#define S_WORLD_STREAM 0x766964656f73ULL  /* "videos": keys the video attributes of a world */
+#define S_MAX_SLATE RA_CHOICE_MAX_SLATE
+#define S_MAX_K RA_CHOICE_MAX_CANDIDATES
+#define S_MAX_STEPS 200
+#define S_SESSION_NORM 20.0f              /* sessions: obs scale (9.1) */
+#define S_SESSION_STEPS_NORM 50.0f        /* steps in a session: obs scale (9.1) */
+#define S_CATALOG_BYTES_MAX ((size_t) 1 << 30)
+
+/* ---- task parameters (section 8) ---- */
+
+static const ra_task_param_def_t s_params[RA_CONTENT_P_COUNT] = {
+  /* name                      train lo, hi    ood lo, hi    log    int    override min, max */
+  { "world_seed",              0, 2147483647.0, 0, 2147483647.0, false, true, 0, 9007199254740992.0 },
+  { "topic_skew",              0.5, 1.5,       1.8, 2.5,     false, false, 0, 5 },
+  { "item_noise",              0.4, 0.8,       0.9, 1.2,     false, false, 0, 5 },
+  { "interest_spread",         0.4, 0.8,       1.0, 1.4,     false, false, 0, 5 },
+  { "obs_noise",               0.2, 0.4,       0.6, 0.9,     false, false, 0, 5 },
+  { "choice_temperature",      0.18, 0.35,     0.35, 0.6,    false, false, 0.05, 5 },
+  { "no_click_utility",        0.7, 1.3,       1.4, 1.9,     false, false, -3, 3 },
+  { "position_bias",           0.0, 1.0,       1.5, 2.5,     false, false, 0, 5 },
+  { "drift",                   0.05, 0.2,      0.3, 0.5,     false, false, 0, 1 },
+  { "clickbait_prevalence",    0.15, 0.4,      0.5, 0.7,     false, false, 0, 1 },
+  { "length_median",           3, 6,           8, 12,        true,  false, 0.25, 60 },
+  { "satisfaction_sensitivity", 0.3, 0.8,      1.0, 1.5,     false, false, 0, 10 },
+  { "memory_discount",         0.85, 0.95,     0.7, 0.8,     false, false, 0, 0.999 },
+  { "time_budget",             20, 40,         8, 15,        true,  false, 1, 600 },
+  { "return_delay_scale",      12, 36,         36, 60,       true,  false, 0.1, 1000 },
+  { "return_horizon",          60, 96,         36, 48,       false, false, 1, 168 },
+  { "churn_sensitivity",       4, 8,           10, 14,       false, false, 0, 100 },
+};
+
+static const double s_default_task[RA_CONTENT_P_COUNT] = {
+  4321, 1.0, 0.6, 0.6, 0.3, 0.25, 1.0, 0.5, 0.1, 0.3, 4, 0.5, 0.9, 30, 24, 72, 6,
+};
+
+/* ---- rewards (section 10): metrics of a step and the named reward kinds ---- */
+
+enum { S_M_WATCH = 0, S_M_CLICKS, S_M_RETURNED, S_M_LEFT, S_N_METRICS };
+enum { S_R_WATCH = 0, S_R_CLICKS, S_R_WEIGHTED, S_N_REWARDS };
+static const char *const s_metric_names[S_N_METRICS] = { "watch_time", "clicks", "returned", "left" };
+static const char *const s_reward_names[S_N_REWARDS] = { "watch_time", "clicks", "weighted" };
+
+/* ---- config (every key with its default, for the server's "list") ---- */
+
+static const ra_kv_t s_config_defaults[] = {
+  { .key = "num_candidates", .type = RA_KV_NUM, .num = 20 },
+  { .key = "slate_size", .type = RA_KV_NUM, .num = 3 },
+  { .key = "embedding_dim", .type = RA_KV_NUM, .num = 16 },
+  { .key = "num_items", .type = RA_KV_NUM, .num = 1000 },
+  { .key = "num_topics", .type = RA_KV_NUM, .num = 10 },
+  { .key = "retrieval_mix", .type = RA_KV_NUM, .num = 0.5 },
+  { .key = "choice_model", .type = RA_KV_STR, .str = "logit" },
+  { .key = "cascade_continue", .type = RA_KV_NUM, .num = RA_CHOICE_CONTINUE_DEFAULT },
+  { .key = "reward", .type = RA_KV_STR, .str = "watch_time" },
+  { .key = "reward_weights.watch_time", .type = RA_KV_NUM, .num = 1 },
+  { .key = "reward_weights.clicks", .type = RA_KV_NUM, .num = 0 },
+  { .key = "reward_weights.returned", .type = RA_KV_NUM, .num = 0 },
+  { .key = "reward_weights.left", .type = RA_KV_NUM, .num = 0 },
+  { .key = "oracle", .type = RA_KV_BOOL, .num = 0 },
+  { .key = "task_slots", .type = RA_KV_NUM, .num = 16 },
+  { .key = "position_bias", .type = RA_KV_NUM, .num = 0.5 },
+  { .key = "no_click_utility", .type = RA_KV_NUM, .num = 1.0 },
+  { .key = "drift", .type = RA_KV_NUM, .num = 0.1 },
+  { .key = "choice_temperature", .type = RA_KV_NUM, .num = 0.25 },
+  { .key = "time_budget", .type = RA_KV_NUM, .num = 30 },
+  { .key = "return_delay_scale", .type = RA_KV_NUM, .num = 24 },
+};
+#define S_N_CONFIG ((int) (sizeof s_config_defaults / sizeof s_config_defaults[0]))
+
+static const char s_known_keys[] =
+    "num_candidates, slate_size, embedding_dim, num_items, num_topics, retrieval_mix, choice_model, "
+    "cascade_continue, reward, reward_weights.{watch_time,clicks,returned,left}, oracle, task_slots, position_bias, "
+    "no_click_utility, drift, choice_temperature, time_budget, return_delay_scale";
+
+/* Config keys that set the default task's parameter of the same name (section 8.3). */
+static const int s_config_task_keys[] = { RA_CONTENT_P_POSITION_BIAS, RA_CONTENT_P_NO_CLICK,
+                                          RA_CONTENT_P_DRIFT, RA_CONTENT_P_TEMPERATURE,
+                                          RA_CONTENT_P_TIME_BUDGET, RA_CONTENT_P_RETURN_DELAY };
+
+/* ---- state ---- */
+
+enum { S_OBS_USER = 0, S_OBS_CANDIDATES, S_OBS_RESPONSE, S_N_OBS };
+enum { S_INFO_ITEM = 0, S_INFO_CLICKED, S_INFO_WATCH, S_INFO_SATISFACTION, S_INFO_SESSION_ENDED,
+       S_INFO_RETURNED, S_INFO_LEFT, S_INFO_SESSION, S_INFO_TIME_AWAY, S_INFO_ORACLE_REWARD,
+       S_INFO_REGRET, S_INFO_ORACLE_SLATE, S_N_INFO_MAX };
+#define S_USER_EXTRA 5   /* T / T0, session, time away, session steps, session click rate (9.1) */
+#define S_CAND_EXTRA 3   /* length feature, clickbait estimate, quality estimate (9.1) */
+
+typedef struct {
+  bool in_use;                          /* holds a built world */
+  ra_task_values_t task;
+  ra_catalog_t cat;                     /* topics and embeddings; its prices are unused */
+  ra_user_pop_t pop;
+  ra_choice_t choice;
+  float *feat;                          /* n_items x f_cand: x (d), f_len, chat, qhat */
+  float *clickbait;                     /* n_items: c_j in [0, 1] */
+  float *quality;                       /* n_items: q_j in (0, 1) */
+  float *length;                        /* n_items: L_j in minutes */
+  float inv_temp;                       /* 1 / choice_temperature */
+  float drift;                          /* alpha in [0, 1] */
+  float kappa;                          /* satisfaction sensitivity */
+  float memory;                         /* m, memory discount in [0, 1) */
+  float time_budget;                    /* median session budget (minutes) */
+  float delay_scale;                    /* hours */
+  float horizon;                        /* hours */
+  float churn_sens;                     /* rho */
+} s_slot_t;
+
+typedef struct {
+  ra_rng_t rng;
+  int slot;                             /* world of the running episode */
+  int next_slot;                        /* world from the next reset on */
+  ra_content_user_t user;
+  int steps;                            /* steps taken this episode */
+  int sess_steps;                       /* steps taken this session */
+  int sess_clicks;                      /* clicks this session */
+  int near_topic;                       /* argmax_t c_t . theta_hat (section 11) */
+  float oracle_value;                   /* best slate's expected reward for the current obs */
+  int32_t oracle_slate[S_MAX_SLATE];
+  int32_t last_items[S_MAX_SLATE];      /* the last slate shown (catalog ids); -1 before any */
+  int last_click;                       /* slot clicked, -1 for none */
+  float last_watch;                     /* minutes watched at the last step */
+} s_env_t;
+
+struct ra_sim {
+  int num_envs, K, k, d, n_items, n_topics, n_near;
+  int f_user, f_cand, f_resp;           /* per-row widths of the observation fields */
+  bool oracle;
+  int choice_kind;                      /* ra_choice_kind_t of every slot (config choice_model) */
+  double cascade_continue;              /* config cascade_continue */
+  float w[S_N_METRICS];                 /* reward = sum_m w[m] * total[m] (10.1) */
+  ra_sim_spec_t spec;
+  int n_slots;
+  s_slot_t *slots;
+  s_env_t *envs;
+  float *theta;                         /* num_envs x d */
+  float *theta_hat;                     /* num_envs x d */
+  int32_t *cand;                        /* num_envs x K */
+  double default_task[RA_CONTENT_P_COUNT]; /* after config */
+};
+
+/* ---- helpers ---- */
+
+static void s_field (ra_field_spec_t *f, const char *name, ra_dtype_t dt, int ndim, int64_t d0,
+                     int64_t d1, double low, double high)
+{
+  memset (f, 0, sizeof *f);
+  f->name = name;
+  f->dtype = dt;
+  f->ndim = ndim;
+  f->shape[0] = d0;
+  f->shape[1] = d1;
+  f->low = low;
+  f->high = high;
+}
+
+static inline float s_sigmoid (float x)
+{
+  return 1.0f / (1.0f + expf (-x));
+}
+
+static float s_clampf (float x, float lo, float hi)
+{
+  return x < lo ? lo : x > hi ? hi : x;
+}
+
+/* 5.1 watched fraction of a clicked video */
+static inline float s_watch_frac (float aff, float q, float c, float sat)
+{
+  return s_sigmoid (RA_CONTENT_WATCH_BIAS + RA_CONTENT_WATCH_AFFINITY * aff + RA_CONTENT_WATCH_QUALITY * q
+                    - RA_CONTENT_WATCH_CLICKBAIT * c + RA_CONTENT_WATCH_SATISFACTION * (sat - 0.5f));
+}
+
+/* 4.3 expected reward given a click on item j: w_clicks + w_watch min(L_j phi_j, T) */
+static inline float s_gain (const ra_sim_t *s, const s_slot_t *sl, const ra_content_user_t *u, int j,
+                            float aff)
+{
+  float wt = sl->length[j] * s_watch_frac (aff, sl->quality[j], sl->clickbait[j], u->satisfaction);
+  if (wt > u->budget)
+    wt = u->budget;
+  return s->w[S_M_CLICKS] + s->w[S_M_WATCH] * wt;
+}
+
+static int s_near_topic (const ra_catalog_t *c, const float *theta_hat)
+{
+  int best = 0;
+  float bv = -INFINITY;
+  for (int t = 0; t < c->n_topics; t++) {
+    float v = ra_users_dot (c->centres + (size_t) t * c->dim, theta_hat, c->dim);
+    if (v > bv) {
+      bv = v;
+      best = t;
+    }
+  }
+  return best;
+}
+
+/* 3.2 a session's time budget T0 = clamp(time_budget exp(0.3 z - 0.045), 1, BUDGET_MAX) */
+static void s_new_session_budget (const s_slot_t *sl, s_env_t *e)
+{
+  double z = ra_rng_normal (&e->rng);
+  float b = (float) (sl->time_budget * exp (0.3 * z - 0.045));
+  e->user.budget0 = e->user.budget = s_clampf (b, 1.0f, RA_CONTENT_BUDGET_MAX);
+}
+
+/* 11.1 retrieval: n_near draws from the user's estimated topic, the rest uniform over the
+   catalog, all distinct (rejection against a 1024-bit filter, then a scan of the ids so far).
+   Same scheme as ECommerce-v1 (docs/sims/ecommerce.md 8.1). */
+static void s_retrieve (const ra_sim_t *s, const ra_catalog_t *c, s_env_t *e, int32_t *cand)
+{
+  ra_rng_t rng = e->rng;   /* a local copy stays in registers (no store-forwarding stalls) */
+  uint64_t filt[16];
+  memset (filt, 0, sizeof filt);
+  const int K = s->K;
+  const int32_t *list = c->by_topic + c->topic_start[e->near_topic];
+  uint32_t n_list = (uint32_t) (c->topic_start[e->near_topic + 1] - c->topic_start[e->near_topic]);
+  for (int r = 0; r < K; r++) {
+    int32_t id = -1;
+    for (int attempt = 0; attempt < 64; attempt++) {
+      int32_t x;
+      if (r < s->n_near && attempt < 4 && n_list > 0)
+        x = list[ra_rng_below (&rng, n_list)];
+      else
+        x = (int32_t) ra_rng_below (&rng, (uint32_t) s->n_items);
+      uint64_t bit = (uint64_t) 1 << (x & 63);
+      int w = (x >> 6) & 15;
+      bool dup = false;
+      if (filt[w] & bit)
+        for (int q = 0; q < r && !dup; q++)
+          dup = cand[q] == x;
+      if (!dup) {
+        id = x;
+        break;
+      }
+    }
+    if (id < 0) {   /* 64 collisions in a row: the smallest unused id (deterministic) */
+      for (int32_t x = 0; id < 0; x++) {
+        bool dup = false;
+        for (int q = 0; q < r && !dup; q++)
+          dup = cand[q] == x;
+        if (!dup)
+          id = x;
+      }
+    }
+    filt[(id >> 6) & 15] |= (uint64_t) 1 << (id & 63);
+    cand[r] = id;
+  }
+  e->rng = rng;
+}
+
+/* 9.1 user and candidate rows */
+static void s_write_obs (const ra_sim_t *s, int i, const s_slot_t *sl, const s_env_t *e,
+                         const ra_sim_buffers_t *buf)
+{
+  const int d = s->d;
+  float *u = (float *) buf->obs[S_OBS_USER] + (size_t) i * s->f_user;
+  memcpy (u, s->theta_hat + (size_t) i * d, (size_t) d * sizeof (float));
+  const ra_content_user_t *us = &e->user;
+  float bf = us->budget / us->budget0;
+  u[d] = s_clampf (bf, 0.0f, 1.0f);
+  u[d + 1] = s_clampf ((float) us->session * (1.0f / S_SESSION_NORM), 0.0f, 1.0f);
+  u[d + 2] = s_clampf (us->time_away * (1.0f / RA_CONTENT_DELAY_NORM), 0.0f, 1.0f);
+  u[d + 3] = s_clampf ((float) e->sess_steps * (1.0f / S_SESSION_STEPS_NORM), 0.0f, 1.0f);
+  float cr = e->sess_steps > 0 ? (float) e->sess_clicks / (float) e->sess_steps : 0.0f;
+  u[d + 4] = cr > 1.0f ? 1.0f : cr;   /* several clicks per step are possible (cascade, position_based) */
+
+  const int32_t *cand = s->cand + (size_t) i * s->K;
+  const size_t f = (size_t) s->f_cand;
+  float *row = (float *) buf->obs[S_OBS_CANDIDATES] + (size_t) i * s->K * f;
+  for (int r = 0; r < s->K; r++, row += f)
+    memcpy (row, sl->feat + (size_t) cand[r] * f, f * sizeof (float));
+}
+
+/* 4.3 the exact best slate among the current candidates; caches it in e. */
+static void s_oracle (const ra_sim_t *s, int i, const s_slot_t *sl, s_env_t *e)
+{
+  float a[S_MAX_K], g[S_MAX_K];
+  const float *theta = s->theta + (size_t) i * s->d;
+  const int32_t *cand = s->cand + (size_t) i * s->K;
+  for (int r = 0; r < s->K; r++) {
+    int j = cand[r];
+    float aff = ra_users_dot (theta, sl->feat + (size_t) j * s->f_cand, s->d);
+    a[r] = ra_choice_attraction (&sl->choice, (aff + RA_CONTENT_CLICKBAIT_ATTRACTION * sl->clickbait[j]) * sl->inv_temp);
+    g[r] = s_gain (s, sl, &e->user, j, aff);
+  }
+  e->oracle_value = ra_choice_best_slate (&sl->choice, a, g, s->K, e->oracle_slate);
+}
+
+/* ---- the class ---- */
+
+static void s_destroy (ra_sim_t **sim_p)
+{
+  if (!sim_p || !*sim_p)
+    return;
+  ra_sim_t *s = *sim_p;
+  if (s->slots)
+    for (int t = 0; t < s->n_slots; t++) {
+      s_slot_t *sl = &s->slots[t];
+      ra_catalog_fini (&sl->cat);
+      free (sl->feat);
+      free (sl->clickbait);
+      free (sl->quality);
+      free (sl->length);
+    }
+  free (s->slots);
+  free (s->envs);
+  free (s->theta);
+  free (s->theta_hat);
+  free (s->cand);
+  free (s);
+  *sim_p = NULL;
+}
+
+/* Fills slot t with the world and population of task v (sections 2 and 8). */
+static void s_slot_build (ra_sim_t *s, int t, const ra_task_values_t *v)
+{
+  s_slot_t *sl = &s->slots[t];
+  const double *p = v->values;
+  const int d = s->d, f = s->f_cand;
+  sl->task = *v;
+  /* 2.1 topics, popularity, embeddings and base quality from the shared catalog */
+  ra_catalog_params_t cp = { .world_seed = (uint64_t) p[RA_CONTENT_P_WORLD_SEED],
+                             .topic_skew = p[RA_CONTENT_P_TOPIC_SKEW],
+                             .item_noise = p[RA_CONTENT_P_ITEM_NOISE],
+                             .price_median = 20.0 };
+  ra_catalog_build (&sl->cat, &cp);
+  /* 2.2 video attributes, item by item from the world's "videos" stream */
+  ra_rng_t rng;
+  ra_rng_seed (&rng, cp.world_seed, S_WORLD_STREAM);
+  const double prev = p[RA_CONTENT_P_CLICKBAIT_PREVALENCE], lmed = p[RA_CONTENT_P_LENGTH_MEDIAN];
+  const double len_norm = 1.0 / log ((double) RA_CONTENT_LENGTH_MAX / RA_CONTENT_LENGTH_MIN);
+  for (int j = 0; j < s->n_items; j++) {
+    bool bait = ra_rng_uniform_f64 (&rng) < prev;
+    double u = ra_rng_uniform_f64 (&rng);
+    float c = (float) (bait ? 0.6 + 0.4 * u : 0.2 * u);
+    float q = sl->cat.quality[j] * (1.0f - 0.5f * c);
+    float len = s_clampf ((float) (lmed * exp (0.6 * ra_rng_normal (&rng))), RA_CONTENT_LENGTH_MIN,
+                          RA_CONTENT_LENGTH_MAX);
+    float chat = s_clampf (c + 0.1f * (float) ra_rng_normal (&rng), 0.0f, 1.0f);
+    float qhat = s_clampf (q + 0.1f * (float) ra_rng_normal (&rng), 0.0f, 1.0f);
+    sl->clickbait[j] = c;
+    sl->quality[j] = q;
+    sl->length[j] = len;
+    float *row = sl->feat + (size_t) j * f;
+    memcpy (row, sl->cat.feat + (size_t) j * sl->cat.stride, (size_t) d * sizeof (float));
+    row[d] = s_clampf ((float) (log (len / RA_CONTENT_LENGTH_MIN) * len_norm), 0.0f, 1.0f);
+    row[d + 1] = chat;
+    row[d + 2] = qhat;
+  }
+  sl->pop = (ra_user_pop_t) { .interest_spread = p[RA_CONTENT_P_INTEREST_SPREAD],
+                              .obs_noise = p[RA_CONTENT_P_OBS_NOISE],
+                              .budget_mean = 1, .price_sensitivity = 1, .patience_mean = 1 };
+  double tau = p[RA_CONTENT_P_TEMPERATURE];
+  ra_choice_init (&sl->choice, (ra_choice_kind_t) s->choice_kind, s->k, p[RA_CONTENT_P_POSITION_BIAS],
+                  p[RA_CONTENT_P_NO_CLICK] / tau);
+  ra_choice_set_continue (&sl->choice, s->cascade_continue);
+  sl->inv_temp = (float) (1.0 / tau);
+  sl->drift = (float) p[RA_CONTENT_P_DRIFT];
+  sl->kappa = (float) p[RA_CONTENT_P_SAT_SENSITIVITY];
+  sl->memory = (float) p[RA_CONTENT_P_MEMORY];
+  sl->time_budget = (float) p[RA_CONTENT_P_TIME_BUDGET];
+  sl->delay_scale = (float) p[RA_CONTENT_P_RETURN_DELAY];
+  sl->horizon = (float) p[RA_CONTENT_P_RETURN_HORIZON];
+  sl->churn_sens = (float) p[RA_CONTENT_P_CHURN_SENSITIVITY];
+  sl->in_use = true;
+}
+
+static bool s_same_task (const ra_task_values_t *a, const ra_task_values_t *b)
+{
+  return a->split == b->split && a->id == b->id && ra_task_same_world (a, b, RA_CONTENT_P_COUNT);
+}
+
+static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t *err)
+{
+  *out = NULL;
+  ra_config_t cfg;
+  ra_err_t rc = ra_config_init (&cfg, args->config, args->n_config, "config", err);
+  if (rc != RA_OK)
+    return rc;
+  if (args->num_envs < 1)
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "num_envs is %d, expected at least 1", args->num_envs);
+  int64_t K, k, d, n_items, n_topics, slots;
+  double mix, cascade_continue, w[S_N_METRICS];
+  int choice_kind, reward_kind;
+  bool oracle;
+  double task_defaults[RA_CONTENT_P_COUNT];
+  memcpy (task_defaults, s_default_task, sizeof task_defaults);
+#define S_TRY(x)        \
+  do {                  \
+    rc = (x);           \
+    if (rc != RA_OK)    \
+      return rc;        \
+  } while (0)
+  S_TRY (ra_config_get_int (&cfg, "num_candidates", 20, 2, S_MAX_K, &K, err));
+  S_TRY (ra_config_get_int (&cfg, "slate_size", 3, 1, K < S_MAX_SLATE ? K : S_MAX_SLATE, &k, err));
+  S_TRY (ra_config_get_int (&cfg, "embedding_dim", 16, 2, 256, &d, err));
+  S_TRY (ra_config_get_int (&cfg, "num_items", 1000, K, 1000000, &n_items, err));
+  S_TRY (ra_config_get_int (&cfg, "num_topics", 10, 1, n_items < 1024 ? n_items : 1024, &n_topics, err));
+  S_TRY (ra_config_get_num (&cfg, "retrieval_mix", 0.5, 0, 1, &mix, err));
+  S_TRY (ra_config_get_enum (&cfg, "choice_model", RA_CHOICE_LOGIT, ra_choice_names, RA_CHOICE_COUNT,
+                             &choice_kind, err));
+  S_TRY (ra_config_get_num (&cfg, "cascade_continue", RA_CHOICE_CONTINUE_DEFAULT, 0, 1, &cascade_continue, err));
+  /* 10.1 reward kind and weights */
+  S_TRY (ra_config_get_enum (&cfg, "reward", S_R_WATCH, s_reward_names, S_N_REWARDS, &reward_kind, err));
+  for (int m = 0; m < S_N_METRICS; m++) {
+    char key[64];
+    snprintf (key, sizeof key, "reward_weights.%s", s_metric_names[m]);
+    S_TRY (ra_config_get_num (&cfg, key, m == S_M_WATCH ? 1.0 : 0.0, -1e6, 1e6, &w[m], err));
+  }
+  S_TRY (ra_config_get_bool (&cfg, "oracle", false, &oracle, err));
+  S_TRY (ra_config_get_int (&cfg, "task_slots", 16, 1, 4096, &slots, err));
+  for (size_t q = 0; q < sizeof s_config_task_keys / sizeof s_config_task_keys[0]; q++) {
+    const ra_task_param_def_t *pd = &s_params[s_config_task_keys[q]];
+    S_TRY (ra_config_get_num (&cfg, pd->name, task_defaults[s_config_task_keys[q]], pd->min, pd->max,
+                              &task_defaults[s_config_task_keys[q]], err));
+  }
+  S_TRY (ra_config_check_unknown (&cfg, s_known_keys, err));
+  ra_task_values_t task0;
+  S_TRY (ra_task_resolve (s_params, RA_CONTENT_P_COUNT, S_SIM_KEY, task_defaults, args->task, &task0, err));
+#undef S_TRY
+  if (slots > (int64_t) args->num_envs + 1)
+    slots = args->num_envs + 1;
+  size_t cat_bytes = (size_t) n_items * ((size_t) (2 * d + RA_CATALOG_N_EXTRA + S_CAND_EXTRA + 8) * 4)
+                     + (size_t) n_topics * (size_t) d * 4;
+  if (cat_bytes * (size_t) slots > S_CATALOG_BYTES_MAX)
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
+                         "task_slots %lld x num_items %lld x embedding_dim %lld needs %zu MiB of worlds, "
+                         "expected at most %zu MiB", (long long) slots, (long long) n_items, (long long) d,
+                         cat_bytes * (size_t) slots >> 20, S_CATALOG_BYTES_MAX >> 20);
+
+  ra_sim_t *s = calloc (1, sizeof *s);
+  if (!s)
+    return ra_error_set (err, RA_ERR_NOMEM, -1, "Content-v1: out of memory");
+  s->choice_kind = choice_kind;
+  s->cascade_continue = cascade_continue;
+  s->num_envs = args->num_envs;
+  s->K = (int) K;
+  s->k = (int) k;
+  s->d = (int) d;
+  s->n_items = (int) n_items;
+  s->n_topics = (int) n_topics;
+  s->n_near = (int) lround (mix * (double) K);   /* 11.1 */
+  s->oracle = oracle;
+  for (int m = 0; m < S_N_METRICS; m++)   /* 10.1 named kinds are one-hot */
+    s->w[m] = reward_kind == S_R_WEIGHTED ? (float) w[m]
+              : (float) ((reward_kind == S_R_WATCH && m == S_M_WATCH) || (reward_kind == S_R_CLICKS && m == S_M_CLICKS));
+  s->f_user = s->d + S_USER_EXTRA;
+  s->f_cand = s->d + S_CAND_EXTRA;
+  s->f_resp = 2 * s->k + 1;
+  memcpy (s->default_task, task_defaults, sizeof task_defaults);
+  s->n_slots = (int) slots;
+  size_t N = (size_t) s->num_envs;
+  s->slots = calloc ((size_t) slots, sizeof *s->slots);
+  s->envs = calloc (N, sizeof *s->envs);
+  s->theta = calloc (N * (size_t) d, sizeof (float));
+  s->theta_hat = calloc (N * (size_t) d, sizeof (float));
+  s->cand = calloc (N * (size_t) K, sizeof (int32_t));
+  if (!s->slots || !s->envs || !s->theta || !s->theta_hat || !s->cand)
+    goto nomem;
+  for (int t = 0; t < s->n_slots; t++) {
+    s_slot_t *sl = &s->slots[t];
+    if (ra_catalog_init (&sl->cat, s->n_items, s->n_topics, s->d, err) != RA_OK)
+      goto nomem;
+    sl->feat = malloc ((size_t) n_items * (size_t) s->f_cand * sizeof (float));
+    sl->clickbait = malloc ((size_t) n_items * sizeof (float));
+    sl->quality = malloc ((size_t) n_items * sizeof (float));
+    sl->length = malloc ((size_t) n_items * sizeof (float));
+    if (!sl->feat || !sl->clickbait || !sl->quality || !sl->length)
+      goto nomem;
+  }
+  s_slot_build (s, 0, &task0);
+  for (int i = 0; i < s->num_envs; i++) {
+    s_env_t *e = &s->envs[i];
+    ra_rng_seed (&e->rng, args->seed + (uint64_t) i, 0);   /* section 1: env i from seed + i */
+    e->slot = e->next_slot = 0;
+    e->last_click = -1;
+    e->user.budget0 = e->user.budget = 1;
+    for (int r = 0; r < S_MAX_SLATE; r++)
+      e->last_items[r] = -1;
+  }
+
+  /* spec (section 9) */
+  ra_sim_spec_t *sp = &s->spec;
+  sp->num_candidates = s->K;
+  sp->slate_size = s->k;
+  sp->n_obs = S_N_OBS;
+  s_field (&sp->obs[S_OBS_USER], "user", RA_DTYPE_F32, 1, s->f_user, 0, -1, 1);
+  s_field (&sp->obs[S_OBS_CANDIDATES], "candidates", RA_DTYPE_F32, 2, s->K, s->f_cand, -1, 1);
+  s_field (&sp->obs[S_OBS_RESPONSE], "response", RA_DTYPE_F32, 1, s->f_resp, 0, 0, 1);
+  s_field (&sp->info[S_INFO_ITEM], "item", RA_DTYPE_I32, 1, s->k, 0, 0, s->n_items - 1);
+  s_field (&sp->info[S_INFO_CLICKED], "clicked", RA_DTYPE_BOOL, 1, s->k, 0, 0, 1);
+  s_field (&sp->info[S_INFO_WATCH], "watch_time", RA_DTYPE_F32, 1, s->k, 0, 0, RA_CONTENT_LENGTH_MAX);
+  s_field (&sp->info[S_INFO_SATISFACTION], "satisfaction", RA_DTYPE_F32, 0, 0, 0, 0, 1);
+  s_field (&sp->info[S_INFO_SESSION_ENDED], "session_ended", RA_DTYPE_BOOL, 0, 0, 0, 0, 1);
+  s_field (&sp->info[S_INFO_RETURNED], "returned", RA_DTYPE_BOOL, 0, 0, 0, 0, 1);
+  s_field (&sp->info[S_INFO_LEFT], "left", RA_DTYPE_BOOL, 0, 0, 0, 0, 1);
+  s_field (&sp->info[S_INFO_SESSION], "session", RA_DTYPE_I32, 0, 0, 0, 0, 2147483647.0);
+  s_field (&sp->info[S_INFO_TIME_AWAY], "time_away", RA_DTYPE_F32, 0, 0, 0, 0, RA_CONTENT_DELAY_NORM);
+  sp->n_info = S_INFO_TIME_AWAY + 1;
+  if (s->oracle) {
+    s_field (&sp->info[S_INFO_ORACLE_REWARD], "oracle_reward", RA_DTYPE_F32, 0, 0, 0, -INFINITY, INFINITY);
+    s_field (&sp->info[S_INFO_REGRET], "regret", RA_DTYPE_F32, 0, 0, 0, 0, INFINITY);
+    s_field (&sp->info[S_INFO_ORACLE_SLATE], "oracle_slate", RA_DTYPE_I32, 1, s->k, 0, 0, s->K - 1);
+    sp->n_info = S_N_INFO_MAX;
+  }
+  /* 10.2 per-step metric bounds: mc clicks (1 for logit and proportional, else k) of at most
+     LENGTH_MAX minutes each, one return, one leave */
+  double mc = s->choice_kind == RA_CHOICE_LOGIT || s->choice_kind == RA_CHOICE_PROPORTIONAL ? 1 : s->k;
+  double mmax[S_N_METRICS] = { mc * RA_CONTENT_LENGTH_MAX, mc, 1, 1 };
+  sp->reward_range[0] = sp->reward_range[1] = 0;
+  for (int m = 0; m < S_N_METRICS; m++) {
+    double v = s->w[m] * mmax[m];
+    sp->reward_range[v < 0 ? 0 : 1] += v;
+  }
+  sp->max_episode_steps = S_MAX_STEPS;
+  *out = s;
+  return RA_OK;
+nomem:
+  s_destroy (&s);
+  return ra_error_set (err, RA_ERR_NOMEM, -1, "Content-v1 with %lld envs: out of memory", (long long) N);
+}
+
+static const ra_sim_spec_t *s_spec (const ra_sim_t *s)
+{
+  return &s->spec;
+}
+
+static void s_reset (ra_sim_t *s, int i0, int i1, const uint64_t *seeds, const uint8_t *mask,
+                     const ra_sim_buffers_t *buf)
+{
+  assert (i0 >= 0 && i1 <= s->num_envs);
+  const int d = s->d;
+  for (int i = i0; i < i1; i++) {
+    if (mask && !mask[i])
+      continue;
+    s_env_t *e = &s->envs[i];
+    if (seeds)
+      ra_rng_seed (&e->rng, seeds[i], 0);
+    e->slot = e->next_slot;
+    const s_slot_t *sl = &s->slots[e->slot];
+    float *theta = s->theta + (size_t) i * d, *theta_hat = s->theta_hat + (size_t) i * d;
+    ra_user_t core;
+    ra_users_draw (&sl->pop, &sl->cat, &e->rng, &core, theta, theta_hat);   /* 3.1 */
+    e->user = (ra_content_user_t) { .topic = core.topic, .exposure = 0, .satisfaction = 0.5f };
+    s_new_session_budget (sl, e);   /* 3.2 */
+    e->steps = e->sess_steps = e->sess_clicks = 0;
+    e->near_topic = s_near_topic (&sl->cat, theta_hat);
+    e->last_click = -1;
+    e->last_watch = 0;
+    for (int r = 0; r < S_MAX_SLATE; r++)
+      e->last_items[r] = -1;
+    s_retrieve (s, &sl->cat, e, s->cand + (size_t) i * s->K);
+    s_write_obs (s, i, sl, e, buf);
+    memset ((float *) buf->obs[S_OBS_RESPONSE] + (size_t) i * s->f_resp, 0, (size_t) s->f_resp * sizeof (float));
+    if (s->oracle)
+      s_oracle (s, i, sl, e);
+  }
+}
+
+static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const ra_sim_buffers_t *buf)
+{
+  assert (i0 >= 0 && i1 <= s->num_envs);
+  const int d = s->d, k = s->k, K = s->K, f = s->f_cand;
+  for (int i = i0; i < i1; i++) {
+    s_env_t *e = &s->envs[i];
+    const s_slot_t *sl = &s->slots[e->slot];
+    ra_content_user_t *u = &e->user;
+    float *theta = s->theta + (size_t) i * d, *theta_hat = s->theta_hat + (size_t) i * d;
+    int32_t *cand = s->cand + (size_t) i * K;
+    const int32_t *act = actions + (size_t) i * k;
+    int32_t item[S_MAX_SLATE];
+    uint8_t clicked[S_MAX_SLATE];
+    float v[S_MAX_SLATE], aff[S_MAX_SLATE], watch[S_MAX_SLATE];
+    for (int r = 0; r < k; r++) {
+      int j = cand[act[r]];
+      item[r] = j;
+      aff[r] = ra_users_dot (theta, sl->feat + (size_t) j * f, d);
+      v[r] = (aff[r] + RA_CONTENT_CLICKBAIT_ATTRACTION * sl->clickbait[j]) * sl->inv_temp;   /* 4.1 */
+      watch[r] = 0;
+    }
+    float regret = 0, oracle_value = e->oracle_value;
+    if (s->oracle) {   /* 4.3 regret of the shown slate against the best one, both expected */
+      float g[S_MAX_SLATE];
+      for (int r = 0; r < k; r++)
+        g[r] = s_gain (s, sl, u, item[r], aff[r]);
+      regret = oracle_value - ra_choice_expected (&sl->choice, v, g);
+      if (regret < 0)
+        regret = 0;
+    }
+    int n_clicks = ra_choice_sample (&sl->choice, v, &e->rng, clicked);   /* 4.2 */
+    float total_watch = 0;
+    e->last_click = -1;
+    if (n_clicks > 0) {
+      for (int r = 0; r < k; r++) {
+        if (!clicked[r] || u->budget <= 0)
+          continue;
+        int j = item[r];
+        float q = sl->quality[j], c = sl->clickbait[j];
+        float phi = s_watch_frac (aff[r], q, c, u->satisfaction);   /* 5.1 */
+        float wt = sl->length[j] * phi;
+        if (wt > u->budget)
+          wt = u->budget;
+        watch[r] = wt;
+        total_watch += wt;
+        u->budget -= wt;                                            /* 5.2 */
+        u->exposure = sl->memory * u->exposure + (q - c);           /* 6.1 */
+        u->satisfaction = s_sigmoid (sl->kappa * u->exposure);      /* 6.2 */
+        const float *x = sl->feat + (size_t) j * f;
+        ra_users_drift (theta, x, sl->drift * phi, d);               /* 3.3 */
+        ra_users_drift (theta_hat, x, sl->drift * phi, d);
+        e->last_click = r;
+      }
+      e->near_topic = s_near_topic (&sl->cat, theta_hat);
+    }
+    u->budget -= RA_CONTENT_BROWSE_COST;                             /* 5.2 */
+    e->steps++;
+    e->sess_steps++;
+    e->sess_clicks += n_clicks;
+    e->last_watch = total_watch;
+    for (int r = 0; r < k; r++)
+      e->last_items[r] = item[r];
+
+    /* 7 session end: leave (churn or a delay past the horizon) or return after the delay */
+    bool ended = u->budget <= 0, returned = false, left = false;
+    float away = 0;
+    if (ended) {
+      float s_gap = 0.5f - u->satisfaction;
+      float p_leave = s_sigmoid (RA_CONTENT_CHURN_BIAS + sl->churn_sens * s_gap);          /* 7.1 */
+      if (ra_rng_uniform (&e->rng) < p_leave) {
+        left = true;
+      } else {
+        float mean = sl->delay_scale * expf (RA_CONTENT_DELAY_SLOPE * s_gap);             /* 7.2 */
+        float delay = -mean * logf (1.0f - ra_rng_uniform (&e->rng));
+        if (delay > sl->horizon) {
+          left = true;
+        } else {
+          returned = true;
+          away = delay;
+          u->session++;
+          u->time_away = delay;
+          s_new_session_budget (sl, e);   /* 3.2 */
+          e->sess_steps = e->sess_clicks = 0;
+        }
+      }
+    }
+    buf->terminated[i] = left;
+    /* 10.1 reward */
+    buf->reward[i] = s->w[S_M_WATCH] * total_watch + s->w[S_M_CLICKS] * (float) n_clicks
+                     + s->w[S_M_RETURNED] * (float) returned + s->w[S_M_LEFT] * (float) left;
+
+    /* 9.2 info rows */
+    memcpy ((int32_t *) buf->info[S_INFO_ITEM] + (size_t) i * k, item, (size_t) k * sizeof (int32_t));
+    memcpy ((uint8_t *) buf->info[S_INFO_CLICKED] + (size_t) i * k, clicked, (size_t) k);
+    memcpy ((float *) buf->info[S_INFO_WATCH] + (size_t) i * k, watch, (size_t) k * sizeof (float));
+    ((float *) buf->info[S_INFO_SATISFACTION])[i] = u->satisfaction;
+    ((uint8_t *) buf->info[S_INFO_SESSION_ENDED])[i] = ended;
+    ((uint8_t *) buf->info[S_INFO_RETURNED])[i] = returned;
+    ((uint8_t *) buf->info[S_INFO_LEFT])[i] = left;
+    ((int32_t *) buf->info[S_INFO_SESSION])[i] = u->session;
+    ((float *) buf->info[S_INFO_TIME_AWAY])[i] = away;
+
+    /* 9.1 next observation: response row, new candidates */
+    float *resp = (float *) buf->obs[S_OBS_RESPONSE] + (size_t) i * s->f_resp;
+    for (int r = 0; r < k; r++) {
+      resp[r] = clicked[r];
+      resp[k + r] = watch[r] / sl->length[item[r]];
+    }
+    resp[2 * k] = returned;
+    s_retrieve (s, &sl->cat, e, cand);
+    s_write_obs (s, i, sl, e, buf);
+    if (s->oracle) {
+      ((float *) buf->info[S_INFO_ORACLE_REWARD])[i] = oracle_value;
+      ((float *) buf->info[S_INFO_REGRET])[i] = regret;
+      s_oracle (s, i, sl, e);
+      memcpy ((int32_t *) buf->info[S_INFO_ORACLE_SLATE] + (size_t) i * k, e->oracle_slate,
+              (size_t) k * sizeof (int32_t));
+    }
+  }
+}
+
+static ra_err_t s_set_task (ra_sim_t *s, const ra_task_t *task, const uint8_t *mask, ra_error_t *err)
+{
+  ra_task_values_t v;
+  ra_err_t rc = ra_task_resolve (s_params, RA_CONTENT_P_COUNT, S_SIM_KEY, s->default_task, task, &v, err);
+  if (rc != RA_OK)
+    return rc;
+  int target = -1;
+  for (int t = 0; t < s->n_slots && target < 0; t++)
+    if (s->slots[t].in_use && s_same_task (&s->slots[t].task, &v))
+      target = t;
+  if (target < 0) {
+    /* 8.4 a slot is free when no env runs it now or will run it after this call */
+    for (int t = 0; t < s->n_slots && target < 0; t++) {
+      bool busy = false;
+      for (int i = 0; i < s->num_envs && !busy; i++) {
+        const s_env_t *e = &s->envs[i];
+        busy = e->slot == t || (!(mask == NULL || mask[i]) && e->next_slot == t);
+      }
+      if (!busy)
+        target = t;
+    }
+    if (target < 0)
+      return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
+                           "task: this batch already holds %d distinct tasks (config task_slots); "
+                           "reset envs onto fewer tasks first or make with a larger task_slots",
+                           s->n_slots);
+    s_slot_build (s, target, &v);
+  }
+  for (int i = 0; i < s->num_envs; i++)
+    if (mask == NULL || mask[i])
+      s->envs[i].next_slot = target;
+  return RA_OK;
+}
+
+static int s_describe_task (const ra_sim_t *s, int env_index, ra_kv_t *out, int cap)
+{
+  assert (env_index >= 0 && env_index < s->num_envs);
+  const s_slot_t *sl = &s->slots[s->envs[env_index].next_slot];
+  return ra_task_describe (s_params, RA_CONTENT_P_COUNT, &sl->task, out, cap);
+}
+
+static int s_render (const ra_sim_t *s, int env_index, char *buf, size_t cap)
+{
+  assert (env_index >= 0 && env_index < s->num_envs);
+  const s_env_t *e = &s->envs[env_index];
+  const s_slot_t *sl = &s->slots[e->slot];
+  char slate[128] = "";
+  size_t len = 0;
+  for (int r = 0; r < s->k && len < sizeof slate; r++) {
+    int w = snprintf (slate + len, sizeof slate - len, "%s%d", r ? " " : "", e->last_items[r]);
+    if (w < 0)
+      break;
+    len += (size_t) w;
+  }
+  const ra_content_user_t *u = &e->user;
+  return snprintf (buf, cap,
+                   "Content-v1 env %d (task %s/%lld) step %d: user topic %d, session %d (%.1f h away), "
+                   "time left %.2f of %.2f min, satisfaction %.3f; last slate [%s], clicked slot %d, "
+                   "watched %.2f min\n",
+                   env_index, ra_split_names[sl->task.split], (long long) sl->task.id, e->steps, u->topic,
+                   u->session, u->time_away, u->budget, u->budget0, u->satisfaction, slate, e->last_click,
+                   e->last_watch);
+}
+
+void ra_content_view (const ra_sim_t *s, int i, ra_content_view_t *out)
+{
+  assert (i >= 0 && i < s->num_envs);
+  const s_env_t *e = &s->envs[i];
+  const s_slot_t *sl = &s->slots[e->slot];
+  out->catalog = &sl->cat;
+  out->clickbait = sl->clickbait;
+  out->quality = sl->quality;
+  out->length = sl->length;
+  out->choice = &sl->choice;
+  out->params = sl->task.values;
+  out->user = &e->user;
+  out->theta = s->theta + (size_t) i * s->d;
+  out->theta_hat = s->theta_hat + (size_t) i * s->d;
+  out->candidates = s->cand + (size_t) i * s->K;
+  out->steps = e->steps;
+}
+
+const ra_sim_class_t ra_content_class = {
+  .name = "Content-v1",
+  .description = "short videos: watch time under a session time budget, clickbait erodes a latent "
+                 "satisfaction that drives churn and return delays; episodes span sessions; reward watch time",
+  .config_defaults = s_config_defaults,
+  .n_config_defaults = S_N_CONFIG,
+  .create = s_create,
+  .destroy = s_destroy,
+  .spec = s_spec,
+  .reset = s_reset,
+  .step = s_step,
+  .set_task = s_set_task,
+  .describe_task = s_describe_task,
+  .render = s_render,
+};
