@@ -7,11 +7,13 @@
 #include "env/sims/ecommerce.h"
 #include "env/sims/ads.h"
 #include "env/sims/content.h"
+#include "env/sims/news.h"
 
 static const ra_sim_class_t *const s_sims[] = {
   &ra_ecommerce_class,
   &ra_ads_class,
   &ra_content_class,
+  &ra_news_class,
 };
 #define S_N_SIMS ((int) (sizeof s_sims / sizeof s_sims[0]))
 

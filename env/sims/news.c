@@ -1,0 +1,832 @@
+/*  env/sims/news.c - News-v1 (docs/sims/news.md): every step M new articles are published into
+    each env's own stream (a ring of M x max_age live articles: the oldest M expire), sometimes
+    in a breaking-news burst on one topic; the platform retrieves K of the live articles (the
+    newest plus some on the user's estimated topic), the agent shows a slate of k, the user clicks
+    any number of them (the shared click models of env/core/choice.h, "cascade" by default) and reads
+    each clicked article for a log-normal dwell time. Attraction decays with article age, and
+    with the user's satiation on the article's topic, which rises with clicks and recovers over
+    time. The session ends when the user's time budget is spent or patience runs out.
+
+    Owns: one ra_sim_t per batch with everything allocated at create: per-env state (struct array
+    plus pools for interests, satiation, the article rings and candidate positions) and
+    task_slots worlds, one per distinct task in the batch. reset and step allocate nothing.
+    Threading: reset/step on disjoint [i0, i1) ranges may run concurrently (they touch only those
+    envs' state and read the slots); create, destroy and set_task need exclusive access.        */
+#include "env/sims/news.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "env/core/config.h"
+#include "env/core/rng.h"
+#include "env/core/task.h"
+
+#define S_SIM_KEY 0x4e6577732d763121ULL   /* "News-v1!": keys task draws */
+#define S_MAX_SLATE RA_CHOICE_MAX_SLATE
+#define S_MAX_K RA_CHOICE_MAX_CANDIDATES
+#define S_MAX_STEPS 100
+#define S_MAX_CAPACITY 4096               /* live articles per env (publish_rate x max_age) */
+#define S_LN2 0.69314718055994531f
+
+/* ---- task parameters (section 8) ---- */
+
+static const ra_task_param_def_t s_params[RA_NEWS_P_COUNT] = {
+  /* name                   train lo, hi    ood lo, hi     log    int    override min, max */
+  { "world_seed",           0, 2147483647.0, 0, 2147483647.0, false, true, 0, 9007199254740992.0 },
+  { "topic_concentration",  0.5, 1.5,       1.8, 2.5,      false, false, 0, 5 },
+  { "item_noise",           0.4, 0.8,       0.9, 1.2,      false, false, 0, 5 },
+  { "interest_spread",      0.4, 0.8,       1.0, 1.4,      false, false, 0, 5 },
+  { "obs_noise",            0.2, 0.4,       0.6, 0.9,      false, false, 0, 5 },
+  { "choice_temperature",   0.18, 0.35,     0.35, 0.6,     false, false, 0.05, 5 },
+  { "no_click_utility",     0.7, 1.3,       1.4, 1.9,      false, false, -3, 3 },
+  { "position_bias",        0.5, 1.5,       1.8, 2.5,      false, false, 0, 5 },
+  { "freshness_half_life",  4, 12,          1.5, 3,        true,  false, 0.1, 1000 },
+  { "burst_rate",           0.05, 0.15,     0.25, 0.4,     false, false, 0, 1 },
+  { "satiation_rate",       0.2, 0.4,       0.5, 0.7,      false, false, 0, 1 },
+  { "satiation_recovery",   3, 8,           10, 20,        true,  false, 0.1, 1000 },
+  { "dwell_scale",          0.8, 1.5,       0.4, 0.7,      true,  false, 0.01, 100 },
+  { "time_budget",          30, 60,         15, 25,        false, false, 1, 10000 },
+  { "patience_mean",        4, 8,           2, 3,          false, false, 1, 500 },
+};
+
+static const double s_default_task[RA_NEWS_P_COUNT] = {
+  4321, 1.0, 0.6, 0.6, 0.3, 0.25, 1.0, 1.0, 8, 0.1, 0.3, 5, 1.0, 40, 5,
+};
+
+/* ---- config (every key with its default, for the server's "list") ---- */
+
+static const ra_kv_t s_config_defaults[] = {
+  { .key = "num_candidates", .type = RA_KV_NUM, .num = 20 },
+  { .key = "slate_size", .type = RA_KV_NUM, .num = 5 },
+  { .key = "embedding_dim", .type = RA_KV_NUM, .num = 16 },
+  { .key = "num_topics", .type = RA_KV_NUM, .num = 10 },
+  { .key = "publish_rate", .type = RA_KV_NUM, .num = 3 },
+  { .key = "max_age", .type = RA_KV_NUM, .num = 20 },
+  { .key = "retrieval_mix", .type = RA_KV_NUM, .num = 0.5 },
+  { .key = "choice_model", .type = RA_KV_STR, .str = "cascade" },
+  { .key = "cascade_continue", .type = RA_KV_NUM, .num = RA_CHOICE_CONTINUE_DEFAULT },
+  { .key = "reward", .type = RA_KV_STR, .str = "clicks_dwell" },
+  { .key = "dwell_weight", .type = RA_KV_NUM, .num = 0.5 },
+  { .key = "reward_weights.clicks", .type = RA_KV_NUM, .num = 1 },
+  { .key = "reward_weights.dwell", .type = RA_KV_NUM, .num = 0.5 },
+  { .key = "oracle", .type = RA_KV_BOOL, .num = 0 },
+  { .key = "task_slots", .type = RA_KV_NUM, .num = 16 },
+  { .key = "choice_temperature", .type = RA_KV_NUM, .num = 0.25 },
+  { .key = "no_click_utility", .type = RA_KV_NUM, .num = 1.0 },
+  { .key = "position_bias", .type = RA_KV_NUM, .num = 1.0 },
+  { .key = "freshness_half_life", .type = RA_KV_NUM, .num = 8 },
+  { .key = "burst_rate", .type = RA_KV_NUM, .num = 0.1 },
+  { .key = "dwell_scale", .type = RA_KV_NUM, .num = 1.0 },
+  { .key = "time_budget", .type = RA_KV_NUM, .num = 40 },
+};
+#define S_N_CONFIG ((int) (sizeof s_config_defaults / sizeof s_config_defaults[0]))
+
+static const char s_known_keys[] =
+    "num_candidates, slate_size, embedding_dim, num_topics, publish_rate, max_age, retrieval_mix, "
+    "choice_model, cascade_continue, reward, dwell_weight, reward_weights.{clicks,dwell}, oracle, task_slots, "
+    "choice_temperature, no_click_utility, position_bias, freshness_half_life, burst_rate, "
+    "dwell_scale, time_budget";
+
+/* Config keys that set the default task's parameter of the same name (section 8.3). */
+static const int s_config_task_keys[] = { RA_NEWS_P_TEMPERATURE, RA_NEWS_P_NO_CLICK,
+                                          RA_NEWS_P_POSITION_BIAS, RA_NEWS_P_HALF_LIFE,
+                                          RA_NEWS_P_BURST_RATE, RA_NEWS_P_DWELL_SCALE,
+                                          RA_NEWS_P_TIME_BUDGET };
+
+/* ---- rewards (section 9) ---- */
+
+enum { S_REWARD_CLICKS_DWELL = 0, S_REWARD_CLICKS, S_REWARD_DWELL, S_REWARD_WEIGHTED, S_REWARD_COUNT };
+static const char *const s_reward_names[S_REWARD_COUNT] = { "clicks_dwell", "clicks", "dwell", "weighted" };
+
+/* ---- state ---- */
+
+enum { S_OBS_USER = 0, S_OBS_CANDIDATES, S_OBS_RESPONSE, S_N_OBS };
+enum { S_INFO_ITEM = 0, S_INFO_CLICKED, S_INFO_DWELL, S_INFO_AGE, S_INFO_TIME_LEFT,
+       S_INFO_ORACLE_REWARD, S_INFO_REGRET, S_INFO_ORACLE_SLATE, S_N_INFO_MAX };
+#define S_USER_EXTRA 5   /* time left, no-click streak, step fraction, click rate, burst (7.1) */
+#define S_CAND_EXTRA 4   /* age, breaking flag, quality estimate, topic click counter (7.1) */
+
+typedef struct {
+  bool in_use;                          /* holds a built world */
+  ra_task_values_t task;
+  ra_catalog_t world;                   /* one-item catalog: centres (2.1) and popularity only */
+  ra_user_pop_t pop;
+  ra_choice_t choice;
+  float inv_temp;                       /* 1 / tau */
+  float age_decay;                      /* ln 2 / half-life, per step of age (4.1) */
+  float sat_rate;                       /* eta_s in [0, 1] (4.2) */
+  float sat_keep;                       /* exp(-1 / recovery) (4.2) */
+  float dwell_scale;                    /* minutes */
+  float burst_rate;                     /* per publish round */
+  float noise_scale;                    /* item_noise / sqrt(d) */
+} s_slot_t;
+
+typedef struct {
+  ra_rng_t rng;
+  int slot;                             /* world of the running episode */
+  int next_slot;                        /* world from the next reset on */
+  ra_user_t user;                       /* budget: time left (minutes); patience: P0 */
+  int steps, clicks, streak;
+  int clock;                            /* publish rounds since reset (the newest articles' birth) */
+  int64_t published;                    /* articles since reset; next one goes to ring slot head */
+  int head;                             /* published mod capacity */
+  int burst_topic, burst_left;
+  bool burst_now;                       /* the newest round was published during a burst */
+  int near_topic;                       /* argmax_t c_t . theta_hat (3.1) */
+  float oracle_value;
+  int32_t oracle_slate[S_MAX_SLATE];
+  int32_t last_items[S_MAX_SLATE];      /* serials of the last slate; -1 before any */
+  int last_clicks;
+  float last_dwell;
+} s_env_t;
+
+struct ra_sim {
+  int num_envs, K, k, d, n_topics, M, max_age, cap, n_recent;
+  int f_user, f_cand, f_resp;
+  bool oracle;
+  float w_clicks, w_dwell;              /* reward = w_clicks clicks + w_dwell dwell (9.1) */
+  ra_choice_kind_t choice_kind;         /* config choice_model */
+  double cascade_continue;              /* config cascade_continue */
+  ra_sim_spec_t spec;
+  int n_slots;
+  s_slot_t *slots;
+  s_env_t *envs;
+  float *theta, *theta_hat;             /* num_envs x d */
+  float *sat, *hclk;                    /* num_envs x n_topics: satiation sigma, public counter h */
+  float *art_x;                         /* num_envs x cap x d */
+  float *art_q, *art_qhat;              /* num_envs x cap */
+  int32_t *art_topic, *art_birth, *art_serial;   /* num_envs x cap */
+  uint8_t *art_burst;                   /* num_envs x cap */
+  int32_t *cand;                        /* num_envs x K ring positions */
+  double default_task[RA_NEWS_P_COUNT];
+};
+
+/* ---- helpers ---- */
+
+static void s_field (ra_field_spec_t *f, const char *name, ra_dtype_t dt, int ndim, int64_t d0,
+                     int64_t d1, double low, double high)
+{
+  memset (f, 0, sizeof *f);
+  f->name = name;
+  f->dtype = dt;
+  f->ndim = ndim;
+  f->shape[0] = d0;
+  f->shape[1] = d1;
+  f->low = low;
+  f->high = high;
+}
+
+static void s_normalise (float *v, int dim)
+{
+  float s = 0;
+  for (int i = 0; i < dim; i++)
+    s += v[i] * v[i];
+  if (s <= 0) {
+    v[0] = 1;
+    return;
+  }
+  float inv = 1.0f / sqrtf (s);
+  for (int i = 0; i < dim; i++) {
+    float x = v[i] * inv;   /* clamp: rounding never leaves [-1, 1] */
+    v[i] = x > 1.0f ? 1.0f : x < -1.0f ? -1.0f : x;
+  }
+}
+
+/* Uniform in (-sqrt 3, sqrt 3) (mean 0, variance 1) from 16 bits. */
+static inline float s_unit_uniform16 (uint64_t bits)
+{
+  return ((float) (bits & 0xffff) + 0.5f) * (2.0f * 1.7320508f / 65536.0f) - 1.7320508f;
+}
+
+/* 4.1 scaled utility of the article in ring slot p for env i, given affinity aff */
+static inline float s_utility (const ra_sim_t *s, const s_slot_t *sl, const s_env_t *e, size_t base,
+                               const float *sat, int p, float aff)
+{
+  int age = e->clock - s->art_birth[base + p];
+  float u = aff + RA_NEWS_QUALITY_WEIGHT * s->art_q[base + p] + RA_NEWS_BURST_BONUS * s->art_burst[base + p]
+            - RA_NEWS_SATIATION_WEIGHT * sat[s->art_topic[base + p]];
+  return u * sl->inv_temp - sl->age_decay * (float) age;
+}
+
+/* 5.1 expected dwell (minutes) of a clicked article, before the clamp */
+static inline float s_dwell_mean (const s_slot_t *sl, float aff, float q)
+{
+  return sl->dwell_scale * expf (RA_NEWS_DWELL_AFFINITY * aff + RA_NEWS_DWELL_QUALITY * q);
+}
+
+/* 2.2-2.3 one publish round: maybe start a burst, then M new articles overwrite the M oldest. */
+static void s_publish_round (const ra_sim_t *s, const s_slot_t *sl, s_env_t *e, int i)
+{
+  ra_rng_t rng = e->rng;
+  const int d = s->d;
+  const ra_catalog_t *w = &sl->world;
+  if (e->burst_left == 0 && ra_rng_uniform (&rng) < sl->burst_rate) {
+    e->burst_topic = ra_catalog_sample_topic (w, ra_rng_uniform_f64 (&rng));
+    e->burst_left = RA_NEWS_BURST_MIN_LEN
+                    + (int) ra_rng_below (&rng, RA_NEWS_BURST_MAX_LEN - RA_NEWS_BURST_MIN_LEN + 1);
+  }
+  e->burst_now = e->burst_left > 0;
+  size_t base = (size_t) i * s->cap;
+  for (int m = 0; m < s->M; m++) {
+    int p = e->head;
+    int t;
+    if (e->burst_now && ra_rng_uniform (&rng) < (float) RA_NEWS_BURST_SHARE)
+      t = e->burst_topic;
+    else
+      t = ra_catalog_sample_topic (w, ra_rng_uniform_f64 (&rng));
+    float *x = s->art_x + (base + p) * d;
+    const float *c = w->centres + (size_t) t * d;
+    for (int q = 0; q < d; q += 4) {   /* 2.3 x = normalise(c_t + item_noise / sqrt(d) u) */
+      uint64_t bits = ra_rng_next (&rng);
+      for (int b = 0; b < 4 && q + b < d; b++, bits >>= 16)
+        x[q + b] = c[q + b] + sl->noise_scale * s_unit_uniform16 (bits);
+    }
+    s_normalise (x, d);
+    uint64_t bits = ra_rng_next (&rng);
+    float quality = 0.05f + 0.9f * (float) (bits >> 40) * 0x1.0p-24f;   /* 2.3 q ~ U(0.05, 0.95) */
+    float qhat = quality + RA_NEWS_QHAT_NOISE * s_unit_uniform16 (bits);
+    s->art_q[base + p] = quality;
+    s->art_qhat[base + p] = qhat < 0 ? 0 : qhat > 1 ? 1 : qhat;
+    s->art_topic[base + p] = t;
+    s->art_birth[base + p] = e->clock;
+    s->art_serial[base + p] = (int32_t) (e->published & 0x7fffffff);
+    s->art_burst[base + p] = (uint8_t) (e->burst_now && t == e->burst_topic);
+    e->published++;
+    e->head = e->head + 1 == s->cap ? 0 : e->head + 1;
+  }
+  if (e->burst_left > 0 && --e->burst_left == 0)
+    e->burst_topic = -1;
+  e->rng = rng;
+}
+
+/* 3.2 retrieval: the n_recent newest articles, then distinct draws from the rest of the ring
+   that prefer the user's estimated topic (4 tries), deterministic fallback after 64. */
+static void s_retrieve (const ra_sim_t *s, s_env_t *e, int i, int32_t *cand)
+{
+  ra_rng_t rng = e->rng;
+  uint64_t used[S_MAX_CAPACITY / 64];
+  const int C = s->cap, words = (C + 63) / 64;
+  for (int q = 0; q < words; q++)
+    used[q] = 0;
+  const int32_t *topic = s->art_topic + (size_t) i * C;
+  int r = 0;
+  for (; r < s->n_recent; r++) {
+    int p = e->head - 1 - r;
+    if (p < 0)
+      p += C;
+    used[p >> 6] |= (uint64_t) 1 << (p & 63);
+    cand[r] = p;
+  }
+  for (; r < s->K; r++) {
+    int id = -1;
+    for (int attempt = 0; attempt < 64 && id < 0; attempt++) {
+      int p = (int) ra_rng_below (&rng, (uint32_t) C);
+      if (used[p >> 6] & ((uint64_t) 1 << (p & 63)))
+        continue;
+      if (attempt < 4 && topic[p] != e->near_topic)
+        continue;
+      id = p;
+    }
+    for (int p = 0; id < 0; p++)
+      if (!(used[p >> 6] & ((uint64_t) 1 << (p & 63))))
+        id = p;
+    used[id >> 6] |= (uint64_t) 1 << (id & 63);
+    cand[r] = id;
+  }
+  e->rng = rng;
+}
+
+/* 7.1 user and candidate rows */
+static void s_write_obs (const ra_sim_t *s, int i, const s_env_t *e, const ra_sim_buffers_t *buf)
+{
+  const int d = s->d;
+  float *u = (float *) buf->obs[S_OBS_USER] + (size_t) i * s->f_user;
+  const float *th = s->theta_hat + (size_t) i * d;
+  for (int q = 0; q < d; q++)
+    u[q] = th[q];
+  float tl = e->user.budget / e->user.budget0;
+  u[d] = tl < 0 ? 0 : tl > 1 ? 1 : tl;
+  float st = (float) e->streak * 0.1f;
+  u[d + 1] = st > 1.0f ? 1.0f : st;
+  float sf = (float) e->steps * (1.0f / S_MAX_STEPS);
+  u[d + 2] = sf > 1.0f ? 1.0f : sf;
+  u[d + 3] = e->steps > 0 ? (float) e->clicks / ((float) e->steps * (float) s->k) : 0.0f;
+  u[d + 4] = e->burst_now;
+
+  size_t base = (size_t) i * s->cap;
+  const float *h = s->hclk + (size_t) i * s->n_topics;
+  const int32_t *cand = s->cand + (size_t) i * s->K;
+  float *row = (float *) buf->obs[S_OBS_CANDIDATES] + (size_t) i * s->K * s->f_cand;
+  const float inv_age = 1.0f / (float) s->max_age;
+  for (int r = 0; r < s->K; r++, row += s->f_cand) {
+    size_t p = base + (size_t) cand[r];
+    const float *x = s->art_x + p * d;
+    for (int q = 0; q < d; q++)
+      row[q] = x[q];
+    row[d] = (float) (e->clock - s->art_birth[p]) * inv_age;
+    row[d + 1] = s->art_burst[p];
+    row[d + 2] = s->art_qhat[p];
+    float hc = h[s->art_topic[p]];
+    row[d + 3] = hc / (1.0f + hc);
+  }
+}
+
+/* 4.4 the best slate among the current candidates; caches it in e. */
+static void s_oracle (const ra_sim_t *s, int i, const s_slot_t *sl, s_env_t *e)
+{
+  float a[S_MAX_K], g[S_MAX_K];
+  const float *theta = s->theta + (size_t) i * s->d;
+  const float *sat = s->sat + (size_t) i * s->n_topics;
+  size_t base = (size_t) i * s->cap;
+  const int32_t *cand = s->cand + (size_t) i * s->K;
+  for (int r = 0; r < s->K; r++) {
+    int p = cand[r];
+    float aff = ra_users_dot (theta, s->art_x + (base + p) * s->d, s->d);
+    a[r] = ra_choice_attraction (&sl->choice, s_utility (s, sl, e, base, sat, p, aff));
+    g[r] = s->w_clicks + s->w_dwell * s_dwell_mean (sl, aff, s->art_q[base + p]);
+  }
+  e->oracle_value = ra_choice_best_slate (&sl->choice, a, g, s->K, e->oracle_slate);
+}
+
+static int s_near_topic (const ra_catalog_t *c, const float *theta_hat)
+{
+  int best = 0;
+  float bv = -INFINITY;
+  for (int t = 0; t < c->n_topics; t++) {
+    float v = ra_users_dot (c->centres + (size_t) t * c->dim, theta_hat, c->dim);
+    if (v > bv) {
+      bv = v;
+      best = t;
+    }
+  }
+  return best;
+}
+
+/* ---- the class ---- */
+
+static void s_destroy (ra_sim_t **sim_p)
+{
+  if (!sim_p || !*sim_p)
+    return;
+  ra_sim_t *s = *sim_p;
+  if (s->slots)
+    for (int t = 0; t < s->n_slots; t++)
+      ra_catalog_fini (&s->slots[t].world);
+  free (s->slots);
+  free (s->envs);
+  free (s->theta);
+  free (s->theta_hat);
+  free (s->sat);
+  free (s->hclk);
+  free (s->art_x);
+  free (s->art_q);
+  free (s->art_qhat);
+  free (s->art_topic);
+  free (s->art_birth);
+  free (s->art_serial);
+  free (s->art_burst);
+  free (s->cand);
+  free (s);
+  *sim_p = NULL;
+}
+
+/* Fills slot t with the world and population of task v (section 8.2). */
+static void s_slot_build (ra_sim_t *s, int t, const ra_task_values_t *v)
+{
+  s_slot_t *sl = &s->slots[t];
+  const double *p = v->values;
+  sl->task = *v;
+  ra_catalog_params_t cp = { .world_seed = (uint64_t) p[RA_NEWS_P_WORLD_SEED],
+                             .topic_skew = p[RA_NEWS_P_TOPIC_CONCENTRATION],
+                             .item_noise = p[RA_NEWS_P_ITEM_NOISE],
+                             .price_median = 20 };
+  ra_catalog_build (&sl->world, &cp);
+  sl->pop = (ra_user_pop_t) { .interest_spread = p[RA_NEWS_P_INTEREST_SPREAD],
+                              .obs_noise = p[RA_NEWS_P_OBS_NOISE],
+                              .budget_mean = p[RA_NEWS_P_TIME_BUDGET],
+                              .price_sensitivity = 1,
+                              .patience_mean = p[RA_NEWS_P_PATIENCE_MEAN] };
+  double tau = p[RA_NEWS_P_TEMPERATURE];
+  ra_choice_init (&sl->choice, s->choice_kind, s->k, p[RA_NEWS_P_POSITION_BIAS],
+                  p[RA_NEWS_P_NO_CLICK] / tau);
+  ra_choice_set_continue (&sl->choice, s->cascade_continue);
+  sl->inv_temp = (float) (1.0 / tau);
+  sl->age_decay = (float) (log (2.0) / p[RA_NEWS_P_HALF_LIFE]);
+  sl->sat_rate = (float) p[RA_NEWS_P_SATIATION_RATE];
+  sl->sat_keep = (float) exp (-1.0 / p[RA_NEWS_P_SATIATION_RECOVERY]);
+  sl->dwell_scale = (float) p[RA_NEWS_P_DWELL_SCALE];
+  sl->burst_rate = (float) p[RA_NEWS_P_BURST_RATE];
+  sl->noise_scale = (float) (p[RA_NEWS_P_ITEM_NOISE] / sqrt ((double) s->d));
+  sl->in_use = true;
+}
+
+static bool s_same_task (const ra_task_values_t *a, const ra_task_values_t *b)
+{
+  return a->split == b->split && a->id == b->id && ra_task_same_world (a, b, RA_NEWS_P_COUNT);
+}
+
+static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t *err)
+{
+  *out = NULL;
+  ra_config_t cfg;
+  ra_err_t rc = ra_config_init (&cfg, args->config, args->n_config, "config", err);
+  if (rc != RA_OK)
+    return rc;
+  if (args->num_envs < 1)
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "num_envs is %d, expected at least 1", args->num_envs);
+  int64_t K, k, d, n_topics, M, max_age, slots;
+  double mix, dwell_weight, wc, wd, cont;
+  int choice_kind, reward_kind;
+  bool oracle;
+  double task_defaults[RA_NEWS_P_COUNT];
+  memcpy (task_defaults, s_default_task, sizeof task_defaults);
+#define S_TRY(x)        \
+  do {                  \
+    rc = (x);           \
+    if (rc != RA_OK)    \
+      return rc;        \
+  } while (0)
+  S_TRY (ra_config_get_int (&cfg, "num_candidates", 20, 2, S_MAX_K, &K, err));
+  S_TRY (ra_config_get_int (&cfg, "slate_size", 5, 1, K < S_MAX_SLATE ? K : S_MAX_SLATE, &k, err));
+  S_TRY (ra_config_get_int (&cfg, "embedding_dim", 16, 2, 256, &d, err));
+  S_TRY (ra_config_get_int (&cfg, "num_topics", 10, 1, 256, &n_topics, err));
+  S_TRY (ra_config_get_int (&cfg, "publish_rate", 3, 1, 64, &M, err));
+  int64_t age_min = (K + M - 1) / M;   /* the ring must hold at least K articles */
+  if (age_min < 2)
+    age_min = 2;
+  S_TRY (ra_config_get_int (&cfg, "max_age", 20, age_min, S_MAX_CAPACITY / M, &max_age, err));
+  S_TRY (ra_config_get_num (&cfg, "retrieval_mix", 0.5, 0, 1, &mix, err));
+  S_TRY (ra_config_get_enum (&cfg, "choice_model", RA_CHOICE_CASCADE, ra_choice_names, RA_CHOICE_COUNT,
+                             &choice_kind, err));
+  S_TRY (ra_config_get_num (&cfg, "cascade_continue", RA_CHOICE_CONTINUE_DEFAULT, 0, 1, &cont, err));
+  S_TRY (ra_config_get_enum (&cfg, "reward", S_REWARD_CLICKS_DWELL, s_reward_names, S_REWARD_COUNT,
+                             &reward_kind, err));
+  S_TRY (ra_config_get_num (&cfg, "dwell_weight", 0.5, 0, 1e6, &dwell_weight, err));
+  S_TRY (ra_config_get_num (&cfg, "reward_weights.clicks", 1, -1e6, 1e6, &wc, err));
+  S_TRY (ra_config_get_num (&cfg, "reward_weights.dwell", 0.5, -1e6, 1e6, &wd, err));
+  S_TRY (ra_config_get_bool (&cfg, "oracle", false, &oracle, err));
+  S_TRY (ra_config_get_int (&cfg, "task_slots", 16, 1, 4096, &slots, err));
+  for (size_t q = 0; q < sizeof s_config_task_keys / sizeof s_config_task_keys[0]; q++) {
+    const ra_task_param_def_t *pd = &s_params[s_config_task_keys[q]];
+    S_TRY (ra_config_get_num (&cfg, pd->name, task_defaults[s_config_task_keys[q]], pd->min, pd->max,
+                              &task_defaults[s_config_task_keys[q]], err));
+  }
+  S_TRY (ra_config_check_unknown (&cfg, s_known_keys, err));
+  ra_task_values_t task0;
+  S_TRY (ra_task_resolve (s_params, RA_NEWS_P_COUNT, S_SIM_KEY, task_defaults, args->task, &task0, err));
+#undef S_TRY
+  if (slots > (int64_t) args->num_envs + 1)
+    slots = args->num_envs + 1;
+
+  ra_sim_t *s = calloc (1, sizeof *s);
+  if (!s)
+    return ra_error_set (err, RA_ERR_NOMEM, -1, "News-v1: out of memory");
+  s->num_envs = args->num_envs;
+  s->K = (int) K;
+  s->k = (int) k;
+  s->d = (int) d;
+  s->n_topics = (int) n_topics;
+  s->M = (int) M;
+  s->max_age = (int) max_age;
+  s->cap = (int) (M * max_age);
+  s->n_recent = (int) lround (mix * (double) K);   /* 3.2 */
+  s->oracle = oracle;
+  s->choice_kind = (ra_choice_kind_t) choice_kind;
+  s->cascade_continue = cont;
+  /* 9.1 reward weights */
+  s->w_clicks = reward_kind == S_REWARD_DWELL ? 0.0f : reward_kind == S_REWARD_WEIGHTED ? (float) wc : 1.0f;
+  s->w_dwell = reward_kind == S_REWARD_CLICKS_DWELL ? (float) dwell_weight
+               : reward_kind == S_REWARD_DWELL ? 1.0f : reward_kind == S_REWARD_WEIGHTED ? (float) wd : 0.0f;
+  memcpy (s->default_task, task_defaults, sizeof task_defaults);
+  s->n_slots = (int) slots;
+  size_t N = (size_t) s->num_envs, C = (size_t) s->cap;
+  s->slots = calloc ((size_t) slots, sizeof *s->slots);
+  s->envs = calloc (N, sizeof *s->envs);
+  s->theta = calloc (N * (size_t) d, sizeof (float));
+  s->theta_hat = calloc (N * (size_t) d, sizeof (float));
+  s->sat = calloc (N * (size_t) n_topics, sizeof (float));
+  s->hclk = calloc (N * (size_t) n_topics, sizeof (float));
+  s->art_x = calloc (N * C * (size_t) d, sizeof (float));
+  s->art_q = calloc (N * C, sizeof (float));
+  s->art_qhat = calloc (N * C, sizeof (float));
+  s->art_topic = calloc (N * C, sizeof (int32_t));
+  s->art_birth = calloc (N * C, sizeof (int32_t));
+  s->art_serial = calloc (N * C, sizeof (int32_t));
+  s->art_burst = calloc (N * C, 1);
+  s->cand = calloc (N * (size_t) K, sizeof (int32_t));
+  if (!s->slots || !s->envs || !s->theta || !s->theta_hat || !s->sat || !s->hclk || !s->art_x
+      || !s->art_q || !s->art_qhat || !s->art_topic || !s->art_birth || !s->art_serial
+      || !s->art_burst || !s->cand)
+    goto nomem;
+  for (int t = 0; t < s->n_slots; t++)
+    if (ra_catalog_init (&s->slots[t].world, 1, s->n_topics, s->d, err) != RA_OK)
+      goto nomem;
+  s_slot_build (s, 0, &task0);
+  for (int i = 0; i < s->num_envs; i++) {
+    s_env_t *e = &s->envs[i];
+    ra_rng_seed (&e->rng, args->seed + (uint64_t) i, 0);   /* section 1: env i from seed + i */
+    e->slot = e->next_slot = 0;
+    e->burst_topic = -1;
+    for (int r = 0; r < S_MAX_SLATE; r++)
+      e->last_items[r] = -1;
+  }
+
+  /* spec (section 7) */
+  ra_sim_spec_t *sp = &s->spec;
+  sp->num_candidates = s->K;
+  sp->slate_size = s->k;
+  s->f_user = s->d + S_USER_EXTRA;
+  s->f_cand = s->d + S_CAND_EXTRA;
+  s->f_resp = 2 * s->k + 1;
+  sp->n_obs = S_N_OBS;
+  s_field (&sp->obs[S_OBS_USER], "user", RA_DTYPE_F32, 1, s->f_user, 0, -1, 1);
+  s_field (&sp->obs[S_OBS_CANDIDATES], "candidates", RA_DTYPE_F32, 2, s->K, s->f_cand, -1, 1);
+  s_field (&sp->obs[S_OBS_RESPONSE], "response", RA_DTYPE_F32, 1, s->f_resp, 0, 0, 1);
+  s_field (&sp->info[S_INFO_ITEM], "item", RA_DTYPE_I32, 1, s->k, 0, 0, 2147483647.0);
+  s_field (&sp->info[S_INFO_CLICKED], "clicked", RA_DTYPE_BOOL, 1, s->k, 0, 0, 1);
+  s_field (&sp->info[S_INFO_DWELL], "dwell", RA_DTYPE_F32, 1, s->k, 0, 0, RA_NEWS_DWELL_MAX);
+  s_field (&sp->info[S_INFO_AGE], "age", RA_DTYPE_I32, 1, s->k, 0, 0, s->max_age - 1);
+  s_field (&sp->info[S_INFO_TIME_LEFT], "time_left", RA_DTYPE_F32, 0, 0, 0, 0, RA_USER_BUDGET_MAX);
+  sp->n_info = S_INFO_TIME_LEFT + 1;
+  if (s->oracle) {
+    s_field (&sp->info[S_INFO_ORACLE_REWARD], "oracle_reward", RA_DTYPE_F32, 0, 0, 0, -INFINITY, INFINITY);
+    s_field (&sp->info[S_INFO_REGRET], "regret", RA_DTYPE_F32, 0, 0, 0, 0, INFINITY);
+    s_field (&sp->info[S_INFO_ORACLE_SLATE], "oracle_slate", RA_DTYPE_I32, 1, s->k, 0, 0, s->K - 1);
+    sp->n_info = S_N_INFO_MAX;
+  }
+  /* 9.2 per-step bounds: k clicks, k x DWELL_MAX minutes */
+  double lo = 0, hi = 0, terms[2] = { s->w_clicks * (double) s->k, s->w_dwell * (double) s->k * RA_NEWS_DWELL_MAX };
+  for (int q = 0; q < 2; q++) {
+    if (terms[q] < 0)
+      lo += terms[q];
+    else
+      hi += terms[q];
+  }
+  sp->reward_range[0] = lo;
+  sp->reward_range[1] = hi;
+  sp->max_episode_steps = S_MAX_STEPS;
+  *out = s;
+  return RA_OK;
+nomem:
+  s_destroy (&s);
+  return ra_error_set (err, RA_ERR_NOMEM, -1, "News-v1 with %lld envs: out of memory", (long long) N);
+}
+
+static const ra_sim_spec_t *s_spec (const ra_sim_t *s)
+{
+  return &s->spec;
+}
+
+static void s_reset (ra_sim_t *s, int i0, int i1, const uint64_t *seeds, const uint8_t *mask,
+                     const ra_sim_buffers_t *buf)
+{
+  assert (i0 >= 0 && i1 <= s->num_envs);
+  const int d = s->d, T = s->n_topics;
+  for (int i = i0; i < i1; i++) {
+    if (mask && !mask[i])
+      continue;
+    s_env_t *e = &s->envs[i];
+    if (seeds)
+      ra_rng_seed (&e->rng, seeds[i], 0);
+    e->slot = e->next_slot;
+    const s_slot_t *sl = &s->slots[e->slot];
+    float *theta = s->theta + (size_t) i * d, *theta_hat = s->theta_hat + (size_t) i * d;
+    ra_users_draw (&sl->pop, &sl->world, &e->rng, &e->user, theta, theta_hat);   /* 3.1 */
+    e->steps = e->clicks = e->streak = 0;
+    e->near_topic = s_near_topic (&sl->world, theta_hat);
+    e->last_clicks = 0;
+    e->last_dwell = 0;
+    for (int r = 0; r < S_MAX_SLATE; r++)
+      e->last_items[r] = -1;
+    for (int t = 0; t < T; t++) {
+      s->sat[(size_t) i * T + t] = 0;
+      s->hclk[(size_t) i * T + t] = 0;
+    }
+    /* 2.4 warm start: max_age rounds fill the ring, the newest born at clock 0 */
+    e->published = 0;
+    e->head = 0;
+    e->burst_topic = -1;
+    e->burst_left = 0;
+    for (e->clock = 1 - s->max_age; e->clock <= 0; e->clock++)
+      s_publish_round (s, sl, e, i);
+    e->clock = 0;
+    s_retrieve (s, e, i, s->cand + (size_t) i * s->K);
+    s_write_obs (s, i, e, buf);
+    memset ((float *) buf->obs[S_OBS_RESPONSE] + (size_t) i * s->f_resp, 0, (size_t) s->f_resp * sizeof (float));
+    if (s->oracle)
+      s_oracle (s, i, sl, e);
+  }
+}
+
+static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const ra_sim_buffers_t *buf)
+{
+  assert (i0 >= 0 && i1 <= s->num_envs);
+  const int d = s->d, k = s->k, K = s->K, T = s->n_topics;
+  for (int i = i0; i < i1; i++) {
+    s_env_t *e = &s->envs[i];
+    const s_slot_t *sl = &s->slots[e->slot];
+    const float *theta = s->theta + (size_t) i * d;
+    float *sat = s->sat + (size_t) i * T, *h = s->hclk + (size_t) i * T;
+    size_t base = (size_t) i * s->cap;
+    int32_t *cand = s->cand + (size_t) i * K;
+    const int32_t *act = actions + (size_t) i * k;
+    int32_t pos[S_MAX_SLATE], item[S_MAX_SLATE], age[S_MAX_SLATE];
+    float v[S_MAX_SLATE], aff[S_MAX_SLATE], dwell[S_MAX_SLATE];
+    uint8_t clicked[S_MAX_SLATE];
+    for (int r = 0; r < k; r++) {
+      int p = cand[act[r]];
+      pos[r] = p;
+      item[r] = s->art_serial[base + p];
+      age[r] = e->clock - s->art_birth[base + p];
+      aff[r] = ra_users_dot (theta, s->art_x + (base + p) * d, d);
+      v[r] = s_utility (s, sl, e, base, sat, p, aff[r]);   /* 4.1 */
+      dwell[r] = 0;
+    }
+    float regret = 0, oracle_value = e->oracle_value;
+    if (s->oracle) {   /* 4.4 regret of the shown slate against the best one, both expected */
+      float g[S_MAX_SLATE];
+      for (int r = 0; r < k; r++)
+        g[r] = s->w_clicks + s->w_dwell * s_dwell_mean (sl, aff[r], s->art_q[base + pos[r]]);
+      regret = oracle_value - ra_choice_expected (&sl->choice, v, g);
+      if (regret < 0)
+        regret = 0;
+    }
+    int n_clicks = ra_choice_sample (&sl->choice, v, &e->rng, clicked);   /* 4.3 */
+    float total_dwell = 0;
+    if (n_clicks > 0) {
+      for (int r = 0; r < k; r++) {
+        if (!clicked[r])
+          continue;
+        /* 5.1 dwell = clamp(D_j exp(sigma z - sigma^2 / 2), 0, DWELL_MAX) */
+        float z = (float) ra_rng_normal (&e->rng);
+        float w = s_dwell_mean (sl, aff[r], s->art_q[base + pos[r]])
+                  * expf (RA_NEWS_DWELL_SIGMA * z - 0.5f * RA_NEWS_DWELL_SIGMA * RA_NEWS_DWELL_SIGMA);
+        dwell[r] = w < RA_NEWS_DWELL_MAX ? w : RA_NEWS_DWELL_MAX;
+        total_dwell += dwell[r];
+        int t = s->art_topic[base + pos[r]];
+        sat[t] += sl->sat_rate * (1.0f - sat[t]);   /* 4.2 satiation rises */
+        h[t] += 1.0f;                               /* 7.1 public counter (before its decay) */
+      }
+      e->streak = 0;
+    } else {
+      e->streak++;
+    }
+    for (int t = 0; t < T; t++) {   /* 4.2 recovery; 7.1 counter decay */
+      sat[t] *= sl->sat_keep;
+      h[t] *= RA_NEWS_CLICK_DECAY;
+    }
+    float spent = RA_NEWS_STEP_COST + total_dwell;   /* 6.1 */
+    e->user.budget -= spent;
+    e->steps++;
+    e->clicks += n_clicks;
+    e->last_clicks = n_clicks;
+    e->last_dwell = total_dwell;
+    for (int r = 0; r < k; r++)
+      e->last_items[r] = item[r];
+    /* 6.2 termination */
+    buf->terminated[i] = e->user.budget <= 0 || (float) e->streak >= e->user.patience;
+    buf->reward[i] = s->w_clicks * (float) n_clicks + s->w_dwell * total_dwell;   /* 9.1 */
+
+    /* 7.2 info rows */
+    memcpy ((int32_t *) buf->info[S_INFO_ITEM] + (size_t) i * k, item, (size_t) k * sizeof (int32_t));
+    memcpy ((uint8_t *) buf->info[S_INFO_CLICKED] + (size_t) i * k, clicked, (size_t) k);
+    memcpy ((float *) buf->info[S_INFO_DWELL] + (size_t) i * k, dwell, (size_t) k * sizeof (float));
+    memcpy ((int32_t *) buf->info[S_INFO_AGE] + (size_t) i * k, age, (size_t) k * sizeof (int32_t));
+    ((float *) buf->info[S_INFO_TIME_LEFT])[i] = e->user.budget > 0 ? e->user.budget : 0.0f;
+
+    /* 7.1 next observation: response row, a publish round, new candidates */
+    float *resp = (float *) buf->obs[S_OBS_RESPONSE] + (size_t) i * s->f_resp;
+    for (int r = 0; r < k; r++) {
+      resp[r] = clicked[r];
+      resp[k + r] = dwell[r] * (1.0f / RA_NEWS_DWELL_MAX);
+    }
+    float sf = spent / e->user.budget0;
+    resp[2 * k] = sf > 1.0f ? 1.0f : sf;
+    e->clock++;
+    s_publish_round (s, sl, e, i);   /* 2.2 */
+    s_retrieve (s, e, i, cand);      /* 3.2 */
+    s_write_obs (s, i, e, buf);
+    if (s->oracle) {
+      ((float *) buf->info[S_INFO_ORACLE_REWARD])[i] = oracle_value;
+      ((float *) buf->info[S_INFO_REGRET])[i] = regret;
+      s_oracle (s, i, sl, e);
+      memcpy ((int32_t *) buf->info[S_INFO_ORACLE_SLATE] + (size_t) i * k, e->oracle_slate,
+              (size_t) k * sizeof (int32_t));
+    }
+  }
+}
+
+static ra_err_t s_set_task (ra_sim_t *s, const ra_task_t *task, const uint8_t *mask, ra_error_t *err)
+{
+  ra_task_values_t v;
+  ra_err_t rc = ra_task_resolve (s_params, RA_NEWS_P_COUNT, S_SIM_KEY, s->default_task, task, &v, err);
+  if (rc != RA_OK)
+    return rc;
+  int target = -1;
+  for (int t = 0; t < s->n_slots && target < 0; t++)
+    if (s->slots[t].in_use && s_same_task (&s->slots[t].task, &v))
+      target = t;
+  if (target < 0) {
+    /* 8.4 a slot is free when no env runs it now or will run it after this call */
+    for (int t = 0; t < s->n_slots && target < 0; t++) {
+      bool busy = false;
+      for (int i = 0; i < s->num_envs && !busy; i++) {
+        const s_env_t *e = &s->envs[i];
+        busy = e->slot == t || (!(mask == NULL || mask[i]) && e->next_slot == t);
+      }
+      if (!busy)
+        target = t;
+    }
+    if (target < 0)
+      return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
+                           "task: this batch already holds %d distinct tasks (config task_slots); "
+                           "reset envs onto fewer tasks first or make with a larger task_slots",
+                           s->n_slots);
+    s_slot_build (s, target, &v);
+  }
+  for (int i = 0; i < s->num_envs; i++)
+    if (mask == NULL || mask[i])
+      s->envs[i].next_slot = target;
+  return RA_OK;
+}
+
+static int s_describe_task (const ra_sim_t *s, int env_index, ra_kv_t *out, int cap)
+{
+  assert (env_index >= 0 && env_index < s->num_envs);
+  const s_slot_t *sl = &s->slots[s->envs[env_index].next_slot];
+  return ra_task_describe (s_params, RA_NEWS_P_COUNT, &sl->task, out, cap);
+}
+
+static int s_render (const ra_sim_t *s, int env_index, char *buf, size_t cap)
+{
+  assert (env_index >= 0 && env_index < s->num_envs);
+  const s_env_t *e = &s->envs[env_index];
+  const s_slot_t *sl = &s->slots[e->slot];
+  char slate[160] = "";
+  size_t len = 0;
+  for (int r = 0; r < s->k && len < sizeof slate; r++) {
+    int w = snprintf (slate + len, sizeof slate - len, "%s%d", r ? " " : "", e->last_items[r]);
+    if (w < 0)
+      break;
+    len += (size_t) w;
+  }
+  return snprintf (buf, cap,
+                   "News-v1 env %d (task %s/%lld) step %d: user topic %d, time left %.2f of %.2f min, "
+                   "no-click streak %d of %.2f, clicks %d, burst topic %d; last slate [%s], %d clicks, "
+                   "dwell %.2f min\n",
+                   env_index, ra_split_names[sl->task.split], (long long) sl->task.id, e->steps,
+                   e->user.topic, e->user.budget, e->user.budget0, e->streak, e->user.patience,
+                   e->clicks, e->burst_topic, slate, e->last_clicks, e->last_dwell);
+}
+
+void ra_news_view (const ra_sim_t *s, int i, ra_news_view_t *out)
+{
+  assert (i >= 0 && i < s->num_envs);
+  const s_env_t *e = &s->envs[i];
+  const s_slot_t *sl = &s->slots[e->slot];
+  size_t base = (size_t) i * s->cap;
+  out->world = &sl->world;
+  out->choice = &sl->choice;
+  out->params = sl->task.values;
+  out->user = &e->user;
+  out->theta = s->theta + (size_t) i * s->d;
+  out->theta_hat = s->theta_hat + (size_t) i * s->d;
+  out->satiation = s->sat + (size_t) i * s->n_topics;
+  out->topic_clicks = s->hclk + (size_t) i * s->n_topics;
+  out->capacity = s->cap;
+  out->dim = s->d;
+  out->n_topics = s->n_topics;
+  out->art_x = s->art_x + base * s->d;
+  out->art_quality = s->art_q + base;
+  out->art_qhat = s->art_qhat + base;
+  out->art_topic = s->art_topic + base;
+  out->art_birth = s->art_birth + base;
+  out->art_serial = s->art_serial + base;
+  out->art_burst = s->art_burst + base;
+  out->candidates = s->cand + (size_t) i * s->K;
+  out->clock = e->clock;
+  out->published = e->published;
+  out->burst_topic = e->burst_topic;
+  out->burst_left = e->burst_left;
+  out->streak = e->streak;
+  out->steps = e->steps;
+}
+
+const ra_sim_class_t ra_news_class = {
+  .name = "News-v1",
+  .description = "news feed: a publish stream of ageing articles with breaking-news bursts, topic "
+                 "satiation, several clicks per slate with dwell time; reward clicks + dwell",
+  .config_defaults = s_config_defaults,
+  .n_config_defaults = S_N_CONFIG,
+  .create = s_create,
+  .destroy = s_destroy,
+  .spec = s_spec,
+  .reset = s_reset,
+  .step = s_step,
+  .set_task = s_set_task,
+  .describe_task = s_describe_task,
+  .render = s_render,
+};
