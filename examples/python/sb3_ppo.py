@@ -19,7 +19,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 from stable_baselines3 import PPO
-from stable_baselines3.common.vec_env import VecEnv, VecMonitor
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 
 import recarena
 from recarena.spaces import dedupe_slates
@@ -35,6 +35,7 @@ class RecarenaVecEnv(VecEnv):
     """SB3 VecEnv over one RemoteVectorEnv (same_step autoreset)."""
 
     def __init__(self, num_envs, seed, **kwargs):
+        self.render_mode = None
         self.venv = recarena.RemoteVectorEnv("ECommerce-v1", num_envs, seed=seed,
                                              autoreset_mode=AutoresetMode.SAME_STEP, **kwargs)
         single = self.venv.single_observation_space
@@ -122,12 +123,18 @@ def main():
     ap.add_argument("--episodes", type=int, default=500)
     ap.add_argument("--address", default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--reward", default=None,
+                    help="the sim's reward config (revenue by default; clicks, purchases, margin)")
     args = ap.parse_args()
     kw = {"address": args.address} if args.address else {}
+    if args.reward:
+        kw["config"] = {"reward": args.reward}
 
-    env = VecMonitor(RecarenaVecEnv(args.envs, args.seed, **kw))
-    model = PPO("MlpPolicy", env, n_steps=256, batch_size=512, learning_rate=3e-4, gamma=0.95,
-                ent_coef=0.01, seed=args.seed, verbose=0, device="cpu")
+    # Revenue per step ranges over hundreds: normalise observations and rewards for PPO.
+    env = VecNormalize(VecMonitor(RecarenaVecEnv(args.envs, args.seed, **kw)), gamma=0.9)
+    model = PPO("MlpPolicy", env, n_steps=128, batch_size=512, learning_rate=3e-4, gamma=0.9,
+                ent_coef=0.005, seed=args.seed, verbose=0, device="cpu",
+                policy_kwargs={"net_arch": [128, 128]})
     t0 = time.time()
     model.learn(total_timesteps=args.steps)
     train_s = time.time() - t0
@@ -136,13 +143,15 @@ def main():
     rng = np.random.default_rng(args.seed)
     k, K = 3, 20
     random_policy = lambda o: np.argsort(rng.random((o.shape[0], K)), axis=1)[:, :k]  # noqa: E731
-    ppo_policy = lambda o: model.predict(o, deterministic=True)[0]  # noqa: E731
+    env.training = False
+    ppo_policy = lambda o: model.predict(env.normalize_obs(o), deterministic=True)[0]  # noqa: E731
     eval_seed = 10_000 + args.seed
     r_mean, r_se = evaluate(random_policy, args.episodes, eval_seed, **kw)
     p_mean, p_se = evaluate(ppo_policy, args.episodes, eval_seed, **kw)
     print(f"PPO trained {args.steps} steps on {args.envs} envs in {train_s:.0f} s "
           f"({args.steps / train_s:,.0f} env-steps/s incl. learning)")
-    print(f"mean episode return over {args.episodes} episodes (same seeds), +- standard error:")
+    print(f"mean episode return ({args.reward or 'default reward'}) over {args.episodes} "
+          "episodes (same seeds), +- standard error:")
     print(f"  random {r_mean:8.2f} +- {r_se:.2f}")
     print(f"  PPO    {p_mean:8.2f} +- {p_se:.2f}   ({p_mean / max(r_mean, 1e-9):.2f}x random)")
 
