@@ -547,6 +547,20 @@ static ra_err_t s_get_mask (const ra_msg_in_t *req, const msgpack_object *map, c
   return RA_OK;
 }
 
+static ra_err_t s_reply_reset (ra_server_t *srv, ra_session_t *s, uint64_t id, ra_msg_out_t *rep,
+                               ra_error_t *err)
+{
+  ra_outbufs_t *b = ra_session_out (s);
+  ra_msg_out_reply (rep, id, 2);
+  ra_msg_out_str (rep, "obs");
+  if (!s_pack_obs (rep, ra_session_spec (s), ra_session_num_envs (s), b->sim.obs))
+    return ra_error_set (err, RA_ERR_INTERNAL, -1, "reply needs too many frames");
+  ra_msg_out_str (rep, "info");
+  ra_msg_out_map (rep, 0);
+  srv->reply_owner = b;
+  return RA_OK;
+}
+
 static ra_err_t s_reset (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep, ra_error_t *err)
 {
   ra_session_t *s = srv->cur->session;
@@ -594,17 +608,9 @@ static ra_err_t s_reset (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t 
     if ((rc = s_get_mask (req, options, "reset_mask", n, mask, &has_mask, err)) != RA_OK)
       goto done;
   }
-  ra_session_reset (s, srv->pool, seeds, has_mask ? mask : NULL);
-  ra_outbufs_t *b = ra_session_out (s);
-  ra_msg_out_reply (rep, req->id, 2);
-  ra_msg_out_str (rep, "obs");
-  if (!s_pack_obs (rep, ra_session_spec (s), n, b->sim.obs)) {
-    rc = ra_error_set (err, RA_ERR_INTERNAL, -1, "reply needs too many frames");
-    goto done;
-  }
-  ra_msg_out_str (rep, "info");
-  ra_msg_out_map (rep, 0);
-  srv->reply_owner = b;
+  ra_session_reset_prepare (s, seeds, has_mask ? mask : NULL);
+  if (!ra__run_or_defer (srv, ra_session_reset_range, RA__JOB_RESET, req->id))
+    rc = s_reply_reset (srv, s, req->id, rep, err);
 done:
   free (seeds);
   free (mask);
@@ -648,30 +654,15 @@ static ra_err_t s_read_actions (ra_session_t *s, const ra_tensor_t *t, ra_error_
   return RA_OK;
 }
 
-static ra_err_t s_step (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep, ra_error_t *err)
+static ra_err_t s_reply_step (ra_server_t *srv, ra_session_t *s, uint64_t id, ra_msg_out_t *rep,
+                              ra_error_t *err)
 {
-  ra_session_t *s = srv->cur->session;
   int n = ra_session_num_envs (s);
-  ra_tensor_t action;
-  ra_err_t rc = ra_get_tensor (req, req->root, "action", &action, err);
-  if (rc == RA_ERR_BAD_REQUEST && ra_map_get (req->root, "action")) {
-    /* Present but not a valid tensor (dtype name, shape, frame size): an action problem. */
-    err->code = RA_ERR_BAD_ACTION;
-    return RA_ERR_BAD_ACTION;
-  }
-  if (rc != RA_OK)
-    return rc;
-  if ((rc = s_read_actions (s, &action, err)) != RA_OK
-      || (rc = ra_session_check_step (s, err)) != RA_OK)
-    return rc;
-  ra_session_step (s, srv->pool);
-  srv->steps += n;
-
   const ra_sim_spec_t *sp = ra_session_spec (s);
   ra_outbufs_t *b = ra_session_out (s);
   bool same = ra_session_autoreset (s) == RA_AUTORESET_SAME_STEP;
   int info_frames[RA_SIM_MAX_FIELDS], mask_frame = -1;
-  ra_msg_out_reply (rep, req->id, same ? 9 : 5);
+  ra_msg_out_reply (rep, id, same ? 9 : 5);
   ra_msg_out_str (rep, "obs");
   if (!s_pack_obs (rep, sp, n, b->sim.obs))
     goto too_big;
@@ -705,6 +696,29 @@ static ra_err_t s_step (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *
   return RA_OK;
 too_big:
   return ra_error_set (err, RA_ERR_INTERNAL, -1, "step reply needs more than %d frames", RA_MSG_MAX_FRAMES);
+}
+
+static ra_err_t s_step (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep, ra_error_t *err)
+{
+  ra_session_t *s = srv->cur->session;
+  int n = ra_session_num_envs (s);
+  ra_tensor_t action;
+  ra_err_t rc = ra_get_tensor (req, req->root, "action", &action, err);
+  if (rc == RA_ERR_BAD_REQUEST && ra_map_get (req->root, "action")) {
+    /* Present but not a valid tensor (dtype name, shape, frame size): an action problem. */
+    err->code = RA_ERR_BAD_ACTION;
+    return RA_ERR_BAD_ACTION;
+  }
+  if (rc != RA_OK)
+    return rc;
+  if ((rc = s_read_actions (s, &action, err)) != RA_OK
+      || (rc = ra_session_check_step (s, err)) != RA_OK)
+    return rc;
+  ra_session_step_prepare (s);
+  srv->steps += n;
+  if (ra__run_or_defer (srv, ra_session_step_range, RA__JOB_STEP, req->id))
+    return RA_OK;
+  return s_reply_step (srv, s, req->id, rep, err);
 }
 
 static ra_err_t s_set_task (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep,
@@ -828,6 +842,30 @@ static const s_op_t s_ops[] = {
   { "stats", s_stats, 0 },
 };
 
+bool ra__op_is_session (const char *op, int len)
+{
+  for (size_t i = 0; i < sizeof s_ops / sizeof s_ops[0]; i++)
+    if ((int) strlen (s_ops[i].name) == len && memcmp (s_ops[i].name, op, (size_t) len) == 0)
+      return (s_ops[i].flags & S_OP_SESSION) != 0;
+  return false;
+}
+
+void ra__reply_job (ra_server_t *srv, ra__slot_t *slot, ra_msg_out_t *rep)
+{
+  ra_error_t err;
+  ra_error_clear (&err);
+  ra_msg_out_clear (rep);
+  srv->reply_owner = NULL;
+  ra_err_t rc = slot->job_kind == RA__JOB_STEP
+                    ? s_reply_step (srv, slot->session, slot->job_id, rep, &err)
+                    : s_reply_reset (srv, slot->session, slot->job_id, rep, &err);
+  if (rc != RA_OK) {
+    srv->reply_owner = NULL;
+    srv->errors++;
+    ra_msg_out_error (rep, slot->job_id, &err);
+  }
+}
+
 void ra__dispatch (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep)
 {
   ra_error_t err;
@@ -835,6 +873,7 @@ void ra__dispatch (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep)
   ra_err_t rc = RA_ERR_UNKNOWN_OP;
   srv->reply_owner = NULL;
   srv->cur = NULL;
+  srv->deferred = NULL;
   srv->requests++;
   ra_msg_out_clear (rep);
   const s_op_t *op = NULL;

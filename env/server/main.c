@@ -30,8 +30,10 @@ static void s_usage (FILE *f)
            "usage: recarena-server [options]\n"
            "  --bind ENDPOINT          listen on ENDPOINT (repeatable; default tcp://127.0.0.1:5555;\n"
            "                           ipc://PATH works)\n"
-           "  --workers N              threads stepping envs, this one included (default: CPUs)\n"
+           "  --workers N              threads stepping big batches; 1 steps inline (default: CPUs)\n"
            "  --max-envs N             most envs per make (default 65536)\n"
+           "  --async-min-envs N       batches this big are stepped on the workers while the\n"
+           "                           server keeps answering; smaller ones inline (default 1024)\n"
            "  --max-total-envs N       most envs over all handles (default 262144)\n"
            "  --max-sessions N         most live handles (default 1024)\n"
            "  --idle-timeout SECONDS   reclaim handles idle this long (default 600)\n"
@@ -98,7 +100,7 @@ static bool s_apply (s_cfg_t *c, const char *name, const char *v)
   struct { const char *name; long long lo, hi; } ints[] = {
     { "workers", 1, 64 }, { "max-envs", 1, 1 << 24 }, { "max-sessions", 1, 65535 },
     { "max-message-bytes", 1024, 1ll << 40 }, { "seed", 0, 9223372036854775807ll },
-    { "max-total-envs", 1, 1 << 26 },
+    { "max-total-envs", 1, 1 << 26 }, { "async-min-envs", 1, 1 << 26 },
   };
   for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
     if (strcmp (name, ints[i].name))
@@ -114,7 +116,8 @@ static bool s_apply (s_cfg_t *c, const char *name, const char *v)
     case 2: c->opts.max_sessions = (int) x; break;
     case 3: c->opts.max_message_bytes = x; break;
     case 4: c->opts.default_seed = (uint64_t) x; c->opts.has_default_seed = true; break;
-    default: c->opts.max_total_envs = (int) x; break;
+    case 5: c->opts.max_total_envs = (int) x; break;
+    default: c->opts.async_min_envs = (int) x; break;
     }
     return true;
   }

@@ -2,9 +2,11 @@
     ZeroMQ loop (DESIGN.md sections 2 and 6).
 
     ra_server_handle answers one decoded request without touching a socket, so tests (and other
-    transports) can drive every op directly. ra_server_run owns the ROUTER socket: it polls with a
+    transports) can drive every op directly; there, big batches run fork-join on the worker pool
+    and the call returns with the reply. ra_server_run owns the ROUTER socket: it polls with a
     timeout that ends at the next timer, serves what is ready, expires idle sessions, and returns
-    when ra_server_stop is called (from any thread or a signal handler).
+    when ra_server_stop is called (from any thread or a signal handler); there, big steps and
+    resets run on the workers while the loop keeps serving, and are answered when done.
     Library code: never prints or exits; log lines go to opts.log when set.
     Threading: one thread calls everything except ra_server_stop, which is async-signal-safe.   */
 #ifndef RA_ENV_SERVER_SERVER_H
@@ -23,7 +25,11 @@ typedef void (*ra_log_fn) (void *ud, int level, const char *msg);
 #define RA_SERVER_MAX_BINDS 8
 
 typedef struct {
-  int workers;                  /* threads stepping envs, the socket thread included; <= 0: CPUs */
+  int workers;                  /* threads stepping big batches; 1: none, the socket thread steps
+                                   everything inline; <= 0: one per CPU */
+  int async_min_envs;           /* ra_server_run steps batches at least this big on the workers
+                                   while it keeps serving; smaller ones inline (cost <= ~1 ms).
+                                   Default 1024 */
   int max_envs;                 /* per make (num_envs above it: LIMIT); default 65536, at most
                                    max_total_envs */
   int max_total_envs;           /* over all sessions (memory cap); default 262144 */

@@ -3,6 +3,7 @@
 #define RA_ENV_SERVER_SERVER_INT_H
 
 #include <stdatomic.h>
+#include <zmq.h>
 
 #include "env/server/pool.h"
 #include "env/server/server.h"
@@ -11,11 +12,32 @@
 /* Handles are (counter << 16) | slot: O(1) lookup, never reused. */
 #define RA__HANDLE_SLOT_BITS 16
 
+/* A request that arrived while its session was busy, kept whole until the session is free. */
+typedef struct ra__queued ra__queued_t;
+struct ra__queued {
+  ra__queued_t *next;
+  int np;
+  zmq_msg_t parts[];            /* np parts as received (identity first) */
+};
+
+enum { RA__JOB_STEP = 1, RA__JOB_RESET = 2 };
+
 typedef struct {
   ra_session_t *session;        /* NULL: free slot */
   int64_t handle;
   double last_used;             /* monotonic seconds */
   void *config_keep, *task_keep; /* key/value lists the sim was given, kept for its lifetime */
+
+  /* A step or reset running on the pool (server loop only). While busy, requests naming this
+     handle wait in the queue, in order. */
+  bool busy;
+  ra_pool_job_t job;
+  int job_kind;                 /* RA__JOB_* */
+  uint64_t job_id;              /* request id to answer */
+  zmq_msg_t peer;               /* the requester's identity frame (valid while busy) */
+  bool peer_delim;              /* it sent an empty delimiter */
+  ra__queued_t *qhead, *qtail;
+  int qlen;
 } ra__slot_t;
 
 struct ra_server {
@@ -33,6 +55,11 @@ struct ra_server {
   ra_outbufs_t *reply_owner;
   /* The session of the request being handled (ops flagged RA__OP_SESSION). */
   ra__slot_t *cur;
+  /* Set by ra_server_run: big steps and resets go to the pool and are answered when done. */
+  bool async;
+  /* Set by a handler that deferred its reply (slot->job is ready to submit). */
+  ra__slot_t *deferred;
+  int nbusy;                    /* slots with a job on the pool */
 
   /* Socket side (server.c). */
   void *zctx, *router;
@@ -51,6 +78,15 @@ ra_err_t ra__session_get (ra_server_t *srv, int64_t handle, ra__slot_t **out, ra
 void ra__session_drop (ra_server_t *srv, ra__slot_t *slot);
 /* Frees a key/value list made by the handlers (config_keep, task_keep). Accepts NULL. */
 void ra__kvlist_free (void *list);
+/* Runs the prepared work of srv->cur's session (fn over [0, N)) now, with the pool's fork-join,
+   and returns false; or, when the loop is serving asynchronously and the batch is big enough,
+   sets up the slot's job, sets srv->deferred and returns true: the reply comes from
+   ra__reply_job when the job is done. */
+bool ra__run_or_defer (ra_server_t *srv, ra_pool_fn fn, int kind, uint64_t id);
+/* Packs the reply of a finished deferred job into rep (clears it first). */
+void ra__reply_job (ra_server_t *srv, ra__slot_t *slot, ra_msg_out_t *rep);
+/* True if the op (len bytes) is known and names a handle. */
+bool ra__op_is_session (const char *op, int len);
 /* Dispatches req through the command table (handlers.c). */
 void ra__dispatch (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep);
 

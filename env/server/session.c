@@ -33,7 +33,9 @@ struct ra_session {
   uint8_t *scratch;                     /* N: per-range masks */
   ra_space_t *obs_space, *act_space;
 
-  /* Call arguments for the pool functions. */
+  /* Arguments of the reset in progress (owned copies; NULL when absent). */
+  uint64_t *seeds_buf;                  /* N */
+  uint8_t *mask_buf;                    /* N */
   const uint64_t *seeds;
   const uint8_t *mask;
 };
@@ -228,10 +230,12 @@ ra_err_t ra_session_new (const ra_session_args_t *args, ra_session_t **out, ra_e
   s->ep_steps = calloc (n, sizeof *s->ep_steps);
   s->state = malloc (n);
   s->scratch = calloc (n, 1);
+  s->seeds_buf = calloc (n, sizeof *s->seeds_buf);
+  s->mask_buf = calloc (n, 1);
   s->obs_space = s_obs_space (s->spec);
   s->act_space = s_act_space (s->K, s->k);
-  if (!s->out || !s->actions || !s->ep_steps || !s->state || !s->scratch || !s->obs_space
-      || !s->act_space) {
+  if (!s->out || !s->actions || !s->ep_steps || !s->state || !s->scratch || !s->seeds_buf
+      || !s->mask_buf || !s->obs_space || !s->act_space) {
     ra_session_destroy (&s);
     return ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory creating %zu envs", n);
   }
@@ -251,6 +255,8 @@ void ra_session_destroy (ra_session_t **session_p)
   free (s->ep_steps);
   free (s->state);
   free (s->scratch);
+  free (s->seeds_buf);
+  free (s->mask_buf);
   ra_space_destroy (&s->obs_space);
   ra_space_destroy (&s->act_space);
   free (s);
@@ -273,7 +279,7 @@ int32_t *ra_session_actions (ra_session_t *s) { return s->actions; }
 /* ------------------------------------------------------------------------------------------ */
 /* Reset and step                                                                              */
 
-static void s_reset_range (void *ctx, int i0, int i1)
+void ra_session_reset_range (void *ctx, int i0, int i1)
 {
   ra_session_t *s = ctx;
   ra_outbufs_t *b = s->out;
@@ -291,14 +297,25 @@ static void s_reset_range (void *ctx, int i0, int i1)
   }
 }
 
-void ra_session_reset (ra_session_t *s, ra_pool_t *pool, const uint64_t *seeds, const uint8_t *mask)
+void ra_session_reset_prepare (ra_session_t *s, const uint64_t *seeds, const uint8_t *mask)
 {
   s_own_out (s);
-  s->seeds = seeds;
-  s->mask = mask;
-  ra_pool_run (pool, s->n, RA_SESSION_MIN_PARALLEL, s_reset_range, s);
   s->seeds = NULL;
   s->mask = NULL;
+  if (seeds) {
+    memcpy (s->seeds_buf, seeds, (size_t) s->n * sizeof *seeds);
+    s->seeds = s->seeds_buf;
+  }
+  if (mask) {
+    memcpy (s->mask_buf, mask, (size_t) s->n);
+    s->mask = s->mask_buf;
+  }
+}
+
+void ra_session_reset (ra_session_t *s, ra_pool_t *pool, const uint64_t *seeds, const uint8_t *mask)
+{
+  ra_session_reset_prepare (s, seeds, mask);
+  ra_pool_run (pool, s->n, RA_SESSION_MIN_PARALLEL, ra_session_reset_range, s);
 }
 
 ra_err_t ra_session_check_step (const ra_session_t *s, ra_error_t *err)
@@ -403,7 +420,7 @@ static void s_step_disabled (ra_session_t *s, ra_outbufs_t *b, int i0, int i1)
   }
 }
 
-static void s_step_range (void *ctx, int i0, int i1)
+void ra_session_step_range (void *ctx, int i0, int i1)
 {
   ra_session_t *s = ctx;
   switch (s->autoreset) {
@@ -413,8 +430,13 @@ static void s_step_range (void *ctx, int i0, int i1)
   }
 }
 
-void ra_session_step (ra_session_t *s, ra_pool_t *pool)
+void ra_session_step_prepare (ra_session_t *s)
 {
   s_own_out (s);
-  ra_pool_run (pool, s->n, RA_SESSION_MIN_PARALLEL, s_step_range, s);
+}
+
+void ra_session_step (ra_session_t *s, ra_pool_t *pool)
+{
+  ra_session_step_prepare (s);
+  ra_pool_run (pool, s->n, RA_SESSION_MIN_PARALLEL, ra_session_step_range, s);
 }

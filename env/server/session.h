@@ -90,14 +90,22 @@ ra_outbufs_t *ra_session_out (ra_session_t *s);
 int32_t *ra_session_actions (ra_session_t *s);
 
 /* Resets the envs with mask == NULL or mask[i]; seeds NULL keeps each env's stream, else env i
-   is reseeded with seeds[i]. Cost: O(N) over the pool. */
+   is reseeded with seeds[i]. Cost: O(N) over the pool (fork-join). */
 void ra_session_reset (ra_session_t *s, ra_pool_t *pool, const uint64_t *seeds, const uint8_t *mask);
 /* RA_ERR_NEEDS_RESET (naming the env) if some env was never reset, or, in disabled mode, ended
    and was not reset since. Nothing is changed. */
 ra_err_t ra_session_check_step (const ra_session_t *s, ra_error_t *err);
 /* Steps the whole batch with ra_session_actions (validated by the caller; ra_session_check_step
-   passed). Cost: O(N) sim steps over the pool. */
+   passed). Cost: O(N) sim steps over the pool (fork-join). */
 void ra_session_step (ra_session_t *s, ra_pool_t *pool);
+
+/* The same in two halves, for running the work elsewhere (ra_pool_submit): prepare on the owning
+   thread (copies seeds and mask into the session, makes the output buffers private), then run the
+   range function over [0, N) in any split, with nothing else touching the session meanwhile. */
+void ra_session_reset_prepare (ra_session_t *s, const uint64_t *seeds, const uint8_t *mask);
+void ra_session_reset_range (void *session, int i0, int i1);
+void ra_session_step_prepare (ra_session_t *s);
+void ra_session_step_range (void *session, int i0, int i1);
 
 /* Batches of at least this many envs are split across the pool; smaller run inline. */
 #define RA_SESSION_MIN_PARALLEL 64

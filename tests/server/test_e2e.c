@@ -12,6 +12,7 @@
 #include <zmq.h>
 
 #include "env/server/server.h"
+#include "helpers.h"
 #include "protocol/client.h"
 
 #define ENV "ECommerce-v1"
@@ -33,7 +34,7 @@ static void setup (void)
   ra_server_opts_t o;
   ra_server_opts_default (&o);
   o.workers = 2;
-  o.max_envs = 4096;
+  o.max_envs = 16384;
   o.max_message_bytes = MAX_MSG;
   ra_error_t err;
   cr_assert_eq (ra_server_new (&o, &S, &err), RA_OK, "%s", err.message);
@@ -465,4 +466,166 @@ Test (e2e, the_loop_reclaims_idle_sessions_on_its_timer)
   pthread_join (th, NULL);
   ra_server_destroy (&srv);
   S = saved;
+}
+
+/* Reads replies from d until one arrives or timeout_ms passes; returns its id (0 if none) and
+   whether it was ok. */
+static uint64_t s_reply_id (void *d, int timeout_ms, bool *ok)
+{
+  zmq_setsockopt (d, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
+  zmq_msg_t parts[RA_MSG_MAX_FRAMES + 1];
+  int np = 0;
+  for (bool more = true; more && np < RA_MSG_MAX_FRAMES + 1;) {
+    zmq_msg_init (&parts[np]);
+    if (zmq_msg_recv (&parts[np], d, 0) < 0) {
+      zmq_msg_close (&parts[np]);
+      break;
+    }
+    more = zmq_msg_more (&parts[np]);
+    np++;
+  }
+  uint64_t id = 0;
+  *ok = false;
+  if (np > 0) {
+    ra_msg_in_t in;
+    ra_msg_in_init (&in);
+    ra_error_t err;
+    const void *frames[RA_MSG_MAX_FRAMES];
+    size_t sizes[RA_MSG_MAX_FRAMES];
+    for (int i = 1; i < np; i++) {
+      frames[i - 1] = zmq_msg_data (&parts[i]);
+      sizes[i - 1] = zmq_msg_size (&parts[i]);
+    }
+    if (ra_msg_in_decode (&in, zmq_msg_data (&parts[0]), zmq_msg_size (&parts[0]), np - 1, frames,
+                          sizes, false, &err) == RA_OK) {
+      id = in.id;
+      *ok = in.ok;
+    }
+    ra_msg_in_fini (&in);
+  }
+  for (int i = 0; i < np; i++)
+    zmq_msg_close (&parts[i]);
+  return id;
+}
+
+Test (e2e, big_steps_run_on_workers_while_the_loop_keeps_answering, .timeout = 120)
+{
+  void *zctx = zmq_ctx_new ();
+  void *a = s_dealer (zctx, ra_server_endpoint (S, 0)), *b = s_dealer (zctx, ra_server_endpoint (S, 0));
+  enum { N = 16384, PIPELINED = 4 };
+  ra_msg_out_t m;
+  ra_msg_out_init (&m);
+  ra_msg_out_request (&m, 1, "make", 3);
+  ra_msg_out_str (&m, "env");
+  ra_msg_out_str (&m, ENV);
+  ra_msg_out_str (&m, "num_envs");
+  ra_msg_out_int (&m, N);
+  ra_msg_out_str (&m, "seed");
+  ra_msg_out_int (&m, 1);
+  int64_t h = -1;
+  cr_assert_eq (s_req (a, &m, &h), RA_OK);
+  ra_msg_out_clear (&m);
+  ra_msg_out_request (&m, 2, "reset", 1);
+  ra_msg_out_str (&m, "handle");
+  ra_msg_out_int (&m, h);
+  cr_assert_eq (s_req (a, &m, NULL), RA_OK);
+  static int32_t act[N * 3];
+  s_slates (act, N, 0);
+  int64_t shape[2] = { N, 3 };
+  for (int i = 0; i < PIPELINED; i++) {
+    ra_msg_out_clear (&m);
+    ra_msg_out_request (&m, 100 + (uint64_t) i, "step", 2);
+    ra_msg_out_str (&m, "handle");
+    ra_msg_out_int (&m, h);
+    ra_msg_out_str (&m, "action");
+    ra_msg_out_tensor (&m, RA_DTYPE_I32, 2, shape, act);
+    s_send_msg (a, &m);
+  }
+  ra_msg_out_clear (&m);
+  ra_msg_out_request (&m, 7, "ping", 0);
+  s_send_msg (b, &m);
+  bool ok;
+  cr_assert_eq (s_reply_id (b, 10000, &ok), 7, "ping answered");
+  cr_assert (ok);
+  /* Steps already answered at that point: fewer than all of them. */
+  int early = 0;
+  uint64_t ids[PIPELINED];
+  while (early < PIPELINED && (ids[early] = s_reply_id (a, 0, &ok)) != 0) {
+    cr_assert (ok);
+    early++;
+  }
+  cr_assert_lt (early, PIPELINED, "the ping waited for %d queued big steps", PIPELINED);
+  for (int i = early; i < PIPELINED; i++) {
+    ids[i] = s_reply_id (a, 20000, &ok);
+    cr_assert (ok, "step %d", i);
+  }
+  for (int i = 0; i < PIPELINED; i++)
+    cr_assert_eq (ids[i], 100 + (uint64_t) i, "pipelined steps are answered in order");
+  ra_msg_out_clear (&m);
+  ra_msg_out_request (&m, 8, "close", 1);
+  ra_msg_out_str (&m, "handle");
+  ra_msg_out_int (&m, h);
+  cr_assert_eq (s_req (a, &m, NULL), RA_OK);
+  ra_msg_out_fini (&m);
+  zmq_close (a);
+  zmq_close (b);
+  zmq_ctx_term (zctx);
+}
+
+Test (e2e, trajectories_over_the_wire_equal_the_in_process_ones, .timeout = 120)
+{
+  enum { N = 256, STEPS = 40 };
+  static uint64_t wire[N], local[N];
+  /* over ZeroMQ: the loop hands these batches to the workers */
+  ra_client_t *c;
+  ra_error_t err;
+  cr_assert_eq (ra_client_new (ra_server_endpoint (S, 0), 5000, &c, &err), RA_OK, "%s", err.message);
+  ra_make_opts_t mo = { .has_seed = true, .seed = 1 };
+  ra_client_env_t env;
+  cr_assert_eq (ra_client_make (c, ENV, N, &mo, &env, &err), RA_OK, "%s", err.message);
+  uint64_t seeds[N];
+  for (int i = 0; i < N; i++)
+    seeds[i] = 1000 + (uint64_t) i;
+  ra_step_result_t r;
+  cr_assert_eq (ra_client_reset (c, &env, seeds, NULL, &r, &err), RA_OK, "%s", err.message);
+  static int32_t a[N * 3];
+  int64_t shape[2] = { N, 3 };
+  for (int s = 0; s <= STEPS; s++) {
+    for (int f = 0; f < r.obs.n; f++) {
+      size_t row = r.obs.tensors[f].nbytes / N;
+      for (int i = 0; i < N; i++)
+        wire[i] = th_fnv (wire[i], (const char *) r.obs.tensors[f].data + (size_t) i * row, row);
+    }
+    if (s > 0)
+      for (int i = 0; i < N; i++) {
+        wire[i] = th_fnv (wire[i], (const char *) r.reward.data + 4 * i, 4);
+        wire[i] = th_fnv (wire[i], (const char *) r.terminated.data + i, 1);
+        wire[i] = th_fnv (wire[i], (const char *) r.truncated.data + i, 1);
+      }
+    if (s == STEPS)
+      break;
+    for (int i = 0; i < N; i++)
+      th_policy (a + 3 * i, i, s, 20, 3);
+    ra_tensor_t act = ra_tensor_view (RA_DTYPE_I32, 2, shape, a);
+    cr_assert_eq (ra_client_step (c, &env, &act, &r, &err), RA_OK, "%s", err.message);
+  }
+  ra_client_close (c, &env, &err);
+  ra_client_env_fini (&env);
+  ra_client_destroy (&c);
+
+  /* in process, handlers called directly, no worker threads */
+  th_t t;
+  th_init (&t, 1);
+  int64_t h = th_make (&t, ENV, N, 1, NULL, 0);
+  cr_assert_eq (th_reset (&t, h, 1000, NULL, 0), RA_OK);
+  th_digest_step (&t, local, N, false);
+  for (int s = 0; s < STEPS; s++) {
+    for (int i = 0; i < N; i++)
+      th_policy (a + 3 * i, i, s, 20, 3);
+    cr_assert_eq (th_step (&t, h, a, N, 3), RA_OK);
+    th_digest_step (&t, local, N, true);
+  }
+  th_fini (&t);
+  for (int i = 0; i < N; i++)
+    cr_assert_eq (wire[i], local[i], "env %d differs over the wire", i);
 }
