@@ -5,9 +5,12 @@
       - over ZeroMQ tcp loopback with the C client against an in-process server thread, at
         batch 1, 64, 256, 1024;
       - a bare ZeroMQ DEALER/ROUTER request/reply round trip on the same transport.
-    Every number is the median of several repeats. Budgets: batch 256 over tcp >= 300,000
-    env-steps/s; one env's round trip <= 1.5x the bare round trip.
-    Usage: bench_protocol [--seconds S (0.3)] [--repeats R (5)] [--workers W (server threads, 1)] */
+    Every measurement is repeated, and the repeats are interleaved (each round measures every row
+    once), so a ratio is taken between numbers measured at the same time, which matters on a
+    shared machine; the table shows medians of rates and medians of per-round ratios.
+    Budgets: batch 256 over tcp >= 300,000 env-steps/s; one env's round trip <= 1.5x the bare
+    round trip.
+    Usage: bench_protocol [--seconds S (0.3)] [--repeats R (5)] [--workers W (server default)]  */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -84,103 +87,128 @@ static size_t s_numel (const ra_field_spec_t *f)
   return n;
 }
 
-static double s_inprocess (int n)
-{
-  const ra_sim_class_t *cls = ra_sims_find (ENV, (int) strlen (ENV));
-  ra_sim_args_t args = { .num_envs = n, .seed = 1 };
+typedef struct {
+  const ra_sim_class_t *cls;
   ra_sim_t *sim;
-  ra_error_t err;
-  if (!cls || cls->create (&args, &sim, &err) != RA_OK)
-    return -1;
-  const ra_sim_spec_t *sp = cls->spec (sim);
   ra_sim_buffers_t b;
-  memset (&b, 0, sizeof b);
+  int n, k;
+  int32_t *acts;
+  long t;
+} inproc_t;
+
+static bool s_inproc_open (inproc_t *x, int n)
+{
+  memset (x, 0, sizeof *x);
+  x->cls = ra_sims_find (ENV, (int) strlen (ENV));
+  ra_sim_args_t args = { .num_envs = n, .seed = 1 };
+  ra_error_t err;
+  if (!x->cls || x->cls->create (&args, &x->sim, &err) != RA_OK)
+    return false;
+  const ra_sim_spec_t *sp = x->cls->spec (x->sim);
   for (int f = 0; f < sp->n_obs; f++)
-    b.obs[f] = calloc ((size_t) n * s_numel (&sp->obs[f]), ra_dtype_size (sp->obs[f].dtype));
+    x->b.obs[f] = calloc ((size_t) n * s_numel (&sp->obs[f]), ra_dtype_size (sp->obs[f].dtype));
   for (int f = 0; f < sp->n_info; f++)
-    b.info[f] = calloc ((size_t) n * s_numel (&sp->info[f]), ra_dtype_size (sp->info[f].dtype));
-  b.reward = calloc ((size_t) n, sizeof *b.reward);
-  b.terminated = calloc ((size_t) n, 1);
-  int k = sp->slate_size;
-  int32_t *acts = s_slates (n, sp->num_candidates, k);
-  cls->reset (sim, 0, n, NULL, NULL, &b);
-  double rates[MAX_REPEATS];
-  for (int r = 0; r < s_repeats; r++) {
-    long steps = 0;
-    double t0 = s_now (), t;
-    do {
-      cls->step (sim, 0, n, acts + (size_t) (steps % N_ACTION_SETS) * n * k, &b);
-      cls->reset (sim, 0, n, NULL, b.terminated, &b);   /* autoreset, as the server does */
-      steps++;
-    } while ((t = s_now ()) - t0 < s_secs);
-    rates[r] = (double) steps * n / (t - t0);
-  }
+    x->b.info[f] = calloc ((size_t) n * s_numel (&sp->info[f]), ra_dtype_size (sp->info[f].dtype));
+  x->b.reward = calloc ((size_t) n, sizeof *x->b.reward);
+  x->b.terminated = calloc ((size_t) n, 1);
+  x->n = n;
+  x->k = sp->slate_size;
+  x->acts = s_slates (n, sp->num_candidates, x->k);
+  x->cls->reset (x->sim, 0, n, NULL, NULL, &x->b);
+  return true;
+}
+
+/* One batch step plus the resets autoreset would do. */
+static bool s_inproc_step (void *ctx)
+{
+  inproc_t *x = ctx;
+  x->cls->step (x->sim, 0, x->n, x->acts + (size_t) (x->t++ % N_ACTION_SETS) * x->n * x->k, &x->b);
+  x->cls->reset (x->sim, 0, x->n, NULL, x->b.terminated, &x->b);
+  return true;
+}
+
+static void s_inproc_close (inproc_t *x)
+{
+  const ra_sim_spec_t *sp = x->cls->spec (x->sim);
   for (int f = 0; f < sp->n_obs; f++)
-    free (b.obs[f]);
+    free (x->b.obs[f]);
   for (int f = 0; f < sp->n_info; f++)
-    free (b.info[f]);
-  free (b.reward);
-  free (b.terminated);
-  free (acts);
-  cls->destroy (&sim);
-  return s_median (rates, s_repeats);
+    free (x->b.info[f]);
+  free (x->b.reward);
+  free (x->b.terminated);
+  free (x->acts);
+  x->cls->destroy (&x->sim);
 }
 
 /* ---- the server's handlers without ZeroMQ ------------------------------------------------ */
 
-static double s_handlers (ra_server_t *srv, int n)
-{
+typedef struct {
+  ra_server_t *srv;
   ra_msg_out_t req, rep;
-  ra_msg_in_t in;
-  ra_msg_out_init (&req);
-  ra_msg_out_init (&rep);
-  ra_msg_in_init (&in);
-  ra_error_t err;
-  double result = -1;
-  ra_msg_out_request (&req, 1, "make", 3);
-  ra_msg_out_str (&req, "env");
-  ra_msg_out_str (&req, ENV);
-  ra_msg_out_str (&req, "num_envs");
-  ra_msg_out_int (&req, n);
-  ra_msg_out_str (&req, "seed");
-  ra_msg_out_int (&req, 1);
-  ra_server_handle_raw (srv, req.head.data, req.head.size, 0, NULL, NULL, &rep);
   int64_t h;
-  if (ra_msg_in_decode (&in, rep.head.data, rep.head.size, 0, NULL, NULL, false, &err) != RA_OK || !in.ok
-      || ra_get_int (in.root, "handle", &h, &err) != RA_OK)
-    goto out;
-  ra_msg_out_clear (&req);
-  ra_msg_out_request (&req, 2, "reset", 1);
-  ra_msg_out_str (&req, "handle");
-  ra_msg_out_int (&req, h);
-  ra_server_handle_raw (srv, req.head.data, req.head.size, 0, NULL, NULL, &rep);
-  int32_t *acts = s_slates (n, 20, 3);
-  double rates[MAX_REPEATS];
-  for (int r = 0; r < s_repeats; r++) {
-    long steps = 0;
-    double t0 = s_now (), t;
-    do {
-      ra_msg_out_clear (&req);
-      ra_msg_out_request (&req, 3, "step", 2);
-      ra_msg_out_str (&req, "handle");
-      ra_msg_out_int (&req, h);
-      ra_msg_out_str (&req, "action");
-      int64_t shape[2] = { n, 3 };
-      ra_msg_out_tensor (&req, RA_DTYPE_I32, 2, shape, acts + (size_t) (steps % N_ACTION_SETS) * n * 3);
-      const void *fr[1] = { req.frames[0].data };
-      size_t sz[1] = { req.frames[0].nbytes };
-      ra_server_handle_raw (srv, req.head.data, req.head.size, 1, fr, sz, &rep);
-      steps++;
-    } while ((t = s_now ()) - t0 < s_secs);
-    rates[r] = (double) steps * n / (t - t0);
-  }
-  free (acts);
-  result = s_median (rates, s_repeats);
-out:
+  int n;
+  int32_t *acts;
+  long t;
+} handlers_t;
+
+static bool s_handlers_open (handlers_t *x, int n)
+{
+  memset (x, 0, sizeof *x);
+  ra_server_opts_t o;
+  ra_server_opts_default (&o);
+  o.workers = 1;
+  ra_error_t err;
+  if (ra_server_new (&o, &x->srv, &err) != RA_OK)
+    return false;
+  ra_msg_out_init (&x->req);
+  ra_msg_out_init (&x->rep);
+  ra_msg_out_request (&x->req, 1, "make", 3);
+  ra_msg_out_str (&x->req, "env");
+  ra_msg_out_str (&x->req, ENV);
+  ra_msg_out_str (&x->req, "num_envs");
+  ra_msg_out_int (&x->req, n);
+  ra_msg_out_str (&x->req, "seed");
+  ra_msg_out_int (&x->req, 1);
+  ra_server_handle_raw (x->srv, x->req.head.data, x->req.head.size, 0, NULL, NULL, &x->rep);
+  ra_msg_in_t in;
+  ra_msg_in_init (&in);
+  bool ok = ra_msg_in_decode (&in, x->rep.head.data, x->rep.head.size, 0, NULL, NULL, false, &err) == RA_OK
+            && in.ok && ra_get_int (in.root, "handle", &x->h, &err) == RA_OK;
   ra_msg_in_fini (&in);
-  ra_msg_out_fini (&req);
-  ra_msg_out_fini (&rep);
-  return result;
+  if (!ok)
+    return false;
+  ra_msg_out_clear (&x->req);
+  ra_msg_out_request (&x->req, 2, "reset", 1);
+  ra_msg_out_str (&x->req, "handle");
+  ra_msg_out_int (&x->req, x->h);
+  ra_server_handle_raw (x->srv, x->req.head.data, x->req.head.size, 0, NULL, NULL, &x->rep);
+  x->n = n;
+  x->acts = s_slates (n, 20, 3);
+  return true;
+}
+
+static bool s_handlers_step (void *ctx)
+{
+  handlers_t *x = ctx;
+  ra_msg_out_clear (&x->req);
+  ra_msg_out_request (&x->req, 3, "step", 2);
+  ra_msg_out_str (&x->req, "handle");
+  ra_msg_out_int (&x->req, x->h);
+  ra_msg_out_str (&x->req, "action");
+  int64_t shape[2] = { x->n, 3 };
+  ra_msg_out_tensor (&x->req, RA_DTYPE_I32, 2, shape, x->acts + (size_t) (x->t++ % N_ACTION_SETS) * x->n * 3);
+  const void *fr[1] = { x->req.frames[0].data };
+  size_t sz[1] = { x->req.frames[0].nbytes };
+  ra_server_handle_raw (x->srv, x->req.head.data, x->req.head.size, 1, fr, sz, &x->rep);
+  return true;
+}
+
+static void s_handlers_close (handlers_t *x)
+{
+  free (x->acts);
+  ra_msg_out_fini (&x->req);
+  ra_msg_out_fini (&x->rep);
+  ra_server_destroy (&x->srv);
 }
 
 /* ---- over ZeroMQ with the C client ------------------------------------------------------- */
@@ -193,48 +221,56 @@ static void *s_serve (void *arg)
   return NULL;
 }
 
-static double s_over_zmq (const char *ep, int n)
-{
+typedef struct {
   ra_client_t *c;
-  ra_error_t err;
-  if (ra_client_new (ep, 10000, &c, &err) != RA_OK) {
-    fprintf (stderr, "client: %s\n", err.message);
-    return -1;
-  }
-  ra_make_opts_t mo = { .has_seed = true, .seed = 1 };
   ra_client_env_t env;
   ra_step_result_t res;
-  double result = -1;
-  if (ra_client_make (c, ENV, n, &mo, &env, &err) != RA_OK
-      || ra_client_reset (c, &env, NULL, NULL, &res, &err) != RA_OK) {
+  int n, k;
+  int32_t *acts;
+  long t;
+} remote_t;
+
+static bool s_remote_open (remote_t *x, const char *ep, int n)
+{
+  memset (x, 0, sizeof *x);
+  ra_error_t err;
+  if (ra_client_new (ep, 10000, &x->c, &err) != RA_OK) {
+    fprintf (stderr, "client: %s\n", err.message);
+    return false;
+  }
+  ra_make_opts_t mo = { .has_seed = true, .seed = 1 };
+  if (ra_client_make (x->c, ENV, n, &mo, &x->env, &err) != RA_OK
+      || ra_client_reset (x->c, &x->env, NULL, NULL, &x->res, &err) != RA_OK) {
     fprintf (stderr, "make/reset: %s\n", err.message);
-    ra_client_destroy (&c);
-    return -1;
+    return false;
   }
-  int K = (int) env.action_space->nvec[0], k = (int) env.action_space->shape[0];
-  int32_t *acts = s_slates (n, K, k);
-  double rates[MAX_REPEATS];
-  for (int r = 0; r < s_repeats; r++) {
-    long steps = 0;
-    double t0 = s_now (), t;
-    do {
-      int64_t shape[2] = { n, k };
-      ra_tensor_t a = ra_tensor_view (RA_DTYPE_I32, 2, shape, acts + (size_t) (steps % N_ACTION_SETS) * n * k);
-      if (ra_client_step (c, &env, &a, &res, &err) != RA_OK) {
-        fprintf (stderr, "step: %s\n", err.message);
-        goto out;
-      }
-      steps++;
-    } while ((t = s_now ()) - t0 < s_secs);
-    rates[r] = (double) steps * n / (t - t0);
+  x->n = n;
+  x->k = (int) x->env.action_space->shape[0];
+  x->acts = s_slates (n, (int) x->env.action_space->nvec[0], x->k);
+  return true;
+}
+
+static bool s_remote_step (void *ctx)
+{
+  remote_t *x = ctx;
+  int64_t shape[2] = { x->n, x->k };
+  ra_tensor_t a = ra_tensor_view (RA_DTYPE_I32, 2, shape, x->acts + (size_t) (x->t++ % N_ACTION_SETS) * x->n * x->k);
+  ra_error_t err;
+  if (ra_client_step (x->c, &x->env, &a, &x->res, &err) != RA_OK) {
+    fprintf (stderr, "step: %s\n", err.message);
+    return false;
   }
-  result = s_median (rates, s_repeats);
-out:
-  free (acts);
-  ra_client_close (c, &env, &err);
-  ra_client_env_fini (&env);
-  ra_client_destroy (&c);
-  return result;
+  return true;
+}
+
+static void s_remote_close (remote_t *x)
+{
+  ra_error_t err;
+  free (x->acts);
+  if (x->c)
+    ra_client_close (x->c, &x->env, &err);
+  ra_client_env_fini (&x->env);
+  ra_client_destroy (&x->c);
 }
 
 /* ---- bare ZeroMQ round trip -------------------------------------------------------------- */
@@ -248,7 +284,7 @@ static void *s_echo (void *router)
     if (zmq_msg_recv (&id, router, 0) < 0 || zmq_msg_recv (&body, router, 0) < 0) {
       zmq_msg_close (&id);
       zmq_msg_close (&body);
-      return NULL;   /* context terminated */
+      return NULL;
     }
     bool stop = zmq_msg_size (&body) == 4 && !memcmp (zmq_msg_data (&body), "stop", 4);
     zmq_msg_send (&id, router, ZMQ_SNDMORE);
@@ -258,47 +294,70 @@ static void *s_echo (void *router)
   }
 }
 
-/* Median seconds per round trip of a small request (about the size of a step header). */
-static double s_bare_rtt (void)
+typedef struct {
+  void *ctx, *router, *dealer;
+  pthread_t th;
+} bare_t;
+
+static bool s_bare_open (bare_t *x)
 {
-  void *ctx = zmq_ctx_new ();
-  void *router = zmq_socket (ctx, ZMQ_ROUTER), *dealer = zmq_socket (ctx, ZMQ_DEALER);
+  x->ctx = zmq_ctx_new ();
+  x->router = zmq_socket (x->ctx, ZMQ_ROUTER);
+  x->dealer = zmq_socket (x->ctx, ZMQ_DEALER);
   int zero = 0;
-  zmq_setsockopt (router, ZMQ_LINGER, &zero, sizeof zero);
-  zmq_setsockopt (dealer, ZMQ_LINGER, &zero, sizeof zero);
+  zmq_setsockopt (x->router, ZMQ_LINGER, &zero, sizeof zero);
+  zmq_setsockopt (x->dealer, ZMQ_LINGER, &zero, sizeof zero);
   char ep[256];
   size_t len = sizeof ep;
-  if (zmq_bind (router, "tcp://127.0.0.1:*") != 0)
-    return -1;
-  zmq_getsockopt (router, ZMQ_LAST_ENDPOINT, ep, &len);
-  zmq_connect (dealer, ep);
-  pthread_t th;
-  pthread_create (&th, NULL, s_echo, router);
+  if (zmq_bind (x->router, "tcp://127.0.0.1:*") != 0)
+    return false;
+  zmq_getsockopt (x->router, ZMQ_LAST_ENDPOINT, ep, &len);
+  zmq_connect (x->dealer, ep);
+  pthread_create (&x->th, NULL, s_echo, x->router);
+  return true;
+}
+
+/* A request about the size of a one-env step header, echoed back. */
+static bool s_bare_step (void *ctx)
+{
+  bare_t *x = ctx;
   char payload[96], back[256];
   memset (payload, 'x', sizeof payload);
-  double rtts[MAX_REPEATS];
-  for (int r = 0; r < s_repeats; r++) {
-    long n = 0;
-    double t0 = s_now (), t;
-    do {
-      zmq_send (dealer, payload, sizeof payload, 0);
-      zmq_recv (dealer, back, sizeof back, 0);
-      n++;
-    } while ((t = s_now ()) - t0 < s_secs);
-    rtts[r] = (t - t0) / (double) n;
-  }
-  zmq_send (dealer, "stop", 4, 0);
-  zmq_recv (dealer, back, sizeof back, 0);
-  pthread_join (th, NULL);
-  zmq_close (dealer);
-  zmq_close (router);
-  zmq_ctx_term (ctx);
-  return s_median (rtts, s_repeats);
+  zmq_send (x->dealer, payload, sizeof payload, 0);
+  return zmq_recv (x->dealer, back, sizeof back, 0) >= 0;
 }
+
+static void s_bare_close (bare_t *x)
+{
+  char back[16];
+  zmq_send (x->dealer, "stop", 4, 0);
+  zmq_recv (x->dealer, back, sizeof back, 0);
+  pthread_join (x->th, NULL);
+  zmq_close (x->dealer);
+  zmq_close (x->router);
+  zmq_ctx_term (x->ctx);
+}
+
+/* ---- the table --------------------------------------------------------------------------- */
+
+/* Calls per second of fn(ctx) over about s_secs. */
+static double s_rate (bool (*fn) (void *), void *ctx)
+{
+  long calls = 0;
+  double t0 = s_now (), t;
+  do {
+    if (!fn (ctx))
+      return -1;
+    calls++;
+  } while ((t = s_now ()) - t0 < s_secs);
+  return (double) calls / (t - t0);
+}
+
+enum { R_INPROC, R_HANDLERS, R_Z1, R_Z64, R_Z256, R_Z1024, R_BARE, R_COUNT };
 
 int main (int argc, char **argv)
 {
-  int workers = 1;
+  int workers = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp (argv[i], "--seconds") && i + 1 < argc)
       s_secs = atof (argv[++i]);
@@ -324,34 +383,59 @@ int main (int argc, char **argv)
     return 1;
   }
   const char *ep = ra_server_endpoint (s_srv, 0);
-
-  printf ("bench_protocol: %s, median of %d x %.2f s, server workers %d, %s\n", ENV, s_repeats, s_secs,
-          workers, ep);
-  double ref = s_inprocess (256);
-  double hnd = s_handlers (s_srv, 256);
-  double bare = s_bare_rtt ();
   pthread_t th;
   pthread_create (&th, NULL, s_serve, NULL);
-  const int sizes[] = { 1, 64, 256, 1024 };
-  double zmq[4];
+
+  static inproc_t inproc;
+  static handlers_t handlers;
+  static remote_t remote[4];
+  static bare_t bare;
+  const int sizes[4] = { 1, 64, 256, 1024 };
+  bool ok = s_inproc_open (&inproc, 256) && s_handlers_open (&handlers, 256) && s_bare_open (&bare);
+  for (int i = 0; i < 4 && ok; i++)
+    ok = s_remote_open (&remote[i], ep, sizes[i]);
+  if (!ok) {
+    fprintf (stderr, "bench_protocol: set-up failed\n");
+    return 1;
+  }
+  printf ("bench_protocol: %s, %d interleaved rounds x %.2f s per row, server workers %d "
+          "(inline below %d envs), %s\n",
+          ENV, s_repeats, s_secs, o.workers <= 0 ? -1 : o.workers, o.async_min_envs, ep);
+  double rate[R_COUNT][MAX_REPEATS], ratio256[MAX_REPEATS], ratio1[MAX_REPEATS];
+  for (int r = 0; r < s_repeats; r++) {
+    rate[R_INPROC][r] = 256 * s_rate (s_inproc_step, &inproc);
+    rate[R_HANDLERS][r] = 256 * s_rate (s_handlers_step, &handlers);
+    for (int i = 0; i < 4; i++)
+      rate[R_Z1 + i][r] = sizes[i] * s_rate (s_remote_step, &remote[i]);
+    rate[R_BARE][r] = s_rate (s_bare_step, &bare);
+    ratio256[r] = rate[R_Z256][r] / rate[R_INPROC][r];
+    ratio1[r] = rate[R_BARE][r] / rate[R_Z1][r];   /* round-trip time ratio */
+  }
+  double med[R_COUNT];
+  for (int k = 0; k < R_COUNT; k++)
+    med[k] = s_median (rate[k], s_repeats);
+  double r256 = s_median (ratio256, s_repeats), rtt1 = s_median (ratio1, s_repeats);
+
+  printf ("\n%-44s %8s %16s %12s\n", "what", "batch", "env-steps/s", "round trip");
+  printf ("%-44s %8d %16.0f %12s\n", "in-process sim (reference, 1 thread)", 256, med[R_INPROC], "-");
+  printf ("%-44s %8d %16.0f %12s\n", "server handlers, no ZeroMQ", 256, med[R_HANDLERS], "-");
   for (int i = 0; i < 4; i++)
-    zmq[i] = s_over_zmq (ep, sizes[i]);
+    printf ("%-44s %8d %16.0f %10.1f us\n", "ZeroMQ tcp loopback, C client", sizes[i], med[R_Z1 + i],
+            1e6 * sizes[i] / med[R_Z1 + i]);
+  printf ("%-44s %8s %16s %10.1f us\n", "bare ZeroMQ DEALER/ROUTER round trip", "-", "-", 1e6 / med[R_BARE]);
+  printf ("\nratio zmq batch 256 / in-process batch 256 (median of rounds):  %.2f\n", r256);
+  printf ("ratio one-env round trip / bare round trip (median of rounds):   %.2f\n", rtt1);
+  printf ("budget batch 256 over tcp >= 300000 env-steps/s: %s (%.0f)\n", med[R_Z256] >= 300000 ? "ok" : "MISSED",
+          med[R_Z256]);
+  printf ("budget one-env round trip <= 1.5x bare:          %s (%.2fx)\n", rtt1 <= 1.5 ? "ok" : "MISSED", rtt1);
+
+  for (int i = 0; i < 4; i++)
+    s_remote_close (&remote[i]);
+  s_bare_close (&bare);
+  s_handlers_close (&handlers);
+  s_inproc_close (&inproc);
   ra_server_stop (s_srv);
   pthread_join (th, NULL);
   ra_server_destroy (&s_srv);
-
-  printf ("\n%-44s %8s %16s %12s\n", "what", "batch", "env-steps/s", "round trip");
-  printf ("%-44s %8d %16.0f %12s\n", "in-process sim (reference, 1 thread)", 256, ref, "-");
-  printf ("%-44s %8d %16.0f %12s\n", "server handlers, no ZeroMQ", 256, hnd, "-");
-  for (int i = 0; i < 4; i++)
-    printf ("%-44s %8d %16.0f %10.1f us\n", "ZeroMQ tcp loopback, C client", sizes[i], zmq[i],
-            1e6 * sizes[i] / zmq[i]);
-  printf ("%-44s %8s %16s %10.1f us\n", "bare ZeroMQ DEALER/ROUTER round trip", "-", "-", 1e6 * bare);
-
-  double r256 = zmq[2] / ref, rtt1 = (1.0 / zmq[0]) / bare;
-  printf ("\nratio zmq batch 256 / in-process batch 256:  %.2f\n", r256);
-  printf ("ratio one-env round trip / bare round trip:   %.2f\n", rtt1);
-  printf ("budget batch 256 over tcp >= 300000 env-steps/s: %s (%.0f)\n", zmq[2] >= 300000 ? "ok" : "MISSED", zmq[2]);
-  printf ("budget one-env round trip <= 1.5x bare:          %s (%.2fx)\n", rtt1 <= 1.5 ? "ok" : "MISSED", rtt1);
   return 0;
 }
