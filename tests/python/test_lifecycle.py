@@ -16,10 +16,12 @@ from recarena.server import default_server, find_server_binary
 def test_missing_binary_error_lists_what_was_tried(monkeypatch, tmp_path):
     monkeypatch.setenv("RECARENA_SERVER", str(tmp_path / "nope"))
     monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr("recarena.server._dev_binary", lambda: tmp_path / "build" / "srv")
     with pytest.raises(recarena.ServerNotFoundError) as ei:
         find_server_binary(str(tmp_path / "also-nope"))
     msg = str(ei.value)
     assert "also-nope" in msg and "RECARENA_SERVER" in msg and "PATH" in msg
+    assert str(tmp_path / "build" / "srv") in msg
 
 
 def test_import_starts_nothing():

@@ -55,14 +55,18 @@ def find_server_binary(explicit: Optional[str] = None) -> str:
     if on_path:
         return on_path
     tried.append(f"{BINARY_NAME!r} on PATH: not found")
-    repo = Path(__file__).resolve().parents[3]  # clients/python/recarena/server.py -> repo root
-    dev = repo / "build" / "env" / "server" / BINARY_NAME
+    dev = _dev_binary()
     if ok(str(dev)):
         return str(dev)
     tried.append(f"development checkout {dev}: not found")
     raise ServerNotFoundError("cannot find the recarena-server binary; tried:\n  " +
                               "\n  ".join(tried) +
                               "\nBuild it (scripts/build.sh) or pass address= to use a running server.")
+
+
+def _dev_binary() -> Path:
+    """Where a development checkout builds the server (clients/python/recarena/ -> repo root)."""
+    return Path(__file__).resolve().parents[3] / "build" / "env" / "server" / BINARY_NAME
 
 
 def free_tcp_endpoint() -> str:
