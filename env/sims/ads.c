@@ -46,19 +46,19 @@ static const ra_task_param_def_t s_params[RA_ADS_P_COUNT] = {
   { "position_bias",       0.5, 1.5,       1.8, 2.5,     false, false, 0, 5 },
   { "annoyance_rate",      0.1, 0.3,       0.4, 0.6,     false, false, 0, 5 },
   { "leave_sensitivity",   0.3, 0.7,       0.8, 1.2,     false, false, 0, 10 },
-  { "budget_scale",        2, 5,           0.8, 1.6,     true,  false, 0.01, 10000 },
+  { "budget_scale",        4, 10,          1.5, 3,       true,  false, 0.01, 10000 },
   { "bid_spread",          0.3, 0.8,       1.0, 1.4,     false, false, 0, 3 },
 };
 
 static const double s_default_task[RA_ADS_P_COUNT] = {
-  4321, 1.0, 0.6, 0.6, 0.3, 0.25, 1.0, 1.0, 0.2, 0.5, 3.0, 0.6,
+  4321, 1.0, 0.6, 0.6, 0.3, 0.25, 1.0, 1.0, 0.2, 0.5, 6.0, 0.6,
 };
 
 /* ---- config (every key with its default, for the server's "list") ---- */
 
-/* the default click model: position_based once env/core/choice.h has it */
-#define S_CHOICE_DEFAULT RA_CHOICE_LOGIT
-#define S_CHOICE_DEFAULT_NAME "logit"
+/* the default click model (4.2): examination (1/r)^eta times attraction, independent clicks */
+#define S_CHOICE_DEFAULT RA_CHOICE_POSITION_BASED
+#define S_CHOICE_DEFAULT_NAME "position_based"
 
 static const ra_kv_t s_config_defaults[] = {
   { .key = "num_candidates", .type = RA_KV_NUM, .num = 20 },
@@ -69,6 +69,7 @@ static const ra_kv_t s_config_defaults[] = {
   { .key = "num_advertisers", .type = RA_KV_NUM, .num = 50 },
   { .key = "retrieval_mix", .type = RA_KV_NUM, .num = 0.5 },
   { .key = "choice_model", .type = RA_KV_STR, .str = S_CHOICE_DEFAULT_NAME },
+  { .key = "cascade_continue", .type = RA_KV_NUM, .num = RA_CHOICE_CONTINUE_DEFAULT },
   { .key = "reward", .type = RA_KV_STR, .str = "revenue" },
   { .key = "reward_weights.clicks", .type = RA_KV_NUM, .num = 0 },
   { .key = "reward_weights.conversions", .type = RA_KV_NUM, .num = 0 },
@@ -80,14 +81,14 @@ static const ra_kv_t s_config_defaults[] = {
   { .key = "no_click_utility", .type = RA_KV_NUM, .num = 1.0 },
   { .key = "annoyance_rate", .type = RA_KV_NUM, .num = 0.2 },
   { .key = "leave_sensitivity", .type = RA_KV_NUM, .num = 0.5 },
-  { .key = "budget_scale", .type = RA_KV_NUM, .num = 3.0 },
+  { .key = "budget_scale", .type = RA_KV_NUM, .num = 6.0 },
   { .key = "bid_spread", .type = RA_KV_NUM, .num = 0.6 },
 };
 #define S_N_CONFIG ((int) (sizeof s_config_defaults / sizeof s_config_defaults[0]))
 
 static const char s_known_keys[] =
     "num_candidates, slate_size, embedding_dim, num_items, num_topics, num_advertisers, retrieval_mix, "
-    "choice_model, reward, reward_weights.{clicks,conversions,revenue}, oracle, task_slots, position_bias, "
+    "choice_model, cascade_continue, reward, reward_weights.{clicks,conversions,revenue}, oracle, task_slots, position_bias, "
     "choice_temperature, no_click_utility, annoyance_rate, leave_sensitivity, budget_scale, bid_spread";
 
 /* Config keys that set the default task's parameter of the same name (section 9.3). */
@@ -149,7 +150,8 @@ struct ra_sim {
   int num_envs, K, k, d, n_items, n_topics, n_adv, n_near;
   int f_user, f_cand, f_resp;           /* per-row widths of the observation fields */
   bool oracle;
-  int choice_kind;
+  int choice_kind;                      /* config choice_model */
+  double cascade_continue;              /* config cascade_continue */
   int reward_kind;
   float w[RA_ADS_M_COUNT];              /* reward = sum_m w[m] total[m] (8.1) */
   ra_sim_spec_t spec;
@@ -186,14 +188,6 @@ static inline float s_sigmoid (float x)
 static double s_clamp (double x, double lo, double hi)
 {
   return x < lo ? lo : x > hi ? hi : x;
-}
-
-/* The click model's attraction of one scaled utility (for the oracle's best slate): the logit's
-   e^v. */
-static inline float s_attraction (const ra_choice_t *c, float v)
-{
-  (void) c;
-  return expf (v);
 }
 
 /* 4.1 scaled click utility of an ad with affinity aff and quality q under annoyance A */
@@ -329,7 +323,7 @@ static void s_oracle (const ra_sim_t *s, int i, const s_slot_t *sl, s_env_t *e)
   for (int r = 0; r < s->K; r++) {
     int j = cand[r];
     float aff = ra_users_dot (theta, c->feat + (size_t) j * c->stride, s->d);
-    a[r] = s_attraction (&sl->choice, s_utility (sl, aff, c->quality[j], e->annoyance));
+    a[r] = ra_choice_attraction (&sl->choice, s_utility (sl, aff, c->quality[j], e->annoyance));
     g[r] = s_gain (s, sl, budget, j, aff);
   }
   e->oracle_value = ra_choice_best_slate (&sl->choice, a, g, s->K, e->oracle_slate);
@@ -404,6 +398,7 @@ static void s_slot_build (ra_sim_t *s, int t, const ra_task_values_t *v)
                               .budget_mean = 1, .price_sensitivity = 1, .patience_mean = 1 };
   double tau = p[RA_ADS_P_TEMPERATURE], eta = p[RA_ADS_P_POSITION_BIAS];
   ra_choice_init (&sl->choice, (ra_choice_kind_t) s->choice_kind, s->k, eta, p[RA_ADS_P_NO_CLICK] / tau);
+  ra_choice_set_continue (&sl->choice, s->cascade_continue);
   for (int r = 0; r < S_MAX_SLATE; r++)
     sl->exam[r] = r < s->k ? (float) pow (1.0 / (r + 1), eta) : 0.0f;
   sl->inv_temp = (float) (1.0 / tau);
@@ -450,7 +445,7 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   ra_sim_t tmp;   /* reward settings, read before the sim exists */
   memset (&tmp, 0, sizeof tmp);
   int64_t K, k, d, n_items, n_topics, n_adv, slots;
-  double mix;
+  double mix, cascade_continue;
   int choice_kind;
   bool oracle;
   double task_defaults[RA_ADS_P_COUNT];
@@ -470,6 +465,7 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   S_TRY (ra_config_get_num (&cfg, "retrieval_mix", 0.5, 0, 1, &mix, err));
   S_TRY (ra_config_get_enum (&cfg, "choice_model", S_CHOICE_DEFAULT, ra_choice_names, RA_CHOICE_COUNT,
                              &choice_kind, err));
+  S_TRY (ra_config_get_num (&cfg, "cascade_continue", RA_CHOICE_CONTINUE_DEFAULT, 0, 1, &cascade_continue, err));
   S_TRY (s_reward_from_config (&cfg, &tmp, err));
   S_TRY (ra_config_get_bool (&cfg, "oracle", false, &oracle, err));
   S_TRY (ra_config_get_int (&cfg, "task_slots", 16, 1, 4096, &slots, err));
@@ -510,6 +506,7 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   s->n_near = (int) lround (mix * (double) K);   /* 3.2 */
   s->oracle = oracle;
   s->choice_kind = choice_kind;
+  s->cascade_continue = cascade_continue;
   s->reward_kind = tmp.reward_kind;
   memcpy (s->w, tmp.w, sizeof s->w);
   memcpy (s->default_task, task_defaults, sizeof task_defaults);
