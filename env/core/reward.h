@@ -3,13 +3,20 @@
 
     Every built-in model is a weighted sum of the step's metric totals (clicks, purchases,
     revenue, margin): "revenue" is weights (0, 0, 1, 0), "weighted" takes the weights from config
-    keys reward_weights.<metric>. A ra_reward_t is plain data, read-only after config; thread-safe.  */
+    keys reward_weights.<metric>. A ra_reward_t is plain data, read-only after config; thread-safe.
+
+    Custom reward models are plugins (env/core/reward_plugin.h, docs/sims/shared.md section 3):
+    the server loads them at startup with ra_reward_plugins_load; a sim reads its reward with
+    ra_reward_model_from_config, which also accepts reward = "plugin:<name>". The plugin registry
+    is process-wide: load before any sim is created (single-threaded startup), then it is
+    read-only and thread-safe.                                                                     */
 #ifndef RA_ENV_CORE_REWARD_H
 #define RA_ENV_CORE_REWARD_H
 
 #include <stdint.h>
 
 #include "env/core/config.h"
+#include "env/core/reward_plugin.h"
 
 #define RA_EVENT_MAX_SLATE 16
 
@@ -54,5 +61,64 @@ static inline float ra_reward_eval (const ra_reward_t *r, const float *total)
 
 /* Reward bounds given each metric's per-step bounds [0, max[m]]. */
 void ra_reward_range (const ra_reward_t *r, const double *metric_max, double range[2]);
+
+/* ---- reward plugins (docs/sims/shared.md section 3) ---- */
+
+#define RA_REWARD_PLUGINS_MAX 16
+#define RA_REWARD_PLUGIN_PREFIX "plugin:"           /* config reward = "plugin:<name>" */
+#define RA_REWARD_PLUGIN_CONFIG_PREFIX "reward_plugin." /* its parameters: reward_plugin.<key> */
+
+/* Loads the plugin at path into the process-wide registry (the server calls it for each
+   --reward-plugin PATH before serving). Errors: RA_ERR_IO when dlopen fails ("reward plugin
+   x.so: cannot load: <dlerror>"); RA_ERR_BAD_CONFIG when the symbol recarena_reward_plugin_v1 is
+   missing or returns NULL, the ABI version is not RA_REWARD_PLUGIN_ABI_VERSION ("reward plugin
+   x.so: ABI version 2, expected 1"), a function is missing, the name is invalid or already
+   loaded; RA_ERR_LIMIT past RA_REWARD_PLUGINS_MAX. On error nothing is registered. Not
+   thread-safe: call during startup only. */
+ra_err_t ra_reward_plugins_load (const char *path, ra_error_t *err);
+
+/* The loaded plugin named name, or NULL. Thread-safe once loading is over. O(plugins). */
+const ra_reward_plugin_v1_t *ra_reward_plugins_find (const char *name);
+
+/* Number of loaded plugins, and the i-th one (0 <= i < count), in load order. */
+int ra_reward_plugins_count (void);
+const ra_reward_plugin_v1_t *ra_reward_plugins_get (int i);
+
+/* Unloads every plugin (dlclose). No sim may still use one. For tests and shutdown. */
+void ra_reward_plugins_unload_all (void);
+
+/* A sim's reward model: a built-in one, or a loaded plugin with its state. */
+typedef struct {
+  ra_reward_t builtin;                  /* the built-in model; "revenue" when a plugin rules */
+  const ra_reward_plugin_v1_t *plugin;  /* NULL: builtin */
+  void *state;                          /* the plugin's state (owned) */
+} ra_reward_model_t;
+
+/* Reads "reward": a built-in name as ra_reward_from_config, or "plugin:<name>" naming a loaded
+   plugin, which is then created with the config entries reward_plugin.<key> (prefix removed,
+   at most 64; they are marked read) for num_envs envs. Errors: RA_ERR_BAD_CONFIG for an unknown
+   plugin name (the message lists the loaded ones), reward_plugin.* keys without a plugin, or the
+   plugin's create failing (its message). Release with ra_reward_model_fini. */
+ra_err_t ra_reward_model_from_config (ra_config_t *c, int num_envs, ra_reward_model_t *out,
+                                      ra_error_t *err);
+
+/* Destroys the plugin state, if any. Accepts a zeroed struct; idempotent. */
+void ra_reward_model_fini (ra_reward_model_t *m);
+
+/* Reward bounds: the built-in ones from metric_max (as ra_reward_range), or the plugin's range
+   ([-inf, inf] when it gives none). */
+void ra_reward_model_range (const ra_reward_model_t *m, const double *metric_max, double range[2]);
+
+/* The step's reward from its metric totals; with a plugin, view (filled by the sim; view may be
+   NULL only without a plugin) gets default_reward = the built-in reward and the plugin decides. */
+static inline float ra_reward_model_eval (const ra_reward_model_t *m, const float *total,
+                                          ra_reward_event_v1_t *view, int env_index)
+{
+  float base = ra_reward_eval (&m->builtin, total);
+  if (!m->plugin)
+    return base;
+  view->default_reward = base;
+  return m->plugin->reward (m->state, view, env_index);
+}
 
 #endif

@@ -80,7 +80,8 @@ static const ra_kv_t s_config_defaults[] = {
 
 static const char s_known_keys[] =
     "num_candidates, slate_size, embedding_dim, num_items, num_topics, retrieval_mix, choice_model, "
-    "cascade_continue, reward, reward_weights.{clicks,purchases,revenue,margin}, oracle, task_slots, position_bias, "
+    "cascade_continue, reward, reward_weights.{clicks,purchases,revenue,margin}, reward_plugin.<key>, oracle, "
+    "task_slots, position_bias, "
     "no_click_utility, drift, choice_temperature, price_sensitivity";
 
 /* Config keys that set the default task's parameter of the same name (section 6.3). */
@@ -124,7 +125,8 @@ struct ra_sim {
   int num_envs, K, k, d, n_items, n_topics, n_near;
   int f_user, f_cand, f_resp;           /* per-row widths of the observation fields */
   bool oracle;
-  ra_reward_t reward;
+  ra_reward_t reward;                   /* the built-in weights (revenue when a plugin rules) */
+  ra_reward_model_t rmodel;             /* owns the plugin state, if any (section 7.3) */
   ra_sim_spec_t spec;
   ra_choice_kind_t choice_kind;         /* config choice_model */
   double cascade_continue;              /* config cascade_continue */
@@ -297,6 +299,7 @@ static void s_destroy (ra_sim_t **sim_p)
   free (s->theta);
   free (s->theta_hat);
   free (s->cand);
+  ra_reward_model_fini (&s->rmodel);
   free (s);
   *sim_p = NULL;
 }
@@ -345,14 +348,16 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   int choice_kind;
   double cascade_continue;
   bool oracle;
-  ra_reward_t reward;
+  ra_reward_model_t rmodel = { 0 };     /* owned here until s takes it */
   double task_defaults[RA_ECOM_P_COUNT];
   memcpy (task_defaults, s_default_task, sizeof task_defaults);
 #define S_TRY(x)        \
   do {                  \
     rc = (x);           \
-    if (rc != RA_OK)    \
+    if (rc != RA_OK) {  \
+      ra_reward_model_fini (&rmodel); \
       return rc;        \
+    }                   \
   } while (0)
   S_TRY (ra_config_get_int (&cfg, "num_candidates", 20, 2, S_MAX_K, &K, err));
   S_TRY (ra_config_get_int (&cfg, "slate_size", 3, 1, K < S_MAX_SLATE ? K : S_MAX_SLATE, &k, err));
@@ -363,7 +368,7 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   S_TRY (ra_config_get_enum (&cfg, "choice_model", RA_CHOICE_LOGIT, ra_choice_names, RA_CHOICE_COUNT,
                              &choice_kind, err));
   S_TRY (ra_config_get_num (&cfg, "cascade_continue", RA_CHOICE_CONTINUE_DEFAULT, 0, 1, &cascade_continue, err));
-  S_TRY (ra_reward_from_config (&cfg, &reward, err));
+  S_TRY (ra_reward_model_from_config (&cfg, (int) args->num_envs, &rmodel, err));
   S_TRY (ra_config_get_bool (&cfg, "oracle", false, &oracle, err));
   S_TRY (ra_config_get_int (&cfg, "task_slots", 16, 1, 4096, &slots, err));
   for (size_t q = 0; q < sizeof s_config_task_keys / sizeof s_config_task_keys[0]; q++) {
@@ -379,15 +384,19 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   if (slots > (int64_t) args->num_envs + 1)
     slots = args->num_envs + 1;
   size_t cat_bytes = (size_t) n_items * ((size_t) (d + RA_CATALOG_N_EXTRA + 5) * 4) + (size_t) n_topics * (size_t) d * 4;
-  if (cat_bytes * (size_t) slots > S_CATALOG_BYTES_MAX)
+  if (cat_bytes * (size_t) slots > S_CATALOG_BYTES_MAX) {
+    ra_reward_model_fini (&rmodel);
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
                          "task_slots %lld x num_items %lld x embedding_dim %lld needs %zu MiB of catalogs, "
                          "expected at most %zu MiB", (long long) slots, (long long) n_items, (long long) d,
                          cat_bytes * (size_t) slots >> 20, S_CATALOG_BYTES_MAX >> 20);
+  }
 
   ra_sim_t *s = calloc (1, sizeof *s);
-  if (!s)
+  if (!s) {
+    ra_reward_model_fini (&rmodel);
     return ra_error_set (err, RA_ERR_NOMEM, -1, "ECommerce-v1: out of memory");
+  }
   s->num_envs = args->num_envs;
   s->K = (int) K;
   s->k = (int) k;
@@ -396,7 +405,8 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   s->n_topics = (int) n_topics;
   s->n_near = (int) lround (mix * (double) K);   /* 8.1 */
   s->oracle = oracle;
-  s->reward = reward;
+  s->rmodel = rmodel;
+  s->reward = rmodel.builtin;
   s->choice_kind = (ra_choice_kind_t) choice_kind;
   s->cascade_continue = cascade_continue;
   memcpy (s->default_task, task_defaults, sizeof task_defaults);
@@ -450,7 +460,7 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
      for the kinds with several clicks per slate */
   double mc = s->choice_kind == RA_CHOICE_LOGIT || s->choice_kind == RA_CHOICE_PROPORTIONAL ? 1 : s->k;
   double metric_max[RA_METRIC_COUNT] = { mc, mc, mc * RA_CATALOG_PRICE_MAX, mc * RA_CATALOG_PRICE_MAX };
-  ra_reward_range (&s->reward, metric_max, sp->reward_range);
+  ra_reward_model_range (&s->rmodel, metric_max, sp->reward_range);
   sp->max_episode_steps = S_MAX_STEPS;
   *out = s;
   return RA_OK;
@@ -567,7 +577,18 @@ static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const r
     buf->terminated[i] = e->user.patience <= 0 || e->user.budget < c->min_price;
     float total[RA_METRIC_COUNT];
     ra_event_totals (&ev, total);
-    buf->reward[i] = ra_reward_eval (&s->reward, total);   /* 7.1 */
+    if (s->rmodel.plugin) {   /* 7.3 the plugin's view of the event record */
+      int32_t topic[S_MAX_SLATE];
+      for (int r = 0; r < k; r++)
+        topic[r] = c->topic[ev.item[r]];
+      ra_reward_event_v1_t view = { .size = sizeof view, .version = RA_REWARD_EVENT_VERSION, .k = k,
+                                    .step = e->steps - 1, .item = ev.item, .topic = topic,
+                                    .clicked = ev.clicked, .converted = ev.purchased, .revenue = ev.revenue,
+                                    .left = buf->terminated[i] };
+      buf->reward[i] = ra_reward_model_eval (&s->rmodel, total, &view, i);
+    } else {
+      buf->reward[i] = ra_reward_eval (&s->reward, total);   /* 7.1 */
+    }
 
     /* 9.2 info rows */
     memcpy ((int32_t *) buf->info[S_INFO_ITEM] + (size_t) i * k, ev.item, (size_t) k * sizeof (int32_t));
