@@ -130,8 +130,10 @@ typedef struct {
   int next_slot;                        /* world from the next reset on */
   ra_user_t user;                       /* budget: time left (minutes); patience: P0 */
   int steps, clicks, streak;
-  int clock;                            /* publish rounds since reset (the newest articles' birth) */
-  int64_t published;                    /* articles since reset; next one goes to ring slot head */
+  bool stream_live;                     /* the ring holds this env's stream (2.4) */
+  uint32_t clock;                       /* publish rounds since the stream started (wraps; ages are
+                                           differences mod 2^32) */
+  int64_t published;                    /* articles since the stream started; the next goes to slot head */
   int head;                             /* published mod capacity */
   int burst_topic, burst_left;
   bool burst_now;                       /* the newest round was published during a burst */
@@ -158,7 +160,8 @@ struct ra_sim {
   float *sat, *hclk;                    /* num_envs x n_topics: satiation sigma, public counter h */
   float *art_x;                         /* num_envs x cap x d */
   float *art_q, *art_qhat;              /* num_envs x cap */
-  int32_t *art_topic, *art_birth, *art_serial;   /* num_envs x cap */
+  int32_t *art_topic, *art_serial;     /* num_envs x cap */
+  uint32_t *art_birth;                  /* num_envs x cap: the clock at publication */
   uint8_t *art_burst;                   /* num_envs x cap */
   int32_t *cand;                        /* num_envs x K ring positions */
   double default_task[RA_NEWS_P_COUNT];
@@ -205,7 +208,7 @@ static inline float s_unit_uniform16 (uint64_t bits)
 static inline float s_utility (const ra_sim_t *s, const s_slot_t *sl, const s_env_t *e, size_t base,
                                const float *sat, int p, float aff)
 {
-  int age = e->clock - s->art_birth[base + p];
+  int age = (int) (e->clock - s->art_birth[base + p]);
   float u = aff + RA_NEWS_QUALITY_WEIGHT * s->art_q[base + p] + RA_NEWS_BURST_BONUS * s->art_burst[base + p]
             - RA_NEWS_SATIATION_WEIGHT * sat[s->art_topic[base + p]];
   return u * sl->inv_temp - sl->age_decay * (float) age;
@@ -262,21 +265,33 @@ static void s_publish_round (const ra_sim_t *s, const s_slot_t *sl, s_env_t *e, 
   e->rng = rng;
 }
 
-/* 3.2 retrieval: the n_recent newest articles, then distinct draws from the rest of the ring
-   that prefer the user's estimated topic (4 tries), deterministic fallback after 64. */
+/* 3.2 retrieval: the n_recent newest articles, then articles on the user's estimated topic
+   (uniformly without replacement), then uniform draws from the rest of the ring (a repeat is
+   redrawn; after 64 repeats the lowest free position is taken). All distinct. */
 static void s_retrieve (const ra_sim_t *s, s_env_t *e, int i, int32_t *cand)
 {
   ra_rng_t rng = e->rng;
   uint64_t used[S_MAX_CAPACITY / 64];
+  int16_t near[S_MAX_CAPACITY];
   const int C = s->cap, words = (C + 63) / 64;
   for (int q = 0; q < words; q++)
     used[q] = 0;
   const int32_t *topic = s->art_topic + (size_t) i * C;
   int r = 0;
-  for (; r < s->n_recent; r++) {
-    int p = e->head - 1 - r;
+  for (int p = e->head - 1; r < s->n_recent; r++, p--) {
     if (p < 0)
       p += C;
+    used[p >> 6] |= (uint64_t) 1 << (p & 63);
+    cand[r] = p;
+  }
+  int n_near = 0;
+  for (int p = 0; p < C; p++)
+    if (topic[p] == e->near_topic && !(used[p >> 6] & ((uint64_t) 1 << (p & 63))))
+      near[n_near++] = (int16_t) p;
+  for (; r < s->K && n_near > 0; r++) {
+    int j = (int) ra_rng_below (&rng, (uint32_t) n_near);
+    int p = near[j];
+    near[j] = near[--n_near];
     used[p >> 6] |= (uint64_t) 1 << (p & 63);
     cand[r] = p;
   }
@@ -284,11 +299,8 @@ static void s_retrieve (const ra_sim_t *s, s_env_t *e, int i, int32_t *cand)
     int id = -1;
     for (int attempt = 0; attempt < 64 && id < 0; attempt++) {
       int p = (int) ra_rng_below (&rng, (uint32_t) C);
-      if (used[p >> 6] & ((uint64_t) 1 << (p & 63)))
-        continue;
-      if (attempt < 4 && topic[p] != e->near_topic)
-        continue;
-      id = p;
+      if (!(used[p >> 6] & ((uint64_t) 1 << (p & 63))))
+        id = p;
     }
     for (int p = 0; id < 0; p++)
       if (!(used[p >> 6] & ((uint64_t) 1 << (p & 63))))
@@ -513,7 +525,7 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   s->art_q = calloc (N * C, sizeof (float));
   s->art_qhat = calloc (N * C, sizeof (float));
   s->art_topic = calloc (N * C, sizeof (int32_t));
-  s->art_birth = calloc (N * C, sizeof (int32_t));
+  s->art_birth = calloc (N * C, sizeof (uint32_t));
   s->art_serial = calloc (N * C, sizeof (int32_t));
   s->art_burst = calloc (N * C, 1);
   s->cand = calloc (N * (size_t) K, sizeof (int32_t));
@@ -589,8 +601,12 @@ static void s_reset (ra_sim_t *s, int i0, int i1, const uint64_t *seeds, const u
     if (mask && !mask[i])
       continue;
     s_env_t *e = &s->envs[i];
-    if (seeds)
+    if (seeds) {
       ra_rng_seed (&e->rng, seeds[i], 0);
+      e->stream_live = false;   /* 2.4 a new seed starts a new stream */
+    }
+    if (e->slot != e->next_slot)
+      e->stream_live = false;   /* 2.4 a new world starts a new stream */
     e->slot = e->next_slot;
     const s_slot_t *sl = &s->slots[e->slot];
     float *theta = s->theta + (size_t) i * d, *theta_hat = s->theta_hat + (size_t) i * d;
@@ -605,14 +621,19 @@ static void s_reset (ra_sim_t *s, int i0, int i1, const uint64_t *seeds, const u
       s->sat[(size_t) i * T + t] = 0;
       s->hclk[(size_t) i * T + t] = 0;
     }
-    /* 2.4 warm start: max_age rounds fill the ring, the newest born at clock 0 */
-    e->published = 0;
-    e->head = 0;
-    e->burst_topic = -1;
-    e->burst_left = 0;
-    for (e->clock = 1 - s->max_age; e->clock <= 0; e->clock++)
-      s_publish_round (s, sl, e, i);
-    e->clock = 0;
+    if (!e->stream_live) {
+      /* 2.4 stream start: max_age rounds at clocks 0..max_age-1 fill the ring */
+      e->published = 0;
+      e->head = 0;
+      e->burst_topic = -1;
+      e->burst_left = 0;
+      for (e->clock = 0;; e->clock++) {
+        s_publish_round (s, sl, e, i);
+        if (e->clock + 1 == (uint32_t) s->max_age)
+          break;
+      }
+      e->stream_live = true;
+    }
     s_retrieve (s, e, i, s->cand + (size_t) i * s->K);
     s_write_obs (s, i, e, buf);
     memset ((float *) buf->obs[S_OBS_RESPONSE] + (size_t) i * s->f_resp, 0, (size_t) s->f_resp * sizeof (float));
@@ -640,7 +661,7 @@ static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const r
       int p = cand[act[r]];
       pos[r] = p;
       item[r] = s->art_serial[base + p];
-      age[r] = e->clock - s->art_birth[base + p];
+      age[r] = (int32_t) (e->clock - s->art_birth[base + p]);
       aff[r] = ra_users_dot (theta, s->art_x + (base + p) * d, d);
       v[r] = s_utility (s, sl, e, base, sat, p, aff[r]);   /* 4.1 */
       dwell[r] = 0;

@@ -53,12 +53,12 @@ typedef struct {
   const float *art_quality;             /* capacity: true quality q */
   const float *art_qhat;                /* capacity: public estimate */
   const int32_t *art_topic;             /* capacity */
-  const int32_t *art_birth;             /* capacity: publish step (clock value) */
-  const int32_t *art_serial;            /* capacity: publish order since reset (the info item id) */
+  const uint32_t *art_birth;            /* capacity: the clock at publication; age = clock - birth */
+  const int32_t *art_serial;            /* capacity: publish order in the stream (the info item id) */
   const uint8_t *art_burst;             /* capacity: 1 when published during a burst on its topic */
   const int32_t *candidates;            /* K ring positions of the current observation */
-  int clock;                            /* publish rounds since reset; age = clock - birth */
-  int64_t published;                    /* articles published since reset */
+  uint32_t clock;                       /* publish rounds since the stream started */
+  int64_t published;                    /* articles published since the stream started */
   int burst_topic;                      /* -1 when no burst runs */
   int burst_left;                       /* publish rounds the burst still covers */
   int streak;                           /* consecutive steps without a click */
