@@ -1,0 +1,185 @@
+/*  agents/policies/target.h - the target policy of DESIGN.md section 4: an MLP scorer over every
+    (user, candidate) pair, Plackett-Luce slates (sampled while training, top-k when greedy), a
+    value head on the user features, and actor-critic updates with GAE over T steps x N envs.
+
+    One ra_nn parameter buffer holds the scorer ("l<i>.w", "l<i>.b") and the value head
+    ("v<i>.w", "v<i>.b"), so cloning is one copy, the flat vector is one array, a checkpoint one
+    safetensors file. The policy owns its rollout buffer (host), its activation buffers (device)
+    and its RNG; nothing is allocated after ra_target_new. It talks to a server through a
+    borrowed ra_client_t (ra_target_collect, ra_target_adapt, ra_target_evaluate), or is driven
+    by the A/B harness as the arm ra_target_policy_class. Not thread-safe; one thread per policy.
+
+    Defaults and the equations: docs/agents.md, section "Target policy".                       */
+#ifndef RA_AGENTS_POLICIES_TARGET_H
+#define RA_AGENTS_POLICIES_TARGET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agents/nn/nn.h"
+#include "agents/policies/policy.h"
+#include "protocol/client.h"
+#include "protocol/kv.h"
+
+#define RA_TARGET_MAX_LAYERS 6
+
+typedef struct {
+  /* shapes (from the env; filled by the caller or ra_target_cfg_from_env) */
+  int num_envs;          /* N envs per rollout */
+  int num_candidates;    /* K */
+  int slate_size;        /* k */
+  int user_dim;          /* U: width of obs "user" */
+  int cand_dim;          /* F: width of one row of obs "candidates" */
+  /* network */
+  int hidden;            /* width of every hidden layer (scorer and value head); default 64 */
+  int layers;            /* hidden layers of each MLP, 0..RA_TARGET_MAX_LAYERS; default 2 */
+  bool tanh;             /* activation: tanh instead of ReLU; default false */
+  /* actor-critic */
+  int rollout;           /* T steps per update; default 16 */
+  float lr;              /* Adam learning rate; default 3e-3 */
+  float gamma;           /* discount; default 0.95 */
+  float lambda;          /* GAE lambda; default 0.95 */
+  float entropy_coef;    /* entropy bonus weight; default 0.01 */
+  float value_coef;      /* value loss weight; default 0.5 */
+  float clip_norm;       /* max global gradient norm; <= 0: no clipping; default 1.0 */
+  float reward_scale;    /* rewards are multiplied by it before GAE; 0: 1 / std of the rewards of
+                            the first rollout (kept afterwards); default 0 */
+  bool normalize_adv;    /* advantages to zero mean, unit std per update; default true */
+  bool greedy;           /* act (arm, evaluate) with top-k; false: sample slates; default true */
+  uint64_t seed;         /* initialisation and sampling; default 1 */
+} ra_target_cfg_t;
+
+/* Fills the defaults above (shapes 0). */
+void ra_target_cfg_default (ra_target_cfg_t *cfg);
+/* Applies key=value settings: hidden, layers, activation ("relu"/"tanh"), rollout, lr, gamma,
+   lambda, entropy, value_coef, clip_norm, reward_scale, normalize_adv, greedy, seed. A key not
+   in that list is skipped when it is in ignore (NULL-terminated, may be NULL), else
+   RA_ERR_BAD_CONFIG naming it; an out-of-range value is RA_ERR_BAD_CONFIG naming key and range. */
+ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
+                              const char *const *ignore, ra_error_t *err);
+/* Reads K, k, U, F from an env made on the server (Dict obs with "user" and "candidates",
+   MultiDiscrete or Discrete action) and sets num_envs to env->num_envs. RA_ERR_BAD_CONFIG naming
+   what does not fit. */
+ra_err_t ra_target_cfg_from_env (ra_target_cfg_t *cfg, const ra_client_env_t *env, ra_error_t *err);
+
+typedef struct ra_target ra_target_t;
+
+/* Builds a policy on be (borrowed; must outlive the policy) from cfg (copied): parameters
+   initialised from cfg->seed, buffers for T x N transitions. RA_ERR_BAD_CONFIG / RA_ERR_NOMEM. */
+ra_err_t ra_target_new (ra_nn_backend_t *be, const ra_target_cfg_t *cfg, ra_target_t **out,
+                        ra_error_t *err);
+/* Accepts NULL; NULLs the pointer. */
+void ra_target_destroy (ra_target_t **t_p);
+/* A deep copy: parameters, Adam state, reward scale and RNG (so it takes the same actions);
+   its rollout buffer starts empty. NULL when out of memory. O(parameters + buffers). */
+ra_target_t *ra_target_clone (const ra_target_t *t);
+const ra_target_cfg_t *ra_target_cfg (const ra_target_t *t);
+/* The parameter buffer (borrowed), for axpy-style meta updates on the device. */
+ra_nn_params_t *ra_target_params (ra_target_t *t);
+
+/* Flat parameter vector: ra_target_num_params floats (tensor padding included, zeros). get
+   copies it to host memory; set copies host memory in (optimizer state untouched). */
+size_t ra_target_num_params (const ra_target_t *t);
+void ra_target_get_params (const ra_target_t *t, float *host);
+void ra_target_set_params (ra_target_t *t, const float *host);
+
+/* Checkpoints (safetensors, agents/nn): parameters, Adam state, RNG. load needs a policy of the
+   same architecture (ra_target_checkpoint_arch reads it from the file). RA_ERR_IO /
+   RA_ERR_BAD_CONFIG with the reason. */
+ra_err_t ra_target_save (const ra_target_t *t, const char *path, ra_error_t *err);
+ra_err_t ra_target_load (ra_target_t *t, const char *path, ra_error_t *err);
+/* Reads hidden width and hidden layers of the scorer stored in a checkpoint's header. */
+ra_err_t ra_target_checkpoint_arch (const char *path, int *hidden, int *layers, ra_error_t *err);
+
+/* ---------------------------------------------------------------------------- acting, learning */
+
+/* Writes N slates of k distinct indexes (N = obs->num_envs <= the rollout capacity T*N) from the
+   scores of the scorer: top-k when greedy, else a Plackett-Luce sample (Gumbel top-k). The
+   shapes of obs must match the cfg. O(N K (U + F) hidden). */
+void ra_target_act (ra_target_t *t, const ra_obs_batch_t *obs, bool greedy, int32_t *slates);
+
+/* Appends one transition per env to the rollout buffer: the observation act saw, the slates,
+   the env reward (unscaled) and done (terminated or truncated; treated as terminal). Returns
+   true when the buffer holds T steps (then ra_target_update needs the next observation). */
+bool ra_target_record (ra_target_t *t, const ra_obs_batch_t *obs, const int32_t *slates,
+                       const float *reward, const uint8_t *done);
+
+typedef struct {
+  float policy_loss;     /* -(1/M) sum adv * log pi(slate) (with the advantages used) */
+  float value_loss;      /* (1/M) sum (V - return)^2, in scaled reward units */
+  float entropy;         /* mean over samples of the summed per-position entropies (nats) */
+  float grad_norm;       /* before clipping */
+  float reward_scale;
+} ra_target_losses_t;
+
+/* One actor-critic update on the full rollout buffer, bootstrapping from next_obs (the
+   observation after the last recorded step): values of all T+1 observations, GAE (gamma, lambda),
+   Plackett-Luce policy gradient + entropy bonus + value MSE, clipping, one Adam step. Empties the
+   buffer. losses may be NULL. RA_ERR_NOMEM (first Adam step) or a backend failure. */
+ra_err_t ra_target_update (ra_target_t *t, const ra_obs_batch_t *next_obs,
+                           ra_target_losses_t *losses, ra_error_t *err);
+/* Empties the rollout buffer (and the running episode returns). */
+void ra_target_clear_rollout (ra_target_t *t);
+
+/* --------------------------------------------------------------------- driving a server env */
+
+typedef struct {
+  int64_t env_steps;     /* transitions collected (N per step) */
+  int64_t episodes;      /* episodes that ended */
+  double return_sum;     /* sum of the (unscaled) returns of those episodes */
+  double reward_sum;     /* sum of rewards over env_steps */
+  int updates;
+  ra_target_losses_t last;
+} ra_target_stats_t;
+
+/* Resets the N envs of env (seeds: NULL to keep their streams, else N seeds) and keeps the
+   first observation, so collect can start. The env must have been made with autoreset
+   "same_step" (ended envs come back already reset) and match the cfg (N, K, k, U, F). */
+ra_err_t ra_target_begin (ra_target_t *t, ra_client_t *c, const ra_client_env_t *env,
+                          const uint64_t *seeds, ra_error_t *err);
+/* Plays T steps with sampled slates, records them and runs one update; adds to *stats (may be
+   NULL). ra_target_begin must have been called on this env. Errors: the client's, or a reply
+   whose fields do not fit (RA_ERR_BAD_REQUEST). */
+ra_err_t ra_target_train_step (ra_target_t *t, ra_client_t *c, const ra_client_env_t *env,
+                               ra_target_stats_t *stats, ra_error_t *err);
+/* Adaptation for the meta learners: ra_target_begin (seeds as there) then k_updates train
+   steps on env (one task), leaving the adapted parameters in t. stats may be NULL. */
+ra_err_t ra_target_adapt (ra_target_t *t, ra_client_t *c, const ra_client_env_t *env,
+                          int k_updates, const uint64_t *seeds, ra_target_stats_t *stats,
+                          ra_error_t *err);
+
+typedef enum { RA_TARGET_EVAL_GREEDY, RA_TARGET_EVAL_SAMPLE, RA_TARGET_EVAL_RANDOM } ra_target_eval_t;
+/* Resets env's n envs (n <= T*N of the policy; any autoreset mode) with seeds[i] and plays
+   until each has ended one episode; the policy acts per mode (RANDOM: uniform slates from the
+   policy's RNG). *mean_return = mean over the n first episodes, *mean_len their mean length.
+   Does not touch the rollout buffer. max_steps bounds the loop (envs still running then count
+   with their partial return). */
+ra_err_t ra_target_evaluate (ra_target_t *t, ra_client_t *c, const ra_client_env_t *env,
+                             const uint64_t *seeds, ra_target_eval_t mode, int max_steps,
+                             double *mean_return, double *mean_len, ra_error_t *err);
+
+/* ------------------------------------------------------------------------ pure helpers (tests) */
+
+/* log P(slate) under Plackett-Luce over scores[K]: sum over positions r of
+   s[a_r] - logsumexp(s over candidates not in a_0..a_{r-1}). If dlogp is not NULL adds
+   d log P / d s to it. If entropy is not NULL, writes the sum over positions of the entropy of
+   the softmax over the remaining candidates, and adds its gradient to dent (if not NULL). O(kK). */
+double ra_target_pl_logprob (const float *scores, int K, const int32_t *slate, int k, float *dlogp,
+                             double *entropy, float *dent);
+/* GAE(lambda) over T steps x N envs (time-major: index t*N + i). values has (T+1)*N entries (the
+   last row bootstraps); done[t*N+i] cuts the bootstrap after step t. Writes adv and ret
+   (= adv + values) of T*N entries. O(TN). */
+void ra_target_gae (const float *reward, const uint8_t *done, const float *values, int T, int N,
+                    float gamma, float lambda, float *adv, float *ret);
+
+/* --------------------------------------------------------------------------------------- arm */
+
+/* "target": act = top-k (config greedy=false samples); learn records transitions and runs an
+   update every T steps (at the next act, which brings the bootstrap observation); forget restores
+   the parameters it was created or loaded with. Config: the keys of ra_target_cfg_apply plus
+   "checkpoint" (path; its architecture overrides hidden/layers) and "device" (cpu|cuda|auto,
+   default cpu). */
+extern const ra_policy_class_t ra_target_policy_class;
+
+#endif

@@ -1,0 +1,398 @@
+/*  agents/target.c - recarena-target: trains the target policy (DESIGN.md section 4) against a
+    recarena server over the protocol, on many envs at once; optionally evaluates it greedily
+    against a random policy on the same seeds. Without --address it starts an in-process server
+    on a free loopback port, which stops when the program ends.
+
+    usage: recarena-target [--env ECommerce-v1] [--num-envs 64] [--steps 200000] ... (--help)   */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agents/nn/nn.h"
+#include "agents/policies/target.h"
+#include "env/server/server.h"
+#include "protocol/client.h"
+
+#define MAX_CONFIG 64
+
+typedef struct {
+  const char *address, *env, *task, *device, *ckpt_in, *ckpt_out, *metrics;
+  int num_envs, eval_episodes;
+  long long steps, updates;
+  double progress_s;
+  ra_kv_t config[MAX_CONFIG];   /* env config */
+  int n_config;
+  ra_kv_t policy[32];           /* policy settings from flags */
+  int n_policy;
+  char *owned[MAX_CONFIG + 32]; /* strings the kv lists borrow */
+  int n_owned;
+  uint64_t seed;
+} opts_t;
+
+static void s_usage (FILE *f)
+{
+  fprintf (f,
+    "usage: recarena-target [options]\n"
+    "  --address EP          server endpoint (default: start one in-process on tcp://127.0.0.1:*)\n"
+    "  --env ID              env id (default ECommerce-v1)\n"
+    "  --task SPLIT:ID       train on one task (e.g. train:4); default: the env's default task\n"
+    "  --config KEY=VALUE    env config, repeatable (e.g. --config reward=clicks)\n"
+    "  --num-envs N          envs per rollout (default 64)\n"
+    "  --steps S             total env steps (default 200000), or --updates U\n"
+    "  --rollout T           steps per update (default 16)\n"
+    "  --lr X --gamma X --lambda X --entropy X --value-coef X --clip-norm X --reward-scale X\n"
+    "                        (defaults 3e-3, 0.95, 0.95, 0.01, 0.5, 1.0, 0 = auto)\n"
+    "  --hidden H --layers L --activation relu|tanh   network (default 64, 2, relu)\n"
+    "  --device cpu|cuda|auto (default cpu)\n"
+    "  --seed S              (default 1)\n"
+    "  --checkpoint-in F     start from F (its architecture wins over --hidden/--layers)\n"
+    "  --checkpoint-out F    write the trained policy to F\n"
+    "  --metrics F           one JSON line per update\n"
+    "  --eval-episodes N     greedy evaluation at the end vs random on the same seeds (default 512; 0: none)\n"
+    "  --progress S          seconds between progress lines on stderr (default 2)\n");
+}
+
+static double s_now (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* "key=value" -> a kv entry; numbers and true/false are typed, everything else is a string. */
+static int s_kv (opts_t *o, ra_kv_t *kv, const char *key, const char *val)
+{
+  char *k = strdup (key), *v = strdup (val);
+  if (!k || !v) {
+    free (k);
+    free (v);
+    return -1;
+  }
+  o->owned[o->n_owned++] = k;
+  o->owned[o->n_owned++] = v;
+  char *end;
+  double num = strtod (v, &end);
+  if (end != v && !*end)
+    *kv = (ra_kv_t) { .key = k, .type = RA_KV_NUM, .num = num };
+  else if (!strcmp (v, "true") || !strcmp (v, "false"))
+    *kv = (ra_kv_t) { .key = k, .type = RA_KV_BOOL, .num = !strcmp (v, "true") };
+  else
+    *kv = (ra_kv_t) { .key = k, .type = RA_KV_STR, .str = v };
+  return 0;
+}
+
+static int s_parse (int argc, char **argv, opts_t *o)
+{
+  *o = (opts_t) { .env = "ECommerce-v1", .device = "cpu", .num_envs = 64, .steps = 200000,
+                  .eval_episodes = 512, .progress_s = 2.0, .seed = 1 };
+  static const struct { const char *flag, *key; } pol[] = {
+    { "--rollout", "rollout" }, { "--lr", "lr" }, { "--gamma", "gamma" }, { "--lambda", "lambda" },
+    { "--entropy", "entropy" }, { "--value-coef", "value_coef" }, { "--clip-norm", "clip_norm" },
+    { "--reward-scale", "reward_scale" }, { "--hidden", "hidden" }, { "--layers", "layers" },
+    { "--activation", "activation" },
+  };
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp (a, "--help") || !strcmp (a, "-h")) {
+      s_usage (stdout);
+      exit (0);
+    }
+    if (i + 1 >= argc) {
+      fprintf (stderr, "recarena-target: %s needs a value (--help for usage)\n", a);
+      return -1;
+    }
+    const char *v = argv[++i];
+    bool known = true;
+    if (!strcmp (a, "--address"))
+      o->address = v;
+    else if (!strcmp (a, "--env"))
+      o->env = v;
+    else if (!strcmp (a, "--task"))
+      o->task = v;
+    else if (!strcmp (a, "--device"))
+      o->device = v;
+    else if (!strcmp (a, "--checkpoint-in"))
+      o->ckpt_in = v;
+    else if (!strcmp (a, "--checkpoint-out"))
+      o->ckpt_out = v;
+    else if (!strcmp (a, "--metrics"))
+      o->metrics = v;
+    else if (!strcmp (a, "--num-envs"))
+      o->num_envs = atoi (v);
+    else if (!strcmp (a, "--eval-episodes"))
+      o->eval_episodes = atoi (v);
+    else if (!strcmp (a, "--steps"))
+      o->steps = atoll (v), o->updates = 0;
+    else if (!strcmp (a, "--updates"))
+      o->updates = atoll (v);
+    else if (!strcmp (a, "--progress"))
+      o->progress_s = atof (v);
+    else if (!strcmp (a, "--seed"))
+      o->seed = strtoull (v, NULL, 10);
+    else if (!strcmp (a, "--config")) {
+      const char *eq = strchr (v, '=');
+      if (!eq || eq == v || o->n_config >= MAX_CONFIG) {
+        fprintf (stderr, "recarena-target: --config wants KEY=VALUE (at most %d), got '%s'\n",
+                 MAX_CONFIG, v);
+        return -1;
+      }
+      char key[128];
+      snprintf (key, sizeof key, "%.*s", (int) (eq - v), v);
+      if (s_kv (o, &o->config[o->n_config++], key, eq + 1) != 0)
+        return -1;
+    } else {
+      known = false;
+      for (size_t p = 0; p < sizeof pol / sizeof pol[0]; p++)
+        if (!strcmp (a, pol[p].flag)) {
+          if (s_kv (o, &o->policy[o->n_policy++], pol[p].key, v) != 0)
+            return -1;
+          known = true;
+        }
+    }
+    if (!known) {
+      fprintf (stderr, "recarena-target: unknown flag %s (--help for usage)\n", a);
+      return -1;
+    }
+  }
+  if (o->num_envs < 1 || (o->updates <= 0 && o->steps <= 0) || o->eval_episodes < 0) {
+    fprintf (stderr, "recarena-target: --num-envs and --steps/--updates must be positive\n");
+    return -1;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ in-process server */
+
+static void *s_serve (void *arg)
+{
+  ra_server_run (arg);
+  return NULL;
+}
+
+static ra_err_t s_make (ra_client_t *c, const opts_t *o, int n, uint64_t seed, const char *autoreset,
+                        ra_client_env_t *env, ra_error_t *err)
+{
+  ra_make_opts_t mo = { .has_seed = true, .seed = seed, .config = o->config,
+                        .n_config = o->n_config, .autoreset = autoreset };
+  ra_err_t rc = ra_client_make (c, o->env, n, &mo, env, err);
+  if (rc != RA_OK || !o->task)
+    return rc;
+  const char *colon = strchr (o->task, ':');
+  if (!colon)
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "--task wants SPLIT:ID, got '%s'", o->task);
+  char split[32];
+  snprintf (split, sizeof split, "%.*s", (int) (colon - o->task), o->task);
+  return ra_client_set_task (c, env, split, strtoll (colon + 1, NULL, 10), NULL, 0, NULL, err);
+}
+
+static void s_fmt_time (double s, char *buf, size_t cap)
+{
+  if (!isfinite (s) || s < 0)
+    snprintf (buf, cap, "?");
+  else if (s >= 3600)
+    snprintf (buf, cap, "%dh%02dm", (int) (s / 3600), (int) fmod (s / 60, 60));
+  else
+    snprintf (buf, cap, "%dm%02ds", (int) (s / 60), (int) fmod (s, 60));
+}
+
+/* Greedy and random returns over eval_episodes first episodes on the same seeds. */
+static ra_err_t s_eval (ra_target_t *t, ra_client_t *c, const opts_t *o, ra_error_t *err)
+{
+  int E = o->eval_episodes, n = E < o->num_envs ? E : o->num_envs;
+  ra_client_env_t env;
+  ra_err_t rc = s_make (c, o, n, o->seed + 1000003u, NULL, &env, err);
+  if (rc != RA_OK)
+    return rc;
+  uint64_t *seeds = malloc ((size_t) n * sizeof *seeds);
+  if (!seeds) {
+    ra_client_env_fini (&env);
+    return ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory");
+  }
+  double sum[3] = { 0 }, len[3] = { 0 };
+  int rounds = (E + n - 1) / n;
+  static const ra_target_eval_t modes[3] = { RA_TARGET_EVAL_GREEDY, RA_TARGET_EVAL_SAMPLE,
+                                             RA_TARGET_EVAL_RANDOM };
+  for (int r = 0; rc == RA_OK && r < rounds; r++)
+    for (int m = 0; rc == RA_OK && m < 3; m++) {
+      for (int i = 0; i < n; i++)
+        seeds[i] = o->seed * 7919u + 5000000u + (uint64_t) r * n + i;
+      double ret, l;
+      rc = ra_target_evaluate (t, c, &env, seeds, modes[m], 100000, &ret, &l, err);
+      sum[m] += ret;
+      len[m] += l;
+    }
+  if (rc == RA_OK) {
+    double g = sum[0] / rounds, s = sum[1] / rounds, rd = sum[2] / rounds;
+    printf ("eval over %d episodes (same seeds): greedy return %.3f (length %.1f), sampled %.3f, "
+            "random %.3f (length %.1f); greedy vs random %+.1f%%\n", rounds * n, g,
+            len[0] / rounds, s, rd, len[2] / rounds, rd != 0 ? 100.0 * (g - rd) / fabs (rd) : 0.0);
+  }
+  ra_error_t cerr;
+  ra_client_close (c, &env, &cerr);
+  ra_client_env_fini (&env);
+  free (seeds);
+  return rc;
+}
+
+int main (int argc, char **argv)
+{
+  opts_t o;
+  int code = 1;
+  if (s_parse (argc, argv, &o) != 0)
+    return 2;
+  ra_error_t err;
+  ra_server_t *srv = NULL;
+  pthread_t srv_thread;
+  bool srv_running = false;
+  ra_client_t *c = NULL;
+  ra_nn_backend_t *be = NULL;
+  ra_target_t *t = NULL;
+  FILE *metrics = NULL;
+  ra_client_env_t env = { 0 };
+  bool have_env = false;
+  const char *ep = o.address;
+
+  if ((ra_nn_backend_open (o.device, NULL, &be, &err)) != RA_OK) {
+    fprintf (stderr, "recarena-target: --device %s: %s\n", o.device, err.message);
+    return 2;
+  }
+  if (!ep) {
+    ra_server_opts_t so;
+    ra_server_opts_default (&so);
+    so.workers = 1;
+    if (ra_server_new (&so, &srv, &err) != RA_OK
+        || ra_server_bind (srv, "tcp://127.0.0.1:*", &err) != RA_OK) {
+      fprintf (stderr, "recarena-target: in-process server: %s\n", err.message);
+      goto done;
+    }
+    if (pthread_create (&srv_thread, NULL, s_serve, srv) != 0) {
+      fprintf (stderr, "recarena-target: cannot start the server thread\n");
+      goto done;
+    }
+    srv_running = true;
+    ep = ra_server_endpoint (srv, 0);
+  }
+  if (ra_client_new (ep, 0, &c, &err) != RA_OK
+      || s_make (c, &o, o.num_envs, o.seed, "same_step", &env, &err) != RA_OK) {
+    fprintf (stderr, "recarena-target: %s: %s\n", ep, err.message);
+    goto done;
+  }
+  have_env = true;
+
+  ra_target_cfg_t cfg;
+  ra_target_cfg_default (&cfg);
+  cfg.seed = o.seed;
+  if (ra_target_cfg_apply (&cfg, o.policy, o.n_policy, NULL, &err) != RA_OK
+      || ra_target_cfg_from_env (&cfg, &env, &err) != RA_OK
+      || (o.ckpt_in && ra_target_checkpoint_arch (o.ckpt_in, &cfg.hidden, &cfg.layers, &err) != RA_OK)
+      || ra_target_new (be, &cfg, &t, &err) != RA_OK
+      || (o.ckpt_in && ra_target_load (t, o.ckpt_in, &err) != RA_OK)) {
+    fprintf (stderr, "recarena-target: %s\n", err.message);
+    goto done;
+  }
+  if (o.metrics && !(metrics = fopen (o.metrics, "w"))) {
+    fprintf (stderr, "recarena-target: cannot write %s: %s\n", o.metrics, strerror (errno));
+    goto done;
+  }
+  long long per = (long long) cfg.rollout * cfg.num_envs;
+  long long updates = o.updates > 0 ? o.updates : (o.steps + per - 1) / per;
+  fprintf (stderr,
+           "recarena-target: %s%s%s on %s, %d envs, K=%d k=%d, user %d + candidate %d features; "
+           "MLP %d x %d (%s), %zu params, %s; %lld updates of %d steps\n",
+           o.env, o.task ? " task " : "", o.task ? o.task : "", ep, cfg.num_envs,
+           cfg.num_candidates, cfg.slate_size, cfg.user_dim, cfg.cand_dim, cfg.layers, cfg.hidden,
+           cfg.tanh ? "tanh" : "relu", ra_target_num_params (t), ra_nn_backend_name (be), updates,
+           cfg.rollout);
+  if (ra_target_begin (t, c, &env, NULL, &err) != RA_OK) {
+    fprintf (stderr, "recarena-target: %s\n", err.message);
+    goto done;
+  }
+  ra_target_stats_t st = { 0 }, win = { 0 };
+  double t0 = s_now (), last = t0;
+  double last_ret = NAN;
+  for (long long u = 1; u <= updates; u++) {
+    ra_target_stats_t one = { 0 };
+    double tu = s_now ();
+    if (ra_target_train_step (t, c, &env, &one, &err) != RA_OK) {
+      fprintf (stderr, "recarena-target: update %lld: %s\n", u, err.message);
+      goto done;
+    }
+    double now = s_now ();
+    st.env_steps += one.env_steps;
+    st.episodes += one.episodes;
+    st.return_sum += one.return_sum;
+    st.reward_sum += one.reward_sum;
+    win.env_steps += one.env_steps;
+    win.episodes += one.episodes;
+    win.return_sum += one.return_sum;
+    win.reward_sum += one.reward_sum;
+    const ra_target_losses_t *l = &one.last;
+    if (metrics) {
+      fprintf (metrics,
+               "{\"update\": %lld, \"env_steps\": %lld, \"episodes\": %lld, \"mean_return\": ",
+               u, (long long) st.env_steps, (long long) st.episodes);
+      if (one.episodes)
+        fprintf (metrics, "%.6g", one.return_sum / one.episodes);
+      else
+        fprintf (metrics, "null");
+      fprintf (metrics,
+               ", \"mean_reward\": %.6g, \"policy_loss\": %.6g, \"value_loss\": %.6g, "
+               "\"entropy\": %.6g, \"grad_norm\": %.6g, \"reward_scale\": %.6g, "
+               "\"samples_per_s\": %.1f, \"elapsed_s\": %.3f}\n",
+               one.reward_sum / (double) one.env_steps, l->policy_loss, l->value_loss, l->entropy,
+               l->grad_norm, l->reward_scale, one.env_steps / fmax (now - tu, 1e-9), now - t0);
+    }
+    if (now - last >= o.progress_s || u == updates) {
+      double sps = st.env_steps / fmax (now - t0, 1e-9);
+      char eta[32];
+      s_fmt_time ((updates - u) * per / sps, eta, sizeof eta);
+      if (win.episodes)
+        last_ret = win.return_sum / win.episodes;
+      fprintf (stderr,
+               "update %lld/%lld  steps %lld  episodes %lld  return %.2f  reward/step %.3f  "
+               "entropy %.2f  vloss %.3f  %.0f samples/s  ETA %s\n",
+               u, updates, (long long) st.env_steps, (long long) st.episodes, last_ret,
+               win.reward_sum / fmax ((double) win.env_steps, 1), l->entropy, l->value_loss, sps, eta);
+      win = (ra_target_stats_t) { 0 };
+      last = now;
+    }
+  }
+  double el = s_now () - t0;
+  printf ("trained %lld env steps in %.1f s (%.0f samples/s), %lld episodes, mean return %.3f\n",
+          (long long) st.env_steps, el, st.env_steps / fmax (el, 1e-9), (long long) st.episodes,
+          st.episodes ? st.return_sum / st.episodes : NAN);
+  if (o.ckpt_out) {
+    if (ra_target_save (t, o.ckpt_out, &err) != RA_OK) {
+      fprintf (stderr, "recarena-target: %s\n", err.message);
+      goto done;
+    }
+    printf ("checkpoint: %s\n", o.ckpt_out);
+  }
+  if (o.eval_episodes > 0 && s_eval (t, c, &o, &err) != RA_OK) {
+    fprintf (stderr, "recarena-target: eval: %s\n", err.message);
+    goto done;
+  }
+  code = 0;
+done:
+  if (metrics)
+    fclose (metrics);
+  if (have_env) {
+    ra_client_close (c, &env, &err);
+    ra_client_env_fini (&env);
+  }
+  ra_target_destroy (&t);
+  ra_client_destroy (&c);
+  ra_nn_backend_destroy (&be);
+  if (srv_running) {
+    ra_server_stop (srv);
+    pthread_join (srv_thread, NULL);
+  }
+  ra_server_destroy (&srv);
+  for (int i = 0; i < o.n_owned; i++)
+    free (o.owned[i]);
+  return code;
+}
