@@ -326,3 +326,71 @@ Test (choice, best_slate_is_the_brute_force_optimum_for_every_kind)
       cr_assert_float_eq (ra_choice_expected (&c, sv, sg), best, tol, "%s trial %d", ra_choice_names[kind], trial);
     }
 }
+
+/* ---- ECommerce-v1 accepts every kind by config choice_model ---- */
+
+#include "env/sims/ecommerce.h"
+#include "sim_harness.h"
+
+Test (choice, ecommerce_runs_every_choice_model_with_its_oracle)
+{
+  const ra_sim_class_t *E = &ra_ecommerce_class;
+  for (int kind = 0; kind < RA_CHOICE_COUNT; kind++) {
+    ra_kv_t cfg[] = { { .key = "choice_model", .type = RA_KV_STR, .str = ra_choice_names[kind] },
+                      { .key = "cascade_continue", .type = RA_KV_NUM, .num = 0.7 },
+                      { .key = "oracle", .type = RA_KV_BOOL, .num = 1 } };
+    ra_sim_args_t a = { .config = cfg, .n_config = 3, .num_envs = 3, .seed = 5 };
+    ra_sim_t *sim = NULL;
+    ra_error_t err;
+    cr_assert_eq (E->create (&a, &sim, &err), RA_OK, "%s: %s", ra_choice_names[kind], err.message);
+    const ra_sim_spec_t *sp = E->spec (sim);
+    ra_ecommerce_view_t v;
+    ra_ecommerce_view (sim, 0, &v);
+    cr_assert_eq (v.choice->kind, (ra_choice_kind_t) kind);
+    cr_assert_float_eq (v.choice->cont, 0.7, 1e-6);
+    harness_t h;
+    h_init (&h, sp, 3);
+    E->reset (sim, 0, 3, NULL, NULL, &h.buf);
+    const int k = sp->slate_size, K = sp->num_candidates;
+    int f_regret = h_info_index (&h, "regret"), f_click = h_info_index (&h, "clicked");
+    int f_user = h_obs_index (&h, "user");
+    ra_rng_t arng;
+    ra_rng_seed (&arng, 8, 0);
+    int32_t act[3 * RA_CHOICE_MAX_SLATE];
+    int clicks = 0, multi = 0;
+    for (int t = 0; t < 100; t++) {
+      for (int i = 0; i < 3; i++)
+        h_random_slate (&arng, K, k, act + i * k);
+      E->step (sim, 0, 3, act, &h.buf);
+      for (int i = 0; i < 3; i++) {
+        float regret = ((float *) h.buf.info[f_regret])[i];
+        cr_assert (regret >= 0 && isfinite (regret));
+        cr_assert (h.buf.reward[i] >= sp->reward_range[0] && h.buf.reward[i] <= sp->reward_range[1]);
+        int n = 0;
+        for (int r = 0; r < k; r++)
+          n += ((uint8_t *) h.buf.info[f_click])[i * k + r];
+        clicks += n;
+        multi += n > 1;
+        const float *u = (const float *) h.buf.obs[f_user] + (size_t) i * (size_t) sp->obs[f_user].shape[0];
+        for (int q = 0; q < sp->obs[f_user].shape[0]; q++)
+          cr_assert (u[q] >= -1 && u[q] <= 1, "%s: user[%d] = %f", ra_choice_names[kind], q, u[q]);
+        if (h.buf.terminated[i]) {
+          uint8_t mask[3] = { 0 };
+          mask[i] = 1;
+          E->reset (sim, 0, 3, NULL, mask, &h.buf);
+        }
+      }
+    }
+    cr_assert_gt (clicks, 0, "%s", ra_choice_names[kind]);
+    if (kind == RA_CHOICE_LOGIT || kind == RA_CHOICE_PROPORTIONAL)
+      cr_assert_eq (multi, 0);
+    h_fini (&h);
+    E->destroy (&sim);
+  }
+  ra_kv_t bad[] = { { .key = "choice_model", .type = RA_KV_STR, .str = "dbn" } };
+  ra_sim_args_t a = { .config = bad, .n_config = 1, .num_envs = 1, .seed = 5 };
+  ra_sim_t *sim = NULL;
+  ra_error_t err;
+  cr_assert_eq (E->create (&a, &sim, &err), RA_ERR_BAD_CONFIG);
+  cr_assert (strstr (err.message, "choice_model"), "%s", err.message);
+}
