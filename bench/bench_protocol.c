@@ -353,7 +353,7 @@ static double s_rate (bool (*fn) (void *), void *ctx)
   return (double) calls / (t - t0);
 }
 
-enum { R_INPROC, R_HANDLERS, R_Z1, R_Z64, R_Z256, R_Z1024, R_BARE, R_COUNT };
+enum { R_INPROC, R_HANDLERS, R_HANDLERS1, R_Z1, R_Z64, R_Z256, R_Z1024, R_BARE, R_COUNT };
 
 int main (int argc, char **argv)
 {
@@ -387,11 +387,12 @@ int main (int argc, char **argv)
   pthread_create (&th, NULL, s_serve, NULL);
 
   static inproc_t inproc;
-  static handlers_t handlers;
+  static handlers_t handlers, handlers1;
   static remote_t remote[4];
   static bare_t bare;
   const int sizes[4] = { 1, 64, 256, 1024 };
-  bool ok = s_inproc_open (&inproc, 256) && s_handlers_open (&handlers, 256) && s_bare_open (&bare);
+  bool ok = s_inproc_open (&inproc, 256) && s_handlers_open (&handlers, 256) && s_handlers_open (&handlers1, 1)
+            && s_bare_open (&bare);
   for (int i = 0; i < 4 && ok; i++)
     ok = s_remote_open (&remote[i], ep, sizes[i]);
   if (!ok) {
@@ -405,6 +406,7 @@ int main (int argc, char **argv)
   for (int r = 0; r < s_repeats; r++) {
     rate[R_INPROC][r] = 256 * s_rate (s_inproc_step, &inproc);
     rate[R_HANDLERS][r] = 256 * s_rate (s_handlers_step, &handlers);
+    rate[R_HANDLERS1][r] = s_rate (s_handlers_step, &handlers1);
     for (int i = 0; i < 4; i++)
       rate[R_Z1 + i][r] = sizes[i] * s_rate (s_remote_step, &remote[i]);
     rate[R_BARE][r] = s_rate (s_bare_step, &bare);
@@ -419,6 +421,8 @@ int main (int argc, char **argv)
   printf ("\n%-44s %8s %16s %12s\n", "what", "batch", "env-steps/s", "round trip");
   printf ("%-44s %8d %16.0f %12s\n", "in-process sim (reference, 1 thread)", 256, med[R_INPROC], "-");
   printf ("%-44s %8d %16.0f %12s\n", "server handlers, no ZeroMQ", 256, med[R_HANDLERS], "-");
+  printf ("%-44s %8d %16.0f %10.1f us\n", "server handlers, no ZeroMQ (request cost)", 1, med[R_HANDLERS1],
+          1e6 / med[R_HANDLERS1]);
   for (int i = 0; i < 4; i++)
     printf ("%-44s %8d %16.0f %10.1f us\n", "ZeroMQ tcp loopback, C client", sizes[i], med[R_Z1 + i],
             1e6 * sizes[i] / med[R_Z1 + i]);
@@ -433,6 +437,7 @@ int main (int argc, char **argv)
     s_remote_close (&remote[i]);
   s_bare_close (&bare);
   s_handlers_close (&handlers);
+  s_handlers_close (&handlers1);
   s_inproc_close (&inproc);
   ra_server_stop (s_srv);
   pthread_join (th, NULL);
