@@ -280,7 +280,9 @@ static void s_write_obs (const ra_sim_t *s, int i, const s_slot_t *sl, const s_e
 {
   const int d = s->d;
   float *u = (float *) buf->obs[S_OBS_USER] + (size_t) i * s->f_user;
-  memcpy (u, s->theta_hat + (size_t) i * d, (size_t) d * sizeof (float));
+  const float *th = s->theta_hat + (size_t) i * d;
+  for (int q = 0; q < d; q++)
+    u[q] = th[q];
   const ra_content_user_t *us = &e->user;
   float bf = us->budget / us->budget0;
   u[d] = s_clampf (bf, 0.0f, 1.0f);
@@ -293,8 +295,11 @@ static void s_write_obs (const ra_sim_t *s, int i, const s_slot_t *sl, const s_e
   const int32_t *cand = s->cand + (size_t) i * s->K;
   const size_t f = (size_t) s->f_cand;
   float *row = (float *) buf->obs[S_OBS_CANDIDATES] + (size_t) i * s->K * f;
-  for (int r = 0; r < s->K; r++, row += f)
-    memcpy (row, sl->feat + (size_t) cand[r] * f, f * sizeof (float));
+  for (int r = 0; r < s->K; r++, row += f) {   /* a plain loop: a memcpy call per short row costs more */
+    const float *src = sl->feat + (size_t) cand[r] * f;
+    for (size_t q = 0; q < f; q++)
+      row[q] = src[q];
+  }
 }
 
 /* 4.3 the exact best slate among the current candidates; caches it in e. */
