@@ -413,10 +413,9 @@ static bool s_same_task (const ra_task_values_t *a, const ra_task_values_t *b)
 }
 
 /* 8.1 reward kind and weights from config; the named kinds are one-hot weights. */
-static ra_err_t s_reward_from_config (ra_config_t *cfg, ra_sim_t *s, ra_error_t *err)
+static ra_err_t s_reward_from_config (ra_config_t *cfg, int *kind, float *weights, ra_error_t *err)
 {
-  ra_err_t rc = ra_config_get_enum (cfg, "reward", S_REWARD_REVENUE, s_reward_names, S_REWARD_COUNT,
-                                    &s->reward_kind, err);
+  ra_err_t rc = ra_config_get_enum (cfg, "reward", S_REWARD_REVENUE, s_reward_names, S_REWARD_COUNT, kind, err);
   if (rc != RA_OK)
     return rc;
   double w[RA_ADS_M_COUNT];
@@ -429,7 +428,7 @@ static ra_err_t s_reward_from_config (ra_config_t *cfg, ra_sim_t *s, ra_error_t 
   }
   static const int named[S_REWARD_COUNT] = { RA_ADS_M_REVENUE, RA_ADS_M_CLICKS, RA_ADS_M_CONVERSIONS, -1 };
   for (int m = 0; m < RA_ADS_M_COUNT; m++)
-    s->w[m] = s->reward_kind == S_REWARD_WEIGHTED ? (float) w[m] : named[s->reward_kind] == m ? 1.0f : 0.0f;
+    weights[m] = *kind == S_REWARD_WEIGHTED ? (float) w[m] : named[*kind] == m ? 1.0f : 0.0f;
   return RA_OK;
 }
 
@@ -442,11 +441,10 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
     return rc;
   if (args->num_envs < 1)
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "num_envs is %d, expected at least 1", args->num_envs);
-  ra_sim_t tmp;   /* reward settings, read before the sim exists */
-  memset (&tmp, 0, sizeof tmp);
   int64_t K, k, d, n_items, n_topics, n_adv, slots;
   double mix, cascade_continue;
-  int choice_kind;
+  int choice_kind, reward_kind;
+  float reward_w[RA_ADS_M_COUNT];
   bool oracle;
   double task_defaults[RA_ADS_P_COUNT];
   memcpy (task_defaults, s_default_task, sizeof task_defaults);
@@ -466,7 +464,7 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   S_TRY (ra_config_get_enum (&cfg, "choice_model", S_CHOICE_DEFAULT, ra_choice_names, RA_CHOICE_COUNT,
                              &choice_kind, err));
   S_TRY (ra_config_get_num (&cfg, "cascade_continue", RA_CHOICE_CONTINUE_DEFAULT, 0, 1, &cascade_continue, err));
-  S_TRY (s_reward_from_config (&cfg, &tmp, err));
+  S_TRY (s_reward_from_config (&cfg, &reward_kind, reward_w, err));
   S_TRY (ra_config_get_bool (&cfg, "oracle", false, &oracle, err));
   S_TRY (ra_config_get_int (&cfg, "task_slots", 16, 1, 4096, &slots, err));
   for (size_t q = 0; q < sizeof s_config_task_keys / sizeof s_config_task_keys[0]; q++) {
@@ -507,8 +505,8 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   s->oracle = oracle;
   s->choice_kind = choice_kind;
   s->cascade_continue = cascade_continue;
-  s->reward_kind = tmp.reward_kind;
-  memcpy (s->w, tmp.w, sizeof s->w);
+  s->reward_kind = reward_kind;
+  memcpy (s->w, reward_w, sizeof s->w);
   memcpy (s->default_task, task_defaults, sizeof task_defaults);
   s->n_slots = (int) slots;
   size_t N = (size_t) s->num_envs;
