@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "env/server/server_int.h"   /* reply_owner, for the zero-copy test */
+#include "env/sims/registry.h"
 #include "helpers.h"
 
 #define ENV "ECommerce-v1"
@@ -760,4 +761,43 @@ Test (handlers, buffers_still_referenced_by_a_reply_are_never_overwritten)
   ra_outbufs_t *cur = T.srv->reply_owner;
   cr_assert_eq (th_step (&T, h, a, n, SLATE), RA_OK);
   cr_assert_eq (T.srv->reply_owner, cur);
+}
+
+/* ---- every simulator ---------------------------------------------------------------------- */
+
+Test (handlers, every_registered_sim_serves_make_reset_step_render)
+{
+  int nsims;
+  const ra_sim_class_t *const *sims = ra_sims_all (&nsims);
+  cr_assert_gt (nsims, 0);
+  for (int s = 0; s < nsims; s++) {
+    const int n = 4;
+    int64_t h = th_make (&T, sims[s]->name, n, 3, NULL, 0);
+    cr_assert_gt (h, 0, "%s: %s", sims[s]->name, T.err.message);
+    const msgpack_object *as = th_map (&T, "action_space");
+    int64_t nK, nk = 1;
+    if (ra_obj_is_str (ra_map_get (as, "type"), "Discrete")) {
+      cr_assert_eq (ra_get_int (as, "n", &nK, NULL), RA_OK);
+    } else {
+      const msgpack_object *nvec = ra_map_get (as, "nvec");
+      cr_assert (nvec && nvec->type == MSGPACK_OBJECT_ARRAY && nvec->via.array.size > 0);
+      nk = nvec->via.array.size;
+      nK = (int64_t) nvec->via.array.ptr[0].via.u64;
+    }
+    cr_assert_eq (th_reset (&T, h, 3, NULL, 0), RA_OK, "%s: %s", sims[s]->name, T.err.message);
+    int32_t a[4 * 16];
+    cr_assert_leq (nk, 16);
+    for (int step = 0; step < 5; step++) {
+      for (int i = 0; i < n; i++)
+        for (int j = 0; j < nk; j++)
+          a[i * nk + j] = (int32_t) ((i + step + j) % nK);   /* distinct while k <= K */
+      cr_assert_eq (th_step (&T, h, a, n, (int) nk), RA_OK, "%s: %s", sims[s]->name, T.err.message);
+    }
+    ra_msg_out_t *m = th_begin (&T, "render", 2);
+    ra_msg_out_str (m, "handle");
+    ra_msg_out_int (m, h);
+    ra_msg_out_str (m, "index");
+    ra_msg_out_int (m, 0);
+    cr_assert_eq (th_call (&T), RA_OK, "%s: %s", sims[s]->name, T.err.message);
+  }
 }
