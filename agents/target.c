@@ -352,10 +352,12 @@ int main (int argc, char **argv)
       s_fmt_time ((updates - u) * per / sps, eta, sizeof eta);
       if (win.episodes)
         last_ret = win.return_sum / win.episodes;
+      char rbuf[32];
+      snprintf (rbuf, sizeof rbuf, isfinite (last_ret) ? "%.2f" : "-", last_ret);
       fprintf (stderr,
-               "update %lld/%lld  steps %lld  episodes %lld  return %.2f  reward/step %.3f  "
+               "update %lld/%lld  steps %lld  episodes %lld  return %s  reward/step %.3f  "
                "entropy %.2f  vloss %.3f  %.0f samples/s  ETA %s\n",
-               u, updates, (long long) st.env_steps, (long long) st.episodes, last_ret,
+               u, updates, (long long) st.env_steps, (long long) st.episodes, rbuf,
                win.reward_sum / fmax ((double) win.env_steps, 1), l->entropy, l->value_loss, sps, eta);
       win = (ra_target_stats_t) { 0 };
       last = now;
