@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "env/core/config.h"
+#include "env/core/dynamics.h"
 #include "env/core/rng.h"
 #include "env/core/task.h"
 
@@ -114,11 +115,12 @@ typedef struct {
   ra_task_values_t task;
   ra_catalog_t world;                   /* one-item catalog: centres (2.1) and popularity only */
   ra_user_pop_t pop;
+  ra_time_budget_t budget;              /* 6.1 shared time budget: step cost, no refund */
   ra_choice_t choice;
   float inv_temp;                       /* 1 / tau */
   float age_decay;                      /* ln 2 / half-life, per step of age (4.1) */
-  float sat_rate;                       /* eta_s in [0, 1] (4.2) */
-  float sat_keep;                       /* exp(-1 / recovery) (4.2) */
+  ra_boredom_t satiation;               /* 4.2 shared topic boredom: rise eta_s, decay exp(-1 / recovery),
+                                           timeout RA_NEWS_SATIATION_TIMEOUT, weight gamma_s / tau */
   float dwell_scale;                    /* minutes */
   float burst_rate;                     /* per publish round */
   float noise_scale;                    /* item_noise / sqrt(d) */
@@ -157,7 +159,8 @@ struct ra_sim {
   s_slot_t *slots;
   s_env_t *envs;
   float *theta, *theta_hat;             /* num_envs x d */
-  float *sat, *hclk;                    /* num_envs x n_topics: satiation sigma, public counter h */
+  ra_boredom_topic_t *sat;              /* num_envs x n_topics: satiation state (4.2) */
+  float *hclk;                          /* num_envs x n_topics: public click counter h (7.1) */
   float *art_x;                         /* num_envs x cap x d */
   float *art_q, *art_qhat;              /* num_envs x cap */
   int32_t *art_topic, *art_serial;     /* num_envs x cap */
@@ -206,12 +209,12 @@ static inline float s_unit_uniform16 (uint64_t bits)
 
 /* 4.1 scaled utility of the article in ring slot p for env i, given affinity aff */
 static inline float s_utility (const ra_sim_t *s, const s_slot_t *sl, const s_env_t *e, size_t base,
-                               const float *sat, int p, float aff)
+                               const ra_boredom_topic_t *sat, int p, float aff)
 {
   int age = (int) (e->clock - s->art_birth[base + p]);
-  float u = aff + RA_NEWS_QUALITY_WEIGHT * s->art_q[base + p] + RA_NEWS_BURST_BONUS * s->art_burst[base + p]
-            - RA_NEWS_SATIATION_WEIGHT * sat[s->art_topic[base + p]];
-  return u * sl->inv_temp - sl->age_decay * (float) age;
+  float u = aff + RA_NEWS_QUALITY_WEIGHT * s->art_q[base + p] + RA_NEWS_BURST_BONUS * s->art_burst[base + p];
+  return u * sl->inv_temp - ra_boredom_penalty (&sl->satiation, &sat[s->art_topic[base + p]], e->steps)
+         - sl->age_decay * (float) age;
 }
 
 /* 5.1 expected dwell (minutes) of a clicked article, before the clamp */
@@ -351,7 +354,7 @@ static void s_oracle (const ra_sim_t *s, int i, const s_slot_t *sl, s_env_t *e)
 {
   float a[S_MAX_K], g[S_MAX_K];
   const float *theta = s->theta + (size_t) i * s->d;
-  const float *sat = s->sat + (size_t) i * s->n_topics;
+  const ra_boredom_topic_t *sat = s->sat + (size_t) i * s->n_topics;
   size_t base = (size_t) i * s->cap;
   const int32_t *cand = s->cand + (size_t) i * s->K;
   for (int r = 0; r < s->K; r++) {
@@ -427,8 +430,10 @@ static void s_slot_build (ra_sim_t *s, int t, const ra_task_values_t *v)
   ra_choice_set_continue (&sl->choice, s->cascade_continue);
   sl->inv_temp = (float) (1.0 / tau);
   sl->age_decay = (float) (log (2.0) / p[RA_NEWS_P_HALF_LIFE]);
-  sl->sat_rate = (float) p[RA_NEWS_P_SATIATION_RATE];
-  sl->sat_keep = (float) exp (-1.0 / p[RA_NEWS_P_SATIATION_RECOVERY]);
+  ra_boredom_init (&sl->satiation, p[RA_NEWS_P_SATIATION_RATE], exp (-1.0 / p[RA_NEWS_P_SATIATION_RECOVERY]),
+                   RA_NEWS_SATIATION_TIMEOUT, RA_NEWS_SATIATION_WEIGHT / tau);
+  sl->budget = (ra_time_budget_t) { .mean = (float) p[RA_NEWS_P_TIME_BUDGET], .spread = 0.5f,
+                                    .step_cost = RA_NEWS_STEP_COST, .refund = 0 };
   sl->dwell_scale = (float) p[RA_NEWS_P_DWELL_SCALE];
   sl->burst_rate = (float) p[RA_NEWS_P_BURST_RATE];
   sl->noise_scale = (float) (p[RA_NEWS_P_ITEM_NOISE] / sqrt ((double) s->d));
@@ -519,7 +524,7 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   s->envs = calloc (N, sizeof *s->envs);
   s->theta = calloc (N * (size_t) d, sizeof (float));
   s->theta_hat = calloc (N * (size_t) d, sizeof (float));
-  s->sat = calloc (N * (size_t) n_topics, sizeof (float));
+  s->sat = calloc (N * (size_t) n_topics, sizeof *s->sat);
   s->hclk = calloc (N * (size_t) n_topics, sizeof (float));
   s->art_x = calloc (N * C * (size_t) d, sizeof (float));
   s->art_q = calloc (N * C, sizeof (float));
@@ -617,10 +622,9 @@ static void s_reset (ra_sim_t *s, int i0, int i1, const uint64_t *seeds, const u
     e->last_dwell = 0;
     for (int r = 0; r < S_MAX_SLATE; r++)
       e->last_items[r] = -1;
-    for (int t = 0; t < T; t++) {
-      s->sat[(size_t) i * T + t] = 0;
+    ra_boredom_reset (s->sat + (size_t) i * T, T);
+    for (int t = 0; t < T; t++)
       s->hclk[(size_t) i * T + t] = 0;
-    }
     if (!e->stream_live) {
       /* 2.4 stream start: max_age rounds at clocks 0..max_age-1 fill the ring */
       e->published = 0;
@@ -650,7 +654,8 @@ static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const r
     s_env_t *e = &s->envs[i];
     const s_slot_t *sl = &s->slots[e->slot];
     const float *theta = s->theta + (size_t) i * d;
-    float *sat = s->sat + (size_t) i * T, *h = s->hclk + (size_t) i * T;
+    ra_boredom_topic_t *sat = s->sat + (size_t) i * T;
+    float *h = s->hclk + (size_t) i * T;
     size_t base = (size_t) i * s->cap;
     int32_t *cand = s->cand + (size_t) i * K;
     const int32_t *act = actions + (size_t) i * k;
@@ -688,19 +693,17 @@ static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const r
         dwell[r] = w < RA_NEWS_DWELL_MAX ? w : RA_NEWS_DWELL_MAX;
         total_dwell += dwell[r];
         int t = s->art_topic[base + pos[r]];
-        sat[t] += sl->sat_rate * (1.0f - sat[t]);   /* 4.2 satiation rises */
+        ra_boredom_consume (&sl->satiation, &sat[t], e->steps, 1.0f);   /* 4.2 satiation rises */
         h[t] += 1.0f;                               /* 7.1 public counter (before its decay) */
       }
       e->streak = 0;
     } else {
       e->streak++;
     }
-    for (int t = 0; t < T; t++) {   /* 4.2 recovery; 7.1 counter decay */
-      sat[t] *= sl->sat_keep;
+    for (int t = 0; t < T; t++)   /* 7.1 counter decay (satiation recovers lazily, 4.2) */
       h[t] *= RA_NEWS_CLICK_DECAY;
-    }
-    float spent = RA_NEWS_STEP_COST + total_dwell;   /* 6.1 */
-    e->user.budget -= spent;
+    float spent = RA_NEWS_STEP_COST + total_dwell;
+    ra_time_budget_spend (&sl->budget, &e->user.budget, total_dwell, 0.0f);   /* 6.1 */
     e->steps++;
     e->clicks += n_clicks;
     e->last_clicks = n_clicks;
@@ -815,6 +818,7 @@ void ra_news_view (const ra_sim_t *s, int i, ra_news_view_t *out)
   out->user = &e->user;
   out->theta = s->theta + (size_t) i * s->d;
   out->theta_hat = s->theta_hat + (size_t) i * s->d;
+  out->satiation_model = &sl->satiation;
   out->satiation = s->sat + (size_t) i * s->n_topics;
   out->topic_clicks = s->hclk + (size_t) i * s->n_topics;
   out->capacity = s->cap;

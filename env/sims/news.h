@@ -10,6 +10,7 @@
 
 #include "env/core/catalog.h"
 #include "env/core/choice.h"
+#include "env/core/dynamics.h"
 #include "env/core/sim.h"
 #include "env/core/users.h"
 
@@ -19,6 +20,7 @@ extern const ra_sim_class_t ra_news_class;
 #define RA_NEWS_QUALITY_WEIGHT 0.5f     /* gamma_q, click utility (4.1) */
 #define RA_NEWS_BURST_BONUS 0.5f        /* gamma_b, utility of a breaking article (4.1) */
 #define RA_NEWS_SATIATION_WEIGHT 2.0f   /* gamma_s, utility lost at full satiation (4.1) */
+#define RA_NEWS_SATIATION_TIMEOUT 50    /* steps without a click on a topic that clear its satiation (4.2) */
 #define RA_NEWS_BURST_SHARE 0.5         /* share of a burst round's articles forced onto the burst topic (2.2) */
 #define RA_NEWS_BURST_MIN_LEN 2         /* a burst lasts U{MIN..MAX} publish rounds (2.2) */
 #define RA_NEWS_BURST_MAX_LEN 5
@@ -46,7 +48,8 @@ typedef struct {
   const ra_user_t *user;                /* budget = time left (minutes), patience = P0 */
   const float *theta;                   /* dim: latent interest */
   const float *theta_hat;               /* dim: public estimate */
-  const float *satiation;               /* n_topics: sigma_t in [0, 1) */
+  const ra_boredom_t *satiation_model;  /* 4.2 the shared boredom model; time = steps */
+  const ra_boredom_topic_t *satiation;  /* n_topics: level at the last click on the topic, and when */
   const float *topic_clicks;            /* n_topics: public decayed click counter h_t >= 0 */
   int capacity, dim, n_topics;
   const float *art_x;                   /* capacity x dim: unit article embeddings */

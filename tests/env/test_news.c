@@ -291,8 +291,10 @@ Test (news, long_random_runs_stay_inside_declared_bounds)
         multi += nc > 1;
         ra_news_view_t v;
         ra_news_view (sim, i, &v);
-        for (int q = 0; q < v.n_topics; q++)
-          CHECK (v.satiation[q] >= 0 && v.satiation[q] < 1, "satiation %g", v.satiation[q]);
+        for (int q = 0; q < v.n_topics; q++) {
+          float lv = ra_boredom_level (v.satiation_model, &v.satiation[q], v.steps);
+          CHECK (lv >= 0 && lv < 1, "satiation %g", lv);
+        }
         CHECK (h.buf.terminated[i] || (v.user->budget > 0 && v.streak < v.user->patience),
                "time %g, streak %d of %g, not terminated", v.user->budget, v.streak, v.user->patience);
         bursts += v.burst_topic >= 0;
@@ -380,15 +382,24 @@ Test (news, articles_expire_and_new_ones_arrive)
 
 /* ---- golden equations ---- */
 
+/* Satiation of topic tp at step `now` from the stored state (docs 4.2, shared.md 2.2), in double. */
+static double s_level (const ra_news_view_t *v, int tp, int now)
+{
+  const ra_boredom_topic_t *b = &v->satiation[tp];
+  if (b->last < 0 || now - b->last >= RA_NEWS_SATIATION_TIMEOUT)
+    return 0;
+  return b->level * pow (exp (-1.0 / v->params[RA_NEWS_P_SATIATION_RECOVERY]), now - b->last);
+}
+
 /* Recomputes, from the view and docs/sims/news.md in double: 4.1 the scaled utility with
    freshness and satiation, the cascade marginals of shared.md 1.1 (or the logit's), then checks
    observed clicks per slot, dwell totals (5.1), and the exact satiation (4.2) and time-budget
    (6.1) updates. Empirical checks are within 5 standard deviations. */
-static void s_golden (const char *model)
+static void s_golden (const char *model, const ra_task_t *task)
 {
   const int n = 512, steps = 10, K = 20, k = 5, d = 16, T = 10;
   ra_kv_t cfg[] = { { .key = "choice_model", .type = RA_KV_STR, .str = model } };
-  ra_sim_t *sim = s_make (n, 31, cfg, 1, NULL);
+  ra_sim_t *sim = s_make (n, 31, cfg, 1, task);
   harness_t h;
   h_init (&h, E->spec (sim), n);
   int fc = h_info_index (&h, "clicked"), fd = h_info_index (&h, "dwell"), ft = h_info_index (&h, "time_left");
@@ -399,7 +410,8 @@ static void s_golden (const char *model)
   int32_t *act = calloc ((size_t) n * k, sizeof (int32_t)), *topic = calloc ((size_t) n * k, sizeof (int32_t));
   int32_t *age = calloc ((size_t) n * k, sizeof (int32_t));
   double *pc = calloc ((size_t) n * k, sizeof (double)), *dmean = calloc ((size_t) n * k, sizeof (double));
-  float *sat0 = calloc ((size_t) n * T, sizeof (float)), *time0 = calloc ((size_t) n, sizeof (float));
+  double *sat0 = calloc ((size_t) n * T, sizeof (double));
+  float *time0 = calloc ((size_t) n, sizeof (float));
   double exp_c[5] = { 0 }, var_c[5] = { 0 }, obs_c[5] = { 0 };
   double exp_d = 0, var_d = 0, obs_d = 0;
   const double s2 = (double) RA_NEWS_DWELL_SIGMA * RA_NEWS_DWELL_SIGMA;
@@ -424,7 +436,7 @@ static void s_golden (const char *model)
         topic[i * k + r] = v.art_topic[j];
         /* 4.1 v = (theta.x + gq q + gb burst - gs sigma_topic) / tau - ln 2 age / half_life */
         util[r] = (aff + RA_NEWS_QUALITY_WEIGHT * v.art_quality[j] + RA_NEWS_BURST_BONUS * v.art_burst[j]
-                   - RA_NEWS_SATIATION_WEIGHT * v.satiation[v.art_topic[j]]) / tau
+                   - RA_NEWS_SATIATION_WEIGHT * s_level (&v, v.art_topic[j], v.steps)) / tau
                   - log (2.0) * age[i * k + r] / hl;
         /* 5.1 D = dwell_scale exp(beta_a aff + beta_q q) */
         dmean[i * k + r] = p[RA_NEWS_P_DWELL_SCALE]
@@ -442,7 +454,8 @@ static void s_golden (const char *model)
           ex *= 1 - (1 - cont) * ar;
         }
       }
-      memcpy (sat0 + (size_t) i * T, v.satiation, (size_t) T * sizeof (float));
+      for (int q = 0; q < T; q++)
+        sat0[(size_t) i * T + q] = s_level (&v, q, v.steps);
       time0[i] = v.user->budget;
     }
     E->step (sim, 0, n, act, &h.buf);
@@ -474,11 +487,12 @@ static void s_golden (const char *model)
         }
       }
       CHECK (!logit || nc <= 1, "logit: %d clicks", nc);
-      /* 4.2 recovery sigma <- sigma exp(-1 / recovery) */
+      /* 4.2 recovery: one step later sigma is sigma exp(-1 / recovery) (reset envs start at 0) */
       double keep = exp (-1.0 / p[RA_NEWS_P_SATIATION_RECOVERY]);
-      for (int q = 0; q < T; q++)
-        CHECK (fabs (v.satiation[q] - sat[q] * keep) < 1e-5, "satiation of topic %d: %g, expected %g", q,
-               v.satiation[q], sat[q] * keep);
+      for (int q = 0; q < T; q++) {
+        double got = s_level (&v, q, v.steps);
+        CHECK (fabs (got - sat[q] * keep) < 1e-5, "satiation of topic %d: %g, expected %g", q, got, sat[q] * keep);
+      }
       /* 6.1 time left drops by the step cost plus the dwell */
       CHECK (fabs (v.user->budget - (time0[i] - spent)) < 1e-3, "time %g, expected %g", v.user->budget, time0[i] - spent);
       float tl = ((float *) h.buf.info[ft])[i];
@@ -508,12 +522,20 @@ static void s_golden (const char *model)
 
 Test (news, cascade_clicks_dwell_satiation_and_time_follow_the_documented_equations)
 {
-  s_golden ("cascade");
+  s_golden ("cascade", NULL);
+  /* fast ageing and strong satiation: a one-step error in age or a weaker rise shows */
+  ra_kv_t p[] = { { .key = "freshness_half_life", .type = RA_KV_NUM, .num = 1 },
+                  { .key = "satiation_rate", .type = RA_KV_NUM, .num = 0.9 },
+                  { .key = "no_click_utility", .type = RA_KV_NUM, .num = 0 } };
+  ra_task_t t = { .params = p, .n_params = 3 };
+  s_golden ("cascade", &t);
+  ra_task_t ood = { .split = "ood", .id = 1 };
+  s_golden ("cascade", &ood);
 }
 
 Test (news, logit_clicks_follow_the_documented_equations)
 {
-  s_golden ("logit");
+  s_golden ("logit", NULL);
 }
 
 Test (news, candidate_rows_hold_the_documented_features)
