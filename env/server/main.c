@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "env/core/reward.h"
 #include "env/server/server.h"
 
 static ra_server_t *s_server;
@@ -39,6 +40,9 @@ static void s_usage (FILE *f)
            "  --idle-timeout SECONDS   reclaim handles idle this long (default 600)\n"
            "  --max-message-bytes N    largest request accepted (default 67108864)\n"
            "  --seed N                 default make seed (env i gets N + i); default: from the clock\n"
+           "  --reward-plugin PATH     load a custom reward model (a shared library with the ABI of\n"
+           "                           env/core/reward_plugin.h); clients select it with config\n"
+           "                           reward = \"plugin:<name>\" (repeatable)\n"
            "  --log-level LEVEL        error, warn, info (default) or debug\n"
            "  --config FILE            read options from FILE: lines 'name = value' with the names\n"
            "                           above without dashes ('#' starts a comment)\n"
@@ -75,6 +79,15 @@ static bool s_apply (s_cfg_t *c, const char *name, const char *v)
     snprintf (c->bind_store[c->nbinds], sizeof c->bind_store[0], "%s", v);
     c->binds[c->nbinds] = c->bind_store[c->nbinds];
     c->nbinds++;
+    return true;
+  }
+  if (!strcmp (name, "reward-plugin")) {
+    /* Loaded here, at startup, never on a client's request (DESIGN.md section 3). */
+    ra_error_t err;
+    if (ra_reward_plugins_load (v, &err) != RA_OK) {
+      fprintf (stderr, "recarena-server: --reward-plugin: %s\n", err.message);
+      return false;
+    }
     return true;
   }
   if (!strcmp (name, "log-level")) {
@@ -203,8 +216,10 @@ int main (int argc, char **argv)
       value = argv[++i];
     }
     bool ok = !strcmp (name, "config") ? s_read_config (&c, value) : s_apply (&c, name, value);
-    if (!ok)
+    if (!ok) {
+      ra_reward_plugins_unload_all ();
       return 2;
+    }
   }
   if (c.nbinds == 0)
     c.binds[c.nbinds++] = "tcp://127.0.0.1:5555";
@@ -231,9 +246,12 @@ int main (int argc, char **argv)
   signal (SIGPIPE, SIG_IGN);
   for (int i = 0; i < c.nbinds; i++)
     printf ("recarena-server: listening on %s\n", ra_server_endpoint (srv, i));
+  for (int i = 0; i < ra_reward_plugins_count (); i++)
+    printf ("recarena-server: reward plugin '%s' loaded\n", ra_reward_plugins_get (i)->name);
   fflush (stdout);
   ra_err_t rc = ra_server_run (srv);
   s_server = NULL;
   ra_server_destroy (&srv);
+  ra_reward_plugins_unload_all ();
   return rc == RA_OK ? 0 : 1;
 }
