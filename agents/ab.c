@@ -1,0 +1,292 @@
+/*  agents/ab.c - recarena-ab: runs arms on the same tasks and seeds and reports per-arm metrics
+    with bootstrap CIs, paired tests against a control and learning curves R@K
+    (docs/agents.md section 2). Without --address it starts a server thread in-process on a free
+    loopback port, which stops when the command ends.
+
+    usage: recarena-ab [--env ECommerce-v1] [--arms random,popularity,linucb,oracle]
+             [--control random] [--split test] [--tasks 8] [--num-envs 32] [--episodes N]
+             [--seed 1] [--config key=value]... [--curve-episodes 0,1,2,5,10,20]
+             [--unit task|env] [--bootstrap 2000] [--credit clicked|metric]
+             [--max-episode-steps N] [--address tcp://127.0.0.1:5555]
+             [--json FILE] [--csv FILE] [--quiet] [--list-arms]                              */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agents/ab/report.h"
+#include "agents/ab/runner.h"
+#include "agents/policies/registry.h"
+#include "env/server/server.h"
+
+#define MAX_CONFIG 32
+
+static void s_usage (FILE *f)
+{
+  fputs ("usage: recarena-ab [--env ID] [--arms a,b:key=v,...] [--control ARM] [--split S]\n"
+         "         [--tasks N] [--num-envs N] [--episodes N] [--seed N] [--config key=value]...\n"
+         "         [--curve-episodes 0,1,2,5,10,20] [--unit task|env] [--bootstrap B]\n"
+         "         [--credit clicked|metric] [--max-episode-steps N] [--address EP]\n"
+         "         [--json FILE] [--csv FILE] [--quiet] [--list-arms]\n", f);
+}
+
+static double s_now (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (double) ts.tv_sec + 1e-9 * (double) ts.tv_nsec;
+}
+
+typedef struct {
+  double start, last;
+  int tasks;
+} s_progress_t;
+
+static void s_progress (void *ud, const char *arm, int task, double done, double total)
+{
+  s_progress_t *p = ud;
+  double now = s_now ();
+  if (now - p->last < 0.5 && done < total)
+    return;
+  p->last = now;
+  double el = now - p->start, eta = done > 0 ? el * (total - done) / done : 0;
+  fprintf (stderr, "[ab] arm %-16s task %d/%d  episodes %.0f/%.0f  elapsed %.1fs  ETA %.1fs\n",
+           arm, task + 1, p->tasks, done, total, el, eta);
+}
+
+static ra_server_t *S;
+
+static void *s_serve (void *arg)
+{
+  (void) arg;
+  ra_server_run (S);
+  return NULL;
+}
+
+static void s_kv (ra_kv_t *kv, char *text)
+{
+  char *eq = strchr (text, '=');
+  *eq = '\0';
+  kv->key = text;
+  const char *v = eq + 1;
+  char *end;
+  double x = strtod (v, &end);
+  if (!strcmp (v, "true") || !strcmp (v, "false"))
+    *kv = (ra_kv_t) { .key = text, .type = RA_KV_BOOL, .num = v[0] == 't' };
+  else if (*v && !*end)
+    *kv = (ra_kv_t) { .key = text, .type = RA_KV_NUM, .num = x };
+  else
+    *kv = (ra_kv_t) { .key = text, .type = RA_KV_STR, .str = v };
+}
+
+int main (int argc, char **argv)
+{
+  const char *env_id = "ECommerce-v1", *arms_s = "random,popularity,linucb,oracle";
+  const char *control_s = "random", *split = "test", *address = NULL, *json = NULL, *csv = NULL;
+  const char *curve_s = "0,1,2,5,10,20", *unit_s = "task", *credit_s = "clicked";
+  int tasks = 8, num_envs = 32, episodes = 0, bootstrap = 2000, mes = 0;
+  unsigned long long seed = 1;
+  bool quiet = false;
+  ra_kv_t config[MAX_CONFIG];
+  int n_config = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp (a, "--quiet"))
+      quiet = true;
+    else if (!strcmp (a, "--list-arms")) {
+      int n;
+      const ra_policy_class_t *const *all = ra_policies_all (&n);
+      for (int j = 0; j < n; j++)
+        printf ("%-14s %s\n", all[j]->name, all[j]->description);
+      return 0;
+    } else if (!strcmp (a, "--help") || !strcmp (a, "-h")) {
+      s_usage (stdout);
+      return 0;
+    } else if (!v) {
+      s_usage (stderr);
+      return 2;
+    } else {
+      i++;
+      if (!strcmp (a, "--env"))
+        env_id = v;
+      else if (!strcmp (a, "--arms"))
+        arms_s = v;
+      else if (!strcmp (a, "--control"))
+        control_s = v;
+      else if (!strcmp (a, "--split"))
+        split = v;
+      else if (!strcmp (a, "--tasks"))
+        tasks = atoi (v);
+      else if (!strcmp (a, "--num-envs"))
+        num_envs = atoi (v);
+      else if (!strcmp (a, "--episodes"))
+        episodes = atoi (v);
+      else if (!strcmp (a, "--seed"))
+        seed = strtoull (v, NULL, 10);
+      else if (!strcmp (a, "--bootstrap"))
+        bootstrap = atoi (v);
+      else if (!strcmp (a, "--max-episode-steps"))
+        mes = atoi (v);
+      else if (!strcmp (a, "--address"))
+        address = v;
+      else if (!strcmp (a, "--json"))
+        json = v;
+      else if (!strcmp (a, "--csv"))
+        csv = v;
+      else if (!strcmp (a, "--curve-episodes"))
+        curve_s = v;
+      else if (!strcmp (a, "--unit"))
+        unit_s = v;
+      else if (!strcmp (a, "--credit"))
+        credit_s = v;
+      else if (!strcmp (a, "--config")) {
+        if (!strchr (v, '=') || n_config == MAX_CONFIG) {
+          fprintf (stderr, "--config takes key=value (at most %d), got '%s'\n", MAX_CONFIG, v);
+          return 2;
+        }
+        s_kv (&config[n_config++], argv[i]);
+      } else {
+        fprintf (stderr, "unknown option '%s'\n", a);
+        s_usage (stderr);
+        return 2;
+      }
+    }
+  }
+  if (tasks < 1 || num_envs < 1 || bootstrap < 1 || episodes < 0) {
+    fprintf (stderr, "--tasks, --num-envs and --bootstrap must be positive\n");
+    return 2;
+  }
+  if (strcmp (unit_s, "task") && strcmp (unit_s, "env")) {
+    fprintf (stderr, "--unit is task or env, got '%s'\n", unit_s);
+    return 2;
+  }
+  if (strcmp (credit_s, "clicked") && strcmp (credit_s, "metric")) {
+    fprintf (stderr, "--credit is clicked or metric, got '%s'\n", credit_s);
+    return 2;
+  }
+  /* curve K values */
+  ra_ab_report_opts_t ro = {
+    .env_id = env_id, .split = split, .seed = seed, .config = config, .n_config = n_config,
+    .unit = unit_s[0] == 't' ? RA_AB_UNIT_TASK : RA_AB_UNIT_ENV, .bootstrap = bootstrap,
+    .level = 0.95, .credit = credit_s,
+  };
+  int want[RA_AB_MAX_CURVE], n_want = 0, max_k = 0;
+  for (const char *p = curve_s; *p && n_want < RA_AB_MAX_CURVE;) {
+    char *end;
+    long k = strtol (p, &end, 10);
+    if (end == p || k < 0 || k > 100000) {
+      fprintf (stderr, "--curve-episodes takes a comma list of K >= 0, got '%s'\n", curve_s);
+      return 2;
+    }
+    want[n_want++] = (int) k;
+    max_k = k > max_k ? (int) k : max_k;
+    p = *end == ',' ? end + 1 : end;
+  }
+  if (episodes == 0)
+    episodes = max_k + 1;
+  for (int j = 0; j < n_want; j++)
+    if (want[j] < episodes)
+      ro.curve_k[ro.n_curve++] = want[j];
+    else
+      fprintf (stderr, "[ab] R@%d dropped: only %d episodes per task\n", want[j], episodes);
+  /* arms; the control is added first when not listed */
+  static ra_ab_arm_t arms[RA_AB_MAX_ARMS];
+  int n_arms = 0;
+  ra_error_t err;
+  char *list = strdup (arms_s), *save = NULL;
+  bool have_control = false;
+  for (char *tok = strtok_r (list, ",", &save); tok; tok = strtok_r (NULL, ",", &save))
+    have_control |= !strcmp (tok, control_s);
+  if (!have_control && ra_ab_arm_parse (control_s, &arms[n_arms++], &err) != RA_OK) {
+    fprintf (stderr, "--control: %s\n", err.message);
+    return 2;
+  }
+  free (list);
+  list = strdup (arms_s);
+  for (char *tok = strtok_r (list, ",", &save); tok; tok = strtok_r (NULL, ",", &save)) {
+    if (n_arms == RA_AB_MAX_ARMS) {
+      fprintf (stderr, "at most %d arms\n", RA_AB_MAX_ARMS);
+      return 2;
+    }
+    if (ra_ab_arm_parse (tok, &arms[n_arms], &err) != RA_OK) {
+      fprintf (stderr, "--arms: %s\n", err.message);
+      return 2;
+    }
+    if (!strcmp (arms[n_arms].spec, control_s))
+      ro.control = n_arms;
+    n_arms++;
+  }
+  free (list);
+  /* the server: given, or in-process on a free loopback port */
+  pthread_t thread;
+  if (!address) {
+    ra_server_opts_t so;
+    ra_server_opts_default (&so);
+    so.workers = 1;
+    so.idle_timeout_s = 60;
+    if (ra_server_new (&so, &S, &err) != RA_OK || ra_server_bind (S, "tcp://127.0.0.1:*", &err) != RA_OK
+        || pthread_create (&thread, NULL, s_serve, NULL) != 0) {
+      fprintf (stderr, "cannot start the in-process server: %s\n", err.message);
+      ra_server_destroy (&S);
+      return 1;
+    }
+    address = ra_server_endpoint (S, 0);
+  }
+  int rc = 1;
+  ra_client_t *c = NULL;
+  ra_ab_result_t res;
+  memset (&res, 0, sizeof res);
+  if (ra_client_new (address, 60000, &c, &err) != RA_OK) {
+    fprintf (stderr, "cannot reach recarena-server at %s: %s\n", address, err.message);
+    goto out;
+  }
+  s_progress_t prog = { .start = s_now (), .last = 0, .tasks = tasks };
+  ra_ab_opts_t o = {
+    .env_id = env_id, .split = split, .tasks = tasks, .num_envs = num_envs, .episodes = episodes,
+    .seed = seed, .config = config, .n_config = n_config, .max_episode_steps = mes,
+    .credit = credit_s[0] == 'c' ? RA_AB_CREDIT_CLICKED : RA_AB_CREDIT_METRIC,
+    .progress = quiet ? NULL : s_progress, .progress_ud = &prog,
+  };
+  if (ra_ab_run (c, &o, arms, n_arms, &res, &err) != RA_OK) {
+    fprintf (stderr, "recarena-ab: %s: %s\n", ra_err_code (err.code), err.message);
+    goto out;
+  }
+  static ra_ab_report_t rep;
+  if (ra_ab_report_compute (&res, &ro, &rep, &err) != RA_OK) {
+    fprintf (stderr, "recarena-ab: %s\n", err.message);
+    goto out;
+  }
+  ra_ab_report_table (&res, &ro, &rep, stdout);
+  if (!quiet)
+    fprintf (stderr, "[ab] done in %.1fs\n", s_now () - prog.start);
+  rc = 0;
+  const char *paths[2] = { json, csv };
+  for (int j = 0; j < 2; j++) {
+    if (!paths[j])
+      continue;
+    FILE *f = fopen (paths[j], "w");
+    if (!f) {
+      fprintf (stderr, "cannot write %s\n", paths[j]);
+      rc = 1;
+      continue;
+    }
+    if (j == 0)
+      ra_ab_report_json (&res, &ro, &rep, f);
+    else
+      ra_ab_report_csv (&res, &ro, &rep, f);
+    if (fclose (f) != 0) {
+      fprintf (stderr, "cannot write %s\n", paths[j]);
+      rc = 1;
+    }
+  }
+out:
+  ra_ab_result_fini (&res);
+  ra_client_destroy (&c);
+  if (S) {
+    ra_server_stop (S);
+    pthread_join (thread, NULL);
+    ra_server_destroy (&S);
+  }
+  return rc;
+}

@@ -1,0 +1,377 @@
+/*  agents/ab/report.c - statistics per arm and metric, and their three renderings (see
+    report.h; docs/agents.md 2.2 - 2.5).                                                   */
+#include "agents/ab/report.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Ratio sums of one metric over a set of cells. */
+static double s_value (const ra_ab_cell_t *cells, int n, int episodes, int m)
+{
+  ra_ab_cell_t s;
+  memset (&s, 0, sizeof s);
+  for (int i = 0; i < n; i++) {
+    s.reward += cells[i].reward;
+    s.slots += cells[i].slots;
+    s.clicks += cells[i].clicks;
+    s.conversions += cells[i].conversions;
+    s.main += cells[i].main;
+    s.regret += cells[i].regret;
+    s.diversity += cells[i].diversity;
+    s.steps += cells[i].steps;
+  }
+  double sessions = (double) n * episodes;
+  switch (m) {
+  case RA_AB_M_RETURN: return s.reward / sessions;
+  case RA_AB_M_CTR: return s.slots > 0 ? s.clicks / s.slots : 0;
+  case RA_AB_M_CONVERSION: return s.clicks > 0 ? s.conversions / s.clicks : 0;
+  case RA_AB_M_MAIN: return s.main / sessions;
+  case RA_AB_M_DIVERSITY: return s.steps > 0 ? s.diversity / s.steps : 0;
+  case RA_AB_M_REGRET: return s.regret / sessions;
+  default: return 0;
+  }
+}
+
+int ra_ab_unit_values (const ra_ab_result_t *r, ra_ab_unit_t unit, int a, int m, double *x)
+{
+  int n = 0;
+  for (int t = 0; t < r->tasks; t++) {
+    if (m == RA_AB_M_COVERAGE) {   /* per task: distinct ids over the catalog size */
+      double d = r->distinct[(size_t) a * r->tasks + t];
+      x[n++] = r->catalog_size > 0 ? d / r->catalog_size : d;
+      continue;
+    }
+    const ra_ab_cell_t *cells = ra_ab_cell (r, a, t, 0);
+    if (unit == RA_AB_UNIT_TASK)
+      x[n++] = s_value (cells, r->num_envs, r->episodes, m);
+    else
+      for (int i = 0; i < r->num_envs; i++)
+        x[n++] = s_value (cells + i, 1, r->episodes, m);
+  }
+  return n;
+}
+
+int ra_ab_curve_values (const ra_ab_result_t *r, ra_ab_unit_t unit, int a, int K, double *x)
+{
+  int n = 0;
+  for (int t = 0; t < r->tasks; t++) {
+    double s = 0;
+    for (int i = 0; i < r->num_envs; i++) {
+      double v = ra_ab_ep_return (r, a, t, i)[K];
+      if (unit == RA_AB_UNIT_ENV)
+        x[n++] = v;
+      s += v;
+    }
+    if (unit == RA_AB_UNIT_TASK)
+      x[n++] = s / r->num_envs;
+  }
+  return n;
+}
+
+static uint64_t s_seed (uint64_t seed, int a, int m)
+{
+  return seed * 0x9E3779B97F4A7C15ull + (uint64_t) a * 1000003u + (uint64_t) m * 7919u + 1;
+}
+
+ra_err_t ra_ab_report_compute (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
+                               ra_ab_report_t *rep, ra_error_t *err)
+{
+  memset (rep, 0, sizeof *rep);
+  static const char *const keys[RA_AB_M_COUNT] = { "return", "ctr", "conversion", "main",
+                                                   "diversity", "coverage", "regret" };
+  static const char *const labels[RA_AB_M_COUNT] = { "return/session", "CTR", "conversion",
+                                                     "main/session", "diversity", "coverage",
+                                                     "regret/session" };
+  for (int m = 0; m < RA_AB_M_COUNT; m++) {
+    snprintf (rep->key[m], sizeof rep->key[m], "%s", keys[m]);
+    snprintf (rep->label[m], sizeof rep->label[m], "%s", labels[m]);
+    rep->available[m] = true;
+  }
+  rep->available[RA_AB_M_CONVERSION] = r->has_conversion;
+  if (r->has_conversion)
+    snprintf (rep->label[RA_AB_M_CONVERSION], sizeof rep->label[0], "%s/click", r->conversion_name);
+  rep->available[RA_AB_M_MAIN] = r->has_main;
+  if (r->has_main) {
+    snprintf (rep->key[RA_AB_M_MAIN], sizeof rep->key[0], "%s", r->main_name);
+    snprintf (rep->label[RA_AB_M_MAIN], sizeof rep->label[0], "%s/session", r->main_name);
+  }
+  rep->available[RA_AB_M_COVERAGE] = r->has_items;
+  if (r->catalog_size <= 0)
+    snprintf (rep->label[RA_AB_M_COVERAGE], sizeof rep->label[0], "distinct items");
+  rep->available[RA_AB_M_REGRET] = r->has_regret;
+  size_t cap = (size_t) r->tasks * r->num_envs;
+  double *x = malloc (cap * sizeof *x), *y = malloc (cap * sizeof *y);
+  if (!x || !y) {
+    free (x);
+    free (y);
+    return ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory for %zu units", cap);
+  }
+  int c = o->control;
+  for (int a = 0; a < r->arms; a++) {
+    for (int m = 0; m < RA_AB_M_COUNT; m++) {
+      if (!rep->available[m])
+        continue;
+      int n = ra_ab_unit_values (r, o->unit, a, m, x);
+      ra_ab_bootstrap_ci (x, n, o->bootstrap, o->level, s_seed (o->seed, a, m), &rep->ci[a][m]);
+      ra_ab_unit_values (r, o->unit, c, m, y);
+      ra_ab_paired_test (x, y, n, o->bootstrap, o->level, s_seed (o->seed, a, 100 + m), &rep->vs[a][m]);
+      if (m == RA_AB_M_RETURN)
+        rep->units = n;
+    }
+    for (int j = 0; j < o->n_curve; j++) {
+      int n = ra_ab_curve_values (r, o->unit, a, o->curve_k[j], x);
+      ra_ab_bootstrap_ci (x, n, o->bootstrap, o->level, s_seed (o->seed, a, 200 + j), &rep->curve[a][j]);
+      ra_ab_curve_values (r, o->unit, c, o->curve_k[j], y);
+      ra_ab_paired_test (x, y, n, o->bootstrap, o->level, s_seed (o->seed, a, 300 + j),
+                         &rep->curve_vs[a][j]);
+    }
+  }
+  free (x);
+  free (y);
+  return RA_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+static const char *s_unit_name (ra_ab_unit_t u)
+{
+  return u == RA_AB_UNIT_TASK ? "task" : "env";
+}
+
+/* Numbers with enough digits to compare, few enough to read; never locale-dependent output
+   beyond printf's "C" default. */
+static void s_num (FILE *f, double v)
+{
+  if (isfinite (v))
+    fprintf (f, "%.6g", v);
+  else
+    fputs ("null", f);
+}
+
+static void s_json_str (FILE *f, const char *s)
+{
+  fputc ('"', f);
+  for (; *s; s++) {
+    unsigned char ch = (unsigned char) *s;
+    if (ch == '"' || ch == '\\')
+      fprintf (f, "\\%c", ch);
+    else if (ch < 0x20)
+      fprintf (f, "\\u%04x", ch);
+    else
+      fputc (ch, f);
+  }
+  fputc ('"', f);
+}
+
+static void s_cell (char *buf, size_t n, double v)
+{
+  double a = fabs (v);
+  if (!isfinite (v))
+    snprintf (buf, n, "-");
+  else if (a != 0 && (a < 0.01 || a >= 1e5))
+    snprintf (buf, n, "%.3g", v);
+  else
+    snprintf (buf, n, "%.3f", v);
+}
+
+void ra_ab_report_table (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
+                         const ra_ab_report_t *rep, FILE *f)
+{
+  fprintf (f, "%s, split %s, tasks 0..%d, %d envs x %d episodes per task, seed %llu\n", o->env_id,
+           o->split, r->tasks - 1, r->num_envs, r->episodes, (unsigned long long) o->seed);
+  fprintf (f, "%.0f%% bootstrap CIs over %d %s units (B = %d); paired bootstrap test vs %s\n\n",
+           100 * o->level, rep->units, s_unit_name (o->unit), o->bootstrap, r->arm_names[o->control]);
+  int w = 8;
+  for (int a = 0; a < r->arms; a++)
+    if ((int) strlen (r->arm_names[a]) > w)
+      w = (int) strlen (r->arm_names[a]);
+  fprintf (f, "%-18s %-*s %10s %22s   %10s %22s %8s\n", "metric", w, "arm", "mean", "95% CI",
+           "diff", "95% CI of diff", "p");
+  for (int m = 0; m < RA_AB_M_COUNT; m++) {
+    if (!rep->available[m])
+      continue;
+    for (int a = 0; a < r->arms; a++) {
+      const ra_ab_ci_t *ci = &rep->ci[a][m];
+      const ra_ab_paired_t *vs = &rep->vs[a][m];
+      char mean[32], lo[32], hi[32], ci_s[72], d[32], dlo[32], dhi[32], dci[72];
+      s_cell (mean, sizeof mean, ci->mean);
+      s_cell (lo, sizeof lo, ci->lo);
+      s_cell (hi, sizeof hi, ci->hi);
+      snprintf (ci_s, sizeof ci_s, "[%s, %s]", lo, hi);
+      fprintf (f, "%-18s %-*s %10s %22s", a == 0 ? rep->label[m] : "", w, r->arm_names[a], mean, ci_s);
+      if (a == o->control) {
+        fprintf (f, "   %10s\n", "(control)");
+        continue;
+      }
+      s_cell (d, sizeof d, vs->diff);
+      s_cell (dlo, sizeof dlo, vs->lo);
+      s_cell (dhi, sizeof dhi, vs->hi);
+      snprintf (dci, sizeof dci, "[%s, %s]", dlo, dhi);
+      fprintf (f, "   %10s %22s %8.4f\n", d, dci, vs->p);
+    }
+  }
+  if (o->n_curve == 0)
+    return;
+  fprintf (f, "\nlearning curve R@K: mean return of each env's episode K + 1 on a task, after K "
+              "episodes of learning on it (all envs of a task feed one learner)\n");
+  fprintf (f, "%-*s", w, "arm");
+  for (int j = 0; j < o->n_curve; j++) {
+    char h[16];
+    snprintf (h, sizeof h, "K=%d", o->curve_k[j]);
+    fprintf (f, " %10s", h);
+  }
+  fputc ('\n', f);
+  for (int a = 0; a < r->arms; a++) {
+    fprintf (f, "%-*s", w, r->arm_names[a]);
+    for (int j = 0; j < o->n_curve; j++) {
+      char v[32];
+      s_cell (v, sizeof v, rep->curve[a][j].mean);
+      fprintf (f, " %10s", v);
+    }
+    fputc ('\n', f);
+  }
+}
+
+static void s_json_ci (FILE *f, const ra_ab_ci_t *ci)
+{
+  fputs ("{\"mean\": ", f);
+  s_num (f, ci->mean);
+  fputs (", \"lo\": ", f);
+  s_num (f, ci->lo);
+  fputs (", \"hi\": ", f);
+  s_num (f, ci->hi);
+  fprintf (f, ", \"n\": %d", ci->n);
+}
+
+static void s_json_vs (FILE *f, const ra_ab_paired_t *vs)
+{
+  fputs ("{\"diff\": ", f);
+  s_num (f, vs->diff);
+  fputs (", \"lo\": ", f);
+  s_num (f, vs->lo);
+  fputs (", \"hi\": ", f);
+  s_num (f, vs->hi);
+  fputs (", \"p\": ", f);
+  s_num (f, vs->p);
+  fputs ("}", f);
+}
+
+void ra_ab_report_json (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
+                        const ra_ab_report_t *rep, FILE *f)
+{
+  fputs ("{\n  \"schema\": \"recarena-ab/1\",\n  \"env\": ", f);
+  s_json_str (f, o->env_id);
+  fputs (",\n  \"split\": ", f);
+  s_json_str (f, o->split);
+  fprintf (f, ",\n  \"tasks\": %d,\n  \"num_envs\": %d,\n  \"episodes\": %d,\n  \"seed\": %llu,\n",
+           r->tasks, r->num_envs, r->episodes, (unsigned long long) o->seed);
+  fputs ("  \"unit\": ", f);
+  s_json_str (f, s_unit_name (o->unit));
+  fprintf (f, ",\n  \"bootstrap\": %d,\n  \"level\": ", o->bootstrap);
+  s_num (f, o->level);
+  fputs (",\n  \"credit\": ", f);
+  s_json_str (f, o->credit);
+  fprintf (f, ",\n  \"oracle_info\": %s,\n  \"catalog_size\": ", r->oracle_on ? "true" : "false");
+  s_num (f, r->catalog_size > 0 ? r->catalog_size : NAN);
+  fputs (",\n  \"config\": {", f);
+  for (int i = 0; i < o->n_config; i++) {
+    fputs (i ? ", " : "", f);
+    s_json_str (f, o->config[i].key);
+    fputs (": ", f);
+    if (o->config[i].type == RA_KV_STR)
+      s_json_str (f, o->config[i].str);
+    else if (o->config[i].type == RA_KV_BOOL)
+      fputs (o->config[i].num ? "true" : "false", f);
+    else
+      s_num (f, o->config[i].num);
+  }
+  fputs ("},\n  \"control\": ", f);
+  s_json_str (f, r->arm_names[o->control]);
+  fputs (",\n  \"metrics\": [", f);
+  bool first = true;
+  for (int m = 0; m < RA_AB_M_COUNT; m++) {
+    if (!rep->available[m])
+      continue;
+    fputs (first ? "" : ", ", f);
+    first = false;
+    fputs ("{\"name\": ", f);
+    s_json_str (f, rep->key[m]);
+    fputs (", \"label\": ", f);
+    s_json_str (f, rep->label[m]);
+    fputs ("}", f);
+  }
+  fputs ("],\n  \"curve_k\": [", f);
+  for (int j = 0; j < o->n_curve; j++)
+    fprintf (f, "%s%d", j ? ", " : "", o->curve_k[j]);
+  fputs ("],\n  \"arms\": [\n", f);
+  for (int a = 0; a < r->arms; a++) {
+    fputs ("    {\"name\": ", f);
+    s_json_str (f, r->arm_names[a]);
+    fputs (",\n     \"metrics\": {", f);
+    first = true;
+    for (int m = 0; m < RA_AB_M_COUNT; m++) {
+      if (!rep->available[m])
+        continue;
+      fputs (first ? "\n" : ",\n", f);
+      first = false;
+      fputs ("       ", f);
+      s_json_str (f, rep->key[m]);
+      fputs (": ", f);
+      s_json_ci (f, &rep->ci[a][m]);
+      fputs (", \"vs_control\": ", f);
+      if (a == o->control)
+        fputs ("null", f);
+      else
+        s_json_vs (f, &rep->vs[a][m]);
+      fputs ("}", f);
+    }
+    fputs ("},\n     \"curve\": [", f);
+    for (int j = 0; j < o->n_curve; j++) {
+      fprintf (f, "%s\n       {\"k\": %d, ", j ? "," : "", o->curve_k[j]);
+      s_json_ci (f, &rep->curve[a][j]);
+      fputs (", \"vs_control\": ", f);
+      if (a == o->control)
+        fputs ("null", f);
+      else
+        s_json_vs (f, &rep->curve_vs[a][j]);
+      fputs ("}", f);
+    }
+    fprintf (f, "]}%s\n", a + 1 < r->arms ? "," : "");
+  }
+  fputs ("  ]\n}\n", f);
+}
+
+static void s_csv_row (FILE *f, const char *arm, const char *metric, int k, const ra_ab_ci_t *ci,
+                       const ra_ab_paired_t *vs)
+{
+  fprintf (f, "\"%s\",%s,", arm, metric);
+  if (k >= 0)
+    fprintf (f, "%d", k);
+  double v[7] = { ci->mean, ci->lo, ci->hi, vs ? vs->diff : NAN, vs ? vs->lo : NAN,
+                  vs ? vs->hi : NAN, vs ? vs->p : NAN };
+  for (int i = 0; i < 7; i++) {
+    fputc (',', f);
+    if (i == 3)
+      fprintf (f, "%d,", ci->n);
+    if (isfinite (v[i]))
+      fprintf (f, "%.6g", v[i]);
+  }
+  fputc ('\n', f);
+}
+
+void ra_ab_report_csv (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
+                       const ra_ab_report_t *rep, FILE *f)
+{
+  fputs ("arm,metric,k,mean,lo,hi,n,diff,diff_lo,diff_hi,p\n", f);
+  for (int a = 0; a < r->arms; a++) {
+    const ra_ab_paired_t *none = NULL;
+    for (int m = 0; m < RA_AB_M_COUNT; m++)
+      if (rep->available[m])
+        s_csv_row (f, r->arm_names[a], rep->key[m], -1, &rep->ci[a][m],
+                   a == o->control ? none : &rep->vs[a][m]);
+    for (int j = 0; j < o->n_curve; j++)
+      s_csv_row (f, r->arm_names[a], "R@K", o->curve_k[j], &rep->curve[a][j],
+                 a == o->control ? none : &rep->curve_vs[a][j]);
+  }
+}

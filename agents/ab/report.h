@@ -1,0 +1,62 @@
+/*  agents/ab/report.h - from the runner's raw sums to the report (docs/agents.md sections 2.2,
+    2.4): per arm and metric a mean with its bootstrap CI and a paired test against the control
+    arm, and the learning curve R@K; written as a terminal table, JSON and CSV to streams the
+    caller owns. Deterministic: the same result and options give byte-identical output.     */
+#ifndef RA_AGENTS_AB_REPORT_H
+#define RA_AGENTS_AB_REPORT_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "agents/ab/runner.h"
+#include "agents/ab/stats.h"
+
+enum { RA_AB_M_RETURN, RA_AB_M_CTR, RA_AB_M_CONVERSION, RA_AB_M_MAIN, RA_AB_M_DIVERSITY,
+       RA_AB_M_COVERAGE, RA_AB_M_REGRET, RA_AB_M_COUNT };
+#define RA_AB_MAX_CURVE 16
+
+typedef enum { RA_AB_UNIT_TASK, RA_AB_UNIT_ENV } ra_ab_unit_t;
+
+typedef struct {
+  /* what was run, for the header and the JSON */
+  const char *env_id, *split;
+  uint64_t seed;
+  const ra_kv_t *config;
+  int n_config;
+  ra_ab_unit_t unit;
+  int bootstrap;                        /* resamples B */
+  double level;                         /* 0.95 */
+  int control;                          /* arm index of the control */
+  const char *credit;                   /* "clicked" or "metric" */
+  int curve_k[RA_AB_MAX_CURVE];         /* episodes of learning K (each < episodes) */
+  int n_curve;
+} ra_ab_report_opts_t;
+
+typedef struct {
+  bool available[RA_AB_M_COUNT];
+  char key[RA_AB_M_COUNT][40];          /* JSON / CSV name: "return", "ctr", "revenue", ... */
+  char label[RA_AB_M_COUNT][40];        /* table label: "return/session", ... */
+  ra_ab_ci_t ci[RA_AB_MAX_ARMS][RA_AB_M_COUNT];
+  ra_ab_paired_t vs[RA_AB_MAX_ARMS][RA_AB_M_COUNT];
+  ra_ab_ci_t curve[RA_AB_MAX_ARMS][RA_AB_MAX_CURVE];
+  ra_ab_paired_t curve_vs[RA_AB_MAX_ARMS][RA_AB_MAX_CURVE];
+  int units;                            /* units per arm for the non-coverage metrics */
+} ra_ab_report_t;
+
+/* Unit values of metric m for arm a into x (tasks or tasks x num_envs values); returns the
+   count. Coverage always has one unit per task. */
+int ra_ab_unit_values (const ra_ab_result_t *r, ra_ab_unit_t unit, int a, int m, double *x);
+/* Unit values of R@K (return of episode K, 0-based) for arm a. */
+int ra_ab_curve_values (const ra_ab_result_t *r, ra_ab_unit_t unit, int a, int K, double *x);
+
+/* Computes every CI and test. RA_ERR_NOMEM. */
+ra_err_t ra_ab_report_compute (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
+                               ra_ab_report_t *out, ra_error_t *err);
+void ra_ab_report_table (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
+                         const ra_ab_report_t *rep, FILE *f);
+void ra_ab_report_json (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
+                        const ra_ab_report_t *rep, FILE *f);
+void ra_ab_report_csv (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
+                       const ra_ab_report_t *rep, FILE *f);
+
+#endif

@@ -1,0 +1,510 @@
+/*  agents/ab/runner.c - plays arms on tasks over the protocol client (see runner.h;
+    docs/agents.md section 2.1).
+
+    One env batch (num_envs envs, autoreset same_step, oracle=true when the sim accepts it) is
+    made once. For each task t and each arm: set_task(split, t), reset with seeds
+    s_t + i (s_t = mix(seed, t)), a fresh arm (seed mix(seed ^ hash(spec), t)), then steps until
+    every env has finished `episodes` episodes. Under same_step every step is a real transition
+    (a finished env's reply row holds its reset observation and the final step's info), so the
+    arm learns from all N envs every step; stats count only each env's first `episodes`
+    episodes.                                                                                 */
+#include "agents/ab/runner.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agents/policies/registry.h"
+#include "protocol/msg.h"
+
+static uint64_t s_mix (uint64_t a, uint64_t b)
+{
+  uint64_t z = a + 0x9E3779B97F4A7C15ull * (b + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+static uint64_t s_hash_str (const char *s)
+{
+  uint64_t h = 0xCBF29CE484222325ull;
+  for (; *s; s++)
+    h = (h ^ (uint8_t) *s) * 0x100000001B3ull;
+  return h;
+}
+
+static void s_kv_value (ra_kv_t *kv, const char *v)
+{
+  char *end;
+  double x = strtod (v, &end);
+  if (!strcmp (v, "true") || !strcmp (v, "false")) {
+    kv->type = RA_KV_BOOL;
+    kv->num = v[0] == 't';
+    kv->str = NULL;
+  } else if (*v && !*end) {
+    kv->type = RA_KV_NUM;
+    kv->num = x;
+    kv->str = NULL;
+  } else {
+    kv->type = RA_KV_STR;
+    kv->num = 0;
+    kv->str = v;
+  }
+}
+
+ra_err_t ra_ab_arm_parse (const char *spec, ra_ab_arm_t *out, ra_error_t *err)
+{
+  memset (out, 0, sizeof *out);
+  if (strlen (spec) >= sizeof out->spec || strlen (spec) >= sizeof out->store)
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "arm '%.40s...' is too long", spec);
+  strcpy (out->spec, spec);
+  strcpy (out->store, spec);
+  char *save = NULL, *name = strtok_r (out->store, ":", &save);
+  if (!name || !(out->cls = ra_policies_find (name)))
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "unknown arm '%s' (see --list-arms)",
+                         name ? name : "");
+  for (char *tok; (tok = strtok_r (NULL, ":", &save));) {
+    char *eq = strchr (tok, '=');
+    if (!eq || eq == tok || out->n_config == RA_AB_MAX_ARM_SETTINGS)
+      return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "arm '%s': setting '%s' is not key=value "
+                           "(at most %d)", spec, tok, RA_AB_MAX_ARM_SETTINGS);
+    *eq = '\0';
+    ra_kv_t *kv = &out->config[out->n_config++];
+    kv->key = tok;
+    s_kv_value (kv, eq + 1);
+  }
+  return RA_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+static double s_num (const msgpack_object *o, bool *ok)
+{
+  *ok = true;
+  switch (o->type) {
+  case MSGPACK_OBJECT_POSITIVE_INTEGER: return (double) o->via.u64;
+  case MSGPACK_OBJECT_NEGATIVE_INTEGER: return (double) o->via.i64;
+  case MSGPACK_OBJECT_FLOAT32:
+  case MSGPACK_OBJECT_FLOAT64: return o->via.f64;
+  default: *ok = false; return 0;
+  }
+}
+
+/* The sim's catalog size: --config num_items, else the default the server lists; 0 if unknown. */
+static double s_catalog_size (ra_client_t *c, const ra_ab_opts_t *o)
+{
+  for (int i = 0; i < o->n_config; i++)
+    if (!strcmp (o->config[i].key, "num_items") && o->config[i].type == RA_KV_NUM)
+      return o->config[i].num;
+  ra_msg_out_t req;
+  ra_msg_out_init (&req);
+  ra_msg_out_request (&req, ra_client_next_id (c), "list", 0);
+  const ra_msg_in_t *rep;
+  ra_error_t err;
+  double size = 0;
+  if (ra_client_call (c, &req, &rep, &err) == RA_OK) {
+    const msgpack_object *envs = ra_map_get (rep->root, "envs");
+    for (uint32_t i = 0; envs && envs->type == MSGPACK_OBJECT_ARRAY && i < envs->via.array.size; i++) {
+      const msgpack_object *e = &envs->via.array.ptr[i];
+      if (e->type != MSGPACK_OBJECT_MAP || !ra_obj_is_str (ra_map_get (e, "id"), o->env_id))
+        continue;
+      const msgpack_object *cfg = ra_map_get (e, "config");
+      const msgpack_object *n = cfg && cfg->type == MSGPACK_OBJECT_MAP ? ra_map_get (cfg, "num_items") : NULL;
+      bool ok;
+      if (n && (size = s_num (n, &ok), !ok))
+        size = 0;
+    }
+  }
+  ra_msg_out_fini (&req);
+  return size;
+}
+
+static const ra_tensor_t *s_info (const ra_step_result_t *r, const char *name)
+{
+  int i = ra_fields_find (&r->info, name);
+  return i >= 0 ? &r->info.tensors[i] : NULL;
+}
+
+/* Element i of a tensor as a double, whatever its dtype and alignment. */
+static double s_at (const ra_tensor_t *t, int64_t i)
+{
+  if (t->dtype == RA_DTYPE_F32) {
+    float v;
+    memcpy (&v, (const char *) t->data + 4 * i, 4);
+    return v;
+  }
+  if (t->dtype == RA_DTYPE_F64) {
+    double v;
+    memcpy (&v, (const char *) t->data + 8 * i, 8);
+    return v;
+  }
+  return (double) ra_tensor_get_int (t, i);
+}
+
+/* Per-slot value r of env i: the slot's own value for (N, k) tensors; for (N) tensors the
+   step's value, credited to slot 0. */
+static double s_slot (const ra_tensor_t *t, int N, int k, int i, int r)
+{
+  if (!t)
+    return 0;
+  int64_t n = ra_tensor_numel (t);
+  if (n == (int64_t) N * k)
+    return s_at (t, (int64_t) i * k + r);
+  return r == 0 && n == N ? s_at (t, i) : 0;
+}
+
+/* Intra-slate diversity (docs/agents.md 2.2): mean over slot pairs of 1 - cos(x_a, x_b) on the
+   first e candidate features; 0 for k = 1. */
+static double s_diversity (const float *cand, int F, int e, const int32_t *slate, int k)
+{
+  if (k < 2)
+    return 0;
+  double sum = 0;
+  for (int a = 0; a < k; a++)
+    for (int b = a + 1; b < k; b++) {
+      const float *x = cand + (size_t) slate[a] * F, *y = cand + (size_t) slate[b] * F;
+      double xy = 0, xx = 0, yy = 0;
+      for (int j = 0; j < e; j++) {
+        xy += (double) x[j] * y[j];
+        xx += (double) x[j] * x[j];
+        yy += (double) y[j] * y[j];
+      }
+      sum += xx > 0 && yy > 0 ? 1.0 - xy / sqrt (xx * yy) : 1.0;
+    }
+  return sum / (k * (k - 1) / 2);
+}
+
+static int s_cmp_i64 (const void *a, const void *b)
+{
+  int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
+  return (x > y) - (x < y);
+}
+
+typedef struct {
+  int N, K, k, U, F, R;
+  float *user, *cand, *resp;            /* the observation the arm acted on (copies) */
+  int32_t *ids;                         /* N x K or NULL */
+  bool has_ids;
+  float *scratch;
+  size_t scratch_n;
+  int32_t *slates, *oracle;             /* N x k */
+  float *reward, *credit;               /* N ; N x k */
+  uint8_t *clicked, *done;              /* N x k ; N */
+  int *eps;                             /* N: finished episodes */
+  double *ret;                          /* N: running return of the current episode */
+  int64_t *items;                       /* catalog ids shown on the task */
+  size_t n_items, cap_items;
+} s_run_t;
+
+static void s_run_fini (s_run_t *s)
+{
+  free (s->user);
+  free (s->cand);
+  free (s->resp);
+  free (s->ids);
+  free (s->scratch);
+  free (s->slates);
+  free (s->oracle);
+  free (s->reward);
+  free (s->credit);
+  free (s->clicked);
+  free (s->done);
+  free (s->eps);
+  free (s->ret);
+  free (s->items);
+}
+
+/* Copies the reply's observation into s (the arm learns on it after the next call). */
+static ra_err_t s_copy_obs (s_run_t *s, const ra_fields_t *obs, ra_obs_batch_t *view, ra_error_t *err)
+{
+  ra_obs_batch_t v;
+  ra_err_t rc = ra_obs_batch_from_fields (obs, s->k, s->scratch, s->scratch_n, &v, err);
+  if (rc != RA_OK)
+    return rc;
+  if (!s->user) {   /* first observation: learn the dims */
+    s->U = v.user_dim;
+    s->F = v.cand_dim;
+    s->R = v.response_dim;
+    s->user = malloc ((size_t) s->N * s->U * sizeof (float));
+    s->cand = malloc ((size_t) s->N * s->K * s->F * sizeof (float));
+    s->resp = malloc ((size_t) s->N * (s->R > 0 ? s->R : 1) * sizeof (float));
+    s->ids = malloc ((size_t) s->N * s->K * sizeof (int32_t));
+    if (!s->user || !s->cand || !s->resp || !s->ids)
+      return ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory for %d observations", s->N);
+  }
+  if (v.num_envs != s->N || v.num_candidates != s->K || v.user_dim != s->U || v.cand_dim != s->F
+      || v.response_dim != s->R)
+    return ra_error_set (err, RA_ERR_BAD_REQUEST, -1, "observation shape changed between steps");
+  memcpy (s->user, v.user, (size_t) s->N * s->U * sizeof (float));
+  memcpy (s->cand, v.candidates, (size_t) s->N * s->K * s->F * sizeof (float));
+  memcpy (s->resp, v.response, (size_t) s->N * s->R * sizeof (float));
+  s->has_ids = v.item_ids != NULL;
+  if (v.item_ids)
+    memcpy (s->ids, v.item_ids, (size_t) s->N * s->K * sizeof (int32_t));
+  *view = v;
+  view->user = s->user;
+  view->candidates = s->cand;
+  view->response = s->resp;
+  view->item_ids = s->has_ids ? s->ids : NULL;
+  return RA_OK;
+}
+
+static ra_err_t s_push_item (s_run_t *s, int64_t id, ra_error_t *err)
+{
+  if (s->n_items == s->cap_items) {
+    size_t cap = s->cap_items ? 2 * s->cap_items : 4096;
+    int64_t *p = realloc (s->items, cap * sizeof *p);
+    if (!p)
+      return ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory for the coverage log");
+    s->items = p;
+    s->cap_items = cap;
+  }
+  s->items[s->n_items++] = id;
+  return RA_OK;
+}
+
+/* One arm on one task: from reset until every env finished opts->episodes episodes. */
+static ra_err_t s_play (ra_client_t *c, const ra_client_env_t *env, const ra_ab_opts_t *o,
+                        const ra_ab_arm_t *arm, int a, int t, s_run_t *s, ra_ab_result_t *res,
+                        double done_before, double total, ra_error_t *err)
+{
+  const int N = s->N, k = s->k, E = o->episodes;
+  ra_err_t rc = ra_client_set_task (c, env, o->split, t, NULL, 0, NULL, err);
+  if (rc != RA_OK)
+    return rc;
+  uint64_t *seeds = malloc ((size_t) N * sizeof *seeds);
+  if (!seeds)
+    return ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory");
+  uint64_t base = s_mix (o->seed, (uint64_t) t) >> 12;   /* same for every arm: CRN */
+  for (int i = 0; i < N; i++)
+    seeds[i] = base + (uint64_t) i;
+  ra_step_result_t r;
+  rc = ra_client_reset (c, env, seeds, NULL, &r, err);
+  free (seeds);
+  if (rc != RA_OK)
+    return rc;
+  ra_obs_batch_t obs;
+  if ((rc = s_copy_obs (s, &r.obs, &obs, err)) != RA_OK)
+    return rc;
+  ra_policy_args_t pa = {
+    .config = arm->config, .n_config = arm->n_config,
+    .seed = s_mix (o->seed ^ s_hash_str (arm->spec), (uint64_t) t),
+    .num_envs = N, .num_candidates = s->K, .slate_size = k, .user_dim = s->U, .cand_dim = s->F,
+    .response_dim = s->R,
+  };
+  ra_policy_t *pol = NULL;
+  if ((rc = arm->cls->create (&pa, &pol, err)) != RA_OK)
+    return rc;
+  memset (s->eps, 0, (size_t) N * sizeof *s->eps);
+  memset (s->ret, 0, (size_t) N * sizeof *s->ret);
+  s->n_items = 0;
+  int finished = 0, e_dim = s->U < s->F ? s->U - 4 : s->F - 4;
+  if (e_dim < 1)
+    e_dim = s->F < s->U ? s->F : s->U;
+  long max_steps = (long) E * ((env->max_episode_steps > 0 ? env->max_episode_steps : 1000) + 1) + 16;
+  int64_t shape[2] = { N, k };
+  for (long step = 0; finished < N; step++) {
+    if (step > max_steps) {
+      rc = ra_error_set (err, RA_ERR_INTERNAL, -1, "envs did not finish %d episodes within %ld steps",
+                         E, max_steps);
+      goto out;
+    }
+    pol->cls->act (pol, &obs, s->slates);
+    ra_tensor_t act = ra_tensor_view (RA_DTYPE_I32, k == 1 ? 1 : 2, shape, s->slates);
+    if ((rc = ra_client_step (c, env, &act, &r, err)) != RA_OK)
+      goto out;
+    const ra_tensor_t *clicked = s_info (&r, "clicked"), *item = s_info (&r, "item");
+    const ra_tensor_t *conv = res->has_conversion ? s_info (&r, res->conversion_name) : NULL;
+    const ra_tensor_t *main = res->has_main ? s_info (&r, res->main_name) : NULL;
+    const ra_tensor_t *regret = s_info (&r, "regret"), *oracle = s_info (&r, "oracle_slate");
+    for (int i = 0; i < N; i++) {
+      s->reward[i] = (float) s_at (&r.reward, i);
+      s->done[i] = (uint8_t) (ra_tensor_get_int (&r.terminated, i) || ra_tensor_get_int (&r.truncated, i));
+      for (int q = 0; q < k; q++) {
+        size_t j = (size_t) i * k + q;
+        s->clicked[j] = (uint8_t) (s_slot (clicked, N, k, i, q) != 0);
+        s->credit[j] = o->credit == RA_AB_CREDIT_METRIC ? (float) s_slot (main, N, k, i, q)
+                                                        : (float) s->clicked[j];
+        s->oracle[j] = oracle ? (int32_t) s_slot (oracle, N, k, i, q) : 0;
+      }
+      if (s->eps[i] >= E)
+        continue;
+      ra_ab_cell_t *cell = ra_ab_cell (res, a, t, i);
+      cell->reward += s->reward[i];
+      cell->steps += 1;
+      cell->slots += k;
+      cell->diversity += s_diversity (s->cand + (size_t) i * s->K * s->F, s->F, e_dim,
+                                      s->slates + (size_t) i * k, k);
+      cell->regret += regret ? s_at (regret, i) : 0;
+      for (int q = 0; q < k; q++) {
+        cell->clicks += s->clicked[(size_t) i * k + q];
+        cell->conversions += s_slot (conv, N, k, i, q) != 0;
+        cell->main += s_slot (main, N, k, i, q);
+        if (item && ra_tensor_numel (item) == (int64_t) N * k
+            && (rc = s_push_item (s, (int64_t) s_at (item, (int64_t) i * k + q), err)) != RA_OK)
+          goto out;
+      }
+      s->ret[i] += s->reward[i];
+      if (s->done[i]) {
+        ra_ab_ep_return (res, a, t, i)[s->eps[i]] = s->ret[i];
+        s->ret[i] = 0;
+        if (++s->eps[i] == E)
+          finished++;
+      }
+    }
+    ra_feedback_t fb = {
+      .slates = s->slates, .reward = s->reward, .slot_reward = s->credit, .clicked = s->clicked,
+      .done = s->done, .oracle_slates = oracle ? s->oracle : NULL,
+    };
+    pol->cls->learn (pol, &obs, &fb);
+    if ((rc = s_copy_obs (s, &r.obs, &obs, err)) != RA_OK)
+      goto out;
+    if (o->progress && step % 256 == 255) {
+      double d = 0;
+      for (int i = 0; i < N; i++)
+        d += s->eps[i];
+      o->progress (o->progress_ud, arm->spec, t, done_before + d, total);
+    }
+  }
+  qsort (s->items, s->n_items, sizeof *s->items, s_cmp_i64);
+  double distinct = 0;
+  for (size_t j = 0; j < s->n_items; j++)
+    distinct += j == 0 || s->items[j] != s->items[j - 1];
+  res->distinct[(size_t) a * res->tasks + t] = distinct;
+  rc = RA_OK;
+out:
+  pol->cls->destroy (&pol);
+  return rc;
+}
+
+static ra_err_t s_make (ra_client_t *c, const ra_ab_opts_t *o, bool oracle, ra_client_env_t *env,
+                        ra_error_t *err)
+{
+  ra_kv_t cfg[64];
+  int n = 0;
+  bool user_set = false;
+  for (int i = 0; i < o->n_config && n < 63; i++) {
+    user_set |= !strcmp (o->config[i].key, "oracle");
+    cfg[n++] = o->config[i];
+  }
+  if (oracle && !user_set)
+    cfg[n++] = (ra_kv_t) { .key = "oracle", .type = RA_KV_BOOL, .num = 1 };
+  ra_make_opts_t mo = {
+    .has_seed = true, .seed = o->seed, .config = cfg, .n_config = n, .autoreset = "same_step",
+    .max_episode_steps = o->max_episode_steps,
+  };
+  return ra_client_make (c, o->env_id, o->num_envs, &mo, env, err);
+}
+
+ra_err_t ra_ab_run (ra_client_t *c, const ra_ab_opts_t *o, const ra_ab_arm_t *arms, int n_arms,
+                    ra_ab_result_t *res, ra_error_t *err)
+{
+  memset (res, 0, sizeof *res);
+  if (n_arms < 1 || n_arms > RA_AB_MAX_ARMS || o->tasks < 1 || o->num_envs < 1 || o->episodes < 1)
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "need 1..%d arms and positive tasks, "
+                         "num_envs and episodes", RA_AB_MAX_ARMS);
+  ra_client_env_t env;
+  memset (&env, 0, sizeof env);
+  bool oracle = true;
+  ra_err_t rc = s_make (c, o, true, &env, err);
+  if (rc == RA_ERR_BAD_CONFIG) {   /* a sim without oracle info */
+    oracle = false;
+    rc = s_make (c, o, false, &env, err);
+  }
+  if (rc != RA_OK)
+    return rc;
+  s_run_t s;
+  memset (&s, 0, sizeof s);
+  const ra_space_t *as = env.action_space;
+  s.N = o->num_envs;
+  s.K = (int) (as->type == RA_SPACE_DISCRETE ? as->n : as->nvec[0]);
+  s.k = as->type == RA_SPACE_DISCRETE ? 1 : (int) as->shape[0];
+  res->arms = n_arms;
+  res->tasks = o->tasks;
+  res->num_envs = s.N;
+  res->episodes = o->episodes;
+  res->oracle_on = oracle;
+  for (int a = 0; a < n_arms; a++)
+    snprintf (res->arm_names[a], sizeof res->arm_names[a], "%s", arms[a].spec);
+  res->catalog_size = s_catalog_size (c, o);
+  size_t cells = (size_t) n_arms * o->tasks * s.N;
+  res->cells = calloc (cells, sizeof *res->cells);
+  res->ep_return = calloc (cells * o->episodes, sizeof *res->ep_return);
+  res->distinct = calloc ((size_t) n_arms * o->tasks, sizeof *res->distinct);
+  s.scratch_n = (size_t) s.N * (4096 + (size_t) s.K * 512);
+  s.scratch = malloc (s.scratch_n * sizeof (float));
+  s.slates = calloc ((size_t) s.N * s.k, sizeof (int32_t));
+  s.oracle = calloc ((size_t) s.N * s.k, sizeof (int32_t));
+  s.reward = calloc ((size_t) s.N, sizeof (float));
+  s.credit = calloc ((size_t) s.N * s.k, sizeof (float));
+  s.clicked = calloc ((size_t) s.N * s.k, 1);
+  s.done = calloc ((size_t) s.N, 1);
+  s.eps = calloc ((size_t) s.N, sizeof (int));
+  s.ret = calloc ((size_t) s.N, sizeof (double));
+  if (!res->cells || !res->ep_return || !res->distinct || !s.scratch || !s.slates || !s.oracle
+      || !s.reward || !s.credit || !s.clicked || !s.done || !s.eps || !s.ret) {
+    rc = ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory for %zu result cells", cells);
+    goto out;
+  }
+  /* Which info fields this sim has: one probe step on the default task. */
+  {
+    ra_step_result_t r;
+    if ((rc = ra_client_reset (c, &env, NULL, NULL, &r, err)) != RA_OK)
+      goto out;
+    int64_t shape[2] = { s.N, s.k };
+    for (int i = 0; i < s.N; i++)
+      for (int q = 0; q < s.k; q++)
+        s.slates[(size_t) i * s.k + q] = q;
+    ra_tensor_t act = ra_tensor_view (RA_DTYPE_I32, s.k == 1 ? 1 : 2, shape, s.slates);
+    if ((rc = ra_client_step (c, &env, &act, &r, err)) != RA_OK)
+      goto out;
+    static const char *const convs[] = { "purchased", "converted" };
+    static const char *const mains[] = { "revenue", "watch_time", "dwell" };
+    for (size_t j = 0; j < 2 && !res->has_conversion; j++)
+      if (s_info (&r, convs[j])) {
+        res->has_conversion = true;
+        snprintf (res->conversion_name, sizeof res->conversion_name, "%s", convs[j]);
+      }
+    for (size_t j = 0; j < 3 && !res->has_main; j++)
+      if (s_info (&r, mains[j])) {
+        res->has_main = true;
+        snprintf (res->main_name, sizeof res->main_name, "%s", mains[j]);
+      }
+    res->has_regret = oracle && s_info (&r, "regret") != NULL;
+    res->has_items = s_info (&r, "item") != NULL;
+    if (!s_info (&r, "clicked")) {
+      rc = ra_error_set (err, RA_ERR_BAD_REQUEST, -1, "%s has no info field 'clicked'", o->env_id);
+      goto out;
+    }
+  }
+  double total = (double) n_arms * o->tasks * s.N * o->episodes, done = 0;
+  for (int t = 0; t < o->tasks; t++)
+    for (int a = 0; a < n_arms; a++) {
+      if ((rc = s_play (c, &env, o, &arms[a], a, t, &s, res, done, total, err)) != RA_OK)
+        goto out;
+      done += (double) s.N * o->episodes;
+      if (o->progress)
+        o->progress (o->progress_ud, arms[a].spec, t, done, total);
+    }
+out:
+  if (rc != RA_OK)
+    ra_client_close (c, &env, NULL);
+  else
+    rc = ra_client_close (c, &env, err);
+  ra_client_env_fini (&env);
+  s_run_fini (&s);
+  if (rc != RA_OK)
+    ra_ab_result_fini (res);
+  return rc;
+}
+
+void ra_ab_result_fini (ra_ab_result_t *r)
+{
+  free (r->cells);
+  free (r->ep_return);
+  free (r->distinct);
+  r->cells = NULL;
+  r->ep_return = NULL;
+  r->distinct = NULL;
+}

@@ -1,0 +1,89 @@
+/*  agents/ab/runner.h - the A/B runner (docs/agents.md section 2): plays every arm on the same
+    tasks and env seeds (common random numbers) through a protocol client and keeps raw sums per
+    (arm, task, env). Statistics live in stats.h, tables and files in report.h.
+    A runner call belongs to one thread (it drives one client).                              */
+#ifndef RA_AGENTS_AB_RUNNER_H
+#define RA_AGENTS_AB_RUNNER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "agents/policies/policy.h"
+#include "protocol/client.h"
+
+#define RA_AB_MAX_ARM_SETTINGS 16
+
+/* One arm: a class plus its settings, parsed from "name:key=value:key=value". */
+typedef struct {
+  char spec[128];                       /* as given; also its display name */
+  const ra_policy_class_t *cls;
+  ra_kv_t config[RA_AB_MAX_ARM_SETTINGS];
+  int n_config;
+  char store[256];                      /* keys and string values of config point in here */
+} ra_ab_arm_t;
+
+/* Parses spec ("linucb:alpha=0.5") against the policy registry. RA_ERR_BAD_CONFIG naming what
+   is wrong (unknown arm, malformed setting). */
+ra_err_t ra_ab_arm_parse (const char *spec, ra_ab_arm_t *out, ra_error_t *err);
+
+typedef enum { RA_AB_CREDIT_CLICKED, RA_AB_CREDIT_METRIC } ra_ab_credit_t;
+
+typedef struct {
+  const char *env_id;                   /* "ECommerce-v1" */
+  const char *split;                    /* "test" */
+  int tasks;                            /* task ids 0 .. tasks - 1 of split */
+  int num_envs;                         /* envs per task (one user stream each) */
+  int episodes;                         /* episodes each env plays on each task */
+  uint64_t seed;                        /* env seeds, arm seeds and nothing else derive from it */
+  const ra_kv_t *config;                /* sim config; "oracle" is added when the sim accepts it */
+  int n_config;
+  int max_episode_steps;                /* <= 0: the server's default */
+  ra_ab_credit_t credit;                /* what fb->slot_reward carries */
+  /* Called after every (arm, task) pair and every ~256 steps: done / total in env-episodes. */
+  void (*progress) (void *ud, const char *arm, int task, double done, double total);
+  void *progress_ud;
+} ra_ab_opts_t;
+
+/* Sums over one env's first `episodes` episodes on one task. */
+typedef struct {
+  double reward;                        /* env reward */
+  double slots, clicks;                 /* slots shown, slots clicked */
+  double conversions;                   /* purchases / conversions */
+  double main;                          /* the sim's main per-slot metric (revenue, watch time) */
+  double regret;                        /* info "regret", summed over steps */
+  double diversity;                     /* summed per-step slate diversity (docs/agents.md 2.2) */
+  double steps;
+} ra_ab_cell_t;
+
+typedef struct {
+  int arms, tasks, num_envs, episodes;
+  char arm_names[32][128];
+  ra_ab_cell_t *cells;                  /* arms x tasks x num_envs */
+  double *ep_return;                    /* arms x tasks x num_envs x episodes: return of episode e */
+  double *distinct;                     /* arms x tasks: distinct catalog ids shown */
+  double catalog_size;                  /* from the sim's "num_items"; 0 when unknown */
+  bool has_conversion, has_main, has_regret, has_items;
+  char conversion_name[32];             /* "purchased", "converted" */
+  char main_name[32];                   /* "revenue", "watch_time", "dwell" */
+  bool oracle_on;                       /* the env was made with oracle=true */
+} ra_ab_result_t;
+
+#define RA_AB_MAX_ARMS 32
+
+/* Runs every arm on tasks 0..tasks-1; fills *out (release with ra_ab_result_fini). Errors from
+   the server come back as they are; RA_ERR_BAD_CONFIG for bad options or arm settings. */
+ra_err_t ra_ab_run (ra_client_t *c, const ra_ab_opts_t *opts, const ra_ab_arm_t *arms, int n_arms,
+                    ra_ab_result_t *out, ra_error_t *err);
+void ra_ab_result_fini (ra_ab_result_t *r);
+
+/* Index helpers. */
+static inline ra_ab_cell_t *ra_ab_cell (const ra_ab_result_t *r, int arm, int task, int env)
+{
+  return &r->cells[((size_t) arm * r->tasks + task) * r->num_envs + env];
+}
+static inline double *ra_ab_ep_return (const ra_ab_result_t *r, int arm, int task, int env)
+{
+  return &r->ep_return[(((size_t) arm * r->tasks + task) * r->num_envs + env) * r->episodes];
+}
+
+#endif
