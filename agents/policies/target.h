@@ -153,8 +153,8 @@ typedef enum { RA_TARGET_EVAL_GREEDY, RA_TARGET_EVAL_SAMPLE, RA_TARGET_EVAL_RAND
 /* Resets env's n envs (n <= T*N of the policy; any autoreset mode) with seeds[i] and plays
    until each has ended one episode; the policy acts per mode (RANDOM: uniform slates from the
    policy's RNG). *mean_return = mean over the n first episodes, *mean_len their mean length.
-   Does not touch the rollout buffer. max_steps bounds the loop (envs still running then count
-   with their partial return). */
+   Empties the rollout buffer and ends the training stream (call ra_target_begin before training
+   again). max_steps bounds the loop (envs still running then count with their partial return). */
 ra_err_t ra_target_evaluate (ra_target_t *t, ra_client_t *c, const ra_client_env_t *env,
                              const uint64_t *seeds, ra_target_eval_t mode, int max_steps,
                              double *mean_return, double *mean_len, ra_error_t *err);
