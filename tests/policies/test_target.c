@@ -245,6 +245,18 @@ Test (target_live, checkpoint_round_trip_restores_parameters_and_architecture)
   ra_target_t *w = s_policy (&env, 8, 2, 1);
   cr_assert_neq (ra_target_load (w, path, &err), RA_OK);
   cr_assert_eq (ra_target_checkpoint_arch ("/nonexistent/x", &hidden, &layers, &err), RA_ERR_IO);
+  /* the arm loads it whatever hidden says: the file's architecture wins */
+  ra_kv_t kv[] = { { .key = "checkpoint", .type = RA_KV_STR, .str = path },
+                   { .key = "hidden", .type = RA_KV_NUM, .num = 8 } };
+  ra_policy_args_t args = { .config = kv, .n_config = 2, .seed = 1, .num_envs = 4,
+                            .num_candidates = 20, .slate_size = 3, .user_dim = 20, .cand_dim = 20,
+                            .response_dim = 7 };
+  ra_policy_t *arm;
+  cr_assert_eq (ra_target_policy_class.create (&args, &arm, &err), RA_OK, "%s", err.message);
+  ra_target_policy_class.destroy (&arm);
+  kv[0].str = "/nonexistent/x";
+  cr_assert_eq (ra_target_policy_class.create (&args, &arm, &err), RA_ERR_IO);
+  cr_assert_null (arm);
   unlink (path);
   free (a), free (b);
   ra_target_destroy (&w);
