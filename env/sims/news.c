@@ -288,9 +288,10 @@ static void s_retrieve (const ra_sim_t *s, s_env_t *e, int i, int32_t *cand)
     cand[r] = p;
   }
   int n_near = 0;
-  for (int p = 0; p < C; p++)
-    if (topic[p] == e->near_topic && !(used[p >> 6] & ((uint64_t) 1 << (p & 63))))
-      near[n_near++] = (int16_t) p;
+  for (int p = 0; p < C; p++) {   /* branch-free: the test is a coin flip per article */
+    near[n_near] = (int16_t) p;
+    n_near += (topic[p] == e->near_topic) & (int) (~used[p >> 6] >> (p & 63) & 1);
+  }
   for (; r < s->K && n_near > 0; r++) {
     int j = (int) ra_rng_below (&rng, (uint32_t) n_near);
     int p = near[j];
