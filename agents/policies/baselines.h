@@ -14,4 +14,8 @@ extern const ra_policy_class_t ra_lints_policy_class;         /* "lints" */
 extern const ra_policy_class_t ra_logts_policy_class;         /* "logts" */
 extern const ra_policy_class_t ra_oracle_policy_class;        /* "oracle" */
 
+/* Internal, for tests: the UCB score the LinUCB arms give candidate c of env i now. */
+double ra__linucb_score (ra_policy_t *p, const ra_obs_batch_t *obs, int i, int c);
+double ra__linucb_hybrid_score (ra_policy_t *p, const ra_obs_batch_t *obs, int i, int c);
+
 #endif

@@ -125,18 +125,30 @@ static double s_ucb (const s_lu_t *p, int s)
   return mean + p->alpha * sqrt (var > 0 ? var : 0);
 }
 
+/* UCB score of candidate c for the context already in p->x. */
+static double s_score (s_lu_t *p, const ra_obs_batch_t *obs, int i, int c)
+{
+  int s = ra__item_table_find (&p->items, ra__item_key (obs, i, c));
+  if (s < 0 && p->items.used >= p->items.cap * 3 / 4 + 1)
+    s = p->items.cap;   /* a new key would land in the overflow arm */
+  return s_ucb (p, s);
+}
+
+double ra__linucb_score (ra_policy_t *pol, const ra_obs_batch_t *obs, int i, int c)
+{
+  s_lu_t *p = (s_lu_t *) pol;
+  s_context (p, obs, i);
+  return s_score (p, obs, i, c);
+}
+
 static void s_act (ra_policy_t *pol, const ra_obs_batch_t *obs, int32_t *slates)
 {
   s_lu_t *p = (s_lu_t *) pol;
   int K = obs->num_candidates, k = obs->slate_size;
   for (int i = 0; i < obs->num_envs; i++) {
     s_context (p, obs, i);
-    for (int c = 0; c < K; c++) {
-      int s = ra__item_table_find (&p->items, ra__item_key (obs, i, c));
-      if (s < 0 && p->items.used >= p->items.cap * 3 / 4 + 1)
-        s = p->items.cap;   /* a new key would land in the overflow arm */
-      p->score[c] = (float) s_ucb (p, s);
-    }
+    for (int c = 0; c < K; c++)
+      p->score[c] = (float) s_score (p, obs, i, c);
     ra__slate_top_k (p->score, K, k, slates + (size_t) i * k);
   }
 }

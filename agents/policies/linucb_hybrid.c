@@ -126,44 +126,55 @@ static void s_feat (s_hy_t *p, const ra_obs_batch_t *obs, int i, int c)
   ra__phi (obs->user + (size_t) i * U, U, obs->candidates + ((size_t) i * K + c) * F, F, p->z);
 }
 
+/* UCB score of candidate c of env i (Algorithm 2's p_{t,a}). O(D^2). */
+static double s_score (s_hy_t *p, const ra_obs_batch_t *obs, int i, int c)
+{
+  int D = p->D;
+  s_feat (p, obs, i, c);
+  int s = ra__item_table_find (&p->items, ra__item_key (obs, i, c));
+  if (s < 0 && p->items.used >= p->items.cap * 3 / 4 + 1)
+    s = p->items.cap;
+  double zv = 0, zb = 0;   /* v = A0^-1 z */
+  for (int r = 0; r < D; r++) {
+    double acc = 0;
+    for (int q = 0; q < D; q++)
+      acc += p->a0inv[(size_t) r * D + q] * p->z[q];
+    p->v[r] = acc;
+    zv += p->z[r] * acc;
+    zb += p->z[r] * p->beta[r];
+  }
+  double var = zv, theta = 0;
+  if (s < 0) {
+    var += 1.0 / p->lambda;
+  } else {
+    const double *bm = p->bm + (size_t) s * D;
+    double ainv = 1.0 / p->aa[s], bv = 0, bbeta = 0, bab = 0;
+    for (int r = 0; r < D; r++) {
+      bv += bm[r] * p->v[r];
+      bbeta += bm[r] * p->beta[r];
+      double acc = 0;
+      for (int q = 0; q < D; q++)
+        acc += p->a0inv[(size_t) r * D + q] * bm[q];
+      bab += bm[r] * acc;
+    }
+    var += -2.0 * bv * ainv + ainv + ainv * bab * ainv;
+    theta = ainv * (p->ba[s] - bbeta);
+  }
+  return zb + theta + p->alpha * sqrt (var > 0 ? var : 0);
+}
+
+double ra__linucb_hybrid_score (ra_policy_t *pol, const ra_obs_batch_t *obs, int i, int c)
+{
+  return s_score ((s_hy_t *) pol, obs, i, c);
+}
+
 static void s_act (ra_policy_t *pol, const ra_obs_batch_t *obs, int32_t *slates)
 {
   s_hy_t *p = (s_hy_t *) pol;
-  int K = obs->num_candidates, k = obs->slate_size, D = p->D;
+  int K = obs->num_candidates, k = obs->slate_size;
   for (int i = 0; i < obs->num_envs; i++) {
-    for (int c = 0; c < K; c++) {
-      s_feat (p, obs, i, c);
-      int s = ra__item_table_find (&p->items, ra__item_key (obs, i, c));
-      if (s < 0 && p->items.used >= p->items.cap * 3 / 4 + 1)
-        s = p->items.cap;
-      double zv = 0, zb = 0;   /* v = A0^-1 z */
-      for (int r = 0; r < D; r++) {
-        double acc = 0;
-        for (int q = 0; q < D; q++)
-          acc += p->a0inv[(size_t) r * D + q] * p->z[q];
-        p->v[r] = acc;
-        zv += p->z[r] * acc;
-        zb += p->z[r] * p->beta[r];
-      }
-      double var = zv, theta = 0;
-      if (s < 0) {
-        var += 1.0 / p->lambda;
-      } else {
-        const double *bm = p->bm + (size_t) s * D;
-        double ainv = 1.0 / p->aa[s], bv = 0, bbeta = 0, bab = 0;
-        for (int r = 0; r < D; r++) {
-          bv += bm[r] * p->v[r];
-          bbeta += bm[r] * p->beta[r];
-          double acc = 0;
-          for (int q = 0; q < D; q++)
-            acc += p->a0inv[(size_t) r * D + q] * bm[q];
-          bab += bm[r] * acc;
-        }
-        var += -2.0 * bv * ainv + ainv + ainv * bab * ainv;
-        theta = ainv * (p->ba[s] - bbeta);
-      }
-      p->score[c] = (float) (zb + theta + p->alpha * sqrt (var > 0 ? var : 0));
-    }
+    for (int c = 0; c < K; c++)
+      p->score[c] = (float) s_score (p, obs, i, c);
     ra__slate_top_k (p->score, K, k, slates + (size_t) i * k);
   }
 }
