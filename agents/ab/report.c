@@ -233,9 +233,10 @@ void ra_ab_report_table (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
   }
 }
 
+/* The fields of a CI, without braces. */
 static void s_json_ci (FILE *f, const ra_ab_ci_t *ci)
 {
-  fputs ("{\"mean\": ", f);
+  fputs ("\"mean\": ", f);
   s_num (f, ci->mean);
   fputs (", \"lo\": ", f);
   s_num (f, ci->lo);
@@ -317,7 +318,7 @@ void ra_ab_report_json (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
       first = false;
       fputs ("       ", f);
       s_json_str (f, rep->key[m]);
-      fputs (": ", f);
+      fputs (": {", f);
       s_json_ci (f, &rep->ci[a][m]);
       fputs (", \"vs_control\": ", f);
       if (a == o->control)
