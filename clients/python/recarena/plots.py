@@ -1,0 +1,133 @@
+"""Plots of a recarena-ab report (docs/agents.md section 2.5).
+
+    python -m recarena.plots report.json --out DIR
+
+writes, with matplotlib's Agg backend (no display needed):
+
+- ``DIR/<metric>.png`` for every metric in the report: one bar per arm at the mean, with the
+  95% bootstrap confidence interval as an error bar; arms whose paired test against the
+  control has p < 0.05 are marked with ``*``.
+- ``DIR/learning_curves.png``: R@K (return of episode K + 1 after K episodes of learning on a
+  task) per arm, with the CI as a band.
+
+Only matplotlib and the standard library are needed; the report is recarena-ab's ``--json``
+output (schema ``recarena-ab/1``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from typing import Any, Dict, List
+
+
+def _finite(x: Any) -> float:
+    return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else float("nan")
+
+
+def load_report(path: str) -> Dict[str, Any]:
+    """Reads a recarena-ab JSON report; ValueError when it is not one."""
+    with open(path, "r", encoding="utf-8") as f:
+        report = json.load(f)
+    if not isinstance(report, dict) or not str(report.get("schema", "")).startswith("recarena-ab/"):
+        raise ValueError(f"{path}: not a recarena-ab report (no schema 'recarena-ab/...')")
+    return report
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def plot_metric(report: Dict[str, Any], metric: Dict[str, str], out_dir: str) -> str:
+    """Bar chart of one metric across arms with CIs; returns the PNG path."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms = report["arms"]
+    key = metric["name"]
+    names = [a["name"] for a in arms]
+    means, err_lo, err_hi, marks = [], [], [], []
+    for a in arms:
+        m = a["metrics"].get(key, {})
+        mean, lo, hi = _finite(m.get("mean")), _finite(m.get("lo")), _finite(m.get("hi"))
+        means.append(mean)
+        err_lo.append(max(mean - lo, 0.0) if math.isfinite(lo) else 0.0)
+        err_hi.append(max(hi - mean, 0.0) if math.isfinite(hi) else 0.0)
+        vs = m.get("vs_control")
+        marks.append("*" if vs and _finite(vs.get("p")) < 0.05 else "")
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(arms) + 2), 3.6))
+    xs = list(range(len(arms)))
+    ax.bar(xs, means, yerr=[err_lo, err_hi], capsize=4, color="#4C72B0")
+    for x, mean, hi, mark in zip(xs, means, err_hi, marks):
+        if mark and math.isfinite(mean):
+            ax.annotate(mark, (x, mean + hi), ha="center", va="bottom")
+    ax.set_xticks(xs)
+    ax.set_xticklabels(names, rotation=20, ha="right")
+    ax.set_ylabel(metric.get("label", key))
+    ax.set_title(f"{report.get('env', '')}: {metric.get('label', key)} "
+                 f"(95% CI; * p<0.05 vs {report.get('control', 'control')})", fontsize=9)
+    fig.tight_layout()
+    path = os.path.join(out_dir, _safe_name(key) + ".png")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_curves(report: Dict[str, Any], out_dir: str) -> str:
+    """R@K learning curves per arm with CI bands; returns the PNG path."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.0, 3.8))
+    for a in report["arms"]:
+        pts = a.get("curve", [])
+        ks = [p["k"] for p in pts]
+        mean = [_finite(p.get("mean")) for p in pts]
+        lo = [_finite(p.get("lo")) for p in pts]
+        hi = [_finite(p.get("hi")) for p in pts]
+        if not ks:
+            continue
+        (line,) = ax.plot(ks, mean, marker="o", label=a["name"])
+        ax.fill_between(ks, lo, hi, alpha=0.15, color=line.get_color())
+    ax.set_xlabel("K (episodes of learning on the task)")
+    ax.set_ylabel("R@K (return of episode K + 1)")
+    ax.set_title(f"{report.get('env', '')}: learning curves (95% CI)", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = os.path.join(out_dir, "learning_curves.png")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_report(report: Dict[str, Any], out_dir: str) -> List[str]:
+    """Draws every metric and the learning curves into out_dir (created); returns the paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = [plot_metric(report, m, out_dir) for m in report.get("metrics", [])]
+    if report.get("curve_k"):
+        paths.append(plot_curves(report, out_dir))
+    return paths
+
+
+def main(argv: List[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m recarena.plots",
+                                 description="Draw PNGs from a recarena-ab JSON report.")
+    ap.add_argument("report", help="recarena-ab --json output")
+    ap.add_argument("--out", default="plots", help="output directory (default: plots)")
+    args = ap.parse_args(argv)
+    try:
+        report = load_report(args.report)
+    except (OSError, ValueError) as e:
+        print(f"recarena.plots: {e}", file=sys.stderr)
+        return 2
+    for p in plot_report(report, args.out):
+        print(p)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
