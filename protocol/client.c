@@ -407,28 +407,6 @@ static ra_err_t s_parse_obs_info (const ra_client_t *c, const ra_client_env_t *e
     return rc;
   if (info && (rc = s_fields_add_map (r, &out->info, "", info, 1, err)) != RA_OK)
     return rc;
-  /* same_step extras beside info: final_obs and its mask must fit; final_info (which references
-     the same frames as info) and its mask are added only if all of them fit. */
-  static const char *const extras[4] = { "final_obs", "_final_obs", "final_info", "_final_info" };
-  int before_info = out->info.n;
-  for (int k = 0; k < 4; k++) {
-    const msgpack_object *v = ra_map_get (r->root, extras[k]);
-    if (k == 2)
-      before_info = out->info.n;
-    if (!v || v->type != MSGPACK_OBJECT_MAP || ra_fields_find (&out->info, extras[k]) >= 0)
-      continue;
-    if (s_is_tensor_ref (v))
-      rc = s_fields_add_one (r, &out->info, extras[k], v, err);
-    else
-      rc = s_fields_add_map (r, &out->info, extras[k], v, 2, err);
-    if (rc == RA_ERR_LIMIT && k >= 2) {
-      out->info.n = before_info;
-      ra_error_clear (err);
-      break;
-    }
-    if (rc != RA_OK)
-      return rc;
-  }
   return RA_OK;
 }
 

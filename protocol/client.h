@@ -39,13 +39,11 @@ ra_err_t ra_client_call (ra_client_t *c, ra_msg_out_t *req, const ra_msg_in_t **
 
 /* A named list of tensors from a reply: an obs map, an info map. Views borrow the reply.
    Names: obs keys as sent ("user"); a non-Dict observation is one field named "obs". Nested maps
-   are flattened with dots, in reply order: info {"final_obs": {"user": T}} gives "final_obs.user".
-   Under same_step the reply's final_obs, _final_obs, final_info and _final_info (sent beside info)
-   are added to info the same way ("final_obs.user", "_final_obs", "final_info.clicks", ...);
-   final_info, which repeats info's frames, is left out if it would not fit. Values that are not
-   tensors (scalars, strings, arrays) are skipped. More than RA_CLIENT_MAX_FIELDS tensors otherwise,
-   or a name longer than 63 bytes, is RA_ERR_LIMIT. */
-#define RA_CLIENT_MAX_FIELDS 32
+   are flattened with dots, in reply order: under same_step, info {"final_obs": {"user": T}}
+   gives "final_obs.user", and final_info gives "final_info.clicked", "final_info._clicked", ...
+   Values that are not tensors (scalars, strings, arrays) are skipped. More than
+   RA_CLIENT_MAX_FIELDS tensors, or a name longer than 63 bytes, is RA_ERR_LIMIT. */
+#define RA_CLIENT_MAX_FIELDS 64
 typedef struct {
   int n;
   char names[RA_CLIENT_MAX_FIELDS][64];

@@ -251,12 +251,13 @@ static bool s_pack_obs (ra_msg_out_t *rep, const ra_sim_spec_t *sp, int n, void 
   return true;
 }
 
-/* Info map: every field plus "_field" masks, all masks referencing one frame. info_frames
-   receives each field's frame so that final_info can reference the same bytes. */
+/* Info map: every field plus "_field" masks, all masks referencing one frame, and room for
+   n_extra more entries the caller packs next. info_frames receives each field's frame so that
+   final_info can reference the same bytes. */
 static bool s_pack_info (ra_msg_out_t *rep, const ra_sim_spec_t *sp, int n, void *const *bufs,
-                         const uint8_t *mask, int *info_frames, int *mask_frame)
+                         const uint8_t *mask, uint32_t n_extra, int *info_frames, int *mask_frame)
 {
-  ra_msg_out_map (rep, (uint32_t) (2 * sp->n_info));
+  ra_msg_out_map (rep, (uint32_t) (2 * sp->n_info) + n_extra);
   int64_t shape[1] = { n };
   for (int f = 0; f < sp->n_info; f++) {
     ra_msg_out_str (rep, sp->info[f].name);
@@ -660,9 +661,14 @@ static ra_err_t s_reply_step (ra_server_t *srv, ra_session_t *s, uint64_t id, ra
   int n = ra_session_num_envs (s);
   const ra_sim_spec_t *sp = ra_session_spec (s);
   ra_outbufs_t *b = ra_session_out (s);
-  bool same = ra_session_autoreset (s) == RA_AUTORESET_SAME_STEP;
+  /* Gymnasium 1.x same_step: final_obs and final_info live inside info, and only in a step
+     where some env ended (DESIGN.md section 2). */
+  bool with_final = false;
+  if (ra_session_autoreset (s) == RA_AUTORESET_SAME_STEP)
+    for (int i = 0; i < n && !with_final; i++)
+      with_final = b->final_mask[i] != 0;
   int info_frames[RA_SIM_MAX_FIELDS], mask_frame = -1;
-  ra_msg_out_reply (rep, id, same ? 9 : 5);
+  ra_msg_out_reply (rep, id, 5);
   ra_msg_out_str (rep, "obs");
   if (!s_pack_obs (rep, sp, n, b->sim.obs))
     goto too_big;
@@ -676,9 +682,10 @@ static ra_err_t s_reply_step (ra_server_t *srv, ra_session_t *s, uint64_t id, ra
   if (s_pack_vec (rep, RA_DTYPE_BOOL, n, b->truncated) < 0)
     goto too_big;
   ra_msg_out_str (rep, "info");
-  if (!s_pack_info (rep, sp, n, b->sim.info, b->info_mask, info_frames, &mask_frame))
+  if (!s_pack_info (rep, sp, n, b->sim.info, b->info_mask, with_final ? 4 : 0, info_frames,
+                    &mask_frame))
     goto too_big;
-  if (same) {
+  if (with_final) {
     ra_msg_out_str (rep, "final_obs");
     if (!s_pack_obs (rep, sp, n, b->final_obs))
       goto too_big;

@@ -147,13 +147,13 @@ static bool s_handle (s_fake_t *f, const ra_msg_in_t *in, ra_msg_out_t *m)
         s_reply_error (m, in->id, RA_ERR_BAD_ACTION, (int) i, text);
         return true;
       }
-    /* same_step as the server sends it: final_obs and final_info beside info. */
-    ra_msg_out_reply (m, in->id, 9);
+    /* same_step as the server sends it: final_obs and final_info inside info. */
+    ra_msg_out_reply (m, in->id, 5);
     ra_msg_out_str (m, "obs"); s_obs (m, user);
     ra_msg_out_str (m, "reward"); ra_msg_out_tensor (m, RA_DTYPE_F32, 1, &n, reward);
     ra_msg_out_str (m, "terminated"); ra_msg_out_tensor (m, RA_DTYPE_BOOL, 1, &n, term);
     ra_msg_out_str (m, "truncated"); ra_msg_out_tensor (m, RA_DTYPE_BOOL, 1, &n, trunc);
-    ra_msg_out_str (m, "info"); ra_msg_out_map (m, 0);
+    ra_msg_out_str (m, "info"); ra_msg_out_map (m, 4);
     ra_msg_out_str (m, "final_obs"); s_obs (m, user);
     ra_msg_out_str (m, "_final_obs"); ra_msg_out_tensor (m, RA_DTYPE_BOOL, 1, &n, final_mask);
     ra_msg_out_str (m, "final_info"); ra_msg_out_map (m, 2);
@@ -564,7 +564,7 @@ Test (client, reset_step_set_task_render_close_round_trip)
   cr_assert_float_eq (x, -1.0f, 0);
   cr_assert_eq (ra_tensor_get_int (&res.terminated, 1), 1);
   cr_assert_eq (ra_tensor_get_int (&res.truncated, 1), 0);
-  cr_assert_eq (res.info.n, 5, "same_step extras beside info are flattened into info");
+  cr_assert_eq (res.info.n, 5, "same_step's final_obs and final_info are flattened into info");
   cr_assert_geq (ra_fields_find (&res.info, "final_obs.user"), 0);
   cr_assert_geq (ra_fields_find (&res.info, "_final_obs"), 0);
   cr_assert_geq (ra_fields_find (&res.info, "final_info.clicks"), 0);

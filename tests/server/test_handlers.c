@@ -546,18 +546,26 @@ static void s_traj (th_t *t, const char *mode, int calls, uint64_t *obs_d, uint6
     ended[s] = s_get_bool (&te, 0) || s_get_bool (&tr, 0);
     final_d[s] = 0;
     if (!strcmp (mode, "same_step")) {
-      ra_tensor_t fm = th_tensor (t, t->out.root, "_final_obs");
-      cr_assert_eq (s_get_bool (&fm, 0), ended[s]);
-      const msgpack_object *info = th_map (t, "info"), *finfo = th_map (t, "final_info");
-      ra_tensor_t im = th_tensor (t, info, "_clicked"), fim = th_tensor (t, finfo, "_clicked");
+      /* Gymnasium 1.x: final_obs / final_info sit inside info, only in a step where an env ended. */
+      const msgpack_object *info = th_map (t, "info");
+      cr_assert_null (ra_map_get (t->out.root, "final_obs"), "final_obs belongs inside info");
+      const msgpack_object *fo = ra_map_get (info, "final_obs");
+      cr_assert_eq (fo != NULL, ended[s], "final_obs present exactly when an env ended");
+      ra_tensor_t im = th_tensor (t, info, "_clicked");
       cr_assert_eq (s_get_bool (&im, 0), !ended[s]);
-      cr_assert_eq (s_get_bool (&fim, 0), ended[s]);
-      const msgpack_object *fo = th_map (t, "final_obs");
-      for (uint32_t f = 0; f < fo->via.map.size; f++) {
-        ra_tensor_t x;
-        cr_assert_eq (ra_msg_in_tensor (&t->out, &fo->via.map.ptr[f].val, "final_obs", &x, NULL), RA_OK);
-        if (ended[s])
+      if (ended[s]) {
+        ra_tensor_t fm = th_tensor (t, info, "_final_obs");
+        cr_assert (s_get_bool (&fm, 0));
+        const msgpack_object *finfo = ra_map_get (info, "final_info");
+        cr_assert (finfo && finfo->type == MSGPACK_OBJECT_MAP, "final_info beside final_obs");
+        ra_tensor_t fim = th_tensor (t, finfo, "_clicked");
+        cr_assert (s_get_bool (&fim, 0));
+        cr_assert_eq (fo->type, MSGPACK_OBJECT_MAP);
+        for (uint32_t f = 0; f < fo->via.map.size; f++) {
+          ra_tensor_t x;
+          cr_assert_eq (ra_msg_in_tensor (&t->out, &fo->via.map.ptr[f].val, "final_obs", &x, NULL), RA_OK);
           final_d[s] = th_fnv (final_d[s], x.data, x.nbytes);
+        }
       }
       ep = ended[s] ? 0 : ep + 1;
     } else {

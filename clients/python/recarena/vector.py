@@ -159,14 +159,8 @@ class RemoteVectorEnv(gym.vector.VectorEnv):
             a = a.reshape(self._action_shape)
         obs, reward, terminated, truncated, info = self.client.step(self._handle, a)
         if "final_obs" in info:
-            # Gymnasium's form: final_obs / final_info only in a step where some env ended;
-            # final_obs an object array of per-env observations.
-            mask = info.get("_final_obs")
-            if mask is not None and not mask.any():
-                for key in ("final_obs", "_final_obs", "final_info", "_final_info"):
-                    info.pop(key, None)
-            else:
-                info["final_obs"] = self._final_obs(info["final_obs"], mask)
+            # Gymnasium's form: final_obs an object array of per-env observations.
+            info["final_obs"] = self._final_obs(info["final_obs"], info.get("_final_obs"))
         return self._obs(obs), reward, terminated, truncated, info
 
     # --------------------------------------------------------------------------------------------

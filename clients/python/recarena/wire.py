@@ -236,13 +236,9 @@ def decode_reset_reply(header: dict, frames: Sequence[Any]) -> Tuple[Any, dict]:
 
 def decode_step_reply(header: dict, frames: Sequence[Any]) -> Tuple[Any, np.ndarray, np.ndarray,
                                                                     np.ndarray, dict]:
-    """(obs, reward, terminated, truncated, info) of a step reply. same_step's final_obs /
-    final_info and their masks end up inside info (Gymnasium's place for them) whether the
-    server sends them there or beside info."""
+    """(obs, reward, terminated, truncated, info) of a step reply. Under same_step the server
+    puts final_obs / final_info and their masks inside info, only in a step where an env ended."""
     info = decode_tree(header.get("info") or {}, frames, "info")
-    for key in ("final_obs", "_final_obs", "final_info", "_final_info"):
-        if key in header:
-            info[key] = decode_tree(header[key], frames, key)
     return (decode_tree(header.get("obs"), frames, "obs"),
             decode_tensor(header.get("reward"), frames, "reward"),
             decode_tensor(header.get("terminated"), frames, "terminated"),
