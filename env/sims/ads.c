@@ -105,7 +105,7 @@ static const char *const s_metric_names[RA_ADS_M_COUNT] = { "clicks", "conversio
 
 /* ---- state ---- */
 
-enum { S_OBS_USER = 0, S_OBS_CANDIDATES, S_OBS_RESPONSE, S_N_OBS };
+enum { S_OBS_USER = 0, S_OBS_CANDIDATES, S_OBS_RESPONSE, S_OBS_ITEM_IDS, S_N_OBS };
 enum { S_INFO_ITEM = 0, S_INFO_CLICKED, S_INFO_CONVERTED, S_INFO_REVENUE, S_INFO_ANNOYANCE, S_INFO_LEFT,
        S_INFO_ORACLE_REWARD, S_INFO_REGRET, S_INFO_ORACLE_SLATE, S_N_INFO_MAX };
 #define S_USER_EXTRA 4   /* step fraction, click rate, exhausted fraction, budget fraction (10.1) */
@@ -296,9 +296,11 @@ static void s_write_obs (const ra_sim_t *s, int i, const s_slot_t *sl, const s_e
   const float *budget = s->budget + (size_t) i * s->n_adv;
   const int32_t *cand = s->cand + (size_t) i * s->K;
   float *row = (float *) buf->obs[S_OBS_CANDIDATES] + (size_t) i * s->K * s->f_cand;
+  int32_t *ids = (int32_t *) buf->obs[S_OBS_ITEM_IDS] + (size_t) i * s->K;
   const int stride = c->stride;
   for (int r = 0; r < s->K; r++, row += s->f_cand) {
     int j = cand[r];
+    ids[r] = j;
     const float *src = c->feat + (size_t) j * stride;
     for (int q = 0; q < d; q++)
       row[q] = src[q];
@@ -549,6 +551,7 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   s_field (&sp->obs[S_OBS_USER], "user", RA_DTYPE_F32, 1, s->f_user, 0, -1, 1);
   s_field (&sp->obs[S_OBS_CANDIDATES], "candidates", RA_DTYPE_F32, 2, s->K, s->f_cand, -1, 1);
   s_field (&sp->obs[S_OBS_RESPONSE], "response", RA_DTYPE_F32, 1, s->f_resp, 0, 0, 1);
+  s_field (&sp->obs[S_OBS_ITEM_IDS], "item_ids", RA_DTYPE_I32, 1, s->K, 0, 0, s->n_items - 1);
   s_field (&sp->info[S_INFO_ITEM], "item", RA_DTYPE_I32, 1, s->k, 0, 0, s->n_items - 1);
   s_field (&sp->info[S_INFO_CLICKED], "clicked", RA_DTYPE_BOOL, 1, s->k, 0, 0, 1);
   s_field (&sp->info[S_INFO_CONVERTED], "converted", RA_DTYPE_BOOL, 1, s->k, 0, 0, 1);

@@ -105,7 +105,7 @@ static const int s_config_task_keys[] = { RA_CONTENT_P_POSITION_BIAS, RA_CONTENT
 
 /* ---- state ---- */
 
-enum { S_OBS_USER = 0, S_OBS_CANDIDATES, S_OBS_RESPONSE, S_N_OBS };
+enum { S_OBS_USER = 0, S_OBS_CANDIDATES, S_OBS_RESPONSE, S_OBS_ITEM_IDS, S_N_OBS };
 enum { S_INFO_ITEM = 0, S_INFO_CLICKED, S_INFO_WATCH, S_INFO_SATISFACTION, S_INFO_SESSION_ENDED,
        S_INFO_RETURNED, S_INFO_LEFT, S_INFO_SESSION, S_INFO_TIME_AWAY, S_INFO_ORACLE_REWARD,
        S_INFO_REGRET, S_INFO_ORACLE_SLATE, S_N_INFO_MAX };
@@ -295,7 +295,9 @@ static void s_write_obs (const ra_sim_t *s, int i, const s_slot_t *sl, const s_e
   const int32_t *cand = s->cand + (size_t) i * s->K;
   const size_t f = (size_t) s->f_cand;
   float *row = (float *) buf->obs[S_OBS_CANDIDATES] + (size_t) i * s->K * f;
+  int32_t *ids = (int32_t *) buf->obs[S_OBS_ITEM_IDS] + (size_t) i * s->K;
   for (int r = 0; r < s->K; r++, row += f) {   /* a plain loop: a memcpy call per short row costs more */
+    ids[r] = cand[r];
     const float *src = sl->feat + (size_t) cand[r] * f;
     for (size_t q = 0; q < f; q++)
       row[q] = src[q];
@@ -518,6 +520,7 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   s_field (&sp->obs[S_OBS_USER], "user", RA_DTYPE_F32, 1, s->f_user, 0, -1, 1);
   s_field (&sp->obs[S_OBS_CANDIDATES], "candidates", RA_DTYPE_F32, 2, s->K, s->f_cand, -1, 1);
   s_field (&sp->obs[S_OBS_RESPONSE], "response", RA_DTYPE_F32, 1, s->f_resp, 0, 0, 1);
+  s_field (&sp->obs[S_OBS_ITEM_IDS], "item_ids", RA_DTYPE_I32, 1, s->K, 0, 0, s->n_items - 1);
   s_field (&sp->info[S_INFO_ITEM], "item", RA_DTYPE_I32, 1, s->k, 0, 0, s->n_items - 1);
   s_field (&sp->info[S_INFO_CLICKED], "clicked", RA_DTYPE_BOOL, 1, s->k, 0, 0, 1);
   s_field (&sp->info[S_INFO_WATCH], "watch_time", RA_DTYPE_F32, 1, s->k, 0, 0, RA_CONTENT_LENGTH_MAX);

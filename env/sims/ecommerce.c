@@ -90,7 +90,7 @@ static const int s_config_task_keys[] = { RA_ECOM_P_POSITION_BIAS, RA_ECOM_P_NO_
 
 /* ---- state ---- */
 
-enum { S_OBS_USER = 0, S_OBS_CANDIDATES, S_OBS_RESPONSE, S_N_OBS };
+enum { S_OBS_USER = 0, S_OBS_CANDIDATES, S_OBS_RESPONSE, S_OBS_ITEM_IDS, S_N_OBS };
 enum { S_INFO_ITEM = 0, S_INFO_CLICKED, S_INFO_PURCHASED, S_INFO_REVENUE, S_INFO_MARGIN, S_INFO_BUDGET,
        S_INFO_ORACLE_REWARD, S_INFO_REGRET, S_INFO_ORACLE_SLATE, S_N_INFO_MAX };
 #define S_USER_EXTRA 4   /* budget fraction, log budget, step fraction, click rate (section 9.1) */
@@ -257,9 +257,11 @@ static void s_write_obs (const ra_sim_t *s, int i, const ra_catalog_t *c, const 
   float inv_b = us->budget > 0 ? 1.0f / us->budget : INFINITY;
   const int32_t *cand = s->cand + (size_t) i * s->K;
   float *row = (float *) buf->obs[S_OBS_CANDIDATES] + (size_t) i * s->K * s->f_cand;
+  int32_t *ids = (int32_t *) buf->obs[S_OBS_ITEM_IDS] + (size_t) i * s->K;
   const int stride = c->stride;
   for (int r = 0; r < s->K; r++, row += s->f_cand) {
     int j = cand[r];
+    ids[r] = j;
     const float *src = c->feat + (size_t) j * stride;
     for (int q = 0; q < stride; q++)
       row[q] = src[q];
@@ -443,6 +445,7 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   s_field (&sp->obs[S_OBS_USER], "user", RA_DTYPE_F32, 1, s->f_user, 0, -1, 1);
   s_field (&sp->obs[S_OBS_CANDIDATES], "candidates", RA_DTYPE_F32, 2, s->K, s->f_cand, -1, 1);
   s_field (&sp->obs[S_OBS_RESPONSE], "response", RA_DTYPE_F32, 1, s->f_resp, 0, 0, 1);
+  s_field (&sp->obs[S_OBS_ITEM_IDS], "item_ids", RA_DTYPE_I32, 1, s->K, 0, 0, s->n_items - 1);
   s_field (&sp->info[S_INFO_ITEM], "item", RA_DTYPE_I32, 1, s->k, 0, 0, s->n_items - 1);
   s_field (&sp->info[S_INFO_CLICKED], "clicked", RA_DTYPE_BOOL, 1, s->k, 0, 0, 1);
   s_field (&sp->info[S_INFO_PURCHASED], "purchased", RA_DTYPE_BOOL, 1, s->k, 0, 0, 1);

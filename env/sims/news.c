@@ -104,7 +104,7 @@ static const char *const s_reward_names[S_REWARD_COUNT] = { "clicks_dwell", "cli
 
 /* ---- state ---- */
 
-enum { S_OBS_USER = 0, S_OBS_CANDIDATES, S_OBS_RESPONSE, S_N_OBS };
+enum { S_OBS_USER = 0, S_OBS_CANDIDATES, S_OBS_RESPONSE, S_OBS_ITEM_IDS, S_N_OBS };
 enum { S_INFO_ITEM = 0, S_INFO_CLICKED, S_INFO_DWELL, S_INFO_AGE, S_INFO_TIME_LEFT,
        S_INFO_ORACLE_REWARD, S_INFO_REGRET, S_INFO_ORACLE_SLATE, S_N_INFO_MAX };
 #define S_USER_EXTRA 5   /* time left, no-click streak, step fraction, click rate, burst (7.1) */
@@ -336,9 +336,11 @@ static void s_write_obs (const ra_sim_t *s, int i, const s_env_t *e, const ra_si
   const float *h = s->hclk + (size_t) i * s->n_topics;
   const int32_t *cand = s->cand + (size_t) i * s->K;
   float *row = (float *) buf->obs[S_OBS_CANDIDATES] + (size_t) i * s->K * s->f_cand;
+  int32_t *ids = (int32_t *) buf->obs[S_OBS_ITEM_IDS] + (size_t) i * s->K;
   const float inv_age = 1.0f / (float) s->max_age;
   for (int r = 0; r < s->K; r++, row += s->f_cand) {
     size_t p = base + (size_t) cand[r];
+    ids[r] = s->art_serial[p];   /* 7.1 the article's serial, as info "item" reports it */
     const float *x = s->art_x + p * d;
     for (int q = 0; q < d; q++)
       row[q] = x[q];
@@ -563,6 +565,7 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   s_field (&sp->obs[S_OBS_USER], "user", RA_DTYPE_F32, 1, s->f_user, 0, -1, 1);
   s_field (&sp->obs[S_OBS_CANDIDATES], "candidates", RA_DTYPE_F32, 2, s->K, s->f_cand, -1, 1);
   s_field (&sp->obs[S_OBS_RESPONSE], "response", RA_DTYPE_F32, 1, s->f_resp, 0, 0, 1);
+  s_field (&sp->obs[S_OBS_ITEM_IDS], "item_ids", RA_DTYPE_I32, 1, s->K, 0, 0, 2147483647.0);
   s_field (&sp->info[S_INFO_ITEM], "item", RA_DTYPE_I32, 1, s->k, 0, 0, 2147483647.0);
   s_field (&sp->info[S_INFO_CLICKED], "clicked", RA_DTYPE_BOOL, 1, s->k, 0, 0, 1);
   s_field (&sp->info[S_INFO_DWELL], "dwell", RA_DTYPE_F32, 1, s->k, 0, 0, RA_NEWS_DWELL_MAX);

@@ -1,8 +1,11 @@
 /*  tests/env/sim_harness.h - test-only helpers: caller-owned buffers for a sim batch and a
-    random valid slate generator. Header-only (static functions); one copy per suite.          */
+    random valid slate generator, dtype-aware obs recording and bounds checks. Header-only (static functions); one copy per suite.          */
 #ifndef RA_TESTS_ENV_SIM_HARNESS_H
 #define RA_TESTS_ENV_SIM_HARNESS_H
 
+#include <math.h>
+#include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,6 +77,56 @@ static inline int h_obs_index (const harness_t *h, const char *name)
   return -1;
 }
 
+/* Bytes of one env's observation (every obs field, in key order). */
+static inline size_t h_obs_row_bytes (const harness_t *h)
+{
+  size_t n = 0;
+  for (int f = 0; f < h->spec->n_obs; f++)
+    n += h->obs_bytes[f];
+  return n;
+}
+
+/* Copies env i's obs rows, raw bytes of each field's dtype, into dst (h_obs_row_bytes bytes). */
+static inline void h_record_obs (const harness_t *h, int i, unsigned char *dst)
+{
+  for (int f = 0; f < h->spec->n_obs; f++) {
+    memcpy (dst, (const char *) h->buf.obs[f] + (size_t) i * h->obs_bytes[f], h->obs_bytes[f]);
+    dst += h->obs_bytes[f];
+  }
+}
+
+/* Element q of a buffer of dtype t, as a double (exact for every dtype but i64/u64 past 2^53). */
+static inline double h_value (const void *p, ra_dtype_t t, size_t q)
+{
+  switch (t) {
+  case RA_DTYPE_F32: return ((const float *) p)[q];
+  case RA_DTYPE_F64: return ((const double *) p)[q];
+  case RA_DTYPE_I32: return ((const int32_t *) p)[q];
+  case RA_DTYPE_I64: return (double) ((const int64_t *) p)[q];
+  case RA_DTYPE_I8: return ((const int8_t *) p)[q];
+  case RA_DTYPE_U8:
+  case RA_DTYPE_BOOL: return ((const uint8_t *) p)[q];
+  default: abort ();
+  }
+}
+
+/* Index of the first element of obs field f (all n envs) that is not finite or is outside the
+   field's bounds, or numel(f) * n when every element is inside; *val gets that element. */
+static inline size_t h_obs_first_out_of_bounds (const harness_t *h, int f, int n, double *val)
+{
+  const ra_field_spec_t *fs = &h->spec->obs[f];
+  size_t m = (size_t) n * h_numel (fs);
+  *val = 0;
+  for (size_t q = 0; q < m; q++) {
+    double x = h_value (h->buf.obs[f], fs->dtype, q);
+    if (!(isfinite (x) && x >= fs->low && x <= fs->high)) {
+      *val = x;
+      return q;
+    }
+  }
+  return m;
+}
+
 /* A random slate of k distinct indices in [0, K). */
 static inline void h_random_slate (ra_rng_t *rng, int K, int k, int32_t *out)
 {
@@ -86,6 +139,88 @@ static inline void h_random_slate (ra_rng_t *rng, int K, int k, int32_t *out)
         dup |= out[q] == out[r];
     } while (dup);
   }
+}
+
+/* Runs n envs of sim for `steps` random steps (resetting terminated envs) and checks the
+   observation field "item_ids" against the info field "item": after each step item[i][r] is
+   item_ids[i][slate[r]] of the observation the step acted on; ids lie in the field's bounds and
+   are distinct within a row; an id seen in two consecutive observations of an env has the same
+   first n_static candidate features both times (it names the same item); *repeats counts those
+   ids. Returns the number of info items compared, or -1 with a description in why. */
+static inline long h_check_item_ids (const ra_sim_class_t *cls, ra_sim_t *sim, int n, int steps,
+                                     uint64_t seed, int n_static, long *repeats, char *why, size_t cap)
+{
+  harness_t h;
+  h_init (&h, cls->spec (sim), n);
+  const ra_sim_spec_t *sp = h.spec;
+  const int K = sp->num_candidates, k = sp->slate_size;
+  int fid = h_obs_index (&h, "item_ids"), fc = h_obs_index (&h, "candidates"), fit = h_info_index (&h, "item");
+  long compared = -1;
+  *repeats = 0;
+  int32_t *prev = calloc ((size_t) n * K, sizeof (int32_t));
+  int32_t *act = calloc ((size_t) n * k, sizeof (int32_t));
+  float *prev_c = malloc ((size_t) n * h.obs_bytes[fc >= 0 ? fc : 0]);
+  ra_rng_t rng;
+  ra_rng_seed (&rng, seed, 3);
+  if (fid < 0 || fc < 0 || fit < 0 || sp->obs[fid].dtype != RA_DTYPE_I32 || h_numel (&sp->obs[fid]) != (size_t) K) {
+    snprintf (why, cap, "expected obs item_ids i32 (K) and candidates, info item");
+    goto done;
+  }
+  const int F = (int) sp->obs[fc].shape[1];
+  cls->reset (sim, 0, n, NULL, NULL, &h.buf);
+  compared = 0;
+  for (int t = 0; t <= steps && compared >= 0; t++) {
+    const int32_t *ids = h.buf.obs[fid];
+    const float *cand = h.buf.obs[fc];
+    double bad;
+    size_t q = h_obs_first_out_of_bounds (&h, fid, n, &bad);
+    if (q != (size_t) n * K) {
+      snprintf (why, cap, "step %d: item_ids[%zu] = %g outside [%g, %g]", t, q, bad, sp->obs[fid].low,
+                sp->obs[fid].high);
+      compared = -1;
+      break;
+    }
+    for (int i = 0; i < n && compared >= 0; i++)
+      for (int r = 0; r < K && compared >= 0; r++) {
+        int32_t id = ids[(size_t) i * K + r];
+        for (int a = 0; a < r && compared >= 0; a++)
+          if (ids[(size_t) i * K + a] == id) {
+            snprintf (why, cap, "step %d env %d: id %d at candidates %d and %d", t, i, id, a, r);
+            compared = -1;
+          }
+        for (int a = 0; t > 0 && a < K && compared >= 0; a++)
+          if (prev[(size_t) i * K + a] == id && ++*repeats
+              && memcmp (prev_c + ((size_t) i * K + a) * F, cand + ((size_t) i * K + r) * F,
+                         (size_t) n_static * sizeof (float)) != 0) {
+            snprintf (why, cap, "step %d env %d: id %d has other features than the step before", t, i, id);
+            compared = -1;
+          }
+      }
+    if (compared < 0 || t == steps)
+      break;
+    memcpy (prev, ids, (size_t) n * K * sizeof (int32_t));
+    memcpy (prev_c, cand, (size_t) n * K * F * sizeof (float));
+    for (int i = 0; i < n; i++)
+      h_random_slate (&rng, K, k, act + (size_t) i * k);
+    cls->step (sim, 0, n, act, &h.buf);
+    const int32_t *item = h.buf.info[fit];
+    for (int i = 0; i < n && compared >= 0; i++)
+      for (int r = 0; r < k; r++, compared++) {
+        int32_t want = prev[(size_t) i * K + act[(size_t) i * k + r]], got = item[(size_t) i * k + r];
+        if (got != want) {
+          snprintf (why, cap, "step %d env %d slot %d: info item %d, item_ids[slate] %d", t, i, r, got, want);
+          compared = -1;
+          break;
+        }
+      }
+    cls->reset (sim, 0, n, NULL, h.buf.terminated, &h.buf);
+  }
+done:
+  free (prev_c);
+  free (act);
+  free (prev);
+  h_fini (&h);
+  return compared;
 }
 
 #endif

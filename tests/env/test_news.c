@@ -44,7 +44,7 @@ Test (news, spec_has_the_documented_fields)
   cr_assert_eq (sp->num_candidates, 20);
   cr_assert_eq (sp->slate_size, 5);
   cr_assert_eq (sp->max_episode_steps, 100);
-  cr_assert_eq (sp->n_obs, 3);
+  cr_assert_eq (sp->n_obs, 4);
   cr_assert_str_eq (sp->obs[0].name, "user");
   cr_assert_eq (sp->obs[0].shape[0], 16 + 5);
   cr_assert_str_eq (sp->obs[1].name, "candidates");
@@ -52,6 +52,12 @@ Test (news, spec_has_the_documented_fields)
   cr_assert_eq (sp->obs[1].shape[1], 16 + 4);
   cr_assert_str_eq (sp->obs[2].name, "response");
   cr_assert_eq (sp->obs[2].shape[0], 11);
+  cr_assert_str_eq (sp->obs[3].name, "item_ids");
+  cr_assert_eq (sp->obs[3].dtype, RA_DTYPE_I32);
+  cr_assert_eq (sp->obs[3].ndim, 1);
+  cr_assert_eq (sp->obs[3].shape[0], 20);
+  cr_assert_eq (sp->obs[3].low, 0);
+  cr_assert_eq (sp->obs[3].high, 2147483647);
   const char *names[] = { "item", "clicked", "dwell", "age", "time_left" };
   cr_assert_eq (sp->n_info, 5);
   for (int f = 0; f < 5; f++)
@@ -74,29 +80,25 @@ Test (news, spec_has_the_documented_fields)
   E->destroy (&sim);
 }
 
+Test (news, item_ids_are_the_ids_info_item_reports)
+{
+  /* obs item_ids (article serials: the same article keeps its id from step to step); item[r] = item_ids[slate[r]] */
+  ra_sim_t *sim = s_make (64, 9, NULL, 0, NULL);
+  char why[256] = "";
+  long repeats;
+  long compared = h_check_item_ids (E, sim, 64, 60, 17, 16, &repeats, why, sizeof why);
+  cr_assert_geq (compared, 64L * 60 * 5, "%s", why);
+  cr_assert_gt (repeats, 1000, "ids seen in consecutive observations: %ld", repeats);   /* the stability check ran */
+  E->destroy (&sim);
+}
+
 /* ---- trajectories ---- */
 
 typedef struct {
-  float *obs;        /* (steps + 1) x (sum of obs row floats) */
+  unsigned char *obs; /* (steps + 1) x h_obs_row_bytes: env watch's obs rows, raw bytes */
   float *reward;     /* steps */
   uint8_t *term;     /* steps */
 } trace_t;
-
-static size_t s_row_floats (const harness_t *h)
-{
-  size_t n = 0;
-  for (int f = 0; f < h->spec->n_obs; f++)
-    n += h->obs_bytes[f] / sizeof (float);
-  return n;
-}
-
-static void s_record (const harness_t *h, int i, float *dst)
-{
-  for (int f = 0; f < h->spec->n_obs; f++) {
-    memcpy (dst, (char *) h->buf.obs[f] + (size_t) i * h->obs_bytes[f], h->obs_bytes[f]);
-    dst += h->obs_bytes[f] / sizeof (float);
-  }
-}
 
 /* Runs n envs for `steps` steps with per-env random slates (env i's actions depend only on
    first_env + i), resetting terminated envs, stepping over ranges split at `cut`. Records env
@@ -106,14 +108,14 @@ static void s_run (ra_sim_t *sim, int n, int first_env, int steps, int cut, int 
   harness_t h;
   h_init (&h, E->spec (sim), n);
   const int K = h.spec->num_candidates, k = h.spec->slate_size;
-  size_t rf = s_row_floats (&h);
+  size_t rb = h_obs_row_bytes (&h);
   ra_rng_t *arng = calloc ((size_t) n, sizeof *arng);
   for (int i = 0; i < n; i++)
     ra_rng_seed (&arng[i], 1000 + (uint64_t) (first_env + i), 5);
   int32_t *act = calloc ((size_t) n * k, sizeof (int32_t));
   bool split = cut > 0 && cut < n;
   E->reset (sim, 0, n, NULL, NULL, &h.buf);
-  s_record (&h, watch, tr->obs);
+  h_record_obs (&h, watch, tr->obs);
   for (int t = 0; t < steps; t++) {
     for (int i = 0; i < n; i++)
       h_random_slate (&arng[i], K, k, act + (size_t) i * k);
@@ -128,16 +130,16 @@ static void s_run (ra_sim_t *sim, int n, int first_env, int steps, int cut, int 
     E->reset (sim, 0, split ? cut : n, NULL, h.buf.terminated, &h.buf);
     if (split)
       E->reset (sim, cut, n, NULL, h.buf.terminated, &h.buf);
-    s_record (&h, watch, tr->obs + (size_t) (t + 1) * rf);
+    h_record_obs (&h, watch, tr->obs + (size_t) (t + 1) * rb);
   }
   free (act);
   free (arng);
   h_fini (&h);
 }
 
-static trace_t s_trace_new (int steps, size_t rf)
+static trace_t s_trace_new (int steps, size_t rb)
 {
-  trace_t t = { calloc ((size_t) (steps + 1) * rf, sizeof (float)), calloc ((size_t) steps, sizeof (float)),
+  trace_t t = { calloc ((size_t) (steps + 1) * rb, 1), calloc ((size_t) steps, sizeof (float)),
                 calloc ((size_t) steps, 1) };
   return t;
 }
@@ -153,24 +155,24 @@ static size_t s_rf (ra_sim_t *sim)
 {
   harness_t h;
   h_init (&h, E->spec (sim), 1);
-  size_t rf = s_row_floats (&h);
+  size_t rb = h_obs_row_bytes (&h);
   h_fini (&h);
-  return rf;
+  return rb;
 }
 
 Test (news, same_seed_gives_the_same_trajectory)
 {
   const int steps = 200;
   ra_sim_t *a = s_make (8, 77, NULL, 0, NULL), *b = s_make (8, 77, NULL, 0, NULL), *c = s_make (8, 78, NULL, 0, NULL);
-  size_t rf = s_rf (a);
-  trace_t ta = s_trace_new (steps, rf), tb = s_trace_new (steps, rf), tc = s_trace_new (steps, rf);
+  size_t rb = s_rf (a);
+  trace_t ta = s_trace_new (steps, rb), tb = s_trace_new (steps, rb), tc = s_trace_new (steps, rb);
   s_run (a, 8, 0, steps, 0, 5, &ta);
   s_run (b, 8, 0, steps, 0, 5, &tb);
   s_run (c, 8, 0, steps, 0, 5, &tc);
-  cr_assert_eq (memcmp (ta.obs, tb.obs, (size_t) (steps + 1) * rf * sizeof (float)), 0);
+  cr_assert_eq (memcmp (ta.obs, tb.obs, (size_t) (steps + 1) * rb), 0);
   cr_assert_eq (memcmp (ta.reward, tb.reward, (size_t) steps * sizeof (float)), 0);
   cr_assert_eq (memcmp (ta.term, tb.term, (size_t) steps), 0);
-  cr_assert_neq (memcmp (ta.obs, tc.obs, (size_t) (steps + 1) * rf * sizeof (float)), 0);
+  cr_assert_neq (memcmp (ta.obs, tc.obs, (size_t) (steps + 1) * rb), 0);
   int terms = 0;
   for (int t = 0; t < steps; t++)
     terms += ta.term[t];
@@ -191,11 +193,11 @@ Test (news, env_in_a_batch_of_256_split_in_ranges_equals_it_alone)
   for (int w = 0; w < 3; w++) {
     int i = watch[w];
     ra_sim_t *big = s_make (256, 900, cfg, 1, NULL), *one = s_make (1, 900 + (uint64_t) i, cfg, 1, NULL);
-    size_t rf = s_rf (one);
-    trace_t tb = s_trace_new (steps, rf), to = s_trace_new (steps, rf);
+    size_t rb = s_rf (one);
+    trace_t tb = s_trace_new (steps, rb), to = s_trace_new (steps, rb);
     s_run (big, 256, 0, steps, 7, i, &tb);
     s_run (one, 1, i, steps, 0, 0, &to);
-    cr_assert_eq (memcmp (tb.obs, to.obs, (size_t) (steps + 1) * rf * sizeof (float)), 0, "env %d obs", i);
+    cr_assert_eq (memcmp (tb.obs, to.obs, (size_t) (steps + 1) * rb), 0, "env %d obs", i);
     cr_assert_eq (memcmp (tb.reward, to.reward, (size_t) steps * sizeof (float)), 0, "env %d rewards", i);
     cr_assert_eq (memcmp (tb.term, to.term, (size_t) steps), 0, "env %d terminated", i);
     s_trace_free (&tb);
@@ -255,13 +257,10 @@ Test (news, long_random_runs_stay_inside_declared_bounds)
     long clicks = 0, multi = 0, bursts = 0;
     for (int t = 0; t <= steps; t++) {
       for (int f = 0; f < sp->n_obs; f++) {
-        const float *x = h.buf.obs[f];
-        size_t m = (size_t) n * h.obs_bytes[f] / sizeof (float);
-        size_t bad = m;
-        for (size_t q = 0; q < m && bad == m; q++)
-          if (!(isfinite (x[q]) && x[q] >= sp->obs[f].low && x[q] <= sp->obs[f].high))
-            bad = q;
-        cr_assert_eq (bad, m, "step %d field %s elem %zu = %g", t, sp->obs[f].name, bad, bad < m ? x[bad] : 0);
+        double x;
+        size_t m = (size_t) n * h_numel (&sp->obs[f]);
+        size_t bad = h_obs_first_out_of_bounds (&h, f, n, &x);
+        cr_assert_eq (bad, m, "step %d field %s elem %zu = %g", t, sp->obs[f].name, bad, x);
       }
       if (t == steps)
         break;
