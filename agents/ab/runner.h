@@ -13,7 +13,8 @@
 
 #define RA_AB_MAX_ARM_SETTINGS 16
 
-/* One arm: a class plus its settings, parsed from "name:key=value:key=value". */
+/* One arm: a class plus its settings, parsed from "name:key=value:key=value". config's strings
+   point into store: parse it where it will stay (do not copy the struct). */
 typedef struct {
   char spec[128];                       /* as given; also its display name */
   const ra_policy_class_t *cls;
