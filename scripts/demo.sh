@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The demo: sets up and builds recarena, starts recarena-server on a free loopback port, waits for
-# it to answer a ping, runs examples/ecommerce_demo against it, and stops the server on exit.
+# it to answer a ping, runs examples/ecommerce_demo against it (random vs greedy), trains the
+# target policy briefly and runs a short A/B test of it against the classic baselines, then stops
+# the server on exit. Takes about a minute on 2 cores.
 # Usage: scripts/demo.sh [extra ecommerce_demo args, e.g. --episodes 5]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,13 +13,14 @@ build="$root/build"
 server="$build/env/server/recarena-server"
 demo="$build/examples/ecommerce_demo"
 log=$(mktemp -t recarena-demo.XXXXXX)
+ckpt=$(mktemp -t recarena-target.XXXXXX)
 pid=""
 cleanup() {
   if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
     kill -TERM "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   fi
-  rm -f "$log"
+  rm -f "$log" "$ckpt"
 }
 trap cleanup EXIT INT TERM
 
@@ -39,3 +42,13 @@ done
 "$demo" --ping --endpoint "$endpoint" || { echo "demo: no answer from $endpoint" >&2; exit 1; }
 echo "demo: recarena-server is up on $endpoint"
 "$demo" --endpoint "$endpoint" "$@"
+
+echo
+echo "demo: training the target policy for 150,000 env steps (an MLP scorer, actor-critic)"
+"$build/agents/recarena-target" --address "$endpoint" --env ECommerce-v1 --steps 150000 \
+  --num-envs 64 --progress 5 --eval-episodes 0 --checkpoint-out "$ckpt"
+echo
+echo "demo: A/B test on 4 held-out test tasks, same users and seeds for every arm"
+"$build/agents/recarena-ab" --address "$endpoint" --env ECommerce-v1 --tasks 4 --num-envs 32 \
+  --unit env --curve-episodes 0,1,2,5 --quiet \
+  --arms "random,popularity,linucb,target:checkpoint=$ckpt,oracle"
