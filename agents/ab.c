@@ -24,11 +24,29 @@
 
 static void s_usage (FILE *f)
 {
-  fputs ("usage: recarena-ab [--env ID] [--arms a,b:key=v,...] [--control ARM] [--split S]\n"
-         "         [--tasks N] [--num-envs N] [--episodes N] [--seed N] [--config key=value]...\n"
-         "         [--curve-episodes 0,1,2,5,10,20] [--unit task|env] [--bootstrap B]\n"
-         "         [--credit clicked|metric] [--max-episode-steps N] [--address EP]\n"
-         "         [--json FILE] [--csv FILE] [--quiet] [--list-arms]\n", f);
+  fputs ("usage: recarena-ab [options]\n"
+         "Runs arms on the same tasks and seeds (common random numbers) and reports per-arm\n"
+         "metrics with 95% bootstrap CIs and a paired test against the control arm.\n"
+         "  --env ID                simulator (default ECommerce-v1)\n"
+         "  --arms LIST             comma list of arms, each class[:key=value...]; name=LABEL sets\n"
+         "                          the display name (default random,popularity,linucb,oracle;\n"
+         "                          e.g. target:checkpoint=t.safetensors:name=target)\n"
+         "  --control ARM           arm the others are compared with (default random; added if absent)\n"
+         "  --split S               task split: train, val, test (default) or ood\n"
+         "  --tasks N               tasks 0..N-1 of the split (default 8)\n"
+         "  --num-envs N            users per task, all feeding one learner (default 32)\n"
+         "  --episodes N            episodes per user (default: largest curve K + 1)\n"
+         "  --curve-episodes LIST   K values of the learning curves R@K (default 0,1,2,5,10,20)\n"
+         "  --unit task|env         bootstrap unit: tasks (conservative, default) or users\n"
+         "  --bootstrap B           bootstrap resamples (default 2000)\n"
+         "  --credit clicked|metric per-slot credit the bandits learn from (default clicked)\n"
+         "  --config KEY=VALUE      simulator config, repeatable\n"
+         "  --max-episode-steps N   truncation limit (default: the simulator's)\n"
+         "  --seed N                seed of tasks' users and of the arms (default 1)\n"
+         "  --address EP            server to use (default: one started in this process)\n"
+         "  --json FILE, --csv FILE write the report (plot the JSON: python -m recarena.plots)\n"
+         "  --quiet                 no progress lines on stderr\n"
+         "  --list-arms             list the arms and exit\n", f);
 }
 
 static double s_now (void)

@@ -20,7 +20,7 @@ for sim in ECommerce-v1 Ads-v1 News-v1 Content-v1; do
   # Users (env units) are the unit of the confidence intervals, as in an online A/B test;
   # --unit task gives the more conservative per-task intervals.
   "$build/agents/recarena-ab" --env "$sim" --tasks "$tasks" --num-envs 32 --unit env --quiet \
-    --arms "random,popularity,linucb,target:checkpoint=$ckpt,oracle" \
+    --arms "random,popularity,linucb,target:checkpoint=$ckpt:name=target,oracle" \
     --json "$out/ab-$sim.json" --csv "$out/ab-$sim.csv"
 done
 echo "reports in $out (plot them with: .venv/bin/python -m recarena.plots $out/ab-ECommerce-v1.json --out $out)"

@@ -51,4 +51,4 @@ echo
 echo "demo: A/B test on 4 held-out test tasks, same users and seeds for every arm"
 "$build/agents/recarena-ab" --address "$endpoint" --env ECommerce-v1 --tasks 4 --num-envs 32 \
   --unit env --curve-episodes 0,1,2,5 --quiet \
-  --arms "random,popularity,linucb,target:checkpoint=$ckpt,oracle"
+  --arms "random,popularity,linucb,target:checkpoint=$ckpt:name=target,oracle"

@@ -70,6 +70,10 @@ ra_err_t ra_ab_arm_parse (const char *spec, ra_ab_arm_t *out, ra_error_t *err)
       return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "arm '%s': setting '%s' is not key=value "
                            "(at most %d)", spec, tok, RA_AB_MAX_ARM_SETTINGS);
     *eq = '\0';
+    if (!strcmp (tok, "name")) {          /* the display name, not a policy setting */
+      snprintf (out->spec, sizeof out->spec, "%s", eq + 1);
+      continue;
+    }
     ra_kv_t *kv = &out->config[out->n_config++];
     kv->key = tok;
     s_kv_value (kv, eq + 1);

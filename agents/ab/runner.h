@@ -13,10 +13,11 @@
 
 #define RA_AB_MAX_ARM_SETTINGS 16
 
-/* One arm: a class plus its settings, parsed from "name:key=value:key=value". config's strings
+/* One arm: a class plus its settings, parsed from "class:key=value:key=value"; the setting
+   name=LABEL replaces the spec as the display name and is not passed on. config's strings
    point into store: parse it where it will stay (do not copy the struct). */
 typedef struct {
-  char spec[128];                       /* as given; also its display name */
+  char spec[128];                       /* the display name: as given, or its name= setting */
   const ra_policy_class_t *cls;
   ra_kv_t config[RA_AB_MAX_ARM_SETTINGS];
   int n_config;

@@ -99,3 +99,16 @@ Test (ab_e2e, oracle_beats_learners_beat_random_and_reports_are_reproducible)
   ra_ab_result_fini (&res);
   ra_ab_result_fini (&res2);
 }
+
+Test (ab, arm_spec_name_setting_is_the_display_name_and_not_a_policy_setting)
+{
+  ra_ab_arm_t arm;
+  ra_error_t err;
+  cr_assert_eq (ra_ab_arm_parse ("linucb:alpha=0.5:name=ucb", &arm, &err), RA_OK, "%s", err.message);
+  cr_assert_str_eq (arm.spec, "ucb");
+  cr_assert_eq (arm.n_config, 1);
+  cr_assert_str_eq (arm.config[0].key, "alpha");
+  cr_assert_eq (ra_ab_arm_parse ("linucb:alpha=0.5", &arm, &err), RA_OK, "%s", err.message);
+  cr_assert_str_eq (arm.spec, "linucb:alpha=0.5");
+  cr_assert_eq (ra_ab_arm_parse ("nope:name=x", &arm, &err), RA_ERR_BAD_CONFIG);
+}
