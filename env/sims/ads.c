@@ -296,11 +296,11 @@ static void s_write_obs (const ra_sim_t *s, int i, const s_slot_t *sl, const s_e
   const float *budget = s->budget + (size_t) i * s->n_adv;
   const int32_t *cand = s->cand + (size_t) i * s->K;
   float *row = (float *) buf->obs[S_OBS_CANDIDATES] + (size_t) i * s->K * s->f_cand;
-  int32_t *ids = (int32_t *) buf->obs[S_OBS_ITEM_IDS] + (size_t) i * s->K;
+  /* item_ids: the candidates' catalog ids (one memcpy costs less than a store per row below) */
+  memcpy ((int32_t *) buf->obs[S_OBS_ITEM_IDS] + (size_t) i * s->K, cand, (size_t) s->K * sizeof (int32_t));
   const int stride = c->stride;
   for (int r = 0; r < s->K; r++, row += s->f_cand) {
     int j = cand[r];
-    ids[r] = j;
     const float *src = c->feat + (size_t) j * stride;
     for (int q = 0; q < d; q++)
       row[q] = src[q];
