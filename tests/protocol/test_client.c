@@ -297,7 +297,7 @@ Test (client, new_times_out_when_no_server_listens)
   cr_assert_eq (ra_client_new ("tcp://127.0.0.1:1", 200, &c, &err), RA_ERR_TIMEOUT);
   int64_t dt = s_ms () - t0;
   cr_assert_null (c);
-  cr_assert (dt >= 150 && dt < 1000, "returned after %d ms for a 200 ms deadline", (int) dt);
+  cr_assert (dt >= 150 && dt < 2000, "returned after %d ms for a 200 ms deadline", (int) dt);
   cr_assert (strstr (err.message, "200 ms"), "%s", err.message);
   cr_assert_eq (ra_client_new ("nonsense://x", 200, &c, &err), RA_ERR_TRANSPORT);
   ra_client_destroy (&c);   /* NULL is fine */
@@ -337,7 +337,7 @@ Test (client, call_times_out_when_the_server_is_silent)
   int64_t t0 = s_ms ();
   cr_assert_eq (ra_client_ping (c, &err), RA_ERR_TIMEOUT);
   int64_t dt = s_ms () - t0;
-  cr_assert (dt >= 100 && dt < 750, "returned after %d ms for a 150 ms deadline", (int) dt);
+  cr_assert (dt >= 100 && dt < 1500, "returned after %d ms for a 150 ms deadline", (int) dt);
   ra_client_destroy (&c);
 }
 
@@ -372,7 +372,7 @@ Test (client, call_to_a_dead_server_times_out)
   for (int i = 0; i < 3; i++)
     cr_assert_eq (ra_client_ping (c, &err), RA_ERR_TIMEOUT);
   int64_t dt = s_ms () - t0;
-  cr_assert (dt < 3 * 750, "three 150 ms calls took %d ms", (int) dt);
+  cr_assert (dt < 3 * 1500, "three 150 ms calls took %d ms", (int) dt);
   ra_client_destroy (&c);
 }
 
