@@ -54,7 +54,7 @@ def test_killed_local_server_raises_within_the_deadline(server_binary, monkeypat
         t0 = time.monotonic()
         with pytest.raises(recarena.ServerDiedError) as ei:
             env.step(env.action_space.sample())
-        assert time.monotonic() - t0 < 3
+        assert time.monotonic() - t0 < 4  # generous: "raises, never hangs"
         assert ei.value.returncode == -signal.SIGKILL and "signal 9" in str(ei.value)
     finally:
         t0 = time.monotonic()
@@ -72,7 +72,7 @@ def test_killed_remote_server_raises_within_the_deadline(server_binary):
         t0 = time.monotonic()
         with pytest.raises(recarena.DeadlineError):
             env.step(env.action_space.sample())
-        assert time.monotonic() - t0 < 2
+        assert time.monotonic() - t0 < 4  # generous: "raises, never hangs"
         env.close()
     finally:
         srv.stop()
