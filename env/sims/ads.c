@@ -22,6 +22,7 @@
 #include "env/core/config.h"
 #include "env/core/rng.h"
 #include "env/core/task.h"
+#include "env/core/worlds.h"
 #include "env/core/users.h"
 
 #define S_SIM_KEY 0x4164732d76310000ULL   /* "Ads-v1": keys task draws */
@@ -112,8 +113,6 @@ enum { S_INFO_ITEM = 0, S_INFO_CLICKED, S_INFO_CONVERTED, S_INFO_REVENUE, S_INFO
 #define S_CAND_EXTRA 4   /* bid feature, budget fraction, clicks left, quality estimate (10.1) */
 
 typedef struct {
-  bool in_use;                          /* holds a built world */
-  ra_task_values_t task;
   ra_catalog_t cat;                     /* the ads: topic, embedding, quality (price unused) */
   int32_t *owner;                       /* n_items: advertiser of each ad */
   float *bid;                           /* n_adv: bid per click */
@@ -130,8 +129,6 @@ typedef struct {
 
 typedef struct {
   ra_rng_t rng;
-  int slot;                             /* world of the running episode */
-  int next_slot;                        /* world from the next reset on */
   int steps;                            /* steps taken this episode */
   int clicks;                           /* clicks this episode */
   int near_topic;                       /* argmax_t c_t . theta_hat (section 3.2) */
@@ -155,7 +152,8 @@ struct ra_sim {
   int reward_kind;
   float w[RA_ADS_M_COUNT];              /* reward = sum_m w[m] total[m] (8.1) */
   ra_sim_spec_t spec;
-  int n_slots;
+  int n_slots;                          /* length of slots[] (the worlds table's n_slots) */
+  ra_worlds_t worlds;                   /* which task each slot holds, which slot each env runs */
   s_slot_t *slots;
   s_env_t *envs;
   float *theta;                         /* num_envs x d */
@@ -353,6 +351,7 @@ static void s_destroy (ra_sim_t **sim_p)
     for (int t = 0; t < s->n_slots; t++)
       s_slot_free (&s->slots[t]);
   free (s->slots);
+  ra_worlds_fini (&s->worlds);
   free (s->envs);
   free (s->theta);
   free (s->theta_hat);
@@ -367,7 +366,6 @@ static void s_slot_build (ra_sim_t *s, int t, const ra_task_values_t *v)
 {
   s_slot_t *sl = &s->slots[t];
   const double *p = v->values;
-  sl->task = *v;
   ra_catalog_params_t cp = { .world_seed = (uint64_t) p[RA_ADS_P_WORLD_SEED],
                              .topic_skew = p[RA_ADS_P_TOPIC_SKEW],
                              .item_noise = p[RA_ADS_P_ITEM_NOISE],
@@ -406,12 +404,6 @@ static void s_slot_build (ra_sim_t *s, int t, const ra_task_values_t *v)
   sl->inv_temp = (float) (1.0 / tau);
   sl->annoy_rate = (float) p[RA_ADS_P_ANNOYANCE_RATE];
   sl->leave_sens = (float) p[RA_ADS_P_LEAVE_SENSITIVITY];
-  sl->in_use = true;
-}
-
-static bool s_same_task (const ra_task_values_t *a, const ra_task_values_t *b)
-{
-  return a->split == b->split && a->id == b->id && ra_task_same_world (a, b, RA_ADS_P_COUNT);
 }
 
 /* 8.1 reward kind and weights from config; the named kinds are one-hot weights. */
@@ -478,9 +470,7 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   ra_task_values_t task0;
   S_TRY (ra_task_resolve (s_params, RA_ADS_P_COUNT, S_SIM_KEY, task_defaults, args->task, &task0, err));
 #undef S_TRY
-  /* a batch never needs more worlds than envs + 1 (every env's current one plus a new one) */
-  if (slots > (int64_t) args->num_envs + 1)
-    slots = args->num_envs + 1;
+  slots = ra_worlds_count (slots, args->num_envs);
   size_t world_bytes = (size_t) n_items * ((size_t) (d + RA_CATALOG_N_EXTRA + 6) * 4)
                        + (size_t) n_topics * (size_t) d * 4 + (size_t) n_adv * 12;
   if (world_bytes * (size_t) slots > S_WORLD_BYTES_MAX)
@@ -531,11 +521,12 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
     if (!sl->owner || !sl->bid || !sl->bid_feat || !sl->budget0)
       goto nomem;
   }
+  if (ra_worlds_init (&s->worlds, s->n_slots, s->num_envs, RA_ADS_P_COUNT, &task0) != RA_OK)
+    goto nomem;
   s_slot_build (s, 0, &task0);
   for (int i = 0; i < s->num_envs; i++) {
     s_env_t *e = &s->envs[i];
     ra_rng_seed (&e->rng, args->seed + (uint64_t) i, 0);   /* section 1: env i from seed + i */
-    e->slot = e->next_slot = 0;
     for (int r = 0; r < S_MAX_SLATE; r++)
       e->last_items[r] = -1;
   }
@@ -596,8 +587,7 @@ static void s_reset (ra_sim_t *s, int i0, int i1, const uint64_t *seeds, const u
     s_env_t *e = &s->envs[i];
     if (seeds)
       ra_rng_seed (&e->rng, seeds[i], 0);
-    e->slot = e->next_slot;
-    const s_slot_t *sl = &s->slots[e->slot];
+    const s_slot_t *sl = &s->slots[ra_worlds_begin (&s->worlds, i)];
     float *theta = s->theta + (size_t) i * d, *theta_hat = s->theta_hat + (size_t) i * d;
     ra_user_t user;
     ra_users_draw (&sl->pop, &sl->cat, &e->rng, &user, theta, theta_hat);   /* 3.1 */
@@ -627,7 +617,7 @@ static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const r
   const int d = s->d, k = s->k, K = s->K;
   for (int i = i0; i < i1; i++) {
     s_env_t *e = &s->envs[i];
-    const s_slot_t *sl = &s->slots[e->slot];
+    const s_slot_t *sl = &s->slots[s->worlds.cur[i]];
     const ra_catalog_t *c = &sl->cat;
     const float *theta = s->theta + (size_t) i * d;
     float *budget = s->budget + (size_t) i * s->n_adv;
@@ -727,46 +717,26 @@ static ra_err_t s_set_task (ra_sim_t *s, const ra_task_t *task, const uint8_t *m
   ra_err_t rc = ra_task_resolve (s_params, RA_ADS_P_COUNT, S_SIM_KEY, s->default_task, task, &v, err);
   if (rc != RA_OK)
     return rc;
-  int target = -1;
-  for (int t = 0; t < s->n_slots && target < 0; t++)
-    if (s->slots[t].in_use && s_same_task (&s->slots[t].task, &v))
-      target = t;
-  if (target < 0) {
-    /* 9.4 a slot is free when no env runs it now or will run it after this call */
-    for (int t = 0; t < s->n_slots && target < 0; t++) {
-      bool busy = false;
-      for (int i = 0; i < s->num_envs && !busy; i++) {
-        const s_env_t *e = &s->envs[i];
-        busy = e->slot == t || (!(mask == NULL || mask[i]) && e->next_slot == t);
-      }
-      if (!busy)
-        target = t;
-    }
-    if (target < 0)
-      return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
-                           "task: this batch already holds %d distinct tasks (config task_slots); "
-                           "reset envs onto fewer tasks first or make with a larger task_slots",
-                           s->n_slots);
-    s_slot_build (s, target, &v);
-  }
-  for (int i = 0; i < s->num_envs; i++)
-    if (mask == NULL || mask[i])
-      s->envs[i].next_slot = target;
-  return RA_OK;
+  int t;
+  bool fresh;
+  rc = ra_worlds_set (&s->worlds, &v, mask, &t, &fresh, err);
+  if (rc == RA_OK && fresh)
+    s_slot_build (s, t, &v);
+  return rc;
 }
 
 static int s_describe_task (const ra_sim_t *s, int env_index, ra_kv_t *out, int cap)
 {
   assert (env_index >= 0 && env_index < s->num_envs);
-  const s_slot_t *sl = &s->slots[s->envs[env_index].next_slot];
-  return ra_task_describe (s_params, RA_ADS_P_COUNT, &sl->task, out, cap);
+  return ra_task_describe (s_params, RA_ADS_P_COUNT, ra_worlds_next_task (&s->worlds, env_index), out, cap);
 }
 
 static int s_render (const ra_sim_t *s, int env_index, char *buf, size_t cap)
 {
   assert (env_index >= 0 && env_index < s->num_envs);
   const s_env_t *e = &s->envs[env_index];
-  const s_slot_t *sl = &s->slots[e->slot];
+  const ra_task_values_t *task = ra_worlds_task (&s->worlds, env_index);
+  const s_slot_t *sl = &s->slots[s->worlds.cur[env_index]];
   char slate[128] = "";
   size_t len = 0;
   for (int r = 0; r < s->k && len < sizeof slate; r++) {
@@ -779,7 +749,7 @@ static int s_render (const ra_sim_t *s, int env_index, char *buf, size_t cap)
                    "Ads-v1 env %d (task %s/%lld) step %d: annoyance %.2f, clicks %d, revenue %.2f, "
                    "advertisers exhausted %d of %d, budget left %.2f of %.2f; last slate [%s], "
                    "clicks %d, revenue %.2f\n",
-                   env_index, ra_split_names[sl->task.split], (long long) sl->task.id, e->steps,
+                   env_index, ra_split_names[task->split], (long long) task->id, e->steps,
                    e->annoyance, e->clicks, e->revenue, e->n_exhausted, s->n_adv, e->budget_total,
                    sl->budget0_total, slate, e->last_clicks, e->last_revenue);
 }
@@ -788,10 +758,10 @@ void ra_ads_view (const ra_sim_t *s, int i, ra_ads_view_t *out)
 {
   assert (i >= 0 && i < s->num_envs);
   const s_env_t *e = &s->envs[i];
-  const s_slot_t *sl = &s->slots[e->slot];
+  const s_slot_t *sl = &s->slots[s->worlds.cur[i]];
   out->catalog = &sl->cat;
   out->choice = &sl->choice;
-  out->params = sl->task.values;
+  out->params = ra_worlds_task (&s->worlds, i)->values;
   out->n_advertisers = s->n_adv;
   out->owner = sl->owner;
   out->bid = sl->bid;

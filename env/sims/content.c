@@ -22,6 +22,7 @@
 #include "env/core/config.h"
 #include "env/core/rng.h"
 #include "env/core/task.h"
+#include "env/core/worlds.h"
 
 #define S_SIM_KEY 0x436f6e74656e7431ULL   /* "Content1": keys task draws */
 #define S_WORLD_STREAM 0x766964656f73ULL  /* "videos": keys the video attributes of a world */
@@ -113,8 +114,6 @@ enum { S_INFO_ITEM = 0, S_INFO_CLICKED, S_INFO_WATCH, S_INFO_SATISFACTION, S_INF
 #define S_CAND_EXTRA 3   /* length feature, clickbait estimate, quality estimate (9.1) */
 
 typedef struct {
-  bool in_use;                          /* holds a built world */
-  ra_task_values_t task;
   ra_catalog_t cat;                     /* topics and embeddings; its prices are unused */
   ra_user_pop_t pop;
   ra_choice_t choice;
@@ -134,8 +133,6 @@ typedef struct {
 
 typedef struct {
   ra_rng_t rng;
-  int slot;                             /* world of the running episode */
-  int next_slot;                        /* world from the next reset on */
   ra_content_user_t user;
   int steps;                            /* steps taken this episode */
   int sess_steps;                       /* steps taken this session */
@@ -156,7 +153,8 @@ struct ra_sim {
   double cascade_continue;              /* config cascade_continue */
   float w[S_N_METRICS];                 /* reward = sum_m w[m] * total[m] (10.1) */
   ra_sim_spec_t spec;
-  int n_slots;
+  int n_slots;                          /* length of slots[] (the worlds table's n_slots) */
+  ra_worlds_t worlds;                   /* which task each slot holds, which slot each env runs */
   s_slot_t *slots;
   s_env_t *envs;
   float *theta;                         /* num_envs x d */
@@ -336,6 +334,7 @@ static void s_destroy (ra_sim_t **sim_p)
       free (sl->length);
     }
   free (s->slots);
+  ra_worlds_fini (&s->worlds);
   free (s->envs);
   free (s->theta);
   free (s->theta_hat);
@@ -350,7 +349,6 @@ static void s_slot_build (ra_sim_t *s, int t, const ra_task_values_t *v)
   s_slot_t *sl = &s->slots[t];
   const double *p = v->values;
   const int d = s->d, f = s->f_cand;
-  sl->task = *v;
   /* 2.1 topics, popularity, embeddings and base quality from the shared catalog */
   ra_catalog_params_t cp = { .world_seed = (uint64_t) p[RA_CONTENT_P_WORLD_SEED],
                              .topic_skew = p[RA_CONTENT_P_TOPIC_SKEW],
@@ -395,12 +393,6 @@ static void s_slot_build (ra_sim_t *s, int t, const ra_task_values_t *v)
   sl->delay_scale = (float) p[RA_CONTENT_P_RETURN_DELAY];
   sl->horizon = (float) p[RA_CONTENT_P_RETURN_HORIZON];
   sl->churn_sens = (float) p[RA_CONTENT_P_CHURN_SENSITIVITY];
-  sl->in_use = true;
-}
-
-static bool s_same_task (const ra_task_values_t *a, const ra_task_values_t *b)
-{
-  return a->split == b->split && a->id == b->id && ra_task_same_world (a, b, RA_CONTENT_P_COUNT);
 }
 
 static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t *err)
@@ -451,8 +443,7 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   ra_task_values_t task0;
   S_TRY (ra_task_resolve (s_params, RA_CONTENT_P_COUNT, S_SIM_KEY, task_defaults, args->task, &task0, err));
 #undef S_TRY
-  if (slots > (int64_t) args->num_envs + 1)
-    slots = args->num_envs + 1;
+  slots = ra_worlds_count (slots, args->num_envs);
   size_t cat_bytes = (size_t) n_items * ((size_t) (2 * d + RA_CATALOG_N_EXTRA + S_CAND_EXTRA + 8) * 4)
                      + (size_t) n_topics * (size_t) d * 4;
   if (cat_bytes * (size_t) slots > S_CATALOG_BYTES_MAX)
@@ -501,11 +492,12 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
     if (!sl->feat || !sl->clickbait || !sl->quality || !sl->length)
       goto nomem;
   }
+  if (ra_worlds_init (&s->worlds, s->n_slots, s->num_envs, RA_CONTENT_P_COUNT, &task0) != RA_OK)
+    goto nomem;
   s_slot_build (s, 0, &task0);
   for (int i = 0; i < s->num_envs; i++) {
     s_env_t *e = &s->envs[i];
     ra_rng_seed (&e->rng, args->seed + (uint64_t) i, 0);   /* section 1: env i from seed + i */
-    e->slot = e->next_slot = 0;
     e->last_click = -1;
     e->user.budget0 = e->user.budget = 1;
     for (int r = 0; r < S_MAX_SLATE; r++)
@@ -570,8 +562,7 @@ static void s_reset (ra_sim_t *s, int i0, int i1, const uint64_t *seeds, const u
     s_env_t *e = &s->envs[i];
     if (seeds)
       ra_rng_seed (&e->rng, seeds[i], 0);
-    e->slot = e->next_slot;
-    const s_slot_t *sl = &s->slots[e->slot];
+    const s_slot_t *sl = &s->slots[ra_worlds_begin (&s->worlds, i)];
     float *theta = s->theta + (size_t) i * d, *theta_hat = s->theta_hat + (size_t) i * d;
     ra_user_t core;
     ra_users_draw (&sl->pop, &sl->cat, &e->rng, &core, theta, theta_hat);   /* 3.1 */
@@ -597,7 +588,7 @@ static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const r
   const int d = s->d, k = s->k, K = s->K, f = s->f_cand;
   for (int i = i0; i < i1; i++) {
     s_env_t *e = &s->envs[i];
-    const s_slot_t *sl = &s->slots[e->slot];
+    const s_slot_t *sl = &s->slots[s->worlds.cur[i]];
     ra_content_user_t *u = &e->user;
     float *theta = s->theta + (size_t) i * d, *theta_hat = s->theta_hat + (size_t) i * d;
     int32_t *cand = s->cand + (size_t) i * K;
@@ -718,46 +709,25 @@ static ra_err_t s_set_task (ra_sim_t *s, const ra_task_t *task, const uint8_t *m
   ra_err_t rc = ra_task_resolve (s_params, RA_CONTENT_P_COUNT, S_SIM_KEY, s->default_task, task, &v, err);
   if (rc != RA_OK)
     return rc;
-  int target = -1;
-  for (int t = 0; t < s->n_slots && target < 0; t++)
-    if (s->slots[t].in_use && s_same_task (&s->slots[t].task, &v))
-      target = t;
-  if (target < 0) {
-    /* 8.4 a slot is free when no env runs it now or will run it after this call */
-    for (int t = 0; t < s->n_slots && target < 0; t++) {
-      bool busy = false;
-      for (int i = 0; i < s->num_envs && !busy; i++) {
-        const s_env_t *e = &s->envs[i];
-        busy = e->slot == t || (!(mask == NULL || mask[i]) && e->next_slot == t);
-      }
-      if (!busy)
-        target = t;
-    }
-    if (target < 0)
-      return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
-                           "task: this batch already holds %d distinct tasks (config task_slots); "
-                           "reset envs onto fewer tasks first or make with a larger task_slots",
-                           s->n_slots);
-    s_slot_build (s, target, &v);
-  }
-  for (int i = 0; i < s->num_envs; i++)
-    if (mask == NULL || mask[i])
-      s->envs[i].next_slot = target;
-  return RA_OK;
+  int t;
+  bool fresh;
+  rc = ra_worlds_set (&s->worlds, &v, mask, &t, &fresh, err);
+  if (rc == RA_OK && fresh)
+    s_slot_build (s, t, &v);
+  return rc;
 }
 
 static int s_describe_task (const ra_sim_t *s, int env_index, ra_kv_t *out, int cap)
 {
   assert (env_index >= 0 && env_index < s->num_envs);
-  const s_slot_t *sl = &s->slots[s->envs[env_index].next_slot];
-  return ra_task_describe (s_params, RA_CONTENT_P_COUNT, &sl->task, out, cap);
+  return ra_task_describe (s_params, RA_CONTENT_P_COUNT, ra_worlds_next_task (&s->worlds, env_index), out, cap);
 }
 
 static int s_render (const ra_sim_t *s, int env_index, char *buf, size_t cap)
 {
   assert (env_index >= 0 && env_index < s->num_envs);
   const s_env_t *e = &s->envs[env_index];
-  const s_slot_t *sl = &s->slots[e->slot];
+  const ra_task_values_t *task = ra_worlds_task (&s->worlds, env_index);
   char slate[128] = "";
   size_t len = 0;
   for (int r = 0; r < s->k && len < sizeof slate; r++) {
@@ -771,7 +741,7 @@ static int s_render (const ra_sim_t *s, int env_index, char *buf, size_t cap)
                    "Content-v1 env %d (task %s/%lld) step %d: user topic %d, session %d (%.1f h away), "
                    "time left %.2f of %.2f min, satisfaction %.3f; last slate [%s], clicked slot %d, "
                    "watched %.2f min\n",
-                   env_index, ra_split_names[sl->task.split], (long long) sl->task.id, e->steps, u->topic,
+                   env_index, ra_split_names[task->split], (long long) task->id, e->steps, u->topic,
                    u->session, u->time_away, u->budget, u->budget0, u->satisfaction, slate, e->last_click,
                    e->last_watch);
 }
@@ -780,13 +750,13 @@ void ra_content_view (const ra_sim_t *s, int i, ra_content_view_t *out)
 {
   assert (i >= 0 && i < s->num_envs);
   const s_env_t *e = &s->envs[i];
-  const s_slot_t *sl = &s->slots[e->slot];
+  const s_slot_t *sl = &s->slots[s->worlds.cur[i]];
   out->catalog = &sl->cat;
   out->clickbait = sl->clickbait;
   out->quality = sl->quality;
   out->length = sl->length;
   out->choice = &sl->choice;
-  out->params = sl->task.values;
+  out->params = ra_worlds_task (&s->worlds, i)->values;
   out->user = &e->user;
   out->theta = s->theta + (size_t) i * s->d;
   out->theta_hat = s->theta_hat + (size_t) i * s->d;

@@ -22,6 +22,7 @@
 #include "env/core/reward.h"
 #include "env/core/rng.h"
 #include "env/core/task.h"
+#include "env/core/worlds.h"
 
 #define S_SIM_KEY 0x45436f6d6d657263ULL   /* "ECommerc": keys task draws */
 #define S_MAX_SLATE RA_CHOICE_MAX_SLATE
@@ -96,8 +97,6 @@ enum { S_INFO_ITEM = 0, S_INFO_CLICKED, S_INFO_PURCHASED, S_INFO_REVENUE, S_INFO
 #define S_USER_EXTRA 4   /* budget fraction, log budget, step fraction, click rate (section 9.1) */
 
 typedef struct {
-  bool in_use;                          /* holds a built world */
-  ra_task_values_t task;
   ra_catalog_t cat;
   ra_user_pop_t pop;
   ra_choice_t choice;
@@ -107,8 +106,6 @@ typedef struct {
 
 typedef struct {
   ra_rng_t rng;
-  int slot;                             /* world of the running episode */
-  int next_slot;                        /* world from the next reset on */
   ra_user_t user;
   int steps;                            /* steps taken this episode */
   int clicks;                           /* clicks this episode */
@@ -130,7 +127,8 @@ struct ra_sim {
   ra_sim_spec_t spec;
   ra_choice_kind_t choice_kind;         /* config choice_model */
   double cascade_continue;              /* config cascade_continue */
-  int n_slots;
+  int n_slots;                          /* length of slots[] (the worlds table's n_slots) */
+  ra_worlds_t worlds;                   /* which task each slot holds, which slot each env runs */
   s_slot_t *slots;
   s_env_t *envs;
   float *theta;                         /* num_envs x d */
@@ -297,6 +295,7 @@ static void s_destroy (ra_sim_t **sim_p)
     for (int t = 0; t < s->n_slots; t++)
       ra_catalog_fini (&s->slots[t].cat);
   free (s->slots);
+  ra_worlds_fini (&s->worlds);
   free (s->envs);
   free (s->theta);
   free (s->theta_hat);
@@ -311,7 +310,6 @@ static void s_slot_build (ra_sim_t *s, int t, const ra_task_values_t *v)
 {
   s_slot_t *sl = &s->slots[t];
   const double *p = v->values;
-  sl->task = *v;
   ra_catalog_params_t cp = { .world_seed = (uint64_t) p[RA_ECOM_P_WORLD_SEED],
                              .topic_skew = p[RA_ECOM_P_TOPIC_SKEW],
                              .item_noise = p[RA_ECOM_P_ITEM_NOISE],
@@ -328,12 +326,6 @@ static void s_slot_build (ra_sim_t *s, int t, const ra_task_values_t *v)
   ra_choice_set_continue (&sl->choice, s->cascade_continue);
   sl->inv_temp = (float) (1.0 / tau);
   sl->drift = (float) p[RA_ECOM_P_DRIFT];
-  sl->in_use = true;
-}
-
-static bool s_same_task (const ra_task_values_t *a, const ra_task_values_t *b)
-{
-  return a->split == b->split && a->id == b->id && ra_task_same_world (a, b, RA_ECOM_P_COUNT);
 }
 
 static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t *err)
@@ -382,9 +374,7 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   ra_task_values_t task0;
   S_TRY (ra_task_resolve (s_params, RA_ECOM_P_COUNT, S_SIM_KEY, task_defaults, args->task, &task0, err));
 #undef S_TRY
-  /* a batch never needs more worlds than envs + 1 (every env's current one plus a new one) */
-  if (slots > (int64_t) args->num_envs + 1)
-    slots = args->num_envs + 1;
+  slots = ra_worlds_count (slots, args->num_envs);
   size_t cat_bytes = (size_t) n_items * ((size_t) (d + RA_CATALOG_N_EXTRA + 5) * 4) + (size_t) n_topics * (size_t) d * 4;
   if (cat_bytes * (size_t) slots > S_CATALOG_BYTES_MAX) {
     ra_reward_model_fini (&rmodel);
@@ -424,11 +414,12 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   for (int t = 0; t < s->n_slots; t++)
     if (ra_catalog_init (&s->slots[t].cat, s->n_items, s->n_topics, s->d, err) != RA_OK)
       goto nomem;
+  if (ra_worlds_init (&s->worlds, s->n_slots, s->num_envs, RA_ECOM_P_COUNT, &task0) != RA_OK)
+    goto nomem;
   s_slot_build (s, 0, &task0);
   for (int i = 0; i < s->num_envs; i++) {
     s_env_t *e = &s->envs[i];
     ra_rng_seed (&e->rng, args->seed + (uint64_t) i, 0);   /* section 1: env i from seed + i */
-    e->slot = e->next_slot = 0;
     e->last_click = -1;
     for (int r = 0; r < S_MAX_SLATE; r++)
       e->last_items[r] = -1;
@@ -489,8 +480,7 @@ static void s_reset (ra_sim_t *s, int i0, int i1, const uint64_t *seeds, const u
     s_env_t *e = &s->envs[i];
     if (seeds)
       ra_rng_seed (&e->rng, seeds[i], 0);
-    e->slot = e->next_slot;
-    const s_slot_t *sl = &s->slots[e->slot];
+    const s_slot_t *sl = &s->slots[ra_worlds_begin (&s->worlds, i)];
     float *theta = s->theta + (size_t) i * d, *theta_hat = s->theta_hat + (size_t) i * d;
     ra_users_draw (&sl->pop, &sl->cat, &e->rng, &e->user, theta, theta_hat);   /* 3.1 */
     e->steps = 0;
@@ -515,7 +505,7 @@ static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const r
   const int d = s->d, k = s->k, K = s->K;
   for (int i = i0; i < i1; i++) {
     s_env_t *e = &s->envs[i];
-    const s_slot_t *sl = &s->slots[e->slot];
+    const s_slot_t *sl = &s->slots[s->worlds.cur[i]];
     const ra_catalog_t *c = &sl->cat;
     float *theta = s->theta + (size_t) i * d, *theta_hat = s->theta_hat + (size_t) i * d;
     int32_t *cand = s->cand + (size_t) i * K;
@@ -627,46 +617,25 @@ static ra_err_t s_set_task (ra_sim_t *s, const ra_task_t *task, const uint8_t *m
   ra_err_t rc = ra_task_resolve (s_params, RA_ECOM_P_COUNT, S_SIM_KEY, s->default_task, task, &v, err);
   if (rc != RA_OK)
     return rc;
-  int target = -1;
-  for (int t = 0; t < s->n_slots && target < 0; t++)
-    if (s->slots[t].in_use && s_same_task (&s->slots[t].task, &v))
-      target = t;
-  if (target < 0) {
-    /* 6.4 a slot is free when no env runs it now or will run it after this call */
-    for (int t = 0; t < s->n_slots && target < 0; t++) {
-      bool busy = false;
-      for (int i = 0; i < s->num_envs && !busy; i++) {
-        const s_env_t *e = &s->envs[i];
-        busy = e->slot == t || (!(mask == NULL || mask[i]) && e->next_slot == t);
-      }
-      if (!busy)
-        target = t;
-    }
-    if (target < 0)
-      return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
-                           "task: this batch already holds %d distinct tasks (config task_slots); "
-                           "reset envs onto fewer tasks first or make with a larger task_slots",
-                           s->n_slots);
-    s_slot_build (s, target, &v);
-  }
-  for (int i = 0; i < s->num_envs; i++)
-    if (mask == NULL || mask[i])
-      s->envs[i].next_slot = target;
-  return RA_OK;
+  int t;
+  bool fresh;
+  rc = ra_worlds_set (&s->worlds, &v, mask, &t, &fresh, err);
+  if (rc == RA_OK && fresh)
+    s_slot_build (s, t, &v);
+  return rc;
 }
 
 static int s_describe_task (const ra_sim_t *s, int env_index, ra_kv_t *out, int cap)
 {
   assert (env_index >= 0 && env_index < s->num_envs);
-  const s_slot_t *sl = &s->slots[s->envs[env_index].next_slot];
-  return ra_task_describe (s_params, RA_ECOM_P_COUNT, &sl->task, out, cap);
+  return ra_task_describe (s_params, RA_ECOM_P_COUNT, ra_worlds_next_task (&s->worlds, env_index), out, cap);
 }
 
 static int s_render (const ra_sim_t *s, int env_index, char *buf, size_t cap)
 {
   assert (env_index >= 0 && env_index < s->num_envs);
   const s_env_t *e = &s->envs[env_index];
-  const s_slot_t *sl = &s->slots[e->slot];
+  const ra_task_values_t *task = ra_worlds_task (&s->worlds, env_index);
   char slate[128] = "";
   size_t len = 0;
   for (int r = 0; r < s->k && len < sizeof slate; r++) {
@@ -678,7 +647,7 @@ static int s_render (const ra_sim_t *s, int env_index, char *buf, size_t cap)
   return snprintf (buf, cap,
                    "ECommerce-v1 env %d (task %s/%lld) step %d: user topic %d, budget %.2f of %.2f, "
                    "patience %.2f, clicks %d; last slate [%s], clicked slot %d, revenue %.2f\n",
-                   env_index, ra_split_names[sl->task.split], (long long) sl->task.id, e->steps,
+                   env_index, ra_split_names[task->split], (long long) task->id, e->steps,
                    e->user.topic, e->user.budget, e->user.budget0, e->user.patience, e->clicks, slate,
                    e->last_click, e->last_revenue);
 }
@@ -687,10 +656,10 @@ void ra_ecommerce_view (const ra_sim_t *s, int i, ra_ecommerce_view_t *out)
 {
   assert (i >= 0 && i < s->num_envs);
   const s_env_t *e = &s->envs[i];
-  const s_slot_t *sl = &s->slots[e->slot];
+  const s_slot_t *sl = &s->slots[s->worlds.cur[i]];
   out->catalog = &sl->cat;
   out->choice = &sl->choice;
-  out->params = sl->task.values;
+  out->params = ra_worlds_task (&s->worlds, i)->values;
   out->user = &e->user;
   out->theta = s->theta + (size_t) i * s->d;
   out->theta_hat = s->theta_hat + (size_t) i * s->d;

@@ -24,6 +24,7 @@
 #include "env/core/dynamics.h"
 #include "env/core/rng.h"
 #include "env/core/task.h"
+#include "env/core/worlds.h"
 
 #define S_SIM_KEY 0x4e6577732d763121ULL   /* "News-v1!": keys task draws */
 #define S_MAX_SLATE RA_CHOICE_MAX_SLATE
@@ -111,8 +112,6 @@ enum { S_INFO_ITEM = 0, S_INFO_CLICKED, S_INFO_DWELL, S_INFO_AGE, S_INFO_TIME_LE
 #define S_CAND_EXTRA 4   /* age, breaking flag, quality estimate, topic click counter (7.1) */
 
 typedef struct {
-  bool in_use;                          /* holds a built world */
-  ra_task_values_t task;
   ra_catalog_t world;                   /* one-item catalog: centres (2.1) and popularity only */
   ra_user_pop_t pop;
   ra_time_budget_t budget;              /* 6.1 shared time budget: step cost, no refund */
@@ -128,8 +127,6 @@ typedef struct {
 
 typedef struct {
   ra_rng_t rng;
-  int slot;                             /* world of the running episode */
-  int next_slot;                        /* world from the next reset on */
   ra_user_t user;                       /* budget: time left (minutes); patience: P0 */
   int steps, clicks, streak;
   bool stream_live;                     /* the ring holds this env's stream (2.4) */
@@ -155,7 +152,8 @@ struct ra_sim {
   ra_choice_kind_t choice_kind;         /* config choice_model */
   double cascade_continue;              /* config cascade_continue */
   ra_sim_spec_t spec;
-  int n_slots;
+  int n_slots;                          /* length of slots[] (the worlds table's n_slots) */
+  ra_worlds_t worlds;                   /* which task each slot holds, which slot each env runs */
   s_slot_t *slots;
   s_env_t *envs;
   float *theta, *theta_hat;             /* num_envs x d */
@@ -394,6 +392,7 @@ static void s_destroy (ra_sim_t **sim_p)
     for (int t = 0; t < s->n_slots; t++)
       ra_catalog_fini (&s->slots[t].world);
   free (s->slots);
+  ra_worlds_fini (&s->worlds);
   free (s->envs);
   free (s->theta);
   free (s->theta_hat);
@@ -416,7 +415,6 @@ static void s_slot_build (ra_sim_t *s, int t, const ra_task_values_t *v)
 {
   s_slot_t *sl = &s->slots[t];
   const double *p = v->values;
-  sl->task = *v;
   ra_catalog_params_t cp = { .world_seed = (uint64_t) p[RA_NEWS_P_WORLD_SEED],
                              .topic_skew = p[RA_NEWS_P_TOPIC_CONCENTRATION],
                              .item_noise = p[RA_NEWS_P_ITEM_NOISE],
@@ -440,12 +438,6 @@ static void s_slot_build (ra_sim_t *s, int t, const ra_task_values_t *v)
   sl->dwell_scale = (float) p[RA_NEWS_P_DWELL_SCALE];
   sl->burst_rate = (float) p[RA_NEWS_P_BURST_RATE];
   sl->noise_scale = (float) (p[RA_NEWS_P_ITEM_NOISE] / sqrt ((double) s->d));
-  sl->in_use = true;
-}
-
-static bool s_same_task (const ra_task_values_t *a, const ra_task_values_t *b)
-{
-  return a->split == b->split && a->id == b->id && ra_task_same_world (a, b, RA_NEWS_P_COUNT);
 }
 
 static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t *err)
@@ -498,8 +490,7 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   ra_task_values_t task0;
   S_TRY (ra_task_resolve (s_params, RA_NEWS_P_COUNT, S_SIM_KEY, task_defaults, args->task, &task0, err));
 #undef S_TRY
-  if (slots > (int64_t) args->num_envs + 1)
-    slots = args->num_envs + 1;
+  slots = ra_worlds_count (slots, args->num_envs);
 
   ra_sim_t *s = calloc (1, sizeof *s);
   if (!s)
@@ -544,11 +535,12 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   for (int t = 0; t < s->n_slots; t++)
     if (ra_catalog_init (&s->slots[t].world, 1, s->n_topics, s->d, err) != RA_OK)
       goto nomem;
+  if (ra_worlds_init (&s->worlds, s->n_slots, s->num_envs, RA_NEWS_P_COUNT, &task0) != RA_OK)
+    goto nomem;
   s_slot_build (s, 0, &task0);
   for (int i = 0; i < s->num_envs; i++) {
     s_env_t *e = &s->envs[i];
     ra_rng_seed (&e->rng, args->seed + (uint64_t) i, 0);   /* section 1: env i from seed + i */
-    e->slot = e->next_slot = 0;
     e->burst_topic = -1;
     for (int r = 0; r < S_MAX_SLATE; r++)
       e->last_items[r] = -1;
@@ -614,10 +606,9 @@ static void s_reset (ra_sim_t *s, int i0, int i1, const uint64_t *seeds, const u
       ra_rng_seed (&e->rng, seeds[i], 0);
       e->stream_live = false;   /* 2.4 a new seed starts a new stream */
     }
-    if (e->slot != e->next_slot)
+    if (s->worlds.cur[i] != s->worlds.next[i])
       e->stream_live = false;   /* 2.4 a new world starts a new stream */
-    e->slot = e->next_slot;
-    const s_slot_t *sl = &s->slots[e->slot];
+    const s_slot_t *sl = &s->slots[ra_worlds_begin (&s->worlds, i)];
     float *theta = s->theta + (size_t) i * d, *theta_hat = s->theta_hat + (size_t) i * d;
     ra_users_draw (&sl->pop, &sl->world, &e->rng, &e->user, theta, theta_hat);   /* 3.1 */
     e->steps = e->clicks = e->streak = 0;
@@ -656,7 +647,7 @@ static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const r
   const int d = s->d, k = s->k, K = s->K, T = s->n_topics;
   for (int i = i0; i < i1; i++) {
     s_env_t *e = &s->envs[i];
-    const s_slot_t *sl = &s->slots[e->slot];
+    const s_slot_t *sl = &s->slots[s->worlds.cur[i]];
     const float *theta = s->theta + (size_t) i * d;
     ra_boredom_topic_t *sat = s->sat + (size_t) i * T;
     float *h = s->hclk + (size_t) i * T;
@@ -753,46 +744,25 @@ static ra_err_t s_set_task (ra_sim_t *s, const ra_task_t *task, const uint8_t *m
   ra_err_t rc = ra_task_resolve (s_params, RA_NEWS_P_COUNT, S_SIM_KEY, s->default_task, task, &v, err);
   if (rc != RA_OK)
     return rc;
-  int target = -1;
-  for (int t = 0; t < s->n_slots && target < 0; t++)
-    if (s->slots[t].in_use && s_same_task (&s->slots[t].task, &v))
-      target = t;
-  if (target < 0) {
-    /* 8.4 a slot is free when no env runs it now or will run it after this call */
-    for (int t = 0; t < s->n_slots && target < 0; t++) {
-      bool busy = false;
-      for (int i = 0; i < s->num_envs && !busy; i++) {
-        const s_env_t *e = &s->envs[i];
-        busy = e->slot == t || (!(mask == NULL || mask[i]) && e->next_slot == t);
-      }
-      if (!busy)
-        target = t;
-    }
-    if (target < 0)
-      return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
-                           "task: this batch already holds %d distinct tasks (config task_slots); "
-                           "reset envs onto fewer tasks first or make with a larger task_slots",
-                           s->n_slots);
-    s_slot_build (s, target, &v);
-  }
-  for (int i = 0; i < s->num_envs; i++)
-    if (mask == NULL || mask[i])
-      s->envs[i].next_slot = target;
-  return RA_OK;
+  int t;
+  bool fresh;
+  rc = ra_worlds_set (&s->worlds, &v, mask, &t, &fresh, err);
+  if (rc == RA_OK && fresh)
+    s_slot_build (s, t, &v);
+  return rc;
 }
 
 static int s_describe_task (const ra_sim_t *s, int env_index, ra_kv_t *out, int cap)
 {
   assert (env_index >= 0 && env_index < s->num_envs);
-  const s_slot_t *sl = &s->slots[s->envs[env_index].next_slot];
-  return ra_task_describe (s_params, RA_NEWS_P_COUNT, &sl->task, out, cap);
+  return ra_task_describe (s_params, RA_NEWS_P_COUNT, ra_worlds_next_task (&s->worlds, env_index), out, cap);
 }
 
 static int s_render (const ra_sim_t *s, int env_index, char *buf, size_t cap)
 {
   assert (env_index >= 0 && env_index < s->num_envs);
   const s_env_t *e = &s->envs[env_index];
-  const s_slot_t *sl = &s->slots[e->slot];
+  const ra_task_values_t *task = ra_worlds_task (&s->worlds, env_index);
   char slate[160] = "";
   size_t len = 0;
   for (int r = 0; r < s->k && len < sizeof slate; r++) {
@@ -805,7 +775,7 @@ static int s_render (const ra_sim_t *s, int env_index, char *buf, size_t cap)
                    "News-v1 env %d (task %s/%lld) step %d: user topic %d, time left %.2f of %.2f min, "
                    "no-click streak %d of %.2f, clicks %d, burst topic %d; last slate [%s], %d clicks, "
                    "dwell %.2f min\n",
-                   env_index, ra_split_names[sl->task.split], (long long) sl->task.id, e->steps,
+                   env_index, ra_split_names[task->split], (long long) task->id, e->steps,
                    e->user.topic, e->user.budget, e->user.budget0, e->streak, e->user.patience,
                    e->clicks, e->burst_topic, slate, e->last_clicks, e->last_dwell);
 }
@@ -814,11 +784,11 @@ void ra_news_view (const ra_sim_t *s, int i, ra_news_view_t *out)
 {
   assert (i >= 0 && i < s->num_envs);
   const s_env_t *e = &s->envs[i];
-  const s_slot_t *sl = &s->slots[e->slot];
+  const s_slot_t *sl = &s->slots[s->worlds.cur[i]];
   size_t base = (size_t) i * s->cap;
   out->world = &sl->world;
   out->choice = &sl->choice;
-  out->params = sl->task.values;
+  out->params = ra_worlds_task (&s->worlds, i)->values;
   out->user = &e->user;
   out->theta = s->theta + (size_t) i * s->d;
   out->theta_hat = s->theta_hat + (size_t) i * s->d;
