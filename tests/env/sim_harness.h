@@ -1,9 +1,14 @@
 /*  tests/env/sim_harness.h - test-only helpers: caller-owned buffers for a sim batch and a
-    random valid slate generator, dtype-aware obs recording and bounds checks. Header-only (static functions); one copy per suite.          */
+    random valid slate generator, dtype-aware obs recording and bounds checks, and the checks
+    every simulator suite runs the same way (make, bad config, recorded random runs, oracle vs
+    random play, random-play statistics), parametrised by the sim class. Header-only (static
+    functions); one copy per suite. The sim-level helpers assert with Criterion.              */
 #ifndef RA_TESTS_ENV_SIM_HARNESS_H
 #define RA_TESTS_ENV_SIM_HARNESS_H
 
+#include <criterion/criterion.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -221,6 +226,188 @@ done:
   free (prev);
   h_fini (&h);
   return compared;
+}
+
+/* ---- helpers shared by the simulator suites ---- */
+
+/* A batch of n envs of cls; asserts that create succeeds. */
+static inline ra_sim_t *h_make (const ra_sim_class_t *cls, int n, uint64_t seed, const ra_kv_t *cfg, int n_cfg,
+                                const ra_task_t *task)
+{
+  ra_sim_args_t a = { .config = cfg, .n_config = n_cfg, .task = task, .num_envs = n, .seed = seed };
+  ra_sim_t *sim = NULL;
+  ra_error_t err;
+  ra_err_t rc = cls->create (&a, &sim, &err);
+  cr_assert_eq (rc, RA_OK, "create: %s", err.message);
+  return sim;
+}
+
+/* Asserts that making 2 envs of cls with the single config entry bad is BAD_CONFIG, makes
+   nothing, and the message names key. */
+static inline void h_expect_bad_config (const ra_sim_class_t *cls, const char *key, ra_kv_t bad, const char *why)
+{
+  ra_sim_args_t a = { .config = &bad, .n_config = 1, .num_envs = 2, .seed = 1 };
+  ra_sim_t *sim = NULL;
+  ra_error_t err;
+  ra_err_t rc = cls->create (&a, &sim, &err);
+  cr_assert_eq (rc, RA_ERR_BAD_CONFIG, "%s (%s) was accepted", key, why);
+  cr_assert_null (sim);
+  cr_assert_neq (strstr (err.message, key), NULL, "message '%s' should name '%s'", err.message, key);
+}
+
+/* One env's recorded run (h_run). */
+typedef struct {
+  unsigned char *obs; /* (steps + 1) x h_obs_row_bytes: env watch's obs rows, raw bytes */
+  float *reward;      /* steps */
+  uint8_t *term;      /* steps */
+  int32_t *info;      /* steps: env watch's i32 info field named in h_run (0 when none) */
+} h_trace_t;
+
+static inline h_trace_t h_trace_new (int steps, size_t rb)
+{
+  h_trace_t t = { calloc ((size_t) (steps + 1) * rb, 1), calloc ((size_t) steps, sizeof (float)),
+                  calloc ((size_t) steps, 1), calloc ((size_t) steps, sizeof (int32_t)) };
+  return t;
+}
+
+static inline void h_trace_free (h_trace_t *t)
+{
+  free (t->obs);
+  free (t->reward);
+  free (t->term);
+  free (t->info);
+}
+
+/* Bytes of one env's observation row of sim (h_obs_row_bytes without a harness at hand). */
+static inline size_t h_obs_row_bytes_of (const ra_sim_class_t *cls, ra_sim_t *sim)
+{
+  harness_t h;
+  h_init (&h, cls->spec (sim), 1);
+  size_t rb = h_obs_row_bytes (&h);
+  h_fini (&h);
+  return rb;
+}
+
+/* Runs n envs of sim for `steps` steps with random slates (env i's from its own action stream
+   keyed by first_env + i, so it depends only on (first_env + i, step)), stepping and then
+   resetting terminated envs over the ranges split at `cut` (no split when cut is outside
+   (0, n)). Records env `watch`'s obs rows, rewards, terminations and, when info_i32 is not
+   NULL, that i32 info field into tr (from h_trace_new (steps, h_obs_row_bytes_of)). */
+static inline void h_run (const ra_sim_class_t *cls, ra_sim_t *sim, int n, int first_env, int steps, int cut,
+                          int watch, const char *info_i32, h_trace_t *tr)
+{
+  harness_t h;
+  h_init (&h, cls->spec (sim), n);
+  const int K = h.spec->num_candidates, k = h.spec->slate_size;
+  const int fi = info_i32 ? h_info_index (&h, info_i32) : -1;
+  if (info_i32 && fi < 0)
+    cr_assert_fail ("no info field %s", info_i32);
+  size_t rb = h_obs_row_bytes (&h);
+  ra_rng_t *arng = calloc ((size_t) n, sizeof *arng);
+  for (int i = 0; i < n; i++)
+    ra_rng_seed (&arng[i], 1000 + (uint64_t) (first_env + i), 5);
+  int32_t *act = calloc ((size_t) n * k, sizeof (int32_t));
+  bool split = cut > 0 && cut < n;
+  cls->reset (sim, 0, n, NULL, NULL, &h.buf);
+  h_record_obs (&h, watch, tr->obs);
+  for (int t = 0; t < steps; t++) {
+    for (int i = 0; i < n; i++)
+      h_random_slate (&arng[i], K, k, act + (size_t) i * k);
+    cls->step (sim, 0, split ? cut : n, act, &h.buf);
+    if (split)
+      cls->step (sim, cut, n, act, &h.buf);
+    tr->reward[t] = h.buf.reward[watch];
+    tr->term[t] = h.buf.terminated[watch];
+    if (fi >= 0)
+      tr->info[t] = ((const int32_t *) h.buf.info[fi])[watch];
+    cls->reset (sim, 0, split ? cut : n, NULL, h.buf.terminated, &h.buf);
+    if (split)
+      cls->reset (sim, cut, n, NULL, h.buf.terminated, &h.buf);
+    h_record_obs (&h, watch, tr->obs + (size_t) (t + 1) * rb);
+  }
+  free (act);
+  free (arng);
+  h_fini (&h);
+}
+
+/* Mean reward per env-step of n envs of cls (config oracle on, seed 12, task) over `steps`
+   steps, into *oracle when playing the oracle_slate of the previous step (random on an
+   episode's first step) and into *random for random slates (action RNG seed 3 for both).
+   Asserts regret >= 0 always, and ~0 for the oracle's own slate. */
+static inline void h_oracle_vs_random (const ra_sim_class_t *cls, int n, int steps, const ra_task_t *task,
+                                       double *oracle, double *random)
+{
+  ra_kv_t cfg[] = { { .key = "oracle", .type = RA_KV_BOOL, .num = 1 } };
+  for (int pol = 0; pol < 2; pol++) {
+    ra_sim_t *sim = h_make (cls, n, 12, cfg, 1, task);
+    harness_t h;
+    h_init (&h, cls->spec (sim), n);
+    const int K = h.spec->num_candidates, k = h.spec->slate_size;
+    int fs = h_info_index (&h, "oracle_slate"), fg = h_info_index (&h, "regret"), fo = h_info_index (&h, "oracle_reward");
+    uint8_t *fresh = calloc ((size_t) n, 1);
+    int32_t *act = calloc ((size_t) n * k, sizeof (int32_t));
+    ra_rng_t rng;
+    ra_rng_seed (&rng, 3, 0);
+    cls->reset (sim, 0, n, NULL, NULL, &h.buf);
+    memset (fresh, 1, (size_t) n);
+    double total = 0;
+    for (int t = 0; t < steps; t++) {
+      for (int i = 0; i < n; i++) {
+        if (pol == 0 && !fresh[i])
+          memcpy (act + (size_t) i * k, (int32_t *) h.buf.info[fs] + (size_t) i * k, (size_t) k * sizeof (int32_t));
+        else
+          h_random_slate (&rng, K, k, act + (size_t) i * k);
+      }
+      cls->step (sim, 0, n, act, &h.buf);
+      for (int i = 0; i < n; i++) {
+        total += h.buf.reward[i];
+        float g = ((float *) h.buf.info[fg])[i];
+        if (!(g >= 0))
+          cr_assert_fail ("regret %g", g);
+        if (pol == 0 && !fresh[i] && !(g < 1e-3f * (1 + ((float *) h.buf.info[fo])[i])))
+          cr_assert_fail ("oracle slate has regret %g", g);
+        fresh[i] = h.buf.terminated[i];
+      }
+      cls->reset (sim, 0, n, NULL, h.buf.terminated, &h.buf);
+    }
+    *(pol == 0 ? oracle : random) = total / ((double) n * steps);
+    free (fresh);
+    free (act);
+    h_fini (&h);
+    cls->destroy (&sim);
+  }
+}
+
+/* Episode statistics of random play (n envs of cls, seed 2, default config, action RNG seed 1)
+   on a task over `steps` steps: clicks per env-step (info "clicked") and mean episode length. */
+static inline void h_random_play_stats (const ra_sim_class_t *cls, int n, int steps, const ra_task_t *task,
+                                        double *ctr, double *len)
+{
+  ra_sim_t *sim = h_make (cls, n, 2, NULL, 0, task);
+  harness_t h;
+  h_init (&h, cls->spec (sim), n);
+  const int K = h.spec->num_candidates, k = h.spec->slate_size;
+  int fc = h_info_index (&h, "clicked");
+  ra_rng_t rng;
+  ra_rng_seed (&rng, 1, 0);
+  int32_t *act = calloc ((size_t) n * k, sizeof (int32_t));
+  cls->reset (sim, 0, n, NULL, NULL, &h.buf);
+  long clicks = 0, ends = 0;
+  for (int t = 0; t < steps; t++) {
+    for (int i = 0; i < n; i++)
+      h_random_slate (&rng, K, k, act + (size_t) i * k);
+    cls->step (sim, 0, n, act, &h.buf);
+    for (int i = 0; i < n * k; i++)
+      clicks += ((uint8_t *) h.buf.info[fc])[i];
+    for (int i = 0; i < n; i++)
+      ends += h.buf.terminated[i];
+    cls->reset (sim, 0, n, NULL, h.buf.terminated, &h.buf);
+  }
+  *ctr = clicks / ((double) n * steps);
+  *len = (double) n * steps / (double) (ends ? ends : 1);
+  free (act);
+  h_fini (&h);
+  cls->destroy (&sim);
 }
 
 #endif

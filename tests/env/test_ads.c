@@ -19,12 +19,7 @@ static const ra_sim_class_t *E = &ra_ads_class;
 
 static ra_sim_t *s_make (int n, uint64_t seed, const ra_kv_t *cfg, int n_cfg, const ra_task_t *task)
 {
-  ra_sim_args_t a = { .config = cfg, .n_config = n_cfg, .task = task, .num_envs = n, .seed = seed };
-  ra_sim_t *sim = NULL;
-  ra_error_t err;
-  ra_err_t rc = E->create (&a, &sim, &err);
-  cr_assert_eq (rc, RA_OK, "create: %s", err.message);
-  return sim;
+  return h_make (E, n, seed, cfg, n_cfg, task);
 }
 
 static double s_sig (double x)
@@ -98,77 +93,19 @@ Test (ads, item_ids_are_the_ids_info_item_reports)
   E->destroy (&sim);
 }
 
-typedef struct {
-  unsigned char *obs; /* (steps + 1) x h_obs_row_bytes: env watch's obs rows, raw bytes */
-  float *reward;     /* steps */
-  uint8_t *term;     /* steps */
-} trace_t;
-
 /* Runs n envs for `steps` steps with random slates (env i's from its own action stream keyed by
    first_env + i), resetting terminated envs, over the ranges split at `cut`. Records env `watch`. */
-static void s_run (ra_sim_t *sim, int n, int first_env, int steps, int cut, int watch, trace_t *tr)
+static void s_run (ra_sim_t *sim, int n, int first_env, int steps, int cut, int watch, h_trace_t *tr)
 {
-  harness_t h;
-  h_init (&h, E->spec (sim), n);
-  const int K = h.spec->num_candidates, k = h.spec->slate_size;
-  size_t rb = h_obs_row_bytes (&h);
-  ra_rng_t *arng = calloc ((size_t) n, sizeof *arng);
-  for (int i = 0; i < n; i++)
-    ra_rng_seed (&arng[i], 1000 + (uint64_t) (first_env + i), 5);
-  int32_t *act = calloc ((size_t) n * k, sizeof (int32_t));
-  bool split = cut > 0 && cut < n;
-  E->reset (sim, 0, n, NULL, NULL, &h.buf);
-  h_record_obs (&h, watch, tr->obs);
-  for (int t = 0; t < steps; t++) {
-    for (int i = 0; i < n; i++)
-      h_random_slate (&arng[i], K, k, act + (size_t) i * k);
-    if (split) {
-      E->step (sim, 0, cut, act, &h.buf);
-      E->step (sim, cut, n, act, &h.buf);
-      E->reset (sim, 0, cut, NULL, h.buf.terminated, &h.buf);
-      E->reset (sim, cut, n, NULL, h.buf.terminated, &h.buf);
-    } else {
-      E->step (sim, 0, n, act, &h.buf);
-      E->reset (sim, 0, n, NULL, h.buf.terminated, &h.buf);
-    }
-    tr->reward[t] = h.buf.reward[watch];
-    tr->term[t] = h.buf.terminated[watch];
-    h_record_obs (&h, watch, tr->obs + (size_t) (t + 1) * rb);
-  }
-  free (act);
-  free (arng);
-  h_fini (&h);
-}
-
-static trace_t s_trace_new (int steps, size_t rb)
-{
-  trace_t t = { calloc ((size_t) (steps + 1) * rb, 1), calloc ((size_t) steps, sizeof (float)),
-                calloc ((size_t) steps, 1) };
-  return t;
-}
-
-static void s_trace_free (trace_t *t)
-{
-  free (t->obs);
-  free (t->reward);
-  free (t->term);
-}
-
-static size_t s_rf (ra_sim_t *sim)
-{
-  harness_t h;
-  h_init (&h, E->spec (sim), 1);
-  size_t rb = h_obs_row_bytes (&h);
-  h_fini (&h);
-  return rb;
+  h_run (E, sim, n, first_env, steps, cut, watch, NULL, tr);
 }
 
 Test (ads, same_seed_gives_the_same_trajectory)
 {
   const int steps = 300;
   ra_sim_t *a = s_make (8, 77, NULL, 0, NULL), *b = s_make (8, 77, NULL, 0, NULL), *c = s_make (8, 78, NULL, 0, NULL);
-  size_t rb = s_rf (a);
-  trace_t ta = s_trace_new (steps, rb), tb = s_trace_new (steps, rb), tc = s_trace_new (steps, rb);
+  size_t rb = h_obs_row_bytes_of (E, a);
+  h_trace_t ta = h_trace_new (steps, rb), tb = h_trace_new (steps, rb), tc = h_trace_new (steps, rb);
   s_run (a, 8, 0, steps, 0, 5, &ta);
   s_run (b, 8, 0, steps, 0, 5, &tb);
   s_run (c, 8, 0, steps, 0, 5, &tc);
@@ -184,9 +121,9 @@ Test (ads, same_seed_gives_the_same_trajectory)
   }
   cr_assert_gt (terms, 2, "300 steps should span several episodes");
   cr_assert_gt (rew, 0);
-  s_trace_free (&ta);
-  s_trace_free (&tb);
-  s_trace_free (&tc);
+  h_trace_free (&ta);
+  h_trace_free (&tb);
+  h_trace_free (&tc);
   E->destroy (&a);
   E->destroy (&b);
   E->destroy (&c);
@@ -199,15 +136,15 @@ Test (ads, env_in_a_batch_of_256_split_in_ranges_equals_it_alone)
   for (int w = 0; w < 3; w++) {
     int i = watch[w];
     ra_sim_t *big = s_make (256, 900, NULL, 0, NULL), *one = s_make (1, 900 + (uint64_t) i, NULL, 0, NULL);
-    size_t rb = s_rf (one);
-    trace_t tb = s_trace_new (steps, rb), to = s_trace_new (steps, rb);
+    size_t rb = h_obs_row_bytes_of (E, one);
+    h_trace_t tb = h_trace_new (steps, rb), to = h_trace_new (steps, rb);
     s_run (big, 256, 0, steps, 7, i, &tb);
     s_run (one, 1, i, steps, 0, 0, &to);
     cr_assert_eq (memcmp (tb.obs, to.obs, (size_t) (steps + 1) * rb), 0, "env %d obs", i);
     cr_assert_eq (memcmp (tb.reward, to.reward, (size_t) steps * sizeof (float)), 0, "env %d rewards", i);
     cr_assert_eq (memcmp (tb.term, to.term, (size_t) steps), 0, "env %d terminated", i);
-    s_trace_free (&tb);
-    s_trace_free (&to);
+    h_trace_free (&tb);
+    h_trace_free (&to);
     E->destroy (&big);
     E->destroy (&one);
   }
@@ -478,45 +415,7 @@ Test (ads, irrelevant_ads_raise_annoyance_lower_clicks_and_shorten_sessions)
    first step) and of a random policy; checks regret >= 0 and the oracle's regret ~0. */
 static void s_oracle_vs_random (const ra_task_t *task, double *oracle, double *random)
 {
-  const int n = 128, steps = 50;
-  ra_kv_t cfg[] = { { .key = "oracle", .type = RA_KV_BOOL, .num = 1 } };
-  for (int pol = 0; pol < 2; pol++) {
-    ra_sim_t *sim = s_make (n, 12, cfg, 1, task);
-    harness_t h;
-    h_init (&h, E->spec (sim), n);
-    const int K = h.spec->num_candidates, k = h.spec->slate_size;
-    int fs = h_info_index (&h, "oracle_slate"), fg = h_info_index (&h, "regret"), fo = h_info_index (&h, "oracle_reward");
-    uint8_t *fresh = calloc ((size_t) n, 1);
-    int32_t *act = calloc ((size_t) n * k, sizeof (int32_t));
-    ra_rng_t rng;
-    ra_rng_seed (&rng, 3, 0);
-    E->reset (sim, 0, n, NULL, NULL, &h.buf);
-    memset (fresh, 1, (size_t) n);
-    double total = 0;
-    for (int t = 0; t < steps; t++) {
-      for (int i = 0; i < n; i++) {
-        if (pol == 0 && !fresh[i])
-          memcpy (act + (size_t) i * k, (int32_t *) h.buf.info[fs] + (size_t) i * k, (size_t) k * sizeof (int32_t));
-        else
-          h_random_slate (&rng, K, k, act + (size_t) i * k);
-      }
-      E->step (sim, 0, n, act, &h.buf);
-      for (int i = 0; i < n; i++) {
-        total += h.buf.reward[i];
-        float g = ((float *) h.buf.info[fg])[i];
-        CHECK (g >= 0, "regret %g", g);
-        if (pol == 0 && !fresh[i])
-          CHECK (g < 1e-3f * (1 + ((float *) h.buf.info[fo])[i]), "oracle slate has regret %g", g);
-        fresh[i] = h.buf.terminated[i];
-      }
-      E->reset (sim, 0, n, NULL, h.buf.terminated, &h.buf);
-    }
-    *(pol == 0 ? oracle : random) = total / ((double) n * steps);
-    free (fresh);
-    free (act);
-    h_fini (&h);
-    E->destroy (&sim);
-  }
+  h_oracle_vs_random (E, 128, 50, task, oracle, random);
 }
 
 Test (ads, oracle_beats_random_and_the_margin_depends_on_the_task)
@@ -538,31 +437,7 @@ Test (ads, oracle_beats_random_and_the_margin_depends_on_the_task)
 /* Episode statistics of random play on a task: clicks per step and mean episode length. */
 static void s_stats (const ra_task_t *task, double *ctr, double *len)
 {
-  const int n = 128, steps = 60;
-  ra_sim_t *sim = s_make (n, 2, NULL, 0, task);
-  harness_t h;
-  h_init (&h, E->spec (sim), n);
-  int fc = h_info_index (&h, "clicked");
-  ra_rng_t rng;
-  ra_rng_seed (&rng, 1, 0);
-  int32_t *act = calloc ((size_t) n * 3, sizeof (int32_t));
-  E->reset (sim, 0, n, NULL, NULL, &h.buf);
-  long clicks = 0, ends = 0;
-  for (int t = 0; t < steps; t++) {
-    for (int i = 0; i < n; i++)
-      h_random_slate (&rng, 20, 3, act + (size_t) i * 3);
-    E->step (sim, 0, n, act, &h.buf);
-    for (int i = 0; i < n * 3; i++)
-      clicks += ((uint8_t *) h.buf.info[fc])[i];
-    for (int i = 0; i < n; i++)
-      ends += h.buf.terminated[i];
-    E->reset (sim, 0, n, NULL, h.buf.terminated, &h.buf);
-  }
-  *ctr = clicks / ((double) n * steps);
-  *len = (double) n * steps / (double) (ends ? ends : 1);
-  free (act);
-  h_fini (&h);
-  E->destroy (&sim);
+  h_random_play_stats (E, 128, 60, task, ctr, len);
 }
 
 Test (ads, ood_tasks_differ_measurably_from_train_tasks)
@@ -752,13 +627,7 @@ Test (ads, params_and_config_set_the_default_task)
 
 static void s_expect_bad_config (const char *key, ra_kv_t bad, const char *why)
 {
-  ra_sim_args_t a = { .config = &bad, .n_config = 1, .num_envs = 2, .seed = 1 };
-  ra_sim_t *sim = NULL;
-  ra_error_t err;
-  ra_err_t rc = E->create (&a, &sim, &err);
-  cr_assert_eq (rc, RA_ERR_BAD_CONFIG, "%s (%s) was accepted", key, why);
-  cr_assert_null (sim);
-  cr_assert_neq (strstr (err.message, key), NULL, "message '%s' should name '%s'", err.message, key);
+  h_expect_bad_config (E, key, bad, why);
 }
 
 Test (ads, every_bad_config_key_is_bad_config_naming_it)

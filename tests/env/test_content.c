@@ -18,12 +18,7 @@ static const ra_sim_class_t *E = &ra_content_class;
 
 static ra_sim_t *s_make (int n, uint64_t seed, const ra_kv_t *cfg, int n_cfg, const ra_task_t *task)
 {
-  ra_sim_args_t a = { .config = cfg, .n_config = n_cfg, .task = task, .num_envs = n, .seed = seed };
-  ra_sim_t *sim = NULL;
-  ra_error_t err;
-  ra_err_t rc = E->create (&a, &sim, &err);
-  cr_assert_eq (rc, RA_OK, "create: %s", err.message);
-  return sim;
+  return h_make (E, n, seed, cfg, n_cfg, task);
 }
 
 static double s_sig (double x)
@@ -102,96 +97,37 @@ Test (content, item_ids_are_the_ids_info_item_reports)
 
 /* ---- reproducibility ---- */
 
-typedef struct {
-  unsigned char *obs; /* (steps + 1) x h_obs_row_bytes: env watch's obs rows, raw bytes */
-  float *reward;     /* steps */
-  uint8_t *term;     /* steps */
-  int32_t *session;  /* steps */
-} trace_t;
-
 /* env i's action stream depends only on (i, step); steps and resets split at `cut` */
-static void s_run (ra_sim_t *sim, int n, int first_env, int steps, int cut, int watch, trace_t *tr)
+static void s_run (ra_sim_t *sim, int n, int first_env, int steps, int cut, int watch, h_trace_t *tr)
 {
-  harness_t h;
-  h_init (&h, E->spec (sim), n);
-  const int K = h.spec->num_candidates, k = h.spec->slate_size;
-  const int fs = h_info_index (&h, "session");
-  size_t rb = h_obs_row_bytes (&h);
-  ra_rng_t *arng = calloc ((size_t) n, sizeof *arng);
-  for (int i = 0; i < n; i++)
-    ra_rng_seed (&arng[i], 1000 + (uint64_t) (first_env + i), 5);
-  int32_t *act = calloc ((size_t) n * k, sizeof (int32_t));
-  bool split = cut > 0 && cut < n;
-  E->reset (sim, 0, n, NULL, NULL, &h.buf);
-  h_record_obs (&h, watch, tr->obs);
-  for (int t = 0; t < steps; t++) {
-    for (int i = 0; i < n; i++)
-      h_random_slate (&arng[i], K, k, act + (size_t) i * k);
-    E->step (sim, 0, split ? cut : n, act, &h.buf);
-    if (split)
-      E->step (sim, cut, n, act, &h.buf);
-    tr->reward[t] = h.buf.reward[watch];
-    tr->term[t] = h.buf.terminated[watch];
-    tr->session[t] = I32 (h, fs, watch);
-    E->reset (sim, 0, split ? cut : n, NULL, h.buf.terminated, &h.buf);
-    if (split)
-      E->reset (sim, cut, n, NULL, h.buf.terminated, &h.buf);
-    h_record_obs (&h, watch, tr->obs + (size_t) (t + 1) * rb);
-  }
-  free (act);
-  free (arng);
-  h_fini (&h);
-}
-
-static trace_t s_trace_new (int steps, size_t rb)
-{
-  trace_t t = { calloc ((size_t) (steps + 1) * rb, 1), calloc ((size_t) steps, sizeof (float)),
-                calloc ((size_t) steps, 1), calloc ((size_t) steps, sizeof (int32_t)) };
-  return t;
-}
-
-static void s_trace_free (trace_t *t)
-{
-  free (t->obs);
-  free (t->reward);
-  free (t->term);
-  free (t->session);
-}
-
-static size_t s_rf_of (ra_sim_t *sim)
-{
-  harness_t h;
-  h_init (&h, E->spec (sim), 1);
-  size_t rb = h_obs_row_bytes (&h);
-  h_fini (&h);
-  return rb;
+  h_run (E, sim, n, first_env, steps, cut, watch, "session", tr);
 }
 
 Test (content, same_seed_gives_the_same_trajectory)
 {
   const int steps = 400;
   ra_sim_t *a = s_make (8, 77, NULL, 0, NULL), *b = s_make (8, 77, NULL, 0, NULL), *c = s_make (8, 78, NULL, 0, NULL);
-  size_t rb = s_rf_of (a);
-  trace_t ta = s_trace_new (steps, rb), tb = s_trace_new (steps, rb), tc = s_trace_new (steps, rb);
+  size_t rb = h_obs_row_bytes_of (E, a);
+  h_trace_t ta = h_trace_new (steps, rb), tb = h_trace_new (steps, rb), tc = h_trace_new (steps, rb);
   s_run (a, 8, 0, steps, 0, 5, &ta);
   s_run (b, 8, 0, steps, 0, 5, &tb);
   s_run (c, 8, 0, steps, 0, 5, &tc);
   cr_assert_eq (memcmp (ta.obs, tb.obs, (size_t) (steps + 1) * rb), 0);
   cr_assert_eq (memcmp (ta.reward, tb.reward, (size_t) steps * sizeof (float)), 0);
   cr_assert_eq (memcmp (ta.term, tb.term, (size_t) steps), 0);
-  cr_assert_eq (memcmp (ta.session, tb.session, (size_t) steps * sizeof (int32_t)), 0);
+  cr_assert_eq (memcmp (ta.info, tb.info, (size_t) steps * sizeof (int32_t)), 0);
   cr_assert_neq (memcmp (ta.obs, tc.obs, (size_t) (steps + 1) * rb), 0);
   int terms = 0, max_session = 0;
   for (int t = 0; t < steps; t++) {
     terms += ta.term[t];
-    if (ta.session[t] > max_session)
-      max_session = ta.session[t];
+    if (ta.info[t] > max_session)
+      max_session = ta.info[t];
   }
   cr_assert_gt (terms, 1, "400 steps should span several episodes");
   cr_assert_gt (max_session, 1, "and episodes several sessions");
-  s_trace_free (&ta);
-  s_trace_free (&tb);
-  s_trace_free (&tc);
+  h_trace_free (&ta);
+  h_trace_free (&tb);
+  h_trace_free (&tc);
   E->destroy (&a);
   E->destroy (&b);
   E->destroy (&c);
@@ -205,16 +141,16 @@ Test (content, env_in_a_batch_of_256_split_in_ranges_equals_it_alone)
   for (int w = 0; w < 3; w++) {
     int i = watch[w];
     ra_sim_t *big = s_make (256, 900, cfg, 1, NULL), *one = s_make (1, 900 + (uint64_t) i, cfg, 1, NULL);
-    size_t rb = s_rf_of (one);
-    trace_t tb = s_trace_new (steps, rb), to = s_trace_new (steps, rb);
+    size_t rb = h_obs_row_bytes_of (E, one);
+    h_trace_t tb = h_trace_new (steps, rb), to = h_trace_new (steps, rb);
     s_run (big, 256, 0, steps, 7, i, &tb);
     s_run (one, 1, i, steps, 0, 0, &to);
     cr_assert_eq (memcmp (tb.obs, to.obs, (size_t) (steps + 1) * rb), 0, "env %d obs", i);
     cr_assert_eq (memcmp (tb.reward, to.reward, (size_t) steps * sizeof (float)), 0, "env %d rewards", i);
     cr_assert_eq (memcmp (tb.term, to.term, (size_t) steps), 0, "env %d terminated", i);
-    cr_assert_eq (memcmp (tb.session, to.session, (size_t) steps * sizeof (int32_t)), 0, "env %d sessions", i);
-    s_trace_free (&tb);
-    s_trace_free (&to);
+    cr_assert_eq (memcmp (tb.info, to.info, (size_t) steps * sizeof (int32_t)), 0, "env %d sessions", i);
+    h_trace_free (&tb);
+    h_trace_free (&to);
     E->destroy (&big);
     E->destroy (&one);
   }
@@ -746,13 +682,7 @@ Test (content, params_and_config_override_the_default_task)
 
 static void s_expect_bad_config (const char *key, ra_kv_t bad, const char *why)
 {
-  ra_sim_args_t a = { .config = &bad, .n_config = 1, .num_envs = 2, .seed = 1 };
-  ra_sim_t *sim = NULL;
-  ra_error_t err;
-  ra_err_t rc = E->create (&a, &sim, &err);
-  cr_assert_eq (rc, RA_ERR_BAD_CONFIG, "%s (%s) was accepted", key, why);
-  cr_assert_null (sim);
-  cr_assert_neq (strstr (err.message, key), NULL, "message '%s' should name '%s'", err.message, key);
+  h_expect_bad_config (E, key, bad, why);
 }
 
 Test (content, every_bad_config_key_is_bad_config_naming_it)
