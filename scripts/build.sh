@@ -5,5 +5,11 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir="${1:-$root/build}"
 shift || true
-cmake -S "$root" -B "$dir" "$@" >/dev/null
+log="$dir/configure.log"
+mkdir -p "$dir"
+if ! cmake -S "$root" -B "$dir" "$@" >"$log" 2>&1; then
+  cat "$log" >&2
+  exit 1
+fi
+grep -- "-- recarena:" "$log" || true
 cmake --build "$dir" -j "$(nproc)"
