@@ -76,6 +76,23 @@ static const ra_kv_t s_config_defaults[] = {
   { .key = "drift", .type = RA_KV_NUM, .num = 0.1 },
   { .key = "choice_temperature", .type = RA_KV_NUM, .num = 0.25 },
   { .key = "price_sensitivity", .type = RA_KV_NUM, .num = 2.0 },
+  /* section 3.4: ra_dynamics_defaults (shared.md 2.5) with drift on; s_dynamics_defaults must agree */
+  { .key = "dynamics.drift", .type = RA_KV_BOOL, .num = 1 },
+  { .key = "dynamics.boredom", .type = RA_KV_BOOL, .num = 0 },
+  { .key = "dynamics.time_budget", .type = RA_KV_BOOL, .num = 0 },
+  { .key = "dynamics.return", .type = RA_KV_BOOL, .num = 0 },
+  { .key = "dynamics.boredom_rise", .type = RA_KV_NUM, .num = 0.3 },
+  { .key = "dynamics.boredom_decay", .type = RA_KV_NUM, .num = 0.9 },
+  { .key = "dynamics.boredom_timeout", .type = RA_KV_NUM, .num = 10 },
+  { .key = "dynamics.boredom_weight", .type = RA_KV_NUM, .num = 1.0 },
+  { .key = "dynamics.budget_mean", .type = RA_KV_NUM, .num = 20 },
+  { .key = "dynamics.budget_spread", .type = RA_KV_NUM, .num = 0.3 },
+  { .key = "dynamics.budget_step_cost", .type = RA_KV_NUM, .num = 1 },
+  { .key = "dynamics.budget_refund", .type = RA_KV_NUM, .num = 0.5 },
+  { .key = "dynamics.return_delay_min", .type = RA_KV_NUM, .num = 1 },
+  { .key = "dynamics.return_delay_max", .type = RA_KV_NUM, .num = 10 },
+  { .key = "dynamics.return_churn_max", .type = RA_KV_NUM, .num = 0.5 },
+  { .key = "dynamics.return_max_sessions", .type = RA_KV_NUM, .num = 3 },
 };
 #define S_N_CONFIG ((int) (sizeof s_config_defaults / sizeof s_config_defaults[0]))
 
@@ -83,7 +100,7 @@ static const char s_known_keys[] =
     "num_candidates, slate_size, embedding_dim, num_items, num_topics, retrieval_mix, choice_model, "
     "cascade_continue, reward, reward_weights.{clicks,purchases,revenue,margin}, reward_plugin.<key>, oracle, "
     "task_slots, position_bias, "
-    "no_click_utility, drift, choice_temperature, price_sensitivity";
+    "no_click_utility, drift, choice_temperature, price_sensitivity, " RA_DYNAMICS_KNOWN_KEYS;
 
 /* Config keys that set the default task's parameter of the same name (section 6.3). */
 static const int s_config_task_keys[] = { RA_ECOM_P_POSITION_BIAS, RA_ECOM_P_NO_CLICK, RA_ECOM_P_DRIFT,
@@ -94,6 +111,7 @@ static const int s_config_task_keys[] = { RA_ECOM_P_POSITION_BIAS, RA_ECOM_P_NO_
 enum { S_OBS_USER = 0, S_OBS_CANDIDATES, S_OBS_RESPONSE, S_OBS_ITEM_IDS, S_N_OBS };
 enum { S_INFO_ITEM = 0, S_INFO_CLICKED, S_INFO_PURCHASED, S_INFO_REVENUE, S_INFO_MARGIN, S_INFO_BUDGET,
        S_INFO_ORACLE_REWARD, S_INFO_REGRET, S_INFO_ORACLE_SLATE, S_N_INFO_MAX };
+/* with dynamics.return on, "returned" and "session" follow the fields above (s->fi_returned) */
 #define S_USER_EXTRA 4   /* budget fraction, log budget, step fraction, click rate (section 9.1) */
 
 typedef struct {
@@ -116,6 +134,11 @@ typedef struct {
   int last_click;                       /* slot clicked, -1 for none */
   bool last_purchase;
   float last_revenue;
+  /* section 3.4 dynamics (untouched while their switches are off) */
+  int32_t clock;                        /* time units since the episode began: steps + return delays */
+  int session;                          /* sessions begun this episode before the current one */
+  float sat;                            /* S in [0, 1], moving average of the step's outcome (3.5) */
+  float tbudget;                        /* B, the shared time budget (dynamics.time_budget) */
 } s_env_t;
 
 struct ra_sim {
@@ -135,7 +158,17 @@ struct ra_sim {
   float *theta_hat;                     /* num_envs x d */
   int32_t *cand;                        /* num_envs x K */
   double default_task[RA_ECOM_P_COUNT]; /* after config */
+  ra_dynamics_t dyn;                    /* section 3.4 switches and parameters */
+  ra_boredom_topic_t *bored;            /* num_envs x n_topics; NULL when dynamics.boredom is off */
+  int fi_returned, fi_session;          /* info indices of "returned"/"session"; -1 when return is off */
 };
+
+/* 3.4 this sim's dynamics defaults: the library's with drift on (s_config_defaults lists them). */
+static void s_dynamics_defaults (ra_dynamics_t *d)
+{
+  ra_dynamics_defaults (d);
+  d->drift = true;
+}
 
 /* ---- helpers ---- */
 
@@ -150,6 +183,11 @@ static void s_field (ra_field_spec_t *f, const char *name, ra_dtype_t dt, int nd
   f->shape[1] = d1;
   f->low = low;
   f->high = high;
+}
+
+static double s_clamp (double x, double lo, double hi)
+{
+  return x < lo ? lo : x > hi ? hi : x;
 }
 
 static float s_sigmoid (float x)
@@ -275,10 +313,14 @@ static void s_oracle (const ra_sim_t *s, int i, const s_slot_t *sl, s_env_t *e)
   const ra_catalog_t *c = &sl->cat;
   const float *theta = s->theta + (size_t) i * s->d;
   const int32_t *cand = s->cand + (size_t) i * s->K;
+  const ra_boredom_topic_t *bored = s->bored ? s->bored + (size_t) i * s->n_topics : NULL;
   for (int r = 0; r < s->K; r++) {
     int j = cand[r];
     float aff = ra_users_dot (theta, c->feat + (size_t) j * c->stride, s->d);
-    a[r] = ra_choice_attraction (&sl->choice, (aff + RA_ECOM_QUALITY_WEIGHT * c->quality[j]) * sl->inv_temp);
+    float u = (aff + RA_ECOM_QUALITY_WEIGHT * c->quality[j]) * sl->inv_temp;
+    if (s->bored)   /* 3.4 boredom */
+      u -= ra_boredom_penalty (&s->dyn.bored, bored + c->topic[j], e->clock);
+    a[r] = ra_choice_attraction (&sl->choice, u);
     g[r] = s_gain (s, c, &e->user, j, aff);
   }
   e->oracle_value = ra_choice_best_slate (&sl->choice, a, g, s->K, e->oracle_slate);
@@ -300,6 +342,7 @@ static void s_destroy (ra_sim_t **sim_p)
   free (s->theta);
   free (s->theta_hat);
   free (s->cand);
+  free (s->bored);
   ra_reward_model_fini (&s->rmodel);
   free (s);
   *sim_p = NULL;
@@ -345,6 +388,8 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   ra_reward_model_t rmodel = { 0 };     /* owned here until s takes it */
   double task_defaults[RA_ECOM_P_COUNT];
   memcpy (task_defaults, s_default_task, sizeof task_defaults);
+  ra_dynamics_t dyn;
+  s_dynamics_defaults (&dyn);
 #define S_TRY(x)        \
   do {                  \
     rc = (x);           \
@@ -370,6 +415,7 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
     S_TRY (ra_config_get_num (&cfg, pd->name, task_defaults[s_config_task_keys[q]], pd->min, pd->max,
                               &task_defaults[s_config_task_keys[q]], err));
   }
+  S_TRY (ra_dynamics_from_config (&cfg, &dyn, err));
   S_TRY (ra_config_check_unknown (&cfg, s_known_keys, err));
   ra_task_values_t task0;
   S_TRY (ra_task_resolve (s_params, RA_ECOM_P_COUNT, S_SIM_KEY, task_defaults, args->task, &task0, err));
@@ -402,6 +448,7 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   s->choice_kind = (ra_choice_kind_t) choice_kind;
   s->cascade_continue = cascade_continue;
   memcpy (s->default_task, task_defaults, sizeof task_defaults);
+  s->dyn = dyn;
   s->n_slots = (int) slots;
   size_t N = (size_t) s->num_envs;
   s->slots = calloc ((size_t) slots, sizeof *s->slots);
@@ -411,6 +458,12 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   s->cand = calloc (N * (size_t) K, sizeof (int32_t));
   if (!s->slots || !s->envs || !s->theta || !s->theta_hat || !s->cand)
     goto nomem;
+  if (dyn.boredom) {
+    s->bored = calloc (N * (size_t) n_topics, sizeof *s->bored);
+    if (!s->bored)
+      goto nomem;
+    ra_boredom_reset (s->bored, (int) (N * (size_t) n_topics));
+  }
   for (int t = 0; t < s->n_slots; t++)
     if (ra_catalog_init (&s->slots[t].cat, s->n_items, s->n_topics, s->d, err) != RA_OK)
       goto nomem;
@@ -449,6 +502,13 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
     s_field (&sp->info[S_INFO_REGRET], "regret", RA_DTYPE_F32, 0, 0, 0, 0, INFINITY);
     s_field (&sp->info[S_INFO_ORACLE_SLATE], "oracle_slate", RA_DTYPE_I32, 1, s->k, 0, 0, s->K - 1);
     sp->n_info = S_N_INFO_MAX;
+  }
+  s->fi_returned = s->fi_session = -1;
+  if (dyn.ret) {   /* 3.4 return: which step began a new session, and the session index */
+    s->fi_returned = sp->n_info++;
+    s->fi_session = sp->n_info++;
+    s_field (&sp->info[s->fi_returned], "returned", RA_DTYPE_BOOL, 0, 0, 0, 0, 1);
+    s_field (&sp->info[s->fi_session], "session", RA_DTYPE_I32, 0, 0, 0, 0, dyn.ret_p.max_sessions - 1);
   }
   /* 7.2 per-step metric bounds: one click, one purchase, revenue and margin <= PRICE_MAX, times k
      for the kinds with several clicks per slate */
@@ -491,6 +551,13 @@ static void s_reset (ra_sim_t *s, int i0, int i1, const uint64_t *seeds, const u
     e->last_revenue = 0;
     for (int r = 0; r < S_MAX_SLATE; r++)
       e->last_items[r] = -1;
+    e->clock = 0;   /* 3.4 */
+    e->session = 0;
+    e->sat = RA_ECOM_SAT_START;
+    if (s->bored)
+      ra_boredom_reset (s->bored + (size_t) i * s->n_topics, s->n_topics);
+    if (s->dyn.time_budget)
+      e->tbudget = ra_time_budget_draw (&s->dyn.budget, &e->rng);
     s_retrieve (s, &sl->cat, e, s->cand + (size_t) i * s->K);
     s_write_obs (s, i, &sl->cat, e, buf);
     memset ((float *) buf->obs[S_OBS_RESPONSE] + (size_t) i * s->f_resp, 0, (size_t) s->f_resp * sizeof (float));
@@ -512,12 +579,15 @@ static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const r
     const int32_t *act = actions + (size_t) i * k;
     ra_event_t ev;
     float v[S_MAX_SLATE], aff[S_MAX_SLATE];
+    ra_boredom_topic_t *bored = s->bored ? s->bored + (size_t) i * s->n_topics : NULL;
     ev.k = k;
     for (int r = 0; r < k; r++) {
       int j = cand[act[r]];
       ev.item[r] = j;
       aff[r] = ra_users_dot (theta, c->feat + (size_t) j * c->stride, d);
       v[r] = (aff[r] + RA_ECOM_QUALITY_WEIGHT * c->quality[j]) * sl->inv_temp;   /* 4.1 */
+      if (bored)   /* 3.4 boredom: shared.md 2.2 */
+        v[r] -= ra_boredom_penalty (&s->dyn.bored, bored + c->topic[j], e->clock);
       ev.purchased[r] = 0;
       ev.revenue[r] = 0;
       ev.margin[r] = 0;
@@ -552,9 +622,13 @@ static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const r
           e->last_purchase = true;
           e->last_revenue = price;
         }
-        const float *x = c->feat + (size_t) j * c->stride;
-        ra_users_drift (theta, x, sl->drift, d);       /* 3.3 */
-        ra_users_drift (theta_hat, x, sl->drift, d);
+        if (s->dyn.drift) {   /* 3.3, shared.md 2.1 with engagement 1 */
+          const float *x = c->feat + (size_t) j * c->stride;
+          ra_dynamics_drift (theta, x, sl->drift, 1.0f, d);
+          ra_dynamics_drift (theta_hat, x, sl->drift, 1.0f, d);
+        }
+        if (bored)
+          ra_boredom_consume (&s->dyn.bored, bored + c->topic[j], e->clock, 1.0f);
         e->last_click = r;
       }
       e->near_topic = s_near_topic (c, theta_hat);
@@ -566,8 +640,30 @@ static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const r
     e->clicks += n_clicks;
     for (int r = 0; r < k; r++)
       e->last_items[r] = ev.item[r];
-    /* 10.1 termination */
-    buf->terminated[i] = e->user.patience <= 0 || e->user.budget < c->min_price;
+    /* 10.1 termination; 3.4 time budget and return */
+    bool session_end = e->user.patience <= 0, returned = false;
+    e->clock++;
+    if (s->dyn.ret || s->dyn.time_budget) {
+      float x = e->last_purchase ? 1.0f : n_clicks > 0 ? 0.5f : 0.0f;   /* 3.5 */
+      e->sat = ra_satisfaction_update (e->sat, x, RA_ECOM_SAT_RATE);
+      if (s->dyn.time_budget)   /* replaces patience: one time unit per clicked item page */
+        session_end = ra_time_budget_spend (&s->dyn.budget, &e->tbudget, (float) n_clicks, x);
+      if (s->dyn.ret && session_end && e->user.budget >= c->min_price
+          && e->session + 1 < s->dyn.ret_p.max_sessions) {
+        float delay = ra_return_sample (&s->dyn.ret_p, e->sat, &e->rng);
+        if (delay >= 0) {   /* a new session after the delay (3.4) */
+          returned = true;
+          session_end = false;
+          e->session++;
+          e->clock += (int32_t) ceilf (delay < 1e6f ? delay : 1e6f);
+          e->user.patience = (float) s_clamp (ra_rng_lognormal (&e->rng, log (sl->pop.patience_mean), 0.3),
+                                              1.0, RA_USER_PATIENCE_MAX);
+          if (s->dyn.time_budget)
+            e->tbudget = ra_time_budget_draw (&s->dyn.budget, &e->rng);
+        }
+      }
+    }
+    buf->terminated[i] = session_end || e->user.budget < c->min_price;
     float total[RA_METRIC_COUNT];
     ra_event_totals (&ev, total);
     if (s->rmodel.plugin) {   /* 7.3 the plugin's view of the event record */
@@ -577,7 +673,7 @@ static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const r
       ra_reward_event_v1_t view = { .size = sizeof view, .version = RA_REWARD_EVENT_VERSION, .k = k,
                                     .step = e->steps - 1, .item = ev.item, .topic = topic,
                                     .clicked = ev.clicked, .converted = ev.purchased, .revenue = ev.revenue,
-                                    .left = buf->terminated[i] };
+                                    .left = buf->terminated[i], .returned = returned };
       buf->reward[i] = ra_reward_model_eval (&s->rmodel, total, &view, i);
     } else {
       buf->reward[i] = ra_reward_eval (&s->reward, total);   /* 7.1 */
@@ -590,6 +686,10 @@ static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const r
     memcpy ((float *) buf->info[S_INFO_REVENUE] + (size_t) i * k, ev.revenue, (size_t) k * sizeof (float));
     memcpy ((float *) buf->info[S_INFO_MARGIN] + (size_t) i * k, ev.margin, (size_t) k * sizeof (float));
     ((float *) buf->info[S_INFO_BUDGET])[i] = e->user.budget;
+    if (s->fi_returned >= 0) {
+      ((uint8_t *) buf->info[s->fi_returned])[i] = returned;
+      ((int32_t *) buf->info[s->fi_session])[i] = e->session;
+    }
 
     /* 9.1 next observation: response row, new candidates */
     float *resp = (float *) buf->obs[S_OBS_RESPONSE] + (size_t) i * s->f_resp;
@@ -665,6 +765,12 @@ void ra_ecommerce_view (const ra_sim_t *s, int i, ra_ecommerce_view_t *out)
   out->theta_hat = s->theta_hat + (size_t) i * s->d;
   out->candidates = s->cand + (size_t) i * s->K;
   out->steps = e->steps;
+  out->dynamics = &s->dyn;
+  out->session = e->session;
+  out->satisfaction = e->sat;
+  out->time_budget = e->tbudget;
+  out->clock = e->clock;
+  out->boredom = s->bored ? s->bored + (size_t) i * s->n_topics : NULL;
 }
 
 const ra_sim_class_t ra_ecommerce_class = {

@@ -6,6 +6,7 @@
 
 #include "env/core/catalog.h"
 #include "env/core/choice.h"
+#include "env/core/dynamics.h"
 #include "env/core/sim.h"
 #include "env/core/users.h"
 
@@ -17,6 +18,8 @@ extern const ra_sim_class_t ra_ecommerce_class;
 #define RA_ECOM_BUY_AFFINITY 3.0f     /* beta_a (5.1) */
 #define RA_ECOM_BUY_QUALITY 1.0f      /* beta_q (5.1) */
 #define RA_ECOM_CLICK_PATIENCE 0.25f  /* patience cost of a step with a click (3.2); 1 without */
+#define RA_ECOM_SAT_RATE 0.2f         /* a, satisfaction moving average per step (3.5) */
+#define RA_ECOM_SAT_START 0.5f        /* satisfaction at episode start (3.5) */
 
 /* Task parameters, in the order describe_task lists them after "split" and "id". */
 enum { RA_ECOM_P_WORLD_SEED = 0, RA_ECOM_P_TOPIC_SKEW, RA_ECOM_P_ITEM_NOISE, RA_ECOM_P_PRICE_MEDIAN,
@@ -34,6 +37,12 @@ typedef struct {
   const float *theta_hat;               /* dim: public estimate */
   const int32_t *candidates;            /* K catalog ids of the current observation */
   int steps;                            /* steps taken in this episode */
+  const ra_dynamics_t *dynamics;        /* the switches and parameters of section 3.4 */
+  int session;                          /* sessions begun this episode before the current one */
+  float satisfaction;                   /* S in [0, 1] (3.5) */
+  float time_budget;                    /* B, the shared time budget (dynamics.time_budget on) */
+  int32_t clock;                        /* time units since the episode began (steps + return delays) */
+  const ra_boredom_topic_t *boredom;    /* n_topics boredom states, NULL when dynamics.boredom is off */
 } ra_ecommerce_view_t;
 
 void ra_ecommerce_view (const ra_sim_t *sim, int env_index, ra_ecommerce_view_t *out);
