@@ -84,13 +84,31 @@ static const ra_kv_t s_config_defaults[] = {
   { .key = "leave_sensitivity", .type = RA_KV_NUM, .num = 0.5 },
   { .key = "budget_scale", .type = RA_KV_NUM, .num = 6.0 },
   { .key = "bid_spread", .type = RA_KV_NUM, .num = 0.6 },
+  /* section 6.3: ra_dynamics_defaults (shared.md 2.5) with drift off; s_dynamics_defaults must agree */
+  { .key = "dynamics.drift", .type = RA_KV_BOOL, .num = 0 },
+  { .key = "dynamics.boredom", .type = RA_KV_BOOL, .num = 0 },
+  { .key = "dynamics.time_budget", .type = RA_KV_BOOL, .num = 0 },
+  { .key = "dynamics.return", .type = RA_KV_BOOL, .num = 0 },
+  { .key = "dynamics.boredom_rise", .type = RA_KV_NUM, .num = 0.3 },
+  { .key = "dynamics.boredom_decay", .type = RA_KV_NUM, .num = 0.9 },
+  { .key = "dynamics.boredom_timeout", .type = RA_KV_NUM, .num = 10 },
+  { .key = "dynamics.boredom_weight", .type = RA_KV_NUM, .num = 1.0 },
+  { .key = "dynamics.budget_mean", .type = RA_KV_NUM, .num = 20 },
+  { .key = "dynamics.budget_spread", .type = RA_KV_NUM, .num = 0.3 },
+  { .key = "dynamics.budget_step_cost", .type = RA_KV_NUM, .num = 1 },
+  { .key = "dynamics.budget_refund", .type = RA_KV_NUM, .num = 0.5 },
+  { .key = "dynamics.return_delay_min", .type = RA_KV_NUM, .num = 1 },
+  { .key = "dynamics.return_delay_max", .type = RA_KV_NUM, .num = 10 },
+  { .key = "dynamics.return_churn_max", .type = RA_KV_NUM, .num = 0.5 },
+  { .key = "dynamics.return_max_sessions", .type = RA_KV_NUM, .num = 3 },
 };
 #define S_N_CONFIG ((int) (sizeof s_config_defaults / sizeof s_config_defaults[0]))
 
 static const char s_known_keys[] =
     "num_candidates, slate_size, embedding_dim, num_items, num_topics, num_advertisers, retrieval_mix, "
     "choice_model, cascade_continue, reward, reward_weights.{clicks,conversions,revenue}, oracle, task_slots, position_bias, "
-    "choice_temperature, no_click_utility, annoyance_rate, leave_sensitivity, budget_scale, bid_spread";
+    "choice_temperature, no_click_utility, annoyance_rate, leave_sensitivity, budget_scale, bid_spread, "
+    RA_DYNAMICS_KNOWN_KEYS;
 
 /* Config keys that set the default task's parameter of the same name (section 9.3). */
 static const int s_config_task_keys[] = { RA_ADS_P_POSITION_BIAS, RA_ADS_P_TEMPERATURE, RA_ADS_P_NO_CLICK,
@@ -109,6 +127,7 @@ static const char *const s_metric_names[RA_ADS_M_COUNT] = { "clicks", "conversio
 enum { S_OBS_USER = 0, S_OBS_CANDIDATES, S_OBS_RESPONSE, S_OBS_ITEM_IDS, S_N_OBS };
 enum { S_INFO_ITEM = 0, S_INFO_CLICKED, S_INFO_CONVERTED, S_INFO_REVENUE, S_INFO_ANNOYANCE, S_INFO_LEFT,
        S_INFO_ORACLE_REWARD, S_INFO_REGRET, S_INFO_ORACLE_SLATE, S_N_INFO_MAX };
+/* with dynamics.return on, "returned" and "session" follow the fields above (s->fi_returned) */
 #define S_USER_EXTRA 4   /* step fraction, click rate, exhausted fraction, budget fraction (10.1) */
 #define S_CAND_EXTRA 4   /* bid feature, budget fraction, clicks left, quality estimate (10.1) */
 
@@ -141,6 +160,11 @@ typedef struct {
   int32_t last_items[S_MAX_SLATE];      /* the last slate shown (catalog ids); -1 before any */
   int last_clicks;                      /* clicks on the last slate */
   float last_revenue;
+  /* section 6.3 dynamics (untouched while their switches are off) */
+  int32_t clock;                        /* time units since the episode began: steps + return delays */
+  int session;                          /* sessions begun this episode before the current one */
+  float sat;                            /* S in [0, 1], moving average of the step's outcome (6.3) */
+  float tbudget;                        /* B, the shared time budget (dynamics.time_budget) */
 } s_env_t;
 
 struct ra_sim {
@@ -161,7 +185,17 @@ struct ra_sim {
   int32_t *cand;                        /* num_envs x K */
   float *budget;                        /* num_envs x n_adv: remaining budgets */
   double default_task[RA_ADS_P_COUNT];  /* after config */
+  ra_dynamics_t dyn;                    /* section 6.3 switches and parameters */
+  ra_boredom_topic_t *bored;            /* num_envs x n_topics; NULL when dynamics.boredom is off */
+  int fi_returned, fi_session;          /* info indices of "returned"/"session"; -1 when return is off */
 };
+
+/* 6.3 this sim's dynamics defaults: the library's with drift off (s_config_defaults lists them). */
+static void s_dynamics_defaults (ra_dynamics_t *d)
+{
+  ra_dynamics_defaults (d);
+  d->drift = false;
+}
 
 /* ---- helpers ---- */
 
@@ -320,10 +354,14 @@ static void s_oracle (const ra_sim_t *s, int i, const s_slot_t *sl, s_env_t *e)
   const float *theta = s->theta + (size_t) i * s->d;
   const float *budget = s->budget + (size_t) i * s->n_adv;
   const int32_t *cand = s->cand + (size_t) i * s->K;
+  const ra_boredom_topic_t *bored = s->bored ? s->bored + (size_t) i * s->n_topics : NULL;
   for (int r = 0; r < s->K; r++) {
     int j = cand[r];
     float aff = ra_users_dot (theta, c->feat + (size_t) j * c->stride, s->d);
-    a[r] = ra_choice_attraction (&sl->choice, s_utility (sl, aff, c->quality[j], e->annoyance));
+    float u = s_utility (sl, aff, c->quality[j], e->annoyance);
+    if (bored)   /* 6.3 boredom */
+      u -= ra_boredom_penalty (&s->dyn.bored, bored + c->topic[j], e->clock);
+    a[r] = ra_choice_attraction (&sl->choice, u);
     g[r] = s_gain (s, sl, budget, j, aff);
   }
   e->oracle_value = ra_choice_best_slate (&sl->choice, a, g, s->K, e->oracle_slate);
@@ -357,6 +395,7 @@ static void s_destroy (ra_sim_t **sim_p)
   free (s->theta_hat);
   free (s->cand);
   free (s->budget);
+  free (s->bored);
   free (s);
   *sim_p = NULL;
 }
@@ -442,6 +481,8 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   bool oracle;
   double task_defaults[RA_ADS_P_COUNT];
   memcpy (task_defaults, s_default_task, sizeof task_defaults);
+  ra_dynamics_t dyn;
+  s_dynamics_defaults (&dyn);
 #define S_TRY(x)        \
   do {                  \
     rc = (x);           \
@@ -466,6 +507,7 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
     S_TRY (ra_config_get_num (&cfg, pd->name, task_defaults[s_config_task_keys[q]], pd->min, pd->max,
                               &task_defaults[s_config_task_keys[q]], err));
   }
+  S_TRY (ra_dynamics_from_config (&cfg, &dyn, err));
   S_TRY (ra_config_check_unknown (&cfg, s_known_keys, err));
   ra_task_values_t task0;
   S_TRY (ra_task_resolve (s_params, RA_ADS_P_COUNT, S_SIM_KEY, task_defaults, args->task, &task0, err));
@@ -510,6 +552,13 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   s->budget = calloc (N * (size_t) n_adv, sizeof (float));
   if (!s->slots || !s->envs || !s->theta || !s->theta_hat || !s->cand || !s->budget)
     goto nomem;
+  s->dyn = dyn;
+  if (dyn.boredom) {
+    s->bored = calloc (N * (size_t) n_topics, sizeof *s->bored);
+    if (!s->bored)
+      goto nomem;
+    ra_boredom_reset (s->bored, (int) (N * (size_t) n_topics));
+  }
   for (int t = 0; t < s->n_slots; t++) {
     s_slot_t *sl = &s->slots[t];
     if (ra_catalog_init (&sl->cat, s->n_items, s->n_topics, s->d, err) != RA_OK)
@@ -555,6 +604,13 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
     s_field (&sp->info[S_INFO_REGRET], "regret", RA_DTYPE_F32, 0, 0, 0, 0, INFINITY);
     s_field (&sp->info[S_INFO_ORACLE_SLATE], "oracle_slate", RA_DTYPE_I32, 1, s->k, 0, 0, s->K - 1);
     sp->n_info = S_N_INFO_MAX;
+  }
+  s->fi_returned = s->fi_session = -1;
+  if (dyn.ret) {   /* 6.3 return: which step began a new session, and the session index */
+    s->fi_returned = sp->n_info++;
+    s->fi_session = sp->n_info++;
+    s_field (&sp->info[s->fi_returned], "returned", RA_DTYPE_BOOL, 0, 0, 0, 0, 1);
+    s_field (&sp->info[s->fi_session], "session", RA_DTYPE_I32, 0, 0, 0, 0, dyn.ret_p.max_sessions - 1);
   }
   /* 8.2 per-step metric bounds: k clicks, k conversions, k bids of at most BID_MAX */
   double metric_max[RA_ADS_M_COUNT] = { (double) s->k, (double) s->k, s->k * RA_ADS_BID_MAX };
@@ -603,6 +659,13 @@ static void s_reset (ra_sim_t *s, int i0, int i1, const uint64_t *seeds, const u
     e->last_revenue = 0;
     for (int r = 0; r < S_MAX_SLATE; r++)
       e->last_items[r] = -1;
+    e->clock = 0;   /* 6.3 */
+    e->session = 0;
+    e->sat = RA_ADS_SAT_START;
+    if (s->bored)
+      ra_boredom_reset (s->bored + (size_t) i * s->n_topics, s->n_topics);
+    if (s->dyn.time_budget)
+      e->tbudget = ra_time_budget_draw (&s->dyn.budget, &e->rng);
     s_retrieve (s, &sl->cat, e, s->cand + (size_t) i * s->K);
     s_write_obs (s, i, sl, e, buf);
     memset ((float *) buf->obs[S_OBS_RESPONSE] + (size_t) i * s->f_resp, 0, (size_t) s->f_resp * sizeof (float));
@@ -619,8 +682,9 @@ static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const r
     s_env_t *e = &s->envs[i];
     const s_slot_t *sl = &s->slots[s->worlds.cur[i]];
     const ra_catalog_t *c = &sl->cat;
-    const float *theta = s->theta + (size_t) i * d;
+    float *theta = s->theta + (size_t) i * d;
     float *budget = s->budget + (size_t) i * s->n_adv;
+    ra_boredom_topic_t *bored = s->bored ? s->bored + (size_t) i * s->n_topics : NULL;
     int32_t *cand = s->cand + (size_t) i * K;
     const int32_t *act = actions + (size_t) i * k;
     int32_t item[S_MAX_SLATE];
@@ -632,6 +696,8 @@ static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const r
       item[r] = j;
       aff[r] = ra_users_dot (theta, c->feat + (size_t) j * c->stride, d);
       v[r] = s_utility (sl, aff[r], c->quality[j], e->annoyance);   /* 4.1 */
+      if (bored)   /* 6.3 boredom: shared.md 2.2 */
+        v[r] -= ra_boredom_penalty (&s->dyn.bored, bored + c->topic[j], e->clock);
       irrelevant += aff[r] < RA_ADS_RELEVANCE ? sl->exam[r] : 0.0f;   /* 6.1 */
       converted[r] = 0;
       revenue[r] = 0;
@@ -667,13 +733,43 @@ static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const r
           revenue[r] = pay;
           total[RA_ADS_M_REVENUE] += pay;
         }
+        if (s->dyn.drift) {   /* 6.3 drift: shared.md 2.1 with engagement 1 */
+          const float *x = c->feat + (size_t) j * c->stride;
+          ra_dynamics_drift (theta, x, RA_ADS_DRIFT_RATE, 1.0f, d);
+          ra_dynamics_drift (s->theta_hat + (size_t) i * d, x, RA_ADS_DRIFT_RATE, 1.0f, d);
+        }
+        if (bored)
+          ra_boredom_consume (&s->dyn.bored, bored + c->topic[j], e->clock, 1.0f);
       }
+      if (s->dyn.drift)
+        e->near_topic = s_near_topic (c, s->theta_hat + (size_t) i * d);
     }
     /* 6.1 annoyance, then 6.2 leave */
     float A = (1.0f - RA_ADS_ANNOY_DECAY) * e->annoyance + sl->annoy_rate * irrelevant;
     e->annoyance = A > RA_ADS_ANNOY_MAX ? RA_ADS_ANNOY_MAX : A;
     float p_leave = s_sigmoid (RA_ADS_LEAVE_BIAS + sl->leave_sens * e->annoyance);
-    bool left = ra_rng_uniform (&e->rng) < p_leave;
+    bool left = ra_rng_uniform (&e->rng) < p_leave, returned = false;
+    e->clock++;
+    if (s->dyn.ret || s->dyn.time_budget) {   /* 6.3 time budget and return */
+      float x = total[RA_ADS_M_CONVERSIONS] > 0 ? 1.0f : n_clicks > 0 ? 0.5f : 0.0f;
+      e->sat = ra_satisfaction_update (e->sat, x, RA_ADS_SAT_RATE);
+      if (s->dyn.time_budget) {   /* added to leaving: one time unit per clicked landing page */
+        bool out = ra_time_budget_spend (&s->dyn.budget, &e->tbudget, (float) n_clicks, x);
+        left = left || out;
+      }
+      if (s->dyn.ret && left && e->session + 1 < s->dyn.ret_p.max_sessions) {
+        float delay = ra_return_sample (&s->dyn.ret_p, e->sat, &e->rng);
+        if (delay >= 0) {   /* a new session after the delay; annoyance decays meanwhile */
+          float dt = ceilf (delay < 1e6f ? delay : 1e6f);
+          returned = true;
+          e->session++;
+          e->clock += (int32_t) dt;
+          e->annoyance *= powf (1.0f - RA_ADS_ANNOY_DECAY, dt);
+          if (s->dyn.time_budget)
+            e->tbudget = ra_time_budget_draw (&s->dyn.budget, &e->rng);
+        }
+      }
+    }
     e->steps++;
     e->clicks += n_clicks;
     e->revenue += total[RA_ADS_M_REVENUE];
@@ -681,7 +777,7 @@ static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const r
     e->last_revenue = total[RA_ADS_M_REVENUE];
     for (int r = 0; r < k; r++)
       e->last_items[r] = item[r];
-    buf->terminated[i] = left;   /* 7.1 */
+    buf->terminated[i] = left && !returned;   /* 7.1 */
     buf->reward[i] = s->w[0] * total[0] + s->w[1] * total[1] + s->w[2] * total[2];   /* 8.1 */
 
     /* 10.2 info rows */
@@ -691,6 +787,10 @@ static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const r
     memcpy ((float *) buf->info[S_INFO_REVENUE] + (size_t) i * k, revenue, (size_t) k * sizeof (float));
     ((float *) buf->info[S_INFO_ANNOYANCE])[i] = e->annoyance;
     ((uint8_t *) buf->info[S_INFO_LEFT])[i] = left;
+    if (s->fi_returned >= 0) {
+      ((uint8_t *) buf->info[s->fi_returned])[i] = returned;
+      ((int32_t *) buf->info[s->fi_session])[i] = e->session;
+    }
 
     /* 10.1 next observation: response row, new candidates */
     float *resp = (float *) buf->obs[S_OBS_RESPONSE] + (size_t) i * s->f_resp;
@@ -772,6 +872,12 @@ void ra_ads_view (const ra_sim_t *s, int i, ra_ads_view_t *out)
   out->candidates = s->cand + (size_t) i * s->K;
   out->annoyance = e->annoyance;
   out->steps = e->steps;
+  out->dynamics = &s->dyn;
+  out->session = e->session;
+  out->satisfaction = e->sat;
+  out->time_budget = e->tbudget;
+  out->clock = e->clock;
+  out->boredom = s->bored ? s->bored + (size_t) i * s->n_topics : NULL;
 }
 
 const ra_sim_class_t ra_ads_class = {

@@ -7,6 +7,7 @@
 
 #include "env/core/catalog.h"
 #include "env/core/choice.h"
+#include "env/core/dynamics.h"
 #include "env/core/sim.h"
 
 extern const ra_sim_class_t ra_ads_class;
@@ -24,6 +25,9 @@ extern const ra_sim_class_t ra_ads_class;
 #define RA_ADS_BID_MIN 0.01           /* bids are clamped to [MIN, MAX] (money per click, 2.2) */
 #define RA_ADS_BID_MAX 100.0
 #define RA_ADS_MAX_STEPS 100          /* default truncation (7.1) */
+#define RA_ADS_DRIFT_RATE 0.1f        /* alpha_d, interest drift per click with dynamics.drift on (6.3) */
+#define RA_ADS_SAT_RATE 0.2f          /* a, satisfaction moving average per step (6.3) */
+#define RA_ADS_SAT_START 0.5f         /* satisfaction at episode start (6.3) */
 
 /* Task parameters, in the order describe_task lists them after "split" and "id". */
 enum { RA_ADS_P_WORLD_SEED = 0, RA_ADS_P_TOPIC_SKEW, RA_ADS_P_ITEM_NOISE, RA_ADS_P_INTEREST_SPREAD,
@@ -49,6 +53,12 @@ typedef struct {
   const int32_t *candidates;            /* K catalog ids of the current observation */
   float annoyance;                      /* A in [0, RA_ADS_ANNOY_MAX] */
   int steps;                            /* steps taken in this episode */
+  const ra_dynamics_t *dynamics;        /* the switches and parameters of section 6.3 */
+  int session;                          /* sessions begun this episode before the current one */
+  float satisfaction;                   /* S in [0, 1] (6.3) */
+  float time_budget;                    /* B, the shared time budget (dynamics.time_budget on) */
+  int32_t clock;                        /* time units since the episode began (steps + return delays) */
+  const ra_boredom_topic_t *boredom;    /* n_topics boredom states, NULL when dynamics.boredom is off */
 } ra_ads_view_t;
 
 void ra_ads_view (const ra_sim_t *sim, int env_index, ra_ads_view_t *out);
