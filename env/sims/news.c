@@ -5,7 +5,9 @@
     any number of them (the shared click models of env/core/choice.h, "cascade" by default) and reads
     each clicked article for a log-normal dwell time. Attraction decays with article age, and
     with the user's satiation on the article's topic, which rises with clicks and recovers over
-    time. The session ends when the user's time budget is spent or patience runs out.
+    time. The session ends when the user's time budget is spent or patience runs out. The shared
+    dynamics (section 11) are switchable: drift (off), satiation as the shared boredom (on), the
+    time budget (on), return between sessions (off).
 
     Owns: one ra_sim_t per batch with everything allocated at create: per-env state (struct array
     plus pools for interests, satiation, the article rings and candidate positions) and
@@ -83,6 +85,24 @@ static const ra_kv_t s_config_defaults[] = {
   { .key = "burst_rate", .type = RA_KV_NUM, .num = 0.1 },
   { .key = "dwell_scale", .type = RA_KV_NUM, .num = 1.0 },
   { .key = "time_budget", .type = RA_KV_NUM, .num = 40 },
+  { .key = "drift", .type = RA_KV_NUM, .num = 0.1 },
+  /* section 11: the shared dynamics with News-v1's defaults (the default task's where they map onto it) */
+  { .key = "dynamics.drift", .type = RA_KV_BOOL, .num = 0 },
+  { .key = "dynamics.boredom", .type = RA_KV_BOOL, .num = 1 },
+  { .key = "dynamics.time_budget", .type = RA_KV_BOOL, .num = 1 },
+  { .key = "dynamics.return", .type = RA_KV_BOOL, .num = 0 },
+  { .key = "dynamics.boredom_rise", .type = RA_KV_NUM, .num = 0.3 },
+  { .key = "dynamics.boredom_decay", .type = RA_KV_NUM, .num = 0.81873075307798182 },   /* exp(-1/5) */
+  { .key = "dynamics.boredom_timeout", .type = RA_KV_NUM, .num = RA_NEWS_SATIATION_TIMEOUT },
+  { .key = "dynamics.boredom_weight", .type = RA_KV_NUM, .num = RA_NEWS_SATIATION_WEIGHT },
+  { .key = "dynamics.budget_mean", .type = RA_KV_NUM, .num = 40 },
+  { .key = "dynamics.budget_spread", .type = RA_KV_NUM, .num = 0.5 },
+  { .key = "dynamics.budget_step_cost", .type = RA_KV_NUM, .num = RA_NEWS_STEP_COST },
+  { .key = "dynamics.budget_refund", .type = RA_KV_NUM, .num = 0 },
+  { .key = "dynamics.return_delay_min", .type = RA_KV_NUM, .num = 1 },
+  { .key = "dynamics.return_delay_max", .type = RA_KV_NUM, .num = 10 },
+  { .key = "dynamics.return_churn_max", .type = RA_KV_NUM, .num = 0.5 },
+  { .key = "dynamics.return_max_sessions", .type = RA_KV_NUM, .num = 3 },
 };
 #define S_N_CONFIG ((int) (sizeof s_config_defaults / sizeof s_config_defaults[0]))
 
@@ -90,7 +110,7 @@ static const char s_known_keys[] =
     "num_candidates, slate_size, embedding_dim, num_topics, publish_rate, max_age, retrieval_mix, "
     "choice_model, cascade_continue, reward, dwell_weight, reward_weights.{clicks,dwell}, oracle, task_slots, "
     "choice_temperature, no_click_utility, position_bias, freshness_half_life, burst_rate, "
-    "dwell_scale, time_budget";
+    "dwell_scale, time_budget, drift, " RA_DYNAMICS_KNOWN_KEYS;
 
 /* Config keys that set the default task's parameter of the same name (section 8.3). */
 static const int s_config_task_keys[] = { RA_NEWS_P_TEMPERATURE, RA_NEWS_P_NO_CLICK,
@@ -108,6 +128,8 @@ static const char *const s_reward_names[S_REWARD_COUNT] = { "clicks_dwell", "cli
 enum { S_OBS_USER = 0, S_OBS_CANDIDATES, S_OBS_RESPONSE, S_OBS_ITEM_IDS, S_N_OBS };
 enum { S_INFO_ITEM = 0, S_INFO_CLICKED, S_INFO_DWELL, S_INFO_AGE, S_INFO_TIME_LEFT,
        S_INFO_ORACLE_REWARD, S_INFO_REGRET, S_INFO_ORACLE_SLATE, S_N_INFO_MAX };
+#define S_SAT_RATE 0.2f  /* a: satisfaction S <- (1 - a) S + a [clicked this step] (11.4) */
+#define S_AWAY_MAX 1.0e6f /* a return delay is clamped to this many steps (11.4) */
 #define S_USER_EXTRA 5   /* time left, no-click streak, step fraction, click rate, burst (7.1) */
 #define S_CAND_EXTRA 4   /* age, breaking flag, quality estimate, topic click counter (7.1) */
 
@@ -119,7 +141,7 @@ typedef struct {
   float inv_temp;                       /* 1 / tau */
   float age_decay;                      /* ln 2 / half-life, per step of age (4.1) */
   ra_boredom_t satiation;               /* 4.2 shared topic boredom: rise eta_s, decay exp(-1 / recovery),
-                                           timeout RA_NEWS_SATIATION_TIMEOUT, weight gamma_s / tau */
+                                           timeout dynamics.boredom_timeout (50), weight gamma_s / tau */
   float dwell_scale;                    /* minutes */
   float burst_rate;                     /* per publish round */
   float noise_scale;                    /* item_noise / sqrt(d) */
@@ -142,12 +164,20 @@ typedef struct {
   int32_t last_items[S_MAX_SLATE];      /* serials of the last slate; -1 before any */
   int last_clicks;
   float last_dwell;
+  int32_t away;                         /* 11.4 steps spent away in this episode; the satiation clock is steps + away */
+  int session;                          /* 11.4 sessions before this one in the episode (0 first) */
+  float satisfaction;                   /* 11.4 S in [0, 1], 1/2 at reset (only kept with dynamics.return) */
 } s_env_t;
 
 struct ra_sim {
   int num_envs, K, k, d, n_topics, M, max_age, cap, n_recent;
   int f_user, f_cand, f_resp;
   bool oracle;
+  ra_dynamics_t dyn;                    /* section 11: switches; budget.step_cost, ret_p used */
+  float drift_rate;                     /* 11.1 config drift */
+  double sat_weight;                    /* 11.2 gamma_s (dynamics.boredom_weight) */
+  int sat_timeout;                      /* 11.2 dynamics.boredom_timeout */
+  int fi_session, fi_returned;          /* 11.4 info fields with dynamics.return, else -1 */
   float w_clicks, w_dwell;              /* reward = w_clicks clicks + w_dwell dwell (9.1) */
   ra_choice_kind_t choice_kind;         /* config choice_model */
   double cascade_continue;              /* config cascade_continue */
@@ -205,13 +235,22 @@ static inline float s_unit_uniform16 (uint64_t bits)
   return ((float) (bits & 0xffff) + 0.5f) * (2.0f * 1.7320508f / 65536.0f) - 1.7320508f;
 }
 
-/* 4.1 scaled utility of the article in ring slot p for env i, given affinity aff */
+/* 4.2, 11.4 the satiation clock: steps of the episode plus steps spent away between sessions */
+static inline int32_t s_now (const s_env_t *e)
+{
+  return e->steps + e->away;
+}
+
+/* 4.1 scaled utility of the article in ring slot p for env i, given affinity aff (no satiation
+   term with dynamics.boredom off, 11.2) */
 static inline float s_utility (const ra_sim_t *s, const s_slot_t *sl, const s_env_t *e, size_t base,
                                const ra_boredom_topic_t *sat, int p, float aff)
 {
   int age = (int) (e->clock - s->art_birth[base + p]);
   float u = aff + RA_NEWS_QUALITY_WEIGHT * s->art_q[base + p] + RA_NEWS_BURST_BONUS * s->art_burst[base + p];
-  return u * sl->inv_temp - ra_boredom_penalty (&sl->satiation, &sat[s->art_topic[base + p]], e->steps)
+  if (!s->dyn.boredom)
+    return u * sl->inv_temp - sl->age_decay * (float) age;
+  return u * sl->inv_temp - ra_boredom_penalty (&sl->satiation, &sat[s->art_topic[base + p]], s_now (e))
          - sl->age_decay * (float) age;
 }
 
@@ -264,6 +303,25 @@ static void s_publish_round (const ra_sim_t *s, const s_slot_t *sl, s_env_t *e, 
   if (e->burst_left > 0 && --e->burst_left == 0)
     e->burst_topic = -1;
   e->rng = rng;
+}
+
+/* 11.4 the user returns after `delay` steps away: the satiation clock moves on by the rounded
+   delay, a new time budget (3.1's draw), the no-click streak restarts, and the feed publishes
+   min(delay, A) rounds meanwhile (older articles would have expired anyway). */
+static void s_return (const ra_sim_t *s, const s_slot_t *sl, s_env_t *e, int i, float delay)
+{
+  int32_t gap = (int32_t) lroundf (delay < S_AWAY_MAX ? delay : S_AWAY_MAX);
+  e->away += gap;
+  e->session++;
+  e->streak = 0;
+  double b0 = ra_rng_lognormal (&e->rng, log (sl->pop.budget_mean) - 0.125, 0.5);
+  e->user.budget0 = (float) (b0 < 1 ? 1 : b0 > RA_USER_BUDGET_MAX ? RA_USER_BUDGET_MAX : b0);
+  e->user.budget = e->user.budget0;
+  int rounds = gap < s->max_age ? gap : s->max_age;
+  for (int q = 0; q < rounds; q++) {
+    e->clock++;
+    s_publish_round (s, sl, e, i);
+  }
 }
 
 /* 3.2 retrieval: the n_recent newest articles, then articles on the user's estimated topic
@@ -432,9 +490,9 @@ static void s_slot_build (ra_sim_t *s, int t, const ra_task_values_t *v)
   sl->inv_temp = (float) (1.0 / tau);
   sl->age_decay = (float) (log (2.0) / p[RA_NEWS_P_HALF_LIFE]);
   ra_boredom_init (&sl->satiation, p[RA_NEWS_P_SATIATION_RATE], exp (-1.0 / p[RA_NEWS_P_SATIATION_RECOVERY]),
-                   RA_NEWS_SATIATION_TIMEOUT, RA_NEWS_SATIATION_WEIGHT / tau);
+                   s->sat_timeout, s->sat_weight / tau);
   sl->budget = (ra_time_budget_t) { .mean = (float) p[RA_NEWS_P_TIME_BUDGET], .spread = 0.5f,
-                                    .step_cost = RA_NEWS_STEP_COST, .refund = 0 };
+                                    .step_cost = s->dyn.budget.step_cost, .refund = 0 };
   sl->dwell_scale = (float) p[RA_NEWS_P_DWELL_SCALE];
   sl->burst_rate = (float) p[RA_NEWS_P_BURST_RATE];
   sl->noise_scale = (float) (p[RA_NEWS_P_ITEM_NOISE] / sqrt ((double) s->d));
@@ -486,6 +544,35 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
     S_TRY (ra_config_get_num (&cfg, pd->name, task_defaults[s_config_task_keys[q]], pd->min, pd->max,
                               &task_defaults[s_config_task_keys[q]], err));
   }
+  double drift_rate, sat_weight, fixed;
+  S_TRY (ra_config_get_num (&cfg, "drift", 0.1, 0, 1, &drift_rate, err));
+  /* section 11: the shared dynamics from News-v1's defaults; then the keys that map onto the
+     default task (boredom rise and decay, budget mean) or are fixed by the sim's equations */
+  ra_dynamics_t dyn;
+  ra_dynamics_defaults (&dyn);
+  dyn.drift = false;
+  dyn.boredom = true;
+  ra_boredom_init (&dyn.bored, task_defaults[RA_NEWS_P_SATIATION_RATE],
+                   exp (-1.0 / task_defaults[RA_NEWS_P_SATIATION_RECOVERY]), RA_NEWS_SATIATION_TIMEOUT,
+                   RA_NEWS_SATIATION_WEIGHT);
+  dyn.time_budget = true;
+  dyn.budget = (ra_time_budget_t) { .mean = (float) task_defaults[RA_NEWS_P_TIME_BUDGET], .spread = 0.5f,
+                                    .step_cost = RA_NEWS_STEP_COST, .refund = 0 };
+  dyn.ret = false;
+  S_TRY (ra_dynamics_from_config (&cfg, &dyn, err));
+  S_TRY (ra_config_get_num (&cfg, "dynamics.boredom_rise", task_defaults[RA_NEWS_P_SATIATION_RATE], 0, 1,
+                            &task_defaults[RA_NEWS_P_SATIATION_RATE], err));
+  if (ra_config_find (&cfg, "dynamics.boredom_decay") >= 0) {   /* 11.2 recovery = -1 / ln(decay) in [0.1, 1000] */
+    double decay;
+    S_TRY (ra_config_get_num (&cfg, "dynamics.boredom_decay", 0.5, exp (-10.0), exp (-1e-3), &decay, err));
+    double rec = -1.0 / log (decay);
+    task_defaults[RA_NEWS_P_SATIATION_RECOVERY] = rec < 0.1 ? 0.1 : rec > 1000 ? 1000 : rec;
+  }
+  S_TRY (ra_config_get_num (&cfg, "dynamics.boredom_weight", RA_NEWS_SATIATION_WEIGHT, 0, 100, &sat_weight, err));
+  S_TRY (ra_config_get_num (&cfg, "dynamics.budget_mean", task_defaults[RA_NEWS_P_TIME_BUDGET], 1, 10000,
+                            &task_defaults[RA_NEWS_P_TIME_BUDGET], err));
+  S_TRY (ra_config_get_num (&cfg, "dynamics.budget_spread", 0.5, 0.5, 0.5, &fixed, err));
+  S_TRY (ra_config_get_num (&cfg, "dynamics.budget_refund", 0, 0, 0, &fixed, err));
   S_TRY (ra_config_check_unknown (&cfg, s_known_keys, err));
   ra_task_values_t task0;
   S_TRY (ra_task_resolve (s_params, RA_NEWS_P_COUNT, S_SIM_KEY, task_defaults, args->task, &task0, err));
@@ -505,6 +592,10 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   s->cap = (int) (M * max_age);
   s->n_recent = (int) lround (mix * (double) K);   /* 3.2 */
   s->oracle = oracle;
+  s->dyn = dyn;
+  s->drift_rate = (float) drift_rate;
+  s->sat_weight = sat_weight;
+  s->sat_timeout = dyn.bored.timeout;
   s->choice_kind = (ra_choice_kind_t) choice_kind;
   s->cascade_continue = cont;
   /* 9.1 reward weights */
@@ -570,6 +661,13 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
     s_field (&sp->info[S_INFO_ORACLE_SLATE], "oracle_slate", RA_DTYPE_I32, 1, s->k, 0, 0, s->K - 1);
     sp->n_info = S_N_INFO_MAX;
   }
+  s->fi_session = s->fi_returned = -1;
+  if (s->dyn.ret) {   /* 11.4 */
+    s->fi_session = sp->n_info++;
+    s_field (&sp->info[s->fi_session], "session", RA_DTYPE_I32, 0, 0, 0, 0, 2147483647.0);
+    s->fi_returned = sp->n_info++;
+    s_field (&sp->info[s->fi_returned], "returned", RA_DTYPE_BOOL, 0, 0, 0, 0, 1);
+  }
   /* 9.2 per-step bounds: k clicks, k x DWELL_MAX minutes */
   double lo = 0, hi = 0, terms[2] = { s->w_clicks * (double) s->k, s->w_dwell * (double) s->k * RA_NEWS_DWELL_MAX };
   for (int q = 0; q < 2; q++) {
@@ -612,6 +710,8 @@ static void s_reset (ra_sim_t *s, int i0, int i1, const uint64_t *seeds, const u
     float *theta = s->theta + (size_t) i * d, *theta_hat = s->theta_hat + (size_t) i * d;
     ra_users_draw (&sl->pop, &sl->world, &e->rng, &e->user, theta, theta_hat);   /* 3.1 */
     e->steps = e->clicks = e->streak = 0;
+    e->away = e->session = 0;
+    e->satisfaction = 0.5f;
     e->near_topic = s_near_topic (&sl->world, theta_hat);
     e->last_clicks = 0;
     e->last_dwell = 0;
@@ -648,7 +748,7 @@ static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const r
   for (int i = i0; i < i1; i++) {
     s_env_t *e = &s->envs[i];
     const s_slot_t *sl = &s->slots[s->worlds.cur[i]];
-    const float *theta = s->theta + (size_t) i * d;
+    float *theta = s->theta + (size_t) i * d;
     ra_boredom_topic_t *sat = s->sat + (size_t) i * T;
     float *h = s->hclk + (size_t) i * T;
     size_t base = (size_t) i * s->cap;
@@ -688,25 +788,49 @@ static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const r
         dwell[r] = w < RA_NEWS_DWELL_MAX ? w : RA_NEWS_DWELL_MAX;
         total_dwell += dwell[r];
         int t = s->art_topic[base + pos[r]];
-        ra_boredom_consume (&sl->satiation, &sat[t], e->steps, 1.0f);   /* 4.2 satiation rises */
+        if (s->dyn.boredom)
+          ra_boredom_consume (&sl->satiation, &sat[t], s_now (e), 1.0f);   /* 4.2 satiation rises */
         h[t] += 1.0f;                               /* 7.1 public counter (before its decay) */
+        if (s->dyn.drift) {   /* 11.1 interest (and the platform's estimate) move toward the article */
+          const float *x = s->art_x + (base + pos[r]) * d;
+          ra_dynamics_drift (theta, x, s->drift_rate, 1.0f, d);
+          ra_dynamics_drift (s->theta_hat + (size_t) i * d, x, s->drift_rate, 1.0f, d);
+        }
       }
+      if (s->dyn.drift)
+        e->near_topic = s_near_topic (&sl->world, s->theta_hat + (size_t) i * d);
       e->streak = 0;
     } else {
       e->streak++;
     }
     for (int t = 0; t < T; t++)   /* 7.1 counter decay (satiation recovers lazily, 4.2) */
       h[t] *= RA_NEWS_CLICK_DECAY;
-    float spent = RA_NEWS_STEP_COST + total_dwell;
-    ra_time_budget_spend (&sl->budget, &e->user.budget, total_dwell, 0.0f);   /* 6.1 */
+    float spent = sl->budget.step_cost + total_dwell;
+    if (s->dyn.time_budget)
+      ra_time_budget_spend (&sl->budget, &e->user.budget, total_dwell, 0.0f);   /* 6.1 */
     e->steps++;
     e->clicks += n_clicks;
     e->last_clicks = n_clicks;
     e->last_dwell = total_dwell;
     for (int r = 0; r < k; r++)
       e->last_items[r] = item[r];
-    /* 6.2 termination */
-    buf->terminated[i] = e->user.budget <= 0 || (float) e->streak >= e->user.patience;
+    /* 6.2 session end (no budget with dynamics.time_budget off, 11.3) */
+    bool ended = (s->dyn.time_budget && e->user.budget <= 0) || (float) e->streak >= e->user.patience;
+    bool left = ended, returned = false;
+    if (s->dyn.ret) {   /* 11.4 satisfaction, then leave or return */
+      e->satisfaction = ra_satisfaction_update (e->satisfaction, n_clicks > 0 ? 1.0f : 0.0f, S_SAT_RATE);
+      if (ended && e->session + 1 < s->dyn.ret_p.max_sessions) {
+        float delay = ra_return_sample (&s->dyn.ret_p, e->satisfaction, &e->rng);
+        if (delay >= 0) {
+          s_return (s, sl, e, i, delay);
+          left = false;
+          returned = true;
+        }
+      }
+      ((int32_t *) buf->info[s->fi_session])[i] = e->session;
+      ((uint8_t *) buf->info[s->fi_returned])[i] = returned;
+    }
+    buf->terminated[i] = left;
     buf->reward[i] = s->w_clicks * (float) n_clicks + s->w_dwell * total_dwell;   /* 9.1 */
 
     /* 7.2 info rows */
@@ -794,6 +918,9 @@ void ra_news_view (const ra_sim_t *s, int i, ra_news_view_t *out)
   out->theta_hat = s->theta_hat + (size_t) i * s->d;
   out->satiation_model = &sl->satiation;
   out->satiation = s->sat + (size_t) i * s->n_topics;
+  out->now = s_now (e);
+  out->session = e->session;
+  out->satisfaction = e->satisfaction;
   out->topic_clicks = s->hclk + (size_t) i * s->n_topics;
   out->capacity = s->cap;
   out->dim = s->d;

@@ -48,7 +48,7 @@ typedef struct {
   const ra_user_t *user;                /* budget = time left (minutes), patience = P0 */
   const float *theta;                   /* dim: latent interest */
   const float *theta_hat;               /* dim: public estimate */
-  const ra_boredom_t *satiation_model;  /* 4.2 the shared boredom model; time = steps */
+  const ra_boredom_t *satiation_model;  /* 4.2 the shared boredom model; time = `now` below */
   const ra_boredom_topic_t *satiation;  /* n_topics: level at the last click on the topic, and when */
   const float *topic_clicks;            /* n_topics: public decayed click counter h_t >= 0 */
   int capacity, dim, n_topics;
@@ -66,6 +66,9 @@ typedef struct {
   int burst_left;                       /* publish rounds the burst still covers */
   int streak;                           /* consecutive steps without a click */
   int steps;                            /* steps taken in this episode */
+  int now;                              /* the satiation clock: steps + steps spent away (11.4) */
+  int session;                          /* sessions before this one in the episode (11.4) */
+  float satisfaction;                   /* S of 11.4 (1/2 unless dynamics.return is on) */
 } ra_news_view_t;
 
 void ra_news_view (const ra_sim_t *sim, int env_index, ra_news_view_t *out);
