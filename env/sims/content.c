@@ -4,7 +4,9 @@
     spends the session's time budget; clickbait attracts clicks but is watched briefly and erodes a
     latent satisfaction that quality restores. When the budget runs out the session ends: the user
     leaves for good (churn, or a delay beyond the horizon) or returns after a delay that shrinks
-    with satisfaction, so one episode spans several sessions.
+    with satisfaction, so one episode spans several sessions. The shared dynamics switches
+    (section 12) select Content-v1's own drift, time budget and return equations (on by default)
+    and the shared topic boredom (off by default).
 
     Owns: one ra_sim_t per batch with everything allocated at create: per-env state (struct
     array plus pools for interests and candidate ids) and task_slots worlds (catalog plus video
@@ -20,6 +22,7 @@
 #include <string.h>
 
 #include "env/core/config.h"
+#include "env/core/dynamics.h"
 #include "env/core/rng.h"
 #include "env/core/task.h"
 #include "env/core/worlds.h"
@@ -91,13 +94,30 @@ static const ra_kv_t s_config_defaults[] = {
   { .key = "choice_temperature", .type = RA_KV_NUM, .num = 0.25 },
   { .key = "time_budget", .type = RA_KV_NUM, .num = 30 },
   { .key = "return_delay_scale", .type = RA_KV_NUM, .num = 24 },
+  /* section 12: the shared dynamics switches with Content-v1's defaults */
+  { .key = "dynamics.drift", .type = RA_KV_BOOL, .num = 1 },
+  { .key = "dynamics.boredom", .type = RA_KV_BOOL, .num = 0 },
+  { .key = "dynamics.time_budget", .type = RA_KV_BOOL, .num = 1 },
+  { .key = "dynamics.return", .type = RA_KV_BOOL, .num = 1 },
+  { .key = "dynamics.boredom_rise", .type = RA_KV_NUM, .num = 0.3 },
+  { .key = "dynamics.boredom_decay", .type = RA_KV_NUM, .num = 0.9 },
+  { .key = "dynamics.boredom_timeout", .type = RA_KV_NUM, .num = 10 },
+  { .key = "dynamics.boredom_weight", .type = RA_KV_NUM, .num = 1 },
+  { .key = "dynamics.budget_mean", .type = RA_KV_NUM, .num = 30 },
+  { .key = "dynamics.budget_spread", .type = RA_KV_NUM, .num = 0.3 },
+  { .key = "dynamics.budget_step_cost", .type = RA_KV_NUM, .num = RA_CONTENT_BROWSE_COST },
+  { .key = "dynamics.budget_refund", .type = RA_KV_NUM, .num = 0 },
+  { .key = "dynamics.return_delay_min", .type = RA_KV_NUM, .num = 1 },
+  { .key = "dynamics.return_delay_max", .type = RA_KV_NUM, .num = 10 },
+  { .key = "dynamics.return_churn_max", .type = RA_KV_NUM, .num = 0.5 },
+  { .key = "dynamics.return_max_sessions", .type = RA_KV_NUM, .num = 3 },
 };
 #define S_N_CONFIG ((int) (sizeof s_config_defaults / sizeof s_config_defaults[0]))
 
 static const char s_known_keys[] =
     "num_candidates, slate_size, embedding_dim, num_items, num_topics, retrieval_mix, choice_model, "
     "cascade_continue, reward, reward_weights.{watch_time,clicks,returned,left}, oracle, task_slots, position_bias, "
-    "no_click_utility, drift, choice_temperature, time_budget, return_delay_scale";
+    "no_click_utility, drift, choice_temperature, time_budget, return_delay_scale, " RA_DYNAMICS_KNOWN_KEYS;
 
 /* Config keys that set the default task's parameter of the same name (section 8.3). */
 static const int s_config_task_keys[] = { RA_CONTENT_P_POSITION_BIAS, RA_CONTENT_P_NO_CLICK,
@@ -143,6 +163,8 @@ typedef struct {
   int32_t last_items[S_MAX_SLATE];      /* the last slate shown (catalog ids); -1 before any */
   int last_click;                       /* slot clicked, -1 for none */
   float last_watch;                     /* minutes watched at the last step */
+  int streak;                           /* 12.3 steps in a row without a click this session
+                                           (kept only with dynamics.time_budget off) */
 } s_env_t;
 
 struct ra_sim {
@@ -152,6 +174,9 @@ struct ra_sim {
   int choice_kind;                      /* ra_choice_kind_t of every slot (config choice_model) */
   double cascade_continue;              /* config cascade_continue */
   float w[S_N_METRICS];                 /* reward = sum_m w[m] * total[m] (10.1) */
+  ra_dynamics_t dyn;                    /* section 12: switches; bored with dynamics.boredom;
+                                           budget.step_cost is c_b (5.2) */
+  ra_boredom_topic_t *bored;            /* num_envs x n_topics with dynamics.boredom, else NULL (12.2) */
   ra_sim_spec_t spec;
   int n_slots;                          /* length of slots[] (the worlds table's n_slots) */
   ra_worlds_t worlds;                   /* which task each slot holds, which slot each env runs */
@@ -200,7 +225,7 @@ static inline float s_gain (const ra_sim_t *s, const s_slot_t *sl, const ra_cont
                             float aff)
 {
   float wt = sl->length[j] * s_watch_frac (aff, sl->quality[j], sl->clickbait[j], u->satisfaction);
-  if (wt > u->budget)
+  if (wt > u->budget && s->dyn.time_budget)
     wt = u->budget;
   return s->w[S_M_CLICKS] + s->w[S_M_WATCH] * wt;
 }
@@ -311,7 +336,10 @@ static void s_oracle (const ra_sim_t *s, int i, const s_slot_t *sl, s_env_t *e)
   for (int r = 0; r < s->K; r++) {
     int j = cand[r];
     float aff = ra_users_dot (theta, sl->feat + (size_t) j * s->f_cand, s->d);
-    a[r] = ra_choice_attraction (&sl->choice, (aff + RA_CONTENT_CLICKBAIT_ATTRACTION * sl->clickbait[j]) * sl->inv_temp);
+    float v = (aff + RA_CONTENT_CLICKBAIT_ATTRACTION * sl->clickbait[j]) * sl->inv_temp;
+    if (s->bored)   /* 12.2 */
+      v -= ra_boredom_penalty (&s->dyn.bored, &s->bored[(size_t) i * s->n_topics + sl->cat.topic[j]], e->steps);
+    a[r] = ra_choice_attraction (&sl->choice, v);
     g[r] = s_gain (s, sl, &e->user, j, aff);
   }
   e->oracle_value = ra_choice_best_slate (&sl->choice, a, g, s->K, e->oracle_slate);
@@ -339,6 +367,7 @@ static void s_destroy (ra_sim_t **sim_p)
   free (s->theta);
   free (s->theta_hat);
   free (s->cand);
+  free (s->bored);
   free (s);
   *sim_p = NULL;
 }
@@ -439,6 +468,22 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
     S_TRY (ra_config_get_num (&cfg, pd->name, task_defaults[s_config_task_keys[q]], pd->min, pd->max,
                               &task_defaults[s_config_task_keys[q]], err));
   }
+  /* section 12: the shared dynamics from Content-v1's defaults; budget_mean maps onto the default
+     task's time_budget, spread and refund are fixed by 3.2 and 5.2 */
+  ra_dynamics_t dyn;
+  ra_dynamics_defaults (&dyn);
+  dyn.drift = true;
+  dyn.boredom = false;
+  dyn.time_budget = true;
+  dyn.budget = (ra_time_budget_t) { .mean = (float) task_defaults[RA_CONTENT_P_TIME_BUDGET], .spread = 0.3f,
+                                    .step_cost = RA_CONTENT_BROWSE_COST, .refund = 0 };
+  dyn.ret = true;
+  S_TRY (ra_dynamics_from_config (&cfg, &dyn, err));
+  double fixed;
+  S_TRY (ra_config_get_num (&cfg, "dynamics.budget_mean", task_defaults[RA_CONTENT_P_TIME_BUDGET], 1, 600,
+                            &task_defaults[RA_CONTENT_P_TIME_BUDGET], err));
+  S_TRY (ra_config_get_num (&cfg, "dynamics.budget_spread", 0.3, 0.3, 0.3, &fixed, err));
+  S_TRY (ra_config_get_num (&cfg, "dynamics.budget_refund", 0, 0, 0, &fixed, err));
   S_TRY (ra_config_check_unknown (&cfg, s_known_keys, err));
   ra_task_values_t task0;
   S_TRY (ra_task_resolve (s_params, RA_CONTENT_P_COUNT, S_SIM_KEY, task_defaults, args->task, &task0, err));
@@ -465,6 +510,7 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   s->n_topics = (int) n_topics;
   s->n_near = (int) lround (mix * (double) K);   /* 11.1 */
   s->oracle = oracle;
+  s->dyn = dyn;
   for (int m = 0; m < S_N_METRICS; m++)   /* 10.1 named kinds are one-hot */
     s->w[m] = reward_kind == S_R_WEIGHTED ? (float) w[m]
               : (float) ((reward_kind == S_R_WATCH && m == S_M_WATCH) || (reward_kind == S_R_CLICKS && m == S_M_CLICKS));
@@ -479,7 +525,9 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   s->theta = calloc (N * (size_t) d, sizeof (float));
   s->theta_hat = calloc (N * (size_t) d, sizeof (float));
   s->cand = calloc (N * (size_t) K, sizeof (int32_t));
-  if (!s->slots || !s->envs || !s->theta || !s->theta_hat || !s->cand)
+  if (dyn.boredom)
+    s->bored = calloc (N * (size_t) n_topics, sizeof *s->bored);
+  if (!s->slots || !s->envs || !s->theta || !s->theta_hat || !s->cand || (dyn.boredom && !s->bored))
     goto nomem;
   for (int t = 0; t < s->n_slots; t++) {
     s_slot_t *sl = &s->slots[t];
@@ -569,6 +617,9 @@ static void s_reset (ra_sim_t *s, int i0, int i1, const uint64_t *seeds, const u
     e->user = (ra_content_user_t) { .topic = core.topic, .exposure = 0, .satisfaction = 0.5f };
     s_new_session_budget (sl, e);   /* 3.2 */
     e->steps = e->sess_steps = e->sess_clicks = 0;
+    e->streak = 0;
+    if (s->bored)
+      ra_boredom_reset (s->bored + (size_t) i * s->n_topics, s->n_topics);
     e->near_topic = s_near_topic (&sl->cat, theta_hat);
     e->last_click = -1;
     e->last_watch = 0;
@@ -603,6 +654,10 @@ static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const r
       v[r] = (aff[r] + RA_CONTENT_CLICKBAIT_ATTRACTION * sl->clickbait[j]) * sl->inv_temp;   /* 4.1 */
       watch[r] = 0;
     }
+    ra_boredom_topic_t *bored = s->bored ? s->bored + (size_t) i * s->n_topics : NULL;
+    if (bored)   /* 12.2 topic boredom lowers the utility */
+      for (int r = 0; r < k; r++)
+        v[r] -= ra_boredom_penalty (&s->dyn.bored, &bored[sl->cat.topic[item[r]]], e->steps);
     float regret = 0, oracle_value = e->oracle_value;
     if (s->oracle) {   /* 4.3 regret of the shown slate against the best one, both expected */
       float g[S_MAX_SLATE];
@@ -623,21 +678,35 @@ static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const r
         float q = sl->quality[j], c = sl->clickbait[j];
         float phi = s_watch_frac (aff[r], q, c, u->satisfaction);   /* 5.1 */
         float wt = sl->length[j] * phi;
-        if (wt > u->budget)
-          wt = u->budget;
+        if (s->dyn.time_budget) {
+          if (wt > u->budget)
+            wt = u->budget;
+          u->budget -= wt;                                          /* 5.2 */
+        }
         watch[r] = wt;
         total_watch += wt;
-        u->budget -= wt;                                            /* 5.2 */
         u->exposure = sl->memory * u->exposure + (q - c);           /* 6.1 */
         u->satisfaction = s_sigmoid (sl->kappa * u->exposure);      /* 6.2 */
-        const float *x = sl->feat + (size_t) j * f;
-        ra_users_drift (theta, x, sl->drift * phi, d);               /* 3.3 */
-        ra_users_drift (theta_hat, x, sl->drift * phi, d);
+        if (s->dyn.drift) {
+          const float *x = sl->feat + (size_t) j * f;
+          ra_users_drift (theta, x, sl->drift * phi, d);             /* 3.3 */
+          ra_users_drift (theta_hat, x, sl->drift * phi, d);
+        }
+        if (bored)
+          ra_boredom_consume (&s->dyn.bored, &bored[sl->cat.topic[j]], e->steps, phi);   /* 12.2 */
         e->last_click = r;
       }
-      e->near_topic = s_near_topic (&sl->cat, theta_hat);
+      if (s->dyn.drift)
+        e->near_topic = s_near_topic (&sl->cat, theta_hat);
     }
-    u->budget -= RA_CONTENT_BROWSE_COST;                             /* 5.2 */
+    bool ended;
+    if (s->dyn.time_budget) {
+      u->budget -= s->dyn.budget.step_cost;                          /* 5.2 */
+      ended = u->budget <= 0;
+    } else {   /* 12.3 the session ends at RA_CONTENT_PATIENCE slates in a row without a click */
+      e->streak = n_clicks > 0 ? 0 : e->streak + 1;
+      ended = e->streak >= RA_CONTENT_PATIENCE;
+    }
     e->steps++;
     e->sess_steps++;
     e->sess_clicks += n_clicks;
@@ -646,9 +715,11 @@ static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const r
       e->last_items[r] = item[r];
 
     /* 7 session end: leave (churn or a delay past the horizon) or return after the delay */
-    bool ended = u->budget <= 0, returned = false, left = false;
+    bool returned = false, left = false;
     float away = 0;
-    if (ended) {
+    if (ended && !s->dyn.ret) {   /* 12.4 no return: the episode ends with the session */
+      left = true;
+    } else if (ended) {
       float s_gap = 0.5f - u->satisfaction;
       float p_leave = s_sigmoid (RA_CONTENT_CHURN_BIAS + sl->churn_sens * s_gap);          /* 7.1 */
       if (ra_rng_uniform (&e->rng) < p_leave) {
@@ -665,6 +736,9 @@ static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const r
           u->time_away = delay;
           s_new_session_budget (sl, e);   /* 3.2 */
           e->sess_steps = e->sess_clicks = 0;
+          e->streak = 0;
+          if (bored)   /* 12.2 hours away clear every topic's boredom */
+            ra_boredom_reset (bored, s->n_topics);
         }
       }
     }

@@ -27,6 +27,8 @@ extern const ra_sim_class_t ra_content_class;
 #define RA_CONTENT_LENGTH_MAX 60.0f
 #define RA_CONTENT_BUDGET_MAX 600.0f         /* session time budgets are clamped to [1, MAX] minutes (3.2) */
 #define RA_CONTENT_DELAY_NORM 168.0f         /* hours: the obs scale of the time away (9.1), the horizon's max */
+#define RA_CONTENT_PATIENCE 3                /* slates in a row without a click that end a session when
+                                                dynamics.time_budget is off (12.3) */
 
 /* Task parameters, in the order describe_task lists them after "split" and "id". */
 enum { RA_CONTENT_P_WORLD_SEED = 0, RA_CONTENT_P_TOPIC_SKEW, RA_CONTENT_P_ITEM_NOISE,
