@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "env/core/dynamics.h"
 #include "env/sims/content.h"
 #include "env/sims/registry.h"
 #include "sim_harness.h"
@@ -774,4 +775,170 @@ Test (content, render_describes_the_user_and_last_slate)
   cr_assert_eq (strlen (small), 7u);
   h_fini (&h);
   E->destroy (&sim);
+}
+
+/* ---- shared dynamics switches (section 12) ---- */
+
+static ra_kv_t s_bool (const char *key, bool on)
+{
+  return (ra_kv_t) { .key = key, .type = RA_KV_BOOL, .num = on };
+}
+
+Test (content, every_dynamics_key_is_listed_and_bad_values_name_it)
+{
+  ra_dynamics_t lib;
+  ra_dynamics_defaults (&lib);
+  ra_kv_t kv[RA_DYNAMICS_N_KEYS];
+  cr_assert_eq (ra_dynamics_defaults_kv (&lib, kv, RA_DYNAMICS_N_KEYS), RA_DYNAMICS_N_KEYS);
+  for (int q = 0; q < RA_DYNAMICS_N_KEYS; q++) {
+    int found = 0;
+    for (int c = 0; c < E->n_config_defaults; c++)
+      found += strcmp (E->config_defaults[c].key, kv[q].key) == 0 && E->config_defaults[c].type == kv[q].type;
+    cr_assert_eq (found, 1, "%s listed %d times in config_defaults", kv[q].key, found);
+  }
+  const struct { const char *key; double v; } bad[] = {
+    { "dynamics.boredom_rise", 1.5 }, { "dynamics.boredom_decay", 0 }, { "dynamics.boredom_timeout", 0 },
+    { "dynamics.boredom_weight", -1 }, { "dynamics.budget_mean", 700 }, { "dynamics.budget_spread", 0.5 },
+    { "dynamics.budget_step_cost", 0 }, { "dynamics.budget_refund", 0.5 }, { "dynamics.return_delay_min", -1 },
+    { "dynamics.return_churn_max", 2 }, { "dynamics.return_max_sessions", 0 },
+  };
+  for (size_t q = 0; q < sizeof bad / sizeof bad[0]; q++)
+    s_expect_bad_config (bad[q].key, (ra_kv_t) { .key = bad[q].key, .type = RA_KV_NUM, .num = bad[q].v }, "range");
+  ra_kv_t mapped[] = { { .key = "dynamics.budget_mean", .type = RA_KV_NUM, .num = 12 } };
+  ra_sim_t *sim = s_make (1, 1, mapped, 1, NULL);
+  ra_content_view_t v;
+  ra_content_view (sim, 0, &v);
+  cr_assert_eq (v.params[RA_CONTENT_P_TIME_BUDGET], 12);
+  E->destroy (&sim);
+}
+
+typedef struct {
+  long steps, clicks, ends, returns, theta_moved, theta_kept, budget_spent, patience_ends, other_ends;
+  int max_session;
+} dyn_stats_t;
+
+/* Random play of n envs for `steps` steps under cfg (resetting terminated envs); checks every
+   observation against the declared bounds and the session and termination flags. */
+static dyn_stats_t s_dyn_run (const ra_kv_t *cfg, int n_cfg, int n, int steps)
+{
+  dyn_stats_t st = { 0 };
+  ra_sim_t *sim = s_make (n, 21, cfg, n_cfg, NULL);
+  harness_t h;
+  h_init (&h, E->spec (sim), n);
+  const ra_sim_spec_t *sp = h.spec;
+  const int k = sp->slate_size, d = 16;
+  int fc = h_info_index (&h, "clicked"), fe = h_info_index (&h, "session_ended");
+  int fr = h_info_index (&h, "returned"), fl = h_info_index (&h, "left"), fs = h_info_index (&h, "session");
+  float *theta = calloc ((size_t) n * d, sizeof (float));
+  int *streak = calloc ((size_t) n, sizeof (int));
+  int32_t *act = calloc ((size_t) n * k, sizeof (int32_t));
+  ra_rng_t rng;
+  ra_rng_seed (&rng, 4, 0);
+  E->reset (sim, 0, n, NULL, NULL, &h.buf);
+  for (int t = 0; t <= steps; t++) {
+    for (int f = 0; f < sp->n_obs; f++) {
+      double x;
+      size_t bad = h_obs_first_out_of_bounds (&h, f, n, &x);
+      cr_assert_eq (bad, (size_t) n * h_numel (&sp->obs[f]), "step %d field %s elem %zu = %g", t, sp->obs[f].name, bad, x);
+    }
+    if (t == steps)
+      break;
+    for (int i = 0; i < n; i++) {
+      ra_content_view_t v;
+      ra_content_view (sim, i, &v);
+      memcpy (theta + (size_t) i * d, v.theta, d * sizeof (float));
+      h_random_slate (&rng, sp->num_candidates, k, act + (size_t) i * k);
+    }
+    E->step (sim, 0, n, act, &h.buf);
+    for (int i = 0; i < n; i++) {
+      ra_content_view_t v;
+      ra_content_view (sim, i, &v);
+      int nc = 0;
+      for (int r = 0; r < k; r++)
+        nc += U8 (h, fc, i * k + r);
+      st.steps++;
+      st.clicks += nc;
+      if (nc > 0) {
+        bool moved = memcmp (theta + (size_t) i * d, v.theta, d * sizeof (float)) != 0;
+        st.theta_moved += moved;
+        st.theta_kept += !moved;
+      } else {
+        CHECK (memcmp (theta + (size_t) i * d, v.theta, d * sizeof (float)) == 0, "theta moved without a click");
+      }
+      st.budget_spent += v.user->budget != v.user->budget0;
+      streak[i] = nc > 0 ? 0 : streak[i] + 1;
+      uint8_t e = U8 (h, fe, i), ret = U8 (h, fr, i), left = U8 (h, fl, i);
+      CHECK (h.buf.terminated[i] == left && e == (ret || left) && !(ret && left), "ended %d returned %d left %d", e, ret, left);
+      if (e) {
+        st.patience_ends += streak[i] >= RA_CONTENT_PATIENCE;
+        st.other_ends += streak[i] < RA_CONTENT_PATIENCE;
+        streak[i] = 0;
+      }
+      st.ends += e;
+      st.returns += ret;
+      if (I32 (h, fs, i) > st.max_session)
+        st.max_session = I32 (h, fs, i);
+    }
+    E->reset (sim, 0, n, NULL, h.buf.terminated, &h.buf);
+    for (int i = 0; i < n; i++)
+      if (h.buf.terminated[i])
+        streak[i] = 0;
+  }
+  free (theta);
+  free (streak);
+  free (act);
+  h_fini (&h);
+  E->destroy (&sim);
+  return st;
+}
+
+Test (content, drift_switch_fixes_interest_when_off)
+{
+  ra_kv_t cfg[] = { s_bool ("dynamics.drift", false) };
+  dyn_stats_t on = s_dyn_run (NULL, 0, 64, 100), off = s_dyn_run (cfg, 1, 64, 100);
+  cr_assert_gt (on.theta_moved, 500, "3.3 drift is on by default");
+  cr_assert_eq (off.theta_moved, 0, "no drift with dynamics.drift off");
+  cr_assert_gt (off.theta_kept, 500);
+}
+
+Test (content, boredom_switch_lowers_clicks_on_consumed_topics)
+{
+  ra_kv_t cfg[] = { s_bool ("dynamics.boredom", true), { .key = "dynamics.boredom_weight", .type = RA_KV_NUM, .num = 4 } };
+  dyn_stats_t off = s_dyn_run (NULL, 0, 128, 100), on = s_dyn_run (cfg, 2, 128, 100);
+  double ctr_off = (double) off.clicks / off.steps, ctr_on = (double) on.clicks / on.steps;
+  cr_assert_lt (ctr_on, 0.95 * ctr_off, "boredom lowers clicks: %g on, %g off", ctr_on, ctr_off);
+}
+
+Test (content, time_budget_switch_ends_sessions_by_patience_instead)
+{
+  ra_kv_t cfg[] = { s_bool ("dynamics.time_budget", false) };
+  dyn_stats_t on = s_dyn_run (NULL, 0, 128, 150), off = s_dyn_run (cfg, 1, 128, 150);
+  cr_assert_gt (on.budget_spent, 1000);
+  cr_assert_gt (on.other_ends, 50, "the budget ends sessions after clicks too (%ld)", on.other_ends);
+  cr_assert_eq (off.budget_spent, 0, "no budget is spent with dynamics.time_budget off");
+  cr_assert_eq (off.other_ends, 0, "only %d slates without a click end a session", RA_CONTENT_PATIENCE);
+  cr_assert_gt (off.patience_ends, 50);
+}
+
+Test (content, return_switch_off_ends_the_episode_at_the_first_session_end)
+{
+  ra_kv_t cfg[] = { s_bool ("dynamics.return", false) };
+  dyn_stats_t on = s_dyn_run (NULL, 0, 64, 150), off = s_dyn_run (cfg, 1, 64, 150);
+  cr_assert_gt (on.returns, 100);
+  cr_assert_gt (on.max_session, 2);
+  cr_assert_eq (off.returns, 0);
+  cr_assert_eq (off.max_session, 0, "every episode is one session");
+  cr_assert_gt (off.ends, 100);
+}
+
+Test (content, every_dynamics_combination_stays_inside_bounds)
+{
+  const char *keys[] = { "dynamics.drift", "dynamics.boredom", "dynamics.time_budget", "dynamics.return" };
+  for (int m = 0; m < 16; m++) {
+    ra_kv_t cfg[5];
+    for (int q = 0; q < 4; q++)
+      cfg[q] = s_bool (keys[q], m >> q & 1);
+    cfg[4] = (ra_kv_t) { .key = "oracle", .type = RA_KV_BOOL, .num = 1 };
+    s_dyn_run (cfg, 5, 16, 120);
+  }
 }

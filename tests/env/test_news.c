@@ -783,3 +783,188 @@ Test (news, render_describes_the_user_and_last_slate)
   h_fini (&h);
   E->destroy (&sim);
 }
+
+/* ---- shared dynamics switches (section 11) ---- */
+
+static ra_kv_t s_bool (const char *key, bool on)
+{
+  return (ra_kv_t) { .key = key, .type = RA_KV_BOOL, .num = on };
+}
+
+Test (news, every_dynamics_key_is_listed_and_bad_values_name_it)
+{
+  ra_dynamics_t lib;
+  ra_dynamics_defaults (&lib);
+  ra_kv_t kv[RA_DYNAMICS_N_KEYS];
+  cr_assert_eq (ra_dynamics_defaults_kv (&lib, kv, RA_DYNAMICS_N_KEYS), RA_DYNAMICS_N_KEYS);
+  for (int q = 0; q < RA_DYNAMICS_N_KEYS; q++) {
+    int found = 0;
+    for (int c = 0; c < E->n_config_defaults; c++)
+      found += strcmp (E->config_defaults[c].key, kv[q].key) == 0 && E->config_defaults[c].type == kv[q].type;
+    cr_assert_eq (found, 1, "%s listed %d times in config_defaults", kv[q].key, found);
+  }
+  /* 11.2-11.4 ranges beyond the shared ones: the mapped and fixed keys */
+  const struct { const char *key; double v; } bad[] = {
+    { "dynamics.boredom_rise", 1.5 }, { "dynamics.boredom_decay", 0 }, { "dynamics.boredom_decay", 1 },
+    { "dynamics.boredom_timeout", 0 }, { "dynamics.boredom_weight", -1 }, { "dynamics.budget_mean", 0.5 },
+    { "dynamics.budget_spread", 0.3 }, { "dynamics.budget_step_cost", 0 }, { "dynamics.budget_refund", 0.5 },
+    { "dynamics.return_delay_min", -1 }, { "dynamics.return_churn_max", 2 }, { "dynamics.return_max_sessions", 0 },
+    { "drift", 2 },
+  };
+  for (size_t q = 0; q < sizeof bad / sizeof bad[0]; q++)
+    s_expect_bad_config (bad[q].key, (ra_kv_t) { .key = bad[q].key, .type = RA_KV_NUM, .num = bad[q].v }, "range");
+  ra_kv_t both[] = { { .key = "dynamics.return_delay_min", .type = RA_KV_NUM, .num = 5 },
+                     { .key = "dynamics.return_delay_max", .type = RA_KV_NUM, .num = 2 } };
+  ra_sim_args_t a = { .config = both, .n_config = 2, .num_envs = 1 };
+  ra_sim_t *sim = NULL;
+  ra_error_t err;
+  cr_assert_eq (E->create (&a, &sim, &err), RA_ERR_BAD_CONFIG);
+  cr_assert_neq (strstr (err.message, "dynamics.return_delay_max"), NULL, "%s", err.message);
+  /* the mapped keys set the default task (11.2, 11.3) */
+  ra_kv_t mapped[] = { { .key = "dynamics.boredom_rise", .type = RA_KV_NUM, .num = 0.7 },
+                       { .key = "dynamics.boredom_decay", .type = RA_KV_NUM, .num = exp (-0.5) },
+                       { .key = "dynamics.budget_mean", .type = RA_KV_NUM, .num = 12 } };
+  sim = s_make (1, 1, mapped, 3, NULL);
+  ra_news_view_t v;
+  ra_news_view (sim, 0, &v);
+  cr_assert_eq (v.params[RA_NEWS_P_SATIATION_RATE], 0.7);
+  cr_assert_float_eq (v.params[RA_NEWS_P_SATIATION_RECOVERY], 2.0, 1e-9);
+  cr_assert_eq (v.params[RA_NEWS_P_TIME_BUDGET], 12);
+  E->destroy (&sim);
+}
+
+/* Random play of n envs for `steps` steps under cfg, resetting terminated envs; checks every
+   observation against the declared bounds and returns totals. */
+typedef struct {
+  long steps, clicks, ends, theta_moved, theta_kept, sat_nonzero, budget_ends, returns, multi_session;
+  int max_session;
+} dyn_stats_t;
+
+static dyn_stats_t s_dyn_run (const ra_kv_t *cfg, int n_cfg, int n, int steps)
+{
+  dyn_stats_t st = { 0 };
+  ra_sim_t *sim = s_make (n, 21, cfg, n_cfg, NULL);
+  harness_t h;
+  h_init (&h, E->spec (sim), n);
+  const ra_sim_spec_t *sp = h.spec;
+  const int k = sp->slate_size, d = 16;
+  int fc = h_info_index (&h, "clicked"), fs = h_info_index (&h, "session"), fr = h_info_index (&h, "returned");
+  float *theta = calloc ((size_t) n * d, sizeof (float));
+  int32_t *act = calloc ((size_t) n * k, sizeof (int32_t));
+  ra_rng_t rng;
+  ra_rng_seed (&rng, 4, 0);
+  E->reset (sim, 0, n, NULL, NULL, &h.buf);
+  for (int t = 0; t <= steps; t++) {
+    for (int f = 0; f < sp->n_obs; f++) {
+      double x;
+      size_t bad = h_obs_first_out_of_bounds (&h, f, n, &x);
+      cr_assert_eq (bad, (size_t) n * h_numel (&sp->obs[f]), "step %d field %s elem %zu = %g", t, sp->obs[f].name, bad, x);
+    }
+    if (t == steps)
+      break;
+    for (int i = 0; i < n; i++) {
+      ra_news_view_t v;
+      ra_news_view (sim, i, &v);
+      memcpy (theta + (size_t) i * d, v.theta, d * sizeof (float));
+      h_random_slate (&rng, sp->num_candidates, k, act + (size_t) i * k);
+    }
+    E->step (sim, 0, n, act, &h.buf);
+    for (int i = 0; i < n; i++) {
+      ra_news_view_t v;
+      ra_news_view (sim, i, &v);
+      int nc = 0;
+      for (int r = 0; r < k; r++)
+        nc += ((uint8_t *) h.buf.info[fc])[i * k + r];
+      st.steps++;
+      st.clicks += nc;
+      if (nc > 0) {
+        bool moved = memcmp (theta + (size_t) i * d, v.theta, d * sizeof (float)) != 0;
+        st.theta_moved += moved;
+        st.theta_kept += !moved;
+      } else {
+        CHECK (memcmp (theta + (size_t) i * d, v.theta, d * sizeof (float)) == 0, "theta moved without a click");
+      }
+      for (int q = 0; q < v.n_topics; q++)
+        st.sat_nonzero += ra_boredom_level (v.satiation_model, &v.satiation[q], v.now) > 0;
+      bool ended_by_patience = (float) v.streak >= v.user->patience;
+      if (h.buf.terminated[i] && !ended_by_patience)
+        st.budget_ends++;
+      st.ends += h.buf.terminated[i];
+      if (fs >= 0) {
+        int32_t sess = ((int32_t *) h.buf.info[fs])[i];
+        uint8_t ret = ((uint8_t *) h.buf.info[fr])[i];
+        CHECK (sess == v.session && (!ret || !h.buf.terminated[i]), "session %d returned %d", sess, ret);
+        st.returns += ret;
+        st.multi_session += h.buf.terminated[i] && sess > 0;
+        if (sess > st.max_session)
+          st.max_session = sess;
+      }
+    }
+    E->reset (sim, 0, n, NULL, h.buf.terminated, &h.buf);
+  }
+  free (theta);
+  free (act);
+  h_fini (&h);
+  E->destroy (&sim);
+  return st;
+}
+
+Test (news, drift_switch_moves_interest_toward_clicked_articles)
+{
+  ra_kv_t on[] = { s_bool ("dynamics.drift", true) };
+  dyn_stats_t off = s_dyn_run (NULL, 0, 64, 100), dr = s_dyn_run (on, 1, 64, 100);
+  cr_assert_eq (off.theta_moved, 0, "drift is off by default");
+  cr_assert_gt (off.theta_kept, 500);
+  cr_assert_gt (dr.theta_moved, 500);
+  cr_assert_eq (dr.theta_kept, 0, "every click moves theta (rate 0.1)");
+}
+
+Test (news, boredom_switch_turns_satiation_off)
+{
+  ra_kv_t cfg[] = { s_bool ("dynamics.boredom", false) };
+  dyn_stats_t on = s_dyn_run (NULL, 0, 128, 100), off = s_dyn_run (cfg, 1, 128, 100);
+  cr_assert_gt (on.sat_nonzero, 1000);
+  cr_assert_eq (off.sat_nonzero, 0, "no satiation with dynamics.boredom off");
+  double ctr_on = (double) on.clicks / on.steps, ctr_off = (double) off.clicks / off.steps;
+  cr_assert_gt (ctr_off, 1.1 * ctr_on, "satiation lowers clicks: %g on, %g off", ctr_on, ctr_off);
+}
+
+Test (news, time_budget_switch_leaves_only_patience_to_end_sessions)
+{
+  ra_kv_t cfg[] = { s_bool ("dynamics.time_budget", false) };
+  dyn_stats_t on = s_dyn_run (NULL, 0, 128, 150), off = s_dyn_run (cfg, 1, 128, 150);
+  cr_assert_gt (on.budget_ends, 50, "the time budget ends sessions by default (%ld)", on.budget_ends);
+  cr_assert_eq (off.budget_ends, 0, "with the budget off only patience ends a session");
+  cr_assert_gt (off.ends, 50);
+  cr_assert_lt (off.ends, on.ends);
+}
+
+Test (news, return_switch_makes_episodes_span_sessions)
+{
+  ra_kv_t cfg[] = { s_bool ("dynamics.return", true),
+                    { .key = "dynamics.return_max_sessions", .type = RA_KV_NUM, .num = 4 } };
+  dyn_stats_t off = s_dyn_run (NULL, 0, 64, 150), on = s_dyn_run (cfg, 2, 64, 150);
+  cr_assert_eq (off.returns, 0);
+  cr_assert_gt (on.returns, 100, "users come back (%ld returns)", on.returns);
+  cr_assert_gt (on.multi_session, 20, "episodes end after several sessions (%ld)", on.multi_session);
+  cr_assert_eq (on.max_session, 3, "at most return_max_sessions sessions");
+  cr_assert_lt (on.ends, off.ends);
+  ra_sim_t *sim = s_make (1, 1, cfg, 2, NULL);
+  const ra_sim_spec_t *sp = E->spec (sim);
+  cr_assert_eq (sp->n_info, 7);
+  cr_assert_str_eq (sp->info[5].name, "session");
+  cr_assert_str_eq (sp->info[6].name, "returned");
+  E->destroy (&sim);
+}
+
+Test (news, every_dynamics_combination_stays_inside_bounds)
+{
+  const char *keys[] = { "dynamics.drift", "dynamics.boredom", "dynamics.time_budget", "dynamics.return" };
+  for (int m = 0; m < 16; m++) {
+    ra_kv_t cfg[5];
+    for (int q = 0; q < 4; q++)
+      cfg[q] = s_bool (keys[q], m >> q & 1);
+    cfg[4] = (ra_kv_t) { .key = "oracle", .type = RA_KV_BOOL, .num = 1 };
+    s_dyn_run (cfg, 5, 16, 120);
+  }
+}
