@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "env/core/rng.h"
+#include "env/core/users.h"
 
 ra_err_t ra_catalog_init (ra_catalog_t *c, int n_items, int n_topics, int dim, ra_error_t *err)
 {
@@ -167,4 +168,60 @@ int ra_catalog_sample_topic (const ra_catalog_t *c, double u)
     if (u < c->topic_cdf[t])
       return t;
   return c->n_topics - 1;
+}
+
+int ra_catalog_near_topic (const ra_catalog_t *c, const float *theta_hat)
+{
+  int best = 0;
+  float bv = -INFINITY;
+  for (int t = 0; t < c->n_topics; t++) {
+    float v = ra_users_dot (c->centres + (size_t) t * c->dim, theta_hat, c->dim);
+    if (v > bv) {
+      bv = v;
+      best = t;
+    }
+  }
+  return best;
+}
+
+void ra_catalog_retrieve (const ra_catalog_t *c, int near_topic, int n_near, int K, ra_rng_t *rng_p,
+                          int32_t *cand)
+{
+  ra_rng_t rng = *rng_p;   /* a local copy stays in registers (no store-forwarding stalls) */
+  uint64_t filt[16];       /* 1024-bit filter of the ids drawn so far */
+  memset (filt, 0, sizeof filt);
+  const int32_t *list = c->by_topic + c->topic_start[near_topic];
+  uint32_t n_list = (uint32_t) (c->topic_start[near_topic + 1] - c->topic_start[near_topic]);
+  for (int r = 0; r < K; r++) {
+    int32_t id = -1;
+    for (int attempt = 0; attempt < 64; attempt++) {
+      int32_t x;
+      if (r < n_near && attempt < 4 && n_list > 0)
+        x = list[ra_rng_below (&rng, n_list)];
+      else
+        x = (int32_t) ra_rng_below (&rng, (uint32_t) c->n_items);
+      uint64_t bit = (uint64_t) 1 << (x & 63);
+      int w = (x >> 6) & 15;
+      bool dup = false;
+      if (filt[w] & bit)
+        for (int q = 0; q < r && !dup; q++)
+          dup = cand[q] == x;
+      if (!dup) {
+        id = x;
+        break;
+      }
+    }
+    if (id < 0) {   /* 64 collisions in a row: the smallest unused id (deterministic) */
+      for (int32_t x = 0; id < 0; x++) {
+        bool dup = false;
+        for (int q = 0; q < r && !dup; q++)
+          dup = cand[q] == x;
+        if (!dup)
+          id = x;
+      }
+    }
+    filt[(id >> 6) & 15] |= (uint64_t) 1 << (id & 63);
+    cand[r] = id;
+  }
+  *rng_p = rng;
 }

@@ -10,6 +10,8 @@
 
 #include <stdint.h>
 
+#include "env/core/rng.h"
+
 #include "protocol/err.h"
 
 #define RA_CATALOG_PRICE_MIN 0.1    /* prices are clamped to [MIN, MAX] (price units) */
@@ -53,5 +55,17 @@ void ra_catalog_build (ra_catalog_t *c, const ra_catalog_params_t *p);
 int ra_catalog_sample_topic (const ra_catalog_t *c, double u);
 /* Maps a price to the public log-price feature in [0, 1]. */
 float ra_catalog_logprice_feature (double price);
+
+/* The topic whose centre has the largest dot product with theta_hat (dim floats); ties go to the
+   lowest topic. O(n_topics * dim). */
+int ra_catalog_near_topic (const ra_catalog_t *c, const float *theta_hat);
+
+/* Candidate retrieval (docs/sims/ecommerce.md 8.1, shared by ECommerce-v1, Ads-v1 and
+   Content-v1): K distinct item ids into cand[0..K), the first n_near drawn from near_topic's
+   items (up to 4 tries each), the rest uniform over the catalog; duplicates are rejected through
+   a 1024-bit filter, then a scan of the ids so far; after 64 collisions in a row the smallest
+   unused id is taken (deterministic). Advances *rng. No allocation. O(K^2) worst case. */
+void ra_catalog_retrieve (const ra_catalog_t *c, int near_topic, int n_near, int K, ra_rng_t *rng,
+                          int32_t *cand);
 
 #endif

@@ -250,64 +250,6 @@ static inline float s_gain (const ra_sim_t *s, const s_slot_t *sl, const float *
          + s->w[RA_ADS_M_REVENUE] * pay;
 }
 
-static int s_near_topic (const ra_catalog_t *c, const float *theta_hat)
-{
-  int best = 0;
-  float bv = -INFINITY;
-  for (int t = 0; t < c->n_topics; t++) {
-    float v = ra_users_dot (c->centres + (size_t) t * c->dim, theta_hat, c->dim);
-    if (v > bv) {
-      bv = v;
-      best = t;
-    }
-  }
-  return best;
-}
-
-/* 3.2 retrieval (as ECommerce-v1's 8.1): n_near draws from the user's estimated topic, the rest
-   uniform over the catalog, all distinct (rejection against a 1024-bit filter, then a scan). */
-static void s_retrieve (const ra_sim_t *s, const ra_catalog_t *c, s_env_t *e, int32_t *cand)
-{
-  ra_rng_t rng = e->rng;   /* a local copy stays in registers (no store-forwarding stalls) */
-  uint64_t filt[16];
-  memset (filt, 0, sizeof filt);
-  const int K = s->K;
-  const int32_t *list = c->by_topic + c->topic_start[e->near_topic];
-  uint32_t n_list = (uint32_t) (c->topic_start[e->near_topic + 1] - c->topic_start[e->near_topic]);
-  for (int r = 0; r < K; r++) {
-    int32_t id = -1;
-    for (int attempt = 0; attempt < 64; attempt++) {
-      int32_t x;
-      if (r < s->n_near && attempt < 4 && n_list > 0)
-        x = list[ra_rng_below (&rng, n_list)];
-      else
-        x = (int32_t) ra_rng_below (&rng, (uint32_t) s->n_items);
-      uint64_t bit = (uint64_t) 1 << (x & 63);
-      int w = (x >> 6) & 15;
-      bool dup = false;
-      if (filt[w] & bit)
-        for (int q = 0; q < r && !dup; q++)
-          dup = cand[q] == x;
-      if (!dup) {
-        id = x;
-        break;
-      }
-    }
-    if (id < 0) {   /* 64 collisions in a row: the smallest unused id (deterministic) */
-      for (int32_t x = 0; id < 0; x++) {
-        bool dup = false;
-        for (int q = 0; q < r && !dup; q++)
-          dup = cand[q] == x;
-        if (!dup)
-          id = x;
-      }
-    }
-    filt[(id >> 6) & 15] |= (uint64_t) 1 << (id & 63);
-    cand[r] = id;
-  }
-  e->rng = rng;
-}
-
 /* 10.1 user and candidate rows */
 static void s_write_obs (const ra_sim_t *s, int i, const s_slot_t *sl, const s_env_t *e,
                          const ra_sim_buffers_t *buf)
@@ -654,7 +596,7 @@ static void s_reset (ra_sim_t *s, int i0, int i1, const uint64_t *seeds, const u
     e->clicks = 0;
     e->annoyance = 0;
     e->revenue = 0;
-    e->near_topic = s_near_topic (&sl->cat, theta_hat);
+    e->near_topic = ra_catalog_near_topic (&sl->cat, theta_hat);
     e->last_clicks = 0;
     e->last_revenue = 0;
     for (int r = 0; r < S_MAX_SLATE; r++)
@@ -666,7 +608,8 @@ static void s_reset (ra_sim_t *s, int i0, int i1, const uint64_t *seeds, const u
       ra_boredom_reset (s->bored + (size_t) i * s->n_topics, s->n_topics);
     if (s->dyn.time_budget)
       e->tbudget = ra_time_budget_draw (&s->dyn.budget, &e->rng);
-    s_retrieve (s, &sl->cat, e, s->cand + (size_t) i * s->K);
+    ra_catalog_retrieve (&sl->cat, e->near_topic, s->n_near, s->K, &e->rng,
+                         s->cand + (size_t) i * s->K);
     s_write_obs (s, i, sl, e, buf);
     memset ((float *) buf->obs[S_OBS_RESPONSE] + (size_t) i * s->f_resp, 0, (size_t) s->f_resp * sizeof (float));
     if (s->oracle)
@@ -742,7 +685,7 @@ static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const r
           ra_boredom_consume (&s->dyn.bored, bored + c->topic[j], e->clock, 1.0f);
       }
       if (s->dyn.drift)
-        e->near_topic = s_near_topic (c, s->theta_hat + (size_t) i * d);
+        e->near_topic = ra_catalog_near_topic (c, s->theta_hat + (size_t) i * d);
     }
     /* 6.1 annoyance, then 6.2 leave */
     float A = (1.0f - RA_ADS_ANNOY_DECAY) * e->annoyance + sl->annoy_rate * irrelevant;
@@ -799,7 +742,7 @@ static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const r
       resp[k + r] = converted[r];
       resp[2 * k + r] = revenue[r] > 0;
     }
-    s_retrieve (s, c, e, cand);
+    ra_catalog_retrieve (c, e->near_topic, s->n_near, s->K, &e->rng, cand);
     s_write_obs (s, i, sl, e, buf);
     if (s->oracle) {
       ((float *) buf->info[S_INFO_ORACLE_REWARD])[i] = oracle_value;

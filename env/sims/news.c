@@ -425,20 +425,6 @@ static void s_oracle (const ra_sim_t *s, int i, const s_slot_t *sl, s_env_t *e)
   e->oracle_value = ra_choice_best_slate (&sl->choice, a, g, s->K, e->oracle_slate);
 }
 
-static int s_near_topic (const ra_catalog_t *c, const float *theta_hat)
-{
-  int best = 0;
-  float bv = -INFINITY;
-  for (int t = 0; t < c->n_topics; t++) {
-    float v = ra_users_dot (c->centres + (size_t) t * c->dim, theta_hat, c->dim);
-    if (v > bv) {
-      bv = v;
-      best = t;
-    }
-  }
-  return best;
-}
-
 /* ---- the class ---- */
 
 static void s_destroy (ra_sim_t **sim_p)
@@ -712,7 +698,7 @@ static void s_reset (ra_sim_t *s, int i0, int i1, const uint64_t *seeds, const u
     e->steps = e->clicks = e->streak = 0;
     e->away = e->session = 0;
     e->satisfaction = 0.5f;
-    e->near_topic = s_near_topic (&sl->world, theta_hat);
+    e->near_topic = ra_catalog_near_topic (&sl->world, theta_hat);
     e->last_clicks = 0;
     e->last_dwell = 0;
     for (int r = 0; r < S_MAX_SLATE; r++)
@@ -798,7 +784,7 @@ static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const r
         }
       }
       if (s->dyn.drift)
-        e->near_topic = s_near_topic (&sl->world, s->theta_hat + (size_t) i * d);
+        e->near_topic = ra_catalog_near_topic (&sl->world, s->theta_hat + (size_t) i * d);
       e->streak = 0;
     } else {
       e->streak++;
