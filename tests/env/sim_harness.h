@@ -1,8 +1,9 @@
 /*  tests/env/sim_harness.h - test-only helpers: caller-owned buffers for a sim batch and a
     random valid slate generator, dtype-aware obs recording and bounds checks, and the checks
     every simulator suite runs the same way (make, bad config, recorded random runs, oracle vs
-    random play, random-play statistics), parametrised by the sim class. Header-only (static
-    functions); one copy per suite. The sim-level helpers assert with Criterion.              */
+    random play, random-play statistics, the shared dynamics.* switches), parametrised by the
+    sim class. Header-only (static functions); one copy per suite. The sim-level helpers assert
+    with Criterion.                                                                          */
 #ifndef RA_TESTS_ENV_SIM_HARNESS_H
 #define RA_TESTS_ENV_SIM_HARNESS_H
 
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "env/core/dynamics.h"
 #include "env/core/rng.h"
 #include "env/core/sim.h"
 #include "protocol/tensor.h"
@@ -408,6 +410,143 @@ static inline void h_random_play_stats (const ra_sim_class_t *cls, int n, int st
   free (act);
   h_fini (&h);
   cls->destroy (&sim);
+}
+
+/* ---- the shared dynamics (dynamics.* config), checked the same way in every sim that has them ---- */
+
+/* One dynamics.* config entry, bool or number: S_B ("drift", 1), S_N ("budget_mean", 4). */
+#define S_B(name, v) { .key = "dynamics." name, .type = RA_KV_BOOL, .num = (v) }
+#define S_N(name, v) { .key = "dynamics." name, .type = RA_KV_NUM, .num = (v) }
+
+typedef struct {
+  long clicks, env_steps, ends, returns;
+  int max_session_len, max_returns;       /* longest session; most returns in one episode */
+  long long_sessions;                     /* sessions longer than 4 steps */
+} h_dyn_stats_t;
+
+/* Runs n envs of cls (seed 5) for `steps` steps, slate {0..k-1} when fixed else random (rng seed
+   9); checks every obs inside its bounds, and with return on that "session" counts the returns of
+   the episode and no step both returns and ends. */
+static inline h_dyn_stats_t h_dyn_run (const ra_sim_class_t *cls, const ra_kv_t *cfg, int n_cfg, const ra_task_t *task,
+                                       int n, int steps, bool fixed)
+{
+  ra_sim_t *sim = h_make (cls, n, 5, cfg, n_cfg, task);
+  harness_t h;
+  h_init (&h, cls->spec (sim), n);
+  const int K = h.spec->num_candidates, k = h.spec->slate_size;
+  int fc = h_info_index (&h, "clicked"), fr = h_info_index (&h, "returned"), fs = h_info_index (&h, "session");
+  ra_rng_t rng;
+  ra_rng_seed (&rng, 9, 0);
+  int32_t *act = calloc ((size_t) n * k, sizeof (int32_t));
+  int *len = calloc ((size_t) n, sizeof (int)), *ret = calloc ((size_t) n, sizeof (int));
+  h_dyn_stats_t st = { 0 };
+  cls->reset (sim, 0, n, NULL, NULL, &h.buf);
+  for (int t = 0; t < steps; t++) {
+    for (int i = 0; i < n; i++)
+      for (int r = 0; r < k; r++)
+        if (fixed)
+          act[i * k + r] = r;
+        else if (r == 0)
+          h_random_slate (&rng, K, k, act + (size_t) i * k);
+    cls->step (sim, 0, n, act, &h.buf);
+    for (int q = 0; q < n * k; q++)
+      st.clicks += ((uint8_t *) h.buf.info[fc])[q];
+    st.env_steps += n;
+    for (int i = 0; i < n; i++) {
+      bool returned = fr >= 0 && ((uint8_t *) h.buf.info[fr])[i];
+      len[i]++;
+      if (returned) {
+        if (h.buf.terminated[i])
+          cr_assert_fail ("env %d returned and ended at step %d", i, t);
+        ret[i]++;
+        st.returns++;
+      }
+      if (fs >= 0 && ((int32_t *) h.buf.info[fs])[i] != ret[i])
+        cr_assert_fail ("env %d session %d after %d returns", i, ((int32_t *) h.buf.info[fs])[i], ret[i]);
+      if (returned || h.buf.terminated[i]) {
+        st.max_session_len = len[i] > st.max_session_len ? len[i] : st.max_session_len;
+        st.long_sessions += len[i] > 4;
+        len[i] = 0;
+      }
+      if (h.buf.terminated[i]) {
+        st.ends++;
+        st.max_returns = ret[i] > st.max_returns ? ret[i] : st.max_returns;
+        ret[i] = 0;
+      }
+    }
+    cls->reset (sim, 0, n, NULL, h.buf.terminated, &h.buf);
+    for (int f = 0; f < h.spec->n_obs; f++) {
+      double val;
+      size_t q = h_obs_first_out_of_bounds (&h, f, n, &val);
+      if (q != (size_t) n * h_numel (&h.spec->obs[f]))
+        cr_assert_fail ("obs %s[%zu] = %g out of bounds at step %d", h.spec->obs[f].name, q, val, t);
+    }
+  }
+  free (act);
+  free (len);
+  free (ret);
+  h_fini (&h);
+  cls->destroy (&sim);
+  return st;
+}
+
+/* Asserts that every dynamics.* key is in cls's config_defaults with the shared defaults (drift
+   as given: it is the one a sim chooses), and that bad dynamics values are BAD_CONFIG naming the key. */
+static inline void h_check_dynamics_keys (const ra_sim_class_t *cls, bool drift)
+{
+  ra_dynamics_t d;
+  ra_dynamics_defaults (&d);
+  d.drift = drift;
+  ra_kv_t want[RA_DYNAMICS_N_KEYS];
+  cr_assert_eq (ra_dynamics_defaults_kv (&d, want, RA_DYNAMICS_N_KEYS), RA_DYNAMICS_N_KEYS);
+  for (int q = 0; q < RA_DYNAMICS_N_KEYS; q++) {
+    int found = -1;
+    for (int c = 0; c < cls->n_config_defaults; c++)
+      if (strcmp (cls->config_defaults[c].key, want[q].key) == 0)
+        found = c;
+    cr_assert_geq (found, 0, "%s is not in config_defaults", want[q].key);
+    cr_assert_eq (cls->config_defaults[found].type, want[q].type, "%s", want[q].key);
+    cr_assert_float_eq (cls->config_defaults[found].num, want[q].num, 1e-6, "%s", want[q].key);
+  }
+  h_expect_bad_config (cls, "dynamics.boredom_decay", (ra_kv_t) S_N ("boredom_decay", 0), "decay 0");
+  h_expect_bad_config (cls, "dynamics.boredom_timeout", (ra_kv_t) S_N ("boredom_timeout", 0.5), "fraction");
+  h_expect_bad_config (cls, "dynamics.return_delay_max", (ra_kv_t) S_N ("return_delay_max", 0.5), "below delay_min");
+  h_expect_bad_config (cls, "dynamics.return", (ra_kv_t) { .key = "dynamics.return", .type = RA_KV_STR, .str = "x" },
+                       "string for a bool");
+  ra_kv_t cfg[] = { S_B ("time_budget", 1), S_N ("budget_step_cost", 0) };
+  ra_sim_args_t a = { .config = cfg, .n_config = 2, .num_envs = 1, .seed = 1 };
+  ra_sim_t *sim = NULL;
+  ra_error_t err;
+  cr_assert_eq (cls->create (&a, &sim, &err), RA_ERR_BAD_CONFIG);
+  cr_assert_neq (strstr (err.message, "dynamics.budget_step_cost"), NULL, "%s", err.message);
+}
+
+/* Copies env 0's latent interest (16 floats) of sim into theta; the sim's view function reads it. */
+typedef void (*h_theta_of_fn) (ra_sim_t *sim, float theta[16]);
+
+/* Steps env 0 of a 1-env batch of cls (seed 3) with slate {0, 1, 2} until it clicked 5 times (or
+   40 steps); returns whether theta (as theta_of reads it) moved from its value at reset. */
+static inline bool h_theta_moves (const ra_sim_class_t *cls, h_theta_of_fn theta_of, const ra_kv_t *cfg, int n_cfg)
+{
+  ra_sim_t *sim = h_make (cls, 1, 3, cfg, n_cfg, NULL);
+  harness_t h;
+  h_init (&h, cls->spec (sim), 1);
+  cls->reset (sim, 0, 1, NULL, NULL, &h.buf);
+  float th0[16], th1[16];
+  theta_of (sim, th0);
+  int32_t act[3] = { 0, 1, 2 };
+  int clicks = 0;
+  for (int t = 0; t < 40 && clicks < 5 && !h.buf.terminated[0]; t++) {
+    cls->step (sim, 0, 1, act, &h.buf);
+    for (int r = 0; r < 3; r++)
+      clicks += ((uint8_t *) h.buf.info[1])[r];
+  }
+  cr_assert_gt (clicks, 0);
+  theta_of (sim, th1);
+  bool moved = memcmp (th0, th1, sizeof th0) != 0;
+  h_fini (&h);
+  cls->destroy (&sim);
+  return moved;
 }
 
 #endif

@@ -728,134 +728,29 @@ Test (ads, render_describes_the_user_and_last_slate)
 }
 /* ---- section 6.3: the shared dynamics, switched by dynamics.* config ---- */
 
-typedef struct {
-  long clicks, env_steps, ends, returns;
-  int max_session_len, max_returns;       /* longest session; most returns in one episode */
-  long long_sessions;                     /* sessions longer than 4 steps */
-} s_dyn_stats_t;
-
 /* Runs n envs (seed 5) for `steps` steps, slate {0..k-1} when fixed (the first candidates come
-   from the user's nearest topic, 3.2) else random; checks every obs inside its bounds, and with
-   return on that "session" counts the returns of the episode and no step both returns and ends. */
-static s_dyn_stats_t s_dyn_run (const ra_kv_t *cfg, int n_cfg, const ra_task_t *task, int n, int steps, bool fixed)
+   from the user's nearest topic, 3.2) else random: h_dyn_run. */
+static h_dyn_stats_t s_dyn_run (const ra_kv_t *cfg, int n_cfg, const ra_task_t *task, int n, int steps, bool fixed)
 {
-  ra_sim_t *sim = s_make (n, 5, cfg, n_cfg, task);
-  harness_t h;
-  h_init (&h, E->spec (sim), n);
-  const int K = h.spec->num_candidates, k = h.spec->slate_size;
-  int fc = h_info_index (&h, "clicked"), fr = h_info_index (&h, "returned"), fs = h_info_index (&h, "session");
-  ra_rng_t rng;
-  ra_rng_seed (&rng, 9, 0);
-  int32_t *act = calloc ((size_t) n * k, sizeof (int32_t));
-  int *len = calloc ((size_t) n, sizeof (int)), *ret = calloc ((size_t) n, sizeof (int));
-  s_dyn_stats_t st = { 0 };
-  E->reset (sim, 0, n, NULL, NULL, &h.buf);
-  for (int t = 0; t < steps; t++) {
-    for (int i = 0; i < n; i++)
-      for (int r = 0; r < k; r++)
-        if (fixed)
-          act[i * k + r] = r;
-        else if (r == 0)
-          h_random_slate (&rng, K, k, act + (size_t) i * k);
-    E->step (sim, 0, n, act, &h.buf);
-    for (int q = 0; q < n * k; q++)
-      st.clicks += ((uint8_t *) h.buf.info[fc])[q];
-    st.env_steps += n;
-    for (int i = 0; i < n; i++) {
-      bool returned = fr >= 0 && ((uint8_t *) h.buf.info[fr])[i];
-      len[i]++;
-      if (returned) {
-        CHECK (!h.buf.terminated[i], "env %d returned and ended at step %d", i, t);
-        ret[i]++;
-        st.returns++;
-      }
-      if (fs >= 0)
-        CHECK (((int32_t *) h.buf.info[fs])[i] == ret[i], "env %d session %d after %d returns", i,
-               ((int32_t *) h.buf.info[fs])[i], ret[i]);
-      if (returned || h.buf.terminated[i]) {
-        st.max_session_len = len[i] > st.max_session_len ? len[i] : st.max_session_len;
-        st.long_sessions += len[i] > 4;
-        len[i] = 0;
-      }
-      if (h.buf.terminated[i]) {
-        st.ends++;
-        st.max_returns = ret[i] > st.max_returns ? ret[i] : st.max_returns;
-        ret[i] = 0;
-      }
-    }
-    E->reset (sim, 0, n, NULL, h.buf.terminated, &h.buf);
-    for (int f = 0; f < h.spec->n_obs; f++) {
-      double val;
-      size_t q = h_obs_first_out_of_bounds (&h, f, n, &val);
-      CHECK (q == (size_t) n * h_numel (&h.spec->obs[f]), "obs %s[%zu] = %g out of bounds at step %d",
-             h.spec->obs[f].name, q, val, t);
-    }
-  }
-  free (act);
-  free (len);
-  free (ret);
-  h_fini (&h);
-  E->destroy (&sim);
-  return st;
+  return h_dyn_run (E, cfg, n_cfg, task, n, steps, fixed);
 }
-
-#define S_B(name, v) { .key = "dynamics." name, .type = RA_KV_BOOL, .num = (v) }
-#define S_N(name, v) { .key = "dynamics." name, .type = RA_KV_NUM, .num = (v) }
 
 Test (ads, dynamics_keys_are_listed_with_this_sims_defaults_and_bad_values_name_the_key)
 {
-  ra_dynamics_t d;
-  ra_dynamics_defaults (&d);
-  d.drift = false;   /* section 6.3: Ads-v1 does not drift by default */
-  ra_kv_t want[RA_DYNAMICS_N_KEYS];
-  cr_assert_eq (ra_dynamics_defaults_kv (&d, want, RA_DYNAMICS_N_KEYS), RA_DYNAMICS_N_KEYS);
-  for (int q = 0; q < RA_DYNAMICS_N_KEYS; q++) {
-    int found = -1;
-    for (int c = 0; c < E->n_config_defaults; c++)
-      if (strcmp (E->config_defaults[c].key, want[q].key) == 0)
-        found = c;
-    cr_assert_geq (found, 0, "%s is not in config_defaults", want[q].key);
-    cr_assert_eq (E->config_defaults[found].type, want[q].type, "%s", want[q].key);
-    cr_assert_float_eq (E->config_defaults[found].num, want[q].num, 1e-6, "%s", want[q].key);
-  }
-  s_expect_bad_config ("dynamics.boredom_decay", (ra_kv_t) S_N ("boredom_decay", 0), "decay 0");
-  s_expect_bad_config ("dynamics.boredom_timeout", (ra_kv_t) S_N ("boredom_timeout", 0.5), "fraction");
-  s_expect_bad_config ("dynamics.return_delay_max", (ra_kv_t) S_N ("return_delay_max", 0.5), "below delay_min");
-  s_expect_bad_config ("dynamics.return", (ra_kv_t) { .key = "dynamics.return", .type = RA_KV_STR, .str = "x" },
-                       "string for a bool");
-  ra_kv_t cfg[] = { S_B ("time_budget", 1), S_N ("budget_step_cost", 0) };
-  ra_sim_args_t a = { .config = cfg, .n_config = 2, .num_envs = 1, .seed = 1 };
-  ra_sim_t *sim = NULL;
-  ra_error_t err;
-  cr_assert_eq (E->create (&a, &sim, &err), RA_ERR_BAD_CONFIG);
-  cr_assert_neq (strstr (err.message, "dynamics.budget_step_cost"), NULL, "%s", err.message);
+  h_check_dynamics_keys (E, false); /* section 6.3: Ads-v1 does not drift by default */
 }
 
-/* Steps env 0 of a 1-env batch (seed 3) with slate {0, 1, 2} until it clicked 5 times (or 40
-   steps); returns whether theta moved from its value at reset. */
-static bool s_theta_moves (const ra_kv_t *cfg, int n_cfg)
+static void s_theta_of (ra_sim_t *sim, float theta[16])
 {
-  ra_sim_t *sim = s_make (1, 3, cfg, n_cfg, NULL);
-  harness_t h;
-  h_init (&h, E->spec (sim), 1);
-  E->reset (sim, 0, 1, NULL, NULL, &h.buf);
   ra_ads_view_t v;
   ra_ads_view (sim, 0, &v);
-  float th0[16];
-  memcpy (th0, v.theta, sizeof th0);
-  int32_t act[3] = { 0, 1, 2 };
-  int clicks = 0;
-  for (int t = 0; t < 40 && clicks < 5 && !h.buf.terminated[0]; t++) {
-    E->step (sim, 0, 1, act, &h.buf);
-    for (int r = 0; r < 3; r++)
-      clicks += ((uint8_t *) h.buf.info[1])[r];
-  }
-  cr_assert_gt (clicks, 0);
-  ra_ads_view (sim, 0, &v);
-  bool moved = memcmp (th0, v.theta, sizeof th0) != 0;
-  h_fini (&h);
-  E->destroy (&sim);
-  return moved;
+  memcpy (theta, v.theta, 16 * sizeof (float));
+}
+
+/* Whether env 0's theta moves in 40 steps of slate {0, 1, 2}: h_theta_moves. */
+static bool s_theta_moves (const ra_kv_t *cfg, int n_cfg)
+{
+  return h_theta_moves (E, s_theta_of, cfg, n_cfg);
 }
 
 Test (ads, dynamics_drift_on_moves_interest_and_off_keeps_it_fixed)
@@ -868,8 +763,8 @@ Test (ads, dynamics_drift_on_moves_interest_and_off_keeps_it_fixed)
 Test (ads, dynamics_boredom_lowers_clicks_on_a_repeated_topic)
 {
   ra_kv_t on[] = { S_B ("boredom", 1), S_N ("boredom_weight", 3) };
-  s_dyn_stats_t a = s_dyn_run (NULL, 0, NULL, 256, 30, true);
-  s_dyn_stats_t b = s_dyn_run (on, 2, NULL, 256, 30, true);
+  h_dyn_stats_t a = s_dyn_run (NULL, 0, NULL, 256, 30, true);
+  h_dyn_stats_t b = s_dyn_run (on, 2, NULL, 256, 30, true);
   double ctr_off = (double) a.clicks / a.env_steps, ctr_on = (double) b.clicks / b.env_steps;
   cr_assert_lt (ctr_on, 0.8 * ctr_off, "click rate %g with boredom, %g without", ctr_on, ctr_off);
   /* the penalty is gone after the timeout: a one-step check of the level */
@@ -884,10 +779,10 @@ Test (ads, dynamics_time_budget_adds_a_session_end_to_leaving)
 {
   ra_kv_t pp[] = { { .key = "annoyance_rate", .type = RA_KV_NUM, .num = 0 } };
   ra_task_t patient = { .params = pp, .n_params = 1 };
-  s_dyn_stats_t a = s_dyn_run (NULL, 0, &patient, 64, 100, false);
+  h_dyn_stats_t a = s_dyn_run (NULL, 0, &patient, 64, 100, false);
   cr_assert_gt (a.long_sessions, 0, "patient users have long sessions");
   ra_kv_t on[] = { S_B ("time_budget", 1), S_N ("budget_mean", 4), S_N ("budget_spread", 0) };
-  s_dyn_stats_t b = s_dyn_run (on, 3, &patient, 64, 100, false);
+  h_dyn_stats_t b = s_dyn_run (on, 3, &patient, 64, 100, false);
   cr_assert_gt (b.ends, 64, "sessions end");
   cr_assert_leq (b.max_session_len, 4, "a budget of 4 at a cost of at least 1 per step lasts 4 steps");
 }
@@ -902,7 +797,7 @@ Test (ads, dynamics_return_makes_episodes_span_sessions_reported_in_info)
   cr_assert_str_eq (sp->info[7].name, "session");
   cr_assert_eq (sp->info[7].high, 2);
   E->destroy (&sim);
-  s_dyn_stats_t st = s_dyn_run (on, 3, NULL, 64, 200, false);
+  h_dyn_stats_t st = s_dyn_run (on, 3, NULL, 64, 200, false);
   cr_assert_gt (st.returns, 64, "returns %ld", st.returns);
   cr_assert_eq (st.max_returns, 2, "an episode has at most max_sessions - 1 = 2 returns");
   /* default config: no returns, no such fields */
@@ -915,7 +810,7 @@ Test (ads, dynamics_all_switches_on_keep_observations_in_bounds)
 {
   ra_kv_t all[] = { S_B ("drift", 1), S_B ("boredom", 1), S_B ("time_budget", 1), S_B ("return", 1),
                     { .key = "oracle", .type = RA_KV_BOOL, .num = 1 } };
-  s_dyn_stats_t st = s_dyn_run (all, 5, NULL, 64, 300, false);
+  h_dyn_stats_t st = s_dyn_run (all, 5, NULL, 64, 300, false);
   cr_assert_gt (st.ends, 0);
   cr_assert_gt (st.returns, 0);
 }
