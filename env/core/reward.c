@@ -73,13 +73,20 @@ void ra_reward_range (const ra_reward_t *r, const double *metric_max, double ran
 
 #define S_PLUGIN_KV_MAX 64
 
-ra_err_t ra_reward_model_from_config (ra_config_t *c, int num_envs, ra_reward_model_t *out, ra_error_t *err)
+bool ra_reward_is_plugin (ra_config_t *c)
 {
-  memset (out, 0, sizeof *out);
-  const size_t plen = strlen (RA_REWARD_PLUGIN_PREFIX), cplen = strlen (RA_REWARD_PLUGIN_CONFIG_PREFIX);
   int at = ra_config_find (c, "reward");
-  const char *sel = at >= 0 && c->kv[at].type == RA_KV_STR ? c->kv[at].str : NULL;
-  bool is_plugin = sel && strncmp (sel, RA_REWARD_PLUGIN_PREFIX, plen) == 0;
+  return at >= 0 && c->kv[at].type == RA_KV_STR
+         && strncmp (c->kv[at].str, RA_REWARD_PLUGIN_PREFIX, strlen (RA_REWARD_PLUGIN_PREFIX)) == 0;
+}
+
+ra_err_t ra_reward_plugin_from_config (ra_config_t *c, int num_envs, const ra_reward_plugin_v1_t **plugin,
+                                       void **state, ra_error_t *err)
+{
+  *plugin = NULL;
+  *state = NULL;
+  const size_t plen = strlen (RA_REWARD_PLUGIN_PREFIX), cplen = strlen (RA_REWARD_PLUGIN_CONFIG_PREFIX);
+  bool is_plugin = ra_reward_is_plugin (c);
   /* 3.2 the plugin's parameters: every reward_plugin.<key> entry, prefix removed */
   ra_reward_plugin_kv_t pkv[S_PLUGIN_KV_MAX];
   int n_pkv = 0;
@@ -101,11 +108,9 @@ ra_err_t ra_reward_model_from_config (ra_config_t *c, int num_envs, ra_reward_mo
     };
   }
   if (!is_plugin)
-    return ra_reward_from_config (c, &out->builtin, err);
-  ra_err_t rc = s_builtin (c, RA_REWARD_REVENUE, &out->builtin, err);   /* default_reward */
-  if (rc != RA_OK)
-    return rc;
-  const char *name = sel + plen;
+    return RA_OK;
+  int at = ra_config_find (c, "reward");   /* marks it read */
+  const char *name = c->kv[at].str + plen;
   const ra_reward_plugin_v1_t *p = ra_reward_plugins_find (name);
   if (!p) {
     char loaded[160] = "";
@@ -120,14 +125,36 @@ ra_err_t ra_reward_model_from_config (ra_config_t *c, int num_envs, ra_reward_mo
                          "of: %s", name, len ? loaded : "(none loaded)");
   }
   char msg[RA_ERROR_MESSAGE_MAX] = "";
-  void *state = p->create (pkv, n_pkv, num_envs, msg, sizeof msg);
-  if (!state) {
+  void *st = p->create (pkv, n_pkv, num_envs, msg, sizeof msg);
+  if (!st) {
     msg[sizeof msg - 1] = 0;
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "reward plugin %s: %s", p->name, msg[0] ? msg : "create failed");
   }
-  out->plugin = p;
-  out->state = state;
+  *plugin = p;
+  *state = st;
   return RA_OK;
+}
+
+void ra_reward_plugin_range (const ra_reward_plugin_v1_t *plugin, void *state, double range[2])
+{
+  range[0] = -INFINITY;
+  range[1] = INFINITY;
+  if (plugin->range)
+    plugin->range (state, range);
+}
+
+ra_err_t ra_reward_model_from_config (ra_config_t *c, int num_envs, ra_reward_model_t *out, ra_error_t *err)
+{
+  memset (out, 0, sizeof *out);
+  if (ra_reward_is_plugin (c)) {   /* default_reward: the built-in "revenue", its weights validated */
+    ra_err_t rc = s_builtin (c, RA_REWARD_REVENUE, &out->builtin, err);
+    if (rc != RA_OK)
+      return rc;
+  }
+  ra_err_t rc = ra_reward_plugin_from_config (c, num_envs, &out->plugin, &out->state, err);
+  if (rc != RA_OK || out->plugin)
+    return rc;
+  return ra_reward_from_config (c, &out->builtin, err);
 }
 
 void ra_reward_model_fini (ra_reward_model_t *m)
@@ -144,8 +171,5 @@ void ra_reward_model_range (const ra_reward_model_t *m, const double *metric_max
     ra_reward_range (&m->builtin, metric_max, range);
     return;
   }
-  range[0] = -INFINITY;
-  range[1] = INFINITY;
-  if (m->plugin->range)
-    m->plugin->range (m->state, range);
+  ra_reward_plugin_range (m->plugin, m->state, range);
 }

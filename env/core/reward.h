@@ -13,6 +13,7 @@
 #ifndef RA_ENV_CORE_REWARD_H
 #define RA_ENV_CORE_REWARD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "env/core/config.h"
@@ -87,6 +88,33 @@ const ra_reward_plugin_v1_t *ra_reward_plugins_get (int i);
 /* Unloads every plugin (dlclose). No sim may still use one. For tests and shutdown. */
 void ra_reward_plugins_unload_all (void);
 
+/* Whether config "reward" is a string "plugin:<name>" (marks "reward" read). */
+bool ra_reward_is_plugin (ra_config_t *c);
+
+/* The sim-agnostic plugin half of reading "reward", for sims with their own built-in reward kinds
+   (Ads-v1, News-v1, Content-v1; ECommerce-v1 through ra_reward_model_from_config). When reward
+   is "plugin:<name>" naming a loaded plugin, creates it with the config entries
+   reward_plugin.<key> (prefix removed, at most 64; they and "reward" are marked read) for
+   num_envs envs and returns it in *plugin with its state (owned by the caller: release with
+   (*plugin)->destroy (*state)). Otherwise *plugin = *state = NULL and the caller reads its own
+   reward kinds. Errors, with nothing created: RA_ERR_BAD_CONFIG for an unknown plugin name (the
+   message lists the loaded ones), reward_plugin.* keys without a plugin, or the plugin's create
+   failing (its message). */
+ra_err_t ra_reward_plugin_from_config (ra_config_t *c, int num_envs, const ra_reward_plugin_v1_t **plugin,
+                                       void **state, ra_error_t *err);
+
+/* A plugin's reward bounds: its range function's, or [-inf, inf] when it has none. */
+void ra_reward_plugin_range (const ra_reward_plugin_v1_t *plugin, void *state, double range[2]);
+
+/* The plugin's reward of the view (filled by the sim) with default_reward set to the sim's
+   built-in reward for the step. No allocation. */
+static inline float ra_reward_plugin_eval (const ra_reward_plugin_v1_t *plugin, void *state,
+                                           ra_reward_event_v1_t *view, float default_reward, int env_index)
+{
+  view->default_reward = default_reward;
+  return plugin->reward (state, view, env_index);
+}
+
 /* A sim's reward model: a built-in one, or a loaded plugin with its state. */
 typedef struct {
   ra_reward_t builtin;                  /* the built-in model; "revenue" when a plugin rules */
@@ -117,8 +145,7 @@ static inline float ra_reward_model_eval (const ra_reward_model_t *m, const floa
   float base = ra_reward_eval (&m->builtin, total);
   if (!m->plugin)
     return base;
-  view->default_reward = base;
-  return m->plugin->reward (m->state, view, env_index);
+  return ra_reward_plugin_eval (m->plugin, m->state, view, base, env_index);
 }
 
 #endif

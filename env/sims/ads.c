@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "env/core/config.h"
+#include "env/core/reward.h"
 #include "env/core/rng.h"
 #include "env/core/task.h"
 #include "env/core/worlds.h"
@@ -106,7 +107,7 @@ static const ra_kv_t s_config_defaults[] = {
 
 static const char s_known_keys[] =
     "num_candidates, slate_size, embedding_dim, num_items, num_topics, num_advertisers, retrieval_mix, "
-    "choice_model, cascade_continue, reward, reward_weights.{clicks,conversions,revenue}, oracle, task_slots, position_bias, "
+    "choice_model, cascade_continue, reward, reward_weights.{clicks,conversions,revenue}, reward_plugin.<key>, oracle, task_slots, position_bias, "
     "choice_temperature, no_click_utility, annoyance_rate, leave_sensitivity, budget_scale, bid_spread, "
     RA_DYNAMICS_KNOWN_KEYS;
 
@@ -175,6 +176,8 @@ struct ra_sim {
   double cascade_continue;              /* config cascade_continue */
   int reward_kind;
   float w[RA_ADS_M_COUNT];              /* reward = sum_m w[m] total[m] (8.1) */
+  const ra_reward_plugin_v1_t *plugin;  /* 8.3 reward = "plugin:<name>", else NULL */
+  void *plugin_state;                   /* owned */
   ra_sim_spec_t spec;
   int n_slots;                          /* length of slots[] (the worlds table's n_slots) */
   ra_worlds_t worlds;                   /* which task each slot holds, which slot each env runs */
@@ -338,6 +341,8 @@ static void s_destroy (ra_sim_t **sim_p)
   free (s->cand);
   free (s->budget);
   free (s->bored);
+  if (s->plugin)
+    s->plugin->destroy (s->plugin_state);
   free (s);
   *sim_p = NULL;
 }
@@ -387,10 +392,14 @@ static void s_slot_build (ra_sim_t *s, int t, const ra_task_values_t *v)
   sl->leave_sens = (float) p[RA_ADS_P_LEAVE_SENSITIVITY];
 }
 
-/* 8.1 reward kind and weights from config; the named kinds are one-hot weights. */
+/* 8.1 reward kind and weights from config; the named kinds are one-hot weights. With a plugin
+   (8.3) the kind is "revenue", the plugin's default_reward. */
 static ra_err_t s_reward_from_config (ra_config_t *cfg, int *kind, float *weights, ra_error_t *err)
 {
-  ra_err_t rc = ra_config_get_enum (cfg, "reward", S_REWARD_REVENUE, s_reward_names, S_REWARD_COUNT, kind, err);
+  ra_err_t rc = RA_OK;
+  *kind = S_REWARD_REVENUE;
+  if (!ra_reward_is_plugin (cfg))
+    rc = ra_config_get_enum (cfg, "reward", S_REWARD_REVENUE, s_reward_names, S_REWARD_COUNT, kind, err);
   if (rc != RA_OK)
     return rc;
   double w[RA_ADS_M_COUNT];
@@ -425,11 +434,19 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   memcpy (task_defaults, s_default_task, sizeof task_defaults);
   ra_dynamics_t dyn;
   s_dynamics_defaults (&dyn);
+  const ra_reward_plugin_v1_t *plugin = NULL;   /* 8.3 owned here until s takes it */
+  void *pstate = NULL;
+#define S_FAIL(x)       \
+  do {                  \
+    if (plugin)         \
+      plugin->destroy (pstate); \
+    return (x);         \
+  } while (0)
 #define S_TRY(x)        \
   do {                  \
     rc = (x);           \
     if (rc != RA_OK)    \
-      return rc;        \
+      S_FAIL (rc);      \
   } while (0)
   S_TRY (ra_config_get_int (&cfg, "num_candidates", 20, 2, S_MAX_K, &K, err));
   S_TRY (ra_config_get_int (&cfg, "slate_size", 3, 1, K < S_MAX_SLATE ? K : S_MAX_SLATE, &k, err));
@@ -442,6 +459,7 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
                              &choice_kind, err));
   S_TRY (ra_config_get_num (&cfg, "cascade_continue", RA_CHOICE_CONTINUE_DEFAULT, 0, 1, &cascade_continue, err));
   S_TRY (s_reward_from_config (&cfg, &reward_kind, reward_w, err));
+  S_TRY (ra_reward_plugin_from_config (&cfg, (int) args->num_envs, &plugin, &pstate, err));
   S_TRY (ra_config_get_bool (&cfg, "oracle", false, &oracle, err));
   S_TRY (ra_config_get_int (&cfg, "task_slots", 16, 1, 4096, &slots, err));
   for (size_t q = 0; q < sizeof s_config_task_keys / sizeof s_config_task_keys[0]; q++) {
@@ -458,18 +476,21 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   size_t world_bytes = (size_t) n_items * ((size_t) (d + RA_CATALOG_N_EXTRA + 6) * 4)
                        + (size_t) n_topics * (size_t) d * 4 + (size_t) n_adv * 12;
   if (world_bytes * (size_t) slots > S_WORLD_BYTES_MAX)
-    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
-                         "task_slots %lld x num_items %lld x embedding_dim %lld needs %zu MiB of worlds, "
-                         "expected at most %zu MiB", (long long) slots, (long long) n_items, (long long) d,
-                         world_bytes * (size_t) slots >> 20, S_WORLD_BYTES_MAX >> 20);
+    S_FAIL (ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
+                          "task_slots %lld x num_items %lld x embedding_dim %lld needs %zu MiB of worlds, "
+                          "expected at most %zu MiB", (long long) slots, (long long) n_items, (long long) d,
+                          world_bytes * (size_t) slots >> 20, S_WORLD_BYTES_MAX >> 20));
   if ((size_t) args->num_envs * (size_t) n_adv > ((size_t) 1 << 28))
-    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
-                         "num_advertisers %lld x num_envs %d budgets is too many, expected at most 2^28",
-                         (long long) n_adv, args->num_envs);
+    S_FAIL (ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
+                          "num_advertisers %lld x num_envs %d budgets is too many, expected at most 2^28",
+                          (long long) n_adv, args->num_envs));
 
   ra_sim_t *s = calloc (1, sizeof *s);
   if (!s)
-    return ra_error_set (err, RA_ERR_NOMEM, -1, "Ads-v1: out of memory");
+    S_FAIL (ra_error_set (err, RA_ERR_NOMEM, -1, "Ads-v1: out of memory"));
+#undef S_FAIL
+  s->plugin = plugin;
+  s->plugin_state = pstate;
   s->num_envs = args->num_envs;
   s->K = (int) K;
   s->k = (int) k;
@@ -561,6 +582,8 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
     double v = s->w[m] * metric_max[m];
     sp->reward_range[v < 0 ? 0 : 1] += v;
   }
+  if (s->plugin)   /* 8.3 */
+    ra_reward_plugin_range (s->plugin, s->plugin_state, sp->reward_range);
   sp->max_episode_steps = S_MAX_STEPS;
   *out = s;
   return RA_OK;
@@ -722,6 +745,16 @@ static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const r
       e->last_items[r] = item[r];
     buf->terminated[i] = left && !returned;   /* 7.1 */
     buf->reward[i] = s->w[0] * total[0] + s->w[1] * total[1] + s->w[2] * total[2];   /* 8.1 */
+    if (s->plugin) {   /* 8.3 the plugin's view of the step's event record */
+      int32_t topic[S_MAX_SLATE];
+      for (int r = 0; r < k; r++)
+        topic[r] = c->topic[item[r]];
+      ra_reward_event_v1_t view = { .size = sizeof view, .version = RA_REWARD_EVENT_VERSION, .k = k,
+                                    .step = e->steps - 1, .item = item, .topic = topic, .clicked = clicked,
+                                    .converted = converted, .revenue = revenue,
+                                    .left = buf->terminated[i], .returned = returned };
+      buf->reward[i] = ra_reward_plugin_eval (s->plugin, s->plugin_state, &view, buf->reward[i], i);
+    }
 
     /* 10.2 info rows */
     memcpy ((int32_t *) buf->info[S_INFO_ITEM] + (size_t) i * k, item, (size_t) k * sizeof (int32_t));

@@ -23,6 +23,7 @@
 
 #include "env/core/config.h"
 #include "env/core/dynamics.h"
+#include "env/core/reward.h"
 #include "env/core/rng.h"
 #include "env/core/task.h"
 #include "env/core/worlds.h"
@@ -116,7 +117,7 @@ static const ra_kv_t s_config_defaults[] = {
 
 static const char s_known_keys[] =
     "num_candidates, slate_size, embedding_dim, num_items, num_topics, retrieval_mix, choice_model, "
-    "cascade_continue, reward, reward_weights.{watch_time,clicks,returned,left}, oracle, task_slots, position_bias, "
+    "cascade_continue, reward, reward_weights.{watch_time,clicks,returned,left}, reward_plugin.<key>, oracle, task_slots, position_bias, "
     "no_click_utility, drift, choice_temperature, time_budget, return_delay_scale, " RA_DYNAMICS_KNOWN_KEYS;
 
 /* Config keys that set the default task's parameter of the same name (section 8.3). */
@@ -174,6 +175,8 @@ struct ra_sim {
   int choice_kind;                      /* ra_choice_kind_t of every slot (config choice_model) */
   double cascade_continue;              /* config cascade_continue */
   float w[S_N_METRICS];                 /* reward = sum_m w[m] * total[m] (10.1) */
+  const ra_reward_plugin_v1_t *plugin;  /* 10.3 reward = "plugin:<name>", else NULL */
+  void *plugin_state;                   /* owned */
   ra_dynamics_t dyn;                    /* section 12: switches; bored with dynamics.boredom;
                                            budget.step_cost is c_b (5.2) */
   ra_boredom_topic_t *bored;            /* num_envs x n_topics with dynamics.boredom, else NULL (12.2) */
@@ -309,6 +312,8 @@ static void s_destroy (ra_sim_t **sim_p)
   free (s->theta_hat);
   free (s->cand);
   free (s->bored);
+  if (s->plugin)
+    s->plugin->destroy (s->plugin_state);
   free (s);
   *sim_p = NULL;
 }
@@ -380,11 +385,19 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   bool oracle;
   double task_defaults[RA_CONTENT_P_COUNT];
   memcpy (task_defaults, s_default_task, sizeof task_defaults);
+  const ra_reward_plugin_v1_t *plugin = NULL;   /* 10.3 owned here until s takes it */
+  void *pstate = NULL;
+#define S_FAIL(x)       \
+  do {                  \
+    if (plugin)         \
+      plugin->destroy (pstate); \
+    return (x);         \
+  } while (0)
 #define S_TRY(x)        \
   do {                  \
     rc = (x);           \
     if (rc != RA_OK)    \
-      return rc;        \
+      S_FAIL (rc);      \
   } while (0)
   S_TRY (ra_config_get_int (&cfg, "num_candidates", 20, 2, S_MAX_K, &K, err));
   S_TRY (ra_config_get_int (&cfg, "slate_size", 3, 1, K < S_MAX_SLATE ? K : S_MAX_SLATE, &k, err));
@@ -396,12 +409,15 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
                              &choice_kind, err));
   S_TRY (ra_config_get_num (&cfg, "cascade_continue", RA_CHOICE_CONTINUE_DEFAULT, 0, 1, &cascade_continue, err));
   /* 10.1 reward kind and weights */
-  S_TRY (ra_config_get_enum (&cfg, "reward", S_R_WATCH, s_reward_names, S_N_REWARDS, &reward_kind, err));
+  reward_kind = S_R_WATCH;   /* 10.3 with a plugin, its default_reward */
+  if (!ra_reward_is_plugin (&cfg))
+    S_TRY (ra_config_get_enum (&cfg, "reward", S_R_WATCH, s_reward_names, S_N_REWARDS, &reward_kind, err));
   for (int m = 0; m < S_N_METRICS; m++) {
     char key[64];
     snprintf (key, sizeof key, "reward_weights.%s", s_metric_names[m]);
     S_TRY (ra_config_get_num (&cfg, key, m == S_M_WATCH ? 1.0 : 0.0, -1e6, 1e6, &w[m], err));
   }
+  S_TRY (ra_reward_plugin_from_config (&cfg, (int) args->num_envs, &plugin, &pstate, err));
   S_TRY (ra_config_get_bool (&cfg, "oracle", false, &oracle, err));
   S_TRY (ra_config_get_int (&cfg, "task_slots", 16, 1, 4096, &slots, err));
   for (size_t q = 0; q < sizeof s_config_task_keys / sizeof s_config_task_keys[0]; q++) {
@@ -433,14 +449,17 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   size_t cat_bytes = (size_t) n_items * ((size_t) (2 * d + RA_CATALOG_N_EXTRA + S_CAND_EXTRA + 8) * 4)
                      + (size_t) n_topics * (size_t) d * 4;
   if (cat_bytes * (size_t) slots > S_CATALOG_BYTES_MAX)
-    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
-                         "task_slots %lld x num_items %lld x embedding_dim %lld needs %zu MiB of worlds, "
-                         "expected at most %zu MiB", (long long) slots, (long long) n_items, (long long) d,
-                         cat_bytes * (size_t) slots >> 20, S_CATALOG_BYTES_MAX >> 20);
+    S_FAIL (ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
+                          "task_slots %lld x num_items %lld x embedding_dim %lld needs %zu MiB of worlds, "
+                          "expected at most %zu MiB", (long long) slots, (long long) n_items, (long long) d,
+                          cat_bytes * (size_t) slots >> 20, S_CATALOG_BYTES_MAX >> 20));
 
   ra_sim_t *s = calloc (1, sizeof *s);
   if (!s)
-    return ra_error_set (err, RA_ERR_NOMEM, -1, "Content-v1: out of memory");
+    S_FAIL (ra_error_set (err, RA_ERR_NOMEM, -1, "Content-v1: out of memory"));
+#undef S_FAIL
+  s->plugin = plugin;
+  s->plugin_state = pstate;
   s->choice_kind = choice_kind;
   s->cascade_continue = cascade_continue;
   s->num_envs = args->num_envs;
@@ -527,6 +546,8 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
     double v = s->w[m] * mmax[m];
     sp->reward_range[v < 0 ? 0 : 1] += v;
   }
+  if (s->plugin)   /* 10.3 */
+    ra_reward_plugin_range (s->plugin, s->plugin_state, sp->reward_range);
   sp->max_episode_steps = S_MAX_STEPS;
   *out = s;
   return RA_OK;
@@ -688,6 +709,15 @@ static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const r
     /* 10.1 reward */
     buf->reward[i] = s->w[S_M_WATCH] * total_watch + s->w[S_M_CLICKS] * (float) n_clicks
                      + s->w[S_M_RETURNED] * (float) returned + s->w[S_M_LEFT] * (float) left;
+    if (s->plugin) {   /* 10.3 the plugin's view of the step's event record */
+      int32_t topic[S_MAX_SLATE];
+      for (int r = 0; r < k; r++)
+        topic[r] = sl->cat.topic[item[r]];
+      ra_reward_event_v1_t view = { .size = sizeof view, .version = RA_REWARD_EVENT_VERSION, .k = k,
+                                    .step = e->steps - 1, .item = item, .topic = topic, .clicked = clicked,
+                                    .dwell = watch, .left = left, .returned = returned };
+      buf->reward[i] = ra_reward_plugin_eval (s->plugin, s->plugin_state, &view, buf->reward[i], i);
+    }
 
     /* 9.2 info rows */
     memcpy ((int32_t *) buf->info[S_INFO_ITEM] + (size_t) i * k, item, (size_t) k * sizeof (int32_t));

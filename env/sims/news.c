@@ -24,6 +24,7 @@
 
 #include "env/core/config.h"
 #include "env/core/dynamics.h"
+#include "env/core/reward.h"
 #include "env/core/rng.h"
 #include "env/core/task.h"
 #include "env/core/worlds.h"
@@ -108,7 +109,7 @@ static const ra_kv_t s_config_defaults[] = {
 
 static const char s_known_keys[] =
     "num_candidates, slate_size, embedding_dim, num_topics, publish_rate, max_age, retrieval_mix, "
-    "choice_model, cascade_continue, reward, dwell_weight, reward_weights.{clicks,dwell}, oracle, task_slots, "
+    "choice_model, cascade_continue, reward, dwell_weight, reward_weights.{clicks,dwell}, reward_plugin.<key>, oracle, task_slots, "
     "choice_temperature, no_click_utility, position_bias, freshness_half_life, burst_rate, "
     "dwell_scale, time_budget, drift, " RA_DYNAMICS_KNOWN_KEYS;
 
@@ -179,6 +180,8 @@ struct ra_sim {
   int sat_timeout;                      /* 11.2 dynamics.boredom_timeout */
   int fi_session, fi_returned;          /* 11.4 info fields with dynamics.return, else -1 */
   float w_clicks, w_dwell;              /* reward = w_clicks clicks + w_dwell dwell (9.1) */
+  const ra_reward_plugin_v1_t *plugin;  /* 9.3 reward = "plugin:<name>", else NULL */
+  void *plugin_state;                   /* owned */
   ra_choice_kind_t choice_kind;         /* config choice_model */
   double cascade_continue;              /* config cascade_continue */
   ra_sim_spec_t spec;
@@ -448,6 +451,8 @@ static void s_destroy (ra_sim_t **sim_p)
   free (s->art_topic);
   free (s->art_birth);
   free (s->art_serial);
+  if (s->plugin)
+    s->plugin->destroy (s->plugin_state);
   free (s->art_burst);
   free (s->cand);
   free (s);
@@ -499,11 +504,16 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   bool oracle;
   double task_defaults[RA_NEWS_P_COUNT];
   memcpy (task_defaults, s_default_task, sizeof task_defaults);
+  const ra_reward_plugin_v1_t *plugin = NULL;   /* 9.3 owned here until s takes it */
+  void *pstate = NULL;
 #define S_TRY(x)        \
   do {                  \
     rc = (x);           \
-    if (rc != RA_OK)    \
+    if (rc != RA_OK) {  \
+      if (plugin)       \
+        plugin->destroy (pstate); \
       return rc;        \
+    }                   \
   } while (0)
   S_TRY (ra_config_get_int (&cfg, "num_candidates", 20, 2, S_MAX_K, &K, err));
   S_TRY (ra_config_get_int (&cfg, "slate_size", 5, 1, K < S_MAX_SLATE ? K : S_MAX_SLATE, &k, err));
@@ -518,11 +528,14 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   S_TRY (ra_config_get_enum (&cfg, "choice_model", RA_CHOICE_CASCADE, ra_choice_names, RA_CHOICE_COUNT,
                              &choice_kind, err));
   S_TRY (ra_config_get_num (&cfg, "cascade_continue", RA_CHOICE_CONTINUE_DEFAULT, 0, 1, &cont, err));
-  S_TRY (ra_config_get_enum (&cfg, "reward", S_REWARD_CLICKS_DWELL, s_reward_names, S_REWARD_COUNT,
-                             &reward_kind, err));
+  reward_kind = S_REWARD_CLICKS_DWELL;   /* 9.3 with a plugin, its default_reward */
+  if (!ra_reward_is_plugin (&cfg))
+    S_TRY (ra_config_get_enum (&cfg, "reward", S_REWARD_CLICKS_DWELL, s_reward_names, S_REWARD_COUNT,
+                               &reward_kind, err));
   S_TRY (ra_config_get_num (&cfg, "dwell_weight", 0.5, 0, 1e6, &dwell_weight, err));
   S_TRY (ra_config_get_num (&cfg, "reward_weights.clicks", 1, -1e6, 1e6, &wc, err));
   S_TRY (ra_config_get_num (&cfg, "reward_weights.dwell", 0.5, -1e6, 1e6, &wd, err));
+  S_TRY (ra_reward_plugin_from_config (&cfg, (int) args->num_envs, &plugin, &pstate, err));
   S_TRY (ra_config_get_bool (&cfg, "oracle", false, &oracle, err));
   S_TRY (ra_config_get_int (&cfg, "task_slots", 16, 1, 4096, &slots, err));
   for (size_t q = 0; q < sizeof s_config_task_keys / sizeof s_config_task_keys[0]; q++) {
@@ -566,8 +579,13 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   slots = ra_worlds_count (slots, args->num_envs);
 
   ra_sim_t *s = calloc (1, sizeof *s);
-  if (!s)
+  if (!s) {
+    if (plugin)
+      plugin->destroy (pstate);
     return ra_error_set (err, RA_ERR_NOMEM, -1, "News-v1: out of memory");
+  }
+  s->plugin = plugin;
+  s->plugin_state = pstate;
   s->num_envs = args->num_envs;
   s->K = (int) K;
   s->k = (int) k;
@@ -664,6 +682,8 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   }
   sp->reward_range[0] = lo;
   sp->reward_range[1] = hi;
+  if (s->plugin)   /* 9.3 */
+    ra_reward_plugin_range (s->plugin, s->plugin_state, sp->reward_range);
   sp->max_episode_steps = S_MAX_STEPS;
   *out = s;
   return RA_OK;
@@ -818,6 +838,15 @@ static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const r
     }
     buf->terminated[i] = left;
     buf->reward[i] = s->w_clicks * (float) n_clicks + s->w_dwell * total_dwell;   /* 9.1 */
+    if (s->plugin) {   /* 9.3 the plugin's view of the step's event record */
+      int32_t topic[S_MAX_SLATE];
+      for (int r = 0; r < k; r++)
+        topic[r] = s->art_topic[base + pos[r]];
+      ra_reward_event_v1_t view = { .size = sizeof view, .version = RA_REWARD_EVENT_VERSION, .k = k,
+                                    .step = e->steps - 1, .item = item, .topic = topic, .clicked = clicked,
+                                    .dwell = dwell, .left = left, .returned = returned };
+      buf->reward[i] = ra_reward_plugin_eval (s->plugin, s->plugin_state, &view, buf->reward[i], i);
+    }
 
     /* 7.2 info rows */
     memcpy ((int32_t *) buf->info[S_INFO_ITEM] + (size_t) i * k, item, (size_t) k * sizeof (int32_t));

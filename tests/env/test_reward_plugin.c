@@ -1,6 +1,7 @@
 /*  tests/env/test_reward_plugin.c - reward plugins (docs/sims/shared.md section 3): the example
     plugin loads and is found by name, ECommerce-v1 selects it with reward = "plugin:<name>" and
-    its rewards are revenue + weight x distinct clicked topics, and every failure (bad path,
+    its rewards are revenue + weight x distinct clicked topics (Ads-v1, News-v1 and Content-v1
+    too: weight x distinct clicked topics, plus the paid revenue in Ads-v1), and every failure (bad path,
     wrong ABI version, unknown name, bad plugin config) is a clear error. Criterion runs each test
     in its own process, so each starts with an empty registry. */
 #include <criterion/criterion.h>
@@ -8,7 +9,10 @@
 #include <string.h>
 
 #include "env/core/reward.h"
+#include "env/sims/ads.h"
+#include "env/sims/content.h"
 #include "env/sims/ecommerce.h"
+#include "env/sims/news.h"
 #include "sim_harness.h"
 
 static const ra_sim_class_t *const E = &ra_ecommerce_class;
@@ -192,4 +196,162 @@ Test (reward_plugin, ecommerce_rewards_are_revenue_plus_weighted_distinct_topics
   E->destroy (&plug);
   E->destroy (&rev);
   ra_reward_plugins_unload_all ();
+}
+
+/* ---- Ads-v1, News-v1, Content-v1 (ra_reward_plugin_from_config) ---- */
+
+/* The topic of candidate a of env i's current observation, from the sim's test view. */
+typedef int (*s_topic_fn) (const ra_sim_t *sim, int i, int a);
+
+static int s_ads_topic (const ra_sim_t *sim, int i, int a)
+{
+  ra_ads_view_t v;
+  ra_ads_view (sim, i, &v);
+  return v.catalog->topic[v.candidates[a]];
+}
+
+static int s_news_topic (const ra_sim_t *sim, int i, int a)
+{
+  ra_news_view_t v;
+  ra_news_view (sim, i, &v);
+  return v.art_topic[v.candidates[a]];
+}
+
+static int s_content_topic (const ra_sim_t *sim, int i, int a)
+{
+  ra_content_view_t v;
+  ra_content_view (sim, i, &v);
+  return v.catalog->topic[v.candidates[a]];
+}
+
+/* Steps a plugin sim and a built-in twin with the same seed and actions: the trajectories are the
+   same, and every plugin reward is revenue (info "revenue" when the sim has it, else 0) + weight
+   x distinct topics among the clicked slots, the topics read from the sim's view before the step. */
+static void s_check_plugin_rewards (const ra_sim_class_t *C, s_topic_fn topic_of, bool has_revenue)
+{
+  s_load_example ();
+  const float weight = 2.5f;
+  const int N = 4;
+  ra_kv_t base[] = { { .key = "choice_model", .type = RA_KV_STR, .str = "position_based" },
+                     { .key = "reward", .type = RA_KV_STR, .str = "plugin:diversity_revenue" },
+                     { .key = "reward_plugin.weight", .type = RA_KV_NUM, .num = weight } };
+  ra_sim_t *plug = NULL, *twin = NULL;
+  ra_error_t err;
+  ra_sim_args_t a = { .config = base, .n_config = 3, .num_envs = N, .seed = 9 };
+  cr_assert_eq (C->create (&a, &plug, &err), RA_OK, "%s: %s", C->name, err.message);
+  a.n_config = 1;
+  cr_assert_eq (C->create (&a, &twin, &err), RA_OK, "%s: %s", C->name, err.message);
+  const ra_sim_spec_t *sp = C->spec (plug);
+  cr_assert (isinf (sp->reward_range[0]) && sp->reward_range[0] < 0 && isinf (sp->reward_range[1]),
+             "no range function: unbounded");
+  harness_t hp, ht;
+  h_init (&hp, sp, N);
+  h_init (&ht, C->spec (twin), N);
+  C->reset (plug, 0, N, NULL, NULL, &hp.buf);
+  C->reset (twin, 0, N, NULL, NULL, &ht.buf);
+  const int k = sp->slate_size, K = sp->num_candidates;
+  int f_item = h_info_index (&hp, "item"), f_click = h_info_index (&hp, "clicked");
+  int f_rev = has_revenue ? h_info_index (&hp, "revenue") : -1;
+  ra_rng_t arng;
+  ra_rng_seed (&arng, 4, 0);
+  int32_t act[4 * RA_CHOICE_MAX_SLATE];
+  int topic[4][RA_CHOICE_MAX_SLATE];
+  int multi = 0, bonus_steps = 0;
+  for (int t = 0; t < 200; t++) {
+    for (int i = 0; i < N; i++) {
+      h_random_slate (&arng, K, k, act + i * k);
+      for (int r = 0; r < k; r++)
+        topic[i][r] = topic_of (plug, i, act[i * k + r]);
+    }
+    C->step (plug, 0, N, act, &hp.buf);
+    C->step (twin, 0, N, act, &ht.buf);
+    for (int i = 0; i < N; i++) {
+      const int32_t *item = (const int32_t *) hp.buf.info[f_item] + i * k;
+      const uint8_t *clicked = (const uint8_t *) hp.buf.info[f_click] + i * k;
+      cr_assert_eq (memcmp (item, (const int32_t *) ht.buf.info[f_item] + i * k, (size_t) k * 4), 0);
+      cr_assert_eq (memcmp (clicked, (const uint8_t *) ht.buf.info[f_click] + i * k, (size_t) k), 0);
+      cr_assert_eq (hp.buf.terminated[i], ht.buf.terminated[i]);
+      double sum = 0;
+      int distinct = 0, clicks = 0;
+      for (int r = 0; r < k; r++) {
+        if (f_rev >= 0)
+          sum += ((const float *) hp.buf.info[f_rev])[i * k + r];
+        clicks += clicked[r];
+        int seen = 0;
+        for (int q = 0; q < r; q++)
+          seen |= clicked[q] && topic[i][q] == topic[i][r];
+        distinct += clicked[r] && !seen;
+      }
+      multi += clicks > 1;
+      bonus_steps += distinct > 0;
+      cr_assert_float_eq (hp.buf.reward[i], sum + weight * distinct, 1e-4, "%s step %d env %d", C->name, t, i);
+      if (hp.buf.terminated[i]) {
+        uint8_t mask[4] = { 0 };
+        mask[i] = 1;
+        C->reset (plug, 0, N, NULL, mask, &hp.buf);
+        C->reset (twin, 0, N, NULL, mask, &ht.buf);
+      }
+    }
+  }
+  cr_assert_gt (multi, 10, "%s: position_based gives several clicks per slate: %d", C->name, multi);
+  cr_assert_gt (bonus_steps, 50, "%s: %d", C->name, bonus_steps);
+  h_fini (&hp);
+  h_fini (&ht);
+  C->destroy (&plug);
+  C->destroy (&twin);
+  ra_reward_plugins_unload_all ();
+}
+
+/* Unknown name (none loaded, then one loaded), stray reward_plugin.* keys, a bad plugin config and
+   a later key failing after the plugin was created (nothing leaks under ASan): all BAD_CONFIG. */
+static void s_check_plugin_errors (const ra_sim_class_t *C)
+{
+  ra_sim_t *sim = NULL;
+  ra_error_t err;
+  ra_kv_t nope[] = { { .key = "reward", .type = RA_KV_STR, .str = "plugin:nope" } };
+  ra_sim_args_t a = { .config = nope, .n_config = 1, .num_envs = 4, .seed = 9 };
+  cr_assert_eq (C->create (&a, &sim, &err), RA_ERR_BAD_CONFIG, "%s", C->name);
+  cr_assert (strstr (err.message, "'nope'") && strstr (err.message, "none loaded"), "%s", err.message);
+  s_load_example ();
+  cr_assert_eq (C->create (&a, &sim, &err), RA_ERR_BAD_CONFIG, "%s", C->name);
+  cr_assert (strstr (err.message, "'nope'") && strstr (err.message, "diversity_revenue"), "%s", err.message);
+  ra_kv_t stray[] = { { .key = "reward_plugin.weight", .type = RA_KV_NUM, .num = 1 } };
+  a.config = stray;
+  cr_assert_eq (C->create (&a, &sim, &err), RA_ERR_BAD_CONFIG, "%s", C->name);
+  cr_assert (strstr (err.message, "reward_plugin.weight"), "%s", err.message);
+  ra_kv_t bad_weight[] = { { .key = "reward", .type = RA_KV_STR, .str = "plugin:diversity_revenue" },
+                           { .key = "reward_plugin.weight", .type = RA_KV_NUM, .num = -1 } };
+  a.config = bad_weight;
+  a.n_config = 2;
+  cr_assert_eq (C->create (&a, &sim, &err), RA_ERR_BAD_CONFIG, "%s", C->name);
+  cr_assert (strstr (err.message, "weight"), "%s", err.message);
+  ra_kv_t later[] = { { .key = "reward", .type = RA_KV_STR, .str = "plugin:diversity_revenue" },
+                      { .key = "task_slots", .type = RA_KV_NUM, .num = 0 } };
+  a.config = later;
+  cr_assert_eq (C->create (&a, &sim, &err), RA_ERR_BAD_CONFIG, "%s", C->name);
+  cr_assert_null (sim);
+  cr_assert_null (ra_reward_plugins_find ("nope"));
+  ra_reward_plugins_unload_all ();
+}
+
+Test (reward_plugin, ads_rewards_are_revenue_plus_weighted_distinct_topics)
+{
+  s_check_plugin_rewards (&ra_ads_class, s_ads_topic, true);
+}
+
+Test (reward_plugin, news_rewards_are_weighted_distinct_topics)
+{
+  s_check_plugin_rewards (&ra_news_class, s_news_topic, false);
+}
+
+Test (reward_plugin, content_rewards_are_weighted_distinct_topics)
+{
+  s_check_plugin_rewards (&ra_content_class, s_content_topic, false);
+}
+
+Test (reward_plugin, ads_news_content_unknown_plugin_and_stray_keys_are_bad_config)
+{
+  s_check_plugin_errors (&ra_ads_class);
+  s_check_plugin_errors (&ra_news_class);
+  s_check_plugin_errors (&ra_content_class);
 }
