@@ -34,7 +34,9 @@ if [ -f "$req" ] && { [ ! -f "$stamp" ] || ! cmp -s "$req" "$stamp"; }; then
   cp "$req" "$stamp"
 fi
 if [ -f "$root/clients/python/pyproject.toml" ]; then
-  # Editable install: cheap to repeat, and picks up new modules without reinstalling.
-  "$venv/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$root/clients/python" >/dev/null
+  # Editable install: cheap to repeat, and picks up new modules without reinstalling. Its
+  # setuptools warnings are noise on every run; on failure, run it again to show why.
+  pip_editable=("$venv/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$root/clients/python")
+  "${pip_editable[@]}" >/dev/null 2>&1 || "${pip_editable[@]}"
 fi
 echo "setup: ok"
