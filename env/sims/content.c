@@ -24,6 +24,7 @@
 #include "env/core/config.h"
 #include "env/core/dynamics.h"
 #include "env/core/reward.h"
+#include "env/core/render.h"
 #include "env/core/rng.h"
 #include "env/core/task.h"
 #include "env/core/worlds.h"
@@ -774,14 +775,8 @@ static int s_render (const ra_sim_t *s, int env_index, char *buf, size_t cap)
   assert (env_index >= 0 && env_index < s->num_envs);
   const s_env_t *e = &s->envs[env_index];
   const ra_task_values_t *task = ra_worlds_task (&s->worlds, env_index);
-  char slate[128] = "";
-  size_t len = 0;
-  for (int r = 0; r < s->k && len < sizeof slate; r++) {
-    int w = snprintf (slate + len, sizeof slate - len, "%s%d", r ? " " : "", e->last_items[r]);
-    if (w < 0)
-      break;
-    len += (size_t) w;
-  }
+  char slate[128];
+  ra_render_slate (e->last_items, s->k, slate, sizeof slate);
   const ra_content_user_t *u = &e->user;
   return snprintf (buf, cap,
                    "Content-v1 env %d (task %s/%lld) step %d: user topic %d, session %d (%.1f h away), "

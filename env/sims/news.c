@@ -25,6 +25,7 @@
 #include "env/core/config.h"
 #include "env/core/dynamics.h"
 #include "env/core/reward.h"
+#include "env/core/render.h"
 #include "env/core/rng.h"
 #include "env/core/task.h"
 #include "env/core/worlds.h"
@@ -902,14 +903,8 @@ static int s_render (const ra_sim_t *s, int env_index, char *buf, size_t cap)
   assert (env_index >= 0 && env_index < s->num_envs);
   const s_env_t *e = &s->envs[env_index];
   const ra_task_values_t *task = ra_worlds_task (&s->worlds, env_index);
-  char slate[160] = "";
-  size_t len = 0;
-  for (int r = 0; r < s->k && len < sizeof slate; r++) {
-    int w = snprintf (slate + len, sizeof slate - len, "%s%d", r ? " " : "", e->last_items[r]);
-    if (w < 0)
-      break;
-    len += (size_t) w;
-  }
+  char slate[160];
+  ra_render_slate (e->last_items, s->k, slate, sizeof slate);
   return snprintf (buf, cap,
                    "News-v1 env %d (task %s/%lld) step %d: user topic %d, time left %.2f of %.2f min, "
                    "no-click streak %d of %.2f, clicks %d, burst topic %d; last slate [%s], %d clicks, "
