@@ -20,6 +20,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "common/rng.h"
 #include "env/server/server.h"
 #include "env/sims/registry.h"
 #include "protocol/client.h"
@@ -50,25 +51,19 @@ static double s_median (double *v, int n)
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-static uint64_t s_rng = 0x9E3779B97F4A7C15ull;
-static uint64_t s_next (void)
-{
-  s_rng ^= s_rng >> 12;
-  s_rng ^= s_rng << 25;
-  s_rng ^= s_rng >> 27;
-  return s_rng * 0x2545F4914F6CDD1Dull;
-}
 
 /* N_ACTION_SETS sets of n valid slates (k distinct of K), drawn before timing. */
 static int32_t *s_slates (int n, int K, int k)
 {
   int32_t *a = malloc ((size_t) N_ACTION_SETS * n * k * sizeof *a);
+  ra_rng_t rng;
+  ra_rng_seed (&rng, 1, 0);
   for (int s = 0; s < N_ACTION_SETS * n; s++)
     for (int j = 0; j < k; j++) {
       int32_t v;
       bool dup;
       do {
-        v = (int32_t) (s_next () % (uint64_t) K);
+        v = (int32_t) ra_rng_below (&rng, (uint32_t) K);
         dup = false;
         for (int q = 0; q < j; q++)
           dup |= a[s * k + q] == v;

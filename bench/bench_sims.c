@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/rng.h"
 #include "env/sims/registry.h"
 
 #define N_SLATES 4096
@@ -59,14 +60,14 @@ static double s_bench (const ra_sim_class_t *cls, int n, double secs, int repeat
   const int K = sp->num_candidates, k = sp->slate_size;
   /* N_SLATES random slates; step t uses slates starting at row (t * 7919) mod N_SLATES */
   int32_t *slates = malloc ((size_t) (N_SLATES + n) * (size_t) k * sizeof (int32_t));
-  uint64_t x = 42;
+  ra_rng_t rng;
+  ra_rng_seed (&rng, 42, 0);
   for (int s = 0; s < N_SLATES + n; s++)
     for (int r = 0; r < k; r++) {
       int32_t c;
       int dup;
       do {
-        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-        c = (int32_t) ((x >> 33) % (uint64_t) K);
+        c = (int32_t) ra_rng_below (&rng, (uint32_t) K);
         dup = 0;
         for (int q = 0; q < r; q++)
           dup |= slates[(size_t) s * k + q] == c;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/rng.h"
 #include "protocol/client.h"
 
 typedef struct {
@@ -18,17 +19,9 @@ typedef struct {
 } metrics_t;
 
 typedef void (*policy_fn) (const ra_step_result_t *r, int n, int K, int k, int32_t *slates,
-                           uint64_t *rng);
+                           ra_rng_t *rng);
 
-static uint64_t s_next (uint64_t *s)   /* xorshift64* */
-{
-  *s ^= *s >> 12;
-  *s ^= *s << 25;
-  *s ^= *s >> 27;
-  return *s * 0x2545F4914F6CDD1Dull;
-}
-
-static void s_random (const ra_step_result_t *r, int n, int K, int k, int32_t *slates, uint64_t *rng)
+static void s_random (const ra_step_result_t *r, int n, int K, int k, int32_t *slates, ra_rng_t *rng)
 {
   (void) r;
   int32_t idx[256];
@@ -36,7 +29,7 @@ static void s_random (const ra_step_result_t *r, int n, int K, int k, int32_t *s
     for (int j = 0; j < K; j++)
       idx[j] = j;
     for (int j = 0; j < k; j++) {   /* partial Fisher-Yates: k distinct candidates */
-      int p = j + (int) (s_next (rng) % (uint64_t) (K - j));
+      int p = j + (int) ra_rng_below (rng, (uint32_t) (K - j));
       int32_t t = idx[j];
       idx[j] = idx[p];
       idx[p] = t;
@@ -54,7 +47,7 @@ static float s_f32 (const ra_tensor_t *t, int64_t i)
 
 /* Candidate row: [embedding (d), log price, quality, margin, price / budget]; user row:
    [interest estimate (d), budget fraction, log budget, step fraction, click rate]. */
-static void s_greedy (const ra_step_result_t *r, int n, int K, int k, int32_t *slates, uint64_t *rng)
+static void s_greedy (const ra_step_result_t *r, int n, int K, int k, int32_t *slates, ra_rng_t *rng)
 {
   (void) rng;
   const ra_tensor_t *user = &r->obs.tensors[ra_fields_find (&r->obs, "user")];
@@ -103,7 +96,8 @@ static int s_run (ra_client_t *c, const char *name, policy_fn policy, int n, int
   int32_t *slates = calloc ((size_t) n * k, sizeof *slates);
   int *done = calloc ((size_t) n, sizeof *done);
   ra_step_result_t r;
-  uint64_t rng = 0x9E3779B97F4A7C15ull;
+  ra_rng_t rng;
+  ra_rng_seed (&rng, 1, 0);
   int rc = 1;
   memset (m, 0, sizeof *m);
   if (ra_client_reset (c, &env, NULL, NULL, &r, &err) != RA_OK) {

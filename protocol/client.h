@@ -8,7 +8,7 @@
 #ifndef RA_PROTOCOL_CLIENT_H
 #define RA_PROTOCOL_CLIENT_H
 
-#include "protocol/kv.h"
+#include "common/kv.h"
 #include "protocol/msg.h"
 #include "protocol/space.h"
 

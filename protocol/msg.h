@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "protocol/err.h"
+#include "common/err.h"
 #include "protocol/tensor.h"
 
 #define RA_PROTOCOL_VERSION 1

@@ -5,13 +5,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
-static uint64_t s_next (uint64_t *x)   /* splitmix64 */
-{
-  uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
+#include "common/rng.h"
 
 static int s_cmp (const void *a, const void *b)
 {
@@ -36,7 +30,7 @@ static void s_resample (const double *x, int n, double shift, int B, uint64_t se
   for (int b = 0; b < B; b++) {
     double s = 0;
     for (int j = 0; j < n; j++)
-      s += x[(s_next (&st) >> 32) * (uint64_t) n >> 32];
+      s += x[(ra_rng_splitmix64 (&st) >> 32) * (uint64_t) n >> 32];
     means[b] = s / n - shift;
   }
 }

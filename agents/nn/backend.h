@@ -13,7 +13,7 @@
 extern "C" {
 #endif
 
-#include "protocol/err.h"
+#include "common/err.h"
 
 typedef struct ra__nn_ops {
   const char *name;

@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "protocol/err.h"
+#include "common/err.h"
 
 /* ---------------------------------------------------------------------------------- backends */
 

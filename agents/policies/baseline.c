@@ -5,63 +5,14 @@
 #include <math.h>
 #include <string.h>
 
-static uint64_t s_splitmix (uint64_t *x)
-{
-  uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-void ra__rng_seed (ra__rng_t *r, uint64_t seed)
-{
-  for (int i = 0; i < 4; i++)
-    r->s[i] = s_splitmix (&seed);
-}
-
-static uint64_t s_rotl (uint64_t x, int k)
-{
-  return (x << k) | (x >> (64 - k));
-}
-
-uint64_t ra__rng_next (ra__rng_t *r)
-{
-  uint64_t *s = r->s;
-  uint64_t out = s_rotl (s[1] * 5, 7) * 9, t = s[1] << 17;
-  s[2] ^= s[0];
-  s[3] ^= s[1];
-  s[1] ^= s[2];
-  s[0] ^= s[3];
-  s[2] ^= t;
-  s[3] = s_rotl (s[3], 45);
-  return out;
-}
-
-double ra__rng_uniform (ra__rng_t *r)
-{
-  return (double) (ra__rng_next (r) >> 11) * 0x1.0p-53;
-}
-
-double ra__rng_normal (ra__rng_t *r)
-{
-  double u1 = 1.0 - ra__rng_uniform (r), u2 = ra__rng_uniform (r);
-  return sqrt (-2.0 * log (u1)) * cos (6.283185307179586 * u2);
-}
-
-int ra__rng_below (ra__rng_t *r, int n)
-{
-  assert (n > 0);
-  return (int) (((ra__rng_next (r) >> 32) * (uint64_t) n) >> 32);
-}
-
-void ra__slate_random (ra__rng_t *r, int K, int k, int32_t *slate)
+void ra__slate_random (ra_rng_t *r, int K, int k, int32_t *slate)
 {
   assert (k >= 1 && k <= K && K <= 4096);
   int32_t idx[4096];
   for (int j = 0; j < K; j++)
     idx[j] = j;
   for (int j = 0; j < k; j++) {
-    int p = j + ra__rng_below (r, K - j);
+    int p = j + (int) ra_rng_below (r, (uint32_t) (K - j));
     int32_t t = idx[j];
     idx[j] = idx[p];
     idx[p] = t;

@@ -1,5 +1,5 @@
 /*  agents/policies/baseline.h - what the classic baselines share (docs/agents.md section 1):
-    their RNG stream, top-k slates, the shared feature map phi(u, c), item keys, and checked
+    their RNG stream (common/rng.h), top-k slates, the shared feature map phi(u, c), item keys, and checked
     config lookups. Internal to ra_policies (ra__ names). Pure functions or caller-owned state;
     thread-safe.                                                                               */
 #ifndef RA_AGENTS_POLICIES_BASELINE_H
@@ -9,20 +9,10 @@
 #include <stdint.h>
 
 #include "agents/policies/policy.h"
-
-/* xoshiro256** seeded through splitmix64; one per arm, so an arm is deterministic given its seed. */
-typedef struct { uint64_t s[4]; } ra__rng_t;
-void ra__rng_seed (ra__rng_t *r, uint64_t seed);
-uint64_t ra__rng_next (ra__rng_t *r);
-/* Uniform in [0, 1). */
-double ra__rng_uniform (ra__rng_t *r);
-/* Standard normal (Box-Muller). */
-double ra__rng_normal (ra__rng_t *r);
-/* Uniform integer in [0, n), n > 0. */
-int ra__rng_below (ra__rng_t *r, int n);
+#include "common/rng.h"
 
 /* Writes k distinct indexes of [0, K) drawn uniformly (partial Fisher-Yates) into slate. K <= 4096. */
-void ra__slate_random (ra__rng_t *r, int K, int k, int32_t *slate);
+void ra__slate_random (ra_rng_t *r, int K, int k, int32_t *slate);
 /* Writes the k highest-scoring indexes, best first, into slate; ties go to the lower index. O(K k). */
 void ra__slate_top_k (const float *score, int K, int k, int32_t *slate);
 

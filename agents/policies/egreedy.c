@@ -10,7 +10,7 @@
 
 typedef struct {
   ra_policy_t base;
-  ra__rng_t rng;
+  ra_rng_t rng;
   double epsilon;
   ra__ridge_t model;
   int D;
@@ -52,7 +52,7 @@ static ra_err_t s_create (const ra_policy_args_t *args, ra_policy_t **out, ra_er
   p->base.cls = &ra_egreedy_policy_class;
   p->epsilon = eps;
   p->D = ra__phi_dim (args->user_dim, args->cand_dim);
-  ra__rng_seed (&p->rng, args->seed);
+  ra_rng_seed_splitmix (&p->rng, args->seed);
   p->phi = malloc ((size_t) p->D * sizeof *p->phi);
   p->score = malloc ((size_t) args->num_candidates * sizeof *p->score);
   if (!p->phi || !p->score || !ra__ridge_init (&p->model, p->D, lambda)) {
@@ -79,8 +79,8 @@ static void s_act (ra_policy_t *pol, const ra_obs_batch_t *obs, int32_t *slates)
     int32_t *slate = slates + (size_t) i * k;
     for (int r = 0; r < k; r++) {
       int pick = -1;
-      if (ra__rng_uniform (&p->rng) < p->epsilon) {   /* explore: a uniform unused candidate */
-        int u = ra__rng_below (&p->rng, K - r);
+      if (ra_rng_uniform_f64 (&p->rng) < p->epsilon) {   /* explore: a uniform unused candidate */
+        int u = (int) ra_rng_below (&p->rng, (uint32_t) (K - r));
         for (int c = 0; c < K && pick < 0; c++)
           if (p->score[c] > -1e30f && u-- == 0)
             pick = c;

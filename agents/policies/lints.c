@@ -14,7 +14,7 @@
 
 typedef struct {
   ra_policy_t base;
-  ra__rng_t rng;
+  ra_rng_t rng;
   double v;
   ra__ridge_t model;
   int D;
@@ -61,7 +61,7 @@ static ra_err_t s_create (const ra_policy_args_t *args, ra_policy_t **out, ra_er
   p->v = v;
   p->D = ra__phi_dim (args->user_dim, args->cand_dim);
   size_t D = (size_t) p->D;
-  ra__rng_seed (&p->rng, args->seed);
+  ra_rng_seed_splitmix (&p->rng, args->seed);
   p->chol = malloc (D * D * sizeof (double));
   p->theta = malloc (D * sizeof (double));
   p->zs = malloc (D * sizeof (double));
@@ -98,7 +98,7 @@ static void s_act (ra_policy_t *pol, const ra_obs_batch_t *obs, int32_t *slates)
   s_factor (p);
   for (int i = 0; i < obs->num_envs; i++) {
     for (int j = 0; j < D; j++)
-      p->zs[j] = ra__rng_normal (&p->rng);
+      p->zs[j] = ra_rng_normal (&p->rng);
     for (int r = 0; r < D; r++) {   /* theta = theta_hat + v L z */
       double acc = 0;
       for (int q = 0; q <= r; q++)

@@ -19,7 +19,7 @@
 
 typedef struct {
   ra_policy_t base;
-  ra__rng_t rng;
+  ra_rng_t rng;
   double alpha, lambda;
   int steps, D, cap;                    /* cap: (x, y) pairs one learn call may hold */
   double *m, *q, *w, *g, *h;            /* D each */
@@ -80,7 +80,7 @@ static ra_err_t s_create (const ra_policy_args_t *args, ra_policy_t **out, ra_er
   p->D = ra__phi_dim (args->user_dim, args->cand_dim);
   p->cap = args->num_envs * args->slate_size;
   size_t D = (size_t) p->D;
-  ra__rng_seed (&p->rng, args->seed);
+  ra_rng_seed_splitmix (&p->rng, args->seed);
   p->m = malloc (D * sizeof (double));
   p->q = malloc (D * sizeof (double));
   p->w = malloc (D * sizeof (double));
@@ -107,7 +107,7 @@ static void s_act (ra_policy_t *pol, const ra_obs_batch_t *obs, int32_t *slates)
   float *phi = p->x;   /* scratch: learn refills x */
   for (int i = 0; i < obs->num_envs; i++) {
     for (int j = 0; j < D; j++)
-      p->w[j] = p->m[j] + p->alpha * ra__rng_normal (&p->rng) / sqrt (p->q[j]);
+      p->w[j] = p->m[j] + p->alpha * ra_rng_normal (&p->rng) / sqrt (p->q[j]);
     for (int c = 0; c < K; c++) {
       ra__phi (obs->user + (size_t) i * U, U, obs->candidates + ((size_t) i * K + c) * F, F, phi);
       double s = 0;

@@ -12,8 +12,8 @@
 #include <stdint.h>
 
 #include "protocol/client.h"
-#include "protocol/err.h"
-#include "protocol/kv.h"
+#include "common/err.h"
+#include "common/kv.h"
 
 /* One batch of observations; float fields are converted to contiguous f32 if needed. */
 typedef struct {

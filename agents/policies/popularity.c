@@ -10,7 +10,7 @@
 
 typedef struct {
   ra_policy_t base;
-  ra__rng_t rng;
+  ra_rng_t rng;
   double a, n0;
   ra__item_table_t items;
   double *clicks, *shows;               /* cap + 1 slots (the last is the overflow) */
@@ -59,7 +59,7 @@ static ra_err_t s_create (const ra_policy_args_t *args, ra_policy_t **out, ra_er
   p->a = a;
   p->n0 = n0;
   p->K = args->num_candidates;
-  ra__rng_seed (&p->rng, args->seed);
+  ra_rng_seed_splitmix (&p->rng, args->seed);
   if (!ra__item_table_init (&p->items, (int) cap))
     goto fail;
   p->clicks = calloc ((size_t) p->items.cap + 1, sizeof *p->clicks);
@@ -83,7 +83,7 @@ static void s_act (ra_policy_t *pol, const ra_obs_batch_t *obs, int32_t *slates)
     for (int c = 0; c < K; c++) {
       int s = ra__item_table_find (&p->items, ra__item_key (obs, i, c));
       double clicks = s >= 0 ? p->clicks[s] : 0, shows = s >= 0 ? p->shows[s] : 0;
-      p->score[c] = (float) ((clicks + p->a) / (shows + p->n0) + 1e-7 * ra__rng_uniform (&p->rng));
+      p->score[c] = (float) ((clicks + p->a) / (shows + p->n0) + 1e-7 * ra_rng_uniform_f64 (&p->rng));
     }
     ra__slate_top_k (p->score, K, k, slates + (size_t) i * k);
   }

@@ -7,7 +7,7 @@
 
 typedef struct {
   ra_policy_t base;
-  ra__rng_t rng;
+  ra_rng_t rng;
   uint64_t seed;
 } s_random_t;
 
@@ -22,7 +22,7 @@ static ra_err_t s_create (const ra_policy_args_t *args, ra_policy_t **out, ra_er
     return ra_error_set (err, RA_ERR_NOMEM, -1, "random arm: out of memory");
   p->base.cls = &ra_random_policy_class;
   p->seed = args->seed;
-  ra__rng_seed (&p->rng, args->seed);
+  ra_rng_seed_splitmix (&p->rng, args->seed);
   *out = &p->base;
   return RA_OK;
 }

@@ -20,7 +20,7 @@
 #include "agents/nn/nn.h"
 #include "agents/policies/policy.h"
 #include "protocol/client.h"
-#include "protocol/kv.h"
+#include "common/kv.h"
 
 #define RA_TARGET_MAX_LAYERS 6
 

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "env/core/rng.h"
+#include "common/rng.h"
 #include "env/core/users.h"
 
 ra_err_t ra_catalog_init (ra_catalog_t *c, int n_items, int n_topics, int dim, ra_error_t *err)

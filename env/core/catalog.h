@@ -10,9 +10,9 @@
 
 #include <stdint.h>
 
-#include "env/core/rng.h"
+#include "common/rng.h"
 
-#include "protocol/err.h"
+#include "common/err.h"
 
 #define RA_CATALOG_PRICE_MIN 0.1    /* prices are clamped to [MIN, MAX] (price units) */
 #define RA_CATALOG_PRICE_MAX 10000.0

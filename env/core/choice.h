@@ -18,7 +18,7 @@
 #include <math.h>
 #include <stdint.h>
 
-#include "env/core/rng.h"
+#include "common/rng.h"
 
 #define RA_CHOICE_MAX_SLATE 16
 #define RA_CHOICE_MAX_CANDIDATES 256

@@ -11,8 +11,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "protocol/err.h"
-#include "protocol/kv.h"
+#include "common/err.h"
+#include "common/kv.h"
 
 #define RA_CONFIG_MAX_ENTRIES 256
 

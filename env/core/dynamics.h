@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #include "env/core/config.h"
-#include "env/core/rng.h"
+#include "common/rng.h"
 #include "env/core/users.h"
 
 /* ---- 2.1 interest drift ---- */

@@ -16,8 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "protocol/err.h"
-#include "protocol/kv.h"
+#include "common/err.h"
+#include "common/kv.h"
 #include "protocol/tensor.h"
 
 #define RA_SIM_MAX_FIELDS 16

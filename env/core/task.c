@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "env/core/config.h"
-#include "env/core/rng.h"
+#include "common/rng.h"
 
 const char *const ra_split_names[RA_SPLIT_COUNT] = { "default", "train", "val", "test", "ood" };
 

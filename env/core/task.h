@@ -14,8 +14,8 @@
 #include <stdint.h>
 
 #include "env/core/sim.h"
-#include "protocol/err.h"
-#include "protocol/kv.h"
+#include "common/err.h"
+#include "common/kv.h"
 
 #define RA_TASK_MAX_PARAMS 32
 

@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #include "env/core/task.h"
-#include "protocol/err.h"
+#include "common/err.h"
 
 typedef struct {
   int n_slots;                          /* worlds in the batch */

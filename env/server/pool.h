@@ -17,7 +17,7 @@
 
 #include <stdbool.h>
 
-#include "protocol/err.h"
+#include "common/err.h"
 
 typedef struct ra_pool ra_pool_t;
 typedef void (*ra_pool_fn) (void *ctx, int i0, int i1);

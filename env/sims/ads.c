@@ -22,7 +22,7 @@
 #include "env/core/config.h"
 #include "env/core/reward.h"
 #include "env/core/render.h"
-#include "env/core/rng.h"
+#include "common/rng.h"
 #include "env/core/task.h"
 #include "env/core/worlds.h"
 #include "env/core/users.h"

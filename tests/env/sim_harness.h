@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "env/core/dynamics.h"
-#include "env/core/rng.h"
+#include "common/rng.h"
 #include "env/core/sim.h"
 #include "protocol/tensor.h"
 

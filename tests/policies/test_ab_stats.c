@@ -5,15 +5,13 @@
 #include <math.h>
 
 #include "agents/ab/stats.h"
+#include "common/rng.h"
 
 static uint64_t S_state = 42;
 
 static double s_uniform (void)
 {
-  uint64_t z = (S_state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return ((z ^ (z >> 31)) >> 11) * 0x1.0p-53;
+  return (ra_rng_splitmix64 (&S_state) >> 11) * 0x1.0p-53;
 }
 
 static double s_normal (void)

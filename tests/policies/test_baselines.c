@@ -107,12 +107,12 @@ Test (linalg, sherman_morrison_matches_a_naive_inverse)
   double a[D * D], ainv[D * D], ref[D * D], scratch[D];
   ra__set_identity (a, D, 2.0);
   ra__set_identity (ainv, D, 0.5);
-  ra__rng_t rng;
-  ra__rng_seed (&rng, 3);
+  ra_rng_t rng;
+  ra_rng_seed_splitmix (&rng, 3);
   for (int t = 0; t < 12; t++) {
     float x[D];
     for (int j = 0; j < D; j++)
-      x[j] = (float) ra__rng_normal (&rng);
+      x[j] = (float) ra_rng_normal (&rng);
     for (int i = 0; i < D; i++)
       for (int j = 0; j < D; j++)
         a[i * D + j] += (double) x[i] * x[j];

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/rng.h"
 #include "golden_msgs.h"
 #include "protocol/msg.h"
 
@@ -491,7 +492,8 @@ static void s_touch_tensors (const ra_msg_in_t *in, const msgpack_object *o, int
 
 Test (msg, random_byte_flips_never_crash)
 {
-  uint64_t state = 0x9e3779b97f4a7c15ull;
+  ra_rng_t rng;
+  ra_rng_seed (&rng, 1, 0);
   int decoded = 0, rejected = 0;
   for (int iter = 0; iter < 10000; iter++) {
     int g = iter % ra_golden_count;
@@ -506,8 +508,8 @@ Test (msg, random_byte_flips_never_crash)
     memcpy (copy, out.head.data, len);
     int flips = 1 + iter % 4;
     for (int f = 0; f < flips; f++) {
-      state ^= state << 13, state ^= state >> 7, state ^= state << 17;
-      copy[(state >> 8) % len] ^= (unsigned char) (1u << (state % 8));
+      uint64_t x = ra_rng_next (&rng);
+      copy[(x >> 8) % len] ^= (unsigned char) (1u << (x % 8));
     }
     const void *frames[RA_MSG_MAX_FRAMES];
     size_t sizes[RA_MSG_MAX_FRAMES];

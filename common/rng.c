@@ -1,5 +1,5 @@
-/*  env/core/rng.c - seeding and the non-inline draws of env/core/rng.h. */
-#include "env/core/rng.h"
+/*  common/rng.c - seeding and the non-inline draws of common/rng.h. */
+#include "common/rng.h"
 
 #include <math.h>
 
@@ -20,6 +20,14 @@ void ra_rng_seed (ra_rng_t *r, uint64_t seed, uint64_t stream)
     r->s[i] = ra_rng_splitmix64 (&x);
   if ((r->s[0] | r->s[1] | r->s[2] | r->s[3]) == 0)
     r->s[0] = 1;   /* the all-zero state is the one fixed point of xoshiro */
+}
+
+void ra_rng_seed_splitmix (ra_rng_t *r, uint64_t seed)
+{
+  for (int i = 0; i < 4; i++)
+    r->s[i] = ra_rng_splitmix64 (&seed);
+  if ((r->s[0] | r->s[1] | r->s[2] | r->s[3]) == 0)
+    r->s[0] = 1;
 }
 
 static void s_box_muller (ra_rng_t *r, double *a, double *b)

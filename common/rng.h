@@ -1,12 +1,13 @@
-/*  env/core/rng.h - per-env random streams: xoshiro256** seeded through splitmix64
-    (docs/sims/ecommerce.md section 1).
+/*  common/rng.h - the project's one pseudo-random generator: xoshiro256** seeded through
+    splitmix64 (docs/sims/ecommerce.md section 1; docs/architecture.md section 3). Simulators,
+    baselines and the A/B statistics all draw from it.
 
     A ra_rng_t is 32 bytes of state owned by whoever embeds it (one per env, one per task
-    build). A stream is keyed by (seed, stream): the same key always gives the same sequence,
+    build, one per arm). A stream is keyed by (seed, stream): the same key always gives the same sequence,
     whatever else runs. The hot draws are static inline. Not thread-safe per object; distinct
     objects may be used from distinct threads.                                                   */
-#ifndef RA_ENV_CORE_RNG_H
-#define RA_ENV_CORE_RNG_H
+#ifndef RA_COMMON_RNG_H
+#define RA_COMMON_RNG_H
 
 #include <stdint.h>
 
@@ -29,6 +30,9 @@ uint64_t ra_rng_hash (uint64_t a, uint64_t b, uint64_t c);
 /* Seeds *r for stream `stream` of seed `seed`; distinct (seed, stream) pairs give unrelated
    sequences. O(1). */
 void ra_rng_seed (ra_rng_t *r, uint64_t seed, uint64_t stream);
+/* Seeds *r with four splitmix64 steps from seed itself, without the stream hash of ra_rng_seed:
+   the seeding the baseline arms have always used, kept so their reports stay the same. O(1). */
+void ra_rng_seed_splitmix (ra_rng_t *r, uint64_t seed);
 
 static inline uint64_t ra__rng_rotl (uint64_t x, int k)
 {

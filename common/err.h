@@ -1,14 +1,19 @@
-/*  protocol/err.h - the one table of error codes (DESIGN.md section 2).
+/*  common/err.h - the one table of error codes and the error type every module returns
+    (docs/architecture.md section 3).
 
     Codes and their wire strings are stable: never renumber, rename or reuse one. Codes up to
     RA_ERR_INTERNAL travel on the wire; the ones after it are local to a process (a client's deadline,
     a transport failure) and are never sent.
     Pure data and formatting; thread-safe.                                                          */
-#ifndef RA_PROTOCOL_ERR_H
-#define RA_PROTOCOL_ERR_H
+#ifndef RA_COMMON_ERR_H
+#define RA_COMMON_ERR_H
 
 #include <stdarg.h>
 #include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /*  X(enum name, number, wire string, human text) */
 #define RA_ERR_LIST(X)                                                                        \
@@ -61,5 +66,9 @@ ra_err_t ra_error_set (ra_error_t *e, ra_err_t code, int env_index, const char *
     __attribute__ ((format (printf, 4, 5)));
 /* Resets *e to RA_OK with an empty message. */
 void ra_error_clear (ra_error_t *e);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -1,5 +1,5 @@
-/*  protocol/err.c - error table lookups and formatting. */
-#include "protocol/err.h"
+/*  common/err.c - error table lookups and formatting (see err.h). */
+#include "common/err.h"
 
 #include <stdio.h>
 #include <string.h>
