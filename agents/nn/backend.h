@@ -80,9 +80,8 @@ typedef struct ra__nn_ops {
 /* Floats per chunk of the cpu backend's two-pass sumsq. */
 #define RA__NN_SUMSQ_CHUNK 4096
 
-/* Fills *e (may be NULL) like ra_error_set in protocol/err.c, without linking ra_protocol. */
-ra_err_t ra__nn_error (ra_error_t *e, ra_err_t code, const char *fmt, ...)
-    __attribute__ ((format (printf, 3, 4)));
+/* ra_error_set (common/err.h) for errors that concern no env of a batch. */
+#define ra__nn_error(e, code, ...) ra_error_set ((e), (code), -1, __VA_ARGS__)
 
 ra_err_t ra__nn_cpu_open (int blas_threads, const ra__nn_ops_t **ops, void **ctx, ra_error_t *err);
 #ifdef RA_HAVE_CUDA

@@ -4,7 +4,6 @@
     (agents/nn/backend.h); the numerics live in backend_cpu.c and backend_cuda.cu.
     Not thread-safe: one backend per thread.                                                   */
 #include <assert.h>
-#include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,21 +11,9 @@
 
 #include "agents/nn/backend.h"
 #include "agents/nn/nn.h"
+#include "common/rng.h"
 
 /* ---------------------------------------------------------------------------------- backends */
-
-ra_err_t ra__nn_error (ra_error_t *e, ra_err_t code, const char *fmt, ...)
-{
-  if (e) {
-    va_list ap;
-    va_start (ap, fmt);
-    e->code = code;
-    e->env_index = -1;
-    vsnprintf (e->message, sizeof e->message, fmt, ap);
-    va_end (ap);
-  }
-  return code;
-}
 
 bool ra_nn_have_cuda_build (void)
 {
@@ -125,12 +112,10 @@ void ra_nn_scale (ra_nn_backend_t *be, float *x, float a, size_t count) { be->op
 
 /* ------------------------------------------------------------------------------------- RNG */
 
+/* One splitmix64 step from state z: the counter-based generator's mixing function. */
 static uint64_t s_mix (uint64_t z)
 {
-  z += 0x9e3779b97f4a7c15ULL;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
+  return ra_rng_splitmix64 (&z);
 }
 
 void ra_nn_rng_init (ra_nn_rng_t *r, uint64_t seed, uint64_t stream)
