@@ -9,6 +9,7 @@
              [--unit task|env] [--bootstrap 2000] [--credit clicked|metric]
              [--max-episode-steps N] [--address tcp://127.0.0.1:5555]
              [--json FILE] [--csv FILE] [--quiet] [--list-arms]                              */
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,9 +19,8 @@
 #include "agents/ab/report.h"
 #include "agents/ab/runner.h"
 #include "agents/policies/registry.h"
+#include "common/kv.h"
 #include "env/server/server.h"
-
-#define MAX_CONFIG 32
 
 static void s_usage (FILE *f)
 {
@@ -82,32 +82,38 @@ static void *s_serve (void *arg)
   return NULL;
 }
 
-static void s_kv (ra_kv_t *kv, char *text)
+/* v as an integer in [lo, hi]; otherwise says what was wrong on stderr and sets *bad. */
+static int s_int (const char *flag, const char *v, int lo, int hi, bool *bad)
 {
-  char *eq = strchr (text, '=');
-  *eq = '\0';
-  kv->key = text;
-  const char *v = eq + 1;
-  char *end;
-  double x = strtod (v, &end);
-  if (!strcmp (v, "true") || !strcmp (v, "false"))
-    *kv = (ra_kv_t) { .key = text, .type = RA_KV_BOOL, .num = v[0] == 't' };
-  else if (*v && !*end)
-    *kv = (ra_kv_t) { .key = text, .type = RA_KV_NUM, .num = x };
-  else
-    *kv = (ra_kv_t) { .key = text, .type = RA_KV_STR, .str = v };
+  long long x = lo;
+  ra_error_t err;
+  if (ra_kv_parse_int ("value", v, lo, hi, &x, &err) != RA_OK) {
+    fprintf (stderr, "recarena-ab: %s: %s\n", flag, err.message);
+    *bad = true;
+  }
+  return (int) x;
 }
 
+static int s_main (int argc, char **argv, ra_kv_list_t *config);
+
 int main (int argc, char **argv)
+{
+  ra_kv_list_t config;   /* --config settings, owned here so every exit path frees them */
+  ra_kv_list_init (&config);
+  int rc = s_main (argc, argv, &config);
+  ra_kv_list_fini (&config);
+  return rc;
+}
+
+static int s_main (int argc, char **argv, ra_kv_list_t *config)
 {
   const char *env_id = "ECommerce-v1", *arms_s = "random,popularity,linucb,oracle";
   const char *control_s = "random", *split = "test", *address = NULL, *json = NULL, *csv = NULL;
   const char *curve_s = "0,1,2,5,10,20", *unit_s = "task", *credit_s = "clicked";
   int tasks = 8, num_envs = 32, episodes = 0, bootstrap = 2000, mes = 0;
   unsigned long long seed = 1;
-  bool quiet = false;
-  ra_kv_t config[MAX_CONFIG];
-  int n_config = 0;
+  bool quiet = false, bad = false;
+  ra_error_t err;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp (a, "--quiet"))
@@ -135,17 +141,22 @@ int main (int argc, char **argv)
       else if (!strcmp (a, "--split"))
         split = v;
       else if (!strcmp (a, "--tasks"))
-        tasks = atoi (v);
+        tasks = s_int (a, v, 1, 1 << 20, &bad);
       else if (!strcmp (a, "--num-envs"))
-        num_envs = atoi (v);
+        num_envs = s_int (a, v, 1, 1 << 20, &bad);
       else if (!strcmp (a, "--episodes"))
-        episodes = atoi (v);
-      else if (!strcmp (a, "--seed"))
-        seed = strtoull (v, NULL, 10);
-      else if (!strcmp (a, "--bootstrap"))
-        bootstrap = atoi (v);
+        episodes = s_int (a, v, 0, 1 << 24, &bad);
+      else if (!strcmp (a, "--seed")) {
+        long long x = 0;
+        if (ra_kv_parse_int ("value", v, 0, LLONG_MAX, &x, &err) != RA_OK) {
+          fprintf (stderr, "recarena-ab: --seed: %s\n", err.message);
+          return 2;
+        }
+        seed = (unsigned long long) x;
+      } else if (!strcmp (a, "--bootstrap"))
+        bootstrap = s_int (a, v, 1, 1 << 24, &bad);
       else if (!strcmp (a, "--max-episode-steps"))
-        mes = atoi (v);
+        mes = s_int (a, v, 0, 1 << 30, &bad);
       else if (!strcmp (a, "--address"))
         address = v;
       else if (!strcmp (a, "--json"))
@@ -159,16 +170,17 @@ int main (int argc, char **argv)
       else if (!strcmp (a, "--credit"))
         credit_s = v;
       else if (!strcmp (a, "--config")) {
-        if (!strchr (v, '=') || n_config == MAX_CONFIG) {
-          fprintf (stderr, "--config takes key=value (at most %d), got '%s'\n", MAX_CONFIG, v);
+        if (ra_kv_list_parse (config, v, &err) != RA_OK) {
+          fprintf (stderr, "recarena-ab: --config: %s\n", err.message);
           return 2;
         }
-        s_kv (&config[n_config++], argv[i]);
       } else {
         fprintf (stderr, "unknown option '%s'\n", a);
         s_usage (stderr);
         return 2;
       }
+      if (bad)
+        return 2;
     }
   }
   if (tasks < 1 || num_envs < 1 || bootstrap < 1 || episodes < 0) {
@@ -185,7 +197,7 @@ int main (int argc, char **argv)
   }
   /* curve K values */
   ra_ab_report_opts_t ro = {
-    .env_id = env_id, .split = split, .seed = seed, .config = config, .n_config = n_config,
+    .env_id = env_id, .split = split, .seed = seed, .config = config->items, .n_config = config->n,
     .unit = unit_s[0] == 't' ? RA_AB_UNIT_TASK : RA_AB_UNIT_ENV, .bootstrap = bootstrap,
     .level = 0.95, .credit = credit_s,
   };
@@ -211,13 +223,13 @@ int main (int argc, char **argv)
   /* arms; the control is added first when not listed */
   static ra_ab_arm_t arms[RA_AB_MAX_ARMS];
   int n_arms = 0;
-  ra_error_t err;
   char *list = strdup (arms_s), *save = NULL;
   bool have_control = false;
   for (char *tok = strtok_r (list, ",", &save); tok; tok = strtok_r (NULL, ",", &save))
     have_control |= !strcmp (tok, control_s);
   if (!have_control && ra_ab_arm_parse (control_s, &arms[n_arms++], &err) != RA_OK) {
     fprintf (stderr, "--control: %s\n", err.message);
+    free (list);
     return 2;
   }
   free (list);
@@ -225,10 +237,12 @@ int main (int argc, char **argv)
   for (char *tok = strtok_r (list, ",", &save); tok; tok = strtok_r (NULL, ",", &save)) {
     if (n_arms == RA_AB_MAX_ARMS) {
       fprintf (stderr, "at most %d arms\n", RA_AB_MAX_ARMS);
+      free (list);
       return 2;
     }
     if (ra_ab_arm_parse (tok, &arms[n_arms], &err) != RA_OK) {
       fprintf (stderr, "--arms: %s\n", err.message);
+      free (list);
       return 2;
     }
     if (!strcmp (arms[n_arms].spec, control_s))
@@ -262,7 +276,7 @@ int main (int argc, char **argv)
   s_progress_t prog = { .start = s_now (), .last = 0, .tasks = tasks };
   ra_ab_opts_t o = {
     .env_id = env_id, .split = split, .tasks = tasks, .num_envs = num_envs, .episodes = episodes,
-    .seed = seed, .config = config, .n_config = n_config, .max_episode_steps = mes,
+    .seed = seed, .config = config->items, .n_config = config->n, .max_episode_steps = mes,
     .credit = credit_s[0] == 'c' ? RA_AB_CREDIT_CLICKED : RA_AB_CREDIT_METRIC,
     .progress = quiet ? NULL : s_progress, .progress_ud = &prog,
   };

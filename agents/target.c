@@ -5,6 +5,7 @@
 
     usage: recarena-target [--env ECommerce-v1] [--num-envs 64] [--steps 200000] ... (--help)   */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -14,22 +15,17 @@
 
 #include "agents/nn/nn.h"
 #include "agents/policies/target.h"
+#include "common/kv.h"
 #include "env/server/server.h"
 #include "protocol/client.h"
-
-#define MAX_CONFIG 64
 
 typedef struct {
   const char *address, *env, *task, *device, *ckpt_in, *ckpt_out, *metrics;
   int num_envs, eval_episodes;
   long long steps, updates;
   double progress_s;
-  ra_kv_t config[MAX_CONFIG];   /* env config */
-  int n_config;
-  ra_kv_t policy[32];           /* policy settings from flags */
-  int n_policy;
-  char *owned[MAX_CONFIG + 32]; /* strings the kv lists borrow */
-  int n_owned;
+  ra_kv_list_t config;          /* env config */
+  ra_kv_list_t policy;          /* policy settings from flags */
   uint64_t seed;
 } opts_t;
 
@@ -63,28 +59,8 @@ static double s_now (void)
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* "key=value" -> a kv entry; numbers and true/false are typed, everything else is a string. */
-static int s_kv (opts_t *o, ra_kv_t *kv, const char *key, const char *val)
-{
-  char *k = strdup (key), *v = strdup (val);
-  if (!k || !v) {
-    free (k);
-    free (v);
-    return -1;
-  }
-  o->owned[o->n_owned++] = k;
-  o->owned[o->n_owned++] = v;
-  char *end;
-  double num = strtod (v, &end);
-  if (end != v && !*end)
-    *kv = (ra_kv_t) { .key = k, .type = RA_KV_NUM, .num = num };
-  else if (!strcmp (v, "true") || !strcmp (v, "false"))
-    *kv = (ra_kv_t) { .key = k, .type = RA_KV_BOOL, .num = !strcmp (v, "true") };
-  else
-    *kv = (ra_kv_t) { .key = k, .type = RA_KV_STR, .str = v };
-  return 0;
-}
-
+/* Fills *o from the command line: 0, 1 after --help, -1 after a message on stderr. o->config
+   and o->policy are owned by the caller from the first line on (ra_kv_list_fini them). */
 static int s_parse (int argc, char **argv, opts_t *o)
 {
   *o = (opts_t) { .env = "ECommerce-v1", .device = "cpu", .num_envs = 64, .steps = 200000,
@@ -99,7 +75,7 @@ static int s_parse (int argc, char **argv, opts_t *o)
     const char *a = argv[i];
     if (!strcmp (a, "--help") || !strcmp (a, "-h")) {
       s_usage (stdout);
-      exit (0);
+      return 1;
     }
     if (i + 1 >= argc) {
       fprintf (stderr, "recarena-target: %s needs a value (--help for usage)\n", a);
@@ -107,6 +83,8 @@ static int s_parse (int argc, char **argv, opts_t *o)
     }
     const char *v = argv[++i];
     bool known = true;
+    long long x = 0;
+    ra_error_t err = { .code = RA_OK };
     if (!strcmp (a, "--address"))
       o->address = v;
     else if (!strcmp (a, "--env"))
@@ -121,37 +99,36 @@ static int s_parse (int argc, char **argv, opts_t *o)
       o->ckpt_out = v;
     else if (!strcmp (a, "--metrics"))
       o->metrics = v;
-    else if (!strcmp (a, "--num-envs"))
-      o->num_envs = atoi (v);
-    else if (!strcmp (a, "--eval-episodes"))
-      o->eval_episodes = atoi (v);
-    else if (!strcmp (a, "--steps"))
-      o->steps = atoll (v), o->updates = 0;
-    else if (!strcmp (a, "--updates"))
-      o->updates = atoll (v);
-    else if (!strcmp (a, "--progress"))
-      o->progress_s = atof (v);
-    else if (!strcmp (a, "--seed"))
-      o->seed = strtoull (v, NULL, 10);
-    else if (!strcmp (a, "--config")) {
-      const char *eq = strchr (v, '=');
-      if (!eq || eq == v || o->n_config >= MAX_CONFIG) {
-        fprintf (stderr, "recarena-target: --config wants KEY=VALUE (at most %d), got '%s'\n",
-                 MAX_CONFIG, v);
-        return -1;
-      }
-      char key[128];
-      snprintf (key, sizeof key, "%.*s", (int) (eq - v), v);
-      if (s_kv (o, &o->config[o->n_config++], key, eq + 1) != 0)
-        return -1;
-    } else {
+    else if (!strcmp (a, "--num-envs")) {
+      if (ra_kv_parse_int ("value", v, 1, 1 << 20, &x, &err) == RA_OK)
+        o->num_envs = (int) x;
+    } else if (!strcmp (a, "--eval-episodes")) {
+      if (ra_kv_parse_int ("value", v, 0, 1 << 30, &x, &err) == RA_OK)
+        o->eval_episodes = (int) x;
+    } else if (!strcmp (a, "--steps")) {
+      if (ra_kv_parse_int ("value", v, 1, LLONG_MAX, &x, &err) == RA_OK)
+        o->steps = x, o->updates = 0;
+    } else if (!strcmp (a, "--updates")) {
+      if (ra_kv_parse_int ("value", v, 1, LLONG_MAX, &x, &err) == RA_OK)
+        o->updates = x;
+    } else if (!strcmp (a, "--progress"))
+      ra_kv_parse_num ("value", v, 0, 1e9, &o->progress_s, &err);
+    else if (!strcmp (a, "--seed")) {
+      if (ra_kv_parse_int ("value", v, 0, LLONG_MAX, &x, &err) == RA_OK)
+        o->seed = (uint64_t) x;
+    } else if (!strcmp (a, "--config"))
+      ra_kv_list_parse (&o->config, v, &err);
+    else {
       known = false;
       for (size_t p = 0; p < sizeof pol / sizeof pol[0]; p++)
         if (!strcmp (a, pol[p].flag)) {
-          if (s_kv (o, &o->policy[o->n_policy++], pol[p].key, v) != 0)
-            return -1;
+          ra_kv_list_add_text (&o->policy, pol[p].key, v, &err);
           known = true;
         }
+    }
+    if (err.code != RA_OK) {
+      fprintf (stderr, "recarena-target: %s: %s\n", a, err.message);
+      return -1;
     }
     if (!known) {
       fprintf (stderr, "recarena-target: unknown flag %s (--help for usage)\n", a);
@@ -176,8 +153,8 @@ static void *s_serve (void *arg)
 static ra_err_t s_make (ra_client_t *c, const opts_t *o, int n, uint64_t seed, const char *autoreset,
                         ra_client_env_t *env, ra_error_t *err)
 {
-  ra_make_opts_t mo = { .has_seed = true, .seed = seed, .config = o->config,
-                        .n_config = o->n_config, .autoreset = autoreset };
+  ra_make_opts_t mo = { .has_seed = true, .seed = seed, .config = o->config.items,
+                        .n_config = o->config.n, .autoreset = autoreset };
   ra_err_t rc = ra_client_make (c, o->env, n, &mo, env, err);
   if (rc != RA_OK || !o->task)
     return rc;
@@ -186,7 +163,10 @@ static ra_err_t s_make (ra_client_t *c, const opts_t *o, int n, uint64_t seed, c
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "--task wants SPLIT:ID, got '%s'", o->task);
   char split[32];
   snprintf (split, sizeof split, "%.*s", (int) (colon - o->task), o->task);
-  return ra_client_set_task (c, env, split, strtoll (colon + 1, NULL, 10), NULL, 0, NULL, err);
+  long long id;
+  if (ra_kv_parse_int ("--task ID", colon + 1, 0, LLONG_MAX, &id, err) != RA_OK)
+    return RA_ERR_BAD_CONFIG;
+  return ra_client_set_task (c, env, split, id, NULL, 0, NULL, err);
 }
 
 static void s_fmt_time (double s, char *buf, size_t cap)
@@ -241,9 +221,12 @@ static ra_err_t s_eval (ra_target_t *t, ra_client_t *c, const opts_t *o, ra_erro
 int main (int argc, char **argv)
 {
   opts_t o;
-  int code = 1;
-  if (s_parse (argc, argv, &o) != 0)
-    return 2;
+  int code = 1, parsed = s_parse (argc, argv, &o);
+  if (parsed != 0) {
+    ra_kv_list_fini (&o.config);
+    ra_kv_list_fini (&o.policy);
+    return parsed > 0 ? 0 : 2;
+  }
   ra_error_t err;
   ra_server_t *srv = NULL;
   pthread_t srv_thread;
@@ -286,7 +269,7 @@ int main (int argc, char **argv)
   ra_target_cfg_t cfg;
   ra_target_cfg_default (&cfg);
   cfg.seed = o.seed;
-  if (ra_target_cfg_apply (&cfg, o.policy, o.n_policy, NULL, &err) != RA_OK
+  if (ra_target_cfg_apply (&cfg, o.policy.items, o.policy.n, NULL, &err) != RA_OK
       || ra_target_cfg_from_env (&cfg, &env, &err) != RA_OK
       || (o.ckpt_in && ra_target_checkpoint_arch (o.ckpt_in, &cfg.hidden, &cfg.layers, &err) != RA_OK)
       || ra_target_new (be, &cfg, &t, &err) != RA_OK
@@ -394,7 +377,7 @@ done:
     pthread_join (srv_thread, NULL);
   }
   ra_server_destroy (&srv);
-  for (int i = 0; i < o.n_owned; i++)
-    free (o.owned[i]);
+  ra_kv_list_fini (&o.config);
+  ra_kv_list_fini (&o.policy);
   return code;
 }

@@ -1,6 +1,8 @@
 /*  common/kv.c - the one key=value parser and the owned key/value list (see kv.h). */
 #include "common/kv.h"
 
+#include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +51,35 @@ void ra_kv_parse_value (const char *text, ra_kv_t *out)
     *out = (ra_kv_t) { .key = out->key, .type = RA_KV_NUM, .num = x };
   else
     *out = (ra_kv_t) { .key = out->key, .type = RA_KV_STR, .str = text };
+}
+
+ra_err_t ra_kv_parse_int (const char *what, const char *text, long long lo, long long hi,
+                          long long *out, ra_error_t *err)
+{
+  char *end;
+  errno = 0;
+  long long x = strtoll (text, &end, 10);
+  while (s_space (*end))
+    end++;
+  if (errno || end == text || *end || x < lo || x > hi)
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "%.64s is '%.64s', expected an integer in "
+                         "%lld..%lld", what, text, lo, hi);
+  *out = x;
+  return RA_OK;
+}
+
+ra_err_t ra_kv_parse_num (const char *what, const char *text, double lo, double hi, double *out,
+                          ra_error_t *err)
+{
+  char *end;
+  double x = strtod (text, &end);
+  while (s_space (*end))
+    end++;
+  if (end == text || *end || !isfinite (x) || !(x >= lo && x <= hi))
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "%.64s is '%.64s', expected a number in "
+                         "[%g, %g]", what, text, lo, hi);
+  *out = x;
+  return RA_OK;
 }
 
 void ra_kv_list_init (ra_kv_list_t *l)

@@ -40,6 +40,14 @@ ra_err_t ra_kv_split (char *setting, char **key, char **value, ra_error_t *err);
    left as it was. */
 void ra_kv_parse_value (const char *text, ra_kv_t *out);
 
+/* Reads all of text (blanks around it ignored) as a base-10 integer in [lo, hi], or as a finite
+   number in [lo, hi]. RA_ERR_BAD_CONFIG saying what (a flag or key name) was given and what was
+   expected otherwise; *out is untouched then. For command lines and settings files. */
+ra_err_t ra_kv_parse_int (const char *what, const char *text, long long lo, long long hi,
+                          long long *out, ra_error_t *err);
+ra_err_t ra_kv_parse_num (const char *what, const char *text, double lo, double hi, double *out,
+                          ra_error_t *err);
+
 /* An empty list; fini frees every entry and leaves the list empty (fini of an empty or already
    finished list is a no-op). */
 void ra_kv_list_init (ra_kv_list_t *l);

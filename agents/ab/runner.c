@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "agents/policies/registry.h"
+#include "common/kv.h"
 #include "protocol/msg.h"
 
 static uint64_t s_mix (uint64_t a, uint64_t b)
@@ -34,25 +35,6 @@ static uint64_t s_hash_str (const char *s)
   return h;
 }
 
-static void s_kv_value (ra_kv_t *kv, const char *v)
-{
-  char *end;
-  double x = strtod (v, &end);
-  if (!strcmp (v, "true") || !strcmp (v, "false")) {
-    kv->type = RA_KV_BOOL;
-    kv->num = v[0] == 't';
-    kv->str = NULL;
-  } else if (*v && !*end) {
-    kv->type = RA_KV_NUM;
-    kv->num = x;
-    kv->str = NULL;
-  } else {
-    kv->type = RA_KV_STR;
-    kv->num = 0;
-    kv->str = v;
-  }
-}
-
 ra_err_t ra_ab_arm_parse (const char *spec, ra_ab_arm_t *out, ra_error_t *err)
 {
   memset (out, 0, sizeof *out);
@@ -65,18 +47,20 @@ ra_err_t ra_ab_arm_parse (const char *spec, ra_ab_arm_t *out, ra_error_t *err)
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "unknown arm '%s' (see --list-arms)",
                          name ? name : "");
   for (char *tok; (tok = strtok_r (NULL, ":", &save));) {
-    char *eq = strchr (tok, '=');
-    if (!eq || eq == tok || out->n_config == RA_AB_MAX_ARM_SETTINGS)
-      return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "arm '%s': setting '%s' is not key=value "
-                           "(at most %d)", spec, tok, RA_AB_MAX_ARM_SETTINGS);
-    *eq = '\0';
-    if (!strcmp (tok, "name")) {          /* the display name, not a policy setting */
-      snprintf (out->spec, sizeof out->spec, "%s", eq + 1);
+    char *key, *value;
+    ra_error_t why;
+    if (ra_kv_split (tok, &key, &value, &why) != RA_OK)
+      return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "arm '%s': %s", spec, why.message);
+    if (!strcmp (key, "name")) {          /* the display name, not a policy setting */
+      snprintf (out->spec, sizeof out->spec, "%s", value);
       continue;
     }
+    if (out->n_config == RA_AB_MAX_ARM_SETTINGS)
+      return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "arm '%s': more than %d settings", spec,
+                           RA_AB_MAX_ARM_SETTINGS);
     ra_kv_t *kv = &out->config[out->n_config++];
-    kv->key = tok;
-    s_kv_value (kv, eq + 1);
+    kv->key = key;
+    ra_kv_parse_value (value, kv);
   }
   return RA_OK;
 }

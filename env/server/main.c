@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/kv.h"
 #include "env/core/reward.h"
 #include "env/server/server.h"
 
@@ -56,24 +57,19 @@ typedef struct {
   int nbinds;
 } s_cfg_t;
 
-static bool s_parse_long (const char *v, long long lo, long long hi, long long *out)
-{
-  char *end;
-  errno = 0;
-  long long x = strtoll (v, &end, 10);
-  if (errno || end == v || *end || x < lo || x > hi)
-    return false;
-  *out = x;
-  return true;
-}
-
 /* Applies one option by name (without dashes). Returns false with a message on stderr. */
 static bool s_apply (s_cfg_t *c, const char *name, const char *v)
 {
   long long x;
+  ra_error_t err;
   if (!strcmp (name, "bind")) {
     if (c->nbinds >= RA_SERVER_MAX_BINDS) {
       fprintf (stderr, "recarena-server: at most %d --bind\n", RA_SERVER_MAX_BINDS);
+      return false;
+    }
+    if (strlen (v) >= sizeof c->bind_store[0]) {
+      fprintf (stderr, "recarena-server: --bind endpoint is %zu characters, expected fewer than "
+               "%zu\n", strlen (v), sizeof c->bind_store[0]);
       return false;
     }
     snprintf (c->bind_store[c->nbinds], sizeof c->bind_store[0], "%s", v);
@@ -83,7 +79,6 @@ static bool s_apply (s_cfg_t *c, const char *name, const char *v)
   }
   if (!strcmp (name, "reward-plugin")) {
     /* Loaded here, at startup, never on a client's request (DESIGN.md section 3). */
-    ra_error_t err;
     if (ra_reward_plugins_load (v, &err) != RA_OK) {
       fprintf (stderr, "recarena-server: --reward-plugin: %s\n", err.message);
       return false;
@@ -101,10 +96,9 @@ static bool s_apply (s_cfg_t *c, const char *name, const char *v)
     return false;
   }
   if (!strcmp (name, "idle-timeout")) {
-    char *end;
-    double d = strtod (v, &end);
-    if (end == v || *end || !(d > 0)) {
-      fprintf (stderr, "recarena-server: --idle-timeout is '%s', expected seconds > 0\n", v);
+    double d;
+    if (ra_kv_parse_num ("--idle-timeout", v, 0, 1e9, &d, &err) != RA_OK || !(d > 0)) {
+      fprintf (stderr, "recarena-server: --idle-timeout is '%.64s', expected seconds in (0, 1e9]\n", v);
       return false;
     }
     c->opts.idle_timeout_s = d;
@@ -118,9 +112,10 @@ static bool s_apply (s_cfg_t *c, const char *name, const char *v)
   for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
     if (strcmp (name, ints[i].name))
       continue;
-    if (!s_parse_long (v, ints[i].lo, ints[i].hi, &x)) {
-      fprintf (stderr, "recarena-server: --%s is '%s', expected an integer in %lld..%lld\n", name, v,
-               ints[i].lo, ints[i].hi);
+    char what[64];
+    snprintf (what, sizeof what, "--%s", name);
+    if (ra_kv_parse_int (what, v, ints[i].lo, ints[i].hi, &x, &err) != RA_OK) {
+      fprintf (stderr, "recarena-server: %s\n", err.message);
       return false;
     }
     switch (i) {
@@ -134,18 +129,8 @@ static bool s_apply (s_cfg_t *c, const char *name, const char *v)
     }
     return true;
   }
-  fprintf (stderr, "recarena-server: unknown option '%s' (see --help)\n", name);
+  fprintf (stderr, "recarena-server: unknown option '%.64s' (see --help)\n", name);
   return false;
-}
-
-static char *s_trim (char *s)
-{
-  while (*s == ' ' || *s == '\t')
-    s++;
-  size_t n = strlen (s);
-  while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
-    s[--n] = '\0';
-  return s;
 }
 
 static bool s_read_config (s_cfg_t *c, const char *path)
@@ -160,20 +145,27 @@ static bool s_read_config (s_cfg_t *c, const char *path)
   bool ok = true;
   while (ok && fgets (line, sizeof line, f)) {
     lineno++;
-    char *hash = strchr (line, '#');
-    if (hash)
-      *hash = '\0';
-    char *s = s_trim (line);
-    if (!*s)
-      continue;
-    char *eq = strchr (s, '=');
-    if (!eq) {
-      fprintf (stderr, "recarena-server: %s:%d: expected 'name = value'\n", path, lineno);
+    size_t len = strlen (line);
+    if (len == sizeof line - 1 && line[len - 1] != '\n' && !feof (f)) {
+      fprintf (stderr, "recarena-server: %s:%d: line longer than %zu characters\n", path, lineno,
+               sizeof line - 2);
       ok = false;
       break;
     }
-    *eq = '\0';
-    char *name = s_trim (s), *value = s_trim (eq + 1);
+    char *hash = strchr (line, '#');
+    if (hash)
+      *hash = '\0';
+    line[strcspn (line, "\r\n")] = '\0';
+    if (!line[strspn (line, " \t\r\n")])
+      continue;
+    char *name, *value;
+    ra_error_t err;
+    if (ra_kv_split (line, &name, &value, &err) != RA_OK) {
+      fprintf (stderr, "recarena-server: %s:%d: expected 'name = value': %s\n", path, lineno,
+               err.message);
+      ok = false;
+      break;
+    }
     for (char *p = name; *p; p++)
       if (*p == '_')
         *p = '-';

@@ -75,3 +75,25 @@ Test (kv, list_owns_copies_and_grows_without_bound)
   cr_assert (l.n == 0 && !l.items);
   ra_kv_list_fini (&l);
 }
+
+Test (kv, numbers_must_be_whole_in_range_and_finite)
+{
+  long long i = 0;
+  double d = 0;
+  ra_error_t err;
+  cr_assert_eq (ra_kv_parse_int ("--tasks", " 12 ", 1, 100, &i, &err), RA_OK);
+  cr_assert_eq (i, 12);
+  static const char *const bad_int[] = { "", "abc", "12x", "1.5", "0", "101", "99999999999999999999" };
+  for (size_t j = 0; j < sizeof bad_int / sizeof bad_int[0]; j++) {
+    cr_assert_eq (ra_kv_parse_int ("--tasks", bad_int[j], 1, 100, &i, &err), RA_ERR_BAD_CONFIG,
+                  "'%s'", bad_int[j]);
+    cr_assert (strstr (err.message, "--tasks") && strstr (err.message, "1..100"), "%s", err.message);
+    cr_assert_eq (i, 12, "a rejected value leaves *out alone");
+  }
+  cr_assert_eq (ra_kv_parse_num ("--lr", "3e-3", 0, 1, &d, &err), RA_OK);
+  cr_assert_eq (d, 3e-3);
+  static const char *const bad_num[] = { "", "x", "nan", "inf", "2", "-0.5", "0.1.2" };
+  for (size_t j = 0; j < sizeof bad_num / sizeof bad_num[0]; j++)
+    cr_assert_eq (ra_kv_parse_num ("--lr", bad_num[j], 0, 1, &d, &err), RA_ERR_BAD_CONFIG,
+                  "'%s'", bad_num[j]);
+}
