@@ -15,6 +15,7 @@
 
 #include "agents/nn/backend.h"
 #include "agents/nn/nn.h"
+#include "common/kv.h"
 
 static double s_now (void)
 {
@@ -277,9 +278,15 @@ int main (int argc, char **argv)
   int repeats = 15;
   bool check = false;
   for (int i = 1; i < argc; i++) {
-    if (strcmp (argv[i], "--repeats") == 0 && i + 1 < argc)
-      repeats = atoi (argv[++i]);
-    else if (strcmp (argv[i], "--check") == 0)
+    long long x;
+    ra_error_t err;
+    if (strcmp (argv[i], "--repeats") == 0 && i + 1 < argc) {
+      if (ra_kv_parse_int ("--repeats", argv[++i], 1, 1000, &x, &err) != RA_OK) {
+        fprintf (stderr, "%s\n", err.message);
+        return 2;
+      }
+      repeats = (int) x;
+    } else if (strcmp (argv[i], "--check") == 0)
       check = true;
     else {
       fprintf (stderr, "usage: %s [--repeats N] [--check]\n", argv[0]);

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "common/kv.h"
 #include "common/rng.h"
 #include "env/server/server.h"
 #include "env/sims/registry.h"
@@ -360,14 +361,22 @@ int main (int argc, char **argv)
 {
   int workers = 0;
   for (int i = 1; i < argc; i++) {
+    long long x = 0;
+    ra_error_t err = { .code = RA_OK };
     if (!strcmp (argv[i], "--seconds") && i + 1 < argc)
-      s_secs = atof (argv[++i]);
-    else if (!strcmp (argv[i], "--repeats") && i + 1 < argc)
-      s_repeats = atoi (argv[++i]);
-    else if (!strcmp (argv[i], "--workers") && i + 1 < argc)
-      workers = atoi (argv[++i]);
-    else {
+      ra_kv_parse_num ("--seconds", argv[++i], 1e-3, 60, &s_secs, &err);
+    else if (!strcmp (argv[i], "--repeats") && i + 1 < argc) {
+      if (ra_kv_parse_int ("--repeats", argv[++i], 1, MAX_REPEATS, &x, &err) == RA_OK)
+        s_repeats = (int) x;
+    } else if (!strcmp (argv[i], "--workers") && i + 1 < argc) {
+      if (ra_kv_parse_int ("--workers", argv[++i], 0, 64, &x, &err) == RA_OK)
+        workers = (int) x;
+    } else {
       fprintf (stderr, "usage: %s [--seconds S] [--repeats R] [--workers W]\n", argv[0]);
+      return 2;
+    }
+    if (err.code != RA_OK) {
+      fprintf (stderr, "%s\n", err.message);
       return 2;
     }
   }

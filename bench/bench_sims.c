@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/kv.h"
 #include "common/rng.h"
 #include "env/sims/registry.h"
 
@@ -107,9 +108,13 @@ static double s_bench (const ra_sim_class_t *cls, int n, double secs, int repeat
 
 int main (int argc, char **argv)
 {
-  double secs = argc > 1 ? atof (argv[1]) : 0.2;
-  int repeats = argc > 2 ? atoi (argv[2]) : 5;
-  if (secs <= 0 || repeats < 1) {
+  double secs = 0.2;
+  long long repeats = 5;
+  ra_error_t err;
+  if (argc > 3 || (argc > 1 && ra_kv_parse_num ("seconds_per_repeat", argv[1], 1e-3, 60, &secs, &err) != RA_OK)
+      || (argc > 2 && ra_kv_parse_int ("repeats", argv[2], 1, 1000, &repeats, &err) != RA_OK)) {
+    if (argc <= 3)
+      fprintf (stderr, "%s\n", err.message);
     fprintf (stderr, "usage: %s [seconds_per_repeat > 0] [repeats >= 1]\n", argv[0]);
     return 2;
   }
@@ -119,7 +124,7 @@ int main (int argc, char **argv)
   printf ("%-16s %8s %16s %12s\n", "sim", "batch", "env-steps/s", "ns/env-step");
   for (int s = 0; s < n_sims; s++)
     for (int b = 0; b < 3; b++) {
-      double r = s_bench (sims[s], sizes[b], secs, repeats);
+      double r = s_bench (sims[s], sizes[b], secs, (int) repeats);
       if (r < 0)
         return 1;
       printf ("%-16s %8d %16.0f %12.1f\n", sims[s]->name, sizes[b], r, 1e9 / r);

@@ -59,9 +59,10 @@ ra_err_t ra_kv_parse_int (const char *what, const char *text, long long lo, long
   char *end;
   errno = 0;
   long long x = strtoll (text, &end, 10);
+  bool digits = end != text;
   while (s_space (*end))
     end++;
-  if (errno || end == text || *end || x < lo || x > hi)
+  if (errno || !digits || *end || x < lo || x > hi)
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "%.64s is '%.64s', expected an integer in "
                          "%lld..%lld", what, text, lo, hi);
   *out = x;
@@ -73,9 +74,10 @@ ra_err_t ra_kv_parse_num (const char *what, const char *text, double lo, double 
 {
   char *end;
   double x = strtod (text, &end);
+  bool digits = end != text;
   while (s_space (*end))
     end++;
-  if (end == text || *end || !isfinite (x) || !(x >= lo && x <= hi))
+  if (!digits || *end || !isfinite (x) || !(x >= lo && x <= hi))
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "%.64s is '%.64s', expected a number in "
                          "[%g, %g]", what, text, lo, hi);
   *out = x;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/kv.h"
 #include "common/rng.h"
 #include "protocol/client.h"
 
@@ -150,18 +151,27 @@ int main (int argc, char **argv)
   int episodes = 3, n = 256;
   bool ping_only = false;
   for (int i = 1; i < argc; i++) {
-    if (!strcmp (argv[i], "--endpoint") && i + 1 < argc)
-      endpoint = argv[++i];
-    else if (!strcmp (argv[i], "--episodes") && i + 1 < argc)
-      episodes = atoi (argv[++i]);
-    else if (!strcmp (argv[i], "--ping"))
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp (a, "--ping")) {
       ping_only = true;
-    else if (!strcmp (argv[i], "--num-envs") && i + 1 < argc)
-      n = atoi (argv[++i]);
-    else {
+      continue;
+    }
+    if (!v || (strcmp (a, "--endpoint") && strcmp (a, "--episodes") && strcmp (a, "--num-envs"))) {
       fprintf (stderr, "usage: %s [--endpoint EP] [--episodes N] [--num-envs N] [--ping]\n", argv[0]);
       return 2;
     }
+    i++;
+    long long x;
+    ra_error_t err;
+    if (!strcmp (a, "--endpoint"))
+      endpoint = v;
+    else if (ra_kv_parse_int (a, v, 1, !strcmp (a, "--episodes") ? 1 << 20 : 1 << 16, &x, &err) != RA_OK) {
+      fprintf (stderr, "%s\n", err.message);
+      return 2;
+    } else if (!strcmp (a, "--episodes"))
+      episodes = (int) x;
+    else
+      n = (int) x;
   }
   if (episodes < 1 || n < 1) {
     fprintf (stderr, "--episodes and --num-envs must be positive\n");

@@ -83,7 +83,8 @@ Test (kv, numbers_must_be_whole_in_range_and_finite)
   ra_error_t err;
   cr_assert_eq (ra_kv_parse_int ("--tasks", " 12 ", 1, 100, &i, &err), RA_OK);
   cr_assert_eq (i, 12);
-  static const char *const bad_int[] = { "", "abc", "12x", "1.5", "0", "101", "99999999999999999999" };
+  static const char *const bad_int[] = { "", " ", "abc", "12x", "1.5", "0", "101",
+                                           "99999999999999999999" };
   for (size_t j = 0; j < sizeof bad_int / sizeof bad_int[0]; j++) {
     cr_assert_eq (ra_kv_parse_int ("--tasks", bad_int[j], 1, 100, &i, &err), RA_ERR_BAD_CONFIG,
                   "'%s'", bad_int[j]);
@@ -92,7 +93,7 @@ Test (kv, numbers_must_be_whole_in_range_and_finite)
   }
   cr_assert_eq (ra_kv_parse_num ("--lr", "3e-3", 0, 1, &d, &err), RA_OK);
   cr_assert_eq (d, 3e-3);
-  static const char *const bad_num[] = { "", "x", "nan", "inf", "2", "-0.5", "0.1.2" };
+  static const char *const bad_num[] = { "", "  ", "x", "nan", "inf", "2", "-0.5", "0.1.2" };
   for (size_t j = 0; j < sizeof bad_num / sizeof bad_num[0]; j++)
     cr_assert_eq (ra_kv_parse_num ("--lr", bad_num[j], 0, 1, &d, &err), RA_ERR_BAD_CONFIG,
                   "'%s'", bad_num[j]);

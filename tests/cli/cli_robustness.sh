@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# tests/cli/cli_robustness.sh - feeds one built binary hostile command lines and checks that each
+# ends cleanly: within a time limit, by exit (never a signal), without a sanitizer report, with
+# an exit status and a message that say the input was refused.
+#
+#   usage: cli_robustness.sh BINARY [QUICK]
+#
+# Each binary's flags are listed below (value flags, numeric flags, key=value flags); every case
+# is a command line that must be rejected while parsing, so nothing here starts real work:
+# repeated flags (the recarena-target --lr x34 crash), very long values and flag names, unknown
+# flags, missing values, non-numeric and out-of-range numbers, malformed settings, and thousands
+# of arguments. QUICK=1 repeats flags 200 times instead of 3000 (the sanitizer build).
+set -u
+bin=$(realpath "$1")
+quick="${2:-0}"
+name=$(basename "$bin")
+limit=30
+reps=3000
+[ "$quick" = 1 ] && reps=200
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work" || exit 1
+
+long=$(head -c 100000 /dev/zero | tr '\0' 'x')
+longnum=$(head -c 5000 /dev/zero | tr '\0' '9')
+failures=0
+cases=0
+
+# check EXPECT ARGS...: runs the binary; EXPECT is "reject" (exit 1..125 with a message on
+# stderr) or "any" (exit 0..125 with some output, e.g. --help after valid flags).
+check ()
+{
+  local expect="$1"
+  shift
+  cases=$((cases + 1))
+  timeout -s KILL "$limit" "$bin" "$@" </dev/null >"$work/out" 2>"$work/err"
+  local rc=$?
+  local what="$name $(printf '%q ' "${@:1:6}" | cut -c1-160)$([ $# -gt 6 ] && echo "... ($# args)")"
+  local bad=""
+  if [ $rc -eq 137 ]; then
+    bad="did not finish within ${limit}s"
+  elif [ $rc -ge 126 ]; then
+    bad="ended by a signal or could not run (exit $rc)"
+  elif grep -q "Sanitizer\|runtime error:" "$work/err"; then
+    bad="sanitizer report: $(grep -m1 "Sanitizer\|runtime error:" "$work/err")"
+  elif [ "$expect" = reject ] && [ $rc -eq 0 ]; then
+    bad="accepted the input (exit 0)"
+  elif [ "$expect" = reject ] && [ ! -s "$work/err" ]; then
+    bad="exit $rc without a message on stderr"
+  elif [ ! -s "$work/err" ] && [ ! -s "$work/out" ]; then
+    bad="exit $rc without any output"
+  fi
+  if [ -n "$bad" ]; then
+    echo "FAIL: $what: $bad"
+    failures=$((failures + 1))
+  fi
+}
+
+# repeat N ARGS...: prints ARGS N times, one word a line (for mapfile).
+repeat ()
+{
+  local n="$1"
+  shift
+  for ((r = 0; r < n; r++)); do
+    printf '%s\n' "$@"
+  done
+}
+
+value_flags=()   # flags that take a value; a plausible value follows each
+numeric_flags=()
+setting_flags=() # flags that take key=value
+positional=0
+case "$name" in
+  recarena-target)
+    value_flags=(--address tcp://127.0.0.1:1 --env ECommerce-v1 --task train:1 --device cpu
+                 --checkpoint-in x --checkpoint-out x --metrics x --num-envs 4 --eval-episodes 1
+                 --steps 10 --updates 1 --progress 1 --seed 1 --config a=1 --rollout 4 --lr 0.1
+                 --gamma 0.9 --lambda 0.9 --entropy 0.1 --value-coef 0.5 --clip-norm 1
+                 --reward-scale 1 --hidden 8 --layers 1 --activation relu)
+    numeric_flags=(--num-envs --eval-episodes --steps --updates --progress --seed)
+    setting_flags=(--config) ;;
+  recarena-ab)
+    value_flags=(--env ECommerce-v1 --arms random --control random --split test --tasks 1
+                 --num-envs 1 --episodes 1 --seed 1 --config a=1 --curve-episodes 0,1
+                 --unit task --bootstrap 10 --credit clicked --max-episode-steps 5
+                 --address tcp://127.0.0.1:1 --json x.json --csv x.csv)
+    numeric_flags=(--tasks --num-envs --episodes --seed --bootstrap --max-episode-steps)
+    setting_flags=(--config) ;;
+  recarena-server)
+    value_flags=(--bind tcp://127.0.0.1:1 --workers 1 --max-envs 10 --async-min-envs 10
+                 --max-total-envs 10 --max-sessions 10 --idle-timeout 5 --max-message-bytes 4096
+                 --seed 1 --log-level info)
+    numeric_flags=(--workers --max-envs --async-min-envs --max-total-envs --max-sessions
+                   --idle-timeout --max-message-bytes --seed) ;;
+  ecommerce_demo)
+    value_flags=(--endpoint tcp://127.0.0.1:1 --episodes 1 --num-envs 1)
+    numeric_flags=(--episodes --num-envs) ;;
+  bench_nn)
+    value_flags=(--repeats 1)
+    numeric_flags=(--repeats) ;;
+  bench_protocol)
+    value_flags=(--seconds 0.01 --repeats 1 --workers 1)
+    numeric_flags=(--seconds --repeats --workers) ;;
+  bench_sims | nn_checkpoint_demo | gen_golden)
+    positional=1 ;;
+  *)
+    echo "cli_robustness.sh: no flag table for '$name'"
+    exit 1 ;;
+esac
+
+if [ $positional = 0 ]; then
+  check any --help
+  check reject --no-such-flag
+  check reject "--$long"
+  check reject "$long"
+  mapfile -t many < <(repeat $((reps * 4)) --no-such-flag)
+  check reject "${many[@]}"
+  for ((f = 0; f < ${#value_flags[@]}; f += 2)); do
+    flag=${value_flags[f]}
+    val=${value_flags[f + 1]}
+    mapfile -t rep < <(repeat "$reps" "$flag" "$val")
+    check any "${rep[@]}" --help
+    check reject "${rep[@]}" --no-such-flag
+    check reject "$flag" "$long" --no-such-flag
+    check reject "$flag"                      # missing value
+    check reject "$flag" "$val" "$flag"       # missing value after a good one
+  done
+  for flag in "${numeric_flags[@]}"; do
+    for v in abc "" 1x 0x -1 nan inf 1e999 "$longnum" "-$longnum" " " 1,5; do
+      check reject "$flag" "$v"
+    done
+  done
+  for flag in "${setting_flags[@]}"; do
+    for v in novalue =1 "" " = 1" "$long"; do
+      check reject "$flag" "$v"
+    done
+    mapfile -t rep < <(repeat 10 "$flag" "k=$long")   # 1 MB of arguments
+    check reject "${rep[@]}" --no-such-flag
+    mapfile -t rep < <(repeat "$reps" "$flag" key=value)
+    check reject "${rep[@]}" --no-such-flag
+  done
+  case "$name" in
+    recarena-server)
+      check reject --config /nonexistent/recarena.conf
+      printf 'workers = 2\nbogus line\n' >"$work/a.conf"
+      check reject --config "$work/a.conf"
+      printf ' = 2\n' >"$work/b.conf"
+      check reject --config "$work/b.conf"
+      { printf 'workers = '; printf '%s' "$longnum"; printf '\n'; } >"$work/c.conf"
+      check reject --config "$work/c.conf"
+      repeat "$reps" "bind = tcp://127.0.0.1:1" >"$work/d.conf"
+      check reject --config "$work/d.conf"
+      check reject --reward-plugin /nonexistent/plugin.so
+      check reject --log-level loud
+      check reject "--workers=$longnum"
+      check reject "--$long=1" ;;
+    recarena-target)
+      check reject --activation "$long" --no-such-flag
+      check reject --lr abc --no-such-flag
+      mapfile -t rep < <(repeat 34 --lr 0.1)
+      check any "${rep[@]}" --help ;;
+    recarena-ab)
+      check reject --arms "$long"
+      check reject --arms "linucb:$long"
+      check reject --arms "linucb:=1"
+      mapfile -t rep < <(repeat 40 a=1)
+      check reject --arms "linucb:$(IFS=:; echo "${rep[*]}")"
+      mapfile -t rep < <(repeat 100 random)
+      check reject --arms "$(IFS=,; echo "${rep[*]}")"
+      check reject --curve-episodes "1,x"
+      check reject --curve-episodes "$longnum"
+      check reject --unit "$long"
+      check reject --credit x ;;
+  esac
+else
+  case "$name" in
+    bench_sims)
+      for v in abc "" 1x -1 0 nan inf 1e999 "$longnum" "$long"; do
+        check reject "$v"
+        check reject 0.01 "$v"
+      done
+      check reject 0.01 1 extra
+      mapfile -t many < <(repeat $((reps * 4)) 1)
+      check reject "${many[@]}" ;;
+    nn_checkpoint_demo)
+      check reject
+      check reject one
+      check reject "/nonexistent/$long" "/nonexistent/x.json"
+      check reject /nonexistent/a.safetensors /nonexistent/a.json
+      mapfile -t many < <(repeat $((reps * 4)) x)
+      check reject "${many[@]}" ;;
+    gen_golden)
+      # never without arguments: that rewrites tests/data/golden
+      check reject /nonexistent/golden
+      check reject "/nonexistent/$long"
+      mapfile -t many < <(repeat $((reps * 4)) /nonexistent/golden)
+      check reject "${many[@]}" ;;
+  esac
+fi
+echo "$name: $cases command lines, $failures failed"
+[ $failures -eq 0 ]
