@@ -71,3 +71,26 @@ ra_err_t ra_worlds_set (ra_worlds_t *w, const ra_task_values_t *v, const uint8_t
   *slot = target;
   return RA_OK;
 }
+
+ra_err_t ra_worlds_set_task (ra_worlds_t *w, const ra_worlds_def_t *def, struct ra_sim *sim,
+                             const double *defaults, const ra_task_t *task, const uint8_t *mask,
+                             ra_error_t *err)
+{
+  ra_task_values_t v;
+  ra_err_t rc = ra_task_resolve (def->params, def->n_params, def->sim_key, defaults, task, &v, err);
+  if (rc != RA_OK)
+    return rc;
+  int t;
+  bool fresh;
+  rc = ra_worlds_set (w, &v, mask, &t, &fresh, err);
+  if (rc == RA_OK && fresh)
+    def->build (sim, t, &v);
+  return rc;
+}
+
+int ra_worlds_describe_task (const ra_worlds_t *w, const ra_worlds_def_t *def, int env_index,
+                             ra_kv_t *out, int cap)
+{
+  assert (env_index >= 0 && env_index < w->num_envs);
+  return ra_task_describe (def->params, def->n_params, ra_worlds_next_task (w, env_index), out, cap);
+}

@@ -14,8 +14,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "env/core/task.h"
 #include "common/err.h"
+#include "env/core/task.h"
+
+struct ra_sim;
 
 typedef struct {
   int n_slots;                          /* worlds in the batch */
@@ -51,6 +53,29 @@ void ra_worlds_fini (ra_worlds_t *w);
    nothing changed. O(n_slots * (num_envs + n_params)). */
 ra_err_t ra_worlds_set (ra_worlds_t *w, const ra_task_values_t *v, const uint8_t *mask, int *slot,
                         bool *fresh, ra_error_t *err);
+
+/* What set_task and describe_task need from a simulator, fixed per sim: its task parameter
+   table (env/core/task.h), the key its task draws are made with, and the function that builds
+   the world of slot `slot` from resolved task values into the sim's own per-slot arrays. */
+typedef struct {
+  const ra_task_param_def_t *params;
+  int n_params;
+  uint64_t sim_key;
+  void (*build) (struct ra_sim *sim, int slot, const ra_task_values_t *v);
+} ra_worlds_def_t;
+
+/* A sim's set_task (env/core/sim.h), the same for every simulator: resolves task against
+   def->params with the sim's config defaults (ra_task_resolve), picks a slot by the rule of
+   ra_worlds_set for the masked envs, and builds that slot's world with def->build when it is
+   fresh. On any error nothing changed. */
+ra_err_t ra_worlds_set_task (ra_worlds_t *w, const ra_worlds_def_t *def, struct ra_sim *sim,
+                             const double *defaults, const ra_task_t *task, const uint8_t *mask,
+                             ra_error_t *err);
+
+/* A sim's describe_task: env env_index's task from its next reset on, as at most cap entries
+   (ra_task_describe); returns the count. */
+int ra_worlds_describe_task (const ra_worlds_t *w, const ra_worlds_def_t *def, int env_index,
+                             ra_kv_t *out, int cap);
 
 /* At env i's reset: its next slot becomes its current one; returns it. */
 static inline int ra_worlds_begin (ra_worlds_t *w, int i)

@@ -788,24 +788,17 @@ static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const r
   }
 }
 
+/* set_task and describe_task are env/core/worlds.h's, fed this sim's task table and builder. */
+static const ra_worlds_def_t s_worlds_def = { s_params, RA_ADS_P_COUNT, S_SIM_KEY, s_slot_build };
+
 static ra_err_t s_set_task (ra_sim_t *s, const ra_task_t *task, const uint8_t *mask, ra_error_t *err)
 {
-  ra_task_values_t v;
-  ra_err_t rc = ra_task_resolve (s_params, RA_ADS_P_COUNT, S_SIM_KEY, s->default_task, task, &v, err);
-  if (rc != RA_OK)
-    return rc;
-  int t;
-  bool fresh;
-  rc = ra_worlds_set (&s->worlds, &v, mask, &t, &fresh, err);
-  if (rc == RA_OK && fresh)
-    s_slot_build (s, t, &v);
-  return rc;
+  return ra_worlds_set_task (&s->worlds, &s_worlds_def, s, s->default_task, task, mask, err);
 }
 
 static int s_describe_task (const ra_sim_t *s, int env_index, ra_kv_t *out, int cap)
 {
-  assert (env_index >= 0 && env_index < s->num_envs);
-  return ra_task_describe (s_params, RA_ADS_P_COUNT, ra_worlds_next_task (&s->worlds, env_index), out, cap);
+  return ra_worlds_describe_task (&s->worlds, &s_worlds_def, env_index, out, cap);
 }
 
 static int s_render (const ra_sim_t *s, int env_index, char *buf, size_t cap)
