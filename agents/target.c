@@ -1,4 +1,4 @@
-/*  agents/target.c - recarena-target: trains the target policy (DESIGN.md section 4) against a
+/*  agents/target.c - recarena-target: trains the target policy (docs/agents.md, "Target policy") against a
     recarena server over the protocol, on many envs at once; optionally evaluates it greedily
     against a random policy on the same seeds. Without --address it starts an in-process server
     on a free loopback port, which stops when the program ends.

@@ -1,5 +1,5 @@
-/*  bench/bench_protocol.c - what the protocol costs (DESIGN.md section 5). In one run, on one
-    machine, against the same references:
+/*  bench/bench_protocol.c - what the protocol costs (budgets: docs/architecture.md section 11).
+    In one run, on one machine, against the same references:
       - ECommerce-v1 stepped in-process at batch 256, one thread (the reference);
       - the same through the server's handlers without ZeroMQ (codec + session cost);
       - over ZeroMQ tcp loopback with the C client against an in-process server thread, at

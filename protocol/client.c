@@ -1,4 +1,4 @@
-/*  protocol/client.c - the C client of protocol v1 (DESIGN.md section 2).
+/*  protocol/client.c - the C client of protocol v1 (docs/protocol.md).
 
     Owns: one ZeroMQ context and DEALER socket per client, the parts of the last reply and its
     decoded header (results of a call borrow them until the next call), and a reusable request

@@ -1,4 +1,4 @@
-/*  protocol/client.h - the C client of protocol v1 (DESIGN.md section 2).
+/*  protocol/client.h - the C client of protocol v1 (docs/protocol.md).
 
     One client = one DEALER socket connected to one server. Every call has a deadline: a dead or
     absent server yields RA_ERR_TIMEOUT within it, never a hang. After a timeout the client stays

@@ -1,4 +1,4 @@
-/*  protocol/msg.c - the message codec of protocol v1 (DESIGN.md section 2).
+/*  protocol/msg.c - the message codec of protocol v1 (docs/protocol.md).
 
     Owns: the packer buffer of outgoing messages and the decoded header tree of incoming ones.
     Tensor frames are borrowed in both directions. Never touches a socket.

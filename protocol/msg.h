@@ -1,4 +1,4 @@
-/*  protocol/msg.h - the message codec of protocol v1 (DESIGN.md section 2).
+/*  protocol/msg.h - the message codec of protocol v1 (docs/protocol.md).
 
     A message is multipart: frame 0 is a msgpack map (the header); frames 1..n are raw tensor bytes
     referenced from the header by index. This module builds and parses those parts; it never

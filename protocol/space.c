@@ -1,4 +1,4 @@
-/*  protocol/space.c - Gymnasium spaces as tagged trees (DESIGN.md section 2, wire form in
+/*  protocol/space.c - Gymnasium spaces as tagged trees (docs/protocol.md, "Spaces"; wire form in
     protocol/space.h). A space owns its children, keys, bounds and nvec. Decoding is for untrusted
     trees: every field is checked and Dict/Tuple nesting is capped at S_MAX_DEPTH levels.
     Not thread-safe to mutate; concurrent read-only use is fine.                                 */

@@ -1,4 +1,4 @@
-/*  protocol/space.h - Gymnasium spaces as tagged trees (DESIGN.md section 2).
+/*  protocol/space.h - Gymnasium spaces as tagged trees (docs/protocol.md, "Spaces").
 
     On the wire: {"type": "Box", "dtype", "shape", "low": tensor, "high": tensor},
     {"type": "Discrete", "n", "start"}, {"type": "MultiDiscrete", "nvec": [..]} (nvec as a flat

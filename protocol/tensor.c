@@ -1,4 +1,4 @@
-/*  protocol/tensor.c - dtype table and tensor views (DESIGN.md section 2).
+/*  protocol/tensor.c - dtype table and tensor views (docs/protocol.md, "Tensors").
     Owns nothing: views borrow their data. Pure functions; thread-safe.                          */
 #include "protocol/tensor.h"
 

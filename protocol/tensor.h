@@ -1,4 +1,4 @@
-/*  protocol/tensor.h - dtypes and borrowed tensor views (DESIGN.md section 2).
+/*  protocol/tensor.h - dtypes and borrowed tensor views (docs/protocol.md, "Tensors").
 
     A tensor on the wire is a header map {"dtype", "shape", "frame"} plus one raw frame of
     little-endian, C-order bytes. ra_tensor_t is a view: it never owns its data.

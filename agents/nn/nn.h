@@ -1,4 +1,4 @@
-/*  agents/nn/nn.h - small neural networks for RL recommenders, on a CPU or a GPU (DESIGN.md section 4).
+/*  agents/nn/nn.h - small neural networks for RL recommenders, on a CPU or a GPU (docs/nn.md).
 
     Layout (both backends): row-major, batch x features. A matrix "[B, F]" is B rows of F floats,
     element (b, f) at b*F + f. Weights of a linear layer are [out, in] (PyTorch convention).

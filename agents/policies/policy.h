@@ -1,5 +1,5 @@
 /*  agents/policies/policy.h - the arm interface: what the A/B harness and the trainers run
-    (DESIGN.md section 4).
+    (docs/architecture.md section 6.2).
 
     Every sim's observation is a Dict of "user" (U), "candidates" (K x F) and "response" (R), plus
     "item_ids" (K, i32) where the sim exposes catalog ids; a policy sees one batch of N envs as a

@@ -1,5 +1,5 @@
 /*  agents/policies/target.c - the target policy's network, slates and actor-critic update
-    (DESIGN.md section 4; equations in docs/agents.md, "Target policy").
+    (equations in docs/agents.md, "Target policy").
 
     Owns one ra_nn parameter buffer (scorer + value head), device activation buffers sized for a
     full rollout (T*N users x K candidates) and the host rollout buffer; nothing is allocated after

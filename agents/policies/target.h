@@ -1,4 +1,4 @@
-/*  agents/policies/target.h - the target policy of DESIGN.md section 4: an MLP scorer over every
+/*  agents/policies/target.h - the target policy (docs/agents.md, "Target policy"): an MLP scorer over every
     (user, candidate) pair, Plackett-Luce slates (sampled while training, top-k when greedy), a
     value head on the user features, and actor-critic updates with GAE over T steps x N envs.
 

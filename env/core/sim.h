@@ -1,5 +1,5 @@
 /*  env/core/sim.h - the simulator interface: all the server ever sees of a simulator
-    (DESIGN.md sections 1 and 3).
+    (docs/architecture.md sections 2 and 5).
 
     A ra_sim_t is one batch of num_envs envs of one simulator, owned by one server session. It
     allocates everything at create time and nothing in reset or step. It writes observations,

@@ -1,4 +1,4 @@
-/*  env/server/handlers.c - the command table of protocol v1 and its handlers (DESIGN.md section 2).
+/*  env/server/handlers.c - the command table of protocol v1 and its handlers (docs/protocol.md).
 
     Each handler reads a decoded request, validates every field it uses, and either packs a complete
     success reply or returns an error (the dispatcher then packs the error reply). Handlers never
@@ -662,7 +662,7 @@ static ra_err_t s_reply_step (ra_server_t *srv, ra_session_t *s, uint64_t id, ra
   const ra_sim_spec_t *sp = ra_session_spec (s);
   ra_outbufs_t *b = ra_session_out (s);
   /* Gymnasium 1.x same_step: final_obs and final_info live inside info, and only in a step
-     where some env ended (DESIGN.md section 2). */
+     where some env ended (docs/protocol.md, "Autoreset and seeding"). */
   bool with_final = false;
   if (ra_session_autoreset (s) == RA_AUTORESET_SAME_STEP)
     for (int i = 0; i < n && !with_final; i++)

@@ -78,7 +78,7 @@ static bool s_apply (s_cfg_t *c, const char *name, const char *v)
     return true;
   }
   if (!strcmp (name, "reward-plugin")) {
-    /* Loaded here, at startup, never on a client's request (DESIGN.md section 3). */
+    /* Loaded here, at startup, never on a client's request (docs/sims/shared.md section 3.2). */
     if (ra_reward_plugins_load (v, &err) != RA_OK) {
       fprintf (stderr, "recarena-server: --reward-plugin: %s\n", err.message);
       return false;

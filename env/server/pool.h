@@ -1,4 +1,4 @@
-/*  env/server/pool.h - the worker pool that steps big batches (DESIGN.md section 5).
+/*  env/server/pool.h - the worker pool that steps big batches (docs/architecture.md sections 8 and 11).
 
     A job runs fn over [0, n) split into contiguous ranges, each range on whichever thread takes it.
     Two ways to run one:

@@ -1,5 +1,5 @@
-/*  env/server/server.c - the server object and its ZeroMQ loop (DESIGN.md sections 2 and 6;
-    STYLE.md "The server loop").
+/*  env/server/server.c - the server object and its ZeroMQ loop (docs/protocol.md;
+    docs/architecture.md sections 8 and 9).
 
     One thread owns the ROUTER socket: it polls the socket and the worker pool's done-pipe with a
     timeout that ends at the next timer (idle-expiry sweep; at most 100 ms so a stop request is

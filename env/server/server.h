@@ -1,5 +1,5 @@
 /*  env/server/server.h - recarena-server as a library: sessions, the command table and the
-    ZeroMQ loop (DESIGN.md sections 2 and 6).
+    ZeroMQ loop (docs/protocol.md; docs/architecture.md sections 8 and 9).
 
     ra_server_handle answers one decoded request without touching a socket, so tests (and other
     transports) can drive every op directly; there, big batches run fork-join on the worker pool

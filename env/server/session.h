@@ -1,5 +1,5 @@
 /*  env/server/session.h - one handle's batch of num_envs envs of one simulator, with Gymnasium 1.x
-    vector semantics on top of the simulator interface (DESIGN.md section 2).
+    vector semantics on top of the simulator interface (docs/protocol.md, "Autoreset and seeding").
 
     A session owns the ra_sim_t, its output buffers, per-env episode counters and "needs reset"
     states, the autoreset mode and the time limit (truncation is applied here, like Gymnasium's

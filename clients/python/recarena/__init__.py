@@ -25,7 +25,7 @@ from .vector import RemoteVectorEnv
 
 __version__ = "0.1.0"
 
-#: Simulators registered at import (DESIGN.md section 3); extend as the server gains them.
+#: Simulators registered at import (docs/architecture.md section 5); extend as the server gains them.
 KNOWN_ENVS = ("ECommerce-v1", "Ads-v1", "News-v1", "Content-v1")
 NAMESPACE = "recarena"
 

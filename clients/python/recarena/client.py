@@ -1,4 +1,4 @@
-"""recarena.client - one connection to a recarena-server (protocol v1, DESIGN.md section 2).
+"""recarena.client - one connection to a recarena-server (protocol v1, docs/protocol.md).
 
 A Client owns one DEALER socket (LINGER 0) and, if it was built without an address, a share of the
 embedded local server. Every call has a deadline (timeout seconds): the wait polls in short slices
@@ -142,7 +142,7 @@ class Client:
         raise DeadlineError(f"no reply to '{op}' from {self.address} within {t:g} s")
 
     # --------------------------------------------------------------------------------------------
-    # The ops of DESIGN.md section 2.
+    # The ops of docs/protocol.md, "Operations".
 
     def hello(self, timeout: Optional[float] = None) -> Dict[str, Any]:
         header, _ = self.call("hello", {"client": CLIENT_NAME, "versions": [wire.PROTOCOL_VERSION]},

@@ -1,6 +1,6 @@
 """recarena.spaces - Slate, the action space of a slate of k distinct candidates out of K.
 
-On the wire a slate action is MultiDiscrete([K] * k) (DESIGN.md section 3), but a repeated index
+On the wire a slate action is MultiDiscrete([K] * k) (docs/protocol.md, "Spaces"), but a repeated index
 is BAD_ACTION, so a plain MultiDiscrete.sample() would produce invalid actions. Slate is a
 MultiDiscrete (same nvec, dtype and batching; anything that accepts MultiDiscrete accepts it) whose
 sample() draws each slate without replacement and whose contains() rejects repeats. nvec may be

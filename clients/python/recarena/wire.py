@@ -1,4 +1,4 @@
-"""recarena.wire - the protocol v1 codec (DESIGN.md section 2, docs/protocol.md). No sockets here.
+"""recarena.wire - the protocol v1 codec (docs/protocol.md). No sockets here.
 
 A message is multipart: frame 0 a msgpack map (the header), frames 1..n raw little-endian C-order
 tensor bytes referenced from the header as {"dtype", "shape", "frame"} (frame index 1-based).
