@@ -16,8 +16,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "env/core/config.h"
 #include "common/rng.h"
+#include "env/core/config.h"
 #include "env/core/users.h"
 
 /* ---- 2.1 interest drift ---- */

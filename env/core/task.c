@@ -4,8 +4,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "env/core/config.h"
 #include "common/rng.h"
+#include "env/core/config.h"
 
 const char *const ra_split_names[RA_SPLIT_COUNT] = { "default", "train", "val", "test", "ood" };
 

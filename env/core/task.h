@@ -13,9 +13,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "env/core/sim.h"
 #include "common/err.h"
 #include "common/kv.h"
+#include "env/core/sim.h"
 
 #define RA_TASK_MAX_PARAMS 32
 

@@ -7,8 +7,8 @@
 #ifndef RA_ENV_CORE_USERS_H
 #define RA_ENV_CORE_USERS_H
 
-#include "env/core/catalog.h"
 #include "common/rng.h"
+#include "env/core/catalog.h"
 
 #define RA_USER_BUDGET_MAX 1.0e6    /* budgets are clamped to [1, MAX] (price units) */
 #define RA_USER_PATIENCE_MAX 1000.0

@@ -18,10 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/rng.h"
 #include "env/core/config.h"
 #include "env/core/reward.h"
 #include "env/core/render.h"
-#include "common/rng.h"
 #include "env/core/task.h"
 #include "env/core/worlds.h"
 

@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "env/core/dynamics.h"
 #include "common/rng.h"
+#include "env/core/dynamics.h"
 #include "env/core/sim.h"
 #include "protocol/tensor.h"
 
