@@ -66,6 +66,10 @@ static void s_json (FILE *f, const msgpack_object *o, int indent)
 
 int main (int argc, char **argv)
 {
+  if (argc > 2) {
+    fprintf (stderr, "usage: %s [OUT_DIR] (default: the source tree's tests/data/golden)\n", argv[0]);
+    return 2;
+  }
   const char *dir = argc > 1 ? argv[1] : RA_SOURCE_DIR "/tests/data/golden";
   int failures = 0;
   for (int g = 0; g < ra_golden_count; g++) {
@@ -88,14 +92,16 @@ int main (int argc, char **argv)
     msgpack_unpacked unp;
     msgpack_unpacked_init (&unp);
     size_t off = 0;
-    if (msgpack_unpack_next (&unp, m.head.data, m.head.size, &off) != MSGPACK_UNPACK_SUCCESS) {
-      fprintf (stderr, "%s:%d: %s does not decode\n", __FILE__, __LINE__, ra_golden[g].name);
-      return 1;
-    }
     snprintf (path, sizeof path, "%s/%s.json", dir, ra_golden[g].name);
-    f = fopen (path, "w");
-    if (!f) {
+    f = NULL;
+    if (msgpack_unpack_next (&unp, m.head.data, m.head.size, &off) != MSGPACK_UNPACK_SUCCESS)
+      fprintf (stderr, "%s:%d: %s does not decode\n", __FILE__, __LINE__, ra_golden[g].name);
+    else if (!(f = fopen (path, "w")))
       fprintf (stderr, "%s:%d: cannot write %s\n", __FILE__, __LINE__, path);
+    if (!f) {
+      msgpack_unpacked_destroy (&unp);
+      ra_msg_out_fini (&m);
+      ra_golden_fini ();
       return 1;
     }
     fprintf (f, "{\n  \"name\": \"%s\",\n  \"kind\": \"%s\",\n  \"frames\": %d,\n  \"header\": ",

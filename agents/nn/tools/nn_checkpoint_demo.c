@@ -29,12 +29,14 @@ int main (int argc, char **argv)
     fprintf (stderr, "%s:%d: %s\n", __FILE__, __LINE__, err.message);
     return 1;
   }
+  int code = 1;
+  FILE *f = NULL;
   ra_nn_params_t *p = ra_nn_params_new (be, 1, 7);
   int w = ra_nn_params_add (p, "l0.w", 2, (int[]) { 3, 4 });
   int b = ra_nn_params_add (p, "l0.b", 1, (int[]) { 3 });
   if (ra_nn_params_alloc (p, &err) != RA_OK) {
     fprintf (stderr, "%s:%d: %s\n", __FILE__, __LINE__, err.message);
-    return 1;
+    goto out;
   }
   ra_nn_params_init (p, 1.0f);
   ra_nn_adam_t adam = { .lr = 0.01f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f };
@@ -46,12 +48,12 @@ int main (int argc, char **argv)
   }
   if (ra_nn_checkpoint_save (p, argv[1], &err) != RA_OK) {
     fprintf (stderr, "%s:%d: %s\n", __FILE__, __LINE__, err.message);
-    return 1;
+    goto out;
   }
-  FILE *f = fopen (argv[2], "w");
+  f = fopen (argv[2], "w");
   if (!f) {
     fprintf (stderr, "%s:%d: cannot write %s\n", __FILE__, __LINE__, argv[2]);
-    return 1;
+    goto out;
   }
   fprintf (f, "{\n");
   const int ts[2] = { w, b };
@@ -65,8 +67,13 @@ int main (int argc, char **argv)
     s_dump (f, name, p->adam_v + t->offset, t->numel, ",");
   }
   fprintf (f, "\"step\": %d\n}\n", ra_nn_params_steps (p));
-  fclose (f);
+  code = 0;
+out:
+  if (f && fclose (f) != 0) {
+    fprintf (stderr, "%s:%d: cannot write %s\n", __FILE__, __LINE__, argv[2]);
+    code = 1;
+  }
   ra_nn_params_destroy (&p);
   ra_nn_backend_destroy (&be);
-  return 0;
+  return code;
 }
