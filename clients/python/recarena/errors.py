@@ -3,7 +3,7 @@
 Server error replies (docs/protocol.md, "Error codes") become a ServerError subclass chosen by the stable wire
 code; each carries .code, .message and .env_index (None unless the error concerns one env of a
 batch). Local failures (no reply within the deadline, a dead server, a missing binary) have their
-own classes under the same base, RecarenaError. Codes and their meanings mirror protocol/err.h.
+own classes under the same base, RecarenaError. Codes and their meanings mirror common/err.h.
 """
 from __future__ import annotations
 
