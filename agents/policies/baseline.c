@@ -7,8 +7,8 @@
 
 void ra__slate_random (ra_rng_t *r, int K, int k, int32_t *slate)
 {
-  assert (k >= 1 && k <= K && K <= 4096);
-  int32_t idx[4096];
+  assert (k >= 1 && k <= K && K <= RA__SLATE_RANDOM_MAX);
+  int32_t idx[RA__SLATE_RANDOM_MAX];
   for (int j = 0; j < K; j++)
     idx[j] = j;
   for (int j = 0; j < k; j++) {

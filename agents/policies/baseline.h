@@ -11,7 +11,9 @@
 #include "agents/policies/policy.h"
 #include "common/rng.h"
 
-/* Writes k distinct indexes of [0, K) drawn uniformly (partial Fisher-Yates) into slate. K <= 4096. */
+/* Writes k distinct indexes of [0, K) drawn uniformly (partial Fisher-Yates) into slate.
+   K <= RA__SLATE_RANDOM_MAX (arms check it when they are created). */
+#define RA__SLATE_RANDOM_MAX 4096
 void ra__slate_random (ra_rng_t *r, int K, int k, int32_t *slate);
 /* Writes the k highest-scoring indexes, best first, into slate; ties go to the lower index. O(K k). */
 void ra__slate_top_k (const float *score, int K, int k, int32_t *slate);

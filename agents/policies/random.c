@@ -17,6 +17,9 @@ static ra_err_t s_create (const ra_policy_args_t *args, ra_policy_t **out, ra_er
   ra_err_t rc = ra__config_check (args, keys, err);
   if (rc != RA_OK)
     return rc;
+  if (args->num_candidates > RA__SLATE_RANDOM_MAX)   /* a server we do not control may offer more */
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "random arm: %d candidates, at most %d supported",
+                         args->num_candidates, RA__SLATE_RANDOM_MAX);
   s_random_t *p = calloc (1, sizeof *p);
   if (!p)
     return ra_error_set (err, RA_ERR_NOMEM, -1, "random arm: out of memory");

@@ -471,6 +471,13 @@ Test (registry, finds_every_arm_and_rejects_bad_settings)
   cr_assert_eq (ra_egreedy_policy_class.create (&a, &p, &err), RA_ERR_BAD_CONFIG);
   cr_assert (strstr (err.message, "epsilon"), "%s", err.message);
   cr_assert_null (p);
+  /* a server may offer more candidates than the random arm's shuffle holds: refused, not a crash */
+  a.config = NULL;
+  a.n_config = 0;
+  a.num_candidates = 5000;
+  cr_assert_eq (ra_random_policy_class.create (&a, &p, &err), RA_ERR_BAD_CONFIG);
+  cr_assert (strstr (err.message, "5000"), "%s", err.message);
+  cr_assert_null (p);
 }
 
 Test (item_key, fallback_hash_ignores_the_dynamic_tail)
