@@ -202,11 +202,12 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
     .level = 0.95, .credit = credit_s,
   };
   int want[RA_AB_MAX_CURVE], n_want = 0, max_k = 0;
-  for (const char *p = curve_s; *p && n_want < RA_AB_MAX_CURVE;) {
+  for (const char *p = curve_s; *p;) {
     char *end;
     long k = strtol (p, &end, 10);
-    if (end == p || k < 0 || k > 100000) {
-      fprintf (stderr, "--curve-episodes takes a comma list of K >= 0, got '%s'\n", curve_s);
+    if (end == p || k < 0 || k > 100000 || n_want == RA_AB_MAX_CURVE) {
+      fprintf (stderr, "--curve-episodes takes a comma list of at most %d K in 0..100000, got "
+               "'%.200s'\n", RA_AB_MAX_CURVE, curve_s);
       return 2;
     }
     want[n_want++] = (int) k;

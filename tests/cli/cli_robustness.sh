@@ -169,6 +169,7 @@ if [ $positional = 0 ]; then
       check reject --arms "$(IFS=,; echo "${rep[*]}")"
       check reject --curve-episodes "1,x"
       check reject --curve-episodes "$longnum"
+      check reject --curve-episodes "$(seq -s, 0 20)"
       check reject --unit "$long"
       check reject --credit x ;;
   esac
