@@ -44,7 +44,7 @@ ra_err_t ra_nn_backend_open (const char *name, const ra_nn_backend_opts_t *opts,
     rc = ra__nn_error (err, RA_ERR_BAD_CONFIG, "nn backend 'cuda' is not in this build (built without a CUDA compiler); use 'cpu' or 'auto'");
 #endif
     if (rc != RA_OK && strcmp (name, "auto") == 0) {
-      if (err) { err->code = RA_OK; err->message[0] = 0; }
+      ra_error_clear (err);
       rc = ra__nn_cpu_open (o.blas_threads, &ops, &ctx, err);
     }
   } else {
