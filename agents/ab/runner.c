@@ -17,14 +17,14 @@
 
 #include "agents/policies/registry.h"
 #include "common/kv.h"
+#include "common/rng.h"
 #include "protocol/msg.h"
 
+/* One splitmix64 step from state a + gamma b (gamma the splitmix increment): seeds for task b. */
 static uint64_t s_mix (uint64_t a, uint64_t b)
 {
-  uint64_t z = a + 0x9E3779B97F4A7C15ull * (b + 1);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
+  uint64_t x = a + 0x9E3779B97F4A7C15ull * b;
+  return ra_rng_splitmix64 (&x);
 }
 
 static uint64_t s_hash_str (const char *s)
