@@ -17,6 +17,7 @@ import numpy as np
 
 from .spaces import as_slate
 from .client import CLOSE_TIMEOUT_S, DEFAULT_TIMEOUT_S, Client
+from .local import open_backend
 
 
 def random_seed() -> int:
@@ -56,7 +57,9 @@ class RemoteEnv(gym.Env):
 
     address: the server endpoint, or None for the embedded local server. config: the sim's config
     map (see Client.list()). seed: the make-time seed (default: random). max_episode_steps:
-    server-side truncation limit (default: the sim's). render_mode: None or "ansi".
+    server-side truncation limit (default: the sim's). render_mode: None or "ansi". backend:
+    "auto" (the server when an address is given, else in-process), "local" or "server"
+    (docs/local.md).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
@@ -64,7 +67,8 @@ class RemoteEnv(gym.Env):
     def __init__(self, env_id: str = "ECommerce-v1", *, address: Optional[str] = None,
                  config: Optional[dict] = None, seed: Optional[int] = None,
                  max_episode_steps: Optional[int] = None, render_mode: Optional[str] = None,
-                 timeout: float = DEFAULT_TIMEOUT_S, server_path: Optional[str] = None):
+                 timeout: float = DEFAULT_TIMEOUT_S, server_path: Optional[str] = None,
+                 backend: str = "auto"):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode {render_mode!r} is not supported; expected one of "
                              f"{self.metadata['render_modes']} or None")
@@ -72,7 +76,7 @@ class RemoteEnv(gym.Env):
         self.render_mode = render_mode
         self._handle: Optional[int] = None
         self._client: Optional[Client] = None
-        self._client = Client(address, timeout=timeout, server_path=server_path)
+        self._client = open_backend(backend, address, timeout=timeout, server_path=server_path)
         try:
             made = self._client.make(env_id, 1, seed=random_seed() if seed is None else seed,
                                      config=config, autoreset="disabled",
