@@ -261,7 +261,12 @@ void ra_local_buffers (const ra_local_t *l, ra_local_buffers_t *out)
 
 void ra_local_reset (ra_local_t *l, const uint64_t *seeds, const uint8_t *mask)
 {
-  ra_session_reset (l->session, l->pool, seeds, mask);
+  if (l->pool) {
+    ra_session_reset (l->session, l->pool, seeds, mask);
+  } else {   /* ra_pool_run needs a pool; without one the whole batch is one range */
+    ra_session_reset_prepare (l->session, seeds, mask);
+    ra_session_reset_range (l->session, 0, l->n);
+  }
 }
 
 /* Shape check with the server's messages (handlers.c s_read_actions). */
@@ -304,7 +309,12 @@ static ra_err_t s_run_step (ra_local_t *l, ra_error_t *err)
   if (rc != RA_OK)
     return rc;
   memcpy (ra_session_actions (l->session), l->actions, (size_t) l->n * (size_t) l->k * sizeof (int32_t));
-  ra_session_step (l->session, l->pool);
+  if (l->pool) {
+    ra_session_step (l->session, l->pool);
+  } else {
+    ra_session_step_prepare (l->session);
+    ra_session_step_range (l->session, 0, l->n);
+  }
   return RA_OK;
 }
 
