@@ -1,7 +1,8 @@
 /*  bench/bench_sims.c - in-process simulator throughput: env-steps/s for every registered sim
     at batch sizes 1, 256 and 4096, one thread, median of several repeats. Random valid slates
     are drawn before the timed section; terminated envs are reset inside it (as autoreset would).
-    Usage: bench_sims [seconds_per_repeat (default 0.2)] [repeats (default 5)]                  */
+    Usage: bench_sims [seconds_per_repeat (default 0.2)] [repeats (default 5)] [sim] [batch]
+    (sim and batch: only that simulator, only that batch size, e.g. for before/after runs).     */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,15 +110,19 @@ int main (int argc, char **argv)
   double secs = argc > 1 ? atof (argv[1]) : 0.2;
   int repeats = argc > 2 ? atoi (argv[2]) : 5;
   if (secs <= 0 || repeats < 1) {
-    fprintf (stderr, "usage: %s [seconds_per_repeat > 0] [repeats >= 1]\n", argv[0]);
+    fprintf (stderr, "usage: %s [seconds_per_repeat > 0] [repeats >= 1] [sim] [batch]\n", argv[0]);
     return 2;
   }
+  const char *only = argc > 3 ? argv[3] : NULL;
+  int only_batch = argc > 4 ? atoi (argv[4]) : 0;
   static const int sizes[] = { 1, 256, 4096 };
   int n_sims;
   const ra_sim_class_t *const *sims = ra_sims_all (&n_sims);
   printf ("%-16s %8s %16s %12s\n", "sim", "batch", "env-steps/s", "ns/env-step");
   for (int s = 0; s < n_sims; s++)
     for (int b = 0; b < 3; b++) {
+      if ((only && strcmp (only, sims[s]->name) != 0) || (only_batch > 0 && only_batch != sizes[b]))
+        continue;
       double r = s_bench (sims[s], sizes[b], secs, repeats);
       if (r < 0)
         return 1;

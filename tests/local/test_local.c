@@ -3,8 +3,8 @@
     never changing results, and News-v1 trajectories bit-identical to a recording.
 
     The recording: FNV-1a digests of every output byte of 300 steps of News-v1 (37 envs, next_step
-    autoreset, a reseeding reset and a set_task midway) under eight configs, taken from the code
-    before News-v1's state layout was compacted (docs/local.md, "News-v1 state"). A change that
+    autoreset, a reseeding reset and a set_task midway) under nine configs, taken from the code
+    before News-v1's state layout was compacted (docs/sims/news.md section 12). A change that
     alters any trajectory changes a digest.                                                     */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -139,6 +139,7 @@ static const s_case_t s_news_cases[] = {
                    KN ("num_topics", 200) }, 4, 0x325583ce31906ae7ull },
   { "small ring", { KN ("publish_rate", 1), KN ("max_age", 20), KN ("retrieval_mix", 0.9),
                     KN ("slate_size", 1) }, 4, 0x27e4077d713d8d5aull },
+  { "huge ring (prefetching path)", { KN ("publish_rate", 64), KN ("max_age", 64) }, 2, 0xa77518e8be383d6aull },
   { "position based", { KS ("choice_model", "position_based"), KS ("reward", "weighted"),
                         KB ("oracle", 1) }, 3, 0xd285f184acf69017ull },
 };
