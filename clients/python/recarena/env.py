@@ -17,7 +17,7 @@ import numpy as np
 
 from .spaces import as_slate
 from .client import CLOSE_TIMEOUT_S, DEFAULT_TIMEOUT_S, Client
-from .local import open_backend
+from .local import LocalClient, open_backend
 
 
 def random_seed() -> int:
@@ -75,6 +75,7 @@ class RemoteEnv(gym.Env):
         self.env_id = env_id
         self.render_mode = render_mode
         self._handle: Optional[int] = None
+        self._local = None  # the LocalBatch when the backend is in-process
         self._client: Optional[Client] = None
         self._client = open_backend(backend, address, timeout=timeout, server_path=server_path)
         try:
@@ -100,6 +101,8 @@ class RemoteEnv(gym.Env):
                 if k != "autoreset_mode":  # the batch-of-one is "disabled"; not a vector env
                     self.metadata.setdefault(k, v)
         self._action_shape = (1,) + tuple(self.action_space.shape or ())
+        self._local = self._client.batch(self._handle) if isinstance(self._client, LocalClient) \
+            else None
 
     @property
     def client(self) -> Client:
@@ -118,10 +121,12 @@ class RemoteEnv(gym.Env):
 
     def step(self, action: Any) -> Tuple[Any, float, bool, bool, Dict[str, Any]]:
         a = np.asarray(action)
-        if not np.issubdtype(a.dtype, np.integer):
+        if a.dtype.kind not in "iu":  # not an integer dtype
             a = a.astype(np.int64)
-        obs, reward, terminated, truncated, info = self.client.step(
-            self._handle, a.reshape(self._action_shape))
+        a = a.reshape(self._action_shape)
+        if self._local is not None:  # in-process: the same result without the batch form
+            return self._local.step_single(a)
+        obs, reward, terminated, truncated, info = self.client.step(self._handle, a)
         return (unbatch(obs), float(reward[0]), bool(terminated[0]), bool(truncated[0]),
                 unbatch_info(info))
 
@@ -141,6 +146,7 @@ class RemoteEnv(gym.Env):
     def close(self) -> None:
         """Closes the server handle and the connection. Idempotent; never raises for a dead server."""
         client, self._client = self._client, None
+        self._local = None
         if client is None:
             return
         try:

@@ -388,6 +388,16 @@ class LocalBatch:
             mp = self._mask.ctypes.data
         self._lib.ra_local_reset(self._ptr, sp, mp)
 
+    def step_single(self, action: np.ndarray) -> Tuple[Any, float, bool, bool, Dict[str, Any]]:
+        """Steps a batch of one and returns env 0's (obs, reward, terminated, truncated, info)
+        exactly as RemoteEnv builds them from a step reply (unbatch, unbatch_info), without
+        building the batch form first: the single env's hot path."""
+        self.step(action)
+        obs = {name: (a[0].copy() if a.ndim > 1 else a[0]) for name, a in zip(self._names, self._obs)}
+        info = {name: (a[0].copy() if a.ndim > 1 else a[0]) for name, a in self.info_fields} \
+            if self._info_mask[0] else {}
+        return obs, float(self._reward[0]), bool(self._term[0]), bool(self._trunc[0]), info
+
     def step(self, action: np.ndarray) -> None:
         if action.shape == self.action_shape:
             np.copyto(self._act, action, casting="unsafe")
