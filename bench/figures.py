@@ -30,7 +30,8 @@ os.environ.setdefault("RECARENA_SERVER", os.path.join(ROOT, "build", "env", "ser
 
 import recarena  # noqa: E402
 
-DOCS = ("README.md", os.path.join("clients", "python", "README.md"))
+DOCS = ("README.md", os.path.join("clients", "python", "README.md"),
+        os.path.join("docs", "sims", "news.md"))
 
 
 def random_block(episodes: int) -> str:
