@@ -95,12 +95,12 @@ def throughput_block() -> str:
 
 
 def write_block(name: str, text: str) -> None:
-    pat = re.compile(r"(<!-- figures:%s -->\n).*?(\n<!-- /figures:%s -->)" % (name, name), re.S)
+    pat = re.compile(r"(<!-- figures:%s -->\n)(?:.*?\n)?(<!-- /figures:%s -->)" % (name, name), re.S)
     for doc in DOCS:
         path = os.path.join(ROOT, doc)
         with open(path) as f:
             old = f.read()
-        new = pat.sub(lambda m: m.group(1) + text + m.group(2), old)
+        new = pat.sub(lambda m: m.group(1) + text + "\n" + m.group(2), old)
         if new != old:
             with open(path, "w") as f:
                 f.write(new)
