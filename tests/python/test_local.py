@@ -202,6 +202,10 @@ _MAKE_CASES = [
                                                          "params": {}}}),
     dict(env="ECommerce-v1", num_envs=1, autoreset="sometimes"),
     dict(env="ECommerce-v1", num_envs=1, max_episode_steps=0),
+    dict(env="ECommerce-v1", num_envs=1, seed=-1),
+    dict(env="ECommerce-v1", num_envs="x"),
+    dict(env="ECommerce-v1", num_envs=1, config={"dynamics": {"drift": "yes"}}),
+    dict(env="ECommerce-v1", num_envs=1, config={"reward_weights": {"a" * 300: 1}}),
 ]
 
 
@@ -210,6 +214,8 @@ def _outcome(fn):
         fn()
     except recarena.RecarenaError as e:
         return type(e), e.code, e.env_index
+    except (ValueError, TypeError) as e:  # raised by the client before anything is sent
+        return type(e), None, None
     return None
 
 
@@ -219,7 +225,7 @@ def test_bad_make_gets_the_same_error(client, case):
     try:
         want = _outcome(lambda: client.make(**case))
         got = _outcome(lambda: lc.make(**case))
-        assert want is not None and got == want
+        assert want is not None and got == want, f"server {want}, local {got}"
     finally:
         lc.close()
 
@@ -248,6 +254,11 @@ def test_bad_step_reset_set_task_render_get_the_same_errors(client):
             lambda c, h: c.reset(h, seed=[1, 2]),
             lambda c, h: c.reset(h, options={"reset_mask": np.ones(2, bool)}),
             lambda c, h: c.set_task(h, {"split": "train"}),
+            lambda c, h: c.set_task(h, 7),
+            lambda c, h: c.set_task(h, {"params": 3}),
+            lambda c, h: c.set_task(h, {"split": "train", "id": -1}),
+            lambda c, h: c.reset(h, seed=-3),
+            lambda c, h: c.reset(h, seed=[0, 1, "x"]),
             lambda c, h: c.set_task(h, {"params": {"nope": 1}}),
             lambda c, h: c.set_task(h, {"split": "test", "id": 4}, mask=np.ones(5, bool)),
             lambda c, h: c.render(h, 3),

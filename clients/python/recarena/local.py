@@ -479,6 +479,10 @@ class LocalClient:
              max_episode_steps: Optional[int] = None) -> Dict[str, Any]:
         if self._closed:
             raise TransportError("the client is closed")
+        # The conversions Client.make applies before sending (ValueError / TypeError from them).
+        num_envs = int(num_envs)
+        seed = None if seed is None else int(seed)
+        max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
         b = LocalBatch(self._lib, env, num_envs, seed, config, autoreset, max_episode_steps,
                        self._threads)
         handle = next(_handles)
@@ -502,15 +506,15 @@ class LocalClient:
                                           f"of {n}, got {seed}")
                 seeds = (np.arange(n, dtype=np.uint64) + np.uint64(seed))
             elif isinstance(seed, (list, tuple, np.ndarray)):
+                seed = [int(s) for s in seed]  # as Client.reset converts them before sending
                 if len(seed) != n:
                     raise BadRequestError(f"seed list has {len(seed)} entries, expected {n} "
                                           "(one per env)")
                 for i, s in enumerate(seed):
-                    if (not isinstance(s, (int, np.integer)) or isinstance(s, bool)
-                            or not 0 <= s < 2 ** 64):
-                        raise BadRequestError(f"seed {i} is {s!r}, expected a non-negative "
+                    if not 0 <= s < 2 ** 64:
+                        raise BadRequestError(f"seed {i} is {s}, expected a non-negative "
                                               "integer", env_index=i)
-                seeds = np.array([int(s) for s in seed], dtype=np.uint64)
+                seeds = np.array(seed, dtype=np.uint64)
             else:
                 raise BadRequestError(f"field 'seed' must be a non-negative integer or a list of "
                                       f"{n}, got {type(seed).__name__}")
@@ -558,6 +562,8 @@ class LocalClient:
             mp = mm.ctypes.data
             nz = np.flatnonzero(mm[:n - 1])
             first = int(nz[0]) if nz.size else n - 1
+        if not isinstance(task, dict):  # the server's ra_get_map: a request-level error
+            raise BadRequestError(f"field 'task' must be a map, got {type(task).__name__}")
         t, keep = _parse_task(task)
         err = _Error()
         rc = self._lib.ra_local_set_task(b._ptr, C.byref(t), mp, C.byref(err))
