@@ -55,11 +55,11 @@ typedef struct {
   const float *art_x;                   /* capacity x dim: unit article embeddings */
   const float *art_quality;             /* capacity: true quality q */
   const float *art_qhat;                /* capacity: public estimate */
-  const uint8_t *art_topic;             /* capacity */
+  const uint8_t *art_topic;             /* capacity (num_topics <= 256) */
+  const uint32_t *art_birth;            /* capacity: the clock at publication; age = clock - birth */
+  const int32_t *art_serial;            /* capacity: publish order in the stream (the info item id) */
   const uint8_t *art_burst;             /* capacity: 1 when published during a burst on its topic */
   const uint16_t *candidates;           /* K ring positions of the current observation */
-  int head;                             /* the ring position the next article goes to */
-  int publish_rate;                     /* M articles per publish round */
   uint32_t clock;                       /* publish rounds since the stream started */
   int64_t published;                    /* articles published since the stream started */
   int burst_topic;                      /* -1 when no burst runs */
@@ -72,26 +72,5 @@ typedef struct {
 } ra_news_view_t;
 
 void ra_news_view (const ra_sim_t *sim, int env_index, ra_news_view_t *out);
-
-/* The clock at which the article at ring position p was published, and its serial (publish
-   order in the stream, the info "item" id): derived from its place in the ring, which is always
-   full and written in order (docs/sims/news.md section 12). */
-static inline int64_t ra_news_view_index (const ra_news_view_t *v, int p)
-{
-  int dist = v->head - 1 - p;
-  if (dist < 0)
-    dist += v->capacity;
-  return v->published - 1 - dist;
-}
-
-static inline uint32_t ra_news_view_birth (const ra_news_view_t *v, int p)
-{
-  return (uint32_t) (ra_news_view_index (v, p) / v->publish_rate);
-}
-
-static inline int32_t ra_news_view_serial (const ra_news_view_t *v, int p)
-{
-  return (int32_t) (ra_news_view_index (v, p) & 0x7fffffff);
-}
 
 #endif

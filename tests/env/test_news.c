@@ -266,11 +266,11 @@ Test (news, articles_expire_and_new_ones_arrive)
     int per_age[20] = { 0 };
     int32_t smin = INT32_MAX, smax = -1;
     for (int p = 0; p < C; p++) {
-      uint32_t age = v.clock - ra_news_view_birth (&v, p);
+      uint32_t age = v.clock - v.art_birth[p];
       cr_assert_lt (age, (uint32_t) A, "article at %d has age %u", p, age);
       per_age[age]++;
-      smin = ra_news_view_serial (&v, p) < smin ? ra_news_view_serial (&v, p) : smin;
-      smax = ra_news_view_serial (&v, p) > smax ? ra_news_view_serial (&v, p) : smax;
+      smin = v.art_serial[p] < smin ? v.art_serial[p] : smin;
+      smax = v.art_serial[p] > smax ? v.art_serial[p] : smax;
       burst_articles += v.art_burst[p] && age == 0;
     }
     for (int a = 0; a < A; a++)
@@ -281,7 +281,7 @@ Test (news, articles_expire_and_new_ones_arrive)
     last_serial_max = smax;
     /* 3.2 the first round(0.5 K) = 10 candidates are the 10 newest */
     for (int r = 0; r < 10; r++)
-      cr_assert_eq (ra_news_view_serial (&v, v.candidates[r]), (int32_t) (v.published - 1 - r));
+      cr_assert_eq (v.art_serial[v.candidates[r]], (int32_t) (v.published - 1 - r));
     /* candidates are distinct ring positions */
     for (int r = 0; r < 20; r++)
       for (int q = 0; q < r; q++)
@@ -289,7 +289,7 @@ Test (news, articles_expire_and_new_ones_arrive)
     if (v.burst_topic >= 0) {
       in_burst++;
       for (int p = 0; p < C; p++)
-        if (v.clock == ra_news_view_birth (&v, p))
+        if (v.clock == v.art_birth[p])
           on_burst_topic += v.art_topic[p] == v.burst_topic;
     }
     uint32_t clock0 = v.clock;
@@ -368,7 +368,7 @@ static void s_golden (const char *model, const ra_task_t *task)
         double aff = 0;
         for (int q = 0; q < d; q++)
           aff += (double) v.theta[q] * x[q];
-        age[i * k + r] = (int32_t) (v.clock - ra_news_view_birth (&v, j));
+        age[i * k + r] = (int32_t) (v.clock - v.art_birth[j]);
         topic[i * k + r] = v.art_topic[j];
         /* 4.1 v = (theta.x + gq q + gb burst - gs sigma_topic) / tau - ln 2 age / half_life */
         util[r] = (aff + RA_NEWS_QUALITY_WEIGHT * v.art_quality[j] + RA_NEWS_BURST_BONUS * v.art_burst[j]
@@ -489,7 +489,7 @@ Test (news, candidate_rows_hold_the_documented_features)
   const float *cand = h.buf.obs[1];
   for (int r = 0; r < 20; r++) {
     int j = v.candidates[r];
-    cr_assert_float_eq (cand[r * 20 + 16], (float) (v.clock - ra_news_view_birth (&v, j)) / 20.0f, 1e-6);
+    cr_assert_float_eq (cand[r * 20 + 16], (float) (v.clock - v.art_birth[j]) / 20.0f, 1e-6);
     cr_assert_eq (cand[r * 20 + 17], (float) v.art_burst[j]);
     cr_assert_eq (cand[r * 20 + 18], v.art_qhat[j]);
     cr_assert_eq (memcmp (cand + r * 20, v.art_x + (size_t) j * 16, 16 * sizeof (float)), 0);
