@@ -352,9 +352,9 @@ static void s_retrieve (const ra_sim_t *s, s_env_t *e, int i, uint16_t *cand)
   }
   int n_near = 0, p = 0;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && defined(__GNUC__)
-  /* Eight topic bytes at a time (docs/sims/news.md section 12.1): a byte of w ^ t is zero exactly where the article
-     is on the user's topic; z has the top bit of exactly those bytes set, lowest address lowest,
-     so matches come out in ascending p as in the scalar loop below. About C / num_topics match. */
+  /* Eight topic bytes at a time (docs/sims/news.md section 12.1): a byte of w ^ t is zero exactly
+     where the article is on the user's topic; z has the top bit of exactly those bytes set,
+     lowest address lowest, so matches come out in ascending p as in the scalar loop below. */
   const uint64_t lo7 = 0x7f7f7f7f7f7f7f7fULL, t8 = 0x0101010101010101ULL * (uint8_t) e->near_topic;
   for (; p + 8 <= C; p += 8) {
     uint64_t w;
