@@ -1,7 +1,8 @@
 /*  bench/bench_sims.c - in-process simulator throughput: env-steps/s for every registered sim
     at batch sizes 1, 256 and 4096, one thread, median of several repeats. Random valid slates
     are drawn before the timed section; terminated envs are reset inside it (as autoreset would).
-    Usage: bench_sims [seconds_per_repeat (default 0.2)] [repeats (default 5)]                  */
+    Usage: bench_sims [seconds_per_repeat (default 0.2)] [repeats (default 5)] [sim] [batch]
+    (sim and batch: only that simulator, only that batch size, e.g. for before/after runs).     */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,21 +110,29 @@ static double s_bench (const ra_sim_class_t *cls, int n, double secs, int repeat
 int main (int argc, char **argv)
 {
   double secs = 0.2;
-  long long repeats = 5;
+  long long repeats = 5, only_batch = 0;
   ra_error_t err;
-  if (argc > 3 || (argc > 1 && ra_kv_parse_num ("seconds_per_repeat", argv[1], 1e-3, 60, &secs, &err) != RA_OK)
-      || (argc > 2 && ra_kv_parse_int ("repeats", argv[2], 1, 1000, &repeats, &err) != RA_OK)) {
-    if (argc <= 3)
+  if (argc > 5 || (argc > 1 && ra_kv_parse_num ("seconds_per_repeat", argv[1], 1e-3, 60, &secs, &err) != RA_OK)
+      || (argc > 2 && ra_kv_parse_int ("repeats", argv[2], 1, 1000, &repeats, &err) != RA_OK)
+      || (argc > 4 && ra_kv_parse_int ("batch", argv[4], 1, 1 << 20, &only_batch, &err) != RA_OK)) {
+    if (argc <= 5)
       fprintf (stderr, "%s\n", err.message);
-    fprintf (stderr, "usage: %s [seconds_per_repeat > 0] [repeats >= 1]\n", argv[0]);
+    fprintf (stderr, "usage: %s [seconds_per_repeat > 0] [repeats >= 1] [sim] [batch]\n", argv[0]);
     return 2;
   }
+  const char *only = argc > 3 ? argv[3] : NULL;
   static const int sizes[] = { 1, 256, 4096 };
   int n_sims;
   const ra_sim_class_t *const *sims = ra_sims_all (&n_sims);
+  if (only && !ra_sims_find (only, (int) strlen (only))) {
+    fprintf (stderr, "bench_sims: unknown sim '%.64s' (expected one of ECommerce-v1, Ads-v1, News-v1, Content-v1)\n", only);
+    return 2;
+  }
   printf ("%-16s %8s %16s %12s\n", "sim", "batch", "env-steps/s", "ns/env-step");
   for (int s = 0; s < n_sims; s++)
     for (int b = 0; b < 3; b++) {
+      if ((only && strcmp (only, sims[s]->name) != 0) || (only_batch > 0 && only_batch != sizes[b]))
+        continue;
       double r = s_bench (sims[s], sizes[b], secs, (int) repeats);
       if (r < 0)
         return 1;

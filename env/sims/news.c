@@ -35,6 +35,7 @@
 #define S_MAX_K RA_CHOICE_MAX_CANDIDATES
 #define S_MAX_STEPS 100
 #define S_MAX_CAPACITY 4096               /* live articles per env (publish_rate x max_age) */
+#define S_PREFETCH_BYTES ((size_t) 4 << 20) /* article state of a batch above which step prefetches (12.2) */
 #define S_LN2 0.69314718055994531f
 
 /* ---- task parameters (section 8) ---- */
@@ -195,10 +196,12 @@ struct ra_sim {
   float *hclk;                          /* num_envs x n_topics: public click counter h (7.1) */
   float *art_x;                         /* num_envs x cap x d */
   float *art_q, *art_qhat;              /* num_envs x cap */
-  int32_t *art_topic, *art_serial;     /* num_envs x cap */
+  uint8_t *art_topic;                   /* num_envs x cap (num_topics <= 256) */
+  int32_t *art_serial;                  /* num_envs x cap */
   uint32_t *art_birth;                  /* num_envs x cap: the clock at publication */
   uint8_t *art_burst;                   /* num_envs x cap */
-  int32_t *cand;                        /* num_envs x K ring positions */
+  uint16_t *cand;                       /* num_envs x K ring positions (cap <= 4096) */
+  bool prefetch;                        /* 12.2 the batch's article state outgrows the caches */
   double default_task[RA_NEWS_P_COUNT];
 };
 
@@ -297,7 +300,7 @@ static void s_publish_round (const ra_sim_t *s, const s_slot_t *sl, s_env_t *e, 
     float qhat = quality + RA_NEWS_QHAT_NOISE * s_unit_uniform16 (bits);
     s->art_q[base + p] = quality;
     s->art_qhat[base + p] = qhat < 0 ? 0 : qhat > 1 ? 1 : qhat;
-    s->art_topic[base + p] = t;
+    s->art_topic[base + p] = (uint8_t) t;
     s->art_birth[base + p] = e->clock;
     s->art_serial[base + p] = (int32_t) (e->published & 0x7fffffff);
     s->art_burst[base + p] = (uint8_t) (e->burst_now && t == e->burst_topic);
@@ -331,7 +334,7 @@ static void s_return (const ra_sim_t *s, const s_slot_t *sl, s_env_t *e, int i, 
 /* 3.2 retrieval: the n_recent newest articles, then articles on the user's estimated topic
    (uniformly without replacement), then uniform draws from the rest of the ring (a repeat is
    redrawn; after 64 repeats the lowest free position is taken). All distinct. */
-static void s_retrieve (const ra_sim_t *s, s_env_t *e, int i, int32_t *cand)
+static void s_retrieve (const ra_sim_t *s, s_env_t *e, int i, uint16_t *cand)
 {
   ra_rng_t rng = e->rng;
   uint64_t used[S_MAX_CAPACITY / 64];
@@ -339,16 +342,33 @@ static void s_retrieve (const ra_sim_t *s, s_env_t *e, int i, int32_t *cand)
   const int C = s->cap, words = (C + 63) / 64;
   for (int q = 0; q < words; q++)
     used[q] = 0;
-  const int32_t *topic = s->art_topic + (size_t) i * C;
+  const uint8_t *topic = s->art_topic + (size_t) i * C;
   int r = 0;
   for (int p = e->head - 1; r < s->n_recent; r++, p--) {
     if (p < 0)
       p += C;
     used[p >> 6] |= (uint64_t) 1 << (p & 63);
-    cand[r] = p;
+    cand[r] = (uint16_t) p;
   }
-  int n_near = 0;
-  for (int p = 0; p < C; p++) {   /* branch-free: the test is a coin flip per article */
+  int n_near = 0, p = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && defined(__GNUC__)
+  /* Eight topic bytes at a time (docs/sims/news.md section 12.1): a byte of w ^ t is zero exactly
+     where the article is on the user's topic; z has the top bit of exactly those bytes set,
+     lowest address lowest, so matches come out in ascending p as in the scalar loop below. */
+  const uint64_t lo7 = 0x7f7f7f7f7f7f7f7fULL, t8 = 0x0101010101010101ULL * (uint8_t) e->near_topic;
+  for (; p + 8 <= C; p += 8) {
+    uint64_t w;
+    memcpy (&w, topic + p, sizeof w);
+    uint64_t x = w ^ t8, z = ~(((x & lo7) + lo7) | x | lo7);
+    while (z) {
+      int q = p + (__builtin_ctzll (z) >> 3);
+      z &= z - 1;
+      near[n_near] = (int16_t) q;
+      n_near += (int) (~used[q >> 6] >> (q & 63) & 1);
+    }
+  }
+#endif
+  for (; p < C; p++) {   /* branch-free: the test is a coin flip per article */
     near[n_near] = (int16_t) p;
     n_near += (topic[p] == e->near_topic) & (int) (~used[p >> 6] >> (p & 63) & 1);
   }
@@ -357,7 +377,7 @@ static void s_retrieve (const ra_sim_t *s, s_env_t *e, int i, int32_t *cand)
     int p = near[j];
     near[j] = near[--n_near];
     used[p >> 6] |= (uint64_t) 1 << (p & 63);
-    cand[r] = p;
+    cand[r] = (uint16_t) p;
   }
   for (; r < s->K; r++) {
     int id = -1;
@@ -370,7 +390,7 @@ static void s_retrieve (const ra_sim_t *s, s_env_t *e, int i, int32_t *cand)
       if (!(used[p >> 6] & ((uint64_t) 1 << (p & 63))))
         id = p;
     used[id >> 6] |= (uint64_t) 1 << (id & 63);
-    cand[r] = id;
+    cand[r] = (uint16_t) id;
   }
   e->rng = rng;
 }
@@ -394,7 +414,7 @@ static void s_write_obs (const ra_sim_t *s, int i, const s_env_t *e, const ra_si
 
   size_t base = (size_t) i * s->cap;
   const float *h = s->hclk + (size_t) i * s->n_topics;
-  const int32_t *cand = s->cand + (size_t) i * s->K;
+  const uint16_t *cand = s->cand + (size_t) i * s->K;
   float *row = (float *) buf->obs[S_OBS_CANDIDATES] + (size_t) i * s->K * s->f_cand;
   int32_t *ids = (int32_t *) buf->obs[S_OBS_ITEM_IDS] + (size_t) i * s->K;
   const float inv_age = 1.0f / (float) s->max_age;
@@ -419,7 +439,7 @@ static void s_oracle (const ra_sim_t *s, int i, const s_slot_t *sl, s_env_t *e)
   const float *theta = s->theta + (size_t) i * s->d;
   const ra_boredom_topic_t *sat = s->sat + (size_t) i * s->n_topics;
   size_t base = (size_t) i * s->cap;
-  const int32_t *cand = s->cand + (size_t) i * s->K;
+  const uint16_t *cand = s->cand + (size_t) i * s->K;
   for (int r = 0; r < s->K; r++) {
     int p = cand[r];
     float aff = ra_users_dot (theta, s->art_x + (base + p) * s->d, s->d);
@@ -619,15 +639,16 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   s->art_x = calloc (N * C * (size_t) d, sizeof (float));
   s->art_q = calloc (N * C, sizeof (float));
   s->art_qhat = calloc (N * C, sizeof (float));
-  s->art_topic = calloc (N * C, sizeof (int32_t));
+  s->art_topic = calloc (N * C, 1);
   s->art_birth = calloc (N * C, sizeof (uint32_t));
   s->art_serial = calloc (N * C, sizeof (int32_t));
   s->art_burst = calloc (N * C, 1);
-  s->cand = calloc (N * (size_t) K, sizeof (int32_t));
+  s->cand = calloc (N * (size_t) K, sizeof *s->cand);
   if (!s->slots || !s->envs || !s->theta || !s->theta_hat || !s->sat || !s->hclk || !s->art_x
       || !s->art_q || !s->art_qhat || !s->art_topic || !s->art_birth || !s->art_serial
       || !s->art_burst || !s->cand)
     goto nomem;
+  s->prefetch = N * C * (size_t) (d * 4 + 18) > S_PREFETCH_BYTES;
   for (int t = 0; t < s->n_slots; t++)
     if (ra_catalog_init (&s->slots[t].world, 1, s->n_topics, s->d, err) != RA_OK)
       goto nomem;
@@ -748,21 +769,90 @@ static void s_reset (ra_sim_t *s, int i0, int i1, const uint64_t *seeds, const u
   }
 }
 
-static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const ra_sim_buffers_t *buf)
+/* Prefetching (docs/sims/news.md section 12.2): in a big batch every env's state is cold when
+   its turn comes (about 5 KB each, far more than the caches hold in all), spread over a dozen
+   arrays the hardware prefetcher cannot guess. s_step asks for it ahead: the fixed-size state
+   (struct, user vectors, candidate list, article scalars), then, once the candidate list is in,
+   the candidate and next-publish article vectors, and the output rows. Only hints: results never
+   depend on them. */
+#define S_PF_LINE 64
+
+/* One line. GCC deletes loops whose bodies are only __builtin_prefetch (it sees no effect),
+   so on x86 the hint is a volatile asm it must keep. */
+static inline void s_prefetch_line (const char *c)
 {
-  assert (i0 >= 0 && i1 <= s->num_envs);
+#if defined(__x86_64__) || defined(__i386__)
+  __asm__ volatile ("prefetcht0 %0" : : "m" (*c));
+#else
+  __builtin_prefetch (c, 0, 3);
+#endif
+}
+
+/* Every line of [p, p + bytes). */
+static inline void s_prefetch_span (const void *p, size_t bytes)
+{
+  const char *c = p;
+  for (size_t off = 0; off < bytes; off += S_PF_LINE)
+    s_prefetch_line (c + off);
+}
+
+static void s_prefetch_state (const ra_sim_t *s, int i)
+{
+  const size_t C = (size_t) s->cap, base = (size_t) i * C;
+  s_prefetch_span (&s->envs[i], sizeof s->envs[i]);
+  s_prefetch_span (s->theta + (size_t) i * s->d, (size_t) s->d * sizeof (float));
+  s_prefetch_span (s->theta_hat + (size_t) i * s->d, (size_t) s->d * sizeof (float));
+  s_prefetch_span (s->sat + (size_t) i * s->n_topics, (size_t) s->n_topics * sizeof *s->sat);
+  s_prefetch_span (s->hclk + (size_t) i * s->n_topics, (size_t) s->n_topics * sizeof (float));
+  s_prefetch_span (s->cand + (size_t) i * s->K, (size_t) s->K * sizeof *s->cand);
+  s_prefetch_span (s->art_topic + base, C * sizeof *s->art_topic);
+  s_prefetch_span (s->art_q + base, C * sizeof (float));
+  s_prefetch_span (s->art_qhat + base, C * sizeof (float));
+  s_prefetch_span (s->art_birth + base, C * sizeof *s->art_birth);
+  s_prefetch_span (s->art_serial + base, C * sizeof *s->art_serial);
+  s_prefetch_span (s->art_burst + base, C);
+}
+
+/* The rows env i's step writes: its candidates block alone is 25 lines, each a store miss
+   that stalls the store buffer when it is not already in the cache. */
+static void s_prefetch_out (const ra_sim_t *s, int i, const ra_sim_buffers_t *buf)
+{
+  const size_t cand_row = (size_t) s->K * (size_t) s->f_cand * sizeof (float);
+  s_prefetch_span ((float *) buf->obs[S_OBS_CANDIDATES] + (size_t) i * s->K * s->f_cand, cand_row);
+  s_prefetch_span ((float *) buf->obs[S_OBS_USER] + (size_t) i * s->f_user,
+                   (size_t) s->f_user * sizeof (float));
+  s_prefetch_span ((int32_t *) buf->obs[S_OBS_ITEM_IDS] + (size_t) i * s->K,
+                   (size_t) s->K * sizeof (int32_t));
+}
+
+static void s_prefetch_vectors (const ra_sim_t *s, int i)
+{
+  const size_t base = (size_t) i * s->cap, row = (size_t) s->d * sizeof (float);
+  const uint16_t *cand = s->cand + (size_t) i * s->K;
+  for (int r = 0; r < s->K; r++)
+    s_prefetch_span (s->art_x + (base + (size_t) cand[r]) * s->d, row);
+  int p = s->envs[i].head;   /* the M slots the next publish round overwrites */
+  for (int m = 0; m < s->M; m++, p = p + 1 == s->cap ? 0 : p + 1)
+    s_prefetch_span (s->art_x + (base + (size_t) p) * s->d, row);
+}
+
+/* Phase A of env i's step: everything up to the new candidates (2.2, 3.2, 4, 5, 6, 9, 11).
+   *oracle_value and *regret carry 4.4's figures to phase B. */
+static inline void s_step_env (ra_sim_t *s, int i, const int32_t *actions, const ra_sim_buffers_t *buf,
+                        float *oracle_value_out, float *regret_out)
+{
   const int d = s->d, k = s->k, K = s->K, T = s->n_topics;
-  for (int i = i0; i < i1; i++) {
+  {
     s_env_t *e = &s->envs[i];
     const s_slot_t *sl = &s->slots[s->worlds.cur[i]];
     float *theta = s->theta + (size_t) i * d;
     ra_boredom_topic_t *sat = s->sat + (size_t) i * T;
     float *h = s->hclk + (size_t) i * T;
     size_t base = (size_t) i * s->cap;
-    int32_t *cand = s->cand + (size_t) i * K;
+    uint16_t *cand = s->cand + (size_t) i * K;
     const int32_t *act = actions + (size_t) i * k;
     int32_t pos[S_MAX_SLATE], item[S_MAX_SLATE], age[S_MAX_SLATE];
-    float v[S_MAX_SLATE], aff[S_MAX_SLATE], dwell[S_MAX_SLATE];
+    float v[S_MAX_SLATE] = { 0 }, aff[S_MAX_SLATE], dwell[S_MAX_SLATE];   /* v zeroed: GCC cannot see k >= 1 */
     uint8_t clicked[S_MAX_SLATE];
     for (int r = 0; r < k; r++) {
       int p = cand[act[r]];
@@ -867,14 +957,63 @@ static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const r
     e->clock++;
     s_publish_round (s, sl, e, i);   /* 2.2 */
     s_retrieve (s, e, i, cand);      /* 3.2 */
-    s_write_obs (s, i, e, buf);
-    if (s->oracle) {
-      ((float *) buf->info[S_INFO_ORACLE_REWARD])[i] = oracle_value;
-      ((float *) buf->info[S_INFO_REGRET])[i] = regret;
-      s_oracle (s, i, sl, e);
-      memcpy ((int32_t *) buf->info[S_INFO_ORACLE_SLATE] + (size_t) i * k, e->oracle_slate,
-              (size_t) k * sizeof (int32_t));
+    *oracle_value_out = oracle_value;
+    *regret_out = regret;
+  }
+}
+
+/* Phase B: the observation of the new candidates (7.1) and the oracle's next slate (4.4). */
+static inline void s_step_obs (ra_sim_t *s, int i, const ra_sim_buffers_t *buf, float oracle_value,
+                        float regret)
+{
+  s_env_t *e = &s->envs[i];
+  s_write_obs (s, i, e, buf);
+  if (s->oracle) {
+    ((float *) buf->info[S_INFO_ORACLE_REWARD])[i] = oracle_value;
+    ((float *) buf->info[S_INFO_REGRET])[i] = regret;
+    s_oracle (s, i, &s->slots[s->worlds.cur[i]], e);
+    memcpy ((int32_t *) buf->info[S_INFO_ORACLE_SLATE] + (size_t) i * s->k, e->oracle_slate,
+            (size_t) s->k * sizeof (int32_t));
+  }
+}
+
+/* With prefetching (section 12.2) envs step in blocks of S_BLOCK: phase A for the whole block,
+   then phase B, so that the new candidates' vectors, prefetched right after each env's
+   retrieval, arrive while the rest of the block works; the next block's vectors and output rows
+   and the state of the block after it are asked for ahead. Each env's own operations keep their
+   order, so results are those of stepping one env at a time. */
+#define S_BLOCK 4
+
+static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const ra_sim_buffers_t *buf)
+{
+  assert (i0 >= 0 && i1 <= s->num_envs);
+  if (!s->prefetch) {   /* the batch fits in the caches: hints would only cost */
+    for (int i = i0; i < i1; i++) {
+      float oracle_value, regret;
+      s_step_env (s, i, actions, buf, &oracle_value, &regret);
+      s_step_obs (s, i, buf, oracle_value, regret);
     }
+    return;
+  }
+  float oracle_value[S_BLOCK], regret[S_BLOCK];
+  for (int i = i0; i < i1 && i < i0 + 2 * S_BLOCK; i++)
+    s_prefetch_state (s, i);
+  for (int i = i0; i < i1 && i < i0 + S_BLOCK; i++)
+    s_prefetch_vectors (s, i);
+  for (int b = i0; b < i1; b += S_BLOCK) {
+    int b1 = b + S_BLOCK < i1 ? b + S_BLOCK : i1;
+    for (int i = b1; i < i1 && i < b1 + S_BLOCK; i++) {   /* the next block: its vectors and rows */
+      s_prefetch_vectors (s, i);
+      s_prefetch_out (s, i, buf);
+    }
+    for (int i = b1 + S_BLOCK; i < i1 && i < b1 + 2 * S_BLOCK; i++)   /* the one after: state */
+      s_prefetch_state (s, i);
+    for (int i = b; i < b1; i++) {
+      s_step_env (s, i, actions, buf, &oracle_value[i - b], &regret[i - b]);
+      s_prefetch_vectors (s, i);
+    }
+    for (int i = b; i < b1; i++)
+      s_step_obs (s, i, buf, oracle_value[i - b], regret[i - b]);
   }
 }
 

@@ -55,11 +55,11 @@ typedef struct {
   const float *art_x;                   /* capacity x dim: unit article embeddings */
   const float *art_quality;             /* capacity: true quality q */
   const float *art_qhat;                /* capacity: public estimate */
-  const int32_t *art_topic;             /* capacity */
+  const uint8_t *art_topic;             /* capacity (num_topics <= 256) */
   const uint32_t *art_birth;            /* capacity: the clock at publication; age = clock - birth */
   const int32_t *art_serial;            /* capacity: publish order in the stream (the info item id) */
   const uint8_t *art_burst;             /* capacity: 1 when published during a burst on its topic */
-  const int32_t *candidates;            /* K ring positions of the current observation */
+  const uint16_t *candidates;           /* K ring positions of the current observation */
   uint32_t clock;                       /* publish rounds since the stream started */
   int64_t published;                    /* articles published since the stream started */
   int burst_topic;                      /* -1 when no burst runs */

@@ -181,6 +181,8 @@ else
         check reject 0.01 "$v"
       done
       check reject 0.01 1 extra
+      check reject 0.01 1 ECommerce-v1 256 extra
+      check reject 0.01 1 ECommerce-v1 abc
       mapfile -t many < <(repeat $((reps * 4)) 1)
       check reject "${many[@]}" ;;
     nn_checkpoint_demo)

@@ -30,8 +30,8 @@ def test_import_starts_nothing():
 
 def test_make_without_address_spawns_shares_and_stops(server_binary, monkeypatch):
     monkeypatch.setenv("RECARENA_SERVER", server_binary)
-    e1 = gym.make("recarena/ECommerce-v1")
-    e2 = gym.make("recarena/ECommerce-v1")
+    e1 = gym.make("recarena/ECommerce-v1", backend="server")
+    e2 = gym.make("recarena/ECommerce-v1", backend="server")
     srv = e1.unwrapped.client.local_server
     assert srv is not None and srv is e2.unwrapped.client.local_server
     e1.reset(seed=0)
@@ -45,7 +45,7 @@ def test_make_without_address_spawns_shares_and_stops(server_binary, monkeypatch
 
 def test_killed_local_server_raises_within_the_deadline(server_binary, monkeypatch):
     monkeypatch.setenv("RECARENA_SERVER", server_binary)
-    env = recarena.RemoteVectorEnv("ECommerce-v1", 16, timeout=3)
+    env = recarena.RemoteVectorEnv("ECommerce-v1", 16, timeout=3, backend="server")
     try:
         env.reset(seed=0)
         srv = env.client.local_server
@@ -81,7 +81,8 @@ def test_killed_remote_server_raises_within_the_deadline(server_binary):
 def test_async_vector_env_of_remote_envs_works(server_binary, monkeypatch):
     """Gymnasium's AsyncVectorEnv forks workers; each starts its own server and stops it."""
     monkeypatch.setenv("RECARENA_SERVER", server_binary)
-    envs = gym.make_vec("recarena/ECommerce-v1", num_envs=2, vectorization_mode="async")
+    envs = gym.make_vec("recarena/ECommerce-v1", num_envs=2, vectorization_mode="async",
+                        backend="server")
     try:
         envs.reset(seed=0)
         envs.step(envs.action_space.sample())

@@ -1,8 +1,10 @@
-"""recarena - Gymnasium environments served by recarena-server (ZeroMQ + msgpack, protocol v1).
+"""recarena - Gymnasium environments over the recarena simulators: in-process (librecarena_local.so,
+docs/local.md) or served by recarena-server (ZeroMQ + msgpack, protocol v1).
 
     import gymnasium as gym, recarena
-    env = gym.make("recarena/ECommerce-v1")                  # starts a local server on demand
-    envs = gym.make_vec("recarena/ECommerce-v1", num_envs=256)  # one server-side batch
+    env = gym.make("recarena/ECommerce-v1")                  # in-process when no address is given
+    envs = gym.make_vec("recarena/ECommerce-v1", num_envs=256)  # one batch
+    env = gym.make("recarena/ECommerce-v1", backend="server")   # a local server started on demand
     env = gym.make("recarena/ECommerce-v1", address="tcp://127.0.0.1:5555")  # a running server
 
 Importing registers the known simulators as recarena/<Name> without contacting any server;

@@ -17,6 +17,7 @@ import numpy as np
 
 from .spaces import as_slate
 from .client import CLOSE_TIMEOUT_S, DEFAULT_TIMEOUT_S, Client
+from .local import LocalClient, open_backend
 
 
 def random_seed() -> int:
@@ -56,7 +57,9 @@ class RemoteEnv(gym.Env):
 
     address: the server endpoint, or None for the embedded local server. config: the sim's config
     map (see Client.list()). seed: the make-time seed (default: random). max_episode_steps:
-    server-side truncation limit (default: the sim's). render_mode: None or "ansi".
+    server-side truncation limit (default: the sim's). render_mode: None or "ansi". backend:
+    "auto" (the server when an address is given, else in-process), "local" or "server"
+    (docs/local.md).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
@@ -64,15 +67,17 @@ class RemoteEnv(gym.Env):
     def __init__(self, env_id: str = "ECommerce-v1", *, address: Optional[str] = None,
                  config: Optional[dict] = None, seed: Optional[int] = None,
                  max_episode_steps: Optional[int] = None, render_mode: Optional[str] = None,
-                 timeout: float = DEFAULT_TIMEOUT_S, server_path: Optional[str] = None):
+                 timeout: float = DEFAULT_TIMEOUT_S, server_path: Optional[str] = None,
+                 backend: str = "auto"):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode {render_mode!r} is not supported; expected one of "
                              f"{self.metadata['render_modes']} or None")
         self.env_id = env_id
         self.render_mode = render_mode
         self._handle: Optional[int] = None
+        self._local = None  # the LocalBatch when the backend is in-process
         self._client: Optional[Client] = None
-        self._client = Client(address, timeout=timeout, server_path=server_path)
+        self._client = open_backend(backend, address, timeout=timeout, server_path=server_path)
         try:
             made = self._client.make(env_id, 1, seed=random_seed() if seed is None else seed,
                                      config=config, autoreset="disabled",
@@ -96,6 +101,8 @@ class RemoteEnv(gym.Env):
                 if k != "autoreset_mode":  # the batch-of-one is "disabled"; not a vector env
                     self.metadata.setdefault(k, v)
         self._action_shape = (1,) + tuple(self.action_space.shape or ())
+        self._local = self._client.batch(self._handle) if isinstance(self._client, LocalClient) \
+            else None
 
     @property
     def client(self) -> Client:
@@ -114,10 +121,12 @@ class RemoteEnv(gym.Env):
 
     def step(self, action: Any) -> Tuple[Any, float, bool, bool, Dict[str, Any]]:
         a = np.asarray(action)
-        if not np.issubdtype(a.dtype, np.integer):
+        if a.dtype.kind not in "iu":  # not an integer dtype
             a = a.astype(np.int64)
-        obs, reward, terminated, truncated, info = self.client.step(
-            self._handle, a.reshape(self._action_shape))
+        a = a.reshape(self._action_shape)
+        if self._local is not None:  # in-process: the same result without the batch form
+            return self._local.step_single(a)
+        obs, reward, terminated, truncated, info = self.client.step(self._handle, a)
         return (unbatch(obs), float(reward[0]), bool(terminated[0]), bool(truncated[0]),
                 unbatch_info(info))
 
@@ -137,6 +146,7 @@ class RemoteEnv(gym.Env):
     def close(self) -> None:
         """Closes the server handle and the connection. Idempotent; never raises for a dead server."""
         client, self._client = self._client, None
+        self._local = None
         if client is None:
             return
         try:

@@ -20,6 +20,7 @@ from gymnasium.vector.utils import batch_space
 
 from .client import CLOSE_TIMEOUT_S, DEFAULT_TIMEOUT_S, Client
 from .env import random_seed, unbatch
+from .local import open_backend
 from .spaces import as_slate
 
 _WIRE_MODES = {AutoresetMode.NEXT_STEP: "next_step", AutoresetMode.SAME_STEP: "same_step",
@@ -46,7 +47,8 @@ class RemoteVectorEnv(gym.vector.VectorEnv):
     address: the server endpoint, or None for the embedded local server. config: the sim's config
     map. seed: make-time seed (env i starts from seed + i; default random). autoreset_mode:
     AutoresetMode or its name. max_episode_steps: server-side truncation (default: the sim's).
-    render_mode: None or "ansi" (render() returns one text per env).
+    render_mode: None or "ansi" (render() returns one text per env). backend: "auto" (the server
+    when an address is given, else in-process), "local" or "server" (docs/local.md).
     """
 
     metadata = {"render_modes": ["ansi"], "autoreset_mode": AutoresetMode.NEXT_STEP}
@@ -56,7 +58,8 @@ class RemoteVectorEnv(gym.vector.VectorEnv):
                  seed: Optional[int] = None,
                  autoreset_mode: Union[str, AutoresetMode] = AutoresetMode.NEXT_STEP,
                  max_episode_steps: Optional[int] = None, render_mode: Optional[str] = None,
-                 timeout: float = DEFAULT_TIMEOUT_S, server_path: Optional[str] = None):
+                 timeout: float = DEFAULT_TIMEOUT_S, server_path: Optional[str] = None,
+                 backend: str = "auto"):
         if render_mode is not None and render_mode != "ansi":
             raise ValueError(f"render_mode {render_mode!r} is not supported; expected 'ansi' or None")
         mode = to_autoreset_mode(autoreset_mode)
@@ -65,7 +68,7 @@ class RemoteVectorEnv(gym.vector.VectorEnv):
         self.render_mode = render_mode
         self._handle: Optional[int] = None
         self._client: Optional[Client] = None
-        self._client = Client(address, timeout=timeout, server_path=server_path)
+        self._client = open_backend(backend, address, timeout=timeout, server_path=server_path)
         try:
             made = self._client.make(env_id, self.num_envs,
                                      seed=random_seed() if seed is None else seed,
