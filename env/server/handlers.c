@@ -344,9 +344,15 @@ static ra_err_t s_hello (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t 
   for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++)
     ra_msg_out_str (rep, caps[i]);
   ra_msg_out_str (rep, "limits");
-  ra_msg_out_map (rep, 3);
+  ra_msg_out_map (rep, 6);
   ra_msg_out_str (rep, "max_envs");
   ra_msg_out_int (rep, srv->opts.max_envs);
+  ra_msg_out_str (rep, "max_total_envs");
+  ra_msg_out_int (rep, srv->opts.max_total_envs);
+  ra_msg_out_str (rep, "max_session_bytes");
+  ra_msg_out_int (rep, srv->opts.max_session_bytes);
+  ra_msg_out_str (rep, "max_total_bytes");
+  ra_msg_out_int (rep, srv->opts.max_total_bytes);
   ra_msg_out_str (rep, "max_sessions");
   ra_msg_out_int (rep, srv->opts.max_sessions);
   ra_msg_out_str (rep, "max_message_bytes");
@@ -376,6 +382,69 @@ static ra_err_t s_list (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *
     ra_msg_out_str (rep, "config");
     s_pack_kv_map (rep, sims[i]->config_defaults, sims[i]->n_config_defaults);
   }
+  return RA_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Admission by bytes (docs/protocol.md section "Limits")                                      */
+
+/* A numeric config value: the request's, else the sim's default, else dflt (the sim has no such
+   key: 0 for sizes it does not have). */
+static double s_cfg_num (const s_kvlist_t *cfg, const ra_sim_class_t *cls, const char *key,
+                         double dflt)
+{
+  for (int i = 0; cfg && i < cfg->n; i++)
+    if (cfg->kv[i].type == RA_KV_NUM && strcmp (cfg->kv[i].key, key) == 0)
+      return cfg->kv[i].num;
+  for (int i = 0; i < cls->n_config_defaults; i++)
+    if (cls->config_defaults[i].type == RA_KV_NUM && strcmp (cls->config_defaults[i].key, key) == 0)
+      return cls->config_defaults[i].num;
+  return dflt;
+}
+
+typedef struct {
+  double world;                 /* one task world: catalog and topics */
+  double per_env;               /* one env: sim state and output rows, every copy of them */
+  int worlds_max;               /* task slots the batch may fill */
+} s_estimate_t;
+
+/* Estimates what a make allocates, from the config alone (before anything is built):
+     world   = 4 (I (d + 8) + T d) + 64 KiB
+     per_env = 4 (K (d + 8) + 8 d) (3 + same_step) + 256
+   with d embedding_dim, K num_candidates, I num_items, T num_topics (0 where the sim has no such
+   key). A candidate row is d floats plus a few scalars; it lives in the sim and in the output
+   buffers (the current one, one reply buffer in flight, and the final_obs rows under same_step). */
+static s_estimate_t s_estimate (const s_kvlist_t *cfg, const ra_sim_class_t *cls, int64_t n,
+                                ra_autoreset_t mode)
+{
+  double d = s_cfg_num (cfg, cls, "embedding_dim", 16), K = s_cfg_num (cfg, cls, "num_candidates", 20);
+  double I = s_cfg_num (cfg, cls, "num_items", 0), T = s_cfg_num (cfg, cls, "num_topics", 0);
+  double slots = s_cfg_num (cfg, cls, "task_slots", 1);
+  double copies = 3 + (mode == RA_AUTORESET_SAME_STEP);
+  s_estimate_t e;
+  e.world = 4 * (I * (d + 8) + T * d) + 65536;
+  e.per_env = 4 * (K * (d + 8) + 8 * d) * copies + 256;
+  double w = slots < (double) n + 1 ? slots : (double) n + 1;
+  e.worlds_max = w < 1 ? 1 : (w > 1e6 ? 1000000 : (int) w);
+  return e;
+}
+
+/* LIMIT unless bytes more fit the session (already holding have) and the server. */
+static ra_err_t s_admit (const ra_server_t *srv, double have, double bytes, const char *what,
+                         ra_error_t *err)
+{
+  const double mib = 1048576.0;
+  if (have + bytes > (double) srv->opts.max_session_bytes)
+    return ra_error_set (err, RA_ERR_LIMIT, -1,
+                         "%s needs about %.1f MiB; a session may hold %.1f MiB (this one holds "
+                         "%.1f MiB); use fewer envs, candidates, items or a smaller embedding_dim",
+                         what, bytes / mib, (double) srv->opts.max_session_bytes / mib, have / mib);
+  if ((double) srv->nbytes + bytes > (double) srv->opts.max_total_bytes)
+    return ra_error_set (err, RA_ERR_LIMIT, -1,
+                         "%s needs about %.1f MiB; the server has %.1f MiB of %.1f MiB left; try "
+                         "again after other sessions close", what, bytes / mib,
+                         (double) (srv->opts.max_total_bytes - srv->nbytes) / mib,
+                         (double) srv->opts.max_total_bytes / mib);
   return RA_OK;
 }
 
@@ -450,6 +519,10 @@ static ra_err_t s_make (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *
       has_task = true;
     }
   }
+  s_estimate_t est = s_estimate (cfg, cls, num_envs, mode);
+  double bytes = est.world + (double) num_envs * est.per_env;
+  if ((rc = s_admit (srv, 0, bytes, "this make", err)) != RA_OK)
+    goto fail;
   if (!has_seed) {
     if (srv->opts.has_default_seed)
       seed = srv->opts.default_seed;
@@ -478,10 +551,17 @@ static ra_err_t s_make (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *
     goto fail;
   ra__slot_t *slot = &srv->slots[slot_i];
   slot->session = s;
-  slot->handle = (++srv->counter << RA__HANDLE_SLOT_BITS) | slot_i;
+  slot->handle = ra__handle_new (srv);
+  ra__handle_put (srv, slot->handle, slot_i);
+  snprintf (slot->owner, sizeof slot->owner, "%s", srv->caller);
   slot->last_used = ra__now ();
   slot->config_keep = cfg;
   slot->task_keep = tkv;
+  slot->bytes = (int64_t) bytes;
+  slot->world_bytes = (int64_t) est.world;
+  slot->worlds_charged = 1;
+  slot->worlds_max = est.worlds_max;
+  srv->nbytes += slot->bytes;
   srv->nsessions++;
   srv->nenvs += num_envs;
   ra__log (srv, RA_LOG_INFO, "make %s x%lld -> handle %lld (%s)", cls->name, (long long) num_envs,
@@ -748,9 +828,20 @@ static ra_err_t s_set_task (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out
   if ((rc = s_get_mask (req, req->root, "mask", n, mask, &has_mask, err)) != RA_OK
       || (rc = s_parse_task (tobj, tkv, &task, err)) != RA_OK)
     goto fail;
+  /* A new task may build one more world, until every task slot holds one. */
+  ra__slot_t *slot = srv->cur;
+  bool grows = slot->worlds_charged < slot->worlds_max;
+  if (grows && (rc = s_admit (srv, (double) slot->bytes, (double) slot->world_bytes,
+                              "this set_task (one more task world)", err)) != RA_OK)
+    goto fail;
   if ((rc = ra_session_class (s)->set_task (ra_session_sim (s), &task, has_mask ? mask : NULL, err))
       != RA_OK)
     goto fail;
+  if (grows) {
+    slot->worlds_charged++;
+    slot->bytes += slot->world_bytes;
+    srv->nbytes += slot->world_bytes;
+  }
   ra__kvlist_free (srv->cur->task_keep);
   srv->cur->task_keep = tkv;
   int first = 0;
@@ -820,6 +911,18 @@ static ra_err_t s_stats (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t 
   (void) err;
   ra_server_counters_t c;
   ra_server_counters (srv, &c);
+  /* With CURVE, a key sees its own sessions only; the admin key (and everyone when there are no
+     keys, on a loopback-only server) sees them all. */
+  if (srv->caller[0] && !srv->caller_admin) {
+    c.sessions = c.envs = 0;
+    for (int i = 0; i < srv->opts.max_sessions; i++) {
+      const ra__slot_t *slot = &srv->slots[i];
+      if (slot->session && strcmp (slot->owner, srv->caller) == 0) {
+        c.sessions++;
+        c.envs += ra_session_num_envs (slot->session);
+      }
+    }
+  }
   ra_msg_out_reply (rep, req->id, 6);
   ra_msg_out_str (rep, "sessions");
   ra_msg_out_int (rep, c.sessions);

@@ -2,6 +2,7 @@
 #ifndef RA_ENV_SERVER_SERVER_INT_H
 #define RA_ENV_SERVER_SERVER_INT_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <zmq.h>
 
@@ -9,8 +10,9 @@
 #include "env/server/server.h"
 #include "env/server/session.h"
 
-/* Handles are (counter << 16) | slot: O(1) lookup, never reused. */
-#define RA__HANDLE_SLOT_BITS 16
+/* Handles are random 63-bit values from a per-run keyed stream (handles.c); a table maps them to
+   slots. Owner keys are Z85 CURVE public keys (40 characters); "" when CURVE is off. */
+#define RA__OWNER_MAX 41
 
 /* A request that arrived while its session was busy, kept whole until the session is free. */
 typedef struct ra__queued ra__queued_t;
@@ -26,6 +28,11 @@ typedef struct {
   ra_session_t *session;        /* NULL: free slot */
   int64_t handle;
   double last_used;             /* monotonic seconds */
+  char owner[RA__OWNER_MAX];    /* the client key that made it; "" without CURVE */
+  int64_t bytes;                /* admitted byte estimate charged to the budgets */
+  int worlds_charged;           /* task worlds counted in bytes (make: 1; set_task adds) */
+  int worlds_max;               /* most task worlds the sim keeps (its task slots) */
+  int64_t world_bytes;          /* estimate of one task world */
   void *config_keep, *task_keep; /* key/value lists the sim was given, kept for its lifetime */
 
   /* A step or reset running on the pool (server loop only). While busy, requests naming this
@@ -44,7 +51,20 @@ struct ra_server {
   ra_server_opts_t opts;
   ra_pool_t *pool;
   ra__slot_t *slots;            /* opts.max_sessions */
-  int64_t counter;              /* handle counter */
+  uint64_t handle_key[2];       /* per-run secret (getrandom) keying the handle stream */
+  uint64_t handle_counter;      /* position in that stream */
+  int32_t *htab;                /* open addressing, linear probing: slot index or -1 */
+  uint32_t hmask;               /* table size - 1 (a power of two, at least 2 x max_sessions) */
+  int64_t nbytes;               /* admitted byte estimates over all sessions */
+  /* The CURVE key of the client whose request is being handled ("" without CURVE) and whether
+     it is the admin key. */
+  char caller[RA__OWNER_MAX];
+  bool caller_admin;
+  char (*allow)[RA__OWNER_MAX]; /* CURVE: client keys the ZAP handler admits */
+  int nallow;
+  void *zap;                    /* CURVE: the ZAP handler's socket (curve.c) */
+  pthread_t zap_thread;
+  bool zap_running;
   int64_t nsessions, nenvs;
   int64_t steps, requests, errors;
   double t_start;
@@ -72,7 +92,17 @@ struct ra_server {
 double ra__now (void);
 void ra__log (const ra_server_t *srv, int level, const char *fmt, ...)
     __attribute__ ((format (printf, 3, 4)));
-/* Looks up a live, unexpired session (touching its idle clock). NO_SUCH_HANDLE otherwise. */
+/* Handle table (handles.c). ra__handles_init seeds the stream from getrandom; RA_ERR_INTERNAL
+   when the kernel has no randomness to give. ra__handle_new draws a fresh unused handle. */
+ra_err_t ra__handles_init (ra_server_t *srv, ra_error_t *err);
+void ra__handles_fini (ra_server_t *srv);
+int64_t ra__handle_new (ra_server_t *srv);
+void ra__handle_put (ra_server_t *srv, int64_t handle, int slot_i);
+void ra__handle_del (ra_server_t *srv, int64_t handle);
+/* The slot index of a handle, or -1. */
+int ra__handle_find (const ra_server_t *srv, int64_t handle);
+/* Looks up a live, unexpired session that belongs to the caller (touching its idle clock).
+   NO_SUCH_HANDLE otherwise: a handle of another client key reads exactly like a missing one. */
 ra_err_t ra__session_get (ra_server_t *srv, int64_t handle, ra__slot_t **out, ra_error_t *err);
 /* Destroys the session in slot and frees it. */
 void ra__session_drop (ra_server_t *srv, ra__slot_t *slot);
