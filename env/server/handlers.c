@@ -689,7 +689,12 @@ static ra_err_t s_reset (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t 
     if ((rc = s_get_mask (req, options, "reset_mask", n, mask, &has_mask, err)) != RA_OK)
       goto done;
   }
-  ra_session_reset_prepare (s, seeds, has_mask ? mask : NULL);
+  if (ra_session_reset_prepare (s, seeds, has_mask ? mask : NULL) != RA_OK) {
+    rc = ra_error_set (err, RA_ERR_LIMIT, -1,
+                       "the server is out of memory for another reply buffer; read the replies "
+                       "in flight and retry");
+    goto done;
+  }
   if (!ra__run_or_defer (srv, ra_session_reset_range, RA__JOB_RESET, req->id))
     rc = s_reply_reset (srv, s, req->id, rep, err);
 done:
@@ -801,7 +806,10 @@ static ra_err_t s_step (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *
   if ((rc = s_read_actions (s, &action, err)) != RA_OK
       || (rc = ra_session_check_step (s, err)) != RA_OK)
     return rc;
-  ra_session_step_prepare (s);
+  if (ra_session_step_prepare (s) != RA_OK)
+    return ra_error_set (err, RA_ERR_LIMIT, -1,
+                         "the server is out of memory for another reply buffer; read the replies "
+                         "in flight and retry");
   srv->steps += n;
   if (ra__run_or_defer (srv, ra_session_step_range, RA__JOB_STEP, req->id))
     return RA_OK;

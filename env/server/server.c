@@ -622,14 +622,26 @@ ra_err_t ra_server_run (ra_server_t *srv)
       next_sweep = ra__now () + sweep_every;
     }
   }
-  /* Answer what is in flight (and what waits for it, now served inline), then stop. */
+  /* Drain: answer the jobs in flight (and what waits for them, now served inline), then every
+     request already received by ZeroMQ, for at most drain_linger_ms; then close the socket
+     with that linger so the replies leave before the process does. */
   srv->async = false;
   while (srv->nbusy > 0) {
     zmq_pollitem_t item = { NULL, ra_pool_done_fd (srv->pool), ZMQ_POLLIN, 0 };
     zmq_poll (&item, 1, 100);
     s_complete (srv, &rep);
   }
+  int64_t drained = srv->requests;
+  double until = ra__now () + srv->opts.drain_linger_ms / 1000.0;
+  if (rc == RA_OK)
+    while (ra__now () < until && s_serve_one (srv, &rep)) {
+    }
   ra_msg_out_fini (&rep);
-  ra__log (srv, RA_LOG_INFO, "stopping");
+  int linger = srv->opts.drain_linger_ms;
+  zmq_setsockopt (srv->router, ZMQ_LINGER, &linger, sizeof linger);
+  zmq_close (srv->router);
+  srv->router = NULL;
+  ra__log (srv, RA_LOG_INFO, "stopping: answered %lld waiting requests; replies get %d ms to leave",
+           (long long) (srv->requests - drained), linger);
   return rc;
 }

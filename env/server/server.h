@@ -66,7 +66,8 @@ void ra_server_opts_default (ra_server_opts_t *opts);
 
 /* Builds a server with its worker pool (no sockets yet). RA_ERR_NOMEM / RA_ERR_INTERNAL. */
 ra_err_t ra_server_new (const ra_server_opts_t *opts, ra_server_t **out, ra_error_t *err);
-/* Closes sockets (LINGER 0), destroys sessions, joins workers, terminates the ZeroMQ context.
+/* Closes sockets (LINGER 0 unless ra_server_run closed them with its drain linger; terminating
+   the context then waits for those replies to leave), destroys sessions, joins workers, terminates the ZeroMQ context.
    Accepts NULL; NULLs the pointer. */
 void ra_server_destroy (ra_server_t **server_p);
 
@@ -76,8 +77,10 @@ ra_err_t ra_server_bind (ra_server_t *srv, const char *endpoint, ra_error_t *err
 /* The i-th bound endpoint as resolved by ZeroMQ (the real port for "*"), or NULL. */
 const char *ra_server_endpoint (const ra_server_t *srv, int i);
 
-/* Serves until ra_server_stop. RA_OK on a clean stop; RA_ERR_TRANSPORT if nothing is bound or
-   the socket fails. */
+/* Serves until ra_server_stop, then drains: finishes the steps in flight, answers every request
+   ZeroMQ already received (for at most opts.drain_linger_ms), and closes the socket with that
+   linger so the replies leave. Runs once per server (the socket is closed when it returns).
+   RA_OK on a clean stop; RA_ERR_TRANSPORT if nothing is bound or the socket fails. */
 ra_err_t ra_server_run (ra_server_t *srv);
 /* Asks ra_server_run to return soon (within its poll timeout, at most 100 ms). Thread-safe and
    async-signal-safe. */
