@@ -159,6 +159,7 @@ void ra_server_destroy (ra_server_t **server_p)
     zmq_setsockopt (srv->router, ZMQ_LINGER, &zero, sizeof zero);
     zmq_close (srv->router);
   }
+  ra__curve_stop (srv);
   if (srv->zctx)
     zmq_ctx_term (srv->zctx);   /* releases the references of frames still queued */
   ra_pool_destroy (&srv->pool);   /* finishes jobs in flight (none after ra_server_run returns) */
@@ -337,7 +338,19 @@ static ra_err_t s_socket (ra_server_t *srv, ra_error_t *err)
   zmq_setsockopt (srv->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
   zmq_setsockopt (srv->router, ZMQ_RCVHWM, &hwm, sizeof hwm);
   zmq_setsockopt (srv->router, ZMQ_LINGER, &zero, sizeof zero);
-  return RA_OK;
+  return ra__curve_start (srv, err);
+}
+
+/* True for endpoints only this machine can reach: ipc://, inproc://, tcp on a loopback address. */
+static bool s_is_local (const char *ep)
+{
+  if (strncmp (ep, "ipc://", 6) == 0 || strncmp (ep, "inproc://", 9) == 0)
+    return true;
+  if (strncmp (ep, "tcp://", 6) != 0)
+    return false;
+  const char *host = ep + 6;
+  return strncmp (host, "127.", 4) == 0 || strncmp (host, "localhost:", 10) == 0
+         || strncmp (host, "[::1]:", 6) == 0 || strncmp (host, "lo:", 3) == 0;
 }
 
 ra_err_t ra_server_bind (ra_server_t *srv, const char *endpoint, ra_error_t *err)
@@ -356,7 +369,12 @@ ra_err_t ra_server_bind (ra_server_t *srv, const char *endpoint, ra_error_t *err
     snprintf (ep, sizeof srv->endpoints[0], "%s", endpoint);
   }
   srv->nbinds++;
-  ra__log (srv, RA_LOG_INFO, "listening on %s", ep);
+  ra__log (srv, RA_LOG_INFO, "listening on %s%s", ep, srv->opts.curve_secret[0] ? " (CURVE)" : "");
+  if (!srv->opts.curve_secret[0] && !s_is_local (endpoint))
+    ra__log (srv, RA_LOG_WARN,
+             "%s is reachable from other machines and CURVE is off: anyone who can connect can "
+             "make sessions and read traffic; use --curve-secret and --allow-keys, or bind "
+             "127.0.0.1", ep);
   return RA_OK;
 }
 

@@ -65,6 +65,7 @@ struct ra_server {
   void *zap;                    /* CURVE: the ZAP handler's socket (curve.c) */
   pthread_t zap_thread;
   bool zap_running;
+  atomic_int zap_stop;
   int64_t nsessions, nenvs;
   int64_t steps, requests, errors;
   double t_start;
@@ -101,6 +102,10 @@ void ra__handle_put (ra_server_t *srv, int64_t handle, int slot_i);
 void ra__handle_del (ra_server_t *srv, int64_t handle);
 /* The slot index of a handle, or -1. */
 int ra__handle_find (const ra_server_t *srv, int64_t handle);
+/* CURVE (curve.c): makes srv->router a CURVE server and starts the ZAP handler when
+   opts.curve_secret is set (nothing otherwise); ra__curve_stop joins the handler. */
+ra_err_t ra__curve_start (ra_server_t *srv, ra_error_t *err);
+void ra__curve_stop (ra_server_t *srv);
 /* Looks up a live, unexpired session that belongs to the caller (touching its idle clock).
    NO_SUCH_HANDLE otherwise: a handle of another client key reads exactly like a missing one. */
 ra_err_t ra__session_get (ra_server_t *srv, int64_t handle, ra__slot_t **out, ra_error_t *err);
