@@ -54,8 +54,9 @@ def unbatch_info(info: Dict[str, Any], i: int = 0) -> Dict[str, Any]:
 class RemoteEnv(gym.Env):
     """One env of simulator env_id (e.g. "ECommerce-v1") hosted by a recarena-server.
 
-    address: the server endpoint, or None for the embedded local server. config: the sim's config
-    map (see Client.list()). seed: the make-time seed (default: random). max_episode_steps:
+    address: the server endpoint, or None for the embedded local server. server_key, client_key:
+    CURVE keys for a server started with --curve-secret (see recarena.client.curve_keys).
+    config: the sim's config map (see Client.list()). seed: the make-time seed (default: random). max_episode_steps:
     server-side truncation limit (default: the sim's). render_mode: None or "ansi".
     """
 
@@ -64,7 +65,8 @@ class RemoteEnv(gym.Env):
     def __init__(self, env_id: str = "ECommerce-v1", *, address: Optional[str] = None,
                  config: Optional[dict] = None, seed: Optional[int] = None,
                  max_episode_steps: Optional[int] = None, render_mode: Optional[str] = None,
-                 timeout: float = DEFAULT_TIMEOUT_S, server_path: Optional[str] = None):
+                 timeout: float = DEFAULT_TIMEOUT_S, server_path: Optional[str] = None,
+                 server_key: Optional[str] = None, client_key: Any = None):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode {render_mode!r} is not supported; expected one of "
                              f"{self.metadata['render_modes']} or None")
@@ -72,7 +74,8 @@ class RemoteEnv(gym.Env):
         self.render_mode = render_mode
         self._handle: Optional[int] = None
         self._client: Optional[Client] = None
-        self._client = Client(address, timeout=timeout, server_path=server_path)
+        self._client = Client(address, timeout=timeout, server_path=server_path,
+                              server_key=server_key, client_key=client_key)
         try:
             made = self._client.make(env_id, 1, seed=random_seed() if seed is None else seed,
                                      config=config, autoreset="disabled",
