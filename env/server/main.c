@@ -74,6 +74,7 @@ static void s_usage (FILE *f)
 typedef struct {
   ra_server_opts_t opts;
   char allow_store[S_MAX_KEYS][41];
+  bool allow_given;
   const char *allow[S_MAX_KEYS];
   const char *binds[RA_SERVER_MAX_BINDS];
   char bind_store[RA_SERVER_MAX_BINDS][256];
@@ -163,6 +164,7 @@ static int s_gen_keys (const char *prefix)
 /* Reads every file of dir whose name ends in .pub into the allowed keys. */
 static bool s_read_allow_dir (s_cfg_t *c, const char *dir)
 {
+  c->allow_given = true;
   DIR *d = opendir (dir);
   if (!d) {
     fprintf (stderr, "recarena-server: cannot open --allow-keys %s: %s\n", dir, strerror (errno));
@@ -368,8 +370,9 @@ int main (int argc, char **argv)
   }
   if (c.nbinds == 0)
     c.binds[c.nbinds++] = "tcp://127.0.0.1:5555";
-  if (c.opts.n_allow_keys > 0 && !c.opts.curve_secret[0]) {
-    fprintf (stderr, "recarena-server: --allow-keys needs --curve-secret\n");
+  if ((c.allow_given || c.opts.admin_key[0]) && !c.opts.curve_secret[0]) {
+    fprintf (stderr, "recarena-server: --allow-keys and --admin-key need --curve-secret\n");
+    ra_reward_plugins_unload_all ();
     return 2;
   }
   if (c.opts.curve_secret[0] && c.opts.n_allow_keys == 0)
