@@ -4,6 +4,7 @@
     while decoding, and every error message is valid UTF-8.                                     */
 #include <stdio.h>
 
+#include "env/server/server_int.h"   /* async and deferred, for the inline-or-pool decision */
 #include "helpers.h"
 
 #define ENV "ECommerce-v1"
@@ -342,4 +343,63 @@ Test (trust, hello_reports_every_limit)
   cr_assert_gt (v, 0);
   cr_assert_eq (ra_get_int (limits, "max_total_bytes", &v, NULL), RA_OK);
   cr_assert_gt (v, 0);
+}
+
+/* Whether the loop would hand a step of n envs with config (K, d) to the pool. */
+static bool s_step_deferred (int n, int64_t K, int64_t d)
+{
+  th_fini (&T);
+  ra_server_opts_t o;
+  ra_server_opts_default (&o);
+  o.workers = 2;
+  o.async_min_bytes = 1 << 20;
+  th_init_opts (&T, &o);
+  ra_msg_out_t *m = th_begin (&T, "make", 4);
+  ra_msg_out_str (m, "env");
+  ra_msg_out_str (m, ENV);
+  ra_msg_out_str (m, "num_envs");
+  ra_msg_out_int (m, n);
+  ra_msg_out_str (m, "seed");
+  ra_msg_out_int (m, 1);
+  ra_msg_out_str (m, "config");
+  ra_msg_out_map (m, 2);
+  ra_msg_out_str (m, "num_candidates");
+  ra_msg_out_int (m, K);
+  ra_msg_out_str (m, "embedding_dim");
+  ra_msg_out_int (m, d);
+  cr_assert_eq (th_call (&T), RA_OK, "%s", T.err.message);
+  int64_t h;
+  ra_get_int (T.out.root, "handle", &h, NULL);
+  cr_assert_eq (s_reset_h (&T, h), RA_OK);
+  int32_t *a = malloc ((size_t) n * 3 * sizeof *a);
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < 3; j++)
+      a[i * 3 + j] = j;
+  ra_msg_out_t *req = th_begin (&T, "step", 2);
+  ra_msg_out_str (req, "handle");
+  ra_msg_out_int (req, h);
+  ra_msg_out_str (req, "action");
+  int64_t shape[2] = { n, 3 };
+  ra_msg_out_tensor (req, RA_DTYPE_I32, 2, shape, a);
+  const void *frames[1] = { T.req.frames[0].data };
+  size_t sizes[1] = { T.req.frames[0].nbytes };
+  T.srv->async = true;   /* as inside ra_server_run */
+  ra_server_handle_raw (T.srv, T.req.head.data, T.req.head.size, 1, frames, sizes, &T.rep);
+  T.srv->async = false;
+  ra__slot_t *slot = T.srv->deferred;
+  if (slot) {   /* run it here instead of on the pool, so the session is left consistent */
+    T.srv->deferred = NULL;
+    slot->job.fn (slot->job.ctx, 0, slot->job.n);
+  }
+  free (a);
+  return slot != NULL;
+}
+
+Test (trust, whether_a_step_runs_inline_depends_on_its_cost_not_its_env_count)
+{
+  /* 1000 envs of 64 candidates x 64 dims write about 17 MiB: the pool (issue: a 1023-env step
+     of 256 x 256 ran inline and delayed others by 27-39 ms). */
+  cr_assert (s_step_deferred (1000, 64, 64), "a costly step under 1024 envs ran inline");
+  /* 1000 envs of 4 candidates x 2 dims write about 60 KiB: inline, no hand-off. */
+  cr_assert_not (s_step_deferred (1000, 4, 2), "a cheap step went to the pool");
 }
