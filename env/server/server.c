@@ -175,6 +175,10 @@ void ra_server_destroy (ra_server_t **server_p)
       }
       if (slot->busy)
         zmq_msg_close (&slot->peer);
+      if (slot->reserved && !slot->session)
+        ra__make_undo (srv, slot);
+      free (slot->st_mask);
+      ra__kvlist_free (slot->st_tkv);
       if (slot->session)
         ra__session_drop (srv, slot);
     }

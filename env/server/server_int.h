@@ -22,7 +22,7 @@ struct ra__queued {
   zmq_msg_t parts[];            /* np parts as received (identity first) */
 };
 
-enum { RA__JOB_STEP = 1, RA__JOB_RESET = 2 };
+enum { RA__JOB_STEP = 1, RA__JOB_RESET = 2, RA__JOB_MAKE = 3, RA__JOB_SET_TASK = 4 };
 
 typedef struct {
   ra_session_t *session;        /* NULL: free slot */
@@ -33,6 +33,21 @@ typedef struct {
   int worlds_charged;           /* task worlds counted in bytes (make: 1; set_task adds) */
   int worlds_max;               /* most task worlds the sim keeps (its task slots) */
   int64_t world_bytes;          /* estimate of one task world */
+
+  /* A make being built (reserved: counted in the budgets, no session or handle yet). */
+  bool reserved;
+  ra_session_args_t mk_args;    /* borrows config_keep, task_keep and mk_task */
+  ra_task_t mk_task;
+  ra_session_t *mk_built;
+  ra_err_t mk_rc;
+  ra_error_t mk_err;
+  /* A set_task being applied (the session is busy meanwhile). */
+  bool st_grows;                /* it was charged one more world */
+  void *st_tkv;                 /* the task's key/value list */
+  ra_task_t st_task;            /* borrows st_tkv */
+  uint8_t *st_mask;             /* owned; NULL: every env */
+  ra_err_t st_rc;
+  ra_error_t st_err;
   void *config_keep, *task_keep; /* key/value lists the sim was given, kept for its lifetime */
 
   /* A step or reset running on the pool (server loop only). While busy, requests naming this
@@ -111,6 +126,9 @@ void ra__curve_stop (ra_server_t *srv);
 ra_err_t ra__session_get (ra_server_t *srv, int64_t handle, ra__slot_t **out, ra_error_t *err);
 /* Destroys the session in slot and frees it. */
 void ra__session_drop (ra_server_t *srv, ra__slot_t *slot);
+/* Gives back a make reservation that was never turned into a session (its build failed, or the
+   server is going away): budgets, key/value lists, any half-built session. */
+void ra__make_undo (ra_server_t *srv, ra__slot_t *slot);
 /* Frees a key/value list made by the handlers (config_keep, task_keep). Accepts NULL. */
 void ra__kvlist_free (void *list);
 /* Runs the prepared work of srv->cur's session (fn over [0, N)) now, with the pool's fork-join,

@@ -2,7 +2,8 @@
     process on an ipc:// endpoint, raw DEALER clients, SIGTERM. Checks that a message over the
     whole-message cap is answered LIMIT (and logged) without losing the requests pipelined around
     it, that SIGTERM answers every request in flight before the process exits, and that the
-    server's RSS returns near its start after a pipelined burst of big steps and a close.
+    server's RSS returns near its start after a pipelined burst of big steps and a close, and that
+    building a big task world (make, set_task) leaves the server answering other clients.
     Short forms run in CI; RA_RELIABILITY_LONG=1 (ctest label slow) runs the issue's sizes.
     Figures go to stderr (criterion info lines) for the record.                                 */
 #include <criterion/criterion.h>
@@ -27,7 +28,7 @@
 static pid_t P;
 static char P_ep[160], P_log[160];
 static void *Z;
-static void *D;   /* the test's dealer, closed by s_stop even when an assertion ends the test */
+static void *D, *D2;   /* the test's dealers, closed by s_stop even when an assertion ends a test */
 
 static bool s_long (void)
 {
@@ -67,7 +68,9 @@ static void s_stop (void)
   }
   if (D)
     zmq_close (D);
-  D = NULL;
+  if (D2)
+    zmq_close (D2);
+  D = D2 = NULL;
   if (Z)
     zmq_ctx_term (Z);
   Z = NULL;
@@ -322,4 +325,81 @@ Test (reliability, rss_returns_near_its_start_after_a_pipelined_burst_and_close)
   /* Near its start: what a closed session leaves is allocator slack, not replies. */
   cr_assert_lt (r2 - r0, s_long () ? 32.0 : 16.0, "RSS stayed %.1f MiB above its start after close", r2 - r0);
   free (a);
+}
+
+static double s_now (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
+}
+
+/* While a sends req (a make or set_task that builds a big world), b pings: the ping must be
+   answered while a's reply is still pending. Returns b's ping round trip and a's wait, in ms. */
+static void s_build_while_pinging (void *a, void *b, const ra_msg_out_t *req, const char *what,
+                                   int64_t *handle)
+{
+  ra_msg_out_t ping;
+  ra_msg_out_init (&ping);
+  ra_msg_out_request (&ping, 77, "ping", 0);
+  double t0 = s_now ();
+  s_send (a, req);
+  struct timespec ts = { 0, 20 * 1000000 };
+  nanosleep (&ts, NULL);   /* let the build start */
+  double t1 = s_now ();
+  s_send (b, &ping);
+  cr_assert_eq (s_recv (b, NULL, NULL), RA_OK);
+  double ping_ms = (s_now () - t1) * 1e3;
+  zmq_pollitem_t item = { a, 0, ZMQ_POLLIN, 0 };
+  bool pending = zmq_poll (&item, 1, 0) == 0;
+  cr_assert_eq (s_recv (a, NULL, handle), RA_OK, "%s failed", what);
+  double build_ms = (s_now () - t0) * 1e3;
+  cr_log_info ("%s of a big world took %.0f ms; a ping meanwhile took %.1f ms", what, build_ms, ping_ms);
+  /* A ratio measured in the same run: a stalled loop answers the ping only when the build is
+     done (ratio near 1); a free one at once (near 0). */
+  cr_assert (pending && ping_ms * 4 < build_ms,
+             "the build stalled the loop: the ping took %.0f ms of the %s's %.0f ms", ping_ms, what,
+             build_ms);
+  ra_msg_out_fini (&ping);
+}
+
+Test (reliability, building_a_big_world_does_not_stall_other_clients)
+{
+  s_start (NULL);
+  void *a = s_dealer (30000);
+  s_wait_ready (a);
+  void *b = zmq_socket (Z, ZMQ_DEALER);
+  int zero = 0, timeout = 30000;
+  zmq_setsockopt (b, ZMQ_LINGER, &zero, sizeof zero);
+  zmq_setsockopt (b, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+  cr_assert_eq (zmq_connect (b, P_ep), 0);
+  D2 = b;
+  s_wait_ready (b);
+  ra_msg_out_t m;
+  ra_msg_out_init (&m);
+  ra_msg_out_request (&m, 1, "make", 3);
+  ra_msg_out_str (&m, "env");
+  ra_msg_out_str (&m, ENV);
+  ra_msg_out_str (&m, "num_envs");
+  ra_msg_out_int (&m, 1);
+  ra_msg_out_str (&m, "config");
+  ra_msg_out_map (&m, 2);
+  ra_msg_out_str (&m, "num_items");
+  ra_msg_out_int (&m, s_long () ? 600000 : 300000);
+  ra_msg_out_str (&m, "embedding_dim");
+  ra_msg_out_int (&m, s_long () ? 200 : 64);
+  int64_t h = -1;
+  s_build_while_pinging (a, b, &m, "make", &h);
+  ra_msg_out_clear (&m);
+  ra_msg_out_request (&m, 2, "set_task", 2);
+  ra_msg_out_str (&m, "handle");
+  ra_msg_out_int (&m, h);
+  ra_msg_out_str (&m, "task");
+  ra_msg_out_map (&m, 2);
+  ra_msg_out_str (&m, "split");
+  ra_msg_out_str (&m, "test");
+  ra_msg_out_str (&m, "id");
+  ra_msg_out_int (&m, 3);
+  s_build_while_pinging (a, b, &m, "set_task", NULL);
+  ra_msg_out_fini (&m);
 }
