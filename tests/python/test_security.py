@@ -116,3 +116,41 @@ def test_a_non_ascii_env_name_is_unknown_env_not_a_transport_error(client):
     with pytest.raises(UnknownEnvError) as e:
         client.make(name, 1)
     str(e.value).encode("utf-8")
+
+
+def test_an_env_from_before_a_restart_never_drives_a_new_users_session(server_binary):
+    endpoint = f"tcp://127.0.0.1:{_free_port()}"
+
+    def start():
+        p = subprocess.Popen([server_binary, "--bind", endpoint, "--workers", "1"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with Client(endpoint, timeout=0.5) as c:
+                    c.ping()
+                return p
+            except DeadlineError:
+                if time.monotonic() > deadline:
+                    p.kill()
+                    raise
+
+    first = start()
+    old = Client(endpoint, timeout=5)
+    old_handle = old.make("ECommerce-v1", 1, seed=1)["handle"]
+    old.reset(old_handle, seed=1)
+    first.terminate()
+    first.wait(timeout=10)
+    second = start()
+    try:
+        with Client(endpoint, timeout=5) as stranger:
+            new_handle = stranger.make("ECommerce-v1", 1, seed=2)["handle"]
+            assert new_handle != old_handle
+            # the old client reconnects on its own; its handle means nothing to the new run
+            with pytest.raises(NoSuchHandleError):
+                old.reset(old_handle, seed=1)
+            stranger.reset(new_handle, seed=2)
+    finally:
+        old.close()
+        second.terminate()
+        second.wait(timeout=10)
