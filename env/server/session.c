@@ -184,10 +184,12 @@ static ra_outbufs_t *s_outbufs_new (const ra_session_t *s, const ra_outbufs_t *s
 
 /* Makes s->out private before a write: if a reply still references it, switch to a spare that
    no reply holds any more (or a new one while fewer than S_SPARES exist, or a one-off beyond that,
-   freed when its reply is sent), copying the current rows (a masked reset keeps the others).
+   freed when its reply is sent). keep: copy the current rows first (a masked reset keeps the
+   others, and same_step keeps final_obs rows of envs that did not end); a step that rewrites every
+   row skips the copy, which for big batches is most of the loop thread's work.
    RA_ERR_NOMEM if no private buffer can be had: the caller refuses the request, and nothing is
    ever written into a buffer ZeroMQ may still be sending. */
-static ra_err_t s_own_out (ra_session_t *s)
+static ra_err_t s_own_out (ra_session_t *s, bool keep)
 {
   if (atomic_load_explicit (&s->out->refs, memory_order_acquire) == 1)
     return RA_OK;
@@ -201,10 +203,11 @@ static ra_err_t s_own_out (ra_session_t *s)
   ra_outbufs_t *next;
   if (free_i >= 0) {
     next = s->spare[free_i];
-    memcpy (next->block, s->out->block, s->block_bytes);
+    if (keep)
+      memcpy (next->block, s->out->block, s->block_bytes);
     s->spare[free_i] = s->out;          /* the session keeps its reference for later reuse */
   } else {
-    next = s_outbufs_new (s, s->out);
+    next = s_outbufs_new (s, keep ? s->out : NULL);
     if (!next)
       return RA_ERR_NOMEM;
     if (empty_i >= 0)
@@ -348,7 +351,7 @@ void ra_session_reset_range (void *ctx, int i0, int i1)
 
 ra_err_t ra_session_reset_prepare (ra_session_t *s, const uint64_t *seeds, const uint8_t *mask)
 {
-  if (s_own_out (s) != RA_OK)
+  if (s_own_out (s, true) != RA_OK)
     return RA_ERR_NOMEM;
   s->seeds = NULL;
   s->mask = NULL;
@@ -485,7 +488,9 @@ void ra_session_step_range (void *ctx, int i0, int i1)
 
 ra_err_t ra_session_step_prepare (ra_session_t *s)
 {
-  return s_own_out (s);
+  /* next_step and disabled write every row of every buffer in a step (ra_session_step_range);
+     same_step writes final_obs rows only where an env ended. */
+  return s_own_out (s, s->autoreset == RA_AUTORESET_SAME_STEP);
 }
 
 ra_err_t ra_session_step (ra_session_t *s, ra_pool_t *pool)

@@ -403,3 +403,57 @@ Test (trust, whether_a_step_runs_inline_depends_on_its_cost_not_its_env_count)
   /* 1000 envs of 4 candidates x 2 dims write about 60 KiB: inline, no hand-off. */
   cr_assert_not (s_step_deferred (1000, 4, 2), "a cheap step went to the pool");
 }
+
+/* Digest of a trajectory of steps (obs, reward, flags per env); hold > 0 keeps references on
+   the last `hold` replies' buffers, as replies still being sent do, so the session cycles
+   through its spares and fresh buffers. */
+static void s_trajectory (const char *autoreset, int hold, uint64_t *digests, int n)
+{
+  th_fini (&T);
+  th_init (&T, 1);
+  int64_t h = th_make (&T, ENV, n, 7, autoreset, 40);   /* users leave at different steps */
+  cr_assert_gt (h, 0, "%s", T.err.message);
+  cr_assert_eq (th_reset (&T, h, 7, NULL, 0), RA_OK);
+  ra_outbufs_t *held[8] = { 0 };
+  int32_t a[64 * 3];
+  for (int i = 0; i < n; i++)
+    digests[i] = 1469598103934665603ull;
+  for (int step = 0; step < 60; step++) {
+    for (int i = 0; i < n; i++)
+      th_policy (a + 3 * i, i, step, 20, 3);
+    cr_assert_eq (th_step (&T, h, a, n, 3), RA_OK, "%s", T.err.message);
+    th_digest_step (&T, digests, n, true);
+    if (hold > 0) {
+      ra_outbufs_release (held[step % hold]);
+      held[step % hold] = T.srv->reply_owner;
+      ra_outbufs_retain (held[step % hold]);
+    }
+    if (strcmp (autoreset, "disabled") == 0) {   /* reset what ended, by mask */
+      ra_tensor_t te = th_tensor (&T, T.out.root, "terminated"), tr = th_tensor (&T, T.out.root, "truncated");
+      bool mask[64], any = false;
+      for (int i = 0; i < n; i++)
+        any |= mask[i] = ((const uint8_t *) te.data)[i] || ((const uint8_t *) tr.data)[i];
+      if (any) {
+        cr_assert_eq (th_reset (&T, h, -1, mask, n), RA_OK, "%s", T.err.message);
+        th_digest_step (&T, digests, n, false);
+      }
+    }
+  }
+  for (int k = 0; k < 8; k++)
+    ra_outbufs_release (held[k]);
+}
+
+Test (trust, replies_in_flight_never_change_a_trajectory)
+{
+  const char *modes[] = { "next_step", "same_step", "disabled" };
+  for (int m = 0; m < 3; m++) {
+    uint64_t free_run[16], held_run[16];
+    s_trajectory (modes[m], 0, free_run, 16);
+    for (int hold = 1; hold <= 5; hold += 2) {
+      s_trajectory (modes[m], hold, held_run, 16);
+      for (int i = 0; i < 16; i++)
+        cr_assert_eq (held_run[i], free_run[i], "%s, %d replies held: env %d differs", modes[m],
+                      hold, i);
+    }
+  }
+}
