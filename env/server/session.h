@@ -17,8 +17,9 @@
 
     Output buffers are reference counted (ra_outbufs_t) so that a reply can be sent without a copy:
     the sender takes a reference per frame; a session about to write buffers someone else still
-    references first switches to a private copy (copy on write): one of a small pool of spares
-    once their replies are sent, a fresh one beyond that. Big blocks are mapped from the kernel,
+    references first switches to a private buffer: one of a small pool of spares once their
+    replies are sent, a fresh one beyond that; the current rows are copied into it only when the
+    write keeps some of them (a masked reset, a same_step step). Big blocks are mapped from the kernel,
     so memory goes back when replies are sent and sessions close. Nothing waits, and nothing is
     ever written into a buffer a reply still references (no buffer: the request is refused).
     Threading: a session is used by one thread at a time; its step and reset fan out over a pool. */
