@@ -265,9 +265,30 @@ static ra_err_t s_hello (ra_client_t *c, ra_error_t *err)
   return RA_OK;
 }
 
+/* True if key is 40 Z85 characters that decode to 32 bytes. */
+static bool s_z85_key (const char *key)
+{
+  uint8_t bin[32];
+  bool ok = key && strlen (key) == 40 && zmq_z85_decode (bin, key) != NULL;
+  memset (bin, 0, sizeof bin);
+  return ok;
+}
+
 ra_err_t ra_client_new (const char *endpoint, int timeout_ms, ra_client_t **out, ra_error_t *err)
 {
+  return ra_client_new_curve (endpoint, timeout_ms, NULL, out, err);
+}
+
+ra_err_t ra_client_new_curve (const char *endpoint, int timeout_ms, const ra_client_curve_t *curve,
+                              ra_client_t **out, ra_error_t *err)
+{
   assert (endpoint && out);
+  if (curve && (!s_z85_key (curve->server_key) || !s_z85_key (curve->public_key)
+                || !s_z85_key (curve->secret_key))) {
+    *out = NULL;
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
+                         "CURVE keys must be 40 Z85 characters each (server, public and secret key)");
+  }
   *out = NULL;
   ra_err_t rc;
   ra_client_t *c = calloc (1, sizeof *c);
@@ -282,6 +303,12 @@ ra_err_t ra_client_new (const char *endpoint, int timeout_ms, ra_client_t **out,
       zmq_setsockopt (c->sock, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
       zmq_setsockopt (c->sock, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0) {
     rc = ra_error_set (err, RA_ERR_TRANSPORT, -1, "could not create a ZeroMQ socket: %s", zmq_strerror (errno));
+    goto fail;
+  }
+  if (curve && (zmq_setsockopt (c->sock, ZMQ_CURVE_SERVERKEY, curve->server_key, 41) != 0
+                || zmq_setsockopt (c->sock, ZMQ_CURVE_PUBLICKEY, curve->public_key, 41) != 0
+                || zmq_setsockopt (c->sock, ZMQ_CURVE_SECRETKEY, curve->secret_key, 41) != 0)) {
+    rc = ra_error_set (err, RA_ERR_TRANSPORT, -1, "could not set the CURVE keys: %s", zmq_strerror (errno));
     goto fail;
   }
   if (zmq_connect (c->sock, endpoint) != 0) {

@@ -20,6 +20,17 @@ typedef struct ra_client ra_client_t;
    protocol v1 is RA_ERR_VERSION, no answer within timeout_ms is RA_ERR_TIMEOUT.
    timeout_ms <= 0 means RA_CLIENT_DEFAULT_TIMEOUT_MS; it applies to every later call. */
 ra_err_t ra_client_new (const char *endpoint, int timeout_ms, ra_client_t **out, ra_error_t *err);
+/* The same over CURVE (docs/protocol.md section "Security"): keys are Z85 strings of 40
+   characters, as recarena-server --gen-keys writes them. A server that refuses the key never
+   answers, so that reads as RA_ERR_TIMEOUT; malformed keys are RA_ERR_BAD_CONFIG. The session
+   handles this client makes belong to public_key: another client with the same key pair (a
+   reconnect) may use them, no other key can. */
+typedef struct {
+  const char *server_key;               /* the server's public key */
+  const char *public_key, *secret_key;  /* this client's key pair */
+} ra_client_curve_t;
+ra_err_t ra_client_new_curve (const char *endpoint, int timeout_ms, const ra_client_curve_t *curve,
+                              ra_client_t **out, ra_error_t *err);
 /* Accepts NULL; NULLs the pointer. Closes the socket with LINGER 0. */
 void ra_client_destroy (ra_client_t **client_p);
 /* Changes the deadline of later calls. */

@@ -6,7 +6,10 @@
     iteratively and rejects anything that is not exactly one well-formed value, nests deeper than
     S_MAX_DEPTH or announces more container elements than bytes remain (msgpack-c allocates a
     container's elements up front, so a 5-byte "array of 4e9 items" would otherwise be a memory
-    bomb). Objects are not thread-safe; one per thread.                                          */
+    bomb) or holds more than RA_MSG_MAX_HEADER_VALUES values. msgpack-c spends one msgpack_object
+    (24 bytes) per value, so decoding never takes more than 24 bytes per input byte nor more than
+    about 24 MiB in all: a 48 MiB header of nils is refused by the scan, before any allocation.
+    Objects are not thread-safe; one per thread.                                          */
 #include "protocol/msg.h"
 
 #include <assert.h>
@@ -77,6 +80,49 @@ void ra_msg_out_reply (ra_msg_out_t *m, uint64_t id, uint32_t n_more)
   msgpack_pack_true (&m->pk);
 }
 
+/* Length of the valid UTF-8 sequence at s[0..n) (1..4), or 0 if there is none: no overlongs,
+   no surrogates, nothing past U+10FFFF (RFC 3629). */
+static int s_utf8_seq (const unsigned char *s, size_t n)
+{
+  unsigned c = s[0];
+  int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+  if (!len || (size_t) len > n)
+    return 0;
+  uint32_t cp = len == 1 ? c : c & (0x7fu >> len);
+  for (int k = 1; k < len; k++) {
+    if ((s[k] & 0xc0) != 0x80)
+      return 0;
+    cp = (cp << 6) | (s[k] & 0x3f);
+  }
+  static const uint32_t min[5] = { 0, 0, 0x80, 0x800, 0x10000 };
+  if (cp < min[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+    return 0;
+  return len;
+}
+
+/* Packs s as a msgpack str that is valid UTF-8 whatever s holds: a client's bytes copied into an
+   error message, or a multi-byte character cut by a fixed-size buffer, become '?' per bad byte. */
+static void s_pack_utf8 (ra_msg_out_t *m, const char *s)
+{
+  const unsigned char *p = (const unsigned char *) s;
+  size_t n = strlen (s);
+  char buf[RA_ERROR_MESSAGE_MAX];
+  size_t out = 0;
+  for (size_t i = 0; i < n && out < sizeof buf;) {
+    int len = s_utf8_seq (p + i, n - i);
+    if (len == 0 || out + (size_t) len > sizeof buf) {
+      buf[out++] = '?';
+      i += len ? (size_t) len : 1;
+      continue;
+    }
+    memcpy (buf + out, p + i, (size_t) len);
+    out += (size_t) len;
+    i += (size_t) len;
+  }
+  msgpack_pack_str (&m->pk, out);
+  msgpack_pack_str_body (&m->pk, buf, out);
+}
+
 void ra_msg_out_error (ra_msg_out_t *m, uint64_t id, const ra_error_t *e)
 {
   assert (m && e);
@@ -94,7 +140,7 @@ void ra_msg_out_error (ra_msg_out_t *m, uint64_t id, const ra_error_t *e)
   s_pack_key (m, "code");
   s_pack_key (m, ra_err_code (e->code));
   s_pack_key (m, "message");
-  s_pack_key (m, e->message[0] ? e->message : ra_err_text (e->code));
+  s_pack_utf8 (m, e->message[0] ? e->message : ra_err_text (e->code));
   if (has_index) {
     s_pack_key (m, "env_index");
     msgpack_pack_int64 (&m->pk, e->env_index);
@@ -158,18 +204,24 @@ static uint64_t s_be (const uint8_t *p, int n)
 /* Walks exactly one msgpack value starting at p[0]. Returns NULL when the bytes form one
    well-formed value of nesting depth <= S_MAX_DEPTH whose containers never announce more elements
    than bytes remain, and *used is its length; otherwise a static description of the problem. */
-static const char *s_scan (const uint8_t *p, size_t len, size_t *used)
+static const char *s_scan (const uint8_t *p, size_t len, size_t *used, bool *over_limit)
 {
   uint64_t left[S_MAX_DEPTH + 1];       /* values still to read at each open level */
   int depth = 0;
   size_t off = 0;
+  uint64_t nvalues = 0;
   left[0] = 1;
+  *over_limit = false;
   for (;;) {
     while (depth > 0 && left[depth] == 0)
       depth--;
     if (depth == 0 && left[0] == 0)
       break;
     left[depth]--;
+    if (++nvalues > RA_MSG_MAX_HEADER_VALUES) {
+      *over_limit = true;
+      return "more values than a header may hold";
+    }
     if (off >= len)
       return "truncated";
     uint8_t b = p[off++];
@@ -269,7 +321,12 @@ ra_err_t ra_msg_in_decode (ra_msg_in_t *m, const void *head, size_t head_len, in
   if (!head || head_len == 0)
     return ra_error_set (err, RA_ERR_BAD_REQUEST, -1, "frame 0 is empty, expected a msgpack map");
   size_t used = 0;
-  const char *why = s_scan ((const uint8_t *) head, head_len, &used);
+  bool over_limit;
+  const char *why = s_scan ((const uint8_t *) head, head_len, &used, &over_limit);
+  if (why && over_limit)
+    return ra_error_set (err, RA_ERR_LIMIT, -1,
+                         "frame 0 holds more than %d msgpack values; put bulk data in tensor frames",
+                         RA_MSG_MAX_HEADER_VALUES);
   if (why)
     return ra_error_set (err, RA_ERR_BAD_REQUEST, -1, "frame 0 is not valid msgpack (%s)", why);
   if (used != head_len)

@@ -24,6 +24,10 @@
 #define RA_PROTOCOL_VERSION 1
 /* Most tensor frames one message may carry (frame 0, the header, not counted). */
 #define RA_MSG_MAX_FRAMES 64
+/* Most msgpack values (scalars, containers and their elements) a header may hold: bounds the
+   decoded tree to about 24 MiB whatever the input (a seed list of 65536 envs is 65537 values).
+   More is RA_ERR_LIMIT. */
+#define RA_MSG_MAX_HEADER_VALUES (1 << 20)
 
 /* ---------------------------------------------------------------------------------------------
    Outgoing messages                                                                              */
@@ -50,7 +54,9 @@ void ra_msg_out_clear (ra_msg_out_t *m);
 void ra_msg_out_request (ra_msg_out_t *m, uint64_t id, const char *op, uint32_t n_more);
 /* Header of a success reply: a map of 3 + n_more entries, first v, id, ok: true. */
 void ra_msg_out_reply (ra_msg_out_t *m, uint64_t id, uint32_t n_more);
-/* A complete error reply (clears m first): ok: false, error: {code, message, env_index?}. */
+/* A complete error reply (clears m first): ok: false, error: {code, message, env_index?}. The
+   message is sent as valid UTF-8: bytes that do not form a character (a client's raw bytes, a
+   character cut by truncation) become '?'. */
 void ra_msg_out_error (ra_msg_out_t *m, uint64_t id, const ra_error_t *e);
 
 void ra_msg_out_str (ra_msg_out_t *m, const char *s);   /* also used for keys */
@@ -91,7 +97,8 @@ void ra_msg_in_fini (ra_msg_in_t *m);
    unsigned integer) and, for requests, "op" (a string); for replies, "ok" (a bool). Any other
    problem is RA_ERR_BAD_REQUEST with a message naming the field. Sets has_id/id as soon as the id
    is known so that an error reply can carry it. More than RA_MSG_MAX_FRAMES frames is
-   RA_ERR_LIMIT. Cost: O(header bytes). */
+   RA_ERR_LIMIT, and so is a header of more than RA_MSG_MAX_HEADER_VALUES values. Cost: O(header
+   bytes); memory at most 24 bytes per header byte and about 24 MiB in all. */
 ra_err_t ra_msg_in_decode (ra_msg_in_t *m, const void *head, size_t head_len, int nframes,
                            const void *const *frames, const size_t *sizes, bool is_request,
                            ra_error_t *err);

@@ -259,14 +259,15 @@ void ra_local_buffers (const ra_local_t *l, ra_local_buffers_t *out)
   out->final_mask = b->final_mask;
 }
 
-void ra_local_reset (ra_local_t *l, const uint64_t *seeds, const uint8_t *mask)
+ra_err_t ra_local_reset (ra_local_t *l, const uint64_t *seeds, const uint8_t *mask)
 {
-  if (l->pool) {
-    ra_session_reset (l->session, l->pool, seeds, mask);
-  } else {   /* ra_pool_run needs a pool; without one the whole batch is one range */
-    ra_session_reset_prepare (l->session, seeds, mask);
+  if (l->pool)
+    return ra_session_reset (l->session, l->pool, seeds, mask);
+  /* ra_pool_run needs a pool; without one the whole batch is one range */
+  ra_err_t rc = ra_session_reset_prepare (l->session, seeds, mask);
+  if (rc == RA_OK)
     ra_session_reset_range (l->session, 0, l->n);
-  }
+  return rc;
 }
 
 /* Shape check with the server's messages (handlers.c s_read_actions). */
@@ -309,12 +310,12 @@ static ra_err_t s_run_step (ra_local_t *l, ra_error_t *err)
   if (rc != RA_OK)
     return rc;
   memcpy (ra_session_actions (l->session), l->actions, (size_t) l->n * (size_t) l->k * sizeof (int32_t));
-  if (l->pool) {
-    ra_session_step (l->session, l->pool);
-  } else {
-    ra_session_step_prepare (l->session);
+  if (l->pool)
+    rc = ra_session_step (l->session, l->pool);
+  else if ((rc = ra_session_step_prepare (l->session)) == RA_OK)
     ra_session_step_range (l->session, 0, l->n);
-  }
+  if (rc != RA_OK)
+    return ra_error_set (err, rc, -1, "no output buffer for a step of %d envs", l->n);
   return RA_OK;
 }
 

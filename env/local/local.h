@@ -96,8 +96,9 @@ bool ra_local_field (const ra_local_t *l, bool info, int f, ra_local_field_t *ou
 void ra_local_buffers (const ra_local_t *l, ra_local_buffers_t *out);
 
 /* Resets the envs with mask == NULL or mask[i] != 0; seeds NULL keeps each env's stream, else
-   env i is reseeded with seeds[i] (num_envs entries). Never fails. */
-void ra_local_reset (ra_local_t *l, const uint64_t *seeds, const uint8_t *mask);
+   env i is reseeded with seeds[i] (num_envs entries). RA_ERR_NOMEM (nothing reset) when the
+   session cannot get an output buffer. */
+ra_err_t ra_local_reset (ra_local_t *l, const uint64_t *seeds, const uint8_t *mask);
 /* Steps the batch with actions of shape (N,) when k = 1, else (N, k) (ndim and shape describe
    the caller's array). BAD_ACTION for a wrong shape, an index outside 0..K-1 or a repeat in a
    slate (env_index set); NEEDS_RESET as the server. Nothing changes on error. */

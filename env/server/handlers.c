@@ -344,9 +344,15 @@ static ra_err_t s_hello (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t 
   for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++)
     ra_msg_out_str (rep, caps[i]);
   ra_msg_out_str (rep, "limits");
-  ra_msg_out_map (rep, 3);
+  ra_msg_out_map (rep, 6);
   ra_msg_out_str (rep, "max_envs");
   ra_msg_out_int (rep, srv->opts.max_envs);
+  ra_msg_out_str (rep, "max_total_envs");
+  ra_msg_out_int (rep, srv->opts.max_total_envs);
+  ra_msg_out_str (rep, "max_session_bytes");
+  ra_msg_out_int (rep, srv->opts.max_session_bytes);
+  ra_msg_out_str (rep, "max_total_bytes");
+  ra_msg_out_int (rep, srv->opts.max_total_bytes);
   ra_msg_out_str (rep, "max_sessions");
   ra_msg_out_int (rep, srv->opts.max_sessions);
   ra_msg_out_str (rep, "max_message_bytes");
@@ -377,6 +383,152 @@ static ra_err_t s_list (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *
     s_pack_kv_map (rep, sims[i]->config_defaults, sims[i]->n_config_defaults);
   }
   return RA_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Admission by bytes (docs/protocol.md section "Limits")                                      */
+
+/* A numeric config value: the request's, else the sim's default, else dflt (the sim has no such
+   key: 0 for sizes it does not have). */
+static double s_cfg_num (const s_kvlist_t *cfg, const ra_sim_class_t *cls, const char *key,
+                         double dflt)
+{
+  for (int i = 0; cfg && i < cfg->n; i++)
+    if (cfg->kv[i].type == RA_KV_NUM && strcmp (cfg->kv[i].key, key) == 0)
+      return cfg->kv[i].num;
+  for (int i = 0; i < cls->n_config_defaults; i++)
+    if (cls->config_defaults[i].type == RA_KV_NUM && strcmp (cls->config_defaults[i].key, key) == 0)
+      return cls->config_defaults[i].num;
+  return dflt;
+}
+
+typedef struct {
+  double world;                 /* one task world: catalog and topics */
+  double per_env;               /* one env: sim state and output rows, every copy of them */
+  int worlds_max;               /* task slots the batch may fill */
+} s_estimate_t;
+
+/* Estimates what a make allocates, from the config alone (before anything is built):
+     world   = 4 (I (d + 8) + T d) + 64 KiB
+     per_env = 4 (K (d + 8) + 8 d) (3 + same_step) + 256
+   with d embedding_dim, K num_candidates, I num_items, T num_topics (0 where the sim has no such
+   key). A candidate row is d floats plus a few scalars; it lives in the sim and in the output
+   buffers (the current one, one reply buffer in flight, and the final_obs rows under same_step). */
+static s_estimate_t s_estimate (const s_kvlist_t *cfg, const ra_sim_class_t *cls, int64_t n,
+                                ra_autoreset_t mode)
+{
+  double d = s_cfg_num (cfg, cls, "embedding_dim", 16), K = s_cfg_num (cfg, cls, "num_candidates", 20);
+  double I = s_cfg_num (cfg, cls, "num_items", 0), T = s_cfg_num (cfg, cls, "num_topics", 0);
+  double slots = s_cfg_num (cfg, cls, "task_slots", 1);
+  double copies = 3 + (mode == RA_AUTORESET_SAME_STEP);
+  s_estimate_t e;
+  e.world = 4 * (I * (d + 8) + T * d) + 65536;
+  e.per_env = 4 * (K * (d + 8) + 8 * d) * copies + 256;
+  double w = slots < (double) n + 1 ? slots : (double) n + 1;
+  e.worlds_max = w < 1 ? 1 : (w > 1e6 ? 1000000 : (int) w);
+  return e;
+}
+
+/* LIMIT unless bytes more fit the session (already holding have) and the server. */
+static ra_err_t s_admit (const ra_server_t *srv, double have, double bytes, const char *what,
+                         ra_error_t *err)
+{
+  const double mib = 1048576.0;
+  if (have + bytes > (double) srv->opts.max_session_bytes)
+    return ra_error_set (err, RA_ERR_LIMIT, -1,
+                         "%s needs about %.1f MiB; a session may hold %.1f MiB (this one holds "
+                         "%.1f MiB); use fewer envs, candidates, items or a smaller embedding_dim",
+                         what, bytes / mib, (double) srv->opts.max_session_bytes / mib, have / mib);
+  if ((double) srv->nbytes + bytes > (double) srv->opts.max_total_bytes)
+    return ra_error_set (err, RA_ERR_LIMIT, -1,
+                         "%s needs about %.1f MiB; the server has %.1f MiB of %.1f MiB left; try "
+                         "again after other sessions close", what, bytes / mib,
+                         (double) (srv->opts.max_total_bytes - srv->nbytes) / mib,
+                         (double) srv->opts.max_total_bytes / mib);
+  return RA_OK;
+}
+
+/* Runs on the pool (or inline): builds the reserved slot's session (the sim's create). */
+static void s_make_job (void *ctx, int i0, int i1)
+{
+  (void) i0;
+  (void) i1;
+  ra__slot_t *slot = ctx;
+  ra_error_clear (&slot->mk_err);
+  slot->mk_rc = ra_session_new (&slot->mk_args, &slot->mk_built, &slot->mk_err);
+}
+
+void ra__make_undo (ra_server_t *srv, ra__slot_t *slot)
+{
+  srv->nbytes -= slot->bytes;
+  srv->nsessions--;
+  srv->nenvs -= slot->mk_args.sim.num_envs;
+  ra_session_destroy (&slot->mk_built);
+  ra__kvlist_free (slot->config_keep);
+  ra__kvlist_free (slot->task_keep);
+  slot->config_keep = slot->task_keep = NULL;
+  slot->bytes = 0;
+  slot->owner[0] = '\0';
+  slot->reserved = false;
+}
+
+/* Turns a built reservation into a live session and packs the make reply; on a failed build,
+   gives the reservation back and returns the sim's error. */
+static ra_err_t s_make_finish (ra_server_t *srv, ra__slot_t *slot, uint64_t id, ra_msg_out_t *rep,
+                               ra_error_t *err)
+{
+  if (slot->mk_rc != RA_OK) {
+    *err = slot->mk_err;
+    ra__make_undo (srv, slot);
+    return err->code;
+  }
+  ra_session_t *s = slot->session = slot->mk_built;
+  slot->mk_built = NULL;
+  slot->reserved = false;
+  slot->handle = ra__handle_new (srv);
+  ra__handle_put (srv, slot->handle, (int) (slot - srv->slots));
+  slot->last_used = ra__now ();
+  ra_autoreset_t mode = slot->mk_args.autoreset;
+  int64_t num_envs = ra_session_num_envs (s);
+  ra__log (srv, RA_LOG_INFO, "make %s x%lld -> handle %lld (%s)", ra_session_class (s)->name,
+           (long long) num_envs, (long long) slot->handle, ra_autoreset_name (mode));
+
+  const ra_sim_spec_t *sp = ra_session_spec (s);
+  ra_msg_out_reply (rep, id, 9);
+  ra_msg_out_str (rep, "handle");
+  ra_msg_out_int (rep, slot->handle);
+  ra_msg_out_str (rep, "num_envs");
+  ra_msg_out_int (rep, num_envs);
+  ra_msg_out_str (rep, "observation_space");
+  if (ra_space_encode (ra_session_observation_space (s), rep) != RA_OK)
+    goto fail_frames;
+  ra_msg_out_str (rep, "action_space");
+  if (ra_space_encode (ra_session_action_space (s), rep) != RA_OK)
+    goto fail_frames;
+  ra_msg_out_str (rep, "reward_range");
+  ra_msg_out_array (rep, 2);
+  ra_msg_out_double (rep, sp->reward_range[0]);
+  ra_msg_out_double (rep, sp->reward_range[1]);
+  ra_msg_out_str (rep, "max_episode_steps");
+  ra_msg_out_int (rep, ra_session_max_episode_steps (s));
+  ra_msg_out_str (rep, "autoreset");
+  ra_msg_out_str (rep, ra_autoreset_name (mode));
+  ra_msg_out_str (rep, "task");
+  s_pack_task (rep, s, 0);
+  ra_msg_out_str (rep, "metadata");
+  ra_msg_out_map (rep, 2);
+  ra_msg_out_str (rep, "autoreset_mode");
+  ra_msg_out_str (rep, ra_autoreset_name (mode));
+  ra_msg_out_str (rep, "render_modes");
+  ra_msg_out_array (rep, 1);
+  ra_msg_out_str (rep, "ansi");
+  return RA_OK;
+
+fail_frames:
+  /* Too many observation fields for one message: undo the make. */
+  ra__session_drop (srv, slot);
+  return ra_error_set (err, RA_ERR_LIMIT, -1, "the observation space needs more than %d frames",
+                       RA_MSG_MAX_FRAMES);
 }
 
 static ra_err_t s_make (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep, ra_error_t *err)
@@ -450,6 +602,10 @@ static ra_err_t s_make (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *
       has_task = true;
     }
   }
+  s_estimate_t est = s_estimate (cfg, cls, num_envs, mode);
+  double bytes = est.world + (double) num_envs * est.per_env;
+  if ((rc = s_admit (srv, 0, bytes, "this make", err)) != RA_OK)
+    goto fail;
   if (!has_seed) {
     if (srv->opts.has_default_seed)
       seed = srv->opts.default_seed;
@@ -465,7 +621,7 @@ static ra_err_t s_make (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *
   };
   int slot_i = -1;
   for (int i = 0; i < srv->opts.max_sessions; i++)
-    if (!srv->slots[i].session) {
+    if (!srv->slots[i].session && !srv->slots[i].reserved) {
       slot_i = i;
       break;
     }
@@ -473,56 +629,35 @@ static ra_err_t s_make (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *
     rc = ra_error_set (err, RA_ERR_LIMIT, -1, "no free session slot");
     goto fail;
   }
-  ra_session_t *s;
-  if ((rc = ra_session_new (&args, &s, err)) != RA_OK)
-    goto fail;
+  /* Reserve the slot and the budgets now, so that makes admitted while this one builds see them. */
   ra__slot_t *slot = &srv->slots[slot_i];
-  slot->session = s;
-  slot->handle = (++srv->counter << RA__HANDLE_SLOT_BITS) | slot_i;
-  slot->last_used = ra__now ();
+  slot->reserved = true;
+  snprintf (slot->owner, sizeof slot->owner, "%s", srv->caller);
   slot->config_keep = cfg;
   slot->task_keep = tkv;
+  slot->bytes = (int64_t) bytes;
+  slot->world_bytes = (int64_t) est.world;
+  slot->worlds_charged = 1;
+  slot->worlds_max = est.worlds_max;
+  srv->nbytes += slot->bytes;
   srv->nsessions++;
   srv->nenvs += num_envs;
-  ra__log (srv, RA_LOG_INFO, "make %s x%lld -> handle %lld (%s)", cls->name, (long long) num_envs,
-           (long long) slot->handle, ra_autoreset_name (mode));
-
-  const ra_sim_spec_t *sp = ra_session_spec (s);
-  ra_msg_out_reply (rep, req->id, 9);
-  ra_msg_out_str (rep, "handle");
-  ra_msg_out_int (rep, slot->handle);
-  ra_msg_out_str (rep, "num_envs");
-  ra_msg_out_int (rep, num_envs);
-  ra_msg_out_str (rep, "observation_space");
-  if (ra_space_encode (ra_session_observation_space (s), rep) != RA_OK)
-    goto fail_frames;
-  ra_msg_out_str (rep, "action_space");
-  if (ra_space_encode (ra_session_action_space (s), rep) != RA_OK)
-    goto fail_frames;
-  ra_msg_out_str (rep, "reward_range");
-  ra_msg_out_array (rep, 2);
-  ra_msg_out_double (rep, sp->reward_range[0]);
-  ra_msg_out_double (rep, sp->reward_range[1]);
-  ra_msg_out_str (rep, "max_episode_steps");
-  ra_msg_out_int (rep, ra_session_max_episode_steps (s));
-  ra_msg_out_str (rep, "autoreset");
-  ra_msg_out_str (rep, ra_autoreset_name (mode));
-  ra_msg_out_str (rep, "task");
-  s_pack_task (rep, s, 0);
-  ra_msg_out_str (rep, "metadata");
-  ra_msg_out_map (rep, 2);
-  ra_msg_out_str (rep, "autoreset_mode");
-  ra_msg_out_str (rep, ra_autoreset_name (mode));
-  ra_msg_out_str (rep, "render_modes");
-  ra_msg_out_array (rep, 1);
-  ra_msg_out_str (rep, "ansi");
-  return RA_OK;
-
-fail_frames:
-  /* Too many observation fields for one message: undo the make. */
-  ra__session_drop (srv, slot);
-  return ra_error_set (err, RA_ERR_LIMIT, -1, "the observation space needs more than %d frames",
-                       RA_MSG_MAX_FRAMES);
+  slot->mk_args = args;
+  if (has_task) {
+    slot->mk_task = task;
+    slot->mk_args.sim.task = &slot->mk_task;
+  }
+  /* A world worth building off the loop is built on the pool while the loop serves others; the
+     reply goes out when it is done (docs/protocol.md section "Limits"). */
+  if (srv->async && ra_pool_workers (srv->pool) > 0 && est.world >= (double) srv->opts.async_min_bytes) {
+    slot->job = (ra_pool_job_t) { .fn = s_make_job, .ctx = slot, .n = 1, .user = slot };
+    slot->job_kind = RA__JOB_MAKE;
+    slot->job_id = req->id;
+    srv->deferred = slot;
+    return RA_OK;
+  }
+  s_make_job (slot, 0, 1);
+  return s_make_finish (srv, slot, req->id, rep, err);
 fail:
   ra__kvlist_free (cfg);
   ra__kvlist_free (tkv);
@@ -609,7 +744,12 @@ static ra_err_t s_reset (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t 
     if ((rc = s_get_mask (req, options, "reset_mask", n, mask, &has_mask, err)) != RA_OK)
       goto done;
   }
-  ra_session_reset_prepare (s, seeds, has_mask ? mask : NULL);
+  if (ra_session_reset_prepare (s, seeds, has_mask ? mask : NULL) != RA_OK) {
+    rc = ra_error_set (err, RA_ERR_LIMIT, -1,
+                       "the server is out of memory for another reply buffer; read the replies "
+                       "in flight and retry");
+    goto done;
+  }
   if (!ra__run_or_defer (srv, ra_session_reset_range, RA__JOB_RESET, req->id))
     rc = s_reply_reset (srv, s, req->id, rep, err);
 done:
@@ -721,17 +861,64 @@ static ra_err_t s_step (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *
   if ((rc = s_read_actions (s, &action, err)) != RA_OK
       || (rc = ra_session_check_step (s, err)) != RA_OK)
     return rc;
-  ra_session_step_prepare (s);
+  if (ra_session_step_prepare (s) != RA_OK)
+    return ra_error_set (err, RA_ERR_LIMIT, -1,
+                         "the server is out of memory for another reply buffer; read the replies "
+                         "in flight and retry");
   srv->steps += n;
   if (ra__run_or_defer (srv, ra_session_step_range, RA__JOB_STEP, req->id))
     return RA_OK;
   return s_reply_step (srv, s, req->id, rep, err);
 }
 
+/* Runs on the pool (or inline): the sim's set_task, which may build a task world. */
+static void s_set_task_job (void *ctx, int i0, int i1)
+{
+  (void) i0;
+  (void) i1;
+  ra__slot_t *slot = ctx;
+  ra_session_t *s = slot->session;
+  ra_error_clear (&slot->st_err);
+  slot->st_rc = ra_session_class (s)->set_task (ra_session_sim (s), &slot->st_task, slot->st_mask,
+                                                &slot->st_err);
+}
+
+/* Packs the reply of a finished set_task (or undoes its charge and returns the error). */
+static ra_err_t s_set_task_finish (ra_server_t *srv, ra__slot_t *slot, uint64_t id,
+                                   ra_msg_out_t *rep, ra_error_t *err)
+{
+  ra_session_t *s = slot->session;
+  ra_err_t rc = slot->st_rc;
+  if (rc != RA_OK) {
+    *err = slot->st_err;
+    if (slot->st_grows) {
+      slot->worlds_charged--;
+      slot->bytes -= slot->world_bytes;
+      srv->nbytes -= slot->world_bytes;
+    }
+    ra__kvlist_free (slot->st_tkv);
+  } else {
+    ra__kvlist_free (slot->task_keep);
+    slot->task_keep = slot->st_tkv;
+    int n = ra_session_num_envs (s), first = 0;
+    if (slot->st_mask)
+      for (first = 0; first < n - 1 && !slot->st_mask[first]; first++) {
+      }
+    ra_msg_out_reply (rep, id, 1);
+    ra_msg_out_str (rep, "task");
+    s_pack_task (rep, s, first);
+  }
+  slot->st_tkv = NULL;
+  free (slot->st_mask);
+  slot->st_mask = NULL;
+  return rc;
+}
+
 static ra_err_t s_set_task (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep,
                             ra_error_t *err)
 {
-  ra_session_t *s = srv->cur->session;
+  ra__slot_t *slot = srv->cur;
+  ra_session_t *s = slot->session;
   int n = ra_session_num_envs (s);
   const msgpack_object *tobj;
   ra_err_t rc = ra_get_map (req->root, "task", &tobj, err);
@@ -748,20 +935,35 @@ static ra_err_t s_set_task (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out
   if ((rc = s_get_mask (req, req->root, "mask", n, mask, &has_mask, err)) != RA_OK
       || (rc = s_parse_task (tobj, tkv, &task, err)) != RA_OK)
     goto fail;
-  if ((rc = ra_session_class (s)->set_task (ra_session_sim (s), &task, has_mask ? mask : NULL, err))
-      != RA_OK)
+  /* A new task may build one more world, until every task slot holds one: charged now, so that
+     requests admitted while it builds see it; given back if the sim refuses the task. */
+  bool grows = slot->worlds_charged < slot->worlds_max;
+  if (grows && (rc = s_admit (srv, (double) slot->bytes, (double) slot->world_bytes,
+                              "this set_task (one more task world)", err)) != RA_OK)
     goto fail;
-  ra__kvlist_free (srv->cur->task_keep);
-  srv->cur->task_keep = tkv;
-  int first = 0;
-  if (has_mask)
-    for (first = 0; first < n - 1 && !mask[first]; first++) {
-    }
-  free (mask);
-  ra_msg_out_reply (rep, req->id, 1);
-  ra_msg_out_str (rep, "task");
-  s_pack_task (rep, s, first);
-  return RA_OK;
+  if (grows) {
+    slot->worlds_charged++;
+    slot->bytes += slot->world_bytes;
+    srv->nbytes += slot->world_bytes;
+  }
+  slot->st_grows = grows;
+  slot->st_tkv = tkv;
+  slot->st_task = task;
+  slot->st_mask = has_mask ? mask : NULL;
+  if (!has_mask)
+    free (mask);
+  /* A world worth building off the loop is built on the pool; the session is busy meanwhile,
+     so requests naming it wait in order (docs/protocol.md section "Limits"). */
+  if (srv->async && grows && ra_pool_workers (srv->pool) > 0
+      && slot->world_bytes >= srv->opts.async_min_bytes) {
+    slot->job = (ra_pool_job_t) { .fn = s_set_task_job, .ctx = slot, .n = 1, .user = slot };
+    slot->job_kind = RA__JOB_SET_TASK;
+    slot->job_id = req->id;
+    srv->deferred = slot;
+    return RA_OK;
+  }
+  s_set_task_job (slot, 0, 1);
+  return s_set_task_finish (srv, slot, req->id, rep, err);
 fail:
   ra__kvlist_free (tkv);
   free (mask);
@@ -820,6 +1022,18 @@ static ra_err_t s_stats (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t 
   (void) err;
   ra_server_counters_t c;
   ra_server_counters (srv, &c);
+  /* With CURVE, a key sees its own sessions only; the admin key (and everyone when there are no
+     keys, on a loopback-only server) sees them all. */
+  if (srv->caller[0] && !srv->caller_admin) {
+    c.sessions = c.envs = 0;
+    for (int i = 0; i < srv->opts.max_sessions; i++) {
+      const ra__slot_t *slot = &srv->slots[i];
+      if (slot->session && strcmp (slot->owner, srv->caller) == 0) {
+        c.sessions++;
+        c.envs += ra_session_num_envs (slot->session);
+      }
+    }
+  }
   ra_msg_out_reply (rep, req->id, 6);
   ra_msg_out_str (rep, "sessions");
   ra_msg_out_int (rep, c.sessions);
@@ -863,10 +1077,16 @@ void ra__reply_job (ra_server_t *srv, ra__slot_t *slot, ra_msg_out_t *rep)
   ra_error_clear (&err);
   ra_msg_out_clear (rep);
   srv->reply_owner = NULL;
-  ra_err_t rc = slot->job_kind == RA__JOB_STEP
-                    ? s_reply_step (srv, slot->session, slot->job_id, rep, &err)
-                    : s_reply_reset (srv, slot->session, slot->job_id, rep, &err);
+  ra_err_t rc;
+  switch (slot->job_kind) {
+  case RA__JOB_STEP: rc = s_reply_step (srv, slot->session, slot->job_id, rep, &err); break;
+  case RA__JOB_RESET: rc = s_reply_reset (srv, slot->session, slot->job_id, rep, &err); break;
+  case RA__JOB_MAKE: rc = s_make_finish (srv, slot, slot->job_id, rep, &err); break;
+  default: rc = s_set_task_finish (srv, slot, slot->job_id, rep, &err); break;
+  }
   if (rc != RA_OK) {
+    if (err.code == RA_OK || err.code > RA_ERR_LAST_WIRE)
+      ra_error_set (&err, RA_ERR_INTERNAL, -1, "%s", err.message[0] ? err.message : ra_err_text (rc));
     srv->reply_owner = NULL;
     srv->errors++;
     ra_msg_out_error (rep, slot->job_id, &err);

@@ -1,7 +1,11 @@
 /*  env/server/main.c - recarena-server: parses flags (and an optional key = value config file),
     binds, serves until SIGINT or SIGTERM. Runs with no arguments on tcp://127.0.0.1:5555.       */
+#include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <zmq.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +43,23 @@ static void s_usage (FILE *f)
            "  --max-total-envs N       most envs over all handles (default 262144)\n"
            "  --max-sessions N         most live handles (default 1024)\n"
            "  --idle-timeout SECONDS   reclaim handles idle this long (default 600)\n"
-           "  --max-message-bytes N    largest request accepted (default 67108864)\n"
+           "  --max-message-bytes N    largest request accepted, all frames together (default 67108864)\n"
+           "  --max-session-bytes N    estimated bytes one session may hold; bigger makes and\n"
+           "                           set_tasks get LIMIT (default: a quarter of physical memory)\n"
+           "  --max-total-bytes N      the same over all sessions (default: half of physical memory)\n"
+           "  --async-min-bytes N      steps writing this many output bytes run on the workers\n"
+           "                           while the server keeps answering (default 1048576)\n"
+           "  --rcv-hwm N              complete requests queued per client before the server stops\n"
+           "                           reading its connection (default 64)\n"
+           "  --drain-ms N             on SIGTERM, how long replies in flight may take to leave\n"
+           "                           (default 5000)\n"
+           "  --curve-secret FILE      encrypt and authenticate with CURVE: the server key pair file\n"
+           "                           written by --gen-keys\n"
+           "  --allow-keys DIR         with --curve-secret: the client public keys (*.pub files)\n"
+           "                           that may connect; sessions belong to the key that made them\n"
+           "  --admin-key FILE         this client public key sees every session in stats\n"
+           "  --gen-keys PREFIX        write a new key pair to PREFIX.key (secret, mode 0600) and\n"
+           "                           PREFIX.pub, then exit\n"
            "  --seed N                 default make seed (env i gets N + i); default: from the clock\n"
            "  --reward-plugin PATH     load a custom reward model (a shared library with the ABI of\n"
            "                           env/core/reward_plugin.h); clients select it with config\n"
@@ -50,12 +70,108 @@ static void s_usage (FILE *f)
            "  --help                   this text\n");
 }
 
+#define S_MAX_KEYS 1024
+
 typedef struct {
   ra_server_opts_t opts;
+  char allow_store[S_MAX_KEYS][41];
+  bool allow_given;
+  const char *allow[S_MAX_KEYS];
   const char *binds[RA_SERVER_MAX_BINDS];
   char bind_store[RA_SERVER_MAX_BINDS][256];
   int nbinds;
 } s_cfg_t;
+
+/* Reads the "name = VALUE" line of a key file into out (40 Z85 characters that decode). */
+static bool s_read_key (const char *path, const char *name, char out[41])
+{
+  FILE *f = fopen (path, "r");
+  if (!f) {
+    fprintf (stderr, "recarena-server: cannot open key file %s: %s\n", path, strerror (errno));
+    return false;
+  }
+  char line[256];
+  bool ok = false;
+  while (!ok && fgets (line, sizeof line, f)) {
+    char *key, *value;
+    ra_error_t err;
+    line[strcspn (line, "\r\n")] = '\0';
+    if (line[0] == '#' || ra_kv_split (line, &key, &value, &err) != RA_OK || strcmp (key, name) != 0
+        || strlen (value) != 40)
+      continue;
+    uint8_t bin[32];
+    memcpy (out, value, 41);
+    ok = zmq_z85_decode (bin, out) != NULL;
+    memset (bin, 0, sizeof bin);
+  }
+  fclose (f);
+  if (!ok)
+    fprintf (stderr, "recarena-server: %s has no '%s = <40 Z85 characters>' line\n", path, name);
+  return ok;
+}
+
+/* Writes a new key pair to prefix.key (secret, 0600) and prefix.pub. */
+static int s_gen_keys (const char *prefix)
+{
+  char pub[41], sec[41], path[1024];
+  if (zmq_curve_keypair (pub, sec) != 0) {
+    fprintf (stderr, "recarena-server: cannot make a key pair: %s\n", zmq_strerror (zmq_errno ()));
+    return 1;
+  }
+  snprintf (path, sizeof path, "%s.key", prefix);
+  int fd = open (path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+  FILE *f = fd >= 0 ? fdopen (fd, "w") : NULL;
+  if (!f) {
+    fprintf (stderr, "recarena-server: cannot create %s (it must not exist): %s\n", path, strerror (errno));
+    return 1;
+  }
+  fprintf (f, "# recarena CURVE key pair: keep this file secret\npublic-key = %s\nsecret-key = %s\n", pub, sec);
+  fclose (f);
+  memset (sec, 0, sizeof sec);
+  snprintf (path, sizeof path, "%s.pub", prefix);
+  f = fopen (path, "w");
+  if (!f) {
+    fprintf (stderr, "recarena-server: cannot create %s: %s\n", path, strerror (errno));
+    return 1;
+  }
+  fprintf (f, "# recarena CURVE public key\npublic-key = %s\n", pub);
+  fclose (f);
+  printf ("recarena-server: wrote %s.key (secret) and %s.pub (public key %s)\n", prefix, prefix, pub);
+  return 0;
+}
+
+/* Reads every file of dir whose name ends in .pub into the allowed keys. */
+static bool s_read_allow_dir (s_cfg_t *c, const char *dir)
+{
+  c->allow_given = true;
+  DIR *d = opendir (dir);
+  if (!d) {
+    fprintf (stderr, "recarena-server: cannot open --allow-keys %s: %s\n", dir, strerror (errno));
+    return false;
+  }
+  struct dirent *e;
+  bool ok = true;
+  while (ok && (e = readdir (d))) {
+    size_t n = strlen (e->d_name);
+    if (n < 5 || strcmp (e->d_name + n - 4, ".pub") != 0)
+      continue;
+    if (c->opts.n_allow_keys >= S_MAX_KEYS) {
+      fprintf (stderr, "recarena-server: --allow-keys: at most %d keys\n", S_MAX_KEYS);
+      ok = false;
+      break;
+    }
+    char path[2048];
+    snprintf (path, sizeof path, "%s/%s", dir, e->d_name);
+    int i = c->opts.n_allow_keys;
+    if ((ok = s_read_key (path, "public-key", c->allow_store[i]))) {
+      c->allow[i] = c->allow_store[i];
+      c->opts.n_allow_keys++;
+    }
+  }
+  closedir (d);
+  c->opts.allow_keys = c->allow;
+  return ok;
+}
 
 /* Applies one option by name (without dashes). Returns false with a message on stderr. */
 static bool s_apply (s_cfg_t *c, const char *name, const char *v)
@@ -85,6 +201,12 @@ static bool s_apply (s_cfg_t *c, const char *name, const char *v)
     }
     return true;
   }
+  if (!strcmp (name, "curve-secret"))
+    return s_read_key (v, "secret-key", c->opts.curve_secret);
+  if (!strcmp (name, "admin-key"))
+    return s_read_key (v, "public-key", c->opts.admin_key);
+  if (!strcmp (name, "allow-keys"))
+    return s_read_allow_dir (c, v);
   if (!strcmp (name, "log-level")) {
     static const char *const names[] = { "error", "warn", "info", "debug" };
     for (int i = 0; i < 4; i++)
@@ -108,6 +230,8 @@ static bool s_apply (s_cfg_t *c, const char *name, const char *v)
     { "workers", 1, 64 }, { "max-envs", 1, 1 << 24 }, { "max-sessions", 1, 65535 },
     { "max-message-bytes", 1024, 1ll << 40 }, { "seed", 0, 9223372036854775807ll },
     { "max-total-envs", 1, 1 << 26 }, { "async-min-envs", 1, 1 << 26 },
+    { "max-session-bytes", 1 << 20, 1ll << 50 }, { "max-total-bytes", 1 << 20, 1ll << 50 },
+    { "async-min-bytes", 1, 1ll << 40 }, { "rcv-hwm", 1, 1 << 20 }, { "drain-ms", 0, 600000 },
   };
   for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
     if (strcmp (name, ints[i].name))
@@ -125,7 +249,12 @@ static bool s_apply (s_cfg_t *c, const char *name, const char *v)
     case 3: c->opts.max_message_bytes = x; break;
     case 4: c->opts.default_seed = (uint64_t) x; c->opts.has_default_seed = true; break;
     case 5: c->opts.max_total_envs = (int) x; break;
-    default: c->opts.async_min_envs = (int) x; break;
+    case 6: c->opts.async_min_envs = (int) x; break;
+    case 7: c->opts.max_session_bytes = x; break;
+    case 8: c->opts.max_total_bytes = x; break;
+    case 9: c->opts.async_min_bytes = x; break;
+    case 10: c->opts.rcv_hwm = (int) x; break;
+    default: c->opts.drain_linger_ms = (int) x; break;
     }
     return true;
   }
@@ -189,6 +318,13 @@ int main (int argc, char **argv)
       s_usage (stdout);
       return 0;
     }
+    if (!strcmp (a, "--gen-keys")) {
+      if (i + 1 >= argc) {
+        fprintf (stderr, "recarena-server: --gen-keys needs a PREFIX\n");
+        return 2;
+      }
+      return s_gen_keys (argv[i + 1]);
+    }
     if (strncmp (a, "--", 2) != 0) {
       fprintf (stderr, "recarena-server: unexpected argument '%s' (see --help)\n", a);
       return 2;
@@ -215,6 +351,14 @@ int main (int argc, char **argv)
   }
   if (c.nbinds == 0)
     c.binds[c.nbinds++] = "tcp://127.0.0.1:5555";
+  if ((c.allow_given || c.opts.admin_key[0]) && !c.opts.curve_secret[0]) {
+    fprintf (stderr, "recarena-server: --allow-keys and --admin-key need --curve-secret\n");
+    ra_reward_plugins_unload_all ();
+    return 2;
+  }
+  if (c.opts.curve_secret[0] && c.opts.n_allow_keys == 0)
+    fprintf (stderr, "recarena-server: warning: CURVE is on but no client key is allowed "
+                     "(--allow-keys DIR with *.pub files); every client will be refused\n");
 
   ra_error_t err;
   ra_server_t *srv;

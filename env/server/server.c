@@ -67,6 +67,9 @@ void ra_server_opts_default (ra_server_opts_t *o)
   o->max_sessions = 1024;
   o->idle_timeout_s = 600.0;
   o->max_message_bytes = 64ll << 20;
+  o->rcv_hwm = 64;
+  o->async_min_bytes = 1ll << 20;
+  o->drain_linger_ms = 5000;
   o->log_level = RA_LOG_INFO;
 }
 
@@ -89,12 +92,41 @@ ra_err_t ra_server_new (const ra_server_opts_t *opts, ra_server_t **out, ra_erro
     srv->opts.async_min_envs = def.async_min_envs;
   if (srv->opts.max_sessions < 1)
     srv->opts.max_sessions = def.max_sessions;
-  if (srv->opts.max_sessions > (1 << RA__HANDLE_SLOT_BITS) - 1)
-    srv->opts.max_sessions = (1 << RA__HANDLE_SLOT_BITS) - 1;
+  if (srv->opts.max_sessions > 65535)
+    srv->opts.max_sessions = 65535;
   if (!(srv->opts.idle_timeout_s > 0))
     srv->opts.idle_timeout_s = def.idle_timeout_s;
   if (srv->opts.max_message_bytes < 1024)
     srv->opts.max_message_bytes = def.max_message_bytes;
+  if (srv->opts.rcv_hwm < 1)
+    srv->opts.rcv_hwm = def.rcv_hwm;
+  if (srv->opts.async_min_bytes < 1)
+    srv->opts.async_min_bytes = def.async_min_bytes;
+  if (srv->opts.drain_linger_ms < 0)
+    srv->opts.drain_linger_ms = 0;
+  /* Byte budgets default to shares of physical memory (docs/protocol.md section "Limits"). */
+  long pages = sysconf (_SC_PHYS_PAGES), page = sysconf (_SC_PAGE_SIZE);
+  int64_t phys = pages > 0 && page > 0 ? (int64_t) pages * page : (int64_t) 4 << 30;
+  if (srv->opts.max_total_bytes <= 0)
+    srv->opts.max_total_bytes = phys / 2;
+  if (srv->opts.max_session_bytes <= 0)
+    srv->opts.max_session_bytes = phys / 4;
+  if (srv->opts.max_session_bytes > srv->opts.max_total_bytes)
+    srv->opts.max_session_bytes = srv->opts.max_total_bytes;
+  /* The allowed keys are copied: the caller's list need not outlive this call. */
+  int nallow = srv->opts.n_allow_keys > 0 && opts->allow_keys ? srv->opts.n_allow_keys : 0;
+  srv->opts.allow_keys = NULL;
+  srv->opts.n_allow_keys = 0;
+  if (nallow > 0) {
+    srv->allow = calloc ((size_t) nallow, sizeof *srv->allow);
+    if (!srv->allow) {
+      free (srv);
+      return ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory");
+    }
+    for (int i = 0; i < nallow; i++)
+      snprintf (srv->allow[i], sizeof srv->allow[i], "%s", opts->allow_keys[i] ? opts->allow_keys[i] : "");
+    srv->nallow = nallow;
+  }
   int workers = srv->opts.workers;
   if (workers <= 0) {
     long ncpu = sysconf (_SC_NPROCESSORS_ONLN);
@@ -105,6 +137,10 @@ ra_err_t ra_server_new (const ra_server_opts_t *opts, ra_server_t **out, ra_erro
   ra_msg_in_init (&srv->in);
   srv->t_start = ra__now ();
   srv->slots = calloc ((size_t) srv->opts.max_sessions, sizeof *srv->slots);
+  if (srv->slots && ra__handles_init (srv, err) != RA_OK) {
+    ra_server_destroy (&srv);
+    return err ? err->code : RA_ERR_INTERNAL;
+  }
   if (!srv->slots || ra_pool_new (workers > 1 ? workers : 0, &srv->pool) != RA_OK) {
     ra_server_destroy (&srv);
     return ra_error_set (err, RA_ERR_INTERNAL, -1, "cannot start %d worker threads", workers);
@@ -123,6 +159,7 @@ void ra_server_destroy (ra_server_t **server_p)
     zmq_setsockopt (srv->router, ZMQ_LINGER, &zero, sizeof zero);
     zmq_close (srv->router);
   }
+  ra__curve_stop (srv);
   if (srv->zctx)
     zmq_ctx_term (srv->zctx);   /* releases the references of frames still queued */
   ra_pool_destroy (&srv->pool);   /* finishes jobs in flight (none after ra_server_run returns) */
@@ -138,10 +175,16 @@ void ra_server_destroy (ra_server_t **server_p)
       }
       if (slot->busy)
         zmq_msg_close (&slot->peer);
+      if (slot->reserved && !slot->session)
+        ra__make_undo (srv, slot);
+      free (slot->st_mask);
+      ra__kvlist_free (slot->st_tkv);
       if (slot->session)
         ra__session_drop (srv, slot);
     }
   free (srv->slots);
+  free (srv->allow);
+  ra__handles_fini (srv);
   ra_msg_in_fini (&srv->in);
   free (srv);
   *server_p = NULL;
@@ -152,9 +195,10 @@ void ra_server_destroy (ra_server_t **server_p)
 
 ra_err_t ra__session_get (ra_server_t *srv, int64_t handle, ra__slot_t **out, ra_error_t *err)
 {
-  int64_t slot_i = handle & ((1 << RA__HANDLE_SLOT_BITS) - 1);
-  ra__slot_t *slot = handle > 0 && slot_i < srv->opts.max_sessions ? &srv->slots[slot_i] : NULL;
-  if (!slot || !slot->session || slot->handle != handle)
+  int slot_i = ra__handle_find (srv, handle);
+  ra__slot_t *slot = slot_i >= 0 ? &srv->slots[slot_i] : NULL;
+  /* Another key's session reads exactly like a missing one: no oracle for live handles. */
+  if (!slot || !slot->session || strcmp (slot->owner, srv->caller) != 0)
     return ra_error_set (err, RA_ERR_NO_SUCH_HANDLE, -1,
                          "handle %lld does not exist (never made, closed, or expired)", (long long) handle);
   double now = ra__now ();
@@ -173,6 +217,8 @@ ra_err_t ra__session_get (ra_server_t *srv, int64_t handle, ra__slot_t **out, ra
 
 void ra__session_drop (ra_server_t *srv, ra__slot_t *slot)
 {
+  ra__handle_del (srv, slot->handle);
+  srv->nbytes -= slot->bytes;
   srv->nsessions--;
   srv->nenvs -= ra_session_num_envs (slot->session);
   ra_session_destroy (&slot->session);
@@ -190,7 +236,9 @@ bool ra__run_or_defer (ra_server_t *srv, ra_pool_fn fn, int kind, uint64_t id)
     ra_pool_run (srv->pool, n, RA_SESSION_MIN_PARALLEL, fn, s);
     return false;
   }
-  if (n < srv->opts.async_min_envs || ra_pool_workers (srv->pool) == 0) {
+  /* Cost, not env count, decides: the bytes a step writes track envs x candidates x dims. */
+  bool big = n >= srv->opts.async_min_envs || (int64_t) ra_session_out (s)->nbytes >= srv->opts.async_min_bytes;
+  if (!big || ra_pool_workers (srv->pool) == 0) {
     fn (s, 0, n);   /* the loop, a small batch: inline beats any hand-off */
     return false;
   }
@@ -204,11 +252,11 @@ bool ra__run_or_defer (ra_server_t *srv, ra_pool_fn fn, int kind, uint64_t id)
 /* The slot of a live handle, without touching its idle clock; NULL if none. */
 static ra__slot_t *s_peek (ra_server_t *srv, int64_t handle)
 {
-  int64_t slot_i = handle & ((1 << RA__HANDLE_SLOT_BITS) - 1);
-  if (handle <= 0 || slot_i >= srv->opts.max_sessions)
+  int slot_i = ra__handle_find (srv, handle);
+  if (slot_i < 0)
     return NULL;
   ra__slot_t *slot = &srv->slots[slot_i];
-  return slot->session && slot->handle == handle ? slot : NULL;
+  return slot->session && strcmp (slot->owner, srv->caller) == 0 ? slot : NULL;
 }
 
 int ra_server_expire (ra_server_t *srv)
@@ -239,6 +287,12 @@ void ra_server_counters (const ra_server_t *srv, ra_server_counters_t *out)
 
 /* ------------------------------------------------------------------------------------------ */
 /* Requests                                                                                    */
+
+void ra_server_set_caller (ra_server_t *srv, const char *key)
+{
+  snprintf (srv->caller, sizeof srv->caller, "%s", key ? key : "");
+  srv->caller_admin = srv->caller[0] && strcmp (srv->caller, srv->opts.admin_key) == 0;
+}
 
 void ra_server_handle (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep)
 {
@@ -284,9 +338,23 @@ static ra_err_t s_socket (ra_server_t *srv, ra_error_t *err)
     return ra_error_set (err, RA_ERR_TRANSPORT, -1, "zmq_socket: %s", zmq_strerror (zmq_errno ()));
   int64_t maxmsg = srv->opts.max_message_bytes;
   int zero = 0;
+  int hwm = srv->opts.rcv_hwm;
   zmq_setsockopt (srv->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+  zmq_setsockopt (srv->router, ZMQ_RCVHWM, &hwm, sizeof hwm);
   zmq_setsockopt (srv->router, ZMQ_LINGER, &zero, sizeof zero);
-  return RA_OK;
+  return ra__curve_start (srv, err);
+}
+
+/* True for endpoints only this machine can reach: ipc://, inproc://, tcp on a loopback address. */
+static bool s_is_local (const char *ep)
+{
+  if (strncmp (ep, "ipc://", 6) == 0 || strncmp (ep, "inproc://", 9) == 0)
+    return true;
+  if (strncmp (ep, "tcp://", 6) != 0)
+    return false;
+  const char *host = ep + 6;
+  return strncmp (host, "127.", 4) == 0 || strncmp (host, "localhost:", 10) == 0
+         || strncmp (host, "[::1]:", 6) == 0 || strncmp (host, "lo:", 3) == 0;
 }
 
 ra_err_t ra_server_bind (ra_server_t *srv, const char *endpoint, ra_error_t *err)
@@ -305,7 +373,12 @@ ra_err_t ra_server_bind (ra_server_t *srv, const char *endpoint, ra_error_t *err
     snprintf (ep, sizeof srv->endpoints[0], "%s", endpoint);
   }
   srv->nbinds++;
-  ra__log (srv, RA_LOG_INFO, "listening on %s", ep);
+  ra__log (srv, RA_LOG_INFO, "listening on %s%s", ep, srv->opts.curve_secret[0] ? " (CURVE)" : "");
+  if (!srv->opts.curve_secret[0] && !s_is_local (endpoint))
+    ra__log (srv, RA_LOG_WARN,
+             "%s is reachable from other machines and CURVE is off: anyone who can connect can "
+             "make sessions and read traffic; use --curve-secret and --allow-keys, or bind "
+             "127.0.0.1", ep);
   return RA_OK;
 }
 
@@ -369,6 +442,8 @@ static void s_process (ra_server_t *srv, zmq_msg_t *parts, int np, int extra, si
   int nframes = np - h - 1 + extra;
   const void *head = zmq_msg_data (&parts[h]);
   size_t head_len = zmq_msg_size (&parts[h]);
+  /* The CURVE key the ZAP handler authenticated for this connection (NULL without CURVE). */
+  ra_server_set_caller (srv, zmq_msg_gets (&parts[h], "User-Id"));
   ra_error_t err;
   ra_error_clear (&err);
   srv->reply_owner = NULL;
@@ -382,6 +457,8 @@ static void s_process (ra_server_t *srv, zmq_msg_t *parts, int np, int extra, si
     else
       ra_error_set (&err, RA_ERR_LIMIT, -1, "message has %zu bytes, at most %lld", total,
                     (long long) srv->opts.max_message_bytes);
+    ra__log (srv, RA_LOG_WARN, "refused a message of %d frames and %zu bytes (request id %s): %s",
+             nframes + 1, total, srv->in.has_id ? "readable" : "unreadable", err.message);
     s_refuse (srv, &srv->in, rep, &err);
     goto reply;
   }
@@ -494,7 +571,11 @@ static void s_drain_queue (ra_server_t *srv, ra__slot_t *slot, ra_msg_out_t *rep
   }
 }
 
-/* Receives and answers one message if one is waiting; false when none was. */
+/* Receives and answers one message if one is waiting; false when none was. Bytes are counted
+   over all parts as they are read: once the message is over the cap, later parts are released as
+   soon as they are read (only the envelope and header are kept, to answer LIMIT with the id).
+   ZeroMQ hands over a multipart message only when its last part has arrived, so this bounds
+   what the server keeps, not what ZeroMQ buffered meanwhile (docs/protocol.md section "Limits"). */
 static bool s_serve_one (ra_server_t *srv, ra_msg_out_t *rep)
 {
   zmq_msg_t parts[S_MAX_PARTS];
@@ -511,7 +592,8 @@ static bool s_serve_one (ra_server_t *srv, ra_msg_out_t *rep)
     }
     total += zmq_msg_size (m);
     more = zmq_msg_more (m);
-    if (np < S_MAX_PARTS)
+    bool over = (int64_t) total > srv->opts.max_message_bytes;
+    if (np < S_MAX_PARTS && (np < 3 || !over))
       np++;
     else {
       extra++;
@@ -562,14 +644,26 @@ ra_err_t ra_server_run (ra_server_t *srv)
       next_sweep = ra__now () + sweep_every;
     }
   }
-  /* Answer what is in flight (and what waits for it, now served inline), then stop. */
+  /* Drain: answer the jobs in flight (and what waits for them, now served inline), then every
+     request already received by ZeroMQ, for at most drain_linger_ms; then close the socket
+     with that linger so the replies leave before the process does. */
   srv->async = false;
   while (srv->nbusy > 0) {
     zmq_pollitem_t item = { NULL, ra_pool_done_fd (srv->pool), ZMQ_POLLIN, 0 };
     zmq_poll (&item, 1, 100);
     s_complete (srv, &rep);
   }
+  int64_t drained = srv->requests;
+  double until = ra__now () + srv->opts.drain_linger_ms / 1000.0;
+  if (rc == RA_OK)
+    while (ra__now () < until && s_serve_one (srv, &rep)) {
+    }
   ra_msg_out_fini (&rep);
-  ra__log (srv, RA_LOG_INFO, "stopping");
+  int linger = srv->opts.drain_linger_ms;
+  zmq_setsockopt (srv->router, ZMQ_LINGER, &linger, sizeof linger);
+  zmq_close (srv->router);
+  srv->router = NULL;
+  ra__log (srv, RA_LOG_INFO, "stopping: answered %lld waiting requests; replies get %d ms to leave",
+           (long long) (srv->requests - drained), linger);
   return rc;
 }

@@ -35,7 +35,24 @@ typedef struct {
   int max_total_envs;           /* over all sessions (memory cap); default 262144 */
   int max_sessions;             /* default 1024, at most 65535 */
   double idle_timeout_s;        /* sessions idle longer are reclaimed; default 600 */
-  int64_t max_message_bytes;    /* incoming message cap (ZMQ_MAXMSGSIZE and total); default 64 MiB */
+  int64_t max_message_bytes;    /* incoming message cap: each frame (ZMQ_MAXMSGSIZE) and the sum
+                                   of a message's frames; default 64 MiB */
+  int rcv_hwm;                  /* complete messages ZeroMQ queues per peer before it stops
+                                   reading that peer's connection; default 64 */
+  int64_t max_session_bytes;    /* admission: estimated bytes one session may hold (make and
+                                   set_task past it: LIMIT); <= 0: a quarter of physical memory */
+  int64_t max_total_bytes;      /* admission over all sessions; <= 0: half of physical memory */
+  int64_t async_min_bytes;      /* ra_server_run steps batches whose step writes at least this
+                                   many output bytes on the workers (cost, not env count);
+                                   default 1 MiB */
+  int drain_linger_ms;          /* after a stop, how long replies may take to leave; default 5000 */
+  /* CURVE (docs/protocol.md section "Security"): the server's secret key (Z85, 40 chars); empty:
+     no CURVE. allow_keys: client public keys (Z85) that may connect; none: CURVE refuses all.
+     admin_key: the public key that sees every session in stats. */
+  char curve_secret[41];
+  const char *const *allow_keys;
+  int n_allow_keys;
+  char admin_key[41];
   uint64_t default_seed;        /* make without seed: env i gets default_seed + i; if
                                    has_default_seed is false, a seed is drawn from the clock */
   bool has_default_seed;
@@ -49,7 +66,8 @@ void ra_server_opts_default (ra_server_opts_t *opts);
 
 /* Builds a server with its worker pool (no sockets yet). RA_ERR_NOMEM / RA_ERR_INTERNAL. */
 ra_err_t ra_server_new (const ra_server_opts_t *opts, ra_server_t **out, ra_error_t *err);
-/* Closes sockets (LINGER 0), destroys sessions, joins workers, terminates the ZeroMQ context.
+/* Closes sockets (LINGER 0 unless ra_server_run closed them with its drain linger; terminating
+   the context then waits for those replies to leave), destroys sessions, joins workers, terminates the ZeroMQ context.
    Accepts NULL; NULLs the pointer. */
 void ra_server_destroy (ra_server_t **server_p);
 
@@ -59,8 +77,10 @@ ra_err_t ra_server_bind (ra_server_t *srv, const char *endpoint, ra_error_t *err
 /* The i-th bound endpoint as resolved by ZeroMQ (the real port for "*"), or NULL. */
 const char *ra_server_endpoint (const ra_server_t *srv, int i);
 
-/* Serves until ra_server_stop. RA_OK on a clean stop; RA_ERR_TRANSPORT if nothing is bound or
-   the socket fails. */
+/* Serves until ra_server_stop, then drains: finishes the steps in flight, answers every request
+   ZeroMQ already received (for at most opts.drain_linger_ms), and closes the socket with that
+   linger so the replies leave. Runs once per server (the socket is closed when it returns).
+   RA_OK on a clean stop; RA_ERR_TRANSPORT if nothing is bound or the socket fails. */
 ra_err_t ra_server_run (ra_server_t *srv);
 /* Asks ra_server_run to return soon (within its poll timeout, at most 100 ms). Thread-safe and
    async-signal-safe. */
@@ -74,6 +94,11 @@ void ra_server_handle (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *r
    BAD_REQUEST (or VERSION, LIMIT) reply carrying its id when the id was readable. */
 void ra_server_handle_raw (ra_server_t *srv, const void *head, size_t head_len, int nframes,
                            const void *const *frames, const size_t *sizes, ra_msg_out_t *rep);
+
+/* The client key of the requests handled next by ra_server_handle / ra_server_handle_raw (Z85,
+   as CURVE authenticated it; NULL or "" for anonymous). ra_server_run sets it per message from
+   the connection's CURVE key. Sessions belong to the key that made them. */
+void ra_server_set_caller (ra_server_t *srv, const char *key);
 
 /* Reclaims sessions idle for longer than the idle timeout; returns how many. Called by the loop
    on its timer; lookups also refuse expired handles. */

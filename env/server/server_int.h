@@ -2,6 +2,7 @@
 #ifndef RA_ENV_SERVER_SERVER_INT_H
 #define RA_ENV_SERVER_SERVER_INT_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <zmq.h>
 
@@ -9,8 +10,9 @@
 #include "env/server/server.h"
 #include "env/server/session.h"
 
-/* Handles are (counter << 16) | slot: O(1) lookup, never reused. */
-#define RA__HANDLE_SLOT_BITS 16
+/* Handles are random 63-bit values from a per-run keyed stream (handles.c); a table maps them to
+   slots. Owner keys are Z85 CURVE public keys (40 characters); "" when CURVE is off. */
+#define RA__OWNER_MAX 41
 
 /* A request that arrived while its session was busy, kept whole until the session is free. */
 typedef struct ra__queued ra__queued_t;
@@ -20,12 +22,32 @@ struct ra__queued {
   zmq_msg_t parts[];            /* np parts as received (identity first) */
 };
 
-enum { RA__JOB_STEP = 1, RA__JOB_RESET = 2 };
+enum { RA__JOB_STEP = 1, RA__JOB_RESET = 2, RA__JOB_MAKE = 3, RA__JOB_SET_TASK = 4 };
 
 typedef struct {
   ra_session_t *session;        /* NULL: free slot */
   int64_t handle;
   double last_used;             /* monotonic seconds */
+  char owner[RA__OWNER_MAX];    /* the client key that made it; "" without CURVE */
+  int64_t bytes;                /* admitted byte estimate charged to the budgets */
+  int worlds_charged;           /* task worlds counted in bytes (make: 1; set_task adds) */
+  int worlds_max;               /* most task worlds the sim keeps (its task slots) */
+  int64_t world_bytes;          /* estimate of one task world */
+
+  /* A make being built (reserved: counted in the budgets, no session or handle yet). */
+  bool reserved;
+  ra_session_args_t mk_args;    /* borrows config_keep, task_keep and mk_task */
+  ra_task_t mk_task;
+  ra_session_t *mk_built;
+  ra_err_t mk_rc;
+  ra_error_t mk_err;
+  /* A set_task being applied (the session is busy meanwhile). */
+  bool st_grows;                /* it was charged one more world */
+  void *st_tkv;                 /* the task's key/value list */
+  ra_task_t st_task;            /* borrows st_tkv */
+  uint8_t *st_mask;             /* owned; NULL: every env */
+  ra_err_t st_rc;
+  ra_error_t st_err;
   void *config_keep, *task_keep; /* key/value lists the sim was given, kept for its lifetime */
 
   /* A step or reset running on the pool (server loop only). While busy, requests naming this
@@ -44,7 +66,21 @@ struct ra_server {
   ra_server_opts_t opts;
   ra_pool_t *pool;
   ra__slot_t *slots;            /* opts.max_sessions */
-  int64_t counter;              /* handle counter */
+  uint64_t handle_key[2];       /* per-run secret (getrandom) keying the handle stream */
+  uint64_t handle_counter;      /* position in that stream */
+  int32_t *htab;                /* open addressing, linear probing: slot index or -1 */
+  uint32_t hmask;               /* table size - 1 (a power of two, at least 2 x max_sessions) */
+  int64_t nbytes;               /* admitted byte estimates over all sessions */
+  /* The CURVE key of the client whose request is being handled ("" without CURVE) and whether
+     it is the admin key. */
+  char caller[RA__OWNER_MAX];
+  bool caller_admin;
+  char (*allow)[RA__OWNER_MAX]; /* CURVE: client keys the ZAP handler admits */
+  int nallow;
+  void *zap;                    /* CURVE: the ZAP handler's socket (curve.c) */
+  pthread_t zap_thread;
+  bool zap_running;
+  atomic_int zap_stop;
   int64_t nsessions, nenvs;
   int64_t steps, requests, errors;
   double t_start;
@@ -72,10 +108,27 @@ struct ra_server {
 double ra__now (void);
 void ra__log (const ra_server_t *srv, int level, const char *fmt, ...)
     __attribute__ ((format (printf, 3, 4)));
-/* Looks up a live, unexpired session (touching its idle clock). NO_SUCH_HANDLE otherwise. */
+/* Handle table (handles.c). ra__handles_init seeds the stream from getrandom; RA_ERR_INTERNAL
+   when the kernel has no randomness to give. ra__handle_new draws a fresh unused handle. */
+ra_err_t ra__handles_init (ra_server_t *srv, ra_error_t *err);
+void ra__handles_fini (ra_server_t *srv);
+int64_t ra__handle_new (ra_server_t *srv);
+void ra__handle_put (ra_server_t *srv, int64_t handle, int slot_i);
+void ra__handle_del (ra_server_t *srv, int64_t handle);
+/* The slot index of a handle, or -1. */
+int ra__handle_find (const ra_server_t *srv, int64_t handle);
+/* CURVE (curve.c): makes srv->router a CURVE server and starts the ZAP handler when
+   opts.curve_secret is set (nothing otherwise); ra__curve_stop joins the handler. */
+ra_err_t ra__curve_start (ra_server_t *srv, ra_error_t *err);
+void ra__curve_stop (ra_server_t *srv);
+/* Looks up a live, unexpired session that belongs to the caller (touching its idle clock).
+   NO_SUCH_HANDLE otherwise: a handle of another client key reads exactly like a missing one. */
 ra_err_t ra__session_get (ra_server_t *srv, int64_t handle, ra__slot_t **out, ra_error_t *err);
 /* Destroys the session in slot and frees it. */
 void ra__session_drop (ra_server_t *srv, ra__slot_t *slot);
+/* Gives back a make reservation that was never turned into a session (its build failed, or the
+   server is going away): budgets, key/value lists, any half-built session. */
+void ra__make_undo (ra_server_t *srv, ra__slot_t *slot);
 /* Frees a key/value list made by the handlers (config_keep, task_keep). Accepts NULL. */
 void ra__kvlist_free (void *list);
 /* Runs the prepared work of srv->cur's session (fn over [0, N)) now, with the pool's fork-join,

@@ -4,10 +4,18 @@
     or truncated, not reset since) or FRESH (never reset). Every per-env write in step and reset
     touches only rows of the range being processed, so ranges run concurrently on the pool and
     the results do not depend on how the batch was split.                                        */
+#define _DEFAULT_SOURCE   /* MAP_ANONYMOUS */
 #include "env/server/session.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+/* Output blocks at least this big are mapped from the kernel directly, so that freeing one gives
+   its pages back at once (malloc keeps big freed blocks once its mmap threshold has grown). */
+#define S_MMAP_MIN (256u << 10)
+/* Buffer sets a session keeps for reuse while replies are in flight (besides the current one). */
+#define S_SPARES 2
 
 enum { S_RUNNING = 0, S_ENDED = 1, S_FRESH = 2 };
 
@@ -26,6 +34,7 @@ struct ra_session {
   size_t obs_row[RA_SIM_MAX_FIELDS];    /* bytes per env row of each obs field */
   size_t info_row[RA_SIM_MAX_FIELDS];
   ra_outbufs_t *out;                    /* current buffers (the session holds one reference) */
+  ra_outbufs_t *spare[S_SPARES];        /* earlier buffers, reused once no reply holds them */
 
   int32_t *actions;                     /* N * k */
   int64_t *ep_steps;                    /* N */
@@ -71,10 +80,28 @@ void ra_outbufs_retain (ra_outbufs_t *b)
   atomic_fetch_add_explicit (&b->refs, 1, memory_order_relaxed);
 }
 
+static void *s_block_alloc (size_t n)
+{
+  if (n < S_MMAP_MIN)
+    return aligned_alloc (64, (n + 63) & ~(size_t) 63);
+  void *p = mmap (NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+static void s_block_free (void *p, size_t n)
+{
+  if (!p)
+    return;
+  if (n < S_MMAP_MIN)
+    free (p);
+  else
+    munmap (p, n);
+}
+
 void ra_outbufs_release (ra_outbufs_t *b)
 {
   if (b && atomic_fetch_sub_explicit (&b->refs, 1, memory_order_acq_rel) == 1) {
-    free (b->block);
+    s_block_free (b->block, b->nbytes);
     free (b);
   }
 }
@@ -140,7 +167,7 @@ static ra_outbufs_t *s_outbufs_new (const ra_session_t *s, const ra_outbufs_t *s
   ra_outbufs_t *b = calloc (1, sizeof *b);
   if (!b)
     return NULL;
-  b->block = aligned_alloc (64, s->block_bytes);
+  b->block = s_block_alloc (s->block_bytes);
   if (!b->block) {
     free (b);
     return NULL;
@@ -148,25 +175,48 @@ static ra_outbufs_t *s_outbufs_new (const ra_session_t *s, const ra_outbufs_t *s
   b->nbytes = s->block_bytes;
   if (src)
     memcpy (b->block, src->block, s->block_bytes);
-  else
-    memset (b->block, 0, s->block_bytes);
+  else if (s->block_bytes < S_MMAP_MIN)
+    memset (b->block, 0, s->block_bytes);   /* mapped pages come zeroed */
   atomic_init (&b->refs, 1);
   s_bind (s, b);
   return b;
 }
 
-/* Makes s->out private before a write: if a reply still references it, switch to a copy. If the
-   copy cannot be allocated, writes go to the shared block (the reply in flight may then see
-   newer rows; memory stays valid since the session still holds its reference). */
-static void s_own_out (ra_session_t *s)
+/* Makes s->out private before a write: if a reply still references it, switch to a spare that
+   no reply holds any more (or a new one while fewer than S_SPARES exist, or a one-off beyond that,
+   freed when its reply is sent). keep: copy the current rows first (a masked reset keeps the
+   others, and same_step keeps final_obs rows of envs that did not end); a step that rewrites every
+   row skips the copy, which for big batches is most of the loop thread's work.
+   RA_ERR_NOMEM if no private buffer can be had: the caller refuses the request, and nothing is
+   ever written into a buffer ZeroMQ may still be sending. */
+static ra_err_t s_own_out (ra_session_t *s, bool keep)
 {
   if (atomic_load_explicit (&s->out->refs, memory_order_acquire) == 1)
-    return;
-  ra_outbufs_t *copy = s_outbufs_new (s, s->out);
-  if (!copy)
-    return;
-  ra_outbufs_release (s->out);
-  s->out = copy;
+    return RA_OK;
+  int free_i = -1, empty_i = -1;
+  for (int i = 0; i < S_SPARES; i++) {
+    if (!s->spare[i])
+      empty_i = empty_i < 0 ? i : empty_i;
+    else if (free_i < 0 && atomic_load_explicit (&s->spare[i]->refs, memory_order_acquire) == 1)
+      free_i = i;
+  }
+  ra_outbufs_t *next;
+  if (free_i >= 0) {
+    next = s->spare[free_i];
+    if (keep)
+      memcpy (next->block, s->out->block, s->block_bytes);
+    s->spare[free_i] = s->out;          /* the session keeps its reference for later reuse */
+  } else {
+    next = s_outbufs_new (s, keep ? s->out : NULL);
+    if (!next)
+      return RA_ERR_NOMEM;
+    if (empty_i >= 0)
+      s->spare[empty_i] = s->out;
+    else
+      ra_outbufs_release (s->out);      /* freed (unmapped) when its last frame is sent */
+  }
+  s->out = next;
+  return RA_OK;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -251,6 +301,8 @@ void ra_session_destroy (ra_session_t **session_p)
     return;
   s->cls->destroy (&s->sim);
   ra_outbufs_release (s->out);
+  for (int i = 0; i < S_SPARES; i++)
+    ra_outbufs_release (s->spare[i]);
   free (s->actions);
   free (s->ep_steps);
   free (s->state);
@@ -297,9 +349,10 @@ void ra_session_reset_range (void *ctx, int i0, int i1)
   }
 }
 
-void ra_session_reset_prepare (ra_session_t *s, const uint64_t *seeds, const uint8_t *mask)
+ra_err_t ra_session_reset_prepare (ra_session_t *s, const uint64_t *seeds, const uint8_t *mask)
 {
-  s_own_out (s);
+  if (s_own_out (s, true) != RA_OK)
+    return RA_ERR_NOMEM;
   s->seeds = NULL;
   s->mask = NULL;
   if (seeds) {
@@ -310,12 +363,15 @@ void ra_session_reset_prepare (ra_session_t *s, const uint64_t *seeds, const uin
     memcpy (s->mask_buf, mask, (size_t) s->n);
     s->mask = s->mask_buf;
   }
+  return RA_OK;
 }
 
-void ra_session_reset (ra_session_t *s, ra_pool_t *pool, const uint64_t *seeds, const uint8_t *mask)
+ra_err_t ra_session_reset (ra_session_t *s, ra_pool_t *pool, const uint64_t *seeds, const uint8_t *mask)
 {
-  ra_session_reset_prepare (s, seeds, mask);
+  if (ra_session_reset_prepare (s, seeds, mask) != RA_OK)
+    return RA_ERR_NOMEM;
   ra_pool_run (pool, s->n, RA_SESSION_MIN_PARALLEL, ra_session_reset_range, s);
+  return RA_OK;
 }
 
 ra_err_t ra_session_check_step (const ra_session_t *s, ra_error_t *err)
@@ -430,13 +486,17 @@ void ra_session_step_range (void *ctx, int i0, int i1)
   }
 }
 
-void ra_session_step_prepare (ra_session_t *s)
+ra_err_t ra_session_step_prepare (ra_session_t *s)
 {
-  s_own_out (s);
+  /* next_step and disabled write every row of every buffer in a step (ra_session_step_range);
+     same_step writes final_obs rows only where an env ended. */
+  return s_own_out (s, s->autoreset == RA_AUTORESET_SAME_STEP);
 }
 
-void ra_session_step (ra_session_t *s, ra_pool_t *pool)
+ra_err_t ra_session_step (ra_session_t *s, ra_pool_t *pool)
 {
-  ra_session_step_prepare (s);
+  if (ra_session_step_prepare (s) != RA_OK)
+    return RA_ERR_NOMEM;
   ra_pool_run (pool, s->n, RA_SESSION_MIN_PARALLEL, ra_session_step_range, s);
+  return RA_OK;
 }

@@ -17,7 +17,11 @@
 
     Output buffers are reference counted (ra_outbufs_t) so that a reply can be sent without a copy:
     the sender takes a reference per frame; a session about to write buffers someone else still
-    references first switches to a private copy (copy on write). Nothing waits.
+    references first switches to a private buffer: one of a small pool of spares once their
+    replies are sent, a fresh one beyond that; the current rows are copied into it only when the
+    write keeps some of them (a masked reset, a same_step step). Big blocks are mapped from the kernel,
+    so memory goes back when replies are sent and sessions close. Nothing waits, and nothing is
+    ever written into a buffer a reply still references (no buffer: the request is refused).
     Threading: a session is used by one thread at a time; its step and reset fan out over a pool. */
 #ifndef RA_ENV_SERVER_SESSION_H
 #define RA_ENV_SERVER_SESSION_H
@@ -90,21 +94,22 @@ ra_outbufs_t *ra_session_out (ra_session_t *s);
 int32_t *ra_session_actions (ra_session_t *s);
 
 /* Resets the envs with mask == NULL or mask[i]; seeds NULL keeps each env's stream, else env i
-   is reseeded with seeds[i]. Cost: O(N) over the pool (fork-join). */
-void ra_session_reset (ra_session_t *s, ra_pool_t *pool, const uint64_t *seeds, const uint8_t *mask);
+   is reseeded with seeds[i]. Cost: O(N) over the pool (fork-join). RA_ERR_NOMEM: see _prepare. */
+ra_err_t ra_session_reset (ra_session_t *s, ra_pool_t *pool, const uint64_t *seeds, const uint8_t *mask);
 /* RA_ERR_NEEDS_RESET (naming the env) if some env was never reset, or, in disabled mode, ended
    and was not reset since. Nothing is changed. */
 ra_err_t ra_session_check_step (const ra_session_t *s, ra_error_t *err);
 /* Steps the whole batch with ra_session_actions (validated by the caller; ra_session_check_step
    passed). Cost: O(N) sim steps over the pool (fork-join). */
-void ra_session_step (ra_session_t *s, ra_pool_t *pool);
+ra_err_t ra_session_step (ra_session_t *s, ra_pool_t *pool);
 
 /* The same in two halves, for running the work elsewhere (ra_pool_submit): prepare on the owning
-   thread (copies seeds and mask into the session, makes the output buffers private), then run the
+   thread (copies seeds and mask into the session, makes the output buffers private; RA_ERR_NOMEM
+   when no private buffer can be had, nothing changed), then run the
    range function over [0, N) in any split, with nothing else touching the session meanwhile. */
-void ra_session_reset_prepare (ra_session_t *s, const uint64_t *seeds, const uint8_t *mask);
+ra_err_t ra_session_reset_prepare (ra_session_t *s, const uint64_t *seeds, const uint8_t *mask);
 void ra_session_reset_range (void *session, int i0, int i1);
-void ra_session_step_prepare (ra_session_t *s);
+ra_err_t ra_session_step_prepare (ra_session_t *s);
 void ra_session_step_range (void *session, int i0, int i1);
 
 /* Batches of at least this many envs are split across the pool; smaller run inline. */

@@ -91,7 +91,7 @@ static uint64_t s_run_digest (const char *env, const ra_kv_t *cfg, int ncfg, int
   int64_t *a = malloc (sizeof *a * (size_t) n * (size_t) k), shape[2] = { n, k };
   uint64_t rng = 99, h = 0xcbf29ce484222325ull;
   ra_error_t err;
-  ra_local_reset (l, NULL, NULL);
+  cr_assert_eq (ra_local_reset (l, NULL, NULL), RA_OK);
   h = s_digest_out (l, h);
   for (int t = 0; t < 300; t++) {
     if (t == 120) {   /* reseed half of the envs: their streams restart */
@@ -101,7 +101,7 @@ static uint64_t s_run_digest (const char *env, const ra_kv_t *cfg, int ncfg, int
         seeds[i] = 1000 + (uint64_t) i;
         mask[i] = i % 2;
       }
-      ra_local_reset (l, seeds, mask);
+      cr_assert_eq (ra_local_reset (l, seeds, mask), RA_OK);
       h = s_digest_out (l, h);
     }
     if (t == 200) {   /* a new task from the next reset on */
@@ -207,7 +207,7 @@ Test (local, bad_steps_change_nothing_and_buffers_stay_put)
       a[i * k + j] = j;
   ra_error_t err;
   cr_assert_eq (ra_local_step (l, a, 2, shape, &err), RA_ERR_NEEDS_RESET);   /* never reset */
-  ra_local_reset (l, NULL, NULL);
+  cr_assert_eq (ra_local_reset (l, NULL, NULL), RA_OK);
   uint64_t before = s_digest_out (l, 1);
   int64_t wrong[2] = { 3, k + 1 };
   cr_assert_eq (ra_local_step (l, a, 2, wrong, &err), RA_ERR_BAD_ACTION);

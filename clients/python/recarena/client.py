@@ -13,10 +13,11 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import zmq
+import zmq.utils.z85
 
 from . import wire
 from .errors import (DeadlineError, ServerDiedError, TransportError, VersionError,
@@ -32,12 +33,55 @@ CLIENT_NAME = "recarena-python/0.1"
 _ids = itertools.count(1)
 
 
+def _read_key_line(path: str, name: str) -> str:
+    try:
+        with open(path, "r", encoding="ascii") as f:
+            for line in f:
+                key, sep, value = line.strip().partition("=")
+                if sep and key.strip() == name and len(value.strip()) == 40:
+                    return value.strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path!r} is neither a 40-character Z85 key nor a readable key file: "
+                         f"{e}") from None
+    raise ValueError(f"{path} has no '{name} = <40 Z85 characters>' line "
+                     f"(files written by recarena-server --gen-keys have one)")
+
+
+def curve_keys(server_key: str, client_key: Union[str, Tuple[str, str]]) -> Tuple[str, str, str]:
+    """(server public, client public, client secret) as Z85 strings, from what Client accepts:
+    server_key a 40-character Z85 key or a .pub/.key file; client_key a key pair file written by
+    recarena-server --gen-keys (PREFIX.key) or a (public, secret) pair of Z85 strings."""
+    def _public(k: str) -> str:
+        if len(k) == 40 and not os.path.exists(k):
+            return k
+        return _read_key_line(k, "public-key")
+    if isinstance(client_key, (tuple, list)):
+        pub, sec = client_key
+    else:
+        pub, sec = _read_key_line(client_key, "public-key"), _read_key_line(client_key, "secret-key")
+    keys = (_public(server_key), pub, sec)
+    for k in keys:
+        if len(k) != 40:
+            raise ValueError("CURVE keys are 40 Z85 characters")
+        zmq.utils.z85.decode(k)
+    return keys
+
+
 class Client:
     """A connection. address: a ZeroMQ endpoint ("tcp://127.0.0.1:5555", "ipc://..."), or None to
-    use the embedded local server (started on demand, found as find_server_binary describes)."""
+    use the embedded local server (started on demand, found as find_server_binary describes).
+    server_key and client_key turn on CURVE (see curve_keys for their forms): traffic is encrypted
+    and the server knows this client by its public key; sessions made here belong to that key,
+    so a new Client with the same key pair can carry on with them and no other key can. A server
+    that refuses the key never answers: the hello raises DeadlineError."""
 
     def __init__(self, address: Optional[str] = None, timeout: float = DEFAULT_TIMEOUT_S,
-                 server_path: Optional[str] = None, hello: bool = True):
+                 server_path: Optional[str] = None, hello: bool = True,
+                 server_key: Optional[str] = None,
+                 client_key: Union[str, Tuple[str, str], None] = None):
+        if (server_key is None) != (client_key is None):
+            raise ValueError("CURVE needs both server_key and client_key")
+        keys = curve_keys(server_key, client_key) if server_key is not None else None
         self.timeout = float(timeout)
         self._server: Optional[LocalServer] = None
         self._sock = None
@@ -49,6 +93,10 @@ class Client:
         try:
             self._sock = zmq.Context.instance().socket(zmq.DEALER)
             self._sock.setsockopt(zmq.LINGER, 0)
+            if keys is not None:
+                self._sock.curve_serverkey = keys[0].encode("ascii")
+                self._sock.curve_publickey = keys[1].encode("ascii")
+                self._sock.curve_secretkey = keys[2].encode("ascii")
             self._sock.connect(address)
             self.server_info: Dict[str, Any] = {}
             if hello:

@@ -55,11 +55,12 @@ def unbatch_info(info: Dict[str, Any], i: int = 0) -> Dict[str, Any]:
 class RemoteEnv(gym.Env):
     """One env of simulator env_id (e.g. "ECommerce-v1") hosted by a recarena-server.
 
-    address: the server endpoint, or None for the embedded local server. config: the sim's config
-    map (see Client.list()). seed: the make-time seed (default: random). max_episode_steps:
-    server-side truncation limit (default: the sim's). render_mode: None or "ansi". backend:
-    "auto" (the server when an address is given, else in-process), "local" or "server"
-    (docs/local.md).
+    address: the server endpoint, or None for the embedded local server. server_key, client_key:
+    CURVE keys for a server started with --curve-secret (see recarena.client.curve_keys).
+    config: the sim's config map (see Client.list()). seed: the make-time seed (default: random).
+    max_episode_steps: server-side truncation limit (default: the sim's). render_mode: None or
+    "ansi". backend: "auto" (the server when an address is given, else in-process), "local" or
+    "server" (docs/local.md).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
@@ -68,6 +69,7 @@ class RemoteEnv(gym.Env):
                  config: Optional[dict] = None, seed: Optional[int] = None,
                  max_episode_steps: Optional[int] = None, render_mode: Optional[str] = None,
                  timeout: float = DEFAULT_TIMEOUT_S, server_path: Optional[str] = None,
+                 server_key: Optional[str] = None, client_key: Any = None,
                  backend: str = "auto"):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode {render_mode!r} is not supported; expected one of "
@@ -77,7 +79,8 @@ class RemoteEnv(gym.Env):
         self._handle: Optional[int] = None
         self._local = None  # the LocalBatch when the backend is in-process
         self._client: Optional[Client] = None
-        self._client = open_backend(backend, address, timeout=timeout, server_path=server_path)
+        self._client = open_backend(backend, address, timeout=timeout, server_path=server_path,
+                                    server_key=server_key, client_key=client_key)
         try:
             made = self._client.make(env_id, 1, seed=random_seed() if seed is None else seed,
                                      config=config, autoreset="disabled",

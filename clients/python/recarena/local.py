@@ -136,7 +136,7 @@ def load_library(path: Optional[str] = None) -> C.CDLL:
         "ra_local_num_obs": ([P], I), "ra_local_num_info": ([P], I),
         "ra_local_field": ([P, C.c_bool, I, C.POINTER(_Field)], C.c_bool),
         "ra_local_buffers": ([P, C.POINTER(_Buffers)], V),
-        "ra_local_reset": ([P, P, P], V),
+        "ra_local_reset": ([P, P, P], I),
         "ra_local_step": ([P, P, I, P, P], I),
         "ra_local_set_task": ([P, C.POINTER(_Task), P, C.POINTER(_Error)], I),
         "ra_local_describe_task": ([P, I, C.POINTER(_KV), I], I),
@@ -386,7 +386,8 @@ class LocalBatch:
         if mask is not None:
             self._mask[:] = mask
             mp = self._mask.ctypes.data
-        self._lib.ra_local_reset(self._ptr, sp, mp)
+        if self._lib.ra_local_reset(self._ptr, sp, mp) != 0:
+            raise MemoryError("recarena local backend: no output buffer for a reset")
 
     def step_single(self, action: np.ndarray) -> Tuple[Any, float, bool, bool, Dict[str, Any]]:
         """Steps a batch of one and returns env 0's (obs, reward, terminated, truncated, info)
@@ -603,6 +604,8 @@ def open_backend(backend: str = "auto", address: Optional[str] = None, **server_
         raise ValueError(f"backend {backend!r} is not one of {BACKENDS}")
     if backend == "local" and address is not None:
         raise ValueError("backend='local' runs in this process; it takes no address")
+    if backend == "local" and any(server_kwargs.get(k) is not None for k in ("server_key", "client_key")):
+        raise ValueError("backend='local' runs in this process; CURVE keys are for a server")
     if backend == "auto":
         backend = "server" if address is not None or not available() else "local"
     if backend == "local":

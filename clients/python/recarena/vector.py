@@ -44,8 +44,9 @@ def to_autoreset_mode(mode: Union[str, AutoresetMode]) -> AutoresetMode:
 class RemoteVectorEnv(gym.vector.VectorEnv):
     """num_envs envs of simulator env_id hosted by a recarena-server as one batch.
 
-    address: the server endpoint, or None for the embedded local server. config: the sim's config
-    map. seed: make-time seed (env i starts from seed + i; default random). autoreset_mode:
+    address: the server endpoint, or None for the embedded local server. server_key, client_key:
+    CURVE keys for a server started with --curve-secret (see recarena.client.curve_keys).
+    config: the sim's config map. seed: make-time seed (env i starts from seed + i; default random). autoreset_mode:
     AutoresetMode or its name. max_episode_steps: server-side truncation (default: the sim's).
     render_mode: None or "ansi" (render() returns one text per env). backend: "auto" (the server
     when an address is given, else in-process), "local" or "server" (docs/local.md).
@@ -59,6 +60,7 @@ class RemoteVectorEnv(gym.vector.VectorEnv):
                  autoreset_mode: Union[str, AutoresetMode] = AutoresetMode.NEXT_STEP,
                  max_episode_steps: Optional[int] = None, render_mode: Optional[str] = None,
                  timeout: float = DEFAULT_TIMEOUT_S, server_path: Optional[str] = None,
+                 server_key: Optional[str] = None, client_key: Any = None,
                  backend: str = "auto"):
         if render_mode is not None and render_mode != "ansi":
             raise ValueError(f"render_mode {render_mode!r} is not supported; expected 'ansi' or None")
@@ -68,7 +70,8 @@ class RemoteVectorEnv(gym.vector.VectorEnv):
         self.render_mode = render_mode
         self._handle: Optional[int] = None
         self._client: Optional[Client] = None
-        self._client = open_backend(backend, address, timeout=timeout, server_path=server_path)
+        self._client = open_backend(backend, address, timeout=timeout, server_path=server_path,
+                                    server_key=server_key, client_key=client_key)
         try:
             made = self._client.make(env_id, self.num_envs,
                                      seed=random_seed() if seed is None else seed,

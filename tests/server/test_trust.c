@@ -1,0 +1,459 @@
+/*  tests/server/test_trust.c - a server strangers can share, checked through the handlers (no
+    ZeroMQ): handles are unguessable and die with their run, sessions belong to the client key
+    that made them, makes and set_tasks are admitted by estimated bytes, headers cannot inflate
+    while decoding, and every error message is valid UTF-8.                                     */
+#include <stdio.h>
+
+#include "env/server/server_int.h"   /* async and deferred, for the inline-or-pool decision */
+#include "helpers.h"
+
+#define ENV "ECommerce-v1"
+
+static th_t T;
+
+static void setup (void) { th_init (&T, 1); }
+static void teardown (void) { th_fini (&T); }
+
+TestSuite (trust, .init = setup, .fini = teardown, .timeout = 60);
+
+/* A request naming handle h: reset with seed 1. */
+static ra_err_t s_reset_h (th_t *t, int64_t h) { return th_reset (t, h, 1, NULL, 0); }
+
+/* make of env with n envs and config keys num_items and embedding_dim (0: leave out). */
+static int64_t s_make_sized (th_t *t, int n, int64_t num_items, int64_t dim)
+{
+  int nkeys = (num_items > 0) + (dim > 0);
+  ra_msg_out_t *m = th_begin (t, "make", 2 + (nkeys > 0));
+  ra_msg_out_str (m, "env");
+  ra_msg_out_str (m, ENV);
+  ra_msg_out_str (m, "num_envs");
+  ra_msg_out_int (m, n);
+  if (nkeys) {
+    ra_msg_out_str (m, "config");
+    ra_msg_out_map (m, (uint32_t) nkeys);
+    if (num_items > 0) {
+      ra_msg_out_str (m, "num_items");
+      ra_msg_out_int (m, num_items);
+    }
+    if (dim > 0) {
+      ra_msg_out_str (m, "embedding_dim");
+      ra_msg_out_int (m, dim);
+    }
+  }
+  if (th_call (t) != RA_OK)
+    return -1;
+  int64_t h;
+  cr_assert_eq (ra_get_int (t->out.root, "handle", &h, NULL), RA_OK);
+  return h;
+}
+
+static ra_err_t s_set_task (th_t *t, int64_t h, int64_t id)
+{
+  ra_msg_out_t *m = th_begin (t, "set_task", 2);
+  ra_msg_out_str (m, "handle");
+  ra_msg_out_int (m, h);
+  ra_msg_out_str (m, "task");
+  ra_msg_out_map (m, 2);
+  ra_msg_out_str (m, "split");
+  ra_msg_out_str (m, "train");
+  ra_msg_out_str (m, "id");
+  ra_msg_out_int (m, id);
+  return th_call (t);
+}
+
+static int s_popcount (uint64_t x)
+{
+  int n = 0;
+  for (; x; x &= x - 1)
+    n++;
+  return n;
+}
+
+Test (trust, handles_are_random_63_bit_values_not_a_counter)
+{
+  int64_t h[16];
+  for (int i = 0; i < 16; i++) {
+    h[i] = th_make (&T, ENV, 1, 1, NULL, 0);
+    cr_assert_gt (h[i], 0, "%s", T.err.message);
+  }
+  /* A counter (or counter and slot) differs from its neighbour in a few low bits; random
+     handles differ in about half of their 63 bits. */
+  int bits = 0;
+  for (int i = 1; i < 16; i++)
+    bits += s_popcount ((uint64_t) (h[i] ^ h[i - 1]));
+  cr_assert_gt (bits / 15, 20, "neighbouring handles differ in %d bits on average", bits / 15);
+  /* The values next to a live handle are not handles. */
+  for (int i = 0; i < 16; i++)
+    for (int64_t d = -3; d <= 3; d++)
+      if (d != 0) {
+        bool other = false;
+        for (int j = 0; j < 16; j++)
+          other |= h[j] == h[i] + d;
+        if (!other)
+          cr_assert_eq (s_reset_h (&T, h[i] + d), RA_ERR_NO_SUCH_HANDLE);
+      }
+  cr_assert_eq (s_reset_h (&T, h[5] ^ (1 << 16)), RA_ERR_NO_SUCH_HANDLE);
+  for (int i = 0; i < 16; i++)
+    cr_assert_eq (s_reset_h (&T, h[i]), RA_OK, "%s", T.err.message);
+}
+
+Test (trust, a_previous_runs_handle_is_never_accepted)
+{
+  int64_t old = th_make (&T, ENV, 1, 1, NULL, 0);
+  cr_assert_gt (old, 0);
+  th_fini (&T);
+  th_init (&T, 1);   /* a restart: a new server, the same make */
+  int64_t fresh = th_make (&T, ENV, 1, 1, NULL, 0);
+  cr_assert_gt (fresh, 0);
+  cr_assert_neq (fresh, old, "the new run handed out the old run's handle");
+  cr_assert_eq (s_reset_h (&T, old), RA_ERR_NO_SUCH_HANDLE,
+                "the old run's handle drove another session");
+  cr_assert_eq (s_reset_h (&T, fresh), RA_OK, "%s", T.err.message);
+}
+
+#define KEY_A "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID"
+#define KEY_B "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
+
+Test (trust, sessions_belong_to_the_key_that_made_them)
+{
+  ra_server_set_caller (T.srv, KEY_A);
+  int64_t h = th_make (&T, ENV, 2, 1, NULL, 0);
+  cr_assert_gt (h, 0, "%s", T.err.message);
+  ra_server_set_caller (T.srv, KEY_B);
+  cr_assert_eq (s_reset_h (&T, h), RA_ERR_NO_SUCH_HANDLE, "another key used the session");
+  cr_assert (strstr (T.err.message, "does not exist"), "%s", T.err.message);
+  ra_msg_out_t *m = th_begin (&T, "close", 1);
+  ra_msg_out_str (m, "handle");
+  ra_msg_out_int (m, h);
+  cr_assert_eq (th_call (&T), RA_ERR_NO_SUCH_HANDLE, "another key closed the session");
+  ra_server_set_caller (T.srv, NULL);
+  cr_assert_eq (s_reset_h (&T, h), RA_ERR_NO_SUCH_HANDLE, "an anonymous client used it");
+  ra_server_set_caller (T.srv, KEY_A);   /* the owner, e.g. reconnected after a timeout */
+  cr_assert_eq (s_reset_h (&T, h), RA_OK, "%s", T.err.message);
+}
+
+Test (trust, stats_show_a_key_only_its_own_sessions_unless_admin)
+{
+  th_fini (&T);
+  ra_server_opts_t o;
+  ra_server_opts_default (&o);
+  o.workers = 1;
+  snprintf (o.admin_key, sizeof o.admin_key, "%s", KEY_B);
+  th_init_opts (&T, &o);
+  ra_server_set_caller (T.srv, KEY_A);
+  cr_assert_gt (th_make (&T, ENV, 3, 1, NULL, 0), 0);
+  ra_server_set_caller (T.srv, "0000000000000000000000000000000000000000");
+  cr_assert_gt (th_make (&T, ENV, 5, 1, NULL, 0), 0);
+  int64_t sessions, envs;
+  ra_server_set_caller (T.srv, KEY_A);
+  th_begin (&T, "stats", 0);
+  cr_assert_eq (th_call (&T), RA_OK);
+  ra_get_int (T.out.root, "sessions", &sessions, NULL);
+  ra_get_int (T.out.root, "envs", &envs, NULL);
+  cr_assert_eq (sessions, 1);
+  cr_assert_eq (envs, 3);
+  ra_server_set_caller (T.srv, KEY_B);   /* the admin */
+  th_begin (&T, "stats", 0);
+  cr_assert_eq (th_call (&T), RA_OK);
+  ra_get_int (T.out.root, "sessions", &sessions, NULL);
+  ra_get_int (T.out.root, "envs", &envs, NULL);
+  cr_assert_eq (sessions, 2);
+  cr_assert_eq (envs, 8);
+}
+
+static void s_budget_server (int64_t session_mib, int64_t total_mib)
+{
+  th_fini (&T);
+  ra_server_opts_t o;
+  ra_server_opts_default (&o);
+  o.workers = 1;
+  o.max_session_bytes = session_mib << 20;
+  o.max_total_bytes = total_mib << 20;
+  th_init_opts (&T, &o);
+}
+
+Test (trust, a_make_over_the_session_budget_is_limit_before_anything_is_built)
+{
+  s_budget_server (256, 1024);
+  /* The issue's case: 600000 items x 200 dims took 476 MB; the estimate is refused at once. */
+  cr_assert_eq (s_make_sized (&T, 1, 600000, 200), -1);
+  cr_assert_eq (T.err.code, RA_ERR_LIMIT, "%s", T.err.message);
+  cr_assert (strstr (T.err.message, "MiB"), "%s", T.err.message);
+  /* So is a big batch of big observations (65536 envs x 256 candidates x 256 dims: 32.8 GiB). */
+  th_fini (&T);
+  th_init (&T, 1);   /* default budgets: shares of this machine's memory */
+  ra_msg_out_t *m = th_begin (&T, "make", 3);
+  ra_msg_out_str (m, "env");
+  ra_msg_out_str (m, ENV);
+  ra_msg_out_str (m, "num_envs");
+  ra_msg_out_int (m, 65536);
+  ra_msg_out_str (m, "config");
+  ra_msg_out_map (m, 3);
+  ra_msg_out_str (m, "num_candidates");
+  ra_msg_out_int (m, 256);
+  ra_msg_out_str (m, "embedding_dim");
+  ra_msg_out_int (m, 256);
+  ra_msg_out_str (m, "num_items");
+  ra_msg_out_int (m, 1000);
+  cr_assert_eq (th_call (&T), RA_ERR_LIMIT, "%s", T.err.message);
+  ra_server_counters_t c;
+  ra_server_counters (T.srv, &c);
+  cr_assert_eq (c.sessions, 0);
+  /* A small make still fits. */
+  cr_assert_gt (s_make_sized (&T, 4, 0, 0), 0, "%s", T.err.message);
+}
+
+Test (trust, the_server_wide_budget_is_shared_and_given_back_on_close)
+{
+  s_budget_server (64, 100);
+  int64_t a = s_make_sized (&T, 1, 100000, 64);   /* about 27 MiB each */
+  int64_t b = s_make_sized (&T, 1, 100000, 64);
+  int64_t c = s_make_sized (&T, 1, 100000, 64);
+  cr_assert_gt (a, 0, "%s", T.err.message);
+  cr_assert_gt (b, 0, "%s", T.err.message);
+  cr_assert_gt (c, 0, "%s", T.err.message);
+  cr_assert_eq (s_make_sized (&T, 1, 100000, 64), -1);
+  cr_assert_eq (T.err.code, RA_ERR_LIMIT);
+  cr_assert (strstr (T.err.message, "server"), "%s", T.err.message);
+  ra_msg_out_t *m = th_begin (&T, "close", 1);
+  ra_msg_out_str (m, "handle");
+  ra_msg_out_int (m, b);
+  cr_assert_eq (th_call (&T), RA_OK);
+  cr_assert_gt (s_make_sized (&T, 1, 100000, 64), 0, "%s", T.err.message);
+}
+
+Test (trust, set_task_is_admitted_by_the_world_it_may_build)
+{
+  s_budget_server (64, 1024);
+  /* 8 envs: up to 9 task worlds of about 27 MiB; make charges one, set_task one more each. */
+  int64_t h = s_make_sized (&T, 8, 100000, 64);
+  cr_assert_gt (h, 0, "%s", T.err.message);
+  cr_assert_eq (s_set_task (&T, h, 1), RA_OK, "%s", T.err.message);
+  cr_assert_eq (s_set_task (&T, h, 2), RA_ERR_LIMIT, "a third world fits no 64 MiB budget");
+  cr_assert (strstr (T.err.message, "set_task"), "%s", T.err.message);
+  cr_assert_eq (s_reset_h (&T, h), RA_OK, "a refused set_task changes nothing: %s", T.err.message);
+}
+
+Test (trust, a_header_of_nils_is_refused_before_it_inflates)
+{
+  /* {v, id, op, x: [nil x 4M]}: 4 MiB in, about 100 MiB of msgpack objects if decoded. */
+  size_t n = 4u << 20;
+  ra_msg_out_t *m = th_begin (&T, "ping", 1);
+  ra_msg_out_str (m, "x");
+  ra_msg_out_array (m, (uint32_t) n);
+  for (size_t i = 0; i < n; i++)
+    ra_msg_out_nil (m);
+  ra_server_handle_raw (T.srv, T.req.head.data, T.req.head.size, 0, NULL, NULL, &T.rep);
+  cr_assert_eq (th_read_reply (&T, 0), RA_ERR_LIMIT, "%s", T.err.message);
+  cr_assert (strstr (T.err.message, "tensor frames"), "%s", T.err.message);
+  /* A seed list for 65536 envs is still a header. */
+  m = th_begin (&T, "ping", 1);
+  ra_msg_out_str (m, "seeds");
+  ra_msg_out_array (m, 65536);
+  for (int i = 0; i < 65536; i++)
+    ra_msg_out_int (m, i);
+  cr_assert_eq (th_call (&T), RA_OK, "%s", T.err.message);
+}
+
+/* True if s[0..n) is valid UTF-8 (no overlongs, surrogates or code points past U+10FFFF). */
+static bool s_utf8_valid (const unsigned char *s, size_t n)
+{
+  size_t i = 0;
+  while (i < n) {
+    unsigned c = s[i];
+    int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (!len || i + (size_t) len > n)
+      return false;
+    uint32_t cp = len == 1 ? c : c & (0x7f >> len);
+    for (int k = 1; k < len; k++) {
+      if ((s[i + k] & 0xc0) != 0x80)
+        return false;
+      cp = (cp << 6) | (s[i + k] & 0x3f);
+    }
+    static const uint32_t min[5] = { 0, 0, 0x80, 0x800, 0x10000 };
+    if (cp < min[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+      return false;
+    i += (size_t) len;
+  }
+  return true;
+}
+
+static void s_expect_utf8_error (void)
+{
+  const msgpack_object *e = ra_map_get (T.out.root, "error");
+  cr_assert (e);
+  const char *msg;
+  int len;
+  cr_assert_eq (ra_get_str (e, "message", &msg, &len, NULL), RA_OK);
+  cr_assert (s_utf8_valid ((const unsigned char *) msg, (size_t) len), "not UTF-8: %.*s", len, msg);
+}
+
+Test (trust, error_messages_are_valid_utf8_whatever_the_client_sent)
+{
+  /* 63 ASCII bytes, then a 2-byte character across the server's 64-byte cut. */
+  char name[80];
+  memset (name, 'a', 63);
+  memcpy (name + 63, "\xc3\xa9-env", 7);
+  ra_msg_out_t *m = th_begin (&T, "make", 2);
+  ra_msg_out_str (m, "env");
+  ra_msg_out_str (m, name);
+  ra_msg_out_str (m, "num_envs");
+  ra_msg_out_int (m, 1);
+  cr_assert_eq (th_call (&T), RA_ERR_UNKNOWN_ENV, "%s", T.err.message);
+  s_expect_utf8_error ();
+  /* Bytes that are not UTF-8 at all, in an op name and an env name. */
+  m = th_begin (&T, "make", 2);
+  ra_msg_out_str (m, "env");
+  ra_msg_out_str (m, "\xff\xfe\x80 env \xed\xa0\x80");
+  ra_msg_out_str (m, "num_envs");
+  ra_msg_out_int (m, 1);
+  cr_assert_eq (th_call (&T), RA_ERR_UNKNOWN_ENV);
+  s_expect_utf8_error ();
+  th_begin (&T, "st\xe2\x82" "ats", 0);
+  cr_assert_eq (th_call (&T), RA_ERR_UNKNOWN_OP);
+  s_expect_utf8_error ();
+  /* A config key with a 4-byte character near the 60-byte cut of the long-key message. */
+  char key[300];
+  memset (key, 'k', sizeof key);
+  memcpy (key + 58, "\xf0\x9f\x98\x80", 4);
+  key[299] = '\0';
+  m = th_begin (&T, "make", 3);
+  ra_msg_out_str (m, "env");
+  ra_msg_out_str (m, ENV);
+  ra_msg_out_str (m, "num_envs");
+  ra_msg_out_int (m, 1);
+  ra_msg_out_str (m, "config");
+  ra_msg_out_map (m, 1);
+  ra_msg_out_str (m, key);
+  ra_msg_out_int (m, 1);
+  cr_assert_eq (th_call (&T), RA_ERR_BAD_CONFIG);
+  s_expect_utf8_error ();
+}
+
+Test (trust, hello_reports_every_limit)
+{
+  th_begin (&T, "hello", 0);
+  cr_assert_eq (th_call (&T), RA_OK);
+  const msgpack_object *limits = ra_map_get (T.out.root, "limits");
+  cr_assert (limits);
+  int64_t v;
+  cr_assert_eq (ra_get_int (limits, "max_total_envs", &v, NULL), RA_OK);
+  cr_assert_eq (v, 262144);
+  cr_assert_eq (ra_get_int (limits, "max_session_bytes", &v, NULL), RA_OK);
+  cr_assert_gt (v, 0);
+  cr_assert_eq (ra_get_int (limits, "max_total_bytes", &v, NULL), RA_OK);
+  cr_assert_gt (v, 0);
+}
+
+/* Whether the loop would hand a step of n envs with config (K, d) to the pool. */
+static bool s_step_deferred (int n, int64_t K, int64_t d)
+{
+  th_fini (&T);
+  ra_server_opts_t o;
+  ra_server_opts_default (&o);
+  o.workers = 2;
+  o.async_min_bytes = 1 << 20;
+  th_init_opts (&T, &o);
+  ra_msg_out_t *m = th_begin (&T, "make", 4);
+  ra_msg_out_str (m, "env");
+  ra_msg_out_str (m, ENV);
+  ra_msg_out_str (m, "num_envs");
+  ra_msg_out_int (m, n);
+  ra_msg_out_str (m, "seed");
+  ra_msg_out_int (m, 1);
+  ra_msg_out_str (m, "config");
+  ra_msg_out_map (m, 2);
+  ra_msg_out_str (m, "num_candidates");
+  ra_msg_out_int (m, K);
+  ra_msg_out_str (m, "embedding_dim");
+  ra_msg_out_int (m, d);
+  cr_assert_eq (th_call (&T), RA_OK, "%s", T.err.message);
+  int64_t h;
+  ra_get_int (T.out.root, "handle", &h, NULL);
+  cr_assert_eq (s_reset_h (&T, h), RA_OK);
+  int32_t *a = malloc ((size_t) n * 3 * sizeof *a);
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < 3; j++)
+      a[i * 3 + j] = j;
+  ra_msg_out_t *req = th_begin (&T, "step", 2);
+  ra_msg_out_str (req, "handle");
+  ra_msg_out_int (req, h);
+  ra_msg_out_str (req, "action");
+  int64_t shape[2] = { n, 3 };
+  ra_msg_out_tensor (req, RA_DTYPE_I32, 2, shape, a);
+  const void *frames[1] = { T.req.frames[0].data };
+  size_t sizes[1] = { T.req.frames[0].nbytes };
+  T.srv->async = true;   /* as inside ra_server_run */
+  ra_server_handle_raw (T.srv, T.req.head.data, T.req.head.size, 1, frames, sizes, &T.rep);
+  T.srv->async = false;
+  ra__slot_t *slot = T.srv->deferred;
+  if (slot) {   /* run it here instead of on the pool, so the session is left consistent */
+    T.srv->deferred = NULL;
+    slot->job.fn (slot->job.ctx, 0, slot->job.n);
+  }
+  free (a);
+  return slot != NULL;
+}
+
+Test (trust, whether_a_step_runs_inline_depends_on_its_cost_not_its_env_count)
+{
+  /* 1000 envs of 64 candidates x 64 dims write about 17 MiB: the pool (issue: a 1023-env step
+     of 256 x 256 ran inline and delayed others by 27-39 ms). */
+  cr_assert (s_step_deferred (1000, 64, 64), "a costly step under 1024 envs ran inline");
+  /* 1000 envs of 4 candidates x 2 dims write about 60 KiB: inline, no hand-off. */
+  cr_assert_not (s_step_deferred (1000, 4, 2), "a cheap step went to the pool");
+}
+
+/* Digest of a trajectory of steps (obs, reward, flags per env); hold > 0 keeps references on
+   the last `hold` replies' buffers, as replies still being sent do, so the session cycles
+   through its spares and fresh buffers. */
+static void s_trajectory (const char *autoreset, int hold, uint64_t *digests, int n)
+{
+  th_fini (&T);
+  th_init (&T, 1);
+  int64_t h = th_make (&T, ENV, n, 7, autoreset, 40);   /* users leave at different steps */
+  cr_assert_gt (h, 0, "%s", T.err.message);
+  cr_assert_eq (th_reset (&T, h, 7, NULL, 0), RA_OK);
+  ra_outbufs_t *held[8] = { 0 };
+  int32_t a[64 * 3];
+  for (int i = 0; i < n; i++)
+    digests[i] = 1469598103934665603ull;
+  for (int step = 0; step < 60; step++) {
+    for (int i = 0; i < n; i++)
+      th_policy (a + 3 * i, i, step, 20, 3);
+    cr_assert_eq (th_step (&T, h, a, n, 3), RA_OK, "%s", T.err.message);
+    th_digest_step (&T, digests, n, true);
+    if (hold > 0) {
+      ra_outbufs_release (held[step % hold]);
+      held[step % hold] = T.srv->reply_owner;
+      ra_outbufs_retain (held[step % hold]);
+    }
+    if (strcmp (autoreset, "disabled") == 0) {   /* reset what ended, by mask */
+      ra_tensor_t te = th_tensor (&T, T.out.root, "terminated"), tr = th_tensor (&T, T.out.root, "truncated");
+      bool mask[64], any = false;
+      for (int i = 0; i < n; i++)
+        any |= mask[i] = ((const uint8_t *) te.data)[i] || ((const uint8_t *) tr.data)[i];
+      if (any) {
+        cr_assert_eq (th_reset (&T, h, -1, mask, n), RA_OK, "%s", T.err.message);
+        th_digest_step (&T, digests, n, false);
+      }
+    }
+  }
+  for (int k = 0; k < 8; k++)
+    ra_outbufs_release (held[k]);
+}
+
+Test (trust, replies_in_flight_never_change_a_trajectory)
+{
+  const char *modes[] = { "next_step", "same_step", "disabled" };
+  for (int m = 0; m < 3; m++) {
+    uint64_t free_run[16], held_run[16];
+    s_trajectory (modes[m], 0, free_run, 16);
+    for (int hold = 1; hold <= 5; hold += 2) {
+      s_trajectory (modes[m], hold, held_run, 16);
+      for (int i = 0; i < 16; i++)
+        cr_assert_eq (held_run[i], free_run[i], "%s, %d replies held: env %d differs", modes[m],
+                      hold, i);
+    }
+  }
+}
