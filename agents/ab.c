@@ -4,7 +4,8 @@
     loopback port, which stops when the command ends.
 
     usage: recarena-ab [--env ECommerce-v1] [--arms random,popularity,linucb,oracle]
-             [--control random] [--split test] [--tasks 8] [--num-envs 32] [--episodes N]
+             [--control random] [--task-ids test:0-7 | --split test --tasks 8] [--num-envs 32]
+             [--episodes N]
              [--seed 1] [--config key=value]... [--curve-episodes 0,1,2,5,10,20]
              [--unit task|env] [--bootstrap 2000] [--credit clicked|metric]
              [--max-episode-steps N] [--address tcp://127.0.0.1:5555]
@@ -18,6 +19,7 @@
 #include "agents/ab/report.h"
 #include "agents/ab/runner.h"
 #include "agents/policies/registry.h"
+#include "agents/policies/taskset.h"
 #include "env/server/server.h"
 
 #define MAX_CONFIG 32
@@ -32,8 +34,10 @@ static void s_usage (FILE *f)
          "                          the display name (default random,popularity,linucb,oracle;\n"
          "                          e.g. target:checkpoint=t.safetensors:name=target)\n"
          "  --control ARM           arm the others are compared with (default random; added if absent)\n"
-         "  --split S               task split: train, val, test (default) or ood\n"
-         "  --tasks N               tasks 0..N-1 of the split (default 8)\n"
+         "  --task-ids SET          tasks to run: SPLIT:A-B, SPLIT:I,J,K or SPLIT:all (SPLIT train,\n"
+         "                          val, test or ood; all = 1024 train, 64 of the others);\n"
+         "                          default test:0-7\n"
+         "  --split S, --tasks N    the same as --task-ids S:0-(N-1) (not with --task-ids)\n"
          "  --num-envs N            users per task, all feeding one learner (default 32)\n"
          "  --episodes N            episodes per user (default: largest curve K + 1)\n"
          "  --curve-episodes LIST   K values of the learning curves R@K (default 0,1,2,5,10,20)\n"
@@ -102,6 +106,8 @@ int main (int argc, char **argv)
 {
   const char *env_id = "ECommerce-v1", *arms_s = "random,popularity,linucb,oracle";
   const char *control_s = "random", *split = "test", *address = NULL, *json = NULL, *csv = NULL;
+  const char *task_ids_s = NULL;
+  bool split_given = false, tasks_given = false;
   const char *curve_s = "0,1,2,5,10,20", *unit_s = "task", *credit_s = "clicked";
   int tasks = 8, num_envs = 32, episodes = 0, bootstrap = 2000, mes = 0;
   unsigned long long seed = 1;
@@ -133,9 +139,11 @@ int main (int argc, char **argv)
       else if (!strcmp (a, "--control"))
         control_s = v;
       else if (!strcmp (a, "--split"))
-        split = v;
+        split = v, split_given = true;
       else if (!strcmp (a, "--tasks"))
-        tasks = atoi (v);
+        tasks = atoi (v), tasks_given = true;
+      else if (!strcmp (a, "--task-ids"))
+        task_ids_s = v;
       else if (!strcmp (a, "--num-envs"))
         num_envs = atoi (v);
       else if (!strcmp (a, "--episodes"))
@@ -175,6 +183,28 @@ int main (int argc, char **argv)
     fprintf (stderr, "--tasks, --num-envs and --bootstrap must be positive\n");
     return 2;
   }
+  /* the tasks: one parser for every task flag (docs/agents.md 2.7) */
+  if (task_ids_s && (split_given || tasks_given)) {
+    fprintf (stderr, "--task-ids names the split and the ids; do not combine it with --split or "
+             "--tasks\n");
+    return 2;
+  }
+  char tasks_buf[64];
+  if (!task_ids_s) {
+    snprintf (tasks_buf, sizeof tasks_buf, "%s:0-%d", split, tasks - 1);
+    task_ids_s = tasks_buf;
+  }
+  static ra_taskset_t ts;
+  ra_error_t err;
+  if (ra_taskset_parse (task_ids_s == tasks_buf ? "--split/--tasks" : "--task-ids", task_ids_s, &ts,
+                        &err) != RA_OK) {
+    fprintf (stderr, "%s\n", err.message);
+    return 2;
+  }
+  split = ts.split;
+  tasks = ts.n;
+  char tasks_text[256];
+  ra_taskset_format (&ts, tasks_text, sizeof tasks_text);
   if (strcmp (unit_s, "task") && strcmp (unit_s, "env")) {
     fprintf (stderr, "--unit is task or env, got '%s'\n", unit_s);
     return 2;
@@ -185,7 +215,8 @@ int main (int argc, char **argv)
   }
   /* curve K values */
   ra_ab_report_opts_t ro = {
-    .env_id = env_id, .split = split, .seed = seed, .config = config, .n_config = n_config,
+    .env_id = env_id, .split = split, .tasks_text = tasks_text, .seed = seed, .config = config,
+    .n_config = n_config,
     .unit = unit_s[0] == 't' ? RA_AB_UNIT_TASK : RA_AB_UNIT_ENV, .bootstrap = bootstrap,
     .level = 0.95, .credit = credit_s,
   };
@@ -211,7 +242,6 @@ int main (int argc, char **argv)
   /* arms; the control is added first when not listed */
   static ra_ab_arm_t arms[RA_AB_MAX_ARMS];
   int n_arms = 0;
-  ra_error_t err;
   char *list = strdup (arms_s), *save = NULL;
   bool have_control = false;
   for (char *tok = strtok_r (list, ",", &save); tok; tok = strtok_r (NULL, ",", &save))
@@ -261,7 +291,8 @@ int main (int argc, char **argv)
   }
   s_progress_t prog = { .start = s_now (), .last = 0, .tasks = tasks };
   ra_ab_opts_t o = {
-    .env_id = env_id, .split = split, .tasks = tasks, .num_envs = num_envs, .episodes = episodes,
+    .env_id = env_id, .split = split, .tasks = tasks, .task_ids = ts.ids, .num_envs = num_envs,
+    .episodes = episodes,
     .seed = seed, .config = config, .n_config = n_config, .max_episode_steps = mes,
     .credit = credit_s[0] == 'c' ? RA_AB_CREDIT_CLICKED : RA_AB_CREDIT_METRIC,
     .progress = quiet ? NULL : s_progress, .progress_ud = &prog,
@@ -300,6 +331,7 @@ int main (int argc, char **argv)
   }
 out:
   ra_ab_result_fini (&res);
+  ra_taskset_fini (&ts);
   ra_client_destroy (&c);
   if (S) {
     ra_server_stop (S);

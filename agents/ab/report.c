@@ -178,8 +178,13 @@ static void s_cell (char *buf, size_t n, double v)
 void ra_ab_report_table (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
                          const ra_ab_report_t *rep, FILE *f)
 {
-  fprintf (f, "%s, split %s, tasks 0..%d, %d envs x %d episodes per task, seed %llu\n", o->env_id,
-           o->split, r->tasks - 1, r->num_envs, r->episodes, (unsigned long long) o->seed);
+  fprintf (f, "%s, tasks ", o->env_id);
+  if (o->tasks_text)
+    fputs (o->tasks_text, f);
+  else
+    fprintf (f, "%s (%d)", o->split, r->tasks);
+  fprintf (f, ", %d envs x %d episodes per task, seed %llu\n", r->num_envs, r->episodes,
+           (unsigned long long) o->seed);
   fprintf (f, "%.0f%% bootstrap CIs over %d %s units (B = %d); paired bootstrap test vs %s\n\n",
            100 * o->level, rep->units, s_unit_name (o->unit), o->bootstrap, r->arm_names[o->control]);
   int w = 8;
@@ -265,8 +270,11 @@ void ra_ab_report_json (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
   s_json_str (f, o->env_id);
   fputs (",\n  \"split\": ", f);
   s_json_str (f, o->split);
-  fprintf (f, ",\n  \"tasks\": %d,\n  \"num_envs\": %d,\n  \"episodes\": %d,\n  \"seed\": %llu,\n",
-           r->tasks, r->num_envs, r->episodes, (unsigned long long) o->seed);
+  fprintf (f, ",\n  \"tasks\": %d,\n  \"task_ids\": [", r->tasks);
+  for (int t = 0; t < r->tasks; t++)
+    fprintf (f, "%s%lld", t ? ", " : "", (long long) r->task_ids[t]);
+  fprintf (f, "],\n  \"num_envs\": %d,\n  \"episodes\": %d,\n  \"seed\": %llu,\n",
+           r->num_envs, r->episodes, (unsigned long long) o->seed);
   fputs ("  \"unit\": ", f);
   s_json_str (f, s_unit_name (o->unit));
   fprintf (f, ",\n  \"bootstrap\": %d,\n  \"level\": ", o->bootstrap);

@@ -20,6 +20,7 @@ typedef enum { RA_AB_UNIT_TASK, RA_AB_UNIT_ENV } ra_ab_unit_t;
 typedef struct {
   /* what was run, for the header and the JSON */
   const char *env_id, *split;
+  const char *tasks_text;               /* the task set, canonical ("test:0-7"); NULL: by count */
   uint64_t seed;
   const ra_kv_t *config;
   int n_config;
