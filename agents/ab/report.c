@@ -3,6 +3,7 @@
 #include "agents/ab/report.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,6 +53,25 @@ int ra_ab_unit_values (const ra_ab_result_t *r, ra_ab_unit_t unit, int a, int m,
   return n;
 }
 
+double ra_ab_task_value (const ra_ab_result_t *r, int a, int t, int m)
+{
+  double x;
+  if (m == RA_AB_M_COVERAGE) {
+    double d = r->distinct[(size_t) a * r->tasks + t];
+    return r->catalog_size > 0 ? d / r->catalog_size : d;
+  }
+  x = s_value (ra_ab_cell (r, a, t, 0), r->num_envs, r->episodes, m);
+  return x;
+}
+
+double ra_ab_task_curve (const ra_ab_result_t *r, int a, int t, int K)
+{
+  double s = 0;
+  for (int i = 0; i < r->num_envs; i++)
+    s += ra_ab_ep_return (r, a, t, i)[K];
+  return s / r->num_envs;
+}
+
 int ra_ab_curve_values (const ra_ab_result_t *r, ra_ab_unit_t unit, int a, int K, double *x)
 {
   int n = 0;
@@ -67,6 +87,38 @@ int ra_ab_curve_values (const ra_ab_result_t *r, ra_ab_unit_t unit, int a, int K
       x[n++] = s / r->num_envs;
   }
   return n;
+}
+
+static const char *s_unit_name (ra_ab_unit_t u)
+{
+  return u == RA_AB_UNIT_TASK ? "task" : "env";
+}
+
+static void s_warn (ra_ab_report_t *rep, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+static void s_warn (ra_ab_report_t *rep, const char *fmt, ...)
+{
+  if (rep->n_warnings == RA_AB_MAX_WARNINGS) {
+    rep->warnings_dropped++;
+    return;
+  }
+  va_list ap;
+  va_start (ap, fmt);
+  vsnprintf (rep->warnings[rep->n_warnings++], sizeof rep->warnings[0], fmt, ap);
+  va_end (ap);
+}
+
+/* One warning per degenerate interval or test, after the one-unit case (said once). */
+static void s_check (ra_ab_report_t *rep, const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
+                     int a, const char *what, const ra_ab_ci_t *ci, const ra_ab_paired_t *vs)
+{
+  if (ci->degenerate == RA_AB_DEGEN_ONE_UNIT)
+    return;   /* reported once, by the caller */
+  if (ci->degenerate == RA_AB_DEGEN_ZERO_VAR)
+    s_warn (rep, "%s of %s is the same on all %d units: its CI is a point", what, r->arm_names[a],
+            ci->n);
+  if (a != o->control && vs->degenerate == RA_AB_DEGEN_ZERO_VAR)
+    s_warn (rep, "%s of %s differs from %s by the same %.6g on all %d units: the CI of the "
+            "difference is a point", what, r->arm_names[a], r->arm_names[o->control], vs->diff, vs->n);
 }
 
 static uint64_t s_seed (uint64_t seed, int a, int m)
@@ -118,6 +170,9 @@ ra_err_t ra_ab_report_compute (const ra_ab_result_t *r, const ra_ab_report_opts_
       ra_ab_paired_test (x, y, n, o->bootstrap, o->level, s_seed (o->seed, a, 100 + m), &rep->vs[a][m]);
       if (m == RA_AB_M_RETURN)
         rep->units = n;
+      if (m == RA_AB_M_COVERAGE && n < 2 && a == 0 && o->unit == RA_AB_UNIT_ENV)
+        s_warn (rep, "coverage has one unit per task and there is 1 task: no CI or test for it");
+      s_check (rep, r, o, a, rep->key[m], &rep->ci[a][m], &rep->vs[a][m]);
     }
     for (int j = 0; j < o->n_curve; j++) {
       int n = ra_ab_curve_values (r, o->unit, a, o->curve_k[j], x);
@@ -125,7 +180,21 @@ ra_err_t ra_ab_report_compute (const ra_ab_result_t *r, const ra_ab_report_opts_
       ra_ab_curve_values (r, o->unit, c, o->curve_k[j], y);
       ra_ab_paired_test (x, y, n, o->bootstrap, o->level, s_seed (o->seed, a, 300 + j),
                          &rep->curve_vs[a][j]);
+      char what[24];
+      snprintf (what, sizeof what, "R@%d", o->curve_k[j]);
+      s_check (rep, r, o, a, what, &rep->curve[a][j], &rep->curve_vs[a][j]);
     }
+  }
+  if (rep->units < 2) {   /* before the others: it explains every "-" in the table */
+    char first[200];
+    snprintf (first, sizeof first, "only %d %s unit: no confidence intervals and no tests (a "
+              "bootstrap of one unit is a point with p = 1); run more tasks (--task-ids)%s",
+              rep->units, s_unit_name (o->unit), o->unit == RA_AB_UNIT_TASK ? " or use --unit env" : "");
+    int n = rep->n_warnings < RA_AB_MAX_WARNINGS ? rep->n_warnings : RA_AB_MAX_WARNINGS - 1;
+    rep->warnings_dropped += rep->n_warnings - n;
+    memmove (rep->warnings[1], rep->warnings[0], (size_t) n * sizeof rep->warnings[0]);
+    memcpy (rep->warnings[0], first, sizeof first);
+    rep->n_warnings = n + 1;
   }
   free (x);
   free (y);
@@ -133,11 +202,6 @@ ra_err_t ra_ab_report_compute (const ra_ab_result_t *r, const ra_ab_report_opts_
 }
 
 /* ------------------------------------------------------------------------------------------ */
-
-static const char *s_unit_name (ra_ab_unit_t u)
-{
-  return u == RA_AB_UNIT_TASK ? "task" : "env";
-}
 
 /* Numbers with enough digits to compare, few enough to read; never locale-dependent output
    beyond printf's "C" default. */
@@ -174,6 +238,9 @@ static void s_cell (char *buf, size_t n, double v)
   else
     snprintf (buf, n, "%.3f", v);
 }
+
+static void s_table_curve (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
+                           const ra_ab_report_t *rep, FILE *f, int w);
 
 void ra_ab_report_table (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
                          const ra_ab_report_t *rep, FILE *f)
@@ -213,11 +280,23 @@ void ra_ab_report_table (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
       s_cell (dlo, sizeof dlo, vs->lo);
       s_cell (dhi, sizeof dhi, vs->hi);
       snprintf (dci, sizeof dci, "[%s, %s]", dlo, dhi);
-      fprintf (f, "   %10s %22s %8.4f\n", d, dci, vs->p);
+      if (isfinite (vs->p))
+        fprintf (f, "   %10s %22s %8.4f\n", d, dci, vs->p);
+      else
+        fprintf (f, "   %10s %22s %8s\n", d, dci, "-");
     }
   }
-  if (o->n_curve == 0)
-    return;
+  if (o->n_curve > 0)
+    s_table_curve (r, o, rep, f, w);
+  for (int i = 0; i < rep->n_warnings; i++)
+    fprintf (f, "%swarning: %s\n", i == 0 ? "\n" : "", rep->warnings[i]);
+  if (rep->warnings_dropped > 0)
+    fprintf (f, "warning: %d more like these (see the JSON's per-task rows)\n", rep->warnings_dropped);
+}
+
+static void s_table_curve (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
+                           const ra_ab_report_t *rep, FILE *f, int w)
+{
   fprintf (f, "\nlearning curve R@K: mean return of each env's episode K + 1 on a task, after K "
               "episodes of learning on it (all envs of a task feed one learner)\n");
   fprintf (f, "%-*s", w, "arm");
@@ -238,6 +317,12 @@ void ra_ab_report_table (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
   }
 }
 
+static void s_json_degen (FILE *f, ra_ab_degen_t d)
+{
+  static const char *const names[] = { "null", "\"one_unit\"", "\"zero_variance\"" };
+  fprintf (f, ", \"degenerate\": %s", names[d]);
+}
+
 /* The fields of a CI, without braces. */
 static void s_json_ci (FILE *f, const ra_ab_ci_t *ci)
 {
@@ -248,6 +333,7 @@ static void s_json_ci (FILE *f, const ra_ab_ci_t *ci)
   fputs (", \"hi\": ", f);
   s_num (f, ci->hi);
   fprintf (f, ", \"n\": %d", ci->n);
+  s_json_degen (f, ci->degenerate);
 }
 
 static void s_json_vs (FILE *f, const ra_ab_paired_t *vs)
@@ -260,13 +346,14 @@ static void s_json_vs (FILE *f, const ra_ab_paired_t *vs)
   s_num (f, vs->hi);
   fputs (", \"p\": ", f);
   s_num (f, vs->p);
+  s_json_degen (f, vs->degenerate);
   fputs ("}", f);
 }
 
 void ra_ab_report_json (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
                         const ra_ab_report_t *rep, FILE *f)
 {
-  fputs ("{\n  \"schema\": \"recarena-ab/1\",\n  \"env\": ", f);
+  fputs ("{\n  \"schema\": \"recarena-ab/2\",\n  \"env\": ", f);
   s_json_str (f, o->env_id);
   fputs (",\n  \"split\": ", f);
   s_json_str (f, o->split);
@@ -297,6 +384,12 @@ void ra_ab_report_json (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
   }
   fputs ("},\n  \"control\": ", f);
   s_json_str (f, r->arm_names[o->control]);
+  fputs (",\n  \"warnings\": [", f);
+  for (int i = 0; i < rep->n_warnings; i++) {
+    fputs (i ? ", " : "", f);
+    s_json_str (f, rep->warnings[i]);
+  }
+  fprintf (f, "],\n  \"warnings_dropped\": %d", rep->warnings_dropped);
   fputs (",\n  \"metrics\": [", f);
   bool first = true;
   for (int m = 0; m < RA_AB_M_COUNT; m++) {
@@ -346,6 +439,24 @@ void ra_ab_report_json (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
         s_json_vs (f, &rep->curve_vs[a][j]);
       fputs ("}", f);
     }
+    fputs ("],\n     \"per_task\": [", f);
+    for (int t = 0; t < r->tasks; t++) {
+      fprintf (f, "%s\n       {\"task\": %lld", t ? "," : "", (long long) r->task_ids[t]);
+      for (int m = 0; m < RA_AB_M_COUNT; m++) {
+        if (!rep->available[m])
+          continue;
+        fputs (", ", f);
+        s_json_str (f, rep->key[m]);
+        fputs (": ", f);
+        s_num (f, ra_ab_task_value (r, a, t, m));
+      }
+      fputs (", \"curve\": [", f);
+      for (int j = 0; j < o->n_curve; j++) {
+        fputs (j ? ", " : "", f);
+        s_num (f, ra_ab_task_curve (r, a, t, o->curve_k[j]));
+      }
+      fputs ("]}", f);
+    }
     fprintf (f, "]}%s\n", a + 1 < r->arms ? "," : "");
   }
   fputs ("  ]\n}\n", f);
@@ -357,6 +468,7 @@ static void s_csv_row (FILE *f, const char *arm, const char *metric, int k, cons
   fprintf (f, "\"%s\",%s,", arm, metric);
   if (k >= 0)
     fprintf (f, "%d", k);
+  fputc (',', f);   /* task: empty on the aggregate rows */
   double v[7] = { ci->mean, ci->lo, ci->hi, vs ? vs->diff : NAN, vs ? vs->lo : NAN,
                   vs ? vs->hi : NAN, vs ? vs->p : NAN };
   for (int i = 0; i < 7; i++) {
@@ -369,10 +481,16 @@ static void s_csv_row (FILE *f, const char *arm, const char *metric, int k, cons
   fputc ('\n', f);
 }
 
+static void s_csv_num (FILE *f, double v)
+{
+  if (isfinite (v))
+    fprintf (f, "%.6g", v);
+}
+
 void ra_ab_report_csv (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
                        const ra_ab_report_t *rep, FILE *f)
 {
-  fputs ("arm,metric,k,mean,lo,hi,n,diff,diff_lo,diff_hi,p\n", f);
+  fputs ("arm,metric,k,task,mean,lo,hi,n,diff,diff_lo,diff_hi,p\n", f);
   for (int a = 0; a < r->arms; a++) {
     const ra_ab_paired_t *none = NULL;
     for (int m = 0; m < RA_AB_M_COUNT; m++)
@@ -383,4 +501,25 @@ void ra_ab_report_csv (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
       s_csv_row (f, r->arm_names[a], "R@K", o->curve_k[j], &rep->curve[a][j],
                  a == o->control ? none : &rep->curve_vs[a][j]);
   }
+  /* per-task rows: the task's value (its envs pooled) and its difference from the control */
+  for (int a = 0; a < r->arms; a++)
+    for (int t = 0; t < r->tasks; t++) {
+      for (int m = 0; m < RA_AB_M_COUNT + o->n_curve; m++) {
+        bool curve = m >= RA_AB_M_COUNT;
+        if (!curve && !rep->available[m])
+          continue;
+        int K = curve ? o->curve_k[m - RA_AB_M_COUNT] : -1;
+        double v = curve ? ra_ab_task_curve (r, a, t, K) : ra_ab_task_value (r, a, t, m);
+        double c = curve ? ra_ab_task_curve (r, o->control, t, K) : ra_ab_task_value (r, o->control, t, m);
+        fprintf (f, "\"%s\",%s,", r->arm_names[a], curve ? "R@K" : rep->key[m]);
+        if (curve)
+          fprintf (f, "%d", K);
+        fprintf (f, ",%lld,", (long long) r->task_ids[t]);
+        s_csv_num (f, v);
+        fprintf (f, ",,,%d,", m == RA_AB_M_COVERAGE ? 1 : r->num_envs);
+        if (a != o->control)
+          s_csv_num (f, v - c);
+        fputs (",,,\n", f);
+      }
+    }
 }

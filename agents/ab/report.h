@@ -14,6 +14,7 @@
 enum { RA_AB_M_RETURN, RA_AB_M_CTR, RA_AB_M_CONVERSION, RA_AB_M_MAIN, RA_AB_M_DIVERSITY,
        RA_AB_M_COVERAGE, RA_AB_M_REGRET, RA_AB_M_COUNT };
 #define RA_AB_MAX_CURVE 16
+#define RA_AB_MAX_WARNINGS 12
 
 typedef enum { RA_AB_UNIT_TASK, RA_AB_UNIT_ENV } ra_ab_unit_t;
 
@@ -42,6 +43,9 @@ typedef struct {
   ra_ab_ci_t curve[RA_AB_MAX_ARMS][RA_AB_MAX_CURVE];
   ra_ab_paired_t curve_vs[RA_AB_MAX_ARMS][RA_AB_MAX_CURVE];
   int units;                            /* units per arm for the non-coverage metrics */
+  /* What the statistics cannot say (docs/agents.md 2.3): one unit, zero variance. */
+  char warnings[RA_AB_MAX_WARNINGS][200];
+  int n_warnings, warnings_dropped;
 } ra_ab_report_t;
 
 /* Unit values of metric m for arm a into x (tasks or tasks x num_envs values); returns the
@@ -49,6 +53,9 @@ typedef struct {
 int ra_ab_unit_values (const ra_ab_result_t *r, ra_ab_unit_t unit, int a, int m, double *x);
 /* Unit values of R@K (return of episode K, 0-based) for arm a. */
 int ra_ab_curve_values (const ra_ab_result_t *r, ra_ab_unit_t unit, int a, int K, double *x);
+/* The value of metric m / of R@K for arm a on task index t, its envs pooled (the per-task rows). */
+double ra_ab_task_value (const ra_ab_result_t *r, int a, int t, int m);
+double ra_ab_task_curve (const ra_ab_result_t *r, int a, int t, int K);
 
 /* Computes every CI and test. RA_ERR_NOMEM. */
 ra_err_t ra_ab_report_compute (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
