@@ -252,6 +252,16 @@ void ra_ab_report_table (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
     fprintf (f, "%s (%d)", o->split, r->tasks);
   fprintf (f, ", %d envs x %d episodes per task, seed %llu\n", r->num_envs, r->episodes,
            (unsigned long long) o->seed);
+  bool mixed = false;
+  for (int a = 1; a < r->arms; a++)
+    mixed |= r->arm_credit[a] != r->arm_credit[0];
+  if (mixed) {
+    fputs ("per-slot credit:", f);
+    for (int a = 0; a < r->arms; a++)
+      fprintf (f, "%s %s %s", a ? "," : "", r->arm_names[a],
+               r->arm_credit[a] == RA_AB_CREDIT_METRIC ? "metric" : "clicked");
+    fputc ('\n', f);
+  }
   fprintf (f, "%.0f%% bootstrap CIs over %d %s units (B = %d); paired bootstrap test vs %s\n\n",
            100 * o->level, rep->units, s_unit_name (o->unit), o->bootstrap, r->arm_names[o->control]);
   int w = 8;
@@ -410,6 +420,7 @@ void ra_ab_report_json (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
   for (int a = 0; a < r->arms; a++) {
     fputs ("    {\"name\": ", f);
     s_json_str (f, r->arm_names[a]);
+    fprintf (f, ", \"credit\": \"%s\"", r->arm_credit[a] == RA_AB_CREDIT_METRIC ? "metric" : "clicked");
     fputs (",\n     \"metrics\": {", f);
     first = true;
     for (int m = 0; m < RA_AB_M_COUNT; m++) {

@@ -75,6 +75,14 @@ ra_err_t ra_ab_arm_parse (const char *spec, ra_ab_arm_t *out, ra_error_t *err)
       snprintf (out->spec, sizeof out->spec, "%s", eq + 1);
       continue;
     }
+    if (!strcmp (tok, "credit")) {        /* the harness's feedback, not a policy setting */
+      if (strcmp (eq + 1, "clicked") && strcmp (eq + 1, "metric"))
+        return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "arm '%s': credit is clicked or metric, "
+                             "got '%s'", spec, eq + 1);
+      out->has_credit = true;
+      out->credit = eq[1] == 'c' ? RA_AB_CREDIT_CLICKED : RA_AB_CREDIT_METRIC;
+      continue;
+    }
     size_t used = strlen (out->key);      /* fits: key is a subsequence of spec */
     snprintf (out->key + used, sizeof out->key - used, ":%s=%s", tok, eq + 1);
     ra_kv_t *kv = &out->config[out->n_config++];
@@ -315,6 +323,7 @@ static ra_err_t s_play (ra_client_t *c, const ra_client_env_t *env, const ra_ab_
 {
   const int N = s->N, k = s->k, E = o->episodes;
   const int64_t id = res->task_ids[t];
+  const ra_ab_credit_t credit = res->arm_credit[a];
   ra_err_t rc = ra_client_set_task (c, env, o->split, id, NULL, 0, NULL, err);
   if (rc != RA_OK)
     return rc;
@@ -366,7 +375,7 @@ static ra_err_t s_play (ra_client_t *c, const ra_client_env_t *env, const ra_ab_
       for (int q = 0; q < k; q++) {
         size_t j = (size_t) i * k + q;
         s->clicked[j] = (uint8_t) (s_slot (clicked, N, k, i, q) != 0);
-        s->credit[j] = o->credit == RA_AB_CREDIT_METRIC ? (float) s_slot (main, N, k, i, q)
+        s->credit[j] = credit == RA_AB_CREDIT_METRIC ? (float) s_slot (main, N, k, i, q)
                                                         : (float) s->clicked[j];
         s->oracle[j] = oracle ? (int32_t) s_slot (oracle, N, k, i, q) : 0;
       }
@@ -479,8 +488,10 @@ ra_err_t ra_ab_run (ra_client_t *c, const ra_ab_opts_t *o, const ra_ab_arm_t *ar
   res->num_envs = s.N;
   res->episodes = o->episodes;
   res->oracle_on = oracle;
-  for (int a = 0; a < n_arms; a++)
+  for (int a = 0; a < n_arms; a++) {
     snprintf (res->arm_names[a], sizeof res->arm_names[a], "%s", arms[a].spec);
+    res->arm_credit[a] = arms[a].has_credit ? arms[a].credit : o->credit;
+  }
   res->catalog_size = s_catalog_size (c, o);
   size_t cells = (size_t) n_arms * o->tasks * s.N;
   res->cells = calloc (cells, sizeof *res->cells);
@@ -543,6 +554,13 @@ ra_err_t ra_ab_run (ra_client_t *c, const ra_ab_opts_t *o, const ra_ab_arm_t *ar
       rc = ra_error_set (err, RA_ERR_BAD_REQUEST, -1, "%s has no info field 'clicked'", o->env_id);
       goto out;
     }
+    for (int a = 0; a < n_arms && !res->has_main; a++)
+      if (res->arm_credit[a] == RA_AB_CREDIT_METRIC) {
+        rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "arm '%s' learns from credit metric, but %s "
+                           "has no main metric (info revenue, watch_time or dwell)", arms[a].spec,
+                           o->env_id);
+        goto out;
+      }
   }
   double total = (double) n_arms * o->tasks * s.N * o->episodes, done = 0;
   for (int t = 0; t < o->tasks; t++)

@@ -14,9 +14,13 @@
 
 #define RA_AB_MAX_ARM_SETTINGS 16
 
-/* One arm: a class plus its settings, parsed from "class:key=value:key=value"; the setting
-   name=LABEL replaces the spec as the display name and is not passed on. config's strings
-   point into store: parse it where it will stay (do not copy the struct). */
+typedef enum { RA_AB_CREDIT_CLICKED, RA_AB_CREDIT_METRIC } ra_ab_credit_t;
+
+/* One arm: a class plus its settings, parsed from "class:key=value:key=value". Two settings
+   belong to the harness and are not passed on: name=LABEL replaces the spec as the display
+   name, credit=clicked|metric sets the arm's per-slot credit (docs/agents.md 2.1; without it
+   the run's default, ra_ab_opts_t.credit). config's strings point into store: parse it where it
+   will stay (do not copy the struct). */
 typedef struct {
   char spec[128];                       /* the display name: as given, or its name= setting */
   char key[128];                        /* class and policy settings only: seeds the arm's RNG,
@@ -24,14 +28,14 @@ typedef struct {
   const ra_policy_class_t *cls;
   ra_kv_t config[RA_AB_MAX_ARM_SETTINGS];
   int n_config;
+  bool has_credit;                      /* credit= was given */
+  ra_ab_credit_t credit;
   char store[256];                      /* keys and string values of config point in here */
 } ra_ab_arm_t;
 
 /* Parses spec ("linucb:alpha=0.5") against the policy registry. RA_ERR_BAD_CONFIG naming what
    is wrong (unknown arm, malformed setting). */
 ra_err_t ra_ab_arm_parse (const char *spec, ra_ab_arm_t *out, ra_error_t *err);
-
-typedef enum { RA_AB_CREDIT_CLICKED, RA_AB_CREDIT_METRIC } ra_ab_credit_t;
 
 typedef struct {
   const char *env_id;                   /* "ECommerce-v1" */
@@ -44,7 +48,7 @@ typedef struct {
   const ra_kv_t *config;                /* sim config; "oracle" is added when the sim accepts it */
   int n_config;
   int max_episode_steps;                /* <= 0: the server's default */
-  ra_ab_credit_t credit;                /* what fb->slot_reward carries */
+  ra_ab_credit_t credit;                /* what fb->slot_reward carries, for arms without credit= */
   /* Called after every (arm, task) pair and every ~256 steps: done / total in env-episodes. */
   void (*progress) (void *ud, const char *arm, int task, double done, double total);
   void *progress_ud;
@@ -64,6 +68,7 @@ typedef struct {
 typedef struct {
   int arms, tasks, num_envs, episodes;
   char arm_names[32][128];
+  ra_ab_credit_t arm_credit[32];        /* the credit each arm learned from */
   int64_t *task_ids;                    /* [tasks] the split's ids, in run order */
   ra_ab_cell_t *cells;                  /* arms x tasks x num_envs */
   double *ep_return;                    /* arms x tasks x num_envs x episodes: return of episode e */
