@@ -6,7 +6,7 @@
     usage: recarena-ab [--env ECommerce-v1] [--arms random,popularity,linucb,oracle]
              [--control random] [--task-ids test:0-7 | --split test --tasks 8] [--num-envs 32]
              [--episodes N]
-             [--seed 1] [--config key=value]... [--curve-episodes 0,1,2,5,10,20]
+             [--seed 1] [--config key=value]... [--curve-episodes 0,1,2,5,10,20] [--windows 3-7]
              [--unit task|env] [--bootstrap 2000] [--credit clicked|metric]
              [--max-episode-steps N] [--address tcp://127.0.0.1:5555]
              [--json FILE] [--csv FILE] [--quiet] [--list-arms]                              */
@@ -42,6 +42,9 @@ static void s_usage (FILE *f)
          "  --num-envs N            users per task, all feeding one learner (default 32)\n"
          "  --episodes N            episodes per user (default: largest curve K + 1)\n"
          "  --curve-episodes LIST   K values of the learning curves R@K (default 0,1,2,5,10,20)\n"
+         "  --windows LIST          R@K windows A-B, each reported as the mean of R@A..R@B\n"
+         "                          (default 3-7, 'R@5w', when the run is long enough; 'none');\n"
+         "                          the area under R@K (auc) is always reported\n"
          "  --unit task|env         bootstrap unit: tasks (conservative, default) or users\n"
          "  --bootstrap B           bootstrap resamples (default 2000)\n"
          "  --credit clicked|metric per-slot credit the bandits learn from, for arms without their\n"
@@ -111,6 +114,7 @@ int main (int argc, char **argv)
   const char *task_ids_s = NULL;
   bool split_given = false, tasks_given = false;
   const char *curve_s = "0,1,2,5,10,20", *unit_s = "task", *credit_s = "clicked";
+  const char *windows_s = NULL;
   int tasks = 8, num_envs = 32, episodes = 0, bootstrap = 2000, mes = 0;
   unsigned long long seed = 1;
   bool quiet = false;
@@ -164,6 +168,8 @@ int main (int argc, char **argv)
         csv = v;
       else if (!strcmp (a, "--curve-episodes"))
         curve_s = v;
+      else if (!strcmp (a, "--windows"))
+        windows_s = v;
       else if (!strcmp (a, "--unit"))
         unit_s = v;
       else if (!strcmp (a, "--credit"))
@@ -241,6 +247,26 @@ int main (int argc, char **argv)
       ro.curve_k[ro.n_curve++] = want[j];
     else
       fprintf (stderr, "[ab] R@%d dropped: only %d episodes per task\n", want[j], episodes);
+  /* R@K windows: explicit ones must fit the episodes; the default one is dropped silently */
+  const char *wins = windows_s ? windows_s : "3-7";
+  for (const char *p = wins; strcmp (wins, "none") && *p;) {
+    char *end;
+    long from = strtol (p, &end, 10), to = -1;
+    if (end != p && *end == '-')
+      to = strtol (end + 1, &end, 10);
+    if (from < 0 || to < from || (*end && *end != ',') || ro.n_win == RA_AB_MAX_WINDOWS) {
+      fprintf (stderr, "--windows takes a comma list of A-B with 0 <= A <= B (at most %d) or "
+               "'none', got '%s'\n", RA_AB_MAX_WINDOWS, wins);
+      return 2;
+    }
+    if (to < episodes) {
+      ro.win_from[ro.n_win] = (int) from;
+      ro.win_to[ro.n_win++] = (int) to;
+    } else if (windows_s) {
+      fprintf (stderr, "[ab] window %ld-%ld dropped: only %d episodes per task\n", from, to, episodes);
+    }
+    p = *end == ',' ? end + 1 : end;
+  }
   /* arms; the control is added first when not listed */
   static ra_ab_arm_t arms[RA_AB_MAX_ARMS];
   int n_arms = 0;

@@ -72,6 +72,33 @@ double ra_ab_task_curve (const ra_ab_result_t *r, int a, int t, int K)
   return s / r->num_envs;
 }
 
+double ra_ab_task_window (const ra_ab_result_t *r, int a, int t, int from, int to)
+{
+  double s = 0;
+  for (int K = from; K <= to; K++)
+    s += ra_ab_task_curve (r, a, t, K);
+  return s / (to - from + 1);
+}
+
+int ra_ab_window_values (const ra_ab_result_t *r, ra_ab_unit_t unit, int a, int from, int to, double *x)
+{
+  int n = 0;
+  for (int t = 0; t < r->tasks; t++) {
+    if (unit == RA_AB_UNIT_TASK) {
+      x[n++] = ra_ab_task_window (r, a, t, from, to);
+      continue;
+    }
+    for (int i = 0; i < r->num_envs; i++) {
+      const double *ep = ra_ab_ep_return (r, a, t, i);
+      double s = 0;
+      for (int K = from; K <= to; K++)
+        s += ep[K];
+      x[n++] = s / (to - from + 1);
+    }
+  }
+  return n;
+}
+
 int ra_ab_curve_values (const ra_ab_result_t *r, ra_ab_unit_t unit, int a, int K, double *x)
 {
   int n = 0;
@@ -152,6 +179,23 @@ ra_err_t ra_ab_report_compute (const ra_ab_result_t *r, const ra_ab_report_opts_
   if (r->catalog_size <= 0)
     snprintf (rep->label[RA_AB_M_COVERAGE], sizeof rep->label[0], "distinct items");
   rep->available[RA_AB_M_REGRET] = r->has_regret;
+  rep->n_win = 0;
+  for (int j = 0; j <= o->n_win && j <= RA_AB_MAX_WINDOWS; j++) {
+    bool auc = j == o->n_win;
+    int from = auc ? 0 : o->win_from[j], to = auc ? r->episodes - 1 : o->win_to[j];
+    if (from < 0 || from > to || to >= r->episodes)
+      return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "window %d-%d of R@K: expected 0 <= A <= B "
+                           "< %d (the episodes per env)", from, to, r->episodes);
+    int k = rep->n_win++;
+    rep->win_from[k] = from;
+    rep->win_to[k] = to;
+    if (auc)
+      snprintf (rep->win_name[k], sizeof rep->win_name[k], "auc");
+    else if ((from + to) % 2 == 0)
+      snprintf (rep->win_name[k], sizeof rep->win_name[k], "R@%dw", (from + to) / 2);
+    else
+      snprintf (rep->win_name[k], sizeof rep->win_name[k], "R@%d-%d", from, to);
+  }
   size_t cap = (size_t) r->tasks * r->num_envs;
   double *x = malloc (cap * sizeof *x), *y = malloc (cap * sizeof *y);
   if (!x || !y) {
@@ -183,6 +227,14 @@ ra_err_t ra_ab_report_compute (const ra_ab_result_t *r, const ra_ab_report_opts_
       char what[24];
       snprintf (what, sizeof what, "R@%d", o->curve_k[j]);
       s_check (rep, r, o, a, what, &rep->curve[a][j], &rep->curve_vs[a][j]);
+    }
+    for (int j = 0; j < rep->n_win; j++) {
+      int n = ra_ab_window_values (r, o->unit, a, rep->win_from[j], rep->win_to[j], x);
+      ra_ab_bootstrap_ci (x, n, o->bootstrap, o->level, s_seed (o->seed, a, 400 + j), &rep->win[a][j]);
+      ra_ab_window_values (r, o->unit, c, rep->win_from[j], rep->win_to[j], y);
+      ra_ab_paired_test (x, y, n, o->bootstrap, o->level, s_seed (o->seed, a, 500 + j),
+                         &rep->win_vs[a][j]);
+      s_check (rep, r, o, a, rep->win_name[j], &rep->win[a][j], &rep->win_vs[a][j]);
     }
   }
   if (rep->units < 2) {   /* before the others: it explains every "-" in the table */
@@ -242,6 +294,30 @@ static void s_cell (char *buf, size_t n, double v)
 static void s_table_curve (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
                            const ra_ab_report_t *rep, FILE *f, int w);
 
+/* One line: label, arm, mean [CI], and against the control (vs NULL: this is the control). */
+static void s_table_row (FILE *f, const char *label, int w, const char *arm, const ra_ab_ci_t *ci,
+                         const ra_ab_paired_t *vs)
+{
+  char mean[32], lo[32], hi[32], ci_s[72], d[32], dlo[32], dhi[32], dci[72];
+  s_cell (mean, sizeof mean, ci->mean);
+  s_cell (lo, sizeof lo, ci->lo);
+  s_cell (hi, sizeof hi, ci->hi);
+  snprintf (ci_s, sizeof ci_s, "[%s, %s]", lo, hi);
+  fprintf (f, "%-18s %-*s %10s %22s", label, w, arm, mean, ci_s);
+  if (!vs) {
+    fprintf (f, "   %10s\n", "(control)");
+    return;
+  }
+  s_cell (d, sizeof d, vs->diff);
+  s_cell (dlo, sizeof dlo, vs->lo);
+  s_cell (dhi, sizeof dhi, vs->hi);
+  snprintf (dci, sizeof dci, "[%s, %s]", dlo, dhi);
+  if (isfinite (vs->p))
+    fprintf (f, "   %10s %22s %8.4f\n", d, dci, vs->p);
+  else
+    fprintf (f, "   %10s %22s %8s\n", d, dci, "-");
+}
+
 void ra_ab_report_table (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
                          const ra_ab_report_t *rep, FILE *f)
 {
@@ -270,34 +346,27 @@ void ra_ab_report_table (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
       w = (int) strlen (r->arm_names[a]);
   fprintf (f, "%-18s %-*s %10s %22s   %10s %22s %8s\n", "metric", w, "arm", "mean", "95% CI",
            "diff", "95% CI of diff", "p");
-  for (int m = 0; m < RA_AB_M_COUNT; m++) {
-    if (!rep->available[m])
-      continue;
-    for (int a = 0; a < r->arms; a++) {
-      const ra_ab_ci_t *ci = &rep->ci[a][m];
-      const ra_ab_paired_t *vs = &rep->vs[a][m];
-      char mean[32], lo[32], hi[32], ci_s[72], d[32], dlo[32], dhi[32], dci[72];
-      s_cell (mean, sizeof mean, ci->mean);
-      s_cell (lo, sizeof lo, ci->lo);
-      s_cell (hi, sizeof hi, ci->hi);
-      snprintf (ci_s, sizeof ci_s, "[%s, %s]", lo, hi);
-      fprintf (f, "%-18s %-*s %10s %22s", a == 0 ? rep->label[m] : "", w, r->arm_names[a], mean, ci_s);
-      if (a == o->control) {
-        fprintf (f, "   %10s\n", "(control)");
-        continue;
-      }
-      s_cell (d, sizeof d, vs->diff);
-      s_cell (dlo, sizeof dlo, vs->lo);
-      s_cell (dhi, sizeof dhi, vs->hi);
-      snprintf (dci, sizeof dci, "[%s, %s]", dlo, dhi);
-      if (isfinite (vs->p))
-        fprintf (f, "   %10s %22s %8.4f\n", d, dci, vs->p);
-      else
-        fprintf (f, "   %10s %22s %8s\n", d, dci, "-");
-    }
-  }
+  for (int m = 0; m < RA_AB_M_COUNT; m++)
+    if (rep->available[m])
+      for (int a = 0; a < r->arms; a++)
+        s_table_row (f, a == 0 ? rep->label[m] : "", w, r->arm_names[a], &rep->ci[a][m],
+                     a == o->control ? NULL : &rep->vs[a][m]);
   if (o->n_curve > 0)
     s_table_curve (r, o, rep, f, w);
+  fprintf (f, "\nR@K windows (per unit the mean of R@A..R@B; R@5w = R@3..R@7) and auc, the area "
+              "under R@K per episode (mean of R@0..R@%d)\n", r->episodes - 1);
+  fprintf (f, "%-18s %-*s %10s %22s   %10s %22s %8s\n", "window", w, "arm", "mean", "95% CI",
+           "diff", "95% CI of diff", "p");
+  for (int j = 0; j < rep->n_win; j++)
+    for (int a = 0; a < r->arms; a++) {
+      char label[48];
+      if (j == rep->n_win - 1)
+        snprintf (label, sizeof label, "auc (0-%d)", rep->win_to[j]);
+      else
+        snprintf (label, sizeof label, "%s (%d-%d)", rep->win_name[j], rep->win_from[j], rep->win_to[j]);
+      s_table_row (f, a == 0 ? label : "", w, r->arm_names[a], &rep->win[a][j],
+                   a == o->control ? NULL : &rep->win_vs[a][j]);
+    }
   for (int i = 0; i < rep->n_warnings; i++)
     fprintf (f, "%swarning: %s\n", i == 0 ? "\n" : "", rep->warnings[i]);
   if (rep->warnings_dropped > 0)
@@ -416,6 +485,12 @@ void ra_ab_report_json (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
   fputs ("],\n  \"curve_k\": [", f);
   for (int j = 0; j < o->n_curve; j++)
     fprintf (f, "%s%d", j ? ", " : "", o->curve_k[j]);
+  fputs ("],\n  \"windows\": [", f);
+  for (int j = 0; j < rep->n_win; j++) {
+    fprintf (f, "%s{\"name\": ", j ? ", " : "");
+    s_json_str (f, rep->win_name[j]);
+    fprintf (f, ", \"from\": %d, \"to\": %d}", rep->win_from[j], rep->win_to[j]);
+  }
   fputs ("],\n  \"arms\": [\n", f);
   for (int a = 0; a < r->arms; a++) {
     fputs ("    {\"name\": ", f);
@@ -450,6 +525,19 @@ void ra_ab_report_json (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
         s_json_vs (f, &rep->curve_vs[a][j]);
       fputs ("}", f);
     }
+    fputs ("],\n     \"windows\": [", f);
+    for (int j = 0; j < rep->n_win; j++) {
+      fprintf (f, "%s\n       {\"name\": ", j ? "," : "");
+      s_json_str (f, rep->win_name[j]);
+      fprintf (f, ", \"from\": %d, \"to\": %d, ", rep->win_from[j], rep->win_to[j]);
+      s_json_ci (f, &rep->win[a][j]);
+      fputs (", \"vs_control\": ", f);
+      if (a == o->control)
+        fputs ("null", f);
+      else
+        s_json_vs (f, &rep->win_vs[a][j]);
+      fputs ("}", f);
+    }
     fputs ("],\n     \"per_task\": [", f);
     for (int t = 0; t < r->tasks; t++) {
       fprintf (f, "%s\n       {\"task\": %lld", t ? "," : "", (long long) r->task_ids[t]);
@@ -465,6 +553,11 @@ void ra_ab_report_json (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
       for (int j = 0; j < o->n_curve; j++) {
         fputs (j ? ", " : "", f);
         s_num (f, ra_ab_task_curve (r, a, t, o->curve_k[j]));
+      }
+      fputs ("], \"windows\": [", f);
+      for (int j = 0; j < rep->n_win; j++) {
+        fputs (j ? ", " : "", f);
+        s_num (f, ra_ab_task_window (r, a, t, rep->win_from[j], rep->win_to[j]));
       }
       fputs ("]}", f);
     }
@@ -511,18 +604,32 @@ void ra_ab_report_csv (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
     for (int j = 0; j < o->n_curve; j++)
       s_csv_row (f, r->arm_names[a], "R@K", o->curve_k[j], &rep->curve[a][j],
                  a == o->control ? none : &rep->curve_vs[a][j]);
+    for (int j = 0; j < rep->n_win; j++)
+      s_csv_row (f, r->arm_names[a], rep->win_name[j], -1, &rep->win[a][j],
+                 a == o->control ? none : &rep->win_vs[a][j]);
   }
   /* per-task rows: the task's value (its envs pooled) and its difference from the control */
   for (int a = 0; a < r->arms; a++)
     for (int t = 0; t < r->tasks; t++) {
-      for (int m = 0; m < RA_AB_M_COUNT + o->n_curve; m++) {
-        bool curve = m >= RA_AB_M_COUNT;
-        if (!curve && !rep->available[m])
+      for (int m = 0; m < RA_AB_M_COUNT + o->n_curve + rep->n_win; m++) {
+        bool curve = m >= RA_AB_M_COUNT && m < RA_AB_M_COUNT + o->n_curve;
+        int wj = m - RA_AB_M_COUNT - o->n_curve;   /* >= 0: a window */
+        if (m < RA_AB_M_COUNT && !rep->available[m])
           continue;
         int K = curve ? o->curve_k[m - RA_AB_M_COUNT] : -1;
-        double v = curve ? ra_ab_task_curve (r, a, t, K) : ra_ab_task_value (r, a, t, m);
-        double c = curve ? ra_ab_task_curve (r, o->control, t, K) : ra_ab_task_value (r, o->control, t, m);
-        fprintf (f, "\"%s\",%s,", r->arm_names[a], curve ? "R@K" : rep->key[m]);
+        double v, c;
+        if (wj >= 0) {
+          v = ra_ab_task_window (r, a, t, rep->win_from[wj], rep->win_to[wj]);
+          c = ra_ab_task_window (r, o->control, t, rep->win_from[wj], rep->win_to[wj]);
+        } else if (curve) {
+          v = ra_ab_task_curve (r, a, t, K);
+          c = ra_ab_task_curve (r, o->control, t, K);
+        } else {
+          v = ra_ab_task_value (r, a, t, m);
+          c = ra_ab_task_value (r, o->control, t, m);
+        }
+        fprintf (f, "\"%s\",%s,", r->arm_names[a],
+                 wj >= 0 ? rep->win_name[wj] : curve ? "R@K" : rep->key[m]);
         if (curve)
           fprintf (f, "%d", K);
         fprintf (f, ",%lld,", (long long) r->task_ids[t]);

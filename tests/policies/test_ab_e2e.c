@@ -206,3 +206,60 @@ Test (ab_e2e, one_task_with_unit_task_warns_instead_of_a_point_ci)
   free (json);
   ra_ab_result_fini (&res);
 }
+
+Test (ab_e2e, windows_are_means_of_r_at_k_and_auc_is_the_whole_curve)
+{
+  static const char *const specs[] = { "random", "linucb" };
+  static ra_ab_report_t rep;
+  ra_ab_result_t res;
+  int64_t ids[3] = { 0, 1, 2 };
+  ra_ab_arm_t arms[2];
+  ra_error_t err;
+  for (int a = 0; a < 2; a++)
+    cr_assert_eq (ra_ab_arm_parse (specs[a], &arms[a], &err), RA_OK, "%s", err.message);
+  ra_client_t *c;
+  cr_assert_eq (ra_client_new (ra_server_endpoint (S, 0), 30000, &c, &err), RA_OK, "%s", err.message);
+  ra_ab_opts_t o = { .env_id = "ECommerce-v1", .split = "test", .tasks = 3, .task_ids = ids,
+                     .num_envs = 4, .episodes = 6, .seed = 2 };
+  cr_assert_eq (ra_ab_run (c, &o, arms, 2, &res, &err), RA_OK, "%s", err.message);
+  ra_client_destroy (&c);
+  for (int unit = 0; unit < 2; unit++) {
+    ra_ab_report_opts_t ro = { .env_id = o.env_id, .split = o.split, .seed = o.seed,
+                               .unit = unit ? RA_AB_UNIT_ENV : RA_AB_UNIT_TASK, .bootstrap = 200,
+                               .level = 0.95, .control = 0, .credit = "clicked",
+                               .win_from = { 1, 2 }, .win_to = { 3, 5 }, .n_win = 2 };
+    cr_assert_eq (ra_ab_report_compute (&res, &ro, &rep, &err), RA_OK, "%s", err.message);
+    cr_assert_eq (rep.n_win, 3);
+    cr_assert_str_eq (rep.win_name[0], "R@2w");
+    cr_assert_str_eq (rep.win_name[1], "R@2-5");
+    cr_assert_str_eq (rep.win_name[2], "auc");
+    cr_assert (rep.win_from[2] == 0 && rep.win_to[2] == 5);
+    for (int a = 0; a < 2; a++) {
+      /* by hand: the mean over units of the mean of R@1..R@3 */
+      double s = 0;
+      int units = 0;
+      for (int t = 0; t < 3; t++)
+        for (int i = 0; i < 4; i++) {
+          const double *ep = ra_ab_ep_return (&res, a, t, i);
+          s += (ep[1] + ep[2] + ep[3]) / 3;
+          units++;
+        }
+      cr_assert_float_eq (rep.win[a][0].mean, s / units, 1e-9 * (1 + s / units));
+      cr_assert_eq (rep.win[a][0].n, unit ? 12 : 3);
+      /* the area under R@K per episode is the return per session over all episodes */
+      cr_assert_float_eq (rep.win[a][2].mean, rep.ci[a][RA_AB_M_RETURN].mean,
+                          1e-9 * rep.ci[a][RA_AB_M_RETURN].mean);
+      cr_assert (rep.win[a][0].lo < rep.win[a][0].mean && rep.win[a][0].mean < rep.win[a][0].hi);
+    }
+    cr_assert_float_eq (rep.win_vs[1][1].diff, rep.win[1][1].mean - rep.win[0][1].mean, 1e-6);
+    for (int t = 0; t < 3; t++)
+      cr_assert_float_eq (ra_ab_task_window (&res, 1, t, 0, 5), ra_ab_task_value (&res, 1, t, RA_AB_M_RETURN),
+                          1e-6);
+  }
+  ra_ab_report_opts_t bad = { .env_id = o.env_id, .split = o.split, .seed = 1, .bootstrap = 10,
+                              .level = 0.95, .credit = "clicked", .win_from = { 3 }, .win_to = { 6 },
+                              .n_win = 1 };
+  cr_assert_eq (ra_ab_report_compute (&res, &bad, &rep, &err), RA_ERR_BAD_CONFIG);
+  cr_assert (strstr (err.message, "window 3-6"), "%s", err.message);
+  ra_ab_result_fini (&res);
+}
