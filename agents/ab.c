@@ -1,13 +1,13 @@
-/*  agents/ab.c - recarena-ab: runs arms on the same tasks and seeds and reports per-arm metrics
-    with bootstrap CIs, paired tests against a control and learning curves R@K
-    (docs/agents.md section 2). Without --address it starts a server thread in-process on a free
-    loopback port, which stops when the command ends.
+/*  agents/ab.c - recarena-ab: runs arms on the same tasks, users and episode starts and reports
+    per-arm metrics with bootstrap CIs, paired tests against a control, learning curves R@K, R@K
+    windows and the area under R@K, overall and per task (docs/agents.md section 2). Without
+    --address it starts a server thread in-process on a free loopback port, which stops when
+    the command ends.
 
     usage: recarena-ab [--env ECommerce-v1] [--arms random,popularity,linucb,oracle]
              [--control random] [--task-ids test:0-7 | --split test --tasks 8] [--num-envs 32]
-             [--episodes N]
-             [--seed 1] [--config key=value]... [--curve-episodes 0,1,2,5,10,20] [--windows 3-7]
-             [--unit task|env] [--bootstrap 2000] [--credit clicked|metric]
+             [--episodes N] [--seed 1] [--config key=value]... [--curve-episodes 0,1,2,5,10,20]
+             [--windows 3-7] [--unit task|env] [--bootstrap 2000] [--credit clicked|metric]
              [--max-episode-steps N] [--address tcp://127.0.0.1:5555]
              [--json FILE] [--csv FILE] [--quiet] [--list-arms]                              */
 #include <pthread.h>
@@ -144,10 +144,13 @@ int main (int argc, char **argv)
         arms_s = v;
       else if (!strcmp (a, "--control"))
         control_s = v;
-      else if (!strcmp (a, "--split"))
-        split = v, split_given = true;
-      else if (!strcmp (a, "--tasks"))
-        tasks = atoi (v), tasks_given = true;
+      else if (!strcmp (a, "--split")) {
+        split = v;
+        split_given = true;
+      } else if (!strcmp (a, "--tasks")) {
+        tasks = atoi (v);
+        tasks_given = true;
+      }
       else if (!strcmp (a, "--task-ids"))
         task_ids_s = v;
       else if (!strcmp (a, "--num-envs"))

@@ -359,7 +359,7 @@ void ra_ab_report_table (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
            "diff", "95% CI of diff", "p");
   for (int j = 0; j < rep->n_win; j++)
     for (int a = 0; a < r->arms; a++) {
-      char label[48];
+      char label[96];
       if (j == rep->n_win - 1)
         snprintf (label, sizeof label, "auc (0-%d)", rep->win_to[j]);
       else

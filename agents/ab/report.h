@@ -48,7 +48,7 @@ typedef struct {
   /* R@K windows (docs/agents.md 2.2): the given ones, then the AUC (0 .. episodes - 1) */
   int n_win;
   int win_from[RA_AB_MAX_WINDOWS + 1], win_to[RA_AB_MAX_WINDOWS + 1];
-  char win_name[RA_AB_MAX_WINDOWS + 1][24];   /* "R@5w" (3-7), "R@3-6", "auc" */
+  char win_name[RA_AB_MAX_WINDOWS + 1][32];   /* "R@5w" (3-7), "R@3-6", "auc" */
   ra_ab_ci_t win[RA_AB_MAX_ARMS][RA_AB_MAX_WINDOWS + 1];
   ra_ab_paired_t win_vs[RA_AB_MAX_ARMS][RA_AB_MAX_WINDOWS + 1];
   int units;                            /* units per arm for the non-coverage metrics */
