@@ -237,6 +237,10 @@ ra_err_t ra_ab_report_compute (const ra_ab_result_t *r, const ra_ab_report_opts_
       s_check (rep, r, o, a, rep->win_name[j], &rep->win[a][j], &rep->win_vs[a][j]);
     }
   }
+  if (rep->units >= 2 && rep->units < RA_AB_FEW_UNITS)
+    s_warn (rep, "only %d %s units: with so few the bootstrap's intervals are too narrow and its "
+            "p-values too small; use at least %d (--task-ids%s)", rep->units, s_unit_name (o->unit),
+            RA_AB_FEW_UNITS, o->unit == RA_AB_UNIT_TASK ? " or --unit env" : "");
   if (rep->units < 2) {   /* before the others: it explains every "-" in the table */
     char first[200];
     snprintf (first, sizeof first, "only %d %s unit: no confidence intervals and no tests (a "

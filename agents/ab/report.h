@@ -15,6 +15,7 @@ enum { RA_AB_M_RETURN, RA_AB_M_CTR, RA_AB_M_CONVERSION, RA_AB_M_MAIN, RA_AB_M_DI
        RA_AB_M_COVERAGE, RA_AB_M_REGRET, RA_AB_M_COUNT };
 #define RA_AB_MAX_CURVE 16
 #define RA_AB_MAX_WARNINGS 12
+#define RA_AB_FEW_UNITS 5                  /* below this many units the report warns (2.3) */
 #define RA_AB_MAX_WINDOWS 8                /* given windows; the report adds the AUC after them */
 
 typedef enum { RA_AB_UNIT_TASK, RA_AB_UNIT_ENV } ra_ab_unit_t;

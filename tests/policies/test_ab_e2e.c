@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,6 +165,10 @@ Test (ab_e2e, a_tasks_rows_equal_a_separate_single_task_run)
   cr_assert_eq (strcspn (row_all, "}"), strcspn (row_one, "}"));
   cr_assert_eq (strncmp (row_all, row_one, strcspn (row_all, "}")), 0);
   cr_assert (strstr (j_all, "\"task_ids\": [4, 9, 1]"));
+  bool few = false;   /* 3 task units: the report says the bootstrap is unreliable */
+  for (int i = 0; i < rep_all.n_warnings; i++)
+    few |= strstr (rep_all.warnings[i], "only 3 task units") != NULL;
+  cr_assert (few, "3 units must be warned about");
   free (j_all);
   free (j_one);
   ra_ab_result_fini (&all);
