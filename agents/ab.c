@@ -1,12 +1,13 @@
-/*  agents/ab.c - recarena-ab: runs arms on the same tasks and seeds and reports per-arm metrics
-    with bootstrap CIs, paired tests against a control and learning curves R@K
-    (docs/agents.md section 2). Without --address it starts a server thread in-process on a free
-    loopback port, which stops when the command ends.
+/*  agents/ab.c - recarena-ab: runs arms on the same tasks, users and episode starts and reports
+    per-arm metrics with bootstrap CIs, paired tests against a control, learning curves R@K, R@K
+    windows and the area under R@K, overall and per task (docs/agents.md section 2). Without
+    --address it starts a server thread in-process on a free loopback port, which stops when
+    the command ends.
 
     usage: recarena-ab [--env ECommerce-v1] [--arms random,popularity,linucb,oracle]
-             [--control random] [--split test] [--tasks 8] [--num-envs 32] [--episodes N]
-             [--seed 1] [--config key=value]... [--curve-episodes 0,1,2,5,10,20]
-             [--unit task|env] [--bootstrap 2000] [--credit clicked|metric]
+             [--control random] [--task-ids test:0-7 | --split test --tasks 8] [--num-envs 32]
+             [--episodes N] [--seed 1] [--config key=value]... [--curve-episodes 0,1,2,5,10,20]
+             [--windows 3-7] [--unit task|env] [--bootstrap 2000] [--credit clicked|metric]
              [--max-episode-steps N] [--address tcp://127.0.0.1:5555]
              [--json FILE] [--csv FILE] [--quiet] [--list-arms]                              */
 #include <limits.h>
@@ -19,6 +20,7 @@
 #include "agents/ab/report.h"
 #include "agents/ab/runner.h"
 #include "agents/policies/registry.h"
+#include "agents/policies/taskset.h"
 #include "common/kv.h"
 #include "env/server/server.h"
 
@@ -29,17 +31,24 @@ static void s_usage (FILE *f)
          "metrics with 95% bootstrap CIs and a paired test against the control arm.\n"
          "  --env ID                simulator (default ECommerce-v1)\n"
          "  --arms LIST             comma list of arms, each class[:key=value...]; name=LABEL sets\n"
-         "                          the display name (default random,popularity,linucb,oracle;\n"
+         "                          the display name and credit=clicked|metric the arm's per-slot\n"
+         "                          credit (default random,popularity,linucb,oracle;\n"
          "                          e.g. target:checkpoint=t.safetensors:name=target)\n"
          "  --control ARM           arm the others are compared with (default random; added if absent)\n"
-         "  --split S               task split: train, val, test (default) or ood\n"
-         "  --tasks N               tasks 0..N-1 of the split (default 8)\n"
+         "  --task-ids SET          tasks to run: SPLIT:A-B, SPLIT:I,J,K or SPLIT:all (SPLIT train,\n"
+         "                          val, test or ood; all = 1024 train, 64 of the others);\n"
+         "                          default test:0-7\n"
+         "  --split S, --tasks N    the same as --task-ids S:0-(N-1) (not with --task-ids)\n"
          "  --num-envs N            users per task, all feeding one learner (default 32)\n"
          "  --episodes N            episodes per user (default: largest curve K + 1)\n"
          "  --curve-episodes LIST   K values of the learning curves R@K (default 0,1,2,5,10,20)\n"
+         "  --windows LIST          R@K windows A-B, each reported as the mean of R@A..R@B\n"
+         "                          (default 3-7, 'R@5w', when the run is long enough; 'none');\n"
+         "                          the area under R@K (auc) is always reported\n"
          "  --unit task|env         bootstrap unit: tasks (conservative, default) or users\n"
          "  --bootstrap B           bootstrap resamples (default 2000)\n"
-         "  --credit clicked|metric per-slot credit the bandits learn from (default clicked)\n"
+         "  --credit clicked|metric per-slot credit the bandits learn from, for arms without their\n"
+         "                          own credit= setting (default clicked; e.g. lints:credit=metric)\n"
          "  --config KEY=VALUE      simulator config, repeatable\n"
          "  --max-episode-steps N   truncation limit (default: the simulator's)\n"
          "  --seed N                seed of tasks' users and of the arms (default 1)\n"
@@ -109,7 +118,10 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
 {
   const char *env_id = "ECommerce-v1", *arms_s = "random,popularity,linucb,oracle";
   const char *control_s = "random", *split = "test", *address = NULL, *json = NULL, *csv = NULL;
+  const char *task_ids_s = NULL;
+  bool split_given = false, tasks_given = false;
   const char *curve_s = "0,1,2,5,10,20", *unit_s = "task", *credit_s = "clicked";
+  const char *windows_s = NULL;
   int tasks = 8, num_envs = 32, episodes = 0, bootstrap = 2000, mes = 0;
   unsigned long long seed = 1;
   bool quiet = false, bad = false;
@@ -138,10 +150,14 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
         arms_s = v;
       else if (!strcmp (a, "--control"))
         control_s = v;
-      else if (!strcmp (a, "--split"))
+      else if (!strcmp (a, "--split")) {
         split = v;
-      else if (!strcmp (a, "--tasks"))
+        split_given = true;
+      } else if (!strcmp (a, "--tasks")) {
         tasks = s_int (a, v, 1, 1 << 20, &bad);
+        tasks_given = true;
+      } else if (!strcmp (a, "--task-ids"))
+        task_ids_s = v;
       else if (!strcmp (a, "--num-envs"))
         num_envs = s_int (a, v, 1, 1 << 20, &bad);
       else if (!strcmp (a, "--episodes"))
@@ -165,6 +181,8 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
         csv = v;
       else if (!strcmp (a, "--curve-episodes"))
         curve_s = v;
+      else if (!strcmp (a, "--windows"))
+        windows_s = v;
       else if (!strcmp (a, "--unit"))
         unit_s = v;
       else if (!strcmp (a, "--credit"))
@@ -187,6 +205,27 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
     fprintf (stderr, "--tasks, --num-envs and --bootstrap must be positive\n");
     return 2;
   }
+  /* the tasks: one parser for every task flag (docs/agents.md 2.7) */
+  if (task_ids_s && (split_given || tasks_given)) {
+    fprintf (stderr, "--task-ids names the split and the ids; do not combine it with --split or "
+             "--tasks\n");
+    return 2;
+  }
+  char tasks_buf[64];
+  if (!task_ids_s) {
+    snprintf (tasks_buf, sizeof tasks_buf, "%s:0-%d", split, tasks - 1);
+    task_ids_s = tasks_buf;
+  }
+  static ra_taskset_t ts;
+  if (ra_taskset_parse (task_ids_s == tasks_buf ? "--split/--tasks" : "--task-ids", task_ids_s, &ts,
+                        &err) != RA_OK) {
+    fprintf (stderr, "%s\n", err.message);
+    return 2;
+  }
+  split = ts.split;
+  tasks = ts.n;
+  char tasks_text[256];
+  ra_taskset_format (&ts, tasks_text, sizeof tasks_text);
   if (strcmp (unit_s, "task") && strcmp (unit_s, "env")) {
     fprintf (stderr, "--unit is task or env, got '%s'\n", unit_s);
     return 2;
@@ -197,7 +236,8 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
   }
   /* curve K values */
   ra_ab_report_opts_t ro = {
-    .env_id = env_id, .split = split, .seed = seed, .config = config->items, .n_config = config->n,
+    .env_id = env_id, .split = split, .tasks_text = tasks_text, .seed = seed,
+    .config = config->items, .n_config = config->n,
     .unit = unit_s[0] == 't' ? RA_AB_UNIT_TASK : RA_AB_UNIT_ENV, .bootstrap = bootstrap,
     .level = 0.95, .credit = credit_s,
   };
@@ -221,6 +261,26 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
       ro.curve_k[ro.n_curve++] = want[j];
     else
       fprintf (stderr, "[ab] R@%d dropped: only %d episodes per task\n", want[j], episodes);
+  /* R@K windows: explicit ones must fit the episodes; the default one is dropped silently */
+  const char *wins = windows_s ? windows_s : "3-7";
+  for (const char *p = wins; strcmp (wins, "none") && *p;) {
+    char *end;
+    long from = strtol (p, &end, 10), to = -1;
+    if (end != p && *end == '-')
+      to = strtol (end + 1, &end, 10);
+    if (from < 0 || to < from || (*end && *end != ',') || ro.n_win == RA_AB_MAX_WINDOWS) {
+      fprintf (stderr, "--windows takes a comma list of A-B with 0 <= A <= B (at most %d) or "
+               "'none', got '%s'\n", RA_AB_MAX_WINDOWS, wins);
+      return 2;
+    }
+    if (to < episodes) {
+      ro.win_from[ro.n_win] = (int) from;
+      ro.win_to[ro.n_win++] = (int) to;
+    } else if (windows_s) {
+      fprintf (stderr, "[ab] window %ld-%ld dropped: only %d episodes per task\n", from, to, episodes);
+    }
+    p = *end == ',' ? end + 1 : end;
+  }
   /* arms; the control is added first when not listed */
   static ra_ab_arm_t arms[RA_AB_MAX_ARMS];
   int n_arms = 0;
@@ -276,8 +336,9 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
   }
   s_progress_t prog = { .start = s_now (), .last = 0, .tasks = tasks };
   ra_ab_opts_t o = {
-    .env_id = env_id, .split = split, .tasks = tasks, .num_envs = num_envs, .episodes = episodes,
-    .seed = seed, .config = config->items, .n_config = config->n, .max_episode_steps = mes,
+    .env_id = env_id, .split = split, .tasks = tasks, .task_ids = ts.ids, .num_envs = num_envs,
+    .episodes = episodes, .seed = seed, .config = config->items, .n_config = config->n,
+    .max_episode_steps = mes,
     .credit = credit_s[0] == 'c' ? RA_AB_CREDIT_CLICKED : RA_AB_CREDIT_METRIC,
     .progress = quiet ? NULL : s_progress, .progress_ud = &prog,
   };
@@ -315,6 +376,7 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
   }
 out:
   ra_ab_result_fini (&res);
+  ra_taskset_fini (&ts);
   ra_client_destroy (&c);
   if (S) {
     ra_server_stop (S);

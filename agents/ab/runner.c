@@ -1,13 +1,13 @@
 /*  agents/ab/runner.c - plays arms on tasks over the protocol client (see runner.h;
     docs/agents.md section 2.1).
 
-    One env batch (num_envs envs, autoreset same_step, oracle=true when the sim accepts it) is
-    made once. For each task t and each arm: set_task(split, t), reset with seeds
-    s_t + i (s_t = mix(seed, t)), a fresh arm (seed mix(seed ^ hash(spec), t)), then steps until
-    every env has finished `episodes` episodes. Under same_step every step is a real transition
-    (a finished env's reply row holds its reset observation and the final step's info), so the
-    arm learns from all N envs every step; stats count only each env's first `episodes`
-    episodes.                                                                                 */
+    One env batch (num_envs envs, autoreset disabled, oracle=true when the sim accepts it) is
+    made once. For each task and each arm: set_task(split, id), reset env i with the seed of
+    its episode 0 (ra_ab_episode_seed), a fresh arm (seed mix(seed ^ hash(key), id)), then steps
+    until every env has finished `episodes` episodes. An env that ends is reset at once, alone
+    (reset_mask), with the seed of its next episode, so every arm meets the same users at every
+    episode start (common random numbers at every K, not only K = 0); the arm learns from all N
+    envs every step; stats count only each env's first `episodes` episodes.                  */
 #include "agents/ab/runner.h"
 
 #include <math.h>
@@ -46,6 +46,7 @@ ra_err_t ra_ab_arm_parse (const char *spec, ra_ab_arm_t *out, ra_error_t *err)
   if (!name || !(out->cls = ra_policies_find (name)))
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "unknown arm '%s' (see --list-arms)",
                          name ? name : "");
+  snprintf (out->key, sizeof out->key, "%s", name);
   for (char *tok; (tok = strtok_r (NULL, ":", &save));) {
     char *key, *value;
     ra_error_t why;
@@ -55,14 +56,32 @@ ra_err_t ra_ab_arm_parse (const char *spec, ra_ab_arm_t *out, ra_error_t *err)
       snprintf (out->spec, sizeof out->spec, "%s", value);
       continue;
     }
+    if (!strcmp (key, "credit")) {        /* the harness's feedback, not a policy setting */
+      if (strcmp (value, "clicked") && strcmp (value, "metric"))
+        return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "arm '%s': credit is clicked or metric, "
+                             "got '%s'", spec, value);
+      out->has_credit = true;
+      out->credit = value[0] == 'c' ? RA_AB_CREDIT_CLICKED : RA_AB_CREDIT_METRIC;
+      continue;
+    }
     if (out->n_config == RA_AB_MAX_ARM_SETTINGS)
       return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "arm '%s': more than %d settings", spec,
                            RA_AB_MAX_ARM_SETTINGS);
+    size_t used = strlen (out->key);      /* fits: key is a subsequence of spec */
+    snprintf (out->key + used, sizeof out->key - used, ":%s=%s", key, value);
     ra_kv_t *kv = &out->config[out->n_config++];
     kv->key = key;
     ra_kv_parse_value (value, kv);
   }
   return RA_OK;
+}
+
+uint64_t ra_ab_episode_seed (uint64_t seed, const char *split, int64_t task_id, int env, int episode)
+{
+  uint64_t h = s_mix (seed, s_hash_str (split));
+  h = s_mix (h, (uint64_t) task_id);
+  h = s_mix (h, (uint64_t) env);
+  return s_mix (h, (uint64_t) episode);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -179,6 +198,8 @@ typedef struct {
   int32_t *slates, *oracle;             /* N x k */
   float *reward, *credit;               /* N ; N x k */
   uint8_t *clicked, *done;              /* N x k ; N */
+  bool *mask;                           /* N: envs to reset */
+  uint64_t *seeds;                      /* N: seed of each env's next episode */
   int *eps;                             /* N: finished episodes */
   double *ret;                          /* N: running return of the current episode */
   int64_t *items;                       /* catalog ids shown on the task */
@@ -198,6 +219,8 @@ static void s_run_fini (s_run_t *s)
   free (s->credit);
   free (s->clicked);
   free (s->done);
+  free (s->mask);
+  free (s->seeds);
   free (s->eps);
   free (s->ret);
   free (s->items);
@@ -252,32 +275,53 @@ static ra_err_t s_push_item (s_run_t *s, int64_t id, ra_error_t *err)
   return RA_OK;
 }
 
-/* One arm on one task: from reset until every env finished opts->episodes episodes. */
+/* Overwrites the rows of the envs in mask with the observation of a reset reply (the other rows
+   of that reply are not looked at). */
+static ra_err_t s_merge_obs (s_run_t *s, const ra_fields_t *obs, const bool *mask, ra_error_t *err)
+{
+  ra_obs_batch_t v;
+  ra_err_t rc = ra_obs_batch_from_fields (obs, s->k, s->scratch, s->scratch_n, &v, err);
+  if (rc != RA_OK)
+    return rc;
+  if (v.num_envs != s->N || v.num_candidates != s->K || v.user_dim != s->U || v.cand_dim != s->F
+      || v.response_dim != s->R || (v.item_ids != NULL) != s->has_ids)
+    return ra_error_set (err, RA_ERR_BAD_REQUEST, -1, "observation shape changed between steps");
+  for (int i = 0; i < s->N; i++) {
+    if (!mask[i])
+      continue;
+    memcpy (s->user + (size_t) i * s->U, v.user + (size_t) i * s->U, (size_t) s->U * sizeof (float));
+    memcpy (s->cand + (size_t) i * s->K * s->F, v.candidates + (size_t) i * s->K * s->F,
+            (size_t) s->K * s->F * sizeof (float));
+    memcpy (s->resp + (size_t) i * s->R, v.response + (size_t) i * s->R, (size_t) s->R * sizeof (float));
+    if (s->has_ids)
+      memcpy (s->ids + (size_t) i * s->K, v.item_ids + (size_t) i * s->K, (size_t) s->K * sizeof (int32_t));
+  }
+  return RA_OK;
+}
+
+/* One arm on one task: from reset until every env finished opts->episodes episodes. Env i's
+   episode e always starts from ra_ab_episode_seed (.., i, e), whatever the arm did before. */
 static ra_err_t s_play (ra_client_t *c, const ra_client_env_t *env, const ra_ab_opts_t *o,
                         const ra_ab_arm_t *arm, int a, int t, s_run_t *s, ra_ab_result_t *res,
                         double done_before, double total, ra_error_t *err)
 {
   const int N = s->N, k = s->k, E = o->episodes;
-  ra_err_t rc = ra_client_set_task (c, env, o->split, t, NULL, 0, NULL, err);
+  const int64_t id = res->task_ids[t];
+  const ra_ab_credit_t credit = res->arm_credit[a];
+  ra_err_t rc = ra_client_set_task (c, env, o->split, id, NULL, 0, NULL, err);
   if (rc != RA_OK)
     return rc;
-  uint64_t *seeds = malloc ((size_t) N * sizeof *seeds);
-  if (!seeds)
-    return ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory");
-  uint64_t base = s_mix (o->seed, (uint64_t) t) >> 12;   /* same for every arm: CRN */
   for (int i = 0; i < N; i++)
-    seeds[i] = base + (uint64_t) i;
+    s->seeds[i] = ra_ab_episode_seed (o->seed, o->split, id, i, 0);
   ra_step_result_t r;
-  rc = ra_client_reset (c, env, seeds, NULL, &r, err);
-  free (seeds);
-  if (rc != RA_OK)
+  if ((rc = ra_client_reset (c, env, s->seeds, NULL, &r, err)) != RA_OK)
     return rc;
   ra_obs_batch_t obs;
   if ((rc = s_copy_obs (s, &r.obs, &obs, err)) != RA_OK)
     return rc;
   ra_policy_args_t pa = {
     .config = arm->config, .n_config = arm->n_config,
-    .seed = s_mix (o->seed ^ s_hash_str (arm->spec), (uint64_t) t),
+    .seed = s_mix (o->seed ^ s_hash_str (arm->key), (uint64_t) id),
     .num_envs = N, .num_candidates = s->K, .slate_size = k, .user_dim = s->U, .cand_dim = s->F,
     .response_dim = s->R,
   };
@@ -306,18 +350,26 @@ static ra_err_t s_play (ra_client_t *c, const ra_client_env_t *env, const ra_ab_
     const ra_tensor_t *conv = res->has_conversion ? s_info (&r, res->conversion_name) : NULL;
     const ra_tensor_t *main = res->has_main ? s_info (&r, res->main_name) : NULL;
     const ra_tensor_t *regret = s_info (&r, "regret"), *oracle = s_info (&r, "oracle_slate");
+    bool any_done = false;
     for (int i = 0; i < N; i++) {
       s->reward[i] = (float) s_at (&r.reward, i);
       s->done[i] = (uint8_t) (ra_tensor_get_int (&r.terminated, i) || ra_tensor_get_int (&r.truncated, i));
+      s->mask[i] = s->done[i] != 0;
+      any_done |= s->mask[i];
       for (int q = 0; q < k; q++) {
         size_t j = (size_t) i * k + q;
         s->clicked[j] = (uint8_t) (s_slot (clicked, N, k, i, q) != 0);
-        s->credit[j] = o->credit == RA_AB_CREDIT_METRIC ? (float) s_slot (main, N, k, i, q)
+        s->credit[j] = credit == RA_AB_CREDIT_METRIC ? (float) s_slot (main, N, k, i, q)
                                                         : (float) s->clicked[j];
         s->oracle[j] = oracle ? (int32_t) s_slot (oracle, N, k, i, q) : 0;
       }
-      if (s->eps[i] >= E)
+      int ep = s->eps[i];
+      if (s->done[i])   /* the episode this env starts next: seeded by its index */
+        s->seeds[i] = ra_ab_episode_seed (o->seed, o->split, id, i, ep + 1);
+      if (ep >= E) {
+        s->eps[i] += s->done[i];
         continue;
+      }
       ra_ab_cell_t *cell = ra_ab_cell (res, a, t, i);
       cell->reward += s->reward[i];
       cell->steps += 1;
@@ -335,7 +387,7 @@ static ra_err_t s_play (ra_client_t *c, const ra_client_env_t *env, const ra_ab_
       }
       s->ret[i] += s->reward[i];
       if (s->done[i]) {
-        ra_ab_ep_return (res, a, t, i)[s->eps[i]] = s->ret[i];
+        ra_ab_ep_return (res, a, t, i)[ep] = s->ret[i];
         s->ret[i] = 0;
         if (++s->eps[i] == E)
           finished++;
@@ -348,10 +400,17 @@ static ra_err_t s_play (ra_client_t *c, const ra_client_env_t *env, const ra_ab_
     pol->cls->learn (pol, &obs, &fb);
     if ((rc = s_copy_obs (s, &r.obs, &obs, err)) != RA_OK)
       goto out;
+    /* Ended envs (autoreset is disabled) start their next episode from its own seed. Once every
+       env is done the arm is not stepped again, so the last resets are skipped. */
+    if (any_done && finished < N) {
+      if ((rc = ra_client_reset (c, env, s->seeds, s->mask, &r, err)) != RA_OK
+          || (rc = s_merge_obs (s, &r.obs, s->mask, err)) != RA_OK)
+        goto out;
+    }
     if (o->progress && step % 256 == 255) {
       double d = 0;
       for (int i = 0; i < N; i++)
-        d += s->eps[i];
+        d += s->eps[i] < E ? s->eps[i] : E;
       o->progress (o->progress_ud, arm->spec, t, done_before + d, total);
     }
   }
@@ -379,7 +438,7 @@ static ra_err_t s_make (ra_client_t *c, const ra_ab_opts_t *o, bool oracle, ra_c
   if (oracle && !user_set)
     cfg[n++] = (ra_kv_t) { .key = "oracle", .type = RA_KV_BOOL, .num = 1 };
   ra_make_opts_t mo = {
-    .has_seed = true, .seed = o->seed, .config = cfg, .n_config = n, .autoreset = "same_step",
+    .has_seed = true, .seed = o->seed, .config = cfg, .n_config = n, .autoreset = "disabled",
     .max_episode_steps = o->max_episode_steps,
   };
   return ra_client_make (c, o->env_id, o->num_envs, &mo, env, err);
@@ -413,8 +472,10 @@ ra_err_t ra_ab_run (ra_client_t *c, const ra_ab_opts_t *o, const ra_ab_arm_t *ar
   res->num_envs = s.N;
   res->episodes = o->episodes;
   res->oracle_on = oracle;
-  for (int a = 0; a < n_arms; a++)
+  for (int a = 0; a < n_arms; a++) {
     snprintf (res->arm_names[a], sizeof res->arm_names[a], "%s", arms[a].spec);
+    res->arm_credit[a] = arms[a].has_credit ? arms[a].credit : o->credit;
+  }
   res->catalog_size = s_catalog_size (c, o);
   size_t cells = (size_t) n_arms * o->tasks * s.N;
   res->cells = calloc (cells, sizeof *res->cells);
@@ -428,12 +489,24 @@ ra_err_t ra_ab_run (ra_client_t *c, const ra_ab_opts_t *o, const ra_ab_arm_t *ar
   s.credit = calloc ((size_t) s.N * s.k, sizeof (float));
   s.clicked = calloc ((size_t) s.N * s.k, 1);
   s.done = calloc ((size_t) s.N, 1);
+  s.mask = calloc ((size_t) s.N, sizeof (bool));
+  s.seeds = calloc ((size_t) s.N, sizeof (uint64_t));
+  res->task_ids = malloc ((size_t) o->tasks * sizeof *res->task_ids);
   s.eps = calloc ((size_t) s.N, sizeof (int));
   s.ret = calloc ((size_t) s.N, sizeof (double));
   if (!res->cells || !res->ep_return || !res->distinct || !s.scratch || !s.slates || !s.oracle
-      || !s.reward || !s.credit || !s.clicked || !s.done || !s.eps || !s.ret) {
+      || !s.reward || !s.credit || !s.clicked || !s.done || !s.eps || !s.ret || !s.mask || !s.seeds
+      || !res->task_ids) {
     rc = ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory for %zu result cells", cells);
     goto out;
+  }
+  for (int t = 0; t < o->tasks; t++) {
+    res->task_ids[t] = o->task_ids ? o->task_ids[t] : t;
+    if (res->task_ids[t] < 0) {
+      rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "task id %lld is negative, expected >= 0",
+                         (long long) res->task_ids[t]);
+      goto out;
+    }
   }
   /* Which info fields this sim has: one probe step on the default task. */
   {
@@ -465,6 +538,13 @@ ra_err_t ra_ab_run (ra_client_t *c, const ra_ab_opts_t *o, const ra_ab_arm_t *ar
       rc = ra_error_set (err, RA_ERR_BAD_REQUEST, -1, "%s has no info field 'clicked'", o->env_id);
       goto out;
     }
+    for (int a = 0; a < n_arms && !res->has_main; a++)
+      if (res->arm_credit[a] == RA_AB_CREDIT_METRIC) {
+        rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "arm '%s' learns from credit metric, but %s "
+                           "has no main metric (info revenue, watch_time or dwell)", arms[a].spec,
+                           o->env_id);
+        goto out;
+      }
   }
   double total = (double) n_arms * o->tasks * s.N * o->episodes, done = 0;
   for (int t = 0; t < o->tasks; t++)
@@ -492,6 +572,8 @@ void ra_ab_result_fini (ra_ab_result_t *r)
   free (r->cells);
   free (r->ep_return);
   free (r->distinct);
+  free (r->task_ids);
+  r->task_ids = NULL;
   r->cells = NULL;
   r->ep_return = NULL;
   r->distinct = NULL;

@@ -1,6 +1,7 @@
 /*  agents/ab/runner.h - the A/B runner (docs/agents.md section 2): plays every arm on the same
-    tasks and env seeds (common random numbers) through a protocol client and keeps raw sums per
-    (arm, task, env). Statistics live in stats.h, tables and files in report.h.
+    tasks, users and episode starts (common random numbers at every episode, section 2.1)
+    through a protocol client and keeps raw sums per (arm, task, env). Statistics live in
+    stats.h, tables and files in report.h.
     A runner call belongs to one thread (it drives one client).                              */
 #ifndef RA_AGENTS_AB_RUNNER_H
 #define RA_AGENTS_AB_RUNNER_H
@@ -13,14 +14,22 @@
 
 #define RA_AB_MAX_ARM_SETTINGS 16
 
-/* One arm: a class plus its settings, parsed from "class:key=value:key=value"; the setting
-   name=LABEL replaces the spec as the display name and is not passed on. config's strings
-   point into store: parse it where it will stay (do not copy the struct). */
+typedef enum { RA_AB_CREDIT_CLICKED, RA_AB_CREDIT_METRIC } ra_ab_credit_t;
+
+/* One arm: a class plus its settings, parsed from "class:key=value:key=value". Two settings
+   belong to the harness and are not passed on: name=LABEL replaces the spec as the display
+   name, credit=clicked|metric sets the arm's per-slot credit (docs/agents.md 2.1; without it
+   the run's default, ra_ab_opts_t.credit). config's strings point into store: parse it where it
+   will stay (do not copy the struct). */
 typedef struct {
   char spec[128];                       /* the display name: as given, or its name= setting */
+  char key[128];                        /* class and policy settings only: seeds the arm's RNG,
+                                           so arms that differ only in name play identically */
   const ra_policy_class_t *cls;
   ra_kv_t config[RA_AB_MAX_ARM_SETTINGS];
   int n_config;
+  bool has_credit;                      /* credit= was given */
+  ra_ab_credit_t credit;
   char store[256];                      /* keys and string values of config point in here */
 } ra_ab_arm_t;
 
@@ -28,19 +37,18 @@ typedef struct {
    is wrong (unknown arm, malformed setting). */
 ra_err_t ra_ab_arm_parse (const char *spec, ra_ab_arm_t *out, ra_error_t *err);
 
-typedef enum { RA_AB_CREDIT_CLICKED, RA_AB_CREDIT_METRIC } ra_ab_credit_t;
-
 typedef struct {
   const char *env_id;                   /* "ECommerce-v1" */
   const char *split;                    /* "test" */
-  int tasks;                            /* task ids 0 .. tasks - 1 of split */
+  int tasks;                            /* how many tasks of split */
+  const int64_t *task_ids;              /* [tasks] their ids; NULL: 0 .. tasks - 1 */
   int num_envs;                         /* envs per task (one user stream each) */
   int episodes;                         /* episodes each env plays on each task */
-  uint64_t seed;                        /* env seeds, arm seeds and nothing else derive from it */
+  uint64_t seed;                        /* episode seeds and arm seeds derive from it (2.1) */
   const ra_kv_t *config;                /* sim config; "oracle" is added when the sim accepts it */
   int n_config;
   int max_episode_steps;                /* <= 0: the server's default */
-  ra_ab_credit_t credit;                /* what fb->slot_reward carries */
+  ra_ab_credit_t credit;                /* what fb->slot_reward carries, for arms without credit= */
   /* Called after every (arm, task) pair and every ~256 steps: done / total in env-episodes. */
   void (*progress) (void *ud, const char *arm, int task, double done, double total);
   void *progress_ud;
@@ -60,6 +68,8 @@ typedef struct {
 typedef struct {
   int arms, tasks, num_envs, episodes;
   char arm_names[32][128];
+  ra_ab_credit_t arm_credit[32];        /* the credit each arm learned from */
+  int64_t *task_ids;                    /* [tasks] the split's ids, in run order */
   ra_ab_cell_t *cells;                  /* arms x tasks x num_envs */
   double *ep_return;                    /* arms x tasks x num_envs x episodes: return of episode e */
   double *distinct;                     /* arms x tasks: distinct catalog ids shown */
@@ -72,7 +82,12 @@ typedef struct {
 
 #define RA_AB_MAX_ARMS 32
 
-/* Runs every arm on tasks 0..tasks-1; fills *out (release with ra_ab_result_fini). Errors from
+/* The seed of env i's episode e on task (split, task_id) (docs/agents.md 2.1, eq. AB1): a
+   counter-based hash of the tuple, so every arm meets the same user at the start of every
+   episode, whatever it did before and however many envs run. */
+uint64_t ra_ab_episode_seed (uint64_t seed, const char *split, int64_t task_id, int env, int episode);
+
+/* Runs every arm on every task; fills *out (release with ra_ab_result_fini). Errors from
    the server come back as they are; RA_ERR_BAD_CONFIG for bad options or arm settings. */
 ra_err_t ra_ab_run (ra_client_t *c, const ra_ab_opts_t *opts, const ra_ab_arm_t *arms, int n_arms,
                     ra_ab_result_t *out, ra_error_t *err);

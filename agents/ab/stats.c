@@ -43,11 +43,22 @@ static double s_mean (const double *x, int n)
   return n ? s / n : NAN;
 }
 
+static ra_ab_degen_t s_degen (const double *x, int n)
+{
+  if (n < 2)
+    return RA_AB_DEGEN_ONE_UNIT;
+  for (int i = 1; i < n; i++)
+    if (x[i] != x[0])
+      return RA_AB_DEGEN_NONE;
+  return RA_AB_DEGEN_ZERO_VAR;
+}
+
 void ra_ab_bootstrap_ci (const double *x, int n, int B, double level, uint64_t seed, ra_ab_ci_t *out)
 {
   out->n = n;
   out->mean = s_mean (x, n);
-  out->lo = out->hi = n > 0 ? out->mean : NAN;
+  out->degenerate = s_degen (x, n);
+  out->lo = out->hi = n > 1 ? out->mean : NAN;
   double *m = n > 1 && B > 1 ? malloc ((size_t) B * sizeof *m) : NULL;
   if (!m)
     return;
@@ -63,6 +74,7 @@ void ra_ab_paired_test (const double *a, const double *b, int n, int B, double l
 {
   out->n = n;
   out->diff = out->lo = out->hi = out->p = NAN;
+  out->degenerate = RA_AB_DEGEN_ONE_UNIT;
   double *d = n > 0 ? malloc ((size_t) n * sizeof *d) : NULL;
   double *m = B > 1 ? malloc ((size_t) B * sizeof *m) : NULL;
   if (!d || !m)
@@ -74,9 +86,12 @@ void ra_ab_paired_test (const double *a, const double *b, int n, int B, double l
   }
   double dbar = s_mean (d, n);
   out->diff = dbar;
+  out->degenerate = s_degen (d, n);
+  if (n < 2)   /* nothing to resample: no interval, no test */
+    goto out;
   out->lo = out->hi = dbar;
   out->p = 1.0;
-  if (all_zero || n < 2)
+  if (all_zero)
     goto out;
   s_resample (d, n, 0, B, seed, m);
   qsort (m, (size_t) B, sizeof *m, s_cmp);

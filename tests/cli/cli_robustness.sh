@@ -83,15 +83,19 @@ case "$name" in
     value_flags=(--env ECommerce-v1 --arms random --control random --split test --tasks 1
                  --num-envs 1 --episodes 1 --seed 1 --config a=1 --curve-episodes 0,1
                  --unit task --bootstrap 10 --credit clicked --max-episode-steps 5
-                 --address tcp://127.0.0.1:1 --json x.json --csv x.csv)
+                 --address tcp://127.0.0.1:1 --json x.json --csv x.csv --task-ids test:0-1
+                 --windows 3-7)
     numeric_flags=(--tasks --num-envs --episodes --seed --bootstrap --max-episode-steps)
     setting_flags=(--config) ;;
   recarena-server)
     value_flags=(--bind tcp://127.0.0.1:1 --workers 1 --max-envs 10 --async-min-envs 10
                  --max-total-envs 10 --max-sessions 10 --idle-timeout 5 --max-message-bytes 4096
-                 --seed 1 --log-level info)
+                 --seed 1 --log-level info --max-session-bytes 1048576 --max-total-bytes 1048576
+                 --async-min-bytes 1 --rcv-hwm 1 --drain-ms 1 --curve-secret x --allow-keys x
+                 --admin-key x)
     numeric_flags=(--workers --max-envs --async-min-envs --max-total-envs --max-sessions
-                   --idle-timeout --max-message-bytes --seed) ;;
+                   --idle-timeout --max-message-bytes --seed --max-session-bytes --max-total-bytes
+                   --async-min-bytes --rcv-hwm --drain-ms) ;;
   ecommerce_demo)
     value_flags=(--endpoint tcp://127.0.0.1:1 --episodes 1 --num-envs 1)
     numeric_flags=(--episodes --num-envs) ;;

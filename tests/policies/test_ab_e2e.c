@@ -1,8 +1,11 @@
 /*  tests/policies/test_ab_e2e.c - recarena-ab's runner and report against an in-process server
     on ECommerce-v1: the oracle beats LinUCB, LinUCB and popularity beat random, and the same
-    seed gives a byte-identical JSON report.                                               */
+    seed gives a byte-identical JSON report; a task's rows do not depend on which other tasks
+    ran; one task with unit task is reported as such, not as a point CI with p = 1.         */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,7 +96,7 @@ Test (ab_e2e, oracle_beats_learners_beat_random_and_reports_are_reproducible)
   cr_assert_str_eq (res.main_name, "revenue");
   char *json2 = s_run (&rep2, &res2);
   cr_assert_str_eq (json, json2, "the same seed must give the same report");
-  cr_assert (strstr (json, "\"schema\": \"recarena-ab/1\""));
+  cr_assert (strstr (json, "\"schema\": \"recarena-ab/2\""));
   free (json);
   free (json2);
   ra_ab_result_fini (&res);
@@ -111,4 +114,157 @@ Test (ab, arm_spec_name_setting_is_the_display_name_and_not_a_policy_setting)
   cr_assert_eq (ra_ab_arm_parse ("linucb:alpha=0.5", &arm, &err), RA_OK, "%s", err.message);
   cr_assert_str_eq (arm.spec, "linucb:alpha=0.5");
   cr_assert_eq (ra_ab_arm_parse ("nope:name=x", &arm, &err), RA_ERR_BAD_CONFIG);
+}
+
+/* Runs arms on the given test task ids; returns the JSON (caller frees). */
+static char *s_run_ids (const char *const *specs, int n_arms, const int64_t *ids, int n_ids,
+                        ra_ab_unit_t unit, ra_ab_result_t *res, ra_ab_report_t *rep)
+{
+  ra_ab_arm_t arms[4];
+  ra_error_t err;
+  for (int a = 0; a < n_arms; a++)
+    cr_assert_eq (ra_ab_arm_parse (specs[a], &arms[a], &err), RA_OK, "%s", err.message);
+  ra_client_t *c;
+  cr_assert_eq (ra_client_new (ra_server_endpoint (S, 0), 30000, &c, &err), RA_OK, "%s", err.message);
+  ra_ab_opts_t o = { .env_id = "ECommerce-v1", .split = "test", .tasks = n_ids, .task_ids = ids,
+                     .num_envs = 6, .episodes = 3, .seed = 5 };
+  cr_assert_eq (ra_ab_run (c, &o, arms, n_arms, res, &err), RA_OK, "%s", err.message);
+  ra_client_destroy (&c);
+  ra_ab_report_opts_t ro = { .env_id = o.env_id, .split = o.split, .seed = o.seed, .unit = unit,
+                             .bootstrap = 200, .level = 0.95, .control = 0, .credit = "clicked",
+                             .curve_k = { 0, 2 }, .n_curve = 2 };
+  cr_assert_eq (ra_ab_report_compute (res, &ro, rep, &err), RA_OK);
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream (&buf, &len);
+  ra_ab_report_json (res, &ro, rep, f);
+  fclose (f);
+  return buf;
+}
+
+Test (ab_e2e, a_tasks_rows_equal_a_separate_single_task_run)
+{
+  static const char *const specs[] = { "random", "lints", "popularity" };
+  static ra_ab_report_t rep_all, rep_one;
+  ra_ab_result_t all, one;
+  int64_t ids[3] = { 4, 9, 1 }, only[1] = { 9 };
+  char *j_all = s_run_ids (specs, 3, ids, 3, RA_AB_UNIT_TASK, &all, &rep_all);
+  char *j_one = s_run_ids (specs, 3, only, 1, RA_AB_UNIT_TASK, &one, &rep_one);
+  for (int a = 0; a < 3; a++) {
+    for (int m = 0; m < RA_AB_M_COUNT; m++)
+      if (rep_all.available[m])
+        cr_assert_eq (ra_ab_task_value (&all, a, 1, m), ra_ab_task_value (&one, a, 0, m),
+                      "%s metric %d", specs[a], m);
+    for (int i = 0; i < all.num_envs; i++)
+      for (int e = 0; e < all.episodes; e++)
+        cr_assert_eq (ra_ab_ep_return (&all, a, 1, i)[e], ra_ab_ep_return (&one, a, 0, i)[e]);
+  }
+  /* the JSON carries the same per-task row for task 9 in both runs */
+  const char *row_all = strstr (j_all, "{\"task\": 9,"), *row_one = strstr (j_one, "{\"task\": 9,");
+  cr_assert (row_all && row_one);
+  cr_assert_eq (strcspn (row_all, "}"), strcspn (row_one, "}"));
+  cr_assert_eq (strncmp (row_all, row_one, strcspn (row_all, "}")), 0);
+  cr_assert (strstr (j_all, "\"task_ids\": [4, 9, 1]"));
+  bool few = false;   /* 3 task units: the report says the bootstrap is unreliable */
+  for (int i = 0; i < rep_all.n_warnings; i++)
+    few |= strstr (rep_all.warnings[i], "only 3 task units") != NULL;
+  cr_assert (few, "3 units must be warned about");
+  free (j_all);
+  free (j_one);
+  ra_ab_result_fini (&all);
+  ra_ab_result_fini (&one);
+}
+
+Test (ab_e2e, one_task_with_unit_task_warns_instead_of_a_point_ci)
+{
+  static const char *const specs[] = { "random", "oracle" };
+  static ra_ab_report_t rep;
+  ra_ab_result_t res;
+  int64_t only[1] = { 2 };
+  char *json = s_run_ids (specs, 2, only, 1, RA_AB_UNIT_TASK, &res, &rep);
+  cr_assert_eq (rep.units, 1);
+  cr_assert_gt (rep.vs[1][RA_AB_M_RETURN].diff, 5, "the oracle is better on the task");
+  cr_assert (isnan (rep.vs[1][RA_AB_M_RETURN].p), "p must not be reported for one unit");
+  cr_assert (isnan (rep.ci[1][RA_AB_M_RETURN].lo));
+  cr_assert_geq (rep.n_warnings, 1);
+  cr_assert (strstr (rep.warnings[0], "only 1 task unit"), "%s", rep.warnings[0]);
+  cr_assert (strstr (json, "\"degenerate\": \"one_unit\""));
+  cr_assert (strstr (json, "only 1 task unit"));
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream (&buf, &len);
+  ra_ab_report_opts_t ro = { .env_id = "ECommerce-v1", .split = "test", .seed = 5,
+                             .unit = RA_AB_UNIT_TASK, .bootstrap = 200, .level = 0.95,
+                             .control = 0, .credit = "clicked", .curve_k = { 0, 2 }, .n_curve = 2 };
+  ra_ab_report_table (&res, &ro, &rep, f);
+  fclose (f);
+  cr_assert (strstr (buf, "warning: only 1 task unit"), "%s", buf);
+  free (buf);
+  free (json);
+  ra_ab_result_fini (&res);
+  /* the same task with unit env has units to resample: no one-unit warning */
+  json = s_run_ids (specs, 2, only, 1, RA_AB_UNIT_ENV, &res, &rep);
+  cr_assert_eq (rep.units, 6);
+  cr_assert (isfinite (rep.vs[1][RA_AB_M_RETURN].p));
+  for (int i = 0; i < rep.n_warnings; i++)
+    cr_assert_null (strstr (rep.warnings[i], "only 1"), "%s", rep.warnings[i]);
+  free (json);
+  ra_ab_result_fini (&res);
+}
+
+Test (ab_e2e, windows_are_means_of_r_at_k_and_auc_is_the_whole_curve)
+{
+  static const char *const specs[] = { "random", "linucb" };
+  static ra_ab_report_t rep;
+  ra_ab_result_t res;
+  int64_t ids[3] = { 0, 1, 2 };
+  ra_ab_arm_t arms[2];
+  ra_error_t err;
+  for (int a = 0; a < 2; a++)
+    cr_assert_eq (ra_ab_arm_parse (specs[a], &arms[a], &err), RA_OK, "%s", err.message);
+  ra_client_t *c;
+  cr_assert_eq (ra_client_new (ra_server_endpoint (S, 0), 30000, &c, &err), RA_OK, "%s", err.message);
+  ra_ab_opts_t o = { .env_id = "ECommerce-v1", .split = "test", .tasks = 3, .task_ids = ids,
+                     .num_envs = 4, .episodes = 6, .seed = 2 };
+  cr_assert_eq (ra_ab_run (c, &o, arms, 2, &res, &err), RA_OK, "%s", err.message);
+  ra_client_destroy (&c);
+  for (int unit = 0; unit < 2; unit++) {
+    ra_ab_report_opts_t ro = { .env_id = o.env_id, .split = o.split, .seed = o.seed,
+                               .unit = unit ? RA_AB_UNIT_ENV : RA_AB_UNIT_TASK, .bootstrap = 200,
+                               .level = 0.95, .control = 0, .credit = "clicked",
+                               .win_from = { 1, 2 }, .win_to = { 3, 5 }, .n_win = 2 };
+    cr_assert_eq (ra_ab_report_compute (&res, &ro, &rep, &err), RA_OK, "%s", err.message);
+    cr_assert_eq (rep.n_win, 3);
+    cr_assert_str_eq (rep.win_name[0], "R@2w");
+    cr_assert_str_eq (rep.win_name[1], "R@2-5");
+    cr_assert_str_eq (rep.win_name[2], "auc");
+    cr_assert (rep.win_from[2] == 0 && rep.win_to[2] == 5);
+    for (int a = 0; a < 2; a++) {
+      /* by hand: the mean over units of the mean of R@1..R@3 */
+      double s = 0;
+      int units = 0;
+      for (int t = 0; t < 3; t++)
+        for (int i = 0; i < 4; i++) {
+          const double *ep = ra_ab_ep_return (&res, a, t, i);
+          s += (ep[1] + ep[2] + ep[3]) / 3;
+          units++;
+        }
+      cr_assert_float_eq (rep.win[a][0].mean, s / units, 1e-9 * (1 + s / units));
+      cr_assert_eq (rep.win[a][0].n, unit ? 12 : 3);
+      /* the area under R@K per episode is the return per session over all episodes */
+      cr_assert_float_eq (rep.win[a][2].mean, rep.ci[a][RA_AB_M_RETURN].mean,
+                          1e-9 * rep.ci[a][RA_AB_M_RETURN].mean);
+      cr_assert (rep.win[a][0].lo < rep.win[a][0].mean && rep.win[a][0].mean < rep.win[a][0].hi);
+    }
+    cr_assert_float_eq (rep.win_vs[1][1].diff, rep.win[1][1].mean - rep.win[0][1].mean, 1e-6);
+    for (int t = 0; t < 3; t++)
+      cr_assert_float_eq (ra_ab_task_window (&res, 1, t, 0, 5), ra_ab_task_value (&res, 1, t, RA_AB_M_RETURN),
+                          1e-6);
+  }
+  ra_ab_report_opts_t bad = { .env_id = o.env_id, .split = o.split, .seed = 1, .bootstrap = 10,
+                              .level = 0.95, .credit = "clicked", .win_from = { 3 }, .win_to = { 6 },
+                              .n_win = 1 };
+  cr_assert_eq (ra_ab_report_compute (&res, &bad, &rep, &err), RA_ERR_BAD_CONFIG);
+  cr_assert (strstr (err.message, "window 3-6"), "%s", err.message);
+  ra_ab_result_fini (&res);
 }

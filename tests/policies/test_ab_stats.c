@@ -29,6 +29,7 @@ Test (ab_stats, identical_arms_show_no_difference)
   ra_ab_paired_test (a, a, 40, 1000, 0.95, 7, &t);
   cr_assert_eq (t.diff, 0.0);
   cr_assert_eq (t.p, 1.0);
+  cr_assert_eq (t.degenerate, RA_AB_DEGEN_ZERO_VAR);
   cr_assert (t.lo <= 0 && t.hi >= 0);
 }
 
@@ -96,7 +97,32 @@ Test (ab_stats, degenerate_sizes)
   double x[1] = { 4.0 };
   ra_ab_ci_t ci;
   ra_ab_bootstrap_ci (x, 1, 100, 0.95, 1, &ci);
-  cr_assert (ci.mean == 4.0 && ci.lo == 4.0 && ci.hi == 4.0);
+  cr_assert (ci.mean == 4.0 && isnan (ci.lo) && isnan (ci.hi), "one unit has no interval");
+  cr_assert_eq (ci.degenerate, RA_AB_DEGEN_ONE_UNIT);
   ra_ab_bootstrap_ci (x, 0, 100, 0.95, 1, &ci);
   cr_assert (isnan (ci.mean));
+  cr_assert_eq (ci.degenerate, RA_AB_DEGEN_ONE_UNIT);
+  double same[5] = { 2, 2, 2, 2, 2 }, spread[5] = { 1, 2, 3, 4, 5 };
+  ra_ab_bootstrap_ci (same, 5, 100, 0.95, 1, &ci);
+  cr_assert (ci.lo == 2 && ci.hi == 2);
+  cr_assert_eq (ci.degenerate, RA_AB_DEGEN_ZERO_VAR);
+  ra_ab_bootstrap_ci (spread, 5, 100, 0.95, 1, &ci);
+  cr_assert_eq (ci.degenerate, RA_AB_DEGEN_NONE);
+}
+
+Test (ab_stats, one_unit_gives_no_test_instead_of_p_one)
+{
+  /* the case: one task, unit task, a +567 difference must not read as p = 1 */
+  double a[1] = { 1000 }, b[1] = { 433 };
+  ra_ab_paired_t t;
+  ra_ab_paired_test (a, b, 1, 1000, 0.95, 3, &t);
+  cr_assert_eq (t.diff, 567);
+  cr_assert (isnan (t.p) && isnan (t.lo) && isnan (t.hi));
+  cr_assert_eq (t.degenerate, RA_AB_DEGEN_ONE_UNIT);
+  /* a constant non-zero difference: flagged, the interval is the point, p the smallest */
+  double c[4] = { 5, 6, 7, 8 }, d[4] = { 4, 5, 6, 7 };
+  ra_ab_paired_test (c, d, 4, 999, 0.95, 3, &t);
+  cr_assert_eq (t.degenerate, RA_AB_DEGEN_ZERO_VAR);
+  cr_assert (t.lo == 1 && t.hi == 1);
+  cr_assert_float_eq (t.p, 1.0 / 1000, 1e-12);
 }

@@ -1,5 +1,6 @@
-"""recarena.plots draws one non-empty PNG per metric plus the learning curves, from a report
-made here by hand and, when the binary is built, from a real quick recarena-ab run."""
+"""recarena.plots draws one non-empty PNG per metric plus the learning curves (and, for schema
+recarena-ab/2, the R@K windows), from reports made here by hand and, when the binary is built,
+from a real quick recarena-ab run."""
 from __future__ import annotations
 
 import json
@@ -47,6 +48,22 @@ def test_plots_from_a_handmade_report(tmp_path):
     _check([str(p) for p in out.iterdir()], ["return.png", "ctr.png", "learning_curves.png"])
 
 
+def test_plots_draw_windows_from_a_v2_report(tmp_path):
+    report = _report()
+    report["schema"] = "recarena-ab/2"
+    report["windows"] = [{"name": "R@1w", "from": 0, "to": 2}, {"name": "auc", "from": 0, "to": 5}]
+    for i, a in enumerate(report["arms"]):
+        a["windows"] = [dict(name=w["name"], **{"from": w["from"], "to": w["to"]},
+                             mean=10.0 + i, lo=9.0 + i, hi=None if i == 1 else 11.0 + i, n=4)
+                        for w in report["windows"]]
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(report))
+    out = tmp_path / "png"
+    assert plots.main([str(path), "--out", str(out)]) == 0
+    _check([str(p) for p in out.iterdir()],
+           ["return.png", "ctr.png", "learning_curves.png", "windows.png"])
+
+
 def test_plots_reject_a_file_that_is_not_a_report(tmp_path):
     path = tmp_path / "x.json"
     path.write_text("{}")
@@ -70,9 +87,9 @@ def test_plots_from_a_real_recarena_ab_run(tmp_path):
         pytest.skip("recarena-ab not built")
     report = tmp_path / "ab.json"
     subprocess.run([binary, "--quiet", "--tasks", "2", "--num-envs", "4", "--curve-episodes", "0,1",
-                    "--bootstrap", "200", "--json", str(report)], check=True, timeout=120,
-                   stdout=subprocess.DEVNULL)
+                    "--episodes", "3", "--windows", "1-2", "--bootstrap", "200", "--json",
+                    str(report)], check=True, timeout=120, stdout=subprocess.DEVNULL)
     out = tmp_path / "png"
     paths = plots.plot_report(plots.load_report(str(report)), str(out))
     names = [m["name"] + ".png" for m in json.loads(report.read_text())["metrics"]]
-    _check(paths, names + ["learning_curves.png"])
+    _check(paths, names + ["learning_curves.png", "windows.png"])

@@ -8,10 +8,13 @@ writes, with matplotlib's Agg backend (no display needed):
   95% bootstrap confidence interval as an error bar; arms whose paired test against the
   control has p < 0.05 are marked with ``*``.
 - ``DIR/learning_curves.png``: R@K (return of episode K + 1 after K episodes of learning on a
-  task) per arm, with the CI as a band.
+  task) per arm, with the CI as a band; R@K windows (schema ``recarena-ab/2``) as horizontal
+  segments over the K they average.
+- ``DIR/windows.png`` (schema ``recarena-ab/2``): one group per window (``R@5w`` = mean of
+  R@3..R@7, ..., ``auc`` = the area under R@K per episode), one bar per arm with its CI.
 
 Only matplotlib and the standard library are needed; the report is recarena-ab's ``--json``
-output (schema ``recarena-ab/1``).
+output (schema ``recarena-ab/1`` or ``/2``).
 """
 from __future__ import annotations
 
@@ -93,6 +96,11 @@ def plot_curves(report: Dict[str, Any], out_dir: str) -> str:
             continue
         (line,) = ax.plot(ks, mean, marker="o", label=a["name"])
         ax.fill_between(ks, lo, hi, alpha=0.15, color=line.get_color())
+        for w in a.get("windows", []):
+            if w.get("name") == "auc":
+                continue
+            ax.hlines(_finite(w.get("mean")), w["from"], w["to"], colors=line.get_color(),
+                      linestyles="dashed", linewidth=2.0, alpha=0.7)
     ax.set_xlabel("K (episodes of learning on the task)")
     ax.set_ylabel("R@K (return of episode K + 1)")
     ax.set_title(f"{report.get('env', '')}: learning curves (95% CI)", fontsize=9)
@@ -104,12 +112,48 @@ def plot_curves(report: Dict[str, Any], out_dir: str) -> str:
     return path
 
 
+def plot_windows(report: Dict[str, Any], out_dir: str) -> str:
+    """Grouped bars: per R@K window (and the AUC) one bar per arm with its CI; returns the path."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    windows = report["windows"]
+    arms = report["arms"]
+    width = 0.8 / max(1, len(arms))
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(windows) + 2), 3.6))
+    for i, a in enumerate(arms):
+        by_name = {w["name"]: w for w in a.get("windows", [])}
+        xs, means, err_lo, err_hi = [], [], [], []
+        for j, win in enumerate(windows):
+            w = by_name.get(win["name"], {})
+            mean, lo, hi = _finite(w.get("mean")), _finite(w.get("lo")), _finite(w.get("hi"))
+            xs.append(j + (i - (len(arms) - 1) / 2) * width)
+            means.append(mean)
+            err_lo.append(max(mean - lo, 0.0) if math.isfinite(lo) else 0.0)
+            err_hi.append(max(hi - mean, 0.0) if math.isfinite(hi) else 0.0)
+        ax.bar(xs, means, width=width, yerr=[err_lo, err_hi], capsize=3, label=a["name"])
+    ax.set_xticks(list(range(len(windows))))
+    ax.set_xticklabels([f"{w['name']} ({w['from']}-{w['to']})" for w in windows])
+    ax.set_ylabel("mean return of the episodes in the window")
+    ax.set_title(f"{report.get('env', '')}: R@K windows and area under R@K (95% CI)", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = os.path.join(out_dir, "windows.png")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def plot_report(report: Dict[str, Any], out_dir: str) -> List[str]:
-    """Draws every metric and the learning curves into out_dir (created); returns the paths."""
+    """Draws every metric, the learning curves and the R@K windows into out_dir (created);
+    returns the paths."""
     os.makedirs(out_dir, exist_ok=True)
     paths = [plot_metric(report, m, out_dir) for m in report.get("metrics", [])]
     if report.get("curve_k"):
         paths.append(plot_curves(report, out_dir))
+    if report.get("windows"):
+        paths.append(plot_windows(report, out_dir))
     return paths
 
 
