@@ -57,17 +57,38 @@ static void s_bias_grad (void *ctx, float *dbias, const float *dy, int P, int B,
   }
 }
 
+/* The ReLU loops run in place in the scorer (x == y, dy == dx). A loop that reads one pointer and
+   writes another which may alias it is not vectorised by the compiler (its runtime overlap check
+   fails for equal pointers and the scalar, branchy fallback runs: that loop was a fifth of
+   recarena-target's time). The in-place case therefore gets its own single-pointer loop. Both
+   forms compute exactly the same selection (x > 0 ? x : +0, NaN -> +0), so results are unchanged. */
 static void s_relu_fwd (void *ctx, const float *x, float *y, size_t n)
 {
   (void) ctx;
+  if (x == y) {
+    for (size_t i = 0; i < n; i++)
+      y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+    return;
+  }
+  const float *restrict xr = x;
+  float *restrict yr = y;
   for (size_t i = 0; i < n; i++)
-    y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    yr[i] = xr[i] > 0.0f ? xr[i] : 0.0f;
 }
 static void s_relu_bwd (void *ctx, const float *y, const float *dy, float *dx, size_t n)
 {
   (void) ctx;
-  for (size_t i = 0; i < n; i++)
-    dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+  if (dy == dx) {
+    for (size_t i = 0; i < n; i++)
+      dx[i] = y[i] > 0.0f ? dx[i] : 0.0f;
+    return;
+  }
+  const float *restrict dyr = dy;
+  float *restrict dxr = dx;
+  for (size_t i = 0; i < n; i++) {
+    float d = dyr[i]; /* loaded unconditionally, so the select needs no branch */
+    dxr[i] = y[i] > 0.0f ? d : 0.0f;
+  }
 }
 static void s_tanh_fwd (void *ctx, const float *x, float *y, size_t n)
 {
