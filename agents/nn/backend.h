@@ -34,10 +34,17 @@ typedef struct ra__nn_ops {
                 long long sA, const float *B, int ldb, long long sB, float beta, float *C, int ldc,
                 long long sC, int batch);
 
-  /* y[p, b, f] += bias[p*bstride + f] */
-  void (*bias_add) (void *ctx, float *y, const float *bias, int P, int B, int F, size_t bstride);
-  /* dbias[p*bstride + f] += sum_b dy[p, b, f] (rows summed in order) */
-  void (*bias_grad) (void *ctx, float *dbias, const float *dy, int P, int B, int F, size_t bstride);
+  /* y[p*ystride + (r*C + c)*F + f] = (u ? u[p*ustride + r*F + f] : 0) + bias[p*bstride + f] for r < R,
+     c < C: a linear layer's output before its GEMM accumulates into it (beta = 1); u is the user
+     half of a pair-input layer (docs/nn.md, "MLP module") */
+  void (*bias_fill) (void *ctx, float *y, const float *u, const float *bias, int P, int R, int C, int F,
+                     size_t ystride, size_t ustride, size_t bstride);
+  /* dbias[p*bstride + f] += sum_b dy[p*dystride + b*F + f] (rows summed in order) */
+  void (*bias_grad) (void *ctx, float *dbias, const float *dy, int P, int B, int F, size_t bstride,
+                     size_t dystride);
+  /* out[p*ostride + r*F + f] = sum_c dy[p*dystride + (r*C + c)*F + f] (c in order) */
+  void (*group_sum) (void *ctx, const float *dy, float *out, int P, int R, int C, int F, size_t dystride,
+                     size_t ostride);
   void (*relu_fwd) (void *ctx, const float *x, float *y, size_t n);
   void (*relu_bwd) (void *ctx, const float *y, const float *dy, float *dx, size_t n);
   void (*tanh_fwd) (void *ctx, const float *x, float *y, size_t n);
@@ -66,9 +73,10 @@ typedef struct ra__nn_ops {
   void (*clip_apply) (void *ctx, float *x, size_t n, int P, size_t stride, const float *ss, float max_norm);
   void (*axpy) (void *ctx, float *y, float a, const float *x, size_t n);
   void (*scale) (void *ctx, float *x, float a, size_t n);
-  /* ++*step, then Adam(W) with bias correction from *step over n floats */
-  void (*adam) (void *ctx, float *w, const float *g, float *m, float *v, size_t n, int32_t *step, float lr,
-                float b1, float b2, float eps, float wd);
+  /* per replica p < P (x_p = x + p*stride, n floats each): ++step[p], then Adam(W) with bias
+     correction from step[p] and learning rate lr * lr_scale[p] */
+  void (*adam) (void *ctx, float *w, const float *g, float *m, float *v, size_t n, int P, size_t stride,
+                int32_t *step, const float *lr_scale, float lr, float b1, float b2, float eps, float wd);
 
   /* graph capture: begin, end -> opaque graph; launch; destroy. NULL on cpu. */
   ra_err_t (*graph_begin) (void *ctx, ra_error_t *err);

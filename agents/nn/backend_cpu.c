@@ -32,29 +32,53 @@ static void s_gemm (void *ctx, bool ta, bool tb, int M, int N, int K, float alph
                  alpha, A + i * sA, lda, B + i * sB, ldb, beta, C + i * sC, ldc);
 }
 
-static void s_bias_add (void *ctx, float *y, const float *bias, int P, int B, int F, size_t bstride)
+static void s_bias_fill (void *ctx, float *y, const float *u, const float *bias, int P, int R, int C, int F,
+                         size_t ystride, size_t ustride, size_t bstride)
 {
   (void) ctx;
-  for (int p = 0; p < P; p++)
-    for (int b = 0; b < B; b++) {
-      float *row = y + ((size_t) p * B + b) * F;
-      const float *bp = bias + p * bstride;
-      for (int f = 0; f < F; f++)
-        row[f] += bp[f];
+  for (int p = 0; p < P; p++) {
+    const float *bp = bias + p * bstride;
+    for (int r = 0; r < R; r++) {
+      const float *ur = u ? u + p * ustride + (size_t) r * F : NULL;
+      for (int c = 0; c < C; c++) {
+        float *row = y + p * ystride + ((size_t) r * C + c) * F;
+        if (ur)
+          for (int f = 0; f < F; f++)
+            row[f] = ur[f] + bp[f];
+        else
+          memcpy (row, bp, sizeof (float) * F);
+      }
     }
+  }
 }
 
-static void s_bias_grad (void *ctx, float *dbias, const float *dy, int P, int B, int F, size_t bstride)
+static void s_bias_grad (void *ctx, float *dbias, const float *dy, int P, int B, int F, size_t bstride,
+                         size_t dystride)
 {
   (void) ctx;
   for (int p = 0; p < P; p++) {
     float *db = dbias + p * bstride;
     for (int b = 0; b < B; b++) {
-      const float *row = dy + ((size_t) p * B + b) * F;
+      const float *row = dy + p * dystride + (size_t) b * F;
       for (int f = 0; f < F; f++)
         db[f] += row[f];
     }
   }
+}
+
+static void s_group_sum (void *ctx, const float *dy, float *out, int P, int R, int C, int F, size_t dystride,
+                         size_t ostride)
+{
+  (void) ctx;
+  for (int p = 0; p < P; p++)
+    for (int r = 0; r < R; r++) {
+      float *o = out + p * ostride + (size_t) r * F;
+      const float *d = dy + p * dystride + (size_t) r * C * F;
+      memcpy (o, d, sizeof (float) * F);
+      for (int c = 1; c < C; c++)
+        for (int f = 0; f < F; f++)
+          o[f] += d[(size_t) c * F + f];
+    }
 }
 
 /* The ReLU loops run in place in the scorer (x == y, dy == dx). A loop that reads one pointer and
@@ -347,24 +371,29 @@ static void s_scale (void *ctx, float *x, float a, size_t n)
     x[i] *= a;
 }
 
-static void s_adam (void *ctx, float *w, const float *g, float *m, float *v, size_t n, int32_t *step, float lr,
-                    float b1, float b2, float eps, float wd)
+static void s_adam (void *ctx, float *w, const float *g, float *m, float *v, size_t n, int P, size_t stride,
+                    int32_t *step, const float *lr_scale, float lr, float b1, float b2, float eps, float wd)
 {
   (void) ctx;
-  int t = ++*step;
-  float bc1 = 1.0f - powf (b1, (float) t), bc2 = 1.0f - powf (b2, (float) t);
-  for (size_t i = 0; i < n; i++) {
-    m[i] = b1 * m[i] + (1.0f - b1) * g[i];
-    v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
-    float mh = m[i] / bc1, vh = v[i] / bc2;
-    w[i] -= lr * (mh / (sqrtf (vh) + eps) + wd * w[i]);
+  for (int p = 0; p < P; p++) {
+    int t = ++step[p];
+    float bc1 = 1.0f - powf (b1, (float) t), bc2 = 1.0f - powf (b2, (float) t);
+    float lrp = lr * lr_scale[p];
+    float *wp = w + p * stride, *mp = m + p * stride, *vp = v + p * stride;
+    const float *gp = g + p * stride;
+    for (size_t i = 0; i < n; i++) {
+      mp[i] = b1 * mp[i] + (1.0f - b1) * gp[i];
+      vp[i] = b2 * vp[i] + (1.0f - b2) * gp[i] * gp[i];
+      float mh = mp[i] / bc1, vh = vp[i] / bc2;
+      wp[i] -= lrp * (mh / (sqrtf (vh) + eps) + wd * wp[i]);
+    }
   }
 }
 
 static const ra__nn_ops_t s_ops = {
   .name = "cpu", .destroy = s_destroy, .alloc = s_alloc, .free = s_free, .upload = s_memcpy,
   .download = s_memcpy, .copy = s_memcpy, .zero = s_zero, .sync = s_sync, .gemm = s_gemm,
-  .bias_add = s_bias_add, .bias_grad = s_bias_grad, .relu_fwd = s_relu_fwd, .relu_bwd = s_relu_bwd,
+  .bias_fill = s_bias_fill, .bias_grad = s_bias_grad, .group_sum = s_group_sum, .relu_fwd = s_relu_fwd, .relu_bwd = s_relu_bwd,
   .tanh_fwd = s_tanh_fwd, .tanh_bwd = s_tanh_bwd, .ln_fwd = s_ln_fwd, .ln_bwd = s_ln_bwd,
   .softmax_fwd = s_softmax_fwd, .softmax_bwd = s_softmax_bwd, .pairs_fwd = s_pairs_fwd,
   .pairs_bwd = s_pairs_bwd, .pg_fwd = s_pg_fwd, .pg_bwd = s_pg_bwd, .ent_fwd = s_ent_fwd,

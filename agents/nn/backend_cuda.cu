@@ -156,24 +156,41 @@ void s_gemm (void *ctx, bool ta, bool tb, int M, int N, int K, float alpha, cons
 
 /* --------------------------------------------------------------------------- kernels */
 
-__global__ void k_bias_add (float *y, const float *bias, int B, int F, size_t bstride, size_t n)
+__global__ void k_bias_fill (float *y, const float *u, const float *bias, int R, int C, int F, size_t ystride,
+                             size_t ustride, size_t bstride, size_t n)
 {
   GRID_STRIDE (i, n)
   {
-    size_t p = i / ((size_t) B * F);
-    y[i] += bias[p * bstride + i % F];
+    size_t per = (size_t) R * C * F, p = i / per, k = i % per, f = k % F, r = k / ((size_t) C * F);
+    float v = bias[p * bstride + f];
+    if (u)
+      v = u[p * ustride + r * F + f] + v;
+    y[p * ystride + k] = v;
   }
 }
-__global__ void k_bias_grad (float *db, const float *dy, int P, int B, int F, size_t bstride)
+__global__ void k_bias_grad (float *db, const float *dy, int P, int B, int F, size_t bstride, size_t dystride)
 {
   GRID_STRIDE (i, (size_t) P * F)
   {
     size_t p = i / F, f = i % F;
-    const float *d = dy + p * B * F + f;
+    const float *d = dy + p * dystride + f;
     float s = 0.0f;
     for (int b = 0; b < B; b++)
       s += d[(size_t) b * F];
     db[p * bstride + f] += s;
+  }
+}
+__global__ void k_group_sum (const float *dy, float *out, int R, int C, int F, size_t dystride, size_t ostride,
+                             size_t n)
+{
+  GRID_STRIDE (i, n)
+  {
+    size_t per = (size_t) R * F, p = i / per, k = i % per, r = k / F, f = k % F;
+    const float *d = dy + p * dystride + r * C * F + f;
+    float s = d[0];
+    for (int c = 1; c < C; c++)
+      s += d[(size_t) c * F];
+    out[p * ostride + k] = s;
   }
 }
 __global__ void k_relu_fwd (const float *x, float *y, size_t n) { GRID_STRIDE (i, n) y[i] = x[i] > 0.0f ? x[i] : 0.0f; }
@@ -407,17 +424,23 @@ __global__ void k_clip_apply (float *x, size_t n, size_t stride, const float *ss
 }
 __global__ void k_axpy (float *y, float a, const float *x, size_t n) { GRID_STRIDE (i, n) y[i] += a * x[i]; }
 __global__ void k_scale (float *x, float a, size_t n) { GRID_STRIDE (i, n) x[i] *= a; }
-__global__ void k_step_inc (int32_t *step) { ++*step; }
-__global__ void k_adam (float *w, const float *g, float *m, float *v, size_t n, const int32_t *step, float lr, float b1,
-                        float b2, float eps, float wd)
+__global__ void k_step_inc (int32_t *step, int P)
 {
-  float t = (float) *step, bc1 = 1.0f - powf (b1, t), bc2 = 1.0f - powf (b2, t);
-  GRID_STRIDE (i, n)
+  for (int p = threadIdx.x; p < P; p += blockDim.x)
+    ++step[p];
+}
+__global__ void k_adam (float *w, const float *g, float *m, float *v, size_t n, size_t stride, const int32_t *step,
+                        const float *lr_scale, float lr, float b1, float b2, float eps, float wd, size_t total)
+{
+  GRID_STRIDE (j, total)
   {
+    size_t p = j / n, i = p * stride + j % n;
+    float t = (float) step[p], bc1 = 1.0f - powf (b1, t), bc2 = 1.0f - powf (b2, t);
+    float lrp = lr * lr_scale[p];
     float mi = b1 * m[i] + (1.0f - b1) * g[i];
     float vi = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
     m[i] = mi, v[i] = vi;
-    w[i] -= lr * ((mi / bc1) / (sqrtf (vi / bc2) + eps) + wd * w[i]);
+    w[i] -= lrp * ((mi / bc1) / (sqrtf (vi / bc2) + eps) + wd * w[i]);
   }
 }
 
@@ -426,15 +449,27 @@ __global__ void k_adam (float *w, const float *g, float *m, float *v, size_t n, 
 #define STREAM(ctx) C (ctx)->stream
 #define GO(ctx, n) <<<blocks (n), kThreads, 0, STREAM (ctx)>>>
 
-void s_bias_add (void *ctx, float *y, const float *bias, int P, int B, int F, size_t bstride)
+void s_bias_fill (void *ctx, float *y, const float *u, const float *bias, int P, int R, int C, int F, size_t ystride,
+                  size_t ustride, size_t bstride)
 {
-  size_t n = (size_t) P * B * F;
-  k_bias_add GO (ctx, n) (y, bias, B, F, bstride, n);
+  size_t n = (size_t) P * R * C * F;
+  if (n == 0)
+    return;
+  k_bias_fill GO (ctx, n) (y, u, bias, R, C, F, ystride, ustride, bstride, n);
   LAUNCHED (C (ctx));
 }
-void s_bias_grad (void *ctx, float *dbias, const float *dy, int P, int B, int F, size_t bstride)
+void s_bias_grad (void *ctx, float *dbias, const float *dy, int P, int B, int F, size_t bstride, size_t dystride)
 {
-  k_bias_grad GO (ctx, (size_t) P * F) (dbias, dy, P, B, F, bstride);
+  k_bias_grad GO (ctx, (size_t) P * F) (dbias, dy, P, B, F, bstride, dystride);
+  LAUNCHED (C (ctx));
+}
+void s_group_sum (void *ctx, const float *dy, float *out, int P, int R, int C, int F, size_t dystride,
+                  size_t ostride)
+{
+  size_t n = (size_t) P * R * F;
+  if (n == 0)
+    return;
+  k_group_sum GO (ctx, n) (dy, out, R, C, F, dystride, ostride, n);
   LAUNCHED (C (ctx));
 }
 void s_relu_fwd (void *ctx, const float *x, float *y, size_t n) { k_relu_fwd GO (ctx, n) (x, y, n); LAUNCHED (C (ctx)); }
@@ -551,11 +586,15 @@ void s_clip_apply (void *ctx, float *x, size_t n, int P, size_t stride, const fl
 }
 void s_axpy (void *ctx, float *y, float a, const float *x, size_t n) { k_axpy GO (ctx, n) (y, a, x, n); LAUNCHED (C (ctx)); }
 void s_scale (void *ctx, float *x, float a, size_t n) { k_scale GO (ctx, n) (x, a, n); LAUNCHED (C (ctx)); }
-void s_adam (void *ctx, float *w, const float *g, float *m, float *v, size_t n, int32_t *step, float lr, float b1,
-             float b2, float eps, float wd)
+void s_adam (void *ctx, float *w, const float *g, float *m, float *v, size_t n, int P, size_t stride, int32_t *step,
+             const float *lr_scale, float lr, float b1, float b2, float eps, float wd)
 {
-  k_step_inc<<<1, 1, 0, STREAM (ctx)>>> (step);
-  k_adam GO (ctx, n) (w, g, m, v, n, step, lr, b1, b2, eps, wd);
+  k_step_inc<<<1, 32, 0, STREAM (ctx)>>> (step, P);
+  LAUNCHED (C (ctx));
+  size_t total = n * (size_t) P;
+  if (total == 0)
+    return;
+  k_adam GO (ctx, total) (w, g, m, v, n, stride, step, lr_scale, lr, b1, b2, eps, wd, total);
   LAUNCHED (C (ctx));
 }
 
@@ -616,7 +655,8 @@ ra__nn_ops_t make_ops ()
   o.zero = s_zero;
   o.sync = s_sync;
   o.gemm = s_gemm;
-  o.bias_add = s_bias_add;
+  o.bias_fill = s_bias_fill;
+  o.group_sum = s_group_sum;
   o.bias_grad = s_bias_grad;
   o.relu_fwd = s_relu_fwd;
   o.relu_bwd = s_relu_bwd;
