@@ -449,13 +449,13 @@ __global__ void k_adam (float *w, const float *g, float *m, float *v, size_t n, 
 #define STREAM(ctx) C (ctx)->stream
 #define GO(ctx, n) <<<blocks (n), kThreads, 0, STREAM (ctx)>>>
 
-void s_bias_fill (void *ctx, float *y, const float *u, const float *bias, int P, int R, int C, int F, size_t ystride,
-                  size_t ustride, size_t bstride)
+void s_bias_fill (void *ctx, float *y, const float *u, const float *bias, int P, int R, int cands, int F,
+                  size_t ystride, size_t ustride, size_t bstride)
 {
-  size_t n = (size_t) P * R * C * F;
+  size_t n = (size_t) P * R * cands * F;
   if (n == 0)
     return;
-  k_bias_fill GO (ctx, n) (y, u, bias, R, C, F, ystride, ustride, bstride, n);
+  k_bias_fill GO (ctx, n) (y, u, bias, R, cands, F, ystride, ustride, bstride, n);
   LAUNCHED (C (ctx));
 }
 void s_bias_grad (void *ctx, float *dbias, const float *dy, int P, int B, int F, size_t bstride, size_t dystride)
@@ -463,13 +463,13 @@ void s_bias_grad (void *ctx, float *dbias, const float *dy, int P, int B, int F,
   k_bias_grad GO (ctx, (size_t) P * F) (dbias, dy, P, B, F, bstride, dystride);
   LAUNCHED (C (ctx));
 }
-void s_group_sum (void *ctx, const float *dy, float *out, int P, int R, int C, int F, size_t dystride,
+void s_group_sum (void *ctx, const float *dy, float *out, int P, int R, int cands, int F, size_t dystride,
                   size_t ostride)
 {
   size_t n = (size_t) P * R * F;
   if (n == 0)
     return;
-  k_group_sum GO (ctx, n) (dy, out, R, C, F, dystride, ostride, n);
+  k_group_sum GO (ctx, n) (dy, out, R, cands, F, dystride, ostride, n);
   LAUNCHED (C (ctx));
 }
 void s_relu_fwd (void *ctx, const float *x, float *y, size_t n) { k_relu_fwd GO (ctx, n) (x, y, n); LAUNCHED (C (ctx)); }
