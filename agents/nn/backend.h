@@ -67,6 +67,24 @@ typedef struct ra__nn_ops {
   void (*mse_fwd) (void *ctx, const float *v, const float *t, float *loss, int P, int U);
   void (*mse_bwd) (void *ctx, const float *v, const float *t, float *dv, float scale, bool acc, int P, int U);
 
+  /* Slates and advantages (docs/nn.md, "Slate and advantage ops"). Rows r < R of K scores.
+     slate: keys s_j (+ Gumbel noise from the counter-based RNG (seed, stream, counter + r*K + j)
+     unless greedy), top k by selection, ties to the lower index -> slates [R, k] */
+  void (*slate) (void *ctx, const float *scores, int R, int K, int k, bool greedy, uint64_t seed,
+                 uint64_t stream, uint64_t counter, int32_t *slates);
+  /* Plackett-Luce: logp[r] = log P(slate_r), ent[r] = sum over positions of the entropy of the
+     softmax over the candidates not yet placed (either may be NULL) */
+  void (*pl_fwd) (void *ctx, const float *scores, const int32_t *slates, int R, int K, int k, float *logp,
+                  float *ent);
+  /* dscores[r, j] (+)= coef[r] d logp_r / ds_j + ent_coef d ent_r / ds_j */
+  void (*pl_bwd) (void *ctx, const float *scores, const int32_t *slates, int R, int K, int k, const float *coef,
+                  float ent_coef, float *dscores, bool acc);
+  /* GAE(lambda) per replica over [P, T, N] (values [P, T+1, N]): adv, ret [P, T, N] */
+  void (*gae) (void *ctx, const float *reward, const uint8_t *done, const float *values, int P, int T, int N,
+               float gamma, float lambda, float *adv, float *ret);
+  /* x[p, :n] = (x - mean) / (std + 1e-8) per replica (population std, double sums in order) */
+  void (*normalize) (void *ctx, float *x, int P, size_t n);
+
   /* out[p] = sum_i x[p*stride + i]^2, i < n; fixed chunking, partials summed in order */
   void (*sumsq) (void *ctx, const float *x, size_t n, int P, size_t stride, float *out);
   /* x[p*stride + i] *= min(1, max_norm / (sqrt(ss[p]) + 1e-6)); ss computed by sumsq */

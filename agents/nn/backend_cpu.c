@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "agents/nn/backend.h"
+#include "agents/nn/rng_int.h"
 
 static void s_destroy (void *ctx) { (void) ctx; }
 static void *s_alloc (void *ctx, size_t bytes) { (void) ctx; return calloc (1, bytes ? bytes : 1); }
@@ -326,6 +327,147 @@ static void s_mse_bwd (void *ctx, const float *v, const float *t, float *dv, flo
   }
 }
 
+/* ------------------------------------------------------------------ slates and advantages */
+
+static bool s_placed (const int32_t *slate, int upto, int j)
+{
+  for (int i = 0; i < upto; i++)
+    if (slate[i] == j)
+      return true;
+  return false;
+}
+
+/* Gumbel noise is recomputed on every selection pass instead of stored: no scratch, and the
+   same arithmetic as the cuda kernel (one thread per row). */
+static void s_slate (void *ctx, const float *scores, int R, int K, int k, bool greedy, uint64_t seed,
+                     uint64_t stream, uint64_t counter, int32_t *slates)
+{
+  (void) ctx;
+  for (int r = 0; r < R; r++) {
+    const float *s = scores + (size_t) r * K;
+    int32_t *out = slates + (size_t) r * k;
+    for (int pos = 0; pos < k; pos++) {
+      int best = -1;
+      float bk = 0.0f;
+      for (int j = 0; j < K; j++) {
+        if (s_placed (out, pos, j))
+          continue;
+        float key = s[j];
+        if (!greedy) {
+          double u = ra__nn_uniform_at (seed, stream, counter + (uint64_t) r * K + j);
+          if (u < 1e-12)
+            u = 1e-12;
+          key += (float) -log (-log (u));
+        }
+        if (best < 0 || key > bk) {
+          best = j;
+          bk = key;
+        }
+      }
+      out[pos] = best;
+    }
+  }
+}
+
+/* Position i: p_i = softmax over the candidates not yet placed. log P = sum_i s[a_i] - lse_i;
+   d/ds_j = sum_i (1{j = a_i} - p_i(j)); H_i = -sum p log p; dH_i/ds_j = -p_i(j) (log p_i(j) + H_i).
+   Double inside a row. */
+static void s_pl_row (const float *s, const int32_t *a, int K, int k, double *logp, double *ent, float coef,
+                      float ent_coef, float *ds)
+{
+  double lp = 0, h_all = 0;
+  for (int i = 0; i < k; i++) {
+    double mx = -INFINITY;
+    for (int j = 0; j < K; j++)
+      if (!s_placed (a, i, j) && s[j] > mx)
+        mx = s[j];
+    double z = 0;
+    for (int j = 0; j < K; j++)
+      if (!s_placed (a, i, j))
+        z += exp (s[j] - mx);
+    double lse = mx + log (z), h = 0;
+    for (int j = 0; j < K; j++)
+      if (!s_placed (a, i, j)) {
+        double l = s[j] - lse;
+        h -= exp (l) * l;
+      }
+    if (ds)
+      for (int j = 0; j < K; j++)
+        if (!s_placed (a, i, j)) {
+          double l = s[j] - lse, p = exp (l);
+          ds[j] += (float) (coef * ((j == a[i]) - p) + ent_coef * (-p * (l + h)));
+        }
+    lp += s[a[i]] - lse;
+    h_all += h;
+  }
+  if (logp)
+    *logp = lp;
+  if (ent)
+    *ent = h_all;
+}
+
+static void s_pl_fwd (void *ctx, const float *scores, const int32_t *slates, int R, int K, int k, float *logp,
+                      float *ent)
+{
+  (void) ctx;
+  for (int r = 0; r < R; r++) {
+    double lp, h;
+    s_pl_row (scores + (size_t) r * K, slates + (size_t) r * k, K, k, &lp, &h, 0, 0, NULL);
+    if (logp)
+      logp[r] = (float) lp;
+    if (ent)
+      ent[r] = (float) h;
+  }
+}
+
+static void s_pl_bwd (void *ctx, const float *scores, const int32_t *slates, int R, int K, int k,
+                      const float *coef, float ent_coef, float *dscores, bool acc)
+{
+  (void) ctx;
+  if (!acc)
+    memset (dscores, 0, sizeof (float) * (size_t) R * K);
+  for (int r = 0; r < R; r++)
+    s_pl_row (scores + (size_t) r * K, slates + (size_t) r * k, K, k, NULL, NULL, coef[r], ent_coef,
+              dscores + (size_t) r * K);
+}
+
+/* delta_t = r_t + gamma (1 - d_t) V_{t+1} - V_t; A_t = delta_t + gamma lambda (1 - d_t) A_{t+1} */
+static void s_gae (void *ctx, const float *reward, const uint8_t *done, const float *values, int P, int T, int N,
+                   float gamma, float lambda, float *adv, float *ret)
+{
+  (void) ctx;
+  for (int p = 0; p < P; p++) {
+    size_t o = (size_t) p * T * N, ov = (size_t) p * (T + 1) * N;
+    for (int i = 0; i < N; i++) {
+      double a = 0;
+      for (int t = T - 1; t >= 0; t--) {
+        size_t x = (size_t) t * N + i;
+        double keep = done[o + x] ? 0.0 : 1.0;
+        double delta = reward[o + x] + gamma * keep * values[ov + x + N] - values[ov + x];
+        a = delta + gamma * lambda * keep * a;
+        adv[o + x] = (float) a;
+        ret[o + x] = (float) (a + values[ov + x]);
+      }
+    }
+  }
+}
+
+static void s_normalize (void *ctx, float *x, int P, size_t n)
+{
+  (void) ctx;
+  for (int p = 0; p < P && n > 0; p++) {
+    float *xp = x + (size_t) p * n;
+    double s1 = 0, s2 = 0;
+    for (size_t i = 0; i < n; i++) {
+      s1 += xp[i];
+      s2 += (double) xp[i] * xp[i];
+    }
+    double mean = s1 / (double) n, sd = sqrt (fmax (s2 / (double) n - mean * mean, 0.0)) + 1e-8;
+    for (size_t i = 0; i < n; i++)
+      xp[i] = (float) ((xp[i] - mean) / sd);
+  }
+}
+
 /* Two passes: chunk partials (in double), then partials summed in chunk order. */
 static void s_sumsq (void *ctx, const float *x, size_t n, int P, size_t stride, float *out)
 {
@@ -398,7 +540,8 @@ static const ra__nn_ops_t s_ops = {
   .softmax_fwd = s_softmax_fwd, .softmax_bwd = s_softmax_bwd, .pairs_fwd = s_pairs_fwd,
   .pairs_bwd = s_pairs_bwd, .pg_fwd = s_pg_fwd, .pg_bwd = s_pg_bwd, .ent_fwd = s_ent_fwd,
   .ent_bwd = s_ent_bwd, .mse_fwd = s_mse_fwd, .mse_bwd = s_mse_bwd, .sumsq = s_sumsq,
-  .clip_apply = s_clip_apply, .axpy = s_axpy, .scale = s_scale, .adam = s_adam,
+  .clip_apply = s_clip_apply, .slate = s_slate, .pl_fwd = s_pl_fwd, .pl_bwd = s_pl_bwd, .gae = s_gae,
+  .normalize = s_normalize, .axpy = s_axpy, .scale = s_scale, .adam = s_adam,
   .graph_begin = NULL, .graph_end = NULL, .graph_launch = NULL, .graph_destroy = NULL,
 };
 

@@ -13,6 +13,7 @@
 #include "agents/nn/backend.h"
 #include "agents/nn/nn.h"
 #include "agents/nn/linear_int.h"
+#include "agents/nn/rng_int.h"
 
 /* ---------------------------------------------------------------------------------- backends */
 
@@ -126,14 +127,6 @@ void ra_nn_scale (ra_nn_backend_t *be, float *x, float a, size_t count) { be->op
 
 /* ------------------------------------------------------------------------------------- RNG */
 
-static uint64_t s_mix (uint64_t z)
-{
-  z += 0x9e3779b97f4a7c15ULL;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
 void ra_nn_rng_init (ra_nn_rng_t *r, uint64_t seed, uint64_t stream)
 {
   r->seed = seed;
@@ -143,8 +136,7 @@ void ra_nn_rng_init (ra_nn_rng_t *r, uint64_t seed, uint64_t stream)
 
 uint64_t ra_nn_rng_u64 (ra_nn_rng_t *r)
 {
-  uint64_t key = s_mix (r->seed ^ s_mix (r->stream + 0x632be59bd9b4e019ULL));
-  return s_mix (key ^ s_mix (r->counter++));
+  return ra__nn_rng_at (r->seed, r->stream, r->counter++);
 }
 
 float ra_nn_rng_uniform (ra_nn_rng_t *r) { return (float) (ra_nn_rng_u64 (r) >> 40) * (1.0f / 16777216.0f); }
@@ -605,4 +597,38 @@ void ra_nn_graph_destroy (ra_nn_graph_t **g_p)
     OPS ((*g_p)->be)->graph_destroy (CTX ((*g_p)->be), (*g_p)->graph);
   free (*g_p);
   *g_p = NULL;
+}
+
+/* ------------------------------------------------------------------ slates and advantages */
+
+void ra_nn_slate_sample (ra_nn_backend_t *be, const float *scores, int R, int K, int k, bool greedy,
+                         ra_nn_rng_t *rng, int32_t *slates)
+{
+  assert (R >= 0 && k >= 1 && k <= K);
+  OPS (be)->slate (CTX (be), scores, R, K, k, greedy, rng->seed, rng->stream, rng->counter, slates);
+  if (!greedy)
+    rng->counter += (uint64_t) R * (uint64_t) K;
+}
+
+void ra_nn_pl_forward (ra_nn_backend_t *be, const float *scores, const int32_t *slates, int R, int K, int k,
+                       float *logp, float *ent)
+{
+  OPS (be)->pl_fwd (CTX (be), scores, slates, R, K, k, logp, ent);
+}
+
+void ra_nn_pl_backward (ra_nn_backend_t *be, const float *scores, const int32_t *slates, int R, int K, int k,
+                        const float *coef, float ent_coef, float *dscores, bool accumulate)
+{
+  OPS (be)->pl_bwd (CTX (be), scores, slates, R, K, k, coef, ent_coef, dscores, accumulate);
+}
+
+void ra_nn_gae (ra_nn_backend_t *be, const float *reward, const uint8_t *done, const float *values, int P, int T,
+                int N, float gamma, float lambda, float *adv, float *ret)
+{
+  OPS (be)->gae (CTX (be), reward, done, values, P, T, N, gamma, lambda, adv, ret);
+}
+
+void ra_nn_normalize (ra_nn_backend_t *be, float *x, int P, size_t n)
+{
+  OPS (be)->normalize (CTX (be), x, P, n);
 }

@@ -201,6 +201,32 @@ void ra_nn_mse_forward (ra_nn_backend_t *be, const float *v, const float *target
 void ra_nn_mse_backward (ra_nn_backend_t *be, const float *v, const float *target, float *dv,
                          float scale, bool accumulate, int P, int U);
 
+/* ------------------------------------------------------------------ slates and advantages */
+/* The per-step and per-update host work of a slate policy as device ops, so act and update can
+   stay on the device (docs/nn.md, "Slate and advantage ops"). R rows of K candidate scores. */
+
+/* slates [R, k] (device int32): the top k of each row's scores (greedy), or a Plackett-Luce
+   sample: the top k of s_j + g_j, g_j = -log(-log u_j) with u_j the draw of rng at counter
+   rng->counter + r*K + j (clamped to >= 1e-12); ties go to the lower index. Sampling advances
+   rng->counter by R*K; greedy draws nothing. O(R k^2 K). */
+void ra_nn_slate_sample (ra_nn_backend_t *be, const float *scores, int R, int K, int k, bool greedy,
+                         ra_nn_rng_t *rng, int32_t *slates);
+/* Plackett-Luce over each row: logp[r] = sum_i s[a_i] - logsumexp(s over candidates not in
+   a_0..a_{i-1}); ent[r] = sum_i of the entropy of that softmax. Either output may be NULL. */
+void ra_nn_pl_forward (ra_nn_backend_t *be, const float *scores, const int32_t *slates, int R, int K, int k,
+                       float *logp, float *ent);
+/* dscores[r, j] = (or += when accumulate) coef[r] d logp_r/ds_j + ent_coef d ent_r/ds_j. */
+void ra_nn_pl_backward (ra_nn_backend_t *be, const float *scores, const int32_t *slates, int R, int K, int k,
+                        const float *coef, float ent_coef, float *dscores, bool accumulate);
+/* GAE(lambda) of each replica over T steps x N envs, time-major inside a replica: reward, done
+   [P, T, N] (done cuts the bootstrap after that step), values [P, T+1, N] (row T bootstraps);
+   adv and ret = adv + values, [P, T, N]. Sums in double. */
+void ra_nn_gae (ra_nn_backend_t *be, const float *reward, const uint8_t *done, const float *values, int P, int T,
+                int N, float gamma, float lambda, float *adv, float *ret);
+/* Per replica p: x[p, i] = (x[p, i] - mean_p) / (std_p + 1e-8) over n floats (population std;
+   double sums in index order). */
+void ra_nn_normalize (ra_nn_backend_t *be, float *x, int P, size_t n);
+
 /* --------------------------------------------------------------------------------- optimizers */
 
 typedef struct {
