@@ -19,6 +19,7 @@
 
 #include "agents/nn/nn.h"
 #include "agents/policies/policy.h"
+#include "agents/policies/rollout.h"
 #include "protocol/client.h"
 #include "protocol/kv.h"
 
@@ -177,6 +178,16 @@ ra_err_t ra_target_train_step (ra_target_t *t, ra_client_t *c, const ra_client_e
 ra_err_t ra_target_adapt (ra_target_t *t, ra_client_t *c, const ra_client_env_t *env,
                           int k_updates, const uint64_t *seeds, ra_target_stats_t *stats,
                           ra_error_t *err);
+
+/* The same two calls over any rollout source (rollout.h; protocol or in-process): begin resets
+   the source's envs (P*N of them) with seeds (NULL: keep their streams) and keeps the first
+   observation; train_rollout plays T steps with sampled slates, records them and runs one update.
+   For the same env, seeds and policy, both kinds of source give identical trajectories and
+   identical trained parameters. */
+ra_err_t ra_target_begin_rollout (ra_target_t *t, ra_rollout_t *src, const uint64_t *seeds,
+                                  ra_error_t *err);
+ra_err_t ra_target_train_rollout (ra_target_t *t, ra_rollout_t *src, ra_target_stats_t *stats,
+                                  ra_error_t *err);
 
 typedef enum { RA_TARGET_EVAL_GREEDY, RA_TARGET_EVAL_SAMPLE, RA_TARGET_EVAL_RANDOM } ra_target_eval_t;
 /* Resets env's n envs (n <= T*N of the policy; any autoreset mode) with seeds[i] and plays

@@ -49,6 +49,7 @@ struct ra_target {
   /* driving a server env (target_run.c) */
   bool have_obs;
   int64_t env_handle;
+  const ra_rollout_t *src;               /* the source being trained on (begin_rollout), or NULL */
   float *cur_user, *cur_cand;            /* [P*N, U], [P*N, K, F] the observation to act on */
   double *ep_ret;                        /* [P*T*N] running (unscaled) return */
   float *scratch;                        /* for unaligned reply tensors */

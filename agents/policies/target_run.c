@@ -92,9 +92,32 @@ ra_err_t ra_target_begin (ra_target_t *t, ra_client_t *c, const ra_client_env_t 
   s_keep (t, &obs);
   ra_target_clear_rollout (t);
   t->have_obs = true;
+  t->src = NULL;
   t->env_handle = env->handle;
   memset (t->ep_ret, 0, (size_t) t->P * cfg->num_envs * sizeof (double));
   return RA_OK;
+}
+
+/* Records the step played on cur (slates h_act, outcome h_r, h_d), adds to the stats and makes
+   next the current observation (same_step: ended envs are already reset). */
+static void s_after_step (ra_target_t *t, const ra_obs_batch_t *cur, const ra_obs_batch_t *next,
+                          ra_target_stats_t *stats)
+{
+  int N = t->P * t->cfg.num_envs;
+  ra_target_record (t, cur, t->h_act, t->h_r, t->h_d);
+  for (int i = 0; i < N; i++) {
+    t->ep_ret[i] += t->h_r[i];
+    if (stats)
+      stats->reward_sum += t->h_r[i];
+    if (t->h_d[i]) {
+      if (stats) {
+        stats->episodes++;
+        stats->return_sum += t->ep_ret[i];
+      }
+      t->ep_ret[i] = 0;
+    }
+  }
+  s_keep (t, next);
 }
 
 ra_err_t ra_target_train_step (ra_target_t *t, ra_client_t *c, const ra_client_env_t *env,
@@ -102,7 +125,7 @@ ra_err_t ra_target_train_step (ra_target_t *t, ra_client_t *c, const ra_client_e
 {
   const ra_target_cfg_t *cfg = &t->cfg;
   int N = t->P * cfg->num_envs; /* all replicas' envs */
-  if (!t->have_obs || t->env_handle != env->handle)
+  if (!t->have_obs || t->src || t->env_handle != env->handle)
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: ra_target_begin was not called on this env");
   ra_target_clear_rollout (t);
   t->have_obs = true;
@@ -120,20 +143,7 @@ ra_err_t ra_target_train_step (ra_target_t *t, ra_client_t *c, const ra_client_e
       t->have_obs = false;
       return rc;
     }
-    ra_target_record (t, &cur, t->h_act, t->h_r, t->h_d);
-    for (int i = 0; i < N; i++) {
-      t->ep_ret[i] += t->h_r[i];
-      if (stats)
-        stats->reward_sum += t->h_r[i];
-      if (t->h_d[i]) {
-        if (stats) {
-          stats->episodes++;
-          stats->return_sum += t->ep_ret[i];
-        }
-        t->ep_ret[i] = 0;
-      }
-    }
-    s_keep (t, &next);  /* same_step: ended envs are already reset */
+    s_after_step (t, &cur, &next, stats);
   }
   ra_err_t rc = ra_target_update (t, &cur, NULL, err);
   if (stats) {
@@ -222,5 +232,67 @@ ra_err_t ra_target_evaluate (ra_target_t *t, ra_client_t *c, const ra_client_env
   *mean_return = sr / n;
   if (mean_len)
     *mean_len = sl / n;
+  return rc;
+}
+
+/* ---------------------------------------------------------------------- any rollout source */
+
+/* Checks a source's observation against the policy's shapes. */
+static ra_err_t s_src_obs (const ra_target_t *t, const ra_obs_batch_t *o, ra_error_t *err)
+{
+  const ra_target_cfg_t *c = &t->cfg;
+  if (o->num_envs != t->P * c->num_envs || o->num_candidates != c->num_candidates
+      || o->user_dim != c->user_dim || o->cand_dim != c->cand_dim || !o->user || !o->candidates)
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
+                         "target: source observation is %d envs x %d candidates, user %d, candidate "
+                         "%d features; the policy was built for %d x %d, %d, %d", o->num_envs,
+                         o->num_candidates, o->user_dim, o->cand_dim, t->P * c->num_envs,
+                         c->num_candidates, c->user_dim, c->cand_dim);
+  return RA_OK;
+}
+
+ra_err_t ra_target_begin_rollout (ra_target_t *t, ra_rollout_t *src, const uint64_t *seeds, ra_error_t *err)
+{
+  ra_err_t rc = ra_rollout_reset (src, seeds, err);
+  if (rc == RA_OK)
+    rc = s_src_obs (t, &src->obs, err);
+  if (rc != RA_OK)
+    return rc;
+  s_keep (t, &src->obs);
+  ra_target_clear_rollout (t);
+  t->have_obs = true;
+  t->src = src;
+  memset (t->ep_ret, 0, (size_t) t->P * t->cfg.num_envs * sizeof (double));
+  return RA_OK;
+}
+
+ra_err_t ra_target_train_rollout (ra_target_t *t, ra_rollout_t *src, ra_target_stats_t *stats, ra_error_t *err)
+{
+  const ra_target_cfg_t *cfg = &t->cfg;
+  int N = t->P * cfg->num_envs;
+  if (!t->have_obs || t->src != src)
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: ra_target_begin_rollout was not called on this source");
+  ra_target_clear_rollout (t);
+  t->have_obs = true;
+  ra_obs_batch_t cur = s_cur (t);
+  for (int s = 0; s < cfg->rollout; s++) {
+    ra_target_act (t, &cur, false, t->h_act);
+    ra_err_t rc = ra_rollout_step (src, t->h_act, err);
+    if (rc == RA_OK)
+      rc = s_src_obs (t, &src->obs, err);
+    if (rc != RA_OK) {
+      t->have_obs = false;
+      return rc;
+    }
+    memcpy (t->h_r, src->reward, (size_t) N * sizeof (float));
+    memcpy (t->h_d, src->done, (size_t) N);
+    s_after_step (t, &cur, &src->obs, stats);
+  }
+  ra_err_t rc = ra_target_update (t, &cur, NULL, err);
+  if (stats) {
+    stats->env_steps += (int64_t) cfg->rollout * N;
+    stats->updates++;
+    stats->last = t->losses[0];
+  }
   return rc;
 }
