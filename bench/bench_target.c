@@ -2,10 +2,11 @@
     policy", performance). One run prints three tables:
       1. recarena-target samples/s at 64 envs: the landed build against this build, run
          interleaved (A B A B ...), medians and their ratio;
-      2. this build at P = 1 through the protocol: the split of a training step's time between
-         env stepping (the same sim stepped directly, same N and steps), transport (the rest of
-         the client's step call: encoding, ZeroMQ, decoding) and network compute (act, record,
-         update);
+      2. this build at P = 1 through the protocol source and through the in-process source: the
+         split of a training step's time between env stepping (the in-process source's step: the
+         same trajectories), transport (the rest of the protocol source's step: encoding, ZeroMQ,
+         decoding) and
+         network compute (act, record, update), per sample;
       3. P = 64 replicas in one policy against 64 separate P = 1 policies on the same synthetic
          rollouts (act T steps + update), medians and ratio;
     and, when `perf` is installed, the profile share of the top five functions of both builds.
@@ -20,9 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agents/policies/rollout_inproc.h"
 #include "agents/policies/target.h"
 #include "env/server/server.h"
-#include "env/sims/registry.h"
 #include "protocol/client.h"
 
 static double s_now (void)
@@ -94,10 +95,73 @@ static void *s_serve (void *arg)
 }
 
 typedef struct {
-  double compute, client_step, samples;
+  double compute, source_step, samples;
 } split_t;
 
-static int s_protocol_split (int N, int updates, split_t *out)
+/* Trains a fresh P = 1 target (defaults, seed 1) on src for `updates` updates, timing the
+   network work (act, record, update) apart from the source's step call. */
+static int s_split (ra_rollout_t *src, int updates, split_t *out)
+{
+  ra_nn_backend_t *be = NULL;
+  ra_target_t *t = NULL;
+  ra_error_t err;
+  ra_target_cfg_t cfg;
+  ra_target_cfg_default (&cfg);
+  int rc = -1;
+  const ra_obs_batch_t *o = &src->obs;
+  if (ra_nn_backend_open ("cpu", NULL, &be, &err) != RA_OK || ra_rollout_reset (src, NULL, &err) != RA_OK)
+    goto done;
+  cfg.num_envs = o->num_envs, cfg.num_candidates = o->num_candidates, cfg.slate_size = o->slate_size;
+  cfg.user_dim = o->user_dim, cfg.cand_dim = o->cand_dim;
+  if (ra_target_new (be, &cfg, &t, &err) != RA_OK)
+    goto done;
+  int N = cfg.num_envs;
+  size_t nu = (size_t) N * cfg.user_dim, nc = (size_t) N * cfg.num_candidates * cfg.cand_dim;
+  float *cu = malloc (nu * sizeof (float)), *cc = malloc (nc * sizeof (float)), *rew = malloc ((size_t) N * sizeof (float));
+  int32_t *sl = malloc ((size_t) N * cfg.slate_size * sizeof (int32_t));
+  uint8_t *done = malloc ((size_t) N);
+  ra_obs_batch_t cur = *o;
+  cur.user = cu, cur.candidates = cc;
+  memcpy (cu, o->user, nu * sizeof (float));
+  memcpy (cc, o->candidates, nc * sizeof (float));
+  *out = (split_t) { 0 };
+  for (int u = 0; u < updates; u++) {
+    for (int s = 0; s < cfg.rollout; s++) {
+      double t0 = s_now ();
+      ra_target_act (t, &cur, false, sl);
+      double t1 = s_now ();
+      if (ra_rollout_step (src, sl, &err) != RA_OK)
+        goto fail;
+      double t2 = s_now ();
+      memcpy (rew, src->reward, (size_t) N * sizeof (float));
+      memcpy (done, src->done, (size_t) N);
+      ra_target_record (t, &cur, sl, rew, done);
+      memcpy (cu, o->user, nu * sizeof (float));
+      memcpy (cc, o->candidates, nc * sizeof (float));
+      double t3 = s_now ();
+      out->compute += (t1 - t0) + (t3 - t2);
+      out->source_step += t2 - t1;
+      out->samples += N;
+    }
+    double t0 = s_now ();
+    if (ra_target_update (t, &cur, NULL, &err) != RA_OK)
+      goto fail;
+    out->compute += s_now () - t0;
+  }
+  rc = 0;
+fail:
+  free (cu), free (cc), free (rew), free (sl), free (done);
+done:
+  if (rc)
+    fprintf (stderr, "bench_target: %s\n", err.message);
+  ra_target_destroy (&t);
+  ra_nn_backend_destroy (&be);
+  return rc;
+}
+
+/* The same run through the protocol (in-process server, loopback TCP) and through the
+   in-process source, interleaved `repeats` times; medians per part. */
+static int s_sources (int N, int updates, int repeats, split_t *proto, split_t *inproc)
 {
   ra_server_opts_t so;
   ra_server_opts_default (&so);
@@ -111,126 +175,39 @@ static int s_protocol_split (int N, int updates, split_t *out)
     fprintf (stderr, "bench_target: server: %s\n", err.message);
     return -1;
   }
-  ra_nn_backend_t *be = NULL;
-  ra_client_env_t env;
-  ra_target_t *t = NULL;
-  ra_make_opts_t mo = { .has_seed = true, .seed = 1, .autoreset = "same_step" };
-  ra_target_cfg_t cfg;
-  ra_target_cfg_default (&cfg);
   int rc = -1;
-  if (ra_client_new (ra_server_endpoint (srv, 0), 0, &c, &err) != RA_OK
-      || ra_client_make (c, "ECommerce-v1", N, &mo, &env, &err) != RA_OK
-      || ra_nn_backend_open ("cpu", NULL, &be, &err) != RA_OK || ra_target_cfg_from_env (&cfg, &env, &err) != RA_OK
-      || ra_target_new (be, &cfg, &t, &err) != RA_OK) {
-    fprintf (stderr, "bench_target: %s\n", err.message);
-    goto done;
-  }
-  size_t scratch_n = (size_t) N * 4096;
-  float *scratch = malloc (scratch_n * sizeof (float)), *rew = malloc ((size_t) N * sizeof (float));
-  float *cu = malloc ((size_t) N * cfg.user_dim * sizeof (float));
-  float *cc = malloc ((size_t) N * cfg.num_candidates * cfg.cand_dim * sizeof (float));
-  int32_t *sl = malloc ((size_t) N * cfg.slate_size * sizeof (int32_t));
-  uint8_t *done = malloc ((size_t) N);
-  ra_step_result_t r;
-  ra_obs_batch_t obs;
-  *out = (split_t) { 0 };
-  if (ra_client_reset (c, &env, NULL, NULL, &r, &err) != RA_OK
-      || ra_obs_batch_from_fields (&r.obs, cfg.slate_size, scratch, scratch_n, &obs, &err) != RA_OK)
-    goto fail;
-  ra_obs_batch_t cur = obs;
-  cur.user = cu;
-  cur.candidates = cc;
-  memcpy (cu, obs.user, (size_t) N * cfg.user_dim * sizeof (float));
-  memcpy (cc, obs.candidates, (size_t) N * cfg.num_candidates * cfg.cand_dim * sizeof (float));
-  int64_t shape[2] = { N, cfg.slate_size };
-  ra_tensor_t act = ra_tensor_view (RA_DTYPE_I32, 2, shape, sl);
-  for (int u = 0; u < updates; u++) {
-    for (int s = 0; s < cfg.rollout; s++) {
-      double t0 = s_now ();
-      ra_target_act (t, &cur, false, sl);
-      double t1 = s_now ();
-      if (ra_client_step (c, &env, &act, &r, &err) != RA_OK
-          || ra_obs_batch_from_fields (&r.obs, cfg.slate_size, scratch, scratch_n, &obs, &err) != RA_OK)
-        goto fail;
-      double t2 = s_now ();
-      memcpy (rew, r.reward.data, (size_t) N * sizeof (float));
-      for (int i = 0; i < N; i++)
-        done[i] = ra_tensor_get_int (&r.terminated, i) || ra_tensor_get_int (&r.truncated, i);
-      ra_target_record (t, &cur, sl, rew, done);
-      memcpy (cu, obs.user, (size_t) N * cfg.user_dim * sizeof (float));
-      memcpy (cc, obs.candidates, (size_t) N * cfg.num_candidates * cfg.cand_dim * sizeof (float));
-      double t3 = s_now ();
-      out->compute += (t1 - t0) + (t3 - t2);
-      out->client_step += t2 - t1;
-      out->samples += N;
+  double pc[64], ps[64], ic[64], is[64];
+  for (int r = 0; r < repeats; r++) {
+    ra_client_env_t env;
+    ra_rollout_t *p = NULL, *q = NULL;
+    ra_make_opts_t mo = { .has_seed = true, .seed = 1, .autoreset = "same_step" };
+    ra_rollout_inproc_opts_t io = { .env = "ECommerce-v1", .num_envs = N, .seed = 1 };
+    split_t a, b;
+    if ((!c && ra_client_new (ra_server_endpoint (srv, 0), 0, &c, &err) != RA_OK)
+        || ra_client_make (c, "ECommerce-v1", N, &mo, &env, &err) != RA_OK) {
+      fprintf (stderr, "bench_target: %s\n", err.message);
+      goto done;
     }
-    double t0 = s_now ();
-    if (ra_target_update (t, &cur, NULL, &err) != RA_OK)
-      goto fail;
-    out->compute += s_now () - t0;
+    bool ok = ra_rollout_protocol_new (c, &env, &p, &err) == RA_OK && ra_rollout_inproc_new (&io, &q, &err) == RA_OK
+              && s_split (p, updates, &a) == 0 && s_split (q, updates, &b) == 0;
+    ra_rollout_destroy (&p);
+    ra_rollout_destroy (&q);
+    ra_client_close (c, &env, &err);
+    ra_client_env_fini (&env);
+    if (!ok)
+      goto done;
+    pc[r] = a.compute / a.samples, ps[r] = a.source_step / a.samples;
+    ic[r] = b.compute / b.samples, is[r] = b.source_step / b.samples;
   }
+  *proto = (split_t) { .compute = s_median (pc, repeats), .source_step = s_median (ps, repeats), .samples = 1 };
+  *inproc = (split_t) { .compute = s_median (ic, repeats), .source_step = s_median (is, repeats), .samples = 1 };
   rc = 0;
-fail:
-  if (rc)
-    fprintf (stderr, "bench_target: %s\n", err.message);
-  free (scratch), free (rew), free (cu), free (cc), free (sl), free (done);
-  ra_client_close (c, &env, &err);
-  ra_client_env_fini (&env);
 done:
-  ra_target_destroy (&t);
-  ra_nn_backend_destroy (&be);
   ra_client_destroy (&c);
   ra_server_stop (srv);
   pthread_join (th, NULL);
   ra_server_destroy (&srv);
   return rc;
-}
-
-/* Seconds per sample of stepping ECommerce-v1 directly (no protocol) at N envs with the slates
-   of a fixed pattern, over `steps` batch steps. */
-static double s_env_direct (int N, int steps)
-{
-  const ra_sim_class_t *cls = ra_sims_find ("ECommerce-v1", -1);
-  ra_sim_args_t args = { .num_envs = N, .seed = 1 };
-  ra_sim_t *sim = NULL;
-  ra_error_t err;
-  if (!cls || cls->create (&args, &sim, &err) != RA_OK)
-    return -1;
-  const ra_sim_spec_t *sp = cls->spec (sim);
-  ra_sim_buffers_t buf;
-  memset (&buf, 0, sizeof buf);
-  for (int f = 0; f < sp->n_obs; f++) {
-    size_t n = 8;
-    for (int i = 0; i < sp->obs[f].ndim; i++)
-      n *= (size_t) sp->obs[f].shape[i];
-    buf.obs[f] = malloc ((size_t) N * n);
-  }
-  for (int f = 0; f < sp->n_info; f++) {
-    size_t n = 8;
-    for (int i = 0; i < sp->info[f].ndim; i++)
-      n *= (size_t) sp->info[f].shape[i];
-    buf.info[f] = malloc ((size_t) N * n);
-  }
-  buf.reward = malloc ((size_t) N * sizeof (float));
-  buf.terminated = calloc ((size_t) N, 1);
-  int k = sp->slate_size;
-  int32_t *slates = malloc ((size_t) N * k * sizeof (int32_t));
-  cls->reset (sim, 0, N, NULL, NULL, &buf);
-  double t0 = s_now ();
-  for (int s = 0; s < steps; s++) {
-    for (int i = 0; i < N * k; i++)
-      slates[i] = (int32_t) ((i % k) + k * ((s + i / k) % (sp->num_candidates / k)));
-    cls->step (sim, 0, N, slates, &buf);
-    cls->reset (sim, 0, N, NULL, buf.terminated, &buf);
-  }
-  double el = s_now () - t0;
-  for (int f = 0; f < sp->n_obs; f++)
-    free (buf.obs[f]);
-  for (int f = 0; f < sp->n_info; f++)
-    free (buf.info[f]);
-  free (buf.reward), free (buf.terminated), free (slates);
-  cls->destroy (&sim);
-  return el / ((double) N * steps);
 }
 
 /* --------------------------------------------------------------- P = 64 batched vs separate */
@@ -327,20 +304,25 @@ int main (int argc, char **argv)
   printf ("  %-40s %12.0f\n", mine, mb);
   printf ("  %-40s %11.2fx   (goal >= 1.5x)\n\n", "ratio this / landed", mb / ma);
 
-  /* 2. split at P = 1 through the protocol */
-  split_t sp;
-  if (s_protocol_split (64, updates / 2 > 0 ? updates / 2 : 1, &sp) != 0)
+  /* 2. P = 1 through the protocol and through the in-process source */
+  split_t sp, si;
+  int up2 = updates / 2 > 0 ? updates / 2 : 1;
+  if (s_sources (64, up2, repeats, &sp, &si) != 0)
     return 1;
-  int env_steps = (int) (sp.samples / 64);
-  double env_ps = s_env_direct (64, env_steps);
-  double total = sp.compute + sp.client_step, per = 1e6 / sp.samples;
-  double env = env_ps * sp.samples, transport = sp.client_step - env;
-  printf ("target training at P = 1 through the protocol (in-process server over loopback TCP), 64 envs\n");
-  printf ("  %-34s %12s %10s\n", "part", "us/sample", "share");
-  printf ("  %-34s %12.2f %9.1f%%\n", "env stepping (sim stepped directly)", env * per, 100 * env / total);
-  printf ("  %-34s %12.2f %9.1f%%\n", "transport (client step - env)", transport * per, 100 * transport / total);
-  printf ("  %-34s %12.2f %9.1f%%\n", "network compute (act+record+update)", sp.compute * per, 100 * sp.compute / total);
-  printf ("  %-34s %12.0f\n\n", "samples/s", sp.samples / total);
+  /* both runs play the same trajectories (same env seed, same policy seed), so the in-process
+     source's step is the env stepping inside the protocol source's step */
+  double env_ps = si.source_step;
+  double tp = sp.compute + sp.source_step, ti = si.compute + si.source_step;
+  printf ("target training at P = 1, ECommerce-v1, 64 envs, %d updates x 16 steps, %d interleaved runs "
+          "(medians, us per sample)\n", up2, repeats);
+  printf ("  %-38s %14s %14s\n", "part", "protocol", "in-process");
+  printf ("  %-38s %14.2f %14.2f\n", "env stepping (the session's step)", 1e6 * env_ps, 1e6 * env_ps);
+  printf ("  %-38s %14.2f %14.2f\n", "transport (encode, ZeroMQ, decode)", 1e6 * (sp.source_step - env_ps), 0.0);
+  printf ("  %-38s %14.2f %14.2f\n", "env side (the source's step call)", 1e6 * sp.source_step, 1e6 * si.source_step);
+  printf ("  %-38s %14.2f %14.2f\n", "network compute (act+record+update)", 1e6 * sp.compute, 1e6 * si.compute);
+  printf ("  %-38s %14.0f %14.0f\n", "samples/s", 1.0 / tp, 1.0 / ti);
+  printf ("  %-38s %14.1f%% %13.1f%%\n", "env side share", 100 * sp.source_step / tp, 100 * si.source_step / ti);
+  printf ("  in-process / protocol env-side cost per sample: %.2f (goal <= 0.5)\n\n", si.source_step / sp.source_step);
 
   /* 3. P = 64 batched vs 64 separate */
   ra_nn_backend_t *be = NULL;
