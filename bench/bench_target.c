@@ -11,7 +11,7 @@
          rollouts (act T steps + update), medians and ratio;
     and, when `perf` is installed, the profile share of the top five functions of both builds.
 
-    usage: bench_target [--landed PATH] [--this PATH] [--updates U] [--repeats R]
+    usage: bench_target [--landed PATH] [--this PATH] [--updates U] [--repeats R] [--parts 1234]
     Owns everything it starts; single-threaded apart from the in-process server thread.        */
 #include <math.h>
 #include <pthread.h>
@@ -230,23 +230,26 @@ static ra_target_t *s_policy (ra_nn_backend_t *be, int P)
 /* One rollout of T steps + update: the population on [P*N] batches, or each separate policy
    on its own block. Returns seconds. */
 static double s_pop_round (ra_target_t *pop, ra_target_t **one, const float *user, const float *cand,
-                           const float *rew, const uint8_t *done)
+                           const float *rew, const uint8_t *done, double *upd_s)
 {
   static int32_t sl[PP * PN * Pk];
   ra_error_t err;
-  double t0 = s_now ();
+  double t0 = s_now (), tu = 0;
   for (int s = 0; s <= PT; s++) {
     const float *u = user + (size_t) s * PP * PN * PU, *c = cand + (size_t) s * PP * PN * PK * PF;
     if (pop) {
       ra_obs_batch_t o = { .num_envs = PP * PN, .num_candidates = PK, .slate_size = Pk, .user_dim = PU,
                            .cand_dim = PF, .user = u, .candidates = c };
       if (s == PT) {
+        tu = s_now ();
         ra_target_update (pop, &o, NULL, &err);
         break;
       }
       ra_target_act (pop, &o, false, sl);
       ra_target_record (pop, &o, sl, rew + (size_t) s * PP * PN, done + (size_t) s * PP * PN);
     } else {
+      if (s == PT)
+        tu = s_now ();
       for (int p = 0; p < PP; p++) {
         ra_obs_batch_t o = { .num_envs = PN, .num_candidates = PK, .slate_size = Pk, .user_dim = PU,
                              .cand_dim = PF, .user = u + (size_t) p * PN * PU,
@@ -260,32 +263,13 @@ static double s_pop_round (ra_target_t *pop, ra_target_t **one, const float *use
       }
     }
   }
-  return s_now () - t0;
+  double t1 = s_now ();
+  *upd_s = t1 - tu;
+  return t1 - t0;
 }
 
-int main (int argc, char **argv)
+static int s_part1 (const char *landed, const char *mine, int updates, int repeats)
 {
-  const char *landed = "/work/main/build/agents/recarena-target", *mine = "agents/recarena-target";
-  int updates = 60, repeats = 5;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!strcmp (argv[i], "--landed"))
-      landed = argv[i + 1];
-    else if (!strcmp (argv[i], "--this"))
-      mine = argv[i + 1];
-    else if (!strcmp (argv[i], "--updates"))
-      updates = atoi (argv[i + 1]);
-    else if (!strcmp (argv[i], "--repeats"))
-      repeats = atoi (argv[i + 1]);
-    else {
-      fprintf (stderr, "usage: bench_target [--landed PATH] [--this PATH] [--updates U] [--repeats R]\n");
-      return 2;
-    }
-  }
-  if (updates < 1 || repeats < 1 || repeats > 64) {
-    fprintf (stderr, "bench_target: --updates >= 1, --repeats 1..64\n");
-    return 2;
-  }
-
   /* 1. landed vs this, interleaved */
   double a[64], b[64];
   for (int r = 0; r < repeats; r++) {
@@ -304,6 +288,11 @@ int main (int argc, char **argv)
   printf ("  %-40s %12.0f\n", mine, mb);
   printf ("  %-40s %11.2fx   (goal >= 1.5x)\n\n", "ratio this / landed", mb / ma);
 
+  return 0;
+}
+
+static int s_part2 (int updates, int repeats)
+{
   /* 2. P = 1 through the protocol and through the in-process source */
   split_t sp, si;
   int up2 = updates / 2 > 0 ? updates / 2 : 1;
@@ -324,11 +313,16 @@ int main (int argc, char **argv)
   printf ("  %-38s %14.1f%% %13.1f%%\n", "env side share", 100 * sp.source_step / tp, 100 * si.source_step / ti);
   printf ("  in-process / protocol env-side cost per sample: %.2f (goal <= 0.5)\n\n", si.source_step / sp.source_step);
 
+  return 0;
+}
+
+static int s_part3 (int repeats)
+{
   /* 3. P = 64 batched vs 64 separate */
   ra_nn_backend_t *be = NULL;
   ra_error_t err;
   if (ra_nn_backend_open ("cpu", NULL, &be, &err) != RA_OK)
-    return 1;
+    return -1;
   size_t steps = PT + 1, nu = steps * PP * PN * PU, nc = steps * PP * PN * PK * PF, nr = steps * PP * PN;
   float *user = malloc (nu * sizeof (float)), *cand = malloc (nc * sizeof (float)), *rew = malloc (nr * sizeof (float));
   uint8_t *done = malloc (nr);
@@ -345,17 +339,18 @@ int main (int argc, char **argv)
   ra_target_t *pop = s_policy (be, PP), *one[PP];
   for (int p = 0; p < PP; p++)
     one[p] = s_policy (be, 1);
-  double tb[64], ts[64];
+  double tb[64], ts[64], ub[64], us[64];
   for (int r = 0; r < repeats; r++) {
-    tb[r] = s_pop_round (pop, NULL, user, cand, rew, done);
-    ts[r] = s_pop_round (NULL, one, user, cand, rew, done);
+    tb[r] = s_pop_round (pop, NULL, user, cand, rew, done, &ub[r]);
+    ts[r] = s_pop_round (NULL, one, user, cand, rew, done, &us[r]);
   }
   double mtb = s_median (tb, repeats), mts = s_median (ts, repeats), ns = (double) PP * PN * PT;
+  double mub = s_median (ub, repeats), mus = s_median (us, repeats);
   printf ("P = %d replicas x %d envs, T = %d, K = %d, k = %d, U = F = %d, MLP 2 x 64: act T steps + update\n", PP,
           PN, PT, PK, Pk, PU);
-  printf ("  %-34s %12s %12s\n", "", "ms/round", "samples/s");
-  printf ("  %-34s %12.2f %12.0f\n", "one policy, population 64", 1e3 * mtb, ns / mtb);
-  printf ("  %-34s %12.2f %12.0f\n", "64 separate policies", 1e3 * mts, ns / mts);
+  printf ("  %-34s %12s %12s %12s\n", "", "ms/round", "of which upd", "samples/s");
+  printf ("  %-34s %12.2f %12.2f %12.0f\n", "one policy, population 64", 1e3 * mtb, 1e3 * mub, ns / mtb);
+  printf ("  %-34s %12.2f %12.2f %12.0f\n", "64 separate policies", 1e3 * mts, 1e3 * mus, ns / mts);
   printf ("  %-34s %11.2fx   (goal >= 1.5x)\n\n", "ratio batched / separate", mts / mtb);
   for (int p = 0; p < PP; p++)
     ra_target_destroy (&one[p]);
@@ -363,6 +358,11 @@ int main (int argc, char **argv)
   ra_nn_backend_destroy (&be);
   free (user), free (cand), free (rew), free (done);
 
+  return 0;
+}
+
+static void s_part4 (const char *landed, const char *mine, int updates)
+{
   /* 4. profiles */
   if (system ("perf --version >/dev/null 2>&1") == 0) {
     printf ("profile share of the top five functions (perf, %d updates)\n", updates);
@@ -371,5 +371,41 @@ int main (int argc, char **argv)
   } else {
     printf ("profile: perf is not installed; skipped\n");
   }
+}
+
+int main (int argc, char **argv)
+{
+  const char *landed = "/work/main/build/agents/recarena-target", *mine = "agents/recarena-target";
+  int updates = 60, repeats = 5;
+  const char *parts = "1234"; /* which tables (the digits of the file comment) */
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!strcmp (argv[i], "--landed"))
+      landed = argv[i + 1];
+    else if (!strcmp (argv[i], "--this"))
+      mine = argv[i + 1];
+    else if (!strcmp (argv[i], "--updates"))
+      updates = atoi (argv[i + 1]);
+    else if (!strcmp (argv[i], "--repeats"))
+      repeats = atoi (argv[i + 1]);
+    else if (!strcmp (argv[i], "--parts"))
+      parts = argv[i + 1];
+    else {
+      fprintf (stderr, "usage: bench_target [--landed PATH] [--this PATH] [--updates U] [--repeats R] [--parts 1234]\n");
+      return 2;
+    }
+  }
+  if (updates < 1 || repeats < 1 || repeats > 64) {
+    fprintf (stderr, "bench_target: --updates >= 1, --repeats 1..64\n");
+    return 2;
+  }
+
+  if (strchr (parts, '1') && s_part1 (landed, mine, updates, repeats) != 0)
+    return 1;
+  if (strchr (parts, '2') && s_part2 (updates, repeats) != 0)
+    return 1;
+  if (strchr (parts, '3') && s_part3 (repeats) != 0)
+    return 1;
+  if (strchr (parts, '4'))
+    s_part4 (landed, mine, updates);
   return 0;
 }

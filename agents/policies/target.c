@@ -4,8 +4,9 @@
     Owns one ra_nn parameter buffer of P replicas (scorer + value head, both ra_nn_mlp_t),
     device activation buffers sized for a full rollout (P x T*N users x K candidates) and the
     host rollout buffer; nothing is allocated after ra_target_new (ra_target_copy allocates
-    Adam moments once if the destination has none yet). Losses and their gradients with respect to scores and values are computed on
-    the host (O(T N k K), small next to the MLP); the MLPs run on the backend. Not thread-safe.  */
+    Adam moments once if the destination has none yet). Slates, losses and their gradients run
+    on the backend too (slate sampling, Plackett-Luce, GAE and normalisation are nn ops); the host
+    keeps the rollout, the reward scales and the loss summaries. Not thread-safe.              */
 #include <assert.h>
 #include <float.h>
 #include <math.h>
@@ -180,7 +181,13 @@ static ra_err_t s_alloc_buffers (ra_target_t *t, ra_error_t *err)
             && (t->pact[0] = ra_nn_alloc (be, P * TN * (size_t) t->pi.width[0]))
             && (t->dbuf[0] = ra_nn_alloc (be, rows * H)) && (t->dbuf[1] = ra_nn_alloc (be, rows * H))
             && (t->d_dscores = ra_nn_alloc (be, rows)) && (t->d_dv = ra_nn_alloc (be, vrows))
-            && (t->d_sqnorm = ra_nn_alloc (be, P));
+            && (t->d_sqnorm = ra_nn_alloc (be, P))
+            && (t->d_slate = (int32_t *) ra_nn_alloc (be, P * TN * k)) && (t->d_rew = ra_nn_alloc (be, P * TN))
+            && (t->d_done = (uint8_t *) ra_nn_alloc (be, (P * TN + 3) / 4)) && (t->d_adv = ra_nn_alloc (be, P * TN))
+            && (t->d_ret = ra_nn_alloc (be, P * TN)) && (t->d_coef = ra_nn_alloc (be, P * TN))
+            && (t->d_logp = ra_nn_alloc (be, P * TN)) && (t->d_ent = ra_nn_alloc (be, P * TN))
+            && (t->d_vals = ra_nn_alloc (be, P * TN)) && (t->d_dvc = ra_nn_alloc (be, P * TN))
+            && (t->d_vloss = ra_nn_alloc (be, P));
   for (int i = 0; ok && i < t->pi.n; i++)
     ok = (t->pact[i + 1] = ra_nn_alloc (be, rows * (size_t) t->pi.width[i]))
          && (t->vact[i + 1] = ra_nn_alloc (be, vrows * (size_t) t->vf.width[i]));
@@ -188,10 +195,10 @@ static ra_err_t s_alloc_buffers (ra_target_t *t, ra_error_t *err)
   ok = ok && (t->slot_ok = calloc (T, 1)) && (t->h_user = calloc (vrows * U, sizeof (float)))
        && (t->h_cand = calloc (rows * F, sizeof (float)))
        && (t->h_slate = calloc (P * TN * k, sizeof (int32_t))) && (t->h_rew = calloc (P * TN, sizeof (float)))
-       && (t->h_done = calloc (P * TN, 1)) && (t->h_scores = calloc (rows, sizeof (float)))
-       && (t->h_values = calloc (vrows, sizeof (float))) && (t->h_adv = calloc (P * TN, sizeof (float)))
-       && (t->h_ret = calloc (P * TN, sizeof (float))) && (t->h_dscores = calloc (rows, sizeof (float)))
-       && (t->h_dv = calloc (vrows, sizeof (float))) && (t->h_tmp = calloc (2 * K, sizeof (float)))
+       && (t->h_done = calloc (P * TN, 1)) && (t->h_values = calloc (vrows, sizeof (float)))
+       && (t->h_adv = calloc (P * TN, sizeof (float))) && (t->h_logp = calloc (P * TN, sizeof (float)))
+       && (t->h_ent = calloc (P * TN, sizeof (float))) && (t->h_rs = calloc (P * TN, sizeof (float)))
+       && (t->h_vloss = calloc (P, sizeof (float))) && (t->h_tmp = calloc (2 * K, sizeof (float)))
        && (t->reward_scale = calloc (P, sizeof (float))) && (t->lr = calloc (P, sizeof (float)))
        && (t->h_norm = calloc (P, sizeof (float)))
        && (t->rng = calloc (P, sizeof (ra_nn_rng_t))) && (t->losses = calloc (P, sizeof (ra_target_losses_t)))
@@ -211,15 +218,17 @@ static ra_err_t s_alloc_buffers (ra_target_t *t, ra_error_t *err)
 static void s_free_buffers (ra_target_t *t)
 {
   ra_nn_backend_t *be = t->be;
-  void *dev[] = { t->d_user, t->d_cand, t->dbuf[0], t->dbuf[1], t->d_dscores, t->d_dv, t->d_sqnorm };
+  void *dev[] = { t->d_user, t->d_cand, t->dbuf[0], t->dbuf[1], t->d_dscores, t->d_dv, t->d_sqnorm,
+                  t->d_slate, t->d_rew, t->d_done, t->d_adv, t->d_ret, t->d_coef, t->d_logp, t->d_ent,
+                  t->d_vals, t->d_dvc, t->d_vloss };
   for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
     ra_nn_free (be, dev[i]);
   for (int i = 0; i < RA_NN_MLP_MAX_LAYERS + 1; i++) {
     ra_nn_free (be, t->pact[i]);
     ra_nn_free (be, t->vact[i]);
   }
-  void *host[] = { t->slot_ok, t->h_user, t->h_cand, t->h_slate, t->h_rew, t->h_done, t->h_scores,
-                   t->h_values, t->h_adv, t->h_ret, t->h_dscores, t->h_dv, t->h_tmp, t->reward_scale,
+  void *host[] = { t->slot_ok, t->h_user, t->h_cand, t->h_slate, t->h_rew, t->h_done, t->h_values,
+                   t->h_adv, t->h_logp, t->h_ent, t->h_rs, t->h_vloss, t->h_tmp, t->reward_scale,
                    t->lr, t->h_norm, t->rng, t->losses, t->cur_user, t->cur_cand, t->ep_ret, t->scratch, t->h_act,
                    t->h_r, t->h_d };
   for (size_t i = 0; i < sizeof host / sizeof host[0]; i++)
@@ -514,35 +523,6 @@ double ra_target_pl_logprob (const float *scores, int K, const int32_t *slate, i
   return logp;
 }
 
-/* Top-k by selection (ties: lowest index); with gumbel, a Plackett-Luce sample (Gumbel top-k:
-   perturb each score by -log(-log u) and take the top k). O(kK). */
-static void s_slate (ra_target_t *t, ra_nn_rng_t *rng, const float *scores, bool gumbel, int32_t *slate)
-{
-  int K = t->cfg.num_candidates, k = t->cfg.slate_size;
-  float *s = t->h_tmp;
-  for (int j = 0; j < K; j++) {
-    s[j] = scores[j];
-    if (gumbel) {
-      double u = ra_nn_rng_uniform (rng);
-      if (u < 1e-12)
-        u = 1e-12;
-      s[j] += (float) -log (-log (u));
-    }
-  }
-  for (int r = 0; r < k; r++) {
-    int best = -1;
-    for (int j = 0; j < K; j++)
-      if (s[j] > -FLT_MAX && (best < 0 || s[j] > s[best]))
-        best = j;
-    if (best < 0)  /* only non-finite scores left: take the first unused */
-      for (int j = 0; j < K && best < 0; j++)
-        if (s[j] != -FLT_MAX)
-          best = j;
-    slate[r] = best;
-    s[best] = -FLT_MAX;
-  }
-}
-
 /* ------------------------------------------------------------------------------------ acting */
 
 static void s_check_obs (const ra_target_t *t, const ra_obs_batch_t *obs)
@@ -574,9 +554,9 @@ static void s_put_obs (ra_target_t *t, const ra_obs_batch_t *obs, int R, int at,
   }
 }
 
-/* Scorer forward for R users per replica starting at user row `at` of the rollout; scores to
-   h_scores at the same rows. */
-static void s_scores_at (ra_target_t *t, int R, int at)
+/* Scorer forward for R users per replica starting at user row `at` of the rollout; returns the
+   device scores [P][TN, K] (rows at.. of each replica). */
+static const float *s_scores_at (ra_target_t *t, int R, int at)
 {
   const ra_target_cfg_t *c = &t->cfg;
   size_t K = (size_t) c->num_candidates, TN = (size_t) t->cap_users, VN = TN + (size_t) c->num_envs;
@@ -584,10 +564,9 @@ static void s_scores_at (ra_target_t *t, int R, int at)
   act[0] = t->pact[0] + (size_t) at * t->pi.width[0];
   for (int i = 0; i < t->pi.n; i++)
     act[i + 1] = t->pact[i + 1] + (size_t) at * K * t->pi.width[i];
-  const float *s = ra_nn_mlp_forward (t->params, &t->pi, t->d_user + (size_t) at * c->user_dim,
-                                      t->d_cand + (size_t) at * K * c->cand_dim, act, R, VN, TN);
-  for (int p = 0; p < t->P; p++)
-    ra_nn_download (t->be, t->h_scores + ((size_t) p * TN + at) * K, s + (size_t) p * TN * K, (size_t) R * K);
+  ra_nn_mlp_forward (t->params, &t->pi, t->d_user + (size_t) at * c->user_dim,
+                     t->d_cand + (size_t) at * K * c->cand_dim, act, R, VN, TN);
+  return t->pact[t->pi.n];
 }
 
 void ra_target_act (ra_target_t *t, const ra_obs_batch_t *obs, bool greedy, int32_t *slates)
@@ -608,12 +587,14 @@ void ra_target_act (ra_target_t *t, const ra_obs_batch_t *obs, bool greedy, int3
     memset (t->slot_ok, 0, (size_t) c->rollout);
     s_put_obs (t, obs, R, 0, false);
   }
-  s_scores_at (t, R, at);
+  const float *scores = s_scores_at (t, R, at);
   size_t TN = (size_t) t->cap_users;
-  for (int p = 0; p < t->P; p++)
-    for (int i = 0; i < R; i++)
-      s_slate (t, &t->rng[p], t->h_scores + ((size_t) p * TN + at + i) * K, !greedy,
-               slates + ((size_t) p * R + i) * k);
+  for (int p = 0; p < t->P; p++) { /* replica p samples from its own stream (docs/nn.md, S1) */
+    size_t row = (size_t) p * TN + at;
+    ra_nn_slate_sample (t->be, scores + row * K, R, K, k, greedy, &t->rng[p], t->d_slate + row * k);
+    ra_nn_download (t->be, (float *) (slates + (size_t) p * R * k), (const float *) (t->d_slate + row * k),
+                    (size_t) R * k);
+  }
 }
 
 /* ------------------------------------------------------------------------------- actor-critic */
@@ -679,61 +660,20 @@ void ra_target_clear_rollout (ra_target_t *t)
   t->have_obs = false;
 }
 
-/* Losses and their gradients with respect to scores and values of replica p, on the host. */
-static void s_losses (ra_target_t *t, int p, ra_target_losses_t *out)
+/* Reward scale of replica p: 1 / std of the rewards of its first rollout (then kept). */
+static void s_reward_scale (ra_target_t *t, int p)
 {
-  const ra_target_cfg_t *c = &t->cfg;
-  int N = c->num_envs, T = c->rollout, K = c->num_candidates, k = c->slate_size, TN = T * N, M = TN;
-  size_t o = (size_t) p * TN, ov = (size_t) p * (TN + N);
-  const float *rew = t->h_rew + o, *values = t->h_values + ov;
-  const int32_t *slate = t->h_slate + o * k;
-  float *adv = t->h_adv + o, *ret = t->h_ret + o, *dscores = t->h_dscores + o * K, *dv = t->h_dv + ov;
-  const float *scores = t->h_scores + o * K;
-  if (t->reward_scale[p] <= 0) { /* 1 / std of the first rollout's rewards */
-    double s1 = 0, s2 = 0;
-    for (int x = 0; x < TN; x++) {
-      s1 += rew[x];
-      s2 += (double) rew[x] * rew[x];
-    }
-    double var = s2 / TN - (s1 / TN) * (s1 / TN);
-    t->reward_scale[p] = var > 1e-12 ? (float) (1.0 / sqrt (var)) : 1.0f;
+  int TN = t->cap_users;
+  const float *rew = t->h_rew + (size_t) p * TN;
+  if (t->reward_scale[p] > 0)
+    return;
+  double s1 = 0, s2 = 0;
+  for (int x = 0; x < TN; x++) {
+    s1 += rew[x];
+    s2 += (double) rew[x] * rew[x];
   }
-  for (int x = 0; x < TN; x++)
-    dscores[x] = rew[x] * t->reward_scale[p]; /* scaled rewards, reusing a buffer */
-  ra_target_gae (dscores, t->h_done + o, values, T, N, c->gamma, c->lambda, adv, ret);
-  if (c->normalize_adv && TN > 1) {
-    double s1 = 0, s2 = 0;
-    for (int x = 0; x < TN; x++) {
-      s1 += adv[x];
-      s2 += (double) adv[x] * adv[x];
-    }
-    double mean = s1 / TN, sd = sqrt (fmax (s2 / TN - mean * mean, 0.0)) + 1e-8;
-    for (int x = 0; x < TN; x++)
-      adv[x] = (float) ((adv[x] - mean) / sd);
-  }
-  /* policy: loss = -(1/M) sum_m A_m log P(slate_m) - c_H (1/M) sum_m H_m */
-  double pl = 0, ent = 0, vl = 0;
-  float *dl = t->h_tmp, *de = t->h_tmp + K;
-  for (int m = 0; m < M; m++) {
-    memset (t->h_tmp, 0, 2 * (size_t) K * sizeof (float));
-    double h;
-    double lp = ra_target_pl_logprob (scores + (size_t) m * K, K, slate + (size_t) m * k, k, dl, &h, de);
-    pl -= adv[m] * lp;
-    ent += h;
-    float *ds = dscores + (size_t) m * K;
-    for (int j = 0; j < K; j++)
-      ds[j] = (-adv[m] * dl[j] - c->entropy_coef * de[j]) / M;
-  }
-  /* value: loss = c_V (1/M) sum_m (V_m - R_m)^2 */
-  for (int m = 0; m < M; m++) {
-    double d = values[m] - ret[m];
-    vl += d * d;
-    dv[m] = (float) (c->value_coef * 2.0 * d / M);
-  }
-  *out = (ra_target_losses_t) {
-    .policy_loss = (float) (pl / M), .value_loss = (float) (vl / M), .entropy = (float) (ent / M),
-    .grad_norm = 0, .reward_scale = t->reward_scale[p],
-  };
+  double var = s2 / TN - (s1 / TN) * (s1 / TN);
+  t->reward_scale[p] = var > 1e-12 ? (float) (1.0 / sqrt (var)) : 1.0f;
 }
 
 ra_err_t ra_target_grad (ra_target_t *t, const ra_obs_batch_t *next_obs, ra_target_losses_t *losses,
@@ -742,37 +682,79 @@ ra_err_t ra_target_grad (ra_target_t *t, const ra_obs_batch_t *next_obs, ra_targ
   const ra_target_cfg_t *c = &t->cfg;
   assert (t->steps == c->rollout && next_obs->num_envs == t->P * c->num_envs);
   s_check_obs (t, next_obs);
-  int N = c->num_envs, T = c->rollout, K = c->num_candidates;
+  ra_nn_backend_t *be = t->be;
+  int N = c->num_envs, T = c->rollout, K = c->num_candidates, k = c->slate_size;
   size_t TN = (size_t) T * N, VN = TN + N, U = (size_t) c->user_dim, P = (size_t) t->P;
+  float M = (float) TN;
   for (size_t p = 0; p < P; p++)
     memmove (t->h_user + (p * VN + TN) * U, next_obs->user + p * N * U, N * U * sizeof (float));
 
-  ra_nn_upload (t->be, t->d_user, t->h_user, P * VN * U);
+  ra_nn_upload (be, t->d_user, t->h_user, P * VN * U);
   bool reuse = true;
   for (int s = 0; s < T; s++)
     reuse = reuse && t->slot_ok[s];
+  const float *scores = t->pact[t->pi.n]; /* [P, TN, K] */
   if (!reuse) { /* some step was not acted on by this policy just before it was recorded */
-    ra_nn_upload (t->be, t->d_cand, t->h_cand, P * TN * (size_t) K * c->cand_dim);
-    const float *sc = ra_nn_mlp_forward (t->params, &t->pi, t->d_user, t->d_cand, t->pact, (int) TN, VN, TN);
-    ra_nn_download (t->be, t->h_scores, sc, P * TN * (size_t) K);
+    ra_nn_upload (be, t->d_cand, t->h_cand, P * TN * (size_t) K * c->cand_dim);
+    ra_nn_mlp_forward (t->params, &t->pi, t->d_user, t->d_cand, t->pact, (int) TN, VN, TN);
   }
-  /* values of the T+1 observations (section "Target policy", GAE) */
+  /* values of the T+1 observations, [P, T+1, N] */
   const float *v = ra_nn_mlp_forward (t->params, &t->vf, t->d_user, NULL, t->vact, (int) VN, VN, VN);
-  ra_nn_download (t->be, t->h_values, v, P * VN);
-  for (int p = 0; p < t->P; p++)
-    s_losses (t, p, &t->losses[p]);
+
+  /* GAE on the scaled rewards, advantage normalisation (docs/agents.md T2-T3; docs/nn.md S4-S5) */
+  for (int p = 0; p < t->P; p++) {
+    s_reward_scale (t, p);
+    for (size_t x = 0; x < TN; x++)
+      t->h_rs[p * TN + x] = t->h_rew[p * TN + x] * t->reward_scale[p];
+  }
+  ra_nn_upload (be, t->d_rew, t->h_rs, P * TN);
+  ra_nn_upload_bytes (be, t->d_done, t->h_done, P * TN);
+  ra_nn_upload_bytes (be, t->d_slate, t->h_slate, P * TN * (size_t) k * sizeof (int32_t));
+  ra_nn_gae (be, t->d_rew, t->d_done, v, t->P, T, N, c->gamma, c->lambda, t->d_adv, t->d_ret);
+  if (c->normalize_adv && TN > 1)
+    ra_nn_normalize (be, t->d_adv, t->P, TN);
+
+  /* policy: loss = -(1/M) sum A log P(slate) - c_H (1/M) sum H (T4), gradient with respect to the
+     scores in one pass: coef = -A/M, entropy coefficient -c_H/M */
+  ra_nn_copy (be, t->d_coef, t->d_adv, P * TN);
+  ra_nn_scale (be, t->d_coef, -1.0f / M, P * TN);
+  ra_nn_pl_backward (be, scores, t->d_slate, (int) (P * TN), K, k, t->d_coef, -c->entropy_coef / M,
+                     t->d_dscores, false);
+  ra_nn_pl_forward (be, scores, t->d_slate, (int) (P * TN), K, k, t->d_logp, t->d_ent);
+  /* value: loss = c_V (1/M) sum (V - R)^2 over the T steps (the bootstrap row gets no gradient) */
+  for (size_t p = 0; p < P; p++)
+    ra_nn_copy (be, t->d_vals + p * TN, v + p * VN, TN);
+  ra_nn_mse_forward (be, t->d_vals, t->d_ret, t->d_vloss, t->P, (int) TN);
+  ra_nn_mse_backward (be, t->d_vals, t->d_ret, t->d_dvc, c->value_coef, false, t->P, (int) TN);
+  for (size_t p = 0; p < P; p++)
+    ra_nn_copy (be, t->d_dv + p * VN, t->d_dvc + p * TN, TN); /* rows TN.. of each replica stay 0 */
 
   ra_nn_params_zero_grad (t->params);
-  ra_nn_upload (t->be, t->d_dscores, t->h_dscores, P * TN * (size_t) K);
   ra_nn_mlp_backward (t->params, &t->pi, t->d_user, t->d_cand, t->pact, t->d_dscores, t->dbuf, (int) TN, VN,
                       TN);
   /* the value activations are intact: the scorer used pact, not vact */
-  ra_nn_upload (t->be, t->d_dv, t->h_dv, P * VN);
   ra_nn_mlp_backward (t->params, &t->vf, t->d_user, NULL, t->vact, t->d_dv, t->dbuf, (int) TN, VN, VN);
+
+  /* loss summaries on the host: P*TN floats each */
+  ra_nn_download (be, t->h_adv, t->d_adv, P * TN);
+  ra_nn_download (be, t->h_logp, t->d_logp, P * TN);
+  ra_nn_download (be, t->h_ent, t->d_ent, P * TN);
+  ra_nn_download (be, t->h_vloss, t->d_vloss, P);
+  for (size_t p = 0; p < P; p++) {
+    double pl = 0, ent = 0;
+    for (size_t x = p * TN; x < (p + 1) * TN; x++) {
+      pl -= (double) t->h_adv[x] * t->h_logp[x];
+      ent += t->h_ent[x];
+    }
+    t->losses[p] = (ra_target_losses_t) {
+      .policy_loss = (float) (pl / TN), .value_loss = t->h_vloss[p], .entropy = (float) (ent / TN),
+      .grad_norm = 0, .reward_scale = t->reward_scale[p],
+    };
+  }
   s_empty_rollout (t);
   if (losses)
     memcpy (losses, t->losses, P * sizeof *losses);
-  return ra_nn_backend_status (t->be, err);
+  return ra_nn_backend_status (be, err);
 }
 
 ra_err_t ra_target_step (ra_target_t *t, float *grad_norms, ra_error_t *err)

@@ -26,6 +26,13 @@ struct ra_target {
   float *d_dscores;                      /* [P, TNK] */
   float *d_dv;                           /* [P, (T+1)N] */
   float *d_sqnorm;                       /* [P] */
+  int32_t *d_slate;                      /* [P, TN, k] */
+  float *d_rew;                          /* [P, TN] scaled rewards */
+  uint8_t *d_done;                       /* [P, TN] */
+  float *d_adv, *d_ret, *d_coef;         /* [P, TN] advantages, returns, -adv/M */
+  float *d_logp, *d_ent;                 /* [P, TN] log P(slate), summed position entropies */
+  float *d_vals, *d_dvc;                 /* [P, TN] values of the T steps and their gradient */
+  float *d_vloss;                        /* [P] */
   /* host rollout (replica-major, time-major inside: row t*N + i) */
   int steps;                             /* recorded steps, 0..T */
   int act_slot;                          /* slot whose scorer activations the last act computed, or -1 */
@@ -35,11 +42,10 @@ struct ra_target {
   int32_t *h_slate;                      /* [P, TN, k] */
   float *h_rew;                          /* [P, TN] */
   uint8_t *h_done;                       /* [P, TN] */
-  float *h_scores;                       /* [P, TN, K] */
-  float *h_values;                       /* [P, (T+1)N] */
-  float *h_adv, *h_ret;                  /* [P, TN] */
-  float *h_dscores;                      /* [P, TN, K] */
-  float *h_dv;                           /* [P, (T+1)N] */
+  float *h_values;                       /* [P, (T+1)N] (evaluation scratch) */
+  float *h_adv, *h_logp, *h_ent;         /* [P, TN] downloaded for the loss summaries */
+  float *h_rs;                           /* [P, TN] scaled rewards */
+  float *h_vloss;                        /* [P] */
   float *h_tmp;                          /* [2K] */
   float *reward_scale;                   /* [P], 0 until set */
   float *lr;                             /* [P] Adam learning rates (host copy of the device factors) */
