@@ -1,7 +1,9 @@
 /*  bench/bench_target.c - training throughput of the target policy (docs/agents.md, "Target
     policy", performance). One run prints three tables:
-      1. recarena-target samples/s at 64 envs: the landed build against this build, run
-         interleaved (A B A B ...), medians and their ratio;
+      1. recarena-target samples/s at 64 envs, default flags: the landed build against this
+         build, run interleaved (A B A B ...), medians and their ratio (without --address the
+         landed build trains through an in-process server over loopback TCP, this build through
+         the in-process rollout source: table 2 separates that gain from the network's);
       2. this build at P = 1 through the protocol source and through the in-process source: the
          split of a training step's time between env stepping (the in-process source's step: the
          same trajectories), transport (the rest of the protocol source's step: encoding, ZeroMQ,
@@ -19,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "agents/policies/rollout_inproc.h"
@@ -30,6 +33,14 @@ static double s_now (void)
 {
   struct timespec ts;
   clock_gettime (CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* CPU seconds of this process (part 3 runs no other thread) */
+static double s_cpu (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_PROCESS_CPUTIME_ID, &ts);
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
@@ -45,11 +56,21 @@ static double s_median (double *v, int n)
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* Runs a recarena-target binary; returns the samples/s it printed, or -1. */
-static double s_run_binary (const char *bin, int updates)
+/* CPU seconds (user + system) of the children waited for so far. */
+static double s_child_cpu (void)
+{
+  struct rusage ru;
+  getrusage (RUSAGE_CHILDREN, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + 1e-6 * (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+/* Runs a recarena-target binary; returns the samples/s it printed, or -1; *per_cpu gets samples
+   per CPU-second of the whole process (all its threads; robust to other load on the machine). */
+static double s_run_binary (const char *bin, int updates, double *per_cpu)
 {
   char cmd[1024];
-  snprintf (cmd, sizeof cmd, "%s --updates %d --eval-episodes 0 --progress 1000 2>/dev/null", bin, updates);
+  snprintf (cmd, sizeof cmd, "exec %s --updates %d --eval-episodes 0 --progress 1000 2>/dev/null", bin, updates);
+  double c0 = s_child_cpu ();
   FILE *f = popen (cmd, "r");
   if (!f)
     return -1;
@@ -60,7 +81,9 @@ static double s_run_binary (const char *bin, int updates)
     if (strncmp (line, "trained", 7) == 0 && p)
       sps = atof (p + 3);
   }
-  return pclose (f) == 0 ? sps : -1;
+  int rc = pclose (f);
+  *per_cpu = (double) updates * 16 * 64 / fmax (s_child_cpu () - c0, 1e-9); /* 16 steps x 64 envs */
+  return rc == 0 ? sps : -1;
 }
 
 /* Top five functions of `perf report` for a short run of bin, printed as one table column set. */
@@ -271,22 +294,23 @@ static double s_pop_round (ra_target_t *pop, ra_target_t **one, const float *use
 static int s_part1 (const char *landed, const char *mine, int updates, int repeats)
 {
   /* 1. landed vs this, interleaved */
-  double a[64], b[64];
+  double a[64], b[64], ca[64], cb[64];
   for (int r = 0; r < repeats; r++) {
-    a[r] = s_run_binary (landed, updates);
-    b[r] = s_run_binary (mine, updates);
+    a[r] = s_run_binary (landed, updates, &ca[r]);
+    b[r] = s_run_binary (mine, updates, &cb[r]);
     if (a[r] < 0 || b[r] < 0) {
       fprintf (stderr, "bench_target: could not run %s or %s\n", landed, mine);
       return 1;
     }
   }
   double ma = s_median (a, repeats), mb = s_median (b, repeats);
+  double mca = s_median (ca, repeats), mcb = s_median (cb, repeats);
   printf ("recarena-target, ECommerce-v1, 64 envs, %d updates x 16 steps, %d interleaved runs (medians)\n",
           updates, repeats);
-  printf ("  %-40s %12s\n", "build", "samples/s");
-  printf ("  %-40s %12.0f\n", landed, ma);
-  printf ("  %-40s %12.0f\n", mine, mb);
-  printf ("  %-40s %11.2fx   (goal >= 1.5x)\n\n", "ratio this / landed", mb / ma);
+  printf ("  %-40s %12s %16s\n", "build", "samples/s", "samples/CPU-s");
+  printf ("  %-40s %12.0f %16.0f\n", landed, ma, mca);
+  printf ("  %-40s %12.0f %16.0f\n", mine, mb, mcb);
+  printf ("  %-40s %11.2fx %15.2fx   (goal >= 1.5x)\n\n", "ratio this / landed", mb / ma, mcb / mca);
 
   return 0;
 }
@@ -339,19 +363,25 @@ static int s_part3 (int repeats)
   ra_target_t *pop = s_policy (be, PP), *one[PP];
   for (int p = 0; p < PP; p++)
     one[p] = s_policy (be, 1);
-  double tb[64], ts[64], ub[64], us[64];
+  double tb[64], ts[64], ub[64], us[64], cb[64], cs[64];
   for (int r = 0; r < repeats; r++) {
+    double c0 = s_cpu ();
     tb[r] = s_pop_round (pop, NULL, user, cand, rew, done, &ub[r]);
+    double c1 = s_cpu ();
     ts[r] = s_pop_round (NULL, one, user, cand, rew, done, &us[r]);
+    cb[r] = c1 - c0;
+    cs[r] = s_cpu () - c1;
   }
+  double mcb = s_median (cb, repeats), mcs = s_median (cs, repeats);
   double mtb = s_median (tb, repeats), mts = s_median (ts, repeats), ns = (double) PP * PN * PT;
   double mub = s_median (ub, repeats), mus = s_median (us, repeats);
   printf ("P = %d replicas x %d envs, T = %d, K = %d, k = %d, U = F = %d, MLP 2 x 64: act T steps + update\n", PP,
           PN, PT, PK, Pk, PU);
-  printf ("  %-34s %12s %12s %12s\n", "", "ms/round", "of which upd", "samples/s");
-  printf ("  %-34s %12.2f %12.2f %12.0f\n", "one policy, population 64", 1e3 * mtb, 1e3 * mub, ns / mtb);
-  printf ("  %-34s %12.2f %12.2f %12.0f\n", "64 separate policies", 1e3 * mts, 1e3 * mus, ns / mts);
-  printf ("  %-34s %11.2fx   (goal >= 1.5x)\n\n", "ratio batched / separate", mts / mtb);
+  printf ("  %-30s %10s %13s %10s %13s\n", "", "ms/round", "of which upd", "samples/s", "samples/CPU-s");
+  printf ("  %-30s %10.2f %13.2f %10.0f %13.0f\n", "one policy, population 64", 1e3 * mtb, 1e3 * mub, ns / mtb,
+          ns / mcb);
+  printf ("  %-30s %10.2f %13.2f %10.0f %13.0f\n", "64 separate policies", 1e3 * mts, 1e3 * mus, ns / mts, ns / mcs);
+  printf ("  %-30s %10.2fx %37.2fx   (goal >= 1.5x)\n\n", "ratio batched / separate", mts / mtb, mcs / mcb);
   for (int p = 0; p < PP; p++)
     ra_target_destroy (&one[p]);
   ra_target_destroy (&pop);
