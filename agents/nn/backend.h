@@ -22,6 +22,13 @@ typedef struct ra__nn_ops {
   void (*free) (void *ctx, void *p);
   void (*upload) (void *ctx, void *dst, const void *src, size_t bytes);
   void (*download) (void *ctx, void *dst, const void *src, size_t bytes); /* synchronous */
+  /* host staging memory: zeroed; page-locked on cuda (cudaHostAlloc), so uploads from it can be
+     asynchronous; NULL when out of memory. host_free waits for pending work first. */
+  void *(*host_alloc) (void *ctx, size_t bytes);
+  void (*host_free) (void *ctx, void *p);
+  /* like upload, without waiting: src must be host_alloc memory left unchanged until the next
+     call that waits (download, sync, host_free) */
+  void (*upload_async) (void *ctx, void *dst, const void *src, size_t bytes);
   void (*copy) (void *ctx, void *dst, const void *src, size_t bytes);
   void (*zero) (void *ctx, void *p, size_t bytes);
   void (*sync) (void *ctx);

@@ -116,6 +116,27 @@ void s_upload (void *ctx, void *dst, const void *src, size_t bytes)
   CK (C (ctx), cudaMemcpyAsync (dst, src, bytes, cudaMemcpyHostToDevice, C (ctx)->stream));
   CK (C (ctx), cudaStreamSynchronize (C (ctx)->stream));
 }
+void *s_host_alloc (void *ctx, size_t bytes)
+{
+  (void) ctx;
+  void *p = nullptr;
+  if (cudaHostAlloc (&p, bytes ? bytes : 1, cudaHostAllocDefault) != cudaSuccess)
+    return nullptr;
+  memset (p, 0, bytes);
+  return p;
+}
+void s_host_free (void *ctx, void *p)
+{
+  if (!p)
+    return;
+  CK (C (ctx), cudaStreamSynchronize (C (ctx)->stream));
+  CK (C (ctx), cudaFreeHost (p));
+}
+void s_upload_async (void *ctx, void *dst, const void *src, size_t bytes)
+{
+  if (bytes)
+    CK (C (ctx), cudaMemcpyAsync (dst, src, bytes, cudaMemcpyHostToDevice, C (ctx)->stream));
+}
 void s_download (void *ctx, void *dst, const void *src, size_t bytes)
 {
   CK (C (ctx), cudaMemcpyAsync (dst, src, bytes, cudaMemcpyDeviceToHost, C (ctx)->stream));
@@ -848,6 +869,9 @@ ra__nn_ops_t make_ops ()
   o.free = s_free;
   o.upload = s_upload;
   o.download = s_download;
+  o.host_alloc = s_host_alloc;
+  o.host_free = s_host_free;
+  o.upload_async = s_upload_async;
   o.copy = s_copy;
   o.zero = s_zero;
   o.sync = s_sync;

@@ -109,6 +109,16 @@ void ra_nn_upload_bytes (ra_nn_backend_t *be, void *dst, const void *host, size_
 {
   be->ops->upload (be->ctx, dst, host, bytes);
 }
+void *ra_nn_host_alloc (ra_nn_backend_t *be, size_t bytes) { return be->ops->host_alloc (be->ctx, bytes); }
+void ra_nn_host_free (ra_nn_backend_t *be, void *p)
+{
+  if (p)
+    be->ops->host_free (be->ctx, p);
+}
+void ra_nn_upload_async (ra_nn_backend_t *be, void *dst, const void *host, size_t bytes)
+{
+  be->ops->upload_async (be->ctx, dst, host, bytes);
+}
 void ra_nn_download (ra_nn_backend_t *be, float *host, const float *src, size_t count)
 {
   be->ops->download (be->ctx, host, src, count * sizeof (float));

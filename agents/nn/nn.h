@@ -57,6 +57,13 @@ float *ra_nn_alloc (ra_nn_backend_t *be, size_t count);
 void ra_nn_free (ra_nn_backend_t *be, void *p);
 void ra_nn_upload (ra_nn_backend_t *be, float *dst, const float *host, size_t count);
 void ra_nn_upload_bytes (ra_nn_backend_t *be, void *dst, const void *host, size_t bytes);
+/* Host staging memory (zeroed; page-locked on cuda, plain on cpu), NULL when out of memory;
+   ra_nn_host_free accepts NULL and waits for pending work first. ra_nn_upload_async copies
+   `bytes` from such memory without waiting: the caller leaves it unchanged until the next call
+   that waits (ra_nn_download, ra_nn_sync, ra_nn_host_free). Plain uploads wait every time. */
+void *ra_nn_host_alloc (ra_nn_backend_t *be, size_t bytes);
+void ra_nn_host_free (ra_nn_backend_t *be, void *p);
+void ra_nn_upload_async (ra_nn_backend_t *be, void *dst, const void *host, size_t bytes);
 /* Waits for pending work, then copies. */
 void ra_nn_download (ra_nn_backend_t *be, float *host, const float *src, size_t count);
 void ra_nn_copy (ra_nn_backend_t *be, float *dst, const float *src, size_t count);

@@ -192,12 +192,15 @@ static ra_err_t s_alloc_buffers (ra_target_t *t, ra_error_t *err)
     ok = (t->pact[i + 1] = ra_nn_alloc (be, rows * (size_t) t->pi.width[i]))
          && (t->vact[i + 1] = ra_nn_alloc (be, vrows * (size_t) t->vf.width[i]));
   size_t scratch = P * TN * (U + K * F + K + 4 * k + 64);
-  ok = ok && (t->slot_ok = calloc (T, 1)) && (t->h_user = calloc (vrows * U, sizeof (float)))
-       && (t->h_cand = calloc (rows * F, sizeof (float)))
-       && (t->h_slate = calloc (P * TN * k, sizeof (int32_t))) && (t->h_rew = calloc (P * TN, sizeof (float)))
-       && (t->h_done = calloc (P * TN, 1)) && (t->h_values = calloc (vrows, sizeof (float)))
+  /* what the update uploads is staged in host_alloc memory (page-locked on cuda: asynchronous
+     uploads) */
+  ok = ok && (t->slot_ok = calloc (T, 1)) && (t->h_user = ra_nn_host_alloc (be, vrows * U * sizeof (float)))
+       && (t->h_cand = ra_nn_host_alloc (be, rows * F * sizeof (float)))
+       && (t->h_slate = ra_nn_host_alloc (be, P * TN * k * sizeof (int32_t)))
+       && (t->h_rew = calloc (P * TN, sizeof (float))) && (t->h_done = ra_nn_host_alloc (be, P * TN))
+       && (t->h_values = calloc (vrows, sizeof (float)))
        && (t->h_adv = calloc (P * TN, sizeof (float))) && (t->h_logp = calloc (P * TN, sizeof (float)))
-       && (t->h_ent = calloc (P * TN, sizeof (float))) && (t->h_rs = calloc (P * TN, sizeof (float)))
+       && (t->h_ent = calloc (P * TN, sizeof (float))) && (t->h_rs = ra_nn_host_alloc (be, P * TN * sizeof (float)))
        && (t->h_vloss = calloc (P, sizeof (float))) && (t->h_tmp = calloc (2 * K, sizeof (float)))
        && (t->reward_scale = calloc (P, sizeof (float))) && (t->lr = calloc (P, sizeof (float)))
        && (t->h_norm = calloc (P, sizeof (float)))
@@ -227,8 +230,11 @@ static void s_free_buffers (ra_target_t *t)
     ra_nn_free (be, t->pact[i]);
     ra_nn_free (be, t->vact[i]);
   }
-  void *host[] = { t->slot_ok, t->h_user, t->h_cand, t->h_slate, t->h_rew, t->h_done, t->h_values,
-                   t->h_adv, t->h_logp, t->h_ent, t->h_rs, t->h_vloss, t->h_tmp, t->reward_scale,
+  void *staged[] = { t->h_user, t->h_cand, t->h_slate, t->h_done, t->h_rs };
+  for (size_t i = 0; i < sizeof staged / sizeof staged[0]; i++)
+    ra_nn_host_free (be, staged[i]);
+  void *host[] = { t->slot_ok, t->h_rew, t->h_values,
+                   t->h_adv, t->h_logp, t->h_ent, t->h_vloss, t->h_tmp, t->reward_scale,
                    t->lr, t->h_norm, t->rng, t->losses, t->cur_user, t->cur_cand, t->ep_ret, t->scratch, t->h_act,
                    t->h_r, t->h_d };
   for (size_t i = 0; i < sizeof host / sizeof host[0]; i++)
@@ -545,11 +551,15 @@ static void s_put_obs (ra_target_t *t, const ra_obs_batch_t *obs, int R, int at,
   for (int p = 0; p < t->P; p++) {
     const float *u = obs->user + (size_t) p * R * U, *cd = obs->candidates + (size_t) p * R * KF;
     size_t ou = ((size_t) p * VN + at) * U, oc = ((size_t) p * TN + at) * KF;
-    ra_nn_upload (t->be, t->d_user + ou, u, R * U);
-    ra_nn_upload (t->be, t->d_cand + oc, cd, R * KF);
-    if (keep) {
+    if (keep) { /* into the staged rollout, uploaded from there without waiting (act's download
+                   of the slates waits before anything changes these rows) */
       memcpy (t->h_user + ou, u, R * U * sizeof (float));
       memcpy (t->h_cand + oc, cd, R * KF * sizeof (float));
+      ra_nn_upload_async (t->be, t->d_user + ou, t->h_user + ou, R * U * sizeof (float));
+      ra_nn_upload_async (t->be, t->d_cand + oc, t->h_cand + oc, R * KF * sizeof (float));
+    } else {
+      ra_nn_upload (t->be, t->d_user + ou, u, R * U);
+      ra_nn_upload (t->be, t->d_cand + oc, cd, R * KF);
     }
   }
 }
@@ -689,13 +699,15 @@ ra_err_t ra_target_grad (ra_target_t *t, const ra_obs_batch_t *next_obs, ra_targ
   for (size_t p = 0; p < P; p++)
     memmove (t->h_user + (p * VN + TN) * U, next_obs->user + p * N * U, N * U * sizeof (float));
 
-  ra_nn_upload (be, t->d_user, t->h_user, P * VN * U);
+  /* staged host memory, asynchronous uploads: nothing below changes it before the downloads at
+     the end wait */
+  ra_nn_upload_async (be, t->d_user, t->h_user, P * VN * U * sizeof (float));
   bool reuse = true;
   for (int s = 0; s < T; s++)
     reuse = reuse && t->slot_ok[s];
   const float *scores = t->pact[t->pi.n]; /* [P, TN, K] */
   if (!reuse) { /* some step was not acted on by this policy just before it was recorded */
-    ra_nn_upload (be, t->d_cand, t->h_cand, P * TN * (size_t) K * c->cand_dim);
+    ra_nn_upload_async (be, t->d_cand, t->h_cand, P * TN * (size_t) K * c->cand_dim * sizeof (float));
     ra_nn_mlp_forward (t->params, &t->pi, t->d_user, t->d_cand, t->pact, (int) TN, VN, TN);
   }
   /* values of the T+1 observations, [P, T+1, N] */
@@ -707,9 +719,9 @@ ra_err_t ra_target_grad (ra_target_t *t, const ra_obs_batch_t *next_obs, ra_targ
     for (size_t x = 0; x < TN; x++)
       t->h_rs[p * TN + x] = t->h_rew[p * TN + x] * t->reward_scale[p];
   }
-  ra_nn_upload (be, t->d_rew, t->h_rs, P * TN);
-  ra_nn_upload_bytes (be, t->d_done, t->h_done, P * TN);
-  ra_nn_upload_bytes (be, t->d_slate, t->h_slate, P * TN * (size_t) k * sizeof (int32_t));
+  ra_nn_upload_async (be, t->d_rew, t->h_rs, P * TN * sizeof (float));
+  ra_nn_upload_async (be, t->d_done, t->h_done, P * TN);
+  ra_nn_upload_async (be, t->d_slate, t->h_slate, P * TN * (size_t) k * sizeof (int32_t));
   ra_nn_gae (be, t->d_rew, t->d_done, v, t->P, T, N, c->gamma, c->lambda, t->d_adv, t->d_ret);
   if (c->normalize_adv && TN > 1)
     ra_nn_normalize (be, t->d_adv, t->P, TN);

@@ -191,3 +191,19 @@ Test (nn_ops, normalize_matches_the_reference_per_replica)
     cr_assert_float_eq (m / n, 0.0, 1e-6);
   }
 }
+
+Test (nn_ops, host_staging_memory_is_zeroed_and_uploads_without_waiting_arrive)
+{
+  float *h = ra_nn_host_alloc (BE, 64 * sizeof (float)), *d = ra_nn_alloc (BE, 64), back[64];
+  cr_assert (h && d);
+  for (int i = 0; i < 64; i++)
+    cr_assert_eq (h[i], 0.0f);
+  for (int i = 0; i < 64; i++)
+    h[i] = (float) i * 0.5f;
+  ra_nn_upload_async (BE, d, h, 64 * sizeof (float));
+  ra_nn_download (BE, back, d, 64); /* waits */
+  cr_assert_eq (memcmp (back, h, sizeof back), 0);
+  ra_nn_free (BE, d);
+  ra_nn_host_free (BE, h);
+  ra_nn_host_free (BE, NULL);
+}
