@@ -23,14 +23,44 @@ static void s_memcpy (void *ctx, void *dst, const void *src, size_t bytes)
 static void s_zero (void *ctx, void *p, size_t bytes) { (void) ctx; if (bytes) memset (p, 0, bytes); }
 static void s_sync (void *ctx) { (void) ctx; }
 
+/* Shapes with one output column (a score or value head) or a rank-1 product go to sgemv or a
+   plain loop: sgemm would pack whole operands (and zero C first when beta = 0) to feed a micro-
+   kernel that is mostly padding at width 1. The per-replica results do not depend on how many
+   replicas are in the batch. */
+static bool s_gemm_thin (bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
+                         const float *B, int ldb, float beta, float *C, int ldc)
+{
+  if (N == 1 && !ta && tb) { /* C[M, 1] = alpha A[M, K] b + beta C, b = B[0, :K] */
+    cblas_sgemv (CblasRowMajor, CblasNoTrans, M, K, alpha, A, lda, B, 1, beta, C, ldc);
+    return true;
+  }
+  if (M == 1 && ta && !tb) { /* C[1, N] = alpha a^T B[K, N] + beta C, a = A[:K, 0] (stride lda) */
+    cblas_sgemv (CblasRowMajor, CblasTrans, K, N, alpha, B, ldb, A, lda, beta, C, 1);
+    return true;
+  }
+  if (K == 1 && !ta && !tb && beta == 0.0f) { /* C[M, N] = alpha a b^T: a = A[:, 0], b = B[0, :] */
+    for (int m = 0; m < M; m++) {
+      float am = alpha * A[(size_t) m * lda];
+      float *c = C + (size_t) m * ldc;
+      for (int n = 0; n < N; n++)
+        c[n] = am * B[n];
+    }
+    return true;
+  }
+  return false;
+}
+
 static void s_gemm (void *ctx, bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
                     long long sA, const float *B, int ldb, long long sB, float beta, float *C, int ldc,
                     long long sC, int batch)
 {
   (void) ctx;
-  for (int i = 0; i < batch; i++)
+  for (int i = 0; i < batch; i++) {
+    if (s_gemm_thin (ta, tb, M, N, K, alpha, A + i * sA, lda, B + i * sB, ldb, beta, C + i * sC, ldc))
+      continue;
     cblas_sgemm (CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K,
                  alpha, A + i * sA, lda, B + i * sB, ldb, beta, C + i * sC, ldc);
+  }
 }
 
 static void s_bias_fill (void *ctx, float *y, const float *u, const float *bias, int P, int R, int C, int F,
