@@ -1,7 +1,9 @@
 /*  agents/target.c - recarena-target: trains the target policy (docs/agents.md, "Target policy") against a
     recarena server over the protocol, on many envs at once; optionally evaluates it greedily
-    against a random policy on the same seeds. Without --address it starts an in-process server
-    on a free loopback port, which stops when the program ends.
+    against a random policy on the same seeds. Without --address it trains through the in-process
+    rollout source (the sims stepped in this process: the same trajectories as through a server,
+    without the transport) and starts an in-process server on a free loopback port for the
+    evaluation; both stop when the program ends.
 
     usage: recarena-target [--env ECommerce-v1] [--num-envs 64] [--steps 200000] ... (--help)   */
 #include <errno.h>
@@ -14,6 +16,7 @@
 #include <time.h>
 
 #include "agents/nn/nn.h"
+#include "agents/policies/rollout_inproc.h"
 #include "agents/policies/target.h"
 #include "common/kv.h"
 #include "env/server/server.h"
@@ -238,6 +241,8 @@ int main (int argc, char **argv)
   ra_client_env_t env = { 0 };
   bool have_env = false;
   const char *ep = o.address;
+  ra_rollout_t *src = NULL; /* without --address: training steps the sims in this process */
+  char split[32] = "";
 
   if ((ra_nn_backend_open (o.device, NULL, &be, &err)) != RA_OK) {
     fprintf (stderr, "recarena-target: --device %s: %s\n", o.device, err.message);
@@ -265,6 +270,20 @@ int main (int argc, char **argv)
     goto done;
   }
   have_env = true;
+  if (!o.address) { /* same env, config, task and seed as the env just made: same trajectories */
+    ra_rollout_inproc_opts_t io = { .env = o.env, .num_envs = o.num_envs, .seed = o.seed,
+                                    .config = o.config.items, .n_config = o.config.n };
+    if (o.task) { /* s_make checked the SPLIT:ID form */
+      const char *colon = strchr (o.task, ':');
+      snprintf (split, sizeof split, "%.*s", (int) (colon - o.task), o.task);
+      io.task_split = split;
+      io.task_id = strtoll (colon + 1, NULL, 10);
+    }
+    if (ra_rollout_inproc_new (&io, &src, &err) != RA_OK) {
+      fprintf (stderr, "recarena-target: in-process source: %s\n", err.message);
+      goto done;
+    }
+  }
 
   ra_target_cfg_t cfg;
   ra_target_cfg_default (&cfg);
@@ -286,11 +305,11 @@ int main (int argc, char **argv)
   fprintf (stderr,
            "recarena-target: %s%s%s on %s, %d envs, K=%d k=%d, user %d + candidate %d features; "
            "MLP %d x %d (%s), %zu params, %s; %lld updates of %d steps\n",
-           o.env, o.task ? " task " : "", o.task ? o.task : "", ep, cfg.num_envs,
+           o.env, o.task ? " task " : "", o.task ? o.task : "", src ? "the in-process source" : ep, cfg.num_envs,
            cfg.num_candidates, cfg.slate_size, cfg.user_dim, cfg.cand_dim, cfg.layers, cfg.hidden,
            cfg.tanh ? "tanh" : "relu", ra_target_num_params (t), ra_nn_backend_name (be), updates,
            cfg.rollout);
-  if (ra_target_begin (t, c, &env, NULL, &err) != RA_OK) {
+  if ((src ? ra_target_begin_rollout (t, src, NULL, &err) : ra_target_begin (t, c, &env, NULL, &err)) != RA_OK) {
     fprintf (stderr, "recarena-target: %s\n", err.message);
     goto done;
   }
@@ -300,7 +319,8 @@ int main (int argc, char **argv)
   for (long long u = 1; u <= updates; u++) {
     ra_target_stats_t one = { 0 };
     double tu = s_now ();
-    if (ra_target_train_step (t, c, &env, &one, &err) != RA_OK) {
+    if ((src ? ra_target_train_rollout (t, src, &one, &err) : ra_target_train_step (t, c, &env, &one, &err))
+        != RA_OK) {
       fprintf (stderr, "recarena-target: update %lld: %s\n", u, err.message);
       goto done;
     }
@@ -370,6 +390,7 @@ done:
     ra_client_env_fini (&env);
   }
   ra_target_destroy (&t);
+  ra_rollout_destroy (&src);
   ra_client_destroy (&c);
   ra_nn_backend_destroy (&be);
   if (srv_running) {

@@ -15,8 +15,15 @@ typedef struct {
   uint64_t s[4];
 } ra_rng_t;
 
+/* CUDA kernels draw the same counter-based numbers as the host (agents/nn/rng_int.h). */
+#ifdef __CUDACC__
+#define RA_RNG_HD __host__ __device__
+#else
+#define RA_RNG_HD
+#endif
+
 /* One splitmix64 step: advances *x and returns a well-mixed 64-bit value. */
-static inline uint64_t ra_rng_splitmix64 (uint64_t *x)
+static inline RA_RNG_HD uint64_t ra_rng_splitmix64 (uint64_t *x)
 {
   uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;

@@ -22,6 +22,13 @@ typedef struct ra__nn_ops {
   void (*free) (void *ctx, void *p);
   void (*upload) (void *ctx, void *dst, const void *src, size_t bytes);
   void (*download) (void *ctx, void *dst, const void *src, size_t bytes); /* synchronous */
+  /* host staging memory: zeroed; page-locked on cuda (cudaHostAlloc), so uploads from it can be
+     asynchronous; NULL when out of memory. host_free waits for pending work first. */
+  void *(*host_alloc) (void *ctx, size_t bytes);
+  void (*host_free) (void *ctx, void *p);
+  /* like upload, without waiting: src must be host_alloc memory left unchanged until the next
+     call that waits (download, sync, host_free) */
+  void (*upload_async) (void *ctx, void *dst, const void *src, size_t bytes);
   void (*copy) (void *ctx, void *dst, const void *src, size_t bytes);
   void (*zero) (void *ctx, void *p, size_t bytes);
   void (*sync) (void *ctx);
@@ -34,10 +41,17 @@ typedef struct ra__nn_ops {
                 long long sA, const float *B, int ldb, long long sB, float beta, float *C, int ldc,
                 long long sC, int batch);
 
-  /* y[p, b, f] += bias[p*bstride + f] */
-  void (*bias_add) (void *ctx, float *y, const float *bias, int P, int B, int F, size_t bstride);
-  /* dbias[p*bstride + f] += sum_b dy[p, b, f] (rows summed in order) */
-  void (*bias_grad) (void *ctx, float *dbias, const float *dy, int P, int B, int F, size_t bstride);
+  /* y[p*ystride + (r*C + c)*F + f] = (u ? u[p*ustride + r*F + f] : 0) + bias[p*bstride + f] for r < R,
+     c < C: a linear layer's output before its GEMM accumulates into it (beta = 1); u is the user
+     half of a pair-input layer (docs/nn.md, "MLP module") */
+  void (*bias_fill) (void *ctx, float *y, const float *u, const float *bias, int P, int R, int C, int F,
+                     size_t ystride, size_t ustride, size_t bstride);
+  /* dbias[p*bstride + f] += sum_b dy[p*dystride + b*F + f] (rows summed in order) */
+  void (*bias_grad) (void *ctx, float *dbias, const float *dy, int P, int B, int F, size_t bstride,
+                     size_t dystride);
+  /* out[p*ostride + r*F + f] = sum_c dy[p*dystride + (r*C + c)*F + f] (c in order) */
+  void (*group_sum) (void *ctx, const float *dy, float *out, int P, int R, int C, int F, size_t dystride,
+                     size_t ostride);
   void (*relu_fwd) (void *ctx, const float *x, float *y, size_t n);
   void (*relu_bwd) (void *ctx, const float *y, const float *dy, float *dx, size_t n);
   void (*tanh_fwd) (void *ctx, const float *x, float *y, size_t n);
@@ -60,15 +74,34 @@ typedef struct ra__nn_ops {
   void (*mse_fwd) (void *ctx, const float *v, const float *t, float *loss, int P, int U);
   void (*mse_bwd) (void *ctx, const float *v, const float *t, float *dv, float scale, bool acc, int P, int U);
 
+  /* Slates and advantages (docs/nn.md, "Slate and advantage ops"). Rows r < R of K scores.
+     slate: keys s_j (+ Gumbel noise from the counter-based RNG (seed, stream, counter + r*K + j)
+     unless greedy), top k by selection, ties to the lower index -> slates [R, k] */
+  void (*slate) (void *ctx, const float *scores, int R, int K, int k, bool greedy, uint64_t seed,
+                 uint64_t stream, uint64_t counter, int32_t *slates);
+  /* Plackett-Luce: logp[r] = log P(slate_r), ent[r] = sum over positions of the entropy of the
+     softmax over the candidates not yet placed (either may be NULL) */
+  void (*pl_fwd) (void *ctx, const float *scores, const int32_t *slates, int R, int K, int k, float *logp,
+                  float *ent);
+  /* dscores[r, j] (+)= coef[r] d logp_r / ds_j + ent_coef d ent_r / ds_j */
+  void (*pl_bwd) (void *ctx, const float *scores, const int32_t *slates, int R, int K, int k, const float *coef,
+                  float ent_coef, float *dscores, bool acc);
+  /* GAE(lambda) per replica over [P, T, N] (values [P, T+1, N]): adv, ret [P, T, N] */
+  void (*gae) (void *ctx, const float *reward, const uint8_t *done, const float *values, int P, int T, int N,
+               float gamma, float lambda, float *adv, float *ret);
+  /* x[p, :n] = (x - mean) / (std + 1e-8) per replica (population std, double sums in order) */
+  void (*normalize) (void *ctx, float *x, int P, size_t n);
+
   /* out[p] = sum_i x[p*stride + i]^2, i < n; fixed chunking, partials summed in order */
   void (*sumsq) (void *ctx, const float *x, size_t n, int P, size_t stride, float *out);
   /* x[p*stride + i] *= min(1, max_norm / (sqrt(ss[p]) + 1e-6)); ss computed by sumsq */
   void (*clip_apply) (void *ctx, float *x, size_t n, int P, size_t stride, const float *ss, float max_norm);
   void (*axpy) (void *ctx, float *y, float a, const float *x, size_t n);
   void (*scale) (void *ctx, float *x, float a, size_t n);
-  /* ++*step, then Adam(W) with bias correction from *step over n floats */
-  void (*adam) (void *ctx, float *w, const float *g, float *m, float *v, size_t n, int32_t *step, float lr,
-                float b1, float b2, float eps, float wd);
+  /* per replica p < P (x_p = x + p*stride, n floats each): ++step[p], then Adam(W) with bias
+     correction from step[p] and learning rate lr * lr_scale[p] */
+  void (*adam) (void *ctx, float *w, const float *g, float *m, float *v, size_t n, int P, size_t stride,
+                int32_t *step, const float *lr_scale, float lr, float b1, float b2, float eps, float wd);
 
   /* graph capture: begin, end -> opaque graph; launch; destroy. NULL on cpu. */
   ra_err_t (*graph_begin) (void *ctx, ra_error_t *err);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "agents/nn/backend.h"
+#include "agents/nn/rng_int.h"
 
 static void s_destroy (void *ctx) { (void) ctx; }
 static void *s_alloc (void *ctx, size_t bytes) { (void) ctx; return calloc (1, bytes ? bytes : 1); }
@@ -22,52 +23,127 @@ static void s_memcpy (void *ctx, void *dst, const void *src, size_t bytes)
 static void s_zero (void *ctx, void *p, size_t bytes) { (void) ctx; if (bytes) memset (p, 0, bytes); }
 static void s_sync (void *ctx) { (void) ctx; }
 
+/* Shapes with one output column (a score or value head) or a rank-1 product go to sgemv or a
+   plain loop: sgemm would pack whole operands (and zero C first when beta = 0) to feed a micro-
+   kernel that is mostly padding at width 1. The per-replica results do not depend on how many
+   replicas are in the batch. */
+static bool s_gemm_thin (bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
+                         const float *B, int ldb, float beta, float *C, int ldc)
+{
+  if (N == 1 && !ta && tb) { /* C[M, 1] = alpha A[M, K] b + beta C, b = B[0, :K] */
+    cblas_sgemv (CblasRowMajor, CblasNoTrans, M, K, alpha, A, lda, B, 1, beta, C, ldc);
+    return true;
+  }
+  if (M == 1 && ta && !tb) { /* C[1, N] = alpha a^T B[K, N] + beta C, a = A[:K, 0] (stride lda) */
+    cblas_sgemv (CblasRowMajor, CblasTrans, K, N, alpha, B, ldb, A, lda, beta, C, 1);
+    return true;
+  }
+  if (K == 1 && !ta && !tb && beta == 0.0f) { /* C[M, N] = alpha a b^T: a = A[:, 0], b = B[0, :] */
+    for (int m = 0; m < M; m++) {
+      float am = alpha * A[(size_t) m * lda];
+      float *c = C + (size_t) m * ldc;
+      for (int n = 0; n < N; n++)
+        c[n] = am * B[n];
+    }
+    return true;
+  }
+  return false;
+}
+
 static void s_gemm (void *ctx, bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
                     long long sA, const float *B, int ldb, long long sB, float beta, float *C, int ldc,
                     long long sC, int batch)
 {
   (void) ctx;
-  for (int i = 0; i < batch; i++)
+  for (int i = 0; i < batch; i++) {
+    if (s_gemm_thin (ta, tb, M, N, K, alpha, A + i * sA, lda, B + i * sB, ldb, beta, C + i * sC, ldc))
+      continue;
     cblas_sgemm (CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K,
                  alpha, A + i * sA, lda, B + i * sB, ldb, beta, C + i * sC, ldc);
+  }
 }
 
-static void s_bias_add (void *ctx, float *y, const float *bias, int P, int B, int F, size_t bstride)
+static void s_bias_fill (void *ctx, float *y, const float *u, const float *bias, int P, int R, int C, int F,
+                         size_t ystride, size_t ustride, size_t bstride)
 {
   (void) ctx;
-  for (int p = 0; p < P; p++)
-    for (int b = 0; b < B; b++) {
-      float *row = y + ((size_t) p * B + b) * F;
-      const float *bp = bias + p * bstride;
-      for (int f = 0; f < F; f++)
-        row[f] += bp[f];
+  for (int p = 0; p < P; p++) {
+    const float *bp = bias + p * bstride;
+    for (int r = 0; r < R; r++) {
+      const float *ur = u ? u + p * ustride + (size_t) r * F : NULL;
+      for (int c = 0; c < C; c++) {
+        float *row = y + p * ystride + ((size_t) r * C + c) * F;
+        if (ur)
+          for (int f = 0; f < F; f++)
+            row[f] = ur[f] + bp[f];
+        else
+          memcpy (row, bp, sizeof (float) * F);
+      }
     }
+  }
 }
 
-static void s_bias_grad (void *ctx, float *dbias, const float *dy, int P, int B, int F, size_t bstride)
+static void s_bias_grad (void *ctx, float *dbias, const float *dy, int P, int B, int F, size_t bstride,
+                         size_t dystride)
 {
   (void) ctx;
   for (int p = 0; p < P; p++) {
     float *db = dbias + p * bstride;
     for (int b = 0; b < B; b++) {
-      const float *row = dy + ((size_t) p * B + b) * F;
+      const float *row = dy + p * dystride + (size_t) b * F;
       for (int f = 0; f < F; f++)
         db[f] += row[f];
     }
   }
 }
 
+static void s_group_sum (void *ctx, const float *dy, float *out, int P, int R, int C, int F, size_t dystride,
+                         size_t ostride)
+{
+  (void) ctx;
+  for (int p = 0; p < P; p++)
+    for (int r = 0; r < R; r++) {
+      float *o = out + p * ostride + (size_t) r * F;
+      const float *d = dy + p * dystride + (size_t) r * C * F;
+      memcpy (o, d, sizeof (float) * F);
+      for (int c = 1; c < C; c++)
+        for (int f = 0; f < F; f++)
+          o[f] += d[(size_t) c * F + f];
+    }
+}
+
+/* The ReLU loops run in place in the scorer (x == y, dy == dx). A loop that reads one pointer and
+   writes another which may alias it is not vectorised by the compiler (its runtime overlap check
+   fails for equal pointers and the scalar, branchy fallback runs: that loop was a fifth of
+   recarena-target's time). The in-place case therefore gets its own single-pointer loop. Both
+   forms compute exactly the same selection (x > 0 ? x : +0, NaN -> +0), so results are unchanged. */
 static void s_relu_fwd (void *ctx, const float *x, float *y, size_t n)
 {
   (void) ctx;
+  if (x == y) {
+    for (size_t i = 0; i < n; i++)
+      y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+    return;
+  }
+  const float *restrict xr = x;
+  float *restrict yr = y;
   for (size_t i = 0; i < n; i++)
-    y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    yr[i] = xr[i] > 0.0f ? xr[i] : 0.0f;
 }
 static void s_relu_bwd (void *ctx, const float *y, const float *dy, float *dx, size_t n)
 {
   (void) ctx;
-  for (size_t i = 0; i < n; i++)
-    dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+  if (dy == dx) {
+    for (size_t i = 0; i < n; i++)
+      dx[i] = y[i] > 0.0f ? dx[i] : 0.0f;
+    return;
+  }
+  const float *restrict dyr = dy;
+  float *restrict dxr = dx;
+  for (size_t i = 0; i < n; i++) {
+    float d = dyr[i]; /* loaded unconditionally, so the select needs no branch */
+    dxr[i] = y[i] > 0.0f ? d : 0.0f;
+  }
 }
 static void s_tanh_fwd (void *ctx, const float *x, float *y, size_t n)
 {
@@ -281,6 +357,147 @@ static void s_mse_bwd (void *ctx, const float *v, const float *t, float *dv, flo
   }
 }
 
+/* ------------------------------------------------------------------ slates and advantages */
+
+static bool s_placed (const int32_t *slate, int upto, int j)
+{
+  for (int i = 0; i < upto; i++)
+    if (slate[i] == j)
+      return true;
+  return false;
+}
+
+/* Gumbel noise is recomputed on every selection pass instead of stored: no scratch, and the
+   same arithmetic as the cuda kernel (one thread per row). */
+static void s_slate (void *ctx, const float *scores, int R, int K, int k, bool greedy, uint64_t seed,
+                     uint64_t stream, uint64_t counter, int32_t *slates)
+{
+  (void) ctx;
+  for (int r = 0; r < R; r++) {
+    const float *s = scores + (size_t) r * K;
+    int32_t *out = slates + (size_t) r * k;
+    for (int pos = 0; pos < k; pos++) {
+      int best = -1;
+      float bk = 0.0f;
+      for (int j = 0; j < K; j++) {
+        if (s_placed (out, pos, j))
+          continue;
+        float key = s[j];
+        if (!greedy) {
+          double u = ra__nn_uniform_at (seed, stream, counter + (uint64_t) r * K + j);
+          if (u < 1e-12)
+            u = 1e-12;
+          key += (float) -log (-log (u));
+        }
+        if (best < 0 || key > bk) {
+          best = j;
+          bk = key;
+        }
+      }
+      out[pos] = best;
+    }
+  }
+}
+
+/* Position i: p_i = softmax over the candidates not yet placed. log P = sum_i s[a_i] - lse_i;
+   d/ds_j = sum_i (1{j = a_i} - p_i(j)); H_i = -sum p log p; dH_i/ds_j = -p_i(j) (log p_i(j) + H_i).
+   Double inside a row. */
+static void s_pl_row (const float *s, const int32_t *a, int K, int k, double *logp, double *ent, float coef,
+                      float ent_coef, float *ds)
+{
+  double lp = 0, h_all = 0;
+  for (int i = 0; i < k; i++) {
+    double mx = -INFINITY;
+    for (int j = 0; j < K; j++)
+      if (!s_placed (a, i, j) && s[j] > mx)
+        mx = s[j];
+    double z = 0;
+    for (int j = 0; j < K; j++)
+      if (!s_placed (a, i, j))
+        z += exp (s[j] - mx);
+    double lse = mx + log (z), h = 0;
+    for (int j = 0; j < K; j++)
+      if (!s_placed (a, i, j)) {
+        double l = s[j] - lse;
+        h -= exp (l) * l;
+      }
+    if (ds)
+      for (int j = 0; j < K; j++)
+        if (!s_placed (a, i, j)) {
+          double l = s[j] - lse, p = exp (l);
+          ds[j] += (float) (coef * ((j == a[i]) - p) + ent_coef * (-p * (l + h)));
+        }
+    lp += s[a[i]] - lse;
+    h_all += h;
+  }
+  if (logp)
+    *logp = lp;
+  if (ent)
+    *ent = h_all;
+}
+
+static void s_pl_fwd (void *ctx, const float *scores, const int32_t *slates, int R, int K, int k, float *logp,
+                      float *ent)
+{
+  (void) ctx;
+  for (int r = 0; r < R; r++) {
+    double lp, h;
+    s_pl_row (scores + (size_t) r * K, slates + (size_t) r * k, K, k, &lp, &h, 0, 0, NULL);
+    if (logp)
+      logp[r] = (float) lp;
+    if (ent)
+      ent[r] = (float) h;
+  }
+}
+
+static void s_pl_bwd (void *ctx, const float *scores, const int32_t *slates, int R, int K, int k,
+                      const float *coef, float ent_coef, float *dscores, bool acc)
+{
+  (void) ctx;
+  if (!acc)
+    memset (dscores, 0, sizeof (float) * (size_t) R * K);
+  for (int r = 0; r < R; r++)
+    s_pl_row (scores + (size_t) r * K, slates + (size_t) r * k, K, k, NULL, NULL, coef[r], ent_coef,
+              dscores + (size_t) r * K);
+}
+
+/* delta_t = r_t + gamma (1 - d_t) V_{t+1} - V_t; A_t = delta_t + gamma lambda (1 - d_t) A_{t+1} */
+static void s_gae (void *ctx, const float *reward, const uint8_t *done, const float *values, int P, int T, int N,
+                   float gamma, float lambda, float *adv, float *ret)
+{
+  (void) ctx;
+  for (int p = 0; p < P; p++) {
+    size_t o = (size_t) p * T * N, ov = (size_t) p * (T + 1) * N;
+    for (int i = 0; i < N; i++) {
+      double a = 0;
+      for (int t = T - 1; t >= 0; t--) {
+        size_t x = (size_t) t * N + i;
+        double keep = done[o + x] ? 0.0 : 1.0;
+        double delta = reward[o + x] + gamma * keep * values[ov + x + N] - values[ov + x];
+        a = delta + gamma * lambda * keep * a;
+        adv[o + x] = (float) a;
+        ret[o + x] = (float) (a + values[ov + x]);
+      }
+    }
+  }
+}
+
+static void s_normalize (void *ctx, float *x, int P, size_t n)
+{
+  (void) ctx;
+  for (int p = 0; p < P && n > 0; p++) {
+    float *xp = x + (size_t) p * n;
+    double s1 = 0, s2 = 0;
+    for (size_t i = 0; i < n; i++) {
+      s1 += xp[i];
+      s2 += (double) xp[i] * xp[i];
+    }
+    double mean = s1 / (double) n, sd = sqrt (fmax (s2 / (double) n - mean * mean, 0.0)) + 1e-8;
+    for (size_t i = 0; i < n; i++)
+      xp[i] = (float) ((xp[i] - mean) / sd);
+  }
+}
+
 /* Two passes: chunk partials (in double), then partials summed in chunk order. */
 static void s_sumsq (void *ctx, const float *x, size_t n, int P, size_t stride, float *out)
 {
@@ -326,29 +543,35 @@ static void s_scale (void *ctx, float *x, float a, size_t n)
     x[i] *= a;
 }
 
-static void s_adam (void *ctx, float *w, const float *g, float *m, float *v, size_t n, int32_t *step, float lr,
-                    float b1, float b2, float eps, float wd)
+static void s_adam (void *ctx, float *w, const float *g, float *m, float *v, size_t n, int P, size_t stride,
+                    int32_t *step, const float *lr_scale, float lr, float b1, float b2, float eps, float wd)
 {
   (void) ctx;
-  int t = ++*step;
-  float bc1 = 1.0f - powf (b1, (float) t), bc2 = 1.0f - powf (b2, (float) t);
-  for (size_t i = 0; i < n; i++) {
-    m[i] = b1 * m[i] + (1.0f - b1) * g[i];
-    v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
-    float mh = m[i] / bc1, vh = v[i] / bc2;
-    w[i] -= lr * (mh / (sqrtf (vh) + eps) + wd * w[i]);
+  for (int p = 0; p < P; p++) {
+    int t = ++step[p];
+    float bc1 = 1.0f - powf (b1, (float) t), bc2 = 1.0f - powf (b2, (float) t);
+    float lrp = lr * lr_scale[p];
+    float *wp = w + p * stride, *mp = m + p * stride, *vp = v + p * stride;
+    const float *gp = g + p * stride;
+    for (size_t i = 0; i < n; i++) {
+      mp[i] = b1 * mp[i] + (1.0f - b1) * gp[i];
+      vp[i] = b2 * vp[i] + (1.0f - b2) * gp[i] * gp[i];
+      float mh = mp[i] / bc1, vh = vp[i] / bc2;
+      wp[i] -= lrp * (mh / (sqrtf (vh) + eps) + wd * wp[i]);
+    }
   }
 }
 
 static const ra__nn_ops_t s_ops = {
-  .name = "cpu", .destroy = s_destroy, .alloc = s_alloc, .free = s_free, .upload = s_memcpy,
+  .name = "cpu", .destroy = s_destroy, .alloc = s_alloc, .free = s_free, .upload = s_memcpy, .host_alloc = s_alloc, .host_free = s_free, .upload_async = s_memcpy,
   .download = s_memcpy, .copy = s_memcpy, .zero = s_zero, .sync = s_sync, .gemm = s_gemm,
-  .bias_add = s_bias_add, .bias_grad = s_bias_grad, .relu_fwd = s_relu_fwd, .relu_bwd = s_relu_bwd,
+  .bias_fill = s_bias_fill, .bias_grad = s_bias_grad, .group_sum = s_group_sum, .relu_fwd = s_relu_fwd, .relu_bwd = s_relu_bwd,
   .tanh_fwd = s_tanh_fwd, .tanh_bwd = s_tanh_bwd, .ln_fwd = s_ln_fwd, .ln_bwd = s_ln_bwd,
   .softmax_fwd = s_softmax_fwd, .softmax_bwd = s_softmax_bwd, .pairs_fwd = s_pairs_fwd,
   .pairs_bwd = s_pairs_bwd, .pg_fwd = s_pg_fwd, .pg_bwd = s_pg_bwd, .ent_fwd = s_ent_fwd,
   .ent_bwd = s_ent_bwd, .mse_fwd = s_mse_fwd, .mse_bwd = s_mse_bwd, .sumsq = s_sumsq,
-  .clip_apply = s_clip_apply, .axpy = s_axpy, .scale = s_scale, .adam = s_adam,
+  .clip_apply = s_clip_apply, .slate = s_slate, .pl_fwd = s_pl_fwd, .pl_bwd = s_pl_bwd, .gae = s_gae,
+  .normalize = s_normalize, .axpy = s_axpy, .scale = s_scale, .adam = s_adam,
   .graph_begin = NULL, .graph_end = NULL, .graph_launch = NULL, .graph_destroy = NULL,
 };
 

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "agents/nn/backend.h"
+#include "agents/nn/rng_int.h"
 
 namespace {
 
@@ -115,6 +116,27 @@ void s_upload (void *ctx, void *dst, const void *src, size_t bytes)
   CK (C (ctx), cudaMemcpyAsync (dst, src, bytes, cudaMemcpyHostToDevice, C (ctx)->stream));
   CK (C (ctx), cudaStreamSynchronize (C (ctx)->stream));
 }
+void *s_host_alloc (void *ctx, size_t bytes)
+{
+  (void) ctx;
+  void *p = nullptr;
+  if (cudaHostAlloc (&p, bytes ? bytes : 1, cudaHostAllocDefault) != cudaSuccess)
+    return nullptr;
+  memset (p, 0, bytes);
+  return p;
+}
+void s_host_free (void *ctx, void *p)
+{
+  if (!p)
+    return;
+  CK (C (ctx), cudaStreamSynchronize (C (ctx)->stream));
+  CK (C (ctx), cudaFreeHost (p));
+}
+void s_upload_async (void *ctx, void *dst, const void *src, size_t bytes)
+{
+  if (bytes)
+    CK (C (ctx), cudaMemcpyAsync (dst, src, bytes, cudaMemcpyHostToDevice, C (ctx)->stream));
+}
 void s_download (void *ctx, void *dst, const void *src, size_t bytes)
 {
   CK (C (ctx), cudaMemcpyAsync (dst, src, bytes, cudaMemcpyDeviceToHost, C (ctx)->stream));
@@ -156,24 +178,41 @@ void s_gemm (void *ctx, bool ta, bool tb, int M, int N, int K, float alpha, cons
 
 /* --------------------------------------------------------------------------- kernels */
 
-__global__ void k_bias_add (float *y, const float *bias, int B, int F, size_t bstride, size_t n)
+__global__ void k_bias_fill (float *y, const float *u, const float *bias, int R, int C, int F, size_t ystride,
+                             size_t ustride, size_t bstride, size_t n)
 {
   GRID_STRIDE (i, n)
   {
-    size_t p = i / ((size_t) B * F);
-    y[i] += bias[p * bstride + i % F];
+    size_t per = (size_t) R * C * F, p = i / per, k = i % per, f = k % F, r = k / ((size_t) C * F);
+    float v = bias[p * bstride + f];
+    if (u)
+      v = u[p * ustride + r * F + f] + v;
+    y[p * ystride + k] = v;
   }
 }
-__global__ void k_bias_grad (float *db, const float *dy, int P, int B, int F, size_t bstride)
+__global__ void k_bias_grad (float *db, const float *dy, int P, int B, int F, size_t bstride, size_t dystride)
 {
   GRID_STRIDE (i, (size_t) P * F)
   {
     size_t p = i / F, f = i % F;
-    const float *d = dy + p * B * F + f;
+    const float *d = dy + p * dystride + f;
     float s = 0.0f;
     for (int b = 0; b < B; b++)
       s += d[(size_t) b * F];
     db[p * bstride + f] += s;
+  }
+}
+__global__ void k_group_sum (const float *dy, float *out, int R, int C, int F, size_t dystride, size_t ostride,
+                             size_t n)
+{
+  GRID_STRIDE (i, n)
+  {
+    size_t per = (size_t) R * F, p = i / per, k = i % per, r = k / F, f = k % F;
+    const float *d = dy + p * dystride + r * C * F + f;
+    float s = d[0];
+    for (int c = 1; c < C; c++)
+      s += d[(size_t) c * F];
+    out[p * ostride + k] = s;
   }
 }
 __global__ void k_relu_fwd (const float *x, float *y, size_t n) { GRID_STRIDE (i, n) y[i] = x[i] > 0.0f ? x[i] : 0.0f; }
@@ -407,17 +446,166 @@ __global__ void k_clip_apply (float *x, size_t n, size_t stride, const float *ss
 }
 __global__ void k_axpy (float *y, float a, const float *x, size_t n) { GRID_STRIDE (i, n) y[i] += a * x[i]; }
 __global__ void k_scale (float *x, float a, size_t n) { GRID_STRIDE (i, n) x[i] *= a; }
-__global__ void k_step_inc (int32_t *step) { ++*step; }
-__global__ void k_adam (float *w, const float *g, float *m, float *v, size_t n, const int32_t *step, float lr, float b1,
-                        float b2, float eps, float wd)
+__global__ void k_step_inc (int32_t *step, int P)
 {
-  float t = (float) *step, bc1 = 1.0f - powf (b1, t), bc2 = 1.0f - powf (b2, t);
-  GRID_STRIDE (i, n)
+  for (int p = threadIdx.x; p < P; p += blockDim.x)
+    ++step[p];
+}
+__global__ void k_adam (float *w, const float *g, float *m, float *v, size_t n, size_t stride, const int32_t *step,
+                        const float *lr_scale, float lr, float b1, float b2, float eps, float wd, size_t total)
+{
+  GRID_STRIDE (j, total)
   {
+    size_t p = j / n, i = p * stride + j % n;
+    float t = (float) step[p], bc1 = 1.0f - powf (b1, t), bc2 = 1.0f - powf (b2, t);
+    float lrp = lr * lr_scale[p];
     float mi = b1 * m[i] + (1.0f - b1) * g[i];
     float vi = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
     m[i] = mi, v[i] = vi;
-    w[i] -= lr * ((mi / bc1) / (sqrtf (vi / bc2) + eps) + wd * w[i]);
+    w[i] -= lrp * ((mi / bc1) / (sqrtf (vi / bc2) + eps) + wd * w[i]);
+  }
+}
+
+/* Slates and advantages: one thread per row (slate, PL) or per (replica, env) (GAE), the same
+   arithmetic and order as the cpu backend. */
+__device__ bool d_placed (const int32_t *a, int upto, int j)
+{
+  for (int i = 0; i < upto; i++)
+    if (a[i] == j)
+      return true;
+  return false;
+}
+
+__global__ void k_slate (const float *scores, int R, int K, int k, bool greedy, uint64_t seed, uint64_t stream,
+                         uint64_t counter, int32_t *slates)
+{
+  GRID_STRIDE (r, (size_t) R)
+  {
+    const float *s = scores + r * K;
+    int32_t *out = slates + r * k;
+    for (int pos = 0; pos < k; pos++) {
+      int best = -1;
+      float bk = 0.0f;
+      for (int j = 0; j < K; j++) {
+        if (d_placed (out, pos, j))
+          continue;
+        float key = s[j];
+        if (!greedy) {
+          double u = ra__nn_uniform_at (seed, stream, counter + (uint64_t) r * K + j);
+          if (u < 1e-12)
+            u = 1e-12;
+          key += (float) -log (-log (u));
+        }
+        if (best < 0 || key > bk) {
+          best = j;
+          bk = key;
+        }
+      }
+      out[pos] = best;
+    }
+  }
+}
+
+__device__ void d_pl_row (const float *s, const int32_t *a, int K, int k, double *logp, double *ent, float coef,
+                          float ent_coef, float *ds)
+{
+  double lp = 0, h_all = 0;
+  for (int i = 0; i < k; i++) {
+    double mx = -INFINITY;
+    for (int j = 0; j < K; j++)
+      if (!d_placed (a, i, j) && s[j] > mx)
+        mx = s[j];
+    double z = 0;
+    for (int j = 0; j < K; j++)
+      if (!d_placed (a, i, j))
+        z += exp (s[j] - mx);
+    double lse = mx + log (z), h = 0;
+    for (int j = 0; j < K; j++)
+      if (!d_placed (a, i, j)) {
+        double l = s[j] - lse;
+        h -= exp (l) * l;
+      }
+    if (ds)
+      for (int j = 0; j < K; j++)
+        if (!d_placed (a, i, j)) {
+          double l = s[j] - lse, p = exp (l);
+          ds[j] += (float) (coef * ((j == a[i]) - p) + ent_coef * (-p * (l + h)));
+        }
+    lp += s[a[i]] - lse;
+    h_all += h;
+  }
+  if (logp)
+    *logp = lp;
+  if (ent)
+    *ent = h_all;
+}
+
+__global__ void k_pl_fwd (const float *scores, const int32_t *slates, int R, int K, int k, float *logp, float *ent)
+{
+  GRID_STRIDE (r, (size_t) R)
+  {
+    double lp, h;
+    d_pl_row (scores + r * K, slates + r * k, K, k, &lp, &h, 0.0f, 0.0f, nullptr);
+    if (logp)
+      logp[r] = (float) lp;
+    if (ent)
+      ent[r] = (float) h;
+  }
+}
+
+__global__ void k_pl_bwd (const float *scores, const int32_t *slates, int R, int K, int k, const float *coef,
+                          float ent_coef, float *dscores, bool acc)
+{
+  GRID_STRIDE (r, (size_t) R)
+  {
+    float *ds = dscores + r * K;
+    if (!acc)
+      for (int j = 0; j < K; j++)
+        ds[j] = 0.0f;
+    d_pl_row (scores + r * K, slates + r * k, K, k, nullptr, nullptr, coef[r], ent_coef, ds);
+  }
+}
+
+__global__ void k_gae (const float *reward, const uint8_t *done, const float *values, int P, int T, int N,
+                       float gamma, float lambda, float *adv, float *ret)
+{
+  GRID_STRIDE (q, (size_t) P * N)
+  {
+    size_t p = q / N, i = q % N, o = p * T * N, ov = p * (T + 1) * N;
+    double a = 0;
+    for (int t = T - 1; t >= 0; t--) {
+      size_t x = (size_t) t * N + i;
+      double keep = done[o + x] ? 0.0 : 1.0;
+      double delta = reward[o + x] + gamma * keep * values[ov + x + N] - values[ov + x];
+      a = delta + gamma * lambda * keep * a;
+      adv[o + x] = (float) a;
+      ret[o + x] = (float) (a + values[ov + x]);
+    }
+  }
+}
+
+/* one thread per replica: sums in index order, as the cpu backend; then an elementwise pass */
+__global__ void k_norm_stats (const float *x, int P, size_t n, double *stats)
+{
+  GRID_STRIDE (p, (size_t) P)
+  {
+    const float *xp = x + p * n;
+    double s1 = 0, s2 = 0;
+    for (size_t i = 0; i < n; i++) {
+      s1 += xp[i];
+      s2 += (double) xp[i] * xp[i];
+    }
+    double mean = s1 / (double) n, sd = sqrt (fmax (s2 / (double) n - mean * mean, 0.0)) + 1e-8;
+    stats[2 * p] = mean;
+    stats[2 * p + 1] = sd;
+  }
+}
+__global__ void k_norm_apply (float *x, size_t n, const double *stats, size_t total)
+{
+  GRID_STRIDE (i, total)
+  {
+    size_t p = i / n;
+    x[i] = (float) ((x[i] - stats[2 * p]) / stats[2 * p + 1]);
   }
 }
 
@@ -426,15 +614,27 @@ __global__ void k_adam (float *w, const float *g, float *m, float *v, size_t n, 
 #define STREAM(ctx) C (ctx)->stream
 #define GO(ctx, n) <<<blocks (n), kThreads, 0, STREAM (ctx)>>>
 
-void s_bias_add (void *ctx, float *y, const float *bias, int P, int B, int F, size_t bstride)
+void s_bias_fill (void *ctx, float *y, const float *u, const float *bias, int P, int R, int cands, int F,
+                  size_t ystride, size_t ustride, size_t bstride)
 {
-  size_t n = (size_t) P * B * F;
-  k_bias_add GO (ctx, n) (y, bias, B, F, bstride, n);
+  size_t n = (size_t) P * R * cands * F;
+  if (n == 0)
+    return;
+  k_bias_fill GO (ctx, n) (y, u, bias, R, cands, F, ystride, ustride, bstride, n);
   LAUNCHED (C (ctx));
 }
-void s_bias_grad (void *ctx, float *dbias, const float *dy, int P, int B, int F, size_t bstride)
+void s_bias_grad (void *ctx, float *dbias, const float *dy, int P, int B, int F, size_t bstride, size_t dystride)
 {
-  k_bias_grad GO (ctx, (size_t) P * F) (dbias, dy, P, B, F, bstride);
+  k_bias_grad GO (ctx, (size_t) P * F) (dbias, dy, P, B, F, bstride, dystride);
+  LAUNCHED (C (ctx));
+}
+void s_group_sum (void *ctx, const float *dy, float *out, int P, int R, int cands, int F, size_t dystride,
+                  size_t ostride)
+{
+  size_t n = (size_t) P * R * F;
+  if (n == 0)
+    return;
+  k_group_sum GO (ctx, n) (dy, out, R, cands, F, dystride, ostride, n);
   LAUNCHED (C (ctx));
 }
 void s_relu_fwd (void *ctx, const float *x, float *y, size_t n) { k_relu_fwd GO (ctx, n) (x, y, n); LAUNCHED (C (ctx)); }
@@ -525,20 +725,28 @@ void s_mse_bwd (void *ctx, const float *v, const float *t, float *dv, float scal
   k_mse_bwd GO (ctx, n) (v, t, dv, scale, acc, U, n);
   LAUNCHED (C (ctx));
 }
-void s_sumsq (void *ctx, const float *x, size_t n, int P, size_t stride, float *out)
+/* The partials buffer holds kParts doubles per replica, for at least P replicas. */
+bool ensure_partials (Ctx *c, int P)
 {
-  Ctx *c = C (ctx);
   if (P > c->partials_P) { /* grows outside graph capture (see file comment) */
     CK (c, cudaStreamSynchronize (c->stream));
     cudaFree (c->partials);
     c->partials = nullptr;
     c->partials_P = 0;
     if (cudaMalloc (&c->partials, sizeof (double) * kParts * P) != cudaSuccess) {
-      note (c, true, "cudaMalloc", "sumsq partials", __FILE__, __LINE__);
-      return;
+      note (c, true, "cudaMalloc", "reduction partials", __FILE__, __LINE__);
+      return false;
     }
     c->partials_P = P;
   }
+  return true;
+}
+
+void s_sumsq (void *ctx, const float *x, size_t n, int P, size_t stride, float *out)
+{
+  Ctx *c = C (ctx);
+  if (!ensure_partials (c, P))
+    return;
   k_sumsq_part<<<dim3 (kParts, P), kThreads, 0, c->stream>>> (x, n, stride, c->partials);
   k_sumsq_total<<<(P + 63) / 64, 64, 0, c->stream>>> (c->partials, P, out);
   LAUNCHED (c);
@@ -551,11 +759,15 @@ void s_clip_apply (void *ctx, float *x, size_t n, int P, size_t stride, const fl
 }
 void s_axpy (void *ctx, float *y, float a, const float *x, size_t n) { k_axpy GO (ctx, n) (y, a, x, n); LAUNCHED (C (ctx)); }
 void s_scale (void *ctx, float *x, float a, size_t n) { k_scale GO (ctx, n) (x, a, n); LAUNCHED (C (ctx)); }
-void s_adam (void *ctx, float *w, const float *g, float *m, float *v, size_t n, int32_t *step, float lr, float b1,
-             float b2, float eps, float wd)
+void s_adam (void *ctx, float *w, const float *g, float *m, float *v, size_t n, int P, size_t stride, int32_t *step,
+             const float *lr_scale, float lr, float b1, float b2, float eps, float wd)
 {
-  k_step_inc<<<1, 1, 0, STREAM (ctx)>>> (step);
-  k_adam GO (ctx, n) (w, g, m, v, n, step, lr, b1, b2, eps, wd);
+  k_step_inc<<<1, 32, 0, STREAM (ctx)>>> (step, P);
+  LAUNCHED (C (ctx));
+  size_t total = n * (size_t) P;
+  if (total == 0)
+    return;
+  k_adam GO (ctx, total) (w, g, m, v, n, stride, step, lr_scale, lr, b1, b2, eps, wd, total);
   LAUNCHED (C (ctx));
 }
 
@@ -601,6 +813,51 @@ void s_graph_destroy (void *ctx, void *graph)
   free (g);
 }
 
+void s_slate (void *ctx, const float *scores, int R, int K, int k, bool greedy, uint64_t seed, uint64_t stream,
+              uint64_t counter, int32_t *slates)
+{
+  if (R <= 0)
+    return;
+  k_slate GO (ctx, (size_t) R) (scores, R, K, k, greedy, seed, stream, counter, slates);
+  LAUNCHED (C (ctx));
+}
+void s_pl_fwd (void *ctx, const float *scores, const int32_t *slates, int R, int K, int k, float *logp, float *ent)
+{
+  if (R <= 0)
+    return;
+  k_pl_fwd GO (ctx, (size_t) R) (scores, slates, R, K, k, logp, ent);
+  LAUNCHED (C (ctx));
+}
+void s_pl_bwd (void *ctx, const float *scores, const int32_t *slates, int R, int K, int k, const float *coef,
+               float ent_coef, float *dscores, bool acc)
+{
+  if (R <= 0)
+    return;
+  k_pl_bwd GO (ctx, (size_t) R) (scores, slates, R, K, k, coef, ent_coef, dscores, acc);
+  LAUNCHED (C (ctx));
+}
+void s_gae (void *ctx, const float *reward, const uint8_t *done, const float *values, int P, int T, int N,
+            float gamma, float lambda, float *adv, float *ret)
+{
+  if (P <= 0 || N <= 0)
+    return;
+  k_gae GO (ctx, (size_t) P * N) (reward, done, values, P, T, N, gamma, lambda, adv, ret);
+  LAUNCHED (C (ctx));
+}
+void s_normalize (void *ctx, float *x, int P, size_t n)
+{
+  Ctx *c = C (ctx);
+  if (P <= 0 || n == 0)
+    return;
+  /* the partials buffer holds kParts doubles per replica; two per replica are needed here */
+  if (!ensure_partials (c, P))
+    return;
+  k_norm_stats GO (ctx, (size_t) P) (x, P, n, c->partials);
+  LAUNCHED (c);
+  k_norm_apply GO (ctx, (size_t) P * n) (x, n, c->partials, (size_t) P * n);
+  LAUNCHED (c);
+}
+
 ra__nn_ops_t make_ops ()
 {
   ra__nn_ops_t o;
@@ -612,11 +869,15 @@ ra__nn_ops_t make_ops ()
   o.free = s_free;
   o.upload = s_upload;
   o.download = s_download;
+  o.host_alloc = s_host_alloc;
+  o.host_free = s_host_free;
+  o.upload_async = s_upload_async;
   o.copy = s_copy;
   o.zero = s_zero;
   o.sync = s_sync;
   o.gemm = s_gemm;
-  o.bias_add = s_bias_add;
+  o.bias_fill = s_bias_fill;
+  o.group_sum = s_group_sum;
   o.bias_grad = s_bias_grad;
   o.relu_fwd = s_relu_fwd;
   o.relu_bwd = s_relu_bwd;
@@ -636,6 +897,11 @@ ra__nn_ops_t make_ops ()
   o.mse_bwd = s_mse_bwd;
   o.sumsq = s_sumsq;
   o.clip_apply = s_clip_apply;
+  o.slate = s_slate;
+  o.pl_fwd = s_pl_fwd;
+  o.pl_bwd = s_pl_bwd;
+  o.gae = s_gae;
+  o.normalize = s_normalize;
   o.axpy = s_axpy;
   o.scale = s_scale;
   o.adam = s_adam;

@@ -249,8 +249,10 @@ ra_err_t ra_nn_checkpoint_load (ra_nn_params_t *p, const char *path, ra_error_t 
     ra_nn_zero (p->be, p->adam_m, p->n * (size_t) P);
     ra_nn_zero (p->be, p->adam_v, p->n * (size_t) P);
   }
-  int32_t s32 = (int32_t) step;
-  ra_nn_upload_bytes (p->be, p->step, &s32, sizeof s32);
+  for (int r = 0; r < p->replicas; r++) { /* one count in the file: every replica gets it */
+    int32_t s32 = (int32_t) step;
+    ra_nn_upload_bytes (p->be, p->step + r, &s32, sizeof s32);
+  }
   p->rng.seed = seed;
   p->rng.stream = stream;
   p->rng.counter = counter;

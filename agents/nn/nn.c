@@ -11,7 +11,8 @@
 
 #include "agents/nn/backend.h"
 #include "agents/nn/nn.h"
-#include "common/rng.h"
+#include "agents/nn/linear_int.h"
+#include "agents/nn/rng_int.h"
 
 /* ---------------------------------------------------------------------------------- backends */
 
@@ -94,6 +95,16 @@ void ra_nn_upload_bytes (ra_nn_backend_t *be, void *dst, const void *host, size_
 {
   be->ops->upload (be->ctx, dst, host, bytes);
 }
+void *ra_nn_host_alloc (ra_nn_backend_t *be, size_t bytes) { return be->ops->host_alloc (be->ctx, bytes); }
+void ra_nn_host_free (ra_nn_backend_t *be, void *p)
+{
+  if (p)
+    be->ops->host_free (be->ctx, p);
+}
+void ra_nn_upload_async (ra_nn_backend_t *be, void *dst, const void *host, size_t bytes)
+{
+  be->ops->upload_async (be->ctx, dst, host, bytes);
+}
 void ra_nn_download (ra_nn_backend_t *be, float *host, const float *src, size_t count)
 {
   be->ops->download (be->ctx, host, src, count * sizeof (float));
@@ -112,12 +123,6 @@ void ra_nn_scale (ra_nn_backend_t *be, float *x, float a, size_t count) { be->op
 
 /* ------------------------------------------------------------------------------------- RNG */
 
-/* One splitmix64 step from state z: the counter-based generator's mixing function. */
-static uint64_t s_mix (uint64_t z)
-{
-  return ra_rng_splitmix64 (&z);
-}
-
 void ra_nn_rng_init (ra_nn_rng_t *r, uint64_t seed, uint64_t stream)
 {
   r->seed = seed;
@@ -127,8 +132,7 @@ void ra_nn_rng_init (ra_nn_rng_t *r, uint64_t seed, uint64_t stream)
 
 uint64_t ra_nn_rng_u64 (ra_nn_rng_t *r)
 {
-  uint64_t key = s_mix (r->seed ^ s_mix (r->stream + 0x632be59bd9b4e019ULL));
-  return s_mix (key ^ s_mix (r->counter++));
+  return ra__nn_rng_at (r->seed, r->stream, r->counter++);
 }
 
 float ra_nn_rng_uniform (ra_nn_rng_t *r) { return (float) (ra_nn_rng_u64 (r) >> 40) * (1.0f / 16777216.0f); }
@@ -164,6 +168,7 @@ void ra_nn_params_destroy (ra_nn_params_t **p_p)
   ra_nn_free (p->be, p->adam_m);
   ra_nn_free (p->be, p->adam_v);
   ra_nn_free (p->be, p->step);
+  ra_nn_free (p->be, p->lr_scale);
   ra_nn_free (p->be, p->scratch);
   free (p->tensors);
   free (p);
@@ -204,11 +209,19 @@ ra_err_t ra_nn_params_alloc (ra_nn_params_t *p, ra_error_t *err)
   p->scratch_len = (size_t) p->replicas * 4;
   p->data = ra_nn_alloc (p->be, total);
   p->grad = ra_nn_alloc (p->be, total);
-  p->step = p->be->ops->alloc (p->be->ctx, sizeof (int32_t));
+  p->step = p->be->ops->alloc (p->be->ctx, sizeof (int32_t) * (size_t) p->replicas);
   p->scratch = ra_nn_alloc (p->be, p->scratch_len);
-  if (!p->data || !p->grad || !p->step || !p->scratch)
+  p->lr_scale = ra_nn_alloc (p->be, (size_t) p->replicas);
+  if (!p->data || !p->grad || !p->step || !p->scratch || !p->lr_scale)
     return ra__nn_error (err, RA_ERR_NOMEM, "nn params: cannot allocate %zu floats on %s", 2 * total,
                          p->be->ops->name);
+  float *ones = malloc (sizeof (float) * (size_t) p->replicas);
+  if (!ones)
+    return ra__nn_error (err, RA_ERR_NOMEM, "nn params: out of memory");
+  for (int r = 0; r < p->replicas; r++)
+    ones[r] = 1.0f;
+  ra_nn_upload (p->be, p->lr_scale, ones, (size_t) p->replicas);
+  free (ones);
   return RA_OK;
 }
 
@@ -261,10 +274,62 @@ void ra_nn_params_init (ra_nn_params_t *p, float gain)
 
 void ra_nn_params_zero_grad (ra_nn_params_t *p) { ra_nn_zero (p->be, p->grad, p->n * (size_t) p->replicas); }
 
+/* Moments are allocated on the first Adam step; a copy into a table without them allocates
+   them once (zeroed), so the copy carries the optimizer state. */
+static ra_err_t s_ensure_moments (ra_nn_params_t *p, ra_error_t *err)
+{
+  if (p->adam_m)
+    return RA_OK;
+  size_t total = p->n * (size_t) p->replicas;
+  p->adam_m = ra_nn_alloc (p->be, total);
+  p->adam_v = ra_nn_alloc (p->be, total);
+  if (!p->adam_m || !p->adam_v) {
+    ra_nn_free (p->be, p->adam_m);
+    ra_nn_free (p->be, p->adam_v);
+    p->adam_m = p->adam_v = NULL;
+    return ra__nn_error (err, RA_ERR_NOMEM, "nn adam: cannot allocate moments of %zu floats", 2 * total);
+  }
+  return RA_OK;
+}
+
 void ra_nn_params_copy_replica (ra_nn_params_t *b, int dst, const ra_nn_params_t *a, int src)
 {
-  assert (a->n == b->n && dst < b->replicas && src < a->replicas);
-  ra_nn_copy (b->be, b->data + (size_t) dst * b->n, a->data + (size_t) src * a->n, a->n);
+  assert (a->n == b->n && dst >= 0 && dst < b->replicas && src >= 0 && src < a->replicas);
+  size_t n = a->n, od = (size_t) dst * n, os = (size_t) src * n;
+  ra_nn_backend_t *be = b->be;
+  ra_nn_copy (be, b->data + od, a->data + os, n);
+  if (a->adam_m && s_ensure_moments (b, NULL) == RA_OK) {
+    ra_nn_copy (be, b->adam_m + od, a->adam_m + os, n);
+    ra_nn_copy (be, b->adam_v + od, a->adam_v + os, n);
+  } else if (b->adam_m) { /* the source has taken no step: neither has the copy */
+    ra_nn_zero (be, b->adam_m + od, n);
+    ra_nn_zero (be, b->adam_v + od, n);
+  }
+  be->ops->copy (be->ctx, b->step + dst, a->step + src, sizeof (int32_t));
+  ra_nn_copy (be, b->lr_scale + dst, a->lr_scale + src, 1);
+}
+
+ra_err_t ra_nn_params_copy (ra_nn_params_t *dst, const ra_nn_params_t *src, ra_error_t *err)
+{
+  assert (dst->n == src->n && dst->replicas == src->replicas && dst->ntensors == src->ntensors);
+  size_t total = src->n * (size_t) src->replicas;
+  ra_nn_backend_t *be = dst->be;
+  if (src->adam_m) {
+    ra_err_t rc = s_ensure_moments (dst, err);
+    if (rc != RA_OK)
+      return rc;
+    ra_nn_copy (be, dst->adam_m, src->adam_m, total);
+    ra_nn_copy (be, dst->adam_v, src->adam_v, total);
+  } else if (dst->adam_m) {
+    ra_nn_zero (be, dst->adam_m, total);
+    ra_nn_zero (be, dst->adam_v, total);
+  }
+  ra_nn_copy (be, dst->data, src->data, total);
+  ra_nn_copy (be, dst->grad, src->grad, total);
+  be->ops->copy (be->ctx, dst->step, src->step, sizeof (int32_t) * (size_t) src->replicas);
+  ra_nn_copy (be, dst->lr_scale, src->lr_scale, (size_t) src->replicas);
+  dst->rng = src->rng;
+  return RA_OK;
 }
 
 ra_nn_params_t *ra_nn_params_clone (const ra_nn_params_t *p)
@@ -274,25 +339,16 @@ ra_nn_params_t *ra_nn_params_clone (const ra_nn_params_t *p)
     return NULL;
   for (int i = 0; i < p->ntensors; i++)
     ra_nn_params_add (c, p->tensors[i].name, p->tensors[i].ndim, p->tensors[i].shape);
-  if (ra_nn_params_alloc (c, NULL) != RA_OK)
-    goto fail;
-  size_t total = p->n * (size_t) p->replicas;
-  ra_nn_copy (p->be, c->data, p->data, total);
-  ra_nn_copy (p->be, c->grad, p->grad, total);
-  p->be->ops->copy (p->be->ctx, c->step, p->step, sizeof (int32_t));
-  if (p->adam_m) {
-    c->adam_m = ra_nn_alloc (p->be, total);
-    c->adam_v = ra_nn_alloc (p->be, total);
-    if (!c->adam_m || !c->adam_v)
-      goto fail;
-    ra_nn_copy (p->be, c->adam_m, p->adam_m, total);
-    ra_nn_copy (p->be, c->adam_v, p->adam_v, total);
+  if (ra_nn_params_alloc (c, NULL) != RA_OK || ra_nn_params_copy (c, p, NULL) != RA_OK) {
+    ra_nn_params_destroy (&c);
+    return NULL;
   }
-  c->rng = p->rng;
   return c;
-fail:
-  ra_nn_params_destroy (&c);
-  return NULL;
+}
+
+void ra_nn_params_set_lr_scale (ra_nn_params_t *p, const float *host)
+{
+  ra_nn_upload (p->be, p->lr_scale, host, (size_t) p->replicas);
 }
 
 /* ------------------------------------------------------------------------------------ layers */
@@ -300,16 +356,39 @@ fail:
 #define OPS(be) ((be)->ops)
 #define CTX(be) ((be)->ctx)
 
-/* y[P][B, out] = x[P][B, in] w^T + b */
-void ra_nn_linear_forward (const ra_nn_params_t *p, int w, int b, const float *x, float *y, int B)
+/* y[P][B, out] = x[P][B, in] w^T + b: y is filled with b, then the GEMM accumulates into it
+   (beta = 1). Same sums as GEMM-then-add as long as the BLAS does not split the K axis
+   (in <= its K block, a few hundred), so results did not change when this replaced the add. */
+void ra__nn_linear_fwd (const ra_nn_params_t *p, int w, int b, const float *x, size_t xs, float *y, size_t ys,
+                        int B)
 {
   const ra_nn_tensor_t *tw = &p->tensors[w];
   assert (tw->ndim == 2 && p->tensors[b].numel == (size_t) tw->shape[0]);
   int out = tw->shape[0], in = tw->shape[1], P = p->replicas;
   ra_nn_backend_t *be = p->be;
-  OPS (be)->gemm (CTX (be), false, true, B, out, in, 1.0f, x, in, (long long) B * in, ra_nn_param (p, w), in,
-                  (long long) p->n, 0.0f, y, out, (long long) B * out, P);
-  OPS (be)->bias_add (CTX (be), y, ra_nn_param (p, b), P, B, out, p->n);
+  OPS (be)->bias_fill (CTX (be), y, NULL, ra_nn_param (p, b), P, B, 1, out, ys, 0, p->n);
+  OPS (be)->gemm (CTX (be), false, true, B, out, in, 1.0f, x, in, (long long) xs, ra_nn_param (p, w), in,
+                  (long long) p->n, 1.0f, y, out, (long long) ys, P);
+}
+
+void ra__nn_linear_bwd (const ra_nn_params_t *p, int w, int b, const float *x, size_t xs, const float *dy,
+                        size_t dys, float *dx, size_t dxs, int B)
+{
+  const ra_nn_tensor_t *tw = &p->tensors[w];
+  int out = tw->shape[0], in = tw->shape[1], P = p->replicas;
+  ra_nn_backend_t *be = p->be;
+  OPS (be)->gemm (CTX (be), true, false, out, in, B, 1.0f, dy, out, (long long) dys, x, in, (long long) xs, 1.0f,
+                  ra_nn_grad (p, w), in, (long long) p->n, P);
+  OPS (be)->bias_grad (CTX (be), ra_nn_grad (p, b), dy, P, B, out, p->n, dys);
+  if (dx)
+    OPS (be)->gemm (CTX (be), false, false, B, in, out, 1.0f, dy, out, (long long) dys, ra_nn_param (p, w), in,
+                    (long long) p->n, 0.0f, dx, in, (long long) dxs, P);
+}
+
+void ra_nn_linear_forward (const ra_nn_params_t *p, int w, int b, const float *x, float *y, int B)
+{
+  const ra_nn_tensor_t *tw = &p->tensors[w];
+  ra__nn_linear_fwd (p, w, b, x, (size_t) B * tw->shape[1], y, (size_t) B * tw->shape[0], B);
 }
 
 /* dw[out, in] += dy^T[out, B] x[B, in]; db += colsum dy; dx[B, in] = dy[B, out] w[out, in] */
@@ -317,14 +396,8 @@ void ra_nn_linear_backward (const ra_nn_params_t *p, int w, int b, const float *
                             int B)
 {
   const ra_nn_tensor_t *tw = &p->tensors[w];
-  int out = tw->shape[0], in = tw->shape[1], P = p->replicas;
-  ra_nn_backend_t *be = p->be;
-  OPS (be)->gemm (CTX (be), true, false, out, in, B, 1.0f, dy, out, (long long) B * out, x, in,
-                  (long long) B * in, 1.0f, ra_nn_grad (p, w), in, (long long) p->n, P);
-  OPS (be)->bias_grad (CTX (be), ra_nn_grad (p, b), dy, P, B, out, p->n);
-  if (dx)
-    OPS (be)->gemm (CTX (be), false, false, B, in, out, 1.0f, dy, out, (long long) B * out, ra_nn_param (p, w),
-                    in, (long long) p->n, 0.0f, dx, in, (long long) B * in, P);
+  size_t xs = (size_t) B * tw->shape[1];
+  ra__nn_linear_bwd (p, w, b, x, xs, dy, (size_t) B * tw->shape[0], dx, xs, B);
 }
 
 /* v[B] = x[B, in] w[1, in]^T + b[1] */
@@ -449,22 +522,24 @@ void ra_nn_sgd_step (ra_nn_params_t *p, float lr)
 
 ra_err_t ra_nn_adam_step (ra_nn_params_t *p, const ra_nn_adam_t *cfg, ra_error_t *err)
 {
-  size_t total = p->n * (size_t) p->replicas;
-  if (!p->adam_m) {
-    p->adam_m = ra_nn_alloc (p->be, total);
-    p->adam_v = ra_nn_alloc (p->be, total);
-    if (!p->adam_m || !p->adam_v)
-      return ra__nn_error (err, RA_ERR_NOMEM, "nn adam: cannot allocate moments of %zu floats", 2 * total);
-  }
-  OPS (p->be)->adam (CTX (p->be), p->data, p->grad, p->adam_m, p->adam_v, total, p->step, cfg->lr, cfg->beta1,
-                     cfg->beta2, cfg->eps, cfg->weight_decay);
+  ra_err_t rc = s_ensure_moments (p, err);
+  if (rc != RA_OK)
+    return rc;
+  OPS (p->be)->adam (CTX (p->be), p->data, p->grad, p->adam_m, p->adam_v, p->n, p->replicas, p->n, p->step,
+                     p->lr_scale, cfg->lr, cfg->beta1, cfg->beta2, cfg->eps, cfg->weight_decay);
   return RA_OK;
 }
 
 int ra_nn_params_steps (const ra_nn_params_t *p)
 {
+  return ra_nn_params_replica_steps (p, 0);
+}
+
+int ra_nn_params_replica_steps (const ra_nn_params_t *p, int replica)
+{
+  assert (replica >= 0 && replica < p->replicas);
   int32_t s = 0;
-  p->be->ops->download (p->be->ctx, &s, p->step, sizeof s);
+  p->be->ops->download (p->be->ctx, &s, p->step + replica, sizeof s);
   return s;
 }
 
@@ -518,4 +593,38 @@ void ra_nn_graph_destroy (ra_nn_graph_t **g_p)
     OPS ((*g_p)->be)->graph_destroy (CTX ((*g_p)->be), (*g_p)->graph);
   free (*g_p);
   *g_p = NULL;
+}
+
+/* ------------------------------------------------------------------ slates and advantages */
+
+void ra_nn_slate_sample (ra_nn_backend_t *be, const float *scores, int R, int K, int k, bool greedy,
+                         ra_nn_rng_t *rng, int32_t *slates)
+{
+  assert (R >= 0 && k >= 1 && k <= K);
+  OPS (be)->slate (CTX (be), scores, R, K, k, greedy, rng->seed, rng->stream, rng->counter, slates);
+  if (!greedy)
+    rng->counter += (uint64_t) R * (uint64_t) K;
+}
+
+void ra_nn_pl_forward (ra_nn_backend_t *be, const float *scores, const int32_t *slates, int R, int K, int k,
+                       float *logp, float *ent)
+{
+  OPS (be)->pl_fwd (CTX (be), scores, slates, R, K, k, logp, ent);
+}
+
+void ra_nn_pl_backward (ra_nn_backend_t *be, const float *scores, const int32_t *slates, int R, int K, int k,
+                        const float *coef, float ent_coef, float *dscores, bool accumulate)
+{
+  OPS (be)->pl_bwd (CTX (be), scores, slates, R, K, k, coef, ent_coef, dscores, accumulate);
+}
+
+void ra_nn_gae (ra_nn_backend_t *be, const float *reward, const uint8_t *done, const float *values, int P, int T,
+                int N, float gamma, float lambda, float *adv, float *ret)
+{
+  OPS (be)->gae (CTX (be), reward, done, values, P, T, N, gamma, lambda, adv, ret);
+}
+
+void ra_nn_normalize (ra_nn_backend_t *be, float *x, int P, size_t n)
+{
+  OPS (be)->normalize (CTX (be), x, P, n);
 }

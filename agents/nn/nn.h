@@ -57,6 +57,13 @@ float *ra_nn_alloc (ra_nn_backend_t *be, size_t count);
 void ra_nn_free (ra_nn_backend_t *be, void *p);
 void ra_nn_upload (ra_nn_backend_t *be, float *dst, const float *host, size_t count);
 void ra_nn_upload_bytes (ra_nn_backend_t *be, void *dst, const void *host, size_t bytes);
+/* Host staging memory (zeroed; page-locked on cuda, plain on cpu), NULL when out of memory;
+   ra_nn_host_free accepts NULL and waits for pending work first. ra_nn_upload_async copies
+   `bytes` from such memory without waiting: the caller leaves it unchanged until the next call
+   that waits (ra_nn_download, ra_nn_sync, ra_nn_host_free). Plain uploads wait every time. */
+void *ra_nn_host_alloc (ra_nn_backend_t *be, size_t bytes);
+void ra_nn_host_free (ra_nn_backend_t *be, void *p);
+void ra_nn_upload_async (ra_nn_backend_t *be, void *dst, const void *host, size_t bytes);
 /* Waits for pending work, then copies. */
 void ra_nn_download (ra_nn_backend_t *be, float *host, const float *src, size_t count);
 void ra_nn_copy (ra_nn_backend_t *be, float *dst, const float *src, size_t count);
@@ -102,7 +109,8 @@ typedef struct {
   float *data;         /* [P, n] device */
   float *grad;         /* [P, n] device */
   float *adam_m, *adam_v; /* [P, n] device, allocated on the first Adam step */
-  int32_t *step;       /* device counter of optimizer steps (Adam bias correction) */
+  int32_t *step;       /* [P] device: optimizer steps per replica (Adam bias correction) */
+  float *lr_scale;     /* [P] device: per-replica learning-rate factor (1 after alloc) */
   float *scratch;      /* device: [P] losses/norms etc. */
   size_t scratch_len;
   ra_nn_rng_t rng;     /* host RNG used for init; saved in checkpoints */
@@ -126,10 +134,18 @@ float *ra_nn_grad (const ra_nn_params_t *p, int t);
    layer-norm gains 1, everything else 0. Draws from p->rng. O(n). */
 void ra_nn_params_init (ra_nn_params_t *p, float gain);
 void ra_nn_params_zero_grad (ra_nn_params_t *p);
-/* Copies replica src of a into replica dst of b (same table). One copy of n floats. */
+/* Copies replica src of a into replica dst of b (same table): parameters, Adam moments, step
+   count and lr factor, so the copy continues exactly as the source would (a source without moments
+   yet leaves the copy without them: zeros). O(n). */
 void ra_nn_params_copy_replica (ra_nn_params_t *b, int dst, const ra_nn_params_t *a, int src);
+/* Copies everything (data, grad, optimizer state, steps, lr factors, rng) of src into dst, an
+   existing table of the same shape on the same backend: no allocation, except the Adam moments
+   once when src has them and dst not yet (RA_ERR_NOMEM when that fails). */
+ra_err_t ra_nn_params_copy (ra_nn_params_t *dst, const ra_nn_params_t *src, ra_error_t *err);
 /* Deep copy (data, optimizer state, step, rng) on the same backend, or NULL when out of memory. */
 ra_nn_params_t *ra_nn_params_clone (const ra_nn_params_t *p);
+/* Per-replica learning rates: Adam uses cfg->lr * host[r] for replica r (host: P floats). */
+void ra_nn_params_set_lr_scale (ra_nn_params_t *p, const float *host);
 
 /* ------------------------------------------------------------------ layers (forward/backward) */
 /* B is rows per replica; all activations are [P, B, ...] with P = params->replicas. */
@@ -192,6 +208,32 @@ void ra_nn_mse_forward (ra_nn_backend_t *be, const float *v, const float *target
 void ra_nn_mse_backward (ra_nn_backend_t *be, const float *v, const float *target, float *dv,
                          float scale, bool accumulate, int P, int U);
 
+/* ------------------------------------------------------------------ slates and advantages */
+/* The per-step and per-update host work of a slate policy as device ops, so act and update can
+   stay on the device (docs/nn.md, "Slate and advantage ops"). R rows of K candidate scores. */
+
+/* slates [R, k] (device int32): the top k of each row's scores (greedy), or a Plackett-Luce
+   sample: the top k of s_j + g_j, g_j = -log(-log u_j) with u_j the draw of rng at counter
+   rng->counter + r*K + j (clamped to >= 1e-12); ties go to the lower index. Sampling advances
+   rng->counter by R*K; greedy draws nothing. O(R k^2 K). */
+void ra_nn_slate_sample (ra_nn_backend_t *be, const float *scores, int R, int K, int k, bool greedy,
+                         ra_nn_rng_t *rng, int32_t *slates);
+/* Plackett-Luce over each row: logp[r] = sum_i s[a_i] - logsumexp(s over candidates not in
+   a_0..a_{i-1}); ent[r] = sum_i of the entropy of that softmax. Either output may be NULL. */
+void ra_nn_pl_forward (ra_nn_backend_t *be, const float *scores, const int32_t *slates, int R, int K, int k,
+                       float *logp, float *ent);
+/* dscores[r, j] = (or += when accumulate) coef[r] d logp_r/ds_j + ent_coef d ent_r/ds_j. */
+void ra_nn_pl_backward (ra_nn_backend_t *be, const float *scores, const int32_t *slates, int R, int K, int k,
+                        const float *coef, float ent_coef, float *dscores, bool accumulate);
+/* GAE(lambda) of each replica over T steps x N envs, time-major inside a replica: reward, done
+   [P, T, N] (done cuts the bootstrap after that step), values [P, T+1, N] (row T bootstraps);
+   adv and ret = adv + values, [P, T, N]. Sums in double. */
+void ra_nn_gae (ra_nn_backend_t *be, const float *reward, const uint8_t *done, const float *values, int P, int T,
+                int N, float gamma, float lambda, float *adv, float *ret);
+/* Per replica p: x[p, i] = (x[p, i] - mean_p) / (std_p + 1e-8) over n floats (population std;
+   double sums in index order). */
+void ra_nn_normalize (ra_nn_backend_t *be, float *x, int P, size_t n);
+
 /* --------------------------------------------------------------------------------- optimizers */
 
 typedef struct {
@@ -205,19 +247,64 @@ void ra_nn_clip_grad_norm (ra_nn_params_t *p, float max_norm, float *sqnorms);
 void ra_nn_sumsq (ra_nn_backend_t *be, const float *x, size_t n, int P, size_t stride, float *out);
 /* data -= lr * grad. */
 void ra_nn_sgd_step (ra_nn_params_t *p, float lr);
-/* One Adam step over all replicas; increments the device step counter. Returns RA_ERR_NOMEM when
-   the moment buffers cannot be allocated (first call only). */
+/* One Adam step over all replicas; increments each replica's device step counter and uses its lr
+   factor. Returns RA_ERR_NOMEM when the moment buffers cannot be allocated (first call only). */
 ra_err_t ra_nn_adam_step (ra_nn_params_t *p, const ra_nn_adam_t *cfg, ra_error_t *err);
-/* Optimizer steps taken (downloads the counter). */
+/* Optimizer steps taken by replica 0 / by replica r (downloads the counter). */
 int ra_nn_params_steps (const ra_nn_params_t *p);
+int ra_nn_params_replica_steps (const ra_nn_params_t *p, int replica);
+
+/* -------------------------------------------------------------------------------------- MLPs */
+
+/* One MLP stored in a parameter table (so several can share one buffer: a scorer and a value
+   head): n linear layers "<prefix><i>.w" [width_i, in_i], "<prefix><i>.b" [width_i], with an
+   activation between them, all P replicas at once (docs/nn.md, "MLP module").
+   Input: cands = 0: rows of du features. cands = C > 0: (user, candidate) pairs, user [R, du]
+   and candidates [R, C, dc]; layer 0 then splits its weight into the user and candidate columns,
+   W0 [u; c] = W0u u + W0c c, so the user half is computed once per user and the pairs are never
+   materialised. A "row" below is an input row or a pair; C' = max(cands, 1).
+
+   Strides: R users per replica are used; replica p of x starts xs users (xs*du floats) after
+   replica p-1; of cand, every act and every dbuf buffer S users (S*C' rows) after. This lets a
+   caller run a forward on one time slice of a [P, T, N, ...] rollout buffer (R = N, S = T*N).
+   Buffers (caller-owned, device): act[0]: pairs only, scratch [P][S, width_0]; act[i+1]: output
+   of layer i [P][S*C', width_i] (after the activation); dbuf[0..1]: [P][S*C', max width].  */
+#define RA_NN_MLP_MAX_LAYERS 9
+
+typedef enum { RA_NN_ACT_RELU = 0, RA_NN_ACT_TANH = 1 } ra_nn_act_t;
+
+typedef struct {
+  int n;                                /* linear layers (hidden + output) */
+  int du, dc, cands;                    /* input widths; cands = 0: plain rows of du */
+  ra_nn_act_t act;
+  int w[RA_NN_MLP_MAX_LAYERS], b[RA_NN_MLP_MAX_LAYERS];
+  int width[RA_NN_MLP_MAX_LAYERS];      /* output width of layer i */
+  int max_width;                        /* widest layer output (dbuf rows) */
+} ra_nn_mlp_t;
+
+/* Adds the tensors of an MLP with nhidden hidden layers of the given widths and an output layer
+   of width out to p (before ra_nn_params_alloc). Returns false on a bad shape (nhidden + 1 >
+   RA_NN_MLP_MAX_LAYERS, a width < 1, du + dc < 1, dc > 0 without cands) or when a tensor could not
+   be added (then ra_nn_params_alloc fails). */
+bool ra_nn_mlp_add (ra_nn_params_t *p, ra_nn_mlp_t *m, const char *prefix, int du, int dc, int cands,
+                    int nhidden, const int *hidden, int out, ra_nn_act_t act);
+/* act[n] = the MLP on x (rows, or users with cand) for R users per replica; returns act[n]. */
+const float *ra_nn_mlp_forward (const ra_nn_params_t *p, const ra_nn_mlp_t *m, const float *x,
+                                const float *cand, float *const *act, int R, size_t xs, size_t S);
+/* dout [P][S*C', out] (same strides as act) -> parameter gradients (+=), from the activations of
+   the last forward over the same rows. Overwrites act[0] (pairs) and dbuf. No input gradient. */
+void ra_nn_mlp_backward (ra_nn_params_t *p, const ra_nn_mlp_t *m, const float *x, const float *cand,
+                         float *const *act, const float *dout, float *const *dbuf, int R, size_t xs,
+                         size_t S);
+/* Multiply-adds of one forward over R users (per replica, times P). */
+double ra_nn_mlp_flops (const ra_nn_mlp_t *m, int R, int P);
 
 /* ------------------------------------------------------------------------------------- scorer */
 
 /* MLP applied to every (user, candidate) pair of a batch: pairs [U*C, du+dc] -> hidden layers
-   (linear + act) -> linear -> scores [U, C]. Tensor names "l<i>.w", "l<i>.b". One GEMM per layer
-   for all pairs of all replicas. */
+   (linear + act) -> linear -> scores [U, C]. Tensor names "l<i>.w", "l<i>.b". A ra_nn_mlp_t with
+   pair input: one GEMM per layer for all pairs of all replicas. */
 #define RA_NN_SCORER_MAX_LAYERS 8
-typedef enum { RA_NN_ACT_RELU = 0, RA_NN_ACT_TANH = 1 } ra_nn_act_t;
 
 typedef struct {
   int du, dc;            /* user and candidate feature widths */
@@ -230,10 +317,12 @@ typedef struct {
 typedef struct {
   ra_nn_scorer_cfg_t cfg;
   ra_nn_params_t *params;             /* owned */
+  ra_nn_mlp_t mlp;                    /* pair input: du user, dc candidate features */
   int wt[RA_NN_SCORER_MAX_LAYERS + 1], bt[RA_NN_SCORER_MAX_LAYERS + 1];
-  float *act[RA_NN_SCORER_MAX_LAYERS + 2]; /* act[0] = pairs, act[i+1] = layer i output */
+  float *act[RA_NN_SCORER_MAX_LAYERS + 2]; /* act[0] = user-half scratch, act[i+1] = layer i output */
   float *dbuf[2];                     /* ping-pong activation gradients */
   int last_users;
+  const float *last_user, *last_cand; /* inputs of the last forward (borrowed; backward reads them) */
 } ra_nn_scorer_t;
 
 /* Builds params (P replicas, initialised from seed) and activation buffers. */
@@ -242,7 +331,8 @@ ra_err_t ra_nn_scorer_new (ra_nn_backend_t *be, const ra_nn_scorer_cfg_t *cfg, i
 void ra_nn_scorer_destroy (ra_nn_scorer_t **s_p);
 /* user [P, U, du], cand [P, U, C, dc] -> scores [P, U, C] (device; valid until the next forward). */
 const float *ra_nn_scorer_forward (ra_nn_scorer_t *s, const float *user, const float *cand, int U);
-/* dscores [P, U, C] -> parameter grads (+=). Uses the activations of the last forward. */
+/* dscores [P, U, C] -> parameter grads (+=). Uses the activations and the inputs (user, cand: the
+   caller keeps them unchanged) of the last forward. */
 void ra_nn_scorer_backward (ra_nn_scorer_t *s, const float *dscores);
 /* Floating-point operations of one forward at U users (backward is about twice that). */
 double ra_nn_scorer_flops (const ra_nn_scorer_t *s, int U);

@@ -38,5 +38,15 @@ double ra_nn_ref_sumsq (const double *x, int n);
 /* one Adam(W) step at step number t (1-based) */
 void ra_nn_ref_adam (double *w, const double *g, double *m, double *v, int n, int t, double lr, double b1,
                      double b2, double eps, double wd);
+/* slates and advantages (docs/nn.md, "Slate and advantage ops"); one replica */
+/* top k of s_j + Gumbel(u at counter + r*K + j of (seed, stream)) (or of s_j when greedy) */
+void ra_nn_ref_slate (const double *scores, int R, int K, int k, bool greedy, uint64_t seed, uint64_t stream,
+                      uint64_t counter, int32_t *slates);
+/* one row: returns log P(slate); *ent (may be NULL) the summed entropies; dlogp, dent (may be
+   NULL) get the gradients with respect to the scores (written) */
+double ra_nn_ref_pl (const double *s, const int32_t *slate, int K, int k, double *ent, double *dlogp, double *dent);
+void ra_nn_ref_gae (const double *reward, const uint8_t *done, const double *values, int T, int N, double gamma,
+                    double lambda, double *adv, double *ret);
+void ra_nn_ref_normalize (double *x, int n);
 
 #endif

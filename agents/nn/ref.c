@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "agents/nn/nn_ref.h"
+#include "agents/nn/rng_int.h"
 
 void ra_nn_ref_linear_fwd (const double *x, const double *w, const double *b, double *y, int B, int in, int out)
 {
@@ -211,4 +212,99 @@ void ra_nn_ref_adam (double *w, const double *g, double *m, double *v, int n, in
     v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
     w[i] -= lr * ((m[i] / bc1) / (sqrt (v[i] / bc2) + eps) + wd * w[i]);
   }
+}
+
+/* ------------------------------------------------------------------ slates and advantages */
+
+static int s_in (const int32_t *a, int n, int j)
+{
+  for (int i = 0; i < n; i++)
+    if (a[i] == j)
+      return 1;
+  return 0;
+}
+
+void ra_nn_ref_slate (const double *scores, int R, int K, int k, bool greedy, uint64_t seed, uint64_t stream,
+                      uint64_t counter, int32_t *slates)
+{
+  for (int r = 0; r < R; r++)
+    for (int pos = 0; pos < k; pos++) {
+      int best = -1;
+      double bk = 0;
+      for (int j = 0; j < K; j++) {
+        if (s_in (slates + (size_t) r * k, pos, j))
+          continue;
+        double key = scores[(size_t) r * K + j];
+        if (!greedy) {
+          double u = ra__nn_uniform_at (seed, stream, counter + (uint64_t) r * K + j);
+          key += -log (-log (u < 1e-12 ? 1e-12 : u));
+        }
+        if (best < 0 || key > bk) {
+          best = j;
+          bk = key;
+        }
+      }
+      slates[(size_t) r * k + pos] = best;
+    }
+}
+
+double ra_nn_ref_pl (const double *s, const int32_t *slate, int K, int k, double *ent, double *dlogp, double *dent)
+{
+  double lp = 0, h_all = 0;
+  if (dlogp)
+    memset (dlogp, 0, sizeof (double) * K);
+  if (dent)
+    memset (dent, 0, sizeof (double) * K);
+  for (int i = 0; i < k; i++) {
+    double z = 0;
+    for (int j = 0; j < K; j++)
+      if (!s_in (slate, i, j))
+        z += exp (s[j]);
+    double lse = log (z), h = 0;
+    for (int j = 0; j < K; j++)
+      if (!s_in (slate, i, j))
+        h -= exp (s[j] - lse) * (s[j] - lse);
+    for (int j = 0; j < K; j++) {
+      if (s_in (slate, i, j))
+        continue;
+      double p = exp (s[j] - lse);
+      if (dlogp)
+        dlogp[j] += (j == slate[i]) - p;
+      if (dent)
+        dent[j] += -p * (s[j] - lse + h);
+    }
+    lp += s[slate[i]] - lse;
+    h_all += h;
+  }
+  if (ent)
+    *ent = h_all;
+  return lp;
+}
+
+void ra_nn_ref_gae (const double *reward, const uint8_t *done, const double *values, int T, int N, double gamma,
+                    double lambda, double *adv, double *ret)
+{
+  for (int i = 0; i < N; i++) {
+    double a = 0;
+    for (int t = T - 1; t >= 0; t--) {
+      int x = t * N + i;
+      double keep = done[x] ? 0.0 : 1.0;
+      a = reward[x] + gamma * keep * values[x + N] - values[x] + gamma * lambda * keep * a;
+      adv[x] = a;
+      ret[x] = a + values[x];
+    }
+  }
+}
+
+void ra_nn_ref_normalize (double *x, int n)
+{
+  double m = 0, v = 0;
+  for (int i = 0; i < n; i++)
+    m += x[i];
+  m /= n;
+  for (int i = 0; i < n; i++)
+    v += (x[i] - m) * (x[i] - m);
+  double sd = sqrt (v / n) + 1e-8;
+  for (int i = 0; i < n; i++)
+    x[i] = (x[i] - m) / sd;
 }

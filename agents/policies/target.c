@@ -1,10 +1,12 @@
-/*  agents/policies/target.c - the target policy's network, slates and actor-critic update
-    (equations in docs/agents.md, "Target policy").
+/*  agents/policies/target.c - the target policy's network, slates and actor-critic update for a
+    population of P replicas (equations in docs/agents.md, "Target policy").
 
-    Owns one ra_nn parameter buffer (scorer + value head), device activation buffers sized for a
-    full rollout (T*N users x K candidates) and the host rollout buffer; nothing is allocated after
-    ra_target_new. Losses and their gradients with respect to scores and values are computed on
-    the host (O(T N k K), small next to the MLP); the MLPs run on the backend. Not thread-safe.  */
+    Owns one ra_nn parameter buffer of P replicas (scorer + value head, both ra_nn_mlp_t),
+    device activation buffers sized for a full rollout (P x T*N users x K candidates) and the
+    host rollout buffer; nothing is allocated after ra_target_new (ra_target_copy allocates
+    Adam moments once if the destination has none yet). Slates, losses and their gradients run
+    on the backend too (slate sampling, Plackett-Luce, GAE and normalisation are nn ops); the host
+    keeps the rollout, the reward scales and the loss summaries. Not thread-safe.              */
 #include <assert.h>
 #include <float.h>
 #include <math.h>
@@ -21,7 +23,7 @@ void ra_target_cfg_default (ra_target_cfg_t *cfg)
   *cfg = (ra_target_cfg_t) {
     .hidden = 64, .layers = 2, .tanh = false, .rollout = 16, .lr = 3e-3f, .gamma = 0.95f,
     .lambda = 0.95f, .entropy_coef = 0.01f, .value_coef = 0.5f, .clip_norm = 1.0f,
-    .reward_scale = 0.0f, .normalize_adv = true, .greedy = true, .seed = 1,
+    .reward_scale = 0.0f, .normalize_adv = true, .greedy = true, .seed = 1, .population = 1,
   };
 }
 
@@ -119,6 +121,9 @@ ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
       rc = s_bool (e, &cfg->normalize_adv, err);
     } else if (!strcmp (k, "greedy")) {
       rc = s_bool (e, &cfg->greedy, err);
+    } else if (!strcmp (k, "population")) {
+      if ((rc = s_num (e, 1, RA_TARGET_MAX_POPULATION, &v, err)) == RA_OK)
+        cfg->population = (int) v;
     } else if (!strcmp (k, "seed")) {
       if ((rc = s_num (e, 0, 9007199254740992.0, &v, err)) == RA_OK)
         cfg->seed = (uint64_t) v;
@@ -126,7 +131,7 @@ ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
       return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
                            "target: unknown config key '%s' (expected hidden, layers, activation, "
                            "rollout, lr, gamma, lambda, entropy, value_coef, clip_norm, "
-                           "reward_scale, normalize_adv, greedy, seed)", k);
+                           "reward_scale, normalize_adv, greedy, population, seed)", k);
     }
     if (rc != RA_OK)
       return rc;
@@ -163,80 +168,75 @@ ra_err_t ra_target_cfg_from_env (ra_target_cfg_t *cfg, const ra_client_env_t *en
 
 /* ------------------------------------------------------------------------------- construction */
 
-/* Adds the tensors of an MLP in -> hidden^layers -> 1 named "<prefix><i>.w/.b". */
-static void s_mlp_add (ra_nn_params_t *p, ra__target_mlp_t *m, const char *prefix, int in,
-                       const ra_target_cfg_t *cfg)
-{
-  m->n = cfg->layers + 1;
-  m->in = in;
-  for (int i = 0; i < m->n; i++) {
-    char name[RA_NN_NAME_MAX];
-    m->width[i] = i < cfg->layers ? cfg->hidden : 1;
-    int ws[2] = { m->width[i], i == 0 ? in : cfg->hidden }, bs[1] = { m->width[i] };
-    snprintf (name, sizeof name, "%s%d.w", prefix, i);
-    m->w[i] = ra_nn_params_add (p, name, 2, ws);
-    snprintf (name, sizeof name, "%s%d.b", prefix, i);
-    m->b[i] = ra_nn_params_add (p, name, 1, bs);
-  }
-}
-
 /* Buffers and the rollout (everything but params). */
 static ra_err_t s_alloc_buffers (ra_target_t *t, ra_error_t *err)
 {
   const ra_target_cfg_t *c = &t->cfg;
   ra_nn_backend_t *be = t->be;
-  size_t N = (size_t) c->num_envs, T = (size_t) c->rollout, K = (size_t) c->num_candidates;
+  size_t P = (size_t) t->P, N = (size_t) c->num_envs, T = (size_t) c->rollout, K = (size_t) c->num_candidates;
   size_t U = (size_t) c->user_dim, F = (size_t) c->cand_dim, k = (size_t) c->slate_size;
-  size_t TN = T * N, rows = TN * K, vrows = TN + N;
+  size_t TN = T * N, rows = P * TN * K, vrows = P * (TN + N), H = (size_t) c->hidden;
   t->cap_users = (int) TN;
   bool ok = (t->d_user = ra_nn_alloc (be, vrows * U)) && (t->d_cand = ra_nn_alloc (be, rows * F))
-            && (t->pact[0] = ra_nn_alloc (be, rows * (U + F)))
-            && (t->dbuf[0] = ra_nn_alloc (be, rows * (size_t) c->hidden))
-            && (t->dbuf[1] = ra_nn_alloc (be, rows * (size_t) c->hidden))
+            && (t->pact[0] = ra_nn_alloc (be, P * TN * (size_t) t->pi.width[0]))
+            && (t->dbuf[0] = ra_nn_alloc (be, rows * H)) && (t->dbuf[1] = ra_nn_alloc (be, rows * H))
             && (t->d_dscores = ra_nn_alloc (be, rows)) && (t->d_dv = ra_nn_alloc (be, vrows))
-            && (t->d_sqnorm = ra_nn_alloc (be, 1));
-  t->vact[0] = t->d_user;
+            && (t->d_sqnorm = ra_nn_alloc (be, P))
+            && (t->d_slate = (int32_t *) ra_nn_alloc (be, P * TN * k)) && (t->d_rew = ra_nn_alloc (be, P * TN))
+            && (t->d_done = (uint8_t *) ra_nn_alloc (be, (P * TN + 3) / 4)) && (t->d_adv = ra_nn_alloc (be, P * TN))
+            && (t->d_ret = ra_nn_alloc (be, P * TN)) && (t->d_coef = ra_nn_alloc (be, P * TN))
+            && (t->d_logp = ra_nn_alloc (be, P * TN)) && (t->d_ent = ra_nn_alloc (be, P * TN))
+            && (t->d_vals = ra_nn_alloc (be, P * TN)) && (t->d_dvc = ra_nn_alloc (be, P * TN))
+            && (t->d_vloss = ra_nn_alloc (be, P));
   for (int i = 0; ok && i < t->pi.n; i++)
     ok = (t->pact[i + 1] = ra_nn_alloc (be, rows * (size_t) t->pi.width[i]))
          && (t->vact[i + 1] = ra_nn_alloc (be, vrows * (size_t) t->vf.width[i]));
-  size_t scratch = TN * (U + K * F + K + 4 * k + 64);
-  ok = ok && (t->h_user = calloc (vrows * U, sizeof (float)))
-       && (t->h_cand = calloc (vrows * K * F, sizeof (float)))
-       && (t->h_slate = calloc (TN * k, sizeof (int32_t))) && (t->h_rew = calloc (TN, sizeof (float)))
-       && (t->h_done = calloc (TN, 1)) && (t->h_scores = calloc (rows, sizeof (float)))
-       && (t->h_values = calloc (vrows, sizeof (float))) && (t->h_adv = calloc (TN, sizeof (float)))
-       && (t->h_ret = calloc (TN, sizeof (float))) && (t->h_dscores = calloc (rows, sizeof (float)))
-       && (t->h_dv = calloc (vrows, sizeof (float))) && (t->h_tmp = calloc (2 * K, sizeof (float)))
-       && (t->cur_user = calloc (N * U, sizeof (float)))
-       && (t->cur_cand = calloc (N * K * F, sizeof (float)))
-       && (t->ep_ret = calloc (TN, sizeof (double))) && (t->scratch = calloc (scratch, sizeof (float)))
-       && (t->h_act = calloc (TN * k, sizeof (int32_t))) && (t->h_r = calloc (TN, sizeof (float)))
-       && (t->h_d = calloc (TN, 1));
+  size_t scratch = P * TN * (U + K * F + K + 4 * k + 64);
+  /* what the update uploads is staged in host_alloc memory (page-locked on cuda: asynchronous
+     uploads) */
+  ok = ok && (t->slot_ok = calloc (T, 1)) && (t->h_user = ra_nn_host_alloc (be, vrows * U * sizeof (float)))
+       && (t->h_cand = ra_nn_host_alloc (be, rows * F * sizeof (float)))
+       && (t->h_slate = ra_nn_host_alloc (be, P * TN * k * sizeof (int32_t)))
+       && (t->h_rew = calloc (P * TN, sizeof (float))) && (t->h_done = ra_nn_host_alloc (be, P * TN))
+       && (t->h_values = calloc (vrows, sizeof (float)))
+       && (t->h_adv = calloc (P * TN, sizeof (float))) && (t->h_logp = calloc (P * TN, sizeof (float)))
+       && (t->h_ent = calloc (P * TN, sizeof (float))) && (t->h_rs = ra_nn_host_alloc (be, P * TN * sizeof (float)))
+       && (t->h_vloss = calloc (P, sizeof (float))) && (t->h_tmp = calloc (2 * K, sizeof (float)))
+       && (t->reward_scale = calloc (P, sizeof (float))) && (t->lr = calloc (P, sizeof (float)))
+       && (t->h_norm = calloc (P, sizeof (float)))
+       && (t->rng = calloc (P, sizeof (ra_nn_rng_t))) && (t->losses = calloc (P, sizeof (ra_target_losses_t)))
+       && (t->cur_user = calloc (P * N * U, sizeof (float)))
+       && (t->cur_cand = calloc (P * N * K * F, sizeof (float)))
+       && (t->ep_ret = calloc (P * TN, sizeof (double))) && (t->scratch = calloc (scratch, sizeof (float)))
+       && (t->h_act = calloc (P * TN * k, sizeof (int32_t))) && (t->h_r = calloc (P * TN, sizeof (float)))
+       && (t->h_d = calloc (P * TN, 1));
   t->scratch_floats = scratch;
   if (!ok)
     return ra_error_set (err, RA_ERR_NOMEM, -1,
-                         "target: out of memory for buffers of %zu users x %zu candidates", TN, K);
+                         "target: out of memory for buffers of %zu x %zu users x %zu candidates", P, TN, K);
+  t->act_slot = -1;
   return RA_OK;
 }
 
 static void s_free_buffers (ra_target_t *t)
 {
   ra_nn_backend_t *be = t->be;
-  ra_nn_free (be, t->d_user);
-  ra_nn_free (be, t->d_cand);
-  for (int i = 0; i < RA_TARGET_MAX_LAYERS + 2; i++) {
+  void *dev[] = { t->d_user, t->d_cand, t->dbuf[0], t->dbuf[1], t->d_dscores, t->d_dv, t->d_sqnorm,
+                  t->d_slate, t->d_rew, t->d_done, t->d_adv, t->d_ret, t->d_coef, t->d_logp, t->d_ent,
+                  t->d_vals, t->d_dvc, t->d_vloss };
+  for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
+    ra_nn_free (be, dev[i]);
+  for (int i = 0; i < RA_NN_MLP_MAX_LAYERS + 1; i++) {
     ra_nn_free (be, t->pact[i]);
-    if (i > 0)
-      ra_nn_free (be, t->vact[i]);
+    ra_nn_free (be, t->vact[i]);
   }
-  ra_nn_free (be, t->dbuf[0]);
-  ra_nn_free (be, t->dbuf[1]);
-  ra_nn_free (be, t->d_dscores);
-  ra_nn_free (be, t->d_dv);
-  ra_nn_free (be, t->d_sqnorm);
-  void *host[] = { t->h_user, t->h_cand, t->h_slate, t->h_rew, t->h_done, t->h_scores,
-                   t->h_values, t->h_adv, t->h_ret, t->h_dscores, t->h_dv, t->h_tmp, t->cur_user,
-                   t->cur_cand, t->ep_ret, t->scratch, t->h_act, t->h_r, t->h_d };
+  void *staged[] = { t->h_user, t->h_cand, t->h_slate, t->h_done, t->h_rs };
+  for (size_t i = 0; i < sizeof staged / sizeof staged[0]; i++)
+    ra_nn_host_free (be, staged[i]);
+  void *host[] = { t->slot_ok, t->h_rew, t->h_values,
+                   t->h_adv, t->h_logp, t->h_ent, t->h_vloss, t->h_tmp, t->reward_scale,
+                   t->lr, t->h_norm, t->rng, t->losses, t->cur_user, t->cur_cand, t->ep_ret, t->scratch, t->h_act,
+                   t->h_r, t->h_d };
   for (size_t i = 0; i < sizeof host / sizeof host[0]; i++)
     free (host[i]);
 }
@@ -250,16 +250,18 @@ static ra_err_t s_check_cfg (const ra_target_cfg_t *c, ra_error_t *err)
                          "target: bad shapes: %d envs, %d candidates, slate %d, user %d, "
                          "candidate %d features", c->num_envs, c->num_candidates, c->slate_size,
                          c->user_dim, c->cand_dim);
-  if (c->hidden < 1 || c->layers < 0 || c->layers > RA_TARGET_MAX_LAYERS || c->rollout < 1)
+  if (c->hidden < 1 || c->layers < 0 || c->layers > RA_TARGET_MAX_LAYERS || c->rollout < 1
+      || c->population < 1 || c->population > RA_TARGET_MAX_POPULATION)
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
-                         "target: hidden %d (>= 1), layers %d (0..%d), rollout %d (>= 1)",
-                         c->hidden, c->layers, RA_TARGET_MAX_LAYERS, c->rollout);
-  double rows = (double) c->rollout * c->num_envs * c->num_candidates;
+                         "target: hidden %d (>= 1), layers %d (0..%d), rollout %d (>= 1), "
+                         "population %d (1..%d)", c->hidden, c->layers, RA_TARGET_MAX_LAYERS,
+                         c->rollout, c->population, RA_TARGET_MAX_POPULATION);
+  double rows = (double) c->population * c->rollout * c->num_envs * c->num_candidates;
   if (rows * (c->user_dim + c->cand_dim + 2.0 * c->hidden) > 2e9)
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
-                         "target: rollout %d x %d envs x %d candidates is too large for one "
-                         "update's buffers (reduce --rollout or --num-envs)",
-                         c->rollout, c->num_envs, c->num_candidates);
+                         "target: population %d x rollout %d x %d envs x %d candidates is too large "
+                         "for one update's buffers (reduce --rollout or --num-envs)",
+                         c->population, c->rollout, c->num_envs, c->num_candidates);
   return RA_OK;
 }
 
@@ -276,24 +278,40 @@ ra_err_t ra_target_new (ra_nn_backend_t *be, const ra_target_cfg_t *cfg, ra_targ
     return ra_error_set (err, RA_ERR_NOMEM, -1, "target: out of memory");
   t->cfg = *cfg;
   t->be = be;
-  ra_nn_rng_init (&t->rng, cfg->seed, 1);
-  t->params = ra_nn_params_new (be, 1, cfg->seed);
+  t->P = cfg->population;
+  t->params = ra_nn_params_new (be, t->P, cfg->seed);
   if (!t->params) {
     rc = ra_error_set (err, RA_ERR_NOMEM, -1, "target: out of memory");
     goto fail;
   }
-  s_mlp_add (t->params, &t->pi, "l", cfg->user_dim + cfg->cand_dim, cfg);
-  s_mlp_add (t->params, &t->vf, "v", cfg->user_dim, cfg);
+  int hid[RA_TARGET_MAX_LAYERS];
+  for (int i = 0; i < cfg->layers; i++)
+    hid[i] = cfg->hidden;
+  ra_nn_act_t act = cfg->tanh ? RA_NN_ACT_TANH : RA_NN_ACT_RELU;
+  if (!ra_nn_mlp_add (t->params, &t->pi, "l", cfg->user_dim, cfg->cand_dim, cfg->num_candidates, cfg->layers,
+                      hid, 1, act)
+      || !ra_nn_mlp_add (t->params, &t->vf, "v", cfg->user_dim, 0, 0, cfg->layers, hid, 1, act)) {
+    rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
+                       "target: cannot build the networks (the value head needs user features, "
+                       "user_dim %d; or out of memory)", cfg->user_dim);
+    goto fail;
+  }
   if ((rc = ra_nn_params_alloc (t->params, err)) != RA_OK)
     goto fail;
   ra_nn_params_init (t->params, 1.0f);
   /* a small last scorer layer: the first slates are close to uniform */
   int last = t->pi.n - 1;
-  ra_nn_scale (be, ra_nn_param (t->params, t->pi.w[last]), 0.01f,
-               t->params->tensors[t->pi.w[last]].numel);
+  for (int r = 0; r < t->P; r++)
+    ra_nn_scale (be, ra_nn_param (t->params, t->pi.w[last]) + (size_t) r * t->params->n, 0.01f,
+                 t->params->tensors[t->pi.w[last]].numel);
   if ((rc = s_alloc_buffers (t, err)) != RA_OK)
     goto fail;
-  t->reward_scale = cfg->reward_scale;
+  for (int r = 0; r < t->P; r++) {
+    t->reward_scale[r] = cfg->reward_scale;
+    t->lr[r] = cfg->lr;
+    ra_nn_rng_init (&t->rng[r], cfg->seed, 1 + (uint64_t) r);
+  }
+  ra_nn_params_set_lr_scale (t->params, t->lr); /* Adam runs with lr 1 x the factor */
   *out = t;
   return RA_OK;
 fail:
@@ -312,21 +330,43 @@ void ra_target_destroy (ra_target_t **t_p)
   *t_p = NULL;
 }
 
+ra_err_t ra_target_copy (ra_target_t *dst, const ra_target_t *src, ra_error_t *err)
+{
+  const ra_target_cfg_t *a = &dst->cfg, *b = &src->cfg;
+  if (dst->params->n != src->params->n || dst->P != src->P || a->num_envs != b->num_envs
+      || a->rollout != b->rollout || a->num_candidates != b->num_candidates)
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
+                         "target: copy between policies of different shapes (population %d vs %d, "
+                         "%zu vs %zu parameters per replica)", dst->P, src->P, dst->params->n,
+                         src->params->n);
+  ra_err_t rc = ra_nn_params_copy (dst->params, src->params, err);
+  if (rc != RA_OK)
+    return rc;
+  size_t P = (size_t) src->P;
+  memcpy (dst->reward_scale, src->reward_scale, P * sizeof (float));
+  memcpy (dst->lr, src->lr, P * sizeof (float));
+  memcpy (dst->rng, src->rng, P * sizeof (ra_nn_rng_t));
+  ra_target_clear_rollout (dst);
+  return RA_OK;
+}
+
+void ra_target_copy_replica (ra_target_t *dst, int d, const ra_target_t *src, int s)
+{
+  assert (d >= 0 && d < dst->P && s >= 0 && s < src->P && dst->params->n == src->params->n);
+  ra_nn_params_copy_replica (dst->params, d, src->params, s);
+  dst->reward_scale[d] = src->reward_scale[s];
+  dst->lr[d] = src->lr[s];
+  dst->rng[d] = src->rng[s];
+}
+
 ra_target_t *ra_target_clone (const ra_target_t *src)
 {
   ra_target_t *t = NULL;
   ra_error_t err;
   if (ra_target_new (src->be, &src->cfg, &t, &err) != RA_OK)
     return NULL;
-  ra_nn_params_t *p = ra_nn_params_clone (src->params);
-  if (!p) {
+  if (ra_target_copy (t, src, &err) != RA_OK)
     ra_target_destroy (&t);
-    return NULL;
-  }
-  ra_nn_params_destroy (&t->params);
-  t->params = p;  /* same table, same tensor indices */
-  t->reward_scale = src->reward_scale;
-  t->rng = src->rng;
   return t;
 }
 
@@ -340,19 +380,38 @@ ra_nn_params_t *ra_target_params (ra_target_t *t)
   return t->params;
 }
 
+ra_nn_rng_t *ra_target_rng (ra_target_t *t, int replica)
+{
+  assert (replica >= 0 && replica < t->P);
+  return &t->rng[replica];
+}
+
+void ra_target_set_lr (ra_target_t *t, int replica, float lr)
+{
+  assert (replica >= 0 && replica < t->P);
+  t->lr[replica] = lr;
+  ra_nn_params_set_lr_scale (t->params, t->lr);
+}
+
+float ra_target_reward_scale (const ra_target_t *t, int replica)
+{
+  assert (replica >= 0 && replica < t->P);
+  return t->reward_scale[replica];
+}
+
 size_t ra_target_num_params (const ra_target_t *t)
 {
-  return t->params->n;
+  return t->params->n * (size_t) t->P;
 }
 
 void ra_target_get_params (const ra_target_t *t, float *host)
 {
-  ra_nn_download (t->be, host, t->params->data, t->params->n);
+  ra_nn_download (t->be, host, t->params->data, ra_target_num_params (t));
 }
 
 void ra_target_set_params (ra_target_t *t, const float *host)
 {
-  ra_nn_upload (t->be, t->params->data, host, t->params->n);
+  ra_nn_upload (t->be, t->params->data, host, ra_target_num_params (t));
 }
 
 ra_err_t ra_target_save (const ra_target_t *t, const char *path, ra_error_t *err)
@@ -421,54 +480,6 @@ done:
   return rc;
 }
 
-/* ------------------------------------------------------------------------------------- MLPs */
-
-/* act[0] [rows, in] -> act[n] [rows, 1]; act[i+1] = activation(layer i (act[i])). */
-static const float *s_mlp_forward (ra_target_t *t, const ra__target_mlp_t *m, float *const *act,
-                                   int rows)
-{
-  for (int i = 0; i < m->n; i++) {
-    ra_nn_linear_forward (t->params, m->w[i], m->b[i], act[i], act[i + 1], rows);
-    if (i < m->n - 1) {
-      size_t cnt = (size_t) rows * m->width[i];
-      if (t->cfg.tanh)
-        ra_nn_tanh_forward (t->be, act[i + 1], act[i + 1], cnt);
-      else
-        ra_nn_relu_forward (t->be, act[i + 1], act[i + 1], cnt);
-    }
-  }
-  return act[m->n];
-}
-
-/* dout [rows] -> parameter grads (+=), using the activations of the last forward over >= rows. */
-static void s_mlp_backward (ra_target_t *t, const ra__target_mlp_t *m, float *const *act,
-                            const float *dout, int rows)
-{
-  const float *dy = dout;
-  for (int i = m->n - 1; i >= 0; i--) {
-    float *dx = i > 0 ? t->dbuf[i & 1] : NULL;
-    ra_nn_linear_backward (t->params, m->w[i], m->b[i], act[i], dy, dx, rows);
-    if (dx) { /* through the activation whose output is act[i] */
-      size_t cnt = (size_t) rows * m->width[i - 1];
-      if (t->cfg.tanh)
-        ra_nn_tanh_backward (t->be, act[i], dx, dx, cnt);
-      else
-        ra_nn_relu_backward (t->be, act[i], dx, dx, cnt);
-    }
-    dy = dx;
-  }
-}
-
-/* Scores [n, K] on the host for n users whose features are in d_user / d_cand. */
-static void s_scores (ra_target_t *t, int n)
-{
-  const ra_target_cfg_t *c = &t->cfg;
-  ra_nn_pairs_forward (t->be, t->d_user, t->d_cand, t->pact[0], n, c->num_candidates, c->user_dim,
-                       c->cand_dim);
-  const float *s = s_mlp_forward (t, &t->pi, t->pact, n * c->num_candidates);
-  ra_nn_download (t->be, t->h_scores, s, (size_t) n * c->num_candidates);
-}
-
 /* ------------------------------------------------------------------------------------ slates */
 
 double ra_target_pl_logprob (const float *scores, int K, const int32_t *slate, int k, float *dlogp,
@@ -518,61 +529,82 @@ double ra_target_pl_logprob (const float *scores, int K, const int32_t *slate, i
   return logp;
 }
 
-/* Top-k by selection (ties: lowest index); with gumbel, a Plackett-Luce sample (Gumbel top-k:
-   perturb each score by -log(-log u) and take the top k). O(kK). */
-static void s_slate (ra_target_t *t, const float *scores, bool gumbel, int32_t *slate)
-{
-  int K = t->cfg.num_candidates, k = t->cfg.slate_size;
-  float *s = t->h_tmp;
-  for (int j = 0; j < K; j++) {
-    s[j] = scores[j];
-    if (gumbel) {
-      double u = ra_nn_rng_uniform (&t->rng);
-      if (u < 1e-12)
-        u = 1e-12;
-      s[j] += (float) -log (-log (u));
-    }
-  }
-  for (int r = 0; r < k; r++) {
-    int best = -1;
-    for (int j = 0; j < K; j++)
-      if (s[j] > -FLT_MAX && (best < 0 || s[j] > s[best]))
-        best = j;
-    if (best < 0)  /* only non-finite scores left: take the first unused */
-      for (int j = 0; j < K && best < 0; j++)
-        if (s[j] != -FLT_MAX)
-          best = j;
-    slate[r] = best;
-    s[best] = -FLT_MAX;
-  }
-}
-
-static void s_upload_obs (ra_target_t *t, const ra_obs_batch_t *obs)
-{
-  const ra_target_cfg_t *c = &t->cfg;
-  size_t n = (size_t) obs->num_envs;
-  ra_nn_upload (t->be, t->d_user, obs->user, n * c->user_dim);
-  ra_nn_upload (t->be, t->d_cand, obs->candidates, n * c->num_candidates * c->cand_dim);
-}
+/* ------------------------------------------------------------------------------------ acting */
 
 static void s_check_obs (const ra_target_t *t, const ra_obs_batch_t *obs)
 {
   const ra_target_cfg_t *c = &t->cfg;
   (void) c;
   (void) obs;
-  assert (obs->num_envs >= 1 && obs->num_envs <= t->cap_users);
+  assert (obs->num_envs >= t->P && obs->num_envs % t->P == 0 && obs->num_envs / t->P <= t->cap_users);
   assert (obs->num_candidates == c->num_candidates && obs->user_dim == c->user_dim
           && obs->cand_dim == c->cand_dim);
+}
+
+/* Uploads R users of every replica (obs rows p*R..) to the device rollout at user row `at`
+   (candidates at the same row), with host copies into the rollout when keep. */
+static void s_put_obs (ra_target_t *t, const ra_obs_batch_t *obs, int R, int at, bool keep)
+{
+  const ra_target_cfg_t *c = &t->cfg;
+  size_t U = (size_t) c->user_dim, KF = (size_t) c->num_candidates * c->cand_dim;
+  size_t TN = (size_t) t->cap_users, VN = TN + (size_t) c->num_envs;
+  for (int p = 0; p < t->P; p++) {
+    const float *u = obs->user + (size_t) p * R * U, *cd = obs->candidates + (size_t) p * R * KF;
+    size_t ou = ((size_t) p * VN + at) * U, oc = ((size_t) p * TN + at) * KF;
+    if (keep) { /* into the staged rollout, uploaded from there without waiting (act's download
+                   of the slates waits before anything changes these rows) */
+      memcpy (t->h_user + ou, u, R * U * sizeof (float));
+      memcpy (t->h_cand + oc, cd, R * KF * sizeof (float));
+      ra_nn_upload_async (t->be, t->d_user + ou, t->h_user + ou, R * U * sizeof (float));
+      ra_nn_upload_async (t->be, t->d_cand + oc, t->h_cand + oc, R * KF * sizeof (float));
+    } else {
+      ra_nn_upload (t->be, t->d_user + ou, u, R * U);
+      ra_nn_upload (t->be, t->d_cand + oc, cd, R * KF);
+    }
+  }
+}
+
+/* Scorer forward for R users per replica starting at user row `at` of the rollout; returns the
+   device scores [P][TN, K] (rows at.. of each replica). */
+static const float *s_scores_at (ra_target_t *t, int R, int at)
+{
+  const ra_target_cfg_t *c = &t->cfg;
+  size_t K = (size_t) c->num_candidates, TN = (size_t) t->cap_users, VN = TN + (size_t) c->num_envs;
+  float *act[RA_NN_MLP_MAX_LAYERS + 1];
+  act[0] = t->pact[0] + (size_t) at * t->pi.width[0];
+  for (int i = 0; i < t->pi.n; i++)
+    act[i + 1] = t->pact[i + 1] + (size_t) at * K * t->pi.width[i];
+  ra_nn_mlp_forward (t->params, &t->pi, t->d_user + (size_t) at * c->user_dim,
+                     t->d_cand + (size_t) at * K * c->cand_dim, act, R, VN, TN);
+  return t->pact[t->pi.n];
 }
 
 void ra_target_act (ra_target_t *t, const ra_obs_batch_t *obs, bool greedy, int32_t *slates)
 {
   s_check_obs (t, obs);
-  s_upload_obs (t, obs);
-  s_scores (t, obs->num_envs);
-  int K = t->cfg.num_candidates, k = t->cfg.slate_size;
-  for (int i = 0; i < obs->num_envs; i++)
-    s_slate (t, t->h_scores + (size_t) i * K, !greedy, slates + (size_t) i * k);
+  const ra_target_cfg_t *c = &t->cfg;
+  int R = obs->num_envs / t->P, K = c->num_candidates, k = c->slate_size;
+  int at = 0;
+  if (R == c->num_envs && t->steps < c->rollout) {
+    /* the rollout slot this observation will be recorded in: the update reuses these scorer
+       activations when record confirms the observation (docs/agents.md, "Target policy") */
+    at = t->steps * c->num_envs;
+    t->act_slot = t->steps;
+    t->slot_ok[t->steps] = 0;
+    s_put_obs (t, obs, R, at, true);
+  } else { /* another batch size, or a full rollout: rows 0.. of the device buffers */
+    t->act_slot = -1;
+    memset (t->slot_ok, 0, (size_t) c->rollout);
+    s_put_obs (t, obs, R, 0, false);
+  }
+  const float *scores = s_scores_at (t, R, at);
+  size_t TN = (size_t) t->cap_users;
+  for (int p = 0; p < t->P; p++) { /* replica p samples from its own stream (docs/nn.md, S1) */
+    size_t row = (size_t) p * TN + at;
+    ra_nn_slate_sample (t->be, scores + row * K, R, K, k, greedy, &t->rng[p], t->d_slate + row * k);
+    ra_nn_download (t->be, (float *) (slates + (size_t) p * R * k), (const float *) (t->d_slate + row * k),
+                    (size_t) R * k);
+  }
 }
 
 /* ------------------------------------------------------------------------------- actor-critic */
@@ -598,110 +630,174 @@ bool ra_target_record (ra_target_t *t, const ra_obs_batch_t *obs, const int32_t 
                        const float *reward, const uint8_t *done)
 {
   const ra_target_cfg_t *c = &t->cfg;
-  assert (t->steps < c->rollout && obs->num_envs == c->num_envs);
+  assert (t->steps < c->rollout && obs->num_envs == t->P * c->num_envs);
   s_check_obs (t, obs);
   size_t N = (size_t) c->num_envs, s = (size_t) t->steps, k = (size_t) c->slate_size;
-  size_t nu = N * c->user_dim, nc = N * c->num_candidates * c->cand_dim;
-  memmove (t->h_user + s * nu, obs->user, nu * sizeof (float));
-  memmove (t->h_cand + s * nc, obs->candidates, nc * sizeof (float));
-  memcpy (t->h_slate + s * N * k, slates, N * k * sizeof (int32_t));
-  memcpy (t->h_rew + s * N, reward, N * sizeof (float));
-  memcpy (t->h_done + s * N, done, N);
+  size_t U = (size_t) c->user_dim, KF = (size_t) c->num_candidates * c->cand_dim;
+  size_t TN = (size_t) t->cap_users, VN = TN + N;
+  bool same = t->act_slot == t->steps;
+  for (int p = 0; same && p < t->P; p++)
+    same = memcmp (t->h_user + ((size_t) p * VN + s * N) * U, obs->user + p * N * U, N * U * sizeof (float)) == 0
+           && memcmp (t->h_cand + ((size_t) p * TN + s * N) * KF, obs->candidates + p * N * KF,
+                      N * KF * sizeof (float)) == 0;
+  for (int p = 0; p < t->P; p++) {
+    size_t row = (size_t) p * TN + s * N;
+    if (!same) {
+      memmove (t->h_user + ((size_t) p * VN + s * N) * U, obs->user + p * N * U, N * U * sizeof (float));
+      memmove (t->h_cand + row * KF, obs->candidates + p * N * KF, N * KF * sizeof (float));
+    }
+    memcpy (t->h_slate + row * k, slates + p * N * k, N * k * sizeof (int32_t));
+    memcpy (t->h_rew + row, reward + p * N, N * sizeof (float));
+    memcpy (t->h_done + row, done + p * N, N);
+  }
+  t->slot_ok[s] = same;
+  t->act_slot = -1;
   t->steps++;
   return t->steps == c->rollout;
 }
 
-void ra_target_clear_rollout (ra_target_t *t)
+/* Empties the rollout buffer; the training stream (have_obs) is untouched. */
+static void s_empty_rollout (ra_target_t *t)
 {
   t->steps = 0;
+  t->act_slot = -1;
+  memset (t->slot_ok, 0, (size_t) t->cfg.rollout);
+}
+
+void ra_target_clear_rollout (ra_target_t *t)
+{
+  s_empty_rollout (t);
   t->have_obs = false;
+}
+
+/* Reward scale of replica p: 1 / std of the rewards of its first rollout (then kept). */
+static void s_reward_scale (ra_target_t *t, int p)
+{
+  int TN = t->cap_users;
+  const float *rew = t->h_rew + (size_t) p * TN;
+  if (t->reward_scale[p] > 0)
+    return;
+  double s1 = 0, s2 = 0;
+  for (int x = 0; x < TN; x++) {
+    s1 += rew[x];
+    s2 += (double) rew[x] * rew[x];
+  }
+  double var = s2 / TN - (s1 / TN) * (s1 / TN);
+  t->reward_scale[p] = var > 1e-12 ? (float) (1.0 / sqrt (var)) : 1.0f;
+}
+
+ra_err_t ra_target_grad (ra_target_t *t, const ra_obs_batch_t *next_obs, ra_target_losses_t *losses,
+                         ra_error_t *err)
+{
+  const ra_target_cfg_t *c = &t->cfg;
+  assert (t->steps == c->rollout && next_obs->num_envs == t->P * c->num_envs);
+  s_check_obs (t, next_obs);
+  ra_nn_backend_t *be = t->be;
+  int N = c->num_envs, T = c->rollout, K = c->num_candidates, k = c->slate_size;
+  size_t TN = (size_t) T * N, VN = TN + N, U = (size_t) c->user_dim, P = (size_t) t->P;
+  float M = (float) TN;
+  for (size_t p = 0; p < P; p++)
+    memmove (t->h_user + (p * VN + TN) * U, next_obs->user + p * N * U, N * U * sizeof (float));
+
+  /* staged host memory, asynchronous uploads: nothing below changes it before the downloads at
+     the end wait */
+  ra_nn_upload_async (be, t->d_user, t->h_user, P * VN * U * sizeof (float));
+  bool reuse = true;
+  for (int s = 0; s < T; s++)
+    reuse = reuse && t->slot_ok[s];
+  const float *scores = t->pact[t->pi.n]; /* [P, TN, K] */
+  if (!reuse) { /* some step was not acted on by this policy just before it was recorded */
+    ra_nn_upload_async (be, t->d_cand, t->h_cand, P * TN * (size_t) K * c->cand_dim * sizeof (float));
+    ra_nn_mlp_forward (t->params, &t->pi, t->d_user, t->d_cand, t->pact, (int) TN, VN, TN);
+  }
+  /* values of the T+1 observations, [P, T+1, N] */
+  const float *v = ra_nn_mlp_forward (t->params, &t->vf, t->d_user, NULL, t->vact, (int) VN, VN, VN);
+
+  /* GAE on the scaled rewards, advantage normalisation (docs/agents.md T2-T3; docs/nn.md S4-S5) */
+  for (int p = 0; p < t->P; p++) {
+    s_reward_scale (t, p);
+    for (size_t x = 0; x < TN; x++)
+      t->h_rs[p * TN + x] = t->h_rew[p * TN + x] * t->reward_scale[p];
+  }
+  ra_nn_upload_async (be, t->d_rew, t->h_rs, P * TN * sizeof (float));
+  ra_nn_upload_async (be, t->d_done, t->h_done, P * TN);
+  ra_nn_upload_async (be, t->d_slate, t->h_slate, P * TN * (size_t) k * sizeof (int32_t));
+  ra_nn_gae (be, t->d_rew, t->d_done, v, t->P, T, N, c->gamma, c->lambda, t->d_adv, t->d_ret);
+  if (c->normalize_adv && TN > 1)
+    ra_nn_normalize (be, t->d_adv, t->P, TN);
+
+  /* policy: loss = -(1/M) sum A log P(slate) - c_H (1/M) sum H (T4), gradient with respect to the
+     scores in one pass: coef = -A/M, entropy coefficient -c_H/M */
+  ra_nn_copy (be, t->d_coef, t->d_adv, P * TN);
+  ra_nn_scale (be, t->d_coef, -1.0f / M, P * TN);
+  ra_nn_pl_backward (be, scores, t->d_slate, (int) (P * TN), K, k, t->d_coef, -c->entropy_coef / M,
+                     t->d_dscores, false);
+  ra_nn_pl_forward (be, scores, t->d_slate, (int) (P * TN), K, k, t->d_logp, t->d_ent);
+  /* value: loss = c_V (1/M) sum (V - R)^2 over the T steps (the bootstrap row gets no gradient) */
+  for (size_t p = 0; p < P; p++)
+    ra_nn_copy (be, t->d_vals + p * TN, v + p * VN, TN);
+  ra_nn_mse_forward (be, t->d_vals, t->d_ret, t->d_vloss, t->P, (int) TN);
+  ra_nn_mse_backward (be, t->d_vals, t->d_ret, t->d_dvc, c->value_coef, false, t->P, (int) TN);
+  for (size_t p = 0; p < P; p++)
+    ra_nn_copy (be, t->d_dv + p * VN, t->d_dvc + p * TN, TN); /* rows TN.. of each replica stay 0 */
+
+  ra_nn_params_zero_grad (t->params);
+  ra_nn_mlp_backward (t->params, &t->pi, t->d_user, t->d_cand, t->pact, t->d_dscores, t->dbuf, (int) TN, VN,
+                      TN);
+  /* the value activations are intact: the scorer used pact, not vact */
+  ra_nn_mlp_backward (t->params, &t->vf, t->d_user, NULL, t->vact, t->d_dv, t->dbuf, (int) TN, VN, VN);
+
+  /* loss summaries on the host: P*TN floats each */
+  ra_nn_download (be, t->h_adv, t->d_adv, P * TN);
+  ra_nn_download (be, t->h_logp, t->d_logp, P * TN);
+  ra_nn_download (be, t->h_ent, t->d_ent, P * TN);
+  ra_nn_download (be, t->h_vloss, t->d_vloss, P);
+  for (size_t p = 0; p < P; p++) {
+    double pl = 0, ent = 0;
+    for (size_t x = p * TN; x < (p + 1) * TN; x++) {
+      pl -= (double) t->h_adv[x] * t->h_logp[x];
+      ent += t->h_ent[x];
+    }
+    t->losses[p] = (ra_target_losses_t) {
+      .policy_loss = (float) (pl / TN), .value_loss = t->h_vloss[p], .entropy = (float) (ent / TN),
+      .grad_norm = 0, .reward_scale = t->reward_scale[p],
+    };
+  }
+  s_empty_rollout (t);
+  if (losses)
+    memcpy (losses, t->losses, P * sizeof *losses);
+  return ra_nn_backend_status (be, err);
+}
+
+ra_err_t ra_target_step (ra_target_t *t, float *grad_norms, ra_error_t *err)
+{
+  const ra_target_cfg_t *c = &t->cfg;
+  size_t P = (size_t) t->P;
+  if (c->clip_norm > 0)
+    ra_nn_clip_grad_norm (t->params, c->clip_norm, t->d_sqnorm);
+  else
+    ra_nn_sumsq (t->be, t->params->grad, t->params->n, t->P, t->params->n, t->d_sqnorm);
+  ra_nn_adam_t adam = { .lr = 1.0f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f }; /* x lr[p] */
+  ra_err_t rc = ra_nn_adam_step (t->params, &adam, err);
+  if (rc == RA_OK)
+    rc = ra_nn_backend_status (t->be, err);
+  if (grad_norms) {
+    ra_nn_download (t->be, grad_norms, t->d_sqnorm, P);
+    for (size_t p = 0; p < P; p++)
+      grad_norms[p] = sqrtf (grad_norms[p]);
+  }
+  return rc;
 }
 
 ra_err_t ra_target_update (ra_target_t *t, const ra_obs_batch_t *next_obs,
                            ra_target_losses_t *losses, ra_error_t *err)
 {
-  const ra_target_cfg_t *c = &t->cfg;
-  assert (t->steps == c->rollout && next_obs->num_envs == c->num_envs);
-  s_check_obs (t, next_obs);
-  int N = c->num_envs, T = c->rollout, K = c->num_candidates, k = c->slate_size;
-  int TN = T * N, M = TN;
-  size_t nu = (size_t) N * c->user_dim;
-  memmove (t->h_user + (size_t) T * nu, next_obs->user, nu * sizeof (float));
-
-  /* values of the T+1 observations (section "Target policy", GAE) */
-  ra_nn_upload (t->be, t->d_user, t->h_user, (size_t) (TN + N) * c->user_dim);
-  ra_nn_upload (t->be, t->d_cand, t->h_cand, (size_t) TN * K * c->cand_dim);
-  const float *v = s_mlp_forward (t, &t->vf, t->vact, TN + N);
-  ra_nn_download (t->be, t->h_values, v, (size_t) (TN + N));
-
-  if (t->reward_scale <= 0) { /* 1 / std of the first rollout's rewards */
-    double s1 = 0, s2 = 0;
-    for (int x = 0; x < TN; x++) {
-      s1 += t->h_rew[x];
-      s2 += (double) t->h_rew[x] * t->h_rew[x];
-    }
-    double var = s2 / TN - (s1 / TN) * (s1 / TN);
-    t->reward_scale = var > 1e-12 ? (float) (1.0 / sqrt (var)) : 1.0f;
-  }
-  for (int x = 0; x < TN; x++)
-    t->h_dscores[x] = t->h_rew[x] * t->reward_scale; /* scaled rewards, reusing a buffer */
-  ra_target_gae (t->h_dscores, t->h_done, t->h_values, T, N, c->gamma, c->lambda, t->h_adv, t->h_ret);
-  if (c->normalize_adv && TN > 1) {
-    double s1 = 0, s2 = 0;
-    for (int x = 0; x < TN; x++) {
-      s1 += t->h_adv[x];
-      s2 += (double) t->h_adv[x] * t->h_adv[x];
-    }
-    double mean = s1 / TN, sd = sqrt (fmax (s2 / TN - mean * mean, 0.0)) + 1e-8;
-    for (int x = 0; x < TN; x++)
-      t->h_adv[x] = (float) ((t->h_adv[x] - mean) / sd);
-  }
-
-  /* policy: loss = -(1/M) sum_m A_m log P(slate_m) - c_H (1/M) sum_m H_m */
-  ra_nn_pairs_forward (t->be, t->d_user, t->d_cand, t->pact[0], TN, K, c->user_dim, c->cand_dim);
-  const float *sc = s_mlp_forward (t, &t->pi, t->pact, TN * K);
-  ra_nn_download (t->be, t->h_scores, sc, (size_t) TN * K);
-  double pl = 0, ent = 0, vl = 0;
-  float *dl = t->h_tmp, *de = t->h_tmp + K;
-  for (int m = 0; m < M; m++) {
-    memset (t->h_tmp, 0, 2 * (size_t) K * sizeof (float));
-    double h;
-    double lp = ra_target_pl_logprob (t->h_scores + (size_t) m * K, K, t->h_slate + (size_t) m * k,
-                                      k, dl, &h, de);
-    pl -= t->h_adv[m] * lp;
-    ent += h;
-    float *ds = t->h_dscores + (size_t) m * K;
-    for (int j = 0; j < K; j++)
-      ds[j] = (-t->h_adv[m] * dl[j] - c->entropy_coef * de[j]) / M;
-  }
-  /* value: loss = c_V (1/M) sum_m (V_m - R_m)^2 */
-  for (int m = 0; m < M; m++) {
-    double d = t->h_values[m] - t->h_ret[m];
-    vl += d * d;
-    t->h_dv[m] = (float) (c->value_coef * 2.0 * d / M);
-  }
-
-  ra_nn_params_zero_grad (t->params);
-  ra_nn_upload (t->be, t->d_dscores, t->h_dscores, (size_t) TN * K);
-  s_mlp_backward (t, &t->pi, t->pact, t->d_dscores, TN * K);
-  /* the value activations are intact: the scorer forward used pact, not vact */
-  ra_nn_upload (t->be, t->d_dv, t->h_dv, (size_t) TN);
-  s_mlp_backward (t, &t->vf, t->vact, t->d_dv, TN);
-  float sq = 0;
-  if (c->clip_norm > 0)
-    ra_nn_clip_grad_norm (t->params, c->clip_norm, t->d_sqnorm);
-  else
-    ra_nn_sumsq (t->be, t->params->grad, t->params->n, 1, t->params->n, t->d_sqnorm);
-  ra_nn_download (t->be, &sq, t->d_sqnorm, 1);
-  ra_nn_adam_t adam = { .lr = c->lr, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f };
-  ra_err_t rc = ra_nn_adam_step (t->params, &adam, err);
+  ra_err_t rc = ra_target_grad (t, next_obs, NULL, err);
   if (rc == RA_OK)
-    rc = ra_nn_backend_status (t->be, err);
-  t->steps = 0;
+    rc = ra_target_step (t, t->h_norm, err);
+  for (int p = 0; p < t->P; p++)
+    t->losses[p].grad_norm = rc == RA_OK ? t->h_norm[p] : NAN;
   if (losses)
-    *losses = (ra_target_losses_t) {
-      .policy_loss = (float) (pl / M), .value_loss = (float) (vl / M), .entropy = (float) (ent / M),
-      .grad_norm = sqrtf (sq), .reward_scale = t->reward_scale,
-    };
+    memcpy (losses, t->losses, (size_t) t->P * sizeof *losses);
   return rc;
 }

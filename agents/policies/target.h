@@ -19,10 +19,12 @@
 
 #include "agents/nn/nn.h"
 #include "agents/policies/policy.h"
+#include "agents/policies/rollout.h"
 #include "protocol/client.h"
 #include "common/kv.h"
 
 #define RA_TARGET_MAX_LAYERS 6
+#define RA_TARGET_MAX_POPULATION 4096
 
 typedef struct {
   /* shapes (from the env; filled by the caller or ra_target_cfg_from_env) */
@@ -48,12 +50,14 @@ typedef struct {
   bool normalize_adv;    /* advantages to zero mean, unit std per update; default true */
   bool greedy;           /* act (arm, evaluate) with top-k; false: sample slates; default true */
   uint64_t seed;         /* initialisation and sampling; default 1 */
+  int population;        /* P parameter replicas, each acting on its own num_envs envs and
+                            learning from its own rollout in the same batched calls; default 1 */
 } ra_target_cfg_t;
 
 /* Fills the defaults above (shapes 0). */
 void ra_target_cfg_default (ra_target_cfg_t *cfg);
 /* Applies key=value settings: hidden, layers, activation ("relu"/"tanh"), rollout, lr, gamma,
-   lambda, entropy, value_coef, clip_norm, reward_scale, normalize_adv, greedy, seed. A key not
+   lambda, entropy, value_coef, clip_norm, reward_scale, normalize_adv, greedy, population, seed. A key not
    in that list is skipped when it is in ignore (NULL-terminated, may be NULL), else
    RA_ERR_BAD_CONFIG naming it; an out-of-range value is RA_ERR_BAD_CONFIG naming key and range. */
 ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
@@ -74,12 +78,26 @@ void ra_target_destroy (ra_target_t **t_p);
 /* A deep copy: parameters, Adam state, reward scale and RNG (so it takes the same actions);
    its rollout buffer starts empty. NULL when out of memory. O(parameters + buffers). */
 ra_target_t *ra_target_clone (const ra_target_t *t);
+/* The same into an existing policy of the same shapes, without reallocating (Adam moments are
+   allocated once if dst has none and src has). Empties dst's rollout. RA_ERR_BAD_CONFIG when the
+   shapes differ. O(parameters). */
+ra_err_t ra_target_copy (ra_target_t *dst, const ra_target_t *src, ra_error_t *err);
+/* Copies replica s of src into replica d of dst (same architecture): parameters, Adam moments and
+   step count, learning rate, reward scale, sampling RNG. O(parameters of one replica). */
+void ra_target_copy_replica (ra_target_t *dst, int d, const ra_target_t *src, int s);
+/* Replica r's sampling RNG (stream 1 + r of cfg.seed), to read or set. */
+ra_nn_rng_t *ra_target_rng (ra_target_t *t, int replica);
+/* Replica r's Adam learning rate (initially cfg.lr). */
+void ra_target_set_lr (ra_target_t *t, int replica, float lr);
+/* Replica r's reward scale (0 until the first update when cfg.reward_scale is 0). */
+float ra_target_reward_scale (const ra_target_t *t, int replica);
 const ra_target_cfg_t *ra_target_cfg (const ra_target_t *t);
 /* The parameter buffer (borrowed), for axpy-style meta updates on the device. */
 ra_nn_params_t *ra_target_params (ra_target_t *t);
 
-/* Flat parameter vector: ra_target_num_params floats (tensor padding included, zeros). get
-   copies it to host memory; set copies host memory in (optimizer state untouched). */
+/* Flat parameter vector of all P replicas, replica-major: ra_target_num_params floats (tensor
+   padding included, zeros). get copies it to host memory; set copies host memory in (optimizer
+   state untouched). */
 size_t ra_target_num_params (const ra_target_t *t);
 void ra_target_get_params (const ra_target_t *t, float *host);
 void ra_target_set_params (ra_target_t *t, const float *host);
@@ -94,14 +112,18 @@ ra_err_t ra_target_checkpoint_arch (const char *path, int *hidden, int *layers, 
 
 /* ---------------------------------------------------------------------------- acting, learning */
 
-/* Writes N slates of k distinct indexes (N = obs->num_envs <= the rollout capacity T*N) from the
-   scores of the scorer: top-k when greedy, else a Plackett-Luce sample (Gumbel top-k). The
-   shapes of obs must match the cfg. O(N K (U + F) hidden). */
+/* Writes obs->num_envs slates of k distinct indexes from the scores of the scorer: top-k when
+   greedy, else a Plackett-Luce sample (Gumbel top-k, replica p drawing from its own RNG). The
+   batch holds P equal blocks of R envs, replica-major (block p is replica p's), R <= T*N; the
+   shapes of obs must match the cfg. When R = N and the rollout is not full, the observation and
+   the scorer activations go to the next rollout slot, and the update reuses them if
+   ra_target_record then records that same observation. O(P R K (U + F) hidden). */
 void ra_target_act (ra_target_t *t, const ra_obs_batch_t *obs, bool greedy, int32_t *slates);
 
-/* Appends one transition per env to the rollout buffer: the observation act saw, the slates,
-   the env reward (unscaled) and done (terminated or truncated; treated as terminal). Returns
-   true when the buffer holds T steps (then ra_target_update needs the next observation). */
+/* Appends one transition per env (P*N, replica-major) to the rollout buffer: the observation act
+   saw, the slates, the env reward (unscaled) and done (terminated or truncated; treated as
+   terminal). Returns true when the buffer holds T steps (then ra_target_update needs the next
+   observation). */
 bool ra_target_record (ra_target_t *t, const ra_obs_batch_t *obs, const int32_t *slates,
                        const float *reward, const uint8_t *done);
 
@@ -113,10 +135,18 @@ typedef struct {
   float reward_scale;
 } ra_target_losses_t;
 
-/* One actor-critic update on the full rollout buffer, bootstrapping from next_obs (the
-   observation after the last recorded step): values of all T+1 observations, GAE (gamma, lambda),
-   Plackett-Luce policy gradient + entropy bonus + value MSE, clipping, one Adam step. Empties the
-   buffer. losses may be NULL. RA_ERR_NOMEM (first Adam step) or a backend failure. */
+/* The gradient of one actor-critic update on the full rollout buffer of every replica,
+   bootstrapping from next_obs (P*N envs: the observation after the last recorded step): values of
+   all T+1 observations, GAE (gamma, lambda), Plackett-Luce policy gradient + entropy bonus +
+   value MSE, into params->grad (overwritten). Empties the buffer. losses (P entries, may be NULL)
+   get the losses (grad_norm 0: the step computes it). A backend failure is returned. */
+ra_err_t ra_target_grad (ra_target_t *t, const ra_obs_batch_t *next_obs, ra_target_losses_t *losses,
+                         ra_error_t *err);
+/* One optimizer step from params->grad: per-replica clipping to clip_norm, Adam with each
+   replica's lr and step count. grad_norms (P entries, may be NULL) get the norms before clipping.
+   RA_ERR_NOMEM (first Adam step) or a backend failure. */
+ra_err_t ra_target_step (ra_target_t *t, float *grad_norms, ra_error_t *err);
+/* ra_target_grad then ra_target_step; losses (P entries, may be NULL) include the grad norms. */
 ra_err_t ra_target_update (ra_target_t *t, const ra_obs_batch_t *next_obs,
                            ra_target_losses_t *losses, ra_error_t *err);
 /* Empties the rollout buffer (and the running episode returns). */
@@ -148,6 +178,16 @@ ra_err_t ra_target_train_step (ra_target_t *t, ra_client_t *c, const ra_client_e
 ra_err_t ra_target_adapt (ra_target_t *t, ra_client_t *c, const ra_client_env_t *env,
                           int k_updates, const uint64_t *seeds, ra_target_stats_t *stats,
                           ra_error_t *err);
+
+/* The same two calls over any rollout source (rollout.h; protocol or in-process): begin resets
+   the source's envs (P*N of them) with seeds (NULL: keep their streams) and keeps the first
+   observation; train_rollout plays T steps with sampled slates, records them and runs one update.
+   For the same env, seeds and policy, both kinds of source give identical trajectories and
+   identical trained parameters. */
+ra_err_t ra_target_begin_rollout (ra_target_t *t, ra_rollout_t *src, const uint64_t *seeds,
+                                  ra_error_t *err);
+ra_err_t ra_target_train_rollout (ra_target_t *t, ra_rollout_t *src, ra_target_stats_t *stats,
+                                  ra_error_t *err);
 
 typedef enum { RA_TARGET_EVAL_GREEDY, RA_TARGET_EVAL_SAMPLE, RA_TARGET_EVAL_RANDOM } ra_target_eval_t;
 /* Resets env's n envs (n <= T*N of the policy; any autoreset mode) with seeds[i] and plays

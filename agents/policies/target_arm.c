@@ -48,6 +48,10 @@ static ra_err_t s_create (const ra_policy_args_t *args, ra_policy_t **out, ra_er
   ra_err_t rc = ra_target_cfg_apply (&cfg, args->config, args->n_config, own, err);
   if (rc != RA_OK)
     return rc;
+  if (cfg.population != 1) /* the harness hands one batch of N envs: one replica */
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
+                         "target: the A/B arm runs one replica; 'population' must be 1, got %d",
+                         cfg.population);
   cfg.num_envs = args->num_envs;
   cfg.num_candidates = args->num_candidates;
   cfg.slate_size = args->slate_size;
@@ -73,7 +77,7 @@ static ra_err_t s_create (const ra_policy_args_t *args, ra_policy_t **out, ra_er
     rc = ra_error_set (err, RA_ERR_NOMEM, -1, "target: out of memory");
     goto fail;
   }
-  a->init_reward_scale = a->t->reward_scale;
+  a->init_reward_scale = a->t->reward_scale[0];
   *out = &a->base;
   return RA_OK;
 fail:;
@@ -104,14 +108,12 @@ static void s_learn (ra_policy_t *p, const ra_obs_batch_t *obs, const ra_feedbac
 static void s_forget (ra_policy_t *p)
 {
   s_arm_t *a = (s_arm_t *) p;
-  ra_nn_params_t *fresh = ra_nn_params_clone (a->init);
-  if (fresh) {
-    ra_nn_params_destroy (&a->t->params);
-    a->t->params = fresh; /* same table: tensor indices unchanged */
-  } else {
+  /* same table, no reallocation; moments exist on both sides once allocated, so this cannot fail
+     after the first forget that found them (and if allocating them fails, data is still copied) */
+  ra_error_t err;
+  if (ra_nn_params_copy (a->t->params, a->init, &err) != RA_OK)
     ra_nn_copy (a->be, a->t->params->data, a->init->data, a->init->n);
-  }
-  a->t->reward_scale = a->init_reward_scale;
+  a->t->reward_scale[0] = a->init_reward_scale;
   ra_target_clear_rollout (a->t);
   a->pending = false;
 }

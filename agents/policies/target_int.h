@@ -1,58 +1,68 @@
 /*  agents/policies/target_int.h - internals of the target policy shared by target.c (network,
-    update), target_run.c (driving a server env) and target_arm.c (the A/B arm). Not public.   */
+    update), target_run.c (driving a server env) and target_arm.c (the A/B arm). Not public.
+
+    Layout: P replicas (cfg.population), each with its own N envs. Device and host rollout
+    buffers are replica-major, [P, T, N, ...] (user rows [P, T+1, N, U]: row T is the bootstrap
+    observation), so replica p's slice is contiguous and one nn call covers all P.             */
 #ifndef RA_AGENTS_POLICIES_TARGET_INT_H
 #define RA_AGENTS_POLICIES_TARGET_INT_H
 
 #include "agents/policies/target.h"
 
-/* An MLP stored in the policy's parameter buffer: n linear layers, activation between them. */
-typedef struct {
-  int n;                                 /* linear layers (hidden + output) */
-  int in;                                /* input width */
-  int w[RA_TARGET_MAX_LAYERS + 1], b[RA_TARGET_MAX_LAYERS + 1];
-  int width[RA_TARGET_MAX_LAYERS + 1];   /* output width of layer i (last: 1) */
-} ra__target_mlp_t;
-
 struct ra_target {
   ra_target_cfg_t cfg;
   ra_nn_backend_t *be;                   /* borrowed */
-  ra_nn_params_t *params;                /* owned: scorer "l*" and value head "v*" */
-  ra__target_mlp_t pi, vf;
-  int cap_users;                         /* T*N: most users one scorer forward takes */
-  /* device buffers */
-  float *d_user;                         /* [(T+1)N, U] */
-  float *d_cand;                         /* [TN, K, F] */
-  float *pact[RA_TARGET_MAX_LAYERS + 2]; /* scorer: [0] pairs [TNK, U+F], [i+1] layer i output */
-  float *vact[RA_TARGET_MAX_LAYERS + 2]; /* value: [0] = d_user (borrowed), [i+1] [(T+1)N, w] */
-  float *dbuf[2];                        /* [TNK, hidden] activation gradients, ping-pong */
-  float *d_dscores;                      /* [TNK] */
-  float *d_dv;                           /* [(T+1)N] */
-  float *d_sqnorm;                       /* [1] */
-  /* host rollout, time-major (row t*N + i) */
+  ra_nn_params_t *params;                /* owned, P replicas: scorer "l*" and value head "v*" */
+  ra_nn_mlp_t pi, vf;                    /* pi: pair input (user, candidate); vf: user rows */
+  int P;                                 /* cfg.population */
+  int cap_users;                         /* T*N: most users per replica one act takes */
+  /* device buffers (replica-major) */
+  float *d_user;                         /* [P, (T+1)N, U] */
+  float *d_cand;                         /* [P, TN, K, F] */
+  float *pact[RA_NN_MLP_MAX_LAYERS + 1]; /* scorer: [0] user-half scratch [P, TN, hidden],
+                                            [i+1] layer i output [P, TNK, w_i] */
+  float *vact[RA_NN_MLP_MAX_LAYERS + 1]; /* value: [i+1] [P, (T+1)N, w_i] ([0] unused) */
+  float *dbuf[2];                        /* [P, TNK, hidden] activation gradients, ping-pong */
+  float *d_dscores;                      /* [P, TNK] */
+  float *d_dv;                           /* [P, (T+1)N] */
+  float *d_sqnorm;                       /* [P] */
+  int32_t *d_slate;                      /* [P, TN, k] */
+  float *d_rew;                          /* [P, TN] scaled rewards */
+  uint8_t *d_done;                       /* [P, TN] */
+  float *d_adv, *d_ret, *d_coef;         /* [P, TN] advantages, returns, -adv/M */
+  float *d_logp, *d_ent;                 /* [P, TN] log P(slate), summed position entropies */
+  float *d_vals, *d_dvc;                 /* [P, TN] values of the T steps and their gradient */
+  float *d_vloss;                        /* [P] */
+  /* host rollout (replica-major, time-major inside: row t*N + i) */
   int steps;                             /* recorded steps, 0..T */
-  float *h_user;                         /* [(T+1)N, U] */
-  float *h_cand;                         /* [(T+1)N, K, F] (row T used by act only) */
-  int32_t *h_slate;                      /* [TN, k] */
-  float *h_rew;                          /* [TN] */
-  uint8_t *h_done;                       /* [TN] */
-  float *h_scores;                       /* [TN, K] */
-  float *h_values;                       /* [(T+1)N] */
-  float *h_adv, *h_ret;                  /* [TN] */
-  float *h_dscores;                      /* [TN, K] */
-  float *h_dv;                           /* [(T+1)N] */
+  int act_slot;                          /* slot whose scorer activations the last act computed, or -1 */
+  uint8_t *slot_ok;                      /* [T] the device activations of slot t match the record */
+  float *h_user;                         /* [P, (T+1)N, U] */
+  float *h_cand;                         /* [P, TN, K, F] */
+  int32_t *h_slate;                      /* [P, TN, k] */
+  float *h_rew;                          /* [P, TN] */
+  uint8_t *h_done;                       /* [P, TN] */
+  float *h_values;                       /* [P, (T+1)N] (evaluation scratch) */
+  float *h_adv, *h_logp, *h_ent;         /* [P, TN] downloaded for the loss summaries */
+  float *h_rs;                           /* [P, TN] scaled rewards */
+  float *h_vloss;                        /* [P] */
   float *h_tmp;                          /* [2K] */
-  float reward_scale;                    /* 0 until set */
-  ra_nn_rng_t rng;                       /* sampling (stream 1 of cfg.seed) */
+  float *reward_scale;                   /* [P], 0 until set */
+  float *lr;                             /* [P] Adam learning rates (host copy of the device factors) */
+  float *h_norm;                         /* [P] gradient norms of the last step */
+  ra_nn_rng_t *rng;                      /* [P] sampling: replica p draws from stream 1 + p of cfg.seed */
+  ra_target_losses_t *losses;            /* [P] of the last update */
   /* driving a server env (target_run.c) */
   bool have_obs;
   int64_t env_handle;
-  float *cur_user, *cur_cand;            /* [N, U], [N, K, F] the observation to act on */
-  double *ep_ret;                        /* [N] running (unscaled) return */
+  const ra_rollout_t *src;               /* the source being trained on (begin_rollout), or NULL */
+  float *cur_user, *cur_cand;            /* [P*N, U], [P*N, K, F] the observation to act on */
+  double *ep_ret;                        /* [P*T*N] running (unscaled) return */
   float *scratch;                        /* for unaligned reply tensors */
   size_t scratch_floats;
-  int32_t *h_act;                        /* [TN, k] slates of a step */
-  float *h_r;                            /* [TN] rewards of a step */
-  uint8_t *h_d;                          /* [TN] done of a step */
+  int32_t *h_act;                        /* [P*TN, k] slates of a step */
+  float *h_r;                            /* [P*TN] rewards of a step */
+  uint8_t *h_d;                          /* [P*TN] done of a step */
 };
 
 #endif

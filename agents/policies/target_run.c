@@ -50,12 +50,12 @@ static ra_err_t s_step (ra_target_t *t, ra_client_t *c, const ra_client_env_t *e
   return ra_client_step (c, env, &act, r, err);
 }
 
-/* The current observation as a batch view over cur_user / cur_cand. */
+/* The current observation (P*N envs) as a batch view over cur_user / cur_cand. */
 static ra_obs_batch_t s_cur (const ra_target_t *t)
 {
   const ra_target_cfg_t *c = &t->cfg;
   return (ra_obs_batch_t) {
-    .num_envs = c->num_envs, .num_candidates = c->num_candidates, .slate_size = c->slate_size,
+    .num_envs = t->P * c->num_envs, .num_candidates = c->num_candidates, .slate_size = c->slate_size,
     .user_dim = c->user_dim, .cand_dim = c->cand_dim, .user = t->cur_user,
     .candidates = t->cur_cand,
   };
@@ -64,7 +64,7 @@ static ra_obs_batch_t s_cur (const ra_target_t *t)
 static void s_keep (ra_target_t *t, const ra_obs_batch_t *obs)
 {
   const ra_target_cfg_t *c = &t->cfg;
-  size_t N = (size_t) c->num_envs;
+  size_t N = (size_t) t->P * c->num_envs;
   memcpy (t->cur_user, obs->user, N * c->user_dim * sizeof (float));
   memcpy (t->cur_cand, obs->candidates, N * c->num_candidates * c->cand_dim * sizeof (float));
 }
@@ -73,10 +73,11 @@ ra_err_t ra_target_begin (ra_target_t *t, ra_client_t *c, const ra_client_env_t 
                           const uint64_t *seeds, ra_error_t *err)
 {
   const ra_target_cfg_t *cfg = &t->cfg;
-  if (env->num_envs != cfg->num_envs)
+  if (env->num_envs != t->P * cfg->num_envs)
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
-                         "target: env batch has %d envs, the policy was built for %d",
-                         env->num_envs, cfg->num_envs);
+                         "target: env batch has %d envs, the policy was built for %d "
+                         "(population %d x %d envs)", env->num_envs, t->P * cfg->num_envs, t->P,
+                         cfg->num_envs);
   if (strcmp (env->autoreset, "same_step") != 0)
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
                          "target: training needs an env made with autoreset \"same_step\", got \"%s\"",
@@ -85,25 +86,49 @@ ra_err_t ra_target_begin (ra_target_t *t, ra_client_t *c, const ra_client_env_t 
   ra_err_t rc = ra_client_reset (c, env, seeds, NULL, &r, err);
   ra_obs_batch_t obs;
   if (rc == RA_OK)
-    rc = s_obs (t, &r, cfg->num_envs, &obs, err);
+    rc = s_obs (t, &r, t->P * cfg->num_envs, &obs, err);
   if (rc != RA_OK)
     return rc;
   s_keep (t, &obs);
-  t->steps = 0;
+  ra_target_clear_rollout (t);
   t->have_obs = true;
+  t->src = NULL;
   t->env_handle = env->handle;
-  memset (t->ep_ret, 0, (size_t) cfg->num_envs * sizeof (double));
+  memset (t->ep_ret, 0, (size_t) t->P * cfg->num_envs * sizeof (double));
   return RA_OK;
+}
+
+/* Records the step played on cur (slates h_act, outcome h_r, h_d), adds to the stats and makes
+   next the current observation (same_step: ended envs are already reset). */
+static void s_after_step (ra_target_t *t, const ra_obs_batch_t *cur, const ra_obs_batch_t *next,
+                          ra_target_stats_t *stats)
+{
+  int N = t->P * t->cfg.num_envs;
+  ra_target_record (t, cur, t->h_act, t->h_r, t->h_d);
+  for (int i = 0; i < N; i++) {
+    t->ep_ret[i] += t->h_r[i];
+    if (stats)
+      stats->reward_sum += t->h_r[i];
+    if (t->h_d[i]) {
+      if (stats) {
+        stats->episodes++;
+        stats->return_sum += t->ep_ret[i];
+      }
+      t->ep_ret[i] = 0;
+    }
+  }
+  s_keep (t, next);
 }
 
 ra_err_t ra_target_train_step (ra_target_t *t, ra_client_t *c, const ra_client_env_t *env,
                                ra_target_stats_t *stats, ra_error_t *err)
 {
   const ra_target_cfg_t *cfg = &t->cfg;
-  int N = cfg->num_envs;
-  if (!t->have_obs || t->env_handle != env->handle)
+  int N = t->P * cfg->num_envs; /* all replicas' envs */
+  if (!t->have_obs || t->src || t->env_handle != env->handle)
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: ra_target_begin was not called on this env");
-  t->steps = 0;
+  ra_target_clear_rollout (t);
+  t->have_obs = true;
   ra_obs_batch_t cur = s_cur (t);
   for (int s = 0; s < cfg->rollout; s++) {
     ra_target_act (t, &cur, false, t->h_act);
@@ -118,27 +143,13 @@ ra_err_t ra_target_train_step (ra_target_t *t, ra_client_t *c, const ra_client_e
       t->have_obs = false;
       return rc;
     }
-    ra_target_record (t, &cur, t->h_act, t->h_r, t->h_d);
-    for (int i = 0; i < N; i++) {
-      t->ep_ret[i] += t->h_r[i];
-      if (stats)
-        stats->reward_sum += t->h_r[i];
-      if (t->h_d[i]) {
-        if (stats) {
-          stats->episodes++;
-          stats->return_sum += t->ep_ret[i];
-        }
-        t->ep_ret[i] = 0;
-      }
-    }
-    s_keep (t, &next);  /* same_step: ended envs are already reset */
+    s_after_step (t, &cur, &next, stats);
   }
-  ra_target_losses_t l;
-  ra_err_t rc = ra_target_update (t, &cur, &l, err);
+  ra_err_t rc = ra_target_update (t, &cur, NULL, err);
   if (stats) {
     stats->env_steps += (int64_t) cfg->rollout * N;
     stats->updates++;
-    stats->last = l;
+    stats->last = t->losses[0];
   }
   return rc;
 }
@@ -153,6 +164,7 @@ ra_err_t ra_target_adapt (ra_target_t *t, ra_client_t *c, const ra_client_env_t 
   return rc;
 }
 
+/* Uniform slates for n envs; env i of block p (n/P envs per replica) draws from replica p's RNG. */
 static void s_random_slates (ra_target_t *t, int n, int32_t *slates)
 {
   int K = t->cfg.num_candidates, k = t->cfg.slate_size;
@@ -161,7 +173,7 @@ static void s_random_slates (ra_target_t *t, int n, int32_t *slates)
     for (int j = 0; j < K; j++)
       idx[j] = j;
     for (int r = 0; r < k; r++) { /* partial Fisher-Yates */
-      int p = r + (int) (ra_nn_rng_u64 (&t->rng) % (uint64_t) (K - r));
+      int p = r + (int) (ra_nn_rng_u64 (&t->rng[i / (n / t->P)]) % (uint64_t) (K - r));
       int32_t x = idx[r];
       idx[r] = idx[p];
       idx[p] = x;
@@ -175,19 +187,18 @@ ra_err_t ra_target_evaluate (ra_target_t *t, ra_client_t *c, const ra_client_env
                              double *mean_return, double *mean_len, ra_error_t *err)
 {
   int n = env->num_envs;
-  if (n < 1 || n > t->cap_users)
+  if (n < t->P || n % t->P != 0 || n / t->P > t->cap_users)
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
-                         "target: evaluation batch of %d envs, at most %d (rollout x num_envs)",
-                         n, t->cap_users);
-  /* ep_ret, h_r, h_d have T*N entries; h_values serves as per-env step counts */
+                         "target: evaluation batch of %d envs; expected a multiple of the population "
+                         "%d with at most %d (rollout x num_envs) per replica", n, t->P, t->cap_users);
+  /* ep_ret, h_r, h_d have P*T*N entries; h_values serves as per-env step counts */
   double *ret = t->ep_ret;
   float *len = t->h_values;
   uint8_t *ended = t->h_done;
   memset (ret, 0, (size_t) n * sizeof (double));
   memset (len, 0, (size_t) n * sizeof (float));
   memset (ended, 0, (size_t) n);
-  t->have_obs = false;  /* the training stream, if any, must begin again */
-  t->steps = 0;
+  ra_target_clear_rollout (t);  /* the training stream, if any, must begin again */
   ra_step_result_t r;
   ra_obs_batch_t obs;
   ra_err_t rc = ra_client_reset (c, env, seeds, NULL, &r, err);
@@ -221,5 +232,67 @@ ra_err_t ra_target_evaluate (ra_target_t *t, ra_client_t *c, const ra_client_env
   *mean_return = sr / n;
   if (mean_len)
     *mean_len = sl / n;
+  return rc;
+}
+
+/* ---------------------------------------------------------------------- any rollout source */
+
+/* Checks a source's observation against the policy's shapes. */
+static ra_err_t s_src_obs (const ra_target_t *t, const ra_obs_batch_t *o, ra_error_t *err)
+{
+  const ra_target_cfg_t *c = &t->cfg;
+  if (o->num_envs != t->P * c->num_envs || o->num_candidates != c->num_candidates
+      || o->user_dim != c->user_dim || o->cand_dim != c->cand_dim || !o->user || !o->candidates)
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
+                         "target: source observation is %d envs x %d candidates, user %d, candidate "
+                         "%d features; the policy was built for %d x %d, %d, %d", o->num_envs,
+                         o->num_candidates, o->user_dim, o->cand_dim, t->P * c->num_envs,
+                         c->num_candidates, c->user_dim, c->cand_dim);
+  return RA_OK;
+}
+
+ra_err_t ra_target_begin_rollout (ra_target_t *t, ra_rollout_t *src, const uint64_t *seeds, ra_error_t *err)
+{
+  ra_err_t rc = ra_rollout_reset (src, seeds, err);
+  if (rc == RA_OK)
+    rc = s_src_obs (t, &src->obs, err);
+  if (rc != RA_OK)
+    return rc;
+  s_keep (t, &src->obs);
+  ra_target_clear_rollout (t);
+  t->have_obs = true;
+  t->src = src;
+  memset (t->ep_ret, 0, (size_t) t->P * t->cfg.num_envs * sizeof (double));
+  return RA_OK;
+}
+
+ra_err_t ra_target_train_rollout (ra_target_t *t, ra_rollout_t *src, ra_target_stats_t *stats, ra_error_t *err)
+{
+  const ra_target_cfg_t *cfg = &t->cfg;
+  int N = t->P * cfg->num_envs;
+  if (!t->have_obs || t->src != src)
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: ra_target_begin_rollout was not called on this source");
+  ra_target_clear_rollout (t);
+  t->have_obs = true;
+  ra_obs_batch_t cur = s_cur (t);
+  for (int s = 0; s < cfg->rollout; s++) {
+    ra_target_act (t, &cur, false, t->h_act);
+    ra_err_t rc = ra_rollout_step (src, t->h_act, err);
+    if (rc == RA_OK)
+      rc = s_src_obs (t, &src->obs, err);
+    if (rc != RA_OK) {
+      t->have_obs = false;
+      return rc;
+    }
+    memcpy (t->h_r, src->reward, (size_t) N * sizeof (float));
+    memcpy (t->h_d, src->done, (size_t) N);
+    s_after_step (t, &cur, &src->obs, stats);
+  }
+  ra_err_t rc = ra_target_update (t, &cur, NULL, err);
+  if (stats) {
+    stats->env_steps += (int64_t) cfg->rollout * N;
+    stats->updates++;
+    stats->last = t->losses[0];
+  }
   return rc;
 }

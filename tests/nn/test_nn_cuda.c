@@ -199,3 +199,76 @@ Test (nn_cuda, checkpoint_written_on_gpu_loads_on_cpu)
   s_run_fini (&g);
   s_run_fini (&c);
 }
+
+/* Slate sampling, Plackett-Luce, GAE and normalisation: cuda against the cpu backend on the
+   same inputs (slates exactly; floats to 1e-5 relative). */
+Test (nn_cuda, slate_and_advantage_ops_match_the_cpu_backend)
+{
+  enum { R = 64, K = 20, k = 3, P = 2, T = 8, N = 4 };
+  ra_nn_backend_t *gpu = s_open ("cuda"), *cpu = s_open ("cpu");
+  static float s[R * K], coef[R], lp[2][R], ent[2][R], ds[2][R * K];
+  static int32_t sl[2][R * k];
+  static float rew[P * T * N], val[P * (T + 1) * N], adv[2][P * T * N], ret[2][P * T * N], x[2][P * 50];
+  static uint8_t done[P * T * N];
+  ra_nn_rng_t r;
+  ra_nn_rng_init (&r, 1, 0);
+  for (int i = 0; i < R * K; i++)
+    s[i] = ra_nn_rng_normal (&r);
+  for (int i = 0; i < R; i++)
+    coef[i] = ra_nn_rng_normal (&r);
+  for (int i = 0; i < P * T * N; i++) {
+    rew[i] = ra_nn_rng_normal (&r);
+    done[i] = ra_nn_rng_uniform (&r) < 0.2f;
+  }
+  for (int i = 0; i < P * (T + 1) * N; i++)
+    val[i] = ra_nn_rng_normal (&r);
+  for (int i = 0; i < P * 50; i++)
+    x[0][i] = x[1][i] = ra_nn_rng_normal (&r);
+  for (int b = 0; b < 2; b++) {
+    ra_nn_backend_t *be = b ? gpu : cpu;
+    float *d_s = ra_nn_alloc (be, R * K), *d_c = ra_nn_alloc (be, R), *d_lp = ra_nn_alloc (be, R);
+    float *d_ent = ra_nn_alloc (be, R), *d_ds = ra_nn_alloc (be, R * K), *d_r = ra_nn_alloc (be, P * T * N);
+    float *d_v = ra_nn_alloc (be, P * (T + 1) * N), *d_a = ra_nn_alloc (be, P * T * N);
+    float *d_rt = ra_nn_alloc (be, P * T * N), *d_x = ra_nn_alloc (be, P * 50), *d_done = ra_nn_alloc (be, P * T * N);
+    int32_t *d_sl = (int32_t *) ra_nn_alloc (be, R * k);
+    ra_nn_upload (be, d_s, s, R * K);
+    ra_nn_upload (be, d_c, coef, R);
+    ra_nn_upload (be, d_r, rew, P * T * N);
+    ra_nn_upload (be, d_v, val, P * (T + 1) * N);
+    ra_nn_upload (be, d_x, x[b], P * 50);
+    ra_nn_upload_bytes (be, d_done, done, sizeof done);
+    ra_nn_rng_t rng;
+    ra_nn_rng_init (&rng, 3, 4);
+    ra_nn_slate_sample (be, d_s, R, K, k, false, &rng, d_sl);
+    ra_nn_pl_forward (be, d_s, d_sl, R, K, k, d_lp, d_ent);
+    ra_nn_pl_backward (be, d_s, d_sl, R, K, k, d_c, -0.01f, d_ds, false);
+    ra_nn_gae (be, d_r, (const uint8_t *) d_done, d_v, P, T, N, 0.95f, 0.9f, d_a, d_rt);
+    ra_nn_normalize (be, d_x, P, 50);
+    ra_nn_download (be, (float *) sl[b], (const float *) d_sl, R * k);
+    ra_nn_download (be, lp[b], d_lp, R);
+    ra_nn_download (be, ent[b], d_ent, R);
+    ra_nn_download (be, ds[b], d_ds, R * K);
+    ra_nn_download (be, adv[b], d_a, P * T * N);
+    ra_nn_download (be, ret[b], d_rt, P * T * N);
+    ra_nn_download (be, x[b], d_x, P * 50);
+    s_healthy (be);
+    void *all[] = { d_s, d_c, d_lp, d_ent, d_ds, d_r, d_v, d_a, d_rt, d_x, d_done, d_sl };
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+      ra_nn_free (be, all[i]);
+  }
+  cr_expect_eq (memcmp (sl[0], sl[1], sizeof sl[0]), 0, "cuda and cpu slates differ");
+  for (int i = 0; i < R; i++) {
+    cr_expect_float_eq (lp[0][i], lp[1][i], 1e-5 * fmax (1, fabs (lp[0][i])));
+    cr_expect_float_eq (ent[0][i], ent[1][i], 1e-5 * fmax (1, ent[0][i]));
+  }
+  for (int i = 0; i < R * K; i++)
+    cr_expect_float_eq (ds[0][i], ds[1][i], 1e-5);
+  for (int i = 0; i < P * T * N; i++) {
+    cr_expect_float_eq (adv[0][i], adv[1][i], 1e-5 * fmax (1, fabs (adv[0][i])));
+    cr_expect_float_eq (ret[0][i], ret[1][i], 1e-5 * fmax (1, fabs (ret[0][i])));
+  }
+  for (int i = 0; i < P * 50; i++)
+    cr_expect_float_eq (x[0][i], x[1][i], 1e-5);
+  ra_nn_backend_destroy (&cpu);
+  ra_nn_backend_destroy (&gpu);
+}
