@@ -14,6 +14,7 @@
     and, when `perf` is installed, the profile share of the top five functions of both builds.
 
     usage: bench_target [--landed PATH] [--this PATH] [--updates U] [--repeats R] [--parts 1234]
+                        [--device cpu|cuda]   (--device: table 3's backend; table 1 needs --landed)
     Owns everything it starts; single-threaded apart from the in-process server thread.        */
 #include <math.h>
 #include <pthread.h>
@@ -28,6 +29,7 @@
 #include "agents/policies/target.h"
 #include "env/server/server.h"
 #include "protocol/client.h"
+#include "common/kv.h"
 
 static double s_now (void)
 {
@@ -340,13 +342,15 @@ static int s_part2 (int updates, int repeats)
   return 0;
 }
 
-static int s_part3 (int repeats)
+static int s_part3 (const char *device, int repeats)
 {
   /* 3. P = 64 batched vs 64 separate */
   ra_nn_backend_t *be = NULL;
   ra_error_t err;
-  if (ra_nn_backend_open ("cpu", NULL, &be, &err) != RA_OK)
+  if (ra_nn_backend_open (device, NULL, &be, &err) != RA_OK) {
+    fprintf (stderr, "bench_target: --device %s: %s\n", device, err.message);
     return -1;
+  }
   size_t steps = PT + 1, nu = steps * PP * PN * PU, nc = steps * PP * PN * PK * PF, nr = steps * PP * PN;
   float *user = malloc (nu * sizeof (float)), *cand = malloc (nc * sizeof (float)), *rew = malloc (nr * sizeof (float));
   uint8_t *done = malloc (nr);
@@ -375,8 +379,8 @@ static int s_part3 (int repeats)
   double mcb = s_median (cb, repeats), mcs = s_median (cs, repeats);
   double mtb = s_median (tb, repeats), mts = s_median (ts, repeats), ns = (double) PP * PN * PT;
   double mub = s_median (ub, repeats), mus = s_median (us, repeats);
-  printf ("P = %d replicas x %d envs, T = %d, K = %d, k = %d, U = F = %d, MLP 2 x 64: act T steps + update\n", PP,
-          PN, PT, PK, Pk, PU);
+  printf ("P = %d replicas x %d envs, T = %d, K = %d, k = %d, U = F = %d, MLP 2 x 64: act T steps + update (%s)\n",
+          PP, PN, PT, PK, Pk, PU, device);
   printf ("  %-30s %10s %13s %10s %13s\n", "", "ms/round", "of which upd", "samples/s", "samples/CPU-s");
   printf ("  %-30s %10.2f %13.2f %10.0f %13.0f\n", "one policy, population 64", 1e3 * mtb, 1e3 * mub, ns / mtb,
           ns / mcb);
@@ -396,46 +400,69 @@ static void s_part4 (const char *landed, const char *mine, int updates)
   /* 4. profiles */
   if (system ("perf --version >/dev/null 2>&1") == 0) {
     printf ("profile share of the top five functions (perf, %d updates)\n", updates);
-    s_profile ("landed", landed, updates);
+    if (landed)
+      s_profile ("landed", landed, updates);
     s_profile ("this build", mine, updates);
   } else {
     printf ("profile: perf is not installed; skipped\n");
   }
 }
 
+static void s_usage (void)
+{
+  fprintf (stderr, "usage: bench_target [--landed PATH] [--this PATH] [--updates U] [--repeats R] "
+                   "[--parts 1234] [--device cpu|cuda]\n"
+                   "  --landed: an older recarena-target to compare with (table 1 needs it)\n");
+}
+
 int main (int argc, char **argv)
 {
-  const char *landed = "/work/main/build/agents/recarena-target", *mine = "agents/recarena-target";
-  int updates = 60, repeats = 5;
+  const char *landed = NULL, *mine = "agents/recarena-target", *device = "cpu";
+  long long updates = 60, repeats = 5;
   const char *parts = "1234"; /* which tables (the digits of the file comment) */
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!strcmp (argv[i], "--landed"))
-      landed = argv[i + 1];
-    else if (!strcmp (argv[i], "--this"))
-      mine = argv[i + 1];
-    else if (!strcmp (argv[i], "--updates"))
-      updates = atoi (argv[i + 1]);
-    else if (!strcmp (argv[i], "--repeats"))
-      repeats = atoi (argv[i + 1]);
-    else if (!strcmp (argv[i], "--parts"))
-      parts = argv[i + 1];
+  for (int i = 1; i < argc; i += 2) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    ra_error_t err;
+    ra_err_t rc = RA_OK;
+    if (!v) {
+      fprintf (stderr, "bench_target: %s needs a value\n", a);
+      s_usage ();
+      return 2;
+    }
+    if (!strcmp (a, "--landed"))
+      landed = v;
+    else if (!strcmp (a, "--this"))
+      mine = v;
+    else if (!strcmp (a, "--device"))
+      device = v;
+    else if (!strcmp (a, "--updates"))
+      rc = ra_kv_parse_int ("--updates", v, 1, 1000000, &updates, &err);
+    else if (!strcmp (a, "--repeats"))
+      rc = ra_kv_parse_int ("--repeats", v, 1, 64, &repeats, &err);
+    else if (!strcmp (a, "--parts") && strspn (v, "1234") == strlen (v) && *v)
+      parts = v;
     else {
-      fprintf (stderr, "usage: bench_target [--landed PATH] [--this PATH] [--updates U] [--repeats R] [--parts 1234]\n");
+      fprintf (stderr, "bench_target: unknown option or bad value '%.64s %.64s'\n", a, v);
+      s_usage ();
+      return 2;
+    }
+    if (rc != RA_OK) {
+      fprintf (stderr, "bench_target: %s\n", err.message);
       return 2;
     }
   }
-  if (updates < 1 || repeats < 1 || repeats > 64) {
-    fprintf (stderr, "bench_target: --updates >= 1, --repeats 1..64\n");
-    return 2;
-  }
 
-  if (strchr (parts, '1') && s_part1 (landed, mine, updates, repeats) != 0)
+  if (strchr (parts, '1')) {
+    if (!landed)
+      printf ("table 1 skipped: no --landed build to compare with\n\n");
+    else if (s_part1 (landed, mine, (int) updates, (int) repeats) != 0)
+      return 1;
+  }
+  if (strchr (parts, '2') && s_part2 ((int) updates, (int) repeats) != 0)
     return 1;
-  if (strchr (parts, '2') && s_part2 (updates, repeats) != 0)
-    return 1;
-  if (strchr (parts, '3') && s_part3 (repeats) != 0)
+  if (strchr (parts, '3') && s_part3 (device, (int) repeats) != 0)
     return 1;
   if (strchr (parts, '4'))
-    s_part4 (landed, mine, updates);
+    s_part4 (landed, mine, (int) updates);
   return 0;
 }

@@ -105,6 +105,9 @@ case "$name" in
   bench_protocol)
     value_flags=(--seconds 0.01 --repeats 1 --workers 1)
     numeric_flags=(--seconds --repeats --workers) ;;
+  bench_target)
+    value_flags=(--this x --landed x --updates 1 --repeats 1 --parts 3 --device cpu)
+    numeric_flags=(--updates --repeats) ;;
   bench_sims | nn_checkpoint_demo | gen_golden)
     positional=1 ;;
   *)
