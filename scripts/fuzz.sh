@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the decoder's libFuzzer harness with clang (the protocol library instrumented too) and
 # fuzzes it. Usage: scripts/fuzz.sh [runs] (default 200000; about a minute on one core).
-# Needs clang, which scripts/setup.sh does not install; without it this says so and exits 0.
+# Needs clang (scripts/setup.sh installs it); without it this says so and exits 0.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 runs="${1:-200000}"
