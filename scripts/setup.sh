@@ -6,7 +6,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 apt_packages=(build-essential cmake pkg-config git
               libzmq3-dev libmsgpack-dev libopenblas-dev libcriterion-dev libcjson-dev
-              clang
+              clang libclang-rt-dev
               python3 python3-venv python3-pip)
 missing=()
 for p in "${apt_packages[@]}"; do
