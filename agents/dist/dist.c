@@ -349,6 +349,7 @@ ra_err_t ra_dist_allgather_pairs (ra_dist_t *d, const ra_dist_pair_t *mine, int 
   if (e)
     return e;
   const int pair = (int) sizeof (ra_dist_pair_t);
+  (void) pair;   /* message sizes: unused by the single-rank build */
   if (d->rank == 0) {
     for (int i = 0; i < n_all; i++)
       all[i] = (ra_dist_pair_t) { -1, 0.0 };
@@ -409,6 +410,7 @@ ra_err_t ra_dist_sum_ordered (ra_dist_t *d, const int64_t *indices, const float 
   if (e)
     return e;
   const int row = 8 + 4 * dim;   /* one task on the wire: its index and its floats */
+  (void) row;
   /* the broadcast result: dim floats and a flag, 0 = valid, 1 = rejected by rank 0 */
   float *result = malloc (sizeof (float) * ((size_t) dim + 1));
   if (!result)

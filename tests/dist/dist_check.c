@@ -219,7 +219,9 @@ static void s_bench_row (ra_dist_t *d, const char *name, int kind, int n_all, in
   }
   ra_dist_bytes (d, &s1, &r1);
   qsort (t, (size_t) reps, sizeof (double), s_cmp);
-  printf ("| %d/%d | %-34s | %10.0f | %10.0f | %9.1f |\n", s_rank, ra_dist_size (d), name,
+  char who[16];
+  snprintf (who, sizeof who, "%d/%d", s_rank, ra_dist_size (d));
+  printf ("| %4s | %-34s | %10.0f | %10.0f | %9.1f |\n", who, name,
           (double) (s1 - s0) / reps, (double) (r1 - r0) / reps, t[reps / 2] * 1e6);
   free (mine);
   free (all);

@@ -3,9 +3,9 @@
 # must pass and print the same digest (bit-identical results whatever the rank count); a stuck
 # rank must end the job within its deadline with an error naming it; a killed rank must end the
 # job too. Exits 77 (skipped) when the build has no MPI or no mpiexec is found.
-# usage: run_mpi.sh MPIEXEC DIST_CHECK_BINARY HAVE_MPI(ON|OFF)
+# usage: run_mpi.sh MPIEXEC DIST_CHECK_BINARY HAVE_MPI(ON|OFF) SINGLE_RANK_BINARY
 set -uo pipefail
-mpiexec=$1 bin=$2 have=$3
+mpiexec=$1 bin=$2 have=$3 single=$4
 if [ "$have" != "ON" ] || [ -z "$mpiexec" ] || ! command -v "$mpiexec" >/dev/null; then
   echo "run_mpi: built without MPI or no mpiexec: skipped"
   exit 77
@@ -24,6 +24,11 @@ for np in 1 2 4; do
   digest[$np]=$(echo "$out" | grep '^digest' || true)
   if [ -z "${digest[$np]}" ]; then echo "FAIL: no digest under $np ranks"; fail=1; fi
 done
+# The build without MPI must compute the very same bits.
+digest[0]=$("$single" check | grep '^digest' || true)
+if [ "${digest[0]}" != "${digest[1]}" ]; then
+  echo "FAIL: the single-rank build gives '${digest[0]}', MPI with 1 rank '${digest[1]}'"; fail=1
+fi
 if [ "${digest[1]}" != "${digest[2]}" ] || [ "${digest[1]}" != "${digest[4]}" ]; then
   echo "FAIL: results differ with the rank count: '${digest[1]}' '${digest[2]}' '${digest[4]}'"
   fail=1
