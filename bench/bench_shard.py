@@ -4,6 +4,7 @@ recarena-servers (addresses=[a, b]) against the same batch on 1 server, measured
 
 Rows, at --envs envs (default 1,024) of ECommerce-v1:
   1 server, --workers W      the reference: one batch, one message per step
+  1 server, --workers W/2    what one of the shards' servers does alone
   2 servers, --workers W/2   the same threads in all, the batch in two shards stepped at once
   2 servers, --workers W     each server with as many threads as the reference
 W is --workers (default: this machine's CPU count). The servers run on this machine, so the
@@ -62,6 +63,7 @@ def main() -> int:
     servers = [start(args.server, w), start(args.server, w),
                start(args.server, half), start(args.server, half)]
     rows = [(f"1 server, --workers {w}", [servers[0].endpoint]),
+            (f"1 server, --workers {half}", [servers[2].endpoint]),
             (f"2 servers, --workers {half} each", [servers[2].endpoint, servers[3].endpoint]),
             (f"2 servers, --workers {w} each", [servers[0].endpoint, servers[1].endpoint])]
     envs = []
