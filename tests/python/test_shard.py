@@ -188,3 +188,16 @@ def test_server_error_keeps_class_and_global_env_index(address, second):
         env.step(a)
     finally:
         env.close()
+
+
+def test_failed_make_on_one_server_frees_the_others(address, server_binary):
+    small = LocalServer(server_binary, transport="tcp", extra_args=["--max-envs", "2"])
+    try:
+        with Client(address) as c:
+            before = c.stats()["sessions"]
+            with pytest.raises(recarena.LimitError) as ei:
+                recarena.RemoteVectorEnv("ECommerce-v1", 6, addresses=[address, small.endpoint])
+            assert small.endpoint in str(ei.value) and "shard 1 of 2" in str(ei.value)
+            assert c.stats()["sessions"] == before, "shard 0's session was left open"
+    finally:
+        small.stop()

@@ -17,7 +17,9 @@ what one server hosting all num_envs envs would answer:
 Failure: all waits share one deadline (the timeout from the moment the requests went out). A
 shard that does not answer raises DeadlineError naming its index, env range and address; a shard
 that answers with an error raises that error with the same prefix. The other shards may have
-stepped by then, so the group refuses step until a full reset (no reset_mask) succeeds.
+stepped (or reset) by then, so after a failed step or reset the group refuses step until a full
+reset (no reset_mask) succeeds. A make that fails on one server closes the sessions the others
+made.
 Not thread-safe (one socket per shard, one caller).
 """
 from __future__ import annotations
@@ -141,13 +143,14 @@ class ShardGroup:
         return self.starts[j] if self.starts else 0
 
     def _fan_out(self, op: str, requests: List[Optional[Tuple[dict, Optional[wire.Outgoing]]]],
-                 timeout: Optional[float] = None) -> List[Optional[Tuple[dict, Sequence[Any]]]]:
+                 timeout: Optional[float] = None, collect: bool = False) -> List[Any]:
         """Sends requests[j] to shard j (None: nothing for that shard), all before any wait, then
-        gathers the replies in shard order under one deadline."""
+        gathers the replies in shard order under one deadline. The first failure is raised, or,
+        with collect, every shard is awaited and a failed shard's entry is its exception."""
         if not self._clients:
             raise TransportError("the sharded vector env is closed")
         t = self.timeout if timeout is None else float(timeout)
-        ids: List[Optional[int]] = []
+        ids: List[Any] = []
         for j, req in enumerate(requests):
             if req is None:
                 ids.append(None)
@@ -155,17 +158,21 @@ class ShardGroup:
             try:
                 ids.append(self._clients[j].send(op, req[0], req[1]))
             except RecarenaError as e:
-                raise _prefixed(e, self._where(j), self._start(j)) from None
+                if not collect:
+                    raise _prefixed(e, self._where(j), self._start(j)) from None
+                ids.append(_prefixed(e, self._where(j), self._start(j)))
         deadline = time.monotonic() + t
-        replies: List[Optional[Tuple[dict, Sequence[Any]]]] = []
+        replies: List[Any] = []
         for j, req_id in enumerate(ids):
-            if req_id is None:
-                replies.append(None)
+            if req_id is None or isinstance(req_id, BaseException):
+                replies.append(req_id)
                 continue
             try:
                 replies.append(self._clients[j].receive(req_id, op, deadline, t))
             except RecarenaError as e:
-                raise _prefixed(e, self._where(j), self._start(j)) from None
+                if not collect:
+                    raise _prefixed(e, self._where(j), self._start(j)) from None
+                replies.append(_prefixed(e, self._where(j), self._start(j)))
         return replies
 
     # --------------------------------------------------------------------------------------------
@@ -188,7 +195,15 @@ class ShardGroup:
             if max_episode_steps is not None:
                 fields["max_episode_steps"] = int(max_episode_steps)
             reqs.append((fields, None))
-        replies = self._fan_out("make", reqs)
+        replies = self._fan_out("make", reqs, collect=True)
+        failed = [r for r in replies if isinstance(r, BaseException)]
+        if failed:
+            # Free the sessions the other servers made: they would hold their budgets until
+            # the idle timeout otherwise.
+            self.close_handle(tuple(r[0].get("handle") if not isinstance(r, BaseException)
+                                    else None for r in replies), timeout=CLOSE_TIMEOUT_S,
+                              best_effort=True)
+            raise failed[0]
         made: List[Dict[str, Any]] = []
         for j, (header, frames) in enumerate(replies):  # type: ignore[misc]
             if not isinstance(header.get("handle"), int):
@@ -230,7 +245,11 @@ class ShardGroup:
             if o:
                 fields["options"] = o
             reqs.append((fields, out))
-        replies = self._fan_out("reset", reqs)
+        try:
+            replies = self._fan_out("reset", reqs)
+        except RecarenaError as e:
+            self._desync = f"a reset failed ({e})"
+            raise
         parts = [wire.decode_reset_reply(h, f) for h, f in replies]  # type: ignore[misc]
         if mask is None:
             self._desync = None
@@ -289,18 +308,17 @@ class ShardGroup:
                 return re.sub(rf"^(\S+ env ){i - lo}\b", rf"\g<1>{i}", text, count=1)
         raise IndexError(f"env index {i} is outside 0..{sum(self.sizes) - 1}")
 
-    def close_handle(self, handle: Tuple[int, ...], timeout: Optional[float] = None) -> None:
-        """Closes every shard's handle (best effort on each: a dead server must not keep the others'
-        sessions open); raises the first failure after trying all."""
-        first: Optional[BaseException] = None
-        for j, h in enumerate(handle):
-            try:
-                self._fan_out("close", [({"handle": h}, None) if k == j else None
-                                        for k in range(len(handle))], timeout=timeout)
-            except RecarenaError as e:
-                first = first or e
-        if first is not None:
-            raise first
+    def close_handle(self, handle: Tuple[Optional[int], ...], timeout: Optional[float] = None,
+                     best_effort: bool = False) -> None:
+        """Closes every shard's handle (None: that shard has none) in one fan-out, so a dead
+        server costs one deadline, not one per shard; raises the first failure after all were
+        tried, unless best_effort."""
+        replies = self._fan_out("close", [None if h is None or not isinstance(h, int)
+                                          else ({"handle": h}, None) for h in handle],
+                                timeout=timeout, collect=True)
+        failed = [r for r in replies if isinstance(r, BaseException)]
+        if failed and not best_effort:
+            raise failed[0]
 
 
 def _prefixed(e: RecarenaError, where: str, start: int) -> RecarenaError:
