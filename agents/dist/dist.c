@@ -151,7 +151,7 @@ static ra_err_t s_mpi_fail (int rc, const char *what, ra_error_t *err)
   return ra_error_set (err, RA_ERR_TRANSPORT, -1, "%s failed: %s", what, text);
 }
 
-/* Waits for n requests until deadline (absolute); what says what was awaited and from whom. */
+/* Waits for n requests until deadline (absolute); what names the step ("receiving rank 0's ..."). */
 static ra_err_t s_wait (MPI_Request *reqs, int n, double deadline, double deadline_s,
                         const char *what, ra_error_t *err)
 {
@@ -163,7 +163,7 @@ static ra_err_t s_wait (MPI_Request *reqs, int n, double deadline, double deadli
     if (done)
       return RA_OK;
     if (s_now () > deadline)
-      return ra_error_set (err, RA_ERR_TIMEOUT, -1, "%s did not arrive within %g s (a rank died, "
+      return ra_error_set (err, RA_ERR_TIMEOUT, -1, "%s: not done within %g s (a rank died, "
                            "is stuck, or is not in the same collective step); end the job",
                            what, deadline_s);
     s_pause (spins);
@@ -235,7 +235,7 @@ static ra_err_t s_send_root (ra_dist_t *d, const void *buf, int bytes, int tag, 
   if (rc != MPI_SUCCESS)
     return s_mpi_fail (rc, "MPI_Isend", err);
   double limit = d->deadline_s * 1.5 + 1.0;
-  ra_err_t e = s_wait (&req, 1, s_now () + limit, limit, "rank 0's receipt of this rank's part",
+  ra_err_t e = s_wait (&req, 1, s_now () + limit, limit, "sending this rank's part to rank 0",
                        err);
   if (e == RA_OK)
     d->sent += (uint64_t) bytes;
@@ -380,7 +380,7 @@ ra_err_t ra_dist_allgather_pairs (ra_dist_t *d, const ra_dist_pair_t *mine, int 
         all[i].index = -1;   /* tells the others the gather was rejected */
 #ifdef RA_HAVE_MPI
     if (d->size > 1) {
-      ra_err_t eb = s_bcast (d, all, n_all * pair, "the gathered pairs", e ? NULL : err);
+      ra_err_t eb = s_bcast (d, all, n_all * pair, "broadcasting the gathered pairs", e ? NULL : err);
       if (!e)
         e = eb;
     }
@@ -390,7 +390,7 @@ ra_err_t ra_dist_allgather_pairs (ra_dist_t *d, const ra_dist_pair_t *mine, int 
 #ifdef RA_HAVE_MPI
   e = s_send_root (d, mine, n_mine * pair, TAG_PAIRS, err);
   if (!e)
-    e = s_bcast (d, all, n_all * pair, "rank 0's gathered pairs", err);
+    e = s_bcast (d, all, n_all * pair, "receiving rank 0's gathered pairs", err);
   if (!e && s_check_complete (all, NULL, n_all, "pair", NULL) != RA_OK)
     e = ra_error_set (err, RA_ERR_BAD_REQUEST, -1, "rank 0 rejected the gathered pairs (its "
                       "error names the problem)");
@@ -461,7 +461,7 @@ ra_err_t ra_dist_sum_ordered (ra_dist_t *d, const int64_t *indices, const float 
     free (filled);
 #ifdef RA_HAVE_MPI
     if (d->size > 1) {
-      ra_err_t eb = s_bcast (d, result, (dim + 1) * 4, "the summed vector", e ? NULL : err);
+      ra_err_t eb = s_bcast (d, result, (dim + 1) * 4, "broadcasting the summed vector", e ? NULL : err);
       if (!e)
         e = eb;
     }
@@ -482,7 +482,7 @@ ra_err_t ra_dist_sum_ordered (ra_dist_t *d, const int64_t *indices, const float 
     e = s_send_root (d, msg, n_mine * row, TAG_VECS, err);
     free (msg);
     if (!e)
-      e = s_bcast (d, result, (dim + 1) * 4, "rank 0's summed vector", err);
+      e = s_bcast (d, result, (dim + 1) * 4, "receiving rank 0's summed vector", err);
     if (!e && result[dim] != 0.0f)
       e = ra_error_set (err, RA_ERR_BAD_REQUEST, -1, "rank 0 rejected the task vectors (its "
                         "error names the problem)");
@@ -510,7 +510,7 @@ ra_err_t ra_dist_on_root (ra_dist_t *d, ra_dist_root_fn fn, void *ctx, ra_error_
   }
 #ifdef RA_HAVE_MPI
   if (d->size > 1) {
-    ra_err_t e = s_bcast (d, &st, (int) sizeof st, "rank 0's result", err);
+    ra_err_t e = s_bcast (d, &st, (int) sizeof st, d->rank == 0 ? "broadcasting rank 0's result" : "receiving rank 0's result", err);
     if (e)
       return e;
   }

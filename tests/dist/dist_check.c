@@ -158,6 +158,20 @@ static int s_check (ra_dist_t *d)
     CHECK (strstr (err.message, "given twice") != NULL, "rank 0's message '%s' does not say the "
            "index was given twice", err.message);
 
+  /* A missing index, and arguments refused before anything travels (the same on every rank). */
+  ra_dist_pair_t only0 = { 0, 1.0 };
+  e = ra_dist_allgather_pairs (d, &only0, s_rank == 0 ? 1 : 0, all, 2, &err);
+  CHECK (e == RA_ERR_BAD_REQUEST, "a missing index gave %s; expected BAD_REQUEST", ra_err_code (e));
+  if (ra_dist_is_root (d))
+    CHECK (strstr (err.message, "index 1") != NULL, "'%s' does not name index 1", err.message);
+  e = ra_dist_sum_ordered (d, idx, vecs, 0, 0, T, sum, &err);
+  CHECK (e == RA_ERR_BAD_REQUEST && strstr (err.message, "dim 0") != NULL,
+         "dim 0 gave %s '%s'", ra_err_code (e), err.message);
+  e = ra_dist_allgather_pairs (d, mine, P + 1, all, P, &err);
+  CHECK (e == RA_ERR_BAD_REQUEST, "n_mine > n_all gave %s", ra_err_code (e));
+  e = ra_dist_sum_ordered (d, idx, vecs, 1, 1 << 28, T, sum, &err);
+  CHECK (e == RA_ERR_LIMIT, "a 2 GiB message gave %s; expected LIMIT", ra_err_code (e));
+
   /* Rank 0's failure reaches everyone, message included; its success too. */
   int calls = 0;
   e = ra_dist_on_root (d, s_root_fails, &calls, &err);
