@@ -6,8 +6,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 apt_packages=(build-essential cmake pkg-config git
               libzmq3-dev libmsgpack-dev libopenblas-dev libcriterion-dev libcjson-dev
-              clang libclang-rt-dev
-              python3 python3-venv python3-pip)
+              clang libclang-rt-dev                 # the decoder's fuzz run in CI
+              python3 python3-venv python3-pip
+              libopenmpi-dev openmpi-bin)           # MPI: optional at build time, used by agents/dist
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -7,7 +7,8 @@ infos) with infos a dict of arrays plus "_name" bool masks; autoreset modes NEXT
 (infos carry "final_obs", an object array of per-env observations, and "final_info", each with its
 mask) and DISABLED (reset finished envs with reset_mask), reported in metadata["autoreset_mode"].
 The server does the autoreset; this class converts the wire form. Arrays are zero-copy read-only
-views of the reply. Not thread-safe (one Client, one socket).
+views of the reply. With addresses=[...] the batch is spread over several servers (recarena.shard,
+docs/scaling.md) with the same results as one server. Not thread-safe (one Client, one socket).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from gymnasium.vector.utils import batch_space
 from .client import CLOSE_TIMEOUT_S, DEFAULT_TIMEOUT_S, Client
 from .env import random_seed, unbatch
 from .local import open_backend
+from .shard import ShardGroup
 from .spaces import as_slate
 
 _WIRE_MODES = {AutoresetMode.NEXT_STEP: "next_step", AutoresetMode.SAME_STEP: "same_step",
@@ -44,7 +46,9 @@ def to_autoreset_mode(mode: Union[str, AutoresetMode]) -> AutoresetMode:
 class RemoteVectorEnv(gym.vector.VectorEnv):
     """num_envs envs of simulator env_id hosted by a recarena-server as one batch.
 
-    address: the server endpoint, or None for the embedded local server. server_key, client_key:
+    address: the server endpoint, or None for the embedded local server. addresses: several
+    server endpoints instead; the envs are split into contiguous shards, one per server, stepped
+    in parallel and gathered in order (recarena.shard, docs/scaling.md). server_key, client_key:
     CURVE keys for a server started with --curve-secret (see recarena.client.curve_keys).
     config: the sim's config map. seed: make-time seed (env i starts from seed + i; default random). autoreset_mode:
     AutoresetMode or its name. max_episode_steps: server-side truncation (default: the sim's).
@@ -61,7 +65,7 @@ class RemoteVectorEnv(gym.vector.VectorEnv):
                  max_episode_steps: Optional[int] = None, render_mode: Optional[str] = None,
                  timeout: float = DEFAULT_TIMEOUT_S, server_path: Optional[str] = None,
                  server_key: Optional[str] = None, client_key: Any = None,
-                 backend: str = "auto"):
+                 backend: str = "auto", addresses: Optional[Sequence[str]] = None):
         if render_mode is not None and render_mode != "ansi":
             raise ValueError(f"render_mode {render_mode!r} is not supported; expected 'ansi' or None")
         mode = to_autoreset_mode(autoreset_mode)
@@ -70,8 +74,16 @@ class RemoteVectorEnv(gym.vector.VectorEnv):
         self.render_mode = render_mode
         self._handle: Optional[int] = None
         self._client: Optional[Client] = None
-        self._client = open_backend(backend, address, timeout=timeout, server_path=server_path,
-                                    server_key=server_key, client_key=client_key)
+        if addresses is not None:
+            if address is not None or backend == "local":
+                raise ValueError("addresses= spreads the envs over running servers; it excludes "
+                                 "address= and backend='local'")
+            self._client = ShardGroup(addresses, timeout=timeout, server_key=server_key,
+                                      client_key=client_key)
+        else:
+            self._client = open_backend(backend, address, timeout=timeout,
+                                        server_path=server_path, server_key=server_key,
+                                        client_key=client_key)
         try:
             made = self._client.make(env_id, self.num_envs,
                                      seed=random_seed() if seed is None else seed,
