@@ -10,7 +10,7 @@
     once), so a ratio is taken between numbers measured at the same time, which matters on a
     shared machine; the table shows medians of rates and medians of per-round ratios.
     Budgets: batch 256 over tcp >= 300,000 env-steps/s; one env's round trip <= 1.5x the bare
-    round trip.
+    round trip in every round.
     Usage: bench_protocol [--seconds S (0.3)] [--repeats R (5)] [--workers W (server default)]  */
 #include <pthread.h>
 #include <stdint.h>
@@ -423,6 +423,9 @@ int main (int argc, char **argv)
     ratio256[r] = rate[R_Z256][r] / rate[R_INPROC][r];
     ratio1[r] = rate[R_BARE][r] / rate[R_Z1][r];   /* round-trip time ratio */
   }
+  int rtt_ok = 0;   /* the budget holds in every round, not just in the median */
+  for (int r = 0; r < s_repeats; r++)
+    rtt_ok += ratio1[r] <= 1.5;
   double med[R_COUNT];
   for (int k = 0; k < R_COUNT; k++)
     med[k] = s_median (rate[k], s_repeats);
@@ -441,7 +444,8 @@ int main (int argc, char **argv)
   printf ("ratio one-env round trip / bare round trip (median of rounds):   %.2f\n", rtt1);
   printf ("budget batch 256 over tcp >= 300000 env-steps/s: %s (%.0f)\n", med[R_Z256] >= 300000 ? "ok" : "MISSED",
           med[R_Z256]);
-  printf ("budget one-env round trip <= 1.5x bare:          %s (%.2fx)\n", rtt1 <= 1.5 ? "ok" : "MISSED", rtt1);
+  printf ("budget one-env round trip <= 1.5x bare:          %s (%.2fx median, %d of %d rounds within)\n",
+          rtt_ok == s_repeats ? "ok" : "MISSED", rtt1, rtt_ok, s_repeats);
 
   for (int i = 0; i < 4; i++)
     s_remote_close (&remote[i]);

@@ -393,12 +393,18 @@ static ra_err_t s_fields_add_map (const ra_msg_in_t *r, ra_fields_t *f, const ch
     const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
     if (k->type != MSGPACK_OBJECT_STR || v->type != MSGPACK_OBJECT_MAP)
       continue;
+    /* prefix "." key, built by hand: this runs for every field of every step reply. */
     char name[sizeof f->names[0]];
-    int n = snprintf (name, sizeof name, "%s%s%.*s", prefix, prefix[0] ? "." : "",
-                      (int) (k->via.str.size > 64 ? 64 : k->via.str.size), k->via.str.ptr);
-    if (n < 0 || (size_t) n >= sizeof name || memchr (name, 0, (size_t) n))
-      return ra_error_set (err, RA_ERR_LIMIT, -1, "reply field name '%s...' is longer than %zu bytes or not text",
-                           name, sizeof name - 1);
+    size_t plen = strlen (prefix), klen = k->via.str.size, n = plen + (plen ? 1 : 0) + klen;
+    if (n >= sizeof name || memchr (k->via.str.ptr, 0, klen))
+      return ra_error_set (err, RA_ERR_LIMIT, -1,
+                           "reply field name '%s%s%.*s...' is longer than %zu bytes or not text", prefix,
+                           plen ? "." : "", (int) (klen > 32 ? 32 : klen), k->via.str.ptr, sizeof name - 1);
+    memcpy (name, prefix, plen);
+    if (plen)
+      name[plen++] = '.';
+    memcpy (name + plen, k->via.str.ptr, klen);
+    name[n] = '\0';
     ra_err_t rc;
     if (s_is_tensor_ref (v))
       rc = s_fields_add_one (r, f, name, v, err);

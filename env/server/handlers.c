@@ -795,9 +795,47 @@ static ra_err_t s_read_actions (ra_session_t *s, const ra_tensor_t *t, ra_error_
   return RA_OK;
 }
 
-static ra_err_t s_reply_step (ra_server_t *srv, ra_session_t *s, uint64_t id, ra_msg_out_t *rep,
+/* A session's step reply without final_obs differs from one step to the next only in its id and in
+   which of the session's buffer blocks its frames point to: the header after "ok": true (keys,
+   dtypes, shapes, frame numbers, the "_name" mask keys) is packed once, at the first such step,
+   and copied after a freshly packed {v, id, ok} at every later one; frames are kept as offsets
+   into the block (every buffer block of a session has one layout, session.c s_bind). */
+struct ra__step_tpl {
+  size_t len;                           /* header bytes after "ok": true */
+  int nframes;
+  size_t off[RA_MSG_MAX_FRAMES], nbytes[RA_MSG_MAX_FRAMES];
+  unsigned char bytes[];
+};
+
+/* Keeps the header rep holds from byte start on, and its frames, as slot's template. Frames that
+   do not all point into b's block (never the case today) leave the slot without one. */
+static void s_step_tpl_keep (ra__slot_t *slot, const ra_outbufs_t *b, const ra_msg_out_t *rep,
+                             size_t start)
+{
+  const char *base = b->block;
+  for (int i = 0; i < rep->nframes; i++) {
+    const char *p = rep->frames[i].data;
+    if (p < base || p + rep->frames[i].nbytes > base + b->nbytes)
+      return;
+  }
+  size_t len = rep->head.size - start;
+  struct ra__step_tpl *t = malloc (sizeof *t + len);
+  if (!t)
+    return;   /* no template: every step packs its header, as the first did */
+  t->len = len;
+  t->nframes = rep->nframes;
+  for (int i = 0; i < rep->nframes; i++) {
+    t->off[i] = (size_t) ((const char *) rep->frames[i].data - base);
+    t->nbytes[i] = rep->frames[i].nbytes;
+  }
+  memcpy (t->bytes, rep->head.data + start, len);
+  slot->step_tpl = t;
+}
+
+static ra_err_t s_reply_step (ra_server_t *srv, ra__slot_t *slot, uint64_t id, ra_msg_out_t *rep,
                               ra_error_t *err)
 {
+  ra_session_t *s = slot->session;
   int n = ra_session_num_envs (s);
   const ra_sim_spec_t *sp = ra_session_spec (s);
   ra_outbufs_t *b = ra_session_out (s);
@@ -809,6 +847,16 @@ static ra_err_t s_reply_step (ra_server_t *srv, ra_session_t *s, uint64_t id, ra
       with_final = b->final_mask[i] != 0;
   int info_frames[RA_SIM_MAX_FIELDS], mask_frame = -1;
   ra_msg_out_reply (rep, id, 5);
+  const struct ra__step_tpl *tpl = slot->step_tpl;
+  if (tpl && !with_final) {
+    msgpack_sbuffer_write (&rep->head, (const char *) tpl->bytes, tpl->len);
+    for (int i = 0; i < tpl->nframes; i++)
+      rep->frames[i] = (ra_frame_t) { (const char *) b->block + tpl->off[i], tpl->nbytes[i] };
+    rep->nframes = tpl->nframes;
+    srv->reply_owner = b;
+    return RA_OK;
+  }
+  size_t start = rep->head.size;
   ra_msg_out_str (rep, "obs");
   if (!s_pack_obs (rep, sp, n, b->sim.obs))
     goto too_big;
@@ -839,6 +887,8 @@ static ra_err_t s_reply_step (ra_server_t *srv, ra_session_t *s, uint64_t id, ra
     ra_msg_out_str (rep, "_final_info");
     s_pack_ref (rep, RA_DTYPE_BOOL, 1, shape, final_frame);
   }
+  if (!with_final && !tpl)
+    s_step_tpl_keep (slot, b, rep, start);
   srv->reply_owner = b;
   return RA_OK;
 too_big:
@@ -868,7 +918,7 @@ static ra_err_t s_step (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *
   srv->steps += n;
   if (ra__run_or_defer (srv, ra_session_step_range, RA__JOB_STEP, req->id))
     return RA_OK;
-  return s_reply_step (srv, s, req->id, rep, err);
+  return s_reply_step (srv, srv->cur, req->id, rep, err);
 }
 
 /* Runs on the pool (or inline): the sim's set_task, which may build a task world. */
@@ -1079,7 +1129,7 @@ void ra__reply_job (ra_server_t *srv, ra__slot_t *slot, ra_msg_out_t *rep)
   srv->reply_owner = NULL;
   ra_err_t rc;
   switch (slot->job_kind) {
-  case RA__JOB_STEP: rc = s_reply_step (srv, slot->session, slot->job_id, rep, &err); break;
+  case RA__JOB_STEP: rc = s_reply_step (srv, slot, slot->job_id, rep, &err); break;
   case RA__JOB_RESET: rc = s_reply_reset (srv, slot->session, slot->job_id, rep, &err); break;
   case RA__JOB_MAKE: rc = s_make_finish (srv, slot, slot->job_id, rep, &err); break;
   default: rc = s_set_task_finish (srv, slot, slot->job_id, rep, &err); break;

@@ -224,6 +224,7 @@ void ra__session_drop (ra_server_t *srv, ra__slot_t *slot)
   ra_session_destroy (&slot->session);
   ra__kvlist_free (slot->config_keep);
   ra__kvlist_free (slot->task_keep);
+  free (slot->step_tpl);
   memset (slot, 0, sizeof *slot);
 }
 

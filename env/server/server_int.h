@@ -60,6 +60,10 @@ typedef struct {
   bool peer_delim;              /* it sent an empty delimiter */
   ra__queued_t *qhead, *qtail;
   int qlen;
+
+  /* The step reply's header after "ok": true, packed at the session's first step and reused by
+     every later step without final_obs (handlers.c, s_reply_step); NULL until then. Owned. */
+  struct ra__step_tpl *step_tpl;
 } ra__slot_t;
 
 struct ra_server {
