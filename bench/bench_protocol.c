@@ -227,7 +227,7 @@ typedef struct {
   long t;
 } remote_t;
 
-static bool s_remote_open (remote_t *x, const char *ep, int n)
+static bool s_remote_open (remote_t *x, const char *ep, int n, bool shm)
 {
   memset (x, 0, sizeof *x);
   ra_error_t err;
@@ -235,10 +235,19 @@ static bool s_remote_open (remote_t *x, const char *ep, int n)
     fprintf (stderr, "client: %s\n", err.message);
     return false;
   }
+  ra_client_set_shm (x->c, shm);
+  if (shm && !ra_client_shm_available (x->c)) {
+    fprintf (stderr, "client: the server does not offer shared memory on %s\n", ep);
+    return false;
+  }
   ra_make_opts_t mo = { .has_seed = true, .seed = 1 };
   if (ra_client_make (x->c, ENV, n, &mo, &x->env, &err) != RA_OK
       || ra_client_reset (x->c, &x->env, NULL, NULL, &x->res, &err) != RA_OK) {
     fprintf (stderr, "make/reset: %s\n", err.message);
+    return false;
+  }
+  if (shm != (x->env.shm != NULL)) {
+    fprintf (stderr, "make: shared memory %s\n", shm ? "not set up" : "set up unasked");
     return false;
   }
   x->n = n;
@@ -355,7 +364,8 @@ static double s_rate (bool (*fn) (void *), void *ctx)
   return (double) calls / (t - t0);
 }
 
-enum { R_INPROC, R_HANDLERS, R_HANDLERS1, R_Z1, R_Z64, R_Z256, R_Z1024, R_BARE, R_COUNT };
+enum { R_INPROC, R_HANDLERS, R_HANDLERS1, R_Z1, R_Z64, R_Z256, R_Z1024, R_SHM1, R_SHM256, R_BARE,
+       R_COUNT };
 
 int main (int argc, char **argv)
 {
@@ -398,13 +408,14 @@ int main (int argc, char **argv)
 
   static inproc_t inproc;
   static handlers_t handlers, handlers1;
-  static remote_t remote[4];
+  static remote_t remote[4], shm1, shm256;
   static bare_t bare;
   const int sizes[4] = { 1, 64, 256, 1024 };
   bool ok = s_inproc_open (&inproc, 256) && s_handlers_open (&handlers, 256) && s_handlers_open (&handlers1, 1)
             && s_bare_open (&bare);
   for (int i = 0; i < 4 && ok; i++)
-    ok = s_remote_open (&remote[i], ep, sizes[i]);
+    ok = s_remote_open (&remote[i], ep, sizes[i], false);
+  ok = ok && s_remote_open (&shm1, ep, 1, true) && s_remote_open (&shm256, ep, 256, true);
   if (!ok) {
     fprintf (stderr, "bench_protocol: set-up failed\n");
     return 1;
@@ -412,14 +423,17 @@ int main (int argc, char **argv)
   printf ("bench_protocol: %s, %d interleaved rounds x %.2f s per row, server workers %d "
           "(inline below %d envs), %s\n",
           ENV, s_repeats, s_secs, o.workers <= 0 ? -1 : o.workers, o.async_min_envs, ep);
-  double rate[R_COUNT][MAX_REPEATS], ratio256[MAX_REPEATS], ratio1[MAX_REPEATS];
+  double rate[R_COUNT][MAX_REPEATS], ratio256[MAX_REPEATS], ratio1[MAX_REPEATS], ratio_shm[MAX_REPEATS];
   for (int r = 0; r < s_repeats; r++) {
     rate[R_INPROC][r] = 256 * s_rate (s_inproc_step, &inproc);
     rate[R_HANDLERS][r] = 256 * s_rate (s_handlers_step, &handlers);
     rate[R_HANDLERS1][r] = s_rate (s_handlers_step, &handlers1);
     for (int i = 0; i < 4; i++)
       rate[R_Z1 + i][r] = sizes[i] * s_rate (s_remote_step, &remote[i]);
+    rate[R_SHM1][r] = s_rate (s_remote_step, &shm1);
+    rate[R_SHM256][r] = 256 * s_rate (s_remote_step, &shm256);
     rate[R_BARE][r] = s_rate (s_bare_step, &bare);
+    ratio_shm[r] = rate[R_SHM256][r] / rate[R_INPROC][r];
     ratio256[r] = rate[R_Z256][r] / rate[R_INPROC][r];
     ratio1[r] = rate[R_BARE][r] / rate[R_Z1][r];   /* round-trip time ratio */
   }
@@ -429,7 +443,8 @@ int main (int argc, char **argv)
   double med[R_COUNT];
   for (int k = 0; k < R_COUNT; k++)
     med[k] = s_median (rate[k], s_repeats);
-  double r256 = s_median (ratio256, s_repeats), rtt1 = s_median (ratio1, s_repeats);
+  double r256 = s_median (ratio256, s_repeats), rtt1 = s_median (ratio1, s_repeats),
+         rshm = s_median (ratio_shm, s_repeats);
 
   printf ("\n%-44s %8s %16s %12s\n", "what", "batch", "env-steps/s", "round trip");
   printf ("%-44s %8d %16.0f %12s\n", "in-process sim (reference, 1 thread)", 256, med[R_INPROC], "-");
@@ -439,16 +454,24 @@ int main (int argc, char **argv)
   for (int i = 0; i < 4; i++)
     printf ("%-44s %8d %16.0f %10.1f us\n", "ZeroMQ tcp loopback, C client", sizes[i], med[R_Z1 + i],
             1e6 * sizes[i] / med[R_Z1 + i]);
+  printf ("%-44s %8d %16.0f %10.1f us\n", "shared memory + ZeroMQ headers, C client", 1, med[R_SHM1],
+          1e6 / med[R_SHM1]);
+  printf ("%-44s %8d %16.0f %10.1f us\n", "shared memory + ZeroMQ headers, C client", 256, med[R_SHM256],
+          1e6 * 256 / med[R_SHM256]);
   printf ("%-44s %8s %16s %10.1f us\n", "bare ZeroMQ DEALER/ROUTER round trip", "-", "-", 1e6 / med[R_BARE]);
   printf ("\nratio zmq batch 256 / in-process batch 256 (median of rounds):  %.2f\n", r256);
+  printf ("ratio shm batch 256 / in-process batch 256 (median of rounds):  %.2f\n", rshm);
   printf ("ratio one-env round trip / bare round trip (median of rounds):   %.2f\n", rtt1);
   printf ("budget batch 256 over tcp >= 300000 env-steps/s: %s (%.0f)\n", med[R_Z256] >= 300000 ? "ok" : "MISSED",
           med[R_Z256]);
+  printf ("budget shm batch 256 >= 0.6x in-process:         %s (%.2fx)\n", rshm >= 0.6 ? "ok" : "MISSED", rshm);
   printf ("budget one-env round trip <= 1.5x bare:          %s (%.2fx median, %d of %d rounds within)\n",
           rtt_ok == s_repeats ? "ok" : "MISSED", rtt1, rtt_ok, s_repeats);
 
   for (int i = 0; i < 4; i++)
     s_remote_close (&remote[i]);
+  s_remote_close (&shm1);
+  s_remote_close (&shm256);
   s_bare_close (&bare);
   s_handlers_close (&handlers);
   s_handlers_close (&handlers1);
