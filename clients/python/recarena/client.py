@@ -280,7 +280,7 @@ class Client:
             fields["shm"] = seg.next_slot()
         header, frames = self.call("reset", fields, out)
         if seg is not None:
-            frames = seg.frames(header)
+            return seg.decode("reset", header, wire.decode_reset_reply)
         return wire.decode_reset_reply(header, frames)
 
     def step(self, handle: int, action: np.ndarray) -> Tuple[Any, np.ndarray, np.ndarray,
@@ -298,7 +298,7 @@ class Client:
         if not seg.put_action(j, a):
             fields["action"] = out.tensor(a)  # answered as over frames, errors included
         header, _ = self.call("step", fields, out)
-        return wire.decode_step_reply(header, seg.frames(header))
+        return seg.decode("step", header, wire.decode_step_reply)
 
     def set_task(self, handle: int, task: dict, mask: Any = None) -> Dict[str, Any]:
         out = wire.Outgoing()

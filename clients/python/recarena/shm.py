@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import mmap
 import os
-from typing import Any, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -68,6 +68,7 @@ class Segment:
         self._actions = [np.frombuffer(self._view[o:o + abytes], dtype=np.int32).reshape(shape)
                          for o in offs]
         self._next = 0
+        self._decoded: Dict[Any, Any] = {}
 
     def next_slot(self) -> int:
         """The slot the next request uses (0, 1, 0, ...)."""
@@ -104,6 +105,20 @@ class Segment:
             out.append(ro[off:off + n])
         return out
 
+    def decode(self, kind: str, header: dict, decode: Callable[[dict, List[Any]], Any]) -> Any:
+        """decode(header, frames) of a reply, reusing the arrays of an earlier reply of the same
+        kind with the same offset table: those are views of the same bytes, which the server has
+        just rewritten (a session's replies of one kind differ only in their data, and the
+        table names the slot). Containers are fresh each time, so callers may change them."""
+        table = header.get("shm")
+        key = (kind, tuple(table)) if isinstance(table, list) else None
+        tree = self._decoded.get(key) if key is not None else None
+        if tree is None:
+            tree = decode(header, self.frames(header))
+            if key is not None and len(self._decoded) < 16:
+                self._decoded[key] = tree
+        return _fresh(tree)
+
     def close(self) -> None:
         """Unmaps the segment unless views on it are still alive (they keep it mapped until
         they go)."""
@@ -111,6 +126,7 @@ class Segment:
         if mm is None:
             return
         self._actions = []
+        self._decoded = {}
         try:
             self._ro.release()
             self._view.release()
@@ -127,4 +143,13 @@ def detach(tree: Any) -> Any:
         return {k: detach(v) for k, v in tree.items()}
     if isinstance(tree, list):
         return [detach(v) for v in tree]
+    return tree
+
+
+def _fresh(tree: Any) -> Any:
+    """tree with new tuples, lists and dicts around the same arrays."""
+    if isinstance(tree, dict):
+        return {k: _fresh(v) for k, v in tree.items()}
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(_fresh(v) for v in tree)
     return tree
