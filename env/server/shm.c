@@ -16,7 +16,7 @@
     the first request that names a slot (the client has mapped it by then, so nobody else can open
     it afterwards) or when the session goes, whichever comes first; segments of a server that died
     are swept by the next server's start (ra__shm_sweep). Threading: the server's one thread. */
-#define _DEFAULT_SOURCE
+#define _GNU_SOURCE   /* posix_fallocate, shm_open, fstatat */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -84,7 +84,13 @@ ra_err_t ra__shm_new (ra_server_t *srv, ra__slot_t *slot, ra_error_t *err)
                          strerror (e));
   }
   m->linked = true;
-  if (ftruncate (fd, (off_t) m->bytes) != 0
+  /* Reserved, not just sized: a sparse segment on a full tmpfs (a container's small /dev/shm)
+     would raise SIGBUS at the first write to a missing page; posix_fallocate says ENOSPC now,
+     and the session falls back to frames. */
+  int frc = posix_fallocate (fd, 0, (off_t) m->bytes);
+  if (frc != 0)
+    errno = frc;
+  if (frc != 0
       || (m->base = mmap (NULL, m->bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED) {
     int e = errno;
     m->base = NULL;
