@@ -247,10 +247,10 @@ class InProcessReference:
             self.exe = exe if r.returncode == 0 else None
             self.error = r.stderr.strip()[-300:]
 
-    def rate(self, n: int):
+    def rate(self, n: int, repeats: int = 0):
         if self.exe is None:
             return None
-        r = subprocess.run([self.exe, ENV, str(n), str(self.seconds), str(self.repeats)],
+        r = subprocess.run([self.exe, ENV, str(n), str(self.seconds), str(repeats or self.repeats)],
                            capture_output=True, text=True, timeout=300)
         return float(r.stdout.split()[-1]) if r.returncode == 0 else None
 
@@ -289,16 +289,23 @@ def main() -> int:
         print("-" * 96)
         ratios, iratios = {}, {}
         for n in [1] + sizes:
-            py = bench_single(address, args.seconds, args.repeats) if n == 1 else \
-                bench_vector(address, n, args.seconds, args.repeats)
-            c, ic = cref.rate(n), iref.rate(n)
+            # Python and the in-process reference alternate window by window, so that their
+            # ratio (the median of per-window ratios) compares the same load.
+            pys, ics = [], []
+            for _ in range(args.repeats):
+                pys.append(bench_single(address, args.seconds, 1) if n == 1 else
+                           bench_vector(address, n, args.seconds, 1))
+                ics.append(iref.rate(n, repeats=1))
+            py = statistics.median(pys)
+            c = cref.rate(n)
+            ic = statistics.median(ics) if all(ics) else None
             if c:
                 ratios[n] = py / c
             if ic:
-                iratios[n] = py / ic
+                iratios[n] = statistics.median(p / i for p, i in zip(pys, ics))
             print(f"{n:>6} | {py:>18,.0f} | " + (f"{c:>14,.0f} | {py / c:8.2f}" if c else
                                                  f"{'-':>14} | {'-':>8}")
-                  + " | " + (f"{ic:>13,.0f} | {py / ic:.2f}" if ic else f"{'-':>13} | -"))
+                  + " | " + (f"{ic:>13,.0f} | {iratios[n]:.2f}" if ic else f"{'-':>13} | -"))
         print(f"(1 = RemoteEnv, a batch of one; others RemoteVectorEnv, one message per step)")
         print(f"C reference: {cref.what}")
         cref.close()
