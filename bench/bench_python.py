@@ -6,8 +6,11 @@ Rows: a single RemoteEnv, then RemoteVectorEnv of 64, 256 and 1024 envs (one ser
 message per step). Each figure is the median over --repeats timed windows of --seconds each, with
 actions sampled before timing. The C reference is the same loop in C (protocol/client.h), compiled
 by this script against build/protocol/libra_protocol.a and run against the same server at each
-batch size, right after the Python row. The budget (issue): Python at 256
-envs reaches at least half the C rate at 256.
+batch size, right after the Python row; the in-process reference is the simulator itself stepped in
+C at the same batch size (no server, no message; autoreset as the server does it), compiled
+against build/env/sims. On a loopback server both clients use the shared-memory data plane
+(docs/protocol.md, "Shared memory"). Budgets: Python at 256 envs reaches at least half the C
+client's rate at 256, and at least half the in-process C rate at 256.
 
 usage: .venv/bin/python bench/bench_python.py [--build build] [--repeats 5] [--seconds 1]
 """
@@ -82,6 +85,55 @@ int main (int argc, char **argv) {
 """
 
 
+C_INPROC = r"""
+/* The simulator stepped in-process at batch N; prints "steps_per_s <median>". */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "env/sims/registry.h"
+static double now (void) { struct timespec t; clock_gettime (CLOCK_MONOTONIC, &t);
+                           return t.tv_sec + t.tv_nsec * 1e-9; }
+static int cmp (const void *a, const void *b) { double x = *(const double *) a, y = *(const double *) b;
+                                                 return (x > y) - (x < y); }
+int main (int argc, char **argv) {
+  if (argc < 5) { fprintf (stderr, "usage: env N seconds repeats\n"); return 2; }
+  int n = atoi (argv[2]), repeats = atoi (argv[4]); double secs = atof (argv[3]);
+  const ra_sim_class_t *cls = ra_sims_find (argv[1], (int) strlen (argv[1]));
+  ra_sim_args_t args = { .num_envs = n, .seed = 1 };
+  ra_sim_t *sim; ra_error_t err;
+  if (!cls || cls->create (&args, &sim, &err) != RA_OK) { fprintf (stderr, "create failed\n"); return 1; }
+  const ra_sim_spec_t *sp = cls->spec (sim);
+  ra_sim_buffers_t b; memset (&b, 0, sizeof b);
+  for (int f = 0; f < sp->n_obs; f++) { size_t e = 1; for (int d = 0; d < sp->obs[f].ndim; d++) e *= sp->obs[f].shape[d];
+    b.obs[f] = calloc ((size_t) n * e, 8); }
+  for (int f = 0; f < sp->n_info; f++) { size_t e = 1; for (int d = 0; d < sp->info[f].ndim; d++) e *= sp->info[f].shape[d];
+    b.info[f] = calloc ((size_t) n * e, 8); }
+  b.reward = calloc ((size_t) n, sizeof (float)); b.terminated = calloc ((size_t) n, 1);
+  int k = sp->slate_size, K = sp->num_candidates, nbatches = 64;
+  int32_t *acts = malloc (sizeof (int32_t) * (size_t) n * k * nbatches);
+  srand (7);
+  for (int bi = 0; bi < nbatches; bi++)
+    for (int i = 0; i < n; i++) { int base = rand () % K;
+      for (int j = 0; j < k; j++) acts[((size_t) bi * n + i) * k + j] = (int32_t) ((base + j) % K); }
+  cls->reset (sim, 0, n, NULL, NULL, &b);
+  double rates[64]; if (repeats > 64) repeats = 64;
+  for (int rep = 0; rep < repeats; rep++) {
+    long steps = 0; double t0 = now (), t;
+    do {
+      cls->step (sim, 0, n, acts + (size_t) (steps % nbatches) * n * k, &b);
+      cls->reset (sim, 0, n, NULL, b.terminated, &b);
+      steps++; t = now ();
+    } while (t - t0 < secs);
+    rates[rep] = steps * (double) n / (t - t0);
+  }
+  qsort (rates, repeats, sizeof *rates, cmp);
+  printf ("steps_per_s %.1f\n", rates[repeats / 2]);
+  return 0;
+}
+"""
+
+
 def median_rate(step_fn, n_envs: int, seconds: float, repeats: int) -> float:
     rates = []
     for _ in range(repeats):
@@ -148,7 +200,8 @@ class CReference:
                 flags += r.stdout.split() if r.returncode == 0 else [
                     "-lzmq" if pkg == "libzmq" else "-lmsgpack-c"]
             r = subprocess.run([cc, "-O2", "-std=c11", "-D_POSIX_C_SOURCE=200809L", f"-I{ROOT}",
-                                src, lib, *flags, "-lpthread", "-lm", "-o", exe],
+                                src, lib, os.path.join(build, "common", "libra_common.a"), *flags,
+                                "-lpthread", "-lm", "-lrt", "-o", exe],
                                capture_output=True, text=True)
             if r.returncode == 0:
                 self.exe = exe
@@ -166,6 +219,39 @@ class CReference:
             return None
         r = subprocess.run([self.exe, self.address, ENV, str(n), str(self.seconds),
                             str(self.repeats)], capture_output=True, text=True, timeout=300)
+        return float(r.stdout.split()[-1]) if r.returncode == 0 else None
+
+    def close(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class InProcessReference:
+    """The simulator stepped in C in this machine's one process (no server): the rate every
+    transport is measured against. rate() returns None when it cannot be built."""
+
+    def __init__(self, build: str, seconds: float, repeats: int):
+        self.seconds, self.repeats = seconds, repeats
+        self.tmp = tempfile.mkdtemp(prefix="recarena-bench-")
+        self.exe = None
+        libs = [os.path.join(build, *p) for p in (("env", "sims", "libra_sims.a"),
+                                                   ("env", "core", "libra_env_core.a"),
+                                                   ("common", "libra_common.a"))]
+        cc = shutil.which("cc") or shutil.which("gcc")
+        if all(os.path.exists(p) for p in libs) and cc:
+            src, exe = os.path.join(self.tmp, "inproc.c"), os.path.join(self.tmp, "inproc")
+            with open(src, "w") as f:
+                f.write(C_INPROC)
+            r = subprocess.run([cc, "-O2", "-std=c11", "-D_POSIX_C_SOURCE=200809L", f"-I{ROOT}",
+                                src, *libs, "-lpthread", "-lm", "-o", exe],
+                               capture_output=True, text=True)
+            self.exe = exe if r.returncode == 0 else None
+            self.error = r.stderr.strip()[-300:]
+
+    def rate(self, n: int, repeats: int = 0):
+        if self.exe is None:
+            return None
+        r = subprocess.run([self.exe, ENV, str(n), str(self.seconds), str(repeats or self.repeats)],
+                           capture_output=True, text=True, timeout=300)
         return float(r.stdout.split()[-1]) if r.returncode == 0 else None
 
     def close(self) -> None:
@@ -193,26 +279,44 @@ def main() -> int:
             c.ping()
         sizes = [int(s) for s in args.sizes.split(",") if s]
         cref = CReference(args.build, address, args.seconds, args.repeats)
-        print(f"recarena Python client, {ENV}, server {address}, median of {args.repeats} x "
-              f"{args.seconds:g} s")
-        print(f"{'envs':>6} | {'python env-steps/s':>18} | {'C env-steps/s':>14} | python/C")
-        print("-" * 59)
-        ratios = {}
+        iref = InProcessReference(args.build, args.seconds, args.repeats)
+        with recarena.Client(address) as c:
+            plane = "shared memory" if c.shm else "frames"
+        print(f"recarena Python client, {ENV}, server {address} ({plane}), median of "
+              f"{args.repeats} x {args.seconds:g} s")
+        print(f"{'envs':>6} | {'python env-steps/s':>18} | {'C env-steps/s':>14} | python/C | "
+              f"{'in-process C':>13} | python/in-process")
+        print("-" * 96)
+        ratios, iratios = {}, {}
         for n in [1] + sizes:
-            py = bench_single(address, args.seconds, args.repeats) if n == 1 else \
-                bench_vector(address, n, args.seconds, args.repeats)
+            # Python and the in-process reference alternate window by window, so that their
+            # ratio (the median of per-window ratios) compares the same load.
+            pys, ics = [], []
+            for _ in range(args.repeats):
+                pys.append(bench_single(address, args.seconds, 1) if n == 1 else
+                           bench_vector(address, n, args.seconds, 1))
+                ics.append(iref.rate(n, repeats=1))
+            py = statistics.median(pys)
             c = cref.rate(n)
+            ic = statistics.median(ics) if all(ics) else None
             if c:
                 ratios[n] = py / c
-                print(f"{n:>6} | {py:>18,.0f} | {c:>14,.0f} | {py / c:.2f}")
-            else:
-                print(f"{n:>6} | {py:>18,.0f} | {'-':>14} |")
+            if ic:
+                iratios[n] = statistics.median(p / i for p, i in zip(pys, ics))
+            print(f"{n:>6} | {py:>18,.0f} | " + (f"{c:>14,.0f} | {py / c:8.2f}" if c else
+                                                 f"{'-':>14} | {'-':>8}")
+                  + " | " + (f"{ic:>13,.0f} | {iratios[n]:.2f}" if ic else f"{'-':>13} | -"))
         print(f"(1 = RemoteEnv, a batch of one; others RemoteVectorEnv, one message per step)")
         print(f"C reference: {cref.what}")
         cref.close()
+        iref.close()
         if 256 in ratios:
             verdict = "meets" if ratios[256] >= 0.5 else "MISSES"
             print(f"budget: Python/C at 256 envs = {ratios[256]:.2f} ({verdict} the >= 0.5 budget)")
+        if 256 in iratios:
+            verdict = "meets" if iratios[256] >= 0.5 else "MISSES"
+            print(f"budget: Python ({plane})/in-process C at 256 envs = {iratios[256]:.2f} "
+                  f"({verdict} the >= 0.5 budget)")
     finally:
         if server is not None:
             server.stop()

@@ -11,6 +11,8 @@
     A client belongs to one thread.                                                              */
 #include "protocol/client.h"
 
+#include "protocol/shm.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -38,6 +40,9 @@ struct ra_client {
   ra_msg_in_t reply;                      /* decoded header of the last reply */
   ra_msg_out_t req;                       /* request buffer of the op wrappers */
   char server[64], build[64];
+  bool shm_local;                         /* the endpoint reaches only this machine */
+  bool shm_offered;                       /* the server's hello lists "shm" */
+  bool shm_off;                           /* ra_client_set_shm (c, false) */
 };
 
 /* ---------------------------------------------------------------------------------------------
@@ -262,6 +267,10 @@ static ra_err_t s_hello (ra_client_t *c, ra_error_t *err)
   if ((rc = ra_opt_str (r->root, "build", &s, &len, err)) != RA_OK)
     return rc;
   s_copy_str (c->build, sizeof c->build, s, len);
+  const msgpack_object *caps = ra_map_get (r->root, "capabilities");
+  if (caps && caps->type == MSGPACK_OBJECT_ARRAY)
+    for (uint32_t i = 0; i < caps->via.array.size; i++)
+      c->shm_offered |= ra_obj_is_str (&caps->via.array.ptr[i], "shm");
   return RA_OK;
 }
 
@@ -297,6 +306,7 @@ ra_err_t ra_client_new_curve (const char *endpoint, int timeout_ms, const ra_cli
   ra_msg_in_init (&c->reply);
   ra_msg_out_init (&c->req);
   c->timeout_ms = timeout_ms > 0 ? timeout_ms : RA_CLIENT_DEFAULT_TIMEOUT_MS;
+  c->shm_local = ra_shm_endpoint_local (endpoint);
   int linger = 0, hwm = S_HWM;
   if (!(c->ctx = zmq_ctx_new ()) || !(c->sock = zmq_socket (c->ctx, ZMQ_DEALER)) ||
       zmq_setsockopt (c->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
@@ -348,6 +358,17 @@ void ra_client_set_timeout (ra_client_t *c, int timeout_ms)
   c->timeout_ms = timeout_ms > 0 ? timeout_ms : RA_CLIENT_DEFAULT_TIMEOUT_MS;
 }
 
+void ra_client_set_shm (ra_client_t *c, bool on)
+{
+  assert (c);
+  c->shm_off = !on;
+}
+
+bool ra_client_shm_available (const ra_client_t *c)
+{
+  return c->shm_local && c->shm_offered && !c->shm_off;
+}
+
 const char *ra_client_server_name (const ra_client_t *c) { assert (c); return c->server; }
 const char *ra_client_server_build (const ra_client_t *c) { assert (c); return c->build; }
 
@@ -393,12 +414,18 @@ static ra_err_t s_fields_add_map (const ra_msg_in_t *r, ra_fields_t *f, const ch
     const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
     if (k->type != MSGPACK_OBJECT_STR || v->type != MSGPACK_OBJECT_MAP)
       continue;
+    /* prefix "." key, built by hand: this runs for every field of every step reply. */
     char name[sizeof f->names[0]];
-    int n = snprintf (name, sizeof name, "%s%s%.*s", prefix, prefix[0] ? "." : "",
-                      (int) (k->via.str.size > 64 ? 64 : k->via.str.size), k->via.str.ptr);
-    if (n < 0 || (size_t) n >= sizeof name || memchr (name, 0, (size_t) n))
-      return ra_error_set (err, RA_ERR_LIMIT, -1, "reply field name '%s...' is longer than %zu bytes or not text",
-                           name, sizeof name - 1);
+    size_t plen = strlen (prefix), klen = k->via.str.size, n = plen + (plen ? 1 : 0) + klen;
+    if (n >= sizeof name || memchr (k->via.str.ptr, 0, klen))
+      return ra_error_set (err, RA_ERR_LIMIT, -1,
+                           "reply field name '%s%s%.*s...' is longer than %zu bytes or not text", prefix,
+                           plen ? "." : "", (int) (klen > 32 ? 32 : klen), k->via.str.ptr, sizeof name - 1);
+    memcpy (name, prefix, plen);
+    if (plen)
+      name[plen++] = '.';
+    memcpy (name + plen, k->via.str.ptr, klen);
+    name[n] = '\0';
     ra_err_t rc;
     if (s_is_tensor_ref (v))
       rc = s_fields_add_one (r, f, name, v, err);
@@ -589,6 +616,7 @@ void ra_client_env_fini (ra_client_env_t *env)
     return;
   ra_space_destroy (&env->observation_space);
   ra_space_destroy (&env->action_space);
+  ra_shm_map_close (&env->shm);
 }
 
 ra_err_t ra_client_make (ra_client_t *c, const char *env_id, int num_envs, const ra_make_opts_t *opts,
@@ -600,8 +628,14 @@ ra_err_t ra_client_make (ra_client_t *c, const char *env_id, int num_envs, const
   if (!opts)
     opts = &none;
   bool has_config = opts->config && opts->n_config > 0;
-  uint32_t n_more = 2 + opts->has_seed + has_config + (opts->autoreset != NULL) + (opts->max_episode_steps > 0);
+  bool want_shm = ra_client_shm_available (c);
+  uint32_t n_more = 2 + opts->has_seed + has_config + (opts->autoreset != NULL) + (opts->max_episode_steps > 0)
+                    + want_shm;
   ra_msg_out_t *m = s_begin (c, "make", n_more);
+  if (want_shm) {
+    ra_msg_out_str (m, "shm");
+    ra_msg_out_bool (m, true);
+  }
   ra_msg_out_str (m, "env");
   ra_msg_out_str (m, env_id);
   ra_msg_out_str (m, "num_envs");
@@ -657,6 +691,14 @@ ra_err_t ra_client_make (ra_client_t *c, const char *env_id, int num_envs, const
         out->reward_range[i] = (double) v->via.i64;
     }
   }
+  if ((o = ra_map_get (r->root, "shm")) && o->type == MSGPACK_OBJECT_MAP) {
+    const ra_space_t *as = out->action_space;
+    int k = as && as->type == RA_SPACE_MULTI_DISCRETE && as->ndim == 1 ? (int) as->shape[0] : 1;
+    /* A segment that cannot be mapped here leaves the session on frames, which it still serves. */
+    ra_error_t serr;
+    if (ra_shm_map_open (o, num_envs, k, &out->shm, &serr) != RA_OK)
+      out->shm = NULL;
+  }
   return RA_OK;
 fail:
   ra_client_env_fini (out);
@@ -668,9 +710,13 @@ ra_err_t ra_client_reset (ra_client_t *c, const ra_client_env_t *env, const uint
 {
   assert (c && env && out);
   memset (out, 0, sizeof *out);
-  ra_msg_out_t *m = s_begin (c, "reset", 1 + (seeds != NULL) + (reset_mask != NULL));
+  ra_msg_out_t *m = s_begin (c, "reset", 1 + (seeds != NULL) + (reset_mask != NULL) + (env->shm != NULL));
   ra_msg_out_str (m, "handle");
   ra_msg_out_int (m, env->handle);
+  if (env->shm) {
+    ra_msg_out_str (m, "shm");
+    ra_msg_out_int (m, ra_shm_map_next (env->shm));
+  }
   if (seeds) {
     ra_msg_out_str (m, "seed");
     ra_msg_out_array (m, (uint32_t) env->num_envs);
@@ -687,6 +733,8 @@ ra_err_t ra_client_reset (ra_client_t *c, const ra_client_env_t *env, const uint
   ra_err_t rc = ra_client_call (c, m, NULL, err);
   if (rc != RA_OK)
     return rc;
+  if (env->shm && (rc = ra_shm_map_resolve (env->shm, &c->reply, err)) != RA_OK)
+    return rc;
   return s_bad_reply (s_parse_obs_info (c, env, out, err), err);
 }
 
@@ -695,14 +743,27 @@ ra_err_t ra_client_step (ra_client_t *c, const ra_client_env_t *env, const ra_te
 {
   assert (c && env && action && out);
   memset (out, 0, sizeof *out);
-  ra_msg_out_t *m = s_begin (c, "step", 2);
+  /* Over shared memory the actions go into the segment; an action the segment cannot take as
+     int32 (wrong shape or dtype, out of range) still travels as a tensor, so that the server
+     answers it exactly as without the segment. */
+  int j = env->shm ? ra_shm_map_next (env->shm) : -1;
+  bool in_shm = j >= 0 && ra_shm_map_put_action (env->shm, j, action);
+  ra_msg_out_t *m = s_begin (c, "step", 1 + (j >= 0) + !in_shm);
   ra_msg_out_str (m, "handle");
   ra_msg_out_int (m, env->handle);
-  ra_msg_out_str (m, "action");
-  ra_msg_out_tensor (m, action->dtype, action->ndim, action->shape, action->data);
+  if (j >= 0) {
+    ra_msg_out_str (m, "shm");
+    ra_msg_out_int (m, j);
+  }
+  if (!in_shm) {
+    ra_msg_out_str (m, "action");
+    ra_msg_out_tensor (m, action->dtype, action->ndim, action->shape, action->data);
+  }
   const ra_msg_in_t *r;
   ra_err_t rc = ra_client_call (c, m, &r, err);
   if (rc != RA_OK)
+    return rc;
+  if (env->shm && (rc = ra_shm_map_resolve (env->shm, &c->reply, err)) != RA_OK)
     return rc;
   if ((rc = s_parse_obs_info (c, env, out, err)) != RA_OK ||
       (rc = ra_get_tensor (r, r->root, "reward", &out->reward, err)) != RA_OK ||

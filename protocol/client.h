@@ -35,6 +35,12 @@ ra_err_t ra_client_new_curve (const char *endpoint, int timeout_ms, const ra_cli
 void ra_client_destroy (ra_client_t **client_p);
 /* Changes the deadline of later calls. */
 void ra_client_set_timeout (ra_client_t *c, int timeout_ms);
+/* Shared memory (docs/protocol.md section "Shared memory"): sessions made later use the server's
+   segment when the endpoint is local (ipc://, loopback tcp) and the server offers "shm"; on by
+   default. The results, errors and trajectories are the same either way. */
+void ra_client_set_shm (ra_client_t *c, bool on);
+/* True when the next make will ask for a segment. */
+bool ra_client_shm_available (const ra_client_t *c);
 /* The hello reply's fields (valid for the client's life). */
 const char *ra_client_server_name (const ra_client_t *c);
 const char *ra_client_server_build (const ra_client_t *c);
@@ -73,6 +79,7 @@ typedef struct {
   double reward_range[2];
   int max_episode_steps;
   char autoreset[16];                   /* "next_step", "same_step" or "disabled" */
+  struct ra_shm_map *shm;               /* the session's mapped segment, or NULL (frames) */
 } ra_client_env_t;
 void ra_client_env_fini (ra_client_env_t *env);
 

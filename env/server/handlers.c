@@ -340,9 +340,12 @@ static ra_err_t s_hello (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t 
   static const char *const caps[] = { "autoreset.next_step", "autoreset.same_step",
                                       "autoreset.disabled", "reset_mask", "set_task", "render.ansi",
                                       "final_info" };
-  ra_msg_out_array (rep, sizeof caps / sizeof caps[0]);
+  bool shm = ra__shm_offered (srv);   /* only where every client is on this machine */
+  ra_msg_out_array (rep, (uint32_t) (sizeof caps / sizeof caps[0] + shm));
   for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++)
     ra_msg_out_str (rep, caps[i]);
+  if (shm)
+    ra_msg_out_str (rep, "shm");
   ra_msg_out_str (rep, "limits");
   ra_msg_out_map (rep, 6);
   ra_msg_out_str (rep, "max_envs");
@@ -493,8 +496,15 @@ static ra_err_t s_make_finish (ra_server_t *srv, ra__slot_t *slot, uint64_t id, 
   ra__log (srv, RA_LOG_INFO, "make %s x%lld -> handle %lld (%s)", ra_session_class (s)->name,
            (long long) num_envs, (long long) slot->handle, ra_autoreset_name (mode));
 
+  if (slot->mk_shm) {
+    /* No segment (no /dev/shm room, say) is no failure: the session answers with frames. */
+    ra_error_t serr;
+    if (ra__shm_new (srv, slot, &serr) != RA_OK)
+      ra__log (srv, RA_LOG_WARN, "handle %lld without shared memory: %s", (long long) slot->handle,
+               serr.message);
+  }
   const ra_sim_spec_t *sp = ra_session_spec (s);
-  ra_msg_out_reply (rep, id, 9);
+  ra_msg_out_reply (rep, id, 9 + (slot->shm != NULL));
   ra_msg_out_str (rep, "handle");
   ra_msg_out_int (rep, slot->handle);
   ra_msg_out_str (rep, "num_envs");
@@ -522,6 +532,10 @@ static ra_err_t s_make_finish (ra_server_t *srv, ra__slot_t *slot, uint64_t id, 
   ra_msg_out_str (rep, "render_modes");
   ra_msg_out_array (rep, 1);
   ra_msg_out_str (rep, "ansi");
+  if (slot->shm) {
+    ra_msg_out_str (rep, "shm");
+    ra__shm_pack_make (rep, slot);
+  }
   return RA_OK;
 
 fail_frames:
@@ -548,8 +562,9 @@ static ra_err_t s_make (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *
       || (rc = ra_opt_str (req->root, "autoreset", &ar, &ar_len, err)) != RA_OK
       || (rc = ra_opt_int (req->root, "max_episode_steps", &max_steps, err)) != RA_OK)
     return rc;
-  bool has_seed = ra_map_get (req->root, "seed") != NULL;
-  if ((rc = ra_opt_uint (req->root, "seed", &seed, err)) != RA_OK)
+  bool has_seed = ra_map_get (req->root, "seed") != NULL, want_shm = false;
+  if ((rc = ra_opt_uint (req->root, "seed", &seed, err)) != RA_OK
+      || (rc = ra_opt_bool (req->root, "shm", &want_shm, err)) != RA_OK)
     return rc;
   const ra_sim_class_t *cls = ra_sims_find (env, env_len);
   if (!cls) {
@@ -632,6 +647,7 @@ static ra_err_t s_make (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *
   /* Reserve the slot and the budgets now, so that makes admitted while this one builds see them. */
   ra__slot_t *slot = &srv->slots[slot_i];
   slot->reserved = true;
+  slot->mk_shm = want_shm && ra__shm_offered (srv);
   snprintf (slot->owner, sizeof slot->owner, "%s", srv->caller);
   slot->config_keep = cfg;
   slot->task_keep = tkv;
@@ -683,26 +699,39 @@ static ra_err_t s_get_mask (const ra_msg_in_t *req, const msgpack_object *map, c
   return RA_OK;
 }
 
-static ra_err_t s_reply_reset (ra_server_t *srv, ra_session_t *s, uint64_t id, ra_msg_out_t *rep,
+/* Where a reply's tensors go: a request that named a shared-memory slot gets their offsets in
+   the segment; frames of a session with a segment are copied into the message (the segment's
+   blocks are rewritten by later requests, whatever ZeroMQ still holds); other frames are sent
+   without a copy, holding a reference to their buffers. */
+static ra_err_t s_reply_data (ra_server_t *srv, const ra__slot_t *slot, ra_outbufs_t *b,
+                              ra_msg_out_t *rep, ra_error_t *err)
+{
+  srv->reply_owner = slot->shm ? NULL : b;
+  return slot->shm_reply ? ra__shm_reply (slot, rep, err) : RA_OK;
+}
+
+static ra_err_t s_reply_reset (ra_server_t *srv, ra__slot_t *slot, uint64_t id, ra_msg_out_t *rep,
                                ra_error_t *err)
 {
+  ra_session_t *s = slot->session;
   ra_outbufs_t *b = ra_session_out (s);
-  ra_msg_out_reply (rep, id, 2);
+  ra_msg_out_reply (rep, id, 2 + slot->shm_reply);
   ra_msg_out_str (rep, "obs");
   if (!s_pack_obs (rep, ra_session_spec (s), ra_session_num_envs (s), b->sim.obs))
     return ra_error_set (err, RA_ERR_INTERNAL, -1, "reply needs too many frames");
   ra_msg_out_str (rep, "info");
   ra_msg_out_map (rep, 0);
-  srv->reply_owner = b;
-  return RA_OK;
+  return s_reply_data (srv, slot, b, rep, err);
 }
 
 static ra_err_t s_reset (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep, ra_error_t *err)
 {
   ra_session_t *s = srv->cur->session;
-  int n = ra_session_num_envs (s);
+  int n = ra_session_num_envs (s), shm_j;
   const msgpack_object *seed = ra_map_get (req->root, "seed"), *options = NULL;
   ra_err_t rc = ra_opt_map (req->root, "options", &options, err);
+  if (rc == RA_OK)
+    rc = ra__shm_request (srv->cur, req, &shm_j, err);
   if (rc != RA_OK)
     return rc;
   uint64_t *seeds = NULL;
@@ -744,6 +773,9 @@ static ra_err_t s_reset (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t 
     if ((rc = s_get_mask (req, options, "reset_mask", n, mask, &has_mask, err)) != RA_OK)
       goto done;
   }
+  srv->cur->shm_reply = shm_j >= 0;
+  if (shm_j >= 0)
+    ra_session_select_block (s, shm_j);
   if (ra_session_reset_prepare (s, seeds, has_mask ? mask : NULL) != RA_OK) {
     rc = ra_error_set (err, RA_ERR_LIMIT, -1,
                        "the server is out of memory for another reply buffer; read the replies "
@@ -751,7 +783,7 @@ static ra_err_t s_reset (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t 
     goto done;
   }
   if (!ra__run_or_defer (srv, ra_session_reset_range, RA__JOB_RESET, req->id))
-    rc = s_reply_reset (srv, s, req->id, rep, err);
+    rc = s_reply_reset (srv, srv->cur, req->id, rep, err);
 done:
   free (seeds);
   free (mask);
@@ -795,9 +827,47 @@ static ra_err_t s_read_actions (ra_session_t *s, const ra_tensor_t *t, ra_error_
   return RA_OK;
 }
 
-static ra_err_t s_reply_step (ra_server_t *srv, ra_session_t *s, uint64_t id, ra_msg_out_t *rep,
+/* A session's step reply without final_obs differs from one step to the next only in its id and in
+   which of the session's buffer blocks its frames point to: the header after "ok": true (keys,
+   dtypes, shapes, frame numbers, the "_name" mask keys) is packed once, at the first such step,
+   and copied after a freshly packed {v, id, ok} at every later one; frames are kept as offsets
+   into the block (every buffer block of a session has one layout, session.c s_bind). */
+struct ra__step_tpl {
+  size_t len;                           /* header bytes after "ok": true */
+  int nframes;
+  size_t off[RA_MSG_MAX_FRAMES], nbytes[RA_MSG_MAX_FRAMES];
+  unsigned char bytes[];
+};
+
+/* Keeps the header rep holds from byte start on, and its frames, as slot's template. Frames that
+   do not all point into b's block (never the case today) leave the slot without one. */
+static void s_step_tpl_keep (ra__slot_t *slot, const ra_outbufs_t *b, const ra_msg_out_t *rep,
+                             size_t start)
+{
+  const char *base = b->block;
+  for (int i = 0; i < rep->nframes; i++) {
+    const char *p = rep->frames[i].data;
+    if (p < base || p + rep->frames[i].nbytes > base + b->nbytes)
+      return;
+  }
+  size_t len = rep->head.size - start;
+  struct ra__step_tpl *t = malloc (sizeof *t + len);
+  if (!t)
+    return;   /* no template: every step packs its header, as the first did */
+  t->len = len;
+  t->nframes = rep->nframes;
+  for (int i = 0; i < rep->nframes; i++) {
+    t->off[i] = (size_t) ((const char *) rep->frames[i].data - base);
+    t->nbytes[i] = rep->frames[i].nbytes;
+  }
+  memcpy (t->bytes, rep->head.data + start, len);
+  slot->step_tpl = t;
+}
+
+static ra_err_t s_reply_step (ra_server_t *srv, ra__slot_t *slot, uint64_t id, ra_msg_out_t *rep,
                               ra_error_t *err)
 {
+  ra_session_t *s = slot->session;
   int n = ra_session_num_envs (s);
   const ra_sim_spec_t *sp = ra_session_spec (s);
   ra_outbufs_t *b = ra_session_out (s);
@@ -808,7 +878,16 @@ static ra_err_t s_reply_step (ra_server_t *srv, ra_session_t *s, uint64_t id, ra
     for (int i = 0; i < n && !with_final; i++)
       with_final = b->final_mask[i] != 0;
   int info_frames[RA_SIM_MAX_FIELDS], mask_frame = -1;
-  ra_msg_out_reply (rep, id, 5);
+  ra_msg_out_reply (rep, id, 5 + slot->shm_reply);
+  const struct ra__step_tpl *tpl = slot->step_tpl;
+  if (tpl && !with_final) {
+    msgpack_sbuffer_write (&rep->head, (const char *) tpl->bytes, tpl->len);
+    for (int i = 0; i < tpl->nframes; i++)
+      rep->frames[i] = (ra_frame_t) { (const char *) b->block + tpl->off[i], tpl->nbytes[i] };
+    rep->nframes = tpl->nframes;
+    return s_reply_data (srv, slot, b, rep, err);
+  }
+  size_t start = rep->head.size;
   ra_msg_out_str (rep, "obs");
   if (!s_pack_obs (rep, sp, n, b->sim.obs))
     goto too_big;
@@ -839,8 +918,9 @@ static ra_err_t s_reply_step (ra_server_t *srv, ra_session_t *s, uint64_t id, ra
     ra_msg_out_str (rep, "_final_info");
     s_pack_ref (rep, RA_DTYPE_BOOL, 1, shape, final_frame);
   }
-  srv->reply_owner = b;
-  return RA_OK;
+  if (!with_final && !tpl)
+    s_step_tpl_keep (slot, b, rep, start);
+  return s_reply_data (srv, slot, b, rep, err);
 too_big:
   return ra_error_set (err, RA_ERR_INTERNAL, -1, "step reply needs more than %d frames", RA_MSG_MAX_FRAMES);
 }
@@ -848,9 +928,16 @@ too_big:
 static ra_err_t s_step (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep, ra_error_t *err)
 {
   ra_session_t *s = srv->cur->session;
-  int n = ra_session_num_envs (s);
+  int n = ra_session_num_envs (s), shm_j;
   ra_tensor_t action;
-  ra_err_t rc = ra_get_tensor (req, req->root, "action", &action, err);
+  ra_err_t rc = ra__shm_request (srv->cur, req, &shm_j, err);
+  if (rc != RA_OK)
+    return rc;
+  /* With a shared-memory slot and no "action" tensor, the client wrote the actions there. */
+  if (shm_j >= 0 && !ra_map_get (req->root, "action"))
+    action = ra__shm_action (srv->cur, shm_j, n, ra_session_slate_size (s));
+  else
+    rc = ra_get_tensor (req, req->root, "action", &action, err);
   if (rc == RA_ERR_BAD_REQUEST && ra_map_get (req->root, "action")) {
     /* Present but not a valid tensor (dtype name, shape, frame size): an action problem. */
     err->code = RA_ERR_BAD_ACTION;
@@ -861,6 +948,9 @@ static ra_err_t s_step (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *
   if ((rc = s_read_actions (s, &action, err)) != RA_OK
       || (rc = ra_session_check_step (s, err)) != RA_OK)
     return rc;
+  srv->cur->shm_reply = shm_j >= 0;
+  if (shm_j >= 0)
+    ra_session_select_block (s, shm_j);
   if (ra_session_step_prepare (s) != RA_OK)
     return ra_error_set (err, RA_ERR_LIMIT, -1,
                          "the server is out of memory for another reply buffer; read the replies "
@@ -868,7 +958,7 @@ static ra_err_t s_step (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *
   srv->steps += n;
   if (ra__run_or_defer (srv, ra_session_step_range, RA__JOB_STEP, req->id))
     return RA_OK;
-  return s_reply_step (srv, s, req->id, rep, err);
+  return s_reply_step (srv, srv->cur, req->id, rep, err);
 }
 
 /* Runs on the pool (or inline): the sim's set_task, which may build a task world. */
@@ -1079,8 +1169,8 @@ void ra__reply_job (ra_server_t *srv, ra__slot_t *slot, ra_msg_out_t *rep)
   srv->reply_owner = NULL;
   ra_err_t rc;
   switch (slot->job_kind) {
-  case RA__JOB_STEP: rc = s_reply_step (srv, slot->session, slot->job_id, rep, &err); break;
-  case RA__JOB_RESET: rc = s_reply_reset (srv, slot->session, slot->job_id, rep, &err); break;
+  case RA__JOB_STEP: rc = s_reply_step (srv, slot, slot->job_id, rep, &err); break;
+  case RA__JOB_RESET: rc = s_reply_reset (srv, slot, slot->job_id, rep, &err); break;
   case RA__JOB_MAKE: rc = s_make_finish (srv, slot, slot->job_id, rep, &err); break;
   default: rc = s_set_task_finish (srv, slot, slot->job_id, rep, &err); break;
   }

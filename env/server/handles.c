@@ -165,3 +165,11 @@ void ra__handle_del (ra_server_t *srv, int64_t handle)
   }
   srv->htab[hole] = -1;
 }
+
+uint64_t ra__secret_u64 (ra_server_t *srv)
+{
+  /* Same stream, another key (domain separation): these values and the handles say nothing about
+     each other. */
+  return s_siphash_u64 (srv->handle_key[0] ^ 0x53484d5345475331ull, srv->handle_key[1],
+                        ++srv->handle_counter);
+}

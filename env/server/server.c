@@ -145,6 +145,11 @@ ra_err_t ra_server_new (const ra_server_opts_t *opts, ra_server_t **out, ra_erro
     ra_server_destroy (&srv);
     return ra_error_set (err, RA_ERR_INTERNAL, -1, "cannot start %d worker threads", workers);
   }
+  /* Shared-memory segments of a server that died (killed, crashed) go now, unread. */
+  int swept = ra__shm_sweep ();
+  if (swept > 0)
+    ra__log (srv, RA_LOG_INFO, "removed %d shared-memory segments left by servers no longer running",
+             swept);
   *out = srv;
   return RA_OK;
 }
@@ -222,8 +227,10 @@ void ra__session_drop (ra_server_t *srv, ra__slot_t *slot)
   srv->nsessions--;
   srv->nenvs -= ra_session_num_envs (slot->session);
   ra_session_destroy (&slot->session);
+  ra__shm_drop (slot);
   ra__kvlist_free (slot->config_keep);
   ra__kvlist_free (slot->task_keep);
+  free (slot->step_tpl);
   memset (slot, 0, sizeof *slot);
 }
 

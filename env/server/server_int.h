@@ -60,6 +60,15 @@ typedef struct {
   bool peer_delim;              /* it sent an empty delimiter */
   ra__queued_t *qhead, *qtail;
   int qlen;
+
+  /* Shared memory (shm.c): the session's segment, or NULL; mk_shm: the make asked for one;
+     shm_reply: the request being answered named a segment slot (its reply carries offsets). */
+  struct ra__shm *shm;
+  bool mk_shm, shm_reply;
+
+  /* The step reply's header after "ok": true, packed at the session's first step and reused by
+     every later step without final_obs (handlers.c, s_reply_step); NULL until then. Owned. */
+  struct ra__step_tpl *step_tpl;
 } ra__slot_t;
 
 struct ra_server {
@@ -115,6 +124,9 @@ void ra__handles_fini (ra_server_t *srv);
 int64_t ra__handle_new (ra_server_t *srv);
 void ra__handle_put (ra_server_t *srv, int64_t handle, int slot_i);
 void ra__handle_del (ra_server_t *srv, int64_t handle);
+/* A fresh 64-bit value from the per-run secret stream (handles.c), for names that must be
+   unguessable (shared-memory segments). */
+uint64_t ra__secret_u64 (ra_server_t *srv);
 /* The slot index of a handle, or -1. */
 int ra__handle_find (const ra_server_t *srv, int64_t handle);
 /* CURVE (curve.c): makes srv->router a CURVE server and starts the ZAP handler when
@@ -140,6 +152,32 @@ bool ra__run_or_defer (ra_server_t *srv, ra_pool_fn fn, int kind, uint64_t id);
 void ra__reply_job (ra_server_t *srv, ra__slot_t *slot, ra_msg_out_t *rep);
 /* True if the op (len bytes) is known and names a handle. */
 bool ra__op_is_session (const char *op, int len);
+/* Shared-memory data plane (shm.c, docs/protocol.md section "Shared memory"). */
+typedef struct ra__shm ra__shm_t;
+/* True when every endpoint the server is bound to is local (ipc://, loopback tcp). */
+bool ra__shm_offered (const ra_server_t *srv);
+/* Creates, sizes and maps the segment of slot's session (mode 0600, an unguessable name) and
+   moves the session's output buffers into it. */
+ra_err_t ra__shm_new (ra_server_t *srv, ra__slot_t *slot, ra_error_t *err);
+/* Unlinks (if still linked) and unmaps slot's segment; NULL-safe. Call after the session is
+   destroyed. */
+void ra__shm_drop (ra__slot_t *slot);
+/* Packs the make reply's "shm" value: {name, bytes, action: [off0, off1]}. */
+void ra__shm_pack_make (ra_msg_out_t *rep, const ra__slot_t *slot);
+/* Reads the request's optional "shm" (segment slot 0 or 1) into *j (-1 when absent). A session
+   without a segment, or a value other than 0 or 1, is BAD_REQUEST. The first request naming a
+   slot unlinks the segment's name: the client has mapped it, and nobody else can open it now. */
+ra_err_t ra__shm_request (ra__slot_t *slot, const ra_msg_in_t *req, int *j, ra_error_t *err);
+/* The action tensor the client wrote into slot j: i32 (N) or (N, k). */
+ra_tensor_t ra__shm_action (const ra__slot_t *slot, int j, int n, int k);
+/* Turns rep's frames (which all point into the segment) into a trailing "shm": [offset, bytes,
+   ...] entry (one pair per frame, in frame order) and drops the frames. The caller counted that
+   entry in the reply's map. RA_ERR_INTERNAL if a frame lies outside the segment. */
+ra_err_t ra__shm_reply (const ra__slot_t *slot, ra_msg_out_t *rep, ra_error_t *err);
+/* Removes segments left by servers that are no longer running (name prefix + pid check). Returns
+   how many. */
+int ra__shm_sweep (void);
+
 /* Dispatches req through the command table (handlers.c). */
 void ra__dispatch (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep);
 

@@ -35,6 +35,8 @@ struct ra_session {
   size_t info_row[RA_SIM_MAX_FIELDS];
   ra_outbufs_t *out;                    /* current buffers (the session holds one reference) */
   ra_outbufs_t *spare[S_SPARES];        /* earlier buffers, reused once no reply holds them */
+  ra_outbufs_t *ext[2];                 /* shared-memory sessions: the two external blocks */
+  int ext_next;                         /* the block the next write goes to */
 
   int32_t *actions;                     /* N * k */
   int64_t *ep_steps;                    /* N */
@@ -101,7 +103,8 @@ static void s_block_free (void *p, size_t n)
 void ra_outbufs_release (ra_outbufs_t *b)
 {
   if (b && atomic_fetch_sub_explicit (&b->refs, 1, memory_order_acq_rel) == 1) {
-    s_block_free (b->block, b->nbytes);
+    if (!b->external)
+      s_block_free (b->block, b->nbytes);
     free (b);
   }
 }
@@ -191,6 +194,13 @@ static ra_outbufs_t *s_outbufs_new (const ra_session_t *s, const ra_outbufs_t *s
    ever written into a buffer ZeroMQ may still be sending. */
 static ra_err_t s_own_out (ra_session_t *s, bool keep)
 {
+  if (s->ext[0]) {
+    ra_outbufs_t *next = s->ext[s->ext_next];
+    if (next != s->out && keep)
+      memcpy (next->block, s->out->block, s->block_bytes);
+    s->out = next;
+    return RA_OK;
+  }
   if (atomic_load_explicit (&s->out->refs, memory_order_acquire) == 1)
     return RA_OK;
   int free_i = -1, empty_i = -1;
@@ -300,7 +310,12 @@ void ra_session_destroy (ra_session_t **session_p)
   if (!s)
     return;
   s->cls->destroy (&s->sim);
-  ra_outbufs_release (s->out);
+  if (s->ext[0]) {
+    ra_outbufs_release (s->ext[0]);   /* s->out is one of these */
+    ra_outbufs_release (s->ext[1]);
+  } else {
+    ra_outbufs_release (s->out);
+  }
   for (int i = 0; i < S_SPARES; i++)
     ra_outbufs_release (s->spare[i]);
   free (s->actions);
@@ -499,4 +514,39 @@ ra_err_t ra_session_step (ra_session_t *s, ra_pool_t *pool)
     return RA_ERR_NOMEM;
   ra_pool_run (pool, s->n, RA_SESSION_MIN_PARALLEL, ra_session_step_range, s);
   return RA_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* External (shared-memory) blocks                                                             */
+
+size_t ra_session_block_bytes (const ra_session_t *s) { return s->block_bytes; }
+
+ra_err_t ra_session_use_blocks (ra_session_t *s, void *block0, void *block1)
+{
+  void *blocks[2] = { block0, block1 };
+  ra_outbufs_t *w[2] = { calloc (1, sizeof *w[0]), calloc (1, sizeof *w[1]) };
+  if (!w[0] || !w[1]) {
+    free (w[0]);
+    free (w[1]);
+    return RA_ERR_NOMEM;
+  }
+  for (int j = 0; j < 2; j++) {
+    w[j]->block = blocks[j];
+    w[j]->nbytes = s->block_bytes;
+    w[j]->external = true;
+    atomic_init (&w[j]->refs, 1);
+    s_bind (s, w[j]);
+    s->ext[j] = w[j];
+  }
+  /* The current rows (all zero before the first reset) move to block 0. */
+  memcpy (block0, s->out->block, s->block_bytes);
+  ra_outbufs_release (s->out);
+  s->out = w[0];
+  s->ext_next = 0;
+  return RA_OK;
+}
+
+void ra_session_select_block (ra_session_t *s, int j)
+{
+  s->ext_next = j ? 1 : 0;
 }

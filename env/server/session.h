@@ -46,6 +46,7 @@ typedef struct {
   atomic_int refs;                      /* the session's own reference plus one per frame in flight */
   void *block;                          /* one allocation holding every buffer below */
   size_t nbytes;
+  bool external;                        /* block belongs to someone else (a shared-memory segment) */
   ra_sim_buffers_t sim;                 /* obs, info, reward, terminated */
   uint8_t *truncated;                   /* N */
   uint8_t *info_mask;                   /* N: 1 where info came from this step (top-level info) */
@@ -111,6 +112,16 @@ ra_err_t ra_session_reset_prepare (ra_session_t *s, const uint64_t *seeds, const
 void ra_session_reset_range (void *session, int i0, int i1);
 ra_err_t ra_session_step_prepare (ra_session_t *s);
 void ra_session_step_range (void *session, int i0, int i1);
+
+/* Shared-memory sessions (env/server/shm.c): the output buffers live in two caller-owned blocks
+   of ra_session_block_bytes each (64-byte aligned, laid out as the session's own), and each step
+   or reset writes into the one picked by ra_session_select_block, copying the current rows first
+   where the write keeps some (as a switch to a spare does). Call use_blocks once, before the
+   first reset; the blocks must outlive the session. No reply may reference them (shm replies
+   carry offsets, not frames). RA_ERR_NOMEM if the wrappers cannot be allocated. */
+size_t ra_session_block_bytes (const ra_session_t *s);
+ra_err_t ra_session_use_blocks (ra_session_t *s, void *block0, void *block1);
+void ra_session_select_block (ra_session_t *s, int j);
 
 /* Batches of at least this many envs are split across the pool; smaller run inline. */
 #define RA_SESSION_MIN_PARALLEL 64

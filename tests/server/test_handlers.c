@@ -809,3 +809,60 @@ Test (handlers, every_registered_sim_serves_make_reset_step_render)
     cr_assert_eq (th_call (&T), RA_OK, "%s: %s", sims[s]->name, T.err.message);
   }
 }
+
+/* Step replies after the first reuse the header packed at the first one (handlers.c,
+   s_reply_step): every later header must be byte for byte the first one but for the id, with the
+   same frame sizes, and same_step steps where an env ended must still get their final_obs. */
+Test (handlers, step_reply_headers_match_the_first_whatever_step_packs_them)
+{
+  static const char *const modes[] = { "next_step", "same_step", "disabled" };
+  for (int mi = 0; mi < 3; mi++) {
+    const int n = 3, steps = 12;
+    int64_t h = th_make (&T, ENV, n, 5, modes[mi], 4);
+    cr_assert_gt (h, 0, "%s", T.err.message);
+    cr_assert_eq (th_reset (&T, h, 9, NULL, 0), RA_OK);
+    int32_t a[3 * SLATE];
+    size_t head0 = 0;
+    unsigned char first[4096];
+    int nframes0 = 0;
+    size_t sizes0[RA_MSG_MAX_FRAMES];
+    int finals = 0;
+    for (int s = 0; s < steps; s++) {
+      for (int i = 0; i < n; i++)
+        th_policy (a + SLATE * i, i, s, K, SLATE);
+      if (mi == 2 && s > 0)   /* disabled: envs that ended must be reset first */
+        cr_assert_eq (th_reset (&T, h, -1, NULL, 0), RA_OK, "%s", T.err.message);
+      cr_assert_eq (th_step (&T, h, a, n, SLATE), RA_OK, "%s: %s", modes[mi], T.err.message);
+      const msgpack_object *info = th_map (&T, "info");
+      bool final = ra_map_get (info, "final_obs") != NULL;
+      if (final) {
+        finals++;
+        cr_assert_eq (mi, 1, "final_obs only under same_step");
+        continue;
+      }
+      cr_assert_lt (T.rep.head.size, sizeof first);
+      if (s == 0) {
+        head0 = T.rep.head.size;
+        memcpy (first, T.rep.head.data, head0);
+        nframes0 = T.rep.nframes;
+        for (int i = 0; i < nframes0; i++)
+          sizes0[i] = T.rep.frames[i].nbytes;
+        continue;
+      }
+      /* Request ids stay below 128 here, so each id is one byte and the headers differ in it
+         alone. */
+      cr_assert_eq (T.rep.head.size, head0, "%s step %d: header of %zu bytes, the first had %zu",
+                    modes[mi], s, T.rep.head.size, head0);
+      int differ = 0;
+      for (size_t i = 0; i < head0; i++)
+        differ += ((const unsigned char *) T.rep.head.data)[i] != first[i];
+      cr_assert_eq (differ, 1, "%s step %d: %d header bytes differ (the id only expected)",
+                    modes[mi], s, differ);
+      cr_assert_eq (T.rep.nframes, nframes0);
+      for (int i = 0; i < nframes0; i++)
+        cr_assert_eq (T.rep.frames[i].nbytes, sizes0[i]);
+    }
+    if (mi == 1)
+      cr_assert_gt (finals, 0, "episodes of 4 steps must end within %d steps", steps);
+  }
+}

@@ -19,6 +19,7 @@ import numpy as np
 import zmq
 import zmq.utils.z85
 
+from . import shm as _shm
 from . import wire
 from .errors import (DeadlineError, ServerDiedError, TransportError, VersionError,
                      error_from_reply)
@@ -73,18 +74,24 @@ class Client:
     server_key and client_key turn on CURVE (see curve_keys for their forms): traffic is encrypted
     and the server knows this client by its public key; sessions made here belong to that key,
     so a new Client with the same key pair can carry on with them and no other key can. A server
-    that refuses the key never answers: the hello raises DeadlineError."""
+    that refuses the key never answers: the hello raises DeadlineError.
+    shm: use the server's shared-memory data plane when the endpoint is local (ipc://, loopback
+    tcp) and the server offers it (recarena.shm; arrays a step returns are then views valid until
+    that session's next step or reset). The results are the same either way."""
 
     def __init__(self, address: Optional[str] = None, timeout: float = DEFAULT_TIMEOUT_S,
                  server_path: Optional[str] = None, hello: bool = True,
                  server_key: Optional[str] = None,
-                 client_key: Union[str, Tuple[str, str], None] = None):
+                 client_key: Union[str, Tuple[str, str], None] = None,
+                 shm: bool = True):
         if (server_key is None) != (client_key is None):
             raise ValueError("CURVE needs both server_key and client_key")
         keys = curve_keys(server_key, client_key) if server_key is not None else None
         self.timeout = float(timeout)
         self._server: Optional[LocalServer] = None
         self._sock = None
+        self._segments: Dict[int, _shm.Segment] = {}
+        self.shm = False
         self._pid = os.getpid()
         if address is None:
             self._server = default_server().acquire(server_path)
@@ -102,6 +109,10 @@ class Client:
             if hello:
                 startup = max(self.timeout, STARTUP_TIMEOUT_S) if self._server else self.timeout
                 self.server_info = self.hello(timeout=startup)
+            # Shared memory (docs/protocol.md, "Shared memory"): only on this machine, and only
+            # when the server offers it; the results are the same either way.
+            self.shm = bool(shm and _shm.endpoint_is_local(address)
+                            and "shm" in (self.server_info.get("capabilities") or ()))
         except BaseException:
             self.close()
             raise
@@ -118,6 +129,9 @@ class Client:
 
     def close(self) -> None:
         """Closes the socket and releases the local server. Idempotent."""
+        for seg in self._segments.values():
+            seg.close()
+        self._segments.clear()
         if self._sock is not None:
             try:
                 self._sock.close(linger=0)
@@ -227,6 +241,8 @@ class Client:
             fields["autoreset"] = autoreset
         if max_episode_steps is not None:
             fields["max_episode_steps"] = int(max_episode_steps)
+        if self.shm:
+            fields["shm"] = True
         header, frames = self.call("make", fields)
         if not isinstance(header.get("handle"), int):
             raise TransportError("'make' reply has no integer 'handle'")
@@ -235,6 +251,14 @@ class Client:
                                                         "observation_space")
         result["action_space"] = wire.decode_space(header.get("action_space"), frames,
                                                    "action_space")
+        desc = result.pop("shm", None)
+        if desc is not None:
+            act = result["action_space"]
+            slate = int(act.shape[0]) if len(getattr(act, "shape", ()) or ()) == 1 else 1
+            try:
+                self._segments[header["handle"]] = _shm.Segment(desc, int(num_envs), slate)
+            except TransportError:
+                pass  # not mappable here: the session still answers over frames
         return result
 
     def reset(self, handle: int, seed: Any = None, options: Optional[dict] = None
@@ -251,15 +275,30 @@ class Client:
             if opts.get("reset_mask") is not None:
                 opts["reset_mask"] = out.tensor(np.asarray(opts["reset_mask"], dtype=np.bool_))
             fields["options"] = opts
+        seg = self._segments.get(handle)
+        if seg is not None:
+            fields["shm"] = seg.next_slot()
         header, frames = self.call("reset", fields, out)
+        if seg is not None:
+            return seg.decode("reset", header, wire.decode_reset_reply)
         return wire.decode_reset_reply(header, frames)
 
     def step(self, handle: int, action: np.ndarray) -> Tuple[Any, np.ndarray, np.ndarray,
                                                              np.ndarray, Dict[str, Any]]:
-        """(obs, reward f32[N], terminated bool[N], truncated bool[N], info) of the batch."""
+        """(obs, reward f32[N], terminated bool[N], truncated bool[N], info) of the batch. Over
+        shared memory the arrays are views valid until this session's next step or reset."""
         out = wire.Outgoing()
-        header, frames = self.call("step", {"handle": handle, "action": out.tensor(action)}, out)
-        return wire.decode_step_reply(header, frames)
+        seg = self._segments.get(handle)
+        if seg is None:
+            header, frames = self.call("step", {"handle": handle, "action": out.tensor(action)}, out)
+            return wire.decode_step_reply(header, frames)
+        j = seg.next_slot()
+        a = np.asarray(action)
+        fields: Dict[str, Any] = {"handle": handle, "shm": j}
+        if not seg.put_action(j, a):
+            fields["action"] = out.tensor(a)  # answered as over frames, errors included
+        header, _ = self.call("step", fields, out)
+        return seg.decode("step", header, wire.decode_step_reply)
 
     def set_task(self, handle: int, task: dict, mask: Any = None) -> Dict[str, Any]:
         out = wire.Outgoing()
@@ -276,5 +315,12 @@ class Client:
             raise TransportError("'render' reply has no 'text' string")
         return text
 
+    def uses_shm(self, handle: int) -> bool:
+        """True when handle's results are views on a shared-memory segment (see recarena.shm)."""
+        return handle in self._segments
+
     def close_handle(self, handle: int, timeout: Optional[float] = None) -> None:
+        seg = self._segments.pop(handle, None)
+        if seg is not None:
+            seg.close()
         self.call("close", {"handle": handle}, timeout=timeout)

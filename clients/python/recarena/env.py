@@ -15,6 +15,7 @@ from typing import Any, Dict, Optional, Tuple
 import gymnasium as gym
 import numpy as np
 
+from . import shm as _shm
 from .spaces import as_slate
 from .client import CLOSE_TIMEOUT_S, DEFAULT_TIMEOUT_S, Client
 from .local import LocalClient, open_backend
@@ -106,6 +107,9 @@ class RemoteEnv(gym.Env):
         self._action_shape = (1,) + tuple(self.action_space.shape or ())
         self._local = self._client.batch(self._handle) if isinstance(self._client, LocalClient) \
             else None
+        # Over shared memory the batch is a view two steps long; a Gymnasium env hands out data
+        # its user may keep, so the one env's row is copied off the segment.
+        self._detach = self._local is None and self._client.uses_shm(self._handle)
 
     @property
     def client(self) -> Client:
@@ -120,6 +124,8 @@ class RemoteEnv(gym.Env):
             raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
         obs, info = self.client.reset(self._handle, seed=None if seed is None else int(seed),
                                       options=options)
+        if self._detach:
+            obs, info = _shm.detach(obs), _shm.detach(info)
         return unbatch(obs), unbatch_info(info)
 
     def step(self, action: Any) -> Tuple[Any, float, bool, bool, Dict[str, Any]]:
@@ -130,6 +136,8 @@ class RemoteEnv(gym.Env):
         if self._local is not None:  # in-process: the same result without the batch form
             return self._local.step_single(a)
         obs, reward, terminated, truncated, info = self.client.step(self._handle, a)
+        if self._detach:
+            obs, info = _shm.detach(obs), _shm.detach(info)
         return (unbatch(obs), float(reward[0]), bool(terminated[0]), bool(truncated[0]),
                 unbatch_info(info))
 

@@ -1,0 +1,356 @@
+/*  tests/server/test_shm.c - the shared-memory data plane (docs/protocol.md section "Shared
+    memory"): a server thread on loopback TCP and ipc://, one client over shared memory and one
+    over frames, stepped side by side; the segment's life (unlinked at first use, gone at close,
+    expiry and when the client goes away, swept after a server crash); and what another
+    connection can do with it.                                                                  */
+#define _DEFAULT_SOURCE
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "env/server/server.h"
+#include "helpers.h"
+#include "protocol/client.h"
+
+#define ENV "ECommerce-v1"
+
+static ra_server_t *S;
+static pthread_t S_thread;
+static char S_ipc[128];
+
+static void *s_serve (void *arg)
+{
+  ra_server_run (arg);
+  return NULL;
+}
+
+static void s_start (double idle_timeout_s)
+{
+  ra_server_opts_t o;
+  ra_server_opts_default (&o);
+  o.workers = 2;
+  if (idle_timeout_s > 0)
+    o.idle_timeout_s = idle_timeout_s;
+  ra_error_t err;
+  cr_assert_eq (ra_server_new (&o, &S, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_server_bind (S, "tcp://127.0.0.1:*", &err), RA_OK, "%s", err.message);
+  snprintf (S_ipc, sizeof S_ipc, "ipc:///tmp/recarena-shm-test-%d.sock", (int) getpid ());
+  cr_assert_eq (ra_server_bind (S, S_ipc, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (pthread_create (&S_thread, NULL, s_serve, S), 0);
+}
+
+static void setup (void) { s_start (0); }
+
+static void teardown (void)
+{
+  ra_server_stop (S);
+  pthread_join (S_thread, NULL);
+  ra_server_destroy (&S);
+  unlink (S_ipc + strlen ("ipc://"));
+}
+
+TestSuite (shm, .init = setup, .fini = teardown, .timeout = 60);
+
+/* Segments in /dev/shm of the server process pid. */
+static int s_segments (int pid)
+{
+  char prefix[64];
+  snprintf (prefix, sizeof prefix, "recarena-shm-%d-", pid);
+  DIR *d = opendir ("/dev/shm");
+  cr_assert (d, "/dev/shm is not readable");
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir (d)) != NULL)
+    n += strncmp (e->d_name, prefix, strlen (prefix)) == 0;
+  closedir (d);
+  return n;
+}
+
+static ra_client_t *s_client (const char *ep, bool shm)
+{
+  ra_client_t *c;
+  ra_error_t err;
+  cr_assert_eq (ra_client_new (ep, 5000, &c, &err), RA_OK, "%s", err.message);
+  ra_client_set_shm (c, shm);
+  cr_assert_eq (ra_client_shm_available (c), shm, "a local server offers shared memory");
+  return c;
+}
+
+static uint64_t s_digest (const ra_step_result_t *r, bool with_step)
+{
+  uint64_t h = 1469598103934665603ull;
+  for (int f = 0; f < r->obs.n; f++) {
+    h = th_fnv (h, r->obs.names[f], strlen (r->obs.names[f]));
+    h = th_fnv (h, r->obs.tensors[f].data, r->obs.tensors[f].nbytes);
+  }
+  for (int f = 0; f < r->info.n; f++) {
+    h = th_fnv (h, r->info.names[f], strlen (r->info.names[f]));
+    h = th_fnv (h, r->info.tensors[f].data, r->info.tensors[f].nbytes);
+  }
+  if (with_step) {
+    h = th_fnv (h, r->reward.data, r->reward.nbytes);
+    h = th_fnv (h, r->terminated.data, r->terminated.nbytes);
+    h = th_fnv (h, r->truncated.data, r->truncated.nbytes);
+  }
+  return h;
+}
+
+/* Steps one shm and one frames client side by side through every autoreset mode, masked resets,
+   bad actions (both paths must refuse them alike), actions of another integer dtype and actions
+   out of int32 range (sent as tensors by the shm client). */
+static void s_same_trajectories (const char *ep)
+{
+  static const char *const modes[] = { "next_step", "same_step", "disabled" };
+  ra_client_t *cs = s_client (ep, true), *cf = s_client (ep, false);
+  const int n = 5, steps = 40;
+  for (int mi = 0; mi < 3; mi++) {
+    ra_make_opts_t mo = { .has_seed = true, .seed = 21, .autoreset = modes[mi], .max_episode_steps = 7 };
+    ra_client_env_t es, ef;
+    ra_error_t err, err2;
+    cr_assert_eq (ra_client_make (cs, ENV, n, &mo, &es, &err), RA_OK, "%s", err.message);
+    cr_assert_eq (ra_client_make (cf, ENV, n, &mo, &ef, &err), RA_OK, "%s", err.message);
+    cr_assert (es.shm != NULL && ef.shm == NULL, "%s: shm on the shm client only", modes[mi]);
+    ra_step_result_t rs, rf;
+    uint64_t seeds[5] = { 3, 1, 4, 1, 5 };
+    cr_assert_eq (ra_client_reset (cs, &es, seeds, NULL, &rs, &err), RA_OK, "%s", err.message);
+    cr_assert_eq (ra_client_reset (cf, &ef, seeds, NULL, &rf, &err), RA_OK, "%s", err.message);
+    cr_assert_eq (s_digest (&rs, false), s_digest (&rf, false), "%s: reset differs", modes[mi]);
+    int32_t a[5 * 3];
+    int64_t a64[5 * 3], shape[2] = { n, 3 };
+    ra_step_result_t prev;
+    uint64_t prev_digest = 0;
+    bool have_prev = false;
+    for (int s = 0; s < steps; s++) {
+      for (int i = 0; i < n; i++)
+        for (int j = 0; j < 3; j++)
+          a[3 * i + j] = a64[3 * i + j] = (i * 7 + s * 3 + 5 * j) % 20;
+      if (s % 9 == 4) {   /* refused alike: out of range, then out of int32 range */
+        have_prev = false;   /* a refused request still takes the next slot */
+        int32_t keep = a[4];
+        a[4] = 20;
+        ra_tensor_t bad = ra_tensor_view (RA_DTYPE_I32, 2, shape, a);
+        cr_assert_eq (ra_client_step (cs, &es, &bad, &rs, &err), RA_ERR_BAD_ACTION);
+        cr_assert_eq (ra_client_step (cf, &ef, &bad, &rf, &err2), RA_ERR_BAD_ACTION);
+        cr_assert_str_eq (err.message, err2.message);
+        cr_assert_eq (err.env_index, err2.env_index);
+        a[4] = keep;
+        int64_t keep64 = a64[7];
+        a64[7] = (int64_t) 1 << 32;
+        ra_tensor_t big = ra_tensor_view (RA_DTYPE_I64, 2, shape, a64);
+        cr_assert_eq (ra_client_step (cs, &es, &big, &rs, &err), RA_ERR_BAD_ACTION);
+        cr_assert_eq (ra_client_step (cf, &ef, &big, &rf, &err2), RA_ERR_BAD_ACTION);
+        cr_assert_str_eq (err.message, err2.message);
+        a64[7] = keep64;
+        int64_t flat[1] = { n * 3 };
+        ra_tensor_t wrong = ra_tensor_view (RA_DTYPE_I32, 1, flat, a);
+        cr_assert_eq (ra_client_step (cs, &es, &wrong, &rs, &err), RA_ERR_BAD_ACTION);
+        cr_assert_eq (ra_client_step (cf, &ef, &wrong, &rf, &err2), RA_ERR_BAD_ACTION);
+        cr_assert_str_eq (err.message, err2.message);
+      }
+      ra_tensor_t act = s % 2 ? ra_tensor_view (RA_DTYPE_I64, 2, shape, a64)
+                              : ra_tensor_view (RA_DTYPE_I32, 2, shape, a);
+      ra_err_t r1 = ra_client_step (cs, &es, &act, &rs, &err);
+      ra_err_t r2 = ra_client_step (cf, &ef, &act, &rf, &err2);
+      cr_assert_eq (r1, r2, "%s step %d: %s / %s", modes[mi], s, err.message, err2.message);
+      if (r1 == RA_ERR_NEEDS_RESET) {   /* disabled: reset the ended envs, by mask */
+        have_prev = false;
+        bool mask[5];
+        for (int i = 0; i < n; i++)
+          mask[i] = i == err.env_index || i % 2 == 0;
+        cr_assert_eq (ra_client_reset (cs, &es, NULL, mask, &rs, &err), RA_OK, "%s", err.message);
+        cr_assert_eq (ra_client_reset (cf, &ef, NULL, mask, &rf, &err), RA_OK, "%s", err.message);
+        cr_assert_eq (s_digest (&rs, false), s_digest (&rf, false), "%s: masked reset differs", modes[mi]);
+        continue;
+      }
+      cr_assert_eq (r1, RA_OK, "%s step %d: %s", modes[mi], s, err.message);
+      cr_assert_eq (rs.obs.n, rf.obs.n);
+      cr_assert_eq (rs.info.n, rf.info.n, "%s step %d: %d info tensors, %d over frames", modes[mi], s,
+                    rs.info.n, rf.info.n);
+      cr_assert_eq (s_digest (&rs, true), s_digest (&rf, true), "%s step %d differs", modes[mi], s);
+      /* Double buffering: the previous step's results are intact while this one was written. */
+      if (have_prev)
+        cr_assert_eq (s_digest (&prev, true), prev_digest, "%s step %d overwrote step %d's results",
+                      modes[mi], s, s - 1);
+      prev = rs;
+      prev_digest = s_digest (&rs, true);
+      have_prev = true;
+    }
+    cr_assert_eq (ra_client_close (cs, &es, &err), RA_OK, "%s", err.message);
+    cr_assert_eq (ra_client_close (cf, &ef, &err), RA_OK, "%s", err.message);
+    ra_client_env_fini (&es);
+    ra_client_env_fini (&ef);
+  }
+  ra_client_destroy (&cs);
+  ra_client_destroy (&cf);
+}
+
+Test (shm, shm_and_frames_give_identical_trajectories_over_tcp_and_ipc)
+{
+  s_same_trajectories (ra_server_endpoint (S, 0));
+  s_same_trajectories (S_ipc);
+  cr_assert_eq (s_segments (getpid ()), 0, "every segment is gone once its session closed");
+}
+
+/* A raw make with shm: true; returns the handle and copies the segment's name. */
+static int64_t s_raw_make (ra_client_t *c, char *name, size_t cap)
+{
+  ra_msg_out_t m;
+  ra_msg_out_init (&m);
+  ra_msg_out_request (&m, ra_client_next_id (c), "make", 3);
+  ra_msg_out_str (&m, "env");
+  ra_msg_out_str (&m, ENV);
+  ra_msg_out_str (&m, "num_envs");
+  ra_msg_out_int (&m, 2);
+  ra_msg_out_str (&m, "shm");
+  ra_msg_out_bool (&m, true);
+  const ra_msg_in_t *r;
+  ra_error_t err;
+  cr_assert_eq (ra_client_call (c, &m, &r, &err), RA_OK, "%s", err.message);
+  ra_msg_out_fini (&m);
+  int64_t h;
+  cr_assert_eq (ra_get_int (r->root, "handle", &h, &err), RA_OK);
+  const msgpack_object *shm = ra_map_get (r->root, "shm");
+  cr_assert (shm, "a local server answers make with shm: true with a segment");
+  const char *s;
+  int len;
+  cr_assert_eq (ra_get_str (shm, "name", &s, &len, &err), RA_OK);
+  cr_assert_lt ((size_t) len, cap);
+  memcpy (name, s, (size_t) len);
+  name[len] = '\0';
+  return h;
+}
+
+static ra_err_t s_raw_reset (ra_client_t *c, int64_t h, int slot, ra_error_t *err)
+{
+  ra_msg_out_t m;
+  ra_msg_out_init (&m);
+  ra_msg_out_request (&m, ra_client_next_id (c), "reset", 2);
+  ra_msg_out_str (&m, "handle");
+  ra_msg_out_int (&m, h);
+  ra_msg_out_str (&m, "shm");
+  ra_msg_out_int (&m, slot);
+  ra_err_t rc = ra_client_call (c, &m, NULL, err);
+  ra_msg_out_fini (&m);
+  return rc;
+}
+
+Test (shm, the_segment_is_private_and_unlinked_at_first_use_and_at_close)
+{
+  ra_client_t *c = s_client (ra_server_endpoint (S, 0), true);
+  char name[128];
+  int64_t h = s_raw_make (c, name, sizeof name);
+  int fd = shm_open (name, O_RDONLY, 0);
+  cr_assert_geq (fd, 0, "the segment exists until first use");
+  struct stat st;
+  cr_assert_eq (fstat (fd, &st), 0);
+  cr_assert_eq (st.st_mode & 0777, 0600, "mode %o, expected 0600", st.st_mode & 0777);
+  close (fd);
+  cr_assert_eq (s_segments (getpid ()), 1);
+  /* Slots are 0 and 1; a session without a segment refuses "shm". */
+  ra_error_t err;
+  cr_assert_eq (s_raw_reset (c, h, 2, &err), RA_ERR_BAD_REQUEST);
+  cr_assert_eq (shm_open (name, O_RDONLY, 0) >= 0, true, "a refused request does not unlink");
+  cr_assert_eq (s_raw_reset (c, h, 0, &err), RA_OK, "%s", err.message);
+  cr_assert_lt (shm_open (name, O_RDONLY, 0), 0, "nobody can open the segment after its first use");
+  cr_assert_eq (s_segments (getpid ()), 0);
+  /* Closing a session whose segment was never used removes it too. */
+  int64_t h2 = s_raw_make (c, name, sizeof name);
+  cr_assert_eq (s_segments (getpid ()), 1);
+  ra_client_env_t env = { .handle = h2, .num_envs = 2 };
+  cr_assert_eq (ra_client_close (c, &env, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (s_segments (getpid ()), 0);
+  /* Another connection: the handle rules apply to shm requests as to any other. */
+  ra_client_t *other = s_client (S_ipc, true);
+  cr_assert_eq (s_raw_reset (other, h2, 0, &err), RA_ERR_NO_SUCH_HANDLE);
+  ra_client_env_t plain;
+  ra_client_set_shm (other, false);
+  cr_assert_eq (ra_client_make (other, ENV, 2, NULL, &plain, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (s_raw_reset (other, plain.handle, 0, &err), RA_ERR_BAD_REQUEST,
+                "a session made without shm refuses shm requests");
+  ra_client_env_fini (&plain);
+  ra_client_destroy (&other);
+  ra_client_destroy (&c);
+}
+
+/* Tests that start (or crash) their own servers. */
+TestSuite (shm_life, .timeout = 60);
+
+Test (shm_life, segments_go_when_sessions_expire_or_their_client_goes_away)
+{
+  s_start (0.3);
+  ra_client_t *c = s_client (ra_server_endpoint (S, 0), true);
+  char name[128];
+  s_raw_make (c, name, sizeof name);   /* never used: still linked */
+  ra_client_env_t env;
+  ra_error_t err;
+  cr_assert_eq (ra_client_make (c, ENV, 3, NULL, &env, &err), RA_OK, "%s", err.message);
+  cr_assert (env.shm);
+  cr_assert_eq (s_segments (getpid ()), 2);
+  /* The client goes away without closing anything: the server learns it by the idle expiry. */
+  ra_client_env_fini (&env);
+  ra_client_destroy (&c);
+  struct timespec ts = { 0, 100 * 1000 * 1000 };
+  for (int i = 0; i < 50 && s_segments (getpid ()) > 0; i++)
+    nanosleep (&ts, NULL);
+  cr_assert_eq (s_segments (getpid ()), 0, "expired sessions leave no segment");
+  ra_server_counters_t k;
+  ra_server_counters (S, &k);
+  cr_assert_eq (k.sessions, 0);
+  teardown ();
+}
+
+Test (shm_life, a_new_server_sweeps_the_segments_of_one_that_crashed)
+{
+  char ipc[128];
+  snprintf (ipc, sizeof ipc, "ipc:///tmp/recarena-shm-crash-%d.sock", (int) getpid ());
+  pid_t child = fork ();
+  cr_assert_geq (child, 0);
+  if (child == 0) {
+    ra_server_opts_t o;
+    ra_server_opts_default (&o);
+    o.workers = 1;
+    ra_server_t *srv;
+    ra_error_t err;
+    if (ra_server_new (&o, &srv, &err) != RA_OK || ra_server_bind (srv, ipc, &err) != RA_OK)
+      _exit (3);
+    ra_server_run (srv);
+    _exit (0);
+  }
+  ra_client_t *c;
+  ra_error_t err;
+  cr_assert_eq (ra_client_new (ipc, 5000, &c, &err), RA_OK, "%s", err.message);
+  cr_assert (ra_client_shm_available (c));
+  char name[128];
+  s_raw_make (c, name, sizeof name);
+  s_raw_make (c, name, sizeof name);
+  cr_assert_eq (s_segments (child), 2);
+  kill (child, SIGKILL);   /* a crash: nothing is cleaned up */
+  waitpid (child, NULL, 0);
+  ra_client_destroy (&c);
+  unlink (ipc + strlen ("ipc://"));
+  cr_assert_eq (s_segments (child), 2, "a killed server leaves its segments");
+  /* A live server's segments stay: one of this process's, made by hand. */
+  char mine[128];
+  snprintf (mine, sizeof mine, "/recarena-shm-%d-feedfacefeedface", (int) getpid ());
+  int fd = shm_open (mine, O_RDWR | O_CREAT | O_EXCL, 0600);
+  cr_assert_geq (fd, 0);
+  close (fd);
+  ra_server_opts_t o;
+  ra_server_opts_default (&o);
+  o.workers = 1;
+  ra_server_t *srv;
+  cr_assert_eq (ra_server_new (&o, &srv, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (s_segments (child), 0, "the next server sweeps the dead one's segments");
+  cr_assert_eq (s_segments (getpid ()), 1, "a live server's segment is kept");
+  shm_unlink (mine);
+  ra_server_destroy (&srv);
+}
