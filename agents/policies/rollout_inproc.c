@@ -111,7 +111,7 @@ ra_err_t ra_rollout_inproc_new (const ra_rollout_inproc_opts_t *o, ra_rollout_t 
     .max_episode_steps = o->max_episode_steps,
   };
   ra_err_t rc;
-  if (ra_pool_new (0, &p->pool) != RA_OK || !(p->done = calloc ((size_t) p->n, 1))) {
+  if (ra_pool_new (o->workers > 0 ? o->workers : 0, &p->pool) != RA_OK || !(p->done = calloc ((size_t) p->n, 1))) {
     rc = ra_error_set (err, RA_ERR_NOMEM, -1, "rollout: out of memory");
     goto fail;
   }
