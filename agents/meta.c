@@ -423,13 +423,12 @@ static ra_err_t s_validate (run_t *r, double R[8], ra_error_t *err)
   s_seeds (es, V, N, (uint64_t) r->o->seed, 0xe7a1, 0, 1);
   double ret[4096];
   ra_err_t rc = RA_OK;
-  for (int v = 0; v < V; v++) /* the same sampling streams at every validation: comparable R@j */
-    ra_nn_rng_init (ra_target_rng (r->valp, v), (uint64_t) r->o->seed, 1 + (uint64_t) v);
   for (int j = 0; rc == RA_OK && j < 8; j++) {
     if (j == 0) {
       s_seeds (as, V, N, (uint64_t) r->o->seed, 0xada, 0, 1);
+      /* the same sampling streams at every validation: comparable R@j */
       rc = ra_meta_adapt (r->valp, r->rows, r->o->head_only ? r->mask : NULL, r->vsrc.src, &a0, as,
-                          NULL, r->scratch, err);
+                          s_mix ((uint64_t) r->o->seed ^ 0xe7a1), NULL, r->scratch, err);
     } else {
       s_seeds (as, V, N, (uint64_t) r->o->seed, 0xada, (uint64_t) j, 1);
       rc = ra_target_begin_rollout (r->valp, r->vsrc.src, as, err);
@@ -474,7 +473,8 @@ static ra_err_t s_iterate (run_t *r, int64_t it, double budget_frac, double *met
   if (!es) {
     s_tile (r, r->theta, P);
     s_seeds (r->seeds, P, N, (uint64_t) o->seed, 0x7a1, (uint64_t) it, 1);
-    rc = ra_meta_adapt (r->work, r->rows, mask, r->wsrc.src, &r->ad, r->seeds, &st, r->scratch, err);
+    rc = ra_meta_adapt (r->work, r->rows, mask, r->wsrc.src, &r->ad, r->seeds,
+                        s_mix ((uint64_t) o->seed + (uint64_t) it), &st, r->scratch, err);
     if (rc == RA_OK && o->algo == A_REPTILE) {
       ra_target_get_params (r->work, r->rows);
       float eps = (float) (o->outer_lr * fmax (0.0, 1.0 - budget_frac));
@@ -501,7 +501,8 @@ static ra_err_t s_iterate (run_t *r, int64_t it, double budget_frac, double *met
     ra_meta_perturb (&r->noise, (uint64_t) it, m, r->theta, r->n, (float) o->sigma, r->rows + (size_t) m * r->n);
   if (o->algo == A_ESMAML) {
     s_seeds (r->seeds, P, N, (uint64_t) o->seed, 0x7a2, (uint64_t) it, 2);
-    rc = ra_meta_adapt (r->work, r->rows, mask, r->wsrc.src, &r->ad, r->seeds, &st, r->scratch, err);
+    rc = ra_meta_adapt (r->work, r->rows, mask, r->wsrc.src, &r->ad, r->seeds,
+                        s_mix ((uint64_t) o->seed + (uint64_t) it), &st, r->scratch, err);
   } else {
     ra_target_set_params (r->work, r->rows);
   }
@@ -594,6 +595,10 @@ int main (int argc, char **argv)
   if (ra_taskset_parse ("--train-tasks", o.train, &r.train, &err) != RA_OK
       || ra_taskset_parse ("--val-tasks", o.val, &r.val, &err) != RA_OK) {
     fprintf (stderr, "recarena-meta: %s\n", err.message);
+    goto out;
+  }
+  if (o.metrics && !(metrics = fopen (o.metrics, "a"))) {
+    fprintf (stderr, "recarena-meta: --metrics %s: %s\n", o.metrics, strerror (errno));
     goto out;
   }
   if (ra_nn_backend_open (o.device, NULL, &r.be, &err) != RA_OK) {
@@ -707,10 +712,6 @@ int main (int argc, char **argv)
   }
   if (r.mt && (rc = ra_target_begin_rollout (r.mt, r.tsrc, NULL, &err)) != RA_OK) {
     fprintf (stderr, "recarena-meta: %s\n", err.message);
-    goto out;
-  }
-  if (o.metrics && !(metrics = fopen (o.metrics, "a"))) {
-    fprintf (stderr, "recarena-meta: --metrics %s: %s\n", o.metrics, strerror (errno));
     goto out;
   }
   if (!o.quiet) {

@@ -44,11 +44,12 @@ ra_err_t ra_meta_set_block_tasks (ra_rollout_t *src, int P, int N, const char *s
 
 /* phi = adapt(theta, task) for the P replicas at once: theta is [P, n] host (n = params per
    replica), mask as ra_meta_adapt_mask or NULL (all adapt), seeds P*N env seeds for the adaptation
-   rollouts (NULL keeps the streams). The adapted parameters are left in w; scratch holds P*n
+   rollouts (NULL keeps the streams); replica r samples its slates from stream 1 + r of rng_seed,
+   so phi depends on theta, the tasks and the seeds only. The adapted parameters are left in w; scratch holds P*n
    floats (used for head-only). stats (may be NULL) gets the rollouts' steps and returns. */
 ra_err_t ra_meta_adapt (ra_target_t *w, const float *theta, const uint8_t *mask, ra_rollout_t *src,
-                        const ra_meta_adapt_cfg_t *a, const uint64_t *seeds, ra_target_stats_t *stats,
-                        float *scratch, ra_error_t *err);
+                        const ra_meta_adapt_cfg_t *a, const uint64_t *seeds, uint64_t rng_seed,
+                        ra_target_stats_t *stats, float *scratch, ra_error_t *err);
 /* One more inner update after ra_meta_adapt (same stream; mask and theta as there). */
 ra_err_t ra_meta_adapt_more (ra_target_t *w, const float *theta, const uint8_t *mask,
                              ra_rollout_t *src, ra_target_stats_t *stats, float *scratch,
