@@ -761,8 +761,10 @@ int main (int argc, char **argv)
       double sps = r.env_steps / fmax (now - t0, 1e-9);
       char eta[32];
       s_fmt_time ((o.budget - r.env_steps) / sps, eta, sizeof eta);
-      fprintf (stderr, "iter %lld  steps %lld/%lld  meta-return %.2f  val R@0 %.2f R@5w %.2f (best %.2f @%lld)  "
-               "%.0f samples/s  ETA %s\n", (long long) it, (long long) r.env_steps, o.budget, mret, R[0],
+      char mr[32];
+      snprintf (mr, sizeof mr, isfinite (mret) ? "%.2f" : "-", mret);
+      fprintf (stderr, "iter %lld  steps %lld/%lld  meta-return %s  val R@0 %.2f R@5w %.2f (best %.2f @%lld)  "
+               "%.0f samples/s  ETA %s\n", (long long) it, (long long) r.env_steps, o.budget, mr, R[0],
                (R[3] + R[4] + R[5] + R[6] + R[7]) / 5, best, (long long) best_iter, sps, eta);
       last = now;
     }

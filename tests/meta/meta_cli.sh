@@ -5,6 +5,7 @@
 #   determinism    same seed: bit-identical meta-init with --workers 1 and 2 (reptile and es)
 #   adapts_faster  a short reptile run: the best val R@5w beats the random init's (iter 0)
 #   resume         --checkpoint-in of the best checkpoint reproduces its val score exactly
+#   address SERVER through a recarena-server (--address) the same meta-init as in process
 set -u
 BIN=$1
 CASE=$2
@@ -102,6 +103,22 @@ resume)
   again=$(grep '"kind":"val","iter":0,' "$T/r.jsonl" | sed 's/.*"score":\([-0-9.e+]*\).*/\1/')
   [ "$best" = "$again" ] || fail "resumed val score $again, the checkpoint's was $best"
   echo "ok: resume ($best)"
+  ;;
+address)
+  SERVER=$3
+  "$SERVER" --bind "ipc://$T/s.sock" --workers 1 >"$T/server.log" 2>&1 &
+  spid=$!
+  trap 'kill $spid 2>/dev/null; wait $spid 2>/dev/null; rm -rf "$T"' EXIT
+  i=0
+  while [ ! -S "$T/s.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+  for algo in multitask es; do
+    "$BIN" --algo $algo --budget-steps 3000 --val-every 2 --seed 2 $SMALL --checkpoint-out "$T/in.st" >"$T/out" 2>&1 \
+      || fail "in process: $(cat "$T/out")"
+    "$BIN" --algo $algo --budget-steps 3000 --val-every 2 --seed 2 $SMALL --checkpoint-out "$T/srv.st" \
+      --address "ipc://$T/s.sock" >"$T/out" 2>&1 || fail "through the server: $(cat "$T/out")"
+    cmp -s "$T/in.st" "$T/srv.st" || fail "$algo: the server run's meta-init differs from the in-process one"
+  done
+  echo "ok: same meta-init through a server"
   ;;
 *) fail "unknown case $CASE" ;;
 esac
