@@ -11,7 +11,7 @@
 #   VAL (val:0-15), TEST (test:0-63), OOD (ood:0-63), NUM_ENVS (32 users per task in the A/B run),
 #   EPISODES (21: R@0..R@20), SEED (1), BUILD (build)
 # The defaults are the issue's full protocol: hours on a 2-core machine. A short smoke run:
-#   BUDGET=50000 TEST=test:0-7 OOD=ood:0-7 SIMS=ECommerce-v1 EPISODES=8 bench/meta_all_sims.sh /tmp/m
+#   BUDGET=50000 TEST=test:0-7 OOD=ood:0-7 SIMS=ECommerce-v1 EPISODES=8 NUM_ENVS=16 bench/meta_all_sims.sh /tmp/m
 set -eu
 OUT=${1:-meta_results}
 SIMS=${SIMS:-"ECommerce-v1 Ads-v1 News-v1 Content-v1"}
@@ -28,8 +28,8 @@ BUILD=${BUILD:-build}
 META=$BUILD/agents/recarena-meta
 AB=$BUILD/agents/recarena-ab
 [ -x "$META" ] && [ -x "$AB" ] || { echo "build recarena-meta and recarena-ab first ($BUILD)" >&2; exit 2; }
-curve="0,1,2,5,10,20"
-[ "$EPISODES" -le 20 ] && curve="0,1,2,5"
+curve=""
+for K in 0 1 2 5 7 10 20; do [ "$K" -lt "$EPISODES" ] && curve="$curve${curve:+,}$K"; done
 for sim in $SIMS; do
   d=$OUT/$sim
   mkdir -p "$d"
@@ -50,13 +50,13 @@ for sim in $SIMS; do
     arms="$arms,target:checkpoint=$d/$algo.safetensors:name=$algo"
   done
   arms="${arms#,},target:name=scratch,linucb,lints:credit=metric,popularity,random,oracle"
-  control=random
-  case " $ALGOS " in *" multitask "*) control=multitask ;; esac
+  control=random  # --control takes the arm's whole spec
+  case " $ALGOS " in *" multitask "*) control="target:checkpoint=$d/multitask.safetensors:name=multitask" ;; esac
   for split in "$TEST" "$OOD"; do
     tag=${split%%:*}
     echo "== $sim: recarena-ab on $split (unit task, $NUM_ENVS users per task, $EPISODES episodes)"
     "$AB" --env "$sim" --arms "$arms" --task-ids "$split" --num-envs "$NUM_ENVS" --episodes "$EPISODES" \
-      --curve-episodes "$curve" --unit task --seed "$SEED" --control $control \
+      --curve-episodes "$curve" --unit task --seed "$SEED" --control "$control" \
       --json "$d/ab_$tag.json" --csv "$d/ab_$tag.csv" --quiet >"$d/ab_$tag.txt" 2>&1 \
       || { echo "recarena-ab failed: $(tail -3 "$d/ab_$tag.txt")" >&2; exit 1; }
     cat "$d/ab_$tag.txt"
