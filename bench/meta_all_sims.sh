@@ -47,9 +47,12 @@ for sim in $SIMS; do
     best=$(echo "$done_line" | sed 's/.*"best_score":\([-0-9.e+]*\).*/\1/')
     awk -v a="$algo" -v s="$steps" -v b="$best" -v t0="$start" -v t1="$end" \
       'BEGIN { printf "%-10s %12d %10.1f %12.3f %12.0f\n", a, s, t1 - t0, b, s / (t1 - t0) }'
-    arms="$arms,target:checkpoint=$d/$algo.safetensors:name=$algo"
+    spec="target:checkpoint=$d/$algo.safetensors:name=$algo"
+    # the control first: recarena-ab compares against the first listed arm matching --control
+    if [ "$algo" = multitask ]; then arms="$spec$arms"; else arms="$arms,$spec"; fi
   done
-  arms="${arms#,},target:name=scratch,linucb,lints:credit=metric,popularity,random,oracle"
+  arms="${arms#,}"
+  arms="${arms},target:name=scratch,linucb,lints:credit=metric,popularity,random,oracle"
   control=random  # --control takes the arm's whole spec
   case " $ALGOS " in *" multitask "*) control="target:checkpoint=$d/multitask.safetensors:name=multitask" ;; esac
   for split in "$TEST" "$OOD"; do
