@@ -11,7 +11,7 @@
     put back to theta after every update). The settings travel in the checkpoint
     (ra_meta_ckpt_*).
 
-    Borrows everything; allocates nothing except in ra_meta_adapt_mask's caller's buffer. One
+    Borrows everything; allocates only temporaries (a task mask, a checkpoint's bytes). One
     thread per work policy.                                                                     */
 #ifndef RA_AGENTS_META_ADAPT_H
 #define RA_AGENTS_META_ADAPT_H
