@@ -17,7 +17,9 @@
 
 #include "agents/nn/nn.h"
 #include "agents/policies/rollout_inproc.h"
+#include "agents/policies/rollout_tasks.h"
 #include "agents/policies/target.h"
+#include "agents/policies/taskset.h"
 #include "common/kv.h"
 #include "env/server/server.h"
 #include "protocol/client.h"
@@ -30,6 +32,7 @@ typedef struct {
   ra_kv_list_t config;          /* env config */
   ra_kv_list_t policy;          /* policy settings from flags */
   uint64_t seed;
+  ra_taskset_t tasks;           /* --task, parsed (n = 0: the env's default task) */
 } opts_t;
 
 static void s_usage (FILE *f)
@@ -38,7 +41,9 @@ static void s_usage (FILE *f)
     "usage: recarena-target [options]\n"
     "  --address EP          server endpoint (default: start one in-process on tcp://127.0.0.1:*)\n"
     "  --env ID              env id (default ECommerce-v1)\n"
-    "  --task SPLIT:ID       train on one task (e.g. train:4); default: the env's default task\n"
+    "  --task SET            train on one task (train:4) or a task set (train:0-63, train:all,\n"
+    "                        train:1,5,9): envs spread over the tasks, each env's task drawn\n"
+    "                        again per episode; default: the env's default task\n"
     "  --config KEY=VALUE    env config, repeatable (e.g. --config reward=clicks)\n"
     "  --num-envs N          envs per rollout (default 64)\n"
     "  --steps S             total env steps (default 200000), or --updates U\n"
@@ -92,8 +97,15 @@ static int s_parse (int argc, char **argv, opts_t *o)
       o->address = v;
     else if (!strcmp (a, "--env"))
       o->env = v;
-    else if (!strcmp (a, "--task"))
-      o->task = v;
+    else if (!strcmp (a, "--task")) {
+      ra_taskset_fini (&o->tasks);
+      if (ra_taskset_parse ("--task", v, &o->tasks, &err) == RA_OK)
+        o->task = v;
+      else { /* the message names the flag already */
+        fprintf (stderr, "recarena-target: %s\n", err.message);
+        return -1;
+      }
+    }
     else if (!strcmp (a, "--device"))
       o->device = v;
     else if (!strcmp (a, "--checkpoint-in"))
@@ -161,15 +173,20 @@ static ra_err_t s_make (ra_client_t *c, const opts_t *o, int n, uint64_t seed, c
   ra_err_t rc = ra_client_make (c, o->env, n, &mo, env, err);
   if (rc != RA_OK || !o->task)
     return rc;
-  const char *colon = strchr (o->task, ':');
-  if (!colon)
-    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "--task wants SPLIT:ID, got '%s'", o->task);
-  char split[32];
-  snprintf (split, sizeof split, "%.*s", (int) (colon - o->task), o->task);
-  long long id;
-  if (ra_kv_parse_int ("--task ID", colon + 1, 0, LLONG_MAX, &id, err) != RA_OK)
-    return RA_ERR_BAD_CONFIG;
-  return ra_client_set_task (c, env, split, id, NULL, 0, NULL, err);
+  const ra_taskset_t *ts = &o->tasks;
+  if (ts->n == 1)
+    return ra_client_set_task (c, env, ts->split, ts->ids[0], NULL, 0, NULL, err);
+  /* a set: env i on task i mod n (the first n envs cover the first tasks) */
+  bool *mask = calloc ((size_t) n, sizeof *mask);
+  if (!mask)
+    return ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory");
+  for (int t = 0; rc == RA_OK && t < ts->n && t < n; t++) {
+    for (int i = 0; i < n; i++)
+      mask[i] = i % ts->n == t;
+    rc = ra_client_set_task (c, env, ts->split, ts->ids[t], NULL, 0, mask, err);
+  }
+  free (mask);
+  return rc;
 }
 
 static void s_fmt_time (double s, char *buf, size_t cap)
@@ -225,9 +242,23 @@ int main (int argc, char **argv)
 {
   opts_t o;
   int code = 1, parsed = s_parse (argc, argv, &o);
+  if (parsed == 0 && o.tasks.n > 1) { /* a set needs min(n, N) + 1 task slots (rollout_tasks.h) */
+    bool given = false;
+    for (int i = 0; i < o.config.n; i++)
+      given |= !strcmp (o.config.items[i].key, "task_slots");
+    int need = ra_rollout_tasks_slots (&o.tasks, o.num_envs);
+    ra_error_t kerr;
+    char v[32];
+    snprintf (v, sizeof v, "%d", need > 4096 ? 4096 : need);
+    if (!given && ra_kv_list_add_text (&o.config, "task_slots", v, &kerr) != RA_OK) {
+      fprintf (stderr, "recarena-target: %s\n", kerr.message);
+      parsed = -1;
+    }
+  }
   if (parsed != 0) {
     ra_kv_list_fini (&o.config);
     ra_kv_list_fini (&o.policy);
+    ra_taskset_fini (&o.tasks);
     return parsed > 0 ? 0 : 2;
   }
   ra_error_t err;
@@ -242,7 +273,7 @@ int main (int argc, char **argv)
   bool have_env = false;
   const char *ep = o.address;
   ra_rollout_t *src = NULL; /* without --address: training steps the sims in this process */
-  char split[32] = "";
+  ra_rollout_t *inner = NULL; /* under src when --task names a set */
 
   if ((ra_nn_backend_open (o.device, NULL, &be, &err)) != RA_OK) {
     fprintf (stderr, "recarena-target: --device %s: %s\n", o.device, err.message);
@@ -273,14 +304,25 @@ int main (int argc, char **argv)
   if (!o.address) { /* same env, config, task and seed as the env just made: same trajectories */
     ra_rollout_inproc_opts_t io = { .env = o.env, .num_envs = o.num_envs, .seed = o.seed,
                                     .config = o.config.items, .n_config = o.config.n };
-    if (o.task) { /* s_make checked the SPLIT:ID form */
-      const char *colon = strchr (o.task, ':');
-      snprintf (split, sizeof split, "%.*s", (int) (colon - o.task), o.task);
-      io.task_split = split;
-      io.task_id = strtoll (colon + 1, NULL, 10);
+    if (o.tasks.n == 1) {
+      io.task_split = o.tasks.split;
+      io.task_id = o.tasks.ids[0];
     }
     if (ra_rollout_inproc_new (&io, &src, &err) != RA_OK) {
       fprintf (stderr, "recarena-target: in-process source: %s\n", err.message);
+      goto done;
+    }
+  }
+  if (o.tasks.n > 1) { /* the task-set path shared with recarena-meta --algo multitask */
+    inner = src;
+    src = NULL;
+    if (!inner && ra_rollout_protocol_new (c, &env, &inner, &err) != RA_OK) {
+      fprintf (stderr, "recarena-target: %s\n", err.message);
+      goto done;
+    }
+    ra_rollout_tasks_opts_t to = { .seed = o.seed, .redraw = true };
+    if (ra_rollout_tasks_new (inner, o.num_envs, &o.tasks, &to, &src, &err) != RA_OK) {
+      fprintf (stderr, "recarena-target: --task: %s\n", err.message);
       goto done;
     }
   }
@@ -391,6 +433,7 @@ done:
   }
   ra_target_destroy (&t);
   ra_rollout_destroy (&src);
+  ra_rollout_destroy (&inner);
   ra_client_destroy (&c);
   ra_nn_backend_destroy (&be);
   if (srv_running) {
@@ -400,5 +443,6 @@ done:
   ra_server_destroy (&srv);
   ra_kv_list_fini (&o.config);
   ra_kv_list_fini (&o.policy);
+  ra_taskset_fini (&o.tasks);
   return code;
 }

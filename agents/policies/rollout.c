@@ -10,7 +10,21 @@
 
 ra_err_t ra_rollout_reset (ra_rollout_t *src, const uint64_t *seeds, ra_error_t *err)
 {
-  return src->ops->reset (src, seeds, err);
+  return src->ops->reset (src, seeds, NULL, err);
+}
+
+ra_err_t ra_rollout_reset_masked (ra_rollout_t *src, const uint64_t *seeds, const uint8_t *mask,
+                                  ra_error_t *err)
+{
+  return src->ops->reset (src, seeds, mask, err);
+}
+
+ra_err_t ra_rollout_set_task (ra_rollout_t *src, const char *split, int64_t id, const uint8_t *mask,
+                              ra_error_t *err)
+{
+  if (!split)
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "rollout: set_task needs a split");
+  return src->ops->set_task (src, split, id, mask, err);
 }
 
 ra_err_t ra_rollout_step (ra_rollout_t *src, const int32_t *slates, ra_error_t *err)
@@ -37,7 +51,18 @@ typedef struct {
   float *scratch;
   size_t scratch_floats;
   uint8_t *done;
+  bool *mask;                 /* [n] the bool form of a mask for the client */
 } s_proto_t;
+
+/* The client's bool mask from a byte mask (NULL stays NULL). */
+static const bool *s_bmask (s_proto_t *p, const uint8_t *mask)
+{
+  if (!mask)
+    return NULL;
+  for (int i = 0; i < p->n; i++)
+    p->mask[i] = mask[i] != 0;
+  return p->mask;
+}
 
 static ra_err_t s_take_obs (s_proto_t *p, const ra_step_result_t *r, ra_error_t *err)
 {
@@ -48,12 +73,22 @@ static ra_err_t s_take_obs (s_proto_t *p, const ra_step_result_t *r, ra_error_t 
   return rc;
 }
 
-static ra_err_t s_proto_reset (ra_rollout_t *src, const uint64_t *seeds, ra_error_t *err)
+static ra_err_t s_proto_reset (ra_rollout_t *src, const uint64_t *seeds, const uint8_t *mask,
+                               ra_error_t *err)
 {
   s_proto_t *p = (s_proto_t *) src;
   ra_step_result_t r;
-  ra_err_t rc = ra_client_reset (p->c, p->env, seeds, NULL, &r, err);
+  ra_err_t rc = ra_client_reset (p->c, p->env, seeds, s_bmask (p, mask), &r, err);
+  if (rc == RA_OK && !mask)
+    memset (p->done, 0, (size_t) p->n);
   return rc == RA_OK ? s_take_obs (p, &r, err) : rc;
+}
+
+static ra_err_t s_proto_set_task (ra_rollout_t *src, const char *split, int64_t id,
+                                  const uint8_t *mask, ra_error_t *err)
+{
+  s_proto_t *p = (s_proto_t *) src;
+  return ra_client_set_task (p->c, p->env, split, id, NULL, 0, s_bmask (p, mask), err);
 }
 
 static ra_err_t s_proto_step (ra_rollout_t *src, const int32_t *slates, ra_error_t *err)
@@ -87,10 +122,12 @@ static void s_proto_destroy (ra_rollout_t *src)
   s_proto_t *p = (s_proto_t *) src;
   free (p->scratch);
   free (p->done);
+  free (p->mask);
   free (p);
 }
 
 static const ra_rollout_ops_t s_proto_ops = { .reset = s_proto_reset, .step = s_proto_step,
+                                              .set_task = s_proto_set_task,
                                               .destroy = s_proto_destroy };
 
 ra_err_t ra_rollout_protocol_new (ra_client_t *c, const ra_client_env_t *env, ra_rollout_t **out,
@@ -129,7 +166,8 @@ ra_err_t ra_rollout_protocol_new (ra_client_t *c, const ra_client_env_t *env, ra
   p->scratch_floats = (size_t) p->n * (per_env + 1);
   p->scratch = malloc (p->scratch_floats * sizeof (float));
   p->done = calloc ((size_t) p->n, 1);
-  if (!p->scratch || !p->done) {
+  p->mask = calloc ((size_t) p->n, sizeof *p->mask);
+  if (!p->scratch || !p->done || !p->mask) {
     s_proto_destroy (&p->base);
     return ra_error_set (err, RA_ERR_NOMEM, -1, "rollout: out of memory for %d envs", p->n);
   }

@@ -24,8 +24,10 @@ typedef struct ra_rollout ra_rollout_t;
 
 /* What every kind implements (internal to the rollout modules). */
 typedef struct {
-  ra_err_t (*reset) (ra_rollout_t *src, const uint64_t *seeds, ra_error_t *err);
+  ra_err_t (*reset) (ra_rollout_t *src, const uint64_t *seeds, const uint8_t *mask, ra_error_t *err);
   ra_err_t (*step) (ra_rollout_t *src, const int32_t *slates, ra_error_t *err);
+  ra_err_t (*set_task) (ra_rollout_t *src, const char *split, int64_t id, const uint8_t *mask,
+                        ra_error_t *err);
   void (*destroy) (ra_rollout_t *src);
 } ra_rollout_ops_t;
 
@@ -39,6 +41,16 @@ struct ra_rollout {
 
 /* Resets all N envs (seeds: NULL keeps their streams, else N seeds) and sets obs. */
 ra_err_t ra_rollout_reset (ra_rollout_t *src, const uint64_t *seeds, ra_error_t *err);
+/* Resets the envs with mask[i] != 0 (mask NULL: all; seeds as above, entries of unmasked envs
+   unused); the other envs keep their running episodes and their obs rows. */
+ra_err_t ra_rollout_reset_masked (ra_rollout_t *src, const uint64_t *seeds, const uint8_t *mask,
+                                  ra_error_t *err);
+/* Sets task (split, id) on the envs with mask[i] != 0 (NULL: all), effective from each env's next
+   reset, as a client's set_task with a mask: one batch can hold several tasks (as many distinct
+   ones as the env's config task_slots allows; more is the sim's RA_ERR_BAD_CONFIG naming
+   task_slots, nothing changed). */
+ra_err_t ra_rollout_set_task (ra_rollout_t *src, const char *split, int64_t id, const uint8_t *mask,
+                              ra_error_t *err);
 /* Steps all N envs with slates [N, k]; sets obs (ended envs already reset), reward and done. */
 ra_err_t ra_rollout_step (ra_rollout_t *src, const int32_t *slates, ra_error_t *err);
 /* Accepts NULL; NULLs the pointer. */

@@ -11,6 +11,7 @@ typedef struct {
   ra_rollout_t base;
   ra_session_t *s;
   ra_pool_t *pool;
+  const ra_sim_class_t *cls;
   int n, k, f_user, f_cand, f_resp, f_ids;
   uint8_t *done;
 } s_inproc_t;
@@ -26,14 +27,26 @@ static void s_views (s_inproc_t *p)
   p->base.reward = b->sim.reward;
 }
 
-static ra_err_t s_reset (ra_rollout_t *src, const uint64_t *seeds, ra_error_t *err)
+static ra_err_t s_reset (ra_rollout_t *src, const uint64_t *seeds, const uint8_t *mask,
+                         ra_error_t *err)
 {
-  (void) err;
   s_inproc_t *p = (s_inproc_t *) src;
-  ra_session_reset (p->s, p->pool, seeds, NULL);
-  memset (p->done, 0, (size_t) p->n);
+  if (ra_session_reset (p->s, p->pool, seeds, mask) != RA_OK)
+    return ra_error_set (err, RA_ERR_NOMEM, -1, "rollout: out of memory for the reset buffers");
+  if (!mask)
+    memset (p->done, 0, (size_t) p->n);
   s_views (p);
   return RA_OK;
+}
+
+/* As the server's set_task: the session is idle between calls on this thread, so the sim is
+   changed in place (the task takes effect at each masked env's next reset). */
+static ra_err_t s_set_task (ra_rollout_t *src, const char *split, int64_t id, const uint8_t *mask,
+                            ra_error_t *err)
+{
+  s_inproc_t *p = (s_inproc_t *) src;
+  ra_task_t task = { .split = split, .id = id };
+  return p->cls->set_task (ra_session_sim (p->s), &task, mask, err);
 }
 
 static ra_err_t s_step (ra_rollout_t *src, const int32_t *slates, ra_error_t *err)
@@ -65,7 +78,8 @@ static void s_destroy (ra_rollout_t *src)
   free (p);
 }
 
-static const ra_rollout_ops_t s_ops = { .reset = s_reset, .step = s_step, .destroy = s_destroy };
+static const ra_rollout_ops_t s_ops = { .reset = s_reset, .step = s_step, .set_task = s_set_task,
+                                        .destroy = s_destroy };
 
 static int s_field (const ra_sim_spec_t *sp, const char *name)
 {
@@ -88,6 +102,7 @@ ra_err_t ra_rollout_inproc_new (const ra_rollout_inproc_opts_t *o, ra_rollout_t 
     return ra_error_set (err, RA_ERR_NOMEM, -1, "rollout: out of memory");
   p->base = (ra_rollout_t) { .ops = &s_ops, .kind = "inproc" };
   p->n = o->num_envs;
+  p->cls = cls;
   ra_session_args_t args = {
     .cls = cls,
     .sim = { .config = o->config, .n_config = o->n_config, .task = NULL, .num_envs = o->num_envs,
@@ -96,7 +111,7 @@ ra_err_t ra_rollout_inproc_new (const ra_rollout_inproc_opts_t *o, ra_rollout_t 
     .max_episode_steps = o->max_episode_steps,
   };
   ra_err_t rc;
-  if (ra_pool_new (0, &p->pool) != RA_OK || !(p->done = calloc ((size_t) p->n, 1))) {
+  if (ra_pool_new (o->workers > 0 ? o->workers : 0, &p->pool) != RA_OK || !(p->done = calloc ((size_t) p->n, 1))) {
     rc = ra_error_set (err, RA_ERR_NOMEM, -1, "rollout: out of memory");
     goto fail;
   }

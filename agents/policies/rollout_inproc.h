@@ -4,8 +4,8 @@
     this process, with no message encoding per step and no copy of the observations: the views
     point into the session's output buffers (docs/agents.md, "Rollout sources").
 
-    Owns its session and a pool without workers (the calling thread steps every env; results do
-    not depend on the split). One thread.                                                      */
+    Owns its session and a pool (opts.workers threads; 0: the calling thread steps every env;
+    results do not depend on the split). One calling thread.                                                      */
 #ifndef RA_AGENTS_POLICIES_ROLLOUT_INPROC_H
 #define RA_AGENTS_POLICIES_ROLLOUT_INPROC_H
 
@@ -23,6 +23,8 @@ typedef struct {
                                    after creation, as a client's set_task would */
   int64_t task_id;
   int max_episode_steps;        /* <= 0: the sim's default */
+  int workers;                  /* pool threads stepping the envs besides the caller (0: the
+                                   caller steps all); results never depend on it */
 } ra_rollout_inproc_opts_t;
 
 /* RA_ERR_UNKNOWN_ENV, or the sim's RA_ERR_BAD_CONFIG naming the bad key, or RA_ERR_NOMEM. */

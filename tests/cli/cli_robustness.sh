@@ -87,6 +87,16 @@ case "$name" in
                  --windows 3-7)
     numeric_flags=(--tasks --num-envs --episodes --seed --bootstrap --max-episode-steps)
     setting_flags=(--config) ;;
+  recarena-meta)
+    value_flags=(--env ECommerce-v1 --algo reptile --train-tasks train:0-3 --val-tasks val:0-1
+                 --budget-steps 10 --iters 1 --val-every 1 --seed 1 --device cpu --workers 1
+                 --inner-lr 0.01 --inner-steps 1 --outer-lr 0.1 --meta-batch 2 --population 4
+                 --sigma 0.1 --entropy 0.01 --envs-per-task 2 --rollout-len 4 --adapt-params all
+                 --weight-decay 0 --hidden 8 --layers 1 --address tcp://127.0.0.1:1
+                 --checkpoint-out x --checkpoint-in x --metrics x --config x)
+    numeric_flags=(--budget-steps --iters --val-every --seed --workers --inner-lr --inner-steps
+                   --outer-lr --meta-batch --population --sigma --entropy --envs-per-task
+                   --rollout-len --weight-decay --hidden --layers) ;;
   recarena-server)
     value_flags=(--bind tcp://127.0.0.1:1 --workers 1 --max-envs 10 --async-min-envs 10
                  --max-total-envs 10 --max-sessions 10 --idle-timeout 5 --max-message-bytes 4096

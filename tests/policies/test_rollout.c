@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "agents/policies/rollout_inproc.h"
+#include "agents/policies/rollout_tasks.h"
 #include "agents/policies/target.h"
 #include "env/server/server.h"
 #include "env/sims/registry.h"
@@ -198,6 +199,79 @@ Test (rollout, bad_arguments_are_clear_errors)
   ra_rollout_t *p = NULL;
   cr_assert_eq (ra_rollout_protocol_new (C, &env, &p, &err), RA_ERR_BAD_CONFIG);
   cr_assert_null (p);
+  ra_client_close (C, &env, &err);
+  ra_client_env_fini (&env);
+}
+
+/* set_task with masks (one batch on several tasks) and the task-set source: through a server and
+   in process the same tasks, the same redraws and the same trajectories; every env runs a task of
+   the set, the first reset covers the set, and episode ends move envs to other tasks. */
+Test (rollout, task_sets_give_identical_trajectories_on_both_sources)
+{
+  enum { N = 6, STEPS = 80 };
+  static const ra_kv_t cfg[] = { { .key = "task_slots", .type = RA_KV_NUM, .num = 7 } };
+  ra_client_env_t env;
+  s_make ("ECommerce-v1", N, 4, cfg, 1, &env);
+  ra_error_t err;
+  ra_rollout_t *p0 = NULL, *q0 = NULL, *p = NULL, *q = NULL;
+  cr_assert_eq (ra_rollout_protocol_new (C, &env, &p0, &err), RA_OK, "%s", err.message);
+  ra_rollout_inproc_opts_t o = { .env = "ECommerce-v1", .num_envs = N, .seed = 4, .config = cfg, .n_config = 1 };
+  cr_assert_eq (ra_rollout_inproc_new (&o, &q0, &err), RA_OK, "%s", err.message);
+  /* masked set_task by hand first: half the batch on train:3 */
+  uint8_t half[N] = { 1, 1, 1, 0, 0, 0 };
+  cr_assert_eq (ra_rollout_set_task (p0, "train", 3, half, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_rollout_set_task (q0, "train", 3, half, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_rollout_reset (p0, NULL, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_rollout_reset (q0, NULL, &err), RA_OK, "%s", err.message);
+  s_same_obs (p0, q0, "masked set_task", -1);
+  cr_assert_neq (ra_rollout_set_task (q0, NULL, 0, NULL, &err), RA_OK);
+
+  ra_taskset_t ts;
+  cr_assert_eq (ra_taskset_parse ("--task", "train:5,9,11,20", &ts, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_rollout_tasks_slots (&ts, N), 5);
+  ra_rollout_tasks_opts_t to = { .seed = 8, .redraw = true };
+  cr_assert_eq (ra_rollout_tasks_new (p0, N, &ts, &to, &p, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_rollout_tasks_new (q0, N, &ts, &to, &q, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_rollout_reset (p, NULL, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_rollout_reset (q, NULL, &err), RA_OK, "%s", err.message);
+  s_same_obs (p, q, "task set", -1);
+  bool seen[4] = { false };
+  int64_t first[N];
+  for (int i = 0; i < N; i++) {
+    first[i] = ra_rollout_tasks_current (q, i);
+    for (int t = 0; t < 4; t++)
+      seen[t] |= first[i] == ts.ids[t];
+  }
+  for (int t = 0; t < 4; t++)
+    cr_assert (seen[t], "task %lld has no env after the first reset", (long long) ts.ids[t]);
+  int K = q->obs.num_candidates, k = q->obs.slate_size, moved = 0, ends = 0;
+  int32_t sl[N * 8];
+  cr_assert_leq (k, 8);
+  for (int s = 0; s < STEPS; s++) {
+    for (int i = 0; i < N; i++)
+      for (int j = 0; j < k; j++)
+        sl[i * k + j] = (int32_t) ((s + i + j) % K);
+    cr_assert_eq (ra_rollout_step (p, sl, &err), RA_OK, "%s", err.message);
+    cr_assert_eq (ra_rollout_step (q, sl, &err), RA_OK, "step %d: %s", s, err.message);
+    s_same_obs (p, q, "task set", s);
+    cr_assert_eq (memcmp (p->reward, q->reward, N * sizeof (float)), 0, "step %d: rewards differ", s);
+    cr_assert_eq (memcmp (p->done, q->done, N), 0, "step %d: done differs", s);
+    for (int i = 0; i < N; i++) {
+      ends += q->done[i];
+      int64_t cur = ra_rollout_tasks_current (q, i);
+      cr_assert_eq (cur, ra_rollout_tasks_current (p, i));
+      cr_assert (cur == 5 || cur == 9 || cur == 11 || cur == 20);
+      moved += cur != first[i];
+    }
+  }
+  cr_assert_gt (ends, 0);
+  cr_assert_gt (moved, 0, "no env changed task after %d episode ends", ends);
+  cr_assert_neq (ra_rollout_set_task (q, "train", 1, NULL, &err), RA_OK);
+  ra_rollout_destroy (&p);
+  ra_rollout_destroy (&q);
+  ra_rollout_destroy (&p0);
+  ra_rollout_destroy (&q0);
+  ra_taskset_fini (&ts);
   ra_client_close (C, &env, &err);
   ra_client_env_fini (&env);
 }

@@ -1,0 +1,822 @@
+/*  agents/meta.c - recarena-meta: meta-trains an initialisation of the target policy over a set
+    of train tasks and keeps the one that adapts best on the val tasks (docs/meta.md). Algorithms:
+    reptile, fomaml, es, es-maml (agents/meta/core.h for the update math, agents/meta/adapt.h
+    for the adaptation operator) and multitask, the pretrain-then-fine-tune ablation that trains
+    through the same task-set source as recarena-target --task SET.
+
+    Envs: in-process rollout sources (the sims stepped in this process) unless --address names a
+    server. A work policy of P replicas acts on P blocks of --envs-per-task envs, block r on task r
+    of the meta-batch (set_task with masks: one batch holds every task of the iteration).
+
+    Command line and metrics: the contract in docs/meta.md section 5 (flags, `key = value` config
+    files, JSONL lines, exit codes 0 / 1 runtime / 2 bad command line).                         */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agents/meta/adapt.h"
+#include "agents/meta/core.h"
+#include "agents/nn/nn.h"
+#include "agents/policies/rollout_inproc.h"
+#include "agents/policies/rollout_tasks.h"
+#include "agents/policies/target.h"
+#include "agents/policies/taskset.h"
+#include "common/kv.h"
+#include "protocol/client.h"
+
+typedef enum { A_REPTILE, A_FOMAML, A_ES, A_ESMAML, A_MULTITASK } algo_t;
+static const char *const s_algos[] = { "reptile", "fomaml", "es", "es-maml", "multitask" };
+/* outer learning rate defaults per algorithm (docs/meta.md 4) */
+static const double s_outer_lr[] = { 1.0, 1e-3, 1e-2, 1e-2, 3e-3 };
+
+typedef struct {
+  const char *env, *train, *val, *device, *address, *ckpt_in, *ckpt_out, *metrics, *config;
+  char algo_name[16], params_name[8];
+  algo_t algo;
+  long long budget, iters, val_every, seed, workers, inner_steps, meta_batch, population,
+    envs_per_task, rollout, hidden, layers;
+  double inner_lr, outer_lr, sigma, entropy, weight_decay;
+  bool quiet, head_only;
+  bool set[64];        /* which settings the command line or file gave (by table index) */
+} opts_t;
+
+typedef enum { T_STR, T_INT, T_NUM, T_BOOL, T_ALGO, T_PARAMS } ftype_t;
+
+typedef struct {
+  const char *name;    /* flag without the dashes = config key */
+  ftype_t type;
+  size_t off;
+  double lo, hi;
+} flag_t;
+
+#define O(f) offsetof (opts_t, f)
+static const flag_t s_flags[] = {
+  { "env", T_STR, O (env), 0, 0 },
+  { "algo", T_ALGO, O (algo), 0, 0 },
+  { "train-tasks", T_STR, O (train), 0, 0 },
+  { "val-tasks", T_STR, O (val), 0, 0 },
+  { "budget-steps", T_INT, O (budget), 1, 1e15 },
+  { "iters", T_INT, O (iters), 0, 1e12 },
+  { "val-every", T_INT, O (val_every), 1, 1e9 },
+  { "seed", T_INT, O (seed), 0, 9e18 },
+  { "device", T_STR, O (device), 0, 0 },
+  { "workers", T_INT, O (workers), 1, 256 },
+  { "inner-lr", T_NUM, O (inner_lr), 1e-9, 10 },
+  { "inner-steps", T_INT, O (inner_steps), 0, 1000 },
+  { "outer-lr", T_NUM, O (outer_lr), 1e-9, 10 },
+  { "meta-batch", T_INT, O (meta_batch), 1, 1024 },
+  { "population", T_INT, O (population), 2, RA_TARGET_MAX_POPULATION },
+  { "sigma", T_NUM, O (sigma), 1e-9, 10 },
+  { "entropy", T_NUM, O (entropy), 0, 100 },
+  { "envs-per-task", T_INT, O (envs_per_task), 1, 4096 },
+  { "rollout-len", T_INT, O (rollout), 1, 4096 },
+  { "adapt-params", T_PARAMS, O (head_only), 0, 0 },
+  { "weight-decay", T_NUM, O (weight_decay), 0, 1 },
+  { "hidden", T_INT, O (hidden), 1, 4096 },
+  { "layers", T_INT, O (layers), 0, RA_TARGET_MAX_LAYERS },
+  { "address", T_STR, O (address), 0, 0 },
+  { "checkpoint-out", T_STR, O (ckpt_out), 0, 0 },
+  { "checkpoint-in", T_STR, O (ckpt_in), 0, 0 },
+  { "metrics", T_STR, O (metrics), 0, 0 },
+  { "quiet", T_BOOL, O (quiet), 0, 0 },
+  { "config", T_STR, O (config), 0, 0 },
+};
+#define NFLAGS ((int) (sizeof s_flags / sizeof s_flags[0]))
+enum { F_ITERS = 5, F_OUTER_LR = 12, F_INNER_LR = 10, F_INNER_STEPS = 11, F_ROLLOUT = 18, F_PARAMS = 19,
+       F_POP = 14, F_HIDDEN = 21, F_LAYERS = 22 };
+
+static void s_usage (FILE *f)
+{
+  fprintf (f,
+    "usage: recarena-meta [--flag value ...]   (docs/meta.md)\n"
+    "  --env SIM               ECommerce-v1 | Ads-v1 | News-v1 | Content-v1 (default ECommerce-v1)\n"
+    "  --algo A                reptile | fomaml | es | es-maml | multitask (default reptile)\n"
+    "  --train-tasks SET       (default train:all)      --val-tasks SET (default val:0-15)\n"
+    "  --budget-steps N        env steps of meta-training (default 200000)\n"
+    "  --iters N               stop after N iterations too (default: budget only)\n"
+    "  --val-every N           meta-validate every N iterations (default 10)\n"
+    "  --seed S (1)  --device cpu|cuda|auto (cpu)  --workers N threads stepping the sims (1)\n"
+    "  --inner-lr X (3e-3)  --inner-steps K (5)  --rollout-len T (16)  --adapt-params all|head\n"
+    "  --outer-lr X          reptile epsilon (1.0), Adam lr of fomaml (1e-3), es/es-maml (1e-2),\n"
+    "                        actor-critic lr of multitask (3e-3)\n"
+    "  --meta-batch B (8)  --population P (32, even)  --sigma X (0.02)  --weight-decay X (0)\n"
+    "  --entropy X (0.01)  --envs-per-task N (16)  --hidden H (64)  --layers L (2)\n"
+    "  --address EP          a server instead of the in-process sims\n"
+    "  --checkpoint-out F    best-on-val meta-init (adaptation settings inside)\n"
+    "  --checkpoint-in F     start from F (command-line settings win)\n"
+    "  --metrics F           JSONL, appended   --config F  key = value lines   --quiet\n");
+}
+
+static void s_defaults (opts_t *o)
+{
+  *o = (opts_t) { .env = "ECommerce-v1", .train = "train:all", .val = "val:0-15", .device = "cpu",
+                  .algo = A_REPTILE, .budget = 200000, .val_every = 10, .seed = 1, .workers = 1,
+                  .inner_lr = 3e-3, .inner_steps = 5, .outer_lr = -1, .meta_batch = 8,
+                  .population = 32, .envs_per_task = 16, .rollout = 16, .hidden = 64,
+                  .layers = 2, .sigma = 0.02, .entropy = 0.01, .weight_decay = 0 };
+  strcpy (o->algo_name, "reptile");
+  strcpy (o->params_name, "all");
+}
+
+/* Sets one setting from text; where names the source ("--inner-lr", "config F line 3: inner-lr").
+   0 or -1 after a message. */
+static int s_set (opts_t *o, const char *name, const char *text, const char *where)
+{
+  for (int i = 0; i < NFLAGS; i++) {
+    const flag_t *f = &s_flags[i];
+    if (strcmp (f->name, name) != 0)
+      continue;
+    char *p = (char *) o + f->off;
+    ra_error_t err = { .code = RA_OK };
+    long long x;
+    double d;
+    switch (f->type) {
+    case T_STR:
+      if (!*text) {
+        fprintf (stderr, "recarena-meta: %s: empty value\n", where);
+        return -1;
+      }
+      *(const char **) p = text;
+      break;
+    case T_INT:
+      if (ra_kv_parse_int (where, text, (long long) f->lo, (long long) f->hi, &x, &err) != RA_OK) {
+        fprintf (stderr, "recarena-meta: %s\n", err.message);
+        return -1;
+      }
+      *(long long *) p = x;
+      break;
+    case T_NUM:
+      if (ra_kv_parse_num (where, text, f->lo, f->hi, &d, &err) != RA_OK) {
+        fprintf (stderr, "recarena-meta: %s\n", err.message);
+        return -1;
+      }
+      *(double *) p = d;
+      break;
+    case T_BOOL:
+      if (!strcmp (text, "true") || !strcmp (text, "1"))
+        *(bool *) p = true;
+      else if (!strcmp (text, "false") || !strcmp (text, "0"))
+        *(bool *) p = false;
+      else {
+        fprintf (stderr, "recarena-meta: %s: '%s', expected true or false\n", where, text);
+        return -1;
+      }
+      break;
+    case T_ALGO: {
+      int a = -1;
+      for (int k = 0; k < 5; k++)
+        if (!strcmp (text, s_algos[k]))
+          a = k;
+      if (a < 0) {
+        fprintf (stderr, "recarena-meta: %s: '%s', expected reptile, fomaml, es, es-maml or multitask\n",
+                 where, text);
+        return -1;
+      }
+      o->algo = (algo_t) a;
+      snprintf (o->algo_name, sizeof o->algo_name, "%s", text);
+      break;
+    }
+    case T_PARAMS:
+      if (strcmp (text, "all") && strcmp (text, "head")) {
+        fprintf (stderr, "recarena-meta: %s: '%s', expected all or head\n", where, text);
+        return -1;
+      }
+      o->head_only = !strcmp (text, "head");
+      snprintf (o->params_name, sizeof o->params_name, "%s", text);
+      break;
+    }
+    o->set[i] = true;
+    return 0;
+  }
+  fprintf (stderr, "recarena-meta: %s: unknown setting '%s' (--help for the list)\n", where, name);
+  return -1;
+}
+
+/* key = value lines; '#' starts a comment. Values are kept in lines (owned by the caller). */
+static int s_config (opts_t *o, const char *path, char **text_out)
+{
+  FILE *f = fopen (path, "r");
+  if (!f) {
+    fprintf (stderr, "recarena-meta: --config %s: %s\n", path, strerror (errno));
+    return -1;
+  }
+  char *buf = calloc (1, 1 << 20);
+  size_t len = buf ? fread (buf, 1, (1 << 20) - 1, f) : 0;
+  fclose (f);
+  if (!buf) {
+    fprintf (stderr, "recarena-meta: --config %s: out of memory\n", path);
+    return -1;
+  }
+  *text_out = buf;
+  if (len == (1 << 20) - 1) {
+    fprintf (stderr, "recarena-meta: --config %s: larger than 1 MiB\n", path);
+    return -1;
+  }
+  int line = 0;
+  for (char *s = buf; s && *s;) {
+    char *e = strchr (s, '\n');
+    if (e)
+      *e = 0;
+    line++;
+    char *hash = strchr (s, '#');
+    if (hash)
+      *hash = 0;
+    char where[160];
+    snprintf (where, sizeof where, "--config %.80s line %d", path, line);
+    char *key, *val;
+    char *q = s;
+    while (*q == ' ' || *q == '\t' || *q == '\r')
+      q++;
+    if (*q) {
+      ra_error_t err;
+      if (ra_kv_split (q, &key, &val, &err) != RA_OK) {
+        fprintf (stderr, "recarena-meta: %s: expected key = value\n", where);
+        return -1;
+      }
+      size_t vl = strlen (val);
+      while (vl && (val[vl - 1] == '\r' || val[vl - 1] == ' '))
+        val[--vl] = 0;
+      if (!strcmp (key, "config")) {
+        fprintf (stderr, "recarena-meta: %s: a config file cannot name another\n", where);
+        return -1;
+      }
+      snprintf (where, sizeof where, "--config %.80s line %d: %s", path, line, key);
+      if (s_set (o, key, val, where) != 0)
+        return -1;
+    }
+    s = e ? e + 1 : NULL;
+  }
+  return 0;
+}
+
+/* 0, 1 after --help, -1 after a message. */
+static int s_parse (int argc, char **argv, opts_t *o, char **cfg_text)
+{
+  s_defaults (o);
+  /* the file first, so the command line overrides it */
+  for (int i = 1; i + 1 < argc; i++)
+    if (!strcmp (argv[i], "--config") && s_config (o, argv[i + 1], cfg_text) != 0)
+      return -1;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp (a, "--help") || !strcmp (a, "-h")) {
+      s_usage (stdout);
+      return 1;
+    }
+    if (strncmp (a, "--", 2) != 0) {
+      fprintf (stderr, "recarena-meta: unexpected argument '%s' (--help for usage)\n", a);
+      return -1;
+    }
+    if (!strcmp (a, "--quiet")) {
+      o->quiet = true;
+      continue;
+    }
+    if (i + 1 >= argc) {
+      fprintf (stderr, "recarena-meta: %s needs a value (--help for usage)\n", a);
+      return -1;
+    }
+    if (!strcmp (a, "--config")) {
+      i++;
+      continue;
+    }
+    if (s_set (o, a + 2, argv[++i], a) != 0)
+      return -1;
+  }
+  if (o->outer_lr < 0)
+    o->outer_lr = s_outer_lr[o->algo];
+  if ((o->algo == A_ES || o->algo == A_ESMAML) && o->population % 2) {
+    fprintf (stderr, "recarena-meta: --population %lld: ES needs an even population (antithetic pairs)\n",
+             o->population);
+    return -1;
+  }
+  return 0;
+}
+
+static double s_now (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static uint64_t s_mix (uint64_t x)
+{
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+/* Env seeds of P blocks of N envs: seed of env e of block r from (seed, tag, a, r / share, e),
+   so blocks r and r+1 get the same seeds when share is 2 (antithetic pairs: common users). */
+static void s_seeds (uint64_t *s, int P, int N, uint64_t seed, uint64_t tag, uint64_t a, int share)
+{
+  for (int r = 0; r < P; r++)
+    for (int e = 0; e < N; e++)
+      s[(size_t) r * N + e] = s_mix (s_mix (s_mix (s_mix (seed ^ tag) + a) + (uint64_t) (r / share)) + (uint64_t) e);
+}
+
+/* ------------------------------------------------------------------------------ sources */
+
+typedef struct {
+  ra_client_t *c;               /* NULL: in-process */
+  ra_client_env_t env;
+  bool have_env;
+  ra_rollout_t *src;
+} source_t;
+
+static ra_err_t s_source (const opts_t *o, int n, int slots, uint64_t seed, source_t *s, ra_error_t *err)
+{
+  ra_kv_t kv = { .key = "task_slots", .type = RA_KV_NUM, .num = slots > 4096 ? 4096 : slots };
+  if (!o->address) {
+    ra_rollout_inproc_opts_t io = { .env = o->env, .num_envs = n, .seed = seed, .config = &kv,
+                                    .n_config = 1, .workers = (int) o->workers - 1 };
+    return ra_rollout_inproc_new (&io, &s->src, err);
+  }
+  ra_err_t rc = ra_client_new (o->address, 0, &s->c, err);
+  ra_make_opts_t mo = { .has_seed = true, .seed = seed, .config = &kv, .n_config = 1, .autoreset = "same_step" };
+  if (rc == RA_OK && (rc = ra_client_make (s->c, o->env, n, &mo, &s->env, err)) == RA_OK)
+    s->have_env = true;
+  if (rc == RA_OK)
+    rc = ra_rollout_protocol_new (s->c, &s->env, &s->src, err);
+  return rc;
+}
+
+static void s_source_fini (source_t *s)
+{
+  ra_rollout_destroy (&s->src);
+  if (s->have_env) {
+    ra_error_t e;
+    ra_client_close (s->c, &s->env, &e);
+    ra_client_env_fini (&s->env);
+  }
+  ra_client_destroy (&s->c);
+}
+
+/* ------------------------------------------------------------------------------ the run */
+
+typedef struct {
+  const opts_t *o;
+  ra_nn_backend_t *be;
+  ra_taskset_t train, val;
+  ra_meta_adapt_cfg_t ad;
+  ra_target_cfg_t tc;           /* shapes, network, actor-critic settings (num_envs = N) */
+  int N, P, V;                  /* envs per task, work replicas, val tasks */
+  size_t n;                     /* parameters per replica */
+  source_t wsrc, vsrc, msrc;    /* work, val, multitask (inner of the task-set source) */
+  ra_rollout_t *tsrc;           /* multitask: the task-set source over msrc */
+  ra_target_t *work, *valp, *mt, *one; /* one: a P = 1 policy for checkpoints */
+  float *theta, *rows, *scratch, *g, *fit, *util;
+  uint8_t *mask;
+  int *idx;
+  int64_t *ids;
+  uint64_t *seeds;
+  ra_meta_noise_t noise;
+  ra_meta_adam_t adam;
+  ra_nn_rng_t rng;
+  int64_t env_steps;
+} run_t;
+
+/* Draws B distinct train tasks when the set has that many (a partial shuffle), else with
+   replacement. */
+static void s_draw_tasks (run_t *r, int B, int64_t *out)
+{
+  int n = r->train.n;
+  if (n >= B) {
+    for (int b = 0; b < B; b++) {
+      for (;;) {
+        int64_t id = r->train.ids[ra_nn_rng_u64 (&r->rng) % (uint64_t) n];
+        bool dup = false;
+        for (int q = 0; q < b; q++)
+          dup |= out[q] == id;
+        if (!dup) {
+          out[b] = id;
+          break;
+        }
+      }
+    }
+  } else {
+    for (int b = 0; b < B; b++)
+      out[b] = r->train.ids[ra_nn_rng_u64 (&r->rng) % (uint64_t) n];
+  }
+}
+
+static void s_tile (run_t *r, const float *theta, int P)
+{
+  for (int p = 0; p < P; p++)
+    memcpy (r->rows + (size_t) p * r->n, theta, r->n * sizeof (float));
+}
+
+/* Meta-validation: R@j = greedy return on fixed fresh episodes after j inner updates (j = 0..7),
+   mean over the val tasks (docs/meta.md 3). */
+static ra_err_t s_validate (run_t *r, double R[8], ra_error_t *err)
+{
+  int V = r->V, N = r->N;
+  s_tile (r, r->theta, V);
+  ra_meta_adapt_cfg_t a0 = r->ad;
+  a0.steps = 0;
+  uint64_t *es = r->seeds, *as = r->seeds + (size_t) V * N;
+  s_seeds (es, V, N, (uint64_t) r->o->seed, 0xe7a1, 0, 1);
+  double ret[4096];
+  ra_err_t rc = RA_OK;
+  for (int j = 0; rc == RA_OK && j < 8; j++) {
+    if (j == 0) {
+      s_seeds (as, V, N, (uint64_t) r->o->seed, 0xada, 0, 1);
+      /* the same sampling streams at every validation: comparable R@j */
+      rc = ra_meta_adapt (r->valp, r->rows, r->o->head_only ? r->mask : NULL, r->vsrc.src, &a0, as,
+                          s_mix ((uint64_t) r->o->seed ^ 0xe7a1), NULL, r->scratch, err);
+    } else {
+      s_seeds (as, V, N, (uint64_t) r->o->seed, 0xada, (uint64_t) j, 1);
+      rc = ra_target_begin_rollout (r->valp, r->vsrc.src, as, err);
+      if (rc == RA_OK)
+        rc = ra_meta_adapt_more (r->valp, r->rows, r->o->head_only ? r->mask : NULL, r->vsrc.src,
+                                 NULL, r->scratch, err);
+    }
+    if (rc == RA_OK)
+      rc = ra_meta_evaluate (r->valp, r->vsrc.src, es, 100000, ret, NULL, err);
+    double s = 0;
+    for (int v = 0; v < V; v++)
+      s += ret[v];
+    R[j] = s / V;
+  }
+  return rc;
+}
+
+/* One meta-iteration; *meta_return gets the iteration's training return. */
+static ra_err_t s_iterate (run_t *r, int64_t it, double budget_frac, double *meta_return, ra_error_t *err)
+{
+  const opts_t *o = r->o;
+  int N = r->N, P = r->P, B = (int) o->meta_batch;
+  ra_target_stats_t st = { 0 };
+  ra_err_t rc = RA_OK;
+  const uint8_t *mask = o->head_only ? r->mask : NULL;
+  if (o->algo == A_MULTITASK) {
+    for (int u = 0; rc == RA_OK && u < (o->inner_steps > 0 ? o->inner_steps : 1); u++)
+      rc = ra_target_train_rollout (r->mt, r->tsrc, &st, err);
+    ra_target_get_params (r->mt, r->theta);
+    r->env_steps += st.env_steps;
+    *meta_return = st.episodes ? st.return_sum / st.episodes : NAN;
+    return rc;
+  }
+  bool es = o->algo == A_ES || o->algo == A_ESMAML;
+  int tasks_n = es ? (B < P / 2 ? B : P / 2) : P;
+  s_draw_tasks (r, tasks_n, r->ids);
+  int64_t blk[RA_TARGET_MAX_POPULATION];
+  for (int p = 0; p < P; p++)
+    blk[p] = es ? r->ids[(p / 2) % tasks_n] : r->ids[p];
+  if ((rc = ra_meta_set_block_tasks (r->wsrc.src, P, N, r->train.split, blk, err)) != RA_OK)
+    return rc;
+  if (!es) {
+    s_tile (r, r->theta, P);
+    s_seeds (r->seeds, P, N, (uint64_t) o->seed, 0x7a1, (uint64_t) it, 1);
+    rc = ra_meta_adapt (r->work, r->rows, mask, r->wsrc.src, &r->ad, r->seeds,
+                        s_mix ((uint64_t) o->seed + (uint64_t) it), &st, r->scratch, err);
+    if (rc == RA_OK && o->algo == A_REPTILE) {
+      ra_target_get_params (r->work, r->rows);
+      float eps = (float) (o->outer_lr * fmax (0.0, 1.0 - budget_frac));
+      ra_meta_reptile_step (r->theta, r->n, r->rows, P, r->n, eps);
+    } else if (rc == RA_OK) { /* fomaml: the gradient at phi on a fresh query rollout */
+      for (int p = 0; p < P; p++)
+        ra_target_set_lr (r->work, p, 0.0f);
+      ra_target_stats_t q = { 0 };
+      rc = ra_target_train_rollout (r->work, r->wsrc.src, &q, err);
+      st.env_steps += q.env_steps;
+      ra_nn_params_t *pp = ra_target_params (r->work);
+      ra_nn_download (r->be, r->rows, pp->grad, r->n * (size_t) P);
+      ra_meta_mean (r->g, r->n, r->rows, P, r->n);
+      for (size_t j = 0; j < r->n; j++)
+        r->g[j] = -r->g[j];
+      ra_meta_adam_ascend (&r->adam, r->theta, r->g);
+    }
+    r->env_steps += st.env_steps;
+    *meta_return = st.episodes ? st.return_sum / st.episodes : NAN;
+    return rc;
+  }
+  /* ES and ES-MAML: antithetic members, pairs on one task with common env seeds */
+  for (int m = 0; m < P; m++)
+    ra_meta_perturb (&r->noise, (uint64_t) it, m, r->theta, r->n, (float) o->sigma, r->rows + (size_t) m * r->n);
+  if (o->algo == A_ESMAML) {
+    s_seeds (r->seeds, P, N, (uint64_t) o->seed, 0x7a2, (uint64_t) it, 2);
+    rc = ra_meta_adapt (r->work, r->rows, mask, r->wsrc.src, &r->ad, r->seeds,
+                        s_mix ((uint64_t) o->seed + (uint64_t) it), &st, r->scratch, err);
+  } else {
+    ra_target_set_params (r->work, r->rows);
+  }
+  double ret[RA_TARGET_MAX_POPULATION];
+  s_seeds (r->seeds, P, N, (uint64_t) o->seed, 0x7a3, (uint64_t) it, 2);
+  if (rc == RA_OK)
+    rc = ra_meta_evaluate (r->work, r->wsrc.src, r->seeds, 100000, ret, &st.env_steps, err);
+  if (rc != RA_OK)
+    return rc;
+  double s = 0;
+  for (int m = 0; m < P; m++) {
+    r->fit[m] = (float) ret[m];
+    s += ret[m];
+  }
+  ra_meta_centered_ranks (r->fit, P, r->idx, r->util);
+  ra_meta_es_grad (&r->noise, (uint64_t) it, r->util, P, r->n, (float) o->sigma, r->g);
+  ra_meta_adam_ascend (&r->adam, r->theta, r->g);
+  r->env_steps += st.env_steps;
+  *meta_return = s / P;
+  return RA_OK;
+}
+
+static bool s_finite (const float *x, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite (x[i]))
+      return false;
+  return true;
+}
+
+static void s_fmt_time (double s, char *buf, size_t cap)
+{
+  if (!isfinite (s) || s < 0)
+    snprintf (buf, cap, "?");
+  else if (s >= 3600)
+    snprintf (buf, cap, "%dh%02dm", (int) (s / 3600), (int) fmod (s / 60, 60));
+  else
+    snprintf (buf, cap, "%dm%02ds", (int) (s / 60), (int) fmod (s, 60));
+}
+
+static void s_fini (run_t *r)
+{
+  ra_target_destroy (&r->work);
+  ra_target_destroy (&r->valp);
+  ra_target_destroy (&r->mt);
+  ra_target_destroy (&r->one);
+  ra_rollout_destroy (&r->tsrc);
+  s_source_fini (&r->wsrc);
+  s_source_fini (&r->vsrc);
+  s_source_fini (&r->msrc);
+  free (r->theta);
+  free (r->rows);
+  free (r->scratch);
+  free (r->g);
+  free (r->fit);
+  free (r->util);
+  free (r->mask);
+  free (r->idx);
+  free (r->ids);
+  free (r->seeds);
+  ra_meta_noise_fini (&r->noise);
+  ra_meta_adam_fini (&r->adam);
+  ra_taskset_fini (&r->train);
+  ra_taskset_fini (&r->val);
+  ra_nn_backend_destroy (&r->be);
+}
+
+/* Builds a policy of P replicas over num_envs envs each. */
+static ra_err_t s_policy (run_t *r, int P, int num_envs, ra_target_t **out, ra_error_t *err)
+{
+  ra_target_cfg_t c = r->tc;
+  c.population = P;
+  c.num_envs = num_envs;
+  return ra_target_new (r->be, &c, out, err);
+}
+
+int main (int argc, char **argv)
+{
+  opts_t o;
+  char *cfg_text = NULL;
+  int parsed = s_parse (argc, argv, &o, &cfg_text);
+  if (parsed != 0) {
+    free (cfg_text);
+    return parsed > 0 ? 0 : 2;
+  }
+  run_t r = { .o = &o };
+  ra_error_t err;
+  int code = 2;
+  FILE *metrics = NULL;
+  if (ra_taskset_parse ("--train-tasks", o.train, &r.train, &err) != RA_OK
+      || ra_taskset_parse ("--val-tasks", o.val, &r.val, &err) != RA_OK) {
+    fprintf (stderr, "recarena-meta: %s\n", err.message);
+    goto out;
+  }
+  if (o.metrics && !(metrics = fopen (o.metrics, "a"))) {
+    fprintf (stderr, "recarena-meta: --metrics %s: %s\n", o.metrics, strerror (errno));
+    goto out;
+  }
+  if (ra_nn_backend_open (o.device, NULL, &r.be, &err) != RA_OK) {
+    fprintf (stderr, "recarena-meta: --device %s: %s\n", o.device, err.message);
+    goto out;
+  }
+  ra_meta_adapt_cfg_default (&r.ad);
+  if (o.ckpt_in) { /* its settings, then the command line's (which win) */
+    bool found;
+    int h = 0, l = 0;
+    if (ra_meta_ckpt_read (o.ckpt_in, &r.ad, &found, NULL, 0, &err) != RA_OK
+        || ra_target_checkpoint_arch (o.ckpt_in, &h, &l, &err) != RA_OK) {
+      fprintf (stderr, "recarena-meta: --checkpoint-in %s: %s\n", o.ckpt_in, err.message);
+      goto out;
+    }
+    if (!o.set[F_HIDDEN])
+      o.hidden = h;
+    if (!o.set[F_LAYERS])
+      o.layers = l;
+    if (found && !o.set[F_INNER_LR])
+      o.inner_lr = r.ad.inner_lr;
+    if (found && !o.set[F_INNER_STEPS])
+      o.inner_steps = r.ad.steps;
+    if (found && !o.set[F_ROLLOUT])
+      o.rollout = r.ad.rollout;
+    if (found && !o.set[F_PARAMS])
+      o.head_only = r.ad.head_only;
+  }
+  r.ad = (ra_meta_adapt_cfg_t) { .inner_lr = (float) o.inner_lr, .steps = (int) o.inner_steps,
+                                 .rollout = (int) o.rollout, .head_only = o.head_only };
+  code = 1;
+  bool es = o.algo == A_ES || o.algo == A_ESMAML;
+  r.N = (int) o.envs_per_task;
+  r.P = es ? (int) o.population : (int) o.meta_batch;
+  r.V = r.val.n;
+  if (r.V > 4096) {
+    fprintf (stderr, "recarena-meta: --val-tasks: at most 4096 tasks\n");
+    code = 2;
+    goto out;
+  }
+  uint64_t seed = (uint64_t) o.seed;
+  /* sources: work (P blocks), val (V blocks), multitask (B*N envs over the train set) */
+  ra_err_t rc;
+  if (o.algo == A_MULTITASK) {
+    int nm = (int) o.meta_batch * r.N;
+    rc = s_source (&o, nm, ra_rollout_tasks_slots (&r.train, nm), seed, &r.msrc, &err);
+    ra_rollout_tasks_opts_t to = { .seed = seed, .redraw = true };
+    if (rc == RA_OK)
+      rc = ra_rollout_tasks_new (r.msrc.src, nm, &r.train, &to, &r.tsrc, &err);
+  } else {
+    rc = s_source (&o, r.P * r.N, 2 * r.P + 1, seed, &r.wsrc, &err);
+  }
+  if (rc == RA_OK)
+    rc = s_source (&o, r.V * r.N, r.V + 1, seed + 7777, &r.vsrc, &err);
+  if (rc == RA_OK && (rc = ra_meta_set_block_tasks (r.vsrc.src, r.V, r.N, r.val.split, r.val.ids, &err)) == RA_OK)
+    rc = ra_rollout_reset (r.vsrc.src, NULL, &err);
+  if (rc != RA_OK) {
+    fprintf (stderr, "recarena-meta: %s%s%s\n", o.address ? o.address : "", o.address ? ": " : "", err.message);
+    goto out;
+  }
+  ra_target_cfg_default (&r.tc);
+  const ra_obs_batch_t *ob = &r.vsrc.src->obs;
+  r.tc.num_candidates = ob->num_candidates;
+  r.tc.slate_size = ob->slate_size;
+  r.tc.user_dim = ob->user_dim;
+  r.tc.cand_dim = ob->cand_dim;
+  r.tc.hidden = (int) o.hidden;
+  r.tc.layers = (int) o.layers;
+  r.tc.rollout = (int) o.rollout;
+  r.tc.lr = (float) (o.algo == A_MULTITASK ? o.outer_lr : o.inner_lr);
+  r.tc.entropy_coef = (float) o.entropy;
+  r.tc.seed = seed;
+  if ((rc = s_policy (&r, 1, r.N, &r.one, &err)) == RA_OK && o.ckpt_in)
+    rc = ra_target_load (r.one, o.ckpt_in, &err);
+  if (rc == RA_OK)
+    rc = s_policy (&r, r.V, r.N, &r.valp, &err);
+  if (rc == RA_OK && o.algo == A_MULTITASK)
+    rc = s_policy (&r, 1, (int) o.meta_batch * r.N, &r.mt, &err);
+  else if (rc == RA_OK)
+    rc = s_policy (&r, r.P, r.N, &r.work, &err);
+  if (rc != RA_OK) {
+    fprintf (stderr, "recarena-meta: %s%s\n", o.ckpt_in ? "--checkpoint-in: " : "", err.message);
+    goto out;
+  }
+  r.n = ra_target_num_params (r.one);
+  int Pmax = r.P > r.V ? r.P : r.V;
+  size_t rows = (size_t) Pmax * r.n;
+  r.theta = malloc (r.n * sizeof (float));
+  r.rows = malloc (rows * sizeof (float));
+  r.scratch = malloc (rows * sizeof (float));
+  r.g = malloc (r.n * sizeof (float));
+  r.fit = malloc ((size_t) Pmax * sizeof (float));
+  r.util = malloc ((size_t) Pmax * sizeof (float));
+  r.idx = malloc ((size_t) Pmax * sizeof (int));
+  r.ids = malloc ((size_t) Pmax * sizeof (int64_t));
+  r.seeds = malloc ((size_t) 2 * Pmax * r.N * sizeof (uint64_t));
+  r.mask = malloc (r.n);
+  if (!r.theta || !r.rows || !r.scratch || !r.g || !r.fit || !r.util || !r.idx || !r.ids || !r.seeds || !r.mask) {
+    fprintf (stderr, "recarena-meta: out of memory for %zu parameters x %d\n", r.n, Pmax);
+    goto out;
+  }
+  ra_target_get_params (r.one, r.theta);
+  ra_meta_adapt_mask (r.one, o.head_only, r.mask);
+  if (r.mt)
+    ra_target_set_params (r.mt, r.theta);
+  ra_nn_rng_init (&r.rng, seed, 0x7a5c);
+  if ((es && ra_meta_noise_new (seed ^ 0x6e6f, (size_t) (1 << 20) + r.n, &r.noise, &err) != RA_OK)
+      || ra_meta_adam_init (&r.adam, r.n, (float) o.outer_lr, (float) o.weight_decay, &err) != RA_OK) {
+    fprintf (stderr, "recarena-meta: %s\n", err.message);
+    goto out;
+  }
+  if (r.mt && (rc = ra_target_begin_rollout (r.mt, r.tsrc, NULL, &err)) != RA_OK) {
+    fprintf (stderr, "recarena-meta: %s\n", err.message);
+    goto out;
+  }
+  if (!o.quiet) {
+    char tb[64], vb[64];
+    ra_taskset_format (&r.train, tb, sizeof tb);
+    ra_taskset_format (&r.val, vb, sizeof vb);
+    fprintf (stderr,
+             "recarena-meta: %s on %s, train %s, val %s (%d tasks), %s; %zu params, %s; budget %lld env steps; "
+             "adapt: %d updates of %d x %d steps, lr %g, params %s\n",
+             o.algo_name, o.env, tb, vb, r.V, o.address ? o.address : "in-process sims", r.n,
+             ra_nn_backend_name (r.be), o.budget, r.ad.steps, r.ad.rollout, r.N, (double) r.ad.inner_lr,
+             o.params_name);
+  }
+  double t0 = s_now (), last = -1e9, best = -INFINITY;
+  int64_t best_iter = -1, it = 0;
+  double R[8] = { NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN };
+  double mret = NAN;
+  for (;;) {
+    bool stop = r.env_steps >= o.budget || (o.set[F_ITERS] && it >= o.iters);
+    if (it % o.val_every == 0 || stop) { /* iteration 0: the initialisation itself */
+      if ((rc = s_validate (&r, R, &err)) != RA_OK) {
+        fprintf (stderr, "recarena-meta: validation at iter %lld: %s\n", (long long) it, err.message);
+        goto out;
+      }
+      double w5 = (R[3] + R[4] + R[5] + R[6] + R[7]) / 5;
+      if (!isfinite (w5) || !isfinite (R[0])) {
+        fprintf (stderr, "recarena-meta: NaN in the validation returns at iter %lld\n", (long long) it);
+        goto out;
+      }
+      if (metrics) {
+        fprintf (metrics, "{\"kind\":\"val\",\"iter\":%lld,\"env_steps\":%lld,\"R@0\":%.6g,\"R@1\":%.6g,"
+                 "\"R@5w\":%.6g,\"score\":%.6g}\n", (long long) it, (long long) r.env_steps, R[0], R[1], w5, w5);
+        fflush (metrics);
+      }
+      if (w5 > best) {
+        best = w5;
+        best_iter = it;
+        ra_target_set_params (r.one, r.theta);
+        if (o.ckpt_out && ra_meta_ckpt_save (r.one, o.ckpt_out, &r.ad, o.algo_name, &err) != RA_OK) {
+          fprintf (stderr, "recarena-meta: --checkpoint-out: %s\n", err.message);
+          goto out;
+        }
+      }
+    }
+    double now = s_now ();
+    if (!o.quiet && (now - last >= 2.0 || stop)) {
+      double sps = r.env_steps / fmax (now - t0, 1e-9);
+      char eta[32];
+      s_fmt_time ((o.budget - r.env_steps) / sps, eta, sizeof eta);
+      char mr[32];
+      snprintf (mr, sizeof mr, isfinite (mret) ? "%.2f" : "-", mret);
+      fprintf (stderr, "iter %lld  steps %lld/%lld  meta-return %s  val R@0 %.2f R@5w %.2f (best %.2f @%lld)  "
+               "%.0f samples/s  ETA %s\n", (long long) it, (long long) r.env_steps, o.budget, mr, R[0],
+               (R[3] + R[4] + R[5] + R[6] + R[7]) / 5, best, (long long) best_iter, sps, eta);
+      last = now;
+    }
+    if (stop)
+      break;
+    it++;
+    double ti = s_now ();
+    int64_t before = r.env_steps;
+    if ((rc = s_iterate (&r, it, (double) r.env_steps / (double) o.budget, &mret, &err)) != RA_OK) {
+      fprintf (stderr, "recarena-meta: iter %lld: %s\n", (long long) it, err.message);
+      goto out;
+    }
+    if (!s_finite (r.theta, r.n) || (!isfinite (mret) && !isnan (mret))) {
+      fprintf (stderr, "recarena-meta: NaN in the parameters at iter %lld\n", (long long) it);
+      goto out;
+    }
+    if (isnan (mret) && o.algo != A_MULTITASK && o.algo != A_REPTILE && o.algo != A_FOMAML) {
+      fprintf (stderr, "recarena-meta: NaN in the returns at iter %lld\n", (long long) it);
+      goto out;
+    }
+    double el = s_now () - ti;
+    if (metrics) {
+      fprintf (metrics, "{\"kind\":\"train\",\"iter\":%lld,\"env_steps\":%lld,\"meta_return\":", (long long) it,
+               (long long) r.env_steps);
+      fprintf (metrics, isfinite (mret) ? "%.6g" : "null", mret);
+      fprintf (metrics, ",\"samples_per_s\":%.1f,\"wall_s\":%.3f}\n", (r.env_steps - before) / fmax (el, 1e-9),
+               s_now () - t0);
+      fflush (metrics);
+    }
+  }
+  if (metrics) {
+    fprintf (metrics, "{\"kind\":\"done\",\"iter\":%lld,\"env_steps\":%lld,\"best_score\":%.6g,\"best_iter\":%lld,"
+             "\"checkpoint\":", (long long) it, (long long) r.env_steps, best, (long long) best_iter);
+    if (o.ckpt_out) {
+      fputc ('"', metrics);
+      for (const char *p = o.ckpt_out; *p; p++)
+        fprintf (metrics, (*p == '"' || *p == '\\') ? "\\%c" : (unsigned char) *p < 0x20 ? "?" : "%c", *p);
+      fputc ('"', metrics);
+    } else {
+      fprintf (metrics, "null");
+    }
+    fprintf (metrics, "}\n");
+    fflush (metrics);
+  }
+  printf ("%s: %lld iterations, %lld env steps in %.1f s; best val R@5w %.3f at iter %lld (R@0 at iter 0 "
+          "was the initialisation's)%s%s\n", o.algo_name, (long long) it, (long long) r.env_steps, s_now () - t0,
+          best, (long long) best_iter, o.ckpt_out ? "; checkpoint " : "", o.ckpt_out ? o.ckpt_out : "");
+  code = 0;
+out:
+  if (metrics)
+    fclose (metrics);
+  s_fini (&r);
+  free (cfg_text);
+  return code;
+}

@@ -1,0 +1,296 @@
+/*  agents/meta/adapt.c - the adaptation operator, frozen evaluation and checkpoints carrying the
+    adaptation settings (see adapt.h; docs/meta.md 1).
+
+    Reaches into the target's internals (target_int.h) for two things the inner loop must reset
+    per adaptation: the reward scale (measured again on each task) and the current observation the
+    evaluation loop acts on; the optimiser state is reset through the public parameter buffer. */
+#include "agents/meta/adapt.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agents/policies/target_int.h"
+
+void ra_meta_adapt_cfg_default (ra_meta_adapt_cfg_t *a)
+{
+  *a = (ra_meta_adapt_cfg_t) { .inner_lr = 3e-3f, .steps = 5, .rollout = 16, .head_only = false };
+}
+
+void ra_meta_adapt_mask (const ra_target_t *t, bool head_only, uint8_t *mask)
+{
+  const ra_nn_params_t *p = t->params;
+  memset (mask, head_only ? 0 : 1, p->n);
+  if (!head_only)
+    return;
+  char last[16];
+  snprintf (last, sizeof last, "l%d.", t->cfg.layers);
+  for (int i = 0; i < p->ntensors; i++) {
+    const ra_nn_tensor_t *x = &p->tensors[i];
+    if (!strncmp (x->name, last, strlen (last)) || x->name[0] == 'v')
+      memset (mask + x->offset, 1, x->numel);
+  }
+}
+
+ra_err_t ra_meta_set_block_tasks (ra_rollout_t *src, int P, int N, const char *split,
+                                  const int64_t *ids, ra_error_t *err)
+{
+  uint8_t *mask = calloc ((size_t) P * N, 1);
+  if (!mask)
+    return ra_error_set (err, RA_ERR_NOMEM, -1, "meta: out of memory");
+  ra_err_t rc = RA_OK;
+  for (int r = 0; rc == RA_OK && r < P; r++) {
+    bool first = true; /* replicas on the same task share one set_task */
+    for (int q = 0; q < r; q++)
+      first &= ids[q] != ids[r];
+    if (!first)
+      continue;
+    for (int q = 0; q < P; q++)
+      memset (mask + (size_t) q * N, ids[q] == ids[r], (size_t) N);
+    rc = ra_rollout_set_task (src, split, ids[r], mask, err);
+  }
+  free (mask);
+  return rc;
+}
+
+/* A fresh inner optimiser: zero Adam moments and step counts, the inner lr, the reward scale of
+   the config (0: measured again from the first rollout). */
+static void s_fresh_optimiser (ra_target_t *w, float lr)
+{
+  ra_nn_params_t *p = w->params;
+  size_t all = p->n * (size_t) p->replicas;
+  if (p->adam_m)
+    ra_nn_zero (p->be, p->adam_m, all);
+  if (p->adam_v)
+    ra_nn_zero (p->be, p->adam_v, all);
+  if (p->step)
+    ra_nn_zero (p->be, (float *) p->step, (size_t) p->replicas); /* int32 zeros are float zeros */
+  for (int r = 0; r < w->P; r++) {
+    ra_target_set_lr (w, r, lr);
+    w->reward_scale[r] = w->cfg.reward_scale;
+  }
+}
+
+/* Head only: entries outside the mask go back to theta. */
+static void s_restore_body (ra_target_t *w, const float *theta, const uint8_t *mask, float *scratch)
+{
+  if (!mask)
+    return;
+  size_t n = w->params->n;
+  ra_target_get_params (w, scratch);
+  for (int r = 0; r < w->P; r++)
+    for (size_t j = 0; j < n; j++)
+      if (!mask[j])
+        scratch[r * n + j] = theta[r * n + j];
+  ra_target_set_params (w, scratch);
+}
+
+ra_err_t ra_meta_adapt (ra_target_t *w, const float *theta, const uint8_t *mask, ra_rollout_t *src,
+                        const ra_meta_adapt_cfg_t *a, const uint64_t *seeds, uint64_t rng_seed,
+                        ra_target_stats_t *stats, float *scratch, ra_error_t *err)
+{
+  if (a->rollout != w->cfg.rollout)
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "meta: adaptation rollout %d but the policy was built for %d",
+                         a->rollout, w->cfg.rollout);
+  ra_target_set_params (w, theta);
+  s_fresh_optimiser (w, a->inner_lr);
+  for (int r = 0; r < w->P; r++)
+    ra_nn_rng_init (ra_target_rng (w, r), rng_seed, 1 + (uint64_t) r);
+  ra_err_t rc = ra_target_begin_rollout (w, src, seeds, err);
+  for (int u = 0; rc == RA_OK && u < a->steps; u++)
+    rc = ra_meta_adapt_more (w, theta, mask, src, stats, scratch, err);
+  return rc;
+}
+
+ra_err_t ra_meta_adapt_more (ra_target_t *w, const float *theta, const uint8_t *mask,
+                             ra_rollout_t *src, ra_target_stats_t *stats, float *scratch,
+                             ra_error_t *err)
+{
+  ra_err_t rc = ra_target_train_rollout (w, src, stats, err);
+  if (rc == RA_OK)
+    s_restore_body (w, theta, mask, scratch);
+  return rc;
+}
+
+ra_err_t ra_meta_evaluate (ra_target_t *w, ra_rollout_t *src, const uint64_t *seeds, int max_steps,
+                           double *ret, int64_t *steps, ra_error_t *err)
+{
+  int P = w->P, N = w->cfg.num_envs, n = P * N;
+  /* scratch from the policy's own buffers: ep_ret [P T N] doubles, h_done [P T N] bytes */
+  double *acc = w->ep_ret;
+  uint8_t *ended = w->h_done;
+  ra_target_clear_rollout (w);
+  w->have_obs = false;
+  memset (acc, 0, (size_t) n * sizeof (double));
+  memset (ended, 0, (size_t) n);
+  ra_err_t rc = ra_rollout_reset (src, seeds, err);
+  int left = n;
+  for (int s = 0; rc == RA_OK && left > 0 && s < max_steps; s++) {
+    ra_target_act (w, &src->obs, true, w->h_act);
+    ra_target_clear_rollout (w);
+    if ((rc = ra_rollout_step (src, w->h_act, err)) != RA_OK)
+      break;
+    if (steps)
+      *steps += n;
+    for (int i = 0; i < n; i++) {
+      if (ended[i])
+        continue;
+      acc[i] += src->reward[i];
+      if (src->done[i]) {
+        ended[i] = 1;
+        left--;
+      }
+    }
+  }
+  for (int r = 0; r < P; r++) {
+    double s = 0;
+    for (int i = 0; i < N; i++)
+      s += acc[r * N + i];
+    ret[r] = s / N;
+  }
+  memset (acc, 0, (size_t) n * sizeof (double));
+  ra_target_clear_rollout (w);
+  return rc;
+}
+
+/* ---------------------------------------------------------------------------- checkpoints */
+
+static ra_err_t s_read_all (const char *path, unsigned char **buf, size_t *len, ra_error_t *err)
+{
+  FILE *f = fopen (path, "rb");
+  if (!f)
+    return ra_error_set (err, RA_ERR_IO, -1, "meta: cannot open checkpoint '%s': %s", path, strerror (errno));
+  fseek (f, 0, SEEK_END);
+  long sz = ftell (f);
+  fseek (f, 0, SEEK_SET);
+  *buf = sz > 8 ? malloc ((size_t) sz + 1) : NULL;
+  if (!*buf || fread (*buf, 1, (size_t) sz, f) != (size_t) sz) {
+    fclose (f);
+    free (*buf);
+    *buf = NULL;
+    return ra_error_set (err, RA_ERR_IO, -1, "meta: cannot read checkpoint '%s'", path);
+  }
+  fclose (f);
+  (*buf)[sz] = 0;
+  *len = (size_t) sz;
+  return RA_OK;
+}
+
+static uint64_t s_hlen (const unsigned char *b)
+{
+  uint64_t h = 0;
+  for (int i = 7; i >= 0; i--)
+    h = h << 8 | b[i];
+  return h;
+}
+
+ra_err_t ra_meta_ckpt_save (const ra_target_t *t, const char *path, const ra_meta_adapt_cfg_t *a,
+                            const char *algo, ra_error_t *err)
+{
+  ra_err_t rc = ra_target_save (t, path, err);
+  if (rc != RA_OK)
+    return rc;
+  unsigned char *buf = NULL;
+  size_t len = 0;
+  if ((rc = s_read_all (path, &buf, &len, err)) != RA_OK)
+    return rc;
+  uint64_t h = s_hlen (buf);
+  const char *key = "\"__metadata__\":{";
+  char *meta = h + 8 <= len ? strstr ((char *) buf + 8, key) : NULL;
+  if (!meta || (unsigned char *) meta >= buf + 8 + h) {
+    free (buf);
+    return ra_error_set (err, RA_ERR_IO, -1, "meta: '%s' has no metadata block to extend", path);
+  }
+  char add[512];
+  int al = snprintf (add, sizeof add,
+                     "\"meta_inner_lr\":\"%.9g\",\"meta_inner_steps\":\"%d\",\"meta_rollout\":\"%d\","
+                     "\"meta_adapt_params\":\"%s\",\"meta_algo\":\"%s\",",
+                     (double) a->inner_lr, a->steps, a->rollout, a->head_only ? "head" : "all",
+                     algo ? algo : "none");
+  /* new header: the old one up to the metadata's '{', the new keys, the rest without its
+     trailing padding, padded again to a multiple of 8 */
+  size_t at = (size_t) (meta - (char *) buf) + strlen (key) - 8;
+  size_t rest = h;
+  while (rest > 0 && buf[8 + rest - 1] == ' ')
+    rest--;
+  size_t nh = rest + (size_t) al;
+  size_t pad = (8 - nh % 8) % 8;
+  char tmp[4096];
+  snprintf (tmp, sizeof tmp, "%s.tmp", path);
+  FILE *f = fopen (tmp, "wb");
+  if (!f) {
+    free (buf);
+    return ra_error_set (err, RA_ERR_IO, -1, "meta: cannot write '%s': %s", tmp, strerror (errno));
+  }
+  unsigned char l8[8];
+  uint64_t total = nh + pad;
+  for (int i = 0; i < 8; i++)
+    l8[i] = (unsigned char) (total >> (8 * i));
+  bool ok = fwrite (l8, 1, 8, f) == 8 && fwrite (buf + 8, 1, at, f) == at
+            && fwrite (add, 1, (size_t) al, f) == (size_t) al
+            && fwrite (buf + 8 + at, 1, rest - at, f) == rest - at;
+  for (size_t i = 0; ok && i < pad; i++)
+    ok = fputc (' ', f) != EOF;
+  ok = ok && fwrite (buf + 8 + h, 1, len - 8 - h, f) == len - 8 - h;
+  ok = (fclose (f) == 0) && ok;
+  free (buf);
+  if (!ok || rename (tmp, path) != 0) {
+    remove (tmp);
+    return ra_error_set (err, RA_ERR_IO, -1, "meta: cannot write '%s'", path);
+  }
+  return RA_OK;
+}
+
+/* The string value of "key":"value" inside the header, into out; false if absent. */
+static bool s_get (const char *hdr, const char *key, char *out, size_t cap)
+{
+  char k[64];
+  snprintf (k, sizeof k, "\"%s\":\"", key);
+  const char *p = strstr (hdr, k);
+  if (!p)
+    return false;
+  p += strlen (k);
+  const char *e = strchr (p, '"');
+  if (!e || (size_t) (e - p) >= cap)
+    return false;
+  memcpy (out, p, (size_t) (e - p));
+  out[e - p] = 0;
+  return true;
+}
+
+ra_err_t ra_meta_ckpt_read (const char *path, ra_meta_adapt_cfg_t *a, bool *found, char *algo,
+                            size_t cap, ra_error_t *err)
+{
+  *found = false;
+  unsigned char *buf = NULL;
+  size_t len = 0;
+  ra_err_t rc = s_read_all (path, &buf, &len, err);
+  if (rc != RA_OK)
+    return rc;
+  uint64_t h = s_hlen (buf);
+  if (h + 8 > len) {
+    free (buf);
+    return ra_error_set (err, RA_ERR_IO, -1, "meta: '%s' is not a safetensors checkpoint", path);
+  }
+  buf[8 + h] = 0; /* the header alone */
+  const char *hdr = (const char *) buf + 8;
+  char lr[32], k[32], T[32], pa[16];
+  if (s_get (hdr, "meta_inner_lr", lr, sizeof lr) && s_get (hdr, "meta_inner_steps", k, sizeof k)
+      && s_get (hdr, "meta_rollout", T, sizeof T) && s_get (hdr, "meta_adapt_params", pa, sizeof pa)) {
+    ra_meta_adapt_cfg_t v = { .inner_lr = strtof (lr, NULL), .steps = atoi (k), .rollout = atoi (T),
+                              .head_only = !strcmp (pa, "head") };
+    if (!(v.inner_lr > 0) || v.steps < 0 || v.rollout < 1 || (strcmp (pa, "head") && strcmp (pa, "all"))) {
+      free (buf);
+      return ra_error_set (err, RA_ERR_IO, -1, "meta: '%s' has bad adaptation settings", path);
+    }
+    *a = v;
+    *found = true;
+    if (algo && cap && !s_get (hdr, "meta_algo", algo, cap))
+      algo[0] = 0;
+  }
+  free (buf);
+  return RA_OK;
+}

@@ -1,0 +1,156 @@
+/*  tests/meta/test_meta_adapt.c - the adaptation operator and its checkpoints (agents/meta/adapt.h,
+    docs/meta.md 1): the settings survive a checkpoint round trip next to the parameters (which a
+    plain target loader still reads); head-only adaptation leaves the scorer's body at theta while
+    all-parameter adaptation moves it; adaptation is a deterministic function of theta and seeds,
+    independent of what the work policy did before (fresh inner optimiser).                    */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agents/meta/adapt.h"
+#include "agents/policies/rollout_inproc.h"
+
+enum { P = 2, N = 4 };
+
+static ra_nn_backend_t *be;
+static ra_rollout_t *src;
+static ra_target_cfg_t tc;
+
+static void setup (void)
+{
+  ra_error_t err;
+  cr_assert_eq (ra_nn_backend_open ("cpu", NULL, &be, &err), RA_OK);
+  static const ra_kv_t cfg[] = { { .key = "task_slots", .type = RA_KV_NUM, .num = 5 } };
+  ra_rollout_inproc_opts_t o = { .env = "ECommerce-v1", .num_envs = P * N, .seed = 3, .config = cfg, .n_config = 1 };
+  cr_assert_eq (ra_rollout_inproc_new (&o, &src, &err), RA_OK, "%s", err.message);
+  ra_target_cfg_default (&tc);
+  tc.num_envs = N, tc.population = P, tc.hidden = 16, tc.rollout = 4, tc.seed = 5;
+  tc.num_candidates = src->obs.num_candidates, tc.slate_size = src->obs.slate_size;
+  tc.user_dim = src->obs.user_dim, tc.cand_dim = src->obs.cand_dim;
+}
+
+static void teardown (void)
+{
+  ra_rollout_destroy (&src);
+  ra_nn_backend_destroy (&be);
+}
+
+TestSuite (meta_adapt, .init = setup, .fini = teardown, .timeout = 100);
+
+Test (meta_adapt, checkpoint_round_trip_keeps_parameters_and_adaptation_settings)
+{
+  ra_target_cfg_t c = tc;
+  c.population = 1;
+  ra_target_t *a = NULL, *b = NULL;
+  ra_error_t err;
+  c.seed = 1;
+  cr_assert_eq (ra_target_new (be, &c, &a, &err), RA_OK, "%s", err.message);
+  c.seed = 2;
+  cr_assert_eq (ra_target_new (be, &c, &b, &err), RA_OK, "%s", err.message);
+  char path[] = "/tmp/test_meta_ckpt_XXXXXX";
+  int fd = mkstemp (path);
+  cr_assert_geq (fd, 0);
+  close (fd);
+  ra_meta_adapt_cfg_t s = { .inner_lr = 0.0123f, .steps = 7, .rollout = 8, .head_only = true }, back;
+  ra_meta_adapt_cfg_default (&back);
+  cr_assert_eq (ra_meta_ckpt_save (a, path, &s, "fomaml", &err), RA_OK, "%s", err.message);
+  bool found = false;
+  char algo[16];
+  cr_assert_eq (ra_meta_ckpt_read (path, &back, &found, algo, sizeof algo, &err), RA_OK, "%s", err.message);
+  cr_assert (found);
+  cr_assert_eq (back.inner_lr, s.inner_lr);
+  cr_assert_eq (back.steps, 7);
+  cr_assert_eq (back.rollout, 8);
+  cr_assert (back.head_only);
+  cr_assert_str_eq (algo, "fomaml");
+  /* the target loader reads the extended file: same parameters */
+  cr_assert_eq (ra_target_load (b, path, &err), RA_OK, "%s", err.message);
+  size_t n = ra_target_num_params (a);
+  float *x = malloc (n * sizeof *x), *y = malloc (n * sizeof *y);
+  ra_target_get_params (a, x);
+  ra_target_get_params (b, y);
+  cr_assert_eq (memcmp (x, y, n * sizeof *x), 0);
+  /* a plain checkpoint has no settings: found is false, the settings untouched */
+  cr_assert_eq (ra_target_save (a, path, &err), RA_OK);
+  back.steps = 99;
+  cr_assert_eq (ra_meta_ckpt_read (path, &back, &found, NULL, 0, &err), RA_OK, "%s", err.message);
+  cr_assert_not (found);
+  cr_assert_eq (back.steps, 99);
+  cr_assert_neq (ra_meta_ckpt_read ("/nonexistent/x.safetensors", &back, &found, NULL, 0, &err), RA_OK);
+  remove (path);
+  free (x);
+  free (y);
+  ra_target_destroy (&a);
+  ra_target_destroy (&b);
+}
+
+Test (meta_adapt, head_only_keeps_the_body_and_adaptation_is_deterministic)
+{
+  ra_target_t *w = NULL;
+  ra_error_t err;
+  cr_assert_eq (ra_target_new (be, &tc, &w, &err), RA_OK, "%s", err.message);
+  size_t all = ra_target_num_params (w), n = all / P;
+  float *theta = malloc (all * sizeof (float)), *phi = malloc (all * sizeof (float)),
+        *phi2 = malloc (all * sizeof (float)), *scratch = malloc (all * sizeof (float));
+  uint8_t *mask = malloc (n);
+  ra_target_get_params (w, theta);
+  int64_t ids[P] = { 4, 9 };
+  cr_assert_eq (ra_meta_set_block_tasks (src, P, N, "train", ids, &err), RA_OK, "%s", err.message);
+  uint64_t seeds[P * N];
+  for (int i = 0; i < P * N; i++)
+    seeds[i] = 40 + (uint64_t) i;
+  ra_meta_adapt_cfg_t a = { .inner_lr = 1e-2f, .steps = 3, .rollout = 4, .head_only = true };
+  ra_meta_adapt_mask (w, true, mask);
+  size_t body = 0;
+  for (size_t j = 0; j < n; j++)
+    body += !mask[j];
+  cr_assert_gt (body, 0);
+  cr_assert_lt (body, n);
+  ra_target_stats_t st = { 0 };
+  cr_assert_eq (ra_meta_adapt (w, theta, mask, src, &a, seeds, 77, &st, scratch, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (st.env_steps, 3 * 4 * P * N);
+  ra_target_get_params (w, phi);
+  size_t moved_head = 0;
+  for (int r = 0; r < P; r++)
+    for (size_t j = 0; j < n; j++) {
+      if (!mask[j])
+        cr_assert_eq (phi[r * n + j], theta[r * n + j], "body entry %zu of replica %d moved", j, r);
+      else
+        moved_head += phi[r * n + j] != theta[r * n + j];
+    }
+  cr_assert_gt (moved_head, 0);
+  /* the same call again: identical phi, whatever the work policy did before */
+  cr_assert_eq (ra_meta_adapt (w, theta, mask, src, &a, seeds, 77, NULL, scratch, &err), RA_OK, "%s", err.message);
+  ra_target_get_params (w, phi2);
+  cr_assert_eq (memcmp (phi, phi2, all * sizeof (float)), 0);
+  /* all parameters: the body moves too */
+  a.head_only = false;
+  cr_assert_eq (ra_meta_adapt (w, theta, NULL, src, &a, seeds, 77, NULL, scratch, &err), RA_OK, "%s", err.message);
+  ra_target_get_params (w, phi2);
+  size_t moved_body = 0;
+  for (size_t j = 0; j < n; j++)
+    moved_body += !mask[j] && phi2[j] != theta[j];
+  cr_assert_gt (moved_body, 0);
+  /* the two replicas ran different tasks: different phi even from one theta */
+  memcpy (theta + n, theta, n * sizeof (float));
+  cr_assert_eq (ra_meta_adapt (w, theta, NULL, src, &a, seeds, 77, NULL, scratch, &err), RA_OK, "%s", err.message);
+  ra_target_get_params (w, phi2);
+  cr_assert_neq (memcmp (phi2, phi2 + n, n * sizeof (float)), 0);
+  /* frozen evaluation: one mean return per replica, deterministic */
+  double r1[P], r2[P];
+  int64_t steps = 0;
+  cr_assert_eq (ra_meta_evaluate (w, src, seeds, 10000, r1, &steps, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_meta_evaluate (w, src, seeds, 10000, r2, NULL, &err), RA_OK, "%s", err.message);
+  cr_assert_gt (steps, 0);
+  cr_assert_eq (memcmp (r1, r2, sizeof r1), 0);
+  a.rollout = 5; /* not what the policy was built for */
+  cr_assert_eq (ra_meta_adapt (w, theta, NULL, src, &a, seeds, 77, NULL, scratch, &err), RA_ERR_BAD_CONFIG);
+  free (theta);
+  free (phi);
+  free (phi2);
+  free (scratch);
+  free (mask);
+  ra_target_destroy (&w);
+}
