@@ -281,36 +281,39 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
     }
     p = *end == ',' ? end + 1 : end;
   }
-  /* arms; the control is added first when not listed */
+  /* arms; --control names a listed arm by its spec or its display name, else it is parsed and
+     added first */
   static ra_ab_arm_t arms[RA_AB_MAX_ARMS];
-  int n_arms = 0;
+  int n_arms = 1, control = -1;  /* slot 0 is kept for an unlisted control */
   char *list = strdup (arms_s), *save = NULL;
-  bool have_control = false;
-  for (char *tok = strtok_r (list, ",", &save); tok; tok = strtok_r (NULL, ",", &save))
-    have_control |= !strcmp (tok, control_s);
-  if (!have_control && ra_ab_arm_parse (control_s, &arms[n_arms++], &err) != RA_OK) {
-    fprintf (stderr, "--control: %s\n", err.message);
-    free (list);
-    return 2;
-  }
-  free (list);
-  list = strdup (arms_s);
   for (char *tok = strtok_r (list, ",", &save); tok; tok = strtok_r (NULL, ",", &save)) {
     if (n_arms == RA_AB_MAX_ARMS) {
-      fprintf (stderr, "at most %d arms\n", RA_AB_MAX_ARMS);
+      fprintf (stderr, "at most %d arms\n", RA_AB_MAX_ARMS - 1);
       free (list);
       return 2;
     }
+    bool is_control = !strcmp (tok, control_s);  /* before parsing, which may cut tok up */
     if (ra_ab_arm_parse (tok, &arms[n_arms], &err) != RA_OK) {
       fprintf (stderr, "--arms: %s\n", err.message);
       free (list);
       return 2;
     }
-    if (!strcmp (arms[n_arms].spec, control_s))
-      ro.control = n_arms;
+    if (control < 0 && (is_control || !strcmp (arms[n_arms].spec, control_s)))
+      control = n_arms;
     n_arms++;
   }
   free (list);
+  int first = 0;
+  if (control < 0) {
+    if (ra_ab_arm_parse (control_s, &arms[0], &err) != RA_OK) {
+      fprintf (stderr, "--control: %s\n", err.message);
+      return 2;
+    }
+    control = 0;
+  } else {
+    first = 1;  /* slot 0 unused */
+  }
+  ro.control = control - first;
   /* the server: given, or in-process on a free loopback port */
   pthread_t thread;
   if (!address) {
@@ -342,7 +345,7 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
     .credit = credit_s[0] == 'c' ? RA_AB_CREDIT_CLICKED : RA_AB_CREDIT_METRIC,
     .progress = quiet ? NULL : s_progress, .progress_ud = &prog,
   };
-  if (ra_ab_run (c, &o, arms, n_arms, &res, &err) != RA_OK) {
+  if (ra_ab_run (c, &o, arms + first, n_arms - first, &res, &err) != RA_OK) {
     fprintf (stderr, "recarena-ab: %s: %s\n", ra_err_code (err.code), err.message);
     goto out;
   }
