@@ -18,6 +18,7 @@
 #include "agents/nn/nn.h"
 #include "agents/policies/rollout_inproc.h"
 #include "agents/policies/target.h"
+#include "agents/policies/taskset.h"
 #include "common/kv.h"
 #include "env/server/server.h"
 #include "protocol/client.h"
@@ -30,6 +31,8 @@ typedef struct {
   ra_kv_list_t config;          /* env config */
   ra_kv_list_t policy;          /* policy settings from flags */
   uint64_t seed;
+  char task_split[8];           /* --task, parsed before any server is contacted */
+  int64_t task_id;
 } opts_t;
 
 static void s_usage (FILE *f)
@@ -138,6 +141,23 @@ static int s_parse (int argc, char **argv, opts_t *o)
       return -1;
     }
   }
+  if (o->task) { /* the one task-set parser; this command trains on one task */
+    ra_taskset_t ts;
+    ra_error_t err;
+    if (ra_taskset_parse ("--task", o->task, &ts, &err) != RA_OK) {
+      fprintf (stderr, "recarena-target: %s\n", err.message);
+      return -1;
+    }
+    int n = ts.n;
+    snprintf (o->task_split, sizeof o->task_split, "%s", ts.split);
+    o->task_id = ts.ids[0];
+    ra_taskset_fini (&ts);
+    if (n != 1) {
+      fprintf (stderr, "recarena-target: --task '%s': names %d tasks; expected one, SPLIT:ID (e.g. "
+               "train:4)\n", o->task, n);
+      return -1;
+    }
+  }
   if (o->num_envs < 1 || (o->updates <= 0 && o->steps <= 0) || o->eval_episodes < 0) {
     fprintf (stderr, "recarena-target: --num-envs and --steps/--updates must be positive\n");
     return -1;
@@ -161,15 +181,7 @@ static ra_err_t s_make (ra_client_t *c, const opts_t *o, int n, uint64_t seed, c
   ra_err_t rc = ra_client_make (c, o->env, n, &mo, env, err);
   if (rc != RA_OK || !o->task)
     return rc;
-  const char *colon = strchr (o->task, ':');
-  if (!colon)
-    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "--task wants SPLIT:ID, got '%s'", o->task);
-  char split[32];
-  snprintf (split, sizeof split, "%.*s", (int) (colon - o->task), o->task);
-  long long id;
-  if (ra_kv_parse_int ("--task ID", colon + 1, 0, LLONG_MAX, &id, err) != RA_OK)
-    return RA_ERR_BAD_CONFIG;
-  return ra_client_set_task (c, env, split, id, NULL, 0, NULL, err);
+  return ra_client_set_task (c, env, o->task_split, o->task_id, NULL, 0, NULL, err);
 }
 
 static void s_fmt_time (double s, char *buf, size_t cap)
@@ -242,7 +254,6 @@ int main (int argc, char **argv)
   bool have_env = false;
   const char *ep = o.address;
   ra_rollout_t *src = NULL; /* without --address: training steps the sims in this process */
-  char split[32] = "";
 
   if ((ra_nn_backend_open (o.device, NULL, &be, &err)) != RA_OK) {
     fprintf (stderr, "recarena-target: --device %s: %s\n", o.device, err.message);
@@ -273,11 +284,9 @@ int main (int argc, char **argv)
   if (!o.address) { /* same env, config, task and seed as the env just made: same trajectories */
     ra_rollout_inproc_opts_t io = { .env = o.env, .num_envs = o.num_envs, .seed = o.seed,
                                     .config = o.config.items, .n_config = o.config.n };
-    if (o.task) { /* s_make checked the SPLIT:ID form */
-      const char *colon = strchr (o.task, ':');
-      snprintf (split, sizeof split, "%.*s", (int) (colon - o.task), o.task);
-      io.task_split = split;
-      io.task_id = strtoll (colon + 1, NULL, 10);
+    if (o.task) { /* s_parse checked it */
+      io.task_split = o.task_split;
+      io.task_id = o.task_id;
     }
     if (ra_rollout_inproc_new (&io, &src, &err) != RA_OK) {
       fprintf (stderr, "recarena-target: in-process source: %s\n", err.message);
