@@ -4,7 +4,8 @@
 # as DIR/<split>-<id>.safetensors (the file recarena-ab's expert:dir=DIR arm plays on that task)
 # beside DIR/<split>-<id>.key, the exact training command. A task whose key matches the command
 # it would run now and whose checkpoint exists is reused; any difference (sim, task, sim config,
-# seed, steps, envs, any other recarena-target flag, the binary's path) retrains it, so an expert
+# seed, steps, envs, any other recarena-target flag, the binary's path, the content of a file given
+# as a flag value such as --checkpoint-in) retrains it, so an expert
 # is never played under settings it was not trained with.
 #
 # usage: scripts/train_experts.sh --dir DIR --env SIM [--split test] [--tasks N | --ids "0 3 7"]
@@ -44,6 +45,9 @@ for id in $ids; do
   cmd=("$bin" --env "$env" --task "$split:$id" --steps "$steps" --num-envs "$envs" --seed "$seed"
        --eval-episodes 0 --progress 1000000 "$@" --checkpoint-out "$ckpt.part")
   key=$(printf '%s\n' "${cmd[@]}")
+  for a in "$@"; do # a file the command reads (--checkpoint-in F): its content is part of the key
+    if [ -f "$a" ]; then key+=$'\n'"$(md5sum < "$a")"; fi
+  done
   if [ -f "$ckpt" ] && [ -f "$dir/$split-$id.key" ] && [ "$(cat "$dir/$split-$id.key")" = "$key" ]; then
     echo "$split:$id reused $ckpt"
     continue
