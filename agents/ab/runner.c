@@ -299,13 +299,18 @@ static ra_err_t s_merge_obs (s_run_t *s, const ra_fields_t *obs, const bool *mas
   return RA_OK;
 }
 
-/* The frozen evaluation (docs/agents.md 2.1): the arm is frozen (its freeze hook, and learn is
-   not called), every env is reset and plays o->frozen_episodes more episodes, seeded as episodes
-   E, E + 1, ... of AB1; their returns go to ep[i * stride + E + f]. */
+/* The frozen evaluation (docs/agents.md 2.1): every env is reset and plays o->frozen_episodes
+   more episodes, seeded as episodes E, E + 1, ... of AB1; their returns go to ep[i * stride + E +
+   f]. An arm with a freeze hook is frozen by it and still gets its feedback (it must not learn
+   from it: the oracle reads its next slates there); an arm without one gets no feedback, so it
+   cannot learn. */
 static ra_err_t s_play_frozen (ra_client_t *c, const ra_client_env_t *env, const ra_ab_opts_t *o,
-                               ra_policy_t *pol, int t, s_run_t *s, double *ep, int stride,
+                               ra_policy_t *pol, int t, s_run_t *s, const ra_ab_result_t *res, int a,
                                ra_error_t *err)
 {
+  double *ep = ra_ab_ep_return (res, a, t, 0);
+  const int stride = res->episodes + res->frozen;
+  const ra_ab_credit_t credit = res->arm_credit[a];
   const int N = s->N, k = s->k, E = o->episodes, Ef = o->frozen_episodes;
   if (Ef <= 0)
     return RA_OK;
@@ -333,11 +338,21 @@ static ra_err_t s_play_frozen (ra_client_t *c, const ra_client_env_t *env, const
     ra_tensor_t act = ra_tensor_view (RA_DTYPE_I32, k == 1 ? 1 : 2, shape, s->slates);
     if ((rc = ra_client_step (c, env, &act, &r, err)) != RA_OK)
       return rc;
+    const ra_tensor_t *clicked = s_info (&r, "clicked"), *oracle = s_info (&r, "oracle_slate");
+    const ra_tensor_t *main = res->has_main ? s_info (&r, res->main_name) : NULL;
     bool any_done = false;
     for (int i = 0; i < N; i++) {
       bool done = ra_tensor_get_int (&r.terminated, i) || ra_tensor_get_int (&r.truncated, i);
       s->mask[i] = done;
       any_done |= done;
+      s->reward[i] = (float) s_at (&r.reward, i);
+      s->done[i] = done;
+      for (int q = 0; q < k; q++) {
+        size_t j = (size_t) i * k + q;
+        s->clicked[j] = (uint8_t) (s_slot (clicked, N, k, i, q) != 0);
+        s->credit[j] = credit == RA_AB_CREDIT_METRIC ? (float) s_slot (main, N, k, i, q) : (float) s->clicked[j];
+        s->oracle[j] = oracle ? (int32_t) s_slot (oracle, N, k, i, q) : 0;
+      }
       if (s->eps[i] < Ef) {
         s->ret[i] += s_at (&r.reward, i);
         if (done) {
@@ -348,6 +363,13 @@ static ra_err_t s_play_frozen (ra_client_t *c, const ra_client_env_t *env, const
       }
       if (done)
         s->seeds[i] = ra_ab_episode_seed (o->seed, o->split, id, i, E + s->eps[i]);
+    }
+    if (pol->cls->freeze) {
+      ra_feedback_t fb = {
+        .slates = s->slates, .reward = s->reward, .slot_reward = s->credit, .clicked = s->clicked,
+        .done = s->done, .oracle_slates = oracle ? s->oracle : NULL,
+      };
+      pol->cls->learn (pol, &obs, &fb);
     }
     if ((rc = s_copy_obs (s, &r.obs, &obs, err)) != RA_OK)
       return rc;
@@ -479,7 +501,7 @@ static ra_err_t s_play (ra_client_t *c, const ra_client_env_t *env, const ra_ab_
   for (size_t j = 0; j < s->n_items; j++)
     distinct += j == 0 || s->items[j] != s->items[j - 1];
   res->distinct[(size_t) a * res->tasks + t] = distinct;
-  rc = s_play_frozen (c, env, o, pol, t, s, ra_ab_ep_return (res, a, t, 0), res->episodes + res->frozen, err);
+  rc = s_play_frozen (c, env, o, pol, t, s, res, a, err);
 out:
   pol->cls->destroy (&pol);
   return rc;
