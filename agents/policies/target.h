@@ -235,8 +235,8 @@ void ra_target_gae (const float *reward, const uint8_t *done, const float *value
    Plackett-Luce slates from the current policy and learn records them, running an update every T
    steps (at the next act, which brings the bootstrap observation); frozen, act is top-k (greedy
    false: samples). greedy=true given with lr > 0 is refused (off-policy). reset_optimizer zeroes
-   the loaded optimizer state; forget restores the parameters, optimizer state and reward scale it
-   was created with. Settings: defaults, then the checkpoint's stored adaptation settings, then the
+   the loaded optimizer state; forget restores the parameters, optimizer state, reward scale and
+   sampling RNG it was created with. Settings: defaults, then the checkpoint's stored adaptation settings, then the
    arm's config (the keys of ra_target_cfg_apply plus "checkpoint" (path; its architecture
    overrides hidden/layers) and "device" (cpu|cuda|auto, default cpu)). docs/agents.md, "Adapting
    the target". */

@@ -5,7 +5,7 @@
     when the harness freezes it for its evaluation episodes) it acts greedily. "expert": the
     same arm on the task's own expert, <dir>/<split>-<id>.safetensors (recarena-target
     --expert-dir), frozen unless lr is given. forget = back to the parameters, optimizer state
-    and reward scale it was created with.
+    reward scale and sampling stream it was created with (it then plays as a fresh arm).
 
     Owns its backend, its policy and a copy of the initial parameters. One thread.             */
 #include <assert.h>
@@ -21,6 +21,7 @@ typedef struct {
   ra_target_t *t;
   ra_nn_params_t *init;        /* parameters and optimizer state at creation */
   float init_reward_scale;
+  ra_nn_rng_t init_rng;        /* the sampling stream at creation */
   bool pending;                /* a full rollout waits for its bootstrap observation */
   bool frozen;                 /* freeze was called (until forget) */
   int updates;                 /* updates on the current task */
@@ -142,6 +143,7 @@ static ra_err_t s_create_as (const ra_policy_args_t *args, bool expert, ra_polic
     goto fail;
   }
   a->init_reward_scale = a->t->reward_scale[0];
+  a->init_rng = *ra_target_rng (a->t, 0);
   *out = &a->base;
   return RA_OK;
 fail:;
@@ -198,6 +200,7 @@ static void s_forget (ra_policy_t *p)
   if (ra_nn_params_copy (a->t->params, a->init, &err) != RA_OK)
     ra_nn_copy (a->be, a->t->params->data, a->init->data, a->init->n);
   a->t->reward_scale[0] = a->init_reward_scale;
+  *ra_target_rng (a->t, 0) = a->init_rng; /* a forgotten arm samples as a fresh one */
   ra_target_clear_rollout (a->t);
   a->pending = false;
   a->frozen = false;
