@@ -41,6 +41,8 @@ static void s_usage (FILE *f)
          "  --split S, --tasks N    the same as --task-ids S:0-(N-1) (not with --task-ids)\n"
          "  --num-envs N            users per task, all feeding one learner (default 32)\n"
          "  --episodes N            episodes per user (default: largest curve K + 1)\n"
+         "  --frozen-episodes N     then N more episodes per user with learning frozen (greedy):\n"
+         "                          the adapted policy on fresh users, reported as 'frozen' (default 0)\n"
          "  --curve-episodes LIST   K values of the learning curves R@K (default 0,1,2,5,10,20)\n"
          "  --windows LIST          R@K windows A-B, each reported as the mean of R@A..R@B\n"
          "                          (default 3-7, 'R@5w', when the run is long enough; 'none');\n"
@@ -122,7 +124,7 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
   bool split_given = false, tasks_given = false;
   const char *curve_s = "0,1,2,5,10,20", *unit_s = "task", *credit_s = "clicked";
   const char *windows_s = NULL;
-  int tasks = 8, num_envs = 32, episodes = 0, bootstrap = 2000, mes = 0;
+  int tasks = 8, num_envs = 32, episodes = 0, bootstrap = 2000, mes = 0, frozen = 0;
   unsigned long long seed = 1;
   bool quiet = false, bad = false;
   ra_error_t err;
@@ -162,6 +164,8 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
         num_envs = s_int (a, v, 1, 1 << 20, &bad);
       else if (!strcmp (a, "--episodes"))
         episodes = s_int (a, v, 0, 1 << 24, &bad);
+      else if (!strcmp (a, "--frozen-episodes"))
+        frozen = s_int (a, v, 0, 1 << 20, &bad);
       else if (!strcmp (a, "--seed")) {
         long long x = 0;
         if (ra_kv_parse_int ("value", v, 0, LLONG_MAX, &x, &err) != RA_OK) {
@@ -341,7 +345,7 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
   ra_ab_opts_t o = {
     .env_id = env_id, .split = split, .tasks = tasks, .task_ids = ts.ids, .num_envs = num_envs,
     .episodes = episodes, .seed = seed, .config = config->items, .n_config = config->n,
-    .max_episode_steps = mes,
+    .max_episode_steps = mes, .frozen_episodes = frozen,
     .credit = credit_s[0] == 'c' ? RA_AB_CREDIT_CLICKED : RA_AB_CREDIT_METRIC,
     .progress = quiet ? NULL : s_progress, .progress_ud = &prog,
   };

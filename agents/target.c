@@ -14,7 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "agents/ab/report.h"
+#include "agents/ab/runner.h"
 #include "agents/nn/nn.h"
 #include "agents/policies/rollout_inproc.h"
 #include "agents/policies/rollout_tasks.h"
@@ -26,6 +29,8 @@
 
 typedef struct {
   const char *address, *env, *task, *device, *ckpt_in, *ckpt_out, *metrics;
+  const char *eval_tasks, *eval_json;  /* --eval-tasks SET: the A/B report on a split after training */
+  int eval_envs, eval_rk;
   int num_envs, eval_episodes;
   long long steps, updates;
   double progress_s;
@@ -57,7 +62,13 @@ static void s_usage (FILE *f)
     "  --checkpoint-out F    write the trained policy to F\n"
     "  --metrics F           one JSON line per update\n"
     "  --eval-episodes N     greedy evaluation at the end vs random on the same seeds (default 512; 0: none)\n"
-    "  --progress S          seconds between progress lines on stderr (default 2)\n");
+    "  --progress S          seconds between progress lines on stderr (default 2)\n"
+    "  --eval-tasks SET      after training, recarena-ab's report on these tasks (e.g. val:0-15,\n"
+    "                        test:0-31): random, the trained policy adapting (on-policy) and frozen,\n"
+    "                        oracle; R@K, R@5w, auc and the frozen evaluation, CIs over tasks\n"
+    "  --eval-envs N         users per task there (default 16)\n"
+    "  --eval-rk-episodes E  episodes per user there (default 8; 2 frozen ones follow)\n"
+    "  --eval-json F         that report as JSON\n");
 }
 
 static double s_now (void)
@@ -72,7 +83,7 @@ static double s_now (void)
 static int s_parse (int argc, char **argv, opts_t *o)
 {
   *o = (opts_t) { .env = "ECommerce-v1", .device = "cpu", .num_envs = 64, .steps = 200000,
-                  .eval_episodes = 512, .progress_s = 2.0, .seed = 1 };
+                  .eval_episodes = 512, .progress_s = 2.0, .seed = 1, .eval_envs = 16, .eval_rk = 8 };
   static const struct { const char *flag, *key; } pol[] = {
     { "--rollout", "rollout" }, { "--lr", "lr" }, { "--gamma", "gamma" }, { "--lambda", "lambda" },
     { "--entropy", "entropy" }, { "--value-coef", "value_coef" }, { "--clip-norm", "clip_norm" },
@@ -114,6 +125,17 @@ static int s_parse (int argc, char **argv, opts_t *o)
       o->ckpt_out = v;
     else if (!strcmp (a, "--metrics"))
       o->metrics = v;
+    else if (!strcmp (a, "--eval-tasks"))
+      o->eval_tasks = v;
+    else if (!strcmp (a, "--eval-json"))
+      o->eval_json = v;
+    else if (!strcmp (a, "--eval-envs")) {
+      if (ra_kv_parse_int ("value", v, 1, 1 << 16, &x, &err) == RA_OK)
+        o->eval_envs = (int) x;
+    } else if (!strcmp (a, "--eval-rk-episodes")) {
+      if (ra_kv_parse_int ("value", v, 1, 1 << 16, &x, &err) == RA_OK)
+        o->eval_rk = (int) x;
+    }
     else if (!strcmp (a, "--num-envs")) {
       if (ra_kv_parse_int ("value", v, 1, 1 << 20, &x, &err) == RA_OK)
         o->num_envs = (int) x;
@@ -149,6 +171,15 @@ static int s_parse (int argc, char **argv, opts_t *o)
       fprintf (stderr, "recarena-target: unknown flag %s (--help for usage)\n", a);
       return -1;
     }
+  }
+  if (o->eval_tasks) { /* checked now, so a bad set fails before any training */
+    ra_taskset_t ts;
+    ra_error_t err;
+    if (ra_taskset_parse ("--eval-tasks", o->eval_tasks, &ts, &err) != RA_OK) {
+      fprintf (stderr, "recarena-target: %s\n", err.message);
+      return -1;
+    }
+    ra_taskset_fini (&ts);
   }
   if (o->num_envs < 1 || (o->updates <= 0 && o->steps <= 0) || o->eval_episodes < 0) {
     fprintf (stderr, "recarena-target: --num-envs and --steps/--updates must be positive\n");
@@ -235,6 +266,69 @@ static ra_err_t s_eval (ra_target_t *t, ra_client_t *c, const opts_t *o, ra_erro
   ra_client_close (c, &env, &cerr);
   ra_client_env_fini (&env);
   free (seeds);
+  return rc;
+}
+
+/* --eval-tasks: recarena-ab's runner and report (docs/agents.md section 2) on a task set, with
+   the trained policy (from the checkpoint file ckpt) adapting and frozen against random and the
+   oracle; the table on stdout. */
+static ra_err_t s_eval_tasks (ra_client_t *c, const opts_t *o, const char *ckpt, ra_error_t *err)
+{
+  ra_taskset_t ts;
+  ra_err_t rc = ra_taskset_parse ("--eval-tasks", o->eval_tasks, &ts, err);
+  if (rc != RA_OK)
+    return rc;
+  char specs[4][1200];
+  snprintf (specs[0], sizeof specs[0], "random");
+  snprintf (specs[1], sizeof specs[1], "target:checkpoint=%s:name=target", ckpt);
+  snprintf (specs[2], sizeof specs[2], "target:checkpoint=%s:lr=0:name=target-frozen", ckpt);
+  snprintf (specs[3], sizeof specs[3], "oracle");
+  ra_ab_arm_t arms[4];
+  for (int a = 0; a < 4 && rc == RA_OK; a++)
+    rc = ra_ab_arm_parse (specs[a], &arms[a], err);
+  if (rc != RA_OK) {
+    ra_taskset_fini (&ts);
+    return rc;
+  }
+  char text[256];
+  ra_taskset_format (&ts, text, sizeof text);
+  int E = o->eval_rk;
+  ra_ab_opts_t ao = {
+    .env_id = o->env, .split = ts.split, .tasks = ts.n, .task_ids = ts.ids, .num_envs = o->eval_envs,
+    .episodes = E, .seed = o->seed, .config = o->config.items, .n_config = o->config.n,
+    .credit = RA_AB_CREDIT_CLICKED, .frozen_episodes = 2,
+  };
+  ra_ab_report_opts_t ro = {
+    .env_id = o->env, .split = ts.split, .tasks_text = text, .seed = o->seed, .config = o->config.items,
+    .n_config = o->config.n, .unit = RA_AB_UNIT_TASK, .bootstrap = 2000, .level = 0.95,
+    .credit = "clicked",
+  };
+  static const int ks[] = { 0, 1, 2, 5, 10, 20 };
+  for (size_t j = 0; j < sizeof ks / sizeof ks[0]; j++)
+    if (ks[j] < E)
+      ro.curve_k[ro.n_curve++] = ks[j];
+  if (E >= 8) { /* R@5w */
+    ro.win_from[0] = 3, ro.win_to[0] = 7, ro.n_win = 1;
+  }
+  ra_ab_result_t res;
+  static ra_ab_report_t rep;
+  rc = ra_ab_run (c, &ao, arms, 4, &res, err);
+  bool ran = rc == RA_OK; /* a failed run releases its result itself */
+  if (ran && (rc = ra_ab_report_compute (&res, &ro, &rep, err)) == RA_OK) {
+    printf ("\nevaluation on %s (the same report as recarena-ab):\n", text);
+    ra_ab_report_table (&res, &ro, &rep, stdout);
+    FILE *f = o->eval_json ? fopen (o->eval_json, "w") : NULL;
+    if (o->eval_json && !f)
+      rc = ra_error_set (err, RA_ERR_IO, -1, "cannot write %s", o->eval_json);
+    if (f) {
+      ra_ab_report_json (&res, &ro, &rep, f);
+      if (fclose (f) != 0)
+        rc = ra_error_set (err, RA_ERR_IO, -1, "cannot write %s", o->eval_json);
+    }
+  }
+  if (ran)
+    ra_ab_result_fini (&res);
+  ra_taskset_fini (&ts);
   return rc;
 }
 
@@ -422,6 +516,25 @@ int main (int argc, char **argv)
   if (o.eval_episodes > 0 && s_eval (t, c, &o, &err) != RA_OK) {
     fprintf (stderr, "recarena-target: eval: %s\n", err.message);
     goto done;
+  }
+  if (o.eval_tasks) { /* the arms load the policy from a file: the checkpoint, or a temporary one */
+    char tmp[64] = "";
+    const char *ck = o.ckpt_out;
+    if (!ck) {
+      snprintf (tmp, sizeof tmp, "/tmp/recarena-target-%ld.safetensors", (long) getpid ());
+      if (ra_target_save (t, tmp, &err) != RA_OK) {
+        fprintf (stderr, "recarena-target: --eval-tasks: %s\n", err.message);
+        goto done;
+      }
+      ck = tmp;
+    }
+    ra_err_t erc = s_eval_tasks (c, &o, ck, &err);
+    if (*tmp)
+      remove (tmp);
+    if (erc != RA_OK) {
+      fprintf (stderr, "recarena-target: --eval-tasks: %s\n", err.message);
+      goto done;
+    }
   }
   code = 0;
 done:

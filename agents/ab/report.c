@@ -196,6 +196,12 @@ ra_err_t ra_ab_report_compute (const ra_ab_result_t *r, const ra_ab_report_opts_
     else
       snprintf (rep->win_name[k], sizeof rep->win_name[k], "R@%d-%d", from, to);
   }
+  if (r->frozen > 0) { /* the adapted policy, learning frozen, on fresh episodes (2.1) */
+    int k = rep->n_win++;
+    rep->win_from[k] = r->episodes;
+    rep->win_to[k] = r->episodes + r->frozen - 1;
+    snprintf (rep->win_name[k], sizeof rep->win_name[k], "frozen");
+  }
   size_t cap = (size_t) r->tasks * r->num_envs;
   double *x = malloc (cap * sizeof *x), *y = malloc (cap * sizeof *y);
   if (!x || !y) {
@@ -295,6 +301,8 @@ static void s_cell (char *buf, size_t n, double v)
     snprintf (buf, n, "%.3f", v);
 }
 
+static void s_table_fractions (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
+                               const ra_ab_report_t *rep, FILE *f, int w);
 static void s_table_curve (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
                            const ra_ab_report_t *rep, FILE *f, int w);
 
@@ -359,22 +367,67 @@ void ra_ab_report_table (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
     s_table_curve (r, o, rep, f, w);
   fprintf (f, "\nR@K windows (per unit the mean of R@A..R@B; R@5w = R@3..R@7) and auc, the area "
               "under R@K per episode (mean of R@0..R@%d)\n", r->episodes - 1);
+  if (r->frozen > 0)
+    fprintf (f, "frozen: the arm after its %d episodes of learning, learning off (greedy), on %d "
+                "fresh episodes per env\n", r->episodes, r->frozen);
   fprintf (f, "%-18s %-*s %10s %22s   %10s %22s %8s\n", "window", w, "arm", "mean", "95% CI",
            "diff", "95% CI of diff", "p");
   for (int j = 0; j < rep->n_win; j++)
     for (int a = 0; a < r->arms; a++) {
       char label[96];
-      if (j == rep->n_win - 1)
+      if (!strcmp (rep->win_name[j], "auc"))
         snprintf (label, sizeof label, "auc (0-%d)", rep->win_to[j]);
+      else if (!strcmp (rep->win_name[j], "frozen"))
+        snprintf (label, sizeof label, "frozen (%d-%d)", rep->win_from[j], rep->win_to[j]);
       else
         snprintf (label, sizeof label, "%s (%d-%d)", rep->win_name[j], rep->win_from[j], rep->win_to[j]);
       s_table_row (f, a == 0 ? label : "", w, r->arm_names[a], &rep->win[a][j],
                    a == o->control ? NULL : &rep->win_vs[a][j]);
     }
+  s_table_fractions (r, o, rep, f, w);
   for (int i = 0; i < rep->n_warnings; i++)
     fprintf (f, "%swarning: %s\n", i == 0 ? "\n" : "", rep->warnings[i]);
   if (rep->warnings_dropped > 0)
     fprintf (f, "warning: %d more like these (see the JSON's per-task rows)\n", rep->warnings_dropped);
+}
+
+int ra_ab_ref_arm (const ra_ab_result_t *r, const ra_ab_report_opts_t *o, const char *cls)
+{
+  for (int a = 0; a < r->arms; a++)
+    if (a != o->control && !strcmp (r->arm_class[a], cls))
+      return a;
+  return -1;
+}
+
+double ra_ab_gain_fraction (const ra_ab_paired_t *a, const ra_ab_paired_t *ref, bool a_is_control)
+{
+  if (!ref || !(fabs (ref->diff) > 1e-12))
+    return NAN;
+  return a_is_control ? 0.0 : a->diff / ref->diff;
+}
+
+/* Gains over the control as fractions of the oracle's and the expert's, per window (2.2). */
+static void s_table_fractions (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
+                               const ra_ab_report_t *rep, FILE *f, int w)
+{
+  static const char *const refs[2] = { "oracle", "expert" };
+  for (int q = 0; q < 2; q++) {
+    int ref = ra_ab_ref_arm (r, o, refs[q]);
+    if (ref < 0)
+      continue;
+    fprintf (f, "\nfraction of the %s's gain: (arm - %s) / (%s - %s), paired means over units\n",
+             refs[q], r->arm_names[o->control], r->arm_names[ref], r->arm_names[o->control]);
+    fprintf (f, "%-*s", w, "arm");
+    for (int j = 0; j < rep->n_win; j++)
+      fprintf (f, " %10s", rep->win_name[j]);
+    fputc ('\n', f);
+    for (int a = 0; a < r->arms; a++) {
+      fprintf (f, "%-*s", w, r->arm_names[a]);
+      for (int j = 0; j < rep->n_win; j++)
+        fprintf (f, " %10.3f", ra_ab_gain_fraction (&rep->win_vs[a][j], &rep->win_vs[ref][j], a == o->control));
+      fputc ('\n', f);
+    }
+  }
 }
 
 static void s_table_curve (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
@@ -540,6 +593,12 @@ void ra_ab_report_json (const ra_ab_result_t *r, const ra_ab_report_opts_t *o,
         fputs ("null", f);
       else
         s_json_vs (f, &rep->win_vs[a][j]);
+      static const char *const refs[2] = { "oracle", "expert" };
+      for (int q = 0; q < 2; q++) { /* fraction of the reference's gain, null without it */
+        int ref = ra_ab_ref_arm (r, o, refs[q]);
+        fprintf (f, ", \"of_%s\": ", refs[q]);
+        s_num (f, ref < 0 ? NAN : ra_ab_gain_fraction (&rep->win_vs[a][j], &rep->win_vs[ref][j], a == o->control));
+      }
       fputs ("}", f);
     }
     fputs ("],\n     \"per_task\": [", f);

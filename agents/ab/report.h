@@ -46,12 +46,13 @@ typedef struct {
   ra_ab_paired_t vs[RA_AB_MAX_ARMS][RA_AB_M_COUNT];
   ra_ab_ci_t curve[RA_AB_MAX_ARMS][RA_AB_MAX_CURVE];
   ra_ab_paired_t curve_vs[RA_AB_MAX_ARMS][RA_AB_MAX_CURVE];
-  /* R@K windows (docs/agents.md 2.2): the given ones, then the AUC (0 .. episodes - 1) */
+  /* R@K windows (docs/agents.md 2.2): the given ones, then the AUC (0 .. episodes - 1), then
+     "frozen" (the frozen evaluation episodes, episodes .. episodes + frozen - 1) when run */
   int n_win;
-  int win_from[RA_AB_MAX_WINDOWS + 1], win_to[RA_AB_MAX_WINDOWS + 1];
-  char win_name[RA_AB_MAX_WINDOWS + 1][32];   /* "R@5w" (3-7), "R@3-6", "auc" */
-  ra_ab_ci_t win[RA_AB_MAX_ARMS][RA_AB_MAX_WINDOWS + 1];
-  ra_ab_paired_t win_vs[RA_AB_MAX_ARMS][RA_AB_MAX_WINDOWS + 1];
+  int win_from[RA_AB_MAX_WINDOWS + 2], win_to[RA_AB_MAX_WINDOWS + 2];
+  char win_name[RA_AB_MAX_WINDOWS + 2][32];   /* "R@5w" (3-7), "R@3-6", "auc", "frozen" */
+  ra_ab_ci_t win[RA_AB_MAX_ARMS][RA_AB_MAX_WINDOWS + 2];
+  ra_ab_paired_t win_vs[RA_AB_MAX_ARMS][RA_AB_MAX_WINDOWS + 2];
   int units;                            /* units per arm for the non-coverage metrics */
   /* What the statistics cannot say (docs/agents.md 2.3): one unit, zero variance. */
   char warnings[RA_AB_MAX_WARNINGS][200];
@@ -70,6 +71,12 @@ double ra_ab_task_curve (const ra_ab_result_t *r, int a, int t, int K);
    per task index t. */
 int ra_ab_window_values (const ra_ab_result_t *r, ra_ab_unit_t unit, int a, int from, int to, double *x);
 double ra_ab_task_window (const ra_ab_result_t *r, int a, int t, int from, int to);
+
+/* Index of the first arm of policy class cls ("oracle", "expert") other than the control, or -1. */
+int ra_ab_ref_arm (const ra_ab_result_t *r, const ra_ab_report_opts_t *o, const char *cls);
+/* An arm's paired gain over the control as a fraction of the reference arm's (docs/agents.md
+   2.2): diff(a) / diff(ref); NAN when ref < 0 or the reference gains nothing. */
+double ra_ab_gain_fraction (const ra_ab_paired_t *a, const ra_ab_paired_t *ref, bool a_is_control);
 
 /* Computes every CI and test. RA_ERR_BAD_CONFIG for a window outside 0 .. episodes - 1 or with
    from > to; RA_ERR_NOMEM. */

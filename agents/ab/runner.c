@@ -299,6 +299,88 @@ static ra_err_t s_merge_obs (s_run_t *s, const ra_fields_t *obs, const bool *mas
   return RA_OK;
 }
 
+/* The frozen evaluation (docs/agents.md 2.1): every env is reset and plays o->frozen_episodes
+   more episodes, seeded as episodes E, E + 1, ... of AB1; their returns go to ep[i * stride + E +
+   f]. An arm with a freeze hook is frozen by it and still gets its feedback (it must not learn
+   from it: the oracle reads its next slates there); an arm without one gets no feedback, so it
+   cannot learn. */
+static ra_err_t s_play_frozen (ra_client_t *c, const ra_client_env_t *env, const ra_ab_opts_t *o,
+                               ra_policy_t *pol, int t, s_run_t *s, const ra_ab_result_t *res, int a,
+                               ra_error_t *err)
+{
+  double *ep = ra_ab_ep_return (res, a, t, 0);
+  const int stride = res->episodes + res->frozen;
+  const ra_ab_credit_t credit = res->arm_credit[a];
+  const int N = s->N, k = s->k, E = o->episodes, Ef = o->frozen_episodes;
+  if (Ef <= 0)
+    return RA_OK;
+  const int64_t id = o->task_ids ? o->task_ids[t] : t;
+  if (pol->cls->freeze)
+    pol->cls->freeze (pol);
+  for (int i = 0; i < N; i++) {
+    s->seeds[i] = ra_ab_episode_seed (o->seed, o->split, id, i, E);
+    s->eps[i] = 0;
+    s->ret[i] = 0;
+  }
+  ra_step_result_t r;
+  ra_obs_batch_t obs;
+  ra_err_t rc = ra_client_reset (c, env, s->seeds, NULL, &r, err);
+  if (rc != RA_OK || (rc = s_copy_obs (s, &r.obs, &obs, err)) != RA_OK)
+    return rc;
+  long max_steps = (long) Ef * ((env->max_episode_steps > 0 ? env->max_episode_steps : 1000) + 1) + 16;
+  int64_t shape[2] = { N, k };
+  int finished = 0;
+  for (long step = 0; finished < N; step++) {
+    if (step > max_steps)
+      return ra_error_set (err, RA_ERR_INTERNAL, -1, "envs did not finish %d frozen episodes within %ld "
+                           "steps", Ef, max_steps);
+    pol->cls->act (pol, &obs, s->slates);
+    ra_tensor_t act = ra_tensor_view (RA_DTYPE_I32, k == 1 ? 1 : 2, shape, s->slates);
+    if ((rc = ra_client_step (c, env, &act, &r, err)) != RA_OK)
+      return rc;
+    const ra_tensor_t *clicked = s_info (&r, "clicked"), *oracle = s_info (&r, "oracle_slate");
+    const ra_tensor_t *main = res->has_main ? s_info (&r, res->main_name) : NULL;
+    bool any_done = false;
+    for (int i = 0; i < N; i++) {
+      bool done = ra_tensor_get_int (&r.terminated, i) || ra_tensor_get_int (&r.truncated, i);
+      s->mask[i] = done;
+      any_done |= done;
+      s->reward[i] = (float) s_at (&r.reward, i);
+      s->done[i] = done;
+      for (int q = 0; q < k; q++) {
+        size_t j = (size_t) i * k + q;
+        s->clicked[j] = (uint8_t) (s_slot (clicked, N, k, i, q) != 0);
+        s->credit[j] = credit == RA_AB_CREDIT_METRIC ? (float) s_slot (main, N, k, i, q) : (float) s->clicked[j];
+        s->oracle[j] = oracle ? (int32_t) s_slot (oracle, N, k, i, q) : 0;
+      }
+      if (s->eps[i] < Ef) {
+        s->ret[i] += s_at (&r.reward, i);
+        if (done) {
+          ep[(size_t) i * stride + E + s->eps[i]] = s->ret[i];
+          s->ret[i] = 0;
+          finished += ++s->eps[i] == Ef;
+        }
+      }
+      if (done)
+        s->seeds[i] = ra_ab_episode_seed (o->seed, o->split, id, i, E + s->eps[i]);
+    }
+    if (pol->cls->freeze) {
+      ra_feedback_t fb = {
+        .slates = s->slates, .reward = s->reward, .slot_reward = s->credit, .clicked = s->clicked,
+        .done = s->done, .oracle_slates = oracle ? s->oracle : NULL,
+      };
+      pol->cls->learn (pol, &obs, &fb);
+    }
+    if ((rc = s_copy_obs (s, &r.obs, &obs, err)) != RA_OK)
+      return rc;
+    if (any_done && finished < N
+        && ((rc = ra_client_reset (c, env, s->seeds, s->mask, &r, err)) != RA_OK
+            || (rc = s_merge_obs (s, &r.obs, s->mask, err)) != RA_OK))
+      return rc;
+  }
+  return RA_OK;
+}
+
 /* One arm on one task: from reset until every env finished opts->episodes episodes. Env i's
    episode e always starts from ra_ab_episode_seed (.., i, e), whatever the arm did before. */
 static ra_err_t s_play (ra_client_t *c, const ra_client_env_t *env, const ra_ab_opts_t *o,
@@ -321,7 +403,7 @@ static ra_err_t s_play (ra_client_t *c, const ra_client_env_t *env, const ra_ab_
     return rc;
   ra_policy_args_t pa = {
     .config = arm->config, .n_config = arm->n_config,
-    .seed = s_mix (o->seed ^ s_hash_str (arm->key), (uint64_t) id),
+    .seed = s_mix (o->seed ^ s_hash_str (arm->key), (uint64_t) id), .task_split = o->split, .task_id = id,
     .num_envs = N, .num_candidates = s->K, .slate_size = k, .user_dim = s->U, .cand_dim = s->F,
     .response_dim = s->R,
   };
@@ -419,7 +501,7 @@ static ra_err_t s_play (ra_client_t *c, const ra_client_env_t *env, const ra_ab_
   for (size_t j = 0; j < s->n_items; j++)
     distinct += j == 0 || s->items[j] != s->items[j - 1];
   res->distinct[(size_t) a * res->tasks + t] = distinct;
-  rc = RA_OK;
+  rc = s_play_frozen (c, env, o, pol, t, s, res, a, err);
 out:
   pol->cls->destroy (&pol);
   return rc;
@@ -471,15 +553,17 @@ ra_err_t ra_ab_run (ra_client_t *c, const ra_ab_opts_t *o, const ra_ab_arm_t *ar
   res->tasks = o->tasks;
   res->num_envs = s.N;
   res->episodes = o->episodes;
+  res->frozen = o->frozen_episodes > 0 ? o->frozen_episodes : 0;
   res->oracle_on = oracle;
   for (int a = 0; a < n_arms; a++) {
     snprintf (res->arm_names[a], sizeof res->arm_names[a], "%s", arms[a].spec);
     res->arm_credit[a] = arms[a].has_credit ? arms[a].credit : o->credit;
+    snprintf (res->arm_class[a], sizeof res->arm_class[a], "%s", arms[a].cls->name);
   }
   res->catalog_size = s_catalog_size (c, o);
   size_t cells = (size_t) n_arms * o->tasks * s.N;
   res->cells = calloc (cells, sizeof *res->cells);
-  res->ep_return = calloc (cells * o->episodes, sizeof *res->ep_return);
+  res->ep_return = calloc (cells * (size_t) (o->episodes + res->frozen), sizeof *res->ep_return);
   res->distinct = calloc ((size_t) n_arms * o->tasks, sizeof *res->distinct);
   s.scratch_n = (size_t) s.N * (4096 + (size_t) s.K * 512);
   s.scratch = malloc (s.scratch_n * sizeof (float));

@@ -49,6 +49,9 @@ typedef struct {
   int n_config;
   int max_episode_steps;                /* <= 0: the server's default */
   ra_ab_credit_t credit;                /* what fb->slot_reward carries, for arms without credit= */
+  int frozen_episodes;                  /* after the `episodes`, each env plays this many more with
+                                           learning frozen (2.1): the adapted policy on fresh
+                                           episodes; 0: none */
   /* Called after every (arm, task) pair and every ~256 steps: done / total in env-episodes. */
   void (*progress) (void *ud, const char *arm, int task, double done, double total);
   void *progress_ud;
@@ -67,11 +70,14 @@ typedef struct {
 
 typedef struct {
   int arms, tasks, num_envs, episodes;
+  int frozen;                           /* frozen evaluation episodes per env after `episodes` */
   char arm_names[32][128];
   ra_ab_credit_t arm_credit[32];        /* the credit each arm learned from */
+  char arm_class[32][32];               /* each arm's policy class ("oracle", "expert", ...) */
   int64_t *task_ids;                    /* [tasks] the split's ids, in run order */
   ra_ab_cell_t *cells;                  /* arms x tasks x num_envs */
-  double *ep_return;                    /* arms x tasks x num_envs x episodes: return of episode e */
+  double *ep_return;                    /* arms x tasks x num_envs x (episodes + frozen): return of
+                                           episode e (e >= episodes: the frozen evaluation) */
   double *distinct;                     /* arms x tasks: distinct catalog ids shown */
   double catalog_size;                  /* from the sim's "num_items"; 0 when unknown */
   bool has_conversion, has_main, has_regret, has_items;
@@ -100,7 +106,7 @@ static inline ra_ab_cell_t *ra_ab_cell (const ra_ab_result_t *r, int arm, int ta
 }
 static inline double *ra_ab_ep_return (const ra_ab_result_t *r, int arm, int task, int env)
 {
-  return &r->ep_return[(((size_t) arm * r->tasks + task) * r->num_envs + env) * r->episodes];
+  return &r->ep_return[(((size_t) arm * r->tasks + task) * r->num_envs + env) * (r->episodes + r->frozen)];
 }
 
 #endif

@@ -71,6 +71,12 @@ static bool s_append (char **s, size_t *len, size_t *cap, const char *fmt, ...)
 
 ra_err_t ra_nn_checkpoint_save (const ra_nn_params_t *p, const char *path, ra_error_t *err)
 {
+  return ra_nn_checkpoint_save_meta (p, path, NULL, NULL, 0, err);
+}
+
+ra_err_t ra_nn_checkpoint_save_meta (const ra_nn_params_t *p, const char *path, const char *const *keys,
+                                     const char *const *vals, int n_meta, ra_error_t *err)
+{
   assert (p && p->data && path);
   if (!s_little_endian ())
     return ra__nn_error (err, RA_ERR_IO, "nn checkpoint: big-endian hosts are not supported");
@@ -103,6 +109,18 @@ ra_err_t ra_nn_checkpoint_save (const ra_nn_params_t *p, const char *path, ra_er
                        "\"rng_seed\":\"%" PRIu64 "\",\"rng_stream\":\"%" PRIu64 "\",\"rng_counter\":\"%" PRIu64
                        "\"}}",
                        P, ra_nn_params_steps (p), p->rng.seed, p->rng.stream, p->rng.counter);
+  if (ok) { /* the caller's keys go before the closing braces: len - 2 */
+    len -= 2;
+    for (int i = 0; ok && i < n_meta; i++) {
+      if (strpbrk (keys[i], "\"\\") || strpbrk (vals[i], "\"\\")) {
+        rc = ra__nn_error (err, RA_ERR_BAD_CONFIG, "nn checkpoint: metadata '%s' has a quote or backslash",
+                           keys[i]);
+        goto done;
+      }
+      ok = s_append (&hdr, &len, &cap, ",\"%s\":\"%s\"", keys[i], vals[i]);
+    }
+    ok = ok && s_append (&hdr, &len, &cap, "}}");
+  }
   while (ok && len % 8)
     ok = s_append (&hdr, &len, &cap, " ");
   if (!ok) {

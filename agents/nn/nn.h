@@ -354,6 +354,10 @@ void ra_nn_graph_destroy (ra_nn_graph_t **g_p);
    "adam_m.<name>" / "adam_v.<name>", metadata: step, rng seed/stream/counter, replicas.
    Returns RA_ERR_IO with the reason on failure. */
 ra_err_t ra_nn_checkpoint_save (const ra_nn_params_t *p, const char *path, ra_error_t *err);
+/* The same with n_meta more string entries in __metadata__ (keys[i] = vals[i]; no quotes or
+   backslashes: RA_ERR_BAD_CONFIG), for what a caller keeps beside its parameters. */
+ra_err_t ra_nn_checkpoint_save_meta (const ra_nn_params_t *p, const char *path, const char *const *keys,
+                                     const char *const *vals, int n_meta, ra_error_t *err);
 /* Loads a file written by save into p (same table: names and shapes must match). Restores data,
    Adam moments, step and rng; clears grad. RA_ERR_IO / RA_ERR_BAD_CONFIG on mismatch. */
 ra_err_t ra_nn_checkpoint_load (ra_nn_params_t *p, const char *path, ra_error_t *err);

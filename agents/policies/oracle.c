@@ -98,7 +98,15 @@ static void s_learn (ra_policy_t *pol, const ra_obs_batch_t *obs, const ra_feedb
   }
 }
 
+/* Nothing is learned: learn only keeps the next oracle slates, which the frozen evaluation still
+   hands over (docs/agents.md 2.1). */
+static void s_freeze (ra_policy_t *pol)
+{
+  (void) pol;
+}
+
 const ra_policy_class_t ra_oracle_policy_class = {
   .name = "oracle", .description = "the sim's best slate (config oracle=true); greedy affinity where none",
   .create = s_create, .destroy = s_destroy, .act = s_act, .learn = s_learn, .forget = s_forget,
+  .freeze = s_freeze,
 };

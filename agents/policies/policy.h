@@ -43,6 +43,8 @@ typedef struct {
   const ra_kv_t *config;                /* the arm's own settings ("alpha", "epsilon", ...) */
   int n_config;
   uint64_t seed;                        /* the arm's RNG stream */
+  const char *task_split;               /* the task the arm plays ("test"), or NULL when unknown */
+  int64_t task_id;                      /* its id (valid when task_split is set) */
   int num_envs, num_candidates, slate_size, user_dim, cand_dim, response_dim;
 } ra_policy_args_t;
 
@@ -62,6 +64,10 @@ typedef struct {
   void (*learn) (ra_policy_t *p, const ra_obs_batch_t *obs, const ra_feedback_t *fb);
   /* Forgets what was learned (a new task starts); keeps pre-trained parameters if any. */
   void (*forget) (ra_policy_t *p);
+  /* Optional (NULL: nothing to do): learning stops and the arm acts as it would be deployed
+     (greedy where it samples to learn) until forget; the harness calls it before the frozen
+     evaluation episodes (docs/agents.md 2.1) and calls learn no more. */
+  void (*freeze) (ra_policy_t *p);
 } ra_policy_class_t;
 
 /* A policy instance starts with its class pointer, so generic code can dispatch. */

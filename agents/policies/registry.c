@@ -16,6 +16,7 @@ static const ra_policy_class_t *const s_all[] = {
   &ra_logts_policy_class,
   &ra_oracle_policy_class,
   &ra_target_policy_class,
+  &ra_expert_policy_class,
 };
 
 const ra_policy_class_t *const *ra_policies_all (int *n)

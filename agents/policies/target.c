@@ -24,6 +24,7 @@ void ra_target_cfg_default (ra_target_cfg_t *cfg)
     .hidden = 64, .layers = 2, .tanh = false, .rollout = 16, .lr = 3e-3f, .gamma = 0.95f,
     .lambda = 0.95f, .entropy_coef = 0.01f, .value_coef = 0.5f, .clip_norm = 1.0f,
     .reward_scale = 0.0f, .normalize_adv = true, .greedy = true, .seed = 1, .population = 1,
+    .sgd = false, .reset_optimizer = true, .adapt_updates = 0,
   };
 }
 
@@ -121,6 +122,16 @@ ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
       rc = s_bool (e, &cfg->normalize_adv, err);
     } else if (!strcmp (k, "greedy")) {
       rc = s_bool (e, &cfg->greedy, err);
+    } else if (!strcmp (k, "optimizer")) {
+      if (e->type != RA_KV_STR || (strcmp (e->str, "adam") && strcmp (e->str, "sgd")))
+        return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
+                             "target: 'optimizer' must be \"adam\" or \"sgd\"");
+      cfg->sgd = !strcmp (e->str, "sgd");
+    } else if (!strcmp (k, "reset_optimizer")) {
+      rc = s_bool (e, &cfg->reset_optimizer, err);
+    } else if (!strcmp (k, "adapt_updates")) {
+      if ((rc = s_num (e, 0, 1e9, &v, err)) == RA_OK)
+        cfg->adapt_updates = (int) v;
     } else if (!strcmp (k, "population")) {
       if ((rc = s_num (e, 1, RA_TARGET_MAX_POPULATION, &v, err)) == RA_OK)
         cfg->population = (int) v;
@@ -131,7 +142,8 @@ ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
       return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
                            "target: unknown config key '%s' (expected hidden, layers, activation, "
                            "rollout, lr, gamma, lambda, entropy, value_coef, clip_norm, "
-                           "reward_scale, normalize_adv, greedy, population, seed)", k);
+                           "reward_scale, normalize_adv, greedy, population, seed, optimizer, "
+                           "reset_optimizer, adapt_updates)", k);
     }
     if (rc != RA_OK)
       return rc;
@@ -414,14 +426,164 @@ void ra_target_set_params (ra_target_t *t, const float *host)
   ra_nn_upload (t->be, t->params->data, host, ra_target_num_params (t));
 }
 
+/* Metadata keys of the target in a checkpoint (docs/agents.md, "Adapting the target"). */
+enum { S_META_SCALE, S_META_LR, S_META_OPT, S_META_RESET, S_META_ADAPT, S_META_ROLLOUT, S_META_N };
+static const char *const s_meta_keys[S_META_N] = {
+  "target.reward_scale", "target.lr", "target.optimizer", "target.reset_optimizer",
+  "target.adapt_updates", "target.rollout",
+};
+
 ra_err_t ra_target_save (const ra_target_t *t, const char *path, ra_error_t *err)
 {
-  return ra_nn_checkpoint_save (t->params, path, err);
+  /* reward scales: P numbers separated by commas, %.9g (a float round-trips) */
+  size_t cap = (size_t) t->P * 18 + 1;
+  char *scales = malloc (cap), lr[32], adapt[24], rollout[24];
+  if (!scales)
+    return ra_error_set (err, RA_ERR_NOMEM, -1, "target: out of memory");
+  size_t len = 0;
+  for (int p = 0; p < t->P; p++)
+    len += (size_t) snprintf (scales + len, cap - len, "%s%.9g", p ? "," : "", (double) t->reward_scale[p]);
+  snprintf (lr, sizeof lr, "%.9g", (double) t->cfg.lr);
+  snprintf (adapt, sizeof adapt, "%d", t->cfg.adapt_updates);
+  snprintf (rollout, sizeof rollout, "%d", t->cfg.rollout);
+  const char *vals[S_META_N] = { scales, lr, t->cfg.sgd ? "sgd" : "adam",
+                                 t->cfg.reset_optimizer ? "true" : "false", adapt, rollout };
+  ra_err_t rc = ra_nn_checkpoint_save_meta (t->params, path, s_meta_keys, vals, S_META_N, err);
+  free (scales);
+  return rc;
+}
+
+/* The checkpoint's JSON header (malloc'ed, NUL-terminated) or NULL with *err set. */
+static char *s_read_header (const char *path, ra_error_t *err)
+{
+  FILE *f = fopen (path, "rb");
+  if (!f) {
+    ra_error_set (err, RA_ERR_IO, -1, "target: cannot open checkpoint '%s'", path);
+    return NULL;
+  }
+  unsigned char len8[8];
+  uint64_t len = 0;
+  char *hdr = NULL;
+  if (fread (len8, 1, 8, f) == 8) {
+    for (int i = 7; i >= 0; i--)
+      len = len << 8 | len8[i];
+    if (len > 0 && len <= (64u << 20) && (hdr = malloc (len + 1)) && fread (hdr, 1, len, f) == len)
+      hdr[len] = 0;
+    else {
+      free (hdr);
+      hdr = NULL;
+    }
+  }
+  fclose (f);
+  if (!hdr)
+    ra_error_set (err, RA_ERR_IO, -1, "target: '%s' has no readable safetensors header", path);
+  return hdr;
+}
+
+/* The string value of metadata key in hdr (written by ra_target_save: no escapes) into buf;
+   false when absent or longer than cap - 1. */
+static bool s_meta (const char *hdr, const char *key, char *buf, size_t cap)
+{
+  char pat[64];
+  snprintf (pat, sizeof pat, "\"%s\":\"", key);
+  const char *m = strstr (hdr, "\"__metadata__\"");
+  const char *v = m ? strstr (m, pat) : NULL;
+  if (!v)
+    return false;
+  v += strlen (pat);
+  const char *e = strchr (v, '"');
+  if (!e || (size_t) (e - v) >= cap)
+    return false;
+  memcpy (buf, v, (size_t) (e - v));
+  buf[e - v] = 0;
+  return true;
 }
 
 ra_err_t ra_target_load (ra_target_t *t, const char *path, ra_error_t *err)
 {
-  return ra_nn_checkpoint_load (t->params, path, err);
+  ra_err_t rc = ra_nn_checkpoint_load (t->params, path, err);
+  if (rc != RA_OK)
+    return rc;
+  char *hdr = s_read_header (path, err);
+  if (!hdr)
+    return RA_ERR_IO;
+  size_t cap = (size_t) t->P * 40 + 1;
+  char *buf = malloc (cap);
+  if (!buf) {
+    free (hdr);
+    return ra_error_set (err, RA_ERR_NOMEM, -1, "target: out of memory");
+  }
+  if (s_meta (hdr, s_meta_keys[S_META_SCALE], buf, cap)) {
+    const char *q = buf;
+    for (int p = 0; p < t->P && rc == RA_OK; p++) {
+      char *end;
+      double x = strtod (q, &end);
+      if (end == q || !(x >= 0 && x < 1e30) || (*end != ',' && *end != 0) || (p + 1 < t->P) != (*end == ','))
+        rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: '%s': target.reward_scale '%s' is not "
+                           "%d non-negative numbers separated by commas", path, buf, t->P);
+      else
+        t->reward_scale[p] = (float) x;
+      q = end + (*end == ',');
+    }
+  } else {
+    for (int p = 0; p < t->P; p++)
+      t->reward_scale[p] = t->cfg.reward_scale; /* an older file: measure it again (0) or the cfg's */
+  }
+  free (buf);
+  free (hdr);
+  return rc;
+}
+
+ra_err_t ra_target_checkpoint_settings (const char *path, ra_target_cfg_t *cfg, ra_error_t *err)
+{
+  char *hdr = s_read_header (path, err), v[64];
+  if (!hdr)
+    return RA_ERR_IO;
+  ra_err_t rc = RA_OK;
+  char *end;
+  if (s_meta (hdr, s_meta_keys[S_META_LR], v, sizeof v)) {
+    double x = strtod (v, &end);
+    if (*end || !(x >= 0 && x <= 10))
+      rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: '%s': target.lr '%s' is not in [0, 10]", path, v);
+    else
+      cfg->lr = (float) x;
+  }
+  if (rc == RA_OK && s_meta (hdr, s_meta_keys[S_META_OPT], v, sizeof v)) {
+    if (strcmp (v, "adam") && strcmp (v, "sgd"))
+      rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: '%s': target.optimizer '%s' is not adam or sgd",
+                         path, v);
+    else
+      cfg->sgd = !strcmp (v, "sgd");
+  }
+  if (rc == RA_OK && s_meta (hdr, s_meta_keys[S_META_RESET], v, sizeof v))
+    cfg->reset_optimizer = !strcmp (v, "true");
+  static const int lo[2] = { 0, 1 }, hi[2] = { 1000000000, 4096 };
+  int *dst[2] = { &cfg->adapt_updates, &cfg->rollout };
+  for (int j = 0; j < 2 && rc == RA_OK; j++)
+    if (s_meta (hdr, s_meta_keys[S_META_ADAPT + j], v, sizeof v)) {
+      long x = strtol (v, &end, 10);
+      if (*end || x < lo[j] || x > hi[j])
+        rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: '%s': %s '%s' is not in [%d, %d]", path,
+                           s_meta_keys[S_META_ADAPT + j], v, lo[j], hi[j]);
+      else
+        *dst[j] = (int) x;
+    }
+  free (hdr);
+  return rc;
+}
+
+void ra_target_reset_optimizer (ra_target_t *t)
+{
+  ra_nn_params_t *p = t->params;
+  size_t n = p->n * (size_t) p->replicas;
+  if (p->adam_m) {
+    ra_nn_zero (t->be, p->adam_m, n);
+    ra_nn_zero (t->be, p->adam_v, n);
+  }
+  int32_t *zero = calloc ((size_t) p->replicas, sizeof *zero);
+  if (zero) /* calloc of P ints; without it the step counts stay (bias correction only) */
+    ra_nn_upload_bytes (t->be, p->step, zero, (size_t) p->replicas * sizeof *zero);
+  free (zero);
 }
 
 /* Finds `"<name>": {... "shape": [a, b` in a safetensors header; false if absent. */
@@ -777,8 +939,15 @@ ra_err_t ra_target_step (ra_target_t *t, float *grad_norms, ra_error_t *err)
     ra_nn_clip_grad_norm (t->params, c->clip_norm, t->d_sqnorm);
   else
     ra_nn_sumsq (t->be, t->params->grad, t->params->n, t->P, t->params->n, t->d_sqnorm);
-  ra_nn_adam_t adam = { .lr = 1.0f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f }; /* x lr[p] */
-  ra_err_t rc = ra_nn_adam_step (t->params, &adam, err);
+  ra_err_t rc = RA_OK;
+  if (c->sgd) { /* data -= lr[p] grad_p: scale each replica's gradient, then one step of 1 */
+    for (size_t p = 0; p < P; p++)
+      ra_nn_scale (t->be, t->params->grad + p * t->params->n, t->lr[p], t->params->n);
+    ra_nn_sgd_step (t->params, 1.0f);
+  } else {
+    ra_nn_adam_t adam = { .lr = 1.0f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f }; /* x lr[p] */
+    rc = ra_nn_adam_step (t->params, &adam, err);
+  }
   if (rc == RA_OK)
     rc = ra_nn_backend_status (t->be, err);
   if (grad_norms) {

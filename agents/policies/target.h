@@ -52,12 +52,20 @@ typedef struct {
   uint64_t seed;         /* initialisation and sampling; default 1 */
   int population;        /* P parameter replicas, each acting on its own num_envs envs and
                             learning from its own rollout in the same batched calls; default 1 */
+  /* adaptation (docs/agents.md, "Adapting the target"; stored in checkpoints) */
+  bool sgd;              /* optimizer: plain SGD (data -= lr * clipped grad) instead of Adam;
+                            default false ("optimizer" = adam|sgd) */
+  bool reset_optimizer;  /* the arm zeroes the optimizer state (Adam moments, step count) it
+                            loaded, so adaptation starts fresh on every task; default true */
+  int adapt_updates;     /* the arm stops learning after this many updates on a task and acts
+                            as frozen from then on; 0: no limit; default 0 */
 } ra_target_cfg_t;
 
 /* Fills the defaults above (shapes 0). */
 void ra_target_cfg_default (ra_target_cfg_t *cfg);
 /* Applies key=value settings: hidden, layers, activation ("relu"/"tanh"), rollout, lr, gamma,
-   lambda, entropy, value_coef, clip_norm, reward_scale, normalize_adv, greedy, population, seed. A key not
+   lambda, entropy, value_coef, clip_norm, reward_scale, normalize_adv, greedy, population, seed,
+   optimizer ("adam"/"sgd"), reset_optimizer, adapt_updates. A key not
    in that list is skipped when it is in ignore (NULL-terminated, may be NULL), else
    RA_ERR_BAD_CONFIG naming it; an out-of-range value is RA_ERR_BAD_CONFIG naming key and range. */
 ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
@@ -102,11 +110,19 @@ size_t ra_target_num_params (const ra_target_t *t);
 void ra_target_get_params (const ra_target_t *t, float *host);
 void ra_target_set_params (ra_target_t *t, const float *host);
 
-/* Checkpoints (safetensors, agents/nn): parameters, Adam state, RNG. load needs a policy of the
-   same architecture (ra_target_checkpoint_arch reads it from the file). RA_ERR_IO /
-   RA_ERR_BAD_CONFIG with the reason. */
+/* Checkpoints (safetensors, agents/nn): parameters, Adam state, RNG, and in the metadata each
+   replica's reward scale and the adaptation settings (lr, optimizer, reset_optimizer,
+   adapt_updates, rollout). load restores the reward scales (a file without them leaves them 0:
+   measured on the first update); the settings are read by ra_target_checkpoint_settings. load
+   needs a policy of the same architecture (ra_target_checkpoint_arch reads it from the file).
+   RA_ERR_IO / RA_ERR_BAD_CONFIG with the reason. */
 ra_err_t ra_target_save (const ra_target_t *t, const char *path, ra_error_t *err);
 ra_err_t ra_target_load (ra_target_t *t, const char *path, ra_error_t *err);
+/* Writes into *cfg the adaptation settings stored in a checkpoint (those it has; a file written
+   before they were stored changes nothing). RA_ERR_IO when the file cannot be read. */
+ra_err_t ra_target_checkpoint_settings (const char *path, ra_target_cfg_t *cfg, ra_error_t *err);
+/* Zeroes the optimizer state of every replica (Adam moments and step counts). */
+void ra_target_reset_optimizer (ra_target_t *t);
 /* Reads hidden width and hidden layers of the scorer stored in a checkpoint's header. */
 ra_err_t ra_target_checkpoint_arch (const char *path, int *hidden, int *layers, ra_error_t *err);
 
@@ -142,8 +158,8 @@ typedef struct {
    get the losses (grad_norm 0: the step computes it). A backend failure is returned. */
 ra_err_t ra_target_grad (ra_target_t *t, const ra_obs_batch_t *next_obs, ra_target_losses_t *losses,
                          ra_error_t *err);
-/* One optimizer step from params->grad: per-replica clipping to clip_norm, Adam with each
-   replica's lr and step count. grad_norms (P entries, may be NULL) get the norms before clipping.
+/* One optimizer step from params->grad: per-replica clipping to clip_norm, then Adam with each
+   replica's lr and step count (or SGD with each replica's lr when cfg.sgd). grad_norms (P entries, may be NULL) get the norms before clipping.
    RA_ERR_NOMEM (first Adam step) or a backend failure. */
 ra_err_t ra_target_step (ra_target_t *t, float *grad_norms, ra_error_t *err);
 /* ra_target_grad then ra_target_step; losses (P entries, may be NULL) include the grad norms. */
@@ -215,11 +231,20 @@ void ra_target_gae (const float *reward, const uint8_t *done, const float *value
 
 /* --------------------------------------------------------------------------------------- arm */
 
-/* "target": act = top-k (config greedy=false samples); learn records transitions and runs an
-   update every T steps (at the next act, which brings the bootstrap observation); forget restores
-   the parameters it was created or loaded with. Config: the keys of ra_target_cfg_apply plus
-   "checkpoint" (path; its architecture overrides hidden/layers) and "device" (cpu|cuda|auto,
-   default cpu). */
+/* "target": while it learns (lr > 0, fewer than adapt_updates updates, not frozen) act samples
+   Plackett-Luce slates from the current policy and learn records them, running an update every T
+   steps (at the next act, which brings the bootstrap observation); frozen, act is top-k (greedy
+   false: samples). greedy=true given with lr > 0 is refused (off-policy). reset_optimizer zeroes
+   the loaded optimizer state; forget restores the parameters, optimizer state, reward scale and
+   sampling RNG it was created with. Settings: defaults, then the checkpoint's stored adaptation settings, then the
+   arm's config (the keys of ra_target_cfg_apply plus "checkpoint" (path; its architecture
+   overrides hidden/layers) and "device" (cpu|cuda|auto, default cpu)). docs/agents.md, "Adapting
+   the target". */
 extern const ra_policy_class_t ra_target_policy_class;
+/* "expert": the same arm on <dir>/<task split>-<task id>.safetensors (the task the harness names
+   in ra_policy_args_t), lr 0 unless given. Config: "dir" plus the target's keys. */
+extern const ra_policy_class_t ra_expert_policy_class;
+/* The policy inside a target or expert arm (borrowed), for tests and reports. */
+ra_target_t *ra_target_arm_policy (ra_policy_t *p);
 
 #endif

@@ -76,8 +76,10 @@ case "$name" in
                  --checkpoint-in x --checkpoint-out x --metrics x --num-envs 4 --eval-episodes 1
                  --steps 10 --updates 1 --progress 1 --seed 1 --config a=1 --rollout 4 --lr 0.1
                  --gamma 0.9 --lambda 0.9 --entropy 0.1 --value-coef 0.5 --clip-norm 1
-                 --reward-scale 1 --hidden 8 --layers 1 --activation relu)
-    numeric_flags=(--num-envs --eval-episodes --steps --updates --progress --seed)
+                 --reward-scale 1 --hidden 8 --layers 1 --activation relu --eval-tasks val:0-1
+                 --eval-envs 2 --eval-rk-episodes 2 --eval-json x.json)
+    numeric_flags=(--num-envs --eval-episodes --steps --updates --progress --seed --eval-envs
+                   --eval-rk-episodes)
     setting_flags=(--config) ;;
   recarena-ab)
     value_flags=(--env ECommerce-v1 --arms random --control random --split test --tasks 1

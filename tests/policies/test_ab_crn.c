@@ -138,9 +138,9 @@ static ra_err_t s_last_create (const ra_policy_args_t *a, ra_policy_t **out, ra_
 }
 
 static const ra_policy_class_t s_first_class = { "rec_first", "first k", s_first_create,
-                                                 s_rec_destroy, s_rec_act, s_rec_learn, s_rec_forget };
+                                                 s_rec_destroy, s_rec_act, s_rec_learn, s_rec_forget, NULL };
 static const ra_policy_class_t s_last_class = { "rec_last", "last k", s_last_create,
-                                                s_rec_destroy, s_rec_act, s_rec_learn, s_rec_forget };
+                                                s_rec_destroy, s_rec_act, s_rec_learn, s_rec_forget, NULL };
 
 static void s_run (const char *env_id, ra_ab_arm_t *arms, int n_arms, int tasks, int num_envs,
                    int episodes, ra_ab_result_t *res)
@@ -277,4 +277,116 @@ Test (ab_crn, per_arm_credit_overrides_the_run_default)
   ra_ab_result_fini (&res[1]);
   cr_assert_eq (ra_ab_arm_parse ("lints:credit=revenue", &arms[0], &err), RA_ERR_BAD_CONFIG);
   cr_assert (strstr (err.message, "credit is clicked or metric"), "%s", err.message);
+}
+
+/* ---- the frozen evaluation (docs/agents.md 2.1) -------------------------------------------- */
+
+static int s_freezes, s_learns_after_freeze;
+static bool s_is_frozen;
+
+static const ra_policy_class_t s_fz_class;
+static ra_err_t s_fz_create (const ra_policy_args_t *a, ra_policy_t **out, ra_error_t *err)
+{
+  s_is_frozen = false;
+  ra_err_t rc = s_rec_create (a, false, out, err);
+  if (rc == RA_OK)
+    (*out)->cls = &s_fz_class;
+  return rc;
+}
+static void s_fz_learn (ra_policy_t *pol, const ra_obs_batch_t *o, const ra_feedback_t *fb)
+{
+  s_learns_after_freeze += s_is_frozen;
+  s_rec_learn (pol, o, fb);
+}
+static void s_fz_freeze (ra_policy_t *pol)
+{
+  (void) pol;
+  s_freezes++;
+  s_is_frozen = true;
+}
+static const ra_policy_class_t s_fz_class = { "rec_freeze", "first k, counts freezes", s_fz_create,
+                                              s_rec_destroy, s_rec_act, s_fz_learn, s_rec_forget,
+                                              s_fz_freeze };
+/* without a freeze hook: the harness must stop calling learn itself */
+static int s_plain_learns;
+static const ra_policy_class_t s_plain_class;
+static ra_err_t s_plain_create (const ra_policy_args_t *a, ra_policy_t **out, ra_error_t *err)
+{
+  ra_err_t rc = s_rec_create (a, false, out, err);
+  if (rc == RA_OK)
+    (*out)->cls = &s_plain_class;
+  return rc;
+}
+static void s_plain_learn (ra_policy_t *pol, const ra_obs_batch_t *o, const ra_feedback_t *fb)
+{
+  s_plain_learns++;
+  s_rec_learn (pol, o, fb);
+}
+static const ra_policy_class_t s_plain_class = { "rec_plain", "first k, counts learns", s_plain_create,
+                                                 s_rec_destroy, s_rec_act, s_plain_learn, s_rec_forget,
+                                                 NULL };
+
+static void s_run_frozen (ra_ab_arm_t *arms, int n_arms, int episodes, int frozen, ra_ab_result_t *res)
+{
+  ra_error_t err;
+  ra_client_t *c;
+  cr_assert_eq (ra_client_new (ra_server_endpoint (S, 0), 30000, &c, &err), RA_OK, "%s", err.message);
+  int64_t ids[2] = { 3, 11 };
+  ra_ab_opts_t o = { .env_id = "ECommerce-v1", .split = "test", .tasks = 2, .task_ids = ids,
+                     .num_envs = 4, .episodes = episodes, .seed = 7, .max_episode_steps = 12,
+                     .frozen_episodes = frozen };
+  cr_assert_eq (ra_ab_run (c, &o, arms, n_arms, res, &err), RA_OK, "%s", err.message);
+  ra_client_destroy (&c);
+}
+
+Test (ab_crn, frozen_episodes_are_the_next_episodes_played_without_learning)
+{
+  /* a policy that never learns (lr 0: greedy, frozen from the start) plays its frozen episodes
+     exactly as it would play episodes E.. of a longer run: same seeds (AB1), same policy */
+  ra_ab_arm_t arms[2];
+  ra_error_t err;
+  cr_assert_eq (ra_ab_arm_parse ("target:lr=0:hidden=8:layers=1", &arms[0], &err), RA_OK, "%s", err.message);
+  memset (&arms[1], 0, sizeof arms[1]);
+  snprintf (arms[1].spec, sizeof arms[1].spec, "freeze");
+  snprintf (arms[1].key, sizeof arms[1].key, "freeze");
+  arms[1].cls = &s_fz_class;
+  s_n_inst = 0;
+  s_freezes = s_learns_after_freeze = 0;
+  ra_ab_result_t a, b;
+  s_run_frozen (arms, 2, 3, 2, &a);
+  cr_assert_eq (s_freezes, 2, "one freeze per (task, arm that has the hook)");
+  /* an arm with the hook keeps its feedback (it must not learn from it: the oracle reads its
+     next slates there); an arm without one gets none in the frozen episodes */
+  cr_assert_gt (s_learns_after_freeze, 0, "an arm with a freeze hook lost its feedback");
+  ra_ab_arm_t plain;
+  memset (&plain, 0, sizeof plain);
+  snprintf (plain.spec, sizeof plain.spec, "plain");
+  snprintf (plain.key, sizeof plain.key, "plain");
+  plain.cls = &s_plain_class;
+  ra_ab_result_t p1, p2;
+  s_n_inst = 0;
+  s_plain_learns = 0;
+  s_run_frozen (&plain, 1, 3, 0, &p1);
+  int without = s_plain_learns;
+  s_n_inst = 0;
+  s_plain_learns = 0;
+  s_run_frozen (&plain, 1, 3, 2, &p2);
+  cr_assert_gt (without, 0);
+  cr_assert_eq (s_plain_learns, without, "learn called in the frozen episodes of an arm without a hook");
+  ra_ab_result_fini (&p1);
+  ra_ab_result_fini (&p2);
+  s_n_inst = 0;
+  s_run_frozen (arms, 1, 5, 0, &b);
+  cr_assert_eq (a.frozen, 2);
+  int nonzero = 0;
+  for (int t = 0; t < 2; t++)
+    for (int i = 0; i < 4; i++)
+      for (int e = 0; e < 5; e++) {
+        cr_assert_eq (ra_ab_ep_return (&a, 0, t, i)[e], ra_ab_ep_return (&b, 0, t, i)[e],
+                      "task %d env %d episode %d", t, i, e);
+        nonzero += ra_ab_ep_return (&a, 0, t, i)[e] != 0;
+      }
+  cr_assert_gt (nonzero, 0);
+  ra_ab_result_fini (&a);
+  ra_ab_result_fini (&b);
 }

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# scripts/train_experts.sh - per-task experts (docs/agents.md, "Per-task experts"): trains the
+# target policy with recarena-target on each of N tasks of a split, one at a time, and caches each
+# as DIR/<split>-<id>.safetensors (the file recarena-ab's expert:dir=DIR arm plays on that task)
+# beside DIR/<split>-<id>.key, the exact training command. A task whose key matches the command
+# it would run now and whose checkpoint exists is reused; any difference (sim, task, sim config,
+# seed, steps, envs, any other recarena-target flag, the binary's path, the content of a file given
+# as a flag value such as --checkpoint-in) retrains it, so an expert
+# is never played under settings it was not trained with.
+#
+# usage: scripts/train_experts.sh --dir DIR --env SIM [--split test] [--tasks N | --ids "0 3 7"]
+#          [--steps S] [--num-envs N] [--seed S] [--bin PATH/recarena-target]
+#          [-- more recarena-target flags, e.g. --config reward=clicks --lr 1e-3]
+# Prints one line per task: "<split>:<id> reused|trained <checkpoint>". Exit 2 on a bad command
+# line, 1 when a training fails (its checkpoint and key are then not written).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+dir= env= split=test tasks=8 ids= steps=50000 envs=64 seed=1
+bin="${RECARENA_BUILD_DIR:-$root/build}/agents/recarena-target"
+die () { echo "train_experts: $*" >&2; exit 2; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dir) dir="${2:?--dir needs a value}"; shift 2 ;;
+    --env) env="${2:?--env needs a value}"; shift 2 ;;
+    --split) split="${2:?--split needs a value}"; shift 2 ;;
+    --tasks) tasks="${2:?--tasks needs a value}"; shift 2 ;;
+    --ids) ids="${2:?--ids needs a value}"; shift 2 ;;
+    --steps) steps="${2:?--steps needs a value}"; shift 2 ;;
+    --num-envs) envs="${2:?--num-envs needs a value}"; shift 2 ;;
+    --seed) seed="${2:?--seed needs a value}"; shift 2 ;;
+    --bin) bin="${2:?--bin needs a value}"; shift 2 ;;
+    --) shift; break ;;
+    *) die "unknown flag '$1' (expected --dir, --env, --split, --tasks, --ids, --steps, --num-envs, --seed, --bin, --)" ;;
+  esac
+done
+[ -n "$dir" ] || die "--dir DIR is required"
+[ -n "$env" ] || die "--env SIM is required"
+[[ "$tasks" =~ ^[1-9][0-9]*$ ]] || die "--tasks '$tasks': expected a positive count"
+[ -x "$bin" ] || die "'$bin' is not an executable recarena-target (build it, or give --bin)"
+[ -n "$ids" ] || ids=$(seq 0 $((tasks - 1)))
+mkdir -p "$dir"
+for id in $ids; do
+  [[ "$id" =~ ^[0-9]+$ ]] || die "--ids: '$id' is not a task id"
+  ckpt="$dir/$split-$id.safetensors"
+  cmd=("$bin" --env "$env" --task "$split:$id" --steps "$steps" --num-envs "$envs" --seed "$seed"
+       --eval-episodes 0 --progress 1000000 "$@" --checkpoint-out "$ckpt.part")
+  key=$(printf '%s\n' "${cmd[@]}")
+  for a in "$@"; do # a file the command reads (--checkpoint-in F): its content is part of the key
+    if [ -f "$a" ]; then key+=$'\n'"$(md5sum < "$a")"; fi
+  done
+  if [ -f "$ckpt" ] && [ -f "$dir/$split-$id.key" ] && [ "$(cat "$dir/$split-$id.key")" = "$key" ]; then
+    echo "$split:$id reused $ckpt"
+    continue
+  fi
+  rm -f "$ckpt" "$dir/$split-$id.key"
+  if ! "${cmd[@]}" > "$dir/$split-$id.log" 2>&1; then
+    echo "train_experts: training $split:$id failed; see $dir/$split-$id.log" >&2
+    rm -f "$ckpt.part"
+    exit 1
+  fi
+  mv "$ckpt.part" "$ckpt"
+  printf '%s\n' "$key" > "$dir/$split-$id.key"
+  echo "$split:$id trained $ckpt"
+done

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# tests/policies/expert_cache.sh - scripts/train_experts.sh caches one expert per task and reuses
+# it only under the same training command: a second run reuses (checkpoints untouched), a change
+# of steps, sim config or seed retrains, a missing checkpoint retrains that task alone; then
+# recarena-ab's expert arm plays each task's own expert and names the file it lacks.
+# usage: expert_cache.sh ROOT RECARENA_TARGET RECARENA_AB
+set -euo pipefail
+root="$1" target="$2" ab="$3"
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+fail () { echo "FAIL: $*" >&2; exit 1; }
+train () { "$root/scripts/train_experts.sh" --dir "$dir" --env ECommerce-v1 --ids "2 5" --steps 256 \
+             --num-envs 8 --bin "$target" "$@"; }
+count () { grep -c " $1 " <<<"$2" || true; }
+
+out=$(train); echo "$out"
+[ "$(count trained "$out")" = 2 ] || fail "first run must train both tasks"
+sum1=$(md5sum "$dir"/test-*.safetensors)
+out=$(train); echo "$out"
+[ "$(count reused "$out")" = 2 ] || fail "second run must reuse both"
+[ "$(md5sum "$dir"/test-*.safetensors)" = "$sum1" ] || fail "reuse rewrote a checkpoint"
+out=$("$root/scripts/train_experts.sh" --dir "$dir" --env ECommerce-v1 --ids "2 5" --steps 384 \
+        --num-envs 8 --bin "$target"); echo "$out"
+[ "$(count trained "$out")" = 2 ] || fail "other steps must retrain"
+out=$(train -- --config reward=clicks); echo "$out"
+[ "$(count trained "$out")" = 2 ] || fail "another sim config must retrain"
+out=$("$root/scripts/train_experts.sh" --dir "$dir" --env ECommerce-v1 --ids "2 5" --steps 256 \
+        --num-envs 8 --seed 9 --bin "$target"); echo "$out"
+[ "$(count trained "$out")" = 2 ] || fail "another seed must retrain"
+out=$(train); echo "$out"
+[ "$(count trained "$out")" = 2 ] || fail "back to the first settings must retrain"
+rm "$dir/test-5.safetensors"
+out=$(train); echo "$out"
+[ "$(count reused "$out")" = 1 ] && [ "$(count trained "$out")" = 1 ] || fail "a missing checkpoint retrains that task only"
+# bad command lines
+if "$root/scripts/train_experts.sh" --dir "$dir" --env ECommerce-v1 --tasks x --bin "$target" 2>/dev/null; then
+  fail "--tasks x accepted"
+fi
+
+# the expert arm: each task's own checkpoint; a task without one is an error naming the file
+"$ab" --env ECommerce-v1 --task-ids test:2,5 --num-envs 4 --episodes 2 --curve-episodes 0 --windows none \
+  --arms "random,expert:dir=$dir" --max-episode-steps 8 --quiet > "$dir/ab.txt" || fail "expert arm run"
+grep -q "expert:dir=" "$dir/ab.txt" || fail "expert arm missing from the report"
+if "$ab" --env ECommerce-v1 --task-ids test:3 --num-envs 2 --episodes 1 --curve-episodes 0 --windows none \
+     --arms "random,expert:dir=$dir" --max-episode-steps 4 --quiet > /dev/null 2> "$dir/err.txt"; then
+  fail "expert arm ran without an expert for test:3"
+fi
+grep -q "test-3.safetensors" "$dir/err.txt" || { cat "$dir/err.txt"; fail "error does not name the missing file"; }
+echo "expert cache: ok"
