@@ -107,7 +107,7 @@ def main():
             time.sleep(sleep)
         emit({"kind": "train", "iter": it, "env_steps": steps, "meta_return": q, "samples_per_s": 1e6,
               "wall_s": 0.0})
-        if crash is not None and outer > float(crash) and n >= 2:
+        if crash is not None and outer > float(crash):
             die(f"boom: simulated crash at iter {it}", 1)
         if n % every == 0:
             s = q - 1.0 / (1 + it)

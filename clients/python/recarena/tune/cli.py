@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("search", help="an Optuna study (resumable: run the same command again)")
     _common(s)
     s.add_argument("--study", default="recarena-tune", help="study name (default recarena-tune)")
-    s.add_argument("--storage", help="Optuna storage URL (default sqlite:///OUT/study.db)")
+    s.add_argument("--storage", help="Optuna storage URL (default sqlite:///OUT/study.db; memory: keep nothing)")
     s.add_argument("--trials", type=int, default=20, help="finished trials to reach (default 20)")
     s.add_argument("--sampler", choices=("tpe", "random"), default="tpe")
     s.add_argument("--startup-trials", type=int, default=10,

@@ -164,8 +164,11 @@ def write_pbt_outputs(state: Dict[str, Any], space: Space, out_dir: str, metric:
                "generations": state["generation"], "env_steps_total": state["steps_done"],
                "best": best, "schedule": state["schedule"], "history": state["history"]}
     if best is not None:
+        # PBT's result is a schedule; the config is the best member's final hyperparameters,
+        # trained for as many iterations as the population was (its checkpoint is in the JSON).
         cfg = dict(space.fixed)
         cfg.update(best["params"])
+        cfg["iters"] = state["generation"] * state["signature"]["ready"]
         write_config(os.path.join(out_dir, BEST_CONFIG), cfg)
         summary["best_config"] = os.path.join(out_dir, BEST_CONFIG)
     with open(os.path.join(out_dir, "summary.json"), "w", encoding="utf-8") as f:

@@ -196,6 +196,8 @@ def parse_space(data: Dict[str, Any], source: str = "<space>") -> Space:
 def load_space(path: str) -> Space:
     """Reads a .toml or .json space file; SpaceError (naming the file) when it cannot."""
     ext = os.path.splitext(path)[1].lower()
+    if ext not in (".toml", ".json"):
+        raise SpaceError(f"{path}: a search space ends in .toml or .json")
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -208,8 +210,6 @@ def load_space(path: str) -> Space:
             if tomllib is None:
                 raise SpaceError(f"{path}: TOML needs Python >= 3.11; use a .json space")
             data = tomllib.loads(raw.decode("utf-8"))
-        else:
-            raise SpaceError(f"{path}: a search space ends in .toml or .json")
     except (ValueError, UnicodeDecodeError) as e:
         if isinstance(e, SpaceError):
             raise
