@@ -182,6 +182,12 @@ def run_pbt(opts: PbtOptions, log: Optional[Callable[[str], None]] = None) -> Di
             break
         g = state["generation"]
         members = state["members"]
+        if state.get("exploit_pending"):
+            # the run that finished generation g - 1 was asked for no more; it is now, so the
+            # exploit it skipped comes first (with the generator an unbroken run would have used)
+            state["schedule"] += exploit_explore(opts, members, g - 1,
+                                                 random.Random(f"{opts.seed}:{g - 1}"))
+            state["exploit_pending"] = False
         recs: List[Optional[Dict[str, Any]]] = [None] * len(members)
         nxt = iter(range(len(members)))
         lock = threading.Lock()
@@ -210,8 +216,11 @@ def run_pbt(opts: PbtOptions, log: Optional[Callable[[str], None]] = None) -> Di
                               "checkpoint.safetensors")
             if r["status"] == "ok" and os.path.exists(ck):
                 m["checkpoint"] = ck
+        # No exploit after the last generation: the members then hold what they ran with.
         if g + 1 < opts.generations:
             state["schedule"] += exploit_explore(opts, members, g, random.Random(f"{opts.seed}:{g}"))
+        else:
+            state["exploit_pending"] = True
         state["generation"] = g + 1
         _save(path, state)
         if log:
