@@ -212,3 +212,32 @@ def test_cli_outputs_and_eval(tmp_path, capsys):
     space.write_text('[inner-lr]\ntype = "log-uniform"\nlow = 0\nhigh = 1\n')
     assert cli.main(["search", "--space", str(space), "--meta-bin", FAKE]) == 2
     assert "inner-lr" in capsys.readouterr().err
+
+
+def test_sigterm_stops_trials_and_requeues_them(tmp_path):
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps(dict(SPACE, iters=40)))
+    out = tmp_path / "out"
+    env = dict(os.environ, FAKE_META_SLEEP="0.03")
+    cmd = [sys.executable, "-m", "recarena.tune", "search", "--space", str(space), "--out",
+           str(out), "--meta-bin", FAKE, "--trials", "3", "--pruner", "none"]
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    metrics = out / "trials" / "00000" / "metrics.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (metrics.exists() and metrics.stat().st_size > 300):
+        time.sleep(0.05)
+    p.terminate()  # SIGTERM to the tuner alone
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 130 and "run the same command" in err
+    size = metrics.stat().st_size
+    time.sleep(0.3)
+    assert metrics.stat().st_size == size  # the trial's process was stopped with the tuner
+    st = optuna.load_study(study_name="recarena-tune", storage="sqlite:///" + str(out / "study.db"))
+    t0 = st.trials[0]
+    assert t0.state == TrialState.FAIL and t0.user_attrs["interrupted"]
+    waiting = [t for t in st.trials if t.state == TrialState.WAITING]
+    assert len(waiting) == 1 and waiting[0].params == t0.params
+    r = subprocess.run(cmd, env=dict(os.environ), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    st = optuna.load_study(study_name="recarena-tune", storage="sqlite:///" + str(out / "study.db"))
+    assert len(counted(st.trials)) == 3 and st.trials[1].params == t0.params

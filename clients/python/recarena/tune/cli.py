@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 from typing import List, Optional
 
 from .runner import MetaNotFoundError, find_meta_binary, run_meta
@@ -138,8 +140,14 @@ def _eval(a: argparse.Namespace) -> int:
     return 0
 
 
+def _sigterm(signum, frame):  # a polite kill stops trials cleanly, as Ctrl-C does
+    raise KeyboardInterrupt
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     a = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _sigterm)
     try:
         if a.cmd == "eval":
             return _eval(a)
@@ -198,3 +206,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except MetaNotFoundError as e:
         _log(f"recarena-tune: {e}")
         return 1
+    except KeyboardInterrupt:
+        _log("recarena-tune: interrupted; running trials were stopped and will be rerun: run the "
+             "same command to continue")
+        return 130

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from .runner import run_meta
+from .runner import run_meta, wait_threads
 from .search import Budget, TuneError
 from .space import Dim, Scalar, Space
 
@@ -204,8 +204,14 @@ def run_pbt(opts: PbtOptions, log: Optional[Callable[[str], None]] = None) -> Di
         threads = [threading.Thread(target=work) for _ in range(min(opts.parallel, len(members)))]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        try:
+            wait_threads(threads)
+        except KeyboardInterrupt:
+            # The generation is not saved: running the same command reruns it from the
+            # checkpoints the state names.
+            stop.set()
+            wait_threads(threads)
+            raise
         for m, r in zip(members, recs):
             assert r is not None
             state["history"].append(r)

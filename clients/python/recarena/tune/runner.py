@@ -193,3 +193,13 @@ def _take(res: RunResult, text: str, metric: str,
     if on_line is not None:
         return on_line(line) or None
     return None
+
+
+def wait_threads(threads: List[threading.Thread], poll_s: float = 0.05) -> None:
+    """Waits for threads without Thread.join: a KeyboardInterrupt (Ctrl-C, or SIGTERM turned into
+    one) that lands inside a blocking join makes CPython 3.11 mark the still-running thread as
+    stopped, so the interpreter would exit under it and leave its recarena-meta orphaned.
+    Sleeping between is_alive() checks is safe to interrupt."""
+    while any(t.is_alive() for t in threads):
+        time.sleep(poll_s)
+

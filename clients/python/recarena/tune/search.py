@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Optional
 import optuna
 from optuna.trial import TrialState
 
-from .runner import run_meta
+from .runner import run_meta, wait_threads
 from .space import Space
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -213,6 +213,8 @@ class _Driver:
         self.to_start = max(0, opts.trials - len(done))
         self.steps_done = sum(int(t.user_attrs.get("env_steps", 0)) for t in done)
         self.secs_done = sum(float(t.user_attrs.get("wall_s", 0.0)) for t in done)
+        self.done_before = len(done)
+        self.interrupted = False  # set on Ctrl-C / SIGTERM: stopped trials are rerun later
         self.live_steps: Dict[int, int] = {}
         self.live_t0: Dict[int, float] = {}
 
@@ -276,6 +278,11 @@ class _Driver:
             trial.set_user_attr("fail_reason", res.reason)
             trial.set_user_attr("stderr_tail", res.stderr_tail)
             state, value = TrialState.FAIL, None
+        elif res.status == "stopped" and self.interrupted:
+            # not the trial's fault: fail it as interrupted and queue its params again, as
+            # reclaim_interrupted does for a tuner that was killed outright
+            trial.set_user_attr("interrupted", True)
+            state, value = TrialState.FAIL, None
         elif res.status == "stopped":
             trial.set_user_attr("stopped", res.reason)
             state, value = TrialState.PRUNED, None
@@ -285,6 +292,8 @@ class _Driver:
             trial.set_user_attr("best_val", best)
         with self.lock:
             self.study.tell(trial, value, state=state)
+            if trial.user_attrs.get("interrupted"):
+                self.study.enqueue_trial(params, user_attrs={"retry_of": trial.number})
             self.steps_done += res.env_steps
             self.secs_done += res.wall_s
             self.live_steps.pop(trial.number, None)
@@ -306,11 +315,18 @@ def run_search(opts: SearchOptions, log=None) -> optuna.Study:
         log(f"[tune] trials {', '.join(map(str, again))} were interrupted; queued again")
     drv = _Driver(opts, study)
     if log:
-        log(f"[tune] study '{opts.study_name}': {opts.trials - drv.to_start} trials done, "
+        log(f"[tune] study '{opts.study_name}': {drv.done_before} trials done, "
             f"{drv.to_start} to run, {opts.parallel} at a time")
     threads = [threading.Thread(target=drv.worker, name=f"tune-{i}") for i in range(opts.parallel)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    try:
+        wait_threads(threads)
+    except KeyboardInterrupt:
+        # Stop the running trials (each worker records its own and queues it again), then let
+        # the caller see the interrupt; running the same command continues the study.
+        drv.interrupted = True
+        drv.stop.set()
+        wait_threads(threads)
+        raise
     return study
