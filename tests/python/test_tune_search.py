@@ -236,8 +236,9 @@ def test_sigterm_stops_trials_and_requeues_them(tmp_path):
     t0 = st.trials[0]
     assert t0.state == TrialState.FAIL and t0.user_attrs["interrupted"]
     waiting = [t for t in st.trials if t.state == TrialState.WAITING]
-    assert len(waiting) == 1 and waiting[0].params == t0.params
+    assert len(waiting) == 1 and waiting[0].user_attrs["retry_of"] == 0
     r = subprocess.run(cmd, env=dict(os.environ), capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     st = optuna.load_study(study_name="recarena-tune", storage="sqlite:///" + str(out / "study.db"))
-    assert len(counted(st.trials)) == 3 and st.trials[1].params == t0.params
+    assert len(counted(st.trials)) == 3
+    assert st.trials[1].params == t0.params and st.trials[1].state == TrialState.COMPLETE
