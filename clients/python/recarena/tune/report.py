@@ -185,12 +185,16 @@ def plot_pbt(state: Dict[str, Any], space: Space, out_dir: str, metric: str) -> 
     fig, axes = plt.subplots(len(keys) + 1, 1, figsize=(7, 2.2 * (len(keys) + 1)), sharex=True)
     axes = list(axes) if len(keys) else [axes]
     members = sorted({h["member"] for h in state["history"]})
+    ready = state["signature"]["ready"]
     cmap = plt.get_cmap("tab10")
     for i, mid in enumerate(members):
         hs = [h for h in state["history"] if h["member"] == mid]
         x = [h["iter_end"] for h in hs]
+        # each run as a flat segment over the iterations it trained with those values
+        xs = [h["iter_end"] - ready for h in hs] + [x[-1]]
         for ax, k in zip(axes, keys):
-            ax.step(x, [h["params"][k] for h in hs], where="pre", color=cmap(i % 10), lw=1)
+            ys = [h["params"][k] for h in hs]
+            ax.step(xs, ys + ys[-1:], where="post", color=cmap(i % 10), lw=1)
         axes[-1].plot(x, [h["score"] if h["score"] is not None else float("nan") for h in hs],
                       "-o", ms=2, color=cmap(i % 10), lw=1)
     for ax, k in zip(axes, keys):
