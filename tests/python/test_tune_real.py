@@ -20,6 +20,7 @@ pytestmark = pytest.mark.skipif(META is None, reason=f"recarena-meta is not buil
 
 TINY = {"env": "ECommerce-v1", "algo": "reptile", "train-tasks": "train:0-3",
         "val-tasks": "val:0-1", "meta-batch": 2, "iters": 2, "val-every": 1, "workers": 1,
+        "envs-per-task": 4, "inner-steps": 2, "rollout-len": 8,
         "inner-lr": {"type": "log-uniform", "low": 1e-3, "high": 1e-1},
         "outer-lr": {"type": "uniform", "low": 0.1, "high": 1.0}}
 
@@ -42,6 +43,18 @@ def test_tiny_real_study_and_eval(tmp_path, capsys):
     assert rc == 0
     ev = json.loads((tmp_path / "ev" / "eval.json").read_text())
     assert math.isfinite(ev["last_val"]["score"])
+    ab = os.path.join(os.path.dirname(META), "recarena-ab")
+    if not os.path.exists(ab):
+        return
+    # the A/B form: the tuned checkpoint as a target arm against random on two test tasks
+    rc = cli.main(["eval", "--config", str(out / "best.cfg"), "--meta-bin", META,
+                   "--test-tasks", "test:0-1", "--out", str(tmp_path / "ab"),
+                   "--arms", "random,target:checkpoint={checkpoint}:name=tuned",
+                   "--ab-args", "--num-envs 4 --episodes 8 --bootstrap 200"])
+    assert rc == 0
+    rep = json.loads((tmp_path / "ab" / "test_report.json").read_text())
+    assert rep["schema"].startswith("recarena-ab/")
+    assert "tuned" in json.dumps(rep)
 
 
 def test_tiny_real_pbt(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -83,7 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--ab-bin", help="recarena-ab binary (default build/agents/recarena-ab)")
     e.add_argument("--arms", help="with this, the checkpoint trained with val-split selection is "
                    "compared on the test tasks by recarena-ab --arms ARMS, where {checkpoint} in "
-                   "ARMS is replaced by its path")
+                   "ARMS is replaced by its path (e.g. random,target:checkpoint={checkpoint}:"
+                   "name=tuned)")
+    e.add_argument("--ab-args", default="", help="more recarena-ab flags, one shell-quoted "
+                   "string (e.g. \"--num-envs 8 --episodes 10\")")
     return ap
 
 
@@ -128,7 +132,8 @@ def _eval(a: argparse.Namespace) -> int:
                 "--json", os.path.abspath(os.path.join(a.out, "test_report.json"))]
         if a.address:
             argv += ["--address", a.address]
-        _log("[tune] " + " ".join(argv))
+        argv += shlex.split(a.ab_args)
+        _log("[tune] " + " ".join(shlex.quote(x) for x in argv))
         rc = subprocess.call(argv)
         if rc != 0:
             _log(f"[tune] recarena-ab exited with status {rc}")
