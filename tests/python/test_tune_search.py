@@ -242,3 +242,21 @@ def test_sigterm_stops_trials_and_requeues_them(tmp_path):
     st = optuna.load_study(study_name="recarena-tune", storage="sqlite:///" + str(out / "study.db"))
     assert len(counted(st.trials)) == 3
     assert st.trials[1].params == t0.params and st.trials[1].state == TrialState.COMPLETE
+
+
+def test_compare_steps_to_reach_the_reference_best(tmp_path, capsys):
+    def summ(d, mode, curve):
+        d.mkdir()
+        (d / "summary.json").write_text(json.dumps({
+            "schema": "recarena-tune/1", "mode": mode, "metric": "score", "direction": "maximize",
+            "env_steps_total": curve[-1][0], "best_so_far": curve}))
+        return f"{d.name}={d}"
+    rnd = summ(tmp_path / "random", "search", [[100, None], [200, 0.5], [400, 0.7], [800, 0.7]])
+    asha = summ(tmp_path / "asha", "search", [[50, 0.2], [150, 0.75], [800, 0.9]])
+    pbt = summ(tmp_path / "pbt", "pbt", [[400, 0.1], [800, 0.6]])
+    assert cli.main(["compare", rnd, asha, pbt]) == 0
+    rows = [[c.strip() for c in l.strip("|").split("|")] for l in capsys.readouterr().out.splitlines()]
+    assert rows[2] == ["random", "search", "800", "0.7", "400", "1.00"]
+    assert rows[3] == ["asha", "search", "800", "0.9", "150", "0.38"]
+    assert rows[4] == ["pbt", "pbt", "800", "0.6", "not reached", "-"]
+    assert cli.main(["compare", "nodir"]) == 2

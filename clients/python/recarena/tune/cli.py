@@ -1,4 +1,4 @@
-"""recarena-tune's command line (docs/tune.md section 1): search | pbt | report | eval.
+"""recarena-tune's command line (docs/tune.md section 1): search | pbt | report | compare | eval.
 
 Exit status: 0 done; 2 bad command line, search space or study settings (the message says which);
 1 when no recarena-meta binary could be found or the evaluation's run failed. Failed trials never
@@ -74,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--study", default="recarena-tune")
     r.add_argument("--storage")
     r.add_argument("--metric", default="score")
+    c = sub.add_parser("compare", help="studies run under one budget: best val and the env "
+                       "steps each needed to reach the first one's best")
+    c.add_argument("outs", nargs="+", metavar="NAME=DIR",
+                   help="a name and the --out of a search or pbt run (its summary.json)")
     e = sub.add_parser("eval", help="train the best config once and evaluate it on test tasks")
     e.add_argument("--config", required=True, help="a best.cfg written by search or pbt")
     e.add_argument("--test-tasks", default="test:0-31", help="test task set (default test:0-31)")
@@ -145,6 +149,25 @@ def _eval(a: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(a: argparse.Namespace) -> int:
+    sums = []
+    for item in a.outs:
+        name, eq, d = item.partition("=")
+        if not eq or not name or not d:
+            raise TuneError(f"compare: expected NAME=DIR, got {item!r}")
+        path = os.path.join(d, "summary.json")
+        try:
+            with open(path, "r", encoding="utf-8") as f:
+                s = json.load(f)
+        except (OSError, ValueError) as e:
+            raise TuneError(f"compare: cannot read {path}: {e}") from None
+        if s.get("schema") != "recarena-tune/1":
+            raise TuneError(f"compare: {path} is not a recarena-tune summary")
+        sums.append((name, s))
+    print(report.compare(sums))
+    return 0
+
+
 def _sigterm(signum, frame):  # a polite kill stops trials cleanly, as Ctrl-C does
     raise KeyboardInterrupt
 
@@ -156,6 +179,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         if a.cmd == "eval":
             return _eval(a)
+        if a.cmd == "compare":
+            return _compare(a)
         space = load_space(a.space)
         if a.cmd == "report":
             import optuna

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import optuna
 from optuna.trial import TrialState
@@ -160,9 +160,11 @@ def write_pbt_outputs(state: Dict[str, Any], space: Space, out_dir: str, metric:
     ok = [m for m in state["members"] if m["score"] is not None]
     best = (max if maximize else min)(ok, key=lambda m: m["score"]) if ok else None
     summary = {"schema": "recarena-tune/1", "mode": "pbt", "metric": metric,
+               "direction": "maximize" if maximize else "minimize",
                "fixed": space.fixed, "searched": space.names(),
                "generations": state["generation"], "env_steps_total": state["steps_done"],
-               "best": best, "schedule": state["schedule"], "history": state["history"]}
+               "best": best, "best_so_far": pbt_best_so_far(state["history"], maximize),
+               "schedule": state["schedule"], "history": state["history"]}
     if best is not None:
         # PBT's result is a schedule; the config is the best member's final hyperparameters,
         # trained for as many iterations as the population was (its checkpoint is in the JSON).
@@ -175,6 +177,54 @@ def write_pbt_outputs(state: Dict[str, Any], space: Space, out_dir: str, metric:
         json.dump(summary, f, indent=1)
     summary["plots"] = [plot_pbt(state, space, out_dir, metric)]
     return summary
+
+
+def pbt_best_so_far(history: List[Dict[str, Any]], maximize: bool) -> List[List[float]]:
+    """[cumulative env steps, best member score so far] after each generation."""
+    out, total, best = [], 0, None
+    for g in sorted({h["generation"] for h in history}):
+        for h in history:
+            if h["generation"] != g:
+                continue
+            total += int(h["env_steps"])
+            v = h["score"]
+            if v is not None and (best is None or (v > best if maximize else v < best)):
+                best = v
+        out.append([total, best])
+    return out
+
+
+def steps_to_reach(curve: List[List[float]], target: float, maximize: bool) -> Optional[int]:
+    """The env steps at which a best-so-far curve first reaches target; None if it never does."""
+    for steps, v in curve:
+        if v is not None and (v >= target if maximize else v <= target):
+            return int(steps)
+    return None
+
+
+def compare(summaries: List[Tuple[str, Dict[str, Any]]]) -> str:
+    """A table of studies run under one budget (docs/tune.md section 8): env steps used, best val
+    value, and the env steps each needed to reach the first study's best val value."""
+    ref_name, ref = summaries[0]
+    maximize = ref.get("direction", "maximize") == "maximize"
+    def best_of(s):
+        pts = [v for _, v in s["best_so_far"] if v is not None]
+        return ((max if maximize else min)(pts)) if pts else None
+    target = best_of(ref)
+    ref_steps = steps_to_reach(ref["best_so_far"], target, maximize) if target is not None else None
+    rows = [["study", "mode", "env steps", f"best val {ref['metric']}",
+             f"steps to reach {ref_name}'s best", f"fraction of {ref_name}'s"]]
+    for name, s in summaries:
+        b = best_of(s)
+        reach = steps_to_reach(s["best_so_far"], target, maximize) if target is not None else None
+        rows.append([name, s["mode"], str(s["env_steps_total"]),
+                     "-" if b is None else f"{b:.4g}",
+                     "not reached" if reach is None else str(reach),
+                     "-" if reach is None or not ref_steps else f"{reach / ref_steps:.2f}"])
+    w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = ["| " + " | ".join(c.ljust(w[i]) for i, c in enumerate(r)) + " |" for r in rows]
+    out.insert(1, "|" + "|".join("-" * (x + 2) for x in w) + "|")
+    return "\n".join(out)
 
 
 def plot_pbt(state: Dict[str, Any], space: Space, out_dir: str, metric: str) -> str:
