@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("search", help="an Optuna study (resumable: run the same command again)")
     _common(s)
     s.add_argument("--study", default="recarena-tune", help="study name (default recarena-tune)")
-    s.add_argument("--storage", help="Optuna storage URL (default sqlite:///OUT/study.db; memory: keep nothing)")
+    s.add_argument("--storage", help="Optuna storage URL (default sqlite:///OUT/study.db; "
+                   "memory: keep nothing)")
     s.add_argument("--trials", type=int, default=20, help="finished trials to reach (default 20)")
     s.add_argument("--sampler", choices=("tpe", "random"), default="tpe")
     s.add_argument("--startup-trials", type=int, default=10,
@@ -197,8 +198,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         direction = "minimize" if a.minimize else "maximize"
         if a.cmd == "search":
             min_res = a.min_resource
-            if min_res is None and a.resource == "iters" and isinstance(space.fixed.get("val-every"), int):
-                min_res = space.fixed["val-every"]
+            every = space.fixed.get("val-every")
+            if min_res is None and a.resource == "iters" and isinstance(every, int):
+                min_res = every
             opts = SearchOptions(space=space, meta_bin=meta, out_dir=a.out, study_name=a.study,
                                  storage=a.storage, trials=a.trials, parallel=a.parallel,
                                  sampler=a.sampler, pruner=a.pruner, eta=a.eta,

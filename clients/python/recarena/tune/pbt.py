@@ -127,7 +127,8 @@ def load_state(out_dir: str) -> Optional[Dict[str, Any]]:
         return json.load(f)
 
 
-def _run_member(opts: PbtOptions, m: Dict[str, Any], g: int, stop: threading.Event) -> Dict[str, Any]:
+def _run_member(opts: PbtOptions, m: Dict[str, Any], g: int,
+                stop: threading.Event) -> Dict[str, Any]:
     flags: Dict[str, Any] = dict(opts.space.fixed)
     flags.setdefault("seed", opts.seed)
     flags.setdefault("val-every", opts.ready)
@@ -224,7 +225,8 @@ def run_pbt(opts: PbtOptions, log: Optional[Callable[[str], None]] = None) -> Di
                 m["checkpoint"] = ck
         # No exploit after the last generation: the members then hold what they ran with.
         if g + 1 < opts.generations:
-            state["schedule"] += exploit_explore(opts, members, g, random.Random(f"{opts.seed}:{g}"))
+            state["schedule"] += exploit_explore(opts, members, g,
+                                                 random.Random(f"{opts.seed}:{g}"))
         else:
             state["exploit_pending"] = True
         state["generation"] = g + 1

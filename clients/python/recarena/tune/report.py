@@ -12,7 +12,6 @@ import os
 from typing import Any, Dict, List, Optional, Tuple
 
 import optuna
-from optuna.trial import TrialState
 
 from .space import Space, write_config
 

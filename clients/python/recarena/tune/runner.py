@@ -189,7 +189,8 @@ def _take(res: RunResult, text: str, metric: str,
     if line.get("kind") == "val":
         v = line.get(metric)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            return f"!val line at iter {line.get('iter')} has {metric!r} = {v!r} (not a finite number)"
+            return (f"!val line at iter {line.get('iter')} has {metric!r} = {v!r} "
+                    "(not a finite number)")
     if on_line is not None:
         return on_line(line) or None
     return None

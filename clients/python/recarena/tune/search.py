@@ -148,6 +148,10 @@ def open_study(opts: SearchOptions) -> optuna.Study:
     """Creates the study or loads it to continue; TuneError when the stored one differs."""
     os.makedirs(opts.out_dir, exist_ok=True)
     url = storage_url(opts)
+    if isinstance(url, str) and url.startswith("sqlite:"):
+        # Trial threads, a second tuner on the same file and readers share one SQLite file:
+        # wait for its lock (up to 60 s) instead of failing at the default 5 s on a busy machine.
+        url = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     probe = optuna.create_study(storage=url, study_name=opts.study_name, load_if_exists=True,
                                 direction=opts.direction)
@@ -162,8 +166,9 @@ def open_study(opts: SearchOptions) -> optuna.Study:
         study.set_user_attr("mode", "search")
     elif old != sig:
         diff = sorted(k for k in set(old) | set(sig) if old.get(k) != sig.get(k))
-        raise TuneError(f"study '{opts.study_name}' in {url} was made with a different "
-                        f"{', '.join(diff)}; use a new --study name or the same settings")
+        raise TuneError(f"study '{opts.study_name}' in {storage_url(opts)} was made with a "
+                        f"different {', '.join(diff)}; use a new --study name or the same "
+                        "settings")
     return study
 
 

@@ -103,9 +103,11 @@ class Space:
             if d.kind == "choice":
                 out[d.name] = trial.suggest_categorical(d.name, list(d.values))
             elif d.kind == "int":
-                out[d.name] = trial.suggest_int(d.name, int(d.low), int(d.high), step=d.step, log=d.log)
+                out[d.name] = trial.suggest_int(d.name, int(d.low), int(d.high), step=d.step,
+                                                log=d.log)
             else:
-                out[d.name] = trial.suggest_float(d.name, d.low, d.high, log=d.kind == "log-uniform")
+                out[d.name] = trial.suggest_float(d.name, d.low, d.high,
+                                                  log=d.kind == "log-uniform")
         return out
 
     def sample(self, rng: random.Random) -> Dict[str, Scalar]:
@@ -155,7 +157,8 @@ def _dim(path: str, key: str, spec: Dict[str, Any]) -> Dim:
             raise SpaceError(f"{path}: key '{key}': int needs integer low and high, "
                              f"got {low:g} and {high:g}")
         if isinstance(step, bool) or not isinstance(step, int) or step < 1:
-            raise SpaceError(f"{path}: key '{key}': 'step' must be a positive integer, got {step!r}")
+            raise SpaceError(f"{path}: key '{key}': 'step' must be a positive integer, "
+                             f"got {step!r}")
         if not isinstance(log, bool):
             raise SpaceError(f"{path}: key '{key}': 'log' must be true or false, got {log!r}")
         if log and (low < 1 or step != 1):
@@ -173,7 +176,8 @@ def parse_space(data: Dict[str, Any], source: str = "<space>") -> Space:
         raise SpaceError(f"{source}: a search space is a table of keys, got {type(data).__name__}")
     space = Space(source=source)
     for key, val in data.items():
-        if not isinstance(key, str) or not key or key.startswith("-") or any(c.isspace() for c in key):
+        if (not isinstance(key, str) or not key or key.startswith("-")
+                or any(c.isspace() for c in key)):
             raise SpaceError(f"{source}: key {key!r}: expected a recarena-meta flag name without "
                              "dashes, such as inner-lr")
         if key in RESERVED:
