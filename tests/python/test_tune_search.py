@@ -6,6 +6,7 @@ import json
 import math
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -124,7 +125,8 @@ def test_resumed_study_keeps_finished_trials(tmp_path):
     space.write_text(json.dumps(dict(SPACE, iters=10)))
     log = tmp_path / "invocations.jsonl"
     out = tmp_path / "out"
-    env = dict(os.environ, FAKE_META_SLEEP="0.03", FAKE_META_LOG=str(log))
+    # 1 s per trial: slow enough that the kill lands while trials remain
+    env = dict(os.environ, FAKE_META_SLEEP="0.1", FAKE_META_LOG=str(log))
     cmd = [sys.executable, "-m", "recarena.tune", "search", "--space", str(space), "--out",
            str(out), "--meta-bin", FAKE, "--trials", "8", "--pruner", "none", "--seed", "3"]
     err = open(tmp_path / "first.err", "w")
@@ -132,23 +134,27 @@ def test_resumed_study_keeps_finished_trials(tmp_path):
                          stderr=err)
     url = "sqlite:///" + str(out / "study.db")
     deadline = time.monotonic() + 180  # generous: the test machines are shared
-    first = []
+    first = 0
     while time.monotonic() < deadline and p.poll() is None:
         time.sleep(0.3)
-        try:
-            st = optuna.load_study(study_name="recarena-tune", storage=url)
-            first = [t for t in st.get_trials() if t.state == TrialState.COMPLETE]
-        except Exception:  # the study may not exist yet
+        try:  # read-only, so the poll never races the tuner creating the file's tables
+            with sqlite3.connect(f"file:{out / 'study.db'}?mode=ro", uri=True) as db:
+                first = db.execute("SELECT count(*) FROM trials WHERE state = 'COMPLETE'"
+                                   ).fetchone()[0]
+        except sqlite3.Error:  # not made yet
             continue
-        if len(first) >= 3:
+        if first >= 3:
             break
+    assert p.poll() is None, "the tuner ended before it could be killed: " + \
+        (tmp_path / "first.err").read_text()
     os.killpg(p.pid, signal.SIGKILL)  # the tuner and its trial: a killed study
     p.wait()
     err.close()
-    assert 3 <= len(first) < 8, (tmp_path / "first.err").read_text()
+    assert 3 <= first < 8, (tmp_path / "first.err").read_text()
     done_before = {t.number: t.params for t in optuna.load_study(
         study_name="recarena-tune", storage=url).get_trials() if t.state == TrialState.COMPLETE}
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    env.pop("FAKE_META_SLEEP")
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     st = optuna.load_study(study_name="recarena-tune", storage=url)
     assert len(counted(st.get_trials())) == 8

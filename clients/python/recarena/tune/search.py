@@ -151,7 +151,17 @@ def open_study(opts: SearchOptions) -> optuna.Study:
     if isinstance(url, str) and url.startswith("sqlite:"):
         # Trial threads, a second tuner on the same file and readers share one SQLite file:
         # wait for its lock (up to 60 s) instead of failing at the default 5 s on a busy machine.
-        url = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+        # Two processes opening a new file at once can both try to create its tables; the loser
+        # finds them made on a second try.
+        for attempt in range(3):
+            try:
+                url = optuna.storages.RDBStorage(
+                    url, engine_kwargs={"connect_args": {"timeout": 60}})
+                break
+            except Exception as e:  # sqlalchemy's OperationalError, without importing it
+                if "already exists" not in str(e) or attempt == 2:
+                    raise
+                time.sleep(0.5)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     probe = optuna.create_study(storage=url, study_name=opts.study_name, load_if_exists=True,
                                 direction=opts.direction)
