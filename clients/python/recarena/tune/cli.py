@@ -1,0 +1,244 @@
+"""recarena-tune's command line (docs/tune.md section 1): search | pbt | report | compare | eval.
+
+Exit status: 0 done; 2 bad command line, search space or study settings (the message says which);
+1 when no recarena-meta binary could be found or the evaluation's run failed. Failed trials never
+change the exit status: they are in the table and the JSON with their reason.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+from typing import List, Optional
+
+from .runner import MetaNotFoundError, find_meta_binary, run_meta
+from .search import Budget, SearchOptions, TuneError, run_search, storage_url
+from .space import SpaceError, load_space
+from . import report
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--space", required=True, help="search space file (.toml or .json)")
+    p.add_argument("--out", default="tune-out", help="directory for trials, plots, JSON, best.cfg")
+    p.add_argument("--meta-bin", help="recarena-meta binary (else $RECARENA_META, else "
+                   "build/agents/recarena-meta)")
+    p.add_argument("--metric", default="score", help="val-line key to optimise (default score)")
+    p.add_argument("--minimize", action="store_true", help="minimise the metric instead")
+    p.add_argument("--seed", type=int, default=0, help="sampler seed; also every trial's --seed "
+                   "unless the space fixes seed (default 0)")
+    p.add_argument("--parallel", type=int, default=1, help="trial processes at a time")
+    p.add_argument("--budget", help="total env steps (2e6, 2e6steps) or trial time (90s, 30m, 2h)")
+    p.add_argument("--address", help="a running recarena-server shared by all trials (default: "
+                   "each trial its own in-process server)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="recarena-tune", description="Hyperparameter search for "
+                                 "recarena-meta on Optuna: ASHA / Hyperband with TPE or random "
+                                 "sampling, or population-based training (docs/tune.md)")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("search", help="an Optuna study (resumable: run the same command again)")
+    _common(s)
+    s.add_argument("--study", default="recarena-tune", help="study name (default recarena-tune)")
+    s.add_argument("--storage", help="Optuna storage URL (default sqlite:///OUT/study.db; "
+                   "memory: keep nothing)")
+    s.add_argument("--trials", type=int, default=20, help="finished trials to reach (default 20)")
+    s.add_argument("--sampler", choices=("tpe", "random"), default="tpe")
+    s.add_argument("--startup-trials", type=int, default=10,
+                   help="random trials before TPE models (default 10)")
+    s.add_argument("--pruner", choices=("asha", "hyperband", "median", "none"), default="asha")
+    s.add_argument("--eta", type=int, default=3, help="reduction factor (default 3)")
+    s.add_argument("--min-resource", type=int,
+                   help="first rung (default: val-every for --resource iters, else Optuna's auto)")
+    s.add_argument("--resource", choices=("iters", "steps"), default="iters",
+                   help="what a rung counts: meta-iterations or env steps (default iters)")
+    p = sub.add_parser("pbt", help="population-based training (resumable from OUT/pbt_state.json)")
+    _common(p)
+    p.add_argument("--population", type=int, default=8)
+    p.add_argument("--ready", type=int, default=10, help="iterations between exploits (default 10)")
+    p.add_argument("--generations", type=int, default=10)
+    p.add_argument("--quantile", type=float, default=0.25,
+                   help="fraction replaced each generation (default 0.25)")
+    p.add_argument("--resample-p", type=float, default=0.25)
+    r = sub.add_parser("report", help="rewrite the table, JSON, plots and best.cfg of a study")
+    r.add_argument("--space", required=True)
+    r.add_argument("--out", default="tune-out")
+    r.add_argument("--study", default="recarena-tune")
+    r.add_argument("--storage")
+    r.add_argument("--metric", default="score")
+    c = sub.add_parser("compare", help="studies run under one budget: best val and the env "
+                       "steps each needed to reach the first one's best")
+    c.add_argument("outs", nargs="+", metavar="NAME=DIR",
+                   help="a name and the --out of a search or pbt run (its summary.json)")
+    e = sub.add_parser("eval", help="train the best config once and evaluate it on test tasks")
+    e.add_argument("--config", required=True, help="a best.cfg written by search or pbt")
+    e.add_argument("--test-tasks", default="test:0-31", help="test task set (default test:0-31)")
+    e.add_argument("--out", default="tune-eval")
+    e.add_argument("--meta-bin")
+    e.add_argument("--metric", default="score")
+    e.add_argument("--address")
+    e.add_argument("--ab-bin", help="recarena-ab binary (default build/agents/recarena-ab)")
+    e.add_argument("--arms", help="with this, the checkpoint trained with val-split selection is "
+                   "compared on the test tasks by recarena-ab --arms ARMS, where {checkpoint} in "
+                   "ARMS is replaced by its path (e.g. random,target:checkpoint={checkpoint}:"
+                   "name=tuned)")
+    e.add_argument("--ab-args", default="", help="more recarena-ab flags, one shell-quoted "
+                   "string (e.g. \"--num-envs 8 --episodes 10\")")
+    return ap
+
+
+def _read_cfg(path: str) -> dict:
+    out = {}
+    with open(path, "r", encoding="utf-8") as f:
+        for line in f:
+            if "=" in line:
+                k, _, v = line.partition("=")
+                out[k.strip()] = v.strip()
+    return out
+
+
+def _eval(a: argparse.Namespace) -> int:
+    meta = find_meta_binary(a.meta_bin)
+    os.makedirs(a.out, exist_ok=True)
+    cfg = _read_cfg(a.config)
+    flags = {"config": os.path.abspath(a.config),
+             "checkpoint-out": os.path.abspath(os.path.join(a.out, "checkpoint.safetensors"))}
+    if a.address:
+        flags["address"] = a.address
+    if not a.arms:
+        # Observe the test tasks at every val point but select nothing on them: the figure is
+        # the last val line, the meta-init the whole budget produced.
+        flags["val-tasks"] = a.test_tasks
+    res = run_meta(meta, flags, os.path.abspath(a.out), a.metric)
+    if res.status != "ok":
+        _log(f"[tune] evaluation run failed: {res.reason}\n{res.stderr_tail}")
+        return 1
+    result = {"config": a.config, "command": res.argv, "env_steps": res.env_steps}
+    if not a.arms:
+        last = res.vals()[-1]
+        result.update({"mode": "meta-val-on-test", "test_tasks": a.test_tasks, "last_val": last})
+        print(f"test {a.test_tasks} at iter {last.get('iter')}: "
+              + ", ".join(f"{k} {v:.4g}" for k, v in last.items()
+                          if isinstance(v, (int, float)) and k not in ("iter", "env_steps")))
+    else:
+        ab = a.ab_bin or os.path.join(os.path.dirname(meta), "recarena-ab")
+        ck = flags["checkpoint-out"]
+        argv = [ab, "--env", cfg.get("env", "ECommerce-v1"), "--task-ids", a.test_tasks,
+                "--arms", a.arms.replace("{checkpoint}", ck),
+                "--json", os.path.abspath(os.path.join(a.out, "test_report.json"))]
+        if a.address:
+            argv += ["--address", a.address]
+        argv += shlex.split(a.ab_args)
+        _log("[tune] " + " ".join(shlex.quote(x) for x in argv))
+        rc = subprocess.call(argv)
+        if rc != 0:
+            _log(f"[tune] recarena-ab exited with status {rc}")
+            return 1
+        result.update({"mode": "recarena-ab", "ab_command": argv,
+                       "report": os.path.join(a.out, "test_report.json")})
+    with open(os.path.join(a.out, "eval.json"), "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=1)
+    return 0
+
+
+def _compare(a: argparse.Namespace) -> int:
+    sums = []
+    for item in a.outs:
+        name, eq, d = item.partition("=")
+        if not eq or not name or not d:
+            raise TuneError(f"compare: expected NAME=DIR, got {item!r}")
+        path = os.path.join(d, "summary.json")
+        try:
+            with open(path, "r", encoding="utf-8") as f:
+                s = json.load(f)
+        except (OSError, ValueError) as e:
+            raise TuneError(f"compare: cannot read {path}: {e}") from None
+        if s.get("schema") != "recarena-tune/1":
+            raise TuneError(f"compare: {path} is not a recarena-tune summary")
+        sums.append((name, s))
+    print(report.compare(sums))
+    return 0
+
+
+def _sigterm(signum, frame):  # a polite kill stops trials cleanly, as Ctrl-C does
+    raise KeyboardInterrupt
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    a = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        if a.cmd == "eval":
+            return _eval(a)
+        if a.cmd == "compare":
+            return _compare(a)
+        space = load_space(a.space)
+        if a.cmd == "report":
+            import optuna
+            opts = SearchOptions(space=space, meta_bin="", out_dir=a.out, study_name=a.study,
+                                 storage=a.storage, metric=a.metric)
+            study = optuna.load_study(study_name=a.study, storage=storage_url(opts))
+            sig = study.user_attrs.get("signature", {})
+            s = report.write_search_outputs(study, space, a.out, a.metric,
+                                            sig.get("resource", "iters"), sig.get("eta", 3), None)
+            print(report.format_table(s["trials"], space.names(), a.metric,
+                                      s["direction"] == "maximize"))
+            return 0
+        meta = find_meta_binary(a.meta_bin)
+        direction = "minimize" if a.minimize else "maximize"
+        if a.cmd == "search":
+            min_res = a.min_resource
+            every = space.fixed.get("val-every")
+            if min_res is None and a.resource == "iters" and isinstance(every, int):
+                min_res = every
+            opts = SearchOptions(space=space, meta_bin=meta, out_dir=a.out, study_name=a.study,
+                                 storage=a.storage, trials=a.trials, parallel=a.parallel,
+                                 sampler=a.sampler, pruner=a.pruner, eta=a.eta,
+                                 min_resource=min_res, resource=a.resource, metric=a.metric,
+                                 direction=direction, seed=a.seed,
+                                 startup_trials=a.startup_trials, budget=Budget.parse(a.budget),
+                                 address=a.address)
+            study = run_search(opts, log=_log)
+            s = report.write_search_outputs(study, space, a.out, a.metric, a.resource, a.eta,
+                                            min_res)
+            print(report.format_table(s["trials"], space.names(), a.metric,
+                                      direction == "maximize"))
+        else:
+            from .pbt import PbtOptions, run_pbt
+            opts_p = PbtOptions(space=space, meta_bin=meta, out_dir=a.out,
+                                population=a.population, ready=a.ready,
+                                generations=a.generations, quantile=a.quantile,
+                                resample_p=a.resample_p, metric=a.metric, direction=direction,
+                                seed=a.seed, parallel=a.parallel, budget=Budget.parse(a.budget),
+                                address=a.address)
+            state = run_pbt(opts_p, log=_log)
+            s = report.write_pbt_outputs(state, space, a.out, a.metric, direction == "maximize")
+            if s["best"]:
+                print(f"best member {s['best']['id']}: {a.metric} {s['best']['score']:.4g} "
+                      f"{s['best']['params']}; {len(s['schedule'])} exploits recorded")
+        if s.get("best_config"):
+            print(f"best config: {s['best_config']}  (evaluate on test: recarena-tune eval "
+                  f"--config {s['best_config']})")
+        else:
+            print("no trial completed: see the failures in " + os.path.join(a.out, "summary.json"))
+        return 0
+    except (SpaceError, TuneError) as e:
+        _log(f"recarena-tune: {e}")
+        return 2
+    except MetaNotFoundError as e:
+        _log(f"recarena-tune: {e}")
+        return 1
+    except KeyboardInterrupt:
+        _log("recarena-tune: interrupted; running trials were stopped and will be rerun: run the "
+             "same command to continue")
+        return 130

@@ -1,0 +1,239 @@
+"""Population-based training over recarena-meta runs (docs/tune.md section 5).
+
+A population of N members starts from hyperparameters drawn from the space. A generation runs
+every member for --ready meta-iterations (recarena-meta --iters READY, continuing from the
+member's checkpoint with --checkpoint-in); a member's score is the best val metric of its segment,
+the one its --checkpoint-out holds. Then the bottom quantile (default 0.25) each copy the
+checkpoint and hyperparameters of a member drawn from the top quantile (exploit) and perturb every
+searched key (explore): with probability 0.25 resample it from the space, otherwise multiply it by
+0.8 or 1.2 (drawn evenly) and clip it into its range (ints onto their grid; choices are kept).
+Every exploit is recorded in the schedule.
+
+State lives in PBT_STATE (JSON, replaced atomically after each generation) so that running the
+same command again continues at the next generation. Randomness: one generator per generation,
+seeded from (--seed, generation), so a resumed run draws what an unbroken one would.
+
+Owns the member threads of one generation at a time (--parallel); the state is touched only by
+the calling thread between generations.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from .runner import run_meta, wait_threads
+from .search import Budget, TuneError
+from .space import Dim, Scalar, Space
+
+PBT_STATE = "pbt_state.json"
+
+
+@dataclass
+class PbtOptions:
+    space: Space
+    meta_bin: str
+    out_dir: str
+    population: int = 8
+    ready: int = 10
+    generations: int = 10
+    quantile: float = 0.25
+    resample_p: float = 0.25
+    factors: Tuple[float, float] = (0.8, 1.2)
+    metric: str = "score"
+    direction: str = "maximize"
+    seed: int = 0
+    parallel: int = 1
+    budget: Budget = field(default_factory=Budget)
+    address: Optional[str] = None
+
+
+def perturb(dims: List[Dim], params: Dict[str, Scalar], rng: random.Random, resample_p: float,
+            factors: Tuple[float, float]) -> Tuple[Dict[str, Scalar], Dict[str, str]]:
+    """The explore step: new params and, per key, what was done ('resample', 'x0.8', 'keep')."""
+    new, how = dict(params), {}
+    for d in dims:
+        if rng.random() < resample_p:
+            new[d.name], how[d.name] = d.sample(rng), "resample"
+        elif d.kind == "choice":
+            how[d.name] = "keep"
+        else:
+            f = factors[rng.randrange(2)]
+            new[d.name], how[d.name] = d.clip(float(params[d.name]) * f), f"x{f:g}"
+    return new, how
+
+
+def exploit_explore(opts: PbtOptions, members: List[Dict[str, Any]], generation: int,
+                    rng: random.Random) -> List[Dict[str, Any]]:
+    """Bottom quantile copies a top member's checkpoint and params, then perturbs; returns the
+    schedule events. Members are dicts with 'id', 'params', 'checkpoint', 'score'."""
+    n = len(members)
+    q = max(1, int(math.floor(n * opts.quantile))) if n >= 2 else 0
+    sign = 1.0 if opts.direction == "maximize" else -1.0
+    # Ties and failures: a failed member scores -inf (worst); ids break ties so order is fixed.
+    order = sorted(members, key=lambda m: (sign * m["score"] if m["score"] is not None
+                                           else -math.inf, -m["id"]))
+    bottom, top = order[:q], order[n - q:]
+    events = []
+    for m in bottom:
+        donor = top[rng.randrange(len(top))]
+        new, how = perturb(opts.space.dims, donor["params"], rng, opts.resample_p, opts.factors)
+        ev = {"generation": generation, "member": m["id"], "donor": donor["id"],
+              "member_score": m["score"], "donor_score": donor["score"],
+              "old_params": dict(m["params"]), "donor_params": dict(donor["params"]),
+              "new_params": new, "perturbation": how, "checkpoint_from": donor["checkpoint"]}
+        if donor["checkpoint"] and os.path.exists(donor["checkpoint"]):
+            dst = os.path.join(opts.out_dir, "pbt", f"m{m['id']:03d}",
+                               f"g{generation:04d}-from-m{donor['id']:03d}.safetensors")
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            shutil.copyfile(donor["checkpoint"], dst)
+            m["checkpoint"] = dst
+        else:
+            m["checkpoint"] = None  # the donor has none yet: start from scratch with its params
+        ev["checkpoint_to"] = m["checkpoint"]
+        m["params"] = new
+        events.append(ev)
+    return events
+
+
+def _signature(opts: PbtOptions) -> Dict[str, Any]:
+    return json.loads(json.dumps({
+        "fixed": opts.space.fixed,
+        "dims": [[d.name, d.kind, d.low, d.high, d.step, d.log, list(d.values)]
+                 for d in opts.space.dims],
+        "population": opts.population, "ready": opts.ready, "quantile": opts.quantile,
+        "resample_p": opts.resample_p, "factors": list(opts.factors), "metric": opts.metric,
+        "direction": opts.direction, "seed": opts.seed}))
+
+
+def _save(path: str, state: Dict[str, Any]) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(state, f, indent=1)
+    os.replace(tmp, path)
+
+
+def load_state(out_dir: str) -> Optional[Dict[str, Any]]:
+    path = os.path.join(out_dir, PBT_STATE)
+    if not os.path.exists(path):
+        return None
+    with open(path, "r", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _run_member(opts: PbtOptions, m: Dict[str, Any], g: int,
+                stop: threading.Event) -> Dict[str, Any]:
+    flags: Dict[str, Any] = dict(opts.space.fixed)
+    flags.setdefault("seed", opts.seed)
+    flags.setdefault("val-every", opts.ready)
+    flags.update(m["params"])
+    flags["iters"] = opts.ready
+    if opts.address:
+        flags["address"] = opts.address
+    wd = os.path.join(opts.out_dir, "pbt", f"m{m['id']:03d}", f"g{g:04d}")
+    out_ckpt = os.path.join(wd, "checkpoint.safetensors")
+    flags["checkpoint-out"] = out_ckpt
+    if m["checkpoint"]:
+        flags["checkpoint-in"] = m["checkpoint"]
+    res = run_meta(opts.meta_bin, flags, wd, opts.metric, stop_event=stop)
+    vals = [float(v[opts.metric]) for v in res.vals()]
+    pick = max if opts.direction == "maximize" else min
+    rec = {"generation": g, "member": m["id"], "params": dict(m["params"]),
+           "checkpoint_in": m["checkpoint"], "status": res.status, "env_steps": res.env_steps,
+           "wall_s": round(res.wall_s, 3), "iter_end": (g + 1) * opts.ready,
+           "vals": vals, "score": pick(vals) if vals and res.status == "ok" else None}
+    if res.status != "ok":
+        rec["reason"], rec["stderr_tail"] = res.reason, res.stderr_tail
+    return rec
+
+
+def run_pbt(opts: PbtOptions, log: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
+    """Runs (or continues) PBT; returns the state (members, history, schedule)."""
+    if opts.population < 2:
+        raise TuneError(f"--population must be at least 2 for PBT, got {opts.population}")
+    if opts.ready < 1 or opts.generations < 1 or opts.parallel < 1:
+        raise TuneError("--ready, --generations and --parallel must be at least 1")
+    if not 0 < opts.quantile <= 0.5:
+        raise TuneError(f"--quantile must be in (0, 0.5], got {opts.quantile}")
+    opts.out_dir = os.path.abspath(opts.out_dir)  # members run with their own directory as cwd
+    os.makedirs(opts.out_dir, exist_ok=True)
+    path = os.path.join(opts.out_dir, PBT_STATE)
+    state = load_state(opts.out_dir)
+    sig = _signature(opts)
+    if state is None:
+        rng = random.Random(f"{opts.seed}:init")
+        state = {"mode": "pbt", "signature": sig, "generation": 0, "steps_done": 0,
+                 "secs_done": 0.0, "history": [], "schedule": [],
+                 "members": [{"id": i, "params": opts.space.sample(rng), "checkpoint": None,
+                              "score": None} for i in range(opts.population)]}
+        _save(path, state)
+    elif state.get("signature") != sig:
+        raise TuneError(f"{path} was made with different PBT settings or space; use another --out")
+    stop = threading.Event()
+    while state["generation"] < opts.generations:
+        if opts.budget.spent(state["steps_done"], state["secs_done"]):
+            if log:
+                log("[tune] PBT budget spent")
+            break
+        g = state["generation"]
+        members = state["members"]
+        if state.get("exploit_pending"):
+            # the run that finished generation g - 1 was asked for no more; it is now, so the
+            # exploit it skipped comes first (with the generator an unbroken run would have used)
+            state["schedule"] += exploit_explore(opts, members, g - 1,
+                                                 random.Random(f"{opts.seed}:{g - 1}"))
+            state["exploit_pending"] = False
+        recs: List[Optional[Dict[str, Any]]] = [None] * len(members)
+        nxt = iter(range(len(members)))
+        lock = threading.Lock()
+
+        def work() -> None:
+            while True:
+                with lock:
+                    i = next(nxt, None)
+                if i is None:
+                    return
+                recs[i] = _run_member(opts, members[i], g, stop)
+
+        t0 = time.monotonic()
+        threads = [threading.Thread(target=work) for _ in range(min(opts.parallel, len(members)))]
+        for t in threads:
+            t.start()
+        try:
+            wait_threads(threads)
+        except KeyboardInterrupt:
+            # The generation is not saved: running the same command reruns it from the
+            # checkpoints the state names.
+            stop.set()
+            wait_threads(threads)
+            raise
+        for m, r in zip(members, recs):
+            assert r is not None
+            state["history"].append(r)
+            state["steps_done"] += r["env_steps"]
+            state["secs_done"] += r["wall_s"]
+            m["score"] = r["score"]
+            ck = os.path.join(opts.out_dir, "pbt", f"m{m['id']:03d}", f"g{g:04d}",
+                              "checkpoint.safetensors")
+            if r["status"] == "ok" and os.path.exists(ck):
+                m["checkpoint"] = ck
+        # No exploit after the last generation: the members then hold what they ran with.
+        if g + 1 < opts.generations:
+            state["schedule"] += exploit_explore(opts, members, g,
+                                                 random.Random(f"{opts.seed}:{g}"))
+        else:
+            state["exploit_pending"] = True
+        state["generation"] = g + 1
+        _save(path, state)
+        if log:
+            scores = [m["score"] for m in members]
+            best = max((s for s in scores if s is not None), default=float("nan"))
+            log(f"[tune] PBT generation {g + 1}/{opts.generations}: best {opts.metric} {best:.4g}, "
+                f"{sum(s is None for s in scores)} failed, {time.monotonic() - t0:.1f}s")
+    return state

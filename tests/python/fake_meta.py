@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""A TEST DOUBLE for recarena-meta, used by tests/python/test_tune*.py: it follows the command-line
+and metrics contract of recarena-meta (docs/tune.md section 3) but trains nothing. Its val score
+is a known function of the hyperparameters and of the iterations trained so far, so the tests can
+plant an optimum and check that recarena-tune finds it, prunes bad trials, and that PBT continues
+from copied checkpoints. The real binary is exercised by test_tune_real.py.
+
+    score(iter) = q(h) - 1 / (1 + iter)
+    q(h) = -(log10(inner-lr) + 2)^2 - 4 (outer-lr - 0.5)^2 + 0.1 [adapt-params == head]
+    (the optimum: inner-lr 0.01, outer-lr 0.5, adapt-params head; q = 0.1)
+
+Each iteration uses 100 * meta-batch env steps. The "checkpoint" is a small JSON file (the real
+one is safetensors): the iterations trained, the hyperparameters of each segment, and a random id
+so a copy can be told from a fresh file. --checkpoint-in continues the iteration count from it.
+
+Knobs for failure tests (environment): FAKE_META_CRASH_ABOVE=x exits 1 with a message when
+outer-lr > x; FAKE_META_NAN_ABOVE=x writes a NaN score when outer-lr > x; FAKE_META_SLEEP=s sleeps
+s seconds per iteration; FAKE_META_LOG=path appends one JSON line per invocation (its flags).
+"""
+import json
+import math
+import os
+import sys
+import time
+import uuid
+
+FLAGS = {"env", "algo", "train-tasks", "val-tasks", "budget-steps", "iters", "val-every", "seed",
+         "device", "workers", "inner-lr", "inner-steps", "outer-lr", "meta-batch", "population",
+         "sigma", "entropy", "envs-per-task", "rollout-len", "adapt-params", "checkpoint-out",
+         "checkpoint-in", "metrics", "config", "address"}
+
+
+def die(msg, code):
+    sys.stderr.write(f"fake-meta: {msg}\n")
+    sys.exit(code)
+
+
+def parse(argv):
+    flags, quiet, i = {}, False, 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--quiet":
+            quiet, i = True, i + 1
+            continue
+        if not a.startswith("--") or a[2:] not in FLAGS:
+            die(f"unknown flag '{a}'", 2)
+        if i + 1 >= len(argv):
+            die(f"{a} needs a value", 2)
+        flags[a[2:]] = argv[i + 1]
+        i += 2
+    if "config" in flags:
+        from_file = {}
+        with open(flags.pop("config")) as f:
+            for line in f:
+                if line.strip():
+                    k, _, v = line.partition("=")
+                    k = k.strip()
+                    if k not in FLAGS:
+                        die(f"config: unknown key '{k}'", 2)
+                    from_file[k] = v.strip()
+        from_file.update(flags)  # the command line wins
+        flags = from_file
+    return flags, quiet
+
+
+def main():
+    flags, quiet = parse(sys.argv[1:])
+    if os.environ.get("FAKE_META_LOG"):
+        with open(os.environ["FAKE_META_LOG"], "a") as f:
+            f.write(json.dumps(flags) + "\n")
+    try:
+        inner = float(flags.get("inner-lr", 0.1))
+        outer = float(flags.get("outer-lr", 0.1))
+        batch = int(float(flags.get("meta-batch", 4)))
+        iters = int(float(flags.get("iters", 1000)))
+        every = int(float(flags.get("val-every", 5)))
+        budget = int(float(flags.get("budget-steps", 10**12)))
+    except ValueError as e:
+        die(f"bad number: {e}", 2)
+    if inner <= 0 or every < 1 or batch < 1:
+        die("--inner-lr must be > 0, --val-every and --meta-batch >= 1", 2)
+    head = flags.get("adapt-params", "all") == "head"
+    q = -(math.log10(inner) + 2) ** 2 - 4 * (outer - 0.5) ** 2 + (0.1 if head else 0.0)
+    crash = os.environ.get("FAKE_META_CRASH_ABOVE")
+    nan = os.environ.get("FAKE_META_NAN_ABOVE")
+    sleep = float(os.environ.get("FAKE_META_SLEEP", "0"))
+    start, lineage = 0, []
+    if "checkpoint-in" in flags:
+        with open(flags["checkpoint-in"]) as f:
+            ck = json.load(f)
+        start, lineage = ck["iter"], ck["lineage"]
+    lineage = lineage + [{"from_iter": start, "params": {k: flags[k] for k in sorted(flags)
+                          if k in ("inner-lr", "outer-lr", "adapt-params", "meta-batch")}}]
+    out = open(flags["metrics"], "a") if "metrics" in flags else None
+    best, best_iter, steps, it = None, None, 0, start
+
+    def emit(obj):
+        if out:
+            out.write(json.dumps(obj) + "\n")
+            out.flush()
+
+    for n in range(1, iters + 1):
+        if steps + 100 * batch > budget:
+            break
+        it, steps = start + n, steps + 100 * batch
+        if sleep:
+            time.sleep(sleep)
+        emit({"kind": "train", "iter": it, "env_steps": steps, "meta_return": q, "samples_per_s": 1e6,
+              "wall_s": 0.0})
+        if crash is not None and outer > float(crash):
+            die(f"boom: simulated crash at iter {it}", 1)
+        if n % every == 0:
+            s = q - 1.0 / (1 + it)
+            if nan is not None and outer > float(nan):
+                s = float("nan")
+            emit({"kind": "val", "iter": it, "env_steps": steps, "R@0": s - 1, "R@1": s - 0.5,
+                  "R@5w": s, "score": s})
+            if not math.isfinite(s):
+                die(f"NaN in returns at iter {it}", 1)
+            if best is None or s > best:
+                best, best_iter = s, it
+                if "checkpoint-out" in flags:
+                    tmp = flags["checkpoint-out"] + ".tmp"
+                    with open(tmp, "w") as f:
+                        json.dump({"iter": it, "lineage": lineage, "id": uuid.uuid4().hex}, f)
+                    os.replace(tmp, flags["checkpoint-out"])
+        if not quiet:
+            sys.stderr.write(f"iter {it}\n")
+    emit({"kind": "done", "iter": it, "env_steps": steps, "best_score": best, "best_iter": best_iter,
+          "checkpoint": flags.get("checkpoint-out", "")})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""recarena-tune PBT (docs/tune.md section 5) against tests/python/fake_meta.py, a test double
+that follows recarena-meta's contract and whose "checkpoint" is a JSON file recording the
+iterations trained and the hyperparameters of every segment, so copies and continuations can be
+checked. The real binary is covered by test_tune_real.py."""
+import json
+import os
+import random
+from collections import Counter
+
+import pytest
+
+from recarena.tune.pbt import PbtOptions, load_state, perturb, run_pbt
+from recarena.tune.search import TuneError
+from recarena.tune.space import parse_space
+from recarena.tune import cli
+
+FAKE = os.path.join(os.path.dirname(__file__), "fake_meta.py")
+SPACE = {"env": "ECommerce-v1",
+         "inner-lr": {"type": "log-uniform", "low": 1e-4, "high": 1.0},
+         "outer-lr": {"type": "uniform", "low": 0.0, "high": 1.0},
+         "meta-batch": {"type": "int", "low": 1, "high": 16},
+         "adapt-params": {"type": "choice", "values": ["all", "head"]}}
+
+
+def popts(tmp_path, **kw):
+    base = dict(space=parse_space(SPACE), meta_bin=FAKE, out_dir=str(tmp_path / "pbt"),
+                population=4, ready=3, generations=3, seed=1, parallel=2)
+    base.update(kw)
+    return PbtOptions(**base)
+
+
+def test_perturb_factors_and_resample_rate():
+    dims = parse_space(SPACE).dims
+    rng = random.Random(0)
+    base = {"inner-lr": 0.01, "outer-lr": 0.5, "meta-batch": 8, "adapt-params": "all"}
+    how = Counter()
+    for _ in range(4000):
+        new, h = perturb(dims, base, rng, 0.25, (0.8, 1.2))
+        for d in dims:
+            how[h[d.name]] += 1
+            if h[d.name] == "x0.8":
+                assert new[d.name] == d.clip(base[d.name] * 0.8)
+            elif h[d.name] == "x1.2":
+                assert new[d.name] == d.clip(base[d.name] * 1.2)
+            elif h[d.name] == "keep":
+                assert d.kind == "choice" and new[d.name] == base[d.name]
+            else:
+                assert h[d.name] == "resample"
+    n = 4000 * len(dims)
+    assert abs(how["resample"] / n - 0.25) < 0.02
+    assert abs(how["x0.8"] - how["x1.2"]) / (how["x0.8"] + how["x1.2"]) < 0.05
+    # clipping keeps a perturbed value in range
+    new, h = perturb(dims, dict(base, **{"outer-lr": 0.95}), random.Random(3), 0.0, (1.2, 1.2))
+    assert new["outer-lr"] == 1.0 and h["outer-lr"] == "x1.2"
+
+
+def test_exploit_copies_checkpoint_and_hyperparameters(tmp_path):
+    o = popts(tmp_path)
+    state = run_pbt(o)
+    assert state["generation"] == 3
+    sched = state["schedule"]
+    assert len(sched) == 2  # one exploit (floor(4 * 0.25)) after each of the first 2 generations
+    for ev in sched:
+        g = ev["generation"]
+        scores = {h["member"]: h["score"] for h in state["history"] if h["generation"] == g}
+        # the worst member copies from the best one (quantile 1 of 4)
+        assert ev["member"] == min(scores, key=scores.get)
+        assert ev["donor"] == max(scores, key=scores.get)
+        assert ev["donor_params"] == next(h["params"] for h in state["history"]
+                                          if h["generation"] == g and h["member"] == ev["donor"])
+        # the copy is byte for byte the donor's best-on-val checkpoint of that generation
+        with open(ev["checkpoint_from"], "rb") as a, open(ev["checkpoint_to"], "rb") as b:
+            assert a.read() == b.read()
+        assert ev["checkpoint_from"].endswith(f"m{ev['donor']:03d}/g{g:04d}/checkpoint.safetensors")
+        # perturbed as recorded
+        for k, how in ev["perturbation"].items():
+            d = next(d for d in o.space.dims if d.name == k)
+            if how.startswith("x"):
+                assert ev["new_params"][k] == d.clip(ev["donor_params"][k] * float(how[1:]))
+        # the member's next segment continues from the copy with the new hyperparameters
+        nxt = next(h for h in state["history"]
+                   if h["generation"] == g + 1 and h["member"] == ev["member"])
+        assert nxt["checkpoint_in"] == ev["checkpoint_to"]
+        assert nxt["params"] == ev["new_params"]
+        ck = os.path.join(o.out_dir, "pbt", f"m{ev['member']:03d}", f"g{g + 1:04d}",
+                          "checkpoint.safetensors")
+        with open(ck) as f:
+            lineage = json.load(f)["lineage"]
+        # the double's checkpoint shows the donor's history, then a segment with the new params
+        assert lineage[-1]["from_iter"] == (g + 1) * o.ready
+        assert float(lineage[-1]["params"]["inner-lr"]) == ev["new_params"]["inner-lr"]
+    # every segment ran --iters READY and continued the iteration count
+    for h in state["history"]:
+        assert h["iter_end"] == (h["generation"] + 1) * o.ready
+        if h["generation"] > 0:
+            assert h["checkpoint_in"] is not None
+
+
+def test_pbt_resumes_and_is_deterministic(tmp_path):
+    a = run_pbt(popts(tmp_path / "a", generations=3))
+    o = popts(tmp_path / "b", generations=2)
+    run_pbt(o)
+    assert load_state(o.out_dir)["generation"] == 2
+    b = run_pbt(popts(tmp_path / "b", generations=3))  # the same command with more generations
+    strip = lambda s: [(e["member"], e["donor"], e["new_params"]) for e in s["schedule"]]
+    assert strip(a) == strip(b)
+    assert [h["params"] for h in a["history"]] == [h["params"] for h in b["history"]]
+    with pytest.raises(TuneError, match="different"):
+        run_pbt(popts(tmp_path / "b", generations=4, population=5))
+
+
+def test_pbt_survives_a_crashing_member_and_writes_outputs(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FAKE_META_CRASH_ABOVE", "0.8")
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps(SPACE))
+    out = tmp_path / "out"
+    rc = cli.main(["pbt", "--space", str(space), "--out", str(out), "--meta-bin", FAKE,
+                   "--population", "6", "--ready", "2", "--generations", "3", "--seed", "4"])
+    assert rc == 0
+    s = json.loads((out / "summary.json").read_text())
+    failed = [h for h in s["history"] if h["status"] == "failed"]
+    assert failed and all("boom" in h["stderr_tail"] for h in failed)
+    assert (out / "pbt_schedule.png").stat().st_size > 1000
+    cfg = dict(line.split(" = ") for line in (out / "best.cfg").read_text().splitlines())
+    assert cfg["iters"] == "6" and float(cfg["inner-lr"]) == s["best"]["params"]["inner-lr"]
