@@ -12,34 +12,17 @@
 
 #include "agents/ab/report.h"
 #include "agents/ab/runner.h"
-#include "env/server/server.h"
+#include "tests/policies/server_thread.h"
 
-static ra_server_t *S;
-static pthread_t S_thread;
-
-static void *s_serve (void *arg)
-{
-  (void) arg;
-  ra_server_run (S);
-  return NULL;
-}
 
 static void setup (void)
 {
-  ra_server_opts_t o;
-  ra_server_opts_default (&o);
-  o.workers = 1;
-  ra_error_t err;
-  cr_assert_eq (ra_server_new (&o, &S, &err), RA_OK, "%s", err.message);
-  cr_assert_eq (ra_server_bind (S, "tcp://127.0.0.1:*", &err), RA_OK, "%s", err.message);
-  cr_assert_eq (pthread_create (&S_thread, NULL, s_serve, NULL), 0);
+  s_server_start ();
 }
 
 static void teardown (void)
 {
-  ra_server_stop (S);
-  pthread_join (S_thread, NULL);
-  ra_server_destroy (&S);
+  s_server_stop ();
 }
 
 TestSuite (ab_e2e, .init = setup, .fini = teardown, .timeout = 110);

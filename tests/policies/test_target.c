@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "agents/policies/target.h"
-#include "env/server/server.h"
+#include "tests/policies/server_thread.h"
 
 /* ------------------------------------------------------------------------------ pure helpers */
 
@@ -102,27 +102,13 @@ Test (target, config_rejects_unknown_and_out_of_range_keys)
 
 #define SCRATCH_FLOATS (16 * 1024)
 static float SCRATCH[SCRATCH_FLOATS]; /* for reply tensors that are not 4-byte aligned */
-static ra_server_t *S;
-static pthread_t S_thread;
 static ra_client_t *C;
 static ra_nn_backend_t *BE;
 
-static void *s_serve (void *arg)
-{
-  (void) arg;
-  ra_server_run (S);
-  return NULL;
-}
-
 static void setup (void)
 {
-  ra_server_opts_t o;
-  ra_server_opts_default (&o);
-  o.workers = 1;
   ra_error_t err;
-  cr_assert_eq (ra_server_new (&o, &S, &err), RA_OK, "%s", err.message);
-  cr_assert_eq (ra_server_bind (S, "tcp://127.0.0.1:*", &err), RA_OK, "%s", err.message);
-  cr_assert_eq (pthread_create (&S_thread, NULL, s_serve, NULL), 0);
+  s_server_start ();
   cr_assert_eq (ra_client_new (ra_server_endpoint (S, 0), 20000, &C, &err), RA_OK, "%s", err.message);
   cr_assert_eq (ra_nn_backend_open ("cpu", NULL, &BE, &err), RA_OK, "%s", err.message);
 }
@@ -131,9 +117,7 @@ static void teardown (void)
 {
   ra_nn_backend_destroy (&BE);
   ra_client_destroy (&C);
-  ra_server_stop (S);
-  pthread_join (S_thread, NULL);
-  ra_server_destroy (&S);
+  s_server_stop ();
 }
 
 TestSuite (target_live, .init = setup, .fini = teardown, .timeout = 120);
