@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "agents/nn/backend.h"
-#include "agents/nn/rng_int.h"
+#include "agents/nn/slate_int.h"
 
 static void s_destroy (void *ctx) { (void) ctx; }
 static void *s_alloc (void *ctx, size_t bytes) { (void) ctx; return calloc (1, bytes ? bytes : 1); }
@@ -359,81 +359,13 @@ static void s_mse_bwd (void *ctx, const float *v, const float *t, float *dv, flo
 
 /* ------------------------------------------------------------------ slates and advantages */
 
-static bool s_placed (const int32_t *slate, int upto, int j)
-{
-  for (int i = 0; i < upto; i++)
-    if (slate[i] == j)
-      return true;
-  return false;
-}
-
-/* Gumbel noise is recomputed on every selection pass instead of stored: no scratch, and the
-   same arithmetic as the cuda kernel (one thread per row). */
 static void s_slate (void *ctx, const float *scores, int R, int K, int k, bool greedy, uint64_t seed,
                      uint64_t stream, uint64_t counter, int32_t *slates)
 {
   (void) ctx;
-  for (int r = 0; r < R; r++) {
-    const float *s = scores + (size_t) r * K;
-    int32_t *out = slates + (size_t) r * k;
-    for (int pos = 0; pos < k; pos++) {
-      int best = -1;
-      float bk = 0.0f;
-      for (int j = 0; j < K; j++) {
-        if (s_placed (out, pos, j))
-          continue;
-        float key = s[j];
-        if (!greedy) {
-          double u = ra__nn_uniform_at (seed, stream, counter + (uint64_t) r * K + j);
-          if (u < 1e-12)
-            u = 1e-12;
-          key += (float) -log (-log (u));
-        }
-        if (best < 0 || key > bk) {
-          best = j;
-          bk = key;
-        }
-      }
-      out[pos] = best;
-    }
-  }
-}
-
-/* Position i: p_i = softmax over the candidates not yet placed. log P = sum_i s[a_i] - lse_i;
-   d/ds_j = sum_i (1{j = a_i} - p_i(j)); H_i = -sum p log p; dH_i/ds_j = -p_i(j) (log p_i(j) + H_i).
-   Double inside a row. */
-static void s_pl_row (const float *s, const int32_t *a, int K, int k, double *logp, double *ent, float coef,
-                      float ent_coef, float *ds)
-{
-  double lp = 0, h_all = 0;
-  for (int i = 0; i < k; i++) {
-    double mx = -INFINITY;
-    for (int j = 0; j < K; j++)
-      if (!s_placed (a, i, j) && s[j] > mx)
-        mx = s[j];
-    double z = 0;
-    for (int j = 0; j < K; j++)
-      if (!s_placed (a, i, j))
-        z += exp (s[j] - mx);
-    double lse = mx + log (z), h = 0;
-    for (int j = 0; j < K; j++)
-      if (!s_placed (a, i, j)) {
-        double l = s[j] - lse;
-        h -= exp (l) * l;
-      }
-    if (ds)
-      for (int j = 0; j < K; j++)
-        if (!s_placed (a, i, j)) {
-          double l = s[j] - lse, p = exp (l);
-          ds[j] += (float) (coef * ((j == a[i]) - p) + ent_coef * (-p * (l + h)));
-        }
-    lp += s[a[i]] - lse;
-    h_all += h;
-  }
-  if (logp)
-    *logp = lp;
-  if (ent)
-    *ent = h_all;
+  for (int r = 0; r < R; r++)
+    ra__nn_slate_row (scores + (size_t) r * K, K, k, greedy, seed, stream, counter, (uint64_t) r,
+                      slates + (size_t) r * k);
 }
 
 static void s_pl_fwd (void *ctx, const float *scores, const int32_t *slates, int R, int K, int k, float *logp,
@@ -442,7 +374,7 @@ static void s_pl_fwd (void *ctx, const float *scores, const int32_t *slates, int
   (void) ctx;
   for (int r = 0; r < R; r++) {
     double lp, h;
-    s_pl_row (scores + (size_t) r * K, slates + (size_t) r * k, K, k, &lp, &h, 0, 0, NULL);
+    ra__nn_pl_row (scores + (size_t) r * K, slates + (size_t) r * k, K, k, &lp, &h, 0, 0, NULL);
     if (logp)
       logp[r] = (float) lp;
     if (ent)
@@ -457,7 +389,7 @@ static void s_pl_bwd (void *ctx, const float *scores, const int32_t *slates, int
   if (!acc)
     memset (dscores, 0, sizeof (float) * (size_t) R * K);
   for (int r = 0; r < R; r++)
-    s_pl_row (scores + (size_t) r * K, slates + (size_t) r * k, K, k, NULL, NULL, coef[r], ent_coef,
+    ra__nn_pl_row (scores + (size_t) r * K, slates + (size_t) r * k, K, k, NULL, NULL, coef[r], ent_coef,
               dscores + (size_t) r * K);
 }
 

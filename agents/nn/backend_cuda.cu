@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "agents/nn/backend.h"
-#include "agents/nn/rng_int.h"
+#include "agents/nn/slate_int.h"
 
 namespace {
 
@@ -468,76 +468,13 @@ __global__ void k_adam (float *w, const float *g, float *m, float *v, size_t n, 
 
 /* Slates and advantages: one thread per row (slate, PL) or per (replica, env) (GAE), the same
    arithmetic and order as the cpu backend. */
-__device__ bool d_placed (const int32_t *a, int upto, int j)
-{
-  for (int i = 0; i < upto; i++)
-    if (a[i] == j)
-      return true;
-  return false;
-}
-
 __global__ void k_slate (const float *scores, int R, int K, int k, bool greedy, uint64_t seed, uint64_t stream,
                          uint64_t counter, int32_t *slates)
 {
   GRID_STRIDE (r, (size_t) R)
   {
-    const float *s = scores + r * K;
-    int32_t *out = slates + r * k;
-    for (int pos = 0; pos < k; pos++) {
-      int best = -1;
-      float bk = 0.0f;
-      for (int j = 0; j < K; j++) {
-        if (d_placed (out, pos, j))
-          continue;
-        float key = s[j];
-        if (!greedy) {
-          double u = ra__nn_uniform_at (seed, stream, counter + (uint64_t) r * K + j);
-          if (u < 1e-12)
-            u = 1e-12;
-          key += (float) -log (-log (u));
-        }
-        if (best < 0 || key > bk) {
-          best = j;
-          bk = key;
-        }
-      }
-      out[pos] = best;
-    }
+    ra__nn_slate_row (scores + r * K, K, k, greedy, seed, stream, counter, (uint64_t) r, slates + r * k);
   }
-}
-
-__device__ void d_pl_row (const float *s, const int32_t *a, int K, int k, double *logp, double *ent, float coef,
-                          float ent_coef, float *ds)
-{
-  double lp = 0, h_all = 0;
-  for (int i = 0; i < k; i++) {
-    double mx = -INFINITY;
-    for (int j = 0; j < K; j++)
-      if (!d_placed (a, i, j) && s[j] > mx)
-        mx = s[j];
-    double z = 0;
-    for (int j = 0; j < K; j++)
-      if (!d_placed (a, i, j))
-        z += exp (s[j] - mx);
-    double lse = mx + log (z), h = 0;
-    for (int j = 0; j < K; j++)
-      if (!d_placed (a, i, j)) {
-        double l = s[j] - lse;
-        h -= exp (l) * l;
-      }
-    if (ds)
-      for (int j = 0; j < K; j++)
-        if (!d_placed (a, i, j)) {
-          double l = s[j] - lse, p = exp (l);
-          ds[j] += (float) (coef * ((j == a[i]) - p) + ent_coef * (-p * (l + h)));
-        }
-    lp += s[a[i]] - lse;
-    h_all += h;
-  }
-  if (logp)
-    *logp = lp;
-  if (ent)
-    *ent = h_all;
 }
 
 __global__ void k_pl_fwd (const float *scores, const int32_t *slates, int R, int K, int k, float *logp, float *ent)
@@ -545,7 +482,7 @@ __global__ void k_pl_fwd (const float *scores, const int32_t *slates, int R, int
   GRID_STRIDE (r, (size_t) R)
   {
     double lp, h;
-    d_pl_row (scores + r * K, slates + r * k, K, k, &lp, &h, 0.0f, 0.0f, nullptr);
+    ra__nn_pl_row (scores + r * K, slates + r * k, K, k, &lp, &h, 0.0f, 0.0f, nullptr);
     if (logp)
       logp[r] = (float) lp;
     if (ent)
@@ -562,7 +499,7 @@ __global__ void k_pl_bwd (const float *scores, const int32_t *slates, int R, int
     if (!acc)
       for (int j = 0; j < K; j++)
         ds[j] = 0.0f;
-    d_pl_row (scores + r * K, slates + r * k, K, k, nullptr, nullptr, coef[r], ent_coef, ds);
+    ra__nn_pl_row (scores + r * K, slates + r * k, K, k, nullptr, nullptr, coef[r], ent_coef, ds);
   }
 }
 
