@@ -68,6 +68,22 @@ def curve_keys(server_key: str, client_key: Union[str, Tuple[str, str]]) -> Tupl
     return keys
 
 
+def accept_reply(header: dict, req_id: int, op: str) -> bool:
+    """Whether header is the success reply to request req_id: False for a late reply to an
+    abandoned request (skip it); raises VersionError, the error's ServerError subclass, or
+    TransportError for a reply without a boolean 'ok'."""
+    if header.get("id") != req_id:
+        return False
+    if header.get("v") != wire.PROTOCOL_VERSION:
+        raise VersionError(f"reply has protocol version {header.get('v')!r}, expected "
+                           f"{wire.PROTOCOL_VERSION}")
+    if header.get("ok") is True:
+        return True
+    if header.get("ok") is False:
+        raise error_from_reply(header.get("error"))
+    raise TransportError(f"reply to '{op}' has no boolean 'ok'")
+
+
 class Client:
     """A connection. address: a ZeroMQ endpoint ("tcp://127.0.0.1:5555", "ipc://..."), or None to
     use the embedded local server (started on demand, found as find_server_binary describes).
@@ -184,18 +200,9 @@ class Client:
                 if self._server is not None:
                     self._server.check_alive()
                 continue
-            reply = sock.recv_multipart(copy=False)
-            header, frames = wire.split_reply(reply)
-            if header.get("id") != req_id:
-                continue  # a late reply to an abandoned request
-            if header.get("v") != wire.PROTOCOL_VERSION:
-                raise VersionError(f"reply has protocol version {header.get('v')!r}, expected "
-                                   f"{wire.PROTOCOL_VERSION}")
-            if header.get("ok") is True:
+            header, frames = wire.split_reply(sock.recv_multipart(copy=False))
+            if accept_reply(header, req_id, op):
                 return header, frames
-            if header.get("ok") is False:
-                raise error_from_reply(header.get("error"))
-            raise TransportError(f"reply to '{op}' has no boolean 'ok'")
 
     def _raise_deadline(self, op: str, timeout: Optional[float]) -> None:
         if self._server is not None:

@@ -32,10 +32,9 @@ import numpy as np
 import zmq
 
 from . import wire
-from .client import CLOSE_TIMEOUT_S, DEFAULT_TIMEOUT_S, Client, _ids
+from .client import CLOSE_TIMEOUT_S, DEFAULT_TIMEOUT_S, Client, _ids, accept_reply
 from .env import unbatch
-from .errors import (DeadlineError, RecarenaError, ServerDiedError, TransportError, VersionError,
-                     error_from_reply)
+from .errors import DeadlineError, RecarenaError, ServerDiedError, TransportError
 
 _POLL_SLICE_MS = 100
 
@@ -84,16 +83,8 @@ class _ShardClient(Client):
             if not ready:
                 continue
             header, frames = wire.split_reply(sock.recv_multipart(copy=False))
-            if header.get("id") != req_id:
-                continue  # a late reply to an abandoned request
-            if header.get("v") != wire.PROTOCOL_VERSION:
-                raise VersionError(f"reply has protocol version {header.get('v')!r}, expected "
-                                   f"{wire.PROTOCOL_VERSION}")
-            if header.get("ok") is True:
+            if accept_reply(header, req_id, op):
                 return header, frames
-            if header.get("ok") is False:
-                raise error_from_reply(header.get("error"))
-            raise TransportError(f"reply to '{op}' has no boolean 'ok'")
 
 
 class ShardGroup:
