@@ -958,8 +958,12 @@ int main (int argc, char **argv)
     }
   }
   if (metrics) {
+    uint64_t sent, recvd; /* rank 0's payload bytes through agents/dist (docs/scaling.md 2) */
+    ra_dist_bytes (dist, &sent, &recvd);
     fprintf (metrics, "{\"kind\":\"done\",\"iter\":%lld,\"env_steps\":%lld,\"best_score\":%.6g,\"best_iter\":%lld,"
-             "\"checkpoint\":", (long long) it, (long long) r.env_steps, best, (long long) best_iter);
+             "\"ranks\":%d,\"root_bytes_sent\":%llu,\"root_bytes_received\":%llu,\"checkpoint\":", (long long) it,
+             (long long) r.env_steps, best, (long long) best_iter, s_size, (unsigned long long) sent,
+             (unsigned long long) recvd);
     if (o.ckpt_out) {
       fputc ('"', metrics);
       for (const char *p = o.ckpt_out; *p; p++)

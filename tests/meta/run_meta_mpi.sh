@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# tests/meta/run_meta_mpi.sh - recarena-meta over MPI (docs/scaling.md 5): for es and reptile, a
+# tests/meta/run_meta_mpi.sh - recarena-meta over MPI (docs/scaling.md 5): for es, reptile, es-maml
+# and fomaml, a
 # short run under mpirun -np 1, 2 and 3 (3: uneven slices, an antithetic pair split over two ranks)
 # (and the build's single-rank path, no mpirun) must write
 # byte-identical checkpoints, and rank 0's metrics must agree too (timings aside). Bad rank counts
@@ -18,12 +19,13 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fail=0
 SMALL="--val-tasks val:0-3 --envs-per-task 4 --population 6 --rollout-len 8 --hidden 16 --quiet"
-strip() { sed 's/"samples_per_s":[^,]*,"wall_s":[^}]*//; s/"checkpoint":.*//' "$1" | if [ "$2" = reptile ]; then sed 's/"meta_return":[^,]*,//'; else cat; fi; }
-for algo in es reptile; do
+strip() { sed 's/"samples_per_s":[^,]*,"wall_s":[^}]*//; s/"ranks":.*//' "$1" | if [ "$2" = reptile ] || [ "$2" = fomaml ]; then sed 's/"meta_return":[^,]*,//'; else cat; fi; }
+# seeds where the best val score comes after training, so the checkpoint compared is a trained
+# meta-init, not the initialisation (checked below)
+for run in es:1 reptile:1 es-maml:1 fomaml:4; do
+  algo=${run%:*} seed=${run#*:}
   before=$fail fail=0
-  # seed 1: the best val score comes after training (iter 6 for both), so the checkpoint compared
-  # is a trained meta-init, not the initialisation
-  args="--algo $algo --meta-batch 4 --budget-steps 6000 --val-every 1 --seed 1 $SMALL"
+  args="--algo $algo --meta-batch 4 --budget-steps 6000 --val-every 1 --seed $seed $SMALL"
   timeout 120 "$bin" $args --checkpoint-out "$T/$algo.0.st" --metrics "$T/$algo.0.jsonl" >"$T/out" 2>&1 \
     || { echo "FAIL: $algo without mpirun: $(cat "$T/out")"; fail=1; continue; }
   for np in 1 2 3; do
