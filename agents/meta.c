@@ -483,8 +483,9 @@ static ra_err_t s_validate (run_t *r, double R[8], ra_error_t *err)
   return rc;
 }
 
-/* r->sall[k] = rank k's mine; *total = the sum of every rank's mine, in rank order: the budget counts the whole job's env
-   steps (exact in a double below 2^53), so every rank stops at the same iteration. */
+/* s_rank_gather: r->sall[k] = rank k's mine. s_rank_sum: *total = the sum of every rank's mine in
+   rank order. s_total_steps: the whole job's env steps (exact in a double below 2^53), so every
+   rank sees the same budget and stops at the same iteration. */
 static ra_err_t s_rank_gather (run_t *r, double mine, ra_error_t *err)
 {
   r->smine[0] = (ra_dist_pair_t) { .index = ra_dist_rank (r->d), .fitness = mine };
@@ -806,7 +807,9 @@ int main (int argc, char **argv)
   }
   if (rc == RA_OK)
     rc = s_source (&o, r.Vl * r.N, r.V + 1, seed + 7777, &r.vsrc, &err);
-  if (rc == RA_OK && (rc = ra_meta_set_block_tasks (r.vsrc.src, r.Vl, r.N, r.val.split, r.val.ids + r.vlo, &err)) == RA_OK)
+  if (rc == RA_OK)
+    rc = ra_meta_set_block_tasks (r.vsrc.src, r.Vl, r.N, r.val.split, r.val.ids + r.vlo, &err);
+  if (rc == RA_OK)
     rc = ra_rollout_reset (r.vsrc.src, NULL, &err);
   if (rc != RA_OK) {
     s_err ("%s%s%s\n", o.address ? o.address : "", o.address ? ": " : "", err.message);
