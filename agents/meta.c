@@ -9,15 +9,23 @@
     of the meta-batch (set_task with masks: one batch holds every task of the iteration).
 
     Command line and metrics: the contract in docs/meta.md section 5 (flags, `key = value` config
-    files, JSONL lines, exit codes 0 / 1 runtime / 2 bad command line).                         */
+    files, JSONL lines, exit codes 0 / 1 runtime / 2 bad command line).
+
+    Ranks (docs/scaling.md 5): under mpirun every rank runs its own sources and evaluates its
+    slice of the ES population, of the meta-batch and of the val tasks (agents/dist); the ranks
+    exchange (index, fitness) pairs or per-task vectors summed in task order, so every rank applies
+    the same update and the result does not depend on the rank count. Rank 0 alone writes metrics,
+    progress and checkpoints.                                                                   */
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "agents/dist/dist.h"
 #include "agents/meta/adapt.h"
 #include "agents/meta/core.h"
 #include "agents/nn/nn.h"
@@ -27,6 +35,21 @@
 #include "agents/policies/taskset.h"
 #include "common/kv.h"
 #include "protocol/client.h"
+
+/* This process's rank and the job's size, for error messages ("rank R: ..."). */
+static int s_rank = 0, s_size = 1;
+
+__attribute__ ((format (printf, 1, 2))) static void s_err (const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  if (s_size > 1)
+    fprintf (stderr, "recarena-meta: rank %d: ", s_rank);
+  else
+    fputs ("recarena-meta: ", stderr);
+  vfprintf (stderr, fmt, ap);
+  va_end (ap);
+}
 
 typedef enum { A_REPTILE, A_FOMAML, A_ES, A_ESMAML, A_MULTITASK } algo_t;
 static const char *const s_algos[] = { "reptile", "fomaml", "es", "es-maml", "multitask" };
@@ -137,21 +160,21 @@ static int s_set (opts_t *o, const char *name, const char *text, const char *whe
     switch (f->type) {
     case T_STR:
       if (!*text) {
-        fprintf (stderr, "recarena-meta: %s: empty value\n", where);
+        s_err ("%s: empty value\n", where);
         return -1;
       }
       *(const char **) p = text;
       break;
     case T_INT:
       if (ra_kv_parse_int (where, text, (long long) f->lo, (long long) f->hi, &x, &err) != RA_OK) {
-        fprintf (stderr, "recarena-meta: %s\n", err.message);
+        s_err ("%s\n", err.message);
         return -1;
       }
       *(long long *) p = x;
       break;
     case T_NUM:
       if (ra_kv_parse_num (where, text, f->lo, f->hi, &d, &err) != RA_OK) {
-        fprintf (stderr, "recarena-meta: %s\n", err.message);
+        s_err ("%s\n", err.message);
         return -1;
       }
       *(double *) p = d;
@@ -162,7 +185,7 @@ static int s_set (opts_t *o, const char *name, const char *text, const char *whe
       else if (!strcmp (text, "false") || !strcmp (text, "0"))
         *(bool *) p = false;
       else {
-        fprintf (stderr, "recarena-meta: %s: '%s', expected true or false\n", where, text);
+        s_err ("%s: '%s', expected true or false\n", where, text);
         return -1;
       }
       break;
@@ -172,7 +195,7 @@ static int s_set (opts_t *o, const char *name, const char *text, const char *whe
         if (!strcmp (text, s_algos[k]))
           a = k;
       if (a < 0) {
-        fprintf (stderr, "recarena-meta: %s: '%s', expected reptile, fomaml, es, es-maml or multitask\n",
+        s_err ("%s: '%s', expected reptile, fomaml, es, es-maml or multitask\n",
                  where, text);
         return -1;
       }
@@ -182,7 +205,7 @@ static int s_set (opts_t *o, const char *name, const char *text, const char *whe
     }
     case T_PARAMS:
       if (strcmp (text, "all") && strcmp (text, "head")) {
-        fprintf (stderr, "recarena-meta: %s: '%s', expected all or head\n", where, text);
+        s_err ("%s: '%s', expected all or head\n", where, text);
         return -1;
       }
       o->head_only = !strcmp (text, "head");
@@ -192,7 +215,7 @@ static int s_set (opts_t *o, const char *name, const char *text, const char *whe
     o->set[i] = true;
     return 0;
   }
-  fprintf (stderr, "recarena-meta: %s: unknown setting '%s' (--help for the list)\n", where, name);
+  s_err ("%s: unknown setting '%s' (--help for the list)\n", where, name);
   return -1;
 }
 
@@ -201,19 +224,19 @@ static int s_config (opts_t *o, const char *path, char **text_out)
 {
   FILE *f = fopen (path, "r");
   if (!f) {
-    fprintf (stderr, "recarena-meta: --config %s: %s\n", path, strerror (errno));
+    s_err ("--config %s: %s\n", path, strerror (errno));
     return -1;
   }
   char *buf = calloc (1, 1 << 20);
   size_t len = buf ? fread (buf, 1, (1 << 20) - 1, f) : 0;
   fclose (f);
   if (!buf) {
-    fprintf (stderr, "recarena-meta: --config %s: out of memory\n", path);
+    s_err ("--config %s: out of memory\n", path);
     return -1;
   }
   *text_out = buf;
   if (len == (1 << 20) - 1) {
-    fprintf (stderr, "recarena-meta: --config %s: larger than 1 MiB\n", path);
+    s_err ("--config %s: larger than 1 MiB\n", path);
     return -1;
   }
   int line = 0;
@@ -234,14 +257,14 @@ static int s_config (opts_t *o, const char *path, char **text_out)
     if (*q) {
       ra_error_t err;
       if (ra_kv_split (q, &key, &val, &err) != RA_OK) {
-        fprintf (stderr, "recarena-meta: %s: expected key = value\n", where);
+        s_err ("%s: expected key = value\n", where);
         return -1;
       }
       size_t vl = strlen (val);
       while (vl && (val[vl - 1] == '\r' || val[vl - 1] == ' '))
         val[--vl] = 0;
       if (!strcmp (key, "config")) {
-        fprintf (stderr, "recarena-meta: %s: a config file cannot name another\n", where);
+        s_err ("%s: a config file cannot name another\n", where);
         return -1;
       }
       snprintf (where, sizeof where, "--config %.80s line %d: %s", path, line, key);
@@ -268,7 +291,7 @@ static int s_parse (int argc, char **argv, opts_t *o, char **cfg_text)
       return 1;
     }
     if (strncmp (a, "--", 2) != 0) {
-      fprintf (stderr, "recarena-meta: unexpected argument '%s' (--help for usage)\n", a);
+      s_err ("unexpected argument '%s' (--help for usage)\n", a);
       return -1;
     }
     if (!strcmp (a, "--quiet")) {
@@ -276,7 +299,7 @@ static int s_parse (int argc, char **argv, opts_t *o, char **cfg_text)
       continue;
     }
     if (i + 1 >= argc) {
-      fprintf (stderr, "recarena-meta: %s needs a value (--help for usage)\n", a);
+      s_err ("%s needs a value (--help for usage)\n", a);
       return -1;
     }
     if (!strcmp (a, "--config")) {
@@ -289,7 +312,7 @@ static int s_parse (int argc, char **argv, opts_t *o, char **cfg_text)
   if (o->outer_lr < 0)
     o->outer_lr = s_outer_lr[o->algo];
   if ((o->algo == A_ES || o->algo == A_ESMAML) && o->population % 2) {
-    fprintf (stderr, "recarena-meta: --population %lld: ES needs an even population (antithetic pairs)\n",
+    s_err ("--population %lld: ES needs an even population (antithetic pairs)\n",
              o->population);
     return -1;
   }
@@ -365,7 +388,12 @@ typedef struct {
   ra_taskset_t train, val;
   ra_meta_adapt_cfg_t ad;
   ra_target_cfg_t tc;           /* shapes, network, actor-critic settings (num_envs = N) */
-  int N, P, V;                  /* envs per task, work replicas, val tasks */
+  int N, P, V;                  /* envs per task, work replicas, val tasks (of the whole job) */
+  ra_dist_t *d;                 /* the job's ranks (one without MPI) */
+  int lo, Pl, vlo, Vl;          /* this rank's replicas lo .. lo+Pl-1 and val tasks vlo .. */
+  int64_t *tidx;                /* [P] lo + r: the task index of local row r */
+  ra_dist_pair_t *pmine, *pall; /* [8 V or P] pairs sent and gathered */
+  ra_dist_pair_t *smine, *sall; /* [size] per-rank env step counts */
   size_t n;                     /* parameters per replica */
   source_t wsrc, vsrc, msrc;    /* work, val, multitask (inner of the task-set source) */
   ra_rollout_t *tsrc;           /* multitask: the task-set source over msrc */
@@ -415,34 +443,73 @@ static void s_tile (run_t *r, const float *theta, int P)
    mean over the val tasks (docs/meta.md 3). */
 static ra_err_t s_validate (run_t *r, double R[8], ra_error_t *err)
 {
-  int V = r->V, N = r->N;
-  s_tile (r, r->theta, V);
+  int V = r->V, N = r->N, Vl = r->Vl, vlo = r->vlo;
+  s_tile (r, r->theta, Vl);
   ra_meta_adapt_cfg_t a0 = r->ad;
   a0.steps = 0;
+  /* seeds of all V tasks, then this rank's share of them: task v's seeds whatever the rank */
   uint64_t *es = r->seeds, *as = r->seeds + (size_t) V * N;
   s_seeds (es, V, N, (uint64_t) r->o->seed, 0xe7a1, 0, 1);
+  const uint64_t *esl = es + (size_t) vlo * N, *asl = as + (size_t) vlo * N;
   double ret[4096];
   ra_err_t rc = RA_OK;
   for (int j = 0; rc == RA_OK && j < 8; j++) {
     if (j == 0) {
       s_seeds (as, V, N, (uint64_t) r->o->seed, 0xada, 0, 1);
       /* the same sampling streams at every validation: comparable R@j */
-      rc = ra_meta_adapt (r->valp, r->rows, r->o->head_only ? r->mask : NULL, r->vsrc.src, &a0, as,
-                          s_mix ((uint64_t) r->o->seed ^ 0xe7a1), NULL, r->scratch, err);
+      rc = ra_meta_adapt_at (r->valp, vlo, r->rows, r->o->head_only ? r->mask : NULL, r->vsrc.src, &a0, asl,
+                             s_mix ((uint64_t) r->o->seed ^ 0xe7a1), NULL, r->scratch, err);
     } else {
       s_seeds (as, V, N, (uint64_t) r->o->seed, 0xada, (uint64_t) j, 1);
-      rc = ra_target_begin_rollout (r->valp, r->vsrc.src, as, err);
+      rc = ra_target_begin_rollout (r->valp, r->vsrc.src, asl, err);
       if (rc == RA_OK)
         rc = ra_meta_adapt_more (r->valp, r->rows, r->o->head_only ? r->mask : NULL, r->vsrc.src,
                                  NULL, r->scratch, err);
     }
     if (rc == RA_OK)
-      rc = ra_meta_evaluate (r->valp, r->vsrc.src, es, 100000, ret, NULL, err);
+      rc = ra_meta_evaluate (r->valp, r->vsrc.src, esl, 100000, ret, NULL, err);
+    for (int v = 0; rc == RA_OK && v < Vl; v++)
+      r->pmine[j * Vl + v] = (ra_dist_pair_t) { .index = (int64_t) j * V + vlo + v, .fitness = ret[v] };
+  }
+  /* every rank's error stops the job (main), so reaching the gather means all got here */
+  if (rc == RA_OK)
+    rc = ra_dist_allgather_pairs (r->d, r->pmine, 8 * Vl, r->pall, 8 * V, err);
+  for (int j = 0; rc == RA_OK && j < 8; j++) {
     double s = 0;
-    for (int v = 0; v < V; v++)
-      s += ret[v];
+    for (int v = 0; v < V; v++) /* task order: the same sum on every rank */
+      s += r->pall[j * V + v].fitness;
     R[j] = s / V;
   }
+  return rc;
+}
+
+/* s_rank_gather: r->sall[k] = rank k's mine. s_rank_sum: *total = the sum of every rank's mine in
+   rank order. s_total_steps: the whole job's env steps (exact in a double below 2^53), so every
+   rank sees the same budget and stops at the same iteration. */
+static ra_err_t s_rank_gather (run_t *r, double mine, ra_error_t *err)
+{
+  r->smine[0] = (ra_dist_pair_t) { .index = ra_dist_rank (r->d), .fitness = mine };
+  return ra_dist_allgather_pairs (r->d, r->smine, 1, r->sall, ra_dist_size (r->d), err);
+}
+
+static ra_err_t s_rank_sum (run_t *r, double mine, double *total, ra_error_t *err)
+{
+  int n = ra_dist_size (r->d);
+  ra_err_t rc = s_rank_gather (r, mine, err);
+  if (rc != RA_OK)
+    return rc;
+  double t = 0;
+  for (int k = 0; k < n; k++)
+    t += r->sall[k].fitness;
+  *total = t;
+  return RA_OK;
+}
+
+static ra_err_t s_total_steps (run_t *r, int64_t mine, int64_t *total, ra_error_t *err)
+{
+  double t;
+  ra_err_t rc = s_rank_sum (r, (double) mine, &t, err);
+  *total = (int64_t) t;
   return rc;
 }
 
@@ -464,58 +531,97 @@ static ra_err_t s_iterate (run_t *r, int64_t it, double budget_frac, double *met
   }
   bool es = o->algo == A_ES || o->algo == A_ESMAML;
   int tasks_n = es ? (B < P / 2 ? B : P / 2) : P;
-  s_draw_tasks (r, tasks_n, r->ids);
+  s_draw_tasks (r, tasks_n, r->ids);   /* the same draw on every rank */
+  int lo = r->lo, Pl = r->Pl;
   int64_t blk[RA_TARGET_MAX_POPULATION];
-  for (int p = 0; p < P; p++)
-    blk[p] = es ? r->ids[(p / 2) % tasks_n] : r->ids[p];
-  if ((rc = ra_meta_set_block_tasks (r->wsrc.src, P, N, r->train.split, blk, err)) != RA_OK)
+  for (int p = 0; p < Pl; p++)
+    blk[p] = es ? r->ids[((lo + p) / 2) % tasks_n] : r->ids[lo + p];
+  if ((rc = ra_meta_set_block_tasks (r->wsrc.src, Pl, N, r->train.split, blk, err)) != RA_OK)
     return rc;
+  /* env seeds of all P blocks, of which this rank plays blocks lo .. lo+Pl-1 */
+  const uint64_t *seeds = r->seeds + (size_t) lo * N;
+  uint64_t rng_seed = s_mix ((uint64_t) o->seed + (uint64_t) it);
   if (!es) {
-    s_tile (r, r->theta, P);
+    s_tile (r, r->theta, Pl);
     s_seeds (r->seeds, P, N, (uint64_t) o->seed, 0x7a1, (uint64_t) it, 1);
-    rc = ra_meta_adapt (r->work, r->rows, mask, r->wsrc.src, &r->ad, r->seeds,
-                        s_mix ((uint64_t) o->seed + (uint64_t) it), &st, r->scratch, err);
-    if (rc == RA_OK && o->algo == A_REPTILE) {
+    rc = ra_meta_adapt_at (r->work, lo, r->rows, mask, r->wsrc.src, &r->ad, seeds, rng_seed, &st, r->scratch, err);
+    if (rc == RA_OK && o->algo == A_REPTILE) { /* rows: the deltas phi_b - theta */
       ra_target_get_params (r->work, r->rows);
-      float eps = (float) (o->outer_lr * fmax (0.0, 1.0 - budget_frac));
-      ra_meta_reptile_step (r->theta, r->n, r->rows, P, r->n, eps);
+      for (int p = 0; p < Pl; p++)
+        for (size_t j = 0; j < r->n; j++)
+          r->rows[(size_t) p * r->n + j] -= r->theta[j];
     } else if (rc == RA_OK) { /* fomaml: the gradient at phi on a fresh query rollout */
-      for (int p = 0; p < P; p++)
+      for (int p = 0; p < Pl; p++)
         ra_target_set_lr (r->work, p, 0.0f);
       ra_target_stats_t q = { 0 };
       rc = ra_target_train_rollout (r->work, r->wsrc.src, &q, err);
       st.env_steps += q.env_steps;
       ra_nn_params_t *pp = ra_target_params (r->work);
-      ra_nn_download (r->be, r->rows, pp->grad, r->n * (size_t) P);
-      ra_meta_mean (r->g, r->n, r->rows, P, r->n);
+      ra_nn_download (r->be, r->rows, pp->grad, r->n * (size_t) Pl);
+    }
+    /* the sum over the B tasks in task order, whatever the rank count (docs/scaling.md 2) */
+    if (rc == RA_OK)
+      rc = ra_dist_sum_ordered (r->d, r->tidx + lo, r->rows, Pl, (int) r->n, P, r->g, err);
+    /* the adaptation rollouts' mean return over the job (a metric: its last bits may move with
+       the rank count, the parameters do not) */
+    double ret_sum = 0, episodes = 0;
+    if (rc == RA_OK)
+      rc = s_total_steps (r, st.env_steps, &st.env_steps, err);
+    if (rc == RA_OK)
+      rc = s_rank_sum (r, st.return_sum, &ret_sum, err);
+    if (rc == RA_OK)
+      rc = s_rank_sum (r, (double) st.episodes, &episodes, err);
+    if (rc != RA_OK)
+      return rc;
+    if (o->algo == A_REPTILE) { /* theta += eps (1/B) sum_b (phi_b - theta), docs/meta.md 2.1 */
+      float eps = (float) (o->outer_lr * fmax (0.0, 1.0 - budget_frac));
       for (size_t j = 0; j < r->n; j++)
-        r->g[j] = -r->g[j];
+        r->theta[j] += eps * (r->g[j] / (float) P);
+    } else { /* ascend the negated mean gradient, docs/meta.md 2.2 */
+      for (size_t j = 0; j < r->n; j++)
+        r->g[j] = -(r->g[j] / (float) P);
       ra_meta_adam_ascend (&r->adam, r->theta, r->g);
     }
     r->env_steps += st.env_steps;
-    *meta_return = st.episodes ? st.return_sum / st.episodes : NAN;
-    return rc;
+    *meta_return = episodes > 0 ? ret_sum / episodes : NAN;
+    return RA_OK;
   }
   /* ES and ES-MAML: antithetic members, pairs on one task with common env seeds */
-  for (int m = 0; m < P; m++)
-    ra_meta_perturb (&r->noise, (uint64_t) it, m, r->theta, r->n, (float) o->sigma, r->rows + (size_t) m * r->n);
+  for (int m = 0; m < Pl; m++)
+    ra_meta_perturb (&r->noise, (uint64_t) it, lo + m, r->theta, r->n, (float) o->sigma, r->rows + (size_t) m * r->n);
   if (o->algo == A_ESMAML) {
     s_seeds (r->seeds, P, N, (uint64_t) o->seed, 0x7a2, (uint64_t) it, 2);
-    rc = ra_meta_adapt (r->work, r->rows, mask, r->wsrc.src, &r->ad, r->seeds,
-                        s_mix ((uint64_t) o->seed + (uint64_t) it), &st, r->scratch, err);
+    rc = ra_meta_adapt_at (r->work, lo, r->rows, mask, r->wsrc.src, &r->ad, seeds, rng_seed, &st, r->scratch, err);
   } else {
     ra_target_set_params (r->work, r->rows);
   }
   double ret[RA_TARGET_MAX_POPULATION];
   s_seeds (r->seeds, P, N, (uint64_t) o->seed, 0x7a3, (uint64_t) it, 2);
+  int64_t eval_steps = 0, eval_len = 0;
   if (rc == RA_OK)
-    rc = ra_meta_evaluate (r->work, r->wsrc.src, r->seeds, 100000, ret, &st.env_steps, err);
+    rc = ra_meta_evaluate (r->work, r->wsrc.src, seeds, 100000, ret, &eval_steps, err);
+  /* The evaluation steps all of a rank's envs until its last first episode ends, so a rank whose
+     episodes end sooner plays fewer steps. The budget counts what one process stepping all P N
+     envs plays: the longest rank's loop length times P N, the same for any rank count. */
+  if (rc == RA_OK)
+    rc = s_rank_gather (r, (double) (eval_steps / ((int64_t) Pl * N)), err);
+  for (int k = 0; rc == RA_OK && k < ra_dist_size (r->d); k++)
+    if ((int64_t) r->sall[k].fitness > eval_len)
+      eval_len = (int64_t) r->sall[k].fitness;
+  for (int m = 0; rc == RA_OK && m < Pl; m++)
+    r->pmine[m] = (ra_dist_pair_t) { .index = lo + m, .fitness = ret[m] };
+  /* only (member, fitness) pairs travel; every rank rebuilds the update from the noise table */
+  if (rc == RA_OK)
+    rc = ra_dist_allgather_pairs (r->d, r->pmine, Pl, r->pall, P, err);
+  if (rc == RA_OK)
+    rc = s_total_steps (r, st.env_steps, &st.env_steps, err);
   if (rc != RA_OK)
     return rc;
+  st.env_steps += eval_len * P * N;
   double s = 0;
   for (int m = 0; m < P; m++) {
-    r->fit[m] = (float) ret[m];
-    s += ret[m];
+    r->fit[m] = (float) r->pall[m].fitness;
+    s += r->pall[m].fitness;
   }
   ra_meta_centered_ranks (r->fit, P, r->idx, r->util);
   ra_meta_es_grad (&r->noise, (uint64_t) it, r->util, P, r->n, (float) o->sigma, r->g);
@@ -563,6 +669,11 @@ static void s_fini (run_t *r)
   free (r->idx);
   free (r->ids);
   free (r->seeds);
+  free (r->tidx);
+  free (r->pmine);
+  free (r->pall);
+  free (r->smine);
+  free (r->sall);
   ra_meta_noise_fini (&r->noise);
   ra_meta_adam_fini (&r->adam);
   ra_taskset_fini (&r->train);
@@ -579,30 +690,66 @@ static ra_err_t s_policy (run_t *r, int P, int num_envs, ra_target_t **out, ra_e
   return ra_target_new (r->be, &c, out, err);
 }
 
+/* Writes the checkpoint (rank 0, through ra_dist_on_root). */
+typedef struct {
+  run_t *r;
+  const char *path;
+} ckpt_ctx_t;
+
+static ra_err_t s_write_ckpt (void *ctx, ra_error_t *err)
+{
+  ckpt_ctx_t *c = ctx;
+  return ra_meta_ckpt_save (c->r->one, c->path, &c->r->ad, c->r->o->algo_name, err);
+}
+
 int main (int argc, char **argv)
 {
+  ra_dist_t *dist = NULL;
+  ra_error_t err;
+  if (ra_dist_new (&argc, &argv, 0, &dist, &err) != RA_OK) {
+    s_err ("joining the MPI job: %s\n", err.message);
+    return 1;
+  }
+  s_rank = ra_dist_rank (dist);
+  s_size = ra_dist_size (dist);
+  bool root = ra_dist_is_root (dist);
   opts_t o;
   char *cfg_text = NULL;
   int parsed = s_parse (argc, argv, &o, &cfg_text);
-  if (parsed != 0) {
+  if (parsed != 0) { /* every rank parsed the same line: all stop alike */
     free (cfg_text);
+    ra_dist_destroy (&dist);
     return parsed > 0 ? 0 : 2;
   }
-  run_t r = { .o = &o };
-  ra_error_t err;
+  run_t r = { .o = &o, .d = dist };
   int code = 2;
+  bool alike = true;   /* a failure every rank meets the same way (no need to abort the job) */
   FILE *metrics = NULL;
   if (ra_taskset_parse ("--train-tasks", o.train, &r.train, &err) != RA_OK
       || ra_taskset_parse ("--val-tasks", o.val, &r.val, &err) != RA_OK) {
-    fprintf (stderr, "recarena-meta: %s\n", err.message);
+    s_err ("%s\n", err.message);
     goto out;
   }
-  if (o.metrics && !(metrics = fopen (o.metrics, "a"))) {
-    fprintf (stderr, "recarena-meta: --metrics %s: %s\n", o.metrics, strerror (errno));
+  if (o.algo == A_MULTITASK && s_size > 1) {
+    s_err ("--algo multitask runs on one rank (its single actor-critic learner is not split across "
+           "ranks); run it with -np 1 or without mpirun\n");
+    goto out;
+  }
+  {
+    long long need = o.algo == A_ES || o.algo == A_ESMAML ? o.population : o.meta_batch;
+    if (o.algo != A_MULTITASK && (need < s_size || r.val.n < s_size)) {
+      s_err ("%d ranks need at least one %s and one val task each (%lld and %d given)\n", s_size,
+             o.algo == A_ES || o.algo == A_ESMAML ? "population member" : "meta-batch task", need, r.val.n);
+      goto out;
+    }
+  }
+  alike = false;
+  if (root && o.metrics && !(metrics = fopen (o.metrics, "a"))) {
+    s_err ("--metrics %s: %s\n", o.metrics, strerror (errno));
     goto out;
   }
   if (ra_nn_backend_open (o.device, NULL, &r.be, &err) != RA_OK) {
-    fprintf (stderr, "recarena-meta: --device %s: %s\n", o.device, err.message);
+    s_err ("--device %s: %s\n", o.device, err.message);
     goto out;
   }
   ra_meta_adapt_cfg_default (&r.ad);
@@ -611,7 +758,7 @@ int main (int argc, char **argv)
     int h = 0, l = 0;
     if (ra_meta_ckpt_read (o.ckpt_in, &r.ad, &found, NULL, 0, &err) != RA_OK
         || ra_target_checkpoint_arch (o.ckpt_in, &h, &l, &err) != RA_OK) {
-      fprintf (stderr, "recarena-meta: --checkpoint-in %s: %s\n", o.ckpt_in, err.message);
+      s_err ("--checkpoint-in %s: %s\n", o.ckpt_in, err.message);
       goto out;
     }
     if (!o.set[F_HIDDEN])
@@ -635,12 +782,19 @@ int main (int argc, char **argv)
   r.P = es ? (int) o.population : (int) o.meta_batch;
   r.V = r.val.n;
   if (r.V > 4096) {
-    fprintf (stderr, "recarena-meta: --val-tasks: at most 4096 tasks\n");
+    s_err ("--val-tasks: at most 4096 tasks\n");
     code = 2;
     goto out;
   }
+  {
+    int64_t lo, hi;
+    ra_dist_slice (dist, r.P, &lo, &hi);
+    r.lo = (int) lo, r.Pl = (int) (hi - lo);
+    ra_dist_slice (dist, r.V, &lo, &hi);
+    r.vlo = (int) lo, r.Vl = (int) (hi - lo);
+  }
   uint64_t seed = (uint64_t) o.seed;
-  /* sources: work (P blocks), val (V blocks), multitask (B*N envs over the train set) */
+  /* sources (this rank's share): work (P blocks), val (V blocks), multitask (B*N envs over the train set) */
   ra_err_t rc;
   if (o.algo == A_MULTITASK) {
     int nm = (int) o.meta_batch * r.N;
@@ -649,14 +803,16 @@ int main (int argc, char **argv)
     if (rc == RA_OK)
       rc = ra_rollout_tasks_new (r.msrc.src, nm, &r.train, &to, &r.tsrc, &err);
   } else {
-    rc = s_source (&o, r.P * r.N, 2 * r.P + 1, seed, &r.wsrc, &err);
+    rc = s_source (&o, r.Pl * r.N, 2 * r.P + 1, seed, &r.wsrc, &err);
   }
   if (rc == RA_OK)
-    rc = s_source (&o, r.V * r.N, r.V + 1, seed + 7777, &r.vsrc, &err);
-  if (rc == RA_OK && (rc = ra_meta_set_block_tasks (r.vsrc.src, r.V, r.N, r.val.split, r.val.ids, &err)) == RA_OK)
+    rc = s_source (&o, r.Vl * r.N, r.V + 1, seed + 7777, &r.vsrc, &err);
+  if (rc == RA_OK)
+    rc = ra_meta_set_block_tasks (r.vsrc.src, r.Vl, r.N, r.val.split, r.val.ids + r.vlo, &err);
+  if (rc == RA_OK)
     rc = ra_rollout_reset (r.vsrc.src, NULL, &err);
   if (rc != RA_OK) {
-    fprintf (stderr, "recarena-meta: %s%s%s\n", o.address ? o.address : "", o.address ? ": " : "", err.message);
+    s_err ("%s%s%s\n", o.address ? o.address : "", o.address ? ": " : "", err.message);
     goto out;
   }
   ra_target_cfg_default (&r.tc);
@@ -674,13 +830,13 @@ int main (int argc, char **argv)
   if ((rc = s_policy (&r, 1, r.N, &r.one, &err)) == RA_OK && o.ckpt_in)
     rc = ra_target_load (r.one, o.ckpt_in, &err);
   if (rc == RA_OK)
-    rc = s_policy (&r, r.V, r.N, &r.valp, &err);
+    rc = s_policy (&r, r.Vl, r.N, &r.valp, &err);
   if (rc == RA_OK && o.algo == A_MULTITASK)
     rc = s_policy (&r, 1, (int) o.meta_batch * r.N, &r.mt, &err);
   else if (rc == RA_OK)
-    rc = s_policy (&r, r.P, r.N, &r.work, &err);
+    rc = s_policy (&r, r.Pl, r.N, &r.work, &err);
   if (rc != RA_OK) {
-    fprintf (stderr, "recarena-meta: %s%s\n", o.ckpt_in ? "--checkpoint-in: " : "", err.message);
+    s_err ("%s%s\n", o.ckpt_in ? "--checkpoint-in: " : "", err.message);
     goto out;
   }
   r.n = ra_target_num_params (r.one);
@@ -696,10 +852,18 @@ int main (int argc, char **argv)
   r.ids = malloc ((size_t) Pmax * sizeof (int64_t));
   r.seeds = malloc ((size_t) 2 * Pmax * r.N * sizeof (uint64_t));
   r.mask = malloc (r.n);
-  if (!r.theta || !r.rows || !r.scratch || !r.g || !r.fit || !r.util || !r.idx || !r.ids || !r.seeds || !r.mask) {
-    fprintf (stderr, "recarena-meta: out of memory for %zu parameters x %d\n", r.n, Pmax);
+  r.tidx = malloc ((size_t) Pmax * sizeof (int64_t));
+  r.pmine = malloc ((size_t) 8 * Pmax * sizeof (ra_dist_pair_t));
+  r.pall = malloc ((size_t) 8 * Pmax * sizeof (ra_dist_pair_t));
+  r.smine = malloc (sizeof (ra_dist_pair_t));
+  r.sall = malloc ((size_t) s_size * sizeof (ra_dist_pair_t));
+  if (!r.theta || !r.rows || !r.scratch || !r.g || !r.fit || !r.util || !r.idx || !r.ids || !r.seeds || !r.mask
+      || !r.tidx || !r.pmine || !r.pall || !r.smine || !r.sall) {
+    s_err ("out of memory for %zu parameters x %d\n", r.n, Pmax);
     goto out;
   }
+  for (int p = 0; p < Pmax; p++)
+    r.tidx[p] = p;
   ra_target_get_params (r.one, r.theta);
   ra_meta_adapt_mask (r.one, o.head_only, r.mask);
   if (r.mt)
@@ -707,23 +871,23 @@ int main (int argc, char **argv)
   ra_nn_rng_init (&r.rng, seed, 0x7a5c);
   if ((es && ra_meta_noise_new (seed ^ 0x6e6f, (size_t) (1 << 20) + r.n, &r.noise, &err) != RA_OK)
       || ra_meta_adam_init (&r.adam, r.n, (float) o.outer_lr, (float) o.weight_decay, &err) != RA_OK) {
-    fprintf (stderr, "recarena-meta: %s\n", err.message);
+    s_err ("%s\n", err.message);
     goto out;
   }
   if (r.mt && (rc = ra_target_begin_rollout (r.mt, r.tsrc, NULL, &err)) != RA_OK) {
-    fprintf (stderr, "recarena-meta: %s\n", err.message);
+    s_err ("%s\n", err.message);
     goto out;
   }
-  if (!o.quiet) {
+  if (!o.quiet && root) {
     char tb[64], vb[64];
     ra_taskset_format (&r.train, tb, sizeof tb);
     ra_taskset_format (&r.val, vb, sizeof vb);
     fprintf (stderr,
              "recarena-meta: %s on %s, train %s, val %s (%d tasks), %s; %zu params, %s; budget %lld env steps; "
-             "adapt: %d updates of %d x %d steps, lr %g, params %s\n",
+             "adapt: %d updates of %d x %d steps, lr %g, params %s; %d rank%s\n",
              o.algo_name, o.env, tb, vb, r.V, o.address ? o.address : "in-process sims", r.n,
              ra_nn_backend_name (r.be), o.budget, r.ad.steps, r.ad.rollout, r.N, (double) r.ad.inner_lr,
-             o.params_name);
+             o.params_name, s_size, s_size > 1 ? "s" : "");
   }
   double t0 = s_now (), last = -1e9, best = -INFINITY;
   int64_t best_iter = -1, it = 0;
@@ -733,12 +897,12 @@ int main (int argc, char **argv)
     bool stop = r.env_steps >= o.budget || (o.set[F_ITERS] && it >= o.iters);
     if (it % o.val_every == 0 || stop) { /* iteration 0: the initialisation itself */
       if ((rc = s_validate (&r, R, &err)) != RA_OK) {
-        fprintf (stderr, "recarena-meta: validation at iter %lld: %s\n", (long long) it, err.message);
+        s_err ("validation at iter %lld: %s\n", (long long) it, err.message);
         goto out;
       }
       double w5 = (R[3] + R[4] + R[5] + R[6] + R[7]) / 5;
       if (!isfinite (w5) || !isfinite (R[0])) {
-        fprintf (stderr, "recarena-meta: NaN in the validation returns at iter %lld\n", (long long) it);
+        s_err ("NaN in the validation returns at iter %lld\n", (long long) it);
         goto out;
       }
       if (metrics) {
@@ -750,14 +914,15 @@ int main (int argc, char **argv)
         best = w5;
         best_iter = it;
         ra_target_set_params (r.one, r.theta);
-        if (o.ckpt_out && ra_meta_ckpt_save (r.one, o.ckpt_out, &r.ad, o.algo_name, &err) != RA_OK) {
-          fprintf (stderr, "recarena-meta: --checkpoint-out: %s\n", err.message);
+        ckpt_ctx_t cc = { .r = &r, .path = o.ckpt_out };
+        if (o.ckpt_out && ra_dist_on_root (dist, s_write_ckpt, &cc, &err) != RA_OK) {
+          s_err ("--checkpoint-out: %s\n", err.message);
           goto out;
         }
       }
     }
     double now = s_now ();
-    if (!o.quiet && (now - last >= 2.0 || stop)) {
+    if (!o.quiet && root && (now - last >= 2.0 || stop)) {
       double sps = r.env_steps / fmax (now - t0, 1e-9);
       char eta[32];
       s_fmt_time ((o.budget - r.env_steps) / sps, eta, sizeof eta);
@@ -774,15 +939,15 @@ int main (int argc, char **argv)
     double ti = s_now ();
     int64_t before = r.env_steps;
     if ((rc = s_iterate (&r, it, (double) r.env_steps / (double) o.budget, &mret, &err)) != RA_OK) {
-      fprintf (stderr, "recarena-meta: iter %lld: %s\n", (long long) it, err.message);
+      s_err ("iter %lld: %s\n", (long long) it, err.message);
       goto out;
     }
     if (!s_finite (r.theta, r.n) || (!isfinite (mret) && !isnan (mret))) {
-      fprintf (stderr, "recarena-meta: NaN in the parameters at iter %lld\n", (long long) it);
+      s_err ("NaN in the parameters at iter %lld\n", (long long) it);
       goto out;
     }
     if (isnan (mret) && o.algo != A_MULTITASK && o.algo != A_REPTILE && o.algo != A_FOMAML) {
-      fprintf (stderr, "recarena-meta: NaN in the returns at iter %lld\n", (long long) it);
+      s_err ("NaN in the returns at iter %lld\n", (long long) it);
       goto out;
     }
     double el = s_now () - ti;
@@ -796,8 +961,12 @@ int main (int argc, char **argv)
     }
   }
   if (metrics) {
+    uint64_t sent, recvd; /* rank 0's payload bytes through agents/dist (docs/scaling.md 2) */
+    ra_dist_bytes (dist, &sent, &recvd);
     fprintf (metrics, "{\"kind\":\"done\",\"iter\":%lld,\"env_steps\":%lld,\"best_score\":%.6g,\"best_iter\":%lld,"
-             "\"checkpoint\":", (long long) it, (long long) r.env_steps, best, (long long) best_iter);
+             "\"ranks\":%d,\"root_bytes_sent\":%llu,\"root_bytes_received\":%llu,\"checkpoint\":", (long long) it,
+             (long long) r.env_steps, best, (long long) best_iter, s_size, (unsigned long long) sent,
+             (unsigned long long) recvd);
     if (o.ckpt_out) {
       fputc ('"', metrics);
       for (const char *p = o.ckpt_out; *p; p++)
@@ -809,7 +978,8 @@ int main (int argc, char **argv)
     fprintf (metrics, "}\n");
     fflush (metrics);
   }
-  printf ("%s: %lld iterations, %lld env steps in %.1f s; best val R@5w %.3f at iter %lld (R@0 at iter 0 "
+  if (root)
+    printf ("%s: %lld iterations, %lld env steps in %.1f s; best val R@5w %.3f at iter %lld (R@0 at iter 0 "
           "was the initialisation's)%s%s\n", o.algo_name, (long long) it, (long long) r.env_steps, s_now () - t0,
           best, (long long) best_iter, o.ckpt_out ? "; checkpoint " : "", o.ckpt_out ? o.ckpt_out : "");
   code = 0;
@@ -818,5 +988,9 @@ out:
     fclose (metrics);
   s_fini (&r);
   free (cfg_text);
+  /* a failure on some ranks leaves the others waiting in a collective: end the job */
+  if (code != 0 && !alike)
+    ra_dist_abort (dist, code);
+  ra_dist_destroy (&dist);
   return code;
 }

@@ -92,13 +92,20 @@ ra_err_t ra_meta_adapt (ra_target_t *w, const float *theta, const uint8_t *mask,
                         const ra_meta_adapt_cfg_t *a, const uint64_t *seeds, uint64_t rng_seed,
                         ra_target_stats_t *stats, float *scratch, ra_error_t *err)
 {
+  return ra_meta_adapt_at (w, 0, theta, mask, src, a, seeds, rng_seed, stats, scratch, err);
+}
+
+ra_err_t ra_meta_adapt_at (ra_target_t *w, int64_t first, const float *theta, const uint8_t *mask,
+                           ra_rollout_t *src, const ra_meta_adapt_cfg_t *a, const uint64_t *seeds,
+                           uint64_t rng_seed, ra_target_stats_t *stats, float *scratch, ra_error_t *err)
+{
   if (a->rollout != w->cfg.rollout)
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "meta: adaptation rollout %d but the policy was built for %d",
                          a->rollout, w->cfg.rollout);
   ra_target_set_params (w, theta);
   s_fresh_optimiser (w, a->inner_lr);
   for (int r = 0; r < w->P; r++)
-    ra_nn_rng_init (ra_target_rng (w, r), rng_seed, 1 + (uint64_t) r);
+    ra_nn_rng_init (ra_target_rng (w, r), rng_seed, 1 + (uint64_t) (first + r));
   ra_err_t rc = ra_target_begin_rollout (w, src, seeds, err);
   for (int u = 0; rc == RA_OK && u < a->steps; u++)
     rc = ra_meta_adapt_more (w, theta, mask, src, stats, scratch, err);

@@ -50,6 +50,12 @@ ra_err_t ra_meta_set_block_tasks (ra_rollout_t *src, int P, int N, const char *s
 ra_err_t ra_meta_adapt (ra_target_t *w, const float *theta, const uint8_t *mask, ra_rollout_t *src,
                         const ra_meta_adapt_cfg_t *a, const uint64_t *seeds, uint64_t rng_seed,
                         ra_target_stats_t *stats, float *scratch, ra_error_t *err);
+/* ra_meta_adapt for replicas first .. first+P-1 of a larger batch (the share of one rank,
+   docs/scaling.md 5): replica r samples from stream 1 + first + r, so a replica's phi is the same
+   whichever process computes it. ra_meta_adapt is first = 0. */
+ra_err_t ra_meta_adapt_at (ra_target_t *w, int64_t first, const float *theta, const uint8_t *mask,
+                           ra_rollout_t *src, const ra_meta_adapt_cfg_t *a, const uint64_t *seeds,
+                           uint64_t rng_seed, ra_target_stats_t *stats, float *scratch, ra_error_t *err);
 /* One more inner update after ra_meta_adapt (same stream; mask and theta as there). */
 ra_err_t ra_meta_adapt_more (ra_target_t *w, const float *theta, const uint8_t *mask,
                              ra_rollout_t *src, ra_target_stats_t *stats, float *scratch,

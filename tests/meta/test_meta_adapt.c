@@ -2,7 +2,8 @@
     docs/meta.md 1): the settings survive a checkpoint round trip next to the parameters (which a
     plain target loader still reads); head-only adaptation leaves the scorer's body at theta while
     all-parameter adaptation moves it; adaptation is a deterministic function of theta and seeds,
-    independent of what the work policy did before (fresh inner optimiser).                    */
+    independent of what the work policy did before (fresh inner optimiser); a replica adapted alone
+    at its batch index (ra_meta_adapt_at) gets the same phi as in the batch.                    */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,5 +153,52 @@ Test (meta_adapt, head_only_keeps_the_body_and_adaptation_is_deterministic)
   free (phi2);
   free (scratch);
   free (mask);
+  ra_target_destroy (&w);
+}
+
+/* A rank that plays replica 1 alone (a P = 1 policy over its own N envs, ra_meta_adapt_at with
+   first = 1) gets the very phi that replica 1 gets in the P = 2 batch: what lets recarena-meta split
+   a meta-batch over MPI ranks (docs/scaling.md 5). With first = 0 it samples replica 0's stream
+   and the phi differs, so the check can fail. */
+Test (meta_adapt, a_replica_adapted_alone_at_its_index_matches_the_batch)
+{
+  ra_target_t *w = NULL, *w1 = NULL;
+  ra_rollout_t *src1 = NULL;
+  ra_error_t err;
+  cr_assert_eq (ra_target_new (be, &tc, &w, &err), RA_OK, "%s", err.message);
+  ra_target_cfg_t c1 = tc;
+  c1.population = 1;
+  cr_assert_eq (ra_target_new (be, &c1, &w1, &err), RA_OK, "%s", err.message);
+  static const ra_kv_t cfg[] = { { .key = "task_slots", .type = RA_KV_NUM, .num = 5 } };
+  ra_rollout_inproc_opts_t o = { .env = "ECommerce-v1", .num_envs = N, .seed = 3, .config = cfg, .n_config = 1 };
+  cr_assert_eq (ra_rollout_inproc_new (&o, &src1, &err), RA_OK, "%s", err.message);
+  size_t all = ra_target_num_params (w), n = all / P;
+  float *theta = malloc (all * sizeof (float)), *phi = malloc (all * sizeof (float)),
+        *phi1 = malloc (n * sizeof (float)), *scratch = malloc (all * sizeof (float));
+  ra_target_get_params (w, theta);
+  memcpy (theta + n, theta, n * sizeof (float));
+  int64_t ids[P] = { 4, 9 };
+  cr_assert_eq (ra_meta_set_block_tasks (src, P, N, "train", ids, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_meta_set_block_tasks (src1, 1, N, "train", ids + 1, &err), RA_OK, "%s", err.message);
+  uint64_t seeds[P * N];
+  for (int i = 0; i < P * N; i++)
+    seeds[i] = 40 + (uint64_t) i;
+  ra_meta_adapt_cfg_t a = { .inner_lr = 1e-2f, .steps = 3, .rollout = 4, .head_only = false };
+  cr_assert_eq (ra_meta_adapt (w, theta, NULL, src, &a, seeds, 77, NULL, scratch, &err), RA_OK, "%s", err.message);
+  ra_target_get_params (w, phi);
+  cr_assert_eq (ra_meta_adapt_at (w1, 1, theta + n, NULL, src1, &a, seeds + N, 77, NULL, scratch, &err), RA_OK,
+                "%s", err.message);
+  ra_target_get_params (w1, phi1);
+  cr_assert_eq (memcmp (phi + n, phi1, n * sizeof (float)), 0, "replica 1 alone differs from replica 1 in the batch");
+  cr_assert_eq (ra_meta_adapt_at (w1, 0, theta + n, NULL, src1, &a, seeds + N, 77, NULL, scratch, &err), RA_OK,
+                "%s", err.message);
+  ra_target_get_params (w1, phi1);
+  cr_assert_neq (memcmp (phi + n, phi1, n * sizeof (float)), 0, "the sampling stream should matter");
+  free (theta);
+  free (phi);
+  free (phi1);
+  free (scratch);
+  ra_rollout_destroy (&src1);
+  ra_target_destroy (&w1);
   ra_target_destroy (&w);
 }
