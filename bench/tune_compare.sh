@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# docs/tune.md section 8 as one command: defaults vs random search vs ASHA (TPE) vs PBT for Reptile
+# on one sim, each search under the same env-step BUDGET, then every resulting meta-init measured
+# once on the test split in one recarena-ab run (paired against the defaults, unit task, 95% CIs).
+# Searches score on val:0-15 (R@5w after adaptation); nothing is chosen on test.
+#   OUT/space.toml              the search space (below)
+#   OUT/{random,asha,pbt}/      each study (summary.json, best.cfg, plots)
+#   OUT/defaults.safetensors    Reptile at the space's fixed keys alone, same per-trial budget
+#   OUT/compare.txt             env steps each study needed to reach random search's best val score
+#   OUT/test.{txt,json}         recarena-ab on test:0-(TEST_TASKS-1)
+# Every arm adapts online with its checkpoint's own settings; the random-search arm is "random-tuned"
+# (plain "random" is the uniform-random recommender).
+# Usage: bench/tune_compare.sh [SIM=ECommerce-v1] [OUT=out/tune-SIM] [BUDGET=1500000]
+#        [TRIAL_STEPS=250000] [TEST_TASKS=32]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+sim="${1:-ECommerce-v1}"
+out="${2:-$root/out/tune-$sim}"
+budget="${3:-1500000}"
+trial_steps="${4:-250000}"
+test_tasks="${5:-32}"
+build="${RECARENA_BUILD_DIR:-$root/build}"
+meta="$build/agents/recarena-meta"
+tune=("$root/.venv/bin/python" -m recarena.tune)
+export PYTHONPATH="$root/clients/python${PYTHONPATH:+:$PYTHONPATH}"
+mkdir -p "$out"
+cat > "$out/space.toml" <<EOF
+env = "$sim"
+algo = "reptile"
+budget-steps = $trial_steps
+iters = 1000
+val-every = 5
+val-tasks = "val:0-15"
+
+[inner-lr]
+type = "log-uniform"
+low = 3e-4
+high = 3e-2
+[outer-lr]
+type = "uniform"
+low = 0.1
+high = 1.0
+[inner-steps]
+type = "int"
+low = 1
+high = 8
+[meta-batch]
+type = "choice"
+values = [4, 8, 16]
+EOF
+common=(--space "$out/space.toml" --budget "$budget" --meta-bin "$meta" --seed 1)
+step () { echo "== $sim: $1 ($(date +%H:%M:%S))" >&2; }
+step "random search"
+"${tune[@]}" search "${common[@]}" --sampler random --pruner none --trials 1000 --out "$out/random" > "$out/random.txt"
+step "TPE + ASHA"
+"${tune[@]}" search "${common[@]}" --sampler tpe --pruner asha --trials 1000 --out "$out/asha" > "$out/asha.txt"
+step "PBT"
+"${tune[@]}" pbt "${common[@]}" --population 4 --ready 6 --generations 1000 --out "$out/pbt" > "$out/pbt.txt"
+"${tune[@]}" compare random="$out/random" asha="$out/asha" pbt="$out/pbt" > "$out/compare.txt"
+if [ ! -f "$out/defaults.safetensors" ]; then
+  step "defaults"
+  "$meta" --env "$sim" --algo reptile --budget-steps "$trial_steps" --val-every 5 --val-tasks val:0-15 \
+    --seed 1 --quiet --checkpoint-out "$out/defaults.safetensors.tmp"
+  mv "$out/defaults.safetensors.tmp" "$out/defaults.safetensors"
+fi
+best_ckpt () {  # the best run's checkpoint, as its summary.json names it
+  python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["best"]["checkpoint"])' "$1/summary.json"
+}
+arms="target:checkpoint=$out/defaults.safetensors:name=defaults"
+for m in random asha pbt; do arms="$arms,target:checkpoint=$(best_ckpt "$out/$m"):name=$m-tuned"; done
+step "recarena-ab on test:0-$((test_tasks - 1))"
+"$build/agents/recarena-ab" --env "$sim" --task-ids "test:0-$((test_tasks - 1))" --num-envs 16 \
+  --episodes 8 --curve-episodes 0,1,5 --windows 3-7 --unit task --quiet --arms "$arms,random" --control defaults \
+  --json "$out/test.json" > "$out/test.txt"
+cat "$out/compare.txt"
+for m in random asha pbt; do echo "-- $m best.cfg"; grep -E "^(inner-lr|outer-lr|inner-steps|meta-batch) " "$out/$m/best.cfg"; done
+sed -n '/learning curve/,$p' "$out/test.txt"
