@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "agents/ab/learn_prior.h"
 #include "agents/ab/report.h"
@@ -367,6 +368,19 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
   if (learn_path) {   /* one metats arm; no control */
     if (n_arms != 2) {
       fprintf (stderr, "--learn-prior learns one metats arm; --arms lists %d\n", n_arms - 1);
+      return 2;
+    }
+    char dir[4096];   /* a long learning run should not end in an unwritable path */
+    const char *slash = strrchr (learn_path, '/');
+    snprintf (dir, sizeof dir, "%.*s", slash ? (int) (slash - learn_path) + 1 : 1, slash ? learn_path : ".");
+    if (strlen (learn_path) >= sizeof dir || access (dir, W_OK) != 0) {
+      fprintf (stderr, "--learn-prior: cannot write '%.200s' (its directory is missing or not "
+               "writable)\n", learn_path);
+      return 2;
+    }
+    if (strcmp (arms[1].cls->name, "metats") != 0) {
+      fprintf (stderr, "--learn-prior learns the prior of a metats arm (e.g. --arms "
+               "metats:prior=none:credit=metric), got '%s'\n", arms[1].spec);
       return 2;
     }
     first = 1;
