@@ -7,8 +7,10 @@
     (agents/ab/learn_prior.h).
 
     Settings: prior=FILE (the hyper-posterior; v, sigma0 and sigma_q come from it) or prior=none
-    (the hyper-prior, mean 0: where learning starts) with v (0.5), sigma0 (0.5) and sigma_q (1).
-    forget returns to the prior N(mu~, sigma0^2 I) with the same mu~.                         */
+    (prior mean 0, i.e. LinTS with lambda = v^2 / sigma0^2; where learning starts: the learner
+    then draws each task's mean itself) with v (0.5), sigma0 (0.5) and sigma_q (1).
+    forget returns to the prior N(mu~, sigma0^2 I) with the same mu~. An arm belongs to one
+    thread.                                                                                   */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

@@ -565,3 +565,16 @@ Test (metats_arm, learnt_prior_beats_lints_in_the_first_rounds_of_a_task_family)
   ra_metats_prior_fini (&q);
   unlink (path);
 }
+
+Test (metats_arm, prior_none_is_lints_with_the_same_seed)
+{
+  /* MT5 with mu = 0 and lambda = v^2 / sigma0^2 = 1 is LinTS's defaults: the same slates */
+  ra_kv_t none = { .key = "prior", .type = RA_KV_STR, .str = "none" };
+  for (uint64_t t = 0; t < 4; t++) {
+    ra_policy_t *m = s_arm (&ra_metats_policy_class, &none, 1, 77 + t), *l = s_arm (&ra_lints_policy_class, NULL, 0, 77 + t);
+    double rm = s_play (m, t, 12, 12), rl = s_play (l, t, 12, 12);
+    cr_assert (rm == rl, "task %d: metats:prior=none regret %.17g, lints %.17g", (int) t, rm, rl);
+    m->cls->destroy (&m);
+    l->cls->destroy (&l);
+  }
+}
