@@ -9,14 +9,19 @@
              [--episodes N] [--seed 1] [--config key=value]... [--curve-episodes 0,1,2,5,10,20]
              [--windows 3-7] [--unit task|env] [--bootstrap 2000] [--credit clicked|metric]
              [--max-episode-steps N] [--address tcp://127.0.0.1:5555]
-             [--json FILE] [--csv FILE] [--quiet] [--list-arms]                              */
+             [--json FILE] [--csv FILE] [--quiet] [--list-arms]
+           recarena-ab --learn-prior FILE --arms metats:prior=none[:...] --task-ids train:0-63 ...
+    The second form learns a Meta-TS prior on the tasks (docs/agents.md 1.9) instead of a report. */
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "agents/ab/learn_prior.h"
 #include "agents/ab/report.h"
 #include "agents/ab/runner.h"
 #include "agents/policies/registry.h"
@@ -57,7 +62,11 @@ static void s_usage (FILE *f)
          "  --address EP            server to use (default: one started in this process)\n"
          "  --json FILE, --csv FILE write the report (plot the JSON: python -m recarena.plots)\n"
          "  --quiet                 no progress lines on stderr\n"
-         "  --list-arms             list the arms and exit\n", f);
+         "  --list-arms             list the arms and exit\n"
+         "  --learn-prior FILE      instead of a report: play the one arm of --arms, a metats arm\n"
+         "                          (metats:prior=none[:v=0.5:sigma0=0.5:sigma_q=1]), on the tasks\n"
+         "                          in order, learning its hyper-posterior (Meta-TS), and write it\n"
+         "                          to FILE for metats:prior=FILE (e.g. --task-ids train:0-63)\n", f);
 }
 
 static double s_now (void)
@@ -105,6 +114,52 @@ static int s_int (const char *flag, const char *v, int lo, int hi, bool *bad)
   return (int) x;
 }
 
+/* --learn-prior: learns the hyper-posterior, writes it and prints a summary. Exit status. */
+static int s_learn (ra_client_t *c, const ra_ab_opts_t *o, const ra_ab_arm_t *arm, const char *tasks,
+                    const char *path, bool quiet, double start)
+{
+  ra_metats_prior_t q;
+  ra_ab_result_t res;
+  ra_error_t err;
+  if (ra_ab_learn_prior (c, o, arm, tasks, &q, &res, &err) != RA_OK) {
+    fprintf (stderr, "recarena-ab: %s: %s\n", ra_err_code (err.code), err.message);
+    return err.code == RA_ERR_BAD_CONFIG ? 2 : 1;
+  }
+  int rc = 0, D = q.D;
+  double *mean = malloc ((size_t) D * sizeof *mean), *cov = malloc ((size_t) D * D * sizeof *cov);
+  if (!mean || !cov || ra_metats_prior_mean (&q, mean, cov, &err) != RA_OK
+      || ra_metats_prior_save (&q, path, &err) != RA_OK) {
+    fprintf (stderr, "recarena-ab: %s\n", mean && cov ? err.message : "out of memory");
+    rc = 1;
+  } else {
+    double norm = 0, var = 0, first = 0, last = 0;
+    for (int j = 0; j < D; j++) {
+      norm += mean[j] * mean[j];
+      var += cov[(size_t) j * D + j];
+    }
+    int half = res.tasks / 2 > 0 ? res.tasks / 2 : 1;   /* return per session, first and last half */
+    for (int t = 0; t < res.tasks; t++)
+      for (int i = 0; i < res.num_envs; i++) {
+        const ra_ab_cell_t *cell = ra_ab_cell (&res, 0, t, i);
+        double r = cell->reward / ((double) res.episodes * res.tasks * res.num_envs);
+        first += t < half ? r * res.tasks / half : 0;
+        last += t >= res.tasks - half ? r * res.tasks / half : 0;
+      }
+    printf ("metats prior: %s on %s, %lld tasks (%s), credit %s, D = %d, v %g, sigma0 %g, sigma_q %g\n"
+            "  |mu_hat| = %.4g, rms sd of mu = %.4g; return/session over the first %d tasks %.4g, "
+            "the last %d %.4g\n  written to %s\n", arm->spec, q.env_id, (long long) q.n_tasks, tasks,
+            q.credit, D, q.v, q.sigma0, q.sigma_q, sqrt (norm), sqrt (var / D), half, first, half,
+            last, path);
+    if (!quiet)
+      fprintf (stderr, "[ab] learnt in %.1fs\n", s_now () - start);
+  }
+  free (mean);
+  free (cov);
+  ra_metats_prior_fini (&q);
+  ra_ab_result_fini (&res);
+  return rc;
+}
+
 static int s_main (int argc, char **argv, ra_kv_list_t *config);
 
 int main (int argc, char **argv)
@@ -123,7 +178,7 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
   const char *task_ids_s = NULL;
   bool split_given = false, tasks_given = false;
   const char *curve_s = "0,1,2,5,10,20", *unit_s = "task", *credit_s = "clicked";
-  const char *windows_s = NULL;
+  const char *windows_s = NULL, *learn_path = NULL;
   int tasks = 8, num_envs = 32, episodes = 0, bootstrap = 2000, mes = 0, frozen = 0;
   unsigned long long seed = 1;
   bool quiet = false, bad = false;
@@ -191,6 +246,8 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
         unit_s = v;
       else if (!strcmp (a, "--credit"))
         credit_s = v;
+      else if (!strcmp (a, "--learn-prior"))
+        learn_path = v;
       else if (!strcmp (a, "--config")) {
         if (ra_kv_list_parse (config, v, &err) != RA_OK) {
           fprintf (stderr, "recarena-ab: --config: %s\n", err.message);
@@ -263,7 +320,7 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
   for (int j = 0; j < n_want; j++)
     if (want[j] < episodes)
       ro.curve_k[ro.n_curve++] = want[j];
-    else
+    else if (!learn_path)
       fprintf (stderr, "[ab] R@%d dropped: only %d episodes per task\n", want[j], episodes);
   /* R@K windows: explicit ones must fit the episodes; the default one is dropped silently */
   const char *wins = windows_s ? windows_s : "3-7";
@@ -308,7 +365,26 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
   }
   free (list);
   int first = 0;
-  if (control < 0) {
+  if (learn_path) {   /* one metats arm; no control */
+    if (n_arms != 2) {
+      fprintf (stderr, "--learn-prior learns one metats arm; --arms lists %d\n", n_arms - 1);
+      return 2;
+    }
+    char dir[4096];   /* a long learning run should not end in an unwritable path */
+    const char *slash = strrchr (learn_path, '/');
+    snprintf (dir, sizeof dir, "%.*s", slash ? (int) (slash - learn_path) + 1 : 1, slash ? learn_path : ".");
+    if (strlen (learn_path) >= sizeof dir || access (dir, W_OK) != 0) {
+      fprintf (stderr, "--learn-prior: cannot write '%.200s' (its directory is missing or not "
+               "writable)\n", learn_path);
+      return 2;
+    }
+    if (strcmp (arms[1].cls->name, "metats") != 0) {
+      fprintf (stderr, "--learn-prior learns the prior of a metats arm (e.g. --arms "
+               "metats:prior=none:credit=metric), got '%s'\n", arms[1].spec);
+      return 2;
+    }
+    first = 1;
+  } else if (control < 0) {
     if (ra_ab_arm_parse (control_s, &arms[0], &err) != RA_OK) {
       fprintf (stderr, "--control: %s\n", err.message);
       return 2;
@@ -349,6 +425,10 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
     .credit = credit_s[0] == 'c' ? RA_AB_CREDIT_CLICKED : RA_AB_CREDIT_METRIC,
     .progress = quiet ? NULL : s_progress, .progress_ud = &prog,
   };
+  if (learn_path) {
+    rc = s_learn (c, &o, &arms[1], tasks_text, learn_path, quiet, prog.start);
+    goto out;
+  }
   if (ra_ab_run (c, &o, arms + first, n_arms - first, &res, &err) != RA_OK) {
     fprintf (stderr, "recarena-ab: %s: %s\n", ra_err_code (err.code), err.message);
     goto out;

@@ -405,11 +405,14 @@ static ra_err_t s_play (ra_client_t *c, const ra_client_env_t *env, const ra_ab_
     .config = arm->config, .n_config = arm->n_config,
     .seed = s_mix (o->seed ^ s_hash_str (arm->key), (uint64_t) id), .task_split = o->split, .task_id = id,
     .num_envs = N, .num_candidates = s->K, .slate_size = k, .user_dim = s->U, .cand_dim = s->F,
-    .response_dim = s->R,
+    .response_dim = s->R, .env_id = o->env_id,
+    .credit = credit == RA_AB_CREDIT_METRIC ? "metric" : "clicked",
   };
   ra_policy_t *pol = NULL;
   if ((rc = arm->cls->create (&pa, &pol, err)) != RA_OK)
     return rc;
+  if (o->arm_hook && (rc = o->arm_hook (o->arm_hook_ud, a, id, pol, false, err)) != RA_OK)
+    goto out;
   memset (s->eps, 0, (size_t) N * sizeof *s->eps);
   memset (s->ret, 0, (size_t) N * sizeof *s->ret);
   s->n_items = 0;
@@ -502,6 +505,8 @@ static ra_err_t s_play (ra_client_t *c, const ra_client_env_t *env, const ra_ab_
     distinct += j == 0 || s->items[j] != s->items[j - 1];
   res->distinct[(size_t) a * res->tasks + t] = distinct;
   rc = s_play_frozen (c, env, o, pol, t, s, res, a, err);
+  if (rc == RA_OK && o->arm_hook)
+    rc = o->arm_hook (o->arm_hook_ud, a, id, pol, true, err);
 out:
   pol->cls->destroy (&pol);
   return rc;

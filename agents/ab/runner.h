@@ -52,6 +52,12 @@ typedef struct {
   int frozen_episodes;                  /* after the `episodes`, each env plays this many more with
                                            learning frozen (2.1): the adapted policy on fresh
                                            episodes; 0: none */
+  /* Optional: called with each arm's policy right after it is created for a task (end false,
+     before its first act) and after its episodes (end true, before it is destroyed); an error
+     ends the run. recarena-ab --learn-prior drives Meta-TS through it (learn_prior.h). */
+  ra_err_t (*arm_hook) (void *ud, int arm, int64_t task_id, ra_policy_t *pol, bool end,
+                        ra_error_t *err);
+  void *arm_hook_ud;
   /* Called after every (arm, task) pair and every ~256 steps: done / total in env-episodes. */
   void (*progress) (void *ud, const char *arm, int task, double done, double total);
   void *progress_ud;

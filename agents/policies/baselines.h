@@ -11,6 +11,7 @@ extern const ra_policy_class_t ra_egreedy_policy_class;       /* "egreedy" */
 extern const ra_policy_class_t ra_linucb_policy_class;        /* "linucb" (disjoint) */
 extern const ra_policy_class_t ra_linucb_hybrid_policy_class; /* "linucb_hybrid" */
 extern const ra_policy_class_t ra_lints_policy_class;         /* "lints" */
+extern const ra_policy_class_t ra_metats_policy_class;        /* "metats" (metats.h) */
 extern const ra_policy_class_t ra_logts_policy_class;         /* "logts" */
 extern const ra_policy_class_t ra_oracle_policy_class;        /* "oracle" */
 

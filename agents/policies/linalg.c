@@ -64,24 +64,36 @@ bool ra__cholesky (const double *a, int D, double *l)
   return true;
 }
 
+void ra__chol_solve (const double *l, int D, const double *b, double *x)
+{
+  for (int i = 0; i < D; i++) {   /* L y = b */
+    double s = b[i];
+    for (int p = 0; p < i; p++)
+      s -= l[(size_t) i * D + p] * x[p];
+    x[i] = s / l[(size_t) i * D + i];
+  }
+  ra__chol_solve_upper (l, D, x, x);
+}
+
+void ra__chol_solve_upper (const double *l, int D, const double *z, double *x)
+{
+  for (int i = D - 1; i >= 0; i--) {
+    double s = z[i];
+    for (int p = i + 1; p < D; p++)
+      s -= l[(size_t) p * D + i] * x[p];
+    x[i] = s / l[(size_t) i * D + i];
+  }
+}
+
 bool ra__spd_inverse (const double *a, int D, double *out, double *scratch)
 {
   double *l = scratch, *col = scratch + (size_t) D * D;
   if (!ra__cholesky (a, D, l))
     return false;
   for (int c = 0; c < D; c++) {   /* solve L L^T x = e_c */
-    for (int i = 0; i < D; i++) {
-      double s = i == c ? 1.0 : 0.0;
-      for (int p = 0; p < i; p++)
-        s -= l[(size_t) i * D + p] * col[p];
-      col[i] = s / l[(size_t) i * D + i];
-    }
-    for (int i = D - 1; i >= 0; i--) {
-      double s = col[i];
-      for (int p = i + 1; p < D; p++)
-        s -= l[(size_t) p * D + i] * col[p];
-      col[i] = s / l[(size_t) i * D + i];
-    }
+    for (int i = 0; i < D; i++)
+      col[i] = i == c;
+    ra__chol_solve (l, D, col, col);
     for (int i = 0; i < D; i++)
       out[(size_t) i * D + c] = col[i];
   }

@@ -46,6 +46,10 @@ typedef struct {
   const char *task_split;               /* the task the arm plays ("test"), or NULL when unknown */
   int64_t task_id;                      /* its id (valid when task_split is set) */
   int num_envs, num_candidates, slate_size, user_dim, cand_dim, response_dim;
+  const char *env_id;                   /* the sim ("ECommerce-v1"), or NULL when unknown */
+  const char *credit;                   /* what fb->slot_reward carries, "clicked" or "metric",
+                                           or NULL when unknown (arms that load a model learnt
+                                           on one sim and credit check these) */
 } ra_policy_args_t;
 
 typedef struct ra_policy ra_policy_t;

@@ -13,6 +13,7 @@ static const ra_policy_class_t *const s_all[] = {
   &ra_linucb_policy_class,
   &ra_linucb_hybrid_policy_class,
   &ra_lints_policy_class,
+  &ra_metats_policy_class,
   &ra_logts_policy_class,
   &ra_oracle_policy_class,
   &ra_target_policy_class,

@@ -86,7 +86,7 @@ case "$name" in
                  --num-envs 1 --episodes 1 --seed 1 --config a=1 --curve-episodes 0,1
                  --unit task --bootstrap 10 --credit clicked --max-episode-steps 5
                  --address tcp://127.0.0.1:1 --json x.json --csv x.csv --task-ids test:0-1
-                 --windows 3-7)
+                 --windows 3-7 --learn-prior x)
     numeric_flags=(--tasks --num-envs --episodes --seed --bootstrap --max-episode-steps)
     setting_flags=(--config) ;;
   recarena-meta)
@@ -190,7 +190,14 @@ if [ $positional = 0 ]; then
       check reject --curve-episodes "$longnum"
       check reject --curve-episodes "$(seq -s, 0 20)"
       check reject --unit "$long"
-      check reject --credit x ;;
+      check reject --credit x
+      check reject --learn-prior x --arms lints
+      check reject --learn-prior x --arms metats:prior=none,metats:prior=none
+      check reject --learn-prior x --arms "metats:prior=none:v=$longnum"
+      check reject --learn-prior "/nonexistent/$long" --arms metats:prior=none --task-ids train:0
+      check reject --learn-prior /nonexistent/p.txt --arms metats:prior=none --task-ids train:0
+      check reject --arms "metats:prior=/nonexistent/p.txt" --task-ids test:0 --episodes 1
+      check reject --arms "metats:prior=$long" ;;
   esac
 else
   case "$name" in
