@@ -2,7 +2,9 @@
 # docs/tune.md section 8 as one command: defaults vs random search vs ASHA (TPE) vs PBT for Reptile
 # on one sim, each search under the same env-step BUDGET, then every resulting meta-init measured
 # once on the test split in one recarena-ab run (paired against the defaults, unit task, 95% CIs).
-# Searches score on val:0-15 (R@5w after adaptation); nothing is chosen on test.
+# Searches score on val:0-15 (R@5w after adaptation); nothing is chosen on test. The space keeps
+# a meta-iteration between 6k and 33k env steps so that val-every (in iterations) spends a similar
+# share of each trial on validation (a val point costs about as much as 20k env steps).
 #   OUT/space.toml              the search space (below)
 #   OUT/{random,asha,pbt}/      each study (summary.json, best.cfg, plots)
 #   OUT/defaults.safetensors    Reptile at the space's fixed keys alone, same per-trial budget
@@ -10,14 +12,14 @@
 #   OUT/test.{txt,json}         recarena-ab on test:0-(TEST_TASKS-1)
 # Every arm adapts online with its checkpoint's own settings; the random-search arm is "random-tuned"
 # (plain "random" is the uniform-random recommender).
-# Usage: bench/tune_compare.sh [SIM=ECommerce-v1] [OUT=out/tune-SIM] [BUDGET=1500000]
-#        [TRIAL_STEPS=250000] [TEST_TASKS=32]
+# Usage: bench/tune_compare.sh [SIM=ECommerce-v1] [OUT=out/tune-SIM] [BUDGET=1200000]
+#        [TRIAL_STEPS=200000] [TEST_TASKS=32]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 sim="${1:-ECommerce-v1}"
 out="${2:-$root/out/tune-$sim}"
-budget="${3:-1500000}"
-trial_steps="${4:-250000}"
+budget="${3:-1200000}"
+trial_steps="${4:-200000}"
 test_tasks="${5:-32}"
 build="${RECARENA_BUILD_DIR:-$root/build}"
 meta="$build/agents/recarena-meta"
@@ -29,7 +31,7 @@ env = "$sim"
 algo = "reptile"
 budget-steps = $trial_steps
 iters = 1000
-val-every = 5
+val-every = 3
 val-tasks = "val:0-15"
 
 [inner-lr]
@@ -42,11 +44,11 @@ low = 0.1
 high = 1.0
 [inner-steps]
 type = "int"
-low = 1
+low = 3
 high = 8
 [meta-batch]
 type = "choice"
-values = [4, 8, 16]
+values = [8, 16]
 EOF
 common=(--space "$out/space.toml" --budget "$budget" --meta-bin "$meta" --seed 1)
 step () { echo "== $sim: $1 ($(date +%H:%M:%S))" >&2; }
@@ -59,7 +61,7 @@ step "PBT"
 "${tune[@]}" compare random="$out/random" asha="$out/asha" pbt="$out/pbt" > "$out/compare.txt"
 if [ ! -f "$out/defaults.safetensors" ]; then
   step "defaults"
-  "$meta" --env "$sim" --algo reptile --budget-steps "$trial_steps" --val-every 5 --val-tasks val:0-15 \
+  "$meta" --env "$sim" --algo reptile --budget-steps "$trial_steps" --val-every 3 --val-tasks val:0-15 \
     --seed 1 --quiet --checkpoint-out "$out/defaults.safetensors.tmp"
   mv "$out/defaults.safetensors.tmp" "$out/defaults.safetensors"
 fi
