@@ -787,10 +787,22 @@ typedef struct {
   const char *path;
 } ckpt_ctx_t;
 
+/* Written beside the path and renamed over it, so a job killed while writing (a rank lost, mpirun
+   ending the rest) leaves the previous checkpoint whole for --checkpoint-in. */
 static ra_err_t s_write_ckpt (void *ctx, ra_error_t *err)
 {
   ckpt_ctx_t *c = ctx;
-  return ra_meta_ckpt_save (c->r->one, c->path, &c->r->ad, c->r->o->algo_name, err);
+  char part[4096];
+  if (snprintf (part, sizeof part, "%s.part", c->path) >= (int) sizeof part)
+    return ra_error_set (err, RA_ERR_IO, -1, "checkpoint path longer than %zu characters",
+                         sizeof part - 6);
+  ra_err_t rc = ra_meta_ckpt_save (c->r->one, part, &c->r->ad, c->r->o->algo_name, err);
+  if (rc == RA_OK && rename (part, c->path) != 0)
+    rc = ra_error_set (err, RA_ERR_IO, -1, "cannot rename %s to %s: %s", part, c->path,
+                       strerror (errno));
+  if (rc != RA_OK)
+    remove (part);
+  return rc;
 }
 
 int main (int argc, char **argv)
