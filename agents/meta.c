@@ -5,17 +5,18 @@
     through the same task-set source as recarena-target --task SET.
 
     Envs: in-process rollout sources (the sims stepped in this process) unless --address names a
-    server. A work policy of P replicas acts on P blocks of --envs-per-task envs, block r on task r
-    of the meta-batch (set_task with masks: one batch holds every task of the iteration).
+    server (one for every rank, or a comma-separated list of one per rank). A work policy of P
+    replicas acts on P blocks of --envs-per-task envs, block r on task r of the meta-batch
+    (set_task with masks: one batch holds every task of the iteration).
 
     Command line and metrics: the contract in docs/meta.md section 5 (flags, `key = value` config
     files, JSONL lines, exit codes 0 / 1 runtime / 2 bad command line).
 
     Ranks (docs/scaling.md 5): under mpirun every rank runs its own sources and evaluates its
-    slice of the ES population, of the meta-batch and of the val tasks (agents/dist); the ranks
-    exchange (index, fitness) pairs or per-task vectors summed in task order, so every rank applies
-    the same update and the result does not depend on the rank count. Rank 0 alone writes metrics,
-    progress and checkpoints.                                                                   */
+    slice of the ES population, of the meta-batch (multitask: of its blocks of envs) and of the
+    val tasks (agents/dist); the ranks exchange (index, fitness) pairs or per-task vectors summed
+    in task order, so every rank applies the same update and the result does not depend on the
+    rank count. Rank 0 alone writes metrics, progress and checkpoints.                         */
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
