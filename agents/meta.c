@@ -5,17 +5,18 @@
     through the same task-set source as recarena-target --task SET.
 
     Envs: in-process rollout sources (the sims stepped in this process) unless --address names a
-    server. A work policy of P replicas acts on P blocks of --envs-per-task envs, block r on task r
-    of the meta-batch (set_task with masks: one batch holds every task of the iteration).
+    server (one for every rank, or a comma-separated list of one per rank). A work policy of P
+    replicas acts on P blocks of --envs-per-task envs, block r on task r of the meta-batch
+    (set_task with masks: one batch holds every task of the iteration).
 
     Command line and metrics: the contract in docs/meta.md section 5 (flags, `key = value` config
     files, JSONL lines, exit codes 0 / 1 runtime / 2 bad command line).
 
     Ranks (docs/scaling.md 5): under mpirun every rank runs its own sources and evaluates its
-    slice of the ES population, of the meta-batch and of the val tasks (agents/dist); the ranks
-    exchange (index, fitness) pairs or per-task vectors summed in task order, so every rank applies
-    the same update and the result does not depend on the rank count. Rank 0 alone writes metrics,
-    progress and checkpoints.                                                                   */
+    slice of the ES population, of the meta-batch (multitask: of its blocks of envs) and of the
+    val tasks (agents/dist); the ranks exchange (index, fitness) pairs or per-task vectors summed
+    in task order, so every rank applies the same update and the result does not depend on the
+    rank count. Rank 0 alone writes metrics, progress and checkpoints.                         */
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -125,10 +126,11 @@ static void s_usage (FILE *f)
     "  --seed S (1)  --device cpu|cuda|auto (cpu)  --workers N threads stepping the sims (1)\n"
     "  --inner-lr X (3e-3)  --inner-steps K (5)  --rollout-len T (16)  --adapt-params all|head\n"
     "  --outer-lr X          reptile epsilon (1.0), Adam lr of fomaml (1e-3), es/es-maml (1e-2),\n"
-    "                        actor-critic lr of multitask (3e-3)\n"
+    "                        and multitask (3e-3)\n"
     "  --meta-batch B (8)  --population P (32, even)  --sigma X (0.02)  --weight-decay X (0)\n"
     "  --entropy X (0.01)  --envs-per-task N (16)  --hidden H (64)  --layers L (2)\n"
-    "  --address EP          a server instead of the in-process sims\n"
+    "  --address EP[,EP...]  a server instead of the in-process sims: one for every rank, or\n"
+    "                        one per rank (rank k uses the k-th; docs/scaling.md 5)\n"
     "  --checkpoint-out F    best-on-val meta-init (adaptation settings inside)\n"
     "  --checkpoint-in F     start from F (command-line settings win)\n"
     "  --metrics F           JSONL, appended   --config F  key = value lines   --quiet\n");
@@ -315,6 +317,50 @@ static int s_parse (int argc, char **argv, opts_t *o, char **cfg_text)
     s_err ("--population %lld: ES needs an even population (antithetic pairs)\n",
              o->population);
     return -1;
+  }
+  return 0;
+}
+
+/* --address: one endpoint for every rank, or a comma-separated list of exactly one per rank
+   (rank k connects to the k-th: a server per rank or per node, docs/scaling.md 5). Writes this
+   rank's endpoint into out. 0, or -1 after a message naming the flag and the rank count. */
+static int s_rank_address (const char *list, int rank, int size, char *out, size_t cap)
+{
+  int n = 1;
+  for (const char *p = list; *p; p++)
+    n += *p == ',';
+  if (n == 1) {
+    if (strlen (list) >= cap) {
+      s_err ("--address: longer than %zu characters\n", cap - 1);
+      return -1;
+    }
+    strcpy (out, list);
+    return 0;
+  }
+  if (n != size) {
+    s_err ("--address: %d endpoints for %d rank%s; give one endpoint (every rank uses it) or "
+           "exactly one per rank, comma-separated (rank k uses the k-th)\n", n, size,
+           size == 1 ? "" : "s");
+    return -1;
+  }
+  const char *p = list;
+  for (int k = 0; k < n; k++) {
+    const char *e = strchr (p, ',');
+    size_t len = e ? (size_t) (e - p) : strlen (p);
+    if (len == 0) {
+      s_err ("--address: endpoint %d of %d is empty; expected one endpoint per rank, "
+             "comma-separated\n", k, n);
+      return -1;
+    }
+    if (k == rank) {
+      if (len >= cap) {
+        s_err ("--address: endpoint %d is longer than %zu characters\n", k, cap - 1);
+        return -1;
+      }
+      memcpy (out, p, len);
+      out[len] = 0;
+    }
+    p = e ? e + 1 : p + len;
   }
   return 0;
 }
@@ -507,10 +553,67 @@ static ra_err_t s_rank_sum (run_t *r, double mine, double *total, ra_error_t *er
 
 static ra_err_t s_total_steps (run_t *r, int64_t mine, int64_t *total, ra_error_t *err)
 {
-  double t;
+  double t = 0;
   ra_err_t rc = s_rank_sum (r, (double) mine, &t, err);
   *total = (int64_t) t;
   return rc;
+}
+
+/* The job's env steps (into st->env_steps), the adaptation rollouts' return sum and episode count
+   (metrics: their last bits may move with the rank count, the parameters do not). */
+static ra_err_t s_job_stats (run_t *r, ra_target_stats_t *st, double *ret_sum, double *episodes,
+                             ra_error_t *err)
+{
+  ra_err_t rc = s_total_steps (r, st->env_steps, &st->env_steps, err);
+  if (rc == RA_OK)
+    rc = s_rank_sum (r, st->return_sum, ret_sum, err);
+  if (rc == RA_OK)
+    rc = s_rank_sum (r, (double) st->episodes, episodes, err);
+  return rc;
+}
+
+/* Multitask (docs/meta.md 2.6): k data-parallel actor-critic updates of theta. The B*N envs are
+   B blocks of N, block b played by a replica holding theta (rank k plays its blocks lo ..
+   lo+Pl-1); each block's gradient of its own actor-critic loss is summed over the blocks in block
+   order, so g = -(1/B) sum_b grad_b, clipped to the target's clip norm, one Adam step. */
+static ra_err_t s_multitask (run_t *r, double *meta_return, ra_error_t *err)
+{
+  const opts_t *o = r->o;
+  int P = r->P, Pl = r->Pl;
+  ra_target_stats_t st = { 0 };
+  ra_err_t rc = RA_OK;
+  for (int u = 0; rc == RA_OK && u < (o->inner_steps > 0 ? o->inner_steps : 1); u++) {
+    s_tile (r, r->theta, Pl);
+    ra_target_set_params (r->mt, r->rows);
+    /* the replicas' own optimiser has lr 0: the step it takes leaves theta as it is */
+    rc = ra_target_train_rollout (r->mt, r->tsrc, &st, err);
+    if (rc == RA_OK) {
+      ra_nn_download (r->be, r->rows, ra_target_params (r->mt)->grad, r->n * (size_t) Pl);
+      rc = ra_dist_sum_ordered (r->d, r->tidx + r->lo, r->rows, Pl, (int) r->n, P, r->g, err);
+    }
+    if (rc != RA_OK)
+      break;
+    double sq = 0;
+    for (size_t j = 0; j < r->n; j++) {
+      r->g[j] = -(r->g[j] / (float) P);
+      sq += (double) r->g[j] * r->g[j];
+    }
+    float clip = r->tc.clip_norm;
+    if (clip > 0 && sq > (double) clip * clip) {
+      float f = (float) (clip / sqrt (sq));
+      for (size_t j = 0; j < r->n; j++)
+        r->g[j] *= f;
+    }
+    ra_meta_adam_ascend (&r->adam, r->theta, r->g);
+  }
+  double ret_sum = 0, episodes = 0;
+  if (rc == RA_OK)
+    rc = s_job_stats (r, &st, &ret_sum, &episodes, err);
+  if (rc != RA_OK)
+    return rc;
+  r->env_steps += st.env_steps;
+  *meta_return = episodes > 0 ? ret_sum / episodes : NAN;
+  return RA_OK;
 }
 
 /* One meta-iteration; *meta_return gets the iteration's training return. */
@@ -521,14 +624,8 @@ static ra_err_t s_iterate (run_t *r, int64_t it, double budget_frac, double *met
   ra_target_stats_t st = { 0 };
   ra_err_t rc = RA_OK;
   const uint8_t *mask = o->head_only ? r->mask : NULL;
-  if (o->algo == A_MULTITASK) {
-    for (int u = 0; rc == RA_OK && u < (o->inner_steps > 0 ? o->inner_steps : 1); u++)
-      rc = ra_target_train_rollout (r->mt, r->tsrc, &st, err);
-    ra_target_get_params (r->mt, r->theta);
-    r->env_steps += st.env_steps;
-    *meta_return = st.episodes ? st.return_sum / st.episodes : NAN;
-    return rc;
-  }
+  if (o->algo == A_MULTITASK)
+    return s_multitask (r, meta_return, err);
   bool es = o->algo == A_ES || o->algo == A_ESMAML;
   int tasks_n = es ? (B < P / 2 ? B : P / 2) : P;
   s_draw_tasks (r, tasks_n, r->ids);   /* the same draw on every rank */
@@ -562,15 +659,10 @@ static ra_err_t s_iterate (run_t *r, int64_t it, double budget_frac, double *met
     /* the sum over the B tasks in task order, whatever the rank count (docs/scaling.md 2) */
     if (rc == RA_OK)
       rc = ra_dist_sum_ordered (r->d, r->tidx + lo, r->rows, Pl, (int) r->n, P, r->g, err);
-    /* the adaptation rollouts' mean return over the job (a metric: its last bits may move with
-       the rank count, the parameters do not) */
+    /* the adaptation rollouts' mean return over the job */
     double ret_sum = 0, episodes = 0;
     if (rc == RA_OK)
-      rc = s_total_steps (r, st.env_steps, &st.env_steps, err);
-    if (rc == RA_OK)
-      rc = s_rank_sum (r, st.return_sum, &ret_sum, err);
-    if (rc == RA_OK)
-      rc = s_rank_sum (r, (double) st.episodes, &episodes, err);
+      rc = s_job_stats (r, &st, &ret_sum, &episodes, err);
     if (rc != RA_OK)
       return rc;
     if (o->algo == A_REPTILE) { /* theta += eps (1/B) sum_b (phi_b - theta), docs/meta.md 2.1 */
@@ -696,10 +788,22 @@ typedef struct {
   const char *path;
 } ckpt_ctx_t;
 
+/* Written beside the path and renamed over it, so a job killed while writing (a rank lost, mpirun
+   ending the rest) leaves the previous checkpoint whole for --checkpoint-in. */
 static ra_err_t s_write_ckpt (void *ctx, ra_error_t *err)
 {
   ckpt_ctx_t *c = ctx;
-  return ra_meta_ckpt_save (c->r->one, c->path, &c->r->ad, c->r->o->algo_name, err);
+  char part[4096];
+  if (snprintf (part, sizeof part, "%s.part", c->path) >= (int) sizeof part)
+    return ra_error_set (err, RA_ERR_IO, -1, "checkpoint path longer than %zu characters",
+                         sizeof part - 6);
+  ra_err_t rc = ra_meta_ckpt_save (c->r->one, part, &c->r->ad, c->r->o->algo_name, err);
+  if (rc == RA_OK && rename (part, c->path) != 0)
+    rc = ra_error_set (err, RA_ERR_IO, -1, "cannot rename %s to %s: %s", part, c->path,
+                       strerror (errno));
+  if (rc != RA_OK)
+    remove (part);
+  return rc;
 }
 
 int main (int argc, char **argv)
@@ -725,19 +829,20 @@ int main (int argc, char **argv)
   int code = 2;
   bool alike = true;   /* a failure every rank meets the same way (no need to abort the job) */
   FILE *metrics = NULL;
+  char address[1024];
+  if (o.address) { /* every rank checks the whole list: a bad one stops all alike */
+    if (s_rank_address (o.address, s_rank, s_size, address, sizeof address) != 0)
+      goto out;
+    o.address = address;
+  }
   if (ra_taskset_parse ("--train-tasks", o.train, &r.train, &err) != RA_OK
       || ra_taskset_parse ("--val-tasks", o.val, &r.val, &err) != RA_OK) {
     s_err ("%s\n", err.message);
     goto out;
   }
-  if (o.algo == A_MULTITASK && s_size > 1) {
-    s_err ("--algo multitask runs on one rank (its single actor-critic learner is not split across "
-           "ranks); run it with -np 1 or without mpirun\n");
-    goto out;
-  }
   {
     long long need = o.algo == A_ES || o.algo == A_ESMAML ? o.population : o.meta_batch;
-    if (o.algo != A_MULTITASK && (need < s_size || r.val.n < s_size)) {
+    if (need < s_size || r.val.n < s_size) {
       s_err ("%d ranks need at least one %s and one val task each (%lld and %d given)\n", s_size,
              o.algo == A_ES || o.algo == A_ESMAML ? "population member" : "meta-batch task", need, r.val.n);
       goto out;
@@ -794,12 +899,13 @@ int main (int argc, char **argv)
     r.vlo = (int) lo, r.Vl = (int) (hi - lo);
   }
   uint64_t seed = (uint64_t) o.seed;
-  /* sources (this rank's share): work (P blocks), val (V blocks), multitask (B*N envs over the train set) */
+  /* sources (this rank's share): work (P blocks), val (V blocks), multitask (P blocks of N envs
+     over the train set, env i of this rank playing as env lo N + i of the job) */
   ra_err_t rc;
   if (o.algo == A_MULTITASK) {
-    int nm = (int) o.meta_batch * r.N;
+    int nm = r.Pl * r.N;
     rc = s_source (&o, nm, ra_rollout_tasks_slots (&r.train, nm), seed, &r.msrc, &err);
-    ra_rollout_tasks_opts_t to = { .seed = seed, .redraw = true };
+    ra_rollout_tasks_opts_t to = { .seed = seed, .redraw = true, .first_env = (int64_t) r.lo * r.N };
     if (rc == RA_OK)
       rc = ra_rollout_tasks_new (r.msrc.src, nm, &r.train, &to, &r.tsrc, &err);
   } else {
@@ -824,16 +930,20 @@ int main (int argc, char **argv)
   r.tc.hidden = (int) o.hidden;
   r.tc.layers = (int) o.layers;
   r.tc.rollout = (int) o.rollout;
-  r.tc.lr = (float) (o.algo == A_MULTITASK ? o.outer_lr : o.inner_lr);
+  r.tc.lr = (float) o.inner_lr;
   r.tc.entropy_coef = (float) o.entropy;
   r.tc.seed = seed;
   if ((rc = s_policy (&r, 1, r.N, &r.one, &err)) == RA_OK && o.ckpt_in)
     rc = ra_target_load (r.one, o.ckpt_in, &err);
   if (rc == RA_OK)
     rc = s_policy (&r, r.Vl, r.N, &r.valp, &err);
-  if (rc == RA_OK && o.algo == A_MULTITASK)
-    rc = s_policy (&r, 1, (int) o.meta_batch * r.N, &r.mt, &err);
-  else if (rc == RA_OK)
+  if (rc == RA_OK && o.algo == A_MULTITASK) {
+    /* the blocks' replicas: gradients only (lr 0), clipped after the sum (s_multitask) */
+    ra_target_cfg_t keep = r.tc;
+    r.tc.clip_norm = 0;
+    rc = s_policy (&r, r.Pl, r.N, &r.mt, &err);
+    r.tc = keep;
+  } else if (rc == RA_OK)
     rc = s_policy (&r, r.Pl, r.N, &r.work, &err);
   if (rc != RA_OK) {
     s_err ("%s%s\n", o.ckpt_in ? "--checkpoint-in: " : "", err.message);
@@ -866,17 +976,23 @@ int main (int argc, char **argv)
     r.tidx[p] = p;
   ra_target_get_params (r.one, r.theta);
   ra_meta_adapt_mask (r.one, o.head_only, r.mask);
-  if (r.mt)
-    ra_target_set_params (r.mt, r.theta);
   ra_nn_rng_init (&r.rng, seed, 0x7a5c);
   if ((es && ra_meta_noise_new (seed ^ 0x6e6f, (size_t) (1 << 20) + r.n, &r.noise, &err) != RA_OK)
       || ra_meta_adam_init (&r.adam, r.n, (float) o.outer_lr, (float) o.weight_decay, &err) != RA_OK) {
     s_err ("%s\n", err.message);
     goto out;
   }
-  if (r.mt && (rc = ra_target_begin_rollout (r.mt, r.tsrc, NULL, &err)) != RA_OK) {
-    s_err ("%s\n", err.message);
-    goto out;
+  if (r.mt) { /* block b (this rank's replica b - lo) samples from stream 1 + b, its envs start
+                 from the seeds of envs b N .. b N + N-1: nothing depends on the rank count */
+    for (int p = 0; p < r.Pl; p++) {
+      ra_target_set_lr (r.mt, p, 0.0f);
+      ra_nn_rng_init (ra_target_rng (r.mt, p), s_mix (seed ^ 0x6d74), 1 + (uint64_t) (r.lo + p));
+    }
+    s_seeds (r.seeds, r.P, r.N, seed, 0x6d74, 0, 1);
+    if ((rc = ra_target_begin_rollout (r.mt, r.tsrc, r.seeds + (size_t) r.lo * r.N, &err)) != RA_OK) {
+      s_err ("%s\n", err.message);
+      goto out;
+    }
   }
   if (!o.quiet && root) {
     char tb[64], vb[64];

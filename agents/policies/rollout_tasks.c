@@ -16,7 +16,7 @@ typedef struct {
   uint8_t *mask;               /* [n] */
   float *reward;               /* [n] copies of the inner step's outcome */
   uint8_t *done;               /* [n] */
-  ra_nn_rng_t *rng;            /* [n] env i draws from stream 1 + i of the seed */
+  ra_nn_rng_t *rng;            /* [n] env i draws from stream 1 + first_env + i of the seed */
 } s_tasks_t;
 
 static void s_views (s_tasks_t *p)
@@ -67,7 +67,7 @@ static ra_err_t s_reset (ra_rollout_t *src, const uint64_t *seeds, const uint8_t
       order[j] = x;
     }
     for (int i = 0; i < p->n; i++)
-      p->draw[i] = order[i % n];
+      p->draw[i] = order[(p->o.first_env + i) % n];
     free (order);
   } else {
     for (int i = 0; i < p->n; i++)
@@ -144,6 +144,9 @@ ra_err_t ra_rollout_tasks_new (ra_rollout_t *inner, int num_envs, const ra_tasks
   *out = NULL;
   if (!ts || ts->n < 1 || num_envs < 1)
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "rollout: a task-set source needs tasks and envs");
+  if (o && o->first_env < 0)
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "rollout: first_env %lld; expected >= 0",
+                         (long long) o->first_env);
   s_tasks_t *p = calloc (1, sizeof *p);
   if (!p)
     return ra_error_set (err, RA_ERR_NOMEM, -1, "rollout: out of memory");
@@ -164,7 +167,7 @@ ra_err_t ra_rollout_tasks_new (ra_rollout_t *inner, int num_envs, const ra_tasks
     return ra_error_set (err, RA_ERR_NOMEM, -1, "rollout: out of memory for %d envs", num_envs);
   }
   for (int i = 0; i < num_envs; i++)
-    ra_nn_rng_init (&p->rng[i], p->o.seed, 1 + (uint64_t) i);
+    ra_nn_rng_init (&p->rng[i], p->o.seed, 1 + (uint64_t) (p->o.first_env + i));
   p->base.reward = p->reward;
   p->base.done = p->done;
   *out = &p->base;

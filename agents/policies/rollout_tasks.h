@@ -25,6 +25,9 @@
 typedef struct {
   uint64_t seed;   /* the shuffle and the per-env draws */
   bool redraw;     /* draw a fresh task for each env at each episode end (default true) */
+  int64_t first_env; /* the index of this source's env 0 in a larger batch split over processes
+                        (recarena-meta's ranks): env i plays as env first_env + i would (task
+                        order and draw stream), so the split does not change any env; default 0 */
 } ra_rollout_tasks_opts_t;
 
 /* RA_ERR_BAD_CONFIG for an empty set, RA_ERR_NOMEM. No call on the inner source is made here:

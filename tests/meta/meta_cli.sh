@@ -46,6 +46,7 @@ bad_flags)
   bad "--adapt-params" --adapt-params body
   bad "--checkpoint-in" --checkpoint-in "$T/missing.safetensors"
   bad "--bogus" --bogus 1
+  bad "--address: 2 endpoints for 1 rank" --address tcp://127.0.0.1:1,tcp://127.0.0.1:2
   bad "--metrics" --metrics
   bad "--metrics" --metrics "$T/no/such/dir/m.jsonl"
   bad "unexpected argument" stray

@@ -259,3 +259,58 @@ Test (rollout, task_sets_give_identical_trajectories_on_both_sources)
   ra_client_close (C, &env, &err);
   ra_client_env_fini (&env);
 }
+
+/* first_env (recarena-meta's ranks each play a slice of one batch): a batch split into two
+   sources, the second with first_env = its offset, plays every env exactly as the whole batch
+   does: the same tasks, draws, rewards and ends. */
+Test (rollout, a_split_task_set_batch_plays_as_the_whole_one)
+{
+  enum { N = 6, H = 3, STEPS = 80 };
+  static const ra_kv_t cfg[] = { { .key = "task_slots", .type = RA_KV_NUM, .num = 7 } };
+  ra_error_t err;
+  ra_taskset_t ts;
+  cr_assert_eq (ra_taskset_parse ("--task", "train:5,9,11,20,31", &ts, &err), RA_OK, "%s", err.message);
+  ra_rollout_t *in[3] = { NULL }, *src[3] = { NULL };
+  int n[3] = { N, H, N - H };
+  for (int s = 0; s < 3; s++) {
+    ra_rollout_inproc_opts_t o = { .env = "ECommerce-v1", .num_envs = n[s], .seed = 4, .config = cfg, .n_config = 1 };
+    cr_assert_eq (ra_rollout_inproc_new (&o, &in[s], &err), RA_OK, "%s", err.message);
+    ra_rollout_tasks_opts_t to = { .seed = 8, .redraw = true, .first_env = s == 2 ? H : 0 };
+    cr_assert_eq (ra_rollout_tasks_new (in[s], n[s], &ts, &to, &src[s], &err), RA_OK, "%s", err.message);
+  }
+  ra_rollout_tasks_opts_t bad = { .seed = 8, .first_env = -1 };
+  ra_rollout_t *no = NULL;
+  cr_assert_eq (ra_rollout_tasks_new (in[0], N, &ts, &bad, &no, &err), RA_ERR_BAD_CONFIG);
+  uint64_t seeds[N];
+  for (int i = 0; i < N; i++)
+    seeds[i] = 1000 + 17 * (uint64_t) i;
+  cr_assert_eq (ra_rollout_reset (src[0], seeds, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_rollout_reset (src[1], seeds, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_rollout_reset (src[2], seeds + H, &err), RA_OK, "%s", err.message);
+  int K = src[0]->obs.num_candidates, k = src[0]->obs.slate_size, ends = 0;
+  int32_t sl[N * 8];
+  cr_assert_leq (k, 8);
+  for (int s = 0; s < STEPS; s++) {
+    for (int i = 0; i < N; i++)
+      for (int j = 0; j < k; j++)
+        sl[i * k + j] = (int32_t) ((3 * s + i + j) % K);
+    cr_assert_eq (ra_rollout_step (src[0], sl, &err), RA_OK, "%s", err.message);
+    cr_assert_eq (ra_rollout_step (src[1], sl, &err), RA_OK, "%s", err.message);
+    cr_assert_eq (ra_rollout_step (src[2], sl + H * k, &err), RA_OK, "%s", err.message);
+    for (int i = 0; i < N; i++) {
+      const ra_rollout_t *part = i < H ? src[1] : src[2];
+      int j = i < H ? i : i - H;
+      ends += src[0]->done[i];
+      cr_assert_eq (ra_rollout_tasks_current (src[0], i), ra_rollout_tasks_current (part, j),
+                    "step %d env %d: task differs", s, i);
+      cr_assert_eq (src[0]->reward[i], part->reward[j], "step %d env %d: reward differs", s, i);
+      cr_assert_eq (src[0]->done[i], part->done[j], "step %d env %d: done differs", s, i);
+    }
+  }
+  cr_assert_gt (ends, 0);
+  for (int s = 0; s < 3; s++) {
+    ra_rollout_destroy (&src[s]);
+    ra_rollout_destroy (&in[s]);
+  }
+  ra_taskset_fini (&ts);
+}
