@@ -210,3 +210,135 @@ Test (hidden_tastes, identical_observations_click_differently_across_tasks)
     cls->destroy (&sim);
   }
 }
+
+/* Mean theta . theta_hat over n users of task test:3 after one reset: how well the observation
+   shows the tastes clicks follow. */
+static double s_alignment (const ra_sim_class_t *cls, const ra_kv_t *cfg, int n_cfg, int n)
+{
+  ra_sim_t *sim = h_make (cls, n, 3, cfg, n_cfg, &s_test3);
+  harness_t h;
+  h_init (&h, cls->spec (sim), n);
+  cls->reset (sim, 0, n, NULL, NULL, &h.buf);
+  double sum = 0;
+  for (int i = 0; i < n; i++) {
+    const float *th, *hat;
+    if (cls == &ra_ecommerce_class) {
+      ra_ecommerce_view_t v;
+      ra_ecommerce_view (sim, i, &v);
+      th = v.theta, hat = v.theta_hat;
+    } else if (cls == &ra_ads_class) {
+      ra_ads_view_t v;
+      ra_ads_view (sim, i, &v);
+      th = v.theta, hat = v.theta_hat;
+    } else if (cls == &ra_news_class) {
+      ra_news_view_t v;
+      ra_news_view (sim, i, &v);
+      th = v.theta, hat = v.theta_hat;
+    } else {
+      ra_content_view_t v;
+      ra_content_view (sim, i, &v);
+      th = v.theta, hat = v.theta_hat;
+    }
+    sum += ra_users_dot (th, hat, 16);   /* every sim's default embedding_dim */
+  }
+  h_fini (&h);
+  cls->destroy (&sim);
+  return sum / n;
+}
+
+/* Off, theta_hat is theta plus noise (alignment ~0.95); at strength 1 theta is permuted, so a
+   user's observed and true tastes share little more than chance (a random permutation keeps
+   about one coordinate in place). */
+Test (hidden_tastes, observed_tastes_no_longer_show_the_clicking_ones)
+{
+  for (int r = 0; r < S_NREC; r++) {
+    const ra_sim_class_t *cls = s_class (s_rec[r].sim);
+    double off = s_alignment (cls, NULL, 0, 256), on = s_alignment (cls, &s_on, 1, 256);
+    cr_log_info ("%s: mean theta . theta_hat off %.3f, hidden_tastes 1 %.3f", cls->name, off, on);
+    cr_assert_gt (off, 0.85, "%s: off alignment %.3f", cls->name, off);
+    cr_assert_lt (on, 0.5, "%s: on alignment %.3f", cls->name, on);
+  }
+}
+
+static double s_describe (const ra_sim_class_t *cls, ra_sim_t *sim, int *n_out, bool *has)
+{
+  ra_kv_t kv[64];
+  int n = cls->describe_task (sim, 0, kv, 64);
+  *n_out = n;
+  *has = false;
+  for (int q = 0; q < n; q++)
+    if (!strcmp (kv[q].key, "hidden_tastes")) {
+      *has = true;
+      return kv[q].num;
+    }
+  return -1;
+}
+
+Test (hidden_tastes, describe_task_says_whether_it_is_on_and_bad_values_are_bad_config)
+{
+  static const ra_kv_t some = KN ("hidden_tastes", 0.7);
+  for (int r = 0; r < S_NREC; r++) {
+    const ra_sim_class_t *cls = s_class (s_rec[r].sim);
+    int n_off, n_on;
+    bool has;
+    ra_sim_t *off = h_make (cls, 2, 1, NULL, 0, &s_test3);
+    s_describe (cls, off, &n_off, &has);
+    cr_assert (!has, "%s: describe_task names hidden_tastes while it is off", cls->name);
+    cls->destroy (&off);
+    ra_sim_t *on = h_make (cls, 2, 1, &some, 1, NULL);
+    cr_assert_eq (s_describe (cls, on, &n_on, &has), 0.0, "%s: the default task is never hidden", cls->name);
+    cr_assert (has);
+    cr_assert_eq (n_on, n_off + 1, "%s: on adds exactly the one entry", cls->name);
+    ra_error_t err;
+    cr_assert_eq (cls->set_task (on, &s_test3, NULL, &err), RA_OK, "%s", err.message);
+    cr_assert_eq (s_describe (cls, on, &n_on, &has), 0.7, "%s: a drawn task runs at the config's strength",
+                  cls->name);
+    cls->destroy (&on);
+    h_expect_bad_config (cls, "hidden_tastes", (ra_kv_t) KN ("hidden_tastes", 1.5), "above 1");
+    h_expect_bad_config (cls, "hidden_tastes", (ra_kv_t) KN ("hidden_tastes", -0.1), "below 0");
+    h_expect_bad_config (cls, "hidden_tastes", (ra_kv_t) { .key = "hidden_tastes", .type = RA_KV_STR, .str = "on" },
+                         "a string");
+  }
+}
+
+/* ra_users_draw at strength 1 is the draw without hidden tastes with theta's coordinates
+   permuted: theta_hat, the rest of the user and the stream are unchanged. */
+Test (hidden_tastes, users_draw_permutes_theta_and_nothing_else)
+{
+  ra_catalog_t c;
+  ra_error_t err;
+  const int d = 16;
+  cr_assert_eq (ra_catalog_init (&c, 200, 5, d, &err), RA_OK);
+  ra_catalog_params_t cp = { 3, 1.0, 0.5, 20 };
+  ra_catalog_build (&c, &cp);
+  ra_user_pop_t plain = { .interest_spread = 0.5, .obs_noise = 0.3, .budget_mean = 100,
+                          .price_sensitivity = 2, .patience_mean = 15 };
+  ra_user_pop_t hid = plain, again = plain, other = plain;
+  ra_users_hide_tastes (&hid, 1.0, 42, d);
+  ra_users_hide_tastes (&again, 1.0, 42, d);
+  ra_users_hide_tastes (&other, 1.0, 43, d);
+  cr_assert_eq (memcmp (hid.taste_perm, again.taste_perm, (size_t) d), 0, "same key, different P");
+  cr_assert_neq (memcmp (hid.taste_perm, other.taste_perm, (size_t) d), 0, "keys 42 and 43 drew one P");
+  int seen[16] = { 0 };
+  for (int q = 0; q < d; q++)
+    seen[hid.taste_perm[q]]++;
+  for (int q = 0; q < d; q++)
+    cr_assert_eq (seen[q], 1, "taste_perm is not a permutation of 0..%d", d - 1);
+  ra_users_hide_tastes (&other, 0.0, 43, d);
+  cr_assert_eq (other.hidden, 0.0);
+  for (int u = 0; u < 50; u++) {
+    ra_rng_t r1, r2;
+    ra_rng_seed (&r1, (uint64_t) u, 0);
+    ra_rng_seed (&r2, (uint64_t) u, 0);
+    ra_user_t a, b;
+    float th_a[16], hat_a[16], th_b[16], hat_b[16];
+    ra_users_draw (&plain, &c, &r1, &a, th_a, hat_a);
+    ra_users_draw (&hid, &c, &r2, &b, th_b, hat_b);
+    cr_assert_eq (memcmp (hat_a, hat_b, sizeof hat_a), 0);
+    cr_assert_eq (memcmp (&a, &b, sizeof a), 0);
+    cr_assert_eq (ra_rng_next (&r1), ra_rng_next (&r2), "hidden tastes drew from the user's stream");
+    for (int q = 0; q < d; q++)
+      cr_assert_float_eq (th_b[q], th_a[hid.taste_perm[q]], 1e-6);
+  }
+  ra_catalog_fini (&c);
+}
