@@ -54,33 +54,31 @@ void ra_users_draw (const ra_user_pop_t *pop, const ra_catalog_t *c, ra_rng_t *r
   u->patience = (float) s_clamp (ra_rng_lognormal (rng, log (pop->patience_mean), 0.3), 1.0,
                                  RA_USER_PATIENCE_MAX);
   if (pop->hidden > 0) {
-    /* shared.md 4: the tastes the click model uses move away from what theta_hat shows, by a
-       permutation of the latent coordinates that only the task knows */
-    assert (d <= RA_USERS_DIM_MAX);
-    float mixed[RA_USERS_DIM_MAX];
-    float a = (float) (1.0 - pop->hidden), b = (float) pop->hidden;
+    /* shared.md 4: the tastes the click model uses move from the topic theta_hat shows to the
+       one the task's secret pi maps it to, keeping the user's own offset */
+    assert (u->topic < RA_USERS_TOPICS_MAX);
+    const float *to = c->centres + (size_t) pop->taste_perm[u->topic] * d;
+    float s = (float) pop->hidden;
     for (int i = 0; i < d; i++)
-      mixed[i] = a * theta[i] + b * theta[pop->taste_perm[i]];
-    for (int i = 0; i < d; i++)
-      theta[i] = mixed[i];
+      theta[i] += s * (to[i] - centre[i]);
     s_normalise (theta, d);
   }
 }
 
-void ra_users_hide_tastes (ra_user_pop_t *pop, double s, uint64_t key, int dim)
+void ra_users_hide_tastes (ra_user_pop_t *pop, double s, uint64_t key, int n_topics)
 {
-  assert (s >= 0 && s <= 1 && dim >= 1 && dim <= RA_USERS_DIM_MAX);
+  assert (s >= 0 && s <= 1 && n_topics >= 1 && n_topics <= RA_USERS_TOPICS_MAX);
   pop->hidden = s;
   if (s <= 0)
     return;
   /* shared.md 4: Fisher-Yates over the identity, from the task's own "tast" stream */
   ra_rng_t rng;
   ra_rng_seed (&rng, key, 0x74617374ULL);
-  for (int i = 0; i < dim; i++)
-    pop->taste_perm[i] = (uint8_t) i;
-  for (int i = dim - 1; i > 0; i--) {
+  for (int i = 0; i < n_topics; i++)
+    pop->taste_perm[i] = (uint16_t) i;
+  for (int i = n_topics - 1; i > 0; i--) {
     int j = (int) ra_rng_below (&rng, (uint32_t) i + 1);
-    uint8_t t = pop->taste_perm[i];
+    uint16_t t = pop->taste_perm[i];
     pop->taste_perm[i] = pop->taste_perm[j];
     pop->taste_perm[j] = t;
   }

@@ -385,7 +385,7 @@ static void s_slot_build (ra_sim_t *s, int t, const ra_task_values_t *v)
                               .obs_noise = p[RA_ADS_P_OBS_NOISE],
                               .budget_mean = 1, .price_sensitivity = 1, .patience_mean = 1 };
   ra_users_hide_tastes (&sl->pop, ra_worlds_hidden (&s->worlds, v), ra_task_key (S_SIM_KEY, v->split, v->id),
-                       s->d);   /* shared.md 4 */
+                       sl->cat.n_topics);   /* shared.md 4 */
   double tau = p[RA_ADS_P_TEMPERATURE], eta = p[RA_ADS_P_POSITION_BIAS];
   ra_choice_init (&sl->choice, (ra_choice_kind_t) s->choice_kind, s->k, eta, p[RA_ADS_P_NO_CLICK] / tau);
   ra_choice_set_continue (&sl->choice, s->cascade_continue);

@@ -359,7 +359,7 @@ static void s_slot_build (ra_sim_t *s, int t, const ra_task_values_t *v)
                               .obs_noise = p[RA_CONTENT_P_OBS_NOISE],
                               .budget_mean = 1, .price_sensitivity = 1, .patience_mean = 1 };
   ra_users_hide_tastes (&sl->pop, ra_worlds_hidden (&s->worlds, v), ra_task_key (S_SIM_KEY, v->split, v->id),
-                       s->d);   /* shared.md 4 */
+                       sl->cat.n_topics);   /* shared.md 4 */
   double tau = p[RA_CONTENT_P_TEMPERATURE];
   ra_choice_init (&sl->choice, (ra_choice_kind_t) s->choice_kind, s->k, p[RA_CONTENT_P_POSITION_BIAS],
                   p[RA_CONTENT_P_NO_CLICK] / tau);

@@ -308,7 +308,7 @@ static void s_slot_build (ra_sim_t *s, int t, const ra_task_values_t *v)
                               .price_sensitivity = p[RA_ECOM_P_PRICE_SENSITIVITY],
                               .patience_mean = p[RA_ECOM_P_PATIENCE_MEAN] };
   ra_users_hide_tastes (&sl->pop, ra_worlds_hidden (&s->worlds, v), ra_task_key (S_SIM_KEY, v->split, v->id),
-                       s->d);   /* shared.md 4 */
+                       sl->cat.n_topics);   /* shared.md 4 */
   double tau = p[RA_ECOM_P_TEMPERATURE];
   ra_choice_init (&sl->choice, s->choice_kind, s->k, p[RA_ECOM_P_POSITION_BIAS],
                   p[RA_ECOM_P_NO_CLICK] / tau);

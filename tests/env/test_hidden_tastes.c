@@ -246,9 +246,9 @@ static double s_alignment (const ra_sim_class_t *cls, const ra_kv_t *cfg, int n_
   return sum / n;
 }
 
-/* Off, theta_hat is theta plus noise (alignment ~0.95); at strength 1 theta is permuted, so a
-   user's observed and true tastes share little more than chance (a random permutation keeps
-   about one coordinate in place). */
+/* Off, theta_hat is theta plus noise (alignment ~0.95); at strength 1 theta sits around the
+   centre of the secret topic pi(z), which is z for only about one topic in T, so a user's
+   observed and true tastes share little more than chance. */
 Test (hidden_tastes, observed_tastes_no_longer_show_the_clicking_ones)
 {
   for (int r = 0; r < S_NREC; r++) {
@@ -301,44 +301,70 @@ Test (hidden_tastes, describe_task_says_whether_it_is_on_and_bad_values_are_bad_
   }
 }
 
-/* ra_users_draw at strength 1 is the draw without hidden tastes with theta's coordinates
-   permuted: theta_hat, the rest of the user and the stream are unchanged. */
-Test (hidden_tastes, users_draw_permutes_theta_and_nothing_else)
+/* ra_users_draw with hidden tastes is the draw without them, then
+   theta <- normalise(theta + s (c_pi(z) - c_z)): theta_hat, the rest of the user and the stream
+   are unchanged. */
+Test (hidden_tastes, users_draw_moves_theta_to_the_secret_topic_and_nothing_else)
 {
   ra_catalog_t c;
   ra_error_t err;
-  const int d = 16;
-  cr_assert_eq (ra_catalog_init (&c, 200, 5, d, &err), RA_OK);
+  const int d = 16, T = 12;
+  cr_assert_eq (ra_catalog_init (&c, 200, T, d, &err), RA_OK);
   ra_catalog_params_t cp = { 3, 1.0, 0.5, 20 };
   ra_catalog_build (&c, &cp);
   ra_user_pop_t plain = { .interest_spread = 0.5, .obs_noise = 0.3, .budget_mean = 100,
                           .price_sensitivity = 2, .patience_mean = 15 };
-  ra_user_pop_t hid = plain, again = plain, other = plain;
-  ra_users_hide_tastes (&hid, 1.0, 42, d);
-  ra_users_hide_tastes (&again, 1.0, 42, d);
-  ra_users_hide_tastes (&other, 1.0, 43, d);
-  cr_assert_eq (memcmp (hid.taste_perm, again.taste_perm, (size_t) d), 0, "same key, different P");
-  cr_assert_neq (memcmp (hid.taste_perm, other.taste_perm, (size_t) d), 0, "keys 42 and 43 drew one P");
-  int seen[16] = { 0 };
-  for (int q = 0; q < d; q++)
+  ra_user_pop_t hid = plain, again = plain, other = plain, half = plain;
+  ra_users_hide_tastes (&hid, 1.0, 42, T);
+  ra_users_hide_tastes (&again, 1.0, 42, T);
+  ra_users_hide_tastes (&half, 0.5, 42, T);
+  ra_users_hide_tastes (&other, 1.0, 43, T);
+  cr_assert_eq (memcmp (hid.taste_perm, again.taste_perm, sizeof hid.taste_perm), 0, "same key, different pi");
+  cr_assert_neq (memcmp (hid.taste_perm, other.taste_perm, sizeof hid.taste_perm), 0, "keys 42 and 43 drew one pi");
+  int seen[12] = { 0 };
+  for (int q = 0; q < T; q++)
     seen[hid.taste_perm[q]]++;
-  for (int q = 0; q < d; q++)
-    cr_assert_eq (seen[q], 1, "taste_perm is not a permutation of 0..%d", d - 1);
-  ra_users_hide_tastes (&other, 0.0, 43, d);
+  for (int q = 0; q < T; q++)
+    cr_assert_eq (seen[q], 1, "taste_perm is not a permutation of 0..%d", T - 1);
+  ra_users_hide_tastes (&other, 0.0, 43, T);
   cr_assert_eq (other.hidden, 0.0);
-  for (int u = 0; u < 50; u++) {
-    ra_rng_t r1, r2;
-    ra_rng_seed (&r1, (uint64_t) u, 0);
-    ra_rng_seed (&r2, (uint64_t) u, 0);
-    ra_user_t a, b;
-    float th_a[16], hat_a[16], th_b[16], hat_b[16];
-    ra_users_draw (&plain, &c, &r1, &a, th_a, hat_a);
-    ra_users_draw (&hid, &c, &r2, &b, th_b, hat_b);
-    cr_assert_eq (memcmp (hat_a, hat_b, sizeof hat_a), 0);
-    cr_assert_eq (memcmp (&a, &b, sizeof a), 0);
-    cr_assert_eq (ra_rng_next (&r1), ra_rng_next (&r2), "hidden tastes drew from the user's stream");
-    for (int q = 0; q < d; q++)
-      cr_assert_float_eq (th_b[q], th_a[hid.taste_perm[q]], 1e-6);
-  }
+  const ra_user_pop_t *pops[2] = { &hid, &half };
+  for (int p = 0; p < 2; p++)
+    for (int u = 0; u < 50; u++) {
+      ra_rng_t r1, r2;
+      ra_rng_seed (&r1, (uint64_t) u, 0);
+      ra_rng_seed (&r2, (uint64_t) u, 0);
+      ra_user_t a, b;
+      float th_a[16], hat_a[16], th_b[16], hat_b[16];
+      ra_users_draw (&plain, &c, &r1, &a, th_a, hat_a);
+      ra_users_draw (pops[p], &c, &r2, &b, th_b, hat_b);
+      cr_assert_eq (memcmp (hat_a, hat_b, sizeof hat_a), 0);
+      cr_assert_eq (memcmp (&a, &b, sizeof a), 0);
+      cr_assert_eq (ra_rng_next (&r1), ra_rng_next (&r2), "hidden tastes drew from the user's stream");
+      const float *cz = c.centres + (size_t) a.topic * d, *cp2 = c.centres + (size_t) pops[p]->taste_perm[a.topic] * d;
+      float want[16], n2 = 0;
+      for (int q = 0; q < d; q++) {
+        want[q] = th_a[q] + (float) pops[p]->hidden * (cp2[q] - cz[q]);
+        n2 += want[q] * want[q];
+      }
+      for (int q = 0; q < d; q++)
+        cr_assert_float_eq (th_b[q], want[q] / sqrtf (n2), 1e-5, "user %d coordinate %d", u, q);
+    }
   ra_catalog_fini (&c);
+}
+
+/* The largest topic counts each sim accepts (more than a byte can index) and the smallest
+   embedding run with hidden tastes on (the sanitizer build checks every index). */
+Test (hidden_tastes, many_topics_and_small_embeddings_run)
+{
+  static const ra_kv_t big[] = { KN ("hidden_tastes", 1), KN ("num_topics", 1024), KN ("num_items", 2048),
+                                 KN ("embedding_dim", 2) };
+  static const ra_kv_t news[] = { KN ("hidden_tastes", 1), KN ("num_topics", 256), KN ("embedding_dim", 2) };
+  for (int r = 0; r < S_NREC; r++) {
+    const ra_sim_class_t *cls = s_class (s_rec[r].sim);
+    bool is_news = cls == &ra_news_class;
+    unsigned char *obs = NULL;
+    s_short (cls, is_news ? news : big, is_news ? 3 : 4, &s_test3, 8, 20, &obs, NULL);
+    free (obs);
+  }
 }
