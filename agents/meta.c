@@ -66,9 +66,10 @@ typedef struct {
   double inner_lr, outer_lr, sigma, entropy, weight_decay;
   bool quiet, head_only;
   bool set[64];        /* which settings the command line or file gave (by table index) */
+  ra_kv_list_t sim_config;   /* --sim-config KEY=VALUE entries, in order (the sims' make config) */
 } opts_t;
 
-typedef enum { T_STR, T_INT, T_NUM, T_BOOL, T_ALGO, T_PARAMS } ftype_t;
+typedef enum { T_STR, T_INT, T_NUM, T_BOOL, T_ALGO, T_PARAMS, T_SIMCFG } ftype_t;
 
 typedef struct {
   const char *name;    /* flag without the dashes = config key */
@@ -108,6 +109,7 @@ static const flag_t s_flags[] = {
   { "metrics", T_STR, O (metrics), 0, 0 },
   { "quiet", T_BOOL, O (quiet), 0, 0 },
   { "config", T_STR, O (config), 0, 0 },
+  { "sim-config", T_SIMCFG, O (sim_config), 0, 0 },
 };
 #define NFLAGS ((int) (sizeof s_flags / sizeof s_flags[0]))
 enum { F_ITERS = 5, F_OUTER_LR = 12, F_INNER_LR = 10, F_INNER_STEPS = 11, F_ROLLOUT = 18, F_PARAMS = 19,
@@ -133,7 +135,8 @@ static void s_usage (FILE *f)
     "                        one per rank (rank k uses the k-th; docs/scaling.md 5)\n"
     "  --checkpoint-out F    best-on-val meta-init (adaptation settings inside)\n"
     "  --checkpoint-in F     start from F (command-line settings win)\n"
-    "  --metrics F           JSONL, appended   --config F  key = value lines   --quiet\n");
+    "  --metrics F           JSONL, appended   --config F  key = value lines   --quiet\n"
+    "  --sim-config KEY=VALUE  simulator config, repeatable (e.g. hidden_tastes=1)\n");
 }
 
 static void s_defaults (opts_t *o)
@@ -212,6 +215,12 @@ static int s_set (opts_t *o, const char *name, const char *text, const char *whe
       }
       o->head_only = !strcmp (text, "head");
       snprintf (o->params_name, sizeof o->params_name, "%s", text);
+      break;
+    case T_SIMCFG:   /* appended: every entry reaches the sims' make config */
+      if (ra_kv_list_parse (&o->sim_config, text, &err) != RA_OK) {
+        s_err ("%s: %s\n", where, err.message);
+        return -1;
+      }
       break;
     }
     o->set[i] = true;
@@ -396,18 +405,31 @@ typedef struct {
   ra_client_env_t env;
   bool have_env;
   ra_rollout_t *src;
+  ra_kv_t *config;              /* the make config (entries borrow opts' strings); freed at fini */
 } source_t;
 
 static ra_err_t s_source (const opts_t *o, int n, int slots, uint64_t seed, source_t *s, ra_error_t *err)
 {
-  ra_kv_t kv = { .key = "task_slots", .type = RA_KV_NUM, .num = slots > 4096 ? 4096 : slots };
+  /* the --sim-config entries, then task_slots unless they name it */
+  int nc = o->sim_config.n;
+  ra_kv_t *kv = s->config = calloc ((size_t) nc + 1, sizeof *kv);
+  if (!kv)
+    return ra_error_set (err, RA_ERR_NOMEM, -1, "sim config of %d entries: out of memory", nc);
+  bool named = false;
+  for (int q = 0; q < nc; q++) {
+    kv[q] = o->sim_config.items[q];
+    named |= !strcmp (kv[q].key, "task_slots");
+  }
+  if (!named)
+    kv[nc++] = (ra_kv_t) { .key = "task_slots", .type = RA_KV_NUM, .num = slots > 4096 ? 4096 : slots };
+  ra_err_t rc;
   if (!o->address) {
-    ra_rollout_inproc_opts_t io = { .env = o->env, .num_envs = n, .seed = seed, .config = &kv,
-                                    .n_config = 1, .workers = (int) o->workers - 1 };
+    ra_rollout_inproc_opts_t io = { .env = o->env, .num_envs = n, .seed = seed, .config = kv,
+                                    .n_config = nc, .workers = (int) o->workers - 1 };
     return ra_rollout_inproc_new (&io, &s->src, err);
   }
-  ra_err_t rc = ra_client_new (o->address, 0, &s->c, err);
-  ra_make_opts_t mo = { .has_seed = true, .seed = seed, .config = &kv, .n_config = 1, .autoreset = "same_step" };
+  rc = ra_client_new (o->address, 0, &s->c, err);
+  ra_make_opts_t mo = { .has_seed = true, .seed = seed, .config = kv, .n_config = nc, .autoreset = "same_step" };
   if (rc == RA_OK && (rc = ra_client_make (s->c, o->env, n, &mo, &s->env, err)) == RA_OK)
     s->have_env = true;
   if (rc == RA_OK)
@@ -424,6 +446,8 @@ static void s_source_fini (source_t *s)
     ra_client_env_fini (&s->env);
   }
   ra_client_destroy (&s->c);
+  free (s->config);
+  s->config = NULL;
 }
 
 /* ------------------------------------------------------------------------------ the run */
@@ -821,6 +845,7 @@ int main (int argc, char **argv)
   char *cfg_text = NULL;
   int parsed = s_parse (argc, argv, &o, &cfg_text);
   if (parsed != 0) { /* every rank parsed the same line: all stop alike */
+    ra_kv_list_fini (&o.sim_config);
     free (cfg_text);
     ra_dist_destroy (&dist);
     return parsed > 0 ? 0 : 2;
@@ -1103,6 +1128,7 @@ out:
   if (metrics)
     fclose (metrics);
   s_fini (&r);
+  ra_kv_list_fini (&o.sim_config);
   free (cfg_text);
   /* a failure on some ranks leaves the others waiting in a collective: end the job */
   if (code != 0 && !alike)

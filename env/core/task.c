@@ -9,12 +9,17 @@
 
 const char *const ra_split_names[RA_SPLIT_COUNT] = { "default", "train", "val", "test", "ood" };
 
+uint64_t ra_task_key (uint64_t sim_key, ra_split_t split, int64_t id)
+{
+  return ra_rng_hash (sim_key, (uint64_t) split, (uint64_t) id);
+}
+
 void ra_task_draw (const ra_task_param_def_t *defs, int n_defs, uint64_t sim_key, ra_split_t split,
                    int64_t id, double *values)
 {
   /* 6.1 one stream per (sim, split, id): train/val/test share ranges, never a stream */
   ra_rng_t rng;
-  ra_rng_seed (&rng, ra_rng_hash (sim_key, (uint64_t) split, (uint64_t) id), 0x7461736bULL);
+  ra_rng_seed (&rng, ra_task_key (sim_key, split, id), 0x7461736bULL);
   for (int p = 0; p < n_defs; p++) {
     const ra_task_param_def_t *d = &defs[p];
     double lo = split == RA_SPLIT_OOD ? d->ood_lo : d->lo;

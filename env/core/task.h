@@ -52,6 +52,10 @@ ra_err_t ra_task_resolve (const ra_task_param_def_t *defs, int n_defs, uint64_t 
 void ra_task_draw (const ra_task_param_def_t *defs, int n_defs, uint64_t sim_key, ra_split_t split,
                    int64_t id, double *values);
 
+/* The key of task (split, id)'s own stream, hash(sim, split, id): what its parameter draws
+   (6.1) and its hidden tastes (docs/sims/shared.md 4) are keyed by. */
+uint64_t ra_task_key (uint64_t sim_key, ra_split_t split, int64_t id);
+
 /* Describes a task as "split", "id", then every parameter by name (all strings static or from
    defs). Returns the number written (at most cap). */
 int ra_task_describe (const ra_task_param_def_t *defs, int n_defs, const ra_task_values_t *v,

@@ -1,6 +1,8 @@
-/*  env/core/users.c - user draws and drift (docs/sims/ecommerce.md section 3). */
+/*  env/core/users.c - user draws and drift (docs/sims/ecommerce.md section 3) and hidden tastes
+    (docs/sims/shared.md section 4). */
 #include "env/core/users.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stddef.h>
 
@@ -51,6 +53,35 @@ void ra_users_draw (const ra_user_pop_t *pop, const ra_catalog_t *c, ra_rng_t *r
   u->price_sens = (float) ra_rng_lognormal (rng, log (pop->price_sensitivity) - 0.045, 0.3);
   u->patience = (float) s_clamp (ra_rng_lognormal (rng, log (pop->patience_mean), 0.3), 1.0,
                                  RA_USER_PATIENCE_MAX);
+  if (pop->hidden > 0) {
+    /* shared.md 4: the tastes the click model uses move from the topic theta_hat shows to the
+       one the task's secret pi maps it to, keeping the user's own offset */
+    assert (u->topic < RA_USERS_TOPICS_MAX);
+    const float *to = c->centres + (size_t) pop->taste_perm[u->topic] * d;
+    float s = (float) pop->hidden;
+    for (int i = 0; i < d; i++)
+      theta[i] += s * (to[i] - centre[i]);
+    s_normalise (theta, d);
+  }
+}
+
+void ra_users_hide_tastes (ra_user_pop_t *pop, double s, uint64_t key, int n_topics)
+{
+  assert (s >= 0 && s <= 1 && n_topics >= 1 && n_topics <= RA_USERS_TOPICS_MAX);
+  pop->hidden = s;
+  if (s <= 0)
+    return;
+  /* shared.md 4: Fisher-Yates over the identity, from the task's own "tast" stream */
+  ra_rng_t rng;
+  ra_rng_seed (&rng, key, 0x74617374ULL);
+  for (int i = 0; i < n_topics; i++)
+    pop->taste_perm[i] = (uint16_t) i;
+  for (int i = n_topics - 1; i > 0; i--) {
+    int j = (int) ra_rng_below (&rng, (uint32_t) i + 1);
+    uint16_t t = pop->taste_perm[i];
+    pop->taste_perm[i] = pop->taste_perm[j];
+    pop->taste_perm[j] = t;
+  }
 }
 
 void ra_users_drift (float *v, const float *x, float a, int dim)

@@ -1,5 +1,6 @@
 /*  env/core/users.h - users of one population: latent interest, budget, price sensitivity and
-    patience, and interest drift (docs/sims/ecommerce.md section 3).
+    patience, interest drift (docs/sims/ecommerce.md section 3), and a task's hidden tastes
+    (docs/sims/shared.md section 4).
 
     A ra_user_t is caller-owned (one per env); its interest vectors live in caller-owned arrays
     of dim floats. Pure functions of their inputs and one RNG; no allocation; thread-safe on
@@ -12,6 +13,7 @@
 
 #define RA_USER_BUDGET_MAX 1.0e6    /* budgets are clamped to [1, MAX] (price units) */
 #define RA_USER_PATIENCE_MAX 1000.0
+#define RA_USERS_TOPICS_MAX 1024    /* the most topics a sim's catalog may have */
 
 /* A user population (the task parameters that shape users). */
 typedef struct {
@@ -20,6 +22,10 @@ typedef struct {
   double budget_mean;                   /* mean budget (price units) */
   double price_sensitivity;             /* population mean of lambda_u */
   double patience_mean;                 /* median patience (steps without a click) */
+  /* hidden tastes (shared.md 4): theta <- normalise(theta + s (c_pi(z) - c_z)) after the draw;
+     s = 0 (what a zeroed pop holds) leaves theta as drawn */
+  double hidden;                        /* s in [0, 1] */
+  uint16_t taste_perm[RA_USERS_TOPICS_MAX]; /* pi: a user of topic z truly likes topic pi(z) */
 } ra_user_pop_t;
 
 typedef struct {
@@ -31,10 +37,17 @@ typedef struct {
 } ra_user_t;
 
 /* Draws a user (section 3.1): topic z ~ popularity, theta = normalise(c_z + s/sqrt(d) n),
-   theta_hat = normalise(theta + o/sqrt(d) n'), budget, lambda_u, patience. theta and theta_hat
-   have c->dim floats. O(dim + n_topics). */
+   theta_hat = normalise(theta + o/sqrt(d) n'), budget, lambda_u, patience; then, when
+   pop->hidden > 0, hides theta's tastes from theta_hat (shared.md 4; no extra random draws).
+   theta and theta_hat have c->dim floats. O(dim + n_topics). */
 void ra_users_draw (const ra_user_pop_t *pop, const ra_catalog_t *c, ra_rng_t *rng, ra_user_t *u,
                     float *theta, float *theta_hat);
+
+/* Sets pop's hidden tastes (shared.md 4): strength s in [0, 1] (0: off, and then nothing else is
+   touched) and a uniformly random permutation pi of the n_topics <= RA_USERS_TOPICS_MAX topics
+   of the catalog users will be drawn from, drawn from a stream keyed by key alone (a task's key:
+   the same task, the same pi). O(n_topics). */
+void ra_users_hide_tastes (ra_user_pop_t *pop, double s, uint64_t key, int n_topics);
 
 /* Interest drift toward a consumed item (section 3.3): v <- normalise((1 - a) v + a x). O(dim). */
 void ra_users_drift (float *v, const float *x, float a, int dim);

@@ -92,5 +92,9 @@ int ra_worlds_describe_task (const ra_worlds_t *w, const ra_worlds_def_t *def, i
                              ra_kv_t *out, int cap)
 {
   assert (env_index >= 0 && env_index < w->num_envs);
-  return ra_task_describe (def->params, def->n_params, ra_worlds_next_task (w, env_index), out, cap);
+  const ra_task_values_t *v = ra_worlds_next_task (w, env_index);
+  int n = ra_task_describe (def->params, def->n_params, v, out, cap);
+  if (w->hidden_tastes > 0 && n < cap)   /* shared.md 4: whether it is on, not the permutation */
+    out[n++] = (ra_kv_t) { .key = "hidden_tastes", .type = RA_KV_NUM, .num = ra_worlds_hidden (w, v) };
+  return n;
 }

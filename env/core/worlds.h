@@ -27,6 +27,8 @@ typedef struct {
   ra_task_values_t *task;               /* [n_slots] the task an in-use slot was built from */
   int *cur;                             /* [num_envs] slot of the running episode */
   int *next;                            /* [num_envs] slot from the next reset on */
+  double hidden_tastes;                 /* config hidden_tastes (docs/sims/shared.md 4); 0 after
+                                           init, the sim sets it before building slot 0 */
 } ra_worlds_t;
 
 /* The number of slots a batch of num_envs envs keeps for config task_slots: min(task_slots,
@@ -73,9 +75,17 @@ ra_err_t ra_worlds_set_task (ra_worlds_t *w, const ra_worlds_def_t *def, struct 
                              ra_error_t *err);
 
 /* A sim's describe_task: env env_index's task from its next reset on, as at most cap entries
-   (ra_task_describe); returns the count. */
+   (ra_task_describe), then, when config hidden_tastes is on, "hidden_tastes" with the strength
+   that task runs with (ra_worlds_hidden; never the secret itself); returns the count. */
 int ra_worlds_describe_task (const ra_worlds_t *w, const ra_worlds_def_t *def, int env_index,
                              ra_kv_t *out, int cap);
+
+/* The hidden-taste strength of task v in this batch (docs/sims/shared.md 4): config
+   hidden_tastes for a drawn task (train, val, test, ood), 0 for the default task. */
+static inline double ra_worlds_hidden (const ra_worlds_t *w, const ra_task_values_t *v)
+{
+  return v->split == RA_SPLIT_DEFAULT ? 0.0 : w->hidden_tastes;
+}
 
 /* At env i's reset: its next slot becomes its current one; returns it. */
 static inline int ra_worlds_begin (ra_worlds_t *w, int i)

@@ -72,6 +72,7 @@ static const ra_kv_t s_config_defaults[] = {
   { .key = "reward_weights.margin", .type = RA_KV_NUM, .num = 0 },
   { .key = "oracle", .type = RA_KV_BOOL, .num = 0 },
   { .key = "task_slots", .type = RA_KV_NUM, .num = 16 },
+  { .key = "hidden_tastes", .type = RA_KV_NUM, .num = 0 },   /* docs/sims/shared.md 4 */
   { .key = "position_bias", .type = RA_KV_NUM, .num = 1.0 },
   { .key = "no_click_utility", .type = RA_KV_NUM, .num = 1.0 },
   { .key = "drift", .type = RA_KV_NUM, .num = 0.1 },
@@ -100,7 +101,7 @@ static const ra_kv_t s_config_defaults[] = {
 static const char s_known_keys[] =
     "num_candidates, slate_size, embedding_dim, num_items, num_topics, retrieval_mix, choice_model, "
     "cascade_continue, reward, reward_weights.{clicks,purchases,revenue,margin}, reward_plugin.<key>, oracle, "
-    "task_slots, position_bias, "
+    "task_slots, hidden_tastes, position_bias, "
     "no_click_utility, drift, choice_temperature, price_sensitivity, " RA_DYNAMICS_KNOWN_KEYS;
 
 /* Config keys that set the default task's parameter of the same name (section 6.3). */
@@ -306,6 +307,8 @@ static void s_slot_build (ra_sim_t *s, int t, const ra_task_values_t *v)
                               .budget_mean = p[RA_ECOM_P_BUDGET_MEAN],
                               .price_sensitivity = p[RA_ECOM_P_PRICE_SENSITIVITY],
                               .patience_mean = p[RA_ECOM_P_PATIENCE_MEAN] };
+  ra_users_hide_tastes (&sl->pop, ra_worlds_hidden (&s->worlds, v), ra_task_key (S_SIM_KEY, v->split, v->id),
+                       sl->cat.n_topics);   /* shared.md 4 */
   double tau = p[RA_ECOM_P_TEMPERATURE];
   ra_choice_init (&sl->choice, s->choice_kind, s->k, p[RA_ECOM_P_POSITION_BIAS],
                   p[RA_ECOM_P_NO_CLICK] / tau);
@@ -353,6 +356,8 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   S_TRY (ra_reward_model_from_config (&cfg, (int) args->num_envs, &rmodel, err));
   S_TRY (ra_config_get_bool (&cfg, "oracle", false, &oracle, err));
   S_TRY (ra_config_get_int (&cfg, "task_slots", 16, 1, 4096, &slots, err));
+  double hidden_tastes;   /* shared.md 4 */
+  S_TRY (ra_config_get_num (&cfg, "hidden_tastes", 0, 0, 1, &hidden_tastes, err));
   for (size_t q = 0; q < sizeof s_config_task_keys / sizeof s_config_task_keys[0]; q++) {
     const ra_task_param_def_t *pd = &s_params[s_config_task_keys[q]];
     S_TRY (ra_config_get_num (&cfg, pd->name, task_defaults[s_config_task_keys[q]], pd->min, pd->max,
@@ -412,6 +417,7 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
       goto nomem;
   if (ra_worlds_init (&s->worlds, s->n_slots, s->num_envs, RA_ECOM_P_COUNT, &task0) != RA_OK)
     goto nomem;
+  s->worlds.hidden_tastes = hidden_tastes;   /* before any world is built */
   s_slot_build (s, 0, &task0);
   for (int i = 0; i < s->num_envs; i++) {
     s_env_t *e = &s->envs[i];

@@ -51,6 +51,7 @@ bad_flags)
   bad "--metrics" --metrics "$T/no/such/dir/m.jsonl"
   bad "unexpected argument" stray
   bad "--config" --config "$T/missing.conf"
+  bad "--sim-config" --sim-config hidden_tastes
   echo "ok: bad flags"
   ;;
 config)
@@ -68,6 +69,12 @@ config)
   grep -q '"kind":"done"' "$T/m.jsonl" || fail "no done line"
   grep -q '"kind":"val","iter":0' "$T/m.jsonl" || fail "no val line at iter 0"
   grep -q '"kind":"train","iter":1,' "$T/m.jsonl" || fail "no train line"
+  # --sim-config reaches the sims: a value the sim rejects is a runtime error naming the key,
+  # a good one (also as a file line) runs
+  "$BIN" --sim-config hidden_tastes=2 --budget-steps 100 $SMALL >"$T/out" 2>&1; rc=$?
+  [ $rc -eq 1 ] && grep -q "hidden_tastes" "$T/out" || fail "--sim-config hidden_tastes=2: rc $rc, $(cat "$T/out")"
+  printf 'sim-config = hidden_tastes=1\n' >"$T/sim.conf"
+  "$BIN" --config "$T/sim.conf" --budget-steps 100 $SMALL >"$T/out" 2>&1 || fail "sim-config line: $(cat "$T/out")"
   echo "ok: config"
   ;;
 determinism)
