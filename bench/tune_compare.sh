@@ -4,7 +4,7 @@
 # once on the test split in one recarena-ab run (paired against the defaults, unit task, 95% CIs).
 # Searches score on val:0-15 (R@5w after adaptation); nothing is chosen on test. The space keeps
 # a meta-iteration between 6k and 33k env steps so that val-every (in iterations) spends a similar
-# share of each trial on validation (a val point costs about as much as 20k env steps).
+# share of each trial on validation (a val point on 16 tasks costs several meta-iterations).
 #   OUT/space.toml              the search space (below)
 #   OUT/{random,asha,pbt}/      each study (summary.json, best.cfg, plots)
 #   OUT/defaults.safetensors    Reptile at the space's fixed keys alone, same per-trial budget
