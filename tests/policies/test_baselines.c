@@ -12,40 +12,8 @@
 #include "agents/policies/linalg.h"
 #include "agents/policies/registry.h"
 #include "agents/policies/ridge.h"
+#include "naive_inverse.h"
 
-#define MAXD 16
-
-/* Naive inverse by Gauss-Jordan with partial pivoting (n <= MAXD). */
-static void s_inverse (const double *a, int n, double *out)
-{
-  double m[MAXD][2 * MAXD];
-  for (int i = 0; i < n; i++)
-    for (int j = 0; j < 2 * n; j++)
-      m[i][j] = j < n ? a[i * n + j] : (j - n == i);
-  for (int c = 0; c < n; c++) {
-    int p = c;
-    for (int r = c + 1; r < n; r++)
-      if (fabs (m[r][c]) > fabs (m[p][c]))
-        p = r;
-    for (int j = 0; j < 2 * n; j++) {
-      double t = m[c][j];
-      m[c][j] = m[p][j];
-      m[p][j] = t;
-    }
-    double d = m[c][c];
-    for (int j = 0; j < 2 * n; j++)
-      m[c][j] /= d;
-    for (int r = 0; r < n; r++)
-      if (r != c) {
-        double f = m[r][c];
-        for (int j = 0; j < 2 * n; j++)
-          m[r][j] -= f * m[c][j];
-      }
-  }
-  for (int i = 0; i < n; i++)
-    for (int j = 0; j < n; j++)
-      out[i * n + j] = m[i][j + n];
-}
 
 /* One env, U = F = 2 (so e = 2 and phi = [c0, c1, u0 c0, u1 c1, 1]). */
 typedef struct {
@@ -118,7 +86,7 @@ Test (linalg, sherman_morrison_matches_a_naive_inverse)
         a[i * D + j] += (double) x[i] * x[j];
     ra__sm_update (ainv, x, D, scratch);
   }
-  s_inverse (a, D, ref);
+  naive_inverse (a, D, ref);
   for (int i = 0; i < D * D; i++)
     cr_assert_float_eq (ainv[i], ref[i], 1e-9, "entry %d: %g vs %g", i, ainv[i], ref[i]);
   double inv2[D * D], sc[D * D + D];
@@ -181,7 +149,7 @@ Test (linucb, disjoint_scores_rank_as_computed_with_a_naive_inverse)
   double x[D] = { 0.6f, 0.8f, 1 }, score[K];
   for (int c = 0; c < K; c++) {
     double inv[D * D], mean = 0, var = 0;
-    s_inverse (A[item_of[c]], D, inv);
+    naive_inverse (A[item_of[c]], D, inv);
     for (int i = 0; i < D; i++)
       for (int j = 0; j < D; j++) {
         mean += b[item_of[c]][i] * inv[i * D + j] * x[j];
@@ -237,7 +205,7 @@ Test (linucb, hybrid_equals_the_joint_ridge_over_shared_and_item_features)
     s_feed (p, &w.obs, credit[s]);
   }
   double inv[DJ * DJ], theta[DJ] = { 0 };
-  s_inverse (A, DJ, inv);
+  naive_inverse (A, DJ, inv);
   for (int i = 0; i < DJ; i++)
     for (int j = 0; j < DJ; j++)
       theta[i] += inv[i * DJ + j] * b[j];
@@ -293,7 +261,7 @@ Test (lints, zero_scale_ranks_by_the_naive_ridge_mean)
     }
   }
   double inv[D * D], score[K];
-  s_inverse (A, D, inv);
+  naive_inverse (A, D, inv);
   s_world (&w, K, K, 0.2f, 1.0f);
   for (int c = 0; c < K; c++) {
     float z[D];

@@ -13,41 +13,10 @@
 #include "agents/policies/baseline.h"
 #include "agents/policies/baselines.h"
 #include "agents/policies/metats.h"
+#include "naive_inverse.h"
 #include "common/rng.h"
 
 #define MAXN 16
-
-/* Naive inverse by Gauss-Jordan with partial pivoting (n <= MAXN). */
-static void s_inverse (const double *a, int n, double *out)
-{
-  double m[MAXN][2 * MAXN];
-  for (int i = 0; i < n; i++)
-    for (int j = 0; j < 2 * n; j++)
-      m[i][j] = j < n ? a[i * n + j] : (j - n == i);
-  for (int c = 0; c < n; c++) {
-    int p = c;
-    for (int r = c + 1; r < n; r++)
-      if (fabs (m[r][c]) > fabs (m[p][c]))
-        p = r;
-    for (int j = 0; j < 2 * n; j++) {
-      double t = m[c][j];
-      m[c][j] = m[p][j];
-      m[p][j] = t;
-    }
-    double d = m[c][c];
-    for (int j = 0; j < 2 * n; j++)
-      m[c][j] /= d;
-    for (int r = 0; r < n; r++)
-      if (r != c) {
-        double f = m[r][c];
-        for (int j = 0; j < 2 * n; j++)
-          m[r][j] -= f * m[c][j];
-      }
-  }
-  for (int i = 0; i < n; i++)
-    for (int j = 0; j < n; j++)
-      out[i * n + j] = m[i][j + n];
-}
 
 /* U = F = 2: e = 2, D = 5. */
 enum { U2 = 2, D5 = 5 };
@@ -118,7 +87,7 @@ Test (metats_prior, update_equals_the_direct_posterior_on_two_tasks)
           dot += t->x[r][j] * t->x[c][j];
         S[r * n + c] = s0 * s0 * dot + (r == c) * v * v;
       }
-    s_inverse (S, n, Si);
+    naive_inverse (S, n, Si);
     for (int a = 0; a < D5; a++) {
       for (int r = 0; r < n; r++)
         for (int c = 0; c < n; c++) {
@@ -129,7 +98,7 @@ Test (metats_prior, update_equals_the_direct_posterior_on_two_tasks)
     }
   }
   double cov[D5 * D5], mean[D5], got_mean[D5], got_cov[D5 * D5];
-  s_inverse (prec, D5, cov);
+  naive_inverse (prec, D5, cov);
   for (int a = 0; a < D5; a++) {
     mean[a] = 0;
     for (int b = 0; b < D5; b++)
