@@ -14,7 +14,6 @@
 #include "agents/policies/ridge.h"
 #include "naive_inverse.h"
 
-
 /* One env, U = F = 2 (so e = 2 and phi = [c0, c1, u0 c0, u1 c1, 1]). */
 typedef struct {
   float user[2], cand[8][2];
