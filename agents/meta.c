@@ -59,17 +59,18 @@ static const double s_outer_lr[] = { 1.0, 1e-3, 1e-2, 1e-2, 3e-3 };
 
 typedef struct {
   const char *env, *train, *val, *device, *address, *ckpt_in, *ckpt_out, *metrics, *config;
-  char algo_name[16], params_name[8];
+  char algo_name[16], params_name[8], val_act_name[8];
   algo_t algo;
+  ra_meta_act_t val_act;  /* how validation plays (docs/meta.md 3) */
   long long budget, iters, val_every, seed, workers, inner_steps, meta_batch, population,
     envs_per_task, rollout, hidden, layers;
-  double inner_lr, outer_lr, sigma, entropy, weight_decay;
+  double inner_lr, outer_lr, sigma, entropy, weight_decay, temp;
   bool quiet, head_only;
   bool set[64];        /* which settings the command line or file gave (by table index) */
   ra_kv_list_t sim_config;   /* --sim-config KEY=VALUE entries, in order (the sims' make config) */
 } opts_t;
 
-typedef enum { T_STR, T_INT, T_NUM, T_BOOL, T_ALGO, T_PARAMS, T_SIMCFG } ftype_t;
+typedef enum { T_STR, T_INT, T_NUM, T_BOOL, T_ALGO, T_PARAMS, T_SIMCFG, T_VALACT } ftype_t;
 
 typedef struct {
   const char *name;    /* flag without the dashes = config key */
@@ -110,10 +111,12 @@ static const flag_t s_flags[] = {
   { "quiet", T_BOOL, O (quiet), 0, 0 },
   { "config", T_STR, O (config), 0, 0 },
   { "sim-config", T_SIMCFG, O (sim_config), 0, 0 },
+  { "temp", T_NUM, O (temp), RA_TARGET_TEMP_MIN, RA_TARGET_TEMP_MAX },
+  { "val-act", T_VALACT, O (val_act), 0, 0 },
 };
 #define NFLAGS ((int) (sizeof s_flags / sizeof s_flags[0]))
 enum { F_ITERS = 5, F_OUTER_LR = 12, F_INNER_LR = 10, F_INNER_STEPS = 11, F_ROLLOUT = 18, F_PARAMS = 19,
-       F_POP = 14, F_HIDDEN = 21, F_LAYERS = 22 };
+       F_POP = 14, F_HIDDEN = 21, F_LAYERS = 22, F_TEMP = 30 };
 
 static void s_usage (FILE *f)
 {
@@ -136,7 +139,10 @@ static void s_usage (FILE *f)
     "  --checkpoint-out F    best-on-val meta-init (adaptation settings inside)\n"
     "  --checkpoint-in F     start from F (command-line settings win)\n"
     "  --metrics F           JSONL, appended   --config F  key = value lines   --quiet\n"
-    "  --sim-config KEY=VALUE  simulator config, repeatable (e.g. hidden_tastes=1)\n");
+    "  --sim-config KEY=VALUE  simulator config, repeatable (e.g. hidden_tastes=1)\n"
+    "  --temp X              sampling temperature of the policy (1; stored in the checkpoint)\n"
+    "  --val-act sample|greedy  validation plays sampled slates, as the A/B arm does while it\n"
+    "                        adapts (default sample), or top-k\n");
 }
 
 static void s_defaults (opts_t *o)
@@ -145,8 +151,10 @@ static void s_defaults (opts_t *o)
                   .algo = A_REPTILE, .budget = 200000, .val_every = 10, .seed = 1, .workers = 1,
                   .inner_lr = 3e-3, .inner_steps = 5, .outer_lr = -1, .meta_batch = 8,
                   .population = 32, .envs_per_task = 16, .rollout = 16, .hidden = 64,
-                  .layers = 2, .sigma = 0.02, .entropy = 0.01, .weight_decay = 0 };
+                  .layers = 2, .sigma = 0.02, .entropy = 0.01, .weight_decay = 0, .temp = 1.0,
+                  .val_act = RA_META_ACT_SAMPLE };
   strcpy (o->algo_name, "reptile");
+  strcpy (o->val_act_name, "sample");
   strcpy (o->params_name, "all");
 }
 
@@ -215,6 +223,14 @@ static int s_set (opts_t *o, const char *name, const char *text, const char *whe
       }
       o->head_only = !strcmp (text, "head");
       snprintf (o->params_name, sizeof o->params_name, "%s", text);
+      break;
+    case T_VALACT:
+      if (strcmp (text, "sample") && strcmp (text, "greedy")) {
+        s_err ("%s: '%s', expected sample or greedy\n", where, text);
+        return -1;
+      }
+      o->val_act = !strcmp (text, "greedy") ? RA_META_ACT_GREEDY : RA_META_ACT_SAMPLE;
+      snprintf (o->val_act_name, sizeof o->val_act_name, "%s", text);
       break;
     case T_SIMCFG:   /* appended: every entry reaches the sims' make config */
       if (ra_kv_list_parse (&o->sim_config, text, &err) != RA_OK) {
@@ -509,8 +525,9 @@ static void s_tile (run_t *r, const float *theta, int P)
     memcpy (r->rows + (size_t) p * r->n, theta, r->n * sizeof (float));
 }
 
-/* Meta-validation: R@j = greedy return on fixed fresh episodes after j inner updates (j = 0..7),
-   mean over the val tasks (docs/meta.md 3). */
+/* Meta-validation: R@j = return on fixed fresh episodes after j inner updates (j = 0..7), slates
+   sampled at the policy's temperature (--val-act sample, from fixed streams) or top-k, mean over
+   the val tasks (docs/meta.md 3). */
 static ra_err_t s_validate (run_t *r, double R[8], ra_error_t *err)
 {
   int V = r->V, N = r->N, Vl = r->Vl, vlo = r->vlo;
@@ -536,8 +553,9 @@ static ra_err_t s_validate (run_t *r, double R[8], ra_error_t *err)
         rc = ra_meta_adapt_more (r->valp, r->rows, r->o->head_only ? r->mask : NULL, r->vsrc.src,
                                  NULL, r->scratch, err);
     }
-    if (rc == RA_OK)
-      rc = ra_meta_evaluate (r->valp, r->vsrc.src, esl, 100000, ret, NULL, err);
+    if (rc == RA_OK) /* sampled: val task v draws from stream 1 + v, the same at every j */
+      rc = ra_meta_evaluate_as (r->valp, r->vsrc.src, esl, 100000, r->o->val_act, vlo,
+                                s_mix ((uint64_t) r->o->seed ^ 0x5a3e), ret, NULL, err);
     for (int v = 0; rc == RA_OK && v < Vl; v++)
       r->pmine[j * Vl + v] = (ra_dist_pair_t) { .index = (int64_t) j * V + vlo + v, .fitness = ret[v] };
   }
@@ -903,6 +921,15 @@ int main (int argc, char **argv)
       o.rollout = r.ad.rollout;
     if (found && !o.set[F_PARAMS])
       o.head_only = r.ad.head_only;
+    ra_target_cfg_t stored; /* the sampling temperature the checkpoint was written with */
+    ra_target_cfg_default (&stored);
+    stored.temp = (float) o.temp;
+    if (ra_target_checkpoint_settings (o.ckpt_in, &stored, &err) != RA_OK) {
+      s_err ("--checkpoint-in %s: %s\n", o.ckpt_in, err.message);
+      goto out;
+    }
+    if (!o.set[F_TEMP])
+      o.temp = stored.temp;
   }
   r.ad = (ra_meta_adapt_cfg_t) { .inner_lr = (float) o.inner_lr, .steps = (int) o.inner_steps,
                                  .rollout = (int) o.rollout, .head_only = o.head_only };
@@ -957,6 +984,7 @@ int main (int argc, char **argv)
   r.tc.rollout = (int) o.rollout;
   r.tc.lr = (float) o.inner_lr;
   r.tc.entropy_coef = (float) o.entropy;
+  r.tc.temp = (float) o.temp;
   r.tc.seed = seed;
   if ((rc = s_policy (&r, 1, r.N, &r.one, &err)) == RA_OK && o.ckpt_in)
     rc = ra_target_load (r.one, o.ckpt_in, &err);
@@ -1025,10 +1053,10 @@ int main (int argc, char **argv)
     ra_taskset_format (&r.val, vb, sizeof vb);
     fprintf (stderr,
              "recarena-meta: %s on %s, train %s, val %s (%d tasks), %s; %zu params, %s; budget %lld env steps; "
-             "adapt: %d updates of %d x %d steps, lr %g, params %s; %d rank%s\n",
+             "adapt: %d updates of %d x %d steps, lr %g, params %s; temp %g; validation acts %s; %d rank%s\n",
              o.algo_name, o.env, tb, vb, r.V, o.address ? o.address : "in-process sims", r.n,
              ra_nn_backend_name (r.be), o.budget, r.ad.steps, r.ad.rollout, r.N, (double) r.ad.inner_lr,
-             o.params_name, s_size, s_size > 1 ? "s" : "");
+             o.params_name, o.temp, o.val_act_name, s_size, s_size > 1 ? "s" : "");
   }
   double t0 = s_now (), last = -1e9, best = -INFINITY;
   int64_t best_iter = -1, it = 0;

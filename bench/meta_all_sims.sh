@@ -8,13 +8,19 @@
 # reads as a fraction of the expert's. Writes OUT/<sim>/<algo>.{safetensors,jsonl,log},
 # OUT/<sim>/metats_prior.txt, OUT/<sim>/experts/ and OUT/<sim>/ab_<split>.{json,csv,txt}, and
 # prints one table per sim and run. A meta-init or prior already in OUT is reused.
+# With TEMPS, every target arm (each meta-init and scratch) first plays the VAL tasks once per
+# sampling temperature in the grid (recarena-ab, 8 episodes, OUT/<sim>/ab_val_temp.{json,txt}),
+# and plays the test and ood runs at the temperature with its best R@5w on VAL (the first of the
+# grid on ties): the same grid for every arm, chosen on val only (docs/meta.md 6.4).
 #
 # usage: bench/meta_all_sims.sh [OUT]      (default OUT=meta_results)
 # settings (environment): SIMS ("ECommerce-v1 Ads-v1 News-v1 Content-v1"), ALGOS ("reptile fomaml
 #   es es-maml multitask"), BUDGET (2000000 env steps per meta-training), TRAIN (train:0-63),
 #   VAL (val:0-15), TEST (test:0-63), OOD (ood:0-63), NUM_ENVS (32 users per task in the A/B run),
 #   EPISODES (21: R@0..R@20), SEED (1), BUILD (build), CONFIG ("" : sim config "k=v k=v" for
-#   every run, e.g. "hidden_tastes=1"), EXPERT_TASKS (0: none), EXPERT_STEPS (300000)
+#   every run, e.g. "hidden_tastes=1"), EXPERT_TASKS (0: none), EXPERT_STEPS (300000),
+#   META_FLAGS ("": more recarena-meta flags, e.g. "--val-act greedy"), TEMPS ("": no selection;
+#   e.g. "1 0.5 0.25 0.1"), OOD=none skips the ood run
 # The defaults are the issue's full protocol: hours on a 2-core machine. A short smoke run:
 #   BUDGET=50000 TEST=test:0-7 OOD=ood:0-7 SIMS=ECommerce-v1 EPISODES=8 NUM_ENVS=16 bench/meta_all_sims.sh /tmp/m
 set -eu
@@ -33,6 +39,8 @@ BUILD=${BUILD:-build}
 CONFIG=${CONFIG:-}
 EXPERT_TASKS=${EXPERT_TASKS:-0}
 EXPERT_STEPS=${EXPERT_STEPS:-300000}
+META_FLAGS=${META_FLAGS:-}
+TEMPS=${TEMPS:-}
 meta_cfg=""; ab_cfg=""
 for kv in $CONFIG; do meta_cfg="$meta_cfg --sim-config $kv"; ab_cfg="$ab_cfg --config $kv"; done
 META=$BUILD/agents/recarena-meta
@@ -52,7 +60,7 @@ for sim in $SIMS; do
       rm -f "$d/$algo.jsonl"
       # shellcheck disable=SC2086 # meta_cfg is a list of flags
       "$META" --env "$sim" --algo "$algo" --train-tasks "$TRAIN" --val-tasks "$VAL" --budget-steps "$BUDGET" \
-        --seed "$SEED" $meta_cfg --checkpoint-out "$d/$algo.safetensors" --metrics "$d/$algo.jsonl" --quiet \
+        --seed "$SEED" $meta_cfg $META_FLAGS --checkpoint-out "$d/$algo.safetensors" --metrics "$d/$algo.jsonl" --quiet \
         >"$d/$algo.log" 2>&1 || { echo "$algo failed: $(tail -2 "$d/$algo.log")" >&2; exit 1; }
       end=$(date +%s.%N)
     else
@@ -63,11 +71,50 @@ for sim in $SIMS; do
     best=$(echo "$done_line" | sed 's/.*"best_score":\([-0-9.e+]*\).*/\1/')
     awk -v a="$algo" -v s="$steps" -v b="$best" -v t0="$start" -v t1="$end" \
       'BEGIN { printf "%-10s %12d %10.1f %12.3f %12.0f\n", a, s, t1 - t0, b, (t1 > t0) ? s / (t1 - t0) : 0 }'
-    spec="target:checkpoint=$d/$algo.safetensors:name=$algo"
-    # the control first: recarena-ab compares against the first listed arm matching --control
-    if [ "$algo" = multitask ]; then arms="$spec$arms"; else arms="$arms,$spec"; fi
   done
-  arms="${arms#,}"
+  # every target arm as "name=spec" (scratch: a fresh network with the same adaptation)
+  targets="scratch=target"
+  for algo in $ALGOS; do targets="$targets $algo=target:checkpoint=$d/$algo.safetensors"; done
+  if [ -n "$TEMPS" ]; then
+    echo "== $sim: sampling temperature of each target arm on $VAL (recarena-ab, 8 episodes, R@5w)"
+    varms=""
+    for tg in $targets; do
+      for t in $TEMPS; do varms="$varms${varms:+,}${tg#*=}:temp=$t:name=${tg%%=*}_t$t"; done
+    done
+    # shellcheck disable=SC2086
+    "$AB" --env "$sim" $ab_cfg --arms "$varms" --task-ids "$VAL" --num-envs "$NUM_ENVS" --episodes 8 \
+      --curve-episodes 0,1,5,7 --unit task --seed "$SEED" --json "$d/ab_val_temp.json" --quiet \
+      >"$d/ab_val_temp.txt" 2>&1 || { echo "recarena-ab on $VAL failed: $(tail -3 "$d/ab_val_temp.txt")" >&2; exit 1; }
+    # per arm: R@5w at each temperature and the chosen one (first best in grid order)
+    # shellcheck disable=SC2086 # targets is a list of name=spec words
+    python3 - "$d/ab_val_temp.json" "$TEMPS" $targets >"$d/temps.txt" <<'PY' || exit 1
+import json, sys
+rep = json.load(open(sys.argv[1]))
+temps = sys.argv[2].split()
+w5 = {a["name"]: next(w["mean"] for w in a["windows"] if w["name"] == "R@5w") for a in rep["arms"]}
+print("%-10s " % "arm" + " ".join("%10s" % ("tau=" + t) for t in temps) + " %8s" % "chosen")
+for tg in sys.argv[3:]:
+    name = tg.split("=", 1)[0]
+    vals = [w5[name + "_t" + t] for t in temps]
+    best = temps[vals.index(max(vals))]
+    print("%-10s " % name + " ".join("%10.2f" % v for v in vals) + " %8s" % best)
+PY
+    cat "$d/temps.txt"
+  fi
+  arms=""
+  for tg in $targets; do
+    name=${tg%%=*}
+    spec="${tg#*=}"
+    [ -n "$TEMPS" ] && spec="$spec:temp=$(awk -v n="$name" '$1 == n { print $NF }' "$d/temps.txt")"
+    spec="$spec:name=$name"
+    # the control first: recarena-ab compares against the first listed arm matching --control;
+    # scratch after the meta-inits
+    case $name in
+      multitask) arms="$spec${arms:+,}$arms" ;;
+      scratch) scratch_spec=$spec ;;
+      *) arms="$arms${arms:+,}$spec" ;;
+    esac
+  done
   prior=$d/metats_prior.txt
   if [ ! -f "$prior" ]; then
     # shellcheck disable=SC2086
@@ -75,10 +122,12 @@ for sim in $SIMS; do
       --task-ids "$TRAIN" --num-envs 16 --episodes 5 --seed "$SEED" --quiet >"$d/metats_prior.log" 2>&1 \
       || { echo "meta-TS prior failed: $(tail -3 "$d/metats_prior.log")" >&2; exit 1; }
   fi
-  arms="${arms},target:name=scratch,linucb,lints:credit=metric,metats:prior=$prior:credit=metric:name=metats,popularity,random,oracle"
+  arms="${arms},$scratch_spec,linucb,lints:credit=metric,metats:prior=$prior:credit=metric:name=metats,popularity,random,oracle"
   control=random
   case " $ALGOS " in *" multitask "*) control=multitask ;; esac
-  splits="$TEST $OOD"
+  echo "== $sim: arms $arms"
+  splits=$TEST
+  [ "$OOD" = none ] || splits="$splits $OOD"
   if [ "$EXPERT_TASKS" -gt 0 ] && [ -f "$d/multitask.safetensors" ]; then
     echo "== $sim: experts on test:0-$((EXPERT_TASKS - 1)), $EXPERT_STEPS env steps each from the multitask meta-init"
     # shellcheck disable=SC2086

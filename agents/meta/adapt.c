@@ -125,6 +125,23 @@ ra_err_t ra_meta_adapt_more (ra_target_t *w, const float *theta, const uint8_t *
 ra_err_t ra_meta_evaluate (ra_target_t *w, ra_rollout_t *src, const uint64_t *seeds, int max_steps,
                            double *ret, int64_t *steps, ra_error_t *err)
 {
+  return ra_meta_evaluate_as (w, src, seeds, max_steps, RA_META_ACT_GREEDY, 0, 0, ret, steps, err);
+}
+
+ra_err_t ra_meta_evaluate_as (ra_target_t *w, ra_rollout_t *src, const uint64_t *seeds, int max_steps,
+                              ra_meta_act_t how, int64_t first, uint64_t rng_seed, double *ret,
+                              int64_t *steps, ra_error_t *err)
+{
+  bool greedy = how == RA_META_ACT_GREEDY;
+  ra_nn_rng_t *saved = NULL;
+  if (!greedy) { /* the evaluation's own streams; the adaptation's are restored at the end */
+    if (!(saved = malloc ((size_t) w->P * sizeof *saved)))
+      return ra_error_set (err, RA_ERR_NOMEM, -1, "meta: out of memory for %d sampling streams", w->P);
+    for (int r = 0; r < w->P; r++) {
+      saved[r] = *ra_target_rng (w, r);
+      ra_nn_rng_init (ra_target_rng (w, r), rng_seed, 1 + (uint64_t) (first + r));
+    }
+  }
   int P = w->P, N = w->cfg.num_envs, n = P * N;
   /* scratch from the policy's own buffers: ep_ret [P T N] doubles, h_done [P T N] bytes */
   double *acc = w->ep_ret;
@@ -136,7 +153,7 @@ ra_err_t ra_meta_evaluate (ra_target_t *w, ra_rollout_t *src, const uint64_t *se
   ra_err_t rc = ra_rollout_reset (src, seeds, err);
   int left = n;
   for (int s = 0; rc == RA_OK && left > 0 && s < max_steps; s++) {
-    ra_target_act (w, &src->obs, true, w->h_act);
+    ra_target_act (w, &src->obs, greedy, w->h_act);
     ra_target_clear_rollout (w);
     if ((rc = ra_rollout_step (src, w->h_act, err)) != RA_OK)
       break;
@@ -160,6 +177,9 @@ ra_err_t ra_meta_evaluate (ra_target_t *w, ra_rollout_t *src, const uint64_t *se
   }
   memset (acc, 0, (size_t) n * sizeof (double));
   ra_target_clear_rollout (w);
+  for (int r = 0; saved && r < w->P; r++)
+    *ra_target_rng (w, r) = saved[r];
+  free (saved);
   return rc;
 }
 

@@ -68,6 +68,19 @@ ra_err_t ra_meta_adapt_more (ra_target_t *w, const float *theta, const uint8_t *
 ra_err_t ra_meta_evaluate (ra_target_t *w, ra_rollout_t *src, const uint64_t *seeds, int max_steps,
                            double *ret, int64_t *steps, ra_error_t *err);
 
+/* How an evaluation acts (docs/meta.md 3, --val-act): top-k, or slates sampled from the
+   Plackett-Luce policy at its temperature (cfg.temp), as the A/B arm serves them while it adapts. */
+typedef enum { RA_META_ACT_GREEDY, RA_META_ACT_SAMPLE } ra_meta_act_t;
+
+/* ra_meta_evaluate acting as act. SAMPLE: replica r draws its slates from stream 1 + first + r of
+   rng_seed (first as in ra_meta_adapt_at: the same draws whichever rank evaluates it), and the
+   replicas' own sampling RNGs are put back afterwards, so an adaptation continued after the
+   evaluation samples exactly as without it. GREEDY: ra_meta_evaluate (first, rng_seed unused).
+   RA_ERR_NOMEM for the saved RNGs. */
+ra_err_t ra_meta_evaluate_as (ra_target_t *w, ra_rollout_t *src, const uint64_t *seeds, int max_steps,
+                              ra_meta_act_t act, int64_t first, uint64_t rng_seed, double *ret,
+                              int64_t *steps, ra_error_t *err);
+
 /* ------------------------------------------------------------ checkpoints with the settings */
 
 /* Writes t (replica 0 is what matters: a P = 1 policy) as a target checkpoint any target loader

@@ -23,7 +23,7 @@ void ra_target_cfg_default (ra_target_cfg_t *cfg)
   *cfg = (ra_target_cfg_t) {
     .hidden = 64, .layers = 2, .tanh = false, .rollout = 16, .lr = 3e-3f, .gamma = 0.95f,
     .lambda = 0.95f, .entropy_coef = 0.01f, .value_coef = 0.5f, .clip_norm = 1.0f,
-    .reward_scale = 0.0f, .normalize_adv = true, .greedy = true, .seed = 1, .population = 1,
+    .reward_scale = 0.0f, .normalize_adv = true, .greedy = true, .temp = 1.0f, .seed = 1, .population = 1,
     .sgd = false, .reset_optimizer = true, .adapt_updates = 0,
   };
 }
@@ -122,6 +122,9 @@ ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
       rc = s_bool (e, &cfg->normalize_adv, err);
     } else if (!strcmp (k, "greedy")) {
       rc = s_bool (e, &cfg->greedy, err);
+    } else if (!strcmp (k, "temp")) { /* docs/agents.md T5 */
+      if ((rc = s_num (e, RA_TARGET_TEMP_MIN, RA_TARGET_TEMP_MAX, &v, err)) == RA_OK)
+        cfg->temp = (float) v;
     } else if (!strcmp (k, "optimizer")) {
       if (e->type != RA_KV_STR || (strcmp (e->str, "adam") && strcmp (e->str, "sgd")))
         return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
@@ -142,7 +145,7 @@ ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
       return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
                            "target: unknown config key '%s' (expected hidden, layers, activation, "
                            "rollout, lr, gamma, lambda, entropy, value_coef, clip_norm, "
-                           "reward_scale, normalize_adv, greedy, population, seed, optimizer, "
+                           "reward_scale, normalize_adv, greedy, temp, population, seed, optimizer, "
                            "reset_optimizer, adapt_updates)", k);
     }
     if (rc != RA_OK)
@@ -199,7 +202,8 @@ static ra_err_t s_alloc_buffers (ra_target_t *t, ra_error_t *err)
             && (t->d_ret = ra_nn_alloc (be, P * TN)) && (t->d_coef = ra_nn_alloc (be, P * TN))
             && (t->d_logp = ra_nn_alloc (be, P * TN)) && (t->d_ent = ra_nn_alloc (be, P * TN))
             && (t->d_vals = ra_nn_alloc (be, P * TN)) && (t->d_dvc = ra_nn_alloc (be, P * TN))
-            && (t->d_vloss = ra_nn_alloc (be, P));
+            && (t->d_vloss = ra_nn_alloc (be, P))
+            && (c->temp == 1.0f || (t->d_tscores = ra_nn_alloc (be, rows)));
   for (int i = 0; ok && i < t->pi.n; i++)
     ok = (t->pact[i + 1] = ra_nn_alloc (be, rows * (size_t) t->pi.width[i]))
          && (t->vact[i + 1] = ra_nn_alloc (be, vrows * (size_t) t->vf.width[i]));
@@ -233,7 +237,7 @@ static ra_err_t s_alloc_buffers (ra_target_t *t, ra_error_t *err)
 static void s_free_buffers (ra_target_t *t)
 {
   ra_nn_backend_t *be = t->be;
-  void *dev[] = { t->d_user, t->d_cand, t->dbuf[0], t->dbuf[1], t->d_dscores, t->d_dv, t->d_sqnorm,
+  void *dev[] = { t->d_user, t->d_cand, t->dbuf[0], t->dbuf[1], t->d_dscores, t->d_tscores, t->d_dv, t->d_sqnorm,
                   t->d_slate, t->d_rew, t->d_done, t->d_adv, t->d_ret, t->d_coef, t->d_logp, t->d_ent,
                   t->d_vals, t->d_dvc, t->d_vloss };
   for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
@@ -268,6 +272,9 @@ static ra_err_t s_check_cfg (const ra_target_cfg_t *c, ra_error_t *err)
                          "target: hidden %d (>= 1), layers %d (0..%d), rollout %d (>= 1), "
                          "population %d (1..%d)", c->hidden, c->layers, RA_TARGET_MAX_LAYERS,
                          c->rollout, c->population, RA_TARGET_MAX_POPULATION);
+  if (!(c->temp >= RA_TARGET_TEMP_MIN && c->temp <= RA_TARGET_TEMP_MAX))
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: 'temp' is %g, expected [%g, %g]",
+                         (double) c->temp, RA_TARGET_TEMP_MIN, RA_TARGET_TEMP_MAX);
   double rows = (double) c->population * c->rollout * c->num_envs * c->num_candidates;
   if (rows * (c->user_dim + c->cand_dim + 2.0 * c->hidden) > 2e9)
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
@@ -427,17 +434,18 @@ void ra_target_set_params (ra_target_t *t, const float *host)
 }
 
 /* Metadata keys of the target in a checkpoint (docs/agents.md, "Adapting the target"). */
-enum { S_META_SCALE, S_META_LR, S_META_OPT, S_META_RESET, S_META_ADAPT, S_META_ROLLOUT, S_META_N };
+enum { S_META_SCALE, S_META_LR, S_META_OPT, S_META_RESET, S_META_ADAPT, S_META_ROLLOUT, S_META_TEMP,
+       S_META_N };
 static const char *const s_meta_keys[S_META_N] = {
   "target.reward_scale", "target.lr", "target.optimizer", "target.reset_optimizer",
-  "target.adapt_updates", "target.rollout",
+  "target.adapt_updates", "target.rollout", "target.temp",
 };
 
 ra_err_t ra_target_save (const ra_target_t *t, const char *path, ra_error_t *err)
 {
   /* reward scales: P numbers separated by commas, %.9g (a float round-trips) */
   size_t cap = (size_t) t->P * 18 + 1;
-  char *scales = malloc (cap), lr[32], adapt[24], rollout[24];
+  char *scales = malloc (cap), lr[32], adapt[24], rollout[24], temp[32];
   if (!scales)
     return ra_error_set (err, RA_ERR_NOMEM, -1, "target: out of memory");
   size_t len = 0;
@@ -446,8 +454,9 @@ ra_err_t ra_target_save (const ra_target_t *t, const char *path, ra_error_t *err
   snprintf (lr, sizeof lr, "%.9g", (double) t->cfg.lr);
   snprintf (adapt, sizeof adapt, "%d", t->cfg.adapt_updates);
   snprintf (rollout, sizeof rollout, "%d", t->cfg.rollout);
+  snprintf (temp, sizeof temp, "%.9g", (double) t->cfg.temp);
   const char *vals[S_META_N] = { scales, lr, t->cfg.sgd ? "sgd" : "adam",
-                                 t->cfg.reset_optimizer ? "true" : "false", adapt, rollout };
+                                 t->cfg.reset_optimizer ? "true" : "false", adapt, rollout, temp };
   ra_err_t rc = ra_nn_checkpoint_save_meta (t->params, path, s_meta_keys, vals, S_META_N, err);
   free (scales);
   return rc;
@@ -557,6 +566,14 @@ ra_err_t ra_target_checkpoint_settings (const char *path, ra_target_cfg_t *cfg, 
   }
   if (rc == RA_OK && s_meta (hdr, s_meta_keys[S_META_RESET], v, sizeof v))
     cfg->reset_optimizer = !strcmp (v, "true");
+  if (rc == RA_OK && s_meta (hdr, s_meta_keys[S_META_TEMP], v, sizeof v)) { /* absent: untouched */
+    double x = strtod (v, &end);
+    if (end == v || *end || !(x >= RA_TARGET_TEMP_MIN && x <= RA_TARGET_TEMP_MAX))
+      rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: '%s': target.temp '%s' is not in [%g, %g]",
+                         path, v, RA_TARGET_TEMP_MIN, RA_TARGET_TEMP_MAX);
+    else
+      cfg->temp = (float) x;
+  }
   static const int lo[2] = { 0, 1 }, hi[2] = { 1000000000, 4096 };
   int *dst[2] = { &cfg->adapt_updates, &cfg->rollout };
   for (int j = 0; j < 2 && rc == RA_OK; j++)
@@ -741,6 +758,18 @@ static const float *s_scores_at (ra_target_t *t, int R, int at)
   return t->pact[t->pi.n];
 }
 
+/* The scores times 1/temp (docs/agents.md T5): count floats of scores copied to d_tscores at
+   offset off and scaled there (the raw scores stay intact for the scorer's backward). The same
+   float factor is used for sampling and for the log-probability, so the gradient is exact for the
+   distribution the slates were drawn from. */
+static const float *s_tempered (ra_target_t *t, const float *scores, size_t off, size_t count)
+{
+  float *d = t->d_tscores + off;
+  ra_nn_copy (t->be, d, scores, count);
+  ra_nn_scale (t->be, d, 1.0f / t->cfg.temp, count);
+  return d;
+}
+
 void ra_target_act (ra_target_t *t, const ra_obs_batch_t *obs, bool greedy, int32_t *slates)
 {
   s_check_obs (t, obs);
@@ -763,7 +792,10 @@ void ra_target_act (ra_target_t *t, const ra_obs_batch_t *obs, bool greedy, int3
   size_t TN = (size_t) t->cap_users;
   for (int p = 0; p < t->P; p++) { /* replica p samples from its own stream (docs/nn.md, S1) */
     size_t row = (size_t) p * TN + at;
-    ra_nn_slate_sample (t->be, scores + row * K, R, K, k, greedy, &t->rng[p], t->d_slate + row * k);
+    const float *s = scores + row * K;
+    if (t->d_tscores && !greedy) /* a sample of the tempered scores (T5); top-k needs none */
+      s = s_tempered (t, s, row * K, (size_t) R * K);
+    ra_nn_slate_sample (t->be, s, R, K, k, greedy, &t->rng[p], t->d_slate + row * k);
     ra_nn_download (t->be, (float *) (slates + (size_t) p * R * k), (const float *) (t->d_slate + row * k),
                     (size_t) R * k);
   }
@@ -889,12 +921,17 @@ ra_err_t ra_target_grad (ra_target_t *t, const ra_obs_batch_t *next_obs, ra_targ
     ra_nn_normalize (be, t->d_adv, t->P, TN);
 
   /* policy: loss = -(1/M) sum A log P(slate) - c_H (1/M) sum H (T4), gradient with respect to the
-     scores in one pass: coef = -A/M, entropy coefficient -c_H/M */
+     scores in one pass: coef = -A/M, entropy coefficient -c_H/M. With a temperature both are of
+     the tempered scores s' = s / tau, and d/ds = (1/tau) d/ds' (T5) */
+  size_t nsc = P * TN * (size_t) K;
+  const float *pl = t->d_tscores ? s_tempered (t, scores, 0, nsc) : scores;
   ra_nn_copy (be, t->d_coef, t->d_adv, P * TN);
   ra_nn_scale (be, t->d_coef, -1.0f / M, P * TN);
-  ra_nn_pl_backward (be, scores, t->d_slate, (int) (P * TN), K, k, t->d_coef, -c->entropy_coef / M,
+  ra_nn_pl_backward (be, pl, t->d_slate, (int) (P * TN), K, k, t->d_coef, -c->entropy_coef / M,
                      t->d_dscores, false);
-  ra_nn_pl_forward (be, scores, t->d_slate, (int) (P * TN), K, k, t->d_logp, t->d_ent);
+  if (t->d_tscores)
+    ra_nn_scale (be, t->d_dscores, 1.0f / c->temp, nsc);
+  ra_nn_pl_forward (be, pl, t->d_slate, (int) (P * TN), K, k, t->d_logp, t->d_ent);
   /* value: loss = c_V (1/M) sum (V - R)^2 over the T steps (the bootstrap row gets no gradient) */
   for (size_t p = 0; p < P; p++)
     ra_nn_copy (be, t->d_vals + p * TN, v + p * VN, TN);

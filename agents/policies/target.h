@@ -25,6 +25,8 @@
 
 #define RA_TARGET_MAX_LAYERS 6
 #define RA_TARGET_MAX_POPULATION 4096
+#define RA_TARGET_TEMP_MIN 1e-3        /* the sampling temperature's range (cfg.temp) */
+#define RA_TARGET_TEMP_MAX 1e3
 
 typedef struct {
   /* shapes (from the env; filled by the caller or ra_target_cfg_from_env) */
@@ -49,6 +51,11 @@ typedef struct {
                             the first rollout (kept afterwards); default 0 */
   bool normalize_adv;    /* advantages to zero mean, unit std per update; default true */
   bool greedy;           /* act (arm, evaluate) with top-k; false: sample slates; default true */
+  float temp;            /* sampling temperature tau: slates are sampled from, and the
+                            Plackett-Luce log-probability, entropy and their gradients taken
+                            over, the scores times 1/tau (docs/agents.md T5); top-k ignores it;
+                            in [1e-3, 1e3], default 1 (exactly the untempered policy); stored
+                            in checkpoints ("temp") */
   uint64_t seed;         /* initialisation and sampling; default 1 */
   int population;        /* P parameter replicas, each acting on its own num_envs envs and
                             learning from its own rollout in the same batched calls; default 1 */
@@ -64,8 +71,8 @@ typedef struct {
 /* Fills the defaults above (shapes 0). */
 void ra_target_cfg_default (ra_target_cfg_t *cfg);
 /* Applies key=value settings: hidden, layers, activation ("relu"/"tanh"), rollout, lr, gamma,
-   lambda, entropy, value_coef, clip_norm, reward_scale, normalize_adv, greedy, population, seed,
-   optimizer ("adam"/"sgd"), reset_optimizer, adapt_updates. A key not
+   lambda, entropy, value_coef, clip_norm, reward_scale, normalize_adv, greedy, temp, population,
+   seed, optimizer ("adam"/"sgd"), reset_optimizer, adapt_updates. A key not
    in that list is skipped when it is in ignore (NULL-terminated, may be NULL), else
    RA_ERR_BAD_CONFIG naming it; an out-of-range value is RA_ERR_BAD_CONFIG naming key and range. */
 ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
@@ -112,7 +119,7 @@ void ra_target_set_params (ra_target_t *t, const float *host);
 
 /* Checkpoints (safetensors, agents/nn): parameters, Adam state, RNG, and in the metadata each
    replica's reward scale and the adaptation settings (lr, optimizer, reset_optimizer,
-   adapt_updates, rollout). load restores the reward scales (a file without them leaves them 0:
+   adapt_updates, rollout, temp). load restores the reward scales (a file without them leaves them 0:
    measured on the first update); the settings are read by ra_target_checkpoint_settings. load
    needs a policy of the same architecture (ra_target_checkpoint_arch reads it from the file).
    RA_ERR_IO / RA_ERR_BAD_CONFIG with the reason. */
@@ -129,7 +136,8 @@ ra_err_t ra_target_checkpoint_arch (const char *path, int *hidden, int *layers, 
 /* ---------------------------------------------------------------------------- acting, learning */
 
 /* Writes obs->num_envs slates of k distinct indexes from the scores of the scorer: top-k when
-   greedy, else a Plackett-Luce sample (Gumbel top-k, replica p drawing from its own RNG). The
+   greedy, else a Plackett-Luce sample of the scores times 1/cfg.temp (Gumbel top-k, replica p
+   drawing from its own RNG). The
    batch holds P equal blocks of R envs, replica-major (block p is replica p's), R <= T*N; the
    shapes of obs must match the cfg. When R = N and the rollout is not full, the observation and
    the scorer activations go to the next rollout slot, and the update reuses them if
@@ -153,8 +161,8 @@ typedef struct {
 
 /* The gradient of one actor-critic update on the full rollout buffer of every replica,
    bootstrapping from next_obs (P*N envs: the observation after the last recorded step): values of
-   all T+1 observations, GAE (gamma, lambda), Plackett-Luce policy gradient + entropy bonus +
-   value MSE, into params->grad (overwritten). Empties the buffer. losses (P entries, may be NULL)
+   all T+1 observations, GAE (gamma, lambda), Plackett-Luce policy gradient + entropy bonus (both
+   of the tempered scores, s / cfg.temp) + value MSE, into params->grad (overwritten). Empties the buffer. losses (P entries, may be NULL)
    get the losses (grad_norm 0: the step computes it). A backend failure is returned. */
 ra_err_t ra_target_grad (ra_target_t *t, const ra_obs_batch_t *next_obs, ra_target_losses_t *losses,
                          ra_error_t *err);

@@ -24,6 +24,7 @@ struct ra_target {
   float *vact[RA_NN_MLP_MAX_LAYERS + 1]; /* value: [i+1] [P, (T+1)N, w_i] ([0] unused) */
   float *dbuf[2];                        /* [P, TNK, hidden] activation gradients, ping-pong */
   float *d_dscores;                      /* [P, TNK] */
+  float *d_tscores;                      /* [P, TNK] scores times 1/temp; NULL when temp is 1 */
   float *d_dv;                           /* [P, (T+1)N] */
   float *d_sqnorm;                       /* [P] */
   int32_t *d_slate;                      /* [P, TN, k] */

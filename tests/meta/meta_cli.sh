@@ -4,7 +4,8 @@
 #   config         key = value files: read, overridden by the command line, unknown keys named
 #   determinism    same seed: bit-identical meta-init with --workers 1 and 2 (reptile and es)
 #   adapts_faster  a short reptile run: the best val R@5w beats the random init's (iter 0)
-#   resume         --checkpoint-in of the best checkpoint reproduces its val score exactly
+#   resume         --checkpoint-in of the best checkpoint reproduces its val score exactly (with
+#                  --val-act greedy and sample; --temp travels in the checkpoint)
 #   address SERVER through a recarena-server (--address) the same meta-init as in process
 set -u
 BIN=$1
@@ -52,6 +53,9 @@ bad_flags)
   bad "unexpected argument" stray
   bad "--config" --config "$T/missing.conf"
   bad "--sim-config" --sim-config hidden_tastes
+  bad "--temp" --temp 0
+  bad "--temp" --temp -1
+  bad "--val-act" --val-act top
   echo "ok: bad flags"
   ;;
 config)
@@ -94,8 +98,10 @@ determinism)
   echo "ok: bit-identical meta-init for 1 and 2 workers"
   ;;
 adapts_faster)
+  # greedy validation: at 30,000 env steps the policy is still close to uniform, so sampled play
+  # (the default --val-act) scores near random for both; top-k play shows what the init learnt
   "$BIN" --algo reptile --budget-steps 30000 --val-every 5 --seed 3 --val-tasks val:0-7 --envs-per-task 8 \
-    --meta-batch 4 --quiet --metrics "$T/m.jsonl" >"$T/out" 2>&1 || fail "$(cat "$T/out")"
+    --meta-batch 4 --val-act greedy --quiet --metrics "$T/m.jsonl" >"$T/out" 2>&1 || fail "$(cat "$T/out")"
   init=$(grep '"kind":"val","iter":0,' "$T/m.jsonl" | sed 's/.*"score":\([-0-9.e+]*\).*/\1/')
   best=$(grep '"kind":"done"' "$T/m.jsonl" | sed 's/.*"best_score":\([-0-9.e+]*\).*/\1/')
   echo "val R@5w after adaptation: random init $init, meta-init $best"
@@ -104,13 +110,25 @@ adapts_faster)
   echo "ok: adapts faster"
   ;;
 resume)
-  "$BIN" --algo fomaml --budget-steps 4000 --val-every 2 --seed 5 $SMALL --checkpoint-out "$T/c.st" \
+  # greedy validation: top-k play moves with every parameter (sampled play of a near-uniform
+  # init can score the same across iterations, which would make this check weak)
+  "$BIN" --algo fomaml --budget-steps 4000 --val-every 2 --seed 5 --val-act greedy $SMALL --checkpoint-out "$T/c.st" \
     --metrics "$T/m.jsonl" >"$T/out" 2>&1 || fail "$(cat "$T/out")"
   best=$(grep '"kind":"done"' "$T/m.jsonl" | sed 's/.*"best_score":\([-0-9.e+]*\).*/\1/')
-  "$BIN" --checkpoint-in "$T/c.st" --iters 0 --seed 5 $SMALL --metrics "$T/r.jsonl" >"$T/out" 2>&1 || fail "$(cat "$T/out")"
+  "$BIN" --checkpoint-in "$T/c.st" --iters 0 --seed 5 --val-act greedy $SMALL --metrics "$T/r.jsonl" >"$T/out" 2>&1 \
+    || fail "$(cat "$T/out")"
   again=$(grep '"kind":"val","iter":0,' "$T/r.jsonl" | sed 's/.*"score":\([-0-9.e+]*\).*/\1/')
   [ "$best" = "$again" ] || fail "resumed val score $again, the checkpoint's was $best"
-  echo "ok: resume ($best)"
+  # a temperature: written into the checkpoint, read back on resume (sampled validation)
+  "$BIN" --algo reptile --budget-steps 4000 --val-every 2 --seed 5 --temp 0.5 --val-act sample $SMALL \
+    --checkpoint-out "$T/t.st" --metrics "$T/t.jsonl" >"$T/out" 2>&1 || fail "$(cat "$T/out")"
+  head -c 4096 "$T/t.st" | grep -q '"target.temp":"0.5"' || fail "the checkpoint does not carry target.temp 0.5"
+  tbest=$(grep '"kind":"done"' "$T/t.jsonl" | sed 's/.*"best_score":\([-0-9.e+]*\).*/\1/')
+  "$BIN" --checkpoint-in "$T/t.st" --iters 0 --seed 5 --val-act sample $SMALL --metrics "$T/tr.jsonl" >"$T/out" 2>&1 \
+    || fail "$(cat "$T/out")"
+  tagain=$(grep '"kind":"val","iter":0,' "$T/tr.jsonl" | sed 's/.*"score":\([-0-9.e+]*\).*/\1/')
+  [ "$tbest" = "$tagain" ] || fail "temp 0.5: resumed val score $tagain, the checkpoint's was $tbest"
+  echo "ok: resume (greedy $best; sampled at temp 0.5: $tbest)"
   ;;
 address)
   SERVER=$3

@@ -202,3 +202,53 @@ Test (meta_adapt, a_replica_adapted_alone_at_its_index_matches_the_batch)
   ra_target_destroy (&w1);
   ra_target_destroy (&w);
 }
+
+/* --val-act sample (docs/meta.md 3): a sampled evaluation draws from its own streams and puts the
+   replicas' sampling RNGs back, so an adaptation continued after it gives the same phi as after a
+   greedy evaluation (which draws nothing); it is deterministic, and it scores something else than
+   top-k play. */
+Test (meta_adapt, a_sampled_evaluation_leaves_the_adaptation_streams_alone)
+{
+  ra_target_t *w = NULL;
+  ra_error_t err;
+  cr_assert_eq (ra_target_new (be, &tc, &w, &err), RA_OK, "%s", err.message);
+  size_t all = ra_target_num_params (w);
+  float *theta = malloc (all * sizeof (float)), *phi_g = malloc (all * sizeof (float)),
+        *phi_s = malloc (all * sizeof (float)), *scratch = malloc (all * sizeof (float));
+  ra_target_get_params (w, theta);
+  int64_t ids[P] = { 2, 6 };
+  cr_assert_eq (ra_meta_set_block_tasks (src, P, N, "train", ids, &err), RA_OK, "%s", err.message);
+  uint64_t seeds[P * N], eseeds[P * N];
+  for (int i = 0; i < P * N; i++)
+    seeds[i] = 90 + (uint64_t) i, eseeds[i] = 500 + (uint64_t) i;
+  ra_meta_adapt_cfg_t a = { .inner_lr = 1e-2f, .steps = 2, .rollout = 4, .head_only = false };
+  double rg[P], rs[P], rs2[P];
+  for (int mode = 0; mode < 2; mode++) {
+    cr_assert_eq (ra_meta_adapt (w, theta, NULL, src, &a, seeds, 77, NULL, scratch, &err), RA_OK, "%s", err.message);
+    if (mode == 0)
+      cr_assert_eq (ra_meta_evaluate (w, src, eseeds, 10000, rg, NULL, &err), RA_OK, "%s", err.message);
+    else
+      cr_assert_eq (ra_meta_evaluate_as (w, src, eseeds, 10000, RA_META_ACT_SAMPLE, 0, 123, rs, NULL, &err),
+                    RA_OK, "%s", err.message);
+    cr_assert_eq (ra_target_begin_rollout (w, src, seeds, &err), RA_OK, "%s", err.message);
+    cr_assert_eq (ra_meta_adapt_more (w, theta, NULL, src, NULL, scratch, &err), RA_OK, "%s", err.message);
+    ra_target_get_params (w, mode == 0 ? phi_g : phi_s);
+  }
+  cr_assert_eq (memcmp (phi_g, phi_s, all * sizeof (float)), 0,
+                "the adaptation after a sampled evaluation differs from the one after a greedy evaluation");
+  cr_assert_eq (ra_meta_evaluate_as (w, src, eseeds, 10000, RA_META_ACT_SAMPLE, 0, 123, rs2, NULL, &err), RA_OK,
+                "%s", err.message);
+  double rs3[P];
+  cr_assert_eq (ra_meta_evaluate_as (w, src, eseeds, 10000, RA_META_ACT_SAMPLE, 0, 123, rs3, NULL, &err), RA_OK,
+                "%s", err.message);
+  cr_assert_eq (memcmp (rs2, rs3, sizeof rs2), 0, "a sampled evaluation must be deterministic");
+  double rg2[P];
+  cr_assert_eq (ra_meta_evaluate (w, src, eseeds, 10000, rg2, NULL, &err), RA_OK, "%s", err.message);
+  cr_assert (rg2[0] != rs2[0] || rg2[1] != rs2[1], "sampled and top-k play scored the same (%g %g)", rg2[0],
+             rs2[0]);
+  free (theta);
+  free (phi_g);
+  free (phi_s);
+  free (scratch);
+  ra_target_destroy (&w);
+}
