@@ -3,6 +3,8 @@
 #define _DEFAULT_SOURCE
 #include "protocol/shm.h"
 
+#include "protocol/spin.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -17,6 +19,8 @@ struct ra_shm_map {
   size_t off_action[2];
   int n, k;
   int next;
+  void *spin;                   /* the doorbell area, or NULL */
+  uint64_t seq;                 /* the last request posted there */
 };
 
 bool ra_shm_endpoint_local (const char *ep)
@@ -78,6 +82,15 @@ ra_err_t ra_shm_map_open (const msgpack_object *desc, int n, int k, ra_shm_map_t
   }
   *m = (ra_shm_map_t) { .base = base, .bytes = (size_t) bytes, .off_action = { off[0], off[1] },
                         .n = n, .k = k > 0 ? k : 1 };
+  /* A doorbell this build cannot use (other sizes, outside the segment) is left alone: the
+     session still answers every request over ZeroMQ. */
+  const msgpack_object *spin = ra_map_get (desc, "spin");
+  uint64_t so, rq, rp;
+  if (spin && spin->type == MSGPACK_OBJECT_MAP && s_uint (ra_map_get (spin, "offset"), &so)
+      && s_uint (ra_map_get (spin, "request_bytes"), &rq) && s_uint (ra_map_get (spin, "reply_bytes"), &rp)
+      && rq == RA_SPIN_REQ_BYTES && rp == RA_SPIN_REP_BYTES && so % 64 == 0 && so <= bytes
+      && bytes - so >= RA_SPIN_AREA_BYTES)
+    m->spin = (char *) base + so;
   *out = m;
   return RA_OK;
 }
@@ -98,6 +111,10 @@ int ra_shm_map_next (ra_shm_map_t *m)
   m->next ^= 1;
   return j;
 }
+
+void *ra_shm_map_spin (const ra_shm_map_t *m) { return m->spin; }
+
+uint64_t ra_shm_map_next_seq (ra_shm_map_t *m) { return ++m->seq; }
 
 bool ra_shm_map_put_action (ra_shm_map_t *m, int j, const ra_tensor_t *a)
 {

@@ -5,6 +5,7 @@
     maps it here, writes each step's actions into one of its two action areas, and reads the
     reply's tensors from the offsets the reply's header gives instead of from frames. Slots
     alternate, so the results of one step stay intact while the next is computed.
+    With a doorbell (spin.h) a request itself may travel through the segment too.
     Owns: the mapping. Belongs to the thread of its client.                                      */
 #ifndef RA_PROTOCOL_SHM_H
 #define RA_PROTOCOL_SHM_H
@@ -31,6 +32,11 @@ int ra_shm_map_next (ra_shm_map_t *m);
    of shape (n,) (k == 1) or (n, k) with every value in int32 range; false otherwise (send it as
    a tensor then: the server answers it as over frames, errors included). */
 bool ra_shm_map_put_action (ra_shm_map_t *m, int j, const ra_tensor_t *action);
+/* The session's doorbell area (protocol/spin.h, docs/local.md section 4) when the make reply
+   granted one ("spin": {offset, request_bytes, reply_bytes} with this build's sizes), or NULL. */
+void *ra_shm_map_spin (const ra_shm_map_t *m);
+/* The sequence number of the next request posted in the doorbell (1, 2, ...). */
+uint64_t ra_shm_map_next_seq (ra_shm_map_t *m);
 /* Points reply's frames at the segment per its "shm": [offset, bytes, ...] entry, so that its
    tensor references resolve as usual. RA_ERR_BAD_REQUEST when the entry is missing, malformed or
    points outside the segment. The frames stay valid until the server writes that slot again

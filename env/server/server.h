@@ -53,6 +53,10 @@ typedef struct {
   const char *const *allow_keys;
   int n_allow_keys;
   char admin_key[41];
+  int spin_us;                  /* shared-memory sessions that ask for it get a doorbell, and the
+                                   loop polls their segments this long after each request through
+                                   it instead of sleeping (docs/local.md section 4); 0: off
+                                   (default); at most RA_SPIN_MAX_US (protocol/spin.h) */
   uint64_t default_seed;        /* make without seed: env i gets default_seed + i; if
                                    has_default_seed is false, a seed is drawn from the clock */
   bool has_default_seed;

@@ -6,7 +6,10 @@
     ("/recarena-shm-<pid>-<128 bits from the server's secret stream>"), holding two output blocks
     (the session's buffers, session.h ra_session_use_blocks) and two action areas:
 
-        [block 0][block 1][actions 0][actions 1]      each part page-aligned
+        [block 0][block 1][actions 0][actions 1]([doorbell])      each part page-aligned
+
+    The doorbell (protocol/spin.h, docs/local.md section 4) is there when the make asked for
+    spin, the server runs with --spin-us and the session's steps run inline (spin.c serves it).
 
     A request names a slot j (0 or 1): the client wrote its actions into actions j (unless the
     request carries an "action" tensor), the session writes its results into block j, and the
@@ -30,6 +33,7 @@
 #include <unistd.h>
 
 #include "env/server/server_int.h"
+#include "protocol/spin.h"
 
 #define S_PREFIX "recarena-shm-"
 #define S_PAGE 4096u
@@ -40,6 +44,8 @@ struct ra__shm {
   void *base;
   size_t bytes;
   size_t off_block[2], off_action[2], action_bytes;
+  size_t off_spin;              /* the doorbell area, 0: none (it never starts a segment) */
+  ra_server_t *srv;             /* whose doorbell list holds it */
 };
 
 static size_t s_pages (size_t n) { return (n + S_PAGE - 1) & ~(size_t) (S_PAGE - 1); }
@@ -73,6 +79,13 @@ ra_err_t ra__shm_new (ra_server_t *srv, ra__slot_t *slot, ra_error_t *err)
   m->off_action[0] = 2 * block;
   m->off_action[1] = 2 * block + s_pages (m->action_bytes);
   m->bytes = m->off_action[1] + s_pages (m->action_bytes);
+  /* A doorbell only for sessions stepped inline: a step on the workers is answered later, by the
+     loop, and costs far more than the wake-ups a doorbell saves. */
+  if (slot->mk_spin && srv->opts.spin_us > 0 && !ra__session_async (srv, s)) {
+    m->off_spin = m->bytes;
+    m->bytes += s_pages (RA_SPIN_AREA_BYTES);
+  }
+  m->srv = srv;
   uint64_t r0 = ra__secret_u64 (srv), r1 = ra__secret_u64 (srv);
   snprintf (m->name, sizeof m->name, "/" S_PREFIX "%ld-%016" PRIx64 "%016" PRIx64, (long) getpid (),
             r0, r1);
@@ -108,7 +121,16 @@ ra_err_t ra__shm_new (ra_server_t *srv, ra__slot_t *slot, ra_error_t *err)
     return ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory for a shared-memory segment");
   }
   slot->shm = m;
+  slot->spin_seq = 0;
+  if (m->off_spin)
+    ra__spin_add (srv, slot);
   return RA_OK;
+}
+
+void *ra__shm_spin_area (const ra__slot_t *slot)
+{
+  const ra__shm_t *m = slot->shm;
+  return m && m->off_spin && m->base ? (char *) m->base + m->off_spin : NULL;
 }
 
 void ra__shm_drop (ra__slot_t *slot)
@@ -116,6 +138,11 @@ void ra__shm_drop (ra__slot_t *slot)
   ra__shm_t *m = slot->shm;
   if (!m)
     return;
+  if (m->off_spin && m->base) {
+    /* A client spinning on it stops waiting for a poller that is gone, and rings. */
+    ra_spin_set_polling ((char *) m->base + m->off_spin, false);
+    ra__spin_remove (m->srv, slot);
+  }
   if (m->linked)
     shm_unlink (m->name);
   if (m->base)
@@ -127,7 +154,7 @@ void ra__shm_drop (ra__slot_t *slot)
 void ra__shm_pack_make (ra_msg_out_t *rep, const ra__slot_t *slot)
 {
   const ra__shm_t *m = slot->shm;
-  ra_msg_out_map (rep, 3);
+  ra_msg_out_map (rep, 3 + (m->off_spin != 0));
   ra_msg_out_str (rep, "name");
   ra_msg_out_str (rep, m->name);
   ra_msg_out_str (rep, "bytes");
@@ -136,6 +163,16 @@ void ra__shm_pack_make (ra_msg_out_t *rep, const ra__slot_t *slot)
   ra_msg_out_array (rep, 2);
   ra_msg_out_uint (rep, m->off_action[0]);
   ra_msg_out_uint (rep, m->off_action[1]);
+  if (m->off_spin) {
+    ra_msg_out_str (rep, "spin");
+    ra_msg_out_map (rep, 3);
+    ra_msg_out_str (rep, "offset");
+    ra_msg_out_uint (rep, m->off_spin);
+    ra_msg_out_str (rep, "request_bytes");
+    ra_msg_out_uint (rep, RA_SPIN_REQ_BYTES);
+    ra_msg_out_str (rep, "reply_bytes");
+    ra_msg_out_uint (rep, RA_SPIN_REP_BYTES);
+  }
 }
 
 ra_err_t ra__shm_request (ra__slot_t *slot, const ra_msg_in_t *req, int *j, ra_error_t *err)
