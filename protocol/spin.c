@@ -9,10 +9,13 @@
     polling sees the request, or the client sees polling == 0 and rings. Never neither.       */
 #include "protocol/spin.h"
 
+#include <sched.h>
 #include <string.h>
 #include <time.h>
 
 _Static_assert (sizeof (ra_spin_hdr_t) <= RA_SPIN_HDR_BYTES, "the header fits its page");
+
+#define S_PAUSE_SPINS 4096u
 
 static ra_spin_hdr_t *s_hdr (void *area) { return area; }
 
@@ -62,7 +65,13 @@ uint32_t ra_spin_wait (void *area, uint64_t seq, int spin_us)
     /* The clock costs ~20 ns: read it every 64 polls, not every one. */
     if ((i & 63) == 63 && s_now_ns () >= until)
       return 0;
-    s_relax ();
+    /* Pause-spin first (the reply of a small step comes within microseconds); after that, yield
+       each time, so that on a machine with more runnable threads than cores the server (or
+       whoever) gets the core this spin would hold. */
+    if (i < S_PAUSE_SPINS)
+      s_relax ();
+    else
+      sched_yield ();
   }
 }
 

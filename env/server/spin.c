@@ -13,6 +13,7 @@
     ZeroMQ path: the client sends it when the loop was not polling or its own spin ran out.
     Owns: the list of slots with a doorbell and the buffers of a doorbell request.
     Threading: the server's loop thread only.                                                    */
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -168,11 +169,15 @@ long ra__spin_turn (ra_server_t *srv, long timeout_ms)
 {
   if (srv->nspin == 0)
     return timeout_ms;
-  s_poll_all (srv);
+  int served = s_poll_all (srv);
   double window = srv->opts.spin_us * 1e-6;
   if (ra__now () - srv->spin_last < window) {
     if (!srv->spin_polling)
       s_set_polling (srv, true);
+    /* Nothing this turn: let another runnable thread (a client, on a machine with few cores)
+       have the core before the next turn. */
+    if (!served)
+      sched_yield ();
     return 0;
   }
   if (srv->spin_polling && !ra__spin_sleep (srv))
