@@ -659,10 +659,12 @@ ra_err_t ra_client_make (ra_client_t *c, const char *env_id, int num_envs, const
   bool has_config = opts->config && opts->n_config > 0;
   bool want_shm = ra_client_shm_available (c), want_spin = ra_client_spin_available (c);
   uint32_t n_more = 2 + opts->has_seed + has_config + (opts->autoreset != NULL) + (opts->max_episode_steps > 0)
-                    + want_shm + want_spin;
+                    + 2 * want_shm + want_spin;
   ra_msg_out_t *m = s_begin (c, "make", n_more);
   if (want_shm) {
     ra_msg_out_str (m, "shm");
+    ra_msg_out_bool (m, true);
+    ra_msg_out_str (m, "shm_lock");   /* ra_shm_map_open locks the segment */
     ra_msg_out_bool (m, true);
   }
   if (want_spin) {

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 struct ra_shm_map {
   void *base;
   size_t bytes;
+  int fd;                       /* kept open: it holds the LOCK_SH that says this client lives */
   size_t off_action[2];
   int n, k;
   int next;
@@ -65,23 +67,29 @@ ra_err_t ra_shm_map_open (const msgpack_object *desc, int n, int k, ra_shm_map_t
   if (fd < 0)
     return ra_error_set (err, RA_ERR_TRANSPORT, -1, "cannot open shared-memory segment %s: %s", path,
                          strerror (errno));
+  /* The shared lock lives as long as this descriptor (and its copies in forked children): the
+     server takes the segment's client for gone once no process holds it (docs/protocol.md
+     section "Shared memory"). */
   struct stat st;
   void *base = MAP_FAILED;
-  if (fstat (fd, &st) == 0 && (uint64_t) st.st_size >= bytes && bytes > 0)
+  if (flock (fd, LOCK_SH | LOCK_NB) == 0 && fstat (fd, &st) == 0 && (uint64_t) st.st_size >= bytes
+      && bytes > 0)
     base = mmap (NULL, (size_t) bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   int e = errno;
-  close (fd);
-  if (base == MAP_FAILED)
+  if (base == MAP_FAILED) {
+    close (fd);
     return ra_error_set (err, RA_ERR_TRANSPORT, -1,
-                         "cannot map shared-memory segment %s of %llu bytes: %s", path,
+                         "cannot lock and map shared-memory segment %s of %llu bytes: %s", path,
                          (unsigned long long) bytes, strerror (e));
+  }
   ra_shm_map_t *m = calloc (1, sizeof *m);
   if (!m) {
     munmap (base, (size_t) bytes);
+    close (fd);
     return ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory");
   }
-  *m = (ra_shm_map_t) { .base = base, .bytes = (size_t) bytes, .off_action = { off[0], off[1] },
-                        .n = n, .k = k > 0 ? k : 1 };
+  *m = (ra_shm_map_t) { .base = base, .bytes = (size_t) bytes, .fd = fd,
+                        .off_action = { off[0], off[1] }, .n = n, .k = k > 0 ? k : 1 };
   /* A doorbell this build cannot use (other sizes, outside the segment) is left alone: the
      session still answers every request over ZeroMQ. */
   const msgpack_object *spin = ra_map_get (desc, "spin");
@@ -101,6 +109,7 @@ void ra_shm_map_close (ra_shm_map_t **map_p)
   if (!m)
     return;
   munmap (m->base, m->bytes);
+  close (m->fd);
   free (m);
   *map_p = NULL;
 }

@@ -6,7 +6,7 @@
     reply's tensors from the offsets the reply's header gives instead of from frames. Slots
     alternate, so the results of one step stay intact while the next is computed.
     With a doorbell (spin.h) a request itself may travel through the segment too.
-    Owns: the mapping. Belongs to the thread of its client.                                      */
+    Owns: the mapping and a descriptor of the segment (with its shared lock). Belongs to the thread of its client.                                      */
 #ifndef RA_PROTOCOL_SHM_H
 #define RA_PROTOCOL_SHM_H
 
@@ -20,7 +20,9 @@ typedef struct ra_shm_map ra_shm_map_t;
 /* True for endpoints that reach only this machine: ipc:// and tcp to a loopback address. */
 bool ra_shm_endpoint_local (const char *endpoint);
 /* Maps the segment that a make reply's "shm" value describes ({name, bytes, action: [o0, o1]})
-   for a session of n envs whose actions are k int32 each. RA_ERR_BAD_REQUEST for a malformed
+   for a session of n envs whose actions are k int32 each, and holds flock(LOCK_SH) on it until
+   ra_shm_map_close (the make said shm_lock: true: the server closes the session once no process
+   holds that lock). RA_ERR_BAD_REQUEST for a malformed
    description, RA_ERR_TRANSPORT when the segment cannot be opened or is smaller than described. */
 ra_err_t ra_shm_map_open (const msgpack_object *desc, int n, int k, ra_shm_map_t **out,
                           ra_error_t *err);

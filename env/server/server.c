@@ -293,12 +293,18 @@ int ra_server_expire (ra_server_t *srv)
   int n = 0;
   for (int i = 0; i < srv->opts.max_sessions; i++) {
     ra__slot_t *slot = &srv->slots[i];
-    if (slot->session && !slot->busy && now - slot->last_used > srv->opts.idle_timeout_s) {
+    if (!slot->session || slot->busy)
+      continue;
+    if (now - slot->last_used > srv->opts.idle_timeout_s)
       ra__log (srv, RA_LOG_INFO, "handle %lld expired after %.1f s idle", (long long) slot->handle,
                now - slot->last_used);
-      ra__session_drop (srv, slot);
-      n++;
-    }
+    else if (ra__shm_client_gone (slot))
+      ra__log (srv, RA_LOG_INFO, "handle %lld closed: no process holds its shared-memory segment "
+               "any more (its client died or dropped it)", (long long) slot->handle);
+    else
+      continue;
+    ra__session_drop (srv, slot);
+    n++;
   }
   return n;
 }

@@ -104,8 +104,9 @@ void ra_server_handle_raw (ra_server_t *srv, const void *head, size_t head_len, 
    the connection's CURVE key. Sessions belong to the key that made them. */
 void ra_server_set_caller (ra_server_t *srv, const char *key);
 
-/* Reclaims sessions idle for longer than the idle timeout; returns how many. Called by the loop
-   on its timer; lookups also refuse expired handles. */
+/* Reclaims sessions idle for longer than the idle timeout, and shared-memory sessions whose
+   client no longer holds its segment (docs/protocol.md section "Shared memory"); returns how
+   many. Called by the loop on its timer; lookups also refuse expired handles. */
 int ra_server_expire (ra_server_t *srv);
 
 typedef struct {

@@ -69,6 +69,7 @@ typedef struct {
      from it. */
   bool mk_spin;
   uint64_t spin_seq;
+  bool mk_shm_lock;             /* the make said its client locks the segment (shm.c) */
 
   /* The step reply's header after "ok": true, packed at the session's first step and reused by
      every later step without final_obs (handlers.c, s_reply_step); NULL until then. Owned. */
@@ -172,7 +173,9 @@ typedef struct ra__shm ra__shm_t;
 /* True when every endpoint the server is bound to is local (ipc://, loopback tcp). */
 bool ra__shm_offered (const ra_server_t *srv);
 /* Creates, sizes and maps the segment of slot's session (mode 0600, an unguessable name) and
-   moves the session's output buffers into it. */
+   moves the session's output buffers into it. The segment's bytes beyond one output block
+   (which the make's estimate counts) are charged to the session: LIMIT, and no segment, when
+   they do not fit the byte budgets. */
 ra_err_t ra__shm_new (ra_server_t *srv, ra__slot_t *slot, ra_error_t *err);
 /* Unlinks (if still linked) and unmaps slot's segment; NULL-safe. Call after the session is
    destroyed. */
@@ -195,6 +198,13 @@ int ra__shm_sweep (void);
 
 /* True when a step or reset of s runs on the workers while the loop keeps serving (server.c). */
 bool ra__session_async (const ra_server_t *srv, ra_session_t *s);
+/* LIMIT unless bytes more fit a session already holding have and the server's byte budgets
+   (handlers.c; docs/protocol.md section "Limits"). */
+ra_err_t ra__admit (const ra_server_t *srv, double have, double bytes, const char *what,
+                    ra_error_t *err);
+/* True when the session's client said it locks its segment (make's shm_lock), has used it, and
+   no process holds that lock any more: the client died or unmapped it (shm.c). */
+bool ra__shm_client_gone (const ra__slot_t *slot);
 /* The session's doorbell area (shm.c), or NULL. */
 void *ra__shm_spin_area (const ra__slot_t *slot);
 /* Doorbells (spin.c, docs/local.md section 4). ra__spin_init allocates the lists (at server

@@ -15,7 +15,11 @@
     request carries an "action" tensor), the session writes its results into block j, and the
     reply's header carries the byte offsets of its tensors in the segment instead of frames. A
     client alternating j reads step t's results while the server writes step t+1's.
-    Owns: the segment (its name until unlinked, and the server's mapping). The name is unlinked at
+    A client that says so in its make (shm_lock: true) holds flock(LOCK_SH) on its own descriptor
+    of the segment from mapping it until it unmaps it; once it has used the segment, a LOCK_EX
+    the server gets without waiting (ra__shm_client_gone, at the idle sweep) means no process
+    holds the segment any more: its client died or dropped it, and the session goes.
+    Owns: the segment (its name until unlinked, the server's descriptor and mapping). The name is unlinked at
     the first request that names a slot (the client has mapped it by then, so nobody else can open
     it afterwards) or when the session goes, whichever comes first; segments of a server that died
     are swept by the next server's start (ra__shm_sweep). Threading: the server's one thread. */
@@ -28,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -41,6 +46,8 @@
 struct ra__shm {
   char name[80];                /* "/recarena-shm-..." */
   bool linked;                  /* the name still exists */
+  bool client_locks;            /* the client holds flock(LOCK_SH) while it has it mapped */
+  int fd;                       /* the server's descriptor (for the flock test), or -1 */
   void *base;
   size_t bytes;
   size_t off_block[2], off_action[2], action_bytes;
@@ -85,7 +92,17 @@ ra_err_t ra__shm_new (ra_server_t *srv, ra__slot_t *slot, ra_error_t *err)
     m->off_spin = m->bytes;
     m->bytes += s_pages (RA_SPIN_AREA_BYTES);
   }
+  /* The estimate counts the output rows once (docs/protocol.md section "Limits"); the second
+     block, the action areas and the doorbell are this segment's own. */
+  double extra = (double) m->bytes - (double) ra_session_block_bytes (s);
+  ra_err_t arc = ra__admit (srv, (double) slot->bytes, extra, "the shared-memory segment", err);
+  if (arc != RA_OK) {
+    free (m);
+    return arc;
+  }
   m->srv = srv;
+  m->fd = -1;
+  m->client_locks = slot->mk_shm_lock;
   uint64_t r0 = ra__secret_u64 (srv), r1 = ra__secret_u64 (srv);
   snprintf (m->name, sizeof m->name, "/" S_PREFIX "%ld-%016" PRIx64 "%016" PRIx64, (long) getpid (),
             r0, r1);
@@ -97,6 +114,7 @@ ra_err_t ra__shm_new (ra_server_t *srv, ra__slot_t *slot, ra_error_t *err)
                          strerror (e));
   }
   m->linked = true;
+  m->fd = fd;
   /* Reserved, not just sized: a sparse segment on a full tmpfs (a container's small /dev/shm)
      would raise SIGBUS at the first write to a missing page; posix_fallocate says ENOSPC now,
      and the session falls back to frames. */
@@ -107,13 +125,11 @@ ra_err_t ra__shm_new (ra_server_t *srv, ra__slot_t *slot, ra_error_t *err)
       || (m->base = mmap (NULL, m->bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED) {
     int e = errno;
     m->base = NULL;
-    close (fd);
     slot->shm = m;
     ra__shm_drop (slot);
     return ra_error_set (err, RA_ERR_LIMIT, -1, "cannot size a shared-memory segment of %zu bytes: %s",
                          m->bytes, strerror (e));
   }
-  close (fd);
   char *base = m->base;
   if (ra_session_use_blocks (s, base + m->off_block[0], base + m->off_block[1]) != RA_OK) {
     slot->shm = m;
@@ -122,6 +138,8 @@ ra_err_t ra__shm_new (ra_server_t *srv, ra__slot_t *slot, ra_error_t *err)
   }
   slot->shm = m;
   slot->spin_seq = 0;
+  slot->bytes += (int64_t) extra;
+  srv->nbytes += (int64_t) extra;
   if (m->off_spin)
     ra__spin_add (srv, slot);
   return RA_OK;
@@ -147,8 +165,22 @@ void ra__shm_drop (ra__slot_t *slot)
     shm_unlink (m->name);
   if (m->base)
     munmap (m->base, m->bytes);
+  if (m->fd >= 0)
+    close (m->fd);
   free (m);
   slot->shm = NULL;
+}
+
+bool ra__shm_client_gone (const ra__slot_t *slot)
+{
+  const ra__shm_t *m = slot->shm;
+  /* Only after the client's first use (it mapped and locked the segment before that request). */
+  if (!m || !m->client_locks || m->linked || m->fd < 0)
+    return false;
+  if (flock (m->fd, LOCK_EX | LOCK_NB) != 0)
+    return false;   /* EWOULDBLOCK: a client still holds its LOCK_SH */
+  flock (m->fd, LOCK_UN);
+  return true;
 }
 
 void ra__shm_pack_make (ra_msg_out_t *rep, const ra__slot_t *slot)

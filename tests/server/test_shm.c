@@ -1,8 +1,9 @@
 /*  tests/server/test_shm.c - the shared-memory data plane (docs/protocol.md section "Shared
     memory"): a server thread on loopback TCP and ipc://, one client over shared memory and one
     over frames, stepped side by side; the segment's life (unlinked at first use, gone at close,
-    expiry and when the client goes away, swept after a server crash); and what another
-    connection can do with it. Suite "spin": the doorbell of docs/local.md section 4 (server
+    expiry, when the client dies or drops it (its flock is gone), swept after a server crash);
+    the byte budget counting the segment; the fallback to frames when /dev/shm has no room; and
+    what another connection can do with it. Suite "spin": the doorbell of docs/local.md section 4 (server
     --spin-us, client ra_client_set_spin): the same trajectories and errors with it, no lost or
     late reply under random delays on both sides, and no session starved by another's spin.   */
 #define _DEFAULT_SOURCE
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -699,5 +701,161 @@ Test (spin, a_request_posted_as_the_server_goes_to_sleep_is_answered_by_its_rech
   ra_msg_out_fini (&req);
   ra_shm_map_close (&map);
   th_fini (&t);
+  unlink (ipc + strlen ("ipc://"));
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Dead clients, byte budgets, no room in /dev/shm.                                            */
+
+/* A child process makes three sessions over shared memory, uses two of them and dies without
+   closing anything. With a 60 s idle timeout the server still closes the two used sessions at its
+   next sweep (every 5 s at most), because nobody holds their segments' locks any more; the unused
+   one (never mapped for sure) waits for its expiry, and a live client's session stays. */
+Test (shm_life, a_dead_clients_used_sessions_go_at_the_next_sweep_not_at_expiry, .timeout = 60)
+{
+  s_start_spin (20, 0);   /* sweeps every 5 s */
+  const char *ep = ra_server_endpoint (S, 0);
+  ra_client_t *live = s_client (ep, true);
+  ra_client_env_t mine;
+  ra_error_t err;
+  ra_step_result_t r;
+  cr_assert_eq (ra_client_make (live, ENV, 2, NULL, &mine, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_client_reset (live, &mine, NULL, NULL, &r, &err), RA_OK, "%s", err.message);
+  fflush (NULL);
+  pid_t child = fork ();
+  cr_assert_geq (child, 0);
+  if (child == 0) {
+    ra_client_t *c;
+    ra_client_env_t e[3];
+    ra_step_result_t rr;
+    if (ra_client_new (ep, 5000, &c, &err) != RA_OK)
+      _exit (3);
+    for (int i = 0; i < 3; i++)
+      if (ra_client_make (c, ENV, 2, NULL, &e[i], &err) != RA_OK || !e[i].shm)
+        _exit (4);
+    for (int i = 0; i < 2; i++)
+      if (ra_client_reset (c, &e[i], NULL, NULL, &rr, &err) != RA_OK)
+        _exit (5);
+    _exit (0);   /* dies with its sessions open */
+  }
+  int status;
+  waitpid (child, &status, 0);
+  cr_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0, "child failed: %d", status);
+  ra_server_counters_t k;
+  ra_server_counters (S, &k);
+  cr_assert_eq (k.sessions, 4);
+  for (int i = 0; i < 80 && k.sessions > 2; i++) {
+    s_sleep_us (100000);
+    ra_server_counters (S, &k);
+  }
+  cr_assert_eq (k.sessions, 2, "the dead client's two used sessions go at the next sweep; %lld left",
+                (long long) k.sessions);
+  cr_assert_eq (s_segments (getpid ()), 1, "the unused one's segment is still linked");
+  cr_assert_eq (ra_client_reset (live, &mine, NULL, NULL, &r, &err), RA_OK,
+                "a live client's session stays: %s", err.message);
+  ra_client_env_fini (&mine);
+  ra_client_destroy (&live);
+  teardown ();
+}
+
+/* The make's estimate, then the same make with a segment: the segment's second block, action
+   areas and doorbell are charged on top; a budget that admits the make but not its segment gives
+   a session over frames. */
+Test (shm_life, the_byte_budget_counts_the_segment_and_a_segment_over_it_falls_back_to_frames)
+{
+  char ipc[128];
+  snprintf (ipc, sizeof ipc, "ipc:///tmp/recarena-shm-budget-%d.sock", (int) getpid ());
+  int64_t est = 0, with_shm = 0;
+  for (int round = 0; round < 2; round++) {
+    th_t t;
+    ra_server_opts_t o;
+    ra_server_opts_default (&o);
+    o.workers = 1;
+    o.spin_us = 100;
+    if (round == 1)
+      o.max_session_bytes = o.max_total_bytes = with_shm - 1;
+    th_init_opts (&t, &o);
+    ra_error_t err;
+    cr_assert_eq (ra_server_bind (t.srv, ipc, &err), RA_OK, "%s", err.message);
+    for (int shm = 0; shm < 2; shm++) {
+      if (round == 1 && !shm)
+        continue;
+      ra_msg_out_t *m = th_begin (&t, "make", 4);
+      ra_msg_out_str (m, "env");
+      ra_msg_out_str (m, ENV);
+      ra_msg_out_str (m, "num_envs");
+      ra_msg_out_int (m, 64);
+      ra_msg_out_str (m, "shm");
+      ra_msg_out_bool (m, shm);
+      ra_msg_out_str (m, "spin");
+      ra_msg_out_bool (m, shm);
+      cr_assert_eq (th_call (&t), RA_OK, "%s", t.err.message);
+      bool got = ra_map_get (t.out.root, "shm") != NULL;
+      if (round == 0) {
+        cr_assert_eq (got, shm);
+        if (!shm)
+          est = t.srv->nbytes;
+        else
+          with_shm = t.srv->nbytes - est;
+      } else {
+        cr_assert (!got, "a segment over the byte budget is not made");
+        cr_assert_eq (t.srv->nbytes, est, "and nothing of it is charged");
+      }
+    }
+    th_fini (&t);
+    unlink (ipc + strlen ("ipc://"));
+  }
+  /* 64 envs x 20 candidates x (16 + 8) floats: a block is well above 100 KB, the doorbell 84 KiB. */
+  cr_assert_gt (with_shm - est, 100000 + (int64_t) RA_SPIN_AREA_BYTES,
+                "the segment adds %lld bytes to the estimate of %lld", (long long) (with_shm - est),
+                (long long) est);
+}
+
+/* A server that cannot reserve the segment's memory (here: a file size limit, which tmpfs
+   enforces like a full /dev/shm) answers the make without shm; the session works over frames
+   and no segment is left behind. */
+Test (shm_life, no_room_for_a_segment_means_frames_and_no_segment_left)
+{
+  char ipc[128];
+  snprintf (ipc, sizeof ipc, "ipc:///tmp/recarena-shm-full-%d.sock", (int) getpid ());
+  fflush (NULL);
+  pid_t child = fork ();
+  cr_assert_geq (child, 0);
+  if (child == 0) {
+    signal (SIGXFSZ, SIG_IGN);   /* posix_fallocate then fails with EFBIG instead */
+    struct rlimit rl = { 4096, 4096 };
+    if (setrlimit (RLIMIT_FSIZE, &rl) != 0)
+      _exit (2);
+    ra_server_opts_t o;
+    ra_server_opts_default (&o);
+    o.workers = 1;
+    ra_server_t *srv;
+    ra_error_t err;
+    if (ra_server_new (&o, &srv, &err) != RA_OK || ra_server_bind (srv, ipc, &err) != RA_OK)
+      _exit (3);
+    ra_server_run (srv);
+    ra_server_destroy (&srv);
+    _exit (0);
+  }
+  ra_client_t *c;
+  ra_error_t err;
+  cr_assert_eq (ra_client_new (ipc, 5000, &c, &err), RA_OK, "%s", err.message);
+  cr_assert (ra_client_shm_available (c));
+  ra_client_env_t env;
+  ra_make_opts_t mo = { .has_seed = true, .seed = 9 };
+  cr_assert_eq (ra_client_make (c, ENV, 4, &mo, &env, &err), RA_OK, "%s", err.message);
+  cr_assert (!env.shm, "no segment without room for it");
+  cr_assert_eq (s_segments (child), 0, "the failed segment's name is gone");
+  ra_step_result_t r;
+  cr_assert_eq (ra_client_reset (c, &env, NULL, NULL, &r, &err), RA_OK, "%s", err.message);
+  int32_t a[4 * 3] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 };
+  int64_t shape[2] = { 4, 3 };
+  ra_tensor_t act = ra_tensor_view (RA_DTYPE_I32, 2, shape, a);
+  for (int s = 0; s < 5; s++)
+    cr_assert_eq (ra_client_step (c, &env, &act, &r, &err), RA_OK, "%s", err.message);
+  ra_client_env_fini (&env);
+  ra_client_destroy (&c);
+  kill (child, SIGTERM);
+  waitpid (child, NULL, 0);
   unlink (ipc + strlen ("ipc://"));
 }

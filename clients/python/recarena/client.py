@@ -299,6 +299,7 @@ class Client:
             fields["max_episode_steps"] = int(max_episode_steps)
         if self.shm:
             fields["shm"] = True
+            fields["shm_lock"] = True  # shm.Segment holds a shared lock while it has it mapped
         if self.spin:
             fields["spin"] = True
         header, frames = self.call("make", fields)

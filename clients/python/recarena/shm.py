@@ -23,6 +23,7 @@ Not thread-safe: a segment belongs to its client's thread.
 from __future__ import annotations
 
 import ctypes as C
+import fcntl
 import mmap
 import os
 from pathlib import Path
@@ -105,12 +106,20 @@ class Segment:
             fd = os.open("/dev/shm" + name, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
         except OSError as e:
             raise TransportError(f"cannot open shared-memory segment {name}: {e}") from None
+        # The shared lock lives as long as this descriptor: the server closes the session once no
+        # process holds it (docs/protocol.md, "Shared memory"; Client's make says shm_lock).
         try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
             if os.fstat(fd).st_size < size:
                 raise TransportError(f"shared-memory segment {name} is smaller than {size} bytes")
             self._mm: Optional[mmap.mmap] = mmap.mmap(fd, size)
-        finally:
+        except OSError as e:
             os.close(fd)
+            raise TransportError(f"cannot lock and map shared-memory segment {name}: {e}") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd: Optional[int] = fd
         self.size = size
         self._view = memoryview(self._mm)
         self._ro = self._view.toreadonly()
@@ -217,6 +226,9 @@ class Segment:
         mm, self._mm = self._mm, None
         if mm is None:
             return
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # releases the lock: the session is this client's no more
         self._actions = []
         self._decoded = {}
         self._spin_anchor = None
