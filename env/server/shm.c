@@ -124,11 +124,12 @@ ra_err_t ra__shm_new (ra_server_t *srv, ra__slot_t *slot, ra_error_t *err)
   if (frc != 0
       || (m->base = mmap (NULL, m->bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED) {
     int e = errno;
+    size_t bytes = m->bytes;
     m->base = NULL;
     slot->shm = m;
-    ra__shm_drop (slot);
+    ra__shm_drop (slot);   /* frees m */
     return ra_error_set (err, RA_ERR_LIMIT, -1, "cannot size a shared-memory segment of %zu bytes: %s",
-                         m->bytes, strerror (e));
+                         bytes, strerror (e));
   }
   char *base = m->base;
   if (ra_session_use_blocks (s, base + m->off_block[0], base + m->off_block[1]) != RA_OK) {
