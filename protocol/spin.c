@@ -62,8 +62,9 @@ uint32_t ra_spin_wait (void *area, uint64_t seq, int spin_us)
     uint32_t len = ra_spin_reply (area, seq);
     if (len)
       return len;
-    /* The clock costs ~20 ns: read it every 64 polls, not every one. */
-    if ((i & 63) == 63 && s_now_ns () >= until)
+    /* The clock costs ~20 ns: read it every 64 pause-polls, and at every poll once they yield
+       (a yield may give the core away for a whole time slice). */
+    if ((i >= S_PAUSE_SPINS || (i & 63) == 63) && s_now_ns () >= until)
       return 0;
     /* Pause-spin first (the reply of a small step comes within microseconds); after that, yield
        each time, so that on a machine with more runnable threads than cores the server (or

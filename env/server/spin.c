@@ -55,6 +55,8 @@ void ra__spin_remove (ra_server_t *srv, ra__slot_t *slot)
   for (int i = 0; i < srv->nspin; i++)
     if (srv->spin_slots[i] == slot) {
       srv->spin_slots[i] = srv->spin_slots[--srv->nspin];
+      if (srv->nspin == 0)
+        srv->spin_polling = false;   /* nothing to poll: the next doorbell starts "not polling" */
       return;
     }
 }
