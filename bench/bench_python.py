@@ -142,6 +142,7 @@ int main (int argc, char **argv) {
 
 _SERVER_PID = None  # the server process whose CPU time counts with the client's, when known
 _CPU = []           # seconds of CPU per step of each window median_rate timed
+_BELL = []          # whether each env timed had a doorbell
 
 
 def _server_cpu() -> float:
@@ -191,6 +192,8 @@ class _Spin:
 def bench_single(address: str, seconds: float, repeats: int, spin_us: int = 0) -> float:
     with _Spin(spin_us):
         env = recarena.RemoteEnv(ENV, address=address, seed=1)
+    seg = getattr(env._client, "_segments", {}).get(env._handle)
+    _BELL.append(bool(seg is not None and seg.has_doorbell))
     env.action_space.seed(0)
     actions = [env.action_space.sample() for _ in range(256)]
     env.reset(seed=1)
@@ -212,6 +215,8 @@ def bench_vector(address: str, n: int, seconds: float, repeats: int, spin_us: in
         env.close()
         raise SystemExit("bench_python: no doorbell (server without --spin-us, or "
                          "librecarena_spin.so not built)")
+    seg = env.client._segments.get(env._handle)
+    _BELL.append(bool(seg is not None and seg.has_doorbell))
     env.action_space.seed(0)
     actions = [env.action_space.sample() for _ in range(16)]
     env.reset(seed=1)
@@ -346,6 +351,7 @@ def main() -> int:
                 # ratio (the median of per-window ratios) compares the same load.
                 pys, ics = [], []
                 del _CPU[:]
+                del _BELL[:]
                 for _ in range(args.repeats):
                     pys.append(bench_single(address, args.seconds, 1, spin) if n == 1 else
                                bench_vector(address, n, args.seconds, 1, spin))
@@ -359,11 +365,13 @@ def main() -> int:
                     ratios[key] = py / c
                 if ic:
                     iratios[key] = statistics.median(p / i for p, i in zip(pys, ics))
-                path = "doorbell" if spin else plane.split()[0]
+                # A session stepped on the server's workers gets no doorbell (docs/local.md 4.1).
+                path = ("doorbell" if all(_BELL) else "no bell*") if spin else plane.split()[0]
                 print(f"{n:>6} | {path:<8} | {py:>18,.0f} | {1e6 * cpu:>7.1f} us | "
                       + (f"{c:>14,.0f} | {py / c:8.2f}" if c else f"{'-':>14} | {'-':>8}")
                       + " | " + (f"{ic:>13,.0f} | {iratios[key]:.2f}" if ic else f"{'-':>13} | -"))
-        print(f"(1 = RemoteEnv, a batch of one; others RemoteVectorEnv, one message per step)")
+        print(f"(1 = RemoteEnv, a batch of one; others RemoteVectorEnv, one message per step; "
+              f"* = asked for a doorbell, got none: the batch runs on the server's workers)")
         print(f"C reference: {cref.what}")
         cref.close()
         iref.close()
