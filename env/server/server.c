@@ -683,6 +683,9 @@ ra_err_t ra_server_run (ra_server_t *srv)
      request already received by ZeroMQ, for at most drain_linger_ms; then close the socket
      with that linger so the replies leave before the process does. */
   srv->async = false;
+  /* Doorbells: the loop polls them no more, so their clients ring (the drain below answers
+     those rings, or they time out like any request to a stopped server). */
+  ra__spin_stop (srv);
   while (srv->nbusy > 0) {
     zmq_pollitem_t item = { NULL, ra_pool_done_fd (srv->pool), ZMQ_POLLIN, 0 };
     zmq_poll (&item, 1, 100);

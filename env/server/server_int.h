@@ -222,6 +222,8 @@ long ra__spin_turn (ra_server_t *srv, long timeout_ms);
    answers what they hold. True when there was nothing (sleep); false when it answered a request
    (the words say "polling" again: keep spinning). */
 bool ra__spin_sleep (ra_server_t *srv);
+/* The loop stops: clears every doorbell's polling word (their clients ring from now on). */
+void ra__spin_stop (ra_server_t *srv);
 /* The "ring" op (a session op): answers once request seq of the caller's doorbell is answered. */
 ra_err_t ra__spin_ring (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep, ra_error_t *err);
 

@@ -154,6 +154,12 @@ static int s_poll_all (ra_server_t *srv)
   return served;
 }
 
+void ra__spin_stop (ra_server_t *srv)
+{
+  if (srv->spin_polling)
+    s_set_polling (srv, false);
+}
+
 bool ra__spin_sleep (ra_server_t *srv)
 {
   /* Clear polling (seq_cst stores), then look once more (seq_cst loads). A client that posted

@@ -859,3 +859,32 @@ Test (shm_life, no_room_for_a_segment_means_frames_and_no_segment_left)
   waitpid (child, NULL, 0);
   unlink (ipc + strlen ("ipc://"));
 }
+
+/* A server that stops while a doorbell client is mid-session: the client's next step neither
+   hangs nor spins on: it rings, and gets the timeout of a stopped server within its deadline. */
+Test (spin, a_stopped_server_means_a_timeout_not_a_hang)
+{
+  s_start_spin (0, 100000);
+  ra_client_t *c = s_client_spin (ra_server_endpoint (S, 0), true, 1000);
+  ra_client_set_timeout (c, 300);
+  ra_client_env_t env;
+  ra_error_t err;
+  ra_step_result_t r;
+  cr_assert_eq (ra_client_make (c, ENV, 2, NULL, &env, &err), RA_OK, "%s", err.message);
+  cr_assert (ra_shm_map_spin (env.shm));
+  cr_assert_eq (ra_client_reset (c, &env, NULL, NULL, &r, &err), RA_OK, "%s", err.message);
+  ra_server_stop (S);
+  pthread_join (S_thread, NULL);
+  cr_assert_eq (atomic_load (&((ra_spin_hdr_t *) ra_shm_map_spin (env.shm))->polling), 0u,
+                "a stopped loop polls no doorbell");
+  int32_t a[6] = { 0, 1, 2, 3, 4, 5 };
+  int64_t shape[2] = { 2, 3 };
+  ra_tensor_t act = ra_tensor_view (RA_DTYPE_I32, 2, shape, a);
+  double t0 = s_now ();
+  cr_assert_eq (ra_client_step (c, &env, &act, &r, &err), RA_ERR_TIMEOUT, "%s", err.message);
+  cr_assert_lt (s_now () - t0, 2.0);
+  ra_client_env_fini (&env);
+  ra_client_destroy (&c);
+  ra_server_destroy (&S);
+  unlink (S_ipc + strlen ("ipc://"));
+}
