@@ -8,6 +8,9 @@
     request's are dropped: that is how a late reply to an abandoned (timed-out) request is
     recognised. Tensor frames are copied into ZeroMQ on send, so callers may free their buffers as
     soon as a call returns. A leading empty frame (a REQ-style delimiter) in a reply is tolerated.
+    A session with a doorbell (protocol/spin.h) may skip ZeroMQ for its resets and steps: the wait
+    is then a spin bounded by the client's spin_us, and past it the ordinary deadline of a "ring"
+    round trip.
     A client belongs to one thread.                                                              */
 #include "protocol/client.h"
 
@@ -283,8 +286,7 @@ static ra_err_t s_hello (ra_client_t *c, ra_error_t *err)
   s_copy_str (c->build, sizeof c->build, s, len);
   const msgpack_object *caps = ra_map_get (r->root, "capabilities");
   if (caps && caps->type == MSGPACK_OBJECT_ARRAY)
-    for (uint32_t i = 0; i < caps->via.array.size; i++)
-    {
+    for (uint32_t i = 0; i < caps->via.array.size; i++) {
       c->shm_offered |= ra_obj_is_str (&caps->via.array.ptr[i], "shm");
       c->spin_offered |= ra_obj_is_str (&caps->via.array.ptr[i], "spin");
     }
@@ -753,16 +755,23 @@ static ra_err_t s_call_env (ra_client_t *c, const ra_client_env_t *env, ra_msg_o
     return ra_client_call (c, req, NULL, err);
   ra_error_clear (err);
   s_release_parts (c);
+  int64_t deadline = s_now_ns () + (int64_t) c->timeout_ms * 1000000;
   uint64_t want = c->last_id, seq = ra_shm_map_next_seq (env->shm);
   bool polled = ra_spin_post (area, req->head.data, (uint32_t) req->head.size, seq);
-  uint32_t len = polled ? ra_spin_wait (area, seq, c->spin_us) : 0;
+  /* The spin and the ring share the call's deadline. */
+  int spin_us = (int64_t) c->spin_us < (int64_t) c->timeout_ms * 1000 ? c->spin_us : c->timeout_ms * 1000;
+  uint32_t len = polled ? ra_spin_wait (area, seq, spin_us) : 0;
   if (!len) {
     ra_msg_out_t *m = s_begin (c, "ring", 2);
     ra_msg_out_str (m, "handle");
     ra_msg_out_int (m, env->handle);
     ra_msg_out_str (m, "seq");
     ra_msg_out_uint (m, seq);
+    int keep = c->timeout_ms;
+    long left = s_left_ms (deadline);
+    c->timeout_ms = left > 0 ? (int) left : 1;
     ra_err_t rc = ra_client_call (c, m, NULL, err);
+    c->timeout_ms = keep;
     if (rc != RA_OK)
       return rc;
     s_release_parts (c);
