@@ -9,10 +9,16 @@ by this script against build/protocol/libra_protocol.a and run against the same 
 batch size, right after the Python row; the in-process reference is the simulator itself stepped in
 C at the same batch size (no server, no message; autoreset as the server does it), compiled
 against build/env/sims. On a loopback server both clients use the shared-memory data plane
-(docs/protocol.md, "Shared memory"). Budgets: Python at 256 envs reaches at least half the C
-client's rate at 256, and at least half the in-process C rate at 256.
+(docs/protocol.md, "Shared memory"). Each size is measured twice: over shared memory as is, and
+with the doorbell (docs/local.md section 4: server --spin-us and client $RECARENA_SPIN_US, both
+--spin-us here), where both sides spin instead of sleeping; the CPU column is what a step costs
+the client and server processes together (the doorbell's price: busy cores).
+Budgets: Python at 256 envs reaches at least half the C client's rate at 256, and at least half
+the in-process C rate at 256; both are checked on the doorbell rows, on a quiet machine (note
+`uptime`: on a loaded one, spinning competes with the work it waits for).
 
 usage: .venv/bin/python bench/bench_python.py [--build build] [--repeats 5] [--seconds 1]
+                                              [--spin-us 1000]
 """
 from __future__ import annotations
 
@@ -134,22 +140,60 @@ int main (int argc, char **argv) {
 """
 
 
+_SERVER_PID = None  # the server process whose CPU time counts with the client's, when known
+_CPU = []           # seconds of CPU per step of each window median_rate timed
+_BELL = []          # whether each env timed had a doorbell
+
+
+def _server_cpu() -> float:
+    """CPU seconds (user + system) the server process has used so far; 0 when unknown."""
+    if _SERVER_PID is None:
+        return 0.0
+    try:
+        with open(f"/proc/{_SERVER_PID}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def median_rate(step_fn, n_envs: int, seconds: float, repeats: int) -> float:
     rates = []
     for _ in range(repeats):
-        steps, t0 = 0, time.perf_counter()
+        steps, t0, c0 = 0, time.perf_counter(), time.process_time() + _server_cpu()
         while True:
             step_fn(steps)
             steps += 1
             t = time.perf_counter()
             if t - t0 >= seconds:
                 break
+        _CPU.append((time.process_time() + _server_cpu() - c0) / steps)
         rates.append(steps * n_envs / (t - t0))
     return statistics.median(rates)
 
 
-def bench_single(address: str, seconds: float, repeats: int) -> float:
-    env = recarena.RemoteEnv(ENV, address=address, seed=1)
+class _Spin:
+    """Sets $RECARENA_SPIN_US while an env's client is made (0: leaves it unset)."""
+
+    def __init__(self, spin_us: int):
+        self.spin_us, self.old = spin_us, None
+
+    def __enter__(self):
+        self.old = os.environ.pop("RECARENA_SPIN_US", None)
+        if self.spin_us:
+            os.environ["RECARENA_SPIN_US"] = str(self.spin_us)
+
+    def __exit__(self, *exc):
+        os.environ.pop("RECARENA_SPIN_US", None)
+        if self.old is not None:
+            os.environ["RECARENA_SPIN_US"] = self.old
+
+
+def bench_single(address: str, seconds: float, repeats: int, spin_us: int = 0) -> float:
+    with _Spin(spin_us):
+        env = recarena.RemoteEnv(ENV, address=address, seed=1)
+    seg = getattr(env._client, "_segments", {}).get(env._handle)
+    _BELL.append(bool(seg is not None and seg.has_doorbell))
     env.action_space.seed(0)
     actions = [env.action_space.sample() for _ in range(256)]
     env.reset(seed=1)
@@ -164,8 +208,15 @@ def bench_single(address: str, seconds: float, repeats: int) -> float:
         env.close()
 
 
-def bench_vector(address: str, n: int, seconds: float, repeats: int) -> float:
-    env = recarena.RemoteVectorEnv(ENV, n, address=address, seed=1)
+def bench_vector(address: str, n: int, seconds: float, repeats: int, spin_us: int = 0) -> float:
+    with _Spin(spin_us):
+        env = recarena.RemoteVectorEnv(ENV, n, address=address, seed=1)
+    if spin_us and not env.client.spin:
+        env.close()
+        raise SystemExit("bench_python: no doorbell (server without --spin-us, or "
+                         "librecarena_spin.so not built)")
+    seg = env.client._segments.get(env._handle)
+    _BELL.append(bool(seg is not None and seg.has_doorbell))
     env.action_space.seed(0)
     actions = [env.action_space.sample() for _ in range(16)]
     env.reset(seed=1)
@@ -185,11 +236,10 @@ class CReference:
         self.address, self.seconds, self.repeats = address, seconds, repeats
         self.tmp = tempfile.mkdtemp(prefix="recarena-bench-")
         self.exe = None
-        self.rows = {}
         self.what = ""
         lib = os.path.join(build, "protocol", "libra_protocol.a")
         cc = shutil.which("cc") or shutil.which("gcc")
-        if not self.rows and os.path.exists(lib) and cc:
+        if os.path.exists(lib) and cc:
             src, exe = os.path.join(self.tmp, "loop.c"), os.path.join(self.tmp, "loop")
             with open(src, "w") as f:
                 f.write(C_LOOP)
@@ -212,13 +262,15 @@ class CReference:
         if not self.what:
             self.what = f"no C reference: {lib} or a C compiler is missing"
 
-    def rate(self, n: int):
-        if n in self.rows:
-            return self.rows[n]
+    def rate(self, n: int, spin_us: int = 0):
         if self.exe is None:
             return None
+        env = {k: v for k, v in os.environ.items() if k != "RECARENA_SPIN_US"}
+        if spin_us:
+            env["RECARENA_SPIN_US"] = str(spin_us)
         r = subprocess.run([self.exe, self.address, ENV, str(n), str(self.seconds),
-                            str(self.repeats)], capture_output=True, text=True, timeout=300)
+                            str(self.repeats)], capture_output=True, text=True, timeout=300,
+                           env=env)
         return float(r.stdout.split()[-1]) if r.returncode == 0 else None
 
     def close(self) -> None:
@@ -266,14 +318,18 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=1.0)
     ap.add_argument("--sizes", default="64,256,1024")
+    ap.add_argument("--spin-us", type=int, default=1000,
+                    help="the doorbell rows: server --spin-us and client $RECARENA_SPIN_US")
     args = ap.parse_args()
+    global _SERVER_PID
     server = None
     address = args.address
     if address is None:
         path = args.server or os.environ.get("RECARENA_SERVER") or \
             os.path.join(args.build, "env", "server", "recarena-server")
-        server = LocalServer(path, transport="tcp")
+        server = LocalServer(path, transport="tcp", extra_args=["--spin-us", str(args.spin_us)])
         address = server.endpoint
+        _SERVER_PID = server.pid
     try:
         with recarena.Client(address) as c:
             c.ping()
@@ -283,40 +339,54 @@ def main() -> int:
         with recarena.Client(address) as c:
             plane = "shared memory" if c.shm else "frames"
         print(f"recarena Python client, {ENV}, server {address} ({plane}), median of "
-              f"{args.repeats} x {args.seconds:g} s")
-        print(f"{'envs':>6} | {'python env-steps/s':>18} | {'C env-steps/s':>14} | python/C | "
-              f"{'in-process C':>13} | python/in-process")
-        print("-" * 96)
+              f"{args.repeats} x {args.seconds:g} s; doorbell rows spin {args.spin_us} us; "
+              f"CPU = client + server process per step" + ("" if _SERVER_PID else " (client only)"))
+        print(f"{'envs':>6} | {'path':<8} | {'python env-steps/s':>18} | {'CPU/step':>10} | "
+              f"{'C env-steps/s':>14} | python/C | {'in-process C':>13} | python/in-process")
+        print("-" * 120)
         ratios, iratios = {}, {}
         for n in [1] + sizes:
-            # Python and the in-process reference alternate window by window, so that their
-            # ratio (the median of per-window ratios) compares the same load.
-            pys, ics = [], []
-            for _ in range(args.repeats):
-                pys.append(bench_single(address, args.seconds, 1) if n == 1 else
-                           bench_vector(address, n, args.seconds, 1))
-                ics.append(iref.rate(n, repeats=1))
-            py = statistics.median(pys)
-            c = cref.rate(n)
-            ic = statistics.median(ics) if all(ics) else None
-            if c:
-                ratios[n] = py / c
-            if ic:
-                iratios[n] = statistics.median(p / i for p, i in zip(pys, ics))
-            print(f"{n:>6} | {py:>18,.0f} | " + (f"{c:>14,.0f} | {py / c:8.2f}" if c else
-                                                 f"{'-':>14} | {'-':>8}")
-                  + " | " + (f"{ic:>13,.0f} | {iratios[n]:.2f}" if ic else f"{'-':>13} | -"))
-        print(f"(1 = RemoteEnv, a batch of one; others RemoteVectorEnv, one message per step)")
+            for spin in (0, args.spin_us):
+                # Python and the in-process reference alternate window by window, so that their
+                # ratio (the median of per-window ratios) compares the same load.
+                pys, ics = [], []
+                del _CPU[:]
+                del _BELL[:]
+                for _ in range(args.repeats):
+                    pys.append(bench_single(address, args.seconds, 1, spin) if n == 1 else
+                               bench_vector(address, n, args.seconds, 1, spin))
+                    ics.append(iref.rate(n, repeats=1))
+                py = statistics.median(pys)
+                cpu = statistics.median(_CPU)
+                c = cref.rate(n, spin)
+                ic = statistics.median(ics) if all(ics) else None
+                key = (n, spin)
+                if c:
+                    ratios[key] = py / c
+                if ic:
+                    iratios[key] = statistics.median(p / i for p, i in zip(pys, ics))
+                # A session stepped on the server's workers gets no doorbell (docs/local.md 4.1).
+                path = ("doorbell" if all(_BELL) else "no bell*") if spin else plane.split()[0]
+                print(f"{n:>6} | {path:<8} | {py:>18,.0f} | {1e6 * cpu:>7.1f} us | "
+                      + (f"{c:>14,.0f} | {py / c:8.2f}" if c else f"{'-':>14} | {'-':>8}")
+                      + " | " + (f"{ic:>13,.0f} | {iratios[key]:.2f}" if ic else f"{'-':>13} | -"))
+        print(f"(1 = RemoteEnv, a batch of one; others RemoteVectorEnv, one message per step; "
+              f"* = asked for a doorbell, got none: the batch runs on the server's workers)")
         print(f"C reference: {cref.what}")
         cref.close()
         iref.close()
-        if 256 in ratios:
-            verdict = "meets" if ratios[256] >= 0.5 else "MISSES"
-            print(f"budget: Python/C at 256 envs = {ratios[256]:.2f} ({verdict} the >= 0.5 budget)")
-        if 256 in iratios:
-            verdict = "meets" if iratios[256] >= 0.5 else "MISSES"
-            print(f"budget: Python ({plane})/in-process C at 256 envs = {iratios[256]:.2f} "
-                  f"({verdict} the >= 0.5 budget)")
+        for spin in (0, args.spin_us):
+            what = "doorbell" if spin else plane
+            tag = "budget" if spin else "(no doorbell)"
+            if (256, spin) in ratios:
+                r = ratios[(256, spin)]
+                verdict = "meets" if r >= 0.5 else "MISSES"
+                print(f"{tag}: Python/C ({what}) at 256 envs = {r:.2f} ({verdict} the >= 0.5 budget)")
+            if (256, spin) in iratios:
+                r = iratios[(256, spin)]
+                verdict = "meets" if r >= 0.5 else "MISSES"
+                print(f"{tag}: Python ({what})/in-process C at 256 envs = {r:.2f} "
+                      f"({verdict} the >= 0.5 budget)")
     finally:
         if server is not None:
             server.stop()

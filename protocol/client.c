@@ -8,10 +8,14 @@
     request's are dropped: that is how a late reply to an abandoned (timed-out) request is
     recognised. Tensor frames are copied into ZeroMQ on send, so callers may free their buffers as
     soon as a call returns. A leading empty frame (a REQ-style delimiter) in a reply is tolerated.
+    A session with a doorbell (protocol/spin.h) may skip ZeroMQ for its resets and steps: the wait
+    is then a spin bounded by the client's spin_us, and past it the ordinary deadline of a "ring"
+    round trip.
     A client belongs to one thread.                                                              */
 #include "protocol/client.h"
 
 #include "protocol/shm.h"
+#include "protocol/spin.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -43,6 +47,8 @@ struct ra_client {
   bool shm_local;                         /* the endpoint reaches only this machine */
   bool shm_offered;                       /* the server's hello lists "shm" */
   bool shm_off;                           /* ra_client_set_shm (c, false) */
+  bool spin_offered;                      /* the server's hello lists "spin" */
+  int spin_us;                            /* ra_client_set_spin, $RECARENA_SPIN_US; 0: off */
 };
 
 /* ---------------------------------------------------------------------------------------------
@@ -237,6 +243,17 @@ static void s_copy_str (char *dst, size_t cap, const char *s, int len)
   dst[n] = '\0';
 }
 
+/* $RECARENA_SPIN_US: microseconds in [0, RA_SPIN_MAX_US]; anything else (or unset) is 0, off. */
+static int s_env_spin_us (void)
+{
+  const char *v = getenv ("RECARENA_SPIN_US");
+  if (!v || !*v)
+    return 0;
+  char *end;
+  long x = strtol (v, &end, 10);
+  return *end == '\0' && x > 0 && x <= RA_SPIN_MAX_US ? (int) x : 0;
+}
+
 static ra_err_t s_hello (ra_client_t *c, ra_error_t *err)
 {
   ra_msg_out_t *m = &c->req;
@@ -269,8 +286,10 @@ static ra_err_t s_hello (ra_client_t *c, ra_error_t *err)
   s_copy_str (c->build, sizeof c->build, s, len);
   const msgpack_object *caps = ra_map_get (r->root, "capabilities");
   if (caps && caps->type == MSGPACK_OBJECT_ARRAY)
-    for (uint32_t i = 0; i < caps->via.array.size; i++)
+    for (uint32_t i = 0; i < caps->via.array.size; i++) {
       c->shm_offered |= ra_obj_is_str (&caps->via.array.ptr[i], "shm");
+      c->spin_offered |= ra_obj_is_str (&caps->via.array.ptr[i], "spin");
+    }
   return RA_OK;
 }
 
@@ -307,6 +326,7 @@ ra_err_t ra_client_new_curve (const char *endpoint, int timeout_ms, const ra_cli
   ra_msg_out_init (&c->req);
   c->timeout_ms = timeout_ms > 0 ? timeout_ms : RA_CLIENT_DEFAULT_TIMEOUT_MS;
   c->shm_local = ra_shm_endpoint_local (endpoint);
+  c->spin_us = s_env_spin_us ();
   int linger = 0, hwm = S_HWM;
   if (!(c->ctx = zmq_ctx_new ()) || !(c->sock = zmq_socket (c->ctx, ZMQ_DEALER)) ||
       zmq_setsockopt (c->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
@@ -367,6 +387,17 @@ void ra_client_set_shm (ra_client_t *c, bool on)
 bool ra_client_shm_available (const ra_client_t *c)
 {
   return c->shm_local && c->shm_offered && !c->shm_off;
+}
+
+void ra_client_set_spin (ra_client_t *c, int spin_us)
+{
+  assert (c);
+  c->spin_us = spin_us < 0 ? 0 : (spin_us > RA_SPIN_MAX_US ? RA_SPIN_MAX_US : spin_us);
+}
+
+bool ra_client_spin_available (const ra_client_t *c)
+{
+  return ra_client_shm_available (c) && c->spin_offered && c->spin_us > 0;
 }
 
 const char *ra_client_server_name (const ra_client_t *c) { assert (c); return c->server; }
@@ -628,12 +659,18 @@ ra_err_t ra_client_make (ra_client_t *c, const char *env_id, int num_envs, const
   if (!opts)
     opts = &none;
   bool has_config = opts->config && opts->n_config > 0;
-  bool want_shm = ra_client_shm_available (c);
+  bool want_shm = ra_client_shm_available (c), want_spin = ra_client_spin_available (c);
   uint32_t n_more = 2 + opts->has_seed + has_config + (opts->autoreset != NULL) + (opts->max_episode_steps > 0)
-                    + want_shm;
+                    + 2 * want_shm + want_spin;
   ra_msg_out_t *m = s_begin (c, "make", n_more);
   if (want_shm) {
     ra_msg_out_str (m, "shm");
+    ra_msg_out_bool (m, true);
+    ra_msg_out_str (m, "shm_lock");   /* ra_shm_map_open locks the segment */
+    ra_msg_out_bool (m, true);
+  }
+  if (want_spin) {
+    ra_msg_out_str (m, "spin");
     ra_msg_out_bool (m, true);
   }
   ra_msg_out_str (m, "env");
@@ -705,6 +742,57 @@ fail:
   return s_bad_reply (rc, err);
 }
 
+/* One round trip of a reset or step of env: through the session's doorbell when it has one and
+   the request fits (docs/local.md section 4), else ra_client_call. The doorbell path: post the
+   request; if the server polls the doorbell, spin up to spin_us for the reply; if it does not,
+   or the spin ran out, send "ring" over ZeroMQ, which the server answers (within the usual
+   deadline) once the request's reply is in the doorbell. Either way the reply is decoded from
+   the doorbell's reply area, which stays intact until this session's next request. */
+static ra_err_t s_call_env (ra_client_t *c, const ra_client_env_t *env, ra_msg_out_t *req, ra_error_t *err)
+{
+  void *area = env->shm && c->spin_us > 0 ? ra_shm_map_spin (env->shm) : NULL;
+  if (!area || req->nframes > 0 || req->head.size > RA_SPIN_REQ_BYTES)
+    return ra_client_call (c, req, NULL, err);
+  ra_error_clear (err);
+  s_release_parts (c);
+  int64_t deadline = s_now_ns () + (int64_t) c->timeout_ms * 1000000;
+  uint64_t want = c->last_id, seq = ra_shm_map_next_seq (env->shm);
+  bool polled = ra_spin_post (area, req->head.data, (uint32_t) req->head.size, seq);
+  /* The spin and the ring share the call's deadline. */
+  int spin_us = (int64_t) c->spin_us < (int64_t) c->timeout_ms * 1000 ? c->spin_us : c->timeout_ms * 1000;
+  uint32_t len = polled ? ra_spin_wait (area, seq, spin_us) : 0;
+  if (!len) {
+    ra_msg_out_t *m = s_begin (c, "ring", 2);
+    ra_msg_out_str (m, "handle");
+    ra_msg_out_int (m, env->handle);
+    ra_msg_out_str (m, "seq");
+    ra_msg_out_uint (m, seq);
+    int keep = c->timeout_ms;
+    long left = s_left_ms (deadline);
+    c->timeout_ms = left > 0 ? (int) left : 1;
+    ra_err_t rc = ra_client_call (c, m, NULL, err);
+    c->timeout_ms = keep;
+    if (rc != RA_OK)
+      return rc;
+    s_release_parts (c);
+    if (!(len = ra_spin_reply (area, seq)))
+      return ra_error_set (err, RA_ERR_TRANSPORT, -1,
+                           "the server answered ring %" PRIu64 " without that request's reply", seq);
+  }
+  if (len > RA_SPIN_REP_BYTES)
+    return ra_error_set (err, RA_ERR_BAD_REQUEST, -1, "malformed reply: doorbell reply of %u bytes", len);
+  ra_error_t derr;
+  ra_error_clear (&derr);
+  ra_err_t rc = ra_msg_in_decode (&c->reply, ra_spin_rep_area (area), len, 0, NULL, NULL, false, &derr);
+  if (rc != RA_OK)
+    return ra_error_set (err, rc, -1, "malformed reply: %s", derr.message);
+  if (!c->reply.has_id || c->reply.id != want)
+    return ra_error_set (err, RA_ERR_BAD_REQUEST, -1,
+                         "malformed reply: the doorbell's reply answers request %" PRIu64 ", not %" PRIu64,
+                         c->reply.id, want);
+  return c->reply.ok ? RA_OK : s_reply_error (&c->reply, err);
+}
+
 ra_err_t ra_client_reset (ra_client_t *c, const ra_client_env_t *env, const uint64_t *seeds,
                           const bool *reset_mask, ra_step_result_t *out, ra_error_t *err)
 {
@@ -730,7 +818,7 @@ ra_err_t ra_client_reset (ra_client_t *c, const ra_client_env_t *env, const uint
     ra_msg_out_str (m, "reset_mask");
     ra_msg_out_tensor (m, RA_DTYPE_BOOL, 1, &n, reset_mask);
   }
-  ra_err_t rc = ra_client_call (c, m, NULL, err);
+  ra_err_t rc = s_call_env (c, env, m, err);
   if (rc != RA_OK)
     return rc;
   if (env->shm && (rc = ra_shm_map_resolve (env->shm, &c->reply, err)) != RA_OK)
@@ -759,8 +847,8 @@ ra_err_t ra_client_step (ra_client_t *c, const ra_client_env_t *env, const ra_te
     ra_msg_out_str (m, "action");
     ra_msg_out_tensor (m, action->dtype, action->ndim, action->shape, action->data);
   }
-  const ra_msg_in_t *r;
-  ra_err_t rc = ra_client_call (c, m, &r, err);
+  const ra_msg_in_t *r = &c->reply;
+  ra_err_t rc = s_call_env (c, env, m, err);
   if (rc != RA_OK)
     return rc;
   if (env->shm && (rc = ra_shm_map_resolve (env->shm, &c->reply, err)) != RA_OK)

@@ -41,6 +41,15 @@ void ra_client_set_timeout (ra_client_t *c, int timeout_ms);
 void ra_client_set_shm (ra_client_t *c, bool on);
 /* True when the next make will ask for a segment. */
 bool ra_client_shm_available (const ra_client_t *c);
+/* The doorbell (docs/local.md section 4): sessions made later over shared memory ask the server
+   for one, and their resets and steps skip ZeroMQ while the server polls it; this client then
+   spins up to spin_us microseconds (a busy core) for each reply before it falls back to waiting
+   on ZeroMQ. 0 (the default, or $RECARENA_SPIN_US at ra_client_new) is off; clamped to
+   [0, RA_SPIN_MAX_US]. A server without --spin-us gives no doorbell: nothing changes then. The
+   results, errors and trajectories are the same either way. */
+void ra_client_set_spin (ra_client_t *c, int spin_us);
+/* True when the next make will ask for a doorbell. */
+bool ra_client_spin_available (const ra_client_t *c);
 /* The hello reply's fields (valid for the client's life). */
 const char *ra_client_server_name (const ra_client_t *c);
 const char *ra_client_server_build (const ra_client_t *c);

@@ -3,10 +3,13 @@
 #define _DEFAULT_SOURCE
 #include "protocol/shm.h"
 
+#include "protocol/spin.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,9 +17,12 @@
 struct ra_shm_map {
   void *base;
   size_t bytes;
+  int fd;                       /* kept open: it holds the LOCK_SH that says this client lives */
   size_t off_action[2];
   int n, k;
   int next;
+  void *spin;                   /* the doorbell area, or NULL */
+  uint64_t seq;                 /* the last request posted there */
 };
 
 bool ra_shm_endpoint_local (const char *ep)
@@ -61,23 +67,38 @@ ra_err_t ra_shm_map_open (const msgpack_object *desc, int n, int k, ra_shm_map_t
   if (fd < 0)
     return ra_error_set (err, RA_ERR_TRANSPORT, -1, "cannot open shared-memory segment %s: %s", path,
                          strerror (errno));
+  /* The shared lock lives as long as this descriptor (and its copies in forked children): the
+     server takes the segment's client for gone once no process holds it (docs/protocol.md
+     section "Shared memory"). */
   struct stat st;
   void *base = MAP_FAILED;
-  if (fstat (fd, &st) == 0 && (uint64_t) st.st_size >= bytes && bytes > 0)
+  if (flock (fd, LOCK_SH | LOCK_NB) == 0 && fstat (fd, &st) == 0 && (uint64_t) st.st_size >= bytes
+      && bytes > 0)
     base = mmap (NULL, (size_t) bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   int e = errno;
-  close (fd);
-  if (base == MAP_FAILED)
+  if (base == MAP_FAILED) {
+    close (fd);
     return ra_error_set (err, RA_ERR_TRANSPORT, -1,
-                         "cannot map shared-memory segment %s of %llu bytes: %s", path,
+                         "cannot lock and map shared-memory segment %s of %llu bytes: %s", path,
                          (unsigned long long) bytes, strerror (e));
+  }
   ra_shm_map_t *m = calloc (1, sizeof *m);
   if (!m) {
     munmap (base, (size_t) bytes);
+    close (fd);
     return ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory");
   }
-  *m = (ra_shm_map_t) { .base = base, .bytes = (size_t) bytes, .off_action = { off[0], off[1] },
-                        .n = n, .k = k > 0 ? k : 1 };
+  *m = (ra_shm_map_t) { .base = base, .bytes = (size_t) bytes, .fd = fd,
+                        .off_action = { off[0], off[1] }, .n = n, .k = k > 0 ? k : 1 };
+  /* A doorbell this build cannot use (other sizes, outside the segment) is left alone: the
+     session still answers every request over ZeroMQ. */
+  const msgpack_object *spin = ra_map_get (desc, "spin");
+  uint64_t so, rq, rp;
+  if (spin && spin->type == MSGPACK_OBJECT_MAP && s_uint (ra_map_get (spin, "offset"), &so)
+      && s_uint (ra_map_get (spin, "request_bytes"), &rq) && s_uint (ra_map_get (spin, "reply_bytes"), &rp)
+      && rq == RA_SPIN_REQ_BYTES && rp == RA_SPIN_REP_BYTES && so % 64 == 0 && so <= bytes
+      && bytes - so >= RA_SPIN_AREA_BYTES)
+    m->spin = (char *) base + so;
   *out = m;
   return RA_OK;
 }
@@ -88,6 +109,7 @@ void ra_shm_map_close (ra_shm_map_t **map_p)
   if (!m)
     return;
   munmap (m->base, m->bytes);
+  close (m->fd);
   free (m);
   *map_p = NULL;
 }
@@ -98,6 +120,10 @@ int ra_shm_map_next (ra_shm_map_t *m)
   m->next ^= 1;
   return j;
 }
+
+void *ra_shm_map_spin (const ra_shm_map_t *m) { return m->spin; }
+
+uint64_t ra_shm_map_next_seq (ra_shm_map_t *m) { return ++m->seq; }
 
 bool ra_shm_map_put_action (ra_shm_map_t *m, int j, const ra_tensor_t *a)
 {

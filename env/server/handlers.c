@@ -341,11 +341,14 @@ static ra_err_t s_hello (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t 
                                       "autoreset.disabled", "reset_mask", "set_task", "render.ansi",
                                       "final_info" };
   bool shm = ra__shm_offered (srv);   /* only where every client is on this machine */
-  ra_msg_out_array (rep, (uint32_t) (sizeof caps / sizeof caps[0] + shm));
+  bool spin = shm && srv->opts.spin_us > 0;
+  ra_msg_out_array (rep, (uint32_t) (sizeof caps / sizeof caps[0] + shm + spin));
   for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++)
     ra_msg_out_str (rep, caps[i]);
   if (shm)
     ra_msg_out_str (rep, "shm");
+  if (spin)
+    ra_msg_out_str (rep, "spin");
   ra_msg_out_str (rep, "limits");
   ra_msg_out_map (rep, 6);
   ra_msg_out_str (rep, "max_envs");
@@ -451,6 +454,12 @@ static ra_err_t s_admit (const ra_server_t *srv, double have, double bytes, cons
   return RA_OK;
 }
 
+ra_err_t ra__admit (const ra_server_t *srv, double have, double bytes, const char *what,
+                    ra_error_t *err)
+{
+  return s_admit (srv, have, bytes, what, err);
+}
+
 /* Runs on the pool (or inline): builds the reserved slot's session (the sim's create). */
 static void s_make_job (void *ctx, int i0, int i1)
 {
@@ -497,7 +506,8 @@ static ra_err_t s_make_finish (ra_server_t *srv, ra__slot_t *slot, uint64_t id, 
            (long long) num_envs, (long long) slot->handle, ra_autoreset_name (mode));
 
   if (slot->mk_shm) {
-    /* No segment (no /dev/shm room, say) is no failure: the session answers with frames. */
+    /* No segment (no /dev/shm room, or over the byte budgets) is no failure: the session
+       answers with frames. */
     ra_error_t serr;
     if (ra__shm_new (srv, slot, &serr) != RA_OK)
       ra__log (srv, RA_LOG_WARN, "handle %lld without shared memory: %s", (long long) slot->handle,
@@ -562,9 +572,12 @@ static ra_err_t s_make (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *
       || (rc = ra_opt_str (req->root, "autoreset", &ar, &ar_len, err)) != RA_OK
       || (rc = ra_opt_int (req->root, "max_episode_steps", &max_steps, err)) != RA_OK)
     return rc;
-  bool has_seed = ra_map_get (req->root, "seed") != NULL, want_shm = false;
+  bool has_seed = ra_map_get (req->root, "seed") != NULL, want_shm = false, want_spin = false,
+       shm_lock = false;
   if ((rc = ra_opt_uint (req->root, "seed", &seed, err)) != RA_OK
-      || (rc = ra_opt_bool (req->root, "shm", &want_shm, err)) != RA_OK)
+      || (rc = ra_opt_bool (req->root, "shm", &want_shm, err)) != RA_OK
+      || (rc = ra_opt_bool (req->root, "shm_lock", &shm_lock, err)) != RA_OK
+      || (rc = ra_opt_bool (req->root, "spin", &want_spin, err)) != RA_OK)
     return rc;
   const ra_sim_class_t *cls = ra_sims_find (env, env_len);
   if (!cls) {
@@ -648,6 +661,8 @@ static ra_err_t s_make (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *
   ra__slot_t *slot = &srv->slots[slot_i];
   slot->reserved = true;
   slot->mk_shm = want_shm && ra__shm_offered (srv);
+  slot->mk_spin = slot->mk_shm && want_spin;
+  slot->mk_shm_lock = slot->mk_shm && shm_lock;
   snprintf (slot->owner, sizeof slot->owner, "%s", srv->caller);
   slot->config_keep = cfg;
   slot->task_keep = tkv;
@@ -1151,6 +1166,7 @@ static const s_op_t s_ops[] = {
   { "close", s_close, S_OP_SESSION },
   { "ping", s_ping, 0 },
   { "stats", s_stats, 0 },
+  { "ring", ra__spin_ring, S_OP_SESSION },
 };
 
 bool ra__op_is_session (const char *op, int len)
@@ -1200,7 +1216,7 @@ void ra__dispatch (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep)
   if (!op) {
     ra_error_set (&err, RA_ERR_UNKNOWN_OP, -1,
                   "unknown op '%.*s'; expected hello, list, make, reset, step, set_task, render, "
-                  "close, ping or stats", req->op_len > 32 ? 32 : req->op_len, req->op);
+                  "close, ping, stats or ring", req->op_len > 32 ? 32 : req->op_len, req->op);
   } else {
     rc = RA_OK;
     if (op->flags & S_OP_SESSION) {

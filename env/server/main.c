@@ -13,6 +13,7 @@
 #include "common/kv.h"
 #include "env/core/reward.h"
 #include "env/server/server.h"
+#include "protocol/spin.h"
 
 static ra_server_t *s_server;
 
@@ -53,6 +54,11 @@ static void s_usage (FILE *f)
            "                           reading its connection (default 64)\n"
            "  --drain-ms N             on SIGTERM, how long replies in flight may take to leave\n"
            "                           (default 5000)\n"
+           "  --spin-us N              shared-memory sessions whose clients ask for it (spin) skip\n"
+           "                           ZeroMQ while both sides are active: after each such request\n"
+           "                           the server polls their segments for N microseconds instead of\n"
+           "                           sleeping, which keeps one core busy meanwhile (0-1000000;\n"
+           "                           default 0: off; docs/local.md section 4)\n"
            "  --curve-secret FILE      encrypt and authenticate with CURVE: the server key pair file\n"
            "                           written by --gen-keys\n"
            "  --allow-keys DIR         with --curve-secret: the client public keys (*.pub files)\n"
@@ -232,6 +238,7 @@ static bool s_apply (s_cfg_t *c, const char *name, const char *v)
     { "max-total-envs", 1, 1 << 26 }, { "async-min-envs", 1, 1 << 26 },
     { "max-session-bytes", 1 << 20, 1ll << 50 }, { "max-total-bytes", 1 << 20, 1ll << 50 },
     { "async-min-bytes", 1, 1ll << 40 }, { "rcv-hwm", 1, 1 << 20 }, { "drain-ms", 0, 600000 },
+    { "spin-us", 0, RA_SPIN_MAX_US },
   };
   for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
     if (strcmp (name, ints[i].name))
@@ -254,7 +261,8 @@ static bool s_apply (s_cfg_t *c, const char *name, const char *v)
     case 8: c->opts.max_total_bytes = x; break;
     case 9: c->opts.async_min_bytes = x; break;
     case 10: c->opts.rcv_hwm = (int) x; break;
-    default: c->opts.drain_linger_ms = (int) x; break;
+    case 11: c->opts.drain_linger_ms = (int) x; break;
+    default: c->opts.spin_us = (int) x; break;
     }
     return true;
   }

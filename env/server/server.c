@@ -28,6 +28,7 @@
 #include <zmq.h>
 
 #include "env/server/server_int.h"
+#include "protocol/spin.h"
 
 /* Frames at least this big travel without a copy. */
 #define S_ZEROCOPY_MIN 16384
@@ -104,6 +105,10 @@ ra_err_t ra_server_new (const ra_server_opts_t *opts, ra_server_t **out, ra_erro
     srv->opts.async_min_bytes = def.async_min_bytes;
   if (srv->opts.drain_linger_ms < 0)
     srv->opts.drain_linger_ms = 0;
+  if (srv->opts.spin_us < 0)
+    srv->opts.spin_us = 0;
+  if (srv->opts.spin_us > RA_SPIN_MAX_US)
+    srv->opts.spin_us = RA_SPIN_MAX_US;
   /* Byte budgets default to shares of physical memory (docs/protocol.md section "Limits"). */
   long pages = sysconf (_SC_PHYS_PAGES), page = sysconf (_SC_PAGE_SIZE);
   int64_t phys = pages > 0 && page > 0 ? (int64_t) pages * page : (int64_t) 4 << 30;
@@ -135,6 +140,8 @@ ra_err_t ra_server_new (const ra_server_opts_t *opts, ra_server_t **out, ra_erro
   srv->opts.workers = workers;
   atomic_init (&srv->stop, 0);
   ra_msg_in_init (&srv->in);
+  ra_msg_in_init (&srv->spin_in);
+  ra_msg_out_init (&srv->spin_rep);
   srv->t_start = ra__now ();
   srv->slots = calloc ((size_t) srv->opts.max_sessions, sizeof *srv->slots);
   if (srv->slots && ra__handles_init (srv, err) != RA_OK) {
@@ -144,6 +151,10 @@ ra_err_t ra_server_new (const ra_server_opts_t *opts, ra_server_t **out, ra_erro
   if (!srv->slots || ra_pool_new (workers > 1 ? workers : 0, &srv->pool) != RA_OK) {
     ra_server_destroy (&srv);
     return ra_error_set (err, RA_ERR_INTERNAL, -1, "cannot start %d worker threads", workers);
+  }
+  if (ra__spin_init (srv, err) != RA_OK) {
+    ra_server_destroy (&srv);
+    return err ? err->code : RA_ERR_NOMEM;
   }
   /* Shared-memory segments of a server that died (killed, crashed) go now, unread. */
   int swept = ra__shm_sweep ();
@@ -188,9 +199,13 @@ void ra_server_destroy (ra_server_t **server_p)
         ra__session_drop (srv, slot);
     }
   free (srv->slots);
+  ra__spin_fini (srv);
   free (srv->allow);
   ra__handles_fini (srv);
   ra_msg_in_fini (&srv->in);
+  ra_msg_in_fini (&srv->spin_in);
+  msgpack_unpacked_destroy (&srv->spin_in.unp);
+  ra_msg_out_fini (&srv->spin_rep);
   free (srv);
   *server_p = NULL;
 }
@@ -234,6 +249,14 @@ void ra__session_drop (ra_server_t *srv, ra__slot_t *slot)
   memset (slot, 0, sizeof *slot);
 }
 
+bool ra__session_async (const ra_server_t *srv, ra_session_t *s)
+{
+  /* Cost, not env count, decides: the bytes a step writes track envs x candidates x dims. */
+  bool big = ra_session_num_envs (s) >= srv->opts.async_min_envs
+             || (int64_t) ra_session_out (s)->nbytes >= srv->opts.async_min_bytes;
+  return big && ra_pool_workers (srv->pool) > 0;
+}
+
 bool ra__run_or_defer (ra_server_t *srv, ra_pool_fn fn, int kind, uint64_t id)
 {
   ra__slot_t *slot = srv->cur;
@@ -243,9 +266,7 @@ bool ra__run_or_defer (ra_server_t *srv, ra_pool_fn fn, int kind, uint64_t id)
     ra_pool_run (srv->pool, n, RA_SESSION_MIN_PARALLEL, fn, s);
     return false;
   }
-  /* Cost, not env count, decides: the bytes a step writes track envs x candidates x dims. */
-  bool big = n >= srv->opts.async_min_envs || (int64_t) ra_session_out (s)->nbytes >= srv->opts.async_min_bytes;
-  if (!big || ra_pool_workers (srv->pool) == 0) {
+  if (!ra__session_async (srv, s)) {
     fn (s, 0, n);   /* the loop, a small batch: inline beats any hand-off */
     return false;
   }
@@ -272,12 +293,18 @@ int ra_server_expire (ra_server_t *srv)
   int n = 0;
   for (int i = 0; i < srv->opts.max_sessions; i++) {
     ra__slot_t *slot = &srv->slots[i];
-    if (slot->session && !slot->busy && now - slot->last_used > srv->opts.idle_timeout_s) {
+    if (!slot->session || slot->busy)
+      continue;
+    if (now - slot->last_used > srv->opts.idle_timeout_s)
       ra__log (srv, RA_LOG_INFO, "handle %lld expired after %.1f s idle", (long long) slot->handle,
                now - slot->last_used);
-      ra__session_drop (srv, slot);
-      n++;
-    }
+    else if (ra__shm_client_gone (slot))
+      ra__log (srv, RA_LOG_INFO, "handle %lld closed: no process holds its shared-memory segment "
+               "any more (its client died or dropped it)", (long long) slot->handle);
+    else
+      continue;
+    ra__session_drop (srv, slot);
+    n++;
   }
   return n;
 }
@@ -630,6 +657,7 @@ ra_err_t ra_server_run (ra_server_t *srv)
     long timeout_ms = wait <= 0 ? 0 : (long) ceil (wait * 1000);
     if (timeout_ms > 100)
       timeout_ms = 100;
+    timeout_ms = ra__spin_turn (srv, timeout_ms);   /* 0 while the doorbells are polled */
     zmq_pollitem_t items[2] = { { srv->router, 0, ZMQ_POLLIN, 0 },
                                 { NULL, ra_pool_done_fd (srv->pool), ZMQ_POLLIN, 0 } };
     int prc = zmq_poll (items, 2, timeout_ms);
@@ -655,6 +683,9 @@ ra_err_t ra_server_run (ra_server_t *srv)
      request already received by ZeroMQ, for at most drain_linger_ms; then close the socket
      with that linger so the replies leave before the process does. */
   srv->async = false;
+  /* Doorbells: the loop polls them no more, so their clients ring (the drain below answers
+     those rings, or they time out like any request to a stopped server). */
+  ra__spin_stop (srv);
   while (srv->nbusy > 0) {
     zmq_pollitem_t item = { NULL, ra_pool_done_fd (srv->pool), ZMQ_POLLIN, 0 };
     zmq_poll (&item, 1, 100);

@@ -53,6 +53,10 @@ typedef struct {
   const char *const *allow_keys;
   int n_allow_keys;
   char admin_key[41];
+  int spin_us;                  /* shared-memory sessions that ask for it get a doorbell, and the
+                                   loop polls their segments this long after each request through
+                                   it instead of sleeping (docs/local.md section 4); 0: off
+                                   (default); at most RA_SPIN_MAX_US (protocol/spin.h) */
   uint64_t default_seed;        /* make without seed: env i gets default_seed + i; if
                                    has_default_seed is false, a seed is drawn from the clock */
   bool has_default_seed;
@@ -100,8 +104,9 @@ void ra_server_handle_raw (ra_server_t *srv, const void *head, size_t head_len, 
    the connection's CURVE key. Sessions belong to the key that made them. */
 void ra_server_set_caller (ra_server_t *srv, const char *key);
 
-/* Reclaims sessions idle for longer than the idle timeout; returns how many. Called by the loop
-   on its timer; lookups also refuse expired handles. */
+/* Reclaims sessions idle for longer than the idle timeout, and shared-memory sessions whose
+   client no longer holds its segment (docs/protocol.md section "Shared memory"); returns how
+   many. Called by the loop on its timer; lookups also refuse expired handles. */
 int ra_server_expire (ra_server_t *srv);
 
 typedef struct {

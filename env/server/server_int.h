@@ -65,6 +65,11 @@ typedef struct {
      shm_reply: the request being answered named a segment slot (its reply carries offsets). */
   struct ra__shm *shm;
   bool mk_shm, shm_reply;
+  /* The doorbell (spin.c): mk_spin: the make asked for one; spin_seq: the last request taken
+     from it. */
+  bool mk_spin;
+  uint64_t spin_seq;
+  bool mk_shm_lock;             /* the make said its client locks the segment (shm.c) */
 
   /* The step reply's header after "ok": true, packed at the session's first step and reused by
      every later step without final_obs (handlers.c, s_reply_step); NULL until then. Owned. */
@@ -112,6 +117,17 @@ struct ra_server {
   char endpoints[RA_SERVER_MAX_BINDS][256];
   atomic_int stop;              /* lock-free, so safe to set from a signal handler */
   ra_msg_in_t in;               /* the request being handled */
+
+  /* Doorbells (spin.c): the slots whose segment has one, the loop's polling state, and the
+     buffers of a request taken from a doorbell (decoded and answered apart from srv->in, since
+     a ring request is being handled meanwhile). */
+  ra__slot_t **spin_slots;      /* nspin of them, room for opts.max_sessions */
+  int nspin;
+  bool spin_polling;            /* the doorbells say the loop polls them */
+  double spin_last;             /* when the loop last answered a doorbell request */
+  char *spin_buf;               /* RA_SPIN_REQ_BYTES */
+  ra_msg_in_t spin_in;
+  ra_msg_out_t spin_rep;
 };
 
 double ra__now (void);
@@ -157,7 +173,9 @@ typedef struct ra__shm ra__shm_t;
 /* True when every endpoint the server is bound to is local (ipc://, loopback tcp). */
 bool ra__shm_offered (const ra_server_t *srv);
 /* Creates, sizes and maps the segment of slot's session (mode 0600, an unguessable name) and
-   moves the session's output buffers into it. */
+   moves the session's output buffers into it. The segment's bytes beyond one output block
+   (which the make's estimate counts) are charged to the session: LIMIT, and no segment, when
+   they do not fit the byte budgets. */
 ra_err_t ra__shm_new (ra_server_t *srv, ra__slot_t *slot, ra_error_t *err);
 /* Unlinks (if still linked) and unmaps slot's segment; NULL-safe. Call after the session is
    destroyed. */
@@ -177,6 +195,37 @@ ra_err_t ra__shm_reply (const ra__slot_t *slot, ra_msg_out_t *rep, ra_error_t *e
 /* Removes segments left by servers that are no longer running (name prefix + pid check). Returns
    how many. */
 int ra__shm_sweep (void);
+
+/* True when a step or reset of s runs on the workers while the loop keeps serving (server.c). */
+bool ra__session_async (const ra_server_t *srv, ra_session_t *s);
+/* LIMIT unless bytes more fit a session already holding have and the server's byte budgets
+   (handlers.c; docs/protocol.md section "Limits"). */
+ra_err_t ra__admit (const ra_server_t *srv, double have, double bytes, const char *what,
+                    ra_error_t *err);
+/* True when the session's client said it locks its segment (make's shm_lock), has used it, and
+   no process holds that lock any more: the client died or unmapped it (shm.c). */
+bool ra__shm_client_gone (const ra__slot_t *slot);
+/* The session's doorbell area (shm.c), or NULL. */
+void *ra__shm_spin_area (const ra__slot_t *slot);
+/* Doorbells (spin.c, docs/local.md section 4). ra__spin_init allocates the lists (at server
+   start, when opts.spin_us > 0); ra__spin_fini frees them. */
+ra_err_t ra__spin_init (ra_server_t *srv, ra_error_t *err);
+void ra__spin_fini (ra_server_t *srv);
+/* A segment with a doorbell was made for slot / is going: (un)lists it. */
+void ra__spin_add (ra_server_t *srv, ra__slot_t *slot);
+void ra__spin_remove (ra_server_t *srv, ra__slot_t *slot);
+/* One turn of the loop: answers what the doorbells hold (one request each), then returns the
+   poll timeout to use: 0 while spinning (spin_us since the last doorbell request), else
+   timeout_ms after telling the doorbells the loop sleeps and rechecking them. */
+long ra__spin_turn (ra_server_t *srv, long timeout_ms);
+/* The loop is about to sleep: clears every doorbell's polling word, then rechecks them all and
+   answers what they hold. True when there was nothing (sleep); false when it answered a request
+   (the words say "polling" again: keep spinning). */
+bool ra__spin_sleep (ra_server_t *srv);
+/* The loop stops: clears every doorbell's polling word (their clients ring from now on). */
+void ra__spin_stop (ra_server_t *srv);
+/* The "ring" op (a session op): answers once request seq of the caller's doorbell is answered. */
+ra_err_t ra__spin_ring (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep, ra_error_t *err);
 
 /* Dispatches req through the command table (handlers.c). */
 void ra__dispatch (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep);

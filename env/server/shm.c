@@ -6,13 +6,20 @@
     ("/recarena-shm-<pid>-<128 bits from the server's secret stream>"), holding two output blocks
     (the session's buffers, session.h ra_session_use_blocks) and two action areas:
 
-        [block 0][block 1][actions 0][actions 1]      each part page-aligned
+        [block 0][block 1][actions 0][actions 1]([doorbell])      each part page-aligned
+
+    The doorbell (protocol/spin.h, docs/local.md section 4) is there when the make asked for
+    spin, the server runs with --spin-us and the session's steps run inline (spin.c serves it).
 
     A request names a slot j (0 or 1): the client wrote its actions into actions j (unless the
     request carries an "action" tensor), the session writes its results into block j, and the
     reply's header carries the byte offsets of its tensors in the segment instead of frames. A
     client alternating j reads step t's results while the server writes step t+1's.
-    Owns: the segment (its name until unlinked, and the server's mapping). The name is unlinked at
+    A client that says so in its make (shm_lock: true) holds flock(LOCK_SH) on its own descriptor
+    of the segment from mapping it until it unmaps it; once it has used the segment, a LOCK_EX
+    the server gets without waiting (ra__shm_client_gone, at the idle sweep) means no process
+    holds the segment any more: its client died or dropped it, and the session goes.
+    Owns: the segment (its name until unlinked, the server's descriptor and mapping). The name is unlinked at
     the first request that names a slot (the client has mapped it by then, so nobody else can open
     it afterwards) or when the session goes, whichever comes first; segments of a server that died
     are swept by the next server's start (ra__shm_sweep). Threading: the server's one thread. */
@@ -25,11 +32,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "env/server/server_int.h"
+#include "protocol/spin.h"
 
 #define S_PREFIX "recarena-shm-"
 #define S_PAGE 4096u
@@ -37,9 +46,13 @@
 struct ra__shm {
   char name[80];                /* "/recarena-shm-..." */
   bool linked;                  /* the name still exists */
+  bool client_locks;            /* the client holds flock(LOCK_SH) while it has it mapped */
+  int fd;                       /* the server's descriptor (for the flock test), or -1 */
   void *base;
   size_t bytes;
   size_t off_block[2], off_action[2], action_bytes;
+  size_t off_spin;              /* the doorbell area, 0: none (it never starts a segment) */
+  ra_server_t *srv;             /* whose doorbell list holds it */
 };
 
 static size_t s_pages (size_t n) { return (n + S_PAGE - 1) & ~(size_t) (S_PAGE - 1); }
@@ -73,6 +86,23 @@ ra_err_t ra__shm_new (ra_server_t *srv, ra__slot_t *slot, ra_error_t *err)
   m->off_action[0] = 2 * block;
   m->off_action[1] = 2 * block + s_pages (m->action_bytes);
   m->bytes = m->off_action[1] + s_pages (m->action_bytes);
+  /* A doorbell only for sessions stepped inline: a step on the workers is answered later, by the
+     loop, and costs far more than the wake-ups a doorbell saves. */
+  if (slot->mk_spin && srv->opts.spin_us > 0 && !ra__session_async (srv, s)) {
+    m->off_spin = m->bytes;
+    m->bytes += s_pages (RA_SPIN_AREA_BYTES);
+  }
+  /* The estimate counts the output rows once (docs/protocol.md section "Limits"); the second
+     block, the action areas and the doorbell are this segment's own. */
+  double extra = (double) m->bytes - (double) ra_session_block_bytes (s);
+  ra_err_t arc = ra__admit (srv, (double) slot->bytes, extra, "the shared-memory segment", err);
+  if (arc != RA_OK) {
+    free (m);
+    return arc;
+  }
+  m->srv = srv;
+  m->fd = -1;
+  m->client_locks = slot->mk_shm_lock;
   uint64_t r0 = ra__secret_u64 (srv), r1 = ra__secret_u64 (srv);
   snprintf (m->name, sizeof m->name, "/" S_PREFIX "%ld-%016" PRIx64 "%016" PRIx64, (long) getpid (),
             r0, r1);
@@ -84,6 +114,7 @@ ra_err_t ra__shm_new (ra_server_t *srv, ra__slot_t *slot, ra_error_t *err)
                          strerror (e));
   }
   m->linked = true;
+  m->fd = fd;
   /* Reserved, not just sized: a sparse segment on a full tmpfs (a container's small /dev/shm)
      would raise SIGBUS at the first write to a missing page; posix_fallocate says ENOSPC now,
      and the session falls back to frames. */
@@ -93,14 +124,13 @@ ra_err_t ra__shm_new (ra_server_t *srv, ra__slot_t *slot, ra_error_t *err)
   if (frc != 0
       || (m->base = mmap (NULL, m->bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED) {
     int e = errno;
+    size_t bytes = m->bytes;
     m->base = NULL;
-    close (fd);
     slot->shm = m;
-    ra__shm_drop (slot);
+    ra__shm_drop (slot);   /* frees m */
     return ra_error_set (err, RA_ERR_LIMIT, -1, "cannot size a shared-memory segment of %zu bytes: %s",
-                         m->bytes, strerror (e));
+                         bytes, strerror (e));
   }
-  close (fd);
   char *base = m->base;
   if (ra_session_use_blocks (s, base + m->off_block[0], base + m->off_block[1]) != RA_OK) {
     slot->shm = m;
@@ -108,7 +138,18 @@ ra_err_t ra__shm_new (ra_server_t *srv, ra__slot_t *slot, ra_error_t *err)
     return ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory for a shared-memory segment");
   }
   slot->shm = m;
+  slot->spin_seq = 0;
+  slot->bytes += (int64_t) extra;
+  srv->nbytes += (int64_t) extra;
+  if (m->off_spin)
+    ra__spin_add (srv, slot);
   return RA_OK;
+}
+
+void *ra__shm_spin_area (const ra__slot_t *slot)
+{
+  const ra__shm_t *m = slot->shm;
+  return m && m->off_spin && m->base ? (char *) m->base + m->off_spin : NULL;
 }
 
 void ra__shm_drop (ra__slot_t *slot)
@@ -116,18 +157,37 @@ void ra__shm_drop (ra__slot_t *slot)
   ra__shm_t *m = slot->shm;
   if (!m)
     return;
+  if (m->off_spin && m->base) {
+    /* A client spinning on it stops waiting for a poller that is gone, and rings. */
+    ra_spin_set_polling ((char *) m->base + m->off_spin, false);
+    ra__spin_remove (m->srv, slot);
+  }
   if (m->linked)
     shm_unlink (m->name);
   if (m->base)
     munmap (m->base, m->bytes);
+  if (m->fd >= 0)
+    close (m->fd);
   free (m);
   slot->shm = NULL;
+}
+
+bool ra__shm_client_gone (const ra__slot_t *slot)
+{
+  const ra__shm_t *m = slot->shm;
+  /* Only after the client's first use (it mapped and locked the segment before that request). */
+  if (!m || !m->client_locks || m->linked || m->fd < 0)
+    return false;
+  if (flock (m->fd, LOCK_EX | LOCK_NB) != 0)
+    return false;   /* EWOULDBLOCK: a client still holds its LOCK_SH */
+  flock (m->fd, LOCK_UN);
+  return true;
 }
 
 void ra__shm_pack_make (ra_msg_out_t *rep, const ra__slot_t *slot)
 {
   const ra__shm_t *m = slot->shm;
-  ra_msg_out_map (rep, 3);
+  ra_msg_out_map (rep, 3 + (m->off_spin != 0));
   ra_msg_out_str (rep, "name");
   ra_msg_out_str (rep, m->name);
   ra_msg_out_str (rep, "bytes");
@@ -136,6 +196,16 @@ void ra__shm_pack_make (ra_msg_out_t *rep, const ra__slot_t *slot)
   ra_msg_out_array (rep, 2);
   ra_msg_out_uint (rep, m->off_action[0]);
   ra_msg_out_uint (rep, m->off_action[1]);
+  if (m->off_spin) {
+    ra_msg_out_str (rep, "spin");
+    ra_msg_out_map (rep, 3);
+    ra_msg_out_str (rep, "offset");
+    ra_msg_out_uint (rep, m->off_spin);
+    ra_msg_out_str (rep, "request_bytes");
+    ra_msg_out_uint (rep, RA_SPIN_REQ_BYTES);
+    ra_msg_out_str (rep, "reply_bytes");
+    ra_msg_out_uint (rep, RA_SPIN_REP_BYTES);
+  }
 }
 
 ra_err_t ra__shm_request (ra__slot_t *slot, const ra_msg_in_t *req, int *j, ra_error_t *err)

@@ -153,3 +153,36 @@ def test_a_dead_clients_segments_go_with_its_expired_sessions(server_binary):
         assert _segments(srv.pid) == [], "expired sessions leave no segment"
     finally:
         srv.stop()
+
+
+_DYING_USER = """
+import os, sys
+from recarena.client import Client
+c = Client(sys.argv[1])
+for _ in range(2):
+    c.reset(c.make("ECommerce-v1", 3)["handle"])  # used: mapped and locked
+c.make("ECommerce-v1", 3)  # never used
+os._exit(0)  # dies without closing anything
+"""
+
+
+def test_a_dead_clients_used_sessions_go_at_the_next_sweep(server_binary):
+    """The dead client held a lock on each segment it used; with a 20 s idle timeout the server
+    still closes those sessions at its next sweep (every 5 s), not at their expiry."""
+    srv = LocalServer(server_binary, transport="ipc", extra_args=["--idle-timeout", "20"])
+    try:
+        with Client(srv.endpoint, timeout=10) as c:
+            h = c.make("ECommerce-v1", 2)["handle"]
+            c.reset(h)
+            subprocess.run([sys.executable, "-c", _DYING_USER, srv.endpoint], check=True,
+                           env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+                           timeout=60)
+            assert c.stats()["sessions"] == 4
+            deadline = time.monotonic() + 12
+            while c.stats()["sessions"] > 2 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert c.stats()["sessions"] == 2, "the dead client's used sessions are closed"
+            assert len(_segments(srv.pid)) == 1, "the unused one waits for its expiry"
+            c.step(h, np.array([[0, 1, 2], [3, 4, 5]]))  # this live client's session stays
+    finally:
+        srv.stop()

@@ -84,6 +84,22 @@ def accept_reply(header: dict, req_id: int, op: str) -> bool:
     raise TransportError(f"reply to '{op}' has no boolean 'ok'")
 
 
+def _spin_us(spin_us: Optional[int]) -> int:
+    """spin_us, or $RECARENA_SPIN_US when None; checked against [0, SPIN_MAX_US]."""
+    if spin_us is None:
+        v = os.environ.get("RECARENA_SPIN_US", "")
+        try:
+            spin_us = int(v) if v else 0
+        except ValueError:
+            raise ValueError(f"$RECARENA_SPIN_US is {v!r}, expected microseconds in "
+                             f"[0, {_shm.SPIN_MAX_US}]") from None
+    if type(spin_us) is not int and not isinstance(spin_us, np.integer):
+        raise TypeError(f"spin_us must be an int, got {type(spin_us).__name__}")
+    if not 0 <= spin_us <= _shm.SPIN_MAX_US:
+        raise ValueError(f"spin_us is {spin_us}, expected microseconds in [0, {_shm.SPIN_MAX_US}]")
+    return int(spin_us)
+
+
 class Client:
     """A connection. address: a ZeroMQ endpoint ("tcp://127.0.0.1:5555", "ipc://..."), or None to
     use the embedded local server (started on demand, found as find_server_binary describes).
@@ -93,13 +109,18 @@ class Client:
     that refuses the key never answers: the hello raises DeadlineError.
     shm: use the server's shared-memory data plane when the endpoint is local (ipc://, loopback
     tcp) and the server offers it (recarena.shm; arrays a step returns are then views valid until
-    that session's next step or reset). The results are the same either way."""
+    that session's next step or reset). The results are the same either way.
+    spin_us: with shm, ask a server started with --spin-us for a doorbell (docs/local.md section
+    4): resets and steps then skip ZeroMQ while the server polls, and this client spins up to
+    spin_us microseconds (a busy core) for each reply before it falls back to ZeroMQ. None takes
+    $RECARENA_SPIN_US (unset: 0, off). Needs librecarena_spin.so (recarena.shm); without it, or
+    from a server without --spin-us, nothing changes. The results are the same either way."""
 
     def __init__(self, address: Optional[str] = None, timeout: float = DEFAULT_TIMEOUT_S,
                  server_path: Optional[str] = None, hello: bool = True,
                  server_key: Optional[str] = None,
                  client_key: Union[str, Tuple[str, str], None] = None,
-                 shm: bool = True):
+                 shm: bool = True, spin_us: Optional[int] = None):
         if (server_key is None) != (client_key is None):
             raise ValueError("CURVE needs both server_key and client_key")
         keys = curve_keys(server_key, client_key) if server_key is not None else None
@@ -108,6 +129,8 @@ class Client:
         self._sock = None
         self._segments: Dict[int, _shm.Segment] = {}
         self.shm = False
+        self.spin = False
+        self.spin_us = _spin_us(spin_us)
         self._pid = os.getpid()
         if address is None:
             self._server = default_server().acquire(server_path)
@@ -127,8 +150,10 @@ class Client:
                 self.server_info = self.hello(timeout=startup)
             # Shared memory (docs/protocol.md, "Shared memory"): only on this machine, and only
             # when the server offers it; the results are the same either way.
-            self.shm = bool(shm and _shm.endpoint_is_local(address)
-                            and "shm" in (self.server_info.get("capabilities") or ()))
+            caps = self.server_info.get("capabilities") or ()
+            self.shm = bool(shm and _shm.endpoint_is_local(address) and "shm" in caps)
+            self.spin = bool(self.shm and self.spin_us > 0 and "spin" in caps
+                             and _shm.spin_library() is not None)
         except BaseException:
             self.close()
             raise
@@ -204,6 +229,30 @@ class Client:
             if accept_reply(header, req_id, op):
                 return header, frames
 
+    def _call_seg(self, seg: Optional[_shm.Segment], op: str, fields: dict,
+                  out: wire.Outgoing) -> Tuple[dict, Sequence[Any]]:
+        """call(op, fields, out), through seg's doorbell when it has one and the request has no
+        frames (docs/local.md section 4): post; spin for the reply if the server polls; else, or
+        when the spin runs out, "ring" over ZeroMQ, answered once the reply is in the doorbell."""
+        if seg is None or not self.spin_us or not seg.has_doorbell or out.frames:
+            return self.call(op, fields, out)
+        req_id = next(_ids)
+        head = wire.pack_request(req_id, op, fields)[0]
+        if len(head) > _shm.SPIN_REQ_BYTES:
+            return self.call(op, fields, out)
+        seq, polled = seg.post(head)
+        n = seg.wait(seq, self.spin_us) if polled else 0
+        if not n:
+            self.call("ring", {"handle": fields["handle"], "seq": seq})
+            n = seg.reply(seq)
+            if not n:
+                raise TransportError(f"the server answered ring {seq} without that request's reply")
+        header = wire.unpack_header(seg.reply_header(n))
+        if not accept_reply(header, req_id, op):
+            raise TransportError(f"the doorbell's reply answers request {header.get('id')!r}, "
+                                 f"not {req_id}")
+        return header, ()
+
     def _raise_deadline(self, op: str, timeout: Optional[float]) -> None:
         if self._server is not None:
             self._server.check_alive()
@@ -250,6 +299,9 @@ class Client:
             fields["max_episode_steps"] = int(max_episode_steps)
         if self.shm:
             fields["shm"] = True
+            fields["shm_lock"] = True  # shm.Segment holds a shared lock while it has it mapped
+        if self.spin:
+            fields["spin"] = True
         header, frames = self.call("make", fields)
         if not isinstance(header.get("handle"), int):
             raise TransportError("'make' reply has no integer 'handle'")
@@ -285,7 +337,7 @@ class Client:
         seg = self._segments.get(handle)
         if seg is not None:
             fields["shm"] = seg.next_slot()
-        header, frames = self.call("reset", fields, out)
+        header, frames = self._call_seg(seg, "reset", fields, out)
         if seg is not None:
             return seg.decode("reset", header, wire.decode_reset_reply)
         return wire.decode_reset_reply(header, frames)
@@ -304,7 +356,7 @@ class Client:
         fields: Dict[str, Any] = {"handle": handle, "shm": j}
         if not seg.put_action(j, a):
             fields["action"] = out.tensor(a)  # answered as over frames, errors included
-        header, _ = self.call("step", fields, out)
+        header, _ = self._call_seg(seg, "step", fields, out)
         return seg.decode("step", header, wire.decode_step_reply)
 
     def set_task(self, handle: int, task: dict, mask: Any = None) -> Dict[str, Any]:

@@ -11,13 +11,22 @@ so the server writes step t+1 into the other block while step t's views stay int
 overwrites step t. Copy (np.array) what must outlive that. A view keeps the mapping alive, so a
 stale view shows newer data but never faults.
 
+A segment may also hold a doorbell (docs/local.md section 4): Client(spin_us=N) then posts a
+reset or step's request header in the segment and spins up to N microseconds for the reply
+instead of going through ZeroMQ, ringing over ZeroMQ when the server is not polling. The atomic
+steps are those of protocol/spin.c, loaded from librecarena_spin.so with ctypes (Python has no
+C11 atomics); without that library a doorbell is simply not asked for.
+
 Linux only (/dev/shm); Client uses it only for ipc:// and loopback tcp endpoints.
 Not thread-safe: a segment belongs to its client's thread.
 """
 from __future__ import annotations
 
+import ctypes as C
+import fcntl
 import mmap
 import os
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
@@ -25,6 +34,48 @@ import numpy as np
 from .errors import TransportError
 
 _INT32 = np.iinfo(np.int32)
+
+# protocol/spin.h: the doorbell area's layout (a make reply naming other sizes gets no doorbell).
+SPIN_HDR_BYTES, SPIN_REQ_BYTES, SPIN_REP_BYTES = 4096, 16384, 65536
+SPIN_MAX_US = 1000000
+SPIN_LIB_NAME = "librecarena_spin.so"
+SPIN_ENV_VAR = "RECARENA_SPIN_LIB"
+_spin_lib: Any = None
+
+
+def find_spin_library() -> Optional[str]:
+    """Path of librecarena_spin.so: $RECARENA_SPIN_LIB, next to the recarena-server binary
+    $RECARENA_SERVER points at (build/env/server -> build/protocol), or the development
+    checkout's build/protocol/; None when none of them is a file."""
+    cands = [os.environ.get(SPIN_ENV_VAR)]
+    srv = os.environ.get("RECARENA_SERVER")
+    if srv:
+        cands.append(str(Path(srv).resolve().parent.parent.parent / "protocol" / SPIN_LIB_NAME))
+    cands.append(str(Path(__file__).resolve().parents[3] / "build" / "protocol" / SPIN_LIB_NAME))
+    for p in cands:
+        if p and os.path.isfile(p):
+            return os.path.abspath(p)
+    return None
+
+
+def spin_library() -> Any:
+    """The loaded doorbell library (ctypes), or None when it cannot be found or loaded."""
+    global _spin_lib
+    if _spin_lib is None:
+        path = find_spin_library()
+        try:
+            lib = C.CDLL(path) if path else False
+        except OSError:
+            lib = False
+        if lib:
+            lib.ra_spin_post.argtypes = [C.c_void_p, C.c_char_p, C.c_uint32, C.c_uint64]
+            lib.ra_spin_post.restype = C.c_bool
+            lib.ra_spin_wait.argtypes = [C.c_void_p, C.c_uint64, C.c_int]
+            lib.ra_spin_wait.restype = C.c_uint32
+            lib.ra_spin_reply.argtypes = [C.c_void_p, C.c_uint64]
+            lib.ra_spin_reply.restype = C.c_uint32
+        _spin_lib = lib
+    return _spin_lib or None
 
 
 def endpoint_is_local(address: str) -> bool:
@@ -55,12 +106,20 @@ class Segment:
             fd = os.open("/dev/shm" + name, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
         except OSError as e:
             raise TransportError(f"cannot open shared-memory segment {name}: {e}") from None
+        # The shared lock lives as long as this descriptor: the server closes the session once no
+        # process holds it (docs/protocol.md, "Shared memory"; Client's make says shm_lock).
         try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
             if os.fstat(fd).st_size < size:
                 raise TransportError(f"shared-memory segment {name} is smaller than {size} bytes")
             self._mm: Optional[mmap.mmap] = mmap.mmap(fd, size)
-        finally:
+        except OSError as e:
             os.close(fd)
+            raise TransportError(f"cannot lock and map shared-memory segment {name}: {e}") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd: Optional[int] = fd
         self.size = size
         self._view = memoryview(self._mm)
         self._ro = self._view.toreadonly()
@@ -69,6 +128,48 @@ class Segment:
                          for o in offs]
         self._next = 0
         self._decoded: Dict[Any, Any] = {}
+        self._spin_addr: Optional[int] = None
+        self._spin_anchor: Any = None
+        self._seq = 0
+        spin = desc.get("spin") if isinstance(desc, dict) else None
+        lib = spin_library() if spin is not None else None
+        if lib is not None and isinstance(spin, dict):
+            off = spin.get("offset")
+            if (type(off) is int and off >= 0 and off % 64 == 0
+                    and spin.get("request_bytes") == SPIN_REQ_BYTES
+                    and spin.get("reply_bytes") == SPIN_REP_BYTES
+                    and off + SPIN_HDR_BYTES + SPIN_REQ_BYTES + SPIN_REP_BYTES <= size):
+                # A numpy view pins the address for ctypes; it is dropped before the unmap.
+                self._spin_anchor = np.frombuffer(self._view[off:off + 64], dtype=np.uint8)
+                self._spin_addr = self._spin_anchor.ctypes.data
+                self._spin_off = off
+                self._lib = lib
+
+    @property
+    def has_doorbell(self) -> bool:
+        """True when requests may travel through the segment's doorbell (docs/local.md 4)."""
+        return self._spin_addr is not None
+
+    def post(self, request: bytes) -> "tuple[int, bool]":
+        """Posts a request header in the doorbell: (its sequence number, whether the server
+        polls the doorbell; when it does not, the caller must ring)."""
+        self._seq += 1
+        return self._seq, bool(self._lib.ra_spin_post(self._spin_addr, request, len(request), self._seq))
+
+    def wait(self, seq: int, spin_us: int) -> int:
+        """Spins up to spin_us (in C, without the GIL) for request seq's reply: its length, or 0."""
+        return int(self._lib.ra_spin_wait(self._spin_addr, seq, int(spin_us)))
+
+    def reply(self, seq: int) -> int:
+        """The length of request seq's reply when it is in the doorbell, else 0."""
+        return int(self._lib.ra_spin_reply(self._spin_addr, seq))
+
+    def reply_header(self, length: int) -> bytes:
+        """The reply header's bytes (copied: the next request's reply overwrites them)."""
+        if not 0 < length <= SPIN_REP_BYTES:
+            raise TransportError(f"doorbell reply of {length} bytes")
+        o = self._spin_off + SPIN_HDR_BYTES + SPIN_REQ_BYTES
+        return bytes(self._view[o:o + length])
 
     def next_slot(self) -> int:
         """The slot the next request uses (0, 1, 0, ...)."""
@@ -125,8 +226,13 @@ class Segment:
         mm, self._mm = self._mm, None
         if mm is None:
             return
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # releases the lock: the session is this client's no more
         self._actions = []
         self._decoded = {}
+        self._spin_anchor = None
+        self._spin_addr = None
         try:
             self._ro.release()
             self._view.release()
