@@ -166,10 +166,13 @@ def write_pbt_outputs(state: Dict[str, Any], space: Space, out_dir: str, metric:
                "schedule": state["schedule"], "history": state["history"]}
     if best is not None:
         # PBT's result is a schedule; the config is the best member's final hyperparameters,
-        # trained for as many iterations as the population was (its checkpoint is in the JSON).
+        # trained for as many iterations as the population was, and no more env steps than a
+        # lineage had under --lineage-steps (its checkpoint is in the JSON).
         cfg = dict(space.fixed)
         cfg.update(best["params"])
         cfg["iters"] = state["generation"] * state["signature"]["ready"]
+        if state["signature"].get("lineage_steps") is not None:
+            cfg["budget-steps"] = state["signature"]["lineage_steps"]
         write_config(os.path.join(out_dir, BEST_CONFIG), cfg)
         summary["best_config"] = os.path.join(out_dir, BEST_CONFIG)
     with open(os.path.join(out_dir, "summary.json"), "w", encoding="utf-8") as f:
@@ -201,29 +204,95 @@ def steps_to_reach(curve: List[List[float]], target: float, maximize: bool) -> O
     return None
 
 
-def compare(summaries: List[Tuple[str, Dict[str, Any]]]) -> str:
-    """A table of studies run under one budget (docs/tune.md section 8): env steps used, best val
-    value, and the env steps each needed to reach the first study's best val value."""
-    ref_name, ref = summaries[0]
+def _best_of(s: Dict[str, Any], maximize: bool) -> Optional[float]:
+    pts = [v for _, v in s["best_so_far"] if v is not None]
+    return ((max if maximize else min)(pts)) if pts else None
+
+
+def compare_rows(summaries: List[Tuple[str, Dict[str, Any]]]) -> List[Dict[str, Any]]:
+    """Per study (docs/tune.md section 8): env steps used, best val value, the env steps its
+    best-so-far curve needed to reach the FIRST study's best val value (None: never), and that
+    as a fraction of the first study's steps to its own best (to_ref_best) and of the first
+    study's whole budget, the env steps it used (of_ref_budget)."""
+    ref = summaries[0][1]
     maximize = ref.get("direction", "maximize") == "maximize"
-    def best_of(s):
-        pts = [v for _, v in s["best_so_far"] if v is not None]
-        return ((max if maximize else min)(pts)) if pts else None
-    target = best_of(ref)
+    target = _best_of(ref, maximize)
     ref_steps = steps_to_reach(ref["best_so_far"], target, maximize) if target is not None else None
-    rows = [["study", "mode", "env steps", f"best val {ref['metric']}",
-             f"steps to reach {ref_name}'s best", f"fraction of {ref_name}'s"]]
+    ref_budget = int(ref.get("env_steps_total") or 0)
+    rows = []
     for name, s in summaries:
-        b = best_of(s)
         reach = steps_to_reach(s["best_so_far"], target, maximize) if target is not None else None
-        rows.append([name, s["mode"], str(s["env_steps_total"]),
-                     "-" if b is None else f"{b:.4g}",
-                     "not reached" if reach is None else str(reach),
-                     "-" if reach is None or not ref_steps else f"{reach / ref_steps:.2f}"])
+        rows.append({"name": name, "mode": s["mode"], "env_steps": int(s["env_steps_total"]),
+                     "best": _best_of(s, maximize), "target": target, "reach": reach,
+                     "to_ref_best": reach / ref_steps if reach is not None and ref_steps else None,
+                     "of_ref_budget": reach / ref_budget if reach is not None and ref_budget
+                     else None})
+    return rows
+
+
+def _table(rows: List[List[str]]) -> str:
     w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     out = ["| " + " | ".join(c.ljust(w[i]) for i, c in enumerate(r)) + " |" for r in rows]
     out.insert(1, "|" + "|".join("-" * (x + 2) for x in w) + "|")
     return "\n".join(out)
+
+
+def _frac(x: Optional[float]) -> str:
+    return "-" if x is None else ("not reached" if math.isinf(x) else f"{x:.2f}")
+
+
+def compare(summaries: List[Tuple[str, Dict[str, Any]]]) -> str:
+    """A table of studies run under one budget (docs/tune.md section 8): env steps used, best val
+    value, and the env steps each needed to reach the first study's best val value, as a fraction
+    of what the first study needed for it and of the first study's budget."""
+    ref_name, ref = summaries[0]
+    rows = [["study", "mode", "env steps", f"best val {ref['metric']}",
+             f"steps to reach {ref_name}'s best", f"/ {ref_name}'s steps to it",
+             f"/ {ref_name}'s budget"]]
+    for r in compare_rows(summaries):
+        rows.append([r["name"], r["mode"], str(r["env_steps"]),
+                     "-" if r["best"] is None else f"{r['best']:.4g}",
+                     "not reached" if r["reach"] is None else str(r["reach"]),
+                     _frac(r["to_ref_best"]), _frac(r["of_ref_budget"])])
+    return _table(rows)
+
+
+def _median(xs: List[float]) -> float:
+    xs = sorted(xs)
+    n = len(xs)
+    if n % 2:
+        return xs[n // 2]
+    lo, hi = xs[n // 2 - 1], xs[n // 2]
+    return math.inf if math.isinf(hi) else (lo + hi) / 2
+
+
+def compare_seeds(groups: List[Tuple[str, List[Dict[str, Any]]]], labels: List[str]) -> str:
+    """The same comparison repeated over study seeds (docs/tune.md section 8.2): groups are
+    (name, one summary per seed), seed i of every group compared with seed i of the first. Prints
+    each seed's table, then per study the median over seeds of both fractions (a seed where the
+    study never reached the reference's best counts as an infinite fraction, so the median is
+    "not reached" when half or more never did) and the number of seeds with at most half of the
+    reference's budget."""
+    n = len(groups[0][1])
+    parts, fracs = [], {name: [] for name, _ in groups}
+    for i in range(n):
+        rows = compare_rows([(name, sums[i]) for name, sums in groups])
+        parts.append(f"seed {labels[i]}: {groups[0][0]}'s best val {rows[0]['target']}\n"
+                     + compare([(name, sums[i]) for name, sums in groups]))
+        for r in rows:
+            fracs[r["name"]].append((math.inf if r["to_ref_best"] is None else r["to_ref_best"],
+                                     math.inf if r["of_ref_budget"] is None
+                                     else r["of_ref_budget"]))
+    ref = groups[0][0]
+    table = [["study", "seeds", f"median / {ref}'s steps to its best",
+              f"median / {ref}'s budget", f"seeds at <= 0.50 of {ref}'s budget"]]
+    for name, _ in groups:
+        fs = fracs[name]
+        table.append([name, str(n), _frac(_median([a for a, _ in fs])),
+                      _frac(_median([b for _, b in fs])),
+                      f"{sum(b <= 0.5 for _, b in fs)} of {n}"])
+    parts.append(f"median over {n} seeds\n" + _table(table))
+    return "\n\n".join(parts)
 
 
 def plot_pbt(state: Dict[str, Any], space: Space, out_dir: str, metric: str) -> str:
