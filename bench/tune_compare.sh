@@ -12,6 +12,11 @@
 #   OUT/test.{txt,json}         recarena-ab on test:0-(TEST_TASKS-1)
 # Every arm adapts online with its checkpoint's own settings; the random-search arm is "random-tuned"
 # (plain "random" is the uniform-random recommender).
+# PBT_LINEAGE=1 (environment) removes PBT's training-length advantage: every lineage stops at
+# TRIAL_STEPS env steps (recarena-tune pbt --lineage-steps, docs/tune.md 5.1) and the population is
+# BUDGET / TRIAL_STEPS members, so PBT spends the same budget and each final member has trained as
+# long as one search trial; unset, PBT runs 4 members for as many generations as BUDGET allows
+# (docs/tune.md 8.1's protocol).
 # Usage: bench/tune_compare.sh [SIM=ECommerce-v1] [OUT=out/tune-SIM] [BUDGET=1200000]
 #        [TRIAL_STEPS=200000] [TEST_TASKS=32]
 set -euo pipefail
@@ -52,7 +57,11 @@ tune_search "$out/space.toml" "$out/random" 1 "$budget" random none
 step "TPE + ASHA"
 tune_search "$out/space.toml" "$out/asha" 1 "$budget" tpe asha
 step "PBT"
-"${tune[@]}" pbt --space "$out/space.toml" --budget "$budget" --meta-bin "$meta" --seed 1 --population 4 --ready 6 --generations 1000 --out "$out/pbt" > "$out/pbt.txt"
+pbt=(--population 4)
+if [ -n "${PBT_LINEAGE:-}" ]; then
+  pbt=(--population $((budget / trial_steps > 2 ? budget / trial_steps : 2)) --lineage-steps "$trial_steps")
+fi
+"${tune[@]}" pbt --space "$out/space.toml" --budget "$budget" --meta-bin "$meta" --seed 1 "${pbt[@]}" --ready 6 --generations 1000 --out "$out/pbt" > "$out/pbt.txt"
 "${tune[@]}" compare random="$out/random" asha="$out/asha" pbt="$out/pbt" > "$out/compare.txt"
 if [ ! -f "$out/defaults.safetensors" ]; then
   step "defaults"
