@@ -15,7 +15,9 @@
 # would be the same draws, and ASHA would inherit random search's best trial).
 #   OUT/seedS/space.toml           the space with seed = S
 #   OUT/seedS/{random,asha}/       each study (summary.json, best.cfg, plots); .txt: its table
-#   OUT/compare.txt                per-seed tables and the median over seeds
+#   OUT/compare.txt                per-seed tables, the median over seeds, and how well random
+#                                  search's val score at ASHA's rungs (iterations 3, 9, 27)
+#                                  ranks its trials' values
 # ASHA runs with recarena-tune's defaults (eta 3, first rung at val-every iterations, 10 TPE
 # start-up trials).
 # Usage: bench/asha_vs_random.sh [SIM=ECommerce-v1] [OUT=out/asha-SIM] [SEEDS="1 2 3 4 5"]
@@ -63,5 +65,5 @@ EOS
 done
 join () { local IFS=,; echo "$*"; }
 "${tune[@]}" compare random="$(join "${randoms[@]}")" asha="$(join "${ashas[@]}")" \
-  --labels "$(join $seeds)" > "$out/compare.txt"
+  --labels "$(join $seeds)" --rungs 3,9,27 > "$out/compare.txt"
 cat "$out/compare.txt"

@@ -327,3 +327,45 @@ def test_compare_over_seeds_median_not_reached_and_bad_input(tmp_path, capsys):
     assert cli.main(["compare", "random=" + ",".join(rnd), "asha=" + ",".join(asha),
                      "--labels", "x"]) == 2
     assert cli.main(["compare", "random=" + rnd[0] + ",", "asha=" + asha[0]]) == 2
+
+
+def test_spearman_and_rung_correlation():
+    from recarena.tune.report import rung_correlation, spearman
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # ties take their mean rank: ranks (1.5, 1.5, 3) against (1, 2, 3)
+    assert spearman([5, 5, 7], [1, 2, 3]) == pytest.approx(0.8660254)
+    assert spearman([1, 2], [1, 2]) is None and spearman([1, 1, 1], [1, 2, 3]) is None
+
+    def t(state, value, iv):
+        return {"state": state, "value": value, "intermediate": iv}
+    summ = {"trials": [
+        t("COMPLETE", 3.0, [[0, 0.1], [3, 1.0], [6, 3.0]]),
+        t("COMPLETE", 2.0, [[0, 0.1], [4, 2.0], [6, 2.0]]),   # no point at 3: the next one, 4
+        t("COMPLETE", 1.0, [[0, 0.1], [3, 3.0], [6, 1.0]]),
+        t("PRUNED", None, [[0, 0.1], [3, 9.0]]),              # only completed trials count
+        t("COMPLETE", 5.0, [[0, 0.1]])]}                      # never reached step 3
+    rho, n = rung_correlation(summ, 3)
+    assert n == 3 and rho == pytest.approx(-1.0)   # step-3 values 1, 2, 3 against 3, 2, 1
+    rho, n = rung_correlation(summ, 6)
+    assert n == 3 and rho == pytest.approx(1.0)
+
+
+def test_compare_over_seeds_with_rungs(tmp_path, capsys):
+    def summ(d, trials):
+        d.mkdir(parents=True)
+        (d / "summary.json").write_text(json.dumps({
+            "schema": "recarena-tune/1", "mode": "search", "metric": "score",
+            "direction": "maximize", "env_steps_total": 300,
+            "best_so_far": [[100, 1.0], [200, 2.0], [300, 3.0]],
+            "trials": [{"state": "COMPLETE", "value": v, "intermediate": [[3, e]]}
+                       for v, e in trials]}))
+        return str(d)
+    a = summ(tmp_path / "a", [(1.0, 1.0), (2.0, 2.0), (3.0, 3.0)])
+    b = summ(tmp_path / "b", [(1.0, 3.0), (2.0, 1.0), (3.0, 2.0)])
+    assert cli.main(["compare", f"random={a},{b}", f"asha={b},{a}", "--rungs", "3"]) == 0
+    last = capsys.readouterr().out.strip().split("\n\n")[-1].splitlines()
+    assert "Spearman" in last[0]
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in last[3:]]
+    assert cells == [["1", "3", "1.00"], ["2", "3", "-0.50"], ["median", "-", "0.25"]]
+    assert cli.main(["compare", f"random={a},{b}", f"asha={b},{a}", "--rungs", "x"]) == 2

@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a name and the --out of a search or pbt run (its summary.json); "
                    "NAME=DIR1,DIR2,... repeats the comparison over seeds and adds the medians")
     c.add_argument("--labels", help="names of the seeds, comma-separated (default 1,2,...)")
+    c.add_argument("--rungs", help="over seeds: also how well the first study's val metric at "
+                   "these steps (comma-separated, e.g. ASHA's rungs 3,9) ranks its trials' values")
     e = sub.add_parser("eval", help="train the best config once and evaluate it on test tasks")
     e.add_argument("--config", required=True, help="a best.cfg written by search or pbt")
     e.add_argument("--test-tasks", default="test:0-31", help="test task set (default test:0-31)")
@@ -189,6 +191,10 @@ def _compare(a: argparse.Namespace) -> int:
         if not eq or not name or not all(paths):
             raise TuneError(f"compare: expected NAME=DIR or NAME=DIR1,DIR2,..., got {item!r}")
         groups.append((name, [_load_summary(d) for d in paths]))
+    try:
+        rungs = [int(x) for x in a.rungs.split(",")] if a.rungs else None
+    except ValueError:
+        raise TuneError(f"compare: --rungs expects steps like 3,9, got {a.rungs!r}") from None
     counts = {len(sums) for _, sums in groups}
     if len(counts) != 1:
         raise TuneError("compare: every NAME needs the same number of directories (one per "
@@ -200,7 +206,7 @@ def _compare(a: argparse.Namespace) -> int:
         if len(labels) != len(groups[0][1]):
             raise TuneError(f"compare: --labels has {len(labels)} names for "
                             f"{len(groups[0][1])} seeds")
-        print(report.compare_seeds(groups, labels))
+        print(report.compare_seeds(groups, labels, rungs))
     return 0
 
 

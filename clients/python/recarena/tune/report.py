@@ -266,13 +266,15 @@ def _median(xs: List[float]) -> float:
     return math.inf if math.isinf(hi) else (lo + hi) / 2
 
 
-def compare_seeds(groups: List[Tuple[str, List[Dict[str, Any]]]], labels: List[str]) -> str:
+def compare_seeds(groups: List[Tuple[str, List[Dict[str, Any]]]], labels: List[str],
+                  rungs: Optional[List[int]] = None) -> str:
     """The same comparison repeated over study seeds (docs/tune.md section 8.2): groups are
     (name, one summary per seed), seed i of every group compared with seed i of the first. Prints
     each seed's table, then per study the median over seeds of both fractions (a seed where the
     study never reached the reference's best counts as an infinite fraction, so the median is
     "not reached" when half or more never did) and the number of seeds with at most half of the
-    reference's budget."""
+    reference's budget. With rungs (steps of the resource, e.g. ASHA's), also the first study's
+    rung_correlation at each, per seed and the median."""
     n = len(groups[0][1])
     parts, fracs = [], {name: [] for name, _ in groups}
     for i in range(n):
@@ -292,7 +294,68 @@ def compare_seeds(groups: List[Tuple[str, List[Dict[str, Any]]]], labels: List[s
                       _frac(_median([b for _, b in fs])),
                       f"{sum(b <= 0.5 for _, b in fs)} of {n}"])
     parts.append(f"median over {n} seeds\n" + _table(table))
+    if rungs:
+        # Does an early val point rank the first study's trials as their values do? (With random
+        # search and no pruner every trial runs to its end, so this is measured without bias.)
+        rows = [["seed", "trials"] + [f"rho(step {r}, value)" for r in rungs]]
+        per = {r: [] for r in rungs}
+        for i in range(n):
+            cells = [labels[i]]
+            for r in rungs:
+                rho, k = rung_correlation(groups[0][1][i], r)
+                if rho is not None:
+                    per[r].append(rho)
+                cells.append("-" if rho is None else f"{rho:.2f}")
+            cells.insert(1, str(k))
+            rows.append(cells)
+        rows.append(["median", "-"] + ["-" if not per[r] else f"{_median(per[r]):.2f}"
+                                       for r in rungs])
+        parts.append(f"{ref}: Spearman rank correlation of the val {groups[0][1][0]['metric']} "
+                     "at the first val point at or after each step with the trial's value\n"
+                     + _table(rows))
     return "\n\n".join(parts)
+
+
+def _ranks(xs: List[float]) -> List[float]:
+    """1-based ranks, ties given their mean rank."""
+    order = sorted(range(len(xs)), key=lambda i: xs[i])
+    r = [0.0] * len(xs)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and xs[order[j + 1]] == xs[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            r[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return r
+
+
+def spearman(xs: List[float], ys: List[float]) -> Optional[float]:
+    """Spearman's rank correlation (Pearson's on tie-averaged ranks); None when undefined."""
+    if len(xs) != len(ys) or len(xs) < 3:
+        return None
+    rx, ry = _ranks(xs), _ranks(ys)
+    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    sxx = sum((a - mx) ** 2 for a in rx)
+    syy = sum((b - my) ** 2 for b in ry)
+    return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else None
+
+
+def rung_correlation(summary: Dict[str, Any], step: int) -> Tuple[Optional[float], int]:
+    """What successive halving relies on (docs/tune.md 8.2): over a search's COMPLETE trials, the
+    rank correlation between the val metric at the first val point at or after `step` and the
+    trial's value (its best val metric); returns it and the number of trials."""
+    xs, ys = [], []
+    for t in summary.get("trials", []):
+        if t["state"] != "COMPLETE" or t["value"] is None:
+            continue
+        at = [v for k, v in t["intermediate"] if k >= step and v is not None]
+        if at:
+            xs.append(at[0])
+            ys.append(t["value"])
+    return spearman(xs, ys), len(xs)
 
 
 def plot_pbt(state: Dict[str, Any], space: Space, out_dir: str, metric: str) -> str:
