@@ -324,6 +324,12 @@ def test_compare_over_seeds_median_not_reached_and_bad_input(tmp_path, capsys):
         "asha", "2", "not reached", "not reached", "1 of 2"]
     assert cli.main(["compare", "random=" + ",".join(rnd), "asha=" + asha[0]]) == 2
     assert "same number of directories" in capsys.readouterr().err
+    # a reference seed with no completed trial: nothing to reach, said so
+    empty = _summary(tmp_path / "2/random", [[500, None], [1000, None]])
+    assert cli.main(["compare", f"random={rnd[0]},{empty}", "asha=" + ",".join(asha)]) == 0
+    out = capsys.readouterr().out
+    assert "seed 2: random's best val none (no completed trial)" in out
+    assert out.strip().splitlines()[-1].replace(" ", "") == "|asha|2|notreached|notreached|1of2|"
     assert cli.main(["compare", "random=" + ",".join(rnd), "asha=" + ",".join(asha),
                      "--labels", "x"]) == 2
     assert cli.main(["compare", "random=" + rnd[0] + ",", "asha=" + asha[0]]) == 2

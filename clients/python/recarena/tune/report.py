@@ -279,7 +279,9 @@ def compare_seeds(groups: List[Tuple[str, List[Dict[str, Any]]]], labels: List[s
     parts, fracs = [], {name: [] for name, _ in groups}
     for i in range(n):
         rows = compare_rows([(name, sums[i]) for name, sums in groups])
-        parts.append(f"seed {labels[i]}: {groups[0][0]}'s best val {rows[0]['target']}\n"
+        target = rows[0]["target"]
+        parts.append(f"seed {labels[i]}: {groups[0][0]}'s best val "
+                     f"{'none (no completed trial)' if target is None else f'{target:.4g}'}\n"
                      + compare([(name, sums[i]) for name, sums in groups]))
         for r in rows:
             fracs[r["name"]].append((math.inf if r["to_ref_best"] is None else r["to_ref_best"],
