@@ -12,7 +12,7 @@
 # Seeds: seed S fixes every trial's training seed (recarena-meta --seed S, the same init for both
 # studies) and is random search's sampler seed; ASHA's sampler seed is S + 1000, so that TPE's
 # random start-up trials are not random search's first trials again (with one sampler seed they
-# would be the same draws, and ASHA would inherit random search's best trial).
+# would be the same draws, and ASHA could inherit random search's best trial).
 #   OUT/seedS/space.toml           the space with seed = S
 #   OUT/seedS/{random,asha}/       each study (summary.json, best.cfg, plots); .txt: its table
 #   OUT/compare.txt                per-seed tables, the median over seeds, and how well random
