@@ -12,19 +12,20 @@
 #   OUT/test.{txt,json}         recarena-ab on test:0-(TEST_TASKS-1)
 # Every arm adapts online with its checkpoint's own settings; the random-search arm is "random-tuned"
 # (plain "random" is the uniform-random recommender).
+# PBT_LINEAGE=1 (environment) removes PBT's training-length advantage: every lineage stops at
+# TRIAL_STEPS env steps (recarena-tune pbt --lineage-steps, docs/tune.md 5.1) and the population is
+# BUDGET / TRIAL_STEPS members, so PBT spends the same budget and each final member has trained as
+# long as one search trial; unset, PBT runs 4 members for as many generations as BUDGET allows
+# (docs/tune.md 8.1's protocol).
 # Usage: bench/tune_compare.sh [SIM=ECommerce-v1] [OUT=out/tune-SIM] [BUDGET=1200000]
 #        [TRIAL_STEPS=200000] [TEST_TASKS=32]
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/tune_lib.sh"
 sim="${1:-ECommerce-v1}"
 out="${2:-$root/out/tune-$sim}"
 budget="${3:-1200000}"
 trial_steps="${4:-200000}"
 test_tasks="${5:-32}"
-build="${RECARENA_BUILD_DIR:-$root/build}"
-meta="$build/agents/recarena-meta"
-tune=("$root/.venv/bin/python" -m recarena.tune)
-export PYTHONPATH="$root/clients/python${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p "$out"
 cat > "$out/space.toml" <<EOF
 env = "$sim"
@@ -50,14 +51,17 @@ high = 8
 type = "choice"
 values = [8, 16]
 EOF
-common=(--space "$out/space.toml" --budget "$budget" --meta-bin "$meta" --seed 1)
-step () { echo "== $sim: $1 ($(date +%H:%M:%S))" >&2; }
+step () { tune_step "$sim: $1"; }
 step "random search"
-"${tune[@]}" search "${common[@]}" --sampler random --pruner none --trials 1000 --out "$out/random" > "$out/random.txt"
+tune_search "$out/space.toml" "$out/random" 1 "$budget" random none
 step "TPE + ASHA"
-"${tune[@]}" search "${common[@]}" --sampler tpe --pruner asha --trials 1000 --out "$out/asha" > "$out/asha.txt"
+tune_search "$out/space.toml" "$out/asha" 1 "$budget" tpe asha
 step "PBT"
-"${tune[@]}" pbt "${common[@]}" --population 4 --ready 6 --generations 1000 --out "$out/pbt" > "$out/pbt.txt"
+pbt=(--population 4)
+if [ -n "${PBT_LINEAGE:-}" ]; then
+  pbt=(--population $((budget / trial_steps > 2 ? budget / trial_steps : 2)) --lineage-steps "$trial_steps")
+fi
+"${tune[@]}" pbt --space "$out/space.toml" --budget "$budget" --meta-bin "$meta" --seed 1 "${pbt[@]}" --ready 6 --generations 1000 --out "$out/pbt" > "$out/pbt.txt"
 "${tune[@]}" compare random="$out/random" asha="$out/asha" pbt="$out/pbt" > "$out/compare.txt"
 if [ ! -f "$out/defaults.safetensors" ]; then
   step "defaults"

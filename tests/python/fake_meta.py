@@ -9,7 +9,9 @@ from copied checkpoints. The real binary is exercised by test_tune_real.py.
     q(h) = -(log10(inner-lr) + 2)^2 - 4 (outer-lr - 0.5)^2 + 0.1 [adapt-params == head]
     (the optimum: inner-lr 0.01, outer-lr 0.5, adapt-params head; q = 0.1)
 
-Each iteration uses 100 * meta-batch env steps. The "checkpoint" is a small JSON file (the real
+Each iteration uses 100 * meta-batch env steps; as in recarena-meta, one starts while the steps
+so far are below --budget-steps (so a run may overshoot it by part of an iteration), and the last
+iteration is a val point whether or not it is a multiple of --val-every. The "checkpoint" is a small JSON file (the real
 one is safetensors): the iterations trained, the hyperparameters of each segment, and a random id
 so a copy can be told from a fresh file. --checkpoint-in continues the iteration count from it.
 
@@ -100,7 +102,7 @@ def main():
             out.flush()
 
     for n in range(1, iters + 1):
-        if steps + 100 * batch > budget:
+        if steps >= budget:  # as recarena-meta: an iteration starts while steps < budget
             break
         it, steps = start + n, steps + 100 * batch
         if sleep:
@@ -109,7 +111,8 @@ def main():
               "wall_s": 0.0})
         if crash is not None and outer > float(crash):
             die(f"boom: simulated crash at iter {it}", 1)
-        if n % every == 0:
+        last = n == iters or steps >= budget
+        if n % every == 0 or last:  # as recarena-meta, the end is a val point too
             s = q - 1.0 / (1 + it)
             if nan is not None and outer > float(nan):
                 s = float("nan")

@@ -123,3 +123,80 @@ def test_pbt_survives_a_crashing_member_and_writes_outputs(tmp_path, monkeypatch
     assert (out / "pbt_schedule.png").stat().st_size > 1000
     cfg = dict(line.split(" = ") for line in (out / "best.cfg").read_text().splitlines())
     assert cfg["iters"] == "6" and float(cfg["inner-lr"]) == s["best"]["params"]["inner-lr"]
+
+
+def _fixed_batch_space(tmp_path):
+    # meta-batch fixed at 4: every iteration of the double costs 400 env steps
+    sp = {k: v for k, v in SPACE.items() if k != "meta-batch"}
+    sp["meta-batch"] = 4
+    return parse_space(sp)
+
+
+def test_lineage_steps_stop_every_lineage_at_a_trial_budget(tmp_path, monkeypatch):
+    log = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("FAKE_META_LOG", str(log))
+    # 2 iterations (800 env steps) a generation; lineages stop at 2000: 800, 1600, then a run
+    # given budget-steps 400 trains one iteration; the 4th generation finds every lineage done
+    o = popts(tmp_path, space=_fixed_batch_space(tmp_path), ready=2, generations=50, parallel=1,
+              lineage_steps=2000)
+    state = run_pbt(o)
+    assert state["generation"] == 3
+    assert [m["lineage_steps"] for m in state["members"]] == [2000] * 4
+    assert state["steps_done"] == 4 * 2000  # the same env steps as 4 search trials of 2000
+    # each run was asked for what its lineage had left (a copy brings its donor's lineage along)
+    calls = [json.loads(x) for x in log.read_text().splitlines()]
+    assert sorted(int(c["budget-steps"]) for c in calls) == [400] * 4 + [1200] * 4 + [2000] * 4
+    # exploits after generations 0 and 1, none after the generation that reached the cap (the
+    # final members hold the hyperparameters they trained with)
+    assert [e["generation"] for e in state["schedule"]] == [0, 1]
+    for e in state["schedule"]:
+        donor = next(h for h in state["history"]
+                     if h["generation"] == e["generation"] and h["member"] == e["donor"])
+        assert e["lineage_steps_to"] == donor["lineage_steps"]
+    last = [h for h in state["history"] if h["generation"] == 2]
+    assert all(h["params"] == m["params"] for h, m in zip(last, state["members"]))
+    # the fake's checkpoint: 5 iterations behind every final member (2 + 2 + 1)
+    for m in state["members"]:
+        with open(m["checkpoint"]) as f:
+            assert json.load(f)["iter"] == 5
+
+
+def test_lineage_steps_with_uneven_iterations(tmp_path):
+    # meta-batch searched in 1..16: iterations cost 100-1600 env steps, so lineages reach the
+    # cap at different generations; a done member is not run again and keeps its score, and
+    # exploits stop once the first lineage is done
+    o = popts(tmp_path, ready=2, generations=50, parallel=1, lineage_steps=3000)
+    state = run_pbt(o)
+    assert state["generation"] < 50
+    for m in state["members"]:
+        # recarena-meta (and the double) start an iteration while below the budget: the lineage
+        # ends at the cap or past it by less than one iteration
+        assert 3000 <= m["lineage_steps"] < 3000 + 100 * m["params"]["meta-batch"]
+    first_done = min(h["generation"] for h in state["history"] if h["lineage_steps"] >= 3000)
+    assert all(e["generation"] < first_done for e in state["schedule"])
+    done = [h for h in state["history"] if h["status"] == "lineage-done"]
+    for h in done:
+        prev = next(p for p in state["history"]
+                    if p["member"] == h["member"] and p["generation"] == h["generation"] - 1)
+        assert h["env_steps"] == 0 and h["score"] == prev["score"]
+
+
+def test_lineage_steps_command_line(tmp_path, capsys):
+    space = tmp_path / "space.json"
+    sp = dict(SPACE)
+    sp["meta-batch"] = 4
+    space.write_text(json.dumps(sp))
+    out = tmp_path / "out"
+    args = ["pbt", "--space", str(space), "--out", str(out), "--meta-bin", FAKE,
+            "--population", "2", "--ready", "2", "--generations", "9"]
+    assert cli.main(args + ["--lineage-steps", "1.2e3"]) == 0
+    cfg = dict(line.split(" = ") for line in (out / "best.cfg").read_text().splitlines())
+    assert cfg["budget-steps"] == "1200"
+    assert load_state(str(out))["generation"] == 2
+    # resuming with another cap is refused; a bad value names the flag
+    assert cli.main(args + ["--lineage-steps", "1600"]) == 2
+    assert "different" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        cli.main(args + ["--lineage-steps", "0"])
+    assert e.value.code == 2
+    assert "--lineage-steps" in capsys.readouterr().err

@@ -67,3 +67,21 @@ def test_tiny_real_pbt(tmp_path):
     s = json.loads((out / "summary.json").read_text())
     assert all(h["status"] == "ok" for h in s["history"]), s["history"]
     assert len(s["schedule"]) == 1 and os.path.exists(s["schedule"][0]["checkpoint_to"])
+
+
+def test_tiny_real_pbt_lineage_steps(tmp_path):
+    # an iteration of TINY is 2 tasks x 4 envs x 8 steps x 2 inner steps = 128 env steps, one a
+    # generation: lineages of 300 take 3 generations (128, 256, then a run given budget-steps 44
+    # that recarena-meta still starts one iteration of), ending at 384
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps(TINY))
+    out = tmp_path / "pbt"
+    rc = cli.main(["pbt", "--space", str(space), "--out", str(out), "--meta-bin", META,
+                   "--population", "2", "--ready", "1", "--generations", "10",
+                   "--lineage-steps", "300"])
+    assert rc == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert all(h["status"] == "ok" for h in s["history"]), s["history"]
+    assert s["generations"] == 3 and s["env_steps_total"] == 2 * 384
+    assert [h["env_steps"] for h in s["history"]] == [128] * 6
+    assert [e["generation"] for e in s["schedule"]] == [0, 1]

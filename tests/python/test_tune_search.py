@@ -265,7 +265,113 @@ def test_compare_steps_to_reach_the_reference_best(tmp_path, capsys):
     assert cli.main(["compare", rnd, asha, pbt]) == 0
     lines = capsys.readouterr().out.splitlines()
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
-    assert rows[2] == ["random", "search", "800", "0.7", "400", "1.00"]
-    assert rows[3] == ["asha", "search", "800", "0.9", "150", "0.38"]
-    assert rows[4] == ["pbt", "pbt", "800", "0.6", "not reached", "-"]
+    assert rows[2] == ["random", "search", "800", "0.7", "400", "1.00", "0.50"]
+    assert rows[3] == ["asha", "search", "800", "0.9", "150", "0.38", "0.19"]
+    assert rows[4] == ["pbt", "pbt", "800", "0.6", "not reached", "-", "-"]
     assert cli.main(["compare", "nodir"]) == 2
+
+
+def _summary(d, curve, total=None):
+    d.mkdir(parents=True)
+    (d / "summary.json").write_text(json.dumps({
+        "schema": "recarena-tune/1", "mode": "search", "metric": "score", "direction": "maximize",
+        "env_steps_total": total or curve[-1][0], "best_so_far": curve}))
+    return str(d)
+
+
+def test_compare_over_seeds_prints_each_seed_and_the_median(tmp_path, capsys):
+    # seed a: random reaches its best 0.7 at 400 of 1000; asha at 200 (0.50 of random's steps
+    # to it, 0.20 of its budget). seed b: random's best 0.5 at 900 of 1000, asha at 600 (0.67,
+    # 0.60). seed c: asha never reaches random's best 0.9 (an infinite fraction).
+    rnd = [_summary(tmp_path / "a/random", [[400, 0.7], [1000, 0.7]]),
+           _summary(tmp_path / "b/random", [[300, 0.1], [900, 0.5], [1000, 0.5]]),
+           _summary(tmp_path / "c/random", [[500, 0.9], [1000, 0.9]])]
+    asha = [_summary(tmp_path / "a/asha", [[100, 0.2], [200, 0.8], [1000, 0.8]]),
+            _summary(tmp_path / "b/asha", [[600, 0.5], [1000, 0.6]]),
+            _summary(tmp_path / "c/asha", [[500, 0.3], [1000, 0.8]])]
+    assert cli.main(["compare", "random=" + ",".join(rnd), "asha=" + ",".join(asha),
+                     "--labels", "a,b,c"]) == 0
+    out = capsys.readouterr().out
+    blocks = out.strip().split("\n\n")
+    assert len(blocks) == 4
+    assert blocks[0].startswith("seed a: random's best val 0.7")
+    assert blocks[2].startswith("seed c: random's best val 0.9")
+
+    def cells(block):
+        return [[c.strip() for c in line.strip("|").split("|")]
+                for line in block.splitlines()[1:] if line.startswith("| ")]
+    assert cells(blocks[0])[2] == ["asha", "search", "1000", "0.8", "200", "0.50", "0.20"]
+    assert cells(blocks[1])[2] == ["asha", "search", "1000", "0.6", "600", "0.67", "0.60"]
+    assert cells(blocks[2])[2] == ["asha", "search", "1000", "0.8", "not reached", "-", "-"]
+    med = cells(blocks[3])
+    assert med[0][0] == "study"
+    # random against itself: steps 400/900/500 of 1000, each 1.00 of its own steps to its best
+    assert med[1] == ["random", "3", "1.00", "0.50", "2 of 3"]
+    # asha: to_ref_best 0.50, 0.67, inf -> 0.67; of budget 0.20, 0.60, inf -> 0.60
+    assert med[2] == ["asha", "3", "0.67", "0.60", "1 of 3"]
+
+
+def test_compare_over_seeds_median_not_reached_and_bad_input(tmp_path, capsys):
+    rnd = [_summary(tmp_path / f"{i}/random", [[500, 0.9], [1000, 0.9]]) for i in range(2)]
+    asha = [_summary(tmp_path / "0/asha", [[400, 0.95]]), _summary(tmp_path / "1/asha",
+                                                                   [[400, 0.1]])]
+    assert cli.main(["compare", "random=" + ",".join(rnd), "asha=" + ",".join(asha)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("seed 1: ")
+    last = out.strip().splitlines()[-1]
+    # an even count: the median of 0.40 and never is never
+    assert [c.strip() for c in last.strip("|").split("|")] == [
+        "asha", "2", "not reached", "not reached", "1 of 2"]
+    assert cli.main(["compare", "random=" + ",".join(rnd), "asha=" + asha[0]]) == 2
+    assert "same number of directories" in capsys.readouterr().err
+    # a reference seed with no completed trial: nothing to reach, said so
+    empty = _summary(tmp_path / "2/random", [[500, None], [1000, None]])
+    assert cli.main(["compare", f"random={rnd[0]},{empty}", "asha=" + ",".join(asha)]) == 0
+    out = capsys.readouterr().out
+    assert "seed 2: random's best val none (no completed trial)" in out
+    assert out.strip().splitlines()[-1].replace(" ", "") == "|asha|2|notreached|notreached|1of2|"
+    assert cli.main(["compare", "random=" + ",".join(rnd), "asha=" + ",".join(asha),
+                     "--labels", "x"]) == 2
+    assert cli.main(["compare", "random=" + rnd[0] + ",", "asha=" + asha[0]]) == 2
+
+
+def test_spearman_and_rung_correlation():
+    from recarena.tune.report import rung_correlation, spearman
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # ties take their mean rank: ranks (1.5, 1.5, 3) against (1, 2, 3)
+    assert spearman([5, 5, 7], [1, 2, 3]) == pytest.approx(0.8660254)
+    assert spearman([1, 2], [1, 2]) is None and spearman([1, 1, 1], [1, 2, 3]) is None
+
+    def t(state, value, iv):
+        return {"state": state, "value": value, "intermediate": iv}
+    summ = {"trials": [
+        t("COMPLETE", 3.0, [[0, 0.1], [3, 1.0], [6, 3.0]]),
+        t("COMPLETE", 2.0, [[0, 0.1], [4, 2.0], [6, 2.0]]),   # no point at 3: the next one, 4
+        t("COMPLETE", 1.0, [[0, 0.1], [3, 3.0], [6, 1.0]]),
+        t("PRUNED", None, [[0, 0.1], [3, 9.0]]),              # only completed trials count
+        t("COMPLETE", 5.0, [[0, 0.1]])]}                      # never reached step 3
+    rho, n = rung_correlation(summ, 3)
+    assert n == 3 and rho == pytest.approx(-1.0)   # step-3 values 1, 2, 3 against 3, 2, 1
+    rho, n = rung_correlation(summ, 6)
+    assert n == 3 and rho == pytest.approx(1.0)
+
+
+def test_compare_over_seeds_with_rungs(tmp_path, capsys):
+    def summ(d, trials):
+        d.mkdir(parents=True)
+        (d / "summary.json").write_text(json.dumps({
+            "schema": "recarena-tune/1", "mode": "search", "metric": "score",
+            "direction": "maximize", "env_steps_total": 300,
+            "best_so_far": [[100, 1.0], [200, 2.0], [300, 3.0]],
+            "trials": [{"state": "COMPLETE", "value": v, "intermediate": [[3, e]]}
+                       for v, e in trials]}))
+        return str(d)
+    a = summ(tmp_path / "a", [(1.0, 1.0), (2.0, 2.0), (3.0, 3.0)])
+    b = summ(tmp_path / "b", [(1.0, 3.0), (2.0, 1.0), (3.0, 2.0)])
+    assert cli.main(["compare", f"random={a},{b}", f"asha={b},{a}", "--rungs", "3"]) == 0
+    last = capsys.readouterr().out.strip().split("\n\n")[-1].splitlines()
+    assert "Spearman" in last[0]
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in last[3:]]
+    assert cells == [["1", "3", "1.00"], ["2", "3", "-0.50"], ["median", "-", "0.25"]]
+    assert cli.main(["compare", f"random={a},{b}", f"asha={b},{a}", "--rungs", "x"]) == 2

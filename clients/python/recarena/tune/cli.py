@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import signal
@@ -41,6 +42,18 @@ def _common(p: argparse.ArgumentParser) -> None:
                    "each trial its own in-process server)")
 
 
+def _env_steps(text: str) -> int:
+    """A positive whole number of env steps, 2e5 allowed (argparse reports the error)."""
+    try:
+        x = float(text)
+    except ValueError:
+        x = float("nan")
+    if not math.isfinite(x) or x < 1 or x != int(x):
+        raise argparse.ArgumentTypeError(f"expected a whole number of env steps >= 1 (200000 or "
+                                         f"2e5), got {text!r}")
+    return int(x)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="recarena-tune", description="Hyperparameter search for "
                                  "recarena-meta on Optuna: ASHA / Hyperband with TPE or random "
@@ -69,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quantile", type=float, default=0.25,
                    help="fraction replaced each generation (default 0.25)")
     p.add_argument("--resample-p", type=float, default=0.25)
+    p.add_argument("--lineage-steps", type=_env_steps, help="stop every member's lineage at this "
+                   "many env steps (as one search trial's budget-steps); default: no cap")
     r = sub.add_parser("report", help="rewrite the table, JSON, plots and best.cfg of a study")
     r.add_argument("--space", required=True)
     r.add_argument("--out", default="tune-out")
@@ -78,7 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="studies run under one budget: best val and the env "
                        "steps each needed to reach the first one's best")
     c.add_argument("outs", nargs="+", metavar="NAME=DIR",
-                   help="a name and the --out of a search or pbt run (its summary.json)")
+                   help="a name and the --out of a search or pbt run (its summary.json); "
+                   "NAME=DIR1,DIR2,... repeats the comparison over seeds and adds the medians")
+    c.add_argument("--labels", help="names of the seeds, comma-separated (default 1,2,...)")
+    c.add_argument("--rungs", help="over seeds: also how well the first study's val metric at "
+                   "these steps (comma-separated, e.g. ASHA's rungs 3,9) ranks its trials' values")
     e = sub.add_parser("eval", help="train the best config once and evaluate it on test tasks")
     e.add_argument("--config", required=True, help="a best.cfg written by search or pbt")
     e.add_argument("--test-tasks", default="test:0-31", help="test task set (default test:0-31)")
@@ -150,22 +169,44 @@ def _eval(a: argparse.Namespace) -> int:
     return 0
 
 
+def _load_summary(path: str) -> dict:
+    path = os.path.join(path, "summary.json")
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            s = json.load(f)
+    except (OSError, ValueError) as e:
+        raise TuneError(f"compare: cannot read {path}: {e}") from None
+    if s.get("schema") != "recarena-tune/1":
+        raise TuneError(f"compare: {path} is not a recarena-tune summary")
+    return s
+
+
 def _compare(a: argparse.Namespace) -> int:
-    sums = []
+    # NAME=DIR compares single studies; NAME=DIR1,DIR2,... repeats the comparison over seeds
+    # (the i-th directory of every name is one seed) and adds the medians (docs/tune.md 8.2).
+    groups = []
     for item in a.outs:
-        name, eq, d = item.partition("=")
-        if not eq or not name or not d:
-            raise TuneError(f"compare: expected NAME=DIR, got {item!r}")
-        path = os.path.join(d, "summary.json")
-        try:
-            with open(path, "r", encoding="utf-8") as f:
-                s = json.load(f)
-        except (OSError, ValueError) as e:
-            raise TuneError(f"compare: cannot read {path}: {e}") from None
-        if s.get("schema") != "recarena-tune/1":
-            raise TuneError(f"compare: {path} is not a recarena-tune summary")
-        sums.append((name, s))
-    print(report.compare(sums))
+        name, eq, dirs = item.partition("=")
+        paths = dirs.split(",")
+        if not eq or not name or not all(paths):
+            raise TuneError(f"compare: expected NAME=DIR or NAME=DIR1,DIR2,..., got {item!r}")
+        groups.append((name, [_load_summary(d) for d in paths]))
+    try:
+        rungs = [int(x) for x in a.rungs.split(",")] if a.rungs else None
+    except ValueError:
+        raise TuneError(f"compare: --rungs expects steps like 3,9, got {a.rungs!r}") from None
+    counts = {len(sums) for _, sums in groups}
+    if len(counts) != 1:
+        raise TuneError("compare: every NAME needs the same number of directories (one per "
+                        f"seed), got {', '.join(f'{n}: {len(s)}' for n, s in groups)}")
+    if counts == {1}:
+        print(report.compare([(name, sums[0]) for name, sums in groups]))
+    else:
+        labels = a.labels.split(",") if a.labels else [str(i + 1) for i in range(counts.pop())]
+        if len(labels) != len(groups[0][1]):
+            raise TuneError(f"compare: --labels has {len(labels)} names for "
+                            f"{len(groups[0][1])} seeds")
+        print(report.compare_seeds(groups, labels, rungs))
     return 0
 
 
@@ -220,7 +261,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                                 generations=a.generations, quantile=a.quantile,
                                 resample_p=a.resample_p, metric=a.metric, direction=direction,
                                 seed=a.seed, parallel=a.parallel, budget=Budget.parse(a.budget),
-                                address=a.address)
+                                address=a.address, lineage_steps=a.lineage_steps)
             state = run_pbt(opts_p, log=_log)
             s = report.write_pbt_outputs(state, space, a.out, a.metric, direction == "maximize")
             if s["best"]:

@@ -9,6 +9,11 @@ searched key (explore): with probability 0.25 resample it from the space, otherw
 0.8 or 1.2 (drawn evenly) and clip it into its range (ints onto their grid; choices are kept).
 Every exploit is recorded in the schedule.
 
+With --lineage-steps N every member's lineage (the env steps of training behind its checkpoint:
+its own runs, plus its donor's lineage when it copies one) stops at N env steps, so that a final
+member has trained as long as one search trial of N steps (docs/tune.md section 5.1); without it a
+lineage trains for every generation.
+
 State lives in PBT_STATE (JSON, replaced atomically after each generation) so that running the
 same command again continues at the next generation. Randomness: one generator per generation,
 seeded from (--seed, generation), so a resumed run draws what an unbroken one would.
@@ -52,6 +57,7 @@ class PbtOptions:
     parallel: int = 1
     budget: Budget = field(default_factory=Budget)
     address: Optional[str] = None
+    lineage_steps: Optional[int] = None  # None: a lineage trains for every generation
 
 
 def perturb(dims: List[Dim], params: Dict[str, Scalar], rng: random.Random, resample_p: float,
@@ -94,22 +100,28 @@ def exploit_explore(opts: PbtOptions, members: List[Dict[str, Any]], generation:
             os.makedirs(os.path.dirname(dst), exist_ok=True)
             shutil.copyfile(donor["checkpoint"], dst)
             m["checkpoint"] = dst
+            m["lineage_steps"] = donor.get("lineage_steps", 0)  # the copy's training comes along
         else:
             m["checkpoint"] = None  # the donor has none yet: start from scratch with its params
+            m["lineage_steps"] = 0
         ev["checkpoint_to"] = m["checkpoint"]
+        ev["lineage_steps_to"] = m["lineage_steps"]
         m["params"] = new
         events.append(ev)
     return events
 
 
 def _signature(opts: PbtOptions) -> Dict[str, Any]:
-    return json.loads(json.dumps({
+    sig = {
         "fixed": opts.space.fixed,
         "dims": [[d.name, d.kind, d.low, d.high, d.step, d.log, list(d.values)]
                  for d in opts.space.dims],
         "population": opts.population, "ready": opts.ready, "quantile": opts.quantile,
         "resample_p": opts.resample_p, "factors": list(opts.factors), "metric": opts.metric,
-        "direction": opts.direction, "seed": opts.seed}))
+        "direction": opts.direction, "seed": opts.seed}
+    if opts.lineage_steps is not None:  # absent when unset: older state files stay resumable
+        sig["lineage_steps"] = opts.lineage_steps
+    return json.loads(json.dumps(sig))
 
 
 def _save(path: str, state: Dict[str, Any]) -> None:
@@ -127,13 +139,32 @@ def load_state(out_dir: str) -> Optional[Dict[str, Any]]:
         return json.load(f)
 
 
+def _lineage_left(opts: PbtOptions, m: Dict[str, Any]) -> Optional[int]:
+    """Env steps the member's lineage may still train (None: no cap)."""
+    if opts.lineage_steps is None:
+        return None
+    return max(0, opts.lineage_steps - int(m.get("lineage_steps", 0)))
+
+
 def _run_member(opts: PbtOptions, m: Dict[str, Any], g: int,
                 stop: threading.Event) -> Dict[str, Any]:
+    left = _lineage_left(opts, m)
+    if left == 0:
+        # The lineage has its env steps: the member is not run again and keeps its checkpoint
+        # and score (it still ranks in the exploit step and may be a donor).
+        return {"generation": g, "member": m["id"], "params": dict(m["params"]),
+                "checkpoint_in": m["checkpoint"], "status": "lineage-done", "env_steps": 0,
+                "wall_s": 0.0, "iter_end": (g + 1) * opts.ready, "vals": [],
+                "score": m["score"], "lineage_steps": int(m.get("lineage_steps", 0))}
     flags: Dict[str, Any] = dict(opts.space.fixed)
     flags.setdefault("seed", opts.seed)
     flags.setdefault("val-every", opts.ready)
     flags.update(m["params"])
     flags["iters"] = opts.ready
+    if left is not None:
+        # recarena-meta stops at whichever comes first; it may overshoot by part of one
+        # iteration, as a search trial's --budget-steps does
+        flags["budget-steps"] = left
     if opts.address:
         flags["address"] = opts.address
     wd = os.path.join(opts.out_dir, "pbt", f"m{m['id']:03d}", f"g{g:04d}")
@@ -147,7 +178,8 @@ def _run_member(opts: PbtOptions, m: Dict[str, Any], g: int,
     rec = {"generation": g, "member": m["id"], "params": dict(m["params"]),
            "checkpoint_in": m["checkpoint"], "status": res.status, "env_steps": res.env_steps,
            "wall_s": round(res.wall_s, 3), "iter_end": (g + 1) * opts.ready,
-           "vals": vals, "score": pick(vals) if vals and res.status == "ok" else None}
+           "vals": vals, "score": pick(vals) if vals and res.status == "ok" else None,
+           "lineage_steps": int(m.get("lineage_steps", 0)) + res.env_steps}
     if res.status != "ok":
         rec["reason"], rec["stderr_tail"] = res.reason, res.stderr_tail
     return rec
@@ -161,6 +193,8 @@ def run_pbt(opts: PbtOptions, log: Optional[Callable[[str], None]] = None) -> Di
         raise TuneError("--ready, --generations and --parallel must be at least 1")
     if not 0 < opts.quantile <= 0.5:
         raise TuneError(f"--quantile must be in (0, 0.5], got {opts.quantile}")
+    if opts.lineage_steps is not None and opts.lineage_steps < 1:
+        raise TuneError(f"--lineage-steps must be at least 1, got {opts.lineage_steps}")
     opts.out_dir = os.path.abspath(opts.out_dir)  # members run with their own directory as cwd
     os.makedirs(opts.out_dir, exist_ok=True)
     path = os.path.join(opts.out_dir, PBT_STATE)
@@ -171,7 +205,8 @@ def run_pbt(opts: PbtOptions, log: Optional[Callable[[str], None]] = None) -> Di
         state = {"mode": "pbt", "signature": sig, "generation": 0, "steps_done": 0,
                  "secs_done": 0.0, "history": [], "schedule": [],
                  "members": [{"id": i, "params": opts.space.sample(rng), "checkpoint": None,
-                              "score": None} for i in range(opts.population)]}
+                              "score": None, "lineage_steps": 0}
+                             for i in range(opts.population)]}
         _save(path, state)
     elif state.get("signature") != sig:
         raise TuneError(f"{path} was made with different PBT settings or space; use another --out")
@@ -183,6 +218,10 @@ def run_pbt(opts: PbtOptions, log: Optional[Callable[[str], None]] = None) -> Di
             break
         g = state["generation"]
         members = state["members"]
+        if all(_lineage_left(opts, m) == 0 for m in members):
+            if log:
+                log(f"[tune] PBT: every lineage has its {opts.lineage_steps} env steps")
+            break
         if state.get("exploit_pending"):
             # the run that finished generation g - 1 was asked for no more; it is now, so the
             # exploit it skipped comes first (with the generator an unbroken run would have used)
@@ -219,15 +258,21 @@ def run_pbt(opts: PbtOptions, log: Optional[Callable[[str], None]] = None) -> Di
             state["steps_done"] += r["env_steps"]
             state["secs_done"] += r["wall_s"]
             m["score"] = r["score"]
+            m["lineage_steps"] = r["lineage_steps"]
+            if r["status"] == "lineage-done":
+                continue
             ck = os.path.join(opts.out_dir, "pbt", f"m{m['id']:03d}", f"g{g:04d}",
                               "checkpoint.safetensors")
             if r["status"] == "ok" and os.path.exists(ck):
                 m["checkpoint"] = ck
-        # No exploit after the last generation: the members then hold what they ran with.
-        if g + 1 < opts.generations:
+        # No exploit after the last generation: the members then hold what they ran with. Nor
+        # once a lineage has its --lineage-steps: a member that copied it could not train with
+        # the hyperparameters it would be given; the others train on to the cap as they are.
+        capped = any(_lineage_left(opts, m) == 0 for m in members)
+        if g + 1 < opts.generations and not capped:
             state["schedule"] += exploit_explore(opts, members, g,
                                                  random.Random(f"{opts.seed}:{g}"))
-        else:
+        elif not capped:
             state["exploit_pending"] = True
         state["generation"] = g + 1
         _save(path, state)

@@ -166,10 +166,13 @@ def write_pbt_outputs(state: Dict[str, Any], space: Space, out_dir: str, metric:
                "schedule": state["schedule"], "history": state["history"]}
     if best is not None:
         # PBT's result is a schedule; the config is the best member's final hyperparameters,
-        # trained for as many iterations as the population was (its checkpoint is in the JSON).
+        # trained for as many iterations as the population was, and no more env steps than a
+        # lineage had under --lineage-steps (its checkpoint is in the JSON).
         cfg = dict(space.fixed)
         cfg.update(best["params"])
         cfg["iters"] = state["generation"] * state["signature"]["ready"]
+        if state["signature"].get("lineage_steps") is not None:
+            cfg["budget-steps"] = state["signature"]["lineage_steps"]
         write_config(os.path.join(out_dir, BEST_CONFIG), cfg)
         summary["best_config"] = os.path.join(out_dir, BEST_CONFIG)
     with open(os.path.join(out_dir, "summary.json"), "w", encoding="utf-8") as f:
@@ -201,29 +204,160 @@ def steps_to_reach(curve: List[List[float]], target: float, maximize: bool) -> O
     return None
 
 
-def compare(summaries: List[Tuple[str, Dict[str, Any]]]) -> str:
-    """A table of studies run under one budget (docs/tune.md section 8): env steps used, best val
-    value, and the env steps each needed to reach the first study's best val value."""
-    ref_name, ref = summaries[0]
+def _best_of(s: Dict[str, Any], maximize: bool) -> Optional[float]:
+    pts = [v for _, v in s["best_so_far"] if v is not None]
+    return ((max if maximize else min)(pts)) if pts else None
+
+
+def compare_rows(summaries: List[Tuple[str, Dict[str, Any]]]) -> List[Dict[str, Any]]:
+    """Per study (docs/tune.md section 8): env steps used, best val value, the env steps its
+    best-so-far curve needed to reach the FIRST study's best val value (None: never), and that
+    as a fraction of the first study's steps to its own best (to_ref_best) and of the first
+    study's whole budget, the env steps it used (of_ref_budget)."""
+    ref = summaries[0][1]
     maximize = ref.get("direction", "maximize") == "maximize"
-    def best_of(s):
-        pts = [v for _, v in s["best_so_far"] if v is not None]
-        return ((max if maximize else min)(pts)) if pts else None
-    target = best_of(ref)
+    target = _best_of(ref, maximize)
     ref_steps = steps_to_reach(ref["best_so_far"], target, maximize) if target is not None else None
-    rows = [["study", "mode", "env steps", f"best val {ref['metric']}",
-             f"steps to reach {ref_name}'s best", f"fraction of {ref_name}'s"]]
+    ref_budget = int(ref.get("env_steps_total") or 0)
+    rows = []
     for name, s in summaries:
-        b = best_of(s)
         reach = steps_to_reach(s["best_so_far"], target, maximize) if target is not None else None
-        rows.append([name, s["mode"], str(s["env_steps_total"]),
-                     "-" if b is None else f"{b:.4g}",
-                     "not reached" if reach is None else str(reach),
-                     "-" if reach is None or not ref_steps else f"{reach / ref_steps:.2f}"])
+        rows.append({"name": name, "mode": s["mode"], "env_steps": int(s["env_steps_total"]),
+                     "best": _best_of(s, maximize), "target": target, "reach": reach,
+                     "to_ref_best": reach / ref_steps if reach is not None and ref_steps else None,
+                     "of_ref_budget": reach / ref_budget if reach is not None and ref_budget
+                     else None})
+    return rows
+
+
+def _table(rows: List[List[str]]) -> str:
     w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     out = ["| " + " | ".join(c.ljust(w[i]) for i, c in enumerate(r)) + " |" for r in rows]
     out.insert(1, "|" + "|".join("-" * (x + 2) for x in w) + "|")
     return "\n".join(out)
+
+
+def _frac(x: Optional[float]) -> str:
+    return "-" if x is None else ("not reached" if math.isinf(x) else f"{x:.2f}")
+
+
+def compare(summaries: List[Tuple[str, Dict[str, Any]]]) -> str:
+    """A table of studies run under one budget (docs/tune.md section 8): env steps used, best val
+    value, and the env steps each needed to reach the first study's best val value, as a fraction
+    of what the first study needed for it and of the first study's budget."""
+    ref_name, ref = summaries[0]
+    rows = [["study", "mode", "env steps", f"best val {ref['metric']}",
+             f"steps to reach {ref_name}'s best", f"/ {ref_name}'s steps to it",
+             f"/ {ref_name}'s budget"]]
+    for r in compare_rows(summaries):
+        rows.append([r["name"], r["mode"], str(r["env_steps"]),
+                     "-" if r["best"] is None else f"{r['best']:.4g}",
+                     "not reached" if r["reach"] is None else str(r["reach"]),
+                     _frac(r["to_ref_best"]), _frac(r["of_ref_budget"])])
+    return _table(rows)
+
+
+def _median(xs: List[float]) -> float:
+    xs = sorted(xs)
+    n = len(xs)
+    if n % 2:
+        return xs[n // 2]
+    lo, hi = xs[n // 2 - 1], xs[n // 2]
+    return math.inf if math.isinf(hi) else (lo + hi) / 2
+
+
+def compare_seeds(groups: List[Tuple[str, List[Dict[str, Any]]]], labels: List[str],
+                  rungs: Optional[List[int]] = None) -> str:
+    """The same comparison repeated over study seeds (docs/tune.md section 8.2): groups are
+    (name, one summary per seed), seed i of every group compared with seed i of the first. Prints
+    each seed's table, then per study the median over seeds of both fractions (a seed where the
+    study never reached the reference's best counts as an infinite fraction, so the median is
+    "not reached" when half or more never did) and the number of seeds with at most half of the
+    reference's budget. With rungs (steps of the resource, e.g. ASHA's), also the first study's
+    rung_correlation at each, per seed and the median."""
+    n = len(groups[0][1])
+    parts, fracs = [], {name: [] for name, _ in groups}
+    for i in range(n):
+        rows = compare_rows([(name, sums[i]) for name, sums in groups])
+        target = rows[0]["target"]
+        parts.append(f"seed {labels[i]}: {groups[0][0]}'s best val "
+                     f"{'none (no completed trial)' if target is None else f'{target:.4g}'}\n"
+                     + compare([(name, sums[i]) for name, sums in groups]))
+        for r in rows:
+            fracs[r["name"]].append((math.inf if r["to_ref_best"] is None else r["to_ref_best"],
+                                     math.inf if r["of_ref_budget"] is None
+                                     else r["of_ref_budget"]))
+    ref = groups[0][0]
+    table = [["study", "seeds", f"median / {ref}'s steps to its best",
+              f"median / {ref}'s budget", f"seeds at <= 0.50 of {ref}'s budget"]]
+    for name, _ in groups:
+        fs = fracs[name]
+        table.append([name, str(n), _frac(_median([a for a, _ in fs])),
+                      _frac(_median([b for _, b in fs])),
+                      f"{sum(b <= 0.5 for _, b in fs)} of {n}"])
+    parts.append(f"median over {n} seeds\n" + _table(table))
+    if rungs:
+        # Does an early val point rank the first study's trials as their values do? (With random
+        # search and no pruner every trial runs to its end, so this is measured without bias.)
+        rows = [["seed", "trials"] + [f"rho(step {r}, value)" for r in rungs]]
+        per = {r: [] for r in rungs}
+        for i in range(n):
+            cells = [labels[i]]
+            for r in rungs:
+                rho, k = rung_correlation(groups[0][1][i], r)
+                if rho is not None:
+                    per[r].append(rho)
+                cells.append("-" if rho is None else f"{rho:.2f}")
+            cells.insert(1, str(k))
+            rows.append(cells)
+        rows.append(["median", "-"] + ["-" if not per[r] else f"{_median(per[r]):.2f}"
+                                       for r in rungs])
+        parts.append(f"{ref}: Spearman rank correlation of the val {groups[0][1][0]['metric']} "
+                     "at the first val point at or after each step with the trial's value\n"
+                     + _table(rows))
+    return "\n\n".join(parts)
+
+
+def _ranks(xs: List[float]) -> List[float]:
+    """1-based ranks, ties given their mean rank."""
+    order = sorted(range(len(xs)), key=lambda i: xs[i])
+    r = [0.0] * len(xs)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and xs[order[j + 1]] == xs[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            r[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return r
+
+
+def spearman(xs: List[float], ys: List[float]) -> Optional[float]:
+    """Spearman's rank correlation (Pearson's on tie-averaged ranks); None when undefined."""
+    if len(xs) != len(ys) or len(xs) < 3:
+        return None
+    rx, ry = _ranks(xs), _ranks(ys)
+    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    sxx = sum((a - mx) ** 2 for a in rx)
+    syy = sum((b - my) ** 2 for b in ry)
+    return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else None
+
+
+def rung_correlation(summary: Dict[str, Any], step: int) -> Tuple[Optional[float], int]:
+    """What successive halving relies on (docs/tune.md 8.2): over a search's COMPLETE trials, the
+    rank correlation between the val metric at the first val point at or after `step` and the
+    trial's value (its best val metric); returns it and the number of trials."""
+    xs, ys = [], []
+    for t in summary.get("trials", []):
+        if t["state"] != "COMPLETE" or t["value"] is None:
+            continue
+        at = [v for k, v in t["intermediate"] if k >= step and v is not None]
+        if at:
+            xs.append(at[0])
+            ys.append(t["value"])
+    return spearman(xs, ys), len(xs)
 
 
 def plot_pbt(state: Dict[str, Any], space: Space, out_dir: str, metric: str) -> str:
