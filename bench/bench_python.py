@@ -321,6 +321,8 @@ def main() -> int:
     ap.add_argument("--spin-us", type=int, default=1000,
                     help="the doorbell rows: server --spin-us and client $RECARENA_SPIN_US")
     args = ap.parse_args()
+    # The Python client's doorbell steps come from the same build as everything else here.
+    os.environ.setdefault("RECARENA_SPIN_LIB", os.path.join(args.build, "protocol", "librecarena_spin.so"))
     global _SERVER_PID
     server = None
     address = args.address
