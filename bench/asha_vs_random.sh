@@ -43,6 +43,7 @@ meta-batch = 4
 envs-per-task = 8
 val-every = 3
 val-tasks = "val:0-3"
+val-act = "greedy"
 
 [inner-lr]
 type = "log-uniform"

@@ -34,6 +34,7 @@ budget-steps = $trial_steps
 iters = 1000
 val-every = 3
 val-tasks = "val:0-15"
+val-act = "greedy"
 
 [inner-lr]
 type = "log-uniform"
@@ -65,7 +66,7 @@ fi
 "${tune[@]}" compare random="$out/random" asha="$out/asha" pbt="$out/pbt" > "$out/compare.txt"
 if [ ! -f "$out/defaults.safetensors" ]; then
   step "defaults"
-  "$meta" --env "$sim" --algo reptile --budget-steps "$trial_steps" --val-every 3 --val-tasks val:0-15 \
+  "$meta" --env "$sim" --algo reptile --budget-steps "$trial_steps" --val-every 3 --val-tasks val:0-15 --val-act greedy \
     --seed 1 --quiet --checkpoint-out "$out/defaults.safetensors.tmp"
   mv "$out/defaults.safetensors.tmp" "$out/defaults.safetensors"
 fi
