@@ -58,6 +58,19 @@ def _actions(space, n, rng):
     return np.stack([rng.permutation(K)[:k] for _ in range(n)]).reshape((n, k) if k > 1 else (n,))
 
 
+def _same_bad_action_errors(cs, hs, cf, hf, space, n, rng):
+    """Steps four kinds of bad actions on handle hs of cs and hf of cf (out-of-range value, int64
+    beyond int32, float, one env short) and checks both refuse each with the same message."""
+    bad = _actions(space, n, rng)
+    bad.flat[0] = 10 ** 6  # a valid int32, out of the action space
+    for b in (bad, bad.astype(np.int64) + (1 << 40), bad.astype(np.float32), bad[:-1]):
+        with pytest.raises(BadActionError) as es:
+            cs.step(hs, b)
+        with pytest.raises(BadActionError) as ef:
+            cf.step(hf, b)
+        assert str(es.value) == str(ef.value)
+
+
 @pytest.mark.parametrize("mode", ["next_step", "same_step", "disabled"])
 def test_shm_and_frames_give_identical_trajectories(address, served_envs, mode):
     with Client(address, shm=True) as cs, Client(address, shm=False) as cf:
@@ -87,14 +100,7 @@ def test_shm_and_frames_give_identical_trajectories(address, served_envs, mode):
                     _equal(_copy(prev), prev_copy, f"{env_id} step {t - 1} kept")
                 prev, prev_copy = out_s, _copy(out_s)
             # Bad actions: the same error, whether they go through the segment or as a tensor.
-            bad = _actions(ms["action_space"], n, rng)
-            bad.flat[0] = 10 ** 6
-            for b in (bad, bad.astype(np.int64) + (1 << 40), bad.astype(np.float32), bad[:-1]):
-                with pytest.raises(BadActionError) as es:
-                    cs.step(hs, b)
-                with pytest.raises(BadActionError) as ef:
-                    cf.step(hf, b)
-                assert str(es.value) == str(ef.value)
+            _same_bad_action_errors(cs, hs, cf, hf, ms["action_space"], n, rng)
             cs.close_handle(hs)
             cf.close_handle(hf)
 

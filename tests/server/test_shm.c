@@ -254,18 +254,25 @@ static int64_t s_raw_make (ra_client_t *c, char *name, size_t cap)
   return h;
 }
 
-static ra_err_t s_raw_reset (ra_client_t *c, int64_t h, int slot, ra_error_t *err)
+/* A request {op, handle: h, key: value} sent as it is, without the client library's checks. */
+static ra_err_t s_raw_call (ra_client_t *c, const char *op, int64_t h, const char *key, uint64_t value,
+                            ra_error_t *err)
 {
   ra_msg_out_t m;
   ra_msg_out_init (&m);
-  ra_msg_out_request (&m, ra_client_next_id (c), "reset", 2);
+  ra_msg_out_request (&m, ra_client_next_id (c), op, 2);
   ra_msg_out_str (&m, "handle");
   ra_msg_out_int (&m, h);
-  ra_msg_out_str (&m, "shm");
-  ra_msg_out_int (&m, slot);
+  ra_msg_out_str (&m, key);
+  ra_msg_out_uint (&m, value);
   ra_err_t rc = ra_client_call (c, &m, NULL, err);
   ra_msg_out_fini (&m);
   return rc;
+}
+
+static ra_err_t s_raw_reset (ra_client_t *c, int64_t h, int slot, ra_error_t *err)
+{
+  return s_raw_call (c, "reset", h, "shm", (uint64_t) slot, err);
 }
 
 Test (shm, the_segment_is_private_and_unlinked_at_first_use_and_at_close)
@@ -411,16 +418,7 @@ Test (spin, a_server_without_spin_us_gives_no_doorbell_and_the_client_works_as_b
 
 static ra_err_t s_raw_ring (ra_client_t *c, int64_t h, uint64_t seq, ra_error_t *err)
 {
-  ra_msg_out_t m;
-  ra_msg_out_init (&m);
-  ra_msg_out_request (&m, ra_client_next_id (c), "ring", 2);
-  ra_msg_out_str (&m, "handle");
-  ra_msg_out_int (&m, h);
-  ra_msg_out_str (&m, "seq");
-  ra_msg_out_uint (&m, seq);
-  ra_err_t rc = ra_client_call (c, &m, NULL, err);
-  ra_msg_out_fini (&m);
-  return rc;
+  return s_raw_call (c, "ring", h, "seq", seq, err);
 }
 
 Test (spin, rings_and_doorbell_requests_that_make_no_sense_are_refused)
