@@ -105,17 +105,22 @@ def test_shm_and_frames_give_identical_trajectories(address, served_envs, mode):
             cf.close_handle(hf)
 
 
+def _vector_env_matches_frames(env, address):
+    """env (8 ECommerce-v1 envs, seed 5) resets and steps exactly as the same batch over frames."""
+    with Client(address, shm=False) as cf:
+        m = cf.make("ECommerce-v1", 8, seed=5)
+        _equal(_copy(env.reset(seed=1)), _copy(cf.reset(m["handle"], seed=1)), "reset")
+        rng = np.random.default_rng(1)
+        for t in range(10):
+            a = _actions(env.single_action_space, 8, rng)
+            _equal(_copy(env.step(a)), _copy(cf.step(m["handle"], a)), f"step {t}")
+
+
 def test_vector_env_steps_over_shared_memory_and_matches_frames(address):
     env = recarena.RemoteVectorEnv("ECommerce-v1", 8, address=address, seed=5)
     try:
         assert env.client.uses_shm(env._handle)
-        with Client(address, shm=False) as cf:
-            m = cf.make("ECommerce-v1", 8, seed=5)
-            _equal(_copy(env.reset(seed=1)), _copy(cf.reset(m["handle"], seed=1)), "reset")
-            rng = np.random.default_rng(1)
-            for t in range(10):
-                a = _actions(env.single_action_space, 8, rng)
-                _equal(_copy(env.step(a)), _copy(cf.step(m["handle"], a)), f"step {t}")
+        _vector_env_matches_frames(env, address)
     finally:
         env.close()
 

@@ -15,7 +15,7 @@ from recarena.client import Client
 from recarena.errors import NoSuchHandleError
 from recarena.server import LocalServer
 
-from test_shm import _actions, _copy, _equal, _same_bad_action_errors
+from test_shm import _actions, _copy, _equal, _same_bad_action_errors, _vector_env_matches_frames
 
 pytestmark = pytest.mark.skipif(_shm.spin_library() is None,
                                 reason="librecarena_spin.so not built")
@@ -91,13 +91,7 @@ def test_vector_env_takes_the_spin_from_the_environment(spin_server, monkeypatch
     env = recarena.RemoteVectorEnv("ECommerce-v1", 8, address=spin_server.endpoint, seed=5)
     try:
         assert env.client.spin and env.client._segments[env._handle].has_doorbell
-        with Client(spin_server.endpoint, shm=False) as cf:
-            m = cf.make("ECommerce-v1", 8, seed=5)
-            _equal(_copy(env.reset(seed=1)), _copy(cf.reset(m["handle"], seed=1)), "reset")
-            rng = np.random.default_rng(1)
-            for t in range(10):
-                a = _actions(env.single_action_space, 8, rng)
-                _equal(_copy(env.step(a)), _copy(cf.step(m["handle"], a)), f"step {t}")
+        _vector_env_matches_frames(env, spin_server.endpoint)
     finally:
         env.close()
 

@@ -340,23 +340,29 @@ Test (shm_life, segments_go_when_sessions_expire_or_their_client_goes_away)
   teardown ();
 }
 
+/* In a forked child: serve on ipc until killed or stopped, then _exit (3: could not start). */
+static _Noreturn void s_child_server (const char *ipc)
+{
+  ra_server_opts_t o;
+  ra_server_opts_default (&o);
+  o.workers = 1;
+  ra_server_t *srv;
+  ra_error_t err;
+  if (ra_server_new (&o, &srv, &err) != RA_OK || ra_server_bind (srv, ipc, &err) != RA_OK)
+    _exit (3);
+  ra_server_run (srv);
+  ra_server_destroy (&srv);
+  _exit (0);
+}
+
 Test (shm_life, a_new_server_sweeps_the_segments_of_one_that_crashed)
 {
   char ipc[128];
   snprintf (ipc, sizeof ipc, "ipc:///tmp/recarena-shm-crash-%d.sock", (int) getpid ());
   pid_t child = fork ();
   cr_assert_geq (child, 0);
-  if (child == 0) {
-    ra_server_opts_t o;
-    ra_server_opts_default (&o);
-    o.workers = 1;
-    ra_server_t *srv;
-    ra_error_t err;
-    if (ra_server_new (&o, &srv, &err) != RA_OK || ra_server_bind (srv, ipc, &err) != RA_OK)
-      _exit (3);
-    ra_server_run (srv);
-    _exit (0);
-  }
+  if (child == 0)
+    s_child_server (ipc);
   ra_client_t *c;
   ra_error_t err;
   cr_assert_eq (ra_client_new (ipc, 5000, &c, &err), RA_OK, "%s", err.message);
@@ -824,16 +830,7 @@ Test (shm_life, no_room_for_a_segment_means_frames_and_no_segment_left)
     struct rlimit rl = { 4096, 4096 };
     if (setrlimit (RLIMIT_FSIZE, &rl) != 0)
       _exit (2);
-    ra_server_opts_t o;
-    ra_server_opts_default (&o);
-    o.workers = 1;
-    ra_server_t *srv;
-    ra_error_t err;
-    if (ra_server_new (&o, &srv, &err) != RA_OK || ra_server_bind (srv, ipc, &err) != RA_OK)
-      _exit (3);
-    ra_server_run (srv);
-    ra_server_destroy (&srv);
-    _exit (0);
+    s_child_server (ipc);
   }
   ra_client_t *c;
   ra_error_t err;
