@@ -71,6 +71,31 @@ def _same_bad_action_errors(cs, hs, cf, hf, space, n, rng):
         assert str(es.value) == str(ef.value)
 
 
+def _same_session(cs, hs, cf, hf, space, n, where, mode):
+    """Resets and steps handle hs of cs and hf of cf (n envs, autoreset mode) alike for 16 steps
+    (masked resets where mode is "disabled"; int64 actions every other step) and checks equal
+    outputs, that the previous step's outputs survive the next step, and equal bad-action errors."""
+    _equal(_copy(cs.reset(hs, seed=3)), _copy(cf.reset(hf, seed=3)), f"{where} reset")
+    rng = np.random.default_rng(0)
+    prev = prev_copy = None
+    for t in range(16):
+        a = _actions(space, n, rng)
+        if mode == "disabled" and prev_copy is not None:
+            ended = prev_copy[2] | prev_copy[3]  # reset what ended, by mask (a frame, so over ZeroMQ)
+            if ended.any():
+                _equal(_copy(cs.reset(hs, options={"reset_mask": ended})),
+                       _copy(cf.reset(hf, options={"reset_mask": ended})), f"{where} masked reset")
+                prev = None
+        out_s = cs.step(hs, a.astype(np.int64) if t % 2 else a)
+        out_f = cf.step(hf, a)
+        _equal(_copy(out_s), _copy(out_f), f"{where} step {t}")
+        if prev is not None:  # the previous step's views were not overwritten
+            _equal(_copy(prev), prev_copy, f"{where} step {t - 1} kept")
+        prev, prev_copy = out_s, _copy(out_s)
+    # Bad actions: the same error, whether they go through the segment or as a tensor.
+    _same_bad_action_errors(cs, hs, cf, hf, space, n, rng)
+
+
 @pytest.mark.parametrize("mode", ["next_step", "same_step", "disabled"])
 def test_shm_and_frames_give_identical_trajectories(address, served_envs, mode):
     with Client(address, shm=True) as cs, Client(address, shm=False) as cf:
@@ -81,26 +106,7 @@ def test_shm_and_frames_give_identical_trajectories(address, served_envs, mode):
             mf = cf.make(env_id, n, seed=7, autoreset=mode, max_episode_steps=5)
             hs, hf = ms["handle"], mf["handle"]
             assert cs.uses_shm(hs) and not cf.uses_shm(hf)
-            _equal(_copy(cs.reset(hs, seed=3)), _copy(cf.reset(hf, seed=3)), f"{env_id} reset")
-            rng = np.random.default_rng(0)
-            prev = prev_copy = None
-            for t in range(16):
-                a = _actions(ms["action_space"], n, rng)
-                if mode == "disabled" and prev_copy is not None:
-                    ended = prev_copy[2] | prev_copy[3]  # reset what ended, by mask
-                    if ended.any():
-                        _equal(_copy(cs.reset(hs, options={"reset_mask": ended})),
-                               _copy(cf.reset(hf, options={"reset_mask": ended})),
-                               f"{env_id} masked reset")
-                        prev = None
-                out_s = cs.step(hs, a.astype(np.int64) if t % 2 else a)
-                out_f = cf.step(hf, a)
-                _equal(_copy(out_s), _copy(out_f), f"{env_id} {mode} step {t}")
-                if prev is not None:  # the previous step's views were not overwritten
-                    _equal(_copy(prev), prev_copy, f"{env_id} step {t - 1} kept")
-                prev, prev_copy = out_s, _copy(out_s)
-            # Bad actions: the same error, whether they go through the segment or as a tensor.
-            _same_bad_action_errors(cs, hs, cf, hf, ms["action_space"], n, rng)
+            _same_session(cs, hs, cf, hf, ms["action_space"], n, f"{env_id} {mode}", mode)
             cs.close_handle(hs)
             cf.close_handle(hf)
 
