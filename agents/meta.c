@@ -59,18 +59,18 @@ static const double s_outer_lr[] = { 1.0, 1e-3, 1e-2, 1e-2, 3e-3 };
 
 typedef struct {
   const char *env, *train, *val, *device, *address, *ckpt_in, *ckpt_out, *metrics, *config;
-  char algo_name[16], params_name[8], val_act_name[8];
+  char algo_name[16], params_name[8], val_act_name[8], opt_name[8];
   algo_t algo;
   ra_meta_act_t val_act;  /* how validation plays (docs/meta.md 3) */
   long long budget, iters, val_every, seed, workers, inner_steps, meta_batch, population,
     envs_per_task, rollout, hidden, layers;
   double inner_lr, outer_lr, sigma, entropy, weight_decay, temp;
-  bool quiet, head_only;
+  bool quiet, head_only, inner_sgd;
   bool set[64];        /* which settings the command line or file gave (by table index) */
   ra_kv_list_t sim_config;   /* --sim-config KEY=VALUE entries, in order (the sims' make config) */
 } opts_t;
 
-typedef enum { T_STR, T_INT, T_NUM, T_BOOL, T_ALGO, T_PARAMS, T_SIMCFG, T_VALACT } ftype_t;
+typedef enum { T_STR, T_INT, T_NUM, T_BOOL, T_ALGO, T_PARAMS, T_SIMCFG, T_VALACT, T_OPT } ftype_t;
 
 typedef struct {
   const char *name;    /* flag without the dashes = config key */
@@ -113,10 +113,11 @@ static const flag_t s_flags[] = {
   { "sim-config", T_SIMCFG, O (sim_config), 0, 0 },
   { "temp", T_NUM, O (temp), RA_TARGET_TEMP_MIN, RA_TARGET_TEMP_MAX },
   { "val-act", T_VALACT, O (val_act), 0, 0 },
+  { "inner-opt", T_OPT, O (inner_sgd), 0, 0 },
 };
 #define NFLAGS ((int) (sizeof s_flags / sizeof s_flags[0]))
 enum { F_ITERS = 5, F_OUTER_LR = 12, F_INNER_LR = 10, F_INNER_STEPS = 11, F_ROLLOUT = 18, F_PARAMS = 19,
-       F_POP = 14, F_HIDDEN = 21, F_LAYERS = 22, F_TEMP = 30 };
+       F_POP = 14, F_HIDDEN = 21, F_LAYERS = 22, F_TEMP = 30, F_INNER_OPT = 32 };
 
 static void s_usage (FILE *f)
 {
@@ -130,6 +131,7 @@ static void s_usage (FILE *f)
     "  --val-every N           meta-validate every N iterations (default 10)\n"
     "  --seed S (1)  --device cpu|cuda|auto (cpu)  --workers N threads stepping the sims (1)\n"
     "  --inner-lr X (3e-3)  --inner-steps K (5)  --rollout-len T (16)  --adapt-params all|head\n"
+    "  --inner-opt adam|sgd  optimizer of every adaptation (adam; stored in the checkpoint)\n"
     "  --outer-lr X          reptile epsilon (1.0), Adam lr of fomaml (1e-3), es/es-maml (1e-2),\n"
     "                        and multitask (3e-3)\n"
     "  --meta-batch B (8)  --population P (32, even)  --sigma X (0.02)  --weight-decay X (0)\n"
@@ -156,6 +158,7 @@ static void s_defaults (opts_t *o)
   strcpy (o->algo_name, "reptile");
   strcpy (o->val_act_name, "sample");
   strcpy (o->params_name, "all");
+  strcpy (o->opt_name, "adam");
 }
 
 /* Sets one setting from text; where names the source ("--inner-lr", "config F line 3: inner-lr").
@@ -231,6 +234,14 @@ static int s_set (opts_t *o, const char *name, const char *text, const char *whe
       }
       o->val_act = !strcmp (text, "greedy") ? RA_META_ACT_GREEDY : RA_META_ACT_SAMPLE;
       snprintf (o->val_act_name, sizeof o->val_act_name, "%s", text);
+      break;
+    case T_OPT:
+      if (strcmp (text, "adam") && strcmp (text, "sgd")) {
+        s_err ("%s: '%s', expected adam or sgd\n", where, text);
+        return -1;
+      }
+      o->inner_sgd = !strcmp (text, "sgd");
+      snprintf (o->opt_name, sizeof o->opt_name, "%s", text);
       break;
     case T_SIMCFG:   /* appended: every entry reaches the sims' make config */
       if (ra_kv_list_parse (&o->sim_config, text, &err) != RA_OK) {
@@ -930,6 +941,10 @@ int main (int argc, char **argv)
     }
     if (!o.set[F_TEMP])
       o.temp = stored.temp;
+    if (!o.set[F_INNER_OPT]) {
+      o.inner_sgd = stored.sgd;
+      strcpy (o.opt_name, stored.sgd ? "sgd" : "adam");
+    }
   }
   r.ad = (ra_meta_adapt_cfg_t) { .inner_lr = (float) o.inner_lr, .steps = (int) o.inner_steps,
                                  .rollout = (int) o.rollout, .head_only = o.head_only };
@@ -985,6 +1000,7 @@ int main (int argc, char **argv)
   r.tc.lr = (float) o.inner_lr;
   r.tc.entropy_coef = (float) o.entropy;
   r.tc.temp = (float) o.temp;
+  r.tc.sgd = o.inner_sgd;
   r.tc.seed = seed;
   if ((rc = s_policy (&r, 1, r.N, &r.one, &err)) == RA_OK && o.ckpt_in)
     rc = ra_target_load (r.one, o.ckpt_in, &err);
@@ -1053,9 +1069,9 @@ int main (int argc, char **argv)
     ra_taskset_format (&r.val, vb, sizeof vb);
     fprintf (stderr,
              "recarena-meta: %s on %s, train %s, val %s (%d tasks), %s; %zu params, %s; budget %lld env steps; "
-             "adapt: %d updates of %d x %d steps, lr %g, params %s; temp %g; validation acts %s; %d rank%s\n",
+             "adapt: %d %s updates of %d x %d steps, lr %g, params %s; temp %g; validation acts %s; %d rank%s\n",
              o.algo_name, o.env, tb, vb, r.V, o.address ? o.address : "in-process sims", r.n,
-             ra_nn_backend_name (r.be), o.budget, r.ad.steps, r.ad.rollout, r.N, (double) r.ad.inner_lr,
+             ra_nn_backend_name (r.be), o.budget, r.ad.steps, o.opt_name, r.ad.rollout, r.N, (double) r.ad.inner_lr,
              o.params_name, o.temp, o.val_act_name, s_size, s_size > 1 ? "s" : "");
   }
   double t0 = s_now (), last = -1e9, best = -INFINITY;

@@ -5,7 +5,7 @@
 #   determinism    same seed: bit-identical meta-init with --workers 1 and 2 (reptile and es)
 #   adapts_faster  a short reptile run: the best val R@5w beats the random init's (iter 0)
 #   resume         --checkpoint-in of the best checkpoint reproduces its val score exactly (with
-#                  --val-act greedy and sample; --temp travels in the checkpoint)
+#                  --val-act greedy and sample; --temp and --inner-opt travel in the checkpoint)
 #   address SERVER through a recarena-server (--address) the same meta-init as in process
 set -u
 BIN=$1
@@ -56,6 +56,7 @@ bad_flags)
   bad "--temp" --temp 0
   bad "--temp" --temp -1
   bad "--val-act" --val-act top
+  bad "--inner-opt" --inner-opt rmsprop
   echo "ok: bad flags"
   ;;
 config)
@@ -128,7 +129,22 @@ resume)
     || fail "$(cat "$T/out")"
   tagain=$(grep '"kind":"val","iter":0,' "$T/tr.jsonl" | sed 's/.*"score":\([-0-9.e+]*\).*/\1/')
   [ "$tbest" = "$tagain" ] || fail "temp 0.5: resumed val score $tagain, the checkpoint's was $tbest"
-  echo "ok: resume (greedy $best; sampled at temp 0.5: $tbest)"
+  # the inner optimizer: written into the checkpoint, read back on resume (the score only matches
+  # if the resumed validation adapts with SGD again)
+  "$BIN" --algo reptile --budget-steps 4000 --val-every 2 --seed 5 --inner-opt sgd --inner-lr 0.1 --val-act greedy \
+    $SMALL --checkpoint-out "$T/o.st" --metrics "$T/o.jsonl" >"$T/out" 2>&1 || fail "$(cat "$T/out")"
+  head -c 4096 "$T/o.st" | grep -q '"target.optimizer":"sgd"' || fail "the checkpoint does not carry target.optimizer sgd"
+  obest=$(grep '"kind":"done"' "$T/o.jsonl" | sed 's/.*"best_score":\([-0-9.e+]*\).*/\1/')
+  "$BIN" --checkpoint-in "$T/o.st" --iters 0 --seed 5 --val-act greedy $SMALL --metrics "$T/or.jsonl" >"$T/out" 2>&1 \
+    || fail "$(cat "$T/out")"
+  oagain=$(grep '"kind":"val","iter":0,' "$T/or.jsonl" | sed 's/.*"score":\([-0-9.e+]*\).*/\1/')
+  [ "$obest" = "$oagain" ] || fail "inner-opt sgd: resumed val score $oagain, the checkpoint's was $obest"
+  "$BIN" --checkpoint-in "$T/o.st" --iters 0 --seed 5 --val-act greedy --inner-opt adam $SMALL --metrics "$T/oa.jsonl" \
+    >"$T/out" 2>&1 || fail "$(cat "$T/out")"
+  oadam=$(grep '"kind":"val","iter":0,' "$T/oa.jsonl" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
+  osgd=$(grep '"kind":"val","iter":0,' "$T/or.jsonl" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
+  [ "$oadam" != "$osgd" ] || fail "--inner-opt adam on an sgd checkpoint adapted the same (R@1 $osgd)"
+  echo "ok: resume (greedy $best; sampled at temp 0.5: $tbest; inner sgd: $obest)"
   ;;
 address)
   SERVER=$3
