@@ -15,13 +15,20 @@ iteration is a val point whether or not it is a multiple of --val-every. The "ch
 one is safetensors): the iterations trained, the hyperparameters of each segment, and a random id
 so a copy can be told from a fresh file. --checkpoint-in continues the iteration count from it.
 
+As recarena-meta, `--iters 0` validates the start point (the --checkpoint-in file's iteration)
+and trains nothing: that is how bench/val_noise.py re-validates a trial's checkpoint.
+
 Knobs for failure tests (environment): FAKE_META_CRASH_ABOVE=x exits 1 with a message when
 outer-lr > x; FAKE_META_NAN_ABOVE=x writes a NaN score when outer-lr > x; FAKE_META_SLEEP=s sleeps
 s seconds per iteration; FAKE_META_LOG=path appends one JSON line per invocation (its flags).
+FAKE_META_VAL_NOISE=sd adds evaluation noise to every val score: sd times a standard normal drawn
+from (--seed, --val-tasks, the hyperparameters, the iteration), so the same checkpoint scores the
+same on the same val streams and differently on other ones, as recarena-meta's val scores do.
 """
 import json
 import math
 import os
+import random
 import sys
 import time
 import uuid
@@ -29,7 +36,7 @@ import uuid
 FLAGS = {"env", "algo", "train-tasks", "val-tasks", "budget-steps", "iters", "val-every", "seed",
          "device", "workers", "inner-lr", "inner-steps", "outer-lr", "meta-batch", "population",
          "sigma", "entropy", "envs-per-task", "rollout-len", "adapt-params", "checkpoint-out",
-         "checkpoint-in", "metrics", "config", "address"}
+         "checkpoint-in", "metrics", "config", "address", "val-act"}
 
 
 def die(msg, code):
@@ -101,6 +108,20 @@ def main():
             out.write(json.dumps(obj) + "\n")
             out.flush()
 
+    noise_sd = float(os.environ.get("FAKE_META_VAL_NOISE", "0"))
+
+    def noise(at):
+        if not noise_sd:
+            return 0.0
+        key = "|".join([flags.get("seed", "1"), flags.get("val-tasks", "val:0-15"), repr(inner),
+                        repr(outer), str(head), str(at)])
+        return noise_sd * random.Random(key).gauss(0.0, 1.0)
+
+    if iters == 0:  # as recarena-meta: validate the start point, train nothing
+        s = q - 1.0 / (1 + start) + noise(start)
+        best, best_iter = s, start
+        emit({"kind": "val", "iter": start, "env_steps": 0, "R@0": s - 1, "R@1": s - 0.5,
+              "R@5w": s, "score": s})
     for n in range(1, iters + 1):
         if steps >= budget:  # as recarena-meta: an iteration starts while steps < budget
             break
@@ -113,7 +134,7 @@ def main():
             die(f"boom: simulated crash at iter {it}", 1)
         last = n == iters or steps >= budget
         if n % every == 0 or last:  # as recarena-meta, the end is a val point too
-            s = q - 1.0 / (1 + it)
+            s = q - 1.0 / (1 + it) + noise(it)
             if nan is not None and outer > float(nan):
                 s = float("nan")
             emit({"kind": "val", "iter": it, "env_steps": steps, "R@0": s - 1, "R@1": s - 0.5,
