@@ -111,40 +111,36 @@ adapts_faster)
   echo "ok: adapts faster"
   ;;
 resume)
+  # trains NAME with the flags after --, checks the checkpoint's metadata holds KEY (a "k":"v"
+  # pair, or "" for none), and resumes it with --iters 0 and the validation flags VAL: the
+  # resumed score must be the checkpoint's exactly. Sets resumed_best.
+  resumes () { # NAME KEY VAL -- train flags...
+    name=$1 key=$2 val=$3; shift 4
+    "$BIN" --budget-steps 4000 --val-every 2 --seed 5 $val $SMALL "$@" --checkpoint-out "$T/$name.st" \
+      --metrics "$T/$name.jsonl" >"$T/out" 2>&1 || fail "$name: $(cat "$T/out")"
+    [ -z "$key" ] || head -c 4096 "$T/$name.st" | grep -q "$key" || fail "$name: the checkpoint does not carry $key"
+    resumed_best=$(grep '"kind":"done"' "$T/$name.jsonl" | sed 's/.*"best_score":\([-0-9.e+]*\).*/\1/')
+    "$BIN" --checkpoint-in "$T/$name.st" --iters 0 --seed 5 $val $SMALL --metrics "$T/$name.r.jsonl" >"$T/out" 2>&1 \
+      || fail "$name resumed: $(cat "$T/out")"
+    again=$(grep '"kind":"val","iter":0,' "$T/$name.r.jsonl" | sed 's/.*"score":\([-0-9.e+]*\).*/\1/')
+    [ "$resumed_best" = "$again" ] || fail "$name: resumed val score $again, the checkpoint's was $resumed_best"
+  }
   # greedy validation: top-k play moves with every parameter (sampled play of a near-uniform
   # init can score the same across iterations, which would make this check weak)
-  "$BIN" --algo fomaml --budget-steps 4000 --val-every 2 --seed 5 --val-act greedy $SMALL --checkpoint-out "$T/c.st" \
-    --metrics "$T/m.jsonl" >"$T/out" 2>&1 || fail "$(cat "$T/out")"
-  best=$(grep '"kind":"done"' "$T/m.jsonl" | sed 's/.*"best_score":\([-0-9.e+]*\).*/\1/')
-  "$BIN" --checkpoint-in "$T/c.st" --iters 0 --seed 5 --val-act greedy $SMALL --metrics "$T/r.jsonl" >"$T/out" 2>&1 \
-    || fail "$(cat "$T/out")"
-  again=$(grep '"kind":"val","iter":0,' "$T/r.jsonl" | sed 's/.*"score":\([-0-9.e+]*\).*/\1/')
-  [ "$best" = "$again" ] || fail "resumed val score $again, the checkpoint's was $best"
+  resumes fomaml "" "--val-act greedy" -- --algo fomaml
+  best=$resumed_best
   # a temperature: written into the checkpoint, read back on resume (sampled validation)
-  "$BIN" --algo reptile --budget-steps 4000 --val-every 2 --seed 5 --temp 0.5 --val-act sample $SMALL \
-    --checkpoint-out "$T/t.st" --metrics "$T/t.jsonl" >"$T/out" 2>&1 || fail "$(cat "$T/out")"
-  head -c 4096 "$T/t.st" | grep -q '"target.temp":"0.5"' || fail "the checkpoint does not carry target.temp 0.5"
-  tbest=$(grep '"kind":"done"' "$T/t.jsonl" | sed 's/.*"best_score":\([-0-9.e+]*\).*/\1/')
-  "$BIN" --checkpoint-in "$T/t.st" --iters 0 --seed 5 --val-act sample $SMALL --metrics "$T/tr.jsonl" >"$T/out" 2>&1 \
-    || fail "$(cat "$T/out")"
-  tagain=$(grep '"kind":"val","iter":0,' "$T/tr.jsonl" | sed 's/.*"score":\([-0-9.e+]*\).*/\1/')
-  [ "$tbest" = "$tagain" ] || fail "temp 0.5: resumed val score $tagain, the checkpoint's was $tbest"
+  resumes temp '"target.temp":"0.5"' "--val-act sample" -- --algo reptile --temp 0.5
+  tbest=$resumed_best
   # the inner optimizer: written into the checkpoint, read back on resume (the score only matches
-  # if the resumed validation adapts with SGD again)
-  "$BIN" --algo reptile --budget-steps 4000 --val-every 2 --seed 5 --inner-opt sgd --inner-lr 0.1 --val-act greedy \
-    $SMALL --checkpoint-out "$T/o.st" --metrics "$T/o.jsonl" >"$T/out" 2>&1 || fail "$(cat "$T/out")"
-  head -c 4096 "$T/o.st" | grep -q '"target.optimizer":"sgd"' || fail "the checkpoint does not carry target.optimizer sgd"
-  obest=$(grep '"kind":"done"' "$T/o.jsonl" | sed 's/.*"best_score":\([-0-9.e+]*\).*/\1/')
-  "$BIN" --checkpoint-in "$T/o.st" --iters 0 --seed 5 --val-act greedy $SMALL --metrics "$T/or.jsonl" >"$T/out" 2>&1 \
-    || fail "$(cat "$T/out")"
-  oagain=$(grep '"kind":"val","iter":0,' "$T/or.jsonl" | sed 's/.*"score":\([-0-9.e+]*\).*/\1/')
-  [ "$obest" = "$oagain" ] || fail "inner-opt sgd: resumed val score $oagain, the checkpoint's was $obest"
-  "$BIN" --checkpoint-in "$T/o.st" --iters 0 --seed 5 --val-act greedy --inner-opt adam $SMALL --metrics "$T/oa.jsonl" \
+  # if the resumed validation adapts with SGD again), and overridden by the command line
+  resumes sgd '"target.optimizer":"sgd"' "--val-act greedy" -- --algo reptile --inner-opt sgd --inner-lr 0.1
+  "$BIN" --checkpoint-in "$T/sgd.st" --iters 0 --seed 5 --val-act greedy --inner-opt adam $SMALL --metrics "$T/adam.jsonl" \
     >"$T/out" 2>&1 || fail "$(cat "$T/out")"
-  oadam=$(grep '"kind":"val","iter":0,' "$T/oa.jsonl" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
-  osgd=$(grep '"kind":"val","iter":0,' "$T/or.jsonl" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
+  oadam=$(grep '"kind":"val","iter":0,' "$T/adam.jsonl" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
+  osgd=$(grep '"kind":"val","iter":0,' "$T/sgd.r.jsonl" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
   [ "$oadam" != "$osgd" ] || fail "--inner-opt adam on an sgd checkpoint adapted the same (R@1 $osgd)"
-  echo "ok: resume (greedy $best; sampled at temp 0.5: $tbest; inner sgd: $obest)"
+  echo "ok: resume (greedy $best; sampled at temp 0.5: $tbest; inner sgd: $resumed_best)"
   ;;
 address)
   SERVER=$3
