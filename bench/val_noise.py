@@ -39,7 +39,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "clients", "python"))
-from recarena.tune.report import spearman  # noqa: E402
+from recarena.tune.report import first_val_at, spearman  # noqa: E402
 
 # Fresh val streams: offsets from the study's --seed (val streams are drawn from --seed,
 # docs/meta.md 3). Two for the small task set, two others for the large one, so that the large
@@ -76,22 +76,11 @@ def reeval(meta: str, fixed: dict, params: dict, ck: str, seed: int, tasks: str,
 
 
 def pearson(x, y):
-    mx, my = statistics.fmean(x), statistics.fmean(y)
-    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y))
-    sxx = sum((a - mx) ** 2 for a in x)
-    syy = sum((b - my) ** 2 for b in y)
-    return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else float("nan")
-
-
-def cov(x, y):
-    mx, my = statistics.fmean(x), statistics.fmean(y)
-    return sum((a - mx) * (b - my) for a, b in zip(x, y)) / (len(x) - 1)
-
-
-def first_at(inter: list, step: int):
-    """The val metric at the first val point at or after `step` ([step, value] pairs)."""
-    later = sorted((s, x) for s, x in inter if s >= step)
-    return later[0][1] if later else None
+    """Pearson's correlation; nan when either side is constant."""
+    try:
+        return statistics.correlation(x, y)
+    except statistics.StatisticsError:
+        return float("nan")
 
 
 def study_stats(rows: list, rung: int) -> dict:
@@ -100,14 +89,14 @@ def study_stats(rows: list, rung: int) -> dict:
     c, d = [r["large"][0] for r in rows], [r["large"][1] for r in rows]
     large = [(x + y) / 2 for x, y in zip(c, d)]
     best = max(range(len(rows)), key=lambda i: v[i])
-    r3 = [first_at(r["intermediate"], rung) for r in rows]
+    r3 = [first_val_at(r["intermediate"], rung) for r in rows]
     out = {
         "trials": len(rows),
         "rel_small": pearson(a, b), "rel_large": pearson(c, d),
         "noise_small": math.sqrt(statistics.fmean([(x - y) ** 2 for x, y in zip(a, b)]) / 2),
         "noise_large": math.sqrt(statistics.fmean([(x - y) ** 2 for x, y in zip(c, d)]) / 2),
-        "between_small": math.sqrt(max(cov(a, b), 0.0)),
-        "between_large": math.sqrt(max(cov(c, d), 0.0)),
+        "between_small": math.sqrt(max(statistics.covariance(a, b), 0.0)),
+        "between_large": math.sqrt(max(statistics.covariance(c, d), 0.0)),
         "own_excess": statistics.fmean([x - (y + z) / 2 for x, y, z in zip(v, a, b)]),
         "best_excess": v[best] - (a[best] + b[best]) / 2,
         "best_curse": (v[best] - (a[best] + b[best]) / 2)

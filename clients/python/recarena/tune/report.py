@@ -345,6 +345,12 @@ def spearman(xs: List[float], ys: List[float]) -> Optional[float]:
     return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else None
 
 
+def first_val_at(intermediate: List[Any], step: int) -> Optional[float]:
+    """The val metric at a trial's first val point at or after `step` (its [step, value] pairs,
+    in step order), or None when it has none there."""
+    return next((v for k, v in intermediate if k >= step and v is not None), None)
+
+
 def rung_correlation(summary: Dict[str, Any], step: int) -> Tuple[Optional[float], int]:
     """What successive halving relies on (docs/tune.md 8.2): over a search's COMPLETE trials, the
     rank correlation between the val metric at the first val point at or after `step` and the
@@ -353,9 +359,9 @@ def rung_correlation(summary: Dict[str, Any], step: int) -> Tuple[Optional[float
     for t in summary.get("trials", []):
         if t["state"] != "COMPLETE" or t["value"] is None:
             continue
-        at = [v for k, v in t["intermediate"] if k >= step and v is not None]
-        if at:
-            xs.append(at[0])
+        at = first_val_at(t["intermediate"], step)
+        if at is not None:
+            xs.append(at)
             ys.append(t["value"])
     return spearman(xs, ys), len(xs)
 
