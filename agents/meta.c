@@ -63,8 +63,8 @@ typedef struct {
   algo_t algo;
   ra_meta_act_t val_act;  /* how validation plays (docs/meta.md 3) */
   long long budget, iters, val_every, seed, workers, inner_steps, meta_batch, population,
-    envs_per_task, rollout, hidden, layers;
-  double inner_lr, outer_lr, sigma, entropy, weight_decay, temp;
+    envs_per_task, rollout, hidden, layers, slot_feedback;
+  double inner_lr, outer_lr, sigma, entropy, weight_decay, temp, slot_credit;
   bool quiet, head_only, inner_sgd;
   bool set[64];        /* which settings the command line or file gave (by table index) */
   ra_kv_list_t sim_config;   /* --sim-config KEY=VALUE entries, in order (the sims' make config) */
@@ -114,10 +114,13 @@ static const flag_t s_flags[] = {
   { "temp", T_NUM, O (temp), RA_TARGET_TEMP_MIN, RA_TARGET_TEMP_MAX },
   { "val-act", T_VALACT, O (val_act), 0, 0 },
   { "inner-opt", T_OPT, O (inner_sgd), 0, 0 },
+  { "slot-credit", T_NUM, O (slot_credit), 0, RA_TARGET_SLOT_CREDIT_MAX },
+  { "slot-feedback", T_INT, O (slot_feedback), 0, 4096 },
 };
 #define NFLAGS ((int) (sizeof s_flags / sizeof s_flags[0]))
 enum { F_ITERS = 5, F_OUTER_LR = 12, F_INNER_LR = 10, F_INNER_STEPS = 11, F_ROLLOUT = 18, F_PARAMS = 19,
-       F_POP = 14, F_HIDDEN = 21, F_LAYERS = 22, F_TEMP = 30, F_INNER_OPT = 32 };
+       F_POP = 14, F_HIDDEN = 21, F_LAYERS = 22, F_TEMP = 30, F_INNER_OPT = 32, F_SLOT_CREDIT = 33,
+       F_SLOT_FEEDBACK = 34 };
 
 static void s_usage (FILE *f)
 {
@@ -143,6 +146,9 @@ static void s_usage (FILE *f)
     "  --metrics F           JSONL, appended   --config F  key = value lines   --quiet\n"
     "  --sim-config KEY=VALUE  simulator config, repeatable (e.g. hidden_tastes=1)\n"
     "  --temp X              sampling temperature of the policy (1; stored in the checkpoint)\n"
+    "  --slot-credit X       weight of each rank's own feedback in the adaptation's gradient\n"
+    "                        (0: the slate's return only; stored in the checkpoint)\n"
+    "  --slot-feedback N     where that feedback starts in the response (0: clicks; docs/meta.md 4)\n"
     "  --val-act sample|greedy  validation plays sampled slates, as the A/B arm does while it\n"
     "                        adapts (default sample), or top-k\n");
 }
@@ -935,12 +941,18 @@ int main (int argc, char **argv)
     ra_target_cfg_t stored; /* the sampling temperature the checkpoint was written with */
     ra_target_cfg_default (&stored);
     stored.temp = (float) o.temp;
+    stored.slot_credit = (float) o.slot_credit;
+    stored.slot_feedback = (int) o.slot_feedback;
     if (ra_target_checkpoint_settings (o.ckpt_in, &stored, &err) != RA_OK) {
       s_err ("--checkpoint-in %s: %s\n", o.ckpt_in, err.message);
       goto out;
     }
     if (!o.set[F_TEMP])
       o.temp = stored.temp;
+    if (!o.set[F_SLOT_CREDIT])
+      o.slot_credit = stored.slot_credit;
+    if (!o.set[F_SLOT_FEEDBACK])
+      o.slot_feedback = stored.slot_feedback;
     if (!o.set[F_INNER_OPT]) {
       o.inner_sgd = stored.sgd;
       strcpy (o.opt_name, stored.sgd ? "sgd" : "adam");
@@ -1000,8 +1012,17 @@ int main (int argc, char **argv)
   r.tc.lr = (float) o.inner_lr;
   r.tc.entropy_coef = (float) o.entropy;
   r.tc.temp = (float) o.temp;
+  r.tc.slot_credit = (float) o.slot_credit;
+  r.tc.slot_feedback = (int) o.slot_feedback;
+  r.tc.response_dim = ob->response_dim;
   r.tc.sgd = o.inner_sgd;
   r.tc.seed = seed;
+  if (o.slot_credit > 0 && o.slot_feedback + ob->slate_size > ob->response_dim) {
+    s_err ("--slot-feedback %lld: the k = %d per-rank entries from there do not fit %s's response (%d wide)\n",
+           o.slot_feedback, ob->slate_size, o.env, ob->response_dim);
+    code = 2;
+    goto out;
+  }
   if ((rc = s_policy (&r, 1, r.N, &r.one, &err)) == RA_OK && o.ckpt_in)
     rc = ra_target_load (r.one, o.ckpt_in, &err);
   if (rc == RA_OK)
@@ -1069,10 +1090,11 @@ int main (int argc, char **argv)
     ra_taskset_format (&r.val, vb, sizeof vb);
     fprintf (stderr,
              "recarena-meta: %s on %s, train %s, val %s (%d tasks), %s; %zu params, %s; budget %lld env steps; "
-             "adapt: %d %s updates of %d x %d steps, lr %g, params %s; temp %g; validation acts %s; %d rank%s\n",
+             "adapt: %d %s updates of %d x %d steps, lr %g, params %s; temp %g; slot credit %g from response[%lld]; validation acts %s; "
+             "%d rank%s\n",
              o.algo_name, o.env, tb, vb, r.V, o.address ? o.address : "in-process sims", r.n,
              ra_nn_backend_name (r.be), o.budget, r.ad.steps, o.opt_name, r.ad.rollout, r.N, (double) r.ad.inner_lr,
-             o.params_name, o.temp, o.val_act_name, s_size, s_size > 1 ? "s" : "");
+             o.params_name, o.temp, o.slot_credit, o.slot_feedback, o.val_act_name, s_size, s_size > 1 ? "s" : "");
   }
   double t0 = s_now (), last = -1e9, best = -INFINITY;
   int64_t best_iter = -1, it = 0;

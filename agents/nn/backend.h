@@ -83,9 +83,10 @@ typedef struct ra__nn_ops {
      softmax over the candidates not yet placed (either may be NULL) */
   void (*pl_fwd) (void *ctx, const float *scores, const int32_t *slates, int R, int K, int k, float *logp,
                   float *ent);
-  /* dscores[r, j] (+)= coef[r] d logp_r / ds_j + ent_coef d ent_r / ds_j */
+  /* dscores[r, j] (+)= coef[r] d logp_r / ds_j + sum_i pos_coef[r, i] d log p_i / ds_j
+     + ent_coef d ent_r / ds_j (pos_coef [R, k] may be NULL) */
   void (*pl_bwd) (void *ctx, const float *scores, const int32_t *slates, int R, int K, int k, const float *coef,
-                  float ent_coef, float *dscores, bool acc);
+                  const float *pos_coef, float ent_coef, float *dscores, bool acc);
   /* GAE(lambda) per replica over [P, T, N] (values [P, T+1, N]): adv, ret [P, T, N] */
   void (*gae) (void *ctx, const float *reward, const uint8_t *done, const float *values, int P, int T, int N,
                float gamma, float lambda, float *adv, float *ret);

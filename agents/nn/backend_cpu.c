@@ -374,7 +374,7 @@ static void s_pl_fwd (void *ctx, const float *scores, const int32_t *slates, int
   (void) ctx;
   for (int r = 0; r < R; r++) {
     double lp, h;
-    ra__nn_pl_row (scores + (size_t) r * K, slates + (size_t) r * k, K, k, &lp, &h, 0, 0, NULL);
+    ra__nn_pl_row (scores + (size_t) r * K, slates + (size_t) r * k, K, k, &lp, &h, 0, NULL, 0, NULL);
     if (logp)
       logp[r] = (float) lp;
     if (ent)
@@ -383,14 +383,14 @@ static void s_pl_fwd (void *ctx, const float *scores, const int32_t *slates, int
 }
 
 static void s_pl_bwd (void *ctx, const float *scores, const int32_t *slates, int R, int K, int k,
-                      const float *coef, float ent_coef, float *dscores, bool acc)
+                      const float *coef, const float *pos_coef, float ent_coef, float *dscores, bool acc)
 {
   (void) ctx;
   if (!acc)
     memset (dscores, 0, sizeof (float) * (size_t) R * K);
   for (int r = 0; r < R; r++)
-    ra__nn_pl_row (scores + (size_t) r * K, slates + (size_t) r * k, K, k, NULL, NULL, coef[r], ent_coef,
-              dscores + (size_t) r * K);
+    ra__nn_pl_row (scores + (size_t) r * K, slates + (size_t) r * k, K, k, NULL, NULL, coef[r],
+                   pos_coef ? pos_coef + (size_t) r * k : NULL, ent_coef, dscores + (size_t) r * K);
 }
 
 /* delta_t = r_t + gamma (1 - d_t) V_{t+1} - V_t; A_t = delta_t + gamma lambda (1 - d_t) A_{t+1} */

@@ -482,7 +482,7 @@ __global__ void k_pl_fwd (const float *scores, const int32_t *slates, int R, int
   GRID_STRIDE (r, (size_t) R)
   {
     double lp, h;
-    ra__nn_pl_row (scores + r * K, slates + r * k, K, k, &lp, &h, 0.0f, 0.0f, nullptr);
+    ra__nn_pl_row (scores + r * K, slates + r * k, K, k, &lp, &h, 0.0f, nullptr, 0.0f, nullptr);
     if (logp)
       logp[r] = (float) lp;
     if (ent)
@@ -491,7 +491,7 @@ __global__ void k_pl_fwd (const float *scores, const int32_t *slates, int R, int
 }
 
 __global__ void k_pl_bwd (const float *scores, const int32_t *slates, int R, int K, int k, const float *coef,
-                          float ent_coef, float *dscores, bool acc)
+                          const float *pos_coef, float ent_coef, float *dscores, bool acc)
 {
   GRID_STRIDE (r, (size_t) R)
   {
@@ -499,7 +499,8 @@ __global__ void k_pl_bwd (const float *scores, const int32_t *slates, int R, int
     if (!acc)
       for (int j = 0; j < K; j++)
         ds[j] = 0.0f;
-    ra__nn_pl_row (scores + r * K, slates + r * k, K, k, nullptr, nullptr, coef[r], ent_coef, ds);
+    ra__nn_pl_row (scores + r * K, slates + r * k, K, k, nullptr, nullptr, coef[r],
+                   pos_coef ? pos_coef + r * k : nullptr, ent_coef, ds);
   }
 }
 
@@ -766,11 +767,11 @@ void s_pl_fwd (void *ctx, const float *scores, const int32_t *slates, int R, int
   LAUNCHED (C (ctx));
 }
 void s_pl_bwd (void *ctx, const float *scores, const int32_t *slates, int R, int K, int k, const float *coef,
-               float ent_coef, float *dscores, bool acc)
+               const float *pos_coef, float ent_coef, float *dscores, bool acc)
 {
   if (R <= 0)
     return;
-  k_pl_bwd GO (ctx, (size_t) R) (scores, slates, R, K, k, coef, ent_coef, dscores, acc);
+  k_pl_bwd GO (ctx, (size_t) R) (scores, slates, R, K, k, coef, pos_coef, ent_coef, dscores, acc);
   LAUNCHED (C (ctx));
 }
 void s_gae (void *ctx, const float *reward, const uint8_t *done, const float *values, int P, int T, int N,

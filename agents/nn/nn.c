@@ -613,9 +613,10 @@ void ra_nn_pl_forward (ra_nn_backend_t *be, const float *scores, const int32_t *
 }
 
 void ra_nn_pl_backward (ra_nn_backend_t *be, const float *scores, const int32_t *slates, int R, int K, int k,
-                        const float *coef, float ent_coef, float *dscores, bool accumulate)
+                        const float *coef, const float *pos_coef, float ent_coef, float *dscores,
+                        bool accumulate)
 {
-  OPS (be)->pl_bwd (CTX (be), scores, slates, R, K, k, coef, ent_coef, dscores, accumulate);
+  OPS (be)->pl_bwd (CTX (be), scores, slates, R, K, k, coef, pos_coef, ent_coef, dscores, accumulate);
 }
 
 void ra_nn_gae (ra_nn_backend_t *be, const float *reward, const uint8_t *done, const float *values, int P, int T,

@@ -222,9 +222,12 @@ void ra_nn_slate_sample (ra_nn_backend_t *be, const float *scores, int R, int K,
    a_0..a_{i-1}); ent[r] = sum_i of the entropy of that softmax. Either output may be NULL. */
 void ra_nn_pl_forward (ra_nn_backend_t *be, const float *scores, const int32_t *slates, int R, int K, int k,
                        float *logp, float *ent);
-/* dscores[r, j] = (or += when accumulate) coef[r] d logp_r/ds_j + ent_coef d ent_r/ds_j. */
+/* dscores[r, j] = (or += when accumulate) coef[r] d logp_r/ds_j + ent_coef d ent_r/ds_j
+   + sum_i pos_coef[r, i] d log p_i(a_i)/ds_j, where log p_i(a_i) is position i's term of logp_r
+   (S6: a coefficient per placed item; pos_coef [R, k] device floats, NULL for none). */
 void ra_nn_pl_backward (ra_nn_backend_t *be, const float *scores, const int32_t *slates, int R, int K, int k,
-                        const float *coef, float ent_coef, float *dscores, bool accumulate);
+                        const float *coef, const float *pos_coef, float ent_coef, float *dscores,
+                        bool accumulate);
 /* GAE(lambda) of each replica over T steps x N envs, time-major inside a replica: reward, done
    [P, T, N] (done cuts the bootstrap after that step), values [P, T+1, N] (row T bootstraps);
    adv and ret = adv + values, [P, T, N]. Sums in double. */

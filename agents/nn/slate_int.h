@@ -50,9 +50,11 @@ static inline RA__NN_HD void ra__nn_slate_row (const float *s, int K, int k, boo
 /* Plackett-Luce log-probability and entropy of slate a (k of K) under scores s (S2-S3). Position
    i: p_i = softmax over the candidates not yet placed. log P = sum_i s[a_i] - lse_i;
    d/ds_j = sum_i (1{j = a_i} - p_i(j)); H_i = -sum p log p; dH_i/ds_j = -p_i(j) (log p_i(j) + H_i).
-   With ds, accumulates coef * dlogP/ds + ent_coef * dH/ds into it. Double inside a row. O(k K). */
+   With ds, accumulates sum_i (coef + pos_coef[i]) d log p_i(a_i)/ds + ent_coef * dH/ds into it
+   (pos_coef: k per-position coefficients, or NULL for none; S6). Double inside a row. O(k K). */
 static inline RA__NN_HD void ra__nn_pl_row (const float *s, const int32_t *a, int K, int k, double *logp,
-                                            double *ent, float coef, float ent_coef, float *ds)
+                                            double *ent, float coef, const float *pos_coef, float ent_coef,
+                                            float *ds)
 {
   double lp = 0, h_all = 0;
   for (int i = 0; i < k; i++) {
@@ -70,12 +72,14 @@ static inline RA__NN_HD void ra__nn_pl_row (const float *s, const int32_t *a, in
         double l = s[j] - lse;
         h -= exp (l) * l;
       }
-    if (ds)
+    if (ds) {
+      float c = pos_coef ? coef + pos_coef[i] : coef;
       for (int j = 0; j < K; j++)
         if (!ra__nn_placed (a, i, j)) {
           double l = s[j] - lse, p = exp (l);
-          ds[j] += (float) (coef * ((j == a[i]) - p) + ent_coef * (-p * (l + h)));
+          ds[j] += (float) (c * ((j == a[i]) - p) + ent_coef * (-p * (l + h)));
         }
+    }
     lp += s[a[i]] - lse;
     h_all += h;
   }

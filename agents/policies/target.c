@@ -125,6 +125,12 @@ ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
     } else if (!strcmp (k, "temp")) { /* docs/agents.md T5 */
       if ((rc = s_num (e, RA_TARGET_TEMP_MIN, RA_TARGET_TEMP_MAX, &v, err)) == RA_OK)
         cfg->temp = (float) v;
+    } else if (!strcmp (k, "slot_credit")) { /* docs/agents.md T6 */
+      if ((rc = s_num (e, 0, RA_TARGET_SLOT_CREDIT_MAX, &v, err)) == RA_OK)
+        cfg->slot_credit = (float) v;
+    } else if (!strcmp (k, "slot_feedback")) {
+      if ((rc = s_num (e, 0, 4096, &v, err)) == RA_OK)
+        cfg->slot_feedback = (int) v;
     } else if (!strcmp (k, "optimizer")) {
       if (e->type != RA_KV_STR || (strcmp (e->str, "adam") && strcmp (e->str, "sgd")))
         return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
@@ -145,7 +151,8 @@ ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
       return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
                            "target: unknown config key '%s' (expected hidden, layers, activation, "
                            "rollout, lr, gamma, lambda, entropy, value_coef, clip_norm, "
-                           "reward_scale, normalize_adv, greedy, temp, population, seed, optimizer, "
+                           "reward_scale, normalize_adv, greedy, temp, slot_credit, slot_feedback, population, seed, "
+                           "optimizer, "
                            "reset_optimizer, adapt_updates)", k);
     }
     if (rc != RA_OK)
@@ -178,6 +185,8 @@ ra_err_t ra_target_cfg_from_env (ra_target_cfg_t *cfg, const ra_client_env_t *en
   cfg->slate_size = k;
   cfg->user_dim = (int) u->shape[0];
   cfg->cand_dim = (int) c->shape[1];
+  const ra_space_t *r = ra_space_dict_get (os, "response");
+  cfg->response_dim = r && r->type == RA_SPACE_BOX && r->ndim == 1 ? (int) r->shape[0] : 0;
   return RA_OK;
 }
 
@@ -203,7 +212,8 @@ static ra_err_t s_alloc_buffers (ra_target_t *t, ra_error_t *err)
             && (t->d_logp = ra_nn_alloc (be, P * TN)) && (t->d_ent = ra_nn_alloc (be, P * TN))
             && (t->d_vals = ra_nn_alloc (be, P * TN)) && (t->d_dvc = ra_nn_alloc (be, P * TN))
             && (t->d_vloss = ra_nn_alloc (be, P))
-            && (c->temp == 1.0f || (t->d_tscores = ra_nn_alloc (be, rows)));
+            && (c->temp == 1.0f || (t->d_tscores = ra_nn_alloc (be, rows)))
+            && (c->slot_credit == 0 || (t->d_pos = ra_nn_alloc (be, P * TN * k)));
   for (int i = 0; ok && i < t->pi.n; i++)
     ok = (t->pact[i + 1] = ra_nn_alloc (be, rows * (size_t) t->pi.width[i]))
          && (t->vact[i + 1] = ra_nn_alloc (be, vrows * (size_t) t->vf.width[i]));
@@ -225,7 +235,11 @@ static ra_err_t s_alloc_buffers (ra_target_t *t, ra_error_t *err)
        && (t->cur_cand = calloc (P * N * K * F, sizeof (float)))
        && (t->ep_ret = calloc (P * TN, sizeof (double))) && (t->scratch = calloc (scratch, sizeof (float)))
        && (t->h_act = calloc (P * TN * k, sizeof (int32_t))) && (t->h_r = calloc (P * TN, sizeof (float)))
-       && (t->h_d = calloc (P * TN, 1));
+       && (t->h_d = calloc (P * TN, 1))
+       && (c->slot_credit == 0
+           || ((t->h_fb = calloc (P * TN * k, sizeof (float)))
+               && (t->cur_resp = calloc (P * N * (size_t) c->response_dim, sizeof (float)))
+               && (t->h_pos = ra_nn_host_alloc (be, P * TN * k * sizeof (float)))));
   t->scratch_floats = scratch;
   if (!ok)
     return ra_error_set (err, RA_ERR_NOMEM, -1,
@@ -239,20 +253,20 @@ static void s_free_buffers (ra_target_t *t)
   ra_nn_backend_t *be = t->be;
   void *dev[] = { t->d_user, t->d_cand, t->dbuf[0], t->dbuf[1], t->d_dscores, t->d_tscores, t->d_dv, t->d_sqnorm,
                   t->d_slate, t->d_rew, t->d_done, t->d_adv, t->d_ret, t->d_coef, t->d_logp, t->d_ent,
-                  t->d_vals, t->d_dvc, t->d_vloss };
+                  t->d_vals, t->d_dvc, t->d_vloss, t->d_pos };
   for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
     ra_nn_free (be, dev[i]);
   for (int i = 0; i < RA_NN_MLP_MAX_LAYERS + 1; i++) {
     ra_nn_free (be, t->pact[i]);
     ra_nn_free (be, t->vact[i]);
   }
-  void *staged[] = { t->h_user, t->h_cand, t->h_slate, t->h_done, t->h_rs };
+  void *staged[] = { t->h_user, t->h_cand, t->h_slate, t->h_done, t->h_rs, t->h_pos };
   for (size_t i = 0; i < sizeof staged / sizeof staged[0]; i++)
     ra_nn_host_free (be, staged[i]);
   void *host[] = { t->slot_ok, t->h_rew, t->h_values,
                    t->h_adv, t->h_logp, t->h_ent, t->h_vloss, t->h_tmp, t->reward_scale,
                    t->lr, t->h_norm, t->rng, t->losses, t->cur_user, t->cur_cand, t->ep_ret, t->scratch, t->h_act,
-                   t->h_r, t->h_d };
+                   t->h_r, t->h_d, t->h_fb, t->cur_resp };
   for (size_t i = 0; i < sizeof host / sizeof host[0]; i++)
     free (host[i]);
 }
@@ -275,6 +289,14 @@ static ra_err_t s_check_cfg (const ra_target_cfg_t *c, ra_error_t *err)
   if (!(c->temp >= RA_TARGET_TEMP_MIN && c->temp <= RA_TARGET_TEMP_MAX))
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: 'temp' is %g, expected [%g, %g]",
                          (double) c->temp, RA_TARGET_TEMP_MIN, RA_TARGET_TEMP_MAX);
+  if (!(c->slot_credit >= 0 && c->slot_credit <= RA_TARGET_SLOT_CREDIT_MAX))
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: 'slot_credit' is %g, expected [0, %g]",
+                         (double) c->slot_credit, RA_TARGET_SLOT_CREDIT_MAX);
+  if (c->slot_credit > 0 && (c->slot_feedback < 0 || c->response_dim < c->slot_feedback + c->slate_size))
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
+                         "target: 'slot_credit' credits each rank with k = %d entries of the observation's "
+                         "\"response\" from 'slot_feedback' = %d on, but the response has %d",
+                         c->slate_size, c->slot_feedback, c->response_dim);
   double rows = (double) c->population * c->rollout * c->num_envs * c->num_candidates;
   if (rows * (c->user_dim + c->cand_dim + 2.0 * c->hidden) > 2e9)
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
@@ -435,17 +457,18 @@ void ra_target_set_params (ra_target_t *t, const float *host)
 
 /* Metadata keys of the target in a checkpoint (docs/agents.md, "Adapting the target"). */
 enum { S_META_SCALE, S_META_LR, S_META_OPT, S_META_RESET, S_META_ADAPT, S_META_ROLLOUT, S_META_TEMP,
-       S_META_N };
+       S_META_SLOT, S_META_SLOT_FB, S_META_N };
 static const char *const s_meta_keys[S_META_N] = {
   "target.reward_scale", "target.lr", "target.optimizer", "target.reset_optimizer",
-  "target.adapt_updates", "target.rollout", "target.temp",
+  "target.adapt_updates", "target.rollout", "target.temp", "target.slot_credit",
+  "target.slot_feedback",
 };
 
 ra_err_t ra_target_save (const ra_target_t *t, const char *path, ra_error_t *err)
 {
   /* reward scales: P numbers separated by commas, %.9g (a float round-trips) */
   size_t cap = (size_t) t->P * 18 + 1;
-  char *scales = malloc (cap), lr[32], adapt[24], rollout[24], temp[32];
+  char *scales = malloc (cap), lr[32], adapt[24], rollout[24], temp[32], slot[32], slot_fb[24];
   if (!scales)
     return ra_error_set (err, RA_ERR_NOMEM, -1, "target: out of memory");
   size_t len = 0;
@@ -455,8 +478,10 @@ ra_err_t ra_target_save (const ra_target_t *t, const char *path, ra_error_t *err
   snprintf (adapt, sizeof adapt, "%d", t->cfg.adapt_updates);
   snprintf (rollout, sizeof rollout, "%d", t->cfg.rollout);
   snprintf (temp, sizeof temp, "%.9g", (double) t->cfg.temp);
+  snprintf (slot, sizeof slot, "%.9g", (double) t->cfg.slot_credit);
+  snprintf (slot_fb, sizeof slot_fb, "%d", t->cfg.slot_feedback);
   const char *vals[S_META_N] = { scales, lr, t->cfg.sgd ? "sgd" : "adam",
-                                 t->cfg.reset_optimizer ? "true" : "false", adapt, rollout, temp };
+                                 t->cfg.reset_optimizer ? "true" : "false", adapt, rollout, temp, slot, slot_fb };
   ra_err_t rc = ra_nn_checkpoint_save_meta (t->params, path, s_meta_keys, vals, S_META_N, err);
   free (scales);
   return rc;
@@ -574,14 +599,23 @@ ra_err_t ra_target_checkpoint_settings (const char *path, ra_target_cfg_t *cfg, 
     else
       cfg->temp = (float) x;
   }
-  static const int lo[2] = { 0, 1 }, hi[2] = { 1000000000, 4096 };
-  int *dst[2] = { &cfg->adapt_updates, &cfg->rollout };
-  for (int j = 0; j < 2 && rc == RA_OK; j++)
-    if (s_meta (hdr, s_meta_keys[S_META_ADAPT + j], v, sizeof v)) {
+  if (rc == RA_OK && s_meta (hdr, s_meta_keys[S_META_SLOT], v, sizeof v)) { /* absent: untouched */
+    double x = strtod (v, &end);
+    if (end == v || *end || !(x >= 0 && x <= RA_TARGET_SLOT_CREDIT_MAX))
+      rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: '%s': target.slot_credit '%s' is not in [0, %g]",
+                         path, v, RA_TARGET_SLOT_CREDIT_MAX);
+    else
+      cfg->slot_credit = (float) x;
+  }
+  static const int key[3] = { S_META_ADAPT, S_META_ROLLOUT, S_META_SLOT_FB };
+  static const int lo[3] = { 0, 1, 0 }, hi[3] = { 1000000000, 4096, 4096 };
+  int *dst[3] = { &cfg->adapt_updates, &cfg->rollout, &cfg->slot_feedback };
+  for (int j = 0; j < 3 && rc == RA_OK; j++)
+    if (s_meta (hdr, s_meta_keys[key[j]], v, sizeof v)) {
       long x = strtol (v, &end, 10);
-      if (*end || x < lo[j] || x > hi[j])
+      if (end == v || *end || x < lo[j] || x > hi[j])
         rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: '%s': %s '%s' is not in [%d, %d]", path,
-                           s_meta_keys[S_META_ADAPT + j], v, lo[j], hi[j]);
+                           s_meta_keys[key[j]], v, lo[j], hi[j]);
       else
         *dst[j] = (int) x;
     }
@@ -820,6 +854,49 @@ void ra_target_gae (const float *reward, const uint8_t *done, const float *value
   }
 }
 
+/* Rank feedback of rollout step s (T6): k entries of obs's response from cfg.slot_feedback on; that
+   response answers the slates recorded at step s. */
+static void s_put_feedback (ra_target_t *t, const ra_obs_batch_t *obs, int s)
+{
+  size_t N = (size_t) t->cfg.num_envs, k = (size_t) t->cfg.slate_size, R = (size_t) obs->response_dim;
+  assert (obs->response_dim >= t->cfg.slot_feedback + t->cfg.slate_size);
+  for (size_t p = 0; p < (size_t) t->P; p++)
+    for (size_t i = 0; i < N; i++)
+      memcpy (t->h_fb + ((p * t->cap_users) + (size_t) s * N + i) * k,
+              obs->response + (p * N + i) * R + t->cfg.slot_feedback, k * sizeof (float));
+}
+
+/* The per-slot credit coefficients of T6 into h_pos: per replica, each rank's feedback centred on
+   that rank's mean and divided by the pooled std, over the steps whose response is the feedback
+   (not done: a reset's response is zeros); times -beta / M; 0 on done steps. */
+static void s_slot_credit (ra_target_t *t, float M)
+{
+  size_t TN = (size_t) t->cap_users, k = (size_t) t->cfg.slate_size;
+  for (size_t p = 0; p < (size_t) t->P; p++) {
+    const float *fb = t->h_fb + p * TN * k;
+    const uint8_t *done = t->h_done + p * TN;
+    float *pos = t->h_pos + p * TN * k;
+    size_t n = 0;
+    for (size_t x = 0; x < TN; x++)
+      n += !done[x];
+    double ss = 0;
+    for (size_t i = 0; i < k; i++) { /* pos = the centred feedback first */
+      double mean = 0;
+      for (size_t x = 0; x < TN; x++)
+        mean += done[x] ? 0.0 : fb[x * k + i];
+      mean = n ? mean / (double) n : 0.0;
+      for (size_t x = 0; x < TN; x++) {
+        double d = done[x] ? 0.0 : fb[x * k + i] - mean;
+        pos[x * k + i] = (float) d;
+        ss += d * d;
+      }
+    }
+    double sd = n ? sqrt (ss / (double) (n * k)) : 0.0, f = -t->cfg.slot_credit / M / (sd + 1e-8);
+    for (size_t x = 0; x < TN * k; x++)
+      pos[x] = (float) (pos[x] * f);
+  }
+}
+
 bool ra_target_record (ra_target_t *t, const ra_obs_batch_t *obs, const int32_t *slates,
                        const float *reward, const uint8_t *done)
 {
@@ -844,6 +921,8 @@ bool ra_target_record (ra_target_t *t, const ra_obs_batch_t *obs, const int32_t 
     memcpy (t->h_rew + row, reward + p * N, N * sizeof (float));
     memcpy (t->h_done + row, done + p * N, N);
   }
+  if (t->h_fb && s > 0) /* this observation's response is the feedback to the last recorded slates */
+    s_put_feedback (t, obs, s - 1);
   t->slot_ok[s] = same;
   t->act_slot = -1;
   t->steps++;
@@ -892,6 +971,8 @@ ra_err_t ra_target_grad (ra_target_t *t, const ra_obs_batch_t *next_obs, ra_targ
   float M = (float) TN;
   for (size_t p = 0; p < P; p++)
     memmove (t->h_user + (p * VN + TN) * U, next_obs->user + p * N * U, N * U * sizeof (float));
+  if (t->h_fb)
+    s_put_feedback (t, next_obs, T - 1);
 
   /* staged host memory, asynchronous uploads: nothing below changes it before the downloads at
      the end wait */
@@ -927,7 +1008,11 @@ ra_err_t ra_target_grad (ra_target_t *t, const ra_obs_batch_t *next_obs, ra_targ
   const float *pl = t->d_tscores ? s_tempered (t, scores, 0, nsc) : scores;
   ra_nn_copy (be, t->d_coef, t->d_adv, P * TN);
   ra_nn_scale (be, t->d_coef, -1.0f / M, P * TN);
-  ra_nn_pl_backward (be, pl, t->d_slate, (int) (P * TN), K, k, t->d_coef, -c->entropy_coef / M,
+  if (t->d_pos) { /* each placed item's choice also gets its own rank's feedback (T6) */
+    s_slot_credit (t, M);
+    ra_nn_upload_async (be, t->d_pos, t->h_pos, P * TN * (size_t) k * sizeof (float));
+  }
+  ra_nn_pl_backward (be, pl, t->d_slate, (int) (P * TN), K, k, t->d_coef, t->d_pos, -c->entropy_coef / M,
                      t->d_dscores, false);
   if (t->d_tscores)
     ra_nn_scale (be, t->d_dscores, 1.0f / c->temp, nsc);

@@ -25,6 +25,7 @@
 
 #define RA_TARGET_MAX_LAYERS 6
 #define RA_TARGET_MAX_POPULATION 4096
+#define RA_TARGET_SLOT_CREDIT_MAX 100.0 /* the per-slot credit weight's range is [0, this] */
 #define RA_TARGET_TEMP_MIN 1e-3        /* the sampling temperature's range (cfg.temp) */
 #define RA_TARGET_TEMP_MAX 1e3
 
@@ -35,6 +36,8 @@ typedef struct {
   int slate_size;        /* k */
   int user_dim;          /* U: width of obs "user" */
   int cand_dim;          /* F: width of one row of obs "candidates" */
+  int response_dim;      /* R: width of obs "response" (0 when unknown; slot_credit needs
+                            slot_feedback + k) */
   /* network */
   int hidden;            /* width of every hidden layer (scorer and value head); default 64 */
   int layers;            /* hidden layers of each MLP, 0..RA_TARGET_MAX_LAYERS; default 2 */
@@ -56,6 +59,15 @@ typedef struct {
                             over, the scores times 1/tau (docs/agents.md T5); top-k ignores it;
                             in [1e-3, 1e3], default 1 (exactly the untempered policy); stored
                             in checkpoints ("temp") */
+  float slot_credit;     /* beta of the per-slot credit term (docs/agents.md T6): each placed
+                            item's choice is also credited with its own rank's feedback, k
+                            entries of the next observation's "response" from slot_feedback
+                            on; 0 (default) = the slate gradient alone, bit for
+                            bit; in [0, 100]; stored in checkpoints ("slot_credit") */
+  int slot_feedback;     /* where the k per-rank feedback entries start in "response" (T6):
+                            0 (default) = clicked per rank in every sim; k = the second block
+                            (Content's watched fraction, News's dwell, ECommerce's purchases,
+                            Ads' conversions); stored in checkpoints ("slot_feedback") */
   uint64_t seed;         /* initialisation and sampling; default 1 */
   int population;        /* P parameter replicas, each acting on its own num_envs envs and
                             learning from its own rollout in the same batched calls; default 1 */
@@ -71,13 +83,13 @@ typedef struct {
 /* Fills the defaults above (shapes 0). */
 void ra_target_cfg_default (ra_target_cfg_t *cfg);
 /* Applies key=value settings: hidden, layers, activation ("relu"/"tanh"), rollout, lr, gamma,
-   lambda, entropy, value_coef, clip_norm, reward_scale, normalize_adv, greedy, temp, population,
-   seed, optimizer ("adam"/"sgd"), reset_optimizer, adapt_updates. A key not
+   lambda, entropy, value_coef, clip_norm, reward_scale, normalize_adv, greedy, temp, slot_credit,
+   slot_feedback, population, seed, optimizer ("adam"/"sgd"), reset_optimizer, adapt_updates. A key not
    in that list is skipped when it is in ignore (NULL-terminated, may be NULL), else
    RA_ERR_BAD_CONFIG naming it; an out-of-range value is RA_ERR_BAD_CONFIG naming key and range. */
 ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
                               const char *const *ignore, ra_error_t *err);
-/* Reads K, k, U, F from an env made on the server (Dict obs with "user" and "candidates",
+/* Reads K, k, U, F (and R when the obs has a "response" box) from an env made on the server (Dict obs with "user" and "candidates",
    MultiDiscrete or Discrete action) and sets num_envs to env->num_envs. RA_ERR_BAD_CONFIG naming
    what does not fit. */
 ra_err_t ra_target_cfg_from_env (ra_target_cfg_t *cfg, const ra_client_env_t *env, ra_error_t *err);
@@ -119,7 +131,7 @@ void ra_target_set_params (ra_target_t *t, const float *host);
 
 /* Checkpoints (safetensors, agents/nn): parameters, Adam state, RNG, and in the metadata each
    replica's reward scale and the adaptation settings (lr, optimizer, reset_optimizer,
-   adapt_updates, rollout, temp). load restores the reward scales (a file without them leaves them 0:
+   adapt_updates, rollout, temp, slot_credit, slot_feedback). load restores the reward scales (a file without them leaves them 0:
    measured on the first update); the settings are read by ra_target_checkpoint_settings. load
    needs a policy of the same architecture (ra_target_checkpoint_arch reads it from the file).
    RA_ERR_IO / RA_ERR_BAD_CONFIG with the reason. */
@@ -162,7 +174,8 @@ typedef struct {
 /* The gradient of one actor-critic update on the full rollout buffer of every replica,
    bootstrapping from next_obs (P*N envs: the observation after the last recorded step): values of
    all T+1 observations, GAE (gamma, lambda), Plackett-Luce policy gradient + entropy bonus (both
-   of the tempered scores, s / cfg.temp) + value MSE, into params->grad (overwritten). Empties the buffer. losses (P entries, may be NULL)
+   of the tempered scores, s / cfg.temp) + the per-slot credit term (cfg.slot_credit > 0: the
+   rank feedback of the last step is next_obs's "response") + value MSE, into params->grad (overwritten). Empties the buffer. losses (P entries, may be NULL)
    get the losses (grad_norm 0: the step computes it). A backend failure is returned. */
 ra_err_t ra_target_grad (ra_target_t *t, const ra_obs_batch_t *next_obs, ra_target_losses_t *losses,
                          ra_error_t *err);

@@ -34,6 +34,8 @@ struct ra_target {
   float *d_logp, *d_ent;                 /* [P, TN] log P(slate), summed position entropies */
   float *d_vals, *d_dvc;                 /* [P, TN] values of the T steps and their gradient */
   float *d_vloss;                        /* [P] */
+  float *d_pos;                          /* [P, TN, k] per-slot credit coefficients (T6); NULL when
+                                            cfg.slot_credit is 0 */
   /* host rollout (replica-major, time-major inside: row t*N + i) */
   int steps;                             /* recorded steps, 0..T */
   int act_slot;                          /* slot whose scorer activations the last act computed, or -1 */
@@ -46,6 +48,9 @@ struct ra_target {
   float *h_values;                       /* [P, (T+1)N] (evaluation scratch) */
   float *h_adv, *h_logp, *h_ent;         /* [P, TN] downloaded for the loss summaries */
   float *h_rs;                           /* [P, TN] scaled rewards */
+  float *h_fb;                           /* [P, TN, k] rank feedback of each step (T6; NULL when
+                                            cfg.slot_credit is 0) */
+  float *h_pos;                          /* [P, TN, k] staged d_pos */
   float *h_vloss;                        /* [P] */
   float *h_tmp;                          /* [2K] */
   float *reward_scale;                   /* [P], 0 until set */
@@ -58,6 +63,7 @@ struct ra_target {
   int64_t env_handle;
   const ra_rollout_t *src;               /* the source being trained on (begin_rollout), or NULL */
   float *cur_user, *cur_cand;            /* [P*N, U], [P*N, K, F] the observation to act on */
+  float *cur_resp;                       /* [P*N, R] its response (slot_credit > 0, else NULL) */
   double *ep_ret;                        /* [P*T*N] running (unscaled) return */
   float *scratch;                        /* for unaligned reply tensors */
   size_t scratch_floats;

@@ -24,6 +24,9 @@ static ra_err_t s_obs (ra_target_t *t, const ra_step_result_t *r, int n, ra_obs_
                          "features; the policy was built for %d x %d, %d, %d", obs->num_envs,
                          obs->num_candidates, obs->user_dim, obs->cand_dim, n, c->num_candidates,
                          c->user_dim, c->cand_dim);
+  if (t->cur_resp && obs->response_dim != c->response_dim)
+    return ra_error_set (err, RA_ERR_BAD_REQUEST, -1, "target: observation has a response of %d; the "
+                         "policy's slot_credit was built for %d", obs->response_dim, c->response_dim);
   return RA_OK;
 }
 
@@ -57,7 +60,7 @@ static ra_obs_batch_t s_cur (const ra_target_t *t)
   return (ra_obs_batch_t) {
     .num_envs = t->P * c->num_envs, .num_candidates = c->num_candidates, .slate_size = c->slate_size,
     .user_dim = c->user_dim, .cand_dim = c->cand_dim, .user = t->cur_user,
-    .candidates = t->cur_cand,
+    .candidates = t->cur_cand, .response_dim = t->cur_resp ? c->response_dim : 0, .response = t->cur_resp,
   };
 }
 
@@ -67,6 +70,8 @@ static void s_keep (ra_target_t *t, const ra_obs_batch_t *obs)
   size_t N = (size_t) t->P * c->num_envs;
   memcpy (t->cur_user, obs->user, N * c->user_dim * sizeof (float));
   memcpy (t->cur_cand, obs->candidates, N * c->num_candidates * c->cand_dim * sizeof (float));
+  if (t->cur_resp) /* the rank feedback of the per-slot credit (docs/agents.md T6) */
+    memcpy (t->cur_resp, obs->response, N * c->response_dim * sizeof (float));
 }
 
 ra_err_t ra_target_begin (ra_target_t *t, ra_client_t *c, const ra_client_env_t *env,
@@ -248,6 +253,10 @@ static ra_err_t s_src_obs (const ra_target_t *t, const ra_obs_batch_t *o, ra_err
                          "%d features; the policy was built for %d x %d, %d, %d", o->num_envs,
                          o->num_candidates, o->user_dim, o->cand_dim, t->P * c->num_envs,
                          c->num_candidates, c->user_dim, c->cand_dim);
+  if (t->cur_resp && (o->response_dim != c->response_dim || !o->response))
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
+                         "target: source observation has a response of %d; the policy's slot_credit was "
+                         "built for %d", o->response ? o->response_dim : 0, c->response_dim);
   return RA_OK;
 }
 

@@ -5,7 +5,8 @@
 #   determinism    same seed: bit-identical meta-init with --workers 1 and 2 (reptile and es)
 #   adapts_faster  a short reptile run: the best val R@5w beats the random init's (iter 0)
 #   resume         --checkpoint-in of the best checkpoint reproduces its val score exactly (with
-#                  --val-act greedy and sample; --temp and --inner-opt travel in the checkpoint)
+#                  --val-act greedy and sample; --temp, --inner-opt, --slot-credit and
+#                  --slot-feedback travel in the checkpoint)
 #   address SERVER through a recarena-server (--address) the same meta-init as in process
 set -u
 BIN=$1
@@ -57,6 +58,9 @@ bad_flags)
   bad "--temp" --temp -1
   bad "--val-act" --val-act top
   bad "--inner-opt" --inner-opt rmsprop
+  bad "--slot-credit" --slot-credit -1
+  bad "--slot-feedback" --slot-feedback x
+  bad "--slot-feedback 9" --slot-credit 1 --slot-feedback 9 --iters 0 $SMALL
   echo "ok: bad flags"
   ;;
 config)
@@ -140,7 +144,17 @@ resume)
   oadam=$(grep '"kind":"val","iter":0,' "$T/adam.jsonl" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
   osgd=$(grep '"kind":"val","iter":0,' "$T/sgd.r.jsonl" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
   [ "$oadam" != "$osgd" ] || fail "--inner-opt adam on an sgd checkpoint adapted the same (R@1 $osgd)"
-  echo "ok: resume (greedy $best; sampled at temp 0.5: $tbest; inner sgd: $resumed_best)"
+  sbest=$resumed_best
+  # per-slot credit and where its feedback starts: read back on resume (ECommerce-v1's response is
+  # 2k + 1 = 7 wide: clicks from 0, purchases from k = 3), and the term changes the adaptation
+  resumes slot '"target.slot_credit":"2"' "--val-act greedy" -- --algo reptile --slot-credit 2 --slot-feedback 3
+  head -c 4096 "$T/slot.st" | grep -q '"target.slot_feedback":"3"' || fail "slot: no target.slot_feedback"
+  "$BIN" --checkpoint-in "$T/slot.st" --iters 0 --seed 5 --val-act greedy --slot-credit 0 $SMALL --metrics "$T/noslot.jsonl" \
+    >"$T/out" 2>&1 || fail "$(cat "$T/out")"
+  ono=$(grep '"kind":"val","iter":0,' "$T/noslot.jsonl" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
+  oslot=$(grep '"kind":"val","iter":0,' "$T/slot.r.jsonl" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
+  [ "$ono" != "$oslot" ] || fail "--slot-credit 0 on a slot-credit checkpoint adapted the same (R@1 $oslot)"
+  echo "ok: resume (greedy $best; sampled at temp 0.5: $tbest; inner sgd: $sbest; slot credit: $resumed_best)"
   ;;
 address)
   SERVER=$3

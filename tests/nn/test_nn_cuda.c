@@ -206,7 +206,7 @@ Test (nn_cuda, slate_and_advantage_ops_match_the_cpu_backend)
 {
   enum { R = 64, K = 20, k = 3, P = 2, T = 8, N = 4 };
   ra_nn_backend_t *gpu = s_open ("cuda"), *cpu = s_open ("cpu");
-  static float s[R * K], coef[R], lp[2][R], ent[2][R], ds[2][R * K];
+  static float s[R * K], coef[R], pos_coef[R * k], lp[2][R], ent[2][R], ds[2][R * K];
   static int32_t sl[2][R * k];
   static float rew[P * T * N], val[P * (T + 1) * N], adv[2][P * T * N], ret[2][P * T * N], x[2][P * 50];
   static uint8_t done[P * T * N];
@@ -222,6 +222,8 @@ Test (nn_cuda, slate_and_advantage_ops_match_the_cpu_backend)
   }
   for (int i = 0; i < P * (T + 1) * N; i++)
     val[i] = ra_nn_rng_normal (&r);
+  for (int i = 0; i < R * k; i++)
+    pos_coef[i] = ra_nn_rng_normal (&r);
   for (int i = 0; i < P * 50; i++)
     x[0][i] = x[1][i] = ra_nn_rng_normal (&r);
   for (int b = 0; b < 2; b++) {
@@ -231,8 +233,10 @@ Test (nn_cuda, slate_and_advantage_ops_match_the_cpu_backend)
     float *d_v = ra_nn_alloc (be, P * (T + 1) * N), *d_a = ra_nn_alloc (be, P * T * N);
     float *d_rt = ra_nn_alloc (be, P * T * N), *d_x = ra_nn_alloc (be, P * 50), *d_done = ra_nn_alloc (be, P * T * N);
     int32_t *d_sl = (int32_t *) ra_nn_alloc (be, R * k);
+    float *d_pc = ra_nn_alloc (be, R * k); /* per-position coefficients (S6) */
     ra_nn_upload (be, d_s, s, R * K);
     ra_nn_upload (be, d_c, coef, R);
+    ra_nn_upload (be, d_pc, pos_coef, R * k);
     ra_nn_upload (be, d_r, rew, P * T * N);
     ra_nn_upload (be, d_v, val, P * (T + 1) * N);
     ra_nn_upload (be, d_x, x[b], P * 50);
@@ -241,7 +245,7 @@ Test (nn_cuda, slate_and_advantage_ops_match_the_cpu_backend)
     ra_nn_rng_init (&rng, 3, 4);
     ra_nn_slate_sample (be, d_s, R, K, k, false, &rng, d_sl);
     ra_nn_pl_forward (be, d_s, d_sl, R, K, k, d_lp, d_ent);
-    ra_nn_pl_backward (be, d_s, d_sl, R, K, k, d_c, -0.01f, d_ds, false);
+    ra_nn_pl_backward (be, d_s, d_sl, R, K, k, d_c, d_pc, -0.01f, d_ds, false);
     ra_nn_gae (be, d_r, (const uint8_t *) d_done, d_v, P, T, N, 0.95f, 0.9f, d_a, d_rt);
     ra_nn_normalize (be, d_x, P, 50);
     ra_nn_download (be, (float *) sl[b], (const float *) d_sl, R * k);
@@ -252,7 +256,7 @@ Test (nn_cuda, slate_and_advantage_ops_match_the_cpu_backend)
     ra_nn_download (be, ret[b], d_rt, P * T * N);
     ra_nn_download (be, x[b], d_x, P * 50);
     s_healthy (be);
-    void *all[] = { d_s, d_c, d_lp, d_ent, d_ds, d_r, d_v, d_a, d_rt, d_x, d_done, d_sl };
+    void *all[] = { d_s, d_c, d_lp, d_ent, d_ds, d_r, d_v, d_a, d_rt, d_x, d_done, d_sl, d_pc };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
       ra_nn_free (be, all[i]);
   }

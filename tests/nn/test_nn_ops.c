@@ -108,7 +108,7 @@ Test (nn_ops, plackett_luce_matches_the_reference_and_finite_differences)
   const float ec = -0.07f;
   for (int i = 0; i < R * K; i++)
     ds[i] = 1.0f; /* accumulate = false overwrites */
-  ra_nn_pl_backward (BE, s, a, R, K, k, coef, ec, ds, false);
+  ra_nn_pl_backward (BE, s, a, R, K, k, coef, NULL, ec, ds, false);
   for (int r = 0; r < R; r++) {
     double h, dl[K], de[K];
     double want = ra_nn_ref_pl (sd + r * K, a + r * k, K, k, &h, dl, de);
@@ -133,9 +133,51 @@ Test (nn_ops, plackett_luce_matches_the_reference_and_finite_differences)
   /* accumulate adds */
   float ds2[R * K];
   memcpy (ds2, ds, sizeof ds);
-  ra_nn_pl_backward (BE, s, a, R, K, k, coef, ec, ds2, true);
+  ra_nn_pl_backward (BE, s, a, R, K, k, coef, NULL, ec, ds2, true);
   for (int i = 0; i < R * K; i++)
     cr_assert_float_eq (ds2[i], 2 * ds[i], 1e-6);
+}
+
+Test (nn_ops, plackett_luce_position_coefficients_credit_each_placed_item)
+{
+  /* S6: position i's term of log P is the difference of the log-probabilities of the first i + 1
+     and the first i placed items, so its reference gradient is the difference of two S2 gradients */
+  float s[R * K];
+  double sd[R * K];
+  s_scores (s, sd, R * K, 5);
+  int32_t a[R * k];
+  ra_nn_rng_t rng;
+  ra_nn_rng_init (&rng, 9, 2);
+  ra_nn_slate_sample (BE, s, R, K, k, false, &rng, a);
+  float coef[R], pc[R * k], ds[R * K];
+  for (int r = 0; r < R; r++) {
+    coef[r] = 0.1f * (r % 3) - 0.1f;
+    for (int i = 0; i < k; i++)
+      pc[r * k + i] = ra_nn_rng_normal (&rng);
+  }
+  const float ec = 0.05f;
+  ra_nn_pl_backward (BE, s, a, R, K, k, coef, pc, ec, ds, false);
+  for (int r = 0; r < R; r++) {
+    double h, dl[K], de[K], prev[K] = { 0 }, want[K];
+    ra_nn_ref_pl (sd + r * K, a + r * k, K, k, &h, dl, de);
+    for (int j = 0; j < K; j++)
+      want[j] = coef[r] * dl[j] + ec * de[j];
+    for (int i = 0; i < k; i++) {
+      double upto[K], hi;
+      ra_nn_ref_pl (sd + r * K, a + r * k, K, i + 1, &hi, upto, NULL);
+      for (int j = 0; j < K; j++) {
+        want[j] += pc[r * k + i] * (upto[j] - prev[j]);
+        prev[j] = upto[j];
+      }
+    }
+    for (int j = 0; j < K; j++)
+      cr_assert_float_eq (ds[r * K + j], want[j], 1e-5, "dscores[%d, %d]: %g vs %g", r, j, ds[r * K + j], want[j]);
+  }
+  /* all-zero position coefficients are no coefficients, bit for bit */
+  float zero[R * k] = { 0 }, ds0[R * K], dsn[R * K];
+  ra_nn_pl_backward (BE, s, a, R, K, k, coef, zero, ec, ds0, false);
+  ra_nn_pl_backward (BE, s, a, R, K, k, coef, NULL, ec, dsn, false);
+  cr_assert_eq (memcmp (ds0, dsn, sizeof ds0), 0);
 }
 
 Test (nn_ops, gae_matches_a_hand_computed_case_and_the_reference_per_replica)
