@@ -151,9 +151,8 @@ ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
       return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
                            "target: unknown config key '%s' (expected hidden, layers, activation, "
                            "rollout, lr, gamma, lambda, entropy, value_coef, clip_norm, "
-                           "reward_scale, normalize_adv, greedy, temp, slot_credit, slot_feedback, population, seed, "
-                           "optimizer, "
-                           "reset_optimizer, adapt_updates)", k);
+                           "reward_scale, normalize_adv, greedy, temp, slot_credit, slot_feedback, population, "
+                           "seed, optimizer, reset_optimizer, adapt_updates)", k);
     }
     if (rc != RA_OK)
       return rc;
@@ -575,13 +574,19 @@ ra_err_t ra_target_checkpoint_settings (const char *path, ra_target_cfg_t *cfg, 
     return RA_ERR_IO;
   ra_err_t rc = RA_OK;
   char *end;
-  if (s_meta (hdr, s_meta_keys[S_META_LR], v, sizeof v)) {
-    double x = strtod (v, &end);
-    if (*end || !(x >= 0 && x <= 10))
-      rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: '%s': target.lr '%s' is not in [0, 10]", path, v);
-    else
-      cfg->lr = (float) x;
-  }
+  /* the numbers, each in its range (absent: untouched) */
+  static const int fkey[3] = { S_META_LR, S_META_TEMP, S_META_SLOT };
+  static const double flo[3] = { 0, RA_TARGET_TEMP_MIN, 0 }, fhi[3] = { 10, RA_TARGET_TEMP_MAX, RA_TARGET_SLOT_CREDIT_MAX };
+  float *fdst[3] = { &cfg->lr, &cfg->temp, &cfg->slot_credit };
+  for (int j = 0; j < 3 && rc == RA_OK; j++)
+    if (s_meta (hdr, s_meta_keys[fkey[j]], v, sizeof v)) {
+      double x = strtod (v, &end);
+      if (end == v || *end || !(x >= flo[j] && x <= fhi[j]))
+        rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: '%s': %s '%s' is not in [%g, %g]", path,
+                           s_meta_keys[fkey[j]], v, flo[j], fhi[j]);
+      else
+        *fdst[j] = (float) x;
+    }
   if (rc == RA_OK && s_meta (hdr, s_meta_keys[S_META_OPT], v, sizeof v)) {
     if (strcmp (v, "adam") && strcmp (v, "sgd"))
       rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: '%s': target.optimizer '%s' is not adam or sgd",
@@ -591,22 +596,6 @@ ra_err_t ra_target_checkpoint_settings (const char *path, ra_target_cfg_t *cfg, 
   }
   if (rc == RA_OK && s_meta (hdr, s_meta_keys[S_META_RESET], v, sizeof v))
     cfg->reset_optimizer = !strcmp (v, "true");
-  if (rc == RA_OK && s_meta (hdr, s_meta_keys[S_META_TEMP], v, sizeof v)) { /* absent: untouched */
-    double x = strtod (v, &end);
-    if (end == v || *end || !(x >= RA_TARGET_TEMP_MIN && x <= RA_TARGET_TEMP_MAX))
-      rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: '%s': target.temp '%s' is not in [%g, %g]",
-                         path, v, RA_TARGET_TEMP_MIN, RA_TARGET_TEMP_MAX);
-    else
-      cfg->temp = (float) x;
-  }
-  if (rc == RA_OK && s_meta (hdr, s_meta_keys[S_META_SLOT], v, sizeof v)) { /* absent: untouched */
-    double x = strtod (v, &end);
-    if (end == v || *end || !(x >= 0 && x <= RA_TARGET_SLOT_CREDIT_MAX))
-      rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: '%s': target.slot_credit '%s' is not in [0, %g]",
-                         path, v, RA_TARGET_SLOT_CREDIT_MAX);
-    else
-      cfg->slot_credit = (float) x;
-  }
   static const int key[3] = { S_META_ADAPT, S_META_ROLLOUT, S_META_SLOT_FB };
   static const int lo[3] = { 0, 1, 0 }, hi[3] = { 1000000000, 4096, 4096 };
   int *dst[3] = { &cfg->adapt_updates, &cfg->rollout, &cfg->slot_feedback };
