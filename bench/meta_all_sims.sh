@@ -19,7 +19,9 @@
 #   VAL (val:0-15), TEST (test:0-63), OOD (ood:0-63), NUM_ENVS (32 users per task in the A/B run),
 #   EPISODES (21: R@0..R@20), SEED (1), BUILD (build), CONFIG ("" : sim config "k=v k=v" for
 #   every run, e.g. "hidden_tastes=1"), EXPERT_TASKS (0: none), EXPERT_STEPS (300000),
-#   META_FLAGS ("": more recarena-meta flags, e.g. "--val-act greedy"), TEMPS ("": no selection;
+#   META_FLAGS ("": more recarena-meta flags, e.g. "--val-act greedy"; its adaptation flags
+#   --inner-lr, --inner-opt, --rollout-len, --slot-credit, --slot-feedback are also the scratch
+#   arm's settings, as the meta-inits carry them in their checkpoints), TEMPS ("": no selection;
 #   e.g. "1 0.5 0.25 0.1"), OOD=none skips the ood run
 # The defaults are the issue's full protocol: hours on a 2-core machine. A short smoke run:
 #   BUDGET=50000 TEST=test:0-7 OOD=ood:0-7 SIMS=ECommerce-v1 EPISODES=8 NUM_ENVS=16 bench/meta_all_sims.sh /tmp/m
@@ -46,6 +48,20 @@ for kv in $CONFIG; do meta_cfg="$meta_cfg --sim-config $kv"; ab_cfg="$ab_cfg --c
 META=$BUILD/agents/recarena-meta
 AB=$BUILD/agents/recarena-ab
 [ -x "$META" ] && [ -x "$AB" ] || { echo "build recarena-meta and recarena-ab first ($BUILD)" >&2; exit 2; }
+# the adaptation settings META_FLAGS gives the meta-inits (stored in their checkpoints), as the
+# scratch arm's keys, so that it adapts the same way (docs/meta.md 6)
+scratch_keys=""
+set -- $META_FLAGS
+while [ $# -gt 1 ]; do
+  case $1 in
+    --inner-lr) scratch_keys="$scratch_keys:lr=$2" ;;
+    --inner-opt) scratch_keys="$scratch_keys:optimizer=$2" ;;
+    --rollout-len) scratch_keys="$scratch_keys:rollout=$2" ;;
+    --slot-credit) scratch_keys="$scratch_keys:slot_credit=$2" ;;
+    --slot-feedback) scratch_keys="$scratch_keys:slot_feedback=$2" ;;
+  esac
+  shift
+done
 curve=""
 for K in 0 1 2 5 7 10 20; do [ "$K" -lt "$EPISODES" ] && curve="$curve${curve:+,}$K"; done
 for sim in $SIMS; do
@@ -73,7 +89,7 @@ for sim in $SIMS; do
       'BEGIN { printf "%-10s %12d %10.1f %12.3f %12.0f\n", a, s, t1 - t0, b, (t1 > t0) ? s / (t1 - t0) : 0 }'
   done
   # every target arm as "name=spec" (scratch: a fresh network with the same adaptation)
-  targets="scratch=target"
+  targets="scratch=target$scratch_keys"
   for algo in $ALGOS; do targets="$targets $algo=target:checkpoint=$d/$algo.safetensors"; done
   if [ -n "$TEMPS" ]; then
     echo "== $sim: sampling temperature of each target arm on $VAL (recarena-ab, 8 episodes, R@5w)"
