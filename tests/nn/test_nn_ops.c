@@ -92,15 +92,21 @@ Test (nn_ops, gumbel_top_k_first_position_follows_the_softmax)
   }
 }
 
+/* R rows of K scores (float and double copies) and a Plackett-Luce sample of k per row */
+static void s_sampled_rows (float *s, double *sd, int32_t *a, uint64_t score_seed, uint64_t seed, uint64_t stream)
+{
+  s_scores (s, sd, R * K, score_seed);
+  ra_nn_rng_t rng;
+  ra_nn_rng_init (&rng, seed, stream);
+  ra_nn_slate_sample (BE, s, R, K, k, false, &rng, a);
+}
+
 Test (nn_ops, plackett_luce_matches_the_reference_and_finite_differences)
 {
   float s[R * K];
   double sd[R * K];
-  s_scores (s, sd, R * K, 3);
   int32_t a[R * k];
-  ra_nn_rng_t rng;
-  ra_nn_rng_init (&rng, 8, 1);
-  ra_nn_slate_sample (BE, s, R, K, k, false, &rng, a);
+  s_sampled_rows (s, sd, a, 3, 8, 1);
   float lp[R], ent[R], coef[R], ds[R * K];
   ra_nn_pl_forward (BE, s, a, R, K, k, lp, ent);
   for (int r = 0; r < R; r++)
@@ -144,11 +150,10 @@ Test (nn_ops, plackett_luce_position_coefficients_credit_each_placed_item)
      and the first i placed items, so its reference gradient is the difference of two S2 gradients */
   float s[R * K];
   double sd[R * K];
-  s_scores (s, sd, R * K, 5);
   int32_t a[R * k];
+  s_sampled_rows (s, sd, a, 5, 9, 2);
   ra_nn_rng_t rng;
-  ra_nn_rng_init (&rng, 9, 2);
-  ra_nn_slate_sample (BE, s, R, K, k, false, &rng, a);
+  ra_nn_rng_init (&rng, 10, 0);
   float coef[R], pc[R * k], ds[R * K];
   for (int r = 0; r < R; r++) {
     coef[r] = 0.1f * (r % 3) - 0.1f;
