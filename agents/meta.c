@@ -169,6 +169,20 @@ static void s_defaults (opts_t *o)
 
 /* Sets one setting from text; where names the source ("--inner-lr", "config F line 3: inner-lr").
    0 or -1 after a message. */
+/* A value that must be one of two words: *second tells which, the word is kept in name (shown in
+   the progress header); false (with the message printed) for anything else. */
+static bool s_either (const char *text, const char *first, const char *second, const char *where, char *name,
+                      size_t cap, bool *is_second)
+{
+  if (strcmp (text, first) && strcmp (text, second)) {
+    s_err ("%s: '%s', expected %s or %s\n", where, text, first, second);
+    return false;
+  }
+  *is_second = !strcmp (text, second);
+  snprintf (name, cap, "%s", text);
+  return true;
+}
+
 static int s_set (opts_t *o, const char *name, const char *text, const char *where)
 {
   for (int i = 0; i < NFLAGS; i++) {
@@ -226,28 +240,19 @@ static int s_set (opts_t *o, const char *name, const char *text, const char *whe
       break;
     }
     case T_PARAMS:
-      if (strcmp (text, "all") && strcmp (text, "head")) {
-        s_err ("%s: '%s', expected all or head\n", where, text);
+      if (!s_either (text, "all", "head", where, o->params_name, sizeof o->params_name, &o->head_only))
         return -1;
-      }
-      o->head_only = !strcmp (text, "head");
-      snprintf (o->params_name, sizeof o->params_name, "%s", text);
       break;
-    case T_VALACT:
-      if (strcmp (text, "sample") && strcmp (text, "greedy")) {
-        s_err ("%s: '%s', expected sample or greedy\n", where, text);
+    case T_VALACT: {
+      bool greedy;
+      if (!s_either (text, "sample", "greedy", where, o->val_act_name, sizeof o->val_act_name, &greedy))
         return -1;
-      }
-      o->val_act = !strcmp (text, "greedy") ? RA_META_ACT_GREEDY : RA_META_ACT_SAMPLE;
-      snprintf (o->val_act_name, sizeof o->val_act_name, "%s", text);
+      o->val_act = greedy ? RA_META_ACT_GREEDY : RA_META_ACT_SAMPLE;
       break;
+    }
     case T_OPT:
-      if (strcmp (text, "adam") && strcmp (text, "sgd")) {
-        s_err ("%s: '%s', expected adam or sgd\n", where, text);
+      if (!s_either (text, "adam", "sgd", where, o->opt_name, sizeof o->opt_name, &o->inner_sgd))
         return -1;
-      }
-      o->inner_sgd = !strcmp (text, "sgd");
-      snprintf (o->opt_name, sizeof o->opt_name, "%s", text);
       break;
     case T_SIMCFG:   /* appended: every entry reaches the sims' make config */
       if (ra_kv_list_parse (&o->sim_config, text, &err) != RA_OK) {
