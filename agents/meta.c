@@ -115,7 +115,7 @@ static const flag_t s_flags[] = {
   { "val-act", T_VALACT, O (val_act), 0, 0 },
   { "inner-opt", T_OPT, O (inner_sgd), 0, 0 },
   { "slot-credit", T_NUM, O (slot_credit), 0, RA_TARGET_SLOT_CREDIT_MAX },
-  { "slot-feedback", T_INT, O (slot_feedback), 0, 4096 },
+  { "slot-feedback", T_INT, O (slot_feedback), 0, RA_TARGET_SLOT_FEEDBACK_MAX },
 };
 #define NFLAGS ((int) (sizeof s_flags / sizeof s_flags[0]))
 enum { F_ITERS = 5, F_OUTER_LR = 12, F_INNER_LR = 10, F_INNER_STEPS = 11, F_ROLLOUT = 18, F_PARAMS = 19,

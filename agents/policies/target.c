@@ -129,7 +129,7 @@ ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
       if ((rc = s_num (e, 0, RA_TARGET_SLOT_CREDIT_MAX, &v, err)) == RA_OK)
         cfg->slot_credit = (float) v;
     } else if (!strcmp (k, "slot_feedback")) {
-      if ((rc = s_num (e, 0, 4096, &v, err)) == RA_OK)
+      if ((rc = s_num (e, 0, RA_TARGET_SLOT_FEEDBACK_MAX, &v, err)) == RA_OK)
         cfg->slot_feedback = (int) v;
     } else if (!strcmp (k, "optimizer")) {
       if (e->type != RA_KV_STR || (strcmp (e->str, "adam") && strcmp (e->str, "sgd")))
@@ -597,7 +597,7 @@ ra_err_t ra_target_checkpoint_settings (const char *path, ra_target_cfg_t *cfg, 
   if (rc == RA_OK && s_meta (hdr, s_meta_keys[S_META_RESET], v, sizeof v))
     cfg->reset_optimizer = !strcmp (v, "true");
   static const int key[3] = { S_META_ADAPT, S_META_ROLLOUT, S_META_SLOT_FB };
-  static const int lo[3] = { 0, 1, 0 }, hi[3] = { 1000000000, 4096, 4096 };
+  static const int lo[3] = { 0, 1, 0 }, hi[3] = { 1000000000, 4096, RA_TARGET_SLOT_FEEDBACK_MAX };
   int *dst[3] = { &cfg->adapt_updates, &cfg->rollout, &cfg->slot_feedback };
   for (int j = 0; j < 3 && rc == RA_OK; j++)
     if (s_meta (hdr, s_meta_keys[key[j]], v, sizeof v)) {

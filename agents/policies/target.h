@@ -26,6 +26,7 @@
 #define RA_TARGET_MAX_LAYERS 6
 #define RA_TARGET_MAX_POPULATION 4096
 #define RA_TARGET_SLOT_CREDIT_MAX 100.0 /* the per-slot credit weight's range is [0, this] */
+#define RA_TARGET_SLOT_FEEDBACK_MAX 4096 /* and its feedback offset's [0, this] */
 #define RA_TARGET_TEMP_MIN 1e-3        /* the sampling temperature's range (cfg.temp) */
 #define RA_TARGET_TEMP_MAX 1e3
 

@@ -197,10 +197,8 @@ Test (target_slot, checkpoint_round_trip_keeps_the_settings)
   s_cfg (&c, 0.75f);
   c.slot_feedback = 2;
   ra_target_t *t = s_new (&c);
-  char path[] = "/tmp/ra_slot_XXXXXX";
-  int fd = mkstemp (path);
-  cr_assert_geq (fd, 0);
-  close (fd);
+  char path[64];
+  snprintf (path, sizeof path, "/tmp/test_target_slot_%d.safetensors", (int) getpid ());
   ra_error_t err;
   cr_assert_eq (ra_target_save (t, path, &err), RA_OK, "%s", err.message);
   ra_target_cfg_t back;
