@@ -302,6 +302,19 @@ void ra_nn_mlp_backward (ra_nn_params_t *p, const ra_nn_mlp_t *m, const float *x
 /* Multiply-adds of one forward over R users (per replica, times P). */
 double ra_nn_mlp_flops (const ra_nn_mlp_t *m, int R, int P);
 
+/* ---------------------------------------------------------------------------- affinity head */
+
+/* A score term bilinear in (user, candidate) (docs/nn.md, "Affinity head"): with A = tensor w
+   [F, U] and a = tensor b [F] of every replica, s[r, j] += c[r, j] . (A u_r + a) for R users per
+   replica and their K candidates. Strides as the pair MLP: replicas of u sit xs users apart, of
+   cand and scores S users apart. t: caller scratch, [P][R, F] contiguous. */
+void ra_nn_affinity_forward (const ra_nn_params_t *p, int w, int b, const float *u, size_t xs, const float *cand,
+                             int K, float *scores, float *t, int R, size_t S);
+/* dA += sum_r dt_r u_r^T and da += sum_r dt_r (+=, like every backward), dt_r = sum_j ds[r, j] c[r, j],
+   from dscores [P][S, K] (same strides as the forward's scores); overwrites t with dt. */
+void ra_nn_affinity_backward (ra_nn_params_t *p, int w, int b, const float *u, size_t xs, const float *cand,
+                              int K, const float *dscores, float *t, int R, size_t S);
+
 /* ------------------------------------------------------------------------------------- scorer */
 
 /* MLP applied to every (user, candidate) pair of a batch: pairs [U*C, du+dc] -> hidden layers

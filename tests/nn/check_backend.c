@@ -263,12 +263,69 @@ static void s_check_elementwise (s_ctx_t *c)
     ra_nn_free (c->be, devs[i]);
 }
 
+/* The affinity head on a strided slice (R of S users per replica, users xs apart), P = 2 replicas
+   with different A, a: s[r, j] += c[r, j] . (A u_r + a) and dA, da against the formula in double. */
+static void s_check_affinity (s_ctx_t *c)
+{
+  enum { P = 2, U = 5, F = 7, K = 6, R = 3, S = 5, XS = 4 };
+  ra_nn_params_t *p = ra_nn_params_new (c->be, P, 5);
+  int w = ra_nn_params_add (p, "a.w", 2, (int[]) { F, U }), b = ra_nn_params_add (p, "a.b", 1, (int[]) { F });
+  ra_nn_params_alloc (p, NULL);
+  double *theta = s_rand (c, p->n * P, -0.5, 0.5);
+  float *d_theta = s_up (c, theta, p->n * P);
+  ra_nn_copy (c->be, p->data, d_theta, p->n * P);
+  double *u = s_rand (c, (size_t) P * XS * U, -1, 1), *cand = s_rand (c, (size_t) P * S * K * F, -1, 1);
+  double *s0 = s_rand (c, (size_t) P * S * K, -1, 1), *ds = s_rand (c, (size_t) P * S * K, -1, 1);
+  float *du = s_up (c, u, (size_t) P * XS * U), *dc = s_up (c, cand, (size_t) P * S * K * F);
+  float *dsc = s_up (c, s0, (size_t) P * S * K), *dds = s_up (c, ds, (size_t) P * S * K);
+  float *t = ra_nn_alloc (c->be, (size_t) P * R * F);
+  ra_nn_affinity_forward (p, w, b, du, XS, dc, K, dsc, t, R, S);
+  ra_nn_affinity_backward (p, w, b, du, XS, dc, K, dds, t, R, S);
+
+  double ns = 0, dns = 0, ng = 0, dng = 0;
+  double *rs = malloc (sizeof (double) * S * K), *rg = calloc (p->n, sizeof (double));
+  for (int q = 0; q < P; q++) {
+    const double *A = theta + (size_t) q * p->n + p->tensors[w].offset, *a = theta + (size_t) q * p->n + p->tensors[b].offset;
+    double *gA = rg + p->tensors[w].offset, *ga = rg + p->tensors[b].offset;
+    memset (rg, 0, sizeof (double) * p->n);
+    memcpy (rs, s0 + (size_t) q * S * K, sizeof (double) * S * K); /* users R.. of the slice untouched */
+    for (int r = 0; r < R; r++) {
+      const double *ur = u + ((size_t) q * XS + r) * U;
+      for (int j = 0; j < K; j++) {
+        const double *cj = cand + (((size_t) q * S + r) * K + j) * F;
+        double g = ds[((size_t) q * S + r) * K + j];
+        for (int f = 0; f < F; f++) {
+          double tf = a[f];
+          for (int i = 0; i < U; i++)
+            tf += A[f * U + i] * ur[i];
+          rs[r * K + j] += cj[f] * tf;
+          ga[f] += g * cj[f];
+          for (int i = 0; i < U; i++)
+            gA[f * U + i] += g * cj[f] * ur[i];
+        }
+      }
+    }
+    s_cmp (dsc + (size_t) q * S * K, c, rs, (size_t) S * K, &ns, &dns);
+    s_cmp (p->grad + (size_t) q * p->n, c, rg, p->n, &ng, &dng);
+  }
+  s_report (c, "affinity_forward", ns, dns);
+  s_report (c, "affinity_backward", ng, dng);
+  double *host[] = { rs, rg, theta, u, cand, s0, ds };
+  for (size_t i = 0; i < sizeof host / sizeof *host; i++)
+    free (host[i]);
+  float *dev[] = { d_theta, du, dc, dsc, dds, t };
+  for (size_t i = 0; i < sizeof dev / sizeof *dev; i++)
+    ra_nn_free (c->be, dev[i]);
+  ra_nn_params_destroy (&p);
+}
+
 int nn_check_ops (ra_nn_backend_t *be, nn_check_t *out, int max)
 {
   s_ctx_t c = { .be = be, .out = out, .max = max };
   ra_nn_rng_init (&c.rng, 1234, 99);
   s_check_params_ops (&c);
   s_check_elementwise (&c);
+  s_check_affinity (&c);
   return c.n;
 }
 
