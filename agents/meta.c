@@ -65,7 +65,7 @@ typedef struct {
   long long budget, iters, val_every, seed, workers, inner_steps, meta_batch, population,
     envs_per_task, rollout, hidden, layers, slot_feedback;
   double inner_lr, outer_lr, sigma, entropy, weight_decay, temp, slot_credit;
-  bool quiet, head_only, inner_sgd;
+  bool quiet, head_only, inner_sgd, affinity;
   bool set[64];        /* which settings the command line or file gave (by table index) */
   ra_kv_list_t sim_config;   /* --sim-config KEY=VALUE entries, in order (the sims' make config) */
 } opts_t;
@@ -116,11 +116,12 @@ static const flag_t s_flags[] = {
   { "inner-opt", T_OPT, O (inner_sgd), 0, 0 },
   { "slot-credit", T_NUM, O (slot_credit), 0, RA_TARGET_SLOT_CREDIT_MAX },
   { "slot-feedback", T_INT, O (slot_feedback), 0, RA_TARGET_SLOT_FEEDBACK_MAX },
+  { "affinity", T_BOOL, O (affinity), 0, 0 },
 };
 #define NFLAGS ((int) (sizeof s_flags / sizeof s_flags[0]))
 enum { F_ITERS = 5, F_OUTER_LR = 12, F_INNER_LR = 10, F_INNER_STEPS = 11, F_ROLLOUT = 18, F_PARAMS = 19,
        F_POP = 14, F_HIDDEN = 21, F_LAYERS = 22, F_TEMP = 30, F_INNER_OPT = 32, F_SLOT_CREDIT = 33,
-       F_SLOT_FEEDBACK = 34 };
+       F_SLOT_FEEDBACK = 34, F_AFFINITY = 35 };
 
 static void s_usage (FILE *f)
 {
@@ -149,6 +150,8 @@ static void s_usage (FILE *f)
     "  --slot-credit X       weight of each rank's own feedback in the adaptation's gradient\n"
     "                        (0: the slate's return only; stored in the checkpoint)\n"
     "  --slot-feedback N     where that feedback starts in the response (0: clicks; docs/meta.md 4)\n"
+    "  --affinity true|false  adds the affinity head s += c . (A u + a) to the scorer (false;\n"
+    "                        a checkpoint's architecture wins unless given)\n"
     "  --val-act sample|greedy  validation plays sampled slates, as the A/B arm does while it\n"
     "                        adapts (default sample), or top-k\n");
 }
@@ -926,8 +929,9 @@ int main (int argc, char **argv)
   if (o.ckpt_in) { /* its settings, then the command line's (which win) */
     bool found;
     int h = 0, l = 0;
+    bool aff = false;
     if (ra_meta_ckpt_read (o.ckpt_in, &r.ad, &found, NULL, 0, &err) != RA_OK
-        || ra_target_checkpoint_arch (o.ckpt_in, &h, &l, &err) != RA_OK) {
+        || ra_target_checkpoint_arch (o.ckpt_in, &h, &l, &aff, &err) != RA_OK) {
       s_err ("--checkpoint-in %s: %s\n", o.ckpt_in, err.message);
       goto out;
     }
@@ -935,6 +939,13 @@ int main (int argc, char **argv)
       o.hidden = h;
     if (!o.set[F_LAYERS])
       o.layers = l;
+    if (o.set[F_AFFINITY] && o.affinity != aff) {
+      s_err ("--affinity %s: --checkpoint-in %s %s the affinity head (architecture comes from the file)\n",
+             o.affinity ? "true" : "false", o.ckpt_in, aff ? "has" : "has not");
+      code = 2;
+      goto out;
+    }
+    o.affinity = aff;
     if (found && !o.set[F_INNER_LR])
       o.inner_lr = r.ad.inner_lr;
     if (found && !o.set[F_INNER_STEPS])
@@ -1013,6 +1024,7 @@ int main (int argc, char **argv)
   r.tc.cand_dim = ob->cand_dim;
   r.tc.hidden = (int) o.hidden;
   r.tc.layers = (int) o.layers;
+  r.tc.affinity = o.affinity;
   r.tc.rollout = (int) o.rollout;
   r.tc.lr = (float) o.inner_lr;
   r.tc.entropy_coef = (float) o.entropy;
@@ -1094,11 +1106,11 @@ int main (int argc, char **argv)
     ra_taskset_format (&r.train, tb, sizeof tb);
     ra_taskset_format (&r.val, vb, sizeof vb);
     fprintf (stderr,
-             "recarena-meta: %s on %s, train %s, val %s (%d tasks), %s; %zu params, %s; budget %lld env steps; "
+             "recarena-meta: %s on %s, train %s, val %s (%d tasks), %s; %zu params%s, %s; budget %lld env steps; "
              "adapt: %d %s updates of %d x %d steps, lr %g, params %s; temp %g; slot credit %g from response[%lld]; validation acts %s; "
              "%d rank%s\n",
              o.algo_name, o.env, tb, vb, r.V, o.address ? o.address : "in-process sims", r.n,
-             ra_nn_backend_name (r.be), o.budget, r.ad.steps, o.opt_name, r.ad.rollout, r.N, (double) r.ad.inner_lr,
+             o.affinity ? " (with the affinity head)" : "", ra_nn_backend_name (r.be), o.budget, r.ad.steps, o.opt_name, r.ad.rollout, r.N, (double) r.ad.inner_lr,
              o.params_name, o.temp, o.slot_credit, o.slot_feedback, o.val_act_name, s_size, s_size > 1 ? "s" : "");
   }
   double t0 = s_now (), last = -1e9, best = -INFINITY;

@@ -426,7 +426,7 @@ int main (int argc, char **argv)
   cfg.seed = o.seed;
   if (ra_target_cfg_apply (&cfg, o.policy.items, o.policy.n, NULL, &err) != RA_OK
       || ra_target_cfg_from_env (&cfg, &env, &err) != RA_OK
-      || (o.ckpt_in && ra_target_checkpoint_arch (o.ckpt_in, &cfg.hidden, &cfg.layers, &err) != RA_OK)
+      || (o.ckpt_in && ra_target_checkpoint_arch (o.ckpt_in, &cfg.hidden, &cfg.layers, &cfg.affinity, &err) != RA_OK)
       || ra_target_new (be, &cfg, &t, &err) != RA_OK
       || (o.ckpt_in && ra_target_load (t, o.ckpt_in, &err) != RA_OK)) {
     fprintf (stderr, "recarena-target: %s\n", err.message);

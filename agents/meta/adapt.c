@@ -30,7 +30,8 @@ void ra_meta_adapt_mask (const ra_target_t *t, bool head_only, uint8_t *mask)
   snprintf (last, sizeof last, "l%d.", t->cfg.layers);
   for (int i = 0; i < p->ntensors; i++) {
     const ra_nn_tensor_t *x = &p->tensors[i];
-    if (!strncmp (x->name, last, strlen (last)) || x->name[0] == 'v')
+    /* the scorer's last layer, the value MLP ("v*") and the affinity head ("a.*", T7) */
+    if (!strncmp (x->name, last, strlen (last)) || x->name[0] == 'v' || x->name[0] == 'a')
       memset (mask + x->offset, 1, x->numel);
   }
 }

@@ -89,6 +89,8 @@ ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
     } else if (!strcmp (k, "layers")) {
       if ((rc = s_num (e, 0, RA_TARGET_MAX_LAYERS, &v, err)) == RA_OK)
         cfg->layers = (int) v;
+    } else if (!strcmp (k, "affinity")) { /* docs/agents.md T7 */
+      rc = s_bool (e, &cfg->affinity, err);
     } else if (!strcmp (k, "activation")) {
       if (e->type != RA_KV_STR || (strcmp (e->str, "relu") && strcmp (e->str, "tanh")))
         return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
@@ -149,7 +151,7 @@ ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
         cfg->seed = (uint64_t) v;
     } else if (!s_in (k, ignore)) {
       return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
-                           "target: unknown config key '%s' (expected hidden, layers, activation, "
+                           "target: unknown config key '%s' (expected hidden, layers, affinity, activation, "
                            "rollout, lr, gamma, lambda, entropy, value_coef, clip_norm, "
                            "reward_scale, normalize_adv, greedy, temp, slot_credit, slot_feedback, population, "
                            "seed, optimizer, reset_optimizer, adapt_updates)", k);
@@ -191,6 +193,18 @@ ra_err_t ra_target_cfg_from_env (ra_target_cfg_t *cfg, const ra_client_env_t *en
 
 /* ------------------------------------------------------------------------------- construction */
 
+/* The affinity head's tensors after the two MLPs (so a checkpoint's l* and v* keep their
+   offsets), when cfg.affinity; false if one could not be added. */
+static bool s_add_affinity (ra_target_t *t)
+{
+  t->aff_w = t->aff_b = -1;
+  if (!t->cfg.affinity)
+    return true;
+  t->aff_w = ra_nn_params_add (t->params, "a.w", 2, (int[]) { t->cfg.cand_dim, t->cfg.user_dim });
+  t->aff_b = ra_nn_params_add (t->params, "a.b", 1, (int[]) { t->cfg.cand_dim });
+  return t->aff_w >= 0 && t->aff_b >= 0;
+}
+
 /* Buffers and the rollout (everything but params). */
 static ra_err_t s_alloc_buffers (ra_target_t *t, ra_error_t *err)
 {
@@ -212,7 +226,8 @@ static ra_err_t s_alloc_buffers (ra_target_t *t, ra_error_t *err)
             && (t->d_vals = ra_nn_alloc (be, P * TN)) && (t->d_dvc = ra_nn_alloc (be, P * TN))
             && (t->d_vloss = ra_nn_alloc (be, P))
             && (c->temp == 1.0f || (t->d_tscores = ra_nn_alloc (be, rows)))
-            && (c->slot_credit == 0 || (t->d_pos = ra_nn_alloc (be, P * TN * k)));
+            && (c->slot_credit == 0 || (t->d_pos = ra_nn_alloc (be, P * TN * k)))
+            && (!c->affinity || (t->d_aff = ra_nn_alloc (be, P * TN * F)));
   for (int i = 0; ok && i < t->pi.n; i++)
     ok = (t->pact[i + 1] = ra_nn_alloc (be, rows * (size_t) t->pi.width[i]))
          && (t->vact[i + 1] = ra_nn_alloc (be, vrows * (size_t) t->vf.width[i]));
@@ -252,7 +267,7 @@ static void s_free_buffers (ra_target_t *t)
   ra_nn_backend_t *be = t->be;
   void *dev[] = { t->d_user, t->d_cand, t->dbuf[0], t->dbuf[1], t->d_dscores, t->d_tscores, t->d_dv, t->d_sqnorm,
                   t->d_slate, t->d_rew, t->d_done, t->d_adv, t->d_ret, t->d_coef, t->d_logp, t->d_ent,
-                  t->d_vals, t->d_dvc, t->d_vloss, t->d_pos };
+                  t->d_vals, t->d_dvc, t->d_vloss, t->d_pos, t->d_aff };
   for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
     ra_nn_free (be, dev[i]);
   for (int i = 0; i < RA_NN_MLP_MAX_LAYERS + 1; i++) {
@@ -330,7 +345,8 @@ ra_err_t ra_target_new (ra_nn_backend_t *be, const ra_target_cfg_t *cfg, ra_targ
   ra_nn_act_t act = cfg->tanh ? RA_NN_ACT_TANH : RA_NN_ACT_RELU;
   if (!ra_nn_mlp_add (t->params, &t->pi, "l", cfg->user_dim, cfg->cand_dim, cfg->num_candidates, cfg->layers,
                       hid, 1, act)
-      || !ra_nn_mlp_add (t->params, &t->vf, "v", cfg->user_dim, 0, 0, cfg->layers, hid, 1, act)) {
+      || !ra_nn_mlp_add (t->params, &t->vf, "v", cfg->user_dim, 0, 0, cfg->layers, hid, 1, act)
+      || !s_add_affinity (t)) {
     rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
                        "target: cannot build the networks (the value head needs user features, "
                        "user_dim %d; or out of memory)", cfg->user_dim);
@@ -344,6 +360,12 @@ ra_err_t ra_target_new (ra_nn_backend_t *be, const ra_target_cfg_t *cfg, ra_targ
   for (int r = 0; r < t->P; r++)
     ra_nn_scale (be, ra_nn_param (t->params, t->pi.w[last]) + (size_t) r * t->params->n, 0.01f,
                  t->params->tensors[t->pi.w[last]].numel);
+  if (t->aff_w >= 0) /* the affinity head starts at 0: the scorer's scores, unchanged (T7) */
+    for (int r = 0; r < t->P; r++)
+      for (int x = 0; x < 2; x++) {
+        int i = x ? t->aff_b : t->aff_w;
+        ra_nn_zero (be, ra_nn_param (t->params, i) + (size_t) r * t->params->n, t->params->tensors[i].numel);
+      }
   if ((rc = s_alloc_buffers (t, err)) != RA_OK)
     goto fail;
   for (int r = 0; r < t->P; r++) {
@@ -534,7 +556,18 @@ static bool s_meta (const char *hdr, const char *key, char *buf, size_t cap)
 
 ra_err_t ra_target_load (ra_target_t *t, const char *path, ra_error_t *err)
 {
-  ra_err_t rc = ra_nn_checkpoint_load (t->params, path, err);
+  /* the tensor table alone would load a file with the affinity head into a policy without one,
+     dropping the head in silence */
+  int hidden, layers;
+  bool affinity;
+  ra_err_t rc = ra_target_checkpoint_arch (path, &hidden, &layers, &affinity, err);
+  if (rc == RA_OK && affinity != (t->aff_w >= 0))
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
+                         "target: '%s' %s the affinity head (tensor a.w) and this policy %s (affinity = %s)",
+                         path, affinity ? "has" : "has not", affinity ? "has not" : "has",
+                         affinity ? "false" : "true");
+  if (rc == RA_OK)
+    rc = ra_nn_checkpoint_load (t->params, path, err);
   if (rc != RA_OK)
     return rc;
   char *hdr = s_read_header (path, err);
@@ -641,7 +674,7 @@ static bool s_header_shape (const char *hdr, const char *name, long *a, long *b)
   return sscanf (s, "[%ld , %ld", a, b) == 2;
 }
 
-ra_err_t ra_target_checkpoint_arch (const char *path, int *hidden, int *layers, ra_error_t *err)
+ra_err_t ra_target_checkpoint_arch (const char *path, int *hidden, int *layers, bool *affinity, ra_error_t *err)
 {
   FILE *f = fopen (path, "rb");
   if (!f)
@@ -672,6 +705,8 @@ ra_err_t ra_target_checkpoint_arch (const char *path, int *hidden, int *layers, 
   *layers = n - 1;
   if (n == 1)
     *hidden = 64;  /* no hidden layer: width unused */
+  if (affinity)
+    *affinity = s_header_shape (hdr, "a.w", &a, &b);
   goto done;
 bad:
   rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
@@ -778,6 +813,9 @@ static const float *s_scores_at (ra_target_t *t, int R, int at)
     act[i + 1] = t->pact[i + 1] + (size_t) at * K * t->pi.width[i];
   ra_nn_mlp_forward (t->params, &t->pi, t->d_user + (size_t) at * c->user_dim,
                      t->d_cand + (size_t) at * K * c->cand_dim, act, R, VN, TN);
+  if (t->aff_w >= 0)
+    ra_nn_affinity_forward (t->params, t->aff_w, t->aff_b, t->d_user + (size_t) at * c->user_dim, VN,
+                            t->d_cand + (size_t) at * K * c->cand_dim, (int) K, act[t->pi.n], t->d_aff, R, TN);
   return t->pact[t->pi.n];
 }
 
@@ -973,6 +1011,9 @@ ra_err_t ra_target_grad (ra_target_t *t, const ra_obs_batch_t *next_obs, ra_targ
   if (!reuse) { /* some step was not acted on by this policy just before it was recorded */
     ra_nn_upload_async (be, t->d_cand, t->h_cand, P * TN * (size_t) K * c->cand_dim * sizeof (float));
     ra_nn_mlp_forward (t->params, &t->pi, t->d_user, t->d_cand, t->pact, (int) TN, VN, TN);
+    if (t->aff_w >= 0)
+      ra_nn_affinity_forward (t->params, t->aff_w, t->aff_b, t->d_user, VN, t->d_cand, K, t->pact[t->pi.n],
+                              t->d_aff, (int) TN, TN);
   }
   /* values of the T+1 observations, [P, T+1, N] */
   const float *v = ra_nn_mlp_forward (t->params, &t->vf, t->d_user, NULL, t->vact, (int) VN, VN, VN);
@@ -1017,6 +1058,9 @@ ra_err_t ra_target_grad (ra_target_t *t, const ra_obs_batch_t *next_obs, ra_targ
   ra_nn_params_zero_grad (t->params);
   ra_nn_mlp_backward (t->params, &t->pi, t->d_user, t->d_cand, t->pact, t->d_dscores, t->dbuf, (int) TN, VN,
                       TN);
+  if (t->aff_w >= 0)
+    ra_nn_affinity_backward (t->params, t->aff_w, t->aff_b, t->d_user, VN, t->d_cand, K, t->d_dscores, t->d_aff,
+                             (int) TN, TN);
   /* the value activations are intact: the scorer used pact, not vact */
   ra_nn_mlp_backward (t->params, &t->vf, t->d_user, NULL, t->vact, t->d_dv, t->dbuf, (int) TN, VN, VN);
 

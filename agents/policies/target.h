@@ -43,6 +43,9 @@ typedef struct {
   int hidden;            /* width of every hidden layer (scorer and value head); default 64 */
   int layers;            /* hidden layers of each MLP, 0..RA_TARGET_MAX_LAYERS; default 2 */
   bool tanh;             /* activation: tanh instead of ReLU; default false */
+  bool affinity;         /* adds the affinity head to the scores, s_j += c_j . (A u + a), A and a
+                            starting at 0 (docs/agents.md T7); default false (the scorer alone, bit
+                            for bit); tensors "a.w", "a.b" in checkpoints */
   /* actor-critic */
   int rollout;           /* T steps per update; default 16 */
   float lr;              /* Adam learning rate; default 3e-3 */
@@ -143,8 +146,9 @@ ra_err_t ra_target_load (ra_target_t *t, const char *path, ra_error_t *err);
 ra_err_t ra_target_checkpoint_settings (const char *path, ra_target_cfg_t *cfg, ra_error_t *err);
 /* Zeroes the optimizer state of every replica (Adam moments and step counts). */
 void ra_target_reset_optimizer (ra_target_t *t);
-/* Reads hidden width and hidden layers of the scorer stored in a checkpoint's header. */
-ra_err_t ra_target_checkpoint_arch (const char *path, int *hidden, int *layers, ra_error_t *err);
+/* Reads hidden width and hidden layers of the scorer stored in a checkpoint's header, and whether
+   it has the affinity head (tensor "a.w"; affinity may be NULL). */
+ra_err_t ra_target_checkpoint_arch (const char *path, int *hidden, int *layers, bool *affinity, ra_error_t *err);
 
 /* ---------------------------------------------------------------------------- acting, learning */
 

@@ -123,7 +123,7 @@ static ra_err_t s_create_as (const ra_policy_args_t *args, bool expert, ra_polic
   cfg.user_dim = args->user_dim;
   cfg.cand_dim = args->cand_dim;
   cfg.response_dim = args->response_dim;
-  if (ckpt && (rc = ra_target_checkpoint_arch (ckpt, &cfg.hidden, &cfg.layers, err)) != RA_OK)
+  if (ckpt && (rc = ra_target_checkpoint_arch (ckpt, &cfg.hidden, &cfg.layers, &cfg.affinity, err)) != RA_OK)
     return rc;
   s_arm_t *a = calloc (1, sizeof *a);
   if (!a)

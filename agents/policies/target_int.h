@@ -14,6 +14,7 @@ struct ra_target {
   ra_nn_backend_t *be;                   /* borrowed */
   ra_nn_params_t *params;                /* owned, P replicas: scorer "l*" and value head "v*" */
   ra_nn_mlp_t pi, vf;                    /* pi: pair input (user, candidate); vf: user rows */
+  int aff_w, aff_b;                      /* affinity head "a.w" [F, U], "a.b" [F] (T7), or -1 */
   int P;                                 /* cfg.population */
   int cap_users;                         /* T*N: most users per replica one act takes */
   /* device buffers (replica-major) */
@@ -36,6 +37,7 @@ struct ra_target {
   float *d_vloss;                        /* [P] */
   float *d_pos;                          /* [P, TN, k] per-slot credit coefficients (T6); NULL when
                                             cfg.slot_credit is 0 */
+  float *d_aff;                          /* [P, TN, F] affinity head scratch (T7); NULL without it */
   /* host rollout (replica-major, time-major inside: row t*N + i) */
   int steps;                             /* recorded steps, 0..T */
   int act_slot;                          /* slot whose scorer activations the last act computed, or -1 */

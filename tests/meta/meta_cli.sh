@@ -5,8 +5,8 @@
 #   determinism    same seed: bit-identical meta-init with --workers 1 and 2 (reptile and es)
 #   adapts_faster  a short reptile run: the best val R@5w beats the random init's (iter 0)
 #   resume         --checkpoint-in of the best checkpoint reproduces its val score exactly (with
-#                  --val-act greedy and sample; --temp, --inner-opt, --slot-credit and
-#                  --slot-feedback travel in the checkpoint)
+#                  --val-act greedy and sample; --temp, --inner-opt, --slot-credit,
+#                  --slot-feedback and the affinity head travel in the checkpoint)
 #   address SERVER through a recarena-server (--address) the same meta-init as in process
 set -u
 BIN=$1
@@ -61,6 +61,7 @@ bad_flags)
   bad "--slot-credit" --slot-credit -1
   bad "--slot-feedback" --slot-feedback x
   bad "--slot-feedback 9" --slot-credit 1 --slot-feedback 9 --iters 0 $SMALL
+  bad "--affinity" --affinity maybe
   echo "ok: bad flags"
   ;;
 config)
@@ -154,7 +155,11 @@ resume)
   ono=$(grep '"kind":"val","iter":0,' "$T/noslot.jsonl" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
   oslot=$(grep '"kind":"val","iter":0,' "$T/slot.r.jsonl" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
   [ "$ono" != "$oslot" ] || fail "--slot-credit 0 on a slot-credit checkpoint adapted the same (R@1 $oslot)"
-  echo "ok: resume (greedy $best; sampled at temp 0.5: $tbest; inner sgd: $sbest; slot credit: $resumed_best)"
+  cbest=$resumed_best
+  # the affinity head (docs/agents.md T7) is architecture: the file's, and a contrary flag is refused
+  resumes aff '"a.w"' "--val-act greedy" -- --algo reptile --affinity true
+  bad "--affinity false" --checkpoint-in "$T/aff.st" --affinity false --iters 0 $SMALL
+  echo "ok: resume (greedy $best; sampled at temp 0.5: $tbest; inner sgd: $sbest; slot credit: $cbest; affinity: $resumed_best)"
   ;;
 address)
   SERVER=$3

@@ -214,9 +214,11 @@ Test (target_live, checkpoint_round_trip_restores_parameters_and_architecture)
   snprintf (path, sizeof path, "/tmp/recarena-test-target-%d.safetensors", (int) getpid ());
   cr_assert_eq (ra_target_save (t, path, &err), RA_OK, "%s", err.message);
   int hidden = 0, layers = -1;
-  cr_assert_eq (ra_target_checkpoint_arch (path, &hidden, &layers, &err), RA_OK, "%s", err.message);
+  bool affinity = true;
+  cr_assert_eq (ra_target_checkpoint_arch (path, &hidden, &layers, &affinity, &err), RA_OK, "%s", err.message);
   cr_assert_eq (hidden, 24);
   cr_assert_eq (layers, 2);
+  cr_assert_not (affinity);
   ra_target_t *u = s_policy (&env, 24, 2, 99);
   float *a = s_params (t), *b = s_params (u);
   size_t n = ra_target_num_params (t);
@@ -228,7 +230,7 @@ Test (target_live, checkpoint_round_trip_restores_parameters_and_architecture)
   /* a policy of another width refuses the file */
   ra_target_t *w = s_policy (&env, 8, 2, 1);
   cr_assert_neq (ra_target_load (w, path, &err), RA_OK);
-  cr_assert_eq (ra_target_checkpoint_arch ("/nonexistent/x", &hidden, &layers, &err), RA_ERR_IO);
+  cr_assert_eq (ra_target_checkpoint_arch ("/nonexistent/x", &hidden, &layers, NULL, &err), RA_ERR_IO);
   /* the arm loads it whatever hidden says: the file's architecture wins */
   ra_kv_t kv[] = { { .key = "checkpoint", .type = RA_KV_STR, .str = path },
                    { .key = "hidden", .type = RA_KV_NUM, .num = 8 } };
