@@ -360,12 +360,11 @@ ra_err_t ra_target_new (ra_nn_backend_t *be, const ra_target_cfg_t *cfg, ra_targ
   for (int r = 0; r < t->P; r++)
     ra_nn_scale (be, ra_nn_param (t->params, t->pi.w[last]) + (size_t) r * t->params->n, 0.01f,
                  t->params->tensors[t->pi.w[last]].numel);
-  if (t->aff_w >= 0) /* the affinity head starts at 0: the scorer's scores, unchanged (T7) */
-    for (int r = 0; r < t->P; r++)
-      for (int x = 0; x < 2; x++) {
-        int i = x ? t->aff_b : t->aff_w;
-        ra_nn_zero (be, ra_nn_param (t->params, i) + (size_t) r * t->params->n, t->params->tensors[i].numel);
-      }
+  for (int r = 0; t->aff_w >= 0 && r < t->P; r++) { /* the affinity head starts at 0 (T7) */
+    size_t at = (size_t) r * t->params->n;
+    ra_nn_zero (be, ra_nn_param (t->params, t->aff_w) + at, t->params->tensors[t->aff_w].numel);
+    ra_nn_zero (be, ra_nn_param (t->params, t->aff_b) + at, t->params->tensors[t->aff_b].numel);
+  }
   if ((rc = s_alloc_buffers (t, err)) != RA_OK)
     goto fail;
   for (int r = 0; r < t->P; r++) {
@@ -801,8 +800,9 @@ static void s_put_obs (ra_target_t *t, const ra_obs_batch_t *obs, int R, int at,
   }
 }
 
-/* Scorer forward for R users per replica starting at user row `at` of the rollout; returns the
-   device scores [P][TN, K] (rows at.. of each replica). */
+/* Scorer forward (plus the affinity head, T7) for R users per replica starting at user row `at`
+   of the rollout; returns the device scores [P][TN, K] (rows at.. of each replica). act and the
+   update (R = TN, at = 0) both score through it. */
 static const float *s_scores_at (ra_target_t *t, int R, int at)
 {
   const ra_target_cfg_t *c = &t->cfg;
@@ -1010,10 +1010,7 @@ ra_err_t ra_target_grad (ra_target_t *t, const ra_obs_batch_t *next_obs, ra_targ
   const float *scores = t->pact[t->pi.n]; /* [P, TN, K] */
   if (!reuse) { /* some step was not acted on by this policy just before it was recorded */
     ra_nn_upload_async (be, t->d_cand, t->h_cand, P * TN * (size_t) K * c->cand_dim * sizeof (float));
-    ra_nn_mlp_forward (t->params, &t->pi, t->d_user, t->d_cand, t->pact, (int) TN, VN, TN);
-    if (t->aff_w >= 0)
-      ra_nn_affinity_forward (t->params, t->aff_w, t->aff_b, t->d_user, VN, t->d_cand, K, t->pact[t->pi.n],
-                              t->d_aff, (int) TN, TN);
+    s_scores_at (t, (int) TN, 0);
   }
   /* values of the T+1 observations, [P, T+1, N] */
   const float *v = ra_nn_mlp_forward (t->params, &t->vf, t->d_user, NULL, t->vact, (int) VN, VN, VN);
