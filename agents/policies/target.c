@@ -553,25 +553,42 @@ static bool s_meta (const char *hdr, const char *key, char *buf, size_t cap)
   return true;
 }
 
+/* Finds `"<name>": {... "shape": [a, b` in a safetensors header; false if absent. */
+static bool s_header_shape (const char *hdr, const char *name, long *a, long *b)
+{
+  char key[RA_NN_NAME_MAX + 4];
+  snprintf (key, sizeof key, "\"%s\"", name);
+  const char *p = strstr (hdr, key);
+  if (!p)
+    return false;
+  const char *s = strstr (p, "\"shape\"");
+  const char *e = strchr (p, '}');
+  if (!s || (e && s > e) || !(s = strchr (s, '[')))
+    return false;
+  return sscanf (s, "[%ld , %ld", a, b) == 2;
+}
+
 ra_err_t ra_target_load (ra_target_t *t, const char *path, ra_error_t *err)
 {
-  /* the tensor table alone would load a file with the affinity head into a policy without one,
-     dropping the head in silence */
-  int hidden, layers;
-  bool affinity;
-  ra_err_t rc = ra_target_checkpoint_arch (path, &hidden, &layers, &affinity, err);
-  if (rc == RA_OK && affinity != (t->aff_w >= 0))
-    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
-                         "target: '%s' %s the affinity head (tensor a.w) and this policy %s (affinity = %s)",
-                         path, affinity ? "has" : "has not", affinity ? "has not" : "has",
-                         affinity ? "false" : "true");
-  if (rc == RA_OK)
-    rc = ra_nn_checkpoint_load (t->params, path, err);
-  if (rc != RA_OK)
-    return rc;
   char *hdr = s_read_header (path, err);
   if (!hdr)
     return RA_ERR_IO;
+  /* the tensor table alone would load a file with the affinity head into a policy without one,
+     dropping the head in silence */
+  long a, b;
+  bool affinity = s_header_shape (hdr, "a.w", &a, &b);
+  ra_err_t rc = RA_OK;
+  if (affinity != (t->aff_w >= 0))
+    rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
+                       "target: '%s' %s the affinity head (tensor a.w) and this policy %s (affinity = %s)",
+                       path, affinity ? "has" : "has not", affinity ? "has not" : "has",
+                       affinity ? "false" : "true");
+  if (rc == RA_OK)
+    rc = ra_nn_checkpoint_load (t->params, path, err);
+  if (rc != RA_OK) {
+    free (hdr);
+    return rc;
+  }
   size_t cap = (size_t) t->P * 40 + 1;
   char *buf = malloc (cap);
   if (!buf) {
@@ -656,21 +673,6 @@ void ra_target_reset_optimizer (ra_target_t *t)
   if (zero) /* calloc of P ints; without it the step counts stay (bias correction only) */
     ra_nn_upload_bytes (t->be, p->step, zero, (size_t) p->replicas * sizeof *zero);
   free (zero);
-}
-
-/* Finds `"<name>": {... "shape": [a, b` in a safetensors header; false if absent. */
-static bool s_header_shape (const char *hdr, const char *name, long *a, long *b)
-{
-  char key[RA_NN_NAME_MAX + 4];
-  snprintf (key, sizeof key, "\"%s\"", name);
-  const char *p = strstr (hdr, key);
-  if (!p)
-    return false;
-  const char *s = strstr (p, "\"shape\"");
-  const char *e = strchr (p, '}');
-  if (!s || (e && s > e) || !(s = strchr (s, '[')))
-    return false;
-  return sscanf (s, "[%ld , %ld", a, b) == 2;
 }
 
 ra_err_t ra_target_checkpoint_arch (const char *path, int *hidden, int *layers, bool *affinity, ra_error_t *err)
