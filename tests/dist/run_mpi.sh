@@ -44,7 +44,7 @@ for mode in hang kill; do
   fi
   # Our watchdog names the rank ("rank 1 sent no ..."); for a killed rank mpirun may be first
   # ("process rank 1 ... exited on signal 9").
-  if ! echo "$out" | grep -Eq 'rank 1 sent no|rank 1 with PID'; then
+  if ! grep -Eq 'rank 1 sent no|rank 1 with PID' <<<"$out"; then
     echo "FAIL: the $mode error does not name rank 1"; fail=1
   fi
 done

@@ -47,7 +47,7 @@ for run in es:1:4 reptile:1:4 es-maml:1:3 fomaml:4:3 multitask:1:3; do
 done
 # more ranks than population members: an error naming the need, exit 2 on every rank
 out=$(timeout 60 "$mpiexec" --oversubscribe -np 2 "$bin" --algo reptile $SMALL --meta-batch 1 2>&1); rc=$?
-if [ $rc -ne 2 ] || ! echo "$out" | grep -q "2 ranks need at least one meta-batch task"; then
+if [ $rc -ne 2 ] || ! grep -q "2 ranks need at least one meta-batch task" <<<"$out"; then
   echo "FAIL: -np 2 with --meta-batch 1 exited $rc: $out"; fail=1
 fi
 exit $fail

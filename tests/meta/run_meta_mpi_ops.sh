@@ -68,16 +68,16 @@ servers)
   # a list that is not one endpoint per rank: exit 2 naming the flag and the counts
   out=$(timeout 60 "$mpiexec" --oversubscribe -np 2 "$bin" --algo reptile $SMALL --meta-batch 2 \
         --address "$eps,tcp://127.0.0.1:1" 2>&1); rc=$?
-  if [ $rc -ne 2 ] || ! echo "$out" | grep -q -- "--address: 3 endpoints for 2 ranks"; then
+  if [ $rc -ne 2 ] || ! grep -q -- "--address: 3 endpoints for 2 ranks" <<<"$out"; then
     echo "FAIL: 3 endpoints for -np 2 exited $rc: $out"; fail=1
   fi
   out=$(timeout 60 "$bin" --algo reptile $SMALL --address "$eps" 2>&1); rc=$?
-  if [ $rc -ne 2 ] || ! echo "$out" | grep -q -- "--address: 2 endpoints for 1 rank"; then
+  if [ $rc -ne 2 ] || ! grep -q -- "--address: 2 endpoints for 1 rank" <<<"$out"; then
     echo "FAIL: 2 endpoints without mpirun exited $rc: $out"; fail=1
   fi
   out=$(timeout 60 "$mpiexec" --oversubscribe -np 2 "$bin" --algo reptile $SMALL --meta-batch 2 \
         --address "${eps%%,*}," 2>&1); rc=$?
-  if [ $rc -ne 2 ] || ! echo "$out" | grep -q -- "--address: endpoint 1 of 2 is empty"; then
+  if [ $rc -ne 2 ] || ! grep -q -- "--address: endpoint 1 of 2 is empty" <<<"$out"; then
     echo "FAIL: an empty endpoint exited $rc: $out"; fail=1
   fi
   ;;
@@ -100,7 +100,7 @@ kill)
     next=""
     for p in $todo; do
       for c in $(ps -o pid= --ppid "$p"); do
-        if tr '\0' '\n' <"/proc/$c/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1"; then
+        if grep -qx "OMPI_COMM_WORLD_RANK=1" <(tr "\0" "\n" <"/proc/$c/environ" 2>/dev/null); then
           victim=$c
         fi
         next="$next $c"
@@ -131,7 +131,7 @@ kill)
     --iters 2 --val-every 1 --seed 1 $SMALL --checkpoint-in "$T/c.st" --checkpoint-out "$T/r.st" \
     --metrics "$T/r.jsonl" >"$T/out" 2>&1 || { echo "FAIL: resume: $(cat "$T/out")"; exit 1; }
   first=$(grep '"kind":"val","iter":0,' "$T/r.jsonl" | sed 's/.*"score":\([-0-9.e+]*\).*/\1/')
-  echo "$scores" | grep -qx -- "$first" \
+  grep -qx -- "$first" <<<"$scores" \
     || { echo "FAIL: the resumed start scores $first, not a score the killed job recorded ($(echo $scores))"; fail=1; }
   grep -q '"kind":"done","iter":2,' "$T/r.jsonl" || { echo "FAIL: the resumed job did not end normally"; fail=1; }
   [ $fail -eq 0 ] && echo "  resumed from the killed job's checkpoint (score $first) and ran 2 iterations"
