@@ -1033,6 +1033,7 @@ int main (int argc, char **argv)
   r.tc.slot_feedback = (int) o.slot_feedback;
   r.tc.response_dim = ob->response_dim;
   r.tc.sgd = o.inner_sgd;
+  r.tc.adapt_head = o.head_only; /* stored in the checkpoints, so the A/B arm adapts the same way */
   r.tc.seed = seed;
   if (o.slot_credit > 0 && o.slot_feedback + ob->slate_size > ob->response_dim) {
     s_err ("--slot-feedback %lld: the k = %d per-rank entries from there do not fit %s's response (%d wide)\n",

@@ -20,7 +20,8 @@
 #   EPISODES (21: R@0..R@20), SEED (1), BUILD (build), CONFIG ("" : sim config "k=v k=v" for
 #   every run, e.g. "hidden_tastes=1"), EXPERT_TASKS (0: none), EXPERT_STEPS (300000),
 #   META_FLAGS ("": more recarena-meta flags, e.g. "--val-act greedy"; its adaptation flags
-#   --inner-lr, --inner-opt, --rollout-len, --slot-credit, --slot-feedback, --affinity are also the scratch
+#   --inner-lr, --inner-opt, --rollout-len, --slot-credit, --slot-feedback, --affinity, --adapt-params
+#   are also the scratch
 #   arm's settings, as the meta-inits carry them in their checkpoints), TEMPS ("": no selection;
 #   e.g. "1 0.5 0.25 0.1"), OOD=none skips the ood run
 # The defaults are the full protocol: hours on a 2-core machine. A short smoke run:
@@ -60,6 +61,7 @@ while [ $# -gt 1 ]; do
     --slot-credit) scratch_keys="$scratch_keys:slot_credit=$2" ;;
     --slot-feedback) scratch_keys="$scratch_keys:slot_feedback=$2" ;;
     --affinity) scratch_keys="$scratch_keys:affinity=$2" ;;
+    --adapt-params) scratch_keys="$scratch_keys:adapt_params=$2" ;;
   esac
   shift
 done

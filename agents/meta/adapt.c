@@ -22,18 +22,10 @@ void ra_meta_adapt_cfg_default (ra_meta_adapt_cfg_t *a)
 
 void ra_meta_adapt_mask (const ra_target_t *t, bool head_only, uint8_t *mask)
 {
-  const ra_nn_params_t *p = t->params;
-  memset (mask, head_only ? 0 : 1, p->n);
-  if (!head_only)
-    return;
-  char last[16];
-  snprintf (last, sizeof last, "l%d.", t->cfg.layers);
-  for (int i = 0; i < p->ntensors; i++) {
-    const ra_nn_tensor_t *x = &p->tensors[i];
-    /* the scorer's last layer, the value MLP ("v*") and the affinity head ("a.*", T7) */
-    if (!strncmp (x->name, last, strlen (last)) || x->name[0] == 'v' || x->name[0] == 'a')
-      memset (mask + x->offset, 1, x->numel);
-  }
+  if (head_only)
+    ra_target_head_mask (t, mask);
+  else
+    memset (mask, 1, t->params->n);
 }
 
 ra_err_t ra_meta_set_block_tasks (ra_rollout_t *src, int P, int N, const char *split,

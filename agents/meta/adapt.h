@@ -32,9 +32,8 @@ typedef struct {
 
 void ra_meta_adapt_cfg_default (ra_meta_adapt_cfg_t *a);
 
-/* mask[j] = 1 when entry j of one replica's flat vector adapts (all ones for params = all; for
-   head, the last scorer layer l<L>.* and every value tensor v*). mask has ra_target_num_params /
-   P entries. */
+/* mask[j] = 1 when entry j of one replica's flat vector adapts: all ones for params = all,
+   ra_target_head_mask for head. mask has ra_target_num_params / P entries. */
 void ra_meta_adapt_mask (const ra_target_t *t, bool head_only, uint8_t *mask);
 
 /* Puts replica r's envs (N each) on task ids[r] of split, with set_task masks (effective at the

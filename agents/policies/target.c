@@ -140,6 +140,11 @@ ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
       cfg->sgd = !strcmp (e->str, "sgd");
     } else if (!strcmp (k, "reset_optimizer")) {
       rc = s_bool (e, &cfg->reset_optimizer, err);
+    } else if (!strcmp (k, "adapt_params")) {
+      if (e->type != RA_KV_STR || (strcmp (e->str, "all") && strcmp (e->str, "head")))
+        return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
+                             "target: 'adapt_params' must be \"all\" or \"head\"");
+      cfg->adapt_head = !strcmp (e->str, "head");
     } else if (!strcmp (k, "adapt_updates")) {
       if ((rc = s_num (e, 0, 1e9, &v, err)) == RA_OK)
         cfg->adapt_updates = (int) v;
@@ -154,7 +159,7 @@ ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
                            "target: unknown config key '%s' (expected hidden, layers, affinity, activation, "
                            "rollout, lr, gamma, lambda, entropy, value_coef, clip_norm, "
                            "reward_scale, normalize_adv, greedy, temp, slot_credit, slot_feedback, population, "
-                           "seed, optimizer, reset_optimizer, adapt_updates)", k);
+                           "seed, optimizer, reset_optimizer, adapt_updates, adapt_params)", k);
     }
     if (rc != RA_OK)
       return rc;
@@ -475,13 +480,26 @@ void ra_target_set_params (ra_target_t *t, const float *host)
   ra_nn_upload (t->be, t->params->data, host, ra_target_num_params (t));
 }
 
+void ra_target_head_mask (const ra_target_t *t, uint8_t *mask)
+{
+  const ra_nn_params_t *p = t->params;
+  memset (mask, 0, p->n);
+  char last[16];
+  snprintf (last, sizeof last, "l%d.", t->cfg.layers);
+  for (int i = 0; i < p->ntensors; i++) {
+    const ra_nn_tensor_t *x = &p->tensors[i];
+    if (!strncmp (x->name, last, strlen (last)) || x->name[0] == 'v' || x->name[0] == 'a')
+      memset (mask + x->offset, 1, x->numel);
+  }
+}
+
 /* Metadata keys of the target in a checkpoint (docs/agents.md, "Adapting the target"). */
 enum { S_META_SCALE, S_META_LR, S_META_OPT, S_META_RESET, S_META_ADAPT, S_META_ROLLOUT, S_META_TEMP,
-       S_META_SLOT, S_META_SLOT_FB, S_META_N };
+       S_META_SLOT, S_META_SLOT_FB, S_META_PARAMS, S_META_N };
 static const char *const s_meta_keys[S_META_N] = {
   "target.reward_scale", "target.lr", "target.optimizer", "target.reset_optimizer",
   "target.adapt_updates", "target.rollout", "target.temp", "target.slot_credit",
-  "target.slot_feedback",
+  "target.slot_feedback", "target.adapt_params",
 };
 
 ra_err_t ra_target_save (const ra_target_t *t, const char *path, ra_error_t *err)
@@ -501,7 +519,8 @@ ra_err_t ra_target_save (const ra_target_t *t, const char *path, ra_error_t *err
   snprintf (slot, sizeof slot, "%.9g", (double) t->cfg.slot_credit);
   snprintf (slot_fb, sizeof slot_fb, "%d", t->cfg.slot_feedback);
   const char *vals[S_META_N] = { scales, lr, t->cfg.sgd ? "sgd" : "adam",
-                                 t->cfg.reset_optimizer ? "true" : "false", adapt, rollout, temp, slot, slot_fb };
+                                 t->cfg.reset_optimizer ? "true" : "false", adapt, rollout, temp, slot, slot_fb,
+                                 t->cfg.adapt_head ? "head" : "all" };
   ra_err_t rc = ra_nn_checkpoint_save_meta (t->params, path, s_meta_keys, vals, S_META_N, err);
   free (scales);
   return rc;
@@ -645,6 +664,13 @@ ra_err_t ra_target_checkpoint_settings (const char *path, ra_target_cfg_t *cfg, 
   }
   if (rc == RA_OK && s_meta (hdr, s_meta_keys[S_META_RESET], v, sizeof v))
     cfg->reset_optimizer = !strcmp (v, "true");
+  if (rc == RA_OK && s_meta (hdr, s_meta_keys[S_META_PARAMS], v, sizeof v)) {
+    if (strcmp (v, "all") && strcmp (v, "head"))
+      rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: '%s': target.adapt_params '%s' is not all or head",
+                         path, v);
+    else
+      cfg->adapt_head = !strcmp (v, "head");
+  }
   static const int key[3] = { S_META_ADAPT, S_META_ROLLOUT, S_META_SLOT_FB };
   static const int lo[3] = { 0, 1, 0 }, hi[3] = { 1000000000, 4096, RA_TARGET_SLOT_FEEDBACK_MAX };
   int *dst[3] = { &cfg->adapt_updates, &cfg->rollout, &cfg->slot_feedback };

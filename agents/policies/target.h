@@ -82,13 +82,18 @@ typedef struct {
                             loaded, so adaptation starts fresh on every task; default true */
   int adapt_updates;     /* the arm stops learning after this many updates on a task and acts
                             as frozen from then on; 0: no limit; default 0 */
+  bool adapt_head;       /* the arm adapts only the head (ra_target_head_mask): after each update
+                            the rest goes back to the parameters it was created with, as
+                            recarena-meta's --adapt-params head inner loop does; default false
+                            ("adapt_params" = all|head) */
 } ra_target_cfg_t;
 
 /* Fills the defaults above (shapes 0). */
 void ra_target_cfg_default (ra_target_cfg_t *cfg);
 /* Applies key=value settings: hidden, layers, activation ("relu"/"tanh"), rollout, lr, gamma,
    lambda, entropy, value_coef, clip_norm, reward_scale, normalize_adv, greedy, temp, slot_credit,
-   slot_feedback, population, seed, optimizer ("adam"/"sgd"), reset_optimizer, adapt_updates. A key not
+   slot_feedback, population, seed, optimizer ("adam"/"sgd"), reset_optimizer, adapt_updates,
+   adapt_params ("all"/"head"). A key not
    in that list is skipped when it is in ignore (NULL-terminated, may be NULL), else
    RA_ERR_BAD_CONFIG naming it; an out-of-range value is RA_ERR_BAD_CONFIG naming key and range. */
 ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
@@ -132,10 +137,14 @@ ra_nn_params_t *ra_target_params (ra_target_t *t);
 size_t ra_target_num_params (const ra_target_t *t);
 void ra_target_get_params (const ra_target_t *t, float *host);
 void ra_target_set_params (ra_target_t *t, const float *host);
+/* mask[j] = 1 when entry j of one replica's flat vector is in the head: the scorer's last layer
+   l<L>.*, the value MLP v* and the affinity head a.* (T7); 0 for the scorer's body. mask has
+   ra_target_num_params / P entries. */
+void ra_target_head_mask (const ra_target_t *t, uint8_t *mask);
 
 /* Checkpoints (safetensors, agents/nn): parameters, Adam state, RNG, and in the metadata each
    replica's reward scale and the adaptation settings (lr, optimizer, reset_optimizer,
-   adapt_updates, rollout, temp, slot_credit, slot_feedback). load restores the reward scales (a file without them leaves them 0:
+   adapt_updates, adapt_params, rollout, temp, slot_credit, slot_feedback). load restores the reward scales (a file without them leaves them 0:
    measured on the first update); the settings are read by ra_target_checkpoint_settings. load
    needs a policy of the same architecture (ra_target_checkpoint_arch reads it from the file).
    RA_ERR_IO / RA_ERR_BAD_CONFIG with the reason. */

@@ -4,8 +4,9 @@
     actor-critic gradient is on-policy; once frozen (lr = 0, after adapt_updates updates, or
     when the harness freezes it for its evaluation episodes) it acts greedily. "expert": the
     same arm on the task's own expert, <dir>/<split>-<id>.safetensors (recarena-target
-    --expert-dir), frozen unless lr is given. forget = back to the parameters, optimizer state
-    reward scale and sampling stream it was created with (it then plays as a fresh arm).
+    --expert-dir), frozen unless lr is given. adapt_params=head: only the head adapts (the rest
+    is put back after each update). forget = back to the parameters, optimizer state reward
+    scale and sampling stream it was created with (it then plays as a fresh arm).
 
     Owns its backend, its policy and a copy of the initial parameters. One thread.             */
 #include <assert.h>
@@ -25,6 +26,8 @@ typedef struct {
   bool pending;                /* a full rollout waits for its bootstrap observation */
   bool frozen;                 /* freeze was called (until forget) */
   int updates;                 /* updates on the current task */
+  uint8_t *head;               /* adapt_params=head: ra_target_head_mask; else NULL */
+  float *init_host, *now_host; /* with head: the initial parameters, and room for the current */
 } s_arm_t;
 
 static void s_destroy (ra_policy_t **p_p)
@@ -33,6 +36,9 @@ static void s_destroy (ra_policy_t **p_p)
     return;
   s_arm_t *a = (s_arm_t *) *p_p;
   ra_nn_params_destroy (&a->init);
+  free (a->head);
+  free (a->init_host);
+  free (a->now_host);
   ra_target_destroy (&a->t);
   ra_nn_backend_destroy (&a->be);
   free (a);
@@ -143,6 +149,18 @@ static ra_err_t s_create_as (const ra_policy_args_t *args, bool expert, ra_polic
     rc = ra_error_set (err, RA_ERR_NOMEM, -1, "%s: out of memory", name);
     goto fail;
   }
+  if (cfg.adapt_head) {
+    size_t n = ra_target_num_params (a->t);
+    a->head = malloc (n);
+    a->init_host = malloc (n * sizeof (float));
+    a->now_host = malloc (n * sizeof (float));
+    if (!a->head || !a->init_host || !a->now_host) {
+      rc = ra_error_set (err, RA_ERR_NOMEM, -1, "%s: out of memory", name);
+      goto fail;
+    }
+    ra_target_head_mask (a->t, a->head);
+    ra_target_get_params (a->t, a->init_host);
+  }
   a->init_reward_scale = a->t->reward_scale[0];
   a->init_rng = *ra_target_rng (a->t, 0);
   *out = &a->base;
@@ -163,13 +181,29 @@ static ra_err_t s_create_expert (const ra_policy_args_t *args, ra_policy_t **out
   return s_create_as (args, true, out, err);
 }
 
+/* adapt_params=head: everything outside the head back to the initial parameters (its Adam
+   moments still move, but nothing reads them: the body is put back after every update). */
+static void s_keep_body (s_arm_t *a)
+{
+  if (!a->head)
+    return;
+  size_t n = ra_target_num_params (a->t);
+  ra_target_get_params (a->t, a->now_host);
+  for (size_t j = 0; j < n; j++)
+    if (!a->head[j])
+      a->now_host[j] = a->init_host[j];
+  ra_target_set_params (a->t, a->now_host);
+}
+
 static void s_act (ra_policy_t *p, const ra_obs_batch_t *obs, int32_t *slates)
 {
   s_arm_t *a = (s_arm_t *) p;
   if (a->pending) { /* obs is the observation after the last recorded step */
     ra_error_t err;
-    if (ra_target_update (a->t, obs, NULL, &err) == RA_OK) /* out of memory: the arm keeps acting */
+    if (ra_target_update (a->t, obs, NULL, &err) == RA_OK) { /* out of memory: the arm keeps acting */
       a->updates++;
+      s_keep_body (a);
+    }
     a->pending = false;
   }
   /* learning: a sample of the policy being updated (on-policy); frozen: top-k unless greedy=false */

@@ -6,7 +6,8 @@
 #   adapts_faster  a short reptile run: the best val R@5w beats the random init's (iter 0)
 #   resume         --checkpoint-in of the best checkpoint reproduces its val score exactly (with
 #                  --val-act greedy and sample; --temp, --inner-opt, --slot-credit,
-#                  --slot-feedback and the affinity head travel in the checkpoint)
+#                  --slot-feedback, the affinity head and --adapt-params head travel in the
+#                  checkpoint)
 #   address SERVER through a recarena-server (--address) the same meta-init as in process
 set -u
 BIN=$1
@@ -159,7 +160,11 @@ resume)
   # the affinity head (docs/agents.md T7) is architecture: the file's, and a contrary flag is refused
   resumes aff '"a.w"' "--val-act greedy" -- --algo reptile --affinity true
   bad "--affinity false" --checkpoint-in "$T/aff.st" --affinity false --iters 0 $SMALL
-  echo "ok: resume (greedy $best; sampled at temp 0.5: $tbest; inner sgd: $sbest; slot credit: $cbest; affinity: $resumed_best)"
+  abest=$resumed_best
+  # head-only adaptation: also written for the A/B arm (target.adapt_params), which then adapts
+  # the head alone as the inner loop did
+  resumes head '"target.adapt_params":"head"' "--val-act greedy" -- --algo reptile --adapt-params head
+  echo "ok: resume (greedy $best; sampled at temp 0.5: $tbest; inner sgd: $sbest; slot credit: $cbest; affinity: $abest; head only: $resumed_best)"
   ;;
 address)
   SERVER=$3

@@ -3,7 +3,8 @@
     the expected reward (finite differences over the enumerated slates) because it learns from
     slates it sampled; the same estimator on greedy slates does not. Checkpoints carry the reward
     scale and the adaptation settings; the arm reads them, its own settings win; the optimizer
-    state is reset when asked; adapt_updates stops learning; greedy with learning is refused; the
+    state is reset when asked; adapt_updates stops learning; adapt_params=head moves the head
+    alone; greedy with learning is refused; the
     expert arm finds its task's file or says which one is missing. No server.               */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -384,6 +385,77 @@ Test (target_adapt, adapt_updates_then_the_arm_is_frozen_and_greedy)
   free (prev);
   free (cur);
   p->cls->destroy (&p);
+}
+
+/* The arm's parameters after 3 updates on the toy task, and the initial ones. */
+static void s_three_updates (ra_policy_t *p, float *init, float *after)
+{
+  enum { N = 8 };
+  ra_target_t *t = ra_target_arm_policy (p);
+  ra_obs_batch_t o = s_obs (N);
+  int32_t sl[N * k];
+  float rew[N];
+  uint8_t done[N];
+  ra_feedback_t fb = { .slates = sl, .reward = rew, .done = done };
+  ra_target_get_params (t, init);
+  for (int r = 0; r < 4; r++) { /* the 4th act runs the 3rd update */
+    p->cls->act (p, &o, sl);
+    for (int i = 0; i < N; i++)
+      rew[i] = s_reward (sl + i * k), done[i] = 1;
+    if (r < 3)
+      p->cls->learn (p, &o, &fb);
+  }
+  ra_target_get_params (t, after);
+}
+
+Test (target_adapt, adapt_params_head_moves_the_head_alone_and_is_stored)
+{
+  const char *head[] = { "lr=0.05", "rollout=1", "hidden=4", "layers=1", "affinity=true",
+                         "adapt_params=head", NULL };
+  const char *all[] = { "lr=0.05", "rollout=1", "hidden=4", "layers=1", "affinity=true", NULL };
+  ra_policy_t *p = s_arm (&ra_target_policy_class, head, 8, RA_OK, NULL);
+  ra_target_t *t = ra_target_arm_policy (p);
+  size_t n = ra_target_num_params (t);
+  uint8_t *mask = malloc (n);
+  float *init = malloc (sizeof (float) * n), *after = malloc (sizeof (float) * n);
+  ra_target_head_mask (t, mask);
+  /* the head: the last scorer layer, the value MLP and the affinity head; the body: l0 */
+  for (int i = 0; i < t->params->ntensors; i++) {
+    const ra_nn_tensor_t *x = &t->params->tensors[i];
+    bool in_head = strncmp (x->name, "l0.", 3) != 0;
+    for (size_t j = 0; j < x->numel; j++)
+      cr_assert_eq (mask[x->offset + j], in_head, "%s[%zu] in the head: %d", x->name, j, mask[x->offset + j]);
+  }
+  s_three_updates (p, init, after);
+  size_t body_moved = 0, head_moved = 0;
+  for (size_t j = 0; j < n; j++) {
+    head_moved += mask[j] && init[j] != after[j];
+    body_moved += !mask[j] && init[j] != after[j];
+  }
+  cr_assert_eq (body_moved, 0, "head only: %zu body entries moved", body_moved);
+  cr_assert_gt (head_moved, 0, "head only: the head did not learn");
+  /* the setting travels with a checkpoint to the next arm */
+  ra_error_t err;
+  cr_assert_eq (ra_target_save (t, s_tmpfile (), &err), RA_OK, "%s", err.message);
+  ra_target_cfg_t c;
+  ra_target_cfg_default (&c);
+  cr_assert_eq (ra_target_checkpoint_settings (s_tmpfile (), &c, &err), RA_OK, "%s", err.message);
+  cr_assert (c.adapt_head, "target.adapt_params=head not read back");
+  p->cls->destroy (&p);
+  unlink (s_tmpfile ());
+  /* the default adapts everything */
+  p = s_arm (&ra_target_policy_class, all, 8, RA_OK, NULL);
+  s_three_updates (p, init, after);
+  body_moved = 0;
+  for (size_t j = 0; j < n; j++)
+    body_moved += !mask[j] && init[j] != after[j];
+  cr_assert_gt (body_moved, 0, "adapt_params=all: the body did not learn");
+  p->cls->destroy (&p);
+  const char *bad[] = { "adapt_params=body", NULL };
+  s_arm (&ra_target_policy_class, bad, 8, RA_ERR_BAD_CONFIG, "'adapt_params' must be \"all\" or \"head\"");
+  free (mask);
+  free (init);
+  free (after);
 }
 
 Test (target_adapt, greedy_with_learning_is_refused_and_the_expert_names_its_file)
