@@ -20,10 +20,11 @@
 #   EPISODES (21: R@0..R@20), SEED (1), BUILD (build), CONFIG ("" : sim config "k=v k=v" for
 #   every run, e.g. "hidden_tastes=1"), EXPERT_TASKS (0: none), EXPERT_STEPS (300000),
 #   META_FLAGS ("": more recarena-meta flags, e.g. "--val-act greedy"; its adaptation flags
-#   --inner-lr, --inner-opt, --rollout-len, --slot-credit, --slot-feedback, --affinity, --adapt-params
-#   are also the scratch
-#   arm's settings, as the meta-inits carry them in their checkpoints), TEMPS ("": no selection;
-#   e.g. "1 0.5 0.25 0.1"), OOD=none skips the ood run
+#   --inner-lr, --inner-opt, --rollout-len, --slot-credit, --slot-feedback, --affinity and
+#   --adapt-params are also the scratch arm's settings, as the meta-inits carry them in their
+#   checkpoints), ARM_KEYS ("": more keys for every target arm, scratch and meta-inits, after
+#   their own; e.g. ":adapt_params=all" adapts head-only meta-inits in every parameter), TEMPS
+#   ("": no selection; e.g. "1 0.5 0.25 0.1"), OOD=none skips the ood run
 # The defaults are the full protocol: hours on a 2-core machine. A short smoke run:
 #   BUDGET=50000 TEST=test:0-7 OOD=ood:0-7 SIMS=ECommerce-v1 EPISODES=8 NUM_ENVS=16 bench/meta_all_sims.sh /tmp/m
 set -eu
@@ -43,6 +44,7 @@ CONFIG=${CONFIG:-}
 EXPERT_TASKS=${EXPERT_TASKS:-0}
 EXPERT_STEPS=${EXPERT_STEPS:-300000}
 META_FLAGS=${META_FLAGS:-}
+ARM_KEYS=${ARM_KEYS:-}
 TEMPS=${TEMPS:-}
 meta_cfg=""; ab_cfg=""
 for kv in $CONFIG; do meta_cfg="$meta_cfg --sim-config $kv"; ab_cfg="$ab_cfg --config $kv"; done
@@ -92,8 +94,8 @@ for sim in $SIMS; do
       'BEGIN { printf "%-10s %12d %10.1f %12.3f %12.0f\n", a, s, t1 - t0, b, (t1 > t0) ? s / (t1 - t0) : 0 }'
   done
   # every target arm as "name=spec" (scratch: a fresh network with the same adaptation)
-  targets="scratch=target$scratch_keys"
-  for algo in $ALGOS; do targets="$targets $algo=target:checkpoint=$d/$algo.safetensors"; done
+  targets="scratch=target$scratch_keys$ARM_KEYS"
+  for algo in $ALGOS; do targets="$targets $algo=target:checkpoint=$d/$algo.safetensors$ARM_KEYS"; done
   if [ -n "$TEMPS" ]; then
     echo "== $sim: sampling temperature of each target arm on $VAL (recarena-ab, 8 episodes, R@5w)"
     varms=""
