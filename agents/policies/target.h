@@ -93,9 +93,9 @@ void ra_target_cfg_default (ra_target_cfg_t *cfg);
 /* Applies key=value settings: hidden, layers, activation ("relu"/"tanh"), rollout, lr, gamma,
    lambda, entropy, value_coef, clip_norm, reward_scale, normalize_adv, greedy, temp, slot_credit,
    slot_feedback, population, seed, optimizer ("adam"/"sgd"), reset_optimizer, adapt_updates,
-   adapt_params ("all"/"head"). A key not
-   in that list is skipped when it is in ignore (NULL-terminated, may be NULL), else
-   RA_ERR_BAD_CONFIG naming it; an out-of-range value is RA_ERR_BAD_CONFIG naming key and range. */
+   adapt_params ("all"/"head"). A key not in that list is skipped when it is in ignore
+   (NULL-terminated, may be NULL), else RA_ERR_BAD_CONFIG naming it; an out-of-range value is
+   RA_ERR_BAD_CONFIG naming key and range. */
 ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
                               const char *const *ignore, ra_error_t *err);
 /* Reads K, k, U, F (and R when the obs has a "response" box) from an env made on the server (Dict obs with "user" and "candidates",
@@ -144,9 +144,10 @@ void ra_target_head_mask (const ra_target_t *t, uint8_t *mask);
 
 /* Checkpoints (safetensors, agents/nn): parameters, Adam state, RNG, and in the metadata each
    replica's reward scale and the adaptation settings (lr, optimizer, reset_optimizer,
-   adapt_updates, adapt_params, rollout, temp, slot_credit, slot_feedback). load restores the reward scales (a file without them leaves them 0:
-   measured on the first update); the settings are read by ra_target_checkpoint_settings. load
-   needs a policy of the same architecture (ra_target_checkpoint_arch reads it from the file).
+   adapt_updates, adapt_params, rollout, temp, slot_credit, slot_feedback). load restores the
+   reward scales (a file without them leaves them 0: measured on the first update); the settings
+   are read by ra_target_checkpoint_settings. load needs a policy of the same architecture
+   (ra_target_checkpoint_arch reads it from the file).
    RA_ERR_IO / RA_ERR_BAD_CONFIG with the reason. */
 ra_err_t ra_target_save (const ra_target_t *t, const char *path, ra_error_t *err);
 ra_err_t ra_target_load (ra_target_t *t, const char *path, ra_error_t *err);
