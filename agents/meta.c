@@ -59,18 +59,18 @@ static const double s_outer_lr[] = { 1.0, 1e-3, 1e-2, 1e-2, 3e-3 };
 
 typedef struct {
   const char *env, *train, *val, *device, *address, *ckpt_in, *ckpt_out, *metrics, *config;
-  char algo_name[16], params_name[8], val_act_name[8], opt_name[8];
+  char algo_name[16], params_name[8], val_params_name[8], val_act_name[8], opt_name[8];
   algo_t algo;
   ra_meta_act_t val_act;  /* how validation plays (docs/meta.md 3) */
   long long budget, iters, val_every, seed, workers, inner_steps, meta_batch, population,
     envs_per_task, rollout, hidden, layers, slot_feedback;
   double inner_lr, outer_lr, sigma, entropy, weight_decay, temp, slot_credit;
-  bool quiet, head_only, inner_sgd, affinity;
+  bool quiet, head_only, val_head_only, inner_sgd, affinity;
   bool set[64];        /* which settings the command line or file gave (by table index) */
   ra_kv_list_t sim_config;   /* --sim-config KEY=VALUE entries, in order (the sims' make config) */
 } opts_t;
 
-typedef enum { T_STR, T_INT, T_NUM, T_BOOL, T_ALGO, T_PARAMS, T_SIMCFG, T_VALACT, T_OPT } ftype_t;
+typedef enum { T_STR, T_INT, T_NUM, T_BOOL, T_ALGO, T_PARAMS, T_VALPARAMS, T_SIMCFG, T_VALACT, T_OPT } ftype_t;
 
 typedef struct {
   const char *name;    /* flag without the dashes = config key */
@@ -117,11 +117,12 @@ static const flag_t s_flags[] = {
   { "slot-credit", T_NUM, O (slot_credit), 0, RA_TARGET_SLOT_CREDIT_MAX },
   { "slot-feedback", T_INT, O (slot_feedback), 0, RA_TARGET_SLOT_FEEDBACK_MAX },
   { "affinity", T_BOOL, O (affinity), 0, 0 },
+  { "val-adapt-params", T_VALPARAMS, O (val_head_only), 0, 0 },
 };
 #define NFLAGS ((int) (sizeof s_flags / sizeof s_flags[0]))
 enum { F_ITERS = 5, F_OUTER_LR = 12, F_INNER_LR = 10, F_INNER_STEPS = 11, F_ROLLOUT = 18, F_PARAMS = 19,
        F_POP = 14, F_HIDDEN = 21, F_LAYERS = 22, F_TEMP = 30, F_INNER_OPT = 32, F_SLOT_CREDIT = 33,
-       F_SLOT_FEEDBACK = 34, F_AFFINITY = 35 };
+       F_SLOT_FEEDBACK = 34, F_AFFINITY = 35, F_VAL_PARAMS = 36 };
 
 static void s_usage (FILE *f)
 {
@@ -153,7 +154,9 @@ static void s_usage (FILE *f)
     "  --affinity true|false  adds the affinity head s += c . (A u + a) to the scorer (false;\n"
     "                        a checkpoint's architecture wins unless given)\n"
     "  --val-act sample|greedy  validation plays sampled slates, as the A/B arm does while it\n"
-    "                        adapts (default sample), or top-k\n");
+    "                        adapts (default sample), or top-k\n"
+    "  --val-adapt-params all|head  what validation's adaptation moves (default: --adapt-params;\n"
+    "                        all: as an arm with adapt_params=all; not stored in the checkpoint)\n");
 }
 
 static void s_defaults (opts_t *o)
@@ -244,6 +247,11 @@ static int s_set (opts_t *o, const char *name, const char *text, const char *whe
     }
     case T_PARAMS:
       if (!s_either (text, "all", "head", where, o->params_name, sizeof o->params_name, &o->head_only))
+        return -1;
+      break;
+    case T_VALPARAMS:
+      if (!s_either (text, "all", "head", where, o->val_params_name, sizeof o->val_params_name,
+                     &o->val_head_only))
         return -1;
       break;
     case T_VALACT: {
@@ -569,13 +577,13 @@ static ra_err_t s_validate (run_t *r, double R[8], ra_error_t *err)
     if (j == 0) {
       s_seeds (as, V, N, (uint64_t) r->o->seed, 0xada, 0, 1);
       /* the same sampling streams at every validation: comparable R@j */
-      rc = ra_meta_adapt_at (r->valp, vlo, r->rows, r->o->head_only ? r->mask : NULL, r->vsrc.src, &a0, asl,
+      rc = ra_meta_adapt_at (r->valp, vlo, r->rows, r->o->val_head_only ? r->mask : NULL, r->vsrc.src, &a0, asl,
                              s_mix ((uint64_t) r->o->seed ^ 0xe7a1), NULL, r->scratch, err);
     } else {
       s_seeds (as, V, N, (uint64_t) r->o->seed, 0xada, (uint64_t) j, 1);
       rc = ra_target_begin_rollout (r->valp, r->vsrc.src, asl, err);
       if (rc == RA_OK)
-        rc = ra_meta_adapt_more (r->valp, r->rows, r->o->head_only ? r->mask : NULL, r->vsrc.src,
+        rc = ra_meta_adapt_more (r->valp, r->rows, r->o->val_head_only ? r->mask : NULL, r->vsrc.src,
                                  NULL, r->scratch, err);
     }
     if (rc == RA_OK) /* sampled: val task v draws from stream 1 + v, the same at every j */
@@ -952,8 +960,10 @@ int main (int argc, char **argv)
       o.inner_steps = r.ad.steps;
     if (found && !o.set[F_ROLLOUT])
       o.rollout = r.ad.rollout;
-    if (found && !o.set[F_PARAMS])
+    if (found && !o.set[F_PARAMS]) {
       o.head_only = r.ad.head_only;
+      strcpy (o.params_name, o.head_only ? "head" : "all");
+    }
     ra_target_cfg_t stored; /* the sampling temperature the checkpoint was written with */
     ra_target_cfg_default (&stored);
     stored.temp = (float) o.temp;
@@ -973,6 +983,10 @@ int main (int argc, char **argv)
       o.inner_sgd = stored.sgd;
       strcpy (o.opt_name, stored.sgd ? "sgd" : "adam");
     }
+  }
+  if (!o.set[F_VAL_PARAMS]) { /* validation adapts as the inner loop unless told otherwise */
+    o.val_head_only = o.head_only;
+    strcpy (o.val_params_name, o.params_name);
   }
   r.ad = (ra_meta_adapt_cfg_t) { .inner_lr = (float) o.inner_lr, .steps = (int) o.inner_steps,
                                  .rollout = (int) o.rollout, .head_only = o.head_only };
@@ -1108,11 +1122,11 @@ int main (int argc, char **argv)
     ra_taskset_format (&r.val, vb, sizeof vb);
     fprintf (stderr,
              "recarena-meta: %s on %s, train %s, val %s (%d tasks), %s; %zu params%s, %s; budget %lld env steps; "
-             "adapt: %d %s updates of %d x %d steps, lr %g, params %s; temp %g; slot credit %g from response[%lld]; validation acts %s; "
+             "adapt: %d %s updates of %d x %d steps, lr %g, params %s (validation: %s); temp %g; slot credit %g from response[%lld]; validation acts %s; "
              "%d rank%s\n",
              o.algo_name, o.env, tb, vb, r.V, o.address ? o.address : "in-process sims", r.n,
              o.affinity ? " (with the affinity head)" : "", ra_nn_backend_name (r.be), o.budget, r.ad.steps, o.opt_name, r.ad.rollout, r.N, (double) r.ad.inner_lr,
-             o.params_name, o.temp, o.slot_credit, o.slot_feedback, o.val_act_name, s_size, s_size > 1 ? "s" : "");
+             o.params_name, o.val_params_name, o.temp, o.slot_credit, o.slot_feedback, o.val_act_name, s_size, s_size > 1 ? "s" : "");
   }
   double t0 = s_now (), last = -1e9, best = -INFINITY;
   int64_t best_iter = -1, it = 0;

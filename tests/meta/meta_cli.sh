@@ -7,7 +7,7 @@
 #   resume         --checkpoint-in of the best checkpoint reproduces its val score exactly (with
 #                  --val-act greedy and sample; --temp, --inner-opt, --slot-credit,
 #                  --slot-feedback, the affinity head and --adapt-params head travel in the
-#                  checkpoint)
+#                  checkpoint; --val-adapt-params all changes how validation adapts)
 #   address SERVER through a recarena-server (--address) the same meta-init as in process
 set -u
 BIN=$1
@@ -47,6 +47,7 @@ bad_flags)
   bad "--envs-per-task" --envs-per-task 0
   bad "--rollout-len" --rollout-len 0
   bad "--adapt-params" --adapt-params body
+  bad "--val-adapt-params" --val-adapt-params body
   bad "--checkpoint-in" --checkpoint-in "$T/missing.safetensors"
   bad "--bogus" --bogus 1
   bad "--address: 2 endpoints for 1 rank" --address tcp://127.0.0.1:1,tcp://127.0.0.1:2
@@ -164,6 +165,12 @@ resume)
   # head-only adaptation: also written for the A/B arm (target.adapt_params), which then adapts
   # the head alone as the inner loop did
   resumes head '"target.adapt_params":"head"' "--val-act greedy" -- --algo reptile --adapt-params head
+  # validation adapting every parameter of it scores it another way
+  "$BIN" --checkpoint-in "$T/head.st" --iters 0 --seed 5 --val-act greedy --val-adapt-params all $SMALL \
+    --metrics "$T/vall.jsonl" >"$T/out" 2>&1 || fail "$(cat "$T/out")"
+  oall=$(grep '"kind":"val","iter":0,' "$T/vall.jsonl" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
+  ohead=$(grep '"kind":"val","iter":0,' "$T/head.r.jsonl" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
+  [ "$oall" != "$ohead" ] || fail "--val-adapt-params all adapted as head only (R@1 $ohead)"
   echo "ok: resume (greedy $best; sampled at temp 0.5: $tbest; inner sgd: $sbest; slot credit: $cbest; affinity: $abest; head only: $resumed_best)"
   ;;
 address)
