@@ -22,9 +22,11 @@
 #   META_FLAGS ("": more recarena-meta flags, e.g. "--val-act greedy"; its adaptation flags
 #   --inner-lr, --inner-opt, --rollout-len, --slot-credit, --slot-feedback, --affinity and
 #   --adapt-params are also the scratch arm's settings, as the meta-inits carry them in their
-#   checkpoints), ARM_KEYS ("": more keys for every target arm, scratch and meta-inits, after
-#   their own; e.g. ":adapt_params=all" adapts head-only meta-inits in every parameter), TEMPS
-#   ("": no selection; e.g. "1 0.5 0.25 0.1"), OOD=none skips the ood run
+#   checkpoints), META_FLAGS_<algo> ("": flags for that algorithm's training alone, after
+#   META_FLAGS, with '-' in its name read as '_': e.g. META_FLAGS_reptile="--outer-lr 0.1"),
+#   ARM_KEYS ("": more keys for every target arm, scratch and meta-inits, after their own; e.g.
+#   ":adapt_params=all" adapts head-only meta-inits in every parameter), TEMPS ("": no
+#   selection; e.g. "1 0.5 0.25 0.1"), OOD=none skips the ood run
 # The defaults are the issue's full protocol: hours on a 2-core machine. A short smoke run:
 #   BUDGET=50000 TEST=test:0-7 OOD=ood:0-7 SIMS=ECommerce-v1 EPISODES=8 NUM_ENVS=16 bench/meta_all_sims.sh /tmp/m
 set -eu
@@ -67,6 +69,10 @@ while [ $# -gt 1 ]; do
   esac
   shift
 done
+for algo in $ALGOS; do
+  # an algorithm's name also names its META_FLAGS_<algo> variable
+  case $algo in *[!a-z-]*) echo "ALGOS: '$algo' is not an algorithm name" >&2; exit 2 ;; esac
+done
 curve=""
 for K in 0 1 2 5 7 10 20; do [ "$K" -lt "$EPISODES" ] && curve="$curve${curve:+,}$K"; done
 for sim in $SIMS; do
@@ -79,9 +85,10 @@ for sim in $SIMS; do
     start=$(date +%s.%N)
     if [ ! -f "$d/$algo.safetensors" ]; then
       rm -f "$d/$algo.jsonl"
-      # shellcheck disable=SC2086 # meta_cfg is a list of flags
+      eval "algo_flags=\${META_FLAGS_$(echo "$algo" | tr - _):-}"
+      # shellcheck disable=SC2086 # meta_cfg and the flags are lists of flags
       "$META" --env "$sim" --algo "$algo" --train-tasks "$TRAIN" --val-tasks "$VAL" --budget-steps "$BUDGET" \
-        --seed "$SEED" $meta_cfg $META_FLAGS --checkpoint-out "$d/$algo.safetensors" --metrics "$d/$algo.jsonl" --quiet \
+        --seed "$SEED" $meta_cfg $META_FLAGS $algo_flags --checkpoint-out "$d/$algo.safetensors" --metrics "$d/$algo.jsonl" --quiet \
         >"$d/$algo.log" 2>&1 || { echo "$algo failed: $(tail -2 "$d/$algo.log")" >&2; exit 1; }
       end=$(date +%s.%N)
     else
