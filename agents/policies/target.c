@@ -655,22 +655,20 @@ ra_err_t ra_target_checkpoint_settings (const char *path, ra_target_cfg_t *cfg, 
       else
         *fdst[j] = (float) x;
     }
-  if (rc == RA_OK && s_meta (hdr, s_meta_keys[S_META_OPT], v, sizeof v)) {
-    if (strcmp (v, "adam") && strcmp (v, "sgd"))
-      rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: '%s': target.optimizer '%s' is not adam or sgd",
-                         path, v);
-    else
-      cfg->sgd = !strcmp (v, "sgd");
-  }
+  /* the two-word settings: the flag is set by the second word */
+  static const int wkey[2] = { S_META_OPT, S_META_PARAMS };
+  static const char *const wfirst[2] = { "adam", "all" }, *const wsecond[2] = { "sgd", "head" };
+  bool *wdst[2] = { &cfg->sgd, &cfg->adapt_head };
+  for (int j = 0; j < 2 && rc == RA_OK; j++)
+    if (s_meta (hdr, s_meta_keys[wkey[j]], v, sizeof v)) {
+      if (strcmp (v, wfirst[j]) && strcmp (v, wsecond[j]))
+        rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: '%s': %s '%s' is not %s or %s", path,
+                           s_meta_keys[wkey[j]], v, wfirst[j], wsecond[j]);
+      else
+        *wdst[j] = !strcmp (v, wsecond[j]);
+    }
   if (rc == RA_OK && s_meta (hdr, s_meta_keys[S_META_RESET], v, sizeof v))
     cfg->reset_optimizer = !strcmp (v, "true");
-  if (rc == RA_OK && s_meta (hdr, s_meta_keys[S_META_PARAMS], v, sizeof v)) {
-    if (strcmp (v, "all") && strcmp (v, "head"))
-      rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: '%s': target.adapt_params '%s' is not all or head",
-                         path, v);
-    else
-      cfg->adapt_head = !strcmp (v, "head");
-  }
   static const int key[3] = { S_META_ADAPT, S_META_ROLLOUT, S_META_SLOT_FB };
   static const int lo[3] = { 0, 1, 0 }, hi[3] = { 1000000000, 4096, RA_TARGET_SLOT_FEEDBACK_MAX };
   int *dst[3] = { &cfg->adapt_updates, &cfg->rollout, &cfg->slot_feedback };

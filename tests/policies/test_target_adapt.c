@@ -441,6 +441,24 @@ Test (target_adapt, adapt_params_head_moves_the_head_alone_and_is_stored)
   ra_target_cfg_default (&c);
   cr_assert_eq (ra_target_checkpoint_settings (s_tmpfile (), &c, &err), RA_OK, "%s", err.message);
   cr_assert (c.adapt_head, "target.adapt_params=head not read back");
+  /* a file whose two-word settings are neither word is refused, naming the key */
+  const char *keys[2] = { "target.optimizer", "target.adapt_params" };
+  const char *const cases[3][2] = { { "sgd", "head" }, { "sgd", "body" }, { "rmsprop", "all" } };
+  const char *why[3] = { NULL, "target.adapt_params 'body' is not all or head",
+                         "target.optimizer 'rmsprop' is not adam or sgd" };
+  for (int i = 0; i < 3; i++) {
+    cr_assert_eq (ra_nn_checkpoint_save_meta (t->params, s_tmpfile (), keys, cases[i], 2, &err), RA_OK, "%s",
+                  err.message);
+    ra_target_cfg_default (&c);
+    ra_err_t rc = ra_target_checkpoint_settings (s_tmpfile (), &c, &err);
+    if (!why[i]) {
+      cr_assert_eq (rc, RA_OK, "%s", err.message);
+      cr_assert (c.sgd && c.adapt_head, "sgd / head not read back");
+    } else {
+      cr_assert_eq (rc, RA_ERR_BAD_CONFIG, "%s / %s accepted", cases[i][0], cases[i][1]);
+      cr_assert (strstr (err.message, why[i]), "message: %s", err.message);
+    }
+  }
   p->cls->destroy (&p);
   unlink (s_tmpfile ());
   /* the default adapts everything */
