@@ -11,7 +11,8 @@
 # With TEMPS, every target arm (each meta-init and scratch) first plays the VAL tasks once per
 # sampling temperature in the grid (recarena-ab, 8 episodes, OUT/<sim>/ab_val_temp.{json,txt}),
 # and plays the test and ood runs at the temperature with its best R@5w on VAL (the first of the
-# grid on ties): the same grid for every arm, chosen on val only (docs/meta.md 6.4).
+# grid on ties): the same grid for every arm, chosen on val only (docs/meta.md 6.4). ROLLOUTS does
+# the same for the arms' update interval (key rollout, docs/meta.md 6.10), after the temperature.
 #
 # usage: bench/meta_all_sims.sh [OUT]      (default OUT=meta_results)
 # settings (environment): SIMS ("ECommerce-v1 Ads-v1 News-v1 Content-v1"), ALGOS ("reptile fomaml
@@ -26,7 +27,8 @@
 #   META_FLAGS, with '-' in its name read as '_': e.g. META_FLAGS_reptile="--outer-lr 0.1"),
 #   ARM_KEYS ("": more keys for every target arm, scratch and meta-inits, after their own; e.g.
 #   ":adapt_params=all" adapts head-only meta-inits in every parameter), TEMPS ("": no
-#   selection; e.g. "1 0.5 0.25 0.1"), OOD=none skips the ood run
+#   selection; e.g. "1 0.5 0.25 0.1"), ROLLOUTS ("": no selection; e.g. "16 8 4 2"), OOD=none
+#   skips the ood run
 # The defaults are the issue's full protocol: hours on a 2-core machine. A short smoke run:
 #   BUDGET=50000 TEST=test:0-7 OOD=ood:0-7 SIMS=ECommerce-v1 EPISODES=8 NUM_ENVS=16 bench/meta_all_sims.sh /tmp/m
 set -eu
@@ -48,6 +50,7 @@ EXPERT_STEPS=${EXPERT_STEPS:-300000}
 META_FLAGS=${META_FLAGS:-}
 ARM_KEYS=${ARM_KEYS:-}
 TEMPS=${TEMPS:-}
+ROLLOUTS=${ROLLOUTS:-}
 meta_cfg=""; ab_cfg=""
 for kv in $CONFIG; do meta_cfg="$meta_cfg --sim-config $kv"; ab_cfg="$ab_cfg --config $kv"; done
 META=$BUILD/agents/recarena-meta
@@ -73,6 +76,39 @@ for algo in $ALGOS; do
   # an algorithm's name also names its META_FLAGS_<algo> variable
   case $algo in *[!a-z-]*) echo "ALGOS: '$algo' is not an algorithm name" >&2; exit 2 ;; esac
 done
+# choose_on_val KEY "GRID" WHAT: every target arm plays VAL once per value of KEY in GRID
+# (recarena-ab, 8 episodes, OUT/<sim>/ab_val_KEY.{json,txt}); each arm keeps the value with its
+# best R@5w (the first of the grid on ties), written with the table to OUT/<sim>/KEYs.txt and
+# appended to its spec in $targets for what follows
+choose_on_val() {
+  echo "== $sim: $3 of each target arm on $VAL (recarena-ab, 8 episodes, R@5w)"
+  varms=""
+  for tg in $targets; do
+    for v in $2; do varms="$varms${varms:+,}${tg#*=}:$1=$v:name=${tg%%=*}_$v"; done
+  done
+  # shellcheck disable=SC2086
+  "$AB" --env "$sim" $ab_cfg --arms "$varms" --task-ids "$VAL" --num-envs "$NUM_ENVS" --episodes 8 \
+    --curve-episodes 0,1,5,7 --unit task --seed "$SEED" --json "$d/ab_val_$1.json" --quiet \
+    >"$d/ab_val_$1.txt" 2>&1 || { echo "recarena-ab on $VAL failed: $(tail -3 "$d/ab_val_$1.txt")" >&2; exit 1; }
+  # shellcheck disable=SC2086 # targets is a list of name=spec words
+  python3 - "$d/ab_val_$1.json" "$1" "$2" $targets >"$d/$1s.txt" <<'PY' || exit 1
+import json, sys
+rep = json.load(open(sys.argv[1]))
+key, grid = sys.argv[2], sys.argv[3].split()
+w5 = {a["name"]: next(w["mean"] for w in a["windows"] if w["name"] == "R@5w") for a in rep["arms"]}
+print("%-10s " % "arm" + " ".join("%10s" % (key + "=" + v) for v in grid) + " %8s" % "chosen")
+for tg in sys.argv[4:]:
+    name = tg.split("=", 1)[0]
+    vals = [w5[name + "_" + v] for v in grid]
+    print("%-10s " % name + " ".join("%10.2f" % v for v in vals) + " %8s" % grid[vals.index(max(vals))])
+PY
+  cat "$d/$1s.txt"
+  chosen=""
+  for tg in $targets; do
+    chosen="$chosen $tg:$1=$(awk -v n="${tg%%=*}" '$1 == n { print $NF }' "$d/$1s.txt")"
+  done
+  targets=$chosen
+}
 curve=""
 for K in 0 1 2 5 7 10 20; do [ "$K" -lt "$EPISODES" ] && curve="$curve${curve:+,}$K"; done
 for sim in $SIMS; do
@@ -103,37 +139,12 @@ for sim in $SIMS; do
   # every target arm as "name=spec" (scratch: a fresh network with the same adaptation)
   targets="scratch=target$scratch_keys$ARM_KEYS"
   for algo in $ALGOS; do targets="$targets $algo=target:checkpoint=$d/$algo.safetensors$ARM_KEYS"; done
-  if [ -n "$TEMPS" ]; then
-    echo "== $sim: sampling temperature of each target arm on $VAL (recarena-ab, 8 episodes, R@5w)"
-    varms=""
-    for tg in $targets; do
-      for t in $TEMPS; do varms="$varms${varms:+,}${tg#*=}:temp=$t:name=${tg%%=*}_t$t"; done
-    done
-    # shellcheck disable=SC2086
-    "$AB" --env "$sim" $ab_cfg --arms "$varms" --task-ids "$VAL" --num-envs "$NUM_ENVS" --episodes 8 \
-      --curve-episodes 0,1,5,7 --unit task --seed "$SEED" --json "$d/ab_val_temp.json" --quiet \
-      >"$d/ab_val_temp.txt" 2>&1 || { echo "recarena-ab on $VAL failed: $(tail -3 "$d/ab_val_temp.txt")" >&2; exit 1; }
-    # per arm: R@5w at each temperature and the chosen one (first best in grid order)
-    # shellcheck disable=SC2086 # targets is a list of name=spec words
-    python3 - "$d/ab_val_temp.json" "$TEMPS" $targets >"$d/temps.txt" <<'PY' || exit 1
-import json, sys
-rep = json.load(open(sys.argv[1]))
-temps = sys.argv[2].split()
-w5 = {a["name"]: next(w["mean"] for w in a["windows"] if w["name"] == "R@5w") for a in rep["arms"]}
-print("%-10s " % "arm" + " ".join("%10s" % ("tau=" + t) for t in temps) + " %8s" % "chosen")
-for tg in sys.argv[3:]:
-    name = tg.split("=", 1)[0]
-    vals = [w5[name + "_t" + t] for t in temps]
-    best = temps[vals.index(max(vals))]
-    print("%-10s " % name + " ".join("%10.2f" % v for v in vals) + " %8s" % best)
-PY
-    cat "$d/temps.txt"
-  fi
+  [ -n "$TEMPS" ] && choose_on_val temp "$TEMPS" "sampling temperature"
+  [ -n "$ROLLOUTS" ] && choose_on_val rollout "$ROLLOUTS" "update interval"
   arms=""
   for tg in $targets; do
     name=${tg%%=*}
     spec="${tg#*=}"
-    [ -n "$TEMPS" ] && spec="$spec:temp=$(awk -v n="$name" '$1 == n { print $NF }' "$d/temps.txt")"
     spec="$spec:name=$name"
     # the control first: recarena-ab compares against the first listed arm matching --control;
     # scratch after the meta-inits
