@@ -122,7 +122,7 @@ for sim in $SIMS; do
     if [ ! -f "$d/$algo.safetensors" ]; then
       rm -f "$d/$algo.jsonl"
       eval "algo_flags=\${META_FLAGS_$(echo "$algo" | tr - _):-}"
-      # shellcheck disable=SC2086 # meta_cfg and the flags are lists of flags
+      # shellcheck disable=SC2086,SC2154 # lists of flags; algo_flags is set by the eval
       "$META" --env "$sim" --algo "$algo" --train-tasks "$TRAIN" --val-tasks "$VAL" --budget-steps "$BUDGET" \
         --seed "$SEED" $meta_cfg $META_FLAGS $algo_flags --checkpoint-out "$d/$algo.safetensors" --metrics "$d/$algo.jsonl" --quiet \
         >"$d/$algo.log" 2>&1 || { echo "$algo failed: $(tail -2 "$d/$algo.log")" >&2; exit 1; }
