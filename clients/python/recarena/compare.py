@@ -1,0 +1,112 @@
+"""Paired comparisons between any two arms of a recarena-ab report (docs/agents.md section 2.5).
+
+    python -m recarena.compare report.json reptile scratch --against multitask --at R@5,R@5w,auc
+
+recarena-ab tests every arm against one control. This reads the report's per-task rows and tests
+each named arm against ``--against`` the same way (docs/agents.md 2.3): per task
+``d = value(arm) - value(against)``, the mean of d, its percentile bootstrap CI (``--bootstrap``
+resamples of the tasks, quantiles by linear interpolation) and the two-sided
+``p = (1 + #{b : |mean(d*_b) - mean(d)| >= |mean(d)|}) / (B + 1)``. A measure is ``R@K`` (a K of
+the report's curve), a window (``R@5w``, ``auc``, ...) or a metric (``return``, ``ctr``, ...).
+The resamples come from ``--seed``, not from recarena-ab's generator, so against the report's own
+control the mean difference is the report's and the interval agrees within the bootstrap's noise.
+Needs the report's ``per_task`` rows, which recarena-ab writes with ``--unit task``.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from typing import Any, Dict, List, Sequence
+
+import numpy as np
+
+from recarena.plots import load_report
+
+
+def _per_task(report: Dict[str, Any], arm: str, measure: str) -> Dict[int, float]:
+    """{task id: the arm's value of the measure on that task}; ValueError naming what is missing."""
+    arms = {a["name"]: a for a in report["arms"]}
+    if arm not in arms:
+        raise ValueError(f"no arm '{arm}' in the report (arms: {', '.join(arms)})")
+    rows = arms[arm].get("per_task")
+    if not rows:
+        raise ValueError(f"arm '{arm}' has no per_task rows (run recarena-ab with --unit task)")
+    windows = [w["name"] for w in report.get("windows", [])]
+    if measure.startswith("R@") and measure[2:].isdigit():
+        k = int(measure[2:])
+        if k not in report.get("curve_k", []):
+            raise ValueError(f"{measure}: K={k} is not on the report's curve ({report.get('curve_k')})")
+        pick = lambda row: row["curve"][report["curve_k"].index(k)]  # noqa: E731
+    elif measure in windows:
+        pick = lambda row: row["windows"][windows.index(measure)]  # noqa: E731
+    elif measure in rows[0] and measure not in ("task", "curve", "windows"):
+        pick = lambda row: row[measure]  # noqa: E731
+    else:
+        known = [f"R@{k}" for k in report.get("curve_k", [])] + windows
+        raise ValueError(f"unknown measure '{measure}' (R@K of {known}, a window or a metric)")
+    values = {}
+    for row in rows:
+        v = pick(row)
+        values[int(row["task"])] = float("nan") if v is None else float(v)
+    return values
+
+
+def paired(a: Sequence[float], b: Sequence[float], bootstrap: int = 2000, level: float = 0.95,
+           seed: int = 1) -> Dict[str, float]:
+    """Mean of a - b with its percentile bootstrap CI and two-sided p (docs/agents.md 2.3)."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    if d.size < 2 or not np.all(np.isfinite(d)):
+        return {"diff": float(np.mean(d)) if d.size else math.nan, "lo": math.nan, "hi": math.nan,
+                "p": math.nan, "n": int(d.size)}
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, d.size, size=(bootstrap, d.size))].mean(axis=1)
+    dbar = float(d.mean())
+    p = (1.0 + np.sum(np.abs(means - dbar) >= abs(dbar))) / (bootstrap + 1.0)
+    return {"diff": dbar, "lo": float(np.quantile(means, (1 - level) / 2)),
+            "hi": float(np.quantile(means, (1 + level) / 2)), "p": float(p), "n": int(d.size)}
+
+
+def compare(report: Dict[str, Any], arms: List[str], against: str, measures: List[str],
+            bootstrap: int = 2000, seed: int = 1) -> List[Dict[str, Any]]:
+    """One row per (arm, measure): the paired difference from ``against`` over the common tasks."""
+    out = []
+    for measure in measures:
+        base = _per_task(report, against, measure)
+        for arm in arms:
+            values = _per_task(report, arm, measure)
+            if set(values) != set(base):
+                raise ValueError(f"arms '{arm}' and '{against}' were not played on the same tasks")
+            tasks = sorted(base)
+            res = paired([values[t] for t in tasks], [base[t] for t in tasks], bootstrap, 0.95, seed)
+            out.append({"arm": arm, "against": against, "measure": measure, **res})
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m recarena.compare",
+                                 description="Paired differences between arms of a recarena-ab report.")
+    ap.add_argument("report", help="recarena-ab --json output (with per_task rows: --unit task)")
+    ap.add_argument("arms", nargs="+", help="arms to compare with --against")
+    ap.add_argument("--against", required=True, help="the arm every difference is taken from")
+    ap.add_argument("--at", default="R@5", help="comma-separated measures: R@K, windows, metrics (R@5)")
+    ap.add_argument("--bootstrap", type=int, default=2000, help="resamples (2000)")
+    ap.add_argument("--seed", type=int, default=1, help="seed of the resamples (1)")
+    args = ap.parse_args(argv)
+    try:
+        if args.bootstrap < 1:
+            raise ValueError("--bootstrap must be at least 1")
+        rows = compare(load_report(args.report), args.arms, args.against,
+                       [m for m in args.at.split(",") if m], args.bootstrap, args.seed)
+    except (OSError, ValueError) as e:
+        print(f"recarena.compare: {e}", file=sys.stderr)
+        return 2
+    print(f"{'arm':<16} {'measure':<8} {'diff vs ' + args.against:>24} {'95% CI':>22} {'p':>7} {'tasks':>6}")
+    for r in rows:
+        print(f"{r['arm']:<16} {r['measure']:<8} {r['diff']:>+24.4g} "
+              f"{'[%+.4g, %+.4g]' % (r['lo'], r['hi']):>22} {r['p']:>7.4f} {r['n']:>6}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

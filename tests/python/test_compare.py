@@ -1,0 +1,100 @@
+"""recarena.compare: paired differences between any two arms of a recarena-ab report, from its
+per-task rows, computed as recarena-ab computes its differences from the control (docs/agents.md
+2.3 and 2.5)."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+from recarena import compare
+from test_plots import _ab_binary
+
+
+def _report(shift=2.0):
+    """Three arms on 40 tasks: b = a + shift + noise, c = a exactly; curve K 0,1,5; windows."""
+    rng = np.random.default_rng(7)
+    base = rng.normal(10.0, 3.0, size=40)
+    noise = rng.normal(0.0, 1.0, size=40)
+    values = {"a": base, "b": base + shift + noise, "c": base.copy()}
+    arms = []
+    for name, v in values.items():
+        rows = [{"task": 100 + t, "return": float(v[t]), "curve": [float(v[t]) - 1, float(v[t]), 0.0],
+                 "windows": [float(v[t]) * 2, float(v[t]) * 3]} for t in range(40)]
+        arms.append({"name": name, "per_task": rows[::-1] if name == "b" else rows})
+    return {"schema": "recarena-ab/2", "curve_k": [0, 1, 5], "arms": arms,
+            "windows": [{"name": "R@5w", "from": 3, "to": 7}, {"name": "auc", "from": 0, "to": 20}]}
+
+
+def test_the_difference_is_the_mean_over_tasks_matched_by_id():
+    report = _report()
+    rows = compare.compare(report, ["b", "c"], "a", ["R@1", "R@0", "R@5w", "return"])
+    by = {(r["arm"], r["measure"]): r for r in rows}
+    a = np.array([r["return"] for r in report["arms"][0]["per_task"]])
+    b = np.array([r["return"] for r in report["arms"][1]["per_task"]])[::-1]   # listed in reverse
+    for measure, scale in (("R@1", 1), ("R@0", 1), ("return", 1), ("R@5w", 2)):
+        assert by[("b", measure)]["diff"] == pytest.approx(scale * np.mean(b - a), abs=1e-12)
+    r = by[("b", "R@1")]
+    assert r["lo"] < r["diff"] < r["hi"] and r["lo"] > 0 and r["p"] < 0.01 and r["n"] == 40
+    # paired by task the differences' sd is the noise's (1): width about 2 * 1.96 / sqrt(40) = 0.62;
+    # tasks paired wrongly would leave the tasks' own spread (sd 3) in it
+    assert r["hi"] - r["lo"] < 1.0
+    # identical per-task values: a zero difference, a point interval at 0 and p = 1
+    c = by[("c", "R@1")]
+    assert (c["diff"], c["lo"], c["hi"], c["p"]) == (0.0, 0.0, 0.0, 1.0)
+
+
+def test_no_difference_gives_an_interval_around_zero():
+    r = compare.compare(_report(shift=0.0), ["b"], "a", ["R@1"])[0]
+    assert r["lo"] < 0 < r["hi"] and r["p"] > 0.05
+
+
+def test_the_interval_matches_a_normal_approximation_at_many_tasks():
+    rng = np.random.default_rng(3)
+    d = rng.normal(1.0, 2.0, size=400)
+    r = compare.paired(d, np.zeros(400), bootstrap=4000)
+    half = 1.96 * d.std() / np.sqrt(d.size)
+    assert r["lo"] == pytest.approx(d.mean() - half, abs=0.1 * half)
+    assert r["hi"] == pytest.approx(d.mean() + half, abs=0.1 * half)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["x", "--against", "a"], "no arm 'x'"),
+    (["b", "--against", "a", "--at", "R@7"], "K=7 is not on the report's curve"),
+    (["b", "--against", "a", "--at", "curve"], "unknown measure 'curve'"),
+    (["b", "--against", "a", "--bootstrap", "0"], "--bootstrap"),
+])
+def test_bad_arguments_get_an_error_naming_them(tmp_path, capsys, args, message):
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(_report()))
+    assert compare.main([str(path)] + args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_arms_on_different_tasks_are_refused(tmp_path, capsys):
+    report = _report()
+    report["arms"][1]["per_task"][0]["task"] = 999
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(report))
+    assert compare.main([str(path), "b", "--against", "a"]) == 2
+    assert "not played on the same tasks" in capsys.readouterr().err
+
+
+def test_against_the_control_it_agrees_with_recarena_ab(tmp_path):
+    binary = _ab_binary()
+    if not binary:
+        pytest.skip("recarena-ab not built")
+    path = tmp_path / "ab.json"
+    subprocess.run([binary, "--quiet", "--tasks", "12", "--num-envs", "4", "--episodes", "3",
+                    "--curve-episodes", "0,2", "--windows", "1-2", "--arms", "random,popularity,linucb",
+                    "--json", str(path)], check=True, timeout=300, stdout=subprocess.DEVNULL)
+    report = json.loads(path.read_text())
+    for arm in report["arms"][1:]:
+        r = compare.compare(report, [arm["name"]], report["control"], ["R@2"])[0]
+        vs = arm["curve"][1]["vs_control"]
+        # the JSON keeps 6 significant digits of each per-task value and of the difference
+        assert r["diff"] == pytest.approx(vs["diff"], rel=1e-4, abs=1e-4)
+        width = vs["hi"] - vs["lo"]
+        assert abs(r["lo"] - vs["lo"]) < 0.15 * width and abs(r["hi"] - vs["hi"]) < 0.15 * width
