@@ -7,7 +7,9 @@
 # EXPERT_STEPS more env steps on each task alone, scripts/train_experts.sh), so every arm's gain
 # reads as a fraction of the expert's. Writes OUT/<sim>/<algo>.{safetensors,jsonl,log},
 # OUT/<sim>/metats_prior.txt, OUT/<sim>/experts/ and OUT/<sim>/ab_<split>.{json,csv,txt}, and
-# prints one table per sim and run. A meta-init or prior already in OUT is reused.
+# prints one table per sim and run, then every meta-init's paired differences from multitask,
+# scratch and meta-TS at R@0, R@1, R@5, R@5w and auc (OUT/<sim>/ab_<split>_pairs.txt). A
+# meta-init or prior already in OUT is reused.
 # With TEMPS, every target arm (each meta-init and scratch) first plays the VAL tasks once per
 # sampling temperature in the grid (recarena-ab, 8 episodes, OUT/<sim>/ab_val_temp.{json,txt}),
 # and plays the test and ood runs at the temperature with its best R@5w on VAL (the first of the
@@ -56,6 +58,8 @@ for kv in $CONFIG; do meta_cfg="$meta_cfg --sim-config $kv"; ab_cfg="$ab_cfg --c
 META=$BUILD/agents/recarena-meta
 AB=$BUILD/agents/recarena-ab
 [ -x "$META" ] && [ -x "$AB" ] || { echo "build recarena-meta and recarena-ab first ($BUILD)" >&2; exit 2; }
+PY=$(dirname "$0")/../.venv/bin/python
+[ -x "$PY" ] || { echo "set up the virtual environment first (scripts/setup.sh)" >&2; exit 2; }
 # the adaptation settings META_FLAGS gives the meta-inits (stored in their checkpoints), as the
 # scratch arm's keys, so that it adapts the same way (docs/meta.md 6)
 scratch_keys=""
@@ -186,5 +190,15 @@ for sim in $SIMS; do
       --json "$d/ab_$tag.json" --csv "$d/ab_$tag.csv" --quiet >"$d/ab_$tag.txt" 2>&1 \
       || { echo "recarena-ab failed: $(tail -3 "$d/ab_$tag.txt")" >&2; exit 1; }
     cat "$d/ab_$tag.txt"
+    # recarena-ab tests every arm against the control; the issue also asks for the meta-inits
+    # against scratch and meta-TS, and for R@1 and R@5 themselves (docs/agents.md 2.5)
+    for base in $control scratch metats; do
+      others=""
+      for algo in $ALGOS; do [ "$algo" = "$base" ] || others="$others $algo"; done
+      [ -n "$others" ] || continue
+      # shellcheck disable=SC2086 # a list of arm names
+      "$PY" -m recarena.compare "$d/ab_$tag.json" $others --against "$base" --at R@0,R@1,R@5,R@5w,auc
+    done >"$d/ab_${tag}_pairs.txt" || { echo "recarena.compare failed on $d/ab_$tag.json" >&2; exit 1; }
+    cat "$d/ab_${tag}_pairs.txt"
   done
 done
