@@ -37,17 +37,17 @@ def _per_task(report: Dict[str, Any], arm: str, measure: str) -> Dict[int, float
         k = int(measure[2:])
         if k not in report.get("curve_k", []):
             raise ValueError(f"{measure}: K={k} is not on the report's curve ({report.get('curve_k')})")
-        pick = lambda row: row["curve"][report["curve_k"].index(k)]  # noqa: E731
+        key, index = "curve", report["curve_k"].index(k)
     elif measure in windows:
-        pick = lambda row: row["windows"][windows.index(measure)]  # noqa: E731
+        key, index = "windows", windows.index(measure)
     elif measure in rows[0] and measure not in ("task", "curve", "windows"):
-        pick = lambda row: row[measure]  # noqa: E731
+        key, index = measure, None
     else:
         known = [f"R@{k}" for k in report.get("curve_k", [])] + windows
         raise ValueError(f"unknown measure '{measure}' (R@K of {known}, a window or a metric)")
     values = {}
     for row in rows:
-        v = pick(row)
+        v = row[key] if index is None else row[key][index]
         values[int(row["task"])] = float("nan") if v is None else float(v)
     return values
 
