@@ -23,6 +23,7 @@
 struct ra_dist {
   int rank, size;
   double deadline_s;
+  bool in_mpi;    /* joined an MPI job (else a job of one rank that never touched MPI) */
   bool own_mpi;
   uint64_t sent, received;
 #ifdef RA_HAVE_MPI
@@ -245,6 +246,22 @@ static ra_err_t s_send_root (ra_dist_t *d, const void *buf, int bytes, int tag, 
 
 /* ---- lifetime ----------------------------------------------------------------------------------- */
 
+#ifdef RA_HAVE_MPI
+/* Whether an MPI launcher (mpirun / mpiexec of OpenMPI or MPICH, srun) started this process: its
+   environment says so. Without one the process is a job of one rank and does not start MPI: a
+   singleton MPI_Init costs about 0.4 s, and OpenMPI singletons started side by side race on their
+   session directory in /tmp (one's MPI_Finalize removes the directory another is creating, which
+   then fails with "A call to mkdir was unable to create the desired directory"). */
+static bool s_launched_by_mpi (void)
+{
+  static const char *const vars[] = { "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE" };
+  for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+    if (getenv (vars[i]))
+      return true;
+  return false;
+}
+#endif
+
 ra_err_t ra_dist_new (int *argc, char ***argv, double deadline_s, ra_dist_t **out,
                       ra_error_t *err)
 {
@@ -259,6 +276,11 @@ ra_err_t ra_dist_new (int *argc, char ***argv, double deadline_s, ra_dist_t **ou
 #ifdef RA_HAVE_MPI
   int inited = 0, rc;
   MPI_Initialized (&inited);
+  if (!inited && !s_launched_by_mpi ()) {
+    *out = d;
+    return RA_OK;
+  }
+  d->in_mpi = true;
   if (!inited) {
     int provided = 0;
     rc = MPI_Init_thread (argc, argv, MPI_THREAD_FUNNELED, &provided);
@@ -297,11 +319,13 @@ void ra_dist_destroy (ra_dist_t **pd)
   ra_dist_t *d = *pd;
   *pd = NULL;
 #ifdef RA_HAVE_MPI
-  MPI_Comm_free (&d->comm);
-  int finalized = 0;
-  MPI_Finalized (&finalized);
-  if (d->own_mpi && !finalized)
-    MPI_Finalize ();
+  if (d->in_mpi) {
+    MPI_Comm_free (&d->comm);
+    int finalized = 0;
+    MPI_Finalized (&finalized);
+    if (d->own_mpi && !finalized)
+      MPI_Finalize ();
+  }
 #endif
   free (d);
 }

@@ -46,7 +46,10 @@ typedef struct {
 /* True when built with MPI. */
 bool ra_dist_have_mpi (void);
 
-/* Joins the job (MPI_Init_thread unless MPI is already initialised; argc/argv may be NULL).
+/* Joins the job: MPI_Init_thread when an MPI launcher started the process (its environment has
+   OMPI_COMM_WORLD_SIZE, PMIX_RANK, PMI_RANK or PMI_SIZE) and MPI is not initialised yet; the
+   job MPI_COMM_WORLD when MPI is initialised; otherwise a job of one rank that never calls MPI.
+   argc/argv may be NULL.
    deadline_s > 0 bounds every wait; <= 0 takes RA_DIST_DEFAULT_DEADLINE_S. */
 ra_err_t ra_dist_new (int *argc, char ***argv, double deadline_s, ra_dist_t **out,
                       ra_error_t *err);

@@ -8,6 +8,8 @@
 #                  --val-act greedy and sample; --temp, --inner-opt, --slot-credit,
 #                  --slot-feedback, the affinity head and --adapt-params head travel in the
 #                  checkpoint; --val-adapt-params all changes how validation adapts)
+#   alone          started without an MPI launcher it does not start MPI: two runs side by side
+#                  leave no OpenMPI session directory in TMPDIR (singletons raced on it)
 #   address SERVER through a recarena-server (--address) the same meta-init as in process
 set -u
 BIN=$1
@@ -25,6 +27,13 @@ bad () { # expected-pattern args...
 }
 
 case $CASE in
+alone)
+  mkdir "$T/tmp"
+  TMPDIR="$T/tmp" "$BIN" --help >"$T/h1" 2>&1 &
+  TMPDIR="$T/tmp" "$BIN" --algo reptile --iters 1 $SMALL >"$T/h2" 2>&1 || fail "a short run failed: $(cat "$T/h2")"
+  wait $! || fail "--help failed: $(cat "$T/h1")"
+  [ -z "$(ls -A "$T/tmp")" ] || fail "MPI started without mpirun: $(ls -A "$T/tmp")"
+  ;;
 bad_flags)
   bad "--algo" --algo maml2
   bad "--env" --env ''
