@@ -250,7 +250,7 @@ static ra_err_t s_send_root (ra_dist_t *d, const void *buf, int bytes, int tag, 
 /* Whether an MPI launcher (mpirun / mpiexec of OpenMPI or MPICH, srun) started this process: its
    environment says so. Without one the process is a job of one rank and does not start MPI: a
    singleton MPI_Init costs about 0.4 s, and OpenMPI singletons started side by side race on their
-   session directory in /tmp (one's MPI_Finalize removes the directory another is creating, which
+   session directory in TMPDIR (one's MPI_Finalize removes the directory another is creating, which
    then fails with "A call to mkdir was unable to create the desired directory"). */
 static bool s_launched_by_mpi (void)
 {
