@@ -35,6 +35,8 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "clients", "python"))
+from recarena.tune.report import incumbents  # noqa: E402
 from val_noise import reeval  # noqa: E402
 
 # Val stream offsets from the study's --seed that neither the studies nor val_noise.py use.
@@ -42,18 +44,13 @@ OFFSETS = (505, 606)
 
 
 def incumbent(summary: dict, budget: float):
-    """The best COMPLETE trial among those finished within `budget` cumulative env steps (the
+    """The best completed trial among those finished within `budget` cumulative env steps (the
     order of recarena-tune's best-so-far curve); None when none has."""
-    done = sorted((t for t in summary["trials"] if t.get("finished") and t.get("env_steps") is not None),
-                  key=lambda t: (t["finished"], t["number"]))
-    total, best = 0, None
-    for t in done:
-        total += int(t["env_steps"])
-        if total > budget:
+    best = None
+    for steps, inc in incumbents(summary["trials"], maximize=True):
+        if steps > budget:
             break
-        v = t.get("value")
-        if t["state"] == "COMPLETE" and v is not None and math.isfinite(v) and (best is None or v > best["value"]):
-            best = t
+        best = inc
     return best
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import optuna
 
@@ -43,18 +43,23 @@ def trial_rows(study: optuna.Study) -> List[Dict[str, Any]]:
     return rows
 
 
-def best_so_far(rows: List[Dict[str, Any]], maximize: bool) -> List[List[float]]:
-    """[cumulative env steps, best completed value so far] in the order trials finished."""
+def incumbents(rows: List[Dict[str, Any]], maximize: bool) -> Iterator[Tuple[int, Optional[Dict[str, Any]]]]:
+    """(cumulative env steps, the best completed trial so far or None) after each trial, in the
+    order trials finished: how a study's budget buys its incumbent."""
     done = sorted((r for r in rows if r["finished"] and r["env_steps"] is not None),
                   key=lambda r: (r["finished"], r["number"]))
-    out, total, best = [], 0, None
+    total, best = 0, None
     for r in done:
         total += int(r["env_steps"])
         v = r["value"] if r["state"] == "COMPLETE" else None
-        if v is not None and (best is None or (v > best if maximize else v < best)):
-            best = v
-        out.append([total, best])
-    return out
+        if v is not None and (best is None or (v > best["value"] if maximize else v < best["value"])):
+            best = r
+        yield total, best
+
+
+def best_so_far(rows: List[Dict[str, Any]], maximize: bool) -> List[List[float]]:
+    """[cumulative env steps, best completed value so far] in the order trials finished."""
+    return [[steps, best["value"] if best else None] for steps, best in incumbents(rows, maximize)]
 
 
 def format_table(rows: List[Dict[str, Any]], names: List[str], metric: str, maximize: bool,
