@@ -1177,6 +1177,8 @@ int main (int argc, char **argv)
     it++;
     double ti = s_now ();
     int64_t before = r.env_steps;
+    ra_rollout_t *train_src = o.algo == A_MULTITASK ? r.tsrc : r.wsrc.src; /* the outer source */
+    double env_before = train_src->step_seconds;
     if ((rc = s_iterate (&r, it, (double) r.env_steps / (double) o.budget, &mret, &err)) != RA_OK) {
       s_err ("iter %lld: %s\n", (long long) it, err.message);
       goto out;
@@ -1194,8 +1196,8 @@ int main (int argc, char **argv)
       fprintf (metrics, "{\"kind\":\"train\",\"iter\":%lld,\"env_steps\":%lld,\"meta_return\":", (long long) it,
                (long long) r.env_steps);
       fprintf (metrics, isfinite (mret) ? "%.6g" : "null", mret);
-      fprintf (metrics, ",\"samples_per_s\":%.1f,\"wall_s\":%.3f}\n", (r.env_steps - before) / fmax (el, 1e-9),
-               s_now () - t0);
+      fprintf (metrics, ",\"samples_per_s\":%.1f,\"iter_s\":%.4f,\"env_s\":%.4f,\"wall_s\":%.3f}\n",
+               (r.env_steps - before) / fmax (el, 1e-9), el, train_src->step_seconds - env_before, s_now () - t0);
       fflush (metrics);
     }
   }

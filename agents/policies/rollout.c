@@ -5,6 +5,7 @@
     views point into the client's last reply (valid until the next call). One thread.          */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "agents/policies/rollout.h"
 
@@ -27,9 +28,19 @@ ra_err_t ra_rollout_set_task (ra_rollout_t *src, const char *split, int64_t id, 
   return src->ops->set_task (src, split, id, mask, err);
 }
 
+static double s_now (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 ra_err_t ra_rollout_step (ra_rollout_t *src, const int32_t *slates, ra_error_t *err)
 {
-  return src->ops->step (src, slates, err);
+  double t = s_now ();
+  ra_err_t rc = src->ops->step (src, slates, err);
+  src->step_seconds += s_now () - t;
+  return rc;
 }
 
 void ra_rollout_destroy (ra_rollout_t **src_p)

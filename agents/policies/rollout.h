@@ -37,6 +37,8 @@ struct ra_rollout {
   ra_obs_batch_t obs;     /* the current observation (after reset or step) */
   const float *reward;    /* [N] of the last step */
   const uint8_t *done;    /* [N] of the last step: terminated or truncated */
+  double step_seconds;    /* wall time spent in ra_rollout_step so far (a profile; a wrapping
+                             source's count includes the steps of the source it wraps) */
 };
 
 /* Resets all N envs (seeds: NULL keeps their streams, else N seeds) and sets obs. */

@@ -20,7 +20,7 @@ trap 'rm -rf "$T"' EXIT
 fail=0
 SMALL="--val-tasks val:0-3 --envs-per-task 4 --population 6 --rollout-len 8 --hidden 16 --quiet"
 # meta_return of reptile, fomaml and multitask sums doubles over ranks (a metric; docs/meta.md 5)
-strip() { sed 's/"samples_per_s":[^,]*,"wall_s":[^}]*//; s/"ranks":.*//' "$1" | case $2 in es|es-maml) cat ;; *) sed 's/"meta_return":[^,]*,//' ;; esac; }
+strip() { sed 's/"samples_per_s":[^}]*//; s/"ranks":.*//' "$1" | case $2 in es|es-maml) cat ;; *) sed 's/"meta_return":[^,]*,//' ;; esac; }
 # seeds where the best val score comes after training, so the checkpoint compared is a trained
 # meta-init, not the initialisation (checked below)
 for run in es:1:4 reptile:1:4 es-maml:1:3 fomaml:4:3 multitask:1:3; do
