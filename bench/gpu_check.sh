@@ -26,6 +26,10 @@ mkdir -p "$logs"
 summary="$logs/summary.txt"
 : >"$summary"
 row () { printf '%-46s %-8s %s\n' "$1" "$2" "$3" | tee -a "$summary"; }
+# tmo SECONDS CMD...: CMD under a time limit, so that one hang cannot eat the device session; the
+# seconds each step took go to the log folder's times.txt
+tmo () { local t0=$SECONDS lim=$1; shift; timeout --kill-after=5 "$lim" "$@"; local rc=$?
+         echo "$(basename "$1") ${*:2:3}: $((SECONDS - t0)) s, exit $rc" >>"$logs/times.txt"; return $rc; }
 # exe tests/nn/test_nn_cuda: that binary, from the bundle or the build folder
 exe () { if [ -n "$bundle" ]; then echo "$bundle/bin/$(basename "$1")"; else echo "$dir/$1"; fi; }
 status=0
@@ -60,7 +64,7 @@ echo "== suites: test_nn_cuda (GPU), then the CPU nn and target suites -> $logs/
 for t in tests/nn/test_nn_cuda tests/nn/test_nn tests/nn/test_nn_ops tests/policies/test_target \
          tests/policies/test_target_pop; do
   name=$(basename "$t")
-  if "$(exe "$t")" --jobs 1 --verbose >"$logs/suite_$name.log" 2>&1; then
+  if tmo 150 "$(exe "$t")" --jobs 1 --verbose >"$logs/suite_$name.log" 2>&1; then
     row "$name" PASS "$(grep -E 'Synthesis' "$logs/suite_$name.log" | tail -1)"
   else
     row "$name" FAIL "$(grep -E 'Synthesis' "$logs/suite_$name.log" | tail -1); see suite_$name.log"
@@ -78,7 +82,7 @@ echo "== recarena-target: first updates on cuda vs cpu, same seeds -> $logs/targ
 targs=(--env ECommerce-v1 --num-envs 64 --rollout 16 --updates 5 --seed 7 --progress 1000)
 ok=1
 for dev in cpu cuda; do
-  "$(exe agents/recarena-target)" "${targs[@]}" --device "$dev" --metrics "$logs/target_$dev.jsonl" \
+  tmo 90 "$(exe agents/recarena-target)" "${targs[@]}" --device "$dev" --metrics "$logs/target_$dev.jsonl" \
     >"$logs/target_$dev.log" 2>&1 || ok=0
 done
 if [ $ok = 1 ]; then
@@ -103,15 +107,23 @@ else
 fi
 
 echo "== bench_nn (budgets: population >= 0.40 of cuBLAS, graph >= 1.5x eager, scorer graph <= 150 us)"
-"$(exe bench/bench_nn)" --repeats 11 --check >"$logs/bench_nn.log" 2>&1
+tmo 150 "$(exe bench/bench_nn)" --repeats 11 --check >"$logs/bench_nn.log" 2>&1
 rc=$?
 cat "$logs/bench_nn.log"
-grep -E "budget" "$logs/bench_nn.log" | sed 's/  */ /g' | while read -r line; do row "bench_nn" "" "$line"; done
+grep -E "budget|\(TF32\)" "$logs/bench_nn.log" | sed 's/  */ /g' | while read -r line; do row "bench_nn" "" "$line"; done
 [ $rc = 0 ] || status=1
+ncu=$(command -v ncu || ls /usr/local/cuda*/bin/ncu 2>/dev/null | head -1)
+if [ -n "$ncu" ]; then  # kernel times of the scorer update (its first eager steps), for the budget above
+  tmo 120 "$ncu" --metrics gpu__time_duration.sum --csv --print-units base --print-kernel-base function \
+    --launch-count 80 "$(exe bench/bench_nn)" --gpu-scorer --repeats 1 >"$logs/ncu_scorer.csv" 2>&1
+  awk -F'","' '/gpu__time_duration/ { gsub(/"/, "", $NF); gsub(/,/, "", $NF); t[$5] += $NF; c[$5]++ }
+    END { for (k in t) printf "%10.1f us %4d x  %s\n", t[k] / 1e3, c[k], k }' "$logs/ncu_scorer.csv" |
+    sort -rn | tee "$logs/ncu_scorer.txt" | head -25
+fi
 
 echo "== bench_target: P = 64 replicas batched vs 64 separate policies, on the GPU and the CPU"
 for dev in cuda cpu; do
-  "$(exe bench/bench_target)" --parts 3 --repeats 5 --device "$dev" >"$logs/bench_target_$dev.log" 2>&1 || status=1
+  tmo 120 "$(exe bench/bench_target)" --parts 3 --repeats 5 --device "$dev" >"$logs/bench_target_$dev.log" 2>&1 || status=1
   cat "$logs/bench_target_$dev.log"
   line=$(grep "ratio batched" "$logs/bench_target_$dev.log" | sed 's/  */ /g')
   row "bench_target P=64 batched/separate ($dev)" "" "${line:-no result; see bench_target_$dev.log}"
@@ -121,24 +133,46 @@ meta="$(exe agents/recarena-meta)"
 if [ -x "$meta" ]; then
   echo "== recarena-meta --algo es, P = 64: cuda vs cpu samples/s on this machine"
   for dev in cpu cuda; do
-    "$meta" --env ECommerce-v1 --algo es --population 64 --iters 3 --val-every 1000 --seed 3 \
+    tmo 150 "$meta" --env ECommerce-v1 --algo es --population 64 --iters 9 --val-every 1000 --seed 3 \
       --device "$dev" --metrics "$logs/meta_es_$dev.jsonl" --quiet >"$logs/meta_es_$dev.log" 2>&1 || status=1
   done
-  sps () { grep '"kind":"train"' "$1" 2>/dev/null | tail -1 | sed 's/.*"samples_per_s":\([0-9.e+]*\).*/\1/'; }
+  # the median samples/s over the iterations after the first (which pays for warm-up)
+  sps () { grep '"kind":"train"' "$1" 2>/dev/null | tail -n +2 | sed 's/.*"samples_per_s":\([0-9.e+]*\).*/\1/' |
+           sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
   c=$(sps "$logs/meta_es_cpu.jsonl"); g=$(sps "$logs/meta_es_cuda.jsonl")
   if [ -n "$c" ] && [ -n "$g" ]; then
     ratio=$(awk -v c="$c" -v g="$g" 'BEGIN { printf "%.2f", g / c }')
     verdict=$(awk -v r="$ratio" 'BEGIN { print (r >= 3 ? "PASS" : "FAIL") }')
     row "recarena-meta es P=64 cuda/cpu samples/s" "$verdict" "$ratio x (cpu $c, cuda $g; budget >= 3x)"
+    for dev in cpu cuda; do  # where an iteration's time goes: env_s (stepping the envs) / iter_s
+      share=$(grep '"kind":"train"' "$logs/meta_es_$dev.jsonl" | sed 's/.*"iter_s":\([0-9.e+-]*\),"env_s":\([0-9.e+-]*\).*/\1 \2/' |
+              awk '{ printf "iter %.3f s, env %.3f s (%.0f%%); ", $1, $2, 100 * $2 / $1 }')
+      row "recarena-meta es P=64 ($dev) per iteration" "" "${share:-no iter_s in the metrics}"
+    done
   else
     row "recarena-meta es P=64 cuda/cpu samples/s" FAIL "no train metrics; see meta_es_*.log"
     status=1
+  fi
+  nsys=$(command -v nsys || ls /usr/local/cuda*/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -1)
+  if [ -n "$nsys" ]; then  # the GPU side of one short run: kernels against copies
+    tmo 120 "$nsys" profile --stats=true --force-overwrite true -o "$logs/meta_es_cuda" "$meta" --env ECommerce-v1 \
+      --algo es --population 64 --iters 3 --val-every 1000 --seed 3 --device cuda --quiet >"$logs/nsys.log" 2>&1
+    grep -A12 -E "cuda_gpu_kern_sum|cuda_gpu_mem_time_sum|cuda_api_sum" "$logs/nsys.log" | head -60
+  fi
+  if [ -n "$ncu" ]; then  # kernel times inside an ES iteration (300 kernels after the first 3000)
+    tmo 150 "$ncu" --metrics gpu__time_duration.sum --csv --print-units base --print-kernel-base function \
+      --launch-skip 3000 --launch-count 300 "$meta" --env ECommerce-v1 --algo es --population 64 --iters 2 \
+      --val-every 1000 --seed 3 --device cuda --quiet >"$logs/ncu_es.csv" 2>&1
+    awk -F'","' '/gpu__time_duration/ { gsub(/"/, "", $NF); gsub(/,/, "", $NF); t[$5] += $NF; c[$5]++ }
+      END { for (k in t) printf "%10.1f us %4d x  %s\n", t[k] / 1e3, c[k], k }' "$logs/ncu_es.csv" |
+      sort -rn | tee "$logs/ncu_es.txt" | head -15
   fi
 else
   row "recarena-meta es P=64 cuda/cpu" SKIP "recarena-meta is not built in this tree"
 fi
 
 echo
+cat "$logs/times.txt"
 echo "== summary ($summary)"
 cat "$summary"
 echo "gpu_check: $([ $status -eq 0 ] && echo PASS || echo FAIL)"
