@@ -13,7 +13,11 @@
 extern "C" {
 #endif
 
+#include "agents/nn/nn.h"
 #include "common/err.h"
+
+/* The most replicas one slate op call takes (their RNG states travel as a kernel argument). */
+#define RA__NN_SLATE_REPLICAS 128
 
 typedef struct ra__nn_ops {
   const char *name;
@@ -52,10 +56,12 @@ typedef struct ra__nn_ops {
   /* out[p*ostride + r*F + f] = sum_c dy[p*dystride + (r*C + c)*F + f] (c in order) */
   void (*group_sum) (void *ctx, const float *dy, float *out, int P, int R, int C, int F, size_t dystride,
                      size_t ostride);
-  void (*relu_fwd) (void *ctx, const float *x, float *y, size_t n);
-  void (*relu_bwd) (void *ctx, const float *y, const float *dy, float *dx, size_t n);
-  void (*tanh_fwd) (void *ctx, const float *x, float *y, size_t n);
-  void (*tanh_bwd) (void *ctx, const float *y, const float *dy, float *dx, size_t n);
+  /* activations on P blocks of n elements, stride apart (one call for a population whose used
+     rows do not fill its buffers; P = 1 for a plain array) */
+  void (*relu_fwd) (void *ctx, const float *x, float *y, int P, size_t n, size_t stride);
+  void (*relu_bwd) (void *ctx, const float *y, const float *dy, float *dx, int P, size_t n, size_t stride);
+  void (*tanh_fwd) (void *ctx, const float *x, float *y, int P, size_t n, size_t stride);
+  void (*tanh_bwd) (void *ctx, const float *y, const float *dy, float *dx, int P, size_t n, size_t stride);
   void (*ln_fwd) (void *ctx, const float *x, const float *g, const float *b, float *y, float *mean,
                   float *rstd, int P, int B, int D, size_t pstride);
   /* dx written; dg, db accumulated (rows summed in order) */
@@ -75,10 +81,12 @@ typedef struct ra__nn_ops {
   void (*mse_bwd) (void *ctx, const float *v, const float *t, float *dv, float scale, bool acc, int P, int U);
 
   /* Slates and advantages (docs/nn.md, "Slate and advantage ops"). Rows r < R of K scores.
-     slate: keys s_j (+ Gumbel noise from the counter-based RNG (seed, stream, counter + r*K + j)
-     unless greedy), top k by selection, ties to the lower index -> slates [R, k] */
-  void (*slate) (void *ctx, const float *scores, int R, int K, int k, bool greedy, uint64_t seed,
-                 uint64_t stream, uint64_t counter, int32_t *slates);
+     slate: for each replica p < P (P <= RA__NN_SLATE_REPLICAS), its rows at row p*pstride + r:
+     keys s_j (+ Gumbel noise from the counter-based RNG (rng[p].seed, rng[p].stream,
+     rng[p].counter + r*K + j) unless greedy), top k by selection, ties to the lower index ->
+     slates [row, k]. rng is host memory; one call covers a whole population (one launch). */
+  void (*slate) (void *ctx, const float *scores, int P, size_t pstride, int R, int K, int k, bool greedy,
+                 const ra_nn_rng_t *rng, int32_t *slates);
   /* Plackett-Luce: logp[r] = log P(slate_r), ent[r] = sum over positions of the entropy of the
      softmax over the candidates not yet placed (either may be NULL) */
   void (*pl_fwd) (void *ctx, const float *scores, const int32_t *slates, int R, int K, int k, float *logp,

@@ -117,9 +117,8 @@ static void s_group_sum (void *ctx, const float *dy, float *out, int P, int R, i
    fails for equal pointers and the scalar, branchy fallback runs: that loop was a fifth of
    recarena-target's time). The in-place case therefore gets its own single-pointer loop. Both
    forms compute exactly the same selection (x > 0 ? x : +0, NaN -> +0), so results are unchanged. */
-static void s_relu_fwd (void *ctx, const float *x, float *y, size_t n)
+static void s_relu_fwd1 (const float *x, float *y, size_t n)
 {
-  (void) ctx;
   if (x == y) {
     for (size_t i = 0; i < n; i++)
       y[i] = y[i] > 0.0f ? y[i] : 0.0f;
@@ -130,9 +129,8 @@ static void s_relu_fwd (void *ctx, const float *x, float *y, size_t n)
   for (size_t i = 0; i < n; i++)
     yr[i] = xr[i] > 0.0f ? xr[i] : 0.0f;
 }
-static void s_relu_bwd (void *ctx, const float *y, const float *dy, float *dx, size_t n)
+static void s_relu_bwd1 (const float *y, const float *dy, float *dx, size_t n)
 {
-  (void) ctx;
   if (dy == dx) {
     for (size_t i = 0; i < n; i++)
       dx[i] = y[i] > 0.0f ? dx[i] : 0.0f;
@@ -145,17 +143,40 @@ static void s_relu_bwd (void *ctx, const float *y, const float *dy, float *dx, s
     dxr[i] = y[i] > 0.0f ? d : 0.0f;
   }
 }
-static void s_tanh_fwd (void *ctx, const float *x, float *y, size_t n)
+static void s_tanh_fwd1 (const float *x, float *y, size_t n)
 {
-  (void) ctx;
   for (size_t i = 0; i < n; i++)
     y[i] = tanhf (x[i]);
 }
-static void s_tanh_bwd (void *ctx, const float *y, const float *dy, float *dx, size_t n)
+static void s_tanh_bwd1 (const float *y, const float *dy, float *dx, size_t n)
 {
-  (void) ctx;
   for (size_t i = 0; i < n; i++)
     dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+}
+/* the P blocks of the activation ops, one after the other */
+static void s_relu_fwd (void *ctx, const float *x, float *y, int P, size_t n, size_t stride)
+{
+  (void) ctx;
+  for (size_t p = 0; p < (size_t) P; p++)
+    s_relu_fwd1 (x + p * stride, y + p * stride, n);
+}
+static void s_relu_bwd (void *ctx, const float *y, const float *dy, float *dx, int P, size_t n, size_t stride)
+{
+  (void) ctx;
+  for (size_t p = 0; p < (size_t) P; p++)
+    s_relu_bwd1 (y + p * stride, dy + p * stride, dx + p * stride, n);
+}
+static void s_tanh_fwd (void *ctx, const float *x, float *y, int P, size_t n, size_t stride)
+{
+  (void) ctx;
+  for (size_t p = 0; p < (size_t) P; p++)
+    s_tanh_fwd1 (x + p * stride, y + p * stride, n);
+}
+static void s_tanh_bwd (void *ctx, const float *y, const float *dy, float *dx, int P, size_t n, size_t stride)
+{
+  (void) ctx;
+  for (size_t p = 0; p < (size_t) P; p++)
+    s_tanh_bwd1 (y + p * stride, dy + p * stride, dx + p * stride, n);
 }
 
 static void s_ln_fwd (void *ctx, const float *x, const float *g, const float *b, float *y, float *mean,
@@ -359,13 +380,16 @@ static void s_mse_bwd (void *ctx, const float *v, const float *t, float *dv, flo
 
 /* ------------------------------------------------------------------ slates and advantages */
 
-static void s_slate (void *ctx, const float *scores, int R, int K, int k, bool greedy, uint64_t seed,
-                     uint64_t stream, uint64_t counter, int32_t *slates)
+static void s_slate (void *ctx, const float *scores, int P, size_t pstride, int R, int K, int k, bool greedy,
+                     const ra_nn_rng_t *rng, int32_t *slates)
 {
   (void) ctx;
-  for (int r = 0; r < R; r++)
-    ra__nn_slate_row (scores + (size_t) r * K, K, k, greedy, seed, stream, counter, (uint64_t) r,
-                      slates + (size_t) r * k);
+  for (int p = 0; p < P; p++)
+    for (int r = 0; r < R; r++) {
+      size_t row = (size_t) p * pstride + (size_t) r;
+      ra__nn_slate_row (scores + row * K, K, k, greedy, rng[p].seed, rng[p].stream, rng[p].counter, (uint64_t) r,
+                        slates + row * k);
+    }
 }
 
 static void s_pl_fwd (void *ctx, const float *scores, const int32_t *slates, int R, int K, int k, float *logp,

@@ -178,51 +178,75 @@ void s_gemm (void *ctx, bool ta, bool tb, int M, int N, int K, float alpha, cons
 
 /* --------------------------------------------------------------------------- kernels */
 
+/* Bias fill and group sum: one block per output row, its threads over the row's F features, so
+   no thread divides by a runtime size per element (the first, one-thread-per-element versions spent
+   more time in 64-bit index division than in memory traffic). */
 __global__ void k_bias_fill (float *y, const float *u, const float *bias, int R, int C, int F, size_t ystride,
-                             size_t ustride, size_t bstride, size_t n)
+                             size_t ustride, size_t bstride)
 {
-  GRID_STRIDE (i, n)
-  {
-    size_t per = (size_t) R * C * F, p = i / per, k = i % per, f = k % F, r = k / ((size_t) C * F);
-    float v = bias[p * bstride + f];
-    if (u)
-      v = u[p * ustride + r * F + f] + v;
-    y[p * ystride + k] = v;
-  }
+  unsigned row = blockIdx.x, per = (unsigned) R * C, p = row / per, k = row % per, r = k / C;
+  float *yr = y + p * ystride + (size_t) k * F;
+  const float *b = bias + p * bstride, *ur = u ? u + p * ustride + (size_t) r * F : NULL;
+  for (int f = threadIdx.x; f < F; f += blockDim.x)
+    yr[f] = ur ? ur[f] + b[f] : b[f];
 }
-__global__ void k_bias_grad (float *db, const float *dy, int P, int B, int F, size_t bstride, size_t dystride)
+/* db[p, f] += sum over b of dy[p, b, f]. Block (tile of `cols` columns, replica p) with
+   blockDim (cols, lanes): each of the lanes sums a strided share of the B rows, then a fixed-order
+   tree in shared memory adds the lanes, so the sum is deterministic. One thread per column walking
+   all B rows (the first version) kept a few hundred threads busy for a whole backward pass: at
+   B = 5120 rows it dominated the scorer's update on an H200. */
+constexpr int kBiasThreads = 1024;
+__global__ void k_bias_grad (float *db, const float *dy, int B, int F, size_t bstride, size_t dystride)
 {
-  GRID_STRIDE (i, (size_t) P * F)
-  {
-    size_t p = i / F, f = i % F;
-    const float *d = dy + p * dystride + f;
-    float s = 0.0f;
-    for (int b = 0; b < B; b++)
-      s += d[(size_t) b * F];
-    db[p * bstride + f] += s;
+  __shared__ float sh[kBiasThreads];
+  int cols = blockDim.x, lanes = blockDim.y, x = threadIdx.x, y = threadIdx.y;
+  int f = blockIdx.x * cols + x;
+  const float *d = dy + blockIdx.y * dystride;
+  float s = 0.0f;
+  if (f < F)
+    for (int b = y; b < B; b += lanes)
+      s += d[(size_t) b * F + f];
+  sh[y * cols + x] = s;
+  __syncthreads ();
+  for (int h = lanes / 2; h > 0; h >>= 1) {
+    if (y < h)
+      sh[y * cols + x] += sh[(y + h) * cols + x];
+    __syncthreads ();
   }
+  if (y == 0 && f < F)
+    db[blockIdx.y * bstride + f] += sh[x];
 }
-__global__ void k_group_sum (const float *dy, float *out, int R, int C, int F, size_t dystride, size_t ostride,
-                             size_t n)
+__global__ void k_group_sum (const float *dy, float *out, int R, int C, int F, size_t dystride, size_t ostride)
 {
-  GRID_STRIDE (i, n)
-  {
-    size_t per = (size_t) R * F, p = i / per, k = i % per, r = k / F, f = k % F;
-    const float *d = dy + p * dystride + r * C * F + f;
-    float s = d[0];
+  unsigned row = blockIdx.x, p = row / R, r = row % R;
+  const float *d = dy + p * dystride + (size_t) r * C * F;
+  float *o = out + p * ostride + (size_t) r * F;
+  for (int f = threadIdx.x; f < F; f += blockDim.x) {
+    float s = d[f];
     for (int c = 1; c < C; c++)
-      s += d[(size_t) c * F];
-    out[p * ostride + k] = s;
+      s += d[(size_t) c * F + f];
+    o[f] = s;
   }
 }
-__global__ void k_relu_fwd (const float *x, float *y, size_t n) { GRID_STRIDE (i, n) y[i] = x[i] > 0.0f ? x[i] : 0.0f; }
-__global__ void k_relu_bwd (const float *y, const float *dy, float *dx, size_t n)
+/* activations: blockIdx.y picks the block of n elements (stride apart), x strides over it */
+__global__ void k_relu_fwd (const float *x, float *y, size_t n, size_t stride)
 {
+  x += blockIdx.y * stride, y += blockIdx.y * stride;
+  GRID_STRIDE (i, n) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+__global__ void k_relu_bwd (const float *y, const float *dy, float *dx, size_t n, size_t stride)
+{
+  y += blockIdx.y * stride, dy += blockIdx.y * stride, dx += blockIdx.y * stride;
   GRID_STRIDE (i, n) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
-__global__ void k_tanh_fwd (const float *x, float *y, size_t n) { GRID_STRIDE (i, n) y[i] = tanhf (x[i]); }
-__global__ void k_tanh_bwd (const float *y, const float *dy, float *dx, size_t n)
+__global__ void k_tanh_fwd (const float *x, float *y, size_t n, size_t stride)
 {
+  x += blockIdx.y * stride, y += blockIdx.y * stride;
+  GRID_STRIDE (i, n) y[i] = tanhf (x[i]);
+}
+__global__ void k_tanh_bwd (const float *y, const float *dy, float *dx, size_t n, size_t stride)
+{
+  y += blockIdx.y * stride, dy += blockIdx.y * stride, dx += blockIdx.y * stride;
   GRID_STRIDE (i, n) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
 }
 
@@ -468,12 +492,18 @@ __global__ void k_adam (float *w, const float *g, float *m, float *v, size_t n, 
 
 /* Slates and advantages: one thread per row (slate, PL) or per (replica, env) (GAE), the same
    arithmetic and order as the cpu backend. */
-__global__ void k_slate (const float *scores, int R, int K, int k, bool greedy, uint64_t seed, uint64_t stream,
-                         uint64_t counter, int32_t *slates)
+/* the replicas' RNG states, passed by value (3 kB, under the 4 kB kernel-argument limit) */
+struct s_slate_rngs {
+  ra_nn_rng_t r[RA__NN_SLATE_REPLICAS];
+};
+__global__ void k_slate (const float *scores, int P, size_t pstride, int R, int K, int k, bool greedy,
+                         s_slate_rngs rng, int32_t *slates)
 {
-  GRID_STRIDE (r, (size_t) R)
+  GRID_STRIDE (i, (size_t) P * R)
   {
-    ra__nn_slate_row (scores + r * K, K, k, greedy, seed, stream, counter, (uint64_t) r, slates + r * k);
+    size_t p = i / R, r = i % R, row = p * pstride + r;
+    const ra_nn_rng_t *g = &rng.r[p];
+    ra__nn_slate_row (scores + row * K, K, k, greedy, g->seed, g->stream, g->counter, (uint64_t) r, slates + row * k);
   }
 }
 
@@ -550,42 +580,63 @@ __global__ void k_norm_apply (float *x, size_t n, const double *stats, size_t to
 /* -------------------------------------------------------------------------- wrappers */
 
 #define STREAM(ctx) C (ctx)->stream
+/* threads for a one-block-per-row kernel over F features: whole warps, at most kThreads */
+static unsigned s_row_threads (int F) { return (unsigned) (F >= kThreads ? kThreads : (F + 31) / 32 * 32); }
 #define GO(ctx, n) <<<blocks (n), kThreads, 0, STREAM (ctx)>>>
 
 void s_bias_fill (void *ctx, float *y, const float *u, const float *bias, int P, int R, int cands, int F,
                   size_t ystride, size_t ustride, size_t bstride)
 {
-  size_t n = (size_t) P * R * cands * F;
-  if (n == 0)
+  if ((size_t) P * R * cands * F == 0)
     return;
-  k_bias_fill GO (ctx, n) (y, u, bias, R, cands, F, ystride, ustride, bstride, n);
+  k_bias_fill<<<(unsigned) (P * R * cands), s_row_threads (F), 0, STREAM (ctx)>>> (y, u, bias, R, cands, F, ystride,
+                                                                                 ustride, bstride);
   LAUNCHED (C (ctx));
 }
 void s_bias_grad (void *ctx, float *dbias, const float *dy, int P, int B, int F, size_t bstride, size_t dystride)
 {
-  k_bias_grad GO (ctx, (size_t) P * F) (dbias, dy, P, B, F, bstride, dystride);
+  if (P <= 0 || F <= 0)
+    return;
+  /* 8 columns (one 32-byte memory sector per row) per block gives F / 8 blocks, enough to spread a
+     wide layer over the SMs; a power of two, so lanes = 1024 / cols is one too */
+  int cols = 1;
+  while (cols < F && cols < 8)
+    cols *= 2;
+  dim3 grid ((unsigned) ((F + cols - 1) / cols), (unsigned) P), block ((unsigned) cols, (unsigned) (kBiasThreads / cols));
+  k_bias_grad<<<grid, block, 0, STREAM (ctx)>>> (dbias, dy, B, F, bstride, dystride);
   LAUNCHED (C (ctx));
 }
 void s_group_sum (void *ctx, const float *dy, float *out, int P, int R, int cands, int F, size_t dystride,
                   size_t ostride)
 {
-  size_t n = (size_t) P * R * F;
-  if (n == 0)
+  if ((size_t) P * R * F == 0)
     return;
-  k_group_sum GO (ctx, n) (dy, out, R, cands, F, dystride, ostride, n);
+  k_group_sum<<<(unsigned) (P * R), s_row_threads (F), 0, STREAM (ctx)>>> (dy, out, R, cands, F, dystride, ostride);
   LAUNCHED (C (ctx));
 }
-void s_relu_fwd (void *ctx, const float *x, float *y, size_t n) { k_relu_fwd GO (ctx, n) (x, y, n); LAUNCHED (C (ctx)); }
-void s_relu_bwd (void *ctx, const float *y, const float *dy, float *dx, size_t n)
+/* ACT_LAUNCH(kernel, args...): over P blocks of n, at most 65535 blocks (grid.y) per launch */
+#define ACT_LAUNCH(ctx, kernel, P, n, stride, ...)                                                          \
+  for (int p0_ = 0; p0_ < (P) && (n) > 0; p0_ += 65535) {                                                \
+    size_t o_ = (size_t) p0_ * (stride);                                                                   \
+    dim3 g_ (blocks (n), (unsigned) ((P) - p0_ < 65535 ? (P) - p0_ : 65535));                              \
+    kernel<<<g_, kThreads, 0, STREAM (ctx)>>> (__VA_ARGS__, n, stride);                                    \
+    LAUNCHED (C (ctx));                                                                                    \
+  }
+void s_relu_fwd (void *ctx, const float *x, float *y, int P, size_t n, size_t stride)
 {
-  k_relu_bwd GO (ctx, n) (y, dy, dx, n);
-  LAUNCHED (C (ctx));
+  ACT_LAUNCH (ctx, k_relu_fwd, P, n, stride, x + o_, y + o_);
 }
-void s_tanh_fwd (void *ctx, const float *x, float *y, size_t n) { k_tanh_fwd GO (ctx, n) (x, y, n); LAUNCHED (C (ctx)); }
-void s_tanh_bwd (void *ctx, const float *y, const float *dy, float *dx, size_t n)
+void s_relu_bwd (void *ctx, const float *y, const float *dy, float *dx, int P, size_t n, size_t stride)
 {
-  k_tanh_bwd GO (ctx, n) (y, dy, dx, n);
-  LAUNCHED (C (ctx));
+  ACT_LAUNCH (ctx, k_relu_bwd, P, n, stride, y + o_, dy + o_, dx + o_);
+}
+void s_tanh_fwd (void *ctx, const float *x, float *y, int P, size_t n, size_t stride)
+{
+  ACT_LAUNCH (ctx, k_tanh_fwd, P, n, stride, x + o_, y + o_);
+}
+void s_tanh_bwd (void *ctx, const float *y, const float *dy, float *dx, int P, size_t n, size_t stride)
+{
+  ACT_LAUNCH (ctx, k_tanh_bwd, P, n, stride, y + o_, dy + o_, dx + o_);
 }
 void s_ln_fwd (void *ctx, const float *x, const float *g, const float *b, float *y, float *mean, float *rstd, int P,
                int B, int D, size_t pstride)
@@ -751,12 +802,14 @@ void s_graph_destroy (void *ctx, void *graph)
   free (g);
 }
 
-void s_slate (void *ctx, const float *scores, int R, int K, int k, bool greedy, uint64_t seed, uint64_t stream,
-              uint64_t counter, int32_t *slates)
+void s_slate (void *ctx, const float *scores, int P, size_t pstride, int R, int K, int k, bool greedy,
+              const ra_nn_rng_t *rng, int32_t *slates)
 {
-  if (R <= 0)
+  if (R <= 0 || P <= 0)
     return;
-  k_slate GO (ctx, (size_t) R) (scores, R, K, k, greedy, seed, stream, counter, slates);
+  s_slate_rngs g;
+  memcpy (g.r, rng, (size_t) P * sizeof *rng);
+  k_slate GO (ctx, (size_t) P * R) (scores, P, pstride, R, K, k, greedy, g, slates);
   LAUNCHED (C (ctx));
 }
 void s_pl_fwd (void *ctx, const float *scores, const int32_t *slates, int R, int K, int k, float *logp, float *ent)

@@ -42,36 +42,21 @@ bool ra_nn_mlp_add (ra_nn_params_t *p, ra_nn_mlp_t *m, const char *prefix, int d
 
 static int s_rows_per_user (const ra_nn_mlp_t *m) { return m->cands > 0 ? m->cands : 1; }
 
-/* The activation of layer i on R users of every replica (replicas S users apart). */
+/* The activation of layer i on R users of every replica (replicas S users apart), in one op. */
 static void s_act (const ra_nn_params_t *p, const ra_nn_mlp_t *m, float *y, int i, int R, size_t S)
 {
-  ra_nn_backend_t *be = p->be;
-  size_t C = (size_t) s_rows_per_user (m), w = (size_t) m->width[i], used = R * C * w, stride = S * C * w;
-  int calls = used == stride ? 1 : p->replicas;
-  size_t cnt = used == stride ? used * (size_t) p->replicas : used;
-  for (int r = 0; r < calls; r++) {
-    float *yr = y + r * stride;
-    if (m->act == RA_NN_ACT_TANH)
-      ra_nn_tanh_forward (be, yr, yr, cnt);
-    else
-      ra_nn_relu_forward (be, yr, yr, cnt);
-  }
+  size_t C = (size_t) s_rows_per_user (m), w = (size_t) m->width[i];
+  const ra__nn_ops_t *o = p->be->ops;
+  (m->act == RA_NN_ACT_TANH ? o->tanh_fwd : o->relu_fwd) (p->be->ctx, y, y, p->replicas, R * C * w, S * C * w);
 }
 
 /* dx *= activation'(y) in place, on the same rows as s_act. */
 static void s_act_bwd (const ra_nn_params_t *p, const ra_nn_mlp_t *m, const float *y, float *dx, int i, int R,
                        size_t S)
 {
-  ra_nn_backend_t *be = p->be;
-  size_t C = (size_t) s_rows_per_user (m), w = (size_t) m->width[i], used = R * C * w, stride = S * C * w;
-  int calls = used == stride ? 1 : p->replicas;
-  size_t cnt = used == stride ? used * (size_t) p->replicas : used;
-  for (int r = 0; r < calls; r++) {
-    if (m->act == RA_NN_ACT_TANH)
-      ra_nn_tanh_backward (be, y + r * stride, dx + r * stride, dx + r * stride, cnt);
-    else
-      ra_nn_relu_backward (be, y + r * stride, dx + r * stride, dx + r * stride, cnt);
-  }
+  size_t C = (size_t) s_rows_per_user (m), w = (size_t) m->width[i];
+  const ra__nn_ops_t *o = p->be->ops;
+  (m->act == RA_NN_ACT_TANH ? o->tanh_bwd : o->relu_bwd) (p->be->ctx, y, dx, dx, p->replicas, R * C * w, S * C * w);
 }
 
 const float *ra_nn_mlp_forward (const ra_nn_params_t *p, const ra_nn_mlp_t *m, const float *x,

@@ -412,15 +412,21 @@ void ra_nn_value_backward (const ra_nn_params_t *p, int w, int b, const float *x
   ra_nn_linear_backward (p, w, b, x, dv, dx, B);
 }
 
-void ra_nn_relu_forward (ra_nn_backend_t *be, const float *x, float *y, size_t n) { OPS (be)->relu_fwd (CTX (be), x, y, n); }
+void ra_nn_relu_forward (ra_nn_backend_t *be, const float *x, float *y, size_t n)
+{
+  OPS (be)->relu_fwd (CTX (be), x, y, 1, n, n);
+}
 void ra_nn_relu_backward (ra_nn_backend_t *be, const float *y, const float *dy, float *dx, size_t n)
 {
-  OPS (be)->relu_bwd (CTX (be), y, dy, dx, n);
+  OPS (be)->relu_bwd (CTX (be), y, dy, dx, 1, n, n);
 }
-void ra_nn_tanh_forward (ra_nn_backend_t *be, const float *x, float *y, size_t n) { OPS (be)->tanh_fwd (CTX (be), x, y, n); }
+void ra_nn_tanh_forward (ra_nn_backend_t *be, const float *x, float *y, size_t n)
+{
+  OPS (be)->tanh_fwd (CTX (be), x, y, 1, n, n);
+}
 void ra_nn_tanh_backward (ra_nn_backend_t *be, const float *y, const float *dy, float *dx, size_t n)
 {
-  OPS (be)->tanh_bwd (CTX (be), y, dy, dx, n);
+  OPS (be)->tanh_bwd (CTX (be), y, dy, dx, 1, n, n);
 }
 
 void ra_nn_layernorm_forward (const ra_nn_params_t *p, int g, int b, const float *x, float *y, float *mean,
@@ -600,10 +606,20 @@ void ra_nn_graph_destroy (ra_nn_graph_t **g_p)
 void ra_nn_slate_sample (ra_nn_backend_t *be, const float *scores, int R, int K, int k, bool greedy,
                          ra_nn_rng_t *rng, int32_t *slates)
 {
-  assert (R >= 0 && k >= 1 && k <= K);
-  OPS (be)->slate (CTX (be), scores, R, K, k, greedy, rng->seed, rng->stream, rng->counter, slates);
-  if (!greedy)
-    rng->counter += (uint64_t) R * (uint64_t) K;
+  ra_nn_slate_sample_pop (be, scores, 1, 0, R, K, k, greedy, rng, slates);
+}
+
+void ra_nn_slate_sample_pop (ra_nn_backend_t *be, const float *scores, int P, size_t pstride, int R, int K, int k,
+                             bool greedy, ra_nn_rng_t *rng, int32_t *slates)
+{
+  assert (P >= 0 && R >= 0 && k >= 1 && k <= K);
+  for (int p0 = 0; p0 < P; p0 += RA__NN_SLATE_REPLICAS) {
+    int n = P - p0 < RA__NN_SLATE_REPLICAS ? P - p0 : RA__NN_SLATE_REPLICAS;
+    size_t row = (size_t) p0 * pstride;
+    OPS (be)->slate (CTX (be), scores + row * K, n, pstride, R, K, k, greedy, rng + p0, slates + row * k);
+  }
+  for (int p = 0; p < P && !greedy; p++)
+    rng[p].counter += (uint64_t) R * (uint64_t) K;
 }
 
 void ra_nn_pl_forward (ra_nn_backend_t *be, const float *scores, const int32_t *slates, int R, int K, int k,

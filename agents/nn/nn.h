@@ -218,6 +218,11 @@ void ra_nn_mse_backward (ra_nn_backend_t *be, const float *v, const float *targe
    rng->counter by R*K; greedy draws nothing. O(R k^2 K). */
 void ra_nn_slate_sample (ra_nn_backend_t *be, const float *scores, int R, int K, int k, bool greedy,
                          ra_nn_rng_t *rng, int32_t *slates);
+/* The same for P replicas at once: replica p's R rows start at row p*pstride of scores and slates
+   and draw from rng[p] (each advanced as above): the slates of P separate calls, in one launch per
+   128 replicas on the GPU. */
+void ra_nn_slate_sample_pop (ra_nn_backend_t *be, const float *scores, int P, size_t pstride, int R, int K, int k,
+                             bool greedy, ra_nn_rng_t *rng, int32_t *slates);
 /* Plackett-Luce over each row: logp[r] = sum_i s[a_i] - logsumexp(s over candidates not in
    a_0..a_{i-1}); ent[r] = sum_i of the entropy of that softmax. Either output may be NULL. */
 void ra_nn_pl_forward (ra_nn_backend_t *be, const float *scores, const int32_t *slates, int R, int K, int k,

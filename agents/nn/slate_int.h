@@ -19,25 +19,41 @@ static inline RA__NN_HD bool ra__nn_placed (const int32_t *slate, int upto, int 
   return false;
 }
 
-/* Row r's slate of k from K scores s: top-k of s (greedy) or of s + Gumbel noise drawn at
-   counter + r*K + j (S1). The noise is recomputed on every selection pass instead of stored, so
-   no scratch is needed. O(k K). */
+/* Candidate j's selection key in row r: its score, plus Gumbel noise drawn at counter + r*K + j
+   unless greedy (S1). */
+static inline RA__NN_HD float ra__nn_slate_key (const float *s, int K, int j, bool greedy, uint64_t seed,
+                                               uint64_t stream, uint64_t counter, uint64_t r)
+{
+  float key = s[j];
+  if (!greedy) {
+    double u = ra__nn_uniform_at (seed, stream, counter + r * (uint64_t) K + (uint64_t) j);
+    if (u < 1e-12)
+      u = 1e-12;
+    key += (float) -log (-log (u));
+  }
+  return key;
+}
+
+/* Rows of up to this many candidates keep their keys in a local array: computed once instead of
+   on each of the k selection passes (the two logs per key dominated the GPU's slate kernel). */
+#define RA__NN_SLATE_KEYS 256
+
+/* Row r's slate of k from K scores s: top-k of the keys, the first of equal keys winning (S1).
+   O(k K). */
 static inline RA__NN_HD void ra__nn_slate_row (const float *s, int K, int k, bool greedy, uint64_t seed,
                                                uint64_t stream, uint64_t counter, uint64_t r, int32_t *out)
 {
+  float keys[RA__NN_SLATE_KEYS];
+  bool kept = K <= RA__NN_SLATE_KEYS;
+  for (int j = 0; kept && j < K; j++)
+    keys[j] = ra__nn_slate_key (s, K, j, greedy, seed, stream, counter, r);
   for (int pos = 0; pos < k; pos++) {
     int best = -1;
     float bk = 0.0f;
     for (int j = 0; j < K; j++) {
       if (ra__nn_placed (out, pos, j))
         continue;
-      float key = s[j];
-      if (!greedy) {
-        double u = ra__nn_uniform_at (seed, stream, counter + r * (uint64_t) K + (uint64_t) j);
-        if (u < 1e-12)
-          u = 1e-12;
-        key += (float) -log (-log (u));
-      }
+      float key = kept ? keys[j] : ra__nn_slate_key (s, K, j, greedy, seed, stream, counter, r);
       if (best < 0 || key > bk) {
         best = j;
         bk = key;

@@ -242,6 +242,7 @@ static ra_err_t s_alloc_buffers (ra_target_t *t, ra_error_t *err)
   ok = ok && (t->slot_ok = calloc (T, 1)) && (t->h_user = ra_nn_host_alloc (be, vrows * U * sizeof (float)))
        && (t->h_cand = ra_nn_host_alloc (be, rows * F * sizeof (float)))
        && (t->h_slate = ra_nn_host_alloc (be, P * TN * k * sizeof (int32_t)))
+       && (t->h_sampled = ra_nn_host_alloc (be, P * TN * k * sizeof (int32_t)))
        && (t->h_rew = calloc (P * TN, sizeof (float))) && (t->h_done = ra_nn_host_alloc (be, P * TN))
        && (t->h_values = calloc (vrows, sizeof (float)))
        && (t->h_adv = calloc (P * TN, sizeof (float))) && (t->h_logp = calloc (P * TN, sizeof (float)))
@@ -279,7 +280,7 @@ static void s_free_buffers (ra_target_t *t)
     ra_nn_free (be, t->pact[i]);
     ra_nn_free (be, t->vact[i]);
   }
-  void *staged[] = { t->h_user, t->h_cand, t->h_slate, t->h_done, t->h_rs, t->h_pos };
+  void *staged[] = { t->h_user, t->h_cand, t->h_slate, t->h_sampled, t->h_done, t->h_rs, t->h_pos };
   for (size_t i = 0; i < sizeof staged / sizeof staged[0]; i++)
     ra_nn_host_free (be, staged[i]);
   void *host[] = { t->slot_ok, t->h_rew, t->h_values,
@@ -875,17 +876,17 @@ void ra_target_act (ra_target_t *t, const ra_obs_batch_t *obs, bool greedy, int3
     memset (t->slot_ok, 0, (size_t) c->rollout);
     s_put_obs (t, obs, R, 0, false);
   }
-  const float *scores = s_scores_at (t, R, at);
-  size_t TN = (size_t) t->cap_users;
-  for (int p = 0; p < t->P; p++) { /* replica p samples from its own stream (docs/nn.md, S1) */
-    size_t row = (size_t) p * TN + at;
-    const float *s = scores + row * K;
-    if (t->d_tscores && !greedy) /* a sample of the tempered scores (T5); top-k needs none */
-      s = s_tempered (t, s, row * K, (size_t) R * K);
-    ra_nn_slate_sample (t->be, s, R, K, k, greedy, &t->rng[p], t->d_slate + row * k);
-    ra_nn_download (t->be, (float *) (slates + (size_t) p * R * k), (const float *) (t->d_slate + row * k),
-                    (size_t) R * k);
-  }
+  /* Replica p's R rows start at row p*TN + at; one op over all replicas, each sampling from its
+     own stream (docs/nn.md, S1), and one download of the span of rows they cover (the rows between
+     replicas come along unused): a GPU pays one launch and one copy per step, not P. */
+  size_t TN = (size_t) t->cap_users, first = (size_t) at, span = (size_t) (t->P - 1) * TN + (size_t) R;
+  const float *scores = s_scores_at (t, R, at) + first * K;
+  if (t->d_tscores && !greedy) /* a sample of the tempered scores (T5); top-k needs none */
+    scores = s_tempered (t, scores, first * K, span * K);
+  ra_nn_slate_sample_pop (t->be, scores, t->P, TN, R, K, k, greedy, t->rng, t->d_slate + first * k);
+  ra_nn_download (t->be, (float *) t->h_sampled, (const float *) (t->d_slate + first * k), span * k);
+  for (int p = 0; p < t->P; p++)
+    memcpy (slates + (size_t) p * R * k, t->h_sampled + (size_t) p * TN * k, (size_t) R * k * sizeof (int32_t));
 }
 
 /* ------------------------------------------------------------------------------- actor-critic */

@@ -45,6 +45,7 @@ struct ra_target {
   float *h_user;                         /* [P, (T+1)N, U] */
   float *h_cand;                         /* [P, TN, K, F] */
   int32_t *h_slate;                      /* [P, TN, k] */
+  int32_t *h_sampled;                    /* [P, TN, k] act's download of the sampled slates */
   float *h_rew;                          /* [P, TN] */
   uint8_t *h_done;                       /* [P, TN] */
   float *h_values;                       /* [P, (T+1)N] (evaluation scratch) */

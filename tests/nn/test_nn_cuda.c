@@ -200,6 +200,36 @@ Test (nn_cuda, checkpoint_written_on_gpu_loads_on_cpu)
   s_run_fini (&c);
 }
 
+/* The population form of slate sampling (one launch for all replicas, rows pstride apart, each
+   replica on its own stream): cuda against the cpu backend, exactly. */
+Test (nn_cuda, population_slates_match_the_cpu_backend)
+{
+  enum { P = 64, R = 4, K = 20, k = 3, stride = 6 };
+  ra_nn_backend_t *gpu = s_open ("cuda"), *cpu = s_open ("cpu");
+  static float s[P * stride * K];
+  static int32_t sl[2][P * stride * k];
+  ra_nn_rng_t r;
+  ra_nn_rng_init (&r, 2, 0);
+  for (int i = 0; i < P * stride * K; i++)
+    s[i] = ra_nn_rng_normal (&r);
+  for (int b = 0; b < 2; b++) {
+    ra_nn_backend_t *be = b ? gpu : cpu;
+    float *d_s = ra_nn_alloc (be, P * stride * K);
+    int32_t *d_sl = (int32_t *) ra_nn_alloc (be, P * stride * k);
+    ra_nn_upload (be, d_s, s, P * stride * K);
+    ra_nn_zero (be, (float *) d_sl, P * stride * k);
+    ra_nn_rng_t rng[P];
+    for (int p = 0; p < P; p++)
+      ra_nn_rng_init (&rng[p], 5, (uint64_t) p);
+    ra_nn_slate_sample_pop (be, d_s, P, stride, R, K, k, false, rng, d_sl);
+    ra_nn_download (be, (float *) sl[b], (const float *) d_sl, P * stride * k);
+    s_healthy (be);
+    ra_nn_free (be, d_s), ra_nn_free (be, d_sl);
+  }
+  cr_expect_eq (memcmp (sl[0], sl[1], sizeof sl[0]), 0, "cuda and cpu population slates differ");
+  ra_nn_backend_destroy (&gpu), ra_nn_backend_destroy (&cpu);
+}
+
 /* Slate sampling, Plackett-Luce, GAE and normalisation: cuda against the cpu backend on the
    same inputs (slates exactly; floats to 1e-5 relative). */
 Test (nn_cuda, slate_and_advantage_ops_match_the_cpu_backend)

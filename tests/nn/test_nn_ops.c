@@ -2,7 +2,7 @@
     against its double-precision reference (agents/nn/ref.c), the reference's Plackett-Luce
     gradients against finite differences, GAE against a hand-computed case, and the sampler's
     properties (greedy = top k, distinct indexes, same counter -> same slates, first-position
-    frequencies = softmax).                                                                    */
+    frequencies = softmax), and the population form of the sampler against separate calls.     */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
@@ -253,4 +253,30 @@ Test (nn_ops, host_staging_memory_is_zeroed_and_uploads_without_waiting_arrive)
   ra_nn_free (BE, d);
   ra_nn_host_free (BE, h);
   ra_nn_host_free (BE, NULL);
+}
+
+/* ra_nn_slate_sample_pop = one ra_nn_slate_sample per replica on its own stream, rows pstride
+   apart, the rows between replicas untouched, every stream advanced; 130 replicas, so the call
+   is split at 128 replicas. */
+Test (nn_ops, population_slates_equal_separate_calls_per_replica)
+{
+  enum { P = 130, Rp = 3, Kp = 6, kp = 2, stride = 5 };
+  static float s[P * stride * Kp];
+  static int32_t pop[P * stride * kp], one[Rp * kp];
+  s_scores (s, NULL, P * stride * Kp, 11);
+  for (int greedy = 0; greedy < 2; greedy++) {
+    ra_nn_rng_t rp[P], rs[P];
+    for (int p = 0; p < P; p++)
+      ra_nn_rng_init (&rp[p], 3, (uint64_t) p), rs[p] = rp[p];
+    memset (pop, 0xff, sizeof pop);
+    ra_nn_slate_sample_pop (BE, s, P, stride, Rp, Kp, kp, greedy, rp, pop);
+    for (int p = 0; p < P; p++) {
+      ra_nn_slate_sample (BE, s + (size_t) p * stride * Kp, Rp, Kp, kp, greedy, &rs[p], one);
+      cr_assert_eq (memcmp (one, pop + (size_t) p * stride * kp, sizeof one), 0, "replica %d differs (greedy %d)",
+                    p, greedy);
+      cr_assert_eq (rp[p].counter, rs[p].counter, "replica %d's stream advanced differently", p);
+      for (int i = Rp * kp; i < stride * kp; i++)
+        cr_assert_eq (pop[(size_t) p * stride * kp + i], -1, "replica %d: a row between replicas was written", p);
+    }
+  }
 }
