@@ -178,13 +178,17 @@ void s_gemm (void *ctx, bool ta, bool tb, int M, int N, int K, float alpha, cons
 
 /* --------------------------------------------------------------------------- kernels */
 
-/* Bias fill and group sum: one block per output row, its threads over the row's F features, so
-   no thread divides by a runtime size per element (the first, one-thread-per-element versions spent
-   more time in 64-bit index division than in memory traffic). */
+/* Bias fill and group sum: blockDim (features, rows); each thread row takes one output row of
+   `rows` (all replicas' rows in order), its threads its F features, so no thread divides by a
+   runtime size per element (the first, one-thread-per-element versions spent more time in 64-bit
+   index division than in memory traffic), and a narrow layer still packs many rows per block. */
 __global__ void k_bias_fill (float *y, const float *u, const float *bias, int R, int C, int F, size_t ystride,
-                             size_t ustride, size_t bstride)
+                             size_t ustride, size_t bstride, unsigned rows)
 {
-  unsigned row = blockIdx.x, per = (unsigned) R * C, p = row / per, k = row % per, r = k / C;
+  unsigned row = blockIdx.x * blockDim.y + threadIdx.y, per = (unsigned) R * C, p = row / per, k = row % per,
+           r = k / C;
+  if (row >= rows)
+    return;
   float *yr = y + p * ystride + (size_t) k * F;
   const float *b = bias + p * bstride, *ur = u ? u + p * ustride + (size_t) r * F : NULL;
   for (int f = threadIdx.x; f < F; f += blockDim.x)
@@ -216,9 +220,12 @@ __global__ void k_bias_grad (float *db, const float *dy, int B, int F, size_t bs
   if (y == 0 && f < F)
     db[blockIdx.y * bstride + f] += sh[x];
 }
-__global__ void k_group_sum (const float *dy, float *out, int R, int C, int F, size_t dystride, size_t ostride)
+__global__ void k_group_sum (const float *dy, float *out, int R, int C, int F, size_t dystride, size_t ostride,
+                             unsigned rows)
 {
-  unsigned row = blockIdx.x, p = row / R, r = row % R;
+  unsigned row = blockIdx.x * blockDim.y + threadIdx.y, p = row / R, r = row % R;
+  if (row >= rows)
+    return;
   const float *d = dy + p * dystride + (size_t) r * C * F;
   float *o = out + p * ostride + (size_t) r * F;
   for (int f = threadIdx.x; f < F; f += blockDim.x) {
@@ -581,7 +588,16 @@ __global__ void k_norm_apply (float *x, size_t n, const double *stats, size_t to
 
 #define STREAM(ctx) C (ctx)->stream
 /* threads for a one-block-per-row kernel over F features: whole warps, at most kThreads */
-static unsigned s_row_threads (int F) { return (unsigned) (F >= kThreads ? kThreads : (F + 31) / 32 * 32); }
+/* blockDim and grid for the row kernels above: a power of two of threads per row covering F (at
+   most kThreads), kThreads per block */
+static void s_row_grid (size_t rows, int F, dim3 *grid, dim3 *block)
+{
+  unsigned cols = 1;
+  while ((int) cols < F && cols < (unsigned) kThreads)
+    cols *= 2;
+  *block = dim3 (cols, kThreads / cols);
+  *grid = dim3 ((unsigned) ((rows + block->y - 1) / block->y));
+}
 #define GO(ctx, n) <<<blocks (n), kThreads, 0, STREAM (ctx)>>>
 
 void s_bias_fill (void *ctx, float *y, const float *u, const float *bias, int P, int R, int cands, int F,
@@ -589,8 +605,10 @@ void s_bias_fill (void *ctx, float *y, const float *u, const float *bias, int P,
 {
   if ((size_t) P * R * cands * F == 0)
     return;
-  k_bias_fill<<<(unsigned) (P * R * cands), s_row_threads (F), 0, STREAM (ctx)>>> (y, u, bias, R, cands, F, ystride,
-                                                                                 ustride, bstride);
+  dim3 grid, block;
+  size_t rows = (size_t) P * R * cands;
+  s_row_grid (rows, F, &grid, &block);
+  k_bias_fill<<<grid, block, 0, STREAM (ctx)>>> (y, u, bias, R, cands, F, ystride, ustride, bstride, (unsigned) rows);
   LAUNCHED (C (ctx));
 }
 void s_bias_grad (void *ctx, float *dbias, const float *dy, int P, int B, int F, size_t bstride, size_t dystride)
@@ -611,7 +629,10 @@ void s_group_sum (void *ctx, const float *dy, float *out, int P, int R, int cand
 {
   if ((size_t) P * R * F == 0)
     return;
-  k_group_sum<<<(unsigned) (P * R), s_row_threads (F), 0, STREAM (ctx)>>> (dy, out, R, cands, F, dystride, ostride);
+  dim3 grid, block;
+  size_t rows = (size_t) P * R;
+  s_row_grid (rows, F, &grid, &block);
+  k_group_sum<<<grid, block, 0, STREAM (ctx)>>> (dy, out, R, cands, F, dystride, ostride, (unsigned) rows);
   LAUNCHED (C (ctx));
 }
 /* ACT_LAUNCH(kernel, args...): over P blocks of n, at most 65535 blocks (grid.y) per launch */
