@@ -587,7 +587,6 @@ __global__ void k_norm_apply (float *x, size_t n, const double *stats, size_t to
 /* -------------------------------------------------------------------------- wrappers */
 
 #define STREAM(ctx) C (ctx)->stream
-/* threads for a one-block-per-row kernel over F features: whole warps, at most kThreads */
 /* blockDim and grid for the row kernels above: a power of two of threads per row covering F (at
    most kThreads), kThreads per block */
 static void s_row_grid (size_t rows, int F, dim3 *grid, dim3 *block)
