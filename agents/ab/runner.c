@@ -38,8 +38,9 @@ static uint64_t s_hash_str (const char *s)
 ra_err_t ra_ab_arm_parse (const char *spec, ra_ab_arm_t *out, ra_error_t *err)
 {
   memset (out, 0, sizeof *out);
-  if (strlen (spec) >= sizeof out->spec || strlen (spec) >= sizeof out->store)
-    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "arm '%.40s...' is too long", spec);
+  if (strlen (spec) >= sizeof out->store)
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "arm '%.40s...' is too long (%zu bytes; at most %d)", spec,
+                         strlen (spec), RA_AB_ARM_SPEC_MAX - 1);
   strcpy (out->spec, spec);
   strcpy (out->store, spec);
   char *save = NULL, *name = strtok_r (out->store, ":", &save);

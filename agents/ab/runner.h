@@ -13,6 +13,9 @@
 #include "protocol/client.h"
 
 #define RA_AB_MAX_ARM_SETTINGS 16
+/* The longest arm spec, in bytes: room for a checkpoint path and a dozen settings (a spec of
+   128 bytes, the first limit, could not hold a target arm with its path and the bench's keys). */
+#define RA_AB_ARM_SPEC_MAX 1024
 
 typedef enum { RA_AB_CREDIT_CLICKED, RA_AB_CREDIT_METRIC } ra_ab_credit_t;
 
@@ -22,15 +25,15 @@ typedef enum { RA_AB_CREDIT_CLICKED, RA_AB_CREDIT_METRIC } ra_ab_credit_t;
    the run's default, ra_ab_opts_t.credit). config's strings point into store: parse it where it
    will stay (do not copy the struct). */
 typedef struct {
-  char spec[128];                       /* the display name: as given, or its name= setting */
-  char key[128];                        /* class and policy settings only: seeds the arm's RNG,
+  char spec[RA_AB_ARM_SPEC_MAX];        /* the display name: as given, or its name= setting */
+  char key[RA_AB_ARM_SPEC_MAX];         /* class and policy settings only: seeds the arm's RNG,
                                            so arms that differ only in name play identically */
   const ra_policy_class_t *cls;
   ra_kv_t config[RA_AB_MAX_ARM_SETTINGS];
   int n_config;
   bool has_credit;                      /* credit= was given */
   ra_ab_credit_t credit;
-  char store[256];                      /* keys and string values of config point in here */
+  char store[RA_AB_ARM_SPEC_MAX];       /* keys and string values of config point in here */
 } ra_ab_arm_t;
 
 /* Parses spec ("linucb:alpha=0.5") against the policy registry. RA_ERR_BAD_CONFIG naming what

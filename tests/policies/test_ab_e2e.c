@@ -99,6 +99,25 @@ Test (ab, arm_spec_name_setting_is_the_display_name_and_not_a_policy_setting)
   cr_assert_eq (ra_ab_arm_parse ("nope:name=x", &arm, &err), RA_ERR_BAD_CONFIG);
 }
 
+/* A target arm with a long checkpoint path and the bench's keys fits (the first limit, 128
+   bytes, refused it); past RA_AB_ARM_SPEC_MAX the error names the limit. */
+Test (ab, arm_spec_holds_a_long_checkpoint_path_and_refuses_past_its_limit)
+{
+  static ra_ab_arm_t arm;
+  ra_error_t err;
+  char spec[2 * RA_AB_ARM_SPEC_MAX], dir[301];
+  memset (dir, 'd', 300), dir[300] = 0;
+  snprintf (spec, sizeof spec, "linucb:note=/work/%s/reptile.safetensors:alpha=0.5:name=reptile_1e-2", dir);
+  cr_assert_eq (ra_ab_arm_parse (spec, &arm, &err), RA_OK, "%s", err.message);
+  cr_assert_str_eq (arm.spec, "reptile_1e-2");
+  cr_assert_eq (arm.n_config, 2);
+  cr_assert_str_eq (arm.config[1].key, "alpha");
+  memset (spec, 'a', sizeof spec - 1), spec[sizeof spec - 1] = 0;
+  memcpy (spec, "linucb:x=", 9);
+  cr_assert_eq (ra_ab_arm_parse (spec, &arm, &err), RA_ERR_BAD_CONFIG);
+  cr_assert (strstr (err.message, "at most 1023"), "%s", err.message);
+}
+
 /* Runs arms on the given test task ids; returns the JSON (caller frees). */
 static char *s_run_ids (const char *const *specs, int n_arms, const int64_t *ids, int n_ids,
                         ra_ab_unit_t unit, ra_ab_result_t *res, ra_ab_report_t *rep)
