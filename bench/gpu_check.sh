@@ -112,13 +112,21 @@ rc=$?
 cat "$logs/bench_nn.log"
 grep -E "budget|\(TF32\)" "$logs/bench_nn.log" | sed 's/  */ /g' | while read -r line; do row "bench_nn" "" "$line"; done
 [ $rc = 0 ] || status=1
+# Nsight Compute, where installed (it is on the lent H200 machines; nsys is not):
+# kernel_times NAME NCU-ARGS -- CMD...: per-kernel GPU time of CMD's profiled launches, summed by
+# kernel name, into NAME.csv (raw) and NAME.txt (the summary, also printed). The profiler runs each
+# kernel alone at base clock with cold caches, so its times exceed a timed run's.
 ncu=$(command -v ncu || ls /usr/local/cuda*/bin/ncu 2>/dev/null | head -1)
-if [ -n "$ncu" ]; then  # kernel times of the scorer update (its first eager steps), for the budget above
-  tmo 120 "$ncu" --metrics gpu__time_duration.sum --csv --print-units base --print-kernel-base function \
-    --launch-count 80 "$(exe bench/bench_nn)" --gpu-scorer --repeats 1 >"$logs/ncu_scorer.csv" 2>&1
+kernel_times () {
+  local name=$1; shift
+  tmo 150 "$ncu" --metrics gpu__time_duration.sum --csv --print-units base --print-kernel-base function "$@" \
+    >"$logs/$name.csv" 2>&1
   awk -F'","' '/gpu__time_duration/ { gsub(/"/, "", $NF); gsub(/,/, "", $NF); t[$5] += $NF; c[$5]++ }
-    END { for (k in t) printf "%10.1f us %4d x  %s\n", t[k] / 1e3, c[k], k }' "$logs/ncu_scorer.csv" |
-    sort -rn | tee "$logs/ncu_scorer.txt" | head -25
+    END { for (k in t) printf "%10.1f us %4d x  %s\n", t[k] / 1e3, c[k], k }' "$logs/$name.csv" |
+    sort -rn | tee "$logs/$name.txt" | head -20
+}
+if [ -n "$ncu" ]; then  # the scorer update's kernels (its first eager steps), for the budget above
+  kernel_times ncu_scorer --launch-count 80 "$(exe bench/bench_nn)" --gpu-scorer --repeats 1
 fi
 
 echo "== bench_target: P = 64 replicas batched vs 64 separate policies, on the GPU and the CPU"
@@ -153,19 +161,9 @@ if [ -x "$meta" ]; then
     row "recarena-meta es P=64 cuda/cpu samples/s" FAIL "no train metrics; see meta_es_*.log"
     status=1
   fi
-  nsys=$(command -v nsys || ls /usr/local/cuda*/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -1)
-  if [ -n "$nsys" ]; then  # the GPU side of one short run: kernels against copies
-    tmo 120 "$nsys" profile --stats=true --force-overwrite true -o "$logs/meta_es_cuda" "$meta" --env ECommerce-v1 \
-      --algo es --population 64 --iters 3 --val-every 1000 --seed 3 --device cuda --quiet >"$logs/nsys.log" 2>&1
-    grep -A12 -E "cuda_gpu_kern_sum|cuda_gpu_mem_time_sum|cuda_api_sum" "$logs/nsys.log" | head -60
-  fi
   if [ -n "$ncu" ]; then  # kernel times inside an ES iteration (300 kernels after the first 3000)
-    tmo 150 "$ncu" --metrics gpu__time_duration.sum --csv --print-units base --print-kernel-base function \
-      --launch-skip 3000 --launch-count 300 "$meta" --env ECommerce-v1 --algo es --population 64 --iters 2 \
-      --val-every 1000 --seed 3 --device cuda --quiet >"$logs/ncu_es.csv" 2>&1
-    awk -F'","' '/gpu__time_duration/ { gsub(/"/, "", $NF); gsub(/,/, "", $NF); t[$5] += $NF; c[$5]++ }
-      END { for (k in t) printf "%10.1f us %4d x  %s\n", t[k] / 1e3, c[k], k }' "$logs/ncu_es.csv" |
-      sort -rn | tee "$logs/ncu_es.txt" | head -15
+    kernel_times ncu_es --launch-skip 3000 --launch-count 300 "$meta" --env ECommerce-v1 --algo es \
+      --population 64 --iters 2 --val-every 1000 --seed 3 --device cuda --quiet
   fi
 else
   row "recarena-meta es P=64 cuda/cpu" SKIP "recarena-meta is not built in this tree"

@@ -80,7 +80,7 @@ typedef struct {
 typedef struct {
   int arms, tasks, num_envs, episodes;
   int frozen;                           /* frozen evaluation episodes per env after `episodes` */
-  char arm_names[32][128];
+  char arm_names[32][RA_AB_ARM_SPEC_MAX]; /* display names (arm specs or their name=) */
   ra_ab_credit_t arm_credit[32];        /* the credit each arm learned from */
   char arm_class[32][32];               /* each arm's policy class ("oracle", "expert", ...) */
   int64_t *task_ids;                    /* [tasks] the split's ids, in run order */
