@@ -33,6 +33,10 @@ typedef struct ra__nn_ops {
   /* like upload, without waiting: src must be host_alloc memory left unchanged until the next
      call that waits (download, sync, host_free) */
   void (*upload_async) (void *ctx, void *dst, const void *src, size_t bytes);
+  /* upload_async of `rows` rows of row_bytes each, src_pitch and dst_pitch bytes apart: one copy
+     where a population's rows are strided */
+  void (*upload_rows_async) (void *ctx, void *dst, size_t dst_pitch, const void *src, size_t src_pitch,
+                             size_t row_bytes, size_t rows);
   void (*copy) (void *ctx, void *dst, const void *src, size_t bytes);
   void (*zero) (void *ctx, void *p, size_t bytes);
   void (*sync) (void *ctx);

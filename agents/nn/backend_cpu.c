@@ -20,6 +20,12 @@ static void s_memcpy (void *ctx, void *dst, const void *src, size_t bytes)
   if (bytes && dst != src)
     memmove (dst, src, bytes);
 }
+static void s_memcpy_rows (void *ctx, void *dst, size_t dst_pitch, const void *src, size_t src_pitch,
+                           size_t row_bytes, size_t rows)
+{
+  for (size_t i = 0; i < rows; i++)
+    s_memcpy (ctx, (char *) dst + i * dst_pitch, (const char *) src + i * src_pitch, row_bytes);
+}
 static void s_zero (void *ctx, void *p, size_t bytes) { (void) ctx; if (bytes) memset (p, 0, bytes); }
 static void s_sync (void *ctx) { (void) ctx; }
 
@@ -520,7 +526,7 @@ static void s_adam (void *ctx, float *w, const float *g, float *m, float *v, siz
 
 static const ra__nn_ops_t s_ops = {
   .name = "cpu", .destroy = s_destroy, .alloc = s_alloc, .free = s_free, .upload = s_memcpy, .host_alloc = s_alloc, .host_free = s_free, .upload_async = s_memcpy,
-  .download = s_memcpy, .copy = s_memcpy, .zero = s_zero, .sync = s_sync, .gemm = s_gemm,
+  .upload_rows_async = s_memcpy_rows,  .download = s_memcpy, .copy = s_memcpy, .zero = s_zero, .sync = s_sync, .gemm = s_gemm,
   .bias_fill = s_bias_fill, .bias_grad = s_bias_grad, .group_sum = s_group_sum, .relu_fwd = s_relu_fwd, .relu_bwd = s_relu_bwd,
   .tanh_fwd = s_tanh_fwd, .tanh_bwd = s_tanh_bwd, .ln_fwd = s_ln_fwd, .ln_bwd = s_ln_bwd,
   .softmax_fwd = s_softmax_fwd, .softmax_bwd = s_softmax_bwd, .pairs_fwd = s_pairs_fwd,

@@ -137,6 +137,13 @@ void s_upload_async (void *ctx, void *dst, const void *src, size_t bytes)
   if (bytes)
     CK (C (ctx), cudaMemcpyAsync (dst, src, bytes, cudaMemcpyHostToDevice, C (ctx)->stream));
 }
+void s_upload_rows_async (void *ctx, void *dst, size_t dst_pitch, const void *src, size_t src_pitch,
+                          size_t row_bytes, size_t rows)
+{
+  if (row_bytes && rows)
+    CK (C (ctx), cudaMemcpy2DAsync (dst, dst_pitch, src, src_pitch, row_bytes, rows, cudaMemcpyHostToDevice,
+                                    C (ctx)->stream));
+}
 void s_download (void *ctx, void *dst, const void *src, size_t bytes)
 {
   CK (C (ctx), cudaMemcpyAsync (dst, src, bytes, cudaMemcpyDeviceToHost, C (ctx)->stream));
@@ -883,6 +890,7 @@ ra__nn_ops_t make_ops ()
   o.host_alloc = s_host_alloc;
   o.host_free = s_host_free;
   o.upload_async = s_upload_async;
+  o.upload_rows_async = s_upload_rows_async;
   o.copy = s_copy;
   o.zero = s_zero;
   o.sync = s_sync;

@@ -105,6 +105,11 @@ void ra_nn_upload_async (ra_nn_backend_t *be, void *dst, const void *host, size_
 {
   be->ops->upload_async (be->ctx, dst, host, bytes);
 }
+void ra_nn_upload_rows_async (ra_nn_backend_t *be, void *dst, size_t dst_pitch, const void *host,
+                              size_t host_pitch, size_t row_bytes, size_t rows)
+{
+  be->ops->upload_rows_async (be->ctx, dst, dst_pitch, host, host_pitch, row_bytes, rows);
+}
 void ra_nn_download (ra_nn_backend_t *be, float *host, const float *src, size_t count)
 {
   be->ops->download (be->ctx, host, src, count * sizeof (float));

@@ -64,6 +64,11 @@ void ra_nn_upload_bytes (ra_nn_backend_t *be, void *dst, const void *host, size_
 void *ra_nn_host_alloc (ra_nn_backend_t *be, size_t bytes);
 void ra_nn_host_free (ra_nn_backend_t *be, void *p);
 void ra_nn_upload_async (ra_nn_backend_t *be, void *dst, const void *host, size_t bytes);
+/* The same for `rows` rows of row_bytes, host_pitch bytes apart in host staging memory and
+   dst_pitch apart on the device, in one copy (one call per step where P replicas' rows are
+   strided, not P). */
+void ra_nn_upload_rows_async (ra_nn_backend_t *be, void *dst, size_t dst_pitch, const void *host,
+                              size_t host_pitch, size_t row_bytes, size_t rows);
 /* Waits for pending work, then copies. */
 void ra_nn_download (ra_nn_backend_t *be, float *host, const float *src, size_t count);
 void ra_nn_copy (ra_nn_backend_t *be, float *dst, const float *src, size_t count);

@@ -805,7 +805,8 @@ static void s_check_obs (const ra_target_t *t, const ra_obs_batch_t *obs)
 }
 
 /* Uploads R users of every replica (obs rows p*R..) to the device rollout at user row `at`
-   (candidates at the same row), with host copies into the rollout when keep. */
+   (candidates at the same row), with host copies into the rollout when keep: then one strided
+   upload per tensor for all replicas (a GPU paid two copies per replica and step before). */
 static void s_put_obs (ra_target_t *t, const ra_obs_batch_t *obs, int R, int at, bool keep)
 {
   const ra_target_cfg_t *c = &t->cfg;
@@ -814,16 +815,21 @@ static void s_put_obs (ra_target_t *t, const ra_obs_batch_t *obs, int R, int at,
   for (int p = 0; p < t->P; p++) {
     const float *u = obs->user + (size_t) p * R * U, *cd = obs->candidates + (size_t) p * R * KF;
     size_t ou = ((size_t) p * VN + at) * U, oc = ((size_t) p * TN + at) * KF;
-    if (keep) { /* into the staged rollout, uploaded from there without waiting (act's download
-                   of the slates waits before anything changes these rows) */
+    if (keep) { /* into the staged rollout, uploaded from there below without waiting (act's
+                   download of the slates waits before anything changes these rows) */
       memcpy (t->h_user + ou, u, R * U * sizeof (float));
       memcpy (t->h_cand + oc, cd, R * KF * sizeof (float));
-      ra_nn_upload_async (t->be, t->d_user + ou, t->h_user + ou, R * U * sizeof (float));
-      ra_nn_upload_async (t->be, t->d_cand + oc, t->h_cand + oc, R * KF * sizeof (float));
     } else {
       ra_nn_upload (t->be, t->d_user + ou, u, R * U);
       ra_nn_upload (t->be, t->d_cand + oc, cd, R * KF);
     }
+  }
+  if (keep) {
+    size_t ou = (size_t) at * U, oc = (size_t) at * KF;
+    ra_nn_upload_rows_async (t->be, t->d_user + ou, VN * U * sizeof (float), t->h_user + ou, VN * U * sizeof (float),
+                             R * U * sizeof (float), (size_t) t->P);
+    ra_nn_upload_rows_async (t->be, t->d_cand + oc, TN * KF * sizeof (float), t->h_cand + oc, TN * KF * sizeof (float),
+                             R * KF * sizeof (float), (size_t) t->P);
   }
 }
 

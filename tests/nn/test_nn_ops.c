@@ -255,6 +255,23 @@ Test (nn_ops, host_staging_memory_is_zeroed_and_uploads_without_waiting_arrive)
   ra_nn_host_free (BE, NULL);
 }
 
+/* rows of 3 floats, 5 apart in staging memory, land 7 apart on the device; the gaps stay as they were */
+Test (nn_ops, strided_row_uploads_fill_only_their_rows)
+{
+  enum { rows = 4, width = 3, hp = 5, dp = 7 };
+  float *h = ra_nn_host_alloc (BE, rows * hp * sizeof (float)), *d = ra_nn_alloc (BE, rows * dp), back[rows * dp];
+  cr_assert (h && d);
+  for (int i = 0; i < rows * hp; i++)
+    h[i] = (float) (i + 1);
+  ra_nn_upload_rows_async (BE, d, dp * sizeof (float), h, hp * sizeof (float), width * sizeof (float), rows);
+  ra_nn_download (BE, back, d, rows * dp);
+  for (int r = 0; r < rows; r++)
+    for (int j = 0; j < dp; j++)
+      cr_assert_eq (back[r * dp + j], j < width ? h[r * hp + j] : 0.0f, "row %d, float %d", r, j);
+  ra_nn_free (BE, d);
+  ra_nn_host_free (BE, h);
+}
+
 /* ra_nn_slate_sample_pop = one ra_nn_slate_sample per replica on its own stream, rows pstride
    apart, the rows between replicas untouched, every stream advanced; 130 replicas, so the call
    is split at 128 replicas. */
