@@ -14,7 +14,7 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 binaries=(tests/nn/test_nn_cuda tests/nn/test_nn tests/nn/test_nn_ops tests/policies/test_target
           tests/policies/test_target_pop agents/recarena-target agents/recarena-meta
-          bench/bench_nn bench/bench_target)
+          agents/recarena-ab bench/bench_nn bench/bench_target)
 bundle=""
 case "${1:-}" in
   --list-binaries) printf '%s\n' "${binaries[@]}"; exit 0 ;;
@@ -83,7 +83,7 @@ targs=(--env ECommerce-v1 --num-envs 64 --rollout 16 --updates 5 --seed 7 --prog
 ok=1
 for dev in cpu cuda; do
   tmo 90 "$(exe agents/recarena-target)" "${targs[@]}" --device "$dev" --metrics "$logs/target_$dev.jsonl" \
-    >"$logs/target_$dev.log" 2>&1 || ok=0
+    --checkpoint-out "$logs/target_$dev.safetensors" >"$logs/target_$dev.log" 2>&1 || ok=0
 done
 if [ $ok = 1 ]; then
   paste -d'\n' "$logs/target_cpu.jsonl" "$logs/target_cuda.jsonl" | awk '
@@ -105,6 +105,40 @@ else
   row "recarena-target cuda vs cpu" FAIL "a run failed; see target_*.log"
   status=1
 fi
+
+echo "== recarena-ab: the cpu run's checkpoint as an adapting arm on cuda beside the same arm on cpu"
+# The arms play the same users (common random numbers) and start from the same parameters, so
+# their first episode (R@0, online updates included) must agree to 2% on mean return; later R@K
+# are printed: float differences can pick other slates at near-ties and the runs drift apart.
+ckpt="$logs/target_cpu.safetensors"
+ab_arm () { echo "target:checkpoint=$ckpt:device=$1:name=$1"; }
+if [ -f "$ckpt" ] && tmo 120 "$(exe agents/recarena-ab)" --env ECommerce-v1 --task-ids test:0-7 --num-envs 32 \
+     --episodes 6 --curve-episodes 0,1,5 --arms "$(ab_arm cpu),$(ab_arm cuda)" --control cpu \
+     --json "$logs/ab_cuda.json" >"$logs/ab_cuda.txt" 2>"$logs/ab_cuda.log"; then
+  curve=$(awk '/^learning curve R@K/ { on = 1; next } on && NF == 0 { on = 0 }
+    on && ($1 == "cpu" || $1 == "cuda") { r0[$1] = $2; line = line $0 "; " }
+    END { d = r0["cuda"] - r0["cpu"]; if (d < 0) d = -d; printf "%s|%d\n", line, (r0["cpu"] != "" && d <= 0.02 * r0["cpu"]) }' \
+    "$logs/ab_cuda.txt")
+  verdict=$([ "${curve##*|}" = 1 ] && echo PASS || echo FAIL)
+  row "recarena-ab target arm cuda vs cpu (R@0,1,5)" "$verdict" "$(echo "${curve%|*}" | sed 's/  */ /g')"
+  [ "$verdict" = PASS ] || status=1
+else
+  row "recarena-ab target arm cuda vs cpu" FAIL "no checkpoint or the run failed; see ab_cuda.log"
+  status=1
+fi
+
+echo "== recarena-target training: samples/s on cuda vs cpu (256 envs, 30 updates)"
+for dev in cpu cuda; do
+  tmo 120 "$(exe agents/recarena-target)" --env ECommerce-v1 --num-envs 256 --rollout 16 --updates 30 --seed 7 \
+    --progress 1000 --device "$dev" --metrics "$logs/target_speed_$dev.jsonl" >"$logs/target_speed_$dev.log" 2>&1 ||
+    status=1
+done
+# samples_per_s of the last update is the run's mean (env steps / elapsed)
+last_sps () { tail -1 "$1" 2>/dev/null | sed -n 's/.*"samples_per_s": \([0-9.e+]*\).*/\1/p'; }
+c=$(last_sps "$logs/target_speed_cpu.jsonl"); g=$(last_sps "$logs/target_speed_cuda.jsonl")
+row "recarena-target 256 envs cuda/cpu samples/s" "" \
+  "$( [ -n "$c" ] && [ -n "$g" ] && awk -v c="$c" -v g="$g" 'BEGIN { printf "%.2f x (cpu %s, cuda %s)", g / c, c, g }' ||
+      echo "no metrics; see target_speed_*.log")"
 
 echo "== bench_nn (budgets: population >= 0.40 of cuBLAS, graph >= 1.5x eager, scorer graph <= 150 us)"
 tmo 150 "$(exe bench/bench_nn)" --repeats 11 --check >"$logs/bench_nn.log" 2>&1
