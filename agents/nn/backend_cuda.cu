@@ -504,20 +504,81 @@ __global__ void k_adam (float *w, const float *g, float *m, float *v, size_t n, 
   }
 }
 
-/* Slates and advantages: one thread per row (slate, PL) or per (replica, env) (GAE), the same
-   arithmetic and order as the cpu backend. */
+/* Slates and advantages: a warp per slate row, one thread per row (PL) or per (replica, env) (GAE);
+   the same results as the cpu backend (PL and GAE: the same arithmetic and order). */
 /* the replicas' RNG states, passed by value (3 kB, under the 4 kB kernel-argument limit) */
 struct s_slate_rngs {
   ra_nn_rng_t r[RA__NN_SLATE_REPLICAS];
 };
+/* keys each lane keeps in registers: rows of up to 32 * 8 = RA__NN_SLATE_KEYS candidates compute
+   each key once, as the cpu does (the two double logs per key dominate the kernel) */
+constexpr int kSlateLaneKeys = RA__NN_SLATE_KEYS / 32;
+
+/* One warp per row, choosing what ra__nn_slate_row chooses: the unplaced candidate with the largest
+   key, the lowest index among equal keys, from the same keys (ra__nn_slate_key). Lane l owns
+   candidates l, l + 32, ...; per position each lane visits its own in rising index with a strict >
+   (its lowest index of equal keys wins), then a butterfly keeps the larger key, or the lower index
+   of equal ones: max under a total order, so every lane ends with the warp's choice in any merge
+   order. Candidates past the registers (K > RA__NN_SLATE_KEYS, rare) recompute their key on each
+   pass and look themselves up in the slate so far, as the cpu does. NaN keys compare false both
+   ways, so with NaN scores the slate may differ from the cpu's; lane 0's choice is broadcast so the
+   lanes still agree on what is placed, and every loop is bounded. */
 __global__ void k_slate (const float *scores, int P, size_t pstride, int R, int K, int k, bool greedy,
                          s_slate_rngs rng, int32_t *slates)
 {
-  GRID_STRIDE (i, (size_t) P * R)
-  {
+  const unsigned all = 0xffffffffu;
+  int lane = threadIdx.x % 32;
+  size_t warps = (size_t) gridDim.x * (blockDim.x / 32), n = (size_t) P * R;
+  /* i is the same for the whole warp, so all its lanes reach every shuffle */
+  for (size_t i = blockIdx.x * (size_t) (blockDim.x / 32) + threadIdx.x / 32; i < n; i += warps) {
     size_t p = i / R, r = i % R, row = p * pstride + r;
     const ra_nn_rng_t *g = &rng.r[p];
-    ra__nn_slate_row (scores + row * K, K, k, greedy, g->seed, g->stream, g->counter, (uint64_t) r, slates + row * k);
+    const float *s = scores + row * K;
+    int32_t *out = slates + row * k;
+    /* fixed indices in unrolled loops keep keys[] in registers */
+    float keys[kSlateLaneKeys];
+    unsigned placed = 0; /* bit t: candidate lane + 32 t is in the slate */
+#pragma unroll
+    for (int t = 0; t < kSlateLaneKeys; t++) {
+      int j = lane + 32 * t;
+      keys[t] = j < K ? ra__nn_slate_key (s, K, j, greedy, g->seed, g->stream, g->counter, (uint64_t) r) : 0.0f;
+    }
+    for (int pos = 0; pos < k; pos++) {
+      int best = -1;
+      float bk = 0.0f;
+#pragma unroll
+      for (int t = 0; t < kSlateLaneKeys; t++) {
+        int j = lane + 32 * t;
+        if (j < K && !((placed >> t) & 1u) && (best < 0 || keys[t] > bk)) {
+          best = j;
+          bk = keys[t];
+        }
+      }
+      for (int j = lane + 32 * kSlateLaneKeys; j < K; j += 32) {
+        if (ra__nn_placed (out, pos, j))
+          continue;
+        float key = ra__nn_slate_key (s, K, j, greedy, g->seed, g->stream, g->counter, (uint64_t) r);
+        if (best < 0 || key > bk) {
+          best = j;
+          bk = key;
+        }
+      }
+      /* a lane without unplaced candidates (best < 0: K < 32, or all its own placed) never wins */
+      for (int o = 16; o > 0; o >>= 1) {
+        int ob = __shfl_xor_sync (all, best, o);
+        float ok = __shfl_xor_sync (all, bk, o);
+        if (ob >= 0 && (best < 0 || ok > bk || (ok == bk && ob < best))) {
+          best = ob;
+          bk = ok;
+        }
+      }
+      best = __shfl_sync (all, best, 0);
+      if (lane == 0)
+        out[pos] = best;
+      if (best >= 0 && best % 32 == lane && best / 32 < kSlateLaneKeys)
+        placed |= 1u << (best / 32);
+      __syncwarp (); /* out[pos] visible to the lanes that look themselves up in it */
+    }
   }
 }
 
@@ -836,7 +897,8 @@ void s_slate (void *ctx, const float *scores, int P, size_t pstride, int R, int 
     return;
   s_slate_rngs g;
   memcpy (g.r, rng, (size_t) P * sizeof *rng);
-  k_slate GO (ctx, (size_t) P * R) (scores, P, pstride, R, K, k, greedy, g, slates);
+  /* a warp (32 threads) per row: kThreads / 32 rows per block */
+  k_slate GO (ctx, (size_t) P * R * 32) (scores, P, pstride, R, K, k, greedy, g, slates);
   LAUNCHED (C (ctx));
 }
 void s_pl_fwd (void *ctx, const float *scores, const int32_t *slates, int R, int K, int k, float *logp, float *ent)

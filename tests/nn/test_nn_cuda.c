@@ -230,6 +230,46 @@ Test (nn_cuda, population_slates_match_the_cpu_backend)
   ra_nn_backend_destroy (&gpu), ra_nn_backend_destroy (&cpu);
 }
 
+/* The shapes the warp-per-row slate kernel treats apart, sampled and greedy, against the cpu
+   backend exactly: fewer candidates than lanes, a last round of lanes part full, rows past the keys
+   held in registers (K > 256) and whole permutations (k = K). Greedy scores come in steps of 0.5,
+   so equal keys are common and the lower index must win. */
+Test (nn_cuda, slate_shapes_match_the_cpu_backend)
+{
+  enum { P = 3, R = 4, stride = 5 };
+  static const int shapes[][2] = { { 1, 1 },   { 7, 7 },    { 31, 4 },    { 32, 10 },  { 33, 33 },
+                                   { 100, 10 }, { 256, 10 }, { 257, 257 }, { 300, 40 }, { 600, 12 } };
+  ra_nn_backend_t *gpu = s_open ("cuda"), *cpu = s_open ("cpu");
+  for (int c = 0; c < (int) (sizeof shapes / sizeof shapes[0]); c++)
+    for (int greedy = 0; greedy < 2; greedy++) {
+      int K = shapes[c][0], k = shapes[c][1];
+      size_t ns = (size_t) P * stride * K, nl = (size_t) P * stride * k;
+      float *s = malloc (sizeof (float) * ns);
+      int32_t *sl[2] = { malloc (sizeof (int32_t) * nl), malloc (sizeof (int32_t) * nl) };
+      ra_nn_rng_t r;
+      ra_nn_rng_init (&r, 10 + (uint64_t) c, 0);
+      for (size_t i = 0; i < ns; i++)
+        s[i] = greedy ? roundf (2 * ra_nn_rng_normal (&r)) / 2 : ra_nn_rng_normal (&r);
+      for (int b = 0; b < 2; b++) {
+        ra_nn_backend_t *be = b ? gpu : cpu;
+        float *d_s = ra_nn_alloc (be, ns);
+        int32_t *d_sl = (int32_t *) ra_nn_alloc (be, nl);
+        ra_nn_upload (be, d_s, s, ns);
+        ra_nn_rng_t rng[P];
+        for (int p = 0; p < P; p++)
+          ra_nn_rng_init (&rng[p], 7, (uint64_t) p);
+        ra_nn_slate_sample_pop (be, d_s, P, stride, R, K, k, greedy, rng, d_sl);
+        ra_nn_download (be, (float *) sl[b], (const float *) d_sl, nl);
+        s_healthy (be);
+        ra_nn_free (be, d_s), ra_nn_free (be, d_sl);
+      }
+      cr_expect_eq (memcmp (sl[0], sl[1], sizeof (int32_t) * nl), 0,
+                    "K = %d, k = %d, greedy %d: cuda and cpu slates differ", K, k, greedy);
+      free (s), free (sl[0]), free (sl[1]);
+    }
+  ra_nn_backend_destroy (&gpu), ra_nn_backend_destroy (&cpu);
+}
+
 /* Slate sampling, Plackett-Luce, GAE and normalisation: cuda against the cpu backend on the
    same inputs (slates exactly; floats to 1e-5 relative). */
 Test (nn_cuda, slate_and_advantage_ops_match_the_cpu_backend)
