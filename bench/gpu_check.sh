@@ -210,6 +210,17 @@ if [ -x "$meta" ]; then
     row "recarena-meta es P=64 cuda/cpu samples/s" FAIL "no train metrics; see meta_es_*.log"
     status=1
   fi
+  # env stepping is most of a cuda iteration: the same run with more threads stepping the sims
+  # (--workers; results do not depend on it, docs/meta.md 4)
+  for w in 4 8; do
+    tmo 150 "$meta" --env ECommerce-v1 --algo es --population 64 --iters 9 --val-every 1000 --seed 3 \
+      --device cuda --workers "$w" --metrics "$logs/meta_es_cuda_w$w.jsonl" --quiet >"$logs/meta_es_cuda_w$w.log" 2>&1 ||
+      status=1
+    gw=$(sps "$logs/meta_es_cuda_w$w.jsonl")
+    row "recarena-meta es P=64 cuda --workers $w" "" \
+      "$( [ -n "$gw" ] && [ -n "$g" ] && awk -v w="$gw" -v g="$g" 'BEGIN { printf "%s samples/s, %.2f x --workers 1", w, w / g }' ||
+          echo "no metrics; see meta_es_cuda_w$w.log")"
+  done
   if [ -n "$ncu" ]; then  # kernel times inside an ES iteration (300 kernels after the first 3000)
     kernel_times ncu_es --launch-skip 3000 --launch-count 300 "$meta" --env ECommerce-v1 --algo es \
       --population 64 --iters 2 --val-every 1000 --seed 3 --device cuda --quiet
