@@ -3,8 +3,9 @@
 # suite (every nn op against the double reference and the CPU backend, batched replicas against
 # separate ones, graph replay against eager, a GPU checkpoint read on the CPU) and the CPU nn and
 # target suites, compares the target policy's first updates on --device cuda with --device cpu on
-# the same seeds, then the GPU benches with their budgets, and prints one summary table. Every log
-# lands in one folder that can be copied back whole.
+# the same seeds and its checkpoint as a recarena-ab arm on both devices, then times training and
+# the GPU benches with their budgets, and prints one summary table. Every log lands in one folder
+# that can be copied back whole.
 # Usage: bench/gpu_check.sh [--bundle DIR] [log-dir]   (log-dir: default $OUT, else build-gpu/logs)
 #   --bundle DIR: run the binaries bench/gpu_bundle.sh packed on another machine (for a GPU
 #   machine that cannot install this project's packages); without it, builds here with CUDA
