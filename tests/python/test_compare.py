@@ -98,3 +98,30 @@ def test_against_the_control_it_agrees_with_recarena_ab(tmp_path):
         assert r["diff"] == pytest.approx(vs["diff"], rel=1e-4, abs=1e-4)
         width = vs["hi"] - vs["lo"]
         assert abs(r["lo"] - vs["lo"]) < 0.15 * width and abs(r["hi"] - vs["hi"]) < 0.15 * width
+
+
+def test_pooled_reports_average_the_per_task_differences(tmp_path, capsys):
+    one, two = _report(shift=2.0), _report(shift=0.0)
+    # the pooled difference per task is the mean of the two reports' differences, so it equals
+    # the difference in a report whose arm b holds the per-task mean of both b's
+    mean = _report(shift=2.0)
+    b1 = {r["task"]: r for r in one["arms"][1]["per_task"]}
+    b2 = {r["task"]: r for r in two["arms"][1]["per_task"]}
+    for row in mean["arms"][1]["per_task"]:
+        row["curve"] = [(x + y) / 2 for x, y in zip(b1[row["task"]]["curve"], b2[row["task"]]["curve"])]
+    pooled = compare.compare(one, ["b"], "a", ["R@1"], pool=[two])[0]
+    direct = compare.compare(mean, ["b"], "a", ["R@1"])[0]
+    assert pooled["runs"] == 2
+    for key in ("diff", "lo", "hi", "p"):
+        assert pooled[key] == pytest.approx(direct[key], abs=1e-12)
+    # the two reports differ only in the shift (2 and 0, the same noise): the pooled mean is 1 lower
+    alone = compare.compare(one, ["b"], "a", ["R@1"])[0]
+    assert pooled["diff"] == pytest.approx(alone["diff"] - 1.0, abs=1e-12)
+    # a pooled report on other tasks is refused, naming the arm
+    two["arms"][0]["per_task"][3]["task"] = 999
+    paths = []
+    for i, r in enumerate((one, two)):
+        paths.append(tmp_path / f"r{i}.json")
+        paths[-1].write_text(json.dumps(r))
+    assert compare.main([str(paths[0]), "b", "--against", "a", "--pool", str(paths[1])]) == 2
+    assert "arm 'a' was not played on the same tasks in every pooled report" in capsys.readouterr().err

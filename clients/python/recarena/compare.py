@@ -11,6 +11,11 @@ the report's curve), a window (``R@5w``, ``auc``, ...) or a metric (``return``, 
 The resamples come from ``--seed``, not from recarena-ab's generator, so against the report's own
 control the mean difference is the report's and the interval agrees within the bootstrap's noise.
 Needs the report's ``per_task`` rows, which recarena-ab writes with ``--unit task``.
+
+``--pool R2.json --pool R3.json``: reports of the same arms on the same tasks from other runs (e.g.
+other training seeds of the meta-inits); per task d is then the mean over all the reports of the
+arm's difference, and the bootstrap resamples tasks with the runs held fixed, so the interval does
+not include the run-to-run variance (docs/meta.md 6.14).
 """
 from __future__ import annotations
 
@@ -67,19 +72,30 @@ def paired(a: Sequence[float], b: Sequence[float], bootstrap: int = 2000, level:
             "hi": float(np.quantile(means, (1 + level) / 2)), "p": float(p), "n": int(d.size)}
 
 
+def _pooled(reports: Sequence[Dict[str, Any]], arm: str, measure: str) -> Dict[int, float]:
+    """{task id: the arm's value of the measure, the mean over the reports}; they must share tasks."""
+    per = [_per_task(r, arm, measure) for r in reports]
+    if any(set(p) != set(per[0]) for p in per):
+        raise ValueError(f"arm '{arm}' was not played on the same tasks in every pooled report")
+    return {t: float(np.mean([p[t] for p in per])) for t in per[0]}
+
+
 def compare(report: Dict[str, Any], arms: List[str], against: str, measures: List[str],
-            bootstrap: int = 2000, seed: int = 1) -> List[Dict[str, Any]]:
-    """One row per (arm, measure): the paired difference from ``against`` over the common tasks."""
+            bootstrap: int = 2000, seed: int = 1,
+            pool: Sequence[Dict[str, Any]] = ()) -> List[Dict[str, Any]]:
+    """One row per (arm, measure): the paired difference from ``against`` over the common tasks;
+    with ``pool``, per task the mean of the difference over ``report`` and the pooled reports."""
+    reports = [report, *pool]
     out = []
     for measure in measures:
-        base = _per_task(report, against, measure)
+        base = _pooled(reports, against, measure)
         for arm in arms:
-            values = _per_task(report, arm, measure)
+            values = _pooled(reports, arm, measure)
             if set(values) != set(base):
                 raise ValueError(f"arms '{arm}' and '{against}' were not played on the same tasks")
             tasks = sorted(base)
             res = paired([values[t] for t in tasks], [base[t] for t in tasks], bootstrap, 0.95, seed)
-            out.append({"arm": arm, "against": against, "measure": measure, **res})
+            out.append({"arm": arm, "against": against, "measure": measure, "runs": len(reports), **res})
     return out
 
 
@@ -92,15 +108,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--at", default="R@5", help="comma-separated measures: R@K, windows, metrics (R@5)")
     ap.add_argument("--bootstrap", type=int, default=2000, help="resamples (2000)")
     ap.add_argument("--seed", type=int, default=1, help="seed of the resamples (1)")
+    ap.add_argument("--pool", action="append", default=[], metavar="REPORT",
+                    help="another run's report on the same tasks (repeatable): per task the mean "
+                         "difference over all the reports")
     args = ap.parse_args(argv)
     try:
         if args.bootstrap < 1:
             raise ValueError("--bootstrap must be at least 1")
         rows = compare(load_report(args.report), args.arms, args.against,
-                       [m for m in args.at.split(",") if m], args.bootstrap, args.seed)
+                       [m for m in args.at.split(",") if m], args.bootstrap, args.seed,
+                       [load_report(p) for p in args.pool])
     except (OSError, ValueError) as e:
         print(f"recarena.compare: {e}", file=sys.stderr)
         return 2
+    if args.pool:
+        print(f"per task the mean over {1 + len(args.pool)} reports (runs held fixed)")
     print(f"{'arm':<16} {'measure':<8} {'diff vs ' + args.against:>24} {'95% CI':>22} {'p':>7} {'tasks':>6}")
     for r in rows:
         print(f"{r['arm']:<16} {r['measure']:<8} {r['diff']:>+24.4g} "
