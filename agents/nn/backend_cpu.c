@@ -526,7 +526,7 @@ static void s_adam (void *ctx, float *w, const float *g, float *m, float *v, siz
 
 static const ra__nn_ops_t s_ops = {
   .name = "cpu", .destroy = s_destroy, .alloc = s_alloc, .free = s_free, .upload = s_memcpy, .host_alloc = s_alloc, .host_free = s_free, .upload_async = s_memcpy,
-  .upload_rows_async = s_memcpy_rows,  .download = s_memcpy, .copy = s_memcpy, .zero = s_zero, .sync = s_sync, .gemm = s_gemm,
+  .upload_rows_async = s_memcpy_rows, .download = s_memcpy, .copy = s_memcpy, .zero = s_zero, .sync = s_sync, .gemm = s_gemm,
   .bias_fill = s_bias_fill, .bias_grad = s_bias_grad, .group_sum = s_group_sum, .relu_fwd = s_relu_fwd, .relu_bwd = s_relu_bwd,
   .tanh_fwd = s_tanh_fwd, .tanh_bwd = s_tanh_bwd, .ln_fwd = s_ln_fwd, .ln_bwd = s_ln_bwd,
   .softmax_fwd = s_softmax_fwd, .softmax_bwd = s_softmax_bwd, .pairs_fwd = s_pairs_fwd,
