@@ -1178,7 +1178,8 @@ int main (int argc, char **argv)
     double ti = s_now ();
     int64_t before = r.env_steps;
     ra_rollout_t *train_src = o.algo == A_MULTITASK ? r.tsrc : r.wsrc.src; /* the outer source */
-    double env_before = train_src->step_seconds;
+    ra_target_t *train_pol = o.algo == A_MULTITASK ? r.mt : r.work; /* the policy acting in it */
+    double env_before = train_src->step_seconds, act_before = ra_target_act_seconds (train_pol);
     if ((rc = s_iterate (&r, it, (double) r.env_steps / (double) o.budget, &mret, &err)) != RA_OK) {
       s_err ("iter %lld: %s\n", (long long) it, err.message);
       goto out;
@@ -1196,8 +1197,9 @@ int main (int argc, char **argv)
       fprintf (metrics, "{\"kind\":\"train\",\"iter\":%lld,\"env_steps\":%lld,\"meta_return\":", (long long) it,
                (long long) r.env_steps);
       fprintf (metrics, isfinite (mret) ? "%.6g" : "null", mret);
-      fprintf (metrics, ",\"samples_per_s\":%.1f,\"iter_s\":%.4f,\"env_s\":%.4f,\"wall_s\":%.3f}\n",
-               (r.env_steps - before) / fmax (el, 1e-9), el, train_src->step_seconds - env_before, s_now () - t0);
+      fprintf (metrics, ",\"samples_per_s\":%.1f,\"iter_s\":%.4f,\"env_s\":%.4f,\"act_s\":%.4f,\"wall_s\":%.3f}\n",
+               (r.env_steps - before) / fmax (el, 1e-9), el, train_src->step_seconds - env_before,
+               ra_target_act_seconds (train_pol) - act_before, s_now () - t0);
       fflush (metrics);
     }
   }

@@ -195,6 +195,15 @@ if [ -x "$meta" ]; then
       --device "$dev" --metrics "$logs/meta_es_$dev.jsonl" --quiet >"$logs/meta_es_$dev.log" 2>&1 || status=1
   done
   # the median samples/s over the iterations after the first (which pays for warm-up)
+  # iter_shares JSONL LABEL: where each iteration's time goes: env_s (stepping the envs) and act_s
+  # (the policy's act: scoring, sampling, uploads, device waits) of iter_s
+  iter_shares () {
+    local share
+    share=$(grep '"kind":"train"' "$1" 2>/dev/null | tail -4 |
+      sed 's/.*"iter_s":\([0-9.e+-]*\),"env_s":\([0-9.e+-]*\),"act_s":\([0-9.e+-]*\).*/\1 \2 \3/' |
+      awk '{ printf "iter %.3f s: env %.0f%%, act %.0f%%; ", $1, 100 * $2 / $1, 100 * $3 / $1 }')
+    row "$2" "" "${share:-no iter_s in the metrics}"
+  }
   sps () { grep '"kind":"train"' "$1" 2>/dev/null | tail -n +2 | sed 's/.*"samples_per_s":\([0-9.e+]*\).*/\1/' |
            sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
   c=$(sps "$logs/meta_es_cpu.jsonl"); g=$(sps "$logs/meta_es_cuda.jsonl")
@@ -202,11 +211,7 @@ if [ -x "$meta" ]; then
     ratio=$(awk -v c="$c" -v g="$g" 'BEGIN { printf "%.2f", g / c }')
     verdict=$(awk -v r="$ratio" 'BEGIN { print (r >= 3 ? "PASS" : "FAIL") }')
     row "recarena-meta es P=64 cuda/cpu samples/s" "$verdict" "$ratio x (cpu $c, cuda $g; budget >= 3x)"
-    for dev in cpu cuda; do  # where an iteration's time goes: env_s (stepping the envs) / iter_s
-      share=$(grep '"kind":"train"' "$logs/meta_es_$dev.jsonl" | sed 's/.*"iter_s":\([0-9.e+-]*\),"env_s":\([0-9.e+-]*\).*/\1 \2/' |
-              awk '{ printf "iter %.3f s, env %.3f s (%.0f%%); ", $1, $2, 100 * $2 / $1 }')
-      row "recarena-meta es P=64 ($dev) per iteration" "" "${share:-no iter_s in the metrics}"
-    done
+    for dev in cpu cuda; do iter_shares "$logs/meta_es_$dev.jsonl" "recarena-meta es P=64 ($dev) per iteration"; done
   else
     row "recarena-meta es P=64 cuda/cpu samples/s" FAIL "no train metrics; see meta_es_*.log"
     status=1
@@ -221,6 +226,7 @@ if [ -x "$meta" ]; then
     row "recarena-meta es P=64 cuda --workers $w" "" \
       "$( [ -n "$gw" ] && [ -n "$g" ] && awk -v w="$gw" -v g="$g" 'BEGIN { printf "%s samples/s, %.2f x --workers 1", w, w / g }' ||
           echo "no metrics; see meta_es_cuda_w$w.log")"
+    iter_shares "$logs/meta_es_cuda_w$w.jsonl" "recarena-meta es P=64 (cuda, --workers $w) per iteration"
   done
   if [ -n "$ncu" ]; then  # kernel times inside an ES iteration (300 kernels after the first 3000)
     kernel_times ncu_es --launch-skip 3000 --launch-count 300 "$meta" --env ECommerce-v1 --algo es \

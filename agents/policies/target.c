@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "agents/policies/target_int.h"
 
@@ -864,8 +865,18 @@ static const float *s_tempered (ra_target_t *t, const float *scores, size_t off,
   return d;
 }
 
+static double s_now (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (double) ts.tv_sec + 1e-9 * (double) ts.tv_nsec;
+}
+
+double ra_target_act_seconds (const ra_target_t *t) { return t->act_seconds; }
+
 void ra_target_act (ra_target_t *t, const ra_obs_batch_t *obs, bool greedy, int32_t *slates)
 {
+  double t0 = s_now ();
   s_check_obs (t, obs);
   const ra_target_cfg_t *c = &t->cfg;
   int R = obs->num_envs / t->P, K = c->num_candidates, k = c->slate_size;
@@ -893,6 +904,7 @@ void ra_target_act (ra_target_t *t, const ra_obs_batch_t *obs, bool greedy, int3
   ra_nn_download (t->be, (float *) t->h_sampled, (const float *) (t->d_slate + first * k), span * k);
   for (int p = 0; p < t->P; p++)
     memcpy (slates + (size_t) p * R * k, t->h_sampled + (size_t) p * TN * k, (size_t) R * k * sizeof (int32_t));
+  t->act_seconds += s_now () - t0;
 }
 
 /* ------------------------------------------------------------------------------- actor-critic */

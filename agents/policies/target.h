@@ -170,6 +170,8 @@ ra_err_t ra_target_checkpoint_arch (const char *path, int *hidden, int *layers, 
    the scorer activations go to the next rollout slot, and the update reuses them if
    ra_target_record then records that same observation. O(P R K (U + F) hidden). */
 void ra_target_act (ra_target_t *t, const ra_obs_batch_t *obs, bool greedy, int32_t *slates);
+/* Wall time spent in ra_target_act so far, device waits included (a profile: recarena-meta's act_s). */
+double ra_target_act_seconds (const ra_target_t *t);
 
 /* Appends one transition per env (P*N, replica-major) to the rollout buffer: the observation act
    saw, the slates, the env reward (unscaled) and done (terminated or truncated; treated as

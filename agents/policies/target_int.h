@@ -17,6 +17,7 @@ struct ra_target {
   int aff_w, aff_b;                      /* affinity head "a.w" [F, U], "a.b" [F] (T7), or -1 */
   int P;                                 /* cfg.population */
   int cap_users;                         /* T*N: most users per replica one act takes */
+  double act_seconds;                    /* wall time spent in ra_target_act so far (a profile) */
   /* device buffers (replica-major) */
   float *d_user;                         /* [P, (T+1)N, U] */
   float *d_cand;                         /* [P, TN, K, F] */
