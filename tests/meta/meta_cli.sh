@@ -111,6 +111,11 @@ determinism)
     sed 's/"samples_per_s":[^}]*//; s/"checkpoint":.*//' "$T/$algo.1.jsonl" >"$T/a"
     sed 's/"samples_per_s":[^}]*//; s/"checkpoint":.*//' "$T/$algo.2.jsonl" >"$T/b"
     cmp -s "$T/a" "$T/b" || fail "$algo: metrics differ between 1 and 2 workers"
+    # the profile fields: env stepping and the policy's act are disjoint parts of the iteration
+    awk -F'[:,}]' '/"kind":"train"/ { n++; split("", v); for (i = 1; i < NF; i++) v[$i] = $(i + 1)
+        it = v["\"iter_s\""]; e = v["\"env_s\""]; a = v["\"act_s\""]
+        if (it == "" || e == "" || a == "" || e < 0 || a < 0 || e + a > it + 2e-4) { print "bad timings: " $0; exit 1 } }
+      END { if (!n) { print "no train lines"; exit 1 } }' "$T/$algo.2.jsonl" >"$T/t" || fail "$algo: $(cat "$T/t")"
   done
   echo "ok: bit-identical meta-init for 1 and 2 workers"
   ;;
