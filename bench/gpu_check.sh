@@ -143,9 +143,9 @@ else
   status=1
 fi
 
-echo "== recarena-target training: samples/s on cuda vs cpu (256 envs, 30 updates)"
+echo "== recarena-target training: samples/s on cuda vs cpu (256 envs, 100 updates)"
 for dev in cpu cuda; do
-  tmo 120 "$(exe agents/recarena-target)" --env ECommerce-v1 --num-envs 256 --rollout 16 --updates 30 --seed 7 \
+  tmo 120 "$(exe agents/recarena-target)" --env ECommerce-v1 --num-envs 256 --rollout 16 --updates 100 --seed 7 \
     --progress 1000 --device "$dev" --metrics "$logs/target_speed_$dev.jsonl" >"$logs/target_speed_$dev.log" 2>&1 ||
     status=1
 done
