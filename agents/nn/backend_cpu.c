@@ -160,29 +160,37 @@ static void s_tanh_bwd1 (const float *y, const float *dy, float *dx, size_t n)
     dx[i] = dy[i] * (1.0f - y[i] * y[i]);
 }
 /* the P blocks of the activation ops, one after the other */
+static void s_blocks_fwd (void (*f) (const float *, float *, size_t), const float *x, float *y, int P, size_t n,
+                          size_t stride)
+{
+  for (size_t p = 0; p < (size_t) P; p++)
+    f (x + p * stride, y + p * stride, n);
+}
+static void s_blocks_bwd (void (*f) (const float *, const float *, float *, size_t), const float *y, const float *dy,
+                          float *dx, int P, size_t n, size_t stride)
+{
+  for (size_t p = 0; p < (size_t) P; p++)
+    f (y + p * stride, dy + p * stride, dx + p * stride, n);
+}
 static void s_relu_fwd (void *ctx, const float *x, float *y, int P, size_t n, size_t stride)
 {
   (void) ctx;
-  for (size_t p = 0; p < (size_t) P; p++)
-    s_relu_fwd1 (x + p * stride, y + p * stride, n);
+  s_blocks_fwd (s_relu_fwd1, x, y, P, n, stride);
 }
 static void s_relu_bwd (void *ctx, const float *y, const float *dy, float *dx, int P, size_t n, size_t stride)
 {
   (void) ctx;
-  for (size_t p = 0; p < (size_t) P; p++)
-    s_relu_bwd1 (y + p * stride, dy + p * stride, dx + p * stride, n);
+  s_blocks_bwd (s_relu_bwd1, y, dy, dx, P, n, stride);
 }
 static void s_tanh_fwd (void *ctx, const float *x, float *y, int P, size_t n, size_t stride)
 {
   (void) ctx;
-  for (size_t p = 0; p < (size_t) P; p++)
-    s_tanh_fwd1 (x + p * stride, y + p * stride, n);
+  s_blocks_fwd (s_tanh_fwd1, x, y, P, n, stride);
 }
 static void s_tanh_bwd (void *ctx, const float *y, const float *dy, float *dx, int P, size_t n, size_t stride)
 {
   (void) ctx;
-  for (size_t p = 0; p < (size_t) P; p++)
-    s_tanh_bwd1 (y + p * stride, dy + p * stride, dx + p * stride, n);
+  s_blocks_bwd (s_tanh_bwd1, y, dy, dx, P, n, stride);
 }
 
 static void s_ln_fwd (void *ctx, const float *x, const float *g, const float *b, float *y, float *mean,
