@@ -64,7 +64,7 @@ typedef struct {
   ra_meta_act_t val_act;  /* how validation plays (docs/meta.md 3) */
   long long budget, iters, val_every, seed, workers, inner_steps, meta_batch, population,
     envs_per_task, rollout, hidden, layers, slot_feedback;
-  double inner_lr, outer_lr, sigma, entropy, weight_decay, temp, slot_credit;
+  double inner_lr, outer_lr, sigma, entropy, weight_decay, temp, slot_credit, context;
   bool quiet, head_only, val_head_only, inner_sgd, affinity;
   bool set[64];        /* which settings the command line or file gave (by table index) */
   ra_kv_list_t sim_config;   /* --sim-config KEY=VALUE entries, in order (the sims' make config) */
@@ -118,11 +118,12 @@ static const flag_t s_flags[] = {
   { "slot-feedback", T_INT, O (slot_feedback), 0, RA_TARGET_SLOT_FEEDBACK_MAX },
   { "affinity", T_BOOL, O (affinity), 0, 0 },
   { "val-adapt-params", T_VALPARAMS, O (val_head_only), 0, 0 },
+  { "context", T_NUM, O (context), 0, RA_TARGET_CONTEXT_MAX },
 };
 #define NFLAGS ((int) (sizeof s_flags / sizeof s_flags[0]))
 enum { F_ITERS = 5, F_OUTER_LR = 12, F_INNER_LR = 10, F_INNER_STEPS = 11, F_ROLLOUT = 18, F_PARAMS = 19,
        F_POP = 14, F_HIDDEN = 21, F_LAYERS = 22, F_TEMP = 30, F_INNER_OPT = 32, F_SLOT_CREDIT = 33,
-       F_SLOT_FEEDBACK = 34, F_AFFINITY = 35, F_VAL_PARAMS = 36 };
+       F_SLOT_FEEDBACK = 34, F_AFFINITY = 35, F_VAL_PARAMS = 36, F_CONTEXT = 37 };
 
 static void s_usage (FILE *f)
 {
@@ -156,7 +157,10 @@ static void s_usage (FILE *f)
     "  --val-act sample|greedy  validation plays sampled slates, as the A/B arm does while it\n"
     "                        adapts (default sample), or top-k\n"
     "  --val-adapt-params all|head  what validation's adaptation moves (default: --adapt-params;\n"
-    "                        all: as an arm with adapt_params=all; not stored in the checkpoint)\n");
+    "                        all: as an arm with adapt_params=all; not stored in the checkpoint)\n"
+    "  --context N0          the task context: the networks also see S u / (n + N0), what the\n"
+    "                        task's feedback so far says about users like u (0: off; not with\n"
+    "                        multitask; a checkpoint's setting unless given; docs/agents.md T8)\n");
 }
 
 static void s_defaults (opts_t *o)
@@ -374,6 +378,11 @@ static int s_parse (int argc, char **argv, opts_t *o, char **cfg_text)
   if ((o->algo == A_ES || o->algo == A_ESMAML) && o->population % 2) {
     s_err ("--population %lld: ES needs an even population (antithetic pairs)\n",
              o->population);
+    return -1;
+  }
+  if (o->algo == A_MULTITASK && o->context > 0) { /* its replicas' envs play many tasks at once */
+    s_err ("--context %g: multitask's envs each draw their own task, so there is no one task's feedback "
+           "to pool; use reptile, fomaml, es or es-maml\n", o->context);
     return -1;
   }
   return 0;
@@ -761,6 +770,7 @@ static ra_err_t s_iterate (run_t *r, int64_t it, double budget_frac, double *met
     rc = ra_meta_adapt_at (r->work, lo, r->rows, mask, r->wsrc.src, &r->ad, seeds, rng_seed, &st, r->scratch, err);
   } else {
     ra_target_set_params (r->work, r->rows);
+    ra_target_reset_context (r->work); /* each member's fitness from its own feedback (T8) */
   }
   double ret[RA_TARGET_MAX_POPULATION];
   s_seeds (r->seeds, P, N, (uint64_t) o->seed, 0x7a3, (uint64_t) it, 2);
@@ -969,6 +979,7 @@ int main (int argc, char **argv)
     stored.temp = (float) o.temp;
     stored.slot_credit = (float) o.slot_credit;
     stored.slot_feedback = (int) o.slot_feedback;
+    stored.context = (float) o.context;
     if (ra_target_checkpoint_settings (o.ckpt_in, &stored, &err) != RA_OK) {
       s_err ("--checkpoint-in %s: %s\n", o.ckpt_in, err.message);
       goto out;
@@ -979,6 +990,8 @@ int main (int argc, char **argv)
       o.slot_credit = stored.slot_credit;
     if (!o.set[F_SLOT_FEEDBACK])
       o.slot_feedback = stored.slot_feedback;
+    if (!o.set[F_CONTEXT])
+      o.context = stored.context;
     if (!o.set[F_INNER_OPT]) {
       o.inner_sgd = stored.sgd;
       strcpy (o.opt_name, stored.sgd ? "sgd" : "adam");
@@ -1045,11 +1058,12 @@ int main (int argc, char **argv)
   r.tc.temp = (float) o.temp;
   r.tc.slot_credit = (float) o.slot_credit;
   r.tc.slot_feedback = (int) o.slot_feedback;
+  r.tc.context = (float) o.context;
   r.tc.response_dim = ob->response_dim;
   r.tc.sgd = o.inner_sgd;
   r.tc.adapt_head = o.head_only; /* stored in the checkpoints, so the A/B arm adapts the same way */
   r.tc.seed = seed;
-  if (o.slot_credit > 0 && o.slot_feedback + ob->slate_size > ob->response_dim) {
+  if ((o.slot_credit > 0 || o.context > 0) && o.slot_feedback + ob->slate_size > ob->response_dim) {
     s_err ("--slot-feedback %lld: the k = %d per-rank entries from there do not fit %s's response (%d wide)\n",
            o.slot_feedback, ob->slate_size, o.env, ob->response_dim);
     code = 2;

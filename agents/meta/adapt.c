@@ -99,6 +99,7 @@ ra_err_t ra_meta_adapt_at (ra_target_t *w, int64_t first, const float *theta, co
   s_fresh_optimiser (w, a->inner_lr);
   for (int r = 0; r < w->P; r++)
     ra_nn_rng_init (ra_target_rng (w, r), rng_seed, 1 + (uint64_t) (first + r));
+  ra_target_reset_context (w); /* a task's adaptation starts from its own feedback only */
   ra_err_t rc = ra_target_begin_rollout (w, src, seeds, err);
   for (int u = 0; rc == RA_OK && u < a->steps; u++)
     rc = ra_meta_adapt_more (w, theta, mask, src, stats, scratch, err);

@@ -149,6 +149,9 @@ ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
     } else if (!strcmp (k, "adapt_updates")) {
       if ((rc = s_num (e, 0, 1e9, &v, err)) == RA_OK)
         cfg->adapt_updates = (int) v;
+    } else if (!strcmp (k, "context")) { /* docs/agents.md T8 */
+      if ((rc = s_num (e, 0, RA_TARGET_CONTEXT_MAX, &v, err)) == RA_OK)
+        cfg->context = (float) v;
     } else if (!strcmp (k, "population")) {
       if ((rc = s_num (e, 1, RA_TARGET_MAX_POPULATION, &v, err)) == RA_OK)
         cfg->population = (int) v;
@@ -159,8 +162,8 @@ ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
       return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
                            "target: unknown config key '%s' (expected hidden, layers, affinity, activation, "
                            "rollout, lr, gamma, lambda, entropy, value_coef, clip_norm, "
-                           "reward_scale, normalize_adv, greedy, temp, slot_credit, slot_feedback, population, "
-                           "seed, optimizer, reset_optimizer, adapt_updates, adapt_params)", k);
+                           "reward_scale, normalize_adv, greedy, temp, slot_credit, slot_feedback, context, "
+                           "population, seed, optimizer, reset_optimizer, adapt_updates, adapt_params)", k);
     }
     if (rc != RA_OK)
       return rc;
@@ -206,7 +209,7 @@ static bool s_add_affinity (ra_target_t *t)
   t->aff_w = t->aff_b = -1;
   if (!t->cfg.affinity)
     return true;
-  t->aff_w = ra_nn_params_add (t->params, "a.w", 2, (int[]) { t->cfg.cand_dim, t->cfg.user_dim });
+  t->aff_w = ra_nn_params_add (t->params, "a.w", 2, (int[]) { t->cfg.cand_dim, t->in_dim });
   t->aff_b = ra_nn_params_add (t->params, "a.b", 1, (int[]) { t->cfg.cand_dim });
   return t->aff_w >= 0 && t->aff_b >= 0;
 }
@@ -217,7 +220,7 @@ static ra_err_t s_alloc_buffers (ra_target_t *t, ra_error_t *err)
   const ra_target_cfg_t *c = &t->cfg;
   ra_nn_backend_t *be = t->be;
   size_t P = (size_t) t->P, N = (size_t) c->num_envs, T = (size_t) c->rollout, K = (size_t) c->num_candidates;
-  size_t U = (size_t) c->user_dim, F = (size_t) c->cand_dim, k = (size_t) c->slate_size;
+  size_t U = (size_t) t->in_dim, F = (size_t) c->cand_dim, k = (size_t) c->slate_size;
   size_t TN = T * N, rows = P * TN * K, vrows = P * (TN + N), H = (size_t) c->hidden;
   t->cap_users = (int) TN;
   bool ok = (t->d_user = ra_nn_alloc (be, vrows * U)) && (t->d_cand = ra_nn_alloc (be, rows * F))
@@ -252,15 +255,17 @@ static ra_err_t s_alloc_buffers (ra_target_t *t, ra_error_t *err)
        && (t->reward_scale = calloc (P, sizeof (float))) && (t->lr = calloc (P, sizeof (float)))
        && (t->h_norm = calloc (P, sizeof (float)))
        && (t->rng = calloc (P, sizeof (ra_nn_rng_t))) && (t->losses = calloc (P, sizeof (ra_target_losses_t)))
-       && (t->cur_user = calloc (P * N * U, sizeof (float)))
+       && (t->cur_user = calloc (P * N * (size_t) c->user_dim, sizeof (float)))
        && (t->cur_cand = calloc (P * N * K * F, sizeof (float)))
        && (t->ep_ret = calloc (P * TN, sizeof (double))) && (t->scratch = calloc (scratch, sizeof (float)))
        && (t->h_act = calloc (P * TN * k, sizeof (int32_t))) && (t->h_r = calloc (P * TN, sizeof (float)))
        && (t->h_d = calloc (P * TN, 1))
        && (c->slot_credit == 0
            || ((t->h_fb = calloc (P * TN * k, sizeof (float)))
-               && (t->cur_resp = calloc (P * N * (size_t) c->response_dim, sizeof (float)))
-               && (t->h_pos = ra_nn_host_alloc (be, P * TN * k * sizeof (float)))));
+               && (t->h_pos = ra_nn_host_alloc (be, P * TN * k * sizeof (float)))))
+       && ((c->slot_credit == 0 && c->context == 0)
+           || (t->cur_resp = calloc (P * N * (size_t) c->response_dim, sizeof (float))))
+       && ra__target_context_alloc (t);
   t->scratch_floats = scratch;
   if (!ok)
     return ra_error_set (err, RA_ERR_NOMEM, -1,
@@ -290,6 +295,7 @@ static void s_free_buffers (ra_target_t *t)
                    t->h_r, t->h_d, t->h_fb, t->cur_resp };
   for (size_t i = 0; i < sizeof host / sizeof host[0]; i++)
     free (host[i]);
+  ra__target_context_free (t);
 }
 
 static ra_err_t s_check_cfg (const ra_target_cfg_t *c, ra_error_t *err)
@@ -313,11 +319,16 @@ static ra_err_t s_check_cfg (const ra_target_cfg_t *c, ra_error_t *err)
   if (!(c->slot_credit >= 0 && c->slot_credit <= RA_TARGET_SLOT_CREDIT_MAX))
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: 'slot_credit' is %g, expected [0, %g]",
                          (double) c->slot_credit, RA_TARGET_SLOT_CREDIT_MAX);
-  if (c->slot_credit > 0 && (c->slot_feedback < 0 || c->response_dim < c->slot_feedback + c->slate_size))
+  if (!(c->context >= 0 && c->context <= RA_TARGET_CONTEXT_MAX))
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: 'context' is %g, expected [0, %g]",
+                         (double) c->context, RA_TARGET_CONTEXT_MAX);
+  if ((c->slot_credit > 0 || c->context > 0)
+      && (c->slot_feedback < 0 || c->response_dim < c->slot_feedback + c->slate_size))
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
-                         "target: 'slot_credit' credits each rank with k = %d entries of the observation's "
+                         "target: '%s' reads k = %d feedback entries of the observation's "
                          "\"response\" from 'slot_feedback' = %d on, but the response has %d",
-                         c->slate_size, c->slot_feedback, c->response_dim);
+                         c->slot_credit > 0 ? "slot_credit" : "context", c->slate_size, c->slot_feedback,
+                         c->response_dim);
   double rows = (double) c->population * c->rollout * c->num_envs * c->num_candidates;
   if (rows * (c->user_dim + c->cand_dim + 2.0 * c->hidden) > 2e9)
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
@@ -341,6 +352,7 @@ ra_err_t ra_target_new (ra_nn_backend_t *be, const ra_target_cfg_t *cfg, ra_targ
   t->cfg = *cfg;
   t->be = be;
   t->P = cfg->population;
+  t->in_dim = cfg->user_dim + (cfg->context > 0 ? cfg->cand_dim : 0);
   t->params = ra_nn_params_new (be, t->P, cfg->seed);
   if (!t->params) {
     rc = ra_error_set (err, RA_ERR_NOMEM, -1, "target: out of memory");
@@ -350,9 +362,9 @@ ra_err_t ra_target_new (ra_nn_backend_t *be, const ra_target_cfg_t *cfg, ra_targ
   for (int i = 0; i < cfg->layers; i++)
     hid[i] = cfg->hidden;
   ra_nn_act_t act = cfg->tanh ? RA_NN_ACT_TANH : RA_NN_ACT_RELU;
-  if (!ra_nn_mlp_add (t->params, &t->pi, "l", cfg->user_dim, cfg->cand_dim, cfg->num_candidates, cfg->layers,
+  if (!ra_nn_mlp_add (t->params, &t->pi, "l", t->in_dim, cfg->cand_dim, cfg->num_candidates, cfg->layers,
                       hid, 1, act)
-      || !ra_nn_mlp_add (t->params, &t->vf, "v", cfg->user_dim, 0, 0, cfg->layers, hid, 1, act)
+      || !ra_nn_mlp_add (t->params, &t->vf, "v", t->in_dim, 0, 0, cfg->layers, hid, 1, act)
       || !s_add_affinity (t)) {
     rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
                        "target: cannot build the networks (the value head needs user features, "
@@ -371,6 +383,10 @@ ra_err_t ra_target_new (ra_nn_backend_t *be, const ra_target_cfg_t *cfg, ra_targ
     size_t at = (size_t) r * t->params->n;
     ra_nn_zero (be, ra_nn_param (t->params, t->aff_w) + at, t->params->tensors[t->aff_w].numel);
     ra_nn_zero (be, ra_nn_param (t->params, t->aff_b) + at, t->params->tensors[t->aff_b].numel);
+    if (cfg->context > 0) /* ... but for the context block: s_j gains c_j . v(u) from the start (T8) */
+      for (int a = 0; a < cfg->cand_dim; a++)
+        ra_nn_upload (be, ra_nn_param (t->params, t->aff_w) + at + (size_t) a * t->in_dim + cfg->user_dim + a,
+                      (const float[]) { 1.0f }, 1);
   }
   if ((rc = s_alloc_buffers (t, err)) != RA_OK)
     goto fail;
@@ -402,7 +418,7 @@ ra_err_t ra_target_copy (ra_target_t *dst, const ra_target_t *src, ra_error_t *e
 {
   const ra_target_cfg_t *a = &dst->cfg, *b = &src->cfg;
   if (dst->params->n != src->params->n || dst->P != src->P || a->num_envs != b->num_envs
-      || a->rollout != b->rollout || a->num_candidates != b->num_candidates)
+      || a->rollout != b->rollout || a->num_candidates != b->num_candidates || dst->in_dim != src->in_dim)
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
                          "target: copy between policies of different shapes (population %d vs %d, "
                          "%zu vs %zu parameters per replica)", dst->P, src->P, dst->params->n,
@@ -414,6 +430,8 @@ ra_err_t ra_target_copy (ra_target_t *dst, const ra_target_t *src, ra_error_t *e
   memcpy (dst->reward_scale, src->reward_scale, P * sizeof (float));
   memcpy (dst->lr, src->lr, P * sizeof (float));
   memcpy (dst->rng, src->rng, P * sizeof (ra_nn_rng_t));
+  for (int p = 0; p < src->P; p++)
+    ra__target_context_copy (dst, p, src, p);
   ra_target_clear_rollout (dst);
   return RA_OK;
 }
@@ -425,6 +443,7 @@ void ra_target_copy_replica (ra_target_t *dst, int d, const ra_target_t *src, in
   dst->reward_scale[d] = src->reward_scale[s];
   dst->lr[d] = src->lr[s];
   dst->rng[d] = src->rng[s];
+  ra__target_context_copy (dst, d, src, s);
 }
 
 ra_target_t *ra_target_clone (const ra_target_t *src)
@@ -497,18 +516,18 @@ void ra_target_head_mask (const ra_target_t *t, uint8_t *mask)
 
 /* Metadata keys of the target in a checkpoint (docs/agents.md, "Adapting the target"). */
 enum { S_META_SCALE, S_META_LR, S_META_OPT, S_META_RESET, S_META_ADAPT, S_META_ROLLOUT, S_META_TEMP,
-       S_META_SLOT, S_META_SLOT_FB, S_META_PARAMS, S_META_N };
+       S_META_SLOT, S_META_SLOT_FB, S_META_PARAMS, S_META_CONTEXT, S_META_N };
 static const char *const s_meta_keys[S_META_N] = {
   "target.reward_scale", "target.lr", "target.optimizer", "target.reset_optimizer",
   "target.adapt_updates", "target.rollout", "target.temp", "target.slot_credit",
-  "target.slot_feedback", "target.adapt_params",
+  "target.slot_feedback", "target.adapt_params", "target.context",
 };
 
 ra_err_t ra_target_save (const ra_target_t *t, const char *path, ra_error_t *err)
 {
   /* reward scales: P numbers separated by commas, %.9g (a float round-trips) */
   size_t cap = (size_t) t->P * 18 + 1;
-  char *scales = malloc (cap), lr[32], adapt[24], rollout[24], temp[32], slot[32], slot_fb[24];
+  char *scales = malloc (cap), lr[32], adapt[24], rollout[24], temp[32], slot[32], slot_fb[24], context[32];
   if (!scales)
     return ra_error_set (err, RA_ERR_NOMEM, -1, "target: out of memory");
   size_t len = 0;
@@ -520,9 +539,10 @@ ra_err_t ra_target_save (const ra_target_t *t, const char *path, ra_error_t *err
   snprintf (temp, sizeof temp, "%.9g", (double) t->cfg.temp);
   snprintf (slot, sizeof slot, "%.9g", (double) t->cfg.slot_credit);
   snprintf (slot_fb, sizeof slot_fb, "%d", t->cfg.slot_feedback);
+  snprintf (context, sizeof context, "%.9g", (double) t->cfg.context);
   const char *vals[S_META_N] = { scales, lr, t->cfg.sgd ? "sgd" : "adam",
                                  t->cfg.reset_optimizer ? "true" : "false", adapt, rollout, temp, slot, slot_fb,
-                                 t->cfg.adapt_head ? "head" : "all" };
+                                 t->cfg.adapt_head ? "head" : "all", context };
   ra_err_t rc = ra_nn_checkpoint_save_meta (t->params, path, s_meta_keys, vals, S_META_N, err);
   free (scales);
   return rc;
@@ -599,11 +619,17 @@ ra_err_t ra_target_load (ra_target_t *t, const char *path, ra_error_t *err)
   long a, b;
   bool affinity = s_header_shape (hdr, "a.w", &a, &b);
   ra_err_t rc = RA_OK;
+  char v[32];
+  bool context = s_meta (hdr, s_meta_keys[S_META_CONTEXT], v, sizeof v) && strtod (v, NULL) > 0;
   if (affinity != (t->aff_w >= 0))
     rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
                        "target: '%s' %s the affinity head (tensor a.w) and this policy %s (affinity = %s)",
                        path, affinity ? "has" : "has not", affinity ? "has not" : "has",
                        affinity ? "false" : "true");
+  else if (context != (t->cfg.context > 0)) /* T8 changes the networks' input width */
+    rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
+                       "target: '%s' %s trained with the task context and this policy %s (context = %g)", path,
+                       context ? "was" : "was not", context ? "has none" : "has it", (double) t->cfg.context);
   if (rc == RA_OK)
     rc = ra_nn_checkpoint_load (t->params, path, err);
   if (rc != RA_OK) {
@@ -645,10 +671,11 @@ ra_err_t ra_target_checkpoint_settings (const char *path, ra_target_cfg_t *cfg, 
   ra_err_t rc = RA_OK;
   char *end;
   /* the numbers, each in its range (absent: untouched) */
-  static const int fkey[3] = { S_META_LR, S_META_TEMP, S_META_SLOT };
-  static const double flo[3] = { 0, RA_TARGET_TEMP_MIN, 0 }, fhi[3] = { 10, RA_TARGET_TEMP_MAX, RA_TARGET_SLOT_CREDIT_MAX };
-  float *fdst[3] = { &cfg->lr, &cfg->temp, &cfg->slot_credit };
-  for (int j = 0; j < 3 && rc == RA_OK; j++)
+  static const int fkey[4] = { S_META_LR, S_META_TEMP, S_META_SLOT, S_META_CONTEXT };
+  static const double flo[4] = { 0, RA_TARGET_TEMP_MIN, 0, 0 },
+                      fhi[4] = { 10, RA_TARGET_TEMP_MAX, RA_TARGET_SLOT_CREDIT_MAX, RA_TARGET_CONTEXT_MAX };
+  float *fdst[4] = { &cfg->lr, &cfg->temp, &cfg->slot_credit, &cfg->context };
+  for (int j = 0; j < 4 && rc == RA_OK; j++)
     if (s_meta (hdr, s_meta_keys[fkey[j]], v, sizeof v)) {
       double x = strtod (v, &end);
       if (end == v || *end || !(x >= flo[j] && x <= fhi[j]))
@@ -801,7 +828,7 @@ static void s_check_obs (const ra_target_t *t, const ra_obs_batch_t *obs)
   (void) c;
   (void) obs;
   assert (obs->num_envs >= t->P && obs->num_envs % t->P == 0 && obs->num_envs / t->P <= t->cap_users);
-  assert (obs->num_candidates == c->num_candidates && obs->user_dim == c->user_dim
+  assert (obs->num_candidates == c->num_candidates && obs->user_dim == t->in_dim
           && obs->cand_dim == c->cand_dim);
 }
 
@@ -811,7 +838,7 @@ static void s_check_obs (const ra_target_t *t, const ra_obs_batch_t *obs)
 static void s_put_obs (ra_target_t *t, const ra_obs_batch_t *obs, int R, int at, bool keep)
 {
   const ra_target_cfg_t *c = &t->cfg;
-  size_t U = (size_t) c->user_dim, KF = (size_t) c->num_candidates * c->cand_dim;
+  size_t U = (size_t) t->in_dim, KF = (size_t) c->num_candidates * c->cand_dim;
   size_t TN = (size_t) t->cap_users, VN = TN + (size_t) c->num_envs;
   for (int p = 0; p < t->P; p++) {
     const float *u = obs->user + (size_t) p * R * U, *cd = obs->candidates + (size_t) p * R * KF;
@@ -845,10 +872,10 @@ static const float *s_scores_at (ra_target_t *t, int R, int at)
   act[0] = t->pact[0] + (size_t) at * t->pi.width[0];
   for (int i = 0; i < t->pi.n; i++)
     act[i + 1] = t->pact[i + 1] + (size_t) at * K * t->pi.width[i];
-  ra_nn_mlp_forward (t->params, &t->pi, t->d_user + (size_t) at * c->user_dim,
+  ra_nn_mlp_forward (t->params, &t->pi, t->d_user + (size_t) at * t->in_dim,
                      t->d_cand + (size_t) at * K * c->cand_dim, act, R, VN, TN);
   if (t->aff_w >= 0)
-    ra_nn_affinity_forward (t->params, t->aff_w, t->aff_b, t->d_user + (size_t) at * c->user_dim, VN,
+    ra_nn_affinity_forward (t->params, t->aff_w, t->aff_b, t->d_user + (size_t) at * t->in_dim, VN,
                             t->d_cand + (size_t) at * K * c->cand_dim, (int) K, act[t->pi.n], t->d_aff, R, TN);
   return t->pact[t->pi.n];
 }
@@ -877,6 +904,10 @@ double ra_target_act_seconds (const ra_target_t *t) { return t->act_seconds; }
 void ra_target_act (ra_target_t *t, const ra_obs_batch_t *obs, bool greedy, int32_t *slates)
 {
   double t0 = s_now ();
+  const ra_obs_batch_t *raw = obs;
+  ra_obs_batch_t view;
+  ra__target_context_observe (t, raw); /* T8: the feedback to the last act's slates first */
+  obs = ra__target_context_view (t, raw, &view);
   s_check_obs (t, obs);
   const ra_target_cfg_t *c = &t->cfg;
   int R = obs->num_envs / t->P, K = c->num_candidates, k = c->slate_size;
@@ -904,6 +935,7 @@ void ra_target_act (ra_target_t *t, const ra_obs_batch_t *obs, bool greedy, int3
   ra_nn_download (t->be, (float *) t->h_sampled, (const float *) (t->d_slate + first * k), span * k);
   for (int p = 0; p < t->P; p++)
     memcpy (slates + (size_t) p * R * k, t->h_sampled + (size_t) p * TN * k, (size_t) R * k * sizeof (int32_t));
+  ra__target_context_pend (t, raw, slates);
   t->act_seconds += s_now () - t0;
 }
 
@@ -974,9 +1006,11 @@ bool ra_target_record (ra_target_t *t, const ra_obs_batch_t *obs, const int32_t 
 {
   const ra_target_cfg_t *c = &t->cfg;
   assert (t->steps < c->rollout && obs->num_envs == t->P * c->num_envs);
+  ra_obs_batch_t view;
+  obs = ra__target_context_view (t, obs, &view); /* act's rows: the context has not moved since */
   s_check_obs (t, obs);
   size_t N = (size_t) c->num_envs, s = (size_t) t->steps, k = (size_t) c->slate_size;
-  size_t U = (size_t) c->user_dim, KF = (size_t) c->num_candidates * c->cand_dim;
+  size_t U = (size_t) t->in_dim, KF = (size_t) c->num_candidates * c->cand_dim;
   size_t TN = (size_t) t->cap_users, VN = TN + N;
   bool same = t->act_slot == t->steps;
   for (int p = 0; same && p < t->P; p++)
@@ -1036,10 +1070,12 @@ ra_err_t ra_target_grad (ra_target_t *t, const ra_obs_batch_t *next_obs, ra_targ
 {
   const ra_target_cfg_t *c = &t->cfg;
   assert (t->steps == c->rollout && next_obs->num_envs == t->P * c->num_envs);
+  ra_obs_batch_t view;
+  next_obs = ra__target_context_view (t, next_obs, &view);
   s_check_obs (t, next_obs);
   ra_nn_backend_t *be = t->be;
   int N = c->num_envs, T = c->rollout, K = c->num_candidates, k = c->slate_size;
-  size_t TN = (size_t) T * N, VN = TN + N, U = (size_t) c->user_dim, P = (size_t) t->P;
+  size_t TN = (size_t) T * N, VN = TN + N, U = (size_t) t->in_dim, P = (size_t) t->P;
   float M = (float) TN;
   for (size_t p = 0; p < P; p++)
     memmove (t->h_user + (p * VN + TN) * U, next_obs->user + p * N * U, N * U * sizeof (float));

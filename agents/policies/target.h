@@ -29,6 +29,7 @@
 #define RA_TARGET_SLOT_FEEDBACK_MAX 4096 /* and its feedback offset's [0, this] */
 #define RA_TARGET_TEMP_MIN 1e-3        /* the sampling temperature's range (cfg.temp) */
 #define RA_TARGET_TEMP_MAX 1e3
+#define RA_TARGET_CONTEXT_MAX 1e6      /* the task context's n0 is in [0, this] (cfg.context) */
 
 typedef struct {
   /* shapes (from the env; filled by the caller or ra_target_cfg_from_env) */
@@ -72,6 +73,12 @@ typedef struct {
                             0 (default) = clicked per rank in every sim; k = the second block
                             (Content's watched fraction, News's dwell, ECommerce's purchases,
                             Ads' conversions); stored in checkpoints ("slot_feedback") */
+  float context;         /* n0 of the task context (docs/agents.md T8): each replica sums its envs'
+                            centred rank feedback as S += sum_j (f_j - mean f) x_j u^T and the
+                            network's user input becomes [u, S u / (n + n0)] (n: steps with
+                            feedback that is not the same at every rank); 0 (default) = off, bit
+                            for bit; in [0, 1e6]; needs slot_feedback + k entries of "response";
+                            stored in checkpoints ("context") */
   uint64_t seed;         /* initialisation and sampling; default 1 */
   int population;        /* P parameter replicas, each acting on its own num_envs envs and
                             learning from its own rollout in the same batched calls; default 1 */
@@ -172,6 +179,12 @@ ra_err_t ra_target_checkpoint_arch (const char *path, int *hidden, int *layers, 
 void ra_target_act (ra_target_t *t, const ra_obs_batch_t *obs, bool greedy, int32_t *slates);
 /* Wall time spent in ra_target_act so far, device waits included (a profile: recarena-meta's act_s). */
 double ra_target_act_seconds (const ra_target_t *t);
+/* With cfg.context (docs/agents.md T8): act on an R = N batch first adds the feedback its
+   "response" carries for the slates the previous such act chose, then acts on [u, S u / (n + n0)].
+   The context is each replica's own task's history: call this when a replica's envs move to
+   another task (the A/B arm's forget, recarena-meta's adaptation and ES evaluation do). It
+   empties every replica's S, n and pending slates. A no-op without cfg.context. */
+void ra_target_reset_context (ra_target_t *t);
 
 /* Appends one transition per env (P*N, replica-major) to the rollout buffer: the observation act
    saw, the slates, the env reward (unscaled) and done (terminated or truncated; treated as

@@ -237,6 +237,7 @@ static void s_forget (ra_policy_t *p)
   a->t->reward_scale[0] = a->init_reward_scale;
   *ra_target_rng (a->t, 0) = a->init_rng; /* a forgotten arm samples as a fresh one */
   ra_target_clear_rollout (a->t);
+  ra_target_reset_context (a->t); /* the next task's feedback starts from nothing (T8) */
   a->pending = false;
   a->frozen = false;
   a->updates = 0;

@@ -17,6 +17,7 @@ struct ra_target {
   int aff_w, aff_b;                      /* affinity head "a.w" [F, U], "a.b" [F] (T7), or -1 */
   int P;                                 /* cfg.population */
   int cap_users;                         /* T*N: most users per replica one act takes */
+  int in_dim;                            /* the networks' user input: U, or U + F with cfg.context */
   double act_seconds;                    /* wall time spent in ra_target_act so far (a profile) */
   /* device buffers (replica-major) */
   float *d_user;                         /* [P, (T+1)N, U] */
@@ -57,6 +58,13 @@ struct ra_target {
   float *h_pos;                          /* [P, TN, k] staged d_pos */
   float *h_vloss;                        /* [P] */
   float *h_tmp;                          /* [2K] */
+  /* the task context (T8; NULL without cfg.context, target_context.c) */
+  double *ctx_s;                         /* [P, F, U] sum of centred feedback x u^T */
+  double *ctx_n;                         /* [P] steps that added to it */
+  float *ctx_u;                          /* [P*N, U] users of the pending slates */
+  float *ctx_x;                          /* [P*N, k, F] features of the pending slates' items */
+  uint8_t *ctx_pending;                  /* [P*N] env i's last act waits for its feedback */
+  float *h_aug;                          /* [P*TN, U + F] the augmented user rows of one call */
   float *reward_scale;                   /* [P], 0 until set */
   float *lr;                             /* [P] Adam learning rates (host copy of the device factors) */
   float *h_norm;                         /* [P] gradient norms of the last step */
@@ -75,5 +83,15 @@ struct ra_target {
   float *h_r;                            /* [P*TN] rewards of a step */
   uint8_t *h_d;                          /* [P*TN] done of a step */
 };
+
+/* target_context.c (docs/agents.md T8): allocation (false when out of memory), the feedback of the
+   pending slates, the slates an act chose, and obs with its user rows augmented (returns obs itself
+   without cfg.context; view is the storage). */
+bool ra__target_context_alloc (ra_target_t *t);
+void ra__target_context_free (ra_target_t *t);
+void ra__target_context_copy (ra_target_t *dst, int d, const ra_target_t *src, int s);
+void ra__target_context_observe (ra_target_t *t, const ra_obs_batch_t *obs);
+void ra__target_context_pend (ra_target_t *t, const ra_obs_batch_t *obs, const int32_t *slates);
+const ra_obs_batch_t *ra__target_context_view (ra_target_t *t, const ra_obs_batch_t *obs, ra_obs_batch_t *view);
 
 #endif

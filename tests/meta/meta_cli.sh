@@ -73,6 +73,9 @@ bad_flags)
   bad "--slot-feedback" --slot-feedback x
   bad "--slot-feedback 9" --slot-credit 1 --slot-feedback 9 --iters 0 $SMALL
   bad "--affinity" --affinity maybe
+  bad "--context" --context -1
+  bad "--context" --algo multitask --context 16
+  bad "--slot-feedback 9" --context 4 --slot-feedback 9 --iters 0 $SMALL
   echo "ok: bad flags"
   ;;
 config)

@@ -1,0 +1,141 @@
+/*  agents/policies/target_context.c - the target policy's task context (docs/agents.md T8): what
+    the feedback so far says about this task, as extra user features, so a network trained across
+    tasks can adapt to a new one without a gradient step.
+
+    Per replica p (one task: all its N envs pool their feedback), after each env step whose rank
+    feedback f (k entries of "response" from cfg.slot_feedback on) is not the same at every rank:
+
+        S_p <- S_p + sum_j (f_j - mean_j f) x_j u^T,   n_p <- n_p + 1                     (T8)
+
+    with u the user row the slate was chosen for and x_j the features of the item at rank j. The
+    networks see [u, S_p u / (n_p + n0)] (n0 = cfg.context). Sums in double, in env order: the
+    same history gives the same bits. Allocates in ra__target_context_alloc only.             */
+#include <stdlib.h>
+#include <string.h>
+
+#include "agents/policies/target_int.h"
+
+bool ra__target_context_alloc (ra_target_t *t)
+{
+  const ra_target_cfg_t *c = &t->cfg;
+  if (c->context <= 0)
+    return true;
+  size_t P = (size_t) t->P, N = (size_t) c->num_envs, U = (size_t) c->user_dim, F = (size_t) c->cand_dim;
+  size_t k = (size_t) c->slate_size;
+  return (t->ctx_s = calloc (P * F * U, sizeof (double))) && (t->ctx_n = calloc (P, sizeof (double)))
+         && (t->ctx_u = calloc (P * N * U, sizeof (float))) && (t->ctx_x = calloc (P * N * k * F, sizeof (float)))
+         && (t->ctx_pending = calloc (P * N, 1))
+         && (t->h_aug = calloc (P * (size_t) t->cap_users * (U + F), sizeof (float)));
+}
+
+void ra__target_context_free (ra_target_t *t)
+{
+  void *all[] = { t->ctx_s, t->ctx_n, t->ctx_u, t->ctx_x, t->ctx_pending, t->h_aug };
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+    free (all[i]);
+}
+
+void ra_target_reset_context (ra_target_t *t)
+{
+  const ra_target_cfg_t *c = &t->cfg;
+  if (!t->ctx_s)
+    return;
+  size_t P = (size_t) t->P;
+  memset (t->ctx_s, 0, P * (size_t) c->cand_dim * c->user_dim * sizeof (double));
+  memset (t->ctx_n, 0, P * sizeof (double));
+  memset (t->ctx_pending, 0, P * (size_t) c->num_envs);
+}
+
+void ra__target_context_copy (ra_target_t *dst, int d, const ra_target_t *src, int s)
+{
+  const ra_target_cfg_t *c = &src->cfg;
+  if (!dst->ctx_s || !src->ctx_s || dst->cfg.num_envs != c->num_envs) /* no context, or another batch */
+    return;
+  size_t N = (size_t) c->num_envs, U = (size_t) c->user_dim, FU = (size_t) c->cand_dim * U;
+  size_t kF = (size_t) c->slate_size * c->cand_dim;
+  memcpy (dst->ctx_s + d * FU, src->ctx_s + s * FU, FU * sizeof (double));
+  dst->ctx_n[d] = src->ctx_n[s];
+  memcpy (dst->ctx_u + d * N * U, src->ctx_u + s * N * U, N * U * sizeof (float));
+  memcpy (dst->ctx_x + d * N * kF, src->ctx_x + s * N * kF, N * kF * sizeof (float));
+  memcpy (dst->ctx_pending + d * N, src->ctx_pending + s * N, N);
+}
+
+void ra__target_context_observe (ra_target_t *t, const ra_obs_batch_t *obs)
+{
+  const ra_target_cfg_t *c = &t->cfg;
+  if (!t->ctx_s || obs->num_envs != t->P * c->num_envs)
+    return;
+  size_t N = (size_t) c->num_envs, U = (size_t) c->user_dim, F = (size_t) c->cand_dim, k = (size_t) c->slate_size;
+  for (size_t p = 0; p < (size_t) t->P; p++)
+    for (size_t i = 0; i < N; i++) {
+      size_t e = p * N + i;
+      if (!t->ctx_pending[e])
+        continue;
+      t->ctx_pending[e] = 0;
+      const float *f = obs->response + e * (size_t) obs->response_dim + c->slot_feedback;
+      double mean = 0;
+      bool flat = true;
+      for (size_t j = 0; j < k; j++) {
+        mean += f[j];
+        flat = flat && f[j] == f[0];
+      }
+      if (flat) /* a reset's zeros, or nothing to tell the ranks apart: no information */
+        continue;
+      mean /= (double) k;
+      const float *u = t->ctx_u + e * U;
+      double *S = t->ctx_s + p * F * U;
+      for (size_t j = 0; j < k; j++) {
+        double w = f[j] - mean;
+        const float *x = t->ctx_x + (e * k + j) * F;
+        for (size_t a = 0; a < F; a++)
+          for (size_t b = 0; b < U; b++)
+            S[a * U + b] += w * x[a] * u[b];
+      }
+      t->ctx_n[p] += 1;
+    }
+}
+
+void ra__target_context_pend (ra_target_t *t, const ra_obs_batch_t *obs, const int32_t *slates)
+{
+  const ra_target_cfg_t *c = &t->cfg;
+  if (!t->ctx_s)
+    return;
+  size_t n = (size_t) t->P * c->num_envs;
+  if ((size_t) obs->num_envs != n) { /* not the envs' stream: nothing waits for feedback */
+    memset (t->ctx_pending, 0, n);
+    return;
+  }
+  size_t U = (size_t) c->user_dim, F = (size_t) c->cand_dim, K = (size_t) c->num_candidates, k = (size_t) c->slate_size;
+  memcpy (t->ctx_u, obs->user, n * U * sizeof (float));
+  for (size_t e = 0; e < n; e++)
+    for (size_t j = 0; j < k; j++)
+      memcpy (t->ctx_x + (e * k + j) * F, obs->candidates + (e * K + (size_t) slates[e * k + j]) * F, F * sizeof (float));
+  memset (t->ctx_pending, 1, n);
+}
+
+const ra_obs_batch_t *ra__target_context_view (ra_target_t *t, const ra_obs_batch_t *obs, ra_obs_batch_t *view)
+{
+  const ra_target_cfg_t *c = &t->cfg;
+  if (!t->ctx_s)
+    return obs;
+  size_t U = (size_t) c->user_dim, F = (size_t) c->cand_dim, D = U + F, R = (size_t) obs->num_envs / t->P;
+  for (size_t p = 0; p < (size_t) t->P; p++) {
+    const double *S = t->ctx_s + p * F * U;
+    double scale = 1.0 / (t->ctx_n[p] + c->context);
+    for (size_t i = 0; i < R; i++) {
+      const float *u = obs->user + (p * R + i) * U;
+      float *row = t->h_aug + (p * R + i) * D;
+      memcpy (row, u, U * sizeof (float));
+      for (size_t a = 0; a < F; a++) {
+        double v = 0;
+        for (size_t b = 0; b < U; b++)
+          v += S[a * U + b] * u[b];
+        row[U + a] = (float) (v * scale);
+      }
+    }
+  }
+  *view = *obs;
+  view->user = t->h_aug;
+  view->user_dim = (int) D;
+  return view;
+}

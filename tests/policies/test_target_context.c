@@ -1,0 +1,228 @@
+/*  tests/policies/test_target_context.c - the target policy's task context (cfg "context" = n0,
+    docs/agents.md T8): per replica S += sum_j (f_j - mean f) x_j u^T over its envs' steps whose
+    rank feedback is not flat, n += 1, and the networks see [u, S u / (n + n0)].
+
+    Checked: off by default (no buffers, the networks' input is U); on, the augmented rows after
+    two acts are T8 computed here from the slates act chose (each replica from its own envs only,
+    an env with flat feedback adding nothing, not even to n); reset empties it; a clone carries it;
+    the affinity head's context block starts at the identity and the rest of the head at 0; bad
+    values and a response too short are refused naming the key; a checkpoint stores the setting
+    and a policy without the context refuses the file (and the other way round). No server.   */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agents/policies/target_int.h"
+
+enum { P = 2, N = 3, T = 2, K = 5, k = 2, U = 4, F = 3, R = 2 * k + 1 };
+static const float N0 = 2.0f;
+
+static ra_nn_backend_t *BE;
+static void setup (void) { cr_assert_eq (ra_nn_backend_open ("cpu", NULL, &BE, NULL), RA_OK); }
+static void teardown (void) { ra_nn_backend_destroy (&BE); }
+TestSuite (target_context, .init = setup, .fini = teardown, .timeout = 120);
+
+static unsigned s_x = 4242u;
+static float s_uniform (void) { return (float) ((s_x = s_x * 1664525u + 1013904223u) >> 8) / 16777216.0f; }
+
+typedef struct {
+  float user[P * N * U], cand[P * N * K * F], resp[P * N * R];
+  ra_obs_batch_t obs;
+} obs_t;
+
+/* random users and candidates; response zero (a reset's) */
+static void s_obs (obs_t *o)
+{
+  for (int i = 0; i < P * N * U; i++)
+    o->user[i] = s_uniform () * 2 - 1;
+  for (int i = 0; i < P * N * K * F; i++)
+    o->cand[i] = s_uniform () * 2 - 1;
+  memset (o->resp, 0, sizeof o->resp);
+  o->obs = (ra_obs_batch_t) { .num_envs = P * N, .num_candidates = K, .slate_size = k, .user_dim = U,
+                              .cand_dim = F, .response_dim = R, .user = o->user, .candidates = o->cand,
+                              .response = o->resp };
+}
+
+static ra_target_cfg_t s_cfg (float context, bool affinity)
+{
+  ra_target_cfg_t c;
+  ra_target_cfg_default (&c);
+  c.num_envs = N, c.num_candidates = K, c.slate_size = k, c.user_dim = U, c.cand_dim = F, c.response_dim = R;
+  c.hidden = 6, c.layers = 1, c.rollout = T, c.population = P, c.seed = 3, c.affinity = affinity;
+  c.context = context, c.slot_feedback = k; /* the second block of k entries */
+  return c;
+}
+
+static ra_target_t *s_new (float context, bool affinity, int population)
+{
+  ra_target_cfg_t c = s_cfg (context, affinity);
+  c.population = population;
+  ra_target_t *t = NULL;
+  ra_error_t err;
+  cr_assert_eq (ra_target_new (BE, &c, &t, &err), RA_OK, "%s", err.message);
+  return t;
+}
+
+Test (target_context, off_by_default)
+{
+  ra_target_cfg_t d;
+  ra_target_cfg_default (&d);
+  cr_assert_eq (d.context, 0.0f);
+  ra_target_t *t = s_new (0, true, P);
+  cr_assert (!t->ctx_s && !t->h_aug && t->in_dim == U);
+  cr_assert_eq (t->params->tensors[t->aff_w].shape[1], U);
+  ra_target_destroy (&t);
+}
+
+/* S u / (n + n0) by T8 from a list of (user, items' features, feedback) steps */
+static void s_expect (const float *const *us, const float *const *xs, const float *const *fs, int steps,
+                      const float *u, float *v)
+{
+  double S[F][U] = { { 0 } }, n = 0;
+  for (int s = 0; s < steps; s++) {
+    double mean = 0;
+    bool flat = true;
+    for (int j = 0; j < k; j++) {
+      mean += fs[s][j] / k;
+      flat = flat && fs[s][j] == fs[s][0];
+    }
+    if (flat)
+      continue;
+    for (int j = 0; j < k; j++)
+      for (int a = 0; a < F; a++)
+        for (int b = 0; b < U; b++)
+          S[a][b] += (fs[s][j] - mean) * xs[s][j * F + a] * us[s][b];
+    n += 1;
+  }
+  for (int a = 0; a < F; a++) {
+    double x = 0;
+    for (int b = 0; b < U; b++)
+      x += S[a][b] * u[b];
+    v[a] = (float) (x / (n + N0));
+  }
+}
+
+Test (target_context, the_rows_are_the_equation_per_replica)
+{
+  ra_target_t *t = s_new (N0, true, P);
+  cr_assert (t->ctx_s && t->in_dim == U + F);
+  obs_t o1, o2, o3;
+  s_obs (&o1);
+  s_obs (&o2);
+  s_obs (&o3);
+  int32_t sl1[P * N * k], sl2[P * N * k], sl3[P * N * k];
+  ra_target_act (t, &o1.obs, false, sl1); /* a reset's response: nothing to add */
+  for (int e = 0; e < P * N; e++)         /* feedback to sl1: ranks differ, but env 1 is flat */
+    for (int j = 0; j < k; j++)
+      o2.resp[e * R + k + j] = e == 1 ? 0.5f : (float) ((e + j) % 3);
+  ra_target_act (t, &o2.obs, false, sl2);
+  for (int e = 0; e < P * N; e++)
+    for (int j = 0; j < k; j++)
+      o3.resp[e * R + k + j] = (float) ((2 * e + 3 * j) % 4) * 0.25f;
+  ra_target_act (t, &o3.obs, false, sl3);
+  ra_obs_batch_t view;
+  const ra_obs_batch_t *aug = ra__target_context_view (t, &o3.obs, &view);
+  cr_assert_eq (aug->user_dim, U + F);
+  cr_assert_eq (aug->response, o3.obs.response);
+  for (int p = 0; p < P; p++) {
+    /* replica p's steps: its N envs after act 1 (feedback in o2) and after act 2 (in o3) */
+    const float *us[2 * N], *fs[2 * N];
+    float xs[2 * N][k * F];
+    for (int s = 0; s < 2; s++)
+      for (int i = 0; i < N; i++) {
+        int e = p * N + i, q = s * N + i;
+        const obs_t *o = s ? &o2 : &o1, *next = s ? &o3 : &o2;
+        const int32_t *sl = s ? sl2 : sl1;
+        us[q] = o->user + e * U;
+        fs[q] = next->resp + e * R + k;
+        for (int j = 0; j < k; j++)
+          memcpy (xs[q] + j * F, o->cand + (e * K + sl[e * k + j]) * F, F * sizeof (float));
+      }
+    const float *xp[2 * N];
+    for (int q = 0; q < 2 * N; q++)
+      xp[q] = xs[q];
+    for (int i = 0; i < N; i++) {
+      const float *row = aug->user + (p * N + i) * (U + F), *u = o3.user + (p * N + i) * U;
+      float v[F];
+      s_expect (us, xp, fs, 2 * N, u, v);
+      cr_assert_eq (memcmp (row, u, U * sizeof (float)), 0, "the user comes first, unchanged");
+      for (int a = 0; a < F; a++)
+        cr_assert_float_eq (row[U + a], v[a], 1e-5f * (1 + fabsf (v[a])), "replica %d env %d v[%d] %g vs %g", p, i,
+                            a, row[U + a], v[a]);
+    }
+  }
+  cr_assert_eq (t->ctx_n[0], 5.0, "replica 0: 3 envs x 2 steps, env 1's flat step left out");
+  cr_assert_eq (t->ctx_n[1], 6.0);
+
+  ra_target_t *c = ra_target_clone (t); /* a clone acts on the same context */
+  cr_assert (c);
+  ra_obs_batch_t cview;
+  const ra_obs_batch_t *caug = ra__target_context_view (c, &o3.obs, &cview);
+  cr_assert_eq (memcmp (caug->user, aug->user, P * N * (U + F) * sizeof (float)), 0);
+  ra_target_reset_context (t);
+  aug = ra__target_context_view (t, &o3.obs, &view);
+  for (int e = 0; e < P * N; e++)
+    for (int a = 0; a < F; a++)
+      cr_assert_eq (aug->user[e * (U + F) + U + a], 0.0f, "reset: nothing known");
+  ra_target_destroy (&c);
+  ra_target_destroy (&t);
+}
+
+Test (target_context, the_affinity_context_block_starts_at_the_identity)
+{
+  ra_target_t *t = s_new (N0, true, P);
+  size_t n = t->params->n;
+  float *flat = malloc (sizeof (float) * n * P);
+  ra_target_get_params (t, flat);
+  cr_assert_eq (t->params->tensors[t->aff_w].shape[0], F);
+  cr_assert_eq (t->params->tensors[t->aff_w].shape[1], U + F);
+  for (int p = 0; p < P; p++) {
+    const float *A = flat + p * n + t->params->tensors[t->aff_w].offset;
+    const float *b = flat + p * n + t->params->tensors[t->aff_b].offset;
+    for (int a = 0; a < F; a++) {
+      cr_assert_eq (b[a], 0.0f);
+      for (int c = 0; c < U + F; c++)
+        cr_assert_eq (A[a * (U + F) + c], c == U + a ? 1.0f : 0.0f, "A[%d][%d]", a, c);
+    }
+  }
+  free (flat);
+  ra_target_destroy (&t);
+}
+
+Test (target_context, bad_values_are_refused_and_a_checkpoint_keeps_the_setting)
+{
+  ra_target_cfg_t c;
+  ra_target_cfg_default (&c);
+  ra_error_t err;
+  ra_kv_t bad[] = { { .key = "context", .type = RA_KV_NUM, .num = -1 } };
+  cr_assert_eq (ra_target_cfg_apply (&c, bad, 1, NULL, &err), RA_ERR_BAD_CONFIG);
+  cr_assert (strstr (err.message, "context"), "%s", err.message);
+  c = s_cfg (N0, false);
+  c.response_dim = k + 1; /* the feedback block ends past it */
+  ra_target_t *t = NULL;
+  cr_assert_eq (ra_target_new (BE, &c, &t, &err), RA_ERR_BAD_CONFIG);
+  cr_assert (strstr (err.message, "'context'"), "%s", err.message);
+
+  t = s_new (N0, false, 1);
+  char path[64];
+  snprintf (path, sizeof path, "/tmp/test_target_context_%d.safetensors", (int) getpid ());
+  cr_assert_eq (ra_target_save (t, path, &err), RA_OK, "%s", err.message);
+  ra_target_cfg_t back;
+  ra_target_cfg_default (&back);
+  cr_assert_eq (ra_target_checkpoint_settings (path, &back, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (back.context, N0);
+  ra_target_t *same = s_new (N0, false, 1), *plain = s_new (0, false, 1);
+  cr_assert_eq (ra_target_load (same, path, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_target_load (plain, path, &err), RA_ERR_BAD_CONFIG, "a policy without the context refuses it");
+  cr_assert (strstr (err.message, "context"), "%s", err.message);
+  cr_assert_eq (ra_target_save (plain, path, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_target_load (same, path, &err), RA_ERR_BAD_CONFIG, "and the other way round");
+  cr_assert (strstr (err.message, "context"), "%s", err.message);
+  unlink (path);
+  ra_target_destroy (&t);
+  ra_target_destroy (&same);
+  ra_target_destroy (&plain);
+}
