@@ -158,7 +158,7 @@ static void s_usage (FILE *f)
     "                        adapts (default sample), or top-k\n"
     "  --val-adapt-params all|head  what validation's adaptation moves (default: --adapt-params;\n"
     "                        all: as an arm with adapt_params=all; not stored in the checkpoint)\n"
-    "  --context N0          the task context: the networks also see S u / (n + N0), what the\n"
+    "  --context N0          the task context: the networks also see S (G + N0 I)^-1 u, what the\n"
     "                        task's feedback so far says about users like u (0: off; not with\n"
     "                        multitask; a checkpoint's setting unless given; docs/agents.md T8)\n");
 }

@@ -330,7 +330,7 @@ static ra_err_t s_check_cfg (const ra_target_cfg_t *c, ra_error_t *err)
                          c->slot_credit > 0 ? "slot_credit" : "context", c->slate_size, c->slot_feedback,
                          c->response_dim);
   double rows = (double) c->population * c->rollout * c->num_envs * c->num_candidates;
-  if (rows * (c->user_dim + c->cand_dim + 2.0 * c->hidden) > 2e9)
+  if (rows * (c->user_dim + (c->context > 0 ? 2.0 : 1.0) * c->cand_dim + 2.0 * c->hidden) > 2e9)
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
                          "target: population %d x rollout %d x %d envs x %d candidates is too large "
                          "for one update's buffers (reduce --rollout or --num-envs)",

@@ -74,11 +74,11 @@ typedef struct {
                             (Content's watched fraction, News's dwell, ECommerce's purchases,
                             Ads' conversions); stored in checkpoints ("slot_feedback") */
   float context;         /* n0 of the task context (docs/agents.md T8): each replica sums its envs'
-                            centred rank feedback as S += sum_j (f_j - mean f) x_j u^T and the
-                            network's user input becomes [u, S u / (n + n0)] (n: steps with
-                            feedback that is not the same at every rank); 0 (default) = off, bit
-                            for bit; in [0, 1e6]; needs slot_feedback + k entries of "response";
-                            stored in checkpoints ("context") */
+                            centred rank feedback as S += sum_j (f_j - mean f) x_j u^T, G += u u^T
+                            (steps whose feedback is not the same at every rank), and the
+                            networks' user input becomes [u, S (G + n0 I)^-1 u]; 0 (default) =
+                            off, bit for bit; in [0, 1e6]; needs slot_feedback + k entries of
+                            "response"; stored in checkpoints ("context") */
   uint64_t seed;         /* initialisation and sampling; default 1 */
   int population;        /* P parameter replicas, each acting on its own num_envs envs and
                             learning from its own rollout in the same batched calls; default 1 */
@@ -180,10 +180,10 @@ void ra_target_act (ra_target_t *t, const ra_obs_batch_t *obs, bool greedy, int3
 /* Wall time spent in ra_target_act so far, device waits included (a profile: recarena-meta's act_s). */
 double ra_target_act_seconds (const ra_target_t *t);
 /* With cfg.context (docs/agents.md T8): act on an R = N batch first adds the feedback its
-   "response" carries for the slates the previous such act chose, then acts on [u, S u / (n + n0)].
+   "response" carries for the slates the previous such act chose, then acts on [u, S (G + n0 I)^-1 u].
    The context is each replica's own task's history: call this when a replica's envs move to
    another task (the A/B arm's forget, recarena-meta's adaptation and ES evaluation do). It
-   empties every replica's S, n and pending slates. A no-op without cfg.context. */
+   empties every replica's S, G and pending slates. A no-op without cfg.context. */
 void ra_target_reset_context (ra_target_t *t);
 
 /* Appends one transition per env (P*N, replica-major) to the rollout buffer: the observation act

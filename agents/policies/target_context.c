@@ -5,14 +5,16 @@
     Per replica p (one task: all its N envs pool their feedback), after each env step whose rank
     feedback f (k entries of "response" from cfg.slot_feedback on) is not the same at every rank:
 
-        S_p <- S_p + sum_j (f_j - mean_j f) x_j u^T,   n_p <- n_p + 1                     (T8)
+        S_p <- S_p + sum_j (f_j - mean_j f) x_j u^T,   G_p <- G_p + u u^T                 (T8)
 
     with u the user row the slate was chosen for and x_j the features of the item at rank j. The
-    networks see [u, S_p u / (n_p + n0)] (n0 = cfg.context). Sums in double, in env order: the
-    same history gives the same bits. Allocates in ra__target_context_alloc only.             */
+    networks see [u, v(u)], v(u) = S_p (G_p + n0 I)^-1 u (n0 = cfg.context): the ridge regression
+    of what was clicked on who clicked it, read at u. Sums in double, in env order: the same
+    history gives the same bits. Allocates in ra__target_context_alloc only.                  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "agents/policies/linalg.h"
 #include "agents/policies/target_int.h"
 
 bool ra__target_context_alloc (ra_target_t *t)
@@ -22,7 +24,8 @@ bool ra__target_context_alloc (ra_target_t *t)
     return true;
   size_t P = (size_t) t->P, N = (size_t) c->num_envs, U = (size_t) c->user_dim, F = (size_t) c->cand_dim;
   size_t k = (size_t) c->slate_size;
-  return (t->ctx_s = calloc (P * F * U, sizeof (double))) && (t->ctx_n = calloc (P, sizeof (double)))
+  return (t->ctx_s = calloc (P * F * U, sizeof (double))) && (t->ctx_g = calloc (P * U * U, sizeof (double)))
+         && (t->ctx_l = calloc (2 * U * U + U, sizeof (double)))
          && (t->ctx_u = calloc (P * N * U, sizeof (float))) && (t->ctx_x = calloc (P * N * k * F, sizeof (float)))
          && (t->ctx_pending = calloc (P * N, 1))
          && (t->h_aug = calloc (P * (size_t) t->cap_users * (U + F), sizeof (float)));
@@ -30,7 +33,7 @@ bool ra__target_context_alloc (ra_target_t *t)
 
 void ra__target_context_free (ra_target_t *t)
 {
-  void *all[] = { t->ctx_s, t->ctx_n, t->ctx_u, t->ctx_x, t->ctx_pending, t->h_aug };
+  void *all[] = { t->ctx_s, t->ctx_g, t->ctx_l, t->ctx_u, t->ctx_x, t->ctx_pending, t->h_aug };
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
     free (all[i]);
 }
@@ -42,7 +45,7 @@ void ra_target_reset_context (ra_target_t *t)
     return;
   size_t P = (size_t) t->P;
   memset (t->ctx_s, 0, P * (size_t) c->cand_dim * c->user_dim * sizeof (double));
-  memset (t->ctx_n, 0, P * sizeof (double));
+  memset (t->ctx_g, 0, P * (size_t) c->user_dim * c->user_dim * sizeof (double));
   memset (t->ctx_pending, 0, P * (size_t) c->num_envs);
 }
 
@@ -54,7 +57,7 @@ void ra__target_context_copy (ra_target_t *dst, int d, const ra_target_t *src, i
   size_t N = (size_t) c->num_envs, U = (size_t) c->user_dim, FU = (size_t) c->cand_dim * U;
   size_t kF = (size_t) c->slate_size * c->cand_dim;
   memcpy (dst->ctx_s + d * FU, src->ctx_s + s * FU, FU * sizeof (double));
-  dst->ctx_n[d] = src->ctx_n[s];
+  memcpy (dst->ctx_g + d * U * U, src->ctx_g + s * U * U, U * U * sizeof (double));
   memcpy (dst->ctx_u + d * N * U, src->ctx_u + s * N * U, N * U * sizeof (float));
   memcpy (dst->ctx_x + d * N * kF, src->ctx_x + s * N * kF, N * kF * sizeof (float));
   memcpy (dst->ctx_pending + d * N, src->ctx_pending + s * N, N);
@@ -83,7 +86,10 @@ void ra__target_context_observe (ra_target_t *t, const ra_obs_batch_t *obs)
         continue;
       mean /= (double) k;
       const float *u = t->ctx_u + e * U;
-      double *S = t->ctx_s + p * F * U;
+      double *S = t->ctx_s + p * F * U, *G = t->ctx_g + p * U * U;
+      for (size_t a = 0; a < U; a++)
+        for (size_t b = 0; b < U; b++)
+          G[a * U + b] += (double) u[a] * u[b];
       for (size_t j = 0; j < k; j++) {
         double w = f[j] - mean;
         const float *x = t->ctx_x + (e * k + j) * F;
@@ -91,7 +97,6 @@ void ra__target_context_observe (ra_target_t *t, const ra_obs_batch_t *obs)
           for (size_t b = 0; b < U; b++)
             S[a * U + b] += w * x[a] * u[b];
       }
-      t->ctx_n[p] += 1;
     }
 }
 
@@ -119,18 +124,25 @@ const ra_obs_batch_t *ra__target_context_view (ra_target_t *t, const ra_obs_batc
   if (!t->ctx_s)
     return obs;
   size_t U = (size_t) c->user_dim, F = (size_t) c->cand_dim, D = U + F, R = (size_t) obs->num_envs / t->P;
+  double *A = t->ctx_l, *L = A + U * U, *w = L + U * U; /* G + n0 I, its Cholesky factor, (G + n0 I)^-1 u */
   for (size_t p = 0; p < (size_t) t->P; p++) {
-    const double *S = t->ctx_s + p * F * U;
-    double scale = 1.0 / (t->ctx_n[p] + c->context);
+    const double *S = t->ctx_s + p * F * U, *G = t->ctx_g + p * U * U;
+    for (size_t a = 0; a < U * U; a++)
+      A[a] = G[a] + (a % (U + 1) == 0 ? c->context : 0.0);
+    bool ok = ra__cholesky (A, (int) U, L); /* G is positive semi-definite and n0 > 0: always */
     for (size_t i = 0; i < R; i++) {
       const float *u = obs->user + (p * R + i) * U;
       float *row = t->h_aug + (p * R + i) * D;
       memcpy (row, u, U * sizeof (float));
+      for (size_t b = 0; b < U; b++)
+        w[b] = u[b];
+      if (ok)
+        ra__chol_solve (L, (int) U, w, w);
       for (size_t a = 0; a < F; a++) {
         double v = 0;
         for (size_t b = 0; b < U; b++)
-          v += S[a * U + b] * u[b];
-        row[U + a] = (float) (v * scale);
+          v += S[a * U + b] * w[b];
+        row[U + a] = ok ? (float) v : 0.0f;
       }
     }
   }

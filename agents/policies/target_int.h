@@ -60,7 +60,8 @@ struct ra_target {
   float *h_tmp;                          /* [2K] */
   /* the task context (T8; NULL without cfg.context, target_context.c) */
   double *ctx_s;                         /* [P, F, U] sum of centred feedback x u^T */
-  double *ctx_n;                         /* [P] steps that added to it */
+  double *ctx_g;                         /* [P, U, U] sum of u u^T over the same steps */
+  double *ctx_l;                         /* [2 U U + U] scratch: G + n0 I, its factor, a solve */
   float *ctx_u;                          /* [P*N, U] users of the pending slates */
   float *ctx_x;                          /* [P*N, k, F] features of the pending slates' items */
   uint8_t *ctx_pending;                  /* [P*N] env i's last act waits for its feedback */
