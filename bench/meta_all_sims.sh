@@ -15,7 +15,8 @@
 # and plays the test and ood runs at the temperature with its best R@5w on VAL (the first of the
 # grid on ties): the same grid for every arm, chosen on val only (docs/meta.md 6.4). ROLLOUTS does
 # the same for the arms' update interval (key rollout, docs/meta.md 6.10), after the temperature,
-# and LRS for their online learning rate (key lr, docs/meta.md 6.11), after the interval.
+# and LRS for their online learning rate (key lr, docs/meta.md 6.11), after the interval, and PARAMS
+# for what they adapt (key adapt_params, all or head; docs/meta.md 6.15), after the rate.
 #
 # usage: bench/meta_all_sims.sh [OUT]      (default OUT=meta_results)
 # settings (environment): SIMS ("ECommerce-v1 Ads-v1 News-v1 Content-v1"), ALGOS ("reptile fomaml
@@ -31,7 +32,8 @@
 #   ARM_KEYS ("": more keys for every target arm, scratch and meta-inits, after their own; e.g.
 #   ":adapt_params=all" adapts head-only meta-inits in every parameter), TEMPS ("": no
 #   selection; e.g. "1 0.5 0.25 0.1"), ROLLOUTS ("": no selection; e.g. "16 8 4 2"), LRS ("": no
-#   selection; e.g. "3e-3 1e-3 3e-4"), OOD=none skips the ood run
+#   selection; e.g. "3e-3 1e-3 3e-4"), PARAMS ("": no selection; e.g. "all head"), OOD=none skips
+#   the ood run
 # The defaults are the issue's full protocol: hours on a 2-core machine. A short smoke run:
 #   BUDGET=50000 TEST=test:0-7 OOD=ood:0-7 SIMS=ECommerce-v1 EPISODES=8 NUM_ENVS=16 bench/meta_all_sims.sh /tmp/m
 set -eu
@@ -55,6 +57,7 @@ ARM_KEYS=${ARM_KEYS:-}
 TEMPS=${TEMPS:-}
 ROLLOUTS=${ROLLOUTS:-}
 LRS=${LRS:-}
+PARAMS=${PARAMS:-}
 meta_cfg=""; ab_cfg=""
 for kv in $CONFIG; do meta_cfg="$meta_cfg --sim-config $kv"; ab_cfg="$ab_cfg --config $kv"; done
 META=$BUILD/agents/recarena-meta
@@ -148,6 +151,7 @@ for sim in $SIMS; do
   [ -n "$TEMPS" ] && choose_on_val temp "$TEMPS" "sampling temperature"
   [ -n "$ROLLOUTS" ] && choose_on_val rollout "$ROLLOUTS" "update interval"
   [ -n "$LRS" ] && choose_on_val lr "$LRS" "online learning rate"
+  [ -n "$PARAMS" ] && choose_on_val adapt_params "$PARAMS" "adapted parameters"
   arms=""
   for tg in $targets; do
     name=${tg%%=*}
