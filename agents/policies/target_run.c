@@ -26,7 +26,7 @@ static ra_err_t s_obs (ra_target_t *t, const ra_step_result_t *r, int n, ra_obs_
                          c->user_dim, c->cand_dim);
   if (t->cur_resp && obs->response_dim != c->response_dim)
     return ra_error_set (err, RA_ERR_BAD_REQUEST, -1, "target: observation has a response of %d; the "
-                         "policy's slot_credit was built for %d", obs->response_dim, c->response_dim);
+                         "policy reads rank feedback (slot_credit, context) from one of %d", obs->response_dim, c->response_dim);
   return RA_OK;
 }
 
@@ -255,8 +255,8 @@ static ra_err_t s_src_obs (const ra_target_t *t, const ra_obs_batch_t *o, ra_err
                          c->num_candidates, c->user_dim, c->cand_dim);
   if (t->cur_resp && (o->response_dim != c->response_dim || !o->response))
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
-                         "target: source observation has a response of %d; the policy's slot_credit was "
-                         "built for %d", o->response ? o->response_dim : 0, c->response_dim);
+                         "target: source observation has a response of %d; the policy reads rank feedback "
+                         "(slot_credit, context) from one of %d", o->response ? o->response_dim : 0, c->response_dim);
   return RA_OK;
 }
 
