@@ -22,6 +22,9 @@
 # start-up trials).
 # VAL_TASKS is the val task set of both studies' trials (the objective): val:0-3 in 8.2/8.3,
 # val:0-15 in 8.4, where val_noise.py found 4 tasks' scores mostly evaluation noise.
+# ALGO=es (environment) runs the same comparison for ES (docs/tune.md 8.7): tune_compare.sh's ES
+# space (population, sigma, Adam lr; tune_lib.sh) with sampled validation, ASHA's rungs in env
+# steps from an eighth of a trial; compare's --rungs then name env steps.
 # Usage: bench/asha_vs_random.sh [SIM=ECommerce-v1] [OUT=out/asha-SIM] [SEEDS="1 2 3 4 5"]
 #        [BUDGET=1230000] [TRIAL_STEPS=76800] [VAL_TASKS=val:0-3]
 set -euo pipefail
@@ -33,10 +36,18 @@ budget="${4:-1230000}"     # 16 trials of 76,800 env steps, and a little slack
 trial_steps="${5:-76800}"  # 30 meta-iterations; Reptile's epsilon anneals to 0 over them
 val_tasks="${6:-val:0-3}"  # validation env steps are not counted in BUDGET (docs/meta.md 4)
 mkdir -p "$out"
-randoms=() ashas=()
+randoms=() ashas=() asha=() random=() rungs=3,9,27
 for s in $seeds; do
   d="$out/seed$s"
   mkdir -p "$d"
+  if [ "${ALGO:-reptile}" = es ]; then
+    printf '%s\n' "env = \"$sim\"" 'algo = "es"' "seed = $s" "budget-steps = $trial_steps" 'iters = 100000' \
+      'val-every = 5' "val-tasks = \"$val_tasks\"" '' > "$d/space.toml"
+    es_searched_keys >> "$d/space.toml"
+    read -r -a asha <<< "$(es_asha_flags "$trial_steps")"
+    random=(--resource steps)  # its val points keyed by env steps too, for compare's --rungs
+    rungs="$((trial_steps / 8)),$((3 * trial_steps / 8)),$((9 * trial_steps / 8))"
+  else
   cat > "$d/space.toml" <<EOS
 env = "$sim"
 algo = "reptile"
@@ -61,13 +72,14 @@ type = "log-uniform"
 low = 1e-4
 high = 1e-1
 EOS
+  fi
   tune_step "$sim seed $s: random search"
-  tune_search "$d/space.toml" "$d/random" "$s" "$budget" random none
+  tune_search "$d/space.toml" "$d/random" "$s" "$budget" random none "${random[@]}"
   tune_step "$sim seed $s: TPE + ASHA"
-  tune_search "$d/space.toml" "$d/asha" "$((s + 1000))" "$budget" tpe asha
+  tune_search "$d/space.toml" "$d/asha" "$((s + 1000))" "$budget" tpe asha "${asha[@]}"
   randoms+=("$d/random") ashas+=("$d/asha")
 done
 join () { local IFS=,; echo "$*"; }
 "${tune[@]}" compare random="$(join "${randoms[@]}")" asha="$(join "${ashas[@]}")" \
-  --labels "$(join $seeds)" --rungs 3,9,27 > "$out/compare.txt"
+  --labels "$(join $seeds)" --rungs "$rungs" > "$out/compare.txt"
 cat "$out/compare.txt"

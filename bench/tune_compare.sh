@@ -17,6 +17,10 @@
 # BUDGET / TRIAL_STEPS members, so PBT spends the same budget and each final member has trained as
 # long as one search trial; unset, PBT runs 4 members for as many generations as BUDGET allows
 # (docs/tune.md 8.1's protocol).
+# ALGO=es (environment) searches ES instead (docs/tune.md 8.7): population size, sigma and Adam lr,
+# validation as recarena-meta's default (sampled play), ASHA's rungs in env steps (a meta-iteration
+# costs P x 800 env steps, so iterations would not be one resource across populations), and the
+# defaults run is ES's own (P 32, sigma 0.02, lr 1e-2). Unset: Reptile as in 8.1.
 # Usage: bench/tune_compare.sh [SIM=ECommerce-v1] [OUT=out/tune-SIM] [BUDGET=1200000]
 #        [TRIAL_STEPS=200000] [TEST_TASKS=32]
 set -euo pipefail
@@ -27,16 +31,17 @@ budget="${3:-1200000}"
 trial_steps="${4:-200000}"
 test_tasks="${5:-32}"
 mkdir -p "$out"
-cat > "$out/space.toml" <<EOF
-env = "$sim"
-algo = "reptile"
+algo="${ALGO:-reptile}"
+case "$algo" in
+reptile)
+  fixed="env = \"$sim\"
+algo = \"reptile\"
 budget-steps = $trial_steps
 iters = 1000
 val-every = 3
-val-tasks = "val:0-15"
-val-act = "greedy"
-
-[inner-lr]
+val-tasks = \"val:0-15\"
+val-act = \"greedy\""
+  searched='[inner-lr]
 type = "log-uniform"
 low = 3e-4
 high = 3e-2
@@ -50,24 +55,44 @@ low = 3
 high = 8
 [meta-batch]
 type = "choice"
-values = [8, 16]
-EOF
+values = [8, 16]'
+  asha=()
+  ready=6
+  shown="inner-lr|outer-lr|inner-steps|meta-batch"
+  ;;
+es)
+  # val-every 5 iterations is 32k-256k env steps for P 8-64; PBT exploits every 10 iterations
+  # (64k-512k env steps).
+  fixed="env = \"$sim\"
+algo = \"es\"
+budget-steps = $trial_steps
+iters = 100000
+val-every = 5
+val-tasks = \"val:0-15\""
+  searched=$(es_searched_keys)
+  read -r -a asha <<< "$(es_asha_flags "$trial_steps")"
+  ready=10
+  shown="population|sigma|outer-lr"
+  ;;
+*) echo "tune_compare.sh: ALGO must be reptile or es, not '$algo'" >&2; exit 2 ;;
+esac
+printf '%s\n\n%s\n' "$fixed" "$searched" > "$out/space.toml"
 step () { tune_step "$sim: $1"; }
 step "random search"
 tune_search "$out/space.toml" "$out/random" 1 "$budget" random none
 step "TPE + ASHA"
-tune_search "$out/space.toml" "$out/asha" 1 "$budget" tpe asha
+tune_search "$out/space.toml" "$out/asha" 1 "$budget" tpe asha "${asha[@]}"
 step "PBT"
 pbt=(--population 4)
 if [ -n "${PBT_LINEAGE:-}" ]; then
   pbt=(--population $((budget / trial_steps > 2 ? budget / trial_steps : 2)) --lineage-steps "$trial_steps")
 fi
-"${tune[@]}" pbt --space "$out/space.toml" --budget "$budget" --meta-bin "$meta" --seed 1 "${pbt[@]}" --ready 6 --generations 1000 --out "$out/pbt" > "$out/pbt.txt"
+"${tune[@]}" pbt --space "$out/space.toml" --budget "$budget" --meta-bin "$meta" --seed 1 "${pbt[@]}" --ready "$ready" --generations 1000 --out "$out/pbt" > "$out/pbt.txt"
 "${tune[@]}" compare random="$out/random" asha="$out/asha" pbt="$out/pbt" > "$out/compare.txt"
 if [ ! -f "$out/defaults.safetensors" ]; then
-  step "defaults"
-  "$meta" --env "$sim" --algo reptile --budget-steps "$trial_steps" --val-every 3 --val-tasks val:0-15 --val-act greedy \
-    --seed 1 --quiet --checkpoint-out "$out/defaults.safetensors.tmp"
+  step "defaults"  # the space's fixed keys alone, seed 1 as every study's trials
+  printf '%s\n' "$fixed" | tr -d '"' > "$out/defaults.cfg"
+  "$meta" --config "$out/defaults.cfg" --seed 1 --quiet --checkpoint-out "$out/defaults.safetensors.tmp"
   mv "$out/defaults.safetensors.tmp" "$out/defaults.safetensors"
 fi
 best_ckpt () {  # the best run's checkpoint, as its summary.json names it
@@ -80,5 +105,5 @@ step "recarena-ab on test:0-$((test_tasks - 1))"
   --episodes 8 --curve-episodes 0,1,5 --windows 3-7 --unit task --quiet --arms "$arms,random" --control defaults \
   --json "$out/test.json" > "$out/test.txt"
 cat "$out/compare.txt"
-for m in random asha pbt; do echo "-- $m best.cfg"; grep -E "^(inner-lr|outer-lr|inner-steps|meta-batch) " "$out/$m/best.cfg"; done
+for m in random asha pbt; do echo "-- $m best.cfg"; grep -E "^($shown) " "$out/$m/best.cfg"; done
 sed -n '/learning curve/,$p' "$out/test.txt"

@@ -20,3 +20,29 @@ tune_search () {
   "${tune[@]}" search --space "$space" --budget "$budget" --meta-bin "$meta" --seed "$seed" \
     --parallel 1 --sampler "$sampler" --pruner "$pruner" --trials 1000 --out "$out" "$@" > "$out.txt"
 }
+
+# ES's searched keys (docs/tune.md 8.7): population size, sigma and Adam lr, with ranges wide
+# enough that ES's defaults (32, 0.02, 1e-2) sit inside them.
+es_searched_keys () {
+  cat <<'EOS'
+[population]
+type = "choice"
+values = [8, 16, 32, 64]
+[sigma]
+type = "log-uniform"
+low = 0.005
+high = 0.2
+[outer-lr]
+type = "log-uniform"
+low = 1e-3
+high = 0.2
+EOS
+}
+
+# es_asha_flags TRIAL_STEPS: ASHA's rungs in env steps for ES (a meta-iteration costs P x 800 env
+# steps, so iterations are not one resource across populations), the first at an eighth of a
+# trial: in two 2M-step probes on ECommerce-v1's val the curves had not left the
+# initialisation's noise before about 250k.
+es_asha_flags () {
+  echo "--resource steps --min-resource $(($1 / 8))"
+}
