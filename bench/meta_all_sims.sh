@@ -33,7 +33,9 @@
 #   ":adapt_params=all" adapts head-only meta-inits in every parameter), TEMPS ("": no
 #   selection; e.g. "1 0.5 0.25 0.1"), ROLLOUTS ("": no selection; e.g. "16 8 4 2"), LRS ("": no
 #   selection; e.g. "3e-3 1e-3 3e-4"), PARAMS ("": no selection; e.g. "all head"), OOD=none skips
-#   the ood run
+#   the ood run, SCRATCH_CONTEXT ("": none; n0, e.g. 16) adds scratch_ctx, the scratch arm with the
+#   task context (docs/agents.md T8) at that n0: how much of a context meta-init's adaptation the
+#   context alone gives a fresh network (docs/meta.md 6.21)
 # The defaults are the issue's full protocol: hours on a 2-core machine. A short smoke run:
 #   BUDGET=50000 TEST=test:0-7 OOD=ood:0-7 SIMS=ECommerce-v1 EPISODES=8 NUM_ENVS=16 bench/meta_all_sims.sh /tmp/m
 set -eu
@@ -58,6 +60,7 @@ TEMPS=${TEMPS:-}
 ROLLOUTS=${ROLLOUTS:-}
 LRS=${LRS:-}
 PARAMS=${PARAMS:-}
+SCRATCH_CONTEXT=${SCRATCH_CONTEXT:-}
 meta_cfg=""; ab_cfg=""
 for kv in $CONFIG; do meta_cfg="$meta_cfg --sim-config $kv"; ab_cfg="$ab_cfg --config $kv"; done
 META=$BUILD/agents/recarena-meta
@@ -147,6 +150,7 @@ for sim in $SIMS; do
   done
   # every target arm as "name=spec" (scratch: a fresh network with the same adaptation)
   targets="scratch=target$scratch_keys$ARM_KEYS"
+  [ -n "$SCRATCH_CONTEXT" ] && targets="$targets scratch_ctx=target$scratch_keys:context=$SCRATCH_CONTEXT$ARM_KEYS"
   for algo in $ALGOS; do targets="$targets $algo=target:checkpoint=$d/$algo.safetensors$ARM_KEYS"; done
   [ -n "$TEMPS" ] && choose_on_val temp "$TEMPS" "sampling temperature"
   [ -n "$ROLLOUTS" ] && choose_on_val rollout "$ROLLOUTS" "update interval"
@@ -199,7 +203,7 @@ for sim in $SIMS; do
     cat "$d/ab_$tag.txt"
     # recarena-ab tests every arm against the control; the issue also asks for the meta-inits
     # against scratch and meta-TS, and for R@1 and R@5 themselves (docs/agents.md 2.5)
-    for base in $control scratch metats; do
+    for base in $control scratch ${SCRATCH_CONTEXT:+scratch_ctx} metats; do
       others=""
       for algo in $ALGOS; do [ "$algo" = "$base" ] || others="$others $algo"; done
       [ -n "$others" ] || continue
