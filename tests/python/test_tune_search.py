@@ -374,4 +374,9 @@ def test_compare_over_seeds_with_rungs(tmp_path, capsys):
     assert "Spearman" in last[0]
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in last[3:]]
     assert cells == [["1", "3", "1.00"], ["2", "3", "-0.50"], ["median", "-", "0.25"]]
+    # a rung past every val point: no correlation there, and the trials column still counts them
+    assert cli.main(["compare", f"random={a},{b}", f"asha={b},{a}", "--rungs", "3,9"]) == 0
+    last = capsys.readouterr().out.strip().split("\n\n")[-1].splitlines()
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in last[3:]]
+    assert cells == [["1", "3", "1.00", "-"], ["2", "3", "-0.50", "-"], ["median", "-", "0.25", "-"]]
     assert cli.main(["compare", f"random={a},{b}", f"asha={b},{a}", "--rungs", "x"]) == 2

@@ -307,13 +307,14 @@ def compare_seeds(groups: List[Tuple[str, List[Dict[str, Any]]]], labels: List[s
         rows = [["seed", "trials"] + [f"rho(step {r}, value)" for r in rungs]]
         per = {r: [] for r in rungs}
         for i in range(n):
-            cells = [labels[i]]
+            cells, trials = [labels[i]], 0
             for r in rungs:
                 rho, k = rung_correlation(groups[0][1][i], r)
+                trials = max(trials, k)  # a rung past every val point correlates none of them
                 if rho is not None:
                     per[r].append(rho)
                 cells.append("-" if rho is None else f"{rho:.2f}")
-            cells.insert(1, str(k))
+            cells.insert(1, str(trials))
             rows.append(cells)
         rows.append(["median", "-"] + ["-" if not per[r] else f"{_median(per[r]):.2f}"
                                        for r in rungs])
