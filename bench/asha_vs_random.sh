@@ -35,6 +35,7 @@ seeds="${3:-1 2 3 4 5}"
 budget="${4:-1230000}"     # 16 trials of 76,800 env steps, and a little slack
 trial_steps="${5:-76800}"  # 30 meta-iterations; Reptile's epsilon anneals to 0 over them
 val_tasks="${6:-val:0-3}"  # validation env steps are not counted in BUDGET (docs/meta.md 4)
+case "${ALGO:-reptile}" in reptile | es) ;; *) echo "asha_vs_random.sh: ALGO must be reptile or es, not '$ALGO'" >&2; exit 2 ;; esac
 mkdir -p "$out"
 randoms=() ashas=() asha=() random=() rungs=3,9,27
 for s in $seeds; do
@@ -46,7 +47,7 @@ for s in $seeds; do
     es_searched_keys >> "$d/space.toml"
     read -r -a asha <<< "$(es_asha_flags "$trial_steps")"
     random=(--resource steps)  # its val points keyed by env steps too, for compare's --rungs
-    rungs="$((trial_steps / 8)),$((3 * trial_steps / 8)),$((9 * trial_steps / 8))"
+    rungs="$((trial_steps / 8)),$((3 * trial_steps / 8))"  # the third, 9/8 of a trial, is past its end
   else
   cat > "$d/space.toml" <<EOS
 env = "$sim"
