@@ -34,13 +34,7 @@ mkdir -p "$out"
 algo="${ALGO:-reptile}"
 case "$algo" in
 reptile)
-  fixed="env = \"$sim\"
-algo = \"reptile\"
-budget-steps = $trial_steps
-iters = 1000
-val-every = 3
-val-tasks = \"val:0-15\"
-val-act = \"greedy\""
+  iters=1000 val_every=3 val_act=$'\nval-act = "greedy"'
   searched='[inner-lr]
 type = "log-uniform"
 low = 3e-4
@@ -63,12 +57,7 @@ values = [8, 16]'
 es)
   # val-every 5 iterations is 32k-256k env steps for P 8-64; PBT exploits every 10 iterations
   # (64k-512k env steps).
-  fixed="env = \"$sim\"
-algo = \"es\"
-budget-steps = $trial_steps
-iters = 100000
-val-every = 5
-val-tasks = \"val:0-15\""
+  iters=100000 val_every=5 val_act=""  # recarena-meta's default, sampled play
   searched=$(es_searched_keys)
   read -r -a asha <<< "$(es_asha_flags "$trial_steps")"
   ready=10
@@ -76,6 +65,12 @@ val-tasks = \"val:0-15\""
   ;;
 *) echo "tune_compare.sh: ALGO must be reptile or es, not '$algo'" >&2; exit 2 ;;
 esac
+fixed="env = \"$sim\"
+algo = \"$algo\"
+budget-steps = $trial_steps
+iters = $iters
+val-every = $val_every
+val-tasks = \"val:0-15\"$val_act"
 printf '%s\n\n%s\n' "$fixed" "$searched" > "$out/space.toml"
 step () { tune_step "$sim: $1"; }
 step "random search"
