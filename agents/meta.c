@@ -534,7 +534,8 @@ typedef struct {
   ra_meta_noise_t noise;
   ra_meta_adam_t adam;
   ra_nn_rng_t rng;
-  int64_t env_steps;
+  int64_t env_steps;            /* this run's */
+  int64_t steps_before;         /* the checkpoint's it continues from (docs/meta.md 5) */
 } run_t;
 
 /* Draws B distinct train tasks when the set has that many (a partial shuffle), else with
@@ -700,7 +701,8 @@ static ra_err_t s_multitask (run_t *r, double *meta_return, ra_error_t *err)
   return RA_OK;
 }
 
-/* One meta-iteration; *meta_return gets the iteration's training return. */
+/* One meta-iteration; *meta_return gets the iteration's training return. budget_frac: how far
+   the lineage is through its env steps (Reptile's annealing). */
 static ra_err_t s_iterate (run_t *r, int64_t it, double budget_frac, double *meta_return, ra_error_t *err)
 {
   const opts_t *o = r->o;
@@ -871,6 +873,7 @@ static ra_err_t s_policy (run_t *r, int P, int num_envs, ra_target_t **out, ra_e
 typedef struct {
   run_t *r;
   const char *path;
+  int64_t iter;   /* the iteration theta is from */
 } ckpt_ctx_t;
 
 /* Written beside the path and renamed over it, so a job killed while writing (a rank lost, mpirun
@@ -882,7 +885,11 @@ static ra_err_t s_write_ckpt (void *ctx, ra_error_t *err)
   if (snprintf (part, sizeof part, "%s.part", c->path) >= (int) sizeof part)
     return ra_error_set (err, RA_ERR_IO, -1, "checkpoint path longer than %zu characters",
                          sizeof part - 6);
-  ra_err_t rc = ra_meta_ckpt_save (c->r->one, part, &c->r->ad, c->r->o->algo_name, err);
+  run_t *r = c->r;
+  ra_meta_resume_t at = { .iter = c->iter, .env_steps = r->steps_before + r->env_steps,
+                          .rng_counter = r->rng.counter, .adam_t = r->adam.t,
+                          .adam_m = r->adam.m, .adam_v = r->adam.v, .n = r->n };
+  ra_err_t rc = ra_meta_ckpt_save (r->one, part, &r->ad, r->o->algo_name, &at, err);
   if (rc == RA_OK && rename (part, c->path) != 0)
     rc = ra_error_set (err, RA_ERR_IO, -1, "cannot rename %s to %s: %s", part, c->path,
                        strerror (errno));
@@ -944,14 +951,22 @@ int main (int argc, char **argv)
     goto out;
   }
   ra_meta_adapt_cfg_default (&r.ad);
+  ra_meta_resume_t at = { 0 }; /* where the run continues from (docs/meta.md 5): counts only here */
+  bool resume = false;
   if (o.ckpt_in) { /* its settings, then the command line's (which win) */
     bool found;
     int h = 0, l = 0;
     bool aff = false;
-    if (ra_meta_ckpt_read (o.ckpt_in, &r.ad, &found, NULL, 0, &err) != RA_OK
+    char algo[32];
+    if (ra_meta_ckpt_read (o.ckpt_in, &r.ad, &found, algo, sizeof algo, &err) != RA_OK
+        || ra_meta_ckpt_read_resume (o.ckpt_in, &at, &resume, &err) != RA_OK
         || ra_target_checkpoint_arch (o.ckpt_in, &h, &l, &aff, &err) != RA_OK) {
       s_err ("--checkpoint-in %s: %s\n", o.ckpt_in, err.message);
       goto out;
+    }
+    if (resume && (!found || strcmp (algo, o.algo_name) != 0)) { /* another algorithm starts afresh from theta */
+      resume = false;
+      at = (ra_meta_resume_t) { 0 };
     }
     if (!o.set[F_HIDDEN])
       o.hidden = h;
@@ -1021,13 +1036,16 @@ int main (int argc, char **argv)
     r.vlo = (int) lo, r.Vl = (int) (hi - lo);
   }
   uint64_t seed = (uint64_t) o.seed;
+  /* multitask's envs run across iterations, so a continued run cannot replay them: it draws
+     fresh tasks and episodes from a seed moved by the iterations done */
+  uint64_t mseed = at.iter > 0 ? s_mix (seed ^ (uint64_t) at.iter) : seed;
   /* sources (this rank's share): work (P blocks), val (V blocks), multitask (P blocks of N envs
      over the train set, env i of this rank playing as env lo N + i of the job) */
   ra_err_t rc;
   if (o.algo == A_MULTITASK) {
     int nm = r.Pl * r.N;
-    rc = s_source (&o, nm, ra_rollout_tasks_slots (&r.train, nm), seed, &r.msrc, &err);
-    ra_rollout_tasks_opts_t to = { .seed = seed, .redraw = true, .first_env = (int64_t) r.lo * r.N };
+    rc = s_source (&o, nm, ra_rollout_tasks_slots (&r.train, nm), mseed, &r.msrc, &err);
+    ra_rollout_tasks_opts_t to = { .seed = mseed, .redraw = true, .first_env = (int64_t) r.lo * r.N };
     if (rc == RA_OK)
       rc = ra_rollout_tasks_new (r.msrc.src, nm, &r.train, &to, &r.tsrc, &err);
   } else {
@@ -1118,13 +1136,26 @@ int main (int argc, char **argv)
     s_err ("%s\n", err.message);
     goto out;
   }
+  if (resume) { /* the outer optimiser's moments, now that the network's size is known */
+    at.adam_m = r.adam.m;
+    at.adam_v = r.adam.v;
+    at.n = r.n;
+    if (ra_meta_ckpt_read_resume (o.ckpt_in, &at, &resume, &err) != RA_OK) {
+      s_err ("--checkpoint-in %s: %s\n", o.ckpt_in, err.message);
+      code = 2;
+      goto out;
+    }
+    r.adam.t = at.adam_t;
+    r.rng.counter = at.rng_counter;
+    r.steps_before = at.env_steps;
+  }
   if (r.mt) { /* block b (this rank's replica b - lo) samples from stream 1 + b, its envs start
                  from the seeds of envs b N .. b N + N-1: nothing depends on the rank count */
     for (int p = 0; p < r.Pl; p++) {
       ra_target_set_lr (r.mt, p, 0.0f);
-      ra_nn_rng_init (ra_target_rng (r.mt, p), s_mix (seed ^ 0x6d74), 1 + (uint64_t) (r.lo + p));
+      ra_nn_rng_init (ra_target_rng (r.mt, p), s_mix (mseed ^ 0x6d74), 1 + (uint64_t) (r.lo + p));
     }
-    s_seeds (r.seeds, r.P, r.N, seed, 0x6d74, 0, 1);
+    s_seeds (r.seeds, r.P, r.N, mseed, 0x6d74, 0, 1);
     if ((rc = ra_target_begin_rollout (r.mt, r.tsrc, r.seeds + (size_t) r.lo * r.N, &err)) != RA_OK) {
       s_err ("%s\n", err.message);
       goto out;
@@ -1141,14 +1172,17 @@ int main (int argc, char **argv)
              o.algo_name, o.env, tb, vb, r.V, o.address ? o.address : "in-process sims", r.n,
              o.affinity ? " (with the affinity head)" : "", ra_nn_backend_name (r.be), o.budget, r.ad.steps, o.opt_name, r.ad.rollout, r.N, (double) r.ad.inner_lr,
              o.params_name, o.val_params_name, o.temp, o.slot_credit, o.slot_feedback, o.val_act_name, s_size, s_size > 1 ? "s" : "");
+    if (resume)
+      fprintf (stderr, "recarena-meta: continuing %s from iteration %lld (%lld env steps done; the budget counts this run's)\n",
+               o.ckpt_in, (long long) at.iter, (long long) at.env_steps);
   }
   double t0 = s_now (), last = -1e9, best = -INFINITY;
-  int64_t best_iter = -1, it = 0;
+  int64_t first = at.iter, best_iter = -1, it = first; /* a continued run numbers on */
   double R[8] = { NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN };
   double mret = NAN;
   for (;;) {
-    bool stop = r.env_steps >= o.budget || (o.set[F_ITERS] && it >= o.iters);
-    if (it % o.val_every == 0 || stop) { /* iteration 0: the initialisation itself */
+    bool stop = r.env_steps >= o.budget || (o.set[F_ITERS] && it - first >= o.iters);
+    if ((it - first) % o.val_every == 0 || stop) { /* the first: the initialisation itself */
       if ((rc = s_validate (&r, R, &err)) != RA_OK) {
         s_err ("validation at iter %lld: %s\n", (long long) it, err.message);
         goto out;
@@ -1167,7 +1201,7 @@ int main (int argc, char **argv)
         best = w5;
         best_iter = it;
         ra_target_set_params (r.one, r.theta);
-        ckpt_ctx_t cc = { .r = &r, .path = o.ckpt_out };
+        ckpt_ctx_t cc = { .r = &r, .path = o.ckpt_out, .iter = it };
         if (o.ckpt_out && ra_dist_on_root (dist, s_write_ckpt, &cc, &err) != RA_OK) {
           s_err ("--checkpoint-out: %s\n", err.message);
           goto out;
@@ -1194,7 +1228,9 @@ int main (int argc, char **argv)
     ra_rollout_t *train_src = o.algo == A_MULTITASK ? r.tsrc : r.wsrc.src; /* the outer source */
     ra_target_t *train_pol = o.algo == A_MULTITASK ? r.mt : r.work; /* the policy acting in it */
     double env_before = train_src->step_seconds, act_before = ra_target_act_seconds (train_pol);
-    if ((rc = s_iterate (&r, it, (double) r.env_steps / (double) o.budget, &mret, &err)) != RA_OK) {
+    /* a continued run anneals over the lineage: the steps before count on both sides */
+    double frac = (double) (r.steps_before + r.env_steps) / (double) (r.steps_before + o.budget);
+    if ((rc = s_iterate (&r, it, frac, &mret, &err)) != RA_OK) {
       s_err ("iter %lld: %s\n", (long long) it, err.message);
       goto out;
     }
@@ -1236,9 +1272,10 @@ int main (int argc, char **argv)
     fflush (metrics);
   }
   if (root)
-    printf ("%s: %lld iterations, %lld env steps in %.1f s; best val R@5w %.3f at iter %lld (R@0 at iter 0 "
-          "was the initialisation's)%s%s\n", o.algo_name, (long long) it, (long long) r.env_steps, s_now () - t0,
-          best, (long long) best_iter, o.ckpt_out ? "; checkpoint " : "", o.ckpt_out ? o.ckpt_out : "");
+    printf ("%s: %lld iterations, %lld env steps in %.1f s; best val R@5w %.3f at iter %lld (R@0 at iter %lld "
+          "was the initialisation's)%s%s\n", o.algo_name, (long long) (it - first), (long long) r.env_steps,
+          s_now () - t0, best, (long long) best_iter, (long long) first, o.ckpt_out ? "; checkpoint " : "",
+          o.ckpt_out ? o.ckpt_out : "");
   code = 0;
 out:
   if (metrics)

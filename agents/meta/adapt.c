@@ -209,7 +209,7 @@ static uint64_t s_hlen (const unsigned char *b)
 }
 
 ra_err_t ra_meta_ckpt_save (const ra_target_t *t, const char *path, const ra_meta_adapt_cfg_t *a,
-                            const char *algo, ra_error_t *err)
+                            const char *algo, const ra_meta_resume_t *at, ra_error_t *err)
 {
   ra_err_t rc = ra_target_save (t, path, err);
   if (rc != RA_OK)
@@ -225,19 +225,35 @@ ra_err_t ra_meta_ckpt_save (const ra_target_t *t, const char *path, const ra_met
     free (buf);
     return ra_error_set (err, RA_ERR_IO, -1, "meta: '%s' has no metadata block to extend", path);
   }
-  char add[512];
+  char add[768];
   int al = snprintf (add, sizeof add,
                      "\"meta_inner_lr\":\"%.9g\",\"meta_inner_steps\":\"%d\",\"meta_rollout\":\"%d\","
                      "\"meta_adapt_params\":\"%s\",\"meta_algo\":\"%s\",",
                      (double) a->inner_lr, a->steps, a->rollout, a->head_only ? "head" : "all",
                      algo ? algo : "none");
-  /* new header: the old one up to the metadata's '{', the new keys, the rest without its
-     trailing padding, padded again to a multiple of 8 */
-  size_t at = (size_t) (meta - (char *) buf) + strlen (key) - 8;
+  /* the training state: its keys join the metadata, its moments go after the data as two
+     more tensors, listed before "__metadata__" */
+  char tens[512];
+  int tl = 0;
+  size_t data = len - 8 - h, mb = at ? at->n * sizeof (float) : 0;
+  if (at) {
+    al += snprintf (add + al, sizeof add - (size_t) al,
+                    "\"meta_iter\":\"%lld\",\"meta_env_steps\":\"%lld\",\"meta_rng_counter\":\"%llu\","
+                    "\"meta_adam_t\":\"%lld\",", (long long) at->iter, (long long) at->env_steps,
+                    (unsigned long long) at->rng_counter, (long long) at->adam_t);
+    tl = snprintf (tens, sizeof tens,
+                   "\"meta.adam_m\":{\"dtype\":\"F32\",\"shape\":[%zu],\"data_offsets\":[%zu,%zu]},"
+                   "\"meta.adam_v\":{\"dtype\":\"F32\",\"shape\":[%zu],\"data_offsets\":[%zu,%zu]},",
+                   at->n, data, data + mb, at->n, data + mb, data + 2 * mb);
+  }
+  /* new header: the old one up to "__metadata__", the new tensors, up to the metadata's '{', the
+     new keys, the rest without its trailing padding, padded again to a multiple of 8 */
+  size_t tat = (size_t) (meta - (char *) buf) - 8;
+  size_t kat = tat + strlen (key);
   size_t rest = h;
   while (rest > 0 && buf[8 + rest - 1] == ' ')
     rest--;
-  size_t nh = rest + (size_t) al;
+  size_t nh = rest + (size_t) tl + (size_t) al;
   size_t pad = (8 - nh % 8) % 8;
   char tmp[4096];
   snprintf (tmp, sizeof tmp, "%s.tmp", path);
@@ -250,12 +266,17 @@ ra_err_t ra_meta_ckpt_save (const ra_target_t *t, const char *path, const ra_met
   uint64_t total = nh + pad;
   for (int i = 0; i < 8; i++)
     l8[i] = (unsigned char) (total >> (8 * i));
-  bool ok = fwrite (l8, 1, 8, f) == 8 && fwrite (buf + 8, 1, at, f) == at
+  bool ok = fwrite (l8, 1, 8, f) == 8 && fwrite (buf + 8, 1, tat, f) == tat
+            && fwrite (tens, 1, (size_t) tl, f) == (size_t) tl
+            && fwrite (buf + 8 + tat, 1, kat - tat, f) == kat - tat
             && fwrite (add, 1, (size_t) al, f) == (size_t) al
-            && fwrite (buf + 8 + at, 1, rest - at, f) == rest - at;
+            && fwrite (buf + 8 + kat, 1, rest - kat, f) == rest - kat;
   for (size_t i = 0; ok && i < pad; i++)
     ok = fputc (' ', f) != EOF;
-  ok = ok && fwrite (buf + 8 + h, 1, len - 8 - h, f) == len - 8 - h;
+  ok = ok && fwrite (buf + 8 + h, 1, data, f) == data;
+  if (at) /* little-endian F32, as the data before (nn/checkpoint.c refuses other hosts) */
+    ok = ok && fwrite (at->adam_m, sizeof (float), at->n, f) == at->n
+         && fwrite (at->adam_v, sizeof (float), at->n, f) == at->n;
   ok = (fclose (f) == 0) && ok;
   free (buf);
   if (!ok || rename (tmp, path) != 0) {
@@ -314,4 +335,74 @@ ra_err_t ra_meta_ckpt_read (const char *path, ra_meta_adapt_cfg_t *a, bool *foun
   }
   free (buf);
   return RA_OK;
+}
+
+/* The data offsets [a, b) of tensor name (one-dimensional F32) in hdr; false if absent or
+   malformed. */
+static bool s_tensor_span (const char *hdr, const char *name, size_t *a, size_t *b)
+{
+  char k[64];
+  snprintf (k, sizeof k, "\"%s\":{", name);
+  const char *p = strstr (hdr, k);
+  const char *e = p ? strchr (p + strlen (k), '}') : NULL;
+  const char *o = p ? strstr (p, "\"data_offsets\":[") : NULL;
+  const char *d = p ? strstr (p, "\"dtype\":\"F32\"") : NULL;
+  unsigned long long lo, hi;
+  if (!e || !o || o > e || !d || d > e
+      || sscanf (o + strlen ("\"data_offsets\":["), "%llu,%llu", &lo, &hi) != 2 || hi < lo)
+    return false;
+  *a = (size_t) lo;
+  *b = (size_t) hi;
+  return true;
+}
+
+ra_err_t ra_meta_ckpt_read_resume (const char *path, ra_meta_resume_t *at, bool *found, ra_error_t *err)
+{
+  *found = false;
+  unsigned char *buf = NULL;
+  size_t len = 0;
+  ra_err_t rc = s_read_all (path, &buf, &len, err);
+  if (rc != RA_OK)
+    return rc;
+  uint64_t h = s_hlen (buf);
+  if (h + 8 > len) {
+    free (buf);
+    return ra_error_set (err, RA_ERR_IO, -1, "meta: '%s' is not a safetensors checkpoint", path);
+  }
+  const unsigned char *data = buf + 8 + h;
+  size_t dlen = len - 8 - h;
+  char *hdr = malloc (h + 1);
+  if (!hdr) {
+    free (buf);
+    return ra_error_set (err, RA_ERR_NOMEM, -1, "meta: out of memory for '%s''s header", path);
+  }
+  memcpy (hdr, buf + 8, h);
+  hdr[h] = 0;
+  char it[32], es[32], cnt[32], t[32];
+  size_t ma, mb, va, vb, want = at->n * sizeof (float);
+  if (s_get (hdr, "meta_iter", it, sizeof it)) {
+    if (!s_get (hdr, "meta_env_steps", es, sizeof es) || !s_get (hdr, "meta_rng_counter", cnt, sizeof cnt)
+        || !s_get (hdr, "meta_adam_t", t, sizeof t) || atoll (es) < 0
+        || !s_tensor_span (hdr, "meta.adam_m", &ma, &mb) || !s_tensor_span (hdr, "meta.adam_v", &va, &vb)
+        || mb > dlen || vb > dlen || atoll (it) < 0 || atoll (t) < 0) {
+      rc = ra_error_set (err, RA_ERR_IO, -1, "meta: '%s' has a damaged training state (meta_iter without "
+                         "meta_env_steps, meta_rng_counter, meta_adam_t or the meta.adam_m/v tensors)", path);
+    } else if (at->adam_m && (mb - ma != want || vb - va != want)) {
+      rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "meta: '%s' holds %zu outer-optimiser moments, the "
+                         "network has %zu parameters", path, (mb - ma) / sizeof (float), at->n);
+    } else {
+      at->iter = atoll (it);
+      at->env_steps = atoll (es);
+      at->rng_counter = strtoull (cnt, NULL, 10);
+      at->adam_t = atoll (t);
+      if (at->adam_m) {
+        memcpy (at->adam_m, data + ma, want);
+        memcpy (at->adam_v, data + va, want);
+      }
+      *found = true;
+    }
+  }
+  free (hdr);
+  free (buf);
+  return rc;
 }

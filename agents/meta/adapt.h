@@ -82,12 +82,31 @@ ra_err_t ra_meta_evaluate_as (ra_target_t *w, ra_rollout_t *src, const uint64_t 
 
 /* ------------------------------------------------------------ checkpoints with the settings */
 
+/* Where a meta-training stood when it wrote a checkpoint, so that --checkpoint-in continues it
+   (docs/meta.md 5): the meta-iterations and env steps done, the task-draw RNG's counter and the
+   outer optimiser's Adam state (step count and the n-long moments; n = parameters per replica). */
+typedef struct {
+  int64_t iter, env_steps;
+  uint64_t rng_counter;
+  int64_t adam_t;
+  float *adam_m, *adam_v;   /* [n]: read from by save, written by read */
+  size_t n;
+} ra_meta_resume_t;
+
 /* Writes t (replica 0 is what matters: a P = 1 policy) as a target checkpoint any target loader
    reads, with the adaptation settings and the algorithm name added to its metadata
-   ("meta_inner_lr", "meta_inner_steps", "meta_rollout", "meta_adapt_params", "meta_algo").
-   RA_ERR_IO with the reason. */
+   ("meta_inner_lr", "meta_inner_steps", "meta_rollout", "meta_adapt_params", "meta_algo") and,
+   when at is not NULL, the training state ("meta_iter", "meta_env_steps", "meta_rng_counter",
+   "meta_adam_t" and
+   the tensors "meta.adam_m", "meta.adam_v", which target loaders skip). RA_ERR_IO with the
+   reason. */
 ra_err_t ra_meta_ckpt_save (const ra_target_t *t, const char *path, const ra_meta_adapt_cfg_t *a,
-                            const char *algo, ra_error_t *err);
+                            const char *algo, const ra_meta_resume_t *at, ra_error_t *err);
+/* Reads the training state into at (at->adam_m, at->adam_v: at->n floats each, at->n set by the
+   caller; NULL reads the counts alone); *found = false (at untouched) for a checkpoint without
+   one. RA_ERR_BAD_CONFIG when its
+   moments are not at->n long (another architecture), RA_ERR_IO for a damaged file. */
+ra_err_t ra_meta_ckpt_read_resume (const char *path, ra_meta_resume_t *at, bool *found, ra_error_t *err);
 /* Reads the settings back; *found = false (a untouched) for a checkpoint without them. algo
    (may be NULL) gets the name (cap bytes, NUL-terminated). RA_ERR_IO. */
 ra_err_t ra_meta_ckpt_read (const char *path, ra_meta_adapt_cfg_t *a, bool *found, char *algo,

@@ -4,6 +4,7 @@
 #   config         key = value files: read, overridden by the command line, unknown keys named
 #   determinism    same seed: bit-identical meta-init with --workers 1 and 2 (reptile and es)
 #   adapts_faster  a short reptile run: the best val R@5w beats the random init's (iter 0)
+#   continues      a run continued from its checkpoint validates as the unbroken run (4 algos)
 #   resume         --checkpoint-in of the best checkpoint reproduces its val score exactly (with
 #                  --val-act greedy and sample; --temp, --inner-opt, --slot-credit,
 #                  --slot-feedback, the affinity head and --adapt-params head travel in the
@@ -146,7 +147,7 @@ resume)
     resumed_best=$(grep '"kind":"done"' "$T/$name.jsonl" | sed 's/.*"best_score":\([-0-9.e+]*\).*/\1/')
     "$BIN" --checkpoint-in "$T/$name.st" --iters 0 --seed 5 $val $SMALL --metrics "$T/$name.r.jsonl" >"$T/out" 2>&1 \
       || fail "$name resumed: $(cat "$T/out")"
-    again=$(grep '"kind":"val","iter":0,' "$T/$name.r.jsonl" | sed 's/.*"score":\([-0-9.e+]*\).*/\1/')
+    again=$(grep -m1 '"kind":"val"' "$T/$name.r.jsonl" | sed 's/.*"score":\([-0-9.e+]*\).*/\1/')
     [ "$resumed_best" = "$again" ] || fail "$name: resumed val score $again, the checkpoint's was $resumed_best"
   }
   # greedy validation: top-k play moves with every parameter (sampled play of a near-uniform
@@ -161,8 +162,8 @@ resume)
   resumes sgd '"target.optimizer":"sgd"' "--val-act greedy" -- --algo reptile --inner-opt sgd --inner-lr 0.1
   "$BIN" --checkpoint-in "$T/sgd.st" --iters 0 --seed 5 --val-act greedy --inner-opt adam $SMALL --metrics "$T/adam.jsonl" \
     >"$T/out" 2>&1 || fail "$(cat "$T/out")"
-  oadam=$(grep '"kind":"val","iter":0,' "$T/adam.jsonl" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
-  osgd=$(grep '"kind":"val","iter":0,' "$T/sgd.r.jsonl" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
+  oadam=$(grep -m1 '"kind":"val"' "$T/adam.jsonl" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
+  osgd=$(grep -m1 '"kind":"val"' "$T/sgd.r.jsonl" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
   [ "$oadam" != "$osgd" ] || fail "--inner-opt adam on an sgd checkpoint adapted the same (R@1 $osgd)"
   sbest=$resumed_best
   # per-slot credit and where its feedback starts: read back on resume (ECommerce-v1's response is
@@ -171,8 +172,8 @@ resume)
   head -c 4096 "$T/slot.st" | grep -q '"target.slot_feedback":"3"' || fail "slot: no target.slot_feedback"
   "$BIN" --checkpoint-in "$T/slot.st" --iters 0 --seed 5 --val-act greedy --slot-credit 0 $SMALL --metrics "$T/noslot.jsonl" \
     >"$T/out" 2>&1 || fail "$(cat "$T/out")"
-  ono=$(grep '"kind":"val","iter":0,' "$T/noslot.jsonl" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
-  oslot=$(grep '"kind":"val","iter":0,' "$T/slot.r.jsonl" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
+  ono=$(grep -m1 '"kind":"val"' "$T/noslot.jsonl" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
+  oslot=$(grep -m1 '"kind":"val"' "$T/slot.r.jsonl" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
   [ "$ono" != "$oslot" ] || fail "--slot-credit 0 on a slot-credit checkpoint adapted the same (R@1 $oslot)"
   cbest=$resumed_best
   # the affinity head (docs/agents.md T7) is architecture: the file's, and a contrary flag is refused
@@ -185,10 +186,36 @@ resume)
   # validation adapting every parameter of it scores it another way
   "$BIN" --checkpoint-in "$T/head.st" --iters 0 --seed 5 --val-act greedy --val-adapt-params all $SMALL \
     --metrics "$T/vall.jsonl" >"$T/out" 2>&1 || fail "$(cat "$T/out")"
-  oall=$(grep '"kind":"val","iter":0,' "$T/vall.jsonl" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
-  ohead=$(grep '"kind":"val","iter":0,' "$T/head.r.jsonl" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
+  oall=$(grep -m1 '"kind":"val"' "$T/vall.jsonl" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
+  ohead=$(grep -m1 '"kind":"val"' "$T/head.r.jsonl" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
   [ "$oall" != "$ohead" ] || fail "--val-adapt-params all adapted as head only (R@1 $ohead)"
   echo "ok: resume (greedy $best; sampled at temp 0.5: $tbest; inner sgd: $sbest; slot credit: $cbest; affinity: $abest; head only: $resumed_best)"
+  ;;
+continues)
+  # a run stopped at the checkpoint's iteration and continued with --checkpoint-in (and the budget
+  # left) validates exactly as the unbroken run from there on: the iteration count, the task
+  # draws, the outer Adam state and Reptile's annealing carry over (docs/meta.md 5)
+  for algo in reptile fomaml es es-maml; do
+    run () { "$BIN" --algo $algo --val-every 1 --seed 5 --val-act greedy $SMALL "$@" >"$T/out" 2>&1 || fail "$algo $*: $(cat "$T/out")"; }
+    run --budget-steps 40000 --iters 8 --metrics "$T/$algo.whole.jsonl"
+    run --budget-steps 40000 --iters 4 --checkpoint-out "$T/$algo.st" --metrics "$T/$algo.first.jsonl"
+    from=$(grep '"kind":"done"' "$T/$algo.first.jsonl" | sed 's/.*"best_iter":\([0-9]*\).*/\1/')
+    done_steps=$(head -c 4096 "$T/$algo.st" | grep -ao '"meta_env_steps":"[0-9]*"' | grep -o '[0-9][0-9]*')
+    [ -n "$done_steps" ] || fail "$algo: the checkpoint has no meta_env_steps"
+    run --budget-steps $((40000 - done_steps)) --iters $((8 - from)) --checkpoint-in "$T/$algo.st" --metrics "$T/$algo.rest.jsonl"
+    grep -q "(R@0 at iter $from was the initialisation's)" "$T/out" || fail "$algo: did not number on from $from: $(cat "$T/out")"
+    # the val lines of both from the checkpoint's iteration on, without this run's env step count
+    strip () { grep '"kind":"val"' "$1" | sed 's/"env_steps":[0-9]*,//' | awk -F'"iter":' -v f="$from" '{ split($2, a, ","); if (a[1] + 0 >= f) print }'; }
+    strip "$T/$algo.whole.jsonl" >"$T/a"
+    strip "$T/$algo.rest.jsonl" >"$T/b"
+    [ "$(wc -l <"$T/b")" -ge 2 ] || fail "$algo: the continued run validated fewer than twice"
+    cmp -s "$T/a" "$T/b" || fail "$algo: continued from iteration $from differs from the unbroken run: $(diff "$T/a" "$T/b" | head -4)"
+  done
+  # another algorithm starts afresh from the file's theta: iteration 0
+  "$BIN" --algo es --iters 1 --seed 5 $SMALL --checkpoint-in "$T/reptile.st" --metrics "$T/other.jsonl" >"$T/out" 2>&1 \
+    || fail "es from a reptile checkpoint: $(cat "$T/out")"
+  grep -q '"kind":"val","iter":0,' "$T/other.jsonl" || fail "es from a reptile checkpoint did not start at iteration 0"
+  echo "ok: continued runs match the unbroken ones (reptile, fomaml, es, es-maml)"
   ;;
 address)
   SERVER=$3

@@ -130,10 +130,12 @@ kill)
   timeout 120 "$mpiexec" --oversubscribe -np 2 "$bin" --algo reptile --meta-batch 4 --budget-steps 100000000 \
     --iters 2 --val-every 1 --seed 1 $SMALL --checkpoint-in "$T/c.st" --checkpoint-out "$T/r.st" \
     --metrics "$T/r.jsonl" >"$T/out" 2>&1 || { echo "FAIL: resume: $(cat "$T/out")"; exit 1; }
-  first=$(grep '"kind":"val","iter":0,' "$T/r.jsonl" | sed 's/.*"score":\([-0-9.e+]*\).*/\1/')
-  grep -qx -- "$first" <<<"$scores" \
-    || { echo "FAIL: the resumed start scores $first, not a score the killed job recorded ($(echo $scores))"; fail=1; }
-  grep -q '"kind":"done","iter":2,' "$T/r.jsonl" || { echo "FAIL: the resumed job did not end normally"; fail=1; }
+  # (a continued run numbers on from the checkpoint's iteration, docs/meta.md 5)
+  first=$(grep -m1 '"kind":"val"' "$T/r.jsonl" | sed 's/.*"score":\([-0-9.e+]*\).*/\1/')
+  from=$(grep -m1 '"kind":"val"' "$T/r.jsonl" | sed 's/.*"iter":\([0-9]*\),.*/\1/')
+  grep -q "\"kind\":\"val\",\"iter\":$from,.*\"score\":$first}" "$T/m.jsonl" \
+    || { echo "FAIL: the resumed start (iter $from) scores $first, not what the killed job recorded there ($(echo $scores))"; fail=1; }
+  grep -q "\"kind\":\"done\",\"iter\":$((from + 2))," "$T/r.jsonl" || { echo "FAIL: the resumed job did not end normally"; fail=1; }
   [ $fail -eq 0 ] && echo "  resumed from the killed job's checkpoint (score $first) and ran 2 iterations"
   ;;
 *) echo "unknown case $case"; exit 1 ;;

@@ -1,6 +1,6 @@
 /*  tests/meta/test_meta_adapt.c - the adaptation operator and its checkpoints (agents/meta/adapt.h,
-    docs/meta.md 1): the settings survive a checkpoint round trip next to the parameters (which a
-    plain target loader still reads); head-only adaptation leaves the scorer's body at theta while
+    docs/meta.md 1): the settings and the training state (docs/meta.md 5) survive a checkpoint
+    round trip next to the parameters (which a plain target loader still reads); head-only adaptation leaves the scorer's body at theta while
     all-parameter adaptation moves it; adaptation is a deterministic function of theta and seeds,
     independent of what the work policy did before (fresh inner optimiser); a replica adapted alone
     at its batch index (ra_meta_adapt_at) gets the same phi as in the batch.                    */
@@ -56,7 +56,7 @@ Test (meta_adapt, checkpoint_round_trip_keeps_parameters_and_adaptation_settings
   close (fd);
   ra_meta_adapt_cfg_t s = { .inner_lr = 0.0123f, .steps = 7, .rollout = 8, .head_only = true }, back;
   ra_meta_adapt_cfg_default (&back);
-  cr_assert_eq (ra_meta_ckpt_save (a, path, &s, "fomaml", &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_meta_ckpt_save (a, path, &s, "fomaml", NULL, &err), RA_OK, "%s", err.message);
   bool found = false;
   char algo[16];
   cr_assert_eq (ra_meta_ckpt_read (path, &back, &found, algo, sizeof algo, &err), RA_OK, "%s", err.message);
@@ -85,6 +85,61 @@ Test (meta_adapt, checkpoint_round_trip_keeps_parameters_and_adaptation_settings
   free (y);
   ra_target_destroy (&a);
   ra_target_destroy (&b);
+}
+
+Test (meta_adapt, checkpoint_round_trip_keeps_the_training_state)
+{
+  ra_target_cfg_t c = tc;
+  c.population = 1;
+  ra_target_t *a = NULL;
+  ra_error_t err;
+  cr_assert_eq (ra_target_new (be, &c, &a, &err), RA_OK, "%s", err.message);
+  char path[] = "/tmp/test_meta_state_XXXXXX";
+  int fd = mkstemp (path);
+  cr_assert_geq (fd, 0);
+  close (fd);
+  size_t n = ra_target_num_params (a);
+  float *m = malloc (n * sizeof *m), *v = malloc (n * sizeof *v), *m2 = calloc (n, sizeof *m2),
+        *v2 = calloc (n, sizeof *v2), *x = malloc (n * sizeof *x), *y = malloc (n * sizeof *y);
+  for (size_t j = 0; j < n; j++) {
+    m[j] = 0.5f - (float) j / (float) n;
+    v[j] = 1e-6f * (float) (j + 1);
+  }
+  ra_meta_adapt_cfg_t s = { .inner_lr = 0.01f, .steps = 2, .rollout = 4 };
+  ra_meta_resume_t at = { .iter = 37, .env_steps = 123456, .rng_counter = 99, .adam_t = 36,
+                          .adam_m = m, .adam_v = v, .n = n };
+  cr_assert_eq (ra_meta_ckpt_save (a, path, &s, "es", &at, &err), RA_OK, "%s", err.message);
+  /* the counts alone, then the moments; a target loader still reads the parameters */
+  ra_meta_resume_t back = { 0 };
+  bool found = false;
+  cr_assert_eq (ra_meta_ckpt_read_resume (path, &back, &found, &err), RA_OK, "%s", err.message);
+  cr_assert (found);
+  cr_assert_eq (back.iter, 37);
+  cr_assert_eq (back.env_steps, 123456);
+  cr_assert_eq (back.rng_counter, 99u);
+  cr_assert_eq (back.adam_t, 36);
+  back = (ra_meta_resume_t) { .adam_m = m2, .adam_v = v2, .n = n };
+  cr_assert_eq (ra_meta_ckpt_read_resume (path, &back, &found, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (memcmp (m, m2, n * sizeof *m), 0);
+  cr_assert_eq (memcmp (v, v2, n * sizeof *v), 0);
+  ra_target_get_params (a, x);
+  ra_target_set_params (a, m); /* anything else, then load */
+  cr_assert_eq (ra_target_load (a, path, &err), RA_OK, "%s", err.message);
+  ra_target_get_params (a, y);
+  cr_assert_eq (memcmp (x, y, n * sizeof *x), 0);
+  /* moments of another size: refused, naming both sizes */
+  back.n = n - 1;
+  cr_assert_eq (ra_meta_ckpt_read_resume (path, &back, &found, &err), RA_ERR_BAD_CONFIG);
+  cr_assert (strstr (err.message, "outer-optimiser moments"), "%s", err.message);
+  /* without a state (NULL at, or a plain target checkpoint): found is false */
+  cr_assert_eq (ra_meta_ckpt_save (a, path, &s, "es", NULL, &err), RA_OK, "%s", err.message);
+  back = (ra_meta_resume_t) { .iter = 5 };
+  cr_assert_eq (ra_meta_ckpt_read_resume (path, &back, &found, &err), RA_OK, "%s", err.message);
+  cr_assert_not (found);
+  cr_assert_eq (back.iter, 5);
+  remove (path);
+  free (m), free (v), free (m2), free (v2), free (x), free (y);
+  ra_target_destroy (&a);
 }
 
 Test (meta_adapt, head_only_keeps_the_body_and_adaptation_is_deterministic)
