@@ -58,7 +58,7 @@ static const char *const s_algos[] = { "reptile", "fomaml", "es", "es-maml", "mu
 static const double s_outer_lr[] = { 1.0, 1e-3, 1e-2, 1e-2, 3e-3 };
 
 typedef struct {
-  const char *env, *train, *val, *device, *address, *ckpt_in, *ckpt_out, *metrics, *config;
+  const char *env, *train, *val, *device, *address, *ckpt_in, *ckpt_out, *ckpt_last, *metrics, *config;
   char algo_name[16], params_name[8], val_params_name[8], val_act_name[8], opt_name[8];
   algo_t algo;
   ra_meta_act_t val_act;  /* how validation plays (docs/meta.md 3) */
@@ -119,6 +119,8 @@ static const flag_t s_flags[] = {
   { "affinity", T_BOOL, O (affinity), 0, 0 },
   { "val-adapt-params", T_VALPARAMS, O (val_head_only), 0, 0 },
   { "context", T_NUM, O (context), 0, RA_TARGET_CONTEXT_MAX },
+  { "checkpoint-last", T_STR, O (ckpt_last), 0, 0 },
+  /* new flags go last: the F_ indices below count entries of this table */
 };
 #define NFLAGS ((int) (sizeof s_flags / sizeof s_flags[0]))
 enum { F_ITERS = 5, F_OUTER_LR = 12, F_INNER_LR = 10, F_INNER_STEPS = 11, F_ROLLOUT = 18, F_PARAMS = 19,
@@ -145,7 +147,8 @@ static void s_usage (FILE *f)
     "  --address EP[,EP...]  a server instead of the in-process sims: one for every rank, or\n"
     "                        one per rank (rank k uses the k-th; docs/scaling.md 5)\n"
     "  --checkpoint-out F    best-on-val meta-init (adaptation settings inside)\n"
-    "  --checkpoint-in F     start from F (command-line settings win)\n"
+    "  --checkpoint-last F   the latest theta, at every val point (to continue from where it was)\n"
+    "  --checkpoint-in F     start from F (command-line settings win; the same algo continues)\n"
     "  --metrics F           JSONL, appended   --config F  key = value lines   --quiet\n"
     "  --sim-config KEY=VALUE  simulator config, repeatable (e.g. hidden_tastes=1)\n"
     "  --temp X              sampling temperature of the policy (1; stored in the checkpoint)\n"
@@ -1197,15 +1200,20 @@ int main (int argc, char **argv)
                  "\"R@5w\":%.6g,\"score\":%.6g}\n", (long long) it, (long long) r.env_steps, R[0], R[1], w5, w5);
         fflush (metrics);
       }
+      ra_target_set_params (r.one, r.theta);
+      ckpt_ctx_t cc = { .r = &r, .path = o.ckpt_out, .iter = it };
       if (w5 > best) {
         best = w5;
         best_iter = it;
-        ra_target_set_params (r.one, r.theta);
-        ckpt_ctx_t cc = { .r = &r, .path = o.ckpt_out, .iter = it };
         if (o.ckpt_out && ra_dist_on_root (dist, s_write_ckpt, &cc, &err) != RA_OK) {
           s_err ("--checkpoint-out: %s\n", err.message);
           goto out;
         }
+      }
+      cc.path = o.ckpt_last;
+      if (o.ckpt_last && ra_dist_on_root (dist, s_write_ckpt, &cc, &err) != RA_OK) {
+        s_err ("--checkpoint-last: %s\n", err.message);
+        goto out;
       }
     }
     double now = s_now ();

@@ -4,7 +4,8 @@
 #   config         key = value files: read, overridden by the command line, unknown keys named
 #   determinism    same seed: bit-identical meta-init with --workers 1 and 2 (reptile and es)
 #   adapts_faster  a short reptile run: the best val R@5w beats the random init's (iter 0)
-#   continues      a run continued from its checkpoint validates as the unbroken run (4 algos)
+#   continues      a run continued from its best or last checkpoint validates as the unbroken run
+#                  (4 algos)
 #   resume         --checkpoint-in of the best checkpoint reproduces its val score exactly (with
 #                  --val-act greedy and sample; --temp, --inner-opt, --slot-credit,
 #                  --slot-feedback, the affinity head and --adapt-params head travel in the
@@ -62,6 +63,7 @@ bad_flags)
   bad "--bogus" --bogus 1
   bad "--address: 2 endpoints for 1 rank" --address tcp://127.0.0.1:1,tcp://127.0.0.1:2
   bad "--metrics" --metrics
+  bad "--checkpoint-last" --checkpoint-last
   bad "--metrics" --metrics "$T/no/such/dir/m.jsonl"
   bad "unexpected argument" stray
   bad "--config" --config "$T/missing.conf"
@@ -198,18 +200,24 @@ continues)
   for algo in reptile fomaml es es-maml; do
     run () { "$BIN" --algo $algo --val-every 1 --seed 5 --val-act greedy $SMALL "$@" >"$T/out" 2>&1 || fail "$algo $*: $(cat "$T/out")"; }
     run --budget-steps 40000 --iters 8 --metrics "$T/$algo.whole.jsonl"
-    run --budget-steps 40000 --iters 4 --checkpoint-out "$T/$algo.st" --metrics "$T/$algo.first.jsonl"
-    from=$(grep '"kind":"done"' "$T/$algo.first.jsonl" | sed 's/.*"best_iter":\([0-9]*\).*/\1/')
-    done_steps=$(head -c 4096 "$T/$algo.st" | grep -ao '"meta_env_steps":"[0-9]*"' | grep -o '[0-9][0-9]*')
-    [ -n "$done_steps" ] || fail "$algo: the checkpoint has no meta_env_steps"
-    run --budget-steps $((40000 - done_steps)) --iters $((8 - from)) --checkpoint-in "$T/$algo.st" --metrics "$T/$algo.rest.jsonl"
-    grep -q "(R@0 at iter $from was the initialisation's)" "$T/out" || fail "$algo: did not number on from $from: $(cat "$T/out")"
-    # the val lines of both from the checkpoint's iteration on, without this run's env step count
-    strip () { grep '"kind":"val"' "$1" | sed 's/"env_steps":[0-9]*,//' | awk -F'"iter":' -v f="$from" '{ split($2, a, ","); if (a[1] + 0 >= f) print }'; }
-    strip "$T/$algo.whole.jsonl" >"$T/a"
-    strip "$T/$algo.rest.jsonl" >"$T/b"
-    [ "$(wc -l <"$T/b")" -ge 2 ] || fail "$algo: the continued run validated fewer than twice"
-    cmp -s "$T/a" "$T/b" || fail "$algo: continued from iteration $from differs from the unbroken run: $(diff "$T/a" "$T/b" | head -4)"
+    run --budget-steps 40000 --iters 4 --checkpoint-out "$T/$algo.st" --checkpoint-last "$T/$algo.last.st" \
+      --metrics "$T/$algo.first.jsonl"
+    # from the best checkpoint (its iteration: the done line's best_iter) and from the last (4)
+    best_from=$(grep '"kind":"done"' "$T/$algo.first.jsonl" | sed 's/.*"best_iter":\([0-9]*\).*/\1/')
+    for ck in "$T/$algo.st:$best_from" "$T/$algo.last.st:4"; do
+      file=${ck%:*} from=${ck##*:}
+      done_steps=$(head -c 4096 "$file" | grep -ao '"meta_env_steps":"[0-9]*"' | grep -o '[0-9][0-9]*')
+      [ -n "$done_steps" ] || fail "$algo: $file has no meta_env_steps"
+      rm -f "$T/$algo.rest.jsonl"
+      run --budget-steps $((40000 - done_steps)) --iters $((8 - from)) --checkpoint-in "$file" --metrics "$T/$algo.rest.jsonl"
+      grep -q "(R@0 at iter $from was the initialisation's)" "$T/out" || fail "$algo: did not number on from $from: $(cat "$T/out")"
+      # the val lines of both from the checkpoint's iteration on, without this run's env step count
+      strip () { grep '"kind":"val"' "$1" | sed 's/"env_steps":[0-9]*,//' | awk -F'"iter":' -v f="$from" '{ split($2, a, ","); if (a[1] + 0 >= f) print }'; }
+      strip "$T/$algo.whole.jsonl" >"$T/a"
+      strip "$T/$algo.rest.jsonl" >"$T/b"
+      [ "$(wc -l <"$T/b")" -ge 2 ] || fail "$algo: the continued run validated fewer than twice"
+      cmp -s "$T/a" "$T/b" || fail "$algo: continued from iteration $from ($file) differs from the unbroken run: $(diff "$T/a" "$T/b" | head -4)"
+    done
   done
   # another algorithm starts afresh from the file's theta: iteration 0
   "$BIN" --algo es --iters 1 --seed 5 $SMALL --checkpoint-in "$T/reptile.st" --metrics "$T/other.jsonl" >"$T/out" 2>&1 \

@@ -13,7 +13,8 @@ Each iteration uses 100 * meta-batch env steps; as in recarena-meta, one starts 
 so far are below --budget-steps (so a run may overshoot it by part of an iteration), and the last
 iteration is a val point whether or not it is a multiple of --val-every. The "checkpoint" is a small JSON file (the real
 one is safetensors): the iterations trained, the hyperparameters of each segment, and a random id
-so a copy can be told from a fresh file. --checkpoint-in continues the iteration count from it.
+so a copy can be told from a fresh file (--checkpoint-out: the best val point's; --checkpoint-last:
+the latest val point's). --checkpoint-in continues the iteration count from it.
 
 As recarena-meta, `--iters 0` validates the start point (the --checkpoint-in file's iteration)
 and trains nothing: that is how bench/val_noise.py re-validates a trial's checkpoint.
@@ -36,7 +37,7 @@ import uuid
 FLAGS = {"env", "algo", "train-tasks", "val-tasks", "budget-steps", "iters", "val-every", "seed",
          "device", "workers", "inner-lr", "inner-steps", "outer-lr", "meta-batch", "population",
          "sigma", "entropy", "envs-per-task", "rollout-len", "adapt-params", "checkpoint-out",
-         "checkpoint-in", "metrics", "config", "address", "val-act"}
+         "checkpoint-last", "checkpoint-in", "metrics", "config", "address", "val-act"}
 
 
 def die(msg, code):
@@ -141,13 +142,15 @@ def main():
                   "R@5w": s, "score": s})
             if not math.isfinite(s):
                 die(f"NaN in returns at iter {it}", 1)
-            if best is None or s > best:
+            better = best is None or s > best
+            if better:
                 best, best_iter = s, it
-                if "checkpoint-out" in flags:
-                    tmp = flags["checkpoint-out"] + ".tmp"
+            for key, write in (("checkpoint-out", better), ("checkpoint-last", True)):
+                if write and key in flags:
+                    tmp = flags[key] + ".tmp"
                     with open(tmp, "w") as f:
                         json.dump({"iter": it, "lineage": lineage, "id": uuid.uuid4().hex}, f)
-                    os.replace(tmp, flags["checkpoint-out"])
+                    os.replace(tmp, flags[key])
         if not quiet:
             sys.stderr.write(f"iter {it}\n")
     emit({"kind": "done", "iter": it, "env_steps": steps, "best_score": best, "best_iter": best_iter,

@@ -2,8 +2,10 @@
 
 A population of N members starts from hyperparameters drawn from the space. A generation runs
 every member for --ready meta-iterations (recarena-meta --iters READY, continuing from the
-member's checkpoint with --checkpoint-in); a member's score is the best val metric of its segment,
-the one its --checkpoint-out holds. Then the bottom quantile (default 0.25) each copy the
+member's checkpoint with --checkpoint-in); the run ends with a val point, whose metric is the
+member's score, and its --checkpoint-last holds that state, which the member continues from (as in
+Jaderberg et al. 2017: a lineage always moves on, a generation that did not help included). Then
+the bottom quantile (default 0.25) each copy the
 checkpoint and hyperparameters of a member drawn from the top quantile (exploit) and perturb every
 searched key (explore): with probability 0.25 resample it from the space, otherwise multiply it by
 0.8 or 1.2 (drawn evenly) and clip it into its range (ints onto their grid; choices are kept).
@@ -169,16 +171,15 @@ def _run_member(opts: PbtOptions, m: Dict[str, Any], g: int,
         flags["address"] = opts.address
     wd = os.path.join(opts.out_dir, "pbt", f"m{m['id']:03d}", f"g{g:04d}")
     out_ckpt = os.path.join(wd, "checkpoint.safetensors")
-    flags["checkpoint-out"] = out_ckpt
+    flags["checkpoint-last"] = out_ckpt  # the state at the run's end, scored by its last val
     if m["checkpoint"]:
         flags["checkpoint-in"] = m["checkpoint"]
     res = run_meta(opts.meta_bin, flags, wd, opts.metric, stop_event=stop)
     vals = [float(v[opts.metric]) for v in res.vals()]
-    pick = max if opts.direction == "maximize" else min
     rec = {"generation": g, "member": m["id"], "params": dict(m["params"]),
            "checkpoint_in": m["checkpoint"], "status": res.status, "env_steps": res.env_steps,
            "wall_s": round(res.wall_s, 3), "iter_end": (g + 1) * opts.ready,
-           "vals": vals, "score": pick(vals) if vals and res.status == "ok" else None,
+           "vals": vals, "score": vals[-1] if vals and res.status == "ok" else None,
            "lineage_steps": int(m.get("lineage_steps", 0)) + res.env_steps}
     if res.status != "ok":
         rec["reason"], rec["stderr_tail"] = res.reason, res.stderr_tail

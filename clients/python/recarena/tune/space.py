@@ -40,7 +40,7 @@ except ModuleNotFoundError:  # pragma: no cover - 3.9/3.10 have no tomllib
 Scalar = Union[str, int, float]
 
 # Flags the tuner sets itself on every trial: a space may not fix or search them.
-RESERVED = ("metrics", "checkpoint-out", "checkpoint-in", "quiet", "config", "address")
+RESERVED = ("metrics", "checkpoint-out", "checkpoint-last", "checkpoint-in", "quiet", "config", "address")
 KINDS = ("uniform", "log-uniform", "int", "choice")
 
 
