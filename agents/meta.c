@@ -538,7 +538,7 @@ typedef struct {
   ra_meta_adam_t adam;
   ra_nn_rng_t rng;
   int64_t env_steps;            /* this run's */
-  int64_t steps_before;         /* the checkpoint's it continues from (docs/meta.md 5) */
+  int64_t steps_before;         /* env steps behind the checkpoint it continues (docs/meta.md 5) */
 } run_t;
 
 /* Draws B distinct train tasks when the set has that many (a partial shuffle), else with

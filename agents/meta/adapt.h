@@ -97,15 +97,14 @@ typedef struct {
    reads, with the adaptation settings and the algorithm name added to its metadata
    ("meta_inner_lr", "meta_inner_steps", "meta_rollout", "meta_adapt_params", "meta_algo") and,
    when at is not NULL, the training state ("meta_iter", "meta_env_steps", "meta_rng_counter",
-   "meta_adam_t" and
-   the tensors "meta.adam_m", "meta.adam_v", which target loaders skip). RA_ERR_IO with the
-   reason. */
+   "meta_adam_t" and the tensors "meta.adam_m", "meta.adam_v", which target loaders skip).
+   RA_ERR_IO with the reason. */
 ra_err_t ra_meta_ckpt_save (const ra_target_t *t, const char *path, const ra_meta_adapt_cfg_t *a,
                             const char *algo, const ra_meta_resume_t *at, ra_error_t *err);
 /* Reads the training state into at (at->adam_m, at->adam_v: at->n floats each, at->n set by the
    caller; NULL reads the counts alone); *found = false (at untouched) for a checkpoint without
-   one. RA_ERR_BAD_CONFIG when its
-   moments are not at->n long (another architecture), RA_ERR_IO for a damaged file. */
+   one. RA_ERR_BAD_CONFIG when its moments are not at->n long (another architecture), RA_ERR_IO
+   for a damaged file. */
 ra_err_t ra_meta_ckpt_read_resume (const char *path, ra_meta_resume_t *at, bool *found, ra_error_t *err);
 /* Reads the settings back; *found = false (a untouched) for a checkpoint without them. algo
    (may be NULL) gets the name (cap bytes, NUL-terminated). RA_ERR_IO. */
