@@ -18,8 +18,9 @@
 # long as one search trial; unset, PBT runs 4 members for as many generations as BUDGET allows
 # (docs/tune.md 8.1's protocol).
 # ALGO=es (environment) searches ES instead (docs/tune.md 8.7): population size, sigma and Adam lr,
-# validation as recarena-meta's default (sampled play), ASHA's rungs in env steps (a meta-iteration
-# costs P x 800 env steps, so iterations would not be one resource across populations), and the
+# validation as recarena-meta's default (sampled play), ASHA's rungs and PBT's generations in env
+# steps (a meta-iteration costs P x 800 env steps, so iterations would not be one resource across
+# populations), and the
 # defaults run is ES's own (P 32, sigma 0.02, lr 1e-2). Unset: Reptile as in 8.1.
 # Usage: bench/tune_compare.sh [SIM=ECommerce-v1] [OUT=out/tune-SIM] [BUDGET=1200000]
 #        [TRIAL_STEPS=200000] [TEST_TASKS=32]
@@ -51,16 +52,17 @@ high = 8
 type = "choice"
 values = [8, 16]'
   asha=()
-  ready=6
+  ready=(--ready 6)
   shown="inner-lr|outer-lr|inner-steps|meta-batch"
   ;;
 es)
-  # val-every 5 iterations is 32k-256k env steps for P 8-64; PBT exploits every 10 iterations
-  # (64k-512k env steps).
+  # val-every 5 iterations is 32k-256k env steps for P 8-64. PBT exploits every TRIAL_STEPS/16
+  # env steps, so members of every population size advance alike (docs/tune.md 8.8; in
+  # iterations, a P 64 lineage reached the cap in 3 generations and exploits stopped there).
   iters=100000 val_every=5 val_act=""  # recarena-meta's default, sampled play
   searched=$(es_searched_keys)
   read -r -a asha <<< "$(es_asha_flags "$trial_steps")"
-  ready=10
+  ready=(--ready-unit steps --ready $((trial_steps / 16)))
   shown="population|sigma|outer-lr"
   ;;
 *) echo "tune_compare.sh: ALGO must be reptile or es, not '$algo'" >&2; exit 2 ;;
@@ -82,7 +84,7 @@ pbt=(--population 4)
 if [ -n "${PBT_LINEAGE:-}" ]; then
   pbt=(--population $((budget / trial_steps > 2 ? budget / trial_steps : 2)) --lineage-steps "$trial_steps")
 fi
-"${tune[@]}" pbt --space "$out/space.toml" --budget "$budget" --meta-bin "$meta" --seed 1 "${pbt[@]}" --ready "$ready" --generations 1000 --out "$out/pbt" > "$out/pbt.txt"
+"${tune[@]}" pbt --space "$out/space.toml" --budget "$budget" --meta-bin "$meta" --seed 1 "${pbt[@]}" "${ready[@]}" --generations 1000 --out "$out/pbt" > "$out/pbt.txt"
 "${tune[@]}" compare random="$out/random" asha="$out/asha" pbt="$out/pbt" > "$out/compare.txt"
 if [ ! -f "$out/defaults.safetensors" ]; then
   step "defaults"  # the space's fixed keys alone, seed 1 as every study's trials

@@ -12,7 +12,7 @@ import pytest
 from recarena.tune.pbt import PbtOptions, load_state, perturb, run_pbt
 from recarena.tune.search import TuneError
 from recarena.tune.space import parse_space
-from recarena.tune import cli
+from recarena.tune import cli, report
 
 FAKE = os.path.join(os.path.dirname(__file__), "fake_meta.py")
 SPACE = {"env": "ECommerce-v1",
@@ -196,6 +196,34 @@ def test_lineage_steps_with_uneven_iterations(tmp_path):
         prev = next(p for p in state["history"]
                     if p["member"] == h["member"] and p["generation"] == h["generation"] - 1)
         assert h["env_steps"] == 0 and h["score"] == prev["score"]
+
+
+def test_ready_in_env_steps_keeps_lineages_in_step(tmp_path, monkeypatch):
+    # meta-batch searched in 1..16 (iterations of 100-1600 env steps); with --ready-unit steps
+    # every run is asked for READY env steps (no --iters), so every lineage advances alike and
+    # reaches the cap in the same generation, with exploits after every generation before it
+    log = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("FAKE_META_LOG", str(log))
+    o = popts(tmp_path, ready=4000, ready_unit="steps", generations=50, parallel=1,
+              lineage_steps=12000)
+    state = run_pbt(o)
+    calls = [json.loads(x) for x in log.read_text().splitlines()]
+    assert all("iters" not in c and int(c["budget-steps"]) <= 4000 for c in calls)
+    for h in state["history"]:
+        if h["status"] == "ok":  # the budget or past it by less than one iteration
+            assert h["env_steps"] < 4000 + 100 * h["params"]["meta-batch"]
+    first_done = min(h["generation"] for h in state["history"] if h["lineage_steps"] >= 12000)
+    assert first_done == 2 and state["generation"] == 3
+    assert [e["generation"] for e in state["schedule"]] == [0, 1]
+    # iterations number on through a lineage: a run starts where its checkpoint ended
+    for h in state["history"]:
+        assert h["iter_end"] >= h["iter_start"]
+    # best.cfg: the lineage's env steps, no iteration count
+    s = report.write_pbt_outputs(state, o.space, o.out_dir, "score", True)
+    cfg = dict(line.split(" = ") for line in open(s["best_config"]).read().splitlines())
+    assert cfg["budget-steps"] == "12000" and "iters" not in cfg
+    with pytest.raises(TuneError, match="ready-unit"):
+        run_pbt(popts(tmp_path / "x", ready_unit="episodes"))
 
 
 def test_lineage_steps_command_line(tmp_path, capsys):

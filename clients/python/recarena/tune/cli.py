@@ -77,7 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pbt", help="population-based training (resumable from OUT/pbt_state.json)")
     _common(p)
     p.add_argument("--population", type=int, default=8)
-    p.add_argument("--ready", type=int, default=10, help="iterations between exploits (default 10)")
+    p.add_argument("--ready", type=int, default=10,
+                   help="meta-iterations (or env steps, --ready-unit steps) between exploits (default 10)")
+    p.add_argument("--ready-unit", choices=("iters", "steps"), default="iters",
+                   help="what --ready counts (default iters; steps: every member trains the same "
+                        "env steps per generation)")
     p.add_argument("--generations", type=int, default=10)
     p.add_argument("--quantile", type=float, default=0.25,
                    help="fraction replaced each generation (default 0.25)")
@@ -257,7 +261,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         else:
             from .pbt import PbtOptions, run_pbt
             opts_p = PbtOptions(space=space, meta_bin=meta, out_dir=a.out,
-                                population=a.population, ready=a.ready,
+                                population=a.population, ready=a.ready, ready_unit=a.ready_unit,
                                 generations=a.generations, quantile=a.quantile,
                                 resample_p=a.resample_p, metric=a.metric, direction=direction,
                                 seed=a.seed, parallel=a.parallel, budget=Budget.parse(a.budget),

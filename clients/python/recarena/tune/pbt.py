@@ -1,8 +1,10 @@
 """Population-based training over recarena-meta runs (docs/tune.md section 5).
 
 A population of N members starts from hyperparameters drawn from the space. A generation runs
-every member for --ready meta-iterations (recarena-meta --iters READY, continuing from the
-member's checkpoint with --checkpoint-in); the run ends with a val point, whose metric is the
+every member for --ready meta-iterations (recarena-meta --iters READY), or with --ready-unit steps
+for READY env steps (--budget-steps READY: members whose iterations cost different env steps, as
+ES populations of different sizes, then advance alike), continuing from the member's checkpoint
+with --checkpoint-in; the run ends with a val point, whose metric is the
 member's score, and its --checkpoint-last holds that state, which the member continues from (as in
 Jaderberg et al. 2017: a lineage always moves on, a generation that did not help included). Then
 the bottom quantile (default 0.25) each copy the
@@ -49,6 +51,7 @@ class PbtOptions:
     out_dir: str
     population: int = 8
     ready: int = 10
+    ready_unit: str = "iters"  # or "steps": READY env steps per generation
     generations: int = 10
     quantile: float = 0.25
     resample_p: float = 0.25
@@ -103,9 +106,11 @@ def exploit_explore(opts: PbtOptions, members: List[Dict[str, Any]], generation:
             shutil.copyfile(donor["checkpoint"], dst)
             m["checkpoint"] = dst
             m["lineage_steps"] = donor.get("lineage_steps", 0)  # the copy's training comes along
+            m["iter"] = donor.get("iter", 0)
         else:
             m["checkpoint"] = None  # the donor has none yet: start from scratch with its params
             m["lineage_steps"] = 0
+            m["iter"] = 0
         ev["checkpoint_to"] = m["checkpoint"]
         ev["lineage_steps_to"] = m["lineage_steps"]
         m["params"] = new
@@ -121,8 +126,11 @@ def _signature(opts: PbtOptions) -> Dict[str, Any]:
         "population": opts.population, "ready": opts.ready, "quantile": opts.quantile,
         "resample_p": opts.resample_p, "factors": list(opts.factors), "metric": opts.metric,
         "direction": opts.direction, "seed": opts.seed}
-    if opts.lineage_steps is not None:  # absent when unset: older state files stay resumable
+    # absent when unset: older state files stay resumable
+    if opts.lineage_steps is not None:
         sig["lineage_steps"] = opts.lineage_steps
+    if opts.ready_unit != "iters":
+        sig["ready_unit"] = opts.ready_unit
     return json.loads(json.dumps(sig))
 
 
@@ -156,17 +164,22 @@ def _run_member(opts: PbtOptions, m: Dict[str, Any], g: int,
         # and score (it still ranks in the exploit step and may be a donor).
         return {"generation": g, "member": m["id"], "params": dict(m["params"]),
                 "checkpoint_in": m["checkpoint"], "status": "lineage-done", "env_steps": 0,
-                "wall_s": 0.0, "iter_end": (g + 1) * opts.ready, "vals": [],
+                "wall_s": 0.0, "iter_start": m.get("iter", 0), "iter_end": m.get("iter", 0), "vals": [],
                 "score": m["score"], "lineage_steps": int(m.get("lineage_steps", 0))}
     flags: Dict[str, Any] = dict(opts.space.fixed)
     flags.setdefault("seed", opts.seed)
-    flags.setdefault("val-every", opts.ready)
+    steps = opts.ready_unit == "steps"
+    # the run validates where it starts and where it stops; in between every READY iterations
+    flags.setdefault("val-every", 1_000_000_000 if steps else opts.ready)
     flags.update(m["params"])
-    flags["iters"] = opts.ready
-    if left is not None:
-        # recarena-meta stops at whichever comes first; it may overshoot by part of one
-        # iteration, as a search trial's --budget-steps does
-        flags["budget-steps"] = left
+    if steps:
+        flags["budget-steps"] = opts.ready if left is None else min(opts.ready, left)
+    else:
+        flags["iters"] = opts.ready
+        if left is not None:
+            # recarena-meta stops at whichever comes first; it may overshoot by part of one
+            # iteration, as a search trial's --budget-steps does
+            flags["budget-steps"] = left
     if opts.address:
         flags["address"] = opts.address
     wd = os.path.join(opts.out_dir, "pbt", f"m{m['id']:03d}", f"g{g:04d}")
@@ -176,9 +189,11 @@ def _run_member(opts: PbtOptions, m: Dict[str, Any], g: int,
         flags["checkpoint-in"] = m["checkpoint"]
     res = run_meta(opts.meta_bin, flags, wd, opts.metric, stop_event=stop)
     vals = [float(v[opts.metric]) for v in res.vals()]
+    # meta-iterations number on across a lineage (docs/meta.md 5)
+    its = [int(v.get("iter", 0)) for v in res.vals()] or [m.get("iter", 0)]
     rec = {"generation": g, "member": m["id"], "params": dict(m["params"]),
            "checkpoint_in": m["checkpoint"], "status": res.status, "env_steps": res.env_steps,
-           "wall_s": round(res.wall_s, 3), "iter_end": (g + 1) * opts.ready,
+           "wall_s": round(res.wall_s, 3), "iter_start": its[0], "iter_end": its[-1],
            "vals": vals, "score": vals[-1] if vals and res.status == "ok" else None,
            "lineage_steps": int(m.get("lineage_steps", 0)) + res.env_steps}
     if res.status != "ok":
@@ -192,6 +207,8 @@ def run_pbt(opts: PbtOptions, log: Optional[Callable[[str], None]] = None) -> Di
         raise TuneError(f"--population must be at least 2 for PBT, got {opts.population}")
     if opts.ready < 1 or opts.generations < 1 or opts.parallel < 1:
         raise TuneError("--ready, --generations and --parallel must be at least 1")
+    if opts.ready_unit not in ("iters", "steps"):
+        raise TuneError(f"--ready-unit must be iters or steps, got {opts.ready_unit!r}")
     if not 0 < opts.quantile <= 0.5:
         raise TuneError(f"--quantile must be in (0, 0.5], got {opts.quantile}")
     if opts.lineage_steps is not None and opts.lineage_steps < 1:
@@ -260,6 +277,7 @@ def run_pbt(opts: PbtOptions, log: Optional[Callable[[str], None]] = None) -> Di
             state["secs_done"] += r["wall_s"]
             m["score"] = r["score"]
             m["lineage_steps"] = r["lineage_steps"]
+            m["iter"] = r["iter_end"]
             if r["status"] == "lineage-done":
                 continue
             ck = os.path.join(opts.out_dir, "pbt", f"m{m['id']:03d}", f"g{g:04d}",

@@ -175,9 +175,13 @@ def write_pbt_outputs(state: Dict[str, Any], space: Space, out_dir: str, metric:
         # lineage had under --lineage-steps (its checkpoint is in the JSON).
         cfg = dict(space.fixed)
         cfg.update(best["params"])
-        cfg["iters"] = state["generation"] * state["signature"]["ready"]
-        if state["signature"].get("lineage_steps") is not None:
-            cfg["budget-steps"] = state["signature"]["lineage_steps"]
+        sig = state["signature"]
+        if sig.get("ready_unit", "iters") == "steps":
+            cfg["budget-steps"] = state["generation"] * sig["ready"]
+        else:
+            cfg["iters"] = state["generation"] * sig["ready"]
+        if sig.get("lineage_steps") is not None:
+            cfg["budget-steps"] = sig["lineage_steps"]
         write_config(os.path.join(out_dir, BEST_CONFIG), cfg)
         summary["best_config"] = os.path.join(out_dir, BEST_CONFIG)
     with open(os.path.join(out_dir, "summary.json"), "w", encoding="utf-8") as f:
@@ -380,13 +384,13 @@ def plot_pbt(state: Dict[str, Any], space: Space, out_dir: str, metric: str) -> 
     fig, axes = plt.subplots(len(keys) + 1, 1, figsize=(7, 2.2 * (len(keys) + 1)), sharex=True)
     axes = list(axes) if len(keys) else [axes]
     members = sorted({h["member"] for h in state["history"]})
-    ready = state["signature"]["ready"]
+    ready = state["signature"]["ready"]  # iterations (records before iter_start was kept)
     cmap = plt.get_cmap("tab10")
     for i, mid in enumerate(members):
         hs = [h for h in state["history"] if h["member"] == mid]
         x = [h["iter_end"] for h in hs]
         # each run as a flat segment over the iterations it trained with those values
-        xs = [h["iter_end"] - ready for h in hs] + [x[-1]]
+        xs = [h.get("iter_start", h["iter_end"] - ready) for h in hs] + [x[-1]]
         for ax, k in zip(axes, keys):
             ys = [h["params"][k] for h in hs]
             ax.step(xs, ys + ys[-1:], where="post", color=cmap(i % 10), lw=1)
