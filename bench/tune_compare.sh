@@ -20,8 +20,8 @@
 # ALGO=es (environment) searches ES instead (docs/tune.md 8.7): population size, sigma and Adam lr,
 # validation as recarena-meta's default (sampled play), ASHA's rungs and PBT's generations in env
 # steps (a meta-iteration costs P x 800 env steps, so iterations would not be one resource across
-# populations), and the
-# defaults run is ES's own (P 32, sigma 0.02, lr 1e-2). Unset: Reptile as in 8.1.
+# populations), and the defaults run is ES's own (P 32, sigma 0.02, lr 1e-2). Unset: Reptile as
+# in 8.1.
 # Usage: bench/tune_compare.sh [SIM=ECommerce-v1] [OUT=out/tune-SIM] [BUDGET=1200000]
 #        [TRIAL_STEPS=200000] [TEST_TASKS=32]
 set -euo pipefail
