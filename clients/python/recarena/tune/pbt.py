@@ -4,14 +4,13 @@ A population of N members starts from hyperparameters drawn from the space. A ge
 every member for --ready meta-iterations (recarena-meta --iters READY), or with --ready-unit steps
 for READY env steps (--budget-steps READY: members whose iterations cost different env steps, as
 ES populations of different sizes, then advance alike), continuing from the member's checkpoint
-with --checkpoint-in; the run ends with a val point, whose metric is the
-member's score, and its --checkpoint-last holds that state, which the member continues from (as in
-Jaderberg et al. 2017: a lineage always moves on, a generation that did not help included). Then
-the bottom quantile (default 0.25) each copy the
-checkpoint and hyperparameters of a member drawn from the top quantile (exploit) and perturb every
-searched key (explore): with probability 0.25 resample it from the space, otherwise multiply it by
-0.8 or 1.2 (drawn evenly) and clip it into its range (ints onto their grid; choices are kept).
-Every exploit is recorded in the schedule.
+with --checkpoint-in. The run ends with a val point, whose metric is the member's score; its
+--checkpoint-last holds that state, which the member continues from (as in Jaderberg et al. 2017:
+a lineage always moves on, a generation that did not help included). Then the bottom quantile
+(default 0.25) each copy the checkpoint and hyperparameters of a member drawn from the top
+quantile (exploit) and perturb every searched key (explore): with probability 0.25 resample it
+from the space, otherwise multiply it by 0.8 or 1.2 (drawn evenly) and clip it into its range
+(ints onto their grid; choices are kept). Every exploit is recorded in the schedule.
 
 With --lineage-steps N every member's lineage (the env steps of training behind its checkpoint:
 its own runs, plus its donor's lineage when it copies one) stops at N env steps, so that a final
@@ -164,7 +163,8 @@ def _run_member(opts: PbtOptions, m: Dict[str, Any], g: int,
         # and score (it still ranks in the exploit step and may be a donor).
         return {"generation": g, "member": m["id"], "params": dict(m["params"]),
                 "checkpoint_in": m["checkpoint"], "status": "lineage-done", "env_steps": 0,
-                "wall_s": 0.0, "iter_start": m.get("iter", 0), "iter_end": m.get("iter", 0), "vals": [],
+                "wall_s": 0.0, "iter_start": m.get("iter", 0), "iter_end": m.get("iter", 0),
+                "vals": [],
                 "score": m["score"], "lineage_steps": int(m.get("lineage_steps", 0))}
     flags: Dict[str, Any] = dict(opts.space.fixed)
     flags.setdefault("seed", opts.seed)
