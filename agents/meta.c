@@ -65,7 +65,7 @@ typedef struct {
   long long budget, iters, val_every, seed, workers, inner_steps, meta_batch, population,
     envs_per_task, rollout, hidden, layers, slot_feedback;
   double inner_lr, outer_lr, sigma, entropy, weight_decay, temp, slot_credit, context;
-  bool quiet, head_only, val_head_only, inner_sgd, affinity;
+  bool quiet, head_only, val_head_only, inner_sgd, affinity, val_at_start;
   bool set[64];        /* which settings the command line or file gave (by table index) */
   ra_kv_list_t sim_config;   /* --sim-config KEY=VALUE entries, in order (the sims' make config) */
 } opts_t;
@@ -120,6 +120,7 @@ static const flag_t s_flags[] = {
   { "val-adapt-params", T_VALPARAMS, O (val_head_only), 0, 0 },
   { "context", T_NUM, O (context), 0, RA_TARGET_CONTEXT_MAX },
   { "checkpoint-last", T_STR, O (ckpt_last), 0, 0 },
+  { "val-at-start", T_BOOL, O (val_at_start), 0, 0 },
   /* new flags go last: the F_ indices below count entries of this table */
 };
 #define NFLAGS ((int) (sizeof s_flags / sizeof s_flags[0]))
@@ -149,6 +150,8 @@ static void s_usage (FILE *f)
     "  --checkpoint-out F    best-on-val meta-init (adaptation settings inside)\n"
     "  --checkpoint-last F   the latest theta, at every val point (to continue from where it was)\n"
     "  --checkpoint-in F     start from F (command-line settings win; the same algo continues)\n"
+    "  --val-at-start true|false  validate the starting theta (true; false saves a val point when\n"
+    "                        it is known, as a PBT member continuing its last one)\n"
     "  --metrics F           JSONL, appended   --config F  key = value lines   --quiet\n"
     "  --sim-config KEY=VALUE  simulator config, repeatable (e.g. hidden_tastes=1)\n"
     "  --temp X              sampling temperature of the policy (1; stored in the checkpoint)\n"
@@ -173,7 +176,7 @@ static void s_defaults (opts_t *o)
                   .inner_lr = 3e-3, .inner_steps = 5, .outer_lr = -1, .meta_batch = 8,
                   .population = 32, .envs_per_task = 16, .rollout = 16, .hidden = 64,
                   .layers = 2, .sigma = 0.02, .entropy = 0.01, .weight_decay = 0, .temp = 1.0,
-                  .val_act = RA_META_ACT_SAMPLE };
+                  .val_act = RA_META_ACT_SAMPLE, .val_at_start = true };
   strcpy (o->algo_name, "reptile");
   strcpy (o->val_act_name, "sample");
   strcpy (o->params_name, "all");
@@ -1185,7 +1188,7 @@ int main (int argc, char **argv)
   double mret = NAN;
   for (;;) {
     bool stop = r.env_steps >= o.budget || (o.set[F_ITERS] && it - first >= o.iters);
-    if ((it - first) % o.val_every == 0 || stop) { /* the first: the initialisation itself */
+    if (((it - first) % o.val_every == 0 && (it > first || o.val_at_start)) || stop) { /* the first: the start */
       if ((rc = s_validate (&r, R, &err)) != RA_OK) {
         s_err ("validation at iter %lld: %s\n", (long long) it, err.message);
         goto out;
@@ -1279,11 +1282,14 @@ int main (int argc, char **argv)
     fprintf (metrics, "}\n");
     fflush (metrics);
   }
-  if (root)
-    printf ("%s: %lld iterations, %lld env steps in %.1f s; best val R@5w %.3f at iter %lld (R@0 at iter %lld "
-          "was the initialisation's)%s%s\n", o.algo_name, (long long) (it - first), (long long) r.env_steps,
-          s_now () - t0, best, (long long) best_iter, (long long) first, o.ckpt_out ? "; checkpoint " : "",
-          o.ckpt_out ? o.ckpt_out : "");
+  if (root) {
+    char start[64] = ""; /* which val point scored the starting theta, if one did */
+    if (o.val_at_start)
+      snprintf (start, sizeof start, " (R@0 at iter %lld was the initialisation's)", (long long) first);
+    printf ("%s: %lld iterations, %lld env steps in %.1f s; best val R@5w %.3f at iter %lld%s%s%s\n", o.algo_name,
+            (long long) (it - first), (long long) r.env_steps, s_now () - t0, best, (long long) best_iter, start,
+            o.ckpt_out ? "; checkpoint " : "", o.ckpt_out ? o.ckpt_out : "");
+  }
   code = 0;
 out:
   if (metrics)

@@ -5,7 +5,7 @@
 #   determinism    same seed: bit-identical meta-init with --workers 1 and 2 (reptile and es)
 #   adapts_faster  a short reptile run: the best val R@5w beats the random init's (iter 0)
 #   continues      a run continued from its best or last checkpoint validates as the unbroken run
-#                  (4 algos)
+#                  (4 algos), and without its first val point (--val-at-start false) the same
 #   resume         --checkpoint-in of the best checkpoint reproduces its val score exactly (with
 #                  --val-act greedy and sample; --temp, --inner-opt, --slot-credit,
 #                  --slot-feedback, the affinity head and --adapt-params head travel in the
@@ -64,6 +64,7 @@ bad_flags)
   bad "--address: 2 endpoints for 1 rank" --address tcp://127.0.0.1:1,tcp://127.0.0.1:2
   bad "--metrics" --metrics
   bad "--checkpoint-last" --checkpoint-last
+  bad "--val-at-start" --val-at-start maybe
   bad "--metrics" --metrics "$T/no/such/dir/m.jsonl"
   bad "unexpected argument" stray
   bad "--config" --config "$T/missing.conf"
@@ -218,6 +219,12 @@ continues)
       [ "$(wc -l <"$T/b")" -ge 2 ] || fail "$algo: the continued run validated fewer than twice"
       cmp -s "$T/a" "$T/b" || fail "$algo: continued from iteration $from ($file) differs from the unbroken run: $(diff "$T/a" "$T/b" | head -4)"
     done
+    # --val-at-start false: the same run without its first val point (validation changes nothing)
+    rm -f "$T/$algo.rest.jsonl"
+    run --budget-steps $((40000 - done_steps)) --iters 4 --checkpoint-in "$T/$algo.last.st" --val-at-start false \
+      --metrics "$T/$algo.rest.jsonl"
+    strip "$T/$algo.rest.jsonl" >"$T/b"
+    tail -n +2 "$T/a" | cmp -s - "$T/b" || fail "$algo: --val-at-start false changed the run: $(tail -n +2 "$T/a" | diff - "$T/b" | head -4)"
   done
   # another algorithm starts afresh from the file's theta: iteration 0
   "$BIN" --algo es --iters 1 --seed 5 $SMALL --checkpoint-in "$T/reptile.st" --metrics "$T/other.jsonl" >"$T/out" 2>&1 \

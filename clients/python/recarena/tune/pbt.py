@@ -187,10 +187,13 @@ def _run_member(opts: PbtOptions, m: Dict[str, Any], g: int,
     flags["checkpoint-last"] = out_ckpt  # the state at the run's end, scored by its last val
     if m["checkpoint"]:
         flags["checkpoint-in"] = m["checkpoint"]
+        # its start was scored where the checkpoint was written (and a score is a run's last val
+        # point): a val point saved per member and generation, unless the space says otherwise
+        flags.setdefault("val-at-start", "false")
     res = run_meta(opts.meta_bin, flags, wd, opts.metric, stop_event=stop)
     vals = [float(v[opts.metric]) for v in res.vals()]
     # meta-iterations number on across a lineage (docs/meta.md 5)
-    its = [int(v.get("iter", 0)) for v in res.vals()] or [m.get("iter", 0)]
+    its = [m.get("iter", 0)] + [int(v.get("iter", 0)) for v in res.vals()]
     rec = {"generation": g, "member": m["id"], "params": dict(m["params"]),
            "checkpoint_in": m["checkpoint"], "status": res.status, "env_steps": res.env_steps,
            "wall_s": round(res.wall_s, 3), "iter_start": its[0], "iter_end": its[-1],
