@@ -286,6 +286,23 @@ ra_err_t ra_meta_ckpt_save (const ra_target_t *t, const char *path, const ra_met
   return RA_OK;
 }
 
+/* The whole file into *buf (NUL-terminated, *len bytes) and its safetensors header length into
+   *h; RA_ERR_IO (nothing to free) when it cannot be read or the header does not fit. */
+static ra_err_t s_read_checkpoint (const char *path, unsigned char **buf, size_t *len, uint64_t *h,
+                                   ra_error_t *err)
+{
+  ra_err_t rc = s_read_all (path, buf, len, err);
+  if (rc != RA_OK)
+    return rc;
+  *h = s_hlen (*buf);
+  if (*h + 8 > *len) {
+    free (*buf);
+    *buf = NULL;
+    return ra_error_set (err, RA_ERR_IO, -1, "meta: '%s' is not a safetensors checkpoint", path);
+  }
+  return RA_OK;
+}
+
 /* The string value of "key":"value" inside the header, into out; false if absent. */
 static bool s_get (const char *hdr, const char *key, char *out, size_t cap)
 {
@@ -309,14 +326,10 @@ ra_err_t ra_meta_ckpt_read (const char *path, ra_meta_adapt_cfg_t *a, bool *foun
   *found = false;
   unsigned char *buf = NULL;
   size_t len = 0;
-  ra_err_t rc = s_read_all (path, &buf, &len, err);
+  uint64_t h = 0;
+  ra_err_t rc = s_read_checkpoint (path, &buf, &len, &h, err);
   if (rc != RA_OK)
     return rc;
-  uint64_t h = s_hlen (buf);
-  if (h + 8 > len) {
-    free (buf);
-    return ra_error_set (err, RA_ERR_IO, -1, "meta: '%s' is not a safetensors checkpoint", path);
-  }
   buf[8 + h] = 0; /* the header alone */
   const char *hdr = (const char *) buf + 8;
   char lr[32], k[32], T[32], pa[16];
@@ -361,14 +374,10 @@ ra_err_t ra_meta_ckpt_read_resume (const char *path, ra_meta_resume_t *at, bool 
   *found = false;
   unsigned char *buf = NULL;
   size_t len = 0;
-  ra_err_t rc = s_read_all (path, &buf, &len, err);
+  uint64_t h = 0;
+  ra_err_t rc = s_read_checkpoint (path, &buf, &len, &h, err);
   if (rc != RA_OK)
     return rc;
-  uint64_t h = s_hlen (buf);
-  if (h + 8 > len) {
-    free (buf);
-    return ra_error_set (err, RA_ERR_IO, -1, "meta: '%s' is not a safetensors checkpoint", path);
-  }
   const unsigned char *data = buf + 8 + h;
   size_t dlen = len - 8 - h;
   char *hdr = malloc (h + 1);
