@@ -113,6 +113,23 @@ def test_members_continue_from_the_end_of_their_run(tmp_path, monkeypatch):
     assert earlier_better > 0  # the noise made the test meaningful
 
 
+def test_continue_from_best_scores_and_continues_the_best_val_point(tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_META_VAL_NOISE", "1.0")
+    space = parse_space(dict(SPACE, **{"val-every": 1}))
+    state = run_pbt(popts(tmp_path, space=space, continue_from="best"))
+    earlier_better = 0
+    for h in state["history"]:
+        assert h["score"] == max(h["vals"])
+        earlier_better += max(h["vals"]) > h["vals"][-1]
+        ck = os.path.join(tmp_path, "pbt", "pbt", f"m{h['member']:03d}", f"g{h['generation']:04d}",
+                          "checkpoint.safetensors")
+        with open(ck) as f:  # the val point that scored best
+            assert json.load(f)["iter"] == h["iter_checkpoint"]
+    assert earlier_better > 0
+    with pytest.raises(TuneError, match="continue-from"):
+        run_pbt(popts(tmp_path / "x", continue_from="middle"))
+
+
 def test_pbt_resumes_and_is_deterministic(tmp_path):
     a = run_pbt(popts(tmp_path / "a", generations=3))
     o = popts(tmp_path / "b", generations=2)

@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ready-unit", choices=("iters", "steps"), default="iters",
                    help="what --ready counts (default iters; steps: every member trains the same "
                         "env steps per generation)")
+    p.add_argument("--continue-from", choices=("last", "best"), default="last",
+                   help="a member's score and next start: its run's last val point (default) or "
+                        "its best one")
     p.add_argument("--generations", type=int, default=10)
     p.add_argument("--quantile", type=float, default=0.25,
                    help="fraction replaced each generation (default 0.25)")
@@ -262,6 +265,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             from .pbt import PbtOptions, run_pbt
             opts_p = PbtOptions(space=space, meta_bin=meta, out_dir=a.out,
                                 population=a.population, ready=a.ready, ready_unit=a.ready_unit,
+                                continue_from=a.continue_from,
                                 generations=a.generations, quantile=a.quantile,
                                 resample_p=a.resample_p, metric=a.metric, direction=direction,
                                 seed=a.seed, parallel=a.parallel, budget=Budget.parse(a.budget),

@@ -6,7 +6,9 @@ for READY env steps (--budget-steps READY: members whose iterations cost differe
 ES populations of different sizes, then advance alike), continuing from the member's checkpoint
 with --checkpoint-in. The run ends with a val point, whose metric is the member's score; its
 --checkpoint-last holds that state, which the member continues from (as in Jaderberg et al. 2017:
-a lineage always moves on, a generation that did not help included). Then the bottom quantile
+a lineage always moves on, a generation that did not help included); with --continue-from best
+the score is the run's best val point and the member continues from that point's checkpoint
+(--checkpoint-out). Then the bottom quantile
 (default 0.25) each copy the checkpoint and hyperparameters of a member drawn from the top
 quantile (exploit) and perturb every searched key (explore): with probability 0.25 resample it
 from the space, otherwise multiply it by 0.8 or 1.2 (drawn evenly) and clip it into its range
@@ -51,6 +53,7 @@ class PbtOptions:
     population: int = 8
     ready: int = 10
     ready_unit: str = "iters"  # or "steps": READY env steps per generation
+    continue_from: str = "last"  # or "best": the run's best val point and its checkpoint
     generations: int = 10
     quantile: float = 0.25
     resample_p: float = 0.25
@@ -130,6 +133,8 @@ def _signature(opts: PbtOptions) -> Dict[str, Any]:
         sig["lineage_steps"] = opts.lineage_steps
     if opts.ready_unit != "iters":
         sig["ready_unit"] = opts.ready_unit
+    if opts.continue_from != "last":
+        sig["continue_from"] = opts.continue_from
     return json.loads(json.dumps(sig))
 
 
@@ -164,6 +169,7 @@ def _run_member(opts: PbtOptions, m: Dict[str, Any], g: int,
         return {"generation": g, "member": m["id"], "params": dict(m["params"]),
                 "checkpoint_in": m["checkpoint"], "status": "lineage-done", "env_steps": 0,
                 "wall_s": 0.0, "iter_start": m.get("iter", 0), "iter_end": m.get("iter", 0),
+                "iter_checkpoint": m.get("iter", 0),
                 "vals": [],
                 "score": m["score"], "lineage_steps": int(m.get("lineage_steps", 0))}
     flags: Dict[str, Any] = dict(opts.space.fixed)
@@ -184,24 +190,38 @@ def _run_member(opts: PbtOptions, m: Dict[str, Any], g: int,
         flags["address"] = opts.address
     wd = os.path.join(opts.out_dir, "pbt", f"m{m['id']:03d}", f"g{g:04d}")
     out_ckpt = os.path.join(wd, "checkpoint.safetensors")
-    flags["checkpoint-last"] = out_ckpt  # the state at the run's end, scored by its last val
+    best = opts.continue_from == "best"
+    # the state the member continues from: its run's end, or its best val point
+    flags["checkpoint-out" if best else "checkpoint-last"] = out_ckpt
     if m["checkpoint"]:
         flags["checkpoint-in"] = m["checkpoint"]
-        # its start was scored where the checkpoint was written (and a score is a run's last val
-        # point): a val point saved per member and generation, unless the space says otherwise
-        flags.setdefault("val-at-start", "false")
+        if not best:
+            # its start was scored where the checkpoint was written (and a score is a run's last
+            # val point): a val point saved per member and generation, unless the space says so
+            flags.setdefault("val-at-start", "false")
     res = run_meta(opts.meta_bin, flags, wd, opts.metric, stop_event=stop)
     vals = [float(v[opts.metric]) for v in res.vals()]
     # meta-iterations number on across a lineage (docs/meta.md 5)
     its = [m.get("iter", 0)] + [int(v.get("iter", 0)) for v in res.vals()]
+    k = _scored(opts, vals) if vals and res.status == "ok" else None
     rec = {"generation": g, "member": m["id"], "params": dict(m["params"]),
            "checkpoint_in": m["checkpoint"], "status": res.status, "env_steps": res.env_steps,
            "wall_s": round(res.wall_s, 3), "iter_start": its[0], "iter_end": its[-1],
-           "vals": vals, "score": vals[-1] if vals and res.status == "ok" else None,
+           # the iteration of the state the member continues from
+           "iter_checkpoint": its[0] if k is None else its[1 + k],
+           "vals": vals, "score": None if k is None else vals[k],
            "lineage_steps": int(m.get("lineage_steps", 0)) + res.env_steps}
     if res.status != "ok":
         rec["reason"], rec["stderr_tail"] = res.reason, res.stderr_tail
     return rec
+
+
+def _scored(opts: PbtOptions, vals: List[float]) -> int:
+    """The val point that scores a run: its last, or with --continue-from best its first best
+    (recarena-meta writes --checkpoint-out only on a strict improvement)."""
+    if opts.continue_from == "best":
+        return vals.index(max(vals) if opts.direction == "maximize" else min(vals))
+    return len(vals) - 1
 
 
 def run_pbt(opts: PbtOptions, log: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
@@ -212,6 +232,8 @@ def run_pbt(opts: PbtOptions, log: Optional[Callable[[str], None]] = None) -> Di
         raise TuneError("--ready, --generations and --parallel must be at least 1")
     if opts.ready_unit not in ("iters", "steps"):
         raise TuneError(f"--ready-unit must be iters or steps, got {opts.ready_unit!r}")
+    if opts.continue_from not in ("last", "best"):
+        raise TuneError(f"--continue-from must be last or best, got {opts.continue_from!r}")
     if not 0 < opts.quantile <= 0.5:
         raise TuneError(f"--quantile must be in (0, 0.5], got {opts.quantile}")
     if opts.lineage_steps is not None and opts.lineage_steps < 1:
@@ -280,7 +302,7 @@ def run_pbt(opts: PbtOptions, log: Optional[Callable[[str], None]] = None) -> Di
             state["secs_done"] += r["wall_s"]
             m["score"] = r["score"]
             m["lineage_steps"] = r["lineage_steps"]
-            m["iter"] = r["iter_end"]
+            m["iter"] = r["iter_checkpoint"]
             if r["status"] == "lineage-done":
                 continue
             ck = os.path.join(opts.out_dir, "pbt", f"m{m['id']:03d}", f"g{g:04d}",
