@@ -59,18 +59,19 @@ static const double s_outer_lr[] = { 1.0, 1e-3, 1e-2, 1e-2, 3e-3 };
 
 typedef struct {
   const char *env, *train, *val, *device, *address, *ckpt_in, *ckpt_out, *ckpt_last, *metrics, *config;
-  char algo_name[16], params_name[8], val_params_name[8], val_act_name[8], opt_name[8];
+  char algo_name[16], params_name[8], val_params_name[8], val_act_name[8], opt_name[8], anneal_name[8];
   algo_t algo;
   ra_meta_act_t val_act;  /* how validation plays (docs/meta.md 3) */
   long long budget, iters, val_every, seed, workers, inner_steps, meta_batch, population,
     envs_per_task, rollout, hidden, layers, slot_feedback;
   double inner_lr, outer_lr, sigma, entropy, weight_decay, temp, slot_credit, context;
   bool quiet, head_only, val_head_only, inner_sgd, affinity, val_at_start;
+  bool anneal_run;     /* Reptile's epsilon anneals over this run's budget only (--anneal-over run) */
   bool set[64];        /* which settings the command line or file gave (by table index) */
   ra_kv_list_t sim_config;   /* --sim-config KEY=VALUE entries, in order (the sims' make config) */
 } opts_t;
 
-typedef enum { T_STR, T_INT, T_NUM, T_BOOL, T_ALGO, T_PARAMS, T_VALPARAMS, T_SIMCFG, T_VALACT, T_OPT } ftype_t;
+typedef enum { T_STR, T_INT, T_NUM, T_BOOL, T_ALGO, T_PARAMS, T_VALPARAMS, T_SIMCFG, T_VALACT, T_OPT, T_ANNEAL } ftype_t;
 
 typedef struct {
   const char *name;    /* flag without the dashes = config key */
@@ -121,12 +122,13 @@ static const flag_t s_flags[] = {
   { "context", T_NUM, O (context), 0, RA_TARGET_CONTEXT_MAX },
   { "checkpoint-last", T_STR, O (ckpt_last), 0, 0 },
   { "val-at-start", T_BOOL, O (val_at_start), 0, 0 },
+  { "anneal-over", T_ANNEAL, O (anneal_run), 0, 0 },
   /* new flags go last: the F_ indices below count entries of this table */
 };
 #define NFLAGS ((int) (sizeof s_flags / sizeof s_flags[0]))
 enum { F_ITERS = 5, F_OUTER_LR = 12, F_INNER_LR = 10, F_INNER_STEPS = 11, F_ROLLOUT = 18, F_PARAMS = 19,
        F_POP = 14, F_HIDDEN = 21, F_LAYERS = 22, F_TEMP = 30, F_INNER_OPT = 32, F_SLOT_CREDIT = 33,
-       F_SLOT_FEEDBACK = 34, F_AFFINITY = 35, F_VAL_PARAMS = 36, F_CONTEXT = 37 };
+       F_SLOT_FEEDBACK = 34, F_AFFINITY = 35, F_VAL_PARAMS = 36, F_CONTEXT = 37, F_ANNEAL = 40 };
 
 static void s_usage (FILE *f)
 {
@@ -143,6 +145,9 @@ static void s_usage (FILE *f)
     "  --inner-opt adam|sgd  optimizer of every adaptation (adam; stored in the checkpoint)\n"
     "  --outer-lr X          reptile epsilon (1.0), Adam lr of fomaml (1e-3), es/es-maml (1e-2),\n"
     "                        and multitask (3e-3)\n"
+    "  --anneal-over lineage|run  reptile's epsilon falls to 0 over the whole lineage, the steps of\n"
+    "                        a continued checkpoint included (lineage), or over this run's budget\n"
+    "                        only, as if it started afresh (run; docs/meta.md 5)\n"
     "  --meta-batch B (8)  --population P (32, even)  --sigma X (0.02)  --weight-decay X (0)\n"
     "  --entropy X (0.01)  --envs-per-task N (16)  --hidden H (64)  --layers L (2)\n"
     "  --address EP[,EP...]  a server instead of the in-process sims: one for every rank, or\n"
@@ -181,6 +186,7 @@ static void s_defaults (opts_t *o)
   strcpy (o->val_act_name, "sample");
   strcpy (o->params_name, "all");
   strcpy (o->opt_name, "adam");
+  strcpy (o->anneal_name, "lineage");
 }
 
 /* Sets one setting from text; where names the source ("--inner-lr", "config F line 3: inner-lr").
@@ -273,6 +279,10 @@ static int s_set (opts_t *o, const char *name, const char *text, const char *whe
     }
     case T_OPT:
       if (!s_either (text, "adam", "sgd", where, o->opt_name, sizeof o->opt_name, &o->inner_sgd))
+        return -1;
+      break;
+    case T_ANNEAL:
+      if (!s_either (text, "lineage", "run", where, o->anneal_name, sizeof o->anneal_name, &o->anneal_run))
         return -1;
       break;
     case T_SIMCFG:   /* appended: every entry reaches the sims' make config */
@@ -384,6 +394,11 @@ static int s_parse (int argc, char **argv, opts_t *o, char **cfg_text)
   if ((o->algo == A_ES || o->algo == A_ESMAML) && o->population % 2) {
     s_err ("--population %lld: ES needs an even population (antithetic pairs)\n",
              o->population);
+    return -1;
+  }
+  if (o->set[F_ANNEAL] && o->algo != A_REPTILE) { /* only Reptile's epsilon anneals */
+    s_err ("--anneal-over %s: only reptile anneals its outer step (this run is --algo %s)\n", o->anneal_name,
+           o->algo_name);
     return -1;
   }
   if (o->algo == A_MULTITASK && o->context > 0) { /* its replicas' envs play many tasks at once */
@@ -1239,8 +1254,10 @@ int main (int argc, char **argv)
     ra_rollout_t *train_src = o.algo == A_MULTITASK ? r.tsrc : r.wsrc.src; /* the outer source */
     ra_target_t *train_pol = o.algo == A_MULTITASK ? r.mt : r.work; /* the policy acting in it */
     double env_before = train_src->step_seconds, act_before = ra_target_act_seconds (train_pol);
-    /* a continued run anneals over the lineage: the steps before count on both sides */
-    double frac = (double) (r.steps_before + r.env_steps) / (double) (r.steps_before + o.budget);
+    /* a continued run anneals over the lineage (the steps before count on both sides) unless
+       --anneal-over run restarts the schedule */
+    int64_t before_run = o.anneal_run ? 0 : r.steps_before;
+    double frac = (double) (before_run + r.env_steps) / (double) (before_run + o.budget);
     if ((rc = s_iterate (&r, it, frac, &mret, &err)) != RA_OK) {
       s_err ("iter %lld: %s\n", (long long) it, err.message);
       goto out;

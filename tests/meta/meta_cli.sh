@@ -5,7 +5,8 @@
 #   determinism    same seed: bit-identical meta-init with --workers 1 and 2 (reptile and es)
 #   adapts_faster  a short reptile run: the best val R@5w beats the random init's (iter 0)
 #   continues      a run continued from its best or last checkpoint validates as the unbroken run
-#                  (4 algos), and without its first val point (--val-at-start false) the same
+#                  (4 algos), and without its first val point (--val-at-start false) the same;
+#                  --anneal-over run leaves a fresh run alone and changes a continued reptile run
 #   resume         --checkpoint-in of the best checkpoint reproduces its val score exactly (with
 #                  --val-act greedy and sample; --temp, --inner-opt, --slot-credit,
 #                  --slot-feedback, the affinity head and --adapt-params head travel in the
@@ -65,6 +66,8 @@ bad_flags)
   bad "--metrics" --metrics
   bad "--checkpoint-last" --checkpoint-last
   bad "--val-at-start" --val-at-start maybe
+  bad "--anneal-over" --anneal-over sometimes
+  bad "--anneal-over run: only reptile" --algo es --anneal-over run
   bad "--metrics" --metrics "$T/no/such/dir/m.jsonl"
   bad "unexpected argument" stray
   bad "--config" --config "$T/missing.conf"
@@ -226,6 +229,19 @@ continues)
     strip "$T/$algo.rest.jsonl" >"$T/b"
     tail -n +2 "$T/a" | cmp -s - "$T/b" || fail "$algo: --val-at-start false changed the run: $(tail -n +2 "$T/a" | diff - "$T/b" | head -4)"
   done
+  # --anneal-over run: a fresh run is the same (nothing before it); a continued one restarts
+  # epsilon's schedule, so it steps differently from the lineage's
+  run () { "$BIN" --algo reptile --val-every 1 --seed 5 --val-act greedy $SMALL "$@" >"$T/out" 2>&1 || fail "reptile $*: $(cat "$T/out")"; }
+  run --budget-steps 40000 --iters 4 --anneal-over run --metrics "$T/fresh.run.jsonl"
+  vals () { grep '"kind":"val"' "$1"; }
+  vals "$T/fresh.run.jsonl" >"$T/a"
+  vals "$T/reptile.first.jsonl" >"$T/b"
+  cmp -s "$T/a" "$T/b" || fail "--anneal-over run changed a fresh run: $(diff "$T/a" "$T/b" | head -4)"
+  for mode in lineage run; do
+    run --budget-steps 20000 --iters 2 --checkpoint-in "$T/reptile.last.st" --anneal-over $mode --metrics "$T/cont.$mode.jsonl"
+    vals "$T/cont.$mode.jsonl" | tail -1 >"$T/$mode.last"
+  done
+  cmp -s "$T/lineage.last" "$T/run.last" && fail "--anneal-over run continued reptile as --anneal-over lineage does"
   # another algorithm starts afresh from the file's theta: iteration 0
   "$BIN" --algo es --iters 1 --seed 5 $SMALL --checkpoint-in "$T/reptile.st" --metrics "$T/other.jsonl" >"$T/out" 2>&1 \
     || fail "es from a reptile checkpoint: $(cat "$T/out")"
