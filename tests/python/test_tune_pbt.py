@@ -262,3 +262,20 @@ def test_lineage_steps_command_line(tmp_path, capsys):
         cli.main(args + ["--lineage-steps", "0"])
     assert e.value.code == 2
     assert "--lineage-steps" in capsys.readouterr().err
+
+
+def test_reptile_runs_anneal_over_their_own_budget_without_a_lineage_cap(tmp_path, monkeypatch):
+    # without --lineage-steps a run's budget-steps is per generation, not what the lineage has
+    # left, so Reptile's epsilon restarts its schedule every run (--anneal-over run); with a cap
+    # it anneals over the lineage (recarena-meta's default); other algorithms do not anneal, and
+    # the space's own anneal-over wins
+    def anneal_flags(sub, space, **kw):
+        log = tmp_path / f"{sub}.jsonl"
+        monkeypatch.setenv("FAKE_META_LOG", str(log))
+        run_pbt(popts(tmp_path / sub, space=parse_space(space), generations=2, parallel=1, **kw))
+        return [c.get("anneal-over") for c in map(json.loads, log.read_text().splitlines())]
+
+    assert anneal_flags("uncapped", SPACE) == ["run"] * 8
+    assert anneal_flags("capped", SPACE, lineage_steps=100000) == [None] * 8
+    assert anneal_flags("es", dict(SPACE, algo="es")) == [None] * 8
+    assert anneal_flags("own", dict(SPACE, **{"anneal-over": "lineage"})) == ["lineage"] * 8

@@ -186,6 +186,11 @@ def _run_member(opts: PbtOptions, m: Dict[str, Any], g: int,
             # recarena-meta stops at whichever comes first; it may overshoot by part of one
             # iteration, as a search trial's --budget-steps does
             flags["budget-steps"] = left
+    if left is None and str(flags.get("algo", "reptile")) == "reptile":
+        # Reptile's epsilon anneals over the env steps left; without a lineage cap there is no
+        # such horizon (budget-steps is each run's), so each run anneals over its own budget as a
+        # fresh trial does, unless the space says so (docs/tune.md 5 and 8.9)
+        flags.setdefault("anneal-over", "run")
     if opts.address:
         flags["address"] = opts.address
     wd = os.path.join(opts.out_dir, "pbt", f"m{m['id']:03d}", f"g{g:04d}")
