@@ -9,7 +9,7 @@
 #   OUT/{random,asha,pbt}/      each study (summary.json, best.cfg, plots)
 #   OUT/defaults.safetensors    Reptile at the space's fixed keys alone, same per-trial budget
 #   OUT/compare.txt             env steps each study needed to reach random search's best val score
-#   OUT/test.{txt,json}         recarena-ab on test:0-(TEST_TASKS-1)
+#   OUT/test.{txt,json}         recarena-ab on TEST_TASKS test tasks from TEST_FROM
 # Every arm adapts online with its checkpoint's own settings; the random-search arm is "random-tuned"
 # (plain "random" is the uniform-random recommender).
 # PBT_LINEAGE=1 (environment) removes PBT's training-length advantage: every lineage stops at
@@ -22,6 +22,9 @@
 # steps (a meta-iteration costs P x 800 env steps, so iterations would not be one resource across
 # populations), and the defaults run is ES's own (P 32, sigma 0.02, lr 1e-2). Unset: Reptile as
 # in 8.1.
+# SEED (environment, default 1) seeds every study (sampler and each trial's --seed), PBT and the
+# defaults run; TEST_FROM (default 0) is the first test task, so a replicate with another SEED can
+# be read on tasks no earlier run has seen (docs/tune.md 8.9).
 # Usage: bench/tune_compare.sh [SIM=ECommerce-v1] [OUT=out/tune-SIM] [BUDGET=1200000]
 #        [TRIAL_STEPS=200000] [TEST_TASKS=32]
 set -euo pipefail
@@ -31,6 +34,9 @@ out="${2:-$root/out/tune-$sim}"
 budget="${3:-1200000}"
 trial_steps="${4:-200000}"
 test_tasks="${5:-32}"
+seed="${SEED:-1}"
+test_from="${TEST_FROM:-0}"
+test_ids="test:$test_from-$((test_from + test_tasks - 1))"
 mkdir -p "$out"
 algo="${ALGO:-reptile}"
 case "$algo" in
@@ -76,20 +82,20 @@ val-tasks = \"val:0-15\"$val_act"
 printf '%s\n\n%s\n' "$fixed" "$searched" > "$out/space.toml"
 step () { tune_step "$sim: $1"; }
 step "random search"
-tune_search "$out/space.toml" "$out/random" 1 "$budget" random none
+tune_search "$out/space.toml" "$out/random" "$seed" "$budget" random none
 step "TPE + ASHA"
-tune_search "$out/space.toml" "$out/asha" 1 "$budget" tpe asha "${asha[@]}"
+tune_search "$out/space.toml" "$out/asha" "$seed" "$budget" tpe asha "${asha[@]}"
 step "PBT"
 pbt=(--population 4)
 if [ -n "${PBT_LINEAGE:-}" ]; then
   pbt=(--population $((budget / trial_steps > 2 ? budget / trial_steps : 2)) --lineage-steps "$trial_steps")
 fi
-"${tune[@]}" pbt --space "$out/space.toml" --budget "$budget" --meta-bin "$meta" --seed 1 "${pbt[@]}" "${ready[@]}" --generations 1000 --out "$out/pbt" > "$out/pbt.txt"
+"${tune[@]}" pbt --space "$out/space.toml" --budget "$budget" --meta-bin "$meta" --seed "$seed" "${pbt[@]}" "${ready[@]}" --generations 1000 --out "$out/pbt" > "$out/pbt.txt"
 "${tune[@]}" compare random="$out/random" asha="$out/asha" pbt="$out/pbt" > "$out/compare.txt"
 if [ ! -f "$out/defaults.safetensors" ]; then
-  step "defaults"  # the space's fixed keys alone, seed 1 as every study's trials
+  step "defaults"  # the space's fixed keys alone, seed as every study's trials
   printf '%s\n' "$fixed" | tr -d '"' > "$out/defaults.cfg"
-  "$meta" --config "$out/defaults.cfg" --seed 1 --quiet --checkpoint-out "$out/defaults.safetensors.tmp"
+  "$meta" --config "$out/defaults.cfg" --seed "$seed" --quiet --checkpoint-out "$out/defaults.safetensors.tmp"
   mv "$out/defaults.safetensors.tmp" "$out/defaults.safetensors"
 fi
 best_ckpt () {  # the best run's checkpoint, as its summary.json names it
@@ -97,8 +103,8 @@ best_ckpt () {  # the best run's checkpoint, as its summary.json names it
 }
 arms="target:checkpoint=$out/defaults.safetensors:name=defaults"
 for m in random asha pbt; do arms="$arms,target:checkpoint=$(best_ckpt "$out/$m"):name=$m-tuned"; done
-step "recarena-ab on test:0-$((test_tasks - 1))"
-"$build/agents/recarena-ab" --env "$sim" --task-ids "test:0-$((test_tasks - 1))" --num-envs 16 \
+step "recarena-ab on $test_ids"
+"$build/agents/recarena-ab" --env "$sim" --task-ids "$test_ids" --num-envs 16 \
   --episodes 8 --curve-episodes 0,1,5 --windows 3-7 --unit task --quiet --arms "$arms,random" --control defaults \
   --json "$out/test.json" > "$out/test.txt"
 cat "$out/compare.txt"
