@@ -279,3 +279,18 @@ def test_reptile_runs_anneal_over_their_own_budget_without_a_lineage_cap(tmp_pat
     assert anneal_flags("capped", SPACE, lineage_steps=100000) == [None] * 8
     assert anneal_flags("es", dict(SPACE, algo="es")) == [None] * 8
     assert anneal_flags("own", dict(SPACE, **{"anneal-over": "lineage"})) == ["lineage"] * 8
+
+
+def test_ready_in_env_steps_paces_the_lineage_not_the_run(tmp_path):
+    # iterations of 1600 env steps (meta-batch 16) against READY 2000: a run starts an iteration
+    # while below its budget, so asked for 2000 every time a member would train 3200 a
+    # generation; each run is given what keeps its lineage at READY per generation instead
+    sp = {k: v for k, v in SPACE.items() if k != "meta-batch"}
+    sp["meta-batch"] = 16
+    o = popts(tmp_path, space=parse_space(sp), ready=2000, ready_unit="steps", generations=6,
+              parallel=1)
+    state = run_pbt(o)
+    for h in state["history"]:
+        target = 2000 * (h["generation"] + 1)
+        assert target <= h["lineage_steps"] < target + 1600, h
+    assert {h["env_steps"] for h in state["history"]} == {1600, 3200}

@@ -179,7 +179,12 @@ def _run_member(opts: PbtOptions, m: Dict[str, Any], g: int,
     flags.setdefault("val-every", 1_000_000_000 if steps else opts.ready)
     flags.update(m["params"])
     if steps:
-        flags["budget-steps"] = opts.ready if left is None else min(opts.ready, left)
+        # READY env steps a generation for the lineage, not for each run: a run that overshot
+        # (an iteration starts while below the budget) leaves the next one less, so a member
+        # whose iterations are large for READY keeps pace instead of training two every time
+        behind = opts.ready * (g + 1) - int(m.get("lineage_steps", 0))
+        budget = min(opts.ready, max(1, behind))
+        flags["budget-steps"] = budget if left is None else min(budget, left)
     else:
         flags["iters"] = opts.ready
         if left is not None:
