@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from recarena.tune.pbt import PbtOptions, load_state, perturb, run_pbt
-from recarena.tune.search import TuneError
+from recarena.tune.search import Budget, TuneError
 from recarena.tune.space import parse_space
 from recarena.tune import cli, report
 
@@ -294,3 +294,22 @@ def test_ready_in_env_steps_paces_the_lineage_not_the_run(tmp_path):
         target = 2000 * (h["generation"] + 1)
         assert target <= h["lineage_steps"] < target + 1600, h
     assert {h["env_steps"] for h in state["history"]} == {1600, 3200}
+
+
+def test_the_generation_that_crosses_the_budget_shares_what_is_left(tmp_path, monkeypatch):
+    # 4 members x 2 iterations of 400 env steps: 3200 a generation. With --budget 4500 the second
+    # generation would end at 6400; each of its runs is given a quarter of the 1300 left instead
+    # (budget-steps 325: one iteration), so PBT ends at 4800, past the budget by less than one
+    # iteration per member, as the search studies do. No exploit after it: nothing would run
+    # the copies.
+    log = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("FAKE_META_LOG", str(log))
+    o = popts(tmp_path, space=_fixed_batch_space(tmp_path), ready=2, generations=50, parallel=1,
+              budget=Budget(steps=4500))
+    state = run_pbt(o)
+    assert state["generation"] == 2 and state["steps_done"] == 4800
+    calls = [json.loads(x) for x in log.read_text().splitlines()]
+    assert [int(c["budget-steps"]) for c in calls[4:]] == [325] * 4
+    assert all("budget-steps" not in c for c in calls[:4])
+    assert [e["generation"] for e in state["schedule"]] == [0]
+    assert state.get("exploit_pending")

@@ -160,8 +160,22 @@ def _lineage_left(opts: PbtOptions, m: Dict[str, Any]) -> Optional[int]:
     return max(0, opts.lineage_steps - int(m.get("lineage_steps", 0)))
 
 
-def _run_member(opts: PbtOptions, m: Dict[str, Any], g: int,
-                stop: threading.Event) -> Dict[str, Any]:
+def _final_share(opts: PbtOptions, state: Dict[str, Any]) -> Optional[int]:
+    """Env steps each member's run may use in a generation expected to cross --budget (the
+    previous generation's cost is the estimate): an equal share of what is left, so PBT spends
+    its budget as a search does instead of running a whole generation past it. None: no cap."""
+    g = state["generation"]
+    if opts.budget.steps is None or g == 0:
+        return None
+    left = opts.budget.steps - state["steps_done"]
+    if sum(h["env_steps"] for h in state["history"] if h["generation"] == g - 1) <= left:
+        return None
+    running = sum(1 for m in state["members"] if _lineage_left(opts, m) != 0)
+    return max(1, -(-left // max(1, running)))
+
+
+def _run_member(opts: PbtOptions, m: Dict[str, Any], g: int, stop: threading.Event,
+                share: Optional[int] = None) -> Dict[str, Any]:
     left = _lineage_left(opts, m)
     if left == 0:
         # The lineage has its env steps: the member is not run again and keeps its checkpoint
@@ -191,6 +205,9 @@ def _run_member(opts: PbtOptions, m: Dict[str, Any], g: int,
             # recarena-meta stops at whichever comes first; it may overshoot by part of one
             # iteration, as a search trial's --budget-steps does
             flags["budget-steps"] = left
+    if share is not None:
+        # recarena-meta stops at whichever comes first, --iters or --budget-steps
+        flags["budget-steps"] = min(int(flags.get("budget-steps", share)), share)
     if left is None and str(flags.get("algo", "reptile")) == "reptile":
         # Reptile's epsilon anneals over the env steps left; without a lineage cap there is no
         # such horizon (budget-steps is each run's), so each run anneals over its own budget as a
@@ -281,6 +298,10 @@ def run_pbt(opts: PbtOptions, log: Optional[Callable[[str], None]] = None) -> Di
             state["schedule"] += exploit_explore(opts, members, g - 1,
                                                  random.Random(f"{opts.seed}:{g - 1}"))
             state["exploit_pending"] = False
+        share = _final_share(opts, state)
+        if share is not None and log:
+            log(f"[tune] PBT generation {g + 1}: the last within --budget; each run may use "
+                f"{share} of the {opts.budget.steps - state['steps_done']} env steps left")
         recs: List[Optional[Dict[str, Any]]] = [None] * len(members)
         nxt = iter(range(len(members)))
         lock = threading.Lock()
@@ -291,7 +312,7 @@ def run_pbt(opts: PbtOptions, log: Optional[Callable[[str], None]] = None) -> Di
                     i = next(nxt, None)
                 if i is None:
                     return
-                recs[i] = _run_member(opts, members[i], g, stop)
+                recs[i] = _run_member(opts, members[i], g, stop, share)
 
         t0 = time.monotonic()
         threads = [threading.Thread(target=work) for _ in range(min(opts.parallel, len(members)))]
@@ -319,11 +340,14 @@ def run_pbt(opts: PbtOptions, log: Optional[Callable[[str], None]] = None) -> Di
                               "checkpoint.safetensors")
             if r["status"] == "ok" and os.path.exists(ck):
                 m["checkpoint"] = ck
-        # No exploit after the last generation: the members then hold what they ran with. Nor
-        # once a lineage has its --lineage-steps: a member that copied it could not train with
-        # the hyperparameters it would be given; the others train on to the cap as they are.
+        # No exploit after the last generation (the last of --generations, or the one that
+        # spent --budget): the members then hold what they ran with. Nor once a lineage has its
+        # --lineage-steps: a member that copied it could not train with the hyperparameters it
+        # would be given; the others train on to the cap as they are.
         capped = any(_lineage_left(opts, m) == 0 for m in members)
-        if g + 1 < opts.generations and not capped:
+        last = (g + 1 >= opts.generations
+                or opts.budget.spent(state["steps_done"], state["secs_done"]))
+        if not last and not capped:
             state["schedule"] += exploit_explore(opts, members, g,
                                                  random.Random(f"{opts.seed}:{g}"))
         elif not capped:
