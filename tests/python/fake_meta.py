@@ -37,7 +37,8 @@ import uuid
 FLAGS = {"env", "algo", "train-tasks", "val-tasks", "budget-steps", "iters", "val-every", "seed",
          "device", "workers", "inner-lr", "inner-steps", "outer-lr", "meta-batch", "population",
          "sigma", "entropy", "envs-per-task", "rollout-len", "adapt-params", "checkpoint-out",
-         "checkpoint-last", "checkpoint-in", "val-at-start", "anneal-over", "metrics", "config", "address", "val-act"}
+         "checkpoint-last", "checkpoint-in", "val-at-start", "anneal-over", "metrics", "config",
+         "address", "val-act"}
 
 
 def die(msg, code):

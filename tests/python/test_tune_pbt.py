@@ -267,8 +267,9 @@ def test_lineage_steps_command_line(tmp_path, capsys):
 def test_reptile_runs_anneal_over_their_own_budget_without_a_lineage_cap(tmp_path, monkeypatch):
     # without --lineage-steps a run's budget-steps is per generation, not what the lineage has
     # left, so Reptile's epsilon restarts its schedule every run (--anneal-over run); with a cap
-    # it anneals over the lineage (recarena-meta's default); other algorithms do not anneal, and
-    # the space's own anneal-over wins
+    # and generations in iterations it anneals over the lineage (recarena-meta's default), in
+    # env steps (budget-steps per generation again) over the run; other algorithms do not
+    # anneal, and the space's own anneal-over wins
     def anneal_flags(sub, space, **kw):
         log = tmp_path / f"{sub}.jsonl"
         monkeypatch.setenv("FAKE_META_LOG", str(log))
@@ -277,6 +278,8 @@ def test_reptile_runs_anneal_over_their_own_budget_without_a_lineage_cap(tmp_pat
 
     assert anneal_flags("uncapped", SPACE) == ["run"] * 8
     assert anneal_flags("capped", SPACE, lineage_steps=100000) == [None] * 8
+    assert anneal_flags("capped-steps", SPACE, lineage_steps=100000, ready=2000,
+                        ready_unit="steps") == ["run"] * 8
     assert anneal_flags("es", dict(SPACE, algo="es")) == [None] * 8
     assert anneal_flags("own", dict(SPACE, **{"anneal-over": "lineage"})) == ["lineage"] * 8
 

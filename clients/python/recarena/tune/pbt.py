@@ -208,10 +208,12 @@ def _run_member(opts: PbtOptions, m: Dict[str, Any], g: int, stop: threading.Eve
     if share is not None:
         # recarena-meta stops at whichever comes first, --iters or --budget-steps
         flags["budget-steps"] = min(int(flags.get("budget-steps", share)), share)
-    if left is None and str(flags.get("algo", "reptile")) == "reptile":
-        # Reptile's epsilon anneals over the env steps left; without a lineage cap there is no
-        # such horizon (budget-steps is each run's), so each run anneals over its own budget as a
-        # fresh trial does, unless the space says so (docs/tune.md 5 and 8.9)
+    lineage_horizon = left is not None and flags.get("budget-steps") == left
+    if str(flags.get("algo", "reptile")) == "reptile" and not lineage_horizon:
+        # Reptile's epsilon anneals over the env steps a run is told are left, plus those behind
+        # its checkpoint: the lineage's horizon only when budget-steps is what the lineage has
+        # left (--lineage-steps, generations in iterations). Otherwise each run anneals over its
+        # own budget, as a fresh trial does, unless the space says so (docs/tune.md 5, 8.9).
         flags.setdefault("anneal-over", "run")
     if opts.address:
         flags["address"] = opts.address
