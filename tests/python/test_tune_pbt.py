@@ -159,10 +159,10 @@ def test_pbt_survives_a_crashing_member_and_writes_outputs(tmp_path, monkeypatch
     assert cfg["iters"] == "6" and float(cfg["inner-lr"]) == s["best"]["params"]["inner-lr"]
 
 
-def _fixed_batch_space(tmp_path):
-    # meta-batch fixed at 4: every iteration of the double costs 400 env steps
+def _fixed_batch_space(tmp_path, batch=4):
+    # meta-batch fixed: every iteration of the double costs 100 * batch env steps
     sp = {k: v for k, v in SPACE.items() if k != "meta-batch"}
-    sp["meta-batch"] = 4
+    sp["meta-batch"] = batch
     return parse_space(sp)
 
 
@@ -288,10 +288,8 @@ def test_ready_in_env_steps_paces_the_lineage_not_the_run(tmp_path):
     # iterations of 1600 env steps (meta-batch 16) against READY 2000: a run starts an iteration
     # while below its budget, so asked for 2000 every time a member would train 3200 a
     # generation; each run is given what keeps its lineage at READY per generation instead
-    sp = {k: v for k, v in SPACE.items() if k != "meta-batch"}
-    sp["meta-batch"] = 16
-    o = popts(tmp_path, space=parse_space(sp), ready=2000, ready_unit="steps", generations=6,
-              parallel=1)
+    o = popts(tmp_path, space=_fixed_batch_space(tmp_path, 16), ready=2000, ready_unit="steps",
+              generations=6, parallel=1)
     state = run_pbt(o)
     for h in state["history"]:
         target = 2000 * (h["generation"] + 1)

@@ -2,17 +2,18 @@
 
 A population of N members starts from hyperparameters drawn from the space. A generation runs
 every member for --ready meta-iterations (recarena-meta --iters READY), or with --ready-unit steps
-for READY env steps (--budget-steps READY: members whose iterations cost different env steps, as
-ES populations of different sizes, then advance alike), continuing from the member's checkpoint
-with --checkpoint-in. The run ends with a val point, whose metric is the member's score; its
---checkpoint-last holds that state, which the member continues from (as in Jaderberg et al. 2017:
-a lineage always moves on, a generation that did not help included); with --continue-from best
-the score is the run's best val point and the member continues from that point's checkpoint
-(--checkpoint-out). Then the bottom quantile
-(default 0.25) each copy the checkpoint and hyperparameters of a member drawn from the top
-quantile (exploit) and perturb every searched key (explore): with probability 0.25 resample it
-from the space, otherwise multiply it by 0.8 or 1.2 (drawn evenly) and clip it into its range
-(ints onto their grid; choices are kept). Every exploit is recorded in the schedule.
+for READY env steps a generation of its lineage (--budget-steps: members whose iterations cost
+different env steps, as ES populations of different sizes, then advance alike), continuing from
+the member's checkpoint with --checkpoint-in. The run ends with a val point, whose metric is the
+member's score; its --checkpoint-last holds that state, which the member continues from (as in
+Jaderberg et al. 2017: a lineage always moves on, a generation that did not help included); with
+--continue-from best the score is the run's best val point and the member continues from that
+point's checkpoint (--checkpoint-out). Then the bottom quantile (default 0.25) each copy the
+checkpoint and hyperparameters of a member drawn from the top quantile (exploit) and perturb every
+searched key (explore): with probability 0.25 resample it from the space, otherwise multiply it by
+0.8 or 1.2 (drawn evenly) and clip it into its range (ints onto their grid; choices are kept).
+Every exploit is recorded in the schedule. A generation expected to cross an env-step --budget
+gives each run an equal share of what is left.
 
 With --lineage-steps N every member's lineage (the env steps of training behind its checkpoint:
 its own runs, plus its donor's lineage when it copies one) stops at N env steps, so that a final
@@ -192,21 +193,19 @@ def _run_member(opts: PbtOptions, m: Dict[str, Any], g: int, stop: threading.Eve
     # the run validates where it starts and where it stops; in between every READY iterations
     flags.setdefault("val-every", 1_000_000_000 if steps else opts.ready)
     flags.update(m["params"])
+    # env-step limits of this run; recarena-meta stops at the first it reaches (or at --iters),
+    # past it by part of one iteration, as a search trial's --budget-steps does
+    caps = [] if left is None else [left]
     if steps:
         # READY env steps a generation for the lineage, not for each run: a run that overshot
-        # (an iteration starts while below the budget) leaves the next one less, so a member
-        # whose iterations are large for READY keeps pace instead of training two every time
-        behind = opts.ready * (g + 1) - int(m.get("lineage_steps", 0))
-        budget = min(opts.ready, max(1, behind))
-        flags["budget-steps"] = budget if left is None else min(budget, left)
+        # leaves the next one less, so a member whose iterations are large for READY keeps pace
+        # instead of training two every time
+        caps.append(min(opts.ready, max(1, opts.ready * (g + 1) - int(m.get("lineage_steps", 0)))))
     else:
         flags["iters"] = opts.ready
-        if left is not None:
-            # recarena-meta stops at whichever comes first; it may overshoot by part of one
-            # iteration, as a search trial's --budget-steps does
-            flags["budget-steps"] = left
-    if share is not None:
-        # recarena-meta stops at whichever comes first, --iters or --budget-steps
+    if caps:
+        flags["budget-steps"] = min(caps)
+    if share is not None:  # below the space's budget-steps too
         flags["budget-steps"] = min(int(flags.get("budget-steps", share)), share)
     lineage_horizon = left is not None and flags.get("budget-steps") == left
     if str(flags.get("algo", "reptile")) == "reptile" and not lineage_horizon:
