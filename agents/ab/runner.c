@@ -35,6 +35,38 @@ static uint64_t s_hash_str (const char *s)
   return h;
 }
 
+/* Settings whose value names a file the arm reads (a target checkpoint, a meta-TS prior). The
+   arm's key holds the file's bytes as a hash instead of its path, so the same checkpoint plays
+   the same wherever it is copied (a path in a temporary or output directory used to change the
+   arm's streams). A file that cannot be read keeps its path: creating the arm reports it. */
+static const char *const s_file_settings[] = { "checkpoint", "prior", NULL };
+
+static bool s_is_file_setting (const char *key)
+{
+  for (const char *const *k = s_file_settings; *k; k++)
+    if (!strcmp (key, *k))
+      return true;
+  return false;
+}
+
+/* FNV-1a 64 of the file's bytes into *h; false when it cannot be read. */
+static bool s_hash_file (const char *path, uint64_t *h)
+{
+  FILE *f = fopen (path, "rb");
+  if (!f)
+    return false;
+  uint64_t x = 0xCBF29CE484222325ull;
+  unsigned char buf[65536];
+  size_t n;
+  while ((n = fread (buf, 1, sizeof buf, f)) > 0)
+    for (size_t i = 0; i < n; i++)
+      x = (x ^ buf[i]) * 0x100000001B3ull;
+  bool ok = !ferror (f);
+  fclose (f);
+  *h = x;
+  return ok;
+}
+
 ra_err_t ra_ab_arm_parse (const char *spec, ra_ab_arm_t *out, ra_error_t *err)
 {
   memset (out, 0, sizeof *out);
@@ -68,8 +100,12 @@ ra_err_t ra_ab_arm_parse (const char *spec, ra_ab_arm_t *out, ra_error_t *err)
     if (out->n_config == RA_AB_MAX_ARM_SETTINGS)
       return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "arm '%s': more than %d settings", spec,
                            RA_AB_MAX_ARM_SETTINGS);
-    size_t used = strlen (out->key);      /* fits: key is a subsequence of spec */
-    snprintf (out->key + used, sizeof out->key - used, ":%s=%s", key, value);
+    size_t used = strlen (out->key);      /* fits: the spec's length plus a hash per setting */
+    uint64_t bytes;
+    if (s_is_file_setting (key) && s_hash_file (value, &bytes))
+      snprintf (out->key + used, sizeof out->key - used, ":%s=#%016llx", key, (unsigned long long) bytes);
+    else
+      snprintf (out->key + used, sizeof out->key - used, ":%s=%s", key, value);
     ra_kv_t *kv = &out->config[out->n_config++];
     kv->key = key;
     ra_kv_parse_value (value, kv);

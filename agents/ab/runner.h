@@ -26,8 +26,10 @@ typedef enum { RA_AB_CREDIT_CLICKED, RA_AB_CREDIT_METRIC } ra_ab_credit_t;
    will stay (do not copy the struct). */
 typedef struct {
   char spec[RA_AB_ARM_SPEC_MAX];        /* the display name: as given, or its name= setting */
-  char key[RA_AB_ARM_SPEC_MAX];         /* class and policy settings only: seeds the arm's RNG,
-                                           so arms that differ only in name play identically */
+  /* class and policy settings only: seeds the arm's RNG, so arms that differ only in name play
+     identically; a file setting (checkpoint, prior) as a hash of the file's bytes (room for one
+     per setting), so a copied file plays as the original */
+  char key[RA_AB_ARM_SPEC_MAX + 20 * RA_AB_MAX_ARM_SETTINGS];
   const ra_policy_class_t *cls;
   ra_kv_t config[RA_AB_MAX_ARM_SETTINGS];
   int n_config;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agents/ab/report.h"
 #include "agents/ab/runner.h"
@@ -97,6 +98,50 @@ Test (ab, arm_spec_name_setting_is_the_display_name_and_not_a_policy_setting)
   cr_assert_eq (ra_ab_arm_parse ("linucb:alpha=0.5", &arm, &err), RA_OK, "%s", err.message);
   cr_assert_str_eq (arm.spec, "linucb:alpha=0.5");
   cr_assert_eq (ra_ab_arm_parse ("nope:name=x", &arm, &err), RA_ERR_BAD_CONFIG);
+}
+
+static void s_write (const char *path, const char *text)
+{
+  FILE *f = fopen (path, "wb");
+  cr_assert_not_null (f, "%s", path);
+  fputs (text, f);
+  fclose (f);
+}
+
+/* An arm's streams are keyed by what its files hold, not where they are: a copy of a checkpoint
+   in another directory keys the same, other bytes key differently, and a file that cannot be
+   read keeps its path (creating the arm reports it). */
+Test (ab, arm_key_holds_a_file_settings_bytes_not_its_path)
+{
+  char dir[] = "/tmp/ra_arm_keyXXXXXX";
+  cr_assert_not_null (mkdtemp (dir));
+  char a[64], b[64], c[64], spec[256];
+  snprintf (a, sizeof a, "%s/a.safetensors", dir);
+  snprintf (b, sizeof b, "%s/copy-elsewhere.safetensors", dir);
+  snprintf (c, sizeof c, "%s/c.safetensors", dir);
+  s_write (a, "the same bytes");
+  s_write (b, "the same bytes");
+  s_write (c, "other bytes");
+  static ra_ab_arm_t arm_a, arm_b, arm_c, arm_p, arm_q;
+  ra_error_t err;
+  snprintf (spec, sizeof spec, "target:checkpoint=%s:lr=0", a);
+  cr_assert_eq (ra_ab_arm_parse (spec, &arm_a, &err), RA_OK, "%s", err.message);
+  snprintf (spec, sizeof spec, "target:checkpoint=%s:lr=0:name=copy", b);
+  cr_assert_eq (ra_ab_arm_parse (spec, &arm_b, &err), RA_OK, "%s", err.message);
+  snprintf (spec, sizeof spec, "target:checkpoint=%s:lr=0", c);
+  cr_assert_eq (ra_ab_arm_parse (spec, &arm_c, &err), RA_OK, "%s", err.message);
+  cr_expect_str_eq (arm_a.key, arm_b.key);
+  cr_expect_str_neq (arm_a.key, arm_c.key);
+  cr_expect_null (strstr (arm_a.key, dir), "%s", arm_a.key);
+  cr_expect_str_eq (arm_a.config[0].str, a, "the arm still reads the file at its path");
+  snprintf (spec, sizeof spec, "metats:prior=%s", a);     /* the meta-TS prior likewise */
+  cr_assert_eq (ra_ab_arm_parse (spec, &arm_p, &err), RA_OK, "%s", err.message);
+  snprintf (spec, sizeof spec, "metats:prior=%s", b);
+  cr_assert_eq (ra_ab_arm_parse (spec, &arm_q, &err), RA_OK, "%s", err.message);
+  cr_expect_str_eq (arm_p.key, arm_q.key);
+  cr_assert_eq (ra_ab_arm_parse ("target:checkpoint=/nonexistent/x.safetensors", &arm_p, &err), RA_OK);
+  cr_expect_str_eq (arm_p.key, "target:checkpoint=/nonexistent/x.safetensors");
+  unlink (a), unlink (b), unlink (c), rmdir (dir);
 }
 
 /* A target arm with a long checkpoint path and the bench's keys fits (the first limit, 128
