@@ -2,8 +2,10 @@
 # The demo: sets up and builds recarena, starts recarena-server on a free loopback port, waits for
 # it to answer a ping, runs examples/ecommerce_demo against it (random vs greedy), trains the
 # target policy briefly and runs a short A/B test of it against the classic baselines, meta-trains
-# the target across tasks (Reptile with the task context) and A/B tests it against a fresh network
-# that adapts the same way, then stops the server on exit. Takes about a minute on 2 cores.
+# the target across tasks (Reptile with the task context) and A/B tests it against fresh networks
+# that adapt the same way, without and with the context (the second is the fair baseline: the
+# context alone carries most of the adaptation on this sim, docs/meta.md 6.21), then stops the
+# server on exit. Takes about a minute on 2 cores.
 # Usage: scripts/demo.sh [extra ecommerce_demo args, e.g. --episodes 5]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -63,14 +65,16 @@ echo "      users have hidden tastes (docs/sims/shared.md 4), 100,000 env steps"
   --sim-config hidden_tastes=1 --train-tasks train:0-63 --val-tasks val:0-7 --val-every 5 \
   --budget-steps 100000 --val-act sample --slot-credit 3 --inner-lr 1e-2 --affinity true --temp 0.05 \
   --adapt-params head --outer-lr 0.1 --context 16 --checkpoint-out "$meta_ckpt"
+fresh="target:slot_credit=3:lr=1e-2:affinity=true:temp=0.05"   # the meta-init's adaptation settings
 echo
-echo "demo: A/B test on 8 held-out test tasks: the meta-init and a fresh network both keep adapting"
-echo "      online on each task; R@K is the mean return after K episodes of learning on a task"
+echo "demo: A/B test on 8 held-out test tasks: the meta-init and two fresh networks, one without the"
+echo "      task context (scratch) and one with it (scratch_ctx), all keep adapting online on each"
+echo "      task; R@K is the mean return after K episodes of learning on a task"
 "$build/agents/recarena-ab" --address "$endpoint" --env ECommerce-v1 --config hidden_tastes=1 \
   --task-ids test:0-7 --num-envs 16 --episodes 6 --unit task --curve-episodes 0,1,5 --quiet \
-  --arms "target:checkpoint=$meta_ckpt:name=meta,target:slot_credit=3:lr=1e-2:affinity=true:temp=0.05:name=scratch,linucb" \
+  --arms "target:checkpoint=$meta_ckpt:name=meta,$fresh:name=scratch,$fresh:context=16:name=scratch_ctx,linucb" \
   --json "$report" | sed -n '/^learning curve R@K/,/^$/p'
 echo "demo: paired differences over the 8 tasks (python -m recarena.compare)"
-for other in scratch linucb; do
+for other in scratch scratch_ctx linucb; do
   "$root/.venv/bin/python" -m recarena.compare "$report" meta --against "$other" --at R@0,R@1,R@5
 done
