@@ -3,8 +3,8 @@
     plays: while it learns it samples its slates from the policy it updates, so the
     actor-critic gradient is on-policy; once frozen (lr = 0, after adapt_updates updates, or
     when the harness freezes it for its evaluation episodes) it acts greedily. "expert": the
-    same arm on the task's own expert, <dir>/<split>-<id>.safetensors (recarena-target
-    --expert-dir), frozen unless lr is given. adapt_params=head: only the head adapts (the rest
+    same arm on the task's own expert, <dir>/<split>-<id>.safetensors (scripts/train_experts.sh
+    --dir), frozen unless lr is given. adapt_params=head: only the head adapts (the rest
     is put back after each update). forget = back to the parameters, optimizer state reward
     scale and sampling stream it was created with (it then plays as a fresh arm).
 
@@ -81,7 +81,7 @@ static ra_err_t s_create_as (const ra_policy_args_t *args, bool expert, ra_polic
     const char *dir = s_str (args, "dir");
     if (!dir || !*dir)
       return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "expert: needs dir=DIR, the directory "
-                           "recarena-target --expert-dir wrote the experts to");
+                           "scripts/train_experts.sh --dir wrote the experts to");
     if (!args->task_split)
       return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "expert: the harness did not say which task "
                            "the arm plays, so it cannot pick the task's expert");
@@ -91,7 +91,7 @@ static ra_err_t s_create_as (const ra_policy_args_t *args, bool expert, ra_polic
     FILE *f = fopen (path, "rb");
     if (!f)
       return ra_error_set (err, RA_ERR_IO, -1, "expert: no expert for task %s:%lld: cannot open '%s' "
-                           "(train it with recarena-target --expert-dir %s --expert-tasks %s:%lld)",
+                           "(train it with scripts/train_experts.sh --dir %s --env SIM --split %s --ids %lld)",
                            args->task_split, (long long) args->task_id, path, dir, args->task_split,
                            (long long) args->task_id);
     fclose (f);
@@ -263,8 +263,8 @@ const ra_policy_class_t ra_target_policy_class = {
 
 const ra_policy_class_t ra_expert_policy_class = {
   .name = "expert",
-  .description = "the task's own expert (a target policy trained on that task by recarena-target "
-                 "--expert-dir), frozen and greedy; dir=DIR",
+  .description = "the task's own expert (a target policy trained on that task by "
+                 "scripts/train_experts.sh --dir DIR), frozen and greedy; dir=DIR",
   .create = s_create_expert,
   .destroy = s_destroy,
   .act = s_act,
