@@ -10,7 +10,8 @@ resamples of the tasks, quantiles by linear interpolation) and the two-sided
 the report's curve), a window (``R@5w``, ``auc``, ...) or a metric (``return``, ``ctr``, ...).
 The resamples come from ``--seed``, not from recarena-ab's generator, so against the report's own
 control the mean difference is the report's and the interval agrees within the bootstrap's noise.
-Needs the report's ``per_task`` rows, which recarena-ab writes with ``--unit task``.
+Needs the report's ``per_task`` rows (each task's users pooled), which recarena-ab writes
+whatever its ``--unit`` (schema recarena-ab/2).
 
 ``--pool R2.json --pool R3.json``: reports of the same arms on the same tasks from other runs (e.g.
 other training seeds of the meta-inits); per task d is then the mean over all the reports of the
@@ -36,7 +37,8 @@ def _per_task(report: Dict[str, Any], arm: str, measure: str) -> Dict[int, float
         raise ValueError(f"no arm '{arm}' in the report (arms: {', '.join(arms)})")
     rows = arms[arm].get("per_task")
     if not rows:
-        raise ValueError(f"arm '{arm}' has no per_task rows (run recarena-ab with --unit task)")
+        raise ValueError(f"arm '{arm}' has no per_task rows (a report older than "
+                         "schema recarena-ab/2: run recarena-ab again)")
     windows = [w["name"] for w in report.get("windows", [])]
     if measure.startswith("R@") and measure[2:].isdigit():
         k = int(measure[2:])
@@ -102,10 +104,10 @@ def compare(report: Dict[str, Any], arms: List[str], against: str, measures: Lis
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m recarena.compare",
                                  description="Paired differences between arms of a recarena-ab report.")
-    ap.add_argument("report", help="recarena-ab --json output (with per_task rows: --unit task)")
+    ap.add_argument("report", help="recarena-ab --json output (its per_task rows)")
     ap.add_argument("arms", nargs="+", help="arms to compare with --against")
     ap.add_argument("--against", required=True, help="the arm every difference is taken from")
-    ap.add_argument("--at", default="R@5", help="comma-separated measures: R@K, windows, metrics (R@5)")
+    ap.add_argument("--at", default="R@5", help="comma-separated measures: R@K, windows, metrics (default R@5)")
     ap.add_argument("--bootstrap", type=int, default=2000, help="resamples (2000)")
     ap.add_argument("--seed", type=int, default=1, help="seed of the resamples (1)")
     ap.add_argument("--pool", action="append", default=[], metavar="REPORT",
