@@ -29,15 +29,17 @@ def _log(msg: str) -> None:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--space", required=True, help="search space file (.toml or .json)")
-    p.add_argument("--out", default="tune-out", help="directory for trials, plots, JSON, best.cfg")
+    p.add_argument("--out", default="tune-out", help="directory for trials, plots, JSON, best.cfg "
+                   "(default tune-out)")
     p.add_argument("--meta-bin", help="recarena-meta binary (else $RECARENA_META, else "
                    "build/agents/recarena-meta)")
     p.add_argument("--metric", default="score", help="val-line key to optimise (default score)")
     p.add_argument("--minimize", action="store_true", help="minimise the metric instead")
     p.add_argument("--seed", type=int, default=0, help="sampler seed; also every trial's --seed "
                    "unless the space fixes seed (default 0)")
-    p.add_argument("--parallel", type=int, default=1, help="trial processes at a time")
-    p.add_argument("--budget", help="total env steps (2e6, 2e6steps) or trial time (90s, 30m, 2h)")
+    p.add_argument("--parallel", type=int, default=1, help="trial processes at a time (default 1)")
+    p.add_argument("--budget", help="total env steps (2e6, 2e6steps) or trial time (90s, 30m, 2h); "
+                   "default: none")
     p.add_argument("--address", help="a running recarena-server shared by all trials (default: "
                    "each trial its own in-process server)")
 
@@ -65,10 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--storage", help="Optuna storage URL (default sqlite:///OUT/study.db; "
                    "memory: keep nothing)")
     s.add_argument("--trials", type=int, default=20, help="finished trials to reach (default 20)")
-    s.add_argument("--sampler", choices=("tpe", "random"), default="tpe")
+    s.add_argument("--sampler", choices=("tpe", "random"), default="tpe",
+                   help="Optuna sampler (default tpe)")
     s.add_argument("--startup-trials", type=int, default=10,
                    help="random trials before TPE models (default 10)")
-    s.add_argument("--pruner", choices=("asha", "hyperband", "median", "none"), default="asha")
+    s.add_argument("--pruner", choices=("asha", "hyperband", "median", "none"), default="asha",
+                   help="early stopping of trials (default asha)")
     s.add_argument("--eta", type=int, default=3, help="reduction factor (default 3)")
     s.add_argument("--min-resource", type=int,
                    help="first rung (default: val-every for --resource iters, else Optuna's auto)")
@@ -76,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what a rung counts: meta-iterations or env steps (default iters)")
     p = sub.add_parser("pbt", help="population-based training (resumable from OUT/pbt_state.json)")
     _common(p)
-    p.add_argument("--population", type=int, default=8)
+    p.add_argument("--population", type=int, default=8, help="members (default 8)")
     p.add_argument("--ready", type=int, default=10,
                    help="meta-iterations (or env steps, --ready-unit steps) between exploits (default 10)")
     p.add_argument("--ready-unit", choices=("iters", "steps"), default="iters",
@@ -85,18 +89,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--continue-from", choices=("last", "best"), default="last",
                    help="a member's score and next start: its run's last val point (default) or "
                         "its best one")
-    p.add_argument("--generations", type=int, default=10)
+    p.add_argument("--generations", type=int, default=10,
+                   help="generations to reach (default 10)")
     p.add_argument("--quantile", type=float, default=0.25,
                    help="fraction replaced each generation (default 0.25)")
-    p.add_argument("--resample-p", type=float, default=0.25)
+    p.add_argument("--resample-p", type=float, default=0.25,
+                   help="probability that explore redraws a key from the space (default 0.25)")
     p.add_argument("--lineage-steps", type=_env_steps, help="stop every member's lineage at this "
                    "many env steps (as one search trial's budget-steps); default: no cap")
     r = sub.add_parser("report", help="rewrite the table, JSON, plots and best.cfg of a study")
-    r.add_argument("--space", required=True)
-    r.add_argument("--out", default="tune-out")
-    r.add_argument("--study", default="recarena-tune")
-    r.add_argument("--storage")
-    r.add_argument("--metric", default="score")
+    r.add_argument("--space", required=True, help="the study's search space file")
+    r.add_argument("--out", default="tune-out", help="the study's --out (default tune-out)")
+    r.add_argument("--study", default="recarena-tune", help="study name (default recarena-tune)")
+    r.add_argument("--storage", help="Optuna storage URL (default sqlite:///OUT/study.db)")
+    r.add_argument("--metric", default="score", help="val-line key (default score)")
     c = sub.add_parser("compare", help="studies run under one budget: best val and the env "
                        "steps each needed to reach the first one's best")
     c.add_argument("outs", nargs="+", metavar="NAME=DIR",
@@ -108,11 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="train the best config once and evaluate it on test tasks")
     e.add_argument("--config", required=True, help="a best.cfg written by search or pbt")
     e.add_argument("--test-tasks", default="test:0-31", help="test task set (default test:0-31)")
-    e.add_argument("--out", default="tune-eval")
-    e.add_argument("--meta-bin")
-    e.add_argument("--metric", default="score")
-    e.add_argument("--address")
-    e.add_argument("--ab-bin", help="recarena-ab binary (default build/agents/recarena-ab)")
+    e.add_argument("--out", default="tune-eval", help="directory for the checkpoint, eval.json and "
+                   "the report (default tune-eval)")
+    e.add_argument("--meta-bin", help="recarena-meta binary (else $RECARENA_META, else "
+                   "build/agents/recarena-meta)")
+    e.add_argument("--metric", default="score", help="val-line key (default score)")
+    e.add_argument("--address", help="a running recarena-server for the run (and recarena-ab)")
+    e.add_argument("--ab-bin", help="recarena-ab binary (default: the recarena-ab beside the "
+                   "recarena-meta binary)")
     e.add_argument("--arms", help="with this, the checkpoint trained with val-split selection is "
                    "compared on the test tasks by recarena-ab --arms ARMS, where {checkpoint} in "
                    "ARMS is replaced by its path (e.g. random,target:checkpoint={checkpoint}:"
