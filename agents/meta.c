@@ -141,7 +141,7 @@ static void s_usage (FILE *f)
     "  --iters N               stop after N iterations too (default: budget only)\n"
     "  --val-every N           meta-validate every N iterations (default 10)\n"
     "  --seed S (1)  --device cpu|cuda|auto (cpu)  --workers N threads stepping the sims (1)\n"
-    "  --inner-lr X (3e-3)  --inner-steps K (5)  --rollout-len T (16)  --adapt-params all|head\n"
+    "  --inner-lr X (3e-3)  --inner-steps K (5)  --rollout-len T (16)  --adapt-params all|head (all)\n"
     "  --inner-opt adam|sgd  optimizer of every adaptation (adam; stored in the checkpoint)\n"
     "  --outer-lr X          reptile epsilon (1.0), Adam lr of fomaml (1e-3), es/es-maml (1e-2),\n"
     "                        and multitask (3e-3)\n"
