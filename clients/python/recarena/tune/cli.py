@@ -75,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="early stopping of trials (default asha)")
     s.add_argument("--eta", type=int, default=3, help="reduction factor (default 3)")
     s.add_argument("--min-resource", type=int,
-                   help="first rung (default: val-every for --resource iters, else Optuna's auto)")
+                   help="first rung (default: val-every for --resource iters, else Optuna's auto; "
+                   "hyperband: 1)")
     s.add_argument("--resource", choices=("iters", "steps"), default="iters",
                    help="what a rung counts: meta-iterations or env steps (default iters)")
     p = sub.add_parser("pbt", help="population-based training (resumable from OUT/pbt_state.json)")
