@@ -38,7 +38,7 @@ FLAGS = {"env", "algo", "train-tasks", "val-tasks", "budget-steps", "iters", "va
          "device", "workers", "inner-lr", "inner-steps", "outer-lr", "meta-batch", "population",
          "sigma", "entropy", "envs-per-task", "rollout-len", "adapt-params", "checkpoint-out",
          "checkpoint-last", "checkpoint-in", "val-at-start", "anneal-over", "metrics", "config",
-         "address", "val-act"}
+         "address", "val-act", "sim-config"}
 
 
 def die(msg, code):

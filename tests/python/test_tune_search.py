@@ -222,6 +222,27 @@ def test_cli_outputs_and_eval(tmp_path, capsys):
     assert "inner-lr" in capsys.readouterr().err
 
 
+def test_eval_gives_recarena_ab_the_configs_sim_config(tmp_path):
+    # a study on hidden tastes is tested on hidden tastes: every sim-config line of the config
+    # reaches recarena-ab as --config, before --ab-args
+    cfg = tmp_path / "best.cfg"
+    cfg.write_text("env = News-v1\nsim-config = hidden_tastes=1\niters = 4\nval-every = 2\n"
+                   "sim-config = num_items=500\n")
+    argv_log = tmp_path / "ab_argv.json"
+    fake_ab = tmp_path / "fake_ab.py"
+    fake_ab.write_text(f"#!{sys.executable}\nimport json, sys\n"
+                       f"json.dump(sys.argv[1:], open({str(argv_log)!r}, 'w'))\n")
+    fake_ab.chmod(0o755)
+    rc = cli.main(["eval", "--config", str(cfg), "--meta-bin", FAKE, "--ab-bin", str(fake_ab),
+                   "--arms", "random,target:checkpoint={checkpoint}", "--test-tasks", "test:0-3",
+                   "--ab-args", "--episodes 3", "--out", str(tmp_path / "ev")])
+    assert rc == 0
+    argv = json.loads(argv_log.read_text())
+    assert argv[:2] == ["--env", "News-v1"]
+    assert argv[2:6] == ["--config", "hidden_tastes=1", "--config", "num_items=500"]
+    assert argv[-2:] == ["--episodes", "3"]
+
+
 def test_sigterm_stops_trials_and_requeues_them(tmp_path):
     space = tmp_path / "space.json"
     space.write_text(json.dumps(dict(SPACE, iters=40)))

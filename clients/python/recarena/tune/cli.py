@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from .runner import MetaNotFoundError, find_meta_binary, run_meta
 from .search import Budget, SearchOptions, TuneError, run_search, storage_url
@@ -132,13 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _read_cfg(path: str) -> dict:
-    out = {}
+def _read_cfg(path: str) -> List[Tuple[str, str]]:
+    """The `key = value` lines of a recarena-meta --config file, in order (sim-config repeats)."""
+    out = []
     with open(path, "r", encoding="utf-8") as f:
         for line in f:
             if "=" in line:
                 k, _, v = line.partition("=")
-                out[k.strip()] = v.strip()
+                out.append((k.strip(), v.strip()))
     return out
 
 
@@ -146,6 +147,9 @@ def _eval(a: argparse.Namespace) -> int:
     meta = find_meta_binary(a.meta_bin)
     os.makedirs(a.out, exist_ok=True)
     cfg = _read_cfg(a.config)
+    env = next((v for k, v in reversed(cfg) if k == "env"), "ECommerce-v1")
+    # the sims the checkpoint trained on are the ones it is tested on (e.g. hidden_tastes=1)
+    sim_config = [arg for k, v in cfg if k == "sim-config" for arg in ("--config", v)]
     flags = {"config": os.path.abspath(a.config),
              "checkpoint-out": os.path.abspath(os.path.join(a.out, "checkpoint.safetensors"))}
     if a.address:
@@ -168,7 +172,7 @@ def _eval(a: argparse.Namespace) -> int:
     else:
         ab = a.ab_bin or os.path.join(os.path.dirname(meta), "recarena-ab")
         ck = flags["checkpoint-out"]
-        argv = [ab, "--env", cfg.get("env", "ECommerce-v1"), "--task-ids", a.test_tasks,
+        argv = [ab, "--env", env, *sim_config, "--task-ids", a.test_tasks,
                 "--arms", a.arms.replace("{checkpoint}", ck),
                 "--json", os.path.abspath(os.path.join(a.out, "test_report.json"))]
         if a.address:
