@@ -22,6 +22,8 @@
 # start-up trials).
 # VAL_TASKS is the val task set of both studies' trials (the objective): val:0-3 in 8.2/8.3,
 # val:0-15 in 8.4, where val_noise.py found 4 tasks' scores mostly evaluation noise.
+# PRUNER=hyperband (environment) runs TPE + Hyperband in ASHA's place, with the same rungs' first
+# resource, eta and sampler seeds (study directory OUT/seedS/hyperband; docs/tune.md 8.11).
 # ALGO=es (environment) runs the same comparison for ES (docs/tune.md 8.7): tune_compare.sh's ES
 # space (population, sigma, Adam lr; tune_lib.sh) with sampled validation, ASHA's rungs in env
 # steps from an eighth of a trial; compare's --rungs then name env steps.
@@ -36,6 +38,8 @@ budget="${4:-1230000}"     # 16 trials of 76,800 env steps, and a little slack
 trial_steps="${5:-76800}"  # 30 meta-iterations; Reptile's epsilon anneals to 0 over them
 val_tasks="${6:-val:0-3}"  # validation env steps are not counted in BUDGET (docs/meta.md 4)
 case "${ALGO:-reptile}" in reptile | es) ;; *) echo "asha_vs_random.sh: ALGO must be reptile or es, not '$ALGO'" >&2; exit 2 ;; esac
+pruner="${PRUNER:-asha}"
+case "$pruner" in asha | hyperband) ;; *) echo "asha_vs_random.sh: PRUNER must be asha or hyperband, not '$pruner'" >&2; exit 2 ;; esac
 mkdir -p "$out"
 randoms=() ashas=() asha=() random=() rungs=3,9,27
 for s in $seeds; do
@@ -76,11 +80,11 @@ EOS
   fi
   tune_step "$sim seed $s: random search"
   tune_search "$d/space.toml" "$d/random" "$s" "$budget" random none "${random[@]}"
-  tune_step "$sim seed $s: TPE + ASHA"
-  tune_search "$d/space.toml" "$d/asha" "$((s + 1000))" "$budget" tpe asha "${asha[@]}"
-  randoms+=("$d/random") ashas+=("$d/asha")
+  tune_step "$sim seed $s: TPE + $pruner"
+  tune_search "$d/space.toml" "$d/$pruner" "$((s + 1000))" "$budget" tpe "$pruner" "${asha[@]}"
+  randoms+=("$d/random") ashas+=("$d/$pruner")
 done
 join () { local IFS=,; echo "$*"; }
-"${tune[@]}" compare random="$(join "${randoms[@]}")" asha="$(join "${ashas[@]}")" \
+"${tune[@]}" compare random="$(join "${randoms[@]}")" "$pruner=$(join "${ashas[@]}")" \
   --labels "$(join $seeds)" --rungs "$rungs" > "$out/compare.txt"
 cat "$out/compare.txt"
