@@ -27,12 +27,17 @@ static uint64_t s_mix (uint64_t a, uint64_t b)
   return ra_rng_splitmix64 (&x);
 }
 
+/* FNV-1a 64 over n more bytes, from h (the offset basis 0xCBF29CE484222325 to start). */
+static uint64_t s_fnv1a (uint64_t h, const unsigned char *p, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ p[i]) * 0x100000001B3ull;
+  return h;
+}
+
 static uint64_t s_hash_str (const char *s)
 {
-  uint64_t h = 0xCBF29CE484222325ull;
-  for (; *s; s++)
-    h = (h ^ (uint8_t) *s) * 0x100000001B3ull;
-  return h;
+  return s_fnv1a (0xCBF29CE484222325ull, (const unsigned char *) s, strlen (s));
 }
 
 /* Settings whose value names a file the arm reads (a target checkpoint, a meta-TS prior). The
@@ -59,8 +64,7 @@ static bool s_hash_file (const char *path, uint64_t *h)
   unsigned char buf[65536];
   size_t n;
   while ((n = fread (buf, 1, sizeof buf, f)) > 0)
-    for (size_t i = 0; i < n; i++)
-      x = (x ^ buf[i]) * 0x100000001B3ull;
+    x = s_fnv1a (x, buf, n);
   bool ok = !ferror (f);
   fclose (f);
   *h = x;
