@@ -6,6 +6,7 @@
     padded with spaces to a multiple of 8, then the raw little-endian float32 data.
     Reading needs cJSON (RA_HAVE_CJSON); writing does not. Not thread-safe.                      */
 #include <assert.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,17 +154,87 @@ done:
 }
 
 #ifdef RA_HAVE_CJSON
+/* A metadata string of decimal digits alone (strtoull alone takes "-1", " 7" and "7x"). */
 static bool s_meta_u64 (const cJSON *meta, const char *key, uint64_t *out)
 {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive (meta, key);
-  if (!cJSON_IsString (v))
+  if (!cJSON_IsString (v) || v->valuestring[0] < '0' || v->valuestring[0] > '9')
     return false;
   char *end;
+  errno = 0;
   *out = strtoull (v->valuestring, &end, 10);
-  return end != v->valuestring && *end == 0;
+  return *end == 0 && errno == 0;
+}
+
+static int s_cmp_str (const void *a, const void *b)
+{
+  return strcmp (*(const char *const *) a, *(const char *const *) b);
+}
+
+/* A key that obj holds twice (cJSON keeps both and finds the first: a file that two writers
+   disagree on), or NULL; "" when out of memory. Sorted, so a huge header stays fast. */
+static const char *s_duplicate_key (const cJSON *obj)
+{
+  int n = cJSON_GetArraySize (obj);
+  const char **keys = malloc (sizeof *keys * (size_t) (n + 1));
+  if (!keys)
+    return "";
+  int k = 0;
+  for (const cJSON *c = obj->child; c; c = c->next)
+    keys[k++] = c->string;
+  qsort (keys, (size_t) k, sizeof *keys, s_cmp_str);
+  const char *dup = NULL;
+  for (int i = 1; i < k && !dup; i++)
+    if (!strcmp (keys[i - 1], keys[i]))
+      dup = keys[i];
+  free (keys);
+  return dup;
+}
+
+typedef struct {
+  size_t a, b; /* byte range in the data section */
+} s_span_t;
+
+static int s_cmp_span (const void *x, const void *y)
+{
+  const s_span_t *a = x, *b = y;
+  return a->a < b->a ? -1 : a->a > b->a;
+}
+
+/* Why tensor entry e cannot be t (kind k) of P replicas in a data section of dlen bytes, or
+   NULL with its byte range in *s. */
+static const char *s_check_tensor (const cJSON *e, const ra_nn_tensor_t *t, int P, size_t dlen, s_span_t *s)
+{
+  const cJSON *dt = cJSON_GetObjectItemCaseSensitive (e, "dtype");
+  const cJSON *sh = cJSON_GetObjectItemCaseSensitive (e, "shape");
+  const cJSON *of = cJSON_GetObjectItemCaseSensitive (e, "data_offsets");
+  int lead = P > 1 ? 1 : 0;
+  if (!cJSON_IsObject (e))
+    return "is missing";
+  if (!cJSON_IsString (dt) || strcmp (dt->valuestring, "F32") != 0)
+    return "dtype is not F32";
+  bool ok = cJSON_IsArray (sh) && cJSON_GetArraySize (sh) == t->ndim + lead;
+  for (int d = 0; ok && d < t->ndim + lead; d++) {
+    const cJSON *v = cJSON_GetArrayItem (sh, d);
+    ok = cJSON_IsNumber (v) && v->valuedouble == (d < lead ? P : t->shape[d - lead]);
+  }
+  if (!ok)
+    return "shape is not the expected one";
+  const cJSON *va = cJSON_GetArrayItem (of, 0), *vb = cJSON_GetArrayItem (of, 1);
+  if (!cJSON_IsArray (of) || cJSON_GetArraySize (of) != 2 || !cJSON_IsNumber (va) || !cJSON_IsNumber (vb))
+    return "data_offsets is not two numbers";
+  double a = va->valuedouble, b = vb->valuedouble, bytes = (double) (t->numel * (size_t) P * sizeof (float));
+  /* in range first: only then is the cast defined, and a fraction is refused, not truncated */
+  if (!(a >= 0 && b <= (double) dlen && b - a == bytes) || (double) (size_t) a != a)
+    return "data_offsets is not a whole range of the expected size inside the data";
+  s->a = (size_t) a;
+  s->b = (size_t) b;
+  return NULL;
 }
 #endif
 
+/* Checks the whole file before writing anything into p: a refused file leaves p as it was
+   (data, moments, step, rng), so a caller can report the error and go on with what it had. */
 ra_err_t ra_nn_checkpoint_load (ra_nn_params_t *p, const char *path, ra_error_t *err)
 {
   assert (p && p->data && p->ntensors > 0 && path);
@@ -173,7 +244,8 @@ ra_err_t ra_nn_checkpoint_load (ra_nn_params_t *p, const char *path, ra_error_t 
   ra_err_t rc = RA_OK;
   char *file = NULL, *hjson = NULL;
   cJSON *root = NULL;
-  float *host = NULL;
+  float *host = NULL, *adam_m = NULL, *adam_v = NULL;
+  s_span_t *spans = NULL;
   int P = p->replicas;
   FILE *f = fopen (path, "rb");
   if (!f)
@@ -193,26 +265,42 @@ ra_err_t ra_nn_checkpoint_load (ra_nn_params_t *p, const char *path, ra_error_t 
   uint64_t hlen;
   memcpy (&hlen, file, 8);
   if (hlen > (uint64_t) size - 8) {
-    rc = ra__nn_error (err, RA_ERR_IO, "nn checkpoint: header length %" PRIu64 " exceeds file size %ld", hlen,
-                       size);
+    rc = ra__nn_error (err, RA_ERR_IO, "nn checkpoint: '%s' header length %" PRIu64 " exceeds file size %ld",
+                       path, hlen, size);
     goto done;
   }
   hjson = malloc (hlen + 1);
   host = malloc (sizeof (float) * (p->n * (size_t) P + 1));
-  if (!hjson || !host) {
+  int nmax = 3 * p->ntensors; /* spans: every kind of every tensor */
+  spans = malloc (sizeof *spans * (size_t) nmax);
+  if (!hjson || !host || !spans) {
     rc = ra__nn_error (err, RA_ERR_NOMEM, "nn checkpoint: out of memory");
     goto done;
   }
   memcpy (hjson, file + 8, hlen);
   hjson[hlen] = 0;
-  root = cJSON_Parse (hjson);
+  /* the whole header is the JSON and its padding: a NUL or trailing bytes are damage */
+  root = strlen (hjson) == hlen ? cJSON_ParseWithOpts (hjson, NULL, true) : NULL;
   const cJSON *meta = cJSON_GetObjectItemCaseSensitive (root, "__metadata__");
   uint64_t step = 0, seed = 0, stream = 0, counter = 0, reps = 0;
   if (!cJSON_IsObject (root) || !cJSON_IsObject (meta) || !s_meta_u64 (meta, "step", &step)
       || !s_meta_u64 (meta, "rng_seed", &seed) || !s_meta_u64 (meta, "rng_stream", &stream)
       || !s_meta_u64 (meta, "rng_counter", &counter) || !s_meta_u64 (meta, "replicas", &reps)) {
-    rc = ra__nn_error (err, RA_ERR_IO, "nn checkpoint: '%s' header is not JSON with __metadata__ step/rng_seed/rng_stream/rng_counter/replicas",
+    rc = ra__nn_error (err, RA_ERR_IO, "nn checkpoint: '%s' header is not JSON with __metadata__ step/rng_seed/rng_stream/rng_counter/replicas (decimal strings)",
                        path);
+    goto done;
+  }
+  const char *dup = s_duplicate_key (root);
+  if (!dup)
+    dup = s_duplicate_key (meta);
+  if (dup) {
+    rc = *dup ? ra__nn_error (err, RA_ERR_IO, "nn checkpoint: '%s' header has the key '%.64s' twice", path, dup)
+              : ra__nn_error (err, RA_ERR_NOMEM, "nn checkpoint: out of memory");
+    goto done;
+  }
+  if (step > INT32_MAX) { /* the device counts in int32 */
+    rc = ra__nn_error (err, RA_ERR_IO, "nn checkpoint: '%s' __metadata__ step %" PRIu64 " is out of range",
+                       path, step);
     goto done;
   }
   if (reps != (uint64_t) P) {
@@ -222,42 +310,72 @@ ra_err_t ra_nn_checkpoint_load (ra_nn_params_t *p, const char *path, ra_error_t 
   }
   const char *data = file + 8 + hlen;
   size_t dlen = (size_t) size - 8 - hlen;
-  bool has_adam = cJSON_GetObjectItemCaseSensitive (root, s_file_name (&p->tensors[0], 1).buf) != NULL;
+  /* any moment in the file means all of them: one damaged name must not drop the rest */
+  bool has_adam = false;
+  for (int k = 1; k < 3; k++)
+    for (int i = 0; i < p->ntensors; i++)
+      has_adam = has_adam || cJSON_GetObjectItemCaseSensitive (root, s_file_name (&p->tensors[i], k).buf);
+  int kinds = has_adam ? 3 : 1, nspans = kinds * p->ntensors;
+  for (int k = 0; k < kinds; k++)
+    for (int i = 0; i < p->ntensors; i++) {
+      s_name_t name = s_file_name (&p->tensors[i], k);
+      const char *why = s_check_tensor (cJSON_GetObjectItemCaseSensitive (root, name.buf), &p->tensors[i], P,
+                                        dlen, &spans[k * p->ntensors + i]);
+      if (why) {
+        rc = ra__nn_error (err, RA_ERR_BAD_CONFIG, "nn checkpoint: '%s' tensor '%s': %s", path, name.buf, why);
+        goto done;
+      }
+    }
+  /* the data ends where the file's last tensor ends (as safetensors requires; other writers'
+     tensors count too): a header length off by a few bytes of padding shifts every tensor onto
+     its neighbour's bytes, and only this sees it */
+  double end = 0;
+  for (const cJSON *c = root->child; c; c = c->next) {
+    const cJSON *b = cJSON_GetArrayItem (cJSON_GetObjectItemCaseSensitive (c, "data_offsets"), 1);
+    if (cJSON_IsNumber (b) && b->valuedouble > end)
+      end = b->valuedouble;
+  }
+  if (end != (double) dlen) {
+    rc = ra__nn_error (err, RA_ERR_IO, "nn checkpoint: '%s' has %zu bytes of data after the header, its tensors "
+                       "end at %.0f (a wrong header length?)", path, dlen, end);
+    goto done;
+  }
+  /* two tensors on the same bytes would load the same numbers twice */
+  s_span_t *sorted = malloc (sizeof *sorted * (size_t) nspans);
+  if (!sorted) {
+    rc = ra__nn_error (err, RA_ERR_NOMEM, "nn checkpoint: out of memory");
+    goto done;
+  }
+  memcpy (sorted, spans, sizeof *sorted * (size_t) nspans);
+  qsort (sorted, (size_t) nspans, sizeof *sorted, s_cmp_span);
+  bool overlap = false;
+  for (int j = 1; j < nspans; j++)
+    overlap = overlap || sorted[j].a < sorted[j - 1].b;
+  free (sorted);
+  if (overlap) {
+    rc = ra__nn_error (err, RA_ERR_BAD_CONFIG, "nn checkpoint: '%s' has tensors whose data_offsets overlap", path);
+    goto done;
+  }
   if (has_adam && !p->adam_m) {
     size_t total = p->n * (size_t) P;
-    p->adam_m = ra_nn_alloc (p->be, total);
-    p->adam_v = ra_nn_alloc (p->be, total);
-    if (!p->adam_m || !p->adam_v) {
+    adam_m = ra_nn_alloc (p->be, total);
+    adam_v = ra_nn_alloc (p->be, total);
+    if (!adam_m || !adam_v) {
       rc = ra__nn_error (err, RA_ERR_NOMEM, "nn checkpoint: out of memory for Adam moments");
       goto done;
     }
+    p->adam_m = adam_m;
+    p->adam_v = adam_v;
+    adam_m = adam_v = NULL;
   }
-  for (int k = 0; k < (has_adam ? 3 : 1); k++) {
+  /* from here on nothing fails */
+  for (int k = 0; k < kinds; k++) {
     memset (host, 0, sizeof (float) * p->n * (size_t) P);
     for (int i = 0; i < p->ntensors; i++) {
       const ra_nn_tensor_t *t = &p->tensors[i];
-      s_name_t name = s_file_name (t, k);
-      const cJSON *e = cJSON_GetObjectItemCaseSensitive (root, name.buf);
-      const cJSON *dt = cJSON_GetObjectItemCaseSensitive (e, "dtype");
-      const cJSON *sh = cJSON_GetObjectItemCaseSensitive (e, "shape");
-      const cJSON *of = cJSON_GetObjectItemCaseSensitive (e, "data_offsets");
-      int lead = P > 1 ? 1 : 0;
-      bool ok = cJSON_IsString (dt) && strcmp (dt->valuestring, "F32") == 0 && cJSON_IsArray (sh)
-                && cJSON_GetArraySize (sh) == t->ndim + lead && cJSON_IsArray (of) && cJSON_GetArraySize (of) == 2;
-      for (int d = 0; ok && d < t->ndim + lead; d++) {
-        const cJSON *v = cJSON_GetArrayItem (sh, d);
-        ok = cJSON_IsNumber (v) && v->valuedouble == (d < lead ? P : t->shape[d - lead]);
-      }
-      double a = ok ? cJSON_GetArrayItem (of, 0)->valuedouble : 0, b = ok ? cJSON_GetArrayItem (of, 1)->valuedouble : 0;
-      size_t bytes = t->numel * (size_t) P * sizeof (float);
-      ok = ok && a >= 0 && b - a == (double) bytes && b <= (double) dlen;
-      if (!ok) {
-        rc = ra__nn_error (err, RA_ERR_BAD_CONFIG, "nn checkpoint: '%s' tensor '%s' is missing or not F32 of the expected shape and size",
-                           path, name.buf);
-        goto done;
-      }
+      size_t a = spans[k * p->ntensors + i].a;
       for (int r = 0; r < P; r++)
-        memcpy (host + (size_t) r * p->n + t->offset, data + (size_t) a + (size_t) r * t->numel * sizeof (float),
+        memcpy (host + (size_t) r * p->n + t->offset, data + a + (size_t) r * t->numel * sizeof (float),
                 t->numel * sizeof (float));
     }
     float *dst = k == 0 ? p->data : k == 1 ? p->adam_m : p->adam_v;
@@ -280,9 +398,14 @@ done:
   if (f)
     fclose (f);
   cJSON_Delete (root);
+  if (adam_m)
+    ra_nn_free (p->be, adam_m);
+  if (adam_v)
+    ra_nn_free (p->be, adam_v);
   free (file);
   free (hjson);
   free (host);
+  free (spans);
   return rc;
 #endif
 }
