@@ -575,23 +575,25 @@ static char *s_read_header (const char *path, ra_error_t *err)
   return hdr;
 }
 
-/* The string value of metadata key in hdr (written by ra_target_save: no escapes) into buf;
-   false when absent or longer than cap - 1. */
-static bool s_meta (const char *hdr, const char *key, char *buf, size_t cap)
+/* The string value of metadata key in hdr (written by ra_target_save: no escapes) into buf:
+   1, 0 when absent, -1 (buf "") when unterminated or longer than cap - 1: damage, not absence
+   (an absent setting silently keeps the default). */
+static int s_meta (const char *hdr, const char *key, char *buf, size_t cap)
 {
   char pat[64];
   snprintf (pat, sizeof pat, "\"%s\":\"", key);
   const char *m = strstr (hdr, "\"__metadata__\"");
   const char *v = m ? strstr (m, pat) : NULL;
+  buf[0] = 0;
   if (!v)
-    return false;
+    return 0;
   v += strlen (pat);
   const char *e = strchr (v, '"');
   if (!e || (size_t) (e - v) >= cap)
-    return false;
+    return -1;
   memcpy (buf, v, (size_t) (e - v));
   buf[e - v] = 0;
-  return true;
+  return 1;
 }
 
 /* Finds `"<name>": {... "shape": [a, b` in a safetensors header; false if absent. */
@@ -609,19 +611,62 @@ static bool s_header_shape (const char *hdr, const char *name, long *a, long *b)
   return sscanf (s, "[%ld , %ld", a, b) == 2;
 }
 
+/* The P reward scales stored in hdr (as ra_target_save writes them) into scale; absent: the
+   cfg's. RA_ERR_BAD_CONFIG naming the key when damaged. */
+static ra_err_t s_load_scales (const ra_target_t *t, const char *hdr, const char *path, float *scale,
+                               ra_error_t *err)
+{
+  size_t cap = (size_t) t->P * 40 + 1;
+  char *buf = malloc (cap);
+  if (!buf)
+    return ra_error_set (err, RA_ERR_NOMEM, -1, "target: out of memory");
+  ra_err_t rc = RA_OK;
+  int got = s_meta (hdr, s_meta_keys[S_META_SCALE], buf, cap);
+  if (got) {
+    const char *q = buf;
+    for (int p = 0; p < t->P && rc == RA_OK; p++) {
+      char *end;
+      double x = strtod (q, &end);
+      if (got < 0 || end == q || !(x >= 0 && x < 1e30) || (*end != ',' && *end != 0)
+          || (p + 1 < t->P) != (*end == ','))
+        rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: '%s': target.reward_scale '%.64s' is not "
+                           "%d non-negative numbers separated by commas", path, buf, t->P);
+      else
+        scale[p] = (float) x;
+      q = end + (*end == ',');
+    }
+  } else {
+    for (int p = 0; p < t->P; p++)
+      scale[p] = t->cfg.reward_scale; /* an older file: measure it again (0) or the cfg's */
+  }
+  free (buf);
+  return rc;
+}
+
+/* Everything in the file is checked before anything is set: a refused file leaves t as it was. */
 ra_err_t ra_target_load (ra_target_t *t, const char *path, ra_error_t *err)
 {
   char *hdr = s_read_header (path, err);
   if (!hdr)
     return RA_ERR_IO;
+  float *scale = malloc (sizeof *scale * (size_t) t->P);
+  if (!scale) {
+    free (hdr);
+    return ra_error_set (err, RA_ERR_NOMEM, -1, "target: out of memory");
+  }
   /* the tensor table alone would load a file with the affinity head into a policy without one,
      dropping the head in silence */
   long a, b;
   bool affinity = s_header_shape (hdr, "a.w", &a, &b);
   ra_err_t rc = RA_OK;
-  char v[32];
-  bool context = s_meta (hdr, s_meta_keys[S_META_CONTEXT], v, sizeof v) && strtod (v, NULL) > 0;
-  if (affinity != (t->aff_w >= 0))
+  char v[32], *end;
+  int got = s_meta (hdr, s_meta_keys[S_META_CONTEXT], v, sizeof v);
+  double ctx = got > 0 ? strtod (v, &end) : 0;
+  bool context = ctx > 0;
+  if (got < 0 || (got > 0 && (end == v || *end || !(ctx >= 0 && ctx <= RA_TARGET_CONTEXT_MAX))))
+    rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: '%s': %s '%s' is not in [0, %g]", path,
+                       s_meta_keys[S_META_CONTEXT], v, (double) RA_TARGET_CONTEXT_MAX);
+  else if (affinity != (t->aff_w >= 0))
     rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
                        "target: '%s' %s the affinity head (tensor a.w) and this policy %s (affinity = %s)",
                        path, affinity ? "has" : "has not", affinity ? "has not" : "has",
@@ -631,43 +676,22 @@ ra_err_t ra_target_load (ra_target_t *t, const char *path, ra_error_t *err)
                        "target: '%s' %s trained with the task context and this policy %s (context = %g)", path,
                        context ? "was" : "was not", context ? "has none" : "has it", (double) t->cfg.context);
   if (rc == RA_OK)
+    rc = s_load_scales (t, hdr, path, scale, err);
+  if (rc == RA_OK)
     rc = ra_nn_checkpoint_load (t->params, path, err);
-  if (rc != RA_OK) {
-    free (hdr);
-    return rc;
-  }
-  size_t cap = (size_t) t->P * 40 + 1;
-  char *buf = malloc (cap);
-  if (!buf) {
-    free (hdr);
-    return ra_error_set (err, RA_ERR_NOMEM, -1, "target: out of memory");
-  }
-  if (s_meta (hdr, s_meta_keys[S_META_SCALE], buf, cap)) {
-    const char *q = buf;
-    for (int p = 0; p < t->P && rc == RA_OK; p++) {
-      char *end;
-      double x = strtod (q, &end);
-      if (end == q || !(x >= 0 && x < 1e30) || (*end != ',' && *end != 0) || (p + 1 < t->P) != (*end == ','))
-        rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: '%s': target.reward_scale '%s' is not "
-                           "%d non-negative numbers separated by commas", path, buf, t->P);
-      else
-        t->reward_scale[p] = (float) x;
-      q = end + (*end == ',');
-    }
-  } else {
-    for (int p = 0; p < t->P; p++)
-      t->reward_scale[p] = t->cfg.reward_scale; /* an older file: measure it again (0) or the cfg's */
-  }
-  free (buf);
+  if (rc == RA_OK)
+    memcpy (t->reward_scale, scale, sizeof *scale * (size_t) t->P);
+  free (scale);
   free (hdr);
   return rc;
 }
 
-ra_err_t ra_target_checkpoint_settings (const char *path, ra_target_cfg_t *cfg, ra_error_t *err)
+ra_err_t ra_target_checkpoint_settings (const char *path, ra_target_cfg_t *out, ra_error_t *err)
 {
   char *hdr = s_read_header (path, err), v[64];
   if (!hdr)
     return RA_ERR_IO;
+  ra_target_cfg_t c = *out, *cfg = &c; /* *out only once every setting is read */
   ra_err_t rc = RA_OK;
   char *end;
   /* the numbers, each in its range (absent: untouched) */
@@ -696,8 +720,13 @@ ra_err_t ra_target_checkpoint_settings (const char *path, ra_target_cfg_t *cfg, 
       else
         *wdst[j] = !strcmp (v, wsecond[j]);
     }
-  if (rc == RA_OK && s_meta (hdr, s_meta_keys[S_META_RESET], v, sizeof v))
-    cfg->reset_optimizer = !strcmp (v, "true");
+  if (rc == RA_OK && s_meta (hdr, s_meta_keys[S_META_RESET], v, sizeof v)) {
+    if (strcmp (v, "true") && strcmp (v, "false"))
+      rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: '%s': %s '%s' is not true or false", path,
+                         s_meta_keys[S_META_RESET], v);
+    else
+      cfg->reset_optimizer = !strcmp (v, "true");
+  }
   static const int key[3] = { S_META_ADAPT, S_META_ROLLOUT, S_META_SLOT_FB };
   static const int lo[3] = { 0, 1, 0 }, hi[3] = { 1000000000, 4096, RA_TARGET_SLOT_FEEDBACK_MAX };
   int *dst[3] = { &cfg->adapt_updates, &cfg->rollout, &cfg->slot_feedback };
@@ -710,6 +739,8 @@ ra_err_t ra_target_checkpoint_settings (const char *path, ra_target_cfg_t *cfg, 
       else
         *dst[j] = (int) x;
     }
+  if (rc == RA_OK)
+    *out = c;
   free (hdr);
   return rc;
 }
@@ -744,7 +775,7 @@ ra_err_t ra_target_checkpoint_arch (const char *path, int *hidden, int *layers, 
   if (len == 0 || len > (64u << 20) || !(hdr = malloc (len + 1)) || fread (hdr, 1, len, f) != len)
     goto bad;
   hdr[len] = 0;
-  long a, b;
+  long a, b, width = 0;
   int n = 0;
   char name[32];
   for (;; n++) {
@@ -752,13 +783,18 @@ ra_err_t ra_target_checkpoint_arch (const char *path, int *hidden, int *layers, 
     if (!s_header_shape (hdr, name, &a, &b))
       break;
     if (n == 0)
-      *hidden = (int) a;
+      width = a;
   }
   if (n < 1 || n - 1 > RA_TARGET_MAX_LAYERS)
     goto bad;
+  if (n > 1 && (width < 1 || width > 4096)) { /* the range of cfg "hidden": a damaged shape is not
+                                                 a width to allocate */
+    rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: '%s': tensor l0.w has %ld rows, not a hidden "
+                       "width in [1, 4096]", path, width);
+    goto done;
+  }
   *layers = n - 1;
-  if (n == 1)
-    *hidden = 64;  /* no hidden layer: width unused */
+  *hidden = n == 1 ? 64 : (int) width; /* no hidden layer: width unused */
   if (affinity)
     *affinity = s_header_shape (hdr, "a.w", &a, &b);
   goto done;

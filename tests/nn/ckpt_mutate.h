@@ -19,7 +19,7 @@ typedef struct {
   size_t n;
 } ck_file_t;
 
-static uint64_t ck_next (uint64_t *s) /* xorshift64* */
+static inline uint64_t ck_next (uint64_t *s) /* xorshift64* */
 {
   *s ^= *s >> 12;
   *s ^= *s << 25;
@@ -27,7 +27,7 @@ static uint64_t ck_next (uint64_t *s) /* xorshift64* */
   return *s * 2685821657736338717ull;
 }
 
-static ck_file_t ck_read (const char *path)
+static inline ck_file_t ck_read (const char *path)
 {
   ck_file_t f = { 0 };
   FILE *fp = fopen (path, "rb");
@@ -42,7 +42,7 @@ static ck_file_t ck_read (const char *path)
   return f;
 }
 
-static int ck_write (const char *path, const ck_file_t *f)
+static inline int ck_write (const char *path, const ck_file_t *f)
 {
   FILE *fp = fopen (path, "wb");
   if (!fp)
@@ -51,7 +51,7 @@ static int ck_write (const char *path, const ck_file_t *f)
   return fclose (fp) == 0 && w == f->n ? 0 : -1;
 }
 
-static uint64_t ck_hlen (const ck_file_t *f)
+static inline uint64_t ck_hlen (const ck_file_t *f)
 {
   uint64_t h = 0;
   for (int i = 7; i >= 0; i--)
@@ -59,14 +59,14 @@ static uint64_t ck_hlen (const ck_file_t *f)
   return h;
 }
 
-static void ck_set_hlen (ck_file_t *f, uint64_t h)
+static inline void ck_set_hlen (ck_file_t *f, uint64_t h)
 {
   for (int i = 0; i < 8; i++)
     f->b[i] = (unsigned char) (h >> (8 * i));
 }
 
 /* The header text of f (malloc'ed, NUL-terminated, padding kept). */
-static char *ck_header (const ck_file_t *f)
+static inline char *ck_header (const ck_file_t *f)
 {
   size_t h = (size_t) ck_hlen (f);
   char *s = malloc (h + 1);
@@ -76,7 +76,7 @@ static char *ck_header (const ck_file_t *f)
 }
 
 /* f's data after a new header hdr (padded to 8 with spaces when pad). */
-static ck_file_t ck_with_header (const ck_file_t *f, const char *hdr, int pad)
+static inline ck_file_t ck_with_header (const ck_file_t *f, const char *hdr, int pad)
 {
   size_t old = (size_t) ck_hlen (f), h = strlen (hdr), p = pad ? (8 - h % 8) % 8 : 0, d = f->n - 8 - old;
   ck_file_t o = { malloc (8 + h + p + d + 1), 8 + h + p + d };
@@ -87,7 +87,7 @@ static ck_file_t ck_with_header (const ck_file_t *f, const char *hdr, int pad)
   return o;
 }
 
-static ck_file_t ck_copy (const ck_file_t *f)
+static inline ck_file_t ck_copy (const ck_file_t *f)
 {
   ck_file_t o = { malloc (f->n + 1), f->n };
   memcpy (o.b, f->b, f->n);
@@ -95,7 +95,7 @@ static ck_file_t ck_copy (const ck_file_t *f)
 }
 
 /* hdr with [at, at + len) replaced by rep (malloc'ed). */
-static char *ck_splice (const char *hdr, size_t at, size_t len, const char *rep)
+static inline char *ck_splice (const char *hdr, size_t at, size_t len, const char *rep)
 {
   size_t n = strlen (hdr), r = strlen (rep);
   char *s = malloc (n - len + r + 1);
@@ -107,7 +107,7 @@ static char *ck_splice (const char *hdr, size_t at, size_t len, const char *rep)
 
 /* The value of field (`"shape"`, `"step"`...) inside entry (`"l0.w"`, `"__metadata__"`) of hdr,
    as [*at, *at + *len): a bracketed list, a quoted string or a bare token. False if absent. */
-static int ck_find (const char *hdr, const char *entry, const char *field, size_t *at, size_t *len)
+static inline int ck_find (const char *hdr, const char *entry, const char *field, size_t *at, size_t *len)
 {
   char key[160];
   snprintf (key, sizeof key, "\"%s\":{", entry);
@@ -133,14 +133,14 @@ static int ck_find (const char *hdr, const char *entry, const char *field, size_
 }
 
 /* hdr with that value replaced by rep (NULL when absent). */
-static char *ck_set (const char *hdr, const char *entry, const char *field, const char *rep)
+static inline char *ck_set (const char *hdr, const char *entry, const char *field, const char *rep)
 {
   size_t at, len;
   return ck_find (hdr, entry, field, &at, &len) ? ck_splice (hdr, at, len, rep) : NULL;
 }
 
 /* The whole `"entry":{...},` of hdr as [*at, *at + *len) (with its comma). */
-static int ck_find_entry (const char *hdr, const char *entry, size_t *at, size_t *len)
+static inline int ck_find_entry (const char *hdr, const char *entry, size_t *at, size_t *len)
 {
   char key[160];
   snprintf (key, sizeof key, "\"%s\":{", entry);
@@ -159,7 +159,7 @@ static const char ck_json_bytes[] = "0123456789-+.eE,:[]{}\" \t\nx\\/";
 
 /* One random mutation of f into *o; returns what it did (static text). The length field stays
    the file's unless the mutation is of the length field. */
-static const char *ck_random (const ck_file_t *f, uint64_t *rng, ck_file_t *o)
+static inline const char *ck_random (const ck_file_t *f, uint64_t *rng, ck_file_t *o)
 {
   size_t h = (size_t) ck_hlen (f);
   *o = ck_copy (f);
