@@ -777,13 +777,15 @@ ra_err_t ra_target_checkpoint_arch (const char *path, int *hidden, int *layers, 
   hdr[len] = 0;
   long a, b, width = 0;
   int n = 0;
-  char name[32];
+  char name[32], reps[16];
+  /* a population's tensors lead with the replica dimension: the width is the next one */
+  bool lead = s_meta (hdr, "replicas", reps, sizeof reps) > 0 && strcmp (reps, "1") != 0;
   for (;; n++) {
     snprintf (name, sizeof name, "l%d.w", n);
     if (!s_header_shape (hdr, name, &a, &b))
       break;
     if (n == 0)
-      width = a;
+      width = lead ? b : a;
   }
   if (n < 1 || n - 1 > RA_TARGET_MAX_LAYERS)
     goto bad;

@@ -245,3 +245,20 @@ Test (target_ckpt_fuzz, damaged_settings_are_refused_by_the_reader_that_reads_th
   s_ctx_fini (&c);
 }
 
+/* A population's file has a leading replica dimension on every tensor: the width is the second. */
+Test (target_ckpt_fuzz, arch_reads_the_width_of_a_population_file)
+{
+  ra_target_t *t = s_new (3, 1.0f);
+  char path[128];
+  snprintf (path, sizeof path, "/tmp/ra_target_ckpt_fuzz_%d_arch.safetensors", (int) getpid ());
+  ra_error_t err;
+  cr_assert_eq (ra_target_save (t, path, &err), RA_OK, "%s", err.message);
+  int hidden = 0, layers = 0;
+  bool aff = false;
+  cr_assert_eq (ra_target_checkpoint_arch (path, &hidden, &layers, &aff, &err), RA_OK, "%s", err.message);
+  cr_expect_eq (hidden, 6);
+  cr_expect_eq (layers, 1);
+  cr_expect (aff);
+  unlink (path);
+  ra_target_destroy (&t);
+}
