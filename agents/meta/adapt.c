@@ -295,7 +295,7 @@ static ra_err_t s_read_checkpoint (const char *path, unsigned char **buf, size_t
   if (rc != RA_OK)
     return rc;
   *h = s_hlen (*buf);
-  if (*h + 8 > *len) {
+  if (*h > *len - 8) { /* not *h + 8 > *len: a huge length wraps past the test */
     free (*buf);
     *buf = NULL;
     return ra_error_set (err, RA_ERR_IO, -1, "meta: '%s' is not a safetensors checkpoint", path);
@@ -303,20 +303,34 @@ static ra_err_t s_read_checkpoint (const char *path, unsigned char **buf, size_t
   return RA_OK;
 }
 
-/* The string value of "key":"value" inside the header, into out; false if absent. */
+/* The string value of "key":"value" inside the header, into out; false if absent. Unterminated
+   or longer than cap - 1 is damage, not absence: true with out "", which no reader accepts. */
 static bool s_get (const char *hdr, const char *key, char *out, size_t cap)
 {
   char k[64];
   snprintf (k, sizeof k, "\"%s\":\"", key);
   const char *p = strstr (hdr, k);
+  out[0] = 0;
   if (!p)
     return false;
   p += strlen (k);
   const char *e = strchr (p, '"');
   if (!e || (size_t) (e - p) >= cap)
-    return false;
+    return true;
   memcpy (out, p, (size_t) (e - p));
   out[e - p] = 0;
+  return true;
+}
+
+/* A decimal integer in [lo, hi] and nothing else (atoi reads "5x" as 5 and "x" as 0). */
+static bool s_int (const char *s, long long lo, long long hi, long long *out)
+{
+  char *end;
+  errno = 0;
+  long long v = strtoll (s, &end, 10);
+  if (end == s || *end || errno || v < lo || v > hi)
+    return false;
+  *out = v;
   return true;
 }
 
@@ -335,12 +349,19 @@ ra_err_t ra_meta_ckpt_read (const char *path, ra_meta_adapt_cfg_t *a, bool *foun
   char lr[32], k[32], T[32], pa[16];
   if (s_get (hdr, "meta_inner_lr", lr, sizeof lr) && s_get (hdr, "meta_inner_steps", k, sizeof k)
       && s_get (hdr, "meta_rollout", T, sizeof T) && s_get (hdr, "meta_adapt_params", pa, sizeof pa)) {
-    ra_meta_adapt_cfg_t v = { .inner_lr = strtof (lr, NULL), .steps = atoi (k), .rollout = atoi (T),
-                              .head_only = !strcmp (pa, "head") };
-    if (!(v.inner_lr > 0) || v.steps < 0 || v.rollout < 1 || (strcmp (pa, "head") && strcmp (pa, "all"))) {
+    /* the ranges recarena-meta's --inner-lr, --inner-steps and --rollout-len accept */
+    char *end;
+    long long steps = 0, rollout = 0;
+    double ilr = strtod (lr, &end);
+    if (end == lr || *end || !(ilr >= 1e-9 && ilr <= 10) || !s_int (k, 0, 1000, &steps)
+        || !s_int (T, 1, 4096, &rollout) || (strcmp (pa, "head") && strcmp (pa, "all"))) {
       free (buf);
-      return ra_error_set (err, RA_ERR_IO, -1, "meta: '%s' has bad adaptation settings", path);
+      return ra_error_set (err, RA_ERR_IO, -1, "meta: '%s' has bad adaptation settings (meta_inner_lr '%s' in "
+                           "[1e-9, 10], meta_inner_steps '%s' in [0, 1000], meta_rollout '%s' in [1, 4096], "
+                           "meta_adapt_params '%s' all or head)", path, lr, k, T, pa);
     }
+    ra_meta_adapt_cfg_t v = { .inner_lr = (float) ilr, .steps = (int) steps, .rollout = (int) rollout,
+                              .head_only = !strcmp (pa, "head") };
     *a = v;
     *found = true;
     if (algo && cap && !s_get (hdr, "meta_algo", algo, cap))
@@ -387,23 +408,27 @@ ra_err_t ra_meta_ckpt_read_resume (const char *path, ra_meta_resume_t *at, bool 
   }
   memcpy (hdr, buf + 8, h);
   hdr[h] = 0;
-  char it[32], es[32], cnt[32], t[32];
+  char it[32], es[32], cnt[32], t[32], *end;
   size_t ma, mb, va, vb, want = at->n * sizeof (float);
+  long long iter = 0, env_steps = 0, adam_t = 0;
+  unsigned long long counter = 0;
   if (s_get (hdr, "meta_iter", it, sizeof it)) {
+    errno = 0;
     if (!s_get (hdr, "meta_env_steps", es, sizeof es) || !s_get (hdr, "meta_rng_counter", cnt, sizeof cnt)
-        || !s_get (hdr, "meta_adam_t", t, sizeof t) || atoll (es) < 0
+        || !s_get (hdr, "meta_adam_t", t, sizeof t) || !s_int (es, 0, INT64_MAX, &env_steps)
         || !s_tensor_span (hdr, "meta.adam_m", &ma, &mb) || !s_tensor_span (hdr, "meta.adam_v", &va, &vb)
-        || mb > dlen || vb > dlen || atoll (it) < 0 || atoll (t) < 0) {
+        || mb > dlen || vb > dlen || !s_int (it, 0, INT64_MAX, &iter) || !s_int (t, 0, INT64_MAX, &adam_t)
+        || cnt[0] < '0' || cnt[0] > '9' || (counter = strtoull (cnt, &end, 10), *end || errno)) {
       rc = ra_error_set (err, RA_ERR_IO, -1, "meta: '%s' has a damaged training state (meta_iter without "
                          "meta_env_steps, meta_rng_counter, meta_adam_t or the meta.adam_m/v tensors)", path);
     } else if (at->adam_m && (mb - ma != want || vb - va != want)) {
       rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "meta: '%s' holds %zu outer-optimiser moments, the "
                          "network has %zu parameters", path, (mb - ma) / sizeof (float), at->n);
     } else {
-      at->iter = atoll (it);
-      at->env_steps = atoll (es);
-      at->rng_counter = strtoull (cnt, NULL, 10);
-      at->adam_t = atoll (t);
+      at->iter = iter;
+      at->env_steps = env_steps;
+      at->rng_counter = counter;
+      at->adam_t = adam_t;
       if (at->adam_m) {
         memcpy (at->adam_m, data + ma, want);
         memcpy (at->adam_v, data + va, want);

@@ -3,7 +3,8 @@
     round trip next to the parameters (which a plain target loader still reads); head-only adaptation leaves the scorer's body at theta while
     all-parameter adaptation moves it; adaptation is a deterministic function of theta and seeds,
     independent of what the work policy did before (fresh inner optimiser); a replica adapted alone
-    at its batch index (ra_meta_adapt_at) gets the same phi as in the batch.                    */
+    at its batch index (ra_meta_adapt_at) gets the same phi as in the batch; damaged settings,
+    training state or header length are refused with the file named, the outputs untouched.   */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 
 #include "agents/meta/adapt.h"
 #include "agents/policies/rollout_inproc.h"
+#include "tests/nn/ckpt_mutate.h"
 
 enum { P = 2, N = 4 };
 
@@ -140,6 +142,87 @@ Test (meta_adapt, checkpoint_round_trip_keeps_the_training_state)
   remove (path);
   free (m), free (v), free (m2), free (v2), free (x), free (y);
   ra_target_destroy (&a);
+}
+
+/* The meta checkpoint readers on one edited file: one refuses it at least, naming it; a reader that
+   refuses writes nothing. */
+static void s_refused (const ck_file_t *f, const char *path, size_t n, const char *what)
+{
+  cr_assert_eq (ck_write (path, f), 0);
+  ra_meta_adapt_cfg_t a = { .inner_lr = 7 }, a0 = a;
+  float m[4] = { 1, 2, 3, 4 };
+  ra_meta_resume_t at = { .iter = 5, .adam_m = n == 4 ? m : NULL, .adam_v = n == 4 ? m : NULL, .n = n }, at0 = at;
+  bool found = false, found2 = false;
+  ra_error_t err = { 0 };
+  ra_err_t r1 = ra_meta_ckpt_read (path, &a, &found, NULL, 0, &err);
+  if (r1 != RA_OK)
+    cr_expect (strstr (err.message, path), "%s: %s", what, err.message);
+  ra_err_t r2 = ra_meta_ckpt_read_resume (path, &at, &found2, &err);
+  if (r2 != RA_OK)
+    cr_expect (strstr (err.message, path), "%s: %s", what, err.message);
+  cr_expect (r1 != RA_OK || r2 != RA_OK, "%s: accepted", what);
+  cr_expect (r1 == RA_OK || !memcmp (&a, &a0, sizeof a), "%s: refused settings written", what);
+  cr_expect (r2 == RA_OK || (!memcmp (&at, &at0, sizeof at) && m[3] == 4), "%s: refused state written", what);
+}
+
+Test (meta_adapt, damaged_settings_and_training_state_are_refused)
+{
+  ra_target_cfg_t c = tc;
+  c.population = 1;
+  ra_target_t *t = NULL;
+  ra_error_t err;
+  cr_assert_eq (ra_target_new (be, &c, &t, &err), RA_OK, "%s", err.message);
+  char path[] = "/tmp/test_meta_damaged_XXXXXX";
+  int fd = mkstemp (path);
+  cr_assert_geq (fd, 0);
+  close (fd);
+  float mom[4] = { 0.5f, 0.25f, 0.125f, 1 };
+  ra_meta_adapt_cfg_t s = { .inner_lr = 0.01f, .steps = 2, .rollout = 4 };
+  ra_meta_resume_t at = { .iter = 3, .env_steps = 100, .rng_counter = 9, .adam_t = 2, .adam_m = mom,
+                          .adam_v = mom, .n = 4 };
+  cr_assert_eq (ra_meta_ckpt_save (t, path, &s, "es", &at, &err), RA_OK, "%s", err.message);
+  ck_file_t file = ck_read (path), f;
+  char *hdr = ck_header (&file);
+  /* header lengths that wrap an unchecked hlen + 8 */
+  static const uint64_t lens[] = { UINT64_MAX, UINT64_MAX - 7, UINT64_MAX - 8, (uint64_t) 1 << 63 };
+  for (size_t i = 0; i < sizeof lens / sizeof *lens; i++) {
+    f = ck_copy (&file);
+    ck_set_hlen (&f, lens[i]);
+    s_refused (&f, path, 4, "a huge header length");
+    free (f.b);
+  }
+  static const struct {
+    const char *key, *val;
+  } bad[] = { { "meta_inner_lr", "\"inf\"" }, { "meta_inner_lr", "\"nan\"" }, { "meta_inner_lr", "\"0.1x\"" },
+              { "meta_inner_lr", "\"1e9\"" }, { "meta_inner_steps", "\"abc\"" }, { "meta_inner_steps", "\"5x\"" },
+              { "meta_inner_steps", "\"99999999999\"" }, { "meta_inner_steps", "\"-1\"" },
+              { "meta_rollout", "\"0\"" }, { "meta_rollout", "\"1e3\"" }, { "meta_rollout", "\"4097\"" },
+              { "meta_adapt_params", "\"heads\"" },
+              { "meta_inner_lr", "\"0.0100000000000000000000000000000000000000000000000000000\"" },
+              { "meta_iter", "\"abc\"" }, { "meta_iter", "\"-3\"" }, { "meta_iter", "\"3.5\"" },
+              { "meta_iter", "\"99999999999999999999\"" }, { "meta_env_steps", "\"\"" }, { "meta_adam_t", "\"x\"" },
+              { "meta_rng_counter", "\"-1\"" }, { "meta_rng_counter", "\"9x\"" },
+              { "meta_rng_counter", "\"999999999999999999999\"" },
+              { "meta_iter", "\"0000000000000000000000000000000000000003\"" } };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    char *h = ck_set (hdr, "__metadata__", bad[i].key, bad[i].val), what[128];
+    cr_assert (h, "%s absent", bad[i].key);
+    snprintf (what, sizeof what, "%s %s", bad[i].key, bad[i].val);
+    f = ck_with_header (&file, h, 1);
+    s_refused (&f, path, 4, what);
+    free (f.b);
+    free (h);
+  }
+  /* the moments past the data */
+  char *h = ck_set (hdr, "meta.adam_v", "data_offsets", "[1000000,1000016]");
+  f = ck_with_header (&file, h, 1);
+  s_refused (&f, path, 4, "meta.adam_v past the data");
+  free (f.b);
+  free (h);
+  free (hdr);
+  free (file.b);
+  remove (path);
+  ra_target_destroy (&t);
 }
 
 Test (meta_adapt, head_only_keeps_the_body_and_adaptation_is_deterministic)
