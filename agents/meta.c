@@ -309,12 +309,17 @@ static int s_config (opts_t *o, const char *path, char **text_out)
   }
   char *buf = calloc (1, 1 << 20);
   size_t len = buf ? fread (buf, 1, (1 << 20) - 1, f) : 0;
+  bool failed = ferror (f); /* a directory opens and reads as nothing: not an empty config */
   fclose (f);
   if (!buf) {
     s_err ("--config %s: out of memory\n", path);
     return -1;
   }
   *text_out = buf;
+  if (failed) {
+    s_err ("--config %s: cannot read it\n", path);
+    return -1;
+  }
   if (len == (1 << 20) - 1) {
     s_err ("--config %s: larger than 1 MiB\n", path);
     return -1;

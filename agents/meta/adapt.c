@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "agents/policies/target_int.h"
 
@@ -184,6 +185,11 @@ static ra_err_t s_read_all (const char *path, unsigned char **buf, size_t *len, 
   FILE *f = fopen (path, "rb");
   if (!f)
     return ra_error_set (err, RA_ERR_IO, -1, "meta: cannot open checkpoint '%s': %s", path, strerror (errno));
+  struct stat st; /* a directory opens, and its ftell can be 2^63 - 1: not a size to allocate */
+  if (fstat (fileno (f), &st) != 0 || !S_ISREG (st.st_mode)) {
+    fclose (f);
+    return ra_error_set (err, RA_ERR_IO, -1, "meta: checkpoint '%s' is not a regular file", path);
+  }
   fseek (f, 0, SEEK_END);
   long sz = ftell (f);
   fseek (f, 0, SEEK_SET);

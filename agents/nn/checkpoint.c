@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "agents/nn/backend.h"
 #include "agents/nn/nn.h"
@@ -250,6 +251,11 @@ ra_err_t ra_nn_checkpoint_load (ra_nn_params_t *p, const char *path, ra_error_t 
   FILE *f = fopen (path, "rb");
   if (!f)
     return ra__nn_error (err, RA_ERR_IO, "nn checkpoint: cannot open '%s'", path);
+  struct stat st; /* a directory opens, and its ftell can be 2^63 - 1: not a size to allocate */
+  if (fstat (fileno (f), &st) != 0 || !S_ISREG (st.st_mode)) {
+    rc = ra__nn_error (err, RA_ERR_IO, "nn checkpoint: '%s' is not a regular file", path);
+    goto done;
+  }
   long size = -1;
   if (fseek (f, 0, SEEK_END) == 0)
     size = ftell (f);

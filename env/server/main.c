@@ -311,6 +311,10 @@ static bool s_read_config (s_cfg_t *c, const char *path)
       ok = false;
     }
   }
+  if (ok && ferror (f)) { /* a directory opens and reads as nothing: not an empty config */
+    fprintf (stderr, "recarena-server: cannot read config %s: %s\n", path, strerror (errno));
+    ok = false;
+  }
   fclose (f);
   return ok;
 }

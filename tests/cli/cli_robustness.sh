@@ -169,11 +169,15 @@ if [ $positional = 0 ]; then
       check reject --config "$work/c.conf"
       repeat "$reps" "bind = tcp://127.0.0.1:1" >"$work/d.conf"
       check reject --config "$work/d.conf"
+      check reject --config "$work"   # a directory opens and used to read as an empty config
       check reject --reward-plugin /nonexistent/plugin.so
       check reject --log-level loud
       check reject "--workers=$longnum"
       check reject "--$long=1" ;;
     recarena-target)
+      check reject --checkpoint-in "$work"   # a directory: its size is no size to allocate
+      printf '\377\377\377\377\377\377\377\377{}' >"$work/huge.st"
+      check reject --checkpoint-in "$work/huge.st"
       check reject --activation "$long" --no-such-flag
       check reject --lr abc --no-such-flag
       mapfile -t rep < <(repeat 34 --lr 0.1)

@@ -61,6 +61,15 @@ bad_flags)
   bad "--adapt-params" --adapt-params body
   bad "--val-adapt-params" --val-adapt-params body
   bad "--checkpoint-in" --checkpoint-in "$T/missing.safetensors"
+  # damaged files: a directory, empty, text, a header length near 2^64 (it used to wrap a check)
+  bad "--checkpoint-in $T: meta: checkpoint '$T' is not a regular file" --checkpoint-in "$T"
+  : >"$T/empty.st"
+  bad "--checkpoint-in" --checkpoint-in "$T/empty.st"
+  echo "not a checkpoint" >"$T/text.st"
+  bad "--checkpoint-in" --checkpoint-in "$T/text.st"
+  printf '\377\377\377\377\377\377\377\377{"__metadata__":{}}' >"$T/huge.st"
+  bad "--checkpoint-in $T/huge.st: meta: '$T/huge.st' is not a safetensors checkpoint" --checkpoint-in "$T/huge.st"
+  bad "--config $T: cannot read it" --config "$T"
   bad "--bogus" --bogus 1
   bad "--address: 2 endpoints for 1 rank" --address tcp://127.0.0.1:1,tcp://127.0.0.1:2
   bad "--metrics" --metrics

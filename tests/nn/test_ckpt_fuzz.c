@@ -356,3 +356,13 @@ Test (nn_ckpt_fuzz, harmless_edits_still_load)
     s_ctx_fini (&c);
   }
 }
+
+/* A directory opens like a file; its size is no size to allocate (ASan refused 2^63 bytes). */
+Test (nn_ckpt_fuzz, a_directory_is_refused)
+{
+  ra_nn_params_t *p = s_params (1, 1.0f, false, 1);
+  ra_error_t err;
+  cr_expect_eq (ra_nn_checkpoint_load (p, "/tmp", &err), RA_ERR_IO);
+  cr_expect (strstr (err.message, "'/tmp' is not a regular file") != NULL, "%s", err.message);
+  ra_nn_params_destroy (&p);
+}
