@@ -306,6 +306,29 @@ Test (metats_file, every_bad_file_is_refused_naming_the_file_and_the_fault)
              "%s", err.message);
 }
 
+/* Not text at all: empty, a NUL inside, a directory (it opens like a file). */
+Test (metats_file, empty_binary_and_directory_files_are_refused)
+{
+  ra_metats_prior_t r;
+  ra_error_t err;
+  char path[512];
+  s_tmp (path, sizeof path, "empty");
+  FILE *f = fopen (path, "wb");
+  fclose (f);
+  cr_assert_eq (ra_metats_prior_load (path, &r, &err), RA_ERR_BAD_CONFIG);
+  cr_assert (strstr (err.message, path) && strstr (err.message, "not a metats prior"), "%s", err.message);
+  cr_assert_null (r.prec);
+  f = fopen (path, "wb");
+  fwrite ("recarena-metats-prior\0 1\n", 1, 25, f);
+  fclose (f);
+  cr_assert_eq (ra_metats_prior_load (path, &r, &err), RA_ERR_BAD_CONFIG);
+  cr_assert (strstr (err.message, "not a text file"), "%s", err.message);
+  unlink (path);
+  cr_assert_eq (ra_metats_prior_load ("/tmp", &r, &err), RA_ERR_IO);
+  cr_assert (strstr (err.message, "'/tmp'"), "%s", err.message);
+  cr_assert_null (r.prec);
+}
+
 /* ---- the arm ------------------------------------------------------------------------------- */
 
 static ra_err_t s_create (const char *spec_prior, const char *extra_key, double extra, int U, int F,
