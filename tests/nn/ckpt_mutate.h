@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct {
   unsigned char *b;
@@ -49,6 +50,13 @@ static inline int ck_write (const char *path, const ck_file_t *f)
     return -1;
   size_t w = fwrite (f->b, 1, f->n, fp);
   return fclose (fp) == 0 && w == f->n ? 0 : -1;
+}
+
+/* Where to write the damaged files: tmpfs when there is one (ext4 flushes a file truncated and
+   written again on close, which made thousands of loads take seconds of disk). */
+static inline const char *ck_tmp_dir (void)
+{
+  return access ("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
 }
 
 static inline uint64_t ck_hlen (const ck_file_t *f)

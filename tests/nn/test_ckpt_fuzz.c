@@ -7,7 +7,7 @@
     must either fail with a message naming the file and leave the destination exactly as it was
     (data, moments or their absence, step, rng), or succeed with what the undamaged file holds.
     Three setups: P = 1 with moments on both sides, P = 2 with moments in the file only, P = 1
-    without moments in the file. Runs under ASan in a few seconds.                              */
+    without moments in the file. Under ASan in about a second.                                   */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,7 +110,7 @@ static void s_ctx_init (s_ctx_t *c, s_setup_t su, const char *tag)
   static char path[4][128];
   static int k;
   char *pt = path[k++ % 4];
-  snprintf (pt, sizeof path[0], "/tmp/ra_ckpt_fuzz_%d_%s.safetensors", (int) getpid (), tag);
+  snprintf (pt, sizeof path[0], "%s/ra_ckpt_fuzz_%d_%s.safetensors", ck_tmp_dir (), (int) getpid (), tag);
   *c = (s_ctx_t) { .su = su, .path = pt };
   ra_nn_params_t *src = s_params (su.P, 1.0f, su.file_adam, 4242);
   ra_error_t err;

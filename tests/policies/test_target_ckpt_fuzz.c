@@ -101,7 +101,8 @@ typedef struct {
 static void s_ctx_init (s_ctx_t *c, const char *tag)
 {
   *c = (s_ctx_t) { 0 };
-  snprintf (c->path, sizeof c->path, "/tmp/ra_target_ckpt_fuzz_%d_%s.safetensors", (int) getpid (), tag);
+  snprintf (c->path, sizeof c->path, "%s/ra_target_ckpt_fuzz_%d_%s.safetensors", ck_tmp_dir (), (int) getpid (),
+            tag);
   ra_target_t *src = s_new (3, 1.5f);
   ra_error_t err;
   cr_assert_eq (ra_target_save (src, c->path, &err), RA_OK, "%s", err.message);
