@@ -5,20 +5,63 @@
     random ones (bit flips and JSON-ish bytes in the header, the length field set to neighbours,
     huge values and off-by-padding values, the data cut or grown) and targeted ones (one field of
     one entry replaced, an entry or a key removed or doubled), the length field rewritten to fit
-    the new header. Header-only: static functions, no state.                                     */
+    the new header; and a snapshot of what a load writes. Header-only: static functions, no state. */
 #ifndef RA_TESTS_CKPT_MUTATE_H
 #define RA_TESTS_CKPT_MUTATE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "agents/nn/nn.h"
+
 typedef struct {
   unsigned char *b;
   size_t n;
 } ck_file_t;
+
+/* What a load writes into a parameter buffer: data, moments (or their absence), step, rng. */
+typedef struct {
+  float *data, *m, *v;
+  int step;
+  ra_nn_rng_t rng;
+} ck_snap_t;
+
+static inline ck_snap_t ck_snap (ra_nn_backend_t *be, const ra_nn_params_t *p)
+{
+  size_t n = p->n * (size_t) p->replicas;
+  ck_snap_t s = { malloc (n * sizeof (float)), NULL, NULL, ra_nn_params_steps (p), p->rng };
+  ra_nn_download (be, s.data, p->data, n);
+  if (p->adam_m) {
+    s.m = malloc (n * sizeof (float));
+    s.v = malloc (n * sizeof (float));
+    ra_nn_download (be, s.m, p->adam_m, n);
+    ra_nn_download (be, s.v, p->adam_v, n);
+  }
+  return s;
+}
+
+static inline void ck_snap_free (ck_snap_t *s)
+{
+  free (s->data);
+  free (s->m);
+  free (s->v);
+}
+
+/* Same tensors (the step and rng may differ: a digit of them is not damage a loader can see). */
+static inline bool ck_same_tensors (const ck_snap_t *a, const ck_snap_t *b, size_t n)
+{
+  return !memcmp (a->data, b->data, n * sizeof (float)) && !a->m == !b->m
+         && (!a->m || (!memcmp (a->m, b->m, n * sizeof (float)) && !memcmp (a->v, b->v, n * sizeof (float))));
+}
+
+static inline bool ck_same (const ck_snap_t *a, const ck_snap_t *b, size_t n)
+{
+  return ck_same_tensors (a, b, n) && a->step == b->step && !memcmp (&a->rng, &b->rng, sizeof a->rng);
+}
 
 static inline uint64_t ck_next (uint64_t *s) /* xorshift64* */
 {

@@ -56,51 +56,10 @@ static ra_nn_params_t *s_params (int P, float base, bool adam, uint64_t counter)
 }
 
 typedef struct {
-  float *data, *m, *v; /* m, v NULL when the table has no moments */
-  int step;
-  ra_nn_rng_t rng;
-} s_snap_t;
-
-static s_snap_t s_snap (const ra_nn_params_t *p)
-{
-  size_t n = p->n * (size_t) p->replicas;
-  s_snap_t s = { malloc (n * sizeof (float)), NULL, NULL, ra_nn_params_steps (p), p->rng };
-  ra_nn_download (BE, s.data, p->data, n);
-  if (p->adam_m) {
-    s.m = malloc (n * sizeof (float));
-    s.v = malloc (n * sizeof (float));
-    ra_nn_download (BE, s.m, p->adam_m, n);
-    ra_nn_download (BE, s.v, p->adam_v, n);
-  }
-  return s;
-}
-
-static void s_snap_free (s_snap_t *s)
-{
-  free (s->data);
-  free (s->m);
-  free (s->v);
-}
-
-static bool s_same (const s_snap_t *a, const s_snap_t *b, size_t n)
-{
-  return !memcmp (a->data, b->data, n * sizeof (float)) && !a->m == !b->m
-         && (!a->m || (!memcmp (a->m, b->m, n * sizeof (float)) && !memcmp (a->v, b->v, n * sizeof (float))))
-         && a->step == b->step && !memcmp (&a->rng, &b->rng, sizeof a->rng);
-}
-
-/* Same tensors (the step and rng may differ: a digit of them is not damage a loader can see). */
-static bool s_same_tensors (const s_snap_t *a, const s_snap_t *b, size_t n)
-{
-  return !memcmp (a->data, b->data, n * sizeof (float)) && !a->m == !b->m
-         && (!a->m || (!memcmp (a->m, b->m, n * sizeof (float)) && !memcmp (a->v, b->v, n * sizeof (float))));
-}
-
-typedef struct {
   s_setup_t su;
   const char *path;
   ck_file_t file;   /* the undamaged checkpoint */
-  s_snap_t want;    /* what loading it gives */
+  ck_snap_t want;   /* what loading it gives */
   size_t n;
   int loads, refused;
 } s_ctx_t;
@@ -118,7 +77,7 @@ static void s_ctx_init (s_ctx_t *c, s_setup_t su, const char *tag)
   c->file = ck_read (pt);
   ra_nn_params_t *dst = s_params (su.P, -7.0f, su.dest_adam, 99);
   cr_assert_eq (ra_nn_checkpoint_load (dst, pt, &err), RA_OK, "%s", err.message);
-  c->want = s_snap (dst);
+  c->want = ck_snap (BE, dst);
   c->n = dst->n * (size_t) su.P;
   ra_nn_params_destroy (&dst);
   ra_nn_params_destroy (&src);
@@ -128,7 +87,7 @@ static void s_ctx_fini (s_ctx_t *c)
 {
   unlink (c->path);
   free (c->file.b);
-  s_snap_free (&c->want);
+  ck_snap_free (&c->want);
 }
 
 /* Loads f into a fresh destination; expect: 1 must load (tensors as the undamaged file), 0 must
@@ -137,24 +96,24 @@ static void s_try (s_ctx_t *c, const ck_file_t *f, int expect, const char *what)
 {
   cr_assert_eq (ck_write (c->path, f), 0);
   ra_nn_params_t *dst = s_params (c->su.P, -7.0f, c->su.dest_adam, 99);
-  s_snap_t before = s_snap (dst);
+  ck_snap_t before = ck_snap (BE, dst);
   ra_error_t err = { 0 };
   ra_err_t rc = ra_nn_checkpoint_load (dst, c->path, &err);
-  s_snap_t after = s_snap (dst);
+  ck_snap_t after = ck_snap (BE, dst);
   c->loads++;
   if (rc != RA_OK) {
     c->refused++;
     cr_expect_neq (expect, 1, "%s: a valid file refused: %s", what, err.message);
     cr_expect (strstr (err.message, c->path) != NULL, "%s: the message does not name the file: %s", what,
                err.message);
-    cr_expect (s_same (&before, &after, c->n), "%s: a refused load changed the destination (%s)", what,
+    cr_expect (ck_same (&before, &after, c->n), "%s: a refused load changed the destination (%s)", what,
                err.message);
   } else {
     cr_expect_neq (expect, 0, "%s: a damaged file loaded", what);
-    cr_expect (s_same_tensors (&after, &c->want, c->n), "%s: loaded tensors that are not the file's", what);
+    cr_expect (ck_same_tensors (&after, &c->want, c->n), "%s: loaded tensors that are not the file's", what);
   }
-  s_snap_free (&before);
-  s_snap_free (&after);
+  ck_snap_free (&before);
+  ck_snap_free (&after);
   ra_nn_params_destroy (&dst);
 }
 

@@ -47,46 +47,22 @@ static ra_target_t *s_new (uint64_t seed, float scale)
   return t;
 }
 
+/* A load's effect on the policy: its parameter buffer and its reward scales. */
 typedef struct {
-  float *data, *m, *v;
-  int step;
-  ra_nn_rng_t rng;
+  ck_snap_t nn;
   float scale[P];
 } s_snap_t;
 
 static s_snap_t s_snap (const ra_target_t *t)
 {
-  const ra_nn_params_t *p = t->params;
-  size_t n = p->n * (size_t) p->replicas;
-  s_snap_t s = { malloc (n * sizeof (float)), NULL, NULL, ra_nn_params_steps (p), p->rng, { 0 } };
-  ra_nn_download (BE, s.data, p->data, n);
-  if (p->adam_m) {
-    s.m = malloc (n * sizeof (float));
-    s.v = malloc (n * sizeof (float));
-    ra_nn_download (BE, s.m, p->adam_m, n);
-    ra_nn_download (BE, s.v, p->adam_v, n);
-  }
+  s_snap_t s = { ck_snap (BE, t->params), { 0 } };
   memcpy (s.scale, t->reward_scale, sizeof s.scale);
   return s;
 }
 
-static void s_snap_free (s_snap_t *s)
-{
-  free (s->data);
-  free (s->m);
-  free (s->v);
-}
-
-static bool s_same_tensors (const s_snap_t *a, const s_snap_t *b, size_t n)
-{
-  return !memcmp (a->data, b->data, n * sizeof (float)) && !a->m == !b->m
-         && (!a->m || (!memcmp (a->m, b->m, n * sizeof (float)) && !memcmp (a->v, b->v, n * sizeof (float))));
-}
-
 static bool s_same (const s_snap_t *a, const s_snap_t *b, size_t n)
 {
-  return s_same_tensors (a, b, n) && a->step == b->step && !memcmp (&a->rng, &b->rng, sizeof a->rng)
-         && !memcmp (a->scale, b->scale, sizeof a->scale);
+  return ck_same (&a->nn, &b->nn, n) && !memcmp (a->scale, b->scale, sizeof a->scale);
 }
 
 typedef struct {
@@ -120,7 +96,7 @@ static void s_ctx_fini (s_ctx_t *c)
 {
   unlink (c->path);
   free (c->file.b);
-  s_snap_free (&c->want);
+  ck_snap_free (&c->want.nn);
   ra_target_destroy (&c->dst);
 }
 
@@ -166,15 +142,15 @@ static void s_try (s_ctx_t *c, const ck_file_t *f, int load, int settings, const
     cr_expect (s_same (&before, &after, c->n), "%s: a refused load changed the policy (%s)", what, err.message);
   } else {
     cr_expect_neq (load, 0, "%s: a damaged file loaded", what);
-    cr_expect (s_same_tensors (&after, &c->want, c->n), "%s: loaded tensors that are not the file's", what);
+    cr_expect (ck_same_tensors (&after.nn, &c->want.nn, c->n), "%s: loaded tensors that are not the file's", what);
     for (int p = 0; p < P; p++)
       cr_expect (after.scale[p] >= 0 && isfinite (after.scale[p]), "%s: reward scale %g", what,
                  (double) after.scale[p]);
     ra_target_destroy (&c->dst);
     c->dst = s_new (11, 9.0f);
   }
-  s_snap_free (&before);
-  s_snap_free (&after);
+  ck_snap_free (&before.nn);
+  ck_snap_free (&after.nn);
 }
 
 Test (target_ckpt_fuzz, random_mutations_are_refused_whole_or_load_the_files_tensors)
