@@ -98,9 +98,17 @@ static bool s_read_key (const char *path, const char *name, char out[41])
   }
   char line[256];
   bool ok = false;
-  while (!ok && fgets (line, sizeof line, f)) {
+  for (int lineno = 1; !ok && fgets (line, sizeof line, f); lineno++) {
     char *key, *value;
     ra_error_t err;
+    size_t len = strlen (line);
+    if (len == sizeof line - 1 && line[len - 1] != '\n' && !feof (f)) {
+      /* read on, the rest of the line would be taken for a line of its own (a key in a comment) */
+      fprintf (stderr, "recarena-server: %s:%d: line longer than %zu characters\n", path, lineno,
+               sizeof line - 2);
+      fclose (f);
+      return false;
+    }
     line[strcspn (line, "\r\n")] = '\0';
     if (line[0] == '#' || ra_kv_split (line, &key, &value, &err) != RA_OK || strcmp (key, name) != 0
         || strlen (value) != 40)

@@ -170,6 +170,10 @@ if [ $positional = 0 ]; then
       repeat "$reps" "bind = tcp://127.0.0.1:1" >"$work/d.conf"
       check reject --config "$work/d.conf"
       check reject --config "$work"   # a directory opens and used to read as an empty config
+      # a key hidden past the reader's line length in a comment used to be read as a line of its own
+      "$bin" --gen-keys "$work/k" >/dev/null 2>&1
+      { printf '#%s' "${long:0:254}"; grep '^secret-key' "$work/k.key"; } >"$work/long.key"
+      check reject --curve-secret "$work/long.key"
       check reject --reward-plugin /nonexistent/plugin.so
       check reject --log-level loud
       check reject "--workers=$longnum"
