@@ -72,8 +72,10 @@ static void s_usage (FILE *f)
            "                           reward = \"plugin:<name>\" (repeatable)\n"
            "  --log-level LEVEL        error, warn, info (default) or debug\n"
            "  --config FILE            read options from FILE: lines 'name = value' with the names\n"
-           "                           above without dashes ('#' starts a comment)\n"
-           "  --help                   this text\n");
+           "                           above without the leading dashes, '_' or '-' inside them\n"
+           "                           ('#' starts a comment)\n"
+           "  --help                   this text\n"
+           "A flag's value may also follow '=' (--workers=4), except --gen-keys'.\n");
 }
 
 #define S_MAX_KEYS 1024
