@@ -299,6 +299,12 @@ static bool s_read_config (s_cfg_t *c, const char *path)
       ok = false;
       break;
     }
+    if ((len == 0 || line[len - 1] != '\n') && !feof (f) && !ferror (f)) {
+      /* fgets went on to the newline past a NUL byte: the rest of the line would be dropped */
+      fprintf (stderr, "recarena-server: %s:%d: a NUL byte in the line\n", path, lineno);
+      ok = false;
+      break;
+    }
     char *hash = strchr (line, '#');
     if (hash)
       *hash = '\0';
