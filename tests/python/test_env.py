@@ -1,6 +1,8 @@
 """RemoteEnv: Gymnasium's env checker, single-env types and semantics, seeding, render, close."""
 from __future__ import annotations
 
+import re
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -52,6 +54,33 @@ def test_step_returns_python_scalars_and_valid_obs(env):
         assert not any(k.startswith("_") for k in info)
         if term or trunc:
             break
+
+
+def test_whole_float_actions_play_as_ints_and_others_are_refused_before_sending(address):
+    envs = [recarena.RemoteEnv("ECommerce-v1", address=address) for _ in range(2)]
+    vec = recarena.RemoteVectorEnv("ECommerce-v1", num_envs=2, address=address)
+    try:
+        for e in envs:
+            e.reset(seed=4)
+        _, r_int, *_ = envs[0].step(np.array([2, 0, 1]))
+        _, r_float, *_ = envs[1].step([2.0, 0.0, 1.0])
+        assert r_int == r_float
+        for bad, what in (([0.5, 1.0, 2.0], "action[0] is 0.5"),
+                          ([0.0, np.nan, 2.0], "action[1] is nan"),
+                          (["0", "1", "2"], "dtype <U1"),
+                          ([0, 1], "2 entries")):
+            with pytest.raises(recarena.BadActionError, match=re.escape(what)):
+                envs[0].step(bad)
+        vec.reset(seed=1)
+        with pytest.raises(recarena.BadActionError, match=re.escape("action[1, 2] is 2.5")):
+            vec.step(np.array([[0, 1, 2], [0, 1, 2.5]]))
+        with pytest.raises(recarena.BadActionError, match="3 entries.*expected 6"):
+            vec.step(np.array([0, 1, 2]))
+        vec.step(np.array([[0, 1, 2], [3, 4, 5]], dtype=np.float32))  # whole floats play
+    finally:
+        for e in envs:
+            e.close()
+        vec.close()
 
 
 def test_same_seed_same_trajectory(address):

@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 
 from . import shm as _shm
-from .spaces import as_slate
+from .spaces import as_action, as_slate
 from .client import CLOSE_TIMEOUT_S, DEFAULT_TIMEOUT_S, Client
 from .local import LocalClient, open_backend
 
@@ -129,10 +129,7 @@ class RemoteEnv(gym.Env):
         return unbatch(obs), unbatch_info(info)
 
     def step(self, action: Any) -> Tuple[Any, float, bool, bool, Dict[str, Any]]:
-        a = np.asarray(action)
-        if a.dtype.kind not in "iu":  # not an integer dtype
-            a = a.astype(np.int64)
-        a = a.reshape(self._action_shape)
+        a = as_action(action, self._action_shape)
         if self._local is not None:  # in-process: the same result without the batch form
             return self._local.step_single(a)
         obs, reward, terminated, truncated, info = self.client.step(self._handle, a)

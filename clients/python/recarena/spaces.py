@@ -14,6 +14,8 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector.utils import batch_space
 
+from .errors import BadActionError
+
 
 class Slate(spaces.MultiDiscrete):
     """k distinct indices in [0, K) (plus start) along the last axis."""
@@ -67,3 +69,26 @@ def dedupe_slates(actions: Any, num_candidates: int) -> np.ndarray:
             used = set(flat[r, :j].tolist()) | set(flat[r, j + 1:].tolist())
             flat[r, j] = next(c for c in range(num_candidates) if c not in used)
     return flat.reshape(a.shape)
+
+
+def as_action(action: Any, shape: tuple) -> np.ndarray:
+    """action as an integer array of shape, for RemoteEnv / RemoteVectorEnv.step. Any integer
+    dtype passes as it is (the server checks ranges and repeats). Floats (a policy's float argmax,
+    a list mixing ints and floats) are converted only when every value is a whole number; other
+    dtypes are refused (a cast would silently turn 0.5 and 0.9 into candidate 0). Any layout with
+    shape's number of entries is accepted ((k,) for one env's (1, k)). Raises BadActionError
+    naming the problem."""
+    a = np.asarray(action)
+    if a.size != int(np.prod(shape, dtype=np.int64)):
+        raise BadActionError(f"action has {a.size} entries (shape {a.shape}), expected "
+                             f"{int(np.prod(shape))}: one candidate index per slot and env")
+    if not np.issubdtype(a.dtype, np.integer):
+        if a.dtype.kind != "f":
+            raise BadActionError(f"action has dtype {a.dtype}, expected integer candidate indexes")
+        bad = ~np.isfinite(a) | (a != np.round(a))
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise BadActionError(f"action{list(where)} is {float(a[where])}, expected a whole number "
+                                 f"(a candidate index)")
+        a = a.astype(np.int64)
+    return a.reshape(shape)

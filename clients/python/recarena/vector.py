@@ -23,7 +23,7 @@ from .client import CLOSE_TIMEOUT_S, DEFAULT_TIMEOUT_S, Client
 from .env import random_seed, unbatch
 from .local import open_backend
 from .shard import ShardGroup
-from .spaces import as_slate
+from .spaces import as_action, as_slate
 
 _WIRE_MODES = {AutoresetMode.NEXT_STEP: "next_step", AutoresetMode.SAME_STEP: "same_step",
                AutoresetMode.DISABLED: "disabled"}
@@ -170,11 +170,7 @@ class RemoteVectorEnv(gym.vector.VectorEnv):
         return self._obs(obs), _merge_infos(infos)
 
     def step(self, actions: Any) -> Tuple[Any, np.ndarray, np.ndarray, np.ndarray, Dict[str, Any]]:
-        a = np.asarray(actions)
-        if not np.issubdtype(a.dtype, np.integer):
-            a = a.astype(np.int64)
-        if a.shape != self._action_shape:
-            a = a.reshape(self._action_shape)
+        a = as_action(actions, self._action_shape)
         obs, reward, terminated, truncated, info = self.client.step(self._handle, a)
         if "final_obs" in info:
             # Gymnasium's form: final_obs an object array of per-env observations.
