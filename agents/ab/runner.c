@@ -424,6 +424,38 @@ static ra_err_t s_play_frozen (ra_client_t *c, const ra_client_env_t *env, const
 
 /* One arm on one task: from reset until every env finished opts->episodes episodes. Env i's
    episode e always starts from ra_ab_episode_seed (.., i, e), whatever the arm did before. */
+/* What arm a is built from on task id (its RNG stream keyed by the arm and the task). */
+static ra_policy_args_t s_policy_args (const ra_ab_opts_t *o, const ra_ab_arm_t *arm,
+                                       const s_run_t *s, int64_t id, ra_ab_credit_t credit)
+{
+  return (ra_policy_args_t) {
+    .config = arm->config, .n_config = arm->n_config,
+    .seed = s_mix (o->seed ^ s_hash_str (arm->key), (uint64_t) id), .task_split = o->split, .task_id = id,
+    .num_envs = s->N, .num_candidates = s->K, .slate_size = s->k, .user_dim = s->U, .cand_dim = s->F,
+    .response_dim = s->R, .env_id = o->env_id,
+    .credit = credit == RA_AB_CREDIT_METRIC ? "metric" : "clicked",
+  };
+}
+
+/* Builds and drops every arm for every task before any arm plays, so that a bad setting or a
+   missing file (a checkpoint, an expert for the 40th task) is an error in the first second, not
+   after hours of the other arms' play. Cost: arms x tasks creates (each loads its files). */
+static ra_err_t s_check_arms (const ra_ab_opts_t *o, const ra_ab_arm_t *arms, int n_arms,
+                              const s_run_t *s, const ra_ab_result_t *res, ra_error_t *err)
+{
+  for (int a = 0; a < n_arms; a++)
+    for (int t = 0; t < o->tasks; t++) {
+      ra_policy_args_t pa = s_policy_args (o, &arms[a], s, res->task_ids[t], res->arm_credit[a]);
+      ra_policy_t *pol = NULL;
+      ra_error_t why = { 0 };
+      if (arms[a].cls->create (&pa, &pol, &why) != RA_OK)
+        return ra_error_set (err, why.code, -1, "arm '%s' on task %s:%lld: %s", arms[a].spec,
+                             o->split, (long long) res->task_ids[t], why.message);
+      pol->cls->destroy (&pol);
+    }
+  return RA_OK;
+}
+
 static ra_err_t s_play (ra_client_t *c, const ra_client_env_t *env, const ra_ab_opts_t *o,
                         const ra_ab_arm_t *arm, int a, int t, s_run_t *s, ra_ab_result_t *res,
                         double done_before, double total, ra_error_t *err)
@@ -442,13 +474,7 @@ static ra_err_t s_play (ra_client_t *c, const ra_client_env_t *env, const ra_ab_
   ra_obs_batch_t obs;
   if ((rc = s_copy_obs (s, &r.obs, &obs, err)) != RA_OK)
     return rc;
-  ra_policy_args_t pa = {
-    .config = arm->config, .n_config = arm->n_config,
-    .seed = s_mix (o->seed ^ s_hash_str (arm->key), (uint64_t) id), .task_split = o->split, .task_id = id,
-    .num_envs = N, .num_candidates = s->K, .slate_size = k, .user_dim = s->U, .cand_dim = s->F,
-    .response_dim = s->R, .env_id = o->env_id,
-    .credit = credit == RA_AB_CREDIT_METRIC ? "metric" : "clicked",
-  };
+  ra_policy_args_t pa = s_policy_args (o, arm, s, id, credit);
   ra_policy_t *pol = NULL;
   if ((rc = arm->cls->create (&pa, &pol, err)) != RA_OK)
     return rc;
@@ -650,6 +676,9 @@ ra_err_t ra_ab_run (ra_client_t *c, const ra_ab_opts_t *o, const ra_ab_arm_t *ar
     ra_tensor_t act = ra_tensor_view (RA_DTYPE_I32, s.k == 1 ? 1 : 2, shape, s.slates);
     if ((rc = ra_client_step (c, &env, &act, &r, err)) != RA_OK)
       goto out;
+    ra_obs_batch_t dims;   /* learns U, F and R, which every arm is built with */
+    if ((rc = s_copy_obs (&s, &r.obs, &dims, err)) != RA_OK)
+      goto out;
     static const char *const convs[] = { "purchased", "converted" };
     static const char *const mains[] = { "revenue", "watch_time", "dwell" };
     for (size_t j = 0; j < 2 && !res->has_conversion; j++)
@@ -676,6 +705,8 @@ ra_err_t ra_ab_run (ra_client_t *c, const ra_ab_opts_t *o, const ra_ab_arm_t *ar
         goto out;
       }
   }
+  if ((rc = s_check_arms (o, arms, n_arms, &s, res, err)) != RA_OK)
+    goto out;
   double total = (double) n_arms * o->tasks * s.N * o->episodes, done = 0;
   for (int t = 0; t < o->tasks; t++)
     for (int a = 0; a < n_arms; a++) {

@@ -38,7 +38,8 @@ typedef struct {
 } s_rec_t;
 
 static uint64_t s_starts[MAX_INST][MAX_ENVS][MAX_EPS];   /* 0: not seen */
-static int s_n_inst;
+static int s_n_inst;      /* arms that played: numbered at their first act */
+static int s_n_created;   /* arms built, the runner's up-front check of every arm included */
 
 static uint64_t s_fnv (uint64_t h, const void *p, size_t n)
 {
@@ -51,11 +52,12 @@ static uint64_t s_fnv (uint64_t h, const void *p, size_t n)
 static ra_err_t s_rec_create (const ra_policy_args_t *args, bool last, ra_policy_t **out, ra_error_t *err)
 {
   s_rec_t *p = calloc (1, sizeof *p);
-  if (!p || s_n_inst == MAX_INST || args->num_envs > MAX_ENVS) {
+  if (!p || args->num_envs > MAX_ENVS) {
     free (p);
     return ra_error_set (err, RA_ERR_NOMEM, -1, "recorder full");
   }
-  p->inst = s_n_inst++;
+  s_n_created++;
+  p->inst = -1;
   p->N = args->num_envs;
   p->last = last;
   for (int i = 0; i < p->N; i++)
@@ -73,6 +75,10 @@ static void s_rec_destroy (ra_policy_t **pp)
 static void s_rec_act (ra_policy_t *pol, const ra_obs_batch_t *o, int32_t *slates)
 {
   s_rec_t *p = (s_rec_t *) pol;
+  if (p->inst < 0) {
+    cr_assert_lt (s_n_inst, MAX_INST, "recorder full");
+    p->inst = s_n_inst++;
+  }
   int K = o->num_candidates, k = o->slate_size;
   for (int i = 0; i < o->num_envs; i++) {
     if (p->start[i] && p->ep[i] < MAX_EPS) {
@@ -144,7 +150,7 @@ Test (ab_crn, different_arms_see_the_same_users_at_every_episode_start_on_every_
 {
   for (int sim = 0; sim < 4; sim++) {
     memset (s_starts, 0, sizeof s_starts);
-    s_n_inst = 0;
+    s_n_inst = s_n_created = 0;
     ra_ab_arm_t arms[2];
     memset (arms, 0, sizeof arms);
     snprintf (arms[0].spec, sizeof arms[0].spec, "first");
@@ -157,6 +163,7 @@ Test (ab_crn, different_arms_see_the_same_users_at_every_episode_start_on_every_
     enum { T = 2, N = 4, E = 5 };
     s_run (SIMS[sim], arms, 2, T, N, E, &res);
     cr_assert_eq (s_n_inst, 2 * T);   /* one fresh arm per (task, arm), tasks outermost */
+    cr_assert_eq (s_n_created, 4 * T);   /* and each built once more, unplayed, before any plays */
     int differ_returns = 0;
     for (int t = 0; t < T; t++)
       for (int i = 0; i < N; i++) {

@@ -315,3 +315,36 @@ Test (ab_e2e, windows_are_means_of_r_at_k_and_auc_is_the_whole_curve)
   cr_assert (strstr (err.message, "window 3-6"), "%s", err.message);
   ra_ab_result_fini (&res);
 }
+
+static void s_count_progress (void *ud, const char *arm, int task, double done, double total)
+{
+  (void) arm, (void) task, (void) done, (void) total;
+  (*(int *) ud)++;
+}
+
+Test (ab_e2e, a_bad_arm_is_refused_before_any_arm_plays)
+{
+  /* the third arm is fine on test:0 but its checkpoint is missing; the second has a bad key */
+  const char *specs[][3] = { { "random", "linucb", "target:nosuch=1" },
+                             { "random", "linucb", "target:checkpoint=/nonexistent/t.safetensors" } };
+  const char *want[] = { "arm 'target:nosuch=1' on task test:5: target: unknown config key 'nosuch'",
+                         "arm 'target:checkpoint=/nonexistent/t.safetensors' on task test:5: " };
+  ra_client_t *c;
+  ra_error_t err;
+  cr_assert_eq (ra_client_new (ra_server_endpoint (S, 0), 30000, &c, &err), RA_OK, "%s", err.message);
+  for (int j = 0; j < 2; j++) {
+    ra_ab_arm_t arms[3];
+    for (int a = 0; a < 3; a++)
+      cr_assert_eq (ra_ab_arm_parse (specs[j][a], &arms[a], &err), RA_OK, "%s", err.message);
+    int64_t ids[] = { 5, 6 };
+    int played = 0;
+    ra_ab_opts_t o = { .env_id = "ECommerce-v1", .split = "test", .tasks = 2, .task_ids = ids,
+                       .num_envs = 4, .episodes = 2, .seed = 1, .progress = s_count_progress,
+                       .progress_ud = &played };
+    ra_ab_result_t res;
+    cr_assert_neq (ra_ab_run (c, &o, arms, 3, &res, &err), RA_OK);
+    cr_assert (strstr (err.message, want[j]), "message: %s", err.message);
+    cr_assert_eq (played, 0, "%d arm-task runs played before the bad arm was refused", played);
+  }
+  ra_client_destroy (&c);
+}
