@@ -100,7 +100,7 @@ static ra_err_t s_parse (const char *flag, const char *text, ra_taskset_t *ts, r
     if (*p == '-') {
       p++;
       if (!s_id (&p, &hi))
-        return s_bad (err, flag, text, "a range needs an end id (A-B)");
+        return s_bad (err, flag, text, "the end B of a range A-B must be a decimal number below 2^31");
       if (hi < lo)
         return s_bad (err, flag, text, "a range A-B needs A <= B");
     }

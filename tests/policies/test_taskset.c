@@ -76,7 +76,7 @@ Test (taskset, malformed_sets_are_refused_naming_the_flag_and_the_form)
   s_bad ("train:al", "decimal");
   s_bad ("train:ALL", "decimal");
   s_bad ("train:-3", "decimal");
-  s_bad ("train:3-", "end id");
+  s_bad ("train:3-", "the end B of a range");
   s_bad ("train:7-3", "A <= B");
   s_bad ("train:1,,2", "decimal");
   s_bad ("train:1,", "single commas");
