@@ -924,6 +924,33 @@ static ra_err_t s_write_ckpt (void *ctx, ra_error_t *err)
   return rc;
 }
 
+/* Warns when training or validation reads tasks a result is meant to be held out on: test or
+   ood tasks, or val tasks that training also draws. Allowed (it may be meant), never silent. */
+static void s_warn_not_held_out (const ra_taskset_t *train, const ra_taskset_t *val)
+{
+  const char *held[] = { "test", "ood" };
+  for (int j = 0; j < 2; j++) {
+    if (!strcmp (train->split, held[j]))
+      s_err ("warning: --train-tasks draws from %s: results on those tasks are not held out\n",
+             held[j]);
+    if (!strcmp (val->split, held[j]))
+      s_err ("warning: --val-tasks on %s keeps the theta that does best there: results on those "
+             "tasks are not held out\n", held[j]);
+  }
+  if (strcmp (train->split, val->split))
+    return;
+  int shared = 0;
+  for (int v = 0; v < val->n; v++)
+    for (int t = 0; t < train->n; t++)
+      if (val->ids[v] == train->ids[t]) {
+        shared++;
+        break;
+      }
+  if (shared)
+    s_err ("warning: %d of the %d val tasks are also training tasks: validation is not held out\n",
+           shared, val->n);
+}
+
 int main (int argc, char **argv)
 {
   ra_dist_t *dist = NULL;
@@ -959,6 +986,8 @@ int main (int argc, char **argv)
     s_err ("%s\n", err.message);
     goto out;
   }
+  if (root)
+    s_warn_not_held_out (&r.train, &r.val);
   {
     long long need = o.algo == A_ES || o.algo == A_ESMAML ? o.population : o.meta_batch;
     if (need < s_size || r.val.n < s_size) {

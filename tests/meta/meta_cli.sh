@@ -14,6 +14,8 @@
 #   alone          started without an MPI launcher it does not start MPI: two runs side by side
 #                  leave no OpenMPI session directory in TMPDIR (singletons raced on it)
 #   address SERVER through a recarena-server (--address) the same meta-init as in process
+#   held_out       training or validating on test/ood tasks, or val tasks training also draws,
+#                  runs with a warning naming it; train and val apart print none
 set -u
 BIN=$1
 CASE=$2
@@ -30,6 +32,18 @@ bad () { # expected-pattern args...
 }
 
 case $CASE in
+held_out)
+  warns () { # expected-pattern args...
+    pat=$1; shift
+    "$BIN" --iters 1 $SMALL "$@" >"$T/out" 2>&1 || fail "$* failed: $(cat "$T/out")"
+    grep -q -- "$pat" "$T/out" || fail "$*: no warning '$pat': $(cat "$T/out")"
+  }
+  warns "warning: --train-tasks draws from test" --train-tasks test:0-7
+  warns "warning: --val-tasks on ood" --val-tasks ood:0-3
+  warns "warning: 2 of the 4 val tasks are also training tasks" --train-tasks val:2-9
+  "$BIN" --iters 1 $SMALL --train-tasks train:0-7 >"$T/out" 2>&1 || fail "a clean run failed: $(cat "$T/out")"
+  ! grep -q warning "$T/out" || fail "train and val apart warned: $(cat "$T/out")"
+  ;;
 alone)
   mkdir "$T/tmp"
   TMPDIR="$T/tmp" "$BIN" --help >"$T/h1" 2>&1 &
