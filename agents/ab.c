@@ -19,11 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "agents/ab/learn_prior.h"
 #include "agents/ab/report.h"
 #include "agents/ab/runner.h"
+#include "agents/outpath.h"
 #include "agents/policies/registry.h"
 #include "agents/policies/taskset.h"
 #include "common/kv.h"
@@ -342,6 +342,13 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
     }
     p = *end == ',' ? end + 1 : end;
   }
+  /* a long run should not end in a path it cannot write */
+  const char *out_flags[] = { "--json", "--csv", "--learn-prior" }, *out_paths[] = { json, csv, learn_path };
+  for (int j = 0; j < 3; j++)
+    if (out_paths[j] && ra_outpath_check (out_flags[j], out_paths[j], &err) != RA_OK) {
+      fprintf (stderr, "%s\n", err.message);
+      return 2;
+    }
   /* arms; --control names a listed arm by its spec or its display name, else it is parsed and
      added first */
   static ra_ab_arm_t arms[RA_AB_MAX_ARMS];
@@ -368,14 +375,6 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
   if (learn_path) {   /* one metats arm; no control */
     if (n_arms != 2) {
       fprintf (stderr, "--learn-prior learns one metats arm; --arms lists %d\n", n_arms - 1);
-      return 2;
-    }
-    char dir[4096];   /* a long learning run should not end in an unwritable path */
-    const char *slash = strrchr (learn_path, '/');
-    snprintf (dir, sizeof dir, "%.*s", slash ? (int) (slash - learn_path) + 1 : 1, slash ? learn_path : ".");
-    if (strlen (learn_path) >= sizeof dir || access (dir, W_OK) != 0) {
-      fprintf (stderr, "--learn-prior: cannot write '%.200s' (its directory is missing or not "
-               "writable)\n", learn_path);
       return 2;
     }
     if (strcmp (arms[1].cls->name, "metats") != 0) {

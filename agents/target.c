@@ -19,6 +19,7 @@
 #include "agents/ab/report.h"
 #include "agents/ab/runner.h"
 #include "agents/nn/nn.h"
+#include "agents/outpath.h"
 #include "agents/policies/rollout_inproc.h"
 #include "agents/policies/rollout_tasks.h"
 #include "agents/policies/target.h"
@@ -432,6 +433,10 @@ int main (int argc, char **argv)
     fprintf (stderr, "recarena-target: %s\n", err.message);
     goto done;
   }
+  if (o.ckpt_out && ra_outpath_check ("--checkpoint-out", o.ckpt_out, &err) != RA_OK) {
+    fprintf (stderr, "recarena-target: %s\n", err.message);   /* before training, not after */
+    goto done;
+  }
   if (o.metrics && !(metrics = fopen (o.metrics, "w"))) {
     fprintf (stderr, "recarena-target: cannot write %s: %s\n", o.metrics, strerror (errno));
     goto done;
@@ -520,10 +525,18 @@ int main (int argc, char **argv)
   if (o.eval_tasks) { /* the arms load the policy from a file: the checkpoint, or a temporary one */
     char tmp[64] = "";
     const char *ck = o.ckpt_out;
-    if (!ck) {
-      snprintf (tmp, sizeof tmp, "/tmp/recarena-target-%ld.safetensors", (long) getpid ());
+    if (!ck) {   /* a name of our own (mkstemp), not a guessable one another user could plant */
+      snprintf (tmp, sizeof tmp, "/tmp/recarena-target-XXXXXX");
+      int fd = mkstemp (tmp);
+      if (fd < 0) {
+        fprintf (stderr, "recarena-target: --eval-tasks: cannot create %s: %s\n", tmp, strerror (errno));
+        *tmp = '\0';
+        goto done;
+      }
+      close (fd);
       if (ra_target_save (t, tmp, &err) != RA_OK) {
         fprintf (stderr, "recarena-target: --eval-tasks: %s\n", err.message);
+        remove (tmp);
         goto done;
       }
       ck = tmp;

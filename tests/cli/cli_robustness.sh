@@ -186,6 +186,9 @@ if [ $positional = 0 ]; then
       check reject --checkpoint-in "$work/huge.st"
       check reject --activation "$long" --no-such-flag
       check reject --lr abc --no-such-flag
+      # an output path it cannot write is refused before training (a billion steps: else a timeout)
+      check reject --steps 1000000000 --checkpoint-out /nonexistent/t.safetensors
+      check reject --steps 1000000000 --checkpoint-out "$work"
       mapfile -t rep < <(repeat 34 --lr 0.1)
       check any "${rep[@]}" --help ;;
     recarena-ab)
@@ -206,6 +209,9 @@ if [ $positional = 0 ]; then
       check reject --learn-prior x --arms "metats:prior=none:v=$longnum"
       check reject --learn-prior "/nonexistent/$long" --arms metats:prior=none --task-ids train:0
       check reject --learn-prior /nonexistent/p.txt --arms metats:prior=none --task-ids train:0
+      # an output path it cannot write is refused before the run (1024 tasks: else a timeout)
+      check reject --task-ids train:all --json /nonexistent/r.json
+      check reject --task-ids train:all --csv "$work"
       check reject --arms "metats:prior=/nonexistent/p.txt" --task-ids test:0 --episodes 1
       check reject --arms "metats:prior=$long" ;;
   esac
