@@ -100,6 +100,30 @@ def test_crash_and_nan_are_failed_trials_not_the_end(tmp_path, monkeypatch):
     assert "NaN" in nan.user_attrs["stderr_tail"] or nan.user_attrs["stderr_tail"] == ""
 
 
+def test_a_metric_the_val_lines_lack_fails_each_trial_with_the_keys_it_has(tmp_path):
+    study = run_search(opts(tmp_path, trials=2, pruner="none", sampler="random",
+                            metric="R@7"))
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL]
+    why = study.trials[0].user_attrs["fail_reason"]
+    assert "has no key 'R@7'" in why and "score" in why
+
+
+def test_bad_seed_min_resource_storage_and_report_exit_2_naming_them(tmp_path, capsys):
+    space = tmp_path / "space.toml"
+    space.write_text('iters = 2\n[inner-lr]\ntype = "log-uniform"\nlow = 1e-3\nhigh = 0.1\n')
+    base = ["--space", str(space), "--out", str(tmp_path / "o")]
+    for argv, named in ((["search", "--seed", "-1"], "--seed"), (["pbt", "--seed", "-1"], "--seed"),
+                        (["search", "--min-resource", "0"], "--min-resource"),
+                        (["search", "--storage", "nosuchdb://x"], "--storage nosuchdb://x"),
+                        (["report"], "study.db"),
+                        (["report", "--storage", "nosuchdb://x"], "--storage nosuchdb://x")):
+        run = argv + base + (["--meta-bin", FAKE] if argv[0] != "report" else [])
+        assert cli.main(run) == 2, argv
+        err = capsys.readouterr().err
+        assert named in err and "Traceback" not in err, (argv, err)
+    assert not (tmp_path / "o" / "study.db").exists()  # report created no empty database
+
+
 def test_same_seed_same_trials(tmp_path):
     def seq(d, seed):
         o = opts(d, trials=8, seed=seed, startup_trials=3)

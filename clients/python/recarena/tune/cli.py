@@ -245,11 +245,24 @@ def main(argv: Optional[List[str]] = None) -> int:
         if a.cmd == "compare":
             return _compare(a)
         space = load_space(a.space)
+        if a.cmd in ("search", "pbt") and a.seed < 0:
+            raise TuneError(f"--seed must be a non-negative integer, got {a.seed}")
         if a.cmd == "report":
             import optuna
             opts = SearchOptions(space=space, meta_bin="", out_dir=a.out, study_name=a.study,
                                  storage=a.storage, metric=a.metric)
-            study = optuna.load_study(study_name=a.study, storage=storage_url(opts))
+            url = storage_url(opts)
+            db = os.path.join(a.out, "study.db")
+            if not a.storage and not os.path.isfile(db):  # opening would create an empty one
+                raise TuneError(f"report: no {db} (run search with this --out, or give --storage)")
+            try:
+                study = optuna.load_study(study_name=a.study, storage=url)
+            except KeyError:  # optuna's "Record does not exist."
+                raise TuneError(f"report: no study '{a.study}' in {url} (--study, --out, "
+                                "--storage name it)") from None
+            except Exception as e:  # sqlalchemy's errors: a bad URL, an unreadable file
+                raise TuneError(f"report: --storage {url}: cannot open the study: "
+                                f"{type(e).__name__}: {e}") from None
             sig = study.user_attrs.get("signature", {})
             s = report.write_search_outputs(study, space, a.out, a.metric,
                                             sig.get("resource", "iters"), sig.get("eta", 3), None)

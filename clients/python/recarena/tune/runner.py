@@ -182,15 +182,18 @@ def _take(res: RunResult, text: str, metric: str,
         return f"!metrics line {len(res.lines) + 1} is not JSON: {text[:120]!r}"
     if not isinstance(line, dict):
         return f"!metrics line {len(res.lines) + 1} is not an object: {text[:120]!r}"
-    res.lines.append(line)
     steps = line.get("env_steps")
     if isinstance(steps, (int, float)) and math.isfinite(steps):
         res.env_steps = max(res.env_steps, int(steps))
-    if line.get("kind") == "val":
-        v = line.get(metric)
+    if line.get("kind") == "val":  # kept only when it has the metric: vals() are all usable
+        if metric not in line:
+            return (f"!val line at iter {line.get('iter')} has no key {metric!r} (it has "
+                    f"{', '.join(sorted(line))}; see --metric)")
+        v = line[metric]
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             return (f"!val line at iter {line.get('iter')} has {metric!r} = {v!r} "
                     "(not a finite number)")
+    res.lines.append(line)
     if on_line is not None:
         return on_line(line) or None
     return None

@@ -148,23 +148,27 @@ def open_study(opts: SearchOptions) -> optuna.Study:
     """Creates the study or loads it to continue; TuneError when the stored one differs."""
     os.makedirs(opts.out_dir, exist_ok=True)
     url = storage_url(opts)
-    if isinstance(url, str) and url.startswith("sqlite:"):
-        # Trial threads, a second tuner on the same file and readers share one SQLite file:
-        # wait for its lock (up to 60 s) instead of failing at the default 5 s on a busy machine.
-        # Two processes opening a new file at once can both try to create its tables; the loser
-        # finds them made on a second try.
-        for attempt in range(3):
-            try:
-                url = optuna.storages.RDBStorage(
-                    url, engine_kwargs={"connect_args": {"timeout": 60}})
-                break
-            except Exception as e:  # sqlalchemy's OperationalError, without importing it
-                if "already exists" not in str(e) or attempt == 2:
-                    raise
-                time.sleep(0.5)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    probe = optuna.create_study(storage=url, study_name=opts.study_name, load_if_exists=True,
-                                direction=opts.direction)
+    try:
+        if isinstance(url, str) and url.startswith("sqlite:"):
+            # Trial threads, a second tuner on the same file and readers share one SQLite file:
+            # wait for its lock (up to 60 s) instead of failing at the default 5 s on a busy
+            # machine. Two processes opening a new file at once can both try to create its
+            # tables; the loser finds them made on a second try.
+            for attempt in range(3):
+                try:
+                    url = optuna.storages.RDBStorage(
+                        url, engine_kwargs={"connect_args": {"timeout": 60}})
+                    break
+                except Exception as e:  # sqlalchemy's OperationalError, without importing it
+                    if "already exists" not in str(e) or attempt == 2:
+                        raise
+                    time.sleep(0.5)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        probe = optuna.create_study(storage=url, study_name=opts.study_name, load_if_exists=True,
+                                    direction=opts.direction)
+    except Exception as e:  # sqlalchemy and optuna raise their own kinds; all mean the same here
+        raise TuneError(f"--storage {storage_url(opts)}: cannot open the study: "
+                        f"{type(e).__name__}: {e}") from None
     n_existing = len(probe.get_trials(deepcopy=False))
     study = optuna.create_study(storage=url, study_name=opts.study_name, load_if_exists=True,
                                 direction=opts.direction, sampler=_sampler(opts, n_existing),
@@ -323,6 +327,8 @@ def run_search(opts: SearchOptions, log=None) -> optuna.Study:
         raise TuneError(f"--trials must be at least 1, got {opts.trials}")
     if opts.resource not in ("iters", "steps"):
         raise TuneError(f"--resource is iters or steps, got {opts.resource!r}")
+    if opts.min_resource is not None and opts.min_resource < 1:
+        raise TuneError(f"--min-resource must be at least 1, got {opts.min_resource}")
     opts.out_dir = os.path.abspath(opts.out_dir)  # trials run with their own directory as cwd
     study = open_study(opts)
     again = reclaim_interrupted(study)
