@@ -128,6 +128,9 @@ def test_continue_from_best_scores_and_continues_the_best_val_point(tmp_path, mo
     assert earlier_better > 0
     with pytest.raises(TuneError, match="continue-from"):
         run_pbt(popts(tmp_path / "x", continue_from="middle"))
+    for p in (2.0, -0.1, float("nan")):
+        with pytest.raises(TuneError, match="resample-p"):
+            run_pbt(popts(tmp_path / "x", resample_p=p))
 
 
 def test_pbt_resumes_and_is_deterministic(tmp_path):

@@ -264,6 +264,8 @@ def run_pbt(opts: PbtOptions, log: Optional[Callable[[str], None]] = None) -> Di
         raise TuneError(f"--continue-from must be last or best, got {opts.continue_from!r}")
     if not 0 < opts.quantile <= 0.5:
         raise TuneError(f"--quantile must be in (0, 0.5], got {opts.quantile}")
+    if not 0 <= opts.resample_p <= 1:  # also refuses NaN
+        raise TuneError(f"--resample-p must be a probability in [0, 1], got {opts.resample_p}")
     if opts.lineage_steps is not None and opts.lineage_steps < 1:
         raise TuneError(f"--lineage-steps must be at least 1, got {opts.lineage_steps}")
     opts.out_dir = os.path.abspath(opts.out_dir)  # members run with their own directory as cwd
