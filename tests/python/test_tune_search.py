@@ -122,6 +122,17 @@ def test_bad_seed_min_resource_storage_and_report_exit_2_naming_them(tmp_path, c
         err = capsys.readouterr().err
         assert named in err and "Traceback" not in err, (argv, err)
     assert not (tmp_path / "o" / "study.db").exists()  # report created no empty database
+    # eval: an unreadable config, or a recarena-ab it would need after training, before training
+    cfg = tmp_path / "best.cfg"
+    cfg.write_text("iters = 2\n")
+    for argv, named in ((["--config", str(tmp_path / "none.cfg")], "none.cfg"),
+                        (["--config", str(tmp_path)], "Is a directory"),
+                        (["--config", str(cfg), "--arms", "random", "--ab-bin",
+                          str(tmp_path / "no-ab")], "no recarena-ab")):
+        assert cli.main(["eval", "--meta-bin", FAKE, "--out", str(tmp_path / "ev")] + argv) == 2
+        err = capsys.readouterr().err
+        assert named in err and "Traceback" not in err, (argv, err)
+    assert not (tmp_path / "ev" / "metrics.jsonl").exists()  # nothing trained
 
 
 def test_same_seed_same_trials(tmp_path):

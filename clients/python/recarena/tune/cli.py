@@ -135,18 +135,25 @@ def build_parser() -> argparse.ArgumentParser:
 def _read_cfg(path: str) -> List[Tuple[str, str]]:
     """The `key = value` lines of a recarena-meta --config file, in order (sim-config repeats)."""
     out = []
-    with open(path, "r", encoding="utf-8") as f:
-        for line in f:
-            if "=" in line:
-                k, _, v = line.partition("=")
-                out.append((k.strip(), v.strip()))
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            for line in f:
+                if "=" in line:
+                    k, _, v = line.partition("=")
+                    out.append((k.strip(), v.strip()))
+    except (OSError, UnicodeDecodeError) as e:
+        raise TuneError(f"eval: --config {path}: {e.strerror if isinstance(e, OSError) else e}") \
+            from None
     return out
 
 
 def _eval(a: argparse.Namespace) -> int:
     meta = find_meta_binary(a.meta_bin)
-    os.makedirs(a.out, exist_ok=True)
     cfg = _read_cfg(a.config)
+    ab = a.ab_bin or os.path.join(os.path.dirname(meta), "recarena-ab")
+    if a.arms and not os.access(ab, os.X_OK):  # found now, not after the training
+        raise TuneError(f"eval --arms: no recarena-ab at {ab} (give --ab-bin)")
+    os.makedirs(a.out, exist_ok=True)
     env = next((v for k, v in reversed(cfg) if k == "env"), "ECommerce-v1")
     # the sims the checkpoint trained on are the ones it is tested on (e.g. hidden_tastes=1)
     sim_config = [arg for k, v in cfg if k == "sim-config" for arg in ("--config", v)]
@@ -170,7 +177,6 @@ def _eval(a: argparse.Namespace) -> int:
               + ", ".join(f"{k} {v:.4g}" for k, v in last.items()
                           if isinstance(v, (int, float)) and k not in ("iter", "env_steps")))
     else:
-        ab = a.ab_bin or os.path.join(os.path.dirname(meta), "recarena-ab")
         ck = flags["checkpoint-out"]
         argv = [ab, "--env", env, *sim_config, "--task-ids", a.test_tasks,
                 "--arms", a.arms.replace("{checkpoint}", ck),
