@@ -83,6 +83,22 @@ def test_whole_float_actions_play_as_ints_and_others_are_refused_before_sending(
         vec.close()
 
 
+def test_unknown_reset_options_are_refused_not_ignored(address):
+    env = recarena.RemoteEnv("ECommerce-v1", address=address)
+    vec = recarena.RemoteVectorEnv("ECommerce-v1", num_envs=2, address=address)
+    try:
+        for e in (env, vec):
+            with pytest.raises(ValueError, match="unknown reset option.*'task'.*set_task"):
+                e.reset(seed=1, options={"task": {"split": "test", "id": 3}})
+            with pytest.raises(ValueError, match="must be a dict"):
+                e.reset(seed=1, options=5)
+        env.reset(seed=1, options={})
+        vec.reset(seed=1, options={"reset_mask": np.array([True, False])})
+    finally:
+        env.close()
+        vec.close()
+
+
 def test_same_seed_same_trajectory(address):
     def run(seed):
         e = recarena.RemoteEnv("ECommerce-v1", address=address)

@@ -26,6 +26,19 @@ def random_seed() -> int:
     return int.from_bytes(os.urandom(8), "little") >> 1
 
 
+def check_reset_options(options: Any) -> None:
+    """Refuses reset options this package does not know: the protocol ignores unknown keys, so a
+    hoped-for option ({"task": ...}) would otherwise do nothing, silently. ValueError naming it."""
+    if options is None:
+        return
+    if not isinstance(options, dict):
+        raise ValueError(f"reset options must be a dict or None, got {type(options).__name__}")
+    unknown = sorted(str(k) for k in options if k != "reset_mask")
+    if unknown:
+        raise ValueError(f"unknown reset option(s) {', '.join(map(repr, unknown))}: the only one is "
+                         "'reset_mask' (a task is chosen with set_task, not at reset)")
+
+
 def unbatch(obs: Any, i: int = 0) -> Any:
     """Row i of a batched obs (a dict of arrays, or an array)."""
     if isinstance(obs, dict):
@@ -120,6 +133,7 @@ class RemoteEnv(gym.Env):
     def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None
               ) -> Tuple[Any, Dict[str, Any]]:
         super().reset(seed=seed)
+        check_reset_options(options)
         if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
             raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
         obs, info = self.client.reset(self._handle, seed=None if seed is None else int(seed),

@@ -20,7 +20,7 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from .client import CLOSE_TIMEOUT_S, DEFAULT_TIMEOUT_S, Client
-from .env import random_seed, unbatch
+from .env import check_reset_options, random_seed, unbatch
 from .local import open_backend
 from .shard import ShardGroup
 from .spaces import as_action, as_slate
@@ -119,6 +119,7 @@ class RemoteVectorEnv(gym.vector.VectorEnv):
     def reset(self, *, seed: Union[int, Sequence[Optional[int]], None] = None,
               options: Optional[dict] = None) -> Tuple[Any, Dict[str, Any]]:
         n = self.num_envs
+        check_reset_options(options)
         options = dict(options) if options else {}
         mask = options.pop("reset_mask", None)
         if mask is not None:
