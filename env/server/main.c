@@ -280,6 +280,20 @@ static bool s_apply (s_cfg_t *c, const char *name, const char *v)
   return false;
 }
 
+/* One line of f into line (at most cap - 1 bytes, its '\n' kept), NUL-terminated; returns the
+   bytes read, 0 at the end of the file. fgets cannot say how many bytes it read: with a NUL byte
+   in the line strlen stops early, and in a last line without a newline nothing tells the two
+   apart. */
+static size_t s_read_line (FILE *f, char *line, size_t cap)
+{
+  size_t n = 0;
+  int ch = 0;
+  while (n + 1 < cap && ch != '\n' && (ch = getc (f)) != EOF)
+    line[n++] = (char) ch;
+  line[n] = '\0';
+  return n;
+}
+
 static bool s_read_config (s_cfg_t *c, const char *path)
 {
   FILE *f = fopen (path, "r");
@@ -290,17 +304,16 @@ static bool s_read_config (s_cfg_t *c, const char *path)
   char line[1024];
   int lineno = 0;
   bool ok = true;
-  while (ok && fgets (line, sizeof line, f)) {
+  size_t len;
+  while (ok && (len = s_read_line (f, line, sizeof line)) > 0) {
     lineno++;
-    size_t len = strlen (line);
     if (len == sizeof line - 1 && line[len - 1] != '\n' && !feof (f)) {
       fprintf (stderr, "recarena-server: %s:%d: line longer than %zu characters\n", path, lineno,
                sizeof line - 2);
       ok = false;
       break;
     }
-    if ((len == 0 || line[len - 1] != '\n') && !feof (f) && !ferror (f)) {
-      /* fgets went on to the newline past a NUL byte: the rest of the line would be dropped */
+    if (strlen (line) != len) { /* the rest of the line would be dropped, the last line's too */
       fprintf (stderr, "recarena-server: %s:%d: a NUL byte in the line\n", path, lineno);
       ok = false;
       break;

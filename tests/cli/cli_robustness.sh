@@ -172,6 +172,8 @@ if [ $positional = 0 ]; then
       check reject --config "$work"   # a directory opens and used to read as an empty config
       printf 'workers = 2\0 bogus\nmax-envs = 1\n' >"$work/e.conf"   # a NUL used to cut the line short
       check reject --config "$work/e.conf"
+      printf 'max-envs = 1\nworkers = 2\0 bogus' >"$work/f.conf"   # and in a last line without a newline
+      check reject --config "$work/f.conf"
       # a key hidden past the reader's line length in a comment used to be read as a line of its own
       "$bin" --gen-keys "$work/k" >/dev/null 2>&1
       { printf '#%s' "${long:0:254}"; grep '^secret-key' "$work/k.key"; } >"$work/long.key"
