@@ -293,7 +293,8 @@ ra_err_t ra_meta_ckpt_save (const ra_target_t *t, const char *path, const ra_met
 }
 
 /* The whole file into *buf (NUL-terminated, *len bytes) and its safetensors header length into
-   *h; RA_ERR_IO (nothing to free) when it cannot be read or the header does not fit. */
+   *h; an error (nothing to free) when it cannot be read, the header does not fit or a load would
+   refuse the header (a key twice: s_get takes the first). */
 static ra_err_t s_read_checkpoint (const char *path, unsigned char **buf, size_t *len, uint64_t *h,
                                    ra_error_t *err)
 {
@@ -306,7 +307,11 @@ static ra_err_t s_read_checkpoint (const char *path, unsigned char **buf, size_t
     *buf = NULL;
     return ra_error_set (err, RA_ERR_IO, -1, "meta: '%s' is not a safetensors checkpoint", path);
   }
-  return RA_OK;
+  if ((rc = ra_nn_checkpoint_check_header ((const char *) *buf + 8, *h, path, err)) != RA_OK) {
+    free (*buf);
+    *buf = NULL;
+  }
+  return rc;
 }
 
 /* The string value of "key":"value" inside the header, into out; false if absent. Unterminated

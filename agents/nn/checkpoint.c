@@ -192,6 +192,31 @@ static const char *s_duplicate_key (const cJSON *obj)
   return dup;
 }
 
+/* The header's hlen bytes parsed into *root (the caller deletes it, also on failure): one JSON
+   object and nothing else (the whole header is the JSON and its padding: a NUL or trailing bytes
+   are damage), no key twice in it or in its __metadata__. */
+static ra_err_t s_parse_header (const char *hdr, size_t hlen, const char *path, cJSON **root, ra_error_t *err)
+{
+  char *s = malloc (hlen + 1);
+  *root = NULL;
+  if (!s)
+    return ra__nn_error (err, RA_ERR_NOMEM, "nn checkpoint: out of memory");
+  memcpy (s, hdr, hlen);
+  s[hlen] = 0;
+  *root = strlen (s) == hlen ? cJSON_ParseWithOpts (s, NULL, true) : NULL;
+  free (s);
+  if (!cJSON_IsObject (*root))
+    return ra__nn_error (err, RA_ERR_IO, "nn checkpoint: '%s' header is not one JSON object", path);
+  const cJSON *meta = cJSON_GetObjectItemCaseSensitive (*root, "__metadata__");
+  const char *dup = s_duplicate_key (*root);
+  if (!dup && cJSON_IsObject (meta))
+    dup = s_duplicate_key (meta);
+  if (!dup)
+    return RA_OK;
+  return *dup ? ra__nn_error (err, RA_ERR_IO, "nn checkpoint: '%s' header has the key '%.64s' twice", path, dup)
+              : ra__nn_error (err, RA_ERR_NOMEM, "nn checkpoint: out of memory");
+}
+
 typedef struct {
   size_t a, b; /* byte range in the data section */
 } s_span_t;
@@ -243,7 +268,7 @@ ra_err_t ra_nn_checkpoint_load (ra_nn_params_t *p, const char *path, ra_error_t 
   return ra__nn_error (err, RA_ERR_IO, "nn checkpoint: cannot read '%s': built without cJSON", path);
 #else
   ra_err_t rc = RA_OK;
-  char *file = NULL, *hjson = NULL;
+  char *file = NULL;
   cJSON *root = NULL;
   float *host = NULL, *adam_m = NULL, *adam_v = NULL;
   s_span_t *spans = NULL;
@@ -275,33 +300,22 @@ ra_err_t ra_nn_checkpoint_load (ra_nn_params_t *p, const char *path, ra_error_t 
                        path, hlen, size);
     goto done;
   }
-  hjson = malloc (hlen + 1);
   host = malloc (sizeof (float) * (p->n * (size_t) P + 1));
   int nmax = 3 * p->ntensors; /* spans: every kind of every tensor */
   spans = malloc (sizeof *spans * (size_t) nmax);
-  if (!hjson || !host || !spans) {
+  if (!host || !spans) {
     rc = ra__nn_error (err, RA_ERR_NOMEM, "nn checkpoint: out of memory");
     goto done;
   }
-  memcpy (hjson, file + 8, hlen);
-  hjson[hlen] = 0;
-  /* the whole header is the JSON and its padding: a NUL or trailing bytes are damage */
-  root = strlen (hjson) == hlen ? cJSON_ParseWithOpts (hjson, NULL, true) : NULL;
+  if ((rc = s_parse_header (file + 8, hlen, path, &root, err)) != RA_OK)
+    goto done;
   const cJSON *meta = cJSON_GetObjectItemCaseSensitive (root, "__metadata__");
   uint64_t step = 0, seed = 0, stream = 0, counter = 0, reps = 0;
-  if (!cJSON_IsObject (root) || !cJSON_IsObject (meta) || !s_meta_u64 (meta, "step", &step)
-      || !s_meta_u64 (meta, "rng_seed", &seed) || !s_meta_u64 (meta, "rng_stream", &stream)
-      || !s_meta_u64 (meta, "rng_counter", &counter) || !s_meta_u64 (meta, "replicas", &reps)) {
-    rc = ra__nn_error (err, RA_ERR_IO, "nn checkpoint: '%s' header is not JSON with __metadata__ step/rng_seed/rng_stream/rng_counter/replicas (decimal strings)",
-                       path);
-    goto done;
-  }
-  const char *dup = s_duplicate_key (root);
-  if (!dup)
-    dup = s_duplicate_key (meta);
-  if (dup) {
-    rc = *dup ? ra__nn_error (err, RA_ERR_IO, "nn checkpoint: '%s' header has the key '%.64s' twice", path, dup)
-              : ra__nn_error (err, RA_ERR_NOMEM, "nn checkpoint: out of memory");
+  if (!cJSON_IsObject (meta) || !s_meta_u64 (meta, "step", &step) || !s_meta_u64 (meta, "rng_seed", &seed)
+      || !s_meta_u64 (meta, "rng_stream", &stream) || !s_meta_u64 (meta, "rng_counter", &counter)
+      || !s_meta_u64 (meta, "replicas", &reps)) {
+    rc = ra__nn_error (err, RA_ERR_IO, "nn checkpoint: '%s' header has no __metadata__ with step, rng_seed, "
+                       "rng_stream, rng_counter and replicas (decimal strings)", path);
     goto done;
   }
   if (step > INT32_MAX) { /* the device counts in int32 */
@@ -409,9 +423,22 @@ done:
   if (adam_v)
     ra_nn_free (p->be, adam_v);
   free (file);
-  free (hjson);
   free (host);
   free (spans);
+  return rc;
+#endif
+}
+
+ra_err_t ra_nn_checkpoint_check_header (const char *hdr, size_t hlen, const char *path, ra_error_t *err)
+{
+  assert (hdr && path);
+#ifndef RA_HAVE_CJSON
+  (void) hlen;
+  return ra__nn_error (err, RA_ERR_IO, "nn checkpoint: cannot read '%s': built without cJSON", path);
+#else
+  cJSON *root;
+  ra_err_t rc = s_parse_header (hdr, hlen, path, &root, err);
+  cJSON_Delete (root);
   return rc;
 #endif
 }

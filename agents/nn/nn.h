@@ -387,5 +387,10 @@ ra_err_t ra_nn_checkpoint_save_meta (const ra_nn_params_t *p, const char *path, 
 /* Loads a file written by save into p (same table: names and shapes must match). Restores data,
    Adam moments, step and rng; clears grad. RA_ERR_IO / RA_ERR_BAD_CONFIG on mismatch. */
 ra_err_t ra_nn_checkpoint_load (ra_nn_params_t *p, const char *path, ra_error_t *err);
+/* Checks the header of the checkpoint at path (its hlen bytes after the length field, hdr) as a
+   load does: one JSON object, no NUL, no key twice in it or in its __metadata__. For a caller
+   that reads its own metadata from the header text before it loads: a text search would take the
+   first of two values, the load refuses the file. RA_OK, or RA_ERR_IO naming path (and the key). */
+ra_err_t ra_nn_checkpoint_check_header (const char *hdr, size_t hlen, const char *path, ra_error_t *err);
 
 #endif

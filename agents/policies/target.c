@@ -548,14 +548,14 @@ ra_err_t ra_target_save (const ra_target_t *t, const char *path, ra_error_t *err
   return rc;
 }
 
-/* The checkpoint's JSON header (malloc'ed, NUL-terminated) or NULL with *err set. */
-static char *s_read_header (const char *path, ra_error_t *err)
+/* The checkpoint's JSON header into *out (malloc'ed, NUL-terminated), checked as a load checks it
+   (no key twice: s_meta takes the first), or an error with *out NULL. */
+static ra_err_t s_read_header (const char *path, char **out, ra_error_t *err)
 {
+  *out = NULL;
   FILE *f = fopen (path, "rb");
-  if (!f) {
-    ra_error_set (err, RA_ERR_IO, -1, "target: cannot open checkpoint '%s'", path);
-    return NULL;
-  }
+  if (!f)
+    return ra_error_set (err, RA_ERR_IO, -1, "target: cannot open checkpoint '%s'", path);
   unsigned char len8[8];
   uint64_t len = 0;
   char *hdr = NULL;
@@ -571,8 +571,13 @@ static char *s_read_header (const char *path, ra_error_t *err)
   }
   fclose (f);
   if (!hdr)
-    ra_error_set (err, RA_ERR_IO, -1, "target: '%s' has no readable safetensors header", path);
-  return hdr;
+    return ra_error_set (err, RA_ERR_IO, -1, "target: '%s' has no readable safetensors header", path);
+  ra_err_t rc = ra_nn_checkpoint_check_header (hdr, len, path, err);
+  if (rc == RA_OK)
+    *out = hdr;
+  else
+    free (hdr);
+  return rc;
 }
 
 /* The string value of metadata key in hdr (written by ra_target_save: no escapes) into buf:
@@ -646,9 +651,10 @@ static ra_err_t s_load_scales (const ra_target_t *t, const char *hdr, const char
 /* Everything in the file is checked before anything is set: a refused file leaves t as it was. */
 ra_err_t ra_target_load (ra_target_t *t, const char *path, ra_error_t *err)
 {
-  char *hdr = s_read_header (path, err);
-  if (!hdr)
-    return RA_ERR_IO;
+  char *hdr;
+  ra_err_t rc = s_read_header (path, &hdr, err);
+  if (rc != RA_OK)
+    return rc;
   float *scale = malloc (sizeof *scale * (size_t) t->P);
   if (!scale) {
     free (hdr);
@@ -658,7 +664,6 @@ ra_err_t ra_target_load (ra_target_t *t, const char *path, ra_error_t *err)
      dropping the head in silence */
   long a, b;
   bool affinity = s_header_shape (hdr, "a.w", &a, &b);
-  ra_err_t rc = RA_OK;
   char v[32], *end;
   int got = s_meta (hdr, s_meta_keys[S_META_CONTEXT], v, sizeof v);
   double ctx = got > 0 ? strtod (v, &end) : 0;
@@ -688,11 +693,11 @@ ra_err_t ra_target_load (ra_target_t *t, const char *path, ra_error_t *err)
 
 ra_err_t ra_target_checkpoint_settings (const char *path, ra_target_cfg_t *out, ra_error_t *err)
 {
-  char *hdr = s_read_header (path, err), v[64];
-  if (!hdr)
-    return RA_ERR_IO;
+  char *hdr, v[64];
+  ra_err_t rc = s_read_header (path, &hdr, err);
+  if (rc != RA_OK)
+    return rc;
   ra_target_cfg_t c = *out, *cfg = &c; /* *out only once every setting is read */
-  ra_err_t rc = RA_OK;
   char *end;
   /* the numbers, each in its range (absent: untouched) */
   static const int fkey[4] = { S_META_LR, S_META_TEMP, S_META_SLOT, S_META_CONTEXT };
@@ -761,20 +766,10 @@ void ra_target_reset_optimizer (ra_target_t *t)
 
 ra_err_t ra_target_checkpoint_arch (const char *path, int *hidden, int *layers, bool *affinity, ra_error_t *err)
 {
-  FILE *f = fopen (path, "rb");
-  if (!f)
-    return ra_error_set (err, RA_ERR_IO, -1, "target: cannot open checkpoint '%s'", path);
-  unsigned char len8[8];
-  uint64_t len = 0;
-  char *hdr = NULL;
-  ra_err_t rc = RA_OK;
-  if (fread (len8, 1, 8, f) != 8)
-    goto bad;
-  for (int i = 7; i >= 0; i--)
-    len = len << 8 | len8[i];
-  if (len == 0 || len > (64u << 20) || !(hdr = malloc (len + 1)) || fread (hdr, 1, len, f) != len)
-    goto bad;
-  hdr[len] = 0;
+  char *hdr;
+  ra_err_t rc = s_read_header (path, &hdr, err);
+  if (rc != RA_OK)
+    return rc;
   long a, b, width = 0;
   int n = 0;
   char name[32], reps[16];
@@ -805,7 +800,6 @@ bad:
                      "target: '%s' is not a target-policy checkpoint (no scorer tensors l0.w...)", path);
 done:
   free (hdr);
-  fclose (f);
   return rc;
 }
 

@@ -213,6 +213,31 @@ Test (meta_adapt, damaged_settings_and_training_state_are_refused)
     free (f.b);
     free (h);
   }
+  /* a key twice, the first a valid value of its own: the readers search the header text for the
+     first, the nn load refuses the file; both readers refuse it, naming the file and the key */
+  static const char *const twice[] = { "meta_inner_lr", "meta_inner_steps", "meta_rollout", "meta_adapt_params",
+                                       "meta_algo", "meta_iter", "meta_env_steps", "meta_rng_counter",
+                                       "meta_adam_t" };
+  for (size_t i = 0; i < sizeof twice / sizeof *twice; i++) {
+    size_t at, len, mat, mlen;
+    cr_assert (ck_find (hdr, "__metadata__", twice[i], &at, &len), "%s absent", twice[i]);
+    cr_assert (ck_find_entry (hdr, "__metadata__", &mat, &mlen));
+    char dup[96];
+    snprintf (dup, sizeof dup, "\"%s\":\"%s\",", twice[i], !strcmp (twice[i], "meta_adapt_params") ? "head" : "1");
+    char *h = ck_splice (hdr, mat + strlen ("\"__metadata__\":{"), 0, dup);
+    f = ck_with_header (&file, h, 1);
+    cr_assert_eq (ck_write (path, &f), 0);
+    ra_meta_adapt_cfg_t a = { 0 };
+    ra_meta_resume_t r = { .n = 4 };
+    bool found;
+    ra_error_t e1 = { 0 }, e2 = { 0 };
+    cr_expect_neq (ra_meta_ckpt_read (path, &a, &found, NULL, 0, &e1), RA_OK, "%s twice: settings read", twice[i]);
+    cr_expect (strstr (e1.message, path) && strstr (e1.message, twice[i]), "%s", e1.message);
+    cr_expect_neq (ra_meta_ckpt_read_resume (path, &r, &found, &e2), RA_OK, "%s twice: state read", twice[i]);
+    cr_expect (strstr (e2.message, path) && strstr (e2.message, twice[i]), "%s", e2.message);
+    free (f.b);
+    free (h);
+  }
   /* the moments past the data */
   char *h = ck_set (hdr, "meta.adam_v", "data_offsets", "[1000000,1000016]");
   f = ck_with_header (&file, h, 1);

@@ -222,6 +222,45 @@ Test (target_ckpt_fuzz, damaged_settings_are_refused_by_the_reader_that_reads_th
   s_ctx_fini (&c);
 }
 
+/* A metadata key twice: each reader searches the header text for the first, the nn load refuses
+   the file; every reader refuses it, naming the file and the key ("replicas" is arch's). */
+Test (target_ckpt_fuzz, a_metadata_key_twice_is_refused_by_every_reader)
+{
+  s_ctx_t c;
+  s_ctx_init (&c, "twice");
+  char *hdr = ck_header (&c.file);
+  const char *keys[sizeof s_keys / sizeof *s_keys + 1];
+  memcpy (keys, s_keys, sizeof s_keys);
+  keys[sizeof s_keys / sizeof *s_keys] = "replicas";
+  for (size_t j = 0; j < sizeof keys / sizeof *keys; j++) {
+    size_t at, len, mat, mlen;
+    cr_assert (ck_find (hdr, "__metadata__", keys[j], &at, &len), "%s absent", keys[j]);
+    size_t kat = at - strlen (keys[j]) - 3;
+    char dup[128], *h;
+    snprintf (dup, sizeof dup, "%.*s,", (int) (at + len - kat), hdr + kat); /* first in the block */
+    cr_assert (ck_find_entry (hdr, "__metadata__", &mat, &mlen));
+    h = ck_splice (hdr, mat + strlen ("\"__metadata__\":{"), 0, dup);
+    ck_file_t f = ck_with_header (&c.file, h, 1);
+    cr_assert_eq (ck_write (c.path, &f), 0);
+    ra_target_cfg_t cfg = s_cfg (5);
+    int hidden, layers;
+    bool aff;
+    ra_error_t err[3] = { 0 };
+    ra_err_t rc[3] = { ra_target_checkpoint_settings (c.path, &cfg, &err[0]),
+                       ra_target_checkpoint_arch (c.path, &hidden, &layers, &aff, &err[1]),
+                       ra_target_load (c.dst, c.path, &err[2]) };
+    for (int r = 0; r < 3; r++) {
+      cr_expect_neq (rc[r], RA_OK, "%s twice: reader %d accepted it", keys[j], r);
+      cr_expect (rc[r] == RA_OK || (strstr (err[r].message, c.path) && strstr (err[r].message, keys[j])),
+                 "%s twice: reader %d: %s", keys[j], r, err[r].message);
+    }
+    free (f.b);
+    free (h);
+  }
+  free (hdr);
+  s_ctx_fini (&c);
+}
+
 /* A population's file has a leading replica dimension on every tensor: the width is the second. */
 Test (target_ckpt_fuzz, arch_reads_the_width_of_a_population_file)
 {
