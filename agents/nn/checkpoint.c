@@ -8,6 +8,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,6 +228,21 @@ static int s_cmp_span (const void *x, const void *y)
   return a->a < b->a ? -1 : a->a > b->a;
 }
 
+/* The first float of bytes [s.a, s.b) of data that a load refuses, into *x, as an index into the
+   tensor, or SIZE_MAX: a NaN or an infinity (a diverged run or damage: the format has no
+   checksum), except +inf in adam_v (kind 2). That one training reaches and goes on with: with
+   clipping off (clip_norm <= 0) a gradient past about 6e20 overflows (1 - b2) g g to +inf in v,
+   and that weight's update is m / sqrt(inf) = 0. */
+static size_t s_bad_value (const char *data, s_span_t s, int kind, float *x)
+{
+  for (size_t i = s.a; i + sizeof *x <= s.b; i += sizeof *x) {
+    memcpy (x, data + i, sizeof *x);
+    if (!isfinite (*x) && !(kind == 2 && *x == INFINITY))
+      return (i - s.a) / sizeof *x;
+  }
+  return SIZE_MAX;
+}
+
 /* Why tensor entry e cannot be t (kind k) of P replicas in a data section of dlen bytes, or
    NULL with its byte range in *s. */
 static const char *s_check_tensor (const cJSON *e, const ra_nn_tensor_t *t, int P, size_t dlen, s_span_t *s)
@@ -375,6 +391,16 @@ ra_err_t ra_nn_checkpoint_load (ra_nn_params_t *p, const char *path, ra_error_t 
   if (overlap) {
     rc = ra__nn_error (err, RA_ERR_BAD_CONFIG, "nn checkpoint: '%s' has tensors whose data_offsets overlap", path);
     goto done;
+  }
+  for (int j = 0; j < nspans; j++) {
+    float x;
+    size_t at = s_bad_value (data, spans[j], j / p->ntensors, &x);
+    if (at != SIZE_MAX) {
+      rc = ra__nn_error (err, RA_ERR_IO, "nn checkpoint: '%s' tensor '%s' element %zu is %g, not a finite number "
+                         "(a diverged run or a damaged file)", path,
+                         s_file_name (&p->tensors[j % p->ntensors], j / p->ntensors).buf, at, (double) x);
+      goto done;
+    }
   }
   if (has_adam && !p->adam_m) {
     size_t total = p->n * (size_t) P;

@@ -3,12 +3,14 @@
     A real checkpoint of a small table is saved, then damaged: thousands of seeded random
     mutations (header bit flips and bytes, the length field, the data cut, header bytes removed)
     and a table of targeted ones (each field of each entry given a wrong type, sign, fraction,
-    range; entries and keys removed or doubled; overlapping and reversed data_offsets). Every load
+    range; entries and keys removed or doubled; overlapping and reversed data_offsets; NaN and
+    infinities planted in each tensor's data, of which only +inf in adam_v loads). Every load
     must either fail with a message naming the file and leave the destination exactly as it was
     (data, moments or their absence, step, rng), or succeed with what the undamaged file holds.
     Three setups: P = 1 with moments on both sides, P = 2 with moments in the file only, P = 1
     without moments in the file. Under ASan in about a second.                                   */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +64,7 @@ typedef struct {
   ck_snap_t want;   /* what loading it gives */
   size_t n;
   int loads, refused;
+  char msg[256]; /* the last refusal's message */
 } s_ctx_t;
 
 static void s_ctx_init (s_ctx_t *c, s_setup_t su, const char *tag)
@@ -103,6 +106,7 @@ static void s_try (s_ctx_t *c, const ck_file_t *f, int expect, const char *what)
   c->loads++;
   if (rc != RA_OK) {
     c->refused++;
+    snprintf (c->msg, sizeof c->msg, "%s", err.message);
     cr_expect_neq (expect, 1, "%s: a valid file refused: %s", what, err.message);
     cr_expect (strstr (err.message, c->path) != NULL, "%s: the message does not name the file: %s", what,
                err.message);
@@ -311,6 +315,74 @@ Test (nn_ckpt_fuzz, harmless_edits_still_load)
     s_try_header (&c, h, 1, "an extra empty tensor");
     free (h);
     free (long_val);
+    free (hdr);
+    s_ctx_fini (&c);
+  }
+}
+
+/* f with element e of tensor entry's data set to x. */
+static ck_file_t s_plant (const ck_file_t *file, const char *hdr, const char *entry, size_t e, float x)
+{
+  long a, b;
+  s_offsets (hdr, entry, &a, &b);
+  ck_file_t f = ck_copy (file);
+  memcpy (f.b + 8 + ck_hlen (file) + (size_t) a + e * sizeof x, &x, sizeof x);
+  return f;
+}
+
+/* f (+inf planted in one adam_v element) loads: the file's tensors, that one value +inf. */
+static void s_try_inf_v (s_ctx_t *c, const ck_file_t *f, const char *what)
+{
+  cr_assert_eq (ck_write (c->path, f), 0);
+  ra_nn_params_t *dst = s_params (c->su.P, -7.0f, c->su.dest_adam, 99);
+  ra_error_t err = { 0 };
+  cr_expect_eq (ra_nn_checkpoint_load (dst, c->path, &err), RA_OK, "%s: refused: %s", what, err.message);
+  ck_snap_t after = ck_snap (BE, dst);
+  int inf = 0;
+  bool rest = after.v && !memcmp (after.data, c->want.data, c->n * sizeof (float))
+              && !memcmp (after.m, c->want.m, c->n * sizeof (float));
+  for (size_t i = 0; rest && i < c->n; i++)
+    if (after.v[i] == INFINITY)
+      inf++;
+    else
+      rest = after.v[i] == c->want.v[i];
+  cr_expect (rest && inf == 1, "%s: loaded %d infinities, the rest %s the file's", what, inf,
+             rest ? "as" : "not as");
+  ck_snap_free (&after);
+  ra_nn_params_destroy (&dst);
+}
+
+/* NaN or an infinity in any tensor's data (the last element: the last replica's when P = 2) is
+   refused whole, naming the tensor; +inf in adam_v loads (training reaches it: checkpoint.c). */
+Test (nn_ckpt_fuzz, non_finite_data_is_refused_but_an_infinite_adam_v)
+{
+  static const float planted[3] = { NAN, INFINITY, -INFINITY };
+  for (int s = 0; s < 3; s++) {
+    s_ctx_t c;
+    s_ctx_init (&c, s_setups[s], "finite");
+    char *hdr = ck_header (&c.file);
+    for (int k = 0; k < (c.su.file_adam ? 3 : 1); k++)
+      for (int i = 0; i < 3; i++) {
+        static const char *const prefix[3] = { "", "adam_m.", "adam_v." };
+        char entry[64], quoted[72], what[128];
+        snprintf (entry, sizeof entry, "%s%s", prefix[k], s_names[i]);
+        snprintf (quoted, sizeof quoted, "'%s'", entry);
+        long a, b;
+        s_offsets (hdr, entry, &a, &b);
+        size_t last = (size_t) (b - a) / sizeof (float) - 1;
+        for (int j = 0; j < 3; j++) {
+          snprintf (what, sizeof what, "setup %d: %s element %zu %g", s, entry, last, (double) planted[j]);
+          ck_file_t f = s_plant (&c.file, hdr, entry, last, planted[j]);
+          if (k == 2 && planted[j] == INFINITY) {
+            s_try_inf_v (&c, &f, what);
+          } else {
+            int refused = c.refused;
+            s_try (&c, &f, 0, what);
+            cr_expect (c.refused == refused || strstr (c.msg, quoted), "%s: %s", what, c.msg);
+          }
+          free (f.b);
+        }
+      }
     free (hdr);
     s_ctx_fini (&c);
   }
