@@ -275,47 +275,64 @@ static const char *s_check_tensor (const cJSON *e, const ra_nn_tensor_t *t, int 
 }
 #endif
 
+ra_err_t ra_nn_checkpoint_read (const char *path, char **file, size_t *len, ra_error_t *err)
+{
+  assert (path && file && len);
+  *file = NULL;
+  *len = 0;
+  FILE *f = fopen (path, "rb");
+  if (!f)
+    return ra__nn_error (err, RA_ERR_IO, "nn checkpoint: cannot open '%s'", path);
+  ra_err_t rc = RA_OK;
+  struct stat st; /* a directory opens, and its ftell can be 2^63 - 1: not a size to allocate */
+  long size = -1;
+  if (fstat (fileno (f), &st) != 0 || !S_ISREG (st.st_mode))
+    rc = ra__nn_error (err, RA_ERR_IO, "nn checkpoint: '%s' is not a regular file", path);
+  else if (fseek (f, 0, SEEK_END) != 0 || (size = ftell (f)) < 0 || fseek (f, 0, SEEK_SET) != 0
+           || !(*file = malloc ((size_t) size + 1)) || fread (*file, 1, (size_t) size, f) != (size_t) size) {
+    free (*file);
+    *file = NULL;
+    rc = ra__nn_error (err, RA_ERR_IO, "nn checkpoint: cannot read %ld bytes of '%s'", size, path);
+  } else
+    *len = (size_t) size;
+  fclose (f);
+  return rc;
+}
+
 /* Checks the whole file before writing anything into p: a refused file leaves p as it was
    (data, moments, step, rng), so a caller can report the error and go on with what it had. */
 ra_err_t ra_nn_checkpoint_load (ra_nn_params_t *p, const char *path, ra_error_t *err)
 {
   assert (p && p->data && p->ntensors > 0 && path);
+  char *file;
+  size_t len;
+  ra_err_t rc = ra_nn_checkpoint_read (path, &file, &len, err);
+  if (rc == RA_OK)
+    rc = ra_nn_checkpoint_load_bytes (p, file, len, path, err);
+  free (file);
+  return rc;
+}
+
+ra_err_t ra_nn_checkpoint_load_bytes (ra_nn_params_t *p, const char *file, size_t size, const char *path,
+                                      ra_error_t *err)
+{
+  assert (p && p->data && p->ntensors > 0 && file && path);
 #ifndef RA_HAVE_CJSON
+  (void) size;
   return ra__nn_error (err, RA_ERR_IO, "nn checkpoint: cannot read '%s': built without cJSON", path);
 #else
+  if (size < 8)
+    return ra__nn_error (err, RA_ERR_IO, "nn checkpoint: '%s' is shorter than the 8-byte header length", path);
+  uint64_t hlen;
+  memcpy (&hlen, file, 8);
+  if (hlen > (uint64_t) size - 8)
+    return ra__nn_error (err, RA_ERR_IO, "nn checkpoint: '%s' header length %" PRIu64 " exceeds file size %zu",
+                         path, hlen, size);
   ra_err_t rc = RA_OK;
-  char *file = NULL;
   cJSON *root = NULL;
   float *host = NULL, *adam_m = NULL, *adam_v = NULL;
   s_span_t *spans = NULL;
   int P = p->replicas;
-  FILE *f = fopen (path, "rb");
-  if (!f)
-    return ra__nn_error (err, RA_ERR_IO, "nn checkpoint: cannot open '%s'", path);
-  struct stat st; /* a directory opens, and its ftell can be 2^63 - 1: not a size to allocate */
-  if (fstat (fileno (f), &st) != 0 || !S_ISREG (st.st_mode)) {
-    rc = ra__nn_error (err, RA_ERR_IO, "nn checkpoint: '%s' is not a regular file", path);
-    goto done;
-  }
-  long size = -1;
-  if (fseek (f, 0, SEEK_END) == 0)
-    size = ftell (f);
-  if (size < 8 || fseek (f, 0, SEEK_SET) != 0) {
-    rc = ra__nn_error (err, RA_ERR_IO, "nn checkpoint: '%s' is shorter than the 8-byte header length", path);
-    goto done;
-  }
-  file = malloc ((size_t) size);
-  if (!file || fread (file, 1, (size_t) size, f) != (size_t) size) {
-    rc = ra__nn_error (err, RA_ERR_IO, "nn checkpoint: cannot read %ld bytes of '%s'", size, path);
-    goto done;
-  }
-  uint64_t hlen;
-  memcpy (&hlen, file, 8);
-  if (hlen > (uint64_t) size - 8) {
-    rc = ra__nn_error (err, RA_ERR_IO, "nn checkpoint: '%s' header length %" PRIu64 " exceeds file size %ld",
-                       path, hlen, size);
-    goto done;
-  }
   host = malloc (sizeof (float) * (p->n * (size_t) P + 1));
   int nmax = 3 * p->ntensors; /* spans: every kind of every tensor */
   spans = malloc (sizeof *spans * (size_t) nmax);
@@ -345,7 +362,7 @@ ra_err_t ra_nn_checkpoint_load (ra_nn_params_t *p, const char *path, ra_error_t 
     goto done;
   }
   const char *data = file + 8 + hlen;
-  size_t dlen = (size_t) size - 8 - hlen;
+  size_t dlen = size - 8 - hlen;
   /* any moment in the file means all of them: one damaged name must not drop the rest */
   bool has_adam = false;
   for (int k = 1; k < 3; k++)
@@ -441,14 +458,11 @@ ra_err_t ra_nn_checkpoint_load (ra_nn_params_t *p, const char *path, ra_error_t 
   ra_nn_params_zero_grad (p);
   ra_nn_sync (p->be);
 done:
-  if (f)
-    fclose (f);
   cJSON_Delete (root);
   if (adam_m)
     ra_nn_free (p->be, adam_m);
   if (adam_v)
     ra_nn_free (p->be, adam_v);
-  free (file);
   free (host);
   free (spans);
   return rc;

@@ -387,6 +387,14 @@ ra_err_t ra_nn_checkpoint_save_meta (const ra_nn_params_t *p, const char *path, 
 /* Loads a file written by save into p (same table: names and shapes must match). Restores data,
    Adam moments, step and rng; clears grad. RA_ERR_IO / RA_ERR_BAD_CONFIG on mismatch. */
 ra_err_t ra_nn_checkpoint_load (ra_nn_params_t *p, const char *path, ra_error_t *err);
+/* The whole regular file at path into *file (malloc'ed, the caller frees; NULL on failure) and
+   its size into *len; RA_ERR_IO naming path. With ra_nn_checkpoint_load_bytes, for a caller that
+   reads the file's header itself: one read, so the header and the tensors are of the same file
+   even when a writer replaces it (rename) in between. */
+ra_err_t ra_nn_checkpoint_read (const char *path, char **file, size_t *len, ra_error_t *err);
+/* ra_nn_checkpoint_load of the len bytes at file, read from path (named in the errors). */
+ra_err_t ra_nn_checkpoint_load_bytes (ra_nn_params_t *p, const char *file, size_t len, const char *path,
+                                      ra_error_t *err);
 /* Checks the header of the checkpoint at path (its hlen bytes after the length field, hdr) as a
    load does: one JSON object, no NUL, no key twice in it or in its __metadata__. For a caller
    that reads its own metadata from the header text before it loads: a text search would take the

@@ -548,8 +548,35 @@ ra_err_t ra_target_save (const ra_target_t *t, const char *path, ra_error_t *err
   return rc;
 }
 
-/* The checkpoint's JSON header into *out (malloc'ed, NUL-terminated), checked as a load checks it
-   (no key twice: s_meta takes the first), or an error with *out NULL. */
+/* The little-endian header length at the start of a checkpoint. */
+static uint64_t s_header_len (const unsigned char *b)
+{
+  uint64_t len = 0;
+  for (int i = 7; i >= 0; i--)
+    len = len << 8 | b[i];
+  return len;
+}
+
+/* The JSON header of a checkpoint whose first n bytes are b (read from path) into *out (malloc'ed,
+   NUL-terminated), checked as a load checks it (no key twice: s_meta takes the first), or an
+   error with *out NULL. */
+static ra_err_t s_header (const char *b, size_t n, const char *path, char **out, ra_error_t *err)
+{
+  uint64_t len = n >= 8 ? s_header_len ((const unsigned char *) b) : 0;
+  *out = len > 0 && len <= n - 8 ? malloc (len + 1) : NULL;
+  if (!*out)
+    return ra_error_set (err, RA_ERR_IO, -1, "target: '%s' has no readable safetensors header", path);
+  memcpy (*out, b + 8, len);
+  (*out)[len] = 0;
+  ra_err_t rc = ra_nn_checkpoint_check_header (*out, len, path, err);
+  if (rc != RA_OK) {
+    free (*out);
+    *out = NULL;
+  }
+  return rc;
+}
+
+/* s_header of the checkpoint at path, reading no more of the file than its header. */
 static ra_err_t s_read_header (const char *path, char **out, ra_error_t *err)
 {
   *out = NULL;
@@ -557,26 +584,16 @@ static ra_err_t s_read_header (const char *path, char **out, ra_error_t *err)
   if (!f)
     return ra_error_set (err, RA_ERR_IO, -1, "target: cannot open checkpoint '%s'", path);
   unsigned char len8[8];
-  uint64_t len = 0;
-  char *hdr = NULL;
-  if (fread (len8, 1, 8, f) == 8) {
-    for (int i = 7; i >= 0; i--)
-      len = len << 8 | len8[i];
-    if (len > 0 && len <= (64u << 20) && (hdr = malloc (len + 1)) && fread (hdr, 1, len, f) == len)
-      hdr[len] = 0;
-    else {
-      free (hdr);
-      hdr = NULL;
-    }
+  char *b = NULL;
+  size_t n = fread (len8, 1, 8, f);
+  uint64_t len = n == 8 ? s_header_len (len8) : 0;
+  if (n == 8 && len <= (64u << 20) && (b = malloc (8 + len))) {
+    memcpy (b, len8, 8);
+    n += fread (b + 8, 1, len, f);
   }
   fclose (f);
-  if (!hdr)
-    return ra_error_set (err, RA_ERR_IO, -1, "target: '%s' has no readable safetensors header", path);
-  ra_err_t rc = ra_nn_checkpoint_check_header (hdr, len, path, err);
-  if (rc == RA_OK)
-    *out = hdr;
-  else
-    free (hdr);
+  ra_err_t rc = s_header (b, b ? n : 0, path, out, err);
+  free (b);
   return rc;
 }
 
@@ -651,13 +668,20 @@ static ra_err_t s_load_scales (const ra_target_t *t, const char *hdr, const char
 /* Everything in the file is checked before anything is set: a refused file leaves t as it was. */
 ra_err_t ra_target_load (ra_target_t *t, const char *path, ra_error_t *err)
 {
-  char *hdr;
-  ra_err_t rc = s_read_header (path, &hdr, err);
+  char *file, *hdr;
+  size_t n;
+  ra_err_t rc = ra_nn_checkpoint_read (path, &file, &n, err); /* once: the header and the tensors
+                                                                  of one file */
   if (rc != RA_OK)
     return rc;
+  if ((rc = s_header (file, n, path, &hdr, err)) != RA_OK) {
+    free (file);
+    return rc;
+  }
   float *scale = malloc (sizeof *scale * (size_t) t->P);
   if (!scale) {
     free (hdr);
+    free (file);
     return ra_error_set (err, RA_ERR_NOMEM, -1, "target: out of memory");
   }
   /* the tensor table alone would load a file with the affinity head into a policy without one,
@@ -683,11 +707,12 @@ ra_err_t ra_target_load (ra_target_t *t, const char *path, ra_error_t *err)
   if (rc == RA_OK)
     rc = s_load_scales (t, hdr, path, scale, err);
   if (rc == RA_OK)
-    rc = ra_nn_checkpoint_load (t->params, path, err);
+    rc = ra_nn_checkpoint_load_bytes (t->params, file, n, path, err);
   if (rc == RA_OK)
     memcpy (t->reward_scale, scale, sizeof *scale * (size_t) t->P);
   free (scale);
   free (hdr);
+  free (file);
   return rc;
 }
 

@@ -8,8 +8,11 @@
     fails with a message naming the file and leaves the policy exactly as it was (parameters,
     moments, step, rng, reward scales), or loads the file's tensors; settings either fails leaving
     the cfg untouched or sets values in their ranges; arch never hands back a width outside
-    [1, 4096]. No server.                                                                         */
+    [1, 4096]. ra_target_load opens the file once (fopen is counted here), so the header it reads
+    and the tensors it loads are of the same file. No server.                                     */
+#define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +23,19 @@
 #include "tests/nn/ckpt_mutate.h"
 
 enum { P = 2, N = 3, T = 2, K = 5, k = 2, U = 4, F = 3, R = 2 * k + 1 };
+
+/* Counts the opens of s_counted (the library code linked into this test calls this fopen). */
+static const char *s_counted;
+static int s_opens;
+FILE *fopen (const char *path, const char *mode)
+{
+  static FILE *(*real) (const char *, const char *);
+  if (!real)
+    *(void **) &real = dlsym (RTLD_NEXT, "fopen");
+  if (s_counted && !strcmp (path, s_counted))
+    s_opens++;
+  return real (path, mode);
+}
 
 static ra_nn_backend_t *BE;
 static void setup (void) { cr_assert_eq (ra_nn_backend_open ("cpu", NULL, &BE, NULL), RA_OK); }
@@ -258,6 +274,21 @@ Test (target_ckpt_fuzz, a_metadata_key_twice_is_refused_by_every_reader)
     free (h);
   }
   free (hdr);
+  s_ctx_fini (&c);
+}
+
+/* One read: a writer that replaces the file (rename) between two reads would give a header (reward
+   scales, context) of one file and the tensors of another. */
+Test (target_ckpt_fuzz, load_opens_the_file_once)
+{
+  s_ctx_t c;
+  s_ctx_init (&c, "once");
+  ra_error_t err;
+  s_counted = c.path;
+  s_opens = 0;
+  cr_expect_eq (ra_target_load (c.dst, c.path, &err), RA_OK, "%s", err.message);
+  s_counted = NULL;
+  cr_expect_eq (s_opens, 1, "ra_target_load opened its file %d times", s_opens);
   s_ctx_fini (&c);
 }
 
