@@ -350,7 +350,7 @@ static ra_err_t s_hello (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t 
   if (spin)
     ra_msg_out_str (rep, "spin");
   ra_msg_out_str (rep, "limits");
-  ra_msg_out_map (rep, 6);
+  ra_msg_out_map (rep, 9);
   ra_msg_out_str (rep, "max_envs");
   ra_msg_out_int (rep, srv->opts.max_envs);
   ra_msg_out_str (rep, "max_total_envs");
@@ -363,6 +363,14 @@ static ra_err_t s_hello (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t 
   ra_msg_out_int (rep, srv->opts.max_sessions);
   ra_msg_out_str (rep, "max_message_bytes");
   ra_msg_out_int (rep, srv->opts.max_message_bytes);
+  /* What applies to this caller: an anonymous one has no per-key limits, only the server's. */
+  bool keyed = srv->caller[0] != '\0';
+  ra_msg_out_str (rep, "max_sessions_per_key");
+  ra_msg_out_int (rep, keyed ? srv->opts.max_sessions_per_key : srv->opts.max_sessions);
+  ra_msg_out_str (rep, "max_envs_per_key");
+  ra_msg_out_int (rep, keyed ? srv->opts.max_envs_per_key : srv->opts.max_total_envs);
+  ra_msg_out_str (rep, "max_bytes_per_key");
+  ra_msg_out_int (rep, keyed ? srv->opts.max_bytes_per_key : srv->opts.max_total_bytes);
   ra_msg_out_str (rep, "envs");
   ra_msg_out_array (rep, (uint32_t) nsims);
   for (int i = 0; i < nsims; i++)
@@ -435,9 +443,30 @@ static s_estimate_t s_estimate (const s_kvlist_t *cfg, const ra_sim_class_t *cls
   return e;
 }
 
-/* LIMIT unless bytes more fit the session (already holding have) and the server. */
-static ra_err_t s_admit (const ra_server_t *srv, double have, double bytes, const char *what,
-                         ra_error_t *err)
+typedef struct {
+  int64_t sessions, envs, bytes;
+} s_usage_t;
+
+/* What the sessions of client key owner hold now, makes still building included. A scan of the
+   slots: only make, set_task and segment admission ask, and make scans them anyway. */
+static s_usage_t s_key_usage (const ra_server_t *srv, const char *owner)
+{
+  s_usage_t u = { 0, 0, 0 };
+  for (int i = 0; i < srv->opts.max_sessions; i++) {
+    const ra__slot_t *slot = &srv->slots[i];
+    if ((!slot->session && !slot->reserved) || strcmp (slot->owner, owner) != 0)
+      continue;
+    u.sessions++;
+    u.envs += slot->session ? ra_session_num_envs (slot->session) : slot->mk_args.sim.num_envs;
+    u.bytes += slot->bytes;
+  }
+  return u;
+}
+
+/* LIMIT unless bytes more fit the session (already holding have), its client key (owner; ""
+   for anonymous: no per-key limit) and the server. */
+static ra_err_t s_admit (const ra_server_t *srv, const char *owner, double have, double bytes,
+                         const char *what, ra_error_t *err)
 {
   const double mib = 1048576.0;
   if (have + bytes > (double) srv->opts.max_session_bytes)
@@ -445,6 +474,14 @@ static ra_err_t s_admit (const ra_server_t *srv, double have, double bytes, cons
                          "%s needs about %.1f MiB; a session may hold %.1f MiB (this one holds "
                          "%.1f MiB); use fewer envs, candidates, items or a smaller embedding_dim",
                          what, bytes / mib, (double) srv->opts.max_session_bytes / mib, have / mib);
+  if (owner[0]) {
+    double used = (double) s_key_usage (srv, owner).bytes;
+    if (used + bytes > (double) srv->opts.max_bytes_per_key)
+      return ra_error_set (err, RA_ERR_LIMIT, -1,
+                           "%s needs about %.1f MiB; this client key's sessions hold %.1f MiB and "
+                           "one key may hold %.1f MiB; close some of them", what, bytes / mib,
+                           used / mib, (double) srv->opts.max_bytes_per_key / mib);
+  }
   if ((double) srv->nbytes + bytes > (double) srv->opts.max_total_bytes)
     return ra_error_set (err, RA_ERR_LIMIT, -1,
                          "%s needs about %.1f MiB; the server has %.1f MiB of %.1f MiB left; try "
@@ -454,10 +491,10 @@ static ra_err_t s_admit (const ra_server_t *srv, double have, double bytes, cons
   return RA_OK;
 }
 
-ra_err_t ra__admit (const ra_server_t *srv, double have, double bytes, const char *what,
-                    ra_error_t *err)
+ra_err_t ra__admit (const ra_server_t *srv, const char *owner, double have, double bytes,
+                    const char *what, ra_error_t *err)
 {
-  return s_admit (srv, have, bytes, what, err);
+  return s_admit (srv, owner, have, bytes, what, err);
 }
 
 /* Runs on the pool (or inline): builds the reserved slot's session (the sim's create). */
@@ -597,6 +634,19 @@ static ra_err_t s_make (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *
   if (num_envs > srv->opts.max_envs)
     return ra_error_set (err, RA_ERR_LIMIT, -1, "num_envs is %lld, this server allows at most %d",
                          (long long) num_envs, srv->opts.max_envs);
+  if (srv->caller[0]) {
+    /* Per key before server-wide: a key at its own limit is told so, whatever the others hold. */
+    s_usage_t u = s_key_usage (srv, srv->caller);
+    if (u.sessions >= srv->opts.max_sessions_per_key)
+      return ra_error_set (err, RA_ERR_LIMIT, -1,
+                           "this client key has %lld live sessions, one key may have %d; close one",
+                           (long long) u.sessions, srv->opts.max_sessions_per_key);
+    if (u.envs + num_envs > srv->opts.max_envs_per_key)
+      return ra_error_set (err, RA_ERR_LIMIT, -1,
+                           "this client key has %lld envs live and %lld more were asked; one key "
+                           "may have %d in all", (long long) u.envs, (long long) num_envs,
+                           srv->opts.max_envs_per_key);
+  }
   if (srv->nenvs + num_envs > srv->opts.max_total_envs)
     return ra_error_set (err, RA_ERR_LIMIT, -1,
                          "%lld envs are live and %lld more were asked; the server allows %d in all",
@@ -632,7 +682,7 @@ static ra_err_t s_make (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *
   }
   s_estimate_t est = s_estimate (cfg, cls, num_envs, mode);
   double bytes = est.world + (double) num_envs * est.per_env;
-  if ((rc = s_admit (srv, 0, bytes, "this make", err)) != RA_OK)
+  if ((rc = s_admit (srv, srv->caller, 0, bytes, "this make", err)) != RA_OK)
     goto fail;
   if (!has_seed) {
     if (srv->opts.has_default_seed)
@@ -1043,7 +1093,7 @@ static ra_err_t s_set_task (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out
   /* A new task may build one more world, until every task slot holds one: charged now, so that
      requests admitted while it builds see it; given back if the sim refuses the task. */
   bool grows = slot->worlds_charged < slot->worlds_max;
-  if (grows && (rc = s_admit (srv, (double) slot->bytes, (double) slot->world_bytes,
+  if (grows && (rc = s_admit (srv, slot->owner, (double) slot->bytes, (double) slot->world_bytes,
                               "this set_task (one more task world)", err)) != RA_OK)
     goto fail;
   if (grows) {

@@ -48,6 +48,12 @@ static void s_usage (FILE *f)
            "  --max-session-bytes N    estimated bytes one session may hold; bigger makes and\n"
            "                           set_tasks get LIMIT (default: a quarter of physical memory)\n"
            "  --max-total-bytes N      the same over all sessions (default: half of physical memory)\n"
+           "  --max-sessions-per-key N, --max-envs-per-key N, --max-bytes-per-key N\n"
+           "                           with CURVE, most live handles, envs and estimated bytes the\n"
+           "                           sessions of one client key may hold together, so one key\n"
+           "                           cannot starve the others (default: the server-wide limit\n"
+           "                           divided by the number of allowed keys, at least a quarter\n"
+           "                           of it)\n"
            "  --async-min-bytes N      steps writing this many output bytes run on the workers\n"
            "                           while the server keeps answering (default 1048576)\n"
            "  --rcv-hwm N              complete requests queued per client before the server stops\n"
@@ -248,7 +254,8 @@ static bool s_apply (s_cfg_t *c, const char *name, const char *v)
     { "max-total-envs", 1, 1 << 26 }, { "async-min-envs", 1, 1 << 26 },
     { "max-session-bytes", 1 << 20, 1ll << 50 }, { "max-total-bytes", 1 << 20, 1ll << 50 },
     { "async-min-bytes", 1, 1ll << 40 }, { "rcv-hwm", 1, 1 << 20 }, { "drain-ms", 0, 600000 },
-    { "spin-us", 0, RA_SPIN_MAX_US },
+    { "spin-us", 0, RA_SPIN_MAX_US }, { "max-sessions-per-key", 1, 65535 },
+    { "max-envs-per-key", 1, 1 << 26 }, { "max-bytes-per-key", 1 << 20, 1ll << 50 },
   };
   for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
     if (strcmp (name, ints[i].name))
@@ -272,7 +279,10 @@ static bool s_apply (s_cfg_t *c, const char *name, const char *v)
     case 9: c->opts.async_min_bytes = x; break;
     case 10: c->opts.rcv_hwm = (int) x; break;
     case 11: c->opts.drain_linger_ms = (int) x; break;
-    default: c->opts.spin_us = (int) x; break;
+    case 12: c->opts.spin_us = (int) x; break;
+    case 13: c->opts.max_sessions_per_key = (int) x; break;
+    case 14: c->opts.max_envs_per_key = (int) x; break;
+    default: c->opts.max_bytes_per_key = x; break;
     }
     return true;
   }

@@ -132,6 +132,25 @@ ra_err_t ra_server_new (const ra_server_opts_t *opts, ra_server_t **out, ra_erro
       snprintf (srv->allow[i], sizeof srv->allow[i], "%s", opts->allow_keys[i] ? opts->allow_keys[i] : "");
     srv->nallow = nallow;
   }
+  /* Per-key limits (docs/protocol.md section "Limits"): by default an even share among the
+     allowed keys, but at least a quarter of the server's, so one key never takes it all once a
+     second key is allowed, while a server with one key (or none, in tests) loses nothing. */
+  int shares = nallow < 1 ? 1 : (nallow > 4 ? 4 : nallow);
+  ra_server_opts_t *o = &srv->opts;
+  if (o->max_sessions_per_key < 1)
+    o->max_sessions_per_key = o->max_sessions / shares;
+  if (o->max_envs_per_key < 1)
+    o->max_envs_per_key = o->max_total_envs / shares;
+  if (o->max_bytes_per_key <= 0)
+    o->max_bytes_per_key = o->max_total_bytes / shares;
+  o->max_sessions_per_key = o->max_sessions_per_key < 1 ? 1
+                            : o->max_sessions_per_key > o->max_sessions ? o->max_sessions
+                            : o->max_sessions_per_key;
+  o->max_envs_per_key = o->max_envs_per_key < 1 ? 1
+                        : o->max_envs_per_key > o->max_total_envs ? o->max_total_envs
+                        : o->max_envs_per_key;
+  if (o->max_bytes_per_key > o->max_total_bytes)
+    o->max_bytes_per_key = o->max_total_bytes;
   int workers = srv->opts.workers;
   if (workers <= 0) {
     long ncpu = sysconf (_SC_NPROCESSORS_ONLN);

@@ -42,6 +42,15 @@ typedef struct {
   int64_t max_session_bytes;    /* admission: estimated bytes one session may hold (make and
                                    set_task past it: LIMIT); <= 0: a quarter of physical memory */
   int64_t max_total_bytes;      /* admission over all sessions; <= 0: half of physical memory */
+  /* Per client key (docs/protocol.md section "Limits"): what the sessions of one CURVE key may
+     hold together, so that one key cannot take a whole server-wide budget and starve the others.
+     Applied only to requests with a key (ra_server_set_caller): without CURVE every client is
+     the same anonymous one and only the server-wide limits apply. <= 0: the server-wide limit
+     divided by the number of allowed keys, but at least a quarter of it (with up to 4 keys each
+     is sure of its share; with more, no one key takes more than a quarter). */
+  int max_sessions_per_key;
+  int max_envs_per_key;
+  int64_t max_bytes_per_key;
   int64_t async_min_bytes;      /* ra_server_run steps batches whose step writes at least this
                                    many output bytes on the workers (cost, not env count);
                                    default 1 MiB */

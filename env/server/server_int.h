@@ -198,10 +198,11 @@ int ra__shm_sweep (void);
 
 /* True when a step or reset of s runs on the workers while the loop keeps serving (server.c). */
 bool ra__session_async (const ra_server_t *srv, ra_session_t *s);
-/* LIMIT unless bytes more fit a session already holding have and the server's byte budgets
-   (handlers.c; docs/protocol.md section "Limits"). */
-ra_err_t ra__admit (const ra_server_t *srv, double have, double bytes, const char *what,
-                    ra_error_t *err);
+/* LIMIT unless bytes more fit a session already holding have, the budget of its client key
+   (owner; "" for anonymous: none) and the server's byte budgets (handlers.c; docs/protocol.md
+   section "Limits"). */
+ra_err_t ra__admit (const ra_server_t *srv, const char *owner, double have, double bytes,
+                    const char *what, ra_error_t *err);
 /* True when the session's client said it locks its segment (make's shm_lock), has used it, and
    no process holds that lock any more: the client died or unmapped it (shm.c). */
 bool ra__shm_client_gone (const ra__slot_t *slot);

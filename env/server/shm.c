@@ -95,7 +95,7 @@ ra_err_t ra__shm_new (ra_server_t *srv, ra__slot_t *slot, ra_error_t *err)
   /* The estimate counts the output rows once (docs/protocol.md section "Limits"); the second
      block, the action areas and the doorbell are this segment's own. */
   double extra = (double) m->bytes - (double) ra_session_block_bytes (s);
-  ra_err_t arc = ra__admit (srv, (double) slot->bytes, extra, "the shared-memory segment", err);
+  ra_err_t arc = ra__admit (srv, slot->owner, (double) slot->bytes, extra, "the shared-memory segment", err);
   if (arc != RA_OK) {
     free (m);
     return arc;

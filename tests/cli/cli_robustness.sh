@@ -104,10 +104,12 @@ case "$name" in
                  --max-total-envs 10 --max-sessions 10 --idle-timeout 5 --max-message-bytes 4096
                  --seed 1 --log-level info --max-session-bytes 1048576 --max-total-bytes 1048576
                  --async-min-bytes 1 --rcv-hwm 1 --drain-ms 1 --curve-secret x --allow-keys x
-                 --admin-key x)
+                 --admin-key x --max-sessions-per-key 10 --max-envs-per-key 10
+                 --max-bytes-per-key 1048576)
     numeric_flags=(--workers --max-envs --async-min-envs --max-total-envs --max-sessions
                    --idle-timeout --max-message-bytes --seed --max-session-bytes --max-total-bytes
-                   --async-min-bytes --rcv-hwm --drain-ms) ;;
+                   --async-min-bytes --rcv-hwm --drain-ms --max-sessions-per-key
+                   --max-envs-per-key --max-bytes-per-key) ;;
   ecommerce_demo)
     value_flags=(--endpoint tcp://127.0.0.1:1 --episodes 1 --num-envs 1)
     numeric_flags=(--episodes --num-envs) ;;

@@ -1,0 +1,189 @@
+/*  tests/server/test_fair.c - one client key cannot starve another (docs/protocol.md sections
+    "Limits" and "Security"): per-key limits on sessions, envs and bytes, checked through the
+    handlers.                                                                                   */
+#include <stdio.h>
+
+#include "helpers.h"
+
+#define ENV "ECommerce-v1"
+#define KEY_A "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID"
+#define KEY_B "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
+
+static th_t T;
+
+static void teardown (void) { th_fini (&T); }
+
+TestSuite (fair, .fini = teardown, .timeout = 60);
+
+/* A server with these limits (0: the default) and one worker. */
+static void s_server (int sessions, int sessions_per_key, int total_envs, int envs_per_key,
+                      int64_t total_mib, int64_t key_mib)
+{
+  ra_server_opts_t o;
+  ra_server_opts_default (&o);
+  o.workers = 1;
+  if (sessions)
+    o.max_sessions = sessions;
+  o.max_sessions_per_key = sessions_per_key;
+  if (total_envs)
+    o.max_total_envs = total_envs;
+  o.max_envs_per_key = envs_per_key;
+  if (total_mib) {
+    o.max_total_bytes = total_mib << 20;
+    o.max_session_bytes = 64ll << 20;
+  }
+  o.max_bytes_per_key = key_mib << 20;
+  th_init_opts (&T, &o);
+}
+
+/* make of ENV with n envs and config keys num_items and embedding_dim (0: leave out). */
+static int64_t s_make_sized (int n, int64_t num_items, int64_t dim)
+{
+  int nkeys = (num_items > 0) + (dim > 0);
+  ra_msg_out_t *m = th_begin (&T, "make", 2 + (nkeys > 0));
+  ra_msg_out_str (m, "env");
+  ra_msg_out_str (m, ENV);
+  ra_msg_out_str (m, "num_envs");
+  ra_msg_out_int (m, n);
+  if (nkeys) {
+    ra_msg_out_str (m, "config");
+    ra_msg_out_map (m, (uint32_t) nkeys);
+    if (num_items > 0) {
+      ra_msg_out_str (m, "num_items");
+      ra_msg_out_int (m, num_items);
+    }
+    if (dim > 0) {
+      ra_msg_out_str (m, "embedding_dim");
+      ra_msg_out_int (m, dim);
+    }
+  }
+  if (th_call (&T) != RA_OK)
+    return -1;
+  int64_t h;
+  cr_assert_eq (ra_get_int (T.out.root, "handle", &h, NULL), RA_OK);
+  return h;
+}
+
+static ra_err_t s_close (int64_t h)
+{
+  ra_msg_out_t *m = th_begin (&T, "close", 1);
+  ra_msg_out_str (m, "handle");
+  ra_msg_out_int (m, h);
+  return th_call (&T);
+}
+
+static int64_t s_hello_limit (const char *name)
+{
+  th_begin (&T, "hello", 0);
+  cr_assert_eq (th_call (&T), RA_OK, "%s", T.err.message);
+  const msgpack_object *limits = ra_map_get (T.out.root, "limits");
+  cr_assert (limits, "hello has no limits");
+  int64_t v;
+  cr_assert_eq (ra_get_int (limits, name, &v, NULL), RA_OK, "hello's limits have no %s", name);
+  return v;
+}
+
+Test (fair, one_key_cannot_take_every_session)
+{
+  s_server (8, 4, 0, 0, 0, 0);
+  ra_server_set_caller (T.srv, KEY_A);
+  int64_t a[4];
+  for (int i = 0; i < 4; i++)
+    cr_assert_gt (a[i] = th_make (&T, ENV, 1, 1, NULL, 0), 0, "%s", T.err.message);
+  cr_assert_eq (th_make (&T, ENV, 1, 1, NULL, 0), -1, "a key made more than its 4 sessions");
+  cr_assert_eq (T.err.code, RA_ERR_LIMIT);
+  cr_assert (strstr (T.err.message, "this client key has 4 live sessions, one key may have 4"),
+             "%s", T.err.message);
+  /* The server still has room, and another key gets it. */
+  ra_server_set_caller (T.srv, KEY_B);
+  for (int i = 0; i < 4; i++)
+    cr_assert_gt (th_make (&T, ENV, 1, 1, NULL, 0), 0, "key B was starved: %s", T.err.message);
+  /* A closed session is given back to its key. */
+  ra_server_set_caller (T.srv, KEY_A);
+  cr_assert_eq (s_close (a[0]), RA_OK, "%s", T.err.message);
+  cr_assert_gt (th_make (&T, ENV, 1, 1, NULL, 0), 0, "%s", T.err.message);
+}
+
+Test (fair, one_key_cannot_take_every_env)
+{
+  s_server (0, 0, 100, 60, 0, 0);
+  ra_server_set_caller (T.srv, KEY_A);
+  cr_assert_gt (th_make (&T, ENV, 50, 1, NULL, 0), 0, "%s", T.err.message);
+  cr_assert_eq (th_make (&T, ENV, 20, 1, NULL, 0), -1, "a key went past its 60 envs");
+  cr_assert_eq (T.err.code, RA_ERR_LIMIT);
+  cr_assert (strstr (T.err.message, "this client key has 50 envs live and 20 more were asked; "
+                                    "one key may have 60"), "%s", T.err.message);
+  cr_assert_gt (th_make (&T, ENV, 10, 1, NULL, 0), 0, "what fits is still allowed: %s",
+                T.err.message);
+  ra_server_set_caller (T.srv, KEY_B);
+  cr_assert_gt (th_make (&T, ENV, 40, 1, NULL, 0), 0, "key B was starved: %s", T.err.message);
+}
+
+Test (fair, one_key_cannot_take_every_byte)
+{
+  /* About 27 MiB per make (test_trust.c): a key may hold 60 MiB of the server's 128. */
+  s_server (0, 0, 0, 0, 128, 60);
+  ra_server_set_caller (T.srv, KEY_A);
+  int64_t a = s_make_sized (1, 100000, 64);
+  cr_assert_gt (a, 0, "%s", T.err.message);
+  cr_assert_gt (s_make_sized (1, 100000, 64), 0, "%s", T.err.message);
+  cr_assert_eq (s_make_sized (1, 100000, 64), -1, "a key went past its 60 MiB");
+  cr_assert_eq (T.err.code, RA_ERR_LIMIT);
+  cr_assert (strstr (T.err.message, "this client key's sessions hold") && strstr (T.err.message,
+             "one key may hold 60.0 MiB"), "%s", T.err.message);
+  /* set_task's world counts against the key too. */
+  ra_msg_out_t *m = th_begin (&T, "set_task", 2);
+  ra_msg_out_str (m, "handle");
+  ra_msg_out_int (m, a);
+  ra_msg_out_str (m, "task");
+  ra_msg_out_map (m, 2);
+  ra_msg_out_str (m, "split");
+  ra_msg_out_str (m, "train");
+  ra_msg_out_str (m, "id");
+  ra_msg_out_int (m, 1);
+  cr_assert_eq (th_call (&T), RA_ERR_LIMIT, "set_task took a key past its bytes");
+  cr_assert (strstr (T.err.message, "set_task") && strstr (T.err.message, "client key"), "%s",
+             T.err.message);
+  ra_server_set_caller (T.srv, KEY_B);
+  cr_assert_gt (s_make_sized (1, 100000, 64), 0, "key B was starved: %s", T.err.message);
+  cr_assert_gt (s_make_sized (1, 100000, 64), 0, "key B was starved: %s", T.err.message);
+}
+
+Test (fair, anonymous_clients_have_only_the_server_wide_limits)
+{
+  /* Without CURVE every client is the same one: a per-key limit would be a second server-wide
+     limit, so none applies, and hello says so. */
+  s_server (8, 2, 100, 10, 0, 0);
+  ra_server_set_caller (T.srv, NULL);
+  for (int i = 0; i < 3; i++)
+    cr_assert_gt (th_make (&T, ENV, 20, 1, NULL, 0), 0, "%s", T.err.message);
+  cr_assert_eq (s_hello_limit ("max_sessions_per_key"), 8);
+  cr_assert_eq (s_hello_limit ("max_envs_per_key"), 100);
+  ra_server_set_caller (T.srv, KEY_A);
+  cr_assert_eq (s_hello_limit ("max_sessions_per_key"), 2);
+  cr_assert_eq (s_hello_limit ("max_envs_per_key"), 10);
+  cr_assert_gt (s_hello_limit ("max_bytes_per_key"), 0);
+}
+
+Test (fair, per_key_defaults_share_the_server_among_the_allowed_keys)
+{
+  const char *keys[6] = { KEY_A, KEY_B, "k3", "k4", "k5", "k6" };
+  int shares[] = { 1, 2, 4, 4 }, nkeys[] = { 1, 2, 4, 6 };
+  for (int c = 0; c < 4; c++) {
+    ra_server_opts_t o;
+    ra_server_opts_default (&o);
+    o.workers = 1;
+    o.max_sessions = 1000;
+    o.max_total_envs = 100000;
+    o.max_total_bytes = 1ll << 32;
+    o.allow_keys = keys;
+    o.n_allow_keys = nkeys[c];
+    th_init_opts (&T, &o);
+    ra_server_set_caller (T.srv, KEY_A);
+    cr_assert_eq (s_hello_limit ("max_sessions_per_key"), 1000 / shares[c], "%d keys", nkeys[c]);
+    cr_assert_eq (s_hello_limit ("max_envs_per_key"), 100000 / shares[c], "%d keys", nkeys[c]);
+    cr_assert_eq (s_hello_limit ("max_bytes_per_key"), (1ll << 32) / shares[c], "%d keys", nkeys[c]);
+    th_fini (&T);
+  }
+  th_init (&T, 1);   /* for teardown */
+}
