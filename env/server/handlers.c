@@ -731,7 +731,8 @@ static ra_err_t s_make (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *
   /* A world worth building off the loop is built on the pool while the loop serves others; the
      reply goes out when it is done (docs/protocol.md section "Limits"). */
   if (srv->async && ra_pool_workers (srv->pool) > 0 && est.world >= (double) srv->opts.async_min_bytes) {
-    slot->job = (ra_pool_job_t) { .fn = s_make_job, .ctx = slot, .n = 1, .user = slot };
+    slot->job = (ra_pool_job_t) { .fn = s_make_job, .ctx = slot, .n = 1, .user = slot,
+                                  .group = ra__key_group (slot->owner) };
     slot->job_kind = RA__JOB_MAKE;
     slot->job_id = req->id;
     srv->deferred = slot;
@@ -1111,7 +1112,8 @@ static ra_err_t s_set_task (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out
      so requests naming it wait in order (docs/protocol.md section "Limits"). */
   if (srv->async && grows && ra_pool_workers (srv->pool) > 0
       && slot->world_bytes >= srv->opts.async_min_bytes) {
-    slot->job = (ra_pool_job_t) { .fn = s_set_task_job, .ctx = slot, .n = 1, .user = slot };
+    slot->job = (ra_pool_job_t) { .fn = s_set_task_job, .ctx = slot, .n = 1, .user = slot,
+                                  .group = ra__key_group (slot->owner) };
     slot->job_kind = RA__JOB_SET_TASK;
     slot->job_id = req->id;
     srv->deferred = slot;

@@ -1,5 +1,5 @@
-/*  env/server/pool.c - one mutex, a FIFO of jobs that still have ranges to hand out, and a list of
-    finished asynchronous jobs signalled through a pipe.
+/*  env/server/pool.c - one mutex, a queue of jobs that still have ranges to hand out (groups take
+    turns, s_enqueue), and a list of finished asynchronous jobs signalled through a pipe.
 
     Ranges are taken under the mutex together with the job they belong to, so a slow thread can
     never run a range of one job with another job's function. A worker keeps taking ranges until
@@ -20,7 +20,8 @@ struct ra_pool {
   pthread_mutex_t mu;
   pthread_cond_t wake;          /* workers: a job was queued, or quit */
   pthread_cond_t finished;      /* ra_pool_run's caller: a fork-join job completed */
-  ra_pool_job_t *head, *tail;   /* jobs with ranges left to hand out */
+  ra_pool_job_t *head;          /* jobs with ranges left to hand out, in tag order */
+  uint64_t vtime;               /* the tag of the latest job that started */
   ra_pool_job_t *done_head, *done_tail;
   bool quit;
   int pipe_r, pipe_w;
@@ -37,16 +38,12 @@ static void s_range (const ra_pool_job_t *j, int r, int *i0, int *i1)
 /* Removes j from the queue (it has no ranges left). Called with mu held. */
 static void s_unqueue (ra_pool_t *p, ra_pool_job_t *j)
 {
-  ra_pool_job_t **pp = &p->head, *prev = NULL;
-  while (*pp && *pp != j) {
-    prev = *pp;
+  ra_pool_job_t **pp = &p->head;
+  while (*pp && *pp != j)
     pp = &(*pp)->link;
-  }
   if (!*pp)
     return;
   *pp = j->link;
-  if (p->tail == j)
-    p->tail = prev;
   j->link = NULL;
 }
 
@@ -54,6 +51,8 @@ static void s_unqueue (ra_pool_t *p, ra_pool_job_t *j)
 static void s_run_one (ra_pool_t *p, ra_pool_job_t *j)
 {
   int r = j->next++;
+  if (r == 0 && j->tag > p->vtime)
+    p->vtime = j->tag;
   if (j->next == j->nranges)
     s_unqueue (p, j);
   int i0, i1;
@@ -158,14 +157,26 @@ int ra_pool_workers (const ra_pool_t *pool)
   return pool->started;
 }
 
+/* Queues j in its turn: start-time fair queueing over groups, every job costing one. Its tag is
+   one past the last queued job of its group, or the tag of the latest job to start when its group
+   has none queued; the queue stays in tag order, FIFO among equal tags (so a job whose ranges are
+   being handed out stays at the head). Groups with jobs queued thus take turns, one job each: a
+   new job waits for the jobs already started and at most one job of each other group, so a
+   client key with hundreds of sessions stepping no longer makes another key's step wait for all
+   of them, as plain FIFO did. Only when jobs start changes (results never depend on it:
+   pool.h). O(queued jobs) per submit, at most one job per session. Called with mu held. */
 static void s_enqueue (ra_pool_t *p, ra_pool_job_t *j)
 {
-  j->link = NULL;
-  if (p->tail)
-    p->tail->link = j;
-  else
-    p->head = j;
-  p->tail = j;
+  uint64_t tag = p->vtime;
+  for (const ra_pool_job_t *q = p->head; q; q = q->link)
+    if (q->group == j->group && q->tag >= tag)
+      tag = q->tag + 1;
+  j->tag = tag;
+  ra_pool_job_t **pp = &p->head;
+  while (*pp && (*pp)->tag <= tag)
+    pp = &(*pp)->link;
+  j->link = *pp;
+  *pp = j;
   pthread_cond_broadcast (&p->wake);
 }
 

@@ -7,7 +7,9 @@
       ra_pool_submit  asynchronous: returns at once; when the last range is done the job is put on
                       a done list and a byte is written to ra_pool_done_fd, so the server's socket
                       thread can poll for it and stay responsive meanwhile.
-    Jobs from different sessions may run at the same time. Which thread runs which range never
+    Jobs from different sessions may run at the same time. Jobs wait in a queue where groups take
+    turns (one job each per round, FIFO within a group), so a group with many jobs queued delays
+    another group's job by at most one of its own. Which thread runs which range never
     changes results: the simulators guarantee that env i depends only on its own seed, task and
     actions (env/core/sim.h).
     Threading: ra_pool_run has one caller at a time; submit, take_done and run are called from one
@@ -16,6 +18,7 @@
 #define RA_ENV_SERVER_POOL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "common/err.h"
 
@@ -29,7 +32,10 @@ struct ra_pool_job {
   void *ctx;
   int n;                                /* runs fn over [0, n) */
   void *user;                           /* for the caller, e.g. which session */
+  uint64_t group;                       /* queued jobs of different groups take turns (the server:
+                                           the client key); 0 for all when it does not matter */
   /* private to the pool */
+  uint64_t tag;                         /* its turn (pool.c, s_enqueue) */
   int nranges, next, done;
   bool async;
   ra_pool_job_t *link;

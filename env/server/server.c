@@ -276,6 +276,14 @@ bool ra__session_async (const ra_server_t *srv, ra_session_t *s)
   return big && ra_pool_workers (srv->pool) > 0;
 }
 
+uint64_t ra__key_group (const char *owner)
+{
+  uint64_t h = 1469598103934665603ull;   /* FNV-1a */
+  for (const unsigned char *p = (const unsigned char *) owner; *p; p++)
+    h = (h ^ *p) * 0x100000001b3ull;
+  return h;
+}
+
 bool ra__run_or_defer (ra_server_t *srv, ra_pool_fn fn, int kind, uint64_t id)
 {
   ra__slot_t *slot = srv->cur;
@@ -289,7 +297,8 @@ bool ra__run_or_defer (ra_server_t *srv, ra_pool_fn fn, int kind, uint64_t id)
     fn (s, 0, n);   /* the loop, a small batch: inline beats any hand-off */
     return false;
   }
-  slot->job = (ra_pool_job_t) { .fn = fn, .ctx = s, .n = n, .user = slot };
+  slot->job = (ra_pool_job_t) { .fn = fn, .ctx = s, .n = n, .user = slot,
+                                .group = ra__key_group (slot->owner) };
   slot->job_kind = kind;
   slot->job_id = id;
   srv->deferred = slot;

@@ -159,6 +159,11 @@ void ra__session_drop (ra_server_t *srv, ra__slot_t *slot);
 void ra__make_undo (ra_server_t *srv, ra__slot_t *slot);
 /* Frees a key/value list made by the handlers (config_keep, task_keep). Accepts NULL. */
 void ra__kvlist_free (void *list);
+/* The worker pool's group of a client key (FNV-1a of it): the pool lets groups take turns, so
+   one key's many sessions cannot queue ahead of another key's job (pool.c, s_enqueue). A
+   collision only makes two keys share turns; anonymous clients are one group, as they are one
+   client. Every job the server submits carries its session owner's group. */
+uint64_t ra__key_group (const char *owner);
 /* Runs the prepared work of srv->cur's session (fn over [0, N)) now, with the pool's fork-join,
    and returns false; or, when the loop is serving asynchronously and the batch is big enough,
    sets up the slot's job, sets srv->deferred and returns true: the reply comes from

@@ -1,8 +1,14 @@
 /*  tests/server/test_fair.c - one client key cannot starve another (docs/protocol.md sections
     "Limits" and "Security"): per-key limits on sessions, envs and bytes, checked through the
-    handlers.                                                                                   */
+    handlers; the worker pool letting groups take turns instead of serving jobs first come first
+    served; and the server putting each client key's jobs in a group of its own.               */
+#include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <time.h>
 
+#include "env/server/pool.h"
+#include "env/server/server_int.h"   /* async and deferred: which group a job goes to */
 #include "helpers.h"
 
 #define ENV "ECommerce-v1"
@@ -14,6 +20,7 @@ static th_t T;
 static void teardown (void) { th_fini (&T); }
 
 TestSuite (fair, .fini = teardown, .timeout = 60);
+TestSuite (fair_pool, .timeout = 60);
 
 /* A server with these limits (0: the default) and one worker. */
 static void s_server (int sessions, int sessions_per_key, int total_envs, int envs_per_key,
@@ -186,4 +193,175 @@ Test (fair, per_key_defaults_share_the_server_among_the_allowed_keys)
     th_fini (&T);
   }
   th_init (&T, 1);   /* for teardown */
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The pool: groups take turns                                                                  */
+
+typedef struct {
+  ra_pool_job_t job;
+  char group;                   /* 'A' or 'B' */
+  atomic_int *gate;             /* the job waits until it is nonzero (NULL: none) */
+} s_fjob_t;
+
+static void s_fjob_fn (void *ctx, int i0, int i1)
+{
+  (void) i0;
+  (void) i1;
+  s_fjob_t *f = ctx;
+  while (f->gate && !atomic_load (f->gate)) {
+    struct timespec ts = { 0, 100000 };
+    nanosleep (&ts, NULL);
+  }
+  struct timespec ts = { 0, 200000 };   /* a small step */
+  nanosleep (&ts, NULL);
+}
+
+static void s_submit (ra_pool_t *p, s_fjob_t *f, char group, atomic_int *gate)
+{
+  f->group = group;
+  f->gate = gate;
+  f->job = (ra_pool_job_t) { .fn = s_fjob_fn, .ctx = f, .n = 1, .user = f,
+                             .group = (uint64_t) group };
+  ra_pool_submit (p, &f->job);
+}
+
+/* The next finished job (waits for one). */
+static s_fjob_t *s_next_done (ra_pool_t *p)
+{
+  for (;;) {
+    ra_pool_job_t *j = ra_pool_take_done (p);
+    if (j)
+      return j->user;
+    struct pollfd pfd = { ra_pool_done_fd (p), POLLIN, 0 };
+    cr_assert_geq (poll (&pfd, 1, 10000), 1, "the pool finished nothing in 10 s");
+    ra_pool_drain_fd (p);
+  }
+}
+
+Test (fair_pool, a_key_with_many_steps_queued_delays_anothers_step_by_one_of_them)
+{
+  /* The issue's case on the pool the server steps with: key A keeps 8 sessions' big steps
+     queued continuously (each answered step is stepped again at once), key B asks for one step.
+     First come first served made B wait for every A step queued before it; taking turns makes
+     it wait for the A step running, and at most one more. One worker, so the order is the
+     queue's. */
+  ra_pool_t *p;
+  cr_assert_eq (ra_pool_new (1, &p), RA_OK);
+  /* Static: a failed assertion ends the test with jobs still on the pool. */
+  static atomic_int gate;
+  static s_fjob_t a[8], b;
+  atomic_store (&gate, 0);
+  s_submit (p, &a[0], 'A', &gate);   /* holds the worker until all of A's steps are queued */
+  for (int i = 1; i < 8; i++)
+    s_submit (p, &a[i], 'A', NULL);
+  s_submit (p, &b, 'B', NULL);
+  atomic_store (&gate, 1);
+  int a_before_b = 0;
+  for (int done = 0; done < 40; done++) {
+    s_fjob_t *f = s_next_done (p);
+    if (f == &b)
+      break;
+    cr_assert_lt (done, 39, "B's step never ran");
+    a_before_b++;
+    s_submit (p, f, 'A', NULL);   /* A steps that session again */
+  }
+  cr_assert_leq (a_before_b, 2, "%d of key A's steps ran before key B's one", a_before_b);
+  /* Finish A's steps in flight before the pool goes. */
+  ra_pool_destroy (&p);
+}
+
+Test (fair_pool, keys_with_steps_queued_take_turns_and_each_keeps_its_order)
+{
+  ra_pool_t *p;
+  cr_assert_eq (ra_pool_new (1, &p), RA_OK);
+  static atomic_int gate;
+  static s_fjob_t g, a[6], b[3];
+  atomic_store (&gate, 0);
+  s_submit (p, &g, 'A', &gate);
+  for (int i = 0; i < 6; i++)
+    s_submit (p, &a[i], 'A', NULL);
+  for (int i = 0; i < 3; i++)
+    s_submit (p, &b[i], 'B', NULL);
+  atomic_store (&gate, 1);
+  char order[11] = "";
+  s_fjob_t *seq[10];
+  for (int i = 0; i < 10; i++) {
+    seq[i] = s_next_done (p);
+    order[i] = seq[i]->group;
+  }
+  cr_assert_str_eq (order, "ABABABAAAA", "jobs ran in the order %s", order);
+  /* Within a key, first come first served. */
+  int ia = 0, ib = 0;
+  for (int i = 1; i < 10; i++)
+    if (seq[i]->group == 'A')
+      cr_assert_eq (seq[i], &a[ia++], "key A's jobs ran out of order");
+    else
+      cr_assert_eq (seq[i], &b[ib++], "key B's jobs ran out of order");
+  ra_pool_destroy (&p);
+}
+
+/* Steps session h of the caller as the loop would (async) and returns the pool group its job got;
+   runs the job here instead of on the pool, so the session is left consistent. */
+static uint64_t s_step_group (int64_t h, int n)
+{
+  static int32_t a[1000 * 3];
+  for (int i = 0; i < n * 3; i++)
+    a[i] = i % 3;
+  int64_t shape[2] = { n, 3 };
+  ra_msg_out_t *m = th_begin (&T, "step", 2);
+  ra_msg_out_str (m, "handle");
+  ra_msg_out_int (m, h);
+  ra_msg_out_str (m, "action");
+  ra_msg_out_tensor (m, RA_DTYPE_I32, 2, shape, a);
+  const void *frames[1] = { T.req.frames[0].data };
+  size_t sizes[1] = { T.req.frames[0].nbytes };
+  T.srv->async = true;
+  ra_server_handle_raw (T.srv, T.req.head.data, T.req.head.size, 1, frames, sizes, &T.rep);
+  T.srv->async = false;
+  ra__slot_t *slot = T.srv->deferred;
+  cr_assert (slot, "a step of %d envs x 64 candidates x 64 dims was not deferred", n);
+  T.srv->deferred = NULL;
+  slot->job.fn (slot->job.ctx, 0, slot->job.n);
+  return slot->job.group;
+}
+
+/* A session of the caller whose steps go to the pool (about 17 MiB of output), reset. */
+static int64_t s_make_big (void)
+{
+  ra_msg_out_t *m = th_begin (&T, "make", 4);
+  ra_msg_out_str (m, "env");
+  ra_msg_out_str (m, ENV);
+  ra_msg_out_str (m, "num_envs");
+  ra_msg_out_int (m, 1000);
+  ra_msg_out_str (m, "seed");
+  ra_msg_out_int (m, 1);
+  ra_msg_out_str (m, "config");
+  ra_msg_out_map (m, 2);
+  ra_msg_out_str (m, "num_candidates");
+  ra_msg_out_int (m, 64);
+  ra_msg_out_str (m, "embedding_dim");
+  ra_msg_out_int (m, 64);
+  cr_assert_eq (th_call (&T), RA_OK, "%s", T.err.message);
+  int64_t h;
+  cr_assert_eq (ra_get_int (T.out.root, "handle", &h, NULL), RA_OK);
+  cr_assert_eq (th_reset (&T, h, 1, NULL, 0), RA_OK, "%s", T.err.message);
+  return h;
+}
+
+Test (fair, the_jobs_of_each_client_key_form_a_group_of_their_own)
+{
+  ra_server_opts_t o;
+  ra_server_opts_default (&o);
+  o.workers = 2;
+  th_init_opts (&T, &o);
+  ra_server_set_caller (T.srv, KEY_A);
+  int64_t a1 = s_make_big (), a2 = s_make_big ();
+  ra_server_set_caller (T.srv, KEY_B);
+  int64_t b = s_make_big ();
+  uint64_t gb = s_step_group (b, 1000);
+  ra_server_set_caller (T.srv, KEY_A);
+  uint64_t ga1 = s_step_group (a1, 1000), ga2 = s_step_group (a2, 1000);
+  cr_assert_eq (ga1, ga2, "two sessions of one key stepped in different groups");
+  cr_assert_neq (ga1, gb, "two keys' steps shared a group: one could queue ahead of the other");
 }
