@@ -2,8 +2,9 @@
     process on an ipc:// endpoint, raw DEALER clients, SIGTERM. Checks that a message over the
     whole-message cap is answered LIMIT (and logged) without losing the requests pipelined around
     it, that SIGTERM answers every request in flight before the process exits, and that the
-    server's RSS returns near its start after a pipelined burst of big steps and a close, and that
-    building a big task world (make, set_task) leaves the server answering other clients.
+    server's RSS returns near its start after a pipelined burst of big steps and a close, that
+    building a big task world (make, set_task) leaves the server answering other clients, and
+    that --max-sessions-per-key limits each CURVE key of the binary.
     Short forms run in CI; RA_RELIABILITY_LONG=1 (ctest label slow) runs the issue's sizes.
     Figures go to stderr (criterion info lines) for the record.                                 */
 #include <criterion/criterion.h>
@@ -12,12 +13,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
 #include "helpers.h"
+#include "protocol/client.h"
 
 #ifndef RA_SERVER_BIN
 #error "RA_SERVER_BIN must name the recarena-server binary"
@@ -416,4 +419,76 @@ Test (reliability, building_a_big_world_does_not_stall_other_clients)
   s_build_while_pinging (a, b, &m, "set_task", NULL);
   ra_msg_out_fini (&m);
   s_stop_clean ();
+}
+
+/* Writes "public-key = pub" (and "secret-key = sec" when sec) to path. */
+static void s_write_key (const char *path, const char *pub, const char *sec)
+{
+  FILE *f = fopen (path, "w");
+  cr_assert (f, "cannot write %s", path);
+  fprintf (f, "public-key = %s\n", pub);
+  if (sec)
+    fprintf (f, "secret-key = %s\n", sec);
+  fclose (f);
+}
+
+/* A CURVE client of the server started by s_start with key pub/sec. */
+static ra_client_t *s_curve_client (const char *srv_pub, const char *pub, const char *sec)
+{
+  ra_client_curve_t k = { .server_key = srv_pub, .public_key = pub, .secret_key = sec };
+  ra_client_t *c = NULL;
+  ra_error_t err;
+  for (int i = 0; i < 100; i++) {   /* the server may still be starting */
+    if (ra_client_new_curve (P_ep, 5000, &k, &c, &err) == RA_OK)
+      return c;
+    struct timespec ts = { 0, 50 * 1000000 };
+    nanosleep (&ts, NULL);
+  }
+  cr_assert_fail ("cannot connect to the CURVE server: %s", err.message);
+  return NULL;
+}
+
+Test (reliability, the_per_key_session_flag_limits_each_curve_key_of_the_binary)
+{
+  /* The flag as given to the binary, and the key CURVE authenticated as the one it counts. */
+  char dir[160], path[200];
+  snprintf (dir, sizeof dir, "/tmp/recarena-keys-%d", (int) getpid ());
+  cr_assert_eq (mkdir (dir, 0700), 0, "cannot make %s", dir);
+  char srv_pub[41], srv_sec[41], a_pub[41], a_sec[41], b_pub[41], b_sec[41];
+  cr_assert_eq (zmq_curve_keypair (srv_pub, srv_sec), 0);
+  cr_assert_eq (zmq_curve_keypair (a_pub, a_sec), 0);
+  cr_assert_eq (zmq_curve_keypair (b_pub, b_sec), 0);
+  char srv_key[200];
+  snprintf (srv_key, sizeof srv_key, "%s/server.key", dir);
+  s_write_key (srv_key, srv_pub, srv_sec);
+  snprintf (path, sizeof path, "%s/a.pub", dir);
+  s_write_key (path, a_pub, NULL);
+  snprintf (path, sizeof path, "%s/b.pub", dir);
+  s_write_key (path, b_pub, NULL);
+  const char *flags[] = { "--curve-secret", srv_key, "--allow-keys", dir, "--max-sessions-per-key",
+                          "2", NULL };
+  s_start (flags);
+  ra_client_t *a = s_curve_client (srv_pub, a_pub, a_sec), *b = s_curve_client (srv_pub, b_pub, b_sec);
+  ra_client_env_t env[3];
+  ra_error_t err;
+  for (int i = 0; i < 2; i++)
+    cr_assert_eq (ra_client_make (a, ENV, 1, NULL, &env[i], &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_client_make (a, ENV, 1, NULL, &env[2], &err), RA_ERR_LIMIT,
+                "a key made a third session past --max-sessions-per-key 2");
+  cr_assert (strstr (err.message, "one key may have 2"), "%s", err.message);
+  ra_client_env_t eb;
+  cr_assert_eq (ra_client_make (b, ENV, 1, NULL, &eb, &err), RA_OK, "key B was refused: %s",
+                err.message);
+  ra_client_env_fini (&eb);
+  for (int i = 0; i < 2; i++)
+    ra_client_env_fini (&env[i]);
+  ra_client_destroy (&a);
+  ra_client_destroy (&b);
+  s_stop_clean ();
+  unlink (srv_key);
+  snprintf (path, sizeof path, "%s/a.pub", dir);
+  unlink (path);
+  snprintf (path, sizeof path, "%s/b.pub", dir);
+  unlink (path);
+  rmdir (dir);
 }
