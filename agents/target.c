@@ -530,7 +530,6 @@ int main (int argc, char **argv)
       int fd = mkstemp (tmp);
       if (fd < 0) {
         fprintf (stderr, "recarena-target: --eval-tasks: cannot create %s: %s\n", tmp, strerror (errno));
-        *tmp = '\0';
         goto done;
       }
       close (fd);

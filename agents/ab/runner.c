@@ -422,8 +422,6 @@ static ra_err_t s_play_frozen (ra_client_t *c, const ra_client_env_t *env, const
   return RA_OK;
 }
 
-/* One arm on one task: from reset until every env finished opts->episodes episodes. Env i's
-   episode e always starts from ra_ab_episode_seed (.., i, e), whatever the arm did before. */
 /* What arm a is built from on task id (its RNG stream keyed by the arm and the task). */
 static ra_policy_args_t s_policy_args (const ra_ab_opts_t *o, const ra_ab_arm_t *arm,
                                        const s_run_t *s, int64_t id, ra_ab_credit_t credit)
@@ -456,6 +454,8 @@ static ra_err_t s_check_arms (const ra_ab_opts_t *o, const ra_ab_arm_t *arms, in
   return RA_OK;
 }
 
+/* One arm on one task: from reset until every env finished opts->episodes episodes. Env i's
+   episode e always starts from ra_ab_episode_seed (.., i, e), whatever the arm did before. */
 static ra_err_t s_play (ra_client_t *c, const ra_client_env_t *env, const ra_ab_opts_t *o,
                         const ra_ab_arm_t *arm, int a, int t, s_run_t *s, ra_ab_result_t *res,
                         double done_before, double total, ra_error_t *err)
