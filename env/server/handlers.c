@@ -350,7 +350,7 @@ static ra_err_t s_hello (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t 
   if (spin)
     ra_msg_out_str (rep, "spin");
   ra_msg_out_str (rep, "limits");
-  ra_msg_out_map (rep, 9);
+  ra_msg_out_map (rep, 10);
   ra_msg_out_str (rep, "max_envs");
   ra_msg_out_int (rep, srv->opts.max_envs);
   ra_msg_out_str (rep, "max_total_envs");
@@ -363,6 +363,8 @@ static ra_err_t s_hello (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t 
   ra_msg_out_int (rep, srv->opts.max_sessions);
   ra_msg_out_str (rep, "max_message_bytes");
   ra_msg_out_int (rep, srv->opts.max_message_bytes);
+  ra_msg_out_str (rep, "max_queued_bytes");
+  ra_msg_out_int (rep, srv->opts.max_queued_bytes);
   /* What applies to this caller: an anonymous one has no per-key limits, only the server's. */
   bool keyed = srv->caller[0] != '\0';
   ra_msg_out_str (rep, "max_sessions_per_key");

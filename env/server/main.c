@@ -45,6 +45,9 @@ static void s_usage (FILE *f)
            "  --max-sessions N         most live handles (default 1024)\n"
            "  --idle-timeout SECONDS   reclaim handles idle this long (default 600)\n"
            "  --max-message-bytes N    largest request accepted, all frames together (default 67108864)\n"
+           "  --max-queued-bytes N     bytes of one client key's requests that may wait for its busy\n"
+           "                           sessions (big steps running); more get LIMIT at once\n"
+           "                           (default: 4 x --max-message-bytes)\n"
            "  --max-session-bytes N    estimated bytes one session may hold; bigger makes and\n"
            "                           set_tasks get LIMIT (default: a quarter of physical memory)\n"
            "  --max-total-bytes N      the same over all sessions (default: half of physical memory)\n"
@@ -256,6 +259,7 @@ static bool s_apply (s_cfg_t *c, const char *name, const char *v)
     { "async-min-bytes", 1, 1ll << 40 }, { "rcv-hwm", 1, 1 << 20 }, { "drain-ms", 0, 600000 },
     { "spin-us", 0, RA_SPIN_MAX_US }, { "max-sessions-per-key", 1, 65535 },
     { "max-envs-per-key", 1, 1 << 26 }, { "max-bytes-per-key", 1 << 20, 1ll << 50 },
+    { "max-queued-bytes", 1024, 1ll << 50 },
   };
   for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
     if (strcmp (name, ints[i].name))
@@ -282,7 +286,8 @@ static bool s_apply (s_cfg_t *c, const char *name, const char *v)
     case 12: c->opts.spin_us = (int) x; break;
     case 13: c->opts.max_sessions_per_key = (int) x; break;
     case 14: c->opts.max_envs_per_key = (int) x; break;
-    default: c->opts.max_bytes_per_key = x; break;
+    case 15: c->opts.max_bytes_per_key = x; break;
+    default: c->opts.max_queued_bytes = x; break;
     }
     return true;
   }

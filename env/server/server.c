@@ -99,6 +99,9 @@ ra_err_t ra_server_new (const ra_server_opts_t *opts, ra_server_t **out, ra_erro
     srv->opts.idle_timeout_s = def.idle_timeout_s;
   if (srv->opts.max_message_bytes < 1024)
     srv->opts.max_message_bytes = def.max_message_bytes;
+  /* Room for a few requests of the biggest size to wait for a busy session. */
+  if (srv->opts.max_queued_bytes <= 0)
+    srv->opts.max_queued_bytes = 4 * srv->opts.max_message_bytes;
   if (srv->opts.rcv_hwm < 1)
     srv->opts.rcv_hwm = def.rcv_hwm;
   if (srv->opts.async_min_bytes < 1)
@@ -492,6 +495,19 @@ static void s_send (ra_server_t *srv, zmq_msg_t *identity, bool delim, ra_msg_ou
 
 static void s_drain_queue (ra_server_t *srv, ra__slot_t *slot, ra_msg_out_t *rep);
 
+/* Bytes of client key owner's requests waiting for its busy sessions. A scan of the slots, done
+   only when a request is about to wait (its session has a big job on the pool). */
+static int64_t s_queued_bytes (const ra_server_t *srv, const char *owner)
+{
+  int64_t sum = 0;
+  for (int i = 0; i < srv->opts.max_sessions; i++) {
+    const ra__slot_t *slot = &srv->slots[i];
+    if (slot->qbytes > 0 && strcmp (slot->owner, owner) == 0)
+      sum += slot->qbytes;
+  }
+  return sum;
+}
+
 /* Answers, queues or defers one received message of np parts (identity first; total bytes in
    all, extra parts beyond S_MAX_PARTS already dropped). Consumes the parts. */
 static void s_process (ra_server_t *srv, zmq_msg_t *parts, int np, int extra, size_t total,
@@ -541,6 +557,20 @@ static void s_process (ra_server_t *srv, zmq_msg_t *parts, int np, int extra, si
     ra__slot_t *slot;
     if (ra_get_int (srv->in.root, "handle", &handle, NULL) == RA_OK
         && (slot = s_peek (srv, handle)) && slot->busy) {
+      /* A waiting request is held outside ZeroMQ, where rcv_hwm no longer holds its sender back:
+         without a cap on bytes, one client could park up to S_QUEUE_MAX max-size messages per
+         busy session. Refused at once, so it is answered before the requests ahead of it. */
+      const double mib = 1048576.0;
+      int64_t waiting = s_queued_bytes (srv, srv->caller);
+      if (waiting + (int64_t) total > srv->opts.max_queued_bytes) {
+        ra_error_set (&err, RA_ERR_LIMIT, -1,
+                      "this client's requests waiting for busy sessions hold %.1f MiB and this "
+                      "one has %.1f MiB more; at most %.1f MiB may wait (--max-queued-bytes): "
+                      "read replies before sending more", (double) waiting / mib,
+                      (double) total / mib, (double) srv->opts.max_queued_bytes / mib);
+        s_refuse (srv, &srv->in, rep, &err);
+        goto reply;
+      }
       ra__queued_t *q = slot->qlen < S_QUEUE_MAX ? malloc (sizeof *q + (size_t) np * sizeof (zmq_msg_t)) : NULL;
       if (!q) {
         ra_error_set (&err, RA_ERR_LIMIT, -1, "%d requests already wait for handle %lld", slot->qlen,
@@ -549,6 +579,7 @@ static void s_process (ra_server_t *srv, zmq_msg_t *parts, int np, int extra, si
         goto reply;
       }
       q->next = NULL;
+      q->bytes = (int64_t) total;
       q->np = np;
       for (int i = 0; i < np; i++) {
         zmq_msg_init (&q->parts[i]);
@@ -560,6 +591,7 @@ static void s_process (ra_server_t *srv, zmq_msg_t *parts, int np, int extra, si
         slot->qhead = q;
       slot->qtail = q;
       slot->qlen++;
+      slot->qbytes += q->bytes;
       goto done;
     }
   }
@@ -607,27 +639,28 @@ static void s_drain_queue (ra_server_t *srv, ra__slot_t *slot, ra_msg_out_t *rep
   ra__queued_t *q = slot->qhead;
   slot->qhead = slot->qtail = NULL;
   slot->qlen = 0;
+  slot->qbytes = 0;
   while (q) {
     if (slot->busy) {
       /* Put the rest back, in front of anything queued meanwhile. */
       ra__queued_t *last = q;
       int count = 1;
+      int64_t bytes = q->bytes;
       while (last->next) {
         last = last->next;
         count++;
+        bytes += last->bytes;
       }
       last->next = slot->qhead;
       if (!slot->qhead)
         slot->qtail = last;
       slot->qhead = q;
       slot->qlen += count;
+      slot->qbytes += bytes;
       return;
     }
     ra__queued_t *next = q->next;
-    size_t total = 0;
-    for (int i = 0; i < q->np; i++)
-      total += zmq_msg_size (&q->parts[i]);
-    s_process (srv, q->parts, q->np, 0, total, rep);
+    s_process (srv, q->parts, q->np, 0, (size_t) q->bytes, rep);
     free (q);
     q = next;
   }

@@ -18,6 +18,7 @@
 typedef struct ra__queued ra__queued_t;
 struct ra__queued {
   ra__queued_t *next;
+  int64_t bytes;                /* all parts together, charged to the slot's qbytes */
   int np;
   zmq_msg_t parts[];            /* np parts as received (identity first) */
 };
@@ -60,6 +61,7 @@ typedef struct {
   bool peer_delim;              /* it sent an empty delimiter */
   ra__queued_t *qhead, *qtail;
   int qlen;
+  int64_t qbytes;               /* bytes of the queued requests (opts.max_queued_bytes) */
 
   /* Shared memory (shm.c): the session's segment, or NULL; mk_shm: the make asked for one;
      shm_reply: the request being answered named a segment slot (its reply carries offsets). */

@@ -105,11 +105,11 @@ case "$name" in
                  --seed 1 --log-level info --max-session-bytes 1048576 --max-total-bytes 1048576
                  --async-min-bytes 1 --rcv-hwm 1 --drain-ms 1 --curve-secret x --allow-keys x
                  --admin-key x --max-sessions-per-key 10 --max-envs-per-key 10
-                 --max-bytes-per-key 1048576)
+                 --max-bytes-per-key 1048576 --max-queued-bytes 1048576)
     numeric_flags=(--workers --max-envs --async-min-envs --max-total-envs --max-sessions
                    --idle-timeout --max-message-bytes --seed --max-session-bytes --max-total-bytes
                    --async-min-bytes --rcv-hwm --drain-ms --max-sessions-per-key
-                   --max-envs-per-key --max-bytes-per-key) ;;
+                   --max-envs-per-key --max-bytes-per-key --max-queued-bytes) ;;
   ecommerce_demo)
     value_flags=(--endpoint tcp://127.0.0.1:1 --episodes 1 --num-envs 1)
     numeric_flags=(--episodes --num-envs) ;;
@@ -181,6 +181,7 @@ if [ $positional = 0 ]; then
       { printf '#%s' "${long:0:254}"; grep '^secret-key' "$work/k.key"; } >"$work/long.key"
       check reject --curve-secret "$work/long.key"
       check reject --reward-plugin /nonexistent/plugin.so
+      check reject --max-queued-bytes 1023   # below its minimum, 1024
       check reject --log-level loud
       check reject "--workers=$longnum"
       check reject "--$long=1" ;;

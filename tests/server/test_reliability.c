@@ -3,8 +3,9 @@
     whole-message cap is answered LIMIT (and logged) without losing the requests pipelined around
     it, that SIGTERM answers every request in flight before the process exits, and that the
     server's RSS returns near its start after a pipelined burst of big steps and a close, that
-    building a big task world (make, set_task) leaves the server answering other clients, and
-    that --max-sessions-per-key limits each CURVE key of the binary.
+    building a big task world (make, set_task) leaves the server answering other clients, that
+    --max-sessions-per-key limits each CURVE key of the binary, and that --max-queued-bytes caps
+    the requests waiting for a busy session.
     Short forms run in CI; RA_RELIABILITY_LONG=1 (ctest label slow) runs the issue's sizes.
     Figures go to stderr (criterion info lines) for the record.                                 */
 #include <criterion/criterion.h>
@@ -32,6 +33,7 @@ static pid_t P;
 static char P_ep[160], P_log[160];
 static void *Z;
 static void *D, *D2;   /* the test's dealers, closed by s_stop even when an assertion ends a test */
+static char E[512];    /* the message of the last error reply s_recv read */
 
 static bool s_long (void)
 {
@@ -146,6 +148,8 @@ static ra_err_t s_recv (void *d, uint64_t *id, int64_t *handle)
     int len;
     cr_assert_eq (ra_get_str (ra_map_get (in.root, "error"), "code", &s, &len, NULL), RA_OK);
     cr_assert (ra_err_from_code (s, len, &code));
+    cr_assert_eq (ra_get_str (ra_map_get (in.root, "error"), "message", &s, &len, NULL), RA_OK);
+    snprintf (E, sizeof E, "%.*s", len, s);
   } else if (handle) {
     ra_opt_int (in.root, "handle", handle, NULL);
   }
@@ -418,6 +422,99 @@ Test (reliability, building_a_big_world_does_not_stall_other_clients)
   ra_msg_out_int (&m, 3);
   s_build_while_pinging (a, b, &m, "set_task", NULL);
   ra_msg_out_fini (&m);
+  s_stop_clean ();
+}
+
+Test (reliability, requests_waiting_for_a_busy_session_are_capped_in_bytes)
+{
+  /* While a set_task builds a big world on the workers, its session is busy and requests naming
+     it wait in its queue, out of ZeroMQ's back-pressure. 24 renders each carrying an unused
+     3 MiB tensor (72 MiB) and then a ping are pipelined: at most --max-queued-bytes (16 MiB, so
+     5 renders) may wait, the rest are answered LIMIT at once (before the set_task's reply), and
+     every request is answered. The ping, answered while the set_task still runs, shows that the
+     session was busy for every render (else the test could not tell). */
+  const char *flags[] = { "--max-message-bytes", "4194304", "--max-queued-bytes", "16777216", NULL };
+  s_start (flags);
+  void *d = s_dealer (30000);
+  s_wait_ready (d);
+  ra_msg_out_t m;
+  ra_msg_out_init (&m);
+  ra_msg_out_request (&m, 1, "make", 3);
+  ra_msg_out_str (&m, "env");
+  ra_msg_out_str (&m, ENV);
+  ra_msg_out_str (&m, "num_envs");
+  ra_msg_out_int (&m, 1);
+  ra_msg_out_str (&m, "config");
+  ra_msg_out_map (&m, 2);
+  ra_msg_out_str (&m, "num_items");
+  ra_msg_out_int (&m, 300000);
+  ra_msg_out_str (&m, "embedding_dim");
+  ra_msg_out_int (&m, 64);
+  s_send (d, &m);
+  int64_t h = -1;
+  cr_assert_eq (s_recv (d, NULL, &h), RA_OK, "%s", E);
+  double r0 = s_rss_mib ("VmRSS");
+  ra_msg_out_clear (&m);
+  ra_msg_out_request (&m, 2, "set_task", 2);
+  ra_msg_out_str (&m, "handle");
+  ra_msg_out_int (&m, h);
+  ra_msg_out_str (&m, "task");
+  ra_msg_out_map (&m, 2);
+  ra_msg_out_str (&m, "split");
+  ra_msg_out_str (&m, "test");
+  ra_msg_out_str (&m, "id");
+  ra_msg_out_int (&m, 3);
+  s_send (d, &m);
+  static char pad[3 << 20];
+  const int n = 24;
+  for (int i = 0; i < n; i++) {
+    ra_msg_out_clear (&m);
+    ra_msg_out_request (&m, 100 + (uint64_t) i, "render", 3);
+    ra_msg_out_str (&m, "handle");
+    ra_msg_out_int (&m, h);
+    ra_msg_out_str (&m, "index");
+    ra_msg_out_int (&m, 0);
+    ra_msg_out_str (&m, "pad");   /* an unknown key: ignored, its frame unused */
+    int64_t shape[1] = { (int64_t) sizeof pad };
+    ra_msg_out_tensor (&m, RA_DTYPE_U8, 1, shape, pad);
+    s_send (d, &m);
+  }
+  ra_msg_out_clear (&m);
+  ra_msg_out_request (&m, 9, "ping", 0);
+  s_send (d, &m);
+  ra_msg_out_fini (&m);
+  bool built = false;
+  int refused = 0, served = 0;
+  double r1 = 0;
+  for (int k = 0; k < n + 2; k++) {
+    uint64_t id = 0;
+    ra_err_t rc = s_recv (d, &id, NULL);
+    cr_assert_neq (rc, RA_ERR_TIMEOUT, "only %d of %d replies came", k, n + 2);
+    if (id == 2) {
+      cr_assert_eq (rc, RA_OK, "set_task: %s", E);
+      built = true;
+    } else if (id == 9) {
+      cr_assert_not (built, "the set_task was done before the renders were all in: too soon for "
+                     "this test to tell");
+      r1 = s_rss_mib ("VmRSS");
+    } else if (rc == RA_ERR_LIMIT) {
+      cr_assert (id >= 100 && id < 100 + (uint64_t) n, "unexpected reply %llu", (unsigned long long) id);
+      cr_assert_not (built, "render %llu was refused only after the set_task", (unsigned long long) id);
+      cr_assert (strstr (E, "--max-queued-bytes"), "%s", E);
+      refused++;
+    } else {
+      cr_assert_eq (rc, RA_OK, "render %llu: %s", (unsigned long long) id, E);
+      cr_assert (built, "render %llu was answered while its session was busy", (unsigned long long) id);
+      served++;
+    }
+  }
+  cr_log_info ("waiting requests: %d of %d renders of 3 MiB waited, %d were refused; server RSS "
+               "%.1f MiB before them, %.1f MiB with them waiting (the world is being built "
+               "meanwhile)", served, n, refused, r0, r1);
+  /* 5 x (3 MiB + header) fit 16 MiB, 6 do not: the queue is used up to the cap, no further. */
+  cr_assert_eq (served, 5, "%d renders (%d MiB) waited for the busy session; the cap is 16 MiB",
+                served, 3 * served);
+  cr_assert_eq (refused, n - 5);
   s_stop_clean ();
 }
 

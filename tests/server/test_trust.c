@@ -343,6 +343,8 @@ Test (trust, hello_reports_every_limit)
   cr_assert_gt (v, 0);
   cr_assert_eq (ra_get_int (limits, "max_total_bytes", &v, NULL), RA_OK);
   cr_assert_gt (v, 0);
+  cr_assert_eq (ra_get_int (limits, "max_queued_bytes", &v, NULL), RA_OK);
+  cr_assert_eq (v, 4 * (64ll << 20), "by default a few of the biggest requests may wait");
 }
 
 /* Whether the loop would hand a step of n envs with config (K, d) to the pool. */
