@@ -1023,7 +1023,7 @@ static ra_err_t s_step (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *
     return ra_error_set (err, RA_ERR_LIMIT, -1,
                          "the server is out of memory for another reply buffer; read the replies "
                          "in flight and retry");
-  srv->steps += n;
+  ra__count (srv, n, 0, 0);
   if (ra__run_or_defer (srv, ra_session_step_range, RA__JOB_STEP, req->id))
     return RA_OK;
   return s_reply_step (srv, srv->cur, req->id, rep, err);
@@ -1181,9 +1181,14 @@ static ra_err_t s_stats (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t 
   (void) err;
   ra_server_counters_t c;
   ra_server_counters (srv, &c);
-  /* With CURVE, a key sees its own sessions only; the admin key (and everyone when there are no
-     keys, on a loopback-only server) sees them all. */
+  /* With CURVE, a key sees its own sessions and activity only: the server's would tell it how
+     busy the other keys are. The admin key (and everyone when there are no keys, on a
+     loopback-only server) sees them all. */
   if (srv->caller[0] && !srv->caller_admin) {
+    const ra__counts_t none = { 0, 0, 0 }, *k = srv->caller_counts ? srv->caller_counts : &none;
+    c.steps = k->steps;
+    c.requests = k->requests;
+    c.errors = k->errors;
     c.sessions = c.envs = 0;
     for (int i = 0; i < srv->opts.max_sessions; i++) {
       const ra__slot_t *slot = &srv->slots[i];
@@ -1248,7 +1253,7 @@ void ra__reply_job (ra_server_t *srv, ra__slot_t *slot, ra_msg_out_t *rep)
     if (err.code == RA_OK || err.code > RA_ERR_LAST_WIRE)
       ra_error_set (&err, RA_ERR_INTERNAL, -1, "%s", err.message[0] ? err.message : ra_err_text (rc));
     srv->reply_owner = NULL;
-    srv->errors++;
+    ra__count (srv, 0, 0, 1);
     ra_msg_out_error (rep, slot->job_id, &err);
   }
 }
@@ -1261,7 +1266,7 @@ void ra__dispatch (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep)
   srv->reply_owner = NULL;
   srv->cur = NULL;
   srv->deferred = NULL;
-  srv->requests++;
+  ra__count (srv, 0, 1, 0);
   ra_msg_out_clear (rep);
   const s_op_t *op = NULL;
   for (size_t i = 0; i < sizeof s_ops / sizeof s_ops[0]; i++)
@@ -1288,7 +1293,7 @@ void ra__dispatch (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep)
     if (err.code > RA_ERR_LAST_WIRE)
       err.code = RA_ERR_INTERNAL;
     srv->reply_owner = NULL;
-    srv->errors++;
+    ra__count (srv, 0, 0, 1);
     ra__log (srv, RA_LOG_DEBUG, "request %llu (%.*s): %s: %s", (unsigned long long) req->id,
              req->op_len > 32 ? 32 : req->op_len, req->op, ra_err_code (err.code), err.message);
     ra_msg_out_error (rep, req->id, &err);

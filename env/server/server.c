@@ -74,6 +74,12 @@ void ra_server_opts_default (ra_server_opts_t *o)
   o->log_level = RA_LOG_INFO;
 }
 
+/* Orders Z85 client keys (srv->allow's rows, or the caller's key) for qsort and bsearch. */
+static int s_key_cmp (const void *a, const void *b)
+{
+  return strcmp (a, b);
+}
+
 ra_err_t ra_server_new (const ra_server_opts_t *opts, ra_server_t **out, ra_error_t *err)
 {
   *out = NULL;
@@ -134,6 +140,14 @@ ra_err_t ra_server_new (const ra_server_opts_t *opts, ra_server_t **out, ra_erro
     for (int i = 0; i < nallow; i++)
       snprintf (srv->allow[i], sizeof srv->allow[i], "%s", opts->allow_keys[i] ? opts->allow_keys[i] : "");
     srv->nallow = nallow;
+    /* Sorted, so that each message finds its key's counters by binary search. */
+    qsort (srv->allow, (size_t) nallow, sizeof srv->allow[0], s_key_cmp);
+    srv->allow_counts = calloc ((size_t) nallow, sizeof *srv->allow_counts);
+    if (!srv->allow_counts) {
+      free (srv->allow);
+      free (srv);
+      return ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory");
+    }
   }
   /* Per-key limits (docs/protocol.md section "Limits"): by default an even share among the
      allowed keys, but at least a quarter of the server's, so one key never takes it all once a
@@ -223,6 +237,7 @@ void ra_server_destroy (ra_server_t **server_p)
   free (srv->slots);
   ra__spin_fini (srv);
   free (srv->allow);
+  free (srv->allow_counts);
   ra__handles_fini (srv);
   ra_msg_in_fini (&srv->in);
   ra_msg_in_fini (&srv->spin_in);
@@ -344,9 +359,9 @@ void ra_server_counters (const ra_server_t *srv, ra_server_counters_t *out)
 {
   out->sessions = srv->nsessions;
   out->envs = srv->nenvs;
-  out->steps = srv->steps;
-  out->requests = srv->requests;
-  out->errors = srv->errors;
+  out->steps = srv->counts.steps;
+  out->requests = srv->counts.requests;
+  out->errors = srv->counts.errors;
   out->uptime_s = ra__now () - srv->t_start;
 }
 
@@ -357,6 +372,21 @@ void ra_server_set_caller (ra_server_t *srv, const char *key)
 {
   snprintf (srv->caller, sizeof srv->caller, "%s", key ? key : "");
   srv->caller_admin = srv->caller[0] && strcmp (srv->caller, srv->opts.admin_key) == 0;
+  char (*k)[RA__OWNER_MAX] = srv->caller[0] && srv->nallow > 0
+      ? bsearch (srv->caller, srv->allow, (size_t) srv->nallow, sizeof srv->allow[0], s_key_cmp) : NULL;
+  srv->caller_counts = k ? &srv->allow_counts[k - srv->allow] : NULL;
+}
+
+void ra__count (ra_server_t *srv, int64_t steps, int requests, int errors)
+{
+  srv->counts.steps += steps;
+  srv->counts.requests += requests;
+  srv->counts.errors += errors;
+  if (srv->caller_counts) {
+    srv->caller_counts->steps += steps;
+    srv->caller_counts->requests += requests;
+    srv->caller_counts->errors += errors;
+  }
 }
 
 void ra_server_handle (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep)
@@ -367,8 +397,7 @@ void ra_server_handle (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *r
 /* An error reply for a message that was refused before dispatch. */
 static void s_refuse (ra_server_t *srv, const ra_msg_in_t *in, ra_msg_out_t *rep, const ra_error_t *e)
 {
-  srv->requests++;
-  srv->errors++;
+  ra__count (srv, 0, 1, 1);
   srv->reply_owner = NULL;
   ra__log (srv, RA_LOG_DEBUG, "refused a message: %s: %s", ra_err_code (e->code), e->message);
   ra_msg_out_error (rep, in->has_id ? in->id : 0, e);
@@ -622,6 +651,7 @@ static void s_complete (ra_server_t *srv, ra_msg_out_t *rep)
   ra_pool_job_t *job;
   while ((job = ra_pool_take_done (srv->pool))) {
     ra__slot_t *slot = job->user;
+    ra_server_set_caller (srv, slot->owner);   /* the reply is the owner's: its errors count there */
     ra__reply_job (srv, slot, rep);
     slot->busy = false;
     srv->nbusy--;
@@ -752,7 +782,7 @@ ra_err_t ra_server_run (ra_server_t *srv)
     zmq_poll (&item, 1, 100);
     s_complete (srv, &rep);
   }
-  int64_t drained = srv->requests;
+  int64_t drained = srv->counts.requests;
   double until = ra__now () + srv->opts.drain_linger_ms / 1000.0;
   if (rc == RA_OK)
     while (ra__now () < until && s_serve_one (srv, &rep)) {
@@ -763,6 +793,6 @@ ra_err_t ra_server_run (ra_server_t *srv)
   zmq_close (srv->router);
   srv->router = NULL;
   ra__log (srv, RA_LOG_INFO, "stopping: answered %lld waiting requests; replies get %d ms to leave",
-           (long long) (srv->requests - drained), linger);
+           (long long) (srv->counts.requests - drained), linger);
   return rc;
 }

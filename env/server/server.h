@@ -62,7 +62,8 @@ typedef struct {
   int drain_linger_ms;          /* after a stop, how long replies may take to leave; default 5000 */
   /* CURVE (docs/protocol.md section "Security"): the server's secret key (Z85, 40 chars); empty:
      no CURVE. allow_keys: client public keys (Z85) that may connect; none: CURVE refuses all.
-     admin_key: the public key that sees every session in stats. */
+     admin_key: the public key that sees every session and the server's counters in stats (other
+     keys see their own: counted per allowed key). */
   char curve_secret[41];
   const char *const *allow_keys;
   int n_allow_keys;

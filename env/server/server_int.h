@@ -23,6 +23,12 @@ struct ra__queued {
   zmq_msg_t parts[];            /* np parts as received (identity first) */
 };
 
+/* Activity counters: the server's, and one set per allowed client key (stats shows a key its own). */
+typedef struct {
+  int64_t steps;                /* env-steps served */
+  int64_t requests, errors;     /* requests answered, error replies among them */
+} ra__counts_t;
+
 enum { RA__JOB_STEP = 1, RA__JOB_RESET = 2, RA__JOB_MAKE = 3, RA__JOB_SET_TASK = 4 };
 
 typedef struct {
@@ -91,14 +97,16 @@ struct ra_server {
      it is the admin key. */
   char caller[RA__OWNER_MAX];
   bool caller_admin;
-  char (*allow)[RA__OWNER_MAX]; /* CURVE: client keys the ZAP handler admits */
+  char (*allow)[RA__OWNER_MAX]; /* CURVE: client keys the ZAP handler admits, sorted */
   int nallow;
+  ra__counts_t *allow_counts;   /* one per allowed key, in allow's order */
+  ra__counts_t *caller_counts;  /* the caller's in allow_counts; NULL: anonymous or not allowed */
   void *zap;                    /* CURVE: the ZAP handler's socket (curve.c) */
   pthread_t zap_thread;
   bool zap_running;
   atomic_int zap_stop;
   int64_t nsessions, nenvs;
-  int64_t steps, requests, errors;
+  ra__counts_t counts;
   double t_start;
   uint64_t seed_counter;        /* varies clock-drawn default seeds between makes */
 
@@ -234,6 +242,9 @@ bool ra__spin_sleep (ra_server_t *srv);
 void ra__spin_stop (ra_server_t *srv);
 /* The "ring" op (a session op): answers once request seq of the caller's doorbell is answered. */
 ra_err_t ra__spin_ring (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep, ra_error_t *err);
+
+/* Counts steps, requests and errors into the server's counters and the caller's key's. */
+void ra__count (ra_server_t *srv, int64_t steps, int requests, int errors);
 
 /* Dispatches req through the command table (handlers.c). */
 void ra__dispatch (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep);

@@ -74,8 +74,7 @@ static void s_dispatch (ra_server_t *srv, ra__slot_t *slot, const ra_msg_in_t *r
     ra_error_set (&err, RA_ERR_BAD_REQUEST, -1,
                   "a doorbell carries only reset and step of its own session (handle %lld), got "
                   "op '%.*s'", (long long) slot->handle, req->op_len > 32 ? 32 : req->op_len, req->op);
-    srv->requests++;
-    srv->errors++;
+    ra__count (srv, 0, 1, 1);
     ra_msg_out_clear (rep);
     ra_msg_out_error (rep, req->id, &err);
     return;
@@ -111,14 +110,12 @@ static bool s_serve (ra_server_t *srv, ra__slot_t *slot)
   if (len > RA_SPIN_REQ_BYTES) {
     ra_error_set (&err, RA_ERR_BAD_REQUEST, -1, "doorbell request of %u bytes, at most %u", len,
                   RA_SPIN_REQ_BYTES);
-    srv->requests++;
-    srv->errors++;
+    ra__count (srv, 0, 1, 1);
     ra_msg_out_error (rep, 0, &err);
   } else if (ra_msg_in_decode (&srv->spin_in, srv->spin_buf, len, 0, NULL, NULL, true, &err) != RA_OK) {
     if (err.code == RA_OK || err.code > RA_ERR_LAST_WIRE)
       ra_error_set (&err, RA_ERR_BAD_REQUEST, -1, "doorbell request header does not decode");
-    srv->requests++;
-    srv->errors++;
+    ra__count (srv, 0, 1, 1);
     ra_msg_out_error (rep, srv->spin_in.has_id ? srv->spin_in.id : 0, &err);
   } else {
     s_dispatch (srv, slot, &srv->spin_in, rep);

@@ -161,6 +161,67 @@ Test (trust, stats_show_a_key_only_its_own_sessions_unless_admin)
   cr_assert_eq (envs, 8);
 }
 
+/* The caller's stats: steps, requests and errors. */
+static void s_stats_counts (int64_t *steps, int64_t *requests, int64_t *errors)
+{
+  th_begin (&T, "stats", 0);
+  cr_assert_eq (th_call (&T), RA_OK, "%s", T.err.message);
+  cr_assert_eq (ra_get_int (T.out.root, "steps", steps, NULL), RA_OK);
+  cr_assert_eq (ra_get_int (T.out.root, "requests", requests, NULL), RA_OK);
+  cr_assert_eq (ra_get_int (T.out.root, "errors", errors, NULL), RA_OK);
+}
+
+Test (trust, stats_show_a_key_only_its_own_activity_unless_admin)
+{
+  /* Server-wide steps, requests and errors would tell key A how busy key B is. */
+  th_fini (&T);
+  const char *keys[3] = { KEY_B, KEY_A, "0000000000000000000000000000000000000000" };
+  ra_server_opts_t o;
+  ra_server_opts_default (&o);
+  o.workers = 1;
+  o.allow_keys = keys;
+  o.n_allow_keys = 3;
+  snprintf (o.admin_key, sizeof o.admin_key, "%s", keys[2]);
+  th_init_opts (&T, &o);
+  /* A: make, reset, one step of 2 envs, one unknown op. */
+  ra_server_set_caller (T.srv, KEY_A);
+  int64_t ha = th_make (&T, ENV, 2, 1, NULL, 0);
+  cr_assert_gt (ha, 0, "%s", T.err.message);
+  cr_assert_eq (s_reset_h (&T, ha), RA_OK, "%s", T.err.message);
+  int32_t a[3 * 8];
+  for (int i = 0; i < 3 * 8; i++)
+    a[i] = i % 3;
+  cr_assert_eq (th_step (&T, ha, a, 2, 3), RA_OK, "%s", T.err.message);
+  th_begin (&T, "nope", 0);
+  cr_assert_eq (th_call (&T), RA_ERR_UNKNOWN_OP);
+  /* B: make, reset, 5 steps of 8 envs, 2 requests on a handle it does not own. */
+  ra_server_set_caller (T.srv, KEY_B);
+  int64_t hb = th_make (&T, ENV, 8, 1, NULL, 0);
+  cr_assert_gt (hb, 0, "%s", T.err.message);
+  cr_assert_eq (s_reset_h (&T, hb), RA_OK, "%s", T.err.message);
+  for (int i = 0; i < 5; i++)
+    cr_assert_eq (th_step (&T, hb, a, 8, 3), RA_OK, "%s", T.err.message);
+  for (int i = 0; i < 2; i++)
+    cr_assert_eq (s_reset_h (&T, ha), RA_ERR_NO_SUCH_HANDLE);
+  int64_t steps, requests, errors;
+  ra_server_set_caller (T.srv, KEY_A);
+  s_stats_counts (&steps, &requests, &errors);
+  cr_assert_eq (steps, 2, "key A saw %lld env-steps, its own are 2", (long long) steps);
+  cr_assert_eq (requests, 5, "key A saw %lld requests, its own are 5 (this stats included)",
+                (long long) requests);
+  cr_assert_eq (errors, 1, "key A saw %lld errors, its own is 1", (long long) errors);
+  ra_server_set_caller (T.srv, KEY_B);
+  s_stats_counts (&steps, &requests, &errors);
+  cr_assert_eq (steps, 40);
+  cr_assert_eq (requests, 10);
+  cr_assert_eq (errors, 2);
+  ra_server_set_caller (T.srv, keys[2]);   /* the admin: the whole server */
+  s_stats_counts (&steps, &requests, &errors);
+  cr_assert_eq (steps, 42);
+  cr_assert_eq (requests, 16);   /* both stats above and this one included */
+  cr_assert_eq (errors, 3);
+}
+
 static void s_budget_server (int64_t session_mib, int64_t total_mib)
 {
   th_fini (&T);
