@@ -100,6 +100,40 @@ typedef struct {
   int nbinds;
 } s_cfg_t;
 
+/* One line of f into line (at most cap - 1 bytes, its '\n' kept), NUL-terminated; returns the
+   bytes read, 0 at the end of the file. fgets cannot say how many bytes it read: with a NUL byte
+   in the line strlen stops early, and in a last line without a newline nothing tells the two
+   apart. */
+static size_t s_read_line (FILE *f, char *line, size_t cap)
+{
+  size_t n = 0;
+  int ch = 0;
+  while (n + 1 < cap && ch != '\n' && (ch = getc (f)) != EOF)
+    line[n++] = (char) ch;
+  line[n] = '\0';
+  return n;
+}
+
+/* Reads line lineno of path (s_read_line) and refuses it, saying so with path:lineno on stderr,
+   when it is longer than cap - 2 characters (the rest would be read as a line of its own: a key
+   hidden in a comment) or holds a NUL byte (what follows it would be dropped unseen). Returns the
+   bytes read, 0 at the end of the file, -1 when refused. Used by the key and config readers. */
+static long s_next_line (FILE *f, const char *path, int lineno, char *line, size_t cap)
+{
+  size_t len = s_read_line (f, line, cap);
+  if (len == cap - 1 && line[len - 1] != '\n' && !feof (f)) {
+    fprintf (stderr, "recarena-server: %s:%d: line longer than %zu characters\n", path, lineno,
+             cap - 2);
+    return -1;
+  }
+  if (strlen (line) != len) {
+    fprintf (stderr, "recarena-server: %s:%d: a NUL byte in the line; expected a text file\n",
+             path, lineno);
+    return -1;
+  }
+  return (long) len;
+}
+
 /* Reads the "name = VALUE" line of a key file into out (40 Z85 characters that decode). */
 static bool s_read_key (const char *path, const char *name, char out[41])
 {
@@ -110,14 +144,11 @@ static bool s_read_key (const char *path, const char *name, char out[41])
   }
   char line[256];
   bool ok = false;
-  for (int lineno = 1; !ok && fgets (line, sizeof line, f); lineno++) {
+  long len;
+  for (int lineno = 1; !ok && (len = s_next_line (f, path, lineno, line, sizeof line)) != 0; lineno++) {
     char *key, *value;
     ra_error_t err;
-    size_t len = strlen (line);
-    if (len == sizeof line - 1 && line[len - 1] != '\n' && !feof (f)) {
-      /* read on, the rest of the line would be taken for a line of its own (a key in a comment) */
-      fprintf (stderr, "recarena-server: %s:%d: line longer than %zu characters\n", path, lineno,
-               sizeof line - 2);
+    if (len < 0) {
       fclose (f);
       return false;
     }
@@ -296,20 +327,6 @@ static bool s_apply (s_cfg_t *c, const char *name, const char *v)
   return false;
 }
 
-/* One line of f into line (at most cap - 1 bytes, its '\n' kept), NUL-terminated; returns the
-   bytes read, 0 at the end of the file. fgets cannot say how many bytes it read: with a NUL byte
-   in the line strlen stops early, and in a last line without a newline nothing tells the two
-   apart. */
-static size_t s_read_line (FILE *f, char *line, size_t cap)
-{
-  size_t n = 0;
-  int ch = 0;
-  while (n + 1 < cap && ch != '\n' && (ch = getc (f)) != EOF)
-    line[n++] = (char) ch;
-  line[n] = '\0';
-  return n;
-}
-
 static bool s_read_config (s_cfg_t *c, const char *path)
 {
   FILE *f = fopen (path, "r");
@@ -320,17 +337,10 @@ static bool s_read_config (s_cfg_t *c, const char *path)
   char line[1024];
   int lineno = 0;
   bool ok = true;
-  size_t len;
-  while (ok && (len = s_read_line (f, line, sizeof line)) > 0) {
+  long len;
+  while (ok && (len = s_next_line (f, path, lineno + 1, line, sizeof line)) != 0) {
     lineno++;
-    if (len == sizeof line - 1 && line[len - 1] != '\n' && !feof (f)) {
-      fprintf (stderr, "recarena-server: %s:%d: line longer than %zu characters\n", path, lineno,
-               sizeof line - 2);
-      ok = false;
-      break;
-    }
-    if (strlen (line) != len) { /* the rest of the line would be dropped, the last line's too */
-      fprintf (stderr, "recarena-server: %s:%d: a NUL byte in the line\n", path, lineno);
+    if (len < 0) {
       ok = false;
       break;
     }

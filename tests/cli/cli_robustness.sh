@@ -56,6 +56,15 @@ check ()
   fi
 }
 
+# said TEXT: the last check's stderr holds TEXT (the refusal says what was wrong, and where).
+said ()
+{
+  if ! grep -qF -- "$1" "$work/err"; then
+    echo "FAIL: $name: expected '$1' on stderr, got: $(head -c 300 "$work/err")"
+    failures=$((failures + 1))
+  fi
+}
+
 # repeat N ARGS...: prints ARGS N times, one word a line (for mapfile).
 repeat ()
 {
@@ -180,6 +189,16 @@ if [ $positional = 0 ]; then
       "$bin" --gen-keys "$work/k" >/dev/null 2>&1
       { printf '#%s' "${long:0:254}"; grep '^secret-key' "$work/k.key"; } >"$work/long.key"
       check reject --curve-secret "$work/long.key"
+      # a NUL in a key file's line used to drop the rest of it silently (--help: exit 0 if read)
+      { echo '# key'; grep '^secret-key' "$work/k.key" | tr -d '\n'; printf '\0 bogus\n'; } >"$work/nul.key"
+      check reject --curve-secret "$work/nul.key" --help
+      said "$work/nul.key:2: a NUL byte in the line"
+      mkdir "$work/allow"
+      { grep '^public-key' "$work/k.pub" | tr -d '\n'; printf '\0'; } >"$work/allow/a.pub"
+      check reject --allow-keys "$work/allow" --help
+      said "$work/allow/a.pub:1: a NUL byte in the line"
+      check reject --admin-key "$work/allow/a.pub" --help
+      said "$work/allow/a.pub:1: a NUL byte in the line"
       check reject --reward-plugin /nonexistent/plugin.so
       check reject --max-queued-bytes 1023   # below its minimum, 1024
       check reject --log-level loud
