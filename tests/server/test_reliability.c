@@ -5,7 +5,7 @@
     server's RSS returns near its start after a pipelined burst of big steps and a close, that
     building a big task world (make, set_task) leaves the server answering other clients, that
     --max-sessions-per-key limits each CURVE key of the binary, and that --max-queued-bytes caps
-    the requests waiting for a busy session.
+    the requests waiting for a busy session, per client key.
     Short forms run in CI; RA_RELIABILITY_LONG=1 (ctest label slow) runs the issue's sizes.
     Figures go to stderr (criterion info lines) for the record.                                 */
 #include <criterion/criterion.h>
@@ -425,18 +425,9 @@ Test (reliability, building_a_big_world_does_not_stall_other_clients)
   s_stop_clean ();
 }
 
-Test (reliability, requests_waiting_for_a_busy_session_are_capped_in_bytes)
+/* Makes a session of one env with a 300000 x 64 world (its set_task builds another, about 1 s). */
+static int64_t s_make_world (void *d)
 {
-  /* While a set_task builds a big world on the workers, its session is busy and requests naming
-     it wait in its queue, out of ZeroMQ's back-pressure. 24 renders each carrying an unused
-     3 MiB tensor (72 MiB) and then a ping are pipelined: at most --max-queued-bytes (16 MiB, so
-     5 renders) may wait, the rest are answered LIMIT at once (before the set_task's reply), and
-     every request is answered. The ping, answered while the set_task still runs, shows that the
-     session was busy for every render (else the test could not tell). */
-  const char *flags[] = { "--max-message-bytes", "4194304", "--max-queued-bytes", "16777216", NULL };
-  s_start (flags);
-  void *d = s_dealer (30000);
-  s_wait_ready (d);
   ra_msg_out_t m;
   ra_msg_out_init (&m);
   ra_msg_out_request (&m, 1, "make", 3);
@@ -451,10 +442,19 @@ Test (reliability, requests_waiting_for_a_busy_session_are_capped_in_bytes)
   ra_msg_out_str (&m, "embedding_dim");
   ra_msg_out_int (&m, 64);
   s_send (d, &m);
+  ra_msg_out_fini (&m);
   int64_t h = -1;
   cr_assert_eq (s_recv (d, NULL, &h), RA_OK, "%s", E);
-  double r0 = s_rss_mib ("VmRSS");
-  ra_msg_out_clear (&m);
+  return h;
+}
+
+/* Pipelines on d: a set_task of h (id 2), which keeps the session busy while it builds a world;
+   n renders of h (ids 100...) each carrying an unused 3 MiB tensor; a ping (id 9). */
+static void s_send_busy_renders (void *d, int64_t h, int n)
+{
+  static char pad[3 << 20];
+  ra_msg_out_t m;
+  ra_msg_out_init (&m);
   ra_msg_out_request (&m, 2, "set_task", 2);
   ra_msg_out_str (&m, "handle");
   ra_msg_out_int (&m, h);
@@ -465,8 +465,6 @@ Test (reliability, requests_waiting_for_a_busy_session_are_capped_in_bytes)
   ra_msg_out_str (&m, "id");
   ra_msg_out_int (&m, 3);
   s_send (d, &m);
-  static char pad[3 << 20];
-  const int n = 24;
   for (int i = 0; i < n; i++) {
     ra_msg_out_clear (&m);
     ra_msg_out_request (&m, 100 + (uint64_t) i, "render", 3);
@@ -483,9 +481,16 @@ Test (reliability, requests_waiting_for_a_busy_session_are_capped_in_bytes)
   ra_msg_out_request (&m, 9, "ping", 0);
   s_send (d, &m);
   ra_msg_out_fini (&m);
+}
+
+/* Reads the n + 2 replies to s_send_busy_renders: *served renders waited for the set_task and were
+   answered after it; *refused were answered LIMIT, naming --max-queued-bytes, before it. The
+   ping must come back while the set_task still runs, so the session was busy for every render
+   (else the test could not tell). *rss: the server's VmRSS (MiB) when the ping came back. */
+static void s_read_busy_renders (void *d, int n, int *served, int *refused, double *rss)
+{
   bool built = false;
-  int refused = 0, served = 0;
-  double r1 = 0;
+  *served = *refused = 0;
   for (int k = 0; k < n + 2; k++) {
     uint64_t id = 0;
     ra_err_t rc = s_recv (d, &id, NULL);
@@ -496,18 +501,37 @@ Test (reliability, requests_waiting_for_a_busy_session_are_capped_in_bytes)
     } else if (id == 9) {
       cr_assert_not (built, "the set_task was done before the renders were all in: too soon for "
                      "this test to tell");
-      r1 = s_rss_mib ("VmRSS");
+      *rss = s_rss_mib ("VmRSS");
     } else if (rc == RA_ERR_LIMIT) {
       cr_assert (id >= 100 && id < 100 + (uint64_t) n, "unexpected reply %llu", (unsigned long long) id);
       cr_assert_not (built, "render %llu was refused only after the set_task", (unsigned long long) id);
       cr_assert (strstr (E, "--max-queued-bytes"), "%s", E);
-      refused++;
+      (*refused)++;
     } else {
       cr_assert_eq (rc, RA_OK, "render %llu: %s", (unsigned long long) id, E);
       cr_assert (built, "render %llu was answered while its session was busy", (unsigned long long) id);
-      served++;
+      (*served)++;
     }
   }
+}
+
+Test (reliability, requests_waiting_for_a_busy_session_are_capped_in_bytes)
+{
+  /* While a set_task builds a big world on the workers, its session is busy and requests naming
+     it wait in its queue, out of ZeroMQ's back-pressure. 24 renders each carrying an unused
+     3 MiB tensor (72 MiB) are pipelined: at most --max-queued-bytes (16 MiB, so 5 renders) may
+     wait, the rest are answered LIMIT at once (before the set_task's reply), and every request
+     is answered. */
+  const char *flags[] = { "--max-message-bytes", "4194304", "--max-queued-bytes", "16777216", NULL };
+  s_start (flags);
+  void *d = s_dealer (30000);
+  s_wait_ready (d);
+  int64_t h = s_make_world (d);
+  double r0 = s_rss_mib ("VmRSS"), r1 = 0;
+  const int n = 24;
+  s_send_busy_renders (d, h, n);
+  int served, refused;
+  s_read_busy_renders (d, n, &served, &refused, &r1);
   cr_log_info ("waiting requests: %d of %d renders of 3 MiB waited, %d were refused; server RSS "
                "%.1f MiB before them, %.1f MiB with them waiting (the world is being built "
                "meanwhile)", served, n, refused, r0, r1);
@@ -545,27 +569,49 @@ static ra_client_t *s_curve_client (const char *srv_pub, const char *pub, const 
   return NULL;
 }
 
+/* A server key pair and two allowed client keys, A and B, written under a fresh directory. */
+typedef struct {
+  char dir[160], srv_key[200];
+  char srv_pub[41], srv_sec[41], a_pub[41], a_sec[41], b_pub[41], b_sec[41];
+} s_keys_t;
+
+static void s_keys_make (s_keys_t *k)
+{
+  char path[200];
+  snprintf (k->dir, sizeof k->dir, "/tmp/recarena-keys-%d", (int) getpid ());
+  cr_assert_eq (mkdir (k->dir, 0700), 0, "cannot make %s", k->dir);
+  cr_assert_eq (zmq_curve_keypair (k->srv_pub, k->srv_sec), 0);
+  cr_assert_eq (zmq_curve_keypair (k->a_pub, k->a_sec), 0);
+  cr_assert_eq (zmq_curve_keypair (k->b_pub, k->b_sec), 0);
+  snprintf (k->srv_key, sizeof k->srv_key, "%s/server.key", k->dir);
+  s_write_key (k->srv_key, k->srv_pub, k->srv_sec);
+  snprintf (path, sizeof path, "%s/a.pub", k->dir);
+  s_write_key (path, k->a_pub, NULL);
+  snprintf (path, sizeof path, "%s/b.pub", k->dir);
+  s_write_key (path, k->b_pub, NULL);
+}
+
+static void s_keys_remove (const s_keys_t *k)
+{
+  char path[200];
+  unlink (k->srv_key);
+  snprintf (path, sizeof path, "%s/a.pub", k->dir);
+  unlink (path);
+  snprintf (path, sizeof path, "%s/b.pub", k->dir);
+  unlink (path);
+  rmdir (k->dir);
+}
+
 Test (reliability, the_per_key_session_flag_limits_each_curve_key_of_the_binary)
 {
   /* The flag as given to the binary, and the key CURVE authenticated as the one it counts. */
-  char dir[160], path[200];
-  snprintf (dir, sizeof dir, "/tmp/recarena-keys-%d", (int) getpid ());
-  cr_assert_eq (mkdir (dir, 0700), 0, "cannot make %s", dir);
-  char srv_pub[41], srv_sec[41], a_pub[41], a_sec[41], b_pub[41], b_sec[41];
-  cr_assert_eq (zmq_curve_keypair (srv_pub, srv_sec), 0);
-  cr_assert_eq (zmq_curve_keypair (a_pub, a_sec), 0);
-  cr_assert_eq (zmq_curve_keypair (b_pub, b_sec), 0);
-  char srv_key[200];
-  snprintf (srv_key, sizeof srv_key, "%s/server.key", dir);
-  s_write_key (srv_key, srv_pub, srv_sec);
-  snprintf (path, sizeof path, "%s/a.pub", dir);
-  s_write_key (path, a_pub, NULL);
-  snprintf (path, sizeof path, "%s/b.pub", dir);
-  s_write_key (path, b_pub, NULL);
-  const char *flags[] = { "--curve-secret", srv_key, "--allow-keys", dir, "--max-sessions-per-key",
+  s_keys_t k;
+  s_keys_make (&k);
+  const char *flags[] = { "--curve-secret", k.srv_key, "--allow-keys", k.dir, "--max-sessions-per-key",
                           "2", NULL };
   s_start (flags);
-  ra_client_t *a = s_curve_client (srv_pub, a_pub, a_sec), *b = s_curve_client (srv_pub, b_pub, b_sec);
+  ra_client_t *a = s_curve_client (k.srv_pub, k.a_pub, k.a_sec);
+  ra_client_t *b = s_curve_client (k.srv_pub, k.b_pub, k.b_sec);
   ra_client_env_t env[3];
   ra_error_t err;
   for (int i = 0; i < 2; i++)
@@ -582,10 +628,47 @@ Test (reliability, the_per_key_session_flag_limits_each_curve_key_of_the_binary)
   ra_client_destroy (&a);
   ra_client_destroy (&b);
   s_stop_clean ();
-  unlink (srv_key);
-  snprintf (path, sizeof path, "%s/a.pub", dir);
-  unlink (path);
-  snprintf (path, sizeof path, "%s/b.pub", dir);
-  unlink (path);
-  rmdir (dir);
+  s_keys_remove (&k);
+}
+
+/* A raw DEALER of the server started by s_start, as CURVE client key pub/sec. */
+static void *s_curve_dealer (const char *srv_pub, const char *pub, const char *sec, int timeout_ms)
+{
+  void *d = zmq_socket (Z, ZMQ_DEALER);
+  int zero = 0;
+  zmq_setsockopt (d, ZMQ_LINGER, &zero, sizeof zero);
+  zmq_setsockopt (d, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
+  cr_assert_eq (zmq_setsockopt (d, ZMQ_CURVE_SERVERKEY, srv_pub, 41), 0);
+  cr_assert_eq (zmq_setsockopt (d, ZMQ_CURVE_PUBLICKEY, pub, 41), 0);
+  cr_assert_eq (zmq_setsockopt (d, ZMQ_CURVE_SECRETKEY, sec, 41), 0);
+  cr_assert_eq (zmq_connect (d, P_ep), 0);
+  return d;
+}
+
+Test (reliability, one_keys_waiting_requests_leave_anothers_room_to_wait)
+{
+  /* --max-queued-bytes is per client key: key A filling its share of waiting requests leaves
+     key B's whole share free. Both keys' sessions build a world (busy) at the same time; A
+     pipelines 24 renders of 3 MiB (5 may wait), then B 5 (all may wait). */
+  s_keys_t k;
+  s_keys_make (&k);
+  const char *flags[] = { "--curve-secret", k.srv_key, "--allow-keys", k.dir, "--max-message-bytes",
+                          "4194304", "--max-queued-bytes", "16777216", NULL };
+  s_start (flags);
+  void *a = D = s_curve_dealer (k.srv_pub, k.a_pub, k.a_sec, 30000);
+  void *b = D2 = s_curve_dealer (k.srv_pub, k.b_pub, k.b_sec, 30000);
+  s_wait_ready (a);
+  s_wait_ready (b);
+  int64_t ha = s_make_world (a), hb = s_make_world (b);
+  s_send_busy_renders (a, ha, 24);
+  s_send_busy_renders (b, hb, 5);
+  int served, refused;
+  double rss;
+  s_read_busy_renders (a, 24, &served, &refused, &rss);
+  cr_assert_eq (served, 5, "key A: %d renders waited, 5 fit its 16 MiB", served);
+  s_read_busy_renders (b, 5, &served, &refused, &rss);
+  cr_assert_eq (refused, 0, "key B was refused %d renders because key A's filled the cap", refused);
+  cr_assert_eq (served, 5);
+  s_stop_clean ();
+  s_keys_remove (&k);
 }
