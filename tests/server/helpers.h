@@ -134,6 +134,35 @@ static inline int64_t th_make (th_t *t, const char *env, int n, int64_t seed, co
   return h;
 }
 
+/* make of env with n envs and config keys num_items and embedding_dim (0: leave out); returns
+   the handle or -1 (error in t->err). */
+static inline int64_t th_make_sized (th_t *t, const char *env, int n, int64_t num_items, int64_t dim)
+{
+  int nkeys = (num_items > 0) + (dim > 0);
+  ra_msg_out_t *m = th_begin (t, "make", 2 + (nkeys > 0));
+  ra_msg_out_str (m, "env");
+  ra_msg_out_str (m, env);
+  ra_msg_out_str (m, "num_envs");
+  ra_msg_out_int (m, n);
+  if (nkeys) {
+    ra_msg_out_str (m, "config");
+    ra_msg_out_map (m, (uint32_t) nkeys);
+    if (num_items > 0) {
+      ra_msg_out_str (m, "num_items");
+      ra_msg_out_int (m, num_items);
+    }
+    if (dim > 0) {
+      ra_msg_out_str (m, "embedding_dim");
+      ra_msg_out_int (m, dim);
+    }
+  }
+  if (th_call (t) != RA_OK)
+    return -1;
+  int64_t h;
+  cr_assert_eq (ra_get_int (t->out.root, "handle", &h, NULL), RA_OK);
+  return h;
+}
+
 /* reset with an int seed (seed < 0: none) and an optional mask (NULL: all). */
 static inline ra_err_t th_reset (th_t *t, int64_t handle, int64_t seed, const bool *mask, int n)
 {

@@ -45,34 +45,6 @@ static void s_server (int sessions, int sessions_per_key, int total_envs, int en
   th_init_opts (&T, &o);
 }
 
-/* make of ENV with n envs and config keys num_items and embedding_dim (0: leave out). */
-static int64_t s_make_sized (int n, int64_t num_items, int64_t dim)
-{
-  int nkeys = (num_items > 0) + (dim > 0);
-  ra_msg_out_t *m = th_begin (&T, "make", 2 + (nkeys > 0));
-  ra_msg_out_str (m, "env");
-  ra_msg_out_str (m, ENV);
-  ra_msg_out_str (m, "num_envs");
-  ra_msg_out_int (m, n);
-  if (nkeys) {
-    ra_msg_out_str (m, "config");
-    ra_msg_out_map (m, (uint32_t) nkeys);
-    if (num_items > 0) {
-      ra_msg_out_str (m, "num_items");
-      ra_msg_out_int (m, num_items);
-    }
-    if (dim > 0) {
-      ra_msg_out_str (m, "embedding_dim");
-      ra_msg_out_int (m, dim);
-    }
-  }
-  if (th_call (&T) != RA_OK)
-    return -1;
-  int64_t h;
-  cr_assert_eq (ra_get_int (T.out.root, "handle", &h, NULL), RA_OK);
-  return h;
-}
-
 static ra_err_t s_close (int64_t h)
 {
   ra_msg_out_t *m = th_begin (&T, "close", 1);
@@ -133,10 +105,10 @@ Test (fair, one_key_cannot_take_every_byte)
   /* About 27 MiB per make (test_trust.c): a key may hold 60 MiB of the server's 128. */
   s_server (0, 0, 0, 0, 128, 60);
   ra_server_set_caller (T.srv, KEY_A);
-  int64_t a = s_make_sized (1, 100000, 64);
+  int64_t a = th_make_sized (&T, ENV, 1, 100000, 64);
   cr_assert_gt (a, 0, "%s", T.err.message);
-  cr_assert_gt (s_make_sized (1, 100000, 64), 0, "%s", T.err.message);
-  cr_assert_eq (s_make_sized (1, 100000, 64), -1, "a key went past its 60 MiB");
+  cr_assert_gt (th_make_sized (&T, ENV, 1, 100000, 64), 0, "%s", T.err.message);
+  cr_assert_eq (th_make_sized (&T, ENV, 1, 100000, 64), -1, "a key went past its 60 MiB");
   cr_assert_eq (T.err.code, RA_ERR_LIMIT);
   cr_assert (strstr (T.err.message, "this client key's sessions hold") && strstr (T.err.message,
              "one key may hold 60.0 MiB"), "%s", T.err.message);
@@ -154,8 +126,8 @@ Test (fair, one_key_cannot_take_every_byte)
   cr_assert (strstr (T.err.message, "set_task") && strstr (T.err.message, "client key"), "%s",
              T.err.message);
   ra_server_set_caller (T.srv, KEY_B);
-  cr_assert_gt (s_make_sized (1, 100000, 64), 0, "key B was starved: %s", T.err.message);
-  cr_assert_gt (s_make_sized (1, 100000, 64), 0, "key B was starved: %s", T.err.message);
+  cr_assert_gt (th_make_sized (&T, ENV, 1, 100000, 64), 0, "key B was starved: %s", T.err.message);
+  cr_assert_gt (th_make_sized (&T, ENV, 1, 100000, 64), 0, "key B was starved: %s", T.err.message);
 }
 
 Test (fair, anonymous_clients_have_only_the_server_wide_limits)

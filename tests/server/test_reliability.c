@@ -383,6 +383,38 @@ static void s_build_while_pinging (void *a, void *b, const ra_msg_out_t *req, co
   ra_msg_out_fini (&ping);
 }
 
+/* Writes into m (cleared first) request id: make of one ENV env with an items x dim world. */
+static void s_msg_make_world (ra_msg_out_t *m, uint64_t id, int64_t items, int64_t dim)
+{
+  ra_msg_out_clear (m);
+  ra_msg_out_request (m, id, "make", 3);
+  ra_msg_out_str (m, "env");
+  ra_msg_out_str (m, ENV);
+  ra_msg_out_str (m, "num_envs");
+  ra_msg_out_int (m, 1);
+  ra_msg_out_str (m, "config");
+  ra_msg_out_map (m, 2);
+  ra_msg_out_str (m, "num_items");
+  ra_msg_out_int (m, items);
+  ra_msg_out_str (m, "embedding_dim");
+  ra_msg_out_int (m, dim);
+}
+
+/* Writes into m (cleared first) request id: set_task of handle h to test:3 (builds a world). */
+static void s_msg_set_task (ra_msg_out_t *m, uint64_t id, int64_t h)
+{
+  ra_msg_out_clear (m);
+  ra_msg_out_request (m, id, "set_task", 2);
+  ra_msg_out_str (m, "handle");
+  ra_msg_out_int (m, h);
+  ra_msg_out_str (m, "task");
+  ra_msg_out_map (m, 2);
+  ra_msg_out_str (m, "split");
+  ra_msg_out_str (m, "test");
+  ra_msg_out_str (m, "id");
+  ra_msg_out_int (m, 3);
+}
+
 Test (reliability, building_a_big_world_does_not_stall_other_clients)
 {
   s_start (NULL);
@@ -397,29 +429,10 @@ Test (reliability, building_a_big_world_does_not_stall_other_clients)
   s_wait_ready (b);
   ra_msg_out_t m;
   ra_msg_out_init (&m);
-  ra_msg_out_request (&m, 1, "make", 3);
-  ra_msg_out_str (&m, "env");
-  ra_msg_out_str (&m, ENV);
-  ra_msg_out_str (&m, "num_envs");
-  ra_msg_out_int (&m, 1);
-  ra_msg_out_str (&m, "config");
-  ra_msg_out_map (&m, 2);
-  ra_msg_out_str (&m, "num_items");
-  ra_msg_out_int (&m, s_long () ? 600000 : 300000);
-  ra_msg_out_str (&m, "embedding_dim");
-  ra_msg_out_int (&m, s_long () ? 200 : 64);
+  s_msg_make_world (&m, 1, s_long () ? 600000 : 300000, s_long () ? 200 : 64);
   int64_t h = -1;
   s_build_while_pinging (a, b, &m, "make", &h);
-  ra_msg_out_clear (&m);
-  ra_msg_out_request (&m, 2, "set_task", 2);
-  ra_msg_out_str (&m, "handle");
-  ra_msg_out_int (&m, h);
-  ra_msg_out_str (&m, "task");
-  ra_msg_out_map (&m, 2);
-  ra_msg_out_str (&m, "split");
-  ra_msg_out_str (&m, "test");
-  ra_msg_out_str (&m, "id");
-  ra_msg_out_int (&m, 3);
+  s_msg_set_task (&m, 2, h);
   s_build_while_pinging (a, b, &m, "set_task", NULL);
   ra_msg_out_fini (&m);
   s_stop_clean ();
@@ -430,17 +443,7 @@ static int64_t s_make_world (void *d)
 {
   ra_msg_out_t m;
   ra_msg_out_init (&m);
-  ra_msg_out_request (&m, 1, "make", 3);
-  ra_msg_out_str (&m, "env");
-  ra_msg_out_str (&m, ENV);
-  ra_msg_out_str (&m, "num_envs");
-  ra_msg_out_int (&m, 1);
-  ra_msg_out_str (&m, "config");
-  ra_msg_out_map (&m, 2);
-  ra_msg_out_str (&m, "num_items");
-  ra_msg_out_int (&m, 300000);
-  ra_msg_out_str (&m, "embedding_dim");
-  ra_msg_out_int (&m, 64);
+  s_msg_make_world (&m, 1, 300000, 64);
   s_send (d, &m);
   ra_msg_out_fini (&m);
   int64_t h = -1;
@@ -455,15 +458,7 @@ static void s_send_busy_renders (void *d, int64_t h, int n)
   static char pad[3 << 20];
   ra_msg_out_t m;
   ra_msg_out_init (&m);
-  ra_msg_out_request (&m, 2, "set_task", 2);
-  ra_msg_out_str (&m, "handle");
-  ra_msg_out_int (&m, h);
-  ra_msg_out_str (&m, "task");
-  ra_msg_out_map (&m, 2);
-  ra_msg_out_str (&m, "split");
-  ra_msg_out_str (&m, "test");
-  ra_msg_out_str (&m, "id");
-  ra_msg_out_int (&m, 3);
+  s_msg_set_task (&m, 2, h);
   s_send (d, &m);
   for (int i = 0; i < n; i++) {
     ra_msg_out_clear (&m);

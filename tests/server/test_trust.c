@@ -19,34 +19,6 @@ TestSuite (trust, .init = setup, .fini = teardown, .timeout = 60);
 /* A request naming handle h: reset with seed 1. */
 static ra_err_t s_reset_h (th_t *t, int64_t h) { return th_reset (t, h, 1, NULL, 0); }
 
-/* make of env with n envs and config keys num_items and embedding_dim (0: leave out). */
-static int64_t s_make_sized (th_t *t, int n, int64_t num_items, int64_t dim)
-{
-  int nkeys = (num_items > 0) + (dim > 0);
-  ra_msg_out_t *m = th_begin (t, "make", 2 + (nkeys > 0));
-  ra_msg_out_str (m, "env");
-  ra_msg_out_str (m, ENV);
-  ra_msg_out_str (m, "num_envs");
-  ra_msg_out_int (m, n);
-  if (nkeys) {
-    ra_msg_out_str (m, "config");
-    ra_msg_out_map (m, (uint32_t) nkeys);
-    if (num_items > 0) {
-      ra_msg_out_str (m, "num_items");
-      ra_msg_out_int (m, num_items);
-    }
-    if (dim > 0) {
-      ra_msg_out_str (m, "embedding_dim");
-      ra_msg_out_int (m, dim);
-    }
-  }
-  if (th_call (t) != RA_OK)
-    return -1;
-  int64_t h;
-  cr_assert_eq (ra_get_int (t->out.root, "handle", &h, NULL), RA_OK);
-  return h;
-}
-
 static ra_err_t s_set_task (th_t *t, int64_t h, int64_t id)
 {
   ra_msg_out_t *m = th_begin (t, "set_task", 2);
@@ -237,7 +209,7 @@ Test (trust, a_make_over_the_session_budget_is_limit_before_anything_is_built)
 {
   s_budget_server (256, 1024);
   /* The case: 600000 items x 200 dims took 476 MB; the estimate is refused at once. */
-  cr_assert_eq (s_make_sized (&T, 1, 600000, 200), -1);
+  cr_assert_eq (th_make_sized (&T, ENV, 1, 600000, 200), -1);
   cr_assert_eq (T.err.code, RA_ERR_LIMIT, "%s", T.err.message);
   cr_assert (strstr (T.err.message, "MiB"), "%s", T.err.message);
   /* So is a big batch of big observations (65536 envs x 256 candidates x 256 dims: 32.8 GiB). */
@@ -261,33 +233,33 @@ Test (trust, a_make_over_the_session_budget_is_limit_before_anything_is_built)
   ra_server_counters (T.srv, &c);
   cr_assert_eq (c.sessions, 0);
   /* A small make still fits. */
-  cr_assert_gt (s_make_sized (&T, 4, 0, 0), 0, "%s", T.err.message);
+  cr_assert_gt (th_make_sized (&T, ENV, 4, 0, 0), 0, "%s", T.err.message);
 }
 
 Test (trust, the_server_wide_budget_is_shared_and_given_back_on_close)
 {
   s_budget_server (64, 100);
-  int64_t a = s_make_sized (&T, 1, 100000, 64);   /* about 27 MiB each */
-  int64_t b = s_make_sized (&T, 1, 100000, 64);
-  int64_t c = s_make_sized (&T, 1, 100000, 64);
+  int64_t a = th_make_sized (&T, ENV, 1, 100000, 64);   /* about 27 MiB each */
+  int64_t b = th_make_sized (&T, ENV, 1, 100000, 64);
+  int64_t c = th_make_sized (&T, ENV, 1, 100000, 64);
   cr_assert_gt (a, 0, "%s", T.err.message);
   cr_assert_gt (b, 0, "%s", T.err.message);
   cr_assert_gt (c, 0, "%s", T.err.message);
-  cr_assert_eq (s_make_sized (&T, 1, 100000, 64), -1);
+  cr_assert_eq (th_make_sized (&T, ENV, 1, 100000, 64), -1);
   cr_assert_eq (T.err.code, RA_ERR_LIMIT);
   cr_assert (strstr (T.err.message, "server"), "%s", T.err.message);
   ra_msg_out_t *m = th_begin (&T, "close", 1);
   ra_msg_out_str (m, "handle");
   ra_msg_out_int (m, b);
   cr_assert_eq (th_call (&T), RA_OK);
-  cr_assert_gt (s_make_sized (&T, 1, 100000, 64), 0, "%s", T.err.message);
+  cr_assert_gt (th_make_sized (&T, ENV, 1, 100000, 64), 0, "%s", T.err.message);
 }
 
 Test (trust, set_task_is_admitted_by_the_world_it_may_build)
 {
   s_budget_server (64, 1024);
   /* 8 envs: up to 9 task worlds of about 27 MiB; make charges one, set_task one more each. */
-  int64_t h = s_make_sized (&T, 8, 100000, 64);
+  int64_t h = th_make_sized (&T, ENV, 8, 100000, 64);
   cr_assert_gt (h, 0, "%s", T.err.message);
   cr_assert_eq (s_set_task (&T, h, 1), RA_OK, "%s", T.err.message);
   cr_assert_eq (s_set_task (&T, h, 2), RA_ERR_LIMIT, "a third world fits no 64 MiB budget");
