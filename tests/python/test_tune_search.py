@@ -266,8 +266,15 @@ def test_eval_gives_recarena_ab_the_configs_sim_config(tmp_path):
     argv_log = tmp_path / "ab_argv.json"
     fake_ab = tmp_path / "fake_ab.py"
     fake_ab.write_text(f"#!{sys.executable}\nimport json, sys\n"
+                       "if sys.argv[1:] == ['--list-arms']:\n"
+                       "    print('random  k at random'); print('target  the policy'); sys.exit()\n"
                        f"json.dump(sys.argv[1:], open({str(argv_log)!r}, 'w'))\n")
     fake_ab.chmod(0o755)
+    # an arm class recarena-ab does not list is refused before anything trains
+    assert cli.main(["eval", "--config", str(cfg), "--meta-bin", FAKE, "--ab-bin", str(fake_ab),
+                     "--arms", "random,tagret:checkpoint={checkpoint}", "--out",
+                     str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad" / "metrics.jsonl").exists()
     rc = cli.main(["eval", "--config", str(cfg), "--meta-bin", FAKE, "--ab-bin", str(fake_ab),
                    "--arms", "random,target:checkpoint={checkpoint}", "--test-tasks", "test:0-3",
                    "--ab-args", "--episodes 3", "--out", str(tmp_path / "ev")])

@@ -147,12 +147,31 @@ def _read_cfg(path: str) -> List[Tuple[str, str]]:
     return out
 
 
+def _check_arm_classes(ab: str, arms: str) -> None:
+    """TuneError unless every arm of arms names a class recarena-ab lists: a typo surfaces before
+    the training, not after it (recarena-ab checks the settings themselves when it starts)."""
+    try:
+        listed = subprocess.run([ab, "--list-arms"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise TuneError(f"eval --arms: cannot run {ab} --list-arms: {e}") from None
+    known = {line.split()[0] for line in listed.stdout.splitlines() if line.strip()}
+    if listed.returncode != 0 or not known:
+        raise TuneError(f"eval --arms: {ab} --list-arms failed: {listed.stderr.strip()[:200]}")
+    for arm in arms.split(","):
+        cls = arm.split(":")[0].strip()
+        if cls not in known:
+            raise TuneError(f"eval --arms: unknown arm class {cls!r} in {arm!r} (recarena-ab has "
+                            f"{', '.join(sorted(known))})")
+
+
 def _eval(a: argparse.Namespace) -> int:
     meta = find_meta_binary(a.meta_bin)
     cfg = _read_cfg(a.config)
     ab = a.ab_bin or os.path.join(os.path.dirname(meta), "recarena-ab")
     if a.arms and not os.access(ab, os.X_OK):  # found now, not after the training
         raise TuneError(f"eval --arms: no recarena-ab at {ab} (give --ab-bin)")
+    if a.arms:
+        _check_arm_classes(ab, a.arms)
     os.makedirs(a.out, exist_ok=True)
     env = next((v for k, v in reversed(cfg) if k == "env"), "ECommerce-v1")
     # the sims the checkpoint trained on are the ones it is tested on (e.g. hidden_tastes=1)
