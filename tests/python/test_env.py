@@ -99,6 +99,27 @@ def test_unknown_reset_options_are_refused_not_ignored(address):
         vec.close()
 
 
+def test_task_at_make_plays_as_set_task_then_reset(address):
+    def rewards(env):
+        env.reset(seed=2)
+        env.action_space.seed(0)
+        return [env.step(env.action_space.sample())[1] for _ in range(10)]
+    task = {"split": "test", "id": 3}
+    made = recarena.RemoteEnv("ECommerce-v1", address=address, seed=5, task=task)
+    later = recarena.RemoteEnv("ECommerce-v1", address=address, seed=5)
+    default = recarena.RemoteEnv("ECommerce-v1", address=address, seed=5)
+    vec = recarena.RemoteVectorEnv("ECommerce-v1", num_envs=2, address=address, task=task)
+    try:
+        later.set_task(task)
+        assert made.task["id"] == 3 and vec.task["id"] == 3
+        assert rewards(made) == rewards(later) != rewards(default)
+    finally:
+        for e in (made, later, default, vec):
+            e.close()
+    with pytest.raises(recarena.BadConfigError, match="split 'nope'"):
+        recarena.RemoteEnv("ECommerce-v1", address=address, task={"split": "nope", "id": 1})
+
+
 def test_same_seed_same_trajectory(address):
     def run(seed):
         e = recarena.RemoteEnv("ECommerce-v1", address=address)

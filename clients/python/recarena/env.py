@@ -36,7 +36,7 @@ def check_reset_options(options: Any) -> None:
     unknown = sorted(str(k) for k in options if k != "reset_mask")
     if unknown:
         raise ValueError(f"unknown reset option(s) {', '.join(map(repr, unknown))}: the only one is "
-                         "'reset_mask' (a task is chosen with set_task, not at reset)")
+                         "'reset_mask' (a task is chosen with task= or set_task, not at reset)")
 
 
 def unbatch(obs: Any, i: int = 0) -> Any:
@@ -74,7 +74,8 @@ class RemoteEnv(gym.Env):
     config: the sim's config map (see Client.list()). seed: the make-time seed (default: random).
     max_episode_steps: server-side truncation limit (default: the sim's). render_mode: None or
     "ansi". backend: "auto" (the server when an address is given, else in-process), "local" or
-    "server" (docs/local.md).
+    "server" (docs/local.md). task: the user population to play ({"split": "test", "id": 3} or
+    {"params": {...}}), as set_task would set it (default: the sim's default task).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
@@ -84,7 +85,7 @@ class RemoteEnv(gym.Env):
                  max_episode_steps: Optional[int] = None, render_mode: Optional[str] = None,
                  timeout: float = DEFAULT_TIMEOUT_S, server_path: Optional[str] = None,
                  server_key: Optional[str] = None, client_key: Any = None,
-                 backend: str = "auto"):
+                 backend: str = "auto", task: Optional[dict] = None):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode {render_mode!r} is not supported; expected one of "
                              f"{self.metadata['render_modes']} or None")
@@ -123,6 +124,12 @@ class RemoteEnv(gym.Env):
         # Over shared memory the batch is a view two steps long; a Gymnasium env hands out data
         # its user may keep, so the one env's row is copied off the segment.
         self._detach = self._local is None and self._client.uses_shm(self._handle)
+        if task is not None:
+            try:
+                self.set_task(task)
+            except BaseException:
+                self.close()
+                raise
 
     @property
     def client(self) -> Client:

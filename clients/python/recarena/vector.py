@@ -53,7 +53,8 @@ class RemoteVectorEnv(gym.vector.VectorEnv):
     config: the sim's config map. seed: make-time seed (env i starts from seed + i; default random). autoreset_mode:
     AutoresetMode or its name. max_episode_steps: server-side truncation (default: the sim's).
     render_mode: None or "ansi" (render() returns one text per env). backend: "auto" (the server
-    when an address is given, else in-process), "local" or "server" (docs/local.md).
+    when an address is given, else in-process), "local" or "server" (docs/local.md). task: the
+    user population every env plays, as set_task would set it (default: the sim's default task).
     """
 
     metadata = {"render_modes": ["ansi"], "autoreset_mode": AutoresetMode.NEXT_STEP}
@@ -65,7 +66,8 @@ class RemoteVectorEnv(gym.vector.VectorEnv):
                  max_episode_steps: Optional[int] = None, render_mode: Optional[str] = None,
                  timeout: float = DEFAULT_TIMEOUT_S, server_path: Optional[str] = None,
                  server_key: Optional[str] = None, client_key: Any = None,
-                 backend: str = "auto", addresses: Optional[Sequence[str]] = None):
+                 backend: str = "auto", addresses: Optional[Sequence[str]] = None,
+                 task: Optional[dict] = None):
         if render_mode is not None and render_mode != "ansi":
             raise ValueError(f"render_mode {render_mode!r} is not supported; expected 'ansi' or None")
         mode = to_autoreset_mode(autoreset_mode)
@@ -108,6 +110,12 @@ class RemoteVectorEnv(gym.vector.VectorEnv):
                 self.metadata.setdefault(k, v)
         self.metadata["autoreset_mode"] = mode
         self._action_shape = (self.num_envs,) + tuple(self.single_action_space.shape or ())
+        if task is not None:
+            try:
+                self.set_task(task)
+            except BaseException:
+                self.close()
+                raise
 
     @property
     def client(self) -> Client:
