@@ -39,6 +39,18 @@ def check_reset_options(options: Any) -> None:
                          "'reset_mask' (a task is chosen with task= or set_task, not at reset)")
 
 
+def set_task_or_close(env: Any, task: Optional[dict]) -> None:
+    """The task= of a constructor: env.set_task(task) unless None; a refused task closes env (its
+    server handle) before the error goes on."""
+    if task is None:
+        return
+    try:
+        env.set_task(task)
+    except BaseException:
+        env.close()
+        raise
+
+
 def unbatch(obs: Any, i: int = 0) -> Any:
     """Row i of a batched obs (a dict of arrays, or an array)."""
     if isinstance(obs, dict):
@@ -124,12 +136,7 @@ class RemoteEnv(gym.Env):
         # Over shared memory the batch is a view two steps long; a Gymnasium env hands out data
         # its user may keep, so the one env's row is copied off the segment.
         self._detach = self._local is None and self._client.uses_shm(self._handle)
-        if task is not None:
-            try:
-                self.set_task(task)
-            except BaseException:
-                self.close()
-                raise
+        set_task_or_close(self, task)
 
     @property
     def client(self) -> Client:

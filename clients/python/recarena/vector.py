@@ -20,7 +20,7 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from .client import CLOSE_TIMEOUT_S, DEFAULT_TIMEOUT_S, Client
-from .env import check_reset_options, random_seed, unbatch
+from .env import check_reset_options, random_seed, set_task_or_close, unbatch
 from .local import open_backend
 from .shard import ShardGroup
 from .spaces import as_action, as_slate
@@ -110,12 +110,7 @@ class RemoteVectorEnv(gym.vector.VectorEnv):
                 self.metadata.setdefault(k, v)
         self.metadata["autoreset_mode"] = mode
         self._action_shape = (self.num_envs,) + tuple(self.single_action_space.shape or ())
-        if task is not None:
-            try:
-                self.set_task(task)
-            except BaseException:
-                self.close()
-                raise
+        set_task_or_close(self, task)
 
     @property
     def client(self) -> Client:
