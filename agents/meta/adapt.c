@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "agents/policies/target_int.h"
 
@@ -180,34 +179,24 @@ ra_err_t ra_meta_evaluate_as (ra_target_t *w, ra_rollout_t *src, const uint64_t 
 
 /* ---------------------------------------------------------------------------- checkpoints */
 
-static ra_err_t s_read_all (const char *path, unsigned char **buf, size_t *len, ra_error_t *err)
+/* The whole checkpoint into *buf, NUL-terminated (the header is searched as text), through the nn
+   library's one-read reader: longer than the 8-byte header length or an error naming path. */
+static ra_err_t s_read_all (const char *path, char **buf, size_t *len, ra_error_t *err)
 {
-  FILE *f = fopen (path, "rb");
-  if (!f)
-    return ra_error_set (err, RA_ERR_IO, -1, "meta: cannot open checkpoint '%s': %s", path, strerror (errno));
-  struct stat st; /* a directory opens, and its ftell can be 2^63 - 1: not a size to allocate */
-  if (fstat (fileno (f), &st) != 0 || !S_ISREG (st.st_mode)) {
-    fclose (f);
-    return ra_error_set (err, RA_ERR_IO, -1, "meta: checkpoint '%s' is not a regular file", path);
-  }
-  fseek (f, 0, SEEK_END);
-  long sz = ftell (f);
-  fseek (f, 0, SEEK_SET);
-  *buf = sz > 8 ? malloc ((size_t) sz + 1) : NULL;
-  if (!*buf || fread (*buf, 1, (size_t) sz, f) != (size_t) sz) {
-    fclose (f);
-    free (*buf);
-    *buf = NULL;
-    return ra_error_set (err, RA_ERR_IO, -1, "meta: cannot read checkpoint '%s'", path);
-  }
-  fclose (f);
-  (*buf)[sz] = 0;
-  *len = (size_t) sz;
-  return RA_OK;
+  ra_err_t rc = ra_nn_checkpoint_read (path, buf, len, err);
+  if (rc != RA_OK)
+    return rc;
+  (*buf)[*len] = 0; /* the reader allocates one byte past the data */
+  if (*len > 8)
+    return RA_OK;
+  free (*buf);
+  *buf = NULL;
+  return ra_error_set (err, RA_ERR_IO, -1, "meta: checkpoint '%s' is %zu bytes, too short to be one", path, *len);
 }
 
-static uint64_t s_hlen (const unsigned char *b)
+static uint64_t s_hlen (const char *file)
 {
+  const unsigned char *b = (const unsigned char *) file;
   uint64_t h = 0;
   for (int i = 7; i >= 0; i--)
     h = h << 8 | b[i];
@@ -220,14 +209,14 @@ ra_err_t ra_meta_ckpt_save (const ra_target_t *t, const char *path, const ra_met
   ra_err_t rc = ra_target_save (t, path, err);
   if (rc != RA_OK)
     return rc;
-  unsigned char *buf = NULL;
+  char *buf = NULL;
   size_t len = 0;
   if ((rc = s_read_all (path, &buf, &len, err)) != RA_OK)
     return rc;
   uint64_t h = s_hlen (buf);
   const char *key = "\"__metadata__\":{";
-  char *meta = h + 8 <= len ? strstr ((char *) buf + 8, key) : NULL;
-  if (!meta || (unsigned char *) meta >= buf + 8 + h) {
+  char *meta = h + 8 <= len ? strstr (buf + 8, key) : NULL;
+  if (!meta || meta >= buf + 8 + h) {
     free (buf);
     return ra_error_set (err, RA_ERR_IO, -1, "meta: '%s' has no metadata block to extend", path);
   }
@@ -254,7 +243,7 @@ ra_err_t ra_meta_ckpt_save (const ra_target_t *t, const char *path, const ra_met
   }
   /* new header: the old one up to "__metadata__", the new tensors, up to the metadata's '{', the
      new keys, the rest without its trailing padding, padded again to a multiple of 8 */
-  size_t tat = (size_t) (meta - (char *) buf) - 8;
+  size_t tat = (size_t) (meta - buf) - 8;
   size_t kat = tat + strlen (key);
   size_t rest = h;
   while (rest > 0 && buf[8 + rest - 1] == ' ')
@@ -295,7 +284,7 @@ ra_err_t ra_meta_ckpt_save (const ra_target_t *t, const char *path, const ra_met
 /* The whole file into *buf (NUL-terminated, *len bytes) and its safetensors header length into
    *h; an error (nothing to free) when it cannot be read, the header does not fit or a load would
    refuse the header (a key twice: s_get takes the first). */
-static ra_err_t s_read_checkpoint (const char *path, unsigned char **buf, size_t *len, uint64_t *h,
+static ra_err_t s_read_checkpoint (const char *path, char **buf, size_t *len, uint64_t *h,
                                    ra_error_t *err)
 {
   ra_err_t rc = s_read_all (path, buf, len, err);
@@ -307,7 +296,7 @@ static ra_err_t s_read_checkpoint (const char *path, unsigned char **buf, size_t
     *buf = NULL;
     return ra_error_set (err, RA_ERR_IO, -1, "meta: '%s' is not a safetensors checkpoint", path);
   }
-  if ((rc = ra_nn_checkpoint_check_header ((const char *) *buf + 8, *h, path, err)) != RA_OK) {
+  if ((rc = ra_nn_checkpoint_check_header (*buf + 8, *h, path, err)) != RA_OK) {
     free (*buf);
     *buf = NULL;
   }
@@ -349,14 +338,14 @@ ra_err_t ra_meta_ckpt_read (const char *path, ra_meta_adapt_cfg_t *a, bool *foun
                             size_t cap, ra_error_t *err)
 {
   *found = false;
-  unsigned char *buf = NULL;
+  char *buf = NULL;
   size_t len = 0;
   uint64_t h = 0;
   ra_err_t rc = s_read_checkpoint (path, &buf, &len, &h, err);
   if (rc != RA_OK)
     return rc;
   buf[8 + h] = 0; /* the header alone */
-  const char *hdr = (const char *) buf + 8;
+  const char *hdr = buf + 8;
   char lr[32], k[32], T[32], pa[16];
   if (s_get (hdr, "meta_inner_lr", lr, sizeof lr) && s_get (hdr, "meta_inner_steps", k, sizeof k)
       && s_get (hdr, "meta_rollout", T, sizeof T) && s_get (hdr, "meta_adapt_params", pa, sizeof pa)) {
@@ -401,16 +390,35 @@ static bool s_tensor_span (const char *hdr, const char *name, size_t *a, size_t 
   return true;
 }
 
+/* The outer optimiser's moments as stored (n floats of m at m_bytes, of v at v_bytes): RA_OK, or
+   RA_ERR_IO naming path, the tensor and the entry for a NaN or an infinity (a diverged run or
+   damage), except +inf in v, as the nn load accepts it in adam_v: an overflowed second moment is a
+   state training goes on with (that weight's update is m / sqrt(inf) = 0). A resume from a NaN moment would turn theta into NaN at its first outer step. */
+static ra_err_t s_check_moments (const char *m_bytes, const char *v_bytes, size_t n,
+                                 const char *path, ra_error_t *err)
+{
+  for (size_t j = 0; j < n; j++) {
+    float m, v;
+    memcpy (&m, m_bytes + j * sizeof m, sizeof m);
+    memcpy (&v, v_bytes + j * sizeof v, sizeof v);
+    if (!isfinite (m))
+      return ra_error_set (err, RA_ERR_IO, -1, "meta: '%s' meta.adam_m[%zu] is %g", path, j, (double) m);
+    if (!isfinite (v) && v != INFINITY)
+      return ra_error_set (err, RA_ERR_IO, -1, "meta: '%s' meta.adam_v[%zu] is %g", path, j, (double) v);
+  }
+  return RA_OK;
+}
+
 ra_err_t ra_meta_ckpt_read_resume (const char *path, ra_meta_resume_t *at, bool *found, ra_error_t *err)
 {
   *found = false;
-  unsigned char *buf = NULL;
+  char *buf = NULL;
   size_t len = 0;
   uint64_t h = 0;
   ra_err_t rc = s_read_checkpoint (path, &buf, &len, &h, err);
   if (rc != RA_OK)
     return rc;
-  const unsigned char *data = buf + 8 + h;
+  const char *data = buf + 8 + h;
   size_t dlen = len - 8 - h;
   char *hdr = malloc (h + 1);
   if (!hdr) {
@@ -435,7 +443,7 @@ ra_err_t ra_meta_ckpt_read_resume (const char *path, ra_meta_resume_t *at, bool 
     } else if (at->adam_m && (mb - ma != want || vb - va != want)) {
       rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "meta: '%s' holds %zu outer-optimiser moments, the "
                          "network has %zu parameters", path, (mb - ma) / sizeof (float), at->n);
-    } else {
+    } else if (!at->adam_m || (rc = s_check_moments (data + ma, data + va, at->n, path, err)) == RA_OK) {
       at->iter = iter;
       at->env_steps = env_steps;
       at->rng_counter = counter;

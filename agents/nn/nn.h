@@ -388,7 +388,8 @@ ra_err_t ra_nn_checkpoint_save_meta (const ra_nn_params_t *p, const char *path, 
    Adam moments, step and rng; clears grad. RA_ERR_IO / RA_ERR_BAD_CONFIG on mismatch. */
 ra_err_t ra_nn_checkpoint_load (ra_nn_params_t *p, const char *path, ra_error_t *err);
 /* The whole regular file at path into *file (malloc'ed, the caller frees; NULL on failure) and
-   its size into *len; RA_ERR_IO naming path. With ra_nn_checkpoint_load_bytes, for a caller that
+   its size into *len (one byte more is allocated, so a caller may NUL-terminate it at
+   (*file)[*len]); RA_ERR_IO naming path. With ra_nn_checkpoint_load_bytes, for a caller that
    reads the file's header itself: one read, so the header and the tensors are of the same file
    even when a writer replaces it (rename) in between. */
 ra_err_t ra_nn_checkpoint_read (const char *path, char **file, size_t *len, ra_error_t *err);

@@ -76,7 +76,7 @@ bad_flags)
   bad "--val-adapt-params" --val-adapt-params body
   bad "--checkpoint-in" --checkpoint-in "$T/missing.safetensors"
   # damaged files: a directory, empty, text, a header length near 2^64 (it used to wrap a check)
-  bad "--checkpoint-in $T: meta: checkpoint '$T' is not a regular file" --checkpoint-in "$T"
+  bad "--checkpoint-in $T: nn checkpoint: '$T' is not a regular file" --checkpoint-in "$T"
   : >"$T/empty.st"
   bad "--checkpoint-in" --checkpoint-in "$T/empty.st"
   echo "not a checkpoint" >"$T/text.st"

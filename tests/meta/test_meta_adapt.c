@@ -6,6 +6,7 @@
     at its batch index (ra_meta_adapt_at) gets the same phi as in the batch; damaged settings,
     training state or header length are refused with the file named, the outputs untouched.   */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,6 +166,15 @@ static void s_refused (const ck_file_t *f, const char *path, size_t n, const cha
   cr_expect (r2 == RA_OK || (!memcmp (&at, &at0, sizeof at) && m[3] == 4), "%s: refused state written", what);
 }
 
+/* The first n bytes equal to x in [from, to), or NULL. */
+static unsigned char *s_find (unsigned char *from, const unsigned char *to, const void *x, size_t n)
+{
+  for (; from + n <= to; from++)
+    if (!memcmp (from, x, n))
+      return from;
+  return NULL;
+}
+
 Test (meta_adapt, damaged_settings_and_training_state_are_refused)
 {
   ra_target_cfg_t c = tc;
@@ -237,6 +247,40 @@ Test (meta_adapt, damaged_settings_and_training_state_are_refused)
     cr_expect (strstr (e2.message, path) && strstr (e2.message, twice[i]), "%s", e2.message);
     free (f.b);
     free (h);
+  }
+  /* a NaN or an infinity planted in a moment: refused naming the tensor and entry, except +inf in v
+     (an overflowed second moment, accepted as the nn load accepts it in adam_v) */
+  unsigned char *data = file.b + 8 + ck_hlen (&file);
+  unsigned char *m_at = s_find (data, file.b + file.n, mom, sizeof mom);
+  cr_assert (m_at, "the moments' bytes not found");
+  unsigned char *v_at = s_find (m_at + sizeof mom, file.b + file.n, mom, sizeof mom);
+  cr_assert (v_at, "adam_v's bytes not found after adam_m's");
+  static const struct {
+    bool in_v;
+    float x;
+    bool accepted;
+    const char *what;
+  } plant[] = { { false, NAN, false, "meta.adam_m[2]" }, { false, INFINITY, false, "meta.adam_m[2]" },
+                { false, -INFINITY, false, "meta.adam_m[2]" }, { true, NAN, false, "meta.adam_v[2]" },
+                { true, -INFINITY, false, "meta.adam_v[2]" }, { true, INFINITY, true, NULL } };
+  for (size_t i = 0; i < sizeof plant / sizeof *plant; i++) {
+    f = ck_copy (&file);
+    memcpy (f.b + ((plant[i].in_v ? v_at : m_at) - file.b) + 2 * sizeof (float), &plant[i].x, sizeof (float));
+    cr_assert_eq (ck_write (path, &f), 0);
+    float m4[4] = { 0 }, v4[4] = { 0 };
+    ra_meta_resume_t r = { .adam_m = m4, .adam_v = v4, .n = 4 };
+    bool found = false;
+    ra_error_t e = { 0 };
+    ra_err_t rc = ra_meta_ckpt_read_resume (path, &r, &found, &e);
+    if (plant[i].accepted) {
+      cr_expect_eq (rc, RA_OK, "+inf in adam_v: %s", e.message);
+      cr_expect (found && v4[2] == INFINITY && m4[2] == mom[2]);
+    } else {
+      cr_expect_eq (rc, RA_ERR_IO, "%s = %g accepted", plant[i].what, (double) plant[i].x);
+      cr_expect (strstr (e.message, path) && strstr (e.message, plant[i].what), "%s", e.message);
+      cr_expect (!found && r.iter == 0 && m4[0] == 0 && v4[0] == 0, "%s: refused state written", plant[i].what);
+    }
+    free (f.b);
   }
   /* the moments past the data */
   char *h = ck_set (hdr, "meta.adam_v", "data_offsets", "[1000000,1000016]");
