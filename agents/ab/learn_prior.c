@@ -42,6 +42,9 @@ ra_err_t ra_ab_learn_prior (ra_client_t *c, const ra_ab_opts_t *opts, const ra_a
                          "(e.g. metats:prior=none:credit=metric), got '%s'", arm->spec);
   if (opts->arm_hook)
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "ra_ab_learn_prior: opts->arm_hook is taken");
+  if (opts->check_only)   /* a dry run plays nothing, so there would be nothing to learn */
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "ra_ab_learn_prior: a check_only run learns "
+                         "nothing; check with ra_ab_run");
   s_learn_t l;
   memset (&l, 0, sizeof l);
   ra_ab_opts_t o = *opts;

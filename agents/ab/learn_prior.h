@@ -10,10 +10,11 @@
 #include "agents/policies/metats.h"
 
 /* Plays arm (class metats: prior=none, or prior=FILE to continue from FILE's hyper-posterior) on
-   the tasks of opts (opts->arm_hook must be NULL: it is used here) and returns the learnt
-   hyper-posterior in *out (release with ra_metats_prior_fini), with its env, credit and tasks
-   (tasks_text, canonical form) filled in; *res gets the run (release with ra_ab_result_fini),
-   for a summary. RA_ERR_BAD_CONFIG for another arm class; the runner's errors as they are. */
+   the tasks of opts (opts->arm_hook must be NULL: it is used here; opts->check_only false: a dry
+   run learns nothing) and returns the learnt hyper-posterior in *out (release with
+   ra_metats_prior_fini), with its env, credit and tasks (tasks_text, canonical form) filled in;
+   *res gets the run (release with ra_ab_result_fini), for a summary. RA_ERR_BAD_CONFIG for
+   another arm class; the runner's errors as they are. */
 ra_err_t ra_ab_learn_prior (ra_client_t *c, const ra_ab_opts_t *opts, const ra_ab_arm_t *arm,
                             const char *tasks_text, ra_metats_prior_t *out, ra_ab_result_t *res,
                             ra_error_t *err);

@@ -579,6 +579,20 @@ out:
   return rc;
 }
 
+/* The result's per-episode cells, once the arms are known to build: a dry run (check_only)
+   never allocates them, so it stays fast and small whatever --episodes asks for. */
+static ra_err_t s_alloc_cells (ra_ab_result_t *res, ra_error_t *err)
+{
+  size_t cells = (size_t) res->arms * res->tasks * res->num_envs;
+  res->cells = calloc (cells, sizeof *res->cells);
+  res->ep_return = calloc (cells * (size_t) (res->episodes + res->frozen), sizeof *res->ep_return);
+  res->distinct = calloc ((size_t) res->arms * res->tasks, sizeof *res->distinct);
+  if (!res->cells || !res->ep_return || !res->distinct)
+    return ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory for %zu result cells of %d episodes",
+                         cells, res->episodes + res->frozen);
+  return RA_OK;
+}
+
 static ra_err_t s_make (ra_client_t *c, const ra_ab_opts_t *o, bool oracle, ra_client_env_t *env,
                         ra_error_t *err)
 {
@@ -633,10 +647,6 @@ ra_err_t ra_ab_run (ra_client_t *c, const ra_ab_opts_t *o, const ra_ab_arm_t *ar
     snprintf (res->arm_class[a], sizeof res->arm_class[a], "%s", arms[a].cls->name);
   }
   res->catalog_size = s_catalog_size (c, o);
-  size_t cells = (size_t) n_arms * o->tasks * s.N;
-  res->cells = calloc (cells, sizeof *res->cells);
-  res->ep_return = calloc (cells * (size_t) (o->episodes + res->frozen), sizeof *res->ep_return);
-  res->distinct = calloc ((size_t) n_arms * o->tasks, sizeof *res->distinct);
   s.scratch_n = (size_t) s.N * (4096 + (size_t) s.K * 512);
   s.scratch = malloc (s.scratch_n * sizeof (float));
   s.slates = calloc ((size_t) s.N * s.k, sizeof (int32_t));
@@ -650,10 +660,9 @@ ra_err_t ra_ab_run (ra_client_t *c, const ra_ab_opts_t *o, const ra_ab_arm_t *ar
   res->task_ids = malloc ((size_t) o->tasks * sizeof *res->task_ids);
   s.eps = calloc ((size_t) s.N, sizeof (int));
   s.ret = calloc ((size_t) s.N, sizeof (double));
-  if (!res->cells || !res->ep_return || !res->distinct || !s.scratch || !s.slates || !s.oracle
-      || !s.reward || !s.credit || !s.clicked || !s.done || !s.eps || !s.ret || !s.mask || !s.seeds
-      || !res->task_ids) {
-    rc = ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory for %zu result cells", cells);
+  if (!s.scratch || !s.slates || !s.oracle || !s.reward || !s.credit || !s.clicked || !s.done
+      || !s.eps || !s.ret || !s.mask || !s.seeds || !res->task_ids) {
+    rc = ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory for %d envs", s.N);
     goto out;
   }
   for (int t = 0; t < o->tasks; t++) {
@@ -705,7 +714,8 @@ ra_err_t ra_ab_run (ra_client_t *c, const ra_ab_opts_t *o, const ra_ab_arm_t *ar
         goto out;
       }
   }
-  if ((rc = s_check_arms (o, arms, n_arms, &s, res, err)) != RA_OK)
+  if ((rc = s_check_arms (o, arms, n_arms, &s, res, err)) != RA_OK || o->check_only
+      || (rc = s_alloc_cells (res, err)) != RA_OK)
     goto out;
   double total = (double) n_arms * o->tasks * s.N * o->episodes, done = 0;
   for (int t = 0; t < o->tasks; t++)

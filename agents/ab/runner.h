@@ -66,6 +66,11 @@ typedef struct {
   /* Called after every (arm, task) pair and every ~256 steps: done / total in env-episodes. */
   void (*progress) (void *ud, const char *arm, int task, double done, double total);
   void *progress_ud;
+  /* A dry run (recarena-ab --check): stop once every arm has been built for every task and
+     dropped (2.1), before any arm plays, so a configuration is checked in seconds. *out then has
+     the run's shape (arms, tasks and their ids, the sim's fields) but no cells: nothing to
+     report. The arm hook is not called (no arm plays). */
+  bool check_only;
 } ra_ab_opts_t;
 
 /* Sums over one env's first `episodes` episodes on one task. */
@@ -105,7 +110,8 @@ typedef struct {
 uint64_t ra_ab_episode_seed (uint64_t seed, const char *split, int64_t task_id, int env, int episode);
 
 /* Runs every arm on every task; fills *out (release with ra_ab_result_fini). Errors from
-   the server come back as they are; RA_ERR_BAD_CONFIG for bad options or arm settings. */
+   the server come back as they are; RA_ERR_BAD_CONFIG for bad options or arm settings. With
+   opts->check_only, everything up to the first episode (see check_only). */
 ra_err_t ra_ab_run (ra_client_t *c, const ra_ab_opts_t *opts, const ra_ab_arm_t *arms, int n_arms,
                     ra_ab_result_t *out, ra_error_t *err);
 void ra_ab_result_fini (ra_ab_result_t *r);
