@@ -160,6 +160,14 @@ static int s_learn (ra_client_t *c, const ra_ab_opts_t *o, const ra_ab_arm_t *ar
   return rc;
 }
 
+/* The exit status of a failed run: 2 for a bad configuration (an arm setting, a flag the runner
+   refused), as for a bad flag; 1 for the rest (the server, a file, memory). */
+static int s_failed (const ra_error_t *err)
+{
+  fprintf (stderr, "recarena-ab: %s: %s\n", ra_err_code (err->code), err->message);
+  return err->code == RA_ERR_BAD_CONFIG ? 2 : 1;
+}
+
 static int s_main (int argc, char **argv, ra_kv_list_t *config);
 
 int main (int argc, char **argv)
@@ -429,7 +437,7 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
     goto out;
   }
   if (ra_ab_run (c, &o, arms + first, n_arms - first, &res, &err) != RA_OK) {
-    fprintf (stderr, "recarena-ab: %s: %s\n", ra_err_code (err.code), err.message);
+    rc = s_failed (&err);
     goto out;
   }
   static ra_ab_report_t rep;
