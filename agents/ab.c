@@ -9,9 +9,11 @@
              [--episodes N] [--seed 1] [--config key=value]... [--curve-episodes 0,1,2,5,10,20]
              [--windows 3-7] [--unit task|env] [--bootstrap 2000] [--credit clicked|metric]
              [--max-episode-steps N] [--address tcp://127.0.0.1:5555]
-             [--json FILE] [--csv FILE] [--quiet] [--list-arms]
+             [--json FILE] [--csv FILE] [--quiet] [--check] [--list-arms]
            recarena-ab --learn-prior FILE --arms metats:prior=none[:...] --task-ids train:0-63 ...
-    The second form learns a Meta-TS prior on the tasks (docs/agents.md 1.9) instead of a report. */
+    The second form learns a Meta-TS prior on the tasks (docs/agents.md 1.9) instead of a report.
+    --check is a dry run of either form: every check a run makes before its first episode, then
+    one line on stdout; nothing is played or written.                                          */
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
@@ -62,6 +64,11 @@ static void s_usage (FILE *f)
          "  --address EP            server to use (default: one started in this process)\n"
          "  --json FILE, --csv FILE write the report (plot the JSON: python -m recarena.plots)\n"
          "  --quiet                 no progress lines on stderr\n"
+         "  --check                 a dry run: the checks a run makes before its first episode\n"
+         "                          (flags, tasks, output paths, the sim, every arm built on every\n"
+         "                          task), then one line on stdout and exit 0; else the run's\n"
+         "                          error (exit 2 for a bad setting). Plays no episode and writes\n"
+         "                          no --json, --csv or --learn-prior file\n"
          "  --list-arms             list the arms and exit\n"
          "  --learn-prior FILE      instead of a report: play the one arm of --arms, a metats arm\n"
          "                          (metats:prior=none[:v=0.5:sigma0=0.5:sigma_q=1]), on the tasks\n"
@@ -160,12 +167,30 @@ static int s_learn (ra_client_t *c, const ra_ab_opts_t *o, const ra_ab_arm_t *ar
   return rc;
 }
 
-/* The exit status of a failed run: 2 for a bad configuration (an arm setting, a flag the runner
-   refused), as for a bad flag; 1 for the rest (the server, a file, memory). */
+/* The exit status of a failed run or check: 2 for a bad configuration (an arm setting, a flag the
+   runner refused), as for a bad flag; 1 for the rest (the server, a file, memory). */
 static int s_failed (const ra_error_t *err)
 {
   fprintf (stderr, "recarena-ab: %s: %s\n", ra_err_code (err->code), err->message);
   return err->code == RA_ERR_BAD_CONFIG ? 2 : 1;
+}
+
+/* --check: by now the flags, tasks and output paths have passed; the runner makes the env, probes
+   it and builds every arm for every task, then stops before any episode. One line says what
+   passed. Exit status. */
+static int s_check (ra_client_t *c, const ra_ab_opts_t *opts, const ra_ab_arm_t *arms, int n_arms,
+                    const char *tasks_text)
+{
+  ra_ab_opts_t o = *opts;
+  o.check_only = true;
+  ra_ab_result_t res;
+  ra_error_t err;
+  if (ra_ab_run (c, &o, arms, n_arms, &res, &err) != RA_OK)
+    return s_failed (&err);
+  printf ("check: %d arm%s x %d task%s (%s) on %s OK; nothing played\n", n_arms,
+          n_arms == 1 ? "" : "s", res.tasks, res.tasks == 1 ? "" : "s", tasks_text, o.env_id);
+  ra_ab_result_fini (&res);
+  return 0;
 }
 
 static int s_main (int argc, char **argv, ra_kv_list_t *config);
@@ -189,12 +214,14 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
   const char *windows_s = NULL, *learn_path = NULL;
   int tasks = 8, num_envs = 32, episodes = 0, bootstrap = 2000, mes = 0, frozen = 0;
   unsigned long long seed = 1;
-  bool quiet = false, bad = false;
+  bool quiet = false, bad = false, check = false;
   ra_error_t err;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp (a, "--quiet"))
       quiet = true;
+    else if (!strcmp (a, "--check"))
+      check = true;
     else if (!strcmp (a, "--list-arms")) {
       int n;
       const ra_policy_class_t *const *all = ra_policies_all (&n);
@@ -432,6 +459,10 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
     .credit = credit_s[0] == 'c' ? RA_AB_CREDIT_CLICKED : RA_AB_CREDIT_METRIC,
     .progress = quiet ? NULL : s_progress, .progress_ud = &prog,
   };
+  if (check) {   /* either form: --learn-prior's one arm is arms[1], as first says */
+    rc = s_check (c, &o, arms + first, n_arms - first, tasks_text);
+    goto out;
+  }
   if (learn_path) {
     rc = s_learn (c, &o, &arms[1], tasks_text, learn_path, quiet, prog.start);
     goto out;
