@@ -1,7 +1,9 @@
 /*  tests/policies/test_ab_e2e.c - recarena-ab's runner and report against an in-process server
     on ECommerce-v1: the oracle beats LinUCB, LinUCB and popularity beat random, and the same
     seed gives a byte-identical JSON report; a task's rows do not depend on which other tasks
-    ran; one task with unit task is reported as such, not as a point CI with p = 1.         */
+    ran; one task with unit task is reported as such, not as a point CI with p = 1; a bad arm
+    is refused before any arm plays, and a dry run (check_only) builds every arm and plays
+    nothing.                                                                                  */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <pthread.h>
@@ -345,6 +347,50 @@ Test (ab_e2e, a_bad_arm_is_refused_before_any_arm_plays)
     cr_assert_neq (ra_ab_run (c, &o, arms, 3, &res, &err), RA_OK);
     cr_assert (strstr (err.message, want[j]), "message: %s", err.message);
     cr_assert_eq (played, 0, "%d arm-task runs played before the bad arm was refused", played);
+  }
+  ra_client_destroy (&c);
+}
+
+static ra_err_t s_count_hook (void *ud, int arm, int64_t task_id, ra_policy_t *pol, bool end,
+                              ra_error_t *err)
+{
+  (void) arm, (void) task_id, (void) pol, (void) end, (void) err;
+  (*(int *) ud)++;
+  return RA_OK;
+}
+
+Test (ab_e2e, check_only_builds_every_arm_and_plays_nothing)
+{
+  /* 2^24 episodes: a run would allocate and play for hours; the dry run neither */
+  const char *good[] = { "random", "linucb:alpha=0.5", "target:lr=0.01" };
+  const char *bad[] = { "random", "linucb:alpha=abc", "target:lr=0.01" };
+  const char *const *specs[] = { good, bad };
+  ra_client_t *c;
+  ra_error_t err;
+  cr_assert_eq (ra_client_new (ra_server_endpoint (S, 0), 30000, &c, &err), RA_OK, "%s", err.message);
+  for (int j = 0; j < 2; j++) {
+    ra_ab_arm_t arms[3];
+    for (int a = 0; a < 3; a++)
+      cr_assert_eq (ra_ab_arm_parse (specs[j][a], &arms[a], &err), RA_OK, "%s", err.message);
+    int64_t ids[] = { 3, 9 };
+    int played = 0, hooked = 0;
+    ra_ab_opts_t o = { .env_id = "ECommerce-v1", .split = "test", .tasks = 2, .task_ids = ids,
+                       .num_envs = 4, .episodes = 1 << 24, .seed = 1, .check_only = true,
+                       .progress = s_count_progress, .progress_ud = &played,
+                       .arm_hook = s_count_hook, .arm_hook_ud = &hooked };
+    ra_ab_result_t res;
+    ra_err_t rc = ra_ab_run (c, &o, arms, 3, &res, &err);
+    cr_assert_eq (played + hooked, 0, "%d progress and %d hook calls in a dry run", played, hooked);
+    if (j == 0) {
+      cr_assert_eq (rc, RA_OK, "%s", err.message);
+      cr_assert (res.arms == 3 && res.tasks == 2 && res.task_ids[0] == 3 && res.task_ids[1] == 9);
+      cr_assert (!res.cells && !res.ep_return && !res.distinct, "a dry run allocated results");
+      ra_ab_result_fini (&res);
+    } else {
+      cr_assert_eq (rc, RA_ERR_BAD_CONFIG);
+      cr_assert (strstr (err.message, "arm 'linucb:alpha=abc' on task test:3: arm setting 'alpha'"),
+                 "message: %s", err.message);
+    }
   }
   ra_client_destroy (&c);
 }
