@@ -16,6 +16,7 @@ import pytest
 from optuna.trial import TrialState
 
 from recarena.tune import cli
+from recarena.tune.runner import MetaNotFoundError, find_meta_binary
 from recarena.tune.search import Budget, SearchOptions, TuneError, counted, open_study, run_search
 from recarena.tune.space import parse_space
 
@@ -265,12 +266,14 @@ def test_eval_gives_recarena_ab_the_configs_sim_config(tmp_path):
                    "sim-config = num_items=500\n")
     argv_log = tmp_path / "ab_argv.json"
     fake_ab = tmp_path / "fake_ab.py"
+    check_log = tmp_path / "ab_check_argv.json"
     fake_ab.write_text(f"#!{sys.executable}\nimport json, sys\n"
-                       "if sys.argv[1:] == ['--list-arms']:\n"
-                       "    print('random  k at random'); print('target  the policy'); sys.exit()\n"
+                       "if '--check' in sys.argv:\n"
+                       f"    json.dump(sys.argv[1:], open({str(check_log)!r}, 'w'))\n"
+                       "    print('check: OK'); sys.exit()\n"
                        f"json.dump(sys.argv[1:], open({str(argv_log)!r}, 'w'))\n")
     fake_ab.chmod(0o755)
-    # an arm class recarena-ab does not list is refused before anything trains
+    # {checkpoint} outside target's checkpoint= (here a misspelt class) is refused before training
     assert cli.main(["eval", "--config", str(cfg), "--meta-bin", FAKE, "--ab-bin", str(fake_ab),
                      "--arms", "random,tagret:checkpoint={checkpoint}", "--out",
                      str(tmp_path / "bad")]) == 2
@@ -283,6 +286,48 @@ def test_eval_gives_recarena_ab_the_configs_sim_config(tmp_path):
     assert argv[:2] == ["--env", "News-v1"]
     assert argv[2:6] == ["--config", "hidden_tastes=1", "--config", "num_items=500"]
     assert argv[-2:] == ["--episodes", "3"]
+    # the check before the training ran the same command line, the trained arm as a fresh target
+    checked = json.loads(check_log.read_text())
+    arms = argv.index("--arms") + 1
+    assert checked[arms] == "random,target" and argv[arms].startswith("random,target:checkpoint=")
+    assert checked[:arms] + checked[arms + 1:] == argv[:arms] + argv[arms + 1:] + ["--check"]
+
+
+def _recarena_ab():
+    """The real recarena-ab: $RECARENA_AB, else the one beside recarena-meta (where eval looks)."""
+    if os.environ.get("RECARENA_AB"):
+        return os.environ["RECARENA_AB"]
+    try:
+        ab = os.path.join(os.path.dirname(find_meta_binary()), "recarena-ab")
+    except MetaNotFoundError:
+        return None
+    return ab if os.access(ab, os.X_OK) else None
+
+
+@pytest.mark.parametrize("arms, named", [
+    ("random,linucb:alpha=abc,target:checkpoint={checkpoint}:name=tuned",
+     "arm 'linucb:alpha=abc' on task test:0: arm setting 'alpha'"),
+    # the trained arm's own settings, checked on a fresh target before its checkpoint exists
+    ("random,target:checkpoint={checkpoint}:lr=-1:name=tuned",
+     "arm 'tuned' on task test:0: target: 'lr' is -1"),
+    ("random,target:checkpoint={checkpoint}:nosuch=1", "unknown config key 'nosuch'"),
+])
+def test_eval_refuses_a_bad_arm_setting_before_any_training(tmp_path, capsys, monkeypatch, arms,
+                                                            named):
+    ab = _recarena_ab()
+    if ab is None:
+        pytest.skip("recarena-ab not built ($RECARENA_AB, or beside $RECARENA_META)")
+    cfg = tmp_path / "best.cfg"
+    cfg.write_text("env = ECommerce-v1\niters = 4\nval-every = 2\n")
+    log = tmp_path / "meta_calls.jsonl"
+    monkeypatch.setenv("FAKE_META_LOG", str(log))
+    rc = cli.main(["eval", "--config", str(cfg), "--meta-bin", FAKE, "--ab-bin", ab, "--arms", arms,
+                   "--test-tasks", "test:0-3", "--out", str(tmp_path / "ev")])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "before any training" in err and named in err and "Traceback" not in err, err
+    assert not log.exists(), "recarena-meta was started"
+    assert not (tmp_path / "ev" / "test_report.json").exists()
 
 
 def test_sigterm_stops_trials_and_requeues_them(tmp_path):

@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--arms", help="with this, the checkpoint trained with val-split selection is "
                    "compared on the test tasks by recarena-ab --arms ARMS, where {checkpoint} in "
                    "ARMS is replaced by its path (e.g. random,target:checkpoint={checkpoint}:"
-                   "name=tuned)")
+                   "name=tuned); recarena-ab --check refuses bad arms before the training")
     e.add_argument("--ab-args", default="", help="more recarena-ab flags, one shell-quoted "
                    "string (e.g. \"--num-envs 8 --episodes 10\")")
     return ap
@@ -147,21 +147,67 @@ def _read_cfg(path: str) -> List[Tuple[str, str]]:
     return out
 
 
-def _check_arm_classes(ab: str, arms: str) -> None:
-    """TuneError unless every arm of arms names a class recarena-ab lists: a typo surfaces before
-    the training, not after it (recarena-ab checks the settings themselves when it starts)."""
+CHECKPOINT = "{checkpoint}"
+TRAINED_SETTING = "checkpoint=" + CHECKPOINT
+
+
+def _scratch_arm(arm: str) -> str:
+    """The arm recarena-ab --check builds, before the training, for arm of --arms.
+
+    An arm without {checkpoint} is checked as it will run. The trained arm,
+    target:checkpoint={checkpoint}[:key=value...], has no checkpoint yet, so it is checked as a
+    fresh target with its other settings: every key is known and every value parses and is in
+    range, and name= stays (--control may name it). What only the real checkpoint can show is
+    left to the run after the training: its file, its architecture (which replaces hidden, layers
+    and affinity) and the adaptation settings it carries (recarena-meta writes its lr, temp, ...),
+    which the arm's own settings override. The one refusal that depends on those, greedy=true
+    with a positive lr, cannot be judged before the checkpoint's lr exists: without lr= the
+    scratch sets lr=0 so that the fresh network's default lr refuses nothing the real one might
+    allow (the run judges it). {checkpoint} anywhere else (another class, another setting) is
+    not a target checkpoint's place: TuneError."""
+    if CHECKPOINT not in arm:
+        return arm
+    cls, *settings = [part for part in arm.split(":") if part]  # recarena-ab skips empty parts
+    others = [s for s in settings if s != TRAINED_SETTING]
+    if cls != "target" or len(others) != len(settings) - 1 or any(CHECKPOINT in s for s in others):
+        raise TuneError(f"eval --arms: {CHECKPOINT} is the trained meta-init, a target checkpoint: "
+                        f"use it as target:{TRAINED_SETTING}[:key=value...], got {arm!r}")
+    keys = {s.partition("=")[0] for s in others}
+    if "greedy" in keys and "lr" not in keys:
+        others.append("lr=0")
+    return ":".join(["target"] + others)
+
+
+def _ab_argv(ab: str, a: argparse.Namespace, arms: str, env: str, sim_config: List[str]) -> List[str]:
+    """recarena-ab's command line for the test run (--check adds one flag to the same line)."""
+    argv = [ab, "--env", env, *sim_config, "--task-ids", a.test_tasks, "--arms", arms,
+            "--json", os.path.abspath(os.path.join(a.out, "test_report.json"))]
+    if a.address:
+        argv += ["--address", a.address]
     try:
-        listed = subprocess.run([ab, "--list-arms"], capture_output=True, text=True, timeout=60)
+        return argv + shlex.split(a.ab_args)
+    except ValueError as e:  # an unclosed quote: said now, not after the training
+        raise TuneError(f"eval --ab-args {a.ab_args!r}: {e}") from None
+
+
+def _check_arms(ab: str, a: argparse.Namespace, env: str, sim_config: List[str]) -> None:
+    """Runs recarena-ab --check on the test run's own command line, the trained arm as its scratch
+    (_scratch_arm): every arm is built for every test task, nothing is played. TuneError with
+    recarena-ab's message when it refuses, so a bad arm setting (linucb:alpha=abc) or flag of
+    --ab-args fails in seconds instead of after the training."""
+    scratch = ",".join(_scratch_arm(arm) for arm in a.arms.split(","))
+    cmd = _ab_argv(ab, a, scratch, env, sim_config) + ["--check"]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     except (OSError, subprocess.TimeoutExpired) as e:
-        raise TuneError(f"eval --arms: cannot run {ab} --list-arms: {e}") from None
-    known = {line.split()[0] for line in listed.stdout.splitlines() if line.strip()}
-    if listed.returncode != 0 or not known:
-        raise TuneError(f"eval --arms: {ab} --list-arms failed: {listed.stderr.strip()[:200]}")
-    for arm in arms.split(","):
-        cls = arm.split(":")[0].strip()
-        if cls not in known:
-            raise TuneError(f"eval --arms: unknown arm class {cls!r} in {arm!r} (recarena-ab has "
-                            f"{', '.join(sorted(known))})")
+        raise TuneError(f"eval --arms: cannot run {ab} --check: {e}") from None
+    if done.returncode != 0:
+        why = done.stderr.strip()[-2000:] or f"exit {done.returncode}, no message"
+        note = (f" (checked as --arms {scratch!r}: the trained arm's checkpoint is made by the "
+                f"training)" if CHECKPOINT in a.arms else "")
+        raise TuneError(f"eval --arms: recarena-ab refused the test run before any training"
+                        f"{note}:\n{why}")
+    _log("[tune] " + (done.stdout.strip() or "recarena-ab --check passed"))
 
 
 def _eval(a: argparse.Namespace) -> int:
@@ -170,12 +216,12 @@ def _eval(a: argparse.Namespace) -> int:
     ab = a.ab_bin or os.path.join(os.path.dirname(meta), "recarena-ab")
     if a.arms and not os.access(ab, os.X_OK):  # found now, not after the training
         raise TuneError(f"eval --arms: no recarena-ab at {ab} (give --ab-bin)")
-    if a.arms:
-        _check_arm_classes(ab, a.arms)
     os.makedirs(a.out, exist_ok=True)
     env = next((v for k, v in reversed(cfg) if k == "env"), "ECommerce-v1")
     # the sims the checkpoint trained on are the ones it is tested on (e.g. hidden_tastes=1)
     sim_config = [arg for k, v in cfg if k == "sim-config" for arg in ("--config", v)]
+    if a.arms:  # the test run's own command line, checked before the training it waits for
+        _check_arms(ab, a, env, sim_config)
     flags = {"config": os.path.abspath(a.config),
              "checkpoint-out": os.path.abspath(os.path.join(a.out, "checkpoint.safetensors"))}
     if a.address:
@@ -197,12 +243,7 @@ def _eval(a: argparse.Namespace) -> int:
                           if isinstance(v, (int, float)) and k not in ("iter", "env_steps")))
     else:
         ck = flags["checkpoint-out"]
-        argv = [ab, "--env", env, *sim_config, "--task-ids", a.test_tasks,
-                "--arms", a.arms.replace("{checkpoint}", ck),
-                "--json", os.path.abspath(os.path.join(a.out, "test_report.json"))]
-        if a.address:
-            argv += ["--address", a.address]
-        argv += shlex.split(a.ab_args)
+        argv = _ab_argv(ab, a, a.arms.replace(CHECKPOINT, ck), env, sim_config)
         _log("[tune] " + " ".join(shlex.quote(x) for x in argv))
         rc = subprocess.call(argv)
         if rc != 0:
