@@ -152,6 +152,8 @@ ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
     } else if (!strcmp (k, "context")) { /* docs/agents.md T8 */
       if ((rc = s_num (e, 0, RA_TARGET_CONTEXT_MAX, &v, err)) == RA_OK)
         cfg->context = (float) v;
+    } else if (!strcmp (k, "context_residual")) { /* docs/agents.md T9 */
+      rc = s_bool (e, &cfg->context_residual, err);
     } else if (!strcmp (k, "population")) {
       if ((rc = s_num (e, 1, RA_TARGET_MAX_POPULATION, &v, err)) == RA_OK)
         cfg->population = (int) v;
@@ -162,7 +164,7 @@ ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
       return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
                            "target: unknown config key '%s' (expected hidden, layers, affinity, activation, "
                            "rollout, lr, gamma, lambda, entropy, value_coef, clip_norm, "
-                           "reward_scale, normalize_adv, greedy, temp, slot_credit, slot_feedback, context, "
+                           "reward_scale, normalize_adv, greedy, temp, slot_credit, slot_feedback, context, context_residual, "
                            "population, seed, optimizer, reset_optimizer, adapt_updates, adapt_params)", k);
     }
     if (rc != RA_OK)
@@ -322,6 +324,9 @@ static ra_err_t s_check_cfg (const ra_target_cfg_t *c, ra_error_t *err)
   if (!(c->context >= 0 && c->context <= RA_TARGET_CONTEXT_MAX))
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: 'context' is %g, expected [0, %g]",
                          (double) c->context, RA_TARGET_CONTEXT_MAX);
+  if (c->context_residual && !(c->context > 0))
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: 'context_residual' reads the task context: it "
+                         "needs 'context' > 0");
   if ((c->slot_credit > 0 || c->context > 0)
       && (c->slot_feedback < 0 || c->response_dim < c->slot_feedback + c->slate_size))
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
@@ -516,11 +521,11 @@ void ra_target_head_mask (const ra_target_t *t, uint8_t *mask)
 
 /* Metadata keys of the target in a checkpoint (docs/agents.md, "Adapting the target"). */
 enum { S_META_SCALE, S_META_LR, S_META_OPT, S_META_RESET, S_META_ADAPT, S_META_ROLLOUT, S_META_TEMP,
-       S_META_SLOT, S_META_SLOT_FB, S_META_PARAMS, S_META_CONTEXT, S_META_N };
+       S_META_SLOT, S_META_SLOT_FB, S_META_PARAMS, S_META_CONTEXT, S_META_CONTEXT_RESIDUAL, S_META_N };
 static const char *const s_meta_keys[S_META_N] = {
   "target.reward_scale", "target.lr", "target.optimizer", "target.reset_optimizer",
   "target.adapt_updates", "target.rollout", "target.temp", "target.slot_credit",
-  "target.slot_feedback", "target.adapt_params", "target.context",
+  "target.slot_feedback", "target.adapt_params", "target.context", "target.context_residual",
 };
 
 ra_err_t ra_target_save (const ra_target_t *t, const char *path, ra_error_t *err)
@@ -542,7 +547,8 @@ ra_err_t ra_target_save (const ra_target_t *t, const char *path, ra_error_t *err
   snprintf (context, sizeof context, "%.9g", (double) t->cfg.context);
   const char *vals[S_META_N] = { scales, lr, t->cfg.sgd ? "sgd" : "adam",
                                  t->cfg.reset_optimizer ? "true" : "false", adapt, rollout, temp, slot, slot_fb,
-                                 t->cfg.adapt_head ? "head" : "all", context };
+                                 t->cfg.adapt_head ? "head" : "all", context,
+                                 t->cfg.context_residual ? "true" : "false" };
   ra_err_t rc = ra_nn_checkpoint_save_meta (t->params, path, s_meta_keys, vals, S_META_N, err);
   free (scales);
   return rc;
@@ -739,10 +745,10 @@ ra_err_t ra_target_checkpoint_settings (const char *path, ra_target_cfg_t *out, 
         *fdst[j] = (float) x;
     }
   /* the two-word settings: the flag is set by the second word */
-  static const int wkey[2] = { S_META_OPT, S_META_PARAMS };
-  static const char *const wfirst[2] = { "adam", "all" }, *const wsecond[2] = { "sgd", "head" };
-  bool *wdst[2] = { &cfg->sgd, &cfg->adapt_head };
-  for (int j = 0; j < 2 && rc == RA_OK; j++)
+  static const int wkey[3] = { S_META_OPT, S_META_PARAMS, S_META_CONTEXT_RESIDUAL };
+  static const char *const wfirst[3] = { "adam", "all", "false" }, *const wsecond[3] = { "sgd", "head", "true" };
+  bool *wdst[3] = { &cfg->sgd, &cfg->adapt_head, &cfg->context_residual };
+  for (int j = 0; j < 3 && rc == RA_OK; j++)
     if (s_meta (hdr, s_meta_keys[wkey[j]], v, sizeof v)) {
       if (strcmp (v, wfirst[j]) && strcmp (v, wsecond[j]))
         rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: '%s': %s '%s' is not %s or %s", path,

@@ -79,6 +79,11 @@ typedef struct {
                             networks' user input becomes [u, S (G + n0 I)^-1 u]; 0 (default) =
                             off, bit for bit; in [0, 1e6]; needs slot_feedback + k entries of
                             "response"; stored in checkpoints ("context") */
+  bool context_residual; /* with context > 0, the networks read r(u) = n0 (G + n0 I)^-1 u, the
+                            part of u the task's feedback has not explained yet, in place of u
+                            (docs/agents.md T9): the affinity head's block on it is then the
+                            ridge regression's prior mean, learnt across tasks; default false
+                            (u itself, bit for bit); stored in checkpoints ("context_residual") */
   uint64_t seed;         /* initialisation and sampling; default 1 */
   int population;        /* P parameter replicas, each acting on its own num_envs envs and
                             learning from its own rollout in the same batched calls; default 1 */

@@ -9,7 +9,9 @@
 
     with u the user row the slate was chosen for and x_j the features of the item at rank j. The
     networks see [u, v(u)], v(u) = S_p (G_p + n0 I)^-1 u (n0 = cfg.context): the ridge regression
-    of what was clicked on who clicked it, read at u. Sums in double, in env order: the same
+    of what was clicked on who clicked it, read at u. With cfg.context_residual they see
+    [r(u), v(u)], r(u) = n0 (G_p + n0 I)^-1 u (T9): u where the task has said nothing yet, shrinking
+    where it has, so that c . (M r(u) + v(u)) is the same regression with prior mean M. Sums in double, in env order: the same
     history gives the same bits. Allocates in ra__target_context_alloc only.                  */
 #include <stdlib.h>
 #include <string.h>
@@ -133,11 +135,12 @@ const ra_obs_batch_t *ra__target_context_view (ra_target_t *t, const ra_obs_batc
     for (size_t i = 0; i < R; i++) {
       const float *u = obs->user + (p * R + i) * U;
       float *row = t->h_aug + (p * R + i) * D;
-      memcpy (row, u, U * sizeof (float));
       for (size_t b = 0; b < U; b++)
         w[b] = u[b];
       if (ok)
         ra__chol_solve (L, (int) U, w, w);
+      for (size_t b = 0; b < U; b++) /* T9: r(u) = n0 w; u itself where the solve failed */
+        row[b] = c->context_residual && ok ? (float) (c->context * w[b]) : u[b];
       for (size_t a = 0; a < F; a++) {
         double v = 0;
         for (size_t b = 0; b < U; b++)

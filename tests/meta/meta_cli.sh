@@ -106,6 +106,8 @@ bad_flags)
   bad "--context" --context -1
   bad "--context" --algo multitask --context 16
   bad "--slot-feedback 9" --context 4 --slot-feedback 9 --iters 0 $SMALL
+  bad "--context-residual" --context-residual maybe
+  bad "--context-residual true: r(u) is read from the task context" --context-residual true --iters 0 $SMALL
   echo "ok: bad flags"
   ;;
 config)

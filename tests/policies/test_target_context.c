@@ -5,7 +5,8 @@
     Checked: off by default (no buffers, the networks' input is U); on, the augmented rows after
     two acts are T8 computed here from the slates act chose (each replica from its own envs only,
     an env with flat feedback adding nothing, not even to G); reset empties it; a clone carries it;
-    the affinity head's context block starts at the identity and the rest of the head at 0; bad
+    with context_residual (T9) the user block is n0 (G + n0 I)^-1 u instead, u itself while the
+    context is empty; the affinity head's context block starts at the identity and the rest of the head at 0; bad
     values and a response too short are refused naming the key; a checkpoint stores the setting
     and a policy without the context refuses the file (and the other way round). No server.   */
 #include <criterion/criterion.h>
@@ -77,10 +78,10 @@ Test (target_context, off_by_default)
   ra_target_destroy (&t);
 }
 
-/* S (G + n0 I)^-1 u by T8 from a list of (user, items' features, feedback) steps (Gauss-Jordan
-   here, Cholesky in the policy) */
+/* S (G + n0 I)^-1 u by T8 into v, and n0 (G + n0 I)^-1 u by T9 into r, from a list of (user,
+   items' features, feedback) steps (Gauss-Jordan here, Cholesky in the policy) */
 static void s_expect (const float *const *us, const float *const *xs, const float *const *fs, int steps,
-                      const float *u, float *v)
+                      const float *u, float *v, float *r)
 {
   double S[F][U] = { { 0 } }, A[U][U + 1] = { { 0 } };
   for (int s = 0; s < steps; s++) {
@@ -118,11 +119,19 @@ static void s_expect (const float *const *us, const float *const *xs, const floa
       x += S[a][b] * A[b][U] / A[b][b];
     v[a] = (float) x;
   }
+  for (int b = 0; b < U; b++)
+    r[b] = (float) (N0 * A[b][U] / A[b][b]);
 }
 
-Test (target_context, the_rows_are_the_equation_per_replica)
+/* Three acts with feedback (env 1's flat), then the augmented rows of the third act's users
+   against T8 (and T9 with residual) computed here; then a clone and a reset. */
+static void s_check_rows (bool residual)
 {
-  ra_target_t *t = s_new (N0, true, P);
+  ra_target_cfg_t cfg = s_cfg (N0, true);
+  cfg.context_residual = residual;
+  ra_target_t *t = NULL;
+  ra_error_t err;
+  cr_assert_eq (ra_target_new (BE, &cfg, &t, &err), RA_OK, "%s", err.message);
   cr_assert (t->ctx_s && t->in_dim == U + F);
   obs_t o1, o2, o3;
   s_obs (&o1);
@@ -161,9 +170,14 @@ Test (target_context, the_rows_are_the_equation_per_replica)
       xp[q] = xs[q];
     for (int i = 0; i < N; i++) {
       const float *row = aug->user + (p * N + i) * (U + F), *u = o3.user + (p * N + i) * U;
-      float v[F];
-      s_expect (us, xp, fs, 2 * N, u, v);
-      cr_assert_eq (memcmp (row, u, U * sizeof (float)), 0, "the user comes first, unchanged");
+      float v[F], r[U];
+      s_expect (us, xp, fs, 2 * N, u, v, r);
+      if (residual)
+        for (int b = 0; b < U; b++)
+          cr_assert_float_eq (row[b], r[b], 1e-5f * (1 + fabsf (r[b])), "replica %d env %d r[%d] %g vs %g", p, i, b,
+                              row[b], r[b]);
+      else
+        cr_assert_eq (memcmp (row, u, U * sizeof (float)), 0, "the user comes first, unchanged");
       for (int a = 0; a < F; a++)
         cr_assert_float_eq (row[U + a], v[a], 1e-5f * (1 + fabsf (v[a])), "replica %d env %d v[%d] %g vs %g", p, i,
                             a, row[U + a], v[a]);
@@ -177,12 +191,20 @@ Test (target_context, the_rows_are_the_equation_per_replica)
   cr_assert_eq (memcmp (caug->user, aug->user, P * N * (U + F) * sizeof (float)), 0);
   ra_target_reset_context (t);
   aug = ra__target_context_view (t, &o3.obs, &view);
-  for (int e = 0; e < P * N; e++)
+  for (int e = 0; e < P * N; e++) {
     for (int a = 0; a < F; a++)
       cr_assert_eq (aug->user[e * (U + F) + U + a], 0.0f, "reset: nothing known");
+    for (int b = 0; b < U; b++) /* and r(u) = n0 (n0 I)^-1 u = u */
+      cr_assert_float_eq (aug->user[e * (U + F) + b], o3.user[e * U + b], 1e-6f, "reset: r(u) is u");
+  }
   ra_target_destroy (&c);
   ra_target_destroy (&t);
 }
+
+Test (target_context, the_rows_are_the_equation_per_replica) { s_check_rows (false); }
+
+/* T9: with context_residual the user block is n0 (G + n0 I)^-1 u; the context block as before */
+Test (target_context, the_residual_rows_are_t9) { s_check_rows (true); }
 
 Test (target_context, the_affinity_context_block_starts_at_the_identity)
 {
@@ -213,6 +235,14 @@ Test (target_context, bad_values_are_refused_and_a_checkpoint_keeps_the_setting)
   ra_kv_t bad[] = { { .key = "context", .type = RA_KV_NUM, .num = -1 } };
   cr_assert_eq (ra_target_cfg_apply (&c, bad, 1, NULL, &err), RA_ERR_BAD_CONFIG);
   cr_assert (strstr (err.message, "context"), "%s", err.message);
+  ra_kv_t not_bool[] = { { .key = "context_residual", .type = RA_KV_STR, .str = "maybe" } };
+  cr_assert_eq (ra_target_cfg_apply (&c, not_bool, 1, NULL, &err), RA_ERR_BAD_CONFIG);
+  cr_assert (strstr (err.message, "context_residual"), "%s", err.message);
+  c = s_cfg (0, false);
+  c.context_residual = true; /* T9 without T8: nothing to read r(u) from */
+  ra_target_t *none = NULL;
+  cr_assert_eq (ra_target_new (BE, &c, &none, &err), RA_ERR_BAD_CONFIG);
+  cr_assert (strstr (err.message, "'context_residual'"), "%s", err.message);
   c = s_cfg (N0, false);
   c.response_dim = k + 1; /* the feedback block ends past it */
   ra_target_t *t = NULL;
@@ -227,6 +257,17 @@ Test (target_context, bad_values_are_refused_and_a_checkpoint_keeps_the_setting)
   ra_target_cfg_default (&back);
   cr_assert_eq (ra_target_checkpoint_settings (path, &back, &err), RA_OK, "%s", err.message);
   cr_assert_eq (back.context, N0);
+  cr_assert_not (back.context_residual);
+  ra_target_cfg_t rc = s_cfg (N0, false);
+  rc.population = 1;
+  rc.context_residual = true;
+  ra_target_t *res = NULL;
+  cr_assert_eq (ra_target_new (BE, &rc, &res, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_target_save (res, path, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_target_checkpoint_settings (path, &back, &err), RA_OK, "%s", err.message);
+  cr_assert (back.context_residual, "the residual setting comes back from the checkpoint");
+  ra_target_destroy (&res);
+  cr_assert_eq (ra_target_save (t, path, &err), RA_OK, "%s", err.message);
   ra_target_t *same = s_new (N0, false, 1), *plain = s_new (0, false, 1);
   cr_assert_eq (ra_target_load (same, path, &err), RA_OK, "%s", err.message);
   cr_assert_eq (ra_target_load (plain, path, &err), RA_ERR_BAD_CONFIG, "a policy without the context refuses it");
