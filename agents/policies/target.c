@@ -164,7 +164,8 @@ ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
       return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
                            "target: unknown config key '%s' (expected hidden, layers, affinity, activation, "
                            "rollout, lr, gamma, lambda, entropy, value_coef, clip_norm, "
-                           "reward_scale, normalize_adv, greedy, temp, slot_credit, slot_feedback, context, context_residual, "
+                           "reward_scale, normalize_adv, greedy, temp, slot_credit, slot_feedback, context, "
+                           "context_residual, "
                            "population, seed, optimizer, reset_optimizer, adapt_updates, adapt_params)", k);
     }
     if (rc != RA_OK)

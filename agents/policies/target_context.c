@@ -10,9 +10,10 @@
     with u the user row the slate was chosen for and x_j the features of the item at rank j. The
     networks see [u, v(u)], v(u) = S_p (G_p + n0 I)^-1 u (n0 = cfg.context): the ridge regression
     of what was clicked on who clicked it, read at u. With cfg.context_residual they see
-    [r(u), v(u)], r(u) = n0 (G_p + n0 I)^-1 u (T9): u where the task has said nothing yet, shrinking
-    where it has, so that c . (M r(u) + v(u)) is the same regression with prior mean M. Sums in double, in env order: the same
-    history gives the same bits. Allocates in ra__target_context_alloc only.                  */
+    [r(u), v(u)], r(u) = n0 (G_p + n0 I)^-1 u (T9): u where the task has said nothing yet,
+    shrinking where it has, so that c . (M r(u) + v(u)) is the same regression with prior mean M.
+    Sums in double, in env order: the same history gives the same bits. Allocates in
+    ra__target_context_alloc only.                                                            */
 #include <stdlib.h>
 #include <string.h>
 
