@@ -550,7 +550,10 @@ ra_err_t ra_target_save (const ra_target_t *t, const char *path, ra_error_t *err
                                  t->cfg.reset_optimizer ? "true" : "false", adapt, rollout, temp, slot, slot_fb,
                                  t->cfg.adapt_head ? "head" : "all", context,
                                  t->cfg.context_residual ? "true" : "false" };
-  ra_err_t rc = ra_nn_checkpoint_save_meta (t->params, path, s_meta_keys, vals, S_META_N, err);
+  /* context_residual, the last key, only when on: a policy without T9 writes the bytes it wrote
+     before T9 existed, and recarena-ab keys an arm's streams by its checkpoint's bytes (docs/agents.md 2.1) */
+  int n_meta = t->cfg.context_residual ? S_META_N : S_META_CONTEXT_RESIDUAL;
+  ra_err_t rc = ra_nn_checkpoint_save_meta (t->params, path, s_meta_keys, vals, n_meta, err);
   free (scales);
   return rc;
 }

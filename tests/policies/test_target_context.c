@@ -258,6 +258,12 @@ Test (target_context, bad_values_are_refused_and_a_checkpoint_keeps_the_setting)
   cr_assert_eq (ra_target_checkpoint_settings (path, &back, &err), RA_OK, "%s", err.message);
   cr_assert_eq (back.context, N0);
   cr_assert_not (back.context_residual);
+  /* off, the file has no context_residual key: the bytes a policy wrote before T9 existed */
+  FILE *f = fopen (path, "rb");
+  char head[4096] = { 0 };
+  cr_assert (f && fread (head, 1, sizeof head - 1, f) > 0);
+  fclose (f);
+  cr_assert_null (strstr (head, "context_residual"), "T9 off writes no key");
   ra_target_cfg_t rc = s_cfg (N0, false);
   rc.population = 1;
   rc.context_residual = true;
