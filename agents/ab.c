@@ -8,7 +8,7 @@
              [--control random] [--task-ids test:0-7 | --split test --tasks 8] [--num-envs 32]
              [--episodes N] [--seed 1] [--config key=value]... [--curve-episodes 0,1,2,5,10,20]
              [--windows 3-7] [--unit task|env] [--bootstrap 2000] [--credit clicked|metric]
-             [--max-episode-steps N] [--address tcp://127.0.0.1:5555]
+             [--max-episode-steps N] [--address EP]
              [--json FILE] [--csv FILE] [--quiet] [--check] [--list-arms]
            recarena-ab --learn-prior FILE --arms metats:prior=none[:...] --task-ids train:0-63 ...
     The second form learns a Meta-TS prior on the tasks (docs/agents.md 1.9) instead of a report.
