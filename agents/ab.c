@@ -6,8 +6,8 @@
 
     usage: recarena-ab [--env ECommerce-v1] [--arms random,popularity,linucb,oracle]
              [--control random] [--task-ids test:0-7 | --split test --tasks 8] [--num-envs 32]
-             [--episodes N] [--seed 1] [--config key=value]... [--curve-episodes 0,1,2,5,10,20]
-             [--windows 3-7] [--unit task|env] [--bootstrap 2000] [--credit clicked|metric]
+             [--episodes N] [--frozen-episodes 0] [--seed 1] [--config key=value]...
+             [--curve-episodes 0,1,2,5,10,20] [--windows 3-7] [--unit task|env] [--bootstrap 2000] [--credit clicked|metric]
              [--max-episode-steps N] [--address EP]
              [--json FILE] [--csv FILE] [--quiet] [--check] [--list-arms]
            recarena-ab --learn-prior FILE --arms metats:prior=none[:...] --task-ids train:0-63 ...
@@ -289,7 +289,7 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
           return 2;
         }
       } else {
-        fprintf (stderr, "unknown option '%s'\n", a);
+        fprintf (stderr, "recarena-ab: unknown option '%s'\n", a);
         s_usage (stderr);
         return 2;
       }
