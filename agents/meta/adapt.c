@@ -191,7 +191,8 @@ static ra_err_t s_read_all (const char *path, char **buf, size_t *len, ra_error_
     return RA_OK;
   free (*buf);
   *buf = NULL;
-  return ra_error_set (err, RA_ERR_IO, -1, "meta: checkpoint '%s' is %zu bytes, too short to be one", path, *len);
+  return ra_error_set (err, RA_ERR_IO, -1, "meta: checkpoint '%s' is %zu bytes, too short to be one", path,
+                       *len);
 }
 
 static uint64_t s_hlen (const char *file)
@@ -393,7 +394,8 @@ static bool s_tensor_span (const char *hdr, const char *name, size_t *a, size_t 
 /* The outer optimiser's moments as stored (n floats of m at m_bytes, of v at v_bytes): RA_OK, or
    RA_ERR_IO naming path, the tensor and the entry for a NaN or an infinity (a diverged run or
    damage), except +inf in v, as the nn load accepts it in adam_v: an overflowed second moment is a
-   state training goes on with (that weight's update is m / sqrt(inf) = 0). A resume from a NaN moment would turn theta into NaN at its first outer step. */
+   state training goes on with (that weight's update is m / sqrt(inf) = 0). A resume from a NaN
+   moment would turn theta into NaN at its first outer step. */
 static ra_err_t s_check_moments (const char *m_bytes, const char *v_bytes, size_t n,
                                  const char *path, ra_error_t *err)
 {
