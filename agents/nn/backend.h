@@ -111,6 +111,9 @@ typedef struct ra__nn_ops {
   void (*clip_apply) (void *ctx, float *x, size_t n, int P, size_t stride, const float *ss, float max_norm);
   void (*axpy) (void *ctx, float *y, float a, const float *x, size_t n);
   void (*scale) (void *ctx, float *x, float a, size_t n);
+  /* x[(p*pitch + r)*K + j] *= g[p*pitch + r] for p < P, r < R, j < K: rows of replica-major
+     buffers, each scaled by its own factor */
+  void (*scale_rows) (void *ctx, float *x, const float *g, int P, int R, int K, size_t pitch);
   /* per replica p < P (x_p = x + p*stride, n floats each): ++step[p], then Adam(W) with bias
      correction from step[p] and learning rate lr * lr_scale[p] */
   void (*adam) (void *ctx, float *w, const float *g, float *m, float *v, size_t n, int P, size_t stride,

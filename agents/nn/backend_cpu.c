@@ -513,6 +513,15 @@ static void s_scale (void *ctx, float *x, float a, size_t n)
     x[i] *= a;
 }
 
+static void s_scale_rows (void *ctx, float *x, const float *g, int P, int R, int K, size_t pitch)
+{
+  (void) ctx;
+  for (size_t p = 0; p < (size_t) P; p++)
+    for (size_t r = p * pitch; r < p * pitch + (size_t) R; r++)
+      for (size_t j = 0; j < (size_t) K; j++)
+        x[r * (size_t) K + j] *= g[r];
+}
+
 static void s_adam (void *ctx, float *w, const float *g, float *m, float *v, size_t n, int P, size_t stride,
                     int32_t *step, const float *lr_scale, float lr, float b1, float b2, float eps, float wd)
 {
@@ -541,7 +550,7 @@ static const ra__nn_ops_t s_ops = {
   .pairs_bwd = s_pairs_bwd, .pg_fwd = s_pg_fwd, .pg_bwd = s_pg_bwd, .ent_fwd = s_ent_fwd,
   .ent_bwd = s_ent_bwd, .mse_fwd = s_mse_fwd, .mse_bwd = s_mse_bwd, .sumsq = s_sumsq,
   .clip_apply = s_clip_apply, .slate = s_slate, .pl_fwd = s_pl_fwd, .pl_bwd = s_pl_bwd, .gae = s_gae,
-  .normalize = s_normalize, .axpy = s_axpy, .scale = s_scale, .adam = s_adam,
+  .normalize = s_normalize, .axpy = s_axpy, .scale = s_scale, .scale_rows = s_scale_rows, .adam = s_adam,
   .graph_begin = NULL, .graph_end = NULL, .graph_launch = NULL, .graph_destroy = NULL,
 };
 

@@ -484,6 +484,14 @@ __global__ void k_clip_apply (float *x, size_t n, size_t stride, const float *ss
 }
 __global__ void k_axpy (float *y, float a, const float *x, size_t n) { GRID_STRIDE (i, n) y[i] += a * x[i]; }
 __global__ void k_scale (float *x, float a, size_t n) { GRID_STRIDE (i, n) x[i] *= a; }
+__global__ void k_scale_rows (float *x, const float *g, int R, int K, size_t pitch, size_t total)
+{
+  GRID_STRIDE (i, total)
+  {
+    size_t p = i / ((size_t) R * K), r = p * pitch + (i / K) % R;
+    x[r * K + i % K] *= g[r];
+  }
+}
 __global__ void k_step_inc (int32_t *step, int P)
 {
   for (int p = threadIdx.x; p < P; p += blockDim.x)
@@ -836,6 +844,14 @@ void s_clip_apply (void *ctx, float *x, size_t n, int P, size_t stride, const fl
 }
 void s_axpy (void *ctx, float *y, float a, const float *x, size_t n) { k_axpy GO (ctx, n) (y, a, x, n); LAUNCHED (C (ctx)); }
 void s_scale (void *ctx, float *x, float a, size_t n) { k_scale GO (ctx, n) (x, a, n); LAUNCHED (C (ctx)); }
+void s_scale_rows (void *ctx, float *x, const float *g, int P, int R, int K, size_t pitch)
+{
+  size_t total = (size_t) P * R * K;
+  if (total) {
+    k_scale_rows GO (ctx, total) (x, g, R, K, pitch, total);
+    LAUNCHED (C (ctx));
+  }
+}
 void s_adam (void *ctx, float *w, const float *g, float *m, float *v, size_t n, int P, size_t stride, int32_t *step,
              const float *lr_scale, float lr, float b1, float b2, float eps, float wd)
 {
@@ -985,6 +1001,7 @@ ra__nn_ops_t make_ops ()
   o.normalize = s_normalize;
   o.axpy = s_axpy;
   o.scale = s_scale;
+  o.scale_rows = s_scale_rows;
   o.adam = s_adam;
   o.graph_begin = s_graph_begin;
   o.graph_end = s_graph_end;

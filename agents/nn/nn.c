@@ -125,6 +125,10 @@ void ra_nn_axpy (ra_nn_backend_t *be, float *y, float a, const float *x, size_t 
   be->ops->axpy (be->ctx, y, a, x, count);
 }
 void ra_nn_scale (ra_nn_backend_t *be, float *x, float a, size_t count) { be->ops->scale (be->ctx, x, a, count); }
+void ra_nn_scale_rows (ra_nn_backend_t *be, float *x, const float *g, int P, int R, int K, size_t pitch)
+{
+  be->ops->scale_rows (be->ctx, x, g, P, R, K, pitch);
+}
 
 /* ------------------------------------------------------------------------------------- RNG */
 

@@ -78,6 +78,9 @@ void ra_nn_sync (ra_nn_backend_t *be);
 /* y += a*x and x *= a over count floats (Reptile, ES). */
 void ra_nn_axpy (ra_nn_backend_t *be, float *y, float a, const float *x, size_t count);
 void ra_nn_scale (ra_nn_backend_t *be, float *x, float a, size_t count);
+/* Row r < R of replica p < P of a [P, pitch, K] buffer times its own factor:
+   x[(p*pitch + r)*K + j] *= g[p*pitch + r] (the target's scorer yield, docs/agents.md T10). */
+void ra_nn_scale_rows (ra_nn_backend_t *be, float *x, const float *g, int P, int R, int K, size_t pitch);
 
 /* ------------------------------------------------------------------------------------- RNG */
 

@@ -154,6 +154,8 @@ ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
         cfg->context = (float) v;
     } else if (!strcmp (k, "context_residual")) { /* docs/agents.md T9 */
       rc = s_bool (e, &cfg->context_residual, err);
+    } else if (!strcmp (k, "scorer_yield")) { /* docs/agents.md T10 */
+      rc = s_bool (e, &cfg->scorer_yield, err);
     } else if (!strcmp (k, "population")) {
       if ((rc = s_num (e, 1, RA_TARGET_MAX_POPULATION, &v, err)) == RA_OK)
         cfg->population = (int) v;
@@ -165,7 +167,7 @@ ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
                            "target: unknown config key '%s' (expected hidden, layers, affinity, activation, "
                            "rollout, lr, gamma, lambda, entropy, value_coef, clip_norm, "
                            "reward_scale, normalize_adv, greedy, temp, slot_credit, slot_feedback, context, "
-                           "context_residual, "
+                           "context_residual, scorer_yield, "
                            "population, seed, optimizer, reset_optimizer, adapt_updates, adapt_params)", k);
     }
     if (rc != RA_OK)
@@ -239,7 +241,9 @@ static ra_err_t s_alloc_buffers (ra_target_t *t, ra_error_t *err)
             && (t->d_vloss = ra_nn_alloc (be, P))
             && (c->temp == 1.0f || (t->d_tscores = ra_nn_alloc (be, rows)))
             && (c->slot_credit == 0 || (t->d_pos = ra_nn_alloc (be, P * TN * k)))
-            && (!c->affinity || (t->d_aff = ra_nn_alloc (be, P * TN * F)));
+            && (!c->affinity || (t->d_aff = ra_nn_alloc (be, P * TN * F)))
+            && (!c->scorer_yield
+                || ((t->d_yield = ra_nn_alloc (be, P * TN)) && (t->d_ydscores = ra_nn_alloc (be, rows))));
   for (int i = 0; ok && i < t->pi.n; i++)
     ok = (t->pact[i + 1] = ra_nn_alloc (be, rows * (size_t) t->pi.width[i]))
          && (t->vact[i + 1] = ra_nn_alloc (be, vrows * (size_t) t->vf.width[i]));
@@ -266,6 +270,7 @@ static ra_err_t s_alloc_buffers (ra_target_t *t, ra_error_t *err)
        && (c->slot_credit == 0
            || ((t->h_fb = calloc (P * TN * k, sizeof (float)))
                && (t->h_pos = ra_nn_host_alloc (be, P * TN * k * sizeof (float)))))
+       && (!c->scorer_yield || (t->h_yield = ra_nn_host_alloc (be, P * TN * sizeof (float))))
        && ((c->slot_credit == 0 && c->context == 0)
            || (t->cur_resp = calloc (P * N * (size_t) c->response_dim, sizeof (float))))
        && ra__target_context_alloc (t);
@@ -282,14 +287,14 @@ static void s_free_buffers (ra_target_t *t)
   ra_nn_backend_t *be = t->be;
   void *dev[] = { t->d_user, t->d_cand, t->dbuf[0], t->dbuf[1], t->d_dscores, t->d_tscores, t->d_dv, t->d_sqnorm,
                   t->d_slate, t->d_rew, t->d_done, t->d_adv, t->d_ret, t->d_coef, t->d_logp, t->d_ent,
-                  t->d_vals, t->d_dvc, t->d_vloss, t->d_pos, t->d_aff };
+                  t->d_vals, t->d_dvc, t->d_vloss, t->d_pos, t->d_aff, t->d_yield, t->d_ydscores };
   for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
     ra_nn_free (be, dev[i]);
   for (int i = 0; i < RA_NN_MLP_MAX_LAYERS + 1; i++) {
     ra_nn_free (be, t->pact[i]);
     ra_nn_free (be, t->vact[i]);
   }
-  void *staged[] = { t->h_user, t->h_cand, t->h_slate, t->h_sampled, t->h_done, t->h_rs, t->h_pos };
+  void *staged[] = { t->h_user, t->h_cand, t->h_slate, t->h_sampled, t->h_done, t->h_rs, t->h_pos, t->h_yield };
   for (size_t i = 0; i < sizeof staged / sizeof staged[0]; i++)
     ra_nn_host_free (be, staged[i]);
   void *host[] = { t->slot_ok, t->h_rew, t->h_values,
@@ -327,6 +332,9 @@ static ra_err_t s_check_cfg (const ra_target_cfg_t *c, ra_error_t *err)
                          (double) c->context, RA_TARGET_CONTEXT_MAX);
   if (c->context_residual && !(c->context > 0))
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: 'context_residual' reads the task context: it "
+                         "needs 'context' > 0");
+  if (c->scorer_yield && !(c->context > 0))
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: 'scorer_yield' reads the task context: it "
                          "needs 'context' > 0");
   if ((c->slot_credit > 0 || c->context > 0)
       && (c->slot_feedback < 0 || c->response_dim < c->slot_feedback + c->slate_size))
@@ -522,11 +530,13 @@ void ra_target_head_mask (const ra_target_t *t, uint8_t *mask)
 
 /* Metadata keys of the target in a checkpoint (docs/agents.md, "Adapting the target"). */
 enum { S_META_SCALE, S_META_LR, S_META_OPT, S_META_RESET, S_META_ADAPT, S_META_ROLLOUT, S_META_TEMP,
-       S_META_SLOT, S_META_SLOT_FB, S_META_PARAMS, S_META_CONTEXT, S_META_CONTEXT_RESIDUAL, S_META_N };
+       S_META_SLOT, S_META_SLOT_FB, S_META_PARAMS, S_META_CONTEXT, S_META_CONTEXT_RESIDUAL, S_META_SCORER_YIELD,
+       S_META_N };
 static const char *const s_meta_keys[S_META_N] = {
   "target.reward_scale", "target.lr", "target.optimizer", "target.reset_optimizer",
   "target.adapt_updates", "target.rollout", "target.temp", "target.slot_credit",
   "target.slot_feedback", "target.adapt_params", "target.context", "target.context_residual",
+  "target.scorer_yield",
 };
 
 ra_err_t ra_target_save (const ra_target_t *t, const char *path, ra_error_t *err)
@@ -549,11 +559,19 @@ ra_err_t ra_target_save (const ra_target_t *t, const char *path, ra_error_t *err
   const char *vals[S_META_N] = { scales, lr, t->cfg.sgd ? "sgd" : "adam",
                                  t->cfg.reset_optimizer ? "true" : "false", adapt, rollout, temp, slot, slot_fb,
                                  t->cfg.adapt_head ? "head" : "all", context,
-                                 t->cfg.context_residual ? "true" : "false" };
-  /* context_residual, the last key, only when on: a policy without T9 writes the bytes it wrote
-     before T9 existed, and recarena-ab keys an arm's streams by its checkpoint's bytes (docs/agents.md 2.1) */
-  int n_meta = t->cfg.context_residual ? S_META_N : S_META_CONTEXT_RESIDUAL;
-  ra_err_t rc = ra_nn_checkpoint_save_meta (t->params, path, s_meta_keys, vals, n_meta, err);
+                                 t->cfg.context_residual ? "true" : "false",
+                                 t->cfg.scorer_yield ? "true" : "false" };
+  /* the keys from context_residual on only when on: a policy without T9 or T10 writes the bytes it
+     wrote before they existed, and recarena-ab keys an arm's streams by its checkpoint's bytes
+     (docs/agents.md 2.1) */
+  const char *keys[S_META_N], *kept[S_META_N];
+  int n_meta = 0;
+  for (int i = 0; i < S_META_N; i++)
+    if (i < S_META_CONTEXT_RESIDUAL || !strcmp (vals[i], "true")) {
+      keys[n_meta] = s_meta_keys[i];
+      kept[n_meta++] = vals[i];
+    }
+  ra_err_t rc = ra_nn_checkpoint_save_meta (t->params, path, keys, kept, n_meta, err);
   free (scales);
   return rc;
 }
@@ -749,10 +767,11 @@ ra_err_t ra_target_checkpoint_settings (const char *path, ra_target_cfg_t *out, 
         *fdst[j] = (float) x;
     }
   /* the two-word settings: the flag is set by the second word */
-  static const int wkey[3] = { S_META_OPT, S_META_PARAMS, S_META_CONTEXT_RESIDUAL };
-  static const char *const wfirst[3] = { "adam", "all", "false" }, *const wsecond[3] = { "sgd", "head", "true" };
-  bool *wdst[3] = { &cfg->sgd, &cfg->adapt_head, &cfg->context_residual };
-  for (int j = 0; j < 3 && rc == RA_OK; j++)
+  static const int wkey[4] = { S_META_OPT, S_META_PARAMS, S_META_CONTEXT_RESIDUAL, S_META_SCORER_YIELD };
+  static const char *const wfirst[4] = { "adam", "all", "false", "false" },
+                           *const wsecond[4] = { "sgd", "head", "true", "true" };
+  bool *wdst[4] = { &cfg->sgd, &cfg->adapt_head, &cfg->context_residual, &cfg->scorer_yield };
+  for (int j = 0; j < 4 && rc == RA_OK; j++)
     if (s_meta (hdr, s_meta_keys[wkey[j]], v, sizeof v)) {
       if (strcmp (v, wfirst[j]) && strcmp (v, wsecond[j]))
         rc = ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: '%s': %s '%s' is not %s or %s", path,
@@ -910,13 +929,19 @@ static void s_put_obs (ra_target_t *t, const ra_obs_batch_t *obs, int R, int at,
   for (int p = 0; p < t->P; p++) {
     const float *u = obs->user + (size_t) p * R * U, *cd = obs->candidates + (size_t) p * R * KF;
     size_t ou = ((size_t) p * VN + at) * U, oc = ((size_t) p * TN + at) * KF;
+    const float *g = t->ctx_yield ? t->ctx_yield + (size_t) p * R : NULL; /* T10: the rows' yield */
+    size_t og = (size_t) p * TN + at;
     if (keep) { /* into the staged rollout, uploaded from there below without waiting (act's
                    download of the slates waits before anything changes these rows) */
       memcpy (t->h_user + ou, u, R * U * sizeof (float));
       memcpy (t->h_cand + oc, cd, R * KF * sizeof (float));
+      if (g)
+        memcpy (t->h_yield + og, g, R * sizeof (float));
     } else {
       ra_nn_upload (t->be, t->d_user + ou, u, R * U);
       ra_nn_upload (t->be, t->d_cand + oc, cd, R * KF);
+      if (g)
+        ra_nn_upload (t->be, t->d_yield + og, g, R);
     }
   }
   if (keep) {
@@ -925,6 +950,9 @@ static void s_put_obs (ra_target_t *t, const ra_obs_batch_t *obs, int R, int at,
                              R * U * sizeof (float), (size_t) t->P);
     ra_nn_upload_rows_async (t->be, t->d_cand + oc, TN * KF * sizeof (float), t->h_cand + oc, TN * KF * sizeof (float),
                              R * KF * sizeof (float), (size_t) t->P);
+    if (t->ctx_yield)
+      ra_nn_upload_rows_async (t->be, t->d_yield + at, TN * sizeof (float), t->h_yield + at, TN * sizeof (float),
+                               R * sizeof (float), (size_t) t->P);
   }
 }
 
@@ -941,6 +969,8 @@ static const float *s_scores_at (ra_target_t *t, int R, int at)
     act[i + 1] = t->pact[i + 1] + (size_t) at * K * t->pi.width[i];
   ra_nn_mlp_forward (t->params, &t->pi, t->d_user + (size_t) at * t->in_dim,
                      t->d_cand + (size_t) at * K * c->cand_dim, act, R, VN, TN);
+  if (t->d_yield) /* T10: the scorer's part yields where the task's feedback has spoken */
+    ra_nn_scale_rows (t->be, act[t->pi.n], t->d_yield + at, t->P, R, (int) K, TN);
   if (t->aff_w >= 0)
     ra_nn_affinity_forward (t->params, t->aff_w, t->aff_b, t->d_user + (size_t) at * t->in_dim, VN,
                             t->d_cand + (size_t) at * K * c->cand_dim, (int) K, act[t->pi.n], t->d_aff, R, TN);
@@ -1089,6 +1119,8 @@ bool ra_target_record (ra_target_t *t, const ra_obs_batch_t *obs, const int32_t 
     if (!same) {
       memmove (t->h_user + ((size_t) p * VN + s * N) * U, obs->user + p * N * U, N * U * sizeof (float));
       memmove (t->h_cand + row * KF, obs->candidates + p * N * KF, N * KF * sizeof (float));
+      if (t->h_yield) /* the rows' yield from the same view (T10) */
+        memcpy (t->h_yield + row, t->ctx_yield + p * N, N * sizeof (float));
     }
     memcpy (t->h_slate + row * k, slates + p * N * k, N * k * sizeof (int32_t));
     memcpy (t->h_rew + row, reward + p * N, N * sizeof (float));
@@ -1152,6 +1184,8 @@ ra_err_t ra_target_grad (ra_target_t *t, const ra_obs_batch_t *next_obs, ra_targ
   /* staged host memory, asynchronous uploads: nothing below changes it before the downloads at
      the end wait */
   ra_nn_upload_async (be, t->d_user, t->h_user, P * VN * U * sizeof (float));
+  if (t->h_yield)
+    ra_nn_upload_async (be, t->d_yield, t->h_yield, P * TN * sizeof (float));
   bool reuse = true;
   for (int s = 0; s < T; s++)
     reuse = reuse && t->slot_ok[s];
@@ -1201,8 +1235,13 @@ ra_err_t ra_target_grad (ra_target_t *t, const ra_obs_batch_t *next_obs, ra_targ
     ra_nn_copy (be, t->d_dv + p * VN, t->d_dvc + p * TN, TN); /* rows TN.. of each replica stay 0 */
 
   ra_nn_params_zero_grad (t->params);
-  ra_nn_mlp_backward (t->params, &t->pi, t->d_user, t->d_cand, t->pact, t->d_dscores, t->dbuf, (int) TN, VN,
-                      TN);
+  const float *dscorer = t->d_dscores; /* the scorer's output gradient: times its row's yield (T10) */
+  if (t->d_yield) {
+    ra_nn_copy (be, t->d_ydscores, t->d_dscores, nsc);
+    ra_nn_scale_rows (be, t->d_ydscores, t->d_yield, t->P, (int) TN, K, TN);
+    dscorer = t->d_ydscores;
+  }
+  ra_nn_mlp_backward (t->params, &t->pi, t->d_user, t->d_cand, t->pact, dscorer, t->dbuf, (int) TN, VN, TN);
   if (t->aff_w >= 0)
     ra_nn_affinity_backward (t->params, t->aff_w, t->aff_b, t->d_user, VN, t->d_cand, K, t->d_dscores, t->d_aff,
                              (int) TN, TN);

@@ -84,6 +84,12 @@ typedef struct {
                             (docs/agents.md T9): the affinity head's block on it is then the
                             ridge regression's prior mean, learnt across tasks; default false
                             (u itself, bit for bit); stored in checkpoints ("context_residual") */
+  bool scorer_yield;     /* with context > 0, the scorer's output for user u is scaled by
+                            gamma(u) = n0 u^T (G + n0 I)^-1 u / u^T u: 1 on a new task, falling
+                            where the task's feedback has covered users like u, while the
+                            affinity head's term keeps its weight (docs/agents.md T10); default
+                            false (the scorer unscaled, bit for bit); stored in checkpoints
+                            ("scorer_yield") */
   uint64_t seed;         /* initialisation and sampling; default 1 */
   int population;        /* P parameter replicas, each acting on its own num_envs envs and
                             learning from its own rollout in the same batched calls; default 1 */

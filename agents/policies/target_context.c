@@ -12,6 +12,9 @@
     of what was clicked on who clicked it, read at u. With cfg.context_residual they see
     [r(u), v(u)], r(u) = n0 (G_p + n0 I)^-1 u (T9): u where the task has said nothing yet,
     shrinking where it has, so that c . (M r(u) + v(u)) is the same regression with prior mean M.
+    With cfg.scorer_yield each row also gets gamma(u) = u . r(u) / u . u (T10, with r(u) as in T9
+    whether or not the networks read it): 1 on a new task, falling toward 0 where the task's
+    feedback covers users like u; the scorer's output for the row is scaled by it (target.c).
     Sums in double, in env order: the same history gives the same bits. Allocates in
     ra__target_context_alloc only.                                                            */
 #include <stdlib.h>
@@ -31,12 +34,13 @@ bool ra__target_context_alloc (ra_target_t *t)
          && (t->ctx_l = calloc (2 * U * U + U, sizeof (double)))
          && (t->ctx_u = calloc (P * N * U, sizeof (float))) && (t->ctx_x = calloc (P * N * k * F, sizeof (float)))
          && (t->ctx_pending = calloc (P * N, 1))
-         && (t->h_aug = calloc (P * (size_t) t->cap_users * (U + F), sizeof (float)));
+         && (t->h_aug = calloc (P * (size_t) t->cap_users * (U + F), sizeof (float)))
+         && (!c->scorer_yield || (t->ctx_yield = calloc (P * (size_t) t->cap_users, sizeof (float))));
 }
 
 void ra__target_context_free (ra_target_t *t)
 {
-  void *all[] = { t->ctx_s, t->ctx_g, t->ctx_l, t->ctx_u, t->ctx_x, t->ctx_pending, t->h_aug };
+  void *all[] = { t->ctx_s, t->ctx_g, t->ctx_l, t->ctx_u, t->ctx_x, t->ctx_pending, t->h_aug, t->ctx_yield };
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
     free (all[i]);
 }
@@ -142,6 +146,14 @@ const ra_obs_batch_t *ra__target_context_view (ra_target_t *t, const ra_obs_batc
         ra__chol_solve (L, (int) U, w, w);
       for (size_t b = 0; b < U; b++) /* T9: r(u) = n0 w; u itself where the solve failed */
         row[b] = c->context_residual && ok ? (float) (c->context * w[b]) : u[b];
+      if (t->ctx_yield) { /* T10: gamma(u) = n0 u . w / u . u, in (0, 1]; 1 for u = 0 */
+        double uw = 0, uu = 0;
+        for (size_t b = 0; b < U; b++) {
+          uw += (double) u[b] * w[b];
+          uu += (double) u[b] * u[b];
+        }
+        t->ctx_yield[p * R + i] = ok && uu > 0 ? (float) (c->context * uw / uu) : 1.0f;
+      }
       for (size_t a = 0; a < F; a++) {
         double v = 0;
         for (size_t b = 0; b < U; b++)

@@ -40,6 +40,10 @@ struct ra_target {
   float *d_pos;                          /* [P, TN, k] per-slot credit coefficients (T6); NULL when
                                             cfg.slot_credit is 0 */
   float *d_aff;                          /* [P, TN, F] affinity head scratch (T7); NULL without it */
+  float *d_yield;                        /* [P, TN] the scorer yield of each rollout row (T10);
+                                            NULL without cfg.scorer_yield */
+  float *d_ydscores;                     /* [P, TNK] the scores' gradient times its row's yield: the
+                                            scorer's (T10); NULL without cfg.scorer_yield */
   /* host rollout (replica-major, time-major inside: row t*N + i) */
   int steps;                             /* recorded steps, 0..T */
   int act_slot;                          /* slot whose scorer activations the last act computed, or -1 */
@@ -56,6 +60,7 @@ struct ra_target {
   float *h_fb;                           /* [P, TN, k] rank feedback of each step (T6; NULL when
                                             cfg.slot_credit is 0) */
   float *h_pos;                          /* [P, TN, k] staged d_pos */
+  float *h_yield;                        /* [P, TN] staged d_yield (T10) */
   float *h_vloss;                        /* [P] */
   float *h_tmp;                          /* [2K] */
   /* the task context (T8; NULL without cfg.context, target_context.c) */
@@ -66,6 +71,7 @@ struct ra_target {
   float *ctx_x;                          /* [P*N, k, F] features of the pending slates' items */
   uint8_t *ctx_pending;                  /* [P*N] env i's last act waits for its feedback */
   float *h_aug;                          /* [P*TN, U + F] the augmented user rows of one call */
+  float *ctx_yield;                      /* [P*TN] the scorer yield of the same rows (T10), or NULL */
   float *reward_scale;                   /* [P], 0 until set */
   float *lr;                             /* [P] Adam learning rates (host copy of the device factors) */
   float *h_norm;                         /* [P] gradient norms of the last step */

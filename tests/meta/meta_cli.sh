@@ -108,6 +108,8 @@ bad_flags)
   bad "--slot-feedback 9" --context 4 --slot-feedback 9 --iters 0 $SMALL
   bad "--context-residual" --context-residual maybe
   bad "--context-residual true: r(u) is read from the task context" --context-residual true --iters 0 $SMALL
+  bad "--scorer-yield" --scorer-yield maybe
+  bad "--scorer-yield true: the yield is read from the task context" --scorer-yield true --iters 0 $SMALL
   echo "ok: bad flags"
   ;;
 config)

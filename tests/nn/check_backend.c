@@ -263,6 +263,25 @@ static void s_check_elementwise (s_ctx_t *c)
     ra_nn_free (c->be, devs[i]);
 }
 
+/* scale_rows on R of S rows per replica (P = 2): those rows times their factor, the rows between
+   them untouched. */
+static void s_check_scale_rows (s_ctx_t *c)
+{
+  enum { P = 2, S = 5, R = 3, K = 7, N = P * S * K };
+  double *x = s_rand (c, N, -2, 2), *g = s_rand (c, P * S, 0, 1), *y = malloc (sizeof (double) * N);
+  float *dvx = s_up (c, x, N), *dvg = s_up (c, g, P * S);
+  for (int i = 0; i < N; i++) {
+    int row = i / K;
+    y[i] = row % S < R ? (double) (float) (x[i] * g[row]) : x[i];
+  }
+  ra_nn_scale_rows (c->be, dvx, dvg, P, R, K, S);
+  double num = 0, den = 0;
+  s_cmp (dvx, c, y, N, &num, &den);
+  s_report (c, "scale_rows", num, den);
+  free (x), free (g), free (y);
+  ra_nn_free (c->be, dvx), ra_nn_free (c->be, dvg);
+}
+
 /* The affinity head on a strided slice (R of S users per replica, users xs apart), P = 2 replicas
    with different A, a: s[r, j] += c[r, j] . (A u_r + a) and dA, da against the formula in double. */
 static void s_check_affinity (s_ctx_t *c)
@@ -325,6 +344,7 @@ int nn_check_ops (ra_nn_backend_t *be, nn_check_t *out, int max)
   ra_nn_rng_init (&c.rng, 1234, 99);
   s_check_params_ops (&c);
   s_check_elementwise (&c);
+  s_check_scale_rows (&c);
   s_check_affinity (&c);
   return c.n;
 }

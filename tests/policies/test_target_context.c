@@ -6,7 +6,8 @@
     two acts are T8 computed here from the slates act chose (each replica from its own envs only,
     an env with flat feedback adding nothing, not even to G); reset empties it; a clone carries it;
     with context_residual (T9) the user block is n0 (G + n0 I)^-1 u instead, u itself while the
-    context is empty; the affinity head's context block starts at the identity and the rest of the head at 0; bad
+    context is empty; with scorer_yield (T10) the scorer's scores are scaled by u . r(u) / u . u
+    and the affinity head's are not, in act and in the update's gradient; the affinity head's context block starts at the identity and the rest of the head at 0; bad
     values and a response too short are refused naming the key; a checkpoint stores the setting
     and a policy without the context refuses the file (and the other way round). No server.   */
 #include <criterion/criterion.h>
@@ -206,6 +207,147 @@ Test (target_context, the_rows_are_the_equation_per_replica) { s_check_rows (fal
 /* T9: with context_residual the user block is n0 (G + n0 I)^-1 u; the context block as before */
 Test (target_context, the_residual_rows_are_t9) { s_check_rows (true); }
 
+/* T10's yield of u from the context's steps: u . r(u) / u . u with r(u) as T9 (s_expect) */
+static double s_yield (const float *const *us, const float *const *xs, const float *const *fs, int steps,
+                       const float *u)
+{
+  float v[F], r[U];
+  s_expect (us, xs, fs, steps, u, v, r);
+  double ur = 0, uu = 0;
+  for (int b = 0; b < U; b++) {
+    ur += (double) u[b] * r[b];
+    uu += (double) u[b] * u[b];
+  }
+  return ur / uu;
+}
+
+/* T10: three policies on one context (the first's after two acts, copied to the others before the
+   third act): the affinity head with the yield (y), without it (n), the scorer alone (m, no head:
+   the same MLP parameters, T7). Then y's scores are gamma m + (n - m), gamma from T10 here. */
+Test (target_context, the_scorer_yields_by_t10_and_the_head_does_not)
+{
+  ra_target_cfg_t cy = s_cfg (N0, true), cn = s_cfg (N0, true), cm = s_cfg (N0, false);
+  cy.scorer_yield = true;
+  ra_target_t *y = NULL, *n = NULL, *m = NULL;
+  ra_error_t err;
+  cr_assert_eq (ra_target_new (BE, &cy, &y, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_target_new (BE, &cn, &n, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_target_new (BE, &cm, &m, &err), RA_OK, "%s", err.message);
+  cr_assert (y->d_yield && y->ctx_yield && !n->d_yield && !n->ctx_yield, "buffers only with the yield");
+  obs_t o1, o2, o3;
+  s_obs (&o1);
+  s_obs (&o2);
+  s_obs (&o3);
+  int32_t sl1[P * N * k], sl2[P * N * k], sl3[P * N * k];
+  ra_target_act (y, &o1.obs, false, sl1);
+  for (int e = 0; e < P * N; e++)
+    for (int j = 0; j < k; j++)
+      o2.resp[e * R + k + j] = (float) ((e + 2 * j) % 3);
+  ra_target_act (y, &o2.obs, false, sl2);
+  for (int p = 0; p < P; p++) {
+    ra__target_context_copy (n, p, y, p);
+    ra__target_context_copy (m, p, y, p);
+  }
+  for (int e = 0; e < P * N; e++)
+    for (int j = 0; j < k; j++)
+      o3.resp[e * R + k + j] = (float) ((3 * e + j) % 4) * 0.25f;
+  ra_target_act (y, &o3.obs, false, sl3);
+  ra_target_act (n, &o3.obs, false, sl3);
+  ra_target_act (m, &o3.obs, false, sl3);
+  double worst = 0, lowest = 1;
+  for (int p = 0; p < P; p++) {
+    const float *us[2 * N], *fs[2 * N], *xp[2 * N];
+    float xs[2 * N][k * F];
+    for (int s = 0; s < 2; s++)
+      for (int i = 0; i < N; i++) {
+        int e = p * N + i, q = s * N + i;
+        const obs_t *o = s ? &o2 : &o1, *next = s ? &o3 : &o2;
+        const int32_t *sl = s ? sl2 : sl1;
+        us[q] = o->user + e * U;
+        fs[q] = next->resp + e * R + k;
+        for (int j = 0; j < k; j++)
+          memcpy (xs[q] + j * F, o->cand + (e * K + sl[e * k + j]) * F, F * sizeof (float));
+        xp[q] = xs[q];
+      }
+    for (int i = 0; i < N; i++) {
+      double g = s_yield (us, xp, fs, 2 * N, o3.user + (p * N + i) * U);
+      lowest = fmin (lowest, g);
+      size_t row = (size_t) p * T * N + i; /* the act's rows are rollout slot 0 */
+      for (int j = 0; j < K; j++) {
+        double sm = m->pact[m->pi.n][row * K + j], sn = n->pact[n->pi.n][row * K + j];
+        worst = fmax (worst, fabs (y->pact[y->pi.n][row * K + j] - (g * sm + (sn - sm))));
+      }
+    }
+  }
+  cr_assert_lt (lowest, 0.9, "the context has spoken: some yield is below 1 (lowest %g)", lowest);
+  cr_assert_lt (worst, 1e-5, "scores differ from T10 by up to %g", worst);
+  ra_target_reset_context (y); /* a new task: gamma = 1, the scorer at full weight */
+  ra_obs_batch_t view;
+  ra__target_context_view (y, &o3.obs, &view);
+  for (int e = 0; e < P * N; e++)
+    cr_assert_float_eq (y->ctx_yield[e], 1.0f, 1e-6f, "reset: yield %g", y->ctx_yield[e]);
+  ra_target_destroy (&y);
+  ra_target_destroy (&n);
+  ra_target_destroy (&m);
+}
+
+/* T10 in the update: the scorer's output gradient is the scores' gradient times the row's yield, so
+   its last layer's weights get sum over rows and candidates of gamma_row ds_row,j h_row,j (h that
+   layer's input; the affinity head's gradient is of the unscaled ds: tests/policies/
+   test_target_affinity.c). Its bias cannot tell: a slate's log-probability gradient sums to 0
+   over the candidates. */
+Test (target_context, the_scorer_gradient_is_scaled_by_the_yield)
+{
+  ra_target_cfg_t cy = s_cfg (N0, true);
+  cy.scorer_yield = true;
+  ra_target_t *y = NULL;
+  ra_error_t err;
+  cr_assert_eq (ra_target_new (BE, &cy, &y, &err), RA_OK, "%s", err.message);
+  obs_t o[T + 1];
+  for (int s = 0; s <= T; s++)
+    s_obs (&o[s]);
+  for (int s = 0; s < T; s++) {
+    int32_t sl[P * N * k];
+    float rew[P * N];
+    uint8_t done[P * N] = { 0 };
+    for (int e = 0; s > 0 && e < P * N; e++) /* feedback to the previous slates */
+      for (int j = 0; j < k; j++)
+        o[s].resp[e * R + k + j] = (float) ((e + j + s) % 3);
+    ra_target_act (y, &o[s].obs, false, sl);
+    for (int e = 0; e < P * N; e++)
+      rew[e] = s_uniform ();
+    ra_target_record (y, &o[s].obs, sl, rew, done);
+  }
+  cr_assert_eq (ra_target_grad (y, &o[T].obs, NULL, &err), RA_OK, "%s", err.message);
+  char name[16];
+  snprintf (name, sizeof name, "l%d.w", y->cfg.layers);
+  int wi = ra_nn_params_find (y->params, name), L = y->pi.n;
+  cr_assert_geq (wi, 0);
+  size_t n = y->params->n, H = (size_t) y->pi.width[L - 2];
+  const float *h = y->pact[L - 1]; /* [P, TNK, H]: the last layer's input */
+  double worst = 0, apart = 0, lowest = 1;
+  for (int p = 0; p < P; p++)
+    for (size_t c = 0; c < H; c++) {
+      double want = 0, unscaled = 0;
+      for (int x = 0; x < T * N; x++) {
+        size_t row = (size_t) p * T * N + x;
+        lowest = fmin (lowest, y->h_yield[row]);
+        for (int j = 0; j < K; j++) {
+          double d = (double) y->d_dscores[row * K + j] * h[(row * K + j) * H + c];
+          want += y->h_yield[row] * d;
+          unscaled += d;
+        }
+      }
+      double got = y->params->grad[(size_t) p * n + y->params->tensors[wi].offset + c];
+      worst = fmax (worst, fabs (got - want));
+      apart = fmax (apart, fabs (unscaled - want));
+    }
+  cr_assert_lt (lowest, 0.95, "the second step's rows have a context (lowest yield %g)", lowest);
+  cr_assert_gt (apart, 1e-4, "the yield changes the gradient (%g)", apart);
+  cr_assert_lt (worst, 1e-6, "the scorer's last-layer gradient differs from T10's by up to %g", worst);
+  ra_target_destroy (&y);
+}
+
 Test (target_context, the_affinity_context_block_starts_at_the_identity)
 {
   ra_target_t *t = s_new (N0, true, P);
@@ -243,6 +385,13 @@ Test (target_context, bad_values_are_refused_and_a_checkpoint_keeps_the_setting)
   ra_target_t *none = NULL;
   cr_assert_eq (ra_target_new (BE, &c, &none, &err), RA_ERR_BAD_CONFIG);
   cr_assert (strstr (err.message, "'context_residual'"), "%s", err.message);
+  c.context_residual = false;
+  c.scorer_yield = true; /* T10 without T8 */
+  cr_assert_eq (ra_target_new (BE, &c, &none, &err), RA_ERR_BAD_CONFIG);
+  cr_assert (strstr (err.message, "'scorer_yield'"), "%s", err.message);
+  ra_kv_t yield_not_bool[] = { { .key = "scorer_yield", .type = RA_KV_STR, .str = "maybe" } };
+  cr_assert_eq (ra_target_cfg_apply (&c, yield_not_bool, 1, NULL, &err), RA_ERR_BAD_CONFIG);
+  cr_assert (strstr (err.message, "scorer_yield"), "%s", err.message);
   c = s_cfg (N0, false);
   c.response_dim = k + 1; /* the feedback block ends past it */
   ra_target_t *t = NULL;
@@ -264,6 +413,7 @@ Test (target_context, bad_values_are_refused_and_a_checkpoint_keeps_the_setting)
   cr_assert (f && fread (head, 1, sizeof head - 1, f) > 0);
   fclose (f);
   cr_assert_null (strstr (head, "context_residual"), "T9 off writes no key");
+  cr_assert_null (strstr (head, "scorer_yield"), "nor T10 off");
   ra_target_cfg_t rc = s_cfg (N0, false);
   rc.population = 1;
   rc.context_residual = true;
@@ -272,6 +422,15 @@ Test (target_context, bad_values_are_refused_and_a_checkpoint_keeps_the_setting)
   cr_assert_eq (ra_target_save (res, path, &err), RA_OK, "%s", err.message);
   cr_assert_eq (ra_target_checkpoint_settings (path, &back, &err), RA_OK, "%s", err.message);
   cr_assert (back.context_residual, "the residual setting comes back from the checkpoint");
+  cr_assert_not (back.scorer_yield);
+  ra_target_destroy (&res);
+  rc.context_residual = false;
+  rc.scorer_yield = true;
+  cr_assert_eq (ra_target_new (BE, &rc, &res, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_target_save (res, path, &err), RA_OK, "%s", err.message);
+  ra_target_cfg_default (&back);
+  cr_assert_eq (ra_target_checkpoint_settings (path, &back, &err), RA_OK, "%s", err.message);
+  cr_assert (back.scorer_yield && !back.context_residual, "the yield comes back from the checkpoint alone");
   ra_target_destroy (&res);
   cr_assert_eq (ra_target_save (t, path, &err), RA_OK, "%s", err.message);
   ra_target_t *same = s_new (N0, false, 1), *plain = s_new (0, false, 1);
