@@ -2,17 +2,21 @@
 # tests/cli/docs_flags.sh - docs that match the code: every --flag a command's --help prints must
 # be named in its documentation.
 #
-#   usage: docs_flags.sh [--usage-only] DOC[#HEADING]... -- COMMAND [ARGS...]
+#   usage: docs_flags.sh [--usage-only] DOC[#HEADING]... -- COMMAND [ARGS...] [-- COMMAND [ARGS...]]...
 #
-# Runs COMMAND ARGS --help, takes each --flag token of what it prints (with --usage-only, of its
-# first paragraph only: argparse's usage lists every option, and its help texts may name other
-# commands' flags, as recarena-tune eval's names recarena-ab's), and looks for it as a whole
-# word (--env does not count for --envs-per-task) in the docs: each DOC whole, or with #HEADING
-# only the section under the heading that starts with HEADING, down to the next heading of the
-# same or a higher level. Every flag missing from all of them is one FAIL line naming the flag and
-# the docs; exit 1 if any. The C binaries are registered in tests/cli/CMakeLists.txt, the Python
+# Runs each COMMAND ARGS --help, takes each --flag token of what it prints (with --usage-only, of
+# its first paragraph only: argparse's usage lists every option, and its help texts may name other
+# commands' flags, as recarena-tune eval's names recarena-ab's), and looks for it as a whole word
+# (--env does not count for --envs-per-task) in the docs: each DOC whole, or with #HEADING only
+# the section under the heading that starts with HEADING, down to the next heading of the same or
+# a higher level. Every flag missing from all of them is one FAIL line naming the command, the
+# flag and the docs. Several COMMANDs are the command lines that one section documents
+# (recarena-tune's subcommands).
+#
+# Exit 1 if any FAIL. The C binaries are registered in tests/cli/CMakeLists.txt, the Python
 # command lines by tests/python/test_docs_flags.py.
 set -u
+usage="usage: docs_flags.sh [--usage-only] DOC[#HEADING]... -- COMMAND [ARGS...] [-- COMMAND [ARGS...]]..."
 usage_only=0
 if [ "${1:-}" = --usage-only ]; then
   usage_only=1
@@ -24,22 +28,27 @@ while [ $# -gt 0 ] && [ "$1" != -- ]; do
   shift
 done
 if [ $# -lt 2 ] || [ ${#docs[@]} -eq 0 ]; then
-  echo "usage: docs_flags.sh [--usage-only] DOC[#HEADING]... -- COMMAND [ARGS...]" >&2
+  echo "$usage" >&2
   exit 2
 fi
 shift
-name="$(basename "$1")${2:+ ${*:2}}"
 
-# allowed FLAG: flags --help prints that the docs need not name, each with its reason.
+# allowed NAME FLAG: flags NAME's --help prints that the docs need not name, each with its reason.
 allowed ()
 {
-  case "$1" in
+  case "$2" in
     --help) return 0 ;;   # every command takes it (argparse adds it to every parser)
   esac
-  case "$name $1" in
+  case "$1 $2" in
     "recarena-meta --flag") return 0 ;;   # the usage line's placeholder, "[--flag value ...]"
   esac
   return 1
+}
+
+# flags_in: the --flag tokens of stdin, each once, sorted.
+flags_in ()
+{
+  grep -oE -- '(^|[^A-Za-z0-9_-])--[a-z0-9][a-z0-9-]*' | sed 's/^[^-]*//' | sort -u
 }
 
 # section DOC#HEADING: the text to search (a whole file without #HEADING). Lines inside ```
@@ -63,42 +72,66 @@ section ()
     on          { print }' "$file"
 }
 
-help=$("$@" --help 2>&1)
-rc=$?
-if [ $rc -ne 0 ]; then
-  echo "FAIL: $name --help: exit $rc: $(head -c 300 <<<"$help")"
-  exit 1
-fi
-[ $usage_only = 1 ] && help=$(awk 'NF == 0 { exit } { print }' <<<"$help")
-mapfile -t flags < <(grep -oE -- '(^|[^A-Za-z0-9_-])--[a-z0-9][a-z0-9-]*' <<<"$help" \
-                     | sed 's/^[^-]*//' | sort -u)
-if [ ${#flags[@]} -eq 0 ]; then
-  echo "FAIL: $name --help printed no --flag"
-  exit 1
-fi
+# where DOC#HEADING: the doc as a FAIL line names it.
+where ()
+{
+  if [ "${1%%#*}" = "$1" ]; then echo "$1"; else echo "${1%%#*} (section '${1#*#}')"; fi
+}
 
 text=""
+docs_named=""
 for d in "${docs[@]}"; do
   part=$(section "$d") || exit 1
   if [ -z "$part" ]; then
-    echo "FAIL: $name: no heading starting '${d#*#}' in ${d%%#*}"
+    echo "FAIL: no heading starting '${d#*#}' in ${d%%#*}"
     exit 1
   fi
   text+="$part"$'\n'
+  docs_named+="${docs_named:+, }$(where "$d")"
 done
 
-where=""
-for d in "${docs[@]}"; do
-  where+="${where:+, }${d%%#*}"
-  [ "${d%%#*}" != "$d" ] && where+=" (section '${d#*#}')"
-done
-missing=0
-for f in "${flags[@]}"; do
-  allowed "$f" && continue
-  if ! grep -qE -- "(^|[^A-Za-z0-9_-])$f([^A-Za-z0-9_-]|\$)" <<<"$text"; then
-    echo "FAIL: $name --help prints $f, which is not named in $where"
-    missing=$((missing + 1))
+# check COMMAND [ARGS...]: each flag its --help prints must be named in the docs.
+fails=0
+check ()
+{
+  local name help rc f flags missing=0
+  name="$(basename "$1")${2:+ ${*:2}}"
+  help=$("$@" --help 2>&1)
+  rc=$?
+  if [ $rc -ne 0 ]; then
+    echo "FAIL: $name --help: exit $rc: $(head -c 300 <<<"$help")"
+    fails=$((fails + 1))
+    return
+  fi
+  [ $usage_only = 1 ] && help=$(awk 'NF == 0 { exit } { print }' <<<"$help")
+  mapfile -t flags < <(flags_in <<<"$help")
+  if [ ${#flags[@]} -eq 0 ]; then
+    echo "FAIL: $name --help printed no --flag"
+    fails=$((fails + 1))
+    return
+  fi
+  for f in "${flags[@]}"; do
+    allowed "$name" "$f" && continue
+    if ! grep -qE -- "(^|[^A-Za-z0-9_-])$f([^A-Za-z0-9_-]|\$)" <<<"$text"; then
+      echo "FAIL: $name --help prints $f, which is not named in $docs_named"
+      missing=$((missing + 1))
+    fi
+  done
+  echo "$name: ${#flags[@]} flags in --help, $missing missing from the docs"
+  fails=$((fails + missing))
+}
+
+cmd=()
+for a in "$@" --; do
+  if [ "$a" != -- ]; then
+    cmd+=("$a")
+  elif [ ${#cmd[@]} -eq 0 ]; then
+    echo "$usage" >&2
+    exit 2
+  else
+    check "${cmd[@]}"
+    cmd=()
   fi
 done
-echo "$name: ${#flags[@]} flags in --help, $missing missing from the docs"
-[ $missing -eq 0 ]
+
+[ $fails -eq 0 ]
