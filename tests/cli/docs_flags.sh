@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# tests/cli/docs_flags.sh - docs that match the code: every --flag a command's --help prints must
-# be named in its documentation.
+# tests/cli/docs_flags.sh - docs that match the code, both ways: every --flag a command's --help
+# prints must be named in its documentation, and every --flag its documentation's flag tables list
+# must be one the command's --help prints.
 #
 #   usage: docs_flags.sh [--usage-only] DOC[#HEADING]... -- COMMAND [ARGS...] [-- COMMAND [ARGS...]]...
 #
@@ -10,8 +11,15 @@
 # (--env does not count for --envs-per-task) in the docs: each DOC whole, or with #HEADING only
 # the section under the heading that starts with HEADING, down to the next heading of the same or
 # a higher level. Every flag missing from all of them is one FAIL line naming the command, the
-# flag and the docs. Several COMMANDs are the command lines that one section documents
-# (recarena-tune's subcommands).
+# flag and the docs.
+#
+# The other way only the first cells of table rows count (lines starting with '|'): a flag table's
+# first column is the documentation's list of the command's flags, while prose and the other cells
+# legitimately name other commands' flags (the A/B harness's section names recarena.compare's
+# --against, the target's table recarena-meta's --adapt-params). Every --flag of a first cell that
+# no COMMAND's --help prints is one FAIL line naming the doc, the section and the flag. Several
+# COMMANDs are the subcommands that one section documents in one table (recarena-tune's), where a
+# row need only be some subcommand's: its label says whose in words ("search: --study ...").
 #
 # Exit 1 if any FAIL. The C binaries are registered in tests/cli/CMakeLists.txt, the Python
 # command lines by tests/python/test_docs_flags.py.
@@ -72,6 +80,14 @@ section ()
     on          { print }' "$file"
 }
 
+# first_cells: the first cell of every table row of stdin. '\|' is a '|' inside a cell
+# ("--sampler tpe\|random"); lines inside ``` fences are code, never a table.
+first_cells ()
+{
+  awk '/^```/          { fence = !fence; next }
+       !fence && /^\|/ { gsub(/\\\|/, ""); split($0, cell, "|"); print cell[2] }'
+}
+
 # where DOC#HEADING: the doc as a FAIL line names it.
 where ()
 {
@@ -90,8 +106,10 @@ for d in "${docs[@]}"; do
   docs_named+="${docs_named:+, }$(where "$d")"
 done
 
-# check COMMAND [ARGS...]: each flag its --help prints must be named in the docs.
+# check COMMAND [ARGS...]: each flag its --help prints must be named in the docs; the flags are
+# added to printed, what the table rows are checked against.
 fails=0
+printed=""
 check ()
 {
   local name help rc f flags missing=0
@@ -111,6 +129,7 @@ check ()
     return
   fi
   for f in "${flags[@]}"; do
+    printed+="$f"$'\n'
     allowed "$name" "$f" && continue
     if ! grep -qE -- "(^|[^A-Za-z0-9_-])$f([^A-Za-z0-9_-]|\$)" <<<"$text"; then
       echo "FAIL: $name --help prints $f, which is not named in $docs_named"
@@ -134,4 +153,17 @@ for a in "$@" --; do
   fi
 done
 
+# The other way, section by section, so that a FAIL line names where the row is.
+for d in "${docs[@]}"; do
+  mapfile -t rows < <(section "$d" | first_cells | flags_in)
+  unknown=0
+  for f in "${rows[@]}"; do
+    if ! grep -qxF -- "$f" <<<"$printed"; then
+      echo "FAIL: $(where "$d") has a table row for $f, which no --help prints"
+      unknown=$((unknown + 1))
+    fi
+  done
+  echo "$(where "$d"): ${#rows[@]} flags in its tables' first cells, $unknown not printed"
+  fails=$((fails + unknown))
+done
 [ $fails -eq 0 ]

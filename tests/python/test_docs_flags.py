@@ -1,8 +1,9 @@
 """Docs that match the code: every option of the Python command lines is named in its doc section,
-checked by tests/cli/docs_flags.sh as for the C binaries (tests/cli/CMakeLists.txt). --usage-only:
-argparse's usage paragraph lists every option, while the help texts also name other commands'
-flags (recarena-tune eval's name recarena-ab's). One call per doc section with all the command
-lines it documents (recarena-tune's five subcommands share one section and one table)."""
+and every flag of that section's flag tables is an option of one of them, checked by
+tests/cli/docs_flags.sh as for the C binaries (tests/cli/CMakeLists.txt). --usage-only: argparse's
+usage paragraph lists every option, while the help texts also name other commands' flags
+(recarena-tune eval's name recarena-ab's). One call per doc section with all the command lines it
+documents: recarena-tune's table is its five subcommands', each row some subcommand's."""
 from __future__ import annotations
 
 import os
@@ -24,7 +25,7 @@ SECTIONS = {
 
 
 @pytest.mark.parametrize("name", SECTIONS)
-def test_every_flag_is_documented(name):
+def test_docs_and_flags_match(name):
     doc, commands = SECTIONS[name]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
