@@ -64,7 +64,7 @@ typedef struct {
   ra_meta_act_t val_act;  /* how validation plays (docs/meta.md 3) */
   long long budget, iters, val_every, seed, workers, inner_steps, meta_batch, population,
     envs_per_task, rollout, hidden, layers, slot_feedback;
-  double inner_lr, outer_lr, sigma, entropy, weight_decay, temp, slot_credit, context;
+  double inner_lr, outer_lr, sigma, entropy, weight_decay, temp, slot_credit, context, context_ts;
   bool quiet, head_only, val_head_only, inner_sgd, affinity, val_at_start, context_residual,
       scorer_yield;
   bool anneal_run;     /* Reptile's epsilon anneals over this run's budget only (--anneal-over run) */
@@ -126,13 +126,14 @@ static const flag_t s_flags[] = {
   { "anneal-over", T_ANNEAL, O (anneal_run), 0, 0 },
   { "context-residual", T_BOOL, O (context_residual), 0, 0 },
   { "scorer-yield", T_BOOL, O (scorer_yield), 0, 0 },
+  { "context-ts", T_NUM, O (context_ts), 0, RA_TARGET_CONTEXT_TS_MAX },
   /* new flags go last: the F_ indices below count entries of this table */
 };
 #define NFLAGS ((int) (sizeof s_flags / sizeof s_flags[0]))
 enum { F_ITERS = 5, F_OUTER_LR = 12, F_INNER_LR = 10, F_INNER_STEPS = 11, F_ROLLOUT = 18, F_PARAMS = 19,
        F_POP = 14, F_HIDDEN = 21, F_LAYERS = 22, F_TEMP = 30, F_INNER_OPT = 32, F_SLOT_CREDIT = 33,
        F_SLOT_FEEDBACK = 34, F_AFFINITY = 35, F_VAL_PARAMS = 36, F_CONTEXT = 37, F_ANNEAL = 40,
-       F_CONTEXT_RESIDUAL = 41, F_SCORER_YIELD = 42 };
+       F_CONTEXT_RESIDUAL = 41, F_SCORER_YIELD = 42, F_CONTEXT_TS = 43 };
 
 static void s_usage (FILE *f)
 {
@@ -183,7 +184,11 @@ static void s_usage (FILE *f)
     "  --scorer-yield true|false  with --context, the scorer's output for user u is scaled by\n"
     "                        n0 u.(G + N0 I)^-1 u / u.u, 1 on a new task and falling as the\n"
     "                        task's feedback covers users like u (false; a checkpoint's\n"
-    "                        setting unless given; docs/agents.md T10)\n");
+    "                        setting unless given; docs/agents.md T10)\n"
+    "  --context-ts SIGMA    with --context, each act reads a draw of the context's regression\n"
+    "                        from its posterior (scale SIGMA) instead of its mean: Thompson\n"
+    "                        sampling in the context (0: off; a checkpoint's setting unless\n"
+    "                        given; docs/agents.md T11)\n");
 }
 
 static void s_defaults (opts_t *o)
@@ -1064,6 +1069,7 @@ int main (int argc, char **argv)
     stored.context = (float) o.context;
     stored.context_residual = o.context_residual;
     stored.scorer_yield = o.scorer_yield;
+    stored.context_ts = (float) o.context_ts;
     if (ra_target_checkpoint_settings (o.ckpt_in, &stored, &err) != RA_OK) {
       s_err ("--checkpoint-in %s: %s\n", o.ckpt_in, err.message);
       goto out;
@@ -1080,6 +1086,8 @@ int main (int argc, char **argv)
       o.context_residual = stored.context_residual;
     if (!o.set[F_SCORER_YIELD])
       o.scorer_yield = stored.scorer_yield;
+    if (!o.set[F_CONTEXT_TS])
+      o.context_ts = stored.context_ts;
     if (!o.set[F_INNER_OPT]) {
       o.inner_sgd = stored.sgd;
       strcpy (o.opt_name, stored.sgd ? "sgd" : "adam");
@@ -1152,6 +1160,7 @@ int main (int argc, char **argv)
   r.tc.context = (float) o.context;
   r.tc.context_residual = o.context_residual;
   r.tc.scorer_yield = o.scorer_yield;
+  r.tc.context_ts = (float) o.context_ts;
   r.tc.response_dim = ob->response_dim;
   r.tc.sgd = o.inner_sgd;
   r.tc.adapt_head = o.head_only; /* stored in the checkpoints, so the A/B arm adapts the same way */
@@ -1169,6 +1178,11 @@ int main (int argc, char **argv)
   }
   if (o.scorer_yield && !(o.context > 0)) { /* the same */
     s_err ("--scorer-yield true: the yield is read from the task context; give --context N0 > 0\n");
+    code = 2;
+    goto out;
+  }
+  if (o.context_ts > 0 && !(o.context > 0)) { /* the same */
+    s_err ("--context-ts %g: the draws are of the task context; give --context N0 > 0\n", o.context_ts);
     code = 2;
     goto out;
   }

@@ -156,6 +156,9 @@ ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
       rc = s_bool (e, &cfg->context_residual, err);
     } else if (!strcmp (k, "scorer_yield")) { /* docs/agents.md T10 */
       rc = s_bool (e, &cfg->scorer_yield, err);
+    } else if (!strcmp (k, "context_ts")) { /* docs/agents.md T11 */
+      if ((rc = s_num (e, 0, RA_TARGET_CONTEXT_TS_MAX, &v, err)) == RA_OK)
+        cfg->context_ts = (float) v;
     } else if (!strcmp (k, "population")) {
       if ((rc = s_num (e, 1, RA_TARGET_MAX_POPULATION, &v, err)) == RA_OK)
         cfg->population = (int) v;
@@ -167,7 +170,7 @@ ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
                            "target: unknown config key '%s' (expected hidden, layers, affinity, activation, "
                            "rollout, lr, gamma, lambda, entropy, value_coef, clip_norm, "
                            "reward_scale, normalize_adv, greedy, temp, slot_credit, slot_feedback, context, "
-                           "context_residual, scorer_yield, "
+                           "context_residual, scorer_yield, context_ts, "
                            "population, seed, optimizer, reset_optimizer, adapt_updates, adapt_params)", k);
     }
     if (rc != RA_OK)
@@ -335,6 +338,12 @@ static ra_err_t s_check_cfg (const ra_target_cfg_t *c, ra_error_t *err)
                          "needs 'context' > 0");
   if (c->scorer_yield && !(c->context > 0))
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: 'scorer_yield' reads the task context: it "
+                         "needs 'context' > 0");
+  if (!(c->context_ts >= 0 && c->context_ts <= RA_TARGET_CONTEXT_TS_MAX))
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: 'context_ts' is %g, expected [0, %g]",
+                         (double) c->context_ts, RA_TARGET_CONTEXT_TS_MAX);
+  if (c->context_ts > 0 && !(c->context > 0))
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: 'context_ts' samples the task context: it "
                          "needs 'context' > 0");
   if ((c->slot_credit > 0 || c->context > 0)
       && (c->slot_feedback < 0 || c->response_dim < c->slot_feedback + c->slate_size))
@@ -531,19 +540,20 @@ void ra_target_head_mask (const ra_target_t *t, uint8_t *mask)
 /* Metadata keys of the target in a checkpoint (docs/agents.md, "Adapting the target"). */
 enum { S_META_SCALE, S_META_LR, S_META_OPT, S_META_RESET, S_META_ADAPT, S_META_ROLLOUT, S_META_TEMP,
        S_META_SLOT, S_META_SLOT_FB, S_META_PARAMS, S_META_CONTEXT, S_META_CONTEXT_RESIDUAL, S_META_SCORER_YIELD,
-       S_META_N };
+       S_META_CONTEXT_TS, S_META_N };
 static const char *const s_meta_keys[S_META_N] = {
   "target.reward_scale", "target.lr", "target.optimizer", "target.reset_optimizer",
   "target.adapt_updates", "target.rollout", "target.temp", "target.slot_credit",
   "target.slot_feedback", "target.adapt_params", "target.context", "target.context_residual",
-  "target.scorer_yield",
+  "target.scorer_yield", "target.context_ts",
 };
 
 ra_err_t ra_target_save (const ra_target_t *t, const char *path, ra_error_t *err)
 {
   /* reward scales: P numbers separated by commas, %.9g (a float round-trips) */
   size_t cap = (size_t) t->P * 18 + 1;
-  char *scales = malloc (cap), lr[32], adapt[24], rollout[24], temp[32], slot[32], slot_fb[24], context[32];
+  char *scales = malloc (cap), lr[32], adapt[24], rollout[24], temp[32], slot[32], slot_fb[24], context[32],
+       ts[32];
   if (!scales)
     return ra_error_set (err, RA_ERR_NOMEM, -1, "target: out of memory");
   size_t len = 0;
@@ -556,18 +566,19 @@ ra_err_t ra_target_save (const ra_target_t *t, const char *path, ra_error_t *err
   snprintf (slot, sizeof slot, "%.9g", (double) t->cfg.slot_credit);
   snprintf (slot_fb, sizeof slot_fb, "%d", t->cfg.slot_feedback);
   snprintf (context, sizeof context, "%.9g", (double) t->cfg.context);
+  snprintf (ts, sizeof ts, "%.9g", (double) t->cfg.context_ts);
   const char *vals[S_META_N] = { scales, lr, t->cfg.sgd ? "sgd" : "adam",
                                  t->cfg.reset_optimizer ? "true" : "false", adapt, rollout, temp, slot, slot_fb,
                                  t->cfg.adapt_head ? "head" : "all", context,
                                  t->cfg.context_residual ? "true" : "false",
-                                 t->cfg.scorer_yield ? "true" : "false" };
-  /* the keys from context_residual on only when on: a policy without T9 or T10 writes the bytes it
+                                 t->cfg.scorer_yield ? "true" : "false", ts };
+  /* the keys from context_residual on only when on: a policy without T9-T11 writes the bytes it
      wrote before they existed, and recarena-ab keys an arm's streams by its checkpoint's bytes
      (docs/agents.md 2.1) */
   const char *keys[S_META_N], *kept[S_META_N];
   int n_meta = 0;
   for (int i = 0; i < S_META_N; i++)
-    if (i < S_META_CONTEXT_RESIDUAL || !strcmp (vals[i], "true")) {
+    if (i < S_META_CONTEXT_RESIDUAL || (strcmp (vals[i], "false") && strcmp (vals[i], "0"))) {
       keys[n_meta] = s_meta_keys[i];
       kept[n_meta++] = vals[i];
     }
@@ -753,11 +764,12 @@ ra_err_t ra_target_checkpoint_settings (const char *path, ra_target_cfg_t *out, 
   ra_target_cfg_t c = *out, *cfg = &c; /* *out only once every setting is read */
   char *end;
   /* the numbers, each in its range (absent: untouched) */
-  static const int fkey[4] = { S_META_LR, S_META_TEMP, S_META_SLOT, S_META_CONTEXT };
-  static const double flo[4] = { 0, RA_TARGET_TEMP_MIN, 0, 0 },
-                      fhi[4] = { 10, RA_TARGET_TEMP_MAX, RA_TARGET_SLOT_CREDIT_MAX, RA_TARGET_CONTEXT_MAX };
-  float *fdst[4] = { &cfg->lr, &cfg->temp, &cfg->slot_credit, &cfg->context };
-  for (int j = 0; j < 4 && rc == RA_OK; j++)
+  static const int fkey[5] = { S_META_LR, S_META_TEMP, S_META_SLOT, S_META_CONTEXT, S_META_CONTEXT_TS };
+  static const double flo[5] = { 0, RA_TARGET_TEMP_MIN, 0, 0, 0 },
+                      fhi[5] = { 10, RA_TARGET_TEMP_MAX, RA_TARGET_SLOT_CREDIT_MAX, RA_TARGET_CONTEXT_MAX,
+                                 RA_TARGET_CONTEXT_TS_MAX };
+  float *fdst[5] = { &cfg->lr, &cfg->temp, &cfg->slot_credit, &cfg->context, &cfg->context_ts };
+  for (int j = 0; j < 5 && rc == RA_OK; j++)
     if (s_meta (hdr, s_meta_keys[fkey[j]], v, sizeof v)) {
       double x = strtod (v, &end);
       if (end == v || *end || !(x >= flo[j] && x <= fhi[j]))

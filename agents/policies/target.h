@@ -30,6 +30,7 @@
 #define RA_TARGET_TEMP_MIN 1e-3        /* the sampling temperature's range (cfg.temp) */
 #define RA_TARGET_TEMP_MAX 1e3
 #define RA_TARGET_CONTEXT_MAX 1e6      /* the task context's n0 is in [0, this] (cfg.context) */
+#define RA_TARGET_CONTEXT_TS_MAX 100.0 /* its posterior scale sigma is in [0, this] (cfg.context_ts) */
 
 typedef struct {
   /* shapes (from the env; filled by the caller or ra_target_cfg_from_env) */
@@ -90,6 +91,11 @@ typedef struct {
                             affinity head's term keeps its weight (docs/agents.md T10); default
                             false (the scorer unscaled, bit for bit); stored in checkpoints
                             ("scorer_yield") */
+  float context_ts;      /* sigma > 0, with context > 0: each act reads the context's regression
+                            through a fresh draw from its posterior, W ~ N(S (G + n0 I)^-1,
+                            sigma^2 (G + n0 I)^-1) row by row, in place of its mean (Thompson
+                            sampling in the context, docs/agents.md T11); 0 (default) = the mean,
+                            bit for bit; in [0, 100]; stored in checkpoints ("context_ts") */
   uint64_t seed;         /* initialisation and sampling; default 1 */
   int population;        /* P parameter replicas, each acting on its own num_envs envs and
                             learning from its own rollout in the same batched calls; default 1 */

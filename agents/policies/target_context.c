@@ -15,6 +15,12 @@
     With cfg.scorer_yield each row also gets gamma(u) = u . r(u) / u . u (T10, with r(u) as in T9
     whether or not the networks read it): 1 on a new task, falling toward 0 where the task's
     feedback covers users like u; the scorer's output for the row is scaled by it (target.c).
+    With cfg.context_ts = sigma > 0 the context block reads a draw from the regression's posterior
+    instead of its mean (T11): every row of W ~ N(row of S (G + n0 I)^-1, sigma^2 (G + n0 I)^-1),
+    v(u) = W u, one draw per replica and act. Draw d of replica p (acts since its reset) is read
+    from its sampling stream's (seed, stream ^ "TS") at counter 2 d F U, so the rows of one act
+    are the same whenever they are read (record reads them again) and a replica's draws follow
+    its sampling stream (the A/B arm's forget and the meta learners' explicit seeds reset both).
     Sums in double, in env order: the same history gives the same bits. Allocates in
     ra__target_context_alloc only.                                                            */
 #include <stdlib.h>
@@ -22,6 +28,8 @@
 
 #include "agents/policies/linalg.h"
 #include "agents/policies/target_int.h"
+
+#define S_TS_STREAM 0x5453000000000000ull /* "TS": T11's draws, apart from the slates' streams */
 
 bool ra__target_context_alloc (ra_target_t *t)
 {
@@ -35,12 +43,15 @@ bool ra__target_context_alloc (ra_target_t *t)
          && (t->ctx_u = calloc (P * N * U, sizeof (float))) && (t->ctx_x = calloc (P * N * k * F, sizeof (float)))
          && (t->ctx_pending = calloc (P * N, 1))
          && (t->h_aug = calloc (P * (size_t) t->cap_users * (U + F), sizeof (float)))
-         && (!c->scorer_yield || (t->ctx_yield = calloc (P * (size_t) t->cap_users, sizeof (float))));
+         && (!c->scorer_yield || (t->ctx_yield = calloc (P * (size_t) t->cap_users, sizeof (float))))
+         && (!(c->context_ts > 0)
+             || ((t->ctx_draw = calloc (P, sizeof (uint64_t))) && (t->ctx_e = calloc (F * U, sizeof (double)))));
 }
 
 void ra__target_context_free (ra_target_t *t)
 {
-  void *all[] = { t->ctx_s, t->ctx_g, t->ctx_l, t->ctx_u, t->ctx_x, t->ctx_pending, t->h_aug, t->ctx_yield };
+  void *all[] = { t->ctx_s, t->ctx_g, t->ctx_l, t->ctx_u, t->ctx_x, t->ctx_pending, t->h_aug, t->ctx_yield,
+                  t->ctx_draw, t->ctx_e };
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
     free (all[i]);
 }
@@ -54,6 +65,8 @@ void ra_target_reset_context (ra_target_t *t)
   memset (t->ctx_s, 0, P * (size_t) c->cand_dim * c->user_dim * sizeof (double));
   memset (t->ctx_g, 0, P * (size_t) c->user_dim * c->user_dim * sizeof (double));
   memset (t->ctx_pending, 0, P * (size_t) c->num_envs);
+  if (t->ctx_draw)
+    memset (t->ctx_draw, 0, P * sizeof (uint64_t));
 }
 
 void ra__target_context_copy (ra_target_t *dst, int d, const ra_target_t *src, int s)
@@ -68,11 +81,16 @@ void ra__target_context_copy (ra_target_t *dst, int d, const ra_target_t *src, i
   memcpy (dst->ctx_u + d * N * U, src->ctx_u + s * N * U, N * U * sizeof (float));
   memcpy (dst->ctx_x + d * N * kF, src->ctx_x + s * N * kF, N * kF * sizeof (float));
   memcpy (dst->ctx_pending + d * N, src->ctx_pending + s * N, N);
+  if (dst->ctx_draw && src->ctx_draw)
+    dst->ctx_draw[d] = src->ctx_draw[s];
 }
 
 void ra__target_context_observe (ra_target_t *t, const ra_obs_batch_t *obs)
 {
   const ra_target_cfg_t *c = &t->cfg;
+  if (t->ctx_draw) /* every act reads a new posterior draw (T11) */
+    for (int p = 0; p < t->P; p++)
+      t->ctx_draw[p]++;
   if (!t->ctx_s || obs->num_envs != t->P * c->num_envs)
     return;
   size_t N = (size_t) c->num_envs, U = (size_t) c->user_dim, F = (size_t) c->cand_dim, k = (size_t) c->slate_size;
@@ -125,6 +143,24 @@ void ra__target_context_pend (ra_target_t *t, const ra_obs_batch_t *obs, const i
   memset (t->ctx_pending, 1, n);
 }
 
+/* T11: draw ctx_draw[p] of replica p into ctx_e, given L, the Cholesky factor of G + n0 I. */
+static void s_draw (ra_target_t *t, int p, const double *L)
+{
+  const ra_target_cfg_t *c = &t->cfg;
+  size_t U = (size_t) c->user_dim, F = (size_t) c->cand_dim;
+  ra_nn_rng_t r = t->rng[p];
+  r.stream ^= S_TS_STREAM;
+  r.counter = t->ctx_draw[p] * 2 * F * U; /* a normal takes two draws */
+  for (size_t a = 0; a < F; a++) {
+    double *e = t->ctx_e + a * U;
+    for (size_t b = 0; b < U; b++)
+      e[b] = ra_nn_rng_normal (&r);
+    ra__chol_solve_upper (L, (int) U, e, e);
+    for (size_t b = 0; b < U; b++)
+      e[b] *= c->context_ts;
+  }
+}
+
 const ra_obs_batch_t *ra__target_context_view (ra_target_t *t, const ra_obs_batch_t *obs, ra_obs_batch_t *view)
 {
   const ra_target_cfg_t *c = &t->cfg;
@@ -137,6 +173,8 @@ const ra_obs_batch_t *ra__target_context_view (ra_target_t *t, const ra_obs_batc
     for (size_t a = 0; a < U * U; a++)
       A[a] = G[a] + (a % (U + 1) == 0 ? c->context : 0.0);
     bool ok = ra__cholesky (A, (int) U, L); /* G is positive semi-definite and n0 > 0: always */
+    if (t->ctx_e && ok) /* T11: E = sigma Z L^-1, row a = sigma L^-T z_a ~ N(0, sigma^2 (G + n0 I)^-1) */
+      s_draw (t, (int) p, L);
     for (size_t i = 0; i < R; i++) {
       const float *u = obs->user + (p * R + i) * U;
       float *row = t->h_aug + (p * R + i) * D;
@@ -157,7 +195,7 @@ const ra_obs_batch_t *ra__target_context_view (ra_target_t *t, const ra_obs_batc
       for (size_t a = 0; a < F; a++) {
         double v = 0;
         for (size_t b = 0; b < U; b++)
-          v += S[a * U + b] * w[b];
+          v += S[a * U + b] * w[b] + (t->ctx_e ? t->ctx_e[a * U + b] * u[b] : 0.0);
         row[U + a] = ok ? (float) v : 0.0f;
       }
     }

@@ -72,6 +72,9 @@ struct ra_target {
   uint8_t *ctx_pending;                  /* [P*N] env i's last act waits for its feedback */
   float *h_aug;                          /* [P*TN, U + F] the augmented user rows of one call */
   float *ctx_yield;                      /* [P*TN] the scorer yield of the same rows (T10), or NULL */
+  uint64_t *ctx_draw;                    /* [P] acts since the replica's context was reset: which
+                                            posterior draw its rows read (T11), or NULL */
+  double *ctx_e;                         /* [F, U] scratch: sigma L^-T z of one draw (T11) */
   float *reward_scale;                   /* [P], 0 until set */
   float *lr;                             /* [P] Adam learning rates (host copy of the device factors) */
   float *h_norm;                         /* [P] gradient norms of the last step */

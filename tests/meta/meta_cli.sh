@@ -110,6 +110,8 @@ bad_flags)
   bad "--context-residual true: r(u) is read from the task context" --context-residual true --iters 0 $SMALL
   bad "--scorer-yield" --scorer-yield maybe
   bad "--scorer-yield true: the yield is read from the task context" --scorer-yield true --iters 0 $SMALL
+  bad "--context-ts" --context-ts -1
+  bad "--context-ts 0.5: the draws are of the task context" --context-ts 0.5 --iters 0 $SMALL
   echo "ok: bad flags"
   ;;
 config)

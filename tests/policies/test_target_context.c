@@ -7,7 +7,8 @@
     an env with flat feedback adding nothing, not even to G); reset empties it; a clone carries it;
     with context_residual (T9) the user block is n0 (G + n0 I)^-1 u instead, u itself while the
     context is empty; with scorer_yield (T10) the scorer's scores are scaled by u . r(u) / u . u
-    and the affinity head's are not, in act and in the update's gradient; the affinity head's context block starts at the identity and the rest of the head at 0; bad
+    and the affinity head's are not, in act and in the update's gradient; with context_ts (T11) the
+    context block is a posterior draw v(u) + E u, one per act; the affinity head's context block starts at the identity and the rest of the head at 0; bad
     values and a response too short are refused naming the key; a checkpoint stores the setting
     and a policy without the context refuses the file (and the other way round). No server.   */
 #include <criterion/criterion.h>
@@ -80,9 +81,10 @@ Test (target_context, off_by_default)
 }
 
 /* S (G + n0 I)^-1 u by T8 into v, and n0 (G + n0 I)^-1 u by T9 into r, from a list of (user,
-   items' features, feedback) steps (Gauss-Jordan here, Cholesky in the policy) */
+   items' features, feedback) steps (Gauss-Jordan here, Cholesky in the policy); G + n0 I into gn
+   unless NULL */
 static void s_expect (const float *const *us, const float *const *xs, const float *const *fs, int steps,
-                      const float *u, float *v, float *r)
+                      const float *u, float *v, float *r, double (*gn)[U])
 {
   double S[F][U] = { { 0 } }, A[U][U + 1] = { { 0 } };
   for (int s = 0; s < steps; s++) {
@@ -106,6 +108,9 @@ static void s_expect (const float *const *us, const float *const *xs, const floa
     A[a][a] += N0;
     A[a][U] = u[a];
   }
+  for (int a = 0; gn && a < U; a++)
+    for (int b = 0; b < U; b++)
+      gn[a][b] = A[a][b];
   for (int c = 0; c < U; c++)
     for (int r = 0; r < U; r++) {
       if (r == c)
@@ -172,7 +177,7 @@ static void s_check_rows (bool residual)
     for (int i = 0; i < N; i++) {
       const float *row = aug->user + (p * N + i) * (U + F), *u = o3.user + (p * N + i) * U;
       float v[F], r[U];
-      s_expect (us, xp, fs, 2 * N, u, v, r);
+      s_expect (us, xp, fs, 2 * N, u, v, r, NULL);
       if (residual)
         for (int b = 0; b < U; b++)
           cr_assert_float_eq (row[b], r[b], 1e-5f * (1 + fabsf (r[b])), "replica %d env %d r[%d] %g vs %g", p, i, b,
@@ -212,7 +217,7 @@ static double s_yield (const float *const *us, const float *const *xs, const flo
                        const float *u)
 {
   float v[F], r[U];
-  s_expect (us, xs, fs, steps, u, v, r);
+  s_expect (us, xs, fs, steps, u, v, r, NULL);
   double ur = 0, uu = 0;
   for (int b = 0; b < U; b++) {
     ur += (double) u[b] * r[b];
@@ -348,6 +353,105 @@ Test (target_context, the_scorer_gradient_is_scaled_by_the_yield)
   ra_target_destroy (&y);
 }
 
+/* T11: the context block is v(u) + E u, E's rows sigma L^-T z_a with L L^T = G + n0 I and z the
+   replica's draw (acts since its reset) from its sampling stream's "TS" stream; one draw per act,
+   read again identically until the next act; reset starts the draws over. */
+Test (target_context, context_ts_reads_a_posterior_draw_per_act)
+{
+  const float sigma = 0.7f;
+  ra_target_cfg_t cfg = s_cfg (N0, true);
+  cfg.context_ts = sigma;
+  ra_target_t *t = NULL, *off = s_new (N0, true, P);
+  ra_error_t err;
+  cr_assert_eq (ra_target_new (BE, &cfg, &t, &err), RA_OK, "%s", err.message);
+  cr_assert (t->ctx_draw && !off->ctx_draw, "draws only with context_ts");
+  obs_t o1, o2, o3;
+  s_obs (&o1);
+  s_obs (&o2);
+  s_obs (&o3);
+  int32_t sl1[P * N * k], sl2[P * N * k], sl3[P * N * k];
+  ra_target_act (t, &o1.obs, false, sl1);
+  for (int e = 0; e < P * N; e++)
+    for (int j = 0; j < k; j++)
+      o2.resp[e * R + k + j] = (float) ((e + j) % 3);
+  ra_target_act (t, &o2.obs, false, sl2);
+  for (int e = 0; e < P * N; e++)
+    for (int j = 0; j < k; j++)
+      o3.resp[e * R + k + j] = (float) ((2 * e + 3 * j) % 4) * 0.25f;
+  ra_target_act (t, &o3.obs, false, sl3);
+  ra_obs_batch_t view;
+  const ra_obs_batch_t *aug = ra__target_context_view (t, &o3.obs, &view);
+  float rows[P * N * (U + F)];
+  memcpy (rows, aug->user, sizeof rows);
+  double worst = 0, noise = 0;
+  for (int p = 0; p < P; p++) {
+    cr_assert_eq (t->ctx_draw[p], 3u, "three acts, three draws");
+    const float *us[2 * N], *fs[2 * N], *xp[2 * N];
+    float xs[2 * N][k * F];
+    for (int s = 0; s < 2; s++)
+      for (int i = 0; i < N; i++) {
+        int e = p * N + i, q = s * N + i;
+        const obs_t *o = s ? &o2 : &o1, *next = s ? &o3 : &o2;
+        const int32_t *sl = s ? sl2 : sl1;
+        us[q] = o->user + e * U;
+        fs[q] = next->resp + e * R + k;
+        for (int j = 0; j < k; j++)
+          memcpy (xs[q] + j * F, o->cand + (e * K + sl[e * k + j]) * F, F * sizeof (float));
+        xp[q] = xs[q];
+      }
+    double gn[U][U], L[U][U] = { { 0 } }, E[F][U];
+    float v[F], r[U];
+    s_expect (us, xp, fs, 2 * N, o3.user + p * N * U, v, r, gn);
+    for (int i = 0; i < U; i++) /* Cholesky, L L^T = G + n0 I */
+      for (int j = 0; j <= i; j++) {
+        double x = gn[i][j];
+        for (int q = 0; q < j; q++)
+          x -= L[i][q] * L[j][q];
+        L[i][j] = i == j ? sqrt (x) : x / L[j][j];
+      }
+    ra_nn_rng_t z = t->rng[p];
+    z.stream ^= 0x5453000000000000ull;
+    z.counter = 3 * 2 * F * U;
+    for (int a = 0; a < F; a++) { /* E[a] = sigma L^-T z_a: back substitution */
+      double y[U];
+      for (int b = 0; b < U; b++)
+        y[b] = ra_nn_rng_normal (&z);
+      for (int b = U - 1; b >= 0; b--) {
+        for (int q = b + 1; q < U; q++)
+          y[b] -= L[q][b] * y[q];
+        y[b] /= L[b][b];
+      }
+      for (int b = 0; b < U; b++)
+        E[a][b] = sigma * y[b];
+    }
+    for (int i = 0; i < N; i++) {
+      const float *u = o3.user + (p * N + i) * U, *row = rows + (p * N + i) * (U + F);
+      s_expect (us, xp, fs, 2 * N, u, v, r, NULL);
+      for (int a = 0; a < F; a++) {
+        double want = v[a];
+        for (int b = 0; b < U; b++)
+          want += E[a][b] * u[b];
+        worst = fmax (worst, fabs (row[U + a] - want));
+        noise = fmax (noise, fabs (want - v[a]));
+      }
+    }
+  }
+  cr_assert_gt (noise, 1e-2, "the draw moves the rows (%g)", noise);
+  cr_assert_lt (worst, 1e-5, "the context block differs from T11's draw by up to %g", worst);
+  aug = ra__target_context_view (t, &o3.obs, &view);
+  cr_assert_eq (memcmp (aug->user, rows, sizeof rows), 0, "read again before the next act: the same draw");
+  obs_t o4;
+  s_obs (&o4); /* a reset's flat response: the context's S and G do not move, only the draw */
+  memcpy (o4.user, o3.user, sizeof o4.user);
+  ra_target_act (t, &o4.obs, false, sl3);
+  aug = ra__target_context_view (t, &o4.obs, &view);
+  cr_assert_neq (memcmp (aug->user, rows, sizeof rows), 0, "the next act reads a new draw");
+  ra_target_reset_context (t);
+  cr_assert_eq (t->ctx_draw[0], 0u, "reset starts the draws over");
+  ra_target_destroy (&t);
+  ra_target_destroy (&off);
+}
+
 Test (target_context, the_affinity_context_block_starts_at_the_identity)
 {
   ra_target_t *t = s_new (N0, true, P);
@@ -392,6 +496,13 @@ Test (target_context, bad_values_are_refused_and_a_checkpoint_keeps_the_setting)
   ra_kv_t yield_not_bool[] = { { .key = "scorer_yield", .type = RA_KV_STR, .str = "maybe" } };
   cr_assert_eq (ra_target_cfg_apply (&c, yield_not_bool, 1, NULL, &err), RA_ERR_BAD_CONFIG);
   cr_assert (strstr (err.message, "scorer_yield"), "%s", err.message);
+  ra_kv_t ts_neg[] = { { .key = "context_ts", .type = RA_KV_NUM, .num = -0.5 } };
+  cr_assert_eq (ra_target_cfg_apply (&c, ts_neg, 1, NULL, &err), RA_ERR_BAD_CONFIG);
+  cr_assert (strstr (err.message, "context_ts"), "%s", err.message);
+  c.scorer_yield = false;
+  c.context_ts = 0.5f; /* T11 without T8 */
+  cr_assert_eq (ra_target_new (BE, &c, &none, &err), RA_ERR_BAD_CONFIG);
+  cr_assert (strstr (err.message, "'context_ts'"), "%s", err.message);
   c = s_cfg (N0, false);
   c.response_dim = k + 1; /* the feedback block ends past it */
   ra_target_t *t = NULL;
@@ -414,6 +525,7 @@ Test (target_context, bad_values_are_refused_and_a_checkpoint_keeps_the_setting)
   fclose (f);
   cr_assert_null (strstr (head, "context_residual"), "T9 off writes no key");
   cr_assert_null (strstr (head, "scorer_yield"), "nor T10 off");
+  cr_assert_null (strstr (head, "context_ts"), "nor T11 off");
   ra_target_cfg_t rc = s_cfg (N0, false);
   rc.population = 1;
   rc.context_residual = true;
@@ -431,6 +543,14 @@ Test (target_context, bad_values_are_refused_and_a_checkpoint_keeps_the_setting)
   ra_target_cfg_default (&back);
   cr_assert_eq (ra_target_checkpoint_settings (path, &back, &err), RA_OK, "%s", err.message);
   cr_assert (back.scorer_yield && !back.context_residual, "the yield comes back from the checkpoint alone");
+  ra_target_destroy (&res);
+  rc.scorer_yield = false;
+  rc.context_ts = 0.25f;
+  cr_assert_eq (ra_target_new (BE, &rc, &res, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_target_save (res, path, &err), RA_OK, "%s", err.message);
+  ra_target_cfg_default (&back);
+  cr_assert_eq (ra_target_checkpoint_settings (path, &back, &err), RA_OK, "%s", err.message);
+  cr_assert (back.context_ts == 0.25f && !back.scorer_yield, "sigma comes back from the checkpoint");
   ra_target_destroy (&res);
   cr_assert_eq (ra_target_save (t, path, &err), RA_OK, "%s", err.message);
   ra_target_t *same = s_new (N0, false, 1), *plain = s_new (0, false, 1);
