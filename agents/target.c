@@ -433,7 +433,8 @@ int main (int argc, char **argv)
     fprintf (stderr, "recarena-target: %s\n", err.message);
     goto done;
   }
-  if (o.ckpt_out && ra_outpath_check ("--checkpoint-out", o.ckpt_out, &err) != RA_OK) {
+  if ((o.ckpt_out && ra_outpath_check ("--checkpoint-out", o.ckpt_out, &err) != RA_OK)
+      || (o.eval_json && ra_outpath_check ("--eval-json", o.eval_json, &err) != RA_OK)) {
     fprintf (stderr, "recarena-target: %s\n", err.message);   /* before training, not after */
     goto done;
   }
@@ -525,6 +526,8 @@ int main (int argc, char **argv)
   if (o.eval_tasks) { /* the arms load the policy from a file: the checkpoint, or a temporary one */
     char tmp[64] = "";
     const char *ck = o.ckpt_out;
+    if (ck && strchr (ck, ':'))   /* an arm spec cannot carry it: ':' separates the settings */
+      ck = NULL;
     if (!ck) {   /* a name of our own (mkstemp), not a guessable one another user could plant */
       snprintf (tmp, sizeof tmp, "/tmp/recarena-target-XXXXXX");
       int fd = mkstemp (tmp);

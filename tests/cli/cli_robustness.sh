@@ -27,7 +27,8 @@ failures=0
 cases=0
 
 # check EXPECT ARGS...: runs the binary; EXPECT is "reject" (exit 1..125 with a message on
-# stderr) or "any" (exit 0..125 with some output, e.g. --help after valid flags).
+# stderr), "any" (exit 0..125 with some output, e.g. --help after valid flags) or "ok" (exit 0:
+# a short run that must succeed).
 check ()
 {
   local expect="$1"
@@ -43,6 +44,8 @@ check ()
     bad="ended by a signal or could not run (exit $rc)"
   elif grep -q "Sanitizer\|runtime error:" "$work/err"; then
     bad="sanitizer report: $(grep -m1 "Sanitizer\|runtime error:" "$work/err")"
+  elif [ "$expect" = ok ] && [ $rc -ne 0 ]; then
+    bad="exit $rc: $(head -c 300 "$work/err")"
   elif [ "$expect" = reject ] && [ $rc -eq 0 ]; then
     bad="accepted the input (exit 0)"
   elif [ "$expect" = reject ] && [ ! -s "$work/err" ]; then
@@ -214,7 +217,14 @@ if [ $positional = 0 ]; then
       check reject --steps 1000000000 --checkpoint-out /nonexistent/t.safetensors
       check reject --steps 1000000000 --checkpoint-out "$work"
       mapfile -t rep < <(repeat 34 --lr 0.1)
-      check any "${rep[@]}" --help ;;
+      check any "${rep[@]}" --help
+      # --eval-json is written after training and evaluation: a path it cannot take is refused first
+      check reject --steps 1000000000 --eval-tasks val:0 --eval-json /nonexistent/e.json
+      check reject --steps 1000000000 --eval-tasks val:0 --eval-json "$work"
+      # a checkpoint path with a ':' cannot be an arm's checkpoint= (the evaluation used to fail
+      # after training on "setting 'b.st' is not key=value")
+      check ok --steps 16 --num-envs 2 --rollout 4 --hidden 8 --layers 1 --eval-episodes 0 \
+        --checkpoint-out "$work/a:b.st" --eval-tasks val:0 --eval-envs 1 --eval-rk-episodes 1 ;;
     recarena-ab)
       check reject --arms "$long"
       check reject --arms "linucb:$long"
