@@ -341,8 +341,12 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
   for (const char *p = curve_s; *p;) {
     char *end;
     long k = strtol (p, &end, 10);
-    if (end == p || k < 0 || k > 100000 || n_want == RA_AB_MAX_CURVE) {
-      fprintf (stderr, "--curve-episodes takes a comma list of at most %d K in 0..100000, got "
+    bool twice = false;   /* a K listed twice would be two rows of one curve point */
+    for (int j = 0; j < n_want; j++)
+      twice |= want[j] == k;
+    if (end == p || k < 0 || k > 100000 || n_want == RA_AB_MAX_CURVE || twice || (*end && *end != ',')
+        || (*end == ',' && !end[1])) {
+      fprintf (stderr, "--curve-episodes takes a comma list of at most %d distinct K in 0..100000, got "
                "'%.200s'\n", RA_AB_MAX_CURVE, curve_s);
       return 2;
     }
@@ -362,8 +366,12 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
   for (const char *p = wins; strcmp (wins, "none") && *p;) {
     char *end;
     long from = strtol (p, &end, 10), to = -1;
-    if (end != p && *end == '-')
-      to = strtol (end + 1, &end, 10);
+    if (end != p && *end == '-') {
+      const char *b = end + 1;
+      to = strtol (b, &end, 10);
+      if (end == b)   /* "3-": no B */
+        to = -1;
+    }
     if (from < 0 || to < from || (*end && *end != ',') || ro.n_win == RA_AB_MAX_WINDOWS) {
       fprintf (stderr, "--windows takes a comma list of A-B with 0 <= A <= B (at most %d) or "
                "'none', got '%s'\n", RA_AB_MAX_WINDOWS, wins);
@@ -406,6 +414,16 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
     n_arms++;
   }
   free (list);
+  if (n_arms == 1) {
+    fprintf (stderr, "--arms '%s' lists no arm (e.g. --arms random,linucb; see --list-arms)\n", arms_s);
+    return 2;
+  }
+  for (int a = 1; a < n_arms; a++)   /* the report, its JSON and recarena.compare tell arms by name */
+    for (int b = 1; b < a; b++)
+      if (!strcmp (arms[a].spec, arms[b].spec)) {
+        fprintf (stderr, "--arms: two arms are named '%s'; give one of them name=LABEL\n", arms[a].spec);
+        return 2;
+      }
   int first = 0;
   if (learn_path) {   /* one metats arm; no control */
     if (n_arms != 2) {

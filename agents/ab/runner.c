@@ -90,6 +90,9 @@ ra_err_t ra_ab_arm_parse (const char *spec, ra_ab_arm_t *out, ra_error_t *err)
     if (ra_kv_split (tok, &key, &value, &why) != RA_OK)
       return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "arm '%s': %s", spec, why.message);
     if (!strcmp (key, "name")) {          /* the display name, not a policy setting */
+      if (!*value)
+        return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "arm '%s': name= needs a label (the arm's "
+                             "name in the report)", spec);
       snprintf (out->spec, sizeof out->spec, "%s", value);
       continue;
     }

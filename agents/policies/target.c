@@ -71,6 +71,9 @@ static ra_err_t s_bool (const ra_kv_t *kv, bool *out, ra_error_t *err)
   }
   double v = 0;
   ra_err_t rc = s_num (kv, 0, 1, &v, err);
+  if (rc == RA_OK && v != 0 && v != 1) /* 0.5 is no answer to a yes-or-no setting */
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: '%s' must be true or false (1 or 0), got %g",
+                         kv->key, v);
   if (rc == RA_OK)
     *out = v != 0;
   return rc;

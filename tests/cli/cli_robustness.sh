@@ -247,7 +247,22 @@ if [ $positional = 0 ]; then
       check reject --task-ids train:all --json /nonexistent/r.json
       check reject --task-ids train:all --csv "$work"
       check reject --arms "metats:prior=/nonexistent/p.txt" --task-ids test:0 --episodes 1
-      check reject --arms "metats:prior=$long" ;;
+      check reject --arms "metats:prior=$long"
+      # --check: the arms as a run would build them, nothing played
+      check reject --arms "" --check
+      check reject --arms , --check
+      said "lists no arm"
+      check reject --arms random,random --check   # the report, its JSON and compare tell arms by name
+      said "two arms are named 'random'"
+      check reject --arms "random,target:lr=0:name=x,linucb:name=x" --check
+      check reject --arms "target:name=" --check
+      said "name= needs a label"
+      check reject --arms "target:context=1:scorer_yield=0.5" --task-ids test:0 --num-envs 1 --check
+      said "'scorer_yield' must be true or false"
+      check reject --windows 0- --check    # read as 0-0
+      check reject --curve-episodes 1,1 --check
+      check reject --curve-episodes 1, --check
+      check reject --curve-episodes "1 2" --check ;;
   esac
 else
   case "$name" in
