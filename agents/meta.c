@@ -30,6 +30,7 @@
 #include "agents/meta/adapt.h"
 #include "agents/meta/core.h"
 #include "agents/nn/nn.h"
+#include "agents/outpath.h"
 #include "agents/policies/rollout_inproc.h"
 #include "agents/policies/rollout_tasks.h"
 #include "agents/policies/target.h"
@@ -316,29 +317,61 @@ static int s_set (opts_t *o, const char *name, const char *text, const char *whe
   return -1;
 }
 
-/* key = value lines; '#' starts a comment. Values are kept in lines (owned by the caller). */
-static int s_config (opts_t *o, const char *path, char **text_out)
+/* The text of every --config file read, newest first: the settings' string values point into it,
+   so each is kept until the end of the run (a repeated --config reads every file, in order). */
+typedef struct cfg_text {
+  struct cfg_text *prev;
+  char text[];
+} cfg_text_t;
+
+static void s_config_free (cfg_text_t *t)
+{
+  while (t) {
+    cfg_text_t *prev = t->prev;
+    free (t);
+    t = prev;
+  }
+}
+
+/* key = value lines; '#' starts a comment. The file's text joins *texts (freed by the caller). */
+static int s_config (opts_t *o, const char *path, cfg_text_t **texts)
 {
   FILE *f = fopen (path, "r");
   if (!f) {
     s_err ("--config %s: %s\n", path, strerror (errno));
     return -1;
   }
-  char *buf = calloc (1, 1 << 20);
-  size_t len = buf ? fread (buf, 1, (1 << 20) - 1, f) : 0;
+  char *tmp = malloc (1 << 20);
+  size_t len = tmp ? fread (tmp, 1, (1 << 20) - 1, f) : 0;
   bool failed = ferror (f); /* a directory opens and reads as nothing: not an empty config */
   fclose (f);
-  if (!buf) {
+  cfg_text_t *t = tmp ? malloc (sizeof *t + len + 1) : NULL;
+  if (t) {
+    memcpy (t->text, tmp, len);
+    t->text[len] = 0;
+    t->prev = *texts;
+    *texts = t;
+  }
+  free (tmp);
+  if (!t) {
     s_err ("--config %s: out of memory\n", path);
     return -1;
   }
-  *text_out = buf;
+  char *buf = t->text;
   if (failed) {
     s_err ("--config %s: cannot read it\n", path);
     return -1;
   }
   if (len == (1 << 20) - 1) {
     s_err ("--config %s: larger than 1 MiB\n", path);
+    return -1;
+  }
+  const char *nul = memchr (buf, 0, len); /* what follows a NUL would be dropped unseen */
+  if (nul) {
+    int at = 1;
+    for (const char *c = buf; c < nul; c++)
+      at += *c == '\n';
+    s_err ("--config %.80s line %d: a NUL byte in the line\n", path, at);
     return -1;
   }
   int line = 0;
@@ -379,7 +412,7 @@ static int s_config (opts_t *o, const char *path, char **text_out)
 }
 
 /* 0, 1 after --help, -1 after a message. */
-static int s_parse (int argc, char **argv, opts_t *o, char **cfg_text)
+static int s_parse (int argc, char **argv, opts_t *o, cfg_text_t **cfg_text)
 {
   s_defaults (o);
   /* the file first, so the command line overrides it */
@@ -980,11 +1013,11 @@ int main (int argc, char **argv)
   s_size = ra_dist_size (dist);
   bool root = ra_dist_is_root (dist);
   opts_t o;
-  char *cfg_text = NULL;
+  cfg_text_t *cfg_text = NULL;
   int parsed = s_parse (argc, argv, &o, &cfg_text);
   if (parsed != 0) { /* every rank parsed the same line: all stop alike */
     ra_kv_list_fini (&o.sim_config);
-    free (cfg_text);
+    s_config_free (cfg_text);
     ra_dist_destroy (&dist);
     return parsed > 0 ? 0 : 2;
   }
@@ -1014,6 +1047,14 @@ int main (int argc, char **argv)
     }
   }
   alike = false;
+  /* the checkpoints are written at val points: a path that cannot take them fails now, not after
+     the first val_every iterations */
+  const char *out_flags[] = { "--checkpoint-out", "--checkpoint-last" }, *out_paths[] = { o.ckpt_out, o.ckpt_last };
+  for (int j = 0; j < 2; j++)
+    if (root && out_paths[j] && ra_outpath_check (out_flags[j], out_paths[j], &err) != RA_OK) {
+      s_err ("%s\n", err.message);
+      goto out;
+    }
   if (root && o.metrics && !(metrics = fopen (o.metrics, "a"))) {
     s_err ("--metrics %s: %s\n", o.metrics, strerror (errno));
     goto out;
@@ -1040,10 +1081,13 @@ int main (int argc, char **argv)
       resume = false;
       at = (ra_meta_resume_t) { 0 };
     }
-    if (!o.set[F_HIDDEN])
-      o.hidden = h;
-    if (!o.set[F_LAYERS])
-      o.layers = l;
+    if ((o.set[F_HIDDEN] && o.hidden != h) || (o.set[F_LAYERS] && o.layers != l)) {
+      s_err ("--%s %lld: --checkpoint-in %s has hidden %d, layers %d (architecture comes from the file)\n", o.set[F_HIDDEN] && o.hidden != h ? "hidden" : "layers",
+             o.set[F_HIDDEN] && o.hidden != h ? o.hidden : o.layers, o.ckpt_in, h, l);
+      goto out;
+    }
+    o.hidden = h;
+    o.layers = l;
     if (o.set[F_AFFINITY] && o.affinity != aff) {
       s_err ("--affinity %s: --checkpoint-in %s %s the affinity head (architecture comes from the file)\n",
              o.affinity ? "true" : "false", o.ckpt_in, aff ? "has" : "has not");
@@ -1088,6 +1132,12 @@ int main (int argc, char **argv)
       o.scorer_yield = stored.scorer_yield;
     if (!o.set[F_CONTEXT_TS])
       o.context_ts = stored.context_ts;
+    if (o.algo == A_MULTITASK && o.context > 0) { /* s_parse refused --context; the file's the same */
+      s_err ("--checkpoint-in %s: it reads the task context (n0 = %g), which --algo multitask cannot "
+             "train: its envs each draw their own task, so there is no one task's feedback to pool; use "
+             "reptile, fomaml, es or es-maml\n", o.ckpt_in, o.context);
+      goto out;
+    }
     if (!o.set[F_INNER_OPT]) {
       o.inner_sgd = stored.sgd;
       strcpy (o.opt_name, stored.sgd ? "sgd" : "adam");
@@ -1172,17 +1222,23 @@ int main (int argc, char **argv)
     goto out;
   }
   if (o.context_residual && !(o.context > 0)) { /* possibly from the checkpoint: checked after it */
-    s_err ("--context-residual true: r(u) is read from the task context; give --context N0 > 0\n");
+    s_err ("--context-residual true%s%s%s: r(u) is read from the task context; give --context N0 > 0\n",
+           o.set[F_CONTEXT_RESIDUAL] ? "" : " (from --checkpoint-in ", o.set[F_CONTEXT_RESIDUAL] ? "" : o.ckpt_in,
+           o.set[F_CONTEXT_RESIDUAL] ? "" : ")");
     code = 2;
     goto out;
   }
   if (o.scorer_yield && !(o.context > 0)) { /* the same */
-    s_err ("--scorer-yield true: the yield is read from the task context; give --context N0 > 0\n");
+    s_err ("--scorer-yield true%s%s%s: the yield is read from the task context; give --context N0 > 0\n",
+           o.set[F_SCORER_YIELD] ? "" : " (from --checkpoint-in ", o.set[F_SCORER_YIELD] ? "" : o.ckpt_in,
+           o.set[F_SCORER_YIELD] ? "" : ")");
     code = 2;
     goto out;
   }
   if (o.context_ts > 0 && !(o.context > 0)) { /* the same */
-    s_err ("--context-ts %g: the draws are of the task context; give --context N0 > 0\n", o.context_ts);
+    s_err ("--context-ts %g%s%s%s: the draws are of the task context; give --context N0 > 0\n", o.context_ts,
+           o.set[F_CONTEXT_TS] ? "" : " (from --checkpoint-in ", o.set[F_CONTEXT_TS] ? "" : o.ckpt_in,
+           o.set[F_CONTEXT_TS] ? "" : ")");
     code = 2;
     goto out;
   }
@@ -1391,7 +1447,7 @@ out:
     fclose (metrics);
   s_fini (&r);
   ra_kv_list_fini (&o.sim_config);
-  free (cfg_text);
+  s_config_free (cfg_text);
   /* a failure on some ranks leaves the others waiting in a collective: end the job */
   if (code != 0 && !alike)
     ra_dist_abort (dist, code);

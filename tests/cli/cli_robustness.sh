@@ -81,6 +81,7 @@ repeat ()
 value_flags=()   # flags that take a value; a plausible value follows each
 numeric_flags=()
 setting_flags=() # flags that take key=value
+bool_flags=()    # flags that take true or false
 positional=0
 case "$name" in
   recarena-target)
@@ -107,10 +108,16 @@ case "$name" in
                  --inner-lr 0.01 --inner-steps 1 --outer-lr 0.1 --meta-batch 2 --population 4
                  --sigma 0.1 --entropy 0.01 --envs-per-task 2 --rollout-len 4 --adapt-params all
                  --weight-decay 0 --hidden 8 --layers 1 --address tcp://127.0.0.1:1
-                 --checkpoint-out x --checkpoint-in x --metrics x --config x)
+                 --checkpoint-out x --checkpoint-in x --metrics x --config x --temp 1
+                 --val-act sample --inner-opt adam --slot-credit 0 --slot-feedback 0
+                 --affinity false --val-adapt-params all --context 0 --checkpoint-last x
+                 --val-at-start true --anneal-over lineage --context-residual false
+                 --scorer-yield false --sim-config a=1)
     numeric_flags=(--budget-steps --iters --val-every --seed --workers --inner-lr --inner-steps
                    --outer-lr --meta-batch --population --sigma --entropy --envs-per-task
-                   --rollout-len --weight-decay --hidden --layers) ;;
+                   --rollout-len --weight-decay --hidden --layers --temp --slot-credit
+                   --slot-feedback --context)
+    bool_flags=(--affinity --val-at-start --context-residual --scorer-yield) ;;
   recarena-server)
     value_flags=(--bind tcp://127.0.0.1:1 --workers 1 --max-envs 10 --async-min-envs 10
                  --max-total-envs 10 --max-sessions 10 --idle-timeout 5 --max-message-bytes 4096
@@ -160,6 +167,11 @@ if [ $positional = 0 ]; then
   done
   for flag in "${numeric_flags[@]}"; do
     for v in abc "" 1x 0x -1 nan inf 1e999 "$longnum" "-$longnum" " " 1,5; do
+      check reject "$flag" "$v"
+    done
+  done
+  for flag in "${bool_flags[@]}"; do
+    for v in yes 2 0.5 "" TRUE; do
       check reject "$flag" "$v"
     done
   done
@@ -263,6 +275,33 @@ if [ $positional = 0 ]; then
       check reject --curve-episodes 1,1 --check
       check reject --curve-episodes 1, --check
       check reject --curve-episodes "1 2" --check ;;
+    recarena-meta)
+      fast=(--budget-steps 64 --envs-per-task 2 --meta-batch 2 --val-tasks val:0-1
+            --train-tasks train:0-3 --hidden 8 --layers 1 --rollout-len 4 --inner-steps 1 --quiet)
+      # a NUL byte used to end the file there, unseen: the lines after it were dropped
+      printf 'iters = 2\0\nbogus = 1\n' >"$work/nul.conf"
+      check reject --config "$work/nul.conf"
+      said "$work/nul.conf line 1: a NUL byte in the line"
+      # a repeated --config reads both files (the first one's text used to leak)
+      printf 'iters = 1\n' >"$work/a.conf"
+      printf 'seed = 2\n' >"$work/b.conf"
+      check reject --config "$work/a.conf" --config "$work/b.conf" --no-such-flag
+      check any --config "$work/a.conf" --config "$work/b.conf" --help
+      # the checkpoints are written at val points: a path that cannot take them is refused first
+      # (a billion steps and no early val point: else a timeout)
+      late=(--budget-steps 1000000000 --val-at-start false --val-every 1000000000)
+      check reject "${late[@]}" --checkpoint-out /nonexistent/m.safetensors
+      check reject "${late[@]}" --checkpoint-out "$work"
+      check reject "${late[@]}" --checkpoint-last /nonexistent/m.safetensors
+      said "--checkpoint-last '/nonexistent/m.safetensors'"
+      "$bin" "${fast[@]}" --context 2 --context-residual true --checkpoint-out "$work/ctx.st" >/dev/null 2>&1
+      # a checkpoint's task context used to slip past the refusal of --context with multitask
+      check reject --algo multitask --checkpoint-in "$work/ctx.st" --budget-steps 1000000000
+      said "which --algo multitask cannot"
+      check reject "${fast[@]}" --checkpoint-in "$work/ctx.st" --hidden 16
+      said "--hidden 16: --checkpoint-in $work/ctx.st has hidden 8, layers 1"
+      check reject "${fast[@]}" --checkpoint-in "$work/ctx.st" --context 0
+      said "--context-residual true (from --checkpoint-in $work/ctx.st)" ;;
   esac
 else
   case "$name" in
