@@ -1081,9 +1081,10 @@ int main (int argc, char **argv)
       resume = false;
       at = (ra_meta_resume_t) { 0 };
     }
-    if ((o.set[F_HIDDEN] && o.hidden != h) || (o.set[F_LAYERS] && o.layers != l)) {
-      s_err ("--%s %lld: --checkpoint-in %s has hidden %d, layers %d (architecture comes from the file)\n", o.set[F_HIDDEN] && o.hidden != h ? "hidden" : "layers",
-             o.set[F_HIDDEN] && o.hidden != h ? o.hidden : o.layers, o.ckpt_in, h, l);
+    bool hidden_differs = o.set[F_HIDDEN] && o.hidden != h;
+    if (hidden_differs || (o.set[F_LAYERS] && o.layers != l)) {
+      s_err ("--%s %lld: --checkpoint-in %s has hidden %d, layers %d (architecture comes from the file)\n",
+             hidden_differs ? "hidden" : "layers", hidden_differs ? o.hidden : o.layers, o.ckpt_in, h, l);
       goto out;
     }
     o.hidden = h;
