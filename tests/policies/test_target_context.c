@@ -129,6 +129,29 @@ static void s_expect (const float *const *us, const float *const *xs, const floa
     r[b] = (float) (N0 * A[b][U] / A[b][b]);
 }
 
+/* Replica p's context steps after three acts: its N envs after act 1 (feedback in o2) and after
+   act 2 (in o3), as s_expect takes them (xs points into items). */
+typedef struct {
+  const float *us[2 * N], *fs[2 * N], *xs[2 * N];
+  float items[2 * N][k * F];
+} steps_t;
+
+static void s_steps (steps_t *st, int p, const obs_t *o1, const obs_t *o2, const obs_t *o3, const int32_t *sl1,
+                     const int32_t *sl2)
+{
+  for (int s = 0; s < 2; s++)
+    for (int i = 0; i < N; i++) {
+      int e = p * N + i, q = s * N + i;
+      const obs_t *o = s ? o2 : o1, *next = s ? o3 : o2;
+      const int32_t *sl = s ? sl2 : sl1;
+      st->us[q] = o->user + e * U;
+      st->fs[q] = next->resp + e * R + k;
+      for (int j = 0; j < k; j++)
+        memcpy (st->items[q] + j * F, o->cand + (e * K + sl[e * k + j]) * F, F * sizeof (float));
+      st->xs[q] = st->items[q];
+    }
+}
+
 /* Three acts with feedback (env 1's flat), then the augmented rows of the third act's users
    against T8 (and T9 with residual) computed here; then a clone and a reset. */
 static void s_check_rows (bool residual)
@@ -158,26 +181,12 @@ static void s_check_rows (bool residual)
   cr_assert_eq (aug->user_dim, U + F);
   cr_assert_eq (aug->response, o3.obs.response);
   for (int p = 0; p < P; p++) {
-    /* replica p's steps: its N envs after act 1 (feedback in o2) and after act 2 (in o3) */
-    const float *us[2 * N], *fs[2 * N];
-    float xs[2 * N][k * F];
-    for (int s = 0; s < 2; s++)
-      for (int i = 0; i < N; i++) {
-        int e = p * N + i, q = s * N + i;
-        const obs_t *o = s ? &o2 : &o1, *next = s ? &o3 : &o2;
-        const int32_t *sl = s ? sl2 : sl1;
-        us[q] = o->user + e * U;
-        fs[q] = next->resp + e * R + k;
-        for (int j = 0; j < k; j++)
-          memcpy (xs[q] + j * F, o->cand + (e * K + sl[e * k + j]) * F, F * sizeof (float));
-      }
-    const float *xp[2 * N];
-    for (int q = 0; q < 2 * N; q++)
-      xp[q] = xs[q];
+    steps_t st;
+    s_steps (&st, p, &o1, &o2, &o3, sl1, sl2);
     for (int i = 0; i < N; i++) {
       const float *row = aug->user + (p * N + i) * (U + F), *u = o3.user + (p * N + i) * U;
       float v[F], r[U];
-      s_expect (us, xp, fs, 2 * N, u, v, r, NULL);
+      s_expect (st.us, st.xs, st.fs, 2 * N, u, v, r, NULL);
       if (residual)
         for (int b = 0; b < U; b++)
           cr_assert_float_eq (row[b], r[b], 1e-5f * (1 + fabsf (r[b])), "replica %d env %d r[%d] %g vs %g", p, i, b,
@@ -261,21 +270,10 @@ Test (target_context, the_scorer_yields_by_t10_and_the_head_does_not)
   ra_target_act (m, &o3.obs, false, sl3);
   double worst = 0, lowest = 1;
   for (int p = 0; p < P; p++) {
-    const float *us[2 * N], *fs[2 * N], *xp[2 * N];
-    float xs[2 * N][k * F];
-    for (int s = 0; s < 2; s++)
-      for (int i = 0; i < N; i++) {
-        int e = p * N + i, q = s * N + i;
-        const obs_t *o = s ? &o2 : &o1, *next = s ? &o3 : &o2;
-        const int32_t *sl = s ? sl2 : sl1;
-        us[q] = o->user + e * U;
-        fs[q] = next->resp + e * R + k;
-        for (int j = 0; j < k; j++)
-          memcpy (xs[q] + j * F, o->cand + (e * K + sl[e * k + j]) * F, F * sizeof (float));
-        xp[q] = xs[q];
-      }
+    steps_t st;
+    s_steps (&st, p, &o1, &o2, &o3, sl1, sl2);
     for (int i = 0; i < N; i++) {
-      double g = s_yield (us, xp, fs, 2 * N, o3.user + (p * N + i) * U);
+      double g = s_yield (st.us, st.xs, st.fs, 2 * N, o3.user + (p * N + i) * U);
       lowest = fmin (lowest, g);
       size_t row = (size_t) p * T * N + i; /* the act's rows are rollout slot 0 */
       for (int j = 0; j < K; j++) {
@@ -386,22 +384,11 @@ Test (target_context, context_ts_reads_a_posterior_draw_per_act)
   double worst = 0, noise = 0;
   for (int p = 0; p < P; p++) {
     cr_assert_eq (t->ctx_draw[p], 3u, "three acts, three draws");
-    const float *us[2 * N], *fs[2 * N], *xp[2 * N];
-    float xs[2 * N][k * F];
-    for (int s = 0; s < 2; s++)
-      for (int i = 0; i < N; i++) {
-        int e = p * N + i, q = s * N + i;
-        const obs_t *o = s ? &o2 : &o1, *next = s ? &o3 : &o2;
-        const int32_t *sl = s ? sl2 : sl1;
-        us[q] = o->user + e * U;
-        fs[q] = next->resp + e * R + k;
-        for (int j = 0; j < k; j++)
-          memcpy (xs[q] + j * F, o->cand + (e * K + sl[e * k + j]) * F, F * sizeof (float));
-        xp[q] = xs[q];
-      }
+    steps_t st;
+    s_steps (&st, p, &o1, &o2, &o3, sl1, sl2);
     double gn[U][U], L[U][U] = { { 0 } }, E[F][U];
     float v[F], r[U];
-    s_expect (us, xp, fs, 2 * N, o3.user + p * N * U, v, r, gn);
+    s_expect (st.us, st.xs, st.fs, 2 * N, o3.user + p * N * U, v, r, gn);
     for (int i = 0; i < U; i++) /* Cholesky, L L^T = G + n0 I */
       for (int j = 0; j <= i; j++) {
         double x = gn[i][j];
@@ -426,7 +413,7 @@ Test (target_context, context_ts_reads_a_posterior_draw_per_act)
     }
     for (int i = 0; i < N; i++) {
       const float *u = o3.user + (p * N + i) * U, *row = rows + (p * N + i) * (U + F);
-      s_expect (us, xp, fs, 2 * N, u, v, r, NULL);
+      s_expect (st.us, st.xs, st.fs, 2 * N, u, v, r, NULL);
       for (int a = 0; a < F; a++) {
         double want = v[a];
         for (int b = 0; b < U; b++)
