@@ -1222,27 +1222,27 @@ int main (int argc, char **argv)
     code = 2;
     goto out;
   }
-  if (o.context_residual && !(o.context > 0)) { /* possibly from the checkpoint: checked after it */
-    s_err ("--context-residual true%s%s%s: r(u) is read from the task context; give --context N0 > 0\n",
-           o.set[F_CONTEXT_RESIDUAL] ? "" : " (from --checkpoint-in ", o.set[F_CONTEXT_RESIDUAL] ? "" : o.ckpt_in,
-           o.set[F_CONTEXT_RESIDUAL] ? "" : ")");
-    code = 2;
-    goto out;
-  }
-  if (o.scorer_yield && !(o.context > 0)) { /* the same */
-    s_err ("--scorer-yield true%s%s%s: the yield is read from the task context; give --context N0 > 0\n",
-           o.set[F_SCORER_YIELD] ? "" : " (from --checkpoint-in ", o.set[F_SCORER_YIELD] ? "" : o.ckpt_in,
-           o.set[F_SCORER_YIELD] ? "" : ")");
-    code = 2;
-    goto out;
-  }
-  if (o.context_ts > 0 && !(o.context > 0)) { /* the same */
-    s_err ("--context-ts %g%s%s%s: the draws are of the task context; give --context N0 > 0\n", o.context_ts,
-           o.set[F_CONTEXT_TS] ? "" : " (from --checkpoint-in ", o.set[F_CONTEXT_TS] ? "" : o.ckpt_in,
-           o.set[F_CONTEXT_TS] ? "" : ")");
-    code = 2;
-    goto out;
-  }
+  /* the settings that read the task context, possibly from the checkpoint: checked after it */
+  char ts_shown[48];
+  snprintf (ts_shown, sizeof ts_shown, "--context-ts %g", o.context_ts);
+  const struct {
+    bool on;
+    int flag;
+    const char *shown, *why;
+  } needs_context[] = {
+    { o.context_residual, F_CONTEXT_RESIDUAL, "--context-residual true", "r(u) is read from the task context" },
+    { o.scorer_yield, F_SCORER_YIELD, "--scorer-yield true", "the yield is read from the task context" },
+    { o.context_ts > 0, F_CONTEXT_TS, ts_shown, "the draws are of the task context" },
+  };
+  for (size_t j = 0; j < sizeof needs_context / sizeof needs_context[0]; j++)
+    if (needs_context[j].on && !(o.context > 0)) {
+      bool from_file = !o.set[needs_context[j].flag] && o.ckpt_in;
+      s_err ("%s%s%s%s: %s; give --context N0 > 0\n", needs_context[j].shown,
+             from_file ? " (from --checkpoint-in " : "", from_file ? o.ckpt_in : "", from_file ? ")" : "",
+             needs_context[j].why);
+      code = 2;
+      goto out;
+    }
   if ((rc = s_policy (&r, 1, r.N, &r.one, &err)) == RA_OK && o.ckpt_in)
     rc = ra_target_load (r.one, o.ckpt_in, &err);
   if (rc == RA_OK)
