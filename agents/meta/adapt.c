@@ -151,6 +151,7 @@ ra_err_t ra_meta_evaluate_as (ra_target_t *w, ra_rollout_t *src, const uint64_t 
     ra_target_clear_rollout (w);
     if ((rc = ra_rollout_step (src, w->h_act, err)) != RA_OK)
       break;
+    ra_target_end_sessions (w, src->done, n); /* T12: an ended env's next user starts afresh */
     if (steps)
       *steps += n;
     for (int i = 0; i < n; i++) {

@@ -162,6 +162,9 @@ ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
     } else if (!strcmp (k, "context_ts")) { /* docs/agents.md T11 */
       if ((rc = s_num (e, 0, RA_TARGET_CONTEXT_TS_MAX, &v, err)) == RA_OK)
         cfg->context_ts = (float) v;
+    } else if (!strcmp (k, "context_session")) { /* docs/agents.md T12 */
+      if ((rc = s_num (e, 0, RA_TARGET_CONTEXT_SESSION_MAX, &v, err)) == RA_OK)
+        cfg->context_session = (float) v;
     } else if (!strcmp (k, "population")) {
       if ((rc = s_num (e, 1, RA_TARGET_MAX_POPULATION, &v, err)) == RA_OK)
         cfg->population = (int) v;
@@ -173,7 +176,7 @@ ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
                            "target: unknown config key '%s' (expected hidden, layers, affinity, activation, "
                            "rollout, lr, gamma, lambda, entropy, value_coef, clip_norm, "
                            "reward_scale, normalize_adv, greedy, temp, slot_credit, slot_feedback, context, "
-                           "context_residual, scorer_yield, context_ts, "
+                           "context_residual, scorer_yield, context_ts, context_session, "
                            "population, seed, optimizer, reset_optimizer, adapt_updates, adapt_params)", k);
     }
     if (rc != RA_OK)
@@ -348,6 +351,12 @@ static ra_err_t s_check_cfg (const ra_target_cfg_t *c, ra_error_t *err)
   if (c->context_ts > 0 && !(c->context > 0))
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: 'context_ts' samples the task context: it "
                          "needs 'context' > 0");
+  if (!(c->context_session >= 0 && c->context_session <= RA_TARGET_CONTEXT_SESSION_MAX))
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: 'context_session' is %g, expected [0, %g]",
+                         (double) c->context_session, RA_TARGET_CONTEXT_SESSION_MAX);
+  if (c->context_session > 0 && !(c->context > 0))
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: 'context_session' adds to the task context: "
+                         "it needs 'context' > 0");
   if ((c->slot_credit > 0 || c->context > 0)
       && (c->slot_feedback < 0 || c->response_dim < c->slot_feedback + c->slate_size))
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
@@ -543,12 +552,12 @@ void ra_target_head_mask (const ra_target_t *t, uint8_t *mask)
 /* Metadata keys of the target in a checkpoint (docs/agents.md, "Adapting the target"). */
 enum { S_META_SCALE, S_META_LR, S_META_OPT, S_META_RESET, S_META_ADAPT, S_META_ROLLOUT, S_META_TEMP,
        S_META_SLOT, S_META_SLOT_FB, S_META_PARAMS, S_META_CONTEXT, S_META_CONTEXT_RESIDUAL, S_META_SCORER_YIELD,
-       S_META_CONTEXT_TS, S_META_N };
+       S_META_CONTEXT_TS, S_META_CONTEXT_SESSION, S_META_N };
 static const char *const s_meta_keys[S_META_N] = {
   "target.reward_scale", "target.lr", "target.optimizer", "target.reset_optimizer",
   "target.adapt_updates", "target.rollout", "target.temp", "target.slot_credit",
   "target.slot_feedback", "target.adapt_params", "target.context", "target.context_residual",
-  "target.scorer_yield", "target.context_ts",
+  "target.scorer_yield", "target.context_ts", "target.context_session",
 };
 
 ra_err_t ra_target_save (const ra_target_t *t, const char *path, ra_error_t *err)
@@ -556,7 +565,7 @@ ra_err_t ra_target_save (const ra_target_t *t, const char *path, ra_error_t *err
   /* reward scales: P numbers separated by commas, %.9g (a float round-trips) */
   size_t cap = (size_t) t->P * 18 + 1;
   char *scales = malloc (cap), lr[32], adapt[24], rollout[24], temp[32], slot[32], slot_fb[24], context[32],
-       ts[32];
+       ts[32], session[32];
   if (!scales)
     return ra_error_set (err, RA_ERR_NOMEM, -1, "target: out of memory");
   size_t len = 0;
@@ -570,12 +579,13 @@ ra_err_t ra_target_save (const ra_target_t *t, const char *path, ra_error_t *err
   snprintf (slot_fb, sizeof slot_fb, "%d", t->cfg.slot_feedback);
   snprintf (context, sizeof context, "%.9g", (double) t->cfg.context);
   snprintf (ts, sizeof ts, "%.9g", (double) t->cfg.context_ts);
+  snprintf (session, sizeof session, "%.9g", (double) t->cfg.context_session);
   const char *vals[S_META_N] = { scales, lr, t->cfg.sgd ? "sgd" : "adam",
                                  t->cfg.reset_optimizer ? "true" : "false", adapt, rollout, temp, slot, slot_fb,
                                  t->cfg.adapt_head ? "head" : "all", context,
                                  t->cfg.context_residual ? "true" : "false",
-                                 t->cfg.scorer_yield ? "true" : "false", ts };
-  /* the keys from context_residual on only when on: a policy without T9-T11 writes the bytes it
+                                 t->cfg.scorer_yield ? "true" : "false", ts, session };
+  /* the keys from context_residual on only when on: a policy without T9-T12 writes the bytes it
      wrote before they existed, and recarena-ab keys an arm's streams by its checkpoint's bytes
      (docs/agents.md 2.1) */
   const char *keys[S_META_N], *kept[S_META_N];
@@ -767,12 +777,14 @@ ra_err_t ra_target_checkpoint_settings (const char *path, ra_target_cfg_t *out, 
   ra_target_cfg_t c = *out, *cfg = &c; /* *out only once every setting is read */
   char *end;
   /* the numbers, each in its range (absent: untouched) */
-  static const int fkey[5] = { S_META_LR, S_META_TEMP, S_META_SLOT, S_META_CONTEXT, S_META_CONTEXT_TS };
-  static const double flo[5] = { 0, RA_TARGET_TEMP_MIN, 0, 0, 0 },
-                      fhi[5] = { 10, RA_TARGET_TEMP_MAX, RA_TARGET_SLOT_CREDIT_MAX, RA_TARGET_CONTEXT_MAX,
-                                 RA_TARGET_CONTEXT_TS_MAX };
-  float *fdst[5] = { &cfg->lr, &cfg->temp, &cfg->slot_credit, &cfg->context, &cfg->context_ts };
-  for (int j = 0; j < 5 && rc == RA_OK; j++)
+  static const int fkey[6] = { S_META_LR, S_META_TEMP, S_META_SLOT, S_META_CONTEXT, S_META_CONTEXT_TS,
+                               S_META_CONTEXT_SESSION };
+  static const double flo[6] = { 0, RA_TARGET_TEMP_MIN, 0, 0, 0, 0 },
+                      fhi[6] = { 10, RA_TARGET_TEMP_MAX, RA_TARGET_SLOT_CREDIT_MAX, RA_TARGET_CONTEXT_MAX,
+                                 RA_TARGET_CONTEXT_TS_MAX, RA_TARGET_CONTEXT_SESSION_MAX };
+  float *fdst[6] = { &cfg->lr, &cfg->temp, &cfg->slot_credit, &cfg->context, &cfg->context_ts,
+                     &cfg->context_session };
+  for (int j = 0; j < 6 && rc == RA_OK; j++)
     if (s_meta (hdr, s_meta_keys[fkey[j]], v, sizeof v)) {
       double x = strtod (v, &end);
       if (end == v || *end || !(x >= flo[j] && x <= fhi[j]))
@@ -1141,6 +1153,7 @@ bool ra_target_record (ra_target_t *t, const ra_obs_batch_t *obs, const int32_t 
     memcpy (t->h_rew + row, reward + p * N, N * sizeof (float));
     memcpy (t->h_done + row, done + p * N, N);
   }
+  ra_target_end_sessions (t, done, t->P * c->num_envs);
   if (t->h_fb && s > 0) /* this observation's response is the feedback to the last recorded slates */
     s_put_feedback (t, obs, s - 1);
   t->slot_ok[s] = same;

@@ -31,6 +31,7 @@
 #define RA_TARGET_TEMP_MAX 1e3
 #define RA_TARGET_CONTEXT_MAX 1e6      /* the task context's n0 is in [0, this] (cfg.context) */
 #define RA_TARGET_CONTEXT_TS_MAX 100.0 /* its posterior scale sigma is in [0, this] (cfg.context_ts) */
+#define RA_TARGET_CONTEXT_SESSION_MAX 1e6 /* the session memory's m0 is in [0, this] (cfg.context_session) */
 
 typedef struct {
   /* shapes (from the env; filled by the caller or ra_target_cfg_from_env) */
@@ -96,6 +97,12 @@ typedef struct {
                             sigma^2 (G + n0 I)^-1) row by row, in place of its mean (Thompson
                             sampling in the context, docs/agents.md T11); 0 (default) = the mean,
                             bit for bit; in [0, 100]; stored in checkpoints ("context_ts") */
+  float context_session; /* m0 > 0, with context > 0: each env also keeps the centred feedback of
+                            its current user's session, M += sum_j (f_j - mean f) x_j over its
+                            n informative steps, and its rows' context block reads
+                            v(u) + M / (n + m0) (docs/agents.md T12); a session ends at the
+                            env's done (ra_target_end_sessions); 0 (default) = off, bit for
+                            bit; in [0, 1e6]; stored in checkpoints ("context_session") */
   uint64_t seed;         /* initialisation and sampling; default 1 */
   int population;        /* P parameter replicas, each acting on its own num_envs envs and
                             learning from its own rollout in the same batched calls; default 1 */
@@ -202,6 +209,13 @@ double ra_target_act_seconds (const ra_target_t *t);
    another task (the A/B arm's forget, recarena-meta's adaptation and ES evaluation do). It
    empties every replica's S, G and pending slates. A no-op without cfg.context. */
 void ra_target_reset_context (ra_target_t *t);
+
+/* Marks the envs whose done is set (n = P num_envs flags) as starting a new user's session: with
+   cfg.context_session their session memory (T12) is emptied at the next act, after that act has
+   taken in the feedback of the step that ended it. Nothing to do without it. ra_target_record
+   calls it; a caller that steps the policy without recording (a frozen A/B arm) calls it after
+   every step. */
+void ra_target_end_sessions (ra_target_t *t, const uint8_t *done, int n);
 
 /* Appends one transition per env (P*N, replica-major) to the rollout buffer: the observation act
    saw, the slates, the env reward (unscaled) and done (terminated or truncated; treated as

@@ -213,8 +213,10 @@ static void s_act (ra_policy_t *p, const ra_obs_batch_t *obs, int32_t *slates)
 static void s_learn (ra_policy_t *p, const ra_obs_batch_t *obs, const ra_feedback_t *fb)
 {
   s_arm_t *a = (s_arm_t *) p;
-  if (!s_learning (a) || a->pending || obs->num_envs != a->t->cfg.num_envs)
+  if (!s_learning (a) || a->pending || obs->num_envs != a->t->cfg.num_envs) {
+    ra_target_end_sessions (a->t, fb->done, obs->num_envs); /* record does it when learning (T12) */
     return; /* frozen, or a batch of another size that cannot join the rollout */
+  }
   a->pending = ra_target_record (a->t, obs, fb->slates, fb->reward, fb->done);
 }
 

@@ -21,6 +21,15 @@
     from its sampling stream's (seed, stream ^ "TS") at counter 2 d F U, so the rows of one act
     are the same whenever they are read (record reads them again) and a replica's draws follow
     its sampling stream (the A/B arm's forget and the meta learners' explicit seeds reset both).
+    With cfg.context_session = m0 > 0 each env e also keeps its current user's session (T12):
+
+        M_e <- M_e + sum_j (f_j - mean_j f) x_j,   n_e <- n_e + 1                              (T12)
+
+    over the same informative steps, and its rows read v(u) + M_e / (n_e + m0): what this user has
+    clicked so far, beside what the task's users like it clicked. The task context pools users
+    through u, so one user's first clicks move v(u) by about 1 / (1 + n0); the session term moves
+    by 1 / (1 + m0). ra_target_end_sessions marks the envs whose session ended (done); the next
+    act takes in their last feedback (a reset's zeros: none) and then empties M_e and n_e.
     Sums in double, in env order: the same history gives the same bits. Allocates in
     ra__target_context_alloc only.                                                            */
 #include <stdlib.h>
@@ -45,13 +54,16 @@ bool ra__target_context_alloc (ra_target_t *t)
          && (t->h_aug = calloc (P * (size_t) t->cap_users * (U + F), sizeof (float)))
          && (!c->scorer_yield || (t->ctx_yield = calloc (P * (size_t) t->cap_users, sizeof (float))))
          && (!(c->context_ts > 0)
-             || ((t->ctx_draw = calloc (P, sizeof (uint64_t))) && (t->ctx_e = calloc (F * U, sizeof (double)))));
+             || ((t->ctx_draw = calloc (P, sizeof (uint64_t))) && (t->ctx_e = calloc (F * U, sizeof (double)))))
+         && (!(c->context_session > 0)
+             || ((t->ctx_m = calloc (P * N * F, sizeof (double))) && (t->ctx_n = calloc (P * N, sizeof (double)))
+                 && (t->ctx_ended = calloc (P * N, 1))));
 }
 
 void ra__target_context_free (ra_target_t *t)
 {
   void *all[] = { t->ctx_s, t->ctx_g, t->ctx_l, t->ctx_u, t->ctx_x, t->ctx_pending, t->h_aug, t->ctx_yield,
-                  t->ctx_draw, t->ctx_e };
+                  t->ctx_draw, t->ctx_e, t->ctx_m, t->ctx_n, t->ctx_ended };
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
     free (all[i]);
 }
@@ -67,6 +79,20 @@ void ra_target_reset_context (ra_target_t *t)
   memset (t->ctx_pending, 0, P * (size_t) c->num_envs);
   if (t->ctx_draw)
     memset (t->ctx_draw, 0, P * sizeof (uint64_t));
+  if (t->ctx_m) {
+    size_t n = P * (size_t) c->num_envs;
+    memset (t->ctx_m, 0, n * (size_t) c->cand_dim * sizeof (double));
+    memset (t->ctx_n, 0, n * sizeof (double));
+    memset (t->ctx_ended, 0, n);
+  }
+}
+
+void ra_target_end_sessions (ra_target_t *t, const uint8_t *done, int n)
+{
+  if (!t->ctx_m || n != t->P * t->cfg.num_envs)
+    return;
+  for (int e = 0; e < n; e++)
+    t->ctx_ended[e] |= done[e] != 0;
 }
 
 void ra__target_context_copy (ra_target_t *dst, int d, const ra_target_t *src, int s)
@@ -83,6 +109,49 @@ void ra__target_context_copy (ra_target_t *dst, int d, const ra_target_t *src, i
   memcpy (dst->ctx_pending + d * N, src->ctx_pending + s * N, N);
   if (dst->ctx_draw && src->ctx_draw)
     dst->ctx_draw[d] = src->ctx_draw[s];
+  if (dst->ctx_m && src->ctx_m) {
+    size_t F = (size_t) c->cand_dim;
+    memcpy (dst->ctx_m + d * N * F, src->ctx_m + s * N * F, N * F * sizeof (double));
+    memcpy (dst->ctx_n + d * N, src->ctx_n + s * N, N * sizeof (double));
+    memcpy (dst->ctx_ended + d * N, src->ctx_ended + s * N, N);
+  }
+}
+
+/* The feedback of env e's pending slate (replica p), if any, into S, G (T8) and its session (T12). */
+static void s_observe_env (ra_target_t *t, const ra_obs_batch_t *obs, size_t p, size_t e)
+{
+  const ra_target_cfg_t *c = &t->cfg;
+  if (!t->ctx_pending[e])
+    return;
+  t->ctx_pending[e] = 0;
+  size_t U = (size_t) c->user_dim, F = (size_t) c->cand_dim, k = (size_t) c->slate_size;
+  const float *f = obs->response + e * (size_t) obs->response_dim + c->slot_feedback;
+  double mean = 0;
+  bool flat = true;
+  for (size_t j = 0; j < k; j++) {
+    mean += f[j];
+    flat = flat && f[j] == f[0];
+  }
+  if (flat) /* a reset's zeros, or nothing to tell the ranks apart: no information */
+    return;
+  mean /= (double) k;
+  const float *u = t->ctx_u + e * U;
+  double *S = t->ctx_s + p * F * U, *G = t->ctx_g + p * U * U, *M = t->ctx_m ? t->ctx_m + e * F : NULL;
+  for (size_t a = 0; a < U; a++)
+    for (size_t b = 0; b < U; b++)
+      G[a * U + b] += (double) u[a] * u[b];
+  for (size_t j = 0; j < k; j++) {
+    double w = f[j] - mean;
+    const float *x = t->ctx_x + (e * k + j) * F;
+    for (size_t a = 0; a < F; a++) {
+      for (size_t b = 0; b < U; b++)
+        S[a * U + b] += w * x[a] * u[b];
+      if (M)
+        M[a] += w * x[a];
+    }
+  }
+  if (M)
+    t->ctx_n[e] += 1;
 }
 
 void ra__target_context_observe (ra_target_t *t, const ra_obs_batch_t *obs)
@@ -93,34 +162,15 @@ void ra__target_context_observe (ra_target_t *t, const ra_obs_batch_t *obs)
       t->ctx_draw[p]++;
   if (!t->ctx_s || obs->num_envs != t->P * c->num_envs)
     return;
-  size_t N = (size_t) c->num_envs, U = (size_t) c->user_dim, F = (size_t) c->cand_dim, k = (size_t) c->slate_size;
+  size_t N = (size_t) c->num_envs, F = (size_t) c->cand_dim;
   for (size_t p = 0; p < (size_t) t->P; p++)
     for (size_t i = 0; i < N; i++) {
       size_t e = p * N + i;
-      if (!t->ctx_pending[e])
-        continue;
-      t->ctx_pending[e] = 0;
-      const float *f = obs->response + e * (size_t) obs->response_dim + c->slot_feedback;
-      double mean = 0;
-      bool flat = true;
-      for (size_t j = 0; j < k; j++) {
-        mean += f[j];
-        flat = flat && f[j] == f[0];
-      }
-      if (flat) /* a reset's zeros, or nothing to tell the ranks apart: no information */
-        continue;
-      mean /= (double) k;
-      const float *u = t->ctx_u + e * U;
-      double *S = t->ctx_s + p * F * U, *G = t->ctx_g + p * U * U;
-      for (size_t a = 0; a < U; a++)
-        for (size_t b = 0; b < U; b++)
-          G[a * U + b] += (double) u[a] * u[b];
-      for (size_t j = 0; j < k; j++) {
-        double w = f[j] - mean;
-        const float *x = t->ctx_x + (e * k + j) * F;
-        for (size_t a = 0; a < F; a++)
-          for (size_t b = 0; b < U; b++)
-            S[a * U + b] += w * x[a] * u[b];
+      s_observe_env (t, obs, p, e);
+      if (t->ctx_m && t->ctx_ended[e]) { /* a new user: this env's session starts empty (T12) */
+        memset (t->ctx_m + e * F, 0, F * sizeof (double));
+        t->ctx_n[e] = 0;
+        t->ctx_ended[e] = 0;
       }
     }
 }
@@ -192,11 +242,14 @@ const ra_obs_batch_t *ra__target_context_view (ra_target_t *t, const ra_obs_batc
         }
         t->ctx_yield[p * R + i] = ok && uu > 0 ? (float) (c->context * uw / uu) : 1.0f;
       }
+      /* T12: the env's own session, on the envs' stream only (R = N: row i is env p N + i) */
+      const double *M = t->ctx_m && R == (size_t) c->num_envs ? t->ctx_m + (p * R + i) * F : NULL;
+      double m_w = M ? 1.0 / (t->ctx_n[p * R + i] + c->context_session) : 0.0;
       for (size_t a = 0; a < F; a++) {
         double v = 0;
         for (size_t b = 0; b < U; b++)
           v += S[a * U + b] * w[b] + (t->ctx_e ? t->ctx_e[a * U + b] * u[b] : 0.0);
-        row[U + a] = ok ? (float) v : 0.0f;
+        row[U + a] = ok ? (float) (M ? v + M[a] * m_w : v) : 0.0f;
       }
     }
   }

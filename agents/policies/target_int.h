@@ -75,6 +75,10 @@ struct ra_target {
   uint64_t *ctx_draw;                    /* [P] acts since the replica's context was reset: which
                                             posterior draw its rows read (T11), or NULL */
   double *ctx_e;                         /* [F, U] scratch: sigma L^-T z of one draw (T11) */
+  double *ctx_m;                         /* [P*N, F] each env's session sum of centred feedback x
+                                            (T12), or NULL */
+  double *ctx_n;                         /* [P*N] its informative steps (T12) */
+  uint8_t *ctx_ended;                    /* [P*N] its session ended: empty M at the next act (T12) */
   float *reward_scale;                   /* [P], 0 until set */
   float *lr;                             /* [P] Adam learning rates (host copy of the device factors) */
   float *h_norm;                         /* [P] gradient norms of the last step */

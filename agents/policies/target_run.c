@@ -217,6 +217,7 @@ ra_err_t ra_target_evaluate (ra_target_t *t, ra_client_t *c, const ra_client_env
       ra_target_act (t, &obs, mode == RA_TARGET_EVAL_GREEDY, t->h_act);
     if ((rc = s_step (t, c, env, n, &r, err)) != RA_OK || (rc = s_outcome (t, &r, n, err)) != RA_OK)
       break;
+    ra_target_end_sessions (t, t->h_d, n); /* T12: an ended env's next user starts afresh */
     for (int i = 0; i < n; i++) {
       if (ended[i])
         continue;

@@ -112,6 +112,8 @@ bad_flags)
   bad "--scorer-yield true: the yield is read from the task context" --scorer-yield true --iters 0 $SMALL
   bad "--context-ts" --context-ts -1
   bad "--context-ts 0.5: the draws are of the task context" --context-ts 0.5 --iters 0 $SMALL
+  bad "--context-session" --context-session -1
+  bad "--context-session 4: the session adds to the task context" --context-session 4 --iters 0 $SMALL
   echo "ok: bad flags"
   ;;
 config)

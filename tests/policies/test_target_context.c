@@ -8,7 +8,8 @@
     with context_residual (T9) the user block is n0 (G + n0 I)^-1 u instead, u itself while the
     context is empty; with scorer_yield (T10) the scorer's scores are scaled by u . r(u) / u . u
     and the affinity head's are not, in act and in the update's gradient; with context_ts (T11) the
-    context block is a posterior draw v(u) + E u, one per act; the affinity head's context block starts at the identity and the rest of the head at 0; bad
+    context block is a posterior draw v(u) + E u, one per act; with context_session (T12) each
+    env's rows add its session's centred feedback over (steps + m0), emptied after its done; the affinity head's context block starts at the identity and the rest of the head at 0; bad
     values and a response too short are refused naming the key; a checkpoint stores the setting
     and a policy without the context refuses the file (and the other way round). No server.   */
 #include <criterion/criterion.h>
@@ -439,6 +440,77 @@ Test (target_context, context_ts_reads_a_posterior_draw_per_act)
   ra_target_destroy (&off);
 }
 
+/* T12: each env's rows read v(u) + M_e / (n_e + m0), M_e the centred feedback of its session's
+   informative steps; an env marked done starts its next session empty at the next act. */
+Test (target_context, context_session_adds_each_users_own_feedback)
+{
+  const float m0 = 1.5f;
+  ra_target_cfg_t cfg = s_cfg (N0, true);
+  cfg.context_session = m0;
+  ra_target_t *t = NULL, *off = s_new (N0, true, P);
+  ra_error_t err;
+  cr_assert_eq (ra_target_new (BE, &cfg, &t, &err), RA_OK, "%s", err.message);
+  cr_assert (t->ctx_m && !off->ctx_m, "session sums only with context_session");
+  obs_t o1, o2, o3;
+  s_obs (&o1);
+  s_obs (&o2);
+  s_obs (&o3);
+  int32_t sl1[P * N * k], sl2[P * N * k], sl3[P * N * k];
+  ra_target_act (t, &o1.obs, false, sl1);
+  for (int e = 0; e < P * N; e++) /* env 1 flat: nothing to tell its ranks apart */
+    for (int j = 0; j < k; j++)
+      o2.resp[e * R + k + j] = e == 1 ? 1.0f : (float) ((e + j) % 3);
+  ra_target_act (t, &o2.obs, false, sl2);
+  for (int e = 0; e < P * N; e++)
+    for (int j = 0; j < k; j++)
+      o3.resp[e * R + k + j] = (float) ((2 * e + 3 * j) % 4) * 0.25f;
+  uint8_t done[P * N] = { 0 };
+  done[N] = 1; /* replica 1's first env: its user left after act 2's slate */
+  ra_target_end_sessions (t, done, P * N);
+  ra_target_act (t, &o3.obs, false, sl3);
+  ra_obs_batch_t view;
+  const ra_obs_batch_t *aug = ra__target_context_view (t, &o3.obs, &view);
+  double worst = 0, session = 0;
+  for (int p = 0; p < P; p++) {
+    steps_t st;
+    s_steps (&st, p, &o1, &o2, &o3, sl1, sl2);
+    for (int i = 0; i < N; i++) {
+      const float *u = o3.user + (p * N + i) * U, *row = aug->user + (p * N + i) * (U + F);
+      float v[F], r[U];
+      s_expect (st.us, st.xs, st.fs, 2 * N, u, v, r, NULL);
+      double M[F] = { 0 }, n = 0;
+      for (int s = 0; s < 2 && !done[p * N + i]; s++) { /* this env's two steps */
+        const float *f = st.fs[s * N + i], *x = st.xs[s * N + i];
+        double mean = 0;
+        bool flat = true;
+        for (int j = 0; j < k; j++) {
+          mean += f[j] / k;
+          flat = flat && f[j] == f[0];
+        }
+        if (flat)
+          continue;
+        n += 1;
+        for (int j = 0; j < k; j++)
+          for (int a = 0; a < F; a++)
+            M[a] += (f[j] - mean) * x[j * F + a];
+      }
+      for (int a = 0; a < F; a++) {
+        double want = v[a] + M[a] / (n + m0);
+        worst = fmax (worst, fabs (row[U + a] - want));
+        session = fmax (session, fabs (want - v[a]));
+      }
+    }
+  }
+  cr_assert_gt (session, 1e-2, "the session term moves the rows (%g)", session);
+  cr_assert_lt (worst, 1e-5, "the context block differs from T12 by up to %g", worst);
+  cr_assert (t->ctx_n[1] == 1 && t->ctx_n[0] == 2 && t->ctx_n[N] == 0, "steps counted: flat skipped, done emptied");
+  ra_target_reset_context (t);
+  for (int e = 0; e < P * N; e++)
+    cr_assert (t->ctx_n[e] == 0 && t->ctx_m[e * F] == 0, "reset empties every session");
+  ra_target_destroy (&t);
+  ra_target_destroy (&off);
+}
+
 Test (target_context, the_affinity_context_block_starts_at_the_identity)
 {
   ra_target_t *t = s_new (N0, true, P);
@@ -490,6 +562,13 @@ Test (target_context, bad_values_are_refused_and_a_checkpoint_keeps_the_setting)
   c.context_ts = 0.5f; /* T11 without T8 */
   cr_assert_eq (ra_target_new (BE, &c, &none, &err), RA_ERR_BAD_CONFIG);
   cr_assert (strstr (err.message, "'context_ts'"), "%s", err.message);
+  ra_kv_t session_neg[] = { { .key = "context_session", .type = RA_KV_NUM, .num = -1 } };
+  cr_assert_eq (ra_target_cfg_apply (&c, session_neg, 1, NULL, &err), RA_ERR_BAD_CONFIG);
+  cr_assert (strstr (err.message, "context_session"), "%s", err.message);
+  c.context_ts = 0;
+  c.context_session = 4; /* T12 without T8 */
+  cr_assert_eq (ra_target_new (BE, &c, &none, &err), RA_ERR_BAD_CONFIG);
+  cr_assert (strstr (err.message, "'context_session'"), "%s", err.message);
   c = s_cfg (N0, false);
   c.response_dim = k + 1; /* the feedback block ends past it */
   ra_target_t *t = NULL;
@@ -513,6 +592,7 @@ Test (target_context, bad_values_are_refused_and_a_checkpoint_keeps_the_setting)
   cr_assert_null (strstr (head, "context_residual"), "T9 off writes no key");
   cr_assert_null (strstr (head, "scorer_yield"), "nor T10 off");
   cr_assert_null (strstr (head, "context_ts"), "nor T11 off");
+  cr_assert_null (strstr (head, "context_session"), "nor T12 off");
   ra_target_cfg_t rc = s_cfg (N0, false);
   rc.population = 1;
   rc.context_residual = true;
@@ -538,6 +618,14 @@ Test (target_context, bad_values_are_refused_and_a_checkpoint_keeps_the_setting)
   ra_target_cfg_default (&back);
   cr_assert_eq (ra_target_checkpoint_settings (path, &back, &err), RA_OK, "%s", err.message);
   cr_assert (back.context_ts == 0.25f && !back.scorer_yield, "sigma comes back from the checkpoint");
+  ra_target_destroy (&res);
+  rc.context_ts = 0;
+  rc.context_session = 3;
+  cr_assert_eq (ra_target_new (BE, &rc, &res, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_target_save (res, path, &err), RA_OK, "%s", err.message);
+  ra_target_cfg_default (&back);
+  cr_assert_eq (ra_target_checkpoint_settings (path, &back, &err), RA_OK, "%s", err.message);
+  cr_assert (back.context_session == 3 && back.context_ts == 0, "m0 comes back from the checkpoint");
   ra_target_destroy (&res);
   cr_assert_eq (ra_target_save (t, path, &err), RA_OK, "%s", err.message);
   ra_target_t *same = s_new (N0, false, 1), *plain = s_new (0, false, 1);
