@@ -35,7 +35,8 @@
 #   selection; e.g. "3e-3 1e-3 3e-4"), PARAMS ("": no selection; e.g. "all head"), OOD=none skips
 #   the ood run, SCRATCH_CONTEXT ("": none; n0, e.g. 16) adds scratch_ctx, the scratch arm with the
 #   task context (docs/agents.md T8) at that n0: how much of a context meta-init's adaptation the
-#   context alone gives a fresh network (docs/meta.md 6.21)
+#   context alone gives a fresh network (docs/meta.md 6.21); more keys may follow n0, e.g.
+#   "16:context_session=2" for the same session as a T12 meta-init (docs/meta.md 6.30)
 # The defaults are the full protocol: hours on a 2-core machine. A short smoke run:
 #   BUDGET=50000 TEST=test:0-7 OOD=ood:0-7 SIMS=ECommerce-v1 EPISODES=8 NUM_ENVS=16 bench/meta_all_sims.sh /tmp/m
 set -eu
