@@ -339,24 +339,26 @@ static ra_err_t s_check_cfg (const ra_target_cfg_t *c, ra_error_t *err)
   if (!(c->context >= 0 && c->context <= RA_TARGET_CONTEXT_MAX))
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: 'context' is %g, expected [0, %g]",
                          (double) c->context, RA_TARGET_CONTEXT_MAX);
-  if (c->context_residual && !(c->context > 0))
-    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: 'context_residual' reads the task context: it "
-                         "needs 'context' > 0");
-  if (c->scorer_yield && !(c->context > 0))
-    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: 'scorer_yield' reads the task context: it "
-                         "needs 'context' > 0");
   if (!(c->context_ts >= 0 && c->context_ts <= RA_TARGET_CONTEXT_TS_MAX))
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: 'context_ts' is %g, expected [0, %g]",
                          (double) c->context_ts, RA_TARGET_CONTEXT_TS_MAX);
-  if (c->context_ts > 0 && !(c->context > 0))
-    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: 'context_ts' samples the task context: it "
-                         "needs 'context' > 0");
   if (!(c->context_session >= 0 && c->context_session <= RA_TARGET_CONTEXT_SESSION_MAX))
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: 'context_session' is %g, expected [0, %g]",
                          (double) c->context_session, RA_TARGET_CONTEXT_SESSION_MAX);
-  if (c->context_session > 0 && !(c->context > 0))
-    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: 'context_session' adds to the task context: "
-                         "it needs 'context' > 0");
+  const struct { /* T9-T12: settings of the task context, meaningless without it */
+    bool on;
+    const char *key, *what;
+  } needs_context[] = {
+    { c->context_residual, "context_residual", "reads" },
+    { c->scorer_yield, "scorer_yield", "reads" },
+    { c->context_ts > 0, "context_ts", "samples" },
+    { c->context_session > 0, "context_session", "adds to" },
+  };
+  for (size_t j = 0; j < sizeof needs_context / sizeof needs_context[0]; j++)
+    if (needs_context[j].on && !(c->context > 0))
+      return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
+                           "target: '%s' %s the task context: it needs 'context' > 0", needs_context[j].key,
+                           needs_context[j].what);
   if ((c->slot_credit > 0 || c->context > 0)
       && (c->slot_feedback < 0 || c->response_dim < c->slot_feedback + c->slate_size))
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,

@@ -153,6 +153,27 @@ static void s_steps (steps_t *st, int p, const obs_t *o1, const obs_t *o2, const
     }
 }
 
+/* Three acts on fresh random batches: o2 carries the feedback to act 1's slates (env 1's flat at
+   flat1 when flat1 >= 0), o3 to act 2's; done, unless NULL, ends those envs' sessions before act 3. */
+static void s_three_acts (ra_target_t *t, obs_t *o1, obs_t *o2, obs_t *o3, int32_t *sl1, int32_t *sl2,
+                          int32_t *sl3, float flat1, const uint8_t *done)
+{
+  s_obs (o1);
+  s_obs (o2);
+  s_obs (o3);
+  ra_target_act (t, &o1->obs, false, sl1); /* a reset's response: nothing to add */
+  for (int e = 0; e < P * N; e++)
+    for (int j = 0; j < k; j++)
+      o2->resp[e * R + k + j] = e == 1 && flat1 >= 0 ? flat1 : (float) ((e + j) % 3);
+  ra_target_act (t, &o2->obs, false, sl2);
+  for (int e = 0; e < P * N; e++)
+    for (int j = 0; j < k; j++)
+      o3->resp[e * R + k + j] = (float) ((2 * e + 3 * j) % 4) * 0.25f;
+  if (done)
+    ra_target_end_sessions (t, done, P * N);
+  ra_target_act (t, &o3->obs, false, sl3);
+}
+
 /* Three acts with feedback (env 1's flat), then the augmented rows of the third act's users
    against T8 (and T9 with residual) computed here; then a clone and a reset. */
 static void s_check_rows (bool residual)
@@ -164,19 +185,8 @@ static void s_check_rows (bool residual)
   cr_assert_eq (ra_target_new (BE, &cfg, &t, &err), RA_OK, "%s", err.message);
   cr_assert (t->ctx_s && t->in_dim == U + F);
   obs_t o1, o2, o3;
-  s_obs (&o1);
-  s_obs (&o2);
-  s_obs (&o3);
   int32_t sl1[P * N * k], sl2[P * N * k], sl3[P * N * k];
-  ra_target_act (t, &o1.obs, false, sl1); /* a reset's response: nothing to add */
-  for (int e = 0; e < P * N; e++)         /* feedback to sl1: ranks differ, but env 1 is flat */
-    for (int j = 0; j < k; j++)
-      o2.resp[e * R + k + j] = e == 1 ? 0.5f : (float) ((e + j) % 3);
-  ra_target_act (t, &o2.obs, false, sl2);
-  for (int e = 0; e < P * N; e++)
-    for (int j = 0; j < k; j++)
-      o3.resp[e * R + k + j] = (float) ((2 * e + 3 * j) % 4) * 0.25f;
-  ra_target_act (t, &o3.obs, false, sl3);
+  s_three_acts (t, &o1, &o2, &o3, sl1, sl2, sl3, 0.5f, NULL); /* ranks differ, but env 1 is flat */
   ra_obs_batch_t view;
   const ra_obs_batch_t *aug = ra__target_context_view (t, &o3.obs, &view);
   cr_assert_eq (aug->user_dim, U + F);
@@ -365,19 +375,8 @@ Test (target_context, context_ts_reads_a_posterior_draw_per_act)
   cr_assert_eq (ra_target_new (BE, &cfg, &t, &err), RA_OK, "%s", err.message);
   cr_assert (t->ctx_draw && !off->ctx_draw, "draws only with context_ts");
   obs_t o1, o2, o3;
-  s_obs (&o1);
-  s_obs (&o2);
-  s_obs (&o3);
   int32_t sl1[P * N * k], sl2[P * N * k], sl3[P * N * k];
-  ra_target_act (t, &o1.obs, false, sl1);
-  for (int e = 0; e < P * N; e++)
-    for (int j = 0; j < k; j++)
-      o2.resp[e * R + k + j] = (float) ((e + j) % 3);
-  ra_target_act (t, &o2.obs, false, sl2);
-  for (int e = 0; e < P * N; e++)
-    for (int j = 0; j < k; j++)
-      o3.resp[e * R + k + j] = (float) ((2 * e + 3 * j) % 4) * 0.25f;
-  ra_target_act (t, &o3.obs, false, sl3);
+  s_three_acts (t, &o1, &o2, &o3, sl1, sl2, sl3, -1, NULL);
   ra_obs_batch_t view;
   const ra_obs_batch_t *aug = ra__target_context_view (t, &o3.obs, &view);
   float rows[P * N * (U + F)];
@@ -452,22 +451,10 @@ Test (target_context, context_session_adds_each_users_own_feedback)
   cr_assert_eq (ra_target_new (BE, &cfg, &t, &err), RA_OK, "%s", err.message);
   cr_assert (t->ctx_m && !off->ctx_m, "session sums only with context_session");
   obs_t o1, o2, o3;
-  s_obs (&o1);
-  s_obs (&o2);
-  s_obs (&o3);
   int32_t sl1[P * N * k], sl2[P * N * k], sl3[P * N * k];
-  ra_target_act (t, &o1.obs, false, sl1);
-  for (int e = 0; e < P * N; e++) /* env 1 flat: nothing to tell its ranks apart */
-    for (int j = 0; j < k; j++)
-      o2.resp[e * R + k + j] = e == 1 ? 1.0f : (float) ((e + j) % 3);
-  ra_target_act (t, &o2.obs, false, sl2);
-  for (int e = 0; e < P * N; e++)
-    for (int j = 0; j < k; j++)
-      o3.resp[e * R + k + j] = (float) ((2 * e + 3 * j) % 4) * 0.25f;
   uint8_t done[P * N] = { 0 };
   done[N] = 1; /* replica 1's first env: its user left after act 2's slate */
-  ra_target_end_sessions (t, done, P * N);
-  ra_target_act (t, &o3.obs, false, sl3);
+  s_three_acts (t, &o1, &o2, &o3, sl1, sl2, sl3, 1.0f, done); /* env 1 flat: nothing to tell apart */
   ra_obs_batch_t view;
   const ra_obs_batch_t *aug = ra__target_context_view (t, &o3.obs, &view);
   double worst = 0, session = 0;
