@@ -163,7 +163,8 @@ static void s_usage (FILE *f)
     "                        one per rank (rank k uses the k-th; docs/scaling.md 5)\n"
     "  --checkpoint-out F    best-on-val meta-init (adaptation settings inside)\n"
     "  --checkpoint-last F   the latest theta, at every val point (to continue from where it was)\n"
-    "  --checkpoint-in F     start from F (command-line settings win; the same algo continues)\n"
+    "  --checkpoint-in F     start from F (command-line settings win; the same algo continues;\n"
+    "                        --context N0 on a file without it adds the context's inputs at 0)\n"
     "  --val-at-start true|false  validate the starting theta (true; false saves a val point when\n"
     "                        it is known, as a PBT member continuing its last one)\n"
     "  --metrics F           JSONL, appended   --config F  key = value lines   --quiet\n"
@@ -1071,7 +1072,7 @@ int main (int argc, char **argv)
   }
   ra_meta_adapt_cfg_default (&r.ad);
   ra_meta_resume_t at = { 0 }; /* where the run continues from (docs/meta.md 5): counts only here */
-  bool resume = false;
+  bool resume = false, add_context = false;
   if (o.ckpt_in) { /* its settings, then the command line's (which win) */
     bool found;
     int h = 0, l = 0;
@@ -1132,6 +1133,11 @@ int main (int argc, char **argv)
       o.slot_credit = stored.slot_credit;
     if (!o.set[F_SLOT_FEEDBACK])
       o.slot_feedback = stored.slot_feedback;
+    add_context = o.context > 0 && !(stored.context > 0); /* --context on a file without it: */
+    if (add_context) { /* a wider network, so it starts afresh from the file's theta */
+      resume = false;
+      at = (ra_meta_resume_t) { 0 };
+    }
     if (!o.set[F_CONTEXT])
       o.context = stored.context;
     if (!o.set[F_CONTEXT_RESIDUAL])
@@ -1256,7 +1262,7 @@ int main (int argc, char **argv)
       goto out;
     }
   if ((rc = s_policy (&r, 1, r.N, &r.one, &err)) == RA_OK && o.ckpt_in)
-    rc = ra_target_load (r.one, o.ckpt_in, &err);
+    rc = (add_context ? ra_target_load_adding_context : ra_target_load) (r.one, o.ckpt_in, &err);
   if (rc == RA_OK)
     rc = s_policy (&r, r.Vl, r.N, &r.valp, &err);
   if (rc == RA_OK && o.algo == A_MULTITASK) {

@@ -770,6 +770,62 @@ ra_err_t ra_target_load (ra_target_t *t, const char *path, ra_error_t *err)
   return rc;
 }
 
+/* A context-less file into a policy with the context (docs/agents.md, "Task context"): the file is
+   loaded into a policy of t's architecture without the context (so every check of ra_target_load
+   applies), then each tensor is copied into t; the three that read the user row (the first layers
+   of the scorer and the value head, the affinity head's matrix) gain the F columns of v(u) after
+   the U of u: 0 in the two first layers, the identity block ra_target_new starts the affinity
+   head with. While the context is empty (v = 0) t scores and values as the file does. */
+ra_err_t ra_target_load_adding_context (ra_target_t *t, const char *path, ra_error_t *err)
+{
+  if (!(t->cfg.context > 0))
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: '%s': adding the task context needs a policy "
+                         "with context > 0", path);
+  ra_target_cfg_t c = t->cfg;
+  c.population = 1;
+  c.context = 0;
+  c.context_residual = c.scorer_yield = false;
+  c.context_ts = c.context_session = 0;
+  ra_target_t *src = NULL;
+  ra_err_t rc = ra_target_new (t->be, &c, &src, err);
+  if (rc == RA_OK)
+    rc = ra_target_load (src, path, err);
+  float *from = NULL, *to = NULL;
+  if (rc == RA_OK && (!(from = malloc (sizeof *from * ra_target_num_params (src)))
+                      || !(to = malloc (sizeof *to * ra_target_num_params (t)))))
+    rc = ra_error_set (err, RA_ERR_NOMEM, -1, "target: out of memory");
+  if (rc == RA_OK) {
+    ra_target_get_params (src, from);
+    ra_target_get_params (t, to); /* the affinity head's identity block is already in place */
+    const int U = t->cfg.user_dim, F = t->cfg.cand_dim;
+    for (int i = 0; i < t->params->ntensors; i++) {
+      const ra_nn_tensor_t *a = &src->params->tensors[i], *b = &t->params->tensors[i];
+      bool reads_u = i == t->pi.w[0] || i == t->vf.w[0] || i == t->aff_w;
+      size_t rows = reads_u ? (size_t) a->shape[0] : 1, wa = a->numel / rows, wb = b->numel / rows;
+      for (int p = 0; p < t->P; p++)
+        for (size_t r = 0; r < rows; r++) {
+          const float *x = from + a->offset + r * wa;
+          float *y = to + (size_t) p * t->params->n + b->offset + r * wb;
+          if (!reads_u) {
+            memcpy (y, x, sizeof *y * wa);
+            continue;
+          }
+          memcpy (y, x, sizeof *y * (size_t) U);
+          if (i != t->aff_w)
+            memset (y + U, 0, sizeof *y * (size_t) F);
+          memcpy (y + U + F, x + U, sizeof *y * (wa - (size_t) U)); /* the candidate's columns */
+        }
+    }
+    ra_target_set_params (t, to);
+    for (int p = 0; p < t->P; p++)
+      t->reward_scale[p] = src->reward_scale[0];
+  }
+  free (from);
+  free (to);
+  ra_target_destroy (&src);
+  return rc;
+}
+
 ra_err_t ra_target_checkpoint_settings (const char *path, ra_target_cfg_t *out, ra_error_t *err)
 {
   char *hdr, v[64];

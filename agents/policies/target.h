@@ -182,6 +182,11 @@ void ra_target_head_mask (const ra_target_t *t, uint8_t *mask);
    RA_ERR_IO / RA_ERR_BAD_CONFIG with the reason. */
 ra_err_t ra_target_save (const ra_target_t *t, const char *path, ra_error_t *err);
 ra_err_t ra_target_load (ra_target_t *t, const char *path, ra_error_t *err);
+/* load for a file written without the task context into t, which has it (cfg.context > 0):
+   the file's weights, the columns that read v(u) added at 0 (the affinity head's block at the
+   identity), so t plays as the file does while its context is empty. A file with the context, or
+   of another architecture, is refused as load refuses it. */
+ra_err_t ra_target_load_adding_context (ra_target_t *t, const char *path, ra_error_t *err);
 /* Writes into *cfg the adaptation settings stored in a checkpoint (those it has; a file written
    before they were stored changes nothing). RA_ERR_IO when the file cannot be read. */
 ra_err_t ra_target_checkpoint_settings (const char *path, ra_target_cfg_t *cfg, ra_error_t *err);

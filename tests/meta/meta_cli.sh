@@ -10,7 +10,8 @@
 #   resume         --checkpoint-in of the best checkpoint reproduces its val score exactly (with
 #                  --val-act greedy and sample; --temp, --inner-opt, --slot-credit,
 #                  --slot-feedback, the affinity head and --adapt-params head travel in the
-#                  checkpoint; --val-adapt-params all changes how validation adapts)
+#                  checkpoint; --val-adapt-params all changes how validation adapts; --context
+#                  on a file without it starts from the file)
 #   alone          started without an MPI launcher it does not start MPI: two runs side by side
 #                  leave no OpenMPI session directory in TMPDIR (singletons raced on it)
 #   address SERVER through a recarena-server (--address) the same meta-init as in process
@@ -216,6 +217,11 @@ resume)
   # the affinity head (docs/agents.md T7) is architecture: the file's, and a contrary flag is refused
   resumes aff '"a.w"' "--val-act greedy" -- --algo reptile --affinity true
   bad "--affinity false" --checkpoint-in "$T/aff.st" --affinity false --iters 0 $SMALL
+  # --context on a file without it starts from the file with the context's inputs added
+  # (tests/policies/test_target_context.c holds the columns to the file's scores)
+  "$BIN" --checkpoint-in "$T/aff.st" --context 4 --iters 0 --seed 5 --val-act greedy $SMALL \
+    --checkpoint-out "$T/addctx.st" >"$T/out" 2>&1 || fail "--context 4 on a context-less file: $(cat "$T/out")"
+  head -c 4096 "$T/addctx.st" | grep -q '"target.context":"4"' || fail "addctx: the checkpoint does not carry the context"
   abest=$resumed_best
   # head-only adaptation: also written for the A/B arm (target.adapt_params), which then adapts
   # the head alone as the inner loop did

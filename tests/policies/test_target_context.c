@@ -11,7 +11,9 @@
     context block is a posterior draw v(u) + E u, one per act; with context_session (T12) each
     env's rows add its session's centred feedback over (steps + m0), emptied after its done; the affinity head's context block starts at the identity and the rest of the head at 0; bad
     values and a response too short are refused naming the key; a checkpoint stores the setting
-    and a policy without the context refuses the file (and the other way round). No server.   */
+    and a policy without the context refuses the file (and the other way round); a file without
+    the context loads into a policy with it with the v(u) columns added (the file's scores, plus
+    c_j . v(u) once the context has feedback). No server.                                      */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -626,4 +628,75 @@ Test (target_context, bad_values_are_refused_and_a_checkpoint_keeps_the_setting)
   ra_target_destroy (&t);
   ra_target_destroy (&same);
   ra_target_destroy (&plain);
+}
+
+/* recarena-meta --checkpoint-in of a context-less file with --context (docs/meta.md 5): every
+   tensor copied, the columns reading v(u) added at 0 and the affinity head's block on v at I, so
+   the policy scores as the file does while its context is empty and reads the context once it
+   has feedback. A file with the context is refused. */
+Test (target_context, a_file_without_the_context_loads_with_the_context_columns_added)
+{
+  ra_target_t *src = s_new (0, true, 1), *wide = s_new (N0, true, P);
+  size_t n = src->params->n;
+  float *flat = malloc (sizeof (float) * n);
+  ra_target_get_params (src, flat);
+  for (int i = src->aff_w; i <= src->aff_b; i++) /* the head starts at 0: give it weights to copy */
+    for (size_t j = 0; j < src->params->tensors[i].numel; j++)
+      flat[src->params->tensors[i].offset + j] = s_uniform () - 0.5f;
+  ra_target_set_params (src, flat);
+  free (flat);
+  char path[64];
+  snprintf (path, sizeof path, "/tmp/test_target_addctx_%d.safetensors", (int) getpid ());
+  ra_error_t err;
+  cr_assert_eq (ra_target_save (src, path, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_target_load (wide, path, &err), RA_ERR_BAD_CONFIG, "a plain load still refuses it");
+  cr_assert_eq (ra_target_load_adding_context (wide, path, &err), RA_OK, "%s", err.message);
+
+  obs_t o1, o2;
+  s_obs (&o1);
+  s_obs (&o2);
+  int32_t sl[P * N * k];
+  ra_target_act (wide, &o1.obs, false, sl); /* the context is empty: v(u) = 0 */
+  double worst = 0;
+  for (int p = 0; p < P; p++) {
+    ra_obs_batch_t block = o1.obs; /* replica p's envs, for the one-replica file policy */
+    block.num_envs = N;
+    block.user += p * N * U;
+    block.candidates += p * N * K * F;
+    block.response += p * N * R;
+    ra_target_act (src, &block, false, sl);
+    for (int i = 0; i < N * K; i++)
+      worst = fmax (worst, fabs (wide->pact[wide->pi.n][(size_t) p * T * N * K + i] - src->pact[src->pi.n][i]));
+  }
+  cr_assert_lt (worst, 1e-5, "with an empty context the scores are the file's (differ by %g)", worst);
+
+  for (int e = 0; e < P * N; e++) /* feedback: the context fills and the identity block reads it */
+    for (int j = 0; j < k; j++)
+      o2.resp[e * R + k + j] = (float) ((e + j) % 2);
+  ra_target_act (wide, &o2.obs, false, sl);
+  ra_obs_batch_t block = o2.obs;
+  block.num_envs = N;
+  ra_target_act (src, &block, false, sl);
+  double off = 0, moved = 0; /* replica 0: the file's scores plus c_j . v(u), nothing through the MLP */
+  for (int i = 0; i < N; i++)
+    for (int j = 0; j < K; j++) {
+      const float *v = wide->h_aug + (size_t) i * (U + F) + U, *c = o2.cand + ((size_t) i * K + j) * F;
+      double cv = 0;
+      for (int a = 0; a < F; a++)
+        cv += (double) c[a] * v[a];
+      double d = wide->pact[wide->pi.n][i * K + j] - src->pact[src->pi.n][i * K + j];
+      off = fmax (off, fabs (d - cv));
+      moved = fmax (moved, fabs (d));
+    }
+  cr_assert_gt (moved, 1e-3, "the context is read once it has feedback");
+  cr_assert_lt (off, 1e-5, "the scores are the file's plus c . v(u) (off by %g)", off);
+
+  cr_assert_eq (ra_target_save (wide, path, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_target_load_adding_context (wide, path, &err), RA_ERR_BAD_CONFIG);
+  cr_assert (strstr (err.message, "was trained with the task context"), "%s", err.message);
+  cr_assert_eq (ra_target_load_adding_context (src, path, &err), RA_ERR_BAD_CONFIG);
+  cr_assert (strstr (err.message, "context > 0"), "%s", err.message);
+  unlink (path);
+  ra_target_destroy (&src);
+  ra_target_destroy (&wide);
 }
