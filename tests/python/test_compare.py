@@ -125,3 +125,50 @@ def test_pooled_reports_average_the_per_task_differences(tmp_path, capsys):
         paths[-1].write_text(json.dumps(r))
     assert compare.main([str(paths[0]), "b", "--against", "a", "--pool", str(paths[1])]) == 2
     assert "arm 'a' was not played on the same tasks in every pooled report" in capsys.readouterr().err
+
+
+def _run(report, seed=7):
+    return {**report, "env": "ECommerce-v1", "task_ids": list(range(100, 140)), "seed": seed,
+            "num_envs": 16, "episodes": 21, "unit": "task", "config": {}}
+
+
+def test_an_arm_of_another_run_pairs_on_common_random_numbers(tmp_path, capsys):
+    here, there = _run(_report()), _run(_report(shift=5.0))   # "a" and "c" have the same rows in both
+    (tmp_path / "here.json").write_text(json.dumps(here))
+    (tmp_path / "there.json").write_text(json.dumps(there))
+    merged, same = compare.add_arm(here, there, "b", "b5")
+    assert same == ["a", "c"]
+    direct = compare.compare(there, ["b"], "a", ["R@1"])[0]
+    assert compare.compare(merged, ["b5"], "a", ["R@1"])[0]["diff"] == direct["diff"]
+    assert compare.main([str(tmp_path / "here.json"), "b5", "--against", "b",
+                         "--arm-from", f"{tmp_path / 'there.json'}:b=b5"]) == 0
+    out = capsys.readouterr().out
+    assert "the rows of a, c are the same in both runs" in out and "b5" in out
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: r.update(seed=8), "differ in seed"),
+    (lambda r: [a["per_task"].reverse() or a["per_task"][0].update({"return": -1.0}) for a in r["arms"]],
+     "not on common random numbers"),
+])
+def test_an_arm_of_a_run_on_other_numbers_is_refused(tmp_path, capsys, change, message):
+    here, there = _run(_report()), _run(_report())
+    change(there)
+    (tmp_path / "here.json").write_text(json.dumps(here))
+    (tmp_path / "there.json").write_text(json.dumps(there))
+    assert compare.main([str(tmp_path / "here.json"), "b2", "--against", "a",
+                         "--arm-from", f"{tmp_path / 'there.json'}:b=b2"]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("nocolon", "expected REPORT:ARM"),
+    ("{there}:zz", "no arm 'zz'"),
+    ("{there}:b", "already has an arm 'b'"),
+])
+def test_bad_arm_from_gets_an_error_naming_it(tmp_path, capsys, spec, message):
+    (tmp_path / "here.json").write_text(json.dumps(_run(_report())))
+    (tmp_path / "there.json").write_text(json.dumps(_run(_report())))
+    spec = spec.format(there=tmp_path / "there.json")
+    assert compare.main([str(tmp_path / "here.json"), "b", "--against", "a", "--arm-from", spec]) == 2
+    assert message in capsys.readouterr().err

@@ -17,6 +17,12 @@ whatever its ``--unit`` (schema recarena-ab/2).
 other training seeds of the meta-inits); per task d is then the mean over all the reports of the
 arm's difference, and the bootstrap resamples tasks with the runs held fixed, so the interval does
 not include the run-to-run variance (docs/meta.md 6.14).
+
+``--arm-from R2.json:ARM=NAME``: arm ARM of another run's report, compared here as NAME (e.g. a
+meta-init trained in an earlier run). Its rows pair with this report's only on common random
+numbers, so the two runs must have the same settings (env, tasks, seed, users, episodes, unit,
+sim config, curve) and at least one arm of the same name with the same per-task rows (an arm both
+runs played as the same spec, such as random or a scratch arm); the arms that matched are printed.
 """
 from __future__ import annotations
 
@@ -82,6 +88,30 @@ def _pooled(reports: Sequence[Dict[str, Any]], arm: str, measure: str) -> Dict[i
     return {t: float(np.mean([p[t] for p in per])) for t in per[0]}
 
 
+# what makes two recarena-ab runs play the same users on the same tasks
+_RUN_KEYS = ("env", "task_ids", "seed", "num_envs", "episodes", "unit", "config", "curve_k")
+
+
+def add_arm(report: Dict[str, Any], other: Dict[str, Any], arm: str, name: str):
+    """``report`` with arm ``arm`` of ``other`` added as ``name``, and the names of the arms whose
+    per-task rows are the same in both (at least one, or the runs are not on common random numbers:
+    ValueError)."""
+    differ = [k for k in _RUN_KEYS if report.get(k) != other.get(k)]
+    if differ:
+        raise ValueError(f"--arm-from: the two runs differ in {', '.join(differ)}")
+    mine = {a["name"]: a for a in report["arms"]}
+    theirs = {a["name"]: a for a in other["arms"]}
+    if arm not in theirs:
+        raise ValueError(f"--arm-from: no arm '{arm}' in that report (it has {', '.join(theirs)})")
+    if name in mine:
+        raise ValueError(f"--arm-from: this report already has an arm '{name}'; name it ARM=NAME")
+    same = [n for n in mine if n in theirs and mine[n].get("per_task") == theirs[n].get("per_task")]
+    if not same:
+        raise ValueError("--arm-from: no arm has the same per-task rows in both reports, so the "
+                         "two runs are not on common random numbers")
+    return {**report, "arms": [*report["arms"], {**theirs[arm], "name": name}]}, same
+
+
 def compare(report: Dict[str, Any], arms: List[str], against: str, measures: List[str],
             bootstrap: int = 2000, seed: int = 1,
             pool: Sequence[Dict[str, Any]] = ()) -> List[Dict[str, Any]]:
@@ -113,11 +143,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--pool", action="append", default=[], metavar="REPORT",
                     help="another run's report on the same tasks (repeatable): per task the mean "
                          "difference over all the reports")
+    ap.add_argument("--arm-from", action="append", default=[], metavar="REPORT:ARM[=NAME]",
+                    help="an arm of another run on common random numbers, named NAME here "
+                         "(repeatable)")
     args = ap.parse_args(argv)
     try:
         if args.bootstrap < 1:
             raise ValueError("--bootstrap must be at least 1")
-        rows = compare(load_report(args.report), args.arms, args.against,
+        report = load_report(args.report)
+        for spec in args.arm_from:
+            path, sep, arm = spec.rpartition(":")
+            arm, _, name = arm.partition("=")
+            if not sep or not path or not arm:
+                raise ValueError(f"--arm-from '{spec}': expected REPORT:ARM or REPORT:ARM=NAME")
+            report, same = add_arm(report, load_report(path), arm, name or arm)
+            print(f"{name or arm}: arm '{arm}' of {path} (common random numbers: the rows of "
+                  f"{', '.join(same)} are the same in both runs)")
+        rows = compare(report, args.arms, args.against,
                        [m for m in args.at.split(",") if m], args.bootstrap, args.seed,
                        [load_report(p) for p in args.pool])
     except (OSError, ValueError) as e:
