@@ -1084,10 +1084,6 @@ int main (int argc, char **argv)
       s_err ("--checkpoint-in %s: %s\n", o.ckpt_in, err.message);
       goto out;
     }
-    if (resume && (!found || strcmp (algo, o.algo_name) != 0)) { /* another algorithm starts afresh from theta */
-      resume = false;
-      at = (ra_meta_resume_t) { 0 };
-    }
     bool hidden_differs = o.set[F_HIDDEN] && o.hidden != h;
     if (hidden_differs || (o.set[F_LAYERS] && o.layers != l)) {
       s_err ("--%s %lld: --checkpoint-in %s has hidden %d, layers %d (architecture comes from the file)\n",
@@ -1133,8 +1129,9 @@ int main (int argc, char **argv)
       o.slot_credit = stored.slot_credit;
     if (!o.set[F_SLOT_FEEDBACK])
       o.slot_feedback = stored.slot_feedback;
-    add_context = o.context > 0 && !(stored.context > 0); /* --context on a file without it: */
-    if (add_context) { /* a wider network, so it starts afresh from the file's theta */
+    add_context = o.context > 0 && !(stored.context > 0); /* --context on a file without it */
+    /* another algorithm, or the wider network of add_context, starts afresh from the file's theta */
+    if (resume && (add_context || !found || strcmp (algo, o.algo_name) != 0)) {
       resume = false;
       at = (ra_meta_resume_t) { 0 };
     }

@@ -9,37 +9,41 @@ per ARM and K in 0, 1, 5, 20 (those on the report's curve)
 
 over the report's tasks t (a ratio of means: a task where the expert gains little does not blow
 up), with a 95% percentile interval from 2000 bootstrap resamples of the tasks (seed 1), the
-same resample for numerator and denominator. Exit 2 with a message on a bad argument or report.
+same resample for numerator and denominator. Per-task values are read as recarena.compare reads
+them (the package must be importable: the project's .venv). Exit 2 with a message on a bad
+argument or report.
 """
 from __future__ import annotations
 
-import json
 import sys
 
 import numpy as np
+
+from recarena.compare import _per_task
+from recarena.plots import load_report
 
 KS = (0, 1, 5, 20)
 
 
 def fractions(report: dict, arm: str, resamples: int = 2000, seed: int = 1) -> list:
     """[(K, f_K, lo, hi)] for the K of KS on the report's curve."""
-    curves = {a["name"]: {row["task"]: row["curve"] for row in a["per_task"]} for a in report["arms"]}
-    experts = [n for n in curves if n.startswith("expert")]
-    for need, have in (("random", "random" in curves), ("an expert arm", bool(experts)), (f"arm '{arm}'", arm in curves)):
-        if not have:
-            raise ValueError(f"the report has no {need} (it has {', '.join(curves)})")
-    tasks = sorted(curves["random"])
-    rows = {n: np.array([curves[n][t] for t in tasks], dtype=float) for n in ("random", experts[0], arm)}
-    idx = np.random.default_rng(seed).integers(0, len(tasks), size=(resamples, len(tasks)))
-    out = []
+    experts = [a["name"] for a in report["arms"] if a["name"].startswith("expert")]
+    if not experts:
+        raise ValueError("the report has no expert arm (recarena-ab --arms ...,expert:dir=DIR)")
+    out, idx = [], None
     for k in KS:
         if k not in report["curve_k"]:
             continue
-        j = report["curve_k"].index(k)
-        gain = rows[arm][:, j] - rows["random"][:, j]
-        best = rows[experts[0]][:, j] - rows["random"][:, j]
-        boot = gain[idx].mean(axis=1) / best[idx].mean(axis=1)
-        out.append((k, gain.mean() / best.mean(), *np.percentile(boot, [2.5, 97.5])))
+        base = _per_task(report, "random", f"R@{k}")
+        tasks = sorted(base)
+        if idx is None:
+            idx = np.random.default_rng(seed).integers(0, len(tasks), size=(resamples, len(tasks)))
+        def gain(name):
+            values = _per_task(report, name, f"R@{k}")
+            return np.array([values[t] - base[t] for t in tasks])
+        mine, best = gain(arm), gain(experts[0])
+        boot = mine[idx].mean(axis=1) / best[idx].mean(axis=1)
+        out.append((k, mine.mean() / best.mean(), *np.percentile(boot, [2.5, 97.5])))
     return out
 
 
@@ -48,8 +52,7 @@ def main(argv: list) -> int:
         print("usage: bench/expert_fraction.py REPORT ARM...", file=sys.stderr)
         return 2
     try:
-        with open(argv[0]) as f:
-            report = json.load(f)
+        report = load_report(argv[0])
         table = {arm: fractions(report, arm) for arm in argv[1:]}
     except (OSError, ValueError, KeyError, TypeError) as e:
         print(f"expert_fraction: {argv[0]}: {e}", file=sys.stderr)

@@ -21,7 +21,7 @@ def _report(tmp_path: Path) -> Path:
     def arm(name, level):
         return {"name": name, "per_task": [{"task": 700 + t, "curve": [10 + f * gain[t] for f in level]}
                                            for t in range(16)]}
-    report = {"curve_k": [0, 1, 5, 20], "arms": [
+    report = {"schema": "recarena-ab/2", "curve_k": [0, 1, 5, 20], "arms": [
         arm("reptile", (0.5, 1, 1, 1)), arm("flat", (0, 0, 0, 0)), arm("random", (0, 0, 0, 0)),
         arm("expert:dir=/x", (1, 1, 1, 1))]}
     path = tmp_path / "r.json"
