@@ -12,9 +12,17 @@ up), with a 95% percentile interval from 2000 bootstrap resamples of the tasks (
 same resample for numerator and denominator. Per-task values are read as recarena.compare reads
 them (the package must be importable: the project's .venv). Exit 2 with a message on a bad
 argument or report.
+
+    bench/expert_fraction.py REPORT ARM... --tasks-from OTHER.json [--tasks-from ...]
+
+pools the tasks of other runs of the same arms with REPORT's (line 1 read on more tasks as more
+experts are trained): every run must play the same users (env, seed, users per task, episodes,
+unit, sim config, curve) on tasks no other run has; the arms kept are those in every run, each
+run's expert arm counting as the one expert arm whatever its directory.
 """
 from __future__ import annotations
 
+import argparse
 import sys
 
 import numpy as np
@@ -23,6 +31,32 @@ from recarena.compare import _per_task
 from recarena.plots import load_report
 
 KS = (0, 1, 5, 20)
+# what makes two recarena-ab runs play the same users on a task (the task ids aside)
+SAME_USERS = ("env", "seed", "num_envs", "episodes", "unit", "config", "curve_k")
+
+
+def _expert_named(report: dict) -> dict:
+    """The report's arms by name, its expert arm (any directory) under the name 'expert'."""
+    return {("expert" if a["name"].startswith("expert") else a["name"]): a for a in report["arms"]}
+
+
+def pool_tasks(reports: list) -> dict:
+    """One report holding the tasks of all ``reports``, with the arms every one of them has."""
+    first = reports[0]
+    for other in reports[1:]:
+        differ = [k for k in SAME_USERS if first.get(k) != other.get(k)]
+        if differ:
+            raise ValueError(f"--tasks-from: the runs differ in {', '.join(differ)}")
+    arms = [_expert_named(r) for r in reports]
+    names = [n for n in arms[0] if all(n in a for a in arms[1:])]
+    seen = set()
+    for a in arms:
+        tasks = {int(row["task"]) for row in a[names[0]]["per_task"]} if names else set()
+        if tasks & seen:
+            raise ValueError(f"--tasks-from: task {min(tasks & seen)} is in more than one run")
+        seen |= tasks
+    return {**first, "arms": [{"name": n, "per_task": [row for a in arms for row in a[n]["per_task"]]}
+                              for n in names]}
 
 
 def fractions(report: dict, arm: str, resamples: int = 2000, seed: int = 1) -> list:
@@ -48,14 +82,20 @@ def fractions(report: dict, arm: str, resamples: int = 2000, seed: int = 1) -> l
 
 
 def main(argv: list) -> int:
-    if len(argv) < 2:
-        print("usage: bench/expert_fraction.py REPORT ARM...", file=sys.stderr)
-        return 2
+    ap = argparse.ArgumentParser(prog="bench/expert_fraction.py",
+                                 description="line 1: each arm's gain as a fraction of the expert's")
+    ap.add_argument("report")
+    ap.add_argument("arms", nargs="+", metavar="ARM")
+    ap.add_argument("--tasks-from", action="append", default=[], metavar="OTHER.json",
+                    help="pool the tasks of another run of the same arms (repeatable)")
+    args = ap.parse_args(argv)
     try:
-        report = load_report(argv[0])
-        table = {arm: fractions(report, arm) for arm in argv[1:]}
+        report = load_report(args.report)
+        if args.tasks_from:
+            report = pool_tasks([report, *map(load_report, args.tasks_from)])
+        table = {arm: fractions(report, arm) for arm in args.arms}
     except (OSError, ValueError, KeyError, TypeError) as e:
-        print(f"expert_fraction: {argv[0]}: {e}", file=sys.stderr)
+        print(f"expert_fraction: {args.report}: {e}", file=sys.stderr)
         return 2
     print(f"fraction of the expert's gain over random, {len(report['arms'][0]['per_task'])} tasks "
           f"(95% bootstrap intervals)")

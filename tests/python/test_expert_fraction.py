@@ -62,3 +62,38 @@ def test_bad_arguments_exit_2_naming_them(tmp_path, args, message):
     r = _report(tmp_path)
     out = _run(*[a.format(r=r, dir=tmp_path) for a in args])
     assert out.returncode == 2 and message in out.stderr
+
+
+def _split(tmp_path: Path, seed_b: int = 9, overlap: bool = False):
+    """_report's 16 tasks as two runs of 8 (the second's expert from another directory)."""
+    report = json.loads(_report(tmp_path).read_text())
+    def part(tasks, expert_dir, seed):
+        arms = [{**a, "name": a["name"].replace("/x", expert_dir),
+                 "per_task": [r for r in a["per_task"] if r["task"] in tasks]} for a in report["arms"]]
+        return {**report, "seed": seed, "arms": arms}
+    second = range(707 if overlap else 708, 716)
+    paths = []
+    for name, r in (("a.json", part(range(700, 708), "/x", 9)), ("b.json", part(second, "/y", seed_b))):
+        (tmp_path / name).write_text(json.dumps(r))
+        paths.append(tmp_path / name)
+    return paths
+
+
+def test_tasks_from_pools_the_runs_tasks(tmp_path):
+    whole = _run(_report(tmp_path), "reptile")
+    a, b = _split(tmp_path)
+    pooled = _run(a, "reptile", "--tasks-from", b)
+    assert pooled.returncode == 0, pooled.stderr
+    # the same 16 tasks, the same bootstrap resamples: the same figures to the last digit
+    assert pooled.stdout == whole.stdout and "16 tasks" in pooled.stdout
+    assert _run(a, "reptile").stdout != whole.stdout
+
+
+@pytest.mark.parametrize("seed_b, overlap, message", [
+    (10, False, "differ in seed"),
+    (9, True, "task 707 is in more than one run"),
+])
+def test_tasks_from_refuses_runs_that_do_not_pool(tmp_path, seed_b, overlap, message):
+    a, b = _split(tmp_path, seed_b, overlap)
+    out = _run(a, "reptile", "--tasks-from", b)
+    assert out.returncode == 2 and message in out.stderr
