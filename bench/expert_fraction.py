@@ -27,12 +27,12 @@ import sys
 
 import numpy as np
 
-from recarena.compare import _per_task
+from recarena.compare import _RUN_KEYS, _per_task
 from recarena.plots import load_report
 
 KS = (0, 1, 5, 20)
-# what makes two recarena-ab runs play the same users on a task (the task ids aside)
-SAME_USERS = ("env", "seed", "num_envs", "episodes", "unit", "config", "curve_k")
+# what makes two recarena-ab runs play the same users on a task, whatever their tasks
+SAME_USERS = tuple(k for k in _RUN_KEYS if k != "task_ids")
 
 
 def _expert_named(report: dict) -> dict:
