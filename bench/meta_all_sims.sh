@@ -22,7 +22,7 @@
 # settings (environment): SIMS ("ECommerce-v1 Ads-v1 News-v1 Content-v1"), ALGOS ("reptile fomaml
 #   es es-maml multitask"), BUDGET (2000000 env steps per meta-training), TRAIN (train:0-63),
 #   VAL (val:0-15), TEST (test:0-63), OOD (ood:0-63), NUM_ENVS (32 users per task in the A/B run),
-#   EPISODES (21: R@0..R@20), SEED (1), BUILD (build), CONFIG ("" : sim config "k=v k=v" for
+#   EPISODES (21: R@0..R@20; at least 8, for R@5w), SEED (1), BUILD (build), CONFIG ("" : sim config "k=v k=v" for
 #   every run, e.g. "hidden_tastes=1"), EXPERT_TASKS (0: none), EXPERT_STEPS (300000),
 #   META_FLAGS ("": more recarena-meta flags, e.g. "--val-act greedy"; its adaptation flags
 #   --inner-lr, --inner-opt, --rollout-len, --slot-credit, --slot-feedback, --affinity and
@@ -67,6 +67,11 @@ for kv in $CONFIG; do meta_cfg="$meta_cfg --sim-config $kv"; ab_cfg="$ab_cfg --c
 META=$BUILD/agents/recarena-meta
 AB=$BUILD/agents/recarena-ab
 [ -x "$META" ] && [ -x "$AB" ] || { echo "build recarena-meta and recarena-ab first ($BUILD)" >&2; exit 2; }
+# the paired tables read R@5w (episodes 3-7): with fewer episodes the script would fail at its end
+case $EPISODES in
+  ''|*[!0-9]*) echo "EPISODES must be a whole number, got '$EPISODES'" >&2; exit 2 ;;
+esac
+[ "$EPISODES" -ge 8 ] || { echo "EPISODES must be at least 8 (the paired tables read R@5w, episodes 3-7), got $EPISODES" >&2; exit 2; }
 PY=$(dirname "$0")/../.venv/bin/python
 [ -x "$PY" ] || { echo "set up the virtual environment first (scripts/setup.sh)" >&2; exit 2; }
 # the adaptation settings META_FLAGS gives the meta-inits (stored in their checkpoints), as the
@@ -142,6 +147,10 @@ for sim in $SIMS; do
       end=$(date +%s.%N)
     else
       end=$start  # reused: wall_s reads 0 and samples/s is not measured
+      if [ ! -f "$d/$algo.jsonl" ]; then  # a checkpoint brought from elsewhere, without its metrics
+        printf '%-10s %12s\n' "$algo" "reused; its $algo.jsonl is not in $d"
+        continue
+      fi
     fi
     done_line=$(grep '"kind":"done"' "$d/$algo.jsonl" | tail -1)
     steps=$(echo "$done_line" | sed 's/.*"env_steps":\([0-9]*\).*/\1/')
