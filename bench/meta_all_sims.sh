@@ -22,8 +22,8 @@
 # settings (environment): SIMS ("ECommerce-v1 Ads-v1 News-v1 Content-v1"), ALGOS ("reptile fomaml
 #   es es-maml multitask"), BUDGET (2000000 env steps per meta-training), TRAIN (train:0-63),
 #   VAL (val:0-15), TEST (test:0-63), OOD (ood:0-63), NUM_ENVS (32 users per task in the A/B run),
-#   EPISODES (21: R@0..R@20; at least 8, for R@5w), SEED (1), BUILD (build), CONFIG ("" : sim config "k=v k=v" for
-#   every run, e.g. "hidden_tastes=1"), EXPERT_TASKS (0: none), EXPERT_STEPS (300000),
+#   EPISODES (21: R@0..R@20; at least 8, for R@5w), SEED (1), BUILD (build), CONFIG ("" : sim
+#   config "k=v k=v" for every run, e.g. "hidden_tastes=1"), EXPERT_TASKS (0: none), EXPERT_STEPS (300000),
 #   META_FLAGS ("": more recarena-meta flags, e.g. "--val-act greedy"; its adaptation flags
 #   --inner-lr, --inner-opt, --rollout-len, --slot-credit, --slot-feedback, --affinity and
 #   --adapt-params are also the scratch arm's settings, as the meta-inits carry them in their
