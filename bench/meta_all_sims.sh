@@ -23,7 +23,8 @@
 #   es es-maml multitask"), BUDGET (2000000 env steps per meta-training), TRAIN (train:0-63),
 #   VAL (val:0-15), TEST (test:0-63), OOD (ood:0-63), NUM_ENVS (32 users per task in the A/B run),
 #   EPISODES (21: R@0..R@20; at least 8, for R@5w), SEED (1), BUILD (build), CONFIG ("" : sim
-#   config "k=v k=v" for every run, e.g. "hidden_tastes=1"), EXPERT_TASKS (0: none), EXPERT_STEPS (300000),
+#   config "k=v k=v" for every run, e.g. "hidden_tastes=1"), EXPERT_TASKS (0: none),
+#   EXPERT_STEPS (300000),
 #   META_FLAGS ("": more recarena-meta flags, e.g. "--val-act greedy"; its adaptation flags
 #   --inner-lr, --inner-opt, --rollout-len, --slot-credit, --slot-feedback, --affinity and
 #   --adapt-params are also the scratch arm's settings, as the meta-inits carry them in their
@@ -67,7 +68,7 @@ for kv in $CONFIG; do meta_cfg="$meta_cfg --sim-config $kv"; ab_cfg="$ab_cfg --c
 META=$BUILD/agents/recarena-meta
 AB=$BUILD/agents/recarena-ab
 [ -x "$META" ] && [ -x "$AB" ] || { echo "build recarena-meta and recarena-ab first ($BUILD)" >&2; exit 2; }
-# the paired tables read R@5w (episodes 3-7): with fewer episodes the script would fail at its end
+# checked now, not when the paired tables at the end need R@5w
 case $EPISODES in
   ''|*[!0-9]*) echo "EPISODES must be a whole number, got '$EPISODES'" >&2; exit 2 ;;
 esac
