@@ -35,9 +35,14 @@ KS = (0, 1, 5, 20)
 SAME_USERS = tuple(k for k in _RUN_KEYS if k != "task_ids")
 
 
+def _is_expert(name: str) -> bool:
+    """Whether a report's arm is the per-task expert (`expert:dir=DIR`, named by its spec)."""
+    return name.startswith("expert")
+
+
 def _expert_named(report: dict) -> dict:
     """The report's arms by name, its expert arm (any directory) under the name 'expert'."""
-    return {("expert" if a["name"].startswith("expert") else a["name"]): a for a in report["arms"]}
+    return {("expert" if _is_expert(a["name"]) else a["name"]): a for a in report["arms"]}
 
 
 def pool_tasks(reports: list) -> dict:
@@ -61,7 +66,7 @@ def pool_tasks(reports: list) -> dict:
 
 def fractions(report: dict, arm: str, resamples: int = 2000, seed: int = 1) -> list:
     """[(K, f_K, lo, hi)] for the K of KS on the report's curve."""
-    experts = [a["name"] for a in report["arms"] if a["name"].startswith("expert")]
+    experts = [a["name"] for a in report["arms"] if _is_expert(a["name"])]
     if not experts:
         raise ValueError("the report has no expert arm (recarena-ab --arms ...,expert:dir=DIR)")
     out, idx = [], None
