@@ -65,12 +65,32 @@ def test_the_interval_matches_a_normal_approximation_at_many_tasks():
     (["b", "--against", "a", "--at", "R@7"], "K=7 is not on the report's curve"),
     (["b", "--against", "a", "--at", "curve"], "unknown measure 'curve'"),
     (["b", "--against", "a", "--bootstrap", "0"], "--bootstrap"),
+    (["b"], "--against"),
+    (["b", "--minus", "R@9"], "K=9 is not on the report's curve"),
 ])
 def test_bad_arguments_get_an_error_naming_them(tmp_path, capsys, args, message):
     path = tmp_path / "r.json"
     path.write_text(json.dumps(_report()))
     assert compare.main([str(path)] + args) == 2
     assert message in capsys.readouterr().err
+
+
+def test_minus_takes_each_arm_less_its_own_start_on_the_same_task():
+    report = _report()
+    a, b = ({r["task"]: r["curve"] for r in arm["per_task"]} for arm in report["arms"][:2])
+    tasks = sorted(a)
+    # the climb of one arm, against 0: the mean over tasks of its R@5 - R@0
+    climb = compare.compare(report, ["b"], None, ["R@5"], minus="R@0")[0]
+    assert climb["diff"] == pytest.approx(np.mean([b[t][2] - b[t][0] for t in tasks]), abs=1e-12)
+    assert climb["against"] is None and climb["minus"] == "R@0" and climb["lo"] < climb["hi"]
+    # against another arm: the mean of the difference of the two climbs, paired by task
+    rel = compare.compare(report, ["b"], "a", ["R@5"], minus="R@0")[0]
+    want = np.mean([(b[t][2] - b[t][0]) - (a[t][2] - a[t][0]) for t in tasks])
+    assert rel["diff"] == pytest.approx(want, abs=1e-12)
+    # R@1 is R@0 + 1 on every task of every arm: a climb of exactly 1, and none against a
+    one = compare.compare(report, ["b"], None, ["R@1"], minus="R@0")[0]
+    assert (one["diff"], one["lo"], one["hi"]) == (1.0, 1.0, 1.0)
+    assert compare.compare(report, ["b"], "a", ["R@1"], minus="R@0")[0]["diff"] == 0.0
 
 
 def test_arms_on_different_tasks_are_refused(tmp_path, capsys):

@@ -23,13 +23,18 @@ meta-init trained in an earlier run). Its rows pair with this report's only on c
 numbers, so the two runs must have the same settings (env, tasks, seed, users, episodes, unit,
 sim config, curve) and at least one arm of the same name with the same per-task rows (an arm both
 runs played as the same spec, such as random or a scratch arm); the arms that matched are printed.
+
+``--minus R@0``: each arm's value of every measure is taken minus its own R@0 on the same task
+before pairing, so ``reptile --at R@5 --minus R@0`` tests the arm's climb from R@0 to R@5 (a dip
+when negative), and ``reptile --against oracle --at R@5 --minus R@0`` its climb less the oracle's
+between the same episodes. Without ``--against`` the climb is tested against 0.
 """
 from __future__ import annotations
 
 import argparse
 import math
 import sys
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -112,22 +117,38 @@ def add_arm(report: Dict[str, Any], other: Dict[str, Any], arm: str, name: str):
     return {**report, "arms": [*report["arms"], {**theirs[arm], "name": name}]}, same
 
 
-def compare(report: Dict[str, Any], arms: List[str], against: str, measures: List[str],
+def _climb(reports: Sequence[Dict[str, Any]], arm: str, measure: str,
+           minus: Optional[str]) -> Dict[int, float]:
+    """The arm's pooled measure per task, less its own ``minus`` measure on that task if given."""
+    values = _pooled(reports, arm, measure)
+    if minus is None:
+        return values
+    start = _pooled(reports, arm, minus)
+    return {t: v - start[t] for t, v in values.items()}
+
+
+def compare(report: Dict[str, Any], arms: List[str], against: Optional[str], measures: List[str],
             bootstrap: int = 2000, seed: int = 1,
-            pool: Sequence[Dict[str, Any]] = ()) -> List[Dict[str, Any]]:
+            pool: Sequence[Dict[str, Any]] = (), minus: Optional[str] = None) -> List[Dict[str, Any]]:
     """One row per (arm, measure): the paired difference from ``against`` over the common tasks;
-    with ``pool``, per task the mean of the difference over ``report`` and the pooled reports."""
+    with ``pool``, per task the mean of the difference over ``report`` and the pooled reports;
+    with ``minus``, each arm's measure less its own ``minus`` measure per task (``against`` None:
+    that climb against 0)."""
+    if against is None and minus is None:
+        raise ValueError("name an arm to compare against (--against), or a measure to subtract (--minus)")
     reports = [report, *pool]
     out = []
     for measure in measures:
-        base = _pooled(reports, against, measure)
         for arm in arms:
-            values = _pooled(reports, arm, measure)
+            values = _climb(reports, arm, measure, minus)
+            base = ({t: 0.0 for t in values} if against is None
+                    else _climb(reports, against, measure, minus))
             if set(values) != set(base):
                 raise ValueError(f"arms '{arm}' and '{against}' were not played on the same tasks")
             tasks = sorted(base)
             res = paired([values[t] for t in tasks], [base[t] for t in tasks], bootstrap, 0.95, seed)
-            out.append({"arm": arm, "against": against, "measure": measure, "runs": len(reports), **res})
+            out.append({"arm": arm, "against": against, "measure": measure, "minus": minus,
+                        "runs": len(reports), **res})
     return out
 
 
@@ -136,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  description="Paired differences between arms of a recarena-ab report.")
     ap.add_argument("report", help="recarena-ab --json output (its per_task rows)")
     ap.add_argument("arms", nargs="+", help="arms to compare with --against")
-    ap.add_argument("--against", required=True, help="the arm every difference is taken from")
+    ap.add_argument("--against", help="the arm every difference is taken from (optional with --minus)")
     ap.add_argument("--at", default="R@5", help="comma-separated measures: R@K, windows, metrics (default R@5)")
     ap.add_argument("--bootstrap", type=int, default=2000, help="resamples (2000)")
     ap.add_argument("--seed", type=int, default=1, help="seed of the resamples (1)")
@@ -146,6 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--arm-from", action="append", default=[], metavar="REPORT:ARM[=NAME]",
                     help="an arm of another run on common random numbers, named NAME here "
                          "(repeatable)")
+    ap.add_argument("--minus", metavar="MEASURE",
+                    help="take each arm's value less its own MEASURE on the same task (e.g. R@0: "
+                         "the climb from the first episode)")
     args = ap.parse_args(argv)
     try:
         if args.bootstrap < 1:
@@ -161,15 +185,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{', '.join(same)} are the same in both runs)")
         rows = compare(report, args.arms, args.against,
                        [m for m in args.at.split(",") if m], args.bootstrap, args.seed,
-                       [load_report(p) for p in args.pool])
+                       [load_report(p) for p in args.pool], args.minus)
     except (OSError, ValueError) as e:
         print(f"recarena.compare: {e}", file=sys.stderr)
         return 2
     if args.pool:
         print(f"per task the mean over {1 + len(args.pool)} reports (runs held fixed)")
-    print(f"{'arm':<16} {'measure':<8} {'diff vs ' + args.against:>24} {'95% CI':>22} {'p':>7} {'tasks':>6}")
+    if args.minus:
+        print(f"each measure less the same arm's {args.minus} on the same task")
+    label = f"diff vs {args.against}" if args.against else "diff vs 0"
+    print(f"{'arm':<16} {'measure':<8} {label:>24} {'95% CI':>22} {'p':>7} {'tasks':>6}")
     for r in rows:
-        print(f"{r['arm']:<16} {r['measure']:<8} {r['diff']:>+24.4g} "
+        measure = f"{r['measure']}-{r['minus']}" if r["minus"] else r["measure"]
+        print(f"{r['arm']:<16} {measure:<8} {r['diff']:>+24.4g} "
               f"{'[%+.4g, %+.4g]' % (r['lo'], r['hi']):>22} {r['p']:>7.4f} {r['n']:>6}")
     return 0
 
