@@ -130,8 +130,8 @@ PY
 }
 curve=""
 for K in 0 1 2 5 7 10 20; do [ "$K" -lt "$EPISODES" ] && curve="$curve${curve:+,}$K"; done
-climb=""   # the K's at which each meta-init's climb from R@0 is read (the bar's "no R@K below R@0")
-for K in 1 5 20; do [ "$K" -lt "$EPISODES" ] && climb="$climb${climb:+,}R@$K"; done
+climb=R@1,R@5   # where each meta-init's climb from R@0 is read (the bar's "no R@K below R@0")
+[ "$EPISODES" -gt 20 ] && climb="$climb,R@20"
 for sim in $SIMS; do
   d=$OUT/$sim
   mkdir -p "$d"
@@ -223,13 +223,11 @@ for sim in $SIMS; do
       # shellcheck disable=SC2086 # a list of arm names
       "$PY" -m recarena.compare "$d/ab_$tag.json" $others --against "$base" --at R@0,R@1,R@5,R@5w,auc
     done >"$d/ab_${tag}_pairs.txt" || { echo "recarena.compare failed on $d/ab_$tag.json" >&2; exit 1; }
-    if [ -n "$climb" ]; then
-      # each meta-init's climb from its own R@0, alone and less the oracle's between the same episodes
-      # shellcheck disable=SC2086 # a list of arm names
-      { "$PY" -m recarena.compare "$d/ab_$tag.json" $ALGOS --at "$climb" --minus R@0 &&
-        "$PY" -m recarena.compare "$d/ab_$tag.json" $ALGOS --against oracle --at "$climb" --minus R@0
-      } >>"$d/ab_${tag}_pairs.txt" || { echo "recarena.compare --minus failed on $d/ab_$tag.json" >&2; exit 1; }
-    fi
+    # each meta-init's climb from its own R@0, alone and less the oracle's between the same episodes
+    # shellcheck disable=SC2086 # a list of arm names
+    { "$PY" -m recarena.compare "$d/ab_$tag.json" $ALGOS --at "$climb" --minus R@0 &&
+      "$PY" -m recarena.compare "$d/ab_$tag.json" $ALGOS --against oracle --at "$climb" --minus R@0
+    } >>"$d/ab_${tag}_pairs.txt" || { echo "recarena.compare --minus failed on $d/ab_$tag.json" >&2; exit 1; }
     cat "$d/ab_${tag}_pairs.txt"
   done
 done

@@ -139,10 +139,10 @@ def compare(report: Dict[str, Any], arms: List[str], against: Optional[str], mea
     reports = [report, *pool]
     out = []
     for measure in measures:
+        against_values = None if against is None else _climb(reports, against, measure, minus)
         for arm in arms:
             values = _climb(reports, arm, measure, minus)
-            base = ({t: 0.0 for t in values} if against is None
-                    else _climb(reports, against, measure, minus))
+            base = dict.fromkeys(values, 0.0) if against_values is None else against_values
             if set(values) != set(base):
                 raise ValueError(f"arms '{arm}' and '{against}' were not played on the same tasks")
             tasks = sorted(base)
