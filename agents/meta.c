@@ -66,7 +66,7 @@ typedef struct {
   long long budget, iters, val_every, seed, workers, inner_steps, meta_batch, population,
     envs_per_task, rollout, hidden, layers, slot_feedback;
   double inner_lr, outer_lr, sigma, entropy, weight_decay, temp, slot_credit, context, context_ts,
-    context_session;
+    context_session, context_baseline;
   bool quiet, head_only, val_head_only, inner_sgd, affinity, val_at_start, context_residual,
       scorer_yield;
   bool anneal_run;     /* Reptile's epsilon anneals over this run's budget only (--anneal-over run) */
@@ -130,6 +130,7 @@ static const flag_t s_flags[] = {
   { "scorer-yield", T_BOOL, O (scorer_yield), 0, 0 },
   { "context-ts", T_NUM, O (context_ts), 0, RA_TARGET_CONTEXT_TS_MAX },
   { "context-session", T_NUM, O (context_session), 0, RA_TARGET_CONTEXT_SESSION_MAX },
+  { "context-baseline", T_NUM, O (context_baseline), 0, 1 },
   /* new flags go last: the F_ indices below count entries of this table */
 };
 #define NFLAGS ((int) (sizeof s_flags / sizeof s_flags[0]))
@@ -137,7 +138,7 @@ enum { F_ITERS = 5, F_OUTER_LR = 12, F_INNER_LR = 10, F_INNER_STEPS = 11, F_ROLL
        F_POP = 14, F_HIDDEN = 21, F_LAYERS = 22, F_TEMP = 30, F_INNER_OPT = 32, F_SLOT_CREDIT = 33,
        F_SLOT_FEEDBACK = 34, F_AFFINITY = 35, F_VAL_PARAMS = 36, F_CONTEXT = 37, F_ANNEAL = 40,
        F_CONTEXT_RESIDUAL = 41, F_SCORER_YIELD = 42, F_CONTEXT_TS = 43,
-       F_CONTEXT_SESSION = 44 };
+       F_CONTEXT_SESSION = 44, F_CONTEXT_BASELINE = 45 };
 
 static void s_usage (FILE *f)
 {
@@ -196,7 +197,11 @@ static void s_usage (FILE *f)
     "                        given; docs/agents.md T11)\n"
     "  --context-session M0  with --context, each env's rows also read its current user's\n"
     "                        session: the centred feedback so far over (steps + M0) (0: off;\n"
-    "                        a checkpoint's setting unless given; docs/agents.md T12)\n");
+    "                        a checkpoint's setting unless given; docs/agents.md T12)\n"
+    "  --context-baseline B  with --context, every step informs it, a slate without a click\n"
+    "                        too: each rank's feedback measured against the click rate B\n"
+    "                        instead of the slate's mean, the step weighing k B (0: off; a\n"
+    "                        checkpoint's setting unless given; docs/agents.md T13)\n");
 }
 
 static void s_defaults (opts_t *o)
@@ -1119,6 +1124,7 @@ int main (int argc, char **argv)
     stored.scorer_yield = o.scorer_yield;
     stored.context_ts = (float) o.context_ts;
     stored.context_session = (float) o.context_session;
+    stored.context_baseline = (float) o.context_baseline;
     if (ra_target_checkpoint_settings (o.ckpt_in, &stored, &err) != RA_OK) {
       s_err ("--checkpoint-in %s: %s\n", o.ckpt_in, err.message);
       goto out;
@@ -1145,6 +1151,8 @@ int main (int argc, char **argv)
       o.context_ts = stored.context_ts;
     if (!o.set[F_CONTEXT_SESSION])
       o.context_session = stored.context_session;
+    if (!o.set[F_CONTEXT_BASELINE])
+      o.context_baseline = stored.context_baseline;
     if (o.algo == A_MULTITASK && o.context > 0) { /* s_parse refused --context; the file's the same */
       s_err ("--checkpoint-in %s: it reads the task context (n0 = %g), which --algo multitask cannot "
              "train: its envs each draw their own task, so there is no one task's feedback to pool; use "
@@ -1225,6 +1233,7 @@ int main (int argc, char **argv)
   r.tc.scorer_yield = o.scorer_yield;
   r.tc.context_ts = (float) o.context_ts;
   r.tc.context_session = (float) o.context_session;
+  r.tc.context_baseline = (float) o.context_baseline;
   r.tc.response_dim = ob->response_dim;
   r.tc.sgd = o.inner_sgd;
   r.tc.adapt_head = o.head_only; /* stored in the checkpoints, so the A/B arm adapts the same way */
@@ -1236,9 +1245,10 @@ int main (int argc, char **argv)
     goto out;
   }
   /* the settings that read the task context, possibly from the checkpoint: checked after it */
-  char ts_shown[48], session_shown[48];
+  char ts_shown[48], session_shown[48], baseline_shown[48];
   snprintf (ts_shown, sizeof ts_shown, "--context-ts %g", o.context_ts);
   snprintf (session_shown, sizeof session_shown, "--context-session %g", o.context_session);
+  snprintf (baseline_shown, sizeof baseline_shown, "--context-baseline %g", o.context_baseline);
   const struct {
     bool on;
     int flag;
@@ -1248,6 +1258,7 @@ int main (int argc, char **argv)
     { o.scorer_yield, F_SCORER_YIELD, "--scorer-yield true", "the yield is read from the task context" },
     { o.context_ts > 0, F_CONTEXT_TS, ts_shown, "the draws are of the task context" },
     { o.context_session > 0, F_CONTEXT_SESSION, session_shown, "the session adds to the task context" },
+    { o.context_baseline > 0, F_CONTEXT_BASELINE, baseline_shown, "it weighs the task context's feedback" },
   };
   for (size_t j = 0; j < sizeof needs_context / sizeof needs_context[0]; j++)
     if (needs_context[j].on && !(o.context > 0)) {

@@ -103,6 +103,11 @@ typedef struct {
                             v(u) + M / (n + m0) (docs/agents.md T12); a session ends at the
                             env's done (ra_target_end_sessions); 0 (default) = off, bit for
                             bit; in [0, 1e6]; stored in checkpoints ("context_session") */
+  float context_baseline; /* b > 0, with context > 0: every step informs the context, a slate
+                            without a click too: each rank's feedback is measured against b
+                            instead of the slate's mean, and the step weighs k b in G (and in the
+                            session's n) (docs/agents.md T13); 0 (default) = off, bit for bit;
+                            in [0, 1]; stored in checkpoints ("context_baseline") */
   uint64_t seed;         /* initialisation and sampling; default 1 */
   int population;        /* P parameter replicas, each acting on its own num_envs envs and
                             learning from its own rollout in the same batched calls; default 1 */
@@ -217,7 +222,8 @@ void ra_target_reset_context (ra_target_t *t);
 
 /* Marks the envs whose done is set (n = P num_envs flags) as starting a new user's session: with
    cfg.context_session their session memory (T12) is emptied at the next act, after that act has
-   taken in the feedback of the step that ended it. Nothing to do without it. ra_target_record
+   taken in the feedback of the step that ended it; with cfg.context_baseline (T13) that act skips
+   their response (the reset's zeros). Nothing to do without either. ra_target_record
    calls it; a caller that steps the policy without recording (a frozen A/B arm) calls it after
    every step. */
 void ra_target_end_sessions (ra_target_t *t, const uint8_t *done, int n);

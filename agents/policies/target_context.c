@@ -30,6 +30,14 @@
     through u, so one user's first clicks move v(u) by about 1 / (1 + n0); the session term moves
     by 1 / (1 + m0). ra_target_end_sessions marks the envs whose session ended (done); the next
     act takes in their last feedback (a reset's zeros: none) and then empties M_e and n_e.
+    With cfg.context_baseline = b > 0 (T13) a slate without a click informs too: every step
+    counts, each rank's feedback measured against b instead of the slate's mean, and weighs k b
+    (the clicks b expects of a slate) in G and n_e, so n0 and m0 keep their unit of clicks:
+
+        S_p <- S_p + sum_j (f_j - b) x_j u^T,   G_p <- G_p + k b u u^T   (M_e, n_e alike)       (T13)
+
+    A step that ended the env's episode is then skipped at the next act: its response is the
+    reset's zeros, not a slate without a click.
     Sums in double, in env order: the same history gives the same bits. Allocates in
     ra__target_context_alloc only.                                                            */
 #include <stdlib.h>
@@ -56,8 +64,8 @@ bool ra__target_context_alloc (ra_target_t *t)
          && (!(c->context_ts > 0)
              || ((t->ctx_draw = calloc (P, sizeof (uint64_t))) && (t->ctx_e = calloc (F * U, sizeof (double)))))
          && (!(c->context_session > 0)
-             || ((t->ctx_m = calloc (P * N * F, sizeof (double))) && (t->ctx_n = calloc (P * N, sizeof (double)))
-                 && (t->ctx_ended = calloc (P * N, 1))));
+             || ((t->ctx_m = calloc (P * N * F, sizeof (double))) && (t->ctx_n = calloc (P * N, sizeof (double)))))
+         && (!(c->context_session > 0 || c->context_baseline > 0) || (t->ctx_ended = calloc (P * N, 1)));
 }
 
 void ra__target_context_free (ra_target_t *t)
@@ -79,17 +87,18 @@ void ra_target_reset_context (ra_target_t *t)
   memset (t->ctx_pending, 0, P * (size_t) c->num_envs);
   if (t->ctx_draw)
     memset (t->ctx_draw, 0, P * sizeof (uint64_t));
+  size_t n = P * (size_t) c->num_envs;
   if (t->ctx_m) {
-    size_t n = P * (size_t) c->num_envs;
     memset (t->ctx_m, 0, n * (size_t) c->cand_dim * sizeof (double));
     memset (t->ctx_n, 0, n * sizeof (double));
-    memset (t->ctx_ended, 0, n);
   }
+  if (t->ctx_ended)
+    memset (t->ctx_ended, 0, n);
 }
 
 void ra_target_end_sessions (ra_target_t *t, const uint8_t *done, int n)
 {
-  if (!t->ctx_m || n != t->P * t->cfg.num_envs)
+  if (!t->ctx_ended || n != t->P * t->cfg.num_envs)
     return;
   for (int e = 0; e < n; e++)
     t->ctx_ended[e] |= done[e] != 0;
@@ -113,11 +122,13 @@ void ra__target_context_copy (ra_target_t *dst, int d, const ra_target_t *src, i
     size_t F = (size_t) c->cand_dim;
     memcpy (dst->ctx_m + d * N * F, src->ctx_m + s * N * F, N * F * sizeof (double));
     memcpy (dst->ctx_n + d * N, src->ctx_n + s * N, N * sizeof (double));
-    memcpy (dst->ctx_ended + d * N, src->ctx_ended + s * N, N);
   }
+  if (dst->ctx_ended && src->ctx_ended)
+    memcpy (dst->ctx_ended + d * N, src->ctx_ended + s * N, N);
 }
 
-/* The feedback of env e's pending slate (replica p), if any, into S, G (T8) and its session (T12). */
+/* The feedback of env e's pending slate (replica p), if any, into S, G (T8, T13) and its session
+   (T12). */
 static void s_observe_env (ra_target_t *t, const ra_obs_batch_t *obs, size_t p, size_t e)
 {
   const ra_target_cfg_t *c = &t->cfg;
@@ -126,22 +137,31 @@ static void s_observe_env (ra_target_t *t, const ra_obs_batch_t *obs, size_t p, 
   t->ctx_pending[e] = 0;
   size_t U = (size_t) c->user_dim, F = (size_t) c->cand_dim, k = (size_t) c->slate_size;
   const float *f = obs->response + e * (size_t) obs->response_dim + c->slot_feedback;
-  double mean = 0;
-  bool flat = true;
-  for (size_t j = 0; j < k; j++) {
-    mean += f[j];
-    flat = flat && f[j] == f[0];
+  double base, weight; /* what each rank's feedback is measured against; the step's weight in G */
+  if (c->context_baseline > 0) { /* T13: every step, a slate without a click too */
+    if (t->ctx_ended[e]) /* the reset's zeros of the env's next episode, not feedback */
+      return;
+    base = c->context_baseline;
+    weight = (double) k * base;
+  } else {
+    double mean = 0;
+    bool flat = true;
+    for (size_t j = 0; j < k; j++) {
+      mean += f[j];
+      flat = flat && f[j] == f[0];
+    }
+    if (flat) /* a reset's zeros, or nothing to tell the ranks apart: no information */
+      return;
+    base = mean / (double) k;
+    weight = 1;
   }
-  if (flat) /* a reset's zeros, or nothing to tell the ranks apart: no information */
-    return;
-  mean /= (double) k;
   const float *u = t->ctx_u + e * U;
   double *S = t->ctx_s + p * F * U, *G = t->ctx_g + p * U * U, *M = t->ctx_m ? t->ctx_m + e * F : NULL;
   for (size_t a = 0; a < U; a++)
     for (size_t b = 0; b < U; b++)
-      G[a * U + b] += (double) u[a] * u[b];
+      G[a * U + b] += weight * u[a] * u[b];
   for (size_t j = 0; j < k; j++) {
-    double w = f[j] - mean;
+    double w = f[j] - base;
     const float *x = t->ctx_x + (e * k + j) * F;
     for (size_t a = 0; a < F; a++) {
       for (size_t b = 0; b < U; b++)
@@ -151,7 +171,7 @@ static void s_observe_env (ra_target_t *t, const ra_obs_batch_t *obs, size_t p, 
     }
   }
   if (M)
-    t->ctx_n[e] += 1;
+    t->ctx_n[e] += weight;
 }
 
 void ra__target_context_observe (ra_target_t *t, const ra_obs_batch_t *obs)
@@ -167,9 +187,11 @@ void ra__target_context_observe (ra_target_t *t, const ra_obs_batch_t *obs)
     for (size_t i = 0; i < N; i++) {
       size_t e = p * N + i;
       s_observe_env (t, obs, p, e);
-      if (t->ctx_m && t->ctx_ended[e]) { /* a new user: this env's session starts empty (T12) */
-        memset (t->ctx_m + e * F, 0, F * sizeof (double));
-        t->ctx_n[e] = 0;
+      if (t->ctx_ended && t->ctx_ended[e]) { /* a new user: this env's session starts empty (T12) */
+        if (t->ctx_m) {
+          memset (t->ctx_m + e * F, 0, F * sizeof (double));
+          t->ctx_n[e] = 0;
+        }
         t->ctx_ended[e] = 0;
       }
     }

@@ -78,7 +78,8 @@ struct ra_target {
   double *ctx_m;                         /* [P*N, F] each env's session sum of centred feedback x
                                             (T12), or NULL */
   double *ctx_n;                         /* [P*N] its informative steps (T12) */
-  uint8_t *ctx_ended;                    /* [P*N] its session ended: empty M at the next act (T12) */
+  uint8_t *ctx_ended;                    /* [P*N] its episode ended: empty M (T12), skip the reset's
+                                            response (T13) at the next act */
   float *reward_scale;                   /* [P], 0 until set */
   float *lr;                             /* [P] Adam learning rates (host copy of the device factors) */
   float *h_norm;                         /* [P] gradient norms of the last step */

@@ -9,7 +9,9 @@
     context is empty; with scorer_yield (T10) the scorer's scores are scaled by u . r(u) / u . u
     and the affinity head's are not, in act and in the update's gradient; with context_ts (T11) the
     context block is a posterior draw v(u) + E u, one per act; with context_session (T12) each
-    env's rows add its session's centred feedback over (steps + m0), emptied after its done; the affinity head's context block starts at the identity and the rest of the head at 0; bad
+    env's rows add its session's centred feedback over (steps + m0), emptied after its done; with
+    context_baseline (T13) every step counts, against b and with weight k b, a done env's reset
+    skipped; the affinity head's context block starts at the identity and the rest of the head at 0; bad
     values and a response too short are refused naming the key; a checkpoint stores the setting
     and a policy without the context refuses the file (and the other way round); a file without
     the context loads into a policy with it with the v(u) columns added (the file's scores, plus
@@ -500,6 +502,77 @@ Test (target_context, context_session_adds_each_users_own_feedback)
   ra_target_destroy (&off);
 }
 
+/* T13: with context_baseline = b every step counts, a slate without a click too: S += sum_j (f_j -
+   b) x_j u^T and G += k b u u^T, the session likewise (n += k b); an env marked done skips the next
+   act's response (the reset's zeros). */
+Test (target_context, context_baseline_counts_every_step_against_b)
+{
+  const float b = 0.125f, m0 = 1.5f;
+  ra_target_cfg_t cfg = s_cfg (N0, true);
+  cfg.context_baseline = b;
+  cfg.context_session = m0;
+  ra_target_t *t = NULL;
+  ra_error_t err;
+  cr_assert_eq (ra_target_new (BE, &cfg, &t, &err), RA_OK, "%s", err.message);
+  obs_t o1, o2, o3;
+  int32_t sl1[P * N * k], sl2[P * N * k], sl3[P * N * k];
+  uint8_t done[P * N] = { 0 };
+  done[N] = 1; /* replica 1's first env: act 3 sees its next episode's reset */
+  s_three_acts (t, &o1, &o2, &o3, sl1, sl2, sl3, 0.0f, done); /* env 1: a slate without a click */
+  ra_obs_batch_t view;
+  const ra_obs_batch_t *aug = ra__target_context_view (t, &o3.obs, &view);
+  double worst = 0, moved = 0;
+  for (int p = 0; p < P; p++) {
+    steps_t st;
+    s_steps (&st, p, &o1, &o2, &o3, sl1, sl2);
+    double S[F][U] = { { 0 } }, A[U][U + 1] = { { 0 } }, M[N][F] = { { 0 } }, n[N] = { 0 };
+    for (int q = 0; q < 2 * N; q++) {
+      int i = q % N;
+      if (q >= N && done[p * N + i])
+        continue; /* the reset's zeros */
+      for (int j = 0; j < k; j++)
+        for (int a = 0; a < F; a++) {
+          double w = (st.fs[q][j] - b) * st.xs[q][j * F + a];
+          M[i][a] += w;
+          for (int c = 0; c < U; c++)
+            S[a][c] += w * st.us[q][c];
+        }
+      n[i] += k * b;
+      for (int a = 0; a < U; a++)
+        for (int c = 0; c < U; c++)
+          A[a][c] += k * b * st.us[q][a] * st.us[q][c];
+    }
+    for (int i = 0; i < N; i++) {
+      const float *u = o3.user + (p * N + i) * U, *row = aug->user + (p * N + i) * (U + F);
+      double G[U][U + 1];
+      memcpy (G, A, sizeof G);
+      for (int a = 0; a < U; a++) { /* [G + n0 I | u] -> [I | w] by Gauss-Jordan */
+        G[a][a] += N0;
+        G[a][U] = u[a];
+      }
+      for (int c = 0; c < U; c++)
+        for (int r = 0; r < U; r++)
+          if (r != c)
+            for (int q = U; q >= c; q--)
+              G[r][q] -= G[r][c] / G[c][c] * G[c][q];
+      bool ended = done[p * N + i];
+      for (int a = 0; a < F; a++) {
+        double v = 0;
+        for (int c = 0; c < U; c++)
+          v += S[a][c] * G[c][U] / G[c][c];
+        double want = v + (ended ? 0 : M[i][a] / (n[i] + m0));
+        worst = fmax (worst, fabs (row[U + a] - want));
+        moved = fmax (moved, fabs (want));
+      }
+    }
+  }
+  cr_assert_gt (moved, 1e-2, "the context moved (%g)", moved);
+  cr_assert_lt (worst, 1e-5, "the context block differs from T13 by up to %g", worst);
+  cr_assert_float_eq (t->ctx_n[1], 2 * k * b, 1e-12, "a slate without a click counts");
+  cr_assert_eq (t->ctx_n[N], 0.0, "a done env starts its next session empty");
+  ra_target_destroy (&t);
+}
+
 Test (target_context, the_affinity_context_block_starts_at_the_identity)
 {
   ra_target_t *t = s_new (N0, true, P);
@@ -558,6 +631,14 @@ Test (target_context, bad_values_are_refused_and_a_checkpoint_keeps_the_setting)
   c.context_session = 4; /* T12 without T8 */
   cr_assert_eq (ra_target_new (BE, &c, &none, &err), RA_ERR_BAD_CONFIG);
   cr_assert (strstr (err.message, "'context_session'"), "%s", err.message);
+  ra_kv_t baseline_big[] = { { .key = "context_baseline", .type = RA_KV_NUM, .num = 1.5 } };
+  cr_assert_eq (ra_target_cfg_apply (&c, baseline_big, 1, NULL, &err), RA_ERR_BAD_CONFIG);
+  cr_assert (strstr (err.message, "context_baseline"), "%s", err.message);
+  c.context_session = 0;
+  c.context_baseline = 0.1f; /* T13 without T8 */
+  cr_assert_eq (ra_target_new (BE, &c, &none, &err), RA_ERR_BAD_CONFIG);
+  cr_assert (strstr (err.message, "'context_baseline'"), "%s", err.message);
+  c.context_baseline = 0;
   c = s_cfg (N0, false);
   c.response_dim = k + 1; /* the feedback block ends past it */
   ra_target_t *t = NULL;
@@ -582,6 +663,7 @@ Test (target_context, bad_values_are_refused_and_a_checkpoint_keeps_the_setting)
   cr_assert_null (strstr (head, "scorer_yield"), "nor T10 off");
   cr_assert_null (strstr (head, "context_ts"), "nor T11 off");
   cr_assert_null (strstr (head, "context_session"), "nor T12 off");
+  cr_assert_null (strstr (head, "context_baseline"), "nor T13 off");
   ra_target_cfg_t rc = s_cfg (N0, false);
   rc.population = 1;
   rc.context_residual = true;
@@ -615,6 +697,14 @@ Test (target_context, bad_values_are_refused_and_a_checkpoint_keeps_the_setting)
   ra_target_cfg_default (&back);
   cr_assert_eq (ra_target_checkpoint_settings (path, &back, &err), RA_OK, "%s", err.message);
   cr_assert (back.context_session == 3 && back.context_ts == 0, "m0 comes back from the checkpoint");
+  ra_target_destroy (&res);
+  rc.context_session = 0;
+  rc.context_baseline = 0.0625f;
+  cr_assert_eq (ra_target_new (BE, &rc, &res, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_target_save (res, path, &err), RA_OK, "%s", err.message);
+  ra_target_cfg_default (&back);
+  cr_assert_eq (ra_target_checkpoint_settings (path, &back, &err), RA_OK, "%s", err.message);
+  cr_assert (back.context_baseline == 0.0625f && back.context_session == 0, "b comes back from the checkpoint");
   ra_target_destroy (&res);
   cr_assert_eq (ra_target_save (t, path, &err), RA_OK, "%s", err.message);
   ra_target_t *same = s_new (N0, false, 1), *plain = s_new (0, false, 1);
