@@ -115,6 +115,8 @@ bad_flags)
   bad "--context-ts 0.5: the draws are of the task context" --context-ts 0.5 --iters 0 $SMALL
   bad "--context-session" --context-session -1
   bad "--context-session 4: the session adds to the task context" --context-session 4 --iters 0 $SMALL
+  bad "--context-baseline" --context-baseline 2
+  bad "--context-baseline 0.1: it weighs the task context's feedback" --context-baseline 0.1 --iters 0 $SMALL
   echo "ok: bad flags"
   ;;
 config)
