@@ -199,8 +199,8 @@ static void s_usage (FILE *f)
     "                        session: the centred feedback so far over (steps + M0) (0: off;\n"
     "                        a checkpoint's setting unless given; docs/agents.md T12)\n"
     "  --context-baseline B  with --context, every step informs it, a slate without a click\n"
-    "                        too: each rank's feedback measured against the click rate B\n"
-    "                        instead of the slate's mean, the step weighing k B (0: off; a\n"
+    "                        too: each rank's feedback measured against the task's click rate\n"
+    "                        so far (prior B) instead of the slate's mean (0: off; a\n"
     "                        checkpoint's setting unless given; docs/agents.md T13)\n");
 }
 

@@ -104,8 +104,9 @@ typedef struct {
                             env's done (ra_target_end_sessions); 0 (default) = off, bit for
                             bit; in [0, 1e6]; stored in checkpoints ("context_session") */
   float context_baseline; /* b > 0, with context > 0: every step informs the context, a slate
-                            without a click too: each rank's feedback is measured against b
-                            instead of the slate's mean, and the step weighs k b in G (and in the
+                            without a click too: each rank's feedback is measured against the
+                            task's click rate so far (prior b, worth one click) instead of the
+                            slate's mean, and the step weighs k times that rate in G (and in the
                             session's n) (docs/agents.md T13); 0 (default) = off, bit for bit;
                             in [0, 1]; stored in checkpoints ("context_baseline") */
   uint64_t seed;         /* initialisation and sampling; default 1 */

@@ -31,13 +31,16 @@
     by 1 / (1 + m0). ra_target_end_sessions marks the envs whose session ended (done); the next
     act takes in their last feedback (a reset's zeros: none) and then empties M_e and n_e.
     With cfg.context_baseline = b > 0 (T13) a slate without a click informs too: every step
-    counts, each rank's feedback measured against b instead of the slate's mean, and weighs k b
-    (the clicks b expects of a slate) in G and n_e, so n0 and m0 keep their unit of clicks:
+    counts, each rank's feedback measured against the task's click rate so far instead of the
+    slate's mean, and weighs k times that rate (the clicks it expects of a slate) in G and n_e,
+    so n0 and m0 keep their unit of clicks:
 
-        S_p <- S_p + sum_j (f_j - b) x_j u^T,   G_p <- G_p + k b u u^T   (M_e, n_e alike)       (T13)
+        b_p = (C_p + 1) / (V_p + 1 / b),   S_p <- S_p + sum_j (f_j - b_p) x_j u^T,
+        G_p <- G_p + k b_p u u^T   (M_e, n_e alike)                                            (T13)
 
-    A step that ended the env's episode is then skipped at the next act: its response is the
-    reset's zeros, not a slate without a click.
+    C_p the feedback and V_p the rank-views of the replica's counted steps before this act: b is
+    the prior, worth one click. A step that ended the env's episode is skipped at the next act:
+    its response is the reset's zeros, not a slate without a click.
     Sums in double, in env order: the same history gives the same bits. Allocates in
     ra__target_context_alloc only.                                                            */
 #include <stdlib.h>
@@ -65,13 +68,14 @@ bool ra__target_context_alloc (ra_target_t *t)
              || ((t->ctx_draw = calloc (P, sizeof (uint64_t))) && (t->ctx_e = calloc (F * U, sizeof (double)))))
          && (!(c->context_session > 0)
              || ((t->ctx_m = calloc (P * N * F, sizeof (double))) && (t->ctx_n = calloc (P * N, sizeof (double)))))
-         && (!(c->context_session > 0 || c->context_baseline > 0) || (t->ctx_ended = calloc (P * N, 1)));
+         && (!(c->context_session > 0 || c->context_baseline > 0) || (t->ctx_ended = calloc (P * N, 1)))
+         && (!(c->context_baseline > 0) || (t->ctx_rate = calloc (P * 2, sizeof (double))));
 }
 
 void ra__target_context_free (ra_target_t *t)
 {
   void *all[] = { t->ctx_s, t->ctx_g, t->ctx_l, t->ctx_u, t->ctx_x, t->ctx_pending, t->h_aug, t->ctx_yield,
-                  t->ctx_draw, t->ctx_e, t->ctx_m, t->ctx_n, t->ctx_ended };
+                  t->ctx_draw, t->ctx_e, t->ctx_m, t->ctx_n, t->ctx_ended, t->ctx_rate };
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
     free (all[i]);
 }
@@ -94,6 +98,8 @@ void ra_target_reset_context (ra_target_t *t)
   }
   if (t->ctx_ended)
     memset (t->ctx_ended, 0, n);
+  if (t->ctx_rate)
+    memset (t->ctx_rate, 0, P * 2 * sizeof (double));
 }
 
 void ra_target_end_sessions (ra_target_t *t, const uint8_t *done, int n)
@@ -125,11 +131,13 @@ void ra__target_context_copy (ra_target_t *dst, int d, const ra_target_t *src, i
   }
   if (dst->ctx_ended && src->ctx_ended)
     memcpy (dst->ctx_ended + d * N, src->ctx_ended + s * N, N);
+  if (dst->ctx_rate && src->ctx_rate)
+    memcpy (dst->ctx_rate + 2 * d, src->ctx_rate + 2 * s, 2 * sizeof (double));
 }
 
-/* The feedback of env e's pending slate (replica p), if any, into S, G (T8, T13) and its session
-   (T12). */
-static void s_observe_env (ra_target_t *t, const ra_obs_batch_t *obs, size_t p, size_t e)
+/* The feedback of env e's pending slate (replica p), if any, into S, G (T8; with T13 against the
+   replica's click rate rate_p) and its session (T12). */
+static void s_observe_env (ra_target_t *t, const ra_obs_batch_t *obs, size_t p, size_t e, double rate_p)
 {
   const ra_target_cfg_t *c = &t->cfg;
   if (!t->ctx_pending[e])
@@ -141,8 +149,11 @@ static void s_observe_env (ra_target_t *t, const ra_obs_batch_t *obs, size_t p, 
   if (c->context_baseline > 0) { /* T13: every step, a slate without a click too */
     if (t->ctx_ended[e]) /* the reset's zeros of the env's next episode, not feedback */
       return;
-    base = c->context_baseline;
+    base = rate_p;
     weight = (double) k * base;
+    for (size_t j = 0; j < k; j++)
+      t->ctx_rate[2 * p] += f[j];
+    t->ctx_rate[2 * p + 1] += (double) k;
   } else {
     double mean = 0;
     bool flat = true;
@@ -183,10 +194,13 @@ void ra__target_context_observe (ra_target_t *t, const ra_obs_batch_t *obs)
   if (!t->ctx_s || obs->num_envs != t->P * c->num_envs)
     return;
   size_t N = (size_t) c->num_envs, F = (size_t) c->cand_dim;
-  for (size_t p = 0; p < (size_t) t->P; p++)
+  for (size_t p = 0; p < (size_t) t->P; p++) {
+    /* T13: the task's click rate before this act, b's prior worth one click */
+    const double *cv = t->ctx_rate ? t->ctx_rate + 2 * p : NULL;
+    double rate_p = cv ? (cv[0] + 1) / (cv[1] + 1 / (double) c->context_baseline) : 0;
     for (size_t i = 0; i < N; i++) {
       size_t e = p * N + i;
-      s_observe_env (t, obs, p, e);
+      s_observe_env (t, obs, p, e, rate_p);
       if (t->ctx_ended && t->ctx_ended[e]) { /* a new user: this env's session starts empty (T12) */
         if (t->ctx_m) {
           memset (t->ctx_m + e * F, 0, F * sizeof (double));
@@ -195,6 +209,7 @@ void ra__target_context_observe (ra_target_t *t, const ra_obs_batch_t *obs)
         t->ctx_ended[e] = 0;
       }
     }
+  }
 }
 
 void ra__target_context_pend (ra_target_t *t, const ra_obs_batch_t *obs, const int32_t *slates)

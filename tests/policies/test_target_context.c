@@ -10,8 +10,8 @@
     and the affinity head's are not, in act and in the update's gradient; with context_ts (T11) the
     context block is a posterior draw v(u) + E u, one per act; with context_session (T12) each
     env's rows add its session's centred feedback over (steps + m0), emptied after its done; with
-    context_baseline (T13) every step counts, against b and with weight k b, a done env's reset
-    skipped; the affinity head's context block starts at the identity and the rest of the head at 0; bad
+    context_baseline (T13) every step counts, against the task's click rate so far (prior b) and
+    weighing k times it, a done env's reset skipped; the affinity head's context block starts at the identity and the rest of the head at 0; bad
     values and a response too short are refused naming the key; a checkpoint stores the setting
     and a policy without the context refuses the file (and the other way round); a file without
     the context loads into a policy with it with the v(u) columns added (the file's scores, plus
@@ -502,10 +502,11 @@ Test (target_context, context_session_adds_each_users_own_feedback)
   ra_target_destroy (&off);
 }
 
-/* T13: with context_baseline = b every step counts, a slate without a click too: S += sum_j (f_j -
-   b) x_j u^T and G += k b u u^T, the session likewise (n += k b); an env marked done skips the next
-   act's response (the reset's zeros). */
-Test (target_context, context_baseline_counts_every_step_against_b)
+/* T13: with context_baseline = b every step counts, a slate without a click too, against the
+   replica's click rate before the act, b_p = (C + 1) / (V + 1 / b): S += sum_j (f_j - b_p) x_j u^T
+   and G += k b_p u u^T, the session likewise (n += k b_p); an env marked done skips the next act's
+   response (the reset's zeros). */
+Test (target_context, context_baseline_counts_every_step_against_the_click_rate)
 {
   const float b = 0.125f, m0 = 1.5f;
   ra_target_cfg_t cfg = s_cfg (N0, true);
@@ -521,27 +522,35 @@ Test (target_context, context_baseline_counts_every_step_against_b)
   s_three_acts (t, &o1, &o2, &o3, sl1, sl2, sl3, 0.0f, done); /* env 1: a slate without a click */
   ra_obs_batch_t view;
   const ra_obs_batch_t *aug = ra__target_context_view (t, &o3.obs, &view);
-  double worst = 0, moved = 0;
+  double worst = 0, moved = 0, n1 = 0;
   for (int p = 0; p < P; p++) {
     steps_t st;
     s_steps (&st, p, &o1, &o2, &o3, sl1, sl2);
     double S[F][U] = { { 0 } }, A[U][U + 1] = { { 0 } }, M[N][F] = { { 0 } }, n[N] = { 0 };
+    double clicks = 0, views = 0, rate = 0;
     for (int q = 0; q < 2 * N; q++) {
       int i = q % N;
+      if (i == 0) /* a new act: the rate of the steps before it */
+        rate = (clicks + 1) / (views + 1 / (double) b);
       if (q >= N && done[p * N + i])
         continue; /* the reset's zeros */
-      for (int j = 0; j < k; j++)
+      for (int j = 0; j < k; j++) {
+        clicks += st.fs[q][j];
         for (int a = 0; a < F; a++) {
-          double w = (st.fs[q][j] - b) * st.xs[q][j * F + a];
+          double w = (st.fs[q][j] - rate) * st.xs[q][j * F + a];
           M[i][a] += w;
           for (int c = 0; c < U; c++)
             S[a][c] += w * st.us[q][c];
         }
-      n[i] += k * b;
+      }
+      views += k;
+      n[i] += k * rate;
       for (int a = 0; a < U; a++)
         for (int c = 0; c < U; c++)
-          A[a][c] += k * b * st.us[q][a] * st.us[q][c];
+          A[a][c] += k * rate * st.us[q][a] * st.us[q][c];
     }
+    if (p == 0)
+      n1 = n[1];
     for (int i = 0; i < N; i++) {
       const float *u = o3.user + (p * N + i) * U, *row = aug->user + (p * N + i) * (U + F);
       double G[U][U + 1];
@@ -568,8 +577,11 @@ Test (target_context, context_baseline_counts_every_step_against_b)
   }
   cr_assert_gt (moved, 1e-2, "the context moved (%g)", moved);
   cr_assert_lt (worst, 1e-5, "the context block differs from T13 by up to %g", worst);
-  cr_assert_float_eq (t->ctx_n[1], 2 * k * b, 1e-12, "a slate without a click counts");
+  cr_assert_float_eq (t->ctx_n[1], n1, 1e-12, "a slate without a click counts");
+  cr_assert (n1 > k * b, "both of env 1's slates count (%g)", n1);
   cr_assert_eq (t->ctx_n[N], 0.0, "a done env starts its next session empty");
+  ra_target_reset_context (t);
+  cr_assert (t->ctx_rate[0] == 0 && t->ctx_rate[1] == 0, "reset forgets the task's click rate");
   ra_target_destroy (&t);
 }
 
