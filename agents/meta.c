@@ -200,7 +200,7 @@ static void s_usage (FILE *f)
     "                        a checkpoint's setting unless given; docs/agents.md T12)\n"
     "  --context-baseline B  with --context, every step informs it, a slate without a click\n"
     "                        too: each rank's feedback measured against the task's click rate\n"
-    "                        so far (prior B) instead of the slate's mean (0: off; a\n"
+    "                        there so far (prior B) instead of the slate's mean (0: off; a\n"
     "                        checkpoint's setting unless given; docs/agents.md T13)\n");
 }
 

@@ -31,16 +31,17 @@
     by 1 / (1 + m0). ra_target_end_sessions marks the envs whose session ended (done); the next
     act takes in their last feedback (a reset's zeros: none) and then empties M_e and n_e.
     With cfg.context_baseline = b > 0 (T13) a slate without a click informs too: every step
-    counts, each rank's feedback measured against the task's click rate so far instead of the
-    slate's mean, and weighs k times that rate (the clicks it expects of a slate) in G and n_e,
-    so n0 and m0 keep their unit of clicks:
+    counts, each rank's feedback measured against the task's click rate at that rank so far
+    instead of the slate's mean, and weighs the clicks those rates expect of a slate in G and
+    n_e, so n0 and m0 keep their unit of clicks:
 
-        b_p = (C_p + 1) / (V_p + 1 / b),   S_p <- S_p + sum_j (f_j - b_p) x_j u^T,
-        G_p <- G_p + k b_p u u^T   (M_e, n_e alike)                                            (T13)
+        b_pj = (C_pj + 1/k) / (V_p + 1 / (k b)),   S_p <- S_p + sum_j (f_j - b_pj) x_j u^T,
+        G_p <- G_p + (sum_j b_pj) u u^T   (M_e, n_e alike)                                     (T13)
 
-    C_p the feedback and V_p the rank-views of the replica's counted steps before this act: b is
-    the prior, worth one click. A step that ended the env's episode is skipped at the next act:
-    its response is the reset's zeros, not a slate without a click.
+    C_pj the feedback at rank j and V_p the number of the replica's counted steps before this act:
+    b is every rank's prior, worth 1/k of a click, and a rate per rank takes out the position
+    effect (a first rank clicked more whatever it shows). A step that ended the env's episode is
+    skipped at the next act: its response is the reset's zeros, not a slate without a click.
     Sums in double, in env order: the same history gives the same bits. Allocates in
     ra__target_context_alloc only.                                                            */
 #include <stdlib.h>
@@ -69,13 +70,14 @@ bool ra__target_context_alloc (ra_target_t *t)
          && (!(c->context_session > 0)
              || ((t->ctx_m = calloc (P * N * F, sizeof (double))) && (t->ctx_n = calloc (P * N, sizeof (double)))))
          && (!(c->context_session > 0 || c->context_baseline > 0) || (t->ctx_ended = calloc (P * N, 1)))
-         && (!(c->context_baseline > 0) || (t->ctx_rate = calloc (P * 2, sizeof (double))));
+         && (!(c->context_baseline > 0)
+             || ((t->ctx_rate = calloc (P * (k + 1), sizeof (double))) && (t->ctx_base = calloc (k, sizeof (double)))));
 }
 
 void ra__target_context_free (ra_target_t *t)
 {
   void *all[] = { t->ctx_s, t->ctx_g, t->ctx_l, t->ctx_u, t->ctx_x, t->ctx_pending, t->h_aug, t->ctx_yield,
-                  t->ctx_draw, t->ctx_e, t->ctx_m, t->ctx_n, t->ctx_ended, t->ctx_rate };
+                  t->ctx_draw, t->ctx_e, t->ctx_m, t->ctx_n, t->ctx_ended, t->ctx_rate, t->ctx_base };
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
     free (all[i]);
 }
@@ -99,7 +101,7 @@ void ra_target_reset_context (ra_target_t *t)
   if (t->ctx_ended)
     memset (t->ctx_ended, 0, n);
   if (t->ctx_rate)
-    memset (t->ctx_rate, 0, P * 2 * sizeof (double));
+    memset (t->ctx_rate, 0, P * ((size_t) c->slate_size + 1) * sizeof (double));
 }
 
 void ra_target_end_sessions (ra_target_t *t, const uint8_t *done, int n)
@@ -131,13 +133,15 @@ void ra__target_context_copy (ra_target_t *dst, int d, const ra_target_t *src, i
   }
   if (dst->ctx_ended && src->ctx_ended)
     memcpy (dst->ctx_ended + d * N, src->ctx_ended + s * N, N);
-  if (dst->ctx_rate && src->ctx_rate)
-    memcpy (dst->ctx_rate + 2 * d, src->ctx_rate + 2 * s, 2 * sizeof (double));
+  if (dst->ctx_rate && src->ctx_rate) {
+    size_t k1 = (size_t) c->slate_size + 1;
+    memcpy (dst->ctx_rate + d * k1, src->ctx_rate + s * k1, k1 * sizeof (double));
+  }
 }
 
 /* The feedback of env e's pending slate (replica p), if any, into S, G (T8; with T13 against the
-   replica's click rate rate_p) and its session (T12). */
-static void s_observe_env (ra_target_t *t, const ra_obs_batch_t *obs, size_t p, size_t e, double rate_p)
+   replica's click rates before this act, ctx_base) and its session (T12). */
+static void s_observe_env (ra_target_t *t, const ra_obs_batch_t *obs, size_t p, size_t e)
 {
   const ra_target_cfg_t *c = &t->cfg;
   if (!t->ctx_pending[e])
@@ -145,17 +149,19 @@ static void s_observe_env (ra_target_t *t, const ra_obs_batch_t *obs, size_t p, 
   t->ctx_pending[e] = 0;
   size_t U = (size_t) c->user_dim, F = (size_t) c->cand_dim, k = (size_t) c->slate_size;
   const float *f = obs->response + e * (size_t) obs->response_dim + c->slot_feedback;
-  double base, weight; /* what each rank's feedback is measured against; the step's weight in G */
-  if (c->context_baseline > 0) { /* T13: every step, a slate without a click too */
+  double mean = 0, weight = 1; /* the slate's mean feedback (T8); the step's weight in G */
+  const double *base = t->ctx_base; /* with T13, what each rank is measured against */
+  if (base) { /* T13: every step, a slate without a click too */
     if (t->ctx_ended[e]) /* the reset's zeros of the env's next episode, not feedback */
       return;
-    base = rate_p;
-    weight = (double) k * base;
-    for (size_t j = 0; j < k; j++)
-      t->ctx_rate[2 * p] += f[j];
-    t->ctx_rate[2 * p + 1] += (double) k;
+    double *count = t->ctx_rate + p * (k + 1);
+    weight = 0;
+    for (size_t j = 0; j < k; j++) {
+      weight += base[j];
+      count[j] += f[j];
+    }
+    count[k] += 1;
   } else {
-    double mean = 0;
     bool flat = true;
     for (size_t j = 0; j < k; j++) {
       mean += f[j];
@@ -163,8 +169,7 @@ static void s_observe_env (ra_target_t *t, const ra_obs_batch_t *obs, size_t p, 
     }
     if (flat) /* a reset's zeros, or nothing to tell the ranks apart: no information */
       return;
-    base = mean / (double) k;
-    weight = 1;
+    mean /= (double) k;
   }
   const float *u = t->ctx_u + e * U;
   double *S = t->ctx_s + p * F * U, *G = t->ctx_g + p * U * U, *M = t->ctx_m ? t->ctx_m + e * F : NULL;
@@ -172,7 +177,7 @@ static void s_observe_env (ra_target_t *t, const ra_obs_batch_t *obs, size_t p, 
     for (size_t b = 0; b < U; b++)
       G[a * U + b] += weight * u[a] * u[b];
   for (size_t j = 0; j < k; j++) {
-    double w = f[j] - base;
+    double w = f[j] - (base ? base[j] : mean);
     const float *x = t->ctx_x + (e * k + j) * F;
     for (size_t a = 0; a < F; a++) {
       for (size_t b = 0; b < U; b++)
@@ -194,13 +199,15 @@ void ra__target_context_observe (ra_target_t *t, const ra_obs_batch_t *obs)
   if (!t->ctx_s || obs->num_envs != t->P * c->num_envs)
     return;
   size_t N = (size_t) c->num_envs, F = (size_t) c->cand_dim;
+  size_t k = (size_t) c->slate_size;
   for (size_t p = 0; p < (size_t) t->P; p++) {
-    /* T13: the task's click rate before this act, b's prior worth one click */
-    const double *cv = t->ctx_rate ? t->ctx_rate + 2 * p : NULL;
-    double rate_p = cv ? (cv[0] + 1) / (cv[1] + 1 / (double) c->context_baseline) : 0;
+    if (t->ctx_base) /* T13: the task's click rate per rank before this act, prior b at each */
+      for (size_t j = 0; j < k; j++)
+        t->ctx_base[j] = (t->ctx_rate[p * (k + 1) + j] + 1.0 / (double) k)
+                         / (t->ctx_rate[p * (k + 1) + k] + 1.0 / ((double) k * c->context_baseline));
     for (size_t i = 0; i < N; i++) {
       size_t e = p * N + i;
-      s_observe_env (t, obs, p, e, rate_p);
+      s_observe_env (t, obs, p, e);
       if (t->ctx_ended && t->ctx_ended[e]) { /* a new user: this env's session starts empty (T12) */
         if (t->ctx_m) {
           memset (t->ctx_m + e * F, 0, F * sizeof (double));

@@ -10,8 +10,8 @@
     and the affinity head's are not, in act and in the update's gradient; with context_ts (T11) the
     context block is a posterior draw v(u) + E u, one per act; with context_session (T12) each
     env's rows add its session's centred feedback over (steps + m0), emptied after its done; with
-    context_baseline (T13) every step counts, against the task's click rate so far (prior b) and
-    weighing k times it, a done env's reset skipped; the affinity head's context block starts at the identity and the rest of the head at 0; bad
+    context_baseline (T13) every step counts, each rank against the task's click rate there so far
+    (prior b) and the step weighing their sum, a done env's reset skipped; the affinity head's context block starts at the identity and the rest of the head at 0; bad
     values and a response too short are refused naming the key; a checkpoint stores the setting
     and a policy without the context refuses the file (and the other way round); a file without
     the context loads into a policy with it with the v(u) columns added (the file's scores, plus
@@ -503,10 +503,10 @@ Test (target_context, context_session_adds_each_users_own_feedback)
 }
 
 /* T13: with context_baseline = b every step counts, a slate without a click too, against the
-   replica's click rate before the act, b_p = (C + 1) / (V + 1 / b): S += sum_j (f_j - b_p) x_j u^T
-   and G += k b_p u u^T, the session likewise (n += k b_p); an env marked done skips the next act's
-   response (the reset's zeros). */
-Test (target_context, context_baseline_counts_every_step_against_the_click_rate)
+   replica's click rate per rank before the act, b_j = (C_j + 1/k) / (V + 1 / (k b)): S += sum_j
+   (f_j - b_j) x_j u^T and G += (sum_j b_j) u u^T, the session likewise (n += sum_j b_j); an env
+   marked done skips the next act's response (the reset's zeros). */
+Test (target_context, context_baseline_counts_every_step_against_each_ranks_click_rate)
 {
   const float b = 0.125f, m0 = 1.5f;
   ra_target_cfg_t cfg = s_cfg (N0, true);
@@ -527,27 +527,32 @@ Test (target_context, context_baseline_counts_every_step_against_the_click_rate)
     steps_t st;
     s_steps (&st, p, &o1, &o2, &o3, sl1, sl2);
     double S[F][U] = { { 0 } }, A[U][U + 1] = { { 0 } }, M[N][F] = { { 0 } }, n[N] = { 0 };
-    double clicks = 0, views = 0, rate = 0;
+    double clicks[k] = { 0 }, slates = 0, rate[k] = { 0 }, expect = 0;
     for (int q = 0; q < 2 * N; q++) {
       int i = q % N;
-      if (i == 0) /* a new act: the rate of the steps before it */
-        rate = (clicks + 1) / (views + 1 / (double) b);
+      if (i == 0) { /* a new act: the rates of the steps before it */
+        expect = 0;
+        for (int j = 0; j < k; j++) {
+          rate[j] = (clicks[j] + 1.0 / k) / (slates + 1.0 / (k * b));
+          expect += rate[j];
+        }
+      }
       if (q >= N && done[p * N + i])
         continue; /* the reset's zeros */
       for (int j = 0; j < k; j++) {
-        clicks += st.fs[q][j];
+        clicks[j] += st.fs[q][j];
         for (int a = 0; a < F; a++) {
-          double w = (st.fs[q][j] - rate) * st.xs[q][j * F + a];
+          double w = (st.fs[q][j] - rate[j]) * st.xs[q][j * F + a];
           M[i][a] += w;
           for (int c = 0; c < U; c++)
             S[a][c] += w * st.us[q][c];
         }
       }
-      views += k;
-      n[i] += k * rate;
+      slates += 1;
+      n[i] += expect;
       for (int a = 0; a < U; a++)
         for (int c = 0; c < U; c++)
-          A[a][c] += k * rate * st.us[q][a] * st.us[q][c];
+          A[a][c] += expect * st.us[q][a] * st.us[q][c];
     }
     if (p == 0)
       n1 = n[1];
@@ -581,7 +586,8 @@ Test (target_context, context_baseline_counts_every_step_against_the_click_rate)
   cr_assert (n1 > k * b, "both of env 1's slates count (%g)", n1);
   cr_assert_eq (t->ctx_n[N], 0.0, "a done env starts its next session empty");
   ra_target_reset_context (t);
-  cr_assert (t->ctx_rate[0] == 0 && t->ctx_rate[1] == 0, "reset forgets the task's click rate");
+  for (int j = 0; j <= k; j++)
+    cr_assert (t->ctx_rate[j] == 0 && t->ctx_rate[k + 1 + j] == 0, "reset forgets the task's click rates");
   ra_target_destroy (&t);
 }
 
