@@ -199,8 +199,8 @@ static void s_usage (FILE *f)
     "                        session: the centred feedback so far over (steps + M0) (0: off;\n"
     "                        a checkpoint's setting unless given; docs/agents.md T12)\n"
     "  --context-baseline B  with --context, every step informs it, a slate without a click\n"
-    "                        too: each rank's feedback measured against the task's click rate\n"
-    "                        there so far (prior B) instead of the slate's mean (0: off; a\n"
+    "                        too: each rank's feedback measured against the click rate there\n"
+    "                        of the same step's slates (prior B) (0: off; a\n"
     "                        checkpoint's setting unless given; docs/agents.md T13)\n");
 }
 

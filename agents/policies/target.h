@@ -105,10 +105,11 @@ typedef struct {
                             bit; in [0, 1e6]; stored in checkpoints ("context_session") */
   float context_baseline; /* b > 0, with context > 0: every step informs the context, a slate
                             without a click too: each rank's feedback is measured against the
-                            task's click rate at that rank so far (prior b, worth 1/k of a click)
-                            instead of the slate's mean, and the step weighs the sum of those
-                            rates in G (and in the session's n) (docs/agents.md T13); 0 (default)
-                            = off, bit for bit; in [0, 1]; stored in checkpoints ("context_baseline") */
+                            click rate at that rank of the same act's slates (prior b, worth 1/k
+                            of a click) instead of the slate's mean, and the step weighs the sum
+                            of those rates in G (and in the session's n) (docs/agents.md T13); 0
+                            (default) = off, bit for bit; in [0, 1]; stored in checkpoints
+                            ("context_baseline") */
   uint64_t seed;         /* initialisation and sampling; default 1 */
   int population;        /* P parameter replicas, each acting on its own num_envs envs and
                             learning from its own rollout in the same batched calls; default 1 */

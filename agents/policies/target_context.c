@@ -31,17 +31,20 @@
     by 1 / (1 + m0). ra_target_end_sessions marks the envs whose session ended (done); the next
     act takes in their last feedback (a reset's zeros: none) and then empties M_e and n_e.
     With cfg.context_baseline = b > 0 (T13) a slate without a click informs too: every step
-    counts, each rank's feedback measured against the task's click rate at that rank so far
-    instead of the slate's mean, and weighs the clicks those rates expect of a slate in G and
-    n_e, so n0 and m0 keep their unit of clicks:
+    counts, each rank's feedback measured against the click rate at that rank of the same step's
+    slates (the replica's other users, shown slates by the same policy at the same time) instead
+    of the slate's mean, and weighs the clicks those rates expect of a slate in G and n_e, so n0
+    and m0 keep their unit of clicks:
 
         b_pj = (C_pj + 1/k) / (V_p + 1 / (k b)),   S_p <- S_p + sum_j (f_j - b_pj) x_j u^T,
         G_p <- G_p + (sum_j b_pj) u u^T   (M_e, n_e alike)                                     (T13)
 
-    C_pj the feedback at rank j and V_p the number of the replica's counted steps before this act:
-    b is every rank's prior, worth 1/k of a click, and a rate per rank takes out the position
-    effect (a first rank clicked more whatever it shows). A step that ended the env's episode is
-    skipped at the next act: its response is the reset's zeros, not a slate without a click.
+    C_pj the feedback at rank j over the V_p slates this act counts: b is every rank's prior, worth
+    1/k of a click. A rate per rank takes out the position effect (a first rank clicked more
+    whatever it shows), and a rate of the same step does not lag an arm that improves (a task's
+    average so far would, and the context would then push whatever the arm shows now). A step
+    that ended the env's episode is skipped at the next act: its response is the reset's zeros,
+    not a slate without a click.
     Sums in double, in env order: the same history gives the same bits. Allocates in
     ra__target_context_alloc only.                                                            */
 #include <stdlib.h>
@@ -70,14 +73,13 @@ bool ra__target_context_alloc (ra_target_t *t)
          && (!(c->context_session > 0)
              || ((t->ctx_m = calloc (P * N * F, sizeof (double))) && (t->ctx_n = calloc (P * N, sizeof (double)))))
          && (!(c->context_session > 0 || c->context_baseline > 0) || (t->ctx_ended = calloc (P * N, 1)))
-         && (!(c->context_baseline > 0)
-             || ((t->ctx_rate = calloc (P * (k + 1), sizeof (double))) && (t->ctx_base = calloc (k, sizeof (double)))));
+         && (!(c->context_baseline > 0) || (t->ctx_base = calloc (k, sizeof (double))));
 }
 
 void ra__target_context_free (ra_target_t *t)
 {
   void *all[] = { t->ctx_s, t->ctx_g, t->ctx_l, t->ctx_u, t->ctx_x, t->ctx_pending, t->h_aug, t->ctx_yield,
-                  t->ctx_draw, t->ctx_e, t->ctx_m, t->ctx_n, t->ctx_ended, t->ctx_rate, t->ctx_base };
+                  t->ctx_draw, t->ctx_e, t->ctx_m, t->ctx_n, t->ctx_ended, t->ctx_base };
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
     free (all[i]);
 }
@@ -100,8 +102,6 @@ void ra_target_reset_context (ra_target_t *t)
   }
   if (t->ctx_ended)
     memset (t->ctx_ended, 0, n);
-  if (t->ctx_rate)
-    memset (t->ctx_rate, 0, P * ((size_t) c->slate_size + 1) * sizeof (double));
 }
 
 void ra_target_end_sessions (ra_target_t *t, const uint8_t *done, int n)
@@ -133,14 +133,10 @@ void ra__target_context_copy (ra_target_t *dst, int d, const ra_target_t *src, i
   }
   if (dst->ctx_ended && src->ctx_ended)
     memcpy (dst->ctx_ended + d * N, src->ctx_ended + s * N, N);
-  if (dst->ctx_rate && src->ctx_rate) {
-    size_t k1 = (size_t) c->slate_size + 1;
-    memcpy (dst->ctx_rate + d * k1, src->ctx_rate + s * k1, k1 * sizeof (double));
-  }
 }
 
 /* The feedback of env e's pending slate (replica p), if any, into S, G (T8; with T13 against the
-   replica's click rates before this act, ctx_base) and its session (T12). */
+   replica's click rates at this act, ctx_base) and its session (T12). */
 static void s_observe_env (ra_target_t *t, const ra_obs_batch_t *obs, size_t p, size_t e)
 {
   const ra_target_cfg_t *c = &t->cfg;
@@ -154,13 +150,9 @@ static void s_observe_env (ra_target_t *t, const ra_obs_batch_t *obs, size_t p, 
   if (base) { /* T13: every step, a slate without a click too */
     if (t->ctx_ended[e]) /* the reset's zeros of the env's next episode, not feedback */
       return;
-    double *count = t->ctx_rate + p * (k + 1);
     weight = 0;
-    for (size_t j = 0; j < k; j++) {
+    for (size_t j = 0; j < k; j++)
       weight += base[j];
-      count[j] += f[j];
-    }
-    count[k] += 1;
   } else {
     bool flat = true;
     for (size_t j = 0; j < k; j++) {
@@ -190,6 +182,27 @@ static void s_observe_env (ra_target_t *t, const ra_obs_batch_t *obs, size_t p, 
     t->ctx_n[e] += weight;
 }
 
+/* T13: replica p's click rate per rank over the slates this act counts (pending, not a reset's),
+   prior b at each rank, into ctx_base. */
+static void s_click_rates (ra_target_t *t, const ra_obs_batch_t *obs, size_t p)
+{
+  const ra_target_cfg_t *c = &t->cfg;
+  size_t N = (size_t) c->num_envs, k = (size_t) c->slate_size;
+  double slates = 1.0 / ((double) k * c->context_baseline);
+  for (size_t j = 0; j < k; j++)
+    t->ctx_base[j] = 1.0 / (double) k;
+  for (size_t e = p * N; e < (p + 1) * N; e++) {
+    if (!t->ctx_pending[e] || t->ctx_ended[e])
+      continue;
+    const float *f = obs->response + e * (size_t) obs->response_dim + c->slot_feedback;
+    for (size_t j = 0; j < k; j++)
+      t->ctx_base[j] += f[j];
+    slates += 1;
+  }
+  for (size_t j = 0; j < k; j++)
+    t->ctx_base[j] /= slates;
+}
+
 void ra__target_context_observe (ra_target_t *t, const ra_obs_batch_t *obs)
 {
   const ra_target_cfg_t *c = &t->cfg;
@@ -199,12 +212,9 @@ void ra__target_context_observe (ra_target_t *t, const ra_obs_batch_t *obs)
   if (!t->ctx_s || obs->num_envs != t->P * c->num_envs)
     return;
   size_t N = (size_t) c->num_envs, F = (size_t) c->cand_dim;
-  size_t k = (size_t) c->slate_size;
   for (size_t p = 0; p < (size_t) t->P; p++) {
-    if (t->ctx_base) /* T13: the task's click rate per rank before this act, prior b at each */
-      for (size_t j = 0; j < k; j++)
-        t->ctx_base[j] = (t->ctx_rate[p * (k + 1) + j] + 1.0 / (double) k)
-                         / (t->ctx_rate[p * (k + 1) + k] + 1.0 / ((double) k * c->context_baseline));
+    if (t->ctx_base) /* T13: what this act's slates are measured against */
+      s_click_rates (t, obs, p);
     for (size_t i = 0; i < N; i++) {
       size_t e = p * N + i;
       s_observe_env (t, obs, p, e);

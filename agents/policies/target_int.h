@@ -80,9 +80,7 @@ struct ra_target {
   double *ctx_n;                         /* [P*N] its informative steps (T12) */
   uint8_t *ctx_ended;                    /* [P*N] its episode ended: empty M (T12), skip the reset's
                                             response (T13) at the next act */
-  double *ctx_rate;                      /* [P, k + 1] the feedback its counted steps summed per
-                                            rank, and their number: the task's click rates (T13) */
-  double *ctx_base;                      /* [k] one replica's rates before this act (T13) */
+  double *ctx_base;                      /* [k] one replica's click rates at this act (T13) */
   float *reward_scale;                   /* [P], 0 until set */
   float *lr;                             /* [P] Adam learning rates (host copy of the device factors) */
   float *h_norm;                         /* [P] gradient norms of the last step */
