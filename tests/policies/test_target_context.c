@@ -11,9 +11,10 @@
     context block is a posterior draw v(u) + E u, one per act; with context_session (T12) each
     env's rows add its session's centred feedback over (steps + m0), emptied after its done; with
     context_baseline (T13) every step counts, each rank against the click rate there of the act's
-    slates (prior b) and the step weighing their sum, a done env's reset skipped; the affinity head's context block starts at the identity and the rest of the head at 0; bad
-    values and a response too short are refused naming the key; a checkpoint stores the setting
-    and a policy without the context refuses the file (and the other way round); a file without
+    slates (prior b) and the step weighing their sum, a done env's reset skipped; the affinity
+    head's context block starts at the identity and the rest of the head at 0; bad values and a
+    response too short are refused naming the key; a checkpoint stores the setting and a policy
+    without the context refuses the file (and the other way round); a file without
     the context loads into a policy with it with the v(u) columns added (the file's scores, plus
     c_j . v(u) once the context has feedback). No server.                                      */
 #include <criterion/criterion.h>
@@ -659,7 +660,6 @@ Test (target_context, bad_values_are_refused_and_a_checkpoint_keeps_the_setting)
   c.context_baseline = 0.1f; /* T13 without T8 */
   cr_assert_eq (ra_target_new (BE, &c, &none, &err), RA_ERR_BAD_CONFIG);
   cr_assert (strstr (err.message, "'context_baseline'"), "%s", err.message);
-  c.context_baseline = 0;
   c = s_cfg (N0, false);
   c.response_dim = k + 1; /* the feedback block ends past it */
   ra_target_t *t = NULL;
