@@ -86,6 +86,19 @@ Test (target_context, off_by_default)
   ra_target_destroy (&t);
 }
 
+/* [A | y] -> [diag | w] by Gauss-Jordan, in place: w = A^-1 y is then A[b][U] / A[b][b]. */
+static void s_gauss_jordan (double A[U][U + 1])
+{
+  for (int c = 0; c < U; c++)
+    for (int r = 0; r < U; r++) {
+      if (r == c)
+        continue;
+      double m = A[r][c] / A[c][c];
+      for (int q = c; q <= U; q++)
+        A[r][q] -= m * A[c][q];
+    }
+}
+
 /* S (G + n0 I)^-1 u by T8 into v, and n0 (G + n0 I)^-1 u by T9 into r, from a list of (user,
    items' features, feedback) steps (Gauss-Jordan here, Cholesky in the policy); G + n0 I into gn
    unless NULL */
@@ -117,14 +130,7 @@ static void s_expect (const float *const *us, const float *const *xs, const floa
   for (int a = 0; gn && a < U; a++)
     for (int b = 0; b < U; b++)
       gn[a][b] = A[a][b];
-  for (int c = 0; c < U; c++)
-    for (int r = 0; r < U; r++) {
-      if (r == c)
-        continue;
-      double m = A[r][c] / A[c][c];
-      for (int q = c; q <= U; q++)
-        A[r][q] -= m * A[c][q];
-    }
+  s_gauss_jordan (A);
   for (int a = 0; a < F; a++) {
     double x = 0;
     for (int b = 0; b < U; b++)
@@ -567,15 +573,11 @@ Test (target_context, context_baseline_counts_every_step_against_each_ranks_clic
       const float *u = o3.user + (p * N + i) * U, *row = aug->user + (p * N + i) * (U + F);
       double G[U][U + 1];
       memcpy (G, A, sizeof G);
-      for (int a = 0; a < U; a++) { /* [G + n0 I | u] -> [I | w] by Gauss-Jordan */
+      for (int a = 0; a < U; a++) { /* [G + n0 I | u] */
         G[a][a] += N0;
         G[a][U] = u[a];
       }
-      for (int c = 0; c < U; c++)
-        for (int r = 0; r < U; r++)
-          if (r != c)
-            for (int q = U; q >= c; q--)
-              G[r][q] -= G[r][c] / G[c][c] * G[c][q];
+      s_gauss_jordan (G);
       bool ended = done[p * N + i];
       for (int a = 0; a < F; a++) {
         double v = 0;
@@ -614,6 +616,20 @@ Test (target_context, the_affinity_context_block_starts_at_the_identity)
   }
   free (flat);
   ra_target_destroy (&t);
+}
+
+/* The settings a policy built from cfg writes to path, read back over the defaults. */
+static ra_target_cfg_t s_round_trip (const ra_target_cfg_t *cfg, const char *path)
+{
+  ra_target_t *t = NULL;
+  ra_error_t err;
+  cr_assert_eq (ra_target_new (BE, cfg, &t, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_target_save (t, path, &err), RA_OK, "%s", err.message);
+  ra_target_destroy (&t);
+  ra_target_cfg_t back;
+  ra_target_cfg_default (&back);
+  cr_assert_eq (ra_target_checkpoint_settings (path, &back, &err), RA_OK, "%s", err.message);
+  return back;
 }
 
 Test (target_context, bad_values_are_refused_and_a_checkpoint_keeps_the_setting)
@@ -688,45 +704,25 @@ Test (target_context, bad_values_are_refused_and_a_checkpoint_keeps_the_setting)
   ra_target_cfg_t rc = s_cfg (N0, false);
   rc.population = 1;
   rc.context_residual = true;
-  ra_target_t *res = NULL;
-  cr_assert_eq (ra_target_new (BE, &rc, &res, &err), RA_OK, "%s", err.message);
-  cr_assert_eq (ra_target_save (res, path, &err), RA_OK, "%s", err.message);
-  cr_assert_eq (ra_target_checkpoint_settings (path, &back, &err), RA_OK, "%s", err.message);
+  back = s_round_trip (&rc, path);
   cr_assert (back.context_residual, "the residual setting comes back from the checkpoint");
   cr_assert_not (back.scorer_yield);
-  ra_target_destroy (&res);
   rc.context_residual = false;
   rc.scorer_yield = true;
-  cr_assert_eq (ra_target_new (BE, &rc, &res, &err), RA_OK, "%s", err.message);
-  cr_assert_eq (ra_target_save (res, path, &err), RA_OK, "%s", err.message);
-  ra_target_cfg_default (&back);
-  cr_assert_eq (ra_target_checkpoint_settings (path, &back, &err), RA_OK, "%s", err.message);
+  back = s_round_trip (&rc, path);
   cr_assert (back.scorer_yield && !back.context_residual, "the yield comes back from the checkpoint alone");
-  ra_target_destroy (&res);
   rc.scorer_yield = false;
   rc.context_ts = 0.25f;
-  cr_assert_eq (ra_target_new (BE, &rc, &res, &err), RA_OK, "%s", err.message);
-  cr_assert_eq (ra_target_save (res, path, &err), RA_OK, "%s", err.message);
-  ra_target_cfg_default (&back);
-  cr_assert_eq (ra_target_checkpoint_settings (path, &back, &err), RA_OK, "%s", err.message);
+  back = s_round_trip (&rc, path);
   cr_assert (back.context_ts == 0.25f && !back.scorer_yield, "sigma comes back from the checkpoint");
-  ra_target_destroy (&res);
   rc.context_ts = 0;
   rc.context_session = 3;
-  cr_assert_eq (ra_target_new (BE, &rc, &res, &err), RA_OK, "%s", err.message);
-  cr_assert_eq (ra_target_save (res, path, &err), RA_OK, "%s", err.message);
-  ra_target_cfg_default (&back);
-  cr_assert_eq (ra_target_checkpoint_settings (path, &back, &err), RA_OK, "%s", err.message);
+  back = s_round_trip (&rc, path);
   cr_assert (back.context_session == 3 && back.context_ts == 0, "m0 comes back from the checkpoint");
-  ra_target_destroy (&res);
   rc.context_session = 0;
   rc.context_baseline = 0.0625f;
-  cr_assert_eq (ra_target_new (BE, &rc, &res, &err), RA_OK, "%s", err.message);
-  cr_assert_eq (ra_target_save (res, path, &err), RA_OK, "%s", err.message);
-  ra_target_cfg_default (&back);
-  cr_assert_eq (ra_target_checkpoint_settings (path, &back, &err), RA_OK, "%s", err.message);
+  back = s_round_trip (&rc, path);
   cr_assert (back.context_baseline == 0.0625f && back.context_session == 0, "b comes back from the checkpoint");
-  ra_target_destroy (&res);
   cr_assert_eq (ra_target_save (t, path, &err), RA_OK, "%s", err.message);
   ra_target_t *same = s_new (N0, false, 1), *plain = s_new (0, false, 1);
   cr_assert_eq (ra_target_load (same, path, &err), RA_OK, "%s", err.message);
