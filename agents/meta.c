@@ -66,7 +66,7 @@ typedef struct {
   long long budget, iters, val_every, seed, workers, inner_steps, meta_batch, population,
     envs_per_task, rollout, hidden, layers, slot_feedback;
   double inner_lr, outer_lr, sigma, entropy, weight_decay, temp, slot_credit, context, context_ts,
-    context_session, context_baseline;
+    context_session, context_baseline, context_handover;
   bool quiet, head_only, val_head_only, inner_sgd, affinity, val_at_start, context_residual,
       scorer_yield;
   bool anneal_run;     /* Reptile's epsilon anneals over this run's budget only (--anneal-over run) */
@@ -131,6 +131,7 @@ static const flag_t s_flags[] = {
   { "context-ts", T_NUM, O (context_ts), 0, RA_TARGET_CONTEXT_TS_MAX },
   { "context-session", T_NUM, O (context_session), 0, RA_TARGET_CONTEXT_SESSION_MAX },
   { "context-baseline", T_NUM, O (context_baseline), 0, 1 },
+  { "context-handover", T_NUM, O (context_handover), 0, RA_TARGET_CONTEXT_HANDOVER_MAX },
   /* new flags go last: the F_ indices below count entries of this table */
 };
 #define NFLAGS ((int) (sizeof s_flags / sizeof s_flags[0]))
@@ -138,7 +139,7 @@ enum { F_ITERS = 5, F_OUTER_LR = 12, F_INNER_LR = 10, F_INNER_STEPS = 11, F_ROLL
        F_POP = 14, F_HIDDEN = 21, F_LAYERS = 22, F_TEMP = 30, F_INNER_OPT = 32, F_SLOT_CREDIT = 33,
        F_SLOT_FEEDBACK = 34, F_AFFINITY = 35, F_VAL_PARAMS = 36, F_CONTEXT = 37, F_ANNEAL = 40,
        F_CONTEXT_RESIDUAL = 41, F_SCORER_YIELD = 42, F_CONTEXT_TS = 43,
-       F_CONTEXT_SESSION = 44, F_CONTEXT_BASELINE = 45 };
+       F_CONTEXT_SESSION = 44, F_CONTEXT_BASELINE = 45, F_CONTEXT_HANDOVER = 46 };
 
 static void s_usage (FILE *f)
 {
@@ -201,7 +202,11 @@ static void s_usage (FILE *f)
     "  --context-baseline B  with --context, every step informs it, a slate without a click\n"
     "                        too: each rank's feedback measured against the click rate there\n"
     "                        of the same step's slates (prior B) (0: off; a\n"
-    "                        checkpoint's setting unless given; docs/agents.md T13)\n");
+    "                        checkpoint's setting unless given; docs/agents.md T13)\n"
+    "  --context-handover C0 with --context-baseline, T13 hands over to T8 as the task's\n"
+    "                        clicks accrue: T13's weight C0 / (C0 + slates with a click)\n"
+    "                        (0: T13 alone; a checkpoint's setting unless given;\n"
+    "                        docs/agents.md T14)\n");
 }
 
 static void s_defaults (opts_t *o)
@@ -1125,6 +1130,7 @@ int main (int argc, char **argv)
     stored.context_ts = (float) o.context_ts;
     stored.context_session = (float) o.context_session;
     stored.context_baseline = (float) o.context_baseline;
+    stored.context_handover = (float) o.context_handover;
     if (ra_target_checkpoint_settings (o.ckpt_in, &stored, &err) != RA_OK) {
       s_err ("--checkpoint-in %s: %s\n", o.ckpt_in, err.message);
       goto out;
@@ -1153,6 +1159,8 @@ int main (int argc, char **argv)
       o.context_session = stored.context_session;
     if (!o.set[F_CONTEXT_BASELINE])
       o.context_baseline = stored.context_baseline;
+    if (!o.set[F_CONTEXT_HANDOVER])
+      o.context_handover = stored.context_handover;
     if (o.algo == A_MULTITASK && o.context > 0) { /* s_parse refused --context; the file's the same */
       s_err ("--checkpoint-in %s: it reads the task context (n0 = %g), which --algo multitask cannot "
              "train: its envs each draw their own task, so there is no one task's feedback to pool; use "
@@ -1234,6 +1242,7 @@ int main (int argc, char **argv)
   r.tc.context_ts = (float) o.context_ts;
   r.tc.context_session = (float) o.context_session;
   r.tc.context_baseline = (float) o.context_baseline;
+  r.tc.context_handover = (float) o.context_handover;
   r.tc.response_dim = ob->response_dim;
   r.tc.sgd = o.inner_sgd;
   r.tc.adapt_head = o.head_only; /* stored in the checkpoints, so the A/B arm adapts the same way */
@@ -1269,6 +1278,14 @@ int main (int argc, char **argv)
       code = 2;
       goto out;
     }
+  if (o.context_handover > 0 && !(o.context_baseline > 0)) {
+    bool from_file = !o.set[F_CONTEXT_HANDOVER] && o.ckpt_in;
+    s_err ("--context-handover %g%s%s%s: it hands T13's weighing of the feedback over to T8's; give "
+           "--context-baseline B > 0\n", o.context_handover, from_file ? " (from --checkpoint-in " : "",
+           from_file ? o.ckpt_in : "", from_file ? ")" : "");
+    code = 2;
+    goto out;
+  }
   if ((rc = s_policy (&r, 1, r.N, &r.one, &err)) == RA_OK && o.ckpt_in)
     rc = (add_context ? ra_target_load_adding_context : ra_target_load) (r.one, o.ckpt_in, &err);
   if (rc == RA_OK)

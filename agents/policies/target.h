@@ -32,6 +32,7 @@
 #define RA_TARGET_CONTEXT_MAX 1e6      /* the task context's n0 is in [0, this] (cfg.context) */
 #define RA_TARGET_CONTEXT_TS_MAX 100.0 /* its posterior scale sigma is in [0, this] (cfg.context_ts) */
 #define RA_TARGET_CONTEXT_SESSION_MAX 1e6 /* the session memory's m0 is in [0, this] (cfg.context_session) */
+#define RA_TARGET_CONTEXT_HANDOVER_MAX 1e6 /* T13's handover c0 is in [0, this] (cfg.context_handover) */
 
 typedef struct {
   /* shapes (from the env; filled by the caller or ra_target_cfg_from_env) */
@@ -110,6 +111,11 @@ typedef struct {
                             of those rates in G (and in the session's n) (docs/agents.md T13); 0
                             (default) = off, bit for bit; in [0, 1]; stored in checkpoints
                             ("context_baseline") */
+  float context_handover; /* c0 > 0, with context_baseline > 0: T13 hands over to T8 as the task's
+                            clicks accrue: each step adds alpha times its T13 terms and 1 - alpha
+                            times its T8 terms, alpha = c0 / (c0 + C), C the replica's slates with
+                            a click so far (docs/agents.md T14); 0 (default) = T13 alone, bit for
+                            bit; in [0, 1e6]; stored in checkpoints ("context_handover") */
   uint64_t seed;         /* initialisation and sampling; default 1 */
   int population;        /* P parameter replicas, each acting on its own num_envs envs and
                             learning from its own rollout in the same batched calls; default 1 */

@@ -45,6 +45,17 @@
     average so far would, and the context would then push whatever the arm shows now). A step
     that ended the env's episode is skipped at the next act: its response is the reset's zeros,
     not a slate without a click.
+    With cfg.context_handover = c0 > 0 (T14) T13 hands over to T8 as the task's clicks accrue:
+    each step adds alpha_p times its T13 terms and (1 - alpha_p) times its T8 terms (nothing
+    for a flat step), in S, G, M_e and n_e alike,
+
+        alpha_p = c0 / (c0 + C_p),   S_p <- S_p + sum_j (f_j - alpha_p b_pj - (1 - alpha_p) mean_j f) x_j u^T,
+        G_p <- G_p + (alpha_p sum_j b_pj + (1 - alpha_p) [f not flat]) u u^T                  (T14)
+
+    with C_p the replica's steps with rank feedback not flat so far (T8's informative steps; a
+    reset of the context empties it), alpha_p fixed for the act. A slate without a click informs
+    a new task as T13 does and a long history is T8's: T13 helps before anything else is known
+    and costs once T8 has clicks to compare (docs/meta.md 6.42).
     Sums in double, in env order: the same history gives the same bits. Allocates in
     ra__target_context_alloc only.                                                            */
 #include <stdlib.h>
@@ -73,13 +84,14 @@ bool ra__target_context_alloc (ra_target_t *t)
          && (!(c->context_session > 0)
              || ((t->ctx_m = calloc (P * N * F, sizeof (double))) && (t->ctx_n = calloc (P * N, sizeof (double)))))
          && (!(c->context_session > 0 || c->context_baseline > 0) || (t->ctx_ended = calloc (P * N, 1)))
-         && (!(c->context_baseline > 0) || (t->ctx_base = calloc (k, sizeof (double))));
+         && (!(c->context_baseline > 0) || (t->ctx_base = calloc (k, sizeof (double))))
+         && (!(c->context_handover > 0) || (t->ctx_clicked = calloc (P, sizeof (double))));
 }
 
 void ra__target_context_free (ra_target_t *t)
 {
   void *all[] = { t->ctx_s, t->ctx_g, t->ctx_l, t->ctx_u, t->ctx_x, t->ctx_pending, t->h_aug, t->ctx_yield,
-                  t->ctx_draw, t->ctx_e, t->ctx_m, t->ctx_n, t->ctx_ended, t->ctx_base };
+                  t->ctx_draw, t->ctx_e, t->ctx_m, t->ctx_n, t->ctx_ended, t->ctx_base, t->ctx_clicked };
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
     free (all[i]);
 }
@@ -102,6 +114,8 @@ void ra_target_reset_context (ra_target_t *t)
   }
   if (t->ctx_ended)
     memset (t->ctx_ended, 0, n);
+  if (t->ctx_clicked)
+    memset (t->ctx_clicked, 0, P * sizeof (double));
 }
 
 void ra_target_end_sessions (ra_target_t *t, const uint8_t *done, int n)
@@ -133,35 +147,38 @@ void ra__target_context_copy (ra_target_t *dst, int d, const ra_target_t *src, i
   }
   if (dst->ctx_ended && src->ctx_ended)
     memcpy (dst->ctx_ended + d * N, src->ctx_ended + s * N, N);
+  if (dst->ctx_clicked && src->ctx_clicked)
+    dst->ctx_clicked[d] = src->ctx_clicked[s];
 }
 
 /* The feedback of env e's pending slate (replica p), if any, into S, G (T8; with T13 against the
-   replica's click rates at this act, ctx_base) and its session (T12). */
-static void s_observe_env (ra_target_t *t, const ra_obs_batch_t *obs, size_t p, size_t e)
+   replica's click rates at this act, ctx_base, weighed alpha against T8, T14) and its session
+   (T12). Returns whether its rank feedback was not flat (T8 informative). */
+static bool s_observe_env (ra_target_t *t, const ra_obs_batch_t *obs, size_t p, size_t e, double alpha)
 {
   const ra_target_cfg_t *c = &t->cfg;
   if (!t->ctx_pending[e])
-    return;
+    return false;
   t->ctx_pending[e] = 0;
   size_t U = (size_t) c->user_dim, F = (size_t) c->cand_dim, k = (size_t) c->slate_size;
   const float *f = obs->response + e * (size_t) obs->response_dim + c->slot_feedback;
   double mean = 0, weight = 1; /* the slate's mean feedback (T8); the step's weight in G */
+  bool flat = true;
+  for (size_t j = 0; j < k; j++) {
+    mean += f[j];
+    flat = flat && f[j] == f[0];
+  }
+  mean /= (double) k;
   const double *base = t->ctx_base; /* with T13, what each rank is measured against */
   if (base) { /* T13: every step, a slate without a click too */
     if (t->ctx_ended[e]) /* the reset's zeros of the env's next episode, not feedback */
-      return;
+      return false;
     weight = 0;
     for (size_t j = 0; j < k; j++)
       weight += base[j];
-  } else {
-    bool flat = true;
-    for (size_t j = 0; j < k; j++) {
-      mean += f[j];
-      flat = flat && f[j] == f[0];
-    }
-    if (flat) /* a reset's zeros, or nothing to tell the ranks apart: no information */
-      return;
-    mean /= (double) k;
+    weight = alpha * weight + (1 - alpha) * !flat; /* T14: T8 weighs its informative steps 1 */
+  } else if (flat) { /* a reset's zeros, or nothing to tell the ranks apart: no information */
+    return false;
   }
   const float *u = t->ctx_u + e * U;
   double *S = t->ctx_s + p * F * U, *G = t->ctx_g + p * U * U, *M = t->ctx_m ? t->ctx_m + e * F : NULL;
@@ -169,7 +186,7 @@ static void s_observe_env (ra_target_t *t, const ra_obs_batch_t *obs, size_t p, 
     for (size_t b = 0; b < U; b++)
       G[a * U + b] += weight * u[a] * u[b];
   for (size_t j = 0; j < k; j++) {
-    double w = f[j] - (base ? base[j] : mean);
+    double w = base ? f[j] - alpha * base[j] - (1 - alpha) * mean : f[j] - mean; /* T14, T8 */
     const float *x = t->ctx_x + (e * k + j) * F;
     for (size_t a = 0; a < F; a++) {
       for (size_t b = 0; b < U; b++)
@@ -180,6 +197,7 @@ static void s_observe_env (ra_target_t *t, const ra_obs_batch_t *obs, size_t p, 
   }
   if (M)
     t->ctx_n[e] += weight;
+  return !flat;
 }
 
 /* T13: replica p's click rate per rank over the slates this act counts (pending, not a reset's),
@@ -215,9 +233,12 @@ void ra__target_context_observe (ra_target_t *t, const ra_obs_batch_t *obs)
   for (size_t p = 0; p < (size_t) t->P; p++) {
     if (t->ctx_base) /* T13: what this act's slates are measured against */
       s_click_rates (t, obs, p);
+    double c0 = c->context_handover, alpha = t->ctx_clicked ? c0 / (c0 + t->ctx_clicked[p]) : 1; /* T14 */
     for (size_t i = 0; i < N; i++) {
       size_t e = p * N + i;
-      s_observe_env (t, obs, p, e);
+      bool clicked = s_observe_env (t, obs, p, e, alpha);
+      if (t->ctx_clicked)
+        t->ctx_clicked[p] += clicked;
       if (t->ctx_ended && t->ctx_ended[e]) { /* a new user: this env's session starts empty (T12) */
         if (t->ctx_m) {
           memset (t->ctx_m + e * F, 0, F * sizeof (double));

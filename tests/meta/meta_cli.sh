@@ -117,6 +117,8 @@ bad_flags)
   bad "--context-session 4: the session adds to the task context" --context-session 4 --iters 0 $SMALL
   bad "--context-baseline" --context-baseline 2
   bad "--context-baseline 0.1: it weighs the task context's feedback" --context-baseline 0.1 --iters 0 $SMALL
+  bad "--context-handover" --context-handover -1
+  bad "--context-handover 64: it hands T13's weighing" --context 4 --context-handover 64 --iters 0 $SMALL
   echo "ok: bad flags"
   ;;
 config)

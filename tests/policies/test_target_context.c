@@ -11,7 +11,8 @@
     context block is a posterior draw v(u) + E u, one per act; with context_session (T12) each
     env's rows add its session's centred feedback over (steps + m0), emptied after its done; with
     context_baseline (T13) every step counts, each rank against the click rate there of the act's
-    slates (prior b) and the step weighing their sum, a done env's reset skipped; the affinity
+    slates (prior b) and the step weighing their sum, a done env's reset skipped; with
+    context_handover (T14) T13's terms weigh c0 / (c0 + steps with a click) against T8's; the affinity
     head's context block starts at the identity and the rest of the head at 0; bad values and a
     response too short are refused naming the key; a checkpoint stores the setting and a policy
     without the context refuses the file (and the other way round); a file without
@@ -512,13 +513,17 @@ Test (target_context, context_session_adds_each_users_own_feedback)
 /* T13: with context_baseline = b every step counts, a slate without a click too, against the
    replica's click rate per rank over the slates the same act counts, b_j = (C_j + 1/k) / (V + 1 /
    (k b)): S += sum_j (f_j - b_j) x_j u^T and G += (sum_j b_j) u u^T, the session likewise (n +=
-   sum_j b_j); an env marked done skips the next act's response (the reset's zeros). */
-Test (target_context, context_baseline_counts_every_step_against_each_ranks_click_rate)
+   sum_j b_j); an env marked done skips the next act's response (the reset's zeros). With
+   context_handover = c0 > 0 (T14) each step adds alpha times that and 1 - alpha times T8's terms
+   (f_j - mean f, weight 1 if not flat, else nothing), alpha = c0 / (c0 + the replica's steps
+   not flat before the act). */
+static void s_check_baseline (float c0)
 {
   const float b = 0.125f, m0 = 1.5f;
   ra_target_cfg_t cfg = s_cfg (N0, true);
   cfg.context_baseline = b;
   cfg.context_session = m0;
+  cfg.context_handover = c0;
   ra_target_t *t = NULL;
   ra_error_t err;
   cr_assert_eq (ra_target_new (BE, &cfg, &t, &err), RA_OK, "%s", err.message);
@@ -534,10 +539,11 @@ Test (target_context, context_baseline_counts_every_step_against_each_ranks_clic
     steps_t st;
     s_steps (&st, p, &o1, &o2, &o3, sl1, sl2);
     double S[F][U] = { { 0 } }, A[U][U + 1] = { { 0 } }, M[N][F] = { { 0 } }, n[N] = { 0 };
-    double rate[k] = { 0 }, expect = 0;
+    double rate[k] = { 0 }, expect = 0, alpha = 1, informative = 0;
     for (int q = 0; q < 2 * N; q++) {
       int i = q % N;
-      if (i == 0) { /* a new act: the rates of the slates it counts */
+      if (i == 0) { /* a new act: the rates of the slates it counts, T13's weight */
+        alpha = c0 > 0 ? c0 / (c0 + informative) : 1;
         double clicks[k] = { 0 }, slates = 0;
         for (int r = q; r < q + N; r++) {
           if (r >= N && done[p * N + r % N])
@@ -554,18 +560,27 @@ Test (target_context, context_baseline_counts_every_step_against_each_ranks_clic
       }
       if (q >= N && done[p * N + i])
         continue; /* the reset's zeros */
+      double mean = 0;
+      bool flat = true;
       for (int j = 0; j < k; j++) {
+        mean += st.fs[q][j] / k;
+        flat = flat && st.fs[q][j] == st.fs[q][0];
+      }
+      for (int j = 0; j < k; j++) {
+        double t13 = st.fs[q][j] - rate[j], t8 = flat ? 0 : st.fs[q][j] - mean;
         for (int a = 0; a < F; a++) {
-          double w = (st.fs[q][j] - rate[j]) * st.xs[q][j * F + a];
+          double w = (alpha * t13 + (1 - alpha) * t8) * st.xs[q][j * F + a];
           M[i][a] += w;
           for (int c = 0; c < U; c++)
             S[a][c] += w * st.us[q][c];
         }
       }
-      n[i] += expect;
+      double weight = alpha * expect + (1 - alpha) * !flat;
+      n[i] += weight;
       for (int a = 0; a < U; a++)
         for (int c = 0; c < U; c++)
-          A[a][c] += expect * st.us[q][a] * st.us[q][c];
+          A[a][c] += weight * st.us[q][a] * st.us[q][c];
+      informative += !flat; /* counted for the next act's alpha */
     }
     if (p == 0)
       n1 = n[1];
@@ -590,12 +605,17 @@ Test (target_context, context_baseline_counts_every_step_against_each_ranks_clic
     }
   }
   cr_assert_gt (moved, 1e-2, "the context moved (%g)", moved);
-  cr_assert_lt (worst, 1e-5, "the context block differs from T13 by up to %g", worst);
+  cr_assert_lt (worst, 1e-5, "the context block differs from T13 (c0 %g) by up to %g", (double) c0, worst);
   cr_assert_float_eq (t->ctx_n[1], n1, 1e-12, "a slate without a click counts");
-  cr_assert (n1 > k * b, "both of env 1's slates count (%g)", n1);
+  cr_assert (n1 > k * b * (c0 > 0 ? c0 / (c0 + 2) : 1), "both of env 1's slates count (%g)", n1);
   cr_assert_eq (t->ctx_n[N], 0.0, "a done env starts its next session empty");
   ra_target_destroy (&t);
 }
+
+Test (target_context, context_baseline_counts_every_step_against_each_ranks_click_rate) { s_check_baseline (0); }
+
+/* T14: c0 = 1.5 weighs the third act's steps about a third T13's, two thirds T8's. */
+Test (target_context, context_handover_weighs_t13_against_t8_as_the_task_clicks) { s_check_baseline (1.5f); }
 
 Test (target_context, the_affinity_context_block_starts_at_the_identity)
 {
@@ -676,6 +696,14 @@ Test (target_context, bad_values_are_refused_and_a_checkpoint_keeps_the_setting)
   c.context_baseline = 0.1f; /* T13 without T8 */
   cr_assert_eq (ra_target_new (BE, &c, &none, &err), RA_ERR_BAD_CONFIG);
   cr_assert (strstr (err.message, "'context_baseline'"), "%s", err.message);
+  ra_kv_t handover_neg[] = { { .key = "context_handover", .type = RA_KV_NUM, .num = -1 } };
+  cr_assert_eq (ra_target_cfg_apply (&c, handover_neg, 1, NULL, &err), RA_ERR_BAD_CONFIG);
+  cr_assert (strstr (err.message, "context_handover"), "%s", err.message);
+  c = s_cfg (N0, false);
+  c.context_handover = 8; /* T14 without T13 */
+  cr_assert_eq (ra_target_new (BE, &c, &none, &err), RA_ERR_BAD_CONFIG);
+  cr_assert (strstr (err.message, "'context_handover'") && strstr (err.message, "'context_baseline'"), "%s",
+             err.message);
   c = s_cfg (N0, false);
   c.response_dim = k + 1; /* the feedback block ends past it */
   ra_target_t *t = NULL;
@@ -701,6 +729,7 @@ Test (target_context, bad_values_are_refused_and_a_checkpoint_keeps_the_setting)
   cr_assert_null (strstr (head, "context_ts"), "nor T11 off");
   cr_assert_null (strstr (head, "context_session"), "nor T12 off");
   cr_assert_null (strstr (head, "context_baseline"), "nor T13 off");
+  cr_assert_null (strstr (head, "context_handover"), "nor T14 off");
   ra_target_cfg_t rc = s_cfg (N0, false);
   rc.population = 1;
   rc.context_residual = true;
@@ -723,6 +752,9 @@ Test (target_context, bad_values_are_refused_and_a_checkpoint_keeps_the_setting)
   rc.context_baseline = 0.0625f;
   back = s_round_trip (&rc, path);
   cr_assert (back.context_baseline == 0.0625f && back.context_session == 0, "b comes back from the checkpoint");
+  rc.context_handover = 48;
+  back = s_round_trip (&rc, path);
+  cr_assert (back.context_handover == 48 && back.context_baseline == 0.0625f, "c0 comes back from the checkpoint");
   cr_assert_eq (ra_target_save (t, path, &err), RA_OK, "%s", err.message);
   ra_target_t *same = s_new (N0, false, 1), *plain = s_new (0, false, 1);
   cr_assert_eq (ra_target_load (same, path, &err), RA_OK, "%s", err.message);
