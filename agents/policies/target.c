@@ -183,7 +183,8 @@ ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
                            "rollout, lr, gamma, lambda, entropy, value_coef, clip_norm, "
                            "reward_scale, normalize_adv, greedy, temp, slot_credit, slot_feedback, context, "
                            "context_residual, scorer_yield, context_ts, context_session, context_baseline, "
-                           "context_handover, population, seed, optimizer, reset_optimizer, adapt_updates, adapt_params)", k);
+                           "context_handover, population, seed, optimizer, reset_optimizer, adapt_updates, "
+                           "adapt_params)", k);
     }
     if (rc != RA_OK)
       return rc;
