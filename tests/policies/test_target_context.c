@@ -614,7 +614,8 @@ static void s_check_baseline (float c0)
 
 Test (target_context, context_baseline_counts_every_step_against_each_ranks_click_rate) { s_check_baseline (0); }
 
-/* T14: c0 = 1.5 weighs the third act's steps about a third T13's, two thirds T8's. */
+/* T14: c0 = 1.5 weighs the third act's T13 terms 1.5 / 3.5 in replica 0 and 1.5 / 4.5 in replica
+   1 (two and three steps with a click before it), the rest T8's. */
 Test (target_context, context_handover_weighs_t13_against_t8_as_the_task_clicks) { s_check_baseline (1.5f); }
 
 Test (target_context, the_affinity_context_block_starts_at_the_identity)
