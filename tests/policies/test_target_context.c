@@ -653,65 +653,58 @@ static ra_target_cfg_t s_round_trip (const ra_target_cfg_t *cfg, const char *pat
   return back;
 }
 
-Test (target_context, bad_values_are_refused_and_a_checkpoint_keeps_the_setting)
+/* A config value ra_target_cfg_apply refuses, naming its key. */
+static void s_value_refused (ra_kv_t kv)
 {
   ra_target_cfg_t c;
   ra_target_cfg_default (&c);
   ra_error_t err;
-  ra_kv_t bad[] = { { .key = "context", .type = RA_KV_NUM, .num = -1 } };
-  cr_assert_eq (ra_target_cfg_apply (&c, bad, 1, NULL, &err), RA_ERR_BAD_CONFIG);
-  cr_assert (strstr (err.message, "context"), "%s", err.message);
-  ra_kv_t not_bool[] = { { .key = "context_residual", .type = RA_KV_STR, .str = "maybe" } };
-  cr_assert_eq (ra_target_cfg_apply (&c, not_bool, 1, NULL, &err), RA_ERR_BAD_CONFIG);
-  cr_assert (strstr (err.message, "context_residual"), "%s", err.message);
-  c = s_cfg (0, false);
-  c.context_residual = true; /* T9 without T8: nothing to read r(u) from */
+  cr_assert_eq (ra_target_cfg_apply (&c, &kv, 1, NULL, &err), RA_ERR_BAD_CONFIG, "%s", kv.key);
+  cr_assert (strstr (err.message, kv.key), "%s", err.message);
+}
+
+/* A configuration ra_target_new refuses: the message names quoted (and also, unless NULL). */
+static void s_setting_refused (const ra_target_cfg_t *c, const char *quoted, const char *also)
+{
   ra_target_t *none = NULL;
-  cr_assert_eq (ra_target_new (BE, &c, &none, &err), RA_ERR_BAD_CONFIG);
-  cr_assert (strstr (err.message, "'context_residual'"), "%s", err.message);
-  c.context_residual = false;
+  ra_error_t err;
+  cr_assert_eq (ra_target_new (BE, c, &none, &err), RA_ERR_BAD_CONFIG, "%s", quoted);
+  cr_assert (strstr (err.message, quoted) && (!also || strstr (err.message, also)), "%s", err.message);
+}
+
+Test (target_context, bad_values_are_refused_and_a_checkpoint_keeps_the_setting)
+{
+  ra_error_t err;
+  s_value_refused ((ra_kv_t) { .key = "context", .type = RA_KV_NUM, .num = -1 });
+  s_value_refused ((ra_kv_t) { .key = "context_residual", .type = RA_KV_STR, .str = "maybe" });
+  s_value_refused ((ra_kv_t) { .key = "scorer_yield", .type = RA_KV_STR, .str = "maybe" });
+  s_value_refused ((ra_kv_t) { .key = "context_ts", .type = RA_KV_NUM, .num = -0.5 });
+  s_value_refused ((ra_kv_t) { .key = "context_session", .type = RA_KV_NUM, .num = -1 });
+  s_value_refused ((ra_kv_t) { .key = "context_baseline", .type = RA_KV_NUM, .num = 1.5 });
+  s_value_refused ((ra_kv_t) { .key = "context_handover", .type = RA_KV_NUM, .num = -1 });
+  ra_target_cfg_t c = s_cfg (0, false);
+  c.context_residual = true; /* T9 without T8: nothing to read r(u) from */
+  s_setting_refused (&c, "'context_residual'", NULL);
+  c = s_cfg (0, false);
   c.scorer_yield = true; /* T10 without T8 */
-  cr_assert_eq (ra_target_new (BE, &c, &none, &err), RA_ERR_BAD_CONFIG);
-  cr_assert (strstr (err.message, "'scorer_yield'"), "%s", err.message);
-  ra_kv_t yield_not_bool[] = { { .key = "scorer_yield", .type = RA_KV_STR, .str = "maybe" } };
-  cr_assert_eq (ra_target_cfg_apply (&c, yield_not_bool, 1, NULL, &err), RA_ERR_BAD_CONFIG);
-  cr_assert (strstr (err.message, "scorer_yield"), "%s", err.message);
-  ra_kv_t ts_neg[] = { { .key = "context_ts", .type = RA_KV_NUM, .num = -0.5 } };
-  cr_assert_eq (ra_target_cfg_apply (&c, ts_neg, 1, NULL, &err), RA_ERR_BAD_CONFIG);
-  cr_assert (strstr (err.message, "context_ts"), "%s", err.message);
-  c.scorer_yield = false;
+  s_setting_refused (&c, "'scorer_yield'", NULL);
+  c = s_cfg (0, false);
   c.context_ts = 0.5f; /* T11 without T8 */
-  cr_assert_eq (ra_target_new (BE, &c, &none, &err), RA_ERR_BAD_CONFIG);
-  cr_assert (strstr (err.message, "'context_ts'"), "%s", err.message);
-  ra_kv_t session_neg[] = { { .key = "context_session", .type = RA_KV_NUM, .num = -1 } };
-  cr_assert_eq (ra_target_cfg_apply (&c, session_neg, 1, NULL, &err), RA_ERR_BAD_CONFIG);
-  cr_assert (strstr (err.message, "context_session"), "%s", err.message);
-  c.context_ts = 0;
+  s_setting_refused (&c, "'context_ts'", NULL);
+  c = s_cfg (0, false);
   c.context_session = 4; /* T12 without T8 */
-  cr_assert_eq (ra_target_new (BE, &c, &none, &err), RA_ERR_BAD_CONFIG);
-  cr_assert (strstr (err.message, "'context_session'"), "%s", err.message);
-  ra_kv_t baseline_big[] = { { .key = "context_baseline", .type = RA_KV_NUM, .num = 1.5 } };
-  cr_assert_eq (ra_target_cfg_apply (&c, baseline_big, 1, NULL, &err), RA_ERR_BAD_CONFIG);
-  cr_assert (strstr (err.message, "context_baseline"), "%s", err.message);
-  c.context_session = 0;
+  s_setting_refused (&c, "'context_session'", NULL);
+  c = s_cfg (0, false);
   c.context_baseline = 0.1f; /* T13 without T8 */
-  cr_assert_eq (ra_target_new (BE, &c, &none, &err), RA_ERR_BAD_CONFIG);
-  cr_assert (strstr (err.message, "'context_baseline'"), "%s", err.message);
-  ra_kv_t handover_neg[] = { { .key = "context_handover", .type = RA_KV_NUM, .num = -1 } };
-  cr_assert_eq (ra_target_cfg_apply (&c, handover_neg, 1, NULL, &err), RA_ERR_BAD_CONFIG);
-  cr_assert (strstr (err.message, "context_handover"), "%s", err.message);
+  s_setting_refused (&c, "'context_baseline'", NULL);
   c = s_cfg (N0, false);
   c.context_handover = 8; /* T14 without T13 */
-  cr_assert_eq (ra_target_new (BE, &c, &none, &err), RA_ERR_BAD_CONFIG);
-  cr_assert (strstr (err.message, "'context_handover'") && strstr (err.message, "'context_baseline'"), "%s",
-             err.message);
+  s_setting_refused (&c, "'context_handover'", "'context_baseline'");
   c = s_cfg (N0, false);
   c.response_dim = k + 1; /* the feedback block ends past it */
-  ra_target_t *t = NULL;
-  cr_assert_eq (ra_target_new (BE, &c, &t, &err), RA_ERR_BAD_CONFIG);
-  cr_assert (strstr (err.message, "'context'"), "%s", err.message);
+  s_setting_refused (&c, "'context'", NULL);
 
-  t = s_new (N0, false, 1);
+  ra_target_t *t = s_new (N0, false, 1);
   char path[64];
   snprintf (path, sizeof path, "/tmp/test_target_context_%d.safetensors", (int) getpid ());
   cr_assert_eq (ra_target_save (t, path, &err), RA_OK, "%s", err.message);
