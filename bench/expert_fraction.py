@@ -9,7 +9,8 @@ per ARM and K in 0, 1, 5, 20 (those on the report's curve)
 
 over the report's tasks t (a ratio of means: a task where the expert gains little does not blow
 up), with a 95% percentile interval from 2000 bootstrap resamples of the tasks (seed 1), the
-same resample for numerator and denominator. Per-task values are read as recarena.compare reads
+same resample for numerator and denominator; f_K to three places, so that a figure near the bar's
+0.85 or 0.90 is not rounded across it. Per-task values are read as recarena.compare reads
 them (the package must be importable: the project's .venv). Exit 2 with a message on a bad
 argument or report.
 
@@ -18,7 +19,10 @@ argument or report.
 pools the tasks of other runs of the same arms with REPORT's (line 1 read on more tasks as more
 experts are trained): every run must play the same users (env, seed, users per task, episodes,
 unit, sim config, curve) on tasks no other run has; the arms kept are those in every run, each
-run's expert arm counting as the one expert arm whatever its directory.
+run's expert arm counting as the one expert arm whatever its directory. With --across-seeds the
+runs may also differ in seed: replications from other training and A/B seeds (docs/meta.md 6.43,
+6.44), each run's arms still measured against its own random and expert on its own users, the
+pool over every run's tasks.
 """
 from __future__ import annotations
 
@@ -45,11 +49,13 @@ def _expert_named(report: dict) -> dict:
     return {("expert" if _is_expert(a["name"]) else a["name"]): a for a in report["arms"]}
 
 
-def pool_tasks(reports: list) -> dict:
-    """One report holding the tasks of all ``reports``, with the arms every one of them has."""
+def pool_tasks(reports: list, across_seeds: bool = False) -> dict:
+    """One report holding the tasks of all ``reports``, with the arms every one of them has
+    (with ``across_seeds``, runs from other seeds too)."""
     first = reports[0]
+    keys = [k for k in SAME_USERS if not (across_seeds and k == "seed")]
     for other in reports[1:]:
-        differ = [k for k in SAME_USERS if first.get(k) != other.get(k)]
+        differ = [k for k in keys if first.get(k) != other.get(k)]
         if differ:
             raise ValueError(f"--tasks-from: the runs differ in {', '.join(differ)}")
     arms = [_expert_named(r) for r in reports]
@@ -93,11 +99,13 @@ def main(argv: list) -> int:
     ap.add_argument("arms", nargs="+", metavar="ARM")
     ap.add_argument("--tasks-from", action="append", default=[], metavar="OTHER.json",
                     help="pool the tasks of another run of the same arms (repeatable)")
+    ap.add_argument("--across-seeds", action="store_true",
+                    help="with --tasks-from: the runs may differ in seed (replications)")
     args = ap.parse_args(argv)
     try:
         report = load_report(args.report)
         if args.tasks_from:
-            report = pool_tasks([report, *map(load_report, args.tasks_from)])
+            report = pool_tasks([report, *map(load_report, args.tasks_from)], args.across_seeds)
         table = {arm: fractions(report, arm) for arm in args.arms}
     except (OSError, ValueError, KeyError, TypeError) as e:
         print(f"expert_fraction: {args.report}: {e}", file=sys.stderr)
@@ -105,7 +113,7 @@ def main(argv: list) -> int:
     print(f"fraction of the expert's gain over random, {len(report['arms'][0]['per_task'])} tasks "
           f"(95% bootstrap intervals)")
     for arm, rows in table.items():
-        print(f"{arm:<14} " + "  ".join(f"R@{k} {f:.2f} [{lo:.2f}, {hi:.2f}]" for k, f, lo, hi in rows))
+        print(f"{arm:<14} " + "  ".join(f"R@{k} {f:.3f} [{lo:.2f}, {hi:.2f}]" for k, f, lo, hi in rows))
     return 0
 
 

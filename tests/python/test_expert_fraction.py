@@ -38,8 +38,8 @@ def test_the_fraction_is_the_ratio_of_mean_gains(tmp_path):
     assert out.returncode == 0, out.stderr
     lines = {l.split()[0]: l for l in out.stdout.splitlines()[1:]}
     # every task gains half the expert's at K 0: the ratio is 0.5 and so is every resample's
-    assert "R@0 0.50 [0.50, 0.50]" in lines["reptile"] and "R@5 1.00 [1.00, 1.00]" in lines["reptile"]
-    assert "R@20 0.00 [0.00, 0.00]" in lines["flat"]
+    assert "R@0 0.500 [0.50, 0.50]" in lines["reptile"] and "R@5 1.000 [1.00, 1.00]" in lines["reptile"]
+    assert "R@20 0.000 [0.00, 0.00]" in lines["flat"]
 
 
 def test_uneven_tasks_give_an_interval_around_the_ratio(tmp_path):
@@ -97,3 +97,15 @@ def test_tasks_from_refuses_runs_that_do_not_pool(tmp_path, seed_b, overlap, mes
     a, b = _split(tmp_path, seed_b, overlap)
     out = _run(a, "reptile", "--tasks-from", b)
     assert out.returncode == 2 and message in out.stderr
+
+
+def test_across_seeds_pools_replications_from_other_seeds(tmp_path):
+    whole = _run(_report(tmp_path), "reptile")
+    a, b = _split(tmp_path, seed_b=10)
+    pooled = _run(a, "reptile", "--tasks-from", b, "--across-seeds")
+    assert pooled.returncode == 0, pooled.stderr
+    assert pooled.stdout == whole.stdout
+    # it lifts the seed check only: overlapping tasks are still refused
+    a, b = _split(tmp_path, seed_b=10, overlap=True)
+    out = _run(a, "reptile", "--tasks-from", b, "--across-seeds")
+    assert out.returncode == 2 and "task 707 is in more than one run" in out.stderr
