@@ -14,7 +14,7 @@ same resample for numerator and denominator; f_K to three places, so that a figu
 them (the package must be importable: the project's .venv). Exit 2 with a message on a bad
 argument or report.
 
-    bench/expert_fraction.py REPORT ARM... --tasks-from OTHER.json [--tasks-from ...]
+    bench/expert_fraction.py REPORT ARM... --tasks-from OTHER.json [--tasks-from ...] [--across-seeds]
 
 pools the tasks of other runs of the same arms with REPORT's (line 1 read on more tasks as more
 experts are trained): every run must play the same users (env, seed, users per task, episodes,
@@ -102,6 +102,8 @@ def main(argv: list) -> int:
     ap.add_argument("--across-seeds", action="store_true",
                     help="with --tasks-from: the runs may differ in seed (replications)")
     args = ap.parse_args(argv)
+    if args.across_seeds and not args.tasks_from:
+        ap.error("--across-seeds pools runs: give them with --tasks-from")
     try:
         report = load_report(args.report)
         if args.tasks_from:

@@ -57,6 +57,7 @@ def test_uneven_tasks_give_an_interval_around_the_ratio(tmp_path):
     (["{r}", "nosuch"], "no arm 'nosuch'"),
     (["{dir}/missing.json", "reptile"], "missing.json"),
     (["{r}"], "usage"),
+    (["{r}", "reptile", "--across-seeds"], "--across-seeds pools runs"),
 ])
 def test_bad_arguments_exit_2_naming_them(tmp_path, args, message):
     r = _report(tmp_path)
