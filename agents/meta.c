@@ -1253,39 +1253,38 @@ int main (int argc, char **argv)
     code = 2;
     goto out;
   }
-  /* the settings that read the task context, possibly from the checkpoint: checked after it */
-  char ts_shown[48], session_shown[48], baseline_shown[48];
+  /* the settings that read the task context (and T14, which needs T13), possibly from the
+     checkpoint: checked after it */
+  char ts_shown[48], session_shown[48], baseline_shown[48], handover_shown[48];
   snprintf (ts_shown, sizeof ts_shown, "--context-ts %g", o.context_ts);
   snprintf (session_shown, sizeof session_shown, "--context-session %g", o.context_session);
   snprintf (baseline_shown, sizeof baseline_shown, "--context-baseline %g", o.context_baseline);
-  const struct {
-    bool on;
+  snprintf (handover_shown, sizeof handover_shown, "--context-handover %g", o.context_handover);
+  const bool ctx = o.context > 0;
+  const char *give_ctx = "--context N0 > 0";
+  const struct { /* a setting that is on, and whether what it needs (give) is there */
+    bool on, met;
     int flag;
-    const char *shown, *why;
-  } needs_context[] = {
-    { o.context_residual, F_CONTEXT_RESIDUAL, "--context-residual true", "r(u) is read from the task context" },
-    { o.scorer_yield, F_SCORER_YIELD, "--scorer-yield true", "the yield is read from the task context" },
-    { o.context_ts > 0, F_CONTEXT_TS, ts_shown, "the draws are of the task context" },
-    { o.context_session > 0, F_CONTEXT_SESSION, session_shown, "the session adds to the task context" },
-    { o.context_baseline > 0, F_CONTEXT_BASELINE, baseline_shown, "it weighs the task context's feedback" },
+    const char *shown, *why, *give;
+  } needs[] = {
+    { o.context_residual, ctx, F_CONTEXT_RESIDUAL, "--context-residual true", "r(u) is read from the task context",
+      give_ctx },
+    { o.scorer_yield, ctx, F_SCORER_YIELD, "--scorer-yield true", "the yield is read from the task context", give_ctx },
+    { o.context_ts > 0, ctx, F_CONTEXT_TS, ts_shown, "the draws are of the task context", give_ctx },
+    { o.context_session > 0, ctx, F_CONTEXT_SESSION, session_shown, "the session adds to the task context", give_ctx },
+    { o.context_baseline > 0, ctx, F_CONTEXT_BASELINE, baseline_shown, "it weighs the task context's feedback",
+      give_ctx },
+    { o.context_handover > 0, o.context_baseline > 0, F_CONTEXT_HANDOVER, handover_shown,
+      "it hands T13's weighing of the feedback over to T8's", "--context-baseline B > 0" },
   };
-  for (size_t j = 0; j < sizeof needs_context / sizeof needs_context[0]; j++)
-    if (needs_context[j].on && !(o.context > 0)) {
-      bool from_file = !o.set[needs_context[j].flag] && o.ckpt_in;
-      s_err ("%s%s%s%s: %s; give --context N0 > 0\n", needs_context[j].shown,
-             from_file ? " (from --checkpoint-in " : "", from_file ? o.ckpt_in : "", from_file ? ")" : "",
-             needs_context[j].why);
+  for (size_t j = 0; j < sizeof needs / sizeof needs[0]; j++)
+    if (needs[j].on && !needs[j].met) {
+      bool from_file = !o.set[needs[j].flag] && o.ckpt_in;
+      s_err ("%s%s%s%s: %s; give %s\n", needs[j].shown, from_file ? " (from --checkpoint-in " : "",
+             from_file ? o.ckpt_in : "", from_file ? ")" : "", needs[j].why, needs[j].give);
       code = 2;
       goto out;
     }
-  if (o.context_handover > 0 && !(o.context_baseline > 0)) {
-    bool from_file = !o.set[F_CONTEXT_HANDOVER] && o.ckpt_in;
-    s_err ("--context-handover %g%s%s%s: it hands T13's weighing of the feedback over to T8's; give "
-           "--context-baseline B > 0\n", o.context_handover, from_file ? " (from --checkpoint-in " : "",
-           from_file ? o.ckpt_in : "", from_file ? ")" : "");
-    code = 2;
-    goto out;
-  }
   if ((rc = s_policy (&r, 1, r.N, &r.one, &err)) == RA_OK && o.ckpt_in)
     rc = (add_context ? ra_target_load_adding_context : ra_target_load) (r.one, o.ckpt_in, &err);
   if (rc == RA_OK)

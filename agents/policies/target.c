@@ -358,24 +358,23 @@ static ra_err_t s_check_cfg (const ra_target_cfg_t *c, ra_error_t *err)
   if (!(c->context_handover >= 0 && c->context_handover <= RA_TARGET_CONTEXT_HANDOVER_MAX))
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: 'context_handover' is %g, expected [0, %g] "
                          "(slates with a click)", (double) c->context_handover, RA_TARGET_CONTEXT_HANDOVER_MAX);
-  if (c->context_handover > 0 && !(c->context_baseline > 0))
-    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: 'context_handover' hands T13 over to T8: it "
-                         "needs 'context_baseline' > 0");
-  const struct { /* T9-T13: settings of the task context, meaningless without it */
-    bool on;
-    const char *key, *what;
-  } needs_context[] = {
-    { c->context_residual, "context_residual", "reads" },
-    { c->scorer_yield, "scorer_yield", "reads" },
-    { c->context_ts > 0, "context_ts", "samples" },
-    { c->context_session > 0, "context_session", "adds to" },
-    { c->context_baseline > 0, "context_baseline", "weighs the feedback of" },
+  const bool ctx = c->context > 0;
+  const struct { /* T9-T14: settings meaningless without another (met: key 'need' > 0) */
+    bool on, met;
+    const char *key, *what, *need;
+  } needs[] = {
+    { c->context_handover > 0, c->context_baseline > 0, "context_handover", "hands T13 over to T8",
+      "context_baseline" },
+    { c->context_residual, ctx, "context_residual", "reads the task context", "context" },
+    { c->scorer_yield, ctx, "scorer_yield", "reads the task context", "context" },
+    { c->context_ts > 0, ctx, "context_ts", "samples the task context", "context" },
+    { c->context_session > 0, ctx, "context_session", "adds to the task context", "context" },
+    { c->context_baseline > 0, ctx, "context_baseline", "weighs the feedback of the task context", "context" },
   };
-  for (size_t j = 0; j < sizeof needs_context / sizeof needs_context[0]; j++)
-    if (needs_context[j].on && !(c->context > 0))
-      return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
-                           "target: '%s' %s the task context: it needs 'context' > 0", needs_context[j].key,
-                           needs_context[j].what);
+  for (size_t j = 0; j < sizeof needs / sizeof needs[0]; j++)
+    if (needs[j].on && !needs[j].met)
+      return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: '%s' %s: it needs '%s' > 0", needs[j].key,
+                           needs[j].what, needs[j].need);
   if ((c->slot_credit > 0 || c->context > 0)
       && (c->slot_feedback < 0 || c->response_dim < c->slot_feedback + c->slate_size))
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,

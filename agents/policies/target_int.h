@@ -81,8 +81,9 @@ struct ra_target {
   uint8_t *ctx_ended;                    /* [P*N] its episode ended: empty M (T12), skip the reset's
                                             response (T13) at the next act */
   double *ctx_base;                      /* [k] one replica's click rates at this act (T13) */
-  double *ctx_clicked;                   /* [P] the replica's slates with a click so far: T13's
-                                            handover to T8 (T14), or NULL */
+  double *ctx_clicked;                   /* [P] the replica's steps whose rank feedback was not
+                                            flat so far (with clicks: a click, not on every rank):
+                                            T13's handover to T8 (T14), or NULL */
   float *reward_scale;                   /* [P], 0 until set */
   float *lr;                             /* [P] Adam learning rates (host copy of the device factors) */
   float *h_norm;                         /* [P] gradient norms of the last step */
