@@ -65,7 +65,7 @@ typedef struct {
   ra_meta_act_t val_act;  /* how validation plays (docs/meta.md 3) */
   long long budget, iters, val_every, seed, workers, inner_steps, meta_batch, population,
     envs_per_task, rollout, hidden, layers, slot_feedback;
-  double inner_lr, outer_lr, sigma, entropy, weight_decay, temp, slot_credit, context, context_ts,
+  double inner_lr, val_inner_lr, outer_lr, sigma, entropy, weight_decay, temp, slot_credit, context, context_ts,
     context_session, context_baseline, context_handover;
   bool quiet, head_only, val_head_only, inner_sgd, affinity, val_at_start, context_residual,
       scorer_yield;
@@ -132,6 +132,7 @@ static const flag_t s_flags[] = {
   { "context-session", T_NUM, O (context_session), 0, RA_TARGET_CONTEXT_SESSION_MAX },
   { "context-baseline", T_NUM, O (context_baseline), 0, 1 },
   { "context-handover", T_NUM, O (context_handover), 0, RA_TARGET_CONTEXT_HANDOVER_MAX },
+  { "val-inner-lr", T_NUM, O (val_inner_lr), 0, 10 },
   /* new flags go last: the F_ indices below count entries of this table */
 };
 #define NFLAGS ((int) (sizeof s_flags / sizeof s_flags[0]))
@@ -139,7 +140,7 @@ enum { F_ITERS = 5, F_OUTER_LR = 12, F_INNER_LR = 10, F_INNER_STEPS = 11, F_ROLL
        F_POP = 14, F_HIDDEN = 21, F_LAYERS = 22, F_TEMP = 30, F_INNER_OPT = 32, F_SLOT_CREDIT = 33,
        F_SLOT_FEEDBACK = 34, F_AFFINITY = 35, F_VAL_PARAMS = 36, F_CONTEXT = 37, F_ANNEAL = 40,
        F_CONTEXT_RESIDUAL = 41, F_SCORER_YIELD = 42, F_CONTEXT_TS = 43,
-       F_CONTEXT_SESSION = 44, F_CONTEXT_BASELINE = 45, F_CONTEXT_HANDOVER = 46 };
+       F_CONTEXT_SESSION = 44, F_CONTEXT_BASELINE = 45, F_CONTEXT_HANDOVER = 46, F_VAL_INNER_LR = 47 };
 
 static void s_usage (FILE *f)
 {
@@ -181,6 +182,9 @@ static void s_usage (FILE *f)
     "                        adapts (default sample), or top-k\n"
     "  --val-adapt-params all|head  what validation's adaptation moves (default: --adapt-params;\n"
     "                        all: as an arm with adapt_params=all; not stored in the checkpoint)\n"
+    "  --val-inner-lr X      the learning rate of validation's adaptation (default: --inner-lr;\n"
+    "                        0: theta frozen, the task context alone adapts, as an arm with\n"
+    "                        lr=0; not stored in the checkpoint)\n"
     "  --context N0          the task context: the networks also see S (G + N0 I)^-1 u, what the\n"
     "                        task's feedback so far says about users like u (0: off; not with\n"
     "                        multitask; a checkpoint's setting unless given; docs/agents.md T8)\n"
@@ -670,6 +674,7 @@ static ra_err_t s_validate (run_t *r, double R[8], ra_error_t *err)
   s_tile (r, r->theta, Vl);
   ra_meta_adapt_cfg_t a0 = r->ad;
   a0.steps = 0;
+  a0.inner_lr = (float) r->o->val_inner_lr;
   /* seeds of all V tasks, then this rank's share of them: task v's seeds whatever the rank */
   uint64_t *es = r->seeds, *as = r->seeds + (size_t) V * N;
   s_seeds (es, V, N, (uint64_t) r->o->seed, 0xe7a1, 0, 1);
@@ -1176,6 +1181,8 @@ int main (int argc, char **argv)
     o.val_head_only = o.head_only;
     strcpy (o.val_params_name, o.params_name);
   }
+  if (!o.set[F_VAL_INNER_LR])
+    o.val_inner_lr = o.inner_lr;
   r.ad = (ra_meta_adapt_cfg_t) { .inner_lr = (float) o.inner_lr, .steps = (int) o.inner_steps,
                                  .rollout = (int) o.rollout, .head_only = o.head_only };
   code = 1;
@@ -1365,11 +1372,11 @@ int main (int argc, char **argv)
     ra_taskset_format (&r.val, vb, sizeof vb);
     fprintf (stderr,
              "recarena-meta: %s on %s, train %s, val %s (%d tasks), %s; %zu params%s, %s; budget %lld env steps; "
-             "adapt: %d %s updates of %d x %d steps, lr %g, params %s (validation: %s); temp %g; slot credit %g from response[%lld]; validation acts %s; "
+             "adapt: %d %s updates of %d x %d steps, lr %g, params %s (validation: lr %g, params %s); temp %g; slot credit %g from response[%lld]; validation acts %s; "
              "%d rank%s\n",
              o.algo_name, o.env, tb, vb, r.V, o.address ? o.address : "in-process sims", r.n,
              o.affinity ? " (with the affinity head)" : "", ra_nn_backend_name (r.be), o.budget, r.ad.steps, o.opt_name, r.ad.rollout, r.N, (double) r.ad.inner_lr,
-             o.params_name, o.val_params_name, o.temp, o.slot_credit, o.slot_feedback, o.val_act_name, s_size, s_size > 1 ? "s" : "");
+             o.params_name, o.val_inner_lr, o.val_params_name, o.temp, o.slot_credit, o.slot_feedback, o.val_act_name, s_size, s_size > 1 ? "s" : "");
     if (resume)
       fprintf (stderr, "recarena-meta: continuing %s from iteration %lld (%lld env steps done; the budget counts this run's)\n",
                o.ckpt_in, (long long) at.iter, (long long) at.env_steps);
