@@ -10,7 +10,8 @@
 #   resume         --checkpoint-in of the best checkpoint reproduces its val score exactly (with
 #                  --val-act greedy and sample; --temp, --inner-opt, --slot-credit,
 #                  --slot-feedback, the affinity head and --adapt-params head travel in the
-#                  checkpoint; --val-adapt-params all changes how validation adapts; --context
+#                  checkpoint; --val-adapt-params all changes how validation adapts, and
+#                  --val-inner-lr 0 leaves theta where it was; --context
 #                  on a file without it starts from the file)
 #   alone          started without an MPI launcher it does not start MPI: two runs side by side
 #                  leave no OpenMPI session directory in TMPDIR (singletons raced on it)
@@ -75,6 +76,7 @@ bad_flags)
   bad "--rollout-len" --rollout-len 0
   bad "--adapt-params" --adapt-params body
   bad "--val-adapt-params" --val-adapt-params body
+  bad "--val-inner-lr" --val-inner-lr -1
   bad "--checkpoint-in" --checkpoint-in "$T/missing.safetensors"
   # damaged files: a directory, empty, text, a header length near 2^64 (it used to wrap a check)
   bad "--checkpoint-in $T: nn checkpoint: '$T' is not a regular file" --checkpoint-in "$T"
@@ -236,6 +238,16 @@ resume)
   oall=$(grep -m1 '"kind":"val"' "$T/vall.jsonl" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
   ohead=$(grep -m1 '"kind":"val"' "$T/head.r.jsonl" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
   [ "$oall" != "$ohead" ] || fail "--val-adapt-params all adapted as head only (R@1 $ohead)"
+  # validation at rate 0 moves nothing: without a task context every R@j is R@0 (at its own rate
+  # the same file's R@1 is another number, above)
+  "$BIN" --checkpoint-in "$T/head.st" --iters 0 --seed 5 --val-act greedy --val-inner-lr 0 $SMALL \
+    --metrics "$T/vlr0.jsonl" >"$T/out" 2>&1 || fail "$(cat "$T/out")"
+  line=$(grep -m1 '"kind":"val"' "$T/vlr0.jsonl")
+  z0=$(echo "$line" | sed 's/.*"R@0":\([-0-9.e+]*\).*/\1/')
+  z1=$(echo "$line" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
+  z5=$(echo "$line" | sed 's/.*"R@5w":\([-0-9.e+]*\).*/\1/')
+  [ "$z1" = "$z0" ] && [ "$z5" = "$z0" ] || fail "--val-inner-lr 0 moved theta (R@0 $z0, R@1 $z1, R@5w $z5)"
+  [ "$ohead" != "$z0" ] || fail "the file's own rate left R@1 at R@0 ($z0): the check above cannot fail"
   echo "ok: resume (greedy $best; sampled at temp 0.5: $tbest; inner sgd: $sbest; slot credit: $cbest; affinity: $abest; head only: $resumed_best)"
   ;;
 continues)
