@@ -145,6 +145,7 @@ ra_err_t ra_meta_evaluate_as (ra_target_t *w, ra_rollout_t *src, const uint64_t 
   memset (acc, 0, (size_t) n * sizeof (double));
   memset (ended, 0, (size_t) n);
   ra_err_t rc = ra_rollout_reset (src, seeds, err);
+  ra_target_end_all_sessions (w); /* the adaptation's users do not run on into these episodes */
   int left = n;
   for (int s = 0; rc == RA_OK && left > 0 && s < max_steps; s++) {
     ra_target_act (w, &src->obs, greedy, w->h_act);

@@ -236,6 +236,12 @@ void ra_target_reset_context (ra_target_t *t);
    every step. */
 void ra_target_end_sessions (ra_target_t *t, const uint8_t *done, int n);
 
+/* ra_target_end_sessions for every env: all of them start a new user, as after an explicit reset
+   of the envs' stream (ra_target_begin_rollout and ra_meta_evaluate_as call it after theirs, the
+   A/B arm at its freeze, before the harness resets every env), so no session runs on into another
+   user's episode and the reset's zeros are not taken for a slate without a click. */
+void ra_target_end_all_sessions (ra_target_t *t);
+
 /* Appends one transition per env (P*N, replica-major) to the rollout buffer: the observation act
    saw, the slates, the env reward (unscaled) and done (terminated or truncated; treated as
    terminal). Returns true when the buffer holds T steps (then ra_target_update needs the next

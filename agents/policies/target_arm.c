@@ -226,6 +226,7 @@ static void s_freeze (ra_policy_t *p)
   a->frozen = true;
   a->pending = false; /* a rollout still waiting for its update is dropped */
   ra_target_clear_rollout (a->t);
+  ra_target_end_all_sessions (a->t); /* the harness resets every env next (frozen episodes) */
 }
 
 static void s_forget (ra_policy_t *p)

@@ -126,6 +126,12 @@ void ra_target_end_sessions (ra_target_t *t, const uint8_t *done, int n)
     t->ctx_ended[e] |= done[e] != 0;
 }
 
+void ra_target_end_all_sessions (ra_target_t *t)
+{
+  if (t->ctx_ended)
+    memset (t->ctx_ended, 1, (size_t) t->P * t->cfg.num_envs);
+}
+
 void ra__target_context_copy (ra_target_t *dst, int d, const ra_target_t *src, int s)
 {
   const ra_target_cfg_t *c = &src->cfg;

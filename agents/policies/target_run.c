@@ -268,6 +268,7 @@ ra_err_t ra_target_begin_rollout (ra_target_t *t, ra_rollout_t *src, const uint6
     rc = s_src_obs (t, &src->obs, err);
   if (rc != RA_OK)
     return rc;
+  ra_target_end_all_sessions (t); /* every env starts a new user (T12, T13) */
   s_keep (t, &src->obs);
   ra_target_clear_rollout (t);
   t->have_obs = true;

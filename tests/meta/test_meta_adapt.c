@@ -4,7 +4,8 @@
     all-parameter adaptation moves it; adaptation is a deterministic function of theta and seeds,
     independent of what the work policy did before (fresh inner optimiser); a replica adapted alone
     at its batch index (ra_meta_adapt_at) gets the same phi as in the batch; damaged settings,
-    training state or header length are refused with the file named, the outputs untouched.   */
+    training state or header length are refused with the file named, the outputs untouched; an
+    evaluation or a new rollout after an adaptation starts every env with a new user's session. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -457,5 +458,56 @@ Test (meta_adapt, a_sampled_evaluation_leaves_the_adaptation_streams_alone)
   free (phi_g);
   free (phi_s);
   free (scratch);
+  ra_target_destroy (&w);
+}
+
+/* Validation evaluates after an adaptation, then adapts on (agents/meta.c s_validate): both reset
+   every env with explicit seeds mid-episode. With the user's session (T12) and slates without a
+   click (T13) in the context, each must start every env with a new user, as if the envs had been
+   marked done (ra_target_end_sessions): no session runs on into another user's episode, and the
+   reset's zeros are not a slate without a click. A clone marked so by hand is the reference. */
+Test (meta_adapt, an_evaluation_and_a_new_rollout_start_new_users)
+{
+  ra_target_cfg_t c = tc;
+  c.affinity = true, c.context = 2.0f, c.context_session = 1.0f, c.context_baseline = 0.1f;
+  c.response_dim = src->obs.response_dim;
+  ra_target_t *w = NULL;
+  ra_error_t err;
+  cr_assert_eq (ra_target_new (be, &c, &w, &err), RA_OK, "%s", err.message);
+  size_t all = ra_target_num_params (w);
+  float *theta = malloc (all * sizeof (float)), *scratch = malloc (all * sizeof (float));
+  float *phi_w = malloc (all * sizeof (float)), *phi_r = malloc (all * sizeof (float));
+  ra_target_get_params (w, theta);
+  int64_t ids[P] = { 1, 4 };
+  cr_assert_eq (ra_meta_set_block_tasks (src, P, N, "train", ids, &err), RA_OK, "%s", err.message);
+  uint64_t seeds[P * N], eseeds[P * N], more[P * N];
+  uint8_t ones[P * N];
+  for (int i = 0; i < P * N; i++)
+    seeds[i] = 40 + (uint64_t) i, eseeds[i] = 700 + (uint64_t) i, more[i] = 900 + (uint64_t) i, ones[i] = 1;
+  ra_meta_adapt_cfg_t a = { .inner_lr = 1e-2f, .steps = 3, .rollout = 4, .head_only = false };
+  cr_assert_eq (ra_meta_adapt (w, theta, NULL, src, &a, seeds, 77, NULL, scratch, &err), RA_OK, "%s", err.message);
+  ra_target_t *ref = ra_target_clone (w);
+  cr_assert_not_null (ref);
+  ra_target_end_sessions (ref, ones, P * N);
+  double rw[P], rr[P];
+  cr_assert_eq (ra_meta_evaluate (w, src, eseeds, 10000, rw, NULL, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_meta_evaluate (ref, src, eseeds, 10000, rr, NULL, &err), RA_OK, "%s", err.message);
+  cr_assert (rw[0] == rr[0] && rw[1] == rr[1], "the evaluation read the adaptation's sessions (%g %g against %g %g)",
+             rw[0], rw[1], rr[0], rr[1]);
+  /* and the adaptation after it, from the evaluation's last slates */
+  ra_target_end_sessions (ref, ones, P * N);
+  cr_assert_eq (ra_target_begin_rollout (w, src, more, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_meta_adapt_more (w, theta, NULL, src, NULL, scratch, &err), RA_OK, "%s", err.message);
+  ra_target_get_params (w, phi_w);
+  cr_assert_eq (ra_target_begin_rollout (ref, src, more, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_meta_adapt_more (ref, theta, NULL, src, NULL, scratch, &err), RA_OK, "%s", err.message);
+  ra_target_get_params (ref, phi_r);
+  cr_assert_eq (memcmp (phi_w, phi_r, all * sizeof (float)), 0,
+                "the rollout after the evaluation read the evaluation's sessions or the reset's zeros");
+  free (theta);
+  free (scratch);
+  free (phi_w);
+  free (phi_r);
+  ra_target_destroy (&ref);
   ra_target_destroy (&w);
 }
