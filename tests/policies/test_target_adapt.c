@@ -387,6 +387,30 @@ Test (target_adapt, adapt_updates_then_the_arm_is_frozen_and_greedy)
   p->cls->destroy (&p);
 }
 
+/* Frozen episodes follow a reset of every env (agents/ab/runner.c s_play_frozen): the freeze
+   marks every env as starting a new user, so no session (T12) runs on into them and the reset's
+   zeros are not a slate without a click (T13). */
+Test (target_adapt, the_freeze_starts_every_env_with_a_new_user)
+{
+  enum { N = 4 };
+  static const char *const set[] = { "context=2", "context_session=1", "context_baseline=0.1", "hidden=4", NULL };
+  ra_kv_list_t l = s_list (set);
+  ra_policy_args_t a = s_args (&l, N);
+  a.response_dim = k;
+  ra_policy_t *p = NULL;
+  ra_error_t err;
+  cr_assert_eq (ra_target_policy_class.create (&a, &p, &err), RA_OK, "%s", err.message);
+  ra_kv_list_fini (&l);
+  ra_target_t *t = ra_target_arm_policy (p);
+  cr_assert_not_null (t->ctx_ended);
+  for (int e = 0; e < N; e++)
+    cr_assert_eq (t->ctx_ended[e], 0, "a fresh arm's envs are mid-nothing");
+  p->cls->freeze (p);
+  for (int e = 0; e < N; e++)
+    cr_assert_eq (t->ctx_ended[e], 1, "env %d is not marked as starting a new user at the freeze", e);
+  p->cls->destroy (&p);
+}
+
 /* The arm's parameters after 3 updates on the toy task, and the initial ones. */
 static void s_three_updates (ra_policy_t *p, float *init, float *after)
 {
