@@ -247,7 +247,8 @@ resume)
   z1=$(echo "$line" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
   z5=$(echo "$line" | sed 's/.*"R@5w":\([-0-9.e+]*\).*/\1/')
   [ "$z1" = "$z0" ] && [ "$z5" = "$z0" ] || fail "--val-inner-lr 0 moved theta (R@0 $z0, R@1 $z1, R@5w $z5)"
-  [ "$ohead" != "$z0" ] || fail "the file's own rate left R@1 at R@0 ($z0): the check above cannot fail"
+  h0=$(grep -m1 '"kind":"val"' "$T/head.r.jsonl" | sed 's/.*"R@0":\([-0-9.e+]*\).*/\1/')
+  [ "$ohead" != "$h0" ] || fail "the file's own rate left R@1 at R@0 ($h0): the check above cannot fail"
   echo "ok: resume (greedy $best; sampled at temp 0.5: $tbest; inner sgd: $sbest; slot credit: $cbest; affinity: $abest; head only: $resumed_best)"
   ;;
 continues)
