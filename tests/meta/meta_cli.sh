@@ -24,6 +24,8 @@ CASE=$2
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fail () { echo "FAIL: $*"; exit 1; }
+# val_at KEY FILE: KEY ("R@0", "R@1", "R@5w") of FILE's first val point
+val_at () { grep -m1 '"kind":"val"' "$2" | sed "s/.*\"$1\":\([-0-9.e+]*\).*/\1/"; }
 SMALL="--val-tasks val:0-3 --envs-per-task 4 --meta-batch 3 --population 6 --rollout-len 8 --hidden 16 --quiet"
 
 bad () { # expected-pattern args...
@@ -206,8 +208,8 @@ resume)
   resumes sgd '"target.optimizer":"sgd"' "--val-act greedy" -- --algo reptile --inner-opt sgd --inner-lr 0.1
   "$BIN" --checkpoint-in "$T/sgd.st" --iters 0 --seed 5 --val-act greedy --inner-opt adam $SMALL --metrics "$T/adam.jsonl" \
     >"$T/out" 2>&1 || fail "$(cat "$T/out")"
-  oadam=$(grep -m1 '"kind":"val"' "$T/adam.jsonl" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
-  osgd=$(grep -m1 '"kind":"val"' "$T/sgd.r.jsonl" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
+  oadam=$(val_at R@1 "$T/adam.jsonl")
+  osgd=$(val_at R@1 "$T/sgd.r.jsonl")
   [ "$oadam" != "$osgd" ] || fail "--inner-opt adam on an sgd checkpoint adapted the same (R@1 $osgd)"
   sbest=$resumed_best
   # per-slot credit and where its feedback starts: read back on resume (ECommerce-v1's response is
@@ -216,8 +218,8 @@ resume)
   head -c 4096 "$T/slot.st" | grep -q '"target.slot_feedback":"3"' || fail "slot: no target.slot_feedback"
   "$BIN" --checkpoint-in "$T/slot.st" --iters 0 --seed 5 --val-act greedy --slot-credit 0 $SMALL --metrics "$T/noslot.jsonl" \
     >"$T/out" 2>&1 || fail "$(cat "$T/out")"
-  ono=$(grep -m1 '"kind":"val"' "$T/noslot.jsonl" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
-  oslot=$(grep -m1 '"kind":"val"' "$T/slot.r.jsonl" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
+  ono=$(val_at R@1 "$T/noslot.jsonl")
+  oslot=$(val_at R@1 "$T/slot.r.jsonl")
   [ "$ono" != "$oslot" ] || fail "--slot-credit 0 on a slot-credit checkpoint adapted the same (R@1 $oslot)"
   cbest=$resumed_best
   # the affinity head (docs/agents.md T7) is architecture: the file's, and a contrary flag is refused
@@ -235,19 +237,16 @@ resume)
   # validation adapting every parameter of it scores it another way
   "$BIN" --checkpoint-in "$T/head.st" --iters 0 --seed 5 --val-act greedy --val-adapt-params all $SMALL \
     --metrics "$T/vall.jsonl" >"$T/out" 2>&1 || fail "$(cat "$T/out")"
-  oall=$(grep -m1 '"kind":"val"' "$T/vall.jsonl" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
-  ohead=$(grep -m1 '"kind":"val"' "$T/head.r.jsonl" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
+  oall=$(val_at R@1 "$T/vall.jsonl")
+  ohead=$(val_at R@1 "$T/head.r.jsonl")
   [ "$oall" != "$ohead" ] || fail "--val-adapt-params all adapted as head only (R@1 $ohead)"
   # validation at rate 0 moves nothing: without a task context every R@j is R@0 (at its own rate
   # the same file's R@1 is another number, above)
   "$BIN" --checkpoint-in "$T/head.st" --iters 0 --seed 5 --val-act greedy --val-inner-lr 0 $SMALL \
     --metrics "$T/vlr0.jsonl" >"$T/out" 2>&1 || fail "$(cat "$T/out")"
-  line=$(grep -m1 '"kind":"val"' "$T/vlr0.jsonl")
-  z0=$(echo "$line" | sed 's/.*"R@0":\([-0-9.e+]*\).*/\1/')
-  z1=$(echo "$line" | sed 's/.*"R@1":\([-0-9.e+]*\).*/\1/')
-  z5=$(echo "$line" | sed 's/.*"R@5w":\([-0-9.e+]*\).*/\1/')
+  z0=$(val_at R@0 "$T/vlr0.jsonl") z1=$(val_at R@1 "$T/vlr0.jsonl") z5=$(val_at R@5w "$T/vlr0.jsonl")
   [ "$z1" = "$z0" ] && [ "$z5" = "$z0" ] || fail "--val-inner-lr 0 moved theta (R@0 $z0, R@1 $z1, R@5w $z5)"
-  h0=$(grep -m1 '"kind":"val"' "$T/head.r.jsonl" | sed 's/.*"R@0":\([-0-9.e+]*\).*/\1/')
+  h0=$(val_at R@0 "$T/head.r.jsonl")
   [ "$ohead" != "$h0" ] || fail "the file's own rate left R@1 at R@0 ($h0): the check above cannot fail"
   echo "ok: resume (greedy $best; sampled at temp 0.5: $tbest; inner sgd: $sbest; slot credit: $cbest; affinity: $abest; head only: $resumed_best)"
   ;;
