@@ -66,7 +66,7 @@ typedef struct {
   long long budget, iters, val_every, seed, workers, inner_steps, meta_batch, population,
     envs_per_task, rollout, hidden, layers, slot_feedback;
   double inner_lr, val_inner_lr, outer_lr, sigma, entropy, weight_decay, temp, slot_credit, context, context_ts,
-    context_session, context_baseline, context_handover;
+    context_session, context_baseline, context_handover, context_kernel;
   bool quiet, head_only, val_head_only, inner_sgd, affinity, val_at_start, context_residual,
       scorer_yield;
   bool anneal_run;     /* Reptile's epsilon anneals over this run's budget only (--anneal-over run) */
@@ -133,6 +133,7 @@ static const flag_t s_flags[] = {
   { "context-baseline", T_NUM, O (context_baseline), 0, 1 },
   { "context-handover", T_NUM, O (context_handover), 0, RA_TARGET_CONTEXT_HANDOVER_MAX },
   { "val-inner-lr", T_NUM, O (val_inner_lr), 0, 10 },
+  { "context-kernel", T_NUM, O (context_kernel), 0, RA_TARGET_CONTEXT_KERNEL_MAX },
   /* new flags go last: the F_ indices below count entries of this table */
 };
 #define NFLAGS ((int) (sizeof s_flags / sizeof s_flags[0]))
@@ -140,7 +141,8 @@ enum { F_ITERS = 5, F_OUTER_LR = 12, F_INNER_LR = 10, F_INNER_STEPS = 11, F_ROLL
        F_POP = 14, F_HIDDEN = 21, F_LAYERS = 22, F_TEMP = 30, F_INNER_OPT = 32, F_SLOT_CREDIT = 33,
        F_SLOT_FEEDBACK = 34, F_AFFINITY = 35, F_VAL_PARAMS = 36, F_CONTEXT = 37, F_ANNEAL = 40,
        F_CONTEXT_RESIDUAL = 41, F_SCORER_YIELD = 42, F_CONTEXT_TS = 43,
-       F_CONTEXT_SESSION = 44, F_CONTEXT_BASELINE = 45, F_CONTEXT_HANDOVER = 46, F_VAL_INNER_LR = 47 };
+       F_CONTEXT_SESSION = 44, F_CONTEXT_BASELINE = 45, F_CONTEXT_HANDOVER = 46, F_VAL_INNER_LR = 47,
+       F_CONTEXT_KERNEL = 48 };
 
 static void s_usage (FILE *f)
 {
@@ -210,7 +212,11 @@ static void s_usage (FILE *f)
     "  --context-handover C0 with --context-baseline, T13 hands over to T8 as the task's\n"
     "                        clicks accrue: T13's weight C0 / (C0 + slates with a click)\n"
     "                        (0: T13 alone; a checkpoint's setting unless given;\n"
-    "                        docs/agents.md T14)\n");
+    "                        docs/agents.md T14)\n"
+    "  --context-kernel BETA with --context, the task context is a kernel regression over\n"
+    "                        user prototypes, weight exp(BETA (cos - 1)), instead of T8's\n"
+    "                        linear one (0: T8; not with --context-ts; a checkpoint's\n"
+    "                        setting unless given; docs/agents.md T15)\n");
 }
 
 static void s_defaults (opts_t *o)
@@ -1136,6 +1142,7 @@ int main (int argc, char **argv)
     stored.context_session = (float) o.context_session;
     stored.context_baseline = (float) o.context_baseline;
     stored.context_handover = (float) o.context_handover;
+    stored.context_kernel = (float) o.context_kernel;
     if (ra_target_checkpoint_settings (o.ckpt_in, &stored, &err) != RA_OK) {
       s_err ("--checkpoint-in %s: %s\n", o.ckpt_in, err.message);
       goto out;
@@ -1166,6 +1173,8 @@ int main (int argc, char **argv)
       o.context_baseline = stored.context_baseline;
     if (!o.set[F_CONTEXT_HANDOVER])
       o.context_handover = stored.context_handover;
+    if (!o.set[F_CONTEXT_KERNEL])
+      o.context_kernel = stored.context_kernel;
     if (o.algo == A_MULTITASK && o.context > 0) { /* s_parse refused --context; the file's the same */
       s_err ("--checkpoint-in %s: it reads the task context (n0 = %g), which --algo multitask cannot "
              "train: its envs each draw their own task, so there is no one task's feedback to pool; use "
@@ -1250,6 +1259,7 @@ int main (int argc, char **argv)
   r.tc.context_session = (float) o.context_session;
   r.tc.context_baseline = (float) o.context_baseline;
   r.tc.context_handover = (float) o.context_handover;
+  r.tc.context_kernel = (float) o.context_kernel;
   r.tc.response_dim = ob->response_dim;
   r.tc.sgd = o.inner_sgd;
   r.tc.adapt_head = o.head_only; /* stored in the checkpoints, so the A/B arm adapts the same way */
@@ -1262,11 +1272,12 @@ int main (int argc, char **argv)
   }
   /* the settings that read the task context (and T14, which needs T13), possibly from the
      checkpoint: checked after it */
-  char ts_shown[48], session_shown[48], baseline_shown[48], handover_shown[48];
+  char ts_shown[48], session_shown[48], baseline_shown[48], handover_shown[48], kernel_shown[48];
   snprintf (ts_shown, sizeof ts_shown, "--context-ts %g", o.context_ts);
   snprintf (session_shown, sizeof session_shown, "--context-session %g", o.context_session);
   snprintf (baseline_shown, sizeof baseline_shown, "--context-baseline %g", o.context_baseline);
   snprintf (handover_shown, sizeof handover_shown, "--context-handover %g", o.context_handover);
+  snprintf (kernel_shown, sizeof kernel_shown, "--context-kernel %g", o.context_kernel);
   const bool ctx = o.context > 0;
   const char *give_ctx = "--context N0 > 0";
   const struct { /* a setting that is on, and whether what it needs (give) is there */
@@ -1283,6 +1294,9 @@ int main (int argc, char **argv)
       give_ctx },
     { o.context_handover > 0, o.context_baseline > 0, F_CONTEXT_HANDOVER, handover_shown,
       "it hands T13's weighing of the feedback over to T8's", "--context-baseline B > 0" },
+    { o.context_kernel > 0, ctx, F_CONTEXT_KERNEL, kernel_shown, "the kernel reads the task context", give_ctx },
+    { o.context_kernel > 0, !(o.context_ts > 0), F_CONTEXT_KERNEL, kernel_shown,
+      "the kernel replaces T8's linear regression, which --context-ts draws from", "--context-ts 0" },
   };
   for (size_t j = 0; j < sizeof needs / sizeof needs[0]; j++)
     if (needs[j].on && !needs[j].met) {

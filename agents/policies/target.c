@@ -171,6 +171,9 @@ ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
     } else if (!strcmp (k, "context_handover")) { /* docs/agents.md T14 */
       if ((rc = s_num (e, 0, RA_TARGET_CONTEXT_HANDOVER_MAX, &v, err)) == RA_OK)
         cfg->context_handover = (float) v;
+    } else if (!strcmp (k, "context_kernel")) { /* docs/agents.md T15 */
+      if ((rc = s_num (e, 0, RA_TARGET_CONTEXT_KERNEL_MAX, &v, err)) == RA_OK)
+        cfg->context_kernel = (float) v;
     } else if (!strcmp (k, "population")) {
       if ((rc = s_num (e, 1, RA_TARGET_MAX_POPULATION, &v, err)) == RA_OK)
         cfg->population = (int) v;
@@ -183,8 +186,8 @@ ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
                            "rollout, lr, gamma, lambda, entropy, value_coef, clip_norm, "
                            "reward_scale, normalize_adv, greedy, temp, slot_credit, slot_feedback, context, "
                            "context_residual, scorer_yield, context_ts, context_session, context_baseline, "
-                           "context_handover, population, seed, optimizer, reset_optimizer, adapt_updates, "
-                           "adapt_params)", k);
+                           "context_handover, context_kernel, population, seed, optimizer, reset_optimizer, "
+                           "adapt_updates, adapt_params)", k);
     }
     if (rc != RA_OK)
       return rc;
@@ -358,8 +361,14 @@ static ra_err_t s_check_cfg (const ra_target_cfg_t *c, ra_error_t *err)
   if (!(c->context_handover >= 0 && c->context_handover <= RA_TARGET_CONTEXT_HANDOVER_MAX))
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: 'context_handover' is %g, expected [0, %g] "
                          "(slates with a click)", (double) c->context_handover, RA_TARGET_CONTEXT_HANDOVER_MAX);
+  if (!(c->context_kernel >= 0 && c->context_kernel <= RA_TARGET_CONTEXT_KERNEL_MAX))
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: 'context_kernel' is %g, expected [0, %g]",
+                         (double) c->context_kernel, RA_TARGET_CONTEXT_KERNEL_MAX);
+  if (c->context_kernel > 0 && c->context_ts > 0)
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: 'context_kernel' and 'context_ts' do not go "
+                         "together: T11 draws from T8's linear regression, which the kernel replaces");
   const bool ctx = c->context > 0;
-  const struct { /* T9-T14: settings meaningless without another (met: key 'need' > 0) */
+  const struct { /* T9-T15: settings meaningless without another (met: key 'need' > 0) */
     bool on, met;
     const char *key, *what, *need;
   } needs[] = {
@@ -370,6 +379,7 @@ static ra_err_t s_check_cfg (const ra_target_cfg_t *c, ra_error_t *err)
     { c->context_ts > 0, ctx, "context_ts", "samples the task context", "context" },
     { c->context_session > 0, ctx, "context_session", "adds to the task context", "context" },
     { c->context_baseline > 0, ctx, "context_baseline", "weighs the feedback of the task context", "context" },
+    { c->context_kernel > 0, ctx, "context_kernel", "reads the task context through a kernel", "context" },
   };
   for (size_t j = 0; j < sizeof needs / sizeof needs[0]; j++)
     if (needs[j].on && !needs[j].met)
@@ -571,13 +581,13 @@ void ra_target_head_mask (const ra_target_t *t, uint8_t *mask)
 enum { S_META_SCALE, S_META_LR, S_META_OPT, S_META_RESET, S_META_ADAPT, S_META_ROLLOUT, S_META_TEMP,
        S_META_SLOT, S_META_SLOT_FB, S_META_PARAMS, S_META_CONTEXT, S_META_CONTEXT_RESIDUAL, S_META_SCORER_YIELD,
        S_META_CONTEXT_TS, S_META_CONTEXT_SESSION, S_META_CONTEXT_BASELINE,
-       S_META_CONTEXT_HANDOVER, S_META_N };
+       S_META_CONTEXT_HANDOVER, S_META_CONTEXT_KERNEL, S_META_N };
 static const char *const s_meta_keys[S_META_N] = {
   "target.reward_scale", "target.lr", "target.optimizer", "target.reset_optimizer",
   "target.adapt_updates", "target.rollout", "target.temp", "target.slot_credit",
   "target.slot_feedback", "target.adapt_params", "target.context", "target.context_residual",
   "target.scorer_yield", "target.context_ts", "target.context_session", "target.context_baseline",
-  "target.context_handover",
+  "target.context_handover", "target.context_kernel",
 };
 
 ra_err_t ra_target_save (const ra_target_t *t, const char *path, ra_error_t *err)
@@ -585,7 +595,7 @@ ra_err_t ra_target_save (const ra_target_t *t, const char *path, ra_error_t *err
   /* reward scales: P numbers separated by commas, %.9g (a float round-trips) */
   size_t cap = (size_t) t->P * 18 + 1;
   char *scales = malloc (cap), lr[32], adapt[24], rollout[24], temp[32], slot[32], slot_fb[24], context[32],
-       ts[32], session[32], baseline[32], handover[32];
+       ts[32], session[32], baseline[32], handover[32], kernel[32];
   if (!scales)
     return ra_error_set (err, RA_ERR_NOMEM, -1, "target: out of memory");
   size_t len = 0;
@@ -602,12 +612,13 @@ ra_err_t ra_target_save (const ra_target_t *t, const char *path, ra_error_t *err
   snprintf (session, sizeof session, "%.9g", (double) t->cfg.context_session);
   snprintf (baseline, sizeof baseline, "%.9g", (double) t->cfg.context_baseline);
   snprintf (handover, sizeof handover, "%.9g", (double) t->cfg.context_handover);
+  snprintf (kernel, sizeof kernel, "%.9g", (double) t->cfg.context_kernel);
   const char *vals[S_META_N] = { scales, lr, t->cfg.sgd ? "sgd" : "adam",
                                  t->cfg.reset_optimizer ? "true" : "false", adapt, rollout, temp, slot, slot_fb,
                                  t->cfg.adapt_head ? "head" : "all", context,
                                  t->cfg.context_residual ? "true" : "false",
-                                 t->cfg.scorer_yield ? "true" : "false", ts, session, baseline, handover };
-  /* the keys from context_residual on only when on: a policy without T9-T14 writes the bytes it
+                                 t->cfg.scorer_yield ? "true" : "false", ts, session, baseline, handover, kernel };
+  /* the keys from context_residual on only when on: a policy without T9-T15 writes the bytes it
      wrote before they existed, and recarena-ab keys an arm's streams by its checkpoint's bytes
      (docs/agents.md 2.1) */
   const char *keys[S_META_N], *kept[S_META_N];
@@ -805,7 +816,7 @@ ra_err_t ra_target_load_adding_context (ra_target_t *t, const char *path, ra_err
   c.population = 1;
   c.context = 0;
   c.context_residual = c.scorer_yield = false;
-  c.context_ts = c.context_session = c.context_baseline = c.context_handover = 0;
+  c.context_ts = c.context_session = c.context_baseline = c.context_handover = c.context_kernel = 0;
   ra_target_t *src = NULL;
   ra_err_t rc = ra_target_new (t->be, &c, &src, err);
   if (rc == RA_OK)
@@ -855,15 +866,17 @@ ra_err_t ra_target_checkpoint_settings (const char *path, ra_target_cfg_t *out, 
   ra_target_cfg_t c = *out, *cfg = &c; /* *out only once every setting is read */
   char *end;
   /* the numbers, each in its range (absent: untouched) */
-  static const int fkey[8] = { S_META_LR, S_META_TEMP, S_META_SLOT, S_META_CONTEXT, S_META_CONTEXT_TS,
-                               S_META_CONTEXT_SESSION, S_META_CONTEXT_BASELINE, S_META_CONTEXT_HANDOVER };
-  static const double flo[8] = { 0, RA_TARGET_TEMP_MIN, 0, 0, 0, 0, 0, 0 },
-                      fhi[8] = { 10, RA_TARGET_TEMP_MAX, RA_TARGET_SLOT_CREDIT_MAX, RA_TARGET_CONTEXT_MAX,
+  static const int fkey[9] = { S_META_LR, S_META_TEMP, S_META_SLOT, S_META_CONTEXT, S_META_CONTEXT_TS,
+                               S_META_CONTEXT_SESSION, S_META_CONTEXT_BASELINE, S_META_CONTEXT_HANDOVER,
+                               S_META_CONTEXT_KERNEL };
+  static const double flo[9] = { 0, RA_TARGET_TEMP_MIN, 0, 0, 0, 0, 0, 0, 0 },
+                      fhi[9] = { 10, RA_TARGET_TEMP_MAX, RA_TARGET_SLOT_CREDIT_MAX, RA_TARGET_CONTEXT_MAX,
                                  RA_TARGET_CONTEXT_TS_MAX, RA_TARGET_CONTEXT_SESSION_MAX, 1,
-                                 RA_TARGET_CONTEXT_HANDOVER_MAX };
-  float *fdst[8] = { &cfg->lr, &cfg->temp, &cfg->slot_credit, &cfg->context, &cfg->context_ts,
-                     &cfg->context_session, &cfg->context_baseline, &cfg->context_handover };
-  for (int j = 0; j < 8 && rc == RA_OK; j++)
+                                 RA_TARGET_CONTEXT_HANDOVER_MAX, RA_TARGET_CONTEXT_KERNEL_MAX };
+  float *fdst[9] = { &cfg->lr, &cfg->temp, &cfg->slot_credit, &cfg->context, &cfg->context_ts,
+                     &cfg->context_session, &cfg->context_baseline, &cfg->context_handover,
+                     &cfg->context_kernel };
+  for (int j = 0; j < 9 && rc == RA_OK; j++)
     if (s_meta (hdr, s_meta_keys[fkey[j]], v, sizeof v)) {
       double x = strtod (v, &end);
       if (end == v || *end || !(x >= flo[j] && x <= fhi[j]))

@@ -33,6 +33,8 @@
 #define RA_TARGET_CONTEXT_TS_MAX 100.0 /* its posterior scale sigma is in [0, this] (cfg.context_ts) */
 #define RA_TARGET_CONTEXT_SESSION_MAX 1e6 /* the session memory's m0 is in [0, this] (cfg.context_session) */
 #define RA_TARGET_CONTEXT_HANDOVER_MAX 1e6 /* T13's handover c0 is in [0, this] (cfg.context_handover) */
+#define RA_TARGET_CONTEXT_KERNEL_MAX 1e3 /* the kernel context's sharpness beta is in [0, this] (cfg.context_kernel) */
+#define RA_TARGET_KERNEL_PROTOTYPES 256 /* user prototypes per replica of the kernel context (T15) */
 
 typedef struct {
   /* shapes (from the env; filled by the caller or ra_target_cfg_from_env) */
@@ -116,6 +118,12 @@ typedef struct {
                             times its T8 terms, alpha = c0 / (c0 + C), C the replica's slates with
                             a click so far (docs/agents.md T14); 0 (default) = T13 alone, bit for
                             bit; in [0, 1e6]; stored in checkpoints ("context_handover") */
+  float context_kernel;  /* beta > 0, with context > 0 and not context_ts: the task context is a
+                            kernel regression over user prototypes instead of T8's linear ridge:
+                            v(u) = sum_c k_c V_c / (sum_c k_c K_c + n0), k_c = exp(beta (cos(u,
+                            p_c) - 1)), so users unlike u do not blur its estimate
+                            (docs/agents.md T15); 0 (default) = T8, bit for bit; in [0, 1e3];
+                            stored in checkpoints ("context_kernel") */
   uint64_t seed;         /* initialisation and sampling; default 1 */
   int population;        /* P parameter replicas, each acting on its own num_envs envs and
                             learning from its own rollout in the same batched calls; default 1 */

@@ -56,8 +56,21 @@
     reset of the context empties it), alpha_p fixed for the act. A slate without a click informs
     a new task as T13 does and a long history is T8's: T13 helps before anything else is known
     and costs once T8 has clicks to compare (docs/meta.md 6.42).
+    With cfg.context_kernel = beta > 0 (T15) the task context is a kernel regression instead of
+    T8's linear one, which must map every user direction through one matrix: with hidden tastes
+    users the platform sees as one topic like another, a lookup no linear map of u makes. Each
+    step's centred feedback y (what T8 adds as y u^T) and weight g (what it adds as g u u^T) go to
+    the nearest of the replica's user prototypes p_c (unit rows, at most C), or start a new one
+    where the nearest has k_c < 1/2 and fewer than C exist:
+
+        k_c(u) = exp(beta (cos(u, p_c) - 1)),   K_c <- K_c + g,   V_c <- V_c + y,
+        v(u) = sum_c k_c V_c / (K(u) + n0),   K(u) = sum_c k_c K_c                              (T15)
+
+    and T9 and T10 read r(u) = n0 u / (K(u) + n0) and gamma(u) = n0 / (K(u) + n0). A zero user
+    row neither adds nor reads (T8 gives it nothing either).
     Sums in double, in env order: the same history gives the same bits. Allocates in
     ra__target_context_alloc only.                                                            */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,13 +98,19 @@ bool ra__target_context_alloc (ra_target_t *t)
              || ((t->ctx_m = calloc (P * N * F, sizeof (double))) && (t->ctx_n = calloc (P * N, sizeof (double)))))
          && (!(c->context_session > 0 || c->context_baseline > 0) || (t->ctx_ended = calloc (P * N, 1)))
          && (!(c->context_baseline > 0) || (t->ctx_base = calloc (k, sizeof (double))))
-         && (!(c->context_handover > 0) || (t->ctx_clicked = calloc (P, sizeof (double))));
+         && (!(c->context_handover > 0) || (t->ctx_clicked = calloc (P, sizeof (double))))
+         && (!(c->context_kernel > 0)
+             || ((t->ctx_proto = calloc (P * RA_TARGET_KERNEL_PROTOTYPES * U, sizeof (float)))
+                 && (t->ctx_pk = calloc (P * RA_TARGET_KERNEL_PROTOTYPES, sizeof (double)))
+                 && (t->ctx_pv = calloc (P * RA_TARGET_KERNEL_PROTOTYPES * F, sizeof (double)))
+                 && (t->ctx_nproto = calloc (P, sizeof (int))) && (t->ctx_y = calloc (F, sizeof (double)))));
 }
 
 void ra__target_context_free (ra_target_t *t)
 {
   void *all[] = { t->ctx_s, t->ctx_g, t->ctx_l, t->ctx_u, t->ctx_x, t->ctx_pending, t->h_aug, t->ctx_yield,
-                  t->ctx_draw, t->ctx_e, t->ctx_m, t->ctx_n, t->ctx_ended, t->ctx_base, t->ctx_clicked };
+                  t->ctx_draw, t->ctx_e, t->ctx_m, t->ctx_n, t->ctx_ended, t->ctx_base, t->ctx_clicked,
+                  t->ctx_proto, t->ctx_pk, t->ctx_pv, t->ctx_nproto, t->ctx_y };
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
     free (all[i]);
 }
@@ -116,6 +135,11 @@ void ra_target_reset_context (ra_target_t *t)
     memset (t->ctx_ended, 0, n);
   if (t->ctx_clicked)
     memset (t->ctx_clicked, 0, P * sizeof (double));
+  if (t->ctx_nproto) { /* T15: the prototypes' statistics need not be cleared, only forgotten */
+    memset (t->ctx_nproto, 0, P * sizeof (int));
+    memset (t->ctx_pk, 0, P * RA_TARGET_KERNEL_PROTOTYPES * sizeof (double));
+    memset (t->ctx_pv, 0, P * RA_TARGET_KERNEL_PROTOTYPES * (size_t) c->cand_dim * sizeof (double));
+  }
 }
 
 void ra_target_end_sessions (ra_target_t *t, const uint8_t *done, int n)
@@ -155,6 +179,54 @@ void ra__target_context_copy (ra_target_t *dst, int d, const ra_target_t *src, i
     memcpy (dst->ctx_ended + d * N, src->ctx_ended + s * N, N);
   if (dst->ctx_clicked && src->ctx_clicked)
     dst->ctx_clicked[d] = src->ctx_clicked[s];
+  if (dst->ctx_nproto && src->ctx_nproto) {
+    size_t C = RA_TARGET_KERNEL_PROTOTYPES, F = (size_t) c->cand_dim;
+    memcpy (dst->ctx_proto + d * C * U, src->ctx_proto + s * C * U, C * U * sizeof (float));
+    memcpy (dst->ctx_pk + d * C, src->ctx_pk + s * C, C * sizeof (double));
+    memcpy (dst->ctx_pv + d * C * F, src->ctx_pv + s * C * F, C * F * sizeof (double));
+    dst->ctx_nproto[d] = src->ctx_nproto[s];
+  }
+}
+
+/* T15: the kernel weight of prototype q (unit, U floats) for the user row u of squared norm uu > 0. */
+static double s_kernel (const float *q, const float *u, double uu, size_t U, double beta)
+{
+  double dot = 0;
+  for (size_t b = 0; b < U; b++)
+    dot += (double) q[b] * u[b];
+  return exp (beta * (dot / sqrt (uu) - 1));
+}
+
+/* T15: one step's centred feedback y and weight g, from the user row u, into replica p's nearest
+   prototype, or a new one where the nearest's kernel weight is below 1/2 and there is room. */
+static void s_kernel_add (ra_target_t *t, size_t p, const float *u, const double *y, double g)
+{
+  const ra_target_cfg_t *c = &t->cfg;
+  size_t U = (size_t) c->user_dim, F = (size_t) c->cand_dim, C = RA_TARGET_KERNEL_PROTOTYPES;
+  double uu = 0;
+  for (size_t b = 0; b < U; b++)
+    uu += (double) u[b] * u[b];
+  if (uu == 0)
+    return;
+  float *proto = t->ctx_proto + p * C * U;
+  int n = t->ctx_nproto[p], best = -1;
+  double best_k = 0;
+  for (int q = 0; q < n; q++) {
+    double k = s_kernel (proto + (size_t) q * U, u, uu, U, c->context_kernel);
+    if (best < 0 || k > best_k) {
+      best = q;
+      best_k = k;
+    }
+  }
+  if (best < 0 || (best_k < 0.5 && n < (int) C)) { /* a user unlike every prototype so far */
+    best = t->ctx_nproto[p]++;
+    for (size_t b = 0; b < U; b++)
+      proto[(size_t) best * U + b] = (float) (u[b] / sqrt (uu));
+  }
+  t->ctx_pk[p * C + (size_t) best] += g;
+  double *v = t->ctx_pv + (p * C + (size_t) best) * F;
+  for (size_t a = 0; a < F; a++)
+    v[a] += y[a];
 }
 
 /* The feedback of env e's pending slate (replica p), if any, into S, G (T8; with T13 against the
@@ -188,19 +260,28 @@ static bool s_observe_env (ra_target_t *t, const ra_obs_batch_t *obs, size_t p, 
   }
   const float *u = t->ctx_u + e * U;
   double *S = t->ctx_s + p * F * U, *G = t->ctx_g + p * U * U, *M = t->ctx_m ? t->ctx_m + e * F : NULL;
-  for (size_t a = 0; a < U; a++)
-    for (size_t b = 0; b < U; b++)
-      G[a * U + b] += weight * u[a] * u[b];
+  double *y = t->ctx_y; /* T15: the step's centred feedback, summed, in place of S and G */
+  if (y)
+    memset (y, 0, F * sizeof *y);
+  else
+    for (size_t a = 0; a < U; a++)
+      for (size_t b = 0; b < U; b++)
+        G[a * U + b] += weight * u[a] * u[b];
   for (size_t j = 0; j < k; j++) {
     double w = base ? f[j] - alpha * base[j] - (1 - alpha) * mean : f[j] - mean; /* T14, T8 */
     const float *x = t->ctx_x + (e * k + j) * F;
     for (size_t a = 0; a < F; a++) {
-      for (size_t b = 0; b < U; b++)
-        S[a * U + b] += w * x[a] * u[b];
+      if (y)
+        y[a] += w * x[a];
+      else
+        for (size_t b = 0; b < U; b++)
+          S[a * U + b] += w * x[a] * u[b];
       if (M)
         M[a] += w * x[a];
     }
   }
+  if (y)
+    s_kernel_add (t, p, u, y, weight);
   if (M)
     t->ctx_n[e] += weight;
   return !flat;
@@ -292,6 +373,29 @@ static void s_draw (ra_target_t *t, int p, const double *L)
   }
 }
 
+/* T15: replica p's kernel regression read at the user row u: V(u) / (K(u) + n0) into t->ctx_y;
+   returns n0 / (K(u) + n0), T9's shrink of u and T10's gamma (1 for u = 0 or a new task). */
+static double s_kernel_read (ra_target_t *t, size_t p, const float *u)
+{
+  const ra_target_cfg_t *c = &t->cfg;
+  size_t U = (size_t) c->user_dim, F = (size_t) c->cand_dim, C = RA_TARGET_KERNEL_PROTOTYPES;
+  double *v = t->ctx_y, uu = 0, K = 0;
+  memset (v, 0, F * sizeof *v);
+  for (size_t b = 0; b < U; b++)
+    uu += (double) u[b] * u[b];
+  for (int q = 0; uu > 0 && q < t->ctx_nproto[p]; q++) {
+    double k = s_kernel (t->ctx_proto + (p * C + (size_t) q) * U, u, uu, U, c->context_kernel);
+    const double *V = t->ctx_pv + (p * C + (size_t) q) * F;
+    K += k * t->ctx_pk[p * C + (size_t) q];
+    for (size_t a = 0; a < F; a++)
+      v[a] += k * V[a];
+  }
+  double shrink = c->context / (K + c->context);
+  for (size_t a = 0; a < F; a++)
+    v[a] *= shrink / c->context;
+  return shrink;
+}
+
 const ra_obs_batch_t *ra__target_context_view (ra_target_t *t, const ra_obs_batch_t *obs, ra_obs_batch_t *view)
 {
   const ra_target_cfg_t *c = &t->cfg;
@@ -299,20 +403,30 @@ const ra_obs_batch_t *ra__target_context_view (ra_target_t *t, const ra_obs_batc
     return obs;
   size_t U = (size_t) c->user_dim, F = (size_t) c->cand_dim, D = U + F, R = (size_t) obs->num_envs / t->P;
   double *A = t->ctx_l, *L = A + U * U, *w = L + U * U; /* G + n0 I, its Cholesky factor, (G + n0 I)^-1 u */
+  const bool kernel = t->ctx_nproto != NULL; /* T15 in place of T8's ridge */
   for (size_t p = 0; p < (size_t) t->P; p++) {
     const double *S = t->ctx_s + p * F * U, *G = t->ctx_g + p * U * U;
-    for (size_t a = 0; a < U * U; a++)
-      A[a] = G[a] + (a % (U + 1) == 0 ? c->context : 0.0);
-    bool ok = ra__cholesky (A, (int) U, L); /* G is positive semi-definite and n0 > 0: always */
-    if (t->ctx_e && ok) /* T11: E = sigma Z L^-1, row a = sigma L^-T z_a ~ N(0, sigma^2 (G + n0 I)^-1) */
-      s_draw (t, (int) p, L);
+    bool ok = true;
+    if (!kernel) {
+      for (size_t a = 0; a < U * U; a++)
+        A[a] = G[a] + (a % (U + 1) == 0 ? c->context : 0.0);
+      ok = ra__cholesky (A, (int) U, L); /* G is positive semi-definite and n0 > 0: always */
+      if (t->ctx_e && ok) /* T11: E = sigma Z L^-1, row a = sigma L^-T z_a ~ N(0, sigma^2 (G + n0 I)^-1) */
+        s_draw (t, (int) p, L);
+    }
     for (size_t i = 0; i < R; i++) {
       const float *u = obs->user + (p * R + i) * U;
       float *row = t->h_aug + (p * R + i) * D;
-      for (size_t b = 0; b < U; b++)
-        w[b] = u[b];
-      if (ok)
-        ra__chol_solve (L, (int) U, w, w);
+      if (kernel) { /* T15: w = (K(u) + n0)^-1 u, read by T9 and T10 as T8's solve is */
+        double shrink = s_kernel_read (t, p, u);
+        for (size_t b = 0; b < U; b++)
+          w[b] = shrink / c->context * u[b];
+      } else {
+        for (size_t b = 0; b < U; b++)
+          w[b] = u[b];
+        if (ok)
+          ra__chol_solve (L, (int) U, w, w);
+      }
       for (size_t b = 0; b < U; b++) /* T9: r(u) = n0 w; u itself where the solve failed */
         row[b] = c->context_residual && ok ? (float) (c->context * w[b]) : u[b];
       if (t->ctx_yield) { /* T10: gamma(u) = n0 u . w / u . u, in (0, 1]; 1 for u = 0 */
@@ -328,8 +442,11 @@ const ra_obs_batch_t *ra__target_context_view (ra_target_t *t, const ra_obs_batc
       double m_w = M ? 1.0 / (t->ctx_n[p * R + i] + c->context_session) : 0.0;
       for (size_t a = 0; a < F; a++) {
         double v = 0;
-        for (size_t b = 0; b < U; b++)
-          v += S[a * U + b] * w[b] + (t->ctx_e ? t->ctx_e[a * U + b] * u[b] : 0.0);
+        if (kernel)
+          v = t->ctx_y[a];
+        else
+          for (size_t b = 0; b < U; b++)
+            v += S[a * U + b] * w[b] + (t->ctx_e ? t->ctx_e[a * U + b] * u[b] : 0.0);
         row[U + a] = ok ? (float) (M ? v + M[a] * m_w : v) : 0.0f;
       }
     }

@@ -84,6 +84,12 @@ struct ra_target {
   double *ctx_clicked;                   /* [P] the replica's steps whose rank feedback was not
                                             flat so far (with clicks: a click, not on every rank):
                                             T13's handover to T8 (T14), or NULL */
+  float *ctx_proto;                      /* [P, C, U] the kernel context's unit user prototypes
+                                            (T15; C = RA_TARGET_KERNEL_PROTOTYPES), or NULL */
+  double *ctx_pk;                        /* [P, C] each prototype's weight K_c (T15) */
+  double *ctx_pv;                        /* [P, C, F] its sum of centred feedback V_c (T15) */
+  int *ctx_nproto;                       /* [P] prototypes in use (T15) */
+  double *ctx_y;                         /* [F] scratch: one step's centred feedback, one row's V (T15) */
   float *reward_scale;                   /* [P], 0 until set */
   float *lr;                             /* [P] Adam learning rates (host copy of the device factors) */
   float *h_norm;                         /* [P] gradient norms of the last step */

@@ -123,6 +123,9 @@ bad_flags)
   bad "--context-baseline 0.1: it weighs the task context's feedback" --context-baseline 0.1 --iters 0 $SMALL
   bad "--context-handover" --context-handover -1
   bad "--context-handover 64: it hands T13's weighing" --context 4 --context-handover 64 --iters 0 $SMALL
+  bad "--context-kernel" --context-kernel -1
+  bad "--context-kernel 4: the kernel reads the task context" --context-kernel 4 --iters 0 $SMALL
+  bad "--context-kernel 4: the kernel replaces T8's linear regression" --context 4 --context-kernel 4 --context-ts 0.5 --iters 0 $SMALL
   echo "ok: bad flags"
   ;;
 config)

@@ -12,7 +12,9 @@
     env's rows add its session's centred feedback over (steps + m0), emptied after its done; with
     context_baseline (T13) every step counts, each rank against the click rate there of the act's
     slates (prior b) and the step weighing their sum, a done env's reset skipped; with
-    context_handover (T14) T13's terms weigh c0 / (c0 + steps with a click) against T8's; the affinity
+    context_handover (T14) T13's terms weigh c0 / (c0 + steps with a click) against T8's; with
+    context_kernel (T15) the context, T9's rows and T10's yield are the kernel regression over user
+    prototypes computed here, merging and past the prototype cap; the affinity
     head's context block starts at the identity and the rest of the head at 0; bad values and a
     response too short are refused naming the key; a checkpoint stores the setting and a policy
     without the context refuses the file (and the other way round); a file without
@@ -618,6 +620,154 @@ Test (target_context, context_baseline_counts_every_step_against_each_ranks_clic
    1 (two and three steps with a click before it), the rest T8's. */
 Test (target_context, context_handover_weighs_t13_against_t8_as_the_task_clicks) { s_check_baseline (1.5f); }
 
+/* T15 computed here from replica p's steps in order: each informative step's centred feedback
+   into the nearest prototype, or a new one (the unit user row, as float) where the nearest's
+   kernel weight is below 1/2 and fewer than the cap exist; then v(u), r(u) and gamma(u) at u.
+   The number of prototypes into *nproto. */
+static void s_expect_kernel (const float *const *us, const float *const *xs, const float *const *fs, int steps,
+                             const float *u, double beta, float *v, float *r, double *gamma, int *nproto)
+{
+  enum { C = RA_TARGET_KERNEL_PROTOTYPES };
+  static float proto[C][U];
+  static double pk[C], pv[C][F];
+  int n = 0;
+  for (int s = 0; s < steps; s++) {
+    double mean = 0, y[F] = { 0 }, uu = 0;
+    bool flat = true;
+    for (int j = 0; j < k; j++) {
+      mean += fs[s][j] / k;
+      flat = flat && fs[s][j] == fs[s][0];
+    }
+    for (int b = 0; b < U; b++)
+      uu += (double) us[s][b] * us[s][b];
+    if (flat || uu == 0)
+      continue;
+    for (int j = 0; j < k; j++)
+      for (int a = 0; a < F; a++)
+        y[a] += (fs[s][j] - mean) * xs[s][j * F + a];
+    int best = -1;
+    double best_k = 0;
+    for (int q = 0; q < n; q++) {
+      double dot = 0;
+      for (int b = 0; b < U; b++)
+        dot += (double) proto[q][b] * us[s][b];
+      double kq = exp (beta * (dot / sqrt (uu) - 1));
+      if (best < 0 || kq > best_k)
+        best = q, best_k = kq;
+    }
+    if (best < 0 || (best_k < 0.5 && n < C)) {
+      best = n++;
+      pk[best] = 0;
+      for (int b = 0; b < U; b++)
+        proto[best][b] = (float) (us[s][b] / sqrt (uu));
+      for (int a = 0; a < F; a++)
+        pv[best][a] = 0;
+    }
+    pk[best] += 1;
+    for (int a = 0; a < F; a++)
+      pv[best][a] += y[a];
+  }
+  double uu = 0, K = 0, V[F] = { 0 };
+  for (int b = 0; b < U; b++)
+    uu += (double) u[b] * u[b];
+  for (int q = 0; q < n; q++) {
+    double dot = 0;
+    for (int b = 0; b < U; b++)
+      dot += (double) proto[q][b] * u[b];
+    double kq = exp (beta * (dot / sqrt (uu) - 1));
+    K += kq * pk[q];
+    for (int a = 0; a < F; a++)
+      V[a] += kq * pv[q][a];
+  }
+  for (int a = 0; a < F; a++)
+    v[a] = (float) (V[a] / (K + N0));
+  for (int b = 0; b < U; b++)
+    r[b] = (float) (N0 * u[b] / (K + N0));
+  *gamma = N0 / (K + N0);
+  *nproto = n;
+}
+
+/* T15 with T9 and T10 over `acts` acts of fresh random batches (env 1's feedback flat at the
+   second act): every row's user block, context block and yield against s_expect_kernel; the
+   prototypes each replica made as expected; then a clone reads the same rows and a reset
+   forgets them. */
+static void s_check_kernel (double beta, int acts, int want_lo, int want_hi)
+{
+  enum { A = 100 };
+  cr_assert (acts >= 2 && acts <= A);
+  ra_target_cfg_t cfg = s_cfg (N0, true);
+  cfg.context_kernel = (float) beta, cfg.context_residual = true, cfg.scorer_yield = true;
+  ra_target_t *t = NULL;
+  ra_error_t err;
+  cr_assert_eq (ra_target_new (BE, &cfg, &t, &err), RA_OK, "%s", err.message);
+  static obs_t o[A];
+  static int32_t sl[A][P * N * k];
+  for (int a = 0; a < acts; a++) {
+    s_obs (&o[a]);
+    for (int e = 0; a > 0 && e < P * N; e++) /* the feedback to act a - 1's slates */
+      for (int j = 0; j < k; j++)
+        o[a].resp[e * R + k + j] = e == 1 && a == 1 ? 1.0f : (float) ((e + 2 * j + a) % 3);
+    ra_target_act (t, &o[a].obs, false, sl[a]);
+  }
+  ra_obs_batch_t view;
+  const ra_obs_batch_t *aug = ra__target_context_view (t, &o[acts - 1].obs, &view);
+  for (int p = 0; p < P; p++) {
+    const float *us[A * N], *fs[A * N], *xs[A * N];
+    static float items[A * N][k * F];
+    int steps = 0;
+    for (int a = 0; a + 1 < acts; a++)
+      for (int i = 0; i < N; i++, steps++) {
+        int e = p * N + i;
+        us[steps] = o[a].user + e * U;
+        fs[steps] = o[a + 1].resp + e * R + k;
+        for (int j = 0; j < k; j++)
+          memcpy (items[steps] + j * F, o[a].cand + (e * K + sl[a][e * k + j]) * F, F * sizeof (float));
+        xs[steps] = items[steps];
+      }
+    for (int i = 0; i < N; i++) {
+      int e = p * N + i, made = 0;
+      const float *row = aug->user + e * (U + F), *u = o[acts - 1].user + e * U;
+      float v[F], r[U];
+      double gamma;
+      s_expect_kernel (us, xs, fs, steps, u, beta, v, r, &gamma, &made);
+      cr_assert_eq (t->ctx_nproto[p], made, "replica %d: %d prototypes, expected %d", p, t->ctx_nproto[p], made);
+      cr_assert (made >= want_lo && made <= want_hi, "replica %d made %d prototypes, outside [%d, %d]", p, made,
+                 want_lo, want_hi);
+      for (int b = 0; b < U; b++)
+        cr_assert_float_eq (row[b], r[b], 1e-5f * (1 + fabsf (r[b])), "replica %d env %d r[%d] %g vs %g", p, i, b,
+                            row[b], r[b]);
+      for (int a = 0; a < F; a++)
+        cr_assert_float_eq (row[U + a], v[a], 1e-5f * (1 + fabsf (v[a])), "replica %d env %d v[%d] %g vs %g", p, i,
+                            a, row[U + a], v[a]);
+      cr_assert_float_eq (t->ctx_yield[e], gamma, 1e-5, "replica %d env %d yield %g vs %g", p, i, t->ctx_yield[e],
+                          gamma);
+    }
+  }
+  ra_target_t *c = ra_target_clone (t);
+  cr_assert (c);
+  ra_obs_batch_t cview;
+  const ra_obs_batch_t *caug = ra__target_context_view (c, &o[acts - 1].obs, &cview);
+  cr_assert_eq (memcmp (caug->user, aug->user, P * N * (U + F) * sizeof (float)), 0, "a clone reads the same rows");
+  ra_target_reset_context (t);
+  aug = ra__target_context_view (t, &o[acts - 1].obs, &view);
+  for (int e = 0; e < P * N; e++) {
+    for (int a = 0; a < F; a++)
+      cr_assert_eq (aug->user[e * (U + F) + U + a], 0.0f, "reset: nothing known");
+    cr_assert_float_eq (t->ctx_yield[e], 1.0f, 1e-6f, "reset: yield 1");
+  }
+  ra_target_destroy (&c);
+  ra_target_destroy (&t);
+}
+
+/* a wide kernel: users merge into few prototypes */
+Test (target_context, context_kernel_merges_similar_users_by_t15) { s_check_kernel (0.5, 3, 1, 2); }
+
+/* a sharp one over many acts: every user its own prototype until the cap, then the nearest */
+Test (target_context, context_kernel_past_its_prototype_cap_is_t15)
+{
+  s_check_kernel (300, 100, RA_TARGET_KERNEL_PROTOTYPES, RA_TARGET_KERNEL_PROTOTYPES);
+}
+
 Test (target_context, the_affinity_context_block_starts_at_the_identity)
 {
   ra_target_t *t = s_new (N0, true, P);
@@ -682,6 +832,7 @@ Test (target_context, bad_values_are_refused_and_a_checkpoint_keeps_the_setting)
   s_value_refused ((ra_kv_t) { .key = "context_session", .type = RA_KV_NUM, .num = -1 });
   s_value_refused ((ra_kv_t) { .key = "context_baseline", .type = RA_KV_NUM, .num = 1.5 });
   s_value_refused ((ra_kv_t) { .key = "context_handover", .type = RA_KV_NUM, .num = -1 });
+  s_value_refused ((ra_kv_t) { .key = "context_kernel", .type = RA_KV_NUM, .num = -1 });
   ra_target_cfg_t c = s_cfg (0, false);
   c.context_residual = true; /* T9 without T8: nothing to read r(u) from */
   s_setting_refused (&c, "'context_residual'", NULL);
@@ -700,6 +851,12 @@ Test (target_context, bad_values_are_refused_and_a_checkpoint_keeps_the_setting)
   c = s_cfg (N0, false);
   c.context_handover = 8; /* T14 without T13 */
   s_setting_refused (&c, "'context_handover'", "'context_baseline'");
+  c = s_cfg (0, false);
+  c.context_kernel = 2; /* T15 without T8 */
+  s_setting_refused (&c, "'context_kernel'", "'context'");
+  c = s_cfg (N0, false);
+  c.context_kernel = 2, c.context_ts = 0.5f; /* T11 draws from the linear regression T15 replaces */
+  s_setting_refused (&c, "'context_kernel'", "'context_ts'");
   c = s_cfg (N0, false);
   c.response_dim = k + 1; /* the feedback block ends past it */
   s_setting_refused (&c, "'context'", NULL);
@@ -724,6 +881,7 @@ Test (target_context, bad_values_are_refused_and_a_checkpoint_keeps_the_setting)
   cr_assert_null (strstr (head, "context_session"), "nor T12 off");
   cr_assert_null (strstr (head, "context_baseline"), "nor T13 off");
   cr_assert_null (strstr (head, "context_handover"), "nor T14 off");
+  cr_assert_null (strstr (head, "context_kernel"), "nor T15 off");
   ra_target_cfg_t rc = s_cfg (N0, false);
   rc.population = 1;
   rc.context_residual = true;
@@ -749,6 +907,10 @@ Test (target_context, bad_values_are_refused_and_a_checkpoint_keeps_the_setting)
   rc.context_handover = 48;
   back = s_round_trip (&rc, path);
   cr_assert (back.context_handover == 48 && back.context_baseline == 0.0625f, "c0 comes back from the checkpoint");
+  rc.context_baseline = rc.context_handover = 0;
+  rc.context_kernel = 4.5f;
+  back = s_round_trip (&rc, path);
+  cr_assert (back.context_kernel == 4.5f && back.context_handover == 0, "beta comes back from the checkpoint");
   cr_assert_eq (ra_target_save (t, path, &err), RA_OK, "%s", err.message);
   ra_target_t *same = s_new (N0, false, 1), *plain = s_new (0, false, 1);
   cr_assert_eq (ra_target_load (same, path, &err), RA_OK, "%s", err.message);
