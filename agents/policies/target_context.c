@@ -135,7 +135,7 @@ void ra_target_reset_context (ra_target_t *t)
     memset (t->ctx_ended, 0, n);
   if (t->ctx_clicked)
     memset (t->ctx_clicked, 0, P * sizeof (double));
-  if (t->ctx_nproto) { /* T15: the prototypes' statistics need not be cleared, only forgotten */
+  if (t->ctx_nproto) { /* T15: no prototypes, every slot at zero (a new prototype adds to its slot) */
     memset (t->ctx_nproto, 0, P * sizeof (int));
     memset (t->ctx_pk, 0, P * RA_TARGET_KERNEL_PROTOTYPES * sizeof (double));
     memset (t->ctx_pv, 0, P * RA_TARGET_KERNEL_PROTOTYPES * (size_t) c->cand_dim * sizeof (double));
