@@ -188,13 +188,22 @@ void ra__target_context_copy (ra_target_t *dst, int d, const ra_target_t *src, i
   }
 }
 
-/* T15: the kernel weight of prototype q (unit, U floats) for the user row u of squared norm uu > 0. */
-static double s_kernel (const float *q, const float *u, double uu, size_t U, double beta)
+/* T15: the length of the user row u. */
+static double s_norm (const float *u, size_t U)
+{
+  double uu = 0;
+  for (size_t b = 0; b < U; b++)
+    uu += (double) u[b] * u[b];
+  return sqrt (uu);
+}
+
+/* T15: the kernel weight of prototype q (unit, U floats) for the user row u of length norm > 0. */
+static double s_kernel (const float *q, const float *u, double norm, size_t U, double beta)
 {
   double dot = 0;
   for (size_t b = 0; b < U; b++)
     dot += (double) q[b] * u[b];
-  return exp (beta * (dot / sqrt (uu) - 1));
+  return exp (beta * (dot / norm - 1));
 }
 
 /* T15: one step's centred feedback y and weight g, from the user row u, into replica p's nearest
@@ -203,16 +212,14 @@ static void s_kernel_add (ra_target_t *t, size_t p, const float *u, const double
 {
   const ra_target_cfg_t *c = &t->cfg;
   size_t U = (size_t) c->user_dim, F = (size_t) c->cand_dim, C = RA_TARGET_KERNEL_PROTOTYPES;
-  double uu = 0;
-  for (size_t b = 0; b < U; b++)
-    uu += (double) u[b] * u[b];
-  if (uu == 0)
+  double norm = s_norm (u, U);
+  if (norm == 0)
     return;
   float *proto = t->ctx_proto + p * C * U;
   int n = t->ctx_nproto[p], best = -1;
   double best_k = 0;
   for (int q = 0; q < n; q++) {
-    double k = s_kernel (proto + (size_t) q * U, u, uu, U, c->context_kernel);
+    double k = s_kernel (proto + (size_t) q * U, u, norm, U, c->context_kernel);
     if (best < 0 || k > best_k) {
       best = q;
       best_k = k;
@@ -221,7 +228,7 @@ static void s_kernel_add (ra_target_t *t, size_t p, const float *u, const double
   if (best < 0 || (best_k < 0.5 && n < (int) C)) { /* a user unlike every prototype so far */
     best = t->ctx_nproto[p]++;
     for (size_t b = 0; b < U; b++)
-      proto[(size_t) best * U + b] = (float) (u[b] / sqrt (uu));
+      proto[(size_t) best * U + b] = (float) (u[b] / norm);
   }
   t->ctx_pk[p * C + (size_t) best] += g;
   double *v = t->ctx_pv + (p * C + (size_t) best) * F;
@@ -379,12 +386,10 @@ static double s_kernel_read (ra_target_t *t, size_t p, const float *u)
 {
   const ra_target_cfg_t *c = &t->cfg;
   size_t U = (size_t) c->user_dim, F = (size_t) c->cand_dim, C = RA_TARGET_KERNEL_PROTOTYPES;
-  double *v = t->ctx_y, uu = 0, K = 0;
+  double *v = t->ctx_y, norm = s_norm (u, U), K = 0;
   memset (v, 0, F * sizeof *v);
-  for (size_t b = 0; b < U; b++)
-    uu += (double) u[b] * u[b];
-  for (int q = 0; uu > 0 && q < t->ctx_nproto[p]; q++) {
-    double k = s_kernel (t->ctx_proto + (p * C + (size_t) q) * U, u, uu, U, c->context_kernel);
+  for (int q = 0; norm > 0 && q < t->ctx_nproto[p]; q++) {
+    double k = s_kernel (t->ctx_proto + (p * C + (size_t) q) * U, u, norm, U, c->context_kernel);
     const double *V = t->ctx_pv + (p * C + (size_t) q) * F;
     K += k * t->ctx_pk[p * C + (size_t) q];
     for (size_t a = 0; a < F; a++)
