@@ -53,16 +53,23 @@ void ra_users_draw (const ra_user_pop_t *pop, const ra_catalog_t *c, ra_rng_t *r
   u->price_sens = (float) ra_rng_lognormal (rng, log (pop->price_sensitivity) - 0.045, 0.3);
   u->patience = (float) s_clamp (ra_rng_lognormal (rng, log (pop->patience_mean), 0.3), 1.0,
                                  RA_USER_PATIENCE_MAX);
-  if (pop->hidden > 0) {
-    /* shared.md 4: the tastes the click model uses move from the topic theta_hat shows to the
-       one the task's secret pi maps it to, keeping the user's own offset */
-    assert (u->topic < RA_USERS_TOPICS_MAX);
-    const float *to = c->centres + (size_t) pop->taste_perm[u->topic] * d;
-    float s = (float) pop->hidden;
-    for (int i = 0; i < d; i++)
-      theta[i] += s * (to[i] - centre[i]);
-    s_normalise (theta, d);
-  }
+  /* shared.md 4: the tastes the click model uses move from the topic theta_hat shows to the
+     one the task's secret pi maps it to, keeping the user's own offset */
+  ra_users_reveal (pop, c, u->topic, theta);
+}
+
+void ra_users_reveal (const ra_user_pop_t *pop, const ra_catalog_t *c, int topic, float *v)
+{
+  if (pop->hidden <= 0)
+    return;
+  assert (topic >= 0 && topic < RA_USERS_TOPICS_MAX);
+  const int d = c->dim;
+  const float *from = c->centres + (size_t) topic * d;
+  const float *to = c->centres + (size_t) pop->taste_perm[topic] * d;
+  float s = (float) pop->hidden;
+  for (int i = 0; i < d; i++)
+    v[i] += s * (to[i] - from[i]);
+  s_normalise (v, d);
 }
 
 void ra_users_hide_tastes (ra_user_pop_t *pop, double s, uint64_t key, int n_topics)

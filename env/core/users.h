@@ -49,6 +49,12 @@ void ra_users_draw (const ra_user_pop_t *pop, const ra_catalog_t *c, ra_rng_t *r
    the same task, the same pi). O(n_topics). */
 void ra_users_hide_tastes (ra_user_pop_t *pop, double s, uint64_t key, int n_topics);
 
+/* Moves a taste vector v (c->dim floats) of a user drawn around topic z the way hidden tastes
+   move theta (shared.md 4.1): v <- normalise(v + s (c_pi(z) - c_z)); nothing when pop->hidden
+   is 0. ra_users_draw applies it to theta; a sim's reveal_tastes applies it to the observed
+   theta_hat (shared.md 4.7). O(dim). */
+void ra_users_reveal (const ra_user_pop_t *pop, const ra_catalog_t *c, int topic, float *v);
+
 /* Interest drift toward a consumed item (section 3.3): v <- normalise((1 - a) v + a x). O(dim). */
 void ra_users_drift (float *v, const float *x, float a, int dim);
 

@@ -80,6 +80,7 @@ static const ra_kv_t s_config_defaults[] = {
   { .key = "oracle", .type = RA_KV_BOOL, .num = 0 },
   { .key = "task_slots", .type = RA_KV_NUM, .num = 16 },
   { .key = "hidden_tastes", .type = RA_KV_NUM, .num = 0 },   /* docs/sims/shared.md 4 */
+  { .key = "reveal_tastes", .type = RA_KV_BOOL, .num = 0 },  /* docs/sims/shared.md 4.7 */
   { .key = "position_bias", .type = RA_KV_NUM, .num = 1.0 },
   { .key = "choice_temperature", .type = RA_KV_NUM, .num = 0.25 },
   { .key = "no_click_utility", .type = RA_KV_NUM, .num = 1.0 },
@@ -109,7 +110,7 @@ static const ra_kv_t s_config_defaults[] = {
 
 static const char s_known_keys[] =
     "num_candidates, slate_size, embedding_dim, num_items, num_topics, num_advertisers, retrieval_mix, "
-    "choice_model, cascade_continue, reward, reward_weights.{clicks,conversions,revenue}, reward_plugin.<key>, oracle, task_slots, hidden_tastes, position_bias, "
+    "choice_model, cascade_continue, reward, reward_weights.{clicks,conversions,revenue}, reward_plugin.<key>, oracle, task_slots, hidden_tastes, reveal_tastes, position_bias, "
     "choice_temperature, no_click_utility, annoyance_rate, leave_sensitivity, budget_scale, bid_spread, "
     RA_DYNAMICS_KNOWN_KEYS;
 
@@ -154,6 +155,7 @@ typedef struct {
   int steps;                            /* steps taken this episode */
   int clicks;                           /* clicks this episode */
   int near_topic;                       /* argmax_t c_t . theta_hat (section 3.2) */
+  int user_topic;                       /* the topic z the user was drawn around (3.1) */
   int n_exhausted;                      /* advertisers with budget 0 */
   float budget_total;                   /* sum of the remaining budgets */
   float annoyance;                      /* A in [0, RA_ADS_ANNOY_MAX] */
@@ -174,6 +176,7 @@ struct ra_sim {
   int num_envs, K, k, d, n_items, n_topics, n_adv, n_near;
   int f_user, f_cand, f_resp;           /* per-row widths of the observation fields */
   bool oracle;
+  bool reveal;                          /* config reveal_tastes (shared.md 4.7) */
   int choice_kind;                      /* config choice_model */
   double cascade_continue;              /* config cascade_continue */
   int reward_kind;
@@ -265,6 +268,8 @@ static void s_write_obs (const ra_sim_t *s, int i, const s_slot_t *sl, const s_e
   const float *th = s->theta_hat + (size_t) i * d;
   for (int q = 0; q < d; q++)
     u[q] = th[q];
+  if (s->reveal)
+    ra_users_reveal (&sl->pop, c, e->user_topic, u);
   float sf = (float) e->steps * (1.0f / S_MAX_STEPS);
   u[d] = sf > 1.0f ? 1.0f : sf;
   u[d + 1] = e->steps > 0 ? (float) e->clicks / (float) (e->steps * s->k) : 0.0f;
@@ -468,6 +473,8 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   S_TRY (ra_config_get_int (&cfg, "task_slots", 16, 1, 4096, &slots, err));
   double hidden_tastes;   /* shared.md 4 */
   S_TRY (ra_config_get_num (&cfg, "hidden_tastes", 0, 0, 1, &hidden_tastes, err));
+  bool reveal_tastes;     /* shared.md 4.7 */
+  S_TRY (ra_config_get_bool (&cfg, "reveal_tastes", false, &reveal_tastes, err));
   for (size_t q = 0; q < sizeof s_config_task_keys / sizeof s_config_task_keys[0]; q++) {
     const ra_task_param_def_t *pd = &s_params[s_config_task_keys[q]];
     S_TRY (ra_config_get_num (&cfg, pd->name, task_defaults[s_config_task_keys[q]], pd->min, pd->max,
@@ -506,6 +513,7 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   s->n_adv = (int) n_adv;
   s->n_near = (int) lround (mix * (double) K);   /* 3.2 */
   s->oracle = oracle;
+  s->reveal = reveal_tastes;
   s->choice_kind = choice_kind;
   s->cascade_continue = cascade_continue;
   s->reward_kind = reward_kind;
@@ -619,6 +627,7 @@ static void s_reset (ra_sim_t *s, int i0, int i1, const uint64_t *seeds, const u
     float *theta = s->theta + (size_t) i * d, *theta_hat = s->theta_hat + (size_t) i * d;
     ra_user_t user;
     ra_users_draw (&sl->pop, &sl->cat, &e->rng, &user, theta, theta_hat);   /* 3.1 */
+    e->user_topic = user.topic;
     memcpy (s->budget + (size_t) i * s->n_adv, sl->budget0, (size_t) s->n_adv * sizeof (float));   /* 2.2 */
     e->budget_total = sl->budget0_total;
     e->n_exhausted = 0;

@@ -3,7 +3,8 @@
     a recording taken from the code before the key existed; on, a drawn task's users click by
     tastes the observation does not show, the same for two runs with one seed and different for
     two tasks whose observations are identical; describe_task says whether it is on, never the
-    secret; bad values are BAD_CONFIG naming the key.
+    secret; bad values are BAD_CONFIG naming the key. Ads-v1's reveal_tastes (shared.md 4.7)
+    shows the secret in the observation and changes nothing else.
 
     The recording: FNV-1a digests of every output byte of 150 random-slate steps of 16 envs
     (seed 7, terminated envs reset) per sim and case, taken before hidden_tastes was added.   */
@@ -47,10 +48,20 @@ static uint64_t s_digest (const harness_t *h, uint64_t d)
   return s_fnv (d, h->buf.terminated, (size_t) h->n);
 }
 
+/* The user rows' tastes (each row's first `d` floats, observation field 0) set to 0, so a digest
+   compares everything but them. */
+static void s_blank_tastes (harness_t *h, int d)
+{
+  size_t row = h->obs_bytes[0] / sizeof (float);
+  for (int i = 0; i < h->n; i++)
+    memset ((float *) h->buf.obs[0] + row * (size_t) i, 0, (size_t) d * sizeof (float));
+}
+
 /* Digest of S_STEPS random steps of S_NENV envs made with cfg on task `start` (NULL: default), with
-   set_task(`later`) at step S_SWITCH when later is not NULL. */
-static uint64_t s_run (const ra_sim_class_t *cls, const ra_kv_t *cfg, int n_cfg, const ra_task_t *start,
-                       const ra_task_t *later)
+   set_task(`later`) at step S_SWITCH when later is not NULL; with the user rows' first
+   `blank` floats left out when blank > 0. */
+static uint64_t s_play (const ra_sim_class_t *cls, const ra_kv_t *cfg, int n_cfg, const ra_task_t *start,
+                        const ra_task_t *later, int blank)
 {
   ra_sim_t *sim = h_make (cls, S_NENV, 7, cfg, n_cfg, start);
   harness_t h;
@@ -61,6 +72,8 @@ static uint64_t s_run (const ra_sim_class_t *cls, const ra_kv_t *cfg, int n_cfg,
   int32_t act[S_NENV * RA_CHOICE_MAX_SLATE];
   uint64_t d = 0xcbf29ce484222325ull;
   cls->reset (sim, 0, S_NENV, NULL, NULL, &h.buf);
+  if (blank)
+    s_blank_tastes (&h, blank);
   d = s_digest (&h, d);
   for (int t = 0; t < S_STEPS; t++) {
     if (later && t == S_SWITCH) {
@@ -70,13 +83,23 @@ static uint64_t s_run (const ra_sim_class_t *cls, const ra_kv_t *cfg, int n_cfg,
     for (int i = 0; i < S_NENV; i++)
       h_random_slate (&arng, K, k, act + (size_t) i * k);
     cls->step (sim, 0, S_NENV, act, &h.buf);
+    if (blank)
+      s_blank_tastes (&h, blank);
     d = s_digest (&h, d);
     cls->reset (sim, 0, S_NENV, NULL, h.buf.terminated, &h.buf);
+    if (blank)
+      s_blank_tastes (&h, blank);
     d = s_digest (&h, d);
   }
   h_fini (&h);
   cls->destroy (&sim);
   return d;
+}
+
+static uint64_t s_run (const ra_sim_class_t *cls, const ra_kv_t *cfg, int n_cfg, const ra_task_t *start,
+                       const ra_task_t *later)
+{
+  return s_play (cls, cfg, n_cfg, start, later, 0);
 }
 
 typedef struct {
@@ -212,8 +235,9 @@ Test (hidden_tastes, identical_observations_click_differently_across_tasks)
 }
 
 /* Mean theta . theta_hat over n users of task test:3 after one reset: how well the observation
-   shows the tastes clicks follow. */
-static double s_alignment (const ra_sim_class_t *cls, const ra_kv_t *cfg, int n_cfg, int n)
+   shows the tastes clicks follow. With `observed`, the observation's user row (its first 16
+   floats) in place of the sim's theta_hat. */
+static double s_alignment (const ra_sim_class_t *cls, const ra_kv_t *cfg, int n_cfg, int n, bool observed)
 {
   ra_sim_t *sim = h_make (cls, n, 3, cfg, n_cfg, &s_test3);
   harness_t h;
@@ -239,6 +263,8 @@ static double s_alignment (const ra_sim_class_t *cls, const ra_kv_t *cfg, int n_
       ra_content_view (sim, i, &v);
       th = v.theta, hat = v.theta_hat;
     }
+    if (observed)
+      hat = (const float *) h.buf.obs[0] + h.obs_bytes[0] / sizeof (float) * (size_t) i;
     sum += ra_users_dot (th, hat, 16);   /* every sim's default embedding_dim */
   }
   h_fini (&h);
@@ -253,11 +279,35 @@ Test (hidden_tastes, observed_tastes_no_longer_show_the_clicking_ones)
 {
   for (int r = 0; r < S_NREC; r++) {
     const ra_sim_class_t *cls = s_class (s_rec[r].sim);
-    double off = s_alignment (cls, NULL, 0, 256), on = s_alignment (cls, &s_on, 1, 256);
+    double off = s_alignment (cls, NULL, 0, 256, false), on = s_alignment (cls, &s_on, 1, 256, false);
     cr_log_info ("%s: mean theta . theta_hat off %.3f, hidden_tastes 1 %.3f", cls->name, off, on);
     cr_assert_gt (off, 0.85, "%s: off alignment %.3f", cls->name, off);
     cr_assert_lt (on, 0.5, "%s: on alignment %.3f", cls->name, on);
   }
+}
+
+/* Ads-v1's reveal_tastes (shared.md 4.7): the observed theta_hat moves as theta does, so the
+   observation shows the tastes clicks follow; retrieval, clicks and every other output are
+   those of the same seed without it. Off, or without hidden tastes, it changes nothing. */
+static const ra_kv_t s_reveal[] = { KN ("hidden_tastes", 1), { .key = "reveal_tastes", .type = RA_KV_BOOL, .num = 1 } };
+
+Test (hidden_tastes, reveal_shows_the_clicking_tastes_and_changes_nothing_else)
+{
+  const ra_sim_class_t *ads = &ra_ads_class;
+  const int d = 16;
+  cr_assert_eq (s_play (ads, s_reveal, 2, NULL, &s_test3, d), s_play (ads, &s_on, 1, NULL, &s_test3, d),
+                "reveal_tastes changed more than the user rows' tastes");
+  cr_assert_neq (s_run (ads, s_reveal, 2, NULL, &s_test3), s_run (ads, &s_on, 1, NULL, &s_test3),
+                 "reveal_tastes changed no observation");
+  cr_assert_eq (s_run (ads, s_reveal, 2, NULL, NULL), s_rec[1].plain, "reveal_tastes changed the default task");
+  cr_assert_eq (s_run (ads, s_reveal + 1, 1, NULL, &s_test3), s_rec[1].switched,
+                "reveal_tastes without hidden tastes changed test:3");
+  double hidden = s_alignment (ads, &s_on, 1, 256, true), shown = s_alignment (ads, s_reveal, 2, 256, true);
+  cr_log_info ("Ads-v1: mean theta . observed row, hidden %.3f, revealed %.3f", hidden, shown);
+  cr_assert_lt (hidden, 0.5, "hidden alignment %.3f", hidden);
+  cr_assert_gt (shown, 0.85, "revealed alignment %.3f", shown);
+  h_expect_bad_config (ads, "reveal_tastes", (ra_kv_t) { .key = "reveal_tastes", .type = RA_KV_STR, .str = "yes" },
+                       "a string");
 }
 
 static double s_describe (const ra_sim_class_t *cls, ra_sim_t *sim, int *n_out, bool *has)
@@ -349,6 +399,14 @@ Test (hidden_tastes, users_draw_moves_theta_to_the_secret_topic_and_nothing_else
       }
       for (int q = 0; q < d; q++)
         cr_assert_float_eq (th_b[q], want[q] / sqrtf (n2), 1e-5, "user %d coordinate %d", u, q);
+      /* ra_users_reveal is that move, bit for bit, on any vector (reveal_tastes: on theta_hat) */
+      float moved[16];
+      memcpy (moved, th_a, sizeof moved);
+      ra_users_reveal (pops[p], &c, a.topic, moved);
+      cr_assert_eq (memcmp (moved, th_b, sizeof moved), 0, "user %d: reveal is not the draw's move", u);
+      memcpy (moved, hat_a, sizeof moved);
+      ra_users_reveal (&plain, &c, a.topic, moved);
+      cr_assert_eq (memcmp (moved, hat_a, sizeof moved), 0, "user %d: reveal without hidden tastes moved", u);
     }
   ra_catalog_fini (&c);
 }
