@@ -48,13 +48,19 @@ static uint64_t s_digest (const harness_t *h, uint64_t d)
   return s_fnv (d, h->buf.terminated, (size_t) h->n);
 }
 
-/* The user rows' tastes (each row's first `d` floats, observation field 0) set to 0, so a digest
-   compares everything but them. */
-static void s_blank_tastes (harness_t *h, int d)
+/* Env i's user row (observation field 0; its first embedding_dim floats are the tastes). */
+static float *s_user_row (const harness_t *h, int i)
 {
-  size_t row = h->obs_bytes[0] / sizeof (float);
-  for (int i = 0; i < h->n; i++)
-    memset ((float *) h->buf.obs[0] + row * (size_t) i, 0, (size_t) d * sizeof (float));
+  return (float *) h->buf.obs[0] + h->obs_bytes[0] / sizeof (float) * (size_t) i;
+}
+
+/* s_digest with each user row's first `blank` floats (its tastes) set to 0 first, so it compares
+   everything but them; blank 0: s_digest. */
+static uint64_t s_digest_blanked (harness_t *h, uint64_t d, int blank)
+{
+  for (int i = 0; blank > 0 && i < h->n; i++)
+    memset (s_user_row (h, i), 0, (size_t) blank * sizeof (float));
+  return s_digest (h, d);
 }
 
 /* Digest of S_STEPS random steps of S_NENV envs made with cfg on task `start` (NULL: default), with
@@ -72,9 +78,7 @@ static uint64_t s_play (const ra_sim_class_t *cls, const ra_kv_t *cfg, int n_cfg
   int32_t act[S_NENV * RA_CHOICE_MAX_SLATE];
   uint64_t d = 0xcbf29ce484222325ull;
   cls->reset (sim, 0, S_NENV, NULL, NULL, &h.buf);
-  if (blank)
-    s_blank_tastes (&h, blank);
-  d = s_digest (&h, d);
+  d = s_digest_blanked (&h, d, blank);
   for (int t = 0; t < S_STEPS; t++) {
     if (later && t == S_SWITCH) {
       ra_error_t err;
@@ -83,13 +87,9 @@ static uint64_t s_play (const ra_sim_class_t *cls, const ra_kv_t *cfg, int n_cfg
     for (int i = 0; i < S_NENV; i++)
       h_random_slate (&arng, K, k, act + (size_t) i * k);
     cls->step (sim, 0, S_NENV, act, &h.buf);
-    if (blank)
-      s_blank_tastes (&h, blank);
-    d = s_digest (&h, d);
+    d = s_digest_blanked (&h, d, blank);
     cls->reset (sim, 0, S_NENV, NULL, h.buf.terminated, &h.buf);
-    if (blank)
-      s_blank_tastes (&h, blank);
-    d = s_digest (&h, d);
+    d = s_digest_blanked (&h, d, blank);
   }
   h_fini (&h);
   cls->destroy (&sim);
@@ -264,7 +264,7 @@ static double s_alignment (const ra_sim_class_t *cls, const ra_kv_t *cfg, int n_
       th = v.theta, hat = v.theta_hat;
     }
     if (observed)
-      hat = (const float *) h.buf.obs[0] + h.obs_bytes[0] / sizeof (float) * (size_t) i;
+      hat = s_user_row (&h, i);
     sum += ra_users_dot (th, hat, 16);   /* every sim's default embedding_dim */
   }
   h_fini (&h);
