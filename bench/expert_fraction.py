@@ -23,6 +23,11 @@ run's expert arm counting as the one expert arm whatever its directory. With --a
 runs may also differ in seed: replications from other training and A/B seeds (docs/meta.md 6.43,
 6.44), each run's arms still measured against its own random and expert on its own users, the
 pool over every run's tasks.
+
+    bench/expert_fraction.py REPORT ARM... --expert NAME
+
+divides by the expert arm NAME, for a report that plays experts of several budgets side by side
+(bench/expert_budget.py chooses which one line 1 reads against).
 """
 from __future__ import annotations
 
@@ -58,6 +63,9 @@ def pool_tasks(reports: list, across_seeds: bool = False) -> dict:
         differ = [k for k in keys if first.get(k) != other.get(k)]
         if differ:
             raise ValueError(f"--tasks-from: the runs differ in {', '.join(differ)}")
+    for r in reports:
+        if sum(_is_expert(a["name"]) for a in r["arms"]) != 1:
+            raise ValueError("--tasks-from: every run must have exactly one expert arm")
     arms = [_expert_named(r) for r in reports]
     names = [n for n in arms[0] if all(n in a for a in arms[1:])]
     seen = set()
@@ -70,11 +78,28 @@ def pool_tasks(reports: list, across_seeds: bool = False) -> dict:
                               for n in names]}
 
 
-def fractions(report: dict, arm: str, resamples: int = 2000, seed: int = 1) -> list:
-    """[(K, f_K, lo, hi)] for the K of KS on the report's curve."""
+def expert_arm(report: dict, name: str | None = None) -> str:
+    """The expert arm line 1 divides by: ``name`` (which must be an expert arm), else the
+    report's only one; a report with several (experts of several budgets) must name one."""
     experts = [a["name"] for a in report["arms"] if _is_expert(a["name"])]
+    if name is not None:
+        if name not in experts:
+            raise ValueError(f"'{name}' is not an expert arm of the report "
+                             f"(experts: {', '.join(experts) or 'none'})")
+        return name
     if not experts:
         raise ValueError("the report has no expert arm (recarena-ab --arms ...,expert:dir=DIR)")
+    if len(experts) > 1:
+        raise ValueError(f"the report has {len(experts)} expert arms ({', '.join(experts)}): "
+                         "name the one to divide by with --expert")
+    return experts[0]
+
+
+def fractions(report: dict, arm: str, expert: str | None = None, resamples: int = 2000,
+              seed: int = 1) -> list:
+    """[(K, f_K, lo, hi)] for the K of KS on the report's curve, against ``expert``
+    (expert_arm's choice)."""
+    expert = expert_arm(report, expert)
     out, idx = [], None
     for k in KS:
         if k not in report["curve_k"]:
@@ -86,7 +111,7 @@ def fractions(report: dict, arm: str, resamples: int = 2000, seed: int = 1) -> l
         def gain(name):
             values = _per_task(report, name, f"R@{k}")
             return np.array([values[t] - base[t] for t in tasks])
-        mine, best = gain(arm), gain(experts[0])
+        mine, best = gain(arm), gain(expert)
         boot = mine[idx].mean(axis=1) / best[idx].mean(axis=1)
         out.append((k, mine.mean() / best.mean(), *np.percentile(boot, [2.5, 97.5])))
     return out
@@ -101,14 +126,18 @@ def main(argv: list) -> int:
                     help="pool the tasks of another run of the same arms (repeatable)")
     ap.add_argument("--across-seeds", action="store_true",
                     help="with --tasks-from: the runs may differ in seed (replications)")
+    ap.add_argument("--expert", metavar="NAME",
+                    help="the expert arm to divide by, when the report has several (one per budget)")
     args = ap.parse_args(argv)
     if args.across_seeds and not args.tasks_from:
         ap.error("--across-seeds pools runs: give them with --tasks-from")
+    if args.expert and args.tasks_from:
+        ap.error("--expert picks one of a report's experts; --tasks-from pools runs with one each")
     try:
         report = load_report(args.report)
         if args.tasks_from:
             report = pool_tasks([report, *map(load_report, args.tasks_from)], args.across_seeds)
-        table = {arm: fractions(report, arm) for arm in args.arms}
+        table = {arm: fractions(report, arm, args.expert) for arm in args.arms}
     except (OSError, ValueError, KeyError, TypeError) as e:
         print(f"expert_fraction: {args.report}: {e}", file=sys.stderr)
         return 2
