@@ -6,7 +6,8 @@ REPORT is a recarena-ab report that plays the same recipe's experts at increasin
 side by side with `random` (e.g. `--arms expert:dir=A:name=expert300k,expert:dir=B:name=expert1200k,
 random`), the EXPERT arms named in increasing budget. For each neighbouring pair (a, b) it prints b's
 gain over random as a fraction of a's (bench/expert_fraction.py's ratio of means with its 95%
-bootstrap interval) at every K of 0, 1, 5, 20 on the curve. The rule:
+bootstrap interval, to three places: the rule turns on whether 1 is inside) at every K of 0, 1,
+5, 20 on the curve. The rule:
 
     the budget grows while the next one's gain ratio has its interval above 1 at R@0 or at R@5;
     line 1's denominator is b of the first pair whose interval reaches 1 (or below) at both.
@@ -66,7 +67,7 @@ def main(argv: list) -> int:
     print(f"gain over random of each budget as a fraction of the one before, "
           f"{len(report['arms'][0]['per_task'])} tasks (95% bootstrap intervals)")
     for smaller, larger, rows in pairs:
-        print(f"{larger} / {smaller}: " + "  ".join(f"R@{k} {r:.3f} [{lo:.2f}, {hi:.2f}]" for k, r, lo, hi in rows))
+        print(f"{larger} / {smaller}: " + "  ".join(f"R@{k} {r:.3f} [{lo:.3f}, {hi:.3f}]" for k, r, lo, hi in rows))
     chosen, converged = choose(pairs)
     if converged:
         print(f"denominator: {chosen} (its gain over the budget before has an interval reaching 1 at R@0 and R@5)")

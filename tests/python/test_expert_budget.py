@@ -40,7 +40,7 @@ def test_the_denominator_is_the_first_budget_training_no_longer_raises(tmp_path)
     out = _run(BUDGET, _report(tmp_path, 1.0, jitter=6.0), "expert300k", "expert1200k", "expert4800k")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert "expert1200k / expert300k: R@0 1.300 [1.30, 1.30]" in lines[1]
+    assert "expert1200k / expert300k: R@0 1.300 [1.300, 1.300]" in lines[1]
     # 4.8M gains as much as 1.2M on average, unevenly over tasks: an interval around 1
     r0 = lines[2].split("R@0 ")[1].split("]")[0]
     ratio, lo, hi = float(r0.split()[0]), float(r0.split("[")[1].split(",")[0]), float(r0.split(", ")[1])
@@ -51,7 +51,7 @@ def test_the_denominator_is_the_first_budget_training_no_longer_raises(tmp_path)
 def test_experts_that_keep_gaining_are_named_an_upper_bound(tmp_path):
     out = _run(BUDGET, _report(tmp_path, 1.2), "expert300k", "expert1200k", "expert4800k")
     assert out.returncode == 0, out.stderr
-    assert "expert4800k / expert1200k: R@0 1.200 [1.20, 1.20]" in out.stdout
+    assert "expert4800k / expert1200k: R@0 1.200 [1.200, 1.200]" in out.stdout
     assert "denominator: expert4800k, not converged" in out.stdout
 
 
