@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """bench/expert_budget.py REPORT EXPERT EXPERT...: which budget of the per-task experts line 1
-divides by (docs/agents.md, "Per-task experts"; docs/meta.md 6.51).
+divides by (docs/agents.md, "How long an expert trains"; docs/meta.md 6.51).
 
 REPORT is a recarena-ab report that plays the same recipe's experts at increasing env-step budgets
 side by side with `random` (e.g. `--arms expert:dir=A:name=expert300k,expert:dir=B:name=expert1200k,
@@ -13,8 +13,8 @@ bootstrap interval, to three places: the rule turns on whether 1 is inside) at e
     line 1's denominator is b of the first pair whose interval reaches 1 (or below) at both.
 
 b rather than a because it is the stronger of two experts that training no longer tells apart.
-When every pair still gains, the last expert is named as an upper bound: line 1 read against it is
-higher than against a converged expert. Exit 2 with a message on a bad argument or report.
+When every pair still gains, the last expert is named, not converged: line 1 read against it is
+an upper bound, higher than against a converged expert. Exit 2 with a message on a bad argument or report.
 """
 from __future__ import annotations
 
@@ -42,12 +42,9 @@ def still_gains(rows: list) -> bool:
     return any(lo > 1.0 for k, _, lo, _ in rows if k in DECIDING_K)
 
 
-def choose(pairs: list) -> tuple:
-    """(the denominator's arm, converged?) for [(smaller, larger, rows)] in increasing budget."""
-    for _, larger, rows in pairs:
-        if not still_gains(rows):
-            return larger, True
-    return pairs[-1][1], False
+def first_converged(pairs: list) -> int | None:
+    """Index of the first (smaller, larger, rows) whose larger budget no longer gains, or None."""
+    return next((i for i, (_, _, rows) in enumerate(pairs) if not still_gains(rows)), None)
 
 
 def main(argv: list) -> int:
@@ -68,15 +65,15 @@ def main(argv: list) -> int:
           f"{len(report['arms'][0]['per_task'])} tasks (95% bootstrap intervals)")
     for smaller, larger, rows in pairs:
         print(f"{larger} / {smaller}: " + "  ".join(f"R@{k} {r:.3f} [{lo:.3f}, {hi:.3f}]" for k, r, lo, hi in rows))
-    chosen, converged = choose(pairs)
-    if converged:
-        print(f"denominator: {chosen} (its gain over the budget before has an interval reaching 1 at R@0 and R@5)")
-        later = [b for _, b, rows in pairs[[p[1] for p in pairs].index(chosen) + 1:] if still_gains(rows)]
-        if later:
-            print(f"note: {', '.join(later)} still gains beyond it: the rule stopped on noise; read both")
-    else:
-        print(f"denominator: {chosen}, not converged (it still gains at R@0 or R@5 over the budget before): "
-              "line-1 fractions against it are upper bounds")
+    i = first_converged(pairs)
+    if i is None:
+        print(f"denominator: {pairs[-1][1]}, not converged (it still gains at R@0 or R@5 over the budget "
+              "before): line-1 fractions against it are upper bounds")
+        return 0
+    print(f"denominator: {pairs[i][1]} (its gain over the budget before has an interval reaching 1 at R@0 and R@5)")
+    later = [larger for _, larger, rows in pairs[i + 1:] if still_gains(rows)]
+    if later:
+        print(f"note: {', '.join(later)} still gains beyond it: the rule stopped on noise; read both")
     return 0
 
 
