@@ -102,10 +102,9 @@ static void s_progress (void *ud, const char *arm, int task, double done, double
 
 static ra_server_t *S;
 
-static void *s_serve (void *arg)
+static void *s_serve (void *server)
 {
-  (void) arg;
-  ra_server_run (S);
+  ra_server_run (server);
   return NULL;
 }
 
@@ -454,7 +453,7 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
     so.workers = 1;
     so.idle_timeout_s = 60;
     if (ra_server_new (&so, &S, &err) != RA_OK || ra_server_bind (S, "tcp://127.0.0.1:*", &err) != RA_OK
-        || pthread_create (&thread, NULL, s_serve, NULL) != 0) {
+        || pthread_create (&thread, NULL, s_serve, S) != 0) {
       fprintf (stderr, "cannot start the in-process server: %s\n", err.message);
       ra_server_destroy (&S);
       return 1;

@@ -12,10 +12,9 @@
 static ra_server_t *S;
 static pthread_t S_thread;
 
-static void *s_serve (void *arg)
+static void *s_serve (void *server)
 {
-  (void) arg;
-  ra_server_run (S);
+  ra_server_run (server);
   return NULL;
 }
 
@@ -28,7 +27,7 @@ static void s_server_start (void)
   ra_error_t err;
   cr_assert_eq (ra_server_new (&o, &S, &err), RA_OK, "%s", err.message);
   cr_assert_eq (ra_server_bind (S, "tcp://127.0.0.1:*", &err), RA_OK, "%s", err.message);
-  cr_assert_eq (pthread_create (&S_thread, NULL, s_serve, NULL), 0);
+  cr_assert_eq (pthread_create (&S_thread, NULL, s_serve, S), 0);
 }
 
 static void s_server_stop (void)
