@@ -73,6 +73,7 @@ static const ra_kv_t s_config_defaults[] = {
   { .key = "oracle", .type = RA_KV_BOOL, .num = 0 },
   { .key = "task_slots", .type = RA_KV_NUM, .num = 16 },
   { .key = "hidden_tastes", .type = RA_KV_NUM, .num = 0 },   /* docs/sims/shared.md 4 */
+  { .key = "reveal_tastes", .type = RA_KV_BOOL, .num = 0 },  /* docs/sims/shared.md 4.7 */
   { .key = "position_bias", .type = RA_KV_NUM, .num = 1.0 },
   { .key = "no_click_utility", .type = RA_KV_NUM, .num = 1.0 },
   { .key = "drift", .type = RA_KV_NUM, .num = 0.1 },
@@ -101,7 +102,7 @@ static const ra_kv_t s_config_defaults[] = {
 static const char s_known_keys[] =
     "num_candidates, slate_size, embedding_dim, num_items, num_topics, retrieval_mix, choice_model, "
     "cascade_continue, reward, reward_weights.{clicks,purchases,revenue,margin}, reward_plugin.<key>, oracle, "
-    "task_slots, hidden_tastes, position_bias, "
+    "task_slots, hidden_tastes, reveal_tastes, position_bias, "
     "no_click_utility, drift, choice_temperature, price_sensitivity, " RA_DYNAMICS_KNOWN_KEYS;
 
 /* Config keys that set the default task's parameter of the same name (section 6.3). */
@@ -147,6 +148,7 @@ struct ra_sim {
   int num_envs, K, k, d, n_items, n_topics, n_near;
   int f_user, f_cand, f_resp;           /* per-row widths of the observation fields */
   bool oracle;
+  bool reveal;                          /* config reveal_tastes (shared.md 4.7) */
   ra_reward_t reward;                   /* the built-in weights (revenue when a plugin rules) */
   ra_reward_model_t rmodel;             /* owns the plugin state, if any (section 7.3) */
   ra_sim_spec_t spec;
@@ -216,15 +218,18 @@ static inline float s_gain (const ra_sim_t *s, const ra_catalog_t *c, const ra_u
 }
 
 /* 9.1 user and candidate rows */
-static void s_write_obs (const ra_sim_t *s, int i, const ra_catalog_t *c, const s_env_t *e,
+static void s_write_obs (const ra_sim_t *s, int i, const s_slot_t *sl, const s_env_t *e,
                          const ra_sim_buffers_t *buf)
 {
   const int d = s->d;
+  const ra_catalog_t *c = &sl->cat;
   float *u = (float *) buf->obs[S_OBS_USER] + (size_t) i * s->f_user;
   const float *th = s->theta_hat + (size_t) i * d;
   for (int q = 0; q < d; q++)
     u[q] = th[q];
   const ra_user_t *us = &e->user;
+  if (s->reveal)
+    ra_users_reveal (&sl->pop, c, us->topic, u);
   float bf = us->budget / us->budget0;
   u[d] = bf > 1.0f ? 1.0f : bf;
   float lb = logf (1.0f + us->budget) * (float) (1.0 / log (1.0 + RA_USER_BUDGET_MAX));
@@ -358,6 +363,8 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   S_TRY (ra_config_get_int (&cfg, "task_slots", 16, 1, 4096, &slots, err));
   double hidden_tastes;   /* shared.md 4 */
   S_TRY (ra_config_get_num (&cfg, "hidden_tastes", 0, 0, 1, &hidden_tastes, err));
+  bool reveal_tastes;     /* shared.md 4.7 */
+  S_TRY (ra_config_get_bool (&cfg, "reveal_tastes", false, &reveal_tastes, err));
   for (size_t q = 0; q < sizeof s_config_task_keys / sizeof s_config_task_keys[0]; q++) {
     const ra_task_param_def_t *pd = &s_params[s_config_task_keys[q]];
     S_TRY (ra_config_get_num (&cfg, pd->name, task_defaults[s_config_task_keys[q]], pd->min, pd->max,
@@ -391,6 +398,7 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
   s->n_topics = (int) n_topics;
   s->n_near = (int) lround (mix * (double) K);   /* 8.1 */
   s->oracle = oracle;
+  s->reveal = reveal_tastes;
   s->rmodel = rmodel;
   s->reward = rmodel.builtin;
   s->choice_kind = (ra_choice_kind_t) choice_kind;
@@ -509,7 +517,7 @@ static void s_reset (ra_sim_t *s, int i0, int i1, const uint64_t *seeds, const u
       e->tbudget = ra_time_budget_draw (&s->dyn.budget, &e->rng);
     ra_catalog_retrieve (&sl->cat, e->near_topic, s->n_near, s->K, &e->rng,
                          s->cand + (size_t) i * s->K);
-    s_write_obs (s, i, &sl->cat, e, buf);
+    s_write_obs (s, i, sl, e, buf);
     memset ((float *) buf->obs[S_OBS_RESPONSE] + (size_t) i * s->f_resp, 0, (size_t) s->f_resp * sizeof (float));
     if (s->oracle)
       s_oracle (s, i, sl, e);
@@ -650,7 +658,7 @@ static void s_step (ra_sim_t *s, int i0, int i1, const int32_t *actions, const r
     float rf = total[RA_METRIC_REVENUE] / e->user.budget0;
     resp[2 * k] = rf > 1.0f ? 1.0f : rf;
     ra_catalog_retrieve (c, e->near_topic, s->n_near, s->K, &e->rng, cand);
-    s_write_obs (s, i, c, e, buf);
+    s_write_obs (s, i, sl, e, buf);
     if (s->oracle) {
       ((float *) buf->info[S_INFO_ORACLE_REWARD])[i] = oracle_value;
       ((float *) buf->info[S_INFO_REGRET])[i] = regret;

@@ -3,7 +3,7 @@
     a recording taken from the code before the key existed; on, a drawn task's users click by
     tastes the observation does not show, the same for two runs with one seed and different for
     two tasks whose observations are identical; describe_task says whether it is on, never the
-    secret; bad values are BAD_CONFIG naming the key. Ads-v1's reveal_tastes (shared.md 4.7)
+    secret; bad values are BAD_CONFIG naming the key. reveal_tastes (shared.md 4.7; ECommerce-v1, Ads-v1)
     shows the secret in the observation and changes nothing else.
 
     The recording: FNV-1a digests of every output byte of 150 random-slate steps of 16 envs
@@ -286,28 +286,34 @@ Test (hidden_tastes, observed_tastes_no_longer_show_the_clicking_ones)
   }
 }
 
-/* Ads-v1's reveal_tastes (shared.md 4.7): the observed theta_hat moves as theta does, so the
-   observation shows the tastes clicks follow; retrieval, clicks and every other output are
-   those of the same seed without it. Off, or without hidden tastes, it changes nothing. */
+/* reveal_tastes (shared.md 4.7; ECommerce-v1 and Ads-v1): the observed theta_hat moves as theta
+   does, so the observation shows the tastes clicks follow; retrieval, clicks and every other
+   output are those of the same seed without it. Off, or without hidden tastes, it changes nothing.
+   The other two sims reject the key as unknown. */
 static const ra_kv_t s_reveal[] = { KN ("hidden_tastes", 1), { .key = "reveal_tastes", .type = RA_KV_BOOL, .num = 1 } };
 
 Test (hidden_tastes, reveal_shows_the_clicking_tastes_and_changes_nothing_else)
 {
-  const ra_sim_class_t *ads = &ra_ads_class;
   const int d = 16;
-  cr_assert_eq (s_play (ads, s_reveal, 2, NULL, &s_test3, d), s_play (ads, &s_on, 1, NULL, &s_test3, d),
-                "reveal_tastes changed more than the user rows' tastes");
-  cr_assert_neq (s_run (ads, s_reveal, 2, NULL, &s_test3), s_run (ads, &s_on, 1, NULL, &s_test3),
-                 "reveal_tastes changed no observation");
-  cr_assert_eq (s_run (ads, s_reveal, 2, NULL, NULL), s_rec[1].plain, "reveal_tastes changed the default task");
-  cr_assert_eq (s_run (ads, s_reveal + 1, 1, NULL, &s_test3), s_rec[1].switched,
-                "reveal_tastes without hidden tastes changed test:3");
-  double hidden = s_alignment (ads, &s_on, 1, 256, true), shown = s_alignment (ads, s_reveal, 2, 256, true);
-  cr_log_info ("Ads-v1: mean theta . observed row, hidden %.3f, revealed %.3f", hidden, shown);
-  cr_assert_lt (hidden, 0.5, "hidden alignment %.3f", hidden);
-  cr_assert_gt (shown, 0.85, "revealed alignment %.3f", shown);
-  h_expect_bad_config (ads, "reveal_tastes", (ra_kv_t) { .key = "reveal_tastes", .type = RA_KV_STR, .str = "yes" },
-                       "a string");
+  for (int r = 0; r < 2; r++) {   /* s_rec[0] ECommerce-v1, s_rec[1] Ads-v1 */
+    const ra_sim_class_t *cls = s_class (s_rec[r].sim);
+    cr_assert_eq (s_play (cls, s_reveal, 2, NULL, &s_test3, d), s_play (cls, &s_on, 1, NULL, &s_test3, d),
+                  "%s: reveal_tastes changed more than the user rows' tastes", cls->name);
+    cr_assert_neq (s_run (cls, s_reveal, 2, NULL, &s_test3), s_run (cls, &s_on, 1, NULL, &s_test3),
+                   "%s: reveal_tastes changed no observation", cls->name);
+    cr_assert_eq (s_run (cls, s_reveal, 2, NULL, NULL), s_rec[r].plain, "%s: reveal_tastes changed the default task",
+                  cls->name);
+    cr_assert_eq (s_run (cls, s_reveal + 1, 1, NULL, &s_test3), s_rec[r].switched,
+                  "%s: reveal_tastes without hidden tastes changed test:3", cls->name);
+    double hidden = s_alignment (cls, &s_on, 1, 256, true), shown = s_alignment (cls, s_reveal, 2, 256, true);
+    cr_log_info ("%s: mean theta . observed row, hidden %.3f, revealed %.3f", cls->name, hidden, shown);
+    cr_assert_lt (hidden, 0.5, "%s: hidden alignment %.3f", cls->name, hidden);
+    cr_assert_gt (shown, 0.85, "%s: revealed alignment %.3f", cls->name, shown);
+    h_expect_bad_config (cls, "reveal_tastes",
+                         (ra_kv_t) { .key = "reveal_tastes", .type = RA_KV_STR, .str = "yes" }, "a string");
+  }
+  for (int r = 2; r < S_NREC; r++)
+    h_expect_bad_config (s_class (s_rec[r].sim), "reveal_tastes", s_reveal[1], "an unknown key");
 }
 
 static double s_describe (const ra_sim_class_t *cls, ra_sim_t *sim, int *n_out, bool *has)
