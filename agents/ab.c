@@ -102,11 +102,6 @@ static void s_progress (void *ud, const char *arm, int task, double done, double
 
 static ra_server_t *S;
 
-static void *s_serve (void *server)
-{
-  ra_server_run (server);
-  return NULL;
-}
 
 /* v as an integer in [lo, hi]; otherwise says what was wrong on stderr and sets *bad. */
 static int s_int (const char *flag, const char *v, int lo, int hi, bool *bad)
@@ -453,7 +448,7 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
     so.workers = 1;
     so.idle_timeout_s = 60;
     if (ra_server_new (&so, &S, &err) != RA_OK || ra_server_bind (S, "tcp://127.0.0.1:*", &err) != RA_OK
-        || pthread_create (&thread, NULL, s_serve, S) != 0) {
+        || pthread_create (&thread, NULL, ra_server_thread, S) != 0) {
       fprintf (stderr, "cannot start the in-process server: %s\n", err.message);
       ra_server_destroy (&S);
       return 1;

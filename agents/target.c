@@ -193,11 +193,6 @@ static int s_parse (int argc, char **argv, opts_t *o)
 
 /* ------------------------------------------------------------------------ in-process server */
 
-static void *s_serve (void *arg)
-{
-  ra_server_run (arg);
-  return NULL;
-}
 
 static ra_err_t s_make (ra_client_t *c, const opts_t *o, int n, uint64_t seed, const char *autoreset,
                         ra_client_env_t *env, ra_error_t *err)
@@ -385,7 +380,7 @@ int main (int argc, char **argv)
       fprintf (stderr, "recarena-target: in-process server: %s\n", err.message);
       goto done;
     }
-    if (pthread_create (&srv_thread, NULL, s_serve, srv) != 0) {
+    if (pthread_create (&srv_thread, NULL, ra_server_thread, srv) != 0) {
       fprintf (stderr, "recarena-target: cannot start the server thread\n");
       goto done;
     }

@@ -234,12 +234,6 @@ static void s_handlers_close (handlers_t *x)
 /* ---- over ZeroMQ with the C client ------------------------------------------------------- */
 
 static ra_server_t *s_srv;
-static void *s_serve (void *arg)
-{
-  (void) arg;
-  ra_server_run (s_srv);
-  return NULL;
-}
 
 typedef struct {
   ra_client_t *c;
@@ -467,7 +461,7 @@ int main (int argc, char **argv)
   }
   const char *ep = ra_server_endpoint (s_srv, 0);
   pthread_t th;
-  pthread_create (&th, NULL, s_serve, NULL);
+  pthread_create (&th, NULL, ra_server_thread, s_srv);
 
   static inproc_t inproc;
   static handlers_t handlers, handlers1;

@@ -113,11 +113,6 @@ static void s_profile (const char *label, const char *bin, int updates)
 
 /* ------------------------------------------------------------------ protocol split, P = 1 */
 
-static void *s_serve (void *arg)
-{
-  ra_server_run (arg);
-  return NULL;
-}
 
 typedef struct {
   double compute, source_step, samples;
@@ -196,7 +191,7 @@ static int s_sources (int N, int updates, int repeats, split_t *proto, split_t *
   ra_error_t err;
   pthread_t th;
   if (ra_server_new (&so, &srv, &err) != RA_OK || ra_server_bind (srv, "tcp://127.0.0.1:*", &err) != RA_OK
-      || pthread_create (&th, NULL, s_serve, srv) != 0) {
+      || pthread_create (&th, NULL, ra_server_thread, srv) != 0) {
     fprintf (stderr, "bench_target: server: %s\n", err.message);
     return -1;
   }

@@ -729,6 +729,12 @@ static bool s_serve_one (ra_server_t *srv, ra_msg_out_t *rep)
   return true;
 }
 
+void *ra_server_thread (void *srv)
+{
+  ra_server_run (srv);
+  return NULL;
+}
+
 ra_err_t ra_server_run (ra_server_t *srv)
 {
   if (!srv->router || srv->nbinds == 0)

@@ -101,6 +101,10 @@ const char *ra_server_endpoint (const ra_server_t *srv, int i);
    linger so the replies leave. Runs once per server (the socket is closed when it returns).
    RA_OK on a clean stop; RA_ERR_TRANSPORT if nothing is bound or the socket fails. */
 ra_err_t ra_server_run (ra_server_t *srv);
+/* ra_server_run on a thread of its own: pthread_create (&t, NULL, ra_server_thread, srv). The
+   server comes as the argument, never through a global a later assignment could change under
+   the thread (two threads on one server's socket abort inside libzmq). Returns NULL. */
+void *ra_server_thread (void *srv);
 /* Asks ra_server_run to return soon (within its poll timeout, at most 100 ms). Thread-safe and
    async-signal-safe. */
 void ra_server_stop (ra_server_t *srv);

@@ -12,11 +12,6 @@
 static ra_server_t *S;
 static pthread_t S_thread;
 
-static void *s_serve (void *server)
-{
-  ra_server_run (server);
-  return NULL;
-}
 
 /* Starts S; its endpoint is ra_server_endpoint (S, 0). */
 static void s_server_start (void)
@@ -27,7 +22,7 @@ static void s_server_start (void)
   ra_error_t err;
   cr_assert_eq (ra_server_new (&o, &S, &err), RA_OK, "%s", err.message);
   cr_assert_eq (ra_server_bind (S, "tcp://127.0.0.1:*", &err), RA_OK, "%s", err.message);
-  cr_assert_eq (pthread_create (&S_thread, NULL, s_serve, S), 0);
+  cr_assert_eq (pthread_create (&S_thread, NULL, ra_server_thread, S), 0);
 }
 
 static void s_server_stop (void)

@@ -19,11 +19,6 @@ static pthread_t S_thread;
 static char S_ep[256];
 static char Srv_pub[41], Srv_sec[41], A_pub[41], A_sec[41], B_pub[41], B_sec[41], X_pub[41], X_sec[41];
 
-static void *s_serve (void *server)
-{
-  ra_server_run (server);
-  return NULL;
-}
 
 static void setup (void)
 {
@@ -42,7 +37,7 @@ static void setup (void)
   cr_assert_eq (ra_server_new (&o, &S, &err), RA_OK, "%s", err.message);
   cr_assert_eq (ra_server_bind (S, "tcp://127.0.0.1:*", &err), RA_OK, "%s", err.message);
   snprintf (S_ep, sizeof S_ep, "%s", ra_server_endpoint (S, 0));
-  cr_assert_eq (pthread_create (&S_thread, NULL, s_serve, S), 0);
+  cr_assert_eq (pthread_create (&S_thread, NULL, ra_server_thread, S), 0);
 }
 
 static void teardown (void)

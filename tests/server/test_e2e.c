@@ -22,14 +22,6 @@ static ra_server_t *S;
 static pthread_t S_thread;
 static char S_ipc[128];
 
-/* Runs the server it is given. Taken as the argument, not read from S: a test that starts a
-   second server must not race the suite's thread for the global (two threads on one ROUTER
-   socket abort inside libzmq). */
-static void *s_serve (void *server)
-{
-  ra_server_run (server);
-  return NULL;
-}
 
 static void setup (void)
 {
@@ -43,7 +35,7 @@ static void setup (void)
   cr_assert_eq (ra_server_bind (S, "tcp://127.0.0.1:*", &err), RA_OK, "%s", err.message);
   snprintf (S_ipc, sizeof S_ipc, "ipc:///tmp/recarena-test-%d.sock", (int) getpid ());
   cr_assert_eq (ra_server_bind (S, S_ipc, &err), RA_OK, "%s", err.message);
-  cr_assert_eq (pthread_create (&S_thread, NULL, s_serve, S), 0);
+  cr_assert_eq (pthread_create (&S_thread, NULL, ra_server_thread, S), 0);
 }
 
 static void teardown (void)
@@ -447,7 +439,7 @@ Test (e2e, the_loop_reclaims_idle_sessions_on_its_timer)
   cr_assert_eq (ra_server_new (&o, &srv, &err), RA_OK);
   cr_assert_eq (ra_server_bind (srv, "tcp://127.0.0.1:*", &err), RA_OK);
   pthread_t th;
-  cr_assert_eq (pthread_create (&th, NULL, s_serve, srv), 0);
+  cr_assert_eq (pthread_create (&th, NULL, ra_server_thread, srv), 0);
   ra_client_t *c;
   cr_assert_eq (ra_client_new (ra_server_endpoint (srv, 0), 5000, &c, &err), RA_OK, "%s", err.message);
   ra_make_opts_t mo = { .has_seed = true, .seed = 1 };

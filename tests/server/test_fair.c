@@ -347,11 +347,6 @@ static ra_server_t *S;
 static pthread_t S_thread;
 static char S_ep[256];
 
-static void *s_serve (void *server)
-{
-  ra_server_run (server);
-  return NULL;
-}
 
 static double s_now (void)
 {
@@ -463,7 +458,7 @@ Test (fair_inline, a_pipelining_connection_delays_anothers_inline_step_by_a_mess
   cr_assert_eq (ra_server_new (&o, &S, &err), RA_OK, "%s", err.message);
   cr_assert_eq (ra_server_bind (S, "tcp://127.0.0.1:*", &err), RA_OK, "%s", err.message);
   snprintf (S_ep, sizeof S_ep, "%s", ra_server_endpoint (S, 0));
-  cr_assert_eq (pthread_create (&S_thread, NULL, s_serve, S), 0);
+  cr_assert_eq (pthread_create (&S_thread, NULL, ra_server_thread, S), 0);
   void *za = zmq_ctx_new (), *zb = zmq_ctx_new ();
   void *da = s_dealer (za), *db = s_dealer (zb);
   int64_t ha = s_inline_session (da), hb = s_inline_session (db);

@@ -35,11 +35,6 @@ static ra_server_t *S;
 static pthread_t S_thread;
 static char S_ipc[128];
 
-static void *s_serve (void *arg)
-{
-  ra_server_run (arg);
-  return NULL;
-}
 
 static void s_start_spin (double idle_timeout_s, int spin_us)
 {
@@ -54,7 +49,7 @@ static void s_start_spin (double idle_timeout_s, int spin_us)
   cr_assert_eq (ra_server_bind (S, "tcp://127.0.0.1:*", &err), RA_OK, "%s", err.message);
   snprintf (S_ipc, sizeof S_ipc, "ipc:///tmp/recarena-shm-test-%d.sock", (int) getpid ());
   cr_assert_eq (ra_server_bind (S, S_ipc, &err), RA_OK, "%s", err.message);
-  cr_assert_eq (pthread_create (&S_thread, NULL, s_serve, S), 0);
+  cr_assert_eq (pthread_create (&S_thread, NULL, ra_server_thread, S), 0);
 }
 
 static void s_start (double idle_timeout_s) { s_start_spin (idle_timeout_s, 0); }
