@@ -1,8 +1,9 @@
 /*  agents/meta.c - recarena-meta: meta-trains an initialisation of the target policy over a set
     of train tasks and keeps the one that adapts best on the val tasks (docs/meta.md). Algorithms:
     reptile, fomaml, es, es-maml (agents/meta/core.h for the update math, agents/meta/adapt.h
-    for the adaptation operator) and multitask, the pretrain-then-fine-tune ablation that trains
-    through the same task-set source as recarena-target --task SET.
+    for the adaptation operator), distill (a student imitating a teacher that sees more of the
+    same envs, through a paired source) and multitask, the pretrain-then-fine-tune ablation that
+    trains through the same task-set source as recarena-target --task SET.
 
     Envs: in-process rollout sources (the sims stepped in this process) unless --address names a
     server (one for every rank, or a comma-separated list of one per rank). A work policy of P
@@ -32,6 +33,7 @@
 #include "agents/nn/nn.h"
 #include "agents/outpath.h"
 #include "agents/policies/rollout_inproc.h"
+#include "agents/policies/rollout_paired.h"
 #include "agents/policies/rollout_tasks.h"
 #include "agents/policies/target.h"
 #include "agents/policies/taskset.h"
@@ -53,25 +55,27 @@ __attribute__ ((format (printf, 1, 2))) static void s_err (const char *fmt, ...)
   va_end (ap);
 }
 
-typedef enum { A_REPTILE, A_FOMAML, A_ES, A_ESMAML, A_MULTITASK } algo_t;
-static const char *const s_algos[] = { "reptile", "fomaml", "es", "es-maml", "multitask" };
+typedef enum { A_REPTILE, A_FOMAML, A_ES, A_ESMAML, A_MULTITASK, A_DISTILL } algo_t;
+static const char *const s_algos[] = { "reptile", "fomaml", "es", "es-maml", "multitask", "distill" };
+#define NALGOS ((int) (sizeof s_algos / sizeof s_algos[0]))
 /* outer learning rate defaults per algorithm (docs/meta.md 4) */
-static const double s_outer_lr[] = { 1.0, 1e-3, 1e-2, 1e-2, 3e-3 };
+static const double s_outer_lr[] = { 1.0, 1e-3, 1e-2, 1e-2, 3e-3, 1e-3 };
 
 typedef struct {
-  const char *env, *train, *val, *device, *address, *ckpt_in, *ckpt_out, *ckpt_last, *metrics, *config;
+  const char *env, *train, *val, *device, *address, *ckpt_in, *ckpt_out, *ckpt_last, *metrics, *config, *teacher;
   char algo_name[16], params_name[8], val_params_name[8], val_act_name[8], opt_name[8], anneal_name[8];
   algo_t algo;
   ra_meta_act_t val_act;  /* how validation plays (docs/meta.md 3) */
   long long budget, iters, val_every, seed, workers, inner_steps, meta_batch, population,
     envs_per_task, rollout, hidden, layers, slot_feedback;
   double inner_lr, val_inner_lr, outer_lr, sigma, entropy, weight_decay, temp, slot_credit, context, context_ts,
-    context_session, context_baseline, context_handover, context_kernel;
+    context_session, context_baseline, context_handover, context_kernel, teacher_weight;
   bool quiet, head_only, val_head_only, inner_sgd, affinity, val_at_start, context_residual,
       scorer_yield;
   bool anneal_run;     /* Reptile's epsilon anneals over this run's budget only (--anneal-over run) */
   bool set[64];        /* which settings the command line or file gave (by table index) */
   ra_kv_list_t sim_config;   /* --sim-config KEY=VALUE entries, in order (the sims' make config) */
+  ra_kv_list_t teacher_config; /* --teacher-sim-config: added to sim_config for the teacher's envs */
 } opts_t;
 
 typedef enum { T_STR, T_INT, T_NUM, T_BOOL, T_ALGO, T_PARAMS, T_VALPARAMS, T_SIMCFG, T_VALACT, T_OPT, T_ANNEAL } ftype_t;
@@ -134,6 +138,9 @@ static const flag_t s_flags[] = {
   { "context-handover", T_NUM, O (context_handover), 0, RA_TARGET_CONTEXT_HANDOVER_MAX },
   { "val-inner-lr", T_NUM, O (val_inner_lr), 0, 10 },
   { "context-kernel", T_NUM, O (context_kernel), 0, RA_TARGET_CONTEXT_KERNEL_MAX },
+  { "teacher", T_STR, O (teacher), 0, 0 },
+  { "teacher-weight", T_NUM, O (teacher_weight), 1e-9, RA_TARGET_TEACHER_WEIGHT_MAX },
+  { "teacher-sim-config", T_SIMCFG, O (teacher_config), 0, 0 },
   /* new flags go last: the F_ indices below count entries of this table */
 };
 #define NFLAGS ((int) (sizeof s_flags / sizeof s_flags[0]))
@@ -142,14 +149,15 @@ enum { F_ITERS = 5, F_OUTER_LR = 12, F_INNER_LR = 10, F_INNER_STEPS = 11, F_ROLL
        F_SLOT_FEEDBACK = 34, F_AFFINITY = 35, F_VAL_PARAMS = 36, F_CONTEXT = 37, F_ANNEAL = 40,
        F_CONTEXT_RESIDUAL = 41, F_SCORER_YIELD = 42, F_CONTEXT_TS = 43,
        F_CONTEXT_SESSION = 44, F_CONTEXT_BASELINE = 45, F_CONTEXT_HANDOVER = 46, F_VAL_INNER_LR = 47,
-       F_CONTEXT_KERNEL = 48 };
+       F_CONTEXT_KERNEL = 48, F_TEACHER = 49, F_TEACHER_WEIGHT = 50, F_TEACHER_SIM_CONFIG = 51 };
 
 static void s_usage (FILE *f)
 {
   fprintf (f,
     "usage: recarena-meta [--flag value ...]   (docs/meta.md)\n"
     "  --env SIM               ECommerce-v1 | Ads-v1 | News-v1 | Content-v1 (default ECommerce-v1)\n"
-    "  --algo A                reptile | fomaml | es | es-maml | multitask (default reptile)\n"
+    "  --algo A                reptile | fomaml | es | es-maml | multitask | distill (default\n"
+    "                        reptile)\n"
     "  --train-tasks SET       (default train:all)      --val-tasks SET (default val:0-15)\n"
     "  --budget-steps N        env steps of meta-training (default 200000)\n"
     "  --iters N               stop after N iterations too (default: budget only)\n"
@@ -158,7 +166,7 @@ static void s_usage (FILE *f)
     "  --inner-lr X (3e-3)  --inner-steps K (5)  --rollout-len T (16)  --adapt-params all|head (all)\n"
     "  --inner-opt adam|sgd  optimizer of every adaptation (adam; stored in the checkpoint)\n"
     "  --outer-lr X          reptile epsilon (1.0), Adam lr of fomaml (1e-3), es/es-maml (1e-2),\n"
-    "                        and multitask (3e-3)\n"
+    "                        multitask (3e-3) and distill (1e-3)\n"
     "  --anneal-over lineage|run  reptile's epsilon falls to 0 over the whole lineage, the steps of\n"
     "                        a continued checkpoint included (lineage), or over this run's budget\n"
     "                        only, as if it started afresh (run; docs/meta.md 5)\n"
@@ -216,7 +224,13 @@ static void s_usage (FILE *f)
     "  --context-kernel BETA with --context, the task context is a kernel regression over\n"
     "                        user prototypes, weight exp(BETA (cos - 1)), instead of T8's\n"
     "                        linear one (0: T8; not with --context-ts; a checkpoint's\n"
-    "                        setting unless given; docs/agents.md T15)\n");
+    "                        setting unless given; docs/agents.md T15)\n"
+    "  --teacher F           distill: the checkpoint of the teacher, a network without the task\n"
+    "                        context whose top-k slates the student imitates (docs/meta.md 2.8)\n"
+    "  --teacher-weight W    distill: the imitation term's weight w (1; docs/agents.md T16)\n"
+    "  --teacher-sim-config KEY=VALUE  distill: added to --sim-config for the envs the teacher\n"
+    "                        observes, repeatable (e.g. reveal_tastes=true: it sees the hidden\n"
+    "                        tastes); the same envs, seeds and tasks as the student's\n");
 }
 
 static void s_defaults (opts_t *o)
@@ -226,7 +240,7 @@ static void s_defaults (opts_t *o)
                   .inner_lr = 3e-3, .inner_steps = 5, .outer_lr = -1, .meta_batch = 8,
                   .population = 32, .envs_per_task = 16, .rollout = 16, .hidden = 64,
                   .layers = 2, .sigma = 0.02, .entropy = 0.01, .weight_decay = 0, .temp = 1.0,
-                  .val_act = RA_META_ACT_SAMPLE, .val_at_start = true };
+                  .val_act = RA_META_ACT_SAMPLE, .val_at_start = true, .teacher_weight = 1 };
   strcpy (o->algo_name, "reptile");
   strcpy (o->val_act_name, "sample");
   strcpy (o->params_name, "all");
@@ -294,11 +308,11 @@ static int s_set (opts_t *o, const char *name, const char *text, const char *whe
       break;
     case T_ALGO: {
       int a = -1;
-      for (int k = 0; k < 5; k++)
+      for (int k = 0; k < NALGOS; k++)
         if (!strcmp (text, s_algos[k]))
           a = k;
       if (a < 0) {
-        s_err ("%s: '%s', expected reptile, fomaml, es, es-maml or multitask\n",
+        s_err ("%s: '%s', expected reptile, fomaml, es, es-maml, multitask or distill\n",
                  where, text);
         return -1;
       }
@@ -331,7 +345,7 @@ static int s_set (opts_t *o, const char *name, const char *text, const char *whe
         return -1;
       break;
     case T_SIMCFG:   /* appended: every entry reaches the sims' make config */
-      if (ra_kv_list_parse (&o->sim_config, text, &err) != RA_OK) {
+      if (ra_kv_list_parse ((ra_kv_list_t *) p, text, &err) != RA_OK) {
         s_err ("%s: %s\n", where, err.message);
         return -1;
       }
@@ -488,6 +502,15 @@ static int s_parse (int argc, char **argv, opts_t *o, cfg_text_t **cfg_text)
            "to pool; use reptile, fomaml, es or es-maml\n", o->context);
     return -1;
   }
+  if (o->algo == A_DISTILL && !o->teacher) {
+    s_err ("--algo distill needs --teacher F, the checkpoint of the network it imitates\n");
+    return -1;
+  }
+  for (int f = F_TEACHER; f <= F_TEACHER_SIM_CONFIG; f++)
+    if (o->set[f] && o->algo != A_DISTILL) {
+      s_err ("--%s: only distill has a teacher (this run is --algo %s)\n", s_flags[f].name, o->algo_name);
+      return -1;
+    }
   return 0;
 }
 
@@ -569,16 +592,18 @@ typedef struct {
   ra_kv_t *config;              /* the make config (entries borrow opts' strings); freed at fini */
 } source_t;
 
-static ra_err_t s_source (const opts_t *o, int n, int slots, uint64_t seed, source_t *s, ra_error_t *err)
+/* more: config entries after --sim-config's (the teacher's view), or NULL */
+static ra_err_t s_source (const opts_t *o, const ra_kv_list_t *more, int n, int slots, uint64_t seed, source_t *s,
+                          ra_error_t *err)
 {
-  /* the --sim-config entries, then task_slots unless they name it */
-  int nc = o->sim_config.n;
+  /* the --sim-config entries and more's, then task_slots unless they name it */
+  int ns = o->sim_config.n, nc = ns + (more ? more->n : 0);
   ra_kv_t *kv = s->config = calloc ((size_t) nc + 1, sizeof *kv);
   if (!kv)
     return ra_error_set (err, RA_ERR_NOMEM, -1, "sim config of %d entries: out of memory", nc);
   bool named = false;
   for (int q = 0; q < nc; q++) {
-    kv[q] = o->sim_config.items[q];
+    kv[q] = q < ns ? o->sim_config.items[q] : more->items[q - ns];
     named |= !strcmp (kv[q].key, "task_slots");
   }
   if (!named)
@@ -628,7 +653,10 @@ typedef struct {
   size_t n;                     /* parameters per replica */
   source_t wsrc, vsrc, msrc;    /* work, val, multitask (inner of the task-set source) */
   ra_rollout_t *tsrc;           /* multitask: the task-set source over msrc */
+  source_t tview;           /* distill: the work envs as the teacher observes them */
+  ra_rollout_t *psrc;           /* distill: wsrc and tview stepped in pairs */
   ra_target_t *work, *valp, *mt, *one; /* one: a P = 1 policy for checkpoints */
+  ra_target_t *teacher;         /* distill: one replica over the work envs */
   float *theta, *rows, *scratch, *g, *fit, *util;
   uint8_t *mask;
   int *idx;
@@ -638,6 +666,7 @@ typedef struct {
   ra_meta_adam_t adam;
   ra_nn_rng_t rng;
   int64_t env_steps;            /* this run's */
+  double imitation;             /* distill: the last iteration's imitation loss, mean over its updates */
   int64_t steps_before;         /* env steps behind the checkpoint it continues (docs/meta.md 5) */
 } run_t;
 
@@ -805,6 +834,42 @@ static ra_err_t s_multitask (run_t *r, double *meta_return, ra_error_t *err)
   return RA_OK;
 }
 
+/* Distill (docs/meta.md 2.8): block b plays its task for k rollouts (--inner-steps) of T steps;
+   after each, the blocks' gradients (actor-critic plus the teacher's imitation, T16, each clipped)
+   are summed in task order and theta takes one AdamW step, g = -(1/B) sum_b grad_b, which every
+   block then plays on: its task's context goes on filling across the k rollouts. The blocks' own
+   optimiser has lr 0, so only the outer step moves theta. */
+static ra_err_t s_distill (run_t *r, const uint64_t *seeds, uint64_t rng_seed, ra_target_stats_t *st,
+                           ra_error_t *err)
+{
+  int k = r->o->inner_steps > 0 ? (int) r->o->inner_steps : 1, Pl = r->Pl, P = r->P;
+  ra_meta_adapt_cfg_t a = r->ad;
+  a.steps = 0;
+  a.inner_lr = 0;
+  ra_err_t rc = ra_meta_adapt_at (r->work, r->lo, r->rows, NULL, r->psrc, &a, seeds, rng_seed, st, NULL, err);
+  for (int u = 0; rc == RA_OK && u < k; u++) {
+    if (u > 0) {
+      s_tile (r, r->theta, Pl);
+      ra_target_set_params (r->work, r->rows);
+    }
+    rc = ra_target_train_rollout (r->work, r->psrc, st, err);
+    if (rc != RA_OK)
+      break;
+    ra_nn_download (r->be, r->rows, ra_target_params (r->work)->grad, r->n * (size_t) Pl);
+    rc = ra_dist_sum_ordered (r->d, r->tidx + r->lo, r->rows, Pl, (int) r->n, P, r->g, err);
+    if (rc != RA_OK)
+      break;
+    for (size_t j = 0; j < r->n; j++) /* --adapt-params head: the rest of theta stays */
+      r->g[j] = r->o->head_only && !r->mask[j] ? 0.0f : -(r->g[j] / (float) P);
+    ra_meta_adam_ascend (&r->adam, r->theta, r->g);
+  }
+  double im = 0;
+  if (rc == RA_OK)
+    rc = s_rank_sum (r, st->imitation_sum, &im, err);
+  r->imitation = im / ((double) P * k);
+  return rc;
+}
+
 /* One meta-iteration; *meta_return gets the iteration's training return. budget_frac: how far
    the lineage is through its env steps (Reptile's annealing). */
 static ra_err_t s_iterate (run_t *r, int64_t it, double budget_frac, double *meta_return, ra_error_t *err)
@@ -823,7 +888,8 @@ static ra_err_t s_iterate (run_t *r, int64_t it, double budget_frac, double *met
   int64_t blk[RA_TARGET_MAX_POPULATION];
   for (int p = 0; p < Pl; p++)
     blk[p] = es ? r->ids[((lo + p) / 2) % tasks_n] : r->ids[lo + p];
-  if ((rc = ra_meta_set_block_tasks (r->wsrc.src, Pl, N, r->train.split, blk, err)) != RA_OK)
+  ra_rollout_t *src = r->psrc ? r->psrc : r->wsrc.src;
+  if ((rc = ra_meta_set_block_tasks (src, Pl, N, r->train.split, blk, err)) != RA_OK)
     return rc;
   /* env seeds of all P blocks, of which this rank plays blocks lo .. lo+Pl-1 */
   const uint64_t *seeds = r->seeds + (size_t) lo * N;
@@ -831,23 +897,27 @@ static ra_err_t s_iterate (run_t *r, int64_t it, double budget_frac, double *met
   if (!es) {
     s_tile (r, r->theta, Pl);
     s_seeds (r->seeds, P, N, (uint64_t) o->seed, 0x7a1, (uint64_t) it, 1);
-    rc = ra_meta_adapt_at (r->work, lo, r->rows, mask, r->wsrc.src, &r->ad, seeds, rng_seed, &st, r->scratch, err);
+    if (o->algo == A_DISTILL)
+      rc = s_distill (r, seeds, rng_seed, &st, err);
+    else
+      rc = ra_meta_adapt_at (r->work, lo, r->rows, mask, src, &r->ad, seeds, rng_seed, &st, r->scratch, err);
     if (rc == RA_OK && o->algo == A_REPTILE) { /* rows: the deltas phi_b - theta */
       ra_target_get_params (r->work, r->rows);
       for (int p = 0; p < Pl; p++)
         for (size_t j = 0; j < r->n; j++)
           r->rows[(size_t) p * r->n + j] -= r->theta[j];
-    } else if (rc == RA_OK) { /* fomaml: the gradient at phi on a fresh query rollout */
+    } else if (rc == RA_OK && o->algo == A_FOMAML) { /* the gradient at phi on a fresh query rollout */
       for (int p = 0; p < Pl; p++)
         ra_target_set_lr (r->work, p, 0.0f);
       ra_target_stats_t q = { 0 };
-      rc = ra_target_train_rollout (r->work, r->wsrc.src, &q, err);
+      rc = ra_target_train_rollout (r->work, src, &q, err);
       st.env_steps += q.env_steps;
       ra_nn_params_t *pp = ra_target_params (r->work);
       ra_nn_download (r->be, r->rows, pp->grad, r->n * (size_t) Pl);
     }
-    /* the sum over the B tasks in task order, whatever the rank count (docs/scaling.md 2) */
-    if (rc == RA_OK)
+    /* the sum over the B tasks in task order, whatever the rank count (docs/scaling.md 2); distill
+       has taken its steps */
+    if (rc == RA_OK && o->algo != A_DISTILL)
       rc = ra_dist_sum_ordered (r->d, r->tidx + lo, r->rows, Pl, (int) r->n, P, r->g, err);
     /* the adaptation rollouts' mean return over the job */
     double ret_sum = 0, episodes = 0;
@@ -859,7 +929,7 @@ static ra_err_t s_iterate (run_t *r, int64_t it, double budget_frac, double *met
       float eps = (float) (o->outer_lr * fmax (0.0, 1.0 - budget_frac));
       for (size_t j = 0; j < r->n; j++)
         r->theta[j] += eps * (r->g[j] / (float) P);
-    } else { /* ascend the negated mean gradient, docs/meta.md 2.2 */
+    } else if (o->algo == A_FOMAML) { /* ascend the negated mean gradient, docs/meta.md 2.2 */
       for (size_t j = 0; j < r->n; j++)
         r->g[j] = -(r->g[j] / (float) P);
       ra_meta_adam_ascend (&r->adam, r->theta, r->g);
@@ -938,8 +1008,11 @@ static void s_fini (run_t *r)
   ra_target_destroy (&r->valp);
   ra_target_destroy (&r->mt);
   ra_target_destroy (&r->one);
+  ra_target_destroy (&r->teacher);
   ra_rollout_destroy (&r->tsrc);
+  ra_rollout_destroy (&r->psrc);
   s_source_fini (&r->wsrc);
+  s_source_fini (&r->tview);
   s_source_fini (&r->vsrc);
   s_source_fini (&r->msrc);
   free (r->theta);
@@ -971,6 +1044,37 @@ static ra_err_t s_policy (run_t *r, int P, int num_envs, ra_target_t **out, ra_e
   c.population = P;
   c.num_envs = num_envs;
   return ra_target_new (r->be, &c, out, err);
+}
+
+/* Distill's teacher: --teacher's network (its own architecture, no task context) as one replica
+   over this rank's work envs, top-k on the paired source's second view (docs/meta.md 2.8). */
+static ra_err_t s_teacher (run_t *r, ra_error_t *err)
+{
+  const char *path = r->o->teacher;
+  ra_target_cfg_t c;
+  ra_target_cfg_default (&c);
+  ra_err_t rc = ra_target_checkpoint_settings (path, &c, err);
+  if (rc == RA_OK && c.context > 0)
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "it reads a task context (n0 = %g); a teacher acts on what "
+                         "it observes alone", (double) c.context);
+  if (rc == RA_OK)
+    rc = ra_target_checkpoint_arch (path, &c.hidden, &c.layers, &c.affinity, err);
+  c.num_envs = r->Pl * r->N;
+  c.population = 1;
+  c.num_candidates = r->tc.num_candidates;
+  c.slate_size = r->tc.slate_size;
+  c.user_dim = r->tc.user_dim;
+  c.cand_dim = r->tc.cand_dim;
+  c.response_dim = r->tc.response_dim;
+  c.rollout = 1;
+  if (rc == RA_OK)
+    rc = ra_target_new (r->be, &c, &r->teacher, err);
+  if (rc == RA_OK)
+    rc = ra_target_load (r->teacher, path, err);
+  if (rc == RA_OK)
+    rc = ra_target_set_teacher (r->work, r->teacher, ra_rollout_paired_second (r->psrc), (float) r->o->teacher_weight,
+                                err);
+  return rc;
 }
 
 /* Writes the checkpoint (rank 0, through ra_dist_on_root). */
@@ -1220,15 +1324,20 @@ int main (int argc, char **argv)
   ra_err_t rc;
   if (o.algo == A_MULTITASK) {
     int nm = r.Pl * r.N;
-    rc = s_source (&o, nm, ra_rollout_tasks_slots (&r.train, nm), mseed, &r.msrc, &err);
+    rc = s_source (&o, NULL, nm, ra_rollout_tasks_slots (&r.train, nm), mseed, &r.msrc, &err);
     ra_rollout_tasks_opts_t to = { .seed = mseed, .redraw = true, .first_env = (int64_t) r.lo * r.N };
     if (rc == RA_OK)
       rc = ra_rollout_tasks_new (r.msrc.src, nm, &r.train, &to, &r.tsrc, &err);
   } else {
-    rc = s_source (&o, r.Pl * r.N, 2 * r.P + 1, seed, &r.wsrc, &err);
+    rc = s_source (&o, NULL, r.Pl * r.N, 2 * r.P + 1, seed, &r.wsrc, &err);
+  }
+  if (rc == RA_OK && o.algo == A_DISTILL) { /* the same envs as the teacher sees them, stepped in pairs */
+    rc = s_source (&o, &o.teacher_config, r.Pl * r.N, 2 * r.P + 1, seed, &r.tview, &err);
+    if (rc == RA_OK)
+      rc = ra_rollout_paired_new (r.wsrc.src, r.tview.src, &r.psrc, &err);
   }
   if (rc == RA_OK)
-    rc = s_source (&o, r.Vl * r.N, r.V + 1, seed + 7777, &r.vsrc, &err);
+    rc = s_source (&o, NULL, r.Vl * r.N, r.V + 1, seed + 7777, &r.vsrc, &err);
   if (rc == RA_OK)
     rc = ra_meta_set_block_tasks (r.vsrc.src, r.Vl, r.N, r.val.split, r.val.ids + r.vlo, &err);
   if (rc == RA_OK)
@@ -1320,6 +1429,11 @@ int main (int argc, char **argv)
     rc = s_policy (&r, r.Pl, r.N, &r.work, &err);
   if (rc != RA_OK) {
     s_err ("%s%s\n", o.ckpt_in ? "--checkpoint-in: " : "", err.message);
+    goto out;
+  }
+  if (o.algo == A_DISTILL && (rc = s_teacher (&r, &err)) != RA_OK) {
+    s_err ("--teacher %s: %s\n", o.teacher, err.message);
+    code = 2;
     goto out;
   }
   r.n = ra_target_num_params (r.one);
@@ -1439,8 +1553,11 @@ int main (int argc, char **argv)
       s_fmt_time ((o.budget - r.env_steps) / sps, eta, sizeof eta);
       char mr[32];
       snprintf (mr, sizeof mr, isfinite (mret) ? "%.2f" : "-", mret);
-      fprintf (stderr, "iter %lld  steps %lld/%lld  meta-return %s  val R@0 %.2f R@5w %.2f (best %.2f @%lld)  "
-               "%.0f samples/s  ETA %s\n", (long long) it, (long long) r.env_steps, o.budget, mr, R[0],
+      char im[40] = ""; /* distill: how far the student is from the teacher's slates */
+      if (o.algo == A_DISTILL && it > first)
+        snprintf (im, sizeof im, "  imitation %.3f", r.imitation);
+      fprintf (stderr, "iter %lld  steps %lld/%lld  meta-return %s%s  val R@0 %.2f R@5w %.2f (best %.2f @%lld)  "
+               "%.0f samples/s  ETA %s\n", (long long) it, (long long) r.env_steps, o.budget, mr, im, R[0],
                (R[3] + R[4] + R[5] + R[6] + R[7]) / 5, best, (long long) best_iter, sps, eta);
       last = now;
     }
@@ -1449,7 +1566,7 @@ int main (int argc, char **argv)
     it++;
     double ti = s_now ();
     int64_t before = r.env_steps;
-    ra_rollout_t *train_src = o.algo == A_MULTITASK ? r.tsrc : r.wsrc.src; /* the outer source */
+    ra_rollout_t *train_src = o.algo == A_MULTITASK ? r.tsrc : r.psrc ? r.psrc : r.wsrc.src; /* the outer source */
     ra_target_t *train_pol = o.algo == A_MULTITASK ? r.mt : r.work; /* the policy acting in it */
     double env_before = train_src->step_seconds, act_before = ra_target_act_seconds (train_pol);
     /* a continued run anneals over the lineage (the steps before count on both sides) unless
@@ -1464,7 +1581,7 @@ int main (int argc, char **argv)
       s_err ("NaN in the parameters at iter %lld\n", (long long) it);
       goto out;
     }
-    if (isnan (mret) && o.algo != A_MULTITASK && o.algo != A_REPTILE && o.algo != A_FOMAML) {
+    if (isnan (mret) && (o.algo == A_ES || o.algo == A_ESMAML)) {
       s_err ("NaN in the returns at iter %lld\n", (long long) it);
       goto out;
     }
@@ -1473,6 +1590,8 @@ int main (int argc, char **argv)
       fprintf (metrics, "{\"kind\":\"train\",\"iter\":%lld,\"env_steps\":%lld,\"meta_return\":", (long long) it,
                (long long) r.env_steps);
       fprintf (metrics, isfinite (mret) ? "%.6g" : "null", mret);
+      if (o.algo == A_DISTILL)
+        fprintf (metrics, ",\"imitation\":%.6g", r.imitation);
       fprintf (metrics, ",\"samples_per_s\":%.1f,\"iter_s\":%.4f,\"env_s\":%.4f,\"act_s\":%.4f,\"wall_s\":%.3f}\n",
                (r.env_steps - before) / fmax (el, 1e-9), el, train_src->step_seconds - env_before,
                ra_target_act_seconds (train_pol) - act_before, s_now () - t0);
@@ -1511,6 +1630,7 @@ out:
     fclose (metrics);
   s_fini (&r);
   ra_kv_list_fini (&o.sim_config);
+  ra_kv_list_fini (&o.teacher_config);
   s_config_free (cfg_text);
   /* a failure on some ranks leaves the others waiting in a collective: end the job */
   if (code != 0 && !alike)

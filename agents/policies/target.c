@@ -323,6 +323,11 @@ static void s_free_buffers (ra_target_t *t)
   for (size_t i = 0; i < sizeof host / sizeof host[0]; i++)
     free (host[i]);
   ra__target_context_free (t);
+  ra_nn_free (be, t->d_tslate);
+  ra_nn_free (be, t->d_tcoef);
+  ra_nn_free (be, t->d_tlogp);
+  ra_nn_host_free (be, t->h_tslate);
+  free (t->h_tlogp);
 }
 
 static ra_err_t s_check_cfg (const ra_target_cfg_t *c, ra_error_t *err)
@@ -1258,6 +1263,7 @@ bool ra_target_record (ra_target_t *t, const ra_obs_batch_t *obs, const int32_t 
 static void s_empty_rollout (ra_target_t *t)
 {
   t->steps = 0;
+  t->teacher_steps = 0;
   t->act_slot = -1;
   memset (t->slot_ok, 0, (size_t) t->cfg.rollout);
 }
@@ -1289,6 +1295,9 @@ ra_err_t ra_target_grad (ra_target_t *t, const ra_obs_batch_t *next_obs, ra_targ
 {
   const ra_target_cfg_t *c = &t->cfg;
   assert (t->steps == c->rollout && next_obs->num_envs == t->P * c->num_envs);
+  if (t->teacher && t->teacher_steps != c->rollout)
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: a teacher is attached but %d of the rollout's %d "
+                         "steps have its slate; only ra_target_train_rollout asks it", t->teacher_steps, c->rollout);
   ra_obs_batch_t view;
   next_obs = ra__target_context_view (t, next_obs, &view);
   s_check_obs (t, next_obs);
@@ -1343,6 +1352,11 @@ ra_err_t ra_target_grad (ra_target_t *t, const ra_obs_batch_t *next_obs, ra_targ
   }
   ra_nn_pl_backward (be, pl, t->d_slate, (int) (P * TN), K, k, t->d_coef, t->d_pos, -c->entropy_coef / M,
                      t->d_dscores, false);
+  if (t->teacher) { /* imitation of the teacher's slates, -w (1/M) sum log P_tau(a^teacher) (T16) */
+    ra_nn_upload_async (be, t->d_tslate, t->h_tslate, P * TN * (size_t) k * sizeof (int32_t));
+    ra_nn_pl_backward (be, pl, t->d_tslate, (int) (P * TN), K, k, t->d_tcoef, NULL, 0.0f, t->d_dscores, true);
+    ra_nn_pl_forward (be, pl, t->d_tslate, (int) (P * TN), K, k, t->d_tlogp, NULL);
+  }
   if (t->d_tscores)
     ra_nn_scale (be, t->d_dscores, 1.0f / c->temp, nsc);
   ra_nn_pl_forward (be, pl, t->d_slate, (int) (P * TN), K, k, t->d_logp, t->d_ent);
@@ -1373,20 +1387,60 @@ ra_err_t ra_target_grad (ra_target_t *t, const ra_obs_batch_t *next_obs, ra_targ
   ra_nn_download (be, t->h_logp, t->d_logp, P * TN);
   ra_nn_download (be, t->h_ent, t->d_ent, P * TN);
   ra_nn_download (be, t->h_vloss, t->d_vloss, P);
+  if (t->teacher)
+    ra_nn_download (be, t->h_tlogp, t->d_tlogp, P * TN);
   for (size_t p = 0; p < P; p++) {
-    double pl = 0, ent = 0;
+    double pl = 0, ent = 0, im = 0;
     for (size_t x = p * TN; x < (p + 1) * TN; x++) {
       pl -= (double) t->h_adv[x] * t->h_logp[x];
       ent += t->h_ent[x];
+      im -= t->teacher ? t->h_tlogp[x] : 0.0;
     }
     t->losses[p] = (ra_target_losses_t) {
       .policy_loss = (float) (pl / TN), .value_loss = t->h_vloss[p], .entropy = (float) (ent / TN),
-      .grad_norm = 0, .reward_scale = t->reward_scale[p],
+      .grad_norm = 0, .reward_scale = t->reward_scale[p], .imitation = (float) (im / TN),
     };
   }
   s_empty_rollout (t);
   if (losses)
     memcpy (losses, t->losses, P * sizeof *losses);
+  return ra_nn_backend_status (be, err);
+}
+
+ra_err_t ra_target_set_teacher (ra_target_t *t, ra_target_t *teacher, const ra_obs_batch_t *teacher_obs,
+                                float w, ra_error_t *err)
+{
+  t->teacher = NULL;
+  if (!teacher)
+    return RA_OK;
+  const ra_target_cfg_t *c = &t->cfg, *tc = &teacher->cfg;
+  if (!(w > 0 && w <= RA_TARGET_TEACHER_WEIGHT_MAX))
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: the teacher's weight is %g, expected (0, %g]",
+                         (double) w, RA_TARGET_TEACHER_WEIGHT_MAX);
+  if (teacher->P != 1 || tc->num_envs != t->P * c->num_envs || tc->num_candidates != c->num_candidates
+      || tc->slate_size != c->slate_size || tc->cand_dim != c->cand_dim || !teacher_obs)
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: the teacher must be one replica acting on all %d envs "
+                         "with %d candidates of %d features and slates of %d, and have an observation to act on",
+                         t->P * c->num_envs, c->num_candidates, c->cand_dim, c->slate_size);
+  if (tc->context > 0)
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: the teacher reads a task context (n0 = %g); its one "
+                         "replica would pool every task's feedback", (double) tc->context);
+  ra_nn_backend_t *be = t->be;
+  size_t PTN = (size_t) t->P * t->cap_users, k = (size_t) c->slate_size;
+  if (!t->h_tslate) {
+    bool ok = (t->h_tslate = ra_nn_host_alloc (be, PTN * k * sizeof (int32_t)))
+              && (t->d_tslate = (int32_t *) ra_nn_alloc (be, PTN * k)) && (t->d_tcoef = ra_nn_alloc (be, PTN))
+              && (t->d_tlogp = ra_nn_alloc (be, PTN)) && (t->h_tlogp = calloc (PTN, sizeof (float)));
+    if (!ok)
+      return ra_error_set (err, RA_ERR_NOMEM, -1, "target: out of memory for the teacher's slates");
+  }
+  float *coef = t->h_tlogp; /* as scratch: every row's coefficient -w / M */
+  for (size_t x = 0; x < PTN; x++)
+    coef[x] = -w / (float) t->cap_users;
+  ra_nn_upload (be, t->d_tcoef, coef, PTN);
+  t->teacher = teacher;
+  t->teacher_obs = teacher_obs;
+  t->teacher_steps = 0;
   return ra_nn_backend_status (be, err);
 }
 

@@ -26,6 +26,7 @@
 #define RA_TARGET_MAX_LAYERS 6
 #define RA_TARGET_MAX_POPULATION 4096
 #define RA_TARGET_SLOT_CREDIT_MAX 100.0 /* the per-slot credit weight's range is [0, this] */
+#define RA_TARGET_TEACHER_WEIGHT_MAX 100.0 /* the imitation weight's range is (0, this] (T16) */
 #define RA_TARGET_SLOT_FEEDBACK_MAX 4096 /* and its feedback offset's [0, this] */
 #define RA_TARGET_TEMP_MIN 1e-3        /* the sampling temperature's range (cfg.temp) */
 #define RA_TARGET_TEMP_MAX 1e3
@@ -263,6 +264,7 @@ typedef struct {
   float entropy;         /* mean over samples of the summed per-position entropies (nats) */
   float grad_norm;       /* before clipping */
   float reward_scale;
+  float imitation;       /* -(1/M) sum log P_tau(the teacher's slate) (T16); 0 without a teacher */
 } ra_target_losses_t;
 
 /* The gradient of one actor-critic update on the full rollout buffer of every replica,
@@ -282,6 +284,16 @@ ra_err_t ra_target_update (ra_target_t *t, const ra_obs_batch_t *next_obs,
                            ra_target_losses_t *losses, ra_error_t *err);
 /* Empties the rollout buffer (and the running episode returns). */
 void ra_target_clear_rollout (ra_target_t *t);
+/* Distillation from a privileged teacher (docs/agents.md T16). While attached, every step of
+   ra_target_train_rollout first asks teacher for its top-k slate on *teacher_obs, which must be
+   the same envs as the source's (ra_rollout_paired_second of a paired source: the candidates are
+   compared byte for byte), and the update adds -w (1/M) sum log P_tau(teacher's slate) to the
+   loss. teacher: population 1 over all P*N envs, the same K, k and candidate width, no task
+   context; borrowed, like teacher_obs. The first attach allocates the buffers (kept until
+   ra_target_destroy); teacher NULL detaches. Clones and copies do not inherit it. w in (0, 100];
+   RA_ERR_BAD_CONFIG naming what does not match, RA_ERR_NOMEM. */
+ra_err_t ra_target_set_teacher (ra_target_t *t, ra_target_t *teacher, const ra_obs_batch_t *teacher_obs,
+                                float w, ra_error_t *err);
 
 /* --------------------------------------------------------------------- driving a server env */
 
@@ -292,6 +304,7 @@ typedef struct {
   double reward_sum;     /* sum of rewards over env_steps */
   int updates;
   ra_target_losses_t last;
+  double imitation_sum;  /* the imitation loss (T16) summed over updates and replicas */
 } ra_target_stats_t;
 
 /* Resets the N envs of env (seeds: NULL to keep their streams, else N seeds) and keeps the

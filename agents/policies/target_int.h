@@ -107,6 +107,13 @@ struct ra_target {
   int32_t *h_act;                        /* [P*TN, k] slates of a step */
   float *h_r;                            /* [P*TN] rewards of a step */
   uint8_t *h_d;                          /* [P*TN] done of a step */
+  /* distillation from a teacher (T16, ra_target_set_teacher): NULL / 0 when detached */
+  ra_target_t *teacher;                  /* borrowed */
+  const ra_obs_batch_t *teacher_obs;     /* borrowed view of what the teacher acts on */
+  int teacher_steps;                     /* rollout steps with the teacher's slate (0..T) */
+  int32_t *h_tslate, *d_tslate;          /* [P, TN, k] the teacher's slate of each step */
+  float *d_tcoef;                        /* [P, TN] -w / M */
+  float *d_tlogp, *h_tlogp;              /* [P, TN] log P_tau(the teacher's slate) */
 };
 
 /* target_context.c (docs/agents.md T8): allocation (false when out of memory), the feedback of the

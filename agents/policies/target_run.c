@@ -277,6 +277,24 @@ ra_err_t ra_target_begin_rollout (ra_target_t *t, ra_rollout_t *src, const uint6
   return RA_OK;
 }
 
+/* T16: the teacher's top-k slates for the envs of cur, from its own view of them, into step s of
+   the rollout (h_act is free until the policy's own act). */
+static ra_err_t s_teacher_act (ra_target_t *t, const ra_obs_batch_t *cur, int s, ra_error_t *err)
+{
+  const ra_obs_batch_t *v = t->teacher_obs;
+  size_t N = (size_t) t->cfg.num_envs, TN = (size_t) t->cap_users, k = (size_t) t->cfg.slate_size;
+  size_t cand = (size_t) cur->num_envs * cur->num_candidates * cur->cand_dim;
+  if (v->num_envs != cur->num_envs || v->user_dim != t->teacher->cfg.user_dim
+      || memcmp (v->candidates, cur->candidates, cand * sizeof (float)) != 0)
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: the teacher's observation is not of the envs the "
+                         "policy acts on (give it the paired source's second view)");
+  ra_target_act (t->teacher, v, true, t->h_act);
+  for (size_t p = 0; p < (size_t) t->P; p++)
+    memcpy (t->h_tslate + (p * TN + (size_t) s * N) * k, t->h_act + p * N * k, N * k * sizeof (int32_t));
+  t->teacher_steps = s + 1;
+  return RA_OK;
+}
+
 ra_err_t ra_target_train_rollout (ra_target_t *t, ra_rollout_t *src, ra_target_stats_t *stats, ra_error_t *err)
 {
   const ra_target_cfg_t *cfg = &t->cfg;
@@ -287,8 +305,13 @@ ra_err_t ra_target_train_rollout (ra_target_t *t, ra_rollout_t *src, ra_target_s
   t->have_obs = true;
   ra_obs_batch_t cur = s_cur (t);
   for (int s = 0; s < cfg->rollout; s++) {
+    ra_err_t rc = t->teacher ? s_teacher_act (t, &cur, s, err) : RA_OK;
+    if (rc != RA_OK) {
+      t->have_obs = false;
+      return rc;
+    }
     ra_target_act (t, &cur, false, t->h_act);
-    ra_err_t rc = ra_rollout_step (src, t->h_act, err);
+    rc = ra_rollout_step (src, t->h_act, err);
     if (rc == RA_OK)
       rc = s_src_obs (t, &src->obs, err);
     if (rc != RA_OK) {
@@ -304,6 +327,8 @@ ra_err_t ra_target_train_rollout (ra_target_t *t, ra_rollout_t *src, ra_target_s
     stats->env_steps += (int64_t) cfg->rollout * N;
     stats->updates++;
     stats->last = t->losses[0];
+    for (int p = 0; p < t->P; p++)
+      stats->imitation_sum += t->losses[p].imitation;
   }
   return rc;
 }

@@ -18,6 +18,10 @@
 #   address SERVER through a recarena-server (--address) the same meta-init as in process
 #   held_out       training or validating on test/ood tasks, or val tasks training also draws,
 #                  runs with a warning naming it; train and val apart print none
+#   distill        --algo distill with a teacher checkpoint runs, reports its imitation loss and
+#                  writes a checkpoint that continues; a teacher that reads a task context or
+#                  cannot be read is exit 2, and a teacher's view of other envs (here: its
+#                  tastes hidden where the student's are not) stops the run naming the pairing
 set -u
 BIN=$1
 CASE=$2
@@ -36,6 +40,21 @@ bad () { # expected-pattern args...
 }
 
 case $CASE in
+distill)
+  "$BIN" --iters 1 $SMALL --checkpoint-out "$T/t.st" >"$T/out" 2>&1 || fail "the teacher's run failed: $(cat "$T/out")"
+  "$BIN" --algo distill --teacher "$T/t.st" --teacher-weight 3 --iters 2 --inner-steps 2 $SMALL \
+    --metrics "$T/d.jsonl" --checkpoint-out "$T/d.st" >"$T/out" 2>&1 || fail "distill failed: $(cat "$T/out")"
+  [ "$(grep -c '"kind":"train".*"imitation":[0-9]' "$T/d.jsonl")" -eq 2 ] ||
+    fail "no imitation loss in the train lines: $(cat "$T/d.jsonl")"
+  "$BIN" --algo distill --teacher "$T/t.st" --checkpoint-in "$T/d.st" --iters 1 --inner-steps 2 $SMALL >"$T/out" 2>&1 ||
+    fail "distill continued from its checkpoint failed: $(cat "$T/out")"
+  "$BIN" --iters 1 $SMALL --context 4 --checkpoint-out "$T/ctx.st" >"$T/out" 2>&1 || fail "$(cat "$T/out")"
+  bad "--teacher $T/ctx.st: it reads a task context" --algo distill --teacher "$T/ctx.st" --iters 1 $SMALL
+  "$BIN" --algo distill --teacher "$T/t.st" --teacher-sim-config hidden_tastes=1 --iters 1 $SMALL >"$T/out" 2>&1
+  rc=$?
+  [ $rc -eq 1 ] && grep -q "the paired sources' .* differ" "$T/out" || fail "a teacher on other envs: exit $rc: $(cat "$T/out")"
+  echo "ok: distill"
+  ;;
 held_out)
   warns () { # expected-pattern args...
     pat=$1; shift
@@ -126,6 +145,13 @@ bad_flags)
   bad "--context-kernel" --context-kernel -1
   bad "--context-kernel 4: the kernel reads the task context" --context-kernel 4 --iters 0 $SMALL
   bad "--context-kernel 4: the kernel replaces T8's linear regression" --context 4 --context-kernel 4 --context-ts 0.5 --iters 0 $SMALL
+  bad "--algo distill needs --teacher F" --algo distill --iters 0 $SMALL
+  bad "--teacher: only distill has a teacher" --teacher "$T/t.st" --iters 0 $SMALL
+  bad "--teacher-sim-config: only distill has a teacher" --teacher-sim-config reveal_tastes=true
+  bad "--teacher-weight" --algo distill --teacher "$T/t.st" --teacher-weight 0
+  bad "--teacher-weight" --algo distill --teacher "$T/t.st" --teacher-weight 101
+  bad "--teacher-sim-config" --algo distill --teacher "$T/t.st" --teacher-sim-config reveal_tastes
+  bad "--teacher $T/missing.st" --algo distill --teacher "$T/missing.st" --iters 0 $SMALL
   echo "ok: bad flags"
   ;;
 config)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/meta/run_meta_mpi.sh - recarena-meta over MPI (docs/scaling.md 5): for es, reptile, es-maml,
-# fomaml and multitask, a short run under mpirun -np 1, 2 and 3 (3: uneven slices, an antithetic
+# fomaml, multitask and distill, a short run under mpirun -np 1, 2 and 3 (3: uneven slices, an antithetic
 # pair split over two ranks), and -np 4 for es and reptile (and the build's single-rank path, no
 # mpirun) must write byte-identical checkpoints, and rank 0's metrics must agree too (timings and
 # the inner rollouts' mean return aside). Bad rank counts are an error naming the limit. Exits 77
@@ -19,15 +19,20 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fail=0
 SMALL="--val-tasks val:0-3 --envs-per-task 4 --population 6 --rollout-len 8 --hidden 16 --quiet"
-# meta_return of reptile, fomaml and multitask sums doubles over ranks (a metric; docs/meta.md 5)
-strip() { sed 's/"samples_per_s":[^}]*//; s/"ranks":.*//' "$1" | case $2 in es|es-maml) cat ;; *) sed 's/"meta_return":[^,]*,//' ;; esac; }
+# meta_return of reptile, fomaml, multitask and distill, and distill's imitation, sum doubles over
+# ranks (metrics; docs/meta.md 5)
+strip() { sed 's/"samples_per_s":[^}]*//; s/"ranks":.*//' "$1" | case $2 in es|es-maml) cat ;; *) sed 's/"meta_return":[^,]*,//; s/"imitation":[^,]*,//' ;; esac; }
+# distill's teacher: a short reptile run's network
+timeout 120 "$bin" --algo reptile --iters 1 --meta-batch 4 $SMALL --checkpoint-out "$T/teacher.st" >"$T/out" 2>&1 \
+  || { echo "FAIL: the teacher's run: $(cat "$T/out")"; exit 1; }
 # seeds where the best val score comes after training, so the checkpoint compared is a trained
 # meta-init, not the initialisation (checked below)
-for run in es:1:4 reptile:1:4 es-maml:1:3 fomaml:4:3 multitask:1:3; do
+for run in es:1:4 reptile:1:4 es-maml:1:3 fomaml:4:3 multitask:1:3 distill:1:3; do
   algo=${run%%:*} rest=${run#*:}
   seed=${rest%:*} maxnp=${rest#*:}
   before=$fail fail=0
   args="--algo $algo --meta-batch 4 --budget-steps 6000 --val-every 1 --seed $seed $SMALL"
+  [ "$algo" = distill ] && args="$args --teacher $T/teacher.st --inner-steps 2"
   timeout 120 "$bin" $args --checkpoint-out "$T/$algo.0.st" --metrics "$T/$algo.0.jsonl" >"$T/out" 2>&1 \
     || { echo "FAIL: $algo without mpirun: $(cat "$T/out")"; fail=1; continue; }
   for np in $(seq 1 $maxnp); do

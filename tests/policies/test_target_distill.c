@@ -1,0 +1,251 @@
+/*  tests/policies/test_target_distill.c - distillation from a privileged teacher (docs/agents.md
+    T16) and the paired rollout source it trains through (agents/policies/rollout_paired.h).
+
+    Checked on ECommerce-v1 with hidden tastes, the second view revealing them (docs/sims/shared.md
+    4.7): the paired source shows exactly what a lone source with the same seed shows, its second
+    view differs in the users' rows only, and sources that do not run the same envs are an error;
+    with a teacher attached, the update's score gradient minus the one without equals
+    -w (1/M) d log P_tau(teacher's slate) / ds computed here through the reference Plackett-Luce,
+    the teacher's slates are its top-k on the second view, the student's own slates do not change,
+    and the loss summary is the mean -log P_tau; bad teachers, weights and views are refused. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agents/nn/nn_ref.h"
+#include "agents/policies/rollout_inproc.h"
+#include "agents/policies/rollout_paired.h"
+#include "agents/policies/target_int.h"
+
+enum { P = 2, N = 3, T = 4 };
+
+static ra_nn_backend_t *BE;
+static void setup (void) { cr_assert_eq (ra_nn_backend_open ("cpu", NULL, &BE, NULL), RA_OK); }
+static void teardown (void) { ra_nn_backend_destroy (&BE); }
+TestSuite (target_distill, .init = setup, .fini = teardown, .timeout = 120);
+
+/* An in-process ECommerce-v1 source of n envs with hidden tastes (revealed when reveal), on
+   train:3 (the default task is never hidden), reset. */
+static ra_rollout_t *s_source (int n, uint64_t seed, bool reveal)
+{
+  ra_kv_t cfg[] = { { .key = "hidden_tastes", .type = RA_KV_NUM, .num = 1 },
+                    { .key = "reveal_tastes", .type = RA_KV_BOOL, .num = 1 } };
+  ra_rollout_inproc_opts_t o = { .env = "ECommerce-v1", .num_envs = n, .seed = seed, .config = cfg,
+                                 .n_config = reveal ? 2 : 1 };
+  ra_rollout_t *src = NULL;
+  ra_error_t err;
+  cr_assert_eq (ra_rollout_inproc_new (&o, &src, &err), RA_OK, "%s", err.message);
+  return src;
+}
+
+static ra_rollout_t *s_paired (ra_rollout_t *a, ra_rollout_t *b)
+{
+  ra_rollout_t *p = NULL;
+  ra_error_t err;
+  cr_assert_eq (ra_rollout_paired_new (a, b, &p, &err), RA_OK, "%s", err.message);
+  return p;
+}
+
+static void s_start (ra_rollout_t *src)
+{
+  ra_error_t err;
+  cr_assert_eq (ra_rollout_set_task (src, "train", 3, NULL, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_rollout_reset (src, NULL, &err), RA_OK, "%s", err.message);
+}
+
+static size_t s_floats (const ra_obs_batch_t *o, bool users)
+{
+  return (size_t) o->num_envs * (users ? (size_t) o->user_dim : (size_t) o->num_candidates * o->cand_dim);
+}
+
+Test (target_distill, the_paired_source_shows_the_first_and_keeps_the_second_in_step)
+{
+  ra_rollout_t *hid = s_source (N, 31, false), *rev = s_source (N, 31, true), *alone = s_source (N, 31, false);
+  ra_rollout_t *pair = s_paired (hid, rev);
+  s_start (pair);
+  s_start (alone);
+  const ra_obs_batch_t *second = ra_rollout_paired_second (pair);
+  cr_assert_null (ra_rollout_paired_second (alone), "only a paired source has a second view");
+  int K = alone->obs.num_candidates, k = alone->obs.slate_size, moved = 0;
+  int32_t sl[N * 8];
+  ra_error_t err;
+  for (int s = 0; s < 40; s++) {
+    const ra_obs_batch_t *x = &pair->obs, *y = &alone->obs;
+    cr_assert_eq (memcmp (x->user, y->user, s_floats (x, true) * sizeof (float)), 0, "step %d: users", s);
+    cr_assert_eq (memcmp (x->candidates, y->candidates, s_floats (x, false) * sizeof (float)), 0, "step %d", s);
+    cr_assert_eq (memcmp (second->candidates, x->candidates, s_floats (x, false) * sizeof (float)), 0);
+    for (int i = 0; i < N; i++)
+      moved += memcmp (second->user + (size_t) i * x->user_dim, x->user + (size_t) i * x->user_dim,
+                       (size_t) x->user_dim * sizeof (float)) != 0;
+    for (int i = 0; i < N; i++)
+      for (int j = 0; j < k; j++)
+        sl[i * k + j] = (int32_t) ((s + 2 * i + j) % K);
+    cr_assert_eq (ra_rollout_step (pair, sl, &err), RA_OK, "%s", err.message);
+    cr_assert_eq (ra_rollout_step (alone, sl, &err), RA_OK, "%s", err.message);
+    cr_assert_eq (memcmp (pair->reward, alone->reward, N * sizeof (float)), 0, "step %d: rewards", s);
+  }
+  cr_assert_gt (moved, 20, "the second view reveals the tastes in the users' rows (%d of 120 rows moved)", moved);
+  ra_rollout_destroy (&pair);
+  ra_rollout_destroy (&hid);
+  ra_rollout_destroy (&rev);
+  ra_rollout_destroy (&alone);
+}
+
+Test (target_distill, paired_sources_that_run_other_envs_are_an_error)
+{
+  ra_rollout_t *a = s_source (N, 31, false), *b = s_source (N, 32, true);
+  ra_rollout_t *pair = s_paired (a, b);
+  ra_error_t err;
+  cr_assert_eq (ra_rollout_set_task (pair, "train", 3, NULL, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_rollout_reset (pair, NULL, &err), RA_ERR_BAD_CONFIG);
+  cr_assert (strstr (err.message, "paired sources' candidates differ after reset"), "%s", err.message);
+  ra_rollout_destroy (&pair);
+  ra_rollout_destroy (&a);
+  ra_rollout_destroy (&b);
+}
+
+static ra_target_t *s_policy (const ra_obs_batch_t *o, int pop, int envs, int rollout, uint64_t seed)
+{
+  ra_target_cfg_t c;
+  ra_target_cfg_default (&c);
+  c.num_envs = envs, c.num_candidates = o->num_candidates, c.slate_size = o->slate_size;
+  c.user_dim = o->user_dim, c.cand_dim = o->cand_dim, c.response_dim = o->response_dim;
+  c.hidden = 8, c.layers = 1, c.rollout = rollout, c.population = pop, c.seed = seed;
+  c.temp = 0.5f, c.clip_norm = 0; /* the raw gradient: nothing rescales the two policies' */
+  ra_target_t *t = NULL;
+  ra_error_t err;
+  cr_assert_eq (ra_target_new (BE, &c, &t, &err), RA_OK, "%s", err.message);
+  return t;
+}
+
+/* A teacher with scores far from uniform (its last layer is not scaled down). */
+static ra_target_t *s_teacher (const ra_obs_batch_t *o)
+{
+  ra_target_t *t = s_policy (o, 1, P * N, 1, 9);
+  size_t n = ra_target_num_params (t);
+  float *w = malloc (n * sizeof (float));
+  ra_nn_rng_t r;
+  ra_nn_rng_init (&r, 77, 0);
+  for (size_t j = 0; j < n; j++)
+    w[j] = (float) ((ra_nn_rng_u64 (&r) >> 11) * 0x1.0p-53 - 0.5);
+  ra_target_set_params (t, w);
+  free (w);
+  return t;
+}
+
+Test (target_distill, the_update_adds_the_log_probability_of_the_teachers_slates)
+{
+  const float w = 2.5f;
+  ra_rollout_t *hid = s_source (P * N, 41, false), *rev = s_source (P * N, 41, true);
+  ra_rollout_t *pair = s_paired (hid, rev), *alone = s_source (P * N, 41, false);
+  ra_rollout_t *hid2 = s_source (P * N, 41, false), *rev2 = s_source (P * N, 41, true);
+  ra_rollout_t *replay = s_paired (hid2, rev2);
+  s_start (pair);
+  s_start (alone);
+  s_start (replay);
+  ra_target_t *a = s_policy (&pair->obs, P, N, T, 5), *b = s_policy (&pair->obs, P, N, T, 5);
+  ra_target_t *teacher = s_teacher (&pair->obs);
+  ra_error_t err;
+  cr_assert_eq (ra_target_set_teacher (a, teacher, ra_rollout_paired_second (pair), w, &err), RA_OK, "%s",
+                err.message);
+  ra_target_stats_t sa = { 0 };
+  cr_assert_eq (ra_target_begin_rollout (a, pair, NULL, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_target_begin_rollout (b, alone, NULL, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_target_train_rollout (a, pair, &sa, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_target_train_rollout (b, alone, NULL, &err), RA_OK, "%s", err.message);
+  const int K = a->cfg.num_candidates, k = a->cfg.slate_size, TN = T * N;
+  cr_assert_eq (memcmp (a->h_slate, b->h_slate, (size_t) P * TN * k * sizeof (int32_t)), 0,
+                "asking the teacher changes none of the student's own slates");
+
+  /* the teacher's slates are its top-k on the second view of each step (replayed: begin_rollout
+     reset the envs once more) */
+  cr_assert_eq (ra_rollout_reset (replay, NULL, &err), RA_OK, "%s", err.message);
+  int32_t want_sl[P * N * 8], played[P * N * 8];
+  for (int s = 0; s < T; s++) {
+    ra_target_act (teacher, ra_rollout_paired_second (replay), true, want_sl);
+    for (int p = 0; p < P; p++)
+      for (int i = 0; i < N; i++)
+        for (int j = 0; j < k; j++) {
+          size_t row = (size_t) p * TN + (size_t) s * N + i;
+          cr_assert_eq (a->h_tslate[row * k + j], want_sl[(p * N + i) * k + j], "step %d env %d rank %d", s, i, j);
+          played[(p * N + i) * k + j] = a->h_slate[row * k + j];
+        }
+    cr_assert_eq (ra_rollout_step (replay, played, &err), RA_OK, "%s", err.message);
+  }
+
+  /* d scores (a) - d scores (b) = (1/tau) (-w / M) d log P(s / tau; teacher's slate) / d(s / tau) */
+  const double tau = a->cfg.temp, M = TN;
+  const float *scores = a->pact[a->pi.n]; /* [P, TN, K], the same in b: same parameters, same rows */
+  double worst = 0, big = 0;
+  for (int p = 0; p < P; p++) {
+    double im = 0;
+    for (int x = 0; x < TN; x++) {
+      size_t row = (size_t) p * TN + x;
+      double sc[64], d[64], h, lp;
+      for (int j = 0; j < K; j++)
+        sc[j] = scores[row * K + j] / tau;
+      lp = ra_nn_ref_pl (sc, a->h_tslate + row * k, K, k, &h, d, NULL);
+      im -= lp / M;
+      for (int j = 0; j < K; j++) {
+        double want = -w / M * d[j] / tau, got = (double) a->d_dscores[row * K + j] - b->d_dscores[row * K + j];
+        worst = fmax (worst, fabs (got - want));
+        big = fmax (big, fabs (want));
+      }
+    }
+    cr_assert_float_eq (a->losses[p].imitation, im, 1e-4 * fmax (1, fabs (im)), "replica %d: %g vs %g", p,
+                        (double) a->losses[p].imitation, im);
+    cr_assert_eq (b->losses[p].imitation, 0.0f, "no teacher, no imitation loss");
+  }
+  cr_assert_gt (big, 1e-3, "the term must change the gradient");
+  cr_assert_lt (worst, 1e-5 * big, "d scores differ from T16 by up to %g (largest term %g)", worst, big);
+  cr_assert_float_eq (sa.imitation_sum, a->losses[0].imitation + a->losses[1].imitation, 1e-6);
+  ra_target_destroy (&a);
+  ra_target_destroy (&b);
+  ra_target_destroy (&teacher);
+  ra_rollout_t *all[] = { pair, hid, rev, alone, replay, hid2, rev2 };
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+    ra_rollout_destroy (&all[i]);
+}
+
+Test (target_distill, bad_teachers_weights_and_views_are_refused)
+{
+  ra_rollout_t *hid = s_source (P * N, 41, false), *rev = s_source (P * N, 41, true), *other = s_source (P * N, 43, true);
+  ra_rollout_t *pair = s_paired (hid, rev);
+  s_start (pair);
+  s_start (other);
+  const ra_obs_batch_t *view = ra_rollout_paired_second (pair);
+  ra_target_t *a = s_policy (&pair->obs, P, N, T, 5), *teacher = s_teacher (&pair->obs);
+  ra_target_t *small = s_policy (&pair->obs, 1, N, 1, 9);
+  ra_error_t err;
+  cr_assert_eq (ra_target_set_teacher (a, small, view, 1, &err), RA_ERR_BAD_CONFIG);
+  cr_assert (strstr (err.message, "one replica acting on all 6 envs"), "%s", err.message);
+  for (int i = 0; i < 3; i++) {
+    float bad[] = { 0.0f, -1.0f, 101.0f };
+    cr_assert_eq (ra_target_set_teacher (a, teacher, view, bad[i], &err), RA_ERR_BAD_CONFIG);
+    cr_assert (strstr (err.message, "teacher's weight"), "%s", err.message);
+  }
+  ra_target_cfg_t c = teacher->cfg;
+  c.context = 16;
+  ra_target_t *ctx = NULL;
+  cr_assert_eq (ra_target_new (BE, &c, &ctx, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_target_set_teacher (a, ctx, view, 1, &err), RA_ERR_BAD_CONFIG);
+  cr_assert (strstr (err.message, "task context"), "%s", err.message);
+  /* a view of other envs: the first step says so */
+  cr_assert_eq (ra_target_set_teacher (a, teacher, &other->obs, 1, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_target_begin_rollout (a, pair, NULL, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_target_train_rollout (a, pair, NULL, &err), RA_ERR_BAD_CONFIG);
+  cr_assert (strstr (err.message, "not of the envs the policy acts on"), "%s", err.message);
+  /* detached, the same policy trains as one that never had a teacher */
+  cr_assert_eq (ra_target_set_teacher (a, NULL, NULL, 0, &err), RA_OK);
+  cr_assert_eq (ra_target_begin_rollout (a, pair, NULL, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_target_train_rollout (a, pair, NULL, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (a->losses[0].imitation, 0.0f);
+  ra_target_destroy (&a);
+  ra_target_destroy (&teacher);
+  ra_target_destroy (&small);
+  ra_target_destroy (&ctx);
+  ra_rollout_t *all[] = { pair, hid, rev, other };
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+    ra_rollout_destroy (&all[i]);
+}
