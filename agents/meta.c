@@ -653,7 +653,7 @@ typedef struct {
   size_t n;                     /* parameters per replica */
   source_t wsrc, vsrc, msrc;    /* work, val, multitask (inner of the task-set source) */
   ra_rollout_t *tsrc;           /* multitask: the task-set source over msrc */
-  source_t tview;           /* distill: the work envs as the teacher observes them */
+  source_t tview;               /* distill: the work envs as the teacher observes them */
   ra_rollout_t *psrc;           /* distill: wsrc and tview stepped in pairs */
   ra_target_t *work, *valp, *mt, *one; /* one: a P = 1 policy for checkpoints */
   ra_target_t *teacher;         /* distill: one replica over the work envs */
@@ -1149,6 +1149,7 @@ int main (int argc, char **argv)
   int parsed = s_parse (argc, argv, &o, &cfg_text);
   if (parsed != 0) { /* every rank parsed the same line: all stop alike */
     ra_kv_list_fini (&o.sim_config);
+    ra_kv_list_fini (&o.teacher_config);
     s_config_free (cfg_text);
     ra_dist_destroy (&dist);
     return parsed > 0 ? 0 : 2;
