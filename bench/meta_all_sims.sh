@@ -96,25 +96,29 @@ for algo in $ALGOS; do
   case $algo in *[!a-z-]*) echo "ALGOS: '$algo' is not an algorithm name" >&2; exit 2 ;; esac
 done
 # choose_on_val KEY "GRID" WHAT: every target arm plays VAL once per value of KEY in GRID
-# (recarena-ab, 8 episodes, OUT/<sim>/ab_val_KEY.{json,txt}); each arm keeps the value with its
-# best R@5w (the first of the grid on ties), written with the table to OUT/<sim>/KEYs.txt and
-# appended to its spec in $targets for what follows
+# (recarena-ab, 8 episodes, one run per arm: OUT/<sim>/ab_val_KEY_<arm>.{json,txt}; a run holds at
+# most 31 arms, and with common random numbers an arm's rows do not depend on the others in its
+# run); each arm keeps the value with its best R@5w (the first of the grid on ties), written with
+# the table to OUT/<sim>/KEYs.txt and appended to its spec in $targets for what follows
 choose_on_val() {
   echo "== $sim: $3 of each target arm on $VAL (recarena-ab, 8 episodes, R@5w)"
-  varms=""
+  jsons=""
   for tg in $targets; do
+    varms=""
     for v in $2; do varms="$varms${varms:+,}${tg#*=}:$1=$v:name=${tg%%=*}_$v"; done
+    out="$d/ab_val_$1_${tg%%=*}"
+    # shellcheck disable=SC2086
+    "$AB" --env "$sim" $ab_cfg --arms "$varms" --task-ids "$VAL" --num-envs "$NUM_ENVS" --episodes 8 \
+      --curve-episodes 0,1,5,7 --unit task --seed "$SEED" --json "$out.json" --quiet \
+      >"$out.txt" 2>&1 || { echo "recarena-ab on $VAL failed: $(tail -3 "$out.txt")" >&2; exit 1; }
+    jsons="$jsons $out.json"
   done
-  # shellcheck disable=SC2086
-  "$AB" --env "$sim" $ab_cfg --arms "$varms" --task-ids "$VAL" --num-envs "$NUM_ENVS" --episodes 8 \
-    --curve-episodes 0,1,5,7 --unit task --seed "$SEED" --json "$d/ab_val_$1.json" --quiet \
-    >"$d/ab_val_$1.txt" 2>&1 || { echo "recarena-ab on $VAL failed: $(tail -3 "$d/ab_val_$1.txt")" >&2; exit 1; }
   # shellcheck disable=SC2086 # targets is a list of name=spec words
-  python3 - "$d/ab_val_$1.json" "$1" "$2" $targets >"$d/$1s.txt" <<'PY' || exit 1
+  python3 - "$jsons" "$1" "$2" $targets >"$d/$1s.txt" <<'PY' || exit 1
 import json, sys
-rep = json.load(open(sys.argv[1]))
+arms = [a for f in sys.argv[1].split() for a in json.load(open(f))["arms"]]
 key, grid = sys.argv[2], sys.argv[3].split()
-w5 = {a["name"]: next(w["mean"] for w in a["windows"] if w["name"] == "R@5w") for a in rep["arms"]}
+w5 = {a["name"]: next(w["mean"] for w in a["windows"] if w["name"] == "R@5w") for a in arms}
 print("%-10s " % "arm" + " ".join("%10s" % (key + "=" + v) for v in grid) + " %8s" % "chosen")
 for tg in sys.argv[4:]:
     name = tg.split("=", 1)[0]
