@@ -834,6 +834,12 @@ static ra_err_t s_multitask (run_t *r, double *meta_return, ra_error_t *err)
   return RA_OK;
 }
 
+/* The source the work policy trains on: the work envs, paired with the teacher's view for distill. */
+static ra_rollout_t *s_work_src (const run_t *r)
+{
+  return r->psrc ? r->psrc : r->wsrc.src;
+}
+
 /* Distill (docs/meta.md 2.8): block b plays its task for k rollouts (--inner-steps) of T steps;
    after each, the blocks' gradients (actor-critic plus the teacher's imitation, T16, each clipped)
    are summed in task order and theta takes one AdamW step, g = -(1/B) sum_b grad_b, which every
@@ -859,8 +865,8 @@ static ra_err_t s_distill (run_t *r, const uint64_t *seeds, uint64_t rng_seed, r
     rc = ra_dist_sum_ordered (r->d, r->tidx + r->lo, r->rows, Pl, (int) r->n, P, r->g, err);
     if (rc != RA_OK)
       break;
-    for (size_t j = 0; j < r->n; j++) /* --adapt-params head: the rest of theta stays */
-      r->g[j] = r->o->head_only && !r->mask[j] ? 0.0f : -(r->g[j] / (float) P);
+    for (size_t j = 0; j < r->n; j++) /* the mask: with --adapt-params head, the rest of theta stays */
+      r->g[j] = r->mask[j] ? -(r->g[j] / (float) P) : 0.0f;
     ra_meta_adam_ascend (&r->adam, r->theta, r->g);
   }
   double im = 0;
@@ -888,7 +894,7 @@ static ra_err_t s_iterate (run_t *r, int64_t it, double budget_frac, double *met
   int64_t blk[RA_TARGET_MAX_POPULATION];
   for (int p = 0; p < Pl; p++)
     blk[p] = es ? r->ids[((lo + p) / 2) % tasks_n] : r->ids[lo + p];
-  ra_rollout_t *src = r->psrc ? r->psrc : r->wsrc.src;
+  ra_rollout_t *src = s_work_src (r);
   if ((rc = ra_meta_set_block_tasks (src, Pl, N, r->train.split, blk, err)) != RA_OK)
     return rc;
   /* env seeds of all P blocks, of which this rank plays blocks lo .. lo+Pl-1 */
@@ -1567,7 +1573,7 @@ int main (int argc, char **argv)
     it++;
     double ti = s_now ();
     int64_t before = r.env_steps;
-    ra_rollout_t *train_src = o.algo == A_MULTITASK ? r.tsrc : r.psrc ? r.psrc : r.wsrc.src; /* the outer source */
+    ra_rollout_t *train_src = o.algo == A_MULTITASK ? r.tsrc : s_work_src (&r); /* the outer source */
     ra_target_t *train_pol = o.algo == A_MULTITASK ? r.mt : r.work; /* the policy acting in it */
     double env_before = train_src->step_seconds, act_before = ra_target_act_seconds (train_pol);
     /* a continued run anneals over the lineage (the steps before count on both sides) unless

@@ -26,8 +26,8 @@
 #define RA_TARGET_MAX_LAYERS 6
 #define RA_TARGET_MAX_POPULATION 4096
 #define RA_TARGET_SLOT_CREDIT_MAX 100.0 /* the per-slot credit weight's range is [0, this] */
-#define RA_TARGET_TEACHER_WEIGHT_MAX 100.0 /* the imitation weight's range is (0, this] (T16) */
 #define RA_TARGET_SLOT_FEEDBACK_MAX 4096 /* and its feedback offset's [0, this] */
+#define RA_TARGET_TEACHER_WEIGHT_MAX 100.0 /* the imitation weight's range is (0, this] (T16) */
 #define RA_TARGET_TEMP_MIN 1e-3        /* the sampling temperature's range (cfg.temp) */
 #define RA_TARGET_TEMP_MAX 1e3
 #define RA_TARGET_CONTEXT_MAX 1e6      /* the task context's n0 is in [0, this] (cfg.context) */
