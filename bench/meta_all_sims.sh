@@ -24,7 +24,7 @@
 #   VAL (val:0-15), TEST (test:0-63), OOD (ood:0-63), NUM_ENVS (32 users per task in the A/B run),
 #   EPISODES (21: R@0..R@20; at least 8, for R@5w), SEED (1), BUILD (build), CONFIG ("" : sim
 #   config "k=v k=v" for every run, e.g. "hidden_tastes=1"), EXPERT_TASKS (0: none),
-#   EXPERT_STEPS (300000),
+#   EXPERT_STEPS (300000), EXPERT_JOBS (1: experts trained at once, scripts/train_experts.sh --jobs),
 #   META_FLAGS ("": more recarena-meta flags, e.g. "--val-act greedy"; its adaptation flags
 #   --inner-lr, --inner-opt, --rollout-len, --slot-credit, --slot-feedback, --affinity and
 #   --adapt-params are also the scratch arm's settings, as the meta-inits carry them in their
@@ -56,6 +56,7 @@ BUILD=${BUILD:-build}
 CONFIG=${CONFIG:-}
 EXPERT_TASKS=${EXPERT_TASKS:-0}
 EXPERT_STEPS=${EXPERT_STEPS:-300000}
+EXPERT_JOBS=${EXPERT_JOBS:-1}
 META_FLAGS=${META_FLAGS:-}
 ARM_KEYS=${ARM_KEYS:-}
 TEMPS=${TEMPS:-}
@@ -73,6 +74,9 @@ case $EPISODES in
   ''|*[!0-9]*) echo "EPISODES must be a whole number, got '$EPISODES'" >&2; exit 2 ;;
 esac
 [ "$EPISODES" -ge 8 ] || { echo "EPISODES must be at least 8 (the paired tables read R@5w, episodes 3-7), got $EPISODES" >&2; exit 2; }
+case $EXPERT_JOBS in
+  ''|0*|*[!0-9]*) echo "EXPERT_JOBS must be a positive whole number, got '$EXPERT_JOBS'" >&2; exit 2 ;;
+esac
 PY=$(dirname "$0")/../.venv/bin/python
 [ -x "$PY" ] || { echo "set up the virtual environment first (scripts/setup.sh)" >&2; exit 2; }
 # the adaptation settings META_FLAGS gives the meta-inits (stored in their checkpoints), as the
@@ -203,7 +207,7 @@ for sim in $SIMS; do
     echo "== $sim: experts on test:0-$((EXPERT_TASKS - 1)), $EXPERT_STEPS env steps each from the multitask meta-init"
     # shellcheck disable=SC2086
     "$(dirname "$0")/../scripts/train_experts.sh" --dir "$d/experts" --env "$sim" --tasks "$EXPERT_TASKS" --steps "$EXPERT_STEPS" \
-      --bin "$BUILD/agents/recarena-target" -- --checkpoint-in "$d/multitask.safetensors" --eval-episodes 0 $ab_cfg \
+      --jobs "$EXPERT_JOBS" --bin "$BUILD/agents/recarena-target" -- --checkpoint-in "$d/multitask.safetensors" --eval-episodes 0 $ab_cfg \
       >"$d/experts.log" 2>&1 || { echo "experts failed: $(tail -3 "$d/experts.log")" >&2; exit 1; }
     splits="$splits expert:test:0-$((EXPERT_TASKS - 1))"
   fi

@@ -2,7 +2,8 @@
 # tests/policies/expert_cache.sh - scripts/train_experts.sh caches one expert per task and reuses
 # it only under the same training command: a second run reuses (checkpoints untouched), a change
 # of steps, sim config or seed retrains, a missing checkpoint retrains that task alone; then
-# recarena-ab's expert arm plays each task's own expert and names the file it lacks.
+# with --jobs 2 the same experts come out byte for byte; then recarena-ab's expert arm plays each
+# task's own expert and names the file it lacks.
 # usage: expert_cache.sh ROOT RECARENA_TARGET RECARENA_AB
 set -euo pipefail
 root="$1" target="$2" ab="$3"
@@ -32,10 +33,27 @@ out=$(train); echo "$out"
 rm "$dir/test-5.safetensors"
 out=$(train); echo "$out"
 [ "$(count reused "$out")" = 1 ] && [ "$(count trained "$out")" = 1 ] || fail "a missing checkpoint retrains that task only"
-# bad command lines
-if "$root/scripts/train_experts.sh" --dir "$dir" --env ECommerce-v1 --tasks x --bin "$target" 2>/dev/null; then
-  fail "--tasks x accepted"
-fi
+# two at a time: the same files as one at a time (each training is its own seeded process)
+rm "$dir"/test-*.safetensors
+out=$(train --jobs 2); echo "$out"
+[ "$(count trained "$out")" = 2 ] || fail "--jobs 2 must train both tasks"
+[ "$(md5sum "$dir"/test-*.safetensors)" = "$sum1" ] || fail "--jobs 2 trained other experts than one at a time"
+out=$(train --jobs 2); echo "$out"
+[ "$(count reused "$out")" = 2 ] || fail "--jobs 2 must reuse both"
+# bad command lines: each exit 2 with a message naming the flag, nothing trained
+bad () { # expected-words flags...
+  local want=$1; shift
+  if "$root/scripts/train_experts.sh" --dir "$dir/bad" --env ECommerce-v1 --bin "$target" "$@" 2> "$dir/err.txt"; then
+    fail "accepted: $*"
+  fi
+  grep -q -- "$want" "$dir/err.txt" || { cat "$dir/err.txt"; fail "the error for '$*' does not say '$want'"; }
+  [ ! -e "$dir/bad" ] || fail "'$*' made the expert directory"
+}
+bad "--tasks 'x'" --tasks x
+bad "--jobs '0'" --jobs 0
+bad "--jobs 'two'" --jobs two
+bad "task 5 is given twice" --ids "5 2 5"
+bad "'x5' is not a task id" --ids "2 x5"
 
 # the expert arm: each task's own checkpoint; a task without one is an error naming the file
 "$ab" --env ECommerce-v1 --task-ids test:2,5 --num-envs 4 --episodes 2 --curve-episodes 0 --windows none \
