@@ -75,6 +75,10 @@ expert () { # id: reuse the task's cached expert, or train it
 }
 
 extra=("$@")
+# each task in its own process group (set -m), so that a stop (a signal, or timeout's TERM) stops
+# its training too, not only the subshell waiting on it
+set -m
+trap 'for p in $(jobs -p); do kill -TERM -- "-$p"; done 2>/dev/null; exit 143' TERM INT
 running=0 failed=0
 for id in $ids; do
   if [ "$running" -ge "$jobs" ]; then

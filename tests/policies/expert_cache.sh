@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # tests/policies/expert_cache.sh - scripts/train_experts.sh caches one expert per task and reuses
 # it only under the same training command: a second run reuses (checkpoints untouched), a change
-# of steps, sim config or seed retrains, a missing checkpoint retrains that task alone; then
-# with --jobs 2 the same experts come out byte for byte; then recarena-ab's expert arm plays each
-# task's own expert and names the file it lacks.
+# of steps, sim config or seed retrains, a missing checkpoint retrains that task alone; with
+# --jobs 2 the same experts come out byte for byte, and a stopped run leaves no training behind;
+# then recarena-ab's expert arm plays each task's own expert and names the file it lacks.
 # usage: expert_cache.sh ROOT RECARENA_TARGET RECARENA_AB
 set -euo pipefail
 root="$1" target="$2" ab="$3"
@@ -40,6 +40,16 @@ out=$(train --jobs 2); echo "$out"
 [ "$(md5sum "$dir"/test-*.safetensors)" = "$sum1" ] || fail "--jobs 2 trained other experts than one at a time"
 out=$(train --jobs 2); echo "$out"
 [ "$(count reused "$out")" = 2 ] || fail "--jobs 2 must reuse both"
+# a stopped run stops its trainings too: none of them may outlive the script
+"$root/scripts/train_experts.sh" --dir "$dir/stop" --env ECommerce-v1 --ids "7 8" --steps 100000000 \
+  --num-envs 8 --jobs 2 --bin "$target" > /dev/null 2>&1 &
+pid=$!
+for _ in $(seq 100); do [ -f "$dir/stop/test-8.log" ] && [ -f "$dir/stop/test-7.log" ] && break; sleep 0.1; done
+kill -TERM "$pid"; wait "$pid" && fail "a stopped run exited 0"
+trainings () { grep -l -s -- "$dir/[s]top/test-" /proc/[0-9]*/cmdline | wc -l; } # [s]: not grep itself
+for _ in $(seq 50); do [ "$(trainings)" = 0 ] && break; sleep 0.1; done
+[ "$(trainings)" = 0 ] || fail "trainings outlived a stopped train_experts.sh"
+[ ! -e "$dir/stop/test-7.safetensors" ] || fail "a stopped training left a checkpoint"
 # bad command lines: each exit 2 with a message naming the flag, nothing trained
 bad () { # expected-words flags...
   local want=$1; shift
