@@ -15,7 +15,8 @@
 # An expert is the same file whatever N: each training is its own seeded process.
 # Prints one line per task as it ends: "<split>:<id> reused|trained <checkpoint>" (with N > 1 not
 # in task order). Exit 2 on a bad command line, 1 when a training fails (its checkpoint and key are
-# then not written; no further task starts, those running finish).
+# then not written; no further task starts, those running finish), 143 when stopped by TERM or INT
+# (the running trainings are stopped with it).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir= env= split=test tasks=8 ids= steps=50000 envs=64 seed=1 jobs=1
