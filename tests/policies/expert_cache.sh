@@ -8,7 +8,9 @@
 set -euo pipefail
 root="$1" target="$2" ab="$3"
 dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+# the trainings of the stop check below, if any outlived their script (their pids)
+survivors () { grep -l -s -- "$dir/[s]top/test-" /proc/[0-9]*/cmdline | cut -d/ -f3; } # [s]: not grep
+trap 'kill $(survivors) 2>/dev/null; rm -rf "$dir"' EXIT
 fail () { echo "FAIL: $*" >&2; exit 1; }
 train () { "$root/scripts/train_experts.sh" --dir "$dir" --env ECommerce-v1 --ids "2 5" --steps 256 \
              --num-envs 8 --bin "$target" "$@"; }
@@ -46,9 +48,8 @@ out=$(train --jobs 2); echo "$out"
 pid=$!
 for _ in $(seq 100); do [ -f "$dir/stop/test-8.log" ] && [ -f "$dir/stop/test-7.log" ] && break; sleep 0.1; done
 kill -TERM "$pid"; wait "$pid" && fail "a stopped run exited 0"
-trainings () { grep -l -s -- "$dir/[s]top/test-" /proc/[0-9]*/cmdline | wc -l; } # [s]: not grep itself
-for _ in $(seq 50); do [ "$(trainings)" = 0 ] && break; sleep 0.1; done
-[ "$(trainings)" = 0 ] || fail "trainings outlived a stopped train_experts.sh"
+for _ in $(seq 50); do [ -z "$(survivors)" ] && break; sleep 0.1; done
+[ -z "$(survivors)" ] || fail "trainings outlived a stopped train_experts.sh"
 [ ! -e "$dir/stop/test-7.safetensors" ] || fail "a stopped training left a checkpoint"
 # bad command lines: each exit 2 with a message naming the flag, nothing trained
 bad () { # expected-words flags...
