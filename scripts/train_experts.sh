@@ -53,13 +53,10 @@ done
 mkdir -p "$dir"
 
 expert () { # id: reuse the task's cached expert, or train it
-  local id=$1 ckpt="$dir/$split-$1.safetensors" key a
+  local id=$1 ckpt="$dir/$split-$1.safetensors" key
   local cmd=("$bin" --env "$env" --task "$split:$id" --steps "$steps" --num-envs "$envs" --seed "$seed"
              --eval-episodes 0 --progress 1000000 "${extra[@]}" --checkpoint-out "$ckpt.part")
-  key=$(printf '%s\n' "${cmd[@]}")
-  for a in "${extra[@]}"; do # a file the command reads (--checkpoint-in F): its content is part of the key
-    if [ -f "$a" ]; then key+=$'\n'"$(md5sum < "$a")"; fi
-  done
+  key=$(printf '%s\n' "${cmd[@]}")$inputs
   if [ -f "$ckpt" ] && [ -f "$dir/$split-$id.key" ] && [ "$(cat "$dir/$split-$id.key")" = "$key" ]; then
     echo "$split:$id reused $ckpt"
     return 0
@@ -76,6 +73,10 @@ expert () { # id: reuse the task's cached expert, or train it
 }
 
 extra=("$@")
+inputs="" # the files the command reads (--checkpoint-in F): their content is part of every task's key
+for a in "${extra[@]}"; do
+  if [ -f "$a" ]; then inputs+=$'\n'"$(md5sum < "$a")"; fi
+done
 # each task in its own process group (set -m), so that a stop (a signal, or timeout's TERM) stops
 # its training too, not only the subshell waiting on it
 set -m
