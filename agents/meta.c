@@ -71,7 +71,7 @@ typedef struct {
   double inner_lr, val_inner_lr, outer_lr, sigma, entropy, weight_decay, temp, slot_credit, context, context_ts,
     context_session, context_baseline, context_handover, context_kernel, teacher_weight;
   bool quiet, head_only, val_head_only, inner_sgd, affinity, val_at_start, context_residual,
-      scorer_yield;
+      scorer_yield, teacher_gate;
   bool anneal_run;     /* Reptile's epsilon anneals over this run's budget only (--anneal-over run) */
   bool set[64];        /* which settings the command line or file gave (by table index) */
   ra_kv_list_t sim_config;   /* --sim-config KEY=VALUE entries, in order (the sims' make config) */
@@ -141,6 +141,7 @@ static const flag_t s_flags[] = {
   { "teacher", T_STR, O (teacher), 0, 0 },
   { "teacher-weight", T_NUM, O (teacher_weight), 1e-9, RA_TARGET_TEACHER_WEIGHT_MAX },
   { "teacher-sim-config", T_SIMCFG, O (teacher_config), 0, 0 },
+  { "teacher-gate", T_BOOL, O (teacher_gate), 0, 0 },
   /* new flags go last: the F_ indices below count entries of this table */
 };
 #define NFLAGS ((int) (sizeof s_flags / sizeof s_flags[0]))
@@ -149,7 +150,8 @@ enum { F_ITERS = 5, F_OUTER_LR = 12, F_INNER_LR = 10, F_INNER_STEPS = 11, F_ROLL
        F_SLOT_FEEDBACK = 34, F_AFFINITY = 35, F_VAL_PARAMS = 36, F_CONTEXT = 37, F_ANNEAL = 40,
        F_CONTEXT_RESIDUAL = 41, F_SCORER_YIELD = 42, F_CONTEXT_TS = 43,
        F_CONTEXT_SESSION = 44, F_CONTEXT_BASELINE = 45, F_CONTEXT_HANDOVER = 46, F_VAL_INNER_LR = 47,
-       F_CONTEXT_KERNEL = 48, F_TEACHER = 49, F_TEACHER_WEIGHT = 50, F_TEACHER_SIM_CONFIG = 51 };
+       F_CONTEXT_KERNEL = 48, F_TEACHER = 49, F_TEACHER_WEIGHT = 50, F_TEACHER_SIM_CONFIG = 51,
+       F_TEACHER_GATE = 52 };
 
 static void s_usage (FILE *f)
 {
@@ -230,7 +232,10 @@ static void s_usage (FILE *f)
     "  --teacher-weight W    distill: the imitation term's weight w (1; docs/agents.md T16)\n"
     "  --teacher-sim-config KEY=VALUE  distill: added to --sim-config for the envs the teacher\n"
     "                        observes, repeatable (e.g. reveal_tastes=true: it sees the hidden\n"
-    "                        tastes); the same envs, seeds and tasks as the student's\n");
+    "                        tastes); the same envs, seeds and tasks as the student's\n"
+    "  --teacher-gate B      distill: weigh each row's imitation by 1 - its scorer yield, so\n"
+    "                        the student imitates where its task context has feedback on\n"
+    "                        such users (false; needs --scorer-yield; docs/agents.md T17)\n");
 }
 
 static void s_defaults (opts_t *o)
@@ -506,7 +511,7 @@ static int s_parse (int argc, char **argv, opts_t *o, cfg_text_t **cfg_text)
     s_err ("--algo distill needs --teacher F, the checkpoint of the network it imitates\n");
     return -1;
   }
-  for (int f = F_TEACHER; f <= F_TEACHER_SIM_CONFIG; f++)
+  for (int f = F_TEACHER; f <= F_TEACHER_GATE; f++)
     if (o->set[f] && o->algo != A_DISTILL) {
       s_err ("--%s: only distill has a teacher (this run is --algo %s)\n", s_flags[f].name, o->algo_name);
       return -1;
@@ -1079,7 +1084,7 @@ static ra_err_t s_teacher (run_t *r, ra_error_t *err)
     rc = ra_target_load (r->teacher, path, err);
   if (rc == RA_OK)
     rc = ra_target_set_teacher (r->work, r->teacher, ra_rollout_paired_second (r->psrc), (float) r->o->teacher_weight,
-                                err);
+                                r->o->teacher_gate, err);
   return rc;
 }
 
@@ -1436,6 +1441,12 @@ int main (int argc, char **argv)
     rc = s_policy (&r, r.Pl, r.N, &r.work, &err);
   if (rc != RA_OK) {
     s_err ("%s%s\n", o.ckpt_in ? "--checkpoint-in: " : "", err.message);
+    goto out;
+  }
+  if (o.teacher_gate && !r.tc.scorer_yield) { /* the checkpoint's setting is known only now */
+    s_err ("--teacher-gate true: it weighs each row's imitation by 1 - the row's scorer yield (docs/agents.md "
+           "T17), and this student has no scorer yield (--scorer-yield true, which needs --context)\n");
+    code = 2;
     goto out;
   }
   if (o.algo == A_DISTILL && (rc = s_teacher (&r, &err)) != RA_OK) {

@@ -327,6 +327,7 @@ static void s_free_buffers (ra_target_t *t)
   ra_nn_free (be, t->d_tcoef);
   ra_nn_free (be, t->d_tlogp);
   ra_nn_host_free (be, t->h_tslate);
+  ra_nn_host_free (be, t->h_tcoef);
   free (t->h_tlogp);
 }
 
@@ -1354,6 +1355,11 @@ ra_err_t ra_target_grad (ra_target_t *t, const ra_obs_batch_t *next_obs, ra_targ
                      t->d_dscores, false);
   if (t->teacher) { /* imitation of the teacher's slates, -w (1/M) sum log P_tau(a^teacher) (T16) */
     ra_nn_upload_async (be, t->d_tslate, t->h_tslate, P * TN * (size_t) k * sizeof (int32_t));
+    if (t->teacher_gate) { /* each row's term times 1 - its yield (T17) */
+      for (size_t x = 0; x < P * TN; x++)
+        t->h_tcoef[x] = -t->teacher_w / M * (1.0f - t->h_yield[x]);
+      ra_nn_upload_async (be, t->d_tcoef, t->h_tcoef, P * TN * sizeof (float));
+    }
     ra_nn_pl_backward (be, pl, t->d_tslate, (int) (P * TN), K, k, t->d_tcoef, NULL, 0.0f, t->d_dscores, true);
     ra_nn_pl_forward (be, pl, t->d_tslate, (int) (P * TN), K, k, t->d_tlogp, NULL);
   }
@@ -1408,7 +1414,7 @@ ra_err_t ra_target_grad (ra_target_t *t, const ra_obs_batch_t *next_obs, ra_targ
 }
 
 ra_err_t ra_target_set_teacher (ra_target_t *t, ra_target_t *teacher, const ra_obs_batch_t *teacher_obs,
-                                float w, ra_error_t *err)
+                                float w, bool gate, ra_error_t *err)
 {
   t->teacher = NULL;
   if (!teacher)
@@ -1425,8 +1431,13 @@ ra_err_t ra_target_set_teacher (ra_target_t *t, ra_target_t *teacher, const ra_o
   if (tc->context > 0)
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: the teacher reads a task context (n0 = %g); its one "
                          "replica would pool every task's feedback", (double) tc->context);
+  if (gate && !c->scorer_yield)
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: the gated imitation weighs each row by 1 - its "
+                         "scorer yield (T17); this policy has no scorer yield (scorer_yield is off)");
   ra_nn_backend_t *be = t->be;
   size_t PTN = (size_t) t->P * t->cap_users, k = (size_t) c->slate_size;
+  if (gate && !t->h_tcoef && !(t->h_tcoef = ra_nn_host_alloc (be, PTN * sizeof (float))))
+    return ra_error_set (err, RA_ERR_NOMEM, -1, "target: out of memory for the gated teacher's weights");
   if (!t->h_tslate) {
     bool ok = (t->h_tslate = ra_nn_host_alloc (be, PTN * k * sizeof (int32_t)))
               && (t->d_tslate = (int32_t *) ra_nn_alloc (be, PTN * k)) && (t->d_tcoef = ra_nn_alloc (be, PTN))
@@ -1439,6 +1450,8 @@ ra_err_t ra_target_set_teacher (ra_target_t *t, ra_target_t *teacher, const ra_o
     coef[x] = -w / (float) t->cap_users;
   ra_nn_upload (be, t->d_tcoef, coef, PTN);
   t->teacher = teacher;
+  t->teacher_w = w;
+  t->teacher_gate = gate;
   t->teacher_obs = teacher_obs;
   t->teacher_steps = 0;
   return ra_nn_backend_status (be, err);

@@ -290,10 +290,12 @@ void ra_target_clear_rollout (ra_target_t *t);
    compared byte for byte), and the update adds -w (1/M) sum log P_tau(teacher's slate) to the
    loss. teacher: population 1 over all P*N envs, the same K, k and candidate width, no task
    context; borrowed, like teacher_obs. The first attach allocates the buffers (kept until
-   ra_target_destroy); teacher NULL detaches. Clones and copies do not inherit it. w in (0, 100];
-   RA_ERR_BAD_CONFIG naming what does not match, RA_ERR_NOMEM. */
+   ra_target_destroy); teacher NULL detaches. Clones and copies do not inherit it. w in (0, 100].
+   gate (T17): each row's term is weighted by 1 - its scorer yield (T10), so the student imitates
+   where its task context has feedback on users like the row's and not where it has none; needs
+   cfg.scorer_yield. RA_ERR_BAD_CONFIG naming what does not match, RA_ERR_NOMEM. */
 ra_err_t ra_target_set_teacher (ra_target_t *t, ra_target_t *teacher, const ra_obs_batch_t *teacher_obs,
-                                float w, ra_error_t *err);
+                                float w, bool gate, ra_error_t *err);
 
 /* --------------------------------------------------------------------- driving a server env */
 

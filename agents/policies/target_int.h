@@ -112,7 +112,11 @@ struct ra_target {
   const ra_obs_batch_t *teacher_obs;     /* borrowed view of what the teacher acts on */
   int teacher_steps;                     /* rollout steps with the teacher's slate (0..T) */
   int32_t *h_tslate, *d_tslate;          /* [P, TN, k] the teacher's slate of each step */
-  float *d_tcoef;                        /* [P, TN] -w / M */
+  float *d_tcoef;                        /* [P, TN] -w / M, times 1 - the row's yield when gated */
+  float teacher_w;                       /* w of T16 */
+  bool teacher_gate;                     /* T17: d_tcoef follows the rows' yield */
+  float *h_tcoef;                        /* [P, TN] staged d_tcoef, refilled by each gated update
+                                            (T17); NULL when never gated */
   float *d_tlogp, *h_tlogp;              /* [P, TN] log P_tau(the teacher's slate) */
 };
 

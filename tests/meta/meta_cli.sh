@@ -19,7 +19,8 @@
 #   held_out       training or validating on test/ood tasks, or val tasks training also draws,
 #                  runs with a warning naming it; train and val apart print none
 #   distill        --algo distill with a teacher checkpoint runs, reports its imitation loss and
-#                  writes a checkpoint that continues; a teacher that reads a task context or
+#                  writes a checkpoint that continues; gated (T17) it runs with a scorer yield and
+#                  is exit 2 without one; a teacher that reads a task context or
 #                  cannot be read is exit 2, and a teacher's view of other envs (here: its
 #                  tastes hidden where the student's are not) stops the run naming the pairing
 set -u
@@ -50,6 +51,10 @@ distill)
     fail "distill continued from its checkpoint failed: $(cat "$T/out")"
   "$BIN" --iters 1 $SMALL --context 4 --checkpoint-out "$T/ctx.st" >"$T/out" 2>&1 || fail "$(cat "$T/out")"
   bad "--teacher $T/ctx.st: it reads a task context" --algo distill --teacher "$T/ctx.st" --iters 1 $SMALL
+  bad "--teacher-gate true: .* no scorer yield" --algo distill --teacher "$T/t.st" --teacher-gate true --iters 1 $SMALL
+  "$BIN" --algo distill --teacher "$T/t.st" --teacher-gate true --context 4 --scorer-yield true --iters 1 \
+    --inner-steps 2 $SMALL --metrics "$T/g.jsonl" >"$T/out" 2>&1 || fail "gated distill failed: $(cat "$T/out")"
+  grep -q '"kind":"train".*"imitation":[0-9]' "$T/g.jsonl" || fail "gated: no imitation loss: $(cat "$T/g.jsonl")"
   "$BIN" --algo distill --teacher "$T/t.st" --teacher-sim-config hidden_tastes=1 --iters 1 $SMALL >"$T/out" 2>&1
   rc=$?
   [ $rc -eq 1 ] && grep -q "the paired sources' .* differ" "$T/out" || fail "a teacher on other envs: exit $rc: $(cat "$T/out")"
@@ -148,6 +153,8 @@ bad_flags)
   bad "--algo distill needs --teacher F" --algo distill --iters 0 $SMALL
   bad "--teacher: only distill has a teacher" --teacher "$T/t.st" --iters 0 $SMALL
   bad "--teacher-sim-config: only distill has a teacher" --teacher-sim-config reveal_tastes=true
+  bad "--teacher-gate: only distill has a teacher" --teacher-gate true --iters 0 $SMALL
+  bad "--teacher-gate" --algo distill --teacher "$T/t.st" --teacher-gate maybe
   bad "--teacher-weight" --algo distill --teacher "$T/t.st" --teacher-weight 0
   bad "--teacher-weight" --algo distill --teacher "$T/t.st" --teacher-weight 101
   bad "--teacher-sim-config" --algo distill --teacher "$T/t.st" --teacher-sim-config reveal_tastes

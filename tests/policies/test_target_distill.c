@@ -7,7 +7,9 @@
     with a teacher attached, the update's score gradient minus the one without equals
     -w (1/M) d log P_tau(teacher's slate) / ds computed here through the reference Plackett-Luce,
     the teacher's slates are its top-k on the second view, the student's own slates do not change,
-    and the loss summary is the mean -log P_tau; bad teachers, weights and views are refused. */
+    and the loss summary is the mean -log P_tau; gated (T17), each row's term is weighted by 1 -
+    its scorer yield (nothing at the first step); bad teachers, weights, views and a gate without a
+    scorer yield are refused. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
@@ -105,7 +107,8 @@ Test (target_distill, paired_sources_that_run_other_envs_are_an_error)
   ra_rollout_destroy (&b);
 }
 
-static ra_target_t *s_policy (const ra_obs_batch_t *o, int pop, int envs, int rollout, uint64_t seed)
+/* context n0 > 0: the policy reads a task context (T8) and its scorer yields (T10) */
+static ra_target_t *s_policy (const ra_obs_batch_t *o, int pop, int envs, int rollout, uint64_t seed, float n0)
 {
   ra_target_cfg_t c;
   ra_target_cfg_default (&c);
@@ -113,6 +116,8 @@ static ra_target_t *s_policy (const ra_obs_batch_t *o, int pop, int envs, int ro
   c.user_dim = o->user_dim, c.cand_dim = o->cand_dim, c.response_dim = o->response_dim;
   c.hidden = 8, c.layers = 1, c.rollout = rollout, c.population = pop, c.seed = seed;
   c.temp = 0.5f, c.clip_norm = 0; /* the raw gradient: nothing rescales the two policies' */
+  c.context = n0, c.scorer_yield = n0 > 0;
+  c.context_baseline = n0 > 0 ? 0.1f : 0.0f; /* T13: every step informs, clicked or not */
   ra_target_t *t = NULL;
   ra_error_t err;
   cr_assert_eq (ra_target_new (BE, &c, &t, &err), RA_OK, "%s", err.message);
@@ -122,7 +127,7 @@ static ra_target_t *s_policy (const ra_obs_batch_t *o, int pop, int envs, int ro
 /* A teacher with scores far from uniform (its last layer is not scaled down). */
 static ra_target_t *s_teacher (const ra_obs_batch_t *o)
 {
-  ra_target_t *t = s_policy (o, 1, P * N, 1, 9);
+  ra_target_t *t = s_policy (o, 1, P * N, 1, 9, 0);
   size_t n = ra_target_num_params (t);
   float *w = malloc (n * sizeof (float));
   ra_nn_rng_t r;
@@ -134,9 +139,11 @@ static ra_target_t *s_teacher (const ra_obs_batch_t *o)
   return t;
 }
 
-Test (target_distill, the_update_adds_the_log_probability_of_the_teachers_slates)
+/* One rollout of a student with the teacher and one without, on the same envs: their score
+   gradients differ by T16's term, times 1 - each row's yield when gated (T17). */
+static void s_imitation_term (bool gate)
 {
-  const float w = 2.5f;
+  const float w = 2.5f, n0 = gate ? 0.5f : 0.0f;
   ra_rollout_t *hid = s_source (P * N, 41, false), *rev = s_source (P * N, 41, true);
   ra_rollout_t *pair = s_paired (hid, rev), *alone = s_source (P * N, 41, false);
   ra_rollout_t *hid2 = s_source (P * N, 41, false), *rev2 = s_source (P * N, 41, true);
@@ -144,10 +151,10 @@ Test (target_distill, the_update_adds_the_log_probability_of_the_teachers_slates
   s_start (pair);
   s_start (alone);
   s_start (replay);
-  ra_target_t *a = s_policy (&pair->obs, P, N, T, 5), *b = s_policy (&pair->obs, P, N, T, 5);
+  ra_target_t *a = s_policy (&pair->obs, P, N, T, 5, n0), *b = s_policy (&pair->obs, P, N, T, 5, n0);
   ra_target_t *teacher = s_teacher (&pair->obs);
   ra_error_t err;
-  cr_assert_eq (ra_target_set_teacher (a, teacher, ra_rollout_paired_second (pair), w, &err), RA_OK, "%s",
+  cr_assert_eq (ra_target_set_teacher (a, teacher, ra_rollout_paired_second (pair), w, gate, &err), RA_OK, "%s",
                 err.message);
   ra_target_stats_t sa = { 0 };
   cr_assert_eq (ra_target_begin_rollout (a, pair, NULL, &err), RA_OK, "%s", err.message);
@@ -174,10 +181,11 @@ Test (target_distill, the_update_adds_the_log_probability_of_the_teachers_slates
     cr_assert_eq (ra_rollout_step (replay, played, &err), RA_OK, "%s", err.message);
   }
 
-  /* d scores (a) - d scores (b) = (1/tau) (-w / M) d log P(s / tau; teacher's slate) / d(s / tau) */
+  /* d scores (a) - d scores (b) = (1/tau) (-w g / M) d log P(s / tau; teacher's slate) / d(s / tau),
+     g = 1, or 1 - the row's yield when gated: 1 - 1 = 0 at the first step, when the context is empty */
   const double tau = a->cfg.temp, M = TN;
   const float *scores = a->pact[a->pi.n]; /* [P, TN, K], the same in b: same parameters, same rows */
-  double worst = 0, big = 0;
+  double worst = 0, big = 0, least_yield = 1;
   for (int p = 0; p < P; p++) {
     double im = 0;
     for (int x = 0; x < TN; x++) {
@@ -187,8 +195,13 @@ Test (target_distill, the_update_adds_the_log_probability_of_the_teachers_slates
         sc[j] = scores[row * K + j] / tau;
       lp = ra_nn_ref_pl (sc, a->h_tslate + row * k, K, k, &h, d, NULL);
       im -= lp / M;
+      double g = gate ? 1.0 - a->h_yield[row] : 1.0;
+      if (gate && x < N)
+        cr_assert_float_eq (a->h_yield[row], 1.0f, 1e-6, "replica %d env %d: the first step knows nothing of the task",
+                            p, x);
+      least_yield = gate ? fmin (least_yield, a->h_yield[row]) : 0;
       for (int j = 0; j < K; j++) {
-        double want = -w / M * d[j] / tau, got = (double) a->d_dscores[row * K + j] - b->d_dscores[row * K + j];
+        double want = -w * g / M * d[j] / tau, got = (double) a->d_dscores[row * K + j] - b->d_dscores[row * K + j];
         worst = fmax (worst, fabs (got - want));
         big = fmax (big, fabs (want));
       }
@@ -198,7 +211,8 @@ Test (target_distill, the_update_adds_the_log_probability_of_the_teachers_slates
     cr_assert_eq (b->losses[p].imitation, 0.0f, "no teacher, no imitation loss");
   }
   cr_assert_gt (big, 1e-3, "the term must change the gradient");
-  cr_assert_lt (worst, 1e-5 * big, "d scores differ from T16 by up to %g (largest term %g)", worst, big);
+  cr_assert_lt (least_yield, 0.5, "some rows' context must have spoken for the gate to be tested");
+  cr_assert_lt (worst, 1e-5 * big, "d scores differ from T16/T17 by up to %g (largest term %g)", worst, big);
   cr_assert_float_eq (sa.imitation_sum, a->losses[0].imitation + a->losses[1].imitation, 1e-6);
   ra_target_destroy (&a);
   ra_target_destroy (&b);
@@ -208,6 +222,10 @@ Test (target_distill, the_update_adds_the_log_probability_of_the_teachers_slates
     ra_rollout_destroy (&all[i]);
 }
 
+Test (target_distill, the_update_adds_the_log_probability_of_the_teachers_slates) { s_imitation_term (false); }
+
+Test (target_distill, the_gated_update_weighs_each_row_by_one_minus_its_yield) { s_imitation_term (true); }
+
 Test (target_distill, bad_teachers_weights_and_views_are_refused)
 {
   ra_rollout_t *hid = s_source (P * N, 41, false), *rev = s_source (P * N, 41, true), *other = s_source (P * N, 43, true);
@@ -215,29 +233,31 @@ Test (target_distill, bad_teachers_weights_and_views_are_refused)
   s_start (pair);
   s_start (other);
   const ra_obs_batch_t *view = ra_rollout_paired_second (pair);
-  ra_target_t *a = s_policy (&pair->obs, P, N, T, 5), *teacher = s_teacher (&pair->obs);
-  ra_target_t *small = s_policy (&pair->obs, 1, N, 1, 9);
+  ra_target_t *a = s_policy (&pair->obs, P, N, T, 5, 0), *teacher = s_teacher (&pair->obs);
+  ra_target_t *small = s_policy (&pair->obs, 1, N, 1, 9, 0);
   ra_error_t err;
-  cr_assert_eq (ra_target_set_teacher (a, small, view, 1, &err), RA_ERR_BAD_CONFIG);
+  cr_assert_eq (ra_target_set_teacher (a, small, view, 1, false, &err), RA_ERR_BAD_CONFIG);
   cr_assert (strstr (err.message, "one replica acting on all 6 envs"), "%s", err.message);
   for (int i = 0; i < 3; i++) {
     float bad[] = { 0.0f, -1.0f, 101.0f };
-    cr_assert_eq (ra_target_set_teacher (a, teacher, view, bad[i], &err), RA_ERR_BAD_CONFIG);
+    cr_assert_eq (ra_target_set_teacher (a, teacher, view, bad[i], false, &err), RA_ERR_BAD_CONFIG);
     cr_assert (strstr (err.message, "teacher's weight"), "%s", err.message);
   }
+  cr_assert_eq (ra_target_set_teacher (a, teacher, view, 1, true, &err), RA_ERR_BAD_CONFIG);
+  cr_assert (strstr (err.message, "no scorer yield"), "%s", err.message);
   ra_target_cfg_t c = teacher->cfg;
   c.context = 16;
   ra_target_t *ctx = NULL;
   cr_assert_eq (ra_target_new (BE, &c, &ctx, &err), RA_OK, "%s", err.message);
-  cr_assert_eq (ra_target_set_teacher (a, ctx, view, 1, &err), RA_ERR_BAD_CONFIG);
+  cr_assert_eq (ra_target_set_teacher (a, ctx, view, 1, false, &err), RA_ERR_BAD_CONFIG);
   cr_assert (strstr (err.message, "task context"), "%s", err.message);
   /* a view of other envs: the first step says so */
-  cr_assert_eq (ra_target_set_teacher (a, teacher, &other->obs, 1, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_target_set_teacher (a, teacher, &other->obs, 1, false, &err), RA_OK, "%s", err.message);
   cr_assert_eq (ra_target_begin_rollout (a, pair, NULL, &err), RA_OK, "%s", err.message);
   cr_assert_eq (ra_target_train_rollout (a, pair, NULL, &err), RA_ERR_BAD_CONFIG);
   cr_assert (strstr (err.message, "not of the envs the policy acts on"), "%s", err.message);
   /* detached, the same policy trains as one that never had a teacher */
-  cr_assert_eq (ra_target_set_teacher (a, NULL, NULL, 0, &err), RA_OK);
+  cr_assert_eq (ra_target_set_teacher (a, NULL, NULL, 0, false, &err), RA_OK);
   cr_assert_eq (ra_target_begin_rollout (a, pair, NULL, &err), RA_OK, "%s", err.message);
   cr_assert_eq (ra_target_train_rollout (a, pair, NULL, &err), RA_OK, "%s", err.message);
   cr_assert_eq (a->losses[0].imitation, 0.0f);
