@@ -69,7 +69,7 @@ typedef struct {
   long long budget, iters, val_every, seed, workers, inner_steps, meta_batch, population,
     envs_per_task, rollout, hidden, layers, slot_feedback;
   double inner_lr, val_inner_lr, outer_lr, sigma, entropy, weight_decay, temp, slot_credit, context, context_ts,
-    context_session, context_baseline, context_handover, context_kernel, teacher_weight;
+    context_session, context_baseline, context_handover, context_kernel, teacher_weight, teacher_temp;
   bool quiet, head_only, val_head_only, inner_sgd, affinity, val_at_start, context_residual,
       scorer_yield, teacher_gate;
   bool anneal_run;     /* Reptile's epsilon anneals over this run's budget only (--anneal-over run) */
@@ -142,6 +142,7 @@ static const flag_t s_flags[] = {
   { "teacher-weight", T_NUM, O (teacher_weight), 1e-9, RA_TARGET_TEACHER_WEIGHT_MAX },
   { "teacher-sim-config", T_SIMCFG, O (teacher_config), 0, 0 },
   { "teacher-gate", T_BOOL, O (teacher_gate), 0, 0 },
+  { "teacher-temp", T_NUM, O (teacher_temp), RA_TARGET_TEMP_MIN, RA_TARGET_TEMP_MAX },
   /* new flags go last: the F_ indices below count entries of this table */
 };
 #define NFLAGS ((int) (sizeof s_flags / sizeof s_flags[0]))
@@ -151,7 +152,7 @@ enum { F_ITERS = 5, F_OUTER_LR = 12, F_INNER_LR = 10, F_INNER_STEPS = 11, F_ROLL
        F_CONTEXT_RESIDUAL = 41, F_SCORER_YIELD = 42, F_CONTEXT_TS = 43,
        F_CONTEXT_SESSION = 44, F_CONTEXT_BASELINE = 45, F_CONTEXT_HANDOVER = 46, F_VAL_INNER_LR = 47,
        F_CONTEXT_KERNEL = 48, F_TEACHER = 49, F_TEACHER_WEIGHT = 50, F_TEACHER_SIM_CONFIG = 51,
-       F_TEACHER_GATE = 52 };
+       F_TEACHER_GATE = 52, F_TEACHER_TEMP = 53 };
 
 static void s_usage (FILE *f)
 {
@@ -235,7 +236,10 @@ static void s_usage (FILE *f)
     "                        tastes); the same envs, seeds and tasks as the student's\n"
     "  --teacher-gate B      distill: weigh each row's imitation by 1 - its scorer yield, so\n"
     "                        the student imitates where its task context has feedback on\n"
-    "                        such users (false; needs --scorer-yield; docs/agents.md T17)\n");
+    "                        such users (false; needs --scorer-yield; docs/agents.md T17)\n"
+    "  --teacher-temp T      distill: the teacher's slates are samples of its Plackett-Luce at\n"
+    "                        temperature T instead of its top-k (not given: top-k; one rank\n"
+    "                        only; docs/agents.md T18)\n");
 }
 
 static void s_defaults (opts_t *o)
@@ -511,7 +515,7 @@ static int s_parse (int argc, char **argv, opts_t *o, cfg_text_t **cfg_text)
     s_err ("--algo distill needs --teacher F, the checkpoint of the network it imitates\n");
     return -1;
   }
-  for (int f = F_TEACHER; f <= F_TEACHER_GATE; f++)
+  for (int f = F_TEACHER; f <= F_TEACHER_TEMP; f++)
     if (o->set[f] && o->algo != A_DISTILL) {
       s_err ("--%s: only distill has a teacher (this run is --algo %s)\n", s_flags[f].name, o->algo_name);
       return -1;
@@ -1078,13 +1082,19 @@ static ra_err_t s_teacher (run_t *r, ra_error_t *err)
   c.cand_dim = r->tc.cand_dim;
   c.response_dim = r->tc.response_dim;
   c.rollout = 1;
+  c.seed = (uint64_t) r->o->seed; /* the stream a sampling teacher draws from (T18) */
+  if (r->o->set[F_TEACHER_TEMP])
+    c.temp = (float) r->o->teacher_temp;
   if (rc == RA_OK)
     rc = ra_target_new (r->be, &c, &r->teacher, err);
   if (rc == RA_OK)
     rc = ra_target_load (r->teacher, path, err);
   if (rc == RA_OK)
-    rc = ra_target_set_teacher (r->work, r->teacher, ra_rollout_paired_second (r->psrc), (float) r->o->teacher_weight,
-                                r->o->teacher_gate, err);
+    rc = ra_target_set_teacher (r->work, r->teacher, ra_rollout_paired_second (r->psrc),
+                                &(ra_target_teacher_opts_t) { .weight = (float) r->o->teacher_weight,
+                                                              .gate = r->o->teacher_gate,
+                                                              .sample = r->o->set[F_TEACHER_TEMP] },
+                                err);
   return rc;
 }
 
@@ -1441,6 +1451,12 @@ int main (int argc, char **argv)
     rc = s_policy (&r, r.Pl, r.N, &r.work, &err);
   if (rc != RA_OK) {
     s_err ("%s%s\n", o.ckpt_in ? "--checkpoint-in: " : "", err.message);
+    goto out;
+  }
+  if (o.set[F_TEACHER_TEMP] && s_size > 1) { /* one stream over this rank's envs: another split, other draws */
+    s_err ("--teacher-temp %g: a sampling teacher draws from one stream over its rank's envs, so its slates "
+           "would depend on the number of ranks (%d); run it with one rank\n", o.teacher_temp, s_size);
+    code = 2;
     goto out;
   }
   if (o.teacher_gate && !r.tc.scorer_yield) { /* the checkpoint's setting is known only now */

@@ -1355,9 +1355,9 @@ ra_err_t ra_target_grad (ra_target_t *t, const ra_obs_batch_t *next_obs, ra_targ
                      t->d_dscores, false);
   if (t->teacher) { /* imitation of the teacher's slates, -w (1/M) sum log P_tau(a^teacher) (T16) */
     ra_nn_upload_async (be, t->d_tslate, t->h_tslate, P * TN * (size_t) k * sizeof (int32_t));
-    if (t->teacher_gate) { /* each row's term times 1 - its yield (T17) */
+    if (t->teacher_opts.gate) { /* each row's term times 1 - its yield (T17) */
       for (size_t x = 0; x < P * TN; x++)
-        t->h_tcoef[x] = -t->teacher_w / M * (1.0f - t->h_yield[x]);
+        t->h_tcoef[x] = -t->teacher_opts.weight / M * (1.0f - t->h_yield[x]);
       ra_nn_upload_async (be, t->d_tcoef, t->h_tcoef, P * TN * sizeof (float));
     }
     ra_nn_pl_backward (be, pl, t->d_tslate, (int) (P * TN), K, k, t->d_tcoef, NULL, 0.0f, t->d_dscores, true);
@@ -1414,12 +1414,14 @@ ra_err_t ra_target_grad (ra_target_t *t, const ra_obs_batch_t *next_obs, ra_targ
 }
 
 ra_err_t ra_target_set_teacher (ra_target_t *t, ra_target_t *teacher, const ra_obs_batch_t *teacher_obs,
-                                float w, bool gate, ra_error_t *err)
+                                const ra_target_teacher_opts_t *opts, ra_error_t *err)
 {
   t->teacher = NULL;
   if (!teacher)
     return RA_OK;
   const ra_target_cfg_t *c = &t->cfg, *tc = &teacher->cfg;
+  float w = opts->weight;
+  bool gate = opts->gate;
   if (!(w > 0 && w <= RA_TARGET_TEACHER_WEIGHT_MAX))
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: the teacher's weight is %g, expected (0, %g]",
                          (double) w, RA_TARGET_TEACHER_WEIGHT_MAX);
@@ -1450,8 +1452,7 @@ ra_err_t ra_target_set_teacher (ra_target_t *t, ra_target_t *teacher, const ra_o
     coef[x] = -w / (float) t->cap_users;
   ra_nn_upload (be, t->d_tcoef, coef, PTN);
   t->teacher = teacher;
-  t->teacher_w = w;
-  t->teacher_gate = gate;
+  t->teacher_opts = *opts;
   t->teacher_obs = teacher_obs;
   t->teacher_steps = 0;
   return ra_nn_backend_status (be, err);

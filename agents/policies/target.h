@@ -285,17 +285,23 @@ ra_err_t ra_target_update (ra_target_t *t, const ra_obs_batch_t *next_obs,
 /* Empties the rollout buffer (and the running episode returns). */
 void ra_target_clear_rollout (ra_target_t *t);
 /* Distillation from a privileged teacher (docs/agents.md T16). While attached, every step of
-   ra_target_train_rollout first asks teacher for its top-k slate on *teacher_obs, which must be
-   the same envs as the source's (ra_rollout_paired_second of a paired source: the candidates are
-   compared byte for byte), and the update adds -w (1/M) sum log P_tau(teacher's slate) to the
-   loss. teacher: population 1 over all P*N envs, the same K, k and candidate width, no task
-   context; borrowed, like teacher_obs. The first attach allocates the buffers (kept until
-   ra_target_destroy); teacher NULL detaches. Clones and copies do not inherit it. w in (0, 100].
-   gate (T17): each row's term is weighted by 1 - its scorer yield (T10), so the student imitates
-   where its task context has feedback on users like the row's and not where it has none; needs
-   cfg.scorer_yield. RA_ERR_BAD_CONFIG naming what does not match, RA_ERR_NOMEM. */
+   ra_target_train_rollout first asks teacher for its slate on *teacher_obs, which must be the same
+   envs as the source's (ra_rollout_paired_second of a paired source: the candidates are compared
+   byte for byte), and the update adds -w (1/M) sum log P_tau(teacher's slate) to the loss.
+   teacher: population 1 over all P*N envs, the same K, k and candidate width, no task context;
+   borrowed, like teacher_obs. The first attach allocates the buffers (kept until
+   ra_target_destroy); teacher NULL detaches (opts unread). Clones and copies do not inherit it.
+   RA_ERR_BAD_CONFIG naming what does not match, RA_ERR_NOMEM. */
+typedef struct {
+  float weight; /* w, in (0, 100] */
+  bool gate;    /* T17: each row's term times 1 - its scorer yield (T10), so the student imitates
+                   where its task context has feedback on users like the row's; needs
+                   cfg.scorer_yield */
+  bool sample;  /* T18: the teacher's slate is a sample of its Plackett-Luce at its cfg.temp (its
+                   own sampling stream) instead of its top-k */
+} ra_target_teacher_opts_t;
 ra_err_t ra_target_set_teacher (ra_target_t *t, ra_target_t *teacher, const ra_obs_batch_t *teacher_obs,
-                                float w, bool gate, ra_error_t *err);
+                                const ra_target_teacher_opts_t *opts, ra_error_t *err);
 
 /* --------------------------------------------------------------------- driving a server env */
 

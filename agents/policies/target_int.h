@@ -113,8 +113,7 @@ struct ra_target {
   int teacher_steps;                     /* rollout steps with the teacher's slate (0..T) */
   int32_t *h_tslate, *d_tslate;          /* [P, TN, k] the teacher's slate of each step */
   float *d_tcoef;                        /* [P, TN] -w / M, times 1 - the row's yield when gated */
-  float teacher_w;                       /* w of T16 */
-  bool teacher_gate;                     /* T17: d_tcoef follows the rows' yield */
+  ra_target_teacher_opts_t teacher_opts; /* w, gate (T17: d_tcoef follows the rows' yield), sample (T18) */
   float *h_tcoef;                        /* [P, TN] staged d_tcoef, refilled by each gated update
                                             (T17); NULL when never gated */
   float *d_tlogp, *h_tlogp;              /* [P, TN] log P_tau(the teacher's slate) */

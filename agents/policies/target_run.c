@@ -277,8 +277,8 @@ ra_err_t ra_target_begin_rollout (ra_target_t *t, ra_rollout_t *src, const uint6
   return RA_OK;
 }
 
-/* T16: the teacher's top-k slates for the envs of cur, from its own view of them, into step s of
-   the rollout (h_act is free until the policy's own act). */
+/* T16: the teacher's top-k slates (T18: sampled ones) for the envs of cur, from its own view of
+   them, into step s of the rollout (h_act is free until the policy's own act). */
 static ra_err_t s_teacher_act (ra_target_t *t, const ra_obs_batch_t *cur, int s, ra_error_t *err)
 {
   const ra_obs_batch_t *v = t->teacher_obs;
@@ -288,7 +288,7 @@ static ra_err_t s_teacher_act (ra_target_t *t, const ra_obs_batch_t *cur, int s,
       || memcmp (v->candidates, cur->candidates, cand * sizeof (float)) != 0)
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: the teacher's observation is not of the envs the "
                          "policy acts on (give it the paired source's second view)");
-  ra_target_act (t->teacher, v, true, t->h_act);
+  ra_target_act (t->teacher, v, !t->teacher_opts.sample, t->h_act);
   for (size_t p = 0; p < (size_t) t->P; p++)
     memcpy (t->h_tslate + (p * TN + (size_t) s * N) * k, t->h_act + p * N * k, N * k * sizeof (int32_t));
   t->teacher_steps = s + 1;

@@ -20,7 +20,8 @@
 #                  runs with a warning naming it; train and val apart print none
 #   distill        --algo distill with a teacher checkpoint runs, reports its imitation loss and
 #                  writes a checkpoint that continues; gated (T17) it runs with a scorer yield and
-#                  is exit 2 without one; a teacher that reads a task context or
+#                  is exit 2 without one; a sampling teacher (T18) gives the same student for the
+#                  same seed and another than top-k's; a teacher that reads a task context or
 #                  cannot be read is exit 2, and a teacher's view of other envs (here: its
 #                  tastes hidden where the student's are not) stops the run naming the pairing
 set -u
@@ -55,6 +56,14 @@ distill)
   "$BIN" --algo distill --teacher "$T/t.st" --teacher-gate true --context 4 --scorer-yield true --iters 1 \
     --inner-steps 2 $SMALL --metrics "$T/g.jsonl" >"$T/out" 2>&1 || fail "gated distill failed: $(cat "$T/out")"
   grep -q '"kind":"train".*"imitation":[0-9]' "$T/g.jsonl" || fail "gated: no imitation loss: $(cat "$T/g.jsonl")"
+  for i in 1 2; do # a sampling teacher (T18): runs, and the same seed gives the same student
+    "$BIN" --algo distill --teacher "$T/t.st" --teacher-temp 0.5 --iters 1 --inner-steps 2 $SMALL \
+      --checkpoint-out "$T/s$i.st" >"$T/out" 2>&1 || fail "a sampling teacher's run failed: $(cat "$T/out")"
+  done
+  cmp -s "$T/s1.st" "$T/s2.st" || fail "a sampling teacher: the same seed gave two students"
+  "$BIN" --algo distill --teacher "$T/t.st" --iters 1 --inner-steps 2 $SMALL --checkpoint-out "$T/k.st" >"$T/out" 2>&1 ||
+    fail "$(cat "$T/out")"
+  ! cmp -s "$T/s1.st" "$T/k.st" || fail "a sampling teacher trained the student its top-k trains"
   "$BIN" --algo distill --teacher "$T/t.st" --teacher-sim-config hidden_tastes=1 --iters 1 $SMALL >"$T/out" 2>&1
   rc=$?
   [ $rc -eq 1 ] && grep -q "the paired sources' .* differ" "$T/out" || fail "a teacher on other envs: exit $rc: $(cat "$T/out")"
@@ -155,6 +164,8 @@ bad_flags)
   bad "--teacher-sim-config: only distill has a teacher" --teacher-sim-config reveal_tastes=true
   bad "--teacher-gate: only distill has a teacher" --teacher-gate true --iters 0 $SMALL
   bad "--teacher-gate" --algo distill --teacher "$T/t.st" --teacher-gate maybe
+  bad "--teacher-temp: only distill has a teacher" --teacher-temp 1 --iters 0 $SMALL
+  bad "--teacher-temp" --algo distill --teacher "$T/t.st" --teacher-temp 0
   bad "--teacher-weight" --algo distill --teacher "$T/t.st" --teacher-weight 0
   bad "--teacher-weight" --algo distill --teacher "$T/t.st" --teacher-weight 101
   bad "--teacher-sim-config" --algo distill --teacher "$T/t.st" --teacher-sim-config reveal_tastes

@@ -3,7 +3,8 @@
 # fomaml, multitask and distill, a short run under mpirun -np 1, 2 and 3 (3: uneven slices, an antithetic
 # pair split over two ranks), and -np 4 for es and reptile (and the build's single-rank path, no
 # mpirun) must write byte-identical checkpoints, and rank 0's metrics must agree too (timings and
-# the inner rollouts' mean return aside). Bad rank counts are an error naming the limit. Exits 77
+# the inner rollouts' mean return aside). Bad rank counts, and a sampling teacher (T18) on more than
+# one rank, are an error naming the limit. Exits 77
 # (skipped) when the build has no MPI or no mpiexec.
 # usage: run_meta_mpi.sh MPIEXEC RECARENA_META HAVE_MPI(ON|OFF)
 set -uo pipefail
@@ -54,5 +55,11 @@ done
 out=$(timeout 60 "$mpiexec" --oversubscribe -np 2 "$bin" --algo reptile $SMALL --meta-batch 1 2>&1); rc=$?
 if [ $rc -ne 2 ] || ! grep -q "2 ranks need at least one meta-batch task" <<<"$out"; then
   echo "FAIL: -np 2 with --meta-batch 1 exited $rc: $out"; fail=1
+fi
+# a sampling teacher (T18) draws over its rank's envs: refused with more than one rank
+out=$(timeout 60 "$mpiexec" --oversubscribe -np 2 "$bin" --algo distill --teacher "$T/teacher.st" --teacher-temp 1 \
+  --meta-batch 4 --iters 1 $SMALL 2>&1); rc=$?
+if [ $rc -ne 2 ] || ! grep -q "teacher-temp 1: .*number of ranks (2)" <<<"$out"; then
+  echo "FAIL: -np 2 with --teacher-temp exited $rc: $out"; fail=1
 fi
 exit $fail

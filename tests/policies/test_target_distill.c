@@ -6,7 +6,8 @@
     view differs in the users' rows only, and sources that do not run the same envs are an error;
     with a teacher attached, the update's score gradient minus the one without equals
     -w (1/M) d log P_tau(teacher's slate) / ds computed here through the reference Plackett-Luce,
-    the teacher's slates are its top-k on the second view, the student's own slates do not change,
+    the teacher's slates are its top-k on the second view (T18: the samples a twin teacher draws
+    there), the student's own slates do not change,
     and the loss summary is the mean -log P_tau; gated (T17), each row's term is weighted by 1 -
     its scorer yield (nothing at the first step); bad teachers, weights, views and a gate without a
     scorer yield are refused. */
@@ -139,9 +140,12 @@ static ra_target_t *s_teacher (const ra_obs_batch_t *o)
   return t;
 }
 
+#define OPTS(w, g, smp) (&(ra_target_teacher_opts_t) { .weight = (w), .gate = (g), .sample = (smp) })
+
 /* One rollout of a student with the teacher and one without, on the same envs: their score
-   gradients differ by T16's term, times 1 - each row's yield when gated (T17). */
-static void s_imitation_term (bool gate)
+   gradients differ by T16's term, times 1 - each row's yield when gated (T17); the teacher's
+   slates are its top-k, or its samples (T18). */
+static void s_imitation_term (bool gate, bool sample)
 {
   const float w = 2.5f, n0 = gate ? 0.5f : 0.0f;
   ra_rollout_t *hid = s_source (P * N, 41, false), *rev = s_source (P * N, 41, true);
@@ -152,10 +156,10 @@ static void s_imitation_term (bool gate)
   s_start (alone);
   s_start (replay);
   ra_target_t *a = s_policy (&pair->obs, P, N, T, 5, n0), *b = s_policy (&pair->obs, P, N, T, 5, n0);
-  ra_target_t *teacher = s_teacher (&pair->obs);
+  ra_target_t *teacher = s_teacher (&pair->obs), *twin = s_teacher (&pair->obs);
   ra_error_t err;
-  cr_assert_eq (ra_target_set_teacher (a, teacher, ra_rollout_paired_second (pair), w, gate, &err), RA_OK, "%s",
-                err.message);
+  cr_assert_eq (ra_target_set_teacher (a, teacher, ra_rollout_paired_second (pair), OPTS (w, gate, sample), &err),
+                RA_OK, "%s", err.message);
   ra_target_stats_t sa = { 0 };
   cr_assert_eq (ra_target_begin_rollout (a, pair, NULL, &err), RA_OK, "%s", err.message);
   cr_assert_eq (ra_target_begin_rollout (b, alone, NULL, &err), RA_OK, "%s", err.message);
@@ -165,21 +169,29 @@ static void s_imitation_term (bool gate)
   cr_assert_eq (memcmp (a->h_slate, b->h_slate, (size_t) P * TN * k * sizeof (int32_t)), 0,
                 "asking the teacher changes none of the student's own slates");
 
-  /* the teacher's slates are its top-k on the second view of each step (replayed: begin_rollout
-     reset the envs once more) */
+  /* the teacher's slates are its top-k on the second view of each step, or the samples a twin
+     teacher (same parameters, same stream) draws there (replayed: begin_rollout reset the envs
+     once more) */
   cr_assert_eq (ra_rollout_reset (replay, NULL, &err), RA_OK, "%s", err.message);
-  int32_t want_sl[P * N * 8], played[P * N * 8];
+  int32_t want_sl[P * N * 8], topk[P * N * 8], played[P * N * 8];
+  int not_topk = 0;
   for (int s = 0; s < T; s++) {
-    ra_target_act (teacher, ra_rollout_paired_second (replay), true, want_sl);
+    ra_target_act (twin, ra_rollout_paired_second (replay), !sample, want_sl);
+    ra_target_act (teacher, ra_rollout_paired_second (replay), true, topk); /* top-k draws nothing */
     for (int p = 0; p < P; p++)
-      for (int i = 0; i < N; i++)
+      for (int i = 0; i < N; i++) {
+        int e = p * N + i;
+        not_topk += memcmp (want_sl + e * k, topk + e * k, (size_t) k * sizeof (int32_t)) != 0;
         for (int j = 0; j < k; j++) {
           size_t row = (size_t) p * TN + (size_t) s * N + i;
-          cr_assert_eq (a->h_tslate[row * k + j], want_sl[(p * N + i) * k + j], "step %d env %d rank %d", s, i, j);
-          played[(p * N + i) * k + j] = a->h_slate[row * k + j];
+          cr_assert_eq (a->h_tslate[row * k + j], want_sl[e * k + j], "step %d env %d rank %d", s, i, j);
+          played[e * k + j] = a->h_slate[row * k + j];
         }
+      }
     cr_assert_eq (ra_rollout_step (replay, played, &err), RA_OK, "%s", err.message);
   }
+  if (sample)
+    cr_assert_gt (not_topk, 0, "a sampling teacher's slates must differ from its top-k somewhere");
 
   /* d scores (a) - d scores (b) = (1/tau) (-w g / M) d log P(s / tau; teacher's slate) / d(s / tau),
      g = 1, or 1 - the row's yield when gated: 1 - 1 = 0 at the first step, when the context is empty */
@@ -217,14 +229,17 @@ static void s_imitation_term (bool gate)
   ra_target_destroy (&a);
   ra_target_destroy (&b);
   ra_target_destroy (&teacher);
+  ra_target_destroy (&twin);
   ra_rollout_t *all[] = { pair, hid, rev, alone, replay, hid2, rev2 };
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
     ra_rollout_destroy (&all[i]);
 }
 
-Test (target_distill, the_update_adds_the_log_probability_of_the_teachers_slates) { s_imitation_term (false); }
+Test (target_distill, the_update_adds_the_log_probability_of_the_teachers_slates) { s_imitation_term (false, false); }
 
-Test (target_distill, the_gated_update_weighs_each_row_by_one_minus_its_yield) { s_imitation_term (true); }
+Test (target_distill, the_gated_update_weighs_each_row_by_one_minus_its_yield) { s_imitation_term (true, false); }
+
+Test (target_distill, a_sampling_teacher_labels_with_its_plackett_luce_samples) { s_imitation_term (false, true); }
 
 Test (target_distill, bad_teachers_weights_and_views_are_refused)
 {
@@ -236,28 +251,28 @@ Test (target_distill, bad_teachers_weights_and_views_are_refused)
   ra_target_t *a = s_policy (&pair->obs, P, N, T, 5, 0), *teacher = s_teacher (&pair->obs);
   ra_target_t *small = s_policy (&pair->obs, 1, N, 1, 9, 0);
   ra_error_t err;
-  cr_assert_eq (ra_target_set_teacher (a, small, view, 1, false, &err), RA_ERR_BAD_CONFIG);
+  cr_assert_eq (ra_target_set_teacher (a, small, view, OPTS (1, false, false), &err), RA_ERR_BAD_CONFIG);
   cr_assert (strstr (err.message, "one replica acting on all 6 envs"), "%s", err.message);
   for (int i = 0; i < 3; i++) {
     float bad[] = { 0.0f, -1.0f, 101.0f };
-    cr_assert_eq (ra_target_set_teacher (a, teacher, view, bad[i], false, &err), RA_ERR_BAD_CONFIG);
+    cr_assert_eq (ra_target_set_teacher (a, teacher, view, OPTS (bad[i], false, false), &err), RA_ERR_BAD_CONFIG);
     cr_assert (strstr (err.message, "teacher's weight"), "%s", err.message);
   }
-  cr_assert_eq (ra_target_set_teacher (a, teacher, view, 1, true, &err), RA_ERR_BAD_CONFIG);
+  cr_assert_eq (ra_target_set_teacher (a, teacher, view, OPTS (1, true, false), &err), RA_ERR_BAD_CONFIG);
   cr_assert (strstr (err.message, "no scorer yield"), "%s", err.message);
   ra_target_cfg_t c = teacher->cfg;
   c.context = 16;
   ra_target_t *ctx = NULL;
   cr_assert_eq (ra_target_new (BE, &c, &ctx, &err), RA_OK, "%s", err.message);
-  cr_assert_eq (ra_target_set_teacher (a, ctx, view, 1, false, &err), RA_ERR_BAD_CONFIG);
+  cr_assert_eq (ra_target_set_teacher (a, ctx, view, OPTS (1, false, false), &err), RA_ERR_BAD_CONFIG);
   cr_assert (strstr (err.message, "task context"), "%s", err.message);
   /* a view of other envs: the first step says so */
-  cr_assert_eq (ra_target_set_teacher (a, teacher, &other->obs, 1, false, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_target_set_teacher (a, teacher, &other->obs, OPTS (1, false, false), &err), RA_OK, "%s", err.message);
   cr_assert_eq (ra_target_begin_rollout (a, pair, NULL, &err), RA_OK, "%s", err.message);
   cr_assert_eq (ra_target_train_rollout (a, pair, NULL, &err), RA_ERR_BAD_CONFIG);
   cr_assert (strstr (err.message, "not of the envs the policy acts on"), "%s", err.message);
   /* detached, the same policy trains as one that never had a teacher */
-  cr_assert_eq (ra_target_set_teacher (a, NULL, NULL, 0, false, &err), RA_OK);
+  cr_assert_eq (ra_target_set_teacher (a, NULL, NULL, OPTS (0, false, false), &err), RA_OK);
   cr_assert_eq (ra_target_begin_rollout (a, pair, NULL, &err), RA_OK, "%s", err.message);
   cr_assert_eq (ra_target_train_rollout (a, pair, NULL, &err), RA_OK, "%s", err.message);
   cr_assert_eq (a->losses[0].imitation, 0.0f);
