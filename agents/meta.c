@@ -1082,7 +1082,9 @@ static ra_err_t s_teacher (run_t *r, ra_error_t *err)
   c.cand_dim = r->tc.cand_dim;
   c.response_dim = r->tc.response_dim;
   c.rollout = 1;
-  c.seed = (uint64_t) r->o->seed; /* the stream a sampling teacher draws from (T18) */
+  /* a sampling teacher (T18) draws from (seed, stream 1): apart from the task draws' (seed,
+     0x7a5c) and the work replicas' per-iteration mixed seeds */
+  c.seed = (uint64_t) r->o->seed;
   if (r->o->set[F_TEACHER_TEMP])
     c.temp = (float) r->o->teacher_temp;
   if (rc == RA_OK)
