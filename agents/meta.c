@@ -1202,6 +1202,11 @@ int main (int argc, char **argv)
       goto out;
     }
   }
+  if (o.set[F_TEACHER_TEMP] && s_size > 1) { /* one stream over this rank's envs: another split, other draws */
+    s_err ("--teacher-temp %g: a sampling teacher draws from one stream over its rank's envs, so its slates "
+           "would depend on the number of ranks (%d); run it with one rank\n", o.teacher_temp, s_size);
+    goto out;
+  }
   alike = false;
   /* the checkpoints are written at val points: a path that cannot take them fails now, not after
      the first val_every iterations */
@@ -1453,12 +1458,6 @@ int main (int argc, char **argv)
     rc = s_policy (&r, r.Pl, r.N, &r.work, &err);
   if (rc != RA_OK) {
     s_err ("%s%s\n", o.ckpt_in ? "--checkpoint-in: " : "", err.message);
-    goto out;
-  }
-  if (o.set[F_TEACHER_TEMP] && s_size > 1) { /* one stream over this rank's envs: another split, other draws */
-    s_err ("--teacher-temp %g: a sampling teacher draws from one stream over its rank's envs, so its slates "
-           "would depend on the number of ranks (%d); run it with one rank\n", o.teacher_temp, s_size);
-    code = 2;
     goto out;
   }
   if (o.teacher_gate && !r.tc.scorer_yield) { /* the checkpoint's setting is known only now */

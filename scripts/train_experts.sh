@@ -82,17 +82,12 @@ done
 set -m
 trap 'for p in $(jobs -p); do kill -TERM -- "-$p"; done 2>/dev/null; exit 143' TERM INT
 running=0 failed=0
+reap () { wait -n || failed=1; running=$((running - 1)); } # one training ends
 for id in $ids; do
-  if [ "$running" -ge "$jobs" ]; then
-    wait -n || failed=1
-    running=$((running - 1))
-  fi
+  [ "$running" -lt "$jobs" ] || reap
   [ "$failed" -eq 0 ] || break
   expert "$id" &
   running=$((running + 1))
 done
-while [ "$running" -gt 0 ]; do
-  wait -n || failed=1
-  running=$((running - 1))
-done
+while [ "$running" -gt 0 ]; do reap; done
 exit "$failed"
