@@ -71,7 +71,7 @@ typedef struct {
   double inner_lr, val_inner_lr, outer_lr, sigma, entropy, weight_decay, temp, slot_credit, context, context_ts,
     context_session, context_baseline, context_handover, context_kernel, teacher_weight, teacher_temp;
   bool quiet, head_only, val_head_only, inner_sgd, affinity, val_at_start, context_residual,
-      scorer_yield, teacher_gate;
+      scorer_yield, teacher_gate, teacher_critic;
   bool anneal_run;     /* Reptile's epsilon anneals over this run's budget only (--anneal-over run) */
   bool set[64];        /* which settings the command line or file gave (by table index) */
   ra_kv_list_t sim_config;   /* --sim-config KEY=VALUE entries, in order (the sims' make config) */
@@ -143,6 +143,7 @@ static const flag_t s_flags[] = {
   { "teacher-sim-config", T_SIMCFG, O (teacher_config), 0, 0 },
   { "teacher-gate", T_BOOL, O (teacher_gate), 0, 0 },
   { "teacher-temp", T_NUM, O (teacher_temp), RA_TARGET_TEMP_MIN, RA_TARGET_TEMP_MAX },
+  { "teacher-critic", T_BOOL, O (teacher_critic), 0, 0 },
   /* new flags go last: the F_ indices below count entries of this table */
 };
 #define NFLAGS ((int) (sizeof s_flags / sizeof s_flags[0]))
@@ -152,7 +153,7 @@ enum { F_ITERS = 5, F_OUTER_LR = 12, F_INNER_LR = 10, F_INNER_STEPS = 11, F_ROLL
        F_CONTEXT_RESIDUAL = 41, F_SCORER_YIELD = 42, F_CONTEXT_TS = 43,
        F_CONTEXT_SESSION = 44, F_CONTEXT_BASELINE = 45, F_CONTEXT_HANDOVER = 46, F_VAL_INNER_LR = 47,
        F_CONTEXT_KERNEL = 48, F_TEACHER = 49, F_TEACHER_WEIGHT = 50, F_TEACHER_SIM_CONFIG = 51,
-       F_TEACHER_GATE = 52, F_TEACHER_TEMP = 53 };
+       F_TEACHER_GATE = 52, F_TEACHER_TEMP = 53, F_TEACHER_CRITIC = 54 };
 
 static void s_usage (FILE *f)
 {
@@ -239,7 +240,10 @@ static void s_usage (FILE *f)
     "                        such users (false; needs --scorer-yield; docs/agents.md T17)\n"
     "  --teacher-temp T      distill: the teacher's slates are samples of its Plackett-Luce at\n"
     "                        temperature T instead of its top-k (not given: top-k; one rank\n"
-    "                        only; docs/agents.md T18)\n");
+    "                        only; docs/agents.md T18)\n"
+    "  --teacher-critic B    distill: the value head reads the teacher's view of each user in\n"
+    "                        place of the student's (a privileged critic; false; docs/agents.md\n"
+    "                        T19)\n");
 }
 
 static void s_defaults (opts_t *o)
@@ -515,7 +519,7 @@ static int s_parse (int argc, char **argv, opts_t *o, cfg_text_t **cfg_text)
     s_err ("--algo distill needs --teacher F, the checkpoint of the network it imitates\n");
     return -1;
   }
-  for (int f = F_TEACHER; f <= F_TEACHER_TEMP; f++)
+  for (int f = F_TEACHER; f <= F_TEACHER_CRITIC; f++)
     if (o->set[f] && o->algo != A_DISTILL) {
       s_err ("--%s: only distill has a teacher (this run is --algo %s)\n", s_flags[f].name, o->algo_name);
       return -1;
@@ -1095,7 +1099,8 @@ static ra_err_t s_teacher (run_t *r, ra_error_t *err)
     rc = ra_target_set_teacher (r->work, r->teacher, ra_rollout_paired_second (r->psrc),
                                 &(ra_target_teacher_opts_t) { .weight = (float) r->o->teacher_weight,
                                                               .gate = r->o->teacher_gate,
-                                                              .sample = r->o->set[F_TEACHER_TEMP] },
+                                                              .sample = r->o->set[F_TEACHER_TEMP],
+                                                              .critic = r->o->teacher_critic },
                                 err);
   return rc;
 }

@@ -329,6 +329,9 @@ static void s_free_buffers (ra_target_t *t)
   ra_nn_host_free (be, t->h_tslate);
   ra_nn_host_free (be, t->h_tcoef);
   free (t->h_tlogp);
+  ra_nn_free (be, t->d_cuser);
+  ra_nn_host_free (be, t->h_cuser);
+  free (t->h_tuser);
 }
 
 static ra_err_t s_check_cfg (const ra_target_cfg_t *c, ra_error_t *err)
@@ -1291,6 +1294,19 @@ static void s_reward_scale (ra_target_t *t, int p)
   t->reward_scale[p] = var > 1e-12 ? (float) (1.0 / sqrt (var)) : 1.0f;
 }
 
+/* T19: the value head's rows, the student's (h_user, with its task context block) with the
+   teacher's view of the user (h_tuser) in their first U columns; uploaded without waiting (the
+   update's downloads wait before anything changes them). */
+static void s_critic_rows (ra_target_t *t)
+{
+  size_t rows = (size_t) t->P * (t->cap_users + (size_t) t->cfg.num_envs), U = (size_t) t->cfg.user_dim;
+  size_t D = (size_t) t->in_dim;
+  memcpy (t->h_cuser, t->h_user, rows * D * sizeof (float));
+  for (size_t r = 0; r < rows; r++)
+    memcpy (t->h_cuser + r * D, t->h_tuser + r * U, U * sizeof (float));
+  ra_nn_upload_async (t->be, t->d_cuser, t->h_cuser, rows * D * sizeof (float));
+}
+
 ra_err_t ra_target_grad (ra_target_t *t, const ra_obs_batch_t *next_obs, ra_target_losses_t *losses,
                          ra_error_t *err)
 {
@@ -1324,8 +1340,14 @@ ra_err_t ra_target_grad (ra_target_t *t, const ra_obs_batch_t *next_obs, ra_targ
     ra_nn_upload_async (be, t->d_cand, t->h_cand, P * TN * (size_t) K * c->cand_dim * sizeof (float));
     s_scores_at (t, (int) TN, 0);
   }
-  /* values of the T+1 observations, [P, T+1, N] */
-  const float *v = ra_nn_mlp_forward (t->params, &t->vf, t->d_user, NULL, t->vact, (int) VN, VN, VN);
+  /* values of the T+1 observations, [P, T+1, N], read from the student's rows or, with a
+     privileged critic, from the same rows with the teacher's view of the user (T19) */
+  const float *vrows = t->d_user;
+  if (t->teacher && t->teacher_opts.critic) {
+    s_critic_rows (t);
+    vrows = t->d_cuser;
+  }
+  const float *v = ra_nn_mlp_forward (t->params, &t->vf, vrows, NULL, t->vact, (int) VN, VN, VN);
 
   /* GAE on the scaled rewards, advantage normalisation (docs/agents.md T2-T3; docs/nn.md S4-S5) */
   for (int p = 0; p < t->P; p++) {
@@ -1386,7 +1408,7 @@ ra_err_t ra_target_grad (ra_target_t *t, const ra_obs_batch_t *next_obs, ra_targ
     ra_nn_affinity_backward (t->params, t->aff_w, t->aff_b, t->d_user, VN, t->d_cand, K, t->d_dscores, t->d_aff,
                              (int) TN, TN);
   /* the value activations are intact: the scorer used pact, not vact */
-  ra_nn_mlp_backward (t->params, &t->vf, t->d_user, NULL, t->vact, t->d_dv, t->dbuf, (int) TN, VN, VN);
+  ra_nn_mlp_backward (t->params, &t->vf, vrows, NULL, t->vact, t->d_dv, t->dbuf, (int) TN, VN, VN);
 
   /* loss summaries on the host: P*TN floats each */
   ra_nn_download (be, t->h_adv, t->d_adv, P * TN);
@@ -1436,8 +1458,20 @@ ra_err_t ra_target_set_teacher (ra_target_t *t, ra_target_t *teacher, const ra_o
   if (gate && !c->scorer_yield)
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: the gated imitation weighs each row by 1 - its "
                          "scorer yield (T17); this policy has no scorer yield (scorer_yield is off)");
+  if (opts->critic && teacher_obs->user_dim != c->user_dim)
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: the privileged critic (T19) reads the teacher's "
+                         "view of each user in place of the student's, but it has %d user features and the "
+                         "student %d", teacher_obs->user_dim, c->user_dim);
   ra_nn_backend_t *be = t->be;
   size_t PTN = (size_t) t->P * t->cap_users, k = (size_t) c->slate_size;
+  size_t PVN = PTN + (size_t) t->P * c->num_envs;
+  if (opts->critic && !t->h_tuser) {
+    bool ok = (t->h_tuser = calloc (PVN * c->user_dim, sizeof (float)))
+              && (t->h_cuser = ra_nn_host_alloc (be, PVN * t->in_dim * sizeof (float)))
+              && (t->d_cuser = ra_nn_alloc (be, PVN * t->in_dim));
+    if (!ok)
+      return ra_error_set (err, RA_ERR_NOMEM, -1, "target: out of memory for the privileged critic's rows");
+  }
   if (gate && !t->h_tcoef && !(t->h_tcoef = ra_nn_host_alloc (be, PTN * sizeof (float))))
     return ra_error_set (err, RA_ERR_NOMEM, -1, "target: out of memory for the gated teacher's weights");
   if (!t->h_tslate) {

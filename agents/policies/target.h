@@ -299,6 +299,9 @@ typedef struct {
                    cfg.scorer_yield */
   bool sample;  /* T18: the teacher's slate is a sample of its Plackett-Luce at its cfg.temp (its
                    own sampling stream) instead of its top-k */
+  bool critic;  /* T19: the value head reads each row with the teacher's view of the user in place
+                   of the student's user block (a privileged critic); the teacher's view must have
+                   the student's user width */
 } ra_target_teacher_opts_t;
 ra_err_t ra_target_set_teacher (ra_target_t *t, ra_target_t *teacher, const ra_obs_batch_t *teacher_obs,
                                 const ra_target_teacher_opts_t *opts, ra_error_t *err);

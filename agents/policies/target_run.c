@@ -277,6 +277,14 @@ ra_err_t ra_target_begin_rollout (ra_target_t *t, ra_rollout_t *src, const uint6
   return RA_OK;
 }
 
+/* T19: the teacher's view of the users into rollout row s (s = T: the bootstrap row). */
+static void s_teacher_users (ra_target_t *t, int s)
+{
+  size_t N = (size_t) t->cfg.num_envs, U = (size_t) t->cfg.user_dim, VN = (size_t) t->cap_users + N;
+  for (size_t p = 0; p < (size_t) t->P; p++)
+    memcpy (t->h_tuser + (p * VN + (size_t) s * N) * U, t->teacher_obs->user + p * N * U, N * U * sizeof (float));
+}
+
 /* T16: the teacher's top-k slates (T18: sampled ones) for the envs of cur, from its own view of
    them, into step s of the rollout (h_act is free until the policy's own act). */
 static ra_err_t s_teacher_act (ra_target_t *t, const ra_obs_batch_t *cur, int s, ra_error_t *err)
@@ -288,6 +296,8 @@ static ra_err_t s_teacher_act (ra_target_t *t, const ra_obs_batch_t *cur, int s,
       || memcmp (v->candidates, cur->candidates, cand * sizeof (float)) != 0)
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: the teacher's observation is not of the envs the "
                          "policy acts on (give it the paired source's second view)");
+  if (t->teacher_opts.critic)
+    s_teacher_users (t, s);
   ra_target_act (t->teacher, v, !t->teacher_opts.sample, t->h_act);
   for (size_t p = 0; p < (size_t) t->P; p++)
     memcpy (t->h_tslate + (p * TN + (size_t) s * N) * k, t->h_act + p * N * k, N * k * sizeof (int32_t));
@@ -322,6 +332,8 @@ ra_err_t ra_target_train_rollout (ra_target_t *t, ra_rollout_t *src, ra_target_s
     memcpy (t->h_d, src->done, (size_t) N);
     s_after_step (t, &cur, &src->obs, stats);
   }
+  if (t->teacher && t->teacher_opts.critic)
+    s_teacher_users (t, cfg->rollout);
   ra_err_t rc = ra_target_update (t, &cur, NULL, err);
   if (stats) {
     stats->env_steps += (int64_t) cfg->rollout * N;

@@ -21,7 +21,9 @@
 #   distill        --algo distill with a teacher checkpoint runs, reports its imitation loss and
 #                  writes a checkpoint that continues; gated (T17) it runs with a scorer yield and
 #                  is exit 2 without one; a sampling teacher (T18) gives the same student for the
-#                  same seed and another than top-k's; a teacher that reads a task context or
+#                  same seed and another than top-k's; a privileged critic (T19) trains the same
+#                  student on the student's own view and another on one that reveals the tastes;
+#                  a teacher that reads a task context or
 #                  cannot be read is exit 2, and a teacher's view of other envs (here: its
 #                  tastes hidden where the student's are not) stops the run naming the pairing
 set -u
@@ -64,6 +66,18 @@ distill)
   "$BIN" --algo distill --teacher "$T/t.st" --iters 1 --inner-steps 2 $SMALL --checkpoint-out "$T/k.st" >"$T/out" 2>&1 ||
     fail "$(cat "$T/out")"
   ! cmp -s "$T/s1.st" "$T/k.st" || fail "a sampling teacher trained the student its top-k trains"
+  # a privileged critic (T19): on the student's own view it values the same rows, so the same
+  # student; on a view that reveals the hidden tastes, another (the last theta: the best may be the start)
+  for c in false true; do
+    "$BIN" --algo distill --teacher "$T/t.st" --teacher-critic $c --iters 1 --inner-steps 2 $SMALL --context 4 \
+      --checkpoint-last "$T/o$c.st" >"$T/out" 2>&1 || fail "--teacher-critic $c: $(cat "$T/out")"
+    "$BIN" --algo distill --teacher "$T/t.st" --teacher-critic $c --iters 1 --inner-steps 2 $SMALL --context 4 \
+      --sim-config hidden_tastes=1 --teacher-sim-config reveal_tastes=true \
+      --checkpoint-last "$T/r$c.st" >"$T/out" 2>&1 || fail "--teacher-critic $c on revealed tastes: $(cat "$T/out")"
+  done
+  cmp -s "$T/ofalse.st" "$T/otrue.st" || fail "a critic on the student's own view trained another student"
+  ! cmp -s "$T/rfalse.st" "$T/rtrue.st" || fail "a critic that sees the tastes trained the same student"
+  ! cmp -s "$T/ofalse.st" "$T/rfalse.st" || fail "hidden tastes changed nothing: the comparison above tests nothing"
   "$BIN" --algo distill --teacher "$T/t.st" --teacher-sim-config hidden_tastes=1 --iters 1 $SMALL >"$T/out" 2>&1
   rc=$?
   [ $rc -eq 1 ] && grep -q "the paired sources' .* differ" "$T/out" || fail "a teacher on other envs: exit $rc: $(cat "$T/out")"
@@ -165,6 +179,8 @@ bad_flags)
   bad "--teacher-gate: only distill has a teacher" --teacher-gate true --iters 0 $SMALL
   bad "--teacher-gate" --algo distill --teacher "$T/t.st" --teacher-gate maybe
   bad "--teacher-temp: only distill has a teacher" --teacher-temp 1 --iters 0 $SMALL
+  bad "--teacher-critic: only distill has a teacher" --teacher-critic true --iters 0 $SMALL
+  bad "--teacher-critic" --algo distill --teacher "$T/t.st" --teacher-critic maybe
   bad "--teacher-temp" --algo distill --teacher "$T/t.st" --teacher-temp 0
   bad "--teacher-weight" --algo distill --teacher "$T/t.st" --teacher-weight 0
   bad "--teacher-weight" --algo distill --teacher "$T/t.st" --teacher-weight 101

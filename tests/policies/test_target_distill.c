@@ -9,8 +9,9 @@
     the teacher's slates are its top-k on the second view (T18: the samples a twin teacher draws
     there), the student's own slates do not change,
     and the loss summary is the mean -log P_tau; gated (T17), each row's term is weighted by 1 -
-    its scorer yield (nothing at the first step); bad teachers, weights, views and a gate without a
-    scorer yield are refused. */
+    its scorer yield (nothing at the first step); a privileged critic (T19) values each row with the
+    teacher's view of the user; bad teachers, weights, views, a gate without a scorer yield and a
+    critic's view of another user width are refused. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
@@ -141,6 +142,7 @@ static ra_target_t *s_teacher (const ra_obs_batch_t *o)
 }
 
 #define OPTS(w, g, smp) (&(ra_target_teacher_opts_t) { .weight = (w), .gate = (g), .sample = (smp) })
+#define CRITIC(w) (&(ra_target_teacher_opts_t) { .weight = (w), .critic = true })
 
 /* One rollout of a student with the teacher and one without, on the same envs: their score
    gradients differ by T16's term, times 1 - each row's yield when gated (T17); the teacher's
@@ -241,6 +243,90 @@ Test (target_distill, the_gated_update_weighs_each_row_by_one_minus_its_yield) {
 
 Test (target_distill, a_sampling_teacher_labels_with_its_plackett_luce_samples) { s_imitation_term (false, true); }
 
+/* T19: with a privileged critic the value head reads, for every rollout row and the bootstrap row,
+   the student's row (with its task context block) with the teacher's view of the user in its first
+   U columns. Checked through the values and the value head's gradient: a twin policy (same
+   parameters, no teacher) fed the rows built here in its value MLP, backward with the critic's
+   value-output gradient, gives the same values and the same value-head gradient; the student's own
+   rows give other values. The scores read the student's rows either way. */
+Test (target_distill, a_privileged_critic_values_the_teachers_view_of_the_user)
+{
+  ra_rollout_t *hid = s_source (P * N, 41, false), *rev = s_source (P * N, 41, true);
+  ra_rollout_t *hid2 = s_source (P * N, 41, false), *rev2 = s_source (P * N, 41, true);
+  ra_rollout_t *pair = s_paired (hid, rev), *replay = s_paired (hid2, rev2);
+  s_start (pair);
+  s_start (replay);
+  ra_target_t *a = s_policy (&pair->obs, P, N, T, 5, 0.5f), *b = s_policy (&pair->obs, P, N, T, 5, 0.5f);
+  ra_target_t *teacher = s_teacher (&pair->obs);
+  for (int p = 0; p < P; p++) /* lr 0: the parameters after the update are those the values used */
+    ra_target_set_lr (a, p, 0.0f);
+  ra_error_t err;
+  cr_assert_eq (ra_target_set_teacher (a, teacher, ra_rollout_paired_second (pair), CRITIC (1), &err), RA_OK, "%s",
+                err.message);
+  cr_assert_eq (ra_target_begin_rollout (a, pair, NULL, &err), RA_OK, "%s", err.message);
+  cr_assert_eq (ra_target_train_rollout (a, pair, NULL, &err), RA_OK, "%s", err.message);
+
+  /* the rows the critic must read: a's rows, user block from the second view of each step */
+  const int U = a->cfg.user_dim, D = a->in_dim, k = a->cfg.slate_size, TN = T * N, VN = TN + N;
+  cr_assert_gt (D, U, "the student reads a task context");
+  float *want = malloc ((size_t) P * VN * D * sizeof (float));
+  memcpy (want, a->h_user, (size_t) P * VN * D * sizeof (float));
+  cr_assert_eq (ra_rollout_reset (replay, NULL, &err), RA_OK, "%s", err.message);
+  int32_t played[P * N * 8];
+  int moved = 0;
+  for (int s = 0; s <= T; s++) {
+    const ra_obs_batch_t *view = ra_rollout_paired_second (replay);
+    for (int p = 0; p < P; p++)
+      for (int i = 0; i < N; i++) {
+        float *row = want + ((size_t) p * VN + (size_t) s * N + i) * D;
+        const float *u = view->user + (size_t) (p * N + i) * U;
+        moved += memcmp (row, u, (size_t) U * sizeof (float)) != 0;
+        memcpy (row, u, (size_t) U * sizeof (float));
+        for (int j = 0; s < T && j < k; j++)
+          played[(p * N + i) * k + j] = a->h_slate[((size_t) p * TN + (size_t) s * N + i) * k + j];
+      }
+    if (s < T)
+      cr_assert_eq (ra_rollout_step (replay, played, &err), RA_OK, "%s", err.message);
+  }
+  cr_assert_gt (moved, P * VN / 4, "the teacher's view differs from the student's rows (%d of %d rows)", moved, P * VN);
+
+  /* b's value MLP on those rows, backward with a's value-output gradient */
+  ra_nn_params_t *pa = ra_target_params (a), *pb = ra_target_params (b);
+  memcpy (b->d_user, want, (size_t) P * VN * D * sizeof (float)); /* cpu backend: device memory is host memory */
+  ra_nn_params_zero_grad (pb);
+  const float *va = a->vact[a->vf.n];
+  const float *vb = ra_nn_mlp_forward (pb, &b->vf, b->d_user, NULL, b->vact, VN, VN, VN);
+  ra_nn_mlp_backward (pb, &b->vf, b->d_user, NULL, b->vact, a->d_dv, b->dbuf, TN, VN, VN);
+  double worst = 0;
+  for (int x = 0; x < P * VN; x++)
+    worst = fmax (worst, fabs ((double) va[x] - vb[x]));
+  cr_assert_lt (worst, 1e-6, "the critic's values differ from the value MLP on the teacher's rows by %g", worst);
+  ra_nn_mlp_forward (pb, &b->vf, a->h_user, NULL, b->vact, VN, VN, VN);
+  double off = 0;
+  for (int x = 0; x < P * VN; x++)
+    off = fmax (off, fabs ((double) va[x] - b->vact[b->vf.n][x]));
+  cr_assert_gt (off, 1e-3, "on the student's own rows the values must differ (%g)", off);
+  int checked = 0;
+  for (int ti = 0; ti < pa->ntensors; ti++) {
+    if (pa->tensors[ti].name[0] != 'v')
+      continue;
+    for (int p = 0; p < P; p++) {
+      const float *ga = ra_nn_grad (pa, ti) + (size_t) p * pa->n, *gb = ra_nn_grad (pb, ti) + (size_t) p * pb->n;
+      for (size_t j = 0; j < pa->tensors[ti].numel; j++, checked++)
+        cr_assert_float_eq (ga[j], gb[j], 1e-6 * fmax (1, fabs (gb[j])), "%s[%zu] replica %d: %g vs %g",
+                            pa->tensors[ti].name, j, p, (double) ga[j], (double) gb[j]);
+    }
+  }
+  cr_assert_gt (checked, 0, "the value head's tensors were compared");
+  free (want);
+  ra_target_destroy (&a);
+  ra_target_destroy (&b);
+  ra_target_destroy (&teacher);
+  ra_rollout_t *all[] = { pair, hid, rev, replay, hid2, rev2 };
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+    ra_rollout_destroy (&all[i]);
+}
+
 Test (target_distill, bad_teachers_weights_and_views_are_refused)
 {
   ra_rollout_t *hid = s_source (P * N, 41, false), *rev = s_source (P * N, 41, true), *other = s_source (P * N, 43, true);
@@ -260,6 +346,10 @@ Test (target_distill, bad_teachers_weights_and_views_are_refused)
   }
   cr_assert_eq (ra_target_set_teacher (a, teacher, view, OPTS (1, true, false), &err), RA_ERR_BAD_CONFIG);
   cr_assert (strstr (err.message, "no scorer yield"), "%s", err.message);
+  ra_obs_batch_t wide = *view; /* T19 puts the view's user row where the student's is */
+  wide.user_dim++;
+  cr_assert_eq (ra_target_set_teacher (a, teacher, &wide, CRITIC (1), &err), RA_ERR_BAD_CONFIG);
+  cr_assert (strstr (err.message, "privileged critic (T19)"), "%s", err.message);
   ra_target_cfg_t c = teacher->cfg;
   c.context = 16;
   ra_target_t *ctx = NULL;
