@@ -37,7 +37,11 @@
 #   the ood run, SCRATCH_CONTEXT ("": none; n0, e.g. 16) adds scratch_ctx, the scratch arm with the
 #   task context (docs/agents.md T8) at that n0: how much of a context meta-init's adaptation the
 #   context alone gives a fresh network (docs/meta.md 6.21); more keys may follow n0, e.g.
-#   "16:context_session=2" for the same session as a T12 meta-init (docs/meta.md 6.30)
+#   "16:context_session=2" for the same session as a T12 meta-init (docs/meta.md 6.30),
+#   EXTRA_ARMS ("": none; "name=CHECKPOINT ...", e.g. "mtctx=out/mtc.safetensors") more target
+#   arms from checkpoints trained elsewhere, for one sim in SIMS: they choose their settings on VAL
+#   and join every paired comparison as the meta-inits do (docs/meta.md 6.54: multitask training
+#   with the task context, which --algo multitask cannot give)
 # The defaults are the full protocol: hours on a 2-core machine. A short smoke run:
 #   BUDGET=50000 TEST=test:0-7 OOD=ood:0-7 SIMS=ECommerce-v1 EPISODES=8 NUM_ENVS=16 bench/meta_all_sims.sh /tmp/m
 set -eu
@@ -98,6 +102,15 @@ done
 for algo in $ALGOS; do
   # an algorithm's name also names its META_FLAGS_<algo> variable
   case $algo in *[!a-z-]*) echo "ALGOS: '$algo' is not an algorithm name" >&2; exit 2 ;; esac
+done
+EXTRA_ARMS=${EXTRA_ARMS:-}
+extra_names=""
+for ex in $EXTRA_ARMS; do
+  name=${ex%%=*}
+  case $name in ''|*[!a-z0-9_]*|"$ex") echo "EXTRA_ARMS: '$ex' is not name=CHECKPOINT (name: a-z, 0-9, _)" >&2; exit 2 ;; esac
+  case " $ALGOS scratch scratch_ctx " in *" $name "*) echo "EXTRA_ARMS: '$name' is already an arm" >&2; exit 2 ;; esac
+  [ -f "${ex#*=}" ] || { echo "EXTRA_ARMS: no checkpoint ${ex#*=}" >&2; exit 2; }
+  extra_names="$extra_names $name"
 done
 # choose_on_val KEY "GRID" WHAT: every target arm plays VAL once per value of KEY in GRID
 # (recarena-ab, 8 episodes, one run per arm: OUT/<sim>/ab_val_KEY_<arm>.{json,txt}; a run holds at
@@ -173,6 +186,7 @@ for sim in $SIMS; do
   targets="scratch=target$scratch_keys$ARM_KEYS"
   [ -n "$SCRATCH_CONTEXT" ] && targets="$targets scratch_ctx=target$scratch_keys:context=$SCRATCH_CONTEXT$ARM_KEYS"
   for algo in $ALGOS; do targets="$targets $algo=target:checkpoint=$d/$algo.safetensors$ARM_KEYS"; done
+  for ex in $EXTRA_ARMS; do targets="$targets ${ex%%=*}=target:checkpoint=${ex#*=}$ARM_KEYS"; done
   [ -n "$TEMPS" ] && choose_on_val temp "$TEMPS" "sampling temperature"
   [ -n "$ROLLOUTS" ] && choose_on_val rollout "$ROLLOUTS" "update interval"
   [ -n "$LRS" ] && choose_on_val lr "$LRS" "online learning rate"
@@ -226,15 +240,15 @@ for sim in $SIMS; do
     # against scratch and meta-TS, and for R@1 and R@5 themselves (docs/agents.md 2.5)
     for base in $control scratch ${SCRATCH_CONTEXT:+scratch_ctx} metats; do
       others=""
-      for algo in $ALGOS; do [ "$algo" = "$base" ] || others="$others $algo"; done
+      for algo in $ALGOS $extra_names; do [ "$algo" = "$base" ] || others="$others $algo"; done
       [ -n "$others" ] || continue
       # shellcheck disable=SC2086 # a list of arm names
       "$PY" -m recarena.compare "$d/ab_$tag.json" $others --against "$base" --at R@0,R@1,R@5,R@5w,auc
     done >"$d/ab_${tag}_pairs.txt" || { echo "recarena.compare failed on $d/ab_$tag.json" >&2; exit 1; }
     # each meta-init's climb from its own R@0, alone and less the oracle's between the same episodes
     # shellcheck disable=SC2086 # a list of arm names
-    { "$PY" -m recarena.compare "$d/ab_$tag.json" $ALGOS --at "$climb" --minus R@0 &&
-      "$PY" -m recarena.compare "$d/ab_$tag.json" $ALGOS --against oracle --at "$climb" --minus R@0
+    { "$PY" -m recarena.compare "$d/ab_$tag.json" $ALGOS $extra_names --at "$climb" --minus R@0 &&
+      "$PY" -m recarena.compare "$d/ab_$tag.json" $ALGOS $extra_names --against oracle --at "$climb" --minus R@0
     } >>"$d/ab_${tag}_pairs.txt" || { echo "recarena.compare --minus failed on $d/ab_$tag.json" >&2; exit 1; }
     cat "$d/ab_${tag}_pairs.txt"
   done
