@@ -512,7 +512,8 @@ static int s_parse (int argc, char **argv, opts_t *o, cfg_text_t **cfg_text)
   }
   if (o->algo == A_MULTITASK && o->context > 0) { /* its replicas' envs play many tasks at once */
     s_err ("--context %g: multitask's envs each draw their own task, so there is no one task's feedback "
-           "to pool; use reptile, fomaml, es or es-maml\n", o->context);
+           "to pool; use reptile, fomaml, es or es-maml, or for multitask training with the context "
+           "--algo distill --teacher-weight 1e-9 (one task per block; docs/meta.md 6.55)\n", o->context);
     return -1;
   }
   if (o->algo == A_DISTILL && !o->teacher) {
@@ -1316,7 +1317,8 @@ int main (int argc, char **argv)
     if (o.algo == A_MULTITASK && o.context > 0) { /* s_parse refused --context; the file's the same */
       s_err ("--checkpoint-in %s: it reads the task context (n0 = %g), which --algo multitask cannot "
              "train: its envs each draw their own task, so there is no one task's feedback to pool; use "
-             "reptile, fomaml, es or es-maml\n", o.ckpt_in, o.context);
+             "reptile, fomaml, es or es-maml, or for multitask training with the context --algo distill "
+             "--teacher-weight 1e-9 (docs/meta.md 6.55)\n", o.ckpt_in, o.context);
       goto out;
     }
     if (!o.set[F_INNER_OPT]) {
