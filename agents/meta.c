@@ -3,7 +3,8 @@
     reptile, fomaml, es, es-maml (agents/meta/core.h for the update math, agents/meta/adapt.h
     for the adaptation operator), distill (a student imitating a teacher that sees more of the
     same envs, through a paired source) and multitask, the pretrain-then-fine-tune ablation that
-    trains through the same task-set source as recarena-target --task SET.
+    trains through the same task-set source as recarena-target --task SET (with --context, in
+    blocks of one task each: distill's loop without a teacher).
 
     Envs: in-process rollout sources (the sims stepped in this process) unless --address names a
     server (one for every rank, or a comma-separated list of one per rank). A work policy of P
@@ -200,8 +201,9 @@ static void s_usage (FILE *f)
     "                        0: theta frozen, the task context alone adapts, as an arm with\n"
     "                        lr=0; not stored in the checkpoint)\n"
     "  --context N0          the task context: the networks also see S (G + N0 I)^-1 u, what the\n"
-    "                        task's feedback so far says about users like u (0: off; not with\n"
-    "                        multitask; a checkpoint's setting unless given; docs/agents.md T8)\n"
+    "                        task's feedback so far says about users like u (0: off; multitask\n"
+    "                        then trains in blocks of one task each; a checkpoint's setting\n"
+    "                        unless given; docs/agents.md T8)\n"
     "  --context-residual true|false  with --context, the networks read n0 (G + N0 I)^-1 u in\n"
     "                        place of u, so the affinity head's block on it is a prior the\n"
     "                        task's feedback overrides (false; a checkpoint's setting unless\n"
@@ -508,12 +510,6 @@ static int s_parse (int argc, char **argv, opts_t *o, cfg_text_t **cfg_text)
   if (o->set[F_ANNEAL] && o->algo != A_REPTILE) { /* only Reptile's epsilon anneals */
     s_err ("--anneal-over %s: only reptile anneals its outer step (this run is --algo %s)\n", o->anneal_name,
            o->algo_name);
-    return -1;
-  }
-  if (o->algo == A_MULTITASK && o->context > 0) { /* its replicas' envs play many tasks at once */
-    s_err ("--context %g: multitask's envs each draw their own task, so there is no one task's feedback "
-           "to pool; use reptile, fomaml, es or es-maml, or for multitask training with the context "
-           "--algo distill --teacher-weight 1e-9 (one task per block; docs/meta.md 6.55)\n", o->context);
     return -1;
   }
   if (o->algo == A_DISTILL && !o->teacher) {
@@ -854,11 +850,20 @@ static ra_rollout_t *s_work_src (const run_t *r)
   return r->psrc ? r->psrc : r->wsrc.src;
 }
 
-/* Distill (docs/meta.md 2.8): block b plays its task for k rollouts (--inner-steps) of T steps;
-   after each, the blocks' gradients (actor-critic plus the teacher's imitation, T16, each clipped)
-   are summed in task order and theta takes one AdamW step, g = -(1/B) sum_b grad_b, which every
-   block then plays on: its task's context goes on filling across the k rollouts. The blocks' own
-   optimiser has lr 0, so only the outer step moves theta. */
+/* Multitask without the task context: its envs draw their own tasks through the task-set source
+   (docs/meta.md 2.6). With the context it trains in blocks of one task each, distill's loop
+   without a teacher. */
+static bool s_task_draws (const opts_t *o)
+{
+  return o->algo == A_MULTITASK && o->context <= 0;
+}
+
+/* Distill (docs/meta.md 2.8), and multitask with the task context (2.6: the same loop without a
+   teacher): block b plays its task for k rollouts (--inner-steps) of T steps; after each, the
+   blocks' gradients (actor-critic plus the teacher's imitation, T16, each clipped) are summed in
+   task order and theta takes one AdamW step, g = -(1/B) sum_b grad_b, which every block then
+   plays on: its task's context goes on filling across the k rollouts. The blocks' own optimiser
+   has lr 0, so only the outer step moves theta. */
 static ra_err_t s_distill (run_t *r, const uint64_t *seeds, uint64_t rng_seed, ra_target_stats_t *st,
                            ra_error_t *err)
 {
@@ -866,13 +871,14 @@ static ra_err_t s_distill (run_t *r, const uint64_t *seeds, uint64_t rng_seed, r
   ra_meta_adapt_cfg_t a = r->ad;
   a.steps = 0;
   a.inner_lr = 0;
-  ra_err_t rc = ra_meta_adapt_at (r->work, r->lo, r->rows, NULL, r->psrc, &a, seeds, rng_seed, st, NULL, err);
+  ra_rollout_t *src = s_work_src (r);
+  ra_err_t rc = ra_meta_adapt_at (r->work, r->lo, r->rows, NULL, src, &a, seeds, rng_seed, st, NULL, err);
   for (int u = 0; rc == RA_OK && u < k; u++) {
     if (u > 0) {
       s_tile (r, r->theta, Pl);
       ra_target_set_params (r->work, r->rows);
     }
-    rc = ra_target_train_rollout (r->work, r->psrc, st, err);
+    rc = ra_target_train_rollout (r->work, src, st, err);
     if (rc != RA_OK)
       break;
     ra_nn_download (r->be, r->rows, ra_target_params (r->work)->grad, r->n * (size_t) Pl);
@@ -899,7 +905,7 @@ static ra_err_t s_iterate (run_t *r, int64_t it, double budget_frac, double *met
   ra_target_stats_t st = { 0 };
   ra_err_t rc = RA_OK;
   const uint8_t *mask = o->head_only ? r->mask : NULL;
-  if (o->algo == A_MULTITASK)
+  if (s_task_draws (o))
     return s_multitask (r, meta_return, err);
   bool es = o->algo == A_ES || o->algo == A_ESMAML;
   int tasks_n = es ? (B < P / 2 ? B : P / 2) : P;
@@ -917,7 +923,7 @@ static ra_err_t s_iterate (run_t *r, int64_t it, double budget_frac, double *met
   if (!es) {
     s_tile (r, r->theta, Pl);
     s_seeds (r->seeds, P, N, (uint64_t) o->seed, 0x7a1, (uint64_t) it, 1);
-    if (o->algo == A_DISTILL)
+    if (o->algo == A_DISTILL || o->algo == A_MULTITASK)
       rc = s_distill (r, seeds, rng_seed, &st, err);
     else
       rc = ra_meta_adapt_at (r->work, lo, r->rows, mask, src, &r->ad, seeds, rng_seed, &st, r->scratch, err);
@@ -936,8 +942,8 @@ static ra_err_t s_iterate (run_t *r, int64_t it, double budget_frac, double *met
       ra_nn_download (r->be, r->rows, pp->grad, r->n * (size_t) Pl);
     }
     /* the sum over the B tasks in task order, whatever the rank count (docs/scaling.md 2); distill
-       has taken its steps */
-    if (rc == RA_OK && o->algo != A_DISTILL)
+       and multitask with the context have taken their steps */
+    if (rc == RA_OK && o->algo != A_DISTILL && o->algo != A_MULTITASK)
       rc = ra_dist_sum_ordered (r->d, r->tidx + lo, r->rows, Pl, (int) r->n, P, r->g, err);
     /* the adaptation rollouts' mean return over the job */
     double ret_sum = 0, episodes = 0;
@@ -1314,13 +1320,6 @@ int main (int argc, char **argv)
       o.context_handover = stored.context_handover;
     if (!o.set[F_CONTEXT_KERNEL])
       o.context_kernel = stored.context_kernel;
-    if (o.algo == A_MULTITASK && o.context > 0) { /* s_parse refused --context; the file's the same */
-      s_err ("--checkpoint-in %s: it reads the task context (n0 = %g), which --algo multitask cannot "
-             "train: its envs each draw their own task, so there is no one task's feedback to pool; use "
-             "reptile, fomaml, es or es-maml, or for multitask training with the context --algo distill "
-             "--teacher-weight 1e-9 (docs/meta.md 6.55)\n", o.ckpt_in, o.context);
-      goto out;
-    }
     if (!o.set[F_INNER_OPT]) {
       o.inner_sgd = stored.sgd;
       strcpy (o.opt_name, stored.sgd ? "sgd" : "adam");
@@ -1358,7 +1357,7 @@ int main (int argc, char **argv)
   /* sources (this rank's share): work (P blocks), val (V blocks), multitask (P blocks of N envs
      over the train set, env i of this rank playing as env lo N + i of the job) */
   ra_err_t rc;
-  if (o.algo == A_MULTITASK) {
+  if (s_task_draws (&o)) {
     int nm = r.Pl * r.N;
     rc = s_source (&o, NULL, nm, ra_rollout_tasks_slots (&r.train, nm), mseed, &r.msrc, &err);
     ra_rollout_tasks_opts_t to = { .seed = mseed, .redraw = true, .first_env = (int64_t) r.lo * r.N };
@@ -1455,7 +1454,7 @@ int main (int argc, char **argv)
     rc = (add_context ? ra_target_load_adding_context : ra_target_load) (r.one, o.ckpt_in, &err);
   if (rc == RA_OK)
     rc = s_policy (&r, r.Vl, r.N, &r.valp, &err);
-  if (rc == RA_OK && o.algo == A_MULTITASK) {
+  if (rc == RA_OK && s_task_draws (&o)) {
     /* the blocks' replicas: gradients only (lr 0), clipped after the sum (s_multitask) */
     ra_target_cfg_t keep = r.tc;
     r.tc.clip_norm = 0;
@@ -1608,8 +1607,8 @@ int main (int argc, char **argv)
     it++;
     double ti = s_now ();
     int64_t before = r.env_steps;
-    ra_rollout_t *train_src = o.algo == A_MULTITASK ? r.tsrc : s_work_src (&r); /* the outer source */
-    ra_target_t *train_pol = o.algo == A_MULTITASK ? r.mt : r.work; /* the policy acting in it */
+    ra_rollout_t *train_src = s_task_draws (&o) ? r.tsrc : s_work_src (&r); /* the outer source */
+    ra_target_t *train_pol = s_task_draws (&o) ? r.mt : r.work; /* the policy acting in it */
     double env_before = train_src->step_seconds, act_before = ra_target_act_seconds (train_pol);
     /* a continued run anneals over the lineage (the steps before count on both sides) unless
        --anneal-over run restarts the schedule */

@@ -40,8 +40,8 @@
 #   "16:context_session=2" for the same session as a T12 meta-init (docs/meta.md 6.30),
 #   EXTRA_ARMS ("": none; "name=CHECKPOINT ...", e.g. "mtctx=out/mtc.safetensors") more target
 #   arms from checkpoints trained elsewhere, for one sim in SIMS: they choose their settings on VAL
-#   and join every paired comparison as the meta-inits do (docs/meta.md 6.55: multitask training
-#   with the task context, which --algo multitask cannot give)
+#   and join every paired comparison as the meta-inits do (docs/meta.md 6.55 used it for a
+#   multitask network trained with the task context beside --algo multitask without it)
 # The defaults are the full protocol: hours on a 2-core machine. A short smoke run:
 #   BUDGET=50000 TEST=test:0-7 OOD=ood:0-7 SIMS=ECommerce-v1 EPISODES=8 NUM_ENVS=16 bench/meta_all_sims.sh /tmp/m
 set -eu

@@ -301,9 +301,6 @@ if [ $positional = 0 ]; then
       check reject "${late[@]}" --checkpoint-last /nonexistent/m.safetensors
       said "--checkpoint-last '/nonexistent/m.safetensors'"
       "$bin" "${fast[@]}" --context 2 --context-residual true --checkpoint-out "$work/ctx.st" >/dev/null 2>&1
-      # a checkpoint's task context used to slip past the refusal of --context with multitask
-      check reject --algo multitask --checkpoint-in "$work/ctx.st" --budget-steps 1000000000
-      said "which --algo multitask cannot"
       check reject "${fast[@]}" --checkpoint-in "$work/ctx.st" --hidden 16
       said "--hidden 16: --checkpoint-in $work/ctx.st has hidden 8, layers 1"
       check reject "${fast[@]}" --checkpoint-in "$work/ctx.st" --context 0

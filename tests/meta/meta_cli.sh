@@ -23,7 +23,8 @@
 #                  is exit 2 without one; a sampling teacher (T18) gives the same student for the
 #                  same seed and another than top-k's; a privileged critic (T19) trains the same
 #                  student on the student's own view and another on one that reveals the tastes;
-#                  a teacher that reads a task context or
+#                  multitask with the task context runs the same loop without a teacher, the same
+#                  seed giving the same bytes; a teacher that reads a task context or
 #                  cannot be read is exit 2, and a teacher's view of other envs (here: its
 #                  tastes hidden where the student's are not) stops the run naming the pairing
 set -u
@@ -78,6 +79,15 @@ distill)
   cmp -s "$T/ofalse.st" "$T/otrue.st" || fail "a critic on the student's own view trained another student"
   ! cmp -s "$T/rfalse.st" "$T/rtrue.st" || fail "a critic that sees the tastes trained the same student"
   ! cmp -s "$T/ofalse.st" "$T/rfalse.st" || fail "hidden tastes changed nothing: the comparison above tests nothing"
+  # multitask with the task context (docs/meta.md 2.6): distill's loop without a teacher; the same
+  # seed gives the same bytes, and the checkpoint, which reads the context, continues
+  for i in 1 2; do
+    "$BIN" --algo multitask --context 4 --iters 1 --inner-steps 2 $SMALL --checkpoint-last "$T/mc$i.st" \
+      >"$T/out" 2>&1 || fail "multitask with the context: $(cat "$T/out")"
+  done
+  cmp -s "$T/mc1.st" "$T/mc2.st" || fail "multitask with the context: the same seed gave two checkpoints"
+  "$BIN" --algo multitask --checkpoint-in "$T/mc1.st" --iters 1 --inner-steps 2 $SMALL >"$T/out" 2>&1 ||
+    fail "multitask continued from a checkpoint with the context: $(cat "$T/out")"
   "$BIN" --algo distill --teacher "$T/t.st" --teacher-sim-config hidden_tastes=1 --iters 1 $SMALL >"$T/out" 2>&1
   rc=$?
   [ $rc -eq 1 ] && grep -q "the paired sources' .* differ" "$T/out" || fail "a teacher on other envs: exit $rc: $(cat "$T/out")"
@@ -156,7 +166,6 @@ bad_flags)
   bad "--slot-feedback 9" --slot-credit 1 --slot-feedback 9 --iters 0 $SMALL
   bad "--affinity" --affinity maybe
   bad "--context" --context -1
-  bad "--context" --algo multitask --context 16
   bad "--slot-feedback 9" --context 4 --slot-feedback 9 --iters 0 $SMALL
   bad "--context-residual" --context-residual maybe
   bad "--context-residual true: r(u) is read from the task context" --context-residual true --iters 0 $SMALL

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tests/meta/run_meta_mpi.sh - recarena-meta over MPI (docs/scaling.md 5): for es, reptile, es-maml,
-# fomaml, multitask and distill, a short run under mpirun -np 1, 2 and 3 (3: uneven slices, an antithetic
+# fomaml, multitask (with and without the task context) and distill, a short run under mpirun -np 1, 2
+# and 3 (3: uneven slices, an antithetic
 # pair split over two ranks), and -np 4 for es and reptile (and the build's single-rank path, no
 # mpirun) must write byte-identical checkpoints, and rank 0's metrics must agree too (timings and
 # the inner rollouts' mean return aside). Bad rank counts, and a sampling teacher (T18) on more than
@@ -28,12 +29,14 @@ timeout 120 "$bin" --algo reptile --iters 1 --meta-batch 4 $SMALL --checkpoint-o
   || { echo "FAIL: the teacher's run: $(cat "$T/out")"; exit 1; }
 # seeds where the best val score comes after training, so the checkpoint compared is a trained
 # meta-init, not the initialisation (checked below)
-for run in es:1:4 reptile:1:4 es-maml:1:3 fomaml:4:3 multitask:1:3 distill:1:3; do
+for run in es:1:4 reptile:1:4 es-maml:1:3 fomaml:4:3 multitask:1:3 distill:1:3 multitask-context:1:3; do
   algo=${run%%:*} rest=${run#*:}
   seed=${rest%:*} maxnp=${rest#*:}
   before=$fail fail=0
-  args="--algo $algo --meta-batch 4 --budget-steps 6000 --val-every 1 --seed $seed $SMALL"
+  args="--algo ${algo%-context} --meta-batch 4 --budget-steps 6000 --val-every 1 --seed $seed $SMALL"
   [ "$algo" = distill ] && args="$args --teacher $T/teacher.st --inner-steps 2"
+  # blocks of one task each (docs/meta.md 2.6); no validation of the start, so a trained theta is kept
+  [ "$algo" = multitask-context ] && args="$args --context 4 --inner-steps 2 --val-at-start false"
   timeout 120 "$bin" $args --checkpoint-out "$T/$algo.0.st" --metrics "$T/$algo.0.jsonl" >"$T/out" 2>&1 \
     || { echo "FAIL: $algo without mpirun: $(cat "$T/out")"; fail=1; continue; }
   for np in $(seq 1 $maxnp); do
