@@ -858,6 +858,13 @@ static bool s_task_draws (const opts_t *o)
   return o->algo == A_MULTITASK && o->context <= 0;
 }
 
+/* Distill and multitask with the task context step theta after every block rollout (s_distill)
+   instead of once per iteration from the summed block rows. */
+static bool s_steps_per_rollout (const opts_t *o)
+{
+  return o->algo == A_DISTILL || o->algo == A_MULTITASK;
+}
+
 /* Distill (docs/meta.md 2.8), and multitask with the task context (2.6: the same loop without a
    teacher): block b plays its task for k rollouts (--inner-steps) of T steps; after each, the
    blocks' gradients (actor-critic plus the teacher's imitation, T16, each clipped) are summed in
@@ -923,7 +930,7 @@ static ra_err_t s_iterate (run_t *r, int64_t it, double budget_frac, double *met
   if (!es) {
     s_tile (r, r->theta, Pl);
     s_seeds (r->seeds, P, N, (uint64_t) o->seed, 0x7a1, (uint64_t) it, 1);
-    if (o->algo == A_DISTILL || o->algo == A_MULTITASK)
+    if (s_steps_per_rollout (o))
       rc = s_distill (r, seeds, rng_seed, &st, err);
     else
       rc = ra_meta_adapt_at (r->work, lo, r->rows, mask, src, &r->ad, seeds, rng_seed, &st, r->scratch, err);
@@ -943,7 +950,7 @@ static ra_err_t s_iterate (run_t *r, int64_t it, double budget_frac, double *met
     }
     /* the sum over the B tasks in task order, whatever the rank count (docs/scaling.md 2); distill
        and multitask with the context have taken their steps */
-    if (rc == RA_OK && o->algo != A_DISTILL && o->algo != A_MULTITASK)
+    if (rc == RA_OK && !s_steps_per_rollout (o))
       rc = ra_dist_sum_ordered (r->d, r->tidx + lo, r->rows, Pl, (int) r->n, P, r->g, err);
     /* the adaptation rollouts' mean return over the job */
     double ret_sum = 0, episodes = 0;

@@ -331,7 +331,6 @@ static void s_free_buffers (ra_target_t *t)
   free (t->h_tlogp);
   ra_nn_free (be, t->d_cuser);
   ra_nn_host_free (be, t->h_cuser);
-  free (t->h_tuser);
 }
 
 static ra_err_t s_check_cfg (const ra_target_cfg_t *c, ra_error_t *err)
@@ -1294,16 +1293,16 @@ static void s_reward_scale (ra_target_t *t, int p)
   t->reward_scale[p] = var > 1e-12 ? (float) (1.0 / sqrt (var)) : 1.0f;
 }
 
-/* T19: the value head's rows, the student's (h_user, with its task context block) with the
-   teacher's view of the user (h_tuser) in their first U columns; uploaded without waiting (the
-   update's downloads wait before anything changes them). */
+/* T19: the value head's rows. Their first U columns already hold the teacher's view of the user
+   (target_run.c writes them as the rollout runs); the rest is the student's task context block
+   from h_user. Uploaded without waiting (the update's downloads wait before anything changes
+   them). */
 static void s_critic_rows (ra_target_t *t)
 {
   size_t rows = (size_t) t->P * (t->cap_users + (size_t) t->cfg.num_envs), U = (size_t) t->cfg.user_dim;
   size_t D = (size_t) t->in_dim;
-  memcpy (t->h_cuser, t->h_user, rows * D * sizeof (float));
-  for (size_t r = 0; r < rows; r++)
-    memcpy (t->h_cuser + r * D, t->h_tuser + r * U, U * sizeof (float));
+  for (size_t r = 0; D > U && r < rows; r++)
+    memcpy (t->h_cuser + r * D + U, t->h_user + r * D + U, (D - U) * sizeof (float));
   ra_nn_upload_async (t->be, t->d_cuser, t->h_cuser, rows * D * sizeof (float));
 }
 
@@ -1465,9 +1464,8 @@ ra_err_t ra_target_set_teacher (ra_target_t *t, ra_target_t *teacher, const ra_o
   ra_nn_backend_t *be = t->be;
   size_t PTN = (size_t) t->P * t->cap_users, k = (size_t) c->slate_size;
   size_t PVN = PTN + (size_t) t->P * c->num_envs;
-  if (opts->critic && !t->h_tuser) {
-    bool ok = (t->h_tuser = calloc (PVN * c->user_dim, sizeof (float)))
-              && (t->h_cuser = ra_nn_host_alloc (be, PVN * t->in_dim * sizeof (float)))
+  if (opts->critic && !t->h_cuser) {
+    bool ok = (t->h_cuser = ra_nn_host_alloc (be, PVN * t->in_dim * sizeof (float)))
               && (t->d_cuser = ra_nn_alloc (be, PVN * t->in_dim));
     if (!ok)
       return ra_error_set (err, RA_ERR_NOMEM, -1, "target: out of memory for the privileged critic's rows");

@@ -117,10 +117,10 @@ struct ra_target {
   float *h_tcoef;                        /* [P, TN] staged d_tcoef, refilled by each gated update
                                             (T17); NULL when never gated */
   float *d_tlogp, *h_tlogp;              /* [P, TN] log P_tau(the teacher's slate) */
-  float *h_tuser;                        /* [P, (T+1)N, U] the teacher's view of each row's user (T19);
-                                            NULL when never a critic */
   float *h_cuser, *d_cuser;              /* [P, (T+1)N, in_dim] the value head's rows with a
-                                            privileged critic: h_user's with h_tuser's user block */
+                                            privileged critic (T19): the teacher's view of the user,
+                                            written as the rollout runs, then h_user's context
+                                            block; NULL when never a critic */
 };
 
 /* target_context.c (docs/agents.md T8): allocation (false when out of memory), the feedback of the

@@ -277,12 +277,16 @@ ra_err_t ra_target_begin_rollout (ra_target_t *t, ra_rollout_t *src, const uint6
   return RA_OK;
 }
 
-/* T19: the teacher's view of the users into rollout row s (s = T: the bootstrap row). */
+/* T19: the teacher's view of the users into the first U columns of the value head's rows at
+   rollout row s (s = T: the bootstrap row). */
 static void s_teacher_users (ra_target_t *t, int s)
 {
   size_t N = (size_t) t->cfg.num_envs, U = (size_t) t->cfg.user_dim, VN = (size_t) t->cap_users + N;
+  size_t D = (size_t) t->in_dim;
   for (size_t p = 0; p < (size_t) t->P; p++)
-    memcpy (t->h_tuser + (p * VN + (size_t) s * N) * U, t->teacher_obs->user + p * N * U, N * U * sizeof (float));
+    for (size_t i = 0; i < N; i++)
+      memcpy (t->h_cuser + (p * VN + (size_t) s * N + i) * D, t->teacher_obs->user + (p * N + i) * U,
+              U * sizeof (float));
 }
 
 /* T16: the teacher's top-k slates (T18: sampled ones) for the envs of cur, from its own view of
