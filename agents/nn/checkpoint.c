@@ -243,9 +243,20 @@ static size_t s_bad_value (const char *data, s_span_t s, int kind, float *x)
   return SIZE_MAX;
 }
 
-/* Why tensor entry e cannot be t (kind k) of P replicas in a data section of dlen bytes, or
-   NULL with its byte range in *s. */
-static const char *s_check_tensor (const cJSON *e, const ra_nn_tensor_t *t, int P, size_t dlen, s_span_t *s)
+/* dims[0..ndim) as "[a, b]" (n >= 2) */
+static void s_dims_text (char *buf, size_t n, const double *dims, int ndim)
+{
+  size_t used = (size_t) snprintf (buf, n, "[");
+  for (int d = 0; d < ndim && used < n; d++)
+    used += (size_t) snprintf (buf + used, n - used, "%s%.0f", d ? ", " : "", dims[d]);
+  if (used < n)
+    snprintf (buf + used, n - used, "]");
+}
+
+/* Why tensor entry e cannot be t (kind k) of P replicas in a data section of dlen bytes (in why,
+   n bytes), or NULL with its byte range in *s. */
+static const char *s_check_tensor (const cJSON *e, const ra_nn_tensor_t *t, int P, size_t dlen, s_span_t *s,
+                                   char *why, size_t n)
 {
   const cJSON *dt = cJSON_GetObjectItemCaseSensitive (e, "dtype");
   const cJSON *sh = cJSON_GetObjectItemCaseSensitive (e, "shape");
@@ -260,8 +271,24 @@ static const char *s_check_tensor (const cJSON *e, const ra_nn_tensor_t *t, int 
     const cJSON *v = cJSON_GetArrayItem (sh, d);
     ok = cJSON_IsNumber (v) && v->valuedouble == (d < lead ? P : t->shape[d - lead]);
   }
-  if (!ok)
-    return "shape is not the expected one";
+  if (!ok) {
+    /* a network of another env or other flags: both shapes say which */
+    double want[RA_NN_MAX_DIMS + 1] = { P }, got[RA_NN_MAX_DIMS + 1];
+    for (int d = 0; d < t->ndim; d++)
+      want[d + lead] = t->shape[d];
+    int ngot = cJSON_IsArray (sh) ? cJSON_GetArraySize (sh) : -1;
+    for (int d = 0; d < ngot && ngot <= RA_NN_MAX_DIMS + 1; d++) {
+      const cJSON *v = cJSON_GetArrayItem (sh, d);
+      ngot = cJSON_IsNumber (v) ? ngot : -1;
+      got[d] = cJSON_IsNumber (v) ? v->valuedouble : 0;
+    }
+    char wtext[96], gtext[96] = "not a short list of numbers";
+    s_dims_text (wtext, sizeof wtext, want, t->ndim + lead);
+    if (ngot >= 0 && ngot <= RA_NN_MAX_DIMS + 1)
+      s_dims_text (gtext, sizeof gtext, got, ngot);
+    snprintf (why, n, "shape %s, expected %s (a checkpoint of another env or network flags?)", gtext, wtext);
+    return why;
+  }
   const cJSON *va = cJSON_GetArrayItem (of, 0), *vb = cJSON_GetArrayItem (of, 1);
   if (!cJSON_IsArray (of) || cJSON_GetArraySize (of) != 2 || !cJSON_IsNumber (va) || !cJSON_IsNumber (vb))
     return "data_offsets is not two numbers";
@@ -372,8 +399,9 @@ ra_err_t ra_nn_checkpoint_load_bytes (ra_nn_params_t *p, const char *file, size_
   for (int k = 0; k < kinds; k++)
     for (int i = 0; i < p->ntensors; i++) {
       s_name_t name = s_file_name (&p->tensors[i], k);
+      char buf[256];
       const char *why = s_check_tensor (cJSON_GetObjectItemCaseSensitive (root, name.buf), &p->tensors[i], P,
-                                        dlen, &spans[k * p->ntensors + i]);
+                                        dlen, &spans[k * p->ntensors + i], buf, sizeof buf);
       if (why) {
         rc = ra__nn_error (err, RA_ERR_BAD_CONFIG, "nn checkpoint: '%s' tensor '%s': %s", path, name.buf, why);
         goto done;

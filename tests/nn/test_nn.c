@@ -394,6 +394,9 @@ Test (nn_checkpoint, rejects_missing_truncated_and_mismatched_files)
   fclose (f);
   cr_expect_eq (ra_nn_checkpoint_load (other, path, &err), RA_ERR_BAD_CONFIG);
   cr_expect (strstr (err.message, "l0.w") != NULL, "%s", err.message);
+  cr_expect (strstr (err.message, "expected [3, 3]") != NULL, "%s", err.message);
+  cr_expect (strstr (err.message, "shape [16, 9]") != NULL || strstr (err.message, "shape [9, 16]") != NULL, "%s",
+             err.message);
   ra_nn_params_destroy (&other);
   unlink (path);
   s_train_fini (&a);
