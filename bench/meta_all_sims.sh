@@ -41,7 +41,11 @@
 #   EXTRA_ARMS ("": none; "name=CHECKPOINT ...", e.g. "mtctx=out/mtc.safetensors") more target
 #   arms from checkpoints trained elsewhere, for one sim in SIMS: they choose their settings on VAL
 #   and join every paired comparison as the meta-inits do (docs/meta.md 6.55 used it for a
-#   multitask network trained with the task context beside --algo multitask without it)
+#   multitask network trained with the task context beside --algo multitask without it),
+#   MULTITASK_CONTEXT ("": none; the meta-init's network flags, e.g. "--context 16
+#   --context-session 2") adds multitask_ctx, --algo multitask trained with META_FLAGS,
+#   META_FLAGS_multitask and these flags: the pretrain-then-fine-tune ablation with the same
+#   network as a context meta-init, which the meta-inits are also compared against (docs/meta.md 6.56)
 # The defaults are the issue's full protocol: hours on a 2-core machine. A short smoke run:
 #   BUDGET=50000 TEST=test:0-7 OOD=ood:0-7 SIMS=ECommerce-v1 EPISODES=8 NUM_ENVS=16 bench/meta_all_sims.sh /tmp/m
 set -eu
@@ -68,6 +72,7 @@ ROLLOUTS=${ROLLOUTS:-}
 LRS=${LRS:-}
 PARAMS=${PARAMS:-}
 SCRATCH_CONTEXT=${SCRATCH_CONTEXT:-}
+MULTITASK_CONTEXT=${MULTITASK_CONTEXT:-}
 meta_cfg=""; ab_cfg=""
 for kv in $CONFIG; do meta_cfg="$meta_cfg --sim-config $kv"; ab_cfg="$ab_cfg --config $kv"; done
 META=$BUILD/agents/recarena-meta
@@ -103,12 +108,16 @@ for algo in $ALGOS; do
   # an algorithm's name also names its META_FLAGS_<algo> variable
   case $algo in *[!a-z-]*) echo "ALGOS: '$algo' is not an algorithm name" >&2; exit 2 ;; esac
 done
+case " $MULTITASK_CONTEXT " in
+  "  "|*" --context "*) ;;
+  *) echo "MULTITASK_CONTEXT: '$MULTITASK_CONTEXT' has no --context N (it gives multitask the meta-init's context)" >&2; exit 2 ;;
+esac
 EXTRA_ARMS=${EXTRA_ARMS:-}
-extra_names=""
+extra_names=${MULTITASK_CONTEXT:+multitask_ctx}
 for ex in $EXTRA_ARMS; do
   name=${ex%%=*}
   case $name in ''|*[!a-z0-9_]*|"$ex") echo "EXTRA_ARMS: '$ex' is not name=CHECKPOINT (name: a-z, 0-9, _)" >&2; exit 2 ;; esac
-  case " $ALGOS scratch scratch_ctx " in *" $name "*) echo "EXTRA_ARMS: '$name' is already an arm" >&2; exit 2 ;; esac
+  case " $ALGOS scratch scratch_ctx $extra_names " in *" $name "*) echo "EXTRA_ARMS: '$name' is already an arm" >&2; exit 2 ;; esac
   [ -f "${ex#*=}" ] || { echo "EXTRA_ARMS: no checkpoint ${ex#*=}" >&2; exit 2; }
   extra_names="$extra_names $name"
 done
@@ -136,11 +145,11 @@ import json, sys
 arms = [a for f in sys.argv[1].split() for a in json.load(open(f))["arms"]]
 key, grid = sys.argv[2], sys.argv[3].split()
 w5 = {a["name"]: next(w["mean"] for w in a["windows"] if w["name"] == "R@5w") for a in arms}
-print("%-10s " % "arm" + " ".join("%10s" % (key + "=" + v) for v in grid) + " %8s" % "chosen")
+print("%-13s " % "arm" + " ".join("%10s" % (key + "=" + v) for v in grid) + " %8s" % "chosen")
 for tg in sys.argv[4:]:
     name = tg.split("=", 1)[0]
     vals = [w5[name + "_" + v] for v in grid]
-    print("%-10s " % name + " ".join("%10.2f" % v for v in vals) + " %8s" % grid[vals.index(max(vals))])
+    print("%-13s " % name + " ".join("%10.2f" % v for v in vals) + " %8s" % grid[vals.index(max(vals))])
 PY
   cat "$d/$1s.txt"
   chosen=""
@@ -148,6 +157,30 @@ PY
     chosen="$chosen $tg:$1=$(awk -v n="${tg%%=*}" '$1 == n { print $NF }' "$d/$1s.txt")"
   done
   targets=$chosen
+}
+# meta_train ARM ALGO "FLAGS": trains OUT/<sim>/ARM.safetensors with recarena-meta --algo ALGO,
+# META_FLAGS and FLAGS (reused if there), and prints its row of the meta-training table
+meta_train() {
+  start=$(date +%s.%N)
+  if [ ! -f "$d/$1.safetensors" ]; then
+    rm -f "$d/$1.jsonl"
+    # shellcheck disable=SC2086 # lists of flags
+    "$META" --env "$sim" --algo "$2" --train-tasks "$TRAIN" --val-tasks "$VAL" --budget-steps "$BUDGET" \
+      --seed "$SEED" $meta_cfg $META_FLAGS $3 --checkpoint-out "$d/$1.safetensors" --metrics "$d/$1.jsonl" --quiet \
+      >"$d/$1.log" 2>&1 || { echo "$1 failed: $(tail -2 "$d/$1.log")" >&2; exit 1; }
+    end=$(date +%s.%N)
+  else
+    end=$start  # reused: wall_s reads 0 and samples/s is not measured
+    if [ ! -f "$d/$1.jsonl" ]; then  # a checkpoint brought from elsewhere, without its metrics
+      printf '%-13s %12s\n' "$1" "reused; its $1.jsonl is not in $d"
+      return
+    fi
+  fi
+  done_line=$(grep '"kind":"done"' "$d/$1.jsonl" | tail -1)
+  steps=$(echo "$done_line" | sed 's/.*"env_steps":\([0-9]*\).*/\1/')
+  best=$(echo "$done_line" | sed 's/.*"best_score":\([-0-9.e+]*\).*/\1/')
+  awk -v a="$1" -v s="$steps" -v b="$best" -v t0="$start" -v t1="$end" \
+    'BEGIN { printf "%-13s %12d %10.1f %12.3f %12.0f\n", a, s, t1 - t0, b, (t1 > t0) ? s / (t1 - t0) : 0 }'
 }
 curve=""
 for K in 0 1 2 5 7 10 20; do [ "$K" -lt "$EPISODES" ] && curve="$curve${curve:+,}$K"; done
@@ -158,34 +191,19 @@ for sim in $SIMS; do
   mkdir -p "$d"
   arms=""
   echo "== $sim: meta-training, $BUDGET env steps each"
-  printf '%-10s %12s %10s %12s %12s\n' algo env_steps wall_s best_R@5w samples/s
+  printf '%-13s %12s %10s %12s %12s\n' algo env_steps wall_s best_R@5w samples/s
   for algo in $ALGOS; do
-    start=$(date +%s.%N)
-    if [ ! -f "$d/$algo.safetensors" ]; then
-      rm -f "$d/$algo.jsonl"
-      eval "algo_flags=\${META_FLAGS_$(echo "$algo" | tr - _):-}"
-      # shellcheck disable=SC2086,SC2154 # lists of flags; algo_flags is set by the eval
-      "$META" --env "$sim" --algo "$algo" --train-tasks "$TRAIN" --val-tasks "$VAL" --budget-steps "$BUDGET" \
-        --seed "$SEED" $meta_cfg $META_FLAGS $algo_flags --checkpoint-out "$d/$algo.safetensors" --metrics "$d/$algo.jsonl" --quiet \
-        >"$d/$algo.log" 2>&1 || { echo "$algo failed: $(tail -2 "$d/$algo.log")" >&2; exit 1; }
-      end=$(date +%s.%N)
-    else
-      end=$start  # reused: wall_s reads 0 and samples/s is not measured
-      if [ ! -f "$d/$algo.jsonl" ]; then  # a checkpoint brought from elsewhere, without its metrics
-        printf '%-10s %12s\n' "$algo" "reused; its $algo.jsonl is not in $d"
-        continue
-      fi
-    fi
-    done_line=$(grep '"kind":"done"' "$d/$algo.jsonl" | tail -1)
-    steps=$(echo "$done_line" | sed 's/.*"env_steps":\([0-9]*\).*/\1/')
-    best=$(echo "$done_line" | sed 's/.*"best_score":\([-0-9.e+]*\).*/\1/')
-    awk -v a="$algo" -v s="$steps" -v b="$best" -v t0="$start" -v t1="$end" \
-      'BEGIN { printf "%-10s %12d %10.1f %12.3f %12.0f\n", a, s, t1 - t0, b, (t1 > t0) ? s / (t1 - t0) : 0 }'
+    eval "algo_flags=\${META_FLAGS_$(echo "$algo" | tr - _):-}"
+    # shellcheck disable=SC2154 # algo_flags is set by the eval
+    meta_train "$algo" "$algo" "$algo_flags"
   done
+  [ -z "$MULTITASK_CONTEXT" ] || meta_train multitask_ctx multitask "${META_FLAGS_multitask:-} $MULTITASK_CONTEXT"
   # every target arm as "name=spec" (scratch: a fresh network with the same adaptation)
   targets="scratch=target$scratch_keys$ARM_KEYS"
   [ -n "$SCRATCH_CONTEXT" ] && targets="$targets scratch_ctx=target$scratch_keys:context=$SCRATCH_CONTEXT$ARM_KEYS"
-  for algo in $ALGOS; do targets="$targets $algo=target:checkpoint=$d/$algo.safetensors$ARM_KEYS"; done
+  for algo in $ALGOS ${MULTITASK_CONTEXT:+multitask_ctx}; do
+    targets="$targets $algo=target:checkpoint=$d/$algo.safetensors$ARM_KEYS"
+  done
   for ex in $EXTRA_ARMS; do targets="$targets ${ex%%=*}=target:checkpoint=${ex#*=}$ARM_KEYS"; done
   [ -n "$TEMPS" ] && choose_on_val temp "$TEMPS" "sampling temperature"
   [ -n "$ROLLOUTS" ] && choose_on_val rollout "$ROLLOUTS" "update interval"
@@ -238,7 +256,7 @@ for sim in $SIMS; do
     cat "$d/ab_$tag.txt"
     # recarena-ab tests every arm against the control; the issue also asks for the meta-inits
     # against scratch and meta-TS, and for R@1 and R@5 themselves (docs/agents.md 2.5)
-    for base in $control scratch ${SCRATCH_CONTEXT:+scratch_ctx} metats; do
+    for base in $control ${MULTITASK_CONTEXT:+multitask_ctx} scratch ${SCRATCH_CONTEXT:+scratch_ctx} metats; do
       others=""
       for algo in $ALGOS $extra_names; do [ "$algo" = "$base" ] || others="$others $algo"; done
       [ -n "$others" ] || continue
