@@ -862,7 +862,7 @@ static bool s_task_draws (const opts_t *o)
    instead of once per iteration from the summed block rows. */
 static bool s_steps_per_rollout (const opts_t *o)
 {
-  return o->algo == A_DISTILL || o->algo == A_MULTITASK;
+  return o->algo == A_DISTILL || (o->algo == A_MULTITASK && !s_task_draws (o));
 }
 
 /* Distill (docs/meta.md 2.8), and multitask with the task context (2.6: the same loop without a

@@ -276,15 +276,16 @@ static const char *s_check_tensor (const cJSON *e, const ra_nn_tensor_t *t, int 
     double want[RA_NN_MAX_DIMS + 1] = { P }, got[RA_NN_MAX_DIMS + 1];
     for (int d = 0; d < t->ndim; d++)
       want[d + lead] = t->shape[d];
-    int ngot = cJSON_IsArray (sh) ? cJSON_GetArraySize (sh) : -1;
-    for (int d = 0; d < ngot && ngot <= RA_NN_MAX_DIMS + 1; d++) {
+    int ngot = cJSON_IsArray (sh) ? cJSON_GetArraySize (sh) : 0;
+    bool listed = cJSON_IsArray (sh) && ngot <= RA_NN_MAX_DIMS + 1;
+    for (int d = 0; listed && d < ngot; d++) {
       const cJSON *v = cJSON_GetArrayItem (sh, d);
-      ngot = cJSON_IsNumber (v) ? ngot : -1;
-      got[d] = cJSON_IsNumber (v) ? v->valuedouble : 0;
+      listed = cJSON_IsNumber (v);
+      got[d] = listed ? v->valuedouble : 0;
     }
     char wtext[96], gtext[96] = "not a short list of numbers";
     s_dims_text (wtext, sizeof wtext, want, t->ndim + lead);
-    if (ngot >= 0 && ngot <= RA_NN_MAX_DIMS + 1)
+    if (listed)
       s_dims_text (gtext, sizeof gtext, got, ngot);
     snprintf (why, n, "shape %s, expected %s (a checkpoint of another env or network flags?)", gtext, wtext);
     return why;
