@@ -70,7 +70,7 @@ typedef struct {
   long long budget, iters, val_every, seed, workers, inner_steps, meta_batch, population,
     envs_per_task, rollout, hidden, layers, slot_feedback;
   double inner_lr, val_inner_lr, outer_lr, sigma, entropy, weight_decay, temp, slot_credit, context, context_ts,
-    context_session, context_baseline, context_handover, context_kernel, teacher_weight, teacher_temp;
+    context_session, context_baseline, context_handover, context_kernel, teacher_weight, teacher_temp, task_credit;
   bool quiet, head_only, val_head_only, inner_sgd, affinity, val_at_start, context_residual,
       scorer_yield, teacher_gate, teacher_critic;
   bool anneal_run;     /* Reptile's epsilon anneals over this run's budget only (--anneal-over run) */
@@ -145,6 +145,7 @@ static const flag_t s_flags[] = {
   { "teacher-gate", T_BOOL, O (teacher_gate), 0, 0 },
   { "teacher-temp", T_NUM, O (teacher_temp), RA_TARGET_TEMP_MIN, RA_TARGET_TEMP_MAX },
   { "teacher-critic", T_BOOL, O (teacher_critic), 0, 0 },
+  { "task-credit", T_NUM, O (task_credit), 0, RA_TARGET_TASK_CREDIT_MAX },
   /* new flags go last: the F_ indices below count entries of this table */
 };
 #define NFLAGS ((int) (sizeof s_flags / sizeof s_flags[0]))
@@ -177,6 +178,8 @@ static void s_usage (FILE *f)
     "                        only, as if it started afresh (run; docs/meta.md 5)\n"
     "  --meta-batch B (8)  --population P (32, even)  --sigma X (0.02)  --weight-decay X (0)\n"
     "  --entropy X (0.01)  --envs-per-task N (16)  --hidden H (64)  --layers L (2)\n"
+    "  --task-credit W       each env's reward in every update adds W times the mean reward of\n"
+    "                        its task's other envs at that step (0; docs/agents.md T20)\n"
     "  --address EP[,EP...]  a server instead of the in-process sims: one for every rank, or\n"
     "                        one per rank (rank k uses the k-th; docs/scaling.md 5)\n"
     "  --checkpoint-out F    best-on-val meta-init (adaptation settings inside)\n"
@@ -1400,6 +1403,7 @@ int main (int argc, char **argv)
   r.tc.rollout = (int) o.rollout;
   r.tc.lr = (float) o.inner_lr;
   r.tc.entropy_coef = (float) o.entropy;
+  r.tc.task_credit = (float) o.task_credit;
   r.tc.temp = (float) o.temp;
   r.tc.slot_credit = (float) o.slot_credit;
   r.tc.slot_feedback = (int) o.slot_feedback;

@@ -124,6 +124,9 @@ ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
     } else if (!strcmp (k, "reward_scale")) {
       if ((rc = s_num (e, 0, 1e9, &v, err)) == RA_OK)
         cfg->reward_scale = (float) v;
+    } else if (!strcmp (k, "task_credit")) { /* docs/agents.md T20 */
+      if ((rc = s_num (e, 0, RA_TARGET_TASK_CREDIT_MAX, &v, err)) == RA_OK)
+        cfg->task_credit = (float) v;
     } else if (!strcmp (k, "normalize_adv")) {
       rc = s_bool (e, &cfg->normalize_adv, err);
     } else if (!strcmp (k, "greedy")) {
@@ -184,7 +187,7 @@ ra_err_t ra_target_cfg_apply (ra_target_cfg_t *cfg, const ra_kv_t *kv, int n,
       return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
                            "target: unknown config key '%s' (expected hidden, layers, affinity, activation, "
                            "rollout, lr, gamma, lambda, entropy, value_coef, clip_norm, "
-                           "reward_scale, normalize_adv, greedy, temp, slot_credit, slot_feedback, context, "
+                           "reward_scale, task_credit, normalize_adv, greedy, temp, slot_credit, slot_feedback, context, "
                            "context_residual, scorer_yield, context_ts, context_session, context_baseline, "
                            "context_handover, context_kernel, population, seed, optimizer, reset_optimizer, "
                            "adapt_updates, adapt_params)", k);
@@ -354,6 +357,9 @@ static ra_err_t s_check_cfg (const ra_target_cfg_t *c, ra_error_t *err)
   if (!(c->slot_credit >= 0 && c->slot_credit <= RA_TARGET_SLOT_CREDIT_MAX))
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: 'slot_credit' is %g, expected [0, %g]",
                          (double) c->slot_credit, RA_TARGET_SLOT_CREDIT_MAX);
+  if (!(c->task_credit >= 0 && c->task_credit <= RA_TARGET_TASK_CREDIT_MAX))
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: 'task_credit' is %g, expected [0, %g]",
+                         (double) c->task_credit, RA_TARGET_TASK_CREDIT_MAX);
   if (!(c->context >= 0 && c->context <= RA_TARGET_CONTEXT_MAX))
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: 'context' is %g, expected [0, %g]",
                          (double) c->context, RA_TARGET_CONTEXT_MAX);
@@ -1293,6 +1299,20 @@ static void s_reward_scale (ra_target_t *t, int p)
   t->reward_scale[p] = var > 1e-12 ? (float) (1.0 / sqrt (var)) : 1.0f;
 }
 
+/* T20: out[s, e] += w mean_{e' != e} rew[s, e'] over one replica's [T, N] rewards, the step's
+   sum taken once in double (N > 1) */
+static void s_task_credit (const float *rew, float *out, int T, int N, float w)
+{
+  for (int s = 0; s < T; s++) {
+    const float *r = rew + (size_t) s * N;
+    double sum = 0;
+    for (int e = 0; e < N; e++)
+      sum += r[e];
+    for (int e = 0; e < N; e++)
+      out[(size_t) s * N + e] += (float) (w * (sum - r[e]) / (N - 1));
+  }
+}
+
 /* T19: the value head's rows. Their first U columns already hold the teacher's view of the user
    (target_run.c writes them as the rollout runs); the rest is the student's task context block
    from h_user. Uploaded without waiting (the update's downloads wait before anything changes
@@ -1348,11 +1368,16 @@ ra_err_t ra_target_grad (ra_target_t *t, const ra_obs_batch_t *next_obs, ra_targ
   }
   const float *v = ra_nn_mlp_forward (t->params, &t->vf, vrows, NULL, t->vact, (int) VN, VN, VN);
 
-  /* GAE on the scaled rewards, advantage normalisation (docs/agents.md T2-T3; docs/nn.md S4-S5) */
+  /* GAE on the scaled rewards (with the task credit, T20), advantage normalisation (docs/agents.md
+     T2-T3; docs/nn.md S4-S5) */
   for (int p = 0; p < t->P; p++) {
     s_reward_scale (t, p);
     for (size_t x = 0; x < TN; x++)
-      t->h_rs[p * TN + x] = t->h_rew[p * TN + x] * t->reward_scale[p];
+      t->h_rs[p * TN + x] = t->h_rew[p * TN + x];
+    if (c->task_credit > 0 && N > 1)
+      s_task_credit (t->h_rew + p * TN, t->h_rs + p * TN, T, N, c->task_credit);
+    for (size_t x = 0; x < TN; x++)
+      t->h_rs[p * TN + x] *= t->reward_scale[p];
   }
   ra_nn_upload_async (be, t->d_rew, t->h_rs, P * TN * sizeof (float));
   ra_nn_upload_async (be, t->d_done, t->h_done, P * TN);

@@ -27,6 +27,7 @@
 #define RA_TARGET_MAX_POPULATION 4096
 #define RA_TARGET_SLOT_CREDIT_MAX 100.0 /* the per-slot credit weight's range is [0, this] */
 #define RA_TARGET_SLOT_FEEDBACK_MAX 4096 /* and its feedback offset's [0, this] */
+#define RA_TARGET_TASK_CREDIT_MAX 4096.0 /* the task credit's range is [0, this] (T20) */
 #define RA_TARGET_TEACHER_WEIGHT_MAX 100.0 /* the imitation weight's range is (0, this] (T16) */
 #define RA_TARGET_TEMP_MIN 1e-3        /* the sampling temperature's range (cfg.temp) */
 #define RA_TARGET_TEMP_MAX 1e3
@@ -64,6 +65,12 @@ typedef struct {
   float reward_scale;    /* rewards are multiplied by it before GAE; 0: 1 / std of the rewards of
                             the first rollout (kept afterwards); default 0 */
   bool normalize_adv;    /* advantages to zero mean, unit std per update; default true */
+  float task_credit;     /* w: each env's reward in GAE adds w times the mean reward of its
+                            replica's other envs at the same step, r + w mean_{e' != e} r_e'
+                            (docs/agents.md T20): credit for what an action tells the task's other
+                            users through the task context; 0 (default) = own reward, bit for
+                            bit; in [0, RA_TARGET_TASK_CREDIT_MAX]; a training setting, not
+                            stored in checkpoints */
   bool greedy;           /* act (arm, evaluate) with top-k; false: sample slates; default true */
   float temp;            /* sampling temperature tau: slates are sampled from, and the
                             Plackett-Luce log-probability, entropy and their gradients taken

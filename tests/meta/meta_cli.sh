@@ -2,7 +2,8 @@
 # tests/meta/meta_cli.sh BIN CASE - recarena-meta end to end (docs/meta.md 5). Cases:
 #   bad_flags      every bad flag or value: exit 2 and a message naming the flag
 #   config         key = value files: read, overridden by the command line, unknown keys named
-#   determinism    same seed: bit-identical meta-init with --workers 1 and 2 (reptile and es)
+#   determinism    same seed: bit-identical meta-init with --workers 1 and 2 (reptile and es;
+#                  reptile with --task-credit too, which trains another theta than without)
 #   adapts_faster  a short reptile run: the best val R@5w beats the random init's (iter 0)
 #   continues      a run continued from its best or last checkpoint validates as the unbroken run
 #                  (4 algos), and without its first val point (--val-at-start false) the same;
@@ -162,6 +163,8 @@ bad_flags)
   bad "--val-act" --val-act top
   bad "--inner-opt" --inner-opt rmsprop
   bad "--slot-credit" --slot-credit -1
+  bad "--task-credit" --task-credit -1
+  bad "--task-credit" --task-credit many
   bad "--slot-feedback" --slot-feedback x
   bad "--slot-feedback 9" --slot-credit 1 --slot-feedback 9 --iters 0 $SMALL
   bad "--affinity" --affinity maybe
@@ -223,10 +226,12 @@ config)
 determinism)
   # batches of >= 64 envs, so a second worker really steps half of them (RA_SESSION_MIN_PARALLEL)
   BIG="--val-tasks val:0-3 --envs-per-task 16 --meta-batch 4 --population 6 --rollout-len 8 --hidden 16 --quiet"
-  for algo in reptile es; do
+  for algo in reptile es credit; do
     for w in 1 2; do
-      "$BIN" --algo $algo --budget-steps 6000 --val-every 1 --seed 7 --workers $w $BIG \
-        --checkpoint-out "$T/$algo.$w.st" --metrics "$T/$algo.$w.jsonl" >"$T/out" 2>&1 || fail "$algo workers $w: $(cat "$T/out")"
+      flags="--algo $algo"; [ $algo = credit ] && flags="--algo reptile --task-credit 2"
+      "$BIN" $flags --budget-steps 6000 --val-every 1 --seed 7 --workers $w $BIG \
+        --checkpoint-out "$T/$algo.$w.st" --checkpoint-last "$T/$algo.$w.last" --metrics "$T/$algo.$w.jsonl" \
+        >"$T/out" 2>&1 || fail "$algo workers $w: $(cat "$T/out")"
     done
     cmp -s "$T/$algo.1.st" "$T/$algo.2.st" || fail "$algo: meta-init differs between 1 and 2 workers"
     # everything but the timings and the checkpoint's own name
@@ -239,6 +244,8 @@ determinism)
         if (it == "" || e == "" || a == "" || e < 0 || a < 0 || e + a > it + 2e-4) { print "bad timings: " $0; exit 1 } }
       END { if (!n) { print "no train lines"; exit 1 } }' "$T/$algo.2.jsonl" >"$T/t" || fail "$algo: $(cat "$T/t")"
   done
+  # the best val point of so short a run is the initialisation: the latest theta shows the training
+  cmp -s "$T/reptile.1.last" "$T/credit.1.last" && fail "--task-credit 2 left the training as it was"
   echo "ok: bit-identical meta-init for 1 and 2 workers"
   ;;
 adapts_faster)
