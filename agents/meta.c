@@ -1425,6 +1425,14 @@ int main (int argc, char **argv)
     code = 2;
     goto out;
   }
+  if (o.task_credit > 0 && (o.algo == A_ES || s_task_draws (&o))) { /* T20 shares within one task */
+    s_err ("--task-credit %g: %s\n", o.task_credit,
+           o.algo == A_ES ? "es takes no actor-critic step to credit"
+                          : "without the task context multitask's envs each draw their own task, so an "
+                            "update's envs are not one task's users (give --context N0 > 0)");
+    code = 2;
+    goto out;
+  }
   /* the settings that read the task context (and T14, which needs T13), possibly from the
      checkpoint: checked after it */
   char ts_shown[48], session_shown[48], baseline_shown[48], handover_shown[48], kernel_shown[48];

@@ -165,6 +165,8 @@ bad_flags)
   bad "--slot-credit" --slot-credit -1
   bad "--task-credit" --task-credit -1
   bad "--task-credit" --task-credit many
+  bad "--task-credit 2: es takes no actor-critic step" --algo es --task-credit 2 --iters 0 $SMALL
+  bad "--task-credit 2: without the task context multitask" --algo multitask --task-credit 2 --iters 0 $SMALL
   bad "--slot-feedback" --slot-feedback x
   bad "--slot-feedback 9" --slot-credit 1 --slot-feedback 9 --iters 0 $SMALL
   bad "--affinity" --affinity maybe
