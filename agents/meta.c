@@ -68,7 +68,7 @@ typedef struct {
   algo_t algo;
   ra_meta_act_t val_act;  /* how validation plays (docs/meta.md 3) */
   long long budget, iters, val_every, seed, workers, inner_steps, meta_batch, population,
-    envs_per_task, rollout, hidden, layers, slot_feedback;
+    envs_per_task, rollout, hidden, layers, slot_feedback, patience;
   double inner_lr, val_inner_lr, outer_lr, sigma, entropy, weight_decay, temp, slot_credit, context, context_ts,
     context_session, context_baseline, context_handover, context_kernel, teacher_weight, teacher_temp, task_credit;
   bool quiet, head_only, val_head_only, inner_sgd, affinity, val_at_start, context_residual,
@@ -146,6 +146,7 @@ static const flag_t s_flags[] = {
   { "teacher-temp", T_NUM, O (teacher_temp), RA_TARGET_TEMP_MIN, RA_TARGET_TEMP_MAX },
   { "teacher-critic", T_BOOL, O (teacher_critic), 0, 0 },
   { "task-credit", T_NUM, O (task_credit), 0, RA_TARGET_TASK_CREDIT_MAX },
+  { "patience", T_INT, O (patience), 0, 1e9 },
   /* new flags go last: the F_ indices below count entries of this table */
 };
 #define NFLAGS ((int) (sizeof s_flags / sizeof s_flags[0]))
@@ -167,6 +168,8 @@ static void s_usage (FILE *f)
     "  --train-tasks SET       (default train:all)      --val-tasks SET (default val:0-15)\n"
     "  --budget-steps N        env steps of meta-training (default 200000)\n"
     "  --iters N               stop after N iterations too (default: budget only)\n"
+    "  --patience N            stop early after N val points in a row without a better score\n"
+    "                        (default 0: off; the budget and --iters still end the run)\n"
     "  --val-every N           meta-validate every N iterations (default 10)\n"
     "  --seed S (1)  --device cpu|cuda|auto (cpu)  --workers N threads stepping the sims (1)\n"
     "  --inner-lr X (3e-3)  --inner-steps K (5)  --rollout-len T (16)  --adapt-params all|head (all)\n"
@@ -1571,10 +1574,14 @@ int main (int argc, char **argv)
   }
   double t0 = s_now (), last = -1e9, best = -INFINITY;
   int64_t first = at.iter, best_iter = -1, it = first; /* a continued run numbers on */
+  long long stale = 0; /* val points in a row without a better score (--patience) */
+  const char *stopped = NULL; /* why the loop ended: "budget", "iters" or "patience" */
   double R[8] = { NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN };
   double mret = NAN;
   for (;;) {
     bool stop = r.env_steps >= o.budget || (o.set[F_ITERS] && it - first >= o.iters);
+    if (stop)
+      stopped = r.env_steps >= o.budget ? "budget" : "iters";
     if (((it - first) % o.val_every == 0 && (it > first || o.val_at_start)) || stop) { /* the first: the start */
       if ((rc = s_validate (&r, R, &err)) != RA_OK) {
         s_err ("validation at iter %lld: %s\n", (long long) it, err.message);
@@ -1592,6 +1599,11 @@ int main (int argc, char **argv)
       }
       ra_target_set_params (r.one, r.theta);
       ckpt_ctx_t cc = { .r = &r, .path = o.ckpt_out, .iter = it };
+      stale = w5 > best ? 0 : stale + 1;
+      if (!stop && o.patience > 0 && stale >= o.patience) { /* every rank validates alike: all stop here */
+        stop = true;
+        stopped = "patience";
+      }
       if (w5 > best) {
         best = w5;
         best_iter = it;
@@ -1662,9 +1674,9 @@ int main (int argc, char **argv)
     uint64_t sent, recvd; /* rank 0's payload bytes through agents/dist (docs/scaling.md 2) */
     ra_dist_bytes (dist, &sent, &recvd);
     fprintf (metrics, "{\"kind\":\"done\",\"iter\":%lld,\"env_steps\":%lld,\"best_score\":%.6g,\"best_iter\":%lld,"
-             "\"ranks\":%d,\"root_bytes_sent\":%llu,\"root_bytes_received\":%llu,\"checkpoint\":", (long long) it,
-             (long long) r.env_steps, best, (long long) best_iter, s_size, (unsigned long long) sent,
-             (unsigned long long) recvd);
+             "\"stopped\":\"%s\",\"ranks\":%d,\"root_bytes_sent\":%llu,\"root_bytes_received\":%llu,\"checkpoint\":",
+             (long long) it, (long long) r.env_steps, best, (long long) best_iter, stopped, s_size,
+             (unsigned long long) sent, (unsigned long long) recvd);
     if (o.ckpt_out) {
       fputc ('"', metrics);
       for (const char *p = o.ckpt_out; *p; p++)
@@ -1680,8 +1692,11 @@ int main (int argc, char **argv)
     char start[64] = ""; /* which val point scored the starting theta, if one did */
     if (o.val_at_start)
       snprintf (start, sizeof start, " (R@0 at iter %lld was the initialisation's)", (long long) first);
-    printf ("%s: %lld iterations, %lld env steps in %.1f s; best val R@5w %.3f at iter %lld%s%s%s\n", o.algo_name,
-            (long long) (it - first), (long long) r.env_steps, s_now () - t0, best, (long long) best_iter, start,
+    char early[96] = "";
+    if (!strcmp (stopped, "patience"))
+      snprintf (early, sizeof early, " (stopped early: %lld val points without a better score)", o.patience);
+    printf ("%s: %lld iterations, %lld env steps in %.1f s%s; best val R@5w %.3f at iter %lld%s%s%s\n", o.algo_name,
+            (long long) (it - first), (long long) r.env_steps, s_now () - t0, early, best, (long long) best_iter, start,
             o.ckpt_out ? "; checkpoint " : "", o.ckpt_out ? o.ckpt_out : "");
   }
   code = 0;

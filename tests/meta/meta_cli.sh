@@ -5,6 +5,9 @@
 #   determinism    same seed: bit-identical meta-init with --workers 1 and 2 (reptile and es;
 #                  reptile with --task-credit too, which trains another theta than without)
 #   adapts_faster  a short reptile run: the best val R@5w beats the random init's (iter 0)
+#   patience       --patience N ends the run at the N-th val point in a row without a better score,
+#                  with the same val points until then as the run without it; the done line says
+#                  why the run stopped (patience, budget, iters)
 #   continues      a run continued from its best or last checkpoint validates as the unbroken run
 #                  (4 algos), and without its first val point (--val-at-start false) the same;
 #                  --anneal-over run leaves a fresh run alone and changes a continued reptile run
@@ -164,6 +167,8 @@ bad_flags)
   bad "--inner-opt" --inner-opt rmsprop
   bad "--slot-credit" --slot-credit -1
   bad "--task-credit" --task-credit -1
+  bad "--patience" --patience -1
+  bad "--patience" --patience soon
   bad "--task-credit" --task-credit many
   bad "--task-credit 2: es takes no actor-critic step" --algo es --task-credit 2 --iters 0 $SMALL
   bad "--task-credit 2: without the task context multitask" --algo multitask --task-credit 2 --iters 0 $SMALL
@@ -261,6 +266,25 @@ adapts_faster)
   awk -v a="$init" -v b="$best" 'BEGIN { exit !(b > a * 1.03) }' \
     || fail "meta-init $best does not adapt better than the random init $init (+3%)"
   echo "ok: adapts faster"
+  ;;
+patience)
+  RUN="--algo reptile --val-every 2 --seed 3 --val-tasks val:0-3 --envs-per-task 4 --meta-batch 3 --hidden 16 --quiet"
+  "$BIN" $RUN --budget-steps 10000000 --iters 200 --patience 3 --metrics "$T/p.jsonl" >"$T/out" 2>&1 || fail "$(cat "$T/out")"
+  grep -q '"kind":"done".*"stopped":"patience"' "$T/p.jsonl" || fail "did not stop by patience: $(tail -1 "$T/p.jsonl")"
+  grep -q 'stopped early: 3 val points without a better score' "$T/out" || fail "no early stop in the summary: $(cat "$T/out")"
+  done=$(sed -n 's/.*"kind":"done","iter":\([0-9]*\),.*"best_iter":\([0-9]*\),.*/\1 \2/p' "$T/p.jsonl")
+  set -- $done
+  [ "$1" -eq $(($2 + 3 * 2)) ] || fail "stopped at iter $1, expected the third val point after the best ($2)"
+  [ "$1" -lt 200 ] || fail "ran to the --iters cap"
+  # the same run without --patience, cut at that iteration: the same val points
+  "$BIN" $RUN --budget-steps 10000000 --iters "$1" --metrics "$T/n.jsonl" >"$T/out" 2>&1 || fail "$(cat "$T/out")"
+  grep '"kind":"val"' "$T/p.jsonl" >"$T/a"
+  grep '"kind":"val"' "$T/n.jsonl" >"$T/b"
+  cmp -s "$T/a" "$T/b" || fail "--patience changed the val points before its stop"
+  grep -q '"kind":"done".*"stopped":"iters"' "$T/n.jsonl" || fail "no stopped:iters: $(tail -1 "$T/n.jsonl")"
+  "$BIN" $RUN --budget-steps 3000 --metrics "$T/b.jsonl" >"$T/out" 2>&1 || fail "$(cat "$T/out")"
+  grep -q '"kind":"done".*"stopped":"budget"' "$T/b.jsonl" || fail "no stopped:budget: $(tail -1 "$T/b.jsonl")"
+  echo "ok: stopped by patience at iter $1 (best at $2)"
   ;;
 resume)
   # trains NAME with the flags after --, checks the checkpoint's metadata holds KEY (a "k":"v"
