@@ -70,7 +70,7 @@ static ra_err_t s_create_as (const ra_policy_args_t *args, bool expert, ra_polic
 {
   *out = NULL;
   const char *name = expert ? "expert" : "target";
-  static const char *const own_target[] = { "checkpoint", "device", NULL };
+  static const char *const own_target[] = { "checkpoint", "init", "device", NULL };
   static const char *const own_expert[] = { "dir", "device", NULL };
   const char *dev = s_str (args, "device");
   if (dev && !*dev)
@@ -100,6 +100,14 @@ static ra_err_t s_create_as (const ra_policy_args_t *args, bool expert, ra_polic
     ckpt = s_str (args, "checkpoint");
     if (ckpt && !*ckpt)
       return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: 'checkpoint' must be a non-empty string");
+    /* init=FILE is checkpoint=FILE; init=random the fresh network (no checkpoint) */
+    const char *init = s_str (args, "init");
+    if (init && ckpt)
+      return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: give 'init' or 'checkpoint', not both");
+    if (init && !*init)
+      return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "target: 'init' must be a checkpoint file or \"random\"");
+    if (init && strcmp (init, "random"))
+      ckpt = init;
   }
   /* defaults, then the checkpoint's adaptation settings, then the arm's own settings */
   ra_target_cfg_t cfg;

@@ -310,6 +310,45 @@ Test (target_adapt, the_arm_reads_the_checkpoints_settings_and_its_own_win)
   unlink (s_tmpfile ());
 }
 
+Test (target_adapt, init_file_is_the_checkpoint_and_init_random_the_fresh_network)
+{
+  static const char *const set[] = { "lr=0.02", "rollout=1", NULL };
+  ra_target_t *t = s_policy (1, 4, set);
+  s_train_round (t, 4);
+  ra_error_t err;
+  cr_assert_eq (ra_target_save (t, s_tmpfile (), &err), RA_OK, "%s", err.message);
+  size_t n = ra_target_num_params (t);
+  float *want = malloc (n * sizeof (float)), *got = malloc (n * sizeof (float));
+  ra_target_get_params (t, want);
+  char ck[128], in[128];
+  snprintf (ck, sizeof ck, "checkpoint=%s", s_tmpfile ());
+  snprintf (in, sizeof in, "init=%s", s_tmpfile ());
+  /* the fresh arms with the saved network's shape, so the flat vectors compare */
+  const char *from_init[] = { in, NULL }, *fresh[] = { "init=random", "hidden=4", "layers=1", NULL },
+             *none[] = { "hidden=4", "layers=1", NULL };
+  ra_policy_t *p = s_arm (&ra_target_policy_class, from_init, 4, RA_OK, NULL);
+  ra_target_get_params (ra_target_arm_policy (p), got);
+  cr_assert (!memcmp (got, want, n * sizeof (float)), "init=FILE must load FILE's parameters");
+  cr_assert_float_eq (ra_target_cfg (ra_target_arm_policy (p))->lr, 0.02f, 0, "and its adaptation settings");
+  p->cls->destroy (&p);
+  p = s_arm (&ra_target_policy_class, fresh, 4, RA_OK, NULL);
+  cr_assert_eq (ra_target_num_params (ra_target_arm_policy (p)), n);
+  ra_target_get_params (ra_target_arm_policy (p), got);
+  cr_assert (memcmp (got, want, n * sizeof (float)), "init=random must not load the trained parameters");
+  ra_policy_t *q = s_arm (&ra_target_policy_class, none, 4, RA_OK, NULL);
+  ra_target_get_params (ra_target_arm_policy (q), want);
+  cr_assert (!memcmp (got, want, n * sizeof (float)), "init=random must be the arm without a checkpoint");
+  p->cls->destroy (&p);
+  q->cls->destroy (&q);
+  const char *both[] = { ck, in, NULL }, *empty[] = { "init=", NULL };
+  s_arm (&ra_target_policy_class, both, 4, RA_ERR_BAD_CONFIG, "'init' or 'checkpoint', not both");
+  s_arm (&ra_target_policy_class, empty, 4, RA_ERR_BAD_CONFIG, "'init' must be");
+  free (want);
+  free (got);
+  ra_target_destroy (&t);
+  unlink (s_tmpfile ());
+}
+
 Test (target_adapt, reset_optimizer_zeroes_the_loaded_adam_state)
 {
   static const char *const set[] = { "rollout=1", NULL };
