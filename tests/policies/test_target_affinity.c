@@ -15,32 +15,19 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "agents/policies/target_int.h"
+#define FIXTURE_SEED 777u
+#include "tests/policies/target_fixture.h"
 
 enum { P = 2, N = 3, T = 2, K = 5, k = 2, U = 4, F = 3 };
 
-static ra_nn_backend_t *BE;
-static void setup (void) { cr_assert_eq (ra_nn_backend_open ("cpu", NULL, &BE, NULL), RA_OK); }
-static void teardown (void) { ra_nn_backend_destroy (&BE); }
 TestSuite (target_affinity, .init = setup, .fini = teardown, .timeout = 120);
-
-static unsigned s_x = 777u;
-static float s_uniform (void) { return (float) ((s_x = s_x * 1664525u + 1013904223u) >> 8) / 16777216.0f; }
 
 typedef struct {
   float user[P * N * U], cand[P * N * K * F];
   ra_obs_batch_t obs;
 } obs_t;
 
-static void s_obs (obs_t *o)
-{
-  for (int i = 0; i < P * N * U; i++)
-    o->user[i] = s_uniform () * 2 - 1;
-  for (int i = 0; i < P * N * K * F; i++)
-    o->cand[i] = s_uniform () * 2 - 1;
-  o->obs = (ra_obs_batch_t) { .num_envs = P * N, .num_candidates = K, .slate_size = k, .user_dim = U,
-                              .cand_dim = F, .user = o->user, .candidates = o->cand };
-}
+static void s_obs (obs_t *o) { s_random_obs (&o->obs, o->user, o->cand, P * N, K, k, U, F); }
 
 static ra_target_t *s_new (bool affinity, int population)
 {

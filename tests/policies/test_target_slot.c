@@ -16,17 +16,12 @@
 #include <unistd.h>
 
 #include "agents/nn/nn_ref.h"
-#include "agents/policies/target_int.h"
+#define FIXTURE_SEED 12345u
+#include "tests/policies/target_fixture.h"
 
 enum { P = 2, N = 4, T = 3, K = 5, k = 2, U = 3, F = 2, RD = 5, FB = 1 };
 
-static ra_nn_backend_t *BE;
-static void setup (void) { cr_assert_eq (ra_nn_backend_open ("cpu", NULL, &BE, NULL), RA_OK); }
-static void teardown (void) { ra_nn_backend_destroy (&BE); }
 TestSuite (target_slot, .init = setup, .fini = teardown, .timeout = 120);
-
-static unsigned s_x = 12345u;
-static float s_uniform (void) { return (float) ((s_x = s_x * 1664525u + 1013904223u) >> 8) / 16777216.0f; }
 
 typedef struct {
   float user[P * N * U], cand[P * N * K * F], resp[P * N * RD];
@@ -36,15 +31,10 @@ typedef struct {
 /* random users and candidates; the response's entries are 0/1 draws (clicks) */
 static void s_obs (obs_t *o)
 {
-  for (int i = 0; i < P * N * U; i++)
-    o->user[i] = s_uniform () * 2 - 1;
-  for (int i = 0; i < P * N * K * F; i++)
-    o->cand[i] = s_uniform () * 2 - 1;
+  s_random_obs (&o->obs, o->user, o->cand, P * N, K, k, U, F);
   for (int i = 0; i < P * N * RD; i++)
     o->resp[i] = s_uniform () < 0.4f ? 1.0f : 0.0f;
-  o->obs = (ra_obs_batch_t) { .num_envs = P * N, .num_candidates = K, .slate_size = k, .user_dim = U,
-                              .cand_dim = F, .response_dim = RD, .user = o->user, .candidates = o->cand,
-                              .response = o->resp };
+  o->obs.response_dim = RD, o->obs.response = o->resp;
 }
 
 static void s_cfg (ra_target_cfg_t *c, float beta)
@@ -93,9 +83,7 @@ Test (target_slot, update_credits_each_rank_with_its_own_centred_feedback)
     s_obs (&o[s]);
   for (int s = 0; s < T; s++)
     for (int i = 0; i < P * N; i++) {
-      int first = (int) (s_uniform () * K) % K;
-      slates[s][i * k] = first;
-      slates[s][i * k + 1] = (first + 1 + (int) (s_uniform () * (K - 1)) % (K - 1)) % K;
+      s_random_pair (slates[s] + i * k, K);
       rew[s][i] = s_uniform ();
       done[s][i] = s_uniform () < 0.25f;
     }
