@@ -1,8 +1,8 @@
 /*  agents/ab.c - recarena-ab: runs arms on the same tasks, users and episode starts and reports
     per-arm metrics with bootstrap CIs, paired tests against a control, learning curves R@K, R@K
     windows and the area under R@K, overall and per task (docs/agents.md section 2). Without
-    --address it starts a server thread in-process on a free loopback port, which stops when
-    the command ends.
+    --address the sims run in this process (env/local: no server, no message; the same numbers
+    as through a server).
 
     usage: recarena-ab [--env ECommerce-v1] [--arms random,popularity,linucb,oracle]
              [--control random] [--task-ids test:0-7 | --split test --tasks 8] [--num-envs 32]
@@ -16,7 +16,6 @@
     one line on stdout; nothing is played or written.                                          */
 #include <limits.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +28,6 @@
 #include "agents/policies/registry.h"
 #include "agents/policies/taskset.h"
 #include "common/kv.h"
-#include "env/server/server.h"
 
 static void s_usage (FILE *f)
 {
@@ -61,7 +59,7 @@ static void s_usage (FILE *f)
          "  --config KEY=VALUE      simulator config, repeatable\n"
          "  --max-episode-steps N   truncation limit (default: the simulator's)\n"
          "  --seed N                seed of tasks' users and of the arms (default 1)\n"
-         "  --address EP            server to use (default: one started in this process)\n"
+         "  --address EP            server to use (default: the sims run in this process)\n"
          "  --json FILE, --csv FILE write the report (plot the JSON: python -m recarena.plots)\n"
          "  --quiet                 no progress lines on stderr\n"
          "  --check                 a dry run: the checks a run makes before its first episode\n"
@@ -99,9 +97,6 @@ static void s_progress (void *ud, const char *arm, int task, double done, double
   fprintf (stderr, "[ab] arm %-16s task %d/%d  episodes %.0f/%.0f  elapsed %.1fs  ETA %.1fs\n",
            arm, task + 1, p->tasks, done, total, el, eta);
 }
-
-static ra_server_t *S;
-
 
 /* v as an integer in [lo, hi]; otherwise says what was wrong on stderr and sets *bad. */
 static int s_int (const char *flag, const char *v, int lo, int hi, bool *bad)
@@ -440,26 +435,12 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
     first = 1;  /* slot 0 unused */
   }
   ro.control = control - first;
-  /* the server: given, or in-process on a free loopback port */
-  pthread_t thread;
-  if (!address) {
-    ra_server_opts_t so;
-    ra_server_opts_default (&so);
-    so.workers = 1;
-    so.idle_timeout_s = 60;
-    if (ra_server_new (&so, &S, &err) != RA_OK || ra_server_bind (S, "tcp://127.0.0.1:*", &err) != RA_OK
-        || pthread_create (&thread, NULL, ra_server_thread, S) != 0) {
-      fprintf (stderr, "cannot start the in-process server: %s\n", err.message);
-      ra_server_destroy (&S);
-      return 1;
-    }
-    address = ra_server_endpoint (S, 0);
-  }
+  /* a server when given; otherwise the sims in this process (c NULL) */
   int rc = 1;
   ra_client_t *c = NULL;
   ra_ab_result_t res;
   memset (&res, 0, sizeof res);
-  if (ra_client_new (address, 60000, &c, &err) != RA_OK) {
+  if (address && ra_client_new (address, 60000, &c, &err) != RA_OK) {
     fprintf (stderr, "cannot reach recarena-server at %s: %s\n", address, err.message);
     goto out;
   }
@@ -515,10 +496,5 @@ out:
   ra_ab_result_fini (&res);
   ra_taskset_fini (&ts);
   ra_client_destroy (&c);
-  if (S) {
-    ra_server_stop (S);
-    pthread_join (thread, NULL);
-    ra_server_destroy (&S);
-  }
   return rc;
 }

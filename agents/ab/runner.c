@@ -1,5 +1,5 @@
-/*  agents/ab/runner.c - plays arms on tasks over the protocol client (see runner.h;
-    docs/agents.md section 2.1).
+/*  agents/ab/runner.c - plays arms on tasks, on a server or in this process (agents/ab/envs.h;
+    see runner.h; docs/agents.md section 2.1).
 
     One env batch (num_envs envs, autoreset disabled, oracle=true when the sim accepts it) is
     made once. For each task and each arm: set_task(split, id), reset env i with the seed of
@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agents/ab/envs.h"
 #include "agents/policies/registry.h"
 #include "common/kv.h"
 #include "common/rng.h"
@@ -129,47 +130,6 @@ uint64_t ra_ab_episode_seed (uint64_t seed, const char *split, int64_t task_id, 
 }
 
 /* ------------------------------------------------------------------------------------------ */
-
-static double s_num (const msgpack_object *o, bool *ok)
-{
-  *ok = true;
-  switch (o->type) {
-  case MSGPACK_OBJECT_POSITIVE_INTEGER: return (double) o->via.u64;
-  case MSGPACK_OBJECT_NEGATIVE_INTEGER: return (double) o->via.i64;
-  case MSGPACK_OBJECT_FLOAT32:
-  case MSGPACK_OBJECT_FLOAT64: return o->via.f64;
-  default: *ok = false; return 0;
-  }
-}
-
-/* The sim's catalog size: --config num_items, else the default the server lists; 0 if unknown. */
-static double s_catalog_size (ra_client_t *c, const ra_ab_opts_t *o)
-{
-  for (int i = 0; i < o->n_config; i++)
-    if (!strcmp (o->config[i].key, "num_items") && o->config[i].type == RA_KV_NUM)
-      return o->config[i].num;
-  ra_msg_out_t req;
-  ra_msg_out_init (&req);
-  ra_msg_out_request (&req, ra_client_next_id (c), "list", 0);
-  const ra_msg_in_t *rep;
-  ra_error_t err;
-  double size = 0;
-  if (ra_client_call (c, &req, &rep, &err) == RA_OK) {
-    const msgpack_object *envs = ra_map_get (rep->root, "envs");
-    for (uint32_t i = 0; envs && envs->type == MSGPACK_OBJECT_ARRAY && i < envs->via.array.size; i++) {
-      const msgpack_object *e = &envs->via.array.ptr[i];
-      if (e->type != MSGPACK_OBJECT_MAP || !ra_obj_is_str (ra_map_get (e, "id"), o->env_id))
-        continue;
-      const msgpack_object *cfg = ra_map_get (e, "config");
-      const msgpack_object *n = cfg && cfg->type == MSGPACK_OBJECT_MAP ? ra_map_get (cfg, "num_items") : NULL;
-      bool ok;
-      if (n && (size = s_num (n, &ok), !ok))
-        size = 0;
-    }
-  }
-  ra_msg_out_fini (&req);
-  return size;
-}
 
 static const ra_tensor_t *s_info (const ra_step_result_t *r, const char *name)
 {
@@ -348,7 +308,7 @@ static ra_err_t s_merge_obs (s_run_t *s, const ra_fields_t *obs, const bool *mas
    f]. An arm with a freeze hook is frozen by it and still gets its feedback (it must not learn
    from it: the oracle reads its next slates there); an arm without one gets no feedback, so it
    cannot learn. */
-static ra_err_t s_play_frozen (ra_client_t *c, const ra_client_env_t *env, const ra_ab_opts_t *o,
+static ra_err_t s_play_frozen (ra_ab_envs_t *e, const ra_ab_opts_t *o,
                                ra_policy_t *pol, int t, s_run_t *s, const ra_ab_result_t *res, int a,
                                ra_error_t *err)
 {
@@ -368,19 +328,17 @@ static ra_err_t s_play_frozen (ra_client_t *c, const ra_client_env_t *env, const
   }
   ra_step_result_t r;
   ra_obs_batch_t obs;
-  ra_err_t rc = ra_client_reset (c, env, s->seeds, NULL, &r, err);
+  ra_err_t rc = ra_ab_envs_reset (e, s->seeds, NULL, &r, err);
   if (rc != RA_OK || (rc = s_copy_obs (s, &r.obs, &obs, err)) != RA_OK)
     return rc;
-  long max_steps = (long) Ef * ((env->max_episode_steps > 0 ? env->max_episode_steps : 1000) + 1) + 16;
-  int64_t shape[2] = { N, k };
+  long max_steps = (long) Ef * ((e->max_episode_steps > 0 ? e->max_episode_steps : 1000) + 1) + 16;
   int finished = 0;
   for (long step = 0; finished < N; step++) {
     if (step > max_steps)
       return ra_error_set (err, RA_ERR_INTERNAL, -1, "envs did not finish %d frozen episodes within %ld "
                            "steps", Ef, max_steps);
     pol->cls->act (pol, &obs, s->slates);
-    ra_tensor_t act = ra_tensor_view (RA_DTYPE_I32, k == 1 ? 1 : 2, shape, s->slates);
-    if ((rc = ra_client_step (c, env, &act, &r, err)) != RA_OK)
+    if ((rc = ra_ab_envs_step (e, s->slates, &r, err)) != RA_OK)
       return rc;
     const ra_tensor_t *clicked = s_info (&r, "clicked"), *oracle = s_info (&r, "oracle_slate");
     const ra_tensor_t *main = res->has_main ? s_info (&r, res->main_name) : NULL;
@@ -418,7 +376,7 @@ static ra_err_t s_play_frozen (ra_client_t *c, const ra_client_env_t *env, const
     if ((rc = s_copy_obs (s, &r.obs, &obs, err)) != RA_OK)
       return rc;
     if (any_done && finished < N
-        && ((rc = ra_client_reset (c, env, s->seeds, s->mask, &r, err)) != RA_OK
+        && ((rc = ra_ab_envs_reset (e, s->seeds, s->mask, &r, err)) != RA_OK
             || (rc = s_merge_obs (s, &r.obs, s->mask, err)) != RA_OK))
       return rc;
   }
@@ -459,20 +417,20 @@ static ra_err_t s_check_arms (const ra_ab_opts_t *o, const ra_ab_arm_t *arms, in
 
 /* One arm on one task: from reset until every env finished opts->episodes episodes. Env i's
    episode e always starts from ra_ab_episode_seed (.., i, e), whatever the arm did before. */
-static ra_err_t s_play (ra_client_t *c, const ra_client_env_t *env, const ra_ab_opts_t *o,
+static ra_err_t s_play (ra_ab_envs_t *e, const ra_ab_opts_t *o,
                         const ra_ab_arm_t *arm, int a, int t, s_run_t *s, ra_ab_result_t *res,
                         double done_before, double total, ra_error_t *err)
 {
   const int N = s->N, k = s->k, E = o->episodes;
   const int64_t id = res->task_ids[t];
   const ra_ab_credit_t credit = res->arm_credit[a];
-  ra_err_t rc = ra_client_set_task (c, env, o->split, id, NULL, 0, NULL, err);
+  ra_err_t rc = ra_ab_envs_set_task (e, o->split, id, err);
   if (rc != RA_OK)
     return rc;
   for (int i = 0; i < N; i++)
     s->seeds[i] = ra_ab_episode_seed (o->seed, o->split, id, i, 0);
   ra_step_result_t r;
-  if ((rc = ra_client_reset (c, env, s->seeds, NULL, &r, err)) != RA_OK)
+  if ((rc = ra_ab_envs_reset (e, s->seeds, NULL, &r, err)) != RA_OK)
     return rc;
   ra_obs_batch_t obs;
   if ((rc = s_copy_obs (s, &r.obs, &obs, err)) != RA_OK)
@@ -489,8 +447,7 @@ static ra_err_t s_play (ra_client_t *c, const ra_client_env_t *env, const ra_ab_
   int finished = 0, e_dim = s->U < s->F ? s->U - 4 : s->F - 4;
   if (e_dim < 1)
     e_dim = s->F < s->U ? s->F : s->U;
-  long max_steps = (long) E * ((env->max_episode_steps > 0 ? env->max_episode_steps : 1000) + 1) + 16;
-  int64_t shape[2] = { N, k };
+  long max_steps = (long) E * ((e->max_episode_steps > 0 ? e->max_episode_steps : 1000) + 1) + 16;
   for (long step = 0; finished < N; step++) {
     if (step > max_steps) {
       rc = ra_error_set (err, RA_ERR_INTERNAL, -1, "envs did not finish %d episodes within %ld steps",
@@ -498,8 +455,7 @@ static ra_err_t s_play (ra_client_t *c, const ra_client_env_t *env, const ra_ab_
       goto out;
     }
     pol->cls->act (pol, &obs, s->slates);
-    ra_tensor_t act = ra_tensor_view (RA_DTYPE_I32, k == 1 ? 1 : 2, shape, s->slates);
-    if ((rc = ra_client_step (c, env, &act, &r, err)) != RA_OK)
+    if ((rc = ra_ab_envs_step (e, s->slates, &r, err)) != RA_OK)
       goto out;
     const ra_tensor_t *clicked = s_info (&r, "clicked"), *item = s_info (&r, "item");
     const ra_tensor_t *conv = res->has_conversion ? s_info (&r, res->conversion_name) : NULL;
@@ -558,7 +514,7 @@ static ra_err_t s_play (ra_client_t *c, const ra_client_env_t *env, const ra_ab_
     /* Ended envs (autoreset is disabled) start their next episode from its own seed. Once every
        env is done the arm is not stepped again, so the last resets are skipped. */
     if (any_done && finished < N) {
-      if ((rc = ra_client_reset (c, env, s->seeds, s->mask, &r, err)) != RA_OK
+      if ((rc = ra_ab_envs_reset (e, s->seeds, s->mask, &r, err)) != RA_OK
           || (rc = s_merge_obs (s, &r.obs, s->mask, err)) != RA_OK)
         goto out;
     }
@@ -574,7 +530,7 @@ static ra_err_t s_play (ra_client_t *c, const ra_client_env_t *env, const ra_ab_
   for (size_t j = 0; j < s->n_items; j++)
     distinct += j == 0 || s->items[j] != s->items[j - 1];
   res->distinct[(size_t) a * res->tasks + t] = distinct;
-  rc = s_play_frozen (c, env, o, pol, t, s, res, a, err);
+  rc = s_play_frozen (e, o, pol, t, s, res, a, err);
   if (rc == RA_OK && o->arm_hook)
     rc = o->arm_hook (o->arm_hook_ud, a, id, pol, true, err);
 out:
@@ -596,8 +552,7 @@ static ra_err_t s_alloc_cells (ra_ab_result_t *res, ra_error_t *err)
   return RA_OK;
 }
 
-static ra_err_t s_make (ra_client_t *c, const ra_ab_opts_t *o, bool oracle, ra_client_env_t *env,
-                        ra_error_t *err)
+static ra_err_t s_make (ra_ab_envs_t *e, ra_client_t *c, const ra_ab_opts_t *o, bool oracle, ra_error_t *err)
 {
   ra_kv_t cfg[64];
   int n = 0;
@@ -608,11 +563,7 @@ static ra_err_t s_make (ra_client_t *c, const ra_ab_opts_t *o, bool oracle, ra_c
   }
   if (oracle && !user_set)
     cfg[n++] = (ra_kv_t) { .key = "oracle", .type = RA_KV_BOOL, .num = 1 };
-  ra_make_opts_t mo = {
-    .has_seed = true, .seed = o->seed, .config = cfg, .n_config = n, .autoreset = "disabled",
-    .max_episode_steps = o->max_episode_steps,
-  };
-  return ra_client_make (c, o->env_id, o->num_envs, &mo, env, err);
+  return ra_ab_envs_make (e, c, o->env_id, o->num_envs, o->seed, cfg, n, o->max_episode_steps, err);
 }
 
 ra_err_t ra_ab_run (ra_client_t *c, const ra_ab_opts_t *o, const ra_ab_arm_t *arms, int n_arms,
@@ -622,22 +573,23 @@ ra_err_t ra_ab_run (ra_client_t *c, const ra_ab_opts_t *o, const ra_ab_arm_t *ar
   if (n_arms < 1 || n_arms > RA_AB_MAX_ARMS || o->tasks < 1 || o->num_envs < 1 || o->episodes < 1)
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "need 1..%d arms and positive tasks, "
                          "num_envs and episodes", RA_AB_MAX_ARMS);
-  ra_client_env_t env;
-  memset (&env, 0, sizeof env);
+  ra_ab_envs_t env;
   bool oracle = true;
-  ra_err_t rc = s_make (c, o, true, &env, err);
+  ra_err_t rc = s_make (&env, c, o, true, err);
   if (rc == RA_ERR_BAD_CONFIG) {   /* a sim without oracle info */
     oracle = false;
-    rc = s_make (c, o, false, &env, err);
+    ra_ab_envs_close (&env, NULL);
+    rc = s_make (&env, c, o, false, err);
   }
-  if (rc != RA_OK)
+  if (rc != RA_OK) {
+    ra_ab_envs_close (&env, NULL);
     return rc;
+  }
   s_run_t s;
   memset (&s, 0, sizeof s);
-  const ra_space_t *as = env.action_space;
   s.N = o->num_envs;
-  s.K = (int) (as->type == RA_SPACE_DISCRETE ? as->n : as->nvec[0]);
-  s.k = as->type == RA_SPACE_DISCRETE ? 1 : (int) as->shape[0];
+  s.K = env.K;
+  s.k = env.k;
   res->arms = n_arms;
   res->tasks = o->tasks;
   res->num_envs = s.N;
@@ -649,7 +601,7 @@ ra_err_t ra_ab_run (ra_client_t *c, const ra_ab_opts_t *o, const ra_ab_arm_t *ar
     res->arm_credit[a] = arms[a].has_credit ? arms[a].credit : o->credit;
     snprintf (res->arm_class[a], sizeof res->arm_class[a], "%s", arms[a].cls->name);
   }
-  res->catalog_size = s_catalog_size (c, o);
+  res->catalog_size = ra_ab_envs_catalog_size (&env, o->env_id, o->config, o->n_config);
   s.scratch_n = (size_t) s.N * (4096 + (size_t) s.K * 512);
   s.scratch = malloc (s.scratch_n * sizeof (float));
   s.slates = calloc ((size_t) s.N * s.k, sizeof (int32_t));
@@ -679,14 +631,12 @@ ra_err_t ra_ab_run (ra_client_t *c, const ra_ab_opts_t *o, const ra_ab_arm_t *ar
   /* Which info fields this sim has: one probe step on the default task. */
   {
     ra_step_result_t r;
-    if ((rc = ra_client_reset (c, &env, NULL, NULL, &r, err)) != RA_OK)
+    if ((rc = ra_ab_envs_reset (&env, NULL, NULL, &r, err)) != RA_OK)
       goto out;
-    int64_t shape[2] = { s.N, s.k };
     for (int i = 0; i < s.N; i++)
       for (int q = 0; q < s.k; q++)
         s.slates[(size_t) i * s.k + q] = q;
-    ra_tensor_t act = ra_tensor_view (RA_DTYPE_I32, s.k == 1 ? 1 : 2, shape, s.slates);
-    if ((rc = ra_client_step (c, &env, &act, &r, err)) != RA_OK)
+    if ((rc = ra_ab_envs_step (&env, s.slates, &r, err)) != RA_OK)
       goto out;
     ra_obs_batch_t dims;   /* learns U, F and R, which every arm is built with */
     if ((rc = s_copy_obs (&s, &r.obs, &dims, err)) != RA_OK)
@@ -723,7 +673,7 @@ ra_err_t ra_ab_run (ra_client_t *c, const ra_ab_opts_t *o, const ra_ab_arm_t *ar
   double total = (double) n_arms * o->tasks * s.N * o->episodes, done = 0;
   for (int t = 0; t < o->tasks; t++)
     for (int a = 0; a < n_arms; a++) {
-      if ((rc = s_play (c, &env, o, &arms[a], a, t, &s, res, done, total, err)) != RA_OK)
+      if ((rc = s_play (&env, o, &arms[a], a, t, &s, res, done, total, err)) != RA_OK)
         goto out;
       done += (double) s.N * o->episodes;
       if (o->progress)
@@ -731,10 +681,9 @@ ra_err_t ra_ab_run (ra_client_t *c, const ra_ab_opts_t *o, const ra_ab_arm_t *ar
     }
 out:
   if (rc != RA_OK)
-    ra_client_close (c, &env, NULL);
+    ra_ab_envs_close (&env, NULL);
   else
-    rc = ra_client_close (c, &env, err);
-  ra_client_env_fini (&env);
+    rc = ra_ab_envs_close (&env, err);
   s_run_fini (&s);
   if (rc != RA_OK)
     ra_ab_result_fini (res);

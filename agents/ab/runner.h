@@ -1,8 +1,8 @@
 /*  agents/ab/runner.h - the A/B runner (docs/agents.md section 2): plays every arm on the same
     tasks, users and episode starts (common random numbers at every episode, section 2.1)
-    through a protocol client and keeps raw sums per (arm, task, env). Statistics live in
-    stats.h, tables and files in report.h.
-    A runner call belongs to one thread (it drives one client).                              */
+    on a server through a protocol client, or on the same sims in this process (agents/ab/envs.h),
+    and keeps raw sums per (arm, task, env). Statistics live in stats.h, tables and files in
+    report.h. A runner call belongs to one thread (it drives one client or batch).             */
 #ifndef RA_AGENTS_AB_RUNNER_H
 #define RA_AGENTS_AB_RUNNER_H
 
@@ -109,8 +109,9 @@ typedef struct {
    episode, whatever it did before and however many envs run. */
 uint64_t ra_ab_episode_seed (uint64_t seed, const char *split, int64_t task_id, int env, int episode);
 
-/* Runs every arm on every task; fills *out (release with ra_ab_result_fini). Errors from
-   the server come back as they are; RA_ERR_BAD_CONFIG for bad options or arm settings. With
+/* Runs every arm on every task on the server c is connected to, or with c NULL on the sims in
+   this process (the same numbers); fills *out (release with ra_ab_result_fini). Errors from
+   the server or the sims come back as they are; RA_ERR_BAD_CONFIG for bad options or arm settings. With
    opts->check_only, everything up to the first episode (see check_only). */
 ra_err_t ra_ab_run (ra_client_t *c, const ra_ab_opts_t *opts, const ra_ab_arm_t *arms, int n_arms,
                     ra_ab_result_t *out, ra_error_t *err);

@@ -3,7 +3,8 @@
     seed gives a byte-identical JSON report; a task's rows do not depend on which other tasks
     ran; one task with unit task is reported as such, not as a point CI with p = 1; a bad arm
     is refused before any arm plays, and a dry run (check_only) builds every arm and plays
-    nothing.                                                                                  */
+    nothing; the sims run in this process (no client) give the server's JSON report byte for
+    byte on every sim.                                                                        */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <pthread.h>
@@ -189,6 +190,53 @@ static char *s_run_ids (const char *const *specs, int n_arms, const int64_t *ids
   ra_ab_report_json (res, &ro, rep, f);
   fclose (f);
   return buf;
+}
+
+/* One run of env on c (NULL: the sims in this process) with learning and oracle arms, frozen
+   episodes and a time limit; the JSON report (caller frees). */
+static char *s_run_on (ra_client_t *c, const char *env)
+{
+  static const char *const specs[] = { "random", "linucb", "lints:credit=metric", "oracle",
+                                       "target:lr=1e-2:temp=0.5:rollout=4:hidden=16" };
+  enum { n = 5 };
+  ra_ab_arm_t arms[n];
+  ra_error_t err;
+  for (int a = 0; a < n; a++)
+    cr_assert_eq (ra_ab_arm_parse (specs[a], &arms[a], &err), RA_OK, "%s", err.message);
+  int64_t ids[2] = { 3, 8 };
+  ra_kv_t cfg[1] = { { .key = "hidden_tastes", .type = RA_KV_NUM, .num = 1 } };
+  ra_ab_opts_t o = { .env_id = env, .split = "test", .tasks = 2, .task_ids = ids, .num_envs = 4,
+                     .episodes = 3, .frozen_episodes = 1, .seed = 5, .config = cfg, .n_config = 1,
+                     .max_episode_steps = 40, .credit = RA_AB_CREDIT_CLICKED };
+  ra_ab_result_t res;
+  cr_assert_eq (ra_ab_run (c, &o, arms, n, &res, &err), RA_OK, "%s: %s", env, err.message);
+  ra_ab_report_opts_t ro = { .env_id = env, .split = o.split, .seed = o.seed, .unit = RA_AB_UNIT_TASK,
+                             .bootstrap = 100, .level = 0.95, .control = 0, .credit = "clicked",
+                             .curve_k = { 0, 1, 2 }, .n_curve = 3 };
+  static ra_ab_report_t rep;
+  cr_assert_eq (ra_ab_report_compute (&res, &ro, &rep, &err), RA_OK);
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream (&buf, &len);
+  ra_ab_report_json (&res, &ro, &rep, f);
+  fclose (f);
+  ra_ab_result_fini (&res);
+  return buf;
+}
+
+Test (ab_e2e, the_sims_in_process_give_the_servers_report_byte_for_byte)
+{
+  static const char *const sims[] = { "ECommerce-v1", "Ads-v1", "News-v1", "Content-v1" };
+  ra_client_t *c;
+  ra_error_t err;
+  cr_assert_eq (ra_client_new (ra_server_endpoint (S, 0), 30000, &c, &err), RA_OK, "%s", err.message);
+  for (int i = 0; i < 4; i++) {
+    char *remote = s_run_on (c, sims[i]), *local = s_run_on (NULL, sims[i]);
+    cr_assert_str_eq (local, remote, "%s: the in-process report differs from the server's", sims[i]);
+    free (remote);
+    free (local);
+  }
+  ra_client_destroy (&c);
 }
 
 Test (ab_e2e, a_tasks_rows_equal_a_separate_single_task_run)
