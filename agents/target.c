@@ -310,7 +310,7 @@ static ra_err_t s_eval_tasks (ra_client_t *c, const opts_t *o, const char *ckpt,
   }
   ra_ab_result_t res;
   static ra_ab_report_t rep;
-  rc = ra_ab_run (c, &ao, arms, 4, &res, err);
+  rc = ra_ab_run (o->address ? c : NULL, &ao, arms, 4, &res, err); /* in process: the same numbers, faster */
   bool ran = rc == RA_OK; /* a failed run releases its result itself */
   if (ran && (rc = ra_ab_report_compute (&res, &ro, &rep, err)) == RA_OK) {
     printf ("\nevaluation on %s (the same report as recarena-ab):\n", text);
