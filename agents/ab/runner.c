@@ -19,7 +19,6 @@
 #include "agents/policies/registry.h"
 #include "common/kv.h"
 #include "common/rng.h"
-#include "protocol/msg.h"
 
 /* One splitmix64 step from state a + gamma b (gamma the splitmix increment): seeds for task b. */
 static uint64_t s_mix (uint64_t a, uint64_t b)
@@ -44,7 +43,8 @@ static uint64_t s_hash_str (const char *s)
 /* Settings whose value names a file the arm reads (a target checkpoint, a meta-TS prior). The
    arm's key holds the file's bytes as a hash instead of its path, so the same checkpoint plays
    the same wherever it is copied (a path in a temporary or output directory used to change the
-   arm's streams). A file that cannot be read keeps its path: creating the arm reports it. */
+   arm's streams). A file that cannot be read keeps its path: creating the arm reports it. The
+   target arm's init=FILE counts as checkpoint=FILE. */
 static const char *const s_file_settings[] = { "checkpoint", "prior", NULL };
 
 static bool s_is_file_setting (const char *key)
@@ -110,10 +110,16 @@ ra_err_t ra_ab_arm_parse (const char *spec, ra_ab_arm_t *out, ra_error_t *err)
                            RA_AB_MAX_ARM_SETTINGS);
     size_t used = strlen (out->key);      /* fits: the spec's length plus a hash per setting */
     uint64_t bytes;
-    if (s_is_file_setting (key) && s_hash_file (value, &bytes))
-      snprintf (out->key + used, sizeof out->key - used, ":%s=#%016llx", key, (unsigned long long) bytes);
+    /* the target arm's init=FILE is checkpoint=FILE and init=random no checkpoint: the same key,
+       so the same streams */
+    bool init = !strcmp (key, "init");
+    const char *as = init ? "checkpoint" : key;
+    if (init && !strcmp (value, "random"))
+      ;
+    else if ((init || s_is_file_setting (key)) && s_hash_file (value, &bytes))
+      snprintf (out->key + used, sizeof out->key - used, ":%s=#%016llx", as, (unsigned long long) bytes);
     else
-      snprintf (out->key + used, sizeof out->key - used, ":%s=%s", key, value);
+      snprintf (out->key + used, sizeof out->key - used, ":%s=%s", as, value);
     ra_kv_t *kv = &out->config[out->n_config++];
     kv->key = key;
     ra_kv_parse_value (value, kv);

@@ -113,7 +113,8 @@ static void s_write (const char *path, const char *text)
 
 /* An arm's streams are keyed by what its files hold, not where they are: a copy of a checkpoint
    in another directory keys the same, other bytes key differently, and a file that cannot be
-   read keeps its path (creating the arm reports it). */
+   read keeps its path (creating the arm reports it); the target arm's init=FILE and init=random
+   have the keys of checkpoint=FILE and of no checkpoint. */
 Test (ab, arm_key_holds_a_file_settings_bytes_not_its_path)
 {
   char dir[] = "/tmp/ra_arm_keyXXXXXX";
@@ -144,6 +145,13 @@ Test (ab, arm_key_holds_a_file_settings_bytes_not_its_path)
   cr_expect_str_eq (arm_p.key, arm_q.key);
   cr_assert_eq (ra_ab_arm_parse ("target:checkpoint=/nonexistent/x.safetensors", &arm_p, &err), RA_OK);
   cr_expect_str_eq (arm_p.key, "target:checkpoint=/nonexistent/x.safetensors");
+  /* init=FILE is checkpoint=FILE and init=random no checkpoint, key and all */
+  snprintf (spec, sizeof spec, "target:init=%s:lr=0", b);
+  cr_assert_eq (ra_ab_arm_parse (spec, &arm_p, &err), RA_OK, "%s", err.message);
+  cr_expect_str_eq (arm_p.key, arm_a.key);
+  cr_assert_eq (ra_ab_arm_parse ("target:init=random:lr=0", &arm_p, &err), RA_OK);
+  cr_assert_eq (ra_ab_arm_parse ("target:lr=0", &arm_q, &err), RA_OK);
+  cr_expect_str_eq (arm_p.key, arm_q.key);
   unlink (a), unlink (b), unlink (c), rmdir (dir);
 }
 
