@@ -119,17 +119,6 @@ ra_err_t ra_ab_envs_step (ra_ab_envs_t *e, const int32_t *slates, ra_step_result
   return rc != RA_OK ? rc : s_local_result (e, true, out, err);
 }
 
-static bool s_num (const msgpack_object *o, double *out)
-{
-  switch (o->type) {
-  case MSGPACK_OBJECT_POSITIVE_INTEGER: *out = (double) o->via.u64; return true;
-  case MSGPACK_OBJECT_NEGATIVE_INTEGER: *out = (double) o->via.i64; return true;
-  case MSGPACK_OBJECT_FLOAT32:
-  case MSGPACK_OBJECT_FLOAT64: *out = o->via.f64; return true;
-  default: return false;
-  }
-}
-
 /* The server's "list": the sim's default num_items. */
 static double s_listed_size (ra_client_t *c, const char *env_id)
 {
@@ -146,9 +135,8 @@ static double s_listed_size (ra_client_t *c, const char *env_id)
       if (e->type != MSGPACK_OBJECT_MAP || !ra_obj_is_str (ra_map_get (e, "id"), env_id))
         continue;
       const msgpack_object *cfg = ra_map_get (e, "config");
-      const msgpack_object *n = cfg && cfg->type == MSGPACK_OBJECT_MAP ? ra_map_get (cfg, "num_items") : NULL;
-      if (n && !s_num (n, &size))
-        size = 0;
+      if (cfg && cfg->type == MSGPACK_OBJECT_MAP && ra_opt_double (cfg, "num_items", &size, &err) != RA_OK)
+        size = 0; /* not a number */
     }
   }
   ra_msg_out_fini (&req);

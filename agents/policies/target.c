@@ -1372,8 +1372,7 @@ ra_err_t ra_target_grad (ra_target_t *t, const ra_obs_batch_t *next_obs, ra_targ
      T2-T3; docs/nn.md S4-S5) */
   for (int p = 0; p < t->P; p++) {
     s_reward_scale (t, p);
-    for (size_t x = 0; x < TN; x++)
-      t->h_rs[p * TN + x] = t->h_rew[p * TN + x];
+    memcpy (t->h_rs + p * TN, t->h_rew + p * TN, TN * sizeof (float));
     if (c->task_credit > 0 && N > 1)
       s_task_credit (t->h_rew + p * TN, t->h_rs + p * TN, T, N, c->task_credit);
     for (size_t x = 0; x < TN; x++)
