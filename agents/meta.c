@@ -59,8 +59,9 @@ __attribute__ ((format (printf, 1, 2))) static void s_err (const char *fmt, ...)
 typedef enum { A_REPTILE, A_FOMAML, A_ES, A_ESMAML, A_MULTITASK, A_DISTILL } algo_t;
 static const char *const s_algos[] = { "reptile", "fomaml", "es", "es-maml", "multitask", "distill" };
 #define NALGOS ((int) (sizeof s_algos / sizeof s_algos[0]))
-/* outer learning rate defaults per algorithm (docs/meta.md 4) */
-static const double s_outer_lr[] = { 1.0, 1e-3, 1e-2, 1e-2, 3e-3, 1e-3 };
+/* outer learning rate defaults per algorithm (docs/meta.md 4); ES's, with its population and
+   sigma, are where docs/tune.md 8.7's searches landed (docs/meta.md 6.61) */
+static const double s_outer_lr[] = { 1.0, 1e-3, 5e-2, 5e-2, 3e-3, 1e-3 };
 
 typedef struct {
   const char *env, *train, *val, *device, *address, *ckpt_in, *ckpt_out, *ckpt_last, *metrics, *config, *teacher;
@@ -174,12 +175,12 @@ static void s_usage (FILE *f)
     "  --seed S (1)  --device cpu|cuda|auto (cpu)  --workers N threads stepping the sims (1)\n"
     "  --inner-lr X (3e-3)  --inner-steps K (5)  --rollout-len T (16)  --adapt-params all|head (all)\n"
     "  --inner-opt adam|sgd  optimizer of every adaptation (adam; stored in the checkpoint)\n"
-    "  --outer-lr X          reptile epsilon (1.0), Adam lr of fomaml (1e-3), es/es-maml (1e-2),\n"
+    "  --outer-lr X          reptile epsilon (1.0), Adam lr of fomaml (1e-3), es/es-maml (5e-2),\n"
     "                        multitask (3e-3) and distill (1e-3)\n"
     "  --anneal-over lineage|run  reptile's epsilon falls to 0 over the whole lineage, the steps of\n"
     "                        a continued checkpoint included (lineage), or over this run's budget\n"
     "                        only, as if it started afresh (run; docs/meta.md 5)\n"
-    "  --meta-batch B (8)  --population P (32, even)  --sigma X (0.02)  --weight-decay X (0)\n"
+    "  --meta-batch B (8)  --population P (16, even)  --sigma X (0.1)  --weight-decay X (0)\n"
     "  --entropy X (0.01)  --envs-per-task N (16)  --hidden H (64)  --layers L (2)\n"
     "  --task-credit W       each env's reward in every update adds W times the mean reward of\n"
     "                        its task's other envs at that step (0; docs/agents.md T20)\n"
@@ -259,8 +260,8 @@ static void s_defaults (opts_t *o)
   *o = (opts_t) { .env = "ECommerce-v1", .train = "train:all", .val = "val:0-15", .device = "cpu",
                   .algo = A_REPTILE, .budget = 200000, .val_every = 10, .seed = 1, .workers = 1,
                   .inner_lr = 3e-3, .inner_steps = 5, .outer_lr = -1, .meta_batch = 8,
-                  .population = 32, .envs_per_task = 16, .rollout = 16, .hidden = 64,
-                  .layers = 2, .sigma = 0.02, .entropy = 0.01, .weight_decay = 0, .temp = 1.0,
+                  .population = 16, .envs_per_task = 16, .rollout = 16, .hidden = 64,
+                  .layers = 2, .sigma = 0.1, .entropy = 0.01, .weight_decay = 0, .temp = 1.0,
                   .val_act = RA_META_ACT_SAMPLE, .val_at_start = true, .teacher_weight = 1 };
   strcpy (o->algo_name, "reptile");
   strcpy (o->val_act_name, "sample");

@@ -4,6 +4,8 @@
 #   config         key = value files: read, overridden by the command line, unknown keys named
 #   determinism    same seed: bit-identical meta-init with --workers 1 and 2 (reptile and es;
 #                  reptile with --task-credit too, which trains another theta than without)
+#   defaults       es and es-maml without --population, --sigma and --outer-lr train the
+#                  meta-init of 16, 0.1 and 5e-2 given (docs/meta.md 4), not that of 32, 0.02, 1e-2
 #   adapts_faster  a short reptile run: the best val R@5w beats the random init's (iter 0)
 #   patience       --patience N ends the run at the N-th val point in a row without a better score,
 #                  with the same val points until then as the run without it; the done line says
@@ -254,6 +256,19 @@ determinism)
   # the best val point of so short a run is the initialisation: the latest theta shows the training
   cmp -s "$T/reptile.1.last" "$T/credit.1.last" && fail "--task-credit 2 left the training as it was"
   echo "ok: bit-identical meta-init for 1 and 2 workers"
+  ;;
+defaults)
+  ES="--val-tasks val:0-3 --envs-per-task 4 --meta-batch 3 --rollout-len 8 --hidden 16 --quiet --iters 2 --seed 3"
+  for algo in es es-maml; do
+    "$BIN" --algo $algo $ES --checkpoint-last "$T/d.st" >"$T/out" 2>&1 || fail "$algo at its defaults: $(cat "$T/out")"
+    "$BIN" --algo $algo $ES --population 16 --sigma 0.1 --outer-lr 5e-2 --checkpoint-last "$T/given.st" >"$T/out" 2>&1 ||
+      fail "$algo with the defaults given: $(cat "$T/out")"
+    "$BIN" --algo $algo $ES --population 32 --sigma 0.02 --outer-lr 1e-2 --checkpoint-last "$T/old.st" >"$T/out" 2>&1 ||
+      fail "$algo at the former defaults: $(cat "$T/out")"
+    cmp -s "$T/d.st" "$T/given.st" || fail "$algo: its defaults are not population 16, sigma 0.1, outer lr 5e-2"
+    cmp -s "$T/d.st" "$T/old.st" && fail "$algo: the former defaults train the same meta-init"
+  done
+  echo "ok: es and es-maml default to population 16, sigma 0.1, outer lr 5e-2"
   ;;
 adapts_faster)
   # greedy validation: at 30,000 env steps the policy is still close to uniform, so sampled play
