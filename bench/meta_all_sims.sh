@@ -46,7 +46,8 @@
 #   --context-session 2") adds multitask_ctx, --algo multitask trained with META_FLAGS,
 #   META_FLAGS_multitask and these flags: the pretrain-then-fine-tune ablation with the same
 #   network as a context meta-init, which the meta-inits are also compared against (docs/meta.md 6.56)
-# The defaults are the issue's full protocol: about an hour on a 2-core machine (docs/meta.md 6.60). A smoke run:
+# The defaults are the issue's full protocol: about an hour on a 2-core machine (docs/meta.md
+# 6.60). A short smoke run:
 #   BUDGET=50000 TEST=test:0-7 OOD=ood:0-7 SIMS=ECommerce-v1 EPISODES=8 NUM_ENVS=16 bench/meta_all_sims.sh /tmp/m
 set -eu
 OUT=${1:-meta_results}

@@ -20,9 +20,9 @@
 # ALGO=es (environment) searches ES instead (docs/tune.md 8.7): population size, sigma and Adam lr,
 # validation as recarena-meta's default (sampled play), ASHA's rungs and PBT's generations in env
 # steps (a meta-iteration costs P x 800 env steps, so iterations would not be one resource across
-# populations), and the defaults run is ES's own (recarena-meta's defaults: P 16, sigma 0.1, lr 5e-2 since
-# docs/meta.md 6.61; 8.7-8.10 ran at the former P 32, sigma 0.02, lr 1e-2). Unset: Reptile as
-# in 8.1.
+# populations), and the defaults run is ES's own: recarena-meta's defaults, P 16, sigma 0.1 and
+# lr 5e-2 since docs/meta.md 6.61 (8.7-8.10 ran at the former P 32, sigma 0.02, lr 1e-2). Unset:
+# Reptile as in 8.1.
 # SEED (environment, default 1) seeds every study (sampler and each trial's --seed), PBT and the
 # defaults run; TEST_FROM (default 0) is the first test task, so a replicate with another SEED can
 # be read on tasks no earlier run has seen (docs/tune.md 8.9).
