@@ -143,30 +143,30 @@ static double s_listed_size (ra_client_t *c, const char *env_id)
   return size;
 }
 
-/* The same from this process's sim registry. */
-static double s_registry_size (const char *env_id)
+/* num_items among n settings into *size; false when absent or not a number. */
+static bool s_num_items (const ra_kv_t *kv, int n, double *size)
 {
-  int n;
-  const ra_sim_class_t *const *sims = ra_sims_all (&n);
-  for (int i = 0; i < n; i++) {
-    if (strcmp (sims[i]->name, env_id))
-      continue;
-    for (int j = 0; j < sims[i]->n_config_defaults; j++) {
-      const ra_kv_t *kv = &sims[i]->config_defaults[j];
-      if (!strcmp (kv->key, "num_items") && kv->type == RA_KV_NUM)
-        return kv->num;
+  for (int i = 0; i < n; i++)
+    if (!strcmp (kv[i].key, "num_items") && kv[i].type == RA_KV_NUM) {
+      *size = kv[i].num;
+      return true;
     }
-  }
-  return 0;
+  return false;
 }
 
 double ra_ab_envs_catalog_size (const ra_ab_envs_t *e, const char *env_id, const ra_kv_t *config,
                                 int n_config)
 {
-  for (int i = 0; i < n_config; i++)
-    if (!strcmp (config[i].key, "num_items") && config[i].type == RA_KV_NUM)
-      return config[i].num;
-  return e->c ? s_listed_size (e->c, env_id) : s_registry_size (env_id);
+  double size = 0;
+  if (s_num_items (config, n_config, &size))
+    return size;
+  if (e->c)
+    return s_listed_size (e->c, env_id);
+  /* what the server would list, from this process's sim registry */
+  const ra_sim_class_t *cls = ra_sims_find (env_id, (int) strlen (env_id));
+  if (cls)
+    s_num_items (cls->config_defaults, cls->n_config_defaults, &size);
+  return size;
 }
 
 ra_err_t ra_ab_envs_close (ra_ab_envs_t *e, ra_error_t *err)
