@@ -1,0 +1,27 @@
+#!/bin/sh
+# bench/meta_bar.sh on all four sims at a smoke size: every sim's recipe (its recarena-meta flags and
+# arm keys) still runs against today's binaries, and each sim's bar.txt holds the line-2 table
+# (R@0, R@1, R@5 against multitask_ctx), the four line-3 comparisons and the three verdicts.
+# The figures at this size are noise; docs/meta.md 6.63 has a full read.
+# usage: meta_bar.sh BUILD_DIR SOURCE_DIR      (skipped, 77, without the virtual environment)
+set -eu
+build=$1 src=$2
+[ -x "$src/.venv/bin/python" ] || { echo "skipped: no $src/.venv (scripts/setup.sh)"; exit 77; }
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+BUILD=$build BUDGET=20000 TEST=test:0-3 VAL=val:0-1 EPISODES=8 NUM_ENVS=4 \
+  "$src/bench/meta_bar.sh" "$out" >"$out/log" 2>&1 || { tail -20 "$out/log"; echo "FAIL: meta_bar.sh exited non-zero"; exit 1; }
+for sim in ECommerce-v1 Ads-v1 News-v1 Content-v1; do
+  bar=$out/$sim/bar.txt
+  [ -f "$bar" ] || { echo "FAIL: no $bar"; exit 1; }
+  for m in R@0 R@1 R@5; do
+    grep -q "^reptile  *$m  " "$bar" || { cat "$bar"; echo "FAIL: $sim: no reptile row at $m"; exit 1; }
+  done
+  for base in multitask_ctx scratch_ctx scratch linucb metats; do
+    grep -q "diff vs $base " "$bar" || { cat "$bar"; echo "FAIL: $sim: no comparison against $base"; exit 1; }
+  done
+  for line in "line 2 " "line 3 " "no R@K below R@0 "; do
+    grep -Eq "^$line.*: (met|not met)$" "$bar" || { cat "$bar"; echo "FAIL: $sim: no verdict for '$line'"; exit 1; }
+  done
+done
+echo "PASS: bench/meta_bar.sh ran every sim's recipe"
