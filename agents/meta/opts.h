@@ -33,14 +33,14 @@ typedef struct {
   struct meta_cfg_text *cfg_text; /* the --config files' text, which the string settings point into */
 } opts_t;
 
-/* Indices of set[] that the run reads: the flag table's entries in agents/meta/opts.c. */
-enum { F_ITERS = 5, F_OUTER_LR = 12, F_INNER_LR = 10, F_INNER_STEPS = 11, F_ROLLOUT = 18, F_PARAMS = 19,
-       F_POP = 14, F_HIDDEN = 21, F_LAYERS = 22, F_TEMP = 30, F_INNER_OPT = 32, F_SLOT_CREDIT = 33,
-       F_SLOT_FEEDBACK = 34, F_AFFINITY = 35, F_VAL_PARAMS = 36, F_CONTEXT = 37, F_ANNEAL = 40,
-       F_CONTEXT_RESIDUAL = 41, F_SCORER_YIELD = 42, F_CONTEXT_TS = 43,
-       F_CONTEXT_SESSION = 44, F_CONTEXT_BASELINE = 45, F_CONTEXT_HANDOVER = 46, F_VAL_INNER_LR = 47,
-       F_CONTEXT_KERNEL = 48, F_TEACHER = 49, F_TEACHER_WEIGHT = 50, F_TEACHER_SIM_CONFIG = 51,
-       F_TEACHER_GATE = 52, F_TEACHER_TEMP = 53, F_TEACHER_CRITIC = 54 };
+/* Indices of set[] that are read by name: entries of the flag table in agents/meta/opts.c. */
+enum { F_ITERS = 5, F_INNER_LR = 10, F_INNER_STEPS = 11, F_ROLLOUT = 18, F_PARAMS = 19, F_HIDDEN = 21,
+       F_LAYERS = 22, F_TEMP = 30, F_INNER_OPT = 32, F_SLOT_CREDIT = 33, F_SLOT_FEEDBACK = 34,
+       F_AFFINITY = 35, F_VAL_PARAMS = 36, F_CONTEXT = 37, F_ANNEAL = 40, F_CONTEXT_RESIDUAL = 41,
+       F_SCORER_YIELD = 42, F_CONTEXT_TS = 43, F_CONTEXT_SESSION = 44, F_CONTEXT_BASELINE = 45,
+       F_CONTEXT_HANDOVER = 46, F_VAL_INNER_LR = 47, F_CONTEXT_KERNEL = 48, F_TEACHER = 49,
+       F_TEACHER_WEIGHT = 50, F_TEACHER_SIM_CONFIG = 51, F_TEACHER_GATE = 52, F_TEACHER_TEMP = 53,
+       F_TEACHER_CRITIC = 54 };
 
 /* The defaults, then every --config file, then the other arguments. 0; 1 after --help (usage on
    stdout); -1 after a message. o is whole either way: meta_opts_fini frees it. */
