@@ -12,7 +12,9 @@
     (set_task with masks: one batch holds every task of the iteration).
 
     Command line and metrics: the contract in docs/meta.md section 5 (flags, `key = value` config
-    files, JSONL lines, exit codes 0 / 1 runtime / 2 bad command line).
+    files, JSONL lines, exit codes 0 / 1 runtime / 2 bad command line); the flags are read in
+    agents/meta/opts.c, the checks that need a checkpoint, the sims or the rank count are main's
+    steps here.
 
     Ranks (docs/scaling.md 5): under mpirun every rank runs its own sources and evaluates its
     slice of the ES population, of the meta-batch (multitask: of its blocks of envs) and of the
@@ -20,8 +22,6 @@
     in task order, so every rank applies the same update and the result does not depend on the
     rank count. Rank 0 alone writes metrics, progress and checkpoints.                         */
 #include <errno.h>
-#include <limits.h>
-#include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +31,7 @@
 #include "agents/dist/dist.h"
 #include "agents/meta/adapt.h"
 #include "agents/meta/core.h"
+#include "agents/meta/opts.h"
 #include "agents/nn/nn.h"
 #include "agents/outpath.h"
 #include "agents/policies/rollout_inproc.h"
@@ -40,496 +41,6 @@
 #include "agents/policies/taskset.h"
 #include "common/kv.h"
 #include "protocol/client.h"
-
-/* This process's rank and the job's size, for error messages ("rank R: ..."). */
-static int s_rank = 0, s_size = 1;
-
-__attribute__ ((format (printf, 1, 2))) static void s_err (const char *fmt, ...)
-{
-  va_list ap;
-  va_start (ap, fmt);
-  if (s_size > 1)
-    fprintf (stderr, "recarena-meta: rank %d: ", s_rank);
-  else
-    fputs ("recarena-meta: ", stderr);
-  vfprintf (stderr, fmt, ap);
-  va_end (ap);
-}
-
-typedef enum { A_REPTILE, A_FOMAML, A_ES, A_ESMAML, A_MULTITASK, A_DISTILL } algo_t;
-static const char *const s_algos[] = { "reptile", "fomaml", "es", "es-maml", "multitask", "distill" };
-#define NALGOS ((int) (sizeof s_algos / sizeof s_algos[0]))
-/* outer learning rate defaults per algorithm (docs/meta.md 4); ES's, with its population and
-   sigma, are where docs/tune.md 8.7's searches landed (docs/meta.md 6.61) */
-static const double s_outer_lr[] = { 1.0, 1e-3, 5e-2, 5e-2, 3e-3, 1e-3 };
-
-typedef struct {
-  const char *env, *train, *val, *device, *address, *ckpt_in, *ckpt_out, *ckpt_last, *metrics, *config, *teacher;
-  char algo_name[16], params_name[8], val_params_name[8], val_act_name[8], opt_name[8], anneal_name[8];
-  algo_t algo;
-  ra_meta_act_t val_act;  /* how validation plays (docs/meta.md 3) */
-  long long budget, iters, val_every, seed, workers, inner_steps, meta_batch, population,
-    envs_per_task, rollout, hidden, layers, slot_feedback, patience;
-  double inner_lr, val_inner_lr, outer_lr, sigma, entropy, weight_decay, temp, slot_credit, context, context_ts,
-    context_session, context_baseline, context_handover, context_kernel, teacher_weight, teacher_temp, task_credit;
-  bool quiet, head_only, val_head_only, inner_sgd, affinity, val_at_start, context_residual,
-      scorer_yield, teacher_gate, teacher_critic;
-  bool anneal_run;     /* Reptile's epsilon anneals over this run's budget only (--anneal-over run) */
-  bool set[64];        /* which settings the command line or file gave (by table index) */
-  ra_kv_list_t sim_config;   /* --sim-config KEY=VALUE entries, in order (the sims' make config) */
-  ra_kv_list_t teacher_config; /* --teacher-sim-config: added to sim_config for the teacher's envs */
-} opts_t;
-
-typedef enum { T_STR, T_INT, T_NUM, T_BOOL, T_ALGO, T_PARAMS, T_VALPARAMS, T_SIMCFG, T_VALACT, T_OPT, T_ANNEAL } ftype_t;
-
-typedef struct {
-  const char *name;    /* flag without the dashes = config key */
-  ftype_t type;
-  size_t off;
-  double lo, hi;
-} flag_t;
-
-#define O(f) offsetof (opts_t, f)
-static const flag_t s_flags[] = {
-  { "env", T_STR, O (env), 0, 0 },
-  { "algo", T_ALGO, O (algo), 0, 0 },
-  { "train-tasks", T_STR, O (train), 0, 0 },
-  { "val-tasks", T_STR, O (val), 0, 0 },
-  { "budget-steps", T_INT, O (budget), 1, 1e15 },
-  { "iters", T_INT, O (iters), 0, 1e12 },
-  { "val-every", T_INT, O (val_every), 1, 1e9 },
-  { "seed", T_INT, O (seed), 0, 9e18 },
-  { "device", T_STR, O (device), 0, 0 },
-  { "workers", T_INT, O (workers), 1, 256 },
-  { "inner-lr", T_NUM, O (inner_lr), 1e-9, 10 },
-  { "inner-steps", T_INT, O (inner_steps), 0, 1000 },
-  { "outer-lr", T_NUM, O (outer_lr), 1e-9, 10 },
-  { "meta-batch", T_INT, O (meta_batch), 1, 1024 },
-  { "population", T_INT, O (population), 2, RA_TARGET_MAX_POPULATION },
-  { "sigma", T_NUM, O (sigma), 1e-9, 10 },
-  { "entropy", T_NUM, O (entropy), 0, 100 },
-  { "envs-per-task", T_INT, O (envs_per_task), 1, 4096 },
-  { "rollout-len", T_INT, O (rollout), 1, 4096 },
-  { "adapt-params", T_PARAMS, O (head_only), 0, 0 },
-  { "weight-decay", T_NUM, O (weight_decay), 0, 1 },
-  { "hidden", T_INT, O (hidden), 1, 4096 },
-  { "layers", T_INT, O (layers), 0, RA_TARGET_MAX_LAYERS },
-  { "address", T_STR, O (address), 0, 0 },
-  { "checkpoint-out", T_STR, O (ckpt_out), 0, 0 },
-  { "checkpoint-in", T_STR, O (ckpt_in), 0, 0 },
-  { "metrics", T_STR, O (metrics), 0, 0 },
-  { "quiet", T_BOOL, O (quiet), 0, 0 },
-  { "config", T_STR, O (config), 0, 0 },
-  { "sim-config", T_SIMCFG, O (sim_config), 0, 0 },
-  { "temp", T_NUM, O (temp), RA_TARGET_TEMP_MIN, RA_TARGET_TEMP_MAX },
-  { "val-act", T_VALACT, O (val_act), 0, 0 },
-  { "inner-opt", T_OPT, O (inner_sgd), 0, 0 },
-  { "slot-credit", T_NUM, O (slot_credit), 0, RA_TARGET_SLOT_CREDIT_MAX },
-  { "slot-feedback", T_INT, O (slot_feedback), 0, RA_TARGET_SLOT_FEEDBACK_MAX },
-  { "affinity", T_BOOL, O (affinity), 0, 0 },
-  { "val-adapt-params", T_VALPARAMS, O (val_head_only), 0, 0 },
-  { "context", T_NUM, O (context), 0, RA_TARGET_CONTEXT_MAX },
-  { "checkpoint-last", T_STR, O (ckpt_last), 0, 0 },
-  { "val-at-start", T_BOOL, O (val_at_start), 0, 0 },
-  { "anneal-over", T_ANNEAL, O (anneal_run), 0, 0 },
-  { "context-residual", T_BOOL, O (context_residual), 0, 0 },
-  { "scorer-yield", T_BOOL, O (scorer_yield), 0, 0 },
-  { "context-ts", T_NUM, O (context_ts), 0, RA_TARGET_CONTEXT_TS_MAX },
-  { "context-session", T_NUM, O (context_session), 0, RA_TARGET_CONTEXT_SESSION_MAX },
-  { "context-baseline", T_NUM, O (context_baseline), 0, 1 },
-  { "context-handover", T_NUM, O (context_handover), 0, RA_TARGET_CONTEXT_HANDOVER_MAX },
-  { "val-inner-lr", T_NUM, O (val_inner_lr), 0, 10 },
-  { "context-kernel", T_NUM, O (context_kernel), 0, RA_TARGET_CONTEXT_KERNEL_MAX },
-  { "teacher", T_STR, O (teacher), 0, 0 },
-  { "teacher-weight", T_NUM, O (teacher_weight), 1e-9, RA_TARGET_TEACHER_WEIGHT_MAX },
-  { "teacher-sim-config", T_SIMCFG, O (teacher_config), 0, 0 },
-  { "teacher-gate", T_BOOL, O (teacher_gate), 0, 0 },
-  { "teacher-temp", T_NUM, O (teacher_temp), RA_TARGET_TEMP_MIN, RA_TARGET_TEMP_MAX },
-  { "teacher-critic", T_BOOL, O (teacher_critic), 0, 0 },
-  { "task-credit", T_NUM, O (task_credit), 0, RA_TARGET_TASK_CREDIT_MAX },
-  { "patience", T_INT, O (patience), 0, 1e9 },
-  /* new flags go last: the F_ indices below count entries of this table */
-};
-#define NFLAGS ((int) (sizeof s_flags / sizeof s_flags[0]))
-enum { F_ITERS = 5, F_OUTER_LR = 12, F_INNER_LR = 10, F_INNER_STEPS = 11, F_ROLLOUT = 18, F_PARAMS = 19,
-       F_POP = 14, F_HIDDEN = 21, F_LAYERS = 22, F_TEMP = 30, F_INNER_OPT = 32, F_SLOT_CREDIT = 33,
-       F_SLOT_FEEDBACK = 34, F_AFFINITY = 35, F_VAL_PARAMS = 36, F_CONTEXT = 37, F_ANNEAL = 40,
-       F_CONTEXT_RESIDUAL = 41, F_SCORER_YIELD = 42, F_CONTEXT_TS = 43,
-       F_CONTEXT_SESSION = 44, F_CONTEXT_BASELINE = 45, F_CONTEXT_HANDOVER = 46, F_VAL_INNER_LR = 47,
-       F_CONTEXT_KERNEL = 48, F_TEACHER = 49, F_TEACHER_WEIGHT = 50, F_TEACHER_SIM_CONFIG = 51,
-       F_TEACHER_GATE = 52, F_TEACHER_TEMP = 53, F_TEACHER_CRITIC = 54 };
-
-static void s_usage (FILE *f)
-{
-  fprintf (f,
-    "usage: recarena-meta [--flag value ...]   (docs/meta.md)\n"
-    "  --env SIM               ECommerce-v1 | Ads-v1 | News-v1 | Content-v1 (default ECommerce-v1)\n"
-    "  --algo A                reptile | fomaml | es | es-maml | multitask | distill (default\n"
-    "                        reptile)\n"
-    "  --train-tasks SET       (default train:all)      --val-tasks SET (default val:0-15)\n"
-    "  --budget-steps N        env steps of meta-training (default 200000)\n"
-    "  --iters N               stop after N iterations too (default: budget only)\n"
-    "  --patience N            stop early after N val points in a row without a better score\n"
-    "                        (default 0: off; the budget and --iters still end the run)\n"
-    "  --val-every N           meta-validate every N iterations (default 10)\n"
-    "  --seed S (1)  --device cpu|cuda|auto (cpu)  --workers N threads stepping the sims (1)\n"
-    "  --inner-lr X (3e-3)  --inner-steps K (5)  --rollout-len T (16)  --adapt-params all|head (all)\n"
-    "  --inner-opt adam|sgd  optimizer of every adaptation (adam; stored in the checkpoint)\n"
-    "  --outer-lr X          reptile epsilon (1.0), Adam lr of fomaml (1e-3), es/es-maml (5e-2),\n"
-    "                        multitask (3e-3) and distill (1e-3)\n"
-    "  --anneal-over lineage|run  reptile's epsilon falls to 0 over the whole lineage, the steps of\n"
-    "                        a continued checkpoint included (lineage), or over this run's budget\n"
-    "                        only, as if it started afresh (run; docs/meta.md 5)\n"
-    "  --meta-batch B (8)  --population P (16, even)  --sigma X (0.1)  --weight-decay X (0)\n"
-    "  --entropy X (0.01)  --envs-per-task N (16)  --hidden H (64)  --layers L (2)\n"
-    "  --task-credit W       each env's reward in every update adds W times the mean reward of\n"
-    "                        its task's other envs at that step (0; docs/agents.md T20)\n"
-    "  --address EP[,EP...]  a server instead of the in-process sims: one for every rank, or\n"
-    "                        one per rank (rank k uses the k-th; docs/scaling.md 5)\n"
-    "  --checkpoint-out F    best-on-val meta-init (adaptation settings inside)\n"
-    "  --checkpoint-last F   the latest theta, at every val point (to continue from where it was)\n"
-    "  --checkpoint-in F     start from F (command-line settings win; the same algo continues;\n"
-    "                        --context N0 on a file without it adds the context's inputs at 0)\n"
-    "  --val-at-start true|false  validate the starting theta (true; false saves a val point when\n"
-    "                        it is known, as a PBT member continuing its last one)\n"
-    "  --metrics F           JSONL, appended   --config F  key = value lines   --quiet\n"
-    "  --sim-config KEY=VALUE  simulator config, repeatable (e.g. hidden_tastes=1)\n"
-    "  --temp X              sampling temperature of the policy (1; stored in the checkpoint)\n"
-    "  --slot-credit X       weight of each rank's own feedback in the adaptation's gradient\n"
-    "                        (0: the slate's return only; stored in the checkpoint)\n"
-    "  --slot-feedback N     where that feedback starts in the response (0: clicks; docs/meta.md 4)\n"
-    "  --affinity true|false  adds the affinity head s += c . (A u + a) to the scorer (false;\n"
-    "                        a checkpoint's architecture wins unless given)\n"
-    "  --val-act sample|greedy  validation plays sampled slates, as the A/B arm does while it\n"
-    "                        adapts (default sample), or top-k\n"
-    "  --val-adapt-params all|head  what validation's adaptation moves (default: --adapt-params;\n"
-    "                        all: as an arm with adapt_params=all; not stored in the checkpoint)\n"
-    "  --val-inner-lr X      the learning rate of validation's adaptation (default: --inner-lr;\n"
-    "                        0: theta frozen, the task context alone adapts, as an arm with\n"
-    "                        lr=0; not stored in the checkpoint)\n"
-    "  --context N0          the task context: the networks also see S (G + N0 I)^-1 u, what the\n"
-    "                        task's feedback so far says about users like u (0: off; multitask\n"
-    "                        then trains in blocks of one task each; a checkpoint's setting\n"
-    "                        unless given; docs/agents.md T8)\n"
-    "  --context-residual true|false  with --context, the networks read n0 (G + N0 I)^-1 u in\n"
-    "                        place of u, so the affinity head's block on it is a prior the\n"
-    "                        task's feedback overrides (false; a checkpoint's setting unless\n"
-    "                        given; docs/agents.md T9)\n"
-    "  --scorer-yield true|false  with --context, the scorer's output for user u is scaled by\n"
-    "                        n0 u.(G + N0 I)^-1 u / u.u, 1 on a new task and falling as the\n"
-    "                        task's feedback covers users like u (false; a checkpoint's\n"
-    "                        setting unless given; docs/agents.md T10)\n"
-    "  --context-ts SIGMA    with --context, each act reads a draw of the context's regression\n"
-    "                        from its posterior (scale SIGMA) instead of its mean: Thompson\n"
-    "                        sampling in the context (0: off; a checkpoint's setting unless\n"
-    "                        given; docs/agents.md T11)\n"
-    "  --context-session M0  with --context, each env's rows also read its current user's\n"
-    "                        session: the centred feedback so far over (steps + M0) (0: off;\n"
-    "                        a checkpoint's setting unless given; docs/agents.md T12)\n"
-    "  --context-baseline B  with --context, every step informs it, a slate without a click\n"
-    "                        too: each rank's feedback measured against the click rate there\n"
-    "                        of the same step's slates (prior B) (0: off; a\n"
-    "                        checkpoint's setting unless given; docs/agents.md T13)\n"
-    "  --context-handover C0 with --context-baseline, T13 hands over to T8 as the task's\n"
-    "                        clicks accrue: T13's weight C0 / (C0 + slates with a click)\n"
-    "                        (0: T13 alone; a checkpoint's setting unless given;\n"
-    "                        docs/agents.md T14)\n"
-    "  --context-kernel BETA with --context, the task context is a kernel regression over\n"
-    "                        user prototypes, weight exp(BETA (cos - 1)), instead of T8's\n"
-    "                        linear one (0: T8; not with --context-ts; a checkpoint's\n"
-    "                        setting unless given; docs/agents.md T15)\n"
-    "  --teacher F           distill: the checkpoint of the teacher, a network without the task\n"
-    "                        context whose top-k slates the student imitates (docs/meta.md 2.8)\n"
-    "  --teacher-weight W    distill: the imitation term's weight w (1; docs/agents.md T16)\n"
-    "  --teacher-sim-config KEY=VALUE  distill: added to --sim-config for the envs the teacher\n"
-    "                        observes, repeatable (e.g. reveal_tastes=true: it sees the hidden\n"
-    "                        tastes); the same envs, seeds and tasks as the student's\n"
-    "  --teacher-gate B      distill: weigh each row's imitation by 1 - its scorer yield, so\n"
-    "                        the student imitates where its task context has feedback on\n"
-    "                        such users (false; needs --scorer-yield; docs/agents.md T17)\n"
-    "  --teacher-temp T      distill: the teacher's slates are samples of its Plackett-Luce at\n"
-    "                        temperature T instead of its top-k (not given: top-k; one rank\n"
-    "                        only; docs/agents.md T18)\n"
-    "  --teacher-critic B    distill: the value head reads the teacher's view of each user in\n"
-    "                        place of the student's (a privileged critic; false; docs/agents.md\n"
-    "                        T19)\n");
-}
-
-static void s_defaults (opts_t *o)
-{
-  *o = (opts_t) { .env = "ECommerce-v1", .train = "train:all", .val = "val:0-15", .device = "cpu",
-                  .algo = A_REPTILE, .budget = 200000, .val_every = 10, .seed = 1, .workers = 1,
-                  .inner_lr = 3e-3, .inner_steps = 5, .outer_lr = -1, .meta_batch = 8,
-                  .population = 16, .envs_per_task = 16, .rollout = 16, .hidden = 64,
-                  .layers = 2, .sigma = 0.1, .entropy = 0.01, .weight_decay = 0, .temp = 1.0,
-                  .val_act = RA_META_ACT_SAMPLE, .val_at_start = true, .teacher_weight = 1 };
-  strcpy (o->algo_name, "reptile");
-  strcpy (o->val_act_name, "sample");
-  strcpy (o->params_name, "all");
-  strcpy (o->opt_name, "adam");
-  strcpy (o->anneal_name, "lineage");
-}
-
-/* Sets one setting from text; where names the source ("--inner-lr", "config F line 3: inner-lr").
-   0 or -1 after a message. */
-/* A value that must be one of two words: *second tells which, the word is kept in name (shown in
-   the progress header); false (with the message printed) for anything else. */
-static bool s_either (const char *text, const char *first, const char *second, const char *where, char *name,
-                      size_t cap, bool *is_second)
-{
-  if (strcmp (text, first) && strcmp (text, second)) {
-    s_err ("%s: '%s', expected %s or %s\n", where, text, first, second);
-    return false;
-  }
-  *is_second = !strcmp (text, second);
-  snprintf (name, cap, "%s", text);
-  return true;
-}
-
-static int s_set (opts_t *o, const char *name, const char *text, const char *where)
-{
-  for (int i = 0; i < NFLAGS; i++) {
-    const flag_t *f = &s_flags[i];
-    if (strcmp (f->name, name) != 0)
-      continue;
-    char *p = (char *) o + f->off;
-    ra_error_t err = { .code = RA_OK };
-    long long x;
-    double d;
-    switch (f->type) {
-    case T_STR:
-      if (!*text) {
-        s_err ("%s: empty value\n", where);
-        return -1;
-      }
-      *(const char **) p = text;
-      break;
-    case T_INT:
-      if (ra_kv_parse_int (where, text, (long long) f->lo, (long long) f->hi, &x, &err) != RA_OK) {
-        s_err ("%s\n", err.message);
-        return -1;
-      }
-      *(long long *) p = x;
-      break;
-    case T_NUM:
-      if (ra_kv_parse_num (where, text, f->lo, f->hi, &d, &err) != RA_OK) {
-        s_err ("%s\n", err.message);
-        return -1;
-      }
-      *(double *) p = d;
-      break;
-    case T_BOOL:
-      if (!strcmp (text, "true") || !strcmp (text, "1"))
-        *(bool *) p = true;
-      else if (!strcmp (text, "false") || !strcmp (text, "0"))
-        *(bool *) p = false;
-      else {
-        s_err ("%s: '%s', expected true or false\n", where, text);
-        return -1;
-      }
-      break;
-    case T_ALGO: {
-      int a = -1;
-      for (int k = 0; k < NALGOS; k++)
-        if (!strcmp (text, s_algos[k]))
-          a = k;
-      if (a < 0) {
-        s_err ("%s: '%s', expected reptile, fomaml, es, es-maml, multitask or distill\n",
-                 where, text);
-        return -1;
-      }
-      o->algo = (algo_t) a;
-      snprintf (o->algo_name, sizeof o->algo_name, "%s", text);
-      break;
-    }
-    case T_PARAMS:
-      if (!s_either (text, "all", "head", where, o->params_name, sizeof o->params_name, &o->head_only))
-        return -1;
-      break;
-    case T_VALPARAMS:
-      if (!s_either (text, "all", "head", where, o->val_params_name, sizeof o->val_params_name,
-                     &o->val_head_only))
-        return -1;
-      break;
-    case T_VALACT: {
-      bool greedy;
-      if (!s_either (text, "sample", "greedy", where, o->val_act_name, sizeof o->val_act_name, &greedy))
-        return -1;
-      o->val_act = greedy ? RA_META_ACT_GREEDY : RA_META_ACT_SAMPLE;
-      break;
-    }
-    case T_OPT:
-      if (!s_either (text, "adam", "sgd", where, o->opt_name, sizeof o->opt_name, &o->inner_sgd))
-        return -1;
-      break;
-    case T_ANNEAL:
-      if (!s_either (text, "lineage", "run", where, o->anneal_name, sizeof o->anneal_name, &o->anneal_run))
-        return -1;
-      break;
-    case T_SIMCFG:   /* appended: every entry reaches the sims' make config */
-      if (ra_kv_list_parse ((ra_kv_list_t *) p, text, &err) != RA_OK) {
-        s_err ("%s: %s\n", where, err.message);
-        return -1;
-      }
-      break;
-    }
-    o->set[i] = true;
-    return 0;
-  }
-  s_err ("%s: unknown setting '%s' (--help for the list)\n", where, name);
-  return -1;
-}
-
-/* The text of every --config file read, newest first: the settings' string values point into it,
-   so each is kept until the end of the run (a repeated --config reads every file, in order). */
-typedef struct cfg_text {
-  struct cfg_text *prev;
-  char text[];
-} cfg_text_t;
-
-static void s_config_free (cfg_text_t *t)
-{
-  while (t) {
-    cfg_text_t *prev = t->prev;
-    free (t);
-    t = prev;
-  }
-}
-
-/* key = value lines; '#' starts a comment. The file's text joins *texts (freed by the caller). */
-static int s_config (opts_t *o, const char *path, cfg_text_t **texts)
-{
-  FILE *f = fopen (path, "r");
-  if (!f) {
-    s_err ("--config %s: %s\n", path, strerror (errno));
-    return -1;
-  }
-  char *tmp = malloc (1 << 20);
-  size_t len = tmp ? fread (tmp, 1, (1 << 20) - 1, f) : 0;
-  bool failed = ferror (f); /* a directory opens and reads as nothing: not an empty config */
-  fclose (f);
-  cfg_text_t *t = tmp ? malloc (sizeof *t + len + 1) : NULL;
-  if (t) {
-    memcpy (t->text, tmp, len);
-    t->text[len] = 0;
-    t->prev = *texts;
-    *texts = t;
-  }
-  free (tmp);
-  if (!t) {
-    s_err ("--config %s: out of memory\n", path);
-    return -1;
-  }
-  char *buf = t->text;
-  if (failed) {
-    s_err ("--config %s: cannot read it\n", path);
-    return -1;
-  }
-  if (len == (1 << 20) - 1) {
-    s_err ("--config %s: larger than 1 MiB\n", path);
-    return -1;
-  }
-  const char *nul = memchr (buf, 0, len); /* what follows a NUL would be dropped unseen */
-  if (nul) {
-    int at = 1;
-    for (const char *c = buf; c < nul; c++)
-      at += *c == '\n';
-    s_err ("--config %.80s line %d: a NUL byte in the line\n", path, at);
-    return -1;
-  }
-  int line = 0;
-  for (char *s = buf; s && *s;) {
-    char *e = strchr (s, '\n');
-    if (e)
-      *e = 0;
-    line++;
-    char *hash = strchr (s, '#');
-    if (hash)
-      *hash = 0;
-    char where[160];
-    snprintf (where, sizeof where, "--config %.80s line %d", path, line);
-    char *key, *val;
-    char *q = s;
-    while (*q == ' ' || *q == '\t' || *q == '\r')
-      q++;
-    if (*q) {
-      ra_error_t err;
-      if (ra_kv_split (q, &key, &val, &err) != RA_OK) {
-        s_err ("%s: expected key = value\n", where);
-        return -1;
-      }
-      size_t vl = strlen (val);
-      while (vl && (val[vl - 1] == '\r' || val[vl - 1] == ' '))
-        val[--vl] = 0;
-      if (!strcmp (key, "config")) {
-        s_err ("%s: a config file cannot name another\n", where);
-        return -1;
-      }
-      snprintf (where, sizeof where, "--config %.80s line %d: %s", path, line, key);
-      if (s_set (o, key, val, where) != 0)
-        return -1;
-    }
-    s = e ? e + 1 : NULL;
-  }
-  return 0;
-}
-
-/* 0, 1 after --help, -1 after a message. */
-static int s_parse (int argc, char **argv, opts_t *o, cfg_text_t **cfg_text)
-{
-  s_defaults (o);
-  /* the file first, so the command line overrides it */
-  for (int i = 1; i + 1 < argc; i++)
-    if (!strcmp (argv[i], "--config") && s_config (o, argv[i + 1], cfg_text) != 0)
-      return -1;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (!strcmp (a, "--help") || !strcmp (a, "-h")) {
-      s_usage (stdout);
-      return 1;
-    }
-    if (strncmp (a, "--", 2) != 0) {
-      s_err ("unexpected argument '%s' (--help for usage)\n", a);
-      return -1;
-    }
-    if (!strcmp (a, "--quiet")) {
-      o->quiet = true;
-      continue;
-    }
-    if (i + 1 >= argc) {
-      s_err ("%s needs a value (--help for usage)\n", a);
-      return -1;
-    }
-    if (!strcmp (a, "--config")) {
-      i++;
-      continue;
-    }
-    if (s_set (o, a + 2, argv[++i], a) != 0)
-      return -1;
-  }
-  if (o->outer_lr < 0)
-    o->outer_lr = s_outer_lr[o->algo];
-  if ((o->algo == A_ES || o->algo == A_ESMAML) && o->population % 2) {
-    s_err ("--population %lld: ES needs an even population (antithetic pairs)\n",
-             o->population);
-    return -1;
-  }
-  if (o->set[F_ANNEAL] && o->algo != A_REPTILE) { /* only Reptile's epsilon anneals */
-    s_err ("--anneal-over %s: only reptile anneals its outer step (this run is --algo %s)\n", o->anneal_name,
-           o->algo_name);
-    return -1;
-  }
-  if (o->algo == A_DISTILL && !o->teacher) {
-    s_err ("--algo distill needs --teacher F, the checkpoint of the network it imitates\n");
-    return -1;
-  }
-  for (int f = F_TEACHER; f <= F_TEACHER_CRITIC; f++)
-    if (o->set[f] && o->algo != A_DISTILL) {
-      s_err ("--%s: only distill has a teacher (this run is --algo %s)\n", s_flags[f].name, o->algo_name);
-      return -1;
-    }
-  return 0;
-}
 
 /* --address: one endpoint for every rank, or a comma-separated list of exactly one per rank
    (rank k connects to the k-th: a server per rank or per node, docs/scaling.md 5). Writes this
@@ -541,14 +52,14 @@ static int s_rank_address (const char *list, int rank, int size, char *out, size
     n += *p == ',';
   if (n == 1) {
     if (strlen (list) >= cap) {
-      s_err ("--address: longer than %zu characters\n", cap - 1);
+      meta_err ("--address: longer than %zu characters\n", cap - 1);
       return -1;
     }
     strcpy (out, list);
     return 0;
   }
   if (n != size) {
-    s_err ("--address: %d endpoints for %d rank%s; give one endpoint (every rank uses it) or "
+    meta_err ("--address: %d endpoints for %d rank%s; give one endpoint (every rank uses it) or "
            "exactly one per rank, comma-separated (rank k uses the k-th)\n", n, size,
            size == 1 ? "" : "s");
     return -1;
@@ -558,13 +69,13 @@ static int s_rank_address (const char *list, int rank, int size, char *out, size
     const char *e = strchr (p, ',');
     size_t len = e ? (size_t) (e - p) : strlen (p);
     if (len == 0) {
-      s_err ("--address: endpoint %d of %d is empty; expected one endpoint per rank, "
+      meta_err ("--address: endpoint %d of %d is empty; expected one endpoint per rank, "
              "comma-separated\n", k, n);
       return -1;
     }
     if (k == rank) {
       if (len >= cap) {
-        s_err ("--address: endpoint %d is longer than %zu characters\n", k, cap - 1);
+        meta_err ("--address: endpoint %d is longer than %zu characters\n", k, cap - 1);
         return -1;
       }
       memcpy (out, p, len);
@@ -685,6 +196,8 @@ typedef struct {
   int64_t env_steps;            /* this run's */
   double imitation;             /* distill: the last iteration's imitation loss, mean over its updates */
   int64_t steps_before;         /* env steps behind the checkpoint it continues (docs/meta.md 5) */
+  FILE *metrics;                /* --metrics, appended (rank 0; NULL elsewhere or without it) */
+  char address[1024];           /* this rank's --address endpoint, where opts' address points */
 } run_t;
 
 /* Draws B distinct train tasks when the set has that many (a partial shuffle), else with
@@ -857,6 +370,12 @@ static ra_rollout_t *s_work_src (const run_t *r)
   return r->psrc ? r->psrc : r->wsrc.src;
 }
 
+/* ES and ES-MAML: a population of antithetic members in place of a meta-batch of tasks. */
+static bool s_es (const opts_t *o)
+{
+  return o->algo == A_ES || o->algo == A_ESMAML;
+}
+
 /* Multitask without the task context: its envs draw their own tasks through the task-set source
    (docs/meta.md 2.6). With the context it trains in blocks of one task each, distill's loop
    without a teacher. */
@@ -921,7 +440,7 @@ static ra_err_t s_iterate (run_t *r, int64_t it, double budget_frac, double *met
   const uint8_t *mask = o->head_only ? r->mask : NULL;
   if (s_task_draws (o))
     return s_multitask (r, meta_return, err);
-  bool es = o->algo == A_ES || o->algo == A_ESMAML;
+  bool es = s_es (o);
   int tasks_n = es ? (B < P / 2 ? B : P / 2) : P;
   s_draw_tasks (r, tasks_n, r->ids);   /* the same draw on every rank */
   int lo = r->lo, Pl = r->Pl;
@@ -1044,6 +563,8 @@ static void s_fmt_time (double s, char *buf, size_t cap)
 
 static void s_fini (run_t *r)
 {
+  if (r->metrics)
+    fclose (r->metrics);
   ra_target_destroy (&r->work);
   ra_target_destroy (&r->valp);
   ra_target_destroy (&r->mt);
@@ -1162,10 +683,10 @@ static void s_warn_not_held_out (const ra_taskset_t *train, const ra_taskset_t *
   const char *held[] = { "test", "ood" };
   for (int j = 0; j < 2; j++) {
     if (!strcmp (train->split, held[j]))
-      s_err ("warning: --train-tasks draws from %s: results on those tasks are not held out\n",
+      meta_err ("warning: --train-tasks draws from %s: results on those tasks are not held out\n",
              held[j]);
     if (!strcmp (val->split, held[j]))
-      s_err ("warning: --val-tasks on %s keeps the theta that does best there: results on those "
+      meta_err ("warning: --val-tasks on %s keeps the theta that does best there: results on those "
              "tasks are not held out\n", held[j]);
   }
   if (strcmp (train->split, val->split))
@@ -1178,8 +699,728 @@ static void s_warn_not_held_out (const ra_taskset_t *train, const ra_taskset_t *
         break;
       }
   if (shared)
-    s_err ("warning: %d of the %d val tasks are also training tasks: validation is not held out\n",
+    meta_err ("warning: %d of the %d val tasks are also training tasks: validation is not held out\n",
            shared, val->n);
+}
+
+/* ------------------------------------------------------------------------------ main's steps
+
+   Each step returns 0 or, after its message, the exit code (docs/meta.md 5): 2 for a bad command
+   line, checkpoint or output path, 1 for a failure at runtime. */
+
+/* Where the run starts (docs/meta.md 5): from scratch, from --checkpoint-in's theta afresh, or
+   continuing the run that wrote it. */
+typedef struct {
+  ra_meta_resume_t at;   /* where the continued run stood; counts only until s_restore_state */
+  bool resume;           /* it continues the checkpoint's run */
+  bool add_context;      /* --context on a file without it: the networks widen, the run starts afresh */
+} start_t;
+
+/* The settings every rank reads alike from the same command line: this rank's --address
+   endpoint, the task sets, and whether every rank gets a share of the work. A failure here stops
+   every rank the same way, so no rank waits on another (main need not abort the job). */
+static int s_job_settings (opts_t *o, run_t *r)
+{
+  ra_error_t err;
+  const int rank = ra_dist_rank (r->d), size = ra_dist_size (r->d);
+  if (o->address) { /* every rank checks the whole list: a bad one stops all alike */
+    if (s_rank_address (o->address, rank, size, r->address, sizeof r->address) != 0)
+      return 2;
+    o->address = r->address;
+  }
+  if (ra_taskset_parse ("--train-tasks", o->train, &r->train, &err) != RA_OK
+      || ra_taskset_parse ("--val-tasks", o->val, &r->val, &err) != RA_OK) {
+    meta_err ("%s\n", err.message);
+    return 2;
+  }
+  if (ra_dist_is_root (r->d))
+    s_warn_not_held_out (&r->train, &r->val);
+  long long need = s_es (o) ? o->population : o->meta_batch;
+  if (need < size || r->val.n < size) {
+    meta_err ("%d ranks need at least one %s and one val task each (%lld and %d given)\n", size,
+              s_es (o) ? "population member" : "meta-batch task", need, r->val.n);
+    return 2;
+  }
+  if (o->set[F_TEACHER_TEMP] && size > 1) { /* one stream over this rank's envs: another split, other draws */
+    meta_err ("--teacher-temp %g: a sampling teacher draws from one stream over its rank's envs, so its slates "
+              "would depend on the number of ranks (%d); run it with one rank\n", o->teacher_temp, size);
+    return 2;
+  }
+  return 0;
+}
+
+/* Rank 0's outputs: the checkpoints are written at val points, so a path that cannot take them
+   fails now, not after the first val_every iterations; --metrics is opened for appending. */
+static int s_open_outputs (run_t *r)
+{
+  const opts_t *o = r->o;
+  if (!ra_dist_is_root (r->d))
+    return 0;
+  ra_error_t err;
+  const char *flags[] = { "--checkpoint-out", "--checkpoint-last" }, *paths[] = { o->ckpt_out, o->ckpt_last };
+  for (int j = 0; j < 2; j++)
+    if (paths[j] && ra_outpath_check (flags[j], paths[j], &err) != RA_OK) {
+      meta_err ("%s\n", err.message);
+      return 2;
+    }
+  if (o->metrics && !(r->metrics = fopen (o->metrics, "a"))) {
+    meta_err ("--metrics %s: %s\n", o->metrics, strerror (errno));
+    return 2;
+  }
+  return 0;
+}
+
+static int s_open_device (run_t *r)
+{
+  ra_error_t err;
+  if (ra_nn_backend_open (r->o->device, NULL, &r->be, &err) != RA_OK) {
+    meta_err ("--device %s: %s\n", r->o->device, err.message);
+    return 2;
+  }
+  return 0;
+}
+
+/* The target settings a checkpoint stores that the command line gives too, from the options into
+   c: every policy's (s_target_cfg), and the values a checkpoint without them keeps. */
+static void s_target_settings_from_opts (const opts_t *o, ra_target_cfg_t *c)
+{
+  c->temp = (float) o->temp;
+  c->slot_credit = (float) o->slot_credit;
+  c->slot_feedback = (int) o->slot_feedback;
+  c->context = (float) o->context;
+  c->context_residual = o->context_residual;
+  c->scorer_yield = o->scorer_yield;
+  c->context_ts = (float) o->context_ts;
+  c->context_session = (float) o->context_session;
+  c->context_baseline = (float) o->context_baseline;
+  c->context_handover = (float) o->context_handover;
+  c->context_kernel = (float) o->context_kernel;
+}
+
+/* The same settings back from a checkpoint's c, where the command line did not give them. */
+static void s_opts_from_target_settings (opts_t *o, const ra_target_cfg_t *c)
+{
+  if (!o->set[F_TEMP])
+    o->temp = c->temp;
+  if (!o->set[F_SLOT_CREDIT])
+    o->slot_credit = c->slot_credit;
+  if (!o->set[F_SLOT_FEEDBACK])
+    o->slot_feedback = c->slot_feedback;
+  if (!o->set[F_CONTEXT])
+    o->context = c->context;
+  if (!o->set[F_CONTEXT_RESIDUAL])
+    o->context_residual = c->context_residual;
+  if (!o->set[F_SCORER_YIELD])
+    o->scorer_yield = c->scorer_yield;
+  if (!o->set[F_CONTEXT_TS])
+    o->context_ts = c->context_ts;
+  if (!o->set[F_CONTEXT_SESSION])
+    o->context_session = c->context_session;
+  if (!o->set[F_CONTEXT_BASELINE])
+    o->context_baseline = c->context_baseline;
+  if (!o->set[F_CONTEXT_HANDOVER])
+    o->context_handover = c->context_handover;
+  if (!o->set[F_CONTEXT_KERNEL])
+    o->context_kernel = c->context_kernel;
+}
+
+/* A checkpoint's adaptation settings, where the command line did not give them. */
+static void s_opts_from_adapt_settings (opts_t *o, const ra_meta_adapt_cfg_t *ad)
+{
+  if (!o->set[F_INNER_LR])
+    o->inner_lr = ad->inner_lr;
+  if (!o->set[F_INNER_STEPS])
+    o->inner_steps = ad->steps;
+  if (!o->set[F_ROLLOUT])
+    o->rollout = ad->rollout;
+  if (!o->set[F_PARAMS]) {
+    o->head_only = ad->head_only;
+    strcpy (o->params_name, o->head_only ? "head" : "all");
+  }
+}
+
+/* A checkpoint's architecture (hidden h, layers l, the affinity head aff) is the run's: its
+   tensors fix it, so a --hidden, --layers or --affinity that differs is refused. */
+static int s_arch_from_checkpoint (opts_t *o, int h, int l, bool aff)
+{
+  bool hidden_differs = o->set[F_HIDDEN] && o->hidden != h;
+  if (hidden_differs || (o->set[F_LAYERS] && o->layers != l)) {
+    meta_err ("--%s %lld: --checkpoint-in %s has hidden %d, layers %d (architecture comes from the file)\n",
+              hidden_differs ? "hidden" : "layers", hidden_differs ? o->hidden : o->layers, o->ckpt_in, h, l);
+    return 2;
+  }
+  o->hidden = h;
+  o->layers = l;
+  if (o->set[F_AFFINITY] && o->affinity != aff) {
+    meta_err ("--affinity %s: --checkpoint-in %s %s the affinity head (architecture comes from the file)\n",
+              o->affinity ? "true" : "false", o->ckpt_in, aff ? "has" : "has not");
+    return 2;
+  }
+  o->affinity = aff;
+  return 0;
+}
+
+/* --checkpoint-in: the file's adaptation settings, architecture and target settings, the command
+   line's winning where it gives them, and whether the run continues the file's (start). */
+static int s_settings_from_checkpoint (opts_t *o, start_t *start)
+{
+  ra_error_t err;
+  ra_meta_adapt_cfg_t ad;
+  ra_meta_adapt_cfg_default (&ad);
+  bool found, aff = false;
+  int h = 0, l = 0;
+  char algo[32];
+  if (ra_meta_ckpt_read (o->ckpt_in, &ad, &found, algo, sizeof algo, &err) != RA_OK
+      || ra_meta_ckpt_read_resume (o->ckpt_in, &start->at, &start->resume, &err) != RA_OK
+      || ra_target_checkpoint_arch (o->ckpt_in, &h, &l, &aff, &err) != RA_OK) {
+    meta_err ("--checkpoint-in %s: %s\n", o->ckpt_in, err.message);
+    return 2;
+  }
+  if (s_arch_from_checkpoint (o, h, l, aff) != 0)
+    return 2;
+  if (found)
+    s_opts_from_adapt_settings (o, &ad);
+  ra_target_cfg_t stored; /* the settings the checkpoint was written with (the options' where it has none) */
+  ra_target_cfg_default (&stored);
+  s_target_settings_from_opts (o, &stored);
+  if (ra_target_checkpoint_settings (o->ckpt_in, &stored, &err) != RA_OK) {
+    meta_err ("--checkpoint-in %s: %s\n", o->ckpt_in, err.message);
+    return 2;
+  }
+  start->add_context = o->context > 0 && !(stored.context > 0); /* --context on a file without it */
+  /* another algorithm, or the wider network of add_context, starts afresh from the file's theta */
+  if (start->resume && (start->add_context || !found || strcmp (algo, o->algo_name) != 0)) {
+    start->resume = false;
+    start->at = (ra_meta_resume_t) { 0 };
+  }
+  s_opts_from_target_settings (o, &stored);
+  if (!o->set[F_INNER_OPT]) {
+    o->inner_sgd = stored.sgd;
+    strcpy (o->opt_name, stored.sgd ? "sgd" : "adam");
+  }
+  return 0;
+}
+
+/* The adaptation operator's settings, once a checkpoint's are in; validation adapts as the inner
+   loop unless told otherwise. */
+static void s_adapt_settings (opts_t *o, run_t *r)
+{
+  if (!o->set[F_VAL_PARAMS]) {
+    o->val_head_only = o->head_only;
+    strcpy (o->val_params_name, o->params_name);
+  }
+  if (!o->set[F_VAL_INNER_LR])
+    o->val_inner_lr = o->inner_lr;
+  r->ad = (ra_meta_adapt_cfg_t) { .inner_lr = (float) o->inner_lr, .steps = (int) o->inner_steps,
+                                  .rollout = (int) o->rollout, .head_only = o->head_only };
+}
+
+/* The job's shape: N envs per task, P work replicas (the ES population or the meta-batch), V val
+   tasks, and this rank's slices of the replicas and of the val tasks. */
+static int s_shape (run_t *r)
+{
+  const opts_t *o = r->o;
+  r->N = (int) o->envs_per_task;
+  r->P = s_es (o) ? (int) o->population : (int) o->meta_batch;
+  r->V = r->val.n;
+  if (r->V > 4096) {
+    meta_err ("--val-tasks: at most 4096 tasks\n");
+    return 2;
+  }
+  int64_t lo, hi;
+  ra_dist_slice (r->d, r->P, &lo, &hi);
+  r->lo = (int) lo, r->Pl = (int) (hi - lo);
+  ra_dist_slice (r->d, r->V, &lo, &hi);
+  r->vlo = (int) lo, r->Vl = (int) (hi - lo);
+  return 0;
+}
+
+/* Multitask's seed of its task draws and envs: they run across iterations, so a continued run
+   cannot replay them; it draws fresh tasks and episodes from a seed moved by the iterations done. */
+static uint64_t s_multitask_seed (const opts_t *o, const start_t *start)
+{
+  uint64_t seed = (uint64_t) o->seed;
+  return start->at.iter > 0 ? s_mix (seed ^ (uint64_t) start->at.iter) : seed;
+}
+
+/* This rank's share of the sources: work (P blocks; distill's paired with the same envs as the
+   teacher sees them), or multitask's task-set source (P blocks of N envs over the train set, env i
+   of this rank playing as env lo N + i of the job), and val (V blocks on their tasks, reset). */
+static int s_open_sources (run_t *r, uint64_t mseed)
+{
+  const opts_t *o = r->o;
+  uint64_t seed = (uint64_t) o->seed;
+  ra_error_t err;
+  ra_err_t rc;
+  if (s_task_draws (o)) {
+    int nm = r->Pl * r->N;
+    rc = s_source (o, NULL, nm, ra_rollout_tasks_slots (&r->train, nm), mseed, &r->msrc, &err);
+    ra_rollout_tasks_opts_t to = { .seed = mseed, .redraw = true, .first_env = (int64_t) r->lo * r->N };
+    if (rc == RA_OK)
+      rc = ra_rollout_tasks_new (r->msrc.src, nm, &r->train, &to, &r->tsrc, &err);
+  } else {
+    rc = s_source (o, NULL, r->Pl * r->N, 2 * r->P + 1, seed, &r->wsrc, &err);
+  }
+  if (rc == RA_OK && o->algo == A_DISTILL) { /* the same envs as the teacher sees them, stepped in pairs */
+    rc = s_source (o, &o->teacher_config, r->Pl * r->N, 2 * r->P + 1, seed, &r->tview, &err);
+    if (rc == RA_OK)
+      rc = ra_rollout_paired_new (r->wsrc.src, r->tview.src, &r->psrc, &err);
+  }
+  if (rc == RA_OK)
+    rc = s_source (o, NULL, r->Vl * r->N, r->V + 1, seed + 7777, &r->vsrc, &err);
+  if (rc == RA_OK)
+    rc = ra_meta_set_block_tasks (r->vsrc.src, r->Vl, r->N, r->val.split, r->val.ids + r->vlo, &err);
+  if (rc == RA_OK)
+    rc = ra_rollout_reset (r->vsrc.src, NULL, &err);
+  if (rc != RA_OK) {
+    meta_err ("%s%s%s\n", o->address ? o->address : "", o->address ? ": " : "", err.message);
+    return 1;
+  }
+  return 0;
+}
+
+/* The settings of every policy of the run: the sim's shapes (from the val source) and the
+   options. */
+static void s_target_cfg (run_t *r)
+{
+  const opts_t *o = r->o;
+  const ra_obs_batch_t *ob = &r->vsrc.src->obs;
+  ra_target_cfg_t *c = &r->tc;
+  ra_target_cfg_default (c);
+  c->num_candidates = ob->num_candidates;
+  c->slate_size = ob->slate_size;
+  c->user_dim = ob->user_dim;
+  c->cand_dim = ob->cand_dim;
+  c->response_dim = ob->response_dim;
+  c->hidden = (int) o->hidden;
+  c->layers = (int) o->layers;
+  c->affinity = o->affinity;
+  c->rollout = (int) o->rollout;
+  c->lr = (float) o->inner_lr;
+  c->entropy_coef = (float) o->entropy;
+  c->task_credit = (float) o->task_credit;
+  s_target_settings_from_opts (o, c);
+  c->sgd = o->inner_sgd;
+  c->adapt_head = o->head_only; /* stored in the checkpoints, so the A/B arm adapts the same way */
+  c->seed = (uint64_t) o->seed;
+}
+
+/* The credit settings against the sim and the algorithm: the k per-rank feedback entries of
+   --slot-credit and --context must fit the sim's response, and --task-credit needs an
+   actor-critic step over one task's envs. */
+static int s_check_credit (const run_t *r)
+{
+  const opts_t *o = r->o;
+  const ra_obs_batch_t *ob = &r->vsrc.src->obs;
+  if ((o->slot_credit > 0 || o->context > 0) && o->slot_feedback + ob->slate_size > ob->response_dim) {
+    meta_err ("--slot-feedback %lld: the k = %d per-rank entries from there do not fit %s's response (%d wide)\n",
+              o->slot_feedback, ob->slate_size, o->env, ob->response_dim);
+    return 2;
+  }
+  if (o->task_credit > 0 && (o->algo == A_ES || s_task_draws (o))) { /* T20 shares within one task */
+    meta_err ("--task-credit %g: %s\n", o->task_credit,
+              o->algo == A_ES ? "es takes no actor-critic step to credit"
+                              : "without the task context multitask's envs each draw their own task, so an "
+                                "update's envs are not one task's users (give --context N0 > 0)");
+    return 2;
+  }
+  return 0;
+}
+
+/* The settings that read the task context (and T14, which needs T13), possibly from the
+   checkpoint: checked after it. The message names where a setting came from. */
+static int s_check_context_needs (const opts_t *o)
+{
+  char ts_shown[48], session_shown[48], baseline_shown[48], handover_shown[48], kernel_shown[48];
+  snprintf (ts_shown, sizeof ts_shown, "--context-ts %g", o->context_ts);
+  snprintf (session_shown, sizeof session_shown, "--context-session %g", o->context_session);
+  snprintf (baseline_shown, sizeof baseline_shown, "--context-baseline %g", o->context_baseline);
+  snprintf (handover_shown, sizeof handover_shown, "--context-handover %g", o->context_handover);
+  snprintf (kernel_shown, sizeof kernel_shown, "--context-kernel %g", o->context_kernel);
+  const bool ctx = o->context > 0;
+  const char *give_ctx = "--context N0 > 0";
+  const struct { /* a setting that is on, and whether what it needs (give) is there */
+    bool on, met;
+    int flag;
+    const char *shown, *why, *give;
+  } needs[] = {
+    { o->context_residual, ctx, F_CONTEXT_RESIDUAL, "--context-residual true", "r(u) is read from the task context",
+      give_ctx },
+    { o->scorer_yield, ctx, F_SCORER_YIELD, "--scorer-yield true", "the yield is read from the task context", give_ctx },
+    { o->context_ts > 0, ctx, F_CONTEXT_TS, ts_shown, "the draws are of the task context", give_ctx },
+    { o->context_session > 0, ctx, F_CONTEXT_SESSION, session_shown, "the session adds to the task context", give_ctx },
+    { o->context_baseline > 0, ctx, F_CONTEXT_BASELINE, baseline_shown, "it weighs the task context's feedback",
+      give_ctx },
+    { o->context_handover > 0, o->context_baseline > 0, F_CONTEXT_HANDOVER, handover_shown,
+      "it hands T13's weighing of the feedback over to T8's", "--context-baseline B > 0" },
+    { o->context_kernel > 0, ctx, F_CONTEXT_KERNEL, kernel_shown, "the kernel reads the task context", give_ctx },
+    { o->context_kernel > 0, !(o->context_ts > 0), F_CONTEXT_KERNEL, kernel_shown,
+      "the kernel replaces T8's linear regression, which --context-ts draws from", "--context-ts 0" },
+  };
+  for (size_t j = 0; j < sizeof needs / sizeof needs[0]; j++)
+    if (needs[j].on && !needs[j].met) {
+      bool from_file = !o->set[needs[j].flag] && o->ckpt_in;
+      meta_err ("%s%s%s%s: %s; give %s\n", needs[j].shown, from_file ? " (from --checkpoint-in " : "",
+                from_file ? o->ckpt_in : "", from_file ? ")" : "", needs[j].why, needs[j].give);
+      return 2;
+    }
+  return 0;
+}
+
+/* The run's policies: one (--checkpoint-in's theta, widened by add_context), valp over this
+   rank's val tasks, and the training replicas: work, or multitask's mt (its blocks' replicas
+   give gradients only, clipped after the sum in s_multitask). */
+static int s_build_policies (run_t *r, const start_t *start)
+{
+  const opts_t *o = r->o;
+  ra_error_t err;
+  ra_err_t rc;
+  if ((rc = s_policy (r, 1, r->N, &r->one, &err)) == RA_OK && o->ckpt_in)
+    rc = (start->add_context ? ra_target_load_adding_context : ra_target_load) (r->one, o->ckpt_in, &err);
+  if (rc == RA_OK)
+    rc = s_policy (r, r->Vl, r->N, &r->valp, &err);
+  if (rc == RA_OK && s_task_draws (o)) {
+    ra_target_cfg_t keep = r->tc;
+    r->tc.clip_norm = 0;
+    rc = s_policy (r, r->Pl, r->N, &r->mt, &err);
+    r->tc = keep;
+  } else if (rc == RA_OK)
+    rc = s_policy (r, r->Pl, r->N, &r->work, &err);
+  if (rc != RA_OK) {
+    meta_err ("%s%s\n", o->ckpt_in ? "--checkpoint-in: " : "", err.message);
+    return 1;
+  }
+  return 0;
+}
+
+/* Distill's teacher (s_teacher). A gated teacher weighs by the student's scorer yield, which may
+   come from the checkpoint, so it is checked only now. */
+static int s_setup_teacher (run_t *r)
+{
+  const opts_t *o = r->o;
+  ra_error_t err;
+  if (o->teacher_gate && !r->tc.scorer_yield) {
+    meta_err ("--teacher-gate true: it weighs each row's imitation by 1 - the row's scorer yield (docs/agents.md "
+              "T17), and this student has no scorer yield (--scorer-yield true, which needs --context)\n");
+    return 2;
+  }
+  if (o->algo == A_DISTILL && s_teacher (r, &err) != RA_OK) {
+    meta_err ("--teacher %s: %s\n", o->teacher, err.message);
+    return 2;
+  }
+  return 0;
+}
+
+/* The run's buffers, sized by the network (n parameters per replica) and the larger of the work
+   replicas and the val tasks; tidx[p] = p. */
+static int s_alloc_buffers (run_t *r)
+{
+  r->n = ra_target_num_params (r->one);
+  int Pmax = r->P > r->V ? r->P : r->V;
+  size_t rows = (size_t) Pmax * r->n;
+  r->theta = malloc (r->n * sizeof (float));
+  r->rows = malloc (rows * sizeof (float));
+  r->scratch = malloc (rows * sizeof (float));
+  r->g = malloc (r->n * sizeof (float));
+  r->fit = malloc ((size_t) Pmax * sizeof (float));
+  r->util = malloc ((size_t) Pmax * sizeof (float));
+  r->idx = malloc ((size_t) Pmax * sizeof (int));
+  r->ids = malloc ((size_t) Pmax * sizeof (int64_t));
+  r->seeds = malloc ((size_t) 2 * Pmax * r->N * sizeof (uint64_t));
+  r->mask = malloc (r->n);
+  r->tidx = malloc ((size_t) Pmax * sizeof (int64_t));
+  r->pmine = malloc ((size_t) 8 * Pmax * sizeof (ra_dist_pair_t));
+  r->pall = malloc ((size_t) 8 * Pmax * sizeof (ra_dist_pair_t));
+  r->smine = malloc (sizeof (ra_dist_pair_t));
+  r->sall = malloc ((size_t) ra_dist_size (r->d) * sizeof (ra_dist_pair_t));
+  if (!r->theta || !r->rows || !r->scratch || !r->g || !r->fit || !r->util || !r->idx || !r->ids || !r->seeds
+      || !r->mask || !r->tidx || !r->pmine || !r->pall || !r->smine || !r->sall) {
+    meta_err ("out of memory for %zu parameters x %d\n", r->n, Pmax);
+    return 1;
+  }
+  for (int p = 0; p < Pmax; p++)
+    r->tidx[p] = p;
+  return 0;
+}
+
+/* The learner's start: theta (the policy one's), the adaptation mask, the task draws' RNG, ES's
+   noise table and the outer optimiser. */
+static int s_init_learner (run_t *r)
+{
+  const opts_t *o = r->o;
+  uint64_t seed = (uint64_t) o->seed;
+  ra_error_t err;
+  ra_target_get_params (r->one, r->theta);
+  ra_meta_adapt_mask (r->one, o->head_only, r->mask);
+  ra_nn_rng_init (&r->rng, seed, 0x7a5c);
+  if ((s_es (o) && ra_meta_noise_new (seed ^ 0x6e6f, (size_t) (1 << 20) + r->n, &r->noise, &err) != RA_OK)
+      || ra_meta_adam_init (&r->adam, r->n, (float) o->outer_lr, (float) o->weight_decay, &err) != RA_OK) {
+    meta_err ("%s\n", err.message);
+    return 1;
+  }
+  return 0;
+}
+
+/* A continued run's state (docs/meta.md 5): the outer optimiser's moments, read now that the
+   network's size is known, its step count, the task draws' RNG and the env steps behind theta. */
+static int s_restore_state (run_t *r, start_t *start)
+{
+  ra_error_t err;
+  ra_meta_resume_t *at = &start->at;
+  at->adam_m = r->adam.m;
+  at->adam_v = r->adam.v;
+  at->n = r->n;
+  if (ra_meta_ckpt_read_resume (r->o->ckpt_in, at, &start->resume, &err) != RA_OK) {
+    meta_err ("--checkpoint-in %s: %s\n", r->o->ckpt_in, err.message);
+    return 2;
+  }
+  r->adam.t = at->adam_t;
+  r->rng.counter = at->rng_counter;
+  r->steps_before = at->env_steps;
+  return 0;
+}
+
+/* Multitask's blocks start the rollout that runs across its iterations, without a step of their
+   own (lr 0). Block b (this rank's replica b - lo) samples from stream 1 + b and its envs start
+   from the seeds of envs b N .. b N + N-1: nothing depends on the rank count. */
+static int s_start_multitask (run_t *r, uint64_t mseed)
+{
+  ra_error_t err;
+  for (int p = 0; p < r->Pl; p++) {
+    ra_target_set_lr (r->mt, p, 0.0f);
+    ra_nn_rng_init (ra_target_rng (r->mt, p), s_mix (mseed ^ 0x6d74), 1 + (uint64_t) (r->lo + p));
+  }
+  s_seeds (r->seeds, r->P, r->N, mseed, 0x6d74, 0, 1);
+  if (ra_target_begin_rollout (r->mt, r->tsrc, r->seeds + (size_t) r->lo * r->N, &err) != RA_OK) {
+    meta_err ("%s\n", err.message);
+    return 1;
+  }
+  return 0;
+}
+
+/* What runs, on what and how (rank 0, on stderr unless --quiet), and where a continued run
+   continues from. */
+static void s_print_header (const run_t *r, const start_t *start)
+{
+  const opts_t *o = r->o;
+  if (o->quiet || !ra_dist_is_root (r->d))
+    return;
+  const int size = ra_dist_size (r->d);
+  char tb[64], vb[64];
+  ra_taskset_format (&r->train, tb, sizeof tb);
+  ra_taskset_format (&r->val, vb, sizeof vb);
+  fprintf (stderr,
+           "recarena-meta: %s on %s, train %s, val %s (%d tasks), %s; %zu params%s, %s; budget %lld env steps; "
+           "adapt: %d %s updates of %d x %d steps, lr %g, params %s (validation: lr %g, params %s); temp %g; slot credit %g from response[%lld]; validation acts %s; "
+           "%d rank%s\n",
+           o->algo_name, o->env, tb, vb, r->V, o->address ? o->address : "in-process sims", r->n,
+           o->affinity ? " (with the affinity head)" : "", ra_nn_backend_name (r->be), o->budget, r->ad.steps, o->opt_name, r->ad.rollout, r->N, (double) r->ad.inner_lr,
+           o->params_name, o->val_inner_lr, o->val_params_name, o->temp, o->slot_credit, o->slot_feedback, o->val_act_name, size, size > 1 ? "s" : "");
+  if (start->resume)
+    fprintf (stderr, "recarena-meta: continuing %s from iteration %lld (%lld env steps done; the budget counts this run's)\n",
+             o->ckpt_in, (long long) start->at.iter, (long long) start->at.env_steps);
+}
+
+/* ------------------------------------------------------------------------------ the loop */
+
+/* Where the meta-training loop stands. */
+typedef struct {
+  double t0, last;            /* its start and the last progress line (s_now) */
+  int64_t first, it;          /* the iteration it started at (a continued run numbers on), the current */
+  double best;                /* the best val score so far (R@5w), at best_iter */
+  int64_t best_iter;
+  long long stale;            /* val points in a row without a better score (--patience) */
+  const char *stopped;        /* why it ends: "budget", "iters" or "patience"; NULL: it goes on */
+  double R[8];                /* the last val point's R@j */
+  double mret;                /* the last iteration's meta-return */
+} loop_t;
+
+/* The val score: the mean of R@3 .. R@7 (docs/meta.md 3). */
+static double s_r5w (const double R[8])
+{
+  return (R[3] + R[4] + R[5] + R[6] + R[7]) / 5;
+}
+
+/* "budget" or "iters" when the run has reached that limit, else NULL. */
+static const char *s_limit_reached (const run_t *r, const loop_t *l)
+{
+  const opts_t *o = r->o;
+  if (r->env_steps >= o->budget)
+    return "budget";
+  if (o->set[F_ITERS] && l->it - l->first >= o->iters)
+    return "iters";
+  return NULL;
+}
+
+/* A val point: R@j of theta, its val line, --checkpoint-out when it scores best so far and
+   --checkpoint-last always; the --patience-th in a row without a better score stops the run
+   (every rank validates alike, so all stop here). */
+static int s_val_point (run_t *r, loop_t *l)
+{
+  const opts_t *o = r->o;
+  ra_error_t err;
+  if (s_validate (r, l->R, &err) != RA_OK) {
+    meta_err ("validation at iter %lld: %s\n", (long long) l->it, err.message);
+    return 1;
+  }
+  double w5 = s_r5w (l->R);
+  if (!isfinite (w5) || !isfinite (l->R[0])) {
+    meta_err ("NaN in the validation returns at iter %lld\n", (long long) l->it);
+    return 1;
+  }
+  if (r->metrics) {
+    fprintf (r->metrics, "{\"kind\":\"val\",\"iter\":%lld,\"env_steps\":%lld,\"R@0\":%.6g,\"R@1\":%.6g,"
+             "\"R@5w\":%.6g,\"score\":%.6g}\n", (long long) l->it, (long long) r->env_steps, l->R[0], l->R[1], w5, w5);
+    fflush (r->metrics);
+  }
+  ra_target_set_params (r->one, r->theta);
+  ckpt_ctx_t cc = { .r = r, .path = o->ckpt_out, .iter = l->it };
+  l->stale = w5 > l->best ? 0 : l->stale + 1;
+  if (!l->stopped && o->patience > 0 && l->stale >= o->patience)
+    l->stopped = "patience";
+  if (w5 > l->best) {
+    l->best = w5;
+    l->best_iter = l->it;
+    if (o->ckpt_out && ra_dist_on_root (r->d, s_write_ckpt, &cc, &err) != RA_OK) {
+      meta_err ("--checkpoint-out: %s\n", err.message);
+      return 1;
+    }
+  }
+  cc.path = o->ckpt_last;
+  if (o->ckpt_last && ra_dist_on_root (r->d, s_write_ckpt, &cc, &err) != RA_OK) {
+    meta_err ("--checkpoint-last: %s\n", err.message);
+    return 1;
+  }
+  return 0;
+}
+
+/* The progress line (rank 0, on stderr unless --quiet): every 2 s and at the end. */
+static void s_print_progress (const run_t *r, loop_t *l)
+{
+  const opts_t *o = r->o;
+  double now = s_now ();
+  if (o->quiet || !ra_dist_is_root (r->d) || (now - l->last < 2.0 && !l->stopped))
+    return;
+  double sps = r->env_steps / fmax (now - l->t0, 1e-9);
+  char eta[32];
+  s_fmt_time ((o->budget - r->env_steps) / sps, eta, sizeof eta);
+  char mr[32];
+  snprintf (mr, sizeof mr, isfinite (l->mret) ? "%.2f" : "-", l->mret);
+  char im[40] = ""; /* distill: how far the student is from the teacher's slates */
+  if (o->algo == A_DISTILL && l->it > l->first)
+    snprintf (im, sizeof im, "  imitation %.3f", r->imitation);
+  fprintf (stderr, "iter %lld  steps %lld/%lld  meta-return %s%s  val R@0 %.2f R@5w %.2f (best %.2f @%lld)  "
+           "%.0f samples/s  ETA %s\n", (long long) l->it, (long long) r->env_steps, o->budget, mr, im, l->R[0],
+           s_r5w (l->R), l->best, (long long) l->best_iter, sps, eta);
+  l->last = now;
+}
+
+/* A train line (docs/meta.md 5) for the iteration just done: its steps env steps in el seconds,
+   env_s and act_s of them stepping the envs and acting. */
+static void s_write_train_line (const run_t *r, const loop_t *l, int64_t steps, double el, double env_s,
+                                double act_s)
+{
+  FILE *m = r->metrics;
+  fprintf (m, "{\"kind\":\"train\",\"iter\":%lld,\"env_steps\":%lld,\"meta_return\":", (long long) l->it,
+           (long long) r->env_steps);
+  fprintf (m, isfinite (l->mret) ? "%.6g" : "null", l->mret);
+  if (r->o->algo == A_DISTILL)
+    fprintf (m, ",\"imitation\":%.6g", r->imitation);
+  fprintf (m, ",\"samples_per_s\":%.1f,\"iter_s\":%.4f,\"env_s\":%.4f,\"act_s\":%.4f,\"wall_s\":%.3f}\n",
+           steps / fmax (el, 1e-9), el, env_s, act_s, s_now () - l->t0);
+  fflush (m);
+}
+
+/* The next meta-iteration (s_iterate), its results checked for a non-finite value. */
+static int s_train_iteration (run_t *r, loop_t *l)
+{
+  const opts_t *o = r->o;
+  ra_error_t err;
+  l->it++;
+  double ti = s_now ();
+  int64_t before = r->env_steps;
+  ra_rollout_t *train_src = s_task_draws (o) ? r->tsrc : s_work_src (r); /* the outer source */
+  ra_target_t *train_pol = s_task_draws (o) ? r->mt : r->work; /* the policy acting in it */
+  double env_before = train_src->step_seconds, act_before = ra_target_act_seconds (train_pol);
+  /* a continued run anneals over the lineage (the steps before count on both sides) unless
+     --anneal-over run restarts the schedule */
+  int64_t before_run = o->anneal_run ? 0 : r->steps_before;
+  double frac = (double) (before_run + r->env_steps) / (double) (before_run + o->budget);
+  if (s_iterate (r, l->it, frac, &l->mret, &err) != RA_OK) {
+    meta_err ("iter %lld: %s\n", (long long) l->it, err.message);
+    return 1;
+  }
+  if (!s_finite (r->theta, r->n) || (!isfinite (l->mret) && !isnan (l->mret))) {
+    meta_err ("NaN in the parameters at iter %lld\n", (long long) l->it);
+    return 1;
+  }
+  if (isnan (l->mret) && s_es (o)) {
+    meta_err ("NaN in the returns at iter %lld\n", (long long) l->it);
+    return 1;
+  }
+  double el = s_now () - ti;
+  if (r->metrics)
+    s_write_train_line (r, l, r->env_steps - before, el, train_src->step_seconds - env_before,
+                        ra_target_act_seconds (train_pol) - act_before);
+  return 0;
+}
+
+/* Meta-trains until the budget, --iters or --patience ends it, with a val point at the start
+   (unless --val-at-start false), every --val-every iterations and at the end. */
+static int s_meta_train (run_t *r, loop_t *l)
+{
+  const opts_t *o = r->o;
+  for (;;) {
+    l->stopped = s_limit_reached (r, l);
+    bool due = (l->it - l->first) % o->val_every == 0 && (l->it > l->first || o->val_at_start);
+    if ((due || l->stopped) && s_val_point (r, l) != 0)
+      return 1;
+    s_print_progress (r, l);
+    if (l->stopped)
+      return 0;
+    if (s_train_iteration (r, l) != 0)
+      return 1;
+  }
+}
+
+/* The done line (docs/meta.md 5), with the checkpoint's path as a JSON string. */
+static void s_write_done_line (const run_t *r, const loop_t *l)
+{
+  FILE *m = r->metrics;
+  const char *ckpt = r->o->ckpt_out;
+  uint64_t sent, recvd; /* rank 0's payload bytes through agents/dist (docs/scaling.md 2) */
+  ra_dist_bytes (r->d, &sent, &recvd);
+  fprintf (m, "{\"kind\":\"done\",\"iter\":%lld,\"env_steps\":%lld,\"best_score\":%.6g,\"best_iter\":%lld,"
+           "\"stopped\":\"%s\",\"ranks\":%d,\"root_bytes_sent\":%llu,\"root_bytes_received\":%llu,\"checkpoint\":",
+           (long long) l->it, (long long) r->env_steps, l->best, (long long) l->best_iter, l->stopped,
+           ra_dist_size (r->d), (unsigned long long) sent, (unsigned long long) recvd);
+  if (ckpt) {
+    fputc ('"', m);
+    for (const char *p = ckpt; *p; p++)
+      fprintf (m, (*p == '"' || *p == '\\') ? "\\%c" : (unsigned char) *p < 0x20 ? "?" : "%c", *p);
+    fputc ('"', m);
+  } else {
+    fprintf (m, "null");
+  }
+  fprintf (m, "}\n");
+  fflush (m);
+}
+
+/* The run's summary line on stdout (rank 0). */
+static void s_print_summary (const run_t *r, const loop_t *l)
+{
+  const opts_t *o = r->o;
+  if (!ra_dist_is_root (r->d))
+    return;
+  char start[64] = ""; /* which val point scored the starting theta, if one did */
+  if (o->val_at_start)
+    snprintf (start, sizeof start, " (R@0 at iter %lld was the initialisation's)", (long long) l->first);
+  char early[96] = "";
+  if (!strcmp (l->stopped, "patience"))
+    snprintf (early, sizeof early, " (stopped early: %lld val points without a better score)", o->patience);
+  printf ("%s: %lld iterations, %lld env steps in %.1f s%s; best val R@5w %.3f at iter %lld%s%s%s\n", o->algo_name,
+          (long long) (l->it - l->first), (long long) r->env_steps, s_now () - l->t0, early, l->best,
+          (long long) l->best_iter, start, o->ckpt_out ? "; checkpoint " : "", o->ckpt_out ? o->ckpt_out : "");
 }
 
 int main (int argc, char **argv)
@@ -1187,527 +1428,56 @@ int main (int argc, char **argv)
   ra_dist_t *dist = NULL;
   ra_error_t err;
   if (ra_dist_new (&argc, &argv, 0, &dist, &err) != RA_OK) {
-    s_err ("joining the MPI job: %s\n", err.message);
+    meta_err ("joining the MPI job: %s\n", err.message);
     return 1;
   }
-  s_rank = ra_dist_rank (dist);
-  s_size = ra_dist_size (dist);
-  bool root = ra_dist_is_root (dist);
+  meta_err_rank (ra_dist_rank (dist), ra_dist_size (dist));
   opts_t o;
-  cfg_text_t *cfg_text = NULL;
-  int parsed = s_parse (argc, argv, &o, &cfg_text);
+  int parsed = meta_opts_parse (argc, argv, &o);
   if (parsed != 0) { /* every rank parsed the same line: all stop alike */
-    ra_kv_list_fini (&o.sim_config);
-    ra_kv_list_fini (&o.teacher_config);
-    s_config_free (cfg_text);
+    meta_opts_fini (&o);
     ra_dist_destroy (&dist);
     return parsed > 0 ? 0 : 2;
   }
   run_t r = { .o = &o, .d = dist };
-  int code = 2;
-  bool alike = true;   /* a failure every rank meets the same way (no need to abort the job) */
-  FILE *metrics = NULL;
-  char address[1024];
-  if (o.address) { /* every rank checks the whole list: a bad one stops all alike */
-    if (s_rank_address (o.address, s_rank, s_size, address, sizeof address) != 0)
-      goto out;
-    o.address = address;
-  }
-  if (ra_taskset_parse ("--train-tasks", o.train, &r.train, &err) != RA_OK
-      || ra_taskset_parse ("--val-tasks", o.val, &r.val, &err) != RA_OK) {
-    s_err ("%s\n", err.message);
+  start_t start = { 0 };
+  bool alike = true; /* a failure every rank meets the same way (no need to abort the job) */
+  int code = s_job_settings (&o, &r);
+  if (code != 0)
     goto out;
-  }
-  if (root)
-    s_warn_not_held_out (&r.train, &r.val);
-  {
-    long long need = o.algo == A_ES || o.algo == A_ESMAML ? o.population : o.meta_batch;
-    if (need < s_size || r.val.n < s_size) {
-      s_err ("%d ranks need at least one %s and one val task each (%lld and %d given)\n", s_size,
-             o.algo == A_ES || o.algo == A_ESMAML ? "population member" : "meta-batch task", need, r.val.n);
-      goto out;
-    }
-  }
-  if (o.set[F_TEACHER_TEMP] && s_size > 1) { /* one stream over this rank's envs: another split, other draws */
-    s_err ("--teacher-temp %g: a sampling teacher draws from one stream over its rank's envs, so its slates "
-           "would depend on the number of ranks (%d); run it with one rank\n", o.teacher_temp, s_size);
-    goto out;
-  }
   alike = false;
-  /* the checkpoints are written at val points: a path that cannot take them fails now, not after
-     the first val_every iterations */
-  const char *out_flags[] = { "--checkpoint-out", "--checkpoint-last" }, *out_paths[] = { o.ckpt_out, o.ckpt_last };
-  for (int j = 0; j < 2; j++)
-    if (root && out_paths[j] && ra_outpath_check (out_flags[j], out_paths[j], &err) != RA_OK) {
-      s_err ("%s\n", err.message);
-      goto out;
-    }
-  if (root && o.metrics && !(metrics = fopen (o.metrics, "a"))) {
-    s_err ("--metrics %s: %s\n", o.metrics, strerror (errno));
+  if ((code = s_open_outputs (&r)) != 0 || (code = s_open_device (&r)) != 0)
     goto out;
-  }
-  if (ra_nn_backend_open (o.device, NULL, &r.be, &err) != RA_OK) {
-    s_err ("--device %s: %s\n", o.device, err.message);
+  if (o.ckpt_in && (code = s_settings_from_checkpoint (&o, &start)) != 0)
     goto out;
-  }
-  ra_meta_adapt_cfg_default (&r.ad);
-  ra_meta_resume_t at = { 0 }; /* where the run continues from (docs/meta.md 5): counts only here */
-  bool resume = false, add_context = false;
-  if (o.ckpt_in) { /* its settings, then the command line's (which win) */
-    bool found;
-    int h = 0, l = 0;
-    bool aff = false;
-    char algo[32];
-    if (ra_meta_ckpt_read (o.ckpt_in, &r.ad, &found, algo, sizeof algo, &err) != RA_OK
-        || ra_meta_ckpt_read_resume (o.ckpt_in, &at, &resume, &err) != RA_OK
-        || ra_target_checkpoint_arch (o.ckpt_in, &h, &l, &aff, &err) != RA_OK) {
-      s_err ("--checkpoint-in %s: %s\n", o.ckpt_in, err.message);
-      goto out;
-    }
-    bool hidden_differs = o.set[F_HIDDEN] && o.hidden != h;
-    if (hidden_differs || (o.set[F_LAYERS] && o.layers != l)) {
-      s_err ("--%s %lld: --checkpoint-in %s has hidden %d, layers %d (architecture comes from the file)\n",
-             hidden_differs ? "hidden" : "layers", hidden_differs ? o.hidden : o.layers, o.ckpt_in, h, l);
-      goto out;
-    }
-    o.hidden = h;
-    o.layers = l;
-    if (o.set[F_AFFINITY] && o.affinity != aff) {
-      s_err ("--affinity %s: --checkpoint-in %s %s the affinity head (architecture comes from the file)\n",
-             o.affinity ? "true" : "false", o.ckpt_in, aff ? "has" : "has not");
-      code = 2;
-      goto out;
-    }
-    o.affinity = aff;
-    if (found && !o.set[F_INNER_LR])
-      o.inner_lr = r.ad.inner_lr;
-    if (found && !o.set[F_INNER_STEPS])
-      o.inner_steps = r.ad.steps;
-    if (found && !o.set[F_ROLLOUT])
-      o.rollout = r.ad.rollout;
-    if (found && !o.set[F_PARAMS]) {
-      o.head_only = r.ad.head_only;
-      strcpy (o.params_name, o.head_only ? "head" : "all");
-    }
-    ra_target_cfg_t stored; /* the sampling temperature the checkpoint was written with */
-    ra_target_cfg_default (&stored);
-    stored.temp = (float) o.temp;
-    stored.slot_credit = (float) o.slot_credit;
-    stored.slot_feedback = (int) o.slot_feedback;
-    stored.context = (float) o.context;
-    stored.context_residual = o.context_residual;
-    stored.scorer_yield = o.scorer_yield;
-    stored.context_ts = (float) o.context_ts;
-    stored.context_session = (float) o.context_session;
-    stored.context_baseline = (float) o.context_baseline;
-    stored.context_handover = (float) o.context_handover;
-    stored.context_kernel = (float) o.context_kernel;
-    if (ra_target_checkpoint_settings (o.ckpt_in, &stored, &err) != RA_OK) {
-      s_err ("--checkpoint-in %s: %s\n", o.ckpt_in, err.message);
-      goto out;
-    }
-    if (!o.set[F_TEMP])
-      o.temp = stored.temp;
-    if (!o.set[F_SLOT_CREDIT])
-      o.slot_credit = stored.slot_credit;
-    if (!o.set[F_SLOT_FEEDBACK])
-      o.slot_feedback = stored.slot_feedback;
-    add_context = o.context > 0 && !(stored.context > 0); /* --context on a file without it */
-    /* another algorithm, or the wider network of add_context, starts afresh from the file's theta */
-    if (resume && (add_context || !found || strcmp (algo, o.algo_name) != 0)) {
-      resume = false;
-      at = (ra_meta_resume_t) { 0 };
-    }
-    if (!o.set[F_CONTEXT])
-      o.context = stored.context;
-    if (!o.set[F_CONTEXT_RESIDUAL])
-      o.context_residual = stored.context_residual;
-    if (!o.set[F_SCORER_YIELD])
-      o.scorer_yield = stored.scorer_yield;
-    if (!o.set[F_CONTEXT_TS])
-      o.context_ts = stored.context_ts;
-    if (!o.set[F_CONTEXT_SESSION])
-      o.context_session = stored.context_session;
-    if (!o.set[F_CONTEXT_BASELINE])
-      o.context_baseline = stored.context_baseline;
-    if (!o.set[F_CONTEXT_HANDOVER])
-      o.context_handover = stored.context_handover;
-    if (!o.set[F_CONTEXT_KERNEL])
-      o.context_kernel = stored.context_kernel;
-    if (!o.set[F_INNER_OPT]) {
-      o.inner_sgd = stored.sgd;
-      strcpy (o.opt_name, stored.sgd ? "sgd" : "adam");
-    }
-  }
-  if (!o.set[F_VAL_PARAMS]) { /* validation adapts as the inner loop unless told otherwise */
-    o.val_head_only = o.head_only;
-    strcpy (o.val_params_name, o.params_name);
-  }
-  if (!o.set[F_VAL_INNER_LR])
-    o.val_inner_lr = o.inner_lr;
-  r.ad = (ra_meta_adapt_cfg_t) { .inner_lr = (float) o.inner_lr, .steps = (int) o.inner_steps,
-                                 .rollout = (int) o.rollout, .head_only = o.head_only };
-  code = 1;
-  bool es = o.algo == A_ES || o.algo == A_ESMAML;
-  r.N = (int) o.envs_per_task;
-  r.P = es ? (int) o.population : (int) o.meta_batch;
-  r.V = r.val.n;
-  if (r.V > 4096) {
-    s_err ("--val-tasks: at most 4096 tasks\n");
-    code = 2;
+  s_adapt_settings (&o, &r);
+  if ((code = s_shape (&r)) != 0)
     goto out;
-  }
-  {
-    int64_t lo, hi;
-    ra_dist_slice (dist, r.P, &lo, &hi);
-    r.lo = (int) lo, r.Pl = (int) (hi - lo);
-    ra_dist_slice (dist, r.V, &lo, &hi);
-    r.vlo = (int) lo, r.Vl = (int) (hi - lo);
-  }
-  uint64_t seed = (uint64_t) o.seed;
-  /* multitask's envs run across iterations, so a continued run cannot replay them: it draws
-     fresh tasks and episodes from a seed moved by the iterations done */
-  uint64_t mseed = at.iter > 0 ? s_mix (seed ^ (uint64_t) at.iter) : seed;
-  /* sources (this rank's share): work (P blocks), val (V blocks), multitask (P blocks of N envs
-     over the train set, env i of this rank playing as env lo N + i of the job) */
-  ra_err_t rc;
-  if (s_task_draws (&o)) {
-    int nm = r.Pl * r.N;
-    rc = s_source (&o, NULL, nm, ra_rollout_tasks_slots (&r.train, nm), mseed, &r.msrc, &err);
-    ra_rollout_tasks_opts_t to = { .seed = mseed, .redraw = true, .first_env = (int64_t) r.lo * r.N };
-    if (rc == RA_OK)
-      rc = ra_rollout_tasks_new (r.msrc.src, nm, &r.train, &to, &r.tsrc, &err);
-  } else {
-    rc = s_source (&o, NULL, r.Pl * r.N, 2 * r.P + 1, seed, &r.wsrc, &err);
-  }
-  if (rc == RA_OK && o.algo == A_DISTILL) { /* the same envs as the teacher sees them, stepped in pairs */
-    rc = s_source (&o, &o.teacher_config, r.Pl * r.N, 2 * r.P + 1, seed, &r.tview, &err);
-    if (rc == RA_OK)
-      rc = ra_rollout_paired_new (r.wsrc.src, r.tview.src, &r.psrc, &err);
-  }
-  if (rc == RA_OK)
-    rc = s_source (&o, NULL, r.Vl * r.N, r.V + 1, seed + 7777, &r.vsrc, &err);
-  if (rc == RA_OK)
-    rc = ra_meta_set_block_tasks (r.vsrc.src, r.Vl, r.N, r.val.split, r.val.ids + r.vlo, &err);
-  if (rc == RA_OK)
-    rc = ra_rollout_reset (r.vsrc.src, NULL, &err);
-  if (rc != RA_OK) {
-    s_err ("%s%s%s\n", o.address ? o.address : "", o.address ? ": " : "", err.message);
+  uint64_t mseed = s_multitask_seed (&o, &start);
+  if ((code = s_open_sources (&r, mseed)) != 0)
     goto out;
-  }
-  ra_target_cfg_default (&r.tc);
-  const ra_obs_batch_t *ob = &r.vsrc.src->obs;
-  r.tc.num_candidates = ob->num_candidates;
-  r.tc.slate_size = ob->slate_size;
-  r.tc.user_dim = ob->user_dim;
-  r.tc.cand_dim = ob->cand_dim;
-  r.tc.hidden = (int) o.hidden;
-  r.tc.layers = (int) o.layers;
-  r.tc.affinity = o.affinity;
-  r.tc.rollout = (int) o.rollout;
-  r.tc.lr = (float) o.inner_lr;
-  r.tc.entropy_coef = (float) o.entropy;
-  r.tc.task_credit = (float) o.task_credit;
-  r.tc.temp = (float) o.temp;
-  r.tc.slot_credit = (float) o.slot_credit;
-  r.tc.slot_feedback = (int) o.slot_feedback;
-  r.tc.context = (float) o.context;
-  r.tc.context_residual = o.context_residual;
-  r.tc.scorer_yield = o.scorer_yield;
-  r.tc.context_ts = (float) o.context_ts;
-  r.tc.context_session = (float) o.context_session;
-  r.tc.context_baseline = (float) o.context_baseline;
-  r.tc.context_handover = (float) o.context_handover;
-  r.tc.context_kernel = (float) o.context_kernel;
-  r.tc.response_dim = ob->response_dim;
-  r.tc.sgd = o.inner_sgd;
-  r.tc.adapt_head = o.head_only; /* stored in the checkpoints, so the A/B arm adapts the same way */
-  r.tc.seed = seed;
-  if ((o.slot_credit > 0 || o.context > 0) && o.slot_feedback + ob->slate_size > ob->response_dim) {
-    s_err ("--slot-feedback %lld: the k = %d per-rank entries from there do not fit %s's response (%d wide)\n",
-           o.slot_feedback, ob->slate_size, o.env, ob->response_dim);
-    code = 2;
+  s_target_cfg (&r);
+  if ((code = s_check_credit (&r)) != 0 || (code = s_check_context_needs (&o)) != 0)
     goto out;
-  }
-  if (o.task_credit > 0 && (o.algo == A_ES || s_task_draws (&o))) { /* T20 shares within one task */
-    s_err ("--task-credit %g: %s\n", o.task_credit,
-           o.algo == A_ES ? "es takes no actor-critic step to credit"
-                          : "without the task context multitask's envs each draw their own task, so an "
-                            "update's envs are not one task's users (give --context N0 > 0)");
-    code = 2;
+  if ((code = s_build_policies (&r, &start)) != 0 || (code = s_setup_teacher (&r)) != 0)
     goto out;
-  }
-  /* the settings that read the task context (and T14, which needs T13), possibly from the
-     checkpoint: checked after it */
-  char ts_shown[48], session_shown[48], baseline_shown[48], handover_shown[48], kernel_shown[48];
-  snprintf (ts_shown, sizeof ts_shown, "--context-ts %g", o.context_ts);
-  snprintf (session_shown, sizeof session_shown, "--context-session %g", o.context_session);
-  snprintf (baseline_shown, sizeof baseline_shown, "--context-baseline %g", o.context_baseline);
-  snprintf (handover_shown, sizeof handover_shown, "--context-handover %g", o.context_handover);
-  snprintf (kernel_shown, sizeof kernel_shown, "--context-kernel %g", o.context_kernel);
-  const bool ctx = o.context > 0;
-  const char *give_ctx = "--context N0 > 0";
-  const struct { /* a setting that is on, and whether what it needs (give) is there */
-    bool on, met;
-    int flag;
-    const char *shown, *why, *give;
-  } needs[] = {
-    { o.context_residual, ctx, F_CONTEXT_RESIDUAL, "--context-residual true", "r(u) is read from the task context",
-      give_ctx },
-    { o.scorer_yield, ctx, F_SCORER_YIELD, "--scorer-yield true", "the yield is read from the task context", give_ctx },
-    { o.context_ts > 0, ctx, F_CONTEXT_TS, ts_shown, "the draws are of the task context", give_ctx },
-    { o.context_session > 0, ctx, F_CONTEXT_SESSION, session_shown, "the session adds to the task context", give_ctx },
-    { o.context_baseline > 0, ctx, F_CONTEXT_BASELINE, baseline_shown, "it weighs the task context's feedback",
-      give_ctx },
-    { o.context_handover > 0, o.context_baseline > 0, F_CONTEXT_HANDOVER, handover_shown,
-      "it hands T13's weighing of the feedback over to T8's", "--context-baseline B > 0" },
-    { o.context_kernel > 0, ctx, F_CONTEXT_KERNEL, kernel_shown, "the kernel reads the task context", give_ctx },
-    { o.context_kernel > 0, !(o.context_ts > 0), F_CONTEXT_KERNEL, kernel_shown,
-      "the kernel replaces T8's linear regression, which --context-ts draws from", "--context-ts 0" },
-  };
-  for (size_t j = 0; j < sizeof needs / sizeof needs[0]; j++)
-    if (needs[j].on && !needs[j].met) {
-      bool from_file = !o.set[needs[j].flag] && o.ckpt_in;
-      s_err ("%s%s%s%s: %s; give %s\n", needs[j].shown, from_file ? " (from --checkpoint-in " : "",
-             from_file ? o.ckpt_in : "", from_file ? ")" : "", needs[j].why, needs[j].give);
-      code = 2;
-      goto out;
-    }
-  if ((rc = s_policy (&r, 1, r.N, &r.one, &err)) == RA_OK && o.ckpt_in)
-    rc = (add_context ? ra_target_load_adding_context : ra_target_load) (r.one, o.ckpt_in, &err);
-  if (rc == RA_OK)
-    rc = s_policy (&r, r.Vl, r.N, &r.valp, &err);
-  if (rc == RA_OK && s_task_draws (&o)) {
-    /* the blocks' replicas: gradients only (lr 0), clipped after the sum (s_multitask) */
-    ra_target_cfg_t keep = r.tc;
-    r.tc.clip_norm = 0;
-    rc = s_policy (&r, r.Pl, r.N, &r.mt, &err);
-    r.tc = keep;
-  } else if (rc == RA_OK)
-    rc = s_policy (&r, r.Pl, r.N, &r.work, &err);
-  if (rc != RA_OK) {
-    s_err ("%s%s\n", o.ckpt_in ? "--checkpoint-in: " : "", err.message);
+  if ((code = s_alloc_buffers (&r)) != 0 || (code = s_init_learner (&r)) != 0)
     goto out;
-  }
-  if (o.teacher_gate && !r.tc.scorer_yield) { /* the checkpoint's setting is known only now */
-    s_err ("--teacher-gate true: it weighs each row's imitation by 1 - the row's scorer yield (docs/agents.md "
-           "T17), and this student has no scorer yield (--scorer-yield true, which needs --context)\n");
-    code = 2;
+  if (start.resume && (code = s_restore_state (&r, &start)) != 0)
     goto out;
-  }
-  if (o.algo == A_DISTILL && (rc = s_teacher (&r, &err)) != RA_OK) {
-    s_err ("--teacher %s: %s\n", o.teacher, err.message);
-    code = 2;
+  if (r.mt && (code = s_start_multitask (&r, mseed)) != 0)
     goto out;
-  }
-  r.n = ra_target_num_params (r.one);
-  int Pmax = r.P > r.V ? r.P : r.V;
-  size_t rows = (size_t) Pmax * r.n;
-  r.theta = malloc (r.n * sizeof (float));
-  r.rows = malloc (rows * sizeof (float));
-  r.scratch = malloc (rows * sizeof (float));
-  r.g = malloc (r.n * sizeof (float));
-  r.fit = malloc ((size_t) Pmax * sizeof (float));
-  r.util = malloc ((size_t) Pmax * sizeof (float));
-  r.idx = malloc ((size_t) Pmax * sizeof (int));
-  r.ids = malloc ((size_t) Pmax * sizeof (int64_t));
-  r.seeds = malloc ((size_t) 2 * Pmax * r.N * sizeof (uint64_t));
-  r.mask = malloc (r.n);
-  r.tidx = malloc ((size_t) Pmax * sizeof (int64_t));
-  r.pmine = malloc ((size_t) 8 * Pmax * sizeof (ra_dist_pair_t));
-  r.pall = malloc ((size_t) 8 * Pmax * sizeof (ra_dist_pair_t));
-  r.smine = malloc (sizeof (ra_dist_pair_t));
-  r.sall = malloc ((size_t) s_size * sizeof (ra_dist_pair_t));
-  if (!r.theta || !r.rows || !r.scratch || !r.g || !r.fit || !r.util || !r.idx || !r.ids || !r.seeds || !r.mask
-      || !r.tidx || !r.pmine || !r.pall || !r.smine || !r.sall) {
-    s_err ("out of memory for %zu parameters x %d\n", r.n, Pmax);
+  s_print_header (&r, &start);
+  loop_t l = { .t0 = s_now (), .last = -1e9, .best = -INFINITY, .first = start.at.iter, .it = start.at.iter,
+               .best_iter = -1, .R = { NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN }, .mret = NAN };
+  if ((code = s_meta_train (&r, &l)) != 0)
     goto out;
-  }
-  for (int p = 0; p < Pmax; p++)
-    r.tidx[p] = p;
-  ra_target_get_params (r.one, r.theta);
-  ra_meta_adapt_mask (r.one, o.head_only, r.mask);
-  ra_nn_rng_init (&r.rng, seed, 0x7a5c);
-  if ((es && ra_meta_noise_new (seed ^ 0x6e6f, (size_t) (1 << 20) + r.n, &r.noise, &err) != RA_OK)
-      || ra_meta_adam_init (&r.adam, r.n, (float) o.outer_lr, (float) o.weight_decay, &err) != RA_OK) {
-    s_err ("%s\n", err.message);
-    goto out;
-  }
-  if (resume) { /* the outer optimiser's moments, now that the network's size is known */
-    at.adam_m = r.adam.m;
-    at.adam_v = r.adam.v;
-    at.n = r.n;
-    if (ra_meta_ckpt_read_resume (o.ckpt_in, &at, &resume, &err) != RA_OK) {
-      s_err ("--checkpoint-in %s: %s\n", o.ckpt_in, err.message);
-      code = 2;
-      goto out;
-    }
-    r.adam.t = at.adam_t;
-    r.rng.counter = at.rng_counter;
-    r.steps_before = at.env_steps;
-  }
-  if (r.mt) { /* block b (this rank's replica b - lo) samples from stream 1 + b, its envs start
-                 from the seeds of envs b N .. b N + N-1: nothing depends on the rank count */
-    for (int p = 0; p < r.Pl; p++) {
-      ra_target_set_lr (r.mt, p, 0.0f);
-      ra_nn_rng_init (ra_target_rng (r.mt, p), s_mix (mseed ^ 0x6d74), 1 + (uint64_t) (r.lo + p));
-    }
-    s_seeds (r.seeds, r.P, r.N, mseed, 0x6d74, 0, 1);
-    if ((rc = ra_target_begin_rollout (r.mt, r.tsrc, r.seeds + (size_t) r.lo * r.N, &err)) != RA_OK) {
-      s_err ("%s\n", err.message);
-      goto out;
-    }
-  }
-  if (!o.quiet && root) {
-    char tb[64], vb[64];
-    ra_taskset_format (&r.train, tb, sizeof tb);
-    ra_taskset_format (&r.val, vb, sizeof vb);
-    fprintf (stderr,
-             "recarena-meta: %s on %s, train %s, val %s (%d tasks), %s; %zu params%s, %s; budget %lld env steps; "
-             "adapt: %d %s updates of %d x %d steps, lr %g, params %s (validation: lr %g, params %s); temp %g; slot credit %g from response[%lld]; validation acts %s; "
-             "%d rank%s\n",
-             o.algo_name, o.env, tb, vb, r.V, o.address ? o.address : "in-process sims", r.n,
-             o.affinity ? " (with the affinity head)" : "", ra_nn_backend_name (r.be), o.budget, r.ad.steps, o.opt_name, r.ad.rollout, r.N, (double) r.ad.inner_lr,
-             o.params_name, o.val_inner_lr, o.val_params_name, o.temp, o.slot_credit, o.slot_feedback, o.val_act_name, s_size, s_size > 1 ? "s" : "");
-    if (resume)
-      fprintf (stderr, "recarena-meta: continuing %s from iteration %lld (%lld env steps done; the budget counts this run's)\n",
-               o.ckpt_in, (long long) at.iter, (long long) at.env_steps);
-  }
-  double t0 = s_now (), last = -1e9, best = -INFINITY;
-  int64_t first = at.iter, best_iter = -1, it = first; /* a continued run numbers on */
-  long long stale = 0; /* val points in a row without a better score (--patience) */
-  const char *stopped = NULL; /* why the loop ended: "budget", "iters" or "patience" */
-  double R[8] = { NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN };
-  double mret = NAN;
-  for (;;) {
-    bool stop = r.env_steps >= o.budget || (o.set[F_ITERS] && it - first >= o.iters);
-    if (stop)
-      stopped = r.env_steps >= o.budget ? "budget" : "iters";
-    if (((it - first) % o.val_every == 0 && (it > first || o.val_at_start)) || stop) { /* the first: the start */
-      if ((rc = s_validate (&r, R, &err)) != RA_OK) {
-        s_err ("validation at iter %lld: %s\n", (long long) it, err.message);
-        goto out;
-      }
-      double w5 = (R[3] + R[4] + R[5] + R[6] + R[7]) / 5;
-      if (!isfinite (w5) || !isfinite (R[0])) {
-        s_err ("NaN in the validation returns at iter %lld\n", (long long) it);
-        goto out;
-      }
-      if (metrics) {
-        fprintf (metrics, "{\"kind\":\"val\",\"iter\":%lld,\"env_steps\":%lld,\"R@0\":%.6g,\"R@1\":%.6g,"
-                 "\"R@5w\":%.6g,\"score\":%.6g}\n", (long long) it, (long long) r.env_steps, R[0], R[1], w5, w5);
-        fflush (metrics);
-      }
-      ra_target_set_params (r.one, r.theta);
-      ckpt_ctx_t cc = { .r = &r, .path = o.ckpt_out, .iter = it };
-      stale = w5 > best ? 0 : stale + 1;
-      if (!stop && o.patience > 0 && stale >= o.patience) { /* every rank validates alike: all stop here */
-        stop = true;
-        stopped = "patience";
-      }
-      if (w5 > best) {
-        best = w5;
-        best_iter = it;
-        if (o.ckpt_out && ra_dist_on_root (dist, s_write_ckpt, &cc, &err) != RA_OK) {
-          s_err ("--checkpoint-out: %s\n", err.message);
-          goto out;
-        }
-      }
-      cc.path = o.ckpt_last;
-      if (o.ckpt_last && ra_dist_on_root (dist, s_write_ckpt, &cc, &err) != RA_OK) {
-        s_err ("--checkpoint-last: %s\n", err.message);
-        goto out;
-      }
-    }
-    double now = s_now ();
-    if (!o.quiet && root && (now - last >= 2.0 || stop)) {
-      double sps = r.env_steps / fmax (now - t0, 1e-9);
-      char eta[32];
-      s_fmt_time ((o.budget - r.env_steps) / sps, eta, sizeof eta);
-      char mr[32];
-      snprintf (mr, sizeof mr, isfinite (mret) ? "%.2f" : "-", mret);
-      char im[40] = ""; /* distill: how far the student is from the teacher's slates */
-      if (o.algo == A_DISTILL && it > first)
-        snprintf (im, sizeof im, "  imitation %.3f", r.imitation);
-      fprintf (stderr, "iter %lld  steps %lld/%lld  meta-return %s%s  val R@0 %.2f R@5w %.2f (best %.2f @%lld)  "
-               "%.0f samples/s  ETA %s\n", (long long) it, (long long) r.env_steps, o.budget, mr, im, R[0],
-               (R[3] + R[4] + R[5] + R[6] + R[7]) / 5, best, (long long) best_iter, sps, eta);
-      last = now;
-    }
-    if (stop)
-      break;
-    it++;
-    double ti = s_now ();
-    int64_t before = r.env_steps;
-    ra_rollout_t *train_src = s_task_draws (&o) ? r.tsrc : s_work_src (&r); /* the outer source */
-    ra_target_t *train_pol = s_task_draws (&o) ? r.mt : r.work; /* the policy acting in it */
-    double env_before = train_src->step_seconds, act_before = ra_target_act_seconds (train_pol);
-    /* a continued run anneals over the lineage (the steps before count on both sides) unless
-       --anneal-over run restarts the schedule */
-    int64_t before_run = o.anneal_run ? 0 : r.steps_before;
-    double frac = (double) (before_run + r.env_steps) / (double) (before_run + o.budget);
-    if ((rc = s_iterate (&r, it, frac, &mret, &err)) != RA_OK) {
-      s_err ("iter %lld: %s\n", (long long) it, err.message);
-      goto out;
-    }
-    if (!s_finite (r.theta, r.n) || (!isfinite (mret) && !isnan (mret))) {
-      s_err ("NaN in the parameters at iter %lld\n", (long long) it);
-      goto out;
-    }
-    if (isnan (mret) && (o.algo == A_ES || o.algo == A_ESMAML)) {
-      s_err ("NaN in the returns at iter %lld\n", (long long) it);
-      goto out;
-    }
-    double el = s_now () - ti;
-    if (metrics) {
-      fprintf (metrics, "{\"kind\":\"train\",\"iter\":%lld,\"env_steps\":%lld,\"meta_return\":", (long long) it,
-               (long long) r.env_steps);
-      fprintf (metrics, isfinite (mret) ? "%.6g" : "null", mret);
-      if (o.algo == A_DISTILL)
-        fprintf (metrics, ",\"imitation\":%.6g", r.imitation);
-      fprintf (metrics, ",\"samples_per_s\":%.1f,\"iter_s\":%.4f,\"env_s\":%.4f,\"act_s\":%.4f,\"wall_s\":%.3f}\n",
-               (r.env_steps - before) / fmax (el, 1e-9), el, train_src->step_seconds - env_before,
-               ra_target_act_seconds (train_pol) - act_before, s_now () - t0);
-      fflush (metrics);
-    }
-  }
-  if (metrics) {
-    uint64_t sent, recvd; /* rank 0's payload bytes through agents/dist (docs/scaling.md 2) */
-    ra_dist_bytes (dist, &sent, &recvd);
-    fprintf (metrics, "{\"kind\":\"done\",\"iter\":%lld,\"env_steps\":%lld,\"best_score\":%.6g,\"best_iter\":%lld,"
-             "\"stopped\":\"%s\",\"ranks\":%d,\"root_bytes_sent\":%llu,\"root_bytes_received\":%llu,\"checkpoint\":",
-             (long long) it, (long long) r.env_steps, best, (long long) best_iter, stopped, s_size,
-             (unsigned long long) sent, (unsigned long long) recvd);
-    if (o.ckpt_out) {
-      fputc ('"', metrics);
-      for (const char *p = o.ckpt_out; *p; p++)
-        fprintf (metrics, (*p == '"' || *p == '\\') ? "\\%c" : (unsigned char) *p < 0x20 ? "?" : "%c", *p);
-      fputc ('"', metrics);
-    } else {
-      fprintf (metrics, "null");
-    }
-    fprintf (metrics, "}\n");
-    fflush (metrics);
-  }
-  if (root) {
-    char start[64] = ""; /* which val point scored the starting theta, if one did */
-    if (o.val_at_start)
-      snprintf (start, sizeof start, " (R@0 at iter %lld was the initialisation's)", (long long) first);
-    char early[96] = "";
-    if (!strcmp (stopped, "patience"))
-      snprintf (early, sizeof early, " (stopped early: %lld val points without a better score)", o.patience);
-    printf ("%s: %lld iterations, %lld env steps in %.1f s%s; best val R@5w %.3f at iter %lld%s%s%s\n", o.algo_name,
-            (long long) (it - first), (long long) r.env_steps, s_now () - t0, early, best, (long long) best_iter, start,
-            o.ckpt_out ? "; checkpoint " : "", o.ckpt_out ? o.ckpt_out : "");
-  }
-  code = 0;
+  if (r.metrics)
+    s_write_done_line (&r, &l);
+  s_print_summary (&r, &l);
 out:
-  if (metrics)
-    fclose (metrics);
   s_fini (&r);
-  ra_kv_list_fini (&o.sim_config);
-  ra_kv_list_fini (&o.teacher_config);
-  s_config_free (cfg_text);
+  meta_opts_fini (&o);
   /* a failure on some ranks leaves the others waiting in a collective: end the job */
   if (code != 0 && !alike)
     ra_dist_abort (dist, code);
