@@ -1,6 +1,6 @@
 /*  agents/policies/target_int.h - internals of the target policy shared by target.c (network,
-    update), target_cfg.c (configuration), target_run.c (driving a server env) and target_arm.c
-    (the A/B arm). Not public.
+    update), target_cfg.c (configuration), target_ckpt.c (checkpoints), target_run.c (driving a
+    server env) and target_arm.c (the A/B arm). Not public.
 
     Layout: P replicas (cfg.population), each with its own N envs. Device and host rollout
     buffers are replica-major, [P, T, N, ...] (user rows [P, T+1, N, U]: row T is the bootstrap
