@@ -1,5 +1,6 @@
 /*  agents/policies/target_int.h - internals of the target policy shared by target.c (network,
-    update), target_run.c (driving a server env) and target_arm.c (the A/B arm). Not public.
+    update), target_cfg.c (configuration), target_ckpt.c (checkpoints), target_run.c (driving a
+    server env) and target_arm.c (the A/B arm). Not public.
 
     Layout: P replicas (cfg.population), each with its own N envs. Device and host rollout
     buffers are replica-major, [P, T, N, ...] (user rows [P, T+1, N, U]: row T is the bootstrap
@@ -122,6 +123,10 @@ struct ra_target {
                                             written as the rollout runs, then h_user's context
                                             block; NULL when never a critic */
 };
+
+/* target_cfg.c: RA_OK when cfg is one ra_target_new can build (shapes, ranges, settings that need
+   another, buffers of a sane size), else RA_ERR_BAD_CONFIG saying what is wrong. */
+ra_err_t ra__target_check_cfg (const ra_target_cfg_t *cfg, ra_error_t *err);
 
 /* target_context.c (docs/agents.md T8): allocation (false when out of memory), the feedback of the
    pending slates, the slates an act chose, and obs with its user rows augmented (returns obs itself
