@@ -18,7 +18,10 @@
 # usage: bench/meta_bar.sh [OUT]      (default OUT=meta_bar)
 # settings (environment): SIMS ("ECommerce-v1 Ads-v1 News-v1 Content-v1"), SEED (1), TEST
 #   (test:0-127), VAL (val:0-15), TRAIN (train:0-63), BUDGET (1000000), NUM_ENVS (16 users per
-#   task), EPISODES (21), OOD (none; e.g. ood:0-63), BUILD (build), and meta_all_sims.sh's others.
+#   task), EPISODES (21), OOD (none; e.g. ood:0-63), BUILD (build), the grids every target arm
+#   chooses from on VAL: TEMPS ("1 0.5 0.25 0.1 0.05 0.02 0.01"), ROLLOUTS ("16 8 4 2"), LRS ("1e-2
+#   3e-3 1e-3 0"), PARAMS ("all head"); the algorithms, the sim config and each sim's flags are the
+#   recipe's.
 # A read on tasks and a seed no earlier read used (docs/meta.md 6.0, "Open", lists the fresh ones)
 # is a fresh test of the bar. Time on a 2-core machine: about 15-40 minutes per sim.
 # A short smoke run:
@@ -32,7 +35,8 @@ PY=$(dirname "$0")/../.venv/bin/python
 export SEED="${SEED:-1}" TEST="${TEST:-test:0-127}" VAL="${VAL:-val:0-15}" TRAIN="${TRAIN:-train:0-63}"
 export BUDGET="${BUDGET:-1000000}" NUM_ENVS="${NUM_ENVS:-16}" EPISODES OOD="${OOD:-none}"
 export ALGOS="multitask reptile" CONFIG="hidden_tastes=1"
-export TEMPS="1 0.5 0.25 0.1 0.05 0.02 0.01" ROLLOUTS="16 8 4 2" LRS="1e-2 3e-3 1e-3 0" PARAMS="all head"
+export TEMPS="${TEMPS:-1 0.5 0.25 0.1 0.05 0.02 0.01}" ROLLOUTS="${ROLLOUTS:-16 8 4 2}" LRS="${LRS:-1e-2 3e-3 1e-3 0}"
+export PARAMS="${PARAMS:-all head}"
 # all_above MEASURE: whether reptile's rows for MEASURE in recarena.compare's tables on stdin (arm,
 # measure, diff, [lo, hi], p, tasks) are there and all have their 95% CI above 0
 all_above() { awk -v m="$1" '$1 == "reptile" && $2 == m { n++; gsub(/[[,]/, "", $4); if ($4 + 0 <= 0) bad = 1 }

@@ -9,7 +9,7 @@ build=$1 src=$2
 [ -x "$src/.venv/bin/python" ] || { echo "skipped: no $src/.venv (scripts/setup.sh)"; exit 77; }
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-BUILD=$build BUDGET=20000 TEST=test:0-3 VAL=val:0-1 EPISODES=8 NUM_ENVS=4 \
+BUILD=$build BUDGET=20000 TEST=test:0-3 VAL=val:0-1 EPISODES=8 NUM_ENVS=4 TEMPS="1 0.05" ROLLOUTS="16 4" LRS="1e-2 0" \
   "$src/bench/meta_bar.sh" "$out" >"$out/log" 2>&1 || { tail -20 "$out/log"; echo "FAIL: meta_bar.sh exited non-zero"; exit 1; }
 for sim in ECommerce-v1 Ads-v1 News-v1 Content-v1; do
   bar=$out/$sim/bar.txt
