@@ -461,7 +461,7 @@ Test (meta_adapt, a_sampled_evaluation_leaves_the_adaptation_streams_alone)
   ra_target_destroy (&w);
 }
 
-/* Validation evaluates after an adaptation, then adapts on (agents/meta.c s_validate): both reset
+/* Validation evaluates after an adaptation, then adapts on (agents/meta/train.c s_validate): both reset
    every env with explicit seeds mid-episode. With the user's session (T12) and slates without a
    click (T13) in the context, each must start every env with a new user, as if the envs had been
    marked done (ra_target_end_sessions): no session runs on into another user's episode, and the
