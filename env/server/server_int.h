@@ -167,8 +167,24 @@ void ra__session_drop (ra_server_t *srv, ra__slot_t *slot);
 /* Gives back a make reservation that was never turned into a session (its build failed, or the
    server is going away): budgets, key/value lists, any half-built session. */
 void ra__make_undo (ra_server_t *srv, ra__slot_t *slot);
+/* A key/value list read from a msgpack map (kvlist.c): make's config or a task. It owns copies of
+   its keys and string values; the sim borrows them. */
+#define RA__KV_MAX 256
+typedef struct {
+  ra_kv_t kv[RA__KV_MAX];
+  int n;
+  char *strs[2 * RA__KV_MAX];   /* owned copies of keys and string values */
+  int nstrs;
+} ra__kvlist_t;
 /* Frees a key/value list made by the handlers (config_keep, task_keep). Accepts NULL. */
 void ra__kvlist_free (void *list);
+/* Appends every leaf of map under prefix (dotted) to l; BAD_CONFIG names the key at fault (what:
+   "config" or "task.params"). */
+ra_err_t ra__flatten (ra__kvlist_t *l, const msgpack_object *map, const char *prefix, int depth,
+                      bool skip_task, const char *what, ra_error_t *err);
+/* A task from {split, id} or {params: map} (kvlist.c). */
+ra_err_t ra__parse_task (const msgpack_object *t, ra__kvlist_t *l, ra_task_t *out,
+                         ra_error_t *err);
 /* The worker pool's group of a client key (FNV-1a of it): the pool lets groups take turns, so
    one key's many sessions cannot queue ahead of another key's job (pool.c, s_enqueue). A
    collision only makes two keys share turns; anonymous clients are one group, as they are one
