@@ -255,104 +255,6 @@ static ra_err_t s_list (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *
   return RA_OK;
 }
 
-/* ------------------------------------------------------------------------------------------ */
-/* Admission by bytes (docs/protocol.md section "Limits")                                      */
-
-/* A numeric config value: the request's, else the sim's default, else dflt (the sim has no such
-   key: 0 for sizes it does not have). */
-static double s_cfg_num (const ra__kvlist_t *cfg, const ra_sim_class_t *cls, const char *key,
-                         double dflt)
-{
-  for (int i = 0; cfg && i < cfg->n; i++)
-    if (cfg->kv[i].type == RA_KV_NUM && strcmp (cfg->kv[i].key, key) == 0)
-      return cfg->kv[i].num;
-  for (int i = 0; i < cls->n_config_defaults; i++)
-    if (cls->config_defaults[i].type == RA_KV_NUM && strcmp (cls->config_defaults[i].key, key) == 0)
-      return cls->config_defaults[i].num;
-  return dflt;
-}
-
-typedef struct {
-  double world;                 /* one task world: catalog and topics */
-  double per_env;               /* one env: sim state and output rows, every copy of them */
-  int worlds_max;               /* task slots the batch may fill */
-} s_estimate_t;
-
-/* Estimates what a make allocates, from the config alone (before anything is built):
-     world   = 4 (I (d + 8) + T d) + 64 KiB
-     per_env = 4 (K (d + 8) + 8 d) (3 + same_step) + 256
-   with d embedding_dim, K num_candidates, I num_items, T num_topics (0 where the sim has no such
-   key). A candidate row is d floats plus a few scalars; it lives in the sim and in the output
-   buffers (the current one, one reply buffer in flight, and the final_obs rows under same_step). */
-static s_estimate_t s_estimate (const ra__kvlist_t *cfg, const ra_sim_class_t *cls, int64_t n,
-                                ra_autoreset_t mode)
-{
-  double d = s_cfg_num (cfg, cls, "embedding_dim", 16), K = s_cfg_num (cfg, cls, "num_candidates", 20);
-  double I = s_cfg_num (cfg, cls, "num_items", 0), T = s_cfg_num (cfg, cls, "num_topics", 0);
-  double slots = s_cfg_num (cfg, cls, "task_slots", 1);
-  double copies = 3 + (mode == RA_AUTORESET_SAME_STEP);
-  s_estimate_t e;
-  e.world = 4 * (I * (d + 8) + T * d) + 65536;
-  e.per_env = 4 * (K * (d + 8) + 8 * d) * copies + 256;
-  double w = slots < (double) n + 1 ? slots : (double) n + 1;
-  e.worlds_max = w < 1 ? 1 : (w > 1e6 ? 1000000 : (int) w);
-  return e;
-}
-
-typedef struct {
-  int64_t sessions, envs, bytes;
-} s_usage_t;
-
-/* What the sessions of client key owner hold now, makes still building included. A scan of the
-   slots: only make, set_task and segment admission ask, and make scans them anyway. */
-static s_usage_t s_key_usage (const ra_server_t *srv, const char *owner)
-{
-  s_usage_t u = { 0, 0, 0 };
-  for (int i = 0; i < srv->opts.max_sessions; i++) {
-    const ra__slot_t *slot = &srv->slots[i];
-    if ((!slot->session && !slot->reserved) || strcmp (slot->owner, owner) != 0)
-      continue;
-    u.sessions++;
-    u.envs += slot->session ? ra_session_num_envs (slot->session) : slot->mk_args.sim.num_envs;
-    u.bytes += slot->bytes;
-  }
-  return u;
-}
-
-/* LIMIT unless bytes more fit the session (already holding have), its client key (owner; ""
-   for anonymous: no per-key limit) and the server. */
-static ra_err_t s_admit (const ra_server_t *srv, const char *owner, double have, double bytes,
-                         const char *what, ra_error_t *err)
-{
-  const double mib = 1048576.0;
-  if (have + bytes > (double) srv->opts.max_session_bytes)
-    return ra_error_set (err, RA_ERR_LIMIT, -1,
-                         "%s needs about %.1f MiB; a session may hold %.1f MiB (this one holds "
-                         "%.1f MiB); use fewer envs, candidates, items or a smaller embedding_dim",
-                         what, bytes / mib, (double) srv->opts.max_session_bytes / mib, have / mib);
-  if (owner[0]) {
-    double used = (double) s_key_usage (srv, owner).bytes;
-    if (used + bytes > (double) srv->opts.max_bytes_per_key)
-      return ra_error_set (err, RA_ERR_LIMIT, -1,
-                           "%s needs about %.1f MiB; this client key's sessions hold %.1f MiB and "
-                           "one key may hold %.1f MiB; close some of them", what, bytes / mib,
-                           used / mib, (double) srv->opts.max_bytes_per_key / mib);
-  }
-  if ((double) srv->nbytes + bytes > (double) srv->opts.max_total_bytes)
-    return ra_error_set (err, RA_ERR_LIMIT, -1,
-                         "%s needs about %.1f MiB; the server has %.1f MiB of %.1f MiB left; try "
-                         "again after other sessions close", what, bytes / mib,
-                         (double) (srv->opts.max_total_bytes - srv->nbytes) / mib,
-                         (double) srv->opts.max_total_bytes / mib);
-  return RA_OK;
-}
-
-ra_err_t ra__admit (const ra_server_t *srv, const char *owner, double have, double bytes,
-                    const char *what, ra_error_t *err)
-{
-  return s_admit (srv, owner, have, bytes, what, err);
-}
-
 /* Runs on the pool (or inline): builds the reserved slot's session (the sim's create). */
 static void s_make_job (void *ctx, int i0, int i1)
 {
@@ -492,7 +394,7 @@ static ra_err_t s_make (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *
                          (long long) num_envs, srv->opts.max_envs);
   if (srv->caller[0]) {
     /* Per key before server-wide: a key at its own limit is told so, whatever the others hold. */
-    s_usage_t u = s_key_usage (srv, srv->caller);
+    ra__usage_t u = ra__key_usage (srv, srv->caller);
     if (u.sessions >= srv->opts.max_sessions_per_key)
       return ra_error_set (err, RA_ERR_LIMIT, -1,
                            "this client key has %lld live sessions, one key may have %d; close one",
@@ -536,9 +438,9 @@ static ra_err_t s_make (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *
       has_task = true;
     }
   }
-  s_estimate_t est = s_estimate (cfg, cls, num_envs, mode);
+  ra__estimate_t est = ra__estimate (cfg, cls, num_envs, mode);
   double bytes = est.world + (double) num_envs * est.per_env;
-  if ((rc = s_admit (srv, srv->caller, 0, bytes, "this make", err)) != RA_OK)
+  if ((rc = ra__admit (srv, srv->caller, 0, bytes, "this make", err)) != RA_OK)
     goto fail;
   if (!has_seed) {
     if (srv->opts.has_default_seed)
@@ -950,8 +852,8 @@ static ra_err_t s_set_task (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out
   /* A new task may build one more world, until every task slot holds one: charged now, so that
      requests admitted while it builds see it; given back if the sim refuses the task. */
   bool grows = slot->worlds_charged < slot->worlds_max;
-  if (grows && (rc = s_admit (srv, slot->owner, (double) slot->bytes, (double) slot->world_bytes,
-                              "this set_task (one more task world)", err)) != RA_OK)
+  if (grows && (rc = ra__admit (srv, slot->owner, (double) slot->bytes, (double) slot->world_bytes,
+                                "this set_task (one more task world)", err)) != RA_OK)
     goto fail;
   if (grows) {
     slot->worlds_charged++;

@@ -230,10 +230,23 @@ int ra__shm_sweep (void);
 /* True when a step or reset of s runs on the workers while the loop keeps serving (server.c). */
 bool ra__session_async (const ra_server_t *srv, ra_session_t *s);
 /* LIMIT unless bytes more fit a session already holding have, the budget of its client key
-   (owner; "" for anonymous: none) and the server's byte budgets (handlers.c; docs/protocol.md
+   (owner; "" for anonymous: none) and the server's byte budgets (admit.c; docs/protocol.md
    section "Limits"). */
 ra_err_t ra__admit (const ra_server_t *srv, const char *owner, double have, double bytes,
                     const char *what, ra_error_t *err);
+/* What a make allocates, estimated from its config (admit.c, ra__estimate has the formula). */
+typedef struct {
+  double world;                 /* one task world: catalog and topics */
+  double per_env;               /* one env: sim state and output rows, every copy of them */
+  int worlds_max;               /* task slots the batch may fill */
+} ra__estimate_t;
+ra__estimate_t ra__estimate (const ra__kvlist_t *cfg, const ra_sim_class_t *cls, int64_t n,
+                             ra_autoreset_t mode);
+/* What the sessions of a client key hold now, makes still building included (admit.c). */
+typedef struct {
+  int64_t sessions, envs, bytes;
+} ra__usage_t;
+ra__usage_t ra__key_usage (const ra_server_t *srv, const char *owner);
 /* True when the session's client said it locks its segment (make's shm_lock), has used it, and
    no process holds that lock any more: the client died or unmapped it (shm.c). */
 bool ra__shm_client_gone (const ra__slot_t *slot);
