@@ -68,7 +68,8 @@ ra_err_t ra__flatten (ra__kvlist_t *l, const msgpack_object *map, const char *pr
       continue;
     }
     if (l->n >= RA__KV_MAX)
-      return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "%s has more than %d keys", what, RA__KV_MAX);
+      return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "%s has more than %d keys", what,
+                           RA__KV_MAX);
     ra_kv_t kv = { 0 };
     switch (v->type) {
     case MSGPACK_OBJECT_POSITIVE_INTEGER: kv.type = RA_KV_NUM; kv.num = (double) v->via.u64; break;

@@ -80,7 +80,7 @@ typedef struct {
   bool mk_shm_lock;             /* the make said its client locks the segment (shm.c) */
 
   /* The step reply's header after "ok": true, packed at the session's first step and reused by
-     every later step without final_obs (handlers.c, s_reply_step); NULL until then. Owned. */
+     every later step without final_obs (reply.c, ra__reply_step); NULL until then. Owned. */
   struct ra__step_tpl *step_tpl;
 } ra__slot_t;
 
@@ -277,5 +277,16 @@ void ra__count (ra_server_t *srv, int64_t steps, int requests, int errors);
 
 /* Dispatches req through the command table (handlers.c). */
 void ra__dispatch (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep);
+
+/* Reply packing (reply.c). A key/value map (numbers that are whole as integers); the task the sim
+   says env env_index runs. */
+void ra__pack_kv_map (ra_msg_out_t *rep, const ra_kv_t *kv, int n);
+void ra__pack_task (ra_msg_out_t *rep, ra_session_t *s, int env_index);
+/* The reply of slot's finished reset or step, from its session's output buffers (a step reply
+   without final_obs reuses the session's header template, slot->step_tpl). */
+ra_err_t ra__reply_reset (ra_server_t *srv, ra__slot_t *slot, uint64_t id, ra_msg_out_t *rep,
+                          ra_error_t *err);
+ra_err_t ra__reply_step (ra_server_t *srv, ra__slot_t *slot, uint64_t id, ra_msg_out_t *rep,
+                         ra_error_t *err);
 
 #endif
