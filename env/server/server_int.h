@@ -178,8 +178,8 @@ typedef struct {
 } ra__kvlist_t;
 /* Frees a key/value list made by the handlers (config_keep, task_keep). Accepts NULL. */
 void ra__kvlist_free (void *list);
-/* Appends every leaf of map under prefix (dotted) to l; BAD_CONFIG names the key at fault (what:
-   "config" or "task.params"). */
+/* Appends every leaf of map under prefix (dotted) to l (kvlist.c); what names the map in error
+   messages ("config", "task.params"). */
 ra_err_t ra__flatten (ra__kvlist_t *l, const msgpack_object *map, const char *prefix, int depth,
                       bool skip_task, const char *what, ra_error_t *err);
 /* A task from {split, id} or {params: map} (kvlist.c). */
