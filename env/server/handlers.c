@@ -3,8 +3,9 @@
     Each handler reads a decoded request, validates every field it uses, and either packs a complete
     success reply or returns an error (the dispatcher then packs the error reply). Handlers never
     touch sockets. A request is validated in full before anything changes, so a bad request never
-    changes state. Runs on the server's one socket thread.                                       */
-#include <math.h>
+    changes state. Runs on the server's one socket thread. Config and task maps become key/value
+    lists in kvlist.c, make and set_task are admitted by bytes in admit.c, and the replies that
+    carry data are packed in reply.c.                                                            */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,274 +29,6 @@ typedef struct {
   s_handler_fn fn;
   unsigned flags;
 } s_op_t;
-
-/* ------------------------------------------------------------------------------------------ */
-/* Key/value lists from msgpack maps                                                           */
-
-#define S_KV_MAX 256
-#define S_KEY_MAX 256
-#define S_DEPTH_MAX 8
-
-typedef struct {
-  ra_kv_t kv[S_KV_MAX];
-  int n;
-  char *strs[2 * S_KV_MAX];     /* owned copies of keys and string values */
-  int nstrs;
-} s_kvlist_t;
-
-void ra__kvlist_free (void *list)
-{
-  s_kvlist_t *l = list;
-  if (!l)
-    return;
-  for (int i = 0; i < l->nstrs; i++)
-    free (l->strs[i]);
-  free (l);
-}
-
-static char *s_kv_strdup (s_kvlist_t *l, const char *p, size_t len)
-{
-  if (l->nstrs >= 2 * S_KV_MAX)
-    return NULL;
-  char *s = malloc (len + 1);
-  if (!s)
-    return NULL;
-  memcpy (s, p, len);
-  s[len] = '\0';
-  l->strs[l->nstrs++] = s;
-  return s;
-}
-
-/* Appends every leaf of map under prefix (dotted). skip_task: leave out the top-level "task". */
-static ra_err_t s_flatten (s_kvlist_t *l, const msgpack_object *map, const char *prefix, int depth,
-                           bool skip_task, const char *what, ra_error_t *err)
-{
-  if (depth > S_DEPTH_MAX)
-    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "%s key '%s' nests deeper than %d maps", what,
-                         prefix, S_DEPTH_MAX);
-  for (uint32_t i = 0; i < map->via.map.size; i++) {
-    const msgpack_object *k = &map->via.map.ptr[i].key, *v = &map->via.map.ptr[i].val;
-    if (k->type != MSGPACK_OBJECT_STR)
-      return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "%s keys must be strings, got %s", what,
-                           ra_obj_type_name (k));
-    const char *kp = k->via.str.ptr;
-    size_t klen = k->via.str.size;
-    if (klen == 0 || memchr (kp, '\0', klen))
-      return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "%s has an empty key or a key with a NUL byte",
-                           what);
-    char full[S_KEY_MAX];
-    int flen = prefix[0] ? snprintf (full, sizeof full, "%s.%.*s", prefix, (int) klen, kp)
-                         : snprintf (full, sizeof full, "%.*s", (int) klen, kp);
-    if (flen < 0 || flen >= (int) sizeof full)
-      return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "%s key '%.60s...' is longer than %d bytes",
-                           what, full, S_KEY_MAX - 1);
-    if (skip_task && depth == 0 && strcmp (full, "task") == 0)
-      continue;
-    if (v->type == MSGPACK_OBJECT_NIL)
-      continue;
-    if (v->type == MSGPACK_OBJECT_MAP) {
-      ra_err_t rc = s_flatten (l, v, full, depth + 1, false, what, err);
-      if (rc != RA_OK)
-        return rc;
-      continue;
-    }
-    if (l->n >= S_KV_MAX)
-      return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "%s has more than %d keys", what, S_KV_MAX);
-    ra_kv_t kv = { 0 };
-    switch (v->type) {
-    case MSGPACK_OBJECT_POSITIVE_INTEGER: kv.type = RA_KV_NUM; kv.num = (double) v->via.u64; break;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: kv.type = RA_KV_NUM; kv.num = (double) v->via.i64; break;
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-      if (!isfinite (v->via.f64))
-        return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "%s key '%s' must be a finite number", what,
-                             full);
-      kv.type = RA_KV_NUM;
-      kv.num = v->via.f64;
-      break;
-    case MSGPACK_OBJECT_BOOLEAN: kv.type = RA_KV_BOOL; kv.num = v->via.boolean ? 1 : 0; break;
-    case MSGPACK_OBJECT_STR:
-      if (memchr (v->via.str.ptr, '\0', v->via.str.size))
-        return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "%s key '%s' has a NUL byte in its value",
-                             what, full);
-      kv.type = RA_KV_STR;
-      kv.str = s_kv_strdup (l, v->via.str.ptr, v->via.str.size);
-      if (!kv.str)
-        return ra_error_set (err, RA_ERR_LIMIT, -1, "%s has too many strings", what);
-      break;
-    default:
-      return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
-                           "%s key '%s' is %s; expected a number, bool, string or map", what, full,
-                           ra_obj_type_name (v));
-    }
-    kv.key = s_kv_strdup (l, full, (size_t) flen);
-    if (!kv.key)
-      return ra_error_set (err, RA_ERR_LIMIT, -1, "%s has too many strings", what);
-    l->kv[l->n++] = kv;
-  }
-  return RA_OK;
-}
-
-/* A task from {split, id} or {params: map}. The list owns the strings; *out borrows them. */
-static ra_err_t s_parse_task (const msgpack_object *t, s_kvlist_t *l, ra_task_t *out,
-                              ra_error_t *err)
-{
-  memset (out, 0, sizeof *out);
-  if (t->type != MSGPACK_OBJECT_MAP)
-    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "task must be a map, got %s",
-                         ra_obj_type_name (t));
-  const msgpack_object *split = ra_map_get (t, "split"), *id = ra_map_get (t, "id"),
-                       *params = ra_map_get (t, "params");
-  if (split && params)
-    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "task takes {split, id} or {params}, not both");
-  if (split) {
-    if (split->type != MSGPACK_OBJECT_STR || memchr (split->via.str.ptr, '\0', split->via.str.size))
-      return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "task.split must be a string, got %s",
-                           ra_obj_type_name (split));
-    if (!id || id->type != MSGPACK_OBJECT_POSITIVE_INTEGER || id->via.u64 > (uint64_t) INT64_MAX)
-      return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
-                           "task.id must be a non-negative integer with task.split");
-    out->split = s_kv_strdup (l, split->via.str.ptr, split->via.str.size);
-    if (!out->split)
-      return ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory");
-    out->id = (int64_t) id->via.u64;
-    return RA_OK;
-  }
-  if (params) {
-    if (params->type != MSGPACK_OBJECT_MAP)
-      return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "task.params must be a map, got %s",
-                           ra_obj_type_name (params));
-    ra_err_t rc = s_flatten (l, params, "", 0, false, "task.params", err);
-    if (rc != RA_OK)
-      return rc;
-    out->params = l->kv;
-    out->n_params = l->n;
-    return RA_OK;
-  }
-  return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "task needs {split: str, id: int} or {params: map}");
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Reply helpers                                                                               */
-
-static void s_pack_kv_map (ra_msg_out_t *rep, const ra_kv_t *kv, int n)
-{
-  ra_msg_out_map (rep, (uint32_t) n);
-  for (int i = 0; i < n; i++) {
-    ra_msg_out_str (rep, kv[i].key ? kv[i].key : "");
-    switch (kv[i].type) {
-    case RA_KV_STR: ra_msg_out_str (rep, kv[i].str ? kv[i].str : ""); break;
-    case RA_KV_BOOL: ra_msg_out_bool (rep, kv[i].num != 0); break;
-    default:
-      if (kv[i].num == floor (kv[i].num) && fabs (kv[i].num) < 9e15)
-        ra_msg_out_int (rep, (int64_t) kv[i].num);
-      else
-        ra_msg_out_double (rep, kv[i].num);
-    }
-  }
-}
-
-static void s_pack_task (ra_msg_out_t *rep, ra_session_t *s, int env_index)
-{
-  ra_kv_t kv[128];
-  int n = ra_session_class (s)->describe_task (ra_session_sim (s), env_index, kv, 128);
-  if (n < 0)
-    n = 0;
-  if (n > 128)
-    n = 128;
-  s_pack_kv_map (rep, kv, n);
-}
-
-/* A tensor reference to an already appended frame (1-based index k). */
-static void s_pack_ref (ra_msg_out_t *rep, ra_dtype_t dtype, int ndim, const int64_t *shape, int k)
-{
-  ra_msg_out_map (rep, 3);
-  ra_msg_out_str (rep, "dtype");
-  ra_msg_out_str (rep, ra_dtype_name (dtype));
-  ra_msg_out_str (rep, "shape");
-  ra_msg_out_array (rep, (uint32_t) ndim);
-  for (int d = 0; d < ndim; d++)
-    ra_msg_out_int (rep, shape[d]);
-  ra_msg_out_str (rep, "frame");
-  ra_msg_out_int (rep, k);
-}
-
-/* Appends a batch tensor (N, field shape...). Returns the frame index or -1. */
-static int s_pack_field (ra_msg_out_t *rep, const ra_field_spec_t *f, int n, const void *data)
-{
-  int64_t shape[RA_TENSOR_MAX_DIMS];
-  shape[0] = n;
-  for (int d = 0; d < f->ndim; d++)
-    shape[d + 1] = f->shape[d];
-  if (ra_msg_out_tensor (rep, f->dtype, f->ndim + 1, shape, data) != RA_OK)
-    return -1;
-  return rep->nframes;
-}
-
-static int s_pack_vec (ra_msg_out_t *rep, ra_dtype_t dtype, int n, const void *data)
-{
-  int64_t shape[1] = { n };
-  if (ra_msg_out_tensor (rep, dtype, 1, shape, data) != RA_OK)
-    return -1;
-  return rep->nframes;
-}
-
-static bool s_pack_obs (ra_msg_out_t *rep, const ra_sim_spec_t *sp, int n, void *const *bufs)
-{
-  ra_msg_out_map (rep, (uint32_t) sp->n_obs);
-  for (int f = 0; f < sp->n_obs; f++) {
-    ra_msg_out_str (rep, sp->obs[f].name);
-    if (s_pack_field (rep, &sp->obs[f], n, bufs[f]) < 0)
-      return false;
-  }
-  return true;
-}
-
-/* Info map: every field plus "_field" masks, all masks referencing one frame, and room for
-   n_extra more entries the caller packs next. info_frames receives each field's frame so that
-   final_info can reference the same bytes. */
-static bool s_pack_info (ra_msg_out_t *rep, const ra_sim_spec_t *sp, int n, void *const *bufs,
-                         const uint8_t *mask, uint32_t n_extra, int *info_frames, int *mask_frame)
-{
-  ra_msg_out_map (rep, (uint32_t) (2 * sp->n_info) + n_extra);
-  int64_t shape[1] = { n };
-  for (int f = 0; f < sp->n_info; f++) {
-    ra_msg_out_str (rep, sp->info[f].name);
-    if ((info_frames[f] = s_pack_field (rep, &sp->info[f], n, bufs[f])) < 0)
-      return false;
-    char key[80];
-    snprintf (key, sizeof key, "_%s", sp->info[f].name);
-    ra_msg_out_str (rep, key);
-    if (*mask_frame < 0) {
-      if ((*mask_frame = s_pack_vec (rep, RA_DTYPE_BOOL, n, mask)) < 0)
-        return false;
-    } else {
-      s_pack_ref (rep, RA_DTYPE_BOOL, 1, shape, *mask_frame);
-    }
-  }
-  return true;
-}
-
-/* final_info: references to the info frames, masked by final_mask's frame. */
-static void s_pack_final_info (ra_msg_out_t *rep, const ra_sim_spec_t *sp, int n,
-                               const int *info_frames, int final_frame)
-{
-  ra_msg_out_map (rep, (uint32_t) (2 * sp->n_info));
-  int64_t shape[1] = { n };
-  for (int f = 0; f < sp->n_info; f++) {
-    const ra_field_spec_t *fs = &sp->info[f];
-    int64_t fshape[RA_TENSOR_MAX_DIMS];
-    fshape[0] = n;
-    for (int d = 0; d < fs->ndim; d++)
-      fshape[d + 1] = fs->shape[d];
-    ra_msg_out_str (rep, fs->name);
-    s_pack_ref (rep, fs->dtype, fs->ndim + 1, fshape, info_frames[f]);
-    char key[80];
-    snprintf (key, sizeof key, "_%s", fs->name);
-    ra_msg_out_str (rep, key);
-    s_pack_ref (rep, RA_DTYPE_BOOL, 1, shape, final_frame);
-  }
-}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Handlers                                                                                    */
@@ -396,107 +129,9 @@ static ra_err_t s_list (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *
     ra_msg_out_str (rep, "description");
     ra_msg_out_str (rep, sims[i]->description ? sims[i]->description : "");
     ra_msg_out_str (rep, "config");
-    s_pack_kv_map (rep, sims[i]->config_defaults, sims[i]->n_config_defaults);
+    ra__pack_kv_map (rep, sims[i]->config_defaults, sims[i]->n_config_defaults);
   }
   return RA_OK;
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Admission by bytes (docs/protocol.md section "Limits")                                      */
-
-/* A numeric config value: the request's, else the sim's default, else dflt (the sim has no such
-   key: 0 for sizes it does not have). */
-static double s_cfg_num (const s_kvlist_t *cfg, const ra_sim_class_t *cls, const char *key,
-                         double dflt)
-{
-  for (int i = 0; cfg && i < cfg->n; i++)
-    if (cfg->kv[i].type == RA_KV_NUM && strcmp (cfg->kv[i].key, key) == 0)
-      return cfg->kv[i].num;
-  for (int i = 0; i < cls->n_config_defaults; i++)
-    if (cls->config_defaults[i].type == RA_KV_NUM && strcmp (cls->config_defaults[i].key, key) == 0)
-      return cls->config_defaults[i].num;
-  return dflt;
-}
-
-typedef struct {
-  double world;                 /* one task world: catalog and topics */
-  double per_env;               /* one env: sim state and output rows, every copy of them */
-  int worlds_max;               /* task slots the batch may fill */
-} s_estimate_t;
-
-/* Estimates what a make allocates, from the config alone (before anything is built):
-     world   = 4 (I (d + 8) + T d) + 64 KiB
-     per_env = 4 (K (d + 8) + 8 d) (3 + same_step) + 256
-   with d embedding_dim, K num_candidates, I num_items, T num_topics (0 where the sim has no such
-   key). A candidate row is d floats plus a few scalars; it lives in the sim and in the output
-   buffers (the current one, one reply buffer in flight, and the final_obs rows under same_step). */
-static s_estimate_t s_estimate (const s_kvlist_t *cfg, const ra_sim_class_t *cls, int64_t n,
-                                ra_autoreset_t mode)
-{
-  double d = s_cfg_num (cfg, cls, "embedding_dim", 16), K = s_cfg_num (cfg, cls, "num_candidates", 20);
-  double I = s_cfg_num (cfg, cls, "num_items", 0), T = s_cfg_num (cfg, cls, "num_topics", 0);
-  double slots = s_cfg_num (cfg, cls, "task_slots", 1);
-  double copies = 3 + (mode == RA_AUTORESET_SAME_STEP);
-  s_estimate_t e;
-  e.world = 4 * (I * (d + 8) + T * d) + 65536;
-  e.per_env = 4 * (K * (d + 8) + 8 * d) * copies + 256;
-  double w = slots < (double) n + 1 ? slots : (double) n + 1;
-  e.worlds_max = w < 1 ? 1 : (w > 1e6 ? 1000000 : (int) w);
-  return e;
-}
-
-typedef struct {
-  int64_t sessions, envs, bytes;
-} s_usage_t;
-
-/* What the sessions of client key owner hold now, makes still building included. A scan of the
-   slots: only make, set_task and segment admission ask, and make scans them anyway. */
-static s_usage_t s_key_usage (const ra_server_t *srv, const char *owner)
-{
-  s_usage_t u = { 0, 0, 0 };
-  for (int i = 0; i < srv->opts.max_sessions; i++) {
-    const ra__slot_t *slot = &srv->slots[i];
-    if ((!slot->session && !slot->reserved) || strcmp (slot->owner, owner) != 0)
-      continue;
-    u.sessions++;
-    u.envs += slot->session ? ra_session_num_envs (slot->session) : slot->mk_args.sim.num_envs;
-    u.bytes += slot->bytes;
-  }
-  return u;
-}
-
-/* LIMIT unless bytes more fit the session (already holding have), its client key (owner; ""
-   for anonymous: no per-key limit) and the server. */
-static ra_err_t s_admit (const ra_server_t *srv, const char *owner, double have, double bytes,
-                         const char *what, ra_error_t *err)
-{
-  const double mib = 1048576.0;
-  if (have + bytes > (double) srv->opts.max_session_bytes)
-    return ra_error_set (err, RA_ERR_LIMIT, -1,
-                         "%s needs about %.1f MiB; a session may hold %.1f MiB (this one holds "
-                         "%.1f MiB); use fewer envs, candidates, items or a smaller embedding_dim",
-                         what, bytes / mib, (double) srv->opts.max_session_bytes / mib, have / mib);
-  if (owner[0]) {
-    double used = (double) s_key_usage (srv, owner).bytes;
-    if (used + bytes > (double) srv->opts.max_bytes_per_key)
-      return ra_error_set (err, RA_ERR_LIMIT, -1,
-                           "%s needs about %.1f MiB; this client key's sessions hold %.1f MiB and "
-                           "one key may hold %.1f MiB; close some of them", what, bytes / mib,
-                           used / mib, (double) srv->opts.max_bytes_per_key / mib);
-  }
-  if ((double) srv->nbytes + bytes > (double) srv->opts.max_total_bytes)
-    return ra_error_set (err, RA_ERR_LIMIT, -1,
-                         "%s needs about %.1f MiB; the server has %.1f MiB of %.1f MiB left; try "
-                         "again after other sessions close", what, bytes / mib,
-                         (double) (srv->opts.max_total_bytes - srv->nbytes) / mib,
-                         (double) srv->opts.max_total_bytes / mib);
-  return RA_OK;
-}
-
-ra_err_t ra__admit (const ra_server_t *srv, const char *owner, double have, double bytes,
-                    const char *what, ra_error_t *err)
-{
-  return s_admit (srv, owner, have, bytes, what, err);
 }
 
 /* Runs on the pool (or inline): builds the reserved slot's session (the sim's create). */
@@ -573,7 +208,7 @@ static ra_err_t s_make_finish (ra_server_t *srv, ra__slot_t *slot, uint64_t id, 
   ra_msg_out_str (rep, "autoreset");
   ra_msg_out_str (rep, ra_autoreset_name (mode));
   ra_msg_out_str (rep, "task");
-  s_pack_task (rep, s, 0);
+  ra__pack_task (rep, s, 0);
   ra_msg_out_str (rep, "metadata");
   ra_msg_out_map (rep, 2);
   ra_msg_out_str (rep, "autoreset_mode");
@@ -638,7 +273,7 @@ static ra_err_t s_make (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *
                          (long long) num_envs, srv->opts.max_envs);
   if (srv->caller[0]) {
     /* Per key before server-wide: a key at its own limit is told so, whatever the others hold. */
-    s_usage_t u = s_key_usage (srv, srv->caller);
+    ra__usage_t u = ra__key_usage (srv, srv->caller);
     if (u.sessions >= srv->opts.max_sessions_per_key)
       return ra_error_set (err, RA_ERR_LIMIT, -1,
                            "this client key has %lld live sessions, one key may have %d; close one",
@@ -665,7 +300,7 @@ static ra_err_t s_make (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
                          "max_episode_steps is %lld, expected 1..2147483647", (long long) max_steps);
 
-  s_kvlist_t *cfg = calloc (1, sizeof *cfg), *tkv = calloc (1, sizeof *tkv);
+  ra__kvlist_t *cfg = calloc (1, sizeof *cfg), *tkv = calloc (1, sizeof *tkv);
   if (!cfg || !tkv) {
     rc = ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory");
     goto fail;
@@ -673,18 +308,18 @@ static ra_err_t s_make (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *
   ra_task_t task;
   bool has_task = false;
   if (config) {
-    if ((rc = s_flatten (cfg, config, "", 0, true, "config", err)) != RA_OK)
+    if ((rc = ra__flatten (cfg, config, "", 0, true, "config", err)) != RA_OK)
       goto fail;
     const msgpack_object *t = ra_map_get (config, "task");
     if (t) {
-      if ((rc = s_parse_task (t, tkv, &task, err)) != RA_OK)
+      if ((rc = ra__parse_task (t, tkv, &task, err)) != RA_OK)
         goto fail;
       has_task = true;
     }
   }
-  s_estimate_t est = s_estimate (cfg, cls, num_envs, mode);
+  ra__estimate_t est = ra__estimate (cfg, cls, num_envs, mode);
   double bytes = est.world + (double) num_envs * est.per_env;
-  if ((rc = s_admit (srv, srv->caller, 0, bytes, "this make", err)) != RA_OK)
+  if ((rc = ra__admit (srv, srv->caller, 0, bytes, "this make", err)) != RA_OK)
     goto fail;
   if (!has_seed) {
     if (srv->opts.has_default_seed)
@@ -767,31 +402,6 @@ static ra_err_t s_get_mask (const ra_msg_in_t *req, const msgpack_object *map, c
   return RA_OK;
 }
 
-/* Where a reply's tensors go: a request that named a shared-memory slot gets their offsets in
-   the segment; frames of a session with a segment are copied into the message (the segment's
-   blocks are rewritten by later requests, whatever ZeroMQ still holds); other frames are sent
-   without a copy, holding a reference to their buffers. */
-static ra_err_t s_reply_data (ra_server_t *srv, const ra__slot_t *slot, ra_outbufs_t *b,
-                              ra_msg_out_t *rep, ra_error_t *err)
-{
-  srv->reply_owner = slot->shm ? NULL : b;
-  return slot->shm_reply ? ra__shm_reply (slot, rep, err) : RA_OK;
-}
-
-static ra_err_t s_reply_reset (ra_server_t *srv, ra__slot_t *slot, uint64_t id, ra_msg_out_t *rep,
-                               ra_error_t *err)
-{
-  ra_session_t *s = slot->session;
-  ra_outbufs_t *b = ra_session_out (s);
-  ra_msg_out_reply (rep, id, 2 + slot->shm_reply);
-  ra_msg_out_str (rep, "obs");
-  if (!s_pack_obs (rep, ra_session_spec (s), ra_session_num_envs (s), b->sim.obs))
-    return ra_error_set (err, RA_ERR_INTERNAL, -1, "reply needs too many frames");
-  ra_msg_out_str (rep, "info");
-  ra_msg_out_map (rep, 0);
-  return s_reply_data (srv, slot, b, rep, err);
-}
-
 static ra_err_t s_reset (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep, ra_error_t *err)
 {
   ra_session_t *s = srv->cur->session;
@@ -851,7 +461,7 @@ static ra_err_t s_reset (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t 
     goto done;
   }
   if (!ra__run_or_defer (srv, ra_session_reset_range, RA__JOB_RESET, req->id))
-    rc = s_reply_reset (srv, srv->cur, req->id, rep, err);
+    rc = ra__reply_reset (srv, srv->cur, req->id, rep, err);
 done:
   free (seeds);
   free (mask);
@@ -895,104 +505,6 @@ static ra_err_t s_read_actions (ra_session_t *s, const ra_tensor_t *t, ra_error_
   return RA_OK;
 }
 
-/* A session's step reply without final_obs differs from one step to the next only in its id and in
-   which of the session's buffer blocks its frames point to: the header after "ok": true (keys,
-   dtypes, shapes, frame numbers, the "_name" mask keys) is packed once, at the first such step,
-   and copied after a freshly packed {v, id, ok} at every later one; frames are kept as offsets
-   into the block (every buffer block of a session has one layout, session.c s_bind). */
-struct ra__step_tpl {
-  size_t len;                           /* header bytes after "ok": true */
-  int nframes;
-  size_t off[RA_MSG_MAX_FRAMES], nbytes[RA_MSG_MAX_FRAMES];
-  unsigned char bytes[];
-};
-
-/* Keeps the header rep holds from byte start on, and its frames, as slot's template. Frames that
-   do not all point into b's block (never the case today) leave the slot without one. */
-static void s_step_tpl_keep (ra__slot_t *slot, const ra_outbufs_t *b, const ra_msg_out_t *rep,
-                             size_t start)
-{
-  const char *base = b->block;
-  for (int i = 0; i < rep->nframes; i++) {
-    const char *p = rep->frames[i].data;
-    if (p < base || p + rep->frames[i].nbytes > base + b->nbytes)
-      return;
-  }
-  size_t len = rep->head.size - start;
-  struct ra__step_tpl *t = malloc (sizeof *t + len);
-  if (!t)
-    return;   /* no template: every step packs its header, as the first did */
-  t->len = len;
-  t->nframes = rep->nframes;
-  for (int i = 0; i < rep->nframes; i++) {
-    t->off[i] = (size_t) ((const char *) rep->frames[i].data - base);
-    t->nbytes[i] = rep->frames[i].nbytes;
-  }
-  memcpy (t->bytes, rep->head.data + start, len);
-  slot->step_tpl = t;
-}
-
-static ra_err_t s_reply_step (ra_server_t *srv, ra__slot_t *slot, uint64_t id, ra_msg_out_t *rep,
-                              ra_error_t *err)
-{
-  ra_session_t *s = slot->session;
-  int n = ra_session_num_envs (s);
-  const ra_sim_spec_t *sp = ra_session_spec (s);
-  ra_outbufs_t *b = ra_session_out (s);
-  /* Gymnasium 1.x same_step: final_obs and final_info live inside info, and only in a step
-     where some env ended (docs/protocol.md, "Autoreset and seeding"). */
-  bool with_final = false;
-  if (ra_session_autoreset (s) == RA_AUTORESET_SAME_STEP)
-    for (int i = 0; i < n && !with_final; i++)
-      with_final = b->final_mask[i] != 0;
-  int info_frames[RA_SIM_MAX_FIELDS], mask_frame = -1;
-  ra_msg_out_reply (rep, id, 5 + slot->shm_reply);
-  const struct ra__step_tpl *tpl = slot->step_tpl;
-  if (tpl && !with_final) {
-    msgpack_sbuffer_write (&rep->head, (const char *) tpl->bytes, tpl->len);
-    for (int i = 0; i < tpl->nframes; i++)
-      rep->frames[i] = (ra_frame_t) { (const char *) b->block + tpl->off[i], tpl->nbytes[i] };
-    rep->nframes = tpl->nframes;
-    return s_reply_data (srv, slot, b, rep, err);
-  }
-  size_t start = rep->head.size;
-  ra_msg_out_str (rep, "obs");
-  if (!s_pack_obs (rep, sp, n, b->sim.obs))
-    goto too_big;
-  ra_msg_out_str (rep, "reward");
-  if (s_pack_vec (rep, RA_DTYPE_F32, n, b->sim.reward) < 0)
-    goto too_big;
-  ra_msg_out_str (rep, "terminated");
-  if (s_pack_vec (rep, RA_DTYPE_BOOL, n, b->sim.terminated) < 0)
-    goto too_big;
-  ra_msg_out_str (rep, "truncated");
-  if (s_pack_vec (rep, RA_DTYPE_BOOL, n, b->truncated) < 0)
-    goto too_big;
-  ra_msg_out_str (rep, "info");
-  if (!s_pack_info (rep, sp, n, b->sim.info, b->info_mask, with_final ? 4 : 0, info_frames,
-                    &mask_frame))
-    goto too_big;
-  if (with_final) {
-    ra_msg_out_str (rep, "final_obs");
-    if (!s_pack_obs (rep, sp, n, b->final_obs))
-      goto too_big;
-    ra_msg_out_str (rep, "_final_obs");
-    int final_frame = s_pack_vec (rep, RA_DTYPE_BOOL, n, b->final_mask);
-    if (final_frame < 0)
-      goto too_big;
-    int64_t shape[1] = { n };
-    ra_msg_out_str (rep, "final_info");
-    s_pack_final_info (rep, sp, n, info_frames, final_frame);
-    ra_msg_out_str (rep, "_final_info");
-    s_pack_ref (rep, RA_DTYPE_BOOL, 1, shape, final_frame);
-  }
-  if (!with_final && !tpl)
-    s_step_tpl_keep (slot, b, rep, start);
-  return s_reply_data (srv, slot, b, rep, err);
-too_big:
-  return ra_error_set (err, RA_ERR_INTERNAL, -1, "step reply needs more than %d frames", RA_MSG_MAX_FRAMES);
-}
-
 static ra_err_t s_step (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep, ra_error_t *err)
 {
   ra_session_t *s = srv->cur->session;
@@ -1026,7 +538,7 @@ static ra_err_t s_step (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *
   ra__count (srv, n, 0, 0);
   if (ra__run_or_defer (srv, ra_session_step_range, RA__JOB_STEP, req->id))
     return RA_OK;
-  return s_reply_step (srv, srv->cur, req->id, rep, err);
+  return ra__reply_step (srv, srv->cur, req->id, rep, err);
 }
 
 /* Runs on the pool (or inline): the sim's set_task, which may build a task world. */
@@ -1064,7 +576,7 @@ static ra_err_t s_set_task_finish (ra_server_t *srv, ra__slot_t *slot, uint64_t 
       }
     ra_msg_out_reply (rep, id, 1);
     ra_msg_out_str (rep, "task");
-    s_pack_task (rep, s, first);
+    ra__pack_task (rep, s, first);
   }
   slot->st_tkv = NULL;
   free (slot->st_mask);
@@ -1082,7 +594,7 @@ static ra_err_t s_set_task (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out
   ra_err_t rc = ra_get_map (req->root, "task", &tobj, err);
   if (rc != RA_OK)
     return rc;
-  s_kvlist_t *tkv = calloc (1, sizeof *tkv);
+  ra__kvlist_t *tkv = calloc (1, sizeof *tkv);
   uint8_t *mask = malloc ((size_t) n);
   bool has_mask = false;
   ra_task_t task;
@@ -1091,13 +603,13 @@ static ra_err_t s_set_task (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out
     goto fail;
   }
   if ((rc = s_get_mask (req, req->root, "mask", n, mask, &has_mask, err)) != RA_OK
-      || (rc = s_parse_task (tobj, tkv, &task, err)) != RA_OK)
+      || (rc = ra__parse_task (tobj, tkv, &task, err)) != RA_OK)
     goto fail;
   /* A new task may build one more world, until every task slot holds one: charged now, so that
      requests admitted while it builds see it; given back if the sim refuses the task. */
   bool grows = slot->worlds_charged < slot->worlds_max;
-  if (grows && (rc = s_admit (srv, slot->owner, (double) slot->bytes, (double) slot->world_bytes,
-                              "this set_task (one more task world)", err)) != RA_OK)
+  if (grows && (rc = ra__admit (srv, slot->owner, (double) slot->bytes, (double) slot->world_bytes,
+                                "this set_task (one more task world)", err)) != RA_OK)
     goto fail;
   if (grows) {
     slot->worlds_charged++;
@@ -1244,8 +756,8 @@ void ra__reply_job (ra_server_t *srv, ra__slot_t *slot, ra_msg_out_t *rep)
   srv->reply_owner = NULL;
   ra_err_t rc;
   switch (slot->job_kind) {
-  case RA__JOB_STEP: rc = s_reply_step (srv, slot, slot->job_id, rep, &err); break;
-  case RA__JOB_RESET: rc = s_reply_reset (srv, slot, slot->job_id, rep, &err); break;
+  case RA__JOB_STEP: rc = ra__reply_step (srv, slot, slot->job_id, rep, &err); break;
+  case RA__JOB_RESET: rc = ra__reply_reset (srv, slot, slot->job_id, rep, &err); break;
   case RA__JOB_MAKE: rc = s_make_finish (srv, slot, slot->job_id, rep, &err); break;
   default: rc = s_set_task_finish (srv, slot, slot->job_id, rep, &err); break;
   }

@@ -80,7 +80,7 @@ typedef struct {
   bool mk_shm_lock;             /* the make said its client locks the segment (shm.c) */
 
   /* The step reply's header after "ok": true, packed at the session's first step and reused by
-     every later step without final_obs (handlers.c, s_reply_step); NULL until then. Owned. */
+     every later step without final_obs (reply.c, ra__reply_step); NULL until then. Owned. */
   struct ra__step_tpl *step_tpl;
 } ra__slot_t;
 
@@ -167,8 +167,24 @@ void ra__session_drop (ra_server_t *srv, ra__slot_t *slot);
 /* Gives back a make reservation that was never turned into a session (its build failed, or the
    server is going away): budgets, key/value lists, any half-built session. */
 void ra__make_undo (ra_server_t *srv, ra__slot_t *slot);
+/* A key/value list read from a msgpack map (kvlist.c): make's config or a task. It owns copies of
+   its keys and string values; the sim borrows them. */
+#define RA__KV_MAX 256
+typedef struct {
+  ra_kv_t kv[RA__KV_MAX];
+  int n;
+  char *strs[2 * RA__KV_MAX];   /* owned copies of keys and string values */
+  int nstrs;
+} ra__kvlist_t;
 /* Frees a key/value list made by the handlers (config_keep, task_keep). Accepts NULL. */
 void ra__kvlist_free (void *list);
+/* Appends every leaf of map under prefix (dotted) to l (kvlist.c); what names the map in error
+   messages ("config", "task.params"). */
+ra_err_t ra__flatten (ra__kvlist_t *l, const msgpack_object *map, const char *prefix, int depth,
+                      bool skip_task, const char *what, ra_error_t *err);
+/* A task from {split, id} or {params: map} (kvlist.c). */
+ra_err_t ra__parse_task (const msgpack_object *t, ra__kvlist_t *l, ra_task_t *out,
+                         ra_error_t *err);
 /* The worker pool's group of a client key (FNV-1a of it): the pool lets groups take turns, so
    one key's many sessions cannot queue ahead of another key's job (pool.c, s_enqueue). A
    collision only makes two keys share turns; anonymous clients are one group, as they are one
@@ -214,10 +230,23 @@ int ra__shm_sweep (void);
 /* True when a step or reset of s runs on the workers while the loop keeps serving (server.c). */
 bool ra__session_async (const ra_server_t *srv, ra_session_t *s);
 /* LIMIT unless bytes more fit a session already holding have, the budget of its client key
-   (owner; "" for anonymous: none) and the server's byte budgets (handlers.c; docs/protocol.md
+   (owner; "" for anonymous: none) and the server's byte budgets (admit.c; docs/protocol.md
    section "Limits"). */
 ra_err_t ra__admit (const ra_server_t *srv, const char *owner, double have, double bytes,
                     const char *what, ra_error_t *err);
+/* What a make allocates, estimated from its config (admit.c, ra__estimate has the formula). */
+typedef struct {
+  double world;                 /* one task world: catalog and topics */
+  double per_env;               /* one env: sim state and output rows, every copy of them */
+  int worlds_max;               /* task slots the batch may fill */
+} ra__estimate_t;
+ra__estimate_t ra__estimate (const ra__kvlist_t *cfg, const ra_sim_class_t *cls, int64_t n,
+                             ra_autoreset_t mode);
+/* What the sessions of a client key hold now, makes still building included (admit.c). */
+typedef struct {
+  int64_t sessions, envs, bytes;
+} ra__usage_t;
+ra__usage_t ra__key_usage (const ra_server_t *srv, const char *owner);
 /* True when the session's client said it locks its segment (make's shm_lock), has used it, and
    no process holds that lock any more: the client died or unmapped it (shm.c). */
 bool ra__shm_client_gone (const ra__slot_t *slot);
@@ -248,5 +277,16 @@ void ra__count (ra_server_t *srv, int64_t steps, int requests, int errors);
 
 /* Dispatches req through the command table (handlers.c). */
 void ra__dispatch (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep);
+
+/* Reply packing (reply.c). A key/value map (numbers that are whole as integers); the task the sim
+   says env env_index runs. */
+void ra__pack_kv_map (ra_msg_out_t *rep, const ra_kv_t *kv, int n);
+void ra__pack_task (ra_msg_out_t *rep, ra_session_t *s, int env_index);
+/* The reply of slot's finished reset or step, from its session's output buffers (a step reply
+   without final_obs reuses the session's header template, slot->step_tpl). */
+ra_err_t ra__reply_reset (ra_server_t *srv, ra__slot_t *slot, uint64_t id, ra_msg_out_t *rep,
+                          ra_error_t *err);
+ra_err_t ra__reply_step (ra_server_t *srv, ra__slot_t *slot, uint64_t id, ra_msg_out_t *rep,
+                         ra_error_t *err);
 
 #endif

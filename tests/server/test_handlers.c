@@ -810,8 +810,8 @@ Test (handlers, every_registered_sim_serves_make_reset_step_render)
   }
 }
 
-/* Step replies after the first reuse the header packed at the first one (handlers.c,
-   s_reply_step): every later header must be byte for byte the first one but for the id, with the
+/* Step replies after the first reuse the header packed at the first one (reply.c,
+   ra__reply_step): every later header must be byte for byte the first one but for the id, with the
    same frame sizes, and same_step steps where an env ended must still get their final_obs. */
 Test (handlers, step_reply_headers_match_the_first_whatever_step_packs_them)
 {

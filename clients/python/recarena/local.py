@@ -164,7 +164,7 @@ def available(path: Optional[str] = None) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------
-# Request fields -> C key/value lists, with the server's checks (env/server/handlers.c)
+# Request fields -> C key/value lists, with the server's checks (env/server/kvlist.c, reply.c)
 
 class _KVList:
     """Flattened key/values kept alive (with their encoded strings) as long as this object."""
