@@ -8,12 +8,12 @@
 # steps each, seed SEED), lets every target arm choose its sampling temperature, update interval,
 # online rate and adapted parameters on VAL, and plays TEST; this script then writes the bar's reads
 # to OUT/<sim>/bar.txt and prints them:
-#   line 2: reptile - multitask_ctx at R@1 and R@5 (met on the sim: R@5's 95% CI above 0);
+#   line 2: reptile - multitask_ctx at R@0, R@1 and R@5 (met on the sim: R@5's 95% CI above 0);
 #   line 3: reptile - scratch_ctx, scratch, linucb and metats at R@5 (met: every CI above 0);
 #   the climb: reptile's R@K - R@0 (met: no interval wholly below 0).
 # Line 1 needs per-task experts trained to the budget docs/meta.md 6.51 chose (1.2M-19.2M env
-# steps each), which this script does not train; EXPERT_TASKS=N passes to meta_all_sims.sh for
-# 300k-step experts, short of converged on every sim.
+# steps each), which this script does not train; EXPERT_TASKS=N passes to meta_all_sims.sh, which
+# adds 300k-step experts, short of converged on every sim, on test:0 to N-1 (not on TEST).
 #
 # usage: bench/meta_bar.sh [OUT]      (default OUT=meta_bar)
 # settings (environment): SIMS ("ECommerce-v1 Ads-v1 News-v1 Content-v1"), SEED (1), TEST
@@ -23,7 +23,8 @@
 #   3e-3 1e-3 0"), PARAMS ("all head"); the algorithms, the sim config and each sim's flags are the
 #   recipe's.
 # A read on tasks and a seed no earlier read used (docs/meta.md 6.0, "Open", lists the fresh ones)
-# is a fresh test of the bar. Time on a 2-core machine: about 15-40 minutes per sim.
+# is a fresh test of the bar. Time on a 2-core machine: 8-10 minutes per sim, 30 for Content-v1
+# (docs/meta.md 6.63).
 # A short smoke run:
 #   SIMS=News-v1 BUDGET=20000 TEST=test:0-3 VAL=val:0-1 EPISODES=8 NUM_ENVS=4 bench/meta_bar.sh /tmp/bar
 set -eu
