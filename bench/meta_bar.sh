@@ -45,6 +45,10 @@ all_above() { awk -v m="$1" '$1 == "reptile" && $2 == m { n++; gsub(/[[,]/, "", 
 # none_below: whether no reptile row on stdin has its 95% CI wholly below 0
 none_below() { awk '$1 == "reptile" { gsub(/[],]/, "", $5); if ($5 + 0 < 0) bad = 1 } END { exit bad }'; }
 verdict() { if "$@"; then echo met; else echo "not met"; fi; }
+# compare ARGS: reptile against an arm of the sim's test report $j (recarena.compare)
+compare() { "$PY" -m recarena.compare "$j" reptile "$@" || exit 1; }
+climb=R@1,R@5   # where the climb from R@0 is read, as meta_all_sims.sh reads it
+[ "$EPISODES" -gt 20 ] && climb="$climb,R@20"
 for sim in $SIMS; do
   # each sim's recipe: META_FLAGS (every training, and the scratch arms' adaptation), the task
   # context (the meta arm's and multitask_ctx's), Reptile's own flags, scratch_ctx's context keys
@@ -80,9 +84,6 @@ for sim in $SIMS; do
     SCRATCH_CONTEXT=$scratch_ctx ARM_KEYS=$arm_keys "$(dirname "$0")/meta_all_sims.sh" "$OUT"
   d=$OUT/$sim
   j=$d/ab_${TEST%%:*}.json
-  climb=R@1,R@5
-  [ "$EPISODES" -gt 20 ] && climb="$climb,R@20"
-  compare() { "$PY" -m recarena.compare "$j" reptile "$@" || exit 1; }
   compare --against multitask_ctx --at R@0,R@1,R@5 >"$d/bar_line2.txt"
   for base in scratch_ctx scratch linucb metats; do compare --against "$base" --at R@5; done >"$d/bar_line3.txt"
   compare --at "$climb" --minus R@0 >"$d/bar_climb.txt"
