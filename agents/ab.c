@@ -27,6 +27,7 @@
 #include "agents/outpath.h"
 #include "agents/policies/registry.h"
 #include "agents/policies/taskset.h"
+#include "common/duration.h"
 #include "common/kv.h"
 
 static void s_usage (FILE *f)
@@ -93,9 +94,12 @@ static void s_progress (void *ud, const char *arm, int task, double done, double
   if (now - p->last < 0.5 && done < total)
     return;
   p->last = now;
-  double el = now - p->start, eta = done > 0 ? el * (total - done) / done : 0;
-  fprintf (stderr, "[ab] arm %-16s task %d/%d  episodes %.0f/%.0f  elapsed %.1fs  ETA %.1fs\n",
-           arm, task + 1, p->tasks, done, total, el, eta);
+  double el = now - p->start;
+  char elapsed[32], eta[32];
+  ra_fmt_duration (el, elapsed, sizeof elapsed);
+  ra_fmt_duration (done > 0 ? el * (total - done) / done : -1, eta, sizeof eta);
+  fprintf (stderr, "[ab] arm %-16s task %d/%d  episodes %.0f/%.0f  elapsed %s  ETA %s\n",
+           arm, task + 1, p->tasks, done, total, elapsed, eta);
 }
 
 /* v as an integer in [lo, hi]; otherwise says what was wrong on stderr and sets *bad. */

@@ -24,6 +24,7 @@
 #include "agents/policies/rollout_tasks.h"
 #include "agents/policies/target.h"
 #include "agents/policies/taskset.h"
+#include "common/duration.h"
 #include "common/kv.h"
 #include "env/server/server.h"
 #include "protocol/client.h"
@@ -216,16 +217,6 @@ static ra_err_t s_make (ra_client_t *c, const opts_t *o, int n, uint64_t seed, c
   }
   free (mask);
   return rc;
-}
-
-static void s_fmt_time (double s, char *buf, size_t cap)
-{
-  if (!isfinite (s) || s < 0)
-    snprintf (buf, cap, "?");
-  else if (s >= 3600)
-    snprintf (buf, cap, "%dh%02dm", (int) (s / 3600), (int) fmod (s / 60, 60));
-  else
-    snprintf (buf, cap, "%dm%02ds", (int) (s / 60), (int) fmod (s, 60));
 }
 
 /* Greedy and random returns over eval_episodes first episodes on the same seeds. */
@@ -491,7 +482,7 @@ int main (int argc, char **argv)
     if (now - last >= o.progress_s || u == updates) {
       double sps = st.env_steps / fmax (now - t0, 1e-9);
       char eta[32];
-      s_fmt_time ((updates - u) * per / sps, eta, sizeof eta);
+      ra_fmt_duration ((updates - u) * per / sps, eta, sizeof eta);
       if (win.episodes)
         last_ret = win.return_sum / win.episodes;
       char rbuf[32];

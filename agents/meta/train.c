@@ -13,6 +13,7 @@
 #include "agents/dist/dist.h"
 #include "agents/meta/adapt.h"
 #include "agents/policies/target.h"
+#include "common/duration.h"
 
 double meta_now (void)
 {
@@ -27,16 +28,6 @@ static bool s_finite (const float *x, size_t n)
     if (!isfinite (x[i]))
       return false;
   return true;
-}
-
-static void s_fmt_time (double s, char *buf, size_t cap)
-{
-  if (!isfinite (s) || s < 0)
-    snprintf (buf, cap, "?");
-  else if (s >= 3600)
-    snprintf (buf, cap, "%dh%02dm", (int) (s / 3600), (int) fmod (s / 60, 60));
-  else
-    snprintf (buf, cap, "%dm%02ds", (int) (s / 60), (int) fmod (s, 60));
 }
 
 /* Meta-validation: R@j = return on fixed fresh episodes after j inner updates (j = 0..7), slates
@@ -185,7 +176,7 @@ static void s_print_progress (const run_t *r, loop_t *l)
     return;
   double sps = r->env_steps / fmax (now - l->t0, 1e-9);
   char eta[32];
-  s_fmt_time ((o->budget - r->env_steps) / sps, eta, sizeof eta);
+  ra_fmt_duration ((o->budget - r->env_steps) / sps, eta, sizeof eta);
   char mr[32];
   snprintf (mr, sizeof mr, isfinite (l->mret) ? "%.2f" : "-", l->mret);
   char im[40] = ""; /* distill: how far the student is from the teacher's slates */
