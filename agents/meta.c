@@ -380,9 +380,9 @@ static void s_opts_from_adapt_settings (opts_t *o, const ra_meta_adapt_cfg_t *ad
     o->inner_lr = ad->inner_lr;
   if (!o->set[F_INNER_STEPS])
     o->inner_steps = ad->steps;
-  if (!o->set[F_ROLLOUT])
+  if (!o->set[F_ROLLOUT_LEN])
     o->rollout = ad->rollout;
-  if (!o->set[F_PARAMS]) {
+  if (!o->set[F_ADAPT_PARAMS]) {
     o->head_only = ad->head_only;
     strcpy (o->params_name, o->head_only ? "head" : "all");
   }
@@ -454,7 +454,7 @@ static int s_settings_from_checkpoint (opts_t *o, start_t *start)
    loop unless told otherwise. */
 static void s_adapt_settings (opts_t *o, run_t *r)
 {
-  if (!o->set[F_VAL_PARAMS]) {
+  if (!o->set[F_VAL_ADAPT_PARAMS]) {
     o->val_head_only = o->head_only;
     strcpy (o->val_params_name, o->params_name);
   }

@@ -15,6 +15,19 @@
 
 typedef enum { A_REPTILE, A_FOMAML, A_ES, A_ESMAML, A_MULTITASK, A_DISTILL } algo_t;
 
+/* One index per flag, in the order of the flag table in agents/meta/opts.c, which is keyed by
+   these (so adding a flag is one entry here and one there; F_COUNT sizes set[]). */
+enum flag_index { F_ENV, F_ALGO, F_TRAIN_TASKS, F_VAL_TASKS, F_BUDGET_STEPS, F_ITERS, F_VAL_EVERY,
+      F_SEED, F_DEVICE, F_WORKERS, F_INNER_LR, F_INNER_STEPS, F_OUTER_LR, F_META_BATCH,
+      F_POPULATION, F_SIGMA, F_ENTROPY, F_ENVS_PER_TASK, F_ROLLOUT_LEN, F_ADAPT_PARAMS,
+      F_WEIGHT_DECAY, F_HIDDEN, F_LAYERS, F_ADDRESS, F_CHECKPOINT_OUT, F_CHECKPOINT_IN, F_METRICS,
+      F_QUIET, F_CONFIG, F_SIM_CONFIG, F_TEMP, F_VAL_ACT, F_INNER_OPT, F_SLOT_CREDIT,
+      F_SLOT_FEEDBACK, F_AFFINITY, F_VAL_ADAPT_PARAMS, F_CONTEXT, F_CHECKPOINT_LAST, F_VAL_AT_START,
+      F_ANNEAL_OVER, F_CONTEXT_RESIDUAL, F_SCORER_YIELD, F_CONTEXT_TS, F_CONTEXT_SESSION,
+      F_CONTEXT_BASELINE, F_CONTEXT_HANDOVER, F_VAL_INNER_LR, F_CONTEXT_KERNEL, F_TEACHER,
+      F_TEACHER_WEIGHT, F_TEACHER_SIM_CONFIG, F_TEACHER_GATE, F_TEACHER_TEMP, F_TEACHER_CRITIC,
+      F_TASK_CREDIT, F_PATIENCE, F_COUNT };
+
 typedef struct {
   const char *env, *train, *val, *device, *address, *ckpt_in, *ckpt_out, *ckpt_last, *metrics, *config, *teacher;
   char algo_name[16], params_name[8], val_params_name[8], val_act_name[8], opt_name[8], anneal_name[8];
@@ -27,20 +40,11 @@ typedef struct {
   bool quiet, head_only, val_head_only, inner_sgd, affinity, val_at_start, context_residual,
       scorer_yield, teacher_gate, teacher_critic;
   bool anneal_run;     /* Reptile's epsilon anneals over this run's budget only (--anneal-over run) */
-  bool set[64];        /* which settings the command line or file gave (by table index, F_ below) */
+  bool set[F_COUNT];   /* which settings the command line or file gave (by flag_index) */
   ra_kv_list_t sim_config;   /* --sim-config KEY=VALUE entries, in order (the sims' make config) */
   ra_kv_list_t teacher_config; /* --teacher-sim-config: added to sim_config for the teacher's envs */
   struct meta_cfg_text *cfg_text; /* the --config files' text, which the string settings point into */
 } opts_t;
-
-/* Indices of set[] that are read by name: entries of the flag table in agents/meta/opts.c. */
-enum { F_ITERS = 5, F_INNER_LR = 10, F_INNER_STEPS = 11, F_ROLLOUT = 18, F_PARAMS = 19, F_HIDDEN = 21,
-       F_LAYERS = 22, F_TEMP = 30, F_INNER_OPT = 32, F_SLOT_CREDIT = 33, F_SLOT_FEEDBACK = 34,
-       F_AFFINITY = 35, F_VAL_PARAMS = 36, F_CONTEXT = 37, F_ANNEAL = 40, F_CONTEXT_RESIDUAL = 41,
-       F_SCORER_YIELD = 42, F_CONTEXT_TS = 43, F_CONTEXT_SESSION = 44, F_CONTEXT_BASELINE = 45,
-       F_CONTEXT_HANDOVER = 46, F_VAL_INNER_LR = 47, F_CONTEXT_KERNEL = 48, F_TEACHER = 49,
-       F_TEACHER_WEIGHT = 50, F_TEACHER_SIM_CONFIG = 51, F_TEACHER_GATE = 52, F_TEACHER_TEMP = 53,
-       F_TEACHER_CRITIC = 54 };
 
 /* The defaults, then every --config file, then the other arguments. 0; 1 after --help (usage on
    stdout); -1 after a message. o is whole either way: meta_opts_fini frees it. */
