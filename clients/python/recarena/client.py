@@ -21,8 +21,8 @@ import zmq.utils.z85
 
 from . import shm as _shm
 from . import wire
-from .errors import (DeadlineError, ServerDiedError, TransportError, VersionError,
-                     error_from_reply)
+from .errors import (BadRequestError, DeadlineError, ServerDiedError, TransportError,
+                     VersionError, error_from_reply)
 from .server import LocalServer, default_server
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -66,6 +66,20 @@ def curve_keys(server_key: str, client_key: Union[str, Tuple[str, str]]) -> Tupl
             raise ValueError("CURVE keys are 40 Z85 characters")
         zmq.utils.z85.decode(k)
     return keys
+
+
+def _seed(seed: Any, i: Optional[int] = None) -> int:
+    """A seed as sent: an integer in [0, 2**64) (TypeError / BadRequestError otherwise, as the
+    in-process backend raises them), checked here because msgpack cannot even pack the ints
+    beyond 64 bits. i: its env's index in a per-env seed list."""
+    s = wire.check_int("seed" if i is None else f"seed {i}", seed)
+    if not 0 <= s < 2 ** 64:
+        if i is None:
+            raise BadRequestError(f"field 'seed' must be a non-negative integer below 2**64, "
+                                  f"got {s}")
+        raise BadRequestError(f"seed {i} is {s}, expected a non-negative integer below 2**64",
+                              env_index=i)
+    return s
 
 
 def accept_reply(header: dict, req_id: int, op: str) -> bool:
@@ -288,15 +302,15 @@ class Client:
              config: Optional[dict] = None, autoreset: Optional[str] = None,
              max_episode_steps: Optional[int] = None) -> Dict[str, Any]:
         """The make reply with observation_space and action_space rebuilt as Gymnasium spaces."""
-        fields: Dict[str, Any] = {"env": env, "num_envs": int(num_envs)}
+        fields: Dict[str, Any] = {"env": env, "num_envs": wire.check_int("num_envs", num_envs)}
         if seed is not None:
-            fields["seed"] = int(seed)
+            fields["seed"] = _seed(seed)
         if config:
             fields["config"] = config
         if autoreset is not None:
             fields["autoreset"] = autoreset
         if max_episode_steps is not None:
-            fields["max_episode_steps"] = int(max_episode_steps)
+            fields["max_episode_steps"] = wire.check_int("max_episode_steps", max_episode_steps)
         if self.shm:
             fields["shm"] = True
             fields["shm_lock"] = True  # shm.Segment holds a shared lock while it has it mapped
@@ -326,9 +340,13 @@ class Client:
         options may hold reset_mask (bool array of num_envs)."""
         out = wire.Outgoing()
         fields: Dict[str, Any] = {"handle": handle}
-        if seed is not None:
-            fields["seed"] = (int(seed) if isinstance(seed, (int, np.integer))
-                              else [int(s) for s in seed])
+        if isinstance(seed, (int, np.integer)):
+            fields["seed"] = _seed(seed)
+        elif isinstance(seed, (list, tuple, np.ndarray)):
+            fields["seed"] = [_seed(s, i) for i, s in enumerate(seed)]
+        elif seed is not None:
+            raise BadRequestError(f"field 'seed' must be a non-negative integer or a list of "
+                                  f"them (one per env), got {type(seed).__name__}")
         if options:
             opts = dict(options)
             if opts.get("reset_mask") is not None:

@@ -146,6 +146,8 @@ class RemoteEnv(gym.Env):
 
     def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None
               ) -> Tuple[Any, Dict[str, Any]]:
+        if isinstance(seed, np.integer):  # Gymnasium's seeding takes Python ints only; the
+            seed = int(seed)               # vector env and the make-time seed take numpy's too
         super().reset(seed=seed)
         check_reset_options(options)
         if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):

@@ -26,6 +26,7 @@ from gymnasium import spaces
 
 from .errors import (ERROR_CLASSES, BadActionError, BadConfigError, BadRequestError, NoSuchHandleError,
                      ServerError, TransportError, RecarenaError)
+from .wire import check_int
 
 LIBRARY_NAME = "librecarena_local.so"
 ENV_VAR = "RECARENA_LOCAL_LIB"
@@ -196,6 +197,8 @@ class _KVList:
             if isinstance(v, (bool, np.bool_)):
                 item = (full.encode(), _KV_BOOL, 1.0 if v else 0.0, None)
             elif isinstance(v, (int, np.integer)):
+                if not -1e308 < v < 1e308:  # float(v) would overflow: no double holds it
+                    raise BadConfigError(f"{what} key '{full}' must be a finite number")
                 item = (full.encode(), _KV_NUM, float(v), None)
             elif isinstance(v, (float, np.floating)):
                 if not math.isfinite(v):
@@ -480,10 +483,13 @@ class LocalClient:
              max_episode_steps: Optional[int] = None) -> Dict[str, Any]:
         if self._closed:
             raise TransportError("the client is closed")
-        # The conversions Client.make applies before sending (ValueError / TypeError from them).
-        num_envs = int(num_envs)
-        seed = None if seed is None else int(seed)
-        max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
+        # The checks Client.make applies before sending (TypeError / BadRequestError from them).
+        num_envs = check_int("num_envs", num_envs)
+        seed = None if seed is None else check_int("seed", seed)
+        max_episode_steps = None if max_episode_steps is None else \
+            check_int("max_episode_steps", max_episode_steps)
+        if not isinstance(env, str):  # the server's ra_get_str: a request-level error
+            raise BadRequestError(f"field 'env' must be a string, got {type(env).__name__}")
         b = LocalBatch(self._lib, env, num_envs, seed, config, autoreset, max_episode_steps,
                        self._threads)
         handle = next(_handles)
@@ -507,7 +513,7 @@ class LocalClient:
                                           f"of {n}, got {seed}")
                 seeds = (np.arange(n, dtype=np.uint64) + np.uint64(seed))
             elif isinstance(seed, (list, tuple, np.ndarray)):
-                seed = [int(s) for s in seed]  # as Client.reset converts them before sending
+                seed = [check_int(f"seed {i}", s) for i, s in enumerate(seed)]  # as Client.reset
                 if len(seed) != n:
                     raise BadRequestError(f"seed list has {len(seed)} entries, expected {n} "
                                           "(one per env)")

@@ -1,0 +1,104 @@
+"""A careless user of the Gymnasium envs, on both backends: numpy scalars and out-of-range numbers
+in make and reset arguments, and action dtypes the wire lacks.
+Each gets a clear exception (and the env keeps working where it can), never a crash, a hang or a
+silent truncation."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import recarena
+from recarena import local
+
+BACKENDS = ["local", "server"]
+
+
+def _needs(backend):
+    if backend == "local" and not local.available():
+        pytest.skip("librecarena_local.so is not built")
+
+
+def _env(backend, address, **kw):
+    _needs(backend)
+    if backend == "local":
+        return recarena.RemoteEnv("ECommerce-v1", backend="local", **kw)
+    return recarena.RemoteEnv("ECommerce-v1", address=address, **kw)
+
+
+def _venv(backend, address, n=3, **kw):
+    _needs(backend)
+    if backend == "local":
+        return recarena.RemoteVectorEnv("ECommerce-v1", n, backend="local", **kw)
+    return recarena.RemoteVectorEnv("ECommerce-v1", n, address=address, **kw)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_numpy_scalars_are_numbers_in_config_task_and_seeds(backend, address):
+    """np.int64(3) as a task id or config value used to be msgpack's TypeError over the server."""
+    env = _env(backend, address, seed=np.uint64(5), config={"num_candidates": np.int64(12)},
+               task={"split": "test", "id": np.int64(3)})
+    try:
+        assert env.action_space.nvec[0] == 12 and env.task["id"] == 3
+        assert env.set_task({"split": "train", "id": np.int32(2)})["id"] == 2
+        obs, _ = env.reset(seed=np.int64(7))  # Gymnasium's seeding alone takes Python ints
+        again, _ = env.reset(seed=7)
+        assert all(np.array_equal(obs[k], again[k]) for k in obs)
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fractional_or_text_counts_and_seeds_are_refused_not_truncated(backend, address):
+    for kw, named in ((dict(seed=1.5), "seed"), (dict(seed="3"), "seed"),
+                      (dict(max_episode_steps=2.7), "max_episode_steps")):
+        with pytest.raises(TypeError, match=named):
+            _env(backend, address, **kw)
+    for n in (2.5, "4", True):
+        with pytest.raises(TypeError, match="num_envs"):
+            _venv(backend, address, n=n)
+    v = _venv(backend, address)
+    try:
+        for seed in ("abc", 1.5, [1.5, 2, 3], [1, "2", None]):
+            with pytest.raises(TypeError, match="seed"):
+                v.reset(seed=seed)
+        v.reset(seed=np.array([1, 2, 3], dtype=np.uint32))
+    finally:
+        v.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_seeds_and_config_numbers_beyond_64_bits_get_the_same_errors(backend, address):
+    """Over the server these were msgpack's OverflowError, naming nothing."""
+    with pytest.raises(recarena.BadRequestError, match="seed"):
+        _env(backend, address, seed=2 ** 64)
+    with pytest.raises(recarena.BadConfigError, match="num_candidates"):
+        _env(backend, address, config={"num_candidates": 10 ** 400})
+    with pytest.raises(recarena.BadConfigError, match="task.id"):
+        _env(backend, address, task={"split": "test", "id": 2 ** 64})
+    v = _venv(backend, address)
+    try:
+        with pytest.raises(recarena.BadRequestError, match="seed"):
+            v.reset(seed=2 ** 64)
+        with pytest.raises(recarena.BadRequestError) as e:
+            v.reset(seed=[1, None, 2 ** 70])
+        assert e.value.env_index == 2
+    finally:
+        v.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_integer_action_dtype_steps_and_huge_unsigned_ones_are_named(backend, address):
+    """int16, uint16, uint32 and uint64 have no wire dtype: the server path refused them with a
+    TypeError about the protocol, and the local one read a uint64 past int64 as -1."""
+    env = _env(backend, address, seed=1)
+    try:
+        env.reset(seed=1)
+        for dt in (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64,
+                   np.uint64, np.dtype(">i4")):
+            env.step(np.array([0, 1, 2], dtype=dt))
+        with pytest.raises(recarena.BadActionError, match="18446744073709551615"):
+            env.step(np.array([2 ** 64 - 1, 1, 2], dtype=np.uint64))
+        with pytest.raises(recarena.BadActionError, match="dtype bool"):
+            env.step(np.ones(3, bool))
+    finally:
+        env.close()
