@@ -1,8 +1,16 @@
-"""A careless user of the Gymnasium envs, on both backends: numpy scalars and out-of-range numbers
-in make and reset arguments, and action dtypes the wire lacks.
+"""A careless user of the Gymnasium envs, on both backends: copies and pickles of an env, a
+client closed under its env, two threads on one env, numpy scalars and out-of-range numbers in
+make and reset arguments, action dtypes the wire lacks, and endpoints that are not endpoints.
 Each gets a clear exception (and the env keeps working where it can), never a crash, a hang or a
 silent truncation."""
 from __future__ import annotations
+
+import copy
+import os
+import pickle
+import subprocess
+import sys
+import threading
 
 import numpy as np
 import pytest
@@ -30,6 +38,93 @@ def _venv(backend, address, n=3, **kw):
     if backend == "local":
         return recarena.RemoteVectorEnv("ECommerce-v1", n, backend="local", **kw)
     return recarena.RemoteVectorEnv("ECommerce-v1", n, address=address, **kw)
+
+
+def _run(code):
+    """code in a fresh interpreter (what used to segfault must not take pytest down with it)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=env)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_copy_deepcopy_and_pickle_are_refused_and_the_env_goes_on(backend, address):
+    env = _env(backend, address, seed=1)
+    try:
+        env.reset(seed=1)
+        for what in (env, env.client):
+            for fn in (copy.copy, copy.deepcopy, pickle.dumps):
+                with pytest.raises(TypeError, match="cannot be copied or pickled"):
+                    fn(what)
+        env.step(np.arange(3))
+    finally:
+        env.close()
+    v = _venv(backend, address)
+    try:
+        with pytest.raises(TypeError, match="cannot be copied or pickled"):
+            pickle.dumps(v)
+    finally:
+        v.close()
+
+
+def test_a_collected_copy_or_a_closed_client_leaves_an_error_not_a_crash():
+    """copy.copy of the local env used to share its C batch and free it when collected: the next
+    step crashed the interpreter; closing the client under the env did the same."""
+    if not local.available():
+        pytest.skip("librecarena_local.so is not built")
+    r = _run("""
+import copy, gc, numpy as np, recarena
+env = recarena.RemoteEnv("ECommerce-v1", backend="local")
+env.reset(seed=1)
+try:
+    copy.copy(env)
+except TypeError:
+    pass
+gc.collect()
+env.step(np.arange(3))
+env.client.close()
+try:
+    env.step(np.arange(3))
+except recarena.TransportError as e:
+    print("step:", e)
+try:
+    env.reset()
+except recarena.TransportError as e:
+    print("reset:", e)
+""")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "step: TRANSPORT: the client is closed" in r.stdout
+    assert "reset: TRANSPORT: the client is closed" in r.stdout
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_second_thread_in_a_call_gets_a_clear_error_at_once(backend, address):
+    """Two threads stepping one env: over the server they took each other's replies and both
+    waited out the deadline (then blamed the server); in-process they raced on the C buffers.
+    The env's lock is held here by another thread, as a step in flight would hold it."""
+    env = _env(backend, address)
+    try:
+        env.reset(seed=1)
+        lock = env._local._busy if backend == "local" else env.client._busy
+        held, done = threading.Event(), threading.Event()
+
+        def hold():
+            with lock:
+                held.set()
+                done.wait(30)
+
+        t = threading.Thread(target=hold)
+        t.start()
+        held.wait(30)
+        try:
+            with pytest.raises(recarena.TransportError, match="another thread"):
+                env.step(np.arange(3))
+        finally:
+            done.set()
+            t.join()
+        env.step(np.arange(3))  # the lock is free again: the env goes on
+    finally:
+        env.close()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -102,3 +197,9 @@ def test_every_integer_action_dtype_steps_and_huge_unsigned_ones_are_named(backe
             env.step(np.ones(3, bool))
     finally:
         env.close()
+
+
+@pytest.mark.parametrize("address_", ["bogus://x", "tcp://", "not an endpoint", 5555])
+def test_an_address_that_is_not_an_endpoint_is_a_transport_error_naming_it(address_):
+    with pytest.raises(recarena.TransportError, match="cannot connect to"):
+        recarena.RemoteEnv("ECommerce-v1", address=address_, timeout=1)

@@ -10,8 +10,10 @@ A Client belongs to one thread.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import os
+import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -22,7 +24,7 @@ import zmq.utils.z85
 from . import shm as _shm
 from . import wire
 from .errors import (BadRequestError, DeadlineError, ServerDiedError, TransportError,
-                     VersionError, error_from_reply)
+                     VersionError, error_from_reply, refuse_copy)
 from .server import LocalServer, default_server
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -66,6 +68,25 @@ def curve_keys(server_key: str, client_key: Union[str, Tuple[str, str]]) -> Tupl
             raise ValueError("CURVE keys are 40 Z85 characters")
         zmq.utils.z85.decode(k)
     return keys
+
+
+def _one_thread(method: Any) -> Any:
+    """Makes method refuse to run while another thread is inside a method of the same Client: a
+    ZeroMQ socket belongs to one thread, and two threads sharing one would take each other's
+    replies (each then waits out its deadline and blames the server) or break libzmq. The
+    second thread gets a TransportError at once; the first one's call goes on unharmed. The lock
+    is reentrant, so methods may call each other (reset -> call)."""
+    @functools.wraps(method)
+    def guarded(self: "Client", *args: Any, **kwargs: Any) -> Any:
+        if not self._busy.acquire(blocking=False):
+            raise TransportError(f"{self.address}: this Client is in a call from another thread; a "
+                                 "Client, and the env that uses it, belongs to one thread at a "
+                                 "time (make one env per thread)")
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._busy.release()
+    return guarded
 
 
 def _seed(seed: Any, i: Optional[int] = None) -> int:
@@ -130,6 +151,8 @@ class Client:
     $RECARENA_SPIN_US (unset: 0, off). Needs librecarena_spin.so (recarena.shm); without it, or
     from a server without --spin-us, nothing changes. The results are the same either way."""
 
+    __reduce_ex__ = refuse_copy  # a copy would close this one's socket when collected
+
     def __init__(self, address: Optional[str] = None, timeout: float = DEFAULT_TIMEOUT_S,
                  server_path: Optional[str] = None, hello: bool = True,
                  server_key: Optional[str] = None,
@@ -146,6 +169,7 @@ class Client:
         self.spin = False
         self.spin_us = _spin_us(spin_us)
         self._pid = os.getpid()
+        self._busy = threading.RLock()  # see _one_thread
         if address is None:
             self._server = default_server().acquire(server_path)
             address = self._server.endpoint
@@ -157,7 +181,12 @@ class Client:
                 self._sock.curve_serverkey = keys[0].encode("ascii")
                 self._sock.curve_publickey = keys[1].encode("ascii")
                 self._sock.curve_secretkey = keys[2].encode("ascii")
-            self._sock.connect(address)
+            try:
+                self._sock.connect(address)
+            except (zmq.ZMQError, TypeError) as e:  # "bogus://x", "tcp://", a non-string
+                raise TransportError(f"cannot connect to {address!r}: {e}; expected a ZeroMQ "
+                                     "endpoint such as tcp://127.0.0.1:5555 or ipc:///path") \
+                    from None
             self.server_info: Dict[str, Any] = {}
             if hello:
                 startup = max(self.timeout, STARTUP_TIMEOUT_S) if self._server else self.timeout
@@ -183,7 +212,17 @@ class Client:
         return self._server
 
     def close(self) -> None:
-        """Closes the socket and releases the local server. Idempotent."""
+        """Closes the socket and releases the local server. Idempotent. Waits for a call another
+        thread has in flight (it ends by its deadline): libzmq must not close a socket in use."""
+        busy = getattr(self, "_busy", None)  # None: __init__ failed before making it
+        held = busy is not None and busy.acquire(timeout=self.timeout + 1.0)
+        try:
+            self._close()
+        finally:
+            if held:
+                busy.release()
+
+    def _close(self) -> None:
         for seg in self._segments.values():
             seg.close()
         self._segments.clear()
@@ -211,6 +250,7 @@ class Client:
             pass
 
     # --------------------------------------------------------------------------------------------
+    @_one_thread
     def call(self, op: str, fields: Optional[dict] = None, out: Optional[wire.Outgoing] = None,
              timeout: Optional[float] = None) -> Tuple[dict, Sequence[Any]]:
         """One round trip: sends {v, id, op, **fields} with out's frames, waits for the reply with
@@ -298,6 +338,7 @@ class Client:
         header, _ = self.call("stats")
         return {k: v for k, v in header.items() if k not in ("v", "id", "ok")}
 
+    @_one_thread
     def make(self, env: str, num_envs: int, seed: Optional[int] = None,
              config: Optional[dict] = None, autoreset: Optional[str] = None,
              max_episode_steps: Optional[int] = None) -> Dict[str, Any]:
@@ -334,6 +375,7 @@ class Client:
                 pass  # not mappable here: the session still answers over frames
         return result
 
+    @_one_thread
     def reset(self, handle: int, seed: Any = None, options: Optional[dict] = None
               ) -> Tuple[Any, Dict[str, Any]]:
         """(obs, info) of the whole batch; seed None, an int, or a list of ints (one per env);
@@ -360,6 +402,7 @@ class Client:
             return seg.decode("reset", header, wire.decode_reset_reply)
         return wire.decode_reset_reply(header, frames)
 
+    @_one_thread
     def step(self, handle: int, action: np.ndarray) -> Tuple[Any, np.ndarray, np.ndarray,
                                                              np.ndarray, Dict[str, Any]]:
         """(obs, reward f32[N], terminated bool[N], truncated bool[N], info) of the batch. Over
@@ -396,6 +439,7 @@ class Client:
         """True when handle's results are views on a shared-memory segment (see recarena.shm)."""
         return handle in self._segments
 
+    @_one_thread
     def close_handle(self, handle: int, timeout: Optional[float] = None) -> None:
         seg = self._segments.pop(handle, None)
         if seg is not None:

@@ -17,6 +17,7 @@ import ctypes as C
 import itertools
 import math
 import os
+import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -25,7 +26,7 @@ import numpy as np
 from gymnasium import spaces
 
 from .errors import (ERROR_CLASSES, BadActionError, BadConfigError, BadRequestError, NoSuchHandleError,
-                     ServerError, TransportError, RecarenaError)
+                     ServerError, TransportError, RecarenaError, refuse_copy)
 from .wire import check_int
 
 LIBRARY_NAME = "librecarena_local.so"
@@ -274,6 +275,7 @@ class LocalBatch:
                  max_episode_steps: Optional[int], threads: Optional[int]):
         self._lib = lib
         self._ptr = C.c_void_p()
+        self._busy = threading.Lock()  # see _enter
         if config is not None and not isinstance(config, dict):
             raise BadRequestError(f"field 'config' must be a map, got {type(config).__name__}")
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)):
@@ -352,11 +354,12 @@ class LocalBatch:
         self._mask = np.zeros(n, np.uint8)
 
     def destroy(self) -> None:
-        if self._ptr:
-            self._obs = self._final_obs = []
-            self.info_fields = []
-            self._lib.ra_local_destroy(C.byref(self._ptr))
-            self._ptr = C.c_void_p()
+        with self._busy:  # never under another thread's step: it ends soon, and C would crash
+            if self._ptr:
+                self._obs = self._final_obs = []
+                self.info_fields = []
+                self._lib.ra_local_destroy(C.byref(self._ptr))
+                self._ptr = C.c_void_p()
 
     # --------------------------------------------------------------------------------------------
     def spaces(self) -> Tuple[spaces.Dict, spaces.Space]:
@@ -382,15 +385,19 @@ class LocalBatch:
         return {name: a.copy() for name, a in zip(self._names, self._obs)}
 
     def reset(self, seeds: Optional[np.ndarray], mask: Optional[np.ndarray]) -> None:
-        sp = mp = None
-        if seeds is not None:
-            self._seeds[:] = seeds
-            sp = self._seeds.ctypes.data
-        if mask is not None:
-            self._mask[:] = mask
-            mp = self._mask.ctypes.data
-        if self._lib.ra_local_reset(self._ptr, sp, mp) != 0:
-            raise MemoryError("recarena local backend: no output buffer for a reset")
+        self._enter()
+        try:
+            sp = mp = None
+            if seeds is not None:
+                self._seeds[:] = seeds
+                sp = self._seeds.ctypes.data
+            if mask is not None:
+                self._mask[:] = mask
+                mp = self._mask.ctypes.data
+            if self._lib.ra_local_reset(self._ptr, sp, mp) != 0:
+                raise MemoryError("recarena local backend: no output buffer for a reset")
+        finally:
+            self._busy.release()
 
     def step_single(self, action: np.ndarray) -> Tuple[Any, float, bool, bool, Dict[str, Any]]:
         """Steps a batch of one and returns env 0's (obs, reward, terminated, truncated, info)
@@ -402,16 +409,31 @@ class LocalBatch:
             if self._info_mask[0] else {}
         return obs, float(self._reward[0]), bool(self._term[0]), bool(self._trunc[0]), info
 
+    def _enter(self) -> None:
+        """Takes the batch for one call, or raises TransportError: when it is destroyed (under
+        an env that still holds it) and when another thread is in a call (two threads stepping
+        one batch race on its buffers in C). Release with self._busy.release()."""
+        if not self._busy.acquire(blocking=False):
+            raise TransportError("this env is in a reset or step from another thread; an env "
+                                 "belongs to one thread at a time (make one env per thread)")
+        if self._ptr.value is None:
+            self._busy.release()
+            raise TransportError("the client is closed")
+
     def step(self, action: np.ndarray) -> None:
-        if action.shape == self.action_shape:
-            np.copyto(self._act, action, casting="unsafe")
-            rc = self._step(self._ptr, self._act_ptr, self._act_ndim, self._act_shape,
-                            self._err_ref)
-        else:  # the library reports the shape error with the server's message
-            shape = (C.c_int64 * max(1, action.ndim))(*action.shape)
-            rc = self._step(self._ptr, self._act_ptr, action.ndim, shape, self._err_ref)
-        if rc != 0:
-            raise _error(self._lib, self._err)
+        self._enter()
+        try:
+            if action.shape == self.action_shape:
+                np.copyto(self._act, action, casting="unsafe")
+                rc = self._step(self._ptr, self._act_ptr, self._act_ndim, self._act_shape,
+                                self._err_ref)
+            else:  # the library reports the shape error with the server's message
+                shape = (C.c_int64 * max(1, action.ndim))(*action.shape)
+                rc = self._step(self._ptr, self._act_ptr, action.ndim, shape, self._err_ref)
+            if rc != 0:
+                raise _error(self._lib, self._err)
+        finally:
+            self._busy.release()
 
 
 def _error(lib: C.CDLL, err: _Error) -> ServerError:
@@ -434,6 +456,7 @@ class LocalClient:
 
     local_server = None
     address = None
+    __reduce_ex__ = refuse_copy  # a copy would destroy this one's batches when collected
 
     def __init__(self, library_path: Optional[str] = None, threads: Optional[int] = None):
         self._lib = load_library(library_path)

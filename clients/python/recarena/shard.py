@@ -34,7 +34,7 @@ import zmq
 from . import wire
 from .client import CLOSE_TIMEOUT_S, DEFAULT_TIMEOUT_S, Client, _ids, accept_reply
 from .env import unbatch
-from .errors import DeadlineError, RecarenaError, ServerDiedError, TransportError
+from .errors import DeadlineError, RecarenaError, ServerDiedError, TransportError, refuse_copy
 
 _POLL_SLICE_MS = 100
 
@@ -91,6 +91,8 @@ class ShardGroup:
     """Connections to the servers at addresses, standing in for RemoteVectorEnv's Client. Handles
     are tuples with one server handle per shard. timeout, server_key and client_key apply to every
     connection (see Client)."""
+
+    __reduce_ex__ = refuse_copy  # as Client's
 
     def __init__(self, addresses: Sequence[str], timeout: float = DEFAULT_TIMEOUT_S,
                  server_key: Optional[str] = None, client_key: Any = None):

@@ -21,6 +21,7 @@ from gymnasium.vector.utils import batch_space
 
 from .client import CLOSE_TIMEOUT_S, DEFAULT_TIMEOUT_S, Client
 from .env import check_reset_options, random_seed, set_task_or_close, unbatch
+from .errors import refuse_copy
 from .local import open_backend
 from .shard import ShardGroup
 from .spaces import as_action, as_slate
@@ -59,6 +60,7 @@ class RemoteVectorEnv(gym.vector.VectorEnv):
     """
 
     metadata = {"render_modes": ["ansi"], "autoreset_mode": AutoresetMode.NEXT_STEP}
+    __reduce_ex__ = refuse_copy  # no copy, deepcopy or pickle: see errors.refuse_copy
 
     def __init__(self, env_id: str = "ECommerce-v1", num_envs: int = 1, *,
                  address: Optional[str] = None, config: Optional[dict] = None,
