@@ -65,8 +65,13 @@ def _per_task(report: Dict[str, Any], arm: str, measure: str) -> Dict[int, float
         raise ValueError(f"unknown measure '{measure}' (R@K of {known}, a window or a metric)")
     values = {}
     for row in rows:
-        v = row[key] if index is None else row[key][index]
-        values[int(row["task"])] = float("nan") if v is None else float(v)
+        try:
+            v = row[key] if index is None else row[key][index]
+            values[int(row["task"])] = float("nan") if v is None else float(v)
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise ValueError(f"arm '{arm}': a per_task row has no numeric {measure} value (task "
+                             f"{row.get('task') if isinstance(row, dict) else row!r}); the "
+                             "report is truncated or hand-edited") from None
     return values
 
 
@@ -174,6 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.bootstrap < 1:
             raise ValueError("--bootstrap must be at least 1")
+        if not [m for m in args.at.split(",") if m]:  # else: an empty table, exit 0
+            raise ValueError(f"--at {args.at!r} names no measure (R@K, a window or a metric)")
         report = load_report(args.report)
         for spec in args.arm_from:
             path, sep, arm = spec.rpartition(":")
@@ -188,6 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                        [load_report(p) for p in args.pool], args.minus)
     except (OSError, ValueError) as e:
         print(f"recarena.compare: {e}", file=sys.stderr)
+        return 2
+    except (KeyError, TypeError, AttributeError) as e:  # a field deeper than load_report checks
+        print(f"recarena.compare: malformed recarena-ab report ({type(e).__name__}: {e})",
+              file=sys.stderr)
         return 2
     if args.pool:
         print(f"per task the mean over {1 + len(args.pool)} reports (runs held fixed)")
