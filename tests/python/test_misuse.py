@@ -203,3 +203,18 @@ def test_every_integer_action_dtype_steps_and_huge_unsigned_ones_are_named(backe
 def test_an_address_that_is_not_an_endpoint_is_a_transport_error_naming_it(address_):
     with pytest.raises(recarena.TransportError, match="cannot connect to"):
         recarena.RemoteEnv("ECommerce-v1", address=address_, timeout=1)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_timeout_is_seconds_above_zero_and_inf_means_no_deadline(backend, address):
+    """inf raised OverflowError from the poll loop, NaN a ValueError about NaN, 0 and -1 a
+    DeadlineError blaming the server, and the local backend took any of them (and 'x')."""
+    for t in (0, -1, float("nan"), "x", None):
+        with pytest.raises(ValueError, match="timeout must be a number of seconds > 0"):
+            _env(backend, address, timeout=t)
+    env = _env(backend, address, timeout=float("inf"))
+    try:
+        env.reset(seed=1)
+        env.step(np.arange(3))
+    finally:
+        env.close()

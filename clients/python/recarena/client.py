@@ -89,6 +89,20 @@ def _one_thread(method: Any) -> Any:
     return guarded
 
 
+def check_timeout(timeout: Any) -> float:
+    """timeout as seconds: a number > 0, inf for no deadline. ValueError otherwise: 0 or less
+    failed every call at once and blamed the server (DeadlineError), NaN and inf raised from
+    the poll loop's arithmetic, a string from float() without saying which argument."""
+    if isinstance(timeout, (bool, np.bool_)) or not isinstance(timeout, (int, float, np.integer,
+                                                                         np.floating)):
+        raise ValueError(f"timeout must be a number of seconds > 0 (inf: no deadline), got "
+                         f"{timeout!r}")
+    t = float(timeout)
+    if not t > 0:  # NaN too
+        raise ValueError(f"timeout must be a number of seconds > 0 (inf: no deadline), got {t}")
+    return t
+
+
 def _seed(seed: Any, i: Optional[int] = None) -> int:
     """A seed as sent: an integer in [0, 2**64) (TypeError / BadRequestError otherwise, as the
     in-process backend raises them), checked here because msgpack cannot even pack the ints
@@ -161,7 +175,7 @@ class Client:
         if (server_key is None) != (client_key is None):
             raise ValueError("CURVE needs both server_key and client_key")
         keys = curve_keys(server_key, client_key) if server_key is not None else None
-        self.timeout = float(timeout)
+        self.timeout = check_timeout(timeout)
         self._server: Optional[LocalServer] = None
         self._sock = None
         self._segments: Dict[int, _shm.Segment] = {}
@@ -215,7 +229,7 @@ class Client:
         """Closes the socket and releases the local server. Idempotent. Waits for a call another
         thread has in flight (it ends by its deadline): libzmq must not close a socket in use."""
         busy = getattr(self, "_busy", None)  # None: __init__ failed before making it
-        held = busy is not None and busy.acquire(timeout=self.timeout + 1.0)
+        held = busy is not None and busy.acquire(timeout=min(self.timeout + 1.0, 60.0))
         try:
             self._close()
         finally:
@@ -270,7 +284,7 @@ class Client:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self._raise_deadline(op, timeout)
-            wait_ms = min(_POLL_SLICE_MS, max(1, int(remaining * 1000) + 1))
+            wait_ms = min(_POLL_SLICE_MS, max(1, int(min(remaining, 1.0) * 1000) + 1))  # inf
             try:
                 ready = sock.poll(wait_ms, zmq.POLLIN)
             except zmq.ZMQError as e:

@@ -628,7 +628,7 @@ def open_backend(backend: str = "auto", address: Optional[str] = None, **server_
     "local" a LocalClient; "auto" the server whenever an address is given, else the local
     backend when its library is found (it is the fastest for every call: no process, no
     message), else the embedded server."""
-    from .client import Client  # here: client.py imports the server machinery
+    from .client import Client, check_timeout  # here: client.py imports the server machinery
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r} is not one of {BACKENDS}")
     if backend == "local" and address is not None:
@@ -638,5 +638,6 @@ def open_backend(backend: str = "auto", address: Optional[str] = None, **server_
     if backend == "auto":
         backend = "server" if address is not None or not available() else "local"
     if backend == "local":
+        check_timeout(server_kwargs.get("timeout", 1.0))  # unused here, but refused alike
         return LocalClient()
     return Client(address, **server_kwargs)

@@ -32,7 +32,7 @@ import numpy as np
 import zmq
 
 from . import wire
-from .client import CLOSE_TIMEOUT_S, DEFAULT_TIMEOUT_S, Client, _ids, accept_reply
+from .client import CLOSE_TIMEOUT_S, DEFAULT_TIMEOUT_S, Client, _ids, accept_reply, check_timeout
 from .env import unbatch
 from .errors import DeadlineError, RecarenaError, ServerDiedError, TransportError, refuse_copy
 
@@ -76,8 +76,8 @@ class _ShardClient(Client):
             if remaining <= 0:
                 raise DeadlineError(f"no reply to '{op}' from {self.address} within {timeout:g} s")
             try:
-                ready = sock.poll(min(_POLL_SLICE_MS, max(1, int(remaining * 1000) + 1)),
-                                  zmq.POLLIN)
+                ready = sock.poll(min(_POLL_SLICE_MS, max(1, int(min(remaining, 1.0) * 1000) + 1)),
+                                  zmq.POLLIN)  # min: remaining may be inf (no deadline)
             except zmq.ZMQError as e:
                 raise TransportError(f"poll failed during '{op}': {e}") from None
             if not ready:
@@ -104,7 +104,7 @@ class ShardGroup:
         if len(set(addresses)) != len(addresses):
             raise ValueError(f"addresses {addresses!r} repeat a server; name each one once")
         self.addresses = addresses
-        self.timeout = float(timeout)
+        self.timeout = check_timeout(timeout)
         self.sizes: List[int] = []
         self.starts: List[int] = []
         self._desync: Optional[str] = None
