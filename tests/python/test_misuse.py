@@ -218,3 +218,29 @@ def test_a_timeout_is_seconds_above_zero_and_inf_means_no_deadline(backend, addr
         env.step(np.arange(3))
     finally:
         env.close()
+
+
+def test_a_forked_child_using_its_parents_server_env_gets_an_error_not_a_hang(address):
+    """The child's step hung in ZeroMQ's send past any deadline (and its close would have closed
+    the parent's session); now it is a TransportError and the parent's env goes on."""
+    r = _run(f"""
+import os, signal, numpy as np, recarena
+env = recarena.RemoteEnv("ECommerce-v1", address={address!r}, timeout=3)
+env.reset(seed=1)
+pid = os.fork()
+if pid == 0:
+    signal.alarm(20)  # the hang this test is about ends the child with SIGALRM
+    try:
+        env.step(np.arange(3))
+        os._exit(3)
+    except recarena.TransportError as e:
+        env.close()
+        os._exit(0 if "forked" in str(e) else 4)
+_, status = os.waitpid(pid, 0)
+print("child", os.waitstatus_to_exitcode(status))
+env.step(np.arange(3))
+env.close()
+print("parent ok")
+""")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "child 0" in r.stdout and "parent ok" in r.stdout

@@ -78,6 +78,13 @@ def _one_thread(method: Any) -> Any:
     is reentrant, so methods may call each other (reset -> call)."""
     @functools.wraps(method)
     def guarded(self: "Client", *args: Any, **kwargs: Any) -> Any:
+        if os.getpid() != self._pid:
+            # A ZeroMQ socket does not survive fork(): a child using its parent's env hung in
+            # the send, past any deadline (and would share the parent's server session).
+            raise TransportError(f"this Client was made in process {self._pid}, not in this "
+                                 f"forked one ({os.getpid()}); make the env in the process "
+                                 "that uses it (multiprocessing: in the worker, or the spawn "
+                                 "start method)")
         if not self._busy.acquire(blocking=False):
             raise TransportError(f"{self.address}: this Client is in a call from another thread; a "
                                  "Client, and the env that uses it, belongs to one thread at a "
@@ -237,6 +244,10 @@ class Client:
                 busy.release()
 
     def _close(self) -> None:
+        if os.getpid() != self._pid:  # a forked child's copy: the socket, segments and server
+            self._sock, self._server = None, None  # are the parent's, closed by the parent
+            self._segments = {}
+            return
         for seg in self._segments.values():
             seg.close()
         self._segments.clear()

@@ -32,7 +32,8 @@ import numpy as np
 import zmq
 
 from . import wire
-from .client import CLOSE_TIMEOUT_S, DEFAULT_TIMEOUT_S, Client, _ids, accept_reply, check_timeout
+from .client import (CLOSE_TIMEOUT_S, DEFAULT_TIMEOUT_S, Client, _ids, _one_thread, accept_reply,
+                     check_timeout)
 from .env import unbatch
 from .errors import DeadlineError, RecarenaError, ServerDiedError, TransportError, refuse_copy
 
@@ -54,6 +55,7 @@ class _ShardClient(Client):
     """A Client whose round trip is split in two, send() then receive(), so that a caller can
     have requests in flight on several servers at once."""
 
+    @_one_thread  # as Client's calls: one thread, and not in a forked child
     def send(self, op: str, fields: dict, out: Optional[wire.Outgoing] = None) -> int:
         if self._sock is None:
             raise TransportError("the client is closed")
@@ -64,6 +66,7 @@ class _ShardClient(Client):
             raise TransportError(f"send of '{op}' to {self.address} failed: {e}") from None
         return req_id
 
+    @_one_thread
     def receive(self, req_id: int, op: str, deadline: float, timeout: float
                 ) -> Tuple[dict, Sequence[Any]]:
         """The success reply to req_id, waiting until deadline (time.monotonic()); raises as
