@@ -57,6 +57,8 @@ def test_toml_and_json_parse_the_same(tmp_path):
     ({"population": {"type": "int", "low": 0, "high": 6, "log": True}}, ["population", "log"]),
     ({"adapt-params": {"type": "choice", "values": []}}, ["adapt-params", "non-empty"]),
     ({"adapt-params": {"type": "choice", "values": ["a", "a"]}}, ["adapt-params", "repeat"]),
+    ({"meta-batch": {"type": "choice", "values": [1, 1.0]}}, ["meta-batch", "repeat"]),
+    ({"outer-lr": {"type": "choice", "values": [0.1, float("nan")]}}, ["outer-lr", "finite"]),
     ({"metrics": "x.jsonl", "k": {"type": "uniform", "low": 0, "high": 1}},
      ["metrics", "reserved"]),
     ({"--inner-lr": {"type": "uniform", "low": 0, "high": 1}}, ["--inner-lr", "without dashes"]),

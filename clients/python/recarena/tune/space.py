@@ -143,10 +143,13 @@ def _dim(path: str, key: str, spec: Dict[str, Any]) -> Dim:
         if not isinstance(vals, list) or not vals:
             raise SpaceError(f"{path}: key '{key}': choice needs a non-empty list 'values'")
         for v in vals:
-            if isinstance(v, bool) or not isinstance(v, (str, int, float)):
-                raise SpaceError(f"{path}: key '{key}': choice values must be strings or numbers, "
-                                 f"got {v!r}")
-        if len(set(map(repr, vals))) != len(vals):
+            if (isinstance(v, bool) or not isinstance(v, (str, int, float))
+                    or isinstance(v, float) and not math.isfinite(v)):  # JSON takes NaN
+                raise SpaceError(f"{path}: key '{key}': choice values must be strings or finite "
+                                 f"numbers, got {v!r}")
+        # by value, not repr: 1 and 1.0 are one setting for recarena-meta (and one choice
+        # drawn twice as often); "1" and 1 stay apart, as a string and a number
+        if len({(isinstance(v, str), v) for v in vals}) != len(vals):
             raise SpaceError(f"{path}: key '{key}': choice values repeat")
         return Dim(key, kind, values=tuple(vals))
     low, high = _num(path, key, spec, "low"), _num(path, key, spec, "high")
