@@ -93,7 +93,8 @@ def _dev_library() -> Path:
 def find_local_library(explicit: Optional[str] = None) -> str:
     """Path of librecarena_local.so: (1) explicit, (2) $RECARENA_LOCAL_LIB, (3) next to the
     recarena-server binary $RECARENA_SERVER points at (build/env/server -> build/env/local),
-    (4) the development checkout's build/env/local/. LocalLibraryNotFoundError lists the tries."""
+    (4) the development checkout's build/env/local/. LocalLibraryNotFoundError when (1) or (2)
+    is given and wrong, or when nothing is found: it lists the tries."""
     tried: List[str] = []
     cands: List[Tuple[str, Optional[str]]] = [("argument library_path", explicit),
                                               (f"${ENV_VAR}", os.environ.get(ENV_VAR))]
@@ -107,6 +108,9 @@ def find_local_library(explicit: Optional[str] = None) -> str:
             tried.append(f"{what}: not set")
         elif os.path.isfile(p):
             return os.path.abspath(p)
+        elif what in ("argument library_path", f"${ENV_VAR}"):
+            # named by the caller: a wrong one is an error, not a reason to load another build
+            raise LocalLibraryNotFoundError(f"{what} {p!r} is not a file")
         else:
             tried.append(f"{what} {p!r}: not a file")
     raise LocalLibraryNotFoundError(
@@ -635,8 +639,9 @@ def open_backend(backend: str = "auto", address: Optional[str] = None, **server_
         raise ValueError("backend='local' runs in this process; it takes no address")
     if backend == "local" and any(server_kwargs.get(k) is not None for k in ("server_key", "client_key")):
         raise ValueError("backend='local' runs in this process; CURVE keys are for a server")
-    if backend == "auto":
-        backend = "server" if address is not None or not available() else "local"
+    if backend == "auto":  # a $RECARENA_LOCAL_LIB that is set but wrong is an error, below
+        backend = "server" if address is not None or not (available() or os.environ.get(ENV_VAR)) \
+            else "local"
     if backend == "local":
         check_timeout(server_kwargs.get("timeout", 1.0))  # unused here, but refused alike
         return LocalClient()
