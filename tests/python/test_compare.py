@@ -213,3 +213,21 @@ def test_truncated_rows_a_missing_arms_list_and_no_measure_are_exit_2_naming_the
     path.write_text(json.dumps({"schema": "recarena-ab/2"}))
     assert compare.main([str(path), "b", "--against", "a"]) == 2
     assert "'arms'" in capsys.readouterr().err
+
+
+def test_the_bootstrap_runs_in_bounded_memory_with_the_same_draws():
+    """paired() drew all resamples as one (bootstrap, tasks) array: 10**7 resamples of 500 tasks
+    asked for 40 GB at once. In chunks it draws the same numbers in the same order."""
+    import tracemalloc
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=500), rng.normal(size=500)
+    d = a - b
+    r = np.random.default_rng(1)
+    whole = d[r.integers(0, d.size, size=(3000, d.size))].mean(axis=1)
+    want = np.quantile(whole, 0.025)
+    assert compare.paired(a, b, bootstrap=3000, seed=1)["lo"] == pytest.approx(want, rel=1e-12)
+    tracemalloc.start()
+    compare.paired(a, b, bootstrap=200_000, seed=1)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 100 * 2 ** 20, peak  # one array would be 800 MB of int64 indexes
