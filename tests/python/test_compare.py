@@ -192,3 +192,42 @@ def test_bad_arm_from_gets_an_error_naming_it(tmp_path, capsys, spec, message):
     spec = spec.format(there=tmp_path / "there.json")
     assert compare.main([str(tmp_path / "here.json"), "b", "--against", "a", "--arm-from", spec]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_truncated_rows_a_missing_arms_list_and_no_measure_are_exit_2_naming_them(tmp_path, capsys):
+    """A per_task row without the measure was a KeyError traceback, a report without 'arms' one
+    too, and --at ',' printed an empty table with exit 0."""
+    report = _report()
+    del report["arms"][1]["per_task"][3]["return"]
+    report["arms"][1]["per_task"][4]["curve"] = []
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(report))
+    for args, message in ((["b", "--against", "a", "--at", "return"],
+                           "arm 'b': a per_task row has no numeric return value"),
+                          (["b", "--against", "a", "--at", "R@5"],
+                           "arm 'b': a per_task row has no numeric R@5 value"),
+                          (["b", "--against", "a", "--at", ","], "names no measure")):
+        assert compare.main([str(path)] + args) == 2
+        err = capsys.readouterr().err
+        assert message in err, err
+    path.write_text(json.dumps({"schema": "recarena-ab/2"}))
+    assert compare.main([str(path), "b", "--against", "a"]) == 2
+    assert "'arms'" in capsys.readouterr().err
+
+
+def test_the_bootstrap_runs_in_bounded_memory_with_the_same_draws():
+    """paired() drew all resamples as one (bootstrap, tasks) array: 10**7 resamples of 500 tasks
+    asked for 40 GB at once. In chunks it draws the same numbers in the same order."""
+    import tracemalloc
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=500), rng.normal(size=500)
+    d = a - b
+    r = np.random.default_rng(1)
+    whole = d[r.integers(0, d.size, size=(3000, d.size))].mean(axis=1)
+    want = np.quantile(whole, 0.025)
+    assert compare.paired(a, b, bootstrap=3000, seed=1)["lo"] == pytest.approx(want, rel=1e-12)
+    tracemalloc.start()
+    compare.paired(a, b, bootstrap=200_000, seed=1)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 100 * 2 ** 20, peak  # one array would be 800 MB of int64 indexes

@@ -14,14 +14,35 @@ from recarena.server import default_server, find_server_binary
 
 
 def test_missing_binary_error_lists_what_was_tried(monkeypatch, tmp_path):
-    monkeypatch.setenv("RECARENA_SERVER", str(tmp_path / "nope"))
+    monkeypatch.delenv("RECARENA_SERVER", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr("recarena.server._dev_binary", lambda: tmp_path / "build" / "srv")
     with pytest.raises(recarena.ServerNotFoundError) as ei:
-        find_server_binary(str(tmp_path / "also-nope"))
+        find_server_binary()
     msg = str(ei.value)
-    assert "also-nope" in msg and "RECARENA_SERVER" in msg and "PATH" in msg
+    assert "RECARENA_SERVER" in msg and "PATH" in msg
     assert str(tmp_path / "build" / "srv") in msg
+
+
+def test_a_wrong_named_binary_or_library_is_an_error_not_another_build(monkeypatch, tmp_path,
+                                                                         server_binary):
+    """A server_path or $RECARENA_SERVER with a typo silently ran the recarena-server found on
+    PATH or in the checkout (another build, maybe another version); the same for the local
+    library. An explicit path that is wrong is an error, as recarena-tune's --meta-bin is."""
+    with pytest.raises(recarena.ServerNotFoundError, match="also-nope"):
+        find_server_binary(str(tmp_path / "also-nope"))
+    with pytest.raises(recarena.ServerNotFoundError, match="also-nope"):
+        recarena.RemoteEnv("ECommerce-v1", backend="server", server_path=str(tmp_path / "also-nope"))
+    monkeypatch.setenv("PATH", os.path.dirname(server_binary))  # another binary is right there
+    monkeypatch.setenv("RECARENA_SERVER", str(tmp_path / "nope"))
+    with pytest.raises(recarena.ServerNotFoundError, match="RECARENA_SERVER="):
+        find_server_binary()
+    from recarena import local
+    monkeypatch.setenv("RECARENA_LOCAL_LIB", str(tmp_path / "nope.so"))
+    with pytest.raises(local.LocalLibraryNotFoundError, match="nope.so"):
+        local.find_local_library()
+    with pytest.raises(local.LocalLibraryNotFoundError, match="nope.so"):
+        recarena.RemoteEnv("ECommerce-v1")  # backend="auto": not the server, silently
 
 
 def test_import_starts_nothing():

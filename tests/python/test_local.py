@@ -206,6 +206,15 @@ _MAKE_CASES = [
     dict(env="ECommerce-v1", num_envs="x"),
     dict(env="ECommerce-v1", num_envs=1, config={"dynamics": {"drift": "yes"}}),
     dict(env="ECommerce-v1", num_envs=1, config={"reward_weights": {"a" * 300: 1}}),
+    # beyond 64 bits (msgpack's OverflowError over the wire), not whole, not a string
+    dict(env="ECommerce-v1", num_envs=1, seed=2 ** 64),
+    dict(env="ECommerce-v1", num_envs=1, seed=1.5),
+    dict(env="ECommerce-v1", num_envs=2.5),
+    dict(env="ECommerce-v1", num_envs=1, max_episode_steps=2.5),
+    dict(env="ECommerce-v1", num_envs=1, config={"num_candidates": 10 ** 400}),
+    dict(env="ECommerce-v1", num_envs=1, config={"task": {"split": "test", "id": 2 ** 64}}),
+    dict(env=None, num_envs=1),
+    dict(env=123, num_envs=1),
 ]
 
 
@@ -259,6 +268,9 @@ def test_bad_step_reset_set_task_render_get_the_same_errors(client):
             lambda c, h: c.set_task(h, {"split": "train", "id": -1}),
             lambda c, h: c.reset(h, seed=-3),
             lambda c, h: c.reset(h, seed=[0, 1, "x"]),
+            lambda c, h: c.reset(h, seed=2 ** 64),
+            lambda c, h: c.reset(h, seed=[0, 2 ** 70, 1]),
+            lambda c, h: c.reset(h, seed=1.5),
             lambda c, h: c.set_task(h, {"params": {"nope": 1}}),
             lambda c, h: c.set_task(h, {"split": "test", "id": 4}, mask=np.ones(5, bool)),
             lambda c, h: c.render(h, 3),

@@ -93,3 +93,34 @@ def test_plots_from_a_real_recarena_ab_run(tmp_path):
     paths = plots.plot_report(plots.load_report(str(report)), str(out))
     names = [m["name"] + ".png" for m in json.loads(report.read_text())["metrics"]]
     _check(paths, names + ["learning_curves.png", "windows.png"])
+
+
+@pytest.mark.parametrize("report, named", [
+    ({"schema": "recarena-ab/2"}, "'arms'"),
+    ({"schema": "recarena-ab/2", "arms": "random"}, "'arms'"),
+    ({"schema": "recarena-ab/2", "arms": [{"name": "a"}], "windows": [{"name": "w"}]}, "'windows'"),
+    ({"schema": "recarena-ab/2", "arms": [{"name": "a"}], "metrics": [{}]}, "'metrics'"),
+    ({"schema": "recarena-ab/2", "arms": [{"name": "a"}], "curve_k": "0,1"}, "'curve_k'"),
+])
+def test_a_report_without_the_lists_plots_read_is_exit_2_naming_them(tmp_path, capsys, report,
+                                                                      named):
+    """These were KeyError / TypeError tracebacks from inside the plotting."""
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(report))
+    assert plots.main([str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert named in err and "r.json" in err
+
+
+def test_an_arm_without_a_metric_gets_no_bar_and_a_bad_out_or_file_is_exit_2(tmp_path, capsys):
+    report = _report()
+    del report["arms"][1]["metrics"]
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(report))
+    assert plots.main([str(path), "--out", str(tmp_path / "o")]) == 0
+    (tmp_path / "afile").write_text("x")
+    assert plots.main([str(path), "--out", str(tmp_path / "afile")]) == 2
+    assert "afile" in capsys.readouterr().err
+    path.write_bytes(b"\xff\xfe")
+    assert plots.main([str(path), "--out", str(tmp_path / "o")]) == 2
+    assert "r.json: not a JSON file" in capsys.readouterr().err

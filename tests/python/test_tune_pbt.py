@@ -5,6 +5,10 @@ checked. The real binary is covered by test_tune_real.py."""
 import json
 import os
 import random
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 
 import pytest
@@ -317,3 +321,23 @@ def test_the_generation_that_crosses_the_budget_shares_what_is_left(tmp_path, mo
     assert all("budget-steps" not in c for c in calls[:4])
     assert [e["generation"] for e in state["schedule"]] == [0]
     assert state.get("exploit_pending")
+
+
+def test_sigterm_takes_no_more_members(tmp_path):
+    """After SIGTERM the workers went on taking members, each of which made its directory and
+    a record before seeing the stop: a population of thousands took minutes to stop."""
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps(SPACE))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "recarena.tune", "pbt", "--space", str(space), "--out", str(out),
+           "--meta-bin", FAKE, "--population", "2000", "--generations", "1", "--ready", "50"]
+    p = subprocess.Popen(cmd, env=dict(os.environ, FAKE_META_SLEEP="0.05"),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    first = out / "pbt" / "m000" / "g0000" / "metrics.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not first.exists():
+        time.sleep(0.05)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and "run the same command" in err
+    assert len(os.listdir(out / "pbt")) <= 2  # the member running, at most one more

@@ -136,6 +136,40 @@ def test_bad_seed_min_resource_storage_and_report_exit_2_naming_them(tmp_path, c
     assert not (tmp_path / "ev" / "metrics.jsonl").exists()  # nothing trained
 
 
+def test_an_out_that_cannot_be_a_directory_and_bad_summaries_exit_2_naming_them(tmp_path, capsys):
+    """--out naming a file was a FileExistsError traceback (search, pbt, eval); a summary.json
+    that is not a map, or lacks the fields compare reads, was an AttributeError or KeyError;
+    --startup-trials -1 was taken."""
+    space = tmp_path / "space.toml"
+    space.write_text('iters = 2\n[inner-lr]\ntype = "log-uniform"\nlow = 1e-3\nhigh = 0.1\n')
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for argv, named in ((["search", "--space", str(space), "--storage", "memory"], "--out"),
+                        (["pbt", "--space", str(space)], "--out"),
+                        (["eval", "--config", str(space)], "--out")):
+        assert cli.main(argv + ["--meta-bin", FAKE, "--out", str(afile)]) == 2, argv
+        err = capsys.readouterr().err
+        assert named in err and "afile" in err and "Traceback" not in err, (argv, err)
+    assert cli.main(["search", "--space", str(space), "--storage", "memory", "--meta-bin", FAKE,
+                     "--out", str(tmp_path / "o"), "--startup-trials", "-1"]) == 2
+    assert "--startup-trials" in capsys.readouterr().err
+    d = tmp_path / "study"
+    d.mkdir()
+    good = {"schema": "recarena-tune/1", "metric": "score", "mode": "search",
+            "env_steps_total": 10, "best_so_far": [[5, 1.0]], "trials": [{"x": 1}]}
+    for summary, named in (([1], "not a recarena-tune summary"),
+                           ({"schema": "recarena-tune/1"}, "lacks a field"),
+                           (dict(good, best_so_far=[[5]]), "lacks a field")):
+        (d / "summary.json").write_text(json.dumps(summary))
+        assert cli.main(["compare", f"a={d}", f"b={d}"]) == 2
+        assert named in capsys.readouterr().err
+    (d / "summary.json").write_text(json.dumps(good))
+    assert cli.main(["compare", f"a={d}", f"b={d}"]) == 0
+    capsys.readouterr()
+    assert cli.main(["compare", f"a={d},{d}", f"b={d},{d}", "--rungs", "3"]) == 2
+    assert "trials lack a field" in capsys.readouterr().err
+
+
 def test_same_seed_same_trials(tmp_path):
     def seq(d, seed):
         o = opts(d, trials=8, seed=seed, startup_trials=3)

@@ -57,6 +57,8 @@ def test_toml_and_json_parse_the_same(tmp_path):
     ({"population": {"type": "int", "low": 0, "high": 6, "log": True}}, ["population", "log"]),
     ({"adapt-params": {"type": "choice", "values": []}}, ["adapt-params", "non-empty"]),
     ({"adapt-params": {"type": "choice", "values": ["a", "a"]}}, ["adapt-params", "repeat"]),
+    ({"meta-batch": {"type": "choice", "values": [1, 1.0]}}, ["meta-batch", "repeat"]),
+    ({"outer-lr": {"type": "choice", "values": [0.1, float("nan")]}}, ["outer-lr", "finite"]),
     ({"metrics": "x.jsonl", "k": {"type": "uniform", "low": 0, "high": 1}},
      ["metrics", "reserved"]),
     ({"--inner-lr": {"type": "uniform", "low": 0, "high": 1}}, ["--inner-lr", "without dashes"]),
@@ -111,3 +113,21 @@ def test_best_config_is_key_value_lines(tmp_path):
     lines = p.read_text().splitlines()
     assert lines == ["env = Ads-v1", "inner-lr = 0.30000000000000004", "population = 16"]
     assert float(lines[1].split("=")[1]) == 0.1 + 0.2  # repr round-trips exactly
+
+
+def test_a_repeated_json_key_and_an_int_past_any_double_are_space_errors(tmp_path):
+    """json kept the last of two equal keys silently (TOML refuses them), and a 400-digit int
+    made math.isfinite raise OverflowError out of the tuner."""
+    dup = tmp_path / "dup.json"
+    dup.write_text('{"k": {"type": "uniform", "low": 0, "high": 1}, '
+                   '"k": {"type": "uniform", "low": 0, "high": 2}}')
+    with pytest.raises(SpaceError, match="dup.json: key 'k' appears twice"):
+        load_space(str(dup))
+    nested = tmp_path / "nested.json"
+    nested.write_text('{"k": {"type": "uniform", "low": 0, "low": 1, "high": 2}}')
+    with pytest.raises(SpaceError, match="key 'low' appears twice"):
+        load_space(str(nested))
+    big = tmp_path / "big.json"
+    big.write_text('{"k": {"type": "uniform", "low": 0, "high": 1' + "0" * 400 + "}}")
+    with pytest.raises(SpaceError, match="'high' must be a finite number, got an integer of 401"):
+        load_space(str(big))

@@ -10,8 +10,10 @@ A Client belongs to one thread.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import os
+import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -21,8 +23,8 @@ import zmq.utils.z85
 
 from . import shm as _shm
 from . import wire
-from .errors import (DeadlineError, ServerDiedError, TransportError, VersionError,
-                     error_from_reply)
+from .errors import (BadRequestError, DeadlineError, ServerDiedError, TransportError,
+                     VersionError, error_from_reply, refuse_copy)
 from .server import LocalServer, default_server
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -66,6 +68,60 @@ def curve_keys(server_key: str, client_key: Union[str, Tuple[str, str]]) -> Tupl
             raise ValueError("CURVE keys are 40 Z85 characters")
         zmq.utils.z85.decode(k)
     return keys
+
+
+def _one_thread(method: Any) -> Any:
+    """Makes method refuse to run while another thread is inside a method of the same Client: a
+    ZeroMQ socket belongs to one thread, and two threads sharing one would take each other's
+    replies (each then waits out its deadline and blames the server) or break libzmq. The
+    second thread gets a TransportError at once; the first one's call goes on unharmed. The lock
+    is reentrant, so methods may call each other (reset -> call)."""
+    @functools.wraps(method)
+    def guarded(self: "Client", *args: Any, **kwargs: Any) -> Any:
+        if os.getpid() != self._pid:
+            # A ZeroMQ socket does not survive fork(): a child using its parent's env hung in
+            # the send, past any deadline (and would share the parent's server session).
+            raise TransportError(f"this Client was made in process {self._pid}, not in this "
+                                 f"forked one ({os.getpid()}); make the env in the process "
+                                 "that uses it (multiprocessing: in the worker, or the spawn "
+                                 "start method)")
+        if not self._busy.acquire(blocking=False):
+            raise TransportError(f"{self.address}: this Client is in a call from another thread; a "
+                                 "Client, and the env that uses it, belongs to one thread at a "
+                                 "time (make one env per thread)")
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._busy.release()
+    return guarded
+
+
+def check_timeout(timeout: Any) -> float:
+    """timeout as seconds: a number > 0, inf for no deadline. ValueError otherwise: 0 or less
+    failed every call at once and blamed the server (DeadlineError), NaN and inf raised from
+    the poll loop's arithmetic, a string from float() without saying which argument."""
+    if isinstance(timeout, (bool, np.bool_)) or not isinstance(timeout, (int, float, np.integer,
+                                                                         np.floating)):
+        raise ValueError(f"timeout must be a number of seconds > 0 (inf: no deadline), got "
+                         f"{timeout!r}")
+    t = float(timeout)
+    if not t > 0:  # NaN too
+        raise ValueError(f"timeout must be a number of seconds > 0 (inf: no deadline), got {t}")
+    return t
+
+
+def _seed(seed: Any, i: Optional[int] = None) -> int:
+    """A seed as sent: an integer in [0, 2**64) (TypeError / BadRequestError otherwise, as the
+    in-process backend raises them), checked here because msgpack cannot even pack the ints
+    beyond 64 bits. i: its env's index in a per-env seed list."""
+    s = wire.check_int("seed" if i is None else f"seed {i}", seed)
+    if not 0 <= s < 2 ** 64:
+        if i is None:
+            raise BadRequestError(f"field 'seed' must be a non-negative integer below 2**64, "
+                                  f"got {s}")
+        raise BadRequestError(f"seed {i} is {s}, expected a non-negative integer below 2**64",
+                              env_index=i)
+    return s
 
 
 def accept_reply(header: dict, req_id: int, op: str) -> bool:
@@ -116,6 +172,8 @@ class Client:
     $RECARENA_SPIN_US (unset: 0, off). Needs librecarena_spin.so (recarena.shm); without it, or
     from a server without --spin-us, nothing changes. The results are the same either way."""
 
+    __reduce_ex__ = refuse_copy  # a copy would close this one's socket when collected
+
     def __init__(self, address: Optional[str] = None, timeout: float = DEFAULT_TIMEOUT_S,
                  server_path: Optional[str] = None, hello: bool = True,
                  server_key: Optional[str] = None,
@@ -124,7 +182,7 @@ class Client:
         if (server_key is None) != (client_key is None):
             raise ValueError("CURVE needs both server_key and client_key")
         keys = curve_keys(server_key, client_key) if server_key is not None else None
-        self.timeout = float(timeout)
+        self.timeout = check_timeout(timeout)
         self._server: Optional[LocalServer] = None
         self._sock = None
         self._segments: Dict[int, _shm.Segment] = {}
@@ -132,6 +190,7 @@ class Client:
         self.spin = False
         self.spin_us = _spin_us(spin_us)
         self._pid = os.getpid()
+        self._busy = threading.RLock()  # see _one_thread
         if address is None:
             self._server = default_server().acquire(server_path)
             address = self._server.endpoint
@@ -143,7 +202,12 @@ class Client:
                 self._sock.curve_serverkey = keys[0].encode("ascii")
                 self._sock.curve_publickey = keys[1].encode("ascii")
                 self._sock.curve_secretkey = keys[2].encode("ascii")
-            self._sock.connect(address)
+            try:
+                self._sock.connect(address)
+            except (zmq.ZMQError, TypeError) as e:  # "bogus://x", "tcp://", a non-string
+                raise TransportError(f"cannot connect to {address!r}: {e}; expected a ZeroMQ "
+                                     "endpoint such as tcp://127.0.0.1:5555 or ipc:///path") \
+                    from None
             self.server_info: Dict[str, Any] = {}
             if hello:
                 startup = max(self.timeout, STARTUP_TIMEOUT_S) if self._server else self.timeout
@@ -169,7 +233,21 @@ class Client:
         return self._server
 
     def close(self) -> None:
-        """Closes the socket and releases the local server. Idempotent."""
+        """Closes the socket and releases the local server. Idempotent. Waits for a call another
+        thread has in flight (it ends by its deadline): libzmq must not close a socket in use."""
+        busy = getattr(self, "_busy", None)  # None: __init__ failed before making it
+        held = busy is not None and busy.acquire(timeout=min(self.timeout + 1.0, 60.0))
+        try:
+            self._close()
+        finally:
+            if held:
+                busy.release()
+
+    def _close(self) -> None:
+        if os.getpid() != self._pid:  # a forked child's copy: the socket, segments and server
+            self._sock, self._server = None, None  # are the parent's, closed by the parent
+            self._segments = {}
+            return
         for seg in self._segments.values():
             seg.close()
         self._segments.clear()
@@ -197,6 +275,7 @@ class Client:
             pass
 
     # --------------------------------------------------------------------------------------------
+    @_one_thread
     def call(self, op: str, fields: Optional[dict] = None, out: Optional[wire.Outgoing] = None,
              timeout: Optional[float] = None) -> Tuple[dict, Sequence[Any]]:
         """One round trip: sends {v, id, op, **fields} with out's frames, waits for the reply with
@@ -216,7 +295,7 @@ class Client:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self._raise_deadline(op, timeout)
-            wait_ms = min(_POLL_SLICE_MS, max(1, int(remaining * 1000) + 1))
+            wait_ms = min(_POLL_SLICE_MS, max(1, int(min(remaining, 1.0) * 1000) + 1))  # inf
             try:
                 ready = sock.poll(wait_ms, zmq.POLLIN)
             except zmq.ZMQError as e:
@@ -284,19 +363,20 @@ class Client:
         header, _ = self.call("stats")
         return {k: v for k, v in header.items() if k not in ("v", "id", "ok")}
 
+    @_one_thread
     def make(self, env: str, num_envs: int, seed: Optional[int] = None,
              config: Optional[dict] = None, autoreset: Optional[str] = None,
              max_episode_steps: Optional[int] = None) -> Dict[str, Any]:
         """The make reply with observation_space and action_space rebuilt as Gymnasium spaces."""
-        fields: Dict[str, Any] = {"env": env, "num_envs": int(num_envs)}
+        fields: Dict[str, Any] = {"env": env, "num_envs": wire.check_int("num_envs", num_envs)}
         if seed is not None:
-            fields["seed"] = int(seed)
+            fields["seed"] = _seed(seed)
         if config:
             fields["config"] = config
         if autoreset is not None:
             fields["autoreset"] = autoreset
         if max_episode_steps is not None:
-            fields["max_episode_steps"] = int(max_episode_steps)
+            fields["max_episode_steps"] = wire.check_int("max_episode_steps", max_episode_steps)
         if self.shm:
             fields["shm"] = True
             fields["shm_lock"] = True  # shm.Segment holds a shared lock while it has it mapped
@@ -320,15 +400,20 @@ class Client:
                 pass  # not mappable here: the session still answers over frames
         return result
 
+    @_one_thread
     def reset(self, handle: int, seed: Any = None, options: Optional[dict] = None
               ) -> Tuple[Any, Dict[str, Any]]:
         """(obs, info) of the whole batch; seed None, an int, or a list of ints (one per env);
         options may hold reset_mask (bool array of num_envs)."""
         out = wire.Outgoing()
         fields: Dict[str, Any] = {"handle": handle}
-        if seed is not None:
-            fields["seed"] = (int(seed) if isinstance(seed, (int, np.integer))
-                              else [int(s) for s in seed])
+        if isinstance(seed, (int, np.integer)):
+            fields["seed"] = _seed(seed)
+        elif isinstance(seed, (list, tuple, np.ndarray)):
+            fields["seed"] = [_seed(s, i) for i, s in enumerate(seed)]
+        elif seed is not None:
+            raise BadRequestError(f"field 'seed' must be a non-negative integer or a list of "
+                                  f"them (one per env), got {type(seed).__name__}")
         if options:
             opts = dict(options)
             if opts.get("reset_mask") is not None:
@@ -342,6 +427,7 @@ class Client:
             return seg.decode("reset", header, wire.decode_reset_reply)
         return wire.decode_reset_reply(header, frames)
 
+    @_one_thread
     def step(self, handle: int, action: np.ndarray) -> Tuple[Any, np.ndarray, np.ndarray,
                                                              np.ndarray, Dict[str, Any]]:
         """(obs, reward f32[N], terminated bool[N], truncated bool[N], info) of the batch. Over
@@ -378,6 +464,7 @@ class Client:
         """True when handle's results are views on a shared-memory segment (see recarena.shm)."""
         return handle in self._segments
 
+    @_one_thread
     def close_handle(self, handle: int, timeout: Optional[float] = None) -> None:
         seg = self._segments.pop(handle, None)
         if seg is not None:

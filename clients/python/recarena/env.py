@@ -18,6 +18,7 @@ import numpy as np
 from . import shm as _shm
 from .spaces import as_action, as_slate
 from .client import CLOSE_TIMEOUT_S, DEFAULT_TIMEOUT_S, Client
+from .errors import refuse_copy
 from .local import LocalClient, open_backend
 
 
@@ -91,6 +92,7 @@ class RemoteEnv(gym.Env):
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    __reduce_ex__ = refuse_copy  # no copy, deepcopy or pickle: see errors.refuse_copy
 
     def __init__(self, env_id: str = "ECommerce-v1", *, address: Optional[str] = None,
                  config: Optional[dict] = None, seed: Optional[int] = None,
@@ -146,6 +148,8 @@ class RemoteEnv(gym.Env):
 
     def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None
               ) -> Tuple[Any, Dict[str, Any]]:
+        if isinstance(seed, np.integer):  # Gymnasium's seeding takes Python ints only; the
+            seed = int(seed)               # vector env and the make-time seed take numpy's too
         super().reset(seed=seed)
         check_reset_options(options)
         if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):

@@ -114,3 +114,14 @@ def error_from_reply(error: object) -> ServerError:
         env_index = None
     cls = ERROR_CLASSES.get(code, ServerError)
     return cls(message, code=code, env_index=env_index)
+
+
+def refuse_copy(self: object, protocol: int = 0) -> None:
+    """__reduce_ex__ of the classes that own a simulator session (an env, a client): copy.copy,
+    copy.deepcopy and pickle all go through it. A copy would share the session (a C pointer, a
+    socket) and close it when either is collected, leaving the other to crash or to find its
+    session gone; so each of them says so instead."""
+    raise TypeError(f"a {type(self).__name__} cannot be copied or pickled: it owns a simulator "
+                    "session that a copy would share and close. Make another one (gym.make, "
+                    "gym.make_vec); to ship envs to worker processes, pickle the function that "
+                    "makes them, as gymnasium's AsyncVectorEnv does")

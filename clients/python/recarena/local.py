@@ -17,6 +17,7 @@ import ctypes as C
 import itertools
 import math
 import os
+import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -25,7 +26,8 @@ import numpy as np
 from gymnasium import spaces
 
 from .errors import (ERROR_CLASSES, BadActionError, BadConfigError, BadRequestError, NoSuchHandleError,
-                     ServerError, TransportError, RecarenaError)
+                     ServerError, TransportError, RecarenaError, refuse_copy)
+from .wire import check_int
 
 LIBRARY_NAME = "librecarena_local.so"
 ENV_VAR = "RECARENA_LOCAL_LIB"
@@ -91,7 +93,8 @@ def _dev_library() -> Path:
 def find_local_library(explicit: Optional[str] = None) -> str:
     """Path of librecarena_local.so: (1) explicit, (2) $RECARENA_LOCAL_LIB, (3) next to the
     recarena-server binary $RECARENA_SERVER points at (build/env/server -> build/env/local),
-    (4) the development checkout's build/env/local/. LocalLibraryNotFoundError lists the tries."""
+    (4) the development checkout's build/env/local/. LocalLibraryNotFoundError when (1) or (2)
+    is given and wrong, or when nothing is found: it lists the tries."""
     tried: List[str] = []
     cands: List[Tuple[str, Optional[str]]] = [("argument library_path", explicit),
                                               (f"${ENV_VAR}", os.environ.get(ENV_VAR))]
@@ -105,6 +108,9 @@ def find_local_library(explicit: Optional[str] = None) -> str:
             tried.append(f"{what}: not set")
         elif os.path.isfile(p):
             return os.path.abspath(p)
+        elif what in ("argument library_path", f"${ENV_VAR}"):
+            # named by the caller: a wrong one is an error, not a reason to load another build
+            raise LocalLibraryNotFoundError(f"{what} {p!r} is not a file")
         else:
             tried.append(f"{what} {p!r}: not a file")
     raise LocalLibraryNotFoundError(
@@ -196,6 +202,8 @@ class _KVList:
             if isinstance(v, (bool, np.bool_)):
                 item = (full.encode(), _KV_BOOL, 1.0 if v else 0.0, None)
             elif isinstance(v, (int, np.integer)):
+                if not -1e308 < v < 1e308:  # float(v) would overflow: no double holds it
+                    raise BadConfigError(f"{what} key '{full}' must be a finite number")
                 item = (full.encode(), _KV_NUM, float(v), None)
             elif isinstance(v, (float, np.floating)):
                 if not math.isfinite(v):
@@ -271,6 +279,7 @@ class LocalBatch:
                  max_episode_steps: Optional[int], threads: Optional[int]):
         self._lib = lib
         self._ptr = C.c_void_p()
+        self._busy = threading.Lock()  # see _enter
         if config is not None and not isinstance(config, dict):
             raise BadRequestError(f"field 'config' must be a map, got {type(config).__name__}")
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)):
@@ -349,11 +358,12 @@ class LocalBatch:
         self._mask = np.zeros(n, np.uint8)
 
     def destroy(self) -> None:
-        if self._ptr:
-            self._obs = self._final_obs = []
-            self.info_fields = []
-            self._lib.ra_local_destroy(C.byref(self._ptr))
-            self._ptr = C.c_void_p()
+        with self._busy:  # never under another thread's step: it ends soon, and C would crash
+            if self._ptr:
+                self._obs = self._final_obs = []
+                self.info_fields = []
+                self._lib.ra_local_destroy(C.byref(self._ptr))
+                self._ptr = C.c_void_p()
 
     # --------------------------------------------------------------------------------------------
     def spaces(self) -> Tuple[spaces.Dict, spaces.Space]:
@@ -379,15 +389,19 @@ class LocalBatch:
         return {name: a.copy() for name, a in zip(self._names, self._obs)}
 
     def reset(self, seeds: Optional[np.ndarray], mask: Optional[np.ndarray]) -> None:
-        sp = mp = None
-        if seeds is not None:
-            self._seeds[:] = seeds
-            sp = self._seeds.ctypes.data
-        if mask is not None:
-            self._mask[:] = mask
-            mp = self._mask.ctypes.data
-        if self._lib.ra_local_reset(self._ptr, sp, mp) != 0:
-            raise MemoryError("recarena local backend: no output buffer for a reset")
+        self._enter()
+        try:
+            sp = mp = None
+            if seeds is not None:
+                self._seeds[:] = seeds
+                sp = self._seeds.ctypes.data
+            if mask is not None:
+                self._mask[:] = mask
+                mp = self._mask.ctypes.data
+            if self._lib.ra_local_reset(self._ptr, sp, mp) != 0:
+                raise MemoryError("recarena local backend: no output buffer for a reset")
+        finally:
+            self._busy.release()
 
     def step_single(self, action: np.ndarray) -> Tuple[Any, float, bool, bool, Dict[str, Any]]:
         """Steps a batch of one and returns env 0's (obs, reward, terminated, truncated, info)
@@ -399,16 +413,31 @@ class LocalBatch:
             if self._info_mask[0] else {}
         return obs, float(self._reward[0]), bool(self._term[0]), bool(self._trunc[0]), info
 
+    def _enter(self) -> None:
+        """Takes the batch for one call, or raises TransportError: when it is destroyed (under
+        an env that still holds it) and when another thread is in a call (two threads stepping
+        one batch race on its buffers in C). Release with self._busy.release()."""
+        if not self._busy.acquire(blocking=False):
+            raise TransportError("this env is in a reset or step from another thread; an env "
+                                 "belongs to one thread at a time (make one env per thread)")
+        if self._ptr.value is None:
+            self._busy.release()
+            raise TransportError("the client is closed")
+
     def step(self, action: np.ndarray) -> None:
-        if action.shape == self.action_shape:
-            np.copyto(self._act, action, casting="unsafe")
-            rc = self._step(self._ptr, self._act_ptr, self._act_ndim, self._act_shape,
-                            self._err_ref)
-        else:  # the library reports the shape error with the server's message
-            shape = (C.c_int64 * max(1, action.ndim))(*action.shape)
-            rc = self._step(self._ptr, self._act_ptr, action.ndim, shape, self._err_ref)
-        if rc != 0:
-            raise _error(self._lib, self._err)
+        self._enter()
+        try:
+            if action.shape == self.action_shape:
+                np.copyto(self._act, action, casting="unsafe")
+                rc = self._step(self._ptr, self._act_ptr, self._act_ndim, self._act_shape,
+                                self._err_ref)
+            else:  # the library reports the shape error with the server's message
+                shape = (C.c_int64 * max(1, action.ndim))(*action.shape)
+                rc = self._step(self._ptr, self._act_ptr, action.ndim, shape, self._err_ref)
+            if rc != 0:
+                raise _error(self._lib, self._err)
+        finally:
+            self._busy.release()
 
 
 def _error(lib: C.CDLL, err: _Error) -> ServerError:
@@ -431,6 +460,7 @@ class LocalClient:
 
     local_server = None
     address = None
+    __reduce_ex__ = refuse_copy  # a copy would destroy this one's batches when collected
 
     def __init__(self, library_path: Optional[str] = None, threads: Optional[int] = None):
         self._lib = load_library(library_path)
@@ -480,10 +510,13 @@ class LocalClient:
              max_episode_steps: Optional[int] = None) -> Dict[str, Any]:
         if self._closed:
             raise TransportError("the client is closed")
-        # The conversions Client.make applies before sending (ValueError / TypeError from them).
-        num_envs = int(num_envs)
-        seed = None if seed is None else int(seed)
-        max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
+        # The checks Client.make applies before sending (TypeError / BadRequestError from them).
+        num_envs = check_int("num_envs", num_envs)
+        seed = None if seed is None else check_int("seed", seed)
+        max_episode_steps = None if max_episode_steps is None else \
+            check_int("max_episode_steps", max_episode_steps)
+        if not isinstance(env, str):  # the server's ra_get_str: a request-level error
+            raise BadRequestError(f"field 'env' must be a string, got {type(env).__name__}")
         b = LocalBatch(self._lib, env, num_envs, seed, config, autoreset, max_episode_steps,
                        self._threads)
         handle = next(_handles)
@@ -507,7 +540,7 @@ class LocalClient:
                                           f"of {n}, got {seed}")
                 seeds = (np.arange(n, dtype=np.uint64) + np.uint64(seed))
             elif isinstance(seed, (list, tuple, np.ndarray)):
-                seed = [int(s) for s in seed]  # as Client.reset converts them before sending
+                seed = [check_int(f"seed {i}", s) for i, s in enumerate(seed)]  # as Client.reset
                 if len(seed) != n:
                     raise BadRequestError(f"seed list has {len(seed)} entries, expected {n} "
                                           "(one per env)")
@@ -599,15 +632,17 @@ def open_backend(backend: str = "auto", address: Optional[str] = None, **server_
     "local" a LocalClient; "auto" the server whenever an address is given, else the local
     backend when its library is found (it is the fastest for every call: no process, no
     message), else the embedded server."""
-    from .client import Client  # here: client.py imports the server machinery
+    from .client import Client, check_timeout  # here: client.py imports the server machinery
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r} is not one of {BACKENDS}")
     if backend == "local" and address is not None:
         raise ValueError("backend='local' runs in this process; it takes no address")
     if backend == "local" and any(server_kwargs.get(k) is not None for k in ("server_key", "client_key")):
         raise ValueError("backend='local' runs in this process; CURVE keys are for a server")
-    if backend == "auto":
-        backend = "server" if address is not None or not available() else "local"
+    if backend == "auto":  # a $RECARENA_LOCAL_LIB that is set but wrong is an error, below
+        backend = "server" if address is not None or not (available() or os.environ.get(ENV_VAR)) \
+            else "local"
     if backend == "local":
+        check_timeout(server_kwargs.get("timeout", 1.0))  # unused here, but refused alike
         return LocalClient()
     return Client(address, **server_kwargs)

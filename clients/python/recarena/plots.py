@@ -33,9 +33,27 @@ def _finite(x: Any) -> float:
 def load_report(path: str) -> Dict[str, Any]:
     """Reads a recarena-ab JSON report; ValueError when it is not one."""
     with open(path, "r", encoding="utf-8") as f:
-        report = json.load(f)
+        try:
+            report = json.load(f)
+        except ValueError as e:  # JSONDecodeError, UnicodeDecodeError: say which file
+            raise ValueError(f"{path}: not a JSON file: {e}") from None
     if not isinstance(report, dict) or not str(report.get("schema", "")).startswith("recarena-ab/"):
         raise ValueError(f"{path}: not a recarena-ab report (no schema 'recarena-ab/...')")
+    # The lists every reader walks: a truncated or hand-made report was a KeyError / TypeError
+    # traceback from deep inside the plotting or the comparison.
+    arms = report.get("arms")
+    if not isinstance(arms, list) or not all(isinstance(a, dict) and isinstance(a.get("name"), str)
+                                             for a in arms):
+        raise ValueError(f"{path}: a recarena-ab report needs 'arms', a list of maps with a 'name'")
+    for key, fields in (("metrics", ("name",)), ("windows", ("name", "from", "to"))):
+        items = report.get(key, [])
+        if not isinstance(items, list) or not all(isinstance(x, dict) and all(f in x for f in fields)
+                                                  for x in items):
+            raise ValueError(f"{path}: '{key}' must be a list of maps with "
+                             f"{', '.join(repr(f) for f in fields)}")
+    curve_k = report.get("curve_k", [])
+    if not isinstance(curve_k, list) or not all(isinstance(k, int) for k in curve_k):
+        raise ValueError(f"{path}: 'curve_k' must be a list of integers")
     return report
 
 
@@ -54,7 +72,7 @@ def plot_metric(report: Dict[str, Any], metric: Dict[str, str], out_dir: str) ->
     names = [a["name"] for a in arms]
     means, err_lo, err_hi, marks = [], [], [], []
     for a in arms:
-        m = a["metrics"].get(key, {})
+        m = (a.get("metrics") or {}).get(key) or {}  # an arm without it: no bar, not a crash
         mean, lo, hi = _finite(m.get("mean")), _finite(m.get("lo")), _finite(m.get("hi"))
         means.append(mean)
         err_lo.append(max(mean - lo, 0.0) if math.isfinite(lo) else 0.0)
@@ -87,7 +105,7 @@ def plot_curves(report: Dict[str, Any], out_dir: str) -> str:
 
     fig, ax = plt.subplots(figsize=(6.0, 3.8))
     for a in report["arms"]:
-        pts = a.get("curve", [])
+        pts = [p for p in a.get("curve") or [] if isinstance(p, dict) and "k" in p]
         ks = [p["k"] for p in pts]
         mean = [_finite(p.get("mean")) for p in pts]
         lo = [_finite(p.get("lo")) for p in pts]
@@ -96,8 +114,8 @@ def plot_curves(report: Dict[str, Any], out_dir: str) -> str:
             continue
         (line,) = ax.plot(ks, mean, marker="o", label=a["name"])
         ax.fill_between(ks, lo, hi, alpha=0.15, color=line.get_color())
-        for w in a.get("windows", []):
-            if w.get("name") == "auc":
+        for w in a.get("windows") or []:
+            if w.get("name") == "auc" or "from" not in w or "to" not in w:
                 continue
             ax.hlines(_finite(w.get("mean")), w["from"], w["to"], colors=line.get_color(),
                       linestyles="dashed", linewidth=2.0, alpha=0.7)
@@ -123,7 +141,7 @@ def plot_windows(report: Dict[str, Any], out_dir: str) -> str:
     width = 0.8 / max(1, len(arms))
     fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(windows) + 2), 3.6))
     for i, a in enumerate(arms):
-        by_name = {w["name"]: w for w in a.get("windows", [])}
+        by_name = {w.get("name"): w for w in a.get("windows") or []}
         xs, means, err_lo, err_hi = [], [], [], []
         for j, win in enumerate(windows):
             w = by_name.get(win["name"], {})
@@ -165,10 +183,15 @@ def main(argv: List[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         report = load_report(args.report)
+        paths = plot_report(report, args.out)  # OSError too: an --out that is a file
     except (OSError, ValueError) as e:
         print(f"recarena.plots: {e}", file=sys.stderr)
         return 2
-    for p in plot_report(report, args.out):
+    except (KeyError, TypeError, AttributeError) as e:  # a field deeper than load_report checks
+        print(f"recarena.plots: {args.report}: malformed recarena-ab report "
+              f"({type(e).__name__}: {e})", file=sys.stderr)
+        return 2
+    for p in paths:
         print(p)
     return 0
 

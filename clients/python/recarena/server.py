@@ -34,21 +34,27 @@ STOP_GRACE_S = 2.0
 
 def find_server_binary(explicit: Optional[str] = None) -> str:
     """Path of the recarena-server executable: (1) explicit, (2) $RECARENA_SERVER, (3) on PATH,
-    (4) the development checkout's build/env/server/. ServerNotFoundError lists what was tried."""
+    (4) the development checkout's build/env/server/. ServerNotFoundError when (1) or (2) is
+    given and wrong, or when neither is and (3) and (4) fail: it lists what was tried."""
     tried: List[str] = []
 
     def ok(p: Optional[str]) -> bool:
         return bool(p) and os.path.isfile(p) and os.access(p, os.X_OK)
 
+    # A path the caller names (the argument, or the variable) that is wrong is an error, not a
+    # reason to look elsewhere: a typo would otherwise run another build's binary, silently
+    # (as recarena-tune treats --meta-bin and $RECARENA_META).
     if explicit is not None:
         if ok(explicit):
             return os.path.abspath(explicit)
-        tried.append(f"argument server_path={explicit!r}: not an executable file")
+        raise ServerNotFoundError(f"server_path={explicit!r} is not an executable file (an "
+                                  "explicit path is not replaced by another binary)")
     env = os.environ.get(ENV_VAR)
     if env:
         if ok(env):
             return os.path.abspath(env)
-        tried.append(f"${ENV_VAR}={env!r}: not an executable file")
+        raise ServerNotFoundError(f"${ENV_VAR}={env!r} is not an executable file (unset it to "
+                                  f"look on PATH and in the checkout's build)")
     else:
         tried.append(f"${ENV_VAR}: not set")
     on_path = shutil.which(BINARY_NAME)

@@ -32,9 +32,10 @@ import numpy as np
 import zmq
 
 from . import wire
-from .client import CLOSE_TIMEOUT_S, DEFAULT_TIMEOUT_S, Client, _ids, accept_reply
+from .client import (CLOSE_TIMEOUT_S, DEFAULT_TIMEOUT_S, Client, _ids, _one_thread, accept_reply,
+                     check_timeout)
 from .env import unbatch
-from .errors import DeadlineError, RecarenaError, ServerDiedError, TransportError
+from .errors import DeadlineError, RecarenaError, ServerDiedError, TransportError, refuse_copy
 
 _POLL_SLICE_MS = 100
 
@@ -54,6 +55,7 @@ class _ShardClient(Client):
     """A Client whose round trip is split in two, send() then receive(), so that a caller can
     have requests in flight on several servers at once."""
 
+    @_one_thread  # as Client's calls: one thread, and not in a forked child
     def send(self, op: str, fields: dict, out: Optional[wire.Outgoing] = None) -> int:
         if self._sock is None:
             raise TransportError("the client is closed")
@@ -64,6 +66,7 @@ class _ShardClient(Client):
             raise TransportError(f"send of '{op}' to {self.address} failed: {e}") from None
         return req_id
 
+    @_one_thread
     def receive(self, req_id: int, op: str, deadline: float, timeout: float
                 ) -> Tuple[dict, Sequence[Any]]:
         """The success reply to req_id, waiting until deadline (time.monotonic()); raises as
@@ -76,8 +79,8 @@ class _ShardClient(Client):
             if remaining <= 0:
                 raise DeadlineError(f"no reply to '{op}' from {self.address} within {timeout:g} s")
             try:
-                ready = sock.poll(min(_POLL_SLICE_MS, max(1, int(remaining * 1000) + 1)),
-                                  zmq.POLLIN)
+                ready = sock.poll(min(_POLL_SLICE_MS, max(1, int(min(remaining, 1.0) * 1000) + 1)),
+                                  zmq.POLLIN)  # min: remaining may be inf (no deadline)
             except zmq.ZMQError as e:
                 raise TransportError(f"poll failed during '{op}': {e}") from None
             if not ready:
@@ -92,6 +95,8 @@ class ShardGroup:
     are tuples with one server handle per shard. timeout, server_key and client_key apply to every
     connection (see Client)."""
 
+    __reduce_ex__ = refuse_copy  # as Client's
+
     def __init__(self, addresses: Sequence[str], timeout: float = DEFAULT_TIMEOUT_S,
                  server_key: Optional[str] = None, client_key: Any = None):
         addresses = [addresses] if isinstance(addresses, str) else list(addresses)
@@ -102,7 +107,7 @@ class ShardGroup:
         if len(set(addresses)) != len(addresses):
             raise ValueError(f"addresses {addresses!r} repeat a server; name each one once")
         self.addresses = addresses
-        self.timeout = float(timeout)
+        self.timeout = check_timeout(timeout)
         self.sizes: List[int] = []
         self.starts: List[int] = []
         self._desync: Optional[str] = None

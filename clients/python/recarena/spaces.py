@@ -8,6 +8,7 @@ sample() draws each slate without replacement and whose contains() rejects repea
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -72,18 +73,32 @@ def dedupe_slates(actions: Any, num_candidates: int) -> np.ndarray:
 
 
 def as_action(action: Any, shape: tuple) -> np.ndarray:
-    """action as an integer array of shape, for RemoteEnv / RemoteVectorEnv.step. Any integer
-    dtype passes as it is (the server checks ranges and repeats). Floats (a policy's float argmax,
-    a list mixing ints and floats) are converted only when every value is a whole number; other
-    dtypes are refused (a cast would silently turn 0.5 and 0.9 into candidate 0). Any layout with
-    shape's number of entries is accepted ((k,) for one env's (1, k)). Raises BadActionError
-    naming the problem."""
+    """action as an integer array of shape, for RemoteEnv / RemoteVectorEnv.step. Integer dtypes
+    the wire carries (int8, uint8, int32, int64) pass as they are (the server checks ranges and
+    repeats); int16, uint16, uint32 and uint64 become int64, so that no backend refuses them for
+    their dtype alone, and a uint64 past int64's range is refused as the number it is instead of
+    wrapping to a negative one. Floats (a policy's float argmax, a list mixing ints and floats)
+    are converted only when every value is a whole number; other dtypes are refused (a cast would
+    silently turn 0.5 and 0.9 into candidate 0). Any layout with shape's number of entries is
+    accepted ((k,) for one env's (1, k)). Raises BadActionError naming the problem."""
     a = np.asarray(action)
-    if a.size != int(np.prod(shape, dtype=np.int64)):
+    # dtype.kind and math.prod, not np.issubdtype and np.prod: this runs on every step, and
+    # those cost microseconds where a local step costs a few
+    if a.size != math.prod(shape):
         raise BadActionError(f"action has {a.size} entries (shape {a.shape}), expected "
-                             f"{int(np.prod(shape))}: one candidate index per slot and env")
-    if not np.issubdtype(a.dtype, np.integer):
-        if a.dtype.kind != "f":
+                             f"{math.prod(shape)}: one candidate index per slot and env")
+    kind, size = a.dtype.kind, a.dtype.itemsize
+    if kind == "i" or kind == "u":
+        if kind == "u" and size == 8:
+            big = a > np.iinfo(np.int64).max
+            if big.any():
+                where = tuple(int(i) for i in np.argwhere(big)[0])
+                raise BadActionError(f"action{list(where)} is {int(a[where])}, not a candidate "
+                                     "index")
+        if size == 2 or (kind == "u" and size > 1):
+            a = a.astype(np.int64)
+    else:
+        if kind != "f":
             raise BadActionError(f"action has dtype {a.dtype}, expected integer candidate indexes")
         bad = ~np.isfinite(a) | (a != np.round(a))
         if bad.any():

@@ -21,9 +21,11 @@ from gymnasium.vector.utils import batch_space
 
 from .client import CLOSE_TIMEOUT_S, DEFAULT_TIMEOUT_S, Client
 from .env import check_reset_options, random_seed, set_task_or_close, unbatch
+from .errors import refuse_copy
 from .local import open_backend
 from .shard import ShardGroup
 from .spaces import as_action, as_slate
+from .wire import check_int
 
 _WIRE_MODES = {AutoresetMode.NEXT_STEP: "next_step", AutoresetMode.SAME_STEP: "same_step",
                AutoresetMode.DISABLED: "disabled"}
@@ -58,6 +60,7 @@ class RemoteVectorEnv(gym.vector.VectorEnv):
     """
 
     metadata = {"render_modes": ["ansi"], "autoreset_mode": AutoresetMode.NEXT_STEP}
+    __reduce_ex__ = refuse_copy  # no copy, deepcopy or pickle: see errors.refuse_copy
 
     def __init__(self, env_id: str = "ECommerce-v1", num_envs: int = 1, *,
                  address: Optional[str] = None, config: Optional[dict] = None,
@@ -72,7 +75,7 @@ class RemoteVectorEnv(gym.vector.VectorEnv):
             raise ValueError(f"render_mode {render_mode!r} is not supported; expected 'ansi' or None")
         mode = to_autoreset_mode(autoreset_mode)
         self.env_id = env_id
-        self.num_envs = int(num_envs)
+        self.num_envs = check_int("num_envs", num_envs)
         self.render_mode = render_mode
         self._handle: Optional[int] = None
         self._client: Optional[Client] = None
@@ -137,13 +140,17 @@ class RemoteVectorEnv(gym.vector.VectorEnv):
             if not mask.any():
                 raise ValueError("`options['reset_mask']` must contain at least one True value")
         if seed is not None and not isinstance(seed, (int, np.integer)):
-            seed = list(seed)
+            if not isinstance(seed, (list, tuple, np.ndarray)):  # a str would pass as a list
+                raise TypeError(f"seed must be an int, a list of {n} ints or Nones, or None; got "
+                                f"{seed!r}")
+            seed = [None if s is None else check_int(f"seed {i}", s) for i, s in enumerate(seed)]
             if len(seed) != n:
                 raise ValueError(f"If seeds are passed as a list the length must match "
                                  f"num_envs={n} but got length={len(seed)}.")
             if any(s is None for s in seed):
                 return self._reset_partly_seeded(seed, mask, options)
-        for s in ([seed] if isinstance(seed, (int, np.integer)) else seed or []):
+        for s in ([check_int("seed", seed)] if seed is not None and not isinstance(seed, list)
+                  else seed or []):
             if s < 0:
                 raise ValueError(f"seeds must be non-negative, got {s}")
         wire_opts = dict(options)

@@ -40,6 +40,15 @@ def dtype_name(dtype: Any) -> str:
                         f"{sorted(DTYPES)}") from None
 
 
+def check_int(what: str, v: Any) -> int:
+    """v as a Python int when it is an integer (numpy's too); TypeError naming what otherwise, so
+    that num_envs=2.5, seed=1.5 or max_episode_steps="10" are refused instead of truncated by
+    int() (or refused with int()'s message, which names nothing)."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{what} must be an integer, got {v!r}")
+    return int(v)
+
+
 # ------------------------------------------------------------------------------------------------
 # Outgoing
 
@@ -63,11 +72,45 @@ class Outgoing:
         return {"dtype": name, "shape": list(a.shape), "frame": len(self.frames)}
 
 
+def _pack_default(obj: Any) -> Any:
+    """msgpack's hook for what it cannot pack itself: numpy scalars (a task id or config value
+    drawn with numpy) go as the Python number they hold, as the in-process backend takes them."""
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, int):  # msgpack hands over the ints beyond 64 bits: see _fit_ints
+        raise OverflowError(f"integer {obj} does not fit in 64 bits")
+    raise TypeError(f"cannot send a {type(obj).__name__} in a request; expected numbers, "
+                    "strings, bools, lists and maps")
+
+
+def _fit_ints(v: Any) -> Any:
+    """v with every int outside msgpack's 64-bit range made a float: the server reads numbers as
+    doubles and answers with its own range error naming the key, as the in-process backend does,
+    instead of msgpack's OverflowError naming nothing."""
+    if isinstance(v, dict):
+        return {k: _fit_ints(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_fit_ints(x) for x in v]
+    if isinstance(v, int) and not isinstance(v, bool) and not -2 ** 63 <= v < 2 ** 64:
+        try:
+            return float(v)
+        except OverflowError:  # beyond any double: still a number far out of every range
+            return float("inf") if v > 0 else float("-inf")
+    return v
+
+
 def pack_request(req_id: int, op: str, fields: dict, out: Outgoing | None = None) -> List[Any]:
     """The parts of a request: [header, *frames]."""
     header = {"v": PROTOCOL_VERSION, "id": req_id, "op": op}
     header.update(fields)
-    head = msgpack.packb(header, use_bin_type=True)
+    try:
+        head = msgpack.packb(header, use_bin_type=True, default=_pack_default)
+    except OverflowError:  # rare: only then pay for the walk over the fields
+        head = msgpack.packb(_fit_ints(header), use_bin_type=True, default=_pack_default)
     return [head] + (out.frames if out is not None else [])
 
 

@@ -210,13 +210,23 @@ def _check_arms(ab: str, a: argparse.Namespace, env: str, sim_config: List[str])
     _log("[tune] " + (done.stdout.strip() or "recarena-ab --check passed"))
 
 
+def _out_dir(path: str) -> None:
+    """Creates --out (and its parents), or TuneError naming it: a file of that name or a place
+    that cannot be written was a FileExistsError / PermissionError traceback."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise TuneError(f"--out {path}: cannot make the output directory: "
+                        f"{e.strerror or e}") from None
+
+
 def _eval(a: argparse.Namespace) -> int:
     meta = find_meta_binary(a.meta_bin)
     cfg = _read_cfg(a.config)
     ab = a.ab_bin or os.path.join(os.path.dirname(meta), "recarena-ab")
     if a.arms and not os.access(ab, os.X_OK):  # found now, not after the training
         raise TuneError(f"eval --arms: no recarena-ab at {ab} (give --ab-bin)")
-    os.makedirs(a.out, exist_ok=True)
+    _out_dir(a.out)
     env = next((v for k, v in reversed(cfg) if k == "env"), "ECommerce-v1")
     # the sims the checkpoint trained on are the ones it is tested on (e.g. hidden_tastes=1)
     sim_config = [arg for k, v in cfg if k == "sim-config" for arg in ("--config", v)]
@@ -263,8 +273,18 @@ def _load_summary(path: str) -> dict:
             s = json.load(f)
     except (OSError, ValueError) as e:
         raise TuneError(f"compare: cannot read {path}: {e}") from None
-    if s.get("schema") != "recarena-tune/1":
+    if not isinstance(s, dict) or s.get("schema") != "recarena-tune/1":
         raise TuneError(f"compare: {path} is not a recarena-tune summary")
+    # what report.compare reads; a hand-edited or truncated summary was a KeyError traceback
+    curve = s.get("best_so_far")
+    if (not isinstance(s.get("metric"), str) or not isinstance(s.get("mode"), str)
+            or not isinstance(s.get("env_steps_total"), (int, float))
+            or not isinstance(curve, list)
+            or not all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], (int, float))
+                       and (p[1] is None or isinstance(p[1], (int, float))) for p in curve)):
+        raise TuneError(f"compare: {path} lacks a field of a recarena-tune summary (metric, mode, "
+                        "env_steps_total, best_so_far as [steps, value] pairs); rewrite it with "
+                        "recarena-tune report")
     return s
 
 
@@ -293,7 +313,13 @@ def _compare(a: argparse.Namespace) -> int:
         if len(labels) != len(groups[0][1]):
             raise TuneError(f"compare: --labels has {len(labels)} names for "
                             f"{len(groups[0][1])} seeds")
-        print(report.compare_seeds(groups, labels, rungs))
+        try:
+            text = report.compare_seeds(groups, labels, rungs)
+        except (KeyError, TypeError, ValueError) as e:  # --rungs reads each trial's fields too
+            raise TuneError(f"compare --rungs: a summary's trials lack a field "
+                            f"({type(e).__name__}: {e}); rewrite them with recarena-tune "
+                            "report") from None
+        print(text)
     return 0
 
 
@@ -336,6 +362,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                                       s["direction"] == "maximize"))
             return 0
         meta = find_meta_binary(a.meta_bin)
+        _out_dir(a.out)
         direction = "minimize" if a.minimize else "maximize"
         if a.cmd == "search":
             min_res = a.min_resource

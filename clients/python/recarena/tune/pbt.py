@@ -310,7 +310,9 @@ def run_pbt(opts: PbtOptions, log: Optional[Callable[[str], None]] = None) -> Di
         lock = threading.Lock()
 
         def work() -> None:
-            while True:
+            # after Ctrl-C / SIGTERM no more members: each would still make its directory and
+            # a record, so a big population took minutes to stop
+            while not stop.is_set():
                 with lock:
                     i = next(nxt, None)
                 if i is None:

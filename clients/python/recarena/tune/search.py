@@ -325,6 +325,8 @@ def run_search(opts: SearchOptions, log=None) -> optuna.Study:
         raise TuneError(f"--parallel must be at least 1, got {opts.parallel}")
     if opts.trials < 1:
         raise TuneError(f"--trials must be at least 1, got {opts.trials}")
+    if opts.startup_trials < 0:
+        raise TuneError(f"--startup-trials must be at least 0, got {opts.startup_trials}")
     if opts.resource not in ("iters", "steps"):
         raise TuneError(f"--resource is iters or steps, got {opts.resource!r}")
     if opts.min_resource is not None and opts.min_resource < 1:

@@ -118,6 +118,10 @@ def _num(path: str, key: str, spec: Dict[str, Any], what: str) -> float:
     if what not in spec:
         raise SpaceError(f"{path}: key '{key}': {spec.get('type')} needs '{what}'")
     v = spec[what]
+    if isinstance(v, int) and not isinstance(v, bool) and not -1e308 < v < 1e308:
+        # a JSON int past any double: math.isfinite itself would raise OverflowError on it
+        raise SpaceError(f"{path}: key '{key}': '{what}' must be a finite number, got an "
+                         f"integer of {len(str(abs(v)))} digits")
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
         raise SpaceError(f"{path}: key '{key}': '{what}' must be a finite number, got {v!r}")
     return float(v)
@@ -139,10 +143,13 @@ def _dim(path: str, key: str, spec: Dict[str, Any]) -> Dim:
         if not isinstance(vals, list) or not vals:
             raise SpaceError(f"{path}: key '{key}': choice needs a non-empty list 'values'")
         for v in vals:
-            if isinstance(v, bool) or not isinstance(v, (str, int, float)):
-                raise SpaceError(f"{path}: key '{key}': choice values must be strings or numbers, "
-                                 f"got {v!r}")
-        if len(set(map(repr, vals))) != len(vals):
+            if (isinstance(v, bool) or not isinstance(v, (str, int, float))
+                    or isinstance(v, float) and not math.isfinite(v)):  # JSON takes NaN
+                raise SpaceError(f"{path}: key '{key}': choice values must be strings or finite "
+                                 f"numbers, got {v!r}")
+        # by value, not repr: 1 and 1.0 are one setting for recarena-meta (and one choice
+        # drawn twice as often); "1" and 1 stay apart, as a string and a number
+        if len({(isinstance(v, str), v) for v in vals}) != len(vals):
             raise SpaceError(f"{path}: key '{key}': choice values repeat")
         return Dim(key, kind, values=tuple(vals))
     low, high = _num(path, key, spec, "low"), _num(path, key, spec, "high")
@@ -197,6 +204,17 @@ def parse_space(data: Dict[str, Any], source: str = "<space>") -> Space:
     return space
 
 
+def _no_repeats(pairs: List[Any], path: str) -> Dict[str, Any]:
+    """A JSON object, refused when a key repeats: json keeps the last one silently, so a key
+    pasted twice would tune a range other than the one the reader sees first (TOML refuses it)."""
+    out: Dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise SpaceError(f"{path}: key '{k}' appears twice in one object")
+        out[k] = v
+    return out
+
+
 def load_space(path: str) -> Space:
     """Reads a .toml or .json space file; SpaceError (naming the file) when it cannot."""
     ext = os.path.splitext(path)[1].lower()
@@ -209,7 +227,8 @@ def load_space(path: str) -> Space:
         raise SpaceError(f"{path}: cannot read the search space: {e.strerror}") from None
     try:
         if ext == ".json":
-            data = json.loads(raw.decode("utf-8"))
+            data = json.loads(raw.decode("utf-8"),
+                              object_pairs_hook=lambda pairs: _no_repeats(pairs, path))
         elif ext == ".toml":
             if tomllib is None:
                 raise SpaceError(f"{path}: TOML needs Python >= 3.11; use a .json space")
