@@ -110,3 +110,39 @@ def test_async_vector_env_of_remote_envs_works(server_binary, monkeypatch):
     finally:
         envs.close()
     assert default_server()._server is None
+
+
+def test_a_killed_pythons_temp_dir_is_swept_by_the_next_local_server(server_binary, tmp_path,
+                                                                      monkeypatch):
+    """kill -9 of the Python process skips every finaliser: PDEATHSIG stops the server, but its
+    temp directory (socket, stderr.log) stayed in /tmp for good. The next LocalServer removes
+    such directories, and only those: a live owner's, or one holding anything else, stays."""
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+    code = ("import sys, time, recarena; s = recarena.LocalServer(sys.argv[1]); "
+            "print(s.pid, flush=True); time.sleep(60)")
+    child = subprocess.Popen([sys.executable, "-c", code, server_binary],
+                             env=dict(os.environ, TMPDIR=str(tmp_path)), stdout=subprocess.PIPE,
+                             text=True)
+    server_pid = int(child.stdout.readline())
+    child.kill()
+    child.wait(5)
+    deadline = time.monotonic() + 5  # PDEATHSIG: the server follows its parent
+    while recarena.server._pid_alive(server_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (dead,) = [p for p in tmp_path.iterdir() if p.name.startswith("recarena-")]
+    assert (dead / "stderr.log").exists()
+    foreign = tmp_path / "recarena-foreign"  # a dead owner, but a file no LocalServer makes
+    foreign.mkdir()
+    (foreign / "owner").write_text(f"{socket.gethostname()} {child.pid}\n")
+    (foreign / "notes.txt").write_text("someone else's")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    live = recarena.LocalServer(server_binary)
+    try:
+        left = sorted(p.name for p in tmp_path.iterdir())
+        assert not dead.exists() and foreign.exists() and len(left) == 2, left
+        assert recarena.server.sweep_stale_dirs(str(tmp_path)) == []  # the live one stays
+    finally:
+        live.stop()

@@ -4,7 +4,9 @@ LocalServer starts the binary on a private ipc:// endpoint (or a free loopback T
 its hello with a deadline, and stops it (SIGTERM, then SIGKILL after a grace period) on stop(), at
 interpreter exit, or when garbage-collected. On Linux the child also gets PR_SET_PDEATHSIG so it
 dies with the Python process even after a SIGKILL. stderr goes to a temp file so that a crash can
-be reported with its last lines.
+be reported with its last lines. The temp directory (socket, stderr.log, owner) is removed on stop;
+one left by a Python process killed outright is removed by the next LocalServer of this user on
+this host (sweep_stale_dirs).
 
 default_server() is the shared embedded server that envs built without an address use: started on
 first acquire, stopped when its last user releases it (or at exit). Thread-safe.
@@ -30,6 +32,46 @@ from .errors import ServerDiedError, ServerNotFoundError
 BINARY_NAME = "recarena-server"
 ENV_VAR = "RECARENA_SERVER"
 STOP_GRACE_S = 2.0
+TMP_PREFIX = "recarena-"
+OWNER_FILE = "owner"  # "<host> <pid>" of the Python process that made the directory
+STALE_FILES = {"server.sock", "stderr.log", OWNER_FILE}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def sweep_stale_dirs(root: Optional[str] = None) -> List[str]:
+    """Removes the temp directories of LocalServers whose Python process is gone (a SIGKILL skips
+    every finaliser; PDEATHSIG stopped the server, but its directory stayed). Only this user's
+    directories, recorded by a process on this host that no longer exists, holding nothing but the
+    files a LocalServer makes. Returns the paths removed."""
+    root = root or tempfile.gettempdir()
+    host, removed = socket.gethostname(), []
+    try:
+        names = [n for n in os.listdir(root) if n.startswith(TMP_PREFIX)]
+    except OSError:
+        return removed
+    for name in names:
+        d = os.path.join(root, name)
+        try:
+            if os.lstat(d).st_uid != os.getuid() or not set(os.listdir(d)) <= STALE_FILES:
+                continue
+            with open(os.path.join(d, OWNER_FILE)) as f:
+                owner_host, owner_pid = f.read().split()
+            if owner_host != host or _pid_alive(int(owner_pid)):
+                continue
+        except (OSError, ValueError):  # not ours, not a directory, no or odd owner: leave it
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+    return removed
 
 
 def find_server_binary(explicit: Optional[str] = None) -> str:
@@ -116,7 +158,10 @@ class LocalServer:
     def __init__(self, server_path: Optional[str] = None, endpoint: Optional[str] = None,
                  transport: str = "ipc", extra_args: Sequence[str] = ()):
         self.binary = find_server_binary(server_path)
-        self._tmpdir = tempfile.mkdtemp(prefix="recarena-")
+        sweep_stale_dirs()
+        self._tmpdir = tempfile.mkdtemp(prefix=TMP_PREFIX)
+        with open(os.path.join(self._tmpdir, OWNER_FILE), "w") as f:
+            f.write(f"{socket.gethostname()} {os.getpid()}\n")
         if endpoint is None:
             if transport == "ipc" and sys.platform != "win32":
                 endpoint = f"ipc://{self._tmpdir}/server.sock"
