@@ -236,6 +236,45 @@ Test (trust, a_make_over_the_session_budget_is_limit_before_anything_is_built)
   cr_assert_gt (th_make_sized (&T, ENV, 4, 0, 0), 0, "%s", T.err.message);
 }
 
+Test (trust, a_config_key_given_twice_is_refused_so_the_estimate_sees_what_the_sim_builds)
+{
+  /* The estimate read the first num_items and the sim the last: {num_items: 20, num_items: 400000}
+     was admitted as a tiny world and built a 200 MiB one, past every byte budget (and on the
+     server thread, stalling everyone, since a small world is built inline). Dotted and nested
+     spellings of one key collide the same way. */
+  s_budget_server (64, 128);
+  for (int nested = 0; nested < 2; nested++) {
+    ra_msg_out_t *m = th_begin (&T, "make", 3);
+    ra_msg_out_str (m, "env");
+    ra_msg_out_str (m, ENV);
+    ra_msg_out_str (m, "num_envs");
+    ra_msg_out_int (m, 1);
+    ra_msg_out_str (m, "config");
+    ra_msg_out_map (m, 3 + (uint32_t) nested);
+    ra_msg_out_str (m, "num_items");
+    ra_msg_out_int (m, 20);
+    ra_msg_out_str (m, "embedding_dim");
+    ra_msg_out_int (m, 128);
+    if (nested) {
+      ra_msg_out_str (m, "dynamics");
+      ra_msg_out_map (m, 1);
+      ra_msg_out_str (m, "return_delay_max");
+      ra_msg_out_int (m, 3);
+      ra_msg_out_str (m, "dynamics.return_delay_max");
+      ra_msg_out_int (m, 4);
+    } else {
+      ra_msg_out_str (m, "num_items");
+      ra_msg_out_int (m, 400000);
+    }
+    cr_assert_eq (th_call (&T), RA_ERR_BAD_CONFIG, "%s", T.err.message);
+    cr_assert (strstr (T.err.message, nested ? "'dynamics.return_delay_max'" : "'num_items'")
+               && strstr (T.err.message, "twice"), "%s", T.err.message);
+  }
+  ra_server_counters_t c;
+  ra_server_counters (T.srv, &c);
+  cr_assert_eq (c.sessions, 0);
+}
+
 Test (trust, the_server_wide_budget_is_shared_and_given_back_on_close)
 {
   s_budget_server (64, 100);
