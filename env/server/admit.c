@@ -21,20 +21,25 @@ static double s_cfg_num (const ra__kvlist_t *cfg, const ra_sim_class_t *cls, con
 
 /* Estimates what a make allocates, from the config alone (before anything is built):
      world   = 4 (I (d + 8) + T d) + 64 KiB
-     per_env = 4 (K (d + 8) + 8 d) (3 + same_step) + 256
-   with d embedding_dim, K num_candidates, I num_items, T num_topics (0 where the sim has no such
-   key). A candidate row is d floats plus a few scalars; it lives in the sim and in the output
-   buffers (the current one, one reply buffer in flight, and the final_obs rows under same_step). */
+     per_env = 4 (K (d + 8) + 8 d) (3 + same_step) + 4 (P (d + 8) + A + 2 T) + 256
+   with d embedding_dim, K num_candidates, I num_items, T num_topics, P publish_rate x max_age
+   (News' live articles), A num_advertisers (0 where the sim has no such key). A candidate row is
+   d floats plus a few scalars; it lives in the sim and in the output buffers (the current one,
+   one reply buffer in flight, and the final_obs rows under same_step). Each env also keeps state
+   of its own: its ring of P live articles (d floats and a few scalars each: up to 4 MiB an env),
+   a budget per advertiser, boredom per topic. */
 ra__estimate_t ra__estimate (const ra__kvlist_t *cfg, const ra_sim_class_t *cls, int64_t n,
                              ra_autoreset_t mode)
 {
   double d = s_cfg_num (cfg, cls, "embedding_dim", 16), K = s_cfg_num (cfg, cls, "num_candidates", 20);
   double I = s_cfg_num (cfg, cls, "num_items", 0), T = s_cfg_num (cfg, cls, "num_topics", 0);
+  double P = s_cfg_num (cfg, cls, "publish_rate", 0) * s_cfg_num (cfg, cls, "max_age", 0);
+  double A = s_cfg_num (cfg, cls, "num_advertisers", 0);
   double slots = s_cfg_num (cfg, cls, "task_slots", 1);
   double copies = 3 + (mode == RA_AUTORESET_SAME_STEP);
   ra__estimate_t e;
   e.world = 4 * (I * (d + 8) + T * d) + 65536;
-  e.per_env = 4 * (K * (d + 8) + 8 * d) * copies + 256;
+  e.per_env = 4 * (K * (d + 8) + 8 * d) * copies + 4 * (P * (d + 8) + A + 2 * T) + 256;
   double w = slots < (double) n + 1 ? slots : (double) n + 1;
   e.worlds_max = w < 1 ? 1 : (w > 1e6 ? 1000000 : (int) w);
   return e;

@@ -2,6 +2,7 @@
     ZeroMQ): handles are unguessable and die with their run, sessions belong to the client key
     that made them, makes and set_tasks are admitted by estimated bytes, headers cannot inflate
     while decoding, and every error message is valid UTF-8.                                     */
+#include <stdarg.h>
 #include <stdio.h>
 
 #include "env/server/server_int.h"   /* async and deferred, for the inline-or-pool decision */
@@ -273,6 +274,60 @@ Test (trust, a_config_key_given_twice_is_refused_so_the_estimate_sees_what_the_s
   ra_server_counters_t c;
   ra_server_counters (T.srv, &c);
   cr_assert_eq (c.sessions, 0);
+}
+
+/* make of env with n envs and the config keys given as name, value pairs (NULL-terminated). */
+static ra_err_t s_make_cfg (const char *env, int n, ...)
+{
+  const char *names[16];
+  int64_t values[16];
+  int nkeys = 0;
+  va_list ap;
+  va_start (ap, n);
+  for (const char *k; nkeys < 16 && (k = va_arg (ap, const char *));) {
+    names[nkeys] = k;
+    values[nkeys++] = va_arg (ap, int64_t);
+  }
+  va_end (ap);
+  ra_msg_out_t *m = th_begin (&T, "make", 3);
+  ra_msg_out_str (m, "env");
+  ra_msg_out_str (m, env);
+  ra_msg_out_str (m, "num_envs");
+  ra_msg_out_int (m, n);
+  ra_msg_out_str (m, "config");
+  ra_msg_out_map (m, (uint32_t) nkeys);
+  for (int i = 0; i < nkeys; i++) {
+    ra_msg_out_str (m, names[i]);
+    ra_msg_out_int (m, values[i]);
+  }
+  return th_call (&T);
+}
+
+Test (trust, per_env_state_beyond_the_candidates_is_in_the_estimate)
+{
+  /* Each News env keeps its own ring of publish_rate x max_age live articles (up to 4096 of d
+     floats: 4 MiB an env), each Ads env a budget per advertiser, each env boredom per topic: the
+     estimate counted none of them, so 100 News envs admitted as 3 MiB took 410 MiB, and 65536
+     envs could take the machine. */
+  s_budget_server (64, 128);
+  cr_assert_eq (s_make_cfg ("News-v1", 100, "publish_rate", (int64_t) 64, "max_age", (int64_t) 64,
+                            "embedding_dim", (int64_t) 256, "num_candidates", (int64_t) 2,
+                            "slate_size", (int64_t) 1, (const char *) NULL),
+                RA_ERR_LIMIT, "%s", T.err.message);
+  cr_assert_eq (s_make_cfg ("Ads-v1", 8192, "num_advertisers", (int64_t) 4096, "embedding_dim",
+                            (int64_t) 2, "num_candidates", (int64_t) 2, "slate_size", (int64_t) 1,
+                            "num_items", (int64_t) 20, (const char *) NULL),
+                RA_ERR_LIMIT, "%s", T.err.message);
+  cr_assert_eq (s_make_cfg ("ECommerce-v1", 8192, "num_topics", (int64_t) 1024, "embedding_dim",
+                            (int64_t) 2, "num_candidates", (int64_t) 2, "slate_size", (int64_t) 1,
+                            "num_items", (int64_t) 1024, "dynamics.boredom", (int64_t) 1,
+                            (const char *) NULL),
+                RA_ERR_LIMIT, "%s", T.err.message);
+  ra_server_counters_t c;
+  ra_server_counters (T.srv, &c);
+  cr_assert_eq (c.sessions, 0);
+  /* The defaults still fit many envs. */
+  cr_assert_eq (s_make_cfg ("News-v1", 256, (const char *) NULL), RA_OK, "%s", T.err.message);
 }
 
 Test (trust, the_server_wide_budget_is_shared_and_given_back_on_close)
