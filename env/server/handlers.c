@@ -402,12 +402,35 @@ static ra_err_t s_get_mask (const ra_msg_in_t *req, const msgpack_object *map, c
   return RA_OK;
 }
 
+/* LIMIT while the caller's client key leaves more than --max-queued-bytes of big reply frames
+   unread with ZeroMQ (server.c, s_send_tracked): without it, a client that pipelines steps and
+   never reads made the server hold up to ZeroMQ's high-water mark (1000) of replies per
+   connection, whatever their size and the byte budgets. */
+static ra_err_t s_check_unread (const ra_server_t *srv, const ra__slot_t *slot, ra_error_t *err)
+{
+  /* At least what the session was admitted for (about three of its replies): its pipelined big
+     steps are each run as the previous reply is handed to ZeroMQ, and must not be refused while
+     their client reads. */
+  int64_t cap = srv->opts.max_queued_bytes > slot->bytes ? srv->opts.max_queued_bytes : slot->bytes;
+  int64_t held = atomic_load_explicit (srv->caller_flight, memory_order_relaxed);
+  if (held <= cap)
+    return RA_OK;
+  const double mib = 1048576.0;
+  return ra_error_set (err, RA_ERR_LIMIT, -1,
+                       "this client's replies not yet read hold %.1f MiB; at most %.1f MiB may "
+                       "wait (--max-queued-bytes, or what this session was admitted for): read "
+                       "replies before sending more", (double) held / mib, (double) cap / mib);
+}
+
 static ra_err_t s_reset (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep, ra_error_t *err)
 {
   ra_session_t *s = srv->cur->session;
   int n = ra_session_num_envs (s), shm_j;
   const msgpack_object *seed = ra_map_get (req->root, "seed"), *options = NULL;
-  ra_err_t rc = ra_opt_map (req->root, "options", &options, err);
+  ra_err_t rc = s_check_unread (srv, srv->cur, err);
+  if (rc != RA_OK)
+    return rc;
+  rc = ra_opt_map (req->root, "options", &options, err);
   if (rc == RA_OK)
     rc = ra__shm_request (srv->cur, req, &shm_j, err);
   if (rc != RA_OK)
@@ -510,7 +533,9 @@ static ra_err_t s_step (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *
   ra_session_t *s = srv->cur->session;
   int n = ra_session_num_envs (s), shm_j;
   ra_tensor_t action;
-  ra_err_t rc = ra__shm_request (srv->cur, req, &shm_j, err);
+  ra_err_t rc = s_check_unread (srv, srv->cur, err);
+  if (rc == RA_OK)
+    rc = ra__shm_request (srv->cur, req, &shm_j, err);
   if (rc != RA_OK)
     return rc;
   /* With a shared-memory slot and no "action" tensor, the client wrote the actions there. */

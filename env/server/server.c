@@ -149,6 +149,14 @@ ra_err_t ra_server_new (const ra_server_opts_t *opts, ra_server_t **out, ra_erro
       return ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory");
     }
   }
+  srv->flight = calloc ((size_t) nallow + 1, sizeof *srv->flight);
+  if (!srv->flight) {
+    free (srv->allow);
+    free (srv->allow_counts);
+    free (srv);
+    return ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory");
+  }
+  srv->caller_flight = &srv->flight[nallow];
   /* Per-key limits (docs/protocol.md section "Limits"): by default an even share among the
      allowed keys, but at least a quarter of the server's, so one key never takes it all once a
      second key is allowed, while a server with one key (or none, in tests) loses nothing. */
@@ -238,6 +246,7 @@ void ra_server_destroy (ra_server_t **server_p)
   ra__spin_fini (srv);
   free (srv->allow);
   free (srv->allow_counts);
+  free (srv->flight);   /* after zmq_ctx_term: no frame in flight counts into it any more */
   ra__handles_fini (srv);
   ra_msg_in_fini (&srv->in);
   ra_msg_in_fini (&srv->spin_in);
@@ -375,6 +384,7 @@ void ra_server_set_caller (ra_server_t *srv, const char *key)
   char (*k)[RA__OWNER_MAX] = srv->caller[0] && srv->nallow > 0
       ? bsearch (srv->caller, srv->allow, (size_t) srv->nallow, sizeof srv->allow[0], s_key_cmp) : NULL;
   srv->caller_counts = k ? &srv->allow_counts[k - srv->allow] : NULL;
+  srv->caller_flight = &srv->flight[k ? k - srv->allow : srv->nallow];
 }
 
 void ra__count (ra_server_t *srv, int64_t steps, int requests, int errors)
@@ -486,10 +496,54 @@ void ra_server_stop (ra_server_t *srv)
   atomic_store (&srv->stop, 1);
 }
 
-static void s_release_frame (void *data, void *hint)
+/* A big reply frame counted in its client key's bytes in flight until ZeroMQ lets it go. */
+typedef struct {
+  ra_outbufs_t *owner;          /* the session buffers it points into; NULL: data is a copy */
+  _Atomic int64_t *flight;      /* the key's entry in srv->flight */
+  size_t nbytes;
+} s_tracked_t;
+
+/* ZeroMQ's I/O thread is done with a tracked frame (sent, dropped, or the socket closed). */
+static void s_release_tracked (void *data, void *hint)
 {
-  (void) data;
-  ra_outbufs_release (hint);
+  s_tracked_t *t = hint;
+  atomic_fetch_sub_explicit (t->flight, (int64_t) t->nbytes, memory_order_relaxed);
+  if (t->owner)
+    ra_outbufs_release (t->owner);
+  else
+    free (data);
+  free (t);
+}
+
+/* Hands a big frame to ZeroMQ counted in the caller's bytes in flight: without a copy when it
+   points into reply_owner's buffers, else as a copy of its own. A client that does not read its
+   replies leaves them with ZeroMQ (up to its send high-water mark per connection, whatever their
+   size); what they hold is what the handlers check (docs/protocol.md section "Limits"). False
+   when it could not (out of memory): the caller sends it the plain way. */
+static bool s_send_tracked (ra_server_t *srv, const ra_frame_t *f, int flags)
+{
+  s_tracked_t *t = malloc (sizeof *t);
+  void *data = srv->reply_owner ? (void *) f->data : malloc (f->nbytes);
+  if (!t || !data) {
+    free (t);
+    if (!srv->reply_owner)
+      free (data);
+    return false;
+  }
+  if (!srv->reply_owner)
+    memcpy (data, f->data, f->nbytes);
+  else
+    ra_outbufs_retain (srv->reply_owner);
+  *t = (s_tracked_t) { srv->reply_owner, srv->caller_flight, f->nbytes };
+  atomic_fetch_add_explicit (t->flight, (int64_t) f->nbytes, memory_order_relaxed);
+  zmq_msg_t m;
+  if (zmq_msg_init_data (&m, data, f->nbytes, s_release_tracked, t) != 0) {
+    s_release_tracked (data, t);
+    return false;
+  }
+  if (zmq_msg_send (&m, srv->router, flags) < 0)
+    zmq_msg_close (&m);   /* releases it */
+  return true;
 }
 
 /* Sends rep to the peer whose envelope is parts[0] (and an empty delimiter when delim). */
@@ -506,19 +560,9 @@ static void s_send (ra_server_t *srv, zmq_msg_t *identity, bool delim, ra_msg_ou
   for (int i = 0; i < n; i++) {
     int flags = i + 1 < n ? ZMQ_SNDMORE : 0;
     const ra_frame_t *f = &rep->frames[i];
-    if (srv->reply_owner && f->nbytes >= S_ZEROCOPY_MIN) {
-      zmq_msg_t m;
-      ra_outbufs_retain (srv->reply_owner);
-      if (zmq_msg_init_data (&m, (void *) f->data, f->nbytes, s_release_frame, srv->reply_owner) != 0) {
-        ra_outbufs_release (srv->reply_owner);
-        zmq_send (sock, f->data, f->nbytes, flags);
-        continue;
-      }
-      if (zmq_msg_send (&m, sock, flags) < 0)
-        zmq_msg_close (&m);
-    } else {
-      zmq_send (sock, f->data, f->nbytes, flags);
-    }
+    if (f->nbytes >= S_ZEROCOPY_MIN && s_send_tracked (srv, f, flags))
+      continue;
+    zmq_send (sock, f->data, f->nbytes, flags);
   }
 }
 

@@ -101,6 +101,13 @@ struct ra_server {
   int nallow;
   ra__counts_t *allow_counts;   /* one per allowed key, in allow's order */
   ra__counts_t *caller_counts;  /* the caller's in allow_counts; NULL: anonymous or not allowed */
+  /* Bytes of big reply frames ZeroMQ still holds for each client key (sent by the loop, not yet
+     taken by the client's connection: it does not read), in allow's order, then the anonymous
+     clients'; decremented by ZeroMQ's I/O thread as it lets them go (server.c, s_send). A step or
+     reset of a key holding more than opts.max_queued_bytes is LIMIT (handlers.c). caller_flight:
+     the caller's entry. */
+  _Atomic int64_t *flight;
+  _Atomic int64_t *caller_flight;
   void *zap;                    /* CURVE: the ZAP handler's socket (curve.c) */
   pthread_t zap_thread;
   bool zap_running;

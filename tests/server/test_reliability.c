@@ -667,3 +667,49 @@ Test (reliability, one_keys_waiting_requests_leave_anothers_room_to_wait)
   s_stop_clean ();
   s_keys_remove (&k);
 }
+
+Test (reliability, replies_a_client_does_not_read_are_capped_in_bytes)
+{
+  /* A client that pipelines steps and stops reading (its connection takes no more replies) left
+     every reply with the server's ZeroMQ: 200 steps of 1024 envs held 370 MiB, past every byte
+     budget, and it could go on to ZeroMQ's high-water mark (1000 replies per connection) with
+     replies of any size. Unread reply bytes are capped per client key by --max-queued-bytes: the
+     steps beyond are LIMIT at once, and the server's RSS stays near the cap. */
+  const char *flags[] = { "--max-queued-bytes", "16777216", NULL };
+  s_start (flags);
+  void *d = zmq_socket (Z, ZMQ_DEALER);
+  int zero = 0, one = 1, small = 4096, timeout_ms = 30000;
+  zmq_setsockopt (d, ZMQ_LINGER, &zero, sizeof zero);
+  zmq_setsockopt (d, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
+  zmq_setsockopt (d, ZMQ_RCVHWM, &one, sizeof one);   /* this client's side takes one reply */
+  zmq_setsockopt (d, ZMQ_RCVBUF, &small, sizeof small);
+  cr_assert_eq (zmq_connect (d, P_ep), 0);
+  D = d;
+  s_wait_ready (d);
+  int n = 1024, steps = 150;   /* about 1.9 MB a reply; fewer than a session's 256 waiting requests */
+  int64_t h = s_make (d, n);
+  double r0 = s_rss_mib ("VmRSS");
+  int32_t *a = malloc ((size_t) n * 3 * sizeof *a);
+  for (int r = 0; r < steps; r++)
+    s_send_step (d, 100 + (uint64_t) r, h, n, a);
+  struct timespec ts = { 3, 0 };
+  nanosleep (&ts, NULL);
+  double r1 = s_rss_mib ("VmRSS");
+  int ok = 0, unread = 0;
+  for (int r = 0; r < steps; r++) {
+    ra_err_t rc = s_recv (d, NULL, NULL);
+    cr_assert (rc == RA_OK || rc == RA_ERR_LIMIT, "step %d: %s", r, ra_err_code (rc));
+    ok += rc == RA_OK;
+    unread += rc == RA_ERR_LIMIT && strstr (E, "not yet read") != NULL;
+  }
+  cr_log_info ("%d pipelined unread steps of %d envs: %d answered, %d LIMIT; RSS %.1f -> %.1f MiB",
+               steps, n, ok, unread, r0, r1);
+  cr_assert_gt (unread, 0, "no step was refused while %d replies waited unread", ok);
+  cr_assert_geq (ok, 8, "16 MiB hold several 1.9 MB replies");
+  cr_assert_lt (r1 - r0, 100.0, "unread replies held %.1f MiB", r1 - r0);
+  /* Once read, they no longer count. */
+  s_send_step (d, 9999, h, n, a);
+  cr_assert_eq (s_recv (d, NULL, NULL), RA_OK, "%s", E);
+  free (a);
+  s_stop_clean ();
+}
