@@ -39,7 +39,8 @@ ra__estimate_t ra__estimate (const ra__kvlist_t *cfg, const ra_sim_class_t *cls,
   double copies = 3 + (mode == RA_AUTORESET_SAME_STEP);
   ra__estimate_t e;
   e.world = 4 * (I * (d + 8) + T * d) + 65536;
-  e.per_env = 4 * (K * (d + 8) + 8 * d) * copies + 4 * (P * (d + 8) + A + 2 * T) + 256;
+  e.env_state = 4 * (P * (d + 8) + A + 2 * T);
+  e.per_env = 4 * (K * (d + 8) + 8 * d) * copies + e.env_state + 256;
   double w = slots < (double) n + 1 ? slots : (double) n + 1;
   e.worlds_max = w < 1 ? 1 : (w > 1e6 ? 1000000 : (int) w);
   return e;

@@ -355,6 +355,7 @@ static ra_err_t s_make (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *
   slot->task_keep = tkv;
   slot->bytes = (int64_t) bytes;
   slot->world_bytes = (int64_t) est.world;
+  slot->state_bytes = (int64_t) (est.env_state * (double) num_envs);
   slot->worlds_charged = 1;
   slot->worlds_max = est.worlds_max;
   srv->nbytes += slot->bytes;

@@ -40,6 +40,7 @@ typedef struct {
   int worlds_charged;           /* task worlds counted in bytes (make: 1; set_task adds) */
   int worlds_max;               /* most task worlds the sim keeps (its task slots) */
   int64_t world_bytes;          /* estimate of one task world */
+  int64_t state_bytes;          /* estimate of the envs' own state (ra__estimate_t env_state x N) */
 
   /* A make being built (reserved: counted in the budgets, no session or handle yet). */
   bool reserved;
@@ -234,8 +235,9 @@ ra_err_t ra__shm_reply (const ra__slot_t *slot, ra_msg_out_t *rep, ra_error_t *e
    how many. */
 int ra__shm_sweep (void);
 
-/* True when a step or reset of s runs on the workers while the loop keeps serving (server.c). */
-bool ra__session_async (const ra_server_t *srv, ra_session_t *s);
+/* True when a step or reset of slot's session runs on the workers while the loop keeps serving
+   (server.c). */
+bool ra__session_async (const ra_server_t *srv, const ra__slot_t *slot);
 /* LIMIT unless bytes more fit a session already holding have, the budget of its client key
    (owner; "" for anonymous: none) and the server's byte budgets (admit.c; docs/protocol.md
    section "Limits"). */
@@ -245,6 +247,8 @@ ra_err_t ra__admit (const ra_server_t *srv, const char *owner, double have, doub
 typedef struct {
   double world;                 /* one task world: catalog and topics */
   double per_env;               /* one env: sim state and output rows, every copy of them */
+  double env_state;             /* of which the env's own articles, budgets and boredom: what a
+                                   reset fills besides the output rows */
   int worlds_max;               /* task slots the batch may fill */
 } ra__estimate_t;
 ra__estimate_t ra__estimate (const ra__kvlist_t *cfg, const ra_sim_class_t *cls, int64_t n,
