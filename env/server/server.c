@@ -149,14 +149,6 @@ ra_err_t ra_server_new (const ra_server_opts_t *opts, ra_server_t **out, ra_erro
       return ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory");
     }
   }
-  srv->flight = calloc ((size_t) nallow + 1, sizeof *srv->flight);
-  if (!srv->flight) {
-    free (srv->allow);
-    free (srv->allow_counts);
-    free (srv);
-    return ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory");
-  }
-  srv->caller_flight = &srv->flight[nallow];
   /* Per-key limits (docs/protocol.md section "Limits"): by default an even share among the
      allowed keys, but at least a quarter of the server's, so one key never takes it all once a
      second key is allowed, while a server with one key (or none, in tests) loses nothing. */
@@ -246,7 +238,6 @@ void ra_server_destroy (ra_server_t **server_p)
   ra__spin_fini (srv);
   free (srv->allow);
   free (srv->allow_counts);
-  free (srv->flight);   /* after zmq_ctx_term: no frame in flight counts into it any more */
   ra__handles_fini (srv);
   ra_msg_in_fini (&srv->in);
   ra_msg_in_fini (&srv->spin_in);
@@ -292,7 +283,14 @@ void ra__session_drop (ra_server_t *srv, ra__slot_t *slot)
   ra__kvlist_free (slot->config_keep);
   ra__kvlist_free (slot->task_keep);
   free (slot->step_tpl);
+  ra__unread_release (slot->unread);   /* its frames still in ZeroMQ keep theirs */
   memset (slot, 0, sizeof *slot);
+}
+
+void ra__unread_release (ra__unread_t *u)
+{
+  if (u && atomic_fetch_sub_explicit (&u->refs, 1, memory_order_acq_rel) == 1)
+    free (u);
 }
 
 bool ra__session_async (const ra_server_t *srv, const ra__slot_t *slot)
@@ -387,7 +385,6 @@ void ra_server_set_caller (ra_server_t *srv, const char *key)
   char (*k)[RA__OWNER_MAX] = srv->caller[0] && srv->nallow > 0
       ? bsearch (srv->caller, srv->allow, (size_t) srv->nallow, sizeof srv->allow[0], s_key_cmp) : NULL;
   srv->caller_counts = k ? &srv->allow_counts[k - srv->allow] : NULL;
-  srv->caller_flight = &srv->flight[k ? k - srv->allow : srv->nallow];
 }
 
 void ra__count (ra_server_t *srv, int64_t steps, int requests, int errors)
@@ -412,6 +409,7 @@ static void s_refuse (ra_server_t *srv, const ra_msg_in_t *in, ra_msg_out_t *rep
 {
   ra__count (srv, 0, 1, 1);
   srv->reply_owner = NULL;
+  srv->cur = NULL;   /* no session's reply */
   ra__log (srv, RA_LOG_DEBUG, "refused a message: %s: %s", ra_err_code (e->code), e->message);
   ra_msg_out_error (rep, in->has_id ? in->id : 0, e);
 }
@@ -499,10 +497,10 @@ void ra_server_stop (ra_server_t *srv)
   atomic_store (&srv->stop, 1);
 }
 
-/* A big reply frame counted in its client key's bytes in flight until ZeroMQ lets it go. */
+/* A big reply frame counted in its session's unread bytes until ZeroMQ lets it go. */
 typedef struct {
   ra_outbufs_t *owner;          /* the session buffers it points into; NULL: data is a copy */
-  _Atomic int64_t *flight;      /* the key's entry in srv->flight */
+  ra__unread_t *unread;         /* the session's (a reference) */
   size_t nbytes;
 } s_tracked_t;
 
@@ -510,7 +508,8 @@ typedef struct {
 static void s_release_tracked (void *data, void *hint)
 {
   s_tracked_t *t = hint;
-  atomic_fetch_sub_explicit (t->flight, (int64_t) t->nbytes, memory_order_relaxed);
+  atomic_fetch_sub_explicit (&t->unread->bytes, (int64_t) t->nbytes, memory_order_relaxed);
+  ra__unread_release (t->unread);
   if (t->owner)
     ra_outbufs_release (t->owner);
   else
@@ -518,13 +517,19 @@ static void s_release_tracked (void *data, void *hint)
   free (t);
 }
 
-/* Hands a big frame to ZeroMQ counted in the caller's bytes in flight: without a copy when it
-   points into reply_owner's buffers, else as a copy of its own. A client that does not read its
-   replies leaves them with ZeroMQ (up to its send high-water mark per connection, whatever their
-   size); what they hold is what the handlers check (docs/protocol.md section "Limits"). False
-   when it could not (out of memory): the caller sends it the plain way. */
-static bool s_send_tracked (ra_server_t *srv, const ra_frame_t *f, int flags)
+/* Hands a big frame of slot's session's reply to ZeroMQ counted in its unread bytes: without a
+   copy when it points into reply_owner's buffers, else as a copy of its own. A client that does
+   not read its replies leaves them with ZeroMQ (up to its send high-water mark, 1000 messages
+   per connection, whatever their size); what they hold is what the handlers check
+   (docs/protocol.md section "Limits"). False when it could not (out of memory): the caller sends
+   it the plain way. */
+static bool s_send_tracked (ra_server_t *srv, const ra_frame_t *f, int flags, ra__slot_t *slot)
 {
+  if (!slot->unread && (slot->unread = calloc (1, sizeof *slot->unread)))
+    atomic_init (&slot->unread->refs, 1);
+  ra__unread_t *unread = slot->unread;
+  if (!unread)
+    return false;
   s_tracked_t *t = malloc (sizeof *t);
   void *data = srv->reply_owner ? (void *) f->data : malloc (f->nbytes);
   if (!t || !data) {
@@ -537,8 +542,9 @@ static bool s_send_tracked (ra_server_t *srv, const ra_frame_t *f, int flags)
     memcpy (data, f->data, f->nbytes);
   else
     ra_outbufs_retain (srv->reply_owner);
-  *t = (s_tracked_t) { srv->reply_owner, srv->caller_flight, f->nbytes };
-  atomic_fetch_add_explicit (t->flight, (int64_t) f->nbytes, memory_order_relaxed);
+  *t = (s_tracked_t) { srv->reply_owner, unread, f->nbytes };
+  atomic_fetch_add_explicit (&unread->refs, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit (&unread->bytes, (int64_t) f->nbytes, memory_order_relaxed);
   zmq_msg_t m;
   if (zmq_msg_init_data (&m, data, f->nbytes, s_release_tracked, t) != 0) {
     s_release_tracked (data, t);
@@ -549,8 +555,10 @@ static bool s_send_tracked (ra_server_t *srv, const ra_frame_t *f, int flags)
   return true;
 }
 
-/* Sends rep to the peer whose envelope is parts[0] (and an empty delimiter when delim). */
-static void s_send (ra_server_t *srv, zmq_msg_t *identity, bool delim, ra_msg_out_t *rep)
+/* Sends rep to the peer whose envelope is parts[0] (and an empty delimiter when delim); the big
+   frames of a session's reply count in its slot's unread bytes (slot NULL: not a session's). */
+static void s_send (ra_server_t *srv, zmq_msg_t *identity, bool delim, ra_msg_out_t *rep,
+                    ra__slot_t *slot)
 {
   void *sock = srv->router;
   if (zmq_msg_send (identity, sock, ZMQ_SNDMORE) < 0)
@@ -563,7 +571,7 @@ static void s_send (ra_server_t *srv, zmq_msg_t *identity, bool delim, ra_msg_ou
   for (int i = 0; i < n; i++) {
     int flags = i + 1 < n ? ZMQ_SNDMORE : 0;
     const ra_frame_t *f = &rep->frames[i];
-    if (f->nbytes >= S_ZEROCOPY_MIN && s_send_tracked (srv, f, flags))
+    if (slot && slot->session && f->nbytes >= S_ZEROCOPY_MIN && s_send_tracked (srv, f, flags, slot))
       continue;
     zmq_send (sock, f->data, f->nbytes, flags);
   }
@@ -684,7 +692,7 @@ static void s_process (ra_server_t *srv, zmq_msg_t *parts, int np, int extra, si
     goto done;
   }
 reply:
-  s_send (srv, &parts[0], delim, rep);
+  s_send (srv, &parts[0], delim, rep, srv->cur);
   srv->reply_owner = NULL;
 done:
   for (int i = 0; i < np; i++)
@@ -703,7 +711,7 @@ static void s_complete (ra_server_t *srv, ra_msg_out_t *rep)
     slot->busy = false;
     srv->nbusy--;
     slot->last_used = ra__now ();
-    s_send (srv, &slot->peer, slot->peer_delim, rep);
+    s_send (srv, &slot->peer, slot->peer_delim, rep, slot);
     zmq_msg_close (&slot->peer);
     srv->reply_owner = NULL;
     s_drain_queue (srv, slot, rep);

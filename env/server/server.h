@@ -54,9 +54,7 @@ typedef struct {
   /* Requests that arrive while their session is busy (a big step on the workers) wait in that
      session's queue, out of ZeroMQ and so out of reach of rcv_hwm's back-pressure: this caps the
      bytes of all the waiting requests of one client key (anonymous clients: one key), beyond
-     which a request is answered LIMIT at once. It also caps, separately, the bytes of a key's
-     big reply frames ZeroMQ still holds because its client does not read them: steps and resets
-     beyond are LIMIT. <= 0: 4 x max_message_bytes. */
+     which a request is answered LIMIT at once. <= 0: 4 x max_message_bytes. */
   int64_t max_queued_bytes;
   int64_t async_min_bytes;      /* ra_server_run steps batches whose step writes at least this
                                    many output bytes on the workers (cost, not env count);

@@ -83,7 +83,22 @@ typedef struct {
   /* The step reply's header after "ok": true, packed at the session's first step and reused by
      every later step without final_obs (reply.c, ra__reply_step); NULL until then. Owned. */
   struct ra__step_tpl *step_tpl;
+
+  /* The session's reply bytes ZeroMQ still holds (server.c, s_send), or NULL before its first
+     big reply. Shared with those frames: one reference here, one per frame. */
+  struct ra__unread *unread;
 } ra__slot_t;
+
+/* Bytes of a session's big reply frames that ZeroMQ still holds (sent, not yet taken by the
+   client's connection: it does not read), added by the loop and taken off by ZeroMQ's I/O thread
+   as it lets them go, which may be after the session closed; hence its own reference count. A
+   step or reset while they exceed what the session was admitted for is LIMIT (handlers.c). */
+typedef struct ra__unread {
+  atomic_int refs;
+  _Atomic int64_t bytes;
+} ra__unread_t;
+/* Drops one reference (thread-safe); frees at zero. Accepts NULL. */
+void ra__unread_release (ra__unread_t *u);
 
 struct ra_server {
   ra_server_opts_t opts;
@@ -102,13 +117,6 @@ struct ra_server {
   int nallow;
   ra__counts_t *allow_counts;   /* one per allowed key, in allow's order */
   ra__counts_t *caller_counts;  /* the caller's in allow_counts; NULL: anonymous or not allowed */
-  /* Bytes of big reply frames ZeroMQ still holds for each client key (sent by the loop, not yet
-     taken by the client's connection: it does not read), in allow's order, then the anonymous
-     clients'; decremented by ZeroMQ's I/O thread as it lets them go (server.c, s_send). A step or
-     reset of a key holding more than opts.max_queued_bytes is LIMIT (handlers.c). caller_flight:
-     the caller's entry. */
-  _Atomic int64_t *flight;
-  _Atomic int64_t *caller_flight;
   void *zap;                    /* CURVE: the ZAP handler's socket (curve.c) */
   pthread_t zap_thread;
   bool zap_running;
