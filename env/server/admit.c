@@ -1,22 +1,31 @@
 /*  env/server/admit.c - admission by bytes against the session's, the client key's and the
     server's budgets (docs/protocol.md section "Limits"): what a make will allocate, estimated
     from its config, and what a client key's sessions hold.                                      */
+#include <stdbool.h>
 #include <string.h>
 
 #include "env/server/server_int.h"
 
-/* A numeric config value: the request's, else the sim's default, else dflt (the sim has no such
-   key: 0 for sizes it does not have). */
+/* A size from the config: the request's, else the sim's default, else dflt (the sim has no such
+   key: 0 for sizes it does not have), clamped to [0, 1e9]. The estimate runs before the sim
+   checks the config, which refuses sizes outside its ranges anyway; clamped, the estimate's
+   products stay finite and non-negative (1e300 x 1e300 x 0 was NaN, which every budget admits). */
 static double s_cfg_num (const ra__kvlist_t *cfg, const ra_sim_class_t *cls, const char *key,
                          double dflt)
 {
-  for (int i = 0; cfg && i < cfg->n; i++)
-    if (cfg->kv[i].type == RA_KV_NUM && strcmp (cfg->kv[i].key, key) == 0)
-      return cfg->kv[i].num;
-  for (int i = 0; i < cls->n_config_defaults; i++)
-    if (cls->config_defaults[i].type == RA_KV_NUM && strcmp (cls->config_defaults[i].key, key) == 0)
-      return cls->config_defaults[i].num;
-  return dflt;
+  double v = dflt;
+  bool found = false;
+  for (int i = 0; cfg && i < cfg->n && !found; i++)
+    if (cfg->kv[i].type == RA_KV_NUM && strcmp (cfg->kv[i].key, key) == 0) {
+      v = cfg->kv[i].num;
+      found = true;
+    }
+  for (int i = 0; i < cls->n_config_defaults && !found; i++)
+    if (cls->config_defaults[i].type == RA_KV_NUM && strcmp (cls->config_defaults[i].key, key) == 0) {
+      v = cls->config_defaults[i].num;
+      found = true;
+    }
+  return v > 0 ? (v < 1e9 ? v : 1e9) : 0;
 }
 
 /* Estimates what a make allocates, from the config alone (before anything is built):

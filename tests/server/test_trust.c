@@ -2,10 +2,12 @@
     ZeroMQ): handles are unguessable and die with their run, sessions belong to the client key
     that made them, makes and set_tasks are admitted by estimated bytes, headers cannot inflate
     while decoding, and every error message is valid UTF-8.                                     */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 
 #include "env/server/server_int.h"   /* async and deferred, for the inline-or-pool decision */
+#include "env/sims/registry.h"
 #include "helpers.h"
 
 #define ENV "ECommerce-v1"
@@ -328,6 +330,29 @@ Test (trust, per_env_state_beyond_the_candidates_is_in_the_estimate)
   cr_assert_eq (c.sessions, 0);
   /* The defaults still fit many envs. */
   cr_assert_eq (s_make_cfg ("News-v1", 256, (const char *) NULL), RA_OK, "%s", T.err.message);
+}
+
+Test (trust, the_estimate_is_a_finite_non_negative_number_whatever_the_config)
+{
+  /* The estimate is made before the sim checks the config: publish_rate x max_age of 1e300 each
+     is infinite, and times embedding_dim + 8 = 0 it was NaN, which no budget refuses (NaN > x is
+     false) and whose conversion to int64_t is undefined. Negative sizes made it negative. */
+  const ra_sim_class_t *cls = ra_sims_find ("News-v1", 7);
+  cr_assert (cls);
+  const struct { double d, p, a, K; } cases[] = {
+    { -8, 1e300, 1e300, 20 }, { 16, -1e300, 1, 20 }, { -1e300, 3, 20, -1e300 }, { 1e300, 1e300, 1e300, 1e300 },
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    ra__kvlist_t cfg = { 0 };
+    const char *keys[4] = { "embedding_dim", "publish_rate", "max_age", "num_candidates" };
+    double vals[4] = { cases[c].d, cases[c].p, cases[c].a, cases[c].K };
+    for (int i = 0; i < 4; i++)
+      cfg.kv[cfg.n++] = (ra_kv_t) { .key = keys[i], .type = RA_KV_NUM, .num = vals[i] };
+    ra__estimate_t e = ra__estimate (&cfg, cls, 1000, RA_AUTORESET_SAME_STEP);
+    cr_assert (isfinite (e.world) && e.world >= 0, "case %zu: world %g", c, e.world);
+    cr_assert (isfinite (e.per_env) && e.per_env >= 0, "case %zu: per_env %g", c, e.per_env);
+    cr_assert (isfinite (e.env_state) && e.env_state >= 0, "case %zu: env_state %g", c, e.env_state);
+  }
 }
 
 Test (trust, the_server_wide_budget_is_shared_and_given_back_on_close)
