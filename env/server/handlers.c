@@ -403,34 +403,12 @@ static ra_err_t s_get_mask (const ra_msg_in_t *req, const msgpack_object *map, c
   return RA_OK;
 }
 
-/* LIMIT while the session's big reply frames unread with ZeroMQ (server.c, s_send_tracked) hold
-   more than the session was admitted for plus one reply: without it, a client that pipelined
-   steps and never read made the server hold up to ZeroMQ's high-water mark (1000) of replies
-   per connection, whatever the byte budgets. The admitted bytes count about three replies, so
-   pipelined big steps (each run as the previous reply is handed to ZeroMQ) pass while their
-   client reads; all sessions' unread replies together stay within --max-total-bytes. */
-static ra_err_t s_check_unread (const ra__slot_t *slot, ra_error_t *err)
-{
-  int64_t cap = slot->bytes + (int64_t) ra_session_block_bytes (slot->session);
-  int64_t held = slot->unread ? atomic_load_explicit (&slot->unread->bytes, memory_order_relaxed) : 0;
-  if (held <= cap)
-    return RA_OK;
-  const double mib = 1048576.0;
-  return ra_error_set (err, RA_ERR_LIMIT, -1,
-                       "this session's replies not yet read hold %.1f MiB, more than the %.1f MiB "
-                       "it may leave waiting (what it was admitted for and one reply): read "
-                       "replies before sending more", (double) held / mib, (double) cap / mib);
-}
-
 static ra_err_t s_reset (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep, ra_error_t *err)
 {
   ra_session_t *s = srv->cur->session;
   int n = ra_session_num_envs (s), shm_j;
   const msgpack_object *seed = ra_map_get (req->root, "seed"), *options = NULL;
-  ra_err_t rc = s_check_unread (srv->cur, err);
-  if (rc != RA_OK)
-    return rc;
-  rc = ra_opt_map (req->root, "options", &options, err);
+  ra_err_t rc = ra_opt_map (req->root, "options", &options, err);
   if (rc == RA_OK)
     rc = ra__shm_request (srv->cur, req, &shm_j, err);
   if (rc != RA_OK)
@@ -533,9 +511,7 @@ static ra_err_t s_step (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *
   ra_session_t *s = srv->cur->session;
   int n = ra_session_num_envs (s), shm_j;
   ra_tensor_t action;
-  ra_err_t rc = s_check_unread (srv->cur, err);
-  if (rc == RA_OK)
-    rc = ra__shm_request (srv->cur, req, &shm_j, err);
+  ra_err_t rc = ra__shm_request (srv->cur, req, &shm_j, err);
   if (rc != RA_OK)
     return rc;
   /* With a shared-memory slot and no "action" tensor, the client wrote the actions there. */

@@ -274,6 +274,16 @@ ra_err_t ra__session_get (ra_server_t *srv, int64_t handle, ra__slot_t **out, ra
 
 void ra__session_drop (ra_server_t *srv, ra__slot_t *slot)
 {
+  /* Requests still waiting (a stalled session dropped by a doorbell request's lookup) go too. */
+  while (slot->qhead) {
+    ra__queued_t *q = slot->qhead;
+    slot->qhead = q->next;
+    for (int k = 0; k < q->np; k++)
+      zmq_msg_close (&q->parts[k]);
+    free (q);
+  }
+  if (slot->stalled)
+    srv->nstalled--;
   ra__handle_del (srv, slot->handle);
   srv->nbytes -= slot->bytes;
   srv->nsessions--;
@@ -349,8 +359,8 @@ int ra_server_expire (ra_server_t *srv)
   int n = 0;
   for (int i = 0; i < srv->opts.max_sessions; i++) {
     ra__slot_t *slot = &srv->slots[i];
-    if (!slot->session || slot->busy)
-      continue;
+    if (!slot->session || slot->busy || slot->qhead)
+      continue;   /* busy, or requests wait for it: not idle */
     if (now - slot->last_used > srv->opts.idle_timeout_s)
       ra__log (srv, RA_LOG_INFO, "handle %lld expired after %.1f s idle", (long long) slot->handle,
                now - slot->last_used);
@@ -579,6 +589,48 @@ static void s_send (ra_server_t *srv, zmq_msg_t *identity, bool delim, ra_msg_ou
 
 static void s_drain_queue (ra_server_t *srv, ra__slot_t *slot, ra_msg_out_t *rep);
 
+/* True when slot's session leaves more reply bytes unread with ZeroMQ than it may: what it was
+   admitted for (about three of its replies, section "Bytes") and one reply more. A client that
+   pipelines steps and stops reading made the server hold up to ZeroMQ's high-water mark (1000
+   replies per connection) whatever the byte budgets; now its requests wait instead. */
+static bool s_unread_over (const ra__slot_t *slot)
+{
+  if (!slot->session || !slot->unread)
+    return false;
+  int64_t cap = slot->bytes + (int64_t) ra_session_block_bytes (slot->session);
+  return atomic_load_explicit (&slot->unread->bytes, memory_order_relaxed) > cap;
+}
+
+/* Whether a request for slot must wait in its queue: a job of the session runs, requests wait
+   already (order), or (while the loop serves) its client has too many replies unread. */
+static bool s_must_wait (ra_server_t *srv, ra__slot_t *slot)
+{
+  if (slot->busy || slot->qhead)
+    return true;
+  if (!srv->async || !s_unread_over (slot))
+    return false;
+  if (!slot->stalled) {
+    slot->stalled = true;
+    srv->nstalled++;
+  }
+  return true;
+}
+
+/* Serves the waiting requests of stalled sessions whose clients have read enough meanwhile (the
+   ZeroMQ I/O thread lets their frames go without telling the loop: it looks every turn). */
+static void s_unstall (ra_server_t *srv, ra_msg_out_t *rep)
+{
+  for (int i = 0; i < srv->opts.max_sessions && srv->nstalled > 0; i++) {
+    ra__slot_t *slot = &srv->slots[i];
+    if (!slot->stalled || (srv->async && s_unread_over (slot)))
+      continue;
+    slot->stalled = false;
+    srv->nstalled--;
+    if (!slot->busy)
+      s_drain_queue (srv, slot, rep);
+  }
+}
+
 /* Bytes of client key owner's requests waiting for its busy sessions. A scan of the slots, done
    only when a request is about to wait (its session has a big job on the pool). */
 static int64_t s_queued_bytes (const ra_server_t *srv, const char *owner)
@@ -636,11 +688,11 @@ static void s_process (ra_server_t *srv, zmq_msg_t *parts, int np, int extra, si
     s_refuse (srv, &srv->in, rep, &err);
     goto reply;
   }
-  if (srv->nbusy > 0 && ra__op_is_session (srv->in.op, srv->in.op_len)) {
+  if (ra__op_is_session (srv->in.op, srv->in.op_len)) {
     int64_t handle;
     ra__slot_t *slot;
     if (ra_get_int (srv->in.root, "handle", &handle, NULL) == RA_OK
-        && (slot = s_peek (srv, handle)) && slot->busy) {
+        && (slot = s_peek (srv, handle)) && s_must_wait (srv, slot)) {
       /* A waiting request is held outside ZeroMQ, where rcv_hwm no longer holds its sender back:
          without a cap on bytes, one client could park up to S_QUEUE_MAX max-size messages per
          busy session. Refused at once, so it is answered before the requests ahead of it. */
@@ -810,6 +862,8 @@ ra_err_t ra_server_run (ra_server_t *srv)
     if (timeout_ms > 100)
       timeout_ms = 100;
     timeout_ms = ra__spin_turn (srv, timeout_ms);   /* 0 while the doorbells are polled */
+    if (srv->nstalled > 0 && timeout_ms > 2)
+      timeout_ms = 2;   /* nothing wakes the loop when a stalled session's client reads */
     zmq_pollitem_t items[2] = { { srv->router, 0, ZMQ_POLLIN, 0 },
                                 { NULL, ra_pool_done_fd (srv->pool), ZMQ_POLLIN, 0 } };
     int prc = zmq_poll (items, 2, timeout_ms);
@@ -826,6 +880,8 @@ ra_err_t ra_server_run (ra_server_t *srv)
       for (int i = 0; i < S_BURST && !atomic_load (&srv->stop); i++)
         if (!s_serve_one (srv, &rep))
           break;
+    if (srv->nstalled > 0)
+      s_unstall (srv, &rep);
     if (ra__now () >= next_sweep) {
       ra_server_expire (srv);
       next_sweep = ra__now () + sweep_every;
@@ -843,6 +899,7 @@ ra_err_t ra_server_run (ra_server_t *srv)
     zmq_poll (&item, 1, 100);
     s_complete (srv, &rep);
   }
+  s_unstall (srv, &rep);   /* not serving asynchronously any more: what waited is answered now */
   int64_t drained = srv->counts.requests;
   double until = ra__now () + srv->opts.drain_linger_ms / 1000.0;
   if (rc == RA_OK)

@@ -85,14 +85,17 @@ typedef struct {
   struct ra__step_tpl *step_tpl;
 
   /* The session's reply bytes ZeroMQ still holds (server.c, s_send), or NULL before its first
-     big reply. Shared with those frames: one reference here, one per frame. */
+     big reply. Shared with those frames: one reference here, one per frame. stalled: they hold
+     more than the session may leave unread, so its requests wait in the queue (as for busy)
+     until its client has read enough (server.c, s_unstall). */
   struct ra__unread *unread;
+  bool stalled;
 } ra__slot_t;
 
 /* Bytes of a session's big reply frames that ZeroMQ still holds (sent, not yet taken by the
    client's connection: it does not read), added by the loop and taken off by ZeroMQ's I/O thread
-   as it lets them go, which may be after the session closed; hence its own reference count. A
-   step or reset while they exceed what the session was admitted for is LIMIT (handlers.c). */
+   as it lets them go, which may be after the session closed; hence its own reference count.
+   While they exceed what the session was admitted for and one reply, its requests wait. */
 typedef struct ra__unread {
   atomic_int refs;
   _Atomic int64_t bytes;
@@ -136,6 +139,7 @@ struct ra_server {
   /* Set by a handler that deferred its reply (slot->job is ready to submit). */
   ra__slot_t *deferred;
   int nbusy;                    /* slots with a job on the pool */
+  int nstalled;                 /* slots whose requests wait for their client to read replies */
 
   /* Socket side (server.c). */
   void *zctx, *router;
