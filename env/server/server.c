@@ -530,9 +530,9 @@ static void s_release_tracked (void *data, void *hint)
 /* Hands a big frame of slot's session's reply to ZeroMQ counted in its unread bytes: without a
    copy when it points into reply_owner's buffers, else as a copy of its own. A client that does
    not read its replies leaves them with ZeroMQ (up to its send high-water mark, 1000 messages
-   per connection, whatever their size); what they hold is what the handlers check
-   (docs/protocol.md section "Limits"). False when it could not (out of memory): the caller sends
-   it the plain way. */
+   per connection, whatever their size); what they hold decides whether the session's next
+   requests wait (s_must_wait; docs/protocol.md section "Limits"). False when it could not (out
+   of memory): the caller sends it the plain way. */
 static bool s_send_tracked (ra_server_t *srv, const ra_frame_t *f, int flags, ra__slot_t *slot)
 {
   if (!slot->unread && (slot->unread = calloc (1, sizeof *slot->unread)))
