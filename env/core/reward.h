@@ -70,7 +70,8 @@ void ra_reward_range (const ra_reward_t *r, const double *metric_max, double ran
 #define RA_REWARD_PLUGIN_CONFIG_PREFIX "reward_plugin." /* its parameters: reward_plugin.<key> */
 
 /* Loads the plugin at path into the process-wide registry (the server calls it for each
-   --reward-plugin PATH before serving). Errors: RA_ERR_IO when dlopen fails ("reward plugin
+   --reward-plugin PATH before serving); a path without '/' names a file of the working directory,
+   not a library to search for. Errors: RA_ERR_IO when dlopen fails ("reward plugin
    x.so: cannot load: <dlerror>"); RA_ERR_BAD_CONFIG when the symbol recarena_reward_plugin_v1 is
    missing or returns NULL, the ABI version is not RA_REWARD_PLUGIN_ABI_VERSION ("reward plugin
    x.so: ABI version 2, expected 1"), a function is missing, the name is invalid or already

@@ -7,6 +7,7 @@
 #include "env/core/reward.h"
 
 #include <dlfcn.h>
+#include <stdio.h>
 #include <string.h>
 
 typedef struct {
@@ -24,8 +25,19 @@ ra_err_t ra_reward_plugins_load (const char *path, ra_error_t *err)
   if (s_n_loaded == RA_REWARD_PLUGINS_MAX)
     return ra_error_set (err, RA_ERR_LIMIT, -1, "reward plugin %s: %d plugins already loaded, the most there can be",
                          path, RA_REWARD_PLUGINS_MAX);
+  /* A path, never a library name: dlopen searches the library path for a name without '/', so
+     "plugin.so" in the working directory was "cannot open shared object file" (and a name that
+     is also a system library's loaded that library). */
+  char local[4096];
+  const char *open_path = path;
+  if (!strchr (path, '/')) {
+    if (snprintf (local, sizeof local, "./%s", path) >= (int) sizeof local)
+      return ra_error_set (err, RA_ERR_IO, -1, "reward plugin %.64s...: path longer than %zu bytes",
+                           path, sizeof local - 3);
+    open_path = local;
+  }
   dlerror ();
-  void *h = dlopen (path, RTLD_NOW | RTLD_LOCAL);
+  void *h = dlopen (open_path, RTLD_NOW | RTLD_LOCAL);
   if (!h) {
     const char *why = dlerror ();
     return ra_error_set (err, RA_ERR_IO, -1, "reward plugin %s: cannot load: %s", path, why ? why : "unknown error");

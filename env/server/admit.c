@@ -1,40 +1,55 @@
 /*  env/server/admit.c - admission by bytes against the session's, the client key's and the
     server's budgets (docs/protocol.md section "Limits"): what a make will allocate, estimated
     from its config, and what a client key's sessions hold.                                      */
+#include <stdbool.h>
 #include <string.h>
 
 #include "env/server/server_int.h"
 
-/* A numeric config value: the request's, else the sim's default, else dflt (the sim has no such
-   key: 0 for sizes it does not have). */
+/* A size from the config: the request's, else the sim's default, else dflt (the sim has no such
+   key: 0 for sizes it does not have), clamped to [0, 1e9]. The estimate runs before the sim
+   checks the config, which refuses sizes outside its ranges anyway; clamped, the estimate's
+   products stay finite and non-negative (1e300 x 1e300 x 0 was NaN, which every budget admits). */
 static double s_cfg_num (const ra__kvlist_t *cfg, const ra_sim_class_t *cls, const char *key,
                          double dflt)
 {
-  for (int i = 0; cfg && i < cfg->n; i++)
-    if (cfg->kv[i].type == RA_KV_NUM && strcmp (cfg->kv[i].key, key) == 0)
-      return cfg->kv[i].num;
-  for (int i = 0; i < cls->n_config_defaults; i++)
-    if (cls->config_defaults[i].type == RA_KV_NUM && strcmp (cls->config_defaults[i].key, key) == 0)
-      return cls->config_defaults[i].num;
-  return dflt;
+  double v = dflt;
+  bool found = false;
+  for (int i = 0; cfg && i < cfg->n && !found; i++)
+    if (cfg->kv[i].type == RA_KV_NUM && strcmp (cfg->kv[i].key, key) == 0) {
+      v = cfg->kv[i].num;
+      found = true;
+    }
+  for (int i = 0; i < cls->n_config_defaults && !found; i++)
+    if (cls->config_defaults[i].type == RA_KV_NUM && strcmp (cls->config_defaults[i].key, key) == 0) {
+      v = cls->config_defaults[i].num;
+      found = true;
+    }
+  return v > 0 ? (v < 1e9 ? v : 1e9) : 0;
 }
 
 /* Estimates what a make allocates, from the config alone (before anything is built):
      world   = 4 (I (d + 8) + T d) + 64 KiB
-     per_env = 4 (K (d + 8) + 8 d) (3 + same_step) + 256
-   with d embedding_dim, K num_candidates, I num_items, T num_topics (0 where the sim has no such
-   key). A candidate row is d floats plus a few scalars; it lives in the sim and in the output
-   buffers (the current one, one reply buffer in flight, and the final_obs rows under same_step). */
+     per_env = 4 (K (d + 8) + 8 d) (3 + same_step) + 4 (P (d + 8) + A + 2 T) + 256
+   with d embedding_dim, K num_candidates, I num_items, T num_topics, P publish_rate x max_age
+   (News' live articles), A num_advertisers (0 where the sim has no such key). A candidate row is
+   d floats plus a few scalars; it lives in the sim and in the output buffers (the current one,
+   one reply buffer in flight, and the final_obs rows under same_step). Each env also keeps state
+   of its own: its ring of P live articles (d floats and a few scalars each: up to 4 MiB an env),
+   a budget per advertiser, boredom per topic. */
 ra__estimate_t ra__estimate (const ra__kvlist_t *cfg, const ra_sim_class_t *cls, int64_t n,
                              ra_autoreset_t mode)
 {
   double d = s_cfg_num (cfg, cls, "embedding_dim", 16), K = s_cfg_num (cfg, cls, "num_candidates", 20);
   double I = s_cfg_num (cfg, cls, "num_items", 0), T = s_cfg_num (cfg, cls, "num_topics", 0);
+  double P = s_cfg_num (cfg, cls, "publish_rate", 0) * s_cfg_num (cfg, cls, "max_age", 0);
+  double A = s_cfg_num (cfg, cls, "num_advertisers", 0);
   double slots = s_cfg_num (cfg, cls, "task_slots", 1);
   double copies = 3 + (mode == RA_AUTORESET_SAME_STEP);
   ra__estimate_t e;
   e.world = 4 * (I * (d + 8) + T * d) + 65536;
-  e.per_env = 4 * (K * (d + 8) + 8 * d) * copies + 256;
+  e.env_state = 4 * (P * (d + 8) + A + 2 * T);
+  e.per_env = 4 * (K * (d + 8) + 8 * d) * copies + e.env_state + 256;
   double w = slots < (double) n + 1 ? slots : (double) n + 1;
   e.worlds_max = w < 1 ? 1 : (w > 1e6 ? 1000000 : (int) w);
   return e;

@@ -70,6 +70,13 @@ ra_err_t ra__flatten (ra__kvlist_t *l, const msgpack_object *map, const char *pr
     if (l->n >= RA__KV_MAX)
       return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "%s has more than %d keys", what,
                            RA__KV_MAX);
+    /* One value per key: admission (admit.c) reads the first entry of a key and the sims the
+       last, so a repeated key (twice in one map, or dotted and nested) would be admitted by one
+       size and built with another. O(n^2) over at most RA__KV_MAX keys. */
+    for (int j = 0; j < l->n; j++)
+      if (strcmp (l->kv[j].key, full) == 0)
+        return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "%s key '%s' is given twice; give each "
+                             "key once", what, full);
     ra_kv_t kv = { 0 };
     switch (v->type) {
     case MSGPACK_OBJECT_POSITIVE_INTEGER: kv.type = RA_KV_NUM; kv.num = (double) v->via.u64; break;

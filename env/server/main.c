@@ -161,8 +161,13 @@ static bool s_read_key (const char *path, const char *name, char out[41])
     ok = zmq_z85_decode (bin, out) != NULL;
     memset (bin, 0, sizeof bin);
   }
+  /* A directory opens and reads as nothing: say so, not that it lacks the line. */
+  bool unreadable = !ok && ferror (f);
+  int e = errno;
   fclose (f);
-  if (!ok)
+  if (unreadable)
+    fprintf (stderr, "recarena-server: cannot read key file %s: %s\n", path, strerror (e));
+  else if (!ok)
     fprintf (stderr, "recarena-server: %s has no '%s = <40 Z85 characters>' line\n", path, name);
   return ok;
 }

@@ -274,6 +274,16 @@ ra_err_t ra__session_get (ra_server_t *srv, int64_t handle, ra__slot_t **out, ra
 
 void ra__session_drop (ra_server_t *srv, ra__slot_t *slot)
 {
+  /* Requests still waiting (a stalled session dropped by a doorbell request's lookup) go too. */
+  while (slot->qhead) {
+    ra__queued_t *q = slot->qhead;
+    slot->qhead = q->next;
+    for (int k = 0; k < q->np; k++)
+      zmq_msg_close (&q->parts[k]);
+    free (q);
+  }
+  if (slot->stalled)
+    srv->nstalled--;
   ra__handle_del (srv, slot->handle);
   srv->nbytes -= slot->bytes;
   srv->nsessions--;
@@ -283,14 +293,24 @@ void ra__session_drop (ra_server_t *srv, ra__slot_t *slot)
   ra__kvlist_free (slot->config_keep);
   ra__kvlist_free (slot->task_keep);
   free (slot->step_tpl);
+  ra__unread_release (slot->unread);   /* its frames still in ZeroMQ keep theirs */
   memset (slot, 0, sizeof *slot);
 }
 
-bool ra__session_async (const ra_server_t *srv, ra_session_t *s)
+void ra__unread_release (ra__unread_t *u)
 {
-  /* Cost, not env count, decides: the bytes a step writes track envs x candidates x dims. */
+  if (u && atomic_fetch_sub_explicit (&u->refs, 1, memory_order_acq_rel) == 1)
+    free (u);
+}
+
+bool ra__session_async (const ra_server_t *srv, const ra__slot_t *slot)
+{
+  /* Cost, not env count, decides: the bytes a step writes track envs x candidates x dims, and
+     the envs' own state what a reset fills (News: every env's ring of live articles, up to 4 MiB
+     an env with 270 KB of observations; inline, one such reset stalled everyone for 0.6 s). */
+  ra_session_t *s = slot->session;
   bool big = ra_session_num_envs (s) >= srv->opts.async_min_envs
-             || (int64_t) ra_session_out (s)->nbytes >= srv->opts.async_min_bytes;
+             || (int64_t) ra_session_out (s)->nbytes + slot->state_bytes >= srv->opts.async_min_bytes;
   return big && ra_pool_workers (srv->pool) > 0;
 }
 
@@ -311,7 +331,7 @@ bool ra__run_or_defer (ra_server_t *srv, ra_pool_fn fn, int kind, uint64_t id)
     ra_pool_run (srv->pool, n, RA_SESSION_MIN_PARALLEL, fn, s);
     return false;
   }
-  if (!ra__session_async (srv, s)) {
+  if (!ra__session_async (srv, slot)) {
     fn (s, 0, n);   /* the loop, a small batch: inline beats any hand-off */
     return false;
   }
@@ -339,8 +359,8 @@ int ra_server_expire (ra_server_t *srv)
   int n = 0;
   for (int i = 0; i < srv->opts.max_sessions; i++) {
     ra__slot_t *slot = &srv->slots[i];
-    if (!slot->session || slot->busy)
-      continue;
+    if (!slot->session || slot->busy || slot->qhead)
+      continue;   /* busy, or requests wait for it: not idle */
     if (now - slot->last_used > srv->opts.idle_timeout_s)
       ra__log (srv, RA_LOG_INFO, "handle %lld expired after %.1f s idle", (long long) slot->handle,
                now - slot->last_used);
@@ -399,6 +419,7 @@ static void s_refuse (ra_server_t *srv, const ra_msg_in_t *in, ra_msg_out_t *rep
 {
   ra__count (srv, 0, 1, 1);
   srv->reply_owner = NULL;
+  srv->cur = NULL;   /* no session's reply */
   ra__log (srv, RA_LOG_DEBUG, "refused a message: %s: %s", ra_err_code (e->code), e->message);
   ra_msg_out_error (rep, in->has_id ? in->id : 0, e);
 }
@@ -486,14 +507,68 @@ void ra_server_stop (ra_server_t *srv)
   atomic_store (&srv->stop, 1);
 }
 
-static void s_release_frame (void *data, void *hint)
+/* A big reply frame counted in its session's unread bytes until ZeroMQ lets it go. */
+typedef struct {
+  ra_outbufs_t *owner;          /* the session buffers it points into; NULL: data is a copy */
+  ra__unread_t *unread;         /* the session's (a reference) */
+  size_t nbytes;
+} s_tracked_t;
+
+/* ZeroMQ's I/O thread is done with a tracked frame (sent, dropped, or the socket closed). */
+static void s_release_tracked (void *data, void *hint)
 {
-  (void) data;
-  ra_outbufs_release (hint);
+  s_tracked_t *t = hint;
+  atomic_fetch_sub_explicit (&t->unread->bytes, (int64_t) t->nbytes, memory_order_relaxed);
+  ra__unread_release (t->unread);
+  if (t->owner)
+    ra_outbufs_release (t->owner);
+  else
+    free (data);
+  free (t);
 }
 
-/* Sends rep to the peer whose envelope is parts[0] (and an empty delimiter when delim). */
-static void s_send (ra_server_t *srv, zmq_msg_t *identity, bool delim, ra_msg_out_t *rep)
+/* Hands a big frame of slot's session's reply to ZeroMQ counted in its unread bytes: without a
+   copy when it points into reply_owner's buffers, else as a copy of its own. A client that does
+   not read its replies leaves them with ZeroMQ (up to its send high-water mark, 1000 messages
+   per connection, whatever their size); what they hold decides whether the session's next
+   requests wait (s_must_wait; docs/protocol.md section "Limits"). False when it could not (out
+   of memory): the caller sends it the plain way. */
+static bool s_send_tracked (ra_server_t *srv, const ra_frame_t *f, int flags, ra__slot_t *slot)
+{
+  if (!slot->unread && (slot->unread = calloc (1, sizeof *slot->unread)))
+    atomic_init (&slot->unread->refs, 1);
+  ra__unread_t *unread = slot->unread;
+  if (!unread)
+    return false;
+  s_tracked_t *t = malloc (sizeof *t);
+  void *data = srv->reply_owner ? (void *) f->data : malloc (f->nbytes);
+  if (!t || !data) {
+    free (t);
+    if (!srv->reply_owner)
+      free (data);
+    return false;
+  }
+  if (!srv->reply_owner)
+    memcpy (data, f->data, f->nbytes);
+  else
+    ra_outbufs_retain (srv->reply_owner);
+  *t = (s_tracked_t) { srv->reply_owner, unread, f->nbytes };
+  atomic_fetch_add_explicit (&unread->refs, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit (&unread->bytes, (int64_t) f->nbytes, memory_order_relaxed);
+  zmq_msg_t m;
+  if (zmq_msg_init_data (&m, data, f->nbytes, s_release_tracked, t) != 0) {
+    s_release_tracked (data, t);
+    return false;
+  }
+  if (zmq_msg_send (&m, srv->router, flags) < 0)
+    zmq_msg_close (&m);   /* releases it */
+  return true;
+}
+
+/* Sends rep to the peer whose envelope is parts[0] (and an empty delimiter when delim); the big
+   frames of a session's reply count in its slot's unread bytes (slot NULL: not a session's). */
+static void s_send (ra_server_t *srv, zmq_msg_t *identity, bool delim, ra_msg_out_t *rep,
+                    ra__slot_t *slot)
 {
   void *sock = srv->router;
   if (zmq_msg_send (identity, sock, ZMQ_SNDMORE) < 0)
@@ -506,23 +581,55 @@ static void s_send (ra_server_t *srv, zmq_msg_t *identity, bool delim, ra_msg_ou
   for (int i = 0; i < n; i++) {
     int flags = i + 1 < n ? ZMQ_SNDMORE : 0;
     const ra_frame_t *f = &rep->frames[i];
-    if (srv->reply_owner && f->nbytes >= S_ZEROCOPY_MIN) {
-      zmq_msg_t m;
-      ra_outbufs_retain (srv->reply_owner);
-      if (zmq_msg_init_data (&m, (void *) f->data, f->nbytes, s_release_frame, srv->reply_owner) != 0) {
-        ra_outbufs_release (srv->reply_owner);
-        zmq_send (sock, f->data, f->nbytes, flags);
-        continue;
-      }
-      if (zmq_msg_send (&m, sock, flags) < 0)
-        zmq_msg_close (&m);
-    } else {
-      zmq_send (sock, f->data, f->nbytes, flags);
-    }
+    if (slot && slot->session && f->nbytes >= S_ZEROCOPY_MIN && s_send_tracked (srv, f, flags, slot))
+      continue;
+    zmq_send (sock, f->data, f->nbytes, flags);
   }
 }
 
 static void s_drain_queue (ra_server_t *srv, ra__slot_t *slot, ra_msg_out_t *rep);
+
+/* True when slot's session leaves more reply bytes unread with ZeroMQ than it may: what it was
+   admitted for (about three of its replies, section "Bytes") and one reply more. A client that
+   pipelines steps and stops reading made the server hold up to ZeroMQ's high-water mark (1000
+   replies per connection) whatever the byte budgets; now its requests wait instead. */
+static bool s_unread_over (const ra__slot_t *slot)
+{
+  if (!slot->session || !slot->unread)
+    return false;
+  int64_t cap = slot->bytes + (int64_t) ra_session_block_bytes (slot->session);
+  return atomic_load_explicit (&slot->unread->bytes, memory_order_relaxed) > cap;
+}
+
+/* Whether a request for slot must wait in its queue: a job of the session runs, requests wait
+   already (order), or (while the loop serves) its client has too many replies unread. */
+static bool s_must_wait (ra_server_t *srv, ra__slot_t *slot)
+{
+  if (slot->busy || slot->qhead)
+    return true;
+  if (!srv->async || !s_unread_over (slot))
+    return false;
+  if (!slot->stalled) {
+    slot->stalled = true;
+    srv->nstalled++;
+  }
+  return true;
+}
+
+/* Serves the waiting requests of stalled sessions whose clients have read enough meanwhile (the
+   ZeroMQ I/O thread lets their frames go without telling the loop: it looks every turn). */
+static void s_unstall (ra_server_t *srv, ra_msg_out_t *rep)
+{
+  for (int i = 0; i < srv->opts.max_sessions && srv->nstalled > 0; i++) {
+    ra__slot_t *slot = &srv->slots[i];
+    if (!slot->stalled || (srv->async && s_unread_over (slot)))
+      continue;
+    slot->stalled = false;
+    srv->nstalled--;
+    if (!slot->busy)
+      s_drain_queue (srv, slot, rep);
+  }
+}
 
 /* Bytes of client key owner's requests waiting for its busy sessions. A scan of the slots, done
    only when a request is about to wait (its session has a big job on the pool). */
@@ -581,11 +688,11 @@ static void s_process (ra_server_t *srv, zmq_msg_t *parts, int np, int extra, si
     s_refuse (srv, &srv->in, rep, &err);
     goto reply;
   }
-  if (srv->nbusy > 0 && ra__op_is_session (srv->in.op, srv->in.op_len)) {
+  if (ra__op_is_session (srv->in.op, srv->in.op_len)) {
     int64_t handle;
     ra__slot_t *slot;
     if (ra_get_int (srv->in.root, "handle", &handle, NULL) == RA_OK
-        && (slot = s_peek (srv, handle)) && slot->busy) {
+        && (slot = s_peek (srv, handle)) && s_must_wait (srv, slot)) {
       /* A waiting request is held outside ZeroMQ, where rcv_hwm no longer holds its sender back:
          without a cap on bytes, one client could park up to S_QUEUE_MAX max-size messages per
          busy session. Refused at once, so it is answered before the requests ahead of it. */
@@ -637,7 +744,7 @@ static void s_process (ra_server_t *srv, zmq_msg_t *parts, int np, int extra, si
     goto done;
   }
 reply:
-  s_send (srv, &parts[0], delim, rep);
+  s_send (srv, &parts[0], delim, rep, srv->cur);
   srv->reply_owner = NULL;
 done:
   for (int i = 0; i < np; i++)
@@ -656,7 +763,7 @@ static void s_complete (ra_server_t *srv, ra_msg_out_t *rep)
     slot->busy = false;
     srv->nbusy--;
     slot->last_used = ra__now ();
-    s_send (srv, &slot->peer, slot->peer_delim, rep);
+    s_send (srv, &slot->peer, slot->peer_delim, rep, slot);
     zmq_msg_close (&slot->peer);
     srv->reply_owner = NULL;
     s_drain_queue (srv, slot, rep);
@@ -755,6 +862,8 @@ ra_err_t ra_server_run (ra_server_t *srv)
     if (timeout_ms > 100)
       timeout_ms = 100;
     timeout_ms = ra__spin_turn (srv, timeout_ms);   /* 0 while the doorbells are polled */
+    if (srv->nstalled > 0 && timeout_ms > 2)
+      timeout_ms = 2;   /* nothing wakes the loop when a stalled session's client reads */
     zmq_pollitem_t items[2] = { { srv->router, 0, ZMQ_POLLIN, 0 },
                                 { NULL, ra_pool_done_fd (srv->pool), ZMQ_POLLIN, 0 } };
     int prc = zmq_poll (items, 2, timeout_ms);
@@ -771,6 +880,8 @@ ra_err_t ra_server_run (ra_server_t *srv)
       for (int i = 0; i < S_BURST && !atomic_load (&srv->stop); i++)
         if (!s_serve_one (srv, &rep))
           break;
+    if (srv->nstalled > 0)
+      s_unstall (srv, &rep);
     if (ra__now () >= next_sweep) {
       ra_server_expire (srv);
       next_sweep = ra__now () + sweep_every;
@@ -788,6 +899,7 @@ ra_err_t ra_server_run (ra_server_t *srv)
     zmq_poll (&item, 1, 100);
     s_complete (srv, &rep);
   }
+  s_unstall (srv, &rep);   /* not serving asynchronously any more: what waited is answered now */
   int64_t drained = srv->counts.requests;
   double until = ra__now () + srv->opts.drain_linger_ms / 1000.0;
   if (rc == RA_OK)

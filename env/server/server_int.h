@@ -40,6 +40,7 @@ typedef struct {
   int worlds_charged;           /* task worlds counted in bytes (make: 1; set_task adds) */
   int worlds_max;               /* most task worlds the sim keeps (its task slots) */
   int64_t world_bytes;          /* estimate of one task world */
+  int64_t state_bytes;          /* estimate of the envs' own state (ra__estimate_t env_state x N) */
 
   /* A make being built (reserved: counted in the budgets, no session or handle yet). */
   bool reserved;
@@ -82,7 +83,25 @@ typedef struct {
   /* The step reply's header after "ok": true, packed at the session's first step and reused by
      every later step without final_obs (reply.c, ra__reply_step); NULL until then. Owned. */
   struct ra__step_tpl *step_tpl;
+
+  /* The session's reply bytes ZeroMQ still holds (server.c, s_send), or NULL before its first
+     big reply. Shared with those frames: one reference here, one per frame. stalled: they hold
+     more than the session may leave unread, so its requests wait in the queue (as for busy)
+     until its client has read enough (server.c, s_unstall). */
+  struct ra__unread *unread;
+  bool stalled;
 } ra__slot_t;
+
+/* Bytes of a session's big reply frames that ZeroMQ still holds (sent, not yet taken by the
+   client's connection: it does not read), added by the loop and taken off by ZeroMQ's I/O thread
+   as it lets them go, which may be after the session closed; hence its own reference count.
+   While they exceed what the session was admitted for and one reply, its requests wait. */
+typedef struct ra__unread {
+  atomic_int refs;
+  _Atomic int64_t bytes;
+} ra__unread_t;
+/* Drops one reference (thread-safe); frees at zero. Accepts NULL. */
+void ra__unread_release (ra__unread_t *u);
 
 struct ra_server {
   ra_server_opts_t opts;
@@ -120,6 +139,7 @@ struct ra_server {
   /* Set by a handler that deferred its reply (slot->job is ready to submit). */
   ra__slot_t *deferred;
   int nbusy;                    /* slots with a job on the pool */
+  int nstalled;                 /* slots whose requests wait for their client to read replies */
 
   /* Socket side (server.c). */
   void *zctx, *router;
@@ -227,8 +247,9 @@ ra_err_t ra__shm_reply (const ra__slot_t *slot, ra_msg_out_t *rep, ra_error_t *e
    how many. */
 int ra__shm_sweep (void);
 
-/* True when a step or reset of s runs on the workers while the loop keeps serving (server.c). */
-bool ra__session_async (const ra_server_t *srv, ra_session_t *s);
+/* True when a step or reset of slot's session runs on the workers while the loop keeps serving
+   (server.c). */
+bool ra__session_async (const ra_server_t *srv, const ra__slot_t *slot);
 /* LIMIT unless bytes more fit a session already holding have, the budget of its client key
    (owner; "" for anonymous: none) and the server's byte budgets (admit.c; docs/protocol.md
    section "Limits"). */
@@ -238,6 +259,8 @@ ra_err_t ra__admit (const ra_server_t *srv, const char *owner, double have, doub
 typedef struct {
   double world;                 /* one task world: catalog and topics */
   double per_env;               /* one env: sim state and output rows, every copy of them */
+  double env_state;             /* of which the env's own articles, budgets and boredom: what a
+                                   reset fills besides the output rows */
   int worlds_max;               /* task slots the batch may fill */
 } ra__estimate_t;
 ra__estimate_t ra__estimate (const ra__kvlist_t *cfg, const ra_sim_class_t *cls, int64_t n,

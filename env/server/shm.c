@@ -88,7 +88,7 @@ ra_err_t ra__shm_new (ra_server_t *srv, ra__slot_t *slot, ra_error_t *err)
   m->bytes = m->off_action[1] + s_pages (m->action_bytes);
   /* A doorbell only for sessions stepped inline: a step on the workers is answered later, by the
      loop, and costs far more than the wake-ups a doorbell saves. */
-  if (slot->mk_spin && srv->opts.spin_us > 0 && !ra__session_async (srv, s)) {
+  if (slot->mk_spin && srv->opts.spin_us > 0 && !ra__session_async (srv, slot)) {
     m->off_spin = m->bytes;
     m->bytes += s_pages (RA_SPIN_AREA_BYTES);
   }

@@ -121,6 +121,11 @@ static bool s_serve (ra_server_t *srv, ra__slot_t *slot)
     s_dispatch (srv, slot, &srv->spin_in, rep);
   }
   srv->reply_owner = NULL;
+  /* A session idle past its timeout but not yet swept is dropped by the lookup of its first
+     request, this one included: its segment, and the doorbell area with it, are unmapped now.
+     Nowhere to answer; the client's ring gets NO_SUCH_HANDLE, as for any expired handle. */
+  if (ra__shm_spin_area (slot) != area)
+    return true;
   if (rep->nframes > 0 || rep->head.size > RA_SPIN_REP_BYTES) {
     /* A reply that a doorbell cannot carry (frames, or a header above the reply area). */
     ra_error_set (&err, RA_ERR_INTERNAL, -1,

@@ -880,3 +880,41 @@ Test (spin, a_stopped_server_means_a_timeout_not_a_hang)
   ra_server_destroy (&S);
   unlink (S_ipc + strlen ("ipc://"));
 }
+
+Test (spin, a_doorbell_request_on_a_session_that_expired_meanwhile_is_refused_not_answered)
+{
+  /* A session idle past --idle-timeout is dropped by the next sweep, or by the first request that
+     names it. A doorbell request the loop takes before that sweep drops the session, and with it
+     the segment the reply was to be written into: it must not be answered there (the server
+     crashed writing into the unmapped doorbell); its ring gets NO_SUCH_HANDLE. Tried a few times
+     since a sweep may come first (every idle / 4 = 125 ms here). */
+  s_start_spin (0.5, 1000);
+  ra_client_t *c = s_client_spin (ra_server_endpoint (S, 0), true, 1000), *other = s_client (S_ipc, false);
+  for (int attempt = 0; attempt < 4; attempt++) {
+    ra_client_env_t env;
+    ra_error_t err;
+    ra_step_result_t r;
+    cr_assert_eq (ra_client_make (c, ENV, 2, NULL, &env, &err), RA_OK, "%s", err.message);
+    void *area = ra_shm_map_spin (env.shm);
+    cr_assert (area);
+    cr_assert_eq (ra_client_reset (c, &env, NULL, NULL, &r, &err), RA_OK, "%s", err.message);
+    s_sleep_us (520000);   /* the session is now past its idle timeout */
+    ra_msg_out_t m;
+    ra_msg_out_init (&m);
+    ra_msg_out_request (&m, 4242, "reset", 2);
+    ra_msg_out_str (&m, "handle");
+    ra_msg_out_int (&m, env.handle);
+    ra_msg_out_str (&m, "shm");
+    ra_msg_out_uint (&m, 0);
+    uint64_t seq = ra_spin_posted (area) + 1;
+    ra_spin_post (area, m.head.data, (uint32_t) m.head.size, seq);
+    ra_msg_out_fini (&m);
+    cr_assert_eq (ra_client_ping (other, &err), RA_OK, "the server still serves: %s", err.message);
+    cr_assert_eq (s_raw_ring (c, env.handle, seq, &err), RA_ERR_NO_SUCH_HANDLE, "%s", err.message);
+    cr_assert_eq (ra_spin_reply (area, seq), 0u, "no reply in a dropped session's doorbell");
+    ra_client_env_fini (&env);
+  }
+  ra_client_destroy (&other);
+  ra_client_destroy (&c);
+  teardown ();
+}

@@ -2,9 +2,12 @@
     ZeroMQ): handles are unguessable and die with their run, sessions belong to the client key
     that made them, makes and set_tasks are admitted by estimated bytes, headers cannot inflate
     while decoding, and every error message is valid UTF-8.                                     */
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 
 #include "env/server/server_int.h"   /* async and deferred, for the inline-or-pool decision */
+#include "env/sims/registry.h"
 #include "helpers.h"
 
 #define ENV "ECommerce-v1"
@@ -236,6 +239,122 @@ Test (trust, a_make_over_the_session_budget_is_limit_before_anything_is_built)
   cr_assert_gt (th_make_sized (&T, ENV, 4, 0, 0), 0, "%s", T.err.message);
 }
 
+Test (trust, a_config_key_given_twice_is_refused_so_the_estimate_sees_what_the_sim_builds)
+{
+  /* The estimate read the first num_items and the sim the last: {num_items: 20, num_items: 400000}
+     was admitted as a tiny world and built a 200 MiB one, past every byte budget (and on the
+     server thread, stalling everyone, since a small world is built inline). Dotted and nested
+     spellings of one key collide the same way. */
+  s_budget_server (64, 128);
+  for (int nested = 0; nested < 2; nested++) {
+    ra_msg_out_t *m = th_begin (&T, "make", 3);
+    ra_msg_out_str (m, "env");
+    ra_msg_out_str (m, ENV);
+    ra_msg_out_str (m, "num_envs");
+    ra_msg_out_int (m, 1);
+    ra_msg_out_str (m, "config");
+    ra_msg_out_map (m, 3 + (uint32_t) nested);
+    ra_msg_out_str (m, "num_items");
+    ra_msg_out_int (m, 20);
+    ra_msg_out_str (m, "embedding_dim");
+    ra_msg_out_int (m, 128);
+    if (nested) {
+      ra_msg_out_str (m, "dynamics");
+      ra_msg_out_map (m, 1);
+      ra_msg_out_str (m, "return_delay_max");
+      ra_msg_out_int (m, 3);
+      ra_msg_out_str (m, "dynamics.return_delay_max");
+      ra_msg_out_int (m, 4);
+    } else {
+      ra_msg_out_str (m, "num_items");
+      ra_msg_out_int (m, 400000);
+    }
+    cr_assert_eq (th_call (&T), RA_ERR_BAD_CONFIG, "%s", T.err.message);
+    cr_assert (strstr (T.err.message, nested ? "'dynamics.return_delay_max'" : "'num_items'")
+               && strstr (T.err.message, "twice"), "%s", T.err.message);
+  }
+  ra_server_counters_t c;
+  ra_server_counters (T.srv, &c);
+  cr_assert_eq (c.sessions, 0);
+}
+
+/* make of env with n envs and the config keys given as name, value pairs (NULL-terminated). */
+static ra_err_t s_make_cfg (const char *env, int n, ...)
+{
+  const char *names[16];
+  int64_t values[16];
+  int nkeys = 0;
+  va_list ap;
+  va_start (ap, n);
+  for (const char *k; nkeys < 16 && (k = va_arg (ap, const char *));) {
+    names[nkeys] = k;
+    values[nkeys++] = va_arg (ap, int64_t);
+  }
+  va_end (ap);
+  ra_msg_out_t *m = th_begin (&T, "make", 3);
+  ra_msg_out_str (m, "env");
+  ra_msg_out_str (m, env);
+  ra_msg_out_str (m, "num_envs");
+  ra_msg_out_int (m, n);
+  ra_msg_out_str (m, "config");
+  ra_msg_out_map (m, (uint32_t) nkeys);
+  for (int i = 0; i < nkeys; i++) {
+    ra_msg_out_str (m, names[i]);
+    ra_msg_out_int (m, values[i]);
+  }
+  return th_call (&T);
+}
+
+Test (trust, per_env_state_beyond_the_candidates_is_in_the_estimate)
+{
+  /* Each News env keeps its own ring of publish_rate x max_age live articles (up to 4096 of d
+     floats: 4 MiB an env), each Ads env a budget per advertiser, each env boredom per topic: the
+     estimate counted none of them, so 100 News envs admitted as 3 MiB took 410 MiB, and 65536
+     envs could take the machine. */
+  s_budget_server (64, 128);
+  cr_assert_eq (s_make_cfg ("News-v1", 100, "publish_rate", (int64_t) 64, "max_age", (int64_t) 64,
+                            "embedding_dim", (int64_t) 256, "num_candidates", (int64_t) 2,
+                            "slate_size", (int64_t) 1, (const char *) NULL),
+                RA_ERR_LIMIT, "%s", T.err.message);
+  cr_assert_eq (s_make_cfg ("Ads-v1", 8192, "num_advertisers", (int64_t) 4096, "embedding_dim",
+                            (int64_t) 2, "num_candidates", (int64_t) 2, "slate_size", (int64_t) 1,
+                            "num_items", (int64_t) 20, (const char *) NULL),
+                RA_ERR_LIMIT, "%s", T.err.message);
+  cr_assert_eq (s_make_cfg ("ECommerce-v1", 8192, "num_topics", (int64_t) 1024, "embedding_dim",
+                            (int64_t) 2, "num_candidates", (int64_t) 2, "slate_size", (int64_t) 1,
+                            "num_items", (int64_t) 1024, "dynamics.boredom", (int64_t) 1,
+                            (const char *) NULL),
+                RA_ERR_LIMIT, "%s", T.err.message);
+  ra_server_counters_t c;
+  ra_server_counters (T.srv, &c);
+  cr_assert_eq (c.sessions, 0);
+  /* The defaults still fit many envs. */
+  cr_assert_eq (s_make_cfg ("News-v1", 256, (const char *) NULL), RA_OK, "%s", T.err.message);
+}
+
+Test (trust, the_estimate_is_a_finite_non_negative_number_whatever_the_config)
+{
+  /* The estimate is made before the sim checks the config: publish_rate x max_age of 1e300 each
+     is infinite, and times embedding_dim + 8 = 0 it was NaN, which no budget refuses (NaN > x is
+     false) and whose conversion to int64_t is undefined. Negative sizes made it negative. */
+  const ra_sim_class_t *cls = ra_sims_find ("News-v1", 7);
+  cr_assert (cls);
+  const struct { double d, p, a, K; } cases[] = {
+    { -8, 1e300, 1e300, 20 }, { 16, -1e300, 1, 20 }, { -1e300, 3, 20, -1e300 }, { 1e300, 1e300, 1e300, 1e300 },
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    ra__kvlist_t cfg = { 0 };
+    const char *keys[4] = { "embedding_dim", "publish_rate", "max_age", "num_candidates" };
+    double vals[4] = { cases[c].d, cases[c].p, cases[c].a, cases[c].K };
+    for (int i = 0; i < 4; i++)
+      cfg.kv[cfg.n++] = (ra_kv_t) { .key = keys[i], .type = RA_KV_NUM, .num = vals[i] };
+    ra__estimate_t e = ra__estimate (&cfg, cls, 1000, RA_AUTORESET_SAME_STEP);
+    cr_assert (isfinite (e.world) && e.world >= 0, "case %zu: world %g", c, e.world);
+    cr_assert (isfinite (e.per_env) && e.per_env >= 0, "case %zu: per_env %g", c, e.per_env);
+    cr_assert (isfinite (e.env_state) && e.env_state >= 0, "case %zu: env_state %g", c, e.env_state);
+  }
+}
+
 Test (trust, the_server_wide_budget_is_shared_and_given_back_on_close)
 {
   s_budget_server (64, 100);
@@ -437,6 +556,84 @@ Test (trust, whether_a_step_runs_inline_depends_on_its_cost_not_its_env_count)
   cr_assert (s_step_deferred (1000, 64, 64), "a costly step under 1024 envs ran inline");
   /* 1000 envs of 4 candidates x 2 dims write about 60 KiB: inline, no hand-off. */
   cr_assert_not (s_step_deferred (1000, 4, 2), "a cheap step went to the pool");
+}
+
+/* Whether the loop would hand the first reset of a News session of n envs keeping
+   publish_rate x max_age live articles each (candidates 2 x 16 dims) to the pool. */
+static bool s_news_reset_deferred (int n, int64_t publish_rate, int64_t max_age)
+{
+  th_fini (&T);
+  ra_server_opts_t o;
+  ra_server_opts_default (&o);
+  o.workers = 2;
+  o.async_min_bytes = 1 << 20;
+  th_init_opts (&T, &o);
+  cr_assert_eq (s_make_cfg ("News-v1", n, "publish_rate", publish_rate, "max_age", max_age,
+                            "embedding_dim", (int64_t) 16, "num_candidates", (int64_t) 2,
+                            "slate_size", (int64_t) 1, (const char *) NULL), RA_OK, "%s", T.err.message);
+  int64_t h;
+  ra_get_int (T.out.root, "handle", &h, NULL);
+  ra_msg_out_t *m = th_begin (&T, "reset", 1);
+  ra_msg_out_str (m, "handle");
+  ra_msg_out_int (m, h);
+  T.srv->async = true;   /* as inside ra_server_run */
+  ra_server_handle_raw (T.srv, T.req.head.data, T.req.head.size, 0, NULL, NULL, &T.rep);
+  T.srv->async = false;
+  ra__slot_t *slot = T.srv->deferred;
+  if (slot) {   /* run it here instead of on the pool, so the session is left consistent */
+    T.srv->deferred = NULL;
+    slot->job.fn (slot->job.ctx, 0, slot->job.n);
+  }
+  return slot != NULL;
+}
+
+Test (trust, a_reset_that_fills_big_per_env_state_runs_on_the_pool)
+{
+  /* 1000 News envs of 64 x 64 live articles write 4096 articles of 16 dims each at reset (about
+     400 MB, 0.6 s) but only 270 KB of observations: it ran inline and stalled every other
+     client for the whole reset, again at every reset. */
+  cr_assert (s_news_reset_deferred (1000, 64, 64), "a reset writing 400 MB of state ran inline");
+  /* 100 envs of 60 articles: about 0.6 MB, inline. */
+  cr_assert_not (s_news_reset_deferred (100, 3, 20), "a cheap reset went to the pool");
+}
+
+Test (trust, a_set_task_that_rebuilds_a_world_in_a_freed_slot_runs_on_the_pool)
+{
+  /* Only a set_task that grew the session's worlds went to the pool. Once every task slot was
+     charged, a set_task onto a new task rebuilt the world in the slot it freed on the server
+     thread: with 1M items x 64 dims, 1.8 s in which no other client was answered, as often as
+     its client liked. */
+  th_fini (&T);
+  ra_server_opts_t o;
+  ra_server_opts_default (&o);
+  o.workers = 2;
+  th_init_opts (&T, &o);
+  cr_assert_eq (s_make_cfg (ENV, 1, "num_items", (int64_t) 100000, "embedding_dim", (int64_t) 16,
+                            "task_slots", (int64_t) 2, (const char *) NULL), RA_OK, "%s", T.err.message);
+  int64_t h;
+  ra_get_int (T.out.root, "handle", &h, NULL);
+  cr_assert_eq (s_reset_h (&T, h), RA_OK);
+  cr_assert_eq (s_set_task (&T, h, 1), RA_OK, "%s", T.err.message);   /* the second world */
+  for (int64_t id = 2; id < 4; id++) {
+    ra_msg_out_t *m = th_begin (&T, "set_task", 2);
+    ra_msg_out_str (m, "handle");
+    ra_msg_out_int (m, h);
+    ra_msg_out_str (m, "task");
+    ra_msg_out_map (m, 2);
+    ra_msg_out_str (m, "split");
+    ra_msg_out_str (m, "train");
+    ra_msg_out_str (m, "id");
+    ra_msg_out_int (m, id);
+    T.srv->async = true;   /* as inside ra_server_run */
+    ra_server_handle_raw (T.srv, T.req.head.data, T.req.head.size, 0, NULL, NULL, &T.rep);
+    T.srv->async = false;
+    ra__slot_t *slot = T.srv->deferred;
+    cr_assert (slot, "set_task %lld onto a freed slot (a world of 10 MB) ran inline", (long long) id);
+    T.srv->deferred = NULL;   /* run and answer it here instead of on the pool */
+    slot->job.fn (slot->job.ctx, 0, slot->job.n);
+    ra__reply_job (T.srv, slot, &T.rep);
+    cr_assert_eq (th_read_reply (&T, T.next_id - 1), RA_OK, "%s", T.err.message);
+  }
 }
 
 /* Digest of a trajectory of steps (obs, reward, flags per env); hold > 0 keeps references on
