@@ -97,16 +97,24 @@ static int s_rank_address (const char *list, int rank, int size, char *out, size
 static ra_err_t s_source (const opts_t *o, const ra_kv_list_t *more, int n, int slots, uint64_t seed, source_t *s,
                           ra_error_t *err)
 {
-  /* the --sim-config entries and more's, then task_slots unless they name it */
-  int ns = o->sim_config.n, nc = ns + (more ? more->n : 0);
-  ra_kv_t *kv = s->config = calloc ((size_t) nc + 1, sizeof *kv);
+  /* the --sim-config entries but those more names (more's win: a server refuses a key given
+     twice), more's, then task_slots unless they name it */
+  int ns = o->sim_config.n, nm = more ? more->n : 0, nc = 0;
+  ra_kv_t *kv = s->config = calloc ((size_t) (ns + nm) + 1, sizeof *kv);
   if (!kv)
-    return ra_error_set (err, RA_ERR_NOMEM, -1, "sim config of %d entries: out of memory", nc);
-  bool named = false;
-  for (int q = 0; q < nc; q++) {
-    kv[q] = q < ns ? o->sim_config.items[q] : more->items[q - ns];
-    named |= !strcmp (kv[q].key, "task_slots");
+    return ra_error_set (err, RA_ERR_NOMEM, -1, "sim config of %d entries: out of memory", ns + nm);
+  for (int q = 0; q < ns; q++) {
+    bool overridden = false;
+    for (int m = 0; m < nm; m++)
+      overridden |= !strcmp (o->sim_config.items[q].key, more->items[m].key);
+    if (!overridden)
+      kv[nc++] = o->sim_config.items[q];
   }
+  for (int m = 0; m < nm; m++)
+    kv[nc++] = more->items[m];
+  bool named = false;
+  for (int q = 0; q < nc; q++)
+    named |= !strcmp (kv[q].key, "task_slots");
   if (!named)
     kv[nc++] = (ra_kv_t) { .key = "task_slots", .type = RA_KV_NUM, .num = slots > 4096 ? 4096 : slots };
   ra_err_t rc;

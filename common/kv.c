@@ -134,12 +134,26 @@ ra_err_t ra_kv_list_add_text (ra_kv_list_t *l, const char *key, const char *valu
   return ra_kv_list_add (l, &kv, err);
 }
 
+/* Drops the entry named key, if any (a list built by ra_kv_list_parse holds at most one). */
+static void s_remove_key (ra_kv_list_t *l, const char *key)
+{
+  for (int i = 0; i < l->n; i++)
+    if (!strcmp (l->items[i].key, key)) {
+      free ((char *) l->items[i].key);
+      memmove (&l->items[i], &l->items[i + 1], (size_t) (l->n - i - 1) * sizeof *l->items);
+      l->n--;
+      return;
+    }
+}
+
 ra_err_t ra_kv_list_parse (ra_kv_list_t *l, const char *setting, ra_error_t *err)
 {
   char *copy = strdup (setting), *key, *value;
   if (!copy)
     return ra_error_set (err, RA_ERR_NOMEM, -1, "key/value list: out of memory");
   ra_err_t rc = ra_kv_split (copy, &key, &value, err);
+  if (rc == RA_OK)
+    s_remove_key (l, key);
   if (rc == RA_OK)
     rc = ra_kv_list_add_text (l, key, value, err);
   free (copy);

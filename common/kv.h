@@ -57,7 +57,10 @@ void ra_kv_list_fini (ra_kv_list_t *l);
 ra_err_t ra_kv_list_add (ra_kv_list_t *l, const ra_kv_t *kv, ra_error_t *err);
 /* Appends key with value text typed by ra_kv_parse_value. */
 ra_err_t ra_kv_list_add_text (ra_kv_list_t *l, const char *key, const char *value, ra_error_t *err);
-/* Appends one "key=value" setting (the grammar above); setting is not modified. */
+/* Appends one "key=value" setting (the grammar above), first removing an entry of the same key:
+   the last setting of a key wins, as on a command line (`--config k=1 --config k=2` is k=2), and
+   no list sent on holds a key twice (the server refuses that: docs/protocol.md, "Limits").
+   setting is not modified. */
 ra_err_t ra_kv_list_parse (ra_kv_list_t *l, const char *setting, ra_error_t *err);
 
 #endif

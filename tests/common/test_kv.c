@@ -76,6 +76,23 @@ Test (kv, list_owns_copies_and_grows_without_bound)
   ra_kv_list_fini (&l);
 }
 
+Test (kv, parse_keeps_the_last_setting_of_a_key)
+{
+  ra_kv_list_t l;
+  ra_kv_list_init (&l);
+  ra_error_t err;
+  cr_assert_eq (ra_kv_list_parse (&l, "hidden_tastes=1", &err), RA_OK);
+  cr_assert_eq (ra_kv_list_parse (&l, "reward=clicks", &err), RA_OK);
+  cr_assert_eq (ra_kv_list_parse (&l, "hidden_tastes = 0.5", &err), RA_OK);
+  cr_assert_eq (l.n, 2, "a key set twice is one entry");
+  cr_assert_str_eq (l.items[0].key, "reward");
+  cr_assert_str_eq (l.items[1].key, "hidden_tastes");
+  cr_assert (l.items[1].type == RA_KV_NUM && l.items[1].num == 0.5, "the last setting wins");
+  cr_assert_eq (ra_kv_list_parse (&l, "reward", &err), RA_ERR_BAD_CONFIG);
+  cr_assert_eq (l.n, 2, "a rejected setting removes nothing");
+  ra_kv_list_fini (&l);
+}
+
 Test (kv, numbers_must_be_whole_in_range_and_finite)
 {
   long long i = 0;
