@@ -81,6 +81,12 @@ typedef struct {
   /* Builds a batch. Unknown keys or bad values: RA_ERR_BAD_CONFIG naming the key and what was
      expected; a bad task: RA_ERR_BAD_CONFIG too. Allocates everything the batch will need. */
   ra_err_t (*create) (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t *err);
+  /* The checks of create alone: the same error create would return for these args, RA_OK when
+     create would get past its checks. Allocates nothing of the batch (a reward plugin's state is
+     made and dropped: its create checks its parameters). The server runs it before it estimates
+     a make's bytes from the config, so an out-of-range size is BAD_CONFIG naming its key, as
+     in-process, rather than a LIMIT computed from it (docs/protocol.md section "Limits"). */
+  ra_err_t (*check) (const ra_sim_args_t *args, ra_error_t *err);
   /* Accepts NULL; NULLs the pointer. */
   void (*destroy) (ra_sim_t **sim_p);
   /* Valid until destroy. */

@@ -7,9 +7,10 @@
 #include "env/server/server_int.h"
 
 /* A size from the config: the request's, else the sim's default, else dflt (the sim has no such
-   key: 0 for sizes it does not have), clamped to [0, 1e9]. The estimate runs before the sim
-   checks the config, which refuses sizes outside its ranges anyway; clamped, the estimate's
-   products stay finite and non-negative (1e300 x 1e300 x 0 was NaN, which every budget admits). */
+   key: 0 for sizes it does not have), clamped to [0, 1e9]. A make is estimated only once the
+   sim has checked its config (handlers.c), so its sizes are in the sim's ranges; the clamp keeps
+   the products finite and non-negative whatever the caller passes all the same (1e300 x 1e300 x
+   0 was NaN, which every budget admits). */
 static double s_cfg_num (const ra__kvlist_t *cfg, const ra_sim_class_t *cls, const char *key,
                          double dflt)
 {

@@ -229,6 +229,33 @@ fail_frames:
                        RA_MSG_MAX_FRAMES);
 }
 
+/* Whether the caller's key and the server have room for one more session of num_envs envs
+   (docs/protocol.md section "Limits", envs and sessions, per client key). */
+static ra_err_t s_admit_counts (const ra_server_t *srv, int64_t num_envs, ra_error_t *err)
+{
+  if (srv->caller[0]) {
+    /* Per key before server-wide: a key at its own limit is told so, whatever the others hold. */
+    ra__usage_t u = ra__key_usage (srv, srv->caller);
+    if (u.sessions >= srv->opts.max_sessions_per_key)
+      return ra_error_set (err, RA_ERR_LIMIT, -1,
+                           "this client key has %lld live sessions, one key may have %d; close one",
+                           (long long) u.sessions, srv->opts.max_sessions_per_key);
+    if (u.envs + num_envs > srv->opts.max_envs_per_key)
+      return ra_error_set (err, RA_ERR_LIMIT, -1,
+                           "this client key has %lld envs live and %lld more were asked; one key "
+                           "may have %d in all", (long long) u.envs, (long long) num_envs,
+                           srv->opts.max_envs_per_key);
+  }
+  if (srv->nenvs + num_envs > srv->opts.max_total_envs)
+    return ra_error_set (err, RA_ERR_LIMIT, -1,
+                         "%lld envs are live and %lld more were asked; the server allows %d in all",
+                         (long long) srv->nenvs, (long long) num_envs, srv->opts.max_total_envs);
+  if (srv->nsessions >= srv->opts.max_sessions)
+    return ra_error_set (err, RA_ERR_LIMIT, -1, "%lld sessions are live, the server allows %d; close one",
+                         (long long) srv->nsessions, srv->opts.max_sessions);
+  return RA_OK;
+}
+
 static ra_err_t s_make (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *rep, ra_error_t *err)
 {
   const char *env;
@@ -271,26 +298,6 @@ static ra_err_t s_make (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *
   if (num_envs > srv->opts.max_envs)
     return ra_error_set (err, RA_ERR_LIMIT, -1, "num_envs is %lld, this server allows at most %d",
                          (long long) num_envs, srv->opts.max_envs);
-  if (srv->caller[0]) {
-    /* Per key before server-wide: a key at its own limit is told so, whatever the others hold. */
-    ra__usage_t u = ra__key_usage (srv, srv->caller);
-    if (u.sessions >= srv->opts.max_sessions_per_key)
-      return ra_error_set (err, RA_ERR_LIMIT, -1,
-                           "this client key has %lld live sessions, one key may have %d; close one",
-                           (long long) u.sessions, srv->opts.max_sessions_per_key);
-    if (u.envs + num_envs > srv->opts.max_envs_per_key)
-      return ra_error_set (err, RA_ERR_LIMIT, -1,
-                           "this client key has %lld envs live and %lld more were asked; one key "
-                           "may have %d in all", (long long) u.envs, (long long) num_envs,
-                           srv->opts.max_envs_per_key);
-  }
-  if (srv->nenvs + num_envs > srv->opts.max_total_envs)
-    return ra_error_set (err, RA_ERR_LIMIT, -1,
-                         "%lld envs are live and %lld more were asked; the server allows %d in all",
-                         (long long) srv->nenvs, (long long) num_envs, srv->opts.max_total_envs);
-  if (srv->nsessions >= srv->opts.max_sessions)
-    return ra_error_set (err, RA_ERR_LIMIT, -1, "%lld sessions are live, the server allows %d; close one",
-                         (long long) srv->nsessions, srv->opts.max_sessions);
   ra_autoreset_t mode = RA_AUTORESET_NEXT_STEP;
   if (ar && !ra_autoreset_from_name (ar, ar_len, &mode))
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1,
@@ -317,6 +324,13 @@ static ra_err_t s_make (ra_server_t *srv, const ra_msg_in_t *req, ra_msg_out_t *
       has_task = true;
     }
   }
+  /* The request is checked in full before the server's room: a config the sim refuses is
+     BAD_CONFIG naming the key, as in-process (env/local), whatever the server holds; and the
+     byte estimate below is only made of sizes the sim accepts. */
+  ra_sim_args_t check = { .config = cfg->kv, .n_config = cfg->n, .task = has_task ? &task : NULL,
+                          .num_envs = (int) num_envs, .seed = 0 };
+  if ((rc = cls->check (&check, err)) != RA_OK || (rc = s_admit_counts (srv, num_envs, err)) != RA_OK)
+    goto fail;
   ra__estimate_t est = ra__estimate (cfg, cls, num_envs, mode);
   double bytes = est.world + (double) num_envs * est.per_env;
   if ((rc = ra__admit (srv, srv->caller, 0, bytes, "this make", err)) != RA_OK)

@@ -425,9 +425,11 @@ static ra_err_t s_reward_from_config (ra_config_t *cfg, int *kind, float *weight
   return RA_OK;
 }
 
+/* Builds the batch into *out; with out NULL only runs the checks (s_check). */
 static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t *err)
 {
-  *out = NULL;
+  if (out)
+    *out = NULL;
   ra_config_t cfg;
   ra_err_t rc = ra_config_init (&cfg, args->config, args->n_config, "config", err);
   if (rc != RA_OK)
@@ -498,6 +500,11 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
                           "num_advertisers %lld x num_envs %d budgets is too many, expected at most 2^28",
                           (long long) n_adv, args->num_envs));
 
+  if (!out) {   /* check only (s_check): the checks above passed */
+    if (plugin)
+      plugin->destroy (pstate);
+    return RA_OK;
+  }
   ra_sim_t *s = calloc (1, sizeof *s);
   if (!s)
     S_FAIL (ra_error_set (err, RA_ERR_NOMEM, -1, "Ads-v1: out of memory"));
@@ -859,6 +866,11 @@ void ra_ads_view (const ra_sim_t *s, int i, ra_ads_view_t *out)
   out->boredom = s->bored ? s->bored + (size_t) i * s->n_topics : NULL;
 }
 
+static ra_err_t s_check (const ra_sim_args_t *args, ra_error_t *err)
+{
+  return s_create (args, NULL, err);
+}
+
 const ra_sim_class_t ra_ads_class = {
   .name = "Ads-v1",
   .description = "ad slots: position-biased clicks, advertisers with bids and budgets (pacing), "
@@ -866,6 +878,7 @@ const ra_sim_class_t ra_ads_class = {
   .config_defaults = s_config_defaults,
   .n_config_defaults = S_N_CONFIG,
   .create = s_create,
+  .check = s_check,
   .destroy = s_destroy,
   .spec = s_spec,
   .reset = s_reset,

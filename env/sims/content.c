@@ -374,9 +374,11 @@ static void s_slot_build (ra_sim_t *s, int t, const ra_task_values_t *v)
   sl->churn_sens = (float) p[RA_CONTENT_P_CHURN_SENSITIVITY];
 }
 
+/* Builds the batch into *out; with out NULL only runs the checks (s_check). */
 static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t *err)
 {
-  *out = NULL;
+  if (out)
+    *out = NULL;
   ra_config_t cfg;
   ra_err_t rc = ra_config_init (&cfg, args->config, args->n_config, "config", err);
   if (rc != RA_OK)
@@ -460,6 +462,11 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
                           "expected at most %zu MiB", (long long) slots, (long long) n_items, (long long) d,
                           cat_bytes * (size_t) slots >> 20, S_CATALOG_BYTES_MAX >> 20));
 
+  if (!out) {   /* check only (s_check): the checks above passed */
+    if (plugin)
+      plugin->destroy (pstate);
+    return RA_OK;
+  }
   ra_sim_t *s = calloc (1, sizeof *s);
   if (!s)
     S_FAIL (ra_error_set (err, RA_ERR_NOMEM, -1, "Content-v1: out of memory"));
@@ -804,6 +811,11 @@ void ra_content_view (const ra_sim_t *s, int i, ra_content_view_t *out)
   out->steps = e->steps;
 }
 
+static ra_err_t s_check (const ra_sim_args_t *args, ra_error_t *err)
+{
+  return s_create (args, NULL, err);
+}
+
 const ra_sim_class_t ra_content_class = {
   .name = "Content-v1",
   .description = "short videos: watch time under a session time budget, clickbait erodes a latent "
@@ -811,6 +823,7 @@ const ra_sim_class_t ra_content_class = {
   .config_defaults = s_config_defaults,
   .n_config_defaults = S_N_CONFIG,
   .create = s_create,
+  .check = s_check,
   .destroy = s_destroy,
   .spec = s_spec,
   .reset = s_reset,

@@ -322,9 +322,11 @@ static void s_slot_build (ra_sim_t *s, int t, const ra_task_values_t *v)
   sl->drift = (float) p[RA_ECOM_P_DRIFT];
 }
 
+/* Builds the batch into *out; with out NULL only runs the checks (s_check). */
 static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t *err)
 {
-  *out = NULL;
+  if (out)
+    *out = NULL;
   ra_config_t cfg;
   ra_err_t rc = ra_config_init (&cfg, args->config, args->n_config, "config", err);
   if (rc != RA_OK)
@@ -385,6 +387,10 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
                          cat_bytes * (size_t) slots >> 20, S_CATALOG_BYTES_MAX >> 20);
   }
 
+  if (!out) {   /* check only (s_check): the checks above passed */
+    ra_reward_model_fini (&rmodel);
+    return RA_OK;
+  }
   ra_sim_t *s = calloc (1, sizeof *s);
   if (!s) {
     ra_reward_model_fini (&rmodel);
@@ -718,6 +724,11 @@ void ra_ecommerce_view (const ra_sim_t *s, int i, ra_ecommerce_view_t *out)
   out->boredom = s->bored ? s->bored + (size_t) i * s->n_topics : NULL;
 }
 
+static ra_err_t s_check (const ra_sim_args_t *args, ra_error_t *err)
+{
+  return s_create (args, NULL, err);
+}
+
 const ra_sim_class_t ra_ecommerce_class = {
   .name = "ECommerce-v1",
   .description = "e-commerce funnel: slate of k from K candidates, logit click with position bias, "
@@ -725,6 +736,7 @@ const ra_sim_class_t ra_ecommerce_class = {
   .config_defaults = s_config_defaults,
   .n_config_defaults = S_N_CONFIG,
   .create = s_create,
+  .check = s_check,
   .destroy = s_destroy,
   .spec = s_spec,
   .reset = s_reset,

@@ -513,9 +513,11 @@ static void s_slot_build (ra_sim_t *s, int t, const ra_task_values_t *v)
   sl->noise_scale = (float) (p[RA_NEWS_P_ITEM_NOISE] / sqrt ((double) s->d));
 }
 
+/* Builds the batch into *out; with out NULL only runs the checks (s_check). */
 static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t *err)
 {
-  *out = NULL;
+  if (out)
+    *out = NULL;
   ra_config_t cfg;
   ra_err_t rc = ra_config_init (&cfg, args->config, args->n_config, "config", err);
   if (rc != RA_OK)
@@ -604,6 +606,11 @@ static ra_err_t s_create (const ra_sim_args_t *args, ra_sim_t **out, ra_error_t 
 #undef S_TRY
   slots = ra_worlds_count (slots, args->num_envs);
 
+  if (!out) {   /* check only (s_check): the checks above passed */
+    if (plugin)
+      plugin->destroy (pstate);
+    return RA_OK;
+  }
   ra_sim_t *s = calloc (1, sizeof *s);
   if (!s) {
     if (plugin)
@@ -1089,6 +1096,11 @@ void ra_news_view (const ra_sim_t *s, int i, ra_news_view_t *out)
   out->steps = e->steps;
 }
 
+static ra_err_t s_check (const ra_sim_args_t *args, ra_error_t *err)
+{
+  return s_create (args, NULL, err);
+}
+
 const ra_sim_class_t ra_news_class = {
   .name = "News-v1",
   .description = "news feed: a publish stream of ageing articles with breaking-news bursts, topic "
@@ -1096,6 +1108,7 @@ const ra_sim_class_t ra_news_class = {
   .config_defaults = s_config_defaults,
   .n_config_defaults = S_N_CONFIG,
   .create = s_create,
+  .check = s_check,
   .destroy = s_destroy,
   .spec = s_spec,
   .reset = s_reset,

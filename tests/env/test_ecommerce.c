@@ -31,6 +31,39 @@ Test (ecommerce, registry_finds_it_by_name)
   cr_assert_null (ra_sims_find ("ECommerce", 9));
 }
 
+Test (ecommerce, every_sims_check_gives_the_error_of_its_create)
+{
+  /* The server checks a make with check before it estimates its bytes (docs/protocol.md section
+     "Limits"): check must refuse what create refuses, with the same message, and pass the rest. */
+  ra_kv_t bad[][1] = {
+    { { .key = "num_candidates", .type = RA_KV_NUM, .num = 1e12 } },
+    { { .key = "embedding_dim", .type = RA_KV_NUM, .num = -3 } },
+    { { .key = "no_such_key", .type = RA_KV_NUM, .num = 1 } },
+    { { .key = "task_slots", .type = RA_KV_STR, .str = "many" } },
+  };
+  ra_task_t bad_task = { .split = "nope", .id = 1 };
+  int n;
+  const ra_sim_class_t *const *all = ra_sims_all (&n);
+  for (int c = 0; c < n; c++) {
+    const ra_sim_class_t *cls = all[c];
+    ra_sim_args_t args = { .num_envs = 3, .seed = 1 };
+    ra_error_t e1, e2;
+    ra_sim_t *sim = NULL;
+    cr_assert_eq (cls->check (&args, &e1), RA_OK, "%s: %s", cls->name, e1.message);
+    for (size_t b = 0; b <= sizeof bad / sizeof bad[0]; b++) {
+      args.config = b < sizeof bad / sizeof bad[0] ? bad[b] : NULL;
+      args.n_config = b < sizeof bad / sizeof bad[0] ? 1 : 0;
+      args.task = b < sizeof bad / sizeof bad[0] ? NULL : &bad_task;
+      ra_error_clear (&e1);
+      ra_error_clear (&e2);
+      cr_assert_eq (cls->check (&args, &e1), RA_ERR_BAD_CONFIG, "%s case %zu", cls->name, b);
+      cr_assert_eq (cls->create (&args, &sim, &e2), RA_ERR_BAD_CONFIG, "%s case %zu", cls->name, b);
+      cr_assert_null (sim);
+      cr_assert_str_eq (e1.message, e2.message, "%s case %zu", cls->name, b);
+    }
+  }
+}
+
 Test (ecommerce, spec_has_the_documented_fields)
 {
   ra_sim_t *sim = s_make (2, 1, NULL, 0, NULL);

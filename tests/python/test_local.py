@@ -212,6 +212,9 @@ _MAKE_CASES = [
     dict(env="ECommerce-v1", num_envs=2.5),
     dict(env="ECommerce-v1", num_envs=1, max_episode_steps=2.5),
     dict(env="ECommerce-v1", num_envs=1, config={"num_candidates": 10 ** 400}),
+    # out of range and so big that its byte estimate is over every budget: BAD_CONFIG, not LIMIT
+    dict(env="ECommerce-v1", num_envs=1, config={"num_candidates": 10 ** 12}),
+    dict(env="News-v1", num_envs=64, config={"publish_rate": 10 ** 9, "max_age": 10 ** 9}),
     dict(env="ECommerce-v1", num_envs=1, config={"task": {"split": "test", "id": 2 ** 64}}),
     dict(env=None, num_envs=1),
     dict(env=123, num_envs=1),

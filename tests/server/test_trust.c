@@ -332,11 +332,41 @@ Test (trust, per_env_state_beyond_the_candidates_is_in_the_estimate)
   cr_assert_eq (s_make_cfg ("News-v1", 256, (const char *) NULL), RA_OK, "%s", T.err.message);
 }
 
+Test (trust, an_out_of_range_size_is_bad_config_naming_it_not_a_limit)
+{
+  /* The estimate was made of the config before the sim checked it: num_candidates = 1e12 got
+     LIMIT ("needs about 823974609 MiB") over the server but BAD_CONFIG in-process (env/local). */
+  const struct { const char *env, *key; } cases[] = {
+    { "ECommerce-v1", "num_candidates" }, { "ECommerce-v1", "num_items" },
+    { "ECommerce-v1", "embedding_dim" }, { "Ads-v1", "num_advertisers" },
+    { "Content-v1", "num_items" }, { "News-v1", "publish_rate" }, { "News-v1", "max_age" },
+    { "News-v1", "task_slots" },
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    cr_assert_eq (s_make_cfg (cases[c].env, 1000, cases[c].key, (int64_t) 1000000000000,
+                              (const char *) NULL),
+                  RA_ERR_BAD_CONFIG, "%s %s: %s", cases[c].env, cases[c].key, T.err.message);
+    cr_assert (strstr (T.err.message, cases[c].key), "%s", T.err.message);
+  }
+  /* A bad config is told so whatever the server holds: even with no session to spare. */
+  th_fini (&T);
+  ra_server_opts_t o;
+  ra_server_opts_default (&o);
+  o.workers = 1;
+  o.max_sessions = 1;
+  th_init_opts (&T, &o);
+  cr_assert_eq (s_make_cfg ("News-v1", 1, (const char *) NULL), RA_OK, "%s", T.err.message);
+  cr_assert_eq (s_make_cfg ("News-v1", 1, "max_age", (int64_t) -1, (const char *) NULL),
+                RA_ERR_BAD_CONFIG, "%s", T.err.message);
+  cr_assert_eq (s_make_cfg ("News-v1", 1, (const char *) NULL), RA_ERR_LIMIT, "%s", T.err.message);
+}
+
 Test (trust, the_estimate_is_a_finite_non_negative_number_whatever_the_config)
 {
-  /* The estimate is made before the sim checks the config: publish_rate x max_age of 1e300 each
-     is infinite, and times embedding_dim + 8 = 0 it was NaN, which no budget refuses (NaN > x is
-     false) and whose conversion to int64_t is undefined. Negative sizes made it negative. */
+  /* The estimate used to be made before the sim checked the config (a make now checks first):
+     publish_rate x max_age of 1e300 each is infinite, and times embedding_dim + 8 = 0 it was NaN,
+     which no budget refuses (NaN > x is false) and whose conversion to int64_t is undefined.
+     Negative sizes made it negative. */
   const ra_sim_class_t *cls = ra_sims_find ("News-v1", 7);
   cr_assert (cls);
   const struct { double d, p, a, K; } cases[] = {
