@@ -242,6 +242,29 @@ def test_bad_make_gets_the_same_error(client, case):
         lc.close()
 
 
+def test_a_scalar_mask_or_action_for_one_env_gets_the_same_error(client):
+    # A 0-d reset_mask (or set_task mask, or action) is no array of one per env: in-process it was
+    # BAD_REQUEST (BAD_ACTION) while the server accepted it, as the client sent it with shape [1].
+    lc = local.LocalClient()
+    try:
+        cfg = {"slate_size": 1}
+        ha = client.make("ECommerce-v1", 1, seed=1, config=cfg)
+        hb = lc.make("ECommerce-v1", 1, seed=1, config=cfg)
+        client.reset(ha["handle"], seed=0)
+        lc.reset(hb["handle"], seed=0)
+        cases = [
+            lambda c, h: c.reset(h, options={"reset_mask": np.array(True)}),
+            lambda c, h: c.set_task(h, {"split": "train", "id": 1}, mask=np.array(True)),
+            lambda c, h: c.step(h, np.array(0, dtype=np.int64)),
+        ]
+        for i, fn in enumerate(cases):
+            want = _outcome(lambda: fn(client, ha["handle"]))
+            got = _outcome(lambda: fn(lc, hb["handle"]))
+            assert want is not None and got == want, f"case {i}: server {want}, local {got}"
+    finally:
+        lc.close()
+
+
 def _step_cases(n, K, k):
     ok = np.tile(np.arange(k), (n, 1))
     rep = ok.copy()

@@ -55,6 +55,17 @@ def test_big_endian_input_is_sent_little_endian():
     assert ref["dtype"] == "i32" and bytes(out.frames[0]) == b"\1\0\0\0\2\0\0\0"
 
 
+def test_a_scalar_keeps_its_empty_shape():
+    # np.ascontiguousarray makes a 0-d array 1-d: a scalar mask went out as shape [1] and the
+    # server took it for a mask of one env, which the in-process backend refuses
+    for a in (np.array(True), np.array(7, dtype=np.int64), np.float32(1.5)):
+        out = wire.Outgoing()
+        ref = out.tensor(a)
+        assert ref["shape"] == [] and len(bytes(out.frames[0])) == np.asarray(a).itemsize
+        b = wire.decode_tensor(ref, [b"h", bytes(out.frames[0])])
+        assert b.shape == () and b == a
+
+
 def _roundtrip(space):
     out = wire.Outgoing()
     tree = msgpack.unpackb(msgpack.packb(wire.encode_space(space, out)), raw=False)

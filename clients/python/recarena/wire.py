@@ -66,10 +66,13 @@ class Outgoing:
         a = np.asarray(array, dtype=dtype)
         if a.dtype.byteorder == ">":
             a = a.astype(a.dtype.newbyteorder("<"))
+        # The shape as given: ascontiguousarray makes a 0-d array 1-d, and a scalar sent as [1]
+        # was accepted as a mask or action of one env, which the in-process backend refuses.
+        shape = list(a.shape)
         a = np.ascontiguousarray(a)
         name = dtype_name(a.dtype)
-        self.frames.append(memoryview(a).cast("B") if a.ndim else a.tobytes())
-        return {"dtype": name, "shape": list(a.shape), "frame": len(self.frames)}
+        self.frames.append(memoryview(a).cast("B"))
+        return {"dtype": name, "shape": shape, "frame": len(self.frames)}
 
 
 def _pack_default(obj: Any) -> Any:
