@@ -79,7 +79,7 @@ uint32_t ra_spin_wait (void *area, uint64_t seq, int spin_us)
 uint64_t ra_spin_take (void *area, uint64_t last, void *buf, uint32_t cap, uint32_t *len)
 {
   ra_spin_hdr_t *h = s_hdr (area);
-  for (;;) {
+  for (int tries = 1;; tries++) {
     uint64_t seq = atomic_load_explicit (&h->req_seq, memory_order_acquire);
     if (seq == last)
       return 0;
@@ -88,10 +88,16 @@ uint64_t ra_spin_take (void *area, uint64_t last, void *buf, uint32_t cap, uint3
     if (n > cap || n > RA_SPIN_REQ_BYTES)
       return seq;
     memcpy (buf, ra_spin_req_area (area), n);
-    /* Seqlock check: if the client posted again while we copied, the copy may be torn. */
+    /* Seqlock check: if the client posted again while we copied, the copy may be torn. A client
+       posts again only after giving up on a request (a deadline later), so one retry is the
+       most it needs; a bound keeps one that never stops from pinning the server's thread. */
     atomic_thread_fence (memory_order_acquire);
     if (atomic_load_explicit (&h->req_seq, memory_order_relaxed) == seq)
       return seq;
+    if (tries == RA_SPIN_TAKE_TRIES) {
+      *len = RA_SPIN_TORN;
+      return seq;
+    }
   }
 }
 

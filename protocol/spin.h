@@ -55,8 +55,13 @@ static inline char *ra_spin_rep_area (void *area)
 
 /* Server: the request posted after request last, if any: copies it into buf (cap bytes) and
    returns its sequence number, or 0 when there is none. A copy torn by a client that posted
-   again meanwhile (only after giving up on a request) is retried. *len is its length; a length
-   above cap or RA_SPIN_REQ_BYTES is reported as is (nothing copied) for the caller to refuse. */
+   again meanwhile (only after giving up on a request) is retried, at most RA_SPIN_TAKE_TRIES
+   copies in all: a client that rewrites the area faster than it is copied gets *len =
+   RA_SPIN_TORN, for the caller to refuse, rather than holding the server's thread in this loop.
+   Otherwise *len is the length; a length above cap or RA_SPIN_REQ_BYTES is reported as is
+   (nothing copied) for the caller to refuse. */
+#define RA_SPIN_TAKE_TRIES 8
+#define RA_SPIN_TORN UINT32_MAX
 uint64_t ra_spin_take (void *area, uint64_t last, void *buf, uint32_t cap, uint32_t *len);
 /* Server: the latest posted sequence number (seq_cst, for the recheck of docs/local.md 4.3). */
 uint64_t ra_spin_posted (void *area);

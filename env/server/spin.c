@@ -107,7 +107,14 @@ static bool s_serve (ra_server_t *srv, ra__slot_t *slot)
   ra_server_set_caller (srv, slot->owner);
   ra_error_t err;
   ra_error_clear (&err);
-  if (len > RA_SPIN_REQ_BYTES) {
+  if (len == RA_SPIN_TORN) {
+    ra_error_set (&err, RA_ERR_BAD_REQUEST, -1,
+                  "doorbell request %llu was rewritten while the server copied it, %d times in a "
+                  "row; post a request only once the last one is answered or given up "
+                  "(docs/local.md 4.3)", (unsigned long long) seq, RA_SPIN_TAKE_TRIES);
+    ra__count (srv, 0, 1, 1);
+    ra_msg_out_error (rep, 0, &err);
+  } else if (len > RA_SPIN_REQ_BYTES) {
     ra_error_set (&err, RA_ERR_BAD_REQUEST, -1, "doorbell request of %u bytes, at most %u", len,
                   RA_SPIN_REQ_BYTES);
     ra__count (srv, 0, 1, 1);
