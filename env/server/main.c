@@ -43,7 +43,7 @@ static void s_usage (FILE *f)
            "                           server keeps answering; smaller ones inline (default 1024)\n"
            "  --max-total-envs N       most envs over all handles (default 262144)\n"
            "  --max-sessions N         most live handles (default 1024)\n"
-           "  --idle-timeout SECONDS   reclaim handles idle this long (default 600)\n"
+           "  --idle-timeout SECONDS   reclaim handles idle this long, at least 0.001 (default 600)\n"
            "  --max-message-bytes N    largest request accepted, all frames together (default 67108864)\n"
            "  --max-queued-bytes N     bytes of one client key's requests that may wait for its busy\n"
            "                           sessions (big steps running); more get LIMIT at once\n"
@@ -172,10 +172,24 @@ static bool s_read_key (const char *path, const char *name, char out[41])
   return ok;
 }
 
-/* Writes a new key pair to prefix.key (secret, 0600) and prefix.pub. */
+/* Writes a new key pair to prefix.key (secret, 0600) and prefix.pub. Returns the exit status:
+   2 for a prefix it cannot write (a bad value, docs/protocol.md "Server command line"), 1 when
+   libzmq cannot make a pair. */
 static int s_gen_keys (const char *prefix)
 {
   char pub[41], sec[41], path[1024];
+  size_t len = strlen (prefix);
+  /* "" or "dir/" would write the hidden files .key and .pub, in the working directory or dir. */
+  if (len == 0 || prefix[len - 1] == '/') {
+    fprintf (stderr, "recarena-server: --gen-keys PREFIX is '%.64s', expected a file name prefix "
+             "such as 'server' (writes server.key and server.pub)\n", prefix);
+    return 2;
+  }
+  if (len + 5 > sizeof path) {
+    fprintf (stderr, "recarena-server: --gen-keys PREFIX is %zu characters, expected fewer than "
+             "%zu\n", len, sizeof path - 4);
+    return 2;
+  }
   if (zmq_curve_keypair (pub, sec) != 0) {
     fprintf (stderr, "recarena-server: cannot make a key pair: %s\n", zmq_strerror (zmq_errno ()));
     return 1;
@@ -184,8 +198,9 @@ static int s_gen_keys (const char *prefix)
   int fd = open (path, O_WRONLY | O_CREAT | O_EXCL, 0600);
   FILE *f = fd >= 0 ? fdopen (fd, "w") : NULL;
   if (!f) {
-    fprintf (stderr, "recarena-server: cannot create %s (it must not exist): %s\n", path, strerror (errno));
-    return 1;
+    fprintf (stderr, "recarena-server: --gen-keys: cannot create %s (it must not exist): %s\n", path,
+             strerror (errno));
+    return 2;
   }
   fprintf (f, "# recarena CURVE key pair: keep this file secret\npublic-key = %s\nsecret-key = %s\n", pub, sec);
   fclose (f);
@@ -193,8 +208,8 @@ static int s_gen_keys (const char *prefix)
   snprintf (path, sizeof path, "%s.pub", prefix);
   f = fopen (path, "w");
   if (!f) {
-    fprintf (stderr, "recarena-server: cannot create %s: %s\n", path, strerror (errno));
-    return 1;
+    fprintf (stderr, "recarena-server: --gen-keys: cannot create %s: %s\n", path, strerror (errno));
+    return 2;
   }
   fprintf (f, "# recarena CURVE public key\npublic-key = %s\n", pub);
   fclose (f);
@@ -281,8 +296,11 @@ static bool s_apply (s_cfg_t *c, const char *name, const char *v)
   }
   if (!strcmp (name, "idle-timeout")) {
     double d;
-    if (ra_kv_parse_num ("--idle-timeout", v, 0, 1e9, &d, &err) != RA_OK || !(d > 0)) {
-      fprintf (stderr, "recarena-server: --idle-timeout is '%.64s', expected seconds in (0, 1e9]\n", v);
+    /* At least a millisecond: the idle sweep runs every min(timeout / 4, 5 s) but not more often
+       than every millisecond, and a timeout below the time between two requests expires every
+       session before its next request (1e-300 was accepted). */
+    if (ra_kv_parse_num ("--idle-timeout", v, 0.001, 1e9, &d, &err) != RA_OK) {
+      fprintf (stderr, "recarena-server: --idle-timeout is '%.64s', expected seconds in [0.001, 1e9]\n", v);
       return false;
     }
     c->opts.idle_timeout_s = d;
@@ -438,11 +456,15 @@ int main (int argc, char **argv)
     fprintf (stderr, "recarena-server: %s\n", err.message);
     return 1;
   }
+  /* An endpoint it cannot bind (malformed, an unknown transport, in use, a directory that does
+     not exist) is a bad --bind value: exit 2, as for any flag (docs/protocol.md "Server command
+     line"). */
   for (int i = 0; i < c.nbinds; i++)
     if (ra_server_bind (srv, c.binds[i], &err) != RA_OK) {
-      fprintf (stderr, "recarena-server: %s\n", err.message);
+      fprintf (stderr, "recarena-server: --bind: %s\n", err.message);
       ra_server_destroy (&srv);
-      return 1;
+      ra_reward_plugins_unload_all ();
+      return 2;
     }
   s_server = srv;
   struct sigaction sa;

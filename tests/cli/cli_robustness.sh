@@ -36,6 +36,7 @@ check ()
   cases=$((cases + 1))
   timeout -s KILL "$limit" "$bin" "$@" </dev/null >"$work/out" 2>"$work/err"
   local rc=$?
+  last_rc=$rc
   local what="$name $(printf '%q ' "${@:1:6}" | cut -c1-160)$([ $# -gt 6 ] && echo "... ($# args)")"
   local bad=""
   if [ $rc -eq 137 ]; then
@@ -64,6 +65,15 @@ said ()
 {
   if ! grep -qF -- "$1" "$work/err"; then
     echo "FAIL: $name: expected '$1' on stderr, got: $(head -c 300 "$work/err")"
+    failures=$((failures + 1))
+  fi
+}
+
+# status N: the last check exited N (where the docs name the status of a refusal).
+status ()
+{
+  if [ "$last_rc" != "$1" ]; then
+    echo "FAIL: $name: expected exit $1, got $last_rc: $(head -c 300 "$work/err")"
     failures=$((failures + 1))
   fi
 }
@@ -224,7 +234,37 @@ if [ $positional = 0 ]; then
       check reject --max-queued-bytes 1023   # below its minimum, 1024
       check reject --log-level loud
       check reject "--workers=$longnum"
-      check reject "--$long=1" ;;
+      check reject "--$long=1"
+      # docs/protocol.md "Server command line": a bad value is exit 2, an endpoint it cannot bind
+      # too (that was exit 1)
+      check reject --bind ipc:///nonexistent/recarena/x.sock
+      status 2
+      said "--bind: cannot bind ipc:///nonexistent/recarena/x.sock"
+      check reject --bind nonsense
+      status 2
+      # a timeout below the millisecond the idle sweep can honour (1e-300 was accepted: every
+      # session expired before its next request)
+      for v in 1e-300 0.0009 0; do
+        check reject --idle-timeout "$v" --bind "ipc://$work/idle.sock"   # not :5555 if accepted
+        status 2
+        said "expected seconds in [0.001, 1e9]"
+      done
+      check ok --idle-timeout 0.001 --help
+      # an empty prefix, or a directory's, wrote the hidden files .key and .pub
+      check reject --gen-keys ""
+      status 2
+      said "--gen-keys PREFIX is ''"
+      mkdir "$work/keys"
+      check reject --gen-keys "$work/keys/"
+      status 2
+      if [ -e "$work/.key" ] || [ -e "$work/.pub" ] || [ -e "$work/keys/.key" ]; then
+        echo "FAIL: $name: --gen-keys wrote a hidden .key or .pub"
+        failures=$((failures + 1))
+      fi
+      check reject --gen-keys "$work/k"   # written above: never overwritten
+      status 2
+      check reject --gen-keys "$work/${long:0:2000}"   # longer than a path may be
+      status 2 ;;
     recarena-target)
       check reject --checkpoint-in "$work"   # a directory: its size is no size to allocate
       printf '\377\377\377\377\377\377\377\377{}' >"$work/huge.st"
