@@ -201,6 +201,18 @@ ra_err_t ra_server_new (const ra_server_opts_t *opts, ra_server_t **out, ra_erro
   return RA_OK;
 }
 
+/* Drops the requests waiting for slot's session, unanswered. */
+static void s_free_queue (ra__slot_t *slot)
+{
+  while (slot->qhead) {
+    ra__queued_t *q = slot->qhead;
+    slot->qhead = q->next;
+    for (int k = 0; k < q->np; k++)
+      zmq_msg_close (&q->parts[k]);
+    free (q);
+  }
+}
+
 void ra_server_destroy (ra_server_t **server_p)
 {
   ra_server_t *srv = *server_p;
@@ -218,13 +230,7 @@ void ra_server_destroy (ra_server_t **server_p)
   if (srv->slots)
     for (int i = 0; i < srv->opts.max_sessions; i++) {
       ra__slot_t *slot = &srv->slots[i];
-      while (slot->qhead) {
-        ra__queued_t *q = slot->qhead;
-        slot->qhead = q->next;
-        for (int k = 0; k < q->np; k++)
-          zmq_msg_close (&q->parts[k]);
-        free (q);
-      }
+      s_free_queue (slot);
       if (slot->busy)
         zmq_msg_close (&slot->peer);
       if (slot->reserved && !slot->session)
@@ -275,13 +281,7 @@ ra_err_t ra__session_get (ra_server_t *srv, int64_t handle, ra__slot_t **out, ra
 void ra__session_drop (ra_server_t *srv, ra__slot_t *slot)
 {
   /* Requests still waiting (a stalled session dropped by a doorbell request's lookup) go too. */
-  while (slot->qhead) {
-    ra__queued_t *q = slot->qhead;
-    slot->qhead = q->next;
-    for (int k = 0; k < q->np; k++)
-      zmq_msg_close (&q->parts[k]);
-    free (q);
-  }
+  s_free_queue (slot);
   if (slot->stalled)
     srv->nstalled--;
   ra__handle_del (srv, slot->handle);
