@@ -1,7 +1,6 @@
 /*  env/server/admit.c - admission by bytes against the session's, the client key's and the
     server's budgets (docs/protocol.md section "Limits"): what a make will allocate, estimated
     from its config, and what a client key's sessions hold.                                      */
-#include <stdbool.h>
 #include <string.h>
 
 #include "env/server/server_int.h"
@@ -15,17 +14,12 @@ static double s_cfg_num (const ra__kvlist_t *cfg, const ra_sim_class_t *cls, con
                          double dflt)
 {
   double v = dflt;
-  bool found = false;
-  for (int i = 0; cfg && i < cfg->n && !found; i++)
-    if (cfg->kv[i].type == RA_KV_NUM && strcmp (cfg->kv[i].key, key) == 0) {
-      v = cfg->kv[i].num;
-      found = true;
-    }
-  for (int i = 0; i < cls->n_config_defaults && !found; i++)
-    if (cls->config_defaults[i].type == RA_KV_NUM && strcmp (cls->config_defaults[i].key, key) == 0) {
+  for (int i = 0; i < cls->n_config_defaults; i++)
+    if (cls->config_defaults[i].type == RA_KV_NUM && strcmp (cls->config_defaults[i].key, key) == 0)
       v = cls->config_defaults[i].num;
-      found = true;
-    }
+  for (int i = 0; cfg && i < cfg->n; i++)   /* a make's config holds each key once (kvlist.c) */
+    if (cfg->kv[i].type == RA_KV_NUM && strcmp (cfg->kv[i].key, key) == 0)
+      v = cfg->kv[i].num;
   return v > 0 ? (v < 1e9 ? v : 1e9) : 0;
 }
 

@@ -529,15 +529,38 @@ Test (trust, hello_reports_every_limit)
   cr_assert_eq (v, 4 * (64ll << 20), "by default a few of the biggest requests may wait");
 }
 
-/* Whether the loop would hand a step of n envs with config (K, d) to the pool. */
-static bool s_step_deferred (int n, int64_t K, int64_t d)
+/* Restarts T with two pool workers (and async_min_bytes when > 0), as a server would run. */
+static void s_restart_with_pool (int64_t async_min_bytes)
 {
   th_fini (&T);
   ra_server_opts_t o;
   ra_server_opts_default (&o);
   o.workers = 2;
-  o.async_min_bytes = 1 << 20;
+  if (async_min_bytes > 0)
+    o.async_min_bytes = async_min_bytes;
   th_init_opts (&T, &o);
+}
+
+/* Handles T's request as ra_server_run's loop would; the job it handed to the pool, if any, is
+   run here instead, so the session is left consistent. Returns that job's slot, or NULL when
+   the request ran inline. */
+static ra__slot_t *s_handle_as_loop (int nframes, const void *const *frames, const size_t *sizes)
+{
+  T.srv->async = true;   /* as inside ra_server_run */
+  ra_server_handle_raw (T.srv, T.req.head.data, T.req.head.size, nframes, frames, sizes, &T.rep);
+  T.srv->async = false;
+  ra__slot_t *slot = T.srv->deferred;
+  if (slot) {
+    T.srv->deferred = NULL;
+    slot->job.fn (slot->job.ctx, 0, slot->job.n);
+  }
+  return slot;
+}
+
+/* Whether the loop would hand a step of n envs with config (K, d) to the pool. */
+static bool s_step_deferred (int n, int64_t K, int64_t d)
+{
+  s_restart_with_pool (1 << 20);
   ra_msg_out_t *m = th_begin (&T, "make", 4);
   ra_msg_out_str (m, "env");
   ra_msg_out_str (m, ENV);
@@ -567,16 +590,9 @@ static bool s_step_deferred (int n, int64_t K, int64_t d)
   ra_msg_out_tensor (req, RA_DTYPE_I32, 2, shape, a);
   const void *frames[1] = { T.req.frames[0].data };
   size_t sizes[1] = { T.req.frames[0].nbytes };
-  T.srv->async = true;   /* as inside ra_server_run */
-  ra_server_handle_raw (T.srv, T.req.head.data, T.req.head.size, 1, frames, sizes, &T.rep);
-  T.srv->async = false;
-  ra__slot_t *slot = T.srv->deferred;
-  if (slot) {   /* run it here instead of on the pool, so the session is left consistent */
-    T.srv->deferred = NULL;
-    slot->job.fn (slot->job.ctx, 0, slot->job.n);
-  }
+  bool deferred = s_handle_as_loop (1, frames, sizes) != NULL;
   free (a);
-  return slot != NULL;
+  return deferred;
 }
 
 Test (trust, whether_a_step_runs_inline_depends_on_its_cost_not_its_env_count)
@@ -592,12 +608,7 @@ Test (trust, whether_a_step_runs_inline_depends_on_its_cost_not_its_env_count)
    publish_rate x max_age live articles each (candidates 2 x 16 dims) to the pool. */
 static bool s_news_reset_deferred (int n, int64_t publish_rate, int64_t max_age)
 {
-  th_fini (&T);
-  ra_server_opts_t o;
-  ra_server_opts_default (&o);
-  o.workers = 2;
-  o.async_min_bytes = 1 << 20;
-  th_init_opts (&T, &o);
+  s_restart_with_pool (1 << 20);
   cr_assert_eq (s_make_cfg ("News-v1", n, "publish_rate", publish_rate, "max_age", max_age,
                             "embedding_dim", (int64_t) 16, "num_candidates", (int64_t) 2,
                             "slate_size", (int64_t) 1, (const char *) NULL), RA_OK, "%s", T.err.message);
@@ -606,15 +617,7 @@ static bool s_news_reset_deferred (int n, int64_t publish_rate, int64_t max_age)
   ra_msg_out_t *m = th_begin (&T, "reset", 1);
   ra_msg_out_str (m, "handle");
   ra_msg_out_int (m, h);
-  T.srv->async = true;   /* as inside ra_server_run */
-  ra_server_handle_raw (T.srv, T.req.head.data, T.req.head.size, 0, NULL, NULL, &T.rep);
-  T.srv->async = false;
-  ra__slot_t *slot = T.srv->deferred;
-  if (slot) {   /* run it here instead of on the pool, so the session is left consistent */
-    T.srv->deferred = NULL;
-    slot->job.fn (slot->job.ctx, 0, slot->job.n);
-  }
-  return slot != NULL;
+  return s_handle_as_loop (0, NULL, NULL) != NULL;
 }
 
 Test (trust, a_reset_that_fills_big_per_env_state_runs_on_the_pool)
@@ -633,11 +636,7 @@ Test (trust, a_set_task_that_rebuilds_a_world_in_a_freed_slot_runs_on_the_pool)
      charged, a set_task onto a new task rebuilt the world in the slot it freed on the server
      thread: with 1M items x 64 dims, 1.8 s in which no other client was answered, as often as
      its client liked. */
-  th_fini (&T);
-  ra_server_opts_t o;
-  ra_server_opts_default (&o);
-  o.workers = 2;
-  th_init_opts (&T, &o);
+  s_restart_with_pool (0);
   cr_assert_eq (s_make_cfg (ENV, 1, "num_items", (int64_t) 100000, "embedding_dim", (int64_t) 16,
                             "task_slots", (int64_t) 2, (const char *) NULL), RA_OK, "%s", T.err.message);
   int64_t h;
@@ -654,14 +653,9 @@ Test (trust, a_set_task_that_rebuilds_a_world_in_a_freed_slot_runs_on_the_pool)
     ra_msg_out_str (m, "train");
     ra_msg_out_str (m, "id");
     ra_msg_out_int (m, id);
-    T.srv->async = true;   /* as inside ra_server_run */
-    ra_server_handle_raw (T.srv, T.req.head.data, T.req.head.size, 0, NULL, NULL, &T.rep);
-    T.srv->async = false;
-    ra__slot_t *slot = T.srv->deferred;
+    ra__slot_t *slot = s_handle_as_loop (0, NULL, NULL);
     cr_assert (slot, "set_task %lld onto a freed slot (a world of 10 MB) ran inline", (long long) id);
-    T.srv->deferred = NULL;   /* run and answer it here instead of on the pool */
-    slot->job.fn (slot->job.ctx, 0, slot->job.n);
-    ra__reply_job (T.srv, slot, &T.rep);
+    ra__reply_job (T.srv, slot, &T.rep);   /* answer it here, as the loop would after the pool */
     cr_assert_eq (th_read_reply (&T, T.next_id - 1), RA_OK, "%s", T.err.message);
   }
 }
