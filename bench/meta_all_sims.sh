@@ -8,7 +8,11 @@
 # reads as a fraction of the expert's. Writes OUT/<sim>/<algo>.{safetensors,jsonl,log},
 # OUT/<sim>/metats_prior.txt, OUT/<sim>/experts/ and OUT/<sim>/ab_<split>.{json,csv,txt}, and
 # prints one table per sim and run, then every meta-init's paired differences from multitask,
-# scratch and meta-TS at R@0, R@1, R@5, R@5w and auc (OUT/<sim>/ab_<split>_pairs.txt). A
+# scratch and meta-TS at R@0, R@1, R@5, R@5w and auc (OUT/<sim>/ab_<split>_pairs.txt). Plots:
+# OUT/<sim>/meta_training.png (every training's val and meta-train return against env steps,
+# recarena.meta_plots), OUT/<sim>/plots_<split>/ (every arm's R@K curve, windows and metrics,
+# recarena.plots) and OUT/<sim>/ab_<split>_curve_<base>.{txt,png} (each meta-init's paired
+# difference from multitask, and from multitask_ctx, at every R@K; docs/agents.md 2.5). A
 # meta-init or prior already in OUT is reused.
 # With TEMPS, every target arm (each meta-init and scratch) first plays the VAL tasks once per
 # sampling temperature in the grid (recarena-ab, 8 episodes, OUT/<sim>/ab_val_temp.{json,txt}),
@@ -199,6 +203,13 @@ for sim in $SIMS; do
     meta_train "$algo" "$algo" "$algo_flags"
   done
   [ -z "$MULTITASK_CONTEXT" ] || meta_train multitask_ctx multitask "${META_FLAGS_multitask:-} $MULTITASK_CONTEXT"
+  runs=""
+  for algo in $ALGOS ${MULTITASK_CONTEXT:+multitask_ctx}; do
+    [ -f "$d/$algo.jsonl" ] && runs="$runs $d/$algo.jsonl"
+  done
+  # shellcheck disable=SC2086 # a list of files
+  [ -z "$runs" ] || "$PY" -m recarena.meta_plots $runs --out "$d/meta_training.png" \
+    --title "$sim: meta-training, seed $SEED" >/dev/null || { echo "recarena.meta_plots failed in $d" >&2; exit 1; }
   # every target arm as "name=spec" (scratch: a fresh network with the same adaptation)
   targets="scratch=target$scratch_keys$ARM_KEYS"
   [ -n "$SCRATCH_CONTEXT" ] && targets="$targets scratch_ctx=target$scratch_keys:context=$SCRATCH_CONTEXT$ARM_KEYS"
@@ -255,6 +266,8 @@ for sim in $SIMS; do
       --json "$d/ab_$tag.json" --csv "$d/ab_$tag.csv" --quiet >"$d/ab_$tag.txt" 2>&1 \
       || { echo "recarena-ab failed: $(tail -3 "$d/ab_$tag.txt")" >&2; exit 1; }
     cat "$d/ab_$tag.txt"
+    "$PY" -m recarena.plots "$d/ab_$tag.json" --out "$d/plots_$tag" >/dev/null \
+      || { echo "recarena.plots failed on $d/ab_$tag.json" >&2; exit 1; }
     # recarena-ab tests every arm against the control; the issue also asks for the meta-inits
     # against scratch and meta-TS, and for R@1 and R@5 themselves (docs/agents.md 2.5)
     for base in $control ${MULTITASK_CONTEXT:+multitask_ctx} scratch ${SCRATCH_CONTEXT:+scratch_ctx} metats; do
@@ -269,6 +282,16 @@ for sim in $SIMS; do
     { "$PY" -m recarena.compare "$d/ab_$tag.json" $ALGOS $extra_names --at "$climb" --minus R@0 &&
       "$PY" -m recarena.compare "$d/ab_$tag.json" $ALGOS $extra_names --against oracle --at "$climb" --minus R@0
     } >>"$d/ab_${tag}_pairs.txt" || { echo "recarena.compare --minus failed on $d/ab_$tag.json" >&2; exit 1; }
+    # where along the curve each meta-init pulls ahead of multitask or falls behind it
+    for base in $control ${MULTITASK_CONTEXT:+multitask_ctx}; do
+      others=""
+      for algo in $ALGOS $extra_names; do [ "$algo" = "$base" ] || others="$others $algo"; done
+      [ -n "$others" ] || continue
+      # shellcheck disable=SC2086 # a list of arm names
+      "$PY" -m recarena.compare "$d/ab_$tag.json" $others --against "$base" --at curve \
+        --plot "$d/ab_${tag}_curve_$base.png" >"$d/ab_${tag}_curve_$base.txt" \
+        || { echo "recarena.compare --at curve failed on $d/ab_$tag.json" >&2; exit 1; }
+    done
     cat "$d/ab_${tag}_pairs.txt"
   done
 done

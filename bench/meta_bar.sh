@@ -10,7 +10,11 @@
 # to OUT/<sim>/bar.txt and prints them:
 #   line 2: reptile - multitask_ctx at R@0, R@1 and R@5 (met on the sim: R@5's 95% CI above 0);
 #   line 3: reptile - scratch_ctx, scratch, linucb and metats at R@5 (met: every CI above 0);
-#   the climb: reptile's R@K - R@0 (met: no interval wholly below 0).
+#   the climb: reptile's R@K - R@0 (met: no interval wholly below 0);
+# and where the curves stand, to show why a line is or is not met: reptile - multitask_ctx at every
+# R@K (in bar.txt, and drawn in OUT/<sim>/ab_<split>_curve_multitask_ctx.png), every arm's R@K
+# curve (OUT/<sim>/plots_<split>/learning_curves.png) and the meta-training curves of reptile,
+# multitask and multitask_ctx (OUT/<sim>/meta_training.png).
 # Line 1 needs per-task experts trained to the budget docs/meta.md 6.51 chose (1.2M-19.2M env
 # steps each), which this script does not train; EXPERT_TASKS=N passes to meta_all_sims.sh, which
 # adds 300k-step experts, short of converged on every sim, on test:0 to N-1 (not on TEST).
@@ -90,6 +94,9 @@ for sim in $SIMS; do
   {
     echo "$sim, seed $SEED, $TEST, hidden tastes; the meta arm is reptile (docs/meta.md 6.0)"
     cat "$d/bar_line2.txt" "$d/bar_line3.txt" "$d/bar_climb.txt"
+    echo "along the curve ($(basename "${j%.json}")_curve_multitask_ctx.png; every arm's curve in" \
+      "plots_${TEST%%:*}/learning_curves.png, meta-training in meta_training.png):"
+    cat "${j%.json}_curve_multitask_ctx.txt"
     echo "line 2 (reptile - multitask_ctx at R@5, CI above 0): $(verdict all_above R@5 <"$d/bar_line2.txt")"
     echo "line 3 (reptile - scratch_ctx, scratch, linucb, metats at R@5, every CI above 0):" \
       "$(verdict all_above R@5 <"$d/bar_line3.txt")"

@@ -1,7 +1,8 @@
 #!/bin/sh
 # bench/meta_bar.sh on all four sims at a smoke size: every sim's recipe (its recarena-meta flags and
 # arm keys) still runs against today's binaries, and each sim's bar.txt holds the line-2 table
-# (R@0, R@1, R@5 against multitask_ctx), the four line-3 comparisons and the three verdicts.
+# (R@0, R@1, R@5 against multitask_ctx), the four line-3 comparisons, the three verdicts and the
+# difference along the curve, and the plots (meta-training, learning curves, that difference) exist.
 # The figures at this size are noise; docs/meta.md 6.63 has a full read.
 # usage: meta_bar.sh BUILD_DIR SOURCE_DIR      (skipped, 77, without the virtual environment)
 set -eu
@@ -20,6 +21,10 @@ for sim in ECommerce-v1 Ads-v1 News-v1 Content-v1; do
   for base in multitask_ctx scratch_ctx scratch linucb metats; do
     grep -q "diff vs $base " "$bar" || { cat "$bar"; echo "FAIL: $sim: no comparison against $base"; exit 1; }
   done
+  for png in meta_training.png plots_test/learning_curves.png ab_test_curve_multitask_ctx.png; do
+    head -c 8 "$out/$sim/$png" 2>/dev/null | grep -q PNG || { echo "FAIL: $sim: no plot $png"; exit 1; }
+  done
+  grep -q "^along the curve" "$bar" || { cat "$bar"; echo "FAIL: $sim: no curve of reptile - multitask_ctx"; exit 1; }
   for line in "line 2 " "line 3 " "no R@K below R@0 "; do
     grep -Eq "^$line.*: (met|not met)$" "$bar" || { cat "$bar"; echo "FAIL: $sim: no verdict for '$line'"; exit 1; }
   done

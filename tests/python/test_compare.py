@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from recarena import compare
-from test_plots import _ab_binary
+from test_plots import _ab_binary, _check
 
 
 def _report(shift=2.0):
@@ -63,7 +63,7 @@ def test_the_interval_matches_a_normal_approximation_at_many_tasks():
 @pytest.mark.parametrize("args, message", [
     (["x", "--against", "a"], "no arm 'x'"),
     (["b", "--against", "a", "--at", "R@7"], "K=7 is not on the report's curve"),
-    (["b", "--against", "a", "--at", "curve"], "unknown measure 'curve'"),
+    (["b", "--against", "a", "--at", "curves"], "unknown measure 'curves'"),
     (["b", "--against", "a", "--bootstrap", "0"], "--bootstrap"),
     (["b"], "--against"),
     (["b", "--minus", "R@9"], "K=9 is not on the report's curve"),
@@ -213,6 +213,24 @@ def test_truncated_rows_a_missing_arms_list_and_no_measure_are_exit_2_naming_the
     path.write_text(json.dumps({"schema": "recarena-ab/2"}))
     assert compare.main([str(path), "b", "--against", "a"]) == 2
     assert "'arms'" in capsys.readouterr().err
+
+
+def test_at_curve_reads_every_k_and_plot_draws_the_differences(tmp_path, capsys):
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(_report()))
+    assert compare.main([str(path), "b", "c", "--against", "a", "--at", "R@0,R@1,R@5,R@5w"]) == 0
+    each = capsys.readouterr().out
+    png = tmp_path / "d.png"
+    assert compare.main([str(path), "b", "c", "--against", "a", "--at", "curve,R@5w",
+                         "--plot", str(png)]) == 0
+    both = capsys.readouterr().out
+    assert both == each + f"plot: {png}\n"   # the same rows, in the same order, then the plot
+    _check([str(png)], ["d.png"])
+    report = _report()
+    report["curve_k"] = []
+    path.write_text(json.dumps(report))
+    assert compare.main([str(path), "b", "--against", "a", "--at", "curve"]) == 2
+    assert "names no measure" in capsys.readouterr().err
 
 
 def test_the_bootstrap_runs_in_bounded_memory_with_the_same_draws():

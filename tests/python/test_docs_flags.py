@@ -20,7 +20,8 @@ AGENTS = os.path.join(ROOT, "docs", "agents.md") + "#2.5 Plots and paired compar
 SECTIONS = {
     "recarena.tune": (TUNE, [["recarena.tune", sub]
                              for sub in ("search", "pbt", "report", "compare", "eval")]),
-    "recarena.compare,plots": (AGENTS, [["recarena.compare"], ["recarena.plots"]]),
+    "recarena.compare,plots": (AGENTS, [["recarena.compare"], ["recarena.plots"],
+                                        ["recarena.meta_plots"]]),
 }
 
 

@@ -28,6 +28,10 @@ runs played as the same spec, such as random or a scratch arm); the arms that ma
 before pairing, so ``reptile --at R@5 --minus R@0`` tests the arm's climb from R@0 to R@5 (a dip
 when negative), and ``reptile --against oracle --at R@5 --minus R@0`` its climb less the oracle's
 between the same episodes. Without ``--against`` the climb is tested against 0.
+
+``--at curve`` reads every R@K of the report's curve; ``--plot FILE.png`` also draws each arm's
+differences against the measures in ``--at``'s order, with their intervals as a band: with
+``--at curve``, where along the curve one arm pulls ahead of or falls behind another.
 """
 from __future__ import annotations
 
@@ -161,13 +165,53 @@ def compare(report: Dict[str, Any], arms: List[str], against: Optional[str], mea
     return out
 
 
+def measures_of(at: str, report: Dict[str, Any]) -> List[str]:
+    """``--at``'s comma-separated measures, ``curve`` standing for every R@K of the report's curve."""
+    out = []
+    for m in (m for m in at.split(",") if m):
+        out += [f"R@{k}" for k in report.get("curve_k", [])] if m == "curve" else [m]
+    if not out:  # else: an empty table, exit 0
+        raise ValueError(f"--at {at!r} names no measure (R@K, curve, a window or a metric)")
+    return out
+
+
+def plot_differences(rows: List[Dict[str, Any]], title: str, path: str) -> str:
+    """Each arm's differences (``compare``'s rows) against the measures in their order, with the
+    95% CIs as a band and the zero line; writes the PNG at ``path`` and returns it."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    measures = list(dict.fromkeys(r["measure"] for r in rows))
+    # R@K alone: at K on the axis, so that the episodes between the points keep their spacing
+    on_k = all(m.startswith("R@") and m[2:].isdigit() for m in measures)
+    xs = [int(m[2:]) for m in measures] if on_k else list(range(len(measures)))
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.35 * len(measures) + 3), 3.6))
+    for arm in dict.fromkeys(r["arm"] for r in rows):
+        by = {r["measure"]: r for r in rows if r["arm"] == arm}
+        (line,) = ax.plot(xs, [by[m]["diff"] for m in measures], marker="o", label=arm)
+        ax.fill_between(xs, [by[m]["lo"] for m in measures], [by[m]["hi"] for m in measures],
+                        alpha=0.2, color=line.get_color())
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    ax.set_xticks(xs)
+    ax.set_xticklabels(measures, rotation=45 if len(measures) > 8 else 0, fontsize=8)
+    ax.set_ylabel("paired difference (95% CI)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m recarena.compare",
                                  description="Paired differences between arms of a recarena-ab report.")
     ap.add_argument("report", help="recarena-ab --json output (its per_task rows)")
     ap.add_argument("arms", nargs="+", help="arms to compare with --against")
     ap.add_argument("--against", help="the arm every difference is taken from (optional with --minus)")
-    ap.add_argument("--at", default="R@5", help="comma-separated measures: R@K, windows, metrics (default R@5)")
+    ap.add_argument("--at", default="R@5",
+                    help="comma-separated measures: R@K, curve (every R@K), windows, metrics (default R@5)")
     ap.add_argument("--bootstrap", type=int, default=2000, help="resamples (2000)")
     ap.add_argument("--seed", type=int, default=1, help="seed of the resamples (1)")
     ap.add_argument("--pool", action="append", default=[], metavar="REPORT",
@@ -179,12 +223,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--minus", metavar="MEASURE",
                     help="take each arm's value less its own MEASURE on the same task (e.g. R@0: "
                          "the climb from the first episode)")
+    ap.add_argument("--plot", metavar="FILE.png",
+                    help="also draw each arm's differences against the measures, with their CIs")
     args = ap.parse_args(argv)
     try:
         if args.bootstrap < 1:
             raise ValueError("--bootstrap must be at least 1")
-        if not [m for m in args.at.split(",") if m]:  # else: an empty table, exit 0
-            raise ValueError(f"--at {args.at!r} names no measure (R@K, a window or a metric)")
         report = load_report(args.report)
         for spec in args.arm_from:
             path, sep, arm = spec.rpartition(":")
@@ -194,9 +238,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             report, same = add_arm(report, load_report(path), arm, name or arm)
             print(f"{name or arm}: arm '{arm}' of {path} (common random numbers: the rows of "
                   f"{', '.join(same)} are the same in both runs)")
-        rows = compare(report, args.arms, args.against,
-                       [m for m in args.at.split(",") if m], args.bootstrap, args.seed,
-                       [load_report(p) for p in args.pool], args.minus)
+        rows = compare(report, args.arms, args.against, measures_of(args.at, report),
+                       args.bootstrap, args.seed, [load_report(p) for p in args.pool], args.minus)
+        if args.plot:
+            what = f"less {args.minus}, " if args.minus else ""
+            plot_differences(rows, f"{report.get('env', '')}: {what}"
+                             f"against {args.against or '0'}", args.plot)
     except (OSError, ValueError) as e:
         print(f"recarena.compare: {e}", file=sys.stderr)
         return 2
@@ -214,6 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         measure = f"{r['measure']}-{r['minus']}" if r["minus"] else r["measure"]
         print(f"{r['arm']:<16} {measure:<8} {r['diff']:>+24.4g} "
               f"{'[%+.4g, %+.4g]' % (r['lo'], r['hi']):>22} {r['p']:>7.4f} {r['n']:>6}")
+    if args.plot:
+        print(f"plot: {args.plot}")
     return 0
 
 
