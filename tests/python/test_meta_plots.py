@@ -43,6 +43,12 @@ def test_a_continued_run_is_counted_on_from_the_run_before(tmp_path):
     assert [v for _, v in curves["R@0"]] == [1, 2, 4, 1, 2, 4]
 
 
+def test_the_running_mean_averages_the_window_before_each_point():
+    nan = float("nan")
+    assert meta_plots.running_mean([1, 3, 5, nan, 9], 2) == [1, 2, 4, 5, 9]
+    assert meta_plots.running_mean([2, 4], 1) == [2, 4]
+
+
 def test_curves_of_several_runs_in_one_png_labelled_by_file(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()

@@ -8,7 +8,8 @@ draws one PNG with two panels, one line per file (named by the file's name witho
   run chose another) and its R@0 (dashed), so the curve that picked the kept θ can be read
   beside the others';
 - the meta-train return against env steps (the ``train`` lines' ``meta_return``: the mean return
-  of the inner rollouts' episodes, ES's mean member fitness).
+  of the inner rollouts' episodes, ES's mean member fitness), faint, with its running mean over
+  a twentieth of the run's iterations drawn over it (one iteration's return is noisy).
 
 A file holding several runs (``--metrics`` is appended: a run continued with ``--checkpoint-in``)
 is drawn as one line: where a run's env steps start again, its steps are counted on from the last
@@ -61,6 +62,15 @@ def read_metrics(path: str) -> Dict[str, Points]:
     return curves
 
 
+def running_mean(values: Sequence[float], window: int) -> List[float]:
+    """The mean of each value and the window - 1 before it (fewer at the start; NaNs skipped)."""
+    out = []
+    for i in range(len(values)):
+        seen = [v for v in values[max(0, i - window + 1):i + 1] if math.isfinite(v)]
+        out.append(sum(seen) / len(seen) if seen else math.nan)
+    return out
+
+
 def _labels(paths: Sequence[str]) -> List[str]:
     """Each file's name without .jsonl; with its directory where two names are the same."""
     stems = [os.path.basename(p).removesuffix(".jsonl") for p in paths]
@@ -78,18 +88,23 @@ def plot_meta_training(paths: Sequence[str], out: str, title: str = "") -> str:
     fig, (val_ax, train_ax) = plt.subplots(1, 2, figsize=(11.0, 3.8))
     for label, curves in zip(_labels(paths), runs):
         color = None
-        for key, ax, style in (("score", val_ax, "-o"), ("R@0", val_ax, "--"),
-                               ("meta_return", train_ax, "-")):
+        for key, ax, style in (("score", val_ax, "-o"), ("R@0", val_ax, "--")):
             pts = curves[key]
-            if not pts:
-                continue
-            (line,) = ax.plot([p[0] for p in pts], [p[1] for p in pts], style, color=color,
-                              markersize=3, linewidth=1.2,
-                              label=label if key != "R@0" else None)
-            color = line.get_color()
+            if pts:
+                (line,) = ax.plot([p[0] for p in pts], [p[1] for p in pts], style, color=color,
+                                  markersize=3, linewidth=1.2,
+                                  label=label if key == "score" else None)
+                color = line.get_color()
+        pts = curves["meta_return"]
+        if pts:
+            steps, values = [p[0] for p in pts], [p[1] for p in pts]
+            (line,) = train_ax.plot(steps, values, "-", color=color, linewidth=0.8, alpha=0.3)
+            train_ax.plot(steps, running_mean(values, max(1, len(values) // 20)), "-",
+                          color=line.get_color(), linewidth=1.5, label=label)
     val_ax.set_title("validation: score (solid, R@5w by default) and R@0 (dashed)", fontsize=9)
     val_ax.set_ylabel("val return")
-    train_ax.set_title("meta-train return (ES: mean member fitness)", fontsize=9)
+    train_ax.set_title("meta-train return, and its running mean (ES: mean member fitness)",
+                       fontsize=9)
     train_ax.set_ylabel("return")
     for ax in (val_ax, train_ax):
         ax.set_xlabel("env steps of meta-training")
