@@ -768,10 +768,11 @@ static void s_print_header (const run_t *r, const start_t *start)
   ra_taskset_format (&r->val, vb, sizeof vb);
   fprintf (stderr,
            "recarena-meta: %s on %s, train %s, val %s (%d tasks), %s; %zu params%s, %s; budget %lld env steps; "
-           "adapt: %d %s updates of %d x %d steps, lr %g, params %s (validation: lr %g, params %s); temp %g; slot credit %g from response[%lld]; validation acts %s; "
+           "outer step: %s %g; adapt: %d %s updates of %d x %d steps, lr %g, params %s (validation: lr %g, params %s); temp %g; slot credit %g from response[%lld]; validation acts %s; "
            "%d rank%s\n",
            o->algo_name, o->env, tb, vb, r->V, o->address ? o->address : "in-process sims", r->n,
-           o->affinity ? " (with the affinity head)" : "", ra_nn_backend_name (r->be), o->budget, r->ad.steps, o->opt_name, r->ad.rollout, r->N, (double) r->ad.inner_lr,
+           o->affinity ? " (with the affinity head)" : "", ra_nn_backend_name (r->be), o->budget,
+           o->algo == A_REPTILE && !o->outer_adam ? "epsilon, annealed from" : "AdamW, lr", o->outer_lr, r->ad.steps, o->opt_name, r->ad.rollout, r->N, (double) r->ad.inner_lr,
            o->params_name, o->val_inner_lr, o->val_params_name, o->temp, o->slot_credit, o->slot_feedback, o->val_act_name, size, size > 1 ? "s" : "");
   if (start->resume)
     fprintf (stderr, "recarena-meta: continuing %s from iteration %lld (%lld env steps done; the budget counts this run's)\n",

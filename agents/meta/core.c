@@ -139,6 +139,13 @@ void ra_meta_adam_fini (ra_meta_adam_t *a)
   a->m = a->v = NULL;
 }
 
+void ra_meta_reptile_adam_step (ra_meta_adam_t *a, float *theta, float *delta_sum, int B)
+{
+  for (size_t j = 0; j < a->n; j++)
+    delta_sum[j] /= (float) B;
+  ra_meta_adam_ascend (a, theta, delta_sum);
+}
+
 void ra_meta_adam_ascend (ra_meta_adam_t *a, float *theta, const float *g)
 {
   a->t++;

@@ -65,5 +65,9 @@ void ra_meta_adam_fini (ra_meta_adam_t *a);
 /* One ascent step along g (Adam with bias correction, then decoupled weight decay:
    theta -= lr * wd * theta). O(n). */
 void ra_meta_adam_ascend (ra_meta_adam_t *a, float *theta, const float *g);
+/* Reptile with --outer-opt adam (docs/meta.md 2.1): theta <- AdamW(theta, (1/B) sum_b (phi_b -
+   theta)). delta_sum holds sum_b (phi_b - theta) over the B tasks and is overwritten with its
+   mean. O(n). */
+void ra_meta_reptile_adam_step (ra_meta_adam_t *a, float *theta, float *delta_sum, int B);
 
 #endif

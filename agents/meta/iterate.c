@@ -259,7 +259,9 @@ ra_err_t meta_iterate (run_t *r, int64_t it, double budget_frac, double *meta_re
       rc = s_job_stats (r, &st, &ret_sum, &episodes, err);
     if (rc != RA_OK)
       return rc;
-    if (o->algo == A_REPTILE) { /* theta += eps (1/B) sum_b (phi_b - theta), docs/meta.md 2.1 */
+    if (o->algo == A_REPTILE && o->outer_adam) { /* (1/B) sum_b (phi_b - theta) to AdamW, docs/meta.md 2.1 */
+      ra_meta_reptile_adam_step (&r->adam, r->theta, r->g, P);
+    } else if (o->algo == A_REPTILE) { /* theta += eps (1/B) sum_b (phi_b - theta), docs/meta.md 2.1 */
       float eps = (float) (o->outer_lr * fmax (0.0, 1.0 - budget_frac));
       for (size_t j = 0; j < r->n; j++)
         r->theta[j] += eps * (r->g[j] / (float) P);

@@ -37,8 +37,10 @@ static const char *const s_algos[] = { "reptile", "fomaml", "es", "es-maml", "mu
 /* outer learning rate defaults per algorithm (docs/meta.md 4); ES's, with its population and
    sigma, are where docs/tune.md 8.7's searches landed (docs/meta.md 6.61) */
 static const double s_outer_lr[] = { 1.0, 1e-3, 5e-2, 5e-2, 3e-3, 1e-3 };
+#define REPTILE_ADAM_LR 1e-3   /* reptile's with --outer-opt adam: multitask's order, not epsilon's */
 
-typedef enum { T_STR, T_INT, T_NUM, T_BOOL, T_ALGO, T_PARAMS, T_VALPARAMS, T_SIMCFG, T_VALACT, T_OPT, T_ANNEAL } ftype_t;
+typedef enum { T_STR, T_INT, T_NUM, T_BOOL, T_ALGO, T_PARAMS, T_VALPARAMS, T_SIMCFG, T_VALACT, T_OPT, T_ANNEAL,
+               T_OUTER_OPT } ftype_t;
 
 typedef struct {
   const char *name;    /* flag without the dashes = config key */
@@ -106,6 +108,7 @@ static const flag_t s_flags[F_COUNT] = {
   [F_TEACHER_CRITIC] = { "teacher-critic", T_BOOL, O (teacher_critic), 0, 0 },
   [F_TASK_CREDIT] = { "task-credit", T_NUM, O (task_credit), 0, RA_TARGET_TASK_CREDIT_MAX },
   [F_PATIENCE] = { "patience", T_INT, O (patience), 0, 1e9 },
+  [F_OUTER_OPT] = { "outer-opt", T_OUTER_OPT, O (outer_adam), 0, 0 },
 };
 #define NFLAGS F_COUNT
 
@@ -126,7 +129,9 @@ static void s_usage (FILE *f)
     "  --inner-lr X (3e-3)  --inner-steps K (5)  --rollout-len T (16)  --adapt-params all|head (all)\n"
     "  --inner-opt adam|sgd  optimizer of every adaptation (adam; stored in the checkpoint)\n"
     "  --outer-lr X          reptile epsilon (1.0), Adam lr of fomaml (1e-3), es/es-maml (5e-2),\n"
-    "                        multitask (3e-3) and distill (1e-3)\n"
+    "                        multitask (3e-3), distill (1e-3) and reptile with --outer-opt adam (1e-3)\n"
+    "  --outer-opt eps|adam  reptile's outer step: theta += epsilon, annealed, times the tasks' mean\n"
+    "                        phi - theta (eps), or that mean fed to AdamW like a gradient (adam)\n"
     "  --anneal-over lineage|run  reptile's epsilon falls to 0 over the whole lineage, the steps of\n"
     "                        a continued checkpoint included (lineage), or over this run's budget\n"
     "                        only, as if it started afresh (run; docs/meta.md 5)\n"
@@ -218,6 +223,7 @@ static void s_defaults (opts_t *o)
   strcpy (o->params_name, "all");
   strcpy (o->opt_name, "adam");
   strcpy (o->anneal_name, "lineage");
+  strcpy (o->outer_opt_name, "eps");
 }
 
 /* A value that must be one of two words: *second tells which, the word is kept in name (shown in
@@ -314,6 +320,10 @@ static int s_set (opts_t *o, const char *name, const char *text, const char *whe
       break;
     case T_ANNEAL:
       if (!s_either (text, "lineage", "run", where, o->anneal_name, sizeof o->anneal_name, &o->anneal_run))
+        return -1;
+      break;
+    case T_OUTER_OPT:
+      if (!s_either (text, "eps", "adam", where, o->outer_opt_name, sizeof o->outer_opt_name, &o->outer_adam))
         return -1;
       break;
     case T_SIMCFG:   /* appended: every entry reaches the sims' make config */
@@ -457,8 +467,17 @@ int meta_opts_parse (int argc, char **argv, opts_t *o)
     if (s_set (o, a + 2, argv[++i], a) != 0)
       return -1;
   }
+  if (o->set[F_OUTER_OPT] && o->algo != A_REPTILE) { /* the others' outer step is AdamW always */
+    meta_err ("--outer-opt %s: only reptile chooses its outer step; --algo %s's is AdamW\n", o->outer_opt_name,
+              o->algo_name);
+    return -1;
+  }
+  if (o->set[F_ANNEAL_OVER] && o->outer_adam) {
+    meta_err ("--anneal-over %s: with --outer-opt adam reptile's step does not anneal\n", o->anneal_name);
+    return -1;
+  }
   if (o->outer_lr < 0)
-    o->outer_lr = s_outer_lr[o->algo];
+    o->outer_lr = o->outer_adam ? REPTILE_ADAM_LR : s_outer_lr[o->algo];
   if ((o->algo == A_ES || o->algo == A_ESMAML) && o->population % 2) {
     meta_err ("--population %lld: ES needs an even population (antithetic pairs)\n", o->population);
     return -1;

@@ -26,11 +26,12 @@ enum flag_index { F_ENV, F_ALGO, F_TRAIN_TASKS, F_VAL_TASKS, F_BUDGET_STEPS, F_I
       F_ANNEAL_OVER, F_CONTEXT_RESIDUAL, F_SCORER_YIELD, F_CONTEXT_TS, F_CONTEXT_SESSION,
       F_CONTEXT_BASELINE, F_CONTEXT_HANDOVER, F_VAL_INNER_LR, F_CONTEXT_KERNEL, F_TEACHER,
       F_TEACHER_WEIGHT, F_TEACHER_SIM_CONFIG, F_TEACHER_GATE, F_TEACHER_TEMP, F_TEACHER_CRITIC,
-      F_TASK_CREDIT, F_PATIENCE, F_COUNT };
+      F_TASK_CREDIT, F_PATIENCE, F_OUTER_OPT, F_COUNT };
 
 typedef struct {
   const char *env, *train, *val, *device, *address, *ckpt_in, *ckpt_out, *ckpt_last, *metrics, *config, *teacher;
-  char algo_name[16], params_name[8], val_params_name[8], val_act_name[8], opt_name[8], anneal_name[8];
+  char algo_name[16], params_name[8], val_params_name[8], val_act_name[8], opt_name[8], anneal_name[8],
+    outer_opt_name[8];
   algo_t algo;
   ra_meta_act_t val_act;  /* how validation plays (docs/meta.md 3) */
   long long budget, iters, val_every, seed, workers, inner_steps, meta_batch, population,
@@ -40,6 +41,7 @@ typedef struct {
   bool quiet, head_only, val_head_only, inner_sgd, affinity, val_at_start, context_residual,
       scorer_yield, teacher_gate, teacher_critic;
   bool anneal_run;     /* Reptile's epsilon anneals over this run's budget only (--anneal-over run) */
+  bool outer_adam;     /* Reptile's mean difference goes to AdamW, not the annealed epsilon step */
   bool set[F_COUNT];   /* which settings the command line or file gave (by flag_index) */
   ra_kv_list_t sim_config;   /* --sim-config KEY=VALUE entries, in order (the sims' make config) */
   ra_kv_list_t teacher_config; /* --teacher-sim-config: added to sim_config for the teacher's envs */

@@ -125,7 +125,8 @@ case "$name" in
                  --scorer-yield false --context-ts 0 --context-session 0 --context-baseline 0
                  --context-handover 0 --val-inner-lr 0 --context-kernel 0
                  --sim-config a=1 --teacher x --teacher-weight 1 --teacher-sim-config a=1
-                 --teacher-gate false --teacher-temp 1 --teacher-critic false --task-credit 0 --patience 0)
+                 --teacher-gate false --teacher-temp 1 --teacher-critic false --task-credit 0 --patience 0
+                 --outer-opt eps)
     numeric_flags=(--budget-steps --iters --val-every --seed --workers --inner-lr --inner-steps
                    --outer-lr --meta-batch --population --sigma --entropy --envs-per-task
                    --rollout-len --weight-decay --hidden --layers --temp --slot-credit

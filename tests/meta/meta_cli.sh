@@ -3,7 +3,8 @@
 #   bad_flags      every bad flag or value: exit 2 and a message naming the flag
 #   config         key = value files: read, overridden by the command line, unknown keys named
 #   determinism    same seed: bit-identical meta-init with --workers 1 and 2 (reptile and es;
-#                  reptile with --task-credit too, which trains another theta than without)
+#                  reptile with --task-credit too, which trains another theta than without, and
+#                  with --outer-opt adam, another theta than epsilon's step)
 #   defaults       es and es-maml without --population, --sigma and --outer-lr train the
 #                  meta-init of 16, 0.1 and 5e-2 given (docs/meta.md 4), not that of 32, 0.02, 1e-2
 #   adapts_faster  a short reptile run: the best val R@5w beats the random init's (iter 0)
@@ -11,7 +12,7 @@
 #                  with the same val points until then as the run without it; the done line says
 #                  why the run stopped (patience, budget, iters)
 #   continues      a run continued from its best or last checkpoint validates as the unbroken run
-#                  (4 algos), and without its first val point (--val-at-start false) the same;
+#                  (4 algos, and reptile with --outer-opt adam: its AdamW moments carry over), and without its first val point (--val-at-start false) the same;
 #                  --anneal-over run leaves a fresh run alone and changes a continued reptile run
 #   resume         --checkpoint-in of the best checkpoint reproduces its val score exactly (with
 #                  --val-act greedy and sample; --temp, --inner-opt, --slot-credit,
@@ -159,6 +160,9 @@ bad_flags)
   bad "--val-at-start" --val-at-start maybe
   bad "--anneal-over" --anneal-over sometimes
   bad "--anneal-over run: only reptile" --algo es --anneal-over run
+  bad "--outer-opt" --outer-opt sgd
+  bad "--outer-opt adam: only reptile" --algo fomaml --outer-opt adam
+  bad "--anneal-over run: with --outer-opt adam" --outer-opt adam --anneal-over run
   bad "--metrics" --metrics "$T/no/such/dir/m.jsonl"
   bad "unexpected argument" stray
   bad "--config" --config "$T/missing.conf"
@@ -235,9 +239,10 @@ config)
 determinism)
   # batches of >= 64 envs, so a second worker really steps half of them (RA_SESSION_MIN_PARALLEL)
   BIG="--val-tasks val:0-3 --envs-per-task 16 --meta-batch 4 --population 6 --rollout-len 8 --hidden 16 --quiet"
-  for algo in reptile es credit; do
+  for algo in reptile es credit radam; do
     for w in 1 2; do
       flags="--algo $algo"; [ $algo = credit ] && flags="--algo reptile --task-credit 2"
+      [ $algo = radam ] && flags="--algo reptile --outer-opt adam"
       "$BIN" $flags --budget-steps 6000 --val-every 1 --seed 7 --workers $w $BIG \
         --checkpoint-out "$T/$algo.$w.st" --checkpoint-last "$T/$algo.$w.last" --metrics "$T/$algo.$w.jsonl" \
         >"$T/out" 2>&1 || fail "$algo workers $w: $(cat "$T/out")"
@@ -255,6 +260,7 @@ determinism)
   done
   # the best val point of so short a run is the initialisation: the latest theta shows the training
   cmp -s "$T/reptile.1.last" "$T/credit.1.last" && fail "--task-credit 2 left the training as it was"
+  cmp -s "$T/reptile.1.last" "$T/radam.1.last" && fail "--outer-opt adam stepped as epsilon does"
   echo "ok: bit-identical meta-init for 1 and 2 workers"
   ;;
 defaults)
@@ -374,8 +380,9 @@ continues)
   # a run stopped at the checkpoint's iteration and continued with --checkpoint-in (and the budget
   # left) validates exactly as the unbroken run from there on: the iteration count, the task
   # draws, the outer Adam state and Reptile's annealing carry over (docs/meta.md 5)
-  for algo in reptile fomaml es es-maml; do
-    run () { "$BIN" --algo $algo --val-every 1 --seed 5 --val-act greedy $SMALL "$@" >"$T/out" 2>&1 || fail "$algo $*: $(cat "$T/out")"; }
+  for algo in reptile fomaml es es-maml radam; do
+    flags="--algo $algo"; [ $algo = radam ] && flags="--algo reptile --outer-opt adam"
+    run () { "$BIN" $flags --val-every 1 --seed 5 --val-act greedy $SMALL "$@" >"$T/out" 2>&1 || fail "$algo $*: $(cat "$T/out")"; }
     run --budget-steps 40000 --iters 8 --metrics "$T/$algo.whole.jsonl"
     run --budget-steps 40000 --iters 4 --checkpoint-out "$T/$algo.st" --checkpoint-last "$T/$algo.last.st" \
       --metrics "$T/$algo.first.jsonl"
@@ -419,7 +426,7 @@ continues)
   "$BIN" --algo es --iters 1 --seed 5 $SMALL --checkpoint-in "$T/reptile.st" --metrics "$T/other.jsonl" >"$T/out" 2>&1 \
     || fail "es from a reptile checkpoint: $(cat "$T/out")"
   grep -q '"kind":"val","iter":0,' "$T/other.jsonl" || fail "es from a reptile checkpoint did not start at iteration 0"
-  echo "ok: continued runs match the unbroken ones (reptile, fomaml, es, es-maml)"
+  echo "ok: continued runs match the unbroken ones (reptile, fomaml, es, es-maml, reptile with --outer-opt adam)"
   ;;
 address)
   SERVER=$3

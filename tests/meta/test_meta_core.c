@@ -1,5 +1,6 @@
 /*  tests/meta/test_meta_core.c - the meta learners' pure update math (agents/meta/core.h,
-    docs/meta.md 2): Reptile on quadratic tasks converges to the mean of the task optima; the ES
+    docs/meta.md 2): Reptile on quadratic tasks converges to the mean of the task optima (its
+    epsilon step and its difference fed to Adam); the ES
     gradient estimate points along the true gradient of a quadratic at a large population; the
     noise table and antithetic pairs are reproducible by index; centered ranks; Adam ascends.  */
 #include <criterion/criterion.h>
@@ -147,6 +148,50 @@ Test (meta_core, centered_ranks_are_centered_and_break_ties_by_index)
   float one = 7;
   ra_meta_centered_ranks (&one, 1, idx, u);
   cr_assert_eq (u[0], 0.0f);
+}
+
+/* The same tasks with the mean difference fed to Adam (--outer-opt adam): the same fixed point. */
+Test (meta_core, reptile_with_adam_on_quadratic_tasks_converges_to_the_mean_of_the_optima)
+{
+  enum { D = 5, TASKS = 40, B = 4, K = 3 };
+  float c[TASKS][D], mean[D] = { 0 }, theta[D], delta[D];
+  ra_nn_rng_t r;
+  ra_nn_rng_init (&r, 12, 0);
+  for (int t = 0; t < TASKS; t++)
+    for (int j = 0; j < D; j++) {
+      c[t][j] = 3.0f * ra_nn_rng_normal (&r) + (float) j;
+      mean[j] += c[t][j] / TASKS;
+    }
+  for (int j = 0; j < D; j++)
+    theta[j] = -10.0f;
+  ra_meta_adam_t a;
+  ra_error_t err;
+  cr_assert_eq (ra_meta_adam_init (&a, D, 0.01f, 0.0f, &err), RA_OK);
+  for (int it = 0; it < 6000; it++) {
+    memset (delta, 0, sizeof delta);
+    for (int b = 0; b < B; b++) {
+      int t = (int) (ra_nn_rng_u64 (&r) % TASKS);
+      float phi[D];
+      memcpy (phi, theta, sizeof theta);
+      for (int s = 0; s < K; s++)
+        for (int j = 0; j < D; j++)
+          phi[j] += 0.1f * (c[t][j] - phi[j]);
+      for (int j = 0; j < D; j++)
+        delta[j] += phi[j] - theta[j];
+    }
+    ra_meta_reptile_adam_step (&a, theta, delta, B);
+  }
+  for (int j = 0; j < D; j++)
+    cr_assert_float_eq (theta[j], mean[j], 0.15, "coordinate %d: %g, mean of optima %g", j, theta[j], mean[j]);
+  /* one step from fresh moments moves each coordinate by lr along the sign of its mean difference */
+  ra_meta_adam_fini (&a);
+  cr_assert_eq (ra_meta_adam_init (&a, 2, 0.01f, 0.0f, &err), RA_OK);
+  float th[2] = { 0, 0 }, d[2] = { 4.0f, -0.2f };   /* sums over B = 2: means 2 and -0.1 */
+  ra_meta_reptile_adam_step (&a, th, d, 2);
+  cr_assert_float_eq (d[0], 2.0f, 1e-6);
+  cr_assert_float_eq (th[0], 0.01f, 1e-5);
+  cr_assert_float_eq (th[1], -0.01f, 1e-5);
+  ra_meta_adam_fini (&a);
 }
 
 Test (meta_core, adam_ascends_a_concave_function_and_decays_weights)
