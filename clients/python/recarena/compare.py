@@ -194,7 +194,11 @@ def plot_differences(rows: List[Dict[str, Any]], title: str, path: str) -> str:
                         alpha=0.2, color=line.get_color())
     ax.axhline(0.0, color="black", linewidth=0.8)
     ax.set_xticks(xs)
-    ax.set_xticklabels(measures, rotation=45 if len(measures) > 8 else 0, fontsize=8)
+    if on_k:
+        ax.set_xticklabels([str(x) for x in xs], fontsize=8)
+        ax.set_xlabel("K (R@K: return of episode K + 1 after K episodes on the task)")
+    else:
+        ax.set_xticklabels(measures, rotation=45 if len(measures) > 8 else 0, fontsize=8)
     ax.set_ylabel("paired difference (95% CI)")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
