@@ -37,7 +37,10 @@ static const char *const s_algos[] = { "reptile", "fomaml", "es", "es-maml", "mu
 /* outer learning rate defaults per algorithm (docs/meta.md 4); ES's, with its population and
    sigma, are where docs/tune.md 8.7's searches landed (docs/meta.md 6.61) */
 static const double s_outer_lr[] = { 1.0, 1e-3, 5e-2, 5e-2, 3e-3, 1e-3 };
-#define REPTILE_ADAM_LR 1e-3   /* reptile's with --outer-opt adam: multitask's order, not epsilon's */
+/* reptile's with --outer-opt adam: one outer step per iteration (about 100 in 1M env steps at the
+   recipes' settings), so 1e-3 moved a parameter 0.1 at most and fell behind 1e-2 on val
+   (docs/meta.md 6.65) */
+#define REPTILE_ADAM_LR 1e-2
 
 typedef enum { T_STR, T_INT, T_NUM, T_BOOL, T_ALGO, T_PARAMS, T_VALPARAMS, T_SIMCFG, T_VALACT, T_OPT, T_ANNEAL,
                T_OUTER_OPT } ftype_t;
@@ -129,7 +132,7 @@ static void s_usage (FILE *f)
     "  --inner-lr X (3e-3)  --inner-steps K (5)  --rollout-len T (16)  --adapt-params all|head (all)\n"
     "  --inner-opt adam|sgd  optimizer of every adaptation (adam; stored in the checkpoint)\n"
     "  --outer-lr X          reptile epsilon (1.0), Adam lr of fomaml (1e-3), es/es-maml (5e-2),\n"
-    "                        multitask (3e-3), distill (1e-3) and reptile with --outer-opt adam (1e-3)\n"
+    "                        multitask (3e-3), distill (1e-3) and reptile with --outer-opt adam (1e-2)\n"
     "  --outer-opt eps|adam  reptile's outer step: theta += epsilon, annealed, times the tasks' mean\n"
     "                        phi - theta (eps), or that mean fed to AdamW like a gradient (adam)\n"
     "  --anneal-over lineage|run  reptile's epsilon falls to 0 over the whole lineage, the steps of\n"

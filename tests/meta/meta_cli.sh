@@ -6,7 +6,8 @@
 #                  reptile with --task-credit too, which trains another theta than without, and
 #                  with --outer-opt adam, another theta than epsilon's step)
 #   defaults       es and es-maml without --population, --sigma and --outer-lr train the
-#                  meta-init of 16, 0.1 and 5e-2 given (docs/meta.md 4), not that of 32, 0.02, 1e-2
+#                  meta-init of 16, 0.1 and 5e-2 given (docs/meta.md 4), not that of 32, 0.02, 1e-2;
+#                  reptile --outer-opt adam without --outer-lr that of lr 1e-2, not 1e-3
 #   adapts_faster  a short reptile run: the best val R@5w beats the random init's (iter 0)
 #   patience       --patience N ends the run at the N-th val point in a row without a better score,
 #                  with the same val points until then as the run without it; the done line says
@@ -274,7 +275,15 @@ defaults)
     cmp -s "$T/d.st" "$T/given.st" || fail "$algo: its defaults are not population 16, sigma 0.1, outer lr 5e-2"
     cmp -s "$T/d.st" "$T/old.st" && fail "$algo: the former defaults train the same meta-init"
   done
-  echo "ok: es and es-maml default to population 16, sigma 0.1, outer lr 5e-2"
+  # reptile with --outer-opt adam: its lr defaults to 1e-2 (docs/meta.md 2.1), not epsilon's 1.0
+  "$BIN" --algo reptile --outer-opt adam $ES --checkpoint-last "$T/d.st" >"$T/out" 2>&1 || fail "reptile adam: $(cat "$T/out")"
+  "$BIN" --algo reptile --outer-opt adam $ES --outer-lr 1e-2 --checkpoint-last "$T/given.st" >"$T/out" 2>&1 ||
+    fail "reptile adam with lr 1e-2 given: $(cat "$T/out")"
+  "$BIN" --algo reptile --outer-opt adam $ES --outer-lr 1e-3 --checkpoint-last "$T/old.st" >"$T/out" 2>&1 ||
+    fail "reptile adam at lr 1e-3: $(cat "$T/out")"
+  cmp -s "$T/d.st" "$T/given.st" || fail "reptile --outer-opt adam: its lr does not default to 1e-2"
+  cmp -s "$T/d.st" "$T/old.st" && fail "reptile --outer-opt adam: lr 1e-3 trains the same meta-init"
+  echo "ok: es and es-maml default to population 16, sigma 0.1, outer lr 5e-2; reptile's adam step to lr 1e-2"
   ;;
 adapts_faster)
   # greedy validation: at 30,000 env steps the policy is still close to uniform, so sampled play
