@@ -21,37 +21,50 @@ static double s_cos (const float *a, const float *b, size_t n)
 
 /* Tasks f_T(x) = -|x - c_T|^2 / 2; inner loop: k gradient-ascent steps of size alpha from theta,
    so phi_T - theta = (1 - (1 - alpha)^k) (c_T - theta): Reptile's fixed point is the mean of c_T. */
+enum { QD = 5, QTASKS = 40, QB = 4, QK = 3 };
+
+/* The optima c_T (normal around j in coordinate j) and their mean, drawn from r. */
+static void s_quadratic_tasks (ra_nn_rng_t *r, float c[QTASKS][QD], float mean[QD])
+{
+  memset (mean, 0, QD * sizeof (float));
+  for (int t = 0; t < QTASKS; t++)
+    for (int j = 0; j < QD; j++) {
+      c[t][j] = 3.0f * ra_nn_rng_normal (r) + (float) j;
+      mean[j] += c[t][j] / QTASKS;
+    }
+}
+
+/* phi: theta after QK inner steps of size 0.1 on a task drawn from r. */
+static void s_adapt_on_a_task (ra_nn_rng_t *r, float c[QTASKS][QD], const float theta[QD], float phi[QD])
+{
+  int t = (int) (ra_nn_rng_u64 (r) % QTASKS);
+  memcpy (phi, theta, QD * sizeof (float));
+  for (int s = 0; s < QK; s++)
+    for (int j = 0; j < QD; j++)
+      phi[j] += 0.1f * (c[t][j] - phi[j]);
+}
+
 Test (meta_core, reptile_on_quadratic_tasks_converges_to_the_mean_of_the_optima)
 {
-  enum { D = 5, TASKS = 40, B = 4, K = 3 };
-  float c[TASKS][D], mean[D] = { 0 }, theta[D], phis[B][D];
+  float c[QTASKS][QD], mean[QD], theta[QD], phis[QB][QD];
   ra_nn_rng_t r;
   ra_nn_rng_init (&r, 11, 0);
-  for (int t = 0; t < TASKS; t++)
-    for (int j = 0; j < D; j++) {
-      c[t][j] = 3.0f * ra_nn_rng_normal (&r) + (float) j;
-      mean[j] += c[t][j] / TASKS;
-    }
-  for (int j = 0; j < D; j++)
+  s_quadratic_tasks (&r, c, mean);
+  for (int j = 0; j < QD; j++)
     theta[j] = -10.0f;
   int iters = 4000;
   for (int it = 0; it < iters; it++) {
-    for (int b = 0; b < B; b++) {
-      int t = (int) (ra_nn_rng_u64 (&r) % TASKS);
-      memcpy (phis[b], theta, sizeof theta);
-      for (int s = 0; s < K; s++)
-        for (int j = 0; j < D; j++)
-          phis[b][j] += 0.1f * (c[t][j] - phis[b][j]);
-    }
+    for (int b = 0; b < QB; b++)
+      s_adapt_on_a_task (&r, c, theta, phis[b]);
     float eps = 0.5f * (1.0f - (float) it / iters); /* annealed as recarena-meta does */
-    ra_meta_reptile_step (theta, D, &phis[0][0], B, D, eps);
+    ra_meta_reptile_step (theta, QD, &phis[0][0], QB, QD, eps);
   }
-  for (int j = 0; j < D; j++)
+  for (int j = 0; j < QD; j++)
     cr_assert_float_eq (theta[j], mean[j], 0.15, "coordinate %d: %g, mean of optima %g", j, theta[j], mean[j]);
   /* and a single exact step: eps = 1 with phis = optima lands on their mean */
-  float th[D] = { 0 };
-  ra_meta_reptile_step (th, D, &c[0][0], 3, D, 1.0f);
-  for (int j = 0; j < D; j++)
+  float th[QD] = { 0 };
+  ra_meta_reptile_step (th, QD, &c[0][0], 3, QD, 1.0f);
+  for (int j = 0; j < QD; j++)
     cr_assert_float_eq (th[j], (c[0][j] + c[1][j] + c[2][j]) / 3, 1e-5);
 }
 
@@ -153,40 +166,31 @@ Test (meta_core, centered_ranks_are_centered_and_break_ties_by_index)
 /* The same tasks with the mean difference fed to Adam (--outer-opt adam): the same fixed point. */
 Test (meta_core, reptile_with_adam_on_quadratic_tasks_converges_to_the_mean_of_the_optima)
 {
-  enum { D = 5, TASKS = 40, B = 4, K = 3 };
-  float c[TASKS][D], mean[D] = { 0 }, theta[D], delta[D];
+  float c[QTASKS][QD], mean[QD], theta[QD], delta[QD];
   ra_nn_rng_t r;
   ra_nn_rng_init (&r, 12, 0);
-  for (int t = 0; t < TASKS; t++)
-    for (int j = 0; j < D; j++) {
-      c[t][j] = 3.0f * ra_nn_rng_normal (&r) + (float) j;
-      mean[j] += c[t][j] / TASKS;
-    }
-  for (int j = 0; j < D; j++)
+  s_quadratic_tasks (&r, c, mean);
+  for (int j = 0; j < QD; j++)
     theta[j] = -10.0f;
   ra_meta_adam_t a;
   ra_error_t err;
-  cr_assert_eq (ra_meta_adam_init (&a, D, 0.01f, 0.0f, &err), RA_OK);
+  cr_assert_eq (ra_meta_adam_init (&a, QD, 0.01f, 0.0f, &err), RA_OK);
   for (int it = 0; it < 6000; it++) {
     memset (delta, 0, sizeof delta);
-    for (int b = 0; b < B; b++) {
-      int t = (int) (ra_nn_rng_u64 (&r) % TASKS);
-      float phi[D];
-      memcpy (phi, theta, sizeof theta);
-      for (int s = 0; s < K; s++)
-        for (int j = 0; j < D; j++)
-          phi[j] += 0.1f * (c[t][j] - phi[j]);
-      for (int j = 0; j < D; j++)
+    for (int b = 0; b < QB; b++) {
+      float phi[QD];
+      s_adapt_on_a_task (&r, c, theta, phi);
+      for (int j = 0; j < QD; j++)
         delta[j] += phi[j] - theta[j];
     }
-    ra_meta_reptile_adam_step (&a, theta, delta, B);
+    ra_meta_reptile_adam_step (&a, theta, delta, QB);
   }
-  for (int j = 0; j < D; j++)
+  for (int j = 0; j < QD; j++)
     cr_assert_float_eq (theta[j], mean[j], 0.15, "coordinate %d: %g, mean of optima %g", j, theta[j], mean[j]);
   /* one step from fresh moments moves each coordinate by lr along the sign of its mean difference */
   ra_meta_adam_fini (&a);
   cr_assert_eq (ra_meta_adam_init (&a, 2, 0.01f, 0.0f, &err), RA_OK);
-  float th[2] = { 0, 0 }, d[2] = { 4.0f, -0.2f };   /* sums over B = 2: means 2 and -0.1 */
+  float th[2] = { 0, 0 }, d[2] = { 4.0f, -0.2f };   /* sums over QB = 2: means 2 and -0.1 */
   ra_meta_reptile_adam_step (&a, th, d, 2);
   cr_assert_float_eq (d[0], 2.0f, 1e-6);
   cr_assert_float_eq (th[0], 0.01f, 1e-5);
