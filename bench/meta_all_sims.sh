@@ -276,22 +276,20 @@ for sim in $SIMS; do
       [ -n "$others" ] || continue
       # shellcheck disable=SC2086 # a list of arm names
       "$PY" -m recarena.compare "$d/ab_$tag.json" $others --against "$base" --at R@0,R@1,R@5,R@5w,auc
+      # against multitask (with and without the context): where along the curve each meta-init
+      # pulls ahead or falls behind
+      case $base in "$control"|multitask_ctx)
+        # shellcheck disable=SC2086 # a list of arm names
+        "$PY" -m recarena.compare "$d/ab_$tag.json" $others --against "$base" --at curve \
+          --plot "$d/ab_${tag}_curve_$base.png" >"$d/ab_${tag}_curve_$base.txt" \
+          || { echo "recarena.compare --at curve failed on $d/ab_$tag.json" >&2; exit 1; } ;;
+      esac
     done >"$d/ab_${tag}_pairs.txt" || { echo "recarena.compare failed on $d/ab_$tag.json" >&2; exit 1; }
     # each meta-init's climb from its own R@0, alone and less the oracle's between the same episodes
     # shellcheck disable=SC2086 # a list of arm names
     { "$PY" -m recarena.compare "$d/ab_$tag.json" $ALGOS $extra_names --at "$climb" --minus R@0 &&
       "$PY" -m recarena.compare "$d/ab_$tag.json" $ALGOS $extra_names --against oracle --at "$climb" --minus R@0
     } >>"$d/ab_${tag}_pairs.txt" || { echo "recarena.compare --minus failed on $d/ab_$tag.json" >&2; exit 1; }
-    # where along the curve each meta-init pulls ahead of multitask or falls behind it
-    for base in $control ${MULTITASK_CONTEXT:+multitask_ctx}; do
-      others=""
-      for algo in $ALGOS $extra_names; do [ "$algo" = "$base" ] || others="$others $algo"; done
-      [ -n "$others" ] || continue
-      # shellcheck disable=SC2086 # a list of arm names
-      "$PY" -m recarena.compare "$d/ab_$tag.json" $others --against "$base" --at curve \
-        --plot "$d/ab_${tag}_curve_$base.png" >"$d/ab_${tag}_curve_$base.txt" \
-        || { echo "recarena.compare --at curve failed on $d/ab_$tag.json" >&2; exit 1; }
-    done
     cat "$d/ab_${tag}_pairs.txt"
   done
 done

@@ -22,7 +22,9 @@ TestSuite (trust, .init = setup, .fini = teardown, .timeout = 60);
 /* A request naming handle h: reset with seed 1. */
 static ra_err_t s_reset_h (th_t *t, int64_t h) { return th_reset (t, h, 1, NULL, 0); }
 
-static ra_err_t s_set_task (th_t *t, int64_t h, int64_t id)
+/* Builds a request setting handle h's task to train task id (sent by th_call or handled as the
+   loop would). */
+static void s_begin_set_task (th_t *t, int64_t h, int64_t id)
 {
   ra_msg_out_t *m = th_begin (t, "set_task", 2);
   ra_msg_out_str (m, "handle");
@@ -33,6 +35,11 @@ static ra_err_t s_set_task (th_t *t, int64_t h, int64_t id)
   ra_msg_out_str (m, "train");
   ra_msg_out_str (m, "id");
   ra_msg_out_int (m, id);
+}
+
+static ra_err_t s_set_task (th_t *t, int64_t h, int64_t id)
+{
+  s_begin_set_task (t, h, id);
   return th_call (t);
 }
 
@@ -644,15 +651,7 @@ Test (trust, a_set_task_that_rebuilds_a_world_in_a_freed_slot_runs_on_the_pool)
   cr_assert_eq (s_reset_h (&T, h), RA_OK);
   cr_assert_eq (s_set_task (&T, h, 1), RA_OK, "%s", T.err.message);   /* the second world */
   for (int64_t id = 2; id < 4; id++) {
-    ra_msg_out_t *m = th_begin (&T, "set_task", 2);
-    ra_msg_out_str (m, "handle");
-    ra_msg_out_int (m, h);
-    ra_msg_out_str (m, "task");
-    ra_msg_out_map (m, 2);
-    ra_msg_out_str (m, "split");
-    ra_msg_out_str (m, "train");
-    ra_msg_out_str (m, "id");
-    ra_msg_out_int (m, id);
+    s_begin_set_task (&T, h, id);
     ra__slot_t *slot = s_handle_as_loop (0, NULL, NULL);
     cr_assert (slot, "set_task %lld onto a freed slot (a world of 10 MB) ran inline", (long long) id);
     ra__reply_job (T.srv, slot, &T.rep);   /* answer it here, as the loop would after the pool */
