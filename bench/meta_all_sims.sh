@@ -14,9 +14,9 @@
 # recarena.plots) and OUT/<sim>/ab_<split>_curve_<base>.{txt,png} (each meta-init's paired
 # difference from multitask, and from multitask_ctx, at every R@K; docs/agents.md 2.5). A
 # meta-init or prior already in OUT is reused.
-# With TEMPS, every target arm (each meta-init and scratch) first plays the VAL tasks once per
+# With TEMPS, every target arm (each meta-init and scratch) first plays the CHOOSE_VAL tasks once per
 # sampling temperature in the grid (recarena-ab, 8 episodes, OUT/<sim>/ab_val_temp.{json,txt}),
-# and plays the test and ood runs at the temperature with its best R@5w on VAL (the first of the
+# and plays the test and ood runs at the temperature with its best R@5w there (the first of the
 # grid on ties): the same grid for every arm, chosen on val only (docs/meta.md 6.4). ROLLOUTS does
 # the same for the arms' update interval (key rollout, docs/meta.md 6.10), after the temperature,
 # and LRS for their online learning rate (key lr, docs/meta.md 6.11), after the interval, and PARAMS
@@ -25,7 +25,8 @@
 # usage: bench/meta_all_sims.sh [OUT]      (default OUT=meta_results)
 # settings (environment): SIMS ("ECommerce-v1 Ads-v1 News-v1 Content-v1"), ALGOS ("reptile fomaml
 #   es es-maml multitask"), BUDGET (2000000 env steps per meta-training), TRAIN (train:0-63),
-#   VAL (val:0-15), TEST (test:0-63), OOD (ood:0-63), NUM_ENVS (32 users per task in the A/B run),
+#   VAL (val:0-15: meta-validation's tasks), CHOOSE_VAL (VAL: the tasks the TEMPS, ROLLOUTS, LRS
+#   and PARAMS grids play; more tasks make the choices less noisy, docs/meta.md 6.66), TEST (test:0-63), OOD (ood:0-63), NUM_ENVS (32 users per task in the A/B run),
 #   EPISODES (21: R@0..R@20; at least 8, for R@5w), SEED (1), BUILD (build), CONFIG ("" : sim
 #   config "k=v k=v" for every run, e.g. "hidden_tastes=1"), EXPERT_TASKS (0: none),
 #   EXPERT_STEPS (300000), EXPERT_JOBS (1: experts trained at once, scripts/train_experts.sh --jobs),
@@ -43,7 +44,7 @@
 #   context alone gives a fresh network (docs/meta.md 6.21); more keys may follow n0, e.g.
 #   "16:context_session=2" for the same session as a T12 meta-init (docs/meta.md 6.30),
 #   EXTRA_ARMS ("": none; "name=CHECKPOINT ...", e.g. "mtctx=out/mtc.safetensors") more target
-#   arms from checkpoints trained elsewhere, for one sim in SIMS: they choose their settings on VAL
+#   arms from checkpoints trained elsewhere, for one sim in SIMS: they choose their settings on CHOOSE_VAL
 #   and join every paired comparison as the meta-inits do (docs/meta.md 6.55 used it for a
 #   multitask network trained with the task context beside --algo multitask without it),
 #   MULTITASK_CONTEXT ("": none; the meta-init's network flags, e.g. "--context 16
@@ -60,6 +61,7 @@ ALGOS=${ALGOS:-"reptile fomaml es es-maml multitask"}
 BUDGET=${BUDGET:-2000000}
 TRAIN=${TRAIN:-train:0-63}
 VAL=${VAL:-val:0-15}
+CHOOSE_VAL=${CHOOSE_VAL:-$VAL}
 TEST=${TEST:-test:0-63}
 OOD=${OOD:-ood:0-63}
 NUM_ENVS=${NUM_ENVS:-32}
@@ -126,22 +128,22 @@ for ex in $EXTRA_ARMS; do
   [ -f "${ex#*=}" ] || { echo "EXTRA_ARMS: no checkpoint ${ex#*=}" >&2; exit 2; }
   extra_names="$extra_names $name"
 done
-# choose_on_val KEY "GRID" WHAT: every target arm plays VAL once per value of KEY in GRID
+# choose_on_val KEY "GRID" WHAT: every target arm plays CHOOSE_VAL once per value of KEY in GRID
 # (recarena-ab, 8 episodes, one run per arm: OUT/<sim>/ab_val_KEY_<arm>.{json,txt}; a run holds at
 # most 31 arms, and with common random numbers an arm's rows do not depend on the others in its
 # run); each arm keeps the value with its best R@5w (the first of the grid on ties), written with
 # the table to OUT/<sim>/KEYs.txt and appended to its spec in $targets for what follows
 choose_on_val() {
-  echo "== $sim: $3 of each target arm on $VAL (recarena-ab, 8 episodes, R@5w)"
+  echo "== $sim: $3 of each target arm on $CHOOSE_VAL (recarena-ab, 8 episodes, R@5w)"
   jsons=""
   for tg in $targets; do
     varms=""
     for v in $2; do varms="$varms${varms:+,}${tg#*=}:$1=$v:name=${tg%%=*}_$v"; done
     out="$d/ab_val_$1_${tg%%=*}"
     # shellcheck disable=SC2086
-    "$AB" --env "$sim" $ab_cfg --arms "$varms" --task-ids "$VAL" --num-envs "$NUM_ENVS" --episodes 8 \
+    "$AB" --env "$sim" $ab_cfg --arms "$varms" --task-ids "$CHOOSE_VAL" --num-envs "$NUM_ENVS" --episodes 8 \
       --curve-episodes 0,1,5,7 --unit task --seed "$SEED" --json "$out.json" --quiet \
-      >"$out.txt" 2>&1 || { echo "recarena-ab on $VAL failed: $(tail -3 "$out.txt")" >&2; exit 1; }
+      >"$out.txt" 2>&1 || { echo "recarena-ab on $CHOOSE_VAL failed: $(tail -3 "$out.txt")" >&2; exit 1; }
     jsons="$jsons $out.json"
   done
   # shellcheck disable=SC2086 # targets is a list of name=spec words

@@ -6,8 +6,8 @@
 # pretrain-then-fine-tune ablation, "same network"); multitask is the same without the context;
 # scratch_ctx a fresh network with the same context. bench/meta_all_sims.sh trains them (BUDGET env
 # steps each, seed SEED), lets every target arm choose its sampling temperature, update interval,
-# online rate and adapted parameters on VAL, and plays TEST; this script then writes the bar's reads
-# to OUT/<sim>/bar.txt and prints them:
+# online rate and adapted parameters on CHOOSE_VAL, and plays TEST; this script then writes the
+# bar's reads to OUT/<sim>/bar.txt and prints them:
 #   line 2: reptile - multitask_ctx at R@0, R@1 and R@5 (met on the sim: R@5's 95% CI above 0);
 #   line 3: reptile - scratch_ctx, scratch, linucb and metats at R@5 (met: every CI above 0);
 #   the climb: reptile's R@K - R@0 (met: no interval wholly below 0);
@@ -21,9 +21,10 @@
 #
 # usage: bench/meta_bar.sh [OUT]      (default OUT=meta_bar)
 # settings (environment): SIMS ("ECommerce-v1 Ads-v1 News-v1 Content-v1"), SEED (1), TEST
-#   (test:0-127), VAL (val:0-15), TRAIN (train:0-63), BUDGET (1000000), NUM_ENVS (16 users per
-#   task), EPISODES (21), OOD (none; e.g. ood:0-63), BUILD (build), the grids every target arm
-#   chooses from on VAL: TEMPS ("1 0.5 0.25 0.1 0.05 0.02 0.01"), ROLLOUTS ("16 8 4 2"), LRS ("1e-2
+#   (test:0-127), VAL (val:0-15: meta-validation's tasks), CHOOSE_VAL (VAL: the tasks the grids
+#   below play), TRAIN (train:0-63), BUDGET (1000000), NUM_ENVS (16 users per task), EPISODES
+#   (21), OOD (none; e.g. ood:0-63), BUILD (build), the grids every target arm chooses from on
+#   CHOOSE_VAL: TEMPS ("1 0.5 0.25 0.1 0.05 0.02 0.01"), ROLLOUTS ("16 8 4 2"), LRS ("1e-2
 #   3e-3 1e-3 0"), PARAMS ("all head"); the algorithms, the sim config and each sim's flags are the
 #   recipe's.
 # A read on tasks and a seed no earlier read used (docs/meta.md 6.0, "Open", lists the fresh ones)
@@ -38,6 +39,7 @@ EPISODES=${EPISODES:-21}
 PY=$(dirname "$0")/../.venv/bin/python
 [ -x "$PY" ] || { echo "set up the virtual environment first (scripts/setup.sh)" >&2; exit 2; }
 export SEED="${SEED:-1}" TEST="${TEST:-test:0-127}" VAL="${VAL:-val:0-15}" TRAIN="${TRAIN:-train:0-63}"
+export CHOOSE_VAL="${CHOOSE_VAL:-$VAL}"
 export BUDGET="${BUDGET:-1000000}" NUM_ENVS="${NUM_ENVS:-16}" EPISODES OOD="${OOD:-none}"
 export ALGOS="multitask reptile" CONFIG="hidden_tastes=1"
 export TEMPS="${TEMPS:-1 0.5 0.25 0.1 0.05 0.02 0.01}" ROLLOUTS="${ROLLOUTS:-16 8 4 2}" LRS="${LRS:-1e-2 3e-3 1e-3 0}"
