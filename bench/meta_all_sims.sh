@@ -14,8 +14,8 @@
 # recarena.plots) and OUT/<sim>/ab_<split>_curve_<base>.{txt,png} (each meta-init's paired
 # difference from multitask, and from multitask_ctx, at every R@K; docs/agents.md 2.5). A
 # meta-init or prior already in OUT is reused.
-# With TEMPS, every target arm (each meta-init and scratch) first plays the CHOOSE_VAL tasks once per
-# sampling temperature in the grid (recarena-ab, 8 episodes, OUT/<sim>/ab_val_temp.{json,txt}),
+# With TEMPS, every target arm (each meta-init and scratch) first plays the CHOOSE_VAL tasks once
+# per sampling temperature in the grid (recarena-ab, 8 episodes, OUT/<sim>/ab_val_temp.{json,txt}),
 # and plays the test and ood runs at the temperature with its best R@5w there (the first of the
 # grid on ties): the same grid for every arm, chosen on val only (docs/meta.md 6.4). ROLLOUTS does
 # the same for the arms' update interval (key rollout, docs/meta.md 6.10), after the temperature,
@@ -26,7 +26,8 @@
 # settings (environment): SIMS ("ECommerce-v1 Ads-v1 News-v1 Content-v1"), ALGOS ("reptile fomaml
 #   es es-maml multitask"), BUDGET (2000000 env steps per meta-training), TRAIN (train:0-63),
 #   VAL (val:0-15: meta-validation's tasks), CHOOSE_VAL (VAL: the tasks the TEMPS, ROLLOUTS, LRS
-#   and PARAMS grids play; more tasks make the choices less noisy, docs/meta.md 6.66), TEST (test:0-63), OOD (ood:0-63), NUM_ENVS (32 users per task in the A/B run),
+#   and PARAMS grids play; more tasks make the choices less noisy, docs/meta.md 6.66), TEST
+#   (test:0-63), OOD (ood:0-63), NUM_ENVS (32 users per task in the A/B run),
 #   EPISODES (21: R@0..R@20; at least 8, for R@5w), SEED (1), BUILD (build), CONFIG ("" : sim
 #   config "k=v k=v" for every run, e.g. "hidden_tastes=1"), EXPERT_TASKS (0: none),
 #   EXPERT_STEPS (300000), EXPERT_JOBS (1: experts trained at once, scripts/train_experts.sh --jobs),
@@ -44,8 +45,8 @@
 #   context alone gives a fresh network (docs/meta.md 6.21); more keys may follow n0, e.g.
 #   "16:context_session=2" for the same session as a T12 meta-init (docs/meta.md 6.30),
 #   EXTRA_ARMS ("": none; "name=CHECKPOINT ...", e.g. "mtctx=out/mtc.safetensors") more target
-#   arms from checkpoints trained elsewhere, for one sim in SIMS: they choose their settings on CHOOSE_VAL
-#   and join every paired comparison as the meta-inits do (docs/meta.md 6.55 used it for a
+#   arms from checkpoints trained elsewhere, for one sim in SIMS: they choose their settings on
+#   CHOOSE_VAL and join every paired comparison as the meta-inits do (docs/meta.md 6.55 used it for a
 #   multitask network trained with the task context beside --algo multitask without it),
 #   MULTITASK_CONTEXT ("": none; the meta-init's network flags, e.g. "--context 16
 #   --context-session 2") adds multitask_ctx, --algo multitask trained with META_FLAGS,

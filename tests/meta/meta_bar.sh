@@ -25,7 +25,7 @@ for sim in ECommerce-v1 Ads-v1 News-v1 Content-v1; do
   for png in meta_training.png plots_test/learning_curves.png ab_test_curve_multitask_ctx.png; do
     head -c 8 "$out/$sim/$png" 2>/dev/null | grep -q PNG || { echo "FAIL: $sim: no plot $png"; exit 1; }
   done
-  grids=$(python3 -c 'import json, sys; print(sorted({t for f in sys.argv[1:] for t in json.load(open(f))["task_ids"]}))' \
+  grids=$("$src/.venv/bin/python" -c 'import json, sys; print(sorted({t for f in sys.argv[1:] for t in json.load(open(f))["task_ids"]}))' \
     "$out/$sim"/ab_val_*.json)
   [ "$grids" = "[2, 3]" ] || { echo "FAIL: $sim: the grids played val tasks $grids, not CHOOSE_VAL's [2, 3]"; exit 1; }
   grep -q "^along the curve" "$bar" || { cat "$bar"; echo "FAIL: $sim: no curve of reptile - multitask_ctx"; exit 1; }
