@@ -46,8 +46,8 @@
 #   "16:context_session=2" for the same session as a T12 meta-init (docs/meta.md 6.30),
 #   EXTRA_ARMS ("": none; "name=CHECKPOINT ...", e.g. "mtctx=out/mtc.safetensors") more target
 #   arms from checkpoints trained elsewhere, for one sim in SIMS: they choose their settings on
-#   CHOOSE_VAL and join every paired comparison as the meta-inits do (docs/meta.md 6.55 used it for a
-#   multitask network trained with the task context beside --algo multitask without it),
+#   CHOOSE_VAL and join every paired comparison as the meta-inits do (docs/meta.md 6.55 used it
+#   for a multitask network trained with the task context beside --algo multitask without it),
 #   MULTITASK_CONTEXT ("": none; the meta-init's network flags, e.g. "--context 16
 #   --context-session 2") adds multitask_ctx, --algo multitask trained with META_FLAGS,
 #   META_FLAGS_multitask and these flags: the pretrain-then-fine-tune ablation with the same

@@ -39,7 +39,6 @@ EPISODES=${EPISODES:-21}
 PY=$(dirname "$0")/../.venv/bin/python
 [ -x "$PY" ] || { echo "set up the virtual environment first (scripts/setup.sh)" >&2; exit 2; }
 export SEED="${SEED:-1}" TEST="${TEST:-test:0-127}" VAL="${VAL:-val:0-15}" TRAIN="${TRAIN:-train:0-63}"
-export CHOOSE_VAL="${CHOOSE_VAL:-$VAL}"
 export BUDGET="${BUDGET:-1000000}" NUM_ENVS="${NUM_ENVS:-16}" EPISODES OOD="${OOD:-none}"
 export ALGOS="multitask reptile" CONFIG="hidden_tastes=1"
 export TEMPS="${TEMPS:-1 0.5 0.25 0.1 0.05 0.02 0.01}" ROLLOUTS="${ROLLOUTS:-16 8 4 2}" LRS="${LRS:-1e-2 3e-3 1e-3 0}"

@@ -190,7 +190,7 @@ Test (meta_core, reptile_with_adam_on_quadratic_tasks_converges_to_the_mean_of_t
   /* one step from fresh moments moves each coordinate by lr along the sign of its mean difference */
   ra_meta_adam_fini (&a);
   cr_assert_eq (ra_meta_adam_init (&a, 2, 0.01f, 0.0f, &err), RA_OK);
-  float th[2] = { 0, 0 }, d[2] = { 4.0f, -0.2f };   /* sums over QB = 2: means 2 and -0.1 */
+  float th[2] = { 0, 0 }, d[2] = { 4.0f, -0.2f };   /* sums over 2 tasks: means 2 and -0.1 */
   ra_meta_reptile_adam_step (&a, th, d, 2);
   cr_assert_float_eq (d[0], 2.0f, 1e-6);
   cr_assert_float_eq (th[0], 0.01f, 1e-5);
