@@ -8,7 +8,7 @@
              [--control random] [--task-ids test:0-7 | --split test --tasks 8] [--num-envs 32]
              [--episodes N] [--frozen-episodes 0] [--seed 1] [--config key=value]...
              [--curve-episodes 0,1,2,5,10,20] [--windows 3-7] [--unit task|env] [--bootstrap 2000] [--credit clicked|metric]
-             [--max-episode-steps N] [--address EP]
+             [--max-episode-steps N] [--address EP | --threads N]
              [--json FILE] [--csv FILE] [--quiet] [--check] [--list-arms]
            recarena-ab --learn-prior FILE --arms metats:prior=none[:...] --task-ids train:0-63 ...
     The second form learns a Meta-TS prior on the tasks (docs/agents.md 1.9) instead of a report.
@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "agents/ab/learn_prior.h"
 #include "agents/ab/report.h"
@@ -61,6 +62,9 @@ static void s_usage (FILE *f)
          "  --max-episode-steps N   truncation limit (default: the simulator's)\n"
          "  --seed N                seed of tasks' users and of the arms (default 1)\n"
          "  --address EP            server to use (default: the sims run in this process)\n"
+         "  --threads N             tasks played at once, each thread on its own sims in this\n"
+         "                          process; the same numbers for any N (default: the CPUs\n"
+         "                          online, at most the tasks; 1 with --address or --learn-prior)\n"
          "  --json FILE, --csv FILE write the report (plot the JSON: python -m recarena.plots)\n"
          "  --quiet                 no progress lines on stderr\n"
          "  --check                 a dry run: the checks a run makes before its first episode\n"
@@ -205,7 +209,7 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
   bool split_given = false, tasks_given = false;
   const char *curve_s = "0,1,2,5,10,20", *unit_s = "task", *credit_s = "clicked";
   const char *windows_s = NULL, *learn_path = NULL;
-  int tasks = 8, num_envs = 32, episodes = 0, bootstrap = 2000, mes = 0, frozen = 0;
+  int tasks = 8, num_envs = 32, episodes = 0, bootstrap = 2000, mes = 0, frozen = 0, threads = 0;
   unsigned long long seed = 1;
   bool quiet = false, bad = false, check = false;
   ra_error_t err;
@@ -262,6 +266,8 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
         mes = s_int (a, v, 0, 1 << 30, &bad);
       else if (!strcmp (a, "--address"))
         address = v;
+      else if (!strcmp (a, "--threads"))
+        threads = s_int (a, v, 1, 1024, &bad);
       else if (!strcmp (a, "--json"))
         json = v;
       else if (!strcmp (a, "--csv"))
@@ -293,6 +299,18 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
   if (tasks < 1 || num_envs < 1 || bootstrap < 1 || episodes < 0) {
     fprintf (stderr, "--tasks, --num-envs and --bootstrap must be positive\n");
     return 2;
+  }
+  if (threads > 1 && (address || learn_path)) {
+    fprintf (stderr, "recarena-ab: --threads %d: %s\n", threads,
+             address ? "threads play the sims in this process; with --address one server session "
+                       "plays every task (leave --threads out)"
+                     : "--learn-prior learns from the tasks in order, on one thread (leave --threads "
+                       "out)");
+    return 2;
+  }
+  if (threads == 0) {   /* the default: every CPU, unless the run drives one server session */
+    long cpus = sysconf (_SC_NPROCESSORS_ONLN);
+    threads = address || learn_path || cpus < 1 ? 1 : cpus > 1024 ? 1024 : (int) cpus;
   }
   /* the tasks: one parser for every task flag (docs/agents.md 2.7) */
   if (task_ids_s && (split_given || tasks_given)) {
@@ -454,7 +472,7 @@ static int s_main (int argc, char **argv, ra_kv_list_t *config)
     .episodes = episodes, .seed = seed, .config = config->items, .n_config = config->n,
     .max_episode_steps = mes, .frozen_episodes = frozen,
     .credit = credit_s[0] == 'c' ? RA_AB_CREDIT_CLICKED : RA_AB_CREDIT_METRIC,
-    .progress = quiet ? NULL : s_progress, .progress_ud = &prog,
+    .progress = quiet ? NULL : s_progress, .progress_ud = &prog, .threads = threads,
   };
   if (check) {   /* either form: --learn-prior's one arm is arms[1], as first says */
     rc = s_check (c, &o, arms + first, n_arms - first, tasks_text);

@@ -49,6 +49,7 @@ ra_err_t ra_ab_learn_prior (ra_client_t *c, const ra_ab_opts_t *opts, const ra_a
   memset (&l, 0, sizeof l);
   ra_ab_opts_t o = *opts;
   o.arm_hook = s_hook;
+  o.threads = 1;   /* the hyper-posterior learns from the tasks in order */
   o.arm_hook_ud = &l;
   ra_err_t rc = ra_ab_run (c, &o, arm, 1, res, err);
   if (rc != RA_OK) {

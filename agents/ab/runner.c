@@ -7,10 +7,14 @@
     until every env has finished `episodes` episodes. An env that ends is reset at once, alone
     (reset_mask), with the seed of its next episode, so every arm meets the same users at every
     episode start (common random numbers at every K, not only K = 0); the arm learns from all N
-    envs every step; stats count only each env's first `episodes` episodes.                  */
+    envs every step; stats count only each env's first `episodes` episodes.
+    With opts->threads > 1 (sims in this process only) tasks are handed out to that many workers,
+    each with its own env batch, playing every arm on the task it took; since a pair's play
+    depends only on its seeds, the numbers are the same bits for any number of threads.         */
 #include "agents/ab/runner.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,6 +240,74 @@ static void s_run_fini (s_run_t *s)
   free (s->items);
 }
 
+/* The buffers of one env batch of N envs, K candidates and slates of k (the observation's own
+   copies come with its first reply, s_copy_obs). False when out of memory (s_run_fini frees). */
+static bool s_run_alloc (s_run_t *s, int N, int K, int k)
+{
+  memset (s, 0, sizeof *s);
+  s->N = N;
+  s->K = K;
+  s->k = k;
+  s->scratch_n = (size_t) N * (4096 + (size_t) K * 512);
+  s->scratch = malloc (s->scratch_n * sizeof (float));
+  s->slates = calloc ((size_t) N * k, sizeof (int32_t));
+  s->oracle = calloc ((size_t) N * k, sizeof (int32_t));
+  s->reward = calloc ((size_t) N, sizeof (float));
+  s->credit = calloc ((size_t) N * k, sizeof (float));
+  s->clicked = calloc ((size_t) N * k, 1);
+  s->done = calloc ((size_t) N, 1);
+  s->mask = calloc ((size_t) N, sizeof (bool));
+  s->seeds = calloc ((size_t) N, sizeof (uint64_t));
+  s->eps = calloc ((size_t) N, sizeof (int));
+  s->ret = calloc ((size_t) N, sizeof (double));
+  return s->scratch && s->slates && s->oracle && s->reward && s->credit && s->clicked && s->done
+         && s->mask && s->seeds && s->eps && s->ret;
+}
+
+/* What the workers of one run share: the next task to hand out, the first error, and the
+   progress count (episodes of finished pairs, plus each worker's pair under way). */
+typedef struct {
+  pthread_mutex_t mu;
+  int next_task;
+  bool failed;
+  ra_err_t rc;
+  ra_error_t err;
+  double done, total;
+  int workers;
+  double *partial;                      /* [workers] episodes of each worker's pair under way */
+} s_shared_t;
+
+static void s_fail (s_shared_t *sh, ra_err_t rc, const ra_error_t *err)
+{
+  pthread_mutex_lock (&sh->mu);
+  if (!sh->failed) {
+    sh->failed = true;
+    sh->rc = rc;
+    sh->err = *err;
+  }
+  pthread_mutex_unlock (&sh->mu);
+}
+
+/* Tells opts->progress where the run stands: worker w's pair (arm, task t) has played
+   `partial` episodes, or with pair_done it has finished them all. */
+static void s_report (s_shared_t *sh, const ra_ab_opts_t *o, int w, const ra_ab_arm_t *arm, int t,
+                      double partial, bool pair_done)
+{
+  if (!o->progress)
+    return;
+  pthread_mutex_lock (&sh->mu);
+  if (pair_done) {
+    sh->done += partial;
+    partial = 0;
+  }
+  sh->partial[w] = partial;
+  double now = sh->done;
+  for (int j = 0; j < sh->workers; j++)
+    now += sh->partial[j];
+  o->progress (o->progress_ud, arm->spec, t, now, sh->total);
+  pthread_mutex_unlock (&sh->mu);
+}
+
 /* Copies the reply's observation into s (the arm learns on it after the next call). */
 static ra_err_t s_copy_obs (s_run_t *s, const ra_fields_t *obs, ra_obs_batch_t *view, ra_error_t *err)
 {
@@ -425,7 +497,7 @@ static ra_err_t s_check_arms (const ra_ab_opts_t *o, const ra_ab_arm_t *arms, in
    episode e always starts from ra_ab_episode_seed (.., i, e), whatever the arm did before. */
 static ra_err_t s_play (ra_ab_envs_t *e, const ra_ab_opts_t *o,
                         const ra_ab_arm_t *arm, int a, int t, s_run_t *s, ra_ab_result_t *res,
-                        double done_before, double total, ra_error_t *err)
+                        s_shared_t *sh, int w, ra_error_t *err)
 {
   const int N = s->N, k = s->k, E = o->episodes;
   const int64_t id = res->task_ids[t];
@@ -528,7 +600,7 @@ static ra_err_t s_play (ra_ab_envs_t *e, const ra_ab_opts_t *o,
       double d = 0;
       for (int i = 0; i < N; i++)
         d += s->eps[i] < E ? s->eps[i] : E;
-      o->progress (o->progress_ud, arm->spec, t, done_before + d, total);
+      s_report (sh, o, w, arm, t, d, false);
     }
   }
   qsort (s->items, s->n_items, sizeof *s->items, s_cmp_i64);
@@ -572,6 +644,59 @@ static ra_err_t s_make (ra_ab_envs_t *e, ra_client_t *c, const ra_ab_opts_t *o, 
   return ra_ab_envs_make (e, c, o->env_id, o->num_envs, o->seed, cfg, n, o->max_episode_steps, err);
 }
 
+typedef struct {
+  const ra_ab_opts_t *o;
+  const ra_ab_arm_t *arms;
+  int n_arms;
+  ra_ab_result_t *res;
+  bool oracle;                          /* make the batch with oracle=true */
+  s_shared_t *sh;
+  int w;                                /* this worker's index */
+} s_worker_t;
+
+/* Takes tasks one at a time until none is left or a worker has failed, and plays every arm on
+   each, on the env batch e with the buffers s. */
+static ra_err_t s_work (const s_worker_t *wk, ra_ab_envs_t *e, s_run_t *s, ra_error_t *err)
+{
+  const ra_ab_opts_t *o = wk->o;
+  for (;;) {
+    pthread_mutex_lock (&wk->sh->mu);
+    int t = wk->sh->failed ? o->tasks : wk->sh->next_task++;
+    pthread_mutex_unlock (&wk->sh->mu);
+    if (t >= o->tasks)
+      return RA_OK;
+    for (int a = 0; a < wk->n_arms; a++) {
+      ra_err_t rc = s_play (e, o, &wk->arms[a], a, t, s, wk->res, wk->sh, wk->w, err);
+      if (rc != RA_OK)
+        return rc;
+      s_report (wk->sh, o, wk->w, &wk->arms[a], t, (double) s->N * o->episodes, true);
+    }
+  }
+}
+
+/* A worker on a thread of its own, with its own env batch of the sims in this process. */
+static void *s_thread (void *ud)
+{
+  const s_worker_t *wk = ud;
+  ra_error_t err = { 0 };
+  ra_ab_envs_t env;
+  s_run_t s;
+  memset (&s, 0, sizeof s);
+  ra_err_t rc = s_make (&env, NULL, wk->o, wk->oracle, &err);
+  if (rc == RA_OK && !s_run_alloc (&s, wk->o->num_envs, env.K, env.k))
+    rc = ra_error_set (&err, RA_ERR_NOMEM, -1, "out of memory for %d envs", wk->o->num_envs);
+  if (rc == RA_OK)
+    rc = s_work (wk, &env, &s, &err);
+  if (rc != RA_OK)
+    ra_ab_envs_close (&env, NULL);
+  else
+    rc = ra_ab_envs_close (&env, &err);
+  s_run_fini (&s);
+  if (rc != RA_OK)
+    s_fail (wk->sh, rc, &err);
+  return NULL;
+}
+
 ra_err_t ra_ab_run (ra_client_t *c, const ra_ab_opts_t *o, const ra_ab_arm_t *arms, int n_arms,
                     ra_ab_result_t *res, ra_error_t *err)
 {
@@ -579,6 +704,13 @@ ra_err_t ra_ab_run (ra_client_t *c, const ra_ab_opts_t *o, const ra_ab_arm_t *ar
   if (n_arms < 1 || n_arms > RA_AB_MAX_ARMS || o->tasks < 1 || o->num_envs < 1 || o->episodes < 1)
     return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "need 1..%d arms and positive tasks, "
                          "num_envs and episodes", RA_AB_MAX_ARMS);
+  int workers = o->threads > 1 ? (o->threads < o->tasks ? o->threads : o->tasks) : 1;
+  if (workers > 1 && c)
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "threads: %d threads play the sims in this "
+                         "process; a server session belongs to one thread (give 1)", o->threads);
+  if (workers > 1 && o->arm_hook)
+    return ra_error_set (err, RA_ERR_BAD_CONFIG, -1, "threads: the arm hook sees the tasks in order, "
+                         "on one thread (give 1)");
   ra_ab_envs_t env;
   bool oracle = true;
   ra_err_t rc = s_make (&env, c, o, true, err);
@@ -592,10 +724,7 @@ ra_err_t ra_ab_run (ra_client_t *c, const ra_ab_opts_t *o, const ra_ab_arm_t *ar
     return rc;
   }
   s_run_t s;
-  memset (&s, 0, sizeof s);
-  s.N = o->num_envs;
-  s.K = env.K;
-  s.k = env.k;
+  bool allocated = s_run_alloc (&s, o->num_envs, env.K, env.k);
   res->arms = n_arms;
   res->tasks = o->tasks;
   res->num_envs = s.N;
@@ -608,21 +737,8 @@ ra_err_t ra_ab_run (ra_client_t *c, const ra_ab_opts_t *o, const ra_ab_arm_t *ar
     snprintf (res->arm_class[a], sizeof res->arm_class[a], "%s", arms[a].cls->name);
   }
   res->catalog_size = ra_ab_envs_catalog_size (&env, o->env_id, o->config, o->n_config);
-  s.scratch_n = (size_t) s.N * (4096 + (size_t) s.K * 512);
-  s.scratch = malloc (s.scratch_n * sizeof (float));
-  s.slates = calloc ((size_t) s.N * s.k, sizeof (int32_t));
-  s.oracle = calloc ((size_t) s.N * s.k, sizeof (int32_t));
-  s.reward = calloc ((size_t) s.N, sizeof (float));
-  s.credit = calloc ((size_t) s.N * s.k, sizeof (float));
-  s.clicked = calloc ((size_t) s.N * s.k, 1);
-  s.done = calloc ((size_t) s.N, 1);
-  s.mask = calloc ((size_t) s.N, sizeof (bool));
-  s.seeds = calloc ((size_t) s.N, sizeof (uint64_t));
   res->task_ids = malloc ((size_t) o->tasks * sizeof *res->task_ids);
-  s.eps = calloc ((size_t) s.N, sizeof (int));
-  s.ret = calloc ((size_t) s.N, sizeof (double));
-  if (!s.scratch || !s.slates || !s.oracle || !s.reward || !s.credit || !s.clicked || !s.done
-      || !s.eps || !s.ret || !s.mask || !s.seeds || !res->task_ids) {
+  if (!allocated || !res->task_ids) {
     rc = ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory for %d envs", s.N);
     goto out;
   }
@@ -676,15 +792,45 @@ ra_err_t ra_ab_run (ra_client_t *c, const ra_ab_opts_t *o, const ra_ab_arm_t *ar
   if ((rc = s_check_arms (o, arms, n_arms, &s, res, err)) != RA_OK || o->check_only
       || (rc = s_alloc_cells (res, err)) != RA_OK)
     goto out;
-  double total = (double) n_arms * o->tasks * s.N * o->episodes, done = 0;
-  for (int t = 0; t < o->tasks; t++)
-    for (int a = 0; a < n_arms; a++) {
-      if ((rc = s_play (&env, o, &arms[a], a, t, &s, res, done, total, err)) != RA_OK)
-        goto out;
-      done += (double) s.N * o->episodes;
-      if (o->progress)
-        o->progress (o->progress_ud, arms[a].spec, t, done, total);
+  {
+    /* worker 0 is this thread, on the batch already made and probed; the others make their own */
+    s_shared_t sh = { .total = (double) n_arms * o->tasks * s.N * o->episodes, .workers = workers };
+    s_worker_t *wk = calloc ((size_t) workers, sizeof *wk);
+    pthread_t *tid = calloc ((size_t) workers, sizeof *tid);
+    int started = 0;
+    sh.partial = calloc ((size_t) workers, sizeof *sh.partial);
+    if (!wk || !tid || !sh.partial) {
+      free (wk);
+      free (tid);
+      free (sh.partial);
+      rc = ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory for %d workers", workers);
+      goto out;
     }
+    pthread_mutex_init (&sh.mu, NULL);
+    for (int w = 0; w < workers; w++)
+      wk[w] = (s_worker_t) { .o = o, .arms = arms, .n_arms = n_arms, .res = res, .oracle = oracle,
+                             .sh = &sh, .w = w };
+    for (int w = 1; w < workers; w++, started++)
+      if (pthread_create (&tid[w], NULL, s_thread, &wk[w]) != 0) {
+        ra_error_t why = { 0 };
+        s_fail (&sh, ra_error_set (&why, RA_ERR_INTERNAL, -1, "cannot start worker thread %d", w), &why);
+        break;
+      }
+    ra_error_t why = { 0 };
+    ra_err_t rc0 = s_work (&wk[0], &env, &s, &why);
+    if (rc0 != RA_OK)
+      s_fail (&sh, rc0, &why);
+    for (int w = 1; w <= started; w++)
+      pthread_join (tid[w], NULL);
+    pthread_mutex_destroy (&sh.mu);
+    free (wk);
+    free (tid);
+    free (sh.partial);
+    if (sh.failed) {
+      rc = sh.rc;
+      *err = sh.err;
+    }
+  }
 out:
   if (rc != RA_OK)
     ra_ab_envs_close (&env, NULL);

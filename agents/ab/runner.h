@@ -2,7 +2,8 @@
     tasks, users and episode starts (common random numbers at every episode, section 2.1)
     on a server through a protocol client, or on the same sims in this process (agents/ab/envs.h),
     and keeps raw sums per (arm, task, env). Statistics live in stats.h, tables and files in
-    report.h. A runner call belongs to one thread (it drives one client or batch).             */
+    report.h. A runner call drives one client from its caller's thread, or with opts.threads
+    the sims in this process from several.                                                      */
 #ifndef RA_AGENTS_AB_RUNNER_H
 #define RA_AGENTS_AB_RUNNER_H
 
@@ -71,6 +72,10 @@ typedef struct {
      the run's shape (arms, tasks and their ids, the sim's fields) but no cells: nothing to
      report. The arm hook is not called (no arm plays). */
   bool check_only;
+  /* Tasks are played by this many threads at once (0 or 1: this one), each with its own env
+     batch: the sims in this process only (c NULL), and no arm hook. The numbers are the same
+     bits for any number. */
+  int threads;
 } ra_ab_opts_t;
 
 /* Sums over one env's first `episodes` episodes on one task. */

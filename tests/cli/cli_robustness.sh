@@ -109,8 +109,8 @@ case "$name" in
                  --num-envs 1 --episodes 1 --seed 1 --config a=1 --curve-episodes 0,1
                  --unit task --bootstrap 10 --credit clicked --max-episode-steps 5
                  --address tcp://127.0.0.1:1 --json x.json --csv x.csv --task-ids test:0-1
-                 --windows 3-7 --learn-prior x)
-    numeric_flags=(--tasks --num-envs --episodes --seed --bootstrap --max-episode-steps)
+                 --windows 3-7 --learn-prior x --threads 1)
+    numeric_flags=(--tasks --num-envs --episodes --seed --bootstrap --max-episode-steps --threads)
     setting_flags=(--config) ;;
   recarena-meta)
     value_flags=(--env ECommerce-v1 --algo reptile --train-tasks train:0-3 --val-tasks val:0-1
