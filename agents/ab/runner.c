@@ -697,6 +697,45 @@ static void *s_thread (void *ud)
   return NULL;
 }
 
+/* Plays every arm on every task with `workers` workers: this thread on the batch e (made and
+   probed by the caller) and buffers s, the others on threads with batches of their own. If a
+   thread cannot be started, the run goes on with those that were. */
+static ra_err_t s_play_all (ra_ab_envs_t *e, s_run_t *s, const ra_ab_opts_t *o, const ra_ab_arm_t *arms,
+                            int n_arms, ra_ab_result_t *res, bool oracle, int workers, ra_error_t *err)
+{
+  s_shared_t sh = { .total = (double) n_arms * o->tasks * s->N * o->episodes, .workers = workers };
+  s_worker_t *wk = calloc ((size_t) workers, sizeof *wk);
+  pthread_t *tid = calloc ((size_t) workers, sizeof *tid);
+  sh.partial = calloc ((size_t) workers, sizeof *sh.partial);
+  if (!wk || !tid || !sh.partial) {
+    free (wk);
+    free (tid);
+    free (sh.partial);
+    return ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory for %d workers", workers);
+  }
+  pthread_mutex_init (&sh.mu, NULL);
+  for (int w = 0; w < workers; w++)
+    wk[w] = (s_worker_t) { .o = o, .arms = arms, .n_arms = n_arms, .res = res, .oracle = oracle,
+                           .sh = &sh, .w = w };
+  int started = 1;
+  while (started < workers && pthread_create (&tid[started], NULL, s_thread, &wk[started]) == 0)
+    started++;
+  ra_error_t why = { 0 };
+  ra_err_t rc = s_work (&wk[0], e, s, &why);
+  if (rc != RA_OK)
+    s_fail (&sh, rc, &why);
+  for (int w = 1; w < started; w++)
+    pthread_join (tid[w], NULL);
+  pthread_mutex_destroy (&sh.mu);
+  free (wk);
+  free (tid);
+  free (sh.partial);
+  if (!sh.failed)
+    return RA_OK;
+  *err = sh.err;
+  return sh.rc;
+}
+
 ra_err_t ra_ab_run (ra_client_t *c, const ra_ab_opts_t *o, const ra_ab_arm_t *arms, int n_arms,
                     ra_ab_result_t *res, ra_error_t *err)
 {
@@ -792,45 +831,7 @@ ra_err_t ra_ab_run (ra_client_t *c, const ra_ab_opts_t *o, const ra_ab_arm_t *ar
   if ((rc = s_check_arms (o, arms, n_arms, &s, res, err)) != RA_OK || o->check_only
       || (rc = s_alloc_cells (res, err)) != RA_OK)
     goto out;
-  {
-    /* worker 0 is this thread, on the batch already made and probed; the others make their own */
-    s_shared_t sh = { .total = (double) n_arms * o->tasks * s.N * o->episodes, .workers = workers };
-    s_worker_t *wk = calloc ((size_t) workers, sizeof *wk);
-    pthread_t *tid = calloc ((size_t) workers, sizeof *tid);
-    int started = 0;
-    sh.partial = calloc ((size_t) workers, sizeof *sh.partial);
-    if (!wk || !tid || !sh.partial) {
-      free (wk);
-      free (tid);
-      free (sh.partial);
-      rc = ra_error_set (err, RA_ERR_NOMEM, -1, "out of memory for %d workers", workers);
-      goto out;
-    }
-    pthread_mutex_init (&sh.mu, NULL);
-    for (int w = 0; w < workers; w++)
-      wk[w] = (s_worker_t) { .o = o, .arms = arms, .n_arms = n_arms, .res = res, .oracle = oracle,
-                             .sh = &sh, .w = w };
-    for (int w = 1; w < workers; w++, started++)
-      if (pthread_create (&tid[w], NULL, s_thread, &wk[w]) != 0) {
-        ra_error_t why = { 0 };
-        s_fail (&sh, ra_error_set (&why, RA_ERR_INTERNAL, -1, "cannot start worker thread %d", w), &why);
-        break;
-      }
-    ra_error_t why = { 0 };
-    ra_err_t rc0 = s_work (&wk[0], &env, &s, &why);
-    if (rc0 != RA_OK)
-      s_fail (&sh, rc0, &why);
-    for (int w = 1; w <= started; w++)
-      pthread_join (tid[w], NULL);
-    pthread_mutex_destroy (&sh.mu);
-    free (wk);
-    free (tid);
-    free (sh.partial);
-    if (sh.failed) {
-      rc = sh.rc;
-      *err = sh.err;
-    }
-  }
+  rc = s_play_all (&env, &s, o, arms, n_arms, res, oracle, workers, err);
 out:
   if (rc != RA_OK)
     ra_ab_envs_close (&env, NULL);
